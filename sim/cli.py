@@ -1,0 +1,176 @@
+"""Command-line entry point `skillsim` (also `python -m sim`): the only place Hydra meets the model.
+
+`skillsim` composes configs/config.yaml with the overrides, checks every value, runs the forecast
+and writes the run folder (Hydra's output directory) atomically. User mistakes end with one line on
+stderr and a documented exit code (sim.errors), never a traceback, and leave no result folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from .config import RunConfig, from_mapping
+from .errors import EXIT_INTERRUPTED, ConfigError, SkillsimError
+from .model import WorkforceModel
+from .results import prepare_target, write_run
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+log = logging.getLogger("skillsim")
+EDGE_KEYS = ("hydra",)  # keys of the composed config that are not model parameters
+
+
+def register_schema() -> None:
+    """Make RunConfig the schema of the composed config: every key, its type and default."""
+    ConfigStore.instance().store(name="run_schema", node=RunConfig)
+
+
+def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
+                 overrides: list[str] | None = None) -> Path:
+    """Run one forecast and write its folder. The plain function behind `skillsim`."""
+    run_dir = Path(run_dir)
+    prepare_target(run_dir)
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    model = WorkforceModel(cfg)
+    log.info("%s / %s: %d agents (weight %.2f), %d months from %d, seed %d", cfg.region.name, cfg.scenario,
+             cfg.n_agents, cfg.weight, cfg.n_months, cfg.start_year, model.run_seed)
+    model.run()
+    path = write_run(run_dir, cfg, model.series(), composed=composed, overrides=overrides, started=started)
+    row = model.row
+    log.info("%s: high-skill share %.1f%%, mean income %.0f yuan; %.1f s; wrote %s", model.dates[-1],
+             100 * row["high_skill_share"], row["income_mean"], time.perf_counter() - t0, path)
+    return path
+
+
+def config_from_hydra(dcfg: DictConfig) -> tuple[RunConfig, dict]:
+    """Checked RunConfig and the plain composed dict (without the hydra node)."""
+    data = OmegaConf.to_container(dcfg, resolve=True)
+    for key in EDGE_KEYS:
+        data.pop(key, None)
+    return from_mapping(data), data
+
+
+def _remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def fail(err: SkillsimError | str, code: int | None = None) -> None:
+    """Print one line to stderr and exit with the error's code."""
+    msg = str(err)
+    print(f"skillsim: {msg}", file=sys.stderr)
+    raise SystemExit(code if code is not None else getattr(err, "exit_code", 2))
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
+def _hydra_task(dcfg: DictConfig) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        cfg, data = config_from_hydra(dcfg)
+        run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task))
+    except SkillsimError as err:
+        _remove_if_empty(run_dir)
+        fail(err)
+    except KeyboardInterrupt:
+        _remove_if_empty(run_dir)
+        fail("interrupted; no result folder was written", EXIT_INTERRUPTED)
+
+
+# -- one-line errors for what Hydra rejects before the task runs ----------------------------------
+
+def explain(exc: BaseException) -> str:
+    """Turn a Hydra/OmegaConf composition error into one line naming the field and what is allowed."""
+    text = str(exc)
+    cause = exc.__cause__
+    m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+    if m:
+        group, choice = m.groups()
+        section = text.split("Available options", 1)[-1].split("Config search path", 1)[0]
+        opts = [o for o in re.findall(r"^\t(\S+)$", section, flags=re.M) if "=" not in o]
+        allowed = ", ".join(opts) if opts else f"an existing file in configs/{group}/"
+        return str(ConfigError(group, choice, f"one of {allowed}"))
+    full_key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
+    if full_key:
+        inner = cause if getattr(cause, "full_key", None) else exc
+        first = str(getattr(inner, "msg", inner)).splitlines()[0]
+        m = re.search(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", first)
+        if m:
+            value, _, kind = m.groups()
+            allowed = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}.get(kind, kind)
+            return str(ConfigError(full_key, value, allowed))
+        if "not in" in first or "not in struct" in first:
+            return f"config error: unknown key {full_key!r}; see `skillsim --cfg job` for the keys"
+        return f"config error: {full_key}: {first}"
+    m = re.search(r"Could not override '([^']+)'", text)
+    if m:
+        return f"config error: unknown key {m.group(1)!r}; see `skillsim --cfg job` for the keys"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
+    return f"config error: {first}"
+
+
+HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+                          "--experimental-rerun", "--info", "-i", "--package", "-p", "--cfg", "-c"}
+
+
+def _overrides(argv: list[str]) -> list[str] | None:
+    """The overrides in argv, or None if argv asks Hydra for something other than a single run."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in ("-m", "--multirun", "-h", "--help", "--hydra-help", "--version", "--shell-completion", "-sc"):
+            return None
+        if a in HYDRA_FLAGS_WITH_VALUE:
+            return None
+        if a.startswith("-"):
+            return None
+        out.append(a)
+    return out
+
+
+def preflight(overrides: list[str]) -> None:
+    """Compose and check the config the run will use; exit with one line if anything is wrong."""
+    from hydra import compose, initialize_config_dir
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            dcfg = compose(config_name="config", overrides=overrides)
+            config_from_hydra(dcfg)
+    except SkillsimError as err:
+        fail(err)
+    except Exception as exc:  # Hydra/OmegaConf composition errors: user input, reported in one line
+        fail(explain(exc), 2)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _sigterm(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`skillsim [overrides]`: run a forecast. With no arguments: Chongqing baseline to 2035."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    register_schema()
+    signal.signal(signal.SIGTERM, _sigterm)
+    overrides = _overrides(argv)
+    if overrides is not None:
+        preflight(overrides)
+    sys.argv = [sys.argv[0]] + argv
+    _hydra_task()

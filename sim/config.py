@@ -1,0 +1,411 @@
+"""Typed run parameters, with their ranges and sources, and the checks that enforce them.
+
+The core takes these dataclasses; it never sees Hydra. `from_mapping` builds them from a plain dict
+(Hydra's composed config, a YAML file, a test) and checks every value, so a wrong value fails before
+anything is allocated, with one line naming the field, the value and what is allowed.
+
+Every numeric field states where its default comes from: a `targets.csv` row id, a derivation from
+rows, or "assumption". `docs/model.md` lists them and `tests/test_config.py` checks the row ids.
+Defaults describe the Chongqing status quo, so `WorkforceModel(seed=1)` is a sensible run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, get_args, get_origin, get_type_hints
+
+from .errors import ConfigError
+from .ladder import N_LEVELS
+
+
+def spec(default: Any, source: str, lo: float | None = None, hi: float | None = None, *,
+         choices: tuple | None = None, length: int | None = None, doc: str = "",
+         lo_open: bool = False) -> Any:
+    """A dataclass field with its source, range and meaning attached as metadata."""
+    meta = {"source": source, "lo": lo, "hi": hi, "choices": choices, "length": length,
+            "doc": doc, "lo_open": lo_open}
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# Chongqing skilled-worker mix at end-2022 over levels 1..7: high-skill total 0.314 (cq_hs_2022) split
+# over levels 3/4/5 in the national 2021 proportions (nat_mix_2021_L3/L4/L5); levels 6-7 at the
+# national ratio of appointed principal/chief technicians to skilled workers (nat_top_levels / 200M);
+# levels 1-2 split evenly (assumption: no official split, note of nat_mix_2021_L12).
+_CQ_MIX = [0.343, 0.343, 0.245944, 0.052328, 0.015698, 0.00002, 0.00001]
+
+
+@dataclass
+class RegionParams:
+    """A region's workforce at the start date and its status-quo policy."""
+
+    name: str = spec("chongqing", "preset", doc="preset name")
+    label_en: str = spec("Chongqing", "preset")
+    label_zh: str = spec("重庆", "preset")
+    observed: str = spec("2022-12", "cq_hs_2022", doc="date (YYYY-MM) of the initial state")
+    population: float = spec(5_700_000, "cq_industrial_workers", 1, 2e9,
+                             doc="workers modelled (certificate holders and apprentices)")
+    uncertified_share: float = spec(0.117, "derived: 1 - cq_skilled_2022 / cq_industrial_workers", 0, 1,
+                                    doc="share of the workforce at level 0 (apprentices, no certificate)")
+    skilled_mix: list[float] = spec(_CQ_MIX, "cq_hs_2022, nat_mix_2021_L3..L5, nat_top_levels; L1/L2 split assumption",
+                                    0, 1, length=N_LEVELS - 1,
+                                    doc="shares of levels 1..7 among certificate holders, summing to 1")
+    mean_age: float = spec(43.2, "prior_age", 16, 64, doc="mean age of the workforce, years")
+    age_sd: float = spec(10.0, "assumption", 0, 30, doc="standard deviation of age, years")
+    level_age_step: float = spec(2.0, "assumption", 0, 10, doc="extra years of mean age per level above 2")
+    female_share: float = spec(0.30, "assumption", 0, 1, doc="share of women among workers and entrants")
+    growth_per_year: float = spec(0.0, "assumption", -0.2, 0.2, doc="growth of the workforce per year")
+    n_firms: int = spec(2500, "cq_comp_2024 note (2500+ units)", 1, 10_000_000, doc="firms in the region")
+    base_wage: float = spec(60000.0, "assumption (about 0.6 of wage_sh_2022_L1)", 0, 1e7, lo_open=True,
+                            doc="median annual wage of a 初级工 at the start, yuan")
+    training_budget_per_worker_year: float = spec(
+        67.5, "derived: cq_training_cost (2.5bn yuan, 2019-2025) / cq_industrial_workers / 6.5 years", 0, 1e6,
+        doc="status-quo government training subsidy, yuan per worker per year")
+    competition_participation: float = spec(
+        0.386, "derived: cq_comp_2024 / cq_industrial_workers", 0, 12,
+        doc="status-quo competition participations per worker per year")
+    studios: float = spec(710.0, "derived: interpolated between cq_studios_2020 and cq_studios_2024", 0, 1e7,
+                          doc="innovation studios at the start")
+    studio_growth_per_year: float = spec(87.0, "derived: (cq_studios_2024 - cq_studios_2020) / 4.75 years",
+                                         -1e6, 1e6, doc="studios added per year in the status quo")
+    high_skill_target: float = spec(0.35, "nat_target_2025 note (eastern provinces 35%); assumption for Chongqing",
+                                    0, 1, doc="policy target for the high-skill share (charts)")
+    high_skill_target_year: int = spec(2030, "assumption", 1990, 2100, doc="year of that target")
+
+
+@dataclass
+class HorizonParams:
+    """Simulated calendar span. The state at the start is the region's observed date."""
+
+    start_year: int | None = spec(None, "region.observed", 1990, 2100,
+                                  doc="first simulated year; default: the year after region.observed")
+    end_year: int = spec(2035, "issue 2", 1990, 2100, doc="last simulated year (through December)")
+
+
+@dataclass
+class BehaviourParams:
+    """Free behavioural parameters (the calibration's unknowns)."""
+
+    mastery_months: list[float] = spec([15.0, 54.0, 66.0, 60.0, 72.0], "assumption (about 1.2x rule_wait_*)",
+                                       1, 600, length=5,
+                                       doc="months for an aptitude-1 worker to meet the standard at levels 0..4")
+    aptitude_sd: float = spec(0.3, "assumption", 0, 2, doc="sd of log aptitude (learning speed)")
+    pass_prob: list[float] = spec([0.85, 0.75, 0.6, 0.4, 0.3], "assumption", 0, 1, length=5,
+                                  doc="pass probability of the assessment for levels 1..5")
+    sit_rate: list[float] = spec([0.5, 0.08, 0.06, 0.05, 0.04], "assumption (to calibrate against nat_cert_flow)",
+                                 0, 1, length=5,
+                                 doc="annual chance that an eligible worker at levels 0..4 without training sits")
+    trained_sit_prob: float = spec(0.5, "assumption", 0, 1,
+                                   doc="chance per round that an eligible worker with training credit sits")
+    assessment_months: list[int] = spec([3, 6, 9, 12], "assumption", 1, 12, doc="calendar months with assessments")
+    turnover_per_year: float = spec(0.157, "prior_turnover", 0, 1, doc="annual separations, manufacturing")
+    turnover_level_factor: list[float] = spec([1.3, 1.1, 1.0, 0.8, 0.6, 0.5, 0.4, 0.4], "assumption", 0, 5,
+                                              length=N_LEVELS, doc="turnover multiplier by level (falls with level)")
+    leave_share: float = spec(0.2, "assumption", 0, 1,
+                              doc="share of separations that leave the regional workforce; the rest change firm")
+    appointment_rate: list[float] = spec([0.0004, 0.02], "nat_top_levels (scale); split assumption", 0, 1,
+                                         length=2, doc="annual appointment rate 5->6 and 6->7")
+    appointment_min_years: float = spec(3.0, "assumption", 0, 40, doc="years at level before appointment")
+    entrant_junior_share: float = spec(0.3, "assumption", 0, 1,
+                                       doc="share of entrants arriving with a junior certificate")
+    entrant_age_mean: float = spec(20.0, "assumption", 16, 40, doc="mean entry age, years")
+    entrant_age_sd: float = spec(2.5, "assumption", 0, 10, doc="sd of entry age, years")
+
+
+@dataclass
+class RetirementParams:
+    """Statutory retirement ages and the phased 2025 reform (rule_retirement)."""
+
+    male_from: float = spec(60.0, "rule_retirement", 40, 80)
+    male_to: float = spec(63.0, "rule_retirement", 40, 80)
+    female_from: float = spec(50.0, "rule_retirement (women workers)", 40, 80)
+    female_to: float = spec(55.0, "rule_retirement (women workers)", 40, 80)
+    reform_start: str = spec("2025-01", "rule_retirement")
+    male_months_per_step: int = spec(4, "rule_retirement (one month later every 4 months)", 1, 60)
+    female_months_per_step: int = spec(2, "rule_retirement (one month later every 2 months)", 1, 60)
+
+
+@dataclass
+class WageParams:
+    """Pay: level ladder x firm premium x individual factor, with nominal growth."""
+
+    growth_per_year: float = spec(0.054, "wage_growth (low end)", -0.5, 1, doc="nominal wage growth")
+    apprentice_pay_ratio: float = spec(0.7, "assumption", 0, 1, lo_open=True, doc="apprentice pay / 初级工 pay")
+    firm_premium_sd: float = spec(0.15, "assumption", 0, 2, doc="sd of log firm wage premium")
+    individual_sd: float = spec(0.25, "assumption", 0, 2, doc="sd of log individual wage factor")
+    craftsman_salary: bool = spec(False, "rule_craftsman_salary", doc="pay levels 6-7 at least the craftsman salary")
+    craftsman_salary_floor: list[float] = spec([200000.0, 250000.0], "rule_craftsman_salary", 0, 1e8, length=2,
+                                               doc="annual floor for levels 6 and 7, yuan (start-year prices)")
+    middle_income_threshold: float = spec(100000.0, "assumption", 0, 1e8,
+                                          doc="annual income counted as middle income, yuan")
+
+
+@dataclass
+class FirmParams:
+    """Firm population: sizes, pay premium, levy and competition fund."""
+
+    size_alpha: float = spec(1.1, "assumption (Zipf-like firm sizes)", 0.1, 5, lo_open=True)
+    levy_rate: list[float] = spec([0.015, 0.025], "rule_training_levy", 0, 0.08, length=2,
+                                  doc="training levy range, share of payroll")
+    levy_frontline_share: float = spec(0.6, "rule_training_levy (at least 60% on front-line workers)", 0.6, 1)
+    competition_fund_rate: float = spec(0.01, "rule_comp_fund", 0, 0.1, doc="competition fund, share of payroll")
+
+
+@dataclass
+class TrainingParams:
+    """Training lever: subsidised places bought from a budget."""
+
+    enabled: bool = spec(True, "scenario")
+    intensity: float = spec(1.0, "scenario", 0, 100, doc="multiplier on the status-quo budget")
+    cost_per_place: float = spec(1200.0, "cq_training_cost", 0, 1e6, lo_open=True,
+                                 doc="yuan per person-time at the start; grows with wages")
+    levy_upgrade_share: float = spec(0.05, "assumption", 0, 1,
+                                     doc="share of the front-line levy that buys skill-upgrade places")
+    allocation: str = spec("random", "assumption", choices=("random", "lowest_level", "near_standard"),
+                           doc="who gets a place")
+    eligible_max_level: int = spec(4, "ladder (certifiable levels)", 0, 4)
+    progress_gain: float = spec(0.10, "assumption", 0, 5, doc="progress (standards) gained per course")
+    wait_credit_months: int = spec(6, "assumption (cap from rule_wait_* notes)", 0, 60,
+                                   doc="months off the wait per course, capped at two years")
+
+
+@dataclass
+class CompetitionParams:
+    """Competition lever: events, participants, promotion of the best (以赛代评)."""
+
+    enabled: bool = spec(True, "scenario")
+    intensity: float = spec(1.0, "scenario", 0, 100, doc="multiplier on status-quo participation")
+    events_per_year: int = spec(4, "assumption", 1, 12, doc="competition rounds per year")
+    eligible_levels: list[int] = spec([1, 4], "rule_comp_promo", 0, 5, length=2,
+                                      doc="lowest and highest level that may take part")
+    selection: str = spec("progress", "assumption", choices=("random", "progress"),
+                          doc="how firms pick participants")
+    promote_fraction: float = spec(0.022, "nat_comp_promo_rate", 0, 1, doc="share of participants promoted")
+    cooldown_months: int = spec(12, "rule_comp_promo (at most one promotion a year)", 0, 120)
+    prep_progress_gain: float = spec(0.03, "assumption", 0, 5, doc="progress gained by preparing (以赛促训)")
+    luck_sd: float = spec(0.5, "assumption", 0, 10, doc="sd of luck in the score")
+    prize_per_promotion: float = spec(3000.0, "assumption", 0, 1e7, doc="prize paid into income, yuan")
+    subsidised_events_per_year: float = spec(20.0, "assumption", 0, 1e6, doc="key competitions subsidised")
+    subsidy_per_event: float = spec(200000.0, "rule_comp_subsidy", 0, 1e9, doc="yuan per key competition")
+
+
+@dataclass
+class StudioParams:
+    """Studio lever: masters mentor members, who learn faster and may be promoted out of turn."""
+
+    enabled: bool = spec(True, "scenario")
+    intensity: float = spec(1.0, "scenario", 0, 100, doc="multiplier on status-quo studios and growth")
+    members_per_studio: float = spec(17.4, "derived: cq_studios_2024 note (15000 members / 860 studios)", 0, 1000)
+    master_min_level: int = spec(4, "issue 2 (技师 or above)", 3, 7)
+    masters_share_max: float = spec(0.2, "assumption", 0, 1,
+                                    doc="largest share of workers at master level who can lead a studio")
+    member_levels: list[int] = spec([1, 4], "assumption", 0, 4, length=2, doc="levels that may join")
+    term_months: int = spec(24, "assumption", 1, 240, doc="months of membership")
+    learning_multiplier: float = spec(1.5, "prior_mentoring (low end)", 1, 10, doc="members' learning speed")
+    fast_track_rate: float = spec(0.1, "assumption (rule_fast_track)", 0, 1,
+                                  doc="annual chance a ready member is promoted out of turn")
+    subsidy_per_studio: float = spec(200000.0, "rule_studio_subsidy", 0, 1e9, doc="yuan per studio over 3 years")
+
+
+@dataclass
+class LeverParams:
+    """The three policy levers, applied in this order each month."""
+
+    training: TrainingParams = field(default_factory=TrainingParams)
+    competition: CompetitionParams = field(default_factory=CompetitionParams)
+    studio: StudioParams = field(default_factory=StudioParams)
+
+
+@dataclass
+class RunConfig:
+    """Everything one run needs. Defaults: Chongqing status quo, 100,000 agents, fixed seed."""
+
+    region: RegionParams = field(default_factory=RegionParams)
+    scenario: str = spec("baseline", "scenario")
+    horizon: HorizonParams = field(default_factory=HorizonParams)
+    n_agents: int = spec(100_000, "issue 2", 1, None, doc="simulated agents (each carries a weight)")
+    seed: int = spec(20221231, "fixed default", 0, 2**63 - 1)
+    replicate: int = spec(0, "sweeps", 0, 1_000_000, doc="replicate index (seed derivation)")
+    behaviour: BehaviourParams = field(default_factory=BehaviourParams)
+    retirement: RetirementParams = field(default_factory=RetirementParams)
+    wages: WageParams = field(default_factory=WageParams)
+    firms: FirmParams = field(default_factory=FirmParams)
+    levers: LeverParams = field(default_factory=LeverParams)
+    cert_subsidy: list[float] = spec([1000.0, 1500.0, 2000.0, 2000.0, 2000.0],
+                                     "rule_cert_subsidy (levels 1-3); levels 4-5 assumption (as level 3)",
+                                     0, 1e7, length=5, doc="government subsidy per certificate for levels 1..5, yuan")
+    targets_file: str = spec("", "packaged copy of targets.csv", doc="path of a targets file; empty: packaged")
+    max_memory_gb: float = spec(16.0, "machine (24 GiB)", 0, 1e6, lo_open=True,
+                                doc="refuse runs whose estimated memory exceeds this")
+
+    # -- derived --------------------------------------------------------------------------
+    @property
+    def start_year(self) -> int:
+        if self.horizon.start_year is not None:
+            return self.horizon.start_year
+        return int(self.region.observed[:4]) + 1
+
+    @property
+    def n_months(self) -> int:
+        return (self.horizon.end_year - self.start_year + 1) * 12
+
+    @property
+    def weight(self) -> float:
+        """People represented by each simulated agent."""
+        return self.region.population / self.n_agents
+
+
+# ------------------------------------------------------------------------------------------
+# Checking and building
+# ------------------------------------------------------------------------------------------
+
+BYTES_PER_AGENT = 64  # state arrays plus per-step temporaries; see benchmarks/README.md
+
+
+def _fmt_range(m: dict) -> str:
+    lo, hi = m.get("lo"), m.get("hi")
+    left = "(" if m.get("lo_open") else "["
+    if lo is not None and hi is not None:
+        return f"a number in {left}{lo}, {hi}]"
+    if lo is not None:
+        return f"a number {'>' if m.get('lo_open') else '>='} {lo}"
+    if hi is not None:
+        return f"a number <= {hi}"
+    return "a number"
+
+
+def _check_number(path: str, value: Any, kind: type, m: dict) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        else:
+            what = "an integer" if kind is int else "a number"
+            raise ConfigError(path, value, f"{what}, {_fmt_range(m)}" if m.get("lo") is not None else what)
+    if kind is int:
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ConfigError(path, value, f"an integer, {_fmt_range(m)}")
+            value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(path, value, f"a finite number, {_fmt_range(m)}")
+    lo, hi = m.get("lo"), m.get("hi")
+    if (lo is not None and (value < lo or (m.get("lo_open") and value == lo))) or (hi is not None and value > hi):
+        raise ConfigError(path, value, _fmt_range(m))
+    return value
+
+
+def _check_value(path: str, value: Any, tp: Any, m: dict) -> Any:
+    origin = get_origin(tp)
+    if origin is list:
+        (elem,) = get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(path, value, f"a list of {m.get('length') or ''} numbers".replace("  ", " "))
+        if m.get("length") is not None and len(value) != m["length"]:
+            raise ConfigError(path, list(value), f"a list of exactly {m['length']} numbers")
+        return [_check_number(f"{path}[{i}]", v, elem, m) for i, v in enumerate(value)]
+    if origin is not None and type(None) in get_args(tp):  # Optional[...]
+        if value is None:
+            return None
+        (inner,) = [a for a in get_args(tp) if a is not type(None)]
+        return _check_value(path, value, inner, m)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, value, "true or false")
+        return value
+    if tp in (int, float):
+        return _check_number(path, value, tp, m)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, value, "a string")
+        if m.get("choices") and value not in m["choices"]:
+            raise ConfigError(path, value, "one of " + ", ".join(m["choices"]))
+        return value
+    raise TypeError(f"unsupported config type {tp} at {path}")  # programming error, not user input
+
+
+def from_mapping(data: dict | None, cls: type = RunConfig, path: str = "") -> Any:
+    """Build `cls` from a nested dict, checking names, types and ranges of every value."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path or "config", data, f"a mapping of {cls.__name__} fields")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = f"{path}.{unknown[0]}" if path else str(unknown[0])
+        raise ConfigError(key, data[unknown[0]], "a known key: " + ", ".join(sorted(fields)))
+    kwargs = {}
+    for name, value in data.items():
+        f, tp, sub = fields[name], hints[name], f"{path}.{name}" if path else name
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = from_mapping(value, tp, sub)
+        else:
+            kwargs[name] = _check_value(sub, value, tp, dict(f.metadata))
+    obj = cls(**kwargs)
+    if cls is RunConfig:
+        check_cross_fields(obj)
+    return obj
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Re-check a RunConfig built in Python (e.g. by a test or notebook) and return it."""
+    return from_mapping(to_dict(cfg))
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain nested dict of a config dataclass (for YAML/JSON output)."""
+    return dataclasses.asdict(cfg)
+
+
+def _check_month(path: str, value: str) -> tuple[int, int]:
+    try:
+        y, m = value.split("-")
+        y, m = int(y), int(m)
+        if not 1 <= m <= 12:
+            raise ValueError
+    except ValueError:
+        raise ConfigError(path, value, "a date YYYY-MM") from None
+    return y, m
+
+
+def check_cross_fields(cfg: RunConfig) -> None:
+    """Checks that involve more than one field."""
+    _check_month("region.observed", cfg.region.observed)
+    _check_month("retirement.reform_start", cfg.retirement.reform_start)
+    mix_sum = sum(cfg.region.skilled_mix)
+    if abs(mix_sum - 1.0) > 1e-3:
+        raise ConfigError("region.skilled_mix", cfg.region.skilled_mix, f"shares summing to 1 (they sum to {mix_sum:.4f})")
+    if cfg.horizon.end_year < cfg.start_year:
+        raise ConfigError("horizon.end_year", cfg.horizon.end_year,
+                          f"a year no earlier than the start year {cfg.start_year}")
+    lo, hi = cfg.firms.levy_rate
+    if lo > hi:
+        raise ConfigError("firms.levy_rate", cfg.firms.levy_rate, "[low, high] with low <= high")
+    for name, (a, b) in (("levers.competition.eligible_levels", cfg.levers.competition.eligible_levels),
+                         ("levers.studio.member_levels", cfg.levers.studio.member_levels)):
+        if a > b:
+            raise ConfigError(name, [a, b], "[lowest, highest] with lowest <= highest")
+    r = cfg.retirement
+    if r.male_to < r.male_from or r.female_to < r.female_from:
+        raise ConfigError("retirement", "to < from", "target ages no lower than the current ages")
+    if cfg.region.mean_age >= r.male_from:
+        raise ConfigError("region.mean_age", cfg.region.mean_age, f"below the retirement age {r.male_from}")
+    if cfg.weight < 1e-9:
+        raise ConfigError("n_agents", cfg.n_agents, "no more agents than region.population allows")
+    est_gb = estimate_memory_gb(cfg)
+    if est_gb > cfg.max_memory_gb:
+        raise ConfigError("n_agents", cfg.n_agents,
+                          f"at most about {int(cfg.max_memory_gb / est_gb * cfg.n_agents):,} agents "
+                          f"(this run would need about {est_gb:.1f} GB; max_memory_gb={cfg.max_memory_gb})")
+
+
+def estimate_memory_gb(cfg: RunConfig) -> float:
+    """Memory the run would need, estimated before anything is allocated."""
+    growth = max(1.0, (1 + cfg.region.growth_per_year) ** (cfg.n_months / 12))
+    return cfg.n_agents * growth * 1.1 * BYTES_PER_AGENT / 1e9 + 0.3

@@ -1,0 +1,197 @@
+"""Who is in the workforce: the initial population, firms, retirement, exits and entrants.
+
+Pure kernels: each takes arrays (or the Workforce) and an explicit generator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .calendar import month_index, monthly_rate
+from .ladder import N_LEVELS, wait_months
+from .workforce import NO_MONTH, Workforce
+
+MIN_AGE_MONTHS = 16 * 12  # legal minimum working age
+
+
+@dataclass
+class Firms:
+    """Firm-level arrays: size share, wage premium, levy rate."""
+
+    size_share: np.ndarray  # float64, sums to 1: where workers and entrants go
+    cum_share: np.ndarray  # cumulative size share for sampling
+    premium: np.ndarray  # float32 multiplicative wage premium, median 1
+    levy_rate: np.ndarray  # float32 training levy, share of payroll
+
+    @property
+    def n(self) -> int:
+        return self.size_share.size
+
+    def sample(self, rng: np.random.Generator, k: int) -> np.ndarray:
+        """k firm ids drawn in proportion to size."""
+        u = rng.random(k)
+        return np.minimum(np.searchsorted(self.cum_share, u, side="right"), self.n - 1).astype(np.int32)
+
+
+def make_firms(cfg, rng: np.random.Generator) -> Firms:
+    """Heavy-tailed (Pareto) firm sizes, log-normal premia, levy rates uniform in the legal range."""
+    n = cfg.region.n_firms
+    sizes = rng.pareto(cfg.firms.size_alpha, n) + 1.0
+    share = sizes / sizes.sum()
+    premium = np.exp(rng.normal(0.0, cfg.wages.firm_premium_sd, n)).astype(np.float32)
+    lo, hi = cfg.firms.levy_rate
+    levy = rng.uniform(lo, hi, n).astype(np.float32)
+    return Firms(share, np.cumsum(share), premium, levy)
+
+
+def retirement_age_months(female: np.ndarray, birth_month: np.ndarray, ret) -> np.ndarray:
+    """Statutory retirement age in months by sex and birth month under the phased reform.
+
+    rule_retirement: from the reform start, men's age rises from 60 to 63 by one month every four
+    months of original retirement date, women workers' from 50 to 55 by one month every two months.
+    """
+    reform = month_index(ret.reform_start)
+    base = np.where(female, round(ret.female_from * 12), round(ret.male_from * 12)).astype(np.int64)
+    step = np.where(female, ret.female_months_per_step, ret.male_months_per_step)
+    max_delay = np.where(female, round((ret.female_to - ret.female_from) * 12),
+                         round((ret.male_to - ret.male_from) * 12))
+    original = birth_month.astype(np.int64) + base
+    delay = np.where(original >= reform, np.minimum((original - reform) // step + 1, max_delay), 0)
+    return (base + delay).astype(np.int16)
+
+
+def allocate(total: int, shares: np.ndarray) -> np.ndarray:
+    """Integer counts summing to `total` in proportion to `shares` (largest remainder)."""
+    raw = np.asarray(shares, dtype=float) / np.sum(shares) * total
+    counts = np.floor(raw).astype(np.int64)
+    rest = total - counts.sum()
+    counts[np.argsort(-(raw - counts), kind="stable")[:rest]] += 1
+    return counts
+
+
+def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.random.Generator) -> None:
+    """Fill the workforce with cfg.n_agents workers matching the region's level mix and ages.
+
+    Levels are allocated exactly (stratified) to cut sampling noise; everything else is drawn.
+    `now` is the absolute month index of the initial state.
+    """
+    reg, beh = cfg.region, cfg.behaviour
+    n = cfg.n_agents
+    mix = np.concatenate([[reg.uncertified_share], (1 - reg.uncertified_share) * np.asarray(reg.skilled_mix)])
+    counts = allocate(n, mix)
+    level = np.repeat(np.arange(N_LEVELS, dtype=np.int8), counts)
+    rng.shuffle(level)
+    idx = wf.append(n)
+    wf.level[idx] = level
+    female = rng.random(n) < reg.female_share
+    wf.female[idx] = female
+    mean_age = reg.mean_age + reg.level_age_step * (level.astype(float) - 2.0)
+    # Ages from the normal truncated to working age: redraw those outside [16, retirement age).
+    age = rng.normal(mean_age, reg.age_sd) * 12
+    for _ in range(100):
+        ret_age = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement)
+        bad = np.flatnonzero((age < MIN_AGE_MONTHS) | (age >= ret_age))
+        if bad.size == 0:
+            break
+        age[bad] = rng.normal(mean_age[bad], reg.age_sd) * 12
+    age = np.clip(age, MIN_AGE_MONTHS, ret_age.astype(float) - 1).astype(np.int16)
+    wf.age[idx] = age
+    wf.retire_age[idx] = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement)
+    wf.firm[idx] = firms.sample(rng, n)
+    wf.aptitude[idx] = np.exp(rng.normal(-0.5 * beh.aptitude_sd**2, beh.aptitude_sd, n)).astype(np.float32)
+    wf.wage_factor[idx] = np.exp(rng.normal(0.0, cfg.wages.individual_sd, n)).astype(np.float32)
+    # Time at level: uniform over twice the statutory wait (levels 0-4) or ten years (5-7); no older
+    # than the time since age 16 allows. Progress: what that time at the worker's own speed gives,
+    # scaled down by a uniform factor so not everyone who has served the wait is ready at once.
+    span = np.concatenate([wait_months() * 2, np.full(3, 120)]).astype(float)[level]
+    mal = np.minimum(rng.random(n) * span, age - MIN_AGE_MONTHS).astype(np.int16)
+    wf.months_at_level[idx] = mal
+    mastery = np.concatenate([np.asarray(beh.mastery_months, float), np.full(3, np.inf)])[level]
+    wf.progress[idx] = (mal / mastery * wf.aptitude[idx] * rng.uniform(0.5, 1.0, n)).astype(np.float32)
+    wf.credit[idx] = 0
+    wf.studio_since[idx] = NO_MONTH
+    wf.comp_month[idx] = NO_MONTH
+    wf.weight[idx] = np.float32(cfg.weight)
+    wf.bonus[idx] = 0
+
+
+def separations(wf: Workforce, cfg, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Voluntary separations this month: (leavers of the region, movers to another firm).
+
+    Monthly separation hazard = monthly(turnover x level factor) (prior_turnover, falling with level).
+    Candidates are drawn by geometric skipping at the highest hazard, so only a few percent of workers
+    need a random number; each candidate is then kept with probability hazard(level) / highest hazard.
+    A kept candidate leaves the region with probability leave_share, else changes firm.
+    """
+    beh = cfg.behaviour
+    annual = np.minimum(beh.turnover_per_year * np.asarray(beh.turnover_level_factor), 1.0)
+    hazard = np.array([monthly_rate(a) for a in annual], dtype=np.float32)
+    p_max = float(hazard.max())
+    n = wf.n
+    if p_max <= 0 or n == 0:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty
+    cand = skip_sample(rng, n, p_max)
+    u = rng.random(cand.size, dtype=np.float32) * p_max
+    h = hazard[wf.level[cand]]
+    sep = u < h
+    leave = u < h * np.float32(beh.leave_share)
+    return cand[leave], cand[sep & ~leave]
+
+
+def skip_sample(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
+    """Indices in [0, n) each included independently with probability p, via geometric gaps."""
+    if p >= 1.0:
+        return np.arange(n)
+    out = []
+    pos = -1
+    while True:
+        m = int(max(16, (n - pos) * p * 1.1 + 6 * np.sqrt((n - pos) * p + 1)))
+        steps = np.cumsum(rng.geometric(p, m)) + pos
+        out.append(steps[steps < n])
+        if steps[-1] >= n:
+            break
+        pos = int(steps[-1])
+    return np.concatenate(out)
+
+
+def retirements(wf: Workforce) -> np.ndarray:
+    """Workers who have reached their statutory retirement age (rule_retirement)."""
+    return np.flatnonzero(wf.age >= wf.retire_age)
+
+
+def target_size(cfg, month: int) -> int:
+    """Agents the workforce should have after `month` simulated months (the growth path)."""
+    return int(round(cfg.n_agents * (1.0 + cfg.region.growth_per_year) ** (month / 12.0)))
+
+
+def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, rng: np.random.Generator) -> None:
+    """Write new young workers into slots `idx`: apprentices, or new junior workers."""
+    k = idx.size
+    if k == 0:
+        return
+    beh = cfg.behaviour
+    # Draw order is fixed so that the same count gives the same entrants in any scenario.
+    u_junior = rng.random(k)
+    female = rng.random(k) < cfg.region.female_share
+    age = np.clip(rng.normal(beh.entrant_age_mean, beh.entrant_age_sd, k) * 12, MIN_AGE_MONTHS, 40 * 12)
+    firm = firms.sample(rng, k)
+    aptitude = np.exp(rng.normal(-0.5 * beh.aptitude_sd**2, beh.aptitude_sd, k))
+    wage_factor = np.exp(rng.normal(0.0, cfg.wages.individual_sd, k))
+    age = age.astype(np.int16)
+    wf.level[idx] = (u_junior < beh.entrant_junior_share).astype(np.int8)
+    wf.female[idx] = female
+    wf.age[idx] = age
+    wf.retire_age[idx] = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement)
+    wf.firm[idx] = firm
+    wf.aptitude[idx] = aptitude.astype(np.float32)
+    wf.wage_factor[idx] = wage_factor.astype(np.float32)
+    wf.months_at_level[idx] = 0
+    wf.progress[idx] = 0
+    wf.credit[idx] = 0
+    wf.studio_since[idx] = NO_MONTH
+    wf.comp_month[idx] = NO_MONTH
+    wf.weight[idx] = np.float32(cfg.weight)
+    wf.bonus[idx] = 0

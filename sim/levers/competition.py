@@ -1,0 +1,67 @@
+"""Competition lever: skill competitions that train (以赛促训) and promote the best (以赛代评).
+
+Mechanism
+- `events_per_year` rounds, evenly spaced in the year. Participations per year: the region's
+  status-quo rate per worker (cq_comp_2024) x workers x intensity, split over the rounds.
+- Participants: workers at the eligible levels (rule_comp_promo), picked at random or, by default,
+  in proportion to progress (firms send those who are doing well).
+- Every participant gains `prep_progress_gain` from preparing.
+- Score = progress + 0.5 log(aptitude) + luck (normal, `luck_sd`). The top `promote_fraction`
+  (nat_comp_promo_rate) move one level up, unless promoted by a competition within
+  `cooldown_months` (at most once a year, rule_comp_promo). Winners get a prize paid into income.
+- Cost: government subsidy per key competition (rule_comp_subsidy) for the subsidised events, and
+  prizes paid by employers from the competition fund (rule_comp_fund).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..sampling import sample_accepted, stochastic_round
+from .base import Lever
+
+
+def event_months(events_per_year: int) -> set[int]:
+    """Calendar months (1-12) with a competition round, evenly spaced, the last in December."""
+    return {int(round((i + 1) * 12 / events_per_year)) for i in range(events_per_year)}
+
+
+class CompetitionLever(Lever):
+    name = "competition"
+
+    def init(self, model) -> None:
+        self.months = event_months(self.params.events_per_year)
+
+    def act(self, model, rng) -> None:
+        if model.calendar_month not in self.months:
+            return
+        p, wf, w = self.params, model.workforce, model.weight
+        lo, hi = p.eligible_levels
+        workers = float(wf.weight.sum(dtype=np.float64))
+        per_event = model.cfg.region.competition_participation * workers * p.intensity / p.events_per_year
+        k = stochastic_round(rng, per_event / w)
+
+        def accept(slots: np.ndarray) -> np.ndarray:
+            lvl = wf.level[slots]
+            a = ((lvl >= lo) & (lvl <= hi)).astype(np.float32)
+            if p.selection == "progress":
+                a *= np.clip(wf.progress[slots], 0.05, 1.0)
+            return a
+
+        part = np.unique(sample_accepted(rng, wf.n, k, accept))
+        self.book("government", p.subsidised_events_per_year * p.intensity / p.events_per_year * p.subsidy_per_event)
+        if part.size == 0:
+            return
+        luck = rng.normal(0.0, p.luck_sd, part.size)
+        score = wf.progress[part] + 0.5 * np.log(wf.aptitude[part]) + luck
+        wf.progress[part] += np.float32(p.prep_progress_gain)
+        self.month_reach += part.size * w
+        n_top = stochastic_round(rng, p.promote_fraction * part.size)
+        top = part[np.argsort(-score, kind="stable")[:n_top]]
+        cooled = wf.comp_month[top].astype(np.int64) <= model.t - p.cooldown_months
+        winners = np.sort(top[cooled])
+        if winners.size:
+            model.pay_bonus(winners, p.prize_per_promotion)
+            self.book("employer", winners.size * w * p.prize_per_promotion)
+        wf.comp_month[winners] = model.t
+        model.promote(winners, "competition")

@@ -1,0 +1,81 @@
+"""Studio lever: innovation and master studios (劳模和工匠人才创新工作室 / 技能大师工作室).
+
+Mechanism
+- Studios: the region's status-quo count plus its yearly growth (cq_studios_2020, cq_studios_2024),
+  x intensity. Each needs a master at 技师 or above; at most `masters_share_max` of the workers at
+  master level can lead one, so the masters' number is the binding limit when studios grow fast.
+- Places: studios x `members_per_studio` (cq_studios_2024 note). Workers at the member levels join at
+  random to fill vacancies and stay `term_months`, or until promoted past the member levels.
+- Members learn `learning_multiplier` times faster (prior_mentoring). A member who has met the next
+  standard may be promoted out of turn, before the wait is served, with annual probability
+  `fast_track_rate` (rule_fast_track).
+- Cost: the government subsidy per studio (rule_studio_subsidy: 200,000 yuan over 3 years), booked as
+  a running cost of subsidy / 36 per studio-month (assumption: studios are re-accredited every 3 years).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..calendar import monthly_rate
+from ..rates import refresh
+from ..sampling import sample_accepted, stochastic_round
+from ..workforce import NO_MONTH
+from .base import Lever
+
+
+class StudioLever(Lever):
+    name = "studio"
+
+    def init(self, model) -> None:
+        self.studios = 0.0  # studios operating this month (population-scaled count)
+        self.members = 0.0  # members this month (population-scaled)
+
+    def studio_count(self, model) -> float:
+        """Studios this month: status quo plus growth, x intensity, limited by available masters."""
+        p, reg = self.params, model.cfg.region
+        planned = max(0.0, (reg.studios + reg.studio_growth_per_year * model.t / 12.0) * p.intensity)
+        masters = float(model.level_counts[p.master_min_level:].sum()) * p.masters_share_max
+        return min(planned, masters)
+
+    def act(self, model, rng) -> None:
+        p, wf, w = self.params, model.workforce, model.weight
+        lo, hi = p.member_levels
+        self.studios = self.studio_count(model)
+        capacity = stochastic_round(rng, self.studios * p.members_per_studio / w)
+
+        members = np.flatnonzero(wf.studio_since != NO_MONTH)
+        lvl = wf.level[members]
+        done = (model.t - wf.studio_since[members].astype(np.int64) >= p.term_months) | (lvl > hi) | (lvl < lo)
+        leaving = members[done]
+        members = members[~done]
+        if members.size > capacity:  # fewer places than members: a random excess leaves
+            drop = rng.choice(members.size, members.size - capacity, replace=False)
+            leaving = np.concatenate([leaving, members[drop]])
+            members = np.delete(members, drop)
+        if leaving.size:
+            wf.studio_since[leaving] = NO_MONTH
+            refresh(wf, leaving, model.rates)
+
+        vacancies = capacity - members.size
+        if vacancies > 0:
+            since = wf.studio_since
+
+            def accept(slots: np.ndarray) -> np.ndarray:
+                lv = wf.level[slots]
+                return ((lv >= lo) & (lv <= hi) & (since[slots] == NO_MONTH)).astype(np.float32)
+
+            joiners = np.unique(sample_accepted(rng, wf.n, vacancies, accept))
+            wf.studio_since[joiners] = model.t
+            refresh(wf, joiners, model.rates)
+            members = np.concatenate([members, joiners])
+
+        # Out-of-turn promotion of members who have met the next standard (rule_fast_track).
+        members = np.sort(members)
+        ready = members[(wf.progress[members] >= 1.0) & (wf.level[members] <= hi)]
+        fast = ready[rng.random(ready.size) < monthly_rate(p.fast_track_rate)]
+        model.promote(fast, "studio")
+
+        self.members = members.size * w
+        self.month_reach = self.members
+        self.book("government", self.studios * p.subsidy_per_studio / 36.0)

@@ -1,0 +1,81 @@
+"""Training lever: subsidised training places (person-times) bought from two budgets.
+
+Mechanism
+- Budget, fixed each January for the year: the government subsidy (region's status-quo yuan per worker
+  per year x intensity) plus the employers' levy: levy rate (rule_training_levy, 1.5-2.5% of payroll)
+  x the front-line share (at least 60%) x the share of it spent on skill-upgrade places
+  (`levy_upgrade_share`, assumption) x intensity.
+- Places: budget / cost per place (cq_training_cost, grown with the wage index), spread evenly
+  over the months.
+- Allocation: government places go to eligible workers anywhere; employer places go to workers in
+  proportion to their firm's levy rate. `allocation` weights who gets a place: at random, lower
+  levels first, or those nearest the next standard.
+- Effect per place: progress towards the next standard rises by `progress_gain`, and the worker
+  earns `wait_credit_months` off the statutory wait, capped at two years (rule_wait_* notes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ladder import MAX_TRAINING_CREDIT_YEARS
+from ..sampling import sample_accepted, stochastic_round
+from .base import Lever
+
+CREDIT_CAP = np.int16(MAX_TRAINING_CREDIT_YEARS * 12)
+
+
+class TrainingLever(Lever):
+    name = "training"
+
+    def init(self, model) -> None:
+        self.year_budget = {"government": 0.0, "employer": 0.0}
+        self._budget_year = None
+
+    def cost_per_place(self, model) -> float:
+        """Cost of a place this month: the start-year cost grown with wages (mostly trainers' pay)."""
+        return self.params.cost_per_place * model.wage_index / model.wage_index_start
+
+    def _set_budget(self, model) -> None:
+        p, wf = self.params, model.workforce
+        workers = float(wf.weight.sum(dtype=np.float64))
+        gov = model.cfg.region.training_budget_per_worker_year * workers * p.intensity
+        levy = model.firms.levy_rate[wf.firm]
+        payroll_levy = float(np.dot(levy.astype(np.float64), wf.pay * wf.weight)) * 12 * model.wage_index
+        emp = payroll_levy * model.cfg.firms.levy_frontline_share * p.levy_upgrade_share * p.intensity
+        self.year_budget = {"government": gov, "employer": emp}
+        self._budget_year = model.year
+
+    def _acceptance(self, model, by_levy: bool):
+        p, wf = self.params, model.workforce
+        levy = model.firms.levy_rate
+        levy_max = float(levy.max()) if levy.size else 1.0
+        top = p.eligible_max_level
+
+        def accept(slots: np.ndarray) -> np.ndarray:
+            lvl = wf.level[slots]
+            a = (lvl <= top).astype(np.float32)
+            if p.allocation == "lowest_level":
+                a *= (top + 1 - lvl).astype(np.float32) / (top + 1)
+            elif p.allocation == "near_standard":
+                a *= np.clip(wf.progress[slots], 0.05, 1.0)
+            if by_levy:
+                a *= levy[wf.firm[slots]] / levy_max
+            return a
+
+        return accept
+
+    def act(self, model, rng) -> None:
+        if self._budget_year != model.year:
+            self._set_budget(model)
+        p, wf, w = self.params, model.workforce, model.weight
+        for funder in ("government", "employer"):  # fixed order: same draws for the same budgets
+            places = self.year_budget[funder] / 12.0 / self.cost_per_place(model) / w
+            k = stochastic_round(rng, places)
+            idx = np.unique(sample_accepted(rng, wf.n, k, self._acceptance(model, funder == "employer")))
+            if idx.size == 0:
+                continue
+            wf.progress[idx] += np.float32(p.progress_gain)
+            wf.credit[idx] = np.minimum(wf.credit[idx] + np.int16(p.wait_credit_months), CREDIT_CAP)
+            self.book(funder, idx.size * w * self.cost_per_place(model))
+            self.month_reach += idx.size * w

@@ -1,0 +1,97 @@
+"""What is recorded each month: the columns of the monthly series.
+
+`measure(model)` computes one row from the model's arrays; the Mesa DataCollector's reporters read
+from that row. Counts and money are population-scaled (sums of agent weights). Income quantiles are
+computed over a systematic subsample of at most QUANTILE_SAMPLE agents (exact below that size): the
+slot order is unrelated to income, and the subsample's error is far below the sampling error of the
+agents themselves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ladder import HIGH_SKILL_MIN, N_LEVELS, SKILLED_MIN
+
+QUANTILE_SAMPLE = 1 << 18
+CHANNELS = ("certification", "competition", "studio", "appointment")
+SPEND_ACCOUNTS = (
+    ("training", "government"),
+    ("training", "employer"),
+    ("competition", "government"),
+    ("competition", "employer"),
+    ("studio", "government"),
+    ("studio", "employer"),
+    ("certification", "government"),
+)
+
+
+def column_names() -> list[str]:
+    """All columns of the monthly series except `date`, in order."""
+    cols = ["workers", "skilled_workers", "high_skill_workers", "high_skill_share", "high_skill_share_workforce"]
+    cols += [f"level_{k}" for k in range(N_LEVELS)]
+    cols += ["income_mean", "income_median", "income_p10", "income_p90", "middle_income_share"]
+    cols += [f"income_mean_level_{k}" for k in range(N_LEVELS)]
+    cols += [f"promotions_{c}" for c in CHANNELS]
+    cols += ["entries", "exits", "exits_retirement", "exits_quit", "firm_moves"]
+    cols += ["trained", "competition_participants", "studios", "studio_members"]
+    cols += [f"spend_{lever}_{funder}" for lever, funder in SPEND_ACCOUNTS]
+    cols += ["spend_total"]
+    return cols
+
+
+def measure(model) -> dict[str, float]:
+    """One row of the monthly series from the model's current state and this month's flows."""
+    wf = model.workforce
+    level, weight, pay = wf.level, wf.weight, wf.pay
+    counts = np.bincount(level, weights=weight, minlength=N_LEVELS)
+    model.level_counts = counts
+    pay_by_level = np.bincount(level, weights=pay * weight, minlength=N_LEVELS)
+    bonus_idx = model.bonus_slots
+    bonus_by_level = np.bincount(level[bonus_idx], weights=wf.bonus[bonus_idx] * weight[bonus_idx],
+                                 minlength=N_LEVELS)
+    wi = model.wage_index
+    workers = float(counts.sum())
+    skilled = float(counts[SKILLED_MIN:].sum())
+    high = float(counts[HIGH_SKILL_MIN:].sum())
+    row: dict[str, float] = {
+        "workers": workers,
+        "skilled_workers": skilled,
+        "high_skill_workers": high,
+        "high_skill_share": high / skilled if skilled > 0 else 0.0,
+        "high_skill_share_workforce": high / workers if workers > 0 else 0.0,
+    }
+    for k in range(N_LEVELS):
+        row[f"level_{k}"] = float(counts[k])
+    annual_by_level = 12.0 * (wi * pay_by_level + bonus_by_level)
+    row["income_mean"] = float(annual_by_level.sum() / workers) if workers > 0 else 0.0
+    stride = max(1, -(-wf.n // QUANTILE_SAMPLE))
+    sample = pay[::stride] * np.float32(wi) + wf.bonus[::stride]
+    if sample.size:
+        q10, q50, q90 = np.quantile(sample * 12.0, [0.1, 0.5, 0.9])
+        mid = float(np.mean(sample * 12.0 >= model.cfg.wages.middle_income_threshold))
+    else:
+        q10 = q50 = q90 = mid = 0.0
+    row.update(income_median=float(q50), income_p10=float(q10), income_p90=float(q90), middle_income_share=mid)
+    for k in range(N_LEVELS):
+        row[f"income_mean_level_{k}"] = float(annual_by_level[k] / counts[k]) if counts[k] > 0 else 0.0
+    for c in CHANNELS:
+        row[f"promotions_{c}"] = model.flows[f"promotions_{c}"]
+    for name in ("entries", "exits", "exits_retirement", "exits_quit", "firm_moves"):
+        row[name] = model.flows[name]
+    levers = {lv.name: lv for lv in model.levers}
+    row["trained"] = levers["training"].month_reach if "training" in levers else 0.0
+    row["competition_participants"] = levers["competition"].month_reach if "competition" in levers else 0.0
+    studio = levers.get("studio")
+    row["studios"] = studio.studios if studio is not None and studio.active else 0.0
+    row["studio_members"] = studio.month_reach if studio is not None else 0.0
+    total = 0.0
+    for lever, funder in SPEND_ACCOUNTS:
+        if lever == "certification":
+            v = model.certification_spend
+        else:
+            v = levers[lever].month_spend[funder] if lever in levers else 0.0
+        row[f"spend_{lever}_{funder}"] = v
+        total += v
+    row["spend_total"] = total
+    return row

@@ -1,0 +1,232 @@
+"""WorkforceModel: the eight-level workforce as a Mesa model over worker arrays."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import mesa
+import numpy as np
+import pandas as pd
+
+from . import calendar
+from .certification import appoint, certify, promote
+from .config import RunConfig, validate
+from .demography import (
+    fill_entrants,
+    initial_population,
+    make_firms,
+    retirements,
+    separations,
+    target_size,
+)
+from .levers import default_levers
+from .levers.base import Lever
+from .metrics import CHANNELS, column_names, measure
+from .rates import RateTables, refresh
+from .streams import RandomStreams, replicate_seed
+from .workforce import NO_MONTH, Workforce
+
+FLOWS = tuple(f"promotions_{c}" for c in CHANNELS) + (
+    "entries", "exits", "exits_retirement", "exits_quit", "firm_moves")
+
+
+def _reporter(name: str):
+    def report(model: "WorkforceModel") -> float:
+        return model.row[name]
+
+    report.__name__ = f"report_{name}"
+    return report
+
+
+class WorkforceModel(mesa.Model):
+    """A region's skilled industrial workforce, stepped month by month.
+
+    Build it with a `RunConfig` (defaults: Chongqing status quo, 100,000 agents) or just a seed:
+    `WorkforceModel(seed=1)`; call `step()` once per month or `run()` to the horizon's end; the
+    monthly series is in `datacollector` (see `series()`). `levers` replaces the configured levers,
+    for example to run without one of them.
+    """
+
+    def __init__(self, config: RunConfig | None = None, *, seed: int | None = None,
+                 n_agents: int | None = None, levers: list[Lever] | None = None):
+        cfg = config if config is not None else RunConfig()
+        if seed is not None:
+            cfg = dataclasses.replace(cfg, seed=seed)
+        if n_agents is not None:
+            cfg = dataclasses.replace(cfg, n_agents=n_agents)
+        cfg = validate(cfg)
+        self.run_seed = replicate_seed(cfg.seed, cfg.replicate)
+        super().__init__(seed=self.run_seed)
+        self.cfg = cfg
+        self.streams = RandomStreams(self.run_seed)
+        self.start_month = calendar.month_index(f"{cfg.start_year}-01")  # first simulated month
+        self.t = -1  # month being simulated, 0-based; -1 before the first step
+        self.weight = cfg.weight
+        self.pass_prob = np.asarray(cfg.behaviour.pass_prob, dtype=float)
+        self.appoint_rate = np.asarray(cfg.behaviour.appointment_rate, dtype=float)
+        self.cert_subsidy = np.concatenate([[0.0], cfg.cert_subsidy])  # by new level 1..5
+
+        self.firms = make_firms(cfg, self.streams.get("firms", 0))
+        capacity = int(max(cfg.n_agents, target_size(cfg, cfg.n_months)) * 1.02) + 64
+        self.workforce = Workforce(capacity)
+        initial_population(self.workforce, cfg, self.firms, self.now, self.streams.get("population", 0))
+        self.rates = RateTables(cfg, self.firms.premium)
+        refresh(self.workforce, np.arange(self.workforce.n), self.rates)
+        self.wage_index = self.wage_index_start = self._wage_index()
+
+        self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
+        self.level_counts = np.zeros(8)
+        self.bonus_slots = np.empty(0, dtype=np.int64)
+        self._reset_month()
+        for lever in self.levers:
+            lever.init(self)
+        self.datacollector = mesa.DataCollector(model_reporters={c: _reporter(c) for c in column_names()})
+        self.dates: list[str] = []
+        self._collect()
+
+    # -- calendar ---------------------------------------------------------------------------
+    @property
+    def now(self) -> int:
+        """Absolute month index of the state: the month being simulated (or the start state)."""
+        return self.start_month + self.t
+
+    @property
+    def year(self) -> int:
+        return self.now // 12
+
+    @property
+    def calendar_month(self) -> int:
+        return self.now % 12 + 1
+
+    @property
+    def done(self) -> bool:
+        return self.t + 1 >= self.cfg.n_months
+
+    def _wage_index(self) -> float:
+        """Monthly yuan per unit of relative pay: base wage grown at the nominal rate."""
+        return self.cfg.region.base_wage / 12.0 * (1.0 + self.cfg.wages.growth_per_year) ** ((self.t + 1) / 12.0)
+
+    # -- the step ---------------------------------------------------------------------------
+    def step(self) -> None:
+        """Simulate one month. Phases, in this order:
+
+        a. Demography: ageing; retirement at the statutory age by sex and birth cohort
+           (rule_retirement); voluntary separations falling with level (prior_turnover), some leaving
+           the region and the rest changing firm; entrants (apprentices and new junior workers) to
+           keep the workforce on its growth path.
+        b. Learning: progress towards the next standard grows by the worker's monthly gain
+           (aptitude x level rate x studio multiplier); time at level grows by one month.
+        c. Levers, in this fixed order: training, competition, studio.
+        d. Certification, in assessment months: workers who have served the wait less their
+           training credit and met the standard sit the assessment with a probability (higher after
+           training) and pass with another, moving up one level;
+           certificate subsidies are booked as government spend (rule_cert_subsidy).
+        e. Appointments to 特级技师 and 首席技师, each December, at the configured annual rates.
+        f. Wages: the wage index grows at the nominal rate; pay = index x cached relative pay, plus
+           this month's prizes.
+        g. Collection of the monthly series.
+
+        Levers act after learning and before certification so that a course or a competition this
+        month can count at this month's assessment.
+        """
+        if self.done:
+            raise RuntimeError(f"the horizon ends in {self.cfg.horizon.end_year}; the model has run to its end")
+        self.t = self.steps - 1
+        self._reset_month()
+        self._demography()
+        self._learn()
+        for lever in self.levers:
+            lever.apply(self)
+        if self.calendar_month in self.cfg.behaviour.assessment_months:
+            self._certify()
+        if self.calendar_month == 12:
+            self._appoint()
+        self.wage_index = self._wage_index()
+        self._collect()
+        if self.done:
+            self.running = False
+
+    def run(self) -> "WorkforceModel":
+        """Step to the end of the horizon."""
+        while not self.done:
+            self.step()
+        return self
+
+    # -- phases -----------------------------------------------------------------------------
+    def _reset_month(self) -> None:
+        self.flows = {k: 0.0 for k in FLOWS}
+        self.certification_spend = 0.0
+        if self.bonus_slots.size:
+            self.workforce.bonus[self.bonus_slots] = 0
+        self.bonus_slots = np.empty(0, dtype=np.int64)
+
+    def _demography(self) -> None:
+        wf, w = self.workforce, self.weight
+        wf.age[:] += np.int16(1)
+        retired = retirements(wf)
+        leavers, movers = separations(wf, self.cfg, self.streams.get("demography", self.t))
+        # A worker who retires this month does not also quit or move.
+        gone = np.union1d(retired, leavers)
+        movers = np.setdiff1d(movers, retired, assume_unique=True)
+        rng_e = self.streams.get("entrants", self.t)
+        if movers.size:
+            wf.firm[movers] = self.firms.sample(rng_e, movers.size)
+            wf.studio_since[movers] = NO_MONTH  # a mover leaves the studio
+            refresh(wf, movers, self.rates)
+        n_new = max(0, target_size(self.cfg, self.t + 1) - (wf.n - gone.size))
+        slots = wf.replace(gone, n_new)
+        fill_entrants(wf, slots, self.cfg, self.firms, self.now, rng_e)
+        refresh(wf, slots, self.rates)
+        self.flows.update(
+            exits=gone.size * w,
+            exits_retirement=retired.size * w,
+            exits_quit=(gone.size - retired.size) * w,
+            firm_moves=movers.size * w,
+            entries=n_new * w,
+        )
+
+    def _learn(self) -> None:
+        wf = self.workforce
+        wf.progress[:] += wf.gain
+        wf.months_at_level[:] += np.int16(1)
+
+    def promote(self, idx: np.ndarray, channel: str) -> None:
+        """Move `idx` one level up through `channel` (certification, competition, studio, appointment)."""
+        if len(idx) == 0:
+            return
+        promote(self.workforce, idx)
+        refresh(self.workforce, idx, self.rates)
+        self.flows[f"promotions_{channel}"] += len(idx) * self.weight
+
+    def _certify(self) -> None:
+        wf = self.workforce
+        beh = self.cfg.behaviour
+        rounds = len(set(beh.assessment_months))
+        sit_untrained = 1.0 - (1.0 - np.asarray(beh.sit_rate)) ** (1.0 / rounds)
+        passed = certify(wf, self.pass_prob, sit_untrained, beh.trained_sit_prob,
+                         self.streams.get("certification", self.t))
+        self.last_certified = passed
+        self.certification_spend = float(self.cert_subsidy[wf.level[passed] + 1].sum()) * self.weight
+        self.promote(passed, "certification")
+
+    def _appoint(self) -> None:
+        min_months = int(round(self.cfg.behaviour.appointment_min_years * 12))
+        chosen = appoint(self.workforce, self.appoint_rate, min_months, self.streams.get("appointment", self.t))
+        self.promote(chosen, "appointment")
+
+    def pay_bonus(self, idx: np.ndarray, amount: float) -> None:
+        """One-off pay (a prize) to `idx` this month, counted in this month's income."""
+        self.workforce.bonus[idx] += np.float32(amount)
+        self.bonus_slots = np.union1d(self.bonus_slots, idx)
+
+    def _collect(self) -> None:
+        self.row = measure(self)
+        self.dates.append(calendar.label(self.now))
+        self.datacollector.collect(self)
+
+    # -- output ---------------------------------------------------------------------------
+    def series(self) -> pd.DataFrame:
+        """The monthly series: `date` (YYYY-MM, state at the end of that month) and all metrics."""
+        df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+        df.insert(0, "date", self.dates)
+        return df

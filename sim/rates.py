@@ -1,0 +1,44 @@
+"""Per-worker rates that change only when level, firm or studio membership changes.
+
+`gain` (progress per month) and `pay` (monthly pay relative to the wage index) are cached in the
+workforce arrays so that learning and wages are one pass each per month. Every rule that changes
+level, firm or membership calls `refresh` on the slots it touched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .ladder import N_LEVELS, pay_ratios
+from .workforce import NO_MONTH, Workforce
+
+
+class RateTables:
+    """Lookup tables built once per run from the parameters."""
+
+    def __init__(self, cfg, firm_premium: np.ndarray):
+        b = cfg.behaviour
+        rate = np.zeros(N_LEVELS, dtype=np.float32)
+        rate[:5] = 1.0 / np.asarray(b.mastery_months, dtype=np.float32)  # levels 5-7 have no next standard
+        self.level_rate = rate
+        self.studio_mult = np.float32(cfg.levers.studio.learning_multiplier)
+        self.level_pay = pay_ratios(cfg.wages.apprentice_pay_ratio).astype(np.float32)
+        self.firm_premium = firm_premium.astype(np.float32)
+        floor = np.zeros(N_LEVELS, dtype=np.float32)
+        if cfg.wages.craftsman_salary:
+            # rule_craftsman_salary: annual floor for levels 6 and 7, relative to the 初级工 base wage.
+            floor[6:] = np.asarray(cfg.wages.craftsman_salary_floor, dtype=np.float32) / cfg.region.base_wage
+        self.pay_floor = floor
+
+
+def refresh(wf: Workforce, idx: np.ndarray, t: RateTables) -> None:
+    """Recompute the cached gain and pay of slots `idx` from their current state."""
+    if len(idx) == 0:
+        return
+    level = wf.level[idx]
+    member = wf.studio_since[idx] != NO_MONTH
+    gain = t.level_rate[level] * wf.aptitude[idx]
+    gain[member] *= t.studio_mult
+    wf.gain[idx] = gain
+    pay = t.level_pay[level] * t.firm_premium[wf.firm[idx]] * wf.wage_factor[idx]
+    wf.pay[idx] = np.maximum(pay, t.pay_floor[level])

@@ -1,0 +1,167 @@
+"""Run folders: written whole or not at all.
+
+A run is computed first, then its files are written into a hidden temporary folder beside the
+target and renamed into place in one step. A crash or an interrupt leaves no half-written result
+folder under the target's name. `manifest.json` holds what is needed to reproduce the run and a
+checksum of every other file; `COMPLETE` is written last and marks a finished run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .config import RunConfig, to_dict
+from .errors import OutputError
+from .ladder import N_LEVELS
+from .metrics import SPEND_ACCOUNTS
+
+COMPLETE_MARKER = "COMPLETE"
+PACKAGES = ("numpy", "scipy", "pandas", "mesa", "hydra-core", "omegaconf", "pyarrow", "skillsim")
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit() -> str:
+    """Commit of the skillsim source tree, with '-dirty' if it has uncommitted changes."""
+    src = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
+                               capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def summarise(series: pd.DataFrame, cfg: RunConfig) -> dict:
+    """Target-year figures: December stocks, the year's mean income and flows, and cumulative spend."""
+    year = str(cfg.horizon.end_year)
+    in_year = series[series["date"].str.startswith(year)]
+    last = series.iloc[-1]
+    stocks = ["workers", "skilled_workers", "high_skill_workers", "high_skill_share", "high_skill_share_workforce"]
+    stocks += [f"level_{k}" for k in range(N_LEVELS)]
+    incomes = ["income_mean", "income_median", "income_p10", "income_p90", "middle_income_share"]
+    flows = ["promotions_certification", "promotions_competition", "promotions_studio", "promotions_appointment",
+             "entries", "exits"]
+    spend_cols = [f"spend_{lv}_{fu}" for lv, fu in SPEND_ACCOUNTS]
+    first = series.iloc[0]
+    return {
+        "target_year": cfg.horizon.end_year,
+        "start": {"date": first["date"], "high_skill_share": float(first["high_skill_share"]),
+                  "workers": float(first["workers"]), "income_mean": float(first["income_mean"])},
+        "at_end": {"date": last["date"], **{c: float(last[c]) for c in stocks}},
+        "target_year_mean": {c: float(in_year[c].mean()) for c in incomes},
+        "target_year_flows": {c: float(in_year[c].sum()) for c in flows},
+        "spend_cumulative": {c.removeprefix("spend_"): float(series[c].sum()) for c in spend_cols + ["spend_total"]},
+        "spend_target_year": {c.removeprefix("spend_"): float(in_year[c].sum()) for c in spend_cols + ["spend_total"]},
+    }
+
+
+def _json(obj) -> str:
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        raise TypeError(f"not JSON serialisable: {type(o)}")
+
+    return json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False, default=default) + "\n"
+
+
+def prepare_target(run_dir: Path) -> None:
+    """Refuse to write over a folder that holds anything; remove an empty one (made by Hydra).
+
+    Removing it means an interrupted run leaves nothing under the target name.
+    """
+    if run_dir.exists():
+        if not run_dir.is_dir() or any(run_dir.iterdir()):
+            raise OutputError(f"run folder {run_dir} already exists and is not empty; choose another hydra.run.dir")
+        run_dir.rmdir()
+
+
+def write_run(run_dir: Path, cfg: RunConfig, series: pd.DataFrame, *, composed: dict | None = None,
+              overrides: list[str] | None = None, started: datetime | None = None) -> Path:
+    """Write a finished run to `run_dir` atomically; returns the final path."""
+    run_dir = Path(run_dir)
+    parent = run_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".{run_dir.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        series.to_csv(tmp / "series.csv", index=False)
+        try:
+            import pyarrow  # noqa: F401
+
+            series.to_parquet(tmp / "series.parquet", index=False)
+        except ImportError:
+            pass
+        config_dict = composed if composed is not None else to_dict(cfg)
+        (tmp / "config.yaml").write_text(yaml.safe_dump(config_dict, sort_keys=False, allow_unicode=True),
+                                         encoding="utf-8")
+        from .streams import replicate_seed
+
+        reproduce = {
+            "seed": cfg.seed,
+            "replicate": cfg.replicate,
+            "run_seed": replicate_seed(cfg.seed, cfg.replicate),
+            "versions": package_versions(),
+            "git_commit": git_commit(),
+        }
+        summary = {**summarise(series, cfg), "config": to_dict(cfg), "manifest": reproduce}
+        (tmp / "summary.json").write_text(_json(summary), encoding="utf-8")
+        manifest = {
+            **reproduce,
+            "region": cfg.region.name,
+            "scenario": cfg.scenario,
+            "n_agents": cfg.n_agents,
+            "weight": cfg.weight,
+            "command": [Path(sys.argv[0]).name] + sys.argv[1:],
+            "overrides": list(overrides or []),
+            "started": (started or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "platform": platform.platform(),
+            "files": {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()},
+        }
+        (tmp / "manifest.json").write_text(_json(manifest), encoding="utf-8")
+        (tmp / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
+        for p in tmp.iterdir():  # flush to disk before the rename makes the folder visible
+            with p.open("rb") as fh:
+                os.fsync(fh.fileno())
+        if run_dir.exists():
+            prepare_target(run_dir)
+        os.rename(tmp, run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return run_dir

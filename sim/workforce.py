@@ -1,0 +1,110 @@
+"""Worker state as a struct of arrays.
+
+Workers live in slots [0, n) of preallocated arrays, dense, so every rule is a vectorised operation
+on a view of the first n entries. Exits free slots; entrants fill them; if fewer enter than leave, the
+tail is moved into the holes so the prefix stays dense. Slot indices are therefore only valid within
+one step: levers must not keep them across steps.
+
+Small dtypes keep memory traffic down (see benchmarks/). Two fields are caches, refreshed by
+`sim.rates.refresh` whenever level, firm or studio membership changes, so that the monthly rules are
+one fused pass each (`sim.rates` keeps them consistent):
+- `gain`: progress per month (aptitude x level rate x studio multiplier);
+- `pay`: monthly pay relative to the wage index (level ratio x firm premium x individual factor).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: field -> dtype. `age`/`retire_age`/`months_at_level` in months; `comp_month` is the month index
+#: of the last competition promotion and `studio_since` the month a worker joined a studio (NO_MONTH:
+#: never / not a member); `bonus` holds this month's one-off pay (prizes) and is cleared each month.
+FIELDS: dict[str, type] = {
+    "level": np.int8,
+    "months_at_level": np.int16,
+    "age": np.int16,
+    "retire_age": np.int16,
+    "female": np.bool_,
+    "firm": np.int32,
+    "aptitude": np.float32,
+    "progress": np.float32,
+    "credit": np.int16,
+    "studio_since": np.int16,
+    "comp_month": np.int16,
+    "wage_factor": np.float32,
+    "weight": np.float32,
+    "gain": np.float32,
+    "pay": np.float32,
+    "bonus": np.float32,
+}
+NO_MONTH = np.int16(-32000)
+
+
+class Workforce:
+    """The arrays of all workers; `n` slots are in use."""
+
+    def __init__(self, capacity: int):
+        self.capacity = int(capacity)
+        self.n = 0
+        for name, dt in FIELDS.items():
+            setattr(self, "_" + name, np.zeros(self.capacity, dtype=dt))
+
+    # Views of the live prefix, e.g. wf.level -> int8 array of length n.
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name in FIELDS:
+            return self.__dict__["_" + name][: self.__dict__["n"]]
+        raise AttributeError(name)
+
+    def column(self, name: str) -> np.ndarray:
+        """Whole backing array of a field (capacity long)."""
+        return self.__dict__["_" + name]
+
+    def nbytes(self) -> int:
+        return sum(self.column(f).nbytes for f in FIELDS)
+
+    def _grow(self, needed: int) -> None:
+        new_cap = max(needed, int(self.capacity * 1.25) + 1)
+        for name in FIELDS:
+            old = self.column(name)
+            arr = np.zeros(new_cap, dtype=old.dtype)
+            arr[: self.n] = old[: self.n]
+            setattr(self, "_" + name, arr)
+        self.capacity = new_cap
+
+    def append(self, count: int) -> np.ndarray:
+        """Reserve `count` new slots at the end; returns their indices."""
+        if self.n + count > self.capacity:
+            self._grow(self.n + count)
+        idx = np.arange(self.n, self.n + count)
+        self.n += count
+        return idx
+
+    def replace(self, leavers: np.ndarray, n_new: int) -> np.ndarray:
+        """Remove `leavers` (distinct slot indices) and make room for `n_new` entrants.
+
+        Returns the slots the entrants must be written to. Their old contents are stale.
+        """
+        leavers = np.sort(np.asarray(leavers, dtype=np.int64))
+        k = leavers.size
+        if n_new >= k:
+            extra = self.append(n_new - k)
+            return np.concatenate([leavers, extra])
+        # Entrants reuse the lowest leaver slots; the highest become holes. All reused slots are then
+        # below new_n (the tail [new_n, n) has as many slots as there are holes).
+        reuse, holes = leavers[:n_new], leavers[n_new:]
+        new_n = self.n - holes.size
+        low_holes = holes[holes < new_n]
+        tail_dead = np.zeros(self.n - new_n, dtype=bool)
+        tail_dead[holes[holes >= new_n] - new_n] = True
+        movers = np.flatnonzero(~tail_dead) + new_n
+        if movers.size:
+            for name in FIELDS:
+                col = self.column(name)
+                col[low_holes] = col[movers]
+        self.n = new_n
+        return reuse
+
+
+def is_member(studio_since: np.ndarray) -> np.ndarray:
+    """Studio membership flag from the join month."""
+    return studio_since != NO_MONTH
