@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ladder import TOP_CERTIFIED, wait_months
-from .workforce import Workforce
+from .workforce import NO_MONTH, Workforce
 
 WAITS = wait_months()  # int16, levels 0..4
 
@@ -28,13 +28,15 @@ def certify(wf: Workforce, pass_prob: np.ndarray, sit_untrained: np.ndarray, sit
     """Assessment round: eligible workers sit it with a probability and pass with another.
 
     Most workers who could sit never do; a worker with training credit (a certification-oriented
-    course) sits with `sit_trained`, others with `sit_untrained[level]` per round. A sitter passes with the
+    course) or in a studio (masters prepare members for assessments) sits with `sit_trained`, others
+    with `sit_untrained[level]` per round. A sitter passes with the
     probability for the target level. One uniform per candidate, in slot order. Returns the slots that
     passed (not yet promoted).
     """
     cand = eligible_for_assessment(wf)
     lvl = wf.level[cand]
-    sit = np.where(wf.credit[cand] > 0, sit_trained, sit_untrained[lvl])
+    prepared = (wf.credit[cand] > 0) | (wf.studio_since[cand] != NO_MONTH)
+    sit = np.where(prepared, sit_trained, sit_untrained[lvl])
     u = rng.random(cand.size)
     return cand[u < sit * pass_prob[lvl]]
 

@@ -6,7 +6,8 @@ Mechanism
   master level can lead one, so the masters' number is the binding limit when studios grow fast.
 - Places: studios x `members_per_studio` (cq_studios_2024 note). Workers at the member levels join at
   random to fill vacancies and stay `term_months`, or until promoted past the member levels.
-- Members learn `learning_multiplier` times faster (prior_mentoring). A member who has met the next
+- Members learn `learning_multiplier` times faster (prior_mentoring) and, prepared by their master,
+  sit assessments as readily as trained workers (`behaviour.trained_sit_prob`). A member who has met the next
   standard may be promoted out of turn, before the wait is served, with annual probability
   `fast_track_rate` (rule_fast_track).
 - Cost: the government subsidy per studio (rule_studio_subsidy: 200,000 yuan over 3 years), booked as

@@ -1,0 +1,134 @@
+"""The command line as a user meets it: `skillsim`, `python -m sim`, folders and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from sim.cli import CONFIG_DIR, config_from_hydra, register_schema
+from sim.config import RunConfig
+from sim.errors import EXIT_CONFIG, EXIT_OUTPUT
+
+SKILLSIM = [sys.executable, "-m", "sim"]
+# The console script installed beside this interpreter (works without an activated venv).
+ENTRY = str(Path(sys.executable).with_name("skillsim")) if Path(sys.executable).with_name("skillsim").exists() else "skillsim"
+REQUIRED = ["date", "high_skill_share", "income_mean", "income_median"]
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": ""}
+    env.pop("HYDRA_FULL_ERROR")
+    return subprocess.run([*SKILLSIM, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def compose_run(*overrides: str) -> RunConfig:
+    register_schema()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg, _ = config_from_hydra(compose(config_name="config", overrides=list(overrides)))
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+def test_no_arguments_runs_the_chongqing_baseline(tmp_path):
+    """`skillsim` with no arguments: one folder under results/ with the series, summary and manifest."""
+    proc = subprocess.run([ENTRY], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    runs = list((tmp_path / "results" / "runs").iterdir())
+    assert len(runs) == 1
+    folder = runs[0]
+    series = pd.read_csv(folder / "series.csv")
+    assert list(series.columns[:1]) == ["date"] and set(REQUIRED) <= set(series.columns)
+    assert series["date"].iloc[0] == "2022-12" and series["date"].iloc[-1] == "2035-12"
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert summary["config"]["region"]["name"] == "chongqing" and summary["config"]["n_agents"] == 100_000
+    assert summary["at_end"]["high_skill_share"] == pytest.approx(series["high_skill_share"].iloc[-1])
+    assert manifest["seed"] == RunConfig().seed and "numpy" in manifest["versions"]
+    assert set(manifest["files"]) >= {"series.csv", "summary.json", "config.yaml"}
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")], "temporary folder left behind"
+
+
+def test_overrides_and_run_dir_and_byte_identical_reruns(tmp_path):
+    args = ["region=national", "scenario=studio_expansion", "horizon.end_year=2026", "n_agents=4000", "seed=7"]
+    a = cli(*args, f"hydra.run.dir={tmp_path / 'a'}", cwd=tmp_path)
+    b = cli(*args, f"hydra.run.dir={tmp_path / 'b'}", cwd=tmp_path)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    sa, sb = (tmp_path / "a" / "series.csv").read_bytes(), (tmp_path / "b" / "series.csv").read_bytes()
+    assert sa == sb
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["config"]["region"]["name"] == "national" and summary["config"]["scenario"] == "studio_expansion"
+    assert summary["config"]["seed"] == 7 and summary["target_year"] == 2026
+    assert pd.read_csv(tmp_path / "a" / "series.csv")["date"].iloc[0] == "2021-12"  # national: end-2021
+    c = cli(*args[:-1], "seed=8", f"hydra.run.dir={tmp_path / 'c'}", cwd=tmp_path)
+    assert c.returncode == 0 and (tmp_path / "c" / "series.csv").read_bytes() != sa
+
+
+BAD_INPUTS = [
+    (["n_agents=abc"], "n_agents"),
+    (["n_agents=0"], "n_agents"),
+    (["n_agents=2000000000"], "n_agents"),
+    (["seed=-1"], "seed"),
+    (["region=atlantis"], "region"),
+    (["scenario=miracle"], "scenario"),
+    (["levers.training.intensity=-1"], "levers.training.intensity"),
+    (["levers.competition.promote_fraction=nan"], "levers.competition.promote_fraction"),
+    (["levers.studio.subsidy_per_studio=inf"], "levers.studio.subsidy_per_studio"),
+    (["levers.training.allocation=everyone"], "levers.training.allocation"),
+    (["levers.magic.intensity=2"], "levers.magic"),
+    (["horizon.end_year=2000"], "horizon.end_year"),
+    (["horizon.start_year=2030", "horizon.end_year=2028"], "horizon.end_year"),
+    (["region.skilled_mix=[0.9,0.9,0,0,0,0,0]"], "region.skilled_mix"),
+    (["levers.studio.enabled=perhaps"], "levers.studio.enabled"),
+]
+
+
+@pytest.mark.parametrize("args, field", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_gives_one_line_a_code_and_no_folder(tmp_path, args, field):
+    out = tmp_path / "run"
+    proc = cli(*args, f"hydra.run.dir={out}", cwd=tmp_path)
+    assert proc.returncode == EXIT_CONFIG
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("skillsim: config error: ") and field in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not out.exists() and not (tmp_path / "results").exists()
+
+
+def test_existing_results_are_never_overwritten(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "series.csv").write_text("precious\n")
+    proc = cli("n_agents=2000", "horizon.end_year=2024", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert proc.returncode == EXIT_OUTPUT
+    assert "already exists" in proc.stderr and "Traceback" not in proc.stderr
+    assert (out / "series.csv").read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("region", ["chongqing", "national", "zhong_county"])
+@pytest.mark.parametrize("scenario", ["baseline", "no_policy", "training_boost", "competition_push",
+                                      "studio_expansion", "combined"])
+def test_every_preset_and_scenario_composes(region, scenario):
+    cfg = compose_run(f"region={region}", f"scenario={scenario}")
+    assert cfg.region.name == region and cfg.scenario == scenario
+    active = {k: getattr(cfg.levers, k).enabled and getattr(cfg.levers, k).intensity > 0
+              for k in ("training", "competition", "studio")}
+    assert all(active.values()) == (scenario != "no_policy")
+    assert any(active.values()) == (scenario != "no_policy")
+
+
+def test_composed_chongqing_baseline_equals_the_python_defaults():
+    """The YAML preset and the dataclass defaults describe the same status quo."""
+    assert compose_run() == RunConfig()
+
+
+def test_national_starts_at_end_2021():
+    assert compose_run("region=national").start_year == 2022

@@ -1,0 +1,99 @@
+"""Typed configs: defaults, sources and the checks that turn bad values into one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from sim.config import RunConfig, estimate_memory_gb, from_mapping, to_dict, validate
+from sim.errors import ConfigError
+from sim.sources import target
+
+
+def test_defaults_are_valid_and_describe_chongqing():
+    cfg = validate(RunConfig())
+    assert cfg.region.name == "chongqing"
+    assert cfg.start_year == 2023  # state observed at end-2022 (cq_hs_2022)
+    assert cfg.horizon.end_year == 2035 and cfg.n_agents == 100_000
+    assert cfg.weight == pytest.approx(57.0)
+
+
+def test_default_numbers_match_their_source_rows():
+    cfg = RunConfig()
+    mix = cfg.region.skilled_mix
+    assert sum(mix[2:]) == pytest.approx(target("cq_hs_2022").number, abs=5e-4)
+    assert cfg.region.population == target("cq_industrial_workers").number
+    assert 1 - cfg.region.uncertified_share == pytest.approx(
+        target("cq_skilled_2022").number / target("cq_industrial_workers").number, abs=1e-3)
+    assert cfg.levers.training.cost_per_place == target("cq_training_cost").number
+    assert cfg.levers.competition.promote_fraction == target("nat_comp_promo_rate").number
+    assert cfg.levers.competition.subsidy_per_event == target("rule_comp_subsidy").number
+    assert cfg.levers.studio.subsidy_per_studio == target("rule_studio_subsidy").number
+    assert cfg.behaviour.turnover_per_year == target("prior_turnover").number
+    assert cfg.region.mean_age == target("prior_age").number
+    assert cfg.firms.competition_fund_rate == target("rule_comp_fund").number
+    assert tuple(cfg.firms.levy_rate) == target("rule_training_levy").bounds
+    assert cfg.wages.growth_per_year == target("wage_growth").bounds[0]
+    assert tuple(cfg.wages.craftsman_salary_floor) == target("rule_craftsman_salary").bounds
+    lo, _ = target("prior_mentoring").bounds
+    assert cfg.levers.studio.learning_multiplier == lo
+    assert cfg.levers.studio.members_per_studio == pytest.approx(15000 / target("cq_studios_2024").number, rel=0.01)
+
+
+def test_every_numeric_field_names_its_source():
+    def walk(cls, prefix=""):
+        for f in dataclasses.fields(cls):
+            if dataclasses.is_dataclass(f.type) or (isinstance(f.type, str) and f.type.endswith("Params")):
+                continue
+            yield prefix + f.name, f.metadata
+
+    missing = [name for name, meta in walk(RunConfig) if not meta.get("source")]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    "data, field, fragment",
+    [
+        ({"n_agents": 0}, "n_agents", ">= 1"),
+        ({"n_agents": "many"}, "n_agents", "an integer"),
+        ({"n_agents": True}, "n_agents", "an integer"),
+        ({"seed": 1.5}, "seed", "an integer"),
+        ({"levers": {"training": {"intensity": -2}}}, "levers.training.intensity", "[0, 100]"),
+        ({"levers": {"training": {"intensity": math.nan}}}, "levers.training.intensity", "finite"),
+        ({"levers": {"studio": {"subsidy_per_studio": math.inf}}}, "levers.studio.subsidy_per_studio", "finite"),
+        ({"levers": {"competition": {"selection": "best"}}}, "levers.competition.selection", "random, progress"),
+        ({"levers": {"bogus": {}}}, "levers.bogus", "known key"),
+        ({"region": {"female_share": 1.5}}, "region.female_share", "[0, 1]"),
+        ({"region": {"skilled_mix": [0.5, 0.6, 0, 0, 0, 0, 0]}}, "region.skilled_mix", "summing to 1"),
+        ({"region": {"skilled_mix": [1.0]}}, "region.skilled_mix", "exactly 7"),
+        ({"region": {"observed": "end of 2022"}}, "region.observed", "YYYY-MM"),
+        ({"horizon": {"end_year": 2020}}, "horizon.end_year", "no earlier than the start year"),
+        ({"horizon": {"start_year": 2030, "end_year": 2029}}, "horizon.end_year", "no earlier"),
+        ({"levers": {"training": {"enabled": "yes"}}}, "levers.training.enabled", "true or false"),
+        ({"firms": {"levy_rate": [0.03, 0.02]}}, "firms.levy_rate", "low <= high"),
+        ({"n_agents": 10**10}, "n_agents", "GB"),
+        ({"region": {"base_wage": 0}}, "region.base_wage", "(0, "),
+        ({"levers": {"training": {"cost_per_place": -5}}}, "levers.training.cost_per_place", "(0, "),
+    ],
+)
+def test_bad_values_name_the_field_value_and_what_is_allowed(data, field, fragment):
+    with pytest.raises(ConfigError) as info:
+        from_mapping(data)
+    err = info.value
+    assert err.field == field
+    assert fragment in str(err)
+    assert "\n" not in str(err)
+
+
+def test_memory_estimate_is_made_before_allocation_and_scales_with_agents():
+    base = estimate_memory_gb(dataclasses.replace(RunConfig(), n_agents=1))
+    small = estimate_memory_gb(dataclasses.replace(RunConfig(), n_agents=1_000_000))
+    big = estimate_memory_gb(dataclasses.replace(RunConfig(), n_agents=10_000_000))
+    assert (big - base) / (small - base) == pytest.approx(10, rel=1e-3)
+
+
+def test_round_trip_through_a_dict():
+    cfg = RunConfig()
+    assert from_mapping(to_dict(cfg)) == cfg

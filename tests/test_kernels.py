@@ -1,0 +1,127 @@
+"""The science kernels on their own: retirement, separations, sampling, slot reuse, certification."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sim.calendar import month_index, monthly_rate
+from sim.certification import WAITS, certify, eligible_for_assessment
+from sim.config import RetirementParams
+from sim.demography import allocate, retirement_age_months, skip_sample
+from sim.sampling import sample_accepted, stochastic_round
+from sim.workforce import FIELDS, NO_MONTH, Workforce
+
+
+@pytest.mark.parametrize(
+    "female, born, expected_years_months",
+    [
+        (False, "1964-12", (60, 0)),  # reached 60 before the reform: unchanged
+        (False, "1965-01", (60, 1)),  # first cohort: one month later
+        (False, "1965-05", (60, 2)),  # one more month every four months
+        (False, "1976-12", (63, 0)),  # reaches 63 and stays there
+        (False, "1990-06", (63, 0)),
+        (True, "1974-12", (50, 0)),  # women workers: 50 before the reform
+        (True, "1975-01", (50, 1)),
+        (True, "1975-03", (50, 2)),  # one more month every two months
+        (True, "1984-12", (55, 0)),
+    ],
+)
+def test_retirement_age_follows_the_2025_reform(female, born, expected_years_months):
+    got = retirement_age_months(np.array([female]), np.array([month_index(born)]), RetirementParams())
+    y, m = expected_years_months
+    assert int(got[0]) == 12 * y + m
+
+
+@pytest.mark.parametrize("p", [0.001, 0.02, 0.3])
+def test_skip_sample_includes_each_slot_with_probability_p(p):
+    n, reps = 20000, 30
+    counts = np.zeros(n)
+    for seed in range(reps):
+        idx = skip_sample(np.random.default_rng(seed), n, p)
+        assert np.all(np.diff(idx) > 0) and idx.min() >= 0 and idx.max() < n
+        counts[idx] += 1
+    total = counts.sum()
+    expected, sd = n * reps * p, np.sqrt(n * reps * p * (1 - p))
+    assert abs(total - expected) < 4 * sd
+    # no position bias: first and second halves get the same share within sampling error
+    half = counts[: n // 2].sum()
+    assert abs(half - total / 2) < 4 * np.sqrt(total / 4)
+
+
+def test_sample_accepted_respects_acceptance_and_count():
+    rng = np.random.default_rng(1)
+    eligible = np.zeros(10000, dtype=bool)
+    eligible[::10] = True
+    got = sample_accepted(rng, eligible.size, 500, lambda s: eligible[s].astype(float))
+    assert got.size == 500 and eligible[got].all()
+    none = sample_accepted(rng, 100, 5, lambda s: np.zeros(s.size))
+    assert none.size == 0
+
+
+def test_stochastic_round_is_unbiased():
+    rng = np.random.default_rng(3)
+    draws = [stochastic_round(rng, 2.3) for _ in range(20000)]
+    assert set(draws) == {2, 3}
+    assert np.mean(draws) == pytest.approx(2.3, abs=4 * 0.46 / np.sqrt(20000))
+
+
+def test_allocate_sums_exactly():
+    counts = allocate(1001, np.array([0.5, 0.25, 0.25]))
+    assert counts.sum() == 1001 and list(counts) in ([501, 250, 250], [500, 251, 250], [500, 250, 251])
+
+
+def _filled(n: int) -> Workforce:
+    wf = Workforce(n)
+    idx = wf.append(n)
+    wf.firm[idx] = np.arange(n)  # firm doubles as an identity tag
+    return wf
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 60), data=st.data())
+def test_replace_keeps_the_live_workers_dense(n, data):
+    wf = _filled(n)
+    leavers = np.array(sorted(data.draw(st.sets(st.integers(0, n - 1), max_size=n))), dtype=np.int64)
+    n_new = data.draw(st.integers(0, 2 * n))
+    slots = wf.replace(leavers, n_new)
+    assert wf.n == n - leavers.size + n_new
+    assert slots.size == n_new and len(set(slots.tolist())) == n_new
+    assert np.all(slots < wf.n)
+    wf.firm[slots] = -1  # entrants
+    survivors = sorted(set(range(n)) - set(leavers.tolist()))
+    live = wf.firm[wf.firm >= 0]
+    assert sorted(live.tolist()) == survivors
+
+
+def test_certification_only_takes_workers_who_served_the_wait():
+    n = 4000
+    wf = Workforce(n)
+    wf.append(n)
+    rng = np.random.default_rng(0)
+    wf.level[:] = rng.integers(0, 8, n)
+    wf.progress[:] = rng.uniform(0, 2, n)
+    wf.months_at_level[:] = rng.integers(0, 80, n)
+    wf.credit[:] = rng.choice([0, 6, 24], n)
+    wf.studio_since[:] = NO_MONTH
+    cand = eligible_for_assessment(wf)
+    lvl = wf.level[cand]
+    assert np.all(lvl < 5) and np.all(wf.progress[cand] >= 1)
+    assert np.all(wf.months_at_level[cand] >= WAITS[lvl] - wf.credit[cand])
+    # and every worker who qualifies is a candidate
+    mask = (wf.level < 5) & (wf.progress >= 1)
+    mask &= wf.months_at_level >= np.where(wf.level < 5, WAITS[np.minimum(wf.level, 4)], 0) - wf.credit
+    assert set(cand.tolist()) == set(np.flatnonzero(mask).tolist())
+    passed = certify(wf, np.ones(5), np.ones(5), 1.0, np.random.default_rng(1))
+    assert set(passed.tolist()) == set(cand.tolist())
+    assert certify(wf, np.zeros(5), np.ones(5), 1.0, np.random.default_rng(1)).size == 0
+
+
+def test_monthly_rate_compounds_to_the_annual_rate():
+    assert (1 - monthly_rate(0.157)) ** 12 == pytest.approx(1 - 0.157)
+
+
+def test_fields_use_small_dtypes():
+    assert FIELDS["level"] == np.int8 and FIELDS["age"] == np.int16 and FIELDS["progress"] == np.float32

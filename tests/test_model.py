@@ -1,0 +1,198 @@
+"""The model as a whole: Mesa use, reproducibility, common random numbers, levers and invariants."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sim.model as model_module
+from sim import WorkforceModel
+from sim.certification import WAITS
+from sim.config import RunConfig
+from sim.levers import CompetitionLever, StudioLever, TrainingLever
+from sim.metrics import SPEND_ACCOUNTS
+
+from .conftest import small_config, with_lever
+
+LEVER_NAMES = ("training", "competition", "studio")
+
+
+def run(cfg: RunConfig, levers=None) -> pd.DataFrame:
+    return WorkforceModel(cfg, levers=levers).run().series()
+
+
+def test_plain_mesa_use_with_defaults():
+    m = WorkforceModel(seed=1)
+    for _ in range(12):
+        m.step()
+    df = m.datacollector.get_model_vars_dataframe()
+    assert len(df) == 13  # the initial state plus twelve months
+    assert m.steps == 12 and m.dates[0] == "2022-12" and m.dates[-1] == "2023-12"
+    assert df["workers"].iloc[-1] == pytest.approx(5.7e6, rel=1e-9)
+    assert 0.25 < df["high_skill_share"].iloc[-1] < 0.40
+
+
+def test_same_seed_same_bytes_and_different_seeds_differ(small):
+    a = run(small).to_csv(index=False)
+    b = run(small).to_csv(index=False)
+    c = run(dataclasses.replace(small, seed=small.seed + 1)).to_csv(index=False)
+    assert a == b
+    assert a != c
+
+
+@pytest.mark.parametrize("lever", LEVER_NAMES)
+def test_switched_off_or_zero_lever_equals_no_lever_at_all(small, lever):
+    """Common random numbers: an inactive lever leaves every other draw untouched."""
+    without = [lv for lv in model_module.default_levers(small.levers) if lv.name != lever]
+    absent = run(small, levers=without)
+    off = run(with_lever(small, lever, enabled=False))
+    zero = run(with_lever(small, lever, intensity=0.0))
+    pd.testing.assert_frame_equal(absent, off, check_exact=True)
+    pd.testing.assert_frame_equal(absent, zero, check_exact=True)
+
+
+def test_scenarios_that_differ_in_one_lever_share_the_other_draws(small):
+    """Competition acts first in March: January and February are identical with or without it;
+    the initial population, firms and the first month's exits and entrants are shared too."""
+    base = with_lever(with_lever(small, "training", enabled=False), "studio", enabled=False)
+    a = WorkforceModel(with_lever(base, "competition", enabled=False))
+    b = WorkforceModel(with_lever(base, "competition", intensity=3.0))
+    for field in ("level", "age", "firm", "aptitude", "progress", "wage_factor"):
+        np.testing.assert_array_equal(getattr(a.workforce, field), getattr(b.workforce, field))
+    for _ in range(2):
+        a.step()
+        b.step()
+    for field in ("level", "age", "firm", "aptitude", "progress", "months_at_level"):
+        np.testing.assert_array_equal(getattr(a.workforce, field), getattr(b.workforce, field))
+    a.step()
+    b.step()
+    assert a.row["promotions_competition"] == 0 and b.row["promotions_competition"] > 0
+    # In March the competition changed levels, but demography drew the same exits and entrants.
+    assert a.row["exits"] == b.row["exits"] and a.row["entries"] == b.row["entries"]
+
+
+INTENSITY = {"training": (1.0, 3.0), "competition": (1.0, 3.0), "studio": (1.0, 3.0)}
+
+
+@pytest.mark.parametrize("lever", LEVER_NAMES)
+def test_more_of_each_lever_raises_high_skill_share_and_spend(lever):
+    """Paired over 10 seeds (common random numbers): the mean effect must exceed twice its standard
+    error, so the claim holds across seeds rather than for a lucky one."""
+    lo, hi = INTENSITY[lever]
+    d_share, d_spend = [], []
+    for seed in range(10):
+        cfg = small_config(n_agents=20000, end_year=2030, seed=seed)
+        a = run(with_lever(cfg, lever, intensity=lo))
+        b = run(with_lever(cfg, lever, intensity=hi))
+        d_share.append(b["high_skill_share"].iloc[-1] - a["high_skill_share"].iloc[-1])
+        cols = [f"spend_{lever}_{f}" for lv, f in SPEND_ACCOUNTS if lv == lever]
+        d_spend.append(b[cols].to_numpy().sum() - a[cols].to_numpy().sum())
+    for name, d in (("high-skill share", d_share), ("spend", d_spend)):
+        d = np.asarray(d)
+        se = d.std(ddof=1) / np.sqrt(d.size)
+        assert d.mean() - 2 * se > 0, f"{lever}: {name} effect {d.mean():.4g} +/- {se:.2g}"
+
+
+class CheckedModel(WorkforceModel):
+    """Records, before each certification, the state of the workers who pass."""
+
+    def _certify(self):
+        wf = self.workforce
+        original = model_module.certify
+
+        def checked(wf_, *args, **kwargs):
+            passed = original(wf_, *args, **kwargs)
+            lvl = wf.level[passed]
+            served = wf.months_at_level[passed] >= WAITS[lvl] - wf.credit[passed]
+            self.violations += int((~served).sum()) + int((wf.progress[passed] < 1).sum())
+            self.certified += passed.size
+            return passed
+
+        model_module.certify = checked
+        try:
+            super()._certify()
+        finally:
+            model_module.certify = original
+
+
+def test_invariants_hold_every_month():
+    cfg = small_config(n_agents=8000, end_year=2030, seed=5)
+    m = CheckedModel(cfg)
+    m.violations = m.certified = 0
+    m.run()
+    df = m.series()
+    assert m.certified > 0 and m.violations == 0
+    levels = df[[f"level_{k}" for k in range(8)]]
+    np.testing.assert_allclose(levels.sum(axis=1), df["workers"], rtol=1e-9)
+    np.testing.assert_allclose(df["workers"].iloc[1:].to_numpy(),
+                               (df["workers"] + df["entries"].shift(-1) - df["exits"].shift(-1)).iloc[:-1].to_numpy(),
+                               rtol=1e-9)
+    assert (m.workforce.level >= 0).all() and (m.workforce.level <= 7).all()
+    money = [c for c in df.columns if c.startswith(("spend_", "income_"))]
+    assert (df[money] >= 0).all().all()
+    for col in ("high_skill_share", "high_skill_share_workforce", "middle_income_share"):
+        assert df[col].between(0, 1).all()
+    hs = df[[f"level_{k}" for k in range(3, 8)]].sum(axis=1)
+    np.testing.assert_allclose(df["high_skill_workers"], hs, rtol=1e-9)
+    np.testing.assert_allclose(df["high_skill_share"], hs / levels.iloc[:, 1:].sum(axis=1), rtol=1e-9)
+    assert (m.workforce.age < m.workforce.retire_age).all()
+
+
+def test_weights_scale_counts_to_the_population():
+    for n in (3000, 12000):
+        df = run(small_config(n_agents=n, end_year=2024))
+        assert df["workers"].iloc[0] == pytest.approx(5.7e6, rel=1e-6)
+        assert df["workers"].iloc[-1] == pytest.approx(5.7e6, rel=1e-6)
+
+
+def test_full_weight_run_works():
+    cfg = dataclasses.replace(small_config(n_agents=3000, end_year=2024),
+                              region=dataclasses.replace(RunConfig().region, population=3000))
+    df = run(cfg)
+    assert cfg.weight == 1.0 and df["workers"].iloc[-1] == 3000
+
+
+def test_growth_path_is_followed():
+    cfg = dataclasses.replace(small_config(n_agents=5000, end_year=2032),
+                              region=dataclasses.replace(RunConfig().region, growth_per_year=0.02))
+    df = run(cfg)
+    assert df["workers"].iloc[-1] == pytest.approx(5.7e6 * 1.02**10, rel=2e-3)
+
+
+def test_competition_promotes_at_most_once_a_year():
+    cfg = with_lever(small_config(n_agents=5000, end_year=2026), "competition", intensity=20.0, promote_fraction=0.5)
+    m = WorkforceModel(cfg)
+    m.step(), m.step()  # January, February: no event
+    assert m.row["promotions_competition"] == 0
+    m.workforce.comp_month[:] = m.t  # everyone was promoted by a competition last month
+    m.step()  # March event
+    assert m.row["competition_participants"] > 0 and m.row["promotions_competition"] == 0
+    m.workforce.comp_month[:] = m.t - 12  # a year ago: eligible again
+    m.step(), m.step(), m.step()  # April, May, June event
+    assert m.row["promotions_competition"] > 0
+    assert (m.workforce.comp_month <= m.t).all()
+
+
+def test_chongqing_baseline_is_plausible_and_smooth():
+    """The status quo at the default 100,000 agents: 2035 share in [25%, 45%], no jumps."""
+    df = WorkforceModel(RunConfig()).run().series()
+    final = df["high_skill_share"].iloc[-1]
+    assert 0.25 <= final <= 0.45
+    steps = df["high_skill_share"].diff().abs().iloc[1:]
+    assert steps.max() < 0.01, f"largest monthly change {steps.max():.4f}"
+    assert df["income_mean"].iloc[-1] > df["income_mean"].iloc[0]
+
+
+def test_levers_keep_their_own_accounts(small):
+    m = WorkforceModel(small).run()
+    spend = {lv.name: lv.spend for lv in m.levers}
+    assert spend["training"]["government"] > 0 and spend["training"]["employer"] > 0
+    assert spend["competition"]["government"] > 0 and spend["competition"]["employer"] > 0
+    assert spend["studio"]["government"] > 0
+    df = m.series()
+    assert df["spend_training_government"].sum() == pytest.approx(spend["training"]["government"])
+    assert isinstance(m.levers[0], TrainingLever) and isinstance(m.levers[1], CompetitionLever)
+    assert isinstance(m.levers[2], StudioLever)
