@@ -25,6 +25,7 @@ from .config import RunConfig, from_mapping
 from .errors import EXIT_INTERRUPTED, ConfigError, SkillsimError
 from .model import WorkforceModel
 from .results import prepare_target, write_run
+from .sources import DEFAULT_TARGETS, load_targets
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 log = logging.getLogger("skillsim")
@@ -59,7 +60,9 @@ def config_from_hydra(dcfg: DictConfig) -> tuple[RunConfig, dict]:
     data = OmegaConf.to_container(dcfg, resolve=True)
     for key in EDGE_KEYS:
         data.pop(key, None)
-    return from_mapping(data), data
+    cfg = from_mapping(data)
+    load_targets(cfg.targets_file or DEFAULT_TARGETS)  # a bad targets file fails at start-up
+    return cfg, data
 
 
 def _remove_if_empty(path: Path) -> None:

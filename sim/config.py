@@ -43,8 +43,8 @@ class RegionParams:
     """A region's workforce at the start date and its status-quo policy."""
 
     name: str = spec("chongqing", "preset", doc="preset name")
-    label_en: str = spec("Chongqing", "preset")
-    label_zh: str = spec("重庆", "preset")
+    label_en: str = spec("Chongqing", "preset", doc="display name of the region, English")
+    label_zh: str = spec("重庆", "preset", doc="display name of the region, Chinese")
     observed: str = spec("2022-12", "cq_hs_2022", doc="date (YYYY-MM) of the initial state")
     population: float = spec(5_700_000, "cq_industrial_workers", 1, 2e9,
                              doc="workers modelled (certificate holders and apprentices)")
@@ -119,13 +119,13 @@ class BehaviourParams:
 class RetirementParams:
     """Statutory retirement ages and the phased 2025 reform (rule_retirement)."""
 
-    male_from: float = spec(60.0, "rule_retirement", 40, 80)
-    male_to: float = spec(63.0, "rule_retirement", 40, 80)
-    female_from: float = spec(50.0, "rule_retirement (women workers)", 40, 80)
-    female_to: float = spec(55.0, "rule_retirement (women workers)", 40, 80)
-    reform_start: str = spec("2025-01", "rule_retirement")
-    male_months_per_step: int = spec(4, "rule_retirement (one month later every 4 months)", 1, 60)
-    female_months_per_step: int = spec(2, "rule_retirement (one month later every 2 months)", 1, 60)
+    male_from: float = spec(60.0, "rule_retirement", 40, 80, doc="men's statutory retirement age before the reform, years")
+    male_to: float = spec(63.0, "rule_retirement", 40, 80, doc="men's retirement age when the reform is complete, years")
+    female_from: float = spec(50.0, "rule_retirement (women workers)", 40, 80, doc="women workers' retirement age before the reform, years")
+    female_to: float = spec(55.0, "rule_retirement (women workers)", 40, 80, doc="women workers' retirement age when the reform is complete, years")
+    reform_start: str = spec("2025-01", "rule_retirement", doc="first month (YYYY-MM) of the phased reform")
+    male_months_per_step: int = spec(4, "rule_retirement (one month later every 4 months)", 1, 60, doc="months of original retirement date per month of delay, men")
+    female_months_per_step: int = spec(2, "rule_retirement (one month later every 2 months)", 1, 60, doc="months of original retirement date per month of delay, women")
 
 
 @dataclass
@@ -147,10 +147,10 @@ class WageParams:
 class FirmParams:
     """Firm population: sizes, pay premium, levy and competition fund."""
 
-    size_alpha: float = spec(1.1, "assumption (Zipf-like firm sizes)", 0.1, 5, lo_open=True)
+    size_alpha: float = spec(1.1, "assumption (Zipf-like firm sizes)", 0.1, 5, lo_open=True, doc="Pareto shape of firm sizes (smaller: more concentrated)")
     levy_rate: list[float] = spec([0.015, 0.025], "rule_training_levy", 0, 0.08, length=2,
                                   doc="training levy range, share of payroll")
-    levy_frontline_share: float = spec(0.6, "rule_training_levy (at least 60% on front-line workers)", 0.6, 1)
+    levy_frontline_share: float = spec(0.6, "rule_training_levy (at least 60% on front-line workers)", 0.6, 1, doc="share of the levy spent on front-line workers")
     competition_fund_rate: float = spec(0.01, "rule_comp_fund", 0, 0.1, doc="competition fund, share of payroll")
 
 
@@ -158,7 +158,7 @@ class FirmParams:
 class TrainingParams:
     """Training lever: subsidised places bought from a budget."""
 
-    enabled: bool = spec(True, "scenario")
+    enabled: bool = spec(True, "scenario", doc="training lever on or off")
     intensity: float = spec(1.0, "scenario", 0, 100, doc="multiplier on the status-quo budget")
     cost_per_place: float = spec(1200.0, "cq_training_cost", 0, 1e6, lo_open=True,
                                  doc="yuan per person-time at the start; grows with wages")
@@ -166,7 +166,7 @@ class TrainingParams:
                                      doc="share of the front-line levy that buys skill-upgrade places")
     allocation: str = spec("random", "assumption", choices=("random", "lowest_level", "near_standard"),
                            doc="who gets a place")
-    eligible_max_level: int = spec(4, "ladder (certifiable levels)", 0, 4)
+    eligible_max_level: int = spec(4, "ladder (certifiable levels)", 0, 4, doc="highest level that may receive a training place")
     progress_gain: float = spec(0.10, "assumption", 0, 5, doc="progress (standards) gained per course")
     wait_credit_months: int = spec(6, "assumption (cap from rule_wait_* notes)", 0, 60,
                                    doc="months off the wait per course, capped at two years")
@@ -176,15 +176,15 @@ class TrainingParams:
 class CompetitionParams:
     """Competition lever: events, participants, promotion of the best (以赛代评)."""
 
-    enabled: bool = spec(True, "scenario")
+    enabled: bool = spec(True, "scenario", doc="competition lever on or off")
     intensity: float = spec(1.0, "scenario", 0, 100, doc="multiplier on status-quo participation")
     events_per_year: int = spec(4, "assumption", 1, 12, doc="competition rounds per year")
-    eligible_levels: list[int] = spec([1, 4], "rule_comp_promo", 0, 5, length=2,
-                                      doc="lowest and highest level that may take part")
+    eligible_levels: list[int] = spec([1, 4], "rule_comp_promo", 0, 4, length=2,
+                                      doc="lowest and highest level that may take part (winners rise at most to 5)")
     selection: str = spec("progress", "assumption", choices=("random", "progress"),
                           doc="how firms pick participants")
     promote_fraction: float = spec(0.022, "nat_comp_promo_rate", 0, 1, doc="share of participants promoted")
-    cooldown_months: int = spec(12, "rule_comp_promo (at most one promotion a year)", 0, 120)
+    cooldown_months: int = spec(12, "rule_comp_promo (at most one promotion a year)", 0, 120, doc="months after a competition promotion before another one")
     prep_progress_gain: float = spec(0.03, "assumption", 0, 5, doc="progress gained by preparing (以赛促训)")
     luck_sd: float = spec(0.5, "assumption", 0, 10, doc="sd of luck in the score")
     prize_per_promotion: float = spec(3000.0, "assumption", 0, 1e7, doc="prize paid into income, yuan")
@@ -196,10 +196,10 @@ class CompetitionParams:
 class StudioParams:
     """Studio lever: masters mentor members, who learn faster and may be promoted out of turn."""
 
-    enabled: bool = spec(True, "scenario")
+    enabled: bool = spec(True, "scenario", doc="studio lever on or off")
     intensity: float = spec(1.0, "scenario", 0, 100, doc="multiplier on status-quo studios and growth")
-    members_per_studio: float = spec(17.4, "derived: cq_studios_2024 note (15000 members / 860 studios)", 0, 1000)
-    master_min_level: int = spec(4, "issue 2 (技师 or above)", 3, 7)
+    members_per_studio: float = spec(17.4, "derived: cq_studios_2024 note (15000 members / 860 studios)", 0, 1000, doc="member places per studio")
+    master_min_level: int = spec(4, "issue 2 (技师 or above)", 3, 7, doc="lowest level of a studio master")
     masters_share_max: float = spec(0.2, "assumption", 0, 1,
                                     doc="largest share of workers at master level who can lead a studio")
     member_levels: list[int] = spec([1, 4], "assumption", 0, 4, length=2, doc="levels that may join")
@@ -224,10 +224,10 @@ class RunConfig:
     """Everything one run needs. Defaults: Chongqing status quo, 100,000 agents, fixed seed."""
 
     region: RegionParams = field(default_factory=RegionParams)
-    scenario: str = spec("baseline", "scenario")
+    scenario: str = spec("baseline", "scenario", doc="scenario name (label of the run)")
     horizon: HorizonParams = field(default_factory=HorizonParams)
     n_agents: int = spec(100_000, "issue 2", 1, None, doc="simulated agents (each carries a weight)")
-    seed: int = spec(20221231, "fixed default", 0, 2**63 - 1)
+    seed: int = spec(20221231, "fixed default", 0, 2**63 - 1, doc="base random seed of the run")
     replicate: int = spec(0, "sweeps", 0, 1_000_000, doc="replicate index (seed derivation)")
     behaviour: BehaviourParams = field(default_factory=BehaviourParams)
     retirement: RetirementParams = field(default_factory=RetirementParams)

@@ -1,7 +1,9 @@
 """What is recorded each month: the columns of the monthly series.
 
-`measure(model)` computes one row from the model's arrays; the Mesa DataCollector's reporters read
-from that row. Counts and money are population-scaled (sums of agent weights). Income quantiles are
+`measure(model)` computes one row from the model's arrays and its level ledger (head count and pay by
+level, kept current by the model); the Mesa DataCollector's reporters read from that row. Counts and
+money are population-scaled (sums of agent weights). Annualised income is 12 x this month's pay plus
+one-off payments (prizes) received this month, counted once. Income quantiles are
 computed over a systematic subsample of at most QUANTILE_SAMPLE agents (exact below that size): the
 slot order is unrelated to income, and the subsample's error is far below the sampling error of the
 agents themselves.
@@ -44,9 +46,9 @@ def measure(model) -> dict[str, float]:
     """One row of the monthly series from the model's current state and this month's flows."""
     wf = model.workforce
     level, weight, pay = wf.level, wf.weight, wf.pay
-    counts = np.bincount(level, weights=weight, minlength=N_LEVELS)
+    counts = model.ledger.count.copy()
     model.level_counts = counts
-    pay_by_level = np.bincount(level, weights=pay * weight, minlength=N_LEVELS)
+    pay_by_level = model.ledger.pay
     bonus_idx = model.bonus_slots
     bonus_by_level = np.bincount(level[bonus_idx], weights=wf.bonus[bonus_idx] * weight[bonus_idx],
                                  minlength=N_LEVELS)
@@ -63,13 +65,13 @@ def measure(model) -> dict[str, float]:
     }
     for k in range(N_LEVELS):
         row[f"level_{k}"] = float(counts[k])
-    annual_by_level = 12.0 * (wi * pay_by_level + bonus_by_level)
+    annual_by_level = 12.0 * wi * pay_by_level + bonus_by_level
     row["income_mean"] = float(annual_by_level.sum() / workers) if workers > 0 else 0.0
     stride = max(1, -(-wf.n // QUANTILE_SAMPLE))
-    sample = pay[::stride] * np.float32(wi) + wf.bonus[::stride]
+    sample = pay[::stride] * np.float32(12.0 * wi) + wf.bonus[::stride]
     if sample.size:
-        q10, q50, q90 = np.quantile(sample * 12.0, [0.1, 0.5, 0.9])
-        mid = float(np.mean(sample * 12.0 >= model.cfg.wages.middle_income_threshold))
+        q10, q50, q90 = np.quantile(sample, [0.1, 0.5, 0.9])
+        mid = float(np.mean(sample >= model.cfg.wages.middle_income_threshold))
     else:
         q10 = q50 = q90 = mid = 0.0
     row.update(income_median=float(q50), income_p10=float(q10), income_p90=float(q90), middle_income_share=mid)

@@ -24,7 +24,7 @@ from .levers.base import Lever
 from .metrics import CHANNELS, column_names, measure
 from .rates import RateTables, refresh
 from .streams import RandomStreams, replicate_seed
-from .workforce import NO_MONTH, Workforce
+from .workforce import NO_MONTH, LevelLedger, Workforce
 
 FLOWS = tuple(f"promotions_{c}" for c in CHANNELS) + (
     "entries", "exits", "exits_retirement", "exits_quit", "firm_moves")
@@ -61,7 +61,7 @@ class WorkforceModel(mesa.Model):
         self.streams = RandomStreams(self.run_seed)
         self.start_month = calendar.month_index(f"{cfg.start_year}-01")  # first simulated month
         self.t = -1  # month being simulated, 0-based; -1 before the first step
-        self.weight = cfg.weight
+        self.weight = float(np.float32(cfg.weight))  # as stored per agent, so flows and stocks agree
         self.pass_prob = np.asarray(cfg.behaviour.pass_prob, dtype=float)
         self.appoint_rate = np.asarray(cfg.behaviour.appointment_rate, dtype=float)
         self.cert_subsidy = np.concatenate([[0.0], cfg.cert_subsidy])  # by new level 1..5
@@ -72,6 +72,7 @@ class WorkforceModel(mesa.Model):
         initial_population(self.workforce, cfg, self.firms, self.now, self.streams.get("population", 0))
         self.rates = RateTables(cfg, self.firms.premium)
         refresh(self.workforce, np.arange(self.workforce.n), self.rates)
+        self.ledger = LevelLedger(self.workforce)
         self.wage_index = self.wage_index_start = self._wage_index()
 
         self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
@@ -164,19 +165,23 @@ class WorkforceModel(mesa.Model):
         wf, w = self.workforce, self.weight
         wf.age[:] += np.int16(1)
         retired = retirements(wf)
-        leavers, movers = separations(wf, self.cfg, self.streams.get("demography", self.t))
+        rng_demo = self.streams.get("demography", self.t)
+        leavers, movers = separations(wf, self.cfg, rng_demo)
         # A worker who retires this month does not also quit or move.
         gone = np.union1d(retired, leavers)
         movers = np.setdiff1d(movers, retired, assume_unique=True)
-        rng_e = self.streams.get("entrants", self.t)
         if movers.size:
-            wf.firm[movers] = self.firms.sample(rng_e, movers.size)
+            self.ledger.remove(wf, movers)
+            wf.firm[movers] = self.firms.sample(rng_demo, movers.size)
             wf.studio_since[movers] = NO_MONTH  # a mover leaves the studio
             refresh(wf, movers, self.rates)
+            self.ledger.add(wf, movers)
         n_new = max(0, target_size(self.cfg, self.t + 1) - (wf.n - gone.size))
+        self.ledger.remove(wf, gone)
         slots = wf.replace(gone, n_new)
-        fill_entrants(wf, slots, self.cfg, self.firms, self.now, rng_e)
+        fill_entrants(wf, slots, self.cfg, self.firms, self.now, self.streams.get("entrants", self.t))
         refresh(wf, slots, self.rates)
+        self.ledger.add(wf, slots)
         self.flows.update(
             exits=gone.size * w,
             exits_retirement=retired.size * w,
@@ -194,8 +199,10 @@ class WorkforceModel(mesa.Model):
         """Move `idx` one level up through `channel` (certification, competition, studio, appointment)."""
         if len(idx) == 0:
             return
+        self.ledger.remove(self.workforce, idx)
         promote(self.workforce, idx)
         refresh(self.workforce, idx, self.rates)
+        self.ledger.add(self.workforce, idx)
         self.flows[f"promotions_{channel}"] += len(idx) * self.weight
 
     def _certify(self) -> None:

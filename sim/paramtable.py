@@ -25,31 +25,6 @@ BEGIN = "<!-- PARAMETERS:BEGIN -->"
 END = "<!-- PARAMETERS:END -->"
 HEADER = ("parameter", "default", "allowed", "meaning", "source")
 
-#: Meanings for fields whose `doc` metadata is empty. The metadata wins when it is filled in;
-#: tests/test_docs.py checks that every key here names a real field.
-FALLBACK_DOC: dict[str, str] = {
-    "region.name": "preset name",
-    "region.label_en": "display name of the region, English",
-    "region.label_zh": "display name of the region, Chinese",
-    "scenario": "scenario name (label of the run)",
-    "seed": "base random seed of the run",
-    "retirement.male_from": "men's statutory retirement age before the reform, years",
-    "retirement.male_to": "men's retirement age when the reform is complete, years",
-    "retirement.female_from": "women workers' retirement age before the reform, years",
-    "retirement.female_to": "women workers' retirement age when the reform is complete, years",
-    "retirement.reform_start": "first month (YYYY-MM) of the phased reform",
-    "retirement.male_months_per_step": "months of original retirement date per month of delay, men",
-    "retirement.female_months_per_step": "months of original retirement date per month of delay, women",
-    "firms.size_alpha": "Pareto shape of firm sizes (smaller: more concentrated)",
-    "firms.levy_frontline_share": "share of the levy spent on front-line workers",
-    "levers.training.enabled": "training lever on or off",
-    "levers.training.eligible_max_level": "highest level that may receive a training place",
-    "levers.competition.enabled": "competition lever on or off",
-    "levers.competition.cooldown_months": "months after a competition promotion before another one",
-    "levers.studio.enabled": "studio lever on or off",
-    "levers.studio.members_per_studio": "member places per studio",
-    "levers.studio.master_min_level": "lowest level of a studio master",
-}
 
 
 @dataclass(frozen=True)
@@ -161,7 +136,7 @@ def fmt_allowed(row: ParamRow) -> str:
 
 
 def meaning(row: ParamRow) -> str:
-    return row.meta.get("doc") or FALLBACK_DOC.get(row.name, "")
+    return row.meta.get("doc", "")
 
 
 def _cell(text: str) -> str:

@@ -2,7 +2,7 @@
 
 `sim/data/targets.csv` is a verbatim copy of the project's shared/data/targets.csv (a test checks they
 agree when the shared copy is present), so the package runs without the shared folder.
-Defaults in `sim.config` cite these row ids; `tests/test_sources.py` checks that the numbers match.
+Defaults in `sim.config` cite these row ids; `tests/test_config.py` and `tests/test_ladder_and_sources.py` check that the numbers match.
 """
 
 from __future__ import annotations

@@ -41,7 +41,11 @@ class RandomStreams:
         self._roots = dict(zip(MECHANISMS, root.spawn(len(MECHANISMS))))
 
     def get(self, mechanism: str, month: int) -> np.random.Generator:
-        """Generator for `mechanism` in simulated month `month` (0 = initialisation)."""
+        """Generator for `mechanism` in simulated month `month` (0-based).
+
+        The one-off mechanisms (population, firms) use month 0 at initialisation; no other mechanism
+        draws then, so nothing is shared.
+        """
         ss = self._roots[mechanism]
         child = np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key + (int(month),), pool_size=ss.pool_size)
         return np.random.Generator(np.random.PCG64(child))

@@ -108,3 +108,34 @@ class Workforce:
 def is_member(studio_since: np.ndarray) -> np.ndarray:
     """Studio membership flag from the join month."""
     return studio_since != NO_MONTH
+
+
+class LevelLedger:
+    """Weighted head count and pay sum by level, kept up to date where levels or pay change.
+
+    Recounting 5.7 million levels each month costs more than all the monthly rules together, so the
+    model updates these totals for the few workers whose level or pay changes (promotions, exits,
+    entrants, firm moves). `recount` gives the same figures from scratch; the tests compare them.
+    """
+
+    def __init__(self, wf: Workforce):
+        self.count = np.zeros(8)
+        self.pay = np.zeros(8)
+        self.add(wf, np.arange(wf.n))
+
+    def add(self, wf: Workforce, idx: np.ndarray, sign: float = 1.0) -> None:
+        if len(idx) == 0:
+            return
+        lvl = wf.level[idx]
+        w = wf.weight[idx].astype(np.float64)
+        self.count += sign * np.bincount(lvl, weights=w, minlength=8)
+        self.pay += sign * np.bincount(lvl, weights=w * wf.pay[idx], minlength=8)
+
+    def remove(self, wf: Workforce, idx: np.ndarray) -> None:
+        self.add(wf, idx, -1.0)
+
+    @staticmethod
+    def recount(wf: Workforce) -> tuple[np.ndarray, np.ndarray]:
+        w = wf.weight.astype(np.float64)
+        return (np.bincount(wf.level, weights=w, minlength=8),
+                np.bincount(wf.level, weights=w * wf.pay, minlength=8))

@@ -15,7 +15,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from sim.cli import CONFIG_DIR, config_from_hydra, register_schema
 from sim.config import RunConfig
-from sim.errors import EXIT_CONFIG, EXIT_OUTPUT
+from sim.errors import EXIT_CONFIG, EXIT_DATA, EXIT_OUTPUT
 
 SKILLSIM = [sys.executable, "-m", "sim"]
 # The console script installed beside this interpreter (works without an activated venv).
@@ -132,3 +132,16 @@ def test_composed_chongqing_baseline_equals_the_python_defaults():
 
 def test_national_starts_at_end_2021():
     assert compose_run("region=national").start_year == 2022
+
+
+@pytest.mark.parametrize("content", ["id,value\nx,1\n", None])
+def test_bad_targets_file_fails_at_start_up(tmp_path, content):
+    path = tmp_path / "targets.csv"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    out = tmp_path / "run"
+    proc = cli(f"targets_file={path}", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert proc.returncode == EXIT_DATA, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "targets file" in lines[0] and "Traceback" not in proc.stderr
+    assert not out.exists()

@@ -139,6 +139,9 @@ def test_invariants_hold_every_month():
     np.testing.assert_allclose(df["high_skill_workers"], hs, rtol=1e-9)
     np.testing.assert_allclose(df["high_skill_share"], hs / levels.iloc[:, 1:].sum(axis=1), rtol=1e-9)
     assert (m.workforce.age < m.workforce.retire_age).all()
+    count, pay = m.ledger.recount(m.workforce)
+    np.testing.assert_allclose(m.ledger.count, count, rtol=1e-9)
+    np.testing.assert_allclose(m.ledger.pay, pay, rtol=1e-6)
 
 
 def test_weights_scale_counts_to_the_population():

@@ -31,13 +31,19 @@ class CompetitionLever(Lever):
 
     def init(self, model) -> None:
         self.months = event_months(self.params.events_per_year)
+        self._fund_year, self._fund_left = None, 0.0
+
+    @staticmethod
+    def annual_fund(model) -> float:
+        """This year's competition fund: the fund rate x the annual payroll (yuan)."""
+        return model.cfg.firms.competition_fund_rate * float(model.ledger.pay.sum()) * 12 * model.wage_index
 
     def act(self, model, rng) -> None:
         if model.calendar_month not in self.months:
             return
         p, wf, w = self.params, model.workforce, model.weight
         lo, hi = p.eligible_levels
-        workers = float(wf.weight.sum(dtype=np.float64))
+        workers = float(model.ledger.count.sum())
         per_event = model.cfg.region.competition_participation * workers * p.intensity / p.events_per_year
         k = stochastic_round(rng, per_event / w)
 
@@ -61,7 +67,12 @@ class CompetitionLever(Lever):
         cooled = wf.comp_month[top].astype(np.int64) <= model.t - p.cooldown_months
         winners = np.sort(top[cooled])
         if winners.size:
-            model.pay_bonus(winners, p.prize_per_promotion)
-            self.book("employer", winners.size * w * p.prize_per_promotion)
+            # Prizes come out of the employers' competition fund (rule_comp_fund), never beyond it.
+            if self._fund_year != model.year:
+                self._fund_year, self._fund_left = model.year, self.annual_fund(model)
+            prize = min(p.prize_per_promotion, self._fund_left / (winners.size * w))
+            model.pay_bonus(winners, prize)
+            self.book("employer", winners.size * w * prize)
+            self._fund_left -= winners.size * w * prize
         wf.comp_month[winners] = model.t
         model.promote(winners, "competition")

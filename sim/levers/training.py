@@ -38,7 +38,7 @@ class TrainingLever(Lever):
 
     def _set_budget(self, model) -> None:
         p, wf = self.params, model.workforce
-        workers = float(wf.weight.sum(dtype=np.float64))
+        workers = float(model.ledger.count.sum())
         gov = model.cfg.region.training_budget_per_worker_year * workers * p.intensity
         levy = model.firms.levy_rate[wf.firm]
         payroll_levy = float(np.dot(levy.astype(np.float64), wf.pay * wf.weight)) * 12 * model.wage_index
