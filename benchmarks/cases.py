@@ -4,7 +4,8 @@
 (`ru_maxrss` of this process). The spec names the case:
 
     {"kind": "model" | "naive" | "profile", "n": agents, "start_year": 2025, "end_year": 2035,
-     "seed": int or null, "replicate": int, "phases": bool, "top": int, "pstats": path or null}
+     "seed": int or null, "replicate": int, "phases": bool, "firms_seed": int or null,
+     "top": int, "pstats": path or null}
 
 - model: build `sim.model.WorkforceModel` (timed), step it to the end of the horizon (timed), with
   light timers around the step phases (a few microseconds per step in total).
@@ -133,6 +134,19 @@ def instrument(model, timer: PhaseTimer) -> tuple[list[str], list[str], callable
     return phases, details, restore
 
 
+def share_firms(run_seed: int) -> None:
+    """Draw the firms from another run's firm stream (agreement check: isolates agent sampling).
+
+    The firm population (sizes, premia, levy rates) is drawn from the run seed and does not depend on
+    the number of agents, so runs with the same firms differ only in agent-level randomness.
+    """
+    import sim.model as sm
+    from sim.streams import RandomStreams
+
+    original = sm.make_firms
+    sm.make_firms = lambda cfg, rng: original(cfg, RandomStreams(run_seed).get("firms", 0))
+
+
 def december_series(dates, hs, inc) -> dict:
     """High-skill share and mean income at each December after the start (the initial state excluded)."""
     out = {}
@@ -148,6 +162,8 @@ def run_model(spec: dict) -> dict:
 
     rss_import = rss_now_mb()
     cfg = make_config(spec)
+    if spec.get("firms_seed") is not None:
+        share_firms(int(spec["firms_seed"]))
     t0 = time.perf_counter()
     model = WorkforceModel(cfg)
     t_build = time.perf_counter() - t0
@@ -156,12 +172,14 @@ def run_model(spec: dict) -> dict:
     phases, details, restore = instrument(model, timer) if spec.get("phases", True) else ([], [], lambda: None)
     step_times = []
     clock = time.perf_counter
+    c1 = time.process_time()
     t1 = clock()
     while not model.done:
         s = clock()
         model.step()
         step_times.append(clock() - s)
     t_steps = clock() - t1
+    cpu_steps = time.process_time() - c1
     restore()
     df = model.series()
     months = len(step_times)
@@ -169,7 +187,7 @@ def run_model(spec: dict) -> dict:
     res = {
         "kind": "model", "n": cfg.n_agents, "months": months, "weight": cfg.weight,
         "seed": model.run_seed, "final_workers_agents": int(model.workforce.n),
-        "build_s": t_build, "steps_s": t_steps, "wall_s": t_build + t_steps,
+        "build_s": t_build, "steps_s": t_steps, "wall_s": t_build + t_steps, "steps_cpu_s": cpu_steps,
         "agent_steps": cfg.n_agents * months,
         "agent_steps_per_s": cfg.n_agents * months / t_steps,
         "step_ms": {"mean": 1e3 * st.mean(), "median": 1e3 * float(np.median(st)), "max": 1e3 * st.max(),
@@ -192,16 +210,18 @@ def run_naive(spec: dict) -> dict:
     t0 = time.perf_counter()
     model = NaiveWorkforceModel(cfg, seed=int(spec.get("seed") or 1))
     t_build = time.perf_counter() - t0
+    c1 = time.process_time()
     t1 = time.perf_counter()
     model.run()
     t_steps = time.perf_counter() - t1
+    cpu_steps = time.process_time() - c1
     df = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
     from sim.calendar import label
     dates = [label(model.start_month - 1 + i) for i in range(len(df))]
     months = model.steps
     return {
         "kind": "naive", "n": cfg.n_agents, "months": months, "weight": cfg.weight,
-        "build_s": t_build, "steps_s": t_steps, "wall_s": t_build + t_steps,
+        "build_s": t_build, "steps_s": t_steps, "wall_s": t_build + t_steps, "steps_cpu_s": cpu_steps,
         "agent_steps": cfg.n_agents * months, "agent_steps_per_s": cfg.n_agents * months / t_steps,
         "rss_after_import_mb": rss_import, "peak_rss_mb": peak_rss_mb(),
         "promotions": dict(model.promotions), "final_agents": len(model.agents),

@@ -257,17 +257,20 @@ class NaiveWorkforceModel(mesa.Model):
                self.sample_firm(), math.exp(rnd.gauss(-0.5 * sd * sd, sd)),
                math.exp(rnd.gauss(0.0, cfg.wages.individual_sd)), 0.0)
 
-    def draw(self, workers: list, k: int, accept) -> set:
-        """Up to k distinct workers drawn at random and kept with probability accept(worker)."""
-        chosen: set = set()
+    def draw(self, workers: list, k: int, accept) -> list:
+        """Up to k distinct workers drawn at random and kept with probability accept(worker).
+
+        Returned in draw order (a dict keeps it), so runs are reproducible from the seed.
+        """
+        chosen: dict = {}
         rnd = self.random
         tries = 0
         while len(chosen) < k and tries < 50 * k + 1000:
             a = workers[int(rnd.random() * len(workers))]
             tries += 1
             if rnd.random() < accept(a):
-                chosen.add(a)
-        return chosen
+                chosen[a] = None
+        return list(chosen)
 
     # -- levers -----------------------------------------------------------------------------
     def training(self, workers: list) -> None:

@@ -36,9 +36,9 @@ def certify(wf: Workforce, pass_prob: np.ndarray, sit_untrained: np.ndarray, sit
     cand = eligible_for_assessment(wf)
     lvl = wf.level[cand]
     prepared = (wf.credit[cand] > 0) | (wf.studio_since[cand] != NO_MONTH)
-    sit = np.where(prepared, sit_trained, sit_untrained[lvl])
-    u = rng.random(cand.size)
-    return cand[u < sit * pass_prob[lvl]]
+    sit = np.where(prepared, np.float32(sit_trained), sit_untrained.astype(np.float32)[lvl])
+    u = rng.random(cand.size, dtype=np.float32)
+    return cand[u < sit * pass_prob.astype(np.float32)[lvl]]
 
 
 def appoint(wf: Workforce, annual_rate: np.ndarray, min_months: int, rng: np.random.Generator) -> np.ndarray:

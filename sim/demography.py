@@ -21,18 +21,37 @@ class Firms:
     """Firm-level arrays: size share, wage premium, levy rate."""
 
     size_share: np.ndarray  # float64, sums to 1: where workers and entrants go
-    cum_share: np.ndarray  # cumulative size share for sampling
     premium: np.ndarray  # float32 multiplicative wage premium, median 1
     levy_rate: np.ndarray  # float32 training levy, share of payroll
+
+    def __post_init__(self):
+        self._alias_prob, self._alias = alias_table(self.size_share)
 
     @property
     def n(self) -> int:
         return self.size_share.size
 
     def sample(self, rng: np.random.Generator, k: int) -> np.ndarray:
-        """k firm ids drawn in proportion to size."""
-        u = rng.random(k)
-        return np.minimum(np.searchsorted(self.cum_share, u, side="right"), self.n - 1).astype(np.int32)
+        """k firm ids drawn in proportion to size (Walker's alias method: O(1) per draw)."""
+        i = rng.integers(0, self.n, k, dtype=np.int32)
+        u = rng.random(k, dtype=np.float32)
+        return np.where(u < self._alias_prob[i], i, self._alias[i])
+
+
+def alias_table(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker/Vose alias table for sampling index i with probability p[i]."""
+    n = p.size
+    scaled = np.asarray(p, dtype=float) * n / np.sum(p)
+    prob = np.ones(n)
+    alias = np.arange(n, dtype=np.int32)
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        prob[s], alias[s] = scaled[s], g
+        scaled[g] -= 1.0 - scaled[s]
+        (small if scaled[g] < 1.0 else large).append(g)
+    return prob.astype(np.float32), alias
 
 
 def make_firms(cfg, rng: np.random.Generator) -> Firms:
@@ -43,7 +62,7 @@ def make_firms(cfg, rng: np.random.Generator) -> Firms:
     premium = np.exp(rng.normal(0.0, cfg.wages.firm_premium_sd, n)).astype(np.float32)
     lo, hi = cfg.firms.levy_rate
     levy = rng.uniform(lo, hi, n).astype(np.float32)
-    return Firms(share, np.cumsum(share), premium, levy)
+    return Firms(share, premium, levy)
 
 
 def retirement_age_months(female: np.ndarray, birth_month: np.ndarray, ret) -> np.ndarray:
@@ -85,36 +104,45 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
     rng.shuffle(level)
     idx = wf.append(n)
     wf.level[idx] = level
-    female = rng.random(n) < reg.female_share
+    female = rng.random(n, dtype=np.float32) < np.float32(reg.female_share)
     wf.female[idx] = female
-    mean_age = reg.mean_age + reg.level_age_step * (level.astype(float) - 2.0)
-    # Ages from the normal truncated to working age: redraw those outside [16, retirement age).
-    age = rng.normal(mean_age, reg.age_sd) * 12
-    for _ in range(100):
-        ret_age = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement)
-        bad = np.flatnonzero((age < MIN_AGE_MONTHS) | (age >= ret_age))
+    mean_age = (reg.mean_age + reg.level_age_step * (level.astype(np.float32) - 2.0)) * 12
+    # Ages in months from the normal truncated to working age: redraw those outside [16, retirement).
+    age = (rng.standard_normal(n, dtype=np.float32) * np.float32(reg.age_sd * 12) + mean_age).astype(np.int16)
+    ret_age = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement)
+    bad = np.flatnonzero((age < MIN_AGE_MONTHS) | (age >= ret_age))
+    for _ in range(200):
         if bad.size == 0:
             break
-        age[bad] = rng.normal(mean_age[bad], reg.age_sd) * 12
-    age = np.clip(age, MIN_AGE_MONTHS, ret_age.astype(float) - 1).astype(np.int16)
+        age[bad] = (rng.standard_normal(bad.size, dtype=np.float32) * np.float32(reg.age_sd * 12)
+                    + mean_age[bad]).astype(np.int16)
+        ret_age[bad] = retirement_age_months(female[bad], now - age[bad].astype(np.int64), cfg.retirement)
+        bad = bad[(age[bad] < MIN_AGE_MONTHS) | (age[bad] >= ret_age[bad])]
+    age[bad] = MIN_AGE_MONTHS  # only if the normal puts (almost) no mass in working age
+    ret_age[bad] = retirement_age_months(female[bad], now - age[bad].astype(np.int64), cfg.retirement)
     wf.age[idx] = age
-    wf.retire_age[idx] = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement)
+    wf.retire_age[idx] = ret_age
     wf.firm[idx] = firms.sample(rng, n)
-    wf.aptitude[idx] = np.exp(rng.normal(-0.5 * beh.aptitude_sd**2, beh.aptitude_sd, n)).astype(np.float32)
-    wf.wage_factor[idx] = np.exp(rng.normal(0.0, cfg.wages.individual_sd, n)).astype(np.float32)
+    wf.aptitude[idx] = lognormal_mean_one(rng, n, beh.aptitude_sd)
+    wf.wage_factor[idx] = np.exp(rng.standard_normal(n, dtype=np.float32) * np.float32(cfg.wages.individual_sd))
     # Time at level: uniform over twice the statutory wait (levels 0-4) or ten years (5-7); no older
     # than the time since age 16 allows. Progress: what that time at the worker's own speed gives,
     # scaled down by a uniform factor so not everyone who has served the wait is ready at once.
-    span = np.concatenate([wait_months() * 2, np.full(3, 120)]).astype(float)[level]
-    mal = np.minimum(rng.random(n) * span, age - MIN_AGE_MONTHS).astype(np.int16)
+    span = np.concatenate([wait_months() * 2, np.full(3, 120)]).astype(np.float32)[level]
+    mal = np.minimum(rng.random(n, dtype=np.float32) * span, age - MIN_AGE_MONTHS).astype(np.int16)
     wf.months_at_level[idx] = mal
-    mastery = np.concatenate([np.asarray(beh.mastery_months, float), np.full(3, np.inf)])[level]
-    wf.progress[idx] = (mal / mastery * wf.aptitude[idx] * rng.uniform(0.5, 1.0, n)).astype(np.float32)
+    rate = np.concatenate([1.0 / np.asarray(beh.mastery_months), np.zeros(3)]).astype(np.float32)[level]
+    wf.progress[idx] = mal * rate * wf.aptitude[idx] * (np.float32(0.5) + np.float32(0.5) * rng.random(n, dtype=np.float32))
     wf.credit[idx] = 0
     wf.studio_since[idx] = NO_MONTH
     wf.comp_month[idx] = NO_MONTH
     wf.weight[idx] = np.float32(cfg.weight)
     wf.bonus[idx] = 0
+
+
+def lognormal_mean_one(rng: np.random.Generator, k: int, sd: float) -> np.ndarray:
+    """float32 log-normal draws with mean 1 (latent aptitude)."""
+    return np.exp(rng.standard_normal(k, dtype=np.float32) * np.float32(sd) - np.float32(0.5 * sd * sd))
 
 
 def separations(wf: Workforce, cfg, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -178,7 +206,7 @@ def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, r
     female = rng.random(k) < cfg.region.female_share
     age = np.clip(rng.normal(beh.entrant_age_mean, beh.entrant_age_sd, k) * 12, MIN_AGE_MONTHS, 40 * 12)
     firm = firms.sample(rng, k)
-    aptitude = np.exp(rng.normal(-0.5 * beh.aptitude_sd**2, beh.aptitude_sd, k))
+    aptitude = lognormal_mean_one(rng, k, beh.aptitude_sd)
     wage_factor = np.exp(rng.normal(0.0, cfg.wages.individual_sd, k))
     age = age.astype(np.int16)
     wf.level[idx] = (u_junior < beh.entrant_junior_share).astype(np.int8)

@@ -11,7 +11,7 @@ from sim.calendar import month_index, monthly_rate
 from sim.certification import WAITS, certify, eligible_for_assessment
 from sim.config import RetirementParams
 from sim.demography import allocate, retirement_age_months, skip_sample
-from sim.sampling import sample_accepted, stochastic_round
+from sim.sampling import sample_accepted, sample_distinct, stochastic_round
 from sim.workforce import FIELDS, NO_MONTH, Workforce
 
 
@@ -125,3 +125,33 @@ def test_monthly_rate_compounds_to_the_annual_rate():
 
 def test_fields_use_small_dtypes():
     assert FIELDS["level"] == np.int8 and FIELDS["age"] == np.int16 and FIELDS["progress"] == np.float32
+
+
+def test_sample_distinct_is_distinct_exact_and_proportional_to_acceptance():
+    n = 50000
+    a = np.where(np.arange(n) % 2 == 0, 1.0, 0.25)  # even slots four times as likely
+    hits = np.zeros(n)
+    for seed in range(40):
+        got = sample_distinct(np.random.default_rng(seed), n, 2000, lambda s: a[s])
+        assert got.size == 2000 and np.all(np.diff(got) > 0)
+        hits[got] += 1
+    ratio = hits[::2].sum() / hits[1::2].sum()
+    # odd slots should take 1/5 of 80,000 draws: sd of that share ~0.45/sqrt(80,000)/0.2 = 0.7%
+    # relative, and the ratio moves about 1.25x as much; allow 5 sd
+    assert ratio == pytest.approx(4.0, rel=0.045)
+    rare = np.zeros(n)
+    rare[[5, 77, 40000]] = 1.0
+    got = sample_distinct(np.random.default_rng(1), n, 10, lambda s: rare[s])
+    assert set(got.tolist()) <= {5, 77, 40000}
+    assert sample_distinct(np.random.default_rng(1), 100, 5, lambda s: np.zeros(s.size)).size == 0
+
+
+def test_alias_sampling_draws_firms_in_proportion_to_size():
+    from sim.demography import Firms
+
+    share = np.array([0.5, 0.3, 0.15, 0.05])
+    firms = Firms(share, np.ones(4, np.float32), np.full(4, 0.02, np.float32))
+    k = 200_000
+    got = np.bincount(firms.sample(np.random.default_rng(4), k), minlength=4) / k
+    sd = np.sqrt(share * (1 - share) / k)
+    assert np.all(np.abs(got - share) < 5 * sd)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..sampling import sample_accepted, stochastic_round
+from ..sampling import sample_distinct, stochastic_round
 from .base import Lever
 
 
@@ -54,7 +54,7 @@ class CompetitionLever(Lever):
                 a *= np.clip(wf.progress[slots], 0.05, 1.0)
             return a
 
-        part = np.unique(sample_accepted(rng, wf.n, k, accept))
+        part = sample_distinct(rng, wf.n, k, accept)
         self.book("government", p.subsidised_events_per_year * p.intensity / p.events_per_year * p.subsidy_per_event)
         if part.size == 0:
             return
@@ -63,9 +63,12 @@ class CompetitionLever(Lever):
         wf.progress[part] += np.float32(p.prep_progress_gain)
         self.month_reach += part.size * w
         n_top = stochastic_round(rng, p.promote_fraction * part.size)
-        top = part[np.argsort(-score, kind="stable")[:n_top]]
+        if 0 < n_top < part.size:
+            top = np.sort(part[np.argpartition(-score, n_top - 1)[:n_top]])
+        else:
+            top = part[:n_top]
         cooled = wf.comp_month[top].astype(np.int64) <= model.t - p.cooldown_months
-        winners = np.sort(top[cooled])
+        winners = top[cooled]
         if winners.size:
             # Prizes come out of the employers' competition fund (rule_comp_fund), never beyond it.
             if self._fund_year != model.year:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ladder import MAX_TRAINING_CREDIT_YEARS
-from ..sampling import sample_accepted, stochastic_round
+from ..sampling import sample_distinct, stochastic_round
 from .base import Lever
 
 CREDIT_CAP = np.int16(MAX_TRAINING_CREDIT_YEARS * 12)
@@ -40,8 +40,10 @@ class TrainingLever(Lever):
         p, wf = self.params, model.workforce
         workers = float(model.ledger.count.sum())
         gov = model.cfg.region.training_budget_per_worker_year * workers * p.intensity
-        levy = model.firms.levy_rate[wf.firm]
-        payroll_levy = float(np.dot(levy.astype(np.float64), wf.pay * wf.weight)) * 12 * model.wage_index
+        # Payroll by firm, then the levy: no per-worker gather, and no BLAS call (whose worker thread
+        # would spin on the other core through a small run).
+        firm_pay = np.bincount(wf.firm, weights=wf.pay * wf.weight, minlength=model.firms.n)
+        payroll_levy = float((firm_pay * model.firms.levy_rate).sum()) * 12 * model.wage_index
         emp = payroll_levy * model.cfg.firms.levy_frontline_share * p.levy_upgrade_share * p.intensity
         self.year_budget = {"government": gov, "employer": emp}
         self._budget_year = model.year
@@ -72,7 +74,7 @@ class TrainingLever(Lever):
         for funder in ("government", "employer"):  # fixed order: same draws for the same budgets
             places = self.year_budget[funder] / 12.0 / self.cost_per_place(model) / w
             k = stochastic_round(rng, places)
-            idx = np.unique(sample_accepted(rng, wf.n, k, self._acceptance(model, funder == "employer")))
+            idx = sample_distinct(rng, wf.n, k, self._acceptance(model, funder == "employer"))
             if idx.size == 0:
                 continue
             wf.progress[idx] += np.float32(p.progress_gain)
