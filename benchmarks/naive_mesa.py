@@ -191,7 +191,7 @@ class NaiveWorkforceModel(mesa.Model):
         self.t = -1
         streams = RandomStreams(seed)
         firms = make_firms(cfg, streams.get("firms", 0))
-        self.cum_share = firms.cum_share.tolist()
+        self.cum_share = np.cumsum(firms.size_share).tolist()
         self.firm_premium = firms.premium.astype(float).tolist()
         self.levy = firms.levy_rate.astype(float).tolist()
         self.levy_max = max(self.levy)
