@@ -19,15 +19,19 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .config import RunConfig, from_mapping
-from .errors import EXIT_INTERRUPTED, ConfigError, SkillsimError
+from .errors import EXIT_INTERRUPTED, EXIT_PARTIAL, ConfigError, SkillsimError
 from .model import WorkforceModel
 from .results import prepare_target, write_run
+from .sweep import clear_failure, is_finished, log_progress, record_failure
+from . import sweep
 from .sources import DEFAULT_TARGETS, load_targets
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "configs"
 log = logging.getLogger("skillsim")
 EDGE_KEYS = ("hydra",)  # keys of the composed config that are not model parameters
 
@@ -38,7 +42,7 @@ def register_schema() -> None:
 
 
 def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
-                 overrides: list[str] | None = None) -> Path:
+                 overrides: list[str] | None = None, extra: dict | None = None) -> Path:
     """Run one forecast and write its folder. The plain function behind `skillsim`."""
     run_dir = Path(run_dir)
     prepare_target(run_dir)
@@ -48,7 +52,8 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
     log.info("%s / %s: %d agents (weight %.2f), %d months from %d, seed %d", cfg.region.name, cfg.scenario,
              cfg.n_agents, cfg.weight, cfg.n_months, cfg.start_year, model.run_seed)
     model.run()
-    path = write_run(run_dir, cfg, model.series(), composed=composed, overrides=overrides, started=started)
+    path = write_run(run_dir, cfg, model.series(), composed=composed, overrides=overrides, started=started,
+                     extra=extra)
     row = model.row
     log.info("%s: high-skill share %.1f%%, mean income %.0f yuan; %.1f s; wrote %s", model.dates[-1],
              100 * row["high_skill_share"], row["income_mean"], time.perf_counter() - t0, path)
@@ -79,9 +84,30 @@ def fail(err: SkillsimError | str, code: int | None = None) -> None:
     raise SystemExit(code if code is not None else getattr(err, "exit_code", 2))
 
 
+def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int) -> None:
+    """One job of a multirun: skip it if finished, record a failure instead of raising."""
+    if is_finished(job_dir):
+        log.info("job %s: already finished, skipped", job_dir.name)
+    else:
+        clear_failure(job_dir)
+        try:
+            cfg, data = config_from_hydra(dcfg)
+            run_forecast(cfg, job_dir, composed=data, overrides=overrides, extra={"job_num": job_num})
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # one failing job must not stop the others or lose their results
+            record_failure(job_dir, err, overrides, job_num)
+            log.error("job %s failed: %s", job_dir.name, err)
+    log_progress(job_dir.parent)
+
+
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
 def _hydra_task(dcfg: DictConfig) -> None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hc = HydraConfig.get()
+    run_dir = Path(hc.runtime.output_dir)
+    if hc.mode == RunMode.MULTIRUN:
+        _sweep_job(dcfg, run_dir, list(hc.overrides.task), int(hc.job.num))
+        return
     try:
         cfg, data = config_from_hydra(dcfg)
         run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task))
@@ -172,8 +198,15 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     register_schema()
     signal.signal(signal.SIGTERM, _sigterm)
+    if not any(a.startswith("hydra.searchpath") for a in argv):
+        # `+experiments=NAME` finds experiments/NAME.yaml at the repository's top level.
+        argv = argv + [f"hydra.searchpath=[file://{REPO_ROOT}]"]
     overrides = _overrides(argv)
     if overrides is not None:
         preflight(overrides)
     sys.argv = [sys.argv[0]] + argv
+    sweep.LAST_COUNTS = None
     _hydra_task()
+    counts = sweep.LAST_COUNTS
+    if counts and (counts["failed"] or counts["missing"]):
+        raise SystemExit(EXIT_PARTIAL)

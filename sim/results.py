@@ -109,7 +109,8 @@ def prepare_target(run_dir: Path) -> None:
 
 
 def write_run(run_dir: Path, cfg: RunConfig, series: pd.DataFrame, *, composed: dict | None = None,
-              overrides: list[str] | None = None, started: datetime | None = None) -> Path:
+              overrides: list[str] | None = None, started: datetime | None = None,
+              extra: dict | None = None) -> Path:
     """Write a finished run to `run_dir` atomically; returns the final path."""
     run_dir = Path(run_dir)
     parent = run_dir.parent
@@ -148,6 +149,7 @@ def write_run(run_dir: Path, cfg: RunConfig, series: pd.DataFrame, *, composed: 
             "weight": cfg.weight,
             "command": [Path(sys.argv[0]).name] + sys.argv[1:],
             "overrides": list(overrides or []),
+            **(extra or {}),
             "started": (started or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "platform": platform.platform(),

@@ -1,0 +1,273 @@
+"""Sweep tables, built from finished job folders only (never from live models).
+
+`aggregate(sweep_dir)` reads every job folder of a sweep and writes, at the sweep folder's top level:
+- `runs.csv`: one row per job: status, the swept parameters, seeds, target-year figures and cumulative
+  spend by lever and funder; failed and unfinished jobs are listed with their error;
+- `series_long.parquet` (or `.csv` without pyarrow): job, parameters, date, metric, value;
+- `ensemble.csv`: per setting and date, median and 5/25/75/95% quantiles across replicates of the
+  high-skill share and of income;
+- `effects.csv`: each setting against the sweep's baseline setting, paired by replicate (same seeds):
+  mean difference with a 95% interval in target-year high-skill share and mean income, and the cost
+  per additional high-skill worker.
+`skillsim-aggregate DIR` rebuilds them. A setting is the swept parameters except `replicate`/`seed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import EXIT_PARTIAL, DataError, SkillsimError
+from .metrics import SPEND_ACCOUNTS
+from .results import COMPLETE_MARKER
+
+FAILED_MARKER = "FAILED"
+REPLICATE_KEYS = ("replicate", "seed")
+ENSEMBLE_METRICS = ("high_skill_share", "income_mean", "income_median")
+QUANTILES = {"q05": 0.05, "q25": 0.25, "median": 0.5, "q75": 0.75, "q95": 0.95}
+TABLES = ("runs.csv", "ensemble.csv", "effects.csv", "series_long.parquet", "series_long.csv")
+
+
+def parse_override(text: str) -> tuple[str, str] | None:
+    """'levers.training.intensity=2' -> ('levers.training.intensity', '2'); group adds lose the '+'."""
+    if "=" not in text:
+        return None
+    key, value = text.split("=", 1)
+    return key.lstrip("+~"), value
+
+
+def _value(v: str):
+    """Swept values as numbers where they are numbers, so tables sort and plot naturally."""
+    try:
+        f = float(v)
+    except ValueError:
+        return v
+    return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
+
+
+def job_folders(sweep_dir: Path) -> list[Path]:
+    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def read_job(folder: Path) -> dict:
+    """Status, overrides and (if finished) summary of one job folder."""
+    if (folder / COMPLETE_MARKER).exists():
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        return {"status": "ok", "overrides": manifest.get("overrides", []), "manifest": manifest,
+                "summary": summary, "job_num": manifest.get("job_num")}
+    if (folder / FAILED_MARKER).exists():
+        info = json.loads((folder / FAILED_MARKER).read_text(encoding="utf-8"))
+        return {"status": "failed", "overrides": info.get("overrides", []), "error": info.get("error", ""),
+                "job_num": info.get("job_num")}
+    return {"status": "missing", "overrides": [], "error": "no result (not run, running or interrupted)",
+            "job_num": None}
+
+
+def _runs_row(name: str, job: dict, params: list[str]) -> dict:
+    given = dict(filter(None, (parse_override(o) for o in job["overrides"])))
+    row = {"job": name, "status": job["status"]}
+    for p in params:
+        row[p] = _value(given[p]) if p in given else None
+    if job["status"] != "ok":
+        row["error"] = job.get("error", "")
+        return row
+    s, m = job["summary"], job["manifest"]
+    cfg = s["config"]
+    row.update(seed=cfg["seed"], replicate=cfg["replicate"], run_seed=m["run_seed"], region=cfg["region"]["name"],
+               scenario=cfg["scenario"], n_agents=cfg["n_agents"], target_year=s["target_year"])
+    for k, v in s["at_end"].items():
+        if k != "date":
+            row[k] = v
+    for k, v in s["target_year_mean"].items():
+        row[f"{k}_target_year"] = v
+    for k, v in s["spend_cumulative"].items():
+        row[f"spend_cum_{k}"] = v
+    row["error"] = ""
+    return row
+
+
+def swept_parameters(jobs: dict[str, dict]) -> list[str]:
+    """Override keys that take more than one value across the jobs (plus replicate/seed if given)."""
+    values: dict[str, set] = {}
+    order: list[str] = []
+    for job in jobs.values():
+        for o in job["overrides"]:
+            kv = parse_override(o)
+            if kv is None:
+                continue
+            if kv[0] not in values:
+                values[kv[0]] = set()
+                order.append(kv[0])
+            values[kv[0]].add(kv[1])
+    return [k for k in order if len(values[k]) > 1 or k in REPLICATE_KEYS]
+
+
+def write_atomic(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if path.suffix == ".parquet":
+        df.to_parquet(tmp, index=False)
+    else:
+        df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | None) -> dict | None:
+    """The reference setting: `key=value,...` if given; else scenario=baseline if swept; else the
+    setting of the first job in sweep order (every swept list at its first value)."""
+    ok = runs[runs["status"] == "ok"]
+    if ok.empty:
+        return None
+    if baseline:
+        want = dict(filter(None, (parse_override(x.strip()) for x in baseline.split(","))))
+        for k in want:
+            if k not in settings:
+                raise DataError(f"baseline {baseline!r}: {k!r} is not a swept setting ({', '.join(settings) or 'none'})")
+        match = ok
+        for k, v in want.items():
+            match = match[match[k].astype(str) == str(_value(v))]
+        if match.empty:
+            raise DataError(f"baseline {baseline!r}: no finished job has that setting")
+        return {k: match.iloc[0][k] for k in settings}
+    if "scenario" in settings and (ok["scenario"] == "baseline").any():
+        first = ok[ok["scenario"] == "baseline"].sort_values("job_num").iloc[0]
+    else:
+        first = ok.sort_values("job_num").iloc[0]
+    return {k: first[k] for k in settings}
+
+
+def paired_effects(runs: pd.DataFrame, settings: list[str], base: dict) -> pd.DataFrame:
+    """Each setting minus the baseline setting, paired on the replicate (same random streams)."""
+    ok = runs[runs["status"] == "ok"].copy()
+    key = "replicate"
+    spend_cols = [f"spend_cum_{lv}_{fu}" for lv, fu in SPEND_ACCOUNTS]
+    ok["_spend"] = ok[spend_cols].sum(axis=1)
+    is_base = np.logical_and.reduce([ok[k].astype(str) == str(v) for k, v in base.items()]) if base else None
+    base_runs = ok[is_base].set_index(key)
+    rows = []
+    groups = ok.groupby(settings, dropna=False, sort=False) if settings else [((), ok)]
+    for setting, grp in groups:
+        setting = setting if isinstance(setting, tuple) else (setting,)
+        g = grp.set_index(key)
+        common = g.index.intersection(base_runs.index)
+        row = dict(zip(settings, setting))
+        row["n_pairs"] = int(len(common))
+        d_share = (g.loc[common, "high_skill_share"] - base_runs.loc[common, "high_skill_share"]).to_numpy()
+        d_income = (g.loc[common, "income_mean_target_year"]
+                    - base_runs.loc[common, "income_mean_target_year"]).to_numpy()
+        d_spend = (g.loc[common, "_spend"] - base_runs.loc[common, "_spend"]).to_numpy()
+        d_high = (g.loc[common, "high_skill_workers"] - base_runs.loc[common, "high_skill_workers"]).to_numpy()
+        for name, d in (("high_skill_share", d_share), ("income_mean", d_income)):
+            mean, lo, hi = mean_interval(d)
+            row[f"effect_{name}"], row[f"effect_{name}_ci_low"], row[f"effect_{name}_ci_high"] = mean, lo, hi
+        row["extra_spend"] = float(d_spend.mean()) if d_spend.size else math.nan
+        row["extra_high_skill_workers"] = float(d_high.mean()) if d_high.size else math.nan
+        row["cost_per_additional_high_skill_worker"] = (
+            row["extra_spend"] / row["extra_high_skill_workers"]
+            if d_high.size and row["extra_high_skill_workers"] > 0 else math.nan)
+        row["is_baseline"] = all(str(row[k]) == str(v) for k, v in base.items())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def mean_interval(d: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95% t-interval of paired differences."""
+    if d.size == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(d.mean())
+    if d.size < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size))
+    return mean, mean - half, mean + half
+
+
+def ensemble(long: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
+    """Median and quantiles across replicates per setting, date and metric."""
+    sub = long[long["metric"].isin(ENSEMBLE_METRICS)]
+    keys = settings + ["date", "metric"]
+    grouped = sub.groupby(keys, sort=True, dropna=False)["value"]
+    out = grouped.agg(n="count", mean="mean")
+    for name, q in QUANTILES.items():
+        out[name] = grouped.quantile(q)
+    return out.reset_index()
+
+
+def aggregate(sweep_dir: str | Path, baseline: str | None = None) -> dict:
+    """Write the sweep tables; returns counts of ok, failed and missing jobs."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise DataError(f"{sweep_dir} is not a folder")
+    folders = job_folders(sweep_dir)
+    jobs = {f.name: read_job(f) for f in folders}
+    if not jobs or all(j["status"] == "missing" for j in jobs.values()):
+        raise DataError(f"{sweep_dir} is not a sweep folder: no job folders with results")
+    for stale in sweep_dir.glob(".*.partial-*"):  # left by a killed job; its job will be re-run
+        shutil.rmtree(stale, ignore_errors=True)
+    params = swept_parameters(jobs)
+    settings = [p for p in params if p not in REPLICATE_KEYS]
+    rows = [_runs_row(name, job, params) | {"job_num": job["job_num"]} for name, job in jobs.items()]
+    runs = pd.DataFrame(rows).sort_values(["job_num", "job"], na_position="last").reset_index(drop=True)
+    if "replicate" not in runs:
+        runs["replicate"] = 0
+    write_atomic(runs, sweep_dir / "runs.csv")
+
+    frames = []
+    for name, job in jobs.items():
+        if job["status"] != "ok":
+            continue
+        s = pd.read_csv(sweep_dir / name / "series.csv")
+        long = s.melt(id_vars="date", var_name="metric", value_name="value")
+        long.insert(0, "job", name)
+        given = dict(filter(None, (parse_override(o) for o in job["overrides"])))
+        for i, p in enumerate(params):
+            long.insert(1 + i, p, _value(given[p]) if p in given else None)
+        frames.append(long)
+    counts = {k: int((runs["status"] == k).sum()) for k in ("ok", "failed", "missing")}
+    if frames:
+        long = pd.concat(frames, ignore_index=True)
+        try:
+            import pyarrow  # noqa: F401
+
+            write_atomic(long, sweep_dir / "series_long.parquet")
+        except ImportError:
+            write_atomic(long, sweep_dir / "series_long.csv")
+        write_atomic(ensemble(long, settings), sweep_dir / "ensemble.csv")
+        base = choose_baseline(runs, settings, baseline)
+        if base is not None:
+            write_atomic(paired_effects(runs, settings, base), sweep_dir / "effects.csv")
+    return counts
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`skillsim-aggregate DIR [--baseline key=value,...]`: rebuild a sweep's tables."""
+    ap = argparse.ArgumentParser(prog="skillsim-aggregate", description=__doc__.splitlines()[0])
+    ap.add_argument("sweep_dir", help="a sweep folder (Hydra's sweep directory)")
+    ap.add_argument("--baseline", default=None,
+                    help="reference setting for the paired effects, e.g. scenario=no_policy")
+    args = ap.parse_args(argv)
+    try:
+        counts = aggregate(args.sweep_dir, args.baseline)
+    except SkillsimError as err:
+        print(f"skillsim-aggregate: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    report(Path(args.sweep_dir), counts)
+    if counts["failed"] or counts["missing"]:
+        raise SystemExit(EXIT_PARTIAL)
+
+
+def report(sweep_dir: Path, counts: dict) -> None:
+    """One summary line, and one line per failed job."""
+    print(f"{sweep_dir}: {counts['ok']} jobs ok, {counts['failed']} failed, {counts['missing']} missing; "
+          f"tables in {sweep_dir}", file=sys.stderr)
+    runs = pd.read_csv(sweep_dir / "runs.csv")
+    for _, r in runs[runs["status"] != "ok"].iterrows():
+        print(f"  {r['status']}: {r['job']}: {r.get('error', '')}", file=sys.stderr)

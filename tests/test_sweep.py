@@ -1,0 +1,205 @@
+"""Multirun sweeps: launchers, aggregation, paired effects, resume after a kill, failing jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from sim.aggregate import aggregate
+from sim.cli import CONFIG_DIR, REPO_ROOT, register_schema
+from sim.errors import EXIT_DATA, EXIT_PARTIAL
+from sim.streams import replicate_seed
+
+SMALL = ["n_agents=3000", "horizon.end_year=2025"]
+GRID = ["levers.training.intensity=1,3", "levers.studio.intensity=1,3", "replicate=range(0,5)"]
+TABLES = ("runs.csv", "ensemble.csv", "effects.csv")
+
+
+def skillsim(*args: str, cwd: Path, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sim", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+def sweep(tmp: Path, name: str, *args: str) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp / name
+    proc = skillsim("-m", *args, f"hydra.sweep.dir={out}", cwd=tmp)
+    return out, proc
+
+
+@pytest.fixture(scope="module")
+def grid_sweeps(tmp_path_factory):
+    """The same 2 x 2 x 5 sweep with the joblib (default) and the basic launcher."""
+    tmp = tmp_path_factory.mktemp("grid")
+    joblib_dir, p1 = sweep(tmp, "joblib", *GRID, *SMALL)
+    basic_dir, p2 = sweep(tmp, "basic", *GRID, *SMALL, "hydra/launcher=basic")
+    assert p1.returncode == 0, p1.stderr[-2000:]
+    assert p2.returncode == 0, p2.stderr[-2000:]
+    return joblib_dir, basic_dir, p1
+
+
+def test_grid_sweep_tables(grid_sweeps):
+    joblib_dir, _, proc = grid_sweeps
+    runs = pd.read_csv(joblib_dir / "runs.csv")
+    assert len(runs) == 20 and (runs["status"] == "ok").all()
+    for col in ("levers.training.intensity", "levers.studio.intensity", "replicate", "seed", "run_seed",
+                "high_skill_share", "income_mean_target_year", "spend_cum_training_government",
+                "spend_cum_studio_government", "spend_cum_total"):
+        assert col in runs.columns, col
+    assert sorted(runs["levers.training.intensity"].unique()) == [1, 3]
+    assert runs.groupby(["levers.training.intensity", "levers.studio.intensity"]).size().eq(5).all()
+    ens = pd.read_csv(joblib_dir / "ensemble.csv")
+    assert set(ens["metric"]) >= {"high_skill_share", "income_mean"}
+    assert (ens["n"] == 5).all()
+    qs = ens[["q05", "q25", "median", "q75", "q95"]].to_numpy()
+    assert (np.diff(qs, axis=1) >= -1e-12).all(), "quantiles must be ordered"
+    long = pd.read_parquet(joblib_dir / "series_long.parquet")
+    assert list(long.columns[:1]) == ["job"] and {"date", "metric", "value"} <= set(long.columns)
+    assert "sweep progress: 20/20 jobs done" in proc.stderr
+
+
+def test_every_launcher_gives_the_same_numbers(grid_sweeps):
+    joblib_dir, basic_dir, _ = grid_sweeps
+    for table in TABLES:
+        assert (joblib_dir / table).read_bytes() == (basic_dir / table).read_bytes(), table
+
+
+def test_replicates_share_streams_across_settings_and_differ_between_each_other(grid_sweeps):
+    runs = pd.read_csv(grid_sweeps[0] / "runs.csv")
+    by_rep = runs.groupby("replicate")["run_seed"].nunique()
+    assert (by_rep == 1).all(), "replicate k must use the same seed in every setting"
+    seeds = runs.groupby("replicate")["run_seed"].first()
+    assert seeds.nunique() == 5
+    assert seeds.loc[3] == replicate_seed(int(runs["seed"].iloc[0]), 3)
+    base = runs[(runs["levers.training.intensity"] == 1) & (runs["levers.studio.intensity"] == 1)]
+    assert base["high_skill_share"].nunique() == 5, "replicates of one setting differ"
+
+
+def test_paired_effects_against_the_baseline_setting(grid_sweeps):
+    eff = pd.read_csv(grid_sweeps[0] / "effects.csv")
+    runs = pd.read_csv(grid_sweeps[0] / "runs.csv")
+    base = eff[eff["is_baseline"]]
+    assert len(base) == 1 and base["levers.training.intensity"].iloc[0] == 1  # first value of each list
+    assert base["effect_high_skill_share"].iloc[0] == 0
+    row = eff[(eff["levers.training.intensity"] == 3) & (eff["levers.studio.intensity"] == 1)].iloc[0]
+    a = runs[(runs["levers.training.intensity"] == 3) & (runs["levers.studio.intensity"] == 1)].set_index("replicate")
+    b = runs[(runs["levers.training.intensity"] == 1) & (runs["levers.studio.intensity"] == 1)].set_index("replicate")
+    d = a["high_skill_share"] - b["high_skill_share"]
+    assert row["n_pairs"] == 5
+    assert row["effect_high_skill_share"] == pytest.approx(d.mean(), rel=1e-12)
+    assert row["effect_high_skill_share_ci_low"] < d.mean() < row["effect_high_skill_share_ci_high"]
+    extra_spend = (a["spend_cum_total"] - b["spend_cum_total"]).mean()
+    extra_high = (a["high_skill_workers"] - b["high_skill_workers"]).mean()
+    assert row["cost_per_additional_high_skill_worker"] == pytest.approx(extra_spend / extra_high, rel=1e-9)
+    assert row["effect_high_skill_share_ci_low"] > 0, "tripling training must raise the share"
+
+
+def test_aggregate_command_rebuilds_the_tables(grid_sweeps, tmp_path):
+    joblib_dir = grid_sweeps[0]
+    before = {t: (joblib_dir / t).read_bytes() for t in TABLES}
+    for t in TABLES:
+        (joblib_dir / t).unlink()
+    proc = subprocess.run([sys.executable, "-c", "from sim.aggregate import main; main()", str(joblib_dir)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for t in TABLES:
+        assert (joblib_dir / t).read_bytes() == before[t], t
+
+
+def test_aggregate_refuses_a_folder_that_is_not_a_sweep(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for path in (tmp_path / "empty", tmp_path / "nowhere"):
+        proc = subprocess.run([sys.executable, "-c", "from sim.aggregate import main; main()", str(path)],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == EXIT_DATA
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def test_one_failing_job_does_not_stop_the_others(tmp_path):
+    out, proc = sweep(tmp_path, "fail", "levers.training.intensity=1,-1", "replicate=0,1", *SMALL)
+    assert proc.returncode == EXIT_PARTIAL, proc.stderr[-2000:]
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 4
+    ok, failed = runs[runs["status"] == "ok"], runs[runs["status"] == "failed"]
+    assert len(ok) == 2 and (ok["levers.training.intensity"] == 1).all()
+    assert len(failed) == 2 and failed["error"].str.contains("levers.training.intensity").all()
+    assert "failed" in proc.stderr and (out / "ensemble.csv").exists()
+    # a re-run retries only the failed jobs: the finished ones are kept as they are
+    proc2 = skillsim("-m", "levers.training.intensity=1,-1", "replicate=0,1", *SMALL, f"hydra.sweep.dir={out}",
+                     cwd=tmp_path)
+    assert proc2.stderr.count("already finished, skipped") == 2
+
+
+def test_killed_sweep_resumes_with_only_unfinished_jobs(tmp_path):
+    args = ["scenario=baseline,training_boost", "replicate=range(0,8)", "n_agents=4000", "horizon.end_year=2026",
+            "hydra/launcher=basic"]
+    ref, p = sweep(tmp_path, "reference", *args)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "-m", *args, f"hydra.sweep.dir={out}"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*/COMPLETE"))) < 5:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.parent.name: json.loads((p.parent / "manifest.json").read_text())["started"]
+                for p in out.glob("*/COMPLETE")}
+    assert 5 <= len(finished) < 16, "the kill must land mid-sweep"
+    assert not (out / "runs.csv").exists()
+    rerun = skillsim("-m", *args, f"hydra.sweep.dir={out}", cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert rerun.stderr.count("already finished, skipped") == len(finished)
+    for name, started in finished.items():
+        assert json.loads((out / name / "manifest.json").read_text())["started"] == started
+    assert not list(out.glob(".*.partial-*")), "stale partial folders are cleaned up"
+    for table in TABLES:
+        assert (out / table).read_bytes() == (ref / table).read_bytes(), table
+
+
+def _compose_hydra(*overrides: str):
+    register_schema()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+    GlobalHydra.instance().clear()
+    return cfg
+
+
+@pytest.mark.parametrize("name, keys", [
+    ("scenarios_x_replicates", {"scenario", "replicate"}),
+    ("training_vs_studios", {"levers.training.intensity", "levers.studio.intensity", "replicate"}),
+    ("competition_intensity", {"levers.competition.intensity", "replicate"}),
+])
+def test_named_sweeps_compose(name, keys):
+    cfg = _compose_hydra(f"+sweep={name}")
+    assert set(cfg.hydra.sweeper.params) == keys
+
+
+@pytest.mark.parametrize("name", ["cq_2035_lever_comparison", "cq_training_x_studio_grid"])
+def test_experiments_compose_from_the_top_level_folder(name):
+    cfg = _compose_hydra(f"hydra.searchpath=[file://{REPO_ROOT}]", f"+experiments={name}")
+    assert cfg.region.name == "chongqing" and cfg.horizon.end_year == 2035
+    assert cfg.hydra.sweep.dir == f"results/experiments/{name}"
+    assert "replicate" in cfg.hydra.sweeper.params
+    assert (REPO_ROOT / "experiments" / f"{name}.yaml").read_text().count(f"skillsim -m +experiments={name}") == 1
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_gives_the_same_numbers(tmp_path):
+    args = ["scenario=baseline,no_policy", "replicate=0,1", *SMALL]
+    a, pa = sweep(tmp_path, "basic", *args, "hydra/launcher=basic")
+    b, pb = sweep(tmp_path, "submitit", *args, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10")
+    assert pa.returncode == 0 and pb.returncode == 0, pb.stderr[-3000:]
+    for table in TABLES:
+        assert (a / table).read_bytes() == (b / table).read_bytes(), table
