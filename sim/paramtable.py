@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
-from .config import RunConfig
+from .config import RunConfig, range_text
 
 BEGIN = "<!-- PARAMETERS:BEGIN -->"
 END = "<!-- PARAMETERS:END -->"
@@ -101,14 +101,7 @@ def fmt_default(v: Any) -> str:
 
 
 def _range(kind: str, m: dict) -> str:
-    lo, hi, open_lo = m.get("lo"), m.get("hi"), m.get("lo_open")
-    if lo is not None and hi is not None:
-        return f"{kind} in {'(' if open_lo else '['}{fmt_number(lo)}, {fmt_number(hi)}]"
-    if lo is not None:
-        return f"{kind} {'>' if open_lo else '≥'} {fmt_number(lo)}"
-    if hi is not None:
-        return f"{kind} ≤ {fmt_number(hi)}"
-    return kind
+    return range_text(m, kind, fmt_number, "≥", "≤")
 
 
 def fmt_allowed(row: ParamRow) -> str:
