@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import hydra
+import yaml
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -25,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from .config import RunConfig, from_mapping
 from .errors import EXIT_INTERRUPTED, EXIT_PARTIAL, ConfigError, SkillsimError
 from .model import WorkforceModel
-from .results import prepare_target, write_run
+from .results import COMPLETE_MARKER, prepare_target, write_run
 from .sweep import clear_failure, is_finished, log_progress, record_failure
 from . import sweep
 from .sources import DEFAULT_TARGETS, load_targets
@@ -121,10 +122,28 @@ def _hydra_task(dcfg: DictConfig) -> None:
 
 # -- one-line errors for what Hydra rejects before the task runs ----------------------------------
 
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    """The exception and its causes (explicit or implicit), outermost first."""
+    out: list[BaseException] = []
+    while exc is not None and exc not in out:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
 def explain(exc: BaseException) -> str:
     """Turn a Hydra/OmegaConf composition error into one line naming the field and what is allowed."""
     text = str(exc)
-    cause = exc.__cause__
+    chain = _chain(exc)
+    bad_yaml = next((e for e in chain if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark), None)
+    if bad_yaml is not None:  # a hand-edited config file that is not valid YAML
+        mark = bad_yaml.problem_mark
+        return f"config error: {mark.name}: not valid YAML ({bad_yaml.problem}, line {mark.line + 1})"
+    unparsed = getattr(exc, "override", None)
+    if isinstance(unparsed, str):  # OverrideParseException: the override's syntax is wrong
+        return f"config error: cannot read the override {unparsed!r}: {text.splitlines()[0] if text else ''}"
+    where = re.match(r"In '([^']+)':", text)  # a value set in a config file rather than on the command line
+    src = f" (set in config file {where.group(1)}.yaml)" if where else ""
     m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
     if m:
         group, choice = m.groups()
@@ -132,18 +151,21 @@ def explain(exc: BaseException) -> str:
         opts = [o for o in re.findall(r"^\t(\S+)$", section, flags=re.M) if "=" not in o]
         allowed = ", ".join(opts) if opts else f"an existing file in configs/{group}/"
         return str(ConfigError(group, choice, f"one of {allowed}"))
-    full_key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
-    if full_key:
-        inner = cause if getattr(cause, "full_key", None) else exc
+    inner = next((e for e in chain if getattr(e, "full_key", None)), None)
+    if inner is not None:
+        full_key = inner.full_key
         first = str(getattr(inner, "msg", inner)).splitlines()[0]
         m = re.search(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", first)
         if m:
             value, _, kind = m.groups()
             allowed = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}.get(kind, kind)
-            return str(ConfigError(full_key, value, allowed))
+            return str(ConfigError(full_key, value, allowed)) + src
+        m = re.search(r"Value '(.*)' is not a valid bool", first)
+        if m:
+            return str(ConfigError(full_key, m.group(1), "true or false")) + src
         if "not in" in first or "not in struct" in first:
-            return f"config error: unknown key {full_key!r}; see `skillsim --cfg job` for the keys"
-        return f"config error: {full_key}: {first}"
+            return f"config error: unknown key {full_key!r}{src}; see `skillsim --cfg job` for the keys"
+        return f"config error: {full_key}: {first}{src}"
     m = re.search(r"Could not override '([^']+)'", text)
     if m:
         return f"config error: unknown key {m.group(1)!r}; see `skillsim --cfg job` for the keys"
@@ -189,6 +211,81 @@ def preflight(overrides: list[str]) -> None:
         GlobalHydra.instance().clear()
 
 
+def _sweep_overrides(argv: list[str]) -> list[str] | None:
+    """The overrides of a plain multirun (`-m` and overrides only), else None."""
+    if not any(a in ("-m", "--multirun") for a in argv):
+        return None
+    return _overrides([a for a in argv if a not in ("-m", "--multirun")])
+
+
+def preflight_sweep(overrides: list[str]) -> None:
+    """Check a multirun before Hydra creates anything; exit with one line if it cannot run.
+
+    Refused: a job that cannot be composed (unknown key or group option, wrong type: Hydra would stop
+    the whole sweep with a multi-line error), or a sweep none of whose jobs passes the checks. A value
+    that fails only some jobs is left to them: each records its error, the others run, and the sweep
+    ends with EXIT_PARTIAL. Every swept value is checked once, on top of the sweep's first job.
+    """
+    import copy
+
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+            given = parser.parse_overrides(overrides)
+            fixed = [o.input_line for o in given if not o.is_sweep_override()]
+            master = compose(config_name="config", overrides=fixed, return_hydra_config=True)
+            if not str(master.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper"):
+                return
+            params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
+            jobs = BasicSweeper.split_arguments(parser.parse_overrides(params) + given, None)[0]
+            first = jobs[0]
+            base = compose(config_name="config", overrides=first)
+            groups = set(master.hydra.runtime.choices)
+            variants = [base]
+            for i, line in enumerate(first):
+                key = line.split("=", 1)[0]
+                name = key.lstrip("+~")
+                for other in dict.fromkeys(job[i] for job in jobs):  # each distinct value once
+                    if other == line or name.startswith("hydra.") or name.startswith("hydra/"):
+                        continue
+                    if name in groups or name != key or "/" in name or "@" in name:
+                        variants.append(compose(config_name="config", overrides=[*first[:i], other, *first[i + 1:]]))
+                    else:  # a value: applied as Hydra applies it, without composing everything again
+                        cfg = copy.deepcopy(base)
+                        ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([other]), cfg)
+                        variants.append(cfg)
+        errors = []
+        for cfg in variants:
+            try:
+                config_from_hydra(cfg)
+            except SkillsimError as err:
+                errors.append(err)
+        if len(errors) == len(variants):
+            fail(errors[0])
+    except SkillsimError as err:
+        fail(err)
+    except Exception as exc:  # Hydra/OmegaConf composition errors: user input, reported in one line
+        fail(explain(exc), 2)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _interrupted() -> str:
+    """The one-line message for Ctrl-C / SIGTERM: what was kept and how to go on."""
+    d = sweep.SWEEP_DIR
+    if d is None:
+        return "interrupted; no result folder was written"
+    done = len(list(Path(d).glob(f"*/{COMPLETE_MARKER}")))
+    return (f"interrupted; {done} finished jobs are kept in {d}; to run the rest, repeat the command "
+            f"with hydra.sweep.dir={d}")
+
+
 def _sigterm(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 
@@ -204,9 +301,28 @@ def main(argv: list[str] | None = None) -> None:
     overrides = _overrides(argv)
     if overrides is not None:
         preflight(overrides)
+    elif (sweep_overrides := _sweep_overrides(argv)) is not None:
+        preflight_sweep(sweep_overrides)
     sys.argv = [sys.argv[0]] + argv
-    sweep.LAST_COUNTS = None
-    _hydra_task()
+    sweep.LAST_COUNTS = sweep.SWEEP_DIR = None
+    try:
+        _hydra_task()
+    except KeyboardInterrupt:  # a sweep (a single run handles its own), or Hydra before the task
+        fail(_interrupted(), EXIT_INTERRUPTED)
     counts = sweep.LAST_COUNTS
     if counts and (counts["failed"] or counts["missing"]):
         raise SystemExit(EXIT_PARTIAL)
+
+
+def compose_config(overrides: list[str]) -> RunConfig:
+    """The checked RunConfig that `skillsim OVERRIDES` would run (for tools built on the CLI's configs)."""
+    from hydra import compose, initialize_config_dir
+
+    register_schema()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg, _ = config_from_hydra(compose(config_name="config", overrides=overrides))
+    finally:
+        GlobalHydra.instance().clear()
+    return cfg

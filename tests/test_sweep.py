@@ -149,12 +149,15 @@ def test_killed_sweep_resumes_with_only_unfinished_jobs(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "sim", "-m", *args, f"hydra.sweep.dir={out}"], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.glob("*/COMPLETE"))) < 5:
+    def finished_jobs():  # pathlib's glob also matches hidden folders: skip half-written ones
+        return [p for p in out.glob("*/COMPLETE") if not p.parent.name.startswith(".")]
+
+    while time.time() < deadline and len(finished_jobs()) < 5:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     finished = {p.parent.name: json.loads((p.parent / "manifest.json").read_text())["started"]
-                for p in out.glob("*/COMPLETE")}
+                for p in finished_jobs()}
     assert 5 <= len(finished) < 16, "the kill must land mid-sweep"
     assert not (out / "runs.csv").exists()
     rerun = skillsim("-m", *args, f"hydra.sweep.dir={out}", cwd=tmp_path)
