@@ -55,7 +55,9 @@ def _value(v: str):
 
 
 def job_folders(sweep_dir: Path) -> list[Path]:
-    return sorted(p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """Job folders of a sweep: not hidden, and not a report written into the sweep (report.md)."""
+    return sorted(p for p in sweep_dir.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and not (p / "report.md").exists())
 
 
 def read_job(folder: Path) -> dict:

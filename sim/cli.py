@@ -281,9 +281,10 @@ def _interrupted() -> str:
     d = sweep.SWEEP_DIR
     if d is None:
         return "interrupted; no result folder was written"
-    done = len(list(Path(d).glob(f"*/{COMPLETE_MARKER}")))
-    return (f"interrupted; {done} finished jobs are kept in {d}; to run the rest, repeat the command "
-            f"with hydra.sweep.dir={d}")
+    done = sum(not p.parent.name.startswith(".") for p in Path(d).glob(f"*/{COMPLETE_MARKER}"))  # not .partial-*
+    # Parallel workers are stopped asynchronously: a job being written may still finish after this count.
+    return (f"interrupted; finished jobs are kept in {d} ({done} when stopped); to run the rest, repeat the "
+            f"command with hydra.sweep.dir={d}")
 
 
 def _sigterm(signum, frame):  # noqa: ARG001

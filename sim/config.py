@@ -16,8 +16,35 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, get_args, get_origin, get_type_hints
 
+from pathlib import Path
+
+import yaml
+
 from .errors import ConfigError
 from .ladder import N_LEVELS
+
+#: Written by `skillsim-calibrate region=national`; its values are the defaults of the calibrated
+#: fields below (behaviour, studio learning multiplier), so every preset and the Python API use them.
+CALIBRATION_FILE = Path(__file__).with_name("data") / "calibration.yaml"
+_CAL = (yaml.safe_load(CALIBRATION_FILE.read_text(encoding="utf-8")) or {}) if CALIBRATION_FILE.exists() else {}
+_CAL_SOURCE = ("calibrated (sim/data/calibration.yaml: nat_hs_2011, nat_hs_2016, nat_hs_2021, nat_mix_2021_*, "
+               "nat_cert_flow)")
+
+
+#: The assumed (prior) values of the calibrated fields, by "section.name": the calibration starts
+#: from them and is pulled towards them, never towards an earlier fit.
+ASSUMED: dict[str, Any] = {}
+
+
+def calibrated(section: str, name: str, assumed: Any, source: str) -> tuple[Any, str]:
+    """(default, source): the calibrated value if the calibration file has one, else the assumption."""
+    ASSUMED[f"{section}.{name}"] = assumed
+    cal = _CAL
+    for key in section.split("."):
+        cal = cal.get(key, {}) if isinstance(cal, dict) else {}
+    if isinstance(cal, dict) and name in cal:
+        return cal[name], _CAL_SOURCE
+    return assumed, source
 
 
 def spec(default: Any, source: str, lo: float | None = None, hi: float | None = None, *,
@@ -89,27 +116,37 @@ class HorizonParams:
 class BehaviourParams:
     """Free behavioural parameters (the calibration's unknowns)."""
 
-    mastery_months: list[float] = spec([15.0, 54.0, 66.0, 60.0, 72.0], "assumption (about 1.2x rule_wait_*)",
+    mastery_months: list[float] = spec(*calibrated("behaviour", "mastery_months", [15.0, 54.0, 66.0, 60.0, 72.0],
+                                                   "assumption (1.1-1.5x rule_wait_*)"),
                                        1, 600, length=5,
                                        doc="months for an aptitude-1 worker to meet the standard at levels 0..4")
     aptitude_sd: float = spec(0.3, "assumption", 0, 2, doc="sd of log aptitude (learning speed)")
-    pass_prob: list[float] = spec([0.85, 0.75, 0.6, 0.4, 0.3], "assumption", 0, 1, length=5,
+    pass_prob: list[float] = spec(*calibrated("behaviour", "pass_prob", [0.85, 0.75, 0.6, 0.4, 0.3], "assumption"),
+                                  0, 1, length=5,
                                   doc="pass probability of the assessment for levels 1..5")
-    sit_rate: list[float] = spec([0.5, 0.08, 0.06, 0.05, 0.04], "assumption (to calibrate against nat_cert_flow)",
+    sit_rate: list[float] = spec(*calibrated("behaviour", "sit_rate", [0.5, 0.08, 0.06, 0.05, 0.04], "assumption"),
                                  0, 1, length=5,
                                  doc="annual chance that an eligible worker at levels 0..4 without training sits")
     trained_sit_prob: float = spec(0.5, "assumption", 0, 1,
                                    doc="chance per round that an eligible worker with training credit sits")
     assessment_months: list[int] = spec([3, 6, 9, 12], "assumption", 1, 12, doc="calendar months with assessments")
     turnover_per_year: float = spec(0.157, "prior_turnover", 0, 1, doc="annual separations, manufacturing")
-    turnover_level_factor: list[float] = spec([1.3, 1.1, 1.0, 0.8, 0.6, 0.5, 0.4, 0.4], "assumption", 0, 5,
+    turnover_level_factor: list[float] = spec(*calibrated("behaviour", "turnover_level_factor",
+                                                          [1.3, 1.1, 1.0, 0.8, 0.6, 0.5, 0.4, 0.4], "assumption"), 0, 5,
                                               length=N_LEVELS, doc="turnover multiplier by level (falls with level)")
     leave_share: float = spec(0.2, "assumption", 0, 1,
                               doc="share of separations that leave the regional workforce; the rest change firm")
     appointment_rate: list[float] = spec([0.0004, 0.02], "nat_top_levels (scale); split assumption", 0, 1,
                                          length=2, doc="annual appointment rate 5->6 and 6->7")
     appointment_min_years: float = spec(3.0, "assumption", 0, 40, doc="years at level before appointment")
-    entrant_junior_share: float = spec(0.3, "assumption", 0, 1,
+    initial_progress_scale: float = spec(*calibrated("behaviour", "initial_progress_scale", 0.75, "assumption"),
+                                         0.05, 3,
+                                         doc="mean progress at the start relative to time at level x speed")
+    entrant_school_shares: list[float] = spec(*calibrated("behaviour", "entrant_school_shares", [0.1, 0.03],
+                                                          "assumption"), 0, 1, length=2,
+                                              doc="shares of entrants arriving as 中级工 and 高级工 "
+                                                  "(技工院校 graduates)")
+    entrant_junior_share: float = spec(*calibrated("behaviour", "entrant_junior_share", 0.3, "assumption"), 0, 1,
                                        doc="share of entrants arriving with a junior certificate")
     entrant_age_mean: float = spec(20.0, "assumption", 16, 40, doc="mean entry age, years")
     entrant_age_sd: float = spec(2.5, "assumption", 0, 10, doc="sd of entry age, years")
@@ -204,7 +241,8 @@ class StudioParams:
                                     doc="largest share of workers at master level who can lead a studio")
     member_levels: list[int] = spec([1, 4], "assumption", 0, 4, length=2, doc="levels that may join")
     term_months: int = spec(24, "assumption", 1, 240, doc="months of membership")
-    learning_multiplier: float = spec(1.5, "prior_mentoring (low end)", 1, 10, doc="members' learning speed")
+    learning_multiplier: float = spec(*calibrated("levers.studio", "learning_multiplier", 1.5,
+                                                  "prior_mentoring (low end)"), 1, 10, doc="members' learning speed")
     fast_track_rate: float = spec(0.1, "assumption (rule_fast_track)", 0, 1,
                                   doc="annual chance a ready member is promoted out of turn")
     subsidy_per_studio: float = spec(200000.0, "rule_studio_subsidy", 0, 1e9, doc="yuan per studio over 3 years")
@@ -396,6 +434,9 @@ def check_cross_fields(cfg: RunConfig) -> None:
                          ("levers.studio.member_levels", cfg.levers.studio.member_levels)):
         if a > b:
             raise ConfigError(name, [a, b], "[lowest, highest] with lowest <= highest")
+    if sum(cfg.behaviour.entrant_school_shares) > 1:
+        raise ConfigError("behaviour.entrant_school_shares", cfg.behaviour.entrant_school_shares,
+                          "two shares summing to at most 1")
     r = cfg.retirement
     if r.male_to < r.male_from or r.female_to < r.female_from:
         raise ConfigError("retirement", "to < from", "target ages no lower than the current ages")

@@ -132,7 +132,9 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
     mal = np.minimum(rng.random(n, dtype=np.float32) * span, age - MIN_AGE_MONTHS).astype(np.int16)
     wf.months_at_level[idx] = mal
     rate = np.concatenate([1.0 / np.asarray(beh.mastery_months), np.zeros(3)]).astype(np.float32)[level]
-    wf.progress[idx] = mal * rate * wf.aptitude[idx] * (np.float32(0.5) + np.float32(0.5) * rng.random(n, dtype=np.float32))
+    # a uniform factor in [2/3, 4/3] x initial_progress_scale (the unobserved distance to the next standard)
+    spread = np.float32(2 / 3) + np.float32(2 / 3) * rng.random(n, dtype=np.float32)
+    wf.progress[idx] = mal * rate * wf.aptitude[idx] * spread * np.float32(beh.initial_progress_scale)
     wf.credit[idx] = 0
     wf.studio_since[idx] = NO_MONTH
     wf.comp_month[idx] = NO_MONTH
@@ -196,7 +198,8 @@ def target_size(cfg, month: int) -> int:
 
 
 def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, rng: np.random.Generator) -> None:
-    """Write new young workers into slots `idx`: apprentices, or new junior workers."""
+    """Write new young workers into slots `idx`: school graduates with an intermediate or senior
+    certificate (entrant_school_shares), new junior workers, or apprentices."""
     k = idx.size
     if k == 0:
         return
@@ -209,7 +212,12 @@ def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, r
     aptitude = lognormal_mean_one(rng, k, beh.aptitude_sd)
     wage_factor = np.exp(rng.normal(0.0, cfg.wages.individual_sd, k))
     age = age.astype(np.int16)
-    wf.level[idx] = (u_junior < beh.entrant_junior_share).astype(np.int8)
+    s2, s3 = beh.entrant_school_shares
+    rest = max(1.0 - s2 - s3, 1e-12)
+    level = np.where(u_junior < s3, 3, np.where(u_junior < s3 + s2, 2, 0)).astype(np.int8)
+    junior = (u_junior >= s2 + s3) & ((u_junior - s2 - s3) / rest < beh.entrant_junior_share)
+    level[junior] = 1
+    wf.level[idx] = level
     wf.female[idx] = female
     wf.age[idx] = age
     wf.retire_age[idx] = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement)

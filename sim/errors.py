@@ -12,6 +12,7 @@ EXIT_CONFIG = 2  #: a configuration value, override or name is wrong
 EXIT_DATA = 3  #: an input file (targets, run folder) is missing, unreadable or malformed
 EXIT_OUTPUT = 4  #: the result folder cannot be written (exists already, disk, permissions)
 EXIT_PARTIAL = 5  #: a sweep finished, but some of its jobs failed (listed in runs.csv)
+EXIT_INTEGRITY = 6  #: skillsim-verify found a file changed, truncated, missing or unexpected
 EXIT_INTERRUPTED = 130  #: stopped by SIGINT/SIGTERM; nothing half-written is left behind
 
 

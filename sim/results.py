@@ -3,7 +3,8 @@
 A run is computed first, then its files are written into a hidden temporary folder beside the
 target and renamed into place in one step. A crash or an interrupt leaves no half-written result
 folder under the target's name. `manifest.json` holds what is needed to reproduce the run and a
-checksum of every other file; `COMPLETE` is written last and marks a finished run.
+checksum and size of every other file; `COMPLETE` is written last, marks a finished run and holds
+the checksum of `manifest.json`. `skillsim-verify` (sim.verify) re-checks them.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def complete_text(manifest: Path) -> str:
+    """Content of COMPLETE: 'ok' and the manifest's own checksum (the manifest lists every other file)."""
+    return f"ok\nmanifest.json sha256 {sha256(manifest)}\n"
 
 
 def summarise(series: pd.DataFrame, cfg: RunConfig) -> dict:
@@ -141,6 +147,7 @@ def write_run(run_dir: Path, cfg: RunConfig, series: pd.DataFrame, *, composed: 
         }
         summary = {**summarise(series, cfg), "config": to_dict(cfg), "manifest": reproduce}
         (tmp / "summary.json").write_text(_json(summary), encoding="utf-8")
+        files = sorted(p for p in tmp.iterdir() if p.is_file())
         manifest = {
             **reproduce,
             "region": cfg.region.name,
@@ -153,10 +160,12 @@ def write_run(run_dir: Path, cfg: RunConfig, series: pd.DataFrame, *, composed: 
             "started": (started or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "platform": platform.platform(),
-            "files": {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()},
+            "files": {p.name: sha256(p) for p in files},
+            "sizes": {p.name: p.stat().st_size for p in files},  # tells a truncated file from a changed one
         }
         (tmp / "manifest.json").write_text(_json(manifest), encoding="utf-8")
-        (tmp / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
+        # COMPLETE protects the manifest itself: skillsim-verify (sim.verify) checks both.
+        (tmp / COMPLETE_MARKER).write_text(complete_text(tmp / "manifest.json"), encoding="utf-8")
         for p in tmp.iterdir():  # flush to disk before the rename makes the folder visible
             with p.open("rb") as fh:
                 os.fsync(fh.fileno())

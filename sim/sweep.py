@@ -31,6 +31,8 @@ log = logging.getLogger("skillsim")
 PROGRESS_FILE = ".sweep_progress.json"
 #: Set by the callback in the main process: (ok, failed, missing) of the last multirun.
 LAST_COUNTS: dict | None = None
+#: Set by the callback in the main process: the folder of the running multirun (for an interrupt).
+SWEEP_DIR: Path | None = None
 
 
 def is_finished(job_dir: Path) -> bool:
@@ -99,7 +101,8 @@ class AggregateCallback(Callback):
         self.baseline = baseline
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
+        global SWEEP_DIR
+        sweep_dir = SWEEP_DIR = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         try:
             total = count_jobs(config)

@@ -1,0 +1,5 @@
+"""`python -m sim.report PATH ...` is `skillsim-report PATH ...`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,99 @@
+"""`skillsim-report PATH [lang=en|zh] [formats=png,svg] [out=DIR] [middle_income=YUAN]`.
+
+Options are key=value pairs, like the overrides of `skillsim`. A mistake ends with one line on stderr
+and the project's exit codes (sim.errors): 2 for a bad option, 3 for a folder that is not a run or
+sweep folder (or is damaged), 4 when the output folder cannot be written; nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, SkillsimError
+from .pack import FORMATS, LANGS, Options, make_report
+
+USAGE = f"""usage: skillsim-report PATH [lang=en|zh] [formats=png,svg] [out=DIR] [middle_income=YUAN]
+
+Charts and tables from a run folder or a sweep folder (written by skillsim), nothing else.
+
+  PATH            a run folder (series.csv, summary.json, ...) or a sweep folder (runs.csv, ...)
+  lang=en|zh      language of every label, title and table (default en)
+  formats=LIST    image formats besides the 300-dpi PNG: any of {', '.join(FORMATS)} (default png,svg)
+  out=DIR         output folder (default PATH/report); a previous report there is replaced
+  middle_income=Y check that the runs used this middle-income threshold (yuan a year)
+
+Writes DIR/figures/ (each figure as PNG, SVG/PDF and the CSV of its data) and DIR/report.md.
+"""
+KEYS = ("lang", "formats", "out", "middle_income")
+
+
+def parse(argv: list[str]) -> tuple[str, Options]:
+    """PATH and the options from the command line; ConfigError for anything else."""
+    path = None
+    values: dict[str, str] = {}
+    for arg in argv:
+        if "=" in arg and not Path(arg).exists():
+            key, value = arg.split("=", 1)
+            if key not in KEYS:
+                raise ConfigError(key, value, "a known option: " + ", ".join(KEYS))
+            values[key] = value
+        elif arg.startswith("-"):
+            raise ConfigError("option", arg, "key=value options: " + ", ".join(KEYS) + " (see --help)")
+        elif path is None:
+            path = arg
+        else:
+            raise ConfigError("PATH", arg, "a single run or sweep folder (already given: " + path + ")")
+    if path is None:
+        raise ConfigError("PATH", None, "a run folder or a sweep folder")
+    opts = Options()
+    if "lang" in values:
+        opts.lang = values["lang"].strip().lower()
+        if opts.lang not in LANGS:
+            raise ConfigError("lang", values["lang"], "one of " + ", ".join(LANGS))
+    if "formats" in values:
+        opts.formats = tuple(f.strip().lower().lstrip(".") for f in values["formats"].split(",") if f.strip())
+    if "out" in values:
+        if not values["out"].strip():
+            raise ConfigError("out", values["out"], "a folder path")
+        opts.out = Path(values["out"]).expanduser()
+    if "middle_income" in values:
+        try:
+            opts.middle_income = float(values["middle_income"])
+        except ValueError:
+            raise ConfigError("middle_income", values["middle_income"], "a number of yuan a year") from None
+    return path, opts.check()
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE, end="")
+        raise SystemExit(EXIT_OK)
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    try:
+        path, opts = parse(argv)
+        written = make_report(path, opts)
+    except SkillsimError as err:
+        print(f"skillsim-report: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    except KeyboardInterrupt:
+        print("skillsim-report: interrupted; no report was written", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    for stem, problems in written.layout.items():
+        for problem in problems:
+            print(f"skillsim-report: warning: {stem}: {problem}", file=sys.stderr)
+    n = len(written.figures)
+    print(f"skillsim-report: {n} figures and report.md in {written.out}"
+          + (f" (not applicable: {', '.join(written.skipped)})" if written.skipped else ""), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

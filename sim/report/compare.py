@@ -1,0 +1,179 @@
+"""Figures across settings at the target year: 4 scenario comparison, 5 lever response surface."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+
+import numpy as np
+from matplotlib import patheffects
+from matplotlib.lines import Line2D
+
+from . import tables
+from .figures import label, note, region_title, with_labels
+from .load import Folder
+from .style import band_handles, draw_fan, new_figure, percent_axis
+from .text import income_scale, lever_name, spend_scale, t
+
+
+def fig_comparison(folder: Folder, lang: str):
+    """Fig. 4: target-year share and income per setting with 95% intervals; cost per additional
+    high-skill worker from the paired effects. Needs at least two settings."""
+    if len(folder.settings) < 2:
+        return None
+    comp = tables.comparison(folder)
+    scale = income_scale(lang)
+    n = len(folder.settings)
+    year = folder.target_year
+    title_key = "fig4_title" if folder.keys == ["scenario"] else "fig4_title_settings"
+    fig, body = new_figure(1.9 + 0.34 * n, t(title_key, lang, region=region_title(folder, lang),
+                                               year=year), note(folder, lang, "ci"))
+    has_cost = (comp["metric"] == "cost_per_additional_high_skill_worker").any()
+    axes = body.subplots(1, 3 if has_cost else 2, sharey=True, squeeze=False).ravel()
+    ypos = {s.id: n - 1 - i for i, s in enumerate(folder.settings)}
+    panels = [("high_skill_share", 1.0, t("fig4a", lang, year=year), t("hs_share_axis", lang)),
+              ("income_mean_target_year", scale, t("fig4b", lang, year=year), t("income_axis", lang))]
+    for ax, (metric, k, title, xlabel) in zip(axes, panels):
+        d = comp[comp["metric"] == metric]
+        for s in folder.settings:
+            r = d[d["setting"] == s.id].iloc[0]
+            y = ypos[s.id]
+            if not math.isnan(r["ci_low"]):
+                ax.plot([r["ci_low"] / k, r["ci_high"] / k], [y, y], color=s.colour, lw=2.2, alpha=0.55,
+                        solid_capstyle="butt")
+            ax.plot([r["mean"] / k], [y], "o", color=s.colour, ms=5)
+        ax.set_title(wrap(title, lang))
+        ax.set_xlabel(wrap(xlabel, lang))
+        ax.margins(x=0.15)
+        if metric == "high_skill_share":
+            lo, hi = d["ci_low"].fillna(d["mean"]).min(), d["ci_high"].fillna(d["mean"]).max()
+            percent_axis(ax, "x", 0 if hi - lo > 0.03 else 1)
+    if has_cost:
+        ax = axes[2]
+        d = comp[comp["metric"] == "cost_per_additional_high_skill_worker"]
+        xmax = np.nanmax(d["mean"].to_numpy() / scale) if d["mean"].notna().any() else 1.0
+        for s in folder.settings:
+            r = d[d["setting"] == s.id]
+            v = float(r["mean"].iloc[0]) if not r.empty else math.nan
+            y = ypos[s.id]
+            if math.isnan(v):
+                ax.text(0.02 * xmax, y, t("na", lang), va="center", ha="left", color="#777777", fontsize=7.5)
+            else:
+                ax.barh(y, v / scale, color=s.colour, height=0.55)
+        ax.set_xlim(0, xmax * 1.1)
+        ax.set_title(wrap(t("fig4c", lang), lang))
+        ax.set_xlabel(t("income_axis_short", lang))
+        ax.grid(axis="y", visible=False)
+    axes[0].set_yticks([ypos[s.id] for s in folder.settings], [label(folder, s, lang) for s in folder.settings])
+    axes[0].set_ylim(-0.6, n - 0.4)
+    for s, tick in zip(folder.settings, axes[0].get_yticklabels()):
+        tick.set_color(s.colour)
+    if has_cost:
+        body.supxlabel(wrap(t("note_cost", lang), lang, 120 if lang == "en" else 60), fontsize=7.5, color="#555555")
+    return fig, with_labels(folder, comp, lang)
+
+
+def wrap(text: str, lang: str, width: int = 26) -> str:
+    """Break a long panel title or axis label over lines (at spaces in English, by length in Chinese)."""
+    if lang == "zh":
+        if len(text) <= max(18, width):
+            return text
+        cut = max((i for i, c in enumerate(text[: len(text) // 2 + 4]) if c in "，的（；"), default=len(text) // 2)
+        return text[:cut + (text[cut] != "（")] + "\n" + text[cut + (text[cut] != "（"):]
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False))
+
+
+def numeric_keys(folder: Folder) -> list[str]:
+    """Swept settings with numeric values (lever intensities and the like)."""
+    return [k for k in folder.keys
+            if all(isinstance(s.params[k], (int, float)) and not isinstance(s.params[k], bool)
+                   for s in folder.settings)]
+
+
+def axis_label(key: str, lang: str) -> str:
+    lever = lever_name(key, lang)
+    if lever is None:
+        return key
+    return t("lever_axis", lang, lever=lever[:1].upper() + lever[1:] if lang == "en" else lever)
+
+
+def fig_response(folder: Folder, lang: str):
+    """Fig. 5: two swept numeric settings -> heatmap of target-year share with spend contours;
+    one -> share against the setting with bands, and spend. Otherwise not applicable."""
+    keys = numeric_keys(folder)
+    if folder.kind != "sweep" or not keys or len(keys) > 2 or len(keys) != len(folder.keys):
+        return None
+    surf = tables.surface(folder, keys)
+    year = folder.target_year
+    title = t("fig5_title", lang, region=region_title(folder, lang), year=year)
+    if len(keys) == 2:
+        return _heatmap(folder, surf, keys, lang, title), with_labels(folder, surf, lang)
+    return _line(folder, surf, keys[0], lang, title), with_labels(folder, surf, lang)
+
+
+def _heatmap(folder, surf, keys, lang, title):
+    kx, ky = keys
+    xs, ys = sorted(surf[kx].unique()), sorted(surf[ky].unique())
+    grid = surf.pivot(index=ky, columns=kx, values="median").reindex(index=ys, columns=xs)
+    spend = surf.pivot(index=ky, columns=kx, values="spend_cum_total_mean").reindex(index=ys, columns=xs)
+    fig, body = new_figure(5.4, title, note(folder, lang, "lines") + t("sep", lang) + t("fig5_cost", lang), width=6.8)
+    ax = body.subplots()
+    edges = lambda v: np.concatenate([[v[0] - (v[1] - v[0]) / 2], (np.array(v[1:]) + v[:-1]) / 2,
+                                      [v[-1] + (v[-1] - v[-2]) / 2]]) if len(v) > 1 else np.array([v[0] - .5, v[0] + .5])
+    z = grid.to_numpy(dtype=float)
+    mesh = ax.pcolormesh(edges(xs), edges(ys), z, cmap="cividis", shading="flat")
+    cb = body.colorbar(mesh, ax=ax, shrink=0.9)
+    cb.set_label(t("hs_share_axis", lang))
+    cb.formatter = __import__("matplotlib").ticker.FuncFormatter(lambda v, _: f"{100 * v:.0f}")
+    cb.update_ticks()
+    for i, yv in enumerate(ys):
+        for j, xv in enumerate(xs):
+            if np.isnan(z[i, j]):
+                continue
+            ax.text(xv, yv + 0.22 * _step(ys), f"{100 * z[i, j]:.1f}%", ha="center", va="center", fontsize=8.5,
+                    color="black", zorder=6,
+                    bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.85})
+    if len(xs) > 1 and len(ys) > 1:
+        div = spend_scale(lang)
+        halo = [patheffects.withStroke(linewidth=2.6, foreground="white")]
+        cs = ax.contour(xs, ys, spend.to_numpy(dtype=float) / div, colors="#000000", linewidths=1.0,
+                        linestyles="--", levels=5, zorder=4)
+        cs.set(path_effects=halo)
+        labels = ax.clabel(cs, fmt=lambda v: f"{v:,.0f}", fontsize=7.5, inline=True, inline_spacing=4)
+        for lab in labels:
+            lab.set(path_effects=halo, zorder=5)
+    ax.set_xticks(xs)
+    ax.set_yticks(ys)
+    ax.set_xlabel(axis_label(kx, lang))
+    ax.set_ylabel(axis_label(ky, lang))
+    ax.grid(False)
+    return fig
+
+
+def _step(v) -> float:
+    return float(np.min(np.diff(v))) if len(v) > 1 else 1.0
+
+
+def _line(folder, surf, key, lang, title):
+    fig, body = new_figure(3.8, title, note(folder, lang, "fan"))
+    ax, ax2 = body.subplots(1, 2, squeeze=False).ravel()
+    d = surf.sort_values(key)
+    draw_fan(ax, d[key], d, "#0072B2", marker="o", ms=4)
+    ax.set_title(t("fig5_share", lang, year=folder.target_year))
+    ax.set_ylabel(t("hs_share_axis", lang))
+    percent_axis(ax, decimals=0 if d["median"].max() - d["median"].min() > 0.03 else 1)
+    div = spend_scale(lang)
+    ax2.plot(d[key], d["spend_cum_total_mean"] / div, "o-", color="#0072B2", ms=4, lw=1.6)
+    ax2.set_title(t("fig5_spend", lang, year=folder.target_year))
+    ax2.set_ylabel(t("spend_axis", lang))
+    ax2.set_ylim(bottom=0)
+    base = next(s for s in folder.settings if s.is_baseline)
+    for a in (ax, ax2):
+        a.set_xticks(sorted(d[key].unique()))
+        a.set_xlabel(axis_label(key, lang))
+        a.axvline(base.params[key], color="#000000", lw=0.8, ls=":")
+    handles = [Line2D([], [], color="#0072B2", marker="o", ms=4, lw=1.6, label=t("median", lang)),
+               *band_handles(lambda k: t(k, lang)),
+               Line2D([], [], color="#000000", lw=0.8, ls=":", label=t("baseline_setting", lang))]
+    body.legend(handles=handles, loc="outside lower center", ncol=4)
+    return fig

@@ -1,0 +1,178 @@
+"""report.md: the figures with captions, and the key numbers in tables, in English or Chinese."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from . import tables
+from .figures import label, region_title
+from .text import pct
+
+UNITS = {"en": ("thousand yuan", 1e3, 1, "billion yuan", 1e9), "zh": ("万元", 1e4, 2, "亿元", 1e8)}
+
+
+def num(v: float, digits: int, signed: bool = False) -> str:
+    """A number with thousands separators and an ASCII sign."""
+    return f"{v:+,.{digits}f}" if signed else f"{v:,.{digits}f}"
+
+W = {  # (en, zh)
+    "title": ("Skilled-workforce forecast: {region}", "技能人才预测：{region}"),
+    "source": ("Source folder", "数据来源"),
+    "kind_run": ("a single run", "单次模拟"),
+    "kind_sweep": ("a sweep of {n} settings × {r} replicates", "{n}个设定×{r}次重复模拟的参数扫描"),
+    "made_from": ("Made by `skillsim-report` from {kind} in `{path}` ({agents} agents per run, model "
+                  "commit `{commit}`). Every figure's data is the CSV of the same name in `figures/`.",
+                  "由 `skillsim-report` 根据 `{path}` 中的{kind}生成（每次模拟{agents}个主体，模型版本 `{commit}`）。"
+                  "每幅图的数据见 `figures/` 中同名 CSV 文件。"),
+    "key": ("Key numbers, {year}", "{year}年关键指标"),
+    "setting": ("Setting", "设定"),
+    "share": ("High-skill share, Dec {year}", "{year}年12月高技能人才占比"),
+    "income": ("Mean annual income, {year} ({unit})", "{year}年平均年收入（{unit}）"),
+    "median_income": ("Median annual income, {year} ({unit})", "{year}年年收入中位数（{unit}）"),
+    "middle": ("Share earning ≥ {thr}, {year}", "{year}年年收入≥{thr}的比例"),
+    "spend": ("Spend {first}-{year} ({bunit})", "{first}-{year}年累计支出（{bunit}）"),
+    "ci_note": ("Values are means across {n} replicates with 95% t-intervals (mean ± t·s/√n) in brackets. "
+                "The high-skill share is senior workers (level 3) and above over certificate holders (levels "
+                "1-7); income is the year's mean of the monthly annualised figures.",
+                "数值为{n}次重复模拟的平均值，括号内为95% t区间（均值 ± t·s/√n）。高技能人才占比指高级工及以上"
+                "占持证技能人才（1-7级）的比例；收入为该年各月年化收入的平均值。"),
+    "run_note": ("One run: no intervals. The high-skill share is senior workers (level 3) and above over "
+                 "certificate holders (levels 1-7); income is the year's mean of the monthly annualised figures.",
+                 "单次模拟，无区间。高技能人才占比指高级工及以上占持证技能人才（1-7级）的比例；收入为该年各月年化收入的平均值。"),
+    "effects": ("Effects against the baseline setting, {base}, paired by replicate",
+                "相对基准设定“{base}”的效果（按重复模拟配对）"),
+    "d_share": ("Effect on high-skill share, Dec {year} (percentage points)", "{year}年12月高技能人才占比变化（百分点）"),
+    "d_income": ("Effect on mean income, {year} ({unit})", "{year}年平均收入变化（{unit}）"),
+    "extra_spend": ("Extra spend ({bunit})", "新增支出（{bunit}）"),
+    "extra_workers": ("Extra high-skill workers, Dec {year}", "{year}年12月新增高技能人才（人）"),
+    "cost": ("Cost per additional high-skill worker ({unit})", "每新增一名高技能人才的成本（{unit}）"),
+    "eff_note": ("From effects.csv: mean paired differences with 95% t-intervals; the cost is extra cumulative "
+                 "spend over extra high-skill workers in December {year} (n/a where the setting adds none).",
+                 "数据来自 effects.csv：配对差值的平均值及95% t区间；成本为新增累计支出除以{year}年12月新增高技能人才数"
+                 "（未新增时记为“无”）。"),
+    "no_cost": ("The cost per additional high-skill worker needs a comparison with a baseline setting, "
+                "paired by replicate: it is not available for a single run. Run a sweep, e.g. "
+                "`skillsim -m scenario=baseline,{scenario} 'replicate=range(0,10)'`, and report on its folder.",
+                "每新增一名高技能人才的成本需要与基准设定按重复模拟配对比较，单次模拟无法给出。请运行参数扫描，例如 "
+                "`skillsim -m scenario=baseline,{scenario} 'replicate=range(0,10)'`，再对其结果文件夹生成报告。"),
+    "target_h": ("Against the policy target", "与政策目标比较"),
+    "target_col": ("Target", "目标"),
+    "at_target": ("Share, Dec {year}", "{year}年12月占比"),
+    "band90": ("90% of replicates", "90%区间"),
+    "target_note": ("Median across replicates and the range holding 90% of them.", "重复模拟的中位数及90%区间。"),
+    "figures": ("Figures", "图表"),
+    "skipped": ("Not applicable to this folder: {names}.", "不适用于本文件夹：{names}。"),
+    "na": ("n/a", "无"),
+}
+CAPTIONS = {
+    "fig1_high_skill_share": ("High-skill share over time, with the policy targets and observed values.",
+                              "高技能人才占比走势、政策目标与实际观测值。"),
+    "fig2_level_composition": ("Workforce by skill level (mean share of all workers across replicates).",
+                               "各技能等级人数构成（各次模拟占全部工人比例的平均值）。"),
+    "fig3_income": ("Income: mean and median over time, share above the middle-income threshold, and mean "
+                    "income by level in the target year.",
+                    "收入：均值与中位数走势、中等收入以上比例、目标年各等级平均收入。"),
+    "fig4_scenario_comparison": ("Settings compared in the target year, with 95% intervals, and the cost per "
+                                 "additional high-skill worker.",
+                                 "目标年各设定比较（含95%区间）及每新增一名高技能人才的成本。"),
+    "fig5_lever_response": ("Response of the target-year high-skill share to the swept lever settings, with "
+                            "cumulative spend.", "目标年高技能人才占比对政策力度的响应及累计支出。"),
+    "fig6_promotions": ("Promotions per year by channel.", "各渠道年度晋升人数。"),
+}
+
+
+def w(key: str, lang: str, **kw) -> str:
+    en, zh = W[key]
+    return (zh if lang == "zh" else en).format(**kw)
+
+
+def _ci(mean: float, lo: float, hi: float, fmt) -> str:
+    if math.isnan(lo) or math.isnan(hi):
+        return fmt(mean)
+    return f"{fmt(mean)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out + [""]
+
+
+def write_markdown(written, opts, path: Path) -> None:
+    folder, lang = written.folder, opts.lang
+    year = folder.target_year
+    region = region_title(folder, lang)
+    thr = float(folder.config.get("wages", {}).get("middle_income_threshold", 100000.0))
+    kind = (w("kind_run", lang) if folder.kind == "run" else
+            w("kind_sweep", lang, n=len(folder.settings), r=folder.n_replicates))
+    commit = str(folder.manifest.get("git_commit", "unknown"))[:12]
+    lines = [f"# {w('title', lang, region=region)}", "",
+             w("made_from", lang, kind=kind, path=folder.path, agents=f"{int(folder.config.get('n_agents', 0)):,}",
+               commit=commit), ""]
+    summ = tables.summary_table(folder)
+    unit, div, dig, bunit, bdiv = UNITS[lang]
+    first = min(folder.long["date"])
+    first = int(first[:4]) + (first[5:7] == "12")
+    lines += [f"## {w('key', lang, year=year)}", ""]
+    pfmt = lambda v: pct(v, 1)
+    mfmt = lambda v: num(v / div, dig)
+    rows = []
+    for s in folder.settings:
+        r = summ[summ["setting"] == s.id].iloc[0]
+        rows.append([label(folder, s, lang),
+                     _ci(r["high_skill_share"], r["high_skill_share_ci_low"], r["high_skill_share_ci_high"], pfmt),
+                     _ci(r["income_mean_target_year"], r["income_mean_target_year_ci_low"],
+                         r["income_mean_target_year_ci_high"], mfmt),
+                     mfmt(r["income_median_target_year"]), pct(r["middle_income_share_target_year"], 1),
+                     num(r["spend_cum_total"] / bdiv, 1)])
+    lines += _table([w("setting", lang), w("share", lang, year=year), w("income", lang, year=year, unit=unit),
+                     w("median_income", lang, year=year, unit=unit),
+                     w("middle", lang, thr=f"{num(thr / div, 0)}{'' if lang == 'zh' else ' '}{unit}", year=year),
+                     w("spend", lang, first=first, year=year, bunit=bunit)], rows)
+    lines += [w("run_note", lang) if folder.kind == "run" else w("ci_note", lang, n=folder.n_replicates), ""]
+    if folder.effects is not None and "effect_high_skill_share" in summ:
+        base = next(s for s in folder.settings if s.is_baseline)
+        lines += [f"### {w('effects', lang, base=label(folder, base, lang))}", ""]
+        rows = []
+        for s in folder.settings:
+            r = summ[summ["setting"] == s.id].iloc[0]
+            if s.is_baseline or math.isnan(r.get("effect_high_skill_share", math.nan)):
+                continue
+            cost = r["cost_per_additional_high_skill_worker"]
+            rows.append([label(folder, s, lang),
+                         _ci(r["effect_high_skill_share"] * 100, r["effect_high_skill_share_ci_low"] * 100,
+                             r["effect_high_skill_share_ci_high"] * 100, lambda v: num(v, 2, True)),
+                         _ci(r["effect_income_mean"], r["effect_income_mean_ci_low"], r["effect_income_mean_ci_high"],
+                             lambda v: num(v / div, dig, True)),
+                         num(r["extra_spend"] / bdiv, 1, True), num(r["extra_high_skill_workers"], 0, True),
+                         w("na", lang) if math.isnan(cost) else num(cost / div, dig)])
+        lines += _table([w("setting", lang), w("d_share", lang, year=year), w("d_income", lang, year=year, unit=unit),
+                         w("extra_spend", lang, bunit=bunit), w("extra_workers", lang, year=year),
+                         w("cost", lang, unit=unit)], rows)
+        lines += [w("eff_note", lang, year=year), ""]
+    else:
+        other = "training_boost" if folder.settings[0].scenario != "training_boost" else "combined"
+        lines += [w("no_cost", lang, scenario=other), ""]
+    at = tables.at_target_date(folder)
+    if not at.empty:
+        lines += [f"### {w('target_h', lang)}", ""]
+        rows = []
+        for s in folder.settings:
+            r = at[at["setting"] == s.id]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            band = "" if math.isnan(r["q05"]) else f" [{pct(r['q05'])}, {pct(r['q95'])}]"
+            rows.append([label(folder, s, lang), pct(r["target"], 1), pct(r["median"], 1) + band])
+        tyear = at["date"].iloc[0][:4]
+        lines += _table([w("setting", lang), w("target_col", lang), w("at_target", lang, year=tyear)], rows)
+        if folder.kind == "sweep":
+            lines += [w("target_note", lang), ""]
+    lines += [f"## {w('figures', lang)}", ""]
+    for stem, files in written.figures.items():
+        cap = CAPTIONS[stem][1 if lang == "zh" else 0]
+        lines += [f"![{cap}](figures/{stem}.png)", "", f"*{cap}* [CSV](figures/{stem}.csv)", ""]
+    if written.skipped:
+        lines += [w("skipped", lang, names=", ".join(f"`{s}`" for s in written.skipped)), ""]
+    path.write_text("\n".join(lines), encoding="utf-8")

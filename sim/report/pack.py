@@ -1,0 +1,142 @@
+"""Write a report folder: figures/ (each figure as PNG at 300 dpi, SVG and/or PDF, and its data as CSV)
+and report.md, atomically (built in a hidden temporary folder beside the target, then renamed)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError, DataError, OutputError
+from . import compare, figures, promotions
+from .load import Folder, load
+from .style import DPI, assign_colours, language, layout_problems, recording_texts
+
+LANGS = ("en", "zh")
+FORMATS = ("png", "svg", "pdf")
+
+#: (file stem, function) in report order. Each function returns (figure, data) or None.
+FIGURES = (
+    ("fig1_high_skill_share", figures.fig_high_skill_share),
+    ("fig2_level_composition", figures.fig_composition),
+    ("fig3_income", figures.fig_income),
+    ("fig4_scenario_comparison", compare.fig_comparison),
+    ("fig5_lever_response", compare.fig_response),
+    ("fig6_promotions", promotions.fig_promotions),
+)
+
+
+@dataclass
+class Options:
+    lang: str = "en"
+    formats: tuple[str, ...] = ("png", "svg")
+    out: Path | None = None
+    middle_income: float | None = None
+
+    def check(self) -> "Options":
+        if self.lang not in LANGS:
+            raise ConfigError("lang", self.lang, "one of " + ", ".join(LANGS))
+        bad = [f for f in self.formats if f not in FORMATS]
+        if bad or not self.formats:
+            raise ConfigError("formats", ",".join(self.formats),
+                              "a comma-separated list of " + ", ".join(FORMATS) + " (png is always written)")
+        if "png" not in self.formats:
+            self.formats = ("png", *self.formats)
+        return self
+
+
+@dataclass
+class Written:
+    folder: Folder
+    out: Path
+    figures: dict[str, list[Path]] = field(default_factory=dict)  # stem -> files (images and CSV)
+    skipped: list[str] = field(default_factory=list)
+    layout: dict[str, list[str]] = field(default_factory=dict)  # stem -> overlapping or clipped texts
+
+
+def check_middle_income(folder: Folder, value: float | None) -> None:
+    """The share above the middle-income threshold is measured by the model; the report can only show
+    the threshold the runs used."""
+    used = float(folder.config.get("wages", {}).get("middle_income_threshold", 100000.0))
+    if value is not None and abs(value - used) > 1e-6 * max(1.0, used):
+        raise ConfigError("middle_income", value,
+                          f"the threshold the runs used ({used:g} yuan); for another one re-run with "
+                          f"wages.middle_income_threshold={value:g}")
+
+
+def render(folder: Folder, opts: Options, dest: Path) -> Written:
+    """Draw every applicable figure into dest/figures and write report.md."""
+    from .markdown import write_markdown
+
+    assign_colours(folder.settings)
+    figdir = dest / "figures"
+    figdir.mkdir(parents=True)
+    written = Written(folder, dest)
+    with language(opts.lang), warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r".*[Gg]lyph .* missing from")
+        try:
+            _draw_all(folder, opts, figdir, written)
+        except UserWarning as warning:  # a missing glyph would print a box: refuse instead
+            raise DataError(f"font: {warning}; reinstall the Chinese font package (pip install -e .)") from None
+    write_markdown(written, opts, dest / "report.md")
+    return written
+
+
+def _draw_all(folder: Folder, opts: Options, figdir: Path, written: Written) -> None:
+    """Each applicable figure: PNG (whose draw also checks the layout), vector copies, and its CSV."""
+    for stem, func in FIGURES:
+        made = func(folder, opts.lang)
+        if made is None:
+            written.skipped.append(stem)
+            continue
+        fig, data = made
+        files = [figdir / f"{stem}.png"]
+        with recording_texts() as boxes:  # the PNG draw also checks the layout
+            fig.savefig(files[0], dpi=DPI, metadata={"Software": "skillsim-report"})
+        w, h = fig.get_size_inches() * DPI
+        written.layout[stem] = layout_problems(boxes, w, h)
+        fig.set_layout_engine("none")  # keep the PNG's layout for the vector copies
+        for fmt in opts.formats:
+            if fmt == "png":
+                continue
+            path = figdir / f"{stem}.{fmt}"
+            fig.savefig(path, dpi=DPI, metadata={"Creator": "skillsim-report", "Date": None})
+            files.append(path)
+        csv = figdir / f"{stem}.csv"
+        data.to_csv(csv, index=False, encoding="utf-8")
+        files.append(csv)
+        written.figures[stem] = files
+
+
+def default_out(path: Path) -> Path:
+    return path / "report"
+
+
+def make_report(path: str | Path, opts: Options | None = None) -> Written:
+    """Read a run or sweep folder and write its report; returns what was written."""
+    opts = (opts or Options()).check()
+    folder = load(path)
+    check_middle_income(folder, opts.middle_income)
+    out = Path(opts.out) if opts.out is not None else default_out(folder.path)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").exists())):
+        raise OutputError(f"output folder {out} exists and is not a skillsim report; choose another out=")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.report-tmp-{os.getpid()}"
+    old = out.parent / f".{out.name}.report-old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        written = render(folder, opts, tmp)
+        if out.exists():
+            os.rename(out, old)
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    written.out = out
+    written.figures = {k: [out / p.relative_to(tmp) for p in v] for k, v in written.figures.items()}
+    return written

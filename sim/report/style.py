@@ -1,0 +1,195 @@
+"""Look of every chart: colour-blind-safe palettes, fonts per language, the time axis, layout checks.
+
+Scenario colours are fixed by scenario name (Okabe-Ito); other settings (lever grids) take the
+remaining colours in their display order, the baseline setting always black. Level colours are fixed
+per level: blues for levels below 高级工, oranges from 高级工 up, so the high-skill block reads as one.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from itertools import combinations
+
+import matplotlib
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .fonts import LATIN_FALLBACK, register_cjk_font
+
+DPI = 300
+WIDTH = 8.0  # inches: 2400 px at 300 dpi
+
+SCENARIO_COLOURS = {  # Okabe & Ito (2008), colour-blind safe
+    "baseline": "#000000",
+    "training_boost": "#0072B2",
+    "competition_push": "#E69F00",
+    "studio_expansion": "#009E73",
+    "combined": "#CC79A7",
+    "no_policy": "#56B4E9",
+}
+# For settings that are not named scenarios: Okabe-Ito, then Paul Tol's muted scheme.
+EXTRA_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#882255", "#44AA99", "#999933",
+                 "#DDCC77", "#332288", "#AA4499", "#117733")
+LEVEL_COLOURS = ("#D9D9D9", "#9ECAE1", "#4292C6", "#FDD0A2", "#FDAE6B", "#F16913", "#D94801", "#7F2704")
+REGION_TARGET_COLOUR = "#D55E00"  # vermillion, used for nothing else
+NATIONAL_TARGET_COLOUR = "#666666"
+OBSERVED_COLOUR = "#D55E00"
+
+
+def assign_colours(settings) -> None:
+    """Give each setting its colour in place (see module doc)."""
+    named = all(s.params.get("scenario", s.scenario) in SCENARIO_COLOURS for s in settings)
+    if named and (len(settings) == 1 or all("scenario" in s.params for s in settings)):
+        for s in settings:
+            s.colour = SCENARIO_COLOURS[s.params.get("scenario", s.scenario)]
+        return
+    extra = iter(EXTRA_COLOURS * 3)
+    for s in settings:
+        s.colour = "#000000" if s.is_baseline else next(extra)
+
+
+def rc(lang: str) -> dict:
+    """matplotlib settings for one language."""
+    family = [register_cjk_font(), LATIN_FALLBACK] if lang == "zh" else [LATIN_FALLBACK]
+    return {
+        "font.family": family,
+        "font.size": 8.5,
+        "axes.titlesize": 9.5,
+        "axes.titleweight": "normal",
+        "axes.labelsize": 8.5,
+        "xtick.labelsize": 8,
+        "ytick.labelsize": 8,
+        "legend.fontsize": 8,
+        "legend.frameon": False,
+        "figure.titlesize": 12,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.color": "#E5E5E5",
+        "grid.linewidth": 0.6,
+        "axes.axisbelow": True,
+        "axes.unicode_minus": True,
+        "pdf.fonttype": 42,
+        "svg.fonttype": "path",
+        "svg.hashsalt": "skillsim-report",
+        "savefig.dpi": DPI,
+    }
+
+
+@contextmanager
+def language(lang: str):
+    with matplotlib.rc_context(rc(lang)):
+        yield
+
+
+HEADER_IN = 0.62  # inches above the panels for the title and the note
+
+
+def new_figure(height: float, title: str, note: str | None = None, width: float = WIDTH):
+    """A figure with a header (title, and a smaller grey note saying what lines and bands are) and a
+    body sub-figure for the panels. Returns (figure, body)."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)  # a canvas that can measure text (layout checks) without pyplot
+    head_h = HEADER_IN if note else 0.42
+    header, body = fig.subfigures(2, 1, height_ratios=[head_h, height - head_h])
+    header.text(0.5, 0.96, title, ha="center", va="top", fontsize=12)
+    if note:
+        header.text(0.5, 0.06, note, ha="center", va="bottom", fontsize=8, color="#555555")
+    return fig, body
+
+
+def month_end(dates) -> pd.DatetimeIndex:
+    """'YYYY-MM' -> the last day of that month (the series hold the state at the end of the month)."""
+    return pd.to_datetime(pd.Series(dates, dtype=str) + "-01") + pd.offsets.MonthEnd(0)
+
+
+def year_axis(ax, first: int, last: int, max_labels: int = 10) -> None:
+    """Calendar years on a date x axis: a tick at each new year and the year's number centred under its
+    span (every 1, 2, 5 or 10 years, at most `max_labels`), so a point at the end of December sits at
+    the right end of its year."""
+    import datetime as dt
+
+    import matplotlib.dates as mdates
+    import matplotlib.ticker as mticker
+
+    first, last = int(first), int(last)
+    base = next(b for b in (1, 2, 5, 10, 20, 50) if (last - first) // b + 1 <= max_labels)
+    years = [y for y in range(first, last + 1) if y % base == 0] or [first]
+    ax.xaxis.set_major_locator(mdates.YearLocator(1))
+    ax.xaxis.set_major_formatter(mticker.NullFormatter())
+    ax.xaxis.set_minor_locator(mticker.FixedLocator([mdates.date2num(dt.date(y, 7, 2)) for y in years]))
+    ax.xaxis.set_minor_formatter(mdates.DateFormatter("%Y"))
+    ax.tick_params(axis="x", which="minor", length=0)
+    ax.tick_params(axis="x", which="major", length=3)
+    ax.grid(axis="x", visible=False, which="both")
+
+
+def mid_year(years) -> pd.DatetimeIndex:
+    """1 July of each year: where annual totals are drawn on a date axis."""
+    return pd.to_datetime(pd.Series(years, dtype=int).astype(str) + "-07-02")
+
+
+def percent_axis(ax, axis: str = "y", decimals: int = 0) -> None:
+    fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{100 * v:.{decimals}f}")
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+
+def band_handles(lang_text) -> list:
+    """Legend keys explaining the 50% and 90% bands (grey)."""
+    from matplotlib.patches import Patch
+
+    return [Patch(fc="#000000", alpha=0.30, ec="none", label=lang_text("band50")),
+            Patch(fc="#000000", alpha=0.12, ec="none", label=lang_text("band90"))]
+
+
+def draw_fan(ax, x, stats: pd.DataFrame, colour: str, scale: float = 1.0, bands: bool = True, **line_kw):
+    """Median line with 90% and 50% bands (bands only where the quantiles exist)."""
+    if bands and stats["q05"].notna().any():
+        ax.fill_between(x, stats["q05"] / scale, stats["q95"] / scale, color=colour, alpha=0.12, lw=0)
+        ax.fill_between(x, stats["q25"] / scale, stats["q75"] / scale, color=colour, alpha=0.30, lw=0)
+    return ax.plot(x, stats["median"] / scale, color=colour, lw=1.6, **line_kw)[0]
+
+
+@contextmanager
+def recording_texts():
+    """Collect (text, window extent in pixels) of every non-empty text drawn inside the block."""
+    from matplotlib.text import Text
+
+    drawn: list[tuple[str, object]] = []
+    last: dict[int, tuple[str, object]] = {}  # a save may draw twice (layout, then render): keep the last
+    original = Text.draw
+
+    def record(self, renderer):
+        original(self, renderer)
+        if self.get_visible() and self.get_text().strip():
+            bb = self.get_window_extent(renderer)
+            if bb.width > 0 and bb.height > 0:
+                last[id(self)] = (self.get_text(), bb)
+
+    Text.draw = record
+    try:
+        yield drawn
+    finally:
+        Text.draw = original
+        drawn.extend(last.values())
+
+
+def layout_problems(boxes, width: float, height: float, pad: float = 0.5) -> list[str]:
+    """Texts that overlap another (by more than `pad` pixels) or stick out of the figure."""
+    problems = []
+    for (a, ba), (b, bb) in combinations(boxes, 2):
+        if min(ba.x1, bb.x1) - max(ba.x0, bb.x0) > pad and min(ba.y1, bb.y1) - max(ba.y0, bb.y0) > pad:
+            problems.append(f"{a!r} overlaps {b!r}")
+    for a, b in boxes:
+        if b.x0 < -1 or b.y0 < -1 or b.x1 > width + 1 or b.y1 > height + 1:
+            problems.append(f"{a!r} is cut off at the edge")
+    return problems
+
+
+def check_layout(fig: Figure) -> list[str]:
+    """Draw the figure and list overlapping or clipped texts; empty for a clean figure."""
+    with recording_texts() as boxes:
+        fig.canvas.draw()
+    w, h = fig.canvas.get_width_height()
+    return layout_problems(boxes, w, h)

@@ -1,0 +1,166 @@
+"""Every word the report shows, in English and Chinese.
+
+Level names come from `sim.ladder.LEVELS`; region names from the folder's config (label_en, label_zh).
+`t(key, lang, **fields)` looks a phrase up and fills it in; a missing key is a programming error.
+"""
+
+from __future__ import annotations
+
+from ..ladder import LEVELS
+
+LANGS = ("en", "zh")
+
+SCENARIOS = {  # configs/scenario/*.yaml
+    "baseline": ("Baseline (current policy)", "基准情景（现行政策）"),
+    "no_policy": ("No policy", "无政策"),
+    "training_boost": ("Training boost", "加大培训投入"),
+    "competition_push": ("Competition push", "强化技能竞赛"),
+    "studio_expansion": ("Studio expansion", "扩建创新工作室"),
+    "combined": ("Combined levers", "组合政策"),
+}
+SCENARIO_ORDER = tuple(SCENARIOS)
+
+LEVERS = {"training": ("training", "培训"), "competition": ("competitions", "竞赛"), "studio": ("studios", "工作室")}
+
+CHANNELS = {
+    "certification": ("Certification (assessment)", "考核认定"),
+    "competition": ("Competition promotion", "以赛代评"),
+    "studio": ("Studio mentoring (out of turn)", "工作室破格晋升"),
+    "appointment": ("Employer appointment (levels 6-7)", "企业聘任（特级、首席技师）"),
+}
+
+PHRASES: dict[str, tuple[str, str]] = {
+    # axes and units
+    "year": ("Year", "年份"),
+    "hs_share_axis": ("High-skill share of skilled workers (%)", "高技能人才占技能人才比例（%）"),
+    "workforce_share_axis": ("Share of all workers (%)", "占全部工人比例（%）"),
+    "income_axis": ("Thousand yuan per year", "万元/年"),
+    "income_axis_short": ("Thousand yuan", "万元"),
+    "share_pct_axis": ("Share of workers (%)", "工人比例（%）"),
+    "persons_per_year": ("Persons per year", "人/年"),
+    "thousand_per_year": ("Thousand persons per year", "万人/年"),
+    "spend_axis": ("Cumulative spend (billion yuan)", "累计支出（亿元）"),
+    "lever_axis": ("{lever} (× status-quo level)", "{lever}（现行水平的倍数）"),
+    "level_axis": ("Skill level", "技能等级"),
+    # legends
+    "median": ("median", "中位数"),
+    "band50": ("50% band", "50%区间"),
+    "band90": ("90% band", "90%区间"),
+    "ci95": ("95% interval", "95%区间"),
+    "observed": ("Observed, {region}", "实际值（{region}）"),
+    "region_target": ("{region} target: {value} by end-{year}", "{region}目标：{year}年底达到{value}"),
+    "national_target": ("National target: one third by end-{year}", "全国目标：{year}年底达到三分之一"),
+    "threshold": ("Middle-income threshold ({value})", "中等收入线（{value}）"),
+    "hs_boundary": ("Lower edge of high-skill levels", "高技能等级下沿"),
+    "na": ("n/a", "无"),
+    "baseline_setting": ("Baseline setting", "基准设定"),
+    # titles
+    "fig1_title": ("High-skill share of skilled workers, {region}", "{region}高技能人才占技能人才比例"),
+    "fig2_title": ("Workforce by skill level, {region}", "{region}各技能等级人数构成"),
+    "fig3_title": ("Worker income, {region}", "{region}工人收入"),
+    "fig3a": ("Mean annual income", "年收入均值"),
+    "fig3b": ("Median annual income", "年收入中位数"),
+    "fig3c": ("Share earning at least {value} a year", "年收入不低于{value}的工人比例"),
+    "fig3d": ("Mean income by level, {year}", "{year}年各等级平均收入"),
+    "fig4_title": ("Scenarios compared in {year}, {region}", "{region}{year}年各情景比较"),
+    "fig4_title_settings": ("Settings compared in {year}, {region}", "{region}{year}年各设定比较"),
+    "fig4a": ("High-skill share, Dec {year}", "{year}年12月高技能人才占比"),
+    "fig4b": ("Mean annual income, {year}", "{year}年平均年收入"),
+    "fig4c": ("Cost per additional high-skill worker", "每新增一名高技能人才的成本"),
+    "fig5_title": ("High-skill share in Dec {year} by lever setting, {region}",
+                   "{region}{year}年12月高技能人才占比与政策力度"),
+    "fig5_cost": ("Contours: cumulative spend, billion yuan", "等值线：累计支出（亿元）"),
+    "fig5_share": ("High-skill share, Dec {year}", "{year}年12月高技能人才占比"),
+    "fig5_spend": ("Cumulative spend to {year}", "至{year}年累计支出"),
+    "fig6_title": ("Promotions by channel, {region}", "{region}各渠道晋升人数"),
+    # notes under titles
+    "note_single": ("One run ({n_agents} agents); no uncertainty bands", "单次模拟（{n_agents}个主体），无不确定性区间"),
+    "note_fan": ("Median of {n} replicates per setting; bands hold 50% and 90% of replicates",
+                 "每个设定{n}次重复模拟的中位数；阴影为50%和90%区间"),
+    "note_lines": ("Median of {n} replicates per setting", "每个设定{n}次重复模拟的中位数"),
+    "note_mean": ("Mean of {n} replicates per setting", "每个设定{n}次重复模拟的平均值"),
+    "note_ci": ("Mean of {n} replicates with 95% t-interval", "{n}次重复模拟的平均值及95% t区间"),
+    "note_cost": ("Cost: extra cumulative spend over extra high-skill workers against the baseline setting, paired "
+                  "by replicate; n/a: the baseline itself, or no extra high-skill workers",
+                  "成本：相对基准设定的新增累计支出除以新增高技能人才数（按重复模拟配对）；无：基准设定本身或未新增高技能人才"),
+    "note_full_years": ("Full calendar years only", "仅含完整年份"),
+    "all_runs": ("all runs", "全部模拟"),
+    "sep": ("; ", "；"),
+    "partial_level": ("Hollow: some replicates have nobody at the level (no interval)",
+                      "空心点：部分模拟中该等级无人（不给区间）"),
+    "others": ("Other settings (median)", "其他设定（中位数）"),
+    "single_run": ("single run", "单次模拟"),
+}
+
+
+def t(key: str, lang: str, **fields) -> str:
+    """The phrase `key` in `lang`, with {fields} filled in."""
+    en, zh = PHRASES[key]
+    return (zh if lang == "zh" else en).format(**fields)
+
+
+def level_label(index: int, lang: str) -> str:
+    """Level name from the ladder module, capitalised in English."""
+    lv = LEVELS[index]
+    return lv.zh if lang == "zh" else lv.en[:1].upper() + lv.en[1:]
+
+
+def channel_label(channel: str, lang: str) -> str:
+    en, zh = CHANNELS[channel]
+    return zh if lang == "zh" else en
+
+
+def scenario_label(name: str, lang: str) -> str:
+    en, zh = SCENARIOS.get(name, (name.replace("_", " "), name))
+    return zh if lang == "zh" else en
+
+
+def lever_name(key: str, lang: str) -> str | None:
+    """'levers.training.intensity' -> 'training' / '培训'; None for other keys."""
+    parts = key.split(".")
+    if len(parts) == 3 and parts[0] == "levers" and parts[1] in LEVERS and parts[2] == "intensity":
+        en, zh = LEVERS[parts[1]]
+        return zh if lang == "zh" else en
+    return None
+
+
+def param_label(key: str, value, lang: str) -> str:
+    """One swept parameter as a reader reads it: 'training ×2', 'Training boost', 'n_agents=5000'."""
+    if key == "scenario":
+        return scenario_label(str(value), lang)
+    lever = lever_name(key, lang)
+    if lever is not None:
+        return f"{lever}×{fmt_number(value)}" if lang == "zh" else f"{lever} ×{fmt_number(value)}"
+    return f"{key}={fmt_number(value)}"
+
+
+def setting_label(params: dict, lang: str, first: str | None = None) -> str:
+    sep = "，" if lang == "zh" else ", "
+    return sep.join(([first] if first else []) + [param_label(k, v, lang) for k, v in params.items()])
+
+
+def fmt_number(v) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def pct(x: float, digits: int = 1) -> str:
+    return f"{100 * x:.{digits}f}%"
+
+
+def money(yuan: float, lang: str, digits: int = 1) -> str:
+    """Yuan as '12.3 thousand yuan' / '1.2万元'."""
+    if lang == "zh":
+        return f"{yuan / 1e4:.{digits}f}万元"
+    return f"{yuan / 1e3:,.{digits}f} thousand yuan"
+
+
+def income_scale(lang: str) -> float:
+    """Divisor from yuan to the income axis unit (thousand yuan / 万元)."""
+    return 1e4 if lang == "zh" else 1e3
+
+
+def spend_scale(lang: str) -> float:
+    """Divisor from yuan to the spend unit (billion yuan / 亿元)."""
+    return 1e8 if lang == "zh" else 1e9

@@ -1,0 +1,409 @@
+"""skillsim-report: figures, CSVs and report.md from run and sweep folders, in English and Chinese.
+
+Small folders are made once per module by the real command (`python -m sim`), concurrently; the
+reports are made once per folder and language. Each figure's CSV is checked against the folder's own
+files (series.csv, ensemble.csv, runs.csv, effects.csv, the job folders), not against the report code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from sim.ladder import LEVELS
+from sim.report import cli, pack
+from sim.report.pack import Options, make_report
+from sim.sources import observed_shares
+
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+SMALL = ["n_agents=2000", "horizon.end_year=2027"]
+RUN_FIGS = ["fig1_high_skill_share", "fig2_level_composition", "fig3_income", "fig6_promotions"]
+SWEEP_FIGS = RUN_FIGS[:3] + ["fig4_scenario_comparison", "fig6_promotions"]
+ALL_FIGS = [stem for stem, _ in pack.FIGURES]
+
+
+def _sim(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sim", *args], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """A run, a scenario sweep (2 x 3), a 2-lever grid (2 x 2 x 2) and a Zhong county run."""
+    tmp = tmp_path_factory.mktemp("report")
+    basic = "hydra/launcher=basic"
+    procs = {
+        "run": _sim(*SMALL, "n_agents=3000", f"hydra.run.dir={tmp / 'run'}", cwd=tmp),
+        "sweep": _sim("-m", "scenario=baseline,training_boost", "replicate=range(0,3)", *SMALL, basic,
+                      f"hydra.sweep.dir={tmp / 'sweep'}", cwd=tmp),
+        "grid": _sim("-m", "levers.training.intensity=1,0", "levers.studio.intensity=1,2", "replicate=range(0,2)",
+                     "n_agents=1500", "horizon.end_year=2025", basic, f"hydra.sweep.dir={tmp / 'grid'}", cwd=tmp),
+        "zhong": _sim("region=zhong_county", "n_agents=1000", "horizon.end_year=2026",
+                      f"hydra.run.dir={tmp / 'zhong'}", cwd=tmp),
+    }
+    from sim.report import fonts
+
+    fonts.static_font_path()  # builds the Chinese font on a fresh machine while the runs go on
+    for name, p in procs.items():
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, f"{name}: {err[-2000:]}"
+    return {name: tmp / name for name in procs}
+
+
+@pytest.fixture(scope="module")
+def reports(folders, tmp_path_factory):
+    """(folder, lang) -> (Written, warnings recorded while it was made)."""
+    out = tmp_path_factory.mktemp("reports")
+    made = {}
+    for name, lang in [("run", "en"), ("run", "zh"), ("sweep", "en"), ("sweep", "zh"), ("grid", "en")]:
+        formats = ("png", "svg", "pdf") if (name, lang) == ("run", "zh") else ("png", "svg")
+        with warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            written = make_report(folders[name], Options(lang=lang, formats=formats, out=out / f"{name}_{lang}"))
+        made[name, lang] = (written, [str(w.message) for w in rec])
+    return made
+
+
+def csv(reports, name, lang, stem) -> pd.DataFrame:
+    return pd.read_csv(reports[name, lang][0].out / "figures" / f"{stem}.csv")
+
+
+# --- what is written --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,lang,expected", [
+    ("run", "en", RUN_FIGS), ("run", "zh", RUN_FIGS), ("sweep", "en", SWEEP_FIGS), ("sweep", "zh", SWEEP_FIGS),
+    ("grid", "en", ALL_FIGS)])
+def test_every_applicable_figure_as_png_svg_and_csv(reports, name, lang, expected):
+    from PIL import Image
+
+    written, _ = reports[name, lang]
+    assert list(written.figures) == expected
+    assert sorted(written.skipped) == sorted(set(ALL_FIGS) - set(expected))
+    figdir = written.out / "figures"
+    for stem in expected:
+        with Image.open(figdir / f"{stem}.png") as im:
+            assert im.info["dpi"] == pytest.approx((300, 300), abs=0.5)
+            assert im.size[0] >= 2000
+        svg = (figdir / f"{stem}.svg").read_text(encoding="utf-8")
+        assert "<svg" in svg and "<text" not in svg  # glyphs as paths: no font needed to view it
+        assert (figdir / f"{stem}.csv").stat().st_size > 0
+    assert (written.out / "report.md").exists()
+    assert sorted(p.name for p in written.out.iterdir()) == ["figures", "report.md"]
+
+
+def test_pdf_format_embeds_the_font(reports):
+    figdir = reports["run", "zh"][0].out / "figures"
+    for stem in RUN_FIGS:
+        pdf = (figdir / f"{stem}.pdf").read_bytes()
+        assert pdf.startswith(b"%PDF") and b"FontFile2" in pdf
+
+
+def test_png_is_always_written():
+    assert Options(formats=("pdf",)).check().formats == ("png", "pdf")
+
+
+def test_no_missing_glyph_warnings(reports):
+    for key, (_, messages) in reports.items():
+        bad = [m for m in messages if "missing from font" in m or "Glyph" in m]
+        assert not bad, (key, bad[:3])
+
+
+def test_missing_glyphs_would_be_caught():
+    """Control: matplotlib does warn for a CJK label in a Latin-only font, and the check sees it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    fig.text(0.1, 0.5, "首席技师", family="DejaVu Sans")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        fig.canvas.draw()
+    assert any("missing from font" in str(w.message) for w in rec)
+
+
+def test_no_label_overlaps_or_clipping(reports):
+    for key, (written, _) in reports.items():
+        assert not any(written.layout.values()), (key, {k: v for k, v in written.layout.items() if v})
+
+
+def test_languages_are_not_mixed(reports):
+    for (name, lang), (written, _) in reports.items():
+        md = (written.out / "report.md").read_text(encoding="utf-8")
+        labels = " ".join(" ".join(map(str, pd.read_csv(f).get("label", pd.Series(dtype=str)).dropna()))
+                          for f in (written.out / "figures").glob("*.csv"))
+        if lang == "en":
+            assert not CJK.search(md), CJK.findall(md)[:10]
+            assert not CJK.search(labels)
+        else:
+            assert "高技能人才占比" in md and CJK.search(labels)
+
+
+def test_chinese_font_comes_from_the_package_and_covers_every_label():
+    import importlib.util
+
+    from sim.report import fonts
+    from sim.report.text import CHANNELS, PHRASES, SCENARIOS
+
+    pkg = Path(importlib.util.find_spec(fonts.FONT_PACKAGE).origin).parent
+    assert pkg in fonts.source_font().parents
+    assert fonts.register_cjk_font() == fonts.FAMILY
+    texts = [lv.zh for lv in LEVELS] + ["重庆", "全国", "忠县"] + [zh for _, zh in PHRASES.values()]
+    texts += [zh for _, zh in SCENARIOS.values()] + [zh for _, zh in CHANNELS.values()]
+    assert fonts.missing_chars("".join(texts) + "0123456789%×−–·≥（）：；，") == set()
+
+
+# --- each figure's CSV against the folder's own files ----------------------------------------------
+
+
+def _series(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(folder / "series.csv", dtype={"date": str})
+
+
+def _job_series(sweep: Path) -> pd.DataFrame:
+    runs = pd.read_csv(sweep / "runs.csv")
+    frames = []
+    for _, r in runs[runs["status"] == "ok"].iterrows():
+        s = _series(sweep / r["job"])
+        s.insert(0, "setting", f"scenario={r['scenario']}")
+        s.insert(1, "job", r["job"])
+        frames.append(s)
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_fig1_csv_matches_sources(reports, folders):
+    run = csv(reports, "run", "en", "fig1_high_skill_share")
+    fc = run[run["kind"] == "forecast"]
+    s = _series(folders["run"])
+    np.testing.assert_allclose(fc["median"].to_numpy(), s["high_skill_share"].to_numpy(), rtol=1e-12)
+    assert list(fc["date"]) == list(s["date"])
+    obs = run[run["kind"] == "observed"]
+    assert list(obs["value"]) == [t.number for t in observed_shares("chongqing")]
+    target = run[run["kind"] == "region_target"].iloc[0]
+    assert target["value"] == 0.35 and target["date"] == "2030-12"
+    assert run[run["kind"] == "national_target"]["value"].tolist() == [0.333]
+
+    sw = csv(reports, "sweep", "en", "fig1_high_skill_share")
+    sw = sw[sw["kind"] == "forecast"]
+    ens = pd.read_csv(folders["sweep"] / "ensemble.csv", dtype={"date": str})
+    ens = ens[ens["metric"] == "high_skill_share"].assign(setting=lambda d: "scenario=" + d["scenario"])
+    m = sw.merge(ens, on=["setting", "date"], suffixes=("", "_src"))
+    assert len(m) == len(ens) == len(sw)
+    for col in ("median", "q05", "q25", "q75", "q95"):
+        np.testing.assert_allclose(m[col], m[f"{col}_src"], rtol=1e-12)
+
+
+
+def test_region_targets_and_history_for_another_region(folders):
+    from sim.report import tables
+    from sim.report.load import load
+
+    ref = tables.references(load(folders["zhong"]), lambda r: r["label_zh"])
+    assert ref[ref["kind"] == "observed"][["date", "value", "region"]].values.tolist() == [["2024-12", 0.303, "忠县"]]
+    assert ref[ref["kind"] == "region_target"][["date", "value"]].values.tolist() == [["2030-12", 0.35]]
+    assert ref[ref["kind"] == "national_target"][["date", "value"]].values.tolist() == [["2025-12", 0.333]]
+
+
+def test_fig2_csv_matches_sources(reports, folders):
+    s = _series(folders["run"])
+    c = csv(reports, "run", "en", "fig2_level_composition")
+    for k in range(len(LEVELS)):
+        got = c[c["level"] == k]["share_mean"].to_numpy()
+        np.testing.assert_allclose(got, (s[f"level_{k}"] / s["workers"]).to_numpy(), rtol=1e-12)
+    assert set(c["level_name"]) == {lv.en[:1].upper() + lv.en[1:] for lv in LEVELS}
+    js = _job_series(folders["sweep"])
+    c = csv(reports, "sweep", "zh", "fig2_level_composition")
+    assert set(c["level_name"]) == {lv.zh for lv in LEVELS}
+    for k in (0, 3, 7):
+        want = (js[f"level_{k}"] / js["workers"]).groupby([js["setting"], js["date"]]).mean()
+        got = c[c["level"] == k].set_index(["setting", "date"])["share_mean"]
+        np.testing.assert_allclose(got.loc[want.index].to_numpy(), want.to_numpy(), rtol=1e-12)
+    totals = c.groupby(["setting", "date"])["share_mean"].sum()
+    np.testing.assert_allclose(totals, 1.0, atol=1e-9)
+
+
+def test_fig3_csv_matches_sources(reports, folders):
+    s = _series(folders["run"])
+    c = csv(reports, "run", "en", "fig3_income")
+    for metric in ("income_mean", "income_median", "middle_income_share"):
+        np.testing.assert_allclose(c[c["metric"] == metric]["median"], s[metric], rtol=1e-12)
+    year = s[s["date"].str.startswith("2027")]
+    lv = c[c["metric"] == "income_mean_by_level"].set_index("level")
+    for k in (1, 3, 5):
+        want = (year[f"income_mean_level_{k}"] * year[f"level_{k}"]).sum() / year[f"level_{k}"].sum()
+        assert lv.loc[k, "mean"] == pytest.approx(want, rel=1e-12)
+    c = csv(reports, "sweep", "en", "fig3_income")
+    ens = pd.read_csv(folders["sweep"] / "ensemble.csv", dtype={"date": str})
+    for metric in ("income_mean", "income_median"):
+        e = ens[ens["metric"] == metric].assign(setting=lambda d: "scenario=" + d["scenario"])
+        got = c[c["metric"] == metric].merge(e, on=["setting", "date"], suffixes=("", "_src"))
+        assert len(got) == len(e)
+        np.testing.assert_allclose(got["median"], got["median_src"], rtol=1e-12)
+        np.testing.assert_allclose(got["q95"], got["q95_src"], rtol=1e-12)
+    js = _job_series(folders["sweep"])
+    want = js.groupby(["setting", "date"])["middle_income_share"].median()
+    got = c[c["metric"] == "middle_income_share"].set_index(["setting", "date"])["median"]
+    np.testing.assert_allclose(got.loc[want.index], want, rtol=1e-12)
+
+
+def test_fig4_csv_matches_runs_and_effects(reports, folders):
+    c = csv(reports, "sweep", "en", "fig4_scenario_comparison").set_index(["setting", "metric"])
+    runs = pd.read_csv(folders["sweep"] / "runs.csv")
+    eff = pd.read_csv(folders["sweep"] / "effects.csv").set_index("scenario")
+    for scen, g in runs.groupby("scenario"):
+        sid = f"scenario={scen}"
+        for col in ("high_skill_share", "income_mean_target_year"):
+            d = g[col].to_numpy()
+            half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+            row = c.loc[(sid, col)]
+            assert row["mean"] == pytest.approx(d.mean(), rel=1e-12)
+            assert row["ci_low"] == pytest.approx(d.mean() - half, rel=1e-9)
+            assert row["ci_high"] == pytest.approx(d.mean() + half, rel=1e-9)
+        cost = c.loc[(sid, "cost_per_additional_high_skill_worker"), "mean"]
+        want = eff.loc[scen, "cost_per_additional_high_skill_worker"]
+        assert (np.isnan(cost) and np.isnan(want)) or cost == pytest.approx(want, rel=1e-12)
+    assert not np.isnan(c.loc[("scenario=training_boost", "cost_per_additional_high_skill_worker"), "mean"])
+
+
+def test_fig5_csv_matches_runs(reports, folders):
+    c = csv(reports, "grid", "en", "fig5_lever_response")
+    runs = pd.read_csv(folders["grid"] / "runs.csv")
+    keys = ["levers.training.intensity", "levers.studio.intensity"]
+    want = runs.groupby(keys).agg(median=("high_skill_share", "median"), spend=("spend_cum_total", "mean"))
+    got = c.set_index(keys).loc[want.index]
+    np.testing.assert_allclose(got["median"], want["median"], rtol=1e-12)
+    np.testing.assert_allclose(got["spend_cum_total_mean"], want["spend"], rtol=1e-12)
+
+
+def test_fig6_csv_matches_sources(reports, folders):
+    s = _series(folders["run"])
+    s["year"] = s["date"].str.slice(0, 4).astype(int)
+    full = s.groupby("year").filter(lambda g: len(g) == 12)
+    c = csv(reports, "run", "en", "fig6_promotions")
+    for ch in ("certification", "competition", "studio", "appointment"):
+        want = full.groupby("year")[f"promotions_{ch}"].sum()
+        got = c[c["channel"] == ch].set_index("year")["median"]
+        assert list(got.index) == list(want.index) == [2023, 2024, 2025, 2026, 2027]
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    js = _job_series(folders["sweep"])
+    js["year"] = js["date"].str.slice(0, 4).astype(int)
+    annual = js[js["year"] >= 2023].groupby(["setting", "job", "year"])["promotions_certification"].sum()
+    want = annual.groupby(["setting", "year"]).median()
+    c = csv(reports, "sweep", "zh", "fig6_promotions")
+    got = c[c["channel"] == "certification"].set_index(["setting", "year"])["median"]
+    np.testing.assert_allclose(got.loc[want.index], want, rtol=1e-12)
+
+
+# --- report.md -------------------------------------------------------------------------------------
+
+
+def test_report_md_states_key_numbers_with_intervals_and_cost(reports, folders):
+    runs = pd.read_csv(folders["sweep"] / "runs.csv")
+    eff = pd.read_csv(folders["sweep"] / "effects.csv").set_index("scenario")
+    for lang, labels, div in (("en", {"baseline": "Baseline (current policy)", "training_boost": "Training boost"},
+                               1e3), ("zh", {"baseline": "基准情景（现行政策）", "training_boost": "加大培训投入"}, 1e4)):
+        md = (reports["sweep", lang][0].out / "report.md").read_text(encoding="utf-8")
+        for scen, g in runs.groupby("scenario"):
+            d = g["high_skill_share"].to_numpy()
+            half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+            share = f"{100 * d.mean():.1f}% [{100 * (d.mean() - half):.1f}%, {100 * (d.mean() + half):.1f}%]"
+            row = next(line for line in md.splitlines() if line.startswith(f"| {labels[scen]} |"))
+            assert share in row
+            inc = g["income_mean_target_year"].mean() / div
+            assert f"{inc:,.{1 if lang == 'en' else 2}f} [" in row
+        cost = eff.loc["training_boost", "cost_per_additional_high_skill_worker"] / div
+        effect_row = [line for line in md.splitlines() if line.startswith(f"| {labels['training_boost']} |")][1]
+        assert effect_row.rstrip(" |").endswith(f"{cost:,.{1 if lang == 'en' else 2}f}")
+    md = (reports["run", "en"][0].out / "report.md").read_text(encoding="utf-8")
+    summary = json.loads((folders["run"] / "summary.json").read_text())
+    assert f"{100 * summary['at_end']['high_skill_share']:.1f}%" in md
+    assert f"{summary['target_year_mean']['income_mean'] / 1e3:,.1f}" in md
+    assert "cost per additional high-skill worker" in md.lower() and "not available for a single run" in md
+    for stem in RUN_FIGS:
+        assert f"](figures/{stem}.png)" in md
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+def _report_cmd(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "sim.report", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def test_cli_default_output_and_replacement(folders, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(folders["run"], run)
+    p = _report_cmd(run, "lang=zh", "formats=png,svg")  # the real command, in its own process
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.startswith("skillsim-report: 4 figures and report.md in ")
+    md = (run / "report" / "report.md").read_text(encoding="utf-8")
+    assert md.startswith("# 技能人才预测：重庆")
+    monkeypatch.setattr(pack, "FIGURES", pack.FIGURES[:1])
+    cli.main([str(run)])  # a report there is replaced whole
+    assert (run / "report" / "report.md").read_text(encoding="utf-8").startswith("# Skilled-workforce forecast")
+    assert not [x for x in run.iterdir() if x.name.startswith(".")]
+
+
+def test_cli_error_in_its_own_process(tmp_path):
+    p = _report_cmd(tmp_path / "nowhere")
+    assert p.returncode == 3 and p.stderr == f"skillsim-report: {tmp_path / 'nowhere'}: no such folder\n"
+
+
+@pytest.mark.parametrize("args,code,start", [
+    (["{tmp}/nowhere"], 3, "skillsim-report: {tmp}/nowhere: no such folder"),
+    (["{tmp}"], 3, "skillsim-report: {tmp} is not a run folder"),
+    (["{run}", "lang=fr"], 2, "skillsim-report: config error: lang = 'fr' is invalid; allowed: one of en, zh"),
+    (["{run}", "formats=png,gif"], 2, "skillsim-report: config error: formats = 'png,gif' is invalid"),
+    (["{run}", "colour=red"], 2, "skillsim-report: config error: colour = 'red' is invalid"),
+    (["{run}", "--lang", "zh"], 2, "skillsim-report: config error: option = '--lang' is invalid"),
+    (["{run}", "middle_income=120000"], 2, "skillsim-report: config error: middle_income = 120000.0 is invalid"),
+    ([], 2, "skillsim-report: config error: PATH"),
+])
+def test_cli_errors_are_one_line_with_exit_code_and_no_output(folders, tmp_path, capsys, args, code, start):
+    out = tmp_path / "out"
+    fill = {"tmp": tmp_path, "run": folders["run"]}
+    with pytest.raises(SystemExit) as exc:
+        cli.main([a.format(**fill) for a in args] + [f"out={out}"])
+    err = capsys.readouterr().err
+    assert exc.value.code == code
+    assert err.startswith(start.format(**fill)), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".*"))
+
+
+def test_damaged_folder_is_a_data_error(folders, tmp_path, capsys):
+    bad = tmp_path / "run"
+    shutil.copytree(folders["run"], bad)
+    (bad / "series.csv").write_text("date,workers\n2022-12,1\n")
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(bad), f"out={tmp_path / 'out'}"])
+    assert exc.value.code == 3 and "series.csv" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_failure_leaves_previous_report_and_no_partial_output(folders, tmp_path, monkeypatch):
+    out = tmp_path / "rep"
+    monkeypatch.setattr(pack, "FIGURES", pack.FIGURES[:1])
+    make_report(folders["run"], Options(out=out))
+    before = (out / "report.md").read_text(encoding="utf-8")
+
+    def broken(folder, lang):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pack, "FIGURES", pack.FIGURES[:1] + (("fig3_income", broken),))
+    with pytest.raises(RuntimeError):
+        make_report(folders["run"], Options(out=out, lang="zh"))
+    assert (out / "report.md").read_text(encoding="utf-8") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
