@@ -60,15 +60,23 @@ def job_folders(sweep_dir: Path) -> list[Path]:
                   if p.is_dir() and not p.name.startswith(".") and not (p / "report.md").exists())
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable or damaged ({type(exc).__name__}); "
+                        f"check it with skillsim-verify or re-run that job") from None
+
+
 def read_job(folder: Path) -> dict:
     """Status, overrides and (if finished) summary of one job folder."""
     if (folder / COMPLETE_MARKER).exists():
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        manifest = _read_json(folder / "manifest.json")
+        summary = _read_json(folder / "summary.json")
         return {"status": "ok", "overrides": manifest.get("overrides", []), "manifest": manifest,
                 "summary": summary, "job_num": manifest.get("job_num")}
     if (folder / FAILED_MARKER).exists():
-        info = json.loads((folder / FAILED_MARKER).read_text(encoding="utf-8"))
+        info = _read_json(folder / FAILED_MARKER)
         return {"status": "failed", "overrides": info.get("overrides", []), "error": info.get("error", ""),
                 "job_num": info.get("job_num")}
     return {"status": "missing", "overrides": [], "error": "no result (not run, running or interrupted)",
@@ -220,6 +228,7 @@ def aggregate(sweep_dir: str | Path, baseline: str | None = None) -> dict:
     runs = pd.DataFrame(rows).sort_values(["job_num", "job"], na_position="last").reset_index(drop=True)
     if "replicate" not in runs:
         runs["replicate"] = 0
+    base = choose_baseline(runs, settings, baseline)  # a bad --baseline fails before anything is written
     write_atomic(runs, sweep_dir / "runs.csv")
 
     frames = []
@@ -243,7 +252,6 @@ def aggregate(sweep_dir: str | Path, baseline: str | None = None) -> dict:
         except ImportError:
             write_atomic(long, sweep_dir / "series_long.csv")
         write_atomic(ensemble(long, settings), sweep_dir / "ensemble.csv")
-        base = choose_baseline(runs, settings, baseline)
         if base is not None:
             write_atomic(paired_effects(runs, settings, base), sweep_dir / "effects.csv")
     return counts

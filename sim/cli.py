@@ -141,10 +141,11 @@ def explain(exc: BaseException) -> str:
         return f"config error: {mark.name}: not valid YAML ({bad_yaml.problem}, line {mark.line + 1})"
     unparsed = getattr(exc, "override", None)
     if isinstance(unparsed, str):  # OverrideParseException: the override's syntax is wrong
-        return f"config error: cannot read the override {unparsed!r}: {text.splitlines()[0] if text else ''}"
+        why = next((ln.strip() for ln in text.splitlines() if ln.strip() and "Error parsing" not in ln), "bad syntax")
+        return f"config error: cannot read the override {unparsed!r}: {why}"
     where = re.match(r"In '([^']+)':", text)  # a value set in a config file rather than on the command line
     src = f" (set in config file {where.group(1)}.yaml)" if where else ""
-    m = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+    m = re.search(r"Could not find '([^/']+)/([^']*)'", text)
     if m:
         group, choice = m.groups()
         section = text.split("Available options", 1)[-1].split("Config search path", 1)[0]

@@ -442,8 +442,6 @@ def check_cross_fields(cfg: RunConfig) -> None:
         raise ConfigError("retirement", "to < from", "target ages no lower than the current ages")
     if cfg.region.mean_age >= r.male_from:
         raise ConfigError("region.mean_age", cfg.region.mean_age, f"below the retirement age {r.male_from}")
-    if cfg.weight < 1e-9:
-        raise ConfigError("n_agents", cfg.n_agents, "no more agents than region.population allows")
     est_gb = estimate_memory_gb(cfg)
     if est_gb > cfg.max_memory_gb:
         raise ConfigError("n_agents", cfg.n_agents,

@@ -73,9 +73,9 @@ class CompetitionLever(Lever):
             # Prizes come out of the employers' competition fund (rule_comp_fund), never beyond it.
             if self._fund_year != model.year:
                 self._fund_year, self._fund_left = model.year, self.annual_fund(model)
-            prize = min(p.prize_per_promotion, self._fund_left / (winners.size * w))
+            prize = max(0.0, min(p.prize_per_promotion, self._fund_left / (winners.size * w)))
             model.pay_bonus(winners, prize)
             self.book("employer", winners.size * w * prize)
-            self._fund_left -= winners.size * w * prize
+            self._fund_left = max(0.0, self._fund_left - winners.size * w * prize)  # no rounding below zero
         wf.comp_month[winners] = model.t
         model.promote(winners, "competition")

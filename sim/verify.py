@@ -1,0 +1,214 @@
+"""`skillsim-verify PATH...`: re-check the checksums of run folders and of every job of a sweep folder.
+
+A run folder (sim.results) protects its files in two steps:
+- `manifest.json` lists the SHA-256 checksum and the size of every other file in the folder;
+- `COMPLETE`, written last, holds the SHA-256 checksum of `manifest.json` itself.
+
+For each run folder this reports, one line per problem, every file that was changed, truncated
+(shorter than written), is missing, or is in the folder without being in the manifest; a changed
+manifest; a missing or altered `COMPLETE`. A report written into the folder by skillsim-report (a
+folder with report.md) is noted, not checked. A sweep folder is checked job folder by job folder: failed
+jobs (a `FAILED` record) and unfinished ones have nothing to check and are counted, not flagged. The
+sweep's own tables (runs.csv, ...) are rebuilt from the job folders by `skillsim-aggregate`.
+
+Exit codes (sim.errors): 0 all files intact; 6 (EXIT_INTEGRITY) at least one problem; 3 (EXIT_DATA) a
+PATH that is not a run or sweep folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import EXIT_DATA, EXIT_INTEGRITY, EXIT_OK
+from .results import COMPLETE_MARKER, sha256
+
+MANIFEST = "manifest.json"
+FAILED_MARKER = "FAILED"  # sim.aggregate.FAILED_MARKER (not imported: keeps this tool light)
+SWEEP_FILES = (".sweep_progress.json", "multirun.yaml", "runs.csv")
+_COMPLETE_SUM = re.compile(r"^manifest\.json sha256 ([0-9a-f]{64})$", re.M)
+
+
+@dataclass
+class Report:
+    """Problems found (one line each), and how many run folders were checked."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    checked: int = 0
+    files: int = 0
+
+
+def is_run_folder(path: Path) -> bool:
+    return path.is_dir() and ((path / MANIFEST).exists() or (path / COMPLETE_MARKER).exists())
+
+
+def is_report(path: Path) -> bool:
+    """A folder written by skillsim-report (by default PATH/report): derived output, not part of the run."""
+    return path.is_dir() and (path / "report.md").exists()
+
+
+def job_folders(path: Path) -> list[Path]:
+    """Sub-folders of a sweep folder that are jobs (finished, failed or started): not hidden, not a report."""
+    if not path.is_dir():
+        return []
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".") and not is_report(p))
+
+
+def is_sweep_folder(path: Path) -> bool:
+    if not path.is_dir() or is_run_folder(path):
+        return False
+    if any((path / f).exists() for f in SWEEP_FILES):
+        return True
+    return any(is_run_folder(j) or (j / FAILED_MARKER).exists() for j in job_folders(path))
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def verify_run(folder: Path, report: Report) -> None:
+    """Check one run folder against its manifest; append one line per problem to `report`."""
+    report.checked += 1
+    bad = report.problems.append
+    manifest_path, complete_path = folder / MANIFEST, folder / COMPLETE_MARKER
+
+    complete = _read(complete_path)
+    if complete is None:
+        bad(f"{complete_path}: missing: the run did not finish, or the marker was removed")
+    raw = _read(manifest_path)
+    if raw is None:
+        bad(f"{manifest_path}: missing: nothing to check the files against")
+        return
+    if complete is not None:
+        m = _COMPLETE_SUM.search(complete.decode("utf-8", "replace"))
+        if m is None:
+            if complete.strip() == b"ok":  # written before COMPLETE held the manifest's checksum
+                report.notes.append(f"{complete_path}: written by an older skillsim: manifest.json itself "
+                                    "is not protected")
+            else:
+                bad(f"{complete_path}: changed: it does not hold the checksum of manifest.json")
+        elif sha256(manifest_path) != m.group(1):
+            bad(f"{manifest_path}: changed: its checksum differs from the one in COMPLETE")
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+        listed = manifest["files"]
+        sizes = manifest.get("sizes", {})
+        if not isinstance(listed, dict) or not isinstance(sizes, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        bad(f"{manifest_path}: unreadable: not a JSON manifest with a 'files' table (changed or truncated)")
+        return
+
+    for name, digest in listed.items():
+        path = folder / name
+        if Path(name).name != name or name in ("", ".", ".."):
+            bad(f"{manifest_path}: changed: it lists {name!r}, which is not a file of this folder")
+            continue
+        if not path.exists():
+            bad(f"{path}: missing")
+            continue
+        if not path.is_file():
+            bad(f"{path}: changed: a folder where the manifest lists a file")
+            continue
+        try:
+            actual = sha256(path)
+            size = path.stat().st_size
+        except OSError as exc:
+            bad(f"{path}: cannot be read ({exc.strerror or exc})")
+            continue
+        report.files += 1
+        expected_size = sizes.get(name)
+        if isinstance(expected_size, int) and size < expected_size:
+            bad(f"{path}: truncated: {size:,} of {expected_size:,} bytes")
+        elif actual != digest:
+            how = (f"{size:,} bytes instead of {expected_size:,}" if isinstance(expected_size, int)
+                   and size != expected_size else "its checksum differs from the manifest")
+            bad(f"{path}: changed: {how}")
+
+    known = set(listed) | {MANIFEST, COMPLETE_MARKER}
+    for path in sorted(folder.iterdir()):
+        if path.name in known:
+            continue
+        if is_report(path):
+            report.notes.append(f"{path}: a report made from the run (skillsim-report): not checked")
+        else:
+            bad(f"{path}: unexpected {'folder' if path.is_dir() else 'file'}: not in the manifest")
+
+
+def verify_sweep(folder: Path, report: Report) -> None:
+    """Check every finished job folder of a sweep; failed and unfinished jobs are noted."""
+    failed = unfinished = 0
+    for job in job_folders(folder):
+        if is_run_folder(job):
+            verify_run(job, report)
+        elif (job / FAILED_MARKER).exists():
+            failed += 1
+        else:
+            unfinished += 1
+    if failed or unfinished:
+        report.notes.append(f"{folder}: {failed} failed and {unfinished} unfinished jobs have no results "
+                            "to check (re-run the sweep to complete them)")
+
+
+def verify(path: str | Path) -> Report:
+    """Check a run or sweep folder. Raises NotARunFolder if it is neither."""
+    path = Path(path)
+    report = Report()
+    if is_run_folder(path):
+        verify_run(path, report)
+    elif is_sweep_folder(path):
+        verify_sweep(path, report)
+    else:
+        raise NotARunFolder(path)
+    return report
+
+
+class NotARunFolder(Exception):
+    def __init__(self, path: Path):
+        if not path.exists():
+            why = "does not exist"
+        elif not path.is_dir():
+            why = "is a file, not a run or sweep folder"
+        else:
+            why = f"is not a run or sweep folder (no {MANIFEST} or {COMPLETE_MARKER}, no job folders)"
+        super().__init__(f"{path} {why}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`skillsim-verify PATH [PATH ...]`: one line per problem; exit 0 if every file is intact."""
+    ap = argparse.ArgumentParser(prog="skillsim-verify", description=__doc__.splitlines()[0])
+    ap.add_argument("paths", nargs="+", metavar="PATH", help="a run folder or a sweep folder")
+    args = ap.parse_args(argv)
+    code = EXIT_OK
+    for p in args.paths:
+        try:
+            report = verify(p)
+        except NotARunFolder as err:
+            print(f"skillsim-verify: {err}", file=sys.stderr)
+            code = EXIT_DATA
+            continue
+        for line in report.problems:
+            print(line)
+        for line in report.notes:
+            print(f"note: {line}")
+        n = len(report.problems)
+        runs = f"{report.checked} run folder{'s' if report.checked != 1 else ''}"
+        if n:
+            print(f"{p}: {n} problem{'s' if n != 1 else ''} in {runs}")
+            if code == EXIT_OK:
+                code = EXIT_INTEGRITY
+        else:
+            print(f"{p}: ok: {report.files} files in {runs} match their manifests")
+    raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()

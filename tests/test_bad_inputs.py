@@ -1,0 +1,346 @@
+"""Hostile input, one table: config values, names, horizon and size, files, sweeps, and the other tools.
+
+Every case must end with exactly one non-empty line on stderr, prefixed by the tool's name and naming
+what is wrong, the exit code documented in sim.errors / the README ("Errors and what they mean"), no
+traceback, and no output at all: nothing is created or changed under the test's folders (no result
+folder, no hidden `.partial` folder, no sweep folder, no table).
+
+Cases run in-process (`main(argv)`, catching SystemExit), where what the user sees is the same: an
+uncaught exception fails the test just as a traceback would. The cases marked `e2e` also run as real
+commands (`python -m sim ...`), concurrently, to observe exit codes and stderr end to end; a few cases
+that get past the checks into Hydra's run only run that way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import sim.model
+from sim import aggregate as aggregate_module
+from sim import cli, verify
+from sim.cli import run_forecast
+from sim.config import HorizonParams, RunConfig
+from sim.errors import EXIT_CONFIG, EXIT_DATA, EXIT_OUTPUT
+
+TARGETS_HEADER = "id,scope,date,metric,value,unit,kind,source,note\n"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    kind: str  # values, names, horizon/size, files, sweep (-m), command line
+    tool: str  # skillsim, aggregate, verify, report
+    args: tuple[str, ...]
+    code: int
+    says: tuple[str, ...]  # fragments of the one-line message (placeholders as in args)
+    e2e: bool = False  # also run as a real command
+    only_e2e: bool = False  # gets into Hydra's run: only as a real command
+    xfail: str = ""  # a known defect outside this change (reported), strict
+
+
+def C(id, kind, args, code, *says, tool="skillsim", **kw) -> Case:  # noqa: N802 - a table row
+    return Case(id, kind, tool, tuple(args.split()) if isinstance(args, str) else tuple(args), code, says, **kw)
+
+
+V, N, H, F, M, L = "values", "names", "horizon/size", "files", "sweep (-m)", "command line"
+CASES = [
+    # -- values: wrong types ---------------------------------------------------------------------
+    C("int-not-a-number", V, "n_agents=abc", EXIT_CONFIG, "n_agents = 'abc'", "an integer"),
+    C("int-given-a-fraction", V, "seed=1.5", EXIT_CONFIG, "seed = '1.5'", "an integer"),
+    C("int-given-nan", V, "n_agents=nan", EXIT_CONFIG, "n_agents = 'nan'", "an integer"),
+    C("float-not-a-number", V, "levers.training.intensity=high", EXIT_CONFIG, "levers.training.intensity = 'high'"),
+    C("bool-not-a-bool", V, "levers.studio.enabled=perhaps", EXIT_CONFIG, "levers.studio.enabled", "true or false"),
+    C("list-given-a-number", V, "region.skilled_mix=0.5", EXIT_CONFIG, "region.skilled_mix"),
+    C("number-given-a-list", V, "horizon.end_year=[2030]", EXIT_CONFIG, "horizon.end_year", "an integer"),
+    C("list-wrong-length", V, "region.skilled_mix=[0.5,0.5]", EXIT_CONFIG, "region.skilled_mix", "exactly 7"),
+    C("date-not-a-month", V, "region.observed=2022-13", EXIT_CONFIG, "region.observed", "YYYY-MM"),
+    C("choice-not-offered", V, "levers.training.allocation=everyone", EXIT_CONFIG,
+      "levers.training.allocation", "random, lowest_level, near_standard"),
+    # -- values: out of range, NaN and infinity, negative money ------------------------------------
+    C("seed-negative", V, "seed=-1", EXIT_CONFIG, "seed = -1", "[0, "),
+    C("share-above-one", V, "region.female_share=1.5", EXIT_CONFIG, "region.female_share", "[0, 1]"),
+    C("intensity-negative", V, "levers.training.intensity=-1", EXIT_CONFIG, "levers.training.intensity", "[0, 100]"),
+    C("level-out-of-ladder", V, "levers.training.eligible_max_level=9", EXIT_CONFIG,
+      "levers.training.eligible_max_level", "[0, 4]"),
+    C("mix-not-summing-to-one", V, "region.skilled_mix=[0.9,0.9,0,0,0,0,0]", EXIT_CONFIG,
+      "region.skilled_mix", "summing to 1"),
+    C("range-reversed", V, "levers.competition.eligible_levels=[3,1]", EXIT_CONFIG,
+      "levers.competition.eligible_levels", "lowest <= highest"),
+    C("levy-reversed", V, "firms.levy_rate=[0.03,0.02]", EXIT_CONFIG, "firms.levy_rate", "low <= high"),
+    C("retirement-age-falls", V, "retirement.male_to=55", EXIT_CONFIG, "retirement", "no lower than"),
+    C("growth-too-high", V, "wages.growth_per_year=2", EXIT_CONFIG, "wages.growth_per_year", "[-0.5, 1]"),
+    C("nan", V, "levers.competition.promote_fraction=nan", EXIT_CONFIG,
+      "levers.competition.promote_fraction", "a finite number", e2e=True),
+    C("infinity", V, "levers.studio.subsidy_per_studio=inf", EXIT_CONFIG,
+      "levers.studio.subsidy_per_studio", "a finite number"),
+    C("minus-infinity", V, "levers.training.intensity=-inf", EXIT_CONFIG, "levers.training.intensity", "finite"),
+    C("budget-negative", V, "region.training_budget_per_worker_year=-100", EXIT_CONFIG,
+      "region.training_budget_per_worker_year = -100.0", "[0, "),
+    C("subsidy-negative", V, "levers.competition.subsidy_per_event=-1", EXIT_CONFIG,
+      "levers.competition.subsidy_per_event", "[0, "),
+    C("certificate-subsidy-negative", V, "cert_subsidy=[-1,0,0,0,0]", EXIT_CONFIG, "cert_subsidy[0] = -1.0"),
+    C("cost-zero", V, "levers.training.cost_per_place=0", EXIT_CONFIG, "levers.training.cost_per_place", "(0, "),
+    C("wage-negative", V, "region.base_wage=-60000", EXIT_CONFIG, "region.base_wage", "(0, "),
+    C("memory-limit-zero", V, "max_memory_gb=0", EXIT_CONFIG, "max_memory_gb", "(0, "),
+    # -- names ---------------------------------------------------------------------------------
+    C("unknown-region", N, "region=atlantis", EXIT_CONFIG, "region = 'atlantis'",
+      "one of chongqing, national, zhong_county", e2e=True),
+    C("unknown-scenario", N, "scenario=miracle", EXIT_CONFIG, "scenario = 'miracle'", "baseline"),
+    C("empty-scenario", N, "scenario=", EXIT_CONFIG, "scenario"),
+    C("unknown-lever", N, "levers.magic.intensity=2", EXIT_CONFIG, "unknown key 'levers.magic'"),
+    C("misspelt-lever-key", N, "levers.training.intensty=2", EXIT_CONFIG, "unknown key 'levers.training.intensty'"),
+    C("unknown-top-level-key", N, "agents=5", EXIT_CONFIG, "unknown key 'agents'", "skillsim --cfg job"),
+    C("added-unknown-key", N, "+levers.training.foo=1", EXIT_CONFIG, "levers.training.foo", "a known key"),
+    C("unknown-selection", N, "levers.competition.selection=best", EXIT_CONFIG,
+      "levers.competition.selection", "random, progress"),
+    # -- horizon and size --------------------------------------------------------------------------
+    C("end-before-start", H, "horizon.end_year=2000", EXIT_CONFIG, "horizon.end_year = 2000",
+      "no earlier than the start year 2023"),
+    C("start-after-end", H, "horizon.start_year=2030 horizon.end_year=2028", EXIT_CONFIG,
+      "horizon.end_year = 2028", "start year 2030"),
+    C("horizon-beyond-2100", H, "horizon.end_year=2200", EXIT_CONFIG, "horizon.end_year", "[1990, 2100]"),
+    C("zero-agents", H, "n_agents=0", EXIT_CONFIG, "n_agents = 0", ">= 1"),
+    C("negative-agents", H, "n_agents=-5", EXIT_CONFIG, "n_agents = -5"),
+    C("too-many-agents-for-memory", H, "n_agents=2000000000", EXIT_CONFIG, "n_agents = 2000000000",
+      "at most about", "GB", e2e=True),
+    C("too-many-agents-national", H, "region=national n_agents=200000000 max_memory_gb=4", EXIT_CONFIG,
+      "n_agents = 200000000", "at most about", "this run would need about"),
+    C("absurd-agent-count", H, "n_agents=100000000000000000000", EXIT_CONFIG, "n_agents"),
+    C("population-below-one", H, "region.population=0.5", EXIT_CONFIG, "region.population = 0.5", "[1, "),
+    # -- files: the targets file -------------------------------------------------------------------
+    C("targets-missing", F, "targets_file={files}/missing.csv", EXIT_DATA,
+      "targets file {files}/missing.csv", "cannot be read"),
+    C("targets-is-a-folder", F, "targets_file={files}", EXIT_DATA, "targets file {files}", "cannot be read"),
+    C("targets-bad-header", F, "targets_file={files}/bad_header.csv", EXIT_DATA, "bad_header.csv", "malformed header"),
+    C("targets-short-row", F, "targets_file={files}/short_row.csv", EXIT_DATA, "short_row.csv",
+      "line 3 has the wrong number of fields"),
+    C("targets-not-utf8", F, "targets_file={files}/not_utf8.csv", EXIT_DATA, "not_utf8.csv", "not a readable CSV"),
+    C("targets-empty", F, "targets_file={files}/empty.csv", EXIT_DATA, "empty.csv", "malformed header"),
+    C("targets-header-only", F, "targets_file={files}/header_only.csv", EXIT_DATA, "header_only.csv", "has no rows"),
+    # -- files: hand-edited config YAML ------------------------------------------------------------
+    C("yaml-misspelt-key", F, "hydra.searchpath=[file://{files}/cfg] region=typo", EXIT_CONFIG,
+      "unknown key 'region.populaton'", "region/typo.yaml"),
+    C("yaml-not-yaml", F, "hydra.searchpath=[file://{files}/cfg] region=broken", EXIT_CONFIG,
+      "{files}/cfg/region/broken.yaml", "not valid YAML", e2e=True),
+    C("yaml-wrong-type", F, "hydra.searchpath=[file://{files}/cfg] region=wrongtype", EXIT_CONFIG,
+      "region.population = 'lots'", "region/wrongtype.yaml"),
+    C("yaml-out-of-range", F, "hydra.searchpath=[file://{files}/cfg] region=negative", EXIT_CONFIG,
+      "region.population = -5.0"),
+    # -- files: skillsim-aggregate, skillsim-verify and skillsim-report on the wrong path ------------
+    C("aggregate-no-such-path", F, "{tmp}/nowhere", EXIT_DATA, "{tmp}/nowhere is not a folder", tool="aggregate"),
+    C("aggregate-empty-folder", F, "{files}/empty_dir", EXIT_DATA, "not a sweep folder", tool="aggregate"),
+    C("aggregate-a-file", F, "{files}/bad_header.csv", EXIT_DATA, "is not a folder", tool="aggregate"),
+    C("aggregate-a-run-folder", F, "{run}", EXIT_DATA, "{run} is not a sweep folder", tool="aggregate", e2e=True),
+    C("aggregate-unknown-baseline", F, "{sweep} --baseline scenario=nosuch", EXIT_DATA, "baseline 'scenario=nosuch'",
+      tool="aggregate"),
+    C("aggregate-job-manifest-truncated", F, "{files}/sweep_bad_manifest", EXIT_DATA, "manifest.json",
+      tool="aggregate"),
+    C("verify-no-such-path", F, "{tmp}/nowhere", EXIT_DATA, "{tmp}/nowhere does not exist", tool="verify"),
+    C("verify-empty-folder", F, "{files}/empty_dir", EXIT_DATA, "is not a run or sweep folder", tool="verify"),
+    C("verify-a-file", F, "{files}/bad_header.csv", EXIT_DATA, "is a file, not a run or sweep folder", tool="verify"),
+    C("report-no-such-path", F, "{tmp}/nowhere", EXIT_DATA, "nowhere", tool="report"),
+    C("report-empty-folder", F, "{files}/empty_dir", EXIT_DATA, "empty_dir", tool="report"),
+    C("report-a-file", F, "{files}/bad_header.csv", EXIT_DATA, "bad_header.csv", tool="report"),
+    # -- sweeps (-m): refused before the sweep folder is made ------------------------------------------
+    C("sweep-wrong-type-second-value", M, "-m n_agents=3000,abc", EXIT_CONFIG, "n_agents = 'abc'", "an integer",
+      e2e=True),
+    C("sweep-wrong-type-first-value", M, "-m n_agents=abc,3000", EXIT_CONFIG, "n_agents = 'abc'"),
+    C("sweep-unknown-region", M, "-m region=national,atlantis", EXIT_CONFIG, "region = 'atlantis'"),
+    C("sweep-unknown-key", M, "-m levers.magic.intensity=1,2", EXIT_CONFIG, "unknown key 'levers.magic'"),
+    C("sweep-bool", M, "-m levers.studio.enabled=true,perhaps", EXIT_CONFIG, "levers.studio.enabled = 'perhaps'"),
+    C("sweep-no-job-can-run", M, "-m scenario=baseline,combined n_agents=0", EXIT_CONFIG, "n_agents = 0"),
+    C("sweep-every-value-bad", M, "-m levers.training.intensity=-1,-2", EXIT_CONFIG, "levers.training.intensity"),
+    C("sweep-bad-fixed-targets", M, "-m replicate=0,1 targets_file={files}/bad_header.csv", EXIT_DATA,
+      "malformed header"),
+    C("sweep-unknown-named-sweep", M, "-m +sweep=nosuch", EXIT_CONFIG, "sweep = 'nosuch'", "training_vs_studios"),
+    C("sweep-unknown-experiment", M, "-m +experiments=nosuch", EXIT_CONFIG, "experiments = 'nosuch'",
+      "cq_2035_lever_comparison"),
+    C("sweep-bad-override-in-named-sweep", M, "-m +sweep=training_vs_studios levers.studio.intensity=x",
+      EXIT_CONFIG, "levers.studio.intensity = 'x'"),
+    C("sweep-syntax", M, "-m n_agents=range(1,", EXIT_CONFIG, "cannot read the override 'n_agents=range(1,'"),
+    # -- command-line syntax and the output folder -------------------------------------------------
+    C("list-without-multirun", L, "levers.training.intensity=1,2", EXIT_CONFIG, "levers.training.intensity=1,2"),
+    C("override-syntax", L, "n_agents=(3", EXIT_CONFIG, "n_agents=(3"),
+    C("run-folder-not-empty", L, "n_agents=300 horizon.end_year=2023 hydra.run.dir={files}/full_run", EXIT_OUTPUT,
+      "run folder {files}/full_run already exists and is not empty", only_e2e=True),
+]
+IDS = [c.id for c in CASES]
+assert len(set(IDS)) == len(IDS) and len(CASES) >= 30
+
+
+# -- fixtures: the bad files, and a real run folder and sweep folder to point tools at --------------
+
+@pytest.fixture(scope="module")
+def places(tmp_path_factory) -> dict[str, Path]:
+    files = tmp_path_factory.mktemp("bad_files")
+    (files / "bad_header.csv").write_text("id,value\nx,1\n", encoding="utf-8")
+    (files / "short_row.csv").write_text(TARGETS_HEADER + "a,b,c,d,e,f,g,h,i\nshort,row\n", encoding="utf-8")
+    (files / "not_utf8.csv").write_bytes(TARGETS_HEADER.encode() + b"\xff\xfe\xfa,broken\n")
+    (files / "empty.csv").write_bytes(b"")
+    (files / "header_only.csv").write_text(TARGETS_HEADER, encoding="utf-8")
+    (files / "empty_dir").mkdir()
+    region = files / "cfg" / "region"
+    region.mkdir(parents=True)
+    (region / "typo.yaml").write_text("name: typo\npopulaton: 5\n", encoding="utf-8")
+    (region / "broken.yaml").write_text("name: broken\npopulation: [1,\n", encoding="utf-8")
+    (region / "wrongtype.yaml").write_text("name: wrongtype\npopulation: lots\n", encoding="utf-8")
+    (region / "negative.yaml").write_text("name: negative\npopulation: -5\n", encoding="utf-8")
+    (files / "full_run").mkdir()
+    (files / "full_run" / "series.csv").write_text("precious\n", encoding="utf-8")
+
+    shared = tmp_path_factory.mktemp("folders")
+    cfg = dataclasses.replace(RunConfig(), n_agents=300, horizon=HorizonParams(end_year=2023))
+    run = run_forecast(cfg, shared / "run")
+    sweep = shared / "sweep"
+    for rep in (0, 1):
+        run_forecast(dataclasses.replace(cfg, replicate=rep), sweep / f"replicate={rep}",
+                     overrides=[f"replicate={rep}"], extra={"job_num": rep})
+    shutil.copytree(sweep, files / "sweep_bad_manifest")
+    manifest = files / "sweep_bad_manifest" / "replicate=1" / "manifest.json"
+    manifest.write_text(manifest.read_text(encoding="utf-8")[:60], encoding="utf-8")
+    return {"files": files, "run": run, "sweep": sweep, "shared": shared}
+
+
+def fill(text: str, places: dict[str, Path], tmp: Path) -> str:
+    return text.format(tmp=tmp, **{k: v for k, v in places.items() if k != "shared"})
+
+
+def argv_of(case: Case, places, tmp: Path) -> list[str]:
+    argv = [fill(a, places, tmp) for a in case.args]
+    if case.tool == "skillsim":
+        if "-m" in argv:
+            argv.append(f"hydra.sweep.dir={tmp / 'sweep'}")
+        elif not any(a.startswith("hydra.run.dir=") for a in argv):
+            argv.append(f"hydra.run.dir={tmp / 'run'}")
+    return argv
+
+
+def snapshot(*roots: Path) -> dict[str, tuple]:
+    """Every file and folder under the roots, hidden ones included, with size and mtime."""
+    out = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in dirnames + filenames:
+                p = Path(dirpath) / name
+                st = p.stat()
+                out[str(p)] = (p.is_dir(), st.st_size, st.st_mtime_ns)
+    return out
+
+
+PREFIX = {"skillsim": "skillsim: ", "aggregate": "skillsim-aggregate: ", "verify": "skillsim-verify: ", "report": ""}
+
+
+def check(case: Case, code, stdout: str, stderr: str, places, tmp: Path, before: dict, after: dict) -> None:
+    assert "Traceback" not in stdout + stderr, stderr
+    assert code == case.code, f"exit {code}, expected {case.code}: {stderr}"
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    line = lines[0]
+    assert line.startswith(PREFIX[case.tool]), line
+    for fragment in case.says:
+        assert fill(fragment, places, tmp) in line, f"{fill(fragment, places, tmp)!r} not in {line!r}"
+    assert after == before, f"output left behind: {sorted(set(after) ^ set(before))}"
+
+
+def tool_main(tool: str):
+    if tool == "skillsim":
+        return cli.main
+    if tool == "aggregate":
+        return aggregate_module.main
+    if tool == "verify":
+        return verify.main
+    return pytest.importorskip("sim.report.cli", reason="skillsim-report is not in this tree yet").main
+
+
+@pytest.fixture
+def in_process(monkeypatch, tmp_path):
+    """What `main(argv)` leaves: no env switch for full Hydra errors, results (if any) under tmp_path."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["skillsim"])
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}  # main() installs its own
+    yield
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
+def params(cases):
+    out = []
+    for c in cases:
+        marks = [pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else []
+        out.append(pytest.param(c, id=c.id, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("case", params([c for c in CASES if not c.only_e2e]))
+def test_bad_input_in_process(case, places, tmp_path, capsys, in_process):
+    main = tool_main(case.tool)
+    argv = argv_of(case, places, tmp_path)
+    before = snapshot(tmp_path, places["files"], places["shared"])
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out, err = capsys.readouterr()
+    check(case, info.value.code, out, err, places, tmp_path, before, snapshot(tmp_path, places["files"], places["shared"]))
+
+
+# -- end to end: real commands, two at a time ------------------------------------------------------
+
+COMMAND = {
+    "skillsim": [sys.executable, "-m", "sim"],
+    "aggregate": [sys.executable, "-c", "from sim.aggregate import main; main()"],
+    "verify": [sys.executable, "-m", "sim.verify"],
+}
+E2E = [c for c in CASES if (c.e2e or c.only_e2e)]
+
+
+@pytest.fixture(scope="module")
+def e2e_results(places, tmp_path_factory):
+    """Run every e2e case as a command, concurrently (each start costs about 1.5 s)."""
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+
+    def one(case: Case):
+        tmp = tmp_path_factory.mktemp(case.id)
+        before = snapshot(tmp, places["files"], places["shared"])
+        proc = subprocess.run([*COMMAND[case.tool], *argv_of(case, places, tmp)], cwd=tmp, capture_output=True,
+                              text=True, timeout=120, env=env)
+        return tmp, before, proc
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip([c.id for c in E2E], pool.map(one, E2E)))
+    # snapshots of the shared folders are taken after every command has finished
+    return {k: (tmp, before, proc, snapshot(tmp, places["files"], places["shared"]))
+            for k, (tmp, before, proc) in results.items()}
+
+
+@pytest.mark.parametrize("case", params(E2E))
+def test_bad_input_end_to_end(case, places, e2e_results):
+    tmp, before, proc, after = e2e_results[case.id]
+    check(case, proc.returncode, proc.stdout, proc.stderr, places, tmp, before, after)
+
+
+def test_too_many_agents_is_refused_before_anything_is_allocated(monkeypatch, tmp_path, capsys, in_process):
+    """The memory estimate is made from the config alone: no model, no worker arrays."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the model was built")
+
+    monkeypatch.setattr(sim.model.Workforce, "__init__", forbidden)
+    monkeypatch.setattr(sim.model.WorkforceModel, "__init__", forbidden)
+    t0 = time.perf_counter()
+    with pytest.raises(SystemExit) as info:
+        cli.main(["n_agents=5700000000", f"hydra.run.dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert info.value.code == EXIT_CONFIG and time.perf_counter() - t0 < 10
+    assert re.fullmatch(r"skillsim: config error: n_agents = 5700000000 is invalid; allowed: at most about "
+                        r"[\d,]+ agents \(this run would need about [\d.]+ GB; max_memory_gb=16.0\)\n", err), err

@@ -1,0 +1,188 @@
+"""Stopping a run or a sweep: Ctrl-C (SIGINT) or SIGTERM never leaves half-written results.
+
+- A single run stopped while it steps, or while it writes its folder, exits with code 130
+  (EXIT_INTERRUPTED) and one line; neither the run folder nor a hidden `.NAME.partial-*` folder is left.
+- A sweep stopped mid-way exits with 130 and one line naming the folder to resume; its finished jobs
+  are intact (skillsim-verify passes), no job folder is half-written, and a re-run of the same command
+  runs only the rest. Stopped both ways a user does it: SIGTERM to the command (a scheduler, `kill`),
+  and SIGINT to its whole process group (Ctrl-C in a terminal, which also reaches the parallel workers).
+
+Real processes and real signals: each command costs about 2 s to start, so the single-run cases run
+two at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.errors import EXIT_INTERRUPTED, EXIT_OK
+from sim.verify import verify
+
+SKILLSIM = [sys.executable, "-m", "sim"]
+INTERRUPTED = "skillsim: interrupted; no result folder was written"
+LOG_LINE = re.compile(r"^\[[\d\- :,]+\]\[(INFO|WARNING|ERROR)\] ")
+
+
+def default_sigint() -> None:
+    """In the child: Ctrl-C raises KeyboardInterrupt even if this test runs with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def message_lines(stderr: str) -> list[str]:
+    """stderr without the log lines: what the user is told."""
+    return [ln for ln in stderr.splitlines() if ln.strip() and not LOG_LINE.match(ln)]
+
+
+def leftovers(run_dir: Path) -> list[str]:
+    return sorted(p.name for p in run_dir.parent.iterdir() if p.name == run_dir.name
+                  or p.name.startswith(f".{run_dir.name}.partial"))
+
+
+# -- single runs -------------------------------------------------------------------------------------
+
+def stop_while_stepping(tmp: Path, sig: signal.Signals) -> tuple[subprocess.CompletedProcess, Path, float]:
+    """A 2-million-agent run to 2035, signalled once it has started stepping."""
+    run_dir = tmp / "run"
+    proc = subprocess.Popen([*SKILLSIM, "n_agents=2000000", "horizon.end_year=2035", f"hydra.run.dir={run_dir}"],
+                            cwd=tmp, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    first = proc.stderr.readline()  # logged after the model is built, right before it steps
+    assert "2000000 agents" in first, first
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    t0 = time.perf_counter()
+    rest = proc.stderr.read()
+    proc.wait(timeout=60)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, "", first + rest), run_dir, time.perf_counter() - t0
+
+
+#: Runs `skillsim ARGS` with sim.results.sha256 wrapped: after series.csv is written and hashed inside
+#: the hidden temporary folder, the process records what that folder holds, then signals itself.
+WRITE_PHASE_SHIM = """
+import os, signal, sys
+from pathlib import Path
+import sim.results as results
+
+original, record, sig = results.sha256, Path(sys.argv[1]), getattr(signal, sys.argv[2])
+
+def hash_then_signal(path):
+    digest = original(path)
+    if path.name == "series.csv" and not record.exists():
+        record.write_text(json.dumps({"folder": str(path.parent), "files": sorted(os.listdir(path.parent))}))
+        os.kill(os.getpid(), sig)
+    return digest
+
+import json
+results.sha256 = hash_then_signal
+from sim.cli import main
+main(sys.argv[3:])
+"""
+
+
+def stop_while_writing(tmp: Path, sig: signal.Signals) -> tuple[subprocess.CompletedProcess, Path, dict]:
+    run_dir, record = tmp / "run", tmp / "record.json"
+    proc = subprocess.run([sys.executable, "-c", WRITE_PHASE_SHIM, str(record), sig.name, "n_agents=300",
+                           "horizon.end_year=2023", f"hydra.run.dir={run_dir}"], cwd=tmp, capture_output=True,
+                          text=True, timeout=120, preexec_fn=default_sigint)
+    return proc, run_dir, json.loads(record.read_text()) if record.exists() else {}
+
+
+SINGLE = [("stepping", signal.SIGINT), ("stepping", signal.SIGTERM), ("writing", signal.SIGINT),
+          ("writing", signal.SIGTERM)]
+
+
+@pytest.fixture(scope="module")
+def single_runs(tmp_path_factory):
+    def one(case):
+        phase, sig = case
+        tmp = tmp_path_factory.mktemp(f"{phase}_{sig.name}")
+        return stop_while_stepping(tmp, sig) if phase == "stepping" else stop_while_writing(tmp, sig)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(SINGLE, pool.map(one, SINGLE)))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_run_stopped_while_stepping_leaves_no_folder(single_runs, sig):
+    proc, run_dir, seconds = single_runs[("stepping", sig)]
+    assert proc.returncode == EXIT_INTERRUPTED, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert message_lines(proc.stderr) == [INTERRUPTED]
+    assert leftovers(run_dir) == []
+    assert seconds < 10, "the run stops promptly, not at the end of the horizon"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_run_stopped_while_writing_its_folder_leaves_nothing(single_runs, sig):
+    proc, run_dir, record = single_runs[("writing", sig)]
+    assert record["files"] == ["series.csv", "series.parquet"] or "series.csv" in record["files"], record
+    assert Path(record["folder"]).name.startswith(".run.partial-"), "the signal came mid-write"
+    assert proc.returncode == EXIT_INTERRUPTED, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert message_lines(proc.stderr) == [INTERRUPTED]
+    assert not Path(record["folder"]).exists() and leftovers(run_dir) == []
+
+
+# -- sweeps ------------------------------------------------------------------------------------------
+
+def finished_jobs(sweep_dir: Path) -> list[str]:
+    """Job folders with COMPLETE; pathlib's '*' also matches the hidden .NAME.partial-* folders."""
+    return sorted(p.parent.name for p in sweep_dir.glob("*/COMPLETE") if not p.parent.name.startswith("."))
+
+
+SWEEP = ["scenario=baseline,training_boost", "replicate=range(0,4)", "n_agents=1000", "horizon.end_year=2024"]
+N_JOBS = 8
+
+
+@pytest.mark.parametrize("sig, target", [(signal.SIGTERM, "process"), (signal.SIGINT, "group")],
+                         ids=["SIGTERM-to-the-sweep", "SIGINT-to-its-process-group (Ctrl-C)"])
+def test_a_stopped_sweep_keeps_finished_jobs_and_resumes(tmp_path, sig, target):
+    out = tmp_path / "sweep"
+    cmd = [*SKILLSIM, "-m", *SWEEP, f"hydra.sweep.dir={out}"]  # the default (joblib, parallel) launcher
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=default_sigint)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(finished_jobs(out)) < 2:
+        time.sleep(0.02)
+    os.killpg(proc.pid, sig) if target == "group" else proc.send_signal(sig)
+    stderr = proc.stderr.read()
+    proc.wait(timeout=120)
+
+    assert proc.returncode == EXIT_INTERRUPTED, stderr[-3000:]
+    assert "Traceback" not in stderr
+    finished = finished_jobs(out)
+    assert 2 <= len(finished) < N_JOBS, "the signal must land mid-sweep"
+    said = message_lines(stderr)
+    assert len(said) == 1, stderr[-3000:]
+    m = re.fullmatch(rf"skillsim: interrupted; finished jobs are kept in {re.escape(str(out))} \((\d+) when "
+                     rf"stopped\); to run the rest, repeat the command with hydra.sweep.dir={re.escape(str(out))}",
+                     said[0])
+    assert m, said[0]
+    # counted when the main process stopped; a worker may still have completed the job it was writing
+    assert 0 < int(m.group(1)) <= len(finished), (said[0], finished)
+    for job in (p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        assert (job / "COMPLETE").exists() or not any(job.iterdir()), f"half-written job folder {job.name}"
+    report = verify(out)  # the finished jobs are intact
+    assert report.problems == [] and report.checked == len(finished)
+    manifests = {name: (out / name / "manifest.json").read_bytes() for name in finished}
+
+    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == EXIT_OK, rerun.stderr[-3000:]
+    assert rerun.stderr.count("already finished, skipped") == len(finished)
+    for name, manifest in manifests.items():
+        assert (out / name / "manifest.json").read_bytes() == manifest, f"{name} was run again"
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == N_JOBS and (runs["status"] == "ok").all()
+    assert not list(out.glob(".*.partial-*")), "temporary folders of stopped jobs are cleaned up"
+    report = verify(out)
+    assert report.problems == [] and report.checked == N_JOBS

@@ -1,0 +1,218 @@
+"""Integrity of run folders: every file has a checksum, and `skillsim-verify` finds what was altered.
+
+`manifest.json` lists the SHA-256 and size of every other file; `COMPLETE` (written last) holds the
+SHA-256 of `manifest.json`. `skillsim-verify PATH` (sim.verify) reports, one line each, a file that was
+changed, truncated, is missing or was added; exit 0 when intact, 6 (EXIT_INTEGRITY) otherwise, 3
+(EXIT_DATA) for a path that is not a run or sweep folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim.cli import run_forecast
+from sim.config import HorizonParams, RunConfig
+from sim.errors import EXIT_DATA, EXIT_INTEGRITY, EXIT_OK
+from sim.results import COMPLETE_MARKER, sha256
+from sim.verify import main as verify_main
+
+ENVELOPE = {"manifest.json", COMPLETE_MARKER}
+
+
+def tiny(replicate: int = 0) -> RunConfig:
+    return dataclasses.replace(RunConfig(), n_agents=300, horizon=HorizonParams(end_year=2023), replicate=replicate)
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """One finished run folder, written by the same function the CLI uses; copied, never changed."""
+    folder = tmp_path_factory.mktemp("pristine") / "run"
+    run_forecast(tiny(), folder, overrides=["n_agents=300"])
+    return folder
+
+
+@pytest.fixture
+def run(pristine, tmp_path) -> Path:
+    folder = tmp_path / "run"
+    shutil.copytree(pristine, folder)
+    return folder
+
+
+def verify(*paths: Path, capsys) -> tuple[int, list[str], list[str]]:
+    with pytest.raises(SystemExit) as info:
+        verify_main([str(p) for p in paths])
+    out, err = capsys.readouterr()
+    return info.value.code, out.splitlines(), [ln for ln in err.splitlines() if ln.strip()]
+
+
+def test_manifest_holds_a_checksum_and_size_of_every_file_and_complete_protects_the_manifest(run):
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    files = {p.name for p in run.iterdir()} - ENVELOPE
+    assert files >= {"series.csv", "summary.json", "config.yaml"}
+    assert set(manifest["files"]) == files and set(manifest["sizes"]) == files
+    for name in files:
+        assert manifest["files"][name] == sha256(run / name)
+        assert manifest["sizes"][name] == (run / name).stat().st_size
+    complete = (run / COMPLETE_MARKER).read_text(encoding="utf-8").splitlines()
+    assert complete == ["ok", f"manifest.json sha256 {sha256(run / 'manifest.json')}"]
+
+
+def test_an_intact_run_folder_passes(run, capsys):
+    code, out, err = verify(run, capsys=capsys)
+    assert code == EXIT_OK and err == []
+    assert out[-1].startswith(f"{run}: ok: ") and "1 run folder" in out[-1]
+
+
+def _flip_one_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    i = data.index(b"2")  # a digit in the data, so the file stays well-formed and the same size
+    data[i] = ord("3")
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _append(path: Path) -> None:
+    with path.open("ab") as fh:
+        fh.write(b"extra\n")
+
+
+def _edit_manifest_seed(run: Path) -> None:
+    m = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    m["seed"] += 1
+    (run / "manifest.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
+
+
+def _edit_manifest_checksum(run: Path) -> None:
+    """Someone 'repairs' the manifest after changing a file: COMPLETE still catches it."""
+    _flip_one_byte(run / "series.csv")
+    m = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    m["files"]["series.csv"] = sha256(run / "series.csv")
+    (run / "manifest.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
+
+
+TAMPERING = {
+    # name: (what is done to the folder, [expected problem lines as (file, fragment)])
+    "changed_csv": (lambda r: _flip_one_byte(r / "series.csv"), [("series.csv", "changed: its checksum differs")]),
+    "truncated_summary": (lambda r: _truncate(r / "summary.json"), [("summary.json", "truncated: ")]),
+    "grown_parquet": (lambda r: _append(r / "series.parquet"), [("series.parquet", "changed: ")]),
+    "missing_config": (lambda r: (r / "config.yaml").unlink(), [("config.yaml", "missing")]),
+    "extra_file": (lambda r: (r / "notes.txt").write_text("mine\n"), [("notes.txt", "unexpected file")]),
+    "extra_folder": (lambda r: (r / "plots").mkdir(), [("plots", "unexpected folder")]),
+    "file_replaced_by_folder": (lambda r: ((r / "config.yaml").unlink(), (r / "config.yaml").mkdir()),
+                                [("config.yaml", "a folder where the manifest lists a file")]),
+    "manifest_edited": (_edit_manifest_seed, [("manifest.json", "checksum differs from the one in COMPLETE")]),
+    "manifest_repaired_after_edit": (_edit_manifest_checksum,
+                                     [("manifest.json", "checksum differs from the one in COMPLETE")]),
+    "manifest_truncated": (lambda r: _truncate(r / "manifest.json"),
+                           [("manifest.json", "checksum differs"), ("manifest.json", "unreadable")]),
+    "manifest_missing": (lambda r: (r / "manifest.json").unlink(), [("manifest.json", "missing")]),
+    "complete_missing": (lambda r: (r / COMPLETE_MARKER).unlink(), [(COMPLETE_MARKER, "missing")]),
+    "complete_edited": (lambda r: (r / COMPLETE_MARKER).write_text("ok\nmanifest.json sha256 0\n"),
+                        [(COMPLETE_MARKER, "does not hold the checksum")]),
+    "two_problems": (lambda r: (_truncate(r / "series.csv"), (r / "summary.json").unlink()),
+                     [("series.csv", "truncated"), ("summary.json", "missing")]),
+}
+
+
+@pytest.mark.parametrize("name", list(TAMPERING))
+def test_every_alteration_is_reported_one_line_each(run, capsys, name):
+    tamper, expected = TAMPERING[name]
+    tamper(run)
+    code, out, err = verify(run, capsys=capsys)
+    assert code == EXIT_INTEGRITY and err == []
+    problems, summary = out[:-1], out[-1]
+    assert len(problems) == len(expected), out
+    for line, (file, fragment) in zip(problems, expected):
+        assert line.startswith(f"{run / file}: ") and fragment in line, line
+    assert summary == f"{run}: {len(expected)} problem{'s' if len(expected) > 1 else ''} in 1 run folder"
+
+
+def test_a_run_folder_from_an_older_skillsim_is_checked_with_a_note(run, capsys):
+    (run / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
+    m = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    del m["sizes"]
+    (run / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    code, out, _ = verify(run, capsys=capsys)
+    assert code == EXIT_OK and out[0].startswith("note: ") and "older skillsim" in out[0]
+    _truncate(run / "series.csv")  # without sizes a truncation is still caught, as a change
+    code, out, _ = verify(run, capsys=capsys)
+    assert code == EXIT_INTEGRITY and "series.csv: changed" in out[0]
+
+
+def test_a_report_written_into_the_folder_is_noted_not_flagged(run, sweep_dir, capsys):
+    """skillsim-report writes PATH/report/ by default: derived output, not a change to the run."""
+    for folder in (run, sweep_dir):
+        (folder / "report" / "figures").mkdir(parents=True)
+        (folder / "report" / "report.md").write_text("# report\n", encoding="utf-8")
+    code, out, _ = verify(run, capsys=capsys)
+    assert code == EXIT_OK and out[0] == f"note: {run / 'report'}: a report made from the run (skillsim-report): not checked"
+    code, out, _ = verify(sweep_dir, capsys=capsys)
+    assert code == EXIT_OK and "1 failed and 1 unfinished jobs" in out[0]  # the report is not a job
+    (run / "report" / "report.md").unlink()  # without report.md it is just an unexpected folder
+    code, out, _ = verify(run, capsys=capsys)
+    assert code == EXIT_INTEGRITY and out[0] == f"{run / 'report'}: unexpected folder: not in the manifest"
+
+
+def test_a_manifest_cannot_point_outside_its_folder(run, capsys):
+    m = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    m["files"]["../elsewhere.csv"] = "0" * 64
+    (run / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    code, out, _ = verify(run, capsys=capsys)
+    assert code == EXIT_INTEGRITY
+    assert any("'../elsewhere.csv', which is not a file of this folder" in line for line in out)
+
+
+@pytest.fixture
+def sweep_dir(pristine, tmp_path) -> Path:
+    """A sweep folder as Hydra leaves it: finished, failed and unfinished jobs, hidden leftovers."""
+    root = tmp_path / "sweep"
+    root.mkdir()
+    for rep in (0, 1):
+        shutil.copytree(pristine, root / f"replicate={rep}")
+    (root / "replicate=2").mkdir()
+    (root / "replicate=2" / "FAILED").write_text(json.dumps({"error": "config error: ..."}))
+    (root / "replicate=3").mkdir()  # interrupted: nothing in it
+    (root / ".replicate=3.partial-123").mkdir()  # a killed job's temporary folder: ignored
+    (root / "multirun.yaml").write_text("hydra: {}\n")
+    return root
+
+
+def test_a_sweep_folder_checks_every_finished_job(sweep_dir, capsys):
+    code, out, err = verify(sweep_dir, capsys=capsys)
+    assert code == EXIT_OK and err == []
+    assert out[0] == (f"note: {sweep_dir}: 1 failed and 1 unfinished jobs have no results to check "
+                      "(re-run the sweep to complete them)")
+    assert out[-1].startswith(f"{sweep_dir}: ok: ") and "in 2 run folders" in out[-1]
+    _flip_one_byte(sweep_dir / "replicate=1" / "series.csv")
+    code, out, _ = verify(sweep_dir, capsys=capsys)
+    assert code == EXIT_INTEGRITY
+    assert out[0].startswith(f"{sweep_dir / 'replicate=1' / 'series.csv'}: changed")
+    assert out[-1] == f"{sweep_dir}: 1 problem in 2 run folders"
+
+
+def test_several_paths_and_a_bad_one(run, sweep_dir, tmp_path, capsys):
+    code, out, err = verify(run, tmp_path / "nowhere", sweep_dir, capsys=capsys)
+    assert code == EXIT_DATA
+    assert err == [f"skillsim-verify: {tmp_path / 'nowhere'} does not exist"]
+    assert sum(line.endswith("match their manifests") for line in out) == 2
+
+
+def test_verify_end_to_end_as_a_command(run):
+    """`python -m sim.verify` (the console script `skillsim-verify`): exit codes seen by a shell."""
+    cmd = [sys.executable, "-m", "sim.verify", str(run)]
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == EXIT_OK and ok.stderr == "", ok.stderr
+    _truncate(run / "series.csv")
+    bad = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == EXIT_INTEGRITY and "Traceback" not in bad.stderr
+    assert bad.stdout.splitlines()[0].startswith(f"{run / 'series.csv'}: truncated: ")
