@@ -85,8 +85,22 @@ def fail(err: SkillsimError | str, code: int | None = None) -> None:
     raise SystemExit(code if code is not None else getattr(err, "exit_code", 2))
 
 
+def _quiet_worker_interrupts() -> None:
+    """In a launcher's worker process, leave Ctrl-C to the main process.
+
+    Ctrl-C reaches the whole process group. The main process stops the sweep and shuts the pool
+    down; a worker that also raised KeyboardInterrupt would print a traceback from its idle loop.
+    Jobs run by the basic launcher run in the main process and keep the default.
+    """
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int) -> None:
     """One job of a multirun: skip it if finished, record a failure instead of raising."""
+    _quiet_worker_interrupts()
     if is_finished(job_dir):
         log.info("job %s: already finished, skipped", job_dir.name)
     else:
