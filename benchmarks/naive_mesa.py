@@ -12,7 +12,7 @@ Chongqing status quo), as `sim.model.WorkforceModel`:
   array model's own `initial_population`, then copied into one Worker object each);
 - demography: ageing; retirement at the worker's statutory retirement age; a monthly separation
   hazard by level, a share leaving the region and the rest changing firm (leaving the studio); each
-  leaver or retiree is replaced by one entrant (apprentice, or junior with `entrant_junior_share`)
+  leaver or retiree is replaced by one entrant (school graduate at level 2 or 3, junior, or apprentice)
   so the workforce keeps its size;
 - learning: progress += gain (aptitude x level rate x studio multiplier); months at level += 1;
 - certification in assessment months: eligible if level < 5, progress >= 1 and months at level >=
@@ -146,7 +146,7 @@ class Worker(mesa.Agent):
         # d. certification
         if m.assessment_month and self.level < 5 and self.progress >= 1.0 \
                 and self.months_at_level >= WAITS[self.level] - self.credit:
-            sit = m.trained_sit if self.credit > 0 else m.sit_untrained[self.level]
+            sit = m.trained_sit if (self.credit > 0 or self in m.studio_members) else m.sit_untrained[self.level]
             if rnd.random() < sit * m.pass_prob[self.level]:
                 self.promote("certification")
         # e. appointments
@@ -249,7 +249,14 @@ class NaiveWorkforceModel(mesa.Model):
 
     def add_entrant(self) -> None:
         cfg, beh, rnd = self.cfg, self.cfg.behaviour, self.random
-        level = 1 if rnd.random() < beh.entrant_junior_share else 0
+        u = rnd.random()  # as sim.demography.fill_entrants: school graduates (中级工/高级工), junior, apprentice
+        s2, s3 = beh.entrant_school_shares
+        if u < s3:
+            level = 3
+        elif u < s3 + s2:
+            level = 2
+        else:
+            level = 1 if (u - s2 - s3) / max(1.0 - s2 - s3, 1e-12) < beh.entrant_junior_share else 0
         female = rnd.random() < cfg.region.female_share
         age = int(min(max(rnd.gauss(beh.entrant_age_mean, beh.entrant_age_sd) * 12, MIN_AGE_MONTHS), 40 * 12))
         sd = beh.aptitude_sd
