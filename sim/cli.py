@@ -8,6 +8,7 @@ stderr and a documented exit code (sim.errors), never a traceback, and leave no 
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 import re
 import signal
 import sys
@@ -209,21 +210,26 @@ def _overrides(argv: list[str]) -> list[str] | None:
     return out
 
 
-def preflight(overrides: list[str]) -> None:
-    """Compose and check the config the run will use; exit with one line if anything is wrong."""
-    from hydra import compose, initialize_config_dir
-
+@contextmanager
+def _user_errors_in_one_line():
+    """Compose configs with a clean Hydra state; report any user error as one line and exit."""
     GlobalHydra.instance().clear()
     try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            dcfg = compose(config_name="config", overrides=overrides)
-            config_from_hydra(dcfg)
+        yield
     except SkillsimError as err:
         fail(err)
     except Exception as exc:  # Hydra/OmegaConf composition errors: user input, reported in one line
         fail(explain(exc), 2)
     finally:
         GlobalHydra.instance().clear()
+
+
+def preflight(overrides: list[str]) -> None:
+    """Compose and check the config the run will use; exit with one line if anything is wrong."""
+    from hydra import compose, initialize_config_dir
+
+    with _user_errors_in_one_line(), initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        config_from_hydra(compose(config_name="config", overrides=overrides))
 
 
 def _sweep_overrides(argv: list[str]) -> list[str] | None:
@@ -248,8 +254,7 @@ def preflight_sweep(overrides: list[str]) -> None:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    GlobalHydra.instance().clear()
-    try:
+    with _user_errors_in_one_line():
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
             given = parser.parse_overrides(overrides)
@@ -283,12 +288,6 @@ def preflight_sweep(overrides: list[str]) -> None:
                 errors.append(err)
         if len(errors) == len(variants):
             fail(errors[0])
-    except SkillsimError as err:
-        fail(err)
-    except Exception as exc:  # Hydra/OmegaConf composition errors: user input, reported in one line
-        fail(explain(exc), 2)
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def _interrupted() -> str:

@@ -6,6 +6,9 @@ import dataclasses
 
 import pytest
 
+import sim.model as model_module
+from sim import WorkforceModel
+from sim.certification import WAITS
 from sim.config import HorizonParams, RunConfig
 
 
@@ -24,3 +27,27 @@ def with_lever(cfg: RunConfig, lever: str, **changes) -> RunConfig:
 @pytest.fixture
 def small() -> RunConfig:
     return small_config()
+
+
+class CheckedModel(WorkforceModel):
+    """Counts, at each certification, passers who had not served the wait less credit or met the standard."""
+
+    violations = certified = 0
+
+    def _certify(self):
+        wf = self.workforce
+        original = model_module.certify
+
+        def checked(wf_, *args, **kwargs):
+            passed = original(wf_, *args, **kwargs)
+            lvl = wf.level[passed]
+            served = wf.months_at_level[passed] >= WAITS[lvl] - wf.credit[passed]
+            self.violations += int((~served).sum()) + int((wf.progress[passed] < 1).sum())
+            self.certified += passed.size
+            return passed
+
+        model_module.certify = checked
+        try:
+            super()._certify()
+        finally:
+            model_module.certify = original

@@ -10,12 +10,11 @@ import pytest
 
 import sim.model as model_module
 from sim import WorkforceModel
-from sim.certification import WAITS
 from sim.config import RunConfig
 from sim.levers import CompetitionLever, StudioLever, TrainingLever
 from sim.metrics import SPEND_ACCOUNTS
 
-from .conftest import small_config, with_lever
+from .conftest import CheckedModel, small_config, with_lever
 
 LEVER_NAMES = ("training", "competition", "studio")
 
@@ -96,26 +95,6 @@ def test_more_of_each_lever_raises_high_skill_share_and_spend(lever):
         assert d.mean() - 2 * se > 0, f"{lever}: {name} effect {d.mean():.4g} +/- {se:.2g}"
 
 
-class CheckedModel(WorkforceModel):
-    """Records, before each certification, the state of the workers who pass."""
-
-    def _certify(self):
-        wf = self.workforce
-        original = model_module.certify
-
-        def checked(wf_, *args, **kwargs):
-            passed = original(wf_, *args, **kwargs)
-            lvl = wf.level[passed]
-            served = wf.months_at_level[passed] >= WAITS[lvl] - wf.credit[passed]
-            self.violations += int((~served).sum()) + int((wf.progress[passed] < 1).sum())
-            self.certified += passed.size
-            return passed
-
-        model_module.certify = checked
-        try:
-            super()._certify()
-        finally:
-            model_module.certify = original
 
 
 def test_invariants_hold_every_month():

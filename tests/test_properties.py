@@ -30,13 +30,13 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-import sim.model as model_module
 from sim import WorkforceModel
-from sim.certification import WAITS
 from sim.config import RunConfig, from_mapping
 from sim.errors import ConfigError
 from sim.levers.training import CREDIT_CAP
 from sim.metrics import SPEND_ACCOUNTS
+
+from .conftest import CheckedModel
 
 #: Fields not drawn: labels and dates of the preset, the run's size and calendar (drawn separately),
 #: seeds (drawn separately), and settings that do not change the simulation.
@@ -156,28 +156,6 @@ def configs(draw) -> RunConfig:
         assume(False)
 
 
-class CheckedModel(WorkforceModel):
-    """Counts, at each certification, passers who had not served the wait less credit or met the standard."""
-
-    violations = certified = 0
-
-    def _certify(self):
-        wf = self.workforce
-        original = model_module.certify
-
-        def checked(wf_, *args, **kwargs):
-            passed = original(wf_, *args, **kwargs)
-            lvl = wf.level[passed]
-            served = wf.months_at_level[passed] >= WAITS[lvl] - wf.credit[passed]
-            self.violations += int((~served).sum()) + int((wf.progress[passed] < 1).sum())
-            self.certified += passed.size
-            return passed
-
-        model_module.certify = checked
-        try:
-            super()._certify()
-        finally:
-            model_module.certify = original
 
 
 SPEND = [f"spend_{lv}_{fu}" for lv, fu in SPEND_ACCOUNTS]
