@@ -11,6 +11,8 @@ agents themselves.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .ladder import HIGH_SKILL_MIN, N_LEVELS, SKILLED_MIN
@@ -26,6 +28,32 @@ SPEND_ACCOUNTS = (
     ("studio", "employer"),
     ("certification", "government"),
 )
+
+
+def order_statistics(x: np.ndarray, ranks: list[int], probe_size: int = 4096) -> np.ndarray:
+    """The values of rank `ranks` in sorted x, exactly as np.partition gives them, in a fraction of its time.
+
+    A sorted systematic probe of x brackets each rank with a margin of five binomial standard
+    deviations; only the values inside the bracket are partitioned. If a bracket misses (very rarely),
+    the full partition is used, so the result is always exact.
+    """
+    n = x.size
+    if n <= 4 * probe_size:
+        return np.partition(x, ranks)[ranks]
+    probe = np.sort(x[:: n // probe_size])
+    m = probe.size
+    out = np.empty(len(ranks), dtype=x.dtype)
+    for j, r in enumerate(ranks):
+        p = (r + 0.5) / n
+        half = 5.0 * math.sqrt(m * p * (1 - p)) + 2
+        lo_i, hi_i = int(p * m - half), int(p * m + half)
+        lo = probe[lo_i] if lo_i >= 0 else -np.inf
+        hi = probe[hi_i] if hi_i < m else np.inf
+        below = int(np.count_nonzero(x < lo)) if lo_i >= 0 else 0
+        inside = x[(x >= lo) & (x <= hi)]
+        k = r - below
+        out[j] = np.partition(inside, k)[k] if 0 <= k < inside.size else np.partition(x, r)[r]
+    return out
 
 
 def column_names() -> list[str]:
@@ -72,7 +100,7 @@ def measure(model) -> dict[str, float]:
     if sample.size:
         # Lower empirical quantiles (inverted CDF): order statistics found by one partition.
         ranks = [max(0, int(np.ceil(q * sample.size)) - 1) for q in (0.1, 0.5, 0.9)]
-        q10, q50, q90 = np.partition(sample, ranks)[ranks]
+        q10, q50, q90 = order_statistics(sample, ranks)
         mid = float(np.mean(sample >= model.cfg.wages.middle_income_threshold))
     else:
         q10 = q50 = q90 = mid = 0.0

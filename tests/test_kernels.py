@@ -155,3 +155,21 @@ def test_alias_sampling_draws_firms_in_proportion_to_size():
     got = np.bincount(firms.sample(np.random.default_rng(4), k), minlength=4) / k
     sd = np.sqrt(share * (1 - share) / k)
     assert np.all(np.abs(got - share) < 5 * sd)
+
+
+@pytest.mark.parametrize("n", [100, 16385, 100_000, 300_000])
+def test_order_statistics_equal_a_full_partition(n):
+    from sim.metrics import order_statistics
+
+    rng = np.random.default_rng(n)
+    x = rng.lognormal(11, 0.4, n).astype(np.float32)
+    x[rng.integers(0, n, 40)] += 3000  # prizes make a ragged upper tail
+    ties = np.repeat(np.arange(50, dtype=np.float32), n // 50 + 1)[:n]
+    rng.shuffle(ties)
+    for data in (x, ties):
+        ranks = [max(0, int(np.ceil(q * n)) - 1) for q in (0.1, 0.5, 0.9)]
+        np.testing.assert_array_equal(order_statistics(data, ranks), np.partition(data, ranks)[ranks])
+    # a probe that misses the bracket must fall back to the exact answer
+    skewed = np.concatenate([np.zeros(n - n // 100, np.float32), np.ones(n // 100, np.float32)])
+    ranks = [n - 1]
+    np.testing.assert_array_equal(order_statistics(skewed, ranks, probe_size=8), np.partition(skewed, ranks)[ranks])
