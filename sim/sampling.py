@@ -1,8 +1,8 @@
 """Drawing workers without scanning the whole workforce.
 
-Levers reach a few percent of workers a month. Rejection sampling draws candidate slots uniformly
-and keeps each with an acceptance probability, so the cost grows with the number reached, not with
-the size of the workforce.
+Levers reach a few percent of workers a month. Poisson sampling with geometric skipping visits only
+candidate slots and keeps each with an acceptance probability, so the cost grows with the number
+reached, not with the size of the workforce.
 """
 
 from __future__ import annotations
@@ -18,36 +18,6 @@ def stochastic_round(rng: np.random.Generator, x: float) -> int:
         return 0
     base = int(np.floor(x))
     return base + int(rng.random() < x - base)
-
-
-def sample_accepted(
-    rng: np.random.Generator,
-    n: int,
-    k: int,
-    accept: Callable[[np.ndarray], np.ndarray],
-    max_rounds: int = 40,
-) -> np.ndarray:
-    """Up to k slots in [0, n), drawn uniformly with replacement and kept with probability accept(slots).
-
-    Returns fewer than k only if acceptance is so rare that max_rounds batches do not find k
-    (for example when no worker is eligible).
-    """
-    if k <= 0 or n <= 0:
-        return np.empty(0, dtype=np.int64)
-    found: list[np.ndarray] = []
-    got = 0
-    rate = 0.5  # running guess of the acceptance rate, sets the batch size
-    for _ in range(max_rounds):
-        m = int((k - got) / max(rate, 0.01) * 1.2) + 16
-        cand = rng.integers(0, n, m)
-        keep = cand[rng.random(m) < accept(cand)]
-        rate = max(keep.size / m, 0.001)
-        found.append(keep)
-        got += keep.size
-        if got >= k:
-            break
-    out = np.concatenate(found)
-    return out[:k]
 
 
 def sample_distinct(

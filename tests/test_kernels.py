@@ -11,7 +11,7 @@ from sim.calendar import month_index, monthly_rate
 from sim.certification import WAITS, certify, eligible_for_assessment
 from sim.config import RetirementParams
 from sim.demography import allocate, retirement_age_months, skip_sample
-from sim.sampling import sample_accepted, sample_distinct, stochastic_round
+from sim.sampling import sample_distinct, stochastic_round
 from sim.workforce import FIELDS, NO_MONTH, Workforce
 
 
@@ -51,13 +51,15 @@ def test_skip_sample_includes_each_slot_with_probability_p(p):
     assert abs(half - total / 2) < 4 * np.sqrt(total / 4)
 
 
-def test_sample_accepted_respects_acceptance_and_count():
+def test_sample_distinct_respects_acceptance_and_count():
     rng = np.random.default_rng(1)
     eligible = np.zeros(10000, dtype=bool)
     eligible[::10] = True
-    got = sample_accepted(rng, eligible.size, 500, lambda s: eligible[s].astype(float))
+    got = sample_distinct(rng, eligible.size, 500, lambda s: eligible[s].astype(float))
     assert got.size == 500 and eligible[got].all()
-    none = sample_accepted(rng, 100, 5, lambda s: np.zeros(s.size))
+    few = sample_distinct(rng, eligible.size, 5000, lambda s: eligible[s].astype(float))
+    assert few.size == 1000, "asking for more than are eligible returns all of them, once each"
+    none = sample_distinct(rng, 100, 5, lambda s: np.zeros(s.size))
     assert none.size == 0
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..calendar import monthly_rate
 from ..rates import refresh
-from ..sampling import sample_accepted, stochastic_round
+from ..sampling import sample_distinct, stochastic_round
 from ..workforce import NO_MONTH
 from .base import Lever
 
@@ -66,7 +66,7 @@ class StudioLever(Lever):
                 lv = wf.level[slots]
                 return ((lv >= lo) & (lv <= hi) & (since[slots] == NO_MONTH)).astype(np.float32)
 
-            joiners = np.unique(sample_accepted(rng, wf.n, vacancies, accept))
+            joiners = sample_distinct(rng, wf.n, vacancies, accept)
             wf.studio_since[joiners] = model.t
             refresh(wf, joiners, model.rates)
             members = np.concatenate([members, joiners])
