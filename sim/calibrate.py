@@ -34,7 +34,7 @@ import pandas as pd
 import yaml
 from scipy.optimize import minimize
 
-from .config import ASSUMED, HorizonParams, RunConfig, from_mapping, to_dict
+from .config import ASSUMED, HorizonParams, RunConfig, to_dict
 from .errors import ConfigError, SkillsimError
 from .ladder import pay_ratios
 from .model import WorkforceModel

@@ -212,7 +212,6 @@ class WorkforceModel(mesa.Model):
         sit_untrained = 1.0 - (1.0 - np.asarray(beh.sit_rate)) ** (1.0 / rounds)
         passed = certify(wf, self.pass_prob, sit_untrained, beh.trained_sit_prob,
                          self.streams.get("certification", self.t))
-        self.last_certified = passed
         self.certification_spend = float(self.cert_subsidy[wf.level[passed] + 1].sum()) * self.weight
         self.promote(passed, "certification")
 

@@ -28,6 +28,7 @@ from .config import RunConfig, to_dict
 from .errors import OutputError
 from .ladder import N_LEVELS
 from .metrics import SPEND_ACCOUNTS
+from .streams import replicate_seed
 
 COMPLETE_MARKER = "COMPLETE"
 PACKAGES = ("numpy", "scipy", "pandas", "mesa", "hydra-core", "omegaconf", "pyarrow", "skillsim")
@@ -136,8 +137,6 @@ def write_run(run_dir: Path, cfg: RunConfig, series: pd.DataFrame, *, composed: 
         config_dict = composed if composed is not None else to_dict(cfg)
         (tmp / "config.yaml").write_text(yaml.safe_dump(config_dict, sort_keys=False, allow_unicode=True),
                                          encoding="utf-8")
-        from .streams import replicate_seed
-
         reproduce = {
             "seed": cfg.seed,
             "replicate": cfg.replicate,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from .aggregate import FAILED_MARKER, aggregate, report
 from .errors import SkillsimError
@@ -123,6 +123,3 @@ class AggregateCallback(Callback):
             return
         report(sweep_dir, LAST_COUNTS)
 
-
-def job_overrides(config: DictConfig) -> list[str]:
-    return list(OmegaConf.select(config, "hydra.overrides.task") or [])

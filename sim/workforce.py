@@ -105,10 +105,6 @@ class Workforce:
         return reuse
 
 
-def is_member(studio_since: np.ndarray) -> np.ndarray:
-    """Studio membership flag from the join month."""
-    return studio_since != NO_MONTH
-
 
 class LevelLedger:
     """Weighted head count and pay sum by level, kept up to date where levels or pay change.

@@ -16,7 +16,6 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from sim.aggregate import aggregate
 from sim.cli import CONFIG_DIR, REPO_ROOT, register_schema
 from sim.errors import EXIT_DATA, EXIT_PARTIAL
 from sim.streams import replicate_seed

@@ -185,11 +185,3 @@ def layout_problems(boxes, width: float, height: float, pad: float = 0.5) -> lis
         if b.x0 < -1 or b.y0 < -1 or b.x1 > width + 1 or b.y1 > height + 1:
             problems.append(f"{a!r} is cut off at the edge")
     return problems
-
-
-def check_layout(fig: Figure) -> list[str]:
-    """Draw the figure and list overlapping or clipped texts; empty for a clean figure."""
-    with recording_texts() as boxes:
-        fig.canvas.draw()
-    w, h = fig.canvas.get_width_height()
-    return layout_problems(boxes, w, h)
