@@ -38,9 +38,18 @@ log = logging.getLogger("skillsim")
 EDGE_KEYS = ("hydra",)  # keys of the composed config that are not model parameters
 
 
+#: Mappings that a region preset gives whole: Hydra merges a preset's mapping into the schema's
+#: default, so the schema holds them empty (the Python defaults keep Chongqing's).
+PRESET_MAPPINGS = ("region.history.high_skill_share", "region.history.level_share",
+                   "region.history.skilled_workers", "region.structural")
+
+
 def register_schema() -> None:
     """Make RunConfig the schema of the composed config: every key, its type and default."""
-    ConfigStore.instance().store(name="run_schema", node=RunConfig)
+    node = OmegaConf.structured(RunConfig)
+    for key in PRESET_MAPPINGS:
+        OmegaConf.update(node, key, {}, merge=False)
+    ConfigStore.instance().store(name="run_schema", node=node)
 
 
 def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
@@ -69,6 +78,10 @@ def config_from_hydra(dcfg: DictConfig) -> tuple[RunConfig, dict]:
         data.pop(key, None)
     cfg = from_mapping(data)
     load_targets(cfg.targets_file or DEFAULT_TARGETS)  # a bad targets file fails at start-up
+    if cfg.draw is not None:  # parameter and structural uncertainty, opted into by a sweep over `draw`
+        from .studies.uncertainty import draw_config
+
+        cfg = draw_config(cfg, cfg.draw)
     return cfg, data
 
 

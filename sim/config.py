@@ -55,6 +55,9 @@ def spec(default: Any, source: str, lo: float | None = None, hi: float | None = 
             "doc": doc, "lo_open": lo_open}
     if isinstance(default, list):
         return field(default_factory=lambda d=default: list(d), metadata=meta)
+    if isinstance(default, dict):
+        return field(default_factory=lambda d=default: {k: (list(v) if isinstance(v, list) else v)
+                                                        for k, v in d.items()}, metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -63,6 +66,38 @@ def spec(default: Any, source: str, lo: float | None = None, hi: float | None = 
 # national ratio of appointed principal/chief technicians to skilled workers (nat_top_levels / 200M);
 # levels 1-2 split evenly (assumption: no official split, note of nat_mix_2021_L12).
 _CQ_MIX = [0.343, 0.343, 0.245944, 0.052328, 0.015698, 0.00002, 0.00001]
+
+
+@dataclass
+class HistoryParams:
+    """The observed past that a forecast continues (docs/model.md, section 5).
+
+    The run starts cold at `origin`, runs the calibrated dynamics under the status-quo levers through
+    every observed date, and is aligned to each observation as it passes (`sim.history`); the
+    forecast starts from that simulated state. Where `origin` lies before the first observation (a
+    spin-up), the run follows a path back-cast from the first observed share at `spinup_pace` a year,
+    aligned each December. Dates are YYYY-MM.
+    """
+
+    origin: str = spec("2012-10", "assumption: spin-up of 10 years before cq_hs_2022_10", doc="date of the cold start")
+    high_skill_share: dict[str, float] = spec({"2022-10": 0.315, "2022-12": 0.314}, "cq_hs_2022_10, cq_hs_2022",
+                                              0, 1, doc="observed high-skill shares by date")
+    level_share: dict[str, list[float]] = spec({}, "nat_mix_2021_L3..L5 (national preset)", 0, 1, length=3,
+                                               doc="observed shares of levels 3, 4, 5 among skilled workers by date")
+    skilled_workers: dict[str, float] = spec({"2022-10": 4940000.0}, "cq_hs_2022_10 source (skilled 4.94M)", 0, 2e9,
+                                             doc="observed skilled workers by date (the workforce path passes "
+                                                 "through them)")
+    spinup_pace: float = spec(0.0044, "derived: (nat_hs_2021 - nat_hs_2009) / 12 years", -0.1, 0.1,
+                              doc="yearly rise of the share on the spin-up path before the first observation")
+    align: bool = spec(True, "method", doc="align to the observations as the history passes (off: free "
+                                           "dynamics, as the calibration runs them)")
+    cutoff: str = spec("", "backtests", doc="ignore observations after this date (YYYY-MM); empty: none")
+
+
+#: Structural inputs (DESIGN.md section 8): inputs with no published value that shape the forecast.
+#: Each preset gives each a range in `region.structural`; `skillsim-forecast` samples them uniformly.
+STRUCTURAL_INPUTS = ("region.growth_per_year", "region.training_budget_per_worker_year",
+                     "region.competition_participation", "region.studio_growth_per_year")
 
 
 @dataclass
@@ -84,7 +119,8 @@ class RegionParams:
     age_sd: float = spec(10.0, "assumption", 0, 30, doc="standard deviation of age, years")
     level_age_step: float = spec(2.0, "assumption", 0, 10, doc="extra years of mean age per level above 2")
     female_share: float = spec(0.30, "assumption", 0, 1, doc="share of women among workers and entrants")
-    growth_per_year: float = spec(0.0, "assumption", -0.2, 0.2, doc="growth of the workforce per year")
+    growth_per_year: float = spec(0.0135, "structural: range in region.structural", -0.2, 0.2,
+                                  doc="growth of the workforce per year after the last observed stock")
     n_firms: int = spec(2500, "cq_comp_2024 note (2500+ units)", 1, 10_000_000, doc="firms in the region")
     base_wage: float = spec(60000.0, "assumption (about 0.6 of wage_sh_2022_L1)", 0, 1e7, lo_open=True,
                             doc="median annual wage of a 初级工 at the start, yuan")
@@ -101,6 +137,13 @@ class RegionParams:
     high_skill_target: float = spec(0.35, "nat_target_2025 note (eastern provinces 35%); assumption for Chongqing",
                                     0, 1, doc="policy target for the high-skill share (charts)")
     high_skill_target_year: int = spec(2030, "assumption", 1990, 2100, doc="year of that target")
+    history: HistoryParams = field(default_factory=HistoryParams)
+    structural: dict[str, list[float]] = spec(
+        {"region.growth_per_year": [-0.012, 0.039], "region.training_budget_per_worker_year": [55.0, 90.0],
+         "region.competition_participation": [0.19, 0.45], "region.studio_growth_per_year": [43.0, 130.0],
+         "region.base_wage": [50000.0, 70000.0]},
+        "docs/model.md section 8 (ranges and their reasons)", -1e9, 1e9, length=2,
+        doc="range [low, high] of each structural input that the forecast ensemble samples")
 
 
 @dataclass
@@ -267,6 +310,9 @@ class RunConfig:
     n_agents: int = spec(100_000, "issue 2", 1, None, doc="simulated agents (each carries a weight)")
     seed: int = spec(20221231, "fixed default", 0, 2**63 - 1, doc="base random seed of the run")
     replicate: int = spec(0, "sweeps", 0, 1_000_000, doc="replicate index (seed derivation)")
+    draw: int | None = spec(None, "sweeps", 0, 1_000_000,
+                            doc="joint draw of the calibration ensemble and the structural ranges, applied by "
+                                "the command line (sim.studies.uncertainty.draw_config); null: central values")
     behaviour: BehaviourParams = field(default_factory=BehaviourParams)
     retirement: RetirementParams = field(default_factory=RetirementParams)
     wages: WageParams = field(default_factory=WageParams)
@@ -282,13 +328,23 @@ class RunConfig:
     # -- derived --------------------------------------------------------------------------
     @property
     def start_year(self) -> int:
+        """Year of the first forecast month."""
         if self.horizon.start_year is not None:
             return self.horizon.start_year
-        return int(self.region.observed[:4]) + 1
+        return self.start_month // 12
+
+    @property
+    def start_month(self) -> int:
+        """Absolute index of the first forecast month: January of horizon.start_year if given, else the
+        month after region.observed."""
+        if self.horizon.start_year is not None:
+            return self.horizon.start_year * 12
+        y, m = (int(x) for x in self.region.observed.split("-"))
+        return y * 12 + m  # (m - 1) + 1
 
     @property
     def n_months(self) -> int:
-        return (self.horizon.end_year - self.start_year + 1) * 12
+        return self.horizon.end_year * 12 + 12 - self.start_month
 
     @property
     def weight(self) -> float:
@@ -351,6 +407,11 @@ def _check_value(path: str, value: Any, tp: Any, m: dict) -> Any:
         if m.get("length") is not None and len(value) != m["length"]:
             raise ConfigError(path, list(value), f"a list of exactly {m['length']} numbers")
         return [_check_number(f"{path}[{i}]", v, elem, m) for i, v in enumerate(value)]
+    if origin is dict:
+        _, inner = get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(path, value, "a mapping")
+        return {str(k): _check_value(f"{path}[{k}]", v, inner, m) for k, v in value.items()}
     if origin is not None and type(None) in get_args(tp):  # Optional[...]
         if value is None:
             return None
@@ -421,6 +482,23 @@ def check_cross_fields(cfg: RunConfig) -> None:
     """Checks that involve more than one field."""
     _check_month("region.observed", cfg.region.observed)
     _check_month("retirement.reform_start", cfg.retirement.reform_start)
+    h = cfg.region.history
+    _check_month("region.history.origin", h.origin)
+    if h.cutoff:
+        _check_month("region.history.cutoff", h.cutoff)
+    for name in ("high_skill_share", "level_share", "skilled_workers"):
+        for date in getattr(h, name):
+            _check_month(f"region.history.{name}", date)
+    for date, shares in h.level_share.items():
+        if sum(shares) > 1:
+            raise ConfigError(f"region.history.level_share[{date}]", shares, "shares summing to at most 1")
+    for key, rng in cfg.region.structural.items():
+        central = _field_value(cfg, key)
+        if central is None:
+            raise ConfigError("region.structural", key, "a numeric config key such as " + STRUCTURAL_INPUTS[0])
+        lo, hi = rng
+        if not lo <= central <= hi:
+            raise ConfigError(key, central, f"a value inside its structural range [{lo}, {hi}] (region.structural)")
     mix_sum = sum(cfg.region.skilled_mix)
     if abs(mix_sum - 1.0) > 1e-3:
         raise ConfigError("region.skilled_mix", cfg.region.skilled_mix, f"shares summing to 1 (they sum to {mix_sum:.4f})")
@@ -449,7 +527,27 @@ def check_cross_fields(cfg: RunConfig) -> None:
                           f"(this run would need about {est_gb:.1f} GB; max_memory_gb={cfg.max_memory_gb})")
 
 
+def _field_value(cfg: Any, dotted: str) -> float | None:
+    """The numeric value at a dotted key of a config, or None if there is none."""
+    obj = cfg
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(obj) or not hasattr(obj, part):
+            return None
+        obj = getattr(obj, part)
+    return float(obj) if isinstance(obj, (int, float)) and not isinstance(obj, bool) else None
+
+
+def with_value(cfg: Any, dotted: str, value: Any) -> Any:
+    """Copy of a config dataclass with the field at a dotted key replaced."""
+    head, _, rest = dotted.partition(".")
+    if not rest:
+        return dataclasses.replace(cfg, **{head: value})
+    return dataclasses.replace(cfg, **{head: with_value(getattr(cfg, head), rest, value)})
+
+
 def estimate_memory_gb(cfg: RunConfig) -> float:
     """Memory the run would need, estimated before anything is allocated."""
-    growth = max(1.0, (1 + cfg.region.growth_per_year) ** (cfg.n_months / 12))
+    top = max([cfg.region.growth_per_year] + [r[1] for k, r in cfg.region.structural.items()
+                                              if k == "region.growth_per_year"])
+    growth = max(1.0, (1 + top) ** (cfg.n_months / 12))
     return cfg.n_agents * growth * 1.1 * BYTES_PER_AGENT / 1e9 + 0.3

@@ -90,15 +90,18 @@ def allocate(total: int, shares: np.ndarray) -> np.ndarray:
     return counts
 
 
-def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.random.Generator) -> None:
-    """Fill the workforce with cfg.n_agents workers matching the region's level mix and ages.
+def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.random.Generator,
+                       n: int | None = None, skilled_mix: list[float] | None = None) -> None:
+    """Fill the workforce with `n` workers (default cfg.n_agents) matching a level mix and ages.
 
     Levels are allocated exactly (stratified) to cut sampling noise; everything else is drawn.
-    `now` is the absolute month index of the initial state.
+    `now` is the absolute month index of the initial state; `skilled_mix` (levels 1..7) defaults to
+    the region's.
     """
     reg, beh = cfg.region, cfg.behaviour
-    n = cfg.n_agents
-    mix = np.concatenate([[reg.uncertified_share], (1 - reg.uncertified_share) * np.asarray(reg.skilled_mix)])
+    n = cfg.n_agents if n is None else int(n)
+    skilled = np.asarray(reg.skilled_mix if skilled_mix is None else skilled_mix)
+    mix = np.concatenate([[reg.uncertified_share], (1 - reg.uncertified_share) * skilled])
     counts = allocate(n, mix)
     level = np.repeat(np.arange(N_LEVELS, dtype=np.int8), counts)
     rng.shuffle(level)
@@ -192,9 +195,49 @@ def retirements(wf: Workforce) -> np.ndarray:
     return np.flatnonzero(wf.age >= wf.retire_age)
 
 
-def target_size(cfg, month: int) -> int:
-    """Agents the workforce should have after `month` simulated months (the growth path)."""
-    return int(round(cfg.n_agents * (1.0 + cfg.region.growth_per_year) ** (month / 12.0)))
+class SizePath:
+    """How many agents the workforce has in each month: its growth path.
+
+    The path passes through the observed skilled stocks of the history (`region.history.skilled_workers`,
+    converted to workers with `uncertified_share`) and through `region.population` at
+    `region.observed`, log-linear between them. Before the first stock it continues the first segment's
+    growth (or `growth_per_year` if there is one stock only, or the first segment is shorter than a
+    year); after the last it grows at
+    `growth_per_year`, the structural input the forecast ensemble samples.
+    """
+
+    def __init__(self, cfg):
+        reg = cfg.region
+        anchors = {month_index(reg.observed): float(reg.population)}
+        cutoff = month_index(reg.history.cutoff) if reg.history.cutoff else None
+        for date, skilled in reg.history.skilled_workers.items():
+            m = month_index(date)
+            if m < month_index(reg.observed) and (cutoff is None or m <= cutoff):
+                anchors[m] = skilled / max(1e-9, 1.0 - reg.uncertified_share)
+        self.months = np.array(sorted(anchors), dtype=float)
+        self.log_size = np.log([anchors[int(m)] for m in self.months])
+        g_after = np.log1p(reg.growth_per_year) / 12.0
+        if self.months.size > 1 and self.months[1] - self.months[0] >= 12:
+            g_before = (self.log_size[1] - self.log_size[0]) / (self.months[1] - self.months[0])
+        else:  # one stock, or a first segment too short to extrapolate over years
+            g_before = g_after
+        self.g_before, self.g_after = g_before, g_after
+        self.scale = cfg.n_agents / float(reg.population)
+
+    def persons(self, month: int) -> float:
+        """Workers represented in absolute month `month`."""
+        m, first, last = float(month), self.months[0], self.months[-1]
+        if m <= first:
+            ls = self.log_size[0] + self.g_before * (m - first)
+        elif m >= last:
+            ls = self.log_size[-1] + self.g_after * (m - last)
+        else:
+            ls = float(np.interp(m, self.months, self.log_size))
+        return float(np.exp(ls))
+
+    def agents(self, month: int) -> int:
+        """Agents the workforce should have at the end of absolute month `month`."""
+        return int(round(self.persons(month) * self.scale))
 
 
 def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, rng: np.random.Generator) -> None:

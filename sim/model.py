@@ -11,14 +11,8 @@ import pandas as pd
 from . import calendar
 from .certification import appoint, certify, promote
 from .config import RunConfig, validate
-from .demography import (
-    fill_entrants,
-    initial_population,
-    make_firms,
-    retirements,
-    separations,
-    target_size,
-)
+from . import alignment, history
+from .demography import SizePath, fill_entrants, initial_population, make_firms, retirements, separations
 from .levers import default_levers
 from .levers.base import Lever
 from .metrics import CHANNELS, column_names, measure
@@ -59,25 +53,52 @@ class WorkforceModel(mesa.Model):
         super().__init__(seed=self.run_seed)
         self.cfg = cfg
         self.streams = RandomStreams(self.run_seed)
-        self.start_month = calendar.month_index(f"{cfg.start_year}-01")  # first simulated month
-        self.t = -1  # month being simulated, 0-based; -1 before the first step
+        self.start_month = cfg.start_month  # absolute index of the first forecast month
+        self.size_path = SizePath(cfg)
+        obs = history.observations(cfg)
+        share0 = history.cold_share(cfg, obs)
+        origin = history.origin_month(cfg)
+        # t: month being simulated relative to the forecast start (0 = first forecast month); the
+        # history runs at t < 0 and the start state is t = -1.
+        self.t = origin - self.start_month
         self.weight = float(np.float32(cfg.weight))  # as stored per agent, so flows and stocks agree
         self.pass_prob = np.asarray(cfg.behaviour.pass_prob, dtype=float)
         self.appoint_rate = np.asarray(cfg.behaviour.appointment_rate, dtype=float)
         self.cert_subsidy = np.concatenate([[0.0], cfg.cert_subsidy])  # by new level 1..5
 
         self.firms = make_firms(cfg, self.streams.get("firms", 0))
-        capacity = int(max(cfg.n_agents, target_size(cfg, cfg.n_months)) * 1.02) + 64
-        self.workforce = Workforce(capacity)
-        initial_population(self.workforce, cfg, self.firms, self.now, self.streams.get("population", 0))
+        end = self.start_month + cfg.n_months - 1
+        peak = max(self.size_path.agents(m) for m in {origin, self.start_month - 1, end})
+        self.workforce = Workforce(int(peak * 1.02) + 64)
+        mix = None if share0 is None else history.scaled_mix(cfg.region.skilled_mix, share0)
+        initial_population(self.workforce, cfg, self.firms, self.now, self.streams.get("population", 0),
+                           n=self.size_path.agents(origin), skilled_mix=mix)
         self.rates = RateTables(cfg, self.firms.premium)
         refresh(self.workforce, np.arange(self.workforce.n), self.rates)
         self.ledger = LevelLedger(self.workforce)
-        self.wage_index = self.wage_index_start = self._wage_index()
-
-        self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
+        self.wage_index_start = cfg.region.base_wage / 12.0  # at the start state (t = -1)
+        self.wage_index = self._wage_index()
         self.level_counts = np.zeros(8)
         self.bonus_slots = np.empty(0, dtype=np.int64)
+        self.history_rows: list[dict] = []
+        self.history_dates: list[str] = []
+        self.aligned: dict[str, int] = {}  # date -> agents moved by alignment
+        self._reset_month()
+
+        # The history: status-quo levers through the observed dates (sim.history).
+        self.levers = default_levers(history.status_quo(cfg.levers))
+        for lever in self.levers:
+            lever.init(self)
+        self._collect_history()
+        pending = {o.month: o for o in history.spinup_points(cfg, obs) + obs} if cfg.region.history.align else {}
+        while self.t < -1:
+            self.t += 1
+            self._month()
+            if self.now in pending:
+                self._align(pending[self.now])
+            self._collect_history()
+
+        self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
         self._reset_month()
         for lever in self.levers:
             lever.init(self)
@@ -104,7 +125,8 @@ class WorkforceModel(mesa.Model):
         return self.t + 1 >= self.cfg.n_months
 
     def _wage_index(self) -> float:
-        """Monthly yuan per unit of relative pay: base wage grown at the nominal rate."""
+        """Monthly yuan per unit of relative pay: the base wage (at the start state) grown, or in the
+        history deflated, at the nominal rate."""
         return self.cfg.region.base_wage / 12.0 * (1.0 + self.cfg.wages.growth_per_year) ** ((self.t + 1) / 12.0)
 
     # -- the step ---------------------------------------------------------------------------
@@ -132,7 +154,14 @@ class WorkforceModel(mesa.Model):
         """
         if self.done:
             raise RuntimeError(f"the horizon ends in {self.cfg.horizon.end_year}; the model has run to its end")
-        self.t = self.steps - 1
+        self.t += 1
+        self._month()
+        self._collect()
+        if self.done:
+            self.running = False
+
+    def _month(self) -> None:
+        """Phases a-f of one month (the history runs them too, with the status-quo levers)."""
         self._reset_month()
         self._demography()
         self._learn()
@@ -143,9 +172,18 @@ class WorkforceModel(mesa.Model):
         if self.calendar_month == 12:
             self._appoint()
         self.wage_index = self._wage_index()
-        self._collect()
-        if self.done:
-            self.running = False
+
+    def _align(self, obs) -> None:
+        """Align the level mix to an observation of the history (sim.alignment)."""
+        wf = self.workforce
+        rng = self.streams.get("alignment", self.now)
+        targets = alignment.target_counts(alignment.agent_counts(wf), obs.share, obs.level_share)
+        moves = alignment.plan_moves(wf, targets, rng)
+        touched = np.unique(np.concatenate([np.concatenate([p, d]) for _, p, d in moves] or [np.empty(0, int)]))
+        self.ledger.remove(wf, touched)
+        self.aligned[calendar.label(self.now)] = alignment.apply_moves(wf, moves, rng)
+        refresh(wf, touched, self.rates)
+        self.ledger.add(wf, touched)
 
     def run(self) -> "WorkforceModel":
         """Step to the end of the horizon."""
@@ -165,7 +203,7 @@ class WorkforceModel(mesa.Model):
         wf, w = self.workforce, self.weight
         wf.age[:] += np.int16(1)
         retired = retirements(wf)
-        rng_demo = self.streams.get("demography", self.t)
+        rng_demo = self.streams.get("demography", self.now)
         leavers, movers = separations(wf, self.cfg, rng_demo)
         # A worker who retires this month does not also quit or move.
         gone = np.union1d(retired, leavers)
@@ -176,10 +214,10 @@ class WorkforceModel(mesa.Model):
             wf.studio_since[movers] = NO_MONTH  # a mover leaves the studio
             refresh(wf, movers, self.rates)
             self.ledger.add(wf, movers)
-        n_new = max(0, target_size(self.cfg, self.t + 1) - (wf.n - gone.size))
+        n_new = max(0, self.size_path.agents(self.now) - (wf.n - gone.size))
         self.ledger.remove(wf, gone)
         slots = wf.replace(gone, n_new)
-        fill_entrants(wf, slots, self.cfg, self.firms, self.now, self.streams.get("entrants", self.t))
+        fill_entrants(wf, slots, self.cfg, self.firms, self.now, self.streams.get("entrants", self.now))
         refresh(wf, slots, self.rates)
         self.ledger.add(wf, slots)
         self.flows.update(
@@ -211,13 +249,13 @@ class WorkforceModel(mesa.Model):
         rounds = len(set(beh.assessment_months))
         sit_untrained = 1.0 - (1.0 - np.asarray(beh.sit_rate)) ** (1.0 / rounds)
         passed = certify(wf, self.pass_prob, sit_untrained, beh.trained_sit_prob,
-                         self.streams.get("certification", self.t))
+                         self.streams.get("certification", self.now))
         self.certification_spend = float(self.cert_subsidy[wf.level[passed] + 1].sum()) * self.weight
         self.promote(passed, "certification")
 
     def _appoint(self) -> None:
         min_months = int(round(self.cfg.behaviour.appointment_min_years * 12))
-        chosen = appoint(self.workforce, self.appoint_rate, min_months, self.streams.get("appointment", self.t))
+        chosen = appoint(self.workforce, self.appoint_rate, min_months, self.streams.get("appointment", self.now))
         self.promote(chosen, "appointment")
 
     def pay_bonus(self, idx: np.ndarray, amount: float) -> None:
@@ -230,9 +268,22 @@ class WorkforceModel(mesa.Model):
         self.dates.append(calendar.label(self.now))
         self.datacollector.collect(self)
 
+    def _collect_history(self) -> None:
+        self.row = measure(self)
+        self.history_rows.append(self.row)
+        self.history_dates.append(calendar.label(self.now))
+
     # -- output ---------------------------------------------------------------------------
-    def series(self) -> pd.DataFrame:
-        """The monthly series: `date` (YYYY-MM, state at the end of that month) and all metrics."""
+    def series(self, history: bool = False) -> pd.DataFrame:
+        """The monthly series: `date` (YYYY-MM, state at the end of that month) and all metrics.
+
+        From the start state on; with `history=True` the simulated history comes first (its last row
+        is the start state, which is not repeated)."""
         df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
         df.insert(0, "date", self.dates)
+        if history and len(self.history_rows) > 1:
+            past = pd.DataFrame(self.history_rows[:-1], columns=column_names())
+            past.insert(0, "date", self.history_dates[:-1])
+            df = pd.concat([past, df], ignore_index=True)
         return df
+

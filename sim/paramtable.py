@@ -89,6 +89,8 @@ def fmt_number(v: Any) -> str:
 
 
 def fmt_default(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {fmt_default(x)}" for k, x in v.items()) + "}"
     if v is None:
         return "null"
     if isinstance(v, bool):
@@ -106,6 +108,11 @@ def _range(kind: str, m: dict) -> str:
 
 def fmt_allowed(row: ParamRow) -> str:
     """What values the config checks accept (single-field checks of sim.config)."""
+    if get_origin(row.type) is dict:
+        _, inner = get_args(row.type)
+        what = fmt_allowed(ParamRow(row.name, inner, None, row.meta))
+        key = "config key" if row.name.endswith("structural") else "date YYYY-MM"
+        return f"mapping of {key} to {what}"
     elem, is_list, optional = _base_type(row.type)
     m = row.meta
     if elem is bool:

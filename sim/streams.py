@@ -21,6 +21,7 @@ MECHANISMS: tuple[str, ...] = (
     "training",
     "competition",
     "studio",
+    "alignment",  # history: hot-deck donors and ties when aligning to an observation
 )
 
 
@@ -41,10 +42,11 @@ class RandomStreams:
         self._roots = dict(zip(MECHANISMS, root.spawn(len(MECHANISMS))))
 
     def get(self, mechanism: str, month: int) -> np.random.Generator:
-        """Generator for `mechanism` in simulated month `month` (0-based).
+        """Generator for `mechanism` in absolute calendar month `month` (year * 12 + month - 1).
 
-        The one-off mechanisms (population, firms) use month 0 at initialisation; no other mechanism
-        draws then, so nothing is shared.
+        Keyed by the calendar month, so two runs that simulate the same month (a forecast and its
+        history, or runs whose policies start in different years) share that month's draws. The
+        one-off mechanisms (population, firms) use key 0 at initialisation.
         """
         ss = self._roots[mechanism]
         child = np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key + (int(month),), pool_size=ss.pool_size)

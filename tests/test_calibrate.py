@@ -6,20 +6,29 @@ import dataclasses
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from sim import calibrate as cal
+from sim.studies import calibrate as cal
 from sim.cli import compose_config
 from sim.config import CALIBRATION_FILE, RunConfig
 from sim.sources import target
 
 
 def test_calibration_improves_the_objective_on_a_tiny_budget(tmp_path):
-    out = cal.run({"region": "national", "n_agents": 1500, "replicates": 2, "max_evals": 14, "cutoff": None,
-                   "out": str(tmp_path), "write": "false", "seed": 5})
+    out = cal.run({"region": "national", "n_agents": 1000, "replicates": 2, "max_evals": 12, "cutoff": None,
+                   "out": str(tmp_path), "write": "false", "seed": 5, "draws": 12, "ensemble": 6})
     info = json.loads((out / "calibration.json").read_text())
     assert info["evaluations"] >= 10
     assert info["objective"] < info["objective_start"]
+    ens = pd.read_csv(out / "ensemble.csv")
+    assert len(ens) == 6
+    for p in cal.FREE:  # every member inside the parameter's bounds
+        assert ((ens[p.name] >= p.lo - 1e-9) & (ens[p.name] <= p.hi + 1e-9)).all(), p.name
+    ident = pd.read_csv(out / "identification.csv")
+    assert set(ident["parameter"]) == {p.name for p in cal.FREE}
+    assert (ident["width_ratio"] >= 0).all()
+    assert 1.0 <= info["ensemble"]["effective_sample_size"] <= 24
     fit = (out / "fit.csv").read_text()
     for rid in ("nat_hs_2011", "nat_hs_2016", "nat_hs_2021", "nat_mix_2021_L3", "nat_cert_flow"):
         assert rid in fit
@@ -45,12 +54,35 @@ def test_hindcast_fits_only_targets_up_to_the_cutoff():
     assert res.cutoff == 2016
 
 
-def test_national_start_reproduces_the_2009_state():
-    cfg = cal.national_start(compose_config(["region=national"]), 2000)
-    assert cfg.region.observed == "2009-12"
-    assert sum(cfg.region.skilled_mix[2:]) == pytest.approx(target("nat_hs_2009").number, abs=1e-9)
-    skilled_2011 = cfg.region.population * (1 - cfg.region.uncertified_share) * (1 + cfg.region.growth_per_year) ** 2
-    assert skilled_2011 == pytest.approx(target("nat_skilled_2011").number, rel=1e-5)  # growth kept to 5 decimals
+def test_national_history_starts_at_the_2009_state_and_passes_the_observed_stocks():
+    from sim import WorkforceModel
+    from sim.calendar import month_index
+    from sim.demography import SizePath
+
+    cfg = cal.national_history(compose_config(["region=national"]), 2000)
+    assert not cfg.region.history.align  # the calibration fits free dynamics
+    m = WorkforceModel(cfg)
+    first = m.history_rows[0]
+    assert m.history_dates[0] == "2009-12"
+    assert first["high_skill_share"] == pytest.approx(target("nat_hs_2009").number, abs=1e-3)
+    path = SizePath(cfg)
+    u = cfg.region.uncertified_share
+    assert path.persons(month_index("2011-12")) * (1 - u) == pytest.approx(target("nat_skilled_2011").number, rel=1e-9)
+    assert path.persons(month_index("2021-12")) == pytest.approx(cfg.region.population, rel=1e-9)
+
+
+def test_backtest_config_knows_nothing_after_the_cutoff():
+    base = compose_config(["region=national"])
+    for cutoff in (2011, 2016):
+        c = cal.backtest_config(base, cutoff)
+        assert c.region.observed == f"{cutoff}-12"
+        h = c.region.history
+        assert all(d <= f"{cutoff}-12" for d in [*h.high_skill_share, *h.level_share, *h.skilled_workers])
+        lo, hi = c.region.structural["region.growth_per_year"]
+        assert lo == 0.0 and lo <= c.region.growth_per_year <= hi
+    # 2016: the last observed growth, 119M (2011) -> 165M (2016)
+    assert cal.backtest_config(base, 2016).region.structural["region.growth_per_year"][1] == pytest.approx(
+        (165 / 119) ** 0.2 - 1, abs=1e-4)
 
 
 def test_presets_use_the_calibrated_parameters():

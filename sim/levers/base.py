@@ -36,7 +36,7 @@ class Lever:
             self.month_spend[f] = 0.0
         self.month_reach = 0.0
         if self.active:
-            self.act(model, model.streams.get(self.name, model.t))
+            self.act(model, model.streams.get(self.name, model.now))
 
     def act(self, model, rng: np.random.Generator) -> None:
         raise NotImplementedError

@@ -39,7 +39,10 @@ class TrainingLever(Lever):
     def _set_budget(self, model) -> None:
         p, wf = self.params, model.workforce
         workers = float(model.ledger.count.sum())
-        gov = model.cfg.region.training_budget_per_worker_year * workers * p.intensity
+        # Constant in real terms: the per-worker budget of the start state, grown (or, in the history,
+        # deflated) with the wage index, so the status quo buys the same places per worker each year.
+        real = model.wage_index / model.wage_index_start
+        gov = model.cfg.region.training_budget_per_worker_year * workers * p.intensity * real
         # Payroll by firm, then the levy: no per-worker gather, and no BLAS call (whose worker thread
         # would spin on the other core through a small run).
         firm_pay = np.bincount(wf.firm, weights=wf.pay * wf.weight, minlength=model.firms.n)

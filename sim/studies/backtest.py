@@ -1,0 +1,170 @@
+"""`skillsim-backtest`: forecasts from earlier origins, scored against what happened and against naive
+forecasts, the way official projection programmes judge theirs.
+
+For each origin (a cut-off year: 2011, 2016) the whole pipeline runs on what was known then:
+calibrate on the national targets dated up to the cut-off (simulated method of moments, then the
+parameter ensemble), build the preset as of the cut-off (`calibrate.backtest_config`: its history,
+stock and growth range), and run the forecast ensemble to 2021. Each held-out observation (the later
+high-skill shares, and the 2021 level mix) is scored by:
+
+- the point error of the ensemble median;
+- whether the 50% and 90% bands cover it;
+- the CRPS of the ensemble (continuous ranked probability score, in share points; for a point
+  forecast it is the absolute error, so naive forecasts are scored on the same scale);
+- the errors of two naive forecasts: the last observed value, and the linear trend through the last
+  two observations.
+
+Writes `backtest.csv` (one row per origin and held-out point) and each origin's calibration and
+forecast tables into the output folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..calendar import month_index
+from ..errors import ConfigError, SkillsimError
+from ..sources import target
+from . import calibrate as cal
+from .forecast import forecast
+
+MIX_ROWS = {3: "nat_mix_2021_L3", 4: "nat_mix_2021_L4", 5: "nat_mix_2021_L5"}
+USAGE = """usage: skillsim-backtest [origins=2011,2016] [n_agents=6000] [replicates=2] [max_evals=400]
+                         [draws=150] [ensemble=100] [params=16] [structural=8] [forecast_replicates=2]
+                         [forecast_agents=20000] [seed=S] [out=DIR]
+
+Rolling-origin backtests of the national forecast: for each origin, calibrate on the data up to it,
+forecast the held-out observations with the full ensemble, and score median error, 50%/90% band
+coverage and CRPS against the naive last-value and linear-trend forecasts. Writes backtest.csv."""
+
+
+def crps(sample: np.ndarray, y: float) -> float:
+    """CRPS of an ensemble (the empirical distribution of `sample`) for the observation y."""
+    x = np.sort(np.asarray(sample, dtype=float))
+    n = x.size
+    # E|X - y| - E|X - X'| / 2, with E|X - X'| = 2/n^2 * sum_i (2i - n - 1) x_(i) for sorted x
+    return float(np.mean(np.abs(x - y)) - np.sum((2 * np.arange(1, n + 1) - n - 1) * x) / n**2)
+
+
+def naive(observed: dict[str, float], cutoff: int, date: str) -> tuple[float, float]:
+    """(last value, linear trend of the last two observations) forecasts for `date`."""
+    known = sorted((d, v) for d, v in observed.items() if d <= f"{cutoff}-12")
+    (d0, v0), (d1, v1) = known[-2], known[-1]
+    slope = (v1 - v0) / (month_index(d1) - month_index(d0))
+    return v1, v1 + slope * (month_index(date) - month_index(d1))
+
+
+def held_out(full: dict[str, float], cutoff: int) -> list[tuple[str, str, float]]:
+    """(id, date, value) of what the origin did not know: later shares and the 2021 level mix."""
+    out = [(f"nat_hs_{d[:4]}", d, v) for d, v in sorted(full.items()) if d > f"{cutoff}-12"]
+    out += [(MIX_ROWS[k], "2021-12", target(MIX_ROWS[k]).number) for k in (3, 4, 5)]
+    return out
+
+
+def score(long: pd.DataFrame, full: dict[str, float], cutoff: int) -> list[dict]:
+    rows = []
+    for rid, date, y in held_out(full, cutoff):
+        metric = "high_skill_share" if rid.startswith("nat_hs") else f"level_{rid[-1]}_share"
+        sample = long[(long["date"] == date) & (long["metric"] == metric)]["value"].to_numpy()
+        q05, q25, med, q75, q95 = np.quantile(sample, [0.05, 0.25, 0.5, 0.75, 0.95])
+        row = {"origin": cutoff, "target": rid, "date": date, "observed": y, "median": med, "q05": q05, "q25": q25,
+               "q75": q75, "q95": q95, "error": med - y, "in_50": bool(q25 <= y <= q75), "in_90": bool(q05 <= y <= q95),
+               "crps": crps(sample, y), "n": int(sample.size)}
+        if metric == "high_skill_share":
+            last, trend = naive(full, cutoff, date)
+            row.update(naive_last=last, naive_last_error=last - y, naive_trend=trend, naive_trend_error=trend - y)
+        rows.append(row)
+    return rows
+
+
+def parse(argv: list[str]) -> dict:
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        raise SystemExit(0)
+    opts = {"origins": "2011,2016", "n_agents": 6000, "replicates": 2, "max_evals": 400, "draws": 150,
+            "ensemble": 100, "params": 16, "structural": 8, "forecast_replicates": 2, "forecast_agents": 20000,
+            "seed": None, "out": None}
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep or key not in opts:
+            raise ConfigError(key or a, value, "one of " + ", ".join(f"{k}=..." for k in opts))
+        if key in ("origins", "out"):
+            opts[key] = value
+            continue
+        try:
+            opts[key] = int(value)
+        except ValueError:
+            raise ConfigError(key, value, "an integer") from None
+        if opts[key] < (2 if key == "forecast_replicates" else 0 if key == "seed" else 1):
+            raise ConfigError(key, opts[key], "a larger integer")
+    try:
+        opts["origins"] = [int(x) for x in str(opts["origins"]).split(",")]
+    except ValueError:
+        raise ConfigError("origins", opts["origins"], "years separated by commas, e.g. 2011,2016") from None
+    for o in opts["origins"]:
+        if o not in (2011, 2016):
+            raise ConfigError("origins", o, "2011 or 2016 (years with an observed skilled stock)")
+    return opts
+
+
+def run(argv: list[str]) -> Path:
+    from ..cli import compose_config
+
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    opts = parse(argv)
+    base = compose_config(["region=national"] + ([f"seed={opts['seed']}"] if opts["seed"] is not None else []))
+    out = Path(opts["out"] or f"results/backtests/{datetime.now():%Y-%m-%d_%H-%M-%S}")
+    out.mkdir(parents=True, exist_ok=True)
+    full = dict(base.region.history.high_skill_share)
+    rows = []
+    for cutoff in opts["origins"]:
+        t0 = time.perf_counter()
+        log(f"backtest origin {cutoff}: calibrating on data up to {cutoff}")
+        res = cal.calibrate(base, n_agents=opts["n_agents"], replicates=opts["replicates"],
+                            max_evals=opts["max_evals"], cutoff=cutoff, log=log)
+        fit = cal.fit_table(cal.national_history(res.config, opts["n_agents"], cutoff), res.fitted,
+                            [base.seed + 7919 * (k + 1) for k in range(8)], {m.id for m in res.fitted})
+        members, draws, ess, ident = cal.parameter_ensemble(
+            res, res.fitted, draws=opts["draws"], size=opts["ensemble"], spread=0.5,
+            model_var=fit["model_sd"].to_numpy() ** 2, log=log)
+        fcfg = cal.backtest_config(base, cutoff)
+        fcfg = dataclasses.replace(fcfg, n_agents=opts["forecast_agents"],
+                                   horizon=dataclasses.replace(fcfg.horizon, end_year=2021))
+        tables = forecast(fcfg, params=opts["params"], structural=opts["structural"],
+                          replicates=opts["forecast_replicates"], seed=base.seed, log=log, ensemble=members)
+        sub = out / f"origin_{cutoff}"
+        sub.mkdir(exist_ok=True)
+        for name in ("ensemble", "runs", "variance"):
+            tables[name].to_csv(sub / f"{name}.csv", index=False)
+        members.to_csv(sub / "parameter_ensemble.csv", index=False)
+        ident.to_csv(sub / "identification.csv", index=False)
+        (sub / "calibration.json").write_text(json.dumps({"values": res.values, "objective": res.objective,
+                                                          "evaluations": res.evaluations,
+                                                          "effective_sample_size": ess}, indent=2) + "\n")
+        rows += score(tables["long"], full, cutoff)
+        log(f"backtest origin {cutoff}: done in {time.perf_counter() - t0:.0f} s")
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "backtest.csv", index=False)
+    log(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    log(f"wrote {out / 'backtest.csv'}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        run(list(sys.argv[1:] if argv is None else argv))
+    except SkillsimError as err:
+        print(f"skillsim-backtest: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""`skillsim-forecast`: the honest forecast of a region, with every source of its uncertainty.
+
+The ensemble crosses `params` members of the calibration ensemble (parameter uncertainty) with
+`structural` points of the preset's structural ranges (the growth path, status-quo lever intensities
+and the like) and runs `replicates` replicates in each cell (stochastic noise). Every run continues
+the region's simulated history (sim.history), so the forecast carries on from the history the
+calibration fitted. The folder it writes has the sweep tables' format:
+
+- `ensemble.csv`: date, metric, n, mean, q05, q25, median, q75, q95 across all runs (each run is an
+  equally likely draw of the three sources), for the high-skill share (over skilled workers and over
+  the workforce), mean and median income;
+- `runs.csv`: one row per run: cell, member, structural values, replicate, seeds, end-year figures;
+- `variance.csv`: for each December and metric, the variance from parameters, structural inputs,
+  their interaction and stochastic noise (sim.studies.variance), and each one's share;
+- `manifest.json` (command, options, seeds, versions, ensemble provenance, checksums) and `COMPLETE`.
+
+Written whole or not at all (a hidden temporary folder, renamed). The same options give the same
+tables byte for byte, however many processes run them. Plain `skillsim` stays one run at the central
+parameter set and central structural inputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import RunConfig
+from ..errors import ConfigError, OutputError, SkillsimError
+from ..results import COMPLETE_MARKER, _json, complete_text, git_commit, package_versions, sha256
+from . import uncertainty, variance
+from .batch import run_batch
+
+METRICS = ("high_skill_share", "high_skill_share_workforce", "income_mean", "income_median",
+           "level_3_share", "level_4_share", "level_5_share")
+QUANTILES = {"q05": 0.05, "q25": 0.25, "median": 0.5, "q75": 0.75, "q95": 0.95}
+OPTIONS = {"params": 16, "structural": 8, "replicates": 2, "n_agents": 50000, "seed": None, "out": None}
+USAGE = """usage: skillsim-forecast [region=NAME] [scenario=NAME] [OVERRIDE ...]
+                         [params=16] [structural=8] [replicates=2] [n_agents=50000] [seed=S] [out=DIR]
+
+The forecast of a region with all three sources of uncertainty: `params` sets of the calibration
+ensemble x `structural` points of the preset's structural ranges x `replicates` seeds. Any other
+key=value is a skillsim config override (as for `skillsim`). Writes ensemble.csv, runs.csv,
+variance.csv, manifest.json and COMPLETE into out (default results/forecasts/<time>_<region>_<scenario>).
+Draw the fan chart and the variance decomposition with `skillsim-report DIR`."""
+
+
+def read_series(model) -> pd.DataFrame:
+    s = model.series()
+    for k in (3, 4, 5):  # level shares among skilled workers (the published level mix)
+        s[f"level_{k}_share"] = s[f"level_{k}"] / s["skilled_workers"]
+    return s[["date", *METRICS]].copy()
+
+
+@dataclasses.dataclass
+class Cell:
+    index: int
+    member: int
+    point: int
+    structural: dict[str, float]
+
+
+def design(cfg: RunConfig, params: int, structural: int, seed: int,
+           ens: pd.DataFrame | None = None) -> tuple[list[Cell], pd.DataFrame]:
+    """Cells of the crossed design: members spread evenly over the ensemble x hypercube points."""
+    ens = uncertainty.load_ensemble() if ens is None else ens
+    members = np.unique(np.linspace(0, len(ens) - 1, params).round().astype(int)) if params < len(ens) \
+        else np.arange(len(ens))
+    points = uncertainty.structural_points(cfg, structural, seed)
+    cells = [Cell(i * len(points) + j, int(m), j, pt) for i, m in enumerate(members) for j, pt in enumerate(points)]
+    return cells, ens
+
+
+def configs_for(cfg: RunConfig, cells: list[Cell], ens: pd.DataFrame, replicates: int) -> list[RunConfig]:
+    out = []
+    for c in cells:
+        cc = uncertainty.apply_structural(uncertainty.member_config(cfg, ens.iloc[c.member]), c.structural)
+        for r in range(replicates):
+            out.append(dataclasses.replace(cc, replicate=c.index * replicates + r))
+    return out
+
+
+def ensemble_table(long: pd.DataFrame) -> pd.DataFrame:
+    g = long.groupby(["date", "metric"], sort=True)["value"]
+    out = g.agg(n="count", mean="mean")
+    for name, q in QUANTILES.items():
+        out[name] = g.quantile(q)
+    return out.reset_index()
+
+
+def variance_table(long: pd.DataFrame, n_members: int, n_points: int, replicates: int) -> pd.DataFrame:
+    rows = []
+    dec = long[long["date"].str.endswith("-12")]
+    for (date, metric), grp in dec.groupby(["date", "metric"], sort=True):
+        grp = grp.sort_values(["member_idx", "point", "replicate_in_cell"])
+        y = grp["value"].to_numpy().reshape(n_members, n_points, replicates)
+        comps = variance.decompose(y)
+        sh = variance.shares(comps)
+        for k in variance.COMPONENTS:
+            rows.append({"date": date, "metric": metric, "component": k, "variance": comps[k], "share": sh[k],
+                         "total_variance": float(np.var(y, ddof=1))})
+    return pd.DataFrame(rows)
+
+
+def forecast(cfg: RunConfig, *, params: int, structural: int, replicates: int, seed: int, log=print,
+             ensemble: pd.DataFrame | None = None) -> dict:
+    """Run the ensemble and build its tables (in memory); `ensemble` replaces the packaged one."""
+    cells, ens = design(cfg, params, structural, seed, ensemble)
+    runs_cfg = configs_for(cfg, cells, ens, replicates)
+    log(f"forecast: {len(runs_cfg)} runs ({len({c.member for c in cells})} parameter sets x "
+        f"{structural} structural points x {replicates} replicates), {cfg.n_agents} agents each")
+    t0 = time.perf_counter()
+    series = run_batch(runs_cfg, read_series)
+    log(f"forecast: runs done in {time.perf_counter() - t0:.0f} s")
+    frames, rows = [], []
+    member_order = {m: i for i, m in enumerate(sorted({c.member for c in cells}))}
+    k = 0
+    end = str(cfg.horizon.end_year)
+    for c in cells:
+        for r in range(replicates):
+            s, rc = series[k], runs_cfg[k]
+            k += 1
+            long = s.melt(id_vars="date", var_name="metric", value_name="value")
+            long["run"] = k - 1
+            long["member_idx"], long["point"], long["replicate_in_cell"] = member_order[c.member], c.point, r
+            frames.append(long)
+            last = s[s["date"] == f"{end}-12"].iloc[0]
+            rows.append({"run": k - 1, "cell": c.index, "member": c.member, "point": c.point, "replicate": rc.replicate,
+                         "seed": rc.seed, **{f"structural:{key}": v for key, v in c.structural.items()},
+                         **{f"{m}_{end}": float(last[m]) for m in METRICS}})
+    long = pd.concat(frames, ignore_index=True)
+    return {"ensemble": ensemble_table(long), "runs": pd.DataFrame(rows), "long": long,
+            "variance": variance_table(long, len(member_order), structural, replicates), "cells": len(cells)}
+
+
+def write_folder(out: Path, tables: dict, manifest: dict) -> Path:
+    """Write the tables, the manifest and COMPLETE atomically."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputError(f"forecast folder {out} already exists and is not empty; choose another out=")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        tables["ensemble"].to_csv(tmp / "ensemble.csv", index=False)
+        tables["runs"].to_csv(tmp / "runs.csv", index=False)
+        tables["variance"].to_csv(tmp / "variance.csv", index=False)
+        files = sorted(p for p in tmp.iterdir() if p.is_file())
+        manifest = {**manifest, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "files": {p.name: sha256(p) for p in files}, "sizes": {p.name: p.stat().st_size for p in files}}
+        (tmp / "manifest.json").write_text(_json(manifest), encoding="utf-8")
+        (tmp / COMPLETE_MARKER).write_text(complete_text(tmp / "manifest.json"), encoding="utf-8")
+        if out.exists():
+            out.rmdir()
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def parse(argv: list[str]) -> tuple[dict, list[str]]:
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        raise SystemExit(0)
+    opts, overrides = dict(OPTIONS), []
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep:
+            raise ConfigError(a, "", "key=value arguments (see skillsim-forecast --help)")
+        if key in ("params", "structural", "replicates", "n_agents", "seed"):
+            try:
+                opts[key] = int(value)
+            except ValueError:
+                raise ConfigError(key, value, "an integer") from None
+            lo = 2 if key == "replicates" else 1 if key != "seed" else 0
+            if opts[key] < lo:
+                raise ConfigError(key, opts[key], f"an integer >= {lo}")
+            if key in ("n_agents", "seed"):
+                overrides.append(a)
+        elif key == "out":
+            opts["out"] = value
+        else:
+            overrides.append(a)
+    if not any(o.startswith("n_agents=") for o in overrides):
+        overrides.append(f"n_agents={opts['n_agents']}")
+    return opts, overrides
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        run(argv)
+    except SkillsimError as err:
+        print(f"skillsim-forecast: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    except KeyboardInterrupt:
+        print("skillsim-forecast: interrupted; no forecast folder was written", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def run(argv: list[str]) -> Path:
+    from ..cli import compose_config
+
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    opts, overrides = parse(argv)
+    cfg = compose_config(overrides)
+    seed = cfg.seed if opts["seed"] is None else opts["seed"]
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    out = Path(opts["out"] or f"results/forecasts/{stamp}_{cfg.region.name}_{cfg.scenario}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputError(f"forecast folder {out} already exists and is not empty; choose another out=")
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    tables = forecast(cfg, params=opts["params"], structural=opts["structural"], replicates=opts["replicates"],
+                      seed=seed, log=log)
+    from .calibrate import CALIBRATION_FILE
+
+    manifest = {"kind": "forecast", "command": ["skillsim-forecast", *argv], "overrides": overrides,
+                "region": cfg.region.name, "scenario": cfg.scenario, "n_agents": cfg.n_agents, "seed": seed,
+                "options": {k: opts[k] for k in ("params", "structural", "replicates")}, "runs": len(tables["runs"]),
+                "target_year": cfg.horizon.end_year, "structural_ranges": cfg.region.structural,
+                "calibration": str(CALIBRATION_FILE.name), "versions": package_versions(), "git_commit": git_commit(),
+                "started": started}
+    path = write_folder(out, tables, manifest)
+    headline(tables, cfg, log)
+    log(f"wrote {path}")
+    return path
+
+
+def headline(tables: dict, cfg: RunConfig, log) -> None:
+    ens, var = tables["ensemble"], tables["variance"]
+    years = sorted({cfg.region.high_skill_target_year, cfg.horizon.end_year})
+    for y in years:
+        row = ens[(ens["date"] == f"{y}-12") & (ens["metric"] == "high_skill_share")]
+        if row.empty:
+            continue
+        r = row.iloc[0]
+        v = var[(var["date"] == f"{y}-12") & (var["metric"] == "high_skill_share")].set_index("component")["share"]
+        parts = ", ".join(f"{k} {100 * v.get(k, float('nan')):.0f}%" for k in variance.COMPONENTS)
+        log(f"{cfg.region.label_en} {y}-12 high-skill share: median {100 * r['median']:.1f}%, "
+            f"90% band [{100 * r['q05']:.1f}, {100 * r['q95']:.1f}]; variance from {parts}")
+
+
+if __name__ == "__main__":
+    main()

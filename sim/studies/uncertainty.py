@@ -1,0 +1,99 @@
+"""The three sources of a forecast's uncertainty, as configs (DESIGN.md section 8).
+
+- parameters: a member of the calibration ensemble (`sim/data/calibration_ensemble.csv`, written by
+  `skillsim-calibrate`), applied on top of the assumed values exactly as the calibration applied it;
+- structural inputs: a point in the preset's `region.structural` ranges, from a Latin hypercube
+  (scipy.stats.qmc) so a few draws cover every range evenly;
+- stochastic: the replicate (its own seed).
+
+`draw_config(cfg, k)` gives joint draw k (member k mod ensemble size, structural point k of a fixed
+hypercube), so a sweep can opt into parameter and structural uncertainty with `draw=range(0,N)`:
+two settings with the same draw and replicate share parameters, inputs and random numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import qmc
+
+from ..config import RunConfig, with_value
+from ..errors import DataError
+
+DRAW_POINTS = 1024  # size of the fixed structural hypercube behind `draw_config`
+
+
+@lru_cache(maxsize=4)
+def load_ensemble(path: str | None = None) -> pd.DataFrame:
+    """The calibration ensemble: one row per parameter set, columns named after the free parameters."""
+    from .calibrate import ENSEMBLE_FILE, FREE
+
+    p = Path(path) if path else ENSEMBLE_FILE
+    try:
+        df = pd.read_csv(p)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"calibration ensemble {p}: cannot be read ({type(exc).__name__}); "
+                        f"regenerate it with skillsim-calibrate region=national") from None
+    missing = [f.name for f in FREE if f.name not in df.columns]
+    if missing or df.empty:
+        raise DataError(f"calibration ensemble {p}: missing columns {missing} or no rows; "
+                        f"regenerate it with skillsim-calibrate region=national")
+    return df
+
+
+def member_config(cfg: RunConfig, member: pd.Series) -> RunConfig:
+    from .calibrate import ensemble_configs
+
+    return ensemble_configs(cfg, pd.DataFrame([member]))[0]
+
+
+def structural_points(cfg: RunConfig, n: int, seed: int) -> list[dict[str, float]]:
+    """n points of a Latin hypercube over the preset's structural ranges (key -> value)."""
+    keys = list(cfg.region.structural)
+    if not keys or n <= 0:
+        return [{} for _ in range(max(n, 0))]
+    u = qmc.LatinHypercube(len(keys), seed=seed).random(n)
+    lo = np.array([cfg.region.structural[k][0] for k in keys])
+    hi = np.array([cfg.region.structural[k][1] for k in keys])
+    vals = lo + u * (hi - lo)
+    return [{k: float(v) for k, v in zip(keys, row)} for row in vals]
+
+
+def apply_structural(cfg: RunConfig, values: dict[str, float]) -> RunConfig:
+    """cfg with structural inputs set. A different uncertified share changes the workforce around
+    the observed skilled stock, so the population moves with it (skilled workers stay as observed)."""
+    for key, value in values.items():
+        if key == "region.uncertified_share":
+            skilled = cfg.region.population * (1 - cfg.region.uncertified_share)
+            cfg = with_value(cfg, "region.population", skilled / (1 - value))
+        cfg = with_value(cfg, key, int(round(value)) if isinstance(_raw(cfg, key), int) else float(value))
+    return cfg
+
+
+def _raw(cfg, dotted: str):
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+@lru_cache(maxsize=8)
+def _draw_points(keys: tuple, ranges: tuple, seed: int) -> np.ndarray:
+    u = qmc.LatinHypercube(len(keys), seed=seed).random(DRAW_POINTS)
+    lo = np.array([r[0] for r in ranges])
+    hi = np.array([r[1] for r in ranges])
+    return lo + u * (hi - lo)
+
+
+def draw_config(cfg: RunConfig, k: int) -> RunConfig:
+    """Joint draw k of parameters and structural inputs (the same for every setting of a sweep)."""
+    ens = load_ensemble()
+    cfg = member_config(cfg, ens.iloc[k % len(ens)])
+    keys = tuple(cfg.region.structural)
+    if keys:
+        pts = _draw_points(keys, tuple(tuple(cfg.region.structural[x]) for x in keys), 20240101)
+        cfg = apply_structural(cfg, dict(zip(keys, pts[k % DRAW_POINTS])))
+    return dataclasses.replace(cfg)

@@ -1,0 +1,117 @@
+"""Forecast ensembles: the variance decomposition, CRPS, the folder, reruns, the backtest pipeline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from sim.studies import backtest, variance
+from sim.studies.calibrate import FREE
+
+
+def test_variance_decomposition_recovers_known_components():
+    """y = a_p + b_s + c_ps + e with known variances; estimates within their sampling error."""
+    rng = np.random.default_rng(0)
+    truth = {"parameters": 4.0, "structural": 1.0, "interaction": 0.5, "stochastic": 2.0}
+    est = {k: [] for k in truth}
+    for _ in range(60):
+        p, s, r = 30, 20, 3
+        y = (rng.normal(0, 2.0, (p, 1, 1)) + rng.normal(0, 1.0, (1, s, 1))
+             + rng.normal(0, np.sqrt(0.5), (p, s, 1)) + rng.normal(0, np.sqrt(2.0), (p, s, r)))
+        for k, v in variance.decompose(y).items():
+            est[k].append(v)
+    for k, v in truth.items():
+        m, se = np.mean(est[k]), np.std(est[k], ddof=1) / np.sqrt(len(est[k]))
+        assert abs(m - v) <= 4 * se + 0.02 * v, (k, m, v, se)
+
+
+def test_variance_decomposition_of_pure_noise_has_no_parameter_share():
+    y = np.random.default_rng(1).normal(0, 1, (20, 10, 4))
+    sh = variance.shares(variance.decompose(y))
+    assert sh["stochastic"] > 0.8
+    assert abs(sum(sh.values()) - 1) < 1e-12
+
+
+def test_crps_matches_the_normal_closed_form():
+    """For a large normal sample the ensemble CRPS approaches Gneiting & Raftery's closed form."""
+    rng = np.random.default_rng(2)
+    sample = rng.normal(0.3, 0.02, 40000)
+    for y in (0.3, 0.33, 0.25):
+        z = (y - 0.3) / 0.02
+        exact = 0.02 * (z * (2 * stats.norm.cdf(z) - 1) + 2 * stats.norm.pdf(z) - 1 / np.sqrt(np.pi))
+        assert backtest.crps(sample, y) == pytest.approx(exact, rel=0.02, abs=1e-5)
+    assert backtest.crps(np.array([0.29]), 0.30) == pytest.approx(0.01)  # a point forecast: the absolute error
+
+
+def test_naive_forecasts():
+    obs = {"2009-12": 0.247, "2011-12": 0.262, "2016-12": 0.290}
+    last, trend = backtest.naive(obs, 2016, "2021-12")
+    assert last == 0.290
+    assert trend == pytest.approx(0.290 + (0.290 - 0.262))  # five years on, at the 2011-2016 pace
+
+
+def _tiny_ensemble(path):
+    lo = np.array([p.lo for p in FREE])
+    hi = np.array([p.hi for p in FREE])
+    u = np.random.default_rng(3).uniform(0.3, 0.7, (4, len(FREE)))
+    df = pd.DataFrame(lo + u * (hi - lo), columns=[p.name for p in FREE])
+    df.insert(0, "member", range(4))
+    df.to_csv(path, index=False)
+
+
+def _forecast(out, ens, jobs):
+    code = ("import sys; from pathlib import Path; import sim.studies.calibrate as c; "
+            f"c.ENSEMBLE_FILE = Path({str(ens)!r}); from sim.studies.forecast import main; main(sys.argv[1:])")
+    env = {**os.environ, "SKILLSIM_JOBS": str(jobs)}
+    return subprocess.run([sys.executable, "-c", code, "n_agents=1500", "params=2", "structural=2", "replicates=2",
+                           "horizon.end_year=2025", f"out={out}"], env=env, capture_output=True, text=True)
+
+
+def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_processes(tmp_path):
+    ens = tmp_path / "ens.csv"
+    _tiny_ensemble(ens)
+    a, b = _forecast(tmp_path / "a", ens, 1), _forecast(tmp_path / "b", ens, 2)
+    assert a.returncode == 0, a.stderr
+    assert b.returncode == 0, b.stderr
+    for name in ("ensemble.csv", "runs.csv", "variance.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    assert (tmp_path / "a" / "COMPLETE").exists()
+    e = pd.read_csv(tmp_path / "a" / "ensemble.csv")
+    assert {"date", "metric", "n", "mean", "q05", "q25", "median", "q75", "q95"} <= set(e.columns)
+    assert {"high_skill_share", "income_mean", "income_median"} <= set(e["metric"])
+    last = e[(e["date"] == "2025-12") & (e["metric"] == "high_skill_share")].iloc[0]
+    assert last["n"] == 8 and last["q05"] <= last["median"] <= last["q95"] and last["q05"] < last["q95"]
+    runs = pd.read_csv(tmp_path / "a" / "runs.csv")
+    assert runs["seed"].nunique() == 1 and runs["replicate"].nunique() == 8  # own seed per run
+    assert runs["structural:region.growth_per_year"].nunique() == 2
+    v = pd.read_csv(tmp_path / "a" / "variance.csv")
+    sh = v[(v["date"] == "2025-12") & (v["metric"] == "high_skill_share")]
+    assert sh["share"].sum() == pytest.approx(1.0)
+    verify = subprocess.run([sys.executable, "-m", "sim.verify", str(tmp_path / "a")], capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
+
+
+def test_forecast_refuses_bad_options_in_one_line(tmp_path):
+    for arg in ("replicates=1", "params=0", "params=x"):
+        r = subprocess.run([sys.executable, "-m", "sim.studies.forecast", arg, f"out={tmp_path / 'x'}"],
+                           capture_output=True, text=True)
+        assert r.returncode == 2, (arg, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+        assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_backtest_pipeline_on_a_tiny_budget(tmp_path):
+    out = backtest.run(["origins=2016", "n_agents=500", "max_evals=4", "draws=8", "ensemble=6", "params=2",
+                        "structural=2", "forecast_agents=1500", f"out={tmp_path}"])
+    table = pd.read_csv(out / "backtest.csv")
+    assert set(table["target"]) == {"nat_hs_2021", "nat_mix_2021_L3", "nat_mix_2021_L4", "nat_mix_2021_L5"}
+    row = table[table["target"] == "nat_hs_2021"].iloc[0]
+    assert row["naive_last"] == pytest.approx(0.290) and row["observed"] == pytest.approx(0.300)
+    assert row["q05"] <= row["median"] <= row["q95"] and row["crps"] >= 0

@@ -1,0 +1,172 @@
+"""One history: alignment, the status-quo past shared by every scenario, no warm-up, sourced inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sim import WorkforceModel
+from sim.alignment import agent_counts, apply_moves, plan_moves, target_counts
+from sim.cli import CONFIG_DIR, compose_config
+from sim.sources import load_targets
+from sim.workforce import Workforce
+
+from .conftest import with_lever
+
+
+def _workforce(levels, progress):
+    wf = Workforce(len(levels) + 8)
+    idx = wf.append(len(levels))
+    wf.level[idx] = levels
+    wf.progress[idx] = progress
+    wf.months_at_level[idx] = np.arange(len(levels)) % 50
+    return wf
+
+
+def test_alignment_hits_the_target_share_with_the_fewest_moves_and_the_readiest_workers():
+    rng = np.random.default_rng(3)
+    levels = rng.choice([1, 2, 3, 4], 2000, p=[0.4, 0.35, 0.2, 0.05]).astype(np.int8)
+    wf = _workforce(levels, rng.random(2000).astype(np.float32))
+    before = agent_counts(wf)
+    for share in (0.40, 0.15):
+        w = _workforce(wf.level.copy(), wf.progress.copy())
+        targets = target_counts(agent_counts(w), share, None)
+        moves = plan_moves(w, targets, np.random.default_rng(1))
+        ready_l2 = np.sort(w.progress[w.level == 2])[::-1]
+        moved = apply_moves(w, moves, np.random.default_rng(1))
+        after = agent_counts(w)
+        skilled = after[1:].sum()
+        assert after[3:].sum() == round(share * skilled)  # exact, in agents
+        assert moved == abs(after[3:].sum() - before[3:].sum())  # fewest moves: only across the 2|3 boundary
+        assert after[1] == before[1] and after[4:].sum() == before[4:].sum()
+        if share > before[3:].sum() / skilled:  # promoted: those nearest the standard
+            (_, promoted, _), = moves
+            assert np.all(np.sort(wf.progress[promoted])[::-1] == ready_l2[:promoted.size])
+
+
+def test_alignment_to_a_level_mix_and_hot_deck_demotions():
+    rng = np.random.default_rng(5)
+    levels = rng.choice([1, 2, 3, 4, 5], 5000, p=[0.3, 0.3, 0.25, 0.1, 0.05]).astype(np.int8)
+    wf = _workforce(levels, rng.random(5000).astype(np.float32))
+    mix = [0.235, 0.05, 0.015]
+    moves = plan_moves(wf, target_counts(agent_counts(wf), None, mix), np.random.default_rng(2))
+    apply_moves(wf, moves, np.random.default_rng(2))
+    c = agent_counts(wf)
+    skilled = c[1:].sum()
+    for k, s in zip((3, 4, 5), mix):
+        assert abs(c[k] / skilled - s) <= 1.5 / skilled
+    demoted = np.concatenate([d for _, _, d in moves])
+    assert demoted.size > 0
+    # a demoted worker takes a lower-level worker's state: no one is left ready above the standard
+    assert np.all(wf.progress[demoted] < 1.0)
+
+
+def _policy_and_baseline(n=8000):
+    base = dataclasses.replace(compose_config(["region=chongqing"]), n_agents=n)
+    return base, with_lever(base, "training", intensity=3.0, allocation="near_standard")
+
+
+def test_every_scenario_continues_the_same_history():
+    base, policy = _policy_and_baseline()
+    a, b = WorkforceModel(base), WorkforceModel(policy)
+    for name in ("level", "progress", "months_at_level", "credit", "studio_since", "age", "firm"):
+        assert np.array_equal(getattr(a.workforce, name), getattr(b.workforce, name)), name
+    assert a.history_dates[0] == "2012-10" and a.history_dates[-1] == "2022-12"
+    assert a.row["high_skill_share"] == pytest.approx(0.314, abs=1e-4)  # aligned to cq_hs_2022
+    assert a.series(history=True)["date"].iloc[0] == "2012-10"
+
+
+def test_history_hidden_state_comes_from_the_dynamics():
+    m = WorkforceModel(dataclasses.replace(compose_config([]), n_agents=8000))
+    wf = m.workforce
+    # studio terms and training credit exist at the start state (they are 0 after a cold start)
+    assert (wf.studio_since != -32000).sum() > 0
+    assert (wf.credit > 0).sum() > 0
+    # the alignments move few agents: at most 2% of the workforce in any one year
+    assert max(m.aligned.values()) <= 0.02 * wf.n
+
+
+ROUND_MONTHS = ("03", "06", "09", "12")
+
+
+@pytest.mark.parametrize("region", ["chongqing", "national", "zhong_county"])
+def test_no_warm_up_after_the_start(region):
+    """Every assessment round of the first 24 months promotes within 30% of the mean round of
+    months 25-48, per worker, on each of three seeds."""
+    cfg = compose_config([f"region={region}", "n_agents=20000"])
+    for seed in (1, 2, 3):
+        c = dataclasses.replace(cfg, seed=seed,
+                                horizon=dataclasses.replace(cfg.horizon, end_year=cfg.start_year + 3))
+        s = WorkforceModel(c).run().series().iloc[1:].reset_index(drop=True)
+        rounds = s[s["date"].str[5:].isin(ROUND_MONTHS)]
+        rate = (rounds["promotions_certification"] / rounds["workers"]).to_numpy()
+        first, later = rate[:8], rate[8:16]
+        ratio = first / later.mean()
+        assert np.all(np.abs(ratio - 1) <= 0.30), (region, seed, ratio.round(2))
+
+
+SOURCE_WORDS = ("derived", "structural", "not forecast-shaping")
+LABELS = {"name", "label_en", "label_zh", "high_skill_target", "high_skill_target_year", "observed"}
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONFIG_DIR / "region").glob("*.yaml")))
+def test_every_forecast_shaping_input_has_a_source_row_or_a_range(preset):
+    rows = set(load_targets())
+    path = CONFIG_DIR / "region" / f"{preset}.yaml"
+    cfg = compose_config([f"region={preset}"])
+    ranges = cfg.region.structural
+    above: list[str] = []  # the comment lines just above a key also give its source
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            above.append(line)
+            continue
+        m = re.match(r"^([a-z_]+):\s*([^#]*?)\s*(#\s*(.*))?$", line)
+        block, above = " ".join(above), []
+        if not m or not m.group(2) or m.group(1) in LABELS:
+            continue
+        key, comment = m.group(1), (m.group(4) or "") + " " + block
+        cited = {w for w in re.findall(r"[A-Za-z0-9]+_[A-Za-z0-9_]+", comment) if w in rows}
+        if "structural" in comment:
+            assert f"region.{key}" in ranges, f"{preset}: {key} says structural but has no range"
+            lo, hi = ranges[f"region.{key}"]
+            assert lo <= getattr(cfg.region, key) <= hi
+        elif "not forecast-shaping" not in comment:
+            assert cited, f"{preset}: {key} ({comment!r}) cites no targets.csv row and has no range"
+    for key, (lo, hi) in ranges.items():
+        assert lo < hi, (preset, key)
+    # a range's reason is written next to it
+    text = path.read_text(encoding="utf-8")
+    for key in ranges:
+        i = text.index(f"  {key}:")
+        before = text[:i].splitlines()[-1]
+        assert "#" in before or "#" in text[i:].splitlines()[0], f"{preset}: range of {key} without a reason"
+
+
+def test_history_observations_match_their_targets_rows():
+    rows = load_targets()
+    nat = compose_config(["region=national"]).region.history
+    for date, rid in (("2009-12", "nat_hs_2009"), ("2011-12", "nat_hs_2011"), ("2016-12", "nat_hs_2016"),
+                      ("2021-12", "nat_hs_2021")):
+        assert nat.high_skill_share[date] == pytest.approx(rows[rid].number)
+    assert nat.level_share["2021-12"] == pytest.approx([rows[f"nat_mix_2021_L{k}"].number for k in (3, 4, 5)])
+    assert nat.skilled_workers["2011-12"] == rows["nat_skilled_2011"].number
+    cq = compose_config(["region=chongqing"]).region.history
+    assert cq.high_skill_share == {"2022-10": rows["cq_hs_2022_10"].number, "2022-12": rows["cq_hs_2022"].number}
+
+
+@pytest.mark.slow
+def test_chongqing_october_to_december_consistency():
+    """skillsim-calibrate region=chongqing: the model's December 2022 from its October state."""
+    from sim.studies import calibrate as cal
+
+    out = cal.check_chongqing(compose_config(["region=chongqing"]), {"n_agents": 50000, "replicates": 4,
+                                                                     "seed": 11}, Path("/tmp/skillsim-cq-check"),
+                              lambda *_: None)
+    import pandas as pd
+
+    row = pd.read_csv(out / "fit.csv").iloc[0]
+    assert abs(row["model_mean"] - 0.314) <= 0.003 + 2 * row["model_sd"] / 2, row.to_dict()
