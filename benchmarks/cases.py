@@ -51,6 +51,9 @@ def make_config(spec: dict):
 
     cfg = RunConfig(n_agents=int(spec["n"]),
                     horizon=HorizonParams(start_year=spec.get("start_year", 2025), end_year=spec.get("end_year", 2035)))
+    if not spec.get("history", False):  # the monthly rules only, cold start (as the naive reference)
+        cfg = dataclasses.replace(cfg, region=dataclasses.replace(
+            cfg.region, history=dataclasses.replace(cfg.region.history, origin="2100-12")))
     if spec.get("seed") is not None:
         cfg = dataclasses.replace(cfg, seed=int(spec["seed"]))
     if spec.get("replicate"):
@@ -90,7 +93,7 @@ class PhaseTimer:
 
 PHASES = ("_reset_month", "_demography", "_learn", "_certify", "_appoint", "_collect")
 # Module-level kernels looked up at call time in sim.model's namespace (nested inside phases).
-MODEL_KERNELS = ("retirements", "separations", "fill_entrants", "refresh", "measure", "target_size")
+MODEL_KERNELS = ("retirements", "separations", "fill_entrants", "refresh", "measure")
 
 
 def instrument(model, timer: PhaseTimer) -> tuple[list[str], list[str], callable]:

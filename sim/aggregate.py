@@ -31,7 +31,7 @@ from .metrics import SPEND_ACCOUNTS
 from .results import COMPLETE_MARKER
 
 FAILED_MARKER = "FAILED"
-REPLICATE_KEYS = ("replicate", "seed")
+REPLICATE_KEYS = ("replicate", "seed", "draw")  # not settings: what a setting is repeated over
 ENSEMBLE_METRICS = ("high_skill_share", "income_mean", "income_median")
 QUANTILES = {"q05": 0.05, "q25": 0.25, "median": 0.5, "q75": 0.75, "q95": 0.95}
 TABLES = ("runs.csv", "ensemble.csv", "effects.csv", "series_long.parquet", "series_long.csv")
@@ -156,9 +156,11 @@ def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | Non
 
 
 def paired_effects(runs: pd.DataFrame, settings: list[str], base: dict) -> pd.DataFrame:
-    """Each setting minus the baseline setting, paired on the replicate (same random streams)."""
+    """Each setting minus the baseline setting, paired on the replicate (same random streams) and, in a
+    sweep over `draw`, on the draw (same parameters and structural inputs), so the interval of an
+    effect carries the parameter and structural spread as well as the replicates'."""
     ok = runs[runs["status"] == "ok"].copy()
-    key = "replicate"
+    key = [k for k in ("draw", "replicate") if k in ok.columns and ok[k].notna().all()] or ["replicate"]
     spend_cols = [f"spend_cum_{lv}_{fu}" for lv, fu in SPEND_ACCOUNTS]
     ok["_spend"] = ok[spend_cols].sum(axis=1)
     is_base = np.logical_and.reduce([ok[k].astype(str) == str(v) for k, v in base.items()]) if base else None

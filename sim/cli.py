@@ -68,6 +68,9 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
     row = model.row
     log.info("%s: high-skill share %.1f%%, mean income %.0f yuan; %.1f s; wrote %s", model.dates[-1],
              100 * row["high_skill_share"], row["income_mean"], time.perf_counter() - t0, path)
+    if cfg.draw is None:
+        log.info("one run at the central parameter set; for bands with parameter and structural uncertainty "
+                 "run skillsim-forecast region=%s", cfg.region.name)
     return path
 
 

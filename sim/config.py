@@ -489,6 +489,17 @@ def check_cross_fields(cfg: RunConfig) -> None:
     for name in ("high_skill_share", "level_share", "skilled_workers"):
         for date in getattr(h, name):
             _check_month(f"region.history.{name}", date)
+    obs_y, obs_m = _check_month("region.observed", cfg.region.observed)
+    skilled_now = cfg.region.population * (1 - cfg.region.uncertified_share)
+    for date, stock in h.skilled_workers.items():
+        y, mth = _check_month(f"region.history.skilled_workers[{date}]", date)
+        years = abs((obs_y * 12 + obs_m) - (y * 12 + mth)) / 12.0
+        bound = math.exp(0.2 * years + 0.1)  # at most 20% a year between a stock and the population
+        if not skilled_now / bound <= stock <= skilled_now * bound:
+            raise ConfigError(f"region.history.skilled_workers[{date}]", stock,
+                              f"a stock consistent with region.population x (1 - uncertified_share) = "
+                              f"{skilled_now:,.0f} at {cfg.region.observed} (within {bound:.2f}x); set "
+                              f"region.history.skilled_workers={{}} with a population of your own")
     for date, shares in h.level_share.items():
         if sum(shares) > 1:
             raise ConfigError(f"region.history.level_share[{date}]", shares, "shares summing to at most 1")

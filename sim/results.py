@@ -83,8 +83,15 @@ def summarise(series: pd.DataFrame, cfg: RunConfig) -> dict:
              "entries", "exits"]
     spend_cols = [f"spend_{lv}_{fu}" for lv, fu in SPEND_ACCOUNTS]
     first = series.iloc[0]
+    if cfg.draw is None:
+        what = ("one run at the central parameter set (sim/data/calibration.yaml) and the central structural "
+                "inputs: no parameter or structural uncertainty; run skillsim-forecast for bands that carry them")
+    else:
+        what = (f"one run at joint draw {cfg.draw} of the calibration ensemble and the structural ranges; "
+                f"aggregate a sweep over draw for bands")
     return {
         "target_year": cfg.horizon.end_year,
+        "uncertainty": what,
         "start": {"date": first["date"], "high_skill_share": float(first["high_skill_share"]),
                   "workers": float(first["workers"]), "income_mean": float(first["income_mean"])},
         "at_end": {"date": last["date"], **{c: float(last[c]) for c in stocks}},

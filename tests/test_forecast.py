@@ -96,6 +96,20 @@ def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_proc
     verify = subprocess.run([sys.executable, "-m", "sim.verify", str(tmp_path / "a")], capture_output=True, text=True)
     assert verify.returncode == 0, verify.stderr
 
+    from sim.report.pack import Options, make_report
+
+    for lang in ("en", "zh"):
+        written = make_report(tmp_path / "a", Options(lang=lang))
+        assert written.out.name == ("report" if lang == "en" else "report_zh")
+        assert all(not problems for problems in written.layout.values()), written.layout
+        fan = pd.read_csv(written.out / "figures" / "fig1_high_skill_share.csv")
+        drawn = fan[fan["kind"] == "forecast"].set_index("date")["q95"]
+        source = e[e["metric"] == "high_skill_share"].set_index("date")["q95"]
+        assert np.allclose(drawn.sort_index(), source.sort_index())  # the chart draws exactly the table
+        dec = pd.read_csv(written.out / "figures" / "fig7_variance_decomposition.csv")
+        assert len(dec) == len(v[v["metric"] == "high_skill_share"])
+        assert (written.out / "report.md").read_text(encoding="utf-8").count("%") > 4
+
 
 def test_forecast_refuses_bad_options_in_one_line(tmp_path):
     for arg in ("replicates=1", "params=0", "params=x"):

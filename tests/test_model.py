@@ -30,7 +30,8 @@ def test_plain_mesa_use_with_defaults():
     df = m.datacollector.get_model_vars_dataframe()
     assert len(df) == 13  # the initial state plus twelve months
     assert m.steps == 12 and m.dates[0] == "2022-12" and m.dates[-1] == "2023-12"
-    assert df["workers"].iloc[-1] == pytest.approx(5.7e6, rel=1e-9)
+    g = m.cfg.region.growth_per_year  # the growth path after the last observed stock
+    assert df["workers"].iloc[-1] == pytest.approx(5.7e6 * (1 + g), rel=1e-4)
     assert 0.25 < df["high_skill_share"].iloc[-1] < 0.40
 
 
@@ -124,17 +125,25 @@ def test_invariants_hold_every_month():
 
 
 def test_weights_scale_counts_to_the_population():
+    from sim.demography import SizePath
+
     for n in (3000, 12000):
-        df = run(small_config(n_agents=n, end_year=2024))
+        cfg = small_config(n_agents=n, end_year=2024)
+        df = run(cfg)
         assert df["workers"].iloc[0] == pytest.approx(5.7e6, rel=1e-6)
-        assert df["workers"].iloc[-1] == pytest.approx(5.7e6, rel=1e-6)
+        end = SizePath(cfg).persons(2024 * 12 + 11)  # the growth path after the observed stock
+        assert end == pytest.approx(5.7e6 * (1 + cfg.region.growth_per_year) ** 2, rel=1e-9)
+        assert df["workers"].iloc[-1] == pytest.approx(end, rel=0.6 / n)  # whole agents
 
 
 def test_full_weight_run_works():
-    cfg = dataclasses.replace(small_config(n_agents=3000, end_year=2024),
-                              region=dataclasses.replace(RunConfig().region, population=3000))
+    region = RunConfig().region
+    region = dataclasses.replace(region, population=3000,
+                                 history=dataclasses.replace(region.history, skilled_workers={}))
+    cfg = dataclasses.replace(small_config(n_agents=3000, end_year=2024), region=region)
     df = run(cfg)
-    assert cfg.weight == 1.0 and df["workers"].iloc[-1] == 3000
+    assert cfg.weight == 1.0 and df["workers"].iloc[0] == 3000
+    assert df["workers"].iloc[-1] == round(3000 * (1 + cfg.region.growth_per_year) ** 2)
 
 
 def test_growth_path_is_followed():

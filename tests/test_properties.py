@@ -42,7 +42,11 @@ from .conftest import CheckedModel
 #: seeds (drawn separately), and settings that do not change the simulation.
 FIXED = {"region.name", "region.label_en", "region.label_zh", "region.observed", "retirement.reform_start",
          "scenario", "targets_file", "max_memory_gb", "n_agents", "seed", "replicate", "horizon.start_year",
-         "horizon.end_year", "region.high_skill_target", "region.high_skill_target_year"}
+         "horizon.end_year", "region.high_skill_target", "region.high_skill_target_year",
+         # the observed history and the structural ranges are preset data (tests/test_history.py); the
+         # history's shape is drawn through its origin below and the drawn start year
+         "region.history.origin", "region.history.high_skill_share", "region.history.level_share",
+         "region.history.skilled_workers", "region.history.cutoff", "region.structural", "draw"}
 #: Narrower ranges than allowed, where the full range would only make runs slow or degenerate.
 SENSIBLE = {
     "region.n_firms": (1, 3000),
@@ -146,6 +150,11 @@ def configs(draw) -> RunConfig:
     data["region"]["mean_age"] = draw(st.floats(16, min(64, ret["male_from"]), exclude_max=True), label="mean_age")
     start = draw(st.integers(1995, 2090), label="start_year")
     data["horizon"] = {"start_year": start, "end_year": start + draw(st.integers(*YEARS), label="years") - 1}
+    data["region"]["structural"] = {}  # drawn central values need not lie in the Chongqing ranges
+    data["region"]["history"]["skilled_workers"] = {}  # observed stocks belong to the preset's population
+    # a history of 0-6 years before the start (0: a cold start at the start date)
+    back = draw(st.integers(0, 6), label="history_years")
+    data["region"]["history"]["origin"] = f"{start - back - 1}-12" if back else f"{start + 50}-12"
     data["n_agents"] = draw(st.integers(*N_AGENTS), label="n_agents")
     data["seed"] = draw(st.integers(0, 2**63 - 1), label="seed")
     data["replicate"] = draw(st.integers(0, 1_000_000), label="replicate")

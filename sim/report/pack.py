@@ -117,6 +117,10 @@ def default_out(path: Path) -> Path:
 def make_report(path: str | Path, opts: Options | None = None) -> Written:
     """Read a run or sweep folder and write its report; returns what was written."""
     opts = (opts or Options()).check()
+    from .forecast import forecast_report, is_forecast
+
+    if is_forecast(Path(path)):  # a skillsim-forecast folder: fan chart and variance decomposition
+        return forecast_report(Path(path), opts)
     folder = load(path)
     check_middle_income(folder, opts.middle_income)
     out = Path(opts.out) if opts.out is not None else default_out(folder.path)

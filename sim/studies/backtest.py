@@ -38,12 +38,13 @@ from .forecast import forecast
 
 MIX_ROWS = {3: "nat_mix_2021_L3", 4: "nat_mix_2021_L4", 5: "nat_mix_2021_L5"}
 USAGE = """usage: skillsim-backtest [origins=2011,2016] [n_agents=6000] [replicates=2] [max_evals=400]
-                         [draws=150] [ensemble=100] [params=16] [structural=8] [forecast_replicates=2]
-                         [forecast_agents=20000] [seed=S] [out=DIR]
+                         [draws=64] [ensemble=100] [params=16] [structural=8] [forecast_replicates=2]
+                         [forecast_agents=20000] [seed=S] [out=DIR] [docs=docs/model.md]
 
 Rolling-origin backtests of the national forecast: for each origin, calibrate on the data up to it,
 forecast the held-out observations with the full ensemble, and score median error, 50%/90% band
-coverage and CRPS against the naive last-value and linear-trend forecasts. Writes backtest.csv."""
+coverage and CRPS against the naive last-value and linear-trend forecasts. Writes backtest.csv (and,
+with docs=FILE, the table between the BACKTEST markers of that file)."""
 
 
 def crps(sample: np.ndarray, y: float) -> float:
@@ -85,18 +86,48 @@ def score(long: pd.DataFrame, full: dict[str, float], cutoff: int) -> list[dict]
     return rows
 
 
+DOC_BEGIN, DOC_END = "<!-- BACKTEST:BEGIN -->", "<!-- BACKTEST:END -->"
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """The backtest table as docs/model.md section 11 records it (shares in points)."""
+    pts = lambda v: "" if pd.isna(v) else f"{100 * v:.1f}"  # noqa: E731
+    signed = lambda v: "" if pd.isna(v) else f"{100 * v:+.1f}"  # noqa: E731
+    lines = ["| origin | held out | observed | median | 50% band | 90% band | error | in 50% | in 90% | CRPS "
+             "| naive last (error) | naive trend (error) |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in table.iterrows():
+        naive_last = f"{pts(r.get('naive_last'))} ({signed(r.get('naive_last_error'))})" \
+            if not pd.isna(r.get("naive_last", float("nan"))) else "—"
+        naive_trend = f"{pts(r.get('naive_trend'))} ({signed(r.get('naive_trend_error'))})" \
+            if not pd.isna(r.get("naive_trend", float("nan"))) else "—"
+        lines.append(f"| {r['origin']} | `{r['target']}` | {pts(r['observed'])} | {pts(r['median'])} | "
+                     f"{pts(r['q25'])}–{pts(r['q75'])} | {pts(r['q05'])}–{pts(r['q95'])} | {signed(r['error'])} | "
+                     f"{'yes' if r['in_50'] else 'no'} | {'yes' if r['in_90'] else 'no'} | {100 * r['crps']:.2f} | "
+                     f"{naive_last} | {naive_trend} |")
+    return "\n".join(lines)
+
+
+def write_docs(path: Path, table: pd.DataFrame) -> None:
+    text = path.read_text(encoding="utf-8")
+    if DOC_BEGIN not in text or DOC_END not in text:
+        raise ConfigError("docs", str(path), f"a Markdown file with the markers {DOC_BEGIN} and {DOC_END}")
+    head, rest = text.split(DOC_BEGIN, 1)
+    _, tail = rest.split(DOC_END, 1)
+    path.write_text(f"{head}{DOC_BEGIN}\n{markdown_table(table)}\n{DOC_END}{tail}", encoding="utf-8")
+
+
 def parse(argv: list[str]) -> dict:
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE)
         raise SystemExit(0)
-    opts = {"origins": "2011,2016", "n_agents": 6000, "replicates": 2, "max_evals": 400, "draws": 150,
+    opts = {"origins": "2011,2016", "n_agents": 6000, "replicates": 2, "max_evals": 400, "draws": 64,
             "ensemble": 100, "params": 16, "structural": 8, "forecast_replicates": 2, "forecast_agents": 20000,
-            "seed": None, "out": None}
+            "seed": None, "out": None, "docs": None}
     for a in argv:
         key, sep, value = a.partition("=")
         if not sep or key not in opts:
             raise ConfigError(key or a, value, "one of " + ", ".join(f"{k}=..." for k in opts))
-        if key in ("origins", "out"):
+        if key in ("origins", "out", "docs"):
             opts[key] = value
             continue
         try:
@@ -133,7 +164,7 @@ def run(argv: list[str]) -> Path:
         fit = cal.fit_table(cal.national_history(res.config, opts["n_agents"], cutoff), res.fitted,
                             [base.seed + 7919 * (k + 1) for k in range(8)], {m.id for m in res.fitted})
         members, draws, ess, ident = cal.parameter_ensemble(
-            res, res.fitted, draws=opts["draws"], size=opts["ensemble"], spread=0.5,
+            res, res.fitted, draws=opts["draws"], size=opts["ensemble"], spread=0.3,
             model_var=fit["model_sd"].to_numpy() ** 2, log=log)
         fcfg = cal.backtest_config(base, cutoff)
         fcfg = dataclasses.replace(fcfg, n_agents=opts["forecast_agents"],
@@ -155,6 +186,9 @@ def run(argv: list[str]) -> Path:
     table.to_csv(out / "backtest.csv", index=False)
     log(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     log(f"wrote {out / 'backtest.csv'}")
+    if opts["docs"]:
+        write_docs(Path(opts["docs"]), table)
+        log(f"wrote the table into {opts['docs']} (section 11)")
     return out
 
 

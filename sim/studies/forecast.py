@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import RunConfig
+from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError, SkillsimError
 from ..results import COMPLETE_MARKER, _json, complete_text, git_commit, package_versions, sha256
 from . import uncertainty, variance
@@ -154,6 +154,11 @@ def write_folder(out: Path, tables: dict, manifest: dict) -> Path:
         tables["ensemble"].to_csv(tmp / "ensemble.csv", index=False)
         tables["runs"].to_csv(tmp / "runs.csv", index=False)
         tables["variance"].to_csv(tmp / "variance.csv", index=False)
+        if "config" in tables:  # the central composed config (region labels, history, ranges; a rerun)
+            import yaml
+
+            (tmp / "config.yaml").write_text(yaml.safe_dump(tables["config"], sort_keys=False, allow_unicode=True),
+                                             encoding="utf-8")
         files = sorted(p for p in tmp.iterdir() if p.is_file())
         manifest = {**manifest, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "files": {p.name: sha256(p) for p in files}, "sizes": {p.name: p.stat().st_size for p in files}}
@@ -222,6 +227,7 @@ def run(argv: list[str]) -> Path:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tables = forecast(cfg, params=opts["params"], structural=opts["structural"], replicates=opts["replicates"],
                       seed=seed, log=log)
+    tables["config"] = to_dict(cfg)
     from .calibrate import CALIBRATION_FILE
 
     manifest = {"kind": "forecast", "command": ["skillsim-forecast", *argv], "overrides": overrides,

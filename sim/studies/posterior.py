@@ -1,7 +1,8 @@
 """Parameter uncertainty: an ensemble of behavioural parameter sets consistent with the targets.
 
-Method: sampling-importance-resampling around the simulated-method-of-moments fit, with one
-adaptation step (population Monte Carlo; Cappé et al. 2004), in the calibration's logit coordinates.
+Method: sampling-importance-resampling around the simulated-method-of-moments fit, with adaptive
+proposals (adaptive multiple importance sampling, Cornuet et al. 2012), in the calibration's logit
+coordinates.
 Why this and not ABC-SMC or history matching: with 13 parameters, a handful of targets and about a
 second per evaluation, ABC-SMC needs tens of thousands of runs and history matching an emulator per
 wave; importance sampling around a fit that is already there needs a few hundred runs, and its
@@ -9,9 +10,10 @@ effective sample size says plainly how well the proposal covered the posterior.
 
 1. Stage 1 draws from a normal around the fit (scale `spread` logit units per parameter; scrambled
    Sobol points mapped through the normal quantile, so the draws fill the space evenly).
-2. Stage 2 draws from a normal with the weighted mean and (inflated) covariance of stage 1.
+2. Each later stage draws from a normal with the weighted mean and (inflated) covariance of all the
+   draws so far (adaptive multiple importance sampling).
 3. Every draw is weighted by prior x synthetic likelihood / mixture proposal (deterministic-mixture
-   weights over both stages). The synthetic likelihood is Gaussian in the standardised gaps, with the
+   weights over all stages). The synthetic likelihood is Gaussian in the standardised gaps, with the
    target's own sigma plus the model's replicate variance of the mean (pooled from the fit check).
    The prior is the calibration's weak pull: normal in logit coordinates, variance 1 / (2 x 0.05).
    Where even the best fit misses the targets by more than their sigmas (reduced chi-square above
@@ -71,41 +73,48 @@ def effective_sample_size(log_w: np.ndarray) -> float:
 
 
 def sample_posterior(evaluate, theta_hat: np.ndarray, theta0: np.ndarray, observed: np.ndarray,
-                     sigma: np.ndarray, model_var: np.ndarray, *, n_per_stage: int = 250,
-                     spread: float = 0.5, size: int = 100, seed: int = 0, discrepancy: float = 1.0,
+                     sigma: np.ndarray, model_var: np.ndarray, *, n_per_stage: int = 128, stages: int = 4,
+                     spread: float = 0.3, size: int = 100, seed: int = 0, discrepancy: float = 1.0,
                      log=print) -> tuple:
-    """Two-stage importance sampling; `evaluate(thetas) -> simulated moment means` (rows).
+    """Adaptive multiple importance sampling (AMIS; Cornuet et al. 2012).
 
-    Returns (thetas, log_weights, sim_means, stages, resampled indices).
+    `evaluate(thetas) -> simulated moment means` (rows). Stage 1 draws around the fit; each later
+    stage draws from a normal with the weighted mean and 1.5 x the weighted covariance of all draws so
+    far (plus a small floor); every draw is then weighted against the mixture of all the stages'
+    proposals (deterministic-mixture weights). Returns (thetas, log_weights, sim_means, stages,
+    resampled indices, effective sample size).
     """
     d = theta_hat.size
     sigma = sigma * np.sqrt(discrepancy)
     model_var = model_var * discrepancy
-    mean1, cov1 = theta_hat, np.eye(d) * spread**2
-    th1 = normal_draws(n_per_stage, mean1, cov1, seed)
-    sim1 = evaluate(th1)
-    ll1 = log_likelihood(sim1, observed, sigma, model_var)
-    lw1 = log_prior(th1, theta0) + ll1 - _proposal_logpdf(th1, mean1, cov1)
-    w1 = np.exp(lw1 - lw1.max())
-    log(f"posterior stage 1: {n_per_stage} draws, effective sample size {effective_sample_size(lw1):.1f}")
-    mean2 = np.average(th1, axis=0, weights=w1)
-    cov2 = np.cov(th1.T, aweights=w1) if effective_sample_size(lw1) > d else cov1 * 0.5
-    cov2 = 1.5 * cov2 + np.eye(d) * 0.05**2  # inflated, so the second stage does not miss the tails
-    th2 = normal_draws(n_per_stage, mean2, cov2, seed + 1)
-    sim2 = evaluate(th2)
-    thetas = np.vstack([th1, th2])
-    sims = np.vstack([sim1, sim2])
-    mix = np.logaddexp(_proposal_logpdf(thetas, mean1, cov1), _proposal_logpdf(thetas, mean2, cov2)) - np.log(2)
-    lw = log_prior(thetas, theta0) + log_likelihood(sims, observed, sigma, model_var) - mix
-    ess = effective_sample_size(lw)
-    log(f"posterior stage 2: {2 * n_per_stage} draws in all, effective sample size {ess:.1f}")
-    idx = systematic_resample(np.exp(lw - lw.max()), size, seed + 2)
-    stages = np.repeat([1, 2], n_per_stage)
-    return thetas, lw, sims, stages, idx, ess
+    proposals = [(theta_hat, np.eye(d) * spread**2)]
+    thetas = np.empty((0, d))
+    sims = np.empty((0, observed.size))
+    stage_of = np.empty(0, dtype=int)
+    lw = np.empty(0)
+    for k in range(stages):
+        mean, cov = proposals[-1]
+        th = normal_draws(n_per_stage, mean, cov, seed + k)
+        thetas = np.vstack([thetas, th])
+        sims = np.vstack([sims, evaluate(th)])
+        stage_of = np.concatenate([stage_of, np.full(n_per_stage, k + 1)])
+        mix = np.logaddexp.reduce([_proposal_logpdf(thetas, m, c) for m, c in proposals], axis=0) \
+            - np.log(len(proposals))
+        lw = log_prior(thetas, theta0) + log_likelihood(sims, observed, sigma, model_var) - mix
+        ess = effective_sample_size(lw)
+        log(f"posterior stage {k + 1}: {thetas.shape[0]} draws in all, effective sample size {ess:.1f}")
+        w = np.exp(lw - lw.max())
+        new_mean = np.average(thetas, axis=0, weights=w)
+        new_cov = np.cov(thetas.T, aweights=w) if ess >= 2 else cov * 0.5
+        proposals.append((new_mean, 1.5 * new_cov + np.eye(d) * 0.03**2))
+    idx = systematic_resample(np.exp(lw - lw.max()), size, seed + 100)
+    return thetas, lw, sims, stage_of, idx, effective_sample_size(lw)
 
 
-def identification(names: list[str], posterior_values: np.ndarray, prior_values: np.ndarray) -> pd.DataFrame:
-    """Posterior against prior 90% width per parameter (natural scale)."""
+def identification(names: list[str], posterior_values: np.ndarray, prior_values: np.ndarray,
+                   ess: float = float("inf")) -> pd.DataFrame:
+    """Posterior against prior 90% width per parameter (natural scale); undetermined when the
+    effective sample size is too small to tell."""
     rows = []
     for j, name in enumerate(names):
         post = np.quantile(posterior_values[:, j], [0.05, 0.5, 0.95])
@@ -114,7 +123,8 @@ def identification(names: list[str], posterior_values: np.ndarray, prior_values:
         rows.append({"parameter": name, "posterior_q05": post[0], "posterior_median": post[1],
                      "posterior_q95": post[2], "prior_q05": prior[0], "prior_q95": prior[1],
                      "width_ratio": width_ratio,
-                     "identified": "well" if width_ratio < 0.33 else "partly" if width_ratio < 0.75 else "weakly"})
+                     "identified": ("undetermined (effective sample size below 10)" if ess < 10 else
+                                    "well" if width_ratio < 0.33 else "partly" if width_ratio < 0.75 else "weakly")})
     return pd.DataFrame(rows)
 
 

@@ -1,0 +1,194 @@
+"""Report of a forecast folder (skillsim-forecast): the fan chart with the total band and the variance
+decomposition, in English or Chinese, each figure with the CSV of exactly what it draws.
+
+The bands are quantiles over every run of the ensemble, so they carry all three sources of
+uncertainty (parameters, structural inputs, stochastic noise); the decomposition says how much of the
+variance each contributes in each December.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.patches import Patch
+
+from ..errors import DataError, OutputError
+from .style import DPI, draw_fan, language, month_end, new_figure, percent_axis, year_axis
+
+COMPONENT_COLOURS = {"parameters": "#0072B2", "structural": "#E69F00", "interaction": "#CC79A7",
+                     "stochastic": "#999999"}
+TEXT = {
+    "en": {
+        "fan_title": "{region}: high-skill share forecast, all sources of uncertainty",
+        "fan_note": "median and 50% / 90% bands over {n} runs: {p} parameter sets x {s} structural points x {r} "
+                    "replicates; dots: observed",
+        "share_axis": "high-skill share of skilled workers (%)", "year": "year", "median": "median",
+        "band50": "50% band", "band90": "90% band", "observed": "observed", "target": "target {v} by {y}",
+        "var_title": "{region}: where the spread of the high-skill share comes from",
+        "var_note": "share of the variance across runs in each December (crossed random-effects ANOVA)",
+        "var_axis": "share of variance (%)",
+        "parameters": "behavioural parameters (calibration ensemble)", "structural": "structural inputs (ranges)",
+        "interaction": "parameters x structural", "stochastic": "stochastic noise (replicates)",
+        "md_title": "Forecast: {region}", "md_year": "December", "md_median": "median", "md_band": "90% band",
+        "md_var": "variance from parameters / structural / interaction / stochastic",
+    },
+    "zh": {
+        "fan_title": "{region}：高技能人才占比预测（全部不确定性来源）",
+        "fan_note": "中位数及50%/90%区间，共{n}次运行：{p}组参数 × {s}个结构性输入点 × {r}次重复；圆点：观测值",
+        "share_axis": "高技能人才占技能劳动者比例（%）", "year": "年份", "median": "中位数",
+        "band50": "50%区间", "band90": "90%区间", "observed": "观测值", "target": "目标：{y}年{v}",
+        "var_title": "{region}：高技能人才占比预测的方差来源",
+        "var_note": "各年12月各次运行间方差的构成（交叉随机效应方差分析）",
+        "var_axis": "方差占比（%）",
+        "parameters": "行为参数（校准集合）", "structural": "结构性输入（取值范围）",
+        "interaction": "参数×结构性输入", "stochastic": "随机噪声（重复运行）",
+        "md_title": "预测：{region}", "md_year": "12月", "md_median": "中位数", "md_band": "90%区间",
+        "md_var": "方差来源：参数 / 结构性输入 / 交互 / 随机",
+    },
+}
+
+
+def is_forecast(path: Path) -> bool:
+    m = Path(path) / "manifest.json"
+    try:
+        return m.exists() and json.loads(m.read_text(encoding="utf-8")).get("kind") == "forecast"
+    except (OSError, ValueError):
+        return False
+
+
+def _load(p: Path) -> dict:
+    try:
+        manifest = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
+        config = yaml.safe_load((p / "config.yaml").read_text(encoding="utf-8"))
+        ens = pd.read_csv(p / "ensemble.csv")
+        var = pd.read_csv(p / "variance.csv")
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise DataError(f"{p}: forecast folder cannot be read ({type(exc).__name__}: {exc})") from None
+    if not (p / "COMPLETE").exists():
+        raise DataError(f"{p}: unfinished forecast folder (no COMPLETE marker)")
+    return {"manifest": manifest, "config": config, "ensemble": ens, "variance": var}
+
+
+def fan(f: dict, lang: str):
+    T = TEXT[lang]
+    reg = f["config"]["region"]
+    name = reg["label_zh"] if lang == "zh" else reg["label_en"]
+    m, o = f["manifest"], f["manifest"]["options"]
+    d = f["ensemble"][f["ensemble"]["metric"] == "high_skill_share"].sort_values("date")
+    obs = pd.DataFrame(sorted(reg["history"]["high_skill_share"].items()), columns=["date", "value"])
+    fig, body = new_figure(5.2, T["fan_title"].format(region=name),
+                           T["fan_note"].format(n=m["runs"], p=o["params"], s=o["structural"], r=o["replicates"]))
+    ax = body.subplots()
+    x = month_end(d["date"])
+    line = draw_fan(ax, x, d, "#000000")
+    line.set_label(T["median"])
+    handles = [line, Patch(fc="#000000", alpha=0.30, ec="none", label=T["band50"]),
+               Patch(fc="#000000", alpha=0.12, ec="none", label=T["band90"])]
+    first_year = int(d["date"].iloc[0][:4])
+    shown = obs[obs["date"].str[:4].astype(int) >= first_year - 3]
+    if not shown.empty:
+        handles.append(ax.scatter(month_end(shown["date"]), shown["value"], color="#D55E00", s=18, zorder=5,
+                                  label=T["observed"]))
+    tv, ty = reg.get("high_skill_target"), reg.get("high_skill_target_year")
+    if tv is not None:
+        handles.append(ax.axhline(tv, color="#D55E00", lw=0.9, ls="--",
+                                  label=T["target"].format(v=f"{100 * tv:g}%", y=ty)))
+    years = pd.concat([x, month_end(shown["date"])]).dt.year if not shown.empty else x.dt.year
+    year_axis(ax, years.min(), years.max(), 14)
+    percent_axis(ax)
+    ax.set_ylabel(T["share_axis"])
+    ax.set_xlabel(T["year"])
+    body.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5))
+    data = d[["date", "metric", "n", "mean", "q05", "q25", "median", "q75", "q95"]].copy()
+    data.insert(0, "kind", "forecast")
+    obs_rows = shown.assign(kind="observed", metric="high_skill_share")
+    return fig, pd.concat([data, obs_rows], ignore_index=True)
+
+
+def decomposition(f: dict, lang: str):
+    T = TEXT[lang]
+    reg = f["config"]["region"]
+    name = reg["label_zh"] if lang == "zh" else reg["label_en"]
+    v = f["variance"][f["variance"]["metric"] == "high_skill_share"]
+    wide = v.pivot(index="date", columns="component", values="share").fillna(0.0).sort_index()
+    wide = wide.iloc[1:] if len(wide) > 1 else wide  # the start state has (almost) no spread
+    fig, body = new_figure(4.6, T["var_title"].format(region=name), T["var_note"])
+    ax = body.subplots()
+    x = month_end(wide.index)
+    comps = [c for c in COMPONENT_COLOURS if c in wide.columns]
+    ax.stackplot(x, *[wide[c].to_numpy() for c in comps], colors=[COMPONENT_COLOURS[c] for c in comps],
+                 labels=[T[c] for c in comps], alpha=0.85)
+    ax.set_ylim(0, 1)
+    percent_axis(ax)
+    year_axis(ax, x.min().year, x.max().year, 14)
+    ax.set_ylabel(T["var_axis"])
+    ax.set_xlabel(T["year"])
+    body.legend(loc="outside lower center", ncol=2)
+    data = v[["date", "metric", "component", "variance", "share", "total_variance"]].copy()
+    return fig, data
+
+
+def markdown(f: dict, lang: str, figures: list[str]) -> str:
+    T = TEXT[lang]
+    reg = f["config"]["region"]
+    name = reg["label_zh"] if lang == "zh" else reg["label_en"]
+    ens, var = f["ensemble"], f["variance"]
+    lines = [f"# {T['md_title'].format(region=name)}", ""]
+    lines += [f"![{s}](figures/{s}.png)" for s in figures] + [""]
+    lines += [f"| {T['md_year']} | {T['md_median']} | {T['md_band']} | {T['md_var']} |", "|---|---|---|---|"]
+    dec = ens[(ens["metric"] == "high_skill_share") & ens["date"].str.endswith("-12")].sort_values("date")
+    for _, r in dec.iterrows():
+        vv = var[(var["date"] == r["date"]) & (var["metric"] == "high_skill_share")].set_index("component")["share"]
+        parts = " / ".join(f"{100 * vv.get(k, np.nan):.0f}%" for k in COMPONENT_COLOURS)
+        lines.append(f"| {r['date'][:4]} | {100 * r['median']:.1f}% | {100 * r['q05']:.1f}–{100 * r['q95']:.1f}% "
+                     f"| {parts} |")
+    return "\n".join(lines) + "\n"
+
+
+def forecast_report(path: Path, opts) -> "object":
+    """Write the forecast report atomically; returns a Written-like object (out, figures, layout)."""
+    from .pack import Written
+    from .style import layout_problems, recording_texts
+
+    f = _load(Path(path))
+    out = Path(opts.out) if opts.out is not None else Path(path) / ("report" if opts.lang == "en" else
+                                                                      f"report_{opts.lang}")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").exists())):
+        raise OutputError(f"output folder {out} exists and is not a skillsim report; choose another out=")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.report-tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "figures").mkdir(parents=True)
+    written = Written(None, out)
+    try:
+        with language(opts.lang):
+            for stem, func in (("fig1_high_skill_share", fan), ("fig7_variance_decomposition", decomposition)):
+                fig, data = func(f, opts.lang)
+                with recording_texts() as boxes:
+                    fig.savefig(tmp / "figures" / f"{stem}.png", dpi=DPI, metadata={"Software": "skillsim-report"})
+                w, h = fig.get_size_inches() * DPI
+                written.layout[stem] = layout_problems(boxes, w, h)
+                fig.set_layout_engine("none")
+                files = [out / "figures" / f"{stem}.png"]
+                for fmt in opts.formats:
+                    if fmt != "png":
+                        fig.savefig(tmp / "figures" / f"{stem}.{fmt}", dpi=DPI,
+                                    metadata={"Creator": "skillsim-report", "Date": None})
+                        files.append(out / "figures" / f"{stem}.{fmt}")
+                data.to_csv(tmp / "figures" / f"{stem}.csv", index=False, encoding="utf-8")
+                files.append(out / "figures" / f"{stem}.csv")
+                written.figures[stem] = files
+        (tmp / "report.md").write_text(markdown(f, opts.lang, list(written.figures)), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return written
