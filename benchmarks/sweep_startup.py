@@ -3,6 +3,7 @@
     python benchmarks/sweep_startup.py                      # this checkout, 300 / 1000 / 5000 jobs
     python benchmarks/sweep_startup.py --repo /tmp/base     # another checkout (e.g. the base commit)
     python benchmarks/sweep_startup.py --jobs 1000 --until 100
+    python benchmarks/sweep_startup.py --before /tmp/base   # before and after in one run, size by size
 
 Each sweep is `skillsim -m 'replicate=range(0,N)' n_agents=100 horizon.end_year=2023
 hydra/launcher=basic` (12 months of 100 agents: the job itself takes about 0.1 s, so what is
@@ -112,14 +113,18 @@ def main() -> None:
     ap.add_argument("--until", default="20", help="stop after this many jobs were written, or 'all'")
     ap.add_argument("--cap", type=float, default=600.0, help="give up waiting for the first job after this many s")
     ap.add_argument("--launcher", default="basic")
+    ap.add_argument("--before", default=None, help="also measure this checkout (labelled 'before') before each size")
     ap.add_argument("--label", default="")
     ap.add_argument("--out", default=str(HERE / "out" / "sweep_startup.json"))
     args = ap.parse_args()
     until = None if args.until == "all" else int(args.until)
     rows = []
-    for n in args.jobs:
-        r = measure(Path(args.repo), args.python, n, until, args.cap, args.launcher)
-        r.update(label=args.label or Path(args.repo).name, cpus=os.cpu_count(),
+    plan = [(n, repo, label) for n in args.jobs
+            for repo, label in ([(args.before, "before")] if args.before else [])
+            + [(args.repo, args.label or ("after" if args.before else Path(args.repo).name))]]
+    for n, repo, label in plan:
+        r = measure(Path(repo), args.python, n, until, args.cap, args.launcher)
+        r.update(label=label, cpus=os.cpu_count(),
                  load_average=round(os.getloadavg()[0], 2), date=time.strftime("%Y-%m-%dT%H:%M:%S"))
         rows.append(r)
         first = f"{r['time_to_first_job_s']:.1f} s" if r["time_to_first_job_s"] else f"> {r['capped_at_s']:.0f} s"

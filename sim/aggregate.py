@@ -14,8 +14,8 @@ A sweep of one setting (replicates only) has nothing to compare: it gets no `eff
 log says so.
 
 The tables are written together: each to a temporary file first, then all renamed into place, so a
-full disk leaves the previous tables as they were. Aggregations of one folder take turns (a lock
-file), and each reads the job folders afresh, so two processes sharing a sweep cannot overwrite
+full disk leaves the previous tables as they were. Aggregations of one folder take turns (a flock
+on the folder), and each reads the job folders afresh, so two processes sharing a sweep cannot overwrite
 newer tables with older ones. A job claimed by a live process (sim.claims) is listed as running.
 An error is one line and a non-zero exit (sim.errors), never a traceback.
 """
@@ -47,7 +47,6 @@ REPLICATE_KEYS = ("replicate", "seed")
 ENSEMBLE_METRICS = ("high_skill_share", "income_mean", "income_median")
 QUANTILES = {"q05": 0.05, "q25": 0.25, "median": 0.5, "q75": 0.75, "q95": 0.95}
 TABLES = ("runs.csv", "ensemble.csv", "effects.csv", "series_long.parquet", "series_long.csv")
-AGGREGATE_LOCK = ".aggregate.lock"
 STATUSES = ("ok", "failed", "running", "missing")
 NO_EFFECTS = ("effects.csv not written: the sweep has a single setting (only replicate/seed vary), "
               "so there is no other setting to compare with a baseline")
@@ -175,11 +174,12 @@ def write_tables(tables: dict[Path, pd.DataFrame]) -> None:
 
 @contextmanager
 def _aggregation_turn(sweep_dir: Path):
-    """One aggregation of a folder at a time (another process sharing the sweep waits its turn)."""
-    try:
-        fd = os.open(sweep_dir / AGGREGATE_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        fd = os.open(sweep_dir / AGGREGATE_LOCK, os.O_RDONLY)  # a read-only folder: flock still works
+    """One aggregation of a folder at a time: an exclusive flock on the sweep folder itself, waited for.
+
+    Locking the folder (not a file in it) leaves nothing behind and does not change the folder; the
+    kernel drops the lock if the process dies.
+    """
+    fd = os.open(sweep_dir, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -284,6 +284,8 @@ def aggregate(sweep_dir: str | Path, baseline: str | None = None,
     if not sweep_dir.is_dir():
         raise DataError(f"{sweep_dir} is not a folder")
     try:
+        if not job_folders(sweep_dir):
+            raise DataError(f"{sweep_dir} is not a sweep folder: no job folders with results")
         with _aggregation_turn(sweep_dir):
             return _aggregate(sweep_dir, baseline, log or (lambda msg: None))
     except OSError as exc:

@@ -310,15 +310,23 @@ def preflight_sweep(overrides: list[str]) -> str | None:
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    errors, checked = [], 0
+    errors, checked, targets_error = [], 0, []
 
     def check(data: dict, targets: bool) -> None:
+        """Check one job's settings; `targets=False`: same targets file as the first job (its result)."""
         nonlocal checked
         checked += 1
         try:
             cfg = from_mapping(data)
             if targets:
-                load_targets(cfg.targets_file or DEFAULT_TARGETS)
+                try:
+                    load_targets(cfg.targets_file or DEFAULT_TARGETS)
+                except SkillsimError as err:
+                    if checked == 1:  # the first job's targets file: every value variant shares it
+                        targets_error.append(err)
+                    raise
+            elif targets_error:
+                raise targets_error[0]
         except SkillsimError as err:
             errors.append(err)
 

@@ -48,7 +48,7 @@ def _parse(line: str) -> Override:
         if not _parser:
             _parser.append(OverridesParser.create())
         o = _parser[0].parse_overrides([line])[0]
-        if len(_PARSED) < 100_000:
+        if len(_PARSED) < 10_000:  # a line unique to one job (replicate=k) is parsed once anyway
             _PARSED[line] = o
     return o
 

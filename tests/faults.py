@@ -82,7 +82,7 @@ def leftovers(folder: Path) -> list[Path]:
     bad = []
     for p in folder.rglob("*"):
         n = p.name
-        if ".partial-" in n or ".tmp-" in n or n.endswith(".lock") and n != ".aggregate.lock" or "report-tmp" in n:
+        if ".partial-" in n or ".tmp-" in n or n.endswith(".lock") or "report-tmp" in n:
             bad.append(p)
     return bad
 

@@ -141,3 +141,16 @@ def test_permission_denied_verify(locked, finished_run):
     secret.chmod(0o700)  # owned by someone else: not even listable by the unprivileged user
     proc = run("sim.verify", str(secret), cwd=base, prefix=prefix)
     assert_one_line_error(proc, "skillsim-verify", EXIT_DATA, str(secret), "Permission denied")
+
+
+def test_every_exit_code_is_in_the_readme_error_table():
+    import re
+
+    import sim.errors as errors
+    from sim.cli import REPO_ROOT
+
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("## Errors and what they mean", 1)[1]
+    table = set(int(c) for c in re.findall(r"^\| (\d+) \|", text.split("\n## ", 1)[0], flags=re.M))
+    codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_") and k != "EXIT_OK"}
+    assert codes <= table, f"exit codes missing from the README table: {sorted(codes - table)}"
+    assert table <= codes, f"README lists codes that sim.errors does not define: {sorted(table - codes)}"
