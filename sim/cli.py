@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None) -> None:
         preflight(overrides)
     elif (sweep_overrides := _sweep_overrides(argv)) is not None:
         if (preflight_sweep(sweep_overrides) or "").endswith(".BasicSweeper"):
-            argv = fastsweep.use_fast_sweeps(argv)
+            fastsweep.use_fast_sweeps()
     sys.argv = [sys.argv[0]] + argv
     sweep.LAST_COUNTS = sweep.SWEEP_DIR = sweep.LAST_ERROR = None
     try:

@@ -149,7 +149,7 @@ _saved: dict[str, Any] = {}
 FastBasicSweeper: type | None = None
 
 
-def use_fast_sweeps(argv: list[str]) -> list[str]:
+def use_fast_sweeps() -> None:
     """Install the fast loader and sweeper for this command (Hydra's basic sweeper only)."""
     from hydra.core.plugins import Plugins
 
@@ -162,7 +162,6 @@ def use_fast_sweeps(argv: list[str]) -> list[str]:
             FastBasicSweeper = type("FastBasicSweeper", (FastSweeperMixin, classes[_SWEEPER]),
                                     {"__module__": __name__, "__qualname__": "FastBasicSweeper"})
             classes[_SWEEPER] = FastBasicSweeper
-    return argv
 
 
 def restore() -> None:

@@ -79,6 +79,7 @@ def test_two_identical_sweeps_share_one_folder(tmp_path, reference, launcher):
     assert_like_single_sweep(out, reference, tmp_path)
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_is_resumed_and_its_stale_claims_taken_over(tmp_path, reference):
     out = tmp_path / "killed"
     victim = start(sweep_cmd(out, "basic"), tmp_path)

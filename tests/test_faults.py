@@ -49,6 +49,7 @@ def test_full_disk_sweep(tmp_path):
             assert sorted(q.name for q in job.iterdir()) in (["FAILED"], []), list(job.iterdir())
 
 
+@pytest.mark.slow
 def test_full_disk_report(tmp_path, finished_run):
     with tmpfs(1024) as mnt:
         fill(mnt)
@@ -57,6 +58,7 @@ def test_full_disk_report(tmp_path, finished_run):
         assert sorted(p.name for p in mnt.iterdir()) == ["filler"]
 
 
+@pytest.mark.slow
 def test_full_disk_aggregation_keeps_the_old_tables(tmp_path):
     with tmpfs(4096) as mnt:
         out = mnt / "sweep"
@@ -73,6 +75,7 @@ def test_full_disk_aggregation_keeps_the_old_tables(tmp_path):
         assert verify.returncode == 0, verify.stdout
 
 
+@pytest.mark.slow
 def test_vanished_folder_in_verify(tmp_path, finished_run):
     gone = tmp_path / "gone"
     shutil.copytree(finished_run, gone)
@@ -102,6 +105,7 @@ def test_permission_denied_run(locked):
     assert list(ro.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_permission_denied_sweep(locked):
     base, ro, prefix = locked
     proc = run("sim", "-m", "replicate=0,1", *SMALL, "hydra/launcher=basic", f"hydra.sweep.dir={ro / 'sweep'}",
@@ -110,6 +114,7 @@ def test_permission_denied_sweep(locked):
     assert list(ro.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_permission_denied_report_and_aggregation(locked, finished_run):
     base, ro, prefix = locked
     proc = run("sim.report", str(finished_run), f"out={ro / 'report'}", "formats=png", cwd=base, prefix=prefix)
@@ -133,6 +138,7 @@ def test_permission_denied_report_and_aggregation(locked, finished_run):
     assert list(ro.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_permission_denied_verify(locked, finished_run):
     base, ro, prefix = locked
     secret = base / "secret"
