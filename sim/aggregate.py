@@ -10,23 +10,35 @@
   mean difference with a 95% interval in target-year high-skill share and mean income, and the cost
   per additional high-skill worker.
 `skillsim-aggregate DIR` rebuilds them. A setting is the swept parameters except `replicate`/`seed`.
+A sweep of one setting (replicates only) has nothing to compare: it gets no `effects.csv`, and the
+log says so.
+
+The tables are written together: each to a temporary file first, then all renamed into place, so a
+full disk leaves the previous tables as they were. Aggregations of one folder take turns (a flock
+on the folder), and each reads the job folders afresh, so two processes sharing a sweep cannot overwrite
+newer tables with older ones. A job claimed by a live process (sim.claims) is listed as running.
+An error is one line and a non-zero exit (sim.errors), never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import os
-import shutil
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import EXIT_PARTIAL, DataError, SkillsimError
+from . import claims
+from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, DataError, SkillsimError, debug_enabled,
+                     environment_fault, internal_error)
 from .metrics import SPEND_ACCOUNTS
 from .results import COMPLETE_MARKER
 
@@ -35,6 +47,9 @@ REPLICATE_KEYS = ("replicate", "seed", "draw")  # not settings: what a setting i
 ENSEMBLE_METRICS = ("high_skill_share", "income_mean", "income_median")
 QUANTILES = {"q05": 0.05, "q25": 0.25, "median": 0.5, "q75": 0.75, "q95": 0.95}
 TABLES = ("runs.csv", "ensemble.csv", "effects.csv", "series_long.parquet", "series_long.csv")
+STATUSES = ("ok", "failed", "running", "missing")
+NO_EFFECTS = ("effects.csv not written: the sweep has a single setting (only replicate/seed vary), "
+              "so there is no other setting to compare with a baseline")
 
 
 def parse_override(text: str) -> tuple[str, str] | None:
@@ -63,6 +78,8 @@ def job_folders(sweep_dir: Path) -> list[Path]:
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except (PermissionError, IsADirectoryError) as exc:
+        raise environment_fault(exc, path, "read") from None
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: unreadable or damaged ({type(exc).__name__}); "
                         f"check it with skillsim-verify or re-run that job") from None
@@ -78,9 +95,13 @@ def read_job(folder: Path) -> dict:
     if (folder / FAILED_MARKER).exists():
         info = _read_json(folder / FAILED_MARKER)
         return {"status": "failed", "overrides": info.get("overrides", []), "error": info.get("error", ""),
-                "job_num": info.get("job_num")}
-    return {"status": "missing", "overrides": [], "error": "no result (not run, running or interrupted)",
-            "job_num": None}
+                "job_num": info.get("job_num"), "environment": bool(info.get("environment"))}
+    owner = claims.holder(folder)
+    if owner is not None and owner.alive():
+        return {"status": "running", "overrides": [], "error": f"being run by {owner}", "job_num": None}
+    why = (f"no result: {owner} stopped before finishing it" if owner is not None
+           else "no result (not run, or interrupted)")
+    return {"status": "missing", "overrides": [], "error": why, "job_num": None}
 
 
 def _runs_row(name: str, job: dict, params: list[str]) -> dict:
@@ -123,12 +144,47 @@ def swept_parameters(jobs: dict[str, dict]) -> list[str]:
 
 
 def write_atomic(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    if path.suffix == ".parquet":
-        df.to_parquet(tmp, index=False)
-    else:
-        df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_tables({path: df})
+
+
+def write_tables(tables: dict[Path, pd.DataFrame]) -> None:
+    """Write every table to a temporary file, then rename them all into place.
+
+    If any write fails (a full disk), the temporary files are removed and the old tables stay as
+    they were: the set of tables is never a mix of two aggregations.
+    """
+    tmps: dict[Path, Path] = {}
+    try:
+        for path, df in tables.items():
+            tmp = tmps[path] = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            if path.suffix == ".parquet":
+                df.to_parquet(tmp, index=False)
+            else:
+                df.to_csv(tmp, index=False)
+        for path, tmp in tmps.items():
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in tmps.values():
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+        raise
+
+
+@contextmanager
+def _aggregation_turn(sweep_dir: Path):
+    """One aggregation of a folder at a time: an exclusive flock on the sweep folder itself, waited for.
+
+    Locking the folder (not a file in it) leaves nothing behind and does not change the folder; the
+    kernel drops the lock if the process dies.
+    """
+    fd = os.open(sweep_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | None) -> dict | None:
@@ -136,6 +192,11 @@ def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | Non
     setting of the first job in sweep order (every swept list at its first value)."""
     ok = runs[runs["status"] == "ok"]
     if ok.empty:
+        return None
+    if baseline and not settings:
+        raise DataError(f"baseline {baseline!r}: this sweep has a single setting (only replicate/seed vary), "
+                        "so there is nothing to compare")
+    if not settings:
         return None
     if baseline:
         want = dict(filter(None, (parse_override(x.strip()) for x in baseline.split(","))))
@@ -213,17 +274,34 @@ def ensemble(long: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def aggregate(sweep_dir: str | Path, baseline: str | None = None) -> dict:
-    """Write the sweep tables; returns counts of ok, failed and missing jobs."""
+def aggregate(sweep_dir: str | Path, baseline: str | None = None,
+              log: Callable[[str], None] | None = None) -> dict:
+    """Write the sweep tables; returns counts of jobs by status (ok, failed, running, missing) and
+    `faults`, the failed jobs that the machine stopped (disk full, permission denied, ...).
+
+    Raises DataError (a job folder unreadable or damaged, not a sweep folder) or OutputError (the
+    tables cannot be written), each with a one-line message.
+    """
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise DataError(f"{sweep_dir} is not a folder")
-    folders = job_folders(sweep_dir)
+    try:
+        if not job_folders(sweep_dir):
+            raise DataError(f"{sweep_dir} is not a sweep folder: no job folders with results")
+        with _aggregation_turn(sweep_dir):
+            return _aggregate(sweep_dir, baseline, log or (lambda msg: None))
+    except OSError as exc:
+        raise environment_fault(exc, exc.filename or sweep_dir, "write") from None
+
+
+def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]) -> dict:
+    try:
+        folders = job_folders(sweep_dir)
+    except OSError as exc:
+        raise environment_fault(exc, sweep_dir, "read") from None
     jobs = {f.name: read_job(f) for f in folders}
-    if not jobs or all(j["status"] == "missing" for j in jobs.values()):
+    if not jobs or all(j["status"] in ("missing", "running") for j in jobs.values()):
         raise DataError(f"{sweep_dir} is not a sweep folder: no job folders with results")
-    for stale in sweep_dir.glob(".*.partial-*"):  # left by a killed job; its job will be re-run
-        shutil.rmtree(stale, ignore_errors=True)
     params = swept_parameters(jobs)
     settings = [p for p in params if p not in REPLICATE_KEYS]
     rows = [_runs_row(name, job, params) | {"job_num": job["job_num"]} for name, job in jobs.items()]
@@ -231,31 +309,51 @@ def aggregate(sweep_dir: str | Path, baseline: str | None = None) -> dict:
     if "replicate" not in runs:
         runs["replicate"] = 0
     base = choose_baseline(runs, settings, baseline)  # a bad --baseline fails before anything is written
-    write_atomic(runs, sweep_dir / "runs.csv")
+    tables = {sweep_dir / "runs.csv": runs}
 
     frames = []
     for name, job in jobs.items():
         if job["status"] != "ok":
             continue
-        s = pd.read_csv(sweep_dir / name / "series.csv")
+        path = sweep_dir / name / "series.csv"
+        try:
+            s = pd.read_csv(path)
+        except PermissionError as exc:
+            raise environment_fault(exc, path, "read") from None
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{path}: unreadable or damaged ({type(exc).__name__}); "
+                            "check it with skillsim-verify or re-run that job") from None
         long = s.melt(id_vars="date", var_name="metric", value_name="value")
         long.insert(0, "job", name)
         given = dict(filter(None, (parse_override(o) for o in job["overrides"])))
         for i, p in enumerate(params):
             long.insert(1 + i, p, _value(given[p]) if p in given else None)
         frames.append(long)
-    counts = {k: int((runs["status"] == k).sum()) for k in ("ok", "failed", "missing")}
+    counts = {k: int((runs["status"] == k).sum()) for k in STATUSES}
+    faults = [j for j in jobs.values() if j["status"] == "failed" and j.get("environment")]
+    counts["faults"] = len(faults)
+    counts["first_fault"] = faults[0]["error"] if faults else ""
     if frames:
         long = pd.concat(frames, ignore_index=True)
         try:
             import pyarrow  # noqa: F401
 
-            write_atomic(long, sweep_dir / "series_long.parquet")
+            tables[sweep_dir / "series_long.parquet"] = long
         except ImportError:
-            write_atomic(long, sweep_dir / "series_long.csv")
-        write_atomic(ensemble(long, settings), sweep_dir / "ensemble.csv")
+            tables[sweep_dir / "series_long.csv"] = long
+        tables[sweep_dir / "ensemble.csv"] = ensemble(long, settings)
         if base is not None:
-            write_atomic(paired_effects(runs, settings, base), sweep_dir / "effects.csv")
+            tables[sweep_dir / "effects.csv"] = paired_effects(runs, settings, base)
+    try:
+        write_tables(tables)
+    except OSError as exc:
+        raise environment_fault(exc, sweep_dir / "runs.csv" if len(tables) == 1 else sweep_dir, "write") from None
+    if frames and not settings:
+        log(NO_EFFECTS)
+    if not settings:
+        stale = sweep_dir / "effects.csv"  # from an aggregation before this rule: it compared nothing
+        if stale.exists():
+            stale.unlink()
     return counts
 
 
@@ -266,20 +364,42 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--baseline", default=None,
                     help="reference setting for the paired effects, e.g. scenario=no_policy")
     args = ap.parse_args(argv)
+    sweep_dir = Path(args.sweep_dir)
     try:
-        counts = aggregate(args.sweep_dir, args.baseline)
+        counts = aggregate(sweep_dir, args.baseline, log=lambda msg: print(f"skillsim-aggregate: {msg}",
+                                                                            file=sys.stderr))
+        report(sweep_dir, counts)
     except SkillsimError as err:
         print(f"skillsim-aggregate: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
-    report(Path(args.sweep_dir), counts)
-    if counts["failed"] or counts["missing"]:
-        raise SystemExit(EXIT_PARTIAL)
+    except OSError as exc:
+        print(f"skillsim-aggregate: {environment_fault(exc, exc.filename or sweep_dir, 'read')}", file=sys.stderr)
+        raise SystemExit(EXIT_OUTPUT) from None
+    except Exception as exc:  # a bug: one line, never a traceback (SKILLSIM_DEBUG=1 shows it)
+        if debug_enabled():
+            raise
+        print(f"skillsim-aggregate: {internal_error(exc, f'aggregating {sweep_dir}')}", file=sys.stderr)
+        raise SystemExit(EXIT_INTERNAL) from None
+    raise SystemExit(exit_code(counts))
+
+
+def exit_code(counts: dict) -> int:
+    """0 if every job is finished or being run by another process; 4 if the machine stopped some
+    (disk full, permission denied, ...); 5 if some failed or are missing."""
+    if counts.get("faults"):
+        return EXIT_OUTPUT
+    return EXIT_PARTIAL if counts["failed"] or counts["missing"] else 0
 
 
 def report(sweep_dir: Path, counts: dict) -> None:
-    """One summary line, and one line per failed job."""
-    print(f"{sweep_dir}: {counts['ok']} jobs ok, {counts['failed']} failed, {counts['missing']} missing; "
-          f"tables in {sweep_dir}", file=sys.stderr)
+    """One summary line, and one line per job that is not finished."""
+    running = f", {counts['running']} running in another process" if counts.get("running") else ""
+    print(f"{sweep_dir}: {counts['ok']} jobs ok, {counts['failed']} failed, {counts['missing']} missing"
+          f"{running}; tables in {sweep_dir}", file=sys.stderr)
     runs = pd.read_csv(sweep_dir / "runs.csv")
     for _, r in runs[runs["status"] != "ok"].iterrows():
         print(f"  {r['status']}: {r['job']}: {r.get('error', '')}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -8,8 +8,10 @@ stderr and a documented exit code (sim.errors), never a traceback, and leave no 
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import contextmanager
 import re
+import shutil
 import signal
 import sys
 import time
@@ -22,14 +24,17 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from . import claims
+from .aggregate import exit_code as sweep_exit_code
 from .config import RunConfig, from_mapping
-from .errors import EXIT_INTERRUPTED, EXIT_PARTIAL, ConfigError, SkillsimError
+from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, BusyError, ConfigError, SkillsimError,
+                     debug_enabled, environment_fault, internal_error)
 from .model import WorkforceModel
 from .results import COMPLETE_MARKER, prepare_target, write_run
 from .sweep import clear_failure, is_finished, log_progress, record_failure
-from . import sweep
+from . import fastsweep, sweep
 from .sources import DEFAULT_TARGETS, load_targets
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +61,10 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
                  overrides: list[str] | None = None, extra: dict | None = None) -> Path:
     """Run one forecast and write its folder. The plain function behind `skillsim`."""
     run_dir = Path(run_dir)
-    prepare_target(run_dir)
+    try:
+        prepare_target(run_dir)
+    except OSError as exc:
+        raise environment_fault(exc, run_dir) from None
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     model = WorkforceModel(cfg)
@@ -116,21 +124,65 @@ def _quiet_worker_interrupts() -> None:
 
 
 def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int) -> None:
-    """One job of a multirun: skip it if finished, record a failure instead of raising."""
+    """One job of a multirun: claim it, skip it if finished or run elsewhere, record a failure instead of raising.
+
+    The claim (sim.claims) makes two processes sharing the sweep folder run each job once: a job held
+    by a live process is skipped, the claim of a dead one is taken over. Only the holder of the claim
+    writes into the job folder, so a finished job is never marked failed.
+    """
     _quiet_worker_interrupts()
     if is_finished(job_dir):
         log.info("job %s: already finished, skipped", job_dir.name)
-    else:
-        clear_failure(job_dir)
-        try:
-            cfg, data = config_from_hydra(dcfg)
-            run_forecast(cfg, job_dir, composed=data, overrides=overrides, extra={"job_num": job_num})
-        except KeyboardInterrupt:
-            raise
-        except Exception as err:  # one failing job must not stop the others or lose their results
-            record_failure(job_dir, err, overrides, job_num)
+        log_progress(job_dir.parent)
+        return
+    try:
+        held = claims.claim(job_dir)
+    except OSError as exc:  # the lock file cannot be written: neither can anything else here
+        err = environment_fault(exc, claims.lock_path(job_dir))
+        if record_failure(job_dir, err, overrides, job_num):
             log.error("job %s failed: %s", job_dir.name, err)
+        return
+    if held is None:
+        log.info("job %s: being run by %s; skipped", job_dir.name, claims.holder(job_dir) or "another process")
+        return
+    with held:
+        if held.previous is not None:
+            log.warning("job %s: took over the claim of %s, which is no longer running", job_dir.name,
+                        held.previous)
+        if is_finished(job_dir):  # finished by another process between our check and our claim
+            log.info("job %s: already finished, skipped", job_dir.name)
+        else:
+            try:
+                clear_failure(job_dir)
+                cfg, data = config_from_hydra(dcfg)
+                run_forecast(cfg, job_dir, composed=data, overrides=overrides, extra={"job_num": job_num})
+            except KeyboardInterrupt:
+                raise
+            except Exception as err:  # one failing job must not stop the others or lose their results
+                if isinstance(err, OSError):
+                    err = environment_fault(err, job_dir)
+                if record_failure(job_dir, err, overrides, job_num):
+                    log.error("job %s failed: %s", job_dir.name, err)
     log_progress(job_dir.parent)
+
+
+def _single_run(dcfg: DictConfig, run_dir: Path) -> None:
+    """A single run, under a claim on its folder: a second process aimed at it refuses in one line."""
+    cfg, data = config_from_hydra(dcfg)
+    try:
+        held = claims.claim(run_dir)
+    except OSError as exc:
+        raise environment_fault(exc, run_dir) from None
+    if held is None:
+        raise BusyError(f"run folder {run_dir} is being written by {claims.holder(run_dir) or 'another process'}; "
+                        "wait for it to finish or choose another hydra.run.dir")
+    with held:
+        if held.previous is not None:
+            log.warning("run folder %s: took over the claim of %s, which is no longer running", run_dir,
+                        held.previous)
+            for stale in run_dir.parent.glob(f".{run_dir.name}.partial-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+        run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task))
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
@@ -141,8 +193,7 @@ def _hydra_task(dcfg: DictConfig) -> None:
         _sweep_job(dcfg, run_dir, list(hc.overrides.task), int(hc.job.num))
         return
     try:
-        cfg, data = config_from_hydra(dcfg)
-        run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task))
+        _single_run(dcfg, run_dir)
     except SkillsimError as err:
         _remove_if_empty(run_dir)
         fail(err)
@@ -255,55 +306,140 @@ def _sweep_overrides(argv: list[str]) -> list[str] | None:
     return _overrides([a for a in argv if a not in ("-m", "--multirun")])
 
 
-def preflight_sweep(overrides: list[str]) -> None:
+def preflight_sweep(overrides: list[str]) -> str | None:
     """Check a multirun before Hydra creates anything; exit with one line if it cannot run.
 
     Refused: a job that cannot be composed (unknown key or group option, wrong type: Hydra would stop
     the whole sweep with a multi-line error), or a sweep none of whose jobs passes the checks. A value
     that fails only some jobs is left to them: each records its error, the others run, and the sweep
     ends with EXIT_PARTIAL. Every swept value is checked once, on top of the sweep's first job.
+
+    Cost: one composition per distinct config-group choice. A swept value is set on one scratch copy
+    of the first job's config (OmegaConf's type checks, as Hydra applies it), copied into the first
+    job's plain settings and checked by `from_mapping`: about a millisecond a value, so the values of
+    a 5,000-replicate sweep are checked in seconds. Returns the sweeper's `_target_` (None if the
+    sweep was not checked).
     """
     import copy
 
     from hydra import compose, initialize_config_dir
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    with _user_errors_in_one_line():
+    errors, checked, targets_error = [], 0, []
+
+    def check(data: dict, targets: bool) -> None:
+        """Check one job's settings; `targets=False`: same targets file as the first job (its result)."""
+        nonlocal checked
+        checked += 1
+        try:
+            cfg = from_mapping(data)
+            if targets:
+                try:
+                    load_targets(cfg.targets_file or DEFAULT_TARGETS)
+                except SkillsimError as err:
+                    if checked == 1:  # the first job's targets file: every value variant shares it
+                        targets_error.append(err)
+                    raise
+            elif targets_error:
+                raise targets_error[0]
+        except SkillsimError as err:
+            errors.append(err)
+
+    def plain(dcfg: DictConfig) -> dict:
+        data = OmegaConf.to_container(dcfg, resolve=True)
+        for key in EDGE_KEYS:
+            data.pop(key, None)
+        return data
+
+    with _user_errors_in_one_line(), _type_hints_cached():
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
             given = parser.parse_overrides(overrides)
             fixed = [o.input_line for o in given if not o.is_sweep_override()]
             master = compose(config_name="config", overrides=fixed, return_hydra_config=True)
-            if not str(master.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper"):
-                return
+            target = str(master.hydra.sweeper.get("_target_", ""))
+            if not target.endswith(".BasicSweeper"):
+                return None
             params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
-            jobs = BasicSweeper.split_arguments(parser.parse_overrides(params) + given, None)[0]
-            first = jobs[0]
+            lists: dict[str, dict[str, object]] = {}  # key -> {"key=value": parsed value}, in Hydra's job order
+            for o in parser.parse_overrides(params) + given:
+                key = o.get_key_element()
+                if o.is_sweep_override():
+                    if not o.is_discrete_sweep():
+                        return target  # Hydra reports the unsupported sweep type itself
+                    lists[key] = {}
+                    for text, value in zip(o.sweep_string_iterator(), o.sweep_iterator()):
+                        lists[key].setdefault(f"{key}={text}", value)
+                else:
+                    lists[key] = {f"{key}={o.get_value_element_as_str()}": None}
+            if any(not values for values in lists.values()):
+                return target  # an empty sweep list: Hydra launches nothing
+            first = [next(iter(values)) for values in lists.values()]
             base = compose(config_name="config", overrides=first)
+            data0 = plain(base)
+            check(data0, targets=True)
             groups = set(master.hydra.runtime.choices)
-            variants = [base]
-            for i, line in enumerate(first):
-                key = line.split("=", 1)[0]
-                name = key.lstrip("+~")
-                for other in dict.fromkeys(job[i] for job in jobs):  # each distinct value once
-                    if other == line or name.startswith("hydra.") or name.startswith("hydra/"):
-                        continue
-                    if name in groups or name != key or "/" in name or "@" in name:
-                        variants.append(compose(config_name="config", overrides=[*first[:i], other, *first[i + 1:]]))
-                    else:  # a value: applied as Hydra applies it, without composing everything again
-                        cfg = copy.deepcopy(base)
-                        ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([other]), cfg)
-                        variants.append(cfg)
-        errors = []
-        for cfg in variants:
-            try:
-                config_from_hydra(cfg)
-            except SkillsimError as err:
-                errors.append(err)
-        if len(errors) == len(variants):
+            interpolated = "${" in repr(OmegaConf.to_container(base, resolve=False))
+            scratch = None
+            for i, (key, values) in enumerate(lists.items()):
+                line, name = first[i], key.lstrip("+~")
+                if name.startswith("hydra.") or name.startswith("hydra/") or len(values) < 2:
+                    continue
+                if name in groups or name != key or "/" in name or "@" in name:
+                    for other in list(values)[1:]:
+                        check(plain(compose(config_name="config", overrides=[*first[:i], other, *first[i + 1:]])),
+                              targets=True)
+                    continue
+                if scratch is None:
+                    scratch = copy.deepcopy(base)
+                for other, value in list(values.items())[1:]:  # each distinct value once
+                    if interpolated or not isinstance(value, (str, int, float, bool, type(None))):
+                        ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([other]), scratch)
+                        data = plain(scratch)
+                    else:  # as Hydra applies a value (OmegaConf.update, typed), without converting everything
+                        OmegaConf.update(scratch, name, value, merge=True)
+                        data = _with_value(data0, name, OmegaConf.select(scratch, name))
+                    check(data, targets=name == "targets_file")
+                ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([line]), scratch)
+        if len(errors) == checked:
             fail(errors[0])
+    return target
+
+
+def _with_value(data: dict, dotted: str, value) -> dict:
+    """A copy of nested `data` with one dotted key set (only the dicts on its path are copied)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        value = OmegaConf.to_container(value, resolve=True)
+    out = dict(data)
+    cur = out
+    *path, last = dotted.split(".")
+    for part in path:
+        cur[part] = dict(cur.get(part) or {})
+        cur = cur[part]
+    cur[last] = value
+    return out
+
+
+@contextmanager
+def _type_hints_cached():
+    """Cache typing.get_type_hints in sim.config while a sweep's values are checked.
+
+    `from_mapping` asks for the type hints of every dataclass on every call, which was two thirds of
+    its time; the hints of a class do not change while the values are checked.
+    """
+    import functools
+
+    from . import config as config_module
+
+    original = getattr(config_module, "get_type_hints", None)
+    if original is not None:
+        config_module.get_type_hints = functools.lru_cache(maxsize=None)(original)
+    try:
+        yield
+    finally:
+        if original is not None:
+            config_module.get_type_hints = original
 
 
 def _interrupted() -> str:
@@ -333,16 +469,62 @@ def main(argv: list[str] | None = None) -> None:
     if overrides is not None:
         preflight(overrides)
     elif (sweep_overrides := _sweep_overrides(argv)) is not None:
-        preflight_sweep(sweep_overrides)
+        if (preflight_sweep(sweep_overrides) or "").endswith(".BasicSweeper"):
+            fastsweep.use_fast_sweeps()
     sys.argv = [sys.argv[0]] + argv
-    sweep.LAST_COUNTS = sweep.SWEEP_DIR = None
+    sweep.LAST_COUNTS = sweep.SWEEP_DIR = sweep.LAST_ERROR = None
     try:
-        _hydra_task()
+        with _hydra_errors_reach_us():
+            _hydra_task()
     except KeyboardInterrupt:  # a sweep (a single run handles its own), or Hydra before the task
         fail(_interrupted(), EXIT_INTERRUPTED)
+    except OSError as exc:  # Hydra creating a folder or writing multirun.yaml: disk, permissions, ...
+        fail(environment_fault(exc, exc.filename or "the output folder"))
+    except Exception as exc:
+        if debug_enabled() or _user_wants_tracebacks:
+            raise
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        if isinstance(exc, (HydraException, OmegaConfBaseException)):
+            fail(explain(exc), 2)
+        fail(internal_error(exc, "skillsim"), EXIT_INTERNAL)
+    finally:
+        fastsweep.restore()
+    if sweep.LAST_ERROR is not None:  # the sweep ran, but its tables could not be built
+        fail(sweep.LAST_ERROR)
     counts = sweep.LAST_COUNTS
-    if counts and (counts["failed"] or counts["missing"]):
-        raise SystemExit(EXIT_PARTIAL)
+    if counts:
+        code = sweep_exit_code(counts)
+        if code == EXIT_OUTPUT:
+            fail(f"{counts['faults']} of {sum(counts[k] for k in ('ok', 'failed', 'running', 'missing'))} jobs "
+                 f"could not write their results; the first: {counts['first_fault']}", EXIT_OUTPUT)
+        if code:
+            raise SystemExit(code)
+
+
+_user_wants_tracebacks = False
+
+
+@contextmanager
+def _hydra_errors_reach_us():
+    """Let exceptions from Hydra's own steps (making folders, writing multirun.yaml) reach `main`.
+
+    Hydra prints them as a trimmed traceback and exits 1 unless HYDRA_FULL_ERROR is set; `main` turns
+    them into one line with a documented exit code instead. A user who set HYDRA_FULL_ERROR or
+    SKILLSIM_DEBUG gets the traceback.
+    """
+    global _user_wants_tracebacks
+    before = os.environ.get("HYDRA_FULL_ERROR")
+    _user_wants_tracebacks = before not in (None, "", "0")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = before
 
 
 def compose_config(overrides: list[str]) -> RunConfig:

@@ -6,13 +6,18 @@ The exit codes are documented in the README ("Errors and what they mean").
 
 from __future__ import annotations
 
+import errno
+import os
+
 #: Exit codes of every skillsim command.
 EXIT_OK = 0
+EXIT_INTERNAL = 1  #: an unexpected error inside skillsim (a bug): one line naming it; SKILLSIM_DEBUG=1 shows more
 EXIT_CONFIG = 2  #: a configuration value, override or name is wrong
 EXIT_DATA = 3  #: an input file (targets, run folder) is missing, unreadable or malformed
 EXIT_OUTPUT = 4  #: the result folder cannot be written (exists already, disk, permissions)
 EXIT_PARTIAL = 5  #: a sweep finished, but some of its jobs failed (listed in runs.csv)
 EXIT_INTEGRITY = 6  #: skillsim-verify found a file changed, truncated, missing or unexpected
+EXIT_BUSY = 7  #: another skillsim process is writing the same run folder (named with its pid and host)
 EXIT_INTERRUPTED = 130  #: stopped by SIGINT/SIGTERM; nothing half-written is left behind
 
 
@@ -42,3 +47,42 @@ class OutputError(SkillsimError):
     """The result folder cannot be written."""
 
     exit_code = EXIT_OUTPUT
+
+
+class BusyError(SkillsimError):
+    """Another live process holds the claim on a run folder."""
+
+    exit_code = EXIT_BUSY
+
+
+def os_reason(exc: OSError) -> str:
+    """'No space left on device [ENOSPC]': the OS error in words, with its symbolic name."""
+    code = exc.errno
+    words = exc.strerror or (os.strerror(code) if code else str(exc) or type(exc).__name__)
+    name = errno.errorcode.get(code) if code else None
+    return f"{words} [{name}]" if name else words
+
+
+def environment_fault(exc: OSError, path: object, action: str = "write") -> SkillsimError:
+    """An OSError of the machine (disk full, permission denied, read-only, vanished) as a one-line error.
+
+    `action` is "write" (-> OutputError, exit 4) or "read" (-> DataError, exit 3). The line names the
+    user-facing path (a run or sweep folder, a file) and the OS error.
+    """
+    cls = OutputError if action == "write" else DataError
+    err = cls(f"cannot {action} {path}: {os_reason(exc)}")
+    err.environment = True  # type: ignore[attr-defined]
+    err.errno = exc.errno  # type: ignore[attr-defined]
+    return err
+
+
+def debug_enabled() -> bool:
+    """SKILLSIM_DEBUG=1: let unexpected errors show their traceback (for bug reports)."""
+    return os.environ.get("SKILLSIM_DEBUG", "") not in ("", "0")
+
+
+def internal_error(exc: BaseException, what: str) -> str:
+    """The one line for an unexpected exception: what failed and the exception, without a traceback."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return (f"{what} failed unexpectedly: {type(exc).__name__}{': ' + text if text else ''} "
+            f"(a bug in skillsim; re-run with SKILLSIM_DEBUG=1 for the traceback and report it)")

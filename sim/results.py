@@ -9,6 +9,7 @@ the checksum of `manifest.json`. `skillsim-verify` (sim.verify) re-checks them.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ import pandas as pd
 import yaml
 
 from .config import RunConfig, to_dict
-from .errors import OutputError
+from .errors import OutputError, environment_fault
 from .ladder import N_LEVELS
 from .metrics import SPEND_ACCOUNTS
 from .streams import replicate_seed
@@ -125,11 +126,26 @@ def prepare_target(run_dir: Path) -> None:
 def write_run(run_dir: Path, cfg: RunConfig, series: pd.DataFrame, *, composed: dict | None = None,
               overrides: list[str] | None = None, started: datetime | None = None,
               extra: dict | None = None) -> Path:
-    """Write a finished run to `run_dir` atomically; returns the final path."""
+    """Write a finished run to `run_dir` atomically; returns the final path.
+
+    An OSError of the machine (no space left, permission denied, read-only, a folder that vanished)
+    becomes an OutputError naming `run_dir` and the OS error; the temporary folder is removed first,
+    so nothing half-written is left and a finished folder already at `run_dir` is not touched.
+    """
     run_dir = Path(run_dir)
-    parent = run_dir.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{run_dir.name}.partial-{os.getpid()}"
+    tmp = run_dir.parent / f".{run_dir.name}.partial-{os.getpid()}"
+    try:
+        _write_run(run_dir, tmp, cfg, series, composed=composed, overrides=overrides, started=started,
+                   extra=extra)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise environment_fault(exc, run_dir) from None
+    return run_dir
+
+
+def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series: pd.DataFrame, *, composed, overrides,
+               started, extra) -> None:
+    tmp.parent.mkdir(parents=True, exist_ok=True)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
@@ -175,10 +191,18 @@ def write_run(run_dir: Path, cfg: RunConfig, series: pd.DataFrame, *, composed: 
         for p in tmp.iterdir():  # flush to disk before the rename makes the folder visible
             with p.open("rb") as fh:
                 os.fsync(fh.fileno())
-        if run_dir.exists():
-            prepare_target(run_dir)
-        os.rename(tmp, run_dir)
+        _rename_into_place(tmp, run_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return run_dir
+
+
+def _rename_into_place(tmp: Path, run_dir: Path) -> None:
+    """rename(2) replaces an empty folder (one Hydra made) in one step, and refuses a non-empty one."""
+    try:
+        os.rename(tmp, run_dir)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+            raise OutputError(f"run folder {run_dir} already exists and is not empty; "
+                              "choose another hydra.run.dir") from None
+        raise

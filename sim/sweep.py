@@ -1,12 +1,18 @@
-"""Multirun support at the Hydra edge: per-job resume and failure records, progress, aggregation.
+"""Multirun support at the Hydra edge: per-job claims, resume and failure records, progress, aggregation.
 
+- Each job is claimed before it runs (sim.claims: an exclusive lock file per job folder, holding the
+  owner's pid, host and start time), so two processes sharing one sweep folder (a second command
+  started to resume it, two cluster array tasks) run every job once between them. A job claimed by
+  a live process is skipped; the claim of a dead process is taken over.
 - A job whose folder already holds a finished run (COMPLETE) is skipped, so re-running a sweep into
   the same folder only runs what is missing or failed.
 - A job that fails writes a FAILED record (error, overrides) into its folder and returns normally,
-  so the other jobs go on and the aggregate lists the failure.
+  so the other jobs go on and the aggregate lists the failure. A failure caused by the machine (disk
+  full, permission denied, ...) is marked as such; if even FAILED cannot be written, the job is left
+  missing and the log says why.
 - `AggregateCallback` counts the jobs when the sweep starts, and writes the sweep tables
-  (sim.aggregate) when it ends.
-- Each job logs the sweep's progress when it ends: done out of total, elapsed time and ETA.
+  (sim.aggregate) when it ends; an aggregation error is kept for the command to report in one line.
+- Jobs log the sweep's progress (done out of total, elapsed time and ETA) at most every few seconds.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from .aggregate import FAILED_MARKER, aggregate, report
-from .errors import SkillsimError
+from .errors import SkillsimError, environment_fault, internal_error, os_reason
 from .results import COMPLETE_MARKER
 
 log = logging.getLogger("skillsim")
@@ -33,6 +39,10 @@ PROGRESS_FILE = ".sweep_progress.json"
 LAST_COUNTS: dict | None = None
 #: Set by the callback in the main process: the folder of the running multirun (for an interrupt).
 SWEEP_DIR: Path | None = None
+#: Set by the callback in the main process: the one-line error that stopped the aggregation, if any.
+LAST_ERROR: SkillsimError | None = None
+PROGRESS_EVERY_S = 5.0  #: a job logs the sweep's progress if this long has passed since the last log
+_last_progress = [0.0]
 
 
 def is_finished(job_dir: Path) -> bool:
@@ -40,42 +50,76 @@ def is_finished(job_dir: Path) -> bool:
 
 
 def clear_failure(job_dir: Path) -> None:
-    """Before a retry: drop an old FAILED record and any half-written folder of this job."""
+    """Before a retry (under the job's claim): drop an old FAILED record and half-written folders.
+
+    Only the holder of the claim writes a `.NAME.partial-PID` folder for this job, so any that exists
+    now was left by a process that died.
+    """
     (job_dir / FAILED_MARKER).unlink(missing_ok=True)
     for stale in job_dir.parent.glob(f".{job_dir.name}.partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def record_failure(job_dir: Path, err: BaseException, overrides: list[str], job_num: int | None) -> None:
-    """Write FAILED atomically into the job folder."""
-    job_dir.mkdir(parents=True, exist_ok=True)
+def record_failure(job_dir: Path, err: BaseException, overrides: list[str], job_num: int | None) -> bool:
+    """Write FAILED atomically into the job folder; False (and a log line) if even that cannot be written."""
     user = isinstance(err, SkillsimError)
     info = {"error": str(err) if user else f"{type(err).__name__}: {err}", "overrides": overrides,
-            "job_num": job_num, "user_error": user}
+            "job_num": job_num, "user_error": user, "environment": bool(getattr(err, "environment", False))}
     if not user:
         info["traceback"] = traceback.format_exc()
     tmp = job_dir / f".{FAILED_MARKER}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, job_dir / FAILED_MARKER)
+    try:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, job_dir / FAILED_MARKER)
+        return True
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+            job_dir.rmdir()  # only if empty: the job is then listed as missing
+        except OSError:
+            pass
+        log.error("job %s: its FAILED record cannot be written either (%s: %s); it is listed as missing",
+                  job_dir.name, job_dir / FAILED_MARKER, os_reason(exc))
+        return False
 
 
-def log_progress(sweep_dir: Path) -> None:
-    """Jobs done out of total, elapsed time and ETA, from the markers in the sweep folder."""
+def write_progress(sweep_dir: Path, total: int) -> None:
+    """The sweep's job count and start time, for the progress log (written atomically)."""
+    info = {"total": total, "started": time.time()}
+    tmp = sweep_dir / f".{PROGRESS_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
+    os.replace(tmp, sweep_dir / PROGRESS_FILE)
+
+
+def log_progress(sweep_dir: Path, force: bool = False) -> None:
+    """Jobs done out of total, elapsed time and ETA, from the markers in the sweep folder.
+
+    Counting reads every job folder, so a job logs it only if PROGRESS_EVERY_S have passed since this
+    process last did (the sweep's end logs it always): a 5,000-job sweep does not spend its time here.
+    """
+    now = time.monotonic()
+    if not force and now - _last_progress[0] < PROGRESS_EVERY_S:
+        return
+    _last_progress[0] = now
     try:
         info = json.loads((sweep_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    total, started = info["total"], info["started"]
-    done = fresh = 0
-    for d in sweep_dir.iterdir():
-        if d.name.startswith(".") or not d.is_dir():
-            continue
-        for marker in (COMPLETE_MARKER, FAILED_MARKER):
-            m = d / marker
-            if m.exists():
-                done += 1
-                fresh += m.stat().st_mtime >= started
-                break
+        total, started = info["total"], info["started"]
+        done = fresh = 0
+        with os.scandir(sweep_dir) as entries:
+            for d in entries:
+                if d.name.startswith(".") or not d.is_dir():
+                    continue
+                for marker in (COMPLETE_MARKER, FAILED_MARKER):
+                    try:
+                        mtime = os.stat(os.path.join(d.path, marker)).st_mtime
+                    except OSError:
+                        continue
+                    done += 1
+                    fresh += mtime >= started
+                    break
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # progress is only a log line
     elapsed = time.time() - started
     remaining = max(0, total - done)
     eta = elapsed / fresh * remaining if fresh else float("nan")
@@ -95,7 +139,11 @@ def count_jobs(config: DictConfig) -> int:
 
 
 class AggregateCallback(Callback):
-    """Counts a multirun's jobs at the start and writes its tables at the end."""
+    """Counts a multirun's jobs at the start and writes its tables at the end.
+
+    Hydra turns an exception in a callback into a warning and exits 0, so nothing may escape from
+    here: a fault is kept in LAST_ERROR, and `skillsim` reports it in one line with its exit code.
+    """
 
     def __init__(self, baseline: str | None = None) -> None:
         self.baseline = baseline
@@ -103,23 +151,35 @@ class AggregateCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global SWEEP_DIR
         sweep_dir = SWEEP_DIR = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         try:
             total = count_jobs(config)
         except Exception:  # counting is only for the progress log
             total = -1
-        info = {"total": total, "started": time.time()}
-        (sweep_dir / PROGRESS_FILE).write_text(json.dumps(info) + "\n", encoding="utf-8")
+        try:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            write_progress(sweep_dir, total)
+        except OSError:
+            pass  # Hydra writes multirun.yaml next and stops with the same fault, reported by skillsim
         log.info("sweep: %s jobs into %s", total if total >= 0 else "unknown number of", sweep_dir)
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        global LAST_COUNTS
-        sweep_dir = Path(config.hydra.sweep.dir)
-        try:
-            LAST_COUNTS = aggregate(sweep_dir, self.baseline)
-        except SkillsimError as err:
-            log.error("aggregation failed: %s", err)
-            LAST_COUNTS = {"ok": 0, "failed": 0, "missing": 1}
-            return
-        report(sweep_dir, LAST_COUNTS)
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """Drop the job's two config copies from Hydra's JobReturn: a sweep keeps one per job until it
+        ends, which made memory grow with the number of jobs (the results are in the job folders)."""
+        job_return.cfg = job_return.hydra_cfg = None
 
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        global LAST_COUNTS, LAST_ERROR
+        sweep_dir = Path(config.hydra.sweep.dir)
+        log_progress(sweep_dir, force=True)
+        try:
+            LAST_COUNTS = aggregate(sweep_dir, self.baseline, log=log.info)
+            report(sweep_dir, LAST_COUNTS)
+        except SkillsimError as err:
+            LAST_ERROR = err
+        except OSError as exc:
+            LAST_ERROR = environment_fault(exc, sweep_dir, "write")
+        except Exception as exc:  # a bug: still one line and a non-zero exit, never a warning
+            LAST_ERROR = SkillsimError(internal_error(exc, f"aggregating {sweep_dir}"))
+            LAST_ERROR.exit_code = 1
+            if os.environ.get("SKILLSIM_DEBUG"):
+                log.exception("aggregation failed")

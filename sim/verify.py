@@ -11,8 +11,11 @@ folder with report.md) is noted, not checked. A sweep folder is checked job fold
 jobs (a `FAILED` record) and unfinished ones have nothing to check and are counted, not flagged. The
 sweep's own tables (runs.csv, ...) are rebuilt from the job folders by `skillsim-aggregate`.
 
+Hidden files beside the job folders (claims `.NAME.lock`, half-written `.NAME.partial-PID` folders
+of a job that is running or was killed) are not part of any run and are not checked.
+
 Exit codes (sim.errors): 0 all files intact; 6 (EXIT_INTEGRITY) at least one problem; 3 (EXIT_DATA) a
-PATH that is not a run or sweep folder.
+PATH that is not a run or sweep folder, or one that cannot be read (permission denied, vanished).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EXIT_DATA, EXIT_INTEGRITY, EXIT_OK
+from .errors import EXIT_DATA, EXIT_INTEGRITY, EXIT_OK, environment_fault
 from .results import COMPLETE_MARKER, sha256
 
 MANIFEST = "manifest.json"
@@ -193,6 +196,10 @@ def main(argv: list[str] | None = None) -> None:
             report = verify(p)
         except NotARunFolder as err:
             print(f"skillsim-verify: {err}", file=sys.stderr)
+            code = EXIT_DATA
+            continue
+        except OSError as exc:  # a folder that cannot be listed or vanished while being checked
+            print(f"skillsim-verify: {environment_fault(exc, exc.filename or p, 'read')}", file=sys.stderr)
             code = EXIT_DATA
             continue
         for line in report.problems:

@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, SkillsimError
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, SkillsimError, environment_fault
 from .pack import FORMATS, LANGS, Options, make_report
 
 USAGE = f"""usage: skillsim-report PATH [lang=en|zh] [formats=png,svg] [out=DIR] [middle_income=YUAN]
@@ -76,10 +76,16 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE, end="")
         raise SystemExit(EXIT_OK)
     previous = signal.signal(signal.SIGTERM, _interrupted)
+    path = opts = None
     try:
         path, opts = parse(argv)
         written = make_report(path, opts)
     except SkillsimError as err:
+        print(f"skillsim-report: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    except OSError as exc:  # disk full, permission denied, read-only, vanished: one line (sim.errors)
+        out = getattr(opts, "out", None) or (Path(path) / "report" if path else exc.filename)
+        err = environment_fault(exc, out)
         print(f"skillsim-report: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
     except KeyboardInterrupt:

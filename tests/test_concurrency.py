@@ -1,0 +1,186 @@
+"""Concurrent use: two processes in one sweep folder, a killed sweep resumed by another, two runs aimed
+at one run folder, and the claims (sim.claims) underneath."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim import claims
+from sim.aggregate import aggregate, exit_code
+from sim.errors import EXIT_BUSY
+
+from .faults import ENV, assert_one_line_error, run
+
+GRID = ["levers.training.intensity=1,3", "replicate=range(0,3)", "n_agents=20000", "horizon.end_year=2025"]
+TABLES = ("runs.csv", "ensemble.csv", "effects.csv")
+
+
+def sweep_cmd(out: Path, launcher: str) -> list[str]:
+    return [sys.executable, "-m", "sim", "-m", *GRID, f"hydra/launcher={launcher}", f"hydra.sweep.dir={out}"]
+
+
+def start(cmd: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The same sweep, run once by one process."""
+    tmp = tmp_path_factory.mktemp("ref")
+    out = tmp / "single"
+    proc = subprocess.run(sweep_cmd(out, "basic"), cwd=tmp, capture_output=True, text=True, env=ENV, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+def written_jobs(stderr: str) -> list[str]:
+    return re.findall(r"; wrote \S+/([^/\s]+)$", stderr, flags=re.M)
+
+
+def assert_like_single_sweep(out: Path, reference: Path, cwd: Path) -> None:
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 6 and (runs["status"] == "ok").all(), runs[["job", "status", "error"]]
+    jobs = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(jobs) == 6
+    for job in jobs:
+        assert (job / "COMPLETE").exists() and not (job / "FAILED").exists(), job
+    assert not list(out.glob(".*.lock")), "every claim is released"
+    assert not list(out.glob(".*.partial-*"))
+    verify = run("sim.verify", str(out), cwd=cwd)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    for table in TABLES:
+        assert (out / table).read_bytes() == (reference / table).read_bytes(), table
+
+
+@pytest.mark.parametrize("launcher", ["basic", pytest.param("joblib", marks=pytest.mark.slow)])
+def test_two_identical_sweeps_share_one_folder(tmp_path, reference, launcher):
+    out = tmp_path / "shared"
+    first = start(sweep_cmd(out, launcher), tmp_path)
+    time.sleep(0.5)
+    second = start(sweep_cmd(out, launcher), tmp_path)
+    logs = [p.communicate(timeout=600)[1] for p in (first, second)]
+    for p, log in zip((first, second), logs):
+        assert p.returncode == 0, log[-3000:]
+        assert "failed" not in log.lower().replace("0 failed", ""), log[-3000:]
+    assert any("being run by pid" in log for log in logs), "the two sweeps did not overlap: nothing was tested"
+    done = written_jobs(logs[0]) + written_jobs(logs[1])
+    assert sorted(done) == sorted(set(done)) and len(done) == 6, done  # every job run exactly once
+    assert_like_single_sweep(out, reference, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_is_resumed_and_its_stale_claims_taken_over(tmp_path, reference):
+    out = tmp_path / "killed"
+    victim = start(sweep_cmd(out, "basic"), tmp_path)
+    deadline = time.time() + 300
+    held = None
+    while time.time() < deadline and victim.poll() is None and held is None:
+        for lock in out.glob(".*.lock") if out.exists() else []:
+            try:
+                owner = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                continue
+            if owner["pid"] == victim.pid:
+                held = lock
+                os.killpg(victim.pid, signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    victim.wait(timeout=60)
+    assert held is not None, "the sweep was not caught holding a claim"
+    assert victim.returncode == -signal.SIGKILL
+    assert held.exists() and json.loads(held.read_text())["pid"] == victim.pid, "a dead claim stays on disk"
+    job = held.name[1:-len(".lock")]
+    assert not (out / job / "COMPLETE").exists()
+
+    resumed = subprocess.run(sweep_cmd(out, "basic"), cwd=tmp_path, capture_output=True, text=True, env=ENV,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"job {job}: took over the claim of pid {victim.pid} on host" in resumed.stderr, resumed.stderr[-3000:]
+    assert job in written_jobs(resumed.stderr)
+    assert_like_single_sweep(out, reference, tmp_path)
+
+
+def test_a_second_run_into_a_claimed_run_folder_refuses_naming_the_first(tmp_path):
+    target = tmp_path / "run"
+    with claims.claim(target) as held:
+        assert held is not None
+        proc = run("sim", "n_agents=500", "horizon.end_year=2023", f"hydra.run.dir={target}", cwd=tmp_path)
+    assert_one_line_error(proc, "skillsim", EXIT_BUSY, str(target), f"pid {os.getpid()} on host {claims.HOST}")
+    assert not target.exists(), "the refused run leaves nothing"
+
+
+def test_a_run_takes_over_the_claim_of_a_dead_process(tmp_path):
+    target = tmp_path / "run"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    claims.lock_path(target).write_text(json.dumps({"pid": dead.pid, "host": claims.HOST, "since": "earlier"}))
+    (tmp_path / f".run.partial-{dead.pid}").mkdir()  # what the dead run was writing
+    proc = run("sim", "n_agents=500", "horizon.end_year=2023", f"hydra.run.dir={target}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"took over the claim of pid {dead.pid} on host {claims.HOST}" in proc.stderr
+    assert (target / "COMPLETE").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], "claim and stale partial are gone"
+
+
+# -- the claims themselves ------------------------------------------------------------------------
+
+def test_a_claim_is_exclusive_names_its_owner_and_is_removed_on_release(tmp_path):
+    job = tmp_path / "job"
+    first = claims.claim(job)
+    assert first is not None and first.previous is None
+    assert claims.claim(job) is None, "a second claim (another open file) must fail while the first is held"
+    owner = claims.live_holder(job)
+    assert (owner.pid, owner.host) == (os.getpid(), claims.HOST)
+    first.release()
+    assert not claims.lock_path(job).exists()
+    assert claims.holder(job) is None
+    again = claims.claim(job)
+    assert again is not None and again.previous is None
+    again.release()
+
+
+def test_the_claim_of_a_killed_process_is_free_and_reports_its_owner(tmp_path):
+    job = tmp_path / "job"
+    code = (f"import sys, time; sys.path.insert(0, {str(Path(claims.__file__).parents[1])!r}); from sim import claims; "
+            f"c = claims.claim(__import__('pathlib').Path({str(job)!r})); print('held', flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    assert claims.claim(job) is None
+    assert claims.live_holder(job).pid == child.pid
+    child.kill()
+    child.wait()
+    assert claims.live_holder(job) is None, "a dead owner is not alive"
+    assert claims.holder(job).pid == child.pid, "but is still recorded"
+    taken = claims.claim(job)
+    assert taken is not None and taken.previous.pid == child.pid
+    taken.release()
+
+
+def test_aggregation_lists_a_job_claimed_elsewhere_as_running_not_failed(tmp_path, reference):
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reference, out)
+    job = sorted(p for p in out.iterdir() if p.is_dir())[-1]
+    shutil.rmtree(job)
+    job.mkdir()  # the folder Hydra makes before the job runs
+    with claims.claim(job):
+        counts = aggregate(out)
+        assert (counts["ok"], counts["failed"], counts["running"], counts["missing"]) == (5, 0, 1, 0)
+        assert exit_code(counts) == 0
+        runs = pd.read_csv(out / "runs.csv")
+        row = runs[runs["job"] == job.name].iloc[0]
+        assert row["status"] == "running" and f"pid {os.getpid()}" in row["error"]
+    counts = aggregate(out)  # released without a result: the job is missing
+    assert (counts["running"], counts["missing"]) == (0, 1) and exit_code(counts) == 5

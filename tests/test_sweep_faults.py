@@ -1,0 +1,119 @@
+"""Aggregation never fails silently: a sweep of replicates alone, a broken aggregation, and the fast
+composition of sweep jobs (sim.fastsweep) giving exactly Hydra's own configs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from sim import fastsweep
+from sim.cli import CONFIG_DIR, register_schema
+from sim.errors import EXIT_DATA
+
+from .faults import assert_one_line_error, run
+
+REPLICATES = ["-m", "replicate=range(0,3)", "n_agents=100", "horizon.end_year=2023", "hydra/launcher=basic"]
+
+
+@pytest.fixture(scope="module")
+def replicates(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("reps")
+    out = tmp / "D"
+    proc = run("sim", *REPLICATES, f"hydra.sweep.dir={out}", cwd=tmp)
+    return tmp, out, proc
+
+
+def test_a_replicate_only_sweep_exits_0_with_its_tables(replicates):
+    _, out, proc = replicates
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "raised" not in proc.stderr and "Warning" not in proc.stderr
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 3 and (runs["status"] == "ok").all()
+    assert sorted(runs["replicate"]) == [0, 1, 2]
+    assert runs["run_seed"].nunique() == 3, "replicates must differ"
+    ens = pd.read_csv(out / "ensemble.csv")
+    assert (ens["n"] == 3).all() and set(ens["metric"]) >= {"high_skill_share", "income_mean"}
+    share = ens[(ens["metric"] == "high_skill_share") & (ens["date"] == "2023-12")].iloc[0]
+    finals = runs["high_skill_share"]
+    assert share["median"] == pytest.approx(finals.median(), rel=1e-9)
+    assert share["q05"] <= share["median"] <= share["q95"]
+    assert not (out / "effects.csv").exists()
+    assert "effects.csv not written: the sweep has a single setting" in proc.stderr
+
+
+def test_skillsim_aggregate_on_a_replicate_only_sweep(replicates):
+    tmp, out, _ = replicates
+    before = (out / "runs.csv").read_bytes()
+    proc = run("sim.aggregate", str(out), cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "effects.csv not written" in proc.stderr
+    assert (out / "runs.csv").read_bytes() == before
+    bad = run("sim.aggregate", str(out), "--baseline", "replicate=0", cwd=tmp)
+    assert_one_line_error(bad, "skillsim-aggregate", EXIT_DATA, "single setting")
+
+
+def test_a_broken_aggregation_exits_non_zero_with_one_line(replicates, tmp_path):
+    tmp, out, _ = replicates
+    broken = tmp_path / "D"
+    shutil.copytree(out, broken)
+    job = sorted(p for p in broken.iterdir() if p.is_dir())[0]
+    (job / "summary.json").unlink()  # after the jobs finished
+    proc = run("sim.aggregate", str(broken), cwd=tmp_path)
+    assert_one_line_error(proc, "skillsim-aggregate", EXIT_DATA, str(job / "summary.json"), "unreadable or damaged")
+    # re-running the sweep into the folder: the jobs are finished, the aggregation fails: one line, exit 3
+    proc = run("sim", *REPLICATES, f"hydra.sweep.dir={broken}", cwd=tmp_path)
+    assert_one_line_error(proc, "skillsim", EXIT_DATA, str(job / "summary.json"))
+    assert "already finished, skipped" in proc.stderr
+
+
+# -- fast composition ------------------------------------------------------------------------------
+
+JOBS = [
+    ["replicate=0", "n_agents=100"],
+    ["replicate=7", "n_agents=250"],
+    ["replicate=3", "n_agents=100", "scenario=combined"],
+    ["replicate=4", "n_agents=120", "scenario=combined"],
+    ["levers.training.intensity=2.5", "replicate=1", "region=national"],
+    ["levers.training.intensity=0.5", "replicate=2", "region=national"],
+]
+
+
+@pytest.fixture
+def loaders():
+    register_schema()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        hydra_loader = GlobalHydra.instance().config_loader()
+        fast = fastsweep.FastConfigLoader.__new__(fastsweep.FastConfigLoader)
+        fast.__dict__.update(hydra_loader.__dict__)
+        fast._token = "test"
+        master = compose(config_name="config", overrides=["hydra.sweep.dir=/tmp/x"], return_hydra_config=True)
+        yield hydra_loader, fast, master
+    GlobalHydra.instance().clear()
+    fastsweep.restore()
+
+
+def test_fast_composition_equals_hydras(loaders):
+    hydra_loader, fast, master = loaders
+    for job in JOBS:
+        want = OmegaConf.to_container(hydra_loader.load_sweep_config(master, job), resolve=False)
+        got = OmegaConf.to_container(fast.load_sweep_config(master, job), resolve=False)
+        assert got == want, job
+    assert len(fastsweep._BASES) == 3, "one full composition per structure (group choices and keys)"
+
+
+def test_fast_validation_raises_what_hydra_raises(loaders):
+    hydra_loader, fast, master = loaders
+    fast.check_sweep_config(master, ["replicate=0", "n_agents=100"])
+    for bad in (["replicate=0", "n_agents=lots"], ["replicate=0", "n_agnts=100"], ["scenario=nope", "replicate=0"]):
+        with pytest.raises(Exception) as theirs:
+            hydra_loader.load_sweep_config(master, bad)
+        with pytest.raises(type(theirs.value)):
+            fast.check_sweep_config(master, bad)
