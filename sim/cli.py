@@ -1,6 +1,6 @@
 """Command-line entry point `skillsim` (also `python -m sim`): the only place Hydra meets the model.
 
-`skillsim` composes configs/config.yaml with the overrides, checks every value, runs the forecast
+`skillsim` composes sim/conf/config.yaml with the overrides, checks every value, runs the forecast
 and writes the run folder (Hydra's output directory) atomically. User mistakes end with one line on
 stderr and a documented exit code (sim.errors), never a traceback, and leave no result folder.
 """
@@ -32,8 +32,8 @@ from .sweep import clear_failure, is_finished, log_progress, record_failure
 from . import sweep
 from .sources import DEFAULT_TARGETS, load_targets
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "configs"
+#: The Hydra config groups, experiments and sweeps ship inside the package (sim/conf/).
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 log = logging.getLogger("skillsim")
 EDGE_KEYS = ("hydra",)  # keys of the composed config that are not model parameters
 
@@ -165,7 +165,7 @@ def explain(exc: BaseException) -> str:
         group, choice = m.groups()
         section = text.split("Available options", 1)[-1].split("Config search path", 1)[0]
         opts = [o for o in re.findall(r"^\t(\S+)$", section, flags=re.M) if "=" not in o]
-        allowed = ", ".join(opts) if opts else f"an existing file in configs/{group}/"
+        allowed = ", ".join(opts) if opts else f"an existing file in sim/conf/{group}/"
         return str(ConfigError(group, choice, f"one of {allowed}"))
     inner = next((e for e in chain if getattr(e, "full_key", None)), None)
     if inner is not None:
@@ -310,9 +310,6 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     register_schema()
     signal.signal(signal.SIGTERM, _sigterm)
-    if not any(a.startswith("hydra.searchpath") for a in argv):
-        # `+experiments=NAME` finds experiments/NAME.yaml at the repository's top level.
-        argv = argv + [f"hydra.searchpath=[file://{REPO_ROOT}]"]
     overrides = _overrides(argv)
     if overrides is not None:
         preflight(overrides)

@@ -16,7 +16,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from sim.cli import CONFIG_DIR, REPO_ROOT, register_schema
+from sim.cli import CONFIG_DIR, register_schema
 from sim.errors import EXIT_DATA, EXIT_PARTIAL
 from sim.streams import replicate_seed
 
@@ -190,11 +190,11 @@ def test_named_sweeps_compose(name, keys):
 
 @pytest.mark.parametrize("name", ["cq_2035_lever_comparison", "cq_training_x_studio_grid"])
 def test_experiments_compose_from_the_top_level_folder(name):
-    cfg = _compose_hydra(f"hydra.searchpath=[file://{REPO_ROOT}]", f"+experiments={name}")
+    cfg = _compose_hydra(f"+experiments={name}")
     assert cfg.region.name == "chongqing" and cfg.horizon.end_year == 2035
     assert cfg.hydra.sweep.dir == f"results/experiments/{name}"
     assert "replicate" in cfg.hydra.sweeper.params
-    assert (REPO_ROOT / "experiments" / f"{name}.yaml").read_text().count(f"skillsim -m +experiments={name}") == 1
+    assert (CONFIG_DIR / "experiments" / f"{name}.yaml").read_text().count(f"skillsim -m +experiments={name}") == 1
 
 
 @pytest.mark.slow

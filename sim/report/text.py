@@ -10,7 +10,7 @@ from ..ladder import LEVELS
 
 LANGS = ("en", "zh")
 
-SCENARIOS = {  # configs/scenario/*.yaml
+SCENARIOS = {  # sim/conf/scenario/*.yaml
     "baseline": ("Baseline (current policy)", "基准情景（现行政策）"),
     "no_policy": ("No policy", "无政策"),
     "training_boost": ("Training boost", "加大培训投入"),
