@@ -7,9 +7,11 @@ stderr and a documented exit code (sim.errors), never a traceback, and leave no 
 
 from __future__ import annotations
 
+import json
 import logging
-from contextlib import contextmanager
+import os
 import re
+from contextlib import contextmanager
 import signal
 import sys
 import time
@@ -27,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from .config import RunConfig, from_mapping
 from .errors import EXIT_INTERRUPTED, EXIT_PARTIAL, ConfigError, SkillsimError
 from .model import WorkforceModel
-from .results import COMPLETE_MARKER, prepare_target, write_run
+from .results import COMMAND_ENV, COMPLETE_MARKER, prepare_target, write_run
 from .sweep import clear_failure, is_finished, log_progress, record_failure
 from . import sweep
 from .sources import DEFAULT_TARGETS, load_targets
@@ -36,6 +38,46 @@ from .sources import DEFAULT_TARGETS, load_targets
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 log = logging.getLogger("skillsim")
 EDGE_KEYS = ("hydra",)  # keys of the composed config that are not model parameters
+#: Shown in messages and recorded in manifests as the program name (`python -m sim` is the same tool).
+PROG = "skillsim"
+#: Keys already in a default run folder's name, or that do not change what runs.
+_NAMED_KEYS = ("region", "scenario", "experiments", "sweep")
+
+
+def run_tag(task_overrides, root) -> str:
+    """What ran, for the default run folder name: the non-default overrides and a short config hash.
+
+    `levers.training.intensity=2` and `levers.studio.enabled=false` give different names; the same
+    configuration always gives the same 6-hex hash (of the composed model config, not of the hydra node).
+    """
+    import hashlib
+    import json
+
+    data = {k: OmegaConf.to_container(root[k], resolve=True) if OmegaConf.is_config(root[k]) else root[k]
+            for k in root if k not in EDGE_KEYS}
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    parts = []
+    for o in task_overrides or []:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key.split(".")[0].split("/")[0] in _NAMED_KEYS:
+            continue
+        key = key.removeprefix("levers.")
+        value = o.split("=", 1)[1] if "=" in o else ""
+        parts.append(re.sub(r"[^A-Za-z0-9._=-]+", "-", f"{key}={value}").strip("-"))
+    label = ",".join(parts)
+    if len(label) > 60:
+        label = label[:57].rstrip(",.-=") + "..."
+    return f"{label}_{digest}" if label else digest
+
+
+if not OmegaConf.has_resolver("skillsim_tag"):
+    OmegaConf.register_new_resolver(
+        "skillsim_tag", lambda *, _root_: run_tag(_root_.hydra.overrides.task, _root_), use_cache=False)
+
+
+def chosen_run_dir(hc) -> bool:
+    """True if the user gave hydra.run.dir (on the command line): then it is used as it is, or refused."""
+    return any(o.lstrip("+").startswith("hydra.run.dir=") for o in hc.overrides.hydra)
 
 
 def register_schema() -> None:
@@ -44,10 +86,18 @@ def register_schema() -> None:
 
 
 def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
-                 overrides: list[str] | None = None, extra: dict | None = None) -> Path:
-    """Run one forecast and write its folder. The plain function behind `skillsim`."""
+                 overrides: list[str] | None = None, extra: dict | None = None, unique: bool = False,
+                 machine: dict | None = None) -> Path:
+    """Run one forecast and write its folder. The plain function behind `skillsim`.
+
+    `unique`: the folder name was chosen by default, so a folder that appears under it meanwhile (a
+    run started in the same second) makes this one take the next free name (`NAME-2`, ...).
+    """
     run_dir = Path(run_dir)
-    prepare_target(run_dir)
+    if not unique:
+        prepare_target(run_dir)
+    else:
+        _remove_if_empty(run_dir)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     model = WorkforceModel(cfg)
@@ -55,7 +105,7 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
              cfg.n_agents, cfg.weight, cfg.n_months, cfg.start_year, model.run_seed)
     model.run()
     path = write_run(run_dir, cfg, model.series(), composed=composed, overrides=overrides, started=started,
-                     extra=extra)
+                     extra=extra, unique=unique, machine=machine)
     row = model.row
     log.info("%s: high-skill share %.1f%%, mean income %.0f yuan; %.1f s; wrote %s", model.dates[-1],
              100 * row["high_skill_share"], row["income_mean"], time.perf_counter() - t0, path)
@@ -126,7 +176,7 @@ def _hydra_task(dcfg: DictConfig) -> None:
         return
     try:
         cfg, data = config_from_hydra(dcfg)
-        run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task))
+        run_forecast(cfg, run_dir, composed=data, overrides=list(hc.overrides.task), unique=not chosen_run_dir(hc))
     except SkillsimError as err:
         _remove_if_empty(run_dir)
         fail(err)
@@ -305,22 +355,97 @@ def _sigterm(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 
 
+def _flag_value(argv: list[str], names: tuple[str, ...]) -> tuple[str | None, list[str]]:
+    """The value of a Hydra flag (`--flag V` or `--flag=V`) and argv without it."""
+    out, value, i = [], None, 0
+    while i < len(argv):
+        a = argv[i]
+        name, eq, rest = a.partition("=")
+        if name in names:
+            if eq:
+                value = rest
+            elif i + 1 < len(argv):
+                value = argv[i + 1]
+                i += 1
+            else:
+                value = ""
+        else:
+            out.append(a)
+        i += 1
+    return value, out
+
+
+def _route(argv: list[str]) -> list[str]:
+    """Send Hydra's "rerun from a folder" route to skillsim-rerun; refuse a replaced primary config.
+
+    `skillsim --config-path=RUN --config-name=config [hydra.run.dir=NEW]` is what a Hydra user tries to
+    reproduce a run: it is the same as `skillsim-rerun RUN [hydra.run.dir=NEW]`. Any other
+    `--config-path` would replace skillsim's own configs (schema, logging, folder rules) and end in an
+    error after Hydra wrote files; it is refused before anything is written. Your own config groups
+    go in a folder added with `--config-dir DIR`.
+    """
+    path, rest = _flag_value(argv, ("--config-path", "-cp"))
+    name, rest2 = _flag_value(rest, ("--config-name", "-cn"))
+    if path is not None:
+        folder = Path(path.removeprefix("file://")).expanduser()
+        if (folder / "manifest.json").is_file() and name in (None, "config", "config.yaml"):
+            from .rerun import main as rerun_main
+
+            log_route = "skillsim-rerun " + " ".join([path, *rest2])
+            print(f"{PROG}: {path} is a run folder: running `{log_route}`", file=sys.stderr)
+            rerun_main([path, *rest2])
+            raise SystemExit(0)
+        fail(ConfigError("--config-path", path, "a run folder to rerun (it holds manifest.json); to add "
+                         "your own config groups use --config-dir DIR"), 2)
+    if name is not None and name not in ("config", "config.yaml") and _flag_value(argv, ("--config-dir", "-cd"))[0] is None:
+        fail(ConfigError("--config-name", name, "config, or a config of your own in a folder given "
+                         "with --config-dir DIR"), 2)
+    return argv
+
+
+def _with_config_dir(argv: list[str], overrides: list[str] | None) -> list[str] | None:
+    """Preflight overrides that see the folder added with --config-dir (as Hydra will)."""
+    if overrides is None:
+        return None
+    cdir, _ = _flag_value(argv, ("--config-dir", "-cd"))
+    if cdir is None:
+        return overrides
+    extra = f"file://{Path(cdir).expanduser().resolve()}"
+    given = next((o for o in overrides if o.startswith("hydra.searchpath=")), None)
+    if given is None:
+        return [*overrides, f"hydra.searchpath=[{extra}]"]
+    inner = given.split("=", 1)[1].strip().strip("[]")
+    return [o for o in overrides if o != given] + [f"hydra.searchpath=[{inner},{extra}]" if inner
+                                                   else f"hydra.searchpath=[{extra}]"]
+
+
 def main(argv: list[str] | None = None) -> None:
     """`skillsim [overrides]`: run a forecast. With no arguments: Chongqing baseline to 2035."""
     argv = list(sys.argv[1:] if argv is None else argv)
     register_schema()
     signal.signal(signal.SIGTERM, _sigterm)
-    overrides = _overrides(argv)
+    argv = _route(argv)
+    bare = _flag_value(argv, ("--config-dir", "-cd"))[1]  # what is left are overrides and Hydra's flags
+    overrides = _with_config_dir(argv, _overrides(bare))
     if overrides is not None:
         preflight(overrides)
-    elif (sweep_overrides := _sweep_overrides(argv)) is not None:
+    elif (sweep_overrides := _with_config_dir(argv, _sweep_overrides(bare))) is not None:
         preflight_sweep(sweep_overrides)
+    previous_argv, previous_cmd = sys.argv, os.environ.get(COMMAND_ENV)
     sys.argv = [sys.argv[0]] + argv
+    # The manifest records the command as typed; sweep workers (other processes) inherit it.
+    os.environ[COMMAND_ENV] = json.dumps([PROG, *argv], ensure_ascii=False)
     sweep.LAST_COUNTS = sweep.SWEEP_DIR = None
     try:
         _hydra_task()
     except KeyboardInterrupt:  # a sweep (a single run handles its own), or Hydra before the task
         fail(_interrupted(), EXIT_INTERRUPTED)
+    finally:
+        sys.argv = previous_argv
+        if previous_cmd is None:
+            os.environ.pop(COMMAND_ENV, None)
+        else:
+            os.environ[COMMAND_ENV] = previous_cmd
     counts = sweep.LAST_COUNTS
     if counts and (counts["failed"] or counts["missing"]):
         raise SystemExit(EXIT_PARTIAL)
