@@ -348,11 +348,15 @@ def test_cli_default_output_and_replacement(folders, tmp_path, monkeypatch):
     p = _report_cmd(run, "lang=zh", "formats=png,svg")  # the real command, in its own process
     assert p.returncode == 0, p.stderr
     assert p.stderr.startswith("skillsim-report: 4 figures and report.md in ")
-    md = (run / "report" / "report.md").read_text(encoding="utf-8")
-    assert md.startswith("# 技能人才预测：重庆")
+    md = (run / "report_zh" / "report.md").read_text(encoding="utf-8")  # each language has its own folder
+    assert md.startswith("# 技能人才预测：重庆") and not (run / "report").exists()
     monkeypatch.setattr(pack, "FIGURES", pack.FIGURES[:1])
-    cli.main([str(run)])  # a report there is replaced whole
+    cli.main([str(run)])  # English: its own folder; the Chinese report stays
     assert (run / "report" / "report.md").read_text(encoding="utf-8").startswith("# Skilled-workforce forecast")
+    assert (run / "report_zh" / "report.md").read_text(encoding="utf-8") == md
+    cli.main([str(run), "out=" + str(run / "report_zh")])  # a report there is replaced whole
+    assert (run / "report_zh" / "report.md").read_text(encoding="utf-8").startswith("# Skilled-workforce forecast")
+    assert len(list((run / "report_zh" / "figures").glob("*.png"))) == 1
     assert not [x for x in run.iterdir() if x.name.startswith(".")]
 
 

@@ -110,8 +110,9 @@ def _draw_all(folder: Folder, opts: Options, figdir: Path, written: Written) -> 
         written.figures[stem] = files
 
 
-def default_out(path: Path) -> Path:
-    return path / "report"
+def default_out(path: Path, lang: str = "en") -> Path:
+    """PATH/report for English, PATH/report_<lang> for another language: one never replaces the other."""
+    return path / ("report" if lang == "en" else f"report_{lang}")
 
 
 def make_report(path: str | Path, opts: Options | None = None) -> Written:
@@ -119,7 +120,7 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
     opts = (opts or Options()).check()
     folder = load(path)
     check_middle_income(folder, opts.middle_income)
-    out = Path(opts.out) if opts.out is not None else default_out(folder.path)
+    out = Path(opts.out) if opts.out is not None else default_out(folder.path, opts.lang)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").exists())):
         raise OutputError(f"output folder {out} exists and is not a skillsim report; choose another out=")
     out.parent.mkdir(parents=True, exist_ok=True)
