@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import ConfigError, DataError, OutputError
 from . import compare, figures, promotions
 from .load import Folder, load
-from .style import DPI, assign_colours, language, layout_problems, recording_texts
+from .style import DPI, assign_colours, language, layout_problems, legend_problems, recording_texts
 
 LANGS = ("en", "zh")
 FORMATS = ("png", "svg", "pdf")
@@ -96,7 +96,7 @@ def _draw_all(folder: Folder, opts: Options, figdir: Path, written: Written) -> 
         with recording_texts() as boxes:  # the PNG draw also checks the layout
             fig.savefig(files[0], dpi=DPI, metadata={"Software": "skillsim-report"})
         w, h = fig.get_size_inches() * DPI
-        written.layout[stem] = layout_problems(boxes, w, h)
+        written.layout[stem] = layout_problems(boxes, w, h) + legend_problems(fig, w, h)
         fig.set_layout_engine("none")  # keep the PNG's layout for the vector copies
         for fmt in opts.formats:
             if fmt == "png":
