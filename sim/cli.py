@@ -440,6 +440,10 @@ def main(argv: list[str] | None = None) -> None:
         _hydra_task()
     except KeyboardInterrupt:  # a sweep (a single run handles its own), or Hydra before the task
         fail(_interrupted(), EXIT_INTERRUPTED)
+    except ValueError as exc:  # Hydra refuses a combination of its flags (e.g. -m with --cfg)
+        if "can be specified" not in str(exc):
+            raise
+        fail(f"config error: {exc} (see skillsim --help)", 2)
     finally:
         sys.argv = previous_argv
         if previous_cmd is None:

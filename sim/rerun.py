@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import EXIT_DATA, EXIT_INTEGRITY, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DataError, SkillsimError
+from .errors import EXIT_INTEGRITY, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DataError, SkillsimError
 
 PROG = "skillsim-rerun"
 COMPARED = ("series.csv", "summary.json")

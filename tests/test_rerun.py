@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -200,3 +199,20 @@ def test_own_config_folder_adds_a_region_preset(tmp_path):
     assert summary["config"]["region"]["population"] == pytest.approx(1e6)
     proc = tool("skillsim", "--config-dir", str(tmp_path / "my_conf"), "region=my_twn", *TINY, cwd=tmp_path)
     assert proc.returncode == EXIT_CONFIG and "my_city" in proc.stderr  # the user's presets are listed
+
+
+@pytest.mark.slow  # a sweep with the default (joblib) launcher
+def test_every_job_of_a_sweep_reruns_byte_for_byte(tmp_path):
+    args = ["-m", "scenario=baseline,no_policy", "replicate=0,1", *TINY, "hydra.sweep.dir=sw"]
+    proc = tool("skillsim", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted(p.parent for p in (tmp_path / "sw").glob("*/COMPLETE"))
+    assert len(jobs) == 4
+    for job in jobs:
+        manifest = json.loads((job / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["command"] == ["skillsim", *args]  # as typed, also in the launcher's worker processes
+        new, differ = rerun_mod.rerun(job, tmp_path / "again" / job.name)
+        assert differ == [], job.name
+        assert json.loads((new / "manifest.json").read_text(encoding="utf-8"))["job_num"] == manifest["job_num"]
+    with pytest.raises(rerun_mod.DataError, match="is a sweep folder"):
+        rerun_mod.rerun(tmp_path / "sw")
