@@ -102,8 +102,14 @@ def version_changes(manifest: dict) -> list[str]:
     """Packages whose version differs from the run's (their numbers may differ)."""
     from .results import package_versions
 
+    from .results import git_commit
+
     now, then = package_versions(), manifest.get("versions", {})
-    return [f"{k} {then[k]} -> {now.get(k, 'missing')}" for k in sorted(then) if now.get(k) != then[k]]
+    changes = [f"{k} {then[k]} -> {now.get(k, 'missing')}" for k in sorted(then) if now.get(k) != then[k]]
+    was, is_ = manifest.get("git_commit", "unknown"), git_commit()
+    if was != "unknown" and is_ != "unknown" and was != is_:  # the same version, edited source
+        changes.append(f"skillsim source {was[:12]} -> {is_[:12]}")
+    return changes
 
 
 def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, list[str]]:

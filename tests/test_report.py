@@ -66,7 +66,9 @@ def reports(folders, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
     made = {}
     for name, lang in [("run", "en"), ("run", "zh"), ("sweep", "en"), ("sweep", "zh"), ("grid", "en")]:
-        formats = ("png", "svg", "pdf") if (name, lang) == ("run", "zh") else ("png", "svg")
+        # vector copies where they are checked (run, grid); the sweep reports only as PNG (faster suite)
+        formats = (("png", "svg", "pdf") if (name, lang) == ("run", "zh") else
+                   ("png",) if name == "sweep" else ("png", "svg"))
         with warnings.catch_warnings(record=True) as rec:
             warnings.simplefilter("always")
             written = make_report(folders[name], Options(lang=lang, formats=formats, out=out / f"{name}_{lang}"))
@@ -95,8 +97,11 @@ def test_every_applicable_figure_as_png_svg_and_csv(reports, name, lang, expecte
         with Image.open(figdir / f"{stem}.png") as im:
             assert im.info["dpi"] == pytest.approx((300, 300), abs=0.5)
             assert im.size[0] >= 2000
-        svg = (figdir / f"{stem}.svg").read_text(encoding="utf-8")
-        assert "<svg" in svg and "<text" not in svg  # glyphs as paths: no font needed to view it
+        if "svg" in written.figures[stem][1].suffix:
+            svg = (figdir / f"{stem}.svg").read_text(encoding="utf-8")
+            assert "<svg" in svg and "<text" not in svg  # glyphs as paths: no font needed to view it
+        else:
+            assert name == "sweep" and not (figdir / f"{stem}.svg").exists()
         assert (figdir / f"{stem}.csv").stat().st_size > 0
     assert (written.out / "report.md").exists()
     assert sorted(p.name for p in written.out.iterdir()) == ["figures", "report.md"]
@@ -448,7 +453,7 @@ def _tick_mismatches(fig) -> list[str]:
     return bad
 
 
-@pytest.mark.parametrize("name, lang", [("run", "en"), ("sweep", "en"), ("sweep", "zh"), ("grid", "en")])
+@pytest.mark.parametrize("name, lang", [("sweep", "zh"), ("grid", "en")])  # every figure kind, both languages
 def test_every_tick_label_is_its_tick_value(folders, name, lang):
     checked = 0
     for stem, fig in _figures(folders[name], lang):
