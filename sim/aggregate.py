@@ -69,6 +69,31 @@ def _value(v: str):
     return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
 
 
+def _number(v) -> float | None:
+    if isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def same_value(a, b) -> bool:
+    """Whether two setting values are the same however they are written: 0, 0.0 and 0.00 are one number;
+    true/True and false/False one boolean; anything else compares as text."""
+    fa, fb = _number(a), _number(b)
+    if fa is not None and fb is not None:
+        return math.isclose(fa, fb, rel_tol=1e-12, abs_tol=0.0)
+    norm = lambda x: str(x).strip().lower() if str(x).strip().lower() in ("true", "false") else str(x).strip()  # noqa: E731
+    return norm(a) == norm(b)
+
+
+def matches(column: pd.Series, value) -> pd.Series:
+    """Rows of `column` holding `value` (see same_value)."""
+    return column.map(lambda x: same_value(x, value)).astype(bool)
+
+
 def job_folders(sweep_dir: Path) -> list[Path]:
     """Job folders of a sweep: not hidden, and not a report written into the sweep (report.md)."""
     return sorted(p for p in sweep_dir.iterdir()
@@ -205,9 +230,10 @@ def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | Non
                 raise DataError(f"baseline {baseline!r}: {k!r} is not a swept setting ({', '.join(settings) or 'none'})")
         match = ok
         for k, v in want.items():
-            match = match[match[k].astype(str) == str(_value(v))]
+            match = match[matches(match[k], v)]
         if match.empty:
-            raise DataError(f"baseline {baseline!r}: no finished job has that setting")
+            have = "; ".join(f"{k}: " + ", ".join(dict.fromkeys(str(x) for x in ok[k])) for k in want)
+            raise DataError(f"baseline {baseline!r}: no finished job has that setting (finished: {have})")
         return {k: match.iloc[0][k] for k in settings}
     if "scenario" in settings and (ok["scenario"] == "baseline").any():
         first = ok[ok["scenario"] == "baseline"].sort_values("job_num").iloc[0]
@@ -224,7 +250,7 @@ def paired_effects(runs: pd.DataFrame, settings: list[str], base: dict) -> pd.Da
     key = [k for k in ("draw", "replicate") if k in ok.columns and ok[k].notna().all()] or ["replicate"]
     spend_cols = [f"spend_cum_{lv}_{fu}" for lv, fu in SPEND_ACCOUNTS]
     ok["_spend"] = ok[spend_cols].sum(axis=1)
-    is_base = np.logical_and.reduce([ok[k].astype(str) == str(v) for k, v in base.items()]) if base else None
+    is_base = np.logical_and.reduce([matches(ok[k], v) for k, v in base.items()]) if base else None
     base_runs = ok[is_base].set_index(key)
     rows = []
     groups = ok.groupby(settings, dropna=False, sort=False) if settings else [((), ok)]
@@ -247,7 +273,7 @@ def paired_effects(runs: pd.DataFrame, settings: list[str], base: dict) -> pd.Da
         row["cost_per_additional_high_skill_worker"] = (
             row["extra_spend"] / row["extra_high_skill_workers"]
             if d_high.size and row["extra_high_skill_workers"] > 0 else math.nan)
-        row["is_baseline"] = all(str(row[k]) == str(v) for k, v in base.items())
+        row["is_baseline"] = all(same_value(row[k], v) for k, v in base.items())
         rows.append(row)
     return pd.DataFrame(rows)
 

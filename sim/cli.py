@@ -1,17 +1,18 @@
 """Command-line entry point `skillsim` (also `python -m sim`): the only place Hydra meets the model.
 
-`skillsim` composes configs/config.yaml with the overrides, checks every value, runs the forecast
+`skillsim` composes sim/conf/config.yaml with the overrides, checks every value, runs the forecast
 and writes the run folder (Hydra's output directory) atomically. User mistakes end with one line on
 stderr and a documented exit code (sim.errors), never a traceback, and leave no result folder.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from contextlib import contextmanager
 import re
 import shutil
+from contextlib import contextmanager
 import signal
 import sys
 import time
@@ -32,15 +33,55 @@ from .config import RunConfig, from_mapping
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, BusyError, ConfigError, SkillsimError,
                      debug_enabled, environment_fault, internal_error)
 from .model import WorkforceModel
-from .results import COMPLETE_MARKER, prepare_target, write_run
+from .results import COMMAND_ENV, COMPLETE_MARKER, prepare_target, write_run
 from .sweep import clear_failure, is_finished, log_progress, record_failure
 from . import fastsweep, sweep
 from .sources import DEFAULT_TARGETS, load_targets
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "configs"
+#: The Hydra config groups, experiments and sweeps ship inside the package (sim/conf/).
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 log = logging.getLogger("skillsim")
 EDGE_KEYS = ("hydra",)  # keys of the composed config that are not model parameters
+#: Shown in messages and recorded in manifests as the program name (`python -m sim` is the same tool).
+PROG = "skillsim"
+#: Keys already in a default run folder's name, or that do not change what runs.
+_NAMED_KEYS = ("region", "scenario", "experiments", "sweep")
+
+
+def run_tag(task_overrides, root) -> str:
+    """What ran, for the default run folder name: the non-default overrides and a short config hash.
+
+    `levers.training.intensity=2` and `levers.studio.enabled=false` give different names; the same
+    configuration always gives the same 6-hex hash (of the composed model config, not of the hydra node).
+    """
+    import hashlib
+    import json
+
+    data = {k: OmegaConf.to_container(root[k], resolve=True) if OmegaConf.is_config(root[k]) else root[k]
+            for k in root if k not in EDGE_KEYS}
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    parts = []
+    for o in task_overrides or []:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key.split(".")[0].split("/")[0] in _NAMED_KEYS:
+            continue
+        key = key.removeprefix("levers.")
+        value = o.split("=", 1)[1] if "=" in o else ""
+        parts.append(re.sub(r"[^A-Za-z0-9._=-]+", "-", f"{key}={value}").strip("-"))
+    label = ",".join(parts)
+    if len(label) > 60:
+        label = label[:57].rstrip(",.-=") + "..."
+    return f"{label}_{digest}" if label else digest
+
+
+if not OmegaConf.has_resolver("skillsim_tag"):
+    OmegaConf.register_new_resolver(
+        "skillsim_tag", lambda *, _root_: run_tag(_root_.hydra.overrides.task, _root_), use_cache=False)
+
+
+def chosen_run_dir(hc) -> bool:
+    """True if the user gave hydra.run.dir (on the command line): then it is used as it is, or refused."""
+    return any(o.lstrip("+").startswith("hydra.run.dir=") for o in hc.overrides.hydra)
 
 
 #: Mappings that a region preset gives whole: Hydra merges a preset's mapping into the schema's
@@ -58,11 +99,19 @@ def register_schema() -> None:
 
 
 def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
-                 overrides: list[str] | None = None, extra: dict | None = None) -> Path:
-    """Run one forecast and write its folder. The plain function behind `skillsim`."""
+                 overrides: list[str] | None = None, extra: dict | None = None, unique: bool = False,
+                 machine: dict | None = None) -> Path:
+    """Run one forecast and write its folder. The plain function behind `skillsim`.
+
+    `unique`: the folder name was chosen by default, so a folder that appears under it meanwhile (a
+    run started in the same second) makes this one take the next free name (`NAME-2`, ...).
+    """
     run_dir = Path(run_dir)
     try:
-        prepare_target(run_dir)
+        if not unique:
+            prepare_target(run_dir)
+        else:
+            _remove_if_empty(run_dir)
     except OSError as exc:
         raise environment_fault(exc, run_dir) from None
     started = datetime.now(timezone.utc)
@@ -72,7 +121,7 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
              cfg.n_agents, cfg.weight, cfg.n_months, cfg.start_year, model.run_seed)
     model.run()
     path = write_run(run_dir, cfg, model.series(), composed=composed, overrides=overrides, started=started,
-                     extra=extra)
+                     extra=extra, unique=unique, machine=machine)
     row = model.row
     log.info("%s: high-skill share %.1f%%, mean income %.0f yuan; %.1f s; wrote %s", model.dates[-1],
              100 * row["high_skill_share"], row["income_mean"], time.perf_counter() - t0, path)
@@ -166,7 +215,7 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
     log_progress(job_dir.parent)
 
 
-def _single_run(dcfg: DictConfig, run_dir: Path) -> None:
+def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
     """A single run, under a claim on its folder: a second process aimed at it refuses in one line."""
     cfg, data = config_from_hydra(dcfg)
     try:
@@ -182,7 +231,7 @@ def _single_run(dcfg: DictConfig, run_dir: Path) -> None:
                         held.previous)
             for stale in run_dir.parent.glob(f".{run_dir.name}.partial-*"):
                 shutil.rmtree(stale, ignore_errors=True)
-        run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task))
+        run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task), unique=unique)
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
@@ -193,7 +242,7 @@ def _hydra_task(dcfg: DictConfig) -> None:
         _sweep_job(dcfg, run_dir, list(hc.overrides.task), int(hc.job.num))
         return
     try:
-        _single_run(dcfg, run_dir)
+        _single_run(dcfg, run_dir, unique=not chosen_run_dir(hc))
     except SkillsimError as err:
         _remove_if_empty(run_dir)
         fail(err)
@@ -232,7 +281,7 @@ def explain(exc: BaseException) -> str:
         group, choice = m.groups()
         section = text.split("Available options", 1)[-1].split("Config search path", 1)[0]
         opts = [o for o in re.findall(r"^\t(\S+)$", section, flags=re.M) if "=" not in o]
-        allowed = ", ".join(opts) if opts else f"an existing file in configs/{group}/"
+        allowed = ", ".join(opts) if opts else f"an existing file in sim/conf/{group}/"
         return str(ConfigError(group, choice, f"one of {allowed}"))
     inner = next((e for e in chain if getattr(e, "full_key", None)), None)
     if inner is not None:
@@ -457,21 +506,87 @@ def _sigterm(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 
 
+def _flag_value(argv: list[str], names: tuple[str, ...]) -> tuple[str | None, list[str]]:
+    """The value of a Hydra flag (`--flag V` or `--flag=V`) and argv without it."""
+    out, value, i = [], None, 0
+    while i < len(argv):
+        a = argv[i]
+        name, eq, rest = a.partition("=")
+        if name in names:
+            if eq:
+                value = rest
+            elif i + 1 < len(argv):
+                value = argv[i + 1]
+                i += 1
+            else:
+                value = ""
+        else:
+            out.append(a)
+        i += 1
+    return value, out
+
+
+def _route(argv: list[str]) -> list[str]:
+    """Send Hydra's "rerun from a folder" route to skillsim-rerun; refuse a replaced primary config.
+
+    `skillsim --config-path=RUN --config-name=config [hydra.run.dir=NEW]` is what a Hydra user tries to
+    reproduce a run: it is the same as `skillsim-rerun RUN [hydra.run.dir=NEW]`. Any other
+    `--config-path` would replace skillsim's own configs (schema, logging, folder rules) and end in an
+    error after Hydra wrote files; it is refused before anything is written. Your own config groups
+    go in a folder added with `--config-dir DIR`.
+    """
+    path, rest = _flag_value(argv, ("--config-path", "-cp"))
+    name, rest2 = _flag_value(rest, ("--config-name", "-cn"))
+    if path is not None:
+        folder = Path(path.removeprefix("file://")).expanduser()
+        if (folder / "manifest.json").is_file() and name in (None, "config", "config.yaml"):
+            from .rerun import main as rerun_main
+
+            log_route = "skillsim-rerun " + " ".join([path, *rest2])
+            print(f"{PROG}: {path} is a run folder: running `{log_route}`", file=sys.stderr)
+            rerun_main([path, *rest2])
+            raise SystemExit(0)
+        fail(ConfigError("--config-path", path, "a run folder to rerun (it holds manifest.json); to add "
+                         "your own config groups use --config-dir DIR"), 2)
+    if name is not None and name not in ("config", "config.yaml") and _flag_value(argv, ("--config-dir", "-cd"))[0] is None:
+        fail(ConfigError("--config-name", name, "config, or a config of your own in a folder given "
+                         "with --config-dir DIR"), 2)
+    return argv
+
+
+def _with_config_dir(argv: list[str], overrides: list[str] | None) -> list[str] | None:
+    """Preflight overrides that see the folder added with --config-dir (as Hydra will)."""
+    if overrides is None:
+        return None
+    cdir, _ = _flag_value(argv, ("--config-dir", "-cd"))
+    if cdir is None:
+        return overrides
+    extra = f"file://{Path(cdir).expanduser().resolve()}"
+    given = next((o for o in overrides if o.startswith("hydra.searchpath=")), None)
+    if given is None:
+        return [*overrides, f"hydra.searchpath=[{extra}]"]
+    inner = given.split("=", 1)[1].strip().strip("[]")
+    return [o for o in overrides if o != given] + [f"hydra.searchpath=[{inner},{extra}]" if inner
+                                                   else f"hydra.searchpath=[{extra}]"]
+
+
 def main(argv: list[str] | None = None) -> None:
     """`skillsim [overrides]`: run a forecast. With no arguments: Chongqing baseline to 2035."""
     argv = list(sys.argv[1:] if argv is None else argv)
     register_schema()
     signal.signal(signal.SIGTERM, _sigterm)
-    if not any(a.startswith("hydra.searchpath") for a in argv):
-        # `+experiments=NAME` finds experiments/NAME.yaml at the repository's top level.
-        argv = argv + [f"hydra.searchpath=[file://{REPO_ROOT}]"]
-    overrides = _overrides(argv)
+    argv = _route(argv)
+    bare = _flag_value(argv, ("--config-dir", "-cd"))[1]  # what is left are overrides and Hydra's flags
+    overrides = _with_config_dir(argv, _overrides(bare))
     if overrides is not None:
         preflight(overrides)
-    elif (sweep_overrides := _sweep_overrides(argv)) is not None:
+    elif (sweep_overrides := _with_config_dir(argv, _sweep_overrides(bare))) is not None:
         if (preflight_sweep(sweep_overrides) or "").endswith(".BasicSweeper"):
             fastsweep.use_fast_sweeps()
+    previous_argv, previous_cmd = sys.argv, os.environ.get(COMMAND_ENV)
     sys.argv = [sys.argv[0]] + argv
+    # The manifest records the command as typed; sweep workers (other processes) inherit it.
+    os.environ[COMMAND_ENV] = json.dumps([PROG, *argv], ensure_ascii=False)
     sweep.LAST_COUNTS = sweep.SWEEP_DIR = sweep.LAST_ERROR = None
     try:
         with _hydra_errors_reach_us():
@@ -480,6 +595,12 @@ def main(argv: list[str] | None = None) -> None:
         fail(_interrupted(), EXIT_INTERRUPTED)
     except OSError as exc:  # Hydra creating a folder or writing multirun.yaml: disk, permissions, ...
         fail(environment_fault(exc, exc.filename or "the output folder"))
+    except ValueError as exc:  # Hydra refuses a combination of its flags (e.g. -m with --cfg)
+        if "can be specified" not in str(exc):
+            if debug_enabled() or _user_wants_tracebacks:
+                raise
+            fail(internal_error(exc, "skillsim"), EXIT_INTERNAL)
+        fail(f"config error: {exc} (see skillsim --help)", 2)
     except Exception as exc:
         if debug_enabled() or _user_wants_tracebacks:
             raise
@@ -491,6 +612,11 @@ def main(argv: list[str] | None = None) -> None:
         fail(internal_error(exc, "skillsim"), EXIT_INTERNAL)
     finally:
         fastsweep.restore()
+        sys.argv = previous_argv
+        if previous_cmd is None:
+            os.environ.pop(COMMAND_ENV, None)
+        else:
+            os.environ[COMMAND_ENV] = previous_cmd
     if sweep.LAST_ERROR is not None:  # the sweep ran, but its tables could not be built
         fail(sweep.LAST_ERROR)
     counts = sweep.LAST_COUNTS

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -20,13 +22,42 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, DataError
 from .ladder import N_LEVELS
 
 #: Written by `skillsim-calibrate region=national`; its values are the defaults of the calibrated
 #: fields below (behaviour, studio learning multiplier), so every preset and the Python API use them.
+#: The file ships inside the package (sim/data/, found next to this module, never through the current
+#: folder). Without it the model would quietly run on the priors, so its absence is an error at import;
+#: only SKILLSIM_UNCALIBRATED=1 (for a calibration from scratch) runs on the priors, and says so.
 CALIBRATION_FILE = Path(__file__).with_name("data") / "calibration.yaml"
-_CAL = (yaml.safe_load(CALIBRATION_FILE.read_text(encoding="utf-8")) or {}) if CALIBRATION_FILE.exists() else {}
+UNCALIBRATED_ENV = "SKILLSIM_UNCALIBRATED"
+
+
+class CalibrationMissing(DataError):
+    """The calibrated parameters cannot be read: a broken installation, not a user input."""
+
+
+def load_calibration(path: Path = CALIBRATION_FILE) -> dict:
+    """The calibrated values (a mapping); CalibrationMissing if the file is absent, unreadable or empty."""
+    if os.environ.get(UNCALIBRATED_ENV) == "1":
+        warnings.warn(f"{UNCALIBRATED_ENV}=1: running on the assumed priors, not the calibrated values",
+                      stacklevel=2)
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        why = "is missing" if isinstance(exc, FileNotFoundError) else f"cannot be read ({type(exc).__name__})"
+        raise CalibrationMissing(
+            f"calibration file {path} {why}: the calibrated parameters ship with skillsim; reinstall it "
+            f"(or restore the file), or set {UNCALIBRATED_ENV}=1 to run on the priors") from None
+    if not isinstance(data, dict) or not data:
+        raise CalibrationMissing(f"calibration file {path} holds no calibrated values; reinstall skillsim "
+                                 f"or re-run skillsim-calibrate region=national")
+    return data
+
+
+_CAL = load_calibration()
 _CAL_SOURCE = ("calibrated (sim/data/calibration.yaml: nat_hs_2011, nat_hs_2016, nat_hs_2021, nat_mix_2021_*, "
                "nat_cert_flow)")
 

@@ -46,9 +46,17 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit() -> str:
-    """Commit of the skillsim source tree, with '-dirty' if it has uncommitted changes."""
+    """Commit of the skillsim source tree, with '-dirty' if it has uncommitted changes.
+
+    Only a source checkout has one: an installed package (a wheel, even inside someone's repository)
+    says "unknown" and is identified by its version in `versions`.
+    """
     src = Path(__file__).resolve().parent
     try:
+        top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=src, capture_output=True, text=True,
+                             timeout=10)
+        if top.returncode != 0 or Path(top.stdout.strip()).resolve() != src.parent:
+            return "unknown"
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return "unknown"
@@ -57,6 +65,29 @@ def git_commit() -> str:
         return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+#: Set by the command-line tools (and inherited by a sweep's worker processes): the command as typed.
+COMMAND_ENV = "SKILLSIM_COMMAND"
+
+
+def user_command() -> list[str]:
+    """The command the user typed: program name and arguments, nothing the tool added, no paths of ours."""
+    raw = os.environ.get(COMMAND_ENV)
+    if raw:
+        try:
+            cmd = json.loads(raw)
+            if isinstance(cmd, list) and all(isinstance(a, str) for a in cmd):
+                return cmd
+        except ValueError:
+            pass
+    return [Path(sys.argv[0]).name] + sys.argv[1:]
+
+
+def machine_facts() -> dict:
+    """Where the run happened: not needed to reproduce it, kept apart from what is."""
+    return {"platform": platform.platform(), "python": sys.executable, "cwd": os.getcwd(),
+            "package": str(Path(__file__).resolve().parent)}
 
 
 def sha256(path: Path) -> str:
@@ -112,6 +143,23 @@ def _json(obj) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False, default=default) + "\n"
 
 
+def _rename_into_place(tmp: Path, run_dir: Path, unique: bool) -> Path:
+    """Rename the finished folder to `run_dir` (or, if `unique`, the first free `run_dir-N`)."""
+    target = run_dir
+    for n in range(2, 1000):
+        try:
+            os.rename(tmp, target)  # replaces only an empty folder; fails if the name holds a run
+            return target
+        except OSError as exc:
+            if not unique or exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                    raise OutputError(f"run folder {run_dir} already exists and is not empty; "
+                                      "choose another hydra.run.dir") from None
+                raise
+            target = run_dir.with_name(f"{run_dir.name}-{n}")
+    raise OutputError(f"no free folder name next to {run_dir}")
+
+
 def prepare_target(run_dir: Path) -> None:
     """Refuse to write over a folder that holds anything; remove an empty one (made by Hydra).
 
@@ -120,13 +168,20 @@ def prepare_target(run_dir: Path) -> None:
     if run_dir.exists():
         if not run_dir.is_dir() or any(run_dir.iterdir()):
             raise OutputError(f"run folder {run_dir} already exists and is not empty; choose another hydra.run.dir")
-        run_dir.rmdir()
+        try:
+            run_dir.rmdir()
+        except FileNotFoundError:  # removed meanwhile by a run that chose the same default name
+            pass
 
 
 def write_run(run_dir: Path, cfg: RunConfig, series: pd.DataFrame, *, composed: dict | None = None,
               overrides: list[str] | None = None, started: datetime | None = None,
-              extra: dict | None = None) -> Path:
+              extra: dict | None = None, unique: bool = False, machine: dict | None = None) -> Path:
     """Write a finished run to `run_dir` atomically; returns the final path.
+
+    `unique`: if `run_dir` is taken meanwhile (another run chose the same default name), write to the
+    first free `run_dir-2`, `run_dir-3`, ... instead of failing; the rename itself decides, so two
+    processes never pick the same folder.
 
     An OSError of the machine (no space left, permission denied, read-only, a folder that vanished)
     becomes an OutputError naming `run_dir` and the OS error; the temporary folder is removed first,
@@ -135,16 +190,15 @@ def write_run(run_dir: Path, cfg: RunConfig, series: pd.DataFrame, *, composed: 
     run_dir = Path(run_dir)
     tmp = run_dir.parent / f".{run_dir.name}.partial-{os.getpid()}"
     try:
-        _write_run(run_dir, tmp, cfg, series, composed=composed, overrides=overrides, started=started,
-                   extra=extra)
+        return _write_run(run_dir, tmp, cfg, series, composed=composed, overrides=overrides, started=started,
+                          extra=extra, unique=unique, machine=machine)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise environment_fault(exc, run_dir) from None
-    return run_dir
 
 
 def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series: pd.DataFrame, *, composed, overrides,
-               started, extra) -> None:
+               started, extra, unique, machine) -> Path:
     tmp.parent.mkdir(parents=True, exist_ok=True)
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -176,12 +230,12 @@ def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series: pd.DataFrame, *
             "scenario": cfg.scenario,
             "n_agents": cfg.n_agents,
             "weight": cfg.weight,
-            "command": [Path(sys.argv[0]).name] + sys.argv[1:],
+            "command": user_command(),
             "overrides": list(overrides or []),
             **(extra or {}),
             "started": (started or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "platform": platform.platform(),
+            "machine": {**machine_facts(), **(machine or {})},
             "files": {p.name: sha256(p) for p in files},
             "sizes": {p.name: p.stat().st_size for p in files},  # tells a truncated file from a changed one
         }
@@ -191,18 +245,10 @@ def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series: pd.DataFrame, *
         for p in tmp.iterdir():  # flush to disk before the rename makes the folder visible
             with p.open("rb") as fh:
                 os.fsync(fh.fileno())
-        _rename_into_place(tmp, run_dir)
+        run_dir = _rename_into_place(tmp, run_dir, unique)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return run_dir
 
 
-def _rename_into_place(tmp: Path, run_dir: Path) -> None:
-    """rename(2) replaces an empty folder (one Hydra made) in one step, and refuses a non-empty one."""
-    try:
-        os.rename(tmp, run_dir)
-    except OSError as exc:
-        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
-            raise OutputError(f"run folder {run_dir} already exists and is not empty; "
-                              "choose another hydra.run.dir") from None
-        raise

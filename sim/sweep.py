@@ -120,11 +120,17 @@ def log_progress(sweep_dir: Path, force: bool = False) -> None:
                     break
     except (OSError, ValueError, KeyError, TypeError):
         return  # progress is only a log line
+    if not fresh:  # only skipped (already finished) jobs so far: nothing new to report, no rate for an ETA
+        return
     elapsed = time.time() - started
-    remaining = max(0, total - done)
-    eta = elapsed / fresh * remaining if fresh else float("nan")
-    log.info("sweep progress: %d/%d jobs done, elapsed %.0f s, ETA %s", done, total, elapsed,
-             f"{eta:.0f} s" if fresh else "unknown")
+    remaining = max(0, total - done) if total >= 0 else None
+    if remaining == 0:
+        log.info("sweep progress: %d/%d jobs done, elapsed %.0f s", done, total, elapsed)
+    elif remaining is None:
+        log.info("sweep progress: %d jobs done, elapsed %.0f s", done, elapsed)
+    else:
+        log.info("sweep progress: %d/%d jobs done, elapsed %.0f s, ETA %.0f s", done, total, elapsed,
+                 elapsed / fresh * remaining)
 
 
 def count_jobs(config: DictConfig) -> int:
@@ -132,8 +138,10 @@ def count_jobs(config: DictConfig) -> int:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    # As BasicSweeper.sweep: the sweeper's params first, then the command line, whose value wins for a
+    # key given in both (`+sweep=NAME replicate=range(0,2)` runs 2 replicates, not NAME's).
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    args = list(config.hydra.overrides.task) + params
+    args = params + list(config.hydra.overrides.task)
     parsed = OverridesParser.create().parse_overrides(args)
     return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
 

@@ -15,6 +15,7 @@ from sim.config import CALIBRATION_FILE, RunConfig
 from sim.sources import target
 
 
+@pytest.mark.slow  # a real (tiny) calibration, about 20 s
 def test_calibration_improves_the_objective_on_a_tiny_budget(tmp_path):
     out = cal.run({"region": "national", "n_agents": 1000, "replicates": 2, "max_evals": 12, "cutoff": None,
                    "out": str(tmp_path), "write": "false", "seed": 5, "draws": 12, "ensemble": 6})

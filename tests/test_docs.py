@@ -16,7 +16,7 @@ from sim.workforce import FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "model.md"
-REGIONS = ROOT / "configs" / "region"
+REGIONS = ROOT / "sim" / "conf" / "region"
 
 #: Prefixes that mark a token as a targets.csv row id.
 ID_PREFIXES = ("nat_", "cq_", "zx_", "hb_", "wage_", "rule_", "prior_")

@@ -144,6 +144,7 @@ SWEEP = ["scenario=baseline,training_boost", "replicate=range(0,4)", "n_agents=1
 N_JOBS = 8
 
 
+@pytest.mark.slow  # end to end, about 20-25 s each on 2 cores
 @pytest.mark.parametrize("sig, target", [(signal.SIGTERM, "process"), (signal.SIGINT, "group")],
                          ids=["SIGTERM-to-the-sweep", "SIGINT-to-its-process-group (Ctrl-C)"])
 def test_a_stopped_sweep_keeps_finished_jobs_and_resumes(tmp_path, sig, target):

@@ -16,7 +16,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
-from sim.cli import CONFIG_DIR, REPO_ROOT, register_schema
+from sim.cli import CONFIG_DIR, register_schema
 from sim.errors import EXIT_DATA, EXIT_PARTIAL
 from sim.streams import replicate_seed
 
@@ -38,13 +38,11 @@ def sweep(tmp: Path, name: str, *args: str) -> tuple[Path, subprocess.CompletedP
 
 @pytest.fixture(scope="module")
 def grid_sweeps(tmp_path_factory):
-    """The same 2 x 2 x 5 sweep with the joblib (default) and the basic launcher."""
+    """A 2 x 2 x 5 sweep with the joblib (default) launcher; (folder, None, process)."""
     tmp = tmp_path_factory.mktemp("grid")
     joblib_dir, p1 = sweep(tmp, "joblib", *GRID, *SMALL)
-    basic_dir, p2 = sweep(tmp, "basic", *GRID, *SMALL, "hydra/launcher=basic")
     assert p1.returncode == 0, p1.stderr[-2000:]
-    assert p2.returncode == 0, p2.stderr[-2000:]
-    return joblib_dir, basic_dir, p1
+    return joblib_dir, None, p1
 
 
 def test_grid_sweep_tables(grid_sweeps):
@@ -67,8 +65,11 @@ def test_grid_sweep_tables(grid_sweeps):
     assert "sweep progress: 20/20 jobs done" in proc.stderr
 
 
-def test_every_launcher_gives_the_same_numbers(grid_sweeps):
-    joblib_dir, basic_dir, _ = grid_sweeps
+@pytest.mark.slow
+def test_every_launcher_gives_the_same_numbers(grid_sweeps, tmp_path):
+    joblib_dir = grid_sweeps[0]
+    basic_dir, proc = sweep(tmp_path, "basic", *GRID, *SMALL, "hydra/launcher=basic")
+    assert proc.returncode == 0, proc.stderr[-2000:]
     for table in TABLES:
         assert (joblib_dir / table).read_bytes() == (basic_dir / table).read_bytes(), table
 
@@ -124,6 +125,7 @@ def test_aggregate_refuses_a_folder_that_is_not_a_sweep(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # end to end, about 30-50 s on 2 cores
 def test_one_failing_job_does_not_stop_the_others(tmp_path):
     out, proc = sweep(tmp_path, "fail", "levers.training.intensity=1,-1", "replicate=0,1", *SMALL)
     assert proc.returncode == EXIT_PARTIAL, proc.stderr[-2000:]
@@ -139,6 +141,7 @@ def test_one_failing_job_does_not_stop_the_others(tmp_path):
     assert proc2.stderr.count("already finished, skipped") == 2
 
 
+@pytest.mark.slow  # end to end, about 30-50 s on 2 cores
 def test_killed_sweep_resumes_with_only_unfinished_jobs(tmp_path):
     args = ["scenario=baseline,training_boost", "replicate=range(0,8)", "n_agents=4000", "horizon.end_year=2026",
             "hydra/launcher=basic"]
@@ -190,11 +193,11 @@ def test_named_sweeps_compose(name, keys):
 
 @pytest.mark.parametrize("name", ["cq_2035_lever_comparison", "cq_training_x_studio_grid"])
 def test_experiments_compose_from_the_top_level_folder(name):
-    cfg = _compose_hydra(f"hydra.searchpath=[file://{REPO_ROOT}]", f"+experiments={name}")
+    cfg = _compose_hydra(f"+experiments={name}")
     assert cfg.region.name == "chongqing" and cfg.horizon.end_year == 2035
     assert cfg.hydra.sweep.dir == f"results/experiments/{name}"
     assert "replicate" in cfg.hydra.sweeper.params
-    assert (REPO_ROOT / "experiments" / f"{name}.yaml").read_text().count(f"skillsim -m +experiments={name}") == 1
+    assert (CONFIG_DIR / "experiments" / f"{name}.yaml").read_text().count(f"skillsim -m +experiments={name}") == 1
 
 
 @pytest.mark.slow

@@ -21,7 +21,8 @@ Charts and tables from a run folder or a sweep folder (written by skillsim), not
   PATH            a run folder (series.csv, summary.json, ...) or a sweep folder (runs.csv, ...)
   lang=en|zh      language of every label, title and table (default en)
   formats=LIST    image formats besides the 300-dpi PNG: any of {', '.join(FORMATS)} (default png,svg)
-  out=DIR         output folder (default PATH/report); a previous report there is replaced
+  out=DIR         output folder (default PATH/report, or PATH/report_zh for lang=zh); a previous
+                  report there is replaced
   middle_income=Y check that the runs used this middle-income threshold (yuan a year)
 
 Writes DIR/figures/ (each figure as PNG, SVG/PDF and the CSV of its data) and DIR/report.md.

@@ -12,7 +12,7 @@ from matplotlib.lines import Line2D
 from . import tables
 from .figures import label, note, region_title, with_labels
 from .load import Folder
-from .style import band_handles, draw_fan, new_figure, percent_axis
+from .style import ExactFormatter, band_handles, draw_fan, new_figure, percent_axis
 from .text import income_scale, lever_name, spend_scale, t
 
 
@@ -51,15 +51,20 @@ def fig_comparison(folder: Folder, lang: str):
     if has_cost:
         ax = axes[2]
         d = comp[comp["metric"] == "cost_per_additional_high_skill_worker"]
-        xmax = np.nanmax(d["mean"].to_numpy() / scale) if d["mean"].notna().any() else 1.0
+        defined = d["mean"].notna().any()
+        xmax = np.nanmax(d["mean"].to_numpy() / scale) if defined else 1.0
         for s in folder.settings:
             r = d[d["setting"] == s.id]
             v = float(r["mean"].iloc[0]) if not r.empty else math.nan
             y = ypos[s.id]
-            if math.isnan(v):
-                ax.text(0.02 * xmax, y, t("na", lang), va="center", ha="left", color="#777777", fontsize=7.5)
+            if math.isnan(v):  # say why: the baseline itself, no gain, no pairs
+                why = str(r["undefined_because"].iloc[0]) if not r.empty and r["undefined_because"].iloc[0] else "no_pairs"
+                ax.text(0.02 * xmax, y, t(f"na_{why}", lang), va="center", ha="left", color="#777777", fontsize=7.5)
             else:
-                ax.barh(y, v / scale, color=s.colour, height=0.55)
+                ax.barh(y, v / scale, color=s.colour, hatch=_HATCH.get(s.linestyle, ""),
+                        edgecolor="white", lw=0, height=0.55)
+        if not defined:  # no bars: the reasons are the panel
+            ax.set_xticks([])
         ax.set_xlim(0, xmax * 1.1)
         ax.set_title(wrap(t("fig4c", lang), lang))
         ax.set_xlabel(t("income_axis_short", lang))
@@ -71,6 +76,9 @@ def fig_comparison(folder: Folder, lang: str):
     if has_cost:
         body.supxlabel(wrap(t("note_cost", lang), lang, 120 if lang == "en" else 60), fontsize=7.5, color="#555555")
     return fig, with_labels(folder, comp, lang)
+
+
+_HATCH = {"-": "", "--": "////", ":": "....", "-.": "xx"}  # bars: hatches where lines are dashed
 
 
 def wrap(text: str, lang: str, width: int = 26) -> str:
@@ -124,7 +132,7 @@ def _heatmap(folder, surf, keys, lang, title):
     mesh = ax.pcolormesh(edges(xs), edges(ys), z, cmap="cividis", shading="flat")
     cb = body.colorbar(mesh, ax=ax, shrink=0.9)
     cb.set_label(t("hs_share_axis", lang))
-    cb.formatter = __import__("matplotlib").ticker.FuncFormatter(lambda v, _: f"{100 * v:.0f}")
+    cb.formatter = ExactFormatter(100.0)  # percent, each label exactly its tick
     cb.update_ticks()
     for i, yv in enumerate(ys):
         for j, xv in enumerate(xs):

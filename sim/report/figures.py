@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 import textwrap
 
+import matplotlib
+import matplotlib.font_manager
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
@@ -16,19 +18,28 @@ from matplotlib.lines import Line2D
 from ..ladder import HIGH_SKILL_MIN, N_LEVELS
 from . import tables
 from .load import STATS, Folder
-from .style import (LEVEL_COLOURS, NATIONAL_TARGET_COLOUR, REGION_TARGET_COLOUR, band_handles, draw_fan,
+from .style import (LEVEL_COLOURS, NATIONAL_TARGET_COLOUR, REGION_TARGET_COLOUR, WIDTH, band_handles, draw_fan,
                     month_end, new_figure, percent_axis, year_axis)
-from .text import income_scale, level_label, money, pct, scenario_label, setting_label, t
+from .text import (income_scale, lever_key, lever_name, level_label, money, pct, scenario_label, setting_label,
+                   short_setting_label, t)
 
 MAX_OVERLAY = 4  # more settings than this: one panel each (fig. 1) and no bands (figs. 3, 6)
 
 
-def label(folder: Folder, s, lang: str) -> str:
+def compact(folder: Folder) -> bool:
+    """Many settings that differ in lever intensities: label them 'T×2 S×1 C×0', with a key in the note."""
+    return (folder.kind == "sweep" and len(folder.settings) > MAX_OVERLAY
+            and any(lever_name(k, "en") for k in folder.keys))
+
+
+def label(folder: Folder, s, lang: str, short: bool | None = None) -> str:
+    """A setting as the charts name it: in full, or compact (see `compact`) unless short=False."""
     if folder.kind == "run" or not s.params:
         return scenario_label(s.scenario, lang)
+    make = short_setting_label if (compact(folder) if short is None else short) else setting_label
     if "region" in s.params:  # a swept region reads as its name
-        return setting_label({k: v for k, v in s.params.items() if k != "region"}, lang, region_name(s.region, lang))
-    return setting_label(s.params, lang)
+        return make({k: v for k, v in s.params.items() if k != "region"}, lang, region_name(s.region, lang))
+    return make(s.params, lang)
 
 
 def region_name(reg: dict, lang: str) -> str:
@@ -47,13 +58,17 @@ def note(folder: Folder, lang: str, kind: str = "fan", bands: bool | None = None
         return t("note_single", lang, n_agents=f"{int(folder.config.get('n_agents', 0)):,}")
     if kind == "fan" and not (bands if bands is not None else len(folder.settings) <= MAX_OVERLAY):
         kind = "lines"
-    return t({"fan": "note_fan", "lines": "note_lines", "mean": "note_mean", "ci": "note_ci"}[kind], lang,
+    text = t({"fan": "note_fan", "lines": "note_lines", "mean": "note_mean", "ci": "note_ci"}[kind], lang,
              n=folder.n_replicates)
+    return text + t("sep", lang) + lever_key(folder.keys, lang) if compact(folder) else text
 
 
 def with_labels(folder: Folder, df: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The data with each setting's full label (and, when the chart abbreviates, the short one)."""
     out = df.copy()
-    out.insert(1, "label", out["setting"].map({s.id: label(folder, s, lang) for s in folder.settings}))
+    out.insert(1, "label", out["setting"].map({s.id: label(folder, s, lang, short=False) for s in folder.settings}))
+    if compact(folder):
+        out.insert(2, "short_label", out["setting"].map({s.id: label(folder, s, lang) for s in folder.settings}))
     return out
 
 
@@ -62,9 +77,20 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def _legend(body, handles, ncol=None):
-    ncol = ncol or min(len(handles), 3)
+def _legend(body, handles, ncol=None, width: float = WIDTH):
+    """A legend under the panels, in as many columns as its longest label lets fit in the width."""
+    if ncol is None:
+        size = matplotlib.rcParams["legend.fontsize"]
+        size = matplotlib.font_manager.FontProperties(size=size).get_size_in_points()
+        longest = max((_text_width(h.get_label(), size) for h in handles), default=0.0)
+        entry = longest + (2.2 + 0.8 + 1.6) * size  # key, gap to the text, gap between columns (points)
+        ncol = max(1, min(len(handles), 6, int((width * 72 - 24) // entry)))
     body.legend(handles=handles, loc="outside lower center", ncol=ncol, handlelength=2.2, columnspacing=1.6)
+
+
+def _text_width(text: str, size: float) -> float:
+    """Approximate width in points: CJK characters are one em wide, others about 0.6 em."""
+    return sum(size if "\u2e80" <= c <= "\uffef" else 0.6 * size for c in text)
 
 
 def fig_high_skill_share(folder: Folder, lang: str):
@@ -94,7 +120,7 @@ def fig_high_skill_share(folder: Folder, lang: str):
             ax.set_title(label(folder, folder.settings[i], lang), color=folder.settings[i].colour)
         for s in shown:
             d = f[f["setting"] == s.id]
-            line = draw_fan(ax, month_end(d["date"]), d, s.colour)
+            line = draw_fan(ax, month_end(d["date"]), d, s.colour, ls=s.linestyle)
             if not facets:
                 line.set_label(label(folder, s, lang))
                 handles.append(line)
@@ -220,7 +246,7 @@ def fig_income(folder: Folder, lang: str):
         k = 1.0 if metric == "middle_income_share" else scale
         for s in folder.settings:
             d = f[f["setting"] == s.id]
-            line = draw_fan(ax, month_end(d["date"]), d, s.colour, scale=k, bands=bands)
+            line = draw_fan(ax, month_end(d["date"]), d, s.colour, scale=k, bands=bands, ls=s.linestyle)
             if metric == "income_mean":
                 line.set_label(label(folder, s, lang))
                 handles.append(line)

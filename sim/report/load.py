@@ -38,6 +38,7 @@ class Setting:
     n: int
     is_baseline: bool = False
     colour: str = "#000000"
+    linestyle: str = "-"  # solid for the first round of colours, then dashed, dotted, dash-dot
 
 
 @dataclass

@@ -22,7 +22,7 @@ W = {  # (en, zh)
     "kind_run": ("a single run", "单次模拟"),
     "kind_sweep": ("a sweep of {n} settings × {r} replicates", "{n}个设定×{r}次重复模拟的参数扫描"),
     "made_from": ("Made by `skillsim-report` from {kind} in `{path}` ({agents} agents per run, model "
-                  "commit `{commit}`). Every figure's data is the CSV of the same name in `figures/`.",
+                  "`{commit}`). Every figure's data is the CSV of the same name in `figures/`.",
                   "由 `skillsim-report` 根据 `{path}` 中的{kind}生成（每次模拟{agents}个主体，模型版本 `{commit}`）。"
                   "每幅图的数据见 `figures/` 中同名 CSV 文件。"),
     "key": ("Key numbers, {year}", "{year}年关键指标"),
@@ -106,7 +106,10 @@ def write_markdown(written, opts, path: Path) -> None:
     thr = float(folder.config.get("wages", {}).get("middle_income_threshold", 100000.0))
     kind = (w("kind_run", lang) if folder.kind == "run" else
             w("kind_sweep", lang, n=len(folder.settings), r=folder.n_replicates))
-    commit = str(folder.manifest.get("git_commit", "unknown"))[:12]
+    # The model that made the runs: its version, and the commit when the runs came from a source checkout.
+    version = f"skillsim {folder.manifest.get('versions', {}).get('skillsim', '?')}"
+    sha = str(folder.manifest.get("git_commit", "unknown"))
+    commit = version if sha == "unknown" else f"{version}, commit {sha[:12]}"
     lines = [f"# {w('title', lang, region=region)}", "",
              w("made_from", lang, kind=kind, path=folder.path, agents=f"{int(folder.config.get('n_agents', 0)):,}",
                commit=commit), ""]

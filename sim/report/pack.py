@@ -12,7 +12,7 @@ from pathlib import Path
 from ..errors import ConfigError, DataError, OutputError
 from . import compare, figures, promotions
 from .load import Folder, load
-from .style import DPI, assign_colours, language, layout_problems, recording_texts
+from .style import DPI, assign_colours, language, layout_problems, legend_problems, recording_texts
 
 LANGS = ("en", "zh")
 FORMATS = ("png", "svg", "pdf")
@@ -96,7 +96,7 @@ def _draw_all(folder: Folder, opts: Options, figdir: Path, written: Written) -> 
         with recording_texts() as boxes:  # the PNG draw also checks the layout
             fig.savefig(files[0], dpi=DPI, metadata={"Software": "skillsim-report"})
         w, h = fig.get_size_inches() * DPI
-        written.layout[stem] = layout_problems(boxes, w, h)
+        written.layout[stem] = layout_problems(boxes, w, h) + legend_problems(fig, w, h)
         fig.set_layout_engine("none")  # keep the PNG's layout for the vector copies
         for fmt in opts.formats:
             if fmt == "png":
@@ -110,8 +110,9 @@ def _draw_all(folder: Folder, opts: Options, figdir: Path, written: Written) -> 
         written.figures[stem] = files
 
 
-def default_out(path: Path) -> Path:
-    return path / "report"
+def default_out(path: Path, lang: str = "en") -> Path:
+    """PATH/report for English, PATH/report_<lang> for another language: one never replaces the other."""
+    return path / ("report" if lang == "en" else f"report_{lang}")
 
 
 def make_report(path: str | Path, opts: Options | None = None) -> Written:
@@ -123,7 +124,7 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
         return forecast_report(Path(path), opts)
     folder = load(path)
     check_middle_income(folder, opts.middle_income)
-    out = Path(opts.out) if opts.out is not None else default_out(folder.path)
+    out = Path(opts.out) if opts.out is not None else default_out(folder.path, opts.lang)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").exists())):
         raise OutputError(f"output folder {out} exists and is not a skillsim report; choose another out=")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,8 @@ def fig_promotions(folder: Folder, lang: str):
         div = (1e4 if lang == "zh" else 1e3) if big else 1.0
         for s in folder.settings:
             ds = d[d["setting"] == s.id]
-            line = ax.plot(mid_year(ds["year"]), ds["median"] / div, color=s.colour, lw=1.5, marker="o", ms=2.8)[0]
+            line = ax.plot(mid_year(ds["year"]), ds["median"] / div, color=s.colour, ls=s.linestyle, lw=1.5,
+                           marker="o", ms=2.8)[0]
             if c == CHANNELS[0]:
                 line.set_label(label(folder, s, lang))
                 handles.append(line)

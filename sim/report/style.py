@@ -37,16 +37,28 @@ NATIONAL_TARGET_COLOUR = "#666666"
 OBSERVED_COLOUR = "#D55E00"
 
 
+LINESTYLES = ("-", "--", ":", "-.")  # solid, dashed, dotted, dash-dot (named: legends tell them apart)
+
+
 def assign_colours(settings) -> None:
-    """Give each setting its colour in place (see module doc)."""
+    """Give each setting its colour (and line style) in place (see module doc).
+
+    Past the 12 extra colours, line styles take over: the next 12 settings reuse the colours dashed,
+    then dotted, then dash-dot, so up to 48 settings have distinct (colour, line style) pairs.
+    """
     named = all(s.params.get("scenario", s.scenario) in SCENARIO_COLOURS for s in settings)
     if named and (len(settings) == 1 or all("scenario" in s.params for s in settings)):
         for s in settings:
             s.colour = SCENARIO_COLOURS[s.params.get("scenario", s.scenario)]
         return
-    extra = iter(EXTRA_COLOURS * 3)
+    i = 0
     for s in settings:
-        s.colour = "#000000" if s.is_baseline else next(extra)
+        if s.is_baseline:
+            s.colour, s.linestyle = "#000000", "-"
+            continue
+        s.colour = EXTRA_COLOURS[i % len(EXTRA_COLOURS)]
+        s.linestyle = LINESTYLES[(i // len(EXTRA_COLOURS)) % len(LINESTYLES)]
+        i += 1
 
 
 def rc(lang: str) -> dict:
@@ -130,9 +142,41 @@ def mid_year(years) -> pd.DatetimeIndex:
     return pd.to_datetime(pd.Series(years, dtype=int).astype(str) + "-07-02")
 
 
+class ExactFormatter(matplotlib.ticker.Formatter):
+    """Tick labels that are the tick values (times `scale`), with as many decimals as the ticks need.
+
+    Every tick on an axis gets the same number of decimals, at least `decimals`: ticks every 2.5
+    points read 30.0, 32.5, 35.0, never "33" for 32.5 (which would put a 33.3% target line a third
+    of the way between "33" and "35").
+    """
+
+    def __init__(self, scale: float = 1.0, decimals: int = 0, max_decimals: int = 6):
+        self.scale, self.decimals, self.max_decimals = scale, decimals, max_decimals
+        self.ticks: list[float] = []
+
+    def set_locs(self, locs):  # the axis's tick values, before it asks for their labels
+        self.ticks = [float(v) for v in locs]
+
+    def _places(self, values) -> int:
+        for d in range(self.decimals, self.max_decimals + 1):
+            if all(abs(round(v, d) - v) <= 1e-9 * max(1.0, abs(v)) for v in values):
+                return d
+        return self.max_decimals
+
+    def __call__(self, x, pos=None):
+        ticks = [v * self.scale for v in (self.ticks or [x])]
+        d = self._places(ticks + [x * self.scale])
+        v = round(x * self.scale, d)
+        return f"{0.0 if v == 0 else v:,.{d}f}".replace(",", "")
+
+    def format_ticks(self, values):
+        self.set_locs(values)
+        return [self(v, i) for i, v in enumerate(values)]
+
+
 def percent_axis(ax, axis: str = "y", decimals: int = 0) -> None:
-    fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{100 * v:.{decimals}f}")
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+    """Shares (0-1) labelled as percent, each label exactly its tick's value."""
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(ExactFormatter(100.0, decimals))
 
 
 def band_handles(lang_text) -> list:
@@ -184,4 +228,53 @@ def layout_problems(boxes, width: float, height: float, pad: float = 0.5) -> lis
     for a, b in boxes:
         if b.x0 < -1 or b.y0 < -1 or b.x1 > width + 1 or b.y1 > height + 1:
             problems.append(f"{a!r} is cut off at the edge")
+    return problems
+
+
+def _legends(fig) -> list:
+    out, stack = [], [fig]
+    while stack:
+        f = stack.pop()
+        out += list(getattr(f, "legends", []))
+        stack += list(getattr(f, "subfigs", []))
+        out += [ax.get_legend() for ax in getattr(f, "axes", []) if ax.get_legend() is not None]
+    return list(dict.fromkeys(out))
+
+
+def _key(handle) -> tuple:
+    """How a legend key looks: colour, line style, marker and fill."""
+    from matplotlib.colors import to_hex
+
+    def hexed(c):
+        try:
+            return to_hex(c, keep_alpha=True)
+        except (ValueError, TypeError):
+            return str(c)
+
+    if hasattr(handle, "get_linestyle") and hasattr(handle, "get_marker"):
+        ls = handle.get_linestyle() if handle.get_linewidth() > 0 else "None"
+        return ("line", hexed(handle.get_color()), str(ls), str(handle.get_marker()), hexed(handle.get_markerfacecolor()))
+    if hasattr(handle, "get_facecolor"):
+        fc = handle.get_facecolor()
+        return ("patch", hexed(fc[0] if getattr(fc, "ndim", 1) == 2 and len(fc) else fc), str(handle.get_hatch()))
+    return (type(handle).__name__, id(handle))
+
+
+def legend_problems(fig, width: float, height: float) -> list[str]:
+    """Legends that stick out of the figure (keys or labels cut off) or whose keys look alike."""
+    renderer = fig.canvas.get_renderer()
+    problems = []
+    for leg in _legends(fig):
+        bb = leg.get_window_extent(renderer)
+        if bb.x0 < -1 or bb.y0 < -1 or bb.x1 > width + 1 or bb.y1 > height + 1:
+            problems.append(f"legend {leg.get_title().get_text()!r} is cut off at the edge")
+        seen: dict[tuple, str] = {}
+        for handle, text in zip(leg.legend_handles, leg.get_texts()):
+            if handle is None:
+                continue
+            k = _key(handle)
+            if k in seen:
+                problems.append(f"legend keys of {seen[k]!r} and {text.get_text()!r} look the same")
+            else:
+                seen[k] = text.get_text()
     return problems

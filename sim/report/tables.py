@@ -129,10 +129,23 @@ def comparison(folder: Folder) -> pd.DataFrame:
         for s in folder.settings:
             if s.id in eff.index:
                 e = eff.loc[s.id]
+                cost = float(e["cost_per_additional_high_skill_worker"])
                 rows.append({"setting": s.id, "metric": "cost_per_additional_high_skill_worker",
-                             "n": int(e["n_pairs"]), "mean": float(e["cost_per_additional_high_skill_worker"]),
-                             "ci_low": math.nan, "ci_high": math.nan})
-    return pd.DataFrame(rows, columns=["setting", "metric", "n", "mean", "ci_low", "ci_high"])
+                             "n": int(e["n_pairs"]), "mean": cost, "ci_low": math.nan, "ci_high": math.nan,
+                             "undefined_because": cost_undefined_because(e, s.is_baseline) if math.isnan(cost) else ""})
+    return pd.DataFrame(rows, columns=["setting", "metric", "n", "mean", "ci_low", "ci_high", "undefined_because"])
+
+
+def cost_undefined_because(effect, is_baseline: bool) -> str:
+    """Why a setting has no cost per additional high-skill worker (a key of text.PHRASES, minus 'na_')."""
+    if is_baseline or str(effect.get("is_baseline", "")).lower() == "true":
+        return "baseline"
+    if int(effect.get("n_pairs", 0) or 0) == 0:
+        return "no_pairs"
+    extra = float(effect.get("extra_high_skill_workers", math.nan))
+    if math.isnan(extra):
+        return "no_pairs"
+    return "no_gain" if extra <= 0 else "unknown"
 
 
 def summary_table(folder: Folder) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from ..ladder import LEVELS
 
 LANGS = ("en", "zh")
 
-SCENARIOS = {  # configs/scenario/*.yaml
+SCENARIOS = {  # sim/conf/scenario/*.yaml
     "baseline": ("Baseline (current policy)", "基准情景（现行政策）"),
     "no_policy": ("No policy", "无政策"),
     "training_boost": ("Training boost", "加大培训投入"),
@@ -21,6 +21,8 @@ SCENARIOS = {  # configs/scenario/*.yaml
 SCENARIO_ORDER = tuple(SCENARIOS)
 
 LEVERS = {"training": ("training", "培训"), "competition": ("competitions", "竞赛"), "studio": ("studios", "工作室")}
+#: One-letter (one-character) keys for the levers in compact setting labels ("T×2 S×1 C×0").
+LEVER_KEYS = {"training": ("T", "培"), "competition": ("C", "赛"), "studio": ("S", "室")}
 
 CHANNELS = {
     "certification": ("Certification (assessment)", "考核认定"),
@@ -53,6 +55,10 @@ PHRASES: dict[str, tuple[str, str]] = {
     "threshold": ("Middle-income threshold ({value})", "中等收入线（{value}）"),
     "hs_boundary": ("Lower edge of high-skill levels", "高技能等级下沿"),
     "na": ("n/a", "无"),
+    "na_baseline": ("n/a: baseline", "无：基准"),
+    "na_no_gain": ("n/a: no gain", "无：未新增"),
+    "na_no_pairs": ("n/a: no pairs", "无：无配对"),
+    "na_unknown": ("n/a", "无"),
     "baseline_setting": ("Baseline setting", "基准设定"),
     # titles
     "fig1_title": ("High-skill share of skilled workers, {region}", "{region}高技能人才占技能人才比例"),
@@ -81,8 +87,10 @@ PHRASES: dict[str, tuple[str, str]] = {
     "note_mean": ("Mean of {n} replicates per setting", "每个设定{n}次重复模拟的平均值"),
     "note_ci": ("Mean of {n} replicates with 95% t-interval", "{n}次重复模拟的平均值及95% t区间"),
     "note_cost": ("Cost: extra cumulative spend over extra high-skill workers against the baseline setting, paired "
-                  "by replicate; n/a: the baseline itself, or no extra high-skill workers",
-                  "成本：相对基准设定的新增累计支出除以新增高技能人才数（按重复模拟配对）；无：基准设定本身或未新增高技能人才"),
+                  "by replicate. n/a: baseline = the reference itself; no gain = no extra high-skill workers, so no cost "
+                  "per worker; no pairs = no replicate shared with the baseline",
+                  "成本：相对基准设定的新增累计支出除以新增高技能人才数（按重复模拟配对）。无：基准＝参照设定本身；"
+                  "未新增＝未新增高技能人才，无单位成本；无配对＝与基准无共同重复模拟"),
     "note_full_years": ("Full calendar years only", "仅含完整年份"),
     "all_runs": ("all runs", "全部模拟"),
     "sep": ("; ", "；"),
@@ -137,6 +145,39 @@ def param_label(key: str, value, lang: str) -> str:
 def setting_label(params: dict, lang: str, first: str | None = None) -> str:
     sep = "，" if lang == "zh" else ", "
     return sep.join(([first] if first else []) + [param_label(k, v, lang) for k, v in params.items()])
+
+
+def short_param_label(key: str, value, lang: str) -> str:
+    """One swept parameter in a compact label: 'T×2' for a lever intensity, else 'name=value'."""
+    if key == "scenario":
+        return scenario_label(str(value), lang)
+    lever = lever_name(key, lang)
+    if lever is not None:
+        en, zh = LEVER_KEYS[key.split(".")[1]]
+        return f"{zh if lang == 'zh' else en}×{fmt_number(value)}"
+    return f"{key.rsplit('.', 1)[-1]}={fmt_number(value)}"
+
+
+def short_setting_label(params: dict, lang: str, first: str | None = None) -> str:
+    sep = "，" if lang == "zh" else ", "
+    levers = [short_param_label(k, v, lang) for k, v in params.items() if lever_name(k, lang)]
+    others = [short_param_label(k, v, lang) for k, v in params.items() if not lever_name(k, lang)]
+    return sep.join(([first] if first else []) + others + ([" ".join(levers)] if levers else []))
+
+
+def lever_key(keys, lang: str) -> str:
+    """The key to compact labels: 'Key: T training, S studios (× status-quo level)'."""
+    parts = []
+    for k in keys:
+        lever = lever_name(k, lang)
+        if lever is not None:
+            en, zh = LEVER_KEYS[k.split(".")[1]]
+            parts.append(f"{zh}＝{lever}" if lang == "zh" else f"{en} {lever}")
+    if not parts:
+        return ""
+    if lang == "zh":
+        return "图例缩写：" + "，".join(parts) + "（现行水平的倍数）"
+    return "Key: " + ", ".join(parts) + " (× status-quo level)"
 
 
 def fmt_number(v) -> str:

@@ -1,0 +1,186 @@
+"""`skillsim-rerun RUN_DIR [hydra.run.dir=NEW]`: run a run folder (or a sweep's job folder) again, from
+the folder alone, and show that the numbers are the same.
+
+1. The folder is checked first, as `skillsim-verify` does: a changed, truncated or missing file stops
+   the rerun (exit 6), since the rerun would reproduce something other than what was run.
+2. Its `config.yaml` is the complete composed configuration (every key, with the calibrated values
+   of the time), so the rerun needs neither the command line nor the config files that made it: a
+   newer preset or calibration does not change what a rerun computes.
+3. The new folder (default `results/reruns/<name of RUN_DIR>`, or `hydra.run.dir=NEW`) is written like
+   any run; then its `series.csv` and `summary.json` are compared byte for byte with the original's.
+
+Exit codes (sim.errors): 0 identical; 6 the folder failed its check, or the rerun differs (different
+package versions are named in a warning); 2 a bad argument; 3 not a run folder or an unreadable config;
+4 the new folder cannot be written; 130 interrupted (nothing written).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import yaml
+
+from .errors import EXIT_INTEGRITY, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DataError, SkillsimError
+
+PROG = "skillsim-rerun"
+COMPARED = ("series.csv", "summary.json")
+DEFAULT_PARENT = Path("results") / "reruns"
+USAGE = f"""usage: {PROG} RUN_DIR [hydra.run.dir=NEW]
+
+Rerun a run folder, or one job folder of a sweep, from the folder alone (its config.yaml), after
+checking every file against its manifest (as skillsim-verify does). Then compare the new series.csv
+and summary.json with the original's, byte for byte.
+
+  RUN_DIR            a folder written by skillsim (holds manifest.json and COMPLETE)
+  hydra.run.dir=NEW  where to write the rerun (default results/reruns/<RUN_DIR's name>, or NAME-2, ...
+                     if that is taken); an existing non-empty NEW is refused
+
+Exit codes: 0 identical, 6 the folder failed its check or the rerun differs, 2 bad argument,
+3 not a run folder, 4 NEW cannot be written, 130 interrupted.
+Same as the Hydra route: skillsim --config-path=RUN_DIR --config-name=config [hydra.run.dir=NEW]
+"""
+log = logging.getLogger("skillsim")
+
+
+def parse(argv: list[str]) -> tuple[Path, Path | None]:
+    """RUN_DIR and the optional new folder; ConfigError for anything else."""
+    run_dir, out = None, None
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if eq and key.lstrip("+") == "hydra.run.dir":
+            if not value.strip():
+                raise ConfigError("hydra.run.dir", value, "a folder path")
+            out = Path(value).expanduser()
+        elif eq and not Path(arg).exists():
+            raise ConfigError(key, value, "no overrides: a rerun runs the folder's config as it is (only "
+                              "hydra.run.dir=NEW); to change a setting, run skillsim with the manifest's "
+                              "overrides and yours")
+        elif arg.startswith("-"):
+            raise ConfigError("option", arg, "RUN_DIR [hydra.run.dir=NEW] (see --help)")
+        elif run_dir is None:
+            run_dir = Path(arg)
+        else:
+            raise ConfigError("RUN_DIR", arg, f"a single run folder (already given: {run_dir})")
+    if run_dir is None:
+        raise ConfigError("RUN_DIR", None, "a run folder (see --help)")
+    return run_dir, out
+
+
+def check_folder(run_dir: Path) -> dict:
+    """skillsim-verify's check of RUN_DIR; its manifest. Raises if it is not an intact run folder."""
+    from .verify import NotARunFolder, is_sweep_folder, verify
+
+    if is_sweep_folder(run_dir):
+        raise DataError(f"{run_dir} is a sweep folder: rerun one of its jobs ({PROG} {run_dir}/JOB), or repeat "
+                        "the sweep's command (in any job's manifest.json) into a new hydra.sweep.dir")
+    try:
+        report = verify(run_dir)
+    except NotARunFolder as err:
+        raise DataError(str(err)) from None
+    if report.problems:
+        raise IntegrityError(report.problems)
+    return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+
+
+class IntegrityError(SkillsimError):
+    """The folder does not match its manifest: a rerun would not reproduce what was run."""
+
+    exit_code = EXIT_INTEGRITY
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in the folder "
+                         "(skillsim-verify): nothing was rerun")
+
+
+def version_changes(manifest: dict) -> list[str]:
+    """Packages whose version differs from the run's (their numbers may differ)."""
+    from .results import package_versions
+
+    from .results import git_commit
+
+    now, then = package_versions(), manifest.get("versions", {})
+    changes = [f"{k} {then[k]} -> {now.get(k, 'missing')}" for k in sorted(then) if now.get(k) != then[k]]
+    was, is_ = manifest.get("git_commit", "unknown"), git_commit()
+    if was != "unknown" and is_ != "unknown" and was != is_:  # the same version, edited source
+        changes.append(f"skillsim source {was[:12]} -> {is_[:12]}")
+    return changes
+
+
+def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, list[str]]:
+    """Rerun RUN_DIR into `out` (or the default folder); the new folder and the files that differ."""
+    from .cli import run_forecast
+    from .config import from_mapping
+
+    run_dir = Path(run_dir)
+    manifest = check_folder(run_dir)
+    try:
+        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(f"{run_dir / 'config.yaml'}: unreadable ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{run_dir / 'config.yaml'}: not a configuration")
+    cfg = from_mapping(data)  # ConfigError if this version no longer accepts it
+    for change in version_changes(manifest):
+        log.warning("package version differs from the run's: %s; the numbers may differ", change)
+    target = Path(out) if out is not None else DEFAULT_PARENT / run_dir.resolve().name
+    extra = {"rerun_of": {"folder": run_dir.resolve().name, "command": manifest.get("command"),
+                          "started": manifest.get("started")}}
+    if "job_num" in manifest:
+        extra["job_num"] = manifest["job_num"]
+    new = run_forecast(cfg, target, composed=data, overrides=list(manifest.get("overrides", [])), extra=extra,
+                       unique=out is None, machine={"rerun_of": str(run_dir.resolve())})
+    differ = [name for name in COMPARED if (run_dir / name).read_bytes() != (new / name).read_bytes()]
+    return new, differ
+
+
+def _interrupted(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE, end="")
+        raise SystemExit(EXIT_OK)
+    from .results import COMMAND_ENV
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(message)s", stream=sys.stderr)
+    logging.getLogger("MESA").setLevel(logging.WARNING)
+    previous = signal.signal(signal.SIGTERM, _interrupted)
+    previous_cmd = os.environ.get(COMMAND_ENV)
+    os.environ[COMMAND_ENV] = json.dumps([PROG, *argv], ensure_ascii=False)
+    try:
+        run_dir, out = parse(argv)
+        new, differ = rerun(run_dir, out)
+    except IntegrityError as err:
+        for line in err.problems:
+            print(line, file=sys.stderr)
+        print(f"{PROG}: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    except SkillsimError as err:
+        print(f"{PROG}: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; no result folder was written", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if previous_cmd is None:
+            os.environ.pop(COMMAND_ENV, None)
+        else:
+            os.environ[COMMAND_ENV] = previous_cmd
+    if differ:
+        print(f"{PROG}: {new}: differs from {run_dir} in {', '.join(differ)}", file=sys.stderr)
+        raise SystemExit(EXIT_INTEGRITY)
+    print(f"{PROG}: {new}: {' and '.join(COMPARED)} identical to {run_dir}'s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Small frictions a newcomer hits: job counts, --baseline spelling, calibration file, progress lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from sim import sweep
+from sim.aggregate import choose_baseline, matches, same_value
+from sim.config import CalibrationMissing, load_calibration
+from sim.errors import DataError
+from sim.results import COMPLETE_MARKER
+
+
+def _multirun(params: dict, task: list[str]):
+    return OmegaConf.create({"hydra": {"sweeper": {"params": params}, "overrides": {"task": task}}})
+
+
+@pytest.mark.parametrize("params, task, n", [
+    # +sweep=training_vs_studios with a shorter replicate list on the command line: 4 x 4 x 2, not 80
+    ({"levers.training.intensity": "1,0,2,4", "levers.studio.intensity": "1,0,2,4", "replicate": "range(0,5)"},
+     ["+sweep=training_vs_studios", "replicate=range(0,2)"], 32),
+    ({"levers.training.intensity": "1,0,2,4", "levers.studio.intensity": "1,0,2,4", "replicate": "range(0,5)"},
+     ["+sweep=training_vs_studios"], 80),
+    ({}, ["scenario=baseline,no_policy", "replicate=range(0,3)", "n_agents=1000"], 6),
+    ({"replicate": "range(0,20)"}, ["scenario=baseline,combined,no_policy", "replicate=0,1"], 6),
+])
+def test_job_count_follows_the_command_line_as_hydra_does(params, task, n):
+    assert sweep.count_jobs(_multirun(params, task)) == n
+
+
+def _runs(values):
+    return pd.DataFrame({"status": "ok", "levers.training.intensity": values, "replicate": 0,
+                         "job_num": range(len(values))})
+
+
+@pytest.mark.parametrize("written", ["0", "0.0", "0.00", "0e0", " 0"])
+def test_baseline_matches_a_number_however_it_is_written(written):
+    for column in ([1, 0, 2, 4], [1.0, 0.0, 2.5, 4.0]):  # job folders named ...=0 or ...=0.0
+        base = choose_baseline(_runs(column), ["levers.training.intensity"], f"levers.training.intensity={written}")
+        assert float(base["levers.training.intensity"]) == 0
+
+
+def test_baseline_that_matches_nothing_names_what_there_is():
+    with pytest.raises(DataError, match=r"no finished job has that setting \(finished: levers.training.intensity: 1, 0, 2"):
+        choose_baseline(_runs([1, 0, 2]), ["levers.training.intensity"], "levers.training.intensity=3")
+
+
+def test_value_matching_keeps_different_values_apart():
+    assert same_value("true", True) and same_value("False", "false") and same_value(2, "2.0")
+    assert not same_value(0, "0.001") and not same_value("baseline", "baseline2") and not same_value("1", "true")
+    assert matches(pd.Series(["a", "0.50", 0.5, 1]), 0.5).tolist() == [False, True, True, False]
+
+
+def test_a_missing_or_empty_calibration_file_is_a_loud_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("SKILLSIM_UNCALIBRATED", raising=False)
+    with pytest.raises(CalibrationMissing, match="calibration.yaml is missing"):
+        load_calibration(tmp_path / "calibration.yaml")
+    (tmp_path / "empty.yaml").write_text("# nothing\n", encoding="utf-8")
+    with pytest.raises(CalibrationMissing, match="holds no calibrated values"):
+        load_calibration(tmp_path / "empty.yaml")
+    (tmp_path / "bad.yaml").write_text("a: [1,\n", encoding="utf-8")
+    with pytest.raises(CalibrationMissing, match="cannot be read"):
+        load_calibration(tmp_path / "bad.yaml")
+    monkeypatch.setenv("SKILLSIM_UNCALIBRATED", "1")
+    with pytest.warns(UserWarning, match="priors"):
+        assert load_calibration(tmp_path / "calibration.yaml") == {}
+
+
+def test_the_shipped_calibration_is_found_through_the_package():
+    import sim.config
+
+    assert sim.config.CALIBRATION_FILE.parent.parent == __import__("pathlib").Path(sim.config.__file__).parent
+    assert load_calibration()["provenance"]["written_by"].startswith("skillsim-calibrate")
+
+
+def test_a_resumed_finished_sweep_does_not_repeat_progress_lines(tmp_path, caplog):
+    started = time.time()
+    for i in range(3):
+        (tmp_path / f"job{i}").mkdir()
+        (tmp_path / f"job{i}" / COMPLETE_MARKER).write_text("ok\n")
+    time.sleep(0.05)
+    (tmp_path / sweep.PROGRESS_FILE).write_text(json.dumps({"total": 4, "started": time.time()}))
+    with caplog.at_level(logging.INFO, logger="skillsim"):
+        for _ in range(3):  # three skipped jobs end: nothing new, no "ETA unknown"
+            sweep.log_progress(tmp_path)
+        assert not caplog.records
+        (tmp_path / "job3").mkdir()
+        (tmp_path / "job3" / COMPLETE_MARKER).write_text("ok\n")  # the one job that ran
+        sweep.log_progress(tmp_path)
+    assert [r.getMessage().split(", elapsed")[0] for r in caplog.records] == ["sweep progress: 4/4 jobs done"]
+    assert "ETA" not in caplog.records[0].getMessage() and started <= time.time()

@@ -1,0 +1,218 @@
+"""Reproducing a run from its folder alone, what a manifest records, folder names, and Hydra's routes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sim import rerun as rerun_mod
+from sim.errors import EXIT_CONFIG, EXIT_DATA, EXIT_INTEGRITY, EXIT_OK
+from sim.results import write_run
+
+BIN = Path(sys.executable).parent
+TINY = ["n_agents=1000", "horizon.end_year=2024"]
+
+
+def tool(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    exe = BIN / name
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "sim"] if name == "skillsim" else [name]
+    return subprocess.run([*cmd, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def snapshot(root: Path) -> dict[str, int]:
+    """Every file and folder under root, with file sizes (a before/after picture)."""
+    return {str(p.relative_to(root)): (p.stat().st_size if p.is_file() else -1) for p in root.rglob("*")}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A small run with a few overrides, made by the real command in its own folder."""
+    tmp = tmp_path_factory.mktemp("rerun")
+    proc = tool("skillsim", *TINY, "levers.training.intensity=2", "seed=5", "hydra.run.dir=orig", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    return tmp / "orig"
+
+
+def test_manifest_records_the_command_as_typed_and_machine_facts_apart(run):
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["command"] == ["skillsim", *TINY, "levers.training.intensity=2", "seed=5", "hydra.run.dir=orig"]
+    assert manifest["overrides"] == [*TINY, "levers.training.intensity=2", "seed=5"]
+    text = json.dumps({k: v for k, v in manifest.items() if k != "machine"})
+    assert "searchpath" not in text and str(run.parent) not in text and "file://" not in text
+    assert manifest["machine"]["cwd"] == str(run.parent) and "platform" in manifest["machine"]
+
+
+@pytest.mark.slow  # several processes
+def test_rerun_is_byte_identical_and_says_so(run, tmp_path):
+    proc = tool("skillsim-rerun", str(run), f"hydra.run.dir={tmp_path / 'again'}", cwd=tmp_path)
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert "identical" in proc.stderr.splitlines()[-1]
+    for name in ("series.csv", "summary.json", "config.yaml"):
+        assert (tmp_path / "again" / name).read_bytes() == (run / name).read_bytes(), name
+    manifest = json.loads((tmp_path / "again" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["rerun_of"]["folder"] == "orig" and manifest["overrides"][-1] == "seed=5"
+    assert manifest["command"][0] == "skillsim-rerun"
+    # the default folder: results/reruns/<name> under the current folder, then NAME-2
+    for expected in ("orig", "orig-2"):
+        proc = tool("skillsim-rerun", str(run), cwd=tmp_path)
+        assert proc.returncode == EXIT_OK, proc.stderr
+        assert (tmp_path / "results" / "reruns" / expected / "series.csv").read_bytes() == (run / "series.csv").read_bytes()
+
+
+def test_rerun_needs_only_the_folder(run, tmp_path, monkeypatch):
+    """The composed config.yaml is enough: changed shipped presets do not change what a rerun computes."""
+    import sim.cli
+
+    monkeypatch.setattr(sim.cli, "CONFIG_DIR", tmp_path / "no_configs_here")
+    new, differ = rerun_mod.rerun(run, tmp_path / "again")
+    assert differ == [] and (new / "series.csv").read_bytes() == (run / "series.csv").read_bytes()
+
+
+def test_a_changed_folder_is_not_rerun(run, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for p in run.iterdir():
+        (bad / p.name).write_bytes(p.read_bytes())
+    with (bad / "series.csv").open("a") as fh:
+        fh.write("2099-01,1\n")
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        rerun_mod.main([str(bad), f"hydra.run.dir={tmp_path / 'new'}"])
+    err = capsys.readouterr().err
+    assert exc.value.code == EXIT_INTEGRITY
+    assert "series.csv: changed" in err and "nothing was rerun" in err
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("args, code, words", [
+    ([], EXIT_CONFIG, "RUN_DIR"),
+    (["{run}", "seed=3"], EXIT_CONFIG, "no overrides"),
+    (["{tmp}/nowhere"], EXIT_DATA, "does not exist"),
+    (["{run}", "--fast"], EXIT_CONFIG, "option"),
+])
+def test_rerun_mistakes_are_one_line(run, tmp_path, capsys, args, code, words):
+    with pytest.raises(SystemExit) as exc:
+        rerun_mod.main([a.format(run=run, tmp=tmp_path) for a in args])
+    err = capsys.readouterr().err
+    assert exc.value.code == code and words in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # several processes
+def test_the_hydra_route_reruns_and_other_config_paths_leave_nothing(run, tmp_path):
+    """`skillsim --config-path=RUN --config-name=config hydra.run.dir=NEW` is a rerun; a --config-path that
+    is not a run folder is refused before Hydra writes anything."""
+    other = tmp_path / "some_configs"
+    other.mkdir()
+    (other / "config.yaml").write_text("n_agents: 1000\n", encoding="utf-8")
+    before = snapshot(tmp_path)
+    proc = tool("skillsim", f"--config-path={other}", "--config-name=config", "hydra.run.dir=NEW", cwd=tmp_path)
+    assert proc.returncode == EXIT_CONFIG and "--config-dir" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert snapshot(tmp_path) == before
+    proc = tool("skillsim", f"--config-path={run}", "--config-name=config", "hydra.run.dir=NEW", cwd=tmp_path)
+    assert proc.returncode == EXIT_OK, proc.stderr
+    after = snapshot(tmp_path)
+    assert set(after) - set(before) == {"NEW", *(f"NEW/{p.name}" for p in (tmp_path / "NEW").iterdir())}
+    assert (tmp_path / "NEW" / "series.csv").read_bytes() == (run / "series.csv").read_bytes()
+    assert not (tmp_path / "NEW" / ".hydra").exists()
+
+
+@pytest.mark.slow  # several processes
+def test_runs_started_together_with_default_folders_both_succeed(tmp_path):
+    """Same settings, same second: different folders. Folder names say which overrides ran."""
+    procs = [subprocess.Popen([str(BIN / "skillsim"), *TINY], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs.append(subprocess.Popen([str(BIN / "skillsim"), *TINY, "levers.studio.enabled=false"], cwd=tmp_path,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    errs = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errs
+    names = sorted(p.name for p in (tmp_path / "results" / "runs").iterdir())
+    assert len(names) == 3 and not [n for n in names if n.startswith(".")]
+    same = [n for n in names if "studio" not in n]
+    assert len(same) == 2
+    assert same[0].split("_", 2)[2].removesuffix("-2") == same[1].split("_", 2)[2].removesuffix("-2")
+    assert all("n_agents=1000,horizon.end_year=2024" in n for n in names)
+    studio = next(n for n in names if "studio" in n)
+    assert "studio.enabled=false" in studio and studio.rsplit("_", 1)[1] != same[0].rsplit("_", 1)[1].removesuffix("-2")
+
+
+def test_a_taken_default_name_gives_the_next_free_one(run, tmp_path):
+    import pandas as pd
+    import yaml
+
+    from sim.config import from_mapping
+
+    cfg = from_mapping(yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")))
+    series = pd.read_csv(run / "series.csv")
+    target = tmp_path / "name"
+    got = [write_run(target, cfg, series, unique=True) for _ in range(3)]
+    assert [p.name for p in got] == ["name", "name-2", "name-3"]
+    from sim.errors import OutputError
+
+    with pytest.raises(OutputError, match="already exists"):
+        write_run(target, cfg, series)  # a folder the user chose is never replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["name", "name-2", "name-3"]
+
+
+def test_skillsim_help_is_the_projects_page(tmp_path):
+    proc = tool("skillsim", "--help", cwd=tmp_path)
+    assert proc.returncode == 0
+    out = proc.stdout
+    for words in ("region: chongqing, national, zhong_county", "experiments: cq_2035_lever_comparison",
+                  "sweep: competition_intensity", "skillsim-rerun", "skillsim-report", "skillsim-verify",
+                  "skillsim-aggregate", "== Examples ==", "--config-dir"):
+        assert words in out, words
+    assert "powered by Hydra" not in out and "n_agents: 100000" not in out  # not Hydra's page, no config dump
+    assert len(out.splitlines()) < 70
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("module", ["sim.aggregate", "sim.report.cli", "sim.verify", "sim.rerun"])
+def test_every_other_command_has_help(module, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as exc:
+        importlib.import_module(module).main(["--help"])
+    assert exc.value.code in (0, None)
+    assert capsys.readouterr().out.lower().startswith("usage:")
+
+
+@pytest.mark.slow  # several processes
+def test_own_config_folder_adds_a_region_preset(tmp_path):
+    """A user's region preset, in a folder given with --config-dir (README, "Your own region")."""
+    from sim.cli import CONFIG_DIR
+
+    mine = tmp_path / "my_conf" / "region"
+    mine.mkdir(parents=True)
+    text = (CONFIG_DIR / "region" / "chongqing.yaml").read_text(encoding="utf-8")
+    (mine / "my_city.yaml").write_text(text.replace("name: chongqing", "name: my_city")
+                                       .replace("population: 5700000", "population: 1000000"), encoding="utf-8")
+    proc = tool("skillsim", "--config-dir", str(tmp_path / "my_conf"), "region=my_city", *TINY,
+                "hydra.run.dir=mine", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "mine" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["config"]["region"]["name"] == "my_city"
+    assert summary["config"]["region"]["population"] == pytest.approx(1e6)
+    proc = tool("skillsim", "--config-dir", str(tmp_path / "my_conf"), "region=my_twn", *TINY, cwd=tmp_path)
+    assert proc.returncode == EXIT_CONFIG and "my_city" in proc.stderr  # the user's presets are listed
+
+
+@pytest.mark.slow  # a sweep with the default (joblib) launcher
+def test_every_job_of_a_sweep_reruns_byte_for_byte(tmp_path):
+    args = ["-m", "scenario=baseline,no_policy", "replicate=0,1", *TINY, "hydra.sweep.dir=sw"]
+    proc = tool("skillsim", *args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    jobs = sorted(p.parent for p in (tmp_path / "sw").glob("*/COMPLETE"))
+    assert len(jobs) == 4
+    for job in jobs:
+        manifest = json.loads((job / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["command"] == ["skillsim", *args]  # as typed, also in the launcher's worker processes
+        new, differ = rerun_mod.rerun(job, tmp_path / "again" / job.name)
+        assert differ == [], job.name
+        assert json.loads((new / "manifest.json").read_text(encoding="utf-8"))["job_num"] == manifest["job_num"]
+    with pytest.raises(rerun_mod.DataError, match="is a sweep folder"):
+        rerun_mod.rerun(tmp_path / "sw")
