@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.cli import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the checkout
 
 ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 ENV.pop("HYDRA_FULL_ERROR", None)

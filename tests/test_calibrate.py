@@ -48,7 +48,8 @@ def test_hindcast_fits_only_targets_up_to_the_cutoff():
 
     cal.simulate = spy
     try:
-        res = cal.calibrate(RunConfig(), n_agents=500, replicates=1, max_evals=3, cutoff=2016, log=lambda *_: None)
+        res = cal.calibrate(compose_config(["region=national"]), n_agents=500, replicates=1, max_evals=3,
+                            cutoff=2016, log=lambda *_: None)
     finally:
         cal.simulate = original
     assert all(s == {"nat_hs_2011", "nat_hs_2016"} for s in seen), "held-out targets must not enter the fit"

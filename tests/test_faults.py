@@ -153,7 +153,7 @@ def test_every_exit_code_is_in_the_readme_error_table():
     import re
 
     import sim.errors as errors
-    from sim.cli import REPO_ROOT
+    REPO_ROOT = Path(__file__).resolve().parent.parent
 
     text = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("## Errors and what they mean", 1)[1]
     table = set(int(c) for c in re.findall(r"^\| (\d+) \|", text.split("\n## ", 1)[0], flags=re.M))

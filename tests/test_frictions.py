@@ -79,7 +79,8 @@ def test_the_shipped_calibration_is_found_through_the_package():
     assert load_calibration()["provenance"]["written_by"].startswith("skillsim-calibrate")
 
 
-def test_a_resumed_finished_sweep_does_not_repeat_progress_lines(tmp_path, caplog):
+def test_a_resumed_finished_sweep_does_not_repeat_progress_lines(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(sweep, "PROGRESS_EVERY_S", 0)  # every call counts (the throttle is tested apart)
     started = time.time()
     for i in range(3):
         (tmp_path / f"job{i}").mkdir()

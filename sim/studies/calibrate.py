@@ -191,6 +191,8 @@ def backtest_config(cfg: RunConfig, cutoff: int) -> RunConfig:
     shares = {d: v for d, v in h.high_skill_share.items() if d <= limit}
     mixes = {d: v for d, v in h.level_share.items() if d <= limit}
     stocks = {d: v for d, v in h.skilled_workers.items() if d <= limit}
+    if not shares:
+        raise ConfigError("cutoff", cutoff, "a year after the preset's first observed share")
     observed = max(shares)
     if observed not in stocks and observed == reg.observed:
         stocks[observed] = reg.population * (1 - reg.uncertified_share)
