@@ -73,6 +73,7 @@ def _forecast(out, ens, jobs):
                            "horizon.end_year=2025", f"out={out}"], env=env, capture_output=True, text=True)
 
 
+@pytest.mark.slow  # two small ensembles and two reports: about half a minute
 def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_processes(tmp_path):
     ens = tmp_path / "ens.csv"
     _tiny_ensemble(ens)

@@ -93,6 +93,7 @@ def test_history_hidden_state_comes_from_the_dynamics():
 ROUND_MONTHS = ("03", "06", "09", "12")
 
 
+@pytest.mark.slow  # nine histories: about half a minute
 @pytest.mark.parametrize("region", ["chongqing", "national", "zhong_county"])
 def test_no_warm_up_after_the_start(region):
     """Every assessment round of the first 24 months promotes within 30% of the mean round of

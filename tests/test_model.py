@@ -77,6 +77,7 @@ def test_scenarios_that_differ_in_one_lever_share_the_other_draws(small):
 INTENSITY = {"training": (1.0, 3.0), "competition": (1.0, 3.0), "studio": (1.0, 3.0)}
 
 
+@pytest.mark.slow  # 20 runs with their histories per lever
 @pytest.mark.parametrize("lever", LEVER_NAMES)
 def test_more_of_each_lever_raises_high_skill_share_and_spend(lever):
     """Paired over 10 seeds (common random numbers): the mean effect must exceed twice its standard

@@ -49,8 +49,15 @@ def fast(line: str, k: int) -> tuple[list[str], str]:
     args = shlex.split(line)
     tool, args = args[0], args[1:]
     if tool == "skillsim-calibrate":
-        return [tool, *args, "n_agents=400", "replicates=1", "max_evals=3", "write=false",
-                f"out=results/calibration/readme_{k}"], "run"
+        out = [] if any(a.startswith("out=") for a in args) else [f"out=results/calibration/readme_{k}"]
+        return [tool, *args, "n_agents=400", "replicates=2", "max_evals=3", "draws=8", "ensemble=4",
+                "write=false", *out], "run"
+    if tool == "skillsim-forecast":
+        return [tool, *args, "params=2", "structural=2", "replicates=2", "n_agents=1000",
+                "horizon.end_year=2024"], "run"
+    if tool == "skillsim-backtest":
+        return [tool, *[a for a in args if not a.startswith("origins=")], "origins=2016", "n_agents=400",
+                "max_evals=3", "draws=8", "ensemble=4", "params=2", "structural=2", "forecast_agents=1000"], "run"
     if tool != "skillsim" or any(a in ("--help", "--cfg") for a in args):
         return [tool, *args], "run"
     if "hydra/launcher=slurm" in args:  # no cluster: compose the launcher's config, do not submit
@@ -60,7 +67,8 @@ def fast(line: str, k: int) -> tuple[list[str], str]:
         args[i:i + 1] = ["scenario=baseline,no_policy", "replicate=0"]
     multirun = "-m" in args
     if multirun:
-        args = [("replicate=range(0,2)" if a.startswith("replicate=range(") else a) for a in args]
+        args = [("replicate=range(0,2)" if a.startswith("replicate=range(") else
+                 "draw=range(0,2)" if a.startswith("draw=range(") else a) for a in args]
         if "+experiments" in line or "+sweep" in line:
             args = _set(args, "replicate", "range(0,2)")
     full = any(a == "n_agents=5700000" for a in args)
