@@ -190,7 +190,9 @@ def test_own_config_folder_adds_a_region_preset(tmp_path):
     mine.mkdir(parents=True)
     text = (CONFIG_DIR / "region" / "chongqing.yaml").read_text(encoding="utf-8")
     (mine / "my_city.yaml").write_text(text.replace("name: chongqing", "name: my_city")
-                                       .replace("population: 5700000", "population: 1000000"), encoding="utf-8")
+                                       .replace("population: 5700000", "population: 1000000")
+                                       .replace('"2022-10": 4940000', '"2022-10": 866700'),  # its own stock
+                                       encoding="utf-8")
     proc = tool("skillsim", "--config-dir", str(tmp_path / "my_conf"), "region=my_city", *TINY,
                 "hydra.run.dir=mine", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
