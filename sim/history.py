@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from .calendar import month_index
 
 
-
 @dataclass(frozen=True)
 class Observation:
     month: int  # absolute month index of the observed state (end of that month)
@@ -81,7 +80,7 @@ def status_quo(levers):
 
 def cold_share(cfg, obs: list[Observation]) -> float | None:
     """High-skill share of the cold start: the first observation's, or on a spin-up its back-cast
-    (`spinup_path`); None if there is no observed share (the region's skilled_mix is used as it is)."""
+    (`spinup_share`); None if there is no observed share (the region's skilled_mix is used as it is)."""
     first = next((o for o in obs if o.share is not None), None)
     if first is None:
         return None

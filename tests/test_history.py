@@ -173,4 +173,5 @@ def test_chongqing_october_to_december_consistency():
     import pandas as pd
 
     row = pd.read_csv(out / "fit.csv").iloc[0]
-    assert abs(row["model_mean"] - 0.314) <= 0.003 + 2 * row["model_sd"] / 2, row.to_dict()
+    # the 0.3 points, plus two standard errors of the mean over the 4 replicates
+    assert abs(row["model_mean"] - 0.314) <= 0.003 + 2 * row["model_sd"] / np.sqrt(4), row.to_dict()

@@ -19,6 +19,7 @@ import yaml
 from matplotlib.patches import Patch
 
 from ..errors import DataError, OutputError
+from .figures import region_name
 from .style import DPI, draw_fan, language, month_end, new_figure, percent_axis, year_axis
 
 COMPONENT_COLOURS = {"parameters": "#0072B2", "structural": "#E69F00", "interaction": "#CC79A7",
@@ -78,7 +79,7 @@ def _load(p: Path) -> dict:
 def fan(f: dict, lang: str):
     T = TEXT[lang]
     reg = f["config"]["region"]
-    name = reg["label_zh"] if lang == "zh" else reg["label_en"]
+    name = region_name(reg, lang)
     m, o = f["manifest"], f["manifest"]["options"]
     d = f["ensemble"][f["ensemble"]["metric"] == "high_skill_share"].sort_values("date")
     obs = pd.DataFrame(sorted(reg["history"]["high_skill_share"].items()), columns=["date", "value"])
@@ -114,7 +115,7 @@ def fan(f: dict, lang: str):
 def decomposition(f: dict, lang: str):
     T = TEXT[lang]
     reg = f["config"]["region"]
-    name = reg["label_zh"] if lang == "zh" else reg["label_en"]
+    name = region_name(reg, lang)
     v = f["variance"][f["variance"]["metric"] == "high_skill_share"]
     wide = v.pivot(index="date", columns="component", values="share").fillna(0.0).sort_index()
     wide = wide.iloc[1:] if len(wide) > 1 else wide  # the start state has (almost) no spread
@@ -137,7 +138,7 @@ def decomposition(f: dict, lang: str):
 def markdown(f: dict, lang: str, figures: list[str]) -> str:
     T = TEXT[lang]
     reg = f["config"]["region"]
-    name = reg["label_zh"] if lang == "zh" else reg["label_en"]
+    name = region_name(reg, lang)
     ens, var = f["ensemble"], f["variance"]
     lines = [f"# {T['md_title'].format(region=name)}", ""]
     lines += [f"![{s}](figures/{s}.png)" for s in figures] + [""]

@@ -22,7 +22,6 @@ parameter set and central structural inputs.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import sys

@@ -13,7 +13,6 @@ two settings with the same draw and replicate share parameters, inputs and rando
 
 from __future__ import annotations
 
-import dataclasses
 from functools import lru_cache
 from pathlib import Path
 
@@ -51,16 +50,20 @@ def member_config(cfg: RunConfig, member: pd.Series) -> RunConfig:
     return ensemble_configs(cfg, pd.DataFrame([member]))[0]
 
 
-def structural_points(cfg: RunConfig, n: int, seed: int) -> list[dict[str, float]]:
-    """n points of a Latin hypercube over the preset's structural ranges (key -> value)."""
-    keys = list(cfg.region.structural)
+def hypercube(ranges: dict[str, list[float]], n: int, seed: int) -> list[dict[str, float]]:
+    """n points of a Latin hypercube over the given ranges (key -> [low, high]), as key -> value."""
+    keys = list(ranges)
     if not keys or n <= 0:
         return [{} for _ in range(max(n, 0))]
     u = qmc.LatinHypercube(len(keys), seed=seed).random(n)
-    lo = np.array([cfg.region.structural[k][0] for k in keys])
-    hi = np.array([cfg.region.structural[k][1] for k in keys])
-    vals = lo + u * (hi - lo)
-    return [{k: float(v) for k, v in zip(keys, row)} for row in vals]
+    lo = np.array([ranges[k][0] for k in keys])
+    hi = np.array([ranges[k][1] for k in keys])
+    return [dict(zip(keys, map(float, row))) for row in lo + u * (hi - lo)]
+
+
+def structural_points(cfg: RunConfig, n: int, seed: int) -> list[dict[str, float]]:
+    """n points of a Latin hypercube over the preset's structural ranges."""
+    return hypercube(cfg.region.structural, n, seed)
 
 
 def apply_structural(cfg: RunConfig, values: dict[str, float]) -> RunConfig:
@@ -81,19 +84,13 @@ def _raw(cfg, dotted: str):
 
 
 @lru_cache(maxsize=8)
-def _draw_points(keys: tuple, ranges: tuple, seed: int) -> np.ndarray:
-    u = qmc.LatinHypercube(len(keys), seed=seed).random(DRAW_POINTS)
-    lo = np.array([r[0] for r in ranges])
-    hi = np.array([r[1] for r in ranges])
-    return lo + u * (hi - lo)
+def _draw_points(ranges: tuple, seed: int) -> tuple:
+    return tuple(hypercube({k: list(r) for k, r in ranges}, DRAW_POINTS, seed))
 
 
 def draw_config(cfg: RunConfig, k: int) -> RunConfig:
     """Joint draw k of parameters and structural inputs (the same for every setting of a sweep)."""
     ens = load_ensemble()
     cfg = member_config(cfg, ens.iloc[k % len(ens)])
-    keys = tuple(cfg.region.structural)
-    if keys:
-        pts = _draw_points(keys, tuple(tuple(cfg.region.structural[x]) for x in keys), 20240101)
-        cfg = apply_structural(cfg, dict(zip(keys, pts[k % DRAW_POINTS])))
-    return dataclasses.replace(cfg)
+    ranges = tuple((key, tuple(r)) for key, r in cfg.region.structural.items())
+    return apply_structural(cfg, _draw_points(ranges, 20240101)[k % DRAW_POINTS]) if ranges else cfg
