@@ -215,16 +215,32 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
     log_progress(job_dir.parent)
 
 
+def claim_run_folder(run_dir: Path, unique: bool) -> tuple[claims.Claim, Path]:
+    """Claim the folder a single run writes; returns the claim and the folder claimed.
+
+    A folder named by the user (`unique` false) that another live process holds is refused in one
+    line naming that process. A default name (`unique`) held by a run started in the same second
+    with the same settings is not an error: this run claims the next name, `NAME-2`, `NAME-3`, ...
+    """
+    base = Path(run_dir)
+    for n in range(1, 1000):
+        run_dir = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            held = claims.claim(run_dir)
+        except OSError as exc:
+            raise environment_fault(exc, run_dir) from None
+        if held is not None:
+            return held, run_dir
+        if not unique:
+            break
+    raise BusyError(f"run folder {run_dir} is being written by {claims.holder(run_dir) or 'another process'}; "
+                    "wait for it to finish or choose another hydra.run.dir")
+
+
 def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
     """A single run, under a claim on its folder: a second process aimed at it refuses in one line."""
     cfg, data = config_from_hydra(dcfg)
-    try:
-        held = claims.claim(run_dir)
-    except OSError as exc:
-        raise environment_fault(exc, run_dir) from None
-    if held is None:
-        raise BusyError(f"run folder {run_dir} is being written by {claims.holder(run_dir) or 'another process'}; "
-                        "wait for it to finish or choose another hydra.run.dir")
+    held, run_dir = claim_run_folder(run_dir, unique)
     with held:
         if held.previous is not None:
             log.warning("run folder %s: took over the claim of %s, which is no longer running", run_dir,

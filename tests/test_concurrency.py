@@ -120,6 +120,23 @@ def test_a_second_run_into_a_claimed_run_folder_refuses_naming_the_first(tmp_pat
     assert not target.exists(), "the refused run leaves nothing"
 
 
+def test_a_default_folder_name_claimed_by_a_run_of_the_same_second_moves_to_the_next_name(tmp_path):
+    """The race behind two `skillsim` runs started together: the second claims NAME-2, not exit 7."""
+    from sim.cli import claim_run_folder
+    from sim.errors import BusyError
+
+    name = tmp_path / "2026-12-02_10-00-00_chongqing_baseline_abc123"
+    first, where = claim_run_folder(name, unique=True)
+    assert where == name
+    second, where2 = claim_run_folder(name, unique=True)
+    assert where2 == name.with_name(name.name + "-2")
+    with pytest.raises(BusyError, match="is being written by pid"):
+        claim_run_folder(name, unique=False)  # a folder the user named is never renamed
+    first.release()
+    second.release()
+    assert not list(tmp_path.iterdir()), "released claims leave nothing"
+
+
 def test_a_run_takes_over_the_claim_of_a_dead_process(tmp_path):
     target = tmp_path / "run"
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
