@@ -407,7 +407,7 @@ def ensemble_configs(cfg: RunConfig, members: pd.DataFrame) -> list[RunConfig]:
 
 
 def parameter_ensemble(res: Result, moments: list[Moment], *, draws: int, size: int, spread: float,
-                       model_var: np.ndarray, log) -> tuple[pd.DataFrame, pd.DataFrame, float, pd.DataFrame]:
+                       model_var: np.ndarray, log, stages: int = 4) -> tuple[pd.DataFrame, pd.DataFrame, float, pd.DataFrame]:
     """Importance-resampled parameter sets around the fit (sim.studies.posterior)."""
     start_cfg = national_history(prior_config(res.config), res.n_agents, res.cutoff)
     theta_hat = unbounded(np.array([res.values[p.name] for p in FREE]))
@@ -422,20 +422,20 @@ def parameter_ensemble(res: Result, moments: list[Moment], *, draws: int, size: 
     discrepancy = max(1.0, res.objective / len(moments))  # reduced chi-square of the best fit
     log(f"posterior: discrepancy scale {discrepancy:.2f} (best fit's objective {res.objective:.2f} over "
         f"{len(moments)} targets)")
-    thetas, lw, sims, stages, idx, ess = posterior.sample_posterior(
-        evaluate, theta_hat, theta0, observed, sigma, model_var / len(res.seeds), n_per_stage=draws,
-        spread=spread, size=size, seed=int(res.seeds[0]), discrepancy=discrepancy, log=log)
+    prior = posterior.Prior(theta0)
+    post = posterior.sample_posterior(
+        evaluate, theta_hat, prior, observed, sigma, model_var / len(res.seeds), n_per_stage=draws,
+        stages=stages, spread=spread, size=size, seed=int(res.seeds[0]), discrepancy=discrepancy, log=log)
+    thetas, lw, idx, ess = post["thetas"], post["log_weight"], post["resampled"], post["ess"]
     names = [p.name for p in FREE]
     values = bounded_rows(thetas)
     draws_df = pd.DataFrame(values, columns=names)
-    draws_df.insert(0, "stage", stages)
+    draws_df.insert(0, "stage", post["stage"])
     draws_df["log_weight"] = lw
     for j, m in enumerate(moments):
-        draws_df[f"sim_{m.id}"] = sims[:, j]
+        draws_df[f"sim_{m.id}"] = post["sims"][:, j]
     members = posterior.members_table(names, values[idx])
-    prior_theta = theta0 + np.random.default_rng(int(res.seeds[0])).normal(0, np.sqrt(1 / (2 * posterior.PRIOR_PULL)),
-                                                                            (4000, len(FREE)))
-    ident = posterior.identification(names, values[idx], bounded_rows(prior_theta), ess)
+    ident = posterior.identification(names, values[idx], bounded_rows(prior.sample(4000, int(res.seeds[0]))), ess)
     return members, draws_df, ess, ident
 
 
