@@ -38,7 +38,7 @@ from .forecast import forecast
 
 MIX_ROWS = {3: "nat_mix_2021_L3", 4: "nat_mix_2021_L4", 5: "nat_mix_2021_L5"}
 USAGE = """usage: skillsim-backtest [origins=2011,2016] [n_agents=6000] [replicates=2] [max_evals=400]
-                         [draws=64] [ensemble=100] [params=16] [structural=8] [forecast_replicates=2]
+                         [draws=64] [stages=5] [ensemble=100] [params=16] [structural=8] [forecast_replicates=2]
                          [forecast_agents=20000] [seed=S] [out=DIR] [docs=docs/model.md]
 
 Rolling-origin backtests of the national forecast: for each origin, calibrate on the data up to it,
@@ -121,7 +121,7 @@ def parse(argv: list[str]) -> dict:
         print(USAGE)
         raise SystemExit(0)
     opts = {"origins": "2011,2016", "n_agents": 6000, "replicates": 2, "max_evals": 400, "draws": 64,
-            "ensemble": 100, "params": 16, "structural": 8, "forecast_replicates": 2, "forecast_agents": 20000,
+            "stages": 5, "ensemble": 100, "params": 16, "structural": 8, "forecast_replicates": 2, "forecast_agents": 20000,
             "seed": None, "out": None, "docs": None}
     for a in argv:
         key, sep, value = a.partition("=")
@@ -164,8 +164,8 @@ def run(argv: list[str]) -> Path:
         fit = cal.fit_table(cal.national_history(res.config, opts["n_agents"], cutoff), res.fitted,
                             [base.seed + 7919 * (k + 1) for k in range(8)], {m.id for m in res.fitted})
         members, draws, ess, ident = cal.parameter_ensemble(
-            res, res.fitted, draws=opts["draws"], size=opts["ensemble"], spread=0.3,
-            model_var=fit["model_sd"].to_numpy() ** 2, log=log)
+            res, res.fitted, draws=opts["draws"], size=opts["ensemble"],
+            model_var=fit["model_sd"].to_numpy() ** 2, log=log, stages=opts["stages"])
         fcfg = cal.backtest_config(base, cutoff)
         fcfg = dataclasses.replace(fcfg, n_agents=opts["forecast_agents"],
                                    horizon=dataclasses.replace(fcfg.horizon, end_year=2021))

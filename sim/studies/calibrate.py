@@ -406,8 +406,8 @@ def ensemble_configs(cfg: RunConfig, members: pd.DataFrame) -> list[RunConfig]:
     return [apply(base, np.array([row[p.name] for p in FREE], dtype=float)) for _, row in members.iterrows()]
 
 
-def parameter_ensemble(res: Result, moments: list[Moment], *, draws: int, size: int, spread: float,
-                       model_var: np.ndarray, log, stages: int = 4) -> tuple[pd.DataFrame, pd.DataFrame, float, pd.DataFrame]:
+def parameter_ensemble(res: Result, moments: list[Moment], *, draws: int, size: int,
+                       model_var: np.ndarray, log, stages: int = 5) -> tuple[pd.DataFrame, pd.DataFrame, float, pd.DataFrame]:
     """Importance-resampled parameter sets around the fit (sim.studies.posterior)."""
     start_cfg = national_history(prior_config(res.config), res.n_agents, res.cutoff)
     theta_hat = unbounded(np.array([res.values[p.name] for p in FREE]))
@@ -425,17 +425,17 @@ def parameter_ensemble(res: Result, moments: list[Moment], *, draws: int, size: 
     prior = posterior.Prior(theta0)
     post = posterior.sample_posterior(
         evaluate, theta_hat, prior, observed, sigma, model_var / len(res.seeds), n_per_stage=draws,
-        stages=stages, spread=spread, size=size, seed=int(res.seeds[0]), discrepancy=discrepancy, log=log)
-    thetas, lw, idx, ess = post["thetas"], post["log_weight"], post["resampled"], post["ess"]
+        stages=stages, size=size, seed=int(res.seeds[0]), discrepancy=discrepancy, log=log)
+    ess = post["ess"]
     names = [p.name for p in FREE]
-    values = bounded_rows(thetas)
-    draws_df = pd.DataFrame(values, columns=names)
-    draws_df.insert(0, "stage", post["stage"])
-    draws_df["log_weight"] = lw
+    draws_df = pd.DataFrame(bounded_rows(post["thetas"]), columns=names)
+    draws_df.insert(0, "wave", post["stage"])
+    draws_df["log_posterior"] = post["log_weight"]
     for j, m in enumerate(moments):
         draws_df[f"sim_{m.id}"] = post["sims"][:, j]
-    members = posterior.members_table(names, values[idx])
-    ident = posterior.identification(names, values[idx], bounded_rows(prior.sample(4000, int(res.seeds[0]))), ess)
+    members = posterior.members_table(names, bounded_rows(post["members"]))
+    ident = posterior.identification(names, members[names].to_numpy(),
+                                     bounded_rows(prior.sample(4000, int(res.seeds[0]))), ess)
     return members, draws_df, ess, ident
 
 
@@ -454,7 +454,7 @@ sim/data/calibration_ensemble.csv (the ensemble) unless cutoff or out is given; 
 to data up to YEAR (a hindcast); fit=FILE re-samples the ensemble around an earlier fit without
 refitting. region=chongqing checks the calibrated model's October to December
 2022 step against the two Chongqing observations. Defaults: n_agents=6000 replicates=2 max_evals=600
-draws=128 (per importance stage, 4 stages; a power of 2 keeps the Sobol points balanced) ensemble=100; about 15-25 minutes on 2 cores."""
+draws=128 (simulated points per wave) stages=5 (waves) ensemble=100."""
 
 
 def parse_args(argv: list[str]) -> dict:
@@ -462,9 +462,10 @@ def parse_args(argv: list[str]) -> dict:
         print(USAGE)
         raise SystemExit(0)
     known = {"region": str, "n_agents": int, "replicates": int, "max_evals": int, "cutoff": int, "out": str,
-             "write": str, "seed": int, "draws": int, "ensemble": int, "fit": str}
+             "write": str, "seed": int, "draws": int, "stages": int, "ensemble": int, "fit": str}
     out: dict = {"region": "national", "n_agents": 6000, "replicates": 2, "max_evals": 600, "cutoff": None,
-                 "out": None, "write": "auto", "seed": RunConfig().seed, "draws": 128, "ensemble": 100, "fit": None}
+                 "out": None, "write": "auto", "seed": RunConfig().seed, "draws": 128, "stages": 5, "ensemble": 100,
+                 "fit": None}
     for a in argv:
         key, sep, value = a.partition("=")
         if not sep or key not in known:
@@ -475,7 +476,7 @@ def parse_args(argv: list[str]) -> dict:
             raise ConfigError(key, value, f"a {known[key].__name__}") from None
     if out["region"] not in ("national", "chongqing"):
         raise ConfigError("region", out["region"], "national or chongqing (the regions with observed shares)")
-    for key in ("n_agents", "replicates", "draws", "ensemble"):
+    for key in ("n_agents", "replicates", "draws", "stages", "ensemble"):
         if out[key] < 1:
             raise ConfigError(key, out[key], "an integer >= 1")
     if out["cutoff"] is not None and out["cutoff"] not in (2011, 2016):
@@ -522,14 +523,16 @@ def run(args: dict) -> Path:
         "objective": res.objective, "evaluations": res.evaluations, "seconds": res.seconds, "seeds": res.seeds,
         "check_seeds": check_seeds, "n_agents": res.n_agents}, indent=2) + "\n", encoding="utf-8")
     members, draws, ess, ident = parameter_ensemble(res, res.fitted, draws=args["draws"], size=args["ensemble"],
-                                                    spread=0.3, model_var=fitted_var, log=log)
+                                                    model_var=fitted_var, log=log,
+                                                    stages=args["stages"])
     draws.to_csv(out / "posterior_draws.csv", index=False)
     members.to_csv(out / "ensemble.csv", index=False)
     ident.to_csv(out / "identification.csv", index=False)
     wages = wage_ladder_check(res.config, args["seed"])
     wages.to_csv(out / "wage_ladder.csv", index=False)
-    post = {"members": int(len(members)), "draws": int(len(draws)), "effective_sample_size": round(ess, 1),
-            "replicates_per_draw": len(res.seeds)}
+    post = {"members": int(len(members)), "draws": int(len(draws)), "stages": args["stages"],
+            "effective_sample_size": round(ess, 1), "replicates_per_draw": len(res.seeds),
+            "method": "waves of simulations, quadratic emulator, adaptive Metropolis on the emulated posterior; logistic prior on the assumed values (sim/studies/posterior.py)"}
     (out / "calibration.json").write_text(json.dumps({
         "region": "national", "cutoff": res.cutoff, "values": res.values, "objective_start": res.objective_start,
         "objective": res.objective, "evaluations": res.evaluations, "seconds": res.seconds, "seeds": res.seeds,

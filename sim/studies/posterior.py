@@ -1,32 +1,38 @@
 """Parameter uncertainty: an ensemble of behavioural parameter sets consistent with the targets.
 
-Method: adaptive multiple importance sampling (AMIS, Cornuet et al. 2012) with a defensive prior
-component (Hesterberg 1995) and tempered adaptation, in the calibration's logit coordinates.
-Why this and not ABC-SMC or history matching: with 13 parameters, a handful of targets and well under
-a second per evaluation, ABC-SMC needs tens of thousands of runs and history matching an emulator per
-wave; importance sampling needs a few thousand runs, reuses every one of them in the final weights,
-and its effective sample size says plainly how well the proposals covered the posterior.
+Method: waves of simulations, an emulator of the simulated moments, and Markov chain Monte Carlo on
+the emulated posterior (Bayesian calibration with an emulator, as in history matching; Kennedy and
+O'Hagan 2001, Vernon et al. 2010), in the calibration's logit coordinates.
+
+Why: with 13 parameters and 8 targets, most directions of the parameter space are pinned down only
+weakly, and every evaluation of the simulator carries its replicates' noise, frozen per parameter
+set under common random numbers (about half a target sigma between neighbouring parameter sets).
+Importance sampling from raw evaluations then puts all the weight on a few lucky draws (the earlier
+ensemble had an effective sample size of 3.7: false precision), and ABC-SMC would need tens of
+thousands of runs. An emulator fitted to all evaluations keeps the systematic response and averages
+the noise away, and MCMC on it costs no simulations; each wave then simulates where the emulated
+posterior is, so the emulator is checked and refitted where it matters.
 
 1. **Prior.** Each parameter's prior is a logistic distribution in logit coordinates centred on its
    assumed value (docs/model.md section 12), scale 1: on the parameter's own scale that is uniform over
    its bounds when the assumed value is the middle, and leans towards the assumed value otherwise.
    Proper and smooth, it says "anywhere in the documented range, the assumed value a little likelier".
-2. **Proposals.** Every stage draws `prior_share` of its points from the prior itself (defensive: the
-   directions the targets do not determine keep the prior's spread, and no weight can exceed
-   likelihood / prior_share) and the rest from a normal: around the fit (scale `spread`) in stage 1,
-   later from the weighted mean and 2 x the weighted covariance of all the draws so far. The weights
-   that steer the adaptation are tempered (likelihood to a power beta <= 1, the largest beta whose
-   effective sample size is at least a quarter of a stage), so one lucky draw cannot collapse the
-   proposal; beta reaches 1 as the draws cover the posterior. Scrambled Sobol points mapped through
-   the quantile function fill each proposal evenly.
-3. **Weights.** Every draw is weighted by prior x synthetic likelihood / mixture of all proposals,
-   in proportion to their draws (deterministic-mixture weights, always with the untempered
-   likelihood). The synthetic likelihood is Gaussian in the gaps, with the target's own sigma plus the
-   model's replicate variance of the mean (pooled from the fit check). Where even the best fit misses
-   the targets by more than their sigmas (reduced chi-square above 1), the variances are scaled by that
-   reduced chi-square: the usual allowance for model discrepancy, without which the ensemble would
-   claim the model is exactly right at its best fit.
-4. `size` sets are drawn by systematic resampling; each keeps its weight's provenance.
+2. **Waves.** Wave 1 simulates a quarter of its points from the prior (so the emulator sees the whole
+   range) and the rest around the fit; each later wave simulates points drawn from the posterior of
+   the emulator fitted so far, plus a quarter from the prior. Scrambled Sobol points fill each draw
+   evenly.
+3. **Emulator.** Each moment is a quadratic function of the parameters (least squares with a little
+   ridge; cross terms once there are enough points), fitted to every simulated point with each wave
+   weighted twice the one before. Its residual variance (noise and lack of fit) is added to the
+   likelihood's, so an imperfect emulator widens the posterior instead of narrowing it.
+4. **Likelihood.** Gaussian in the gaps between emulated moments and targets, with the target's own
+   sigma, the model's replicate variance of the mean and the emulator's error. Where even the best
+   fit misses the targets by more than their sigmas (reduced chi-square above 1), the target and
+   replicate variances are scaled by that reduced chi-square: the usual allowance for model
+   discrepancy, without which the ensemble would claim the model is exactly right at its best fit.
+5. **Posterior.** Adaptive random-walk Metropolis (8 chains) on prior x emulated likelihood; the
+   `size` members are drawn from the second halves of the chains. The log reports the chains'
+   effective sample size and the emulator's error in each wave's new points, in likelihood sds.
 
 Identification: for each parameter the ratio of the posterior's 90% width to the prior's, on the
 natural scale (1: the targets say nothing about it; near 0: pinned down).
@@ -57,7 +63,14 @@ class Prior:
         return getattr(stats, self.dist)(loc=0.0, scale=self.scale)
 
     def logpdf(self, theta: np.ndarray) -> np.ndarray:
-        return self._d().logpdf(np.atleast_2d(theta) - self.centre).sum(axis=1)
+        """Log density (closed form: the MCMC calls this tens of thousands of times)."""
+        z = (np.atleast_2d(theta) - self.centre) / self.scale
+        if self.dist == "logistic":
+            a = np.abs(z)
+            dens = -a - 2.0 * np.log1p(np.exp(-a))
+        else:
+            dens = -0.5 * z**2 - 0.5 * np.log(2 * np.pi)
+        return dens.sum(axis=1) - z.shape[1] * np.log(self.scale)
 
     def draw(self, n: int, seed: int) -> np.ndarray:
         return self.centre + self._d().ppf(sobol_uniforms(n, self.centre.size, seed))
@@ -71,10 +84,6 @@ def sobol_uniforms(n: int, d: int, seed: int) -> np.ndarray:
     """The first n of 2^m scrambled Sobol points in [0, 1)^d, kept away from 0 and 1."""
     m = max(0, int(np.ceil(np.log2(max(n, 1)))))
     return np.clip(qmc.Sobol(d, scramble=True, seed=seed).random_base2(m)[:n], 1e-9, 1 - 1e-9)
-
-
-def _normal_logpdf(theta: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    return stats.multivariate_normal(mean, cov, allow_singular=True).logpdf(theta)
 
 
 def normal_draws(n: int, mean: np.ndarray, cov: np.ndarray, seed: int) -> np.ndarray:
@@ -91,88 +100,161 @@ def log_likelihood(sim_mean: np.ndarray, observed: np.ndarray, sigma: np.ndarray
     return -0.5 * np.sum((sim_mean - observed) ** 2 / var, axis=1)
 
 
-def systematic_resample(weights: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """Indices of `size` draws by systematic resampling (low variance, reproducible)."""
-    w = np.asarray(weights, dtype=float)
-    w = w / w.sum()
-    u0 = np.random.default_rng(seed).random() / size
-    positions = u0 + np.arange(size) / size
-    return np.minimum(np.searchsorted(np.cumsum(w), positions), w.size - 1)
+class QuadraticEmulator:
+    """The mean simulated moments as a quadratic function of the parameters (least squares, a little
+    ridge), fitted to every evaluation so far.
+
+    Why: under common random numbers each evaluation carries its replicates' noise, frozen per
+    parameter set. Nearby parameter sets then differ by about half a target sigma for no reason but
+    which worker drew which number, and importance weights computed from raw evaluations are
+    dominated by that noise (a handful of lucky draws take all the weight). The emulator keeps the
+    moments' systematic response and averages the noise away over all evaluations, the role
+    emulators play in history matching; its residuals measure the noise it removed."""
+
+    def __init__(self, ridge: float = 1e-6):
+        self.ridge = ridge
+
+    def features(self, thetas: np.ndarray) -> np.ndarray:
+        t = np.atleast_2d(thetas)
+        i, j = np.triu_indices(t.shape[1]) if self.cross else (np.arange(t.shape[1]),) * 2
+        return np.hstack([np.ones((len(t), 1)), t, t[:, i] * t[:, j]])
+
+    def fit(self, thetas: np.ndarray, sims: np.ndarray, weights: np.ndarray) -> "QuadraticEmulator":
+        d = np.atleast_2d(thetas).shape[1]
+        self.cross = len(thetas) >= 3 * (1 + d + d * (d + 1) // 2)  # cross terms once there are draws enough
+        x, w = self.features(thetas), np.asarray(weights, dtype=float) / np.sum(weights)
+        self.shift, self.spread = x.mean(axis=0), x.std(axis=0)
+        self.spread[0], self.shift[0] = 1.0, 0.0
+        self.spread[self.spread == 0] = 1.0
+        z = (x - self.shift) / self.spread
+        a = z.T @ (z * w[:, None]) + self.ridge * np.eye(z.shape[1])
+        self.coef = np.linalg.solve(a, z.T @ (sims * w[:, None]))
+        resid = sims - z @ self.coef
+        self.resid_var = w @ resid**2
+        self.r2 = 1 - self.resid_var / np.maximum(w @ (sims - w @ sims) ** 2, 1e-30)
+        return self
+
+    def predict(self, thetas: np.ndarray) -> np.ndarray:
+        return ((self.features(thetas) - self.shift) / self.spread) @ self.coef
 
 
-def effective_sample_size(log_w: np.ndarray) -> float:
-    w = np.exp(log_w - log_w.max())
-    return float(w.sum() ** 2 / np.sum(w**2))
+def metropolis(log_post, starts: np.ndarray, cov: np.ndarray, steps: int, seed: int) -> np.ndarray:
+    """Random-walk Metropolis chains run side by side (one row of `starts` each), the proposal scaled
+    by 2.38^2 / d and re-estimated from the chains' own history after each quarter of the run
+    (adaptive Metropolis, Haario et al. 2001). Returns the second half of every chain, (steps/2 x
+    chains, d)."""
+    rng = np.random.default_rng(seed)
+    x = np.array(starts, dtype=float)
+    c, d = x.shape
+    lp = log_post(x)
+    scale = 2.38**2 / d
+    chol = np.linalg.cholesky(scale * cov + 1e-9 * np.eye(d))
+    kept, history = [], []
+    for i in range(steps):
+        y = x + rng.standard_normal((c, d)) @ chol.T
+        lq = log_post(y)
+        ok = np.log(rng.random(c)) < lq - lp
+        x[ok], lp[ok] = y[ok], lq[ok]
+        history.append(x.copy())
+        if (i + 1) % max(1, steps // 4) == 0 and i + 1 < steps:  # adapt on the recent half of the history
+            recent = np.concatenate(history[len(history) // 2:])
+            chol = np.linalg.cholesky(scale * np.cov(recent.T) + 1e-9 * np.eye(d))
+        if i >= steps // 2:
+            kept.append(x.copy())
+    return np.concatenate(kept)
 
 
-def tempered_beta(log_rest: np.ndarray, log_lik: np.ndarray, target_ess: float) -> float:
-    """The largest beta in [0, 1] whose weights exp(log_rest + beta x log_lik) keep an effective sample
-    size of at least `target_ess` (bisection; 1 if the full likelihood already does)."""
-    if effective_sample_size(log_rest + log_lik) >= target_ess:
-        return 1.0
-    lo, hi = 0.0, 1.0
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        if effective_sample_size(log_rest + mid * log_lik) >= target_ess:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+def chain_ess(samples: np.ndarray, chains: int) -> float:
+    """Effective sample size of interleaved chains (rows step-major, `chains` per step): the smallest
+    over parameters, from each chain's autocorrelations summed until they first turn negative."""
+    n = samples.shape[0] // chains
+    per = samples[: n * chains].reshape(n, chains, -1)
+    out = []
+    for j in range(per.shape[2]):
+        x = per[:, :, j] - per[:, :, j].mean(axis=0)
+        var = (x**2).mean()
+        if var <= 0:
+            out.append(float(n * chains))
+            continue
+        tau = 1.0
+        for lag in range(1, n // 2):
+            rho = (x[lag:] * x[:-lag]).mean() / var
+            if rho <= 0:
+                break
+            tau += 2 * rho
+        out.append(n * chains / tau)
+    return float(min(out))
 
 
 def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np.ndarray,
-                     sigma: np.ndarray, model_var: np.ndarray, *, n_per_stage: int = 128, stages: int = 4,
-                     spread: float = 0.3, size: int = 100, seed: int = 0, discrepancy: float = 1.0,
-                     prior_share: float = 0.25, log=print) -> dict:
-    """Defensive, tempered AMIS (see the module doc). `evaluate(thetas) -> simulated moment means` (rows).
+                     sigma: np.ndarray, model_var: np.ndarray, *, n_per_stage: int = 128, stages: int = 5,
+                     spread: float = 1.0, size: int = 100, seed: int = 0, discrepancy: float = 1.0,
+                     prior_share: float = 0.25, emulate: bool = True, mcmc_steps: int = 4000,
+                     log=print) -> dict:
+    """Waves of simulations, an emulator and MCMC on the emulated posterior (see the module doc).
 
-    Returns a dict: thetas, log_weight, sims, stage, resampled (indices of the `size` members),
-    ess (of the final weights), betas (the tempering of each stage's adaptation).
+    `evaluate(thetas) -> simulated moment means` (rows). Wave 1 simulates `prior_share` of its points
+    from the prior and the rest around the fit (normal, `spread` logit units); each later wave
+    simulates points drawn from the posterior of the emulator fitted so far (and a few from the prior).
+    After each wave the emulator is refitted, later waves weighted more (they lie where the
+    posterior is), and the posterior is sampled by adaptive Metropolis chains on prior x emulated
+    likelihood. `emulate=False` uses the raw evaluations instead (nearest evaluated point), for
+    comparison only. Returns a dict: thetas and sims (every simulated point), stage (its wave),
+    members (`size` posterior draws), ess (of the chains), emulator_r2 and emulator_resid_sd (of
+    the last fit, in the last wave's points), log_weight (log prior + log likelihood of each
+    simulated point under the final emulator).
     """
     d = theta_hat.size
     sigma = sigma * np.sqrt(discrepancy)
     model_var = model_var * discrepancy
+    theta_hat = np.asarray(theta_hat, dtype=float)
     n_prior = int(round(prior_share * n_per_stage))
-    n_local = n_per_stage - n_prior
-    normals: list[tuple[np.ndarray, np.ndarray, int]] = []  # (mean, cov, draws taken from it)
-    local = (np.asarray(theta_hat, dtype=float), np.eye(d) * spread**2)
+    design = np.vstack([prior.draw(n_prior, seed),
+                        normal_draws(n_per_stage - n_prior, theta_hat, np.eye(d) * spread**2, seed + 1)])
     thetas = np.empty((0, d))
     sims = np.empty((0, observed.size))
     stage_of = np.empty(0, dtype=int)
-    betas: list[float] = []
-    taken_prior = 0
+    chains = 8
     for k in range(stages):
-        batch = []
-        if n_prior:
-            batch.append(prior.draw(n_prior, seed + 2 * k))
-            taken_prior += n_prior
-        if n_local:
-            batch.append(normal_draws(n_local, *local, seed + 2 * k + 1))
-            normals.append((*local, n_local))
-        th = np.vstack(batch)
-        thetas = np.vstack([thetas, th])
-        sims = np.vstack([sims, evaluate(th)])
-        stage_of = np.concatenate([stage_of, np.full(len(th), k + 1)])
-        total = taken_prior + sum(n for _, _, n in normals)
-        lp = prior.logpdf(thetas)
-        parts = [np.log(n / total) + _normal_logpdf(thetas, m, c) for m, c, n in normals]
-        if taken_prior:
-            parts.append(np.log(taken_prior / total) + lp)
-        mix = np.logaddexp.reduce(parts, axis=0)
-        ll = log_likelihood(sims, observed, sigma, model_var)
-        lw = lp + ll - mix
-        ess = effective_sample_size(lw)
-        beta = tempered_beta(lp - mix, ll, max(2.0, 0.25 * n_per_stage))
-        betas.append(beta)
-        log(f"posterior stage {k + 1}: {thetas.shape[0]} draws in all, effective sample size {ess:.1f} "
-            f"(adapting at likelihood^{beta:.3f})")
-        w = np.exp((lp - mix + beta * ll) - np.max(lp - mix + beta * ll))
-        mean = np.average(thetas, axis=0, weights=w)
-        cov = np.cov(thetas.T, aweights=w)
-        local = (mean, 2.0 * cov + np.eye(d) * 0.03**2)
-    idx = systematic_resample(np.exp(lw - lw.max()), size, seed + 100)
-    return {"thetas": thetas, "log_weight": lw, "sims": sims, "stage": stage_of, "resampled": idx,
-            "ess": effective_sample_size(lw), "betas": betas}
+        thetas = np.vstack([thetas, design])
+        sims = np.vstack([sims, evaluate(design)])
+        stage_of = np.concatenate([stage_of, np.full(len(design), k + 1)])
+        weight = 2.0 ** (stage_of - k - 1)  # each wave counts twice the one before it
+        if emulate:
+            emu = QuadraticEmulator().fit(thetas, sims, weight)
+            last = stage_of == k + 1
+            resid = sims[last] - emu.predict(thetas[last])
+            var = sigma**2 + model_var + emu.resid_var  # the emulator's own error widens the likelihood
+
+            def log_post(th: np.ndarray) -> np.ndarray:
+                return prior.logpdf(th) + log_likelihood(emu.predict(th), observed, sigma, emu.resid_var + model_var)
+        else:
+            var, resid = sigma**2 + model_var, np.zeros((1, observed.size))
+
+            def log_post(th: np.ndarray) -> np.ndarray:
+                near = np.argmin(((th[:, None, :] - thetas[None]) ** 2).sum(axis=2), axis=1)
+                return prior.logpdf(th) + log_likelihood(sims[near], observed, sigma, model_var)
+
+        lp_design = log_post(thetas)
+        starts = thetas[np.argsort(-lp_design)[:chains]]
+        top = thetas[np.argsort(-lp_design)[: max(2 * d, len(thetas) // 8)]]
+        chain = metropolis(log_post, starts, np.cov(top.T) + 1e-4 * np.eye(d), mcmc_steps, seed + 10 * k + 3)
+        ess = chain_ess(chain, chains)
+        log(f"posterior wave {k + 1}: {len(thetas)} simulated points; chain effective sample size {ess:.0f}"
+            + (f"; emulator R2 {', '.join(f'{r:.2f}' for r in emu.r2)}; its error in this wave's points "
+               f"(sd / likelihood sd) {', '.join(f'{e:.2f}' for e in resid.std(axis=0) / np.sqrt(var))}"
+               if emulate else ""))
+        if k + 1 < stages:
+            rng = np.random.default_rng(seed + 10 * k + 5)
+            pick = chain[rng.choice(len(chain), n_per_stage - n_prior, replace=False)]
+            design = np.vstack([prior.draw(n_prior, seed + 10 * k + 7), pick]) if n_prior else pick
+    rng = np.random.default_rng(seed + 100)
+    members = chain[np.sort(rng.choice(len(chain), size, replace=len(chain) < size))]
+    return {"thetas": thetas, "sims": sims, "stage": stage_of, "members": members, "ess": ess,
+            "log_weight": log_post(thetas),
+            "emulator_r2": emu.r2 if emulate else None,
+            "emulator_resid_sd": np.sqrt(emu.resid_var) if emulate else None,
+            "wave_error_sd": resid.std(axis=0)}
 
 
 def identification(names: list[str], posterior_values: np.ndarray, prior_values: np.ndarray,
