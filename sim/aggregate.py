@@ -34,7 +34,6 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from . import claims
 from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, DataError, SkillsimError, debug_enabled,
@@ -285,6 +284,8 @@ def mean_interval(d: np.ndarray) -> tuple[float, float, float]:
     mean = float(d.mean())
     if d.size < 2:
         return mean, math.nan, math.nan
+    from scipy import stats  # here, not at import: scipy.stats costs every run's start-up 0.3 s
+
     half = float(stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size))
     return mean, mean - half, mean + half
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import mesa
 import numpy as np
 import pandas as pd
 
 from . import calendar
+from .mesa_frame import DataCollector, Model
 from .certification import appoint, certify, promote
 from .config import RunConfig, validate
 from . import alignment, history
@@ -32,7 +32,7 @@ def _reporter(name: str):
     return report
 
 
-class WorkforceModel(mesa.Model):
+class WorkforceModel(Model):
     """A region's skilled industrial workforce, stepped month by month.
 
     Build it with a `RunConfig` (defaults: Chongqing status quo, 100,000 agents) or just a seed:
@@ -102,7 +102,7 @@ class WorkforceModel(mesa.Model):
         self._reset_month()
         for lever in self.levers:
             lever.init(self)
-        self.datacollector = mesa.DataCollector(model_reporters={c: _reporter(c) for c in column_names()})
+        self.datacollector = DataCollector(model_reporters={c: _reporter(c) for c in column_names()})
         self.dates: list[str] = []
         self._collect()
 

@@ -194,3 +194,26 @@ def test_levers_keep_their_own_accounts(small):
     assert df["spend_training_government"].sum() == pytest.approx(spend["training"]["government"])
     assert isinstance(m.levers[0], TrainingLever) and isinstance(m.levers[1], CompetitionLever)
     assert isinstance(m.levers[2], StudioLever)
+
+
+def test_the_core_imports_neither_mesas_batch_runner_nor_scipy_and_mesa_stays_whole():
+    """`import sim` loads Mesa's model frame only (sim.mesa_frame): no batch runner (whose import
+    switches the process to the "spawn" start method), no experimental spaces, no scipy. A user who
+    then imports Mesa gets the whole package with the same Model class."""
+    import subprocess
+    import sys
+
+    code = """
+import multiprocessing as mp, sys
+import sim, sim.cli
+loaded = sorted(m for m in sys.modules if m.startswith(("mesa.batchrunner", "mesa.experimental", "scipy")))
+print(loaded, mp.get_start_method(allow_none=True))
+import mesa
+from mesa import Agent, batch_run
+assert mesa.Model is sim.model.Model and mesa.DataCollector is sim.model.DataCollector
+assert mesa.__version__.startswith("3.") and callable(batch_run) and Agent.__name__ == "Agent"
+print("whole")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[] None", out[0]
+    assert out[1] == "whole"

@@ -1,0 +1,54 @@
+"""Mesa's model frame (`Model`, `DataCollector`) without the rest of Mesa's package imports.
+
+`import mesa` runs Mesa's package `__init__`, which imports everything Mesa has: the experimental
+spaces (and through them scipy.spatial), the visualisation-free batch runner with tqdm, and the
+discrete spaces. About 0.4 s of every process's start-up goes there, and importing
+`mesa.batchrunner` also switches the whole process's multiprocessing start method to "spawn"
+(`multiprocessing.set_start_method("spawn", force=True)` at its top level), which the design keeps out
+of the core (DESIGN.md; the sweep launchers and the study batch runner choose their own).
+
+The model needs only `mesa.model` and `mesa.datacollection`. If Mesa is not imported yet, a module
+object for the package is registered first, with Mesa's own search path, so that importing those two
+submodules does not run the package `__init__`. The first time anything else is asked of `mesa`
+(`mesa.Agent`, `from mesa import batch_run`, `mesa.__version__`), the module runs Mesa's real
+`__init__` in place (PEP 562 module `__getattr__`), so user code that imports Mesa itself sees the
+whole package, with the same `Model` class.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+
+
+def _light_package() -> None:
+    spec = importlib.util.find_spec("mesa")
+    if spec is None or spec.origin is None:  # pragma: no cover - Mesa is a dependency
+        raise ImportError("mesa is not installed")
+    package = types.ModuleType("mesa")
+    package.__spec__, package.__file__ = spec, spec.origin
+    package.__path__ = list(spec.submodule_search_locations or [])
+    package.__package__ = "mesa"
+    done = []
+
+    def __getattr__(name: str):
+        if not done:  # run Mesa's own __init__ in this module, once
+            done.append(True)
+            with open(spec.origin, encoding="utf-8") as fh:
+                exec(compile(fh.read(), spec.origin, "exec"), package.__dict__)
+            if name in package.__dict__:
+                return package.__dict__[name]
+        raise AttributeError(f"module 'mesa' has no attribute {name!r}")
+
+    package.__getattr__ = __getattr__
+    sys.modules["mesa"] = package
+
+
+if "mesa" not in sys.modules:
+    _light_package()
+
+from mesa.datacollection import DataCollector  # noqa: E402
+from mesa.model import Model  # noqa: E402
+
+__all__ = ["DataCollector", "Model"]
