@@ -20,8 +20,10 @@ from sim.aggregate import aggregate, exit_code
 from sim.errors import EXIT_BUSY
 
 from .faults import ENV, assert_one_line_error, run
+from .conftest import SHORT_HISTORY
 
-GRID = ["levers.training.intensity=1,3", "replicate=range(0,3)", "n_agents=20000", "horizon.end_year=2025"]
+GRID = ["levers.training.intensity=1,3", "replicate=range(0,3)", "n_agents=20000", "horizon.end_year=2025",
+        SHORT_HISTORY]
 TABLES = ("runs.csv", "ensemble.csv", "effects.csv")
 
 

@@ -28,6 +28,7 @@ import pytest
 
 from sim.errors import EXIT_INTERRUPTED, EXIT_OK
 from sim.verify import verify
+from .conftest import SHORT_HISTORY
 
 SKILLSIM = [sys.executable, "-m", "sim"]
 INTERRUPTED = "skillsim: interrupted; no result folder was written"
@@ -54,7 +55,8 @@ def leftovers(run_dir: Path) -> list[str]:
 def stop_while_stepping(tmp: Path, sig: signal.Signals) -> tuple[subprocess.CompletedProcess, Path, float]:
     """A 2-million-agent run to 2035, signalled once it has started stepping."""
     run_dir = tmp / "run"
-    proc = subprocess.Popen([*SKILLSIM, "n_agents=2000000", "horizon.end_year=2035", f"hydra.run.dir={run_dir}"],
+    proc = subprocess.Popen([*SKILLSIM, "n_agents=2000000", "horizon.end_year=2035", SHORT_HISTORY,
+                             f"hydra.run.dir={run_dir}"],
                             cwd=tmp, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     first = proc.stderr.readline()  # logged after the model is built, right before it steps
     assert "2000000 agents" in first, first

@@ -24,9 +24,10 @@ from sim.ladder import LEVELS
 from sim.report import cli, pack
 from sim.report.pack import Options, make_report
 from sim.sources import observed_shares
+from .conftest import SHORT_HISTORY
 
 CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
-SMALL = ["n_agents=2000", "horizon.end_year=2027"]
+SMALL = ["n_agents=2000", "horizon.end_year=2027", SHORT_HISTORY]
 RUN_FIGS = ["fig1_high_skill_share", "fig2_level_composition", "fig3_income", "fig6_promotions"]
 SWEEP_FIGS = RUN_FIGS[:3] + ["fig4_scenario_comparison", "fig6_promotions"]
 ALL_FIGS = [stem for stem, _ in pack.FIGURES]

@@ -19,8 +19,9 @@ from hydra.core.global_hydra import GlobalHydra
 from sim.cli import CONFIG_DIR, register_schema
 from sim.errors import EXIT_DATA, EXIT_PARTIAL
 from sim.streams import replicate_seed
+from .conftest import SHORT_HISTORY
 
-SMALL = ["n_agents=3000", "horizon.end_year=2025"]
+SMALL = ["n_agents=3000", "horizon.end_year=2025", SHORT_HISTORY]
 GRID = ["levers.training.intensity=1,3", "levers.studio.intensity=1,3", "replicate=range(0,5)"]
 TABLES = ("runs.csv", "ensemble.csv", "effects.csv")
 
