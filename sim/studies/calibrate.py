@@ -460,11 +460,12 @@ def bounded_rows(thetas: np.ndarray) -> np.ndarray:
 
 
 USAGE = """usage: skillsim-calibrate [region=national|chongqing] [cutoff=YEAR] [n_agents=N] [replicates=R]
-                          [max_evals=N] [draws=N] [ensemble=N] [seed=S] [out=DIR] [write=auto|true|false]
+                          [max_evals=N] [draws=N] [stages=N] [ensemble=N] [seed=S] [out=DIR]
+                          [write=auto|true|false]
                           [fit=DIR/calibration.json]
 
 Fit the behavioural parameters to the national series (simulated method of moments), then sample an
-ensemble of parameter sets consistent with the targets (importance resampling around the fit).
+ensemble of parameter sets consistent with the targets (waves of simulations, an emulator and MCMC).
 region=national (default) writes sim/data/calibration.yaml (the central set) and
 sim/data/calibration_ensemble.csv (the ensemble) unless cutoff or out is given; cutoff=YEAR fits only
 to data up to YEAR (a hindcast); fit=FILE re-samples the ensemble around an earlier fit without

@@ -189,20 +189,17 @@ def chain_ess(samples: np.ndarray, chains: int) -> float:
 def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np.ndarray,
                      sigma: np.ndarray, model_var: np.ndarray, *, n_per_stage: int = 128, stages: int = 5,
                      spread: float = 1.0, size: int = 100, seed: int = 0, discrepancy: float = 1.0,
-                     prior_share: float = 0.25, emulate: bool = True, mcmc_steps: int = 4000,
-                     log=print) -> dict:
+                     prior_share: float = 0.25, mcmc_steps: int = 4000, log=print) -> dict:
     """Waves of simulations, an emulator and MCMC on the emulated posterior (see the module doc).
 
     `evaluate(thetas) -> simulated moment means` (rows). Wave 1 simulates `prior_share` of its points
     from the prior and the rest around the fit (normal, `spread` logit units); each later wave
     simulates points drawn from the posterior of the emulator fitted so far (and a few from the prior).
-    After each wave the emulator is refitted, later waves weighted more (they lie where the
-    posterior is), and the posterior is sampled by adaptive Metropolis chains on prior x emulated
-    likelihood. `emulate=False` uses the raw evaluations instead (nearest evaluated point), for
-    comparison only. Returns a dict: thetas and sims (every simulated point), stage (its wave),
-    members (`size` posterior draws), ess (of the chains), emulator_r2 and emulator_resid_sd (of
-    the last fit, in the last wave's points), log_weight (log prior + log likelihood of each
-    simulated point under the final emulator).
+    Before each refit, the emulator is checked in the wave's new points (out of sample); after it,
+    adaptive Metropolis chains sample prior x emulated likelihood. Returns a dict: thetas and sims
+    (every simulated point), stage (its wave), members (`size` posterior draws), ess (of the chains),
+    emulator_r2 and emulator_resid_sd (of the last fit), log_weight (log prior + log likelihood of
+    each simulated point under the last emulator).
     """
     d = theta_hat.size
     sigma = sigma * np.sqrt(discrepancy)
@@ -214,36 +211,28 @@ def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np
     thetas = np.empty((0, d))
     sims = np.empty((0, observed.size))
     stage_of = np.empty(0, dtype=int)
-    chains = 8
+    chains, emu = 8, None
     for k in range(stages):
+        new_sims = evaluate(design)
+        check = "" if emu is None else (  # the previous emulator against the new points, in likelihood sds
+            "; emulator error in the new points (sd / likelihood sd) " + ", ".join(
+                f"{e:.2f}" for e in (new_sims - emu.predict(design)).std(axis=0)
+                / np.sqrt(sigma**2 + model_var + emu.resid_var)))
         thetas = np.vstack([thetas, design])
-        sims = np.vstack([sims, evaluate(design)])
+        sims = np.vstack([sims, new_sims])
         stage_of = np.concatenate([stage_of, np.full(len(design), k + 1)])
-        weight = 2.0 ** (stage_of - k - 1)  # each wave counts twice the one before it
-        if emulate:
-            emu = QuadraticEmulator().fit(thetas, sims, weight)
-            last = stage_of == k + 1
-            resid = sims[last] - emu.predict(thetas[last])
-            var = sigma**2 + model_var + emu.resid_var  # the emulator's own error widens the likelihood
+        emu = QuadraticEmulator().fit(thetas, sims, 2.0 ** (stage_of - k - 1))  # each wave twice the one before
 
-            def log_post(th: np.ndarray) -> np.ndarray:
-                return prior.logpdf(th) + log_likelihood(emu.predict(th), observed, sigma, emu.resid_var + model_var)
-        else:
-            var, resid = sigma**2 + model_var, np.zeros((1, observed.size))
+        def log_post(th: np.ndarray, emu=emu) -> np.ndarray:
+            return prior.logpdf(th) + log_likelihood(emu.predict(th), observed, sigma, emu.resid_var + model_var)
 
-            def log_post(th: np.ndarray) -> np.ndarray:
-                near = np.argmin(((th[:, None, :] - thetas[None]) ** 2).sum(axis=2), axis=1)
-                return prior.logpdf(th) + log_likelihood(sims[near], observed, sigma, model_var)
-
-        lp_design = log_post(thetas)
-        starts = thetas[np.argsort(-lp_design)[:chains]]
-        top = thetas[np.argsort(-lp_design)[: max(2 * d, len(thetas) // 8)]]
-        chain = metropolis(log_post, starts, np.cov(top.T) + 1e-4 * np.eye(d), mcmc_steps, seed + 10 * k + 3)
+        order = np.argsort(-log_post(thetas))
+        top = thetas[order[: max(2 * d, len(thetas) // 8)]]
+        chain = metropolis(log_post, thetas[order[:chains]], np.cov(top.T) + 1e-4 * np.eye(d), mcmc_steps,
+                           seed + 10 * k + 3)
         ess = chain_ess(chain, chains)
-        log(f"posterior wave {k + 1}: {len(thetas)} simulated points; chain effective sample size {ess:.0f}"
-            + (f"; emulator R2 {', '.join(f'{r:.2f}' for r in emu.r2)}; its error in this wave's points "
-               f"(sd / likelihood sd) {', '.join(f'{e:.2f}' for e in resid.std(axis=0) / np.sqrt(var))}"
-               if emulate else ""))
+        log(f"posterior wave {k + 1}: {len(thetas)} simulated points; chain effective sample size {ess:.0f}; "
+            f"emulator R2 {', '.join(f'{r:.2f}' for r in emu.r2)}{check}")
         if k + 1 < stages:
             rng = np.random.default_rng(seed + 10 * k + 5)
             pick = chain[rng.choice(len(chain), n_per_stage - n_prior, replace=False)]
@@ -251,10 +240,7 @@ def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np
     rng = np.random.default_rng(seed + 100)
     members = chain[np.sort(rng.choice(len(chain), size, replace=len(chain) < size))]
     return {"thetas": thetas, "sims": sims, "stage": stage_of, "members": members, "ess": ess,
-            "log_weight": log_post(thetas),
-            "emulator_r2": emu.r2 if emulate else None,
-            "emulator_resid_sd": np.sqrt(emu.resid_var) if emulate else None,
-            "wave_error_sd": resid.std(axis=0)}
+            "log_weight": log_post(thetas), "emulator_r2": emu.r2, "emulator_resid_sd": np.sqrt(emu.resid_var)}
 
 
 def identification(names: list[str], posterior_values: np.ndarray, prior_values: np.ndarray,
