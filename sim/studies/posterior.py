@@ -19,8 +19,8 @@ posterior is, so the emulator is checked and refitted where it matters.
    Proper and smooth, it says "anywhere in the documented range, the assumed value a little likelier".
 2. **Waves.** Wave 1 simulates a quarter of its points from the prior (so the emulator sees the whole
    range) and the rest around the fit; each later wave simulates points drawn from the posterior of
-   the emulator fitted so far, plus a quarter from the prior. Scrambled Sobol points fill each draw
-   evenly.
+   the emulator fitted so far (picked at random from its chains), plus a quarter from the prior.
+   The prior points and wave 1's come from scrambled Sobol sequences, so they fill the space evenly.
 3. **Emulator.** Each moment is a quadratic function of the parameters (least squares with a little
    ridge; cross terms once there are enough points), fitted to every simulated point with each wave
    weighted twice the one before. Its residual variance (noise and lack of fit) is added to the
