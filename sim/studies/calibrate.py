@@ -409,7 +409,7 @@ def ensemble_configs(cfg: RunConfig, members: pd.DataFrame) -> list[RunConfig]:
 
 def parameter_ensemble(res: Result, moments: list[Moment], *, draws: int, size: int,
                        model_var: np.ndarray, log, stages: int = 5) -> tuple[pd.DataFrame, pd.DataFrame, float, pd.DataFrame]:
-    """Importance-resampled parameter sets around the fit (sim.studies.posterior)."""
+    """A sample of the parameters' posterior, by emulator and MCMC (sim.studies.posterior)."""
     start_cfg = national_history(prior_config(res.config), res.n_agents, res.cutoff)
     theta_hat = unbounded(np.array([res.values[p.name] for p in FREE]))
     theta0 = prior_centre(start_cfg)
