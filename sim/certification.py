@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .ladder import TOP_CERTIFIED, wait_months
 from .workforce import NO_MONTH, Workforce
 
@@ -16,11 +17,8 @@ def eligible_for_assessment(wf: Workforce) -> np.ndarray:
     Level 0-4, progress at or above the next level's standard (1.0), and months at level at least the
     statutory wait (rule_wait_*) less the worker's training credit.
     """
-    ready = np.flatnonzero(wf.progress >= 1.0)  # few workers: filter the cheap, selective test first
-    lvl = wf.level[ready]
-    ready, lvl = ready[lvl < TOP_CERTIFIED], lvl[lvl < TOP_CERTIFIED]
-    served = wf.months_at_level[ready] >= WAITS[lvl] - wf.credit[ready]
-    return ready[served]
+    return kernels.eligible(wf.progress, wf.level, wf.months_at_level, wf.credit, WAITS, TOP_CERTIFIED,
+                            wf.scratch("eligible"))
 
 
 def certify(wf: Workforce, pass_prob: np.ndarray, sit_untrained: np.ndarray, sit_trained: float,
@@ -33,12 +31,13 @@ def certify(wf: Workforce, pass_prob: np.ndarray, sit_untrained: np.ndarray, sit
     probability for the target level. One uniform per candidate, in slot order. Returns the slots that
     passed (not yet promoted).
     """
-    cand = eligible_for_assessment(wf)
-    lvl = wf.level[cand]
-    prepared = (wf.credit[cand] > 0) | (wf.studio_since[cand] != NO_MONTH)
-    sit = np.where(prepared, np.float32(sit_trained), sit_untrained.astype(np.float32)[lvl])
+    # eligible_for_assessment and each candidate's odds (sitting_odds) in one pass
+    cand, odds = kernels.eligible_odds(wf.progress, wf.level, wf.months_at_level, wf.credit, wf.studio_since,
+                                       WAITS, TOP_CERTIFIED, sit_untrained.astype(np.float32),
+                                       np.float32(sit_trained), pass_prob.astype(np.float32),
+                                       wf.scratch("eligible"), wf.scratch("odds", np.float32))
     u = rng.random(cand.size, dtype=np.float32)
-    return cand[u < sit * pass_prob.astype(np.float32)[lvl]]
+    return kernels.keep_below(cand, u, odds)
 
 
 def appoint(wf: Workforce, annual_rate: np.ndarray, min_months: int, rng: np.random.Generator) -> np.ndarray:

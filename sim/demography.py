@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels
 from .calendar import month_index, monthly_rate
 from .ladder import N_LEVELS, wait_months
 from .workforce import NO_MONTH, Workforce
@@ -71,6 +72,16 @@ def retirement_age_months(female: np.ndarray, birth_month: np.ndarray, ret) -> n
     rule_retirement: from the reform start, men's age rises from 60 to 63 by one month every four
     months of original retirement date, women workers' from 50 to 55 by one month every two months.
     """
+    reform = month_index(ret.reform_start)
+    return kernels.retirement_age(np.asarray(female, dtype=np.bool_), np.asarray(birth_month, dtype=np.int64), reform,
+                                  round(ret.female_from * 12), round(ret.male_from * 12),
+                                  int(ret.female_months_per_step), int(ret.male_months_per_step),
+                                  round((ret.female_to - ret.female_from) * 12),
+                                  round((ret.male_to - ret.male_from) * 12))
+
+
+def retirement_age_months_numpy(female: np.ndarray, birth_month: np.ndarray, ret) -> np.ndarray:
+    """The numpy form of `retirement_age_months` (the reference its kernel is tested against)."""
     reform = month_index(ret.reform_start)
     base = np.where(female, round(ret.female_from * 12), round(ret.male_from * 12)).astype(np.int64)
     step = np.where(female, ret.female_months_per_step, ret.male_months_per_step)
@@ -240,9 +251,13 @@ class SizePath:
         return int(round(self.persons(month) * self.scale))
 
 
-def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, rng: np.random.Generator) -> None:
+def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, rng: np.random.Generator,
+                  rates=None, ledger=None) -> None:
     """Write new young workers into slots `idx`: school graduates with an intermediate or senior
-    certificate (entrant_school_shares), new junior workers, or apprentices."""
+    certificate (entrant_school_shares), new junior workers, or apprentices.
+
+    With the run's `rates` and `ledger`, their cached rates are computed and they are added to the
+    ledger in the same compiled pass (sim.kernels.enter); without, the caller does both."""
     k = idx.size
     if k == 0:
         return
@@ -260,10 +275,18 @@ def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, r
     level = np.where(u_junior < s3, 3, np.where(u_junior < s3 + s2, 2, 0)).astype(np.int8)
     junior = (u_junior >= s2 + s3) & ((u_junior - s2 - s3) / rest < beh.entrant_junior_share)
     level[junior] = 1
+    retire_age = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement)
+    if rates is not None and ledger is not None:
+        kernels.enter(np.asarray(idx, dtype=np.int64), level, female, age, retire_age, firm.astype(np.int32),
+                      aptitude.astype(np.float32), wage_factor.astype(np.float32), np.float32(cfg.weight),
+                      wf.level, wf.female, wf.age, wf.retire_age, wf.firm, wf.aptitude, wf.wage_factor,
+                      wf.months_at_level, wf.progress, wf.credit, wf.studio_since, wf.comp_month, wf.weight,
+                      wf.bonus, wf.gain, wf.pay, ledger.count, ledger.pay, *rates.kernel_tables)
+        return
     wf.level[idx] = level
     wf.female[idx] = female
     wf.age[idx] = age
-    wf.retire_age[idx] = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement)
+    wf.retire_age[idx] = retire_age
     wf.firm[idx] = firm
     wf.aptitude[idx] = aptitude.astype(np.float32)
     wf.wage_factor[idx] = wage_factor.astype(np.float32)

@@ -9,10 +9,10 @@ import pandas as pd
 
 from . import calendar
 from .mesa_frame import DataCollector, Model
-from .certification import appoint, certify, promote
+from .certification import appoint, certify
 from .config import RunConfig, validate
-from . import alignment, history
-from .demography import SizePath, fill_entrants, initial_population, make_firms, retirements, separations
+from . import alignment, history, kernels
+from .demography import SizePath, fill_entrants, initial_population, make_firms, separations
 from .levers import default_levers
 from .levers.base import Lever
 from .metrics import CHANNELS, column_names, measure
@@ -201,25 +201,23 @@ class WorkforceModel(Model):
 
     def _demography(self) -> None:
         wf, w = self.workforce, self.weight
-        wf.age[:] += np.int16(1)
-        retired = retirements(wf)
+        retired = kernels.age_and_retire(wf.age, wf.retire_age, wf.scratch("retired"))  # ageing, then demography.retirements
         rng_demo = self.streams.get("demography", self.now)
         leavers, movers = separations(wf, self.cfg, rng_demo)
         # A worker who retires this month does not also quit or move.
-        gone = np.union1d(retired, leavers)
-        movers = np.setdiff1d(movers, retired, assume_unique=True)
+        gone = kernels.union_sorted(retired, leavers)  # all three lists are in slot order
+        movers = kernels.minus_sorted(movers, retired)
         if movers.size:
-            self.ledger.remove(wf, movers)
-            wf.firm[movers] = self.firms.sample(rng_demo, movers.size)
-            wf.studio_since[movers] = NO_MONTH  # a mover leaves the studio
-            refresh(wf, movers, self.rates)
-            self.ledger.add(wf, movers)
+            # to a new firm and out of any studio; ledger and cached rates kept current, in one pass
+            kernels.relocate(movers, self.firms.sample(rng_demo, movers.size), wf.level, wf.weight, wf.studio_since,
+                             wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, self.ledger.count,
+                             self.ledger.pay, *self.rates.kernel_tables)
         n_new = max(0, self.size_path.agents(self.now) - (wf.n - gone.size))
         self.ledger.remove(wf, gone)
         slots = wf.replace(gone, n_new)
-        fill_entrants(wf, slots, self.cfg, self.firms, self.now, self.streams.get("entrants", self.now))
-        refresh(wf, slots, self.rates)
-        self.ledger.add(wf, slots)
+        # entrants written, their rates computed and added to the ledger in one pass
+        fill_entrants(wf, slots, self.cfg, self.firms, self.now, self.streams.get("entrants", self.now),
+                      rates=self.rates, ledger=self.ledger)
         self.flows.update(
             exits=gone.size * w,
             exits_retirement=retired.size * w,
@@ -230,17 +228,17 @@ class WorkforceModel(Model):
 
     def _learn(self) -> None:
         wf = self.workforce
-        wf.progress[:] += wf.gain
-        wf.months_at_level[:] += np.int16(1)
+        kernels.learn(wf.progress, wf.gain, wf.months_at_level)
 
     def promote(self, idx: np.ndarray, channel: str) -> None:
         """Move `idx` one level up through `channel` (certification, competition, studio, appointment)."""
         if len(idx) == 0:
             return
-        self.ledger.remove(self.workforce, idx)
-        promote(self.workforce, idx)
-        refresh(self.workforce, idx, self.rates)
-        self.ledger.add(self.workforce, idx)
+        wf = self.workforce
+        # ledger out, certification.promote, rates.refresh, ledger in: one compiled pass
+        kernels.promote(np.asarray(idx, dtype=np.int64), wf.level, wf.months_at_level, wf.progress, wf.credit,
+                        wf.weight, wf.studio_since, wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay,
+                        self.ledger.count, self.ledger.pay, *self.rates.kernel_tables)
         self.flows[f"promotions_{channel}"] += len(idx) * self.weight
 
     def _certify(self) -> None:

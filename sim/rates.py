@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .ladder import N_LEVELS, pay_ratios
 from .workforce import NO_MONTH, Workforce
 
@@ -29,10 +30,21 @@ class RateTables:
             # rule_craftsman_salary: annual floor for levels 6 and 7, relative to the 初级工 base wage.
             floor[6:] = np.asarray(cfg.wages.craftsman_salary_floor, dtype=np.float32) / cfg.region.base_wage
         self.pay_floor = floor
+        #: the tables in the order the compiled kernels take them (sim.kernels.refresh, promote)
+        self.kernel_tables = (self.level_rate, self.studio_mult, self.level_pay, self.firm_premium, self.pay_floor)
 
 
 def refresh(wf: Workforce, idx: np.ndarray, t: RateTables) -> None:
-    """Recompute the cached gain and pay of slots `idx` from their current state."""
+    """Recompute the cached gain and pay of slots `idx` from their current state (one compiled pass:
+    sim.kernels.refresh; tests/test_kernels.py checks it against `refresh_numpy`)."""
+    if len(idx) == 0:
+        return
+    kernels.refresh(np.asarray(idx, dtype=np.int64), wf.level, wf.studio_since, wf.aptitude, wf.firm,
+                    wf.wage_factor, wf.gain, wf.pay, *t.kernel_tables)
+
+
+def refresh_numpy(wf: Workforce, idx: np.ndarray, t: RateTables) -> None:
+    """The numpy form of `refresh` (the reference the kernel is tested against)."""
     if len(idx) == 0:
         return
     level = wf.level[idx]

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
+
 #: field -> dtype. `age`/`retire_age`/`months_at_level` in months; `comp_month` is the month index
 #: of the last competition promotion and `studio_since` the month a worker joined a studio (NO_MONTH:
 #: never / not a member); `bonus` holds this month's one-off pay (prizes) and is cleared each month.
@@ -58,6 +60,16 @@ class Workforce:
     def column(self, name: str) -> np.ndarray:
         """Whole backing array of a field (capacity long)."""
         return self.__dict__["_" + name]
+
+    def scratch(self, name: str, dtype=np.int64) -> np.ndarray:
+        """A preallocated buffer of `capacity` slots for a kernel's output (one per `name`), so that
+        the kernels that list slots out of the whole workforce do not allocate (and page-fault on
+        fresh memory) each month."""
+        bufs = self.__dict__.setdefault("_scratch", {})
+        buf = bufs.get(name)
+        if buf is None or buf.size < self.capacity:
+            buf = bufs[name] = np.empty(self.capacity, dtype=dtype)
+        return buf
 
     def nbytes(self) -> int:
         return sum(self.column(f).nbytes for f in FIELDS)
@@ -120,12 +132,11 @@ class LevelLedger:
         self.add(wf, np.arange(wf.n))
 
     def add(self, wf: Workforce, idx: np.ndarray, sign: float = 1.0) -> None:
+        """Add (sign -1: remove) the weight and pay of slots `idx` (one compiled pass; the same sums,
+        in the same order, as `count += sign * np.bincount(level[idx], weights=...)`)."""
         if len(idx) == 0:
             return
-        lvl = wf.level[idx]
-        w = wf.weight[idx].astype(np.float64)
-        self.count += sign * np.bincount(lvl, weights=w, minlength=8)
-        self.pay += sign * np.bincount(lvl, weights=w * wf.pay[idx], minlength=8)
+        kernels.ledger_add(np.asarray(idx, dtype=np.int64), wf.level, wf.weight, wf.pay, self.count, self.pay, float(sign))
 
     def remove(self, wf: Workforce, idx: np.ndarray) -> None:
         self.add(wf, idx, -1.0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..sampling import sample_distinct, stochastic_round
 from .base import Lever
 
@@ -47,12 +48,11 @@ class CompetitionLever(Lever):
         per_event = model.cfg.region.competition_participation * workers * p.intensity / p.events_per_year
         k = stochastic_round(rng, per_event / w)
 
+        by_progress = p.selection == "progress"
+
         def accept(slots: np.ndarray) -> np.ndarray:
-            lvl = wf.level[slots]
-            a = ((lvl >= lo) & (lvl <= hi)).astype(np.float32)
-            if p.selection == "progress":
-                a *= np.clip(wf.progress[slots], 0.05, 1.0)
-            return a
+            # eligible levels, x clip(progress, 0.05, 1) when firms send those doing well
+            return kernels.accept_levels(slots, wf.level, lo, hi, wf.progress, by_progress)
 
         part = sample_distinct(rng, wf.n, k, accept)
         self.book("government", p.subsidised_events_per_year * p.intensity / p.events_per_year * p.subsidy_per_event)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..calendar import monthly_rate
 from ..rates import refresh
 from ..sampling import sample_distinct, stochastic_round
@@ -45,7 +46,7 @@ class StudioLever(Lever):
         self.studios = self.studio_count(model)
         capacity = stochastic_round(rng, self.studios * p.members_per_studio / w)
 
-        members = np.flatnonzero(wf.studio_since != NO_MONTH)
+        members = kernels.studio_members(wf.studio_since, wf.scratch("studio"))
         lvl = wf.level[members]
         done = (model.t - wf.studio_since[members].astype(np.int64) >= p.term_months) | (lvl > hi) | (lvl < lo)
         leaving = members[done]
@@ -60,11 +61,9 @@ class StudioLever(Lever):
 
         vacancies = capacity - members.size
         if vacancies > 0:
-            since = wf.studio_since
-
             def accept(slots: np.ndarray) -> np.ndarray:
-                lv = wf.level[slots]
-                return ((lv >= lo) & (lv <= hi) & (since[slots] == NO_MONTH)).astype(np.float32)
+                # member levels, not a member yet
+                return kernels.accept_studio(slots, wf.level, lo, hi, wf.studio_since)
 
             joiners = sample_distinct(rng, wf.n, vacancies, accept)
             wf.studio_since[joiners] = model.t

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ..ladder import MAX_TRAINING_CREDIT_YEARS
 from ..sampling import sample_distinct, stochastic_round
 from .base import Lever
@@ -45,28 +46,27 @@ class TrainingLever(Lever):
         gov = model.cfg.region.training_budget_per_worker_year * workers * p.intensity * real
         # Payroll by firm, then the levy: no per-worker gather, and no BLAS call (whose worker thread
         # would spin on the other core through a small run).
-        firm_pay = np.bincount(wf.firm, weights=wf.pay * wf.weight, minlength=model.firms.n)
+        firm_pay = kernels.firm_payroll(wf.firm, wf.pay, wf.weight, model.firms.n)
         payroll_levy = float((firm_pay * model.firms.levy_rate).sum()) * 12 * model.wage_index
         emp = payroll_levy * model.cfg.firms.levy_frontline_share * p.levy_upgrade_share * p.intensity
         self.year_budget = {"government": gov, "employer": emp}
         self._budget_year = model.year
 
+    ALLOCATION_MODES = {"random": 0, "lowest_level": 1, "near_standard": 2}
+
     def _acceptance(self, model, by_levy: bool):
+        """Who may get a place (weight in [0, 1]): levels up to `eligible_max_level`, weighted by
+        `allocation` (at random; lower levels first, (top + 1 - level) / (top + 1); nearest the
+        standard, clip(progress, 0.05, 1)) and, for employer places, by the firm's levy rate relative
+        to the highest."""
         p, wf = self.params, model.workforce
         levy = model.firms.levy_rate
-        levy_max = float(levy.max()) if levy.size else 1.0
-        top = p.eligible_max_level
+        levy_max = np.float32(levy.max()) if levy.size else np.float32(1.0)
+        mode = self.ALLOCATION_MODES[p.allocation]
 
         def accept(slots: np.ndarray) -> np.ndarray:
-            lvl = wf.level[slots]
-            a = (lvl <= top).astype(np.float32)
-            if p.allocation == "lowest_level":
-                a *= (top + 1 - lvl).astype(np.float32) / (top + 1)
-            elif p.allocation == "near_standard":
-                a *= np.clip(wf.progress[slots], 0.05, 1.0)
-            if by_levy:
-                a *= levy[wf.firm[slots]] / levy_max
-            return a
+            return kernels.accept_training(slots, wf.level, p.eligible_max_level, mode, wf.progress, wf.firm,
+                                           levy, levy_max, by_levy)
 
         return accept
 

@@ -1,0 +1,411 @@
+"""Compiled per-worker passes (numba): the monthly rules fused into one loop each.
+
+Why numba: the rules are simple loops over a few million small integers and floats. In numpy each
+rule is several passes with temporaries (a mask, a gather, a scatter), and at small sizes each call
+costs microseconds of overhead. One compiled loop per rule does the same work in one pass.
+`cache=True` stores the machine code next to this file (or in numba's user cache if the package
+folder is read-only), so compilation is paid once per machine, not once per run: see `warm()`.
+
+Bit for bit the numpy rules: every kernel does the same float32/float64 operations in the same
+order as the numpy code it replaced (float32 products stay float32, sums into the level ledger are
+sequential in slot order as `np.bincount` does them), and no kernel draws random numbers. The draws
+stay numpy calls on the mechanism's stream, with the same sizes and order, so a run's output is
+byte-identical to the numpy implementation and the calibration stands (tests/test_kernels.py
+compares each kernel with its numpy form).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NO_MONTH = -32000  # workforce.NO_MONTH (kept here so this module imports nothing from the model)
+
+_JIT = dict(cache=True, nogil=True, boundscheck=False)
+
+
+@njit(**_JIT)
+def age_and_retire(age, retire_age, out):
+    """Everyone one month older; returns the slots that reached their retirement age, in slot order
+    (phase a: ageing, then demography.retirements), as a view of the scratch buffer `out`."""
+    k = 0
+    for i in range(age.size):
+        age[i] += 1
+        if age[i] >= retire_age[i]:
+            out[k] = i
+            k += 1
+    return out[:k]
+
+
+@njit(**_JIT)
+def learn(progress, gain, months_at_level):
+    """Phase b: progress grows by the cached monthly gain; time at level by one month."""
+    for i in range(progress.size):
+        progress[i] += gain[i]
+        months_at_level[i] += 1
+
+
+@njit(**_JIT)
+def _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                 level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    lv = level[i]
+    g = level_rate[lv] * aptitude[i]
+    if studio_since[i] != NO_MONTH:
+        g *= studio_mult
+    gain[i] = g
+    p = level_pay[lv] * firm_premium[firm[i]] * wage_factor[i]
+    f = pay_floor[lv]
+    pay[i] = p if p >= f else f
+
+
+@njit(**_JIT)
+def refresh(idx, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+            level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    """Recompute the cached gain and pay of slots `idx` (sim.rates.refresh)."""
+    for j in range(idx.size):
+        _refresh_one(idx[j], level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+
+
+@njit(**_JIT)
+def _book(sums, sign, count, pay_sum):
+    """Add per-level partial sums (rows: count out, pay out, count in, pay in) to the ledger: what
+    went out first, then what came in, as two `LevelLedger.add` calls would."""
+    for lv in range(8):
+        count[lv] += -1.0 * sums[0, lv]
+        pay_sum[lv] += -1.0 * sums[1, lv]
+    for lv in range(8):
+        count[lv] += sign * sums[2, lv]
+        pay_sum[lv] += sign * sums[3, lv]
+
+
+@njit(**_JIT)
+def ledger_add(idx, level, weight, pay, count, pay_sum, sign):
+    """count[level] and pay_sum[level] += sign x (weight, weight x pay) summed over `idx`.
+
+    The sums over `idx` are taken first, in slot order, and then added, as
+    `count += sign * np.bincount(...)` does."""
+    c = np.zeros(8)
+    s = np.zeros(8)
+    for j in range(idx.size):
+        i = idx[j]
+        w = np.float64(weight[i])
+        c[level[i]] += w
+        s[level[i]] += w * np.float64(pay[i])
+    for lv in range(8):
+        count[lv] += sign * c[lv]
+        pay_sum[lv] += sign * s[lv]
+
+
+@njit(**_JIT)
+def eligible(progress, level, months_at_level, credit, waits, top, out):
+    """Slots that may sit an assessment: progress at the standard, below level `top`, and the wait
+    (less training credit) served; in slot order (certification.eligible_for_assessment).
+
+    Branch-free: about a third of workers are at the standard, in no order, so a branch on it would
+    be mispredicted on every third slot. The result is a view of the scratch buffer `out` (at least
+    as long as the workforce), which a fresh allocation of that size would page-fault on each call."""
+    n = progress.size
+    wait = np.full(8, 1 << 30, dtype=np.int64)  # levels at or above `top` never qualify
+    for lv in range(top):
+        wait[lv] = waits[lv]
+    k = 0
+    for i in range(n):
+        ok = (progress[i] >= 1.0) & (months_at_level[i] >= wait[level[i]] - credit[i])
+        out[k] = i
+        k += ok
+    return out[:k]
+
+
+@njit(**_JIT)
+def eligible_odds(progress, level, months_at_level, credit, studio_since, waits, top,
+                  sit_untrained, sit_trained, pass_prob, out, out_odds):
+    """`eligible` and `sitting_odds` in one pass: the candidates (a view of `out`) and each one's
+    probability of sitting and passing (a view of the float32 buffer `out_odds`)."""
+    n = progress.size
+    wait = np.full(8, 1 << 30, dtype=np.int64)
+    odds = np.zeros(8, dtype=np.float32)  # by level: untrained sitters
+    odds_prepared = np.zeros(8, dtype=np.float32)
+    for lv in range(top):
+        wait[lv] = waits[lv]
+        odds[lv] = sit_untrained[lv] * pass_prob[lv]
+        odds_prepared[lv] = sit_trained * pass_prob[lv]
+    k = 0
+    for i in range(n):
+        lv = level[i]
+        ok = (progress[i] >= 1.0) & (months_at_level[i] >= wait[lv] - credit[i])
+        prepared = (credit[i] > 0) | (studio_since[i] != NO_MONTH)
+        out[k] = i
+        out_odds[k] = odds_prepared[lv] if prepared else odds[lv]
+        k += ok
+    return out[:k], out_odds[:k]
+
+
+@njit(**_JIT)
+def sitting_odds(cand, level, credit, studio_since, sit_untrained, sit_trained, pass_prob):
+    """Per candidate, the probability (float32) of sitting and passing this round: a worker with
+    training credit or in a studio sits with `sit_trained`, others with `sit_untrained[level]`."""
+    out = np.empty(cand.size, dtype=np.float32)
+    for j in range(cand.size):
+        i = cand[j]
+        lv = level[i]
+        prepared = (credit[i] > 0) | (studio_since[i] != NO_MONTH)
+        s = prepared * sit_trained + (1 - prepared) * sit_untrained[lv]  # select without a branch
+        out[j] = s * pass_prob[lv]
+    return out
+
+
+@njit(**_JIT)
+def studio_members(studio_since, out):
+    """Slots of current studio members (studio_since set), in slot order; a view of `out`."""
+    k = 0
+    for i in range(studio_since.size):
+        if studio_since[i] != NO_MONTH:
+            out[k] = i
+            k += 1
+    return out[:k]
+
+
+@njit(**_JIT)
+def keep_below(cand, u, odds):
+    """cand[u < odds], in order (branch-free)."""
+    out = np.empty(cand.size, dtype=np.int64)
+    k = 0
+    for j in range(cand.size):
+        out[k] = cand[j]
+        k += u[j] < odds[j]
+    return out[:k]
+
+
+@njit(**_JIT)
+def promote(idx, level, months_at_level, progress, credit, weight,
+            studio_since, aptitude, firm, wage_factor, gain, pay, count, pay_sum,
+            level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    """One level up for `idx`, with the level ledger kept current: out of the ledger, promoted
+    (certification.promote), rates refreshed, back in; one visit per worker (the workers are
+    scattered over the arrays, so each visit is a cache miss per field)."""
+    sums = np.zeros((4, 8))
+    for j in range(idx.size):
+        i = idx[j]
+        w = np.float64(weight[i])
+        lv = level[i]
+        sums[0, lv] += w
+        sums[1, lv] += w * np.float64(pay[i])
+        level[i] = lv + 1
+        months_at_level[i] = 0
+        progress[i] = 0
+        credit[i] = 0
+        _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        sums[2, lv + 1] += w
+        sums[3, lv + 1] += w * np.float64(pay[i])
+    _book(sums, 1.0, count, pay_sum)
+
+
+@njit(**_JIT)
+def relocate(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_factor, gain, pay, count, pay_sum,
+             level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    """Firm moves: out of the ledger, to the new firm and out of any studio, rates refreshed, back
+    into the ledger (the sequence WorkforceModel._demography runs for movers), one visit per worker."""
+    sums = np.zeros((4, 8))
+    for j in range(idx.size):
+        i = idx[j]
+        w = np.float64(weight[i])
+        lv = level[i]
+        sums[0, lv] += w
+        sums[1, lv] += w * np.float64(pay[i])
+        firm[i] = new_firm[j]
+        studio_since[i] = NO_MONTH
+        _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        sums[2, lv] += w
+        sums[3, lv] += w * np.float64(pay[i])
+    _book(sums, 1.0, count, pay_sum)
+
+
+@njit(**_JIT)
+def enter(idx, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude, new_wage_factor,
+          new_weight, level, female, age, retire_age, firm, aptitude, wage_factor, months_at_level, progress,
+          credit, studio_since, comp_month, weight, bonus, gain, pay, count, pay_sum,
+          level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    """Entrants written into slots `idx` (demography.fill_entrants draws them), their rates
+    computed and added to the ledger (rates.refresh, LevelLedger.add): one visit per slot."""
+    sums = np.zeros((4, 8))
+    for j in range(idx.size):
+        i = idx[j]
+        level[i] = new_level[j]
+        female[i] = new_female[j]
+        age[i] = new_age[j]
+        retire_age[i] = new_retire_age[j]
+        firm[i] = new_firm[j]
+        aptitude[i] = new_aptitude[j]
+        wage_factor[i] = new_wage_factor[j]
+        months_at_level[i] = 0
+        progress[i] = 0
+        credit[i] = 0
+        studio_since[i] = NO_MONTH
+        comp_month[i] = NO_MONTH
+        weight[i] = new_weight
+        bonus[i] = 0
+        _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        w = np.float64(weight[i])
+        sums[2, level[i]] += w
+        sums[3, level[i]] += w * np.float64(pay[i])
+    _book(sums, 1.0, count, pay_sum)
+
+
+@njit(**_JIT)
+def accept_levels(slots, level, lo, hi, progress, by_progress):
+    """Acceptance weight (float32): 1 for levels lo..hi, times clip(progress, 0.05, 1) if asked."""
+    out = np.empty(slots.size, dtype=np.float32)
+    low, high = np.float32(0.05), np.float32(1.0)
+    for j in range(slots.size):
+        i = slots[j]
+        lv = level[i]
+        a = np.float32((lv >= lo) & (lv <= hi))
+        if by_progress:
+            a *= min(max(progress[i], low), high)
+        out[j] = a
+    return out
+
+
+@njit(**_JIT)
+def accept_training(slots, level, top, mode, progress, firm, levy, levy_max, by_levy):
+    """Training acceptance (float32): level <= top, weighted by `mode` (0 random, 1 lowest level
+    first, 2 nearest the standard) and, for employer places, by the firm's levy rate."""
+    out = np.empty(slots.size, dtype=np.float32)
+    low, high = np.float32(0.05), np.float32(1.0)
+    denom = np.float32(top + 1)
+    for j in range(slots.size):
+        i = slots[j]
+        lv = level[i]
+        a = np.float32(lv <= top)
+        if mode == 1:
+            a *= np.float32(top + 1 - lv) / denom
+        elif mode == 2:
+            a *= min(max(progress[i], low), high)
+        if by_levy:
+            a *= levy[firm[i]] / levy_max
+        out[j] = a
+    return out
+
+
+@njit(**_JIT)
+def accept_studio(slots, level, lo, hi, studio_since):
+    """Studio acceptance (float32): member levels and not a member yet."""
+    out = np.empty(slots.size, dtype=np.float32)
+    for j in range(slots.size):
+        i = slots[j]
+        lv = level[i]
+        out[j] = np.float32((lv >= lo) & (lv <= hi) & (studio_since[i] == NO_MONTH))
+    return out
+
+
+@njit(**_JIT)
+def union_sorted(a, b):
+    """Sorted union of two sorted arrays of distinct slots (np.union1d for this case, in O(len))."""
+    out = np.empty(a.size + b.size, dtype=np.int64)
+    i = j = k = 0
+    while i < a.size and j < b.size:
+        x, y = a[i], b[j]
+        if x < y:
+            out[k] = x
+            i += 1
+        elif y < x:
+            out[k] = y
+            j += 1
+        else:
+            out[k] = x
+            i += 1
+            j += 1
+        k += 1
+    while i < a.size:
+        out[k] = a[i]
+        i += 1
+        k += 1
+    while j < b.size:
+        out[k] = b[j]
+        j += 1
+        k += 1
+    return out[:k]
+
+
+@njit(**_JIT)
+def minus_sorted(a, b):
+    """a without the elements of b, both sorted and distinct (np.setdiff1d for this case)."""
+    out = np.empty(a.size, dtype=np.int64)
+    j = k = 0
+    for i in range(a.size):
+        x = a[i]
+        while j < b.size and b[j] < x:
+            j += 1
+        if j < b.size and b[j] == x:
+            continue
+        out[k] = x
+        k += 1
+    return out[:k]
+
+
+@njit(**_JIT)
+def firm_payroll(firm, pay, weight, n_firms):
+    """Weighted pay summed by firm: np.bincount(firm, weights=pay * weight) (float32 products, float64
+    sums in slot order), without the 5.7M-long temporaries."""
+    out = np.zeros(n_firms)
+    for i in range(firm.size):
+        out[firm[i]] += np.float64(pay[i] * weight[i])
+    return out
+
+
+@njit(**_JIT)
+def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, max_f, max_m):
+    """Statutory retirement age in months (demography.retirement_age_months: integer arithmetic only)."""
+    out = np.empty(female.size, dtype=np.int16)
+    for i in range(female.size):
+        fem = female[i]
+        base = base_f if fem else base_m
+        original = np.int64(birth_month[i]) + base
+        delay = 0
+        if original >= reform:
+            delay = min((original - reform) // (step_f if fem else step_m) + 1, max_f if fem else max_m)
+        out[i] = base + delay
+    return out
+
+
+def warm() -> None:
+    """Compile (or load from the cache) every kernel on tiny arrays, so that a run or a sweep's
+    workers never compile in the middle of the work. `.ci/run` calls it after installing."""
+    i8, i16, f32 = np.zeros(4, np.int8), np.zeros(4, np.int16), np.zeros(4, np.float32)
+    idx = np.arange(2, dtype=np.int64)
+    age_and_retire(i16.copy(), i16 + 1, np.empty(4, np.int64))
+    learn(f32.copy(), f32, i16.copy())
+    tables = (np.zeros(8, np.float32), np.float32(1.5), np.ones(8, np.float32), np.ones(4, np.float32),
+              np.zeros(8, np.float32))
+    refresh(idx, i8, i16, f32, np.zeros(4, np.int32), f32, f32.copy(), f32.copy(), *tables)
+    ledger_add(idx, i8, f32, f32, np.zeros(8), np.zeros(8), 1.0)
+    cand = eligible(f32, i8, i16, i16, np.zeros(5, np.int16), 5, np.empty(4, np.int64))
+    odds = sitting_odds(idx, i8, i16, i16, f32, np.float32(0.5), f32)
+    eligible_odds(f32, i8, i16, i16, i16, np.zeros(5, np.int16), 5, f32, np.float32(0.5), f32,
+                  np.empty(4, np.int64), np.empty(4, np.float32))
+    keep_below(idx, f32[:2], odds)
+    promote(idx, i8.copy(), i16.copy(), f32.copy(), i16.copy(), f32, i16, f32, np.zeros(4, np.int32), f32,
+            f32.copy(), f32.copy(), np.zeros(8), np.zeros(8), *tables)
+    relocate(idx, np.zeros(2, np.int32), i8, f32, i16.copy(), f32, np.zeros(4, np.int32), f32, f32.copy(),
+             f32.copy(), np.zeros(8), np.zeros(8), *tables)
+    b1, i32 = np.zeros(2, np.bool_), np.zeros(4, np.int32)
+    enter(idx, i8[:2], b1, i16[:2], i16[:2], i32[:2], f32[:2], f32[:2], np.float32(1.0),
+          i8.copy(), b1.repeat(2), i16.copy(), i16.copy(), i32, f32.copy(), f32.copy(), i16.copy(), f32.copy(),
+          i16.copy(), i16.copy(), i16.copy(), f32.copy(), f32.copy(), f32.copy(), f32.copy(), np.zeros(8), np.zeros(8),
+          *tables)
+    accept_levels(cand, i8, 1, 4, f32, True)
+    accept_training(idx, i8, 4, 0, f32, np.zeros(4, np.int32), f32, np.float32(1.0), True)
+    accept_studio(idx, i8, 2, 4, i16)
+    studio_members(i16, np.empty(4, np.int64))
+    union_sorted(idx, idx)
+    minus_sorted(idx, idx)
+    firm_payroll(np.zeros(4, np.int32), f32, f32, 2)
+    retirement_age(np.zeros(2, np.bool_), np.zeros(2, np.int64), 0, 600, 720, 2, 4, 60, 36)
+
+
+if __name__ == "__main__":
+    warm()
