@@ -7,6 +7,10 @@ Measures (see benchmarks/README.md):
   (b) scaling: agent-steps per second at 10k, 100k, 1M and 5.7M agents;
   (c) naive reference: a one-object-per-worker Mesa model (benchmarks/naive_mesa.py) at 20k and 100k
       agents, and the ratio of the model's agent-steps per second to it, measured in the same run;
+  (d) baseline: the same cases run from a checkout of an earlier commit (`--baseline REF`, default
+      the commit before the compiled kernels), in the same benchmark run, as ratios;
+  (e) start-up: `skillsim` with no arguments, wall time against the model's own time (the run's
+      logged seconds), with the compiled-kernel cache cold (a fresh NUMBA_CACHE_DIR) and warm;
   and the agreement check: the full-scale run's high-skill share and mean income at each December
   against the mean and standard deviation of several 100k-agent weighted runs.
 
@@ -16,7 +20,8 @@ tables and writes JSON (default benchmarks/out/results.json).
 Flags: --quick (no 5.7M case: scaling to 1M, agreement 1M vs 100k, naive over one year),
        --skip-naive, --seeds K (100k runs in the agreement check, default 8),
        --profile (also a cProfile run of the largest case; writes a .pstats file next to the JSON),
-       --blas-threads N (set OPENBLAS/OMP/MKL_NUM_THREADS in the cases), --out PATH.
+       --blas-threads N (set OPENBLAS/OMP/MKL_NUM_THREADS in the cases), --out PATH,
+       --baseline REF (default BASELINE; `none` to skip (d)).
 """
 
 from __future__ import annotations
@@ -42,20 +47,30 @@ MARK = "BENCH_RESULT "
 FULL_N = 5_700_000
 BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 CHILD_ENV: dict | None = None  # None: the children inherit this environment unchanged
-TARGETS = {"wall_s": 15.0, "wall_s_stretch": 6.0, "peak_rss_mb": 1500.0, "naive_ratio_at_100k": 100.0,
-           "agreement_max_z": 3.0}
+#: issue 12's baseline: main before the compiled kernels (sim/kernels.py)
+BASELINE = "e9a17b6"
+TARGETS = {"wall_s": 15.0, "wall_s_stretch": 6.0, "peak_rss_mb": 1000.0, "naive_ratio_at_100k": 300.0,
+           "naive_ratio_stretch": 1000.0, "speedup_vs_baseline_full_scale": 2.5,
+           "cost_ratio_10k_vs_1m": 3.0, "startup_wall_over_model": 1.5, "agreement_max_z": 3.0}
+#: where run_case runs a case: None (this checkout) or the baseline's worktree
+CASE_ROOT: Path | None = None
 
 
 # ------------------------------------------------------------------------------------------
 # running cases
 # ------------------------------------------------------------------------------------------
 
-def run_case(spec: dict, label: str) -> dict:
-    """Run one case in a fresh interpreter and return its result dict."""
+def run_case(spec: dict, label: str, root: Path | None = None) -> dict:
+    """Run one case in a fresh interpreter and return its result dict. `root`: a checkout of another
+    commit (its `sim` first on the path and its own benchmarks/cases.py)."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(CASES), json.dumps(spec)], cwd=ROOT, capture_output=True, text=True,
-                          env=CHILD_ENV)
+    where = root or ROOT
+    env = dict(CHILD_ENV or os.environ)
+    if root is not None:
+        env["PYTHONPATH"] = str(root)
+    proc = subprocess.run([sys.executable, str(where / "benchmarks" / "cases.py"), json.dumps(spec)], cwd=where,
+                          capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - t0
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     if proc.returncode != 0 or not lines:
@@ -86,9 +101,73 @@ def median_case(results: list[dict]) -> dict:
     return pick
 
 
+def baseline_checkout(ref: str) -> Path:
+    """A detached worktree of `ref` in a temporary folder (removed by `drop_checkout`)."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="skillsim-baseline-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(path), ref], cwd=ROOT, check=True,
+                   capture_output=True, text=True)
+    return path
+
+
+def drop_checkout(path: Path) -> None:
+    subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, capture_output=True, text=True)
+
+
+def startup_case(label: str, root: Path | None = None, cold: bool = False) -> dict:
+    """`skillsim` with no arguments in an empty folder: wall time of the whole command, and the model's
+    own time as the run logs it (build with its history, steps, writing the folder). `cold`: with an
+    empty compiled-kernel cache (NUMBA_CACHE_DIR in a fresh folder), as on the first run after install."""
+    import re
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="skillsim-startup-"))
+    env = dict(CHILD_ENV or os.environ)
+    if root is not None:
+        env["PYTHONPATH"] = str(root)
+    if cold:
+        env["NUMBA_CACHE_DIR"] = str(tmp / "numba-cache")
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "sim", f"hydra.run.dir={tmp / 'run'}"], cwd=tmp,
+                          capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    shutil.rmtree(tmp, ignore_errors=True)
+    found = re.search(r"; ([0-9.]+) s; wrote", proc.stderr + proc.stdout)
+    if proc.returncode != 0 or not found:
+        sys.stderr.write(proc.stderr[-3000:])
+        raise SystemExit(f"start-up case failed: {label}")
+    res = {"wall_s": wall, "model_s": float(found.group(1)), "cold": cold}
+    res["wall_over_model"] = wall / res["model_s"]
+    print(f"  done: {label:<34} {wall:.2f} s wall, model {res['model_s']:.1f} s", file=sys.stderr, flush=True)
+    return res
+
+
 # ------------------------------------------------------------------------------------------
 # analysis
 # ------------------------------------------------------------------------------------------
+
+def median_startup(results: list[dict]) -> dict:
+    ordered = sorted(results, key=lambda r: r["wall_s"])
+    pick = dict(ordered[len(ordered) // 2])
+    pick["repeats_wall_s"] = [r["wall_s"] for r in results]
+    return pick
+
+
+def baseline_ratios(points: list[dict], bpoints: list[dict]) -> list[dict]:
+    """Per size: baseline time / this checkout's time, for the steps and for the wall (build + steps)."""
+    by_n = {p["n"]: p for p in points}
+    rows = []
+    for b in bpoints:
+        p = by_n.get(b["n"])
+        if p:
+            rows.append({"n": b["n"], "steps_ratio": b["steps_s"] / p["steps_s"],
+                         "wall_ratio": (b["build_s"] + b["steps_s"]) / (p["build_s"] + p["steps_s"]),
+                         "build_ratio": b["build_s"] / p["build_s"],
+                         "peak_rss_mb": p["peak_rss_mb"], "baseline_peak_rss_mb": b["peak_rss_mb"]})
+    return rows
+
 
 def scaling_fit(points: list[dict]) -> dict:
     """Log-log slope of steps time against agents, overall (least squares) and per segment."""
@@ -109,6 +188,12 @@ def scaling_fit(points: list[dict]) -> dict:
         # not rise with size. Below 1 means fixed per-step overhead is still being amortised.
         out["linear"] = last <= 1.1
     return out
+
+
+def cost_ratio_small_large(points: list[dict]) -> float:
+    """Cost per agent-step at 10k over that at 1M (issue 12: at most 3)."""
+    cost = {p["n"]: p["steps_s"] / p["agent_steps"] for p in points}
+    return cost[10_000] / cost[1_000_000]
 
 
 def agreement(large: dict, smalls: list[dict]) -> dict:
@@ -267,6 +352,10 @@ def report(res: dict) -> str:
             out.append(f"    cost per agent-step, {fmt_n(sc['points'][-1]['n'])} vs {fmt_n(sc['points'][-2]['n'])}: "
                        f"{f['cost_per_agent_step_ratio_last']:.2f}x; cost grows linearly (last segment slope <= 1.1): "
                        f"{'yes' if f['linear'] else 'NO'}")
+    if sc and {10_000, 1_000_000} <= {p["n"] for p in sc["points"]}:
+        r = cost_ratio_small_large(sc["points"])
+        out.append(f"    cost per agent-step at 10k / at 1M: {r:.1f}x (target <= {TARGETS['cost_ratio_10k_vs_1m']:g}x: "
+                   f"{mark(r <= TARGETS['cost_ratio_10k_vs_1m'])})")
     nv = res.get("naive")
     if nv:
         out.append(f"\n(c) Naive Mesa reference (one Worker object per worker, shuffle_do), "
@@ -277,7 +366,8 @@ def report(res: dict) -> str:
                          f"{p['naive_agent_steps_per_s'] / 1e6:.3f}", f"{p['ratio']:.1f}x",
                          f"{p['naive_build_s']:.2f} / {p['naive_steps_s']:.1f}",
                          f"{p['model_peak_rss_mb']:.0f} / {p['naive_peak_rss_mb']:.0f}",
-                         (f">= {TARGETS['naive_ratio_at_100k']:g}x: " + mark(p["ratio"] >= TARGETS["naive_ratio_at_100k"]))
+                         (f">= {TARGETS['naive_ratio_at_100k']:g}x: " + mark(p["ratio"] >= TARGETS["naive_ratio_at_100k"])
+                          + (", stretch met" if p["ratio"] >= TARGETS["naive_ratio_stretch"] else ""))
                          if p["n"] == 100_000 else ""])
         out.append(table(["agents", "months", "model M/s", "naive M/s", "ratio", "naive build/steps s",
                           "RSS MB model/naive", "target"], rows))
@@ -285,6 +375,32 @@ def report(res: dict) -> str:
             f"{fmt_n(p['n'])}: high-skill {p['model_last']['high_skill_share']:.4f} vs "
             f"{p['naive_last']['high_skill_share']:.4f}, income {p['model_last']['income_mean']:,.0f} vs "
             f"{p['naive_last']['income_mean']:,.0f}" for p in nv["points"]))
+    bl = res.get("baseline")
+    if bl:
+        out.append(f"\n(d) Against the baseline commit {bl['ref']} ({bl['commit'][:10]}), same cases in the same run "
+                   "(ratio = baseline time / this time)")
+        rows = []
+        for r in bl["speedup"]:
+            target = ""
+            if r["n"] == FULL_N:
+                target = (f">= {TARGETS['speedup_vs_baseline_full_scale']:g}x: "
+                          + mark(r["wall_ratio"] >= TARGETS["speedup_vs_baseline_full_scale"]))
+            rows.append([fmt_n(r["n"]), f"{r['build_ratio']:.2f}x", f"{r['steps_ratio']:.2f}x", f"{r['wall_ratio']:.2f}x",
+                         f"{r['peak_rss_mb']:.0f} / {r['baseline_peak_rss_mb']:.0f}", target])
+        out.append(table(["agents", "build", "steps", "wall (build + steps)", "peak RSS MB now / baseline", "target"],
+                         rows))
+    st = res.get("startup")
+    if st:
+        out.append("\n(e) Start-up: `skillsim` with no arguments (Chongqing, 100k agents, history from 2012-10 to 2035-12)")
+        rows = []
+        for key, what in (("cold", "this checkout, kernel cache cold"), ("warm", "this checkout, warm (median of 3)"),
+                          ("baseline_warm", "baseline, warm (median of 3)")):
+            if key in st:
+                x = st[key]
+                lim = TARGETS["startup_wall_over_model"]
+                rows.append([what, f"{x['wall_s']:.2f}", f"{x['model_s']:.2f}", f"{x['wall_over_model']:.2f}x",
+                             "" if key.startswith("baseline") else f"<= {lim:g}x: {mark(x['wall_over_model'] <= lim)}"])
+        out.append(table(["command", "wall s", "model s (logged)", "wall / model", "target"], rows))
     for key, what in (("agreement", "independent seeds (replicates 1..K: agents and firms redrawn)"),
                       ("agreement_same_firms", "replicates 1..K with the large run's firms (agent sampling only)")):
         ag = res.get(key)
@@ -326,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-naive", action="store_true", help="skip (c), the naive Mesa reference")
     ap.add_argument("--seeds", type=int, default=None, help="100k runs in the agreement check (default 8; quick 4)")
     ap.add_argument("--profile", action="store_true", help="also profile the largest case with cProfile")
+    ap.add_argument("--baseline", default=BASELINE,
+                    help=f"commit to compare with in the same run, (d) and (e) (default {BASELINE}; 'none' to skip)")
     ap.add_argument("--blas-threads", type=int, default=None,
                     help="set OPENBLAS/OMP/MKL_NUM_THREADS in the cases (default: environment unchanged)")
     args = ap.parse_args(argv)
@@ -390,6 +508,30 @@ def main(argv: list[str] | None = None) -> int:
         res["naive"] = {"horizon": f"2025-01..{end_year}-12", "points": nv,
                         "target_ratio_at_100k": TARGETS["naive_ratio_at_100k"]}
 
+    # (d) the baseline commit, same cases, same run; (e) start-up of the command, here and there
+    base = None if args.baseline.lower() == "none" else baseline_checkout(args.baseline)
+    try:
+        if base is not None:
+            bpoints = []
+            for n in (10_000, 100_000, 1_000_000) + (() if quick else (FULL_N,)):
+                reps = 3 if n <= 100_000 else 1
+                bpoints.append(median_case([run_case(model_spec(n), f"baseline {fmt_n(n)} (rep {i + 1})", root=base)
+                                            for i in range(reps)]))
+            res["baseline"] = {"ref": args.baseline,
+                               "commit": _cmd(["git", "rev-parse", args.baseline]),
+                               "points": [{k: v for k, v in p.items() if k not in ("series", "details")}
+                                          for p in bpoints],
+                               "speedup": baseline_ratios(points, bpoints)}
+        st = {"cold": startup_case("skillsim, kernel cache cold", cold=True),
+              "warm": median_startup([startup_case(f"skillsim, warm (rep {i + 1})") for i in range(3)])}
+        if base is not None:
+            st["baseline_warm"] = median_startup([startup_case(f"baseline skillsim (rep {i + 1})", root=base)
+                                                  for i in range(3)])
+        res["startup"] = st
+    finally:
+        if base is not None:
+            drop_checkout(base)
+
     if args.profile:
         out = Path(args.out)
         res["profile"] = run_case({"kind": "profile", "n": large_n, "start_year": 2025, "end_year": 2035,
@@ -406,6 +548,12 @@ def main(argv: list[str] | None = None) -> int:
         "agreement": res["agreement"]["pass"],
         "agreement_same_firms": res["agreement_same_firms"]["pass"],
         "scaling_linear": res["scaling"]["fit"].get("linear"),
+        "speedup_vs_baseline_full_scale": next((r["wall_ratio"] >= TARGETS["speedup_vs_baseline_full_scale"]
+                                                for r in res.get("baseline", {}).get("speedup", [])
+                                                if r["n"] == FULL_N), None),
+        "cost_ratio_10k_vs_1m": cost_ratio_small_large(res["scaling"]["points"]) <= TARGETS["cost_ratio_10k_vs_1m"],
+        "startup_wall_over_model": all(res["startup"][k]["wall_over_model"] <= TARGETS["startup_wall_over_model"]
+                                       for k in ("cold", "warm")),
     }
     res["meta"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     res["meta"]["total_s"] = time.time() - started

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
 from .ladder import TOP_CERTIFIED, wait_months
 from .workforce import NO_MONTH, Workforce
 
@@ -17,8 +16,8 @@ def eligible_for_assessment(wf: Workforce) -> np.ndarray:
     Level 0-4, progress at or above the next level's standard (1.0), and months at level at least the
     statutory wait (rule_wait_*) less the worker's training credit.
     """
-    return kernels.eligible(wf.progress, wf.level, wf.months_at_level, wf.credit, WAITS, TOP_CERTIFIED,
-                            wf.scratch("eligible"))
+    return wf.kernels.eligible(wf.progress, wf.level, wf.months_at_level, wf.credit, WAITS, TOP_CERTIFIED,
+                               wf.scratch("eligible"))
 
 
 def certify(wf: Workforce, pass_prob: np.ndarray, sit_untrained: np.ndarray, sit_trained: float,
@@ -32,12 +31,12 @@ def certify(wf: Workforce, pass_prob: np.ndarray, sit_untrained: np.ndarray, sit
     passed (not yet promoted).
     """
     # eligible_for_assessment and each candidate's odds (sitting_odds) in one pass
-    cand, odds = kernels.eligible_odds(wf.progress, wf.level, wf.months_at_level, wf.credit, wf.studio_since,
-                                       WAITS, TOP_CERTIFIED, sit_untrained.astype(np.float32),
-                                       np.float32(sit_trained), pass_prob.astype(np.float32),
-                                       wf.scratch("eligible"), wf.scratch("odds", np.float32))
+    cand, odds = wf.kernels.eligible_odds(wf.progress, wf.level, wf.months_at_level, wf.credit, wf.studio_since,
+                                          WAITS, TOP_CERTIFIED, sit_untrained.astype(np.float32),
+                                          np.float32(sit_trained), pass_prob.astype(np.float32),
+                                          wf.scratch("eligible"), wf.scratch("odds", np.float32))
     u = rng.random(cand.size, dtype=np.float32)
-    return kernels.keep_below(cand, u, odds)
+    return wf.kernels.keep_below(cand, u, odds)
 
 
 def appoint(wf: Workforce, annual_rate: np.ndarray, min_months: int, rng: np.random.Generator) -> np.ndarray:

@@ -123,7 +123,7 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
     path = write_run(run_dir, cfg, model.series(), composed=composed, overrides=overrides, started=started,
                      extra=extra, unique=unique, machine=machine)
     row = model.row
-    log.info("%s: high-skill share %.1f%%, mean income %.0f yuan; %.1f s; wrote %s", model.dates[-1],
+    log.info("%s: high-skill share %.1f%%, mean income %.0f yuan; %.2f s; wrote %s", model.dates[-1],
              100 * row["high_skill_share"], row["income_mean"], time.perf_counter() - t0, path)
     if cfg.draw is None:
         log.info("one run at the central parameter set; for bands with parameter and structural uncertainty "
@@ -599,6 +599,9 @@ def main(argv: list[str] | None = None) -> None:
     elif (sweep_overrides := _with_config_dir(argv, _sweep_overrides(bare))) is not None:
         if (preflight_sweep(sweep_overrides) or "").endswith(".BasicSweeper"):
             fastsweep.use_fast_sweeps()
+        from .passes import use_compiled_in_workers
+
+        use_compiled_in_workers()  # compiled once here if the cache is cold, not by every worker at once
     previous_argv, previous_cmd = sys.argv, os.environ.get(COMMAND_ENV)
     sys.argv = [sys.argv[0]] + argv
     # The manifest records the command as typed; sweep workers (other processes) inherit it.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
+from . import kernels_numpy
 from .calendar import month_index, monthly_rate
 from .ladder import N_LEVELS, wait_months
 from .workforce import NO_MONTH, Workforce
@@ -66,30 +66,19 @@ def make_firms(cfg, rng: np.random.Generator) -> Firms:
     return Firms(share, premium, levy)
 
 
-def retirement_age_months(female: np.ndarray, birth_month: np.ndarray, ret) -> np.ndarray:
+def retirement_age_months(female: np.ndarray, birth_month: np.ndarray, ret, passes=kernels_numpy) -> np.ndarray:
     """Statutory retirement age in months by sex and birth month under the phased reform.
 
     rule_retirement: from the reform start, men's age rises from 60 to 63 by one month every four
     months of original retirement date, women workers' from 50 to 55 by one month every two months.
+    `passes`: the implementation (sim.passes; numpy by default).
     """
     reform = month_index(ret.reform_start)
-    return kernels.retirement_age(np.asarray(female, dtype=np.bool_), np.asarray(birth_month, dtype=np.int64), reform,
+    return passes.retirement_age(np.asarray(female, dtype=np.bool_), np.asarray(birth_month, dtype=np.int64), reform,
                                   round(ret.female_from * 12), round(ret.male_from * 12),
                                   int(ret.female_months_per_step), int(ret.male_months_per_step),
                                   round((ret.female_to - ret.female_from) * 12),
                                   round((ret.male_to - ret.male_from) * 12))
-
-
-def retirement_age_months_numpy(female: np.ndarray, birth_month: np.ndarray, ret) -> np.ndarray:
-    """The numpy form of `retirement_age_months` (the reference its kernel is tested against)."""
-    reform = month_index(ret.reform_start)
-    base = np.where(female, round(ret.female_from * 12), round(ret.male_from * 12)).astype(np.int64)
-    step = np.where(female, ret.female_months_per_step, ret.male_months_per_step)
-    max_delay = np.where(female, round((ret.female_to - ret.female_from) * 12),
-                         round((ret.male_to - ret.male_from) * 12))
-    original = birth_month.astype(np.int64) + base
-    delay = np.where(original >= reform, np.minimum((original - reform) // step + 1, max_delay), 0)
-    return (base + delay).astype(np.int16)
 
 
 def allocate(total: int, shares: np.ndarray) -> np.ndarray:
@@ -123,17 +112,17 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
     mean_age = (reg.mean_age + reg.level_age_step * (level.astype(np.float32) - 2.0)) * 12
     # Ages in months from the normal truncated to working age: redraw those outside [16, retirement).
     age = (rng.standard_normal(n, dtype=np.float32) * np.float32(reg.age_sd * 12) + mean_age).astype(np.int16)
-    ret_age = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement)
+    ret_age = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement, wf.kernels)
     bad = np.flatnonzero((age < MIN_AGE_MONTHS) | (age >= ret_age))
     for _ in range(200):
         if bad.size == 0:
             break
         age[bad] = (rng.standard_normal(bad.size, dtype=np.float32) * np.float32(reg.age_sd * 12)
                     + mean_age[bad]).astype(np.int16)
-        ret_age[bad] = retirement_age_months(female[bad], now - age[bad].astype(np.int64), cfg.retirement)
+        ret_age[bad] = retirement_age_months(female[bad], now - age[bad].astype(np.int64), cfg.retirement, wf.kernels)
         bad = bad[(age[bad] < MIN_AGE_MONTHS) | (age[bad] >= ret_age[bad])]
     age[bad] = MIN_AGE_MONTHS  # only if the normal puts (almost) no mass in working age
-    ret_age[bad] = retirement_age_months(female[bad], now - age[bad].astype(np.int64), cfg.retirement)
+    ret_age[bad] = retirement_age_months(female[bad], now - age[bad].astype(np.int64), cfg.retirement, wf.kernels)
     wf.age[idx] = age
     wf.retire_age[idx] = ret_age
     wf.firm[idx] = firms.sample(rng, n)
@@ -257,7 +246,7 @@ def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, r
     certificate (entrant_school_shares), new junior workers, or apprentices.
 
     With the run's `rates` and `ledger`, their cached rates are computed and they are added to the
-    ledger in the same compiled pass (sim.kernels.enter); without, the caller does both."""
+    ledger in the same pass (`enter` of sim.kernels); without, the caller does both."""
     k = idx.size
     if k == 0:
         return
@@ -275,9 +264,9 @@ def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, r
     level = np.where(u_junior < s3, 3, np.where(u_junior < s3 + s2, 2, 0)).astype(np.int8)
     junior = (u_junior >= s2 + s3) & ((u_junior - s2 - s3) / rest < beh.entrant_junior_share)
     level[junior] = 1
-    retire_age = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement)
+    retire_age = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement, wf.kernels)
     if rates is not None and ledger is not None:
-        kernels.enter(np.asarray(idx, dtype=np.int64), level, female, age, retire_age, firm.astype(np.int32),
+        wf.kernels.enter(np.asarray(idx, dtype=np.int64), level, female, age, retire_age, firm.astype(np.int32),
                       aptitude.astype(np.float32), wage_factor.astype(np.float32), np.float32(cfg.weight),
                       wf.level, wf.female, wf.age, wf.retire_age, wf.firm, wf.aptitude, wf.wage_factor,
                       wf.months_at_level, wf.progress, wf.credit, wf.studio_since, wf.comp_month, wf.weight,

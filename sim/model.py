@@ -11,7 +11,7 @@ from . import calendar
 from .mesa_frame import DataCollector, Model
 from .certification import appoint, certify
 from .config import RunConfig, validate
-from . import alignment, history, kernels
+from . import alignment, history, passes
 from .demography import SizePath, fill_entrants, initial_population, make_firms, separations
 from .levers import default_levers
 from .levers.base import Lever
@@ -69,7 +69,7 @@ class WorkforceModel(Model):
         self.firms = make_firms(cfg, self.streams.get("firms", 0))
         end = self.start_month + cfg.n_months - 1
         peak = max(self.size_path.agents(m) for m in {origin, self.start_month - 1, end})
-        self.workforce = Workforce(int(peak * 1.02) + 64)
+        self.workforce = Workforce(int(peak * 1.02) + 64, passes.select(cfg.n_agents))
         mix = None if share0 is None else history.scaled_mix(cfg.region.skilled_mix, share0)
         initial_population(self.workforce, cfg, self.firms, self.now, self.streams.get("population", 0),
                            n=self.size_path.agents(origin), skilled_mix=mix)
@@ -201,15 +201,15 @@ class WorkforceModel(Model):
 
     def _demography(self) -> None:
         wf, w = self.workforce, self.weight
-        retired = kernels.age_and_retire(wf.age, wf.retire_age, wf.scratch("retired"))  # ageing, then demography.retirements
+        retired = wf.kernels.age_and_retire(wf.age, wf.retire_age, wf.scratch("retired"))  # ageing, then demography.retirements
         rng_demo = self.streams.get("demography", self.now)
         leavers, movers = separations(wf, self.cfg, rng_demo)
         # A worker who retires this month does not also quit or move.
-        gone = kernels.union_sorted(retired, leavers)  # all three lists are in slot order
-        movers = kernels.minus_sorted(movers, retired)
+        gone = wf.kernels.union_sorted(retired, leavers)  # all three lists are in slot order
+        movers = wf.kernels.minus_sorted(movers, retired)
         if movers.size:
             # to a new firm and out of any studio; ledger and cached rates kept current, in one pass
-            kernels.relocate(movers, self.firms.sample(rng_demo, movers.size), wf.level, wf.weight, wf.studio_since,
+            wf.kernels.relocate(movers, self.firms.sample(rng_demo, movers.size), wf.level, wf.weight, wf.studio_since,
                              wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, self.ledger.count,
                              self.ledger.pay, *self.rates.kernel_tables)
         n_new = max(0, self.size_path.agents(self.now) - (wf.n - gone.size))
@@ -228,7 +228,7 @@ class WorkforceModel(Model):
 
     def _learn(self) -> None:
         wf = self.workforce
-        kernels.learn(wf.progress, wf.gain, wf.months_at_level)
+        wf.kernels.learn(wf.progress, wf.gain, wf.months_at_level)
 
     def promote(self, idx: np.ndarray, channel: str) -> None:
         """Move `idx` one level up through `channel` (certification, competition, studio, appointment)."""
@@ -236,7 +236,7 @@ class WorkforceModel(Model):
             return
         wf = self.workforce
         # ledger out, certification.promote, rates.refresh, ledger in: one compiled pass
-        kernels.promote(np.asarray(idx, dtype=np.int64), wf.level, wf.months_at_level, wf.progress, wf.credit,
+        wf.kernels.promote(np.asarray(idx, dtype=np.int64), wf.level, wf.months_at_level, wf.progress, wf.credit,
                         wf.weight, wf.studio_since, wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay,
                         self.ledger.count, self.ledger.pay, *self.rates.kernel_tables)
         self.flows[f"promotions_{channel}"] += len(idx) * self.weight

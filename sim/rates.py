@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
 from .ladder import N_LEVELS, pay_ratios
 from .workforce import NO_MONTH, Workforce
 
@@ -35,22 +34,9 @@ class RateTables:
 
 
 def refresh(wf: Workforce, idx: np.ndarray, t: RateTables) -> None:
-    """Recompute the cached gain and pay of slots `idx` from their current state (one compiled pass:
-    sim.kernels.refresh; tests/test_kernels.py checks it against `refresh_numpy`)."""
+    """Recompute the cached gain and pay of slots `idx` from their current state (one pass of the
+    run's implementation, sim.passes)."""
     if len(idx) == 0:
         return
-    kernels.refresh(np.asarray(idx, dtype=np.int64), wf.level, wf.studio_since, wf.aptitude, wf.firm,
-                    wf.wage_factor, wf.gain, wf.pay, *t.kernel_tables)
-
-
-def refresh_numpy(wf: Workforce, idx: np.ndarray, t: RateTables) -> None:
-    """The numpy form of `refresh` (the reference the kernel is tested against)."""
-    if len(idx) == 0:
-        return
-    level = wf.level[idx]
-    member = wf.studio_since[idx] != NO_MONTH
-    gain = t.level_rate[level] * wf.aptitude[idx]
-    gain[member] *= t.studio_mult
-    wf.gain[idx] = gain
-    pay = t.level_pay[level] * t.firm_premium[wf.firm[idx]] * wf.wage_factor[idx]
-    wf.pay[idx] = np.maximum(pay, t.pay_floor[level])
+    wf.kernels.refresh(np.asarray(idx, dtype=np.int64), wf.level, wf.studio_since, wf.aptitude, wf.firm,
+                       wf.wage_factor, wf.gain, wf.pay, *t.kernel_tables)

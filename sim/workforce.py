@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
+from . import kernels_numpy
+
 
 #: field -> dtype. `age`/`retire_age`/`months_at_level` in months; `comp_month` is the month index
 #: of the last competition promotion and `studio_since` the month a worker joined a studio (NO_MONTH:
@@ -45,9 +46,11 @@ NO_MONTH = np.int16(-32000)
 class Workforce:
     """The arrays of all workers; `n` slots are in use."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, passes=None):
         self.capacity = int(capacity)
         self.n = 0
+        #: the per-worker passes (sim.passes: compiled sim.kernels, or the numpy sim.kernels_numpy)
+        self.kernels = passes if passes is not None else kernels_numpy
         for name, dt in FIELDS.items():
             setattr(self, "_" + name, np.zeros(self.capacity, dtype=dt))
 
@@ -60,6 +63,14 @@ class Workforce:
     def column(self, name: str) -> np.ndarray:
         """Whole backing array of a field (capacity long)."""
         return self.__dict__["_" + name]
+
+    def copy(self) -> "Workforce":
+        """An independent copy of the live workers (same capacity and passes)."""
+        other = Workforce(self.capacity, self.kernels)
+        for name in FIELDS:
+            other.column(name)[:] = self.column(name)
+        other.n = self.n
+        return other
 
     def scratch(self, name: str, dtype=np.int64) -> np.ndarray:
         """A preallocated buffer of `capacity` slots for a kernel's output (one per `name`), so that
@@ -136,7 +147,7 @@ class LevelLedger:
         in the same order, as `count += sign * np.bincount(level[idx], weights=...)`)."""
         if len(idx) == 0:
             return
-        kernels.ledger_add(np.asarray(idx, dtype=np.int64), wf.level, wf.weight, wf.pay, self.count, self.pay, float(sign))
+        wf.kernels.ledger_add(np.asarray(idx, dtype=np.int64), wf.level, wf.weight, wf.pay, self.count, self.pay, float(sign))
 
     def remove(self, wf: Workforce, idx: np.ndarray) -> None:
         self.add(wf, idx, -1.0)

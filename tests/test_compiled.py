@@ -1,10 +1,11 @@
-"""The compiled passes (sim.kernels) give bit for bit what the numpy rules they replaced give.
+"""The compiled passes (sim.kernels, numba) give bit for bit what their numpy forms
+(sim.kernels_numpy) give, so a run's output does not depend on which one it used (sim.passes) and
+the calibration stands.
 
-Each kernel is compared, with exact equality, against the numpy form on a mid-run workforce (every
-level, studio members, training credit, workers at and below the standard). Exact equality is the
-claim: the kernels keep float32 arithmetic in float32 and sum the ledger in slot order, so a run's
-output does not depend on whether a rule is compiled, and the calibration made with the numpy rules
-stands.
+Each pass is compared with exact equality on a mid-run workforce (every level, studio members,
+training credit, workers at and below the standard); then whole runs are compared, history
+included. Exact equality is the claim: the kernels keep float32 arithmetic in float32 and sum the
+level ledger in slot order, as np.bincount does.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim import kernels
+from sim import kernels, kernels_numpy, passes
 from sim.certification import WAITS
+from sim.cli import compose_config
 from sim.config import RunConfig
-from sim.demography import retirement_age_months, retirement_age_months_numpy
 from sim.ladder import TOP_CERTIFIED
 from sim.model import WorkforceModel
-from sim.rates import refresh, refresh_numpy
 from sim.workforce import NO_MONTH, LevelLedger
+
+from .conftest import SHORT_HISTORY
+
+IMPLS = (kernels, kernels_numpy)
 
 
 @pytest.fixture(scope="module")
@@ -32,148 +36,150 @@ def model():
     return m
 
 
-def copy_wf(m):
-    import copy
-
-    return copy.deepcopy(m.workforce)
-
-
 def some_slots(m, k=3000, seed=0):
-    return np.sort(np.random.default_rng(seed).choice(m.workforce.n, k, replace=False))
+    return np.sort(np.random.default_rng(seed).choice(m.workforce.n, k, replace=False)).astype(np.int64)
 
 
-def test_refresh_matches_numpy(model):
+def both(fn):
+    """fn(impl) for the compiled and the numpy passes."""
+    return [fn(impl) for impl in IMPLS]
+
+
+def same(a, b):
+    if isinstance(a, tuple):
+        return all(same(x, y) for x, y in zip(a, b))
+    return np.array_equal(np.asarray(a), np.asarray(b)) and np.asarray(a).dtype == np.asarray(b).dtype
+
+
+def test_refresh_ledger_promote_relocate_are_identical(model):
     idx = some_slots(model)
-    a, b = copy_wf(model), copy_wf(model)
-    a.gain[idx] = -1
-    b.gain[idx] = -1
-    refresh(a, idx, model.rates)
-    refresh_numpy(b, idx, model.rates)
-    assert np.array_equal(a.gain, b.gain) and np.array_equal(a.pay, b.pay)
+    outs = []
+    for impl in IMPLS:
+        wf = model.workforce.copy()
+        led = LevelLedger(wf)
+        wf.gain[idx] = -1
+        impl.refresh(idx, wf.level, wf.studio_since, wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay,
+                     *model.rates.kernel_tables)
+        impl.ledger_add(idx[::2], wf.level, wf.weight, wf.pay, led.count, led.pay, -1.0)
+        up = idx[wf.level[idx] < 5]
+        impl.promote(up, wf.level, wf.months_at_level, wf.progress, wf.credit, wf.weight, wf.studio_since,
+                     wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, led.count, led.pay,
+                     *model.rates.kernel_tables)
+        movers = idx[1::3]
+        impl.relocate(movers, (movers % model.firms.n).astype(np.int32), wf.level, wf.weight, wf.studio_since,
+                      wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, led.count, led.pay,
+                      *model.rates.kernel_tables)
+        outs.append((wf, led))
+    (a, la), (b, lb) = outs
+    for f in ("level", "months_at_level", "progress", "credit", "gain", "pay", "firm", "studio_since"):
+        assert same(getattr(a, f), getattr(b, f)), f
+    assert same(la.count, lb.count) and same(la.pay, lb.pay)
+    # a ledger built from nothing equals a recount, to the bit
+    c, p = LevelLedger.recount(a)
+    assert same(LevelLedger(a).count, c) and same(LevelLedger(a).pay, p)
 
 
-def test_ledger_matches_bincount(model):
+def test_entrants_are_written_identically(model):
+    idx = some_slots(model, 500, 3)
+    rng = np.random.default_rng(1)
+    k = idx.size
+    new = (rng.integers(0, 4, k).astype(np.int8), rng.random(k) < 0.4, rng.integers(200, 400, k).astype(np.int16),
+           rng.integers(600, 760, k).astype(np.int16), rng.integers(0, model.firms.n, k).astype(np.int32),
+           rng.random(k).astype(np.float32), rng.random(k).astype(np.float32), np.float32(57.0))
+    outs = []
+    for impl in IMPLS:
+        wf = model.workforce.copy()
+        led = LevelLedger(wf)
+        impl.enter(idx, *new, wf.level, wf.female, wf.age, wf.retire_age, wf.firm, wf.aptitude, wf.wage_factor,
+                   wf.months_at_level, wf.progress, wf.credit, wf.studio_since, wf.comp_month, wf.weight, wf.bonus,
+                   wf.gain, wf.pay, led.count, led.pay, *model.rates.kernel_tables)
+        outs.append((wf, led))
+    (a, la), (b, lb) = outs
+    from sim.workforce import FIELDS
+
+    assert all(same(getattr(a, f), getattr(b, f)) for f in FIELDS)
+    assert same(la.count, lb.count) and same(la.pay, lb.pay)
+
+
+def test_eligibility_odds_and_ageing_are_identical(model):
     wf = model.workforce
-    idx = some_slots(model, 5000, 1)
-    led = LevelLedger(wf)
-    count, pay = led.count.copy(), led.pay.copy()
-    led.add(wf, idx, -1.0)
-    w = wf.weight[idx].astype(np.float64)
-    count -= np.bincount(wf.level[idx], weights=w, minlength=8)
-    pay -= np.bincount(wf.level[idx], weights=w * wf.pay[idx], minlength=8)
-    assert np.array_equal(led.count, count) and np.array_equal(led.pay, pay)
-    # and a ledger built up from nothing equals a recount, to the bit
-    c, p = LevelLedger.recount(wf)
-    assert np.array_equal(LevelLedger(wf).count, c) and np.array_equal(LevelLedger(wf).pay, p)
-
-
-def numpy_eligible(wf):
-    ready = np.flatnonzero(wf.progress >= 1.0)
-    lvl = wf.level[ready]
-    ready, lvl = ready[lvl < TOP_CERTIFIED], lvl[lvl < TOP_CERTIFIED]
-    return ready[wf.months_at_level[ready] >= WAITS[lvl] - wf.credit[ready]]
-
-
-def test_eligibility_and_odds_match_numpy(model):
-    wf = model.workforce
-    expected = numpy_eligible(wf)
-    assert expected.size > 100
-    got = kernels.eligible(wf.progress, wf.level, wf.months_at_level, wf.credit, WAITS, TOP_CERTIFIED,
-                           np.empty(wf.n, np.int64))
-    assert np.array_equal(got, expected)
     beh = model.cfg.behaviour
     sit_u = np.asarray(beh.sit_rate, dtype=np.float32)
     pp = np.asarray(beh.pass_prob, dtype=np.float32)
-    cand, odds = kernels.eligible_odds(wf.progress, wf.level, wf.months_at_level, wf.credit, wf.studio_since,
-                                       WAITS, TOP_CERTIFIED, sit_u, np.float32(beh.trained_sit_prob), pp,
-                                       np.empty(wf.n, np.int64), np.empty(wf.n, np.float32))
-    lvl = wf.level[expected]
-    prepared = (wf.credit[expected] > 0) | (wf.studio_since[expected] != NO_MONTH)
-    sit = np.where(prepared, np.float32(beh.trained_sit_prob), sit_u[lvl])
-    assert np.array_equal(cand, expected) and np.array_equal(odds, sit * pp[lvl])
+    got = both(lambda k: k.eligible_odds(wf.progress, wf.level, wf.months_at_level, wf.credit, wf.studio_since,
+                                         WAITS, TOP_CERTIFIED, sit_u, np.float32(beh.trained_sit_prob), pp,
+                                         np.empty(wf.n, np.int64), np.empty(wf.n, np.float32)))
+    assert got[0][0].size > 100 and same(got[0], got[1])
+    assert same(*both(lambda k: k.eligible(wf.progress, wf.level, wf.months_at_level, wf.credit, WAITS,
+                                           TOP_CERTIFIED, np.empty(wf.n, np.int64))))
+    cand, odds = got[1]
+    u = np.random.default_rng(0).random(cand.size, dtype=np.float32)
+    assert same(*both(lambda k: k.keep_below(cand, u, odds)))
+    assert same(*both(lambda k: k.studio_members(wf.studio_since, np.empty(wf.n, np.int64))))
+
+    def age_learn(k):
+        w = wf.copy()
+        r = k.age_and_retire(w.age, w.retire_age, np.empty(w.n, np.int64)).copy()
+        k.learn(w.progress, w.gain, w.months_at_level)
+        return r, w.age.copy(), w.progress.copy(), w.months_at_level.copy()
+
+    assert same(*both(age_learn))
 
 
-def test_promote_matches_the_numpy_sequence(model):
-    idx = numpy_eligible(model.workforce)[::3]
-    a, b = copy_wf(model), copy_wf(model)
-    la, lb = LevelLedger(a), LevelLedger(b)
-    kernels.promote(idx, a.level, a.months_at_level, a.progress, a.credit, a.weight, a.studio_since, a.aptitude,
-                    a.firm, a.wage_factor, a.gain, a.pay, la.count, la.pay, *model.rates.kernel_tables)
-    w = b.weight[idx].astype(np.float64)
-    lb.count -= np.bincount(b.level[idx], weights=w, minlength=8)
-    lb.pay -= np.bincount(b.level[idx], weights=w * b.pay[idx], minlength=8)
-    b.level[idx] += 1
-    b.months_at_level[idx] = 0
-    b.progress[idx] = 0
-    b.credit[idx] = 0
-    refresh_numpy(b, idx, model.rates)
-    lb.count += np.bincount(b.level[idx], weights=w, minlength=8)
-    lb.pay += np.bincount(b.level[idx], weights=w * b.pay[idx], minlength=8)
-    for f in ("level", "months_at_level", "progress", "credit", "gain", "pay"):
-        assert np.array_equal(getattr(a, f), getattr(b, f)), f
-    assert np.array_equal(la.count, lb.count) and np.array_equal(la.pay, lb.pay)
-
-
-def test_ageing_learning_and_retirement_match_numpy(model):
-    a, b = copy_wf(model), copy_wf(model)
-    got = kernels.age_and_retire(a.age, a.retire_age, np.empty(a.n, np.int64))
-    b.age[:] += np.int16(1)
-    assert np.array_equal(a.age, b.age) and np.array_equal(got, np.flatnonzero(b.age >= b.retire_age))
-    kernels.learn(a.progress, a.gain, a.months_at_level)
-    b.progress[:] += b.gain
-    b.months_at_level[:] += np.int16(1)
-    assert np.array_equal(a.progress, b.progress) and np.array_equal(a.months_at_level, b.months_at_level)
-
-
-def test_retirement_ages_match_numpy():
-    rng = np.random.default_rng(3)
-    female = rng.random(50000) < 0.4
-    birth = rng.integers(1940 * 12, 2010 * 12, 50000)
-    ret = RunConfig().retirement
-    assert np.array_equal(retirement_age_months(female, birth, ret), retirement_age_months_numpy(female, birth, ret))
-
-
-def test_acceptance_weights_match_numpy(model):
+def test_acceptance_weights_payroll_sets_and_retirement_are_identical(model):
     wf = model.workforce
     slots = np.random.default_rng(2).integers(0, wf.n, 4000)
-    lvl = wf.level[slots]
     for lo, hi in ((1, 4), (2, 3)):
-        base = ((lvl >= lo) & (lvl <= hi)).astype(np.float32)
-        assert np.array_equal(kernels.accept_levels(slots, wf.level, lo, hi, wf.progress, False), base)
-        assert np.array_equal(kernels.accept_levels(slots, wf.level, lo, hi, wf.progress, True),
-                              base * np.clip(wf.progress[slots], 0.05, 1.0))
-        studio = ((lvl >= lo) & (lvl <= hi) & (wf.studio_since[slots] == NO_MONTH)).astype(np.float32)
-        assert np.array_equal(kernels.accept_studio(slots, wf.level, lo, hi, wf.studio_since), studio)
+        for by in (False, True):
+            assert same(*both(lambda k: k.accept_levels(slots, wf.level, lo, hi, wf.progress, by)))
+        assert same(*both(lambda k: k.accept_studio(slots, wf.level, lo, hi, wf.studio_since)))
     levy = model.firms.levy_rate
-    top = 4
     for mode in (0, 1, 2):
-        a = (lvl <= top).astype(np.float32)
-        if mode == 1:
-            a *= (top + 1 - lvl).astype(np.float32) / (top + 1)
-        elif mode == 2:
-            a *= np.clip(wf.progress[slots], 0.05, 1.0)
-        got = kernels.accept_training(slots, wf.level, top, mode, wf.progress, wf.firm, levy, np.float32(levy.max()),
-                                      False)
-        assert np.array_equal(got, a)
-        got = kernels.accept_training(slots, wf.level, top, mode, wf.progress, wf.firm, levy, np.float32(levy.max()),
-                                      True)
-        assert np.array_equal(got, a * (levy[wf.firm[slots]] / float(levy.max())))
-
-
-def test_sorted_set_operations_and_payroll_match_numpy(model):
+        for by_levy in (False, True):
+            assert same(*both(lambda k: k.accept_training(slots, wf.level, 4, mode, wf.progress, wf.firm, levy,
+                                                          np.float32(levy.max()), by_levy)))
+    assert same(*both(lambda k: k.firm_payroll(wf.firm, wf.pay, wf.weight, model.firms.n)))
     rng = np.random.default_rng(4)
     for _ in range(20):
         a = np.unique(rng.integers(0, 500, rng.integers(0, 80)))
         b = np.unique(rng.integers(0, 500, rng.integers(0, 80)))
-        assert np.array_equal(kernels.union_sorted(a, b), np.union1d(a, b))
-        assert np.array_equal(kernels.minus_sorted(a, b), np.setdiff1d(a, b, assume_unique=True))
-    wf = model.workforce
-    assert np.array_equal(kernels.firm_payroll(wf.firm, wf.pay, wf.weight, model.firms.n),
-                          np.bincount(wf.firm, weights=wf.pay * wf.weight, minlength=model.firms.n))
+        assert same(*both(lambda k: k.union_sorted(a, b))) and same(*both(lambda k: k.minus_sorted(a, b)))
+    female = rng.random(50000) < 0.4
+    birth = rng.integers(1940 * 12, 2010 * 12, 50000)
+    args = (23 * 12 * 100 + 11, 600, 720, 2, 4, 60, 36)
+    assert same(*both(lambda k: k.retirement_age(female, birth, *args)))
+
+
+@pytest.mark.parametrize("overrides", [
+    ["n_agents=20000", SHORT_HISTORY],
+    ["region=national", "n_agents=20000", "levers.training.allocation=lowest_level",
+     "levers.competition.selection=random", "levers.studio.intensity=2", "horizon.end_year=2026"],
+])
+def test_whole_runs_are_byte_identical_with_either_implementation(overrides, monkeypatch):
+    cfg = compose_config(overrides)
+    out = []
+    for how in ("compiled", "numpy"):
+        monkeypatch.setenv(passes.ENV, how)
+        m = WorkforceModel(cfg).run()
+        assert m.workforce.kernels is (kernels if how == "compiled" else kernels_numpy)
+        out.append((m.series(history=True).to_csv(index=False, float_format="%.17g"), m.workforce))
+    (sa, a), (sb, b) = out
+    assert sa == sb
+    assert np.array_equal(a.progress, b.progress) and np.array_equal(a.level, b.level)
+
+
+def test_small_runs_use_numpy_and_large_or_batched_runs_the_compiled_passes(monkeypatch):
+    monkeypatch.delenv(passes.ENV, raising=False)
+    assert passes.select(10_000) is kernels_numpy
+    assert passes.select(passes.COMPILED_FROM) is kernels
+    monkeypatch.setenv(passes.ENV, "numpy")
+    assert passes.select(10**7) is kernels_numpy
+    monkeypatch.setenv(passes.ENV, "compiled")
+    assert passes.select(100) is kernels
 
 
 def test_kernels_are_cached_on_disk():
     """cache=True: compiled code is stored, so a run or a sweep worker loads it instead of compiling."""
     kernels.warm()
-    assert all(getattr(k, "_cache", None) is not None and type(k._cache).__name__ == "FunctionCache"
-               for k in (kernels.learn, kernels.promote, kernels.eligible_odds))
+    assert all(type(getattr(k, "_cache", None)).__name__ == "FunctionCache"
+               for k in (kernels.learn, kernels.promote, kernels.eligible_odds, kernels.enter))

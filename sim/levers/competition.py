@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels
 from ..sampling import sample_distinct, stochastic_round
 from .base import Lever
 
@@ -52,7 +51,7 @@ class CompetitionLever(Lever):
 
         def accept(slots: np.ndarray) -> np.ndarray:
             # eligible levels, x clip(progress, 0.05, 1) when firms send those doing well
-            return kernels.accept_levels(slots, wf.level, lo, hi, wf.progress, by_progress)
+            return wf.kernels.accept_levels(slots, wf.level, lo, hi, wf.progress, by_progress)
 
         part = sample_distinct(rng, wf.n, k, accept)
         self.book("government", p.subsidised_events_per_year * p.intensity / p.events_per_year * p.subsidy_per_event)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels
 from ..calendar import monthly_rate
 from ..rates import refresh
 from ..sampling import sample_distinct, stochastic_round
@@ -46,7 +45,7 @@ class StudioLever(Lever):
         self.studios = self.studio_count(model)
         capacity = stochastic_round(rng, self.studios * p.members_per_studio / w)
 
-        members = kernels.studio_members(wf.studio_since, wf.scratch("studio"))
+        members = wf.kernels.studio_members(wf.studio_since, wf.scratch("studio"))
         lvl = wf.level[members]
         done = (model.t - wf.studio_since[members].astype(np.int64) >= p.term_months) | (lvl > hi) | (lvl < lo)
         leaving = members[done]
@@ -63,7 +62,7 @@ class StudioLever(Lever):
         if vacancies > 0:
             def accept(slots: np.ndarray) -> np.ndarray:
                 # member levels, not a member yet
-                return kernels.accept_studio(slots, wf.level, lo, hi, wf.studio_since)
+                return wf.kernels.accept_studio(slots, wf.level, lo, hi, wf.studio_since)
 
             joiners = sample_distinct(rng, wf.n, vacancies, accept)
             wf.studio_since[joiners] = model.t

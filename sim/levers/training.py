@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels
 from ..ladder import MAX_TRAINING_CREDIT_YEARS
 from ..sampling import sample_distinct, stochastic_round
 from .base import Lever
@@ -46,7 +45,7 @@ class TrainingLever(Lever):
         gov = model.cfg.region.training_budget_per_worker_year * workers * p.intensity * real
         # Payroll by firm, then the levy: no per-worker gather, and no BLAS call (whose worker thread
         # would spin on the other core through a small run).
-        firm_pay = kernels.firm_payroll(wf.firm, wf.pay, wf.weight, model.firms.n)
+        firm_pay = wf.kernels.firm_payroll(wf.firm, wf.pay, wf.weight, model.firms.n)
         payroll_levy = float((firm_pay * model.firms.levy_rate).sum()) * 12 * model.wage_index
         emp = payroll_levy * model.cfg.firms.levy_frontline_share * p.levy_upgrade_share * p.intensity
         self.year_budget = {"government": gov, "employer": emp}
@@ -65,8 +64,8 @@ class TrainingLever(Lever):
         mode = self.ALLOCATION_MODES[p.allocation]
 
         def accept(slots: np.ndarray) -> np.ndarray:
-            return kernels.accept_training(slots, wf.level, p.eligible_max_level, mode, wf.progress, wf.firm,
-                                           levy, levy_max, by_levy)
+            return wf.kernels.accept_training(slots, wf.level, p.eligible_max_level, mode, wf.progress, wf.firm,
+                                              levy, levy_max, by_levy)
 
         return accept
 

@@ -41,4 +41,7 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
         return [_one(c, read) for c in configs]
     from joblib import Parallel, delayed
 
+    from ..passes import use_compiled_in_workers
+
+    use_compiled_in_workers()  # many runs per worker: the compiled passes pay for their load time
     return list(Parallel(n_jobs=min(jobs, len(configs)), backend="loky")(delayed(_one)(c, read) for c in configs))

@@ -1,0 +1,162 @@
+"""The per-worker passes in numpy: the reference implementation of sim.kernels.
+
+Same functions, same arguments, same results to the bit (tests/test_compiled.py). Small runs use
+these: loading numba's compiled code costs about a quarter of a second per process, more than the
+kernels save below a few hundred thousand agents (sim.passes chooses; benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NO_MONTH = -32000
+
+
+def age_and_retire(age, retire_age, out):
+    age += np.int16(1)
+    return np.flatnonzero(age >= retire_age)
+
+
+def learn(progress, gain, months_at_level):
+    progress += gain
+    months_at_level += np.int16(1)
+
+
+def refresh(idx, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+            level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    lv = level[idx]
+    g = level_rate[lv] * aptitude[idx]
+    g[studio_since[idx] != NO_MONTH] *= studio_mult
+    gain[idx] = g
+    p = level_pay[lv] * firm_premium[firm[idx]] * wage_factor[idx]
+    pay[idx] = np.maximum(p, pay_floor[lv])
+
+
+def ledger_add(idx, level, weight, pay, count, pay_sum, sign):
+    lv = level[idx]
+    w = weight[idx].astype(np.float64)
+    count += sign * np.bincount(lv, weights=w, minlength=8)
+    pay_sum += sign * np.bincount(lv, weights=w * pay[idx], minlength=8)
+
+
+def eligible(progress, level, months_at_level, credit, waits, top, out):
+    ready = np.flatnonzero(progress >= 1.0)
+    lvl = level[ready]
+    ready, lvl = ready[lvl < top], lvl[lvl < top]
+    return ready[months_at_level[ready] >= np.asarray(waits)[lvl] - credit[ready]]
+
+
+def sitting_odds(cand, level, credit, studio_since, sit_untrained, sit_trained, pass_prob):
+    lvl = level[cand]
+    prepared = (credit[cand] > 0) | (studio_since[cand] != NO_MONTH)
+    return np.where(prepared, np.float32(sit_trained), sit_untrained[lvl]) * pass_prob[lvl]
+
+
+def eligible_odds(progress, level, months_at_level, credit, studio_since, waits, top,
+                  sit_untrained, sit_trained, pass_prob, out, out_odds):
+    cand = eligible(progress, level, months_at_level, credit, waits, top, out)
+    return cand, sitting_odds(cand, level, credit, studio_since, sit_untrained, sit_trained, pass_prob)
+
+
+def keep_below(cand, u, odds):
+    return cand[u < odds]
+
+
+def studio_members(studio_since, out):
+    return np.flatnonzero(studio_since != NO_MONTH)
+
+
+def promote(idx, level, months_at_level, progress, credit, weight,
+            studio_since, aptitude, firm, wage_factor, gain, pay, count, pay_sum,
+            level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    ledger_add(idx, level, weight, pay, count, pay_sum, -1.0)
+    level[idx] += 1
+    months_at_level[idx] = 0
+    progress[idx] = 0
+    credit[idx] = 0
+    refresh(idx, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+            level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+    ledger_add(idx, level, weight, pay, count, pay_sum, 1.0)
+
+
+def relocate(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_factor, gain, pay, count, pay_sum,
+             level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    ledger_add(idx, level, weight, pay, count, pay_sum, -1.0)
+    firm[idx] = new_firm
+    studio_since[idx] = NO_MONTH
+    refresh(idx, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+            level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+    ledger_add(idx, level, weight, pay, count, pay_sum, 1.0)
+
+
+def enter(idx, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude, new_wage_factor,
+          new_weight, level, female, age, retire_age, firm, aptitude, wage_factor, months_at_level, progress,
+          credit, studio_since, comp_month, weight, bonus, gain, pay, count, pay_sum,
+          level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    level[idx] = new_level
+    female[idx] = new_female
+    age[idx] = new_age
+    retire_age[idx] = new_retire_age
+    firm[idx] = new_firm
+    aptitude[idx] = new_aptitude
+    wage_factor[idx] = new_wage_factor
+    months_at_level[idx] = 0
+    progress[idx] = 0
+    credit[idx] = 0
+    studio_since[idx] = NO_MONTH
+    comp_month[idx] = NO_MONTH
+    weight[idx] = new_weight
+    bonus[idx] = 0
+    refresh(idx, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+            level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+    ledger_add(idx, level, weight, pay, count, pay_sum, 1.0)
+
+
+def accept_levels(slots, level, lo, hi, progress, by_progress):
+    lvl = level[slots]
+    a = ((lvl >= lo) & (lvl <= hi)).astype(np.float32)
+    if by_progress:
+        a *= np.clip(progress[slots], 0.05, 1.0)
+    return a
+
+
+def accept_training(slots, level, top, mode, progress, firm, levy, levy_max, by_levy):
+    lvl = level[slots]
+    a = (lvl <= top).astype(np.float32)
+    if mode == 1:
+        a *= (top + 1 - lvl).astype(np.float32) / (top + 1)
+    elif mode == 2:
+        a *= np.clip(progress[slots], 0.05, 1.0)
+    if by_levy:
+        a *= levy[firm[slots]] / levy_max
+    return a
+
+
+def accept_studio(slots, level, lo, hi, studio_since):
+    lv = level[slots]
+    return ((lv >= lo) & (lv <= hi) & (studio_since[slots] == NO_MONTH)).astype(np.float32)
+
+
+def union_sorted(a, b):
+    return np.union1d(a, b)
+
+
+def minus_sorted(a, b):
+    return np.setdiff1d(a, b, assume_unique=True)
+
+
+def firm_payroll(firm, pay, weight, n_firms):
+    return np.bincount(firm, weights=pay * weight, minlength=n_firms)
+
+
+def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, max_f, max_m):
+    base = np.where(female, base_f, base_m).astype(np.int64)
+    step = np.where(female, step_f, step_m)
+    max_delay = np.where(female, max_f, max_m)
+    original = birth_month.astype(np.int64) + base
+    delay = np.where(original >= reform, np.minimum((original - reform) // step + 1, max_delay), 0)
+    return (base + delay).astype(np.int16)
+
+
+def warm() -> None:
+    """Nothing to compile."""

@@ -1,0 +1,51 @@
+"""Which implementation of the per-worker passes a run uses: compiled (sim.kernels, numba) or numpy
+(sim.kernels_numpy). Both give the same bytes (tests/test_compiled.py), so the choice is about speed
+only.
+
+Loading numba and its compiled code costs about 0.25 s per process, once. The compiled passes save
+more than that only for large workforces, or over many runs in one process. So:
+
+- `SKILLSIM_KERNELS=compiled` or `numpy` forces a choice;
+- otherwise (`auto`) a run of at least `COMPILED_FROM` agents uses the compiled passes, and so does
+  every run in a process that runs many (the batch runner and sweeps set `compiled` for their
+  workers, see `use_compiled_in_workers`).
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+ENV = "SKILLSIM_KERNELS"
+CHOICES = ("auto", "compiled", "numpy")
+#: agents from which a single run is faster with the compiled passes, load time included
+#: (benchmarks/README.md, section (d))
+COMPILED_FROM = 250_000
+
+
+def choice() -> str:
+    value = os.environ.get(ENV, "auto").strip().lower() or "auto"
+    return value if value in CHOICES else "auto"
+
+
+def select(n_agents: int) -> ModuleType:
+    """The passes module for a run of `n_agents` agents."""
+    how = choice()
+    if how == "compiled" or (how == "auto" and n_agents >= COMPILED_FROM):
+        from . import kernels
+
+        return kernels
+    from . import kernels_numpy
+
+    return kernels_numpy
+
+
+def use_compiled_in_workers() -> None:
+    """Before starting worker processes that run many models: compile the kernels once here if the
+    cache is cold (not in every worker at once) and let the workers use them."""
+    if choice() == "numpy":
+        return
+    from . import kernels
+
+    kernels.warm()
+    os.environ[ENV] = "compiled"
