@@ -125,6 +125,7 @@ def startup_case(label: str, root: Path | None = None, cold: bool = False) -> di
 
     tmp = Path(tempfile.mkdtemp(prefix="skillsim-startup-"))
     env = dict(CHILD_ENV or os.environ)
+    env.pop("SKILLSIM_KERNELS", None)  # as a user runs it: the passes chosen by size
     if root is not None:
         env["PYTHONPATH"] = str(root)
     if cold:
@@ -267,7 +268,7 @@ def machine_info() -> dict:
         "git_commit": _cmd(["git", "rev-parse", "HEAD"]), "git_dirty": bool(status),
         "git_dirty_files": status.splitlines()[:20],
         "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "blas_env": {k: (CHILD_ENV or os.environ).get(k) for k in BLAS_VARS},
+        "blas_env": {k: (CHILD_ENV or os.environ).get(k) for k in BLAS_VARS if (CHILD_ENV or os.environ).get(k)},
     }
 
 
@@ -300,6 +301,8 @@ def report(res: dict) -> str:
     if m.get("sim_source_changed_during_run"):
         out.append("WARNING: sim/ changed while the benchmark ran; cases may have measured different code")
     blas = {k: v for k, v in m["machine"]["blas_env"].items() if v is not None}
+    out.append(f"per-worker passes in the model cases: SKILLSIM_KERNELS={m.get('kernels', 'auto')} "
+               "(the baseline has none); start-up (e) as a user runs it")
     out.append(f"load average at start {m['machine']['loadavg_start'][0]:.2f}, at end {m['loadavg_end'][0]:.2f}; "
                f"BLAS threads: {blas or 'library default'}")
     fs = res.get("full_scale")
@@ -444,19 +447,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true", help="also profile the largest case with cProfile")
     ap.add_argument("--baseline", default=BASELINE,
                     help=f"commit to compare with in the same run, (d) and (e) (default {BASELINE}; 'none' to skip)")
+    ap.add_argument("--kernels", default="compiled", choices=("compiled", "numpy", "auto"),
+                    help="SKILLSIM_KERNELS for the model cases (default compiled: the steps' speed; the "
+                         "build time then includes loading the compiled code). (e) always uses auto, as a user does")
     ap.add_argument("--blas-threads", type=int, default=None,
                     help="set OPENBLAS/OMP/MKL_NUM_THREADS in the cases (default: environment unchanged)")
     args = ap.parse_args(argv)
     global CHILD_ENV
+    CHILD_ENV = dict(os.environ, SKILLSIM_KERNELS=args.kernels)
     if args.blas_threads is not None:
-        CHILD_ENV = dict(os.environ, **{k: str(args.blas_threads) for k in BLAS_VARS})
+        CHILD_ENV.update({k: str(args.blas_threads) for k in BLAS_VARS})
     quick = args.quick
     seeds = args.seeds or (4 if quick else 8)
     started = time.time()
     digest = source_digest()
     res: dict = {"meta": {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                           "command": " ".join([Path(sys.executable).name] + sys.argv),
-                          "quick": quick, "targets": TARGETS, "machine": machine_info()}}
+                          "quick": quick, "kernels": args.kernels, "targets": TARGETS,
+                          "machine": machine_info()}}
     print("running benchmark cases, one process each:", file=sys.stderr, flush=True)
 
     # (a) full scale (also the 5.7M scaling point and the large run of the agreement check)

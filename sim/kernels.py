@@ -22,6 +22,9 @@ from numba import njit
 NO_MONTH = -32000  # workforce.NO_MONTH (kept here so this module imports nothing from the model)
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
+#: helpers called per worker inside the kernels: inlined by numba itself (a call per worker with a
+#: dozen array arguments costs several times the work it does)
+_INLINE = dict(_JIT, inline="always")
 
 
 @njit(**_JIT)
@@ -45,7 +48,7 @@ def learn(progress, gain, months_at_level):
         months_at_level[i] += 1
 
 
-@njit(**_JIT)
+@njit(**_INLINE)
 def _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
                  level_rate, studio_mult, level_pay, firm_premium, pay_floor):
     lv = level[i]
