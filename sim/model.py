@@ -32,6 +32,17 @@ def _reporter(name: str):
     return report
 
 
+class SeriesCollector(DataCollector):
+    """Mesa's DataCollector (the same tables and API, for batch_run and users' code), filled from the
+    row the model measures each month: one append per column, without Mesa's reporter call and
+    deepcopy per column (the values are floats)."""
+
+    def collect(self, model) -> None:
+        row = model.row
+        for var, values in self.model_vars.items():
+            values.append(row[var])
+
+
 class WorkforceModel(Model):
     """A region's skilled industrial workforce, stepped month by month.
 
@@ -102,7 +113,7 @@ class WorkforceModel(Model):
         self._reset_month()
         for lever in self.levers:
             lever.init(self)
-        self.datacollector = DataCollector(model_reporters={c: _reporter(c) for c in column_names()})
+        self.datacollector = SeriesCollector(model_reporters={c: _reporter(c) for c in column_names()})
         self.dates: list[str] = []
         self._collect()
 

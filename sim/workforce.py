@@ -48,17 +48,25 @@ class Workforce:
 
     def __init__(self, capacity: int, passes=None):
         self.capacity = int(capacity)
-        self.n = 0
         #: the per-worker passes (sim.passes: compiled sim.kernels, or the numpy sim.kernels_numpy)
         self.kernels = passes if passes is not None else kernels_numpy
         for name, dt in FIELDS.items():
             setattr(self, "_" + name, np.zeros(self.capacity, dtype=dt))
+        self.n = 0
 
-    # Views of the live prefix, e.g. wf.level -> int8 array of length n.
-    def __getattr__(self, name: str) -> np.ndarray:
-        if name in FIELDS:
-            return self.__dict__["_" + name][: self.__dict__["n"]]
-        raise AttributeError(name)
+    @property
+    def n(self) -> int:
+        """Slots in use."""
+        return self._n
+
+    @n.setter
+    def n(self, value: int) -> None:
+        # Views of the live prefix as plain attributes (wf.level -> int8 array of length n), made again
+        # whenever n or the arrays change: the rules read them about a hundred times a month.
+        self._n = n = int(value)
+        d = self.__dict__
+        for name in FIELDS:
+            d[name] = d["_" + name][:n]
 
     def column(self, name: str) -> np.ndarray:
         """Whole backing array of a field (capacity long)."""
@@ -93,6 +101,7 @@ class Workforce:
             arr[: self.n] = old[: self.n]
             setattr(self, "_" + name, arr)
         self.capacity = new_cap
+        self.n = self._n  # views of the new arrays
 
     def append(self, count: int) -> np.ndarray:
         """Reserve `count` new slots at the end; returns their indices."""
