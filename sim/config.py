@@ -12,6 +12,7 @@ Defaults describe the Chongqing status quo, so `WorkforceModel(seed=1)` is a sen
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 import math
 import os
 import warnings
@@ -463,14 +464,19 @@ def _check_value(path: str, value: Any, tp: Any, m: dict) -> Any:
     raise TypeError(f"unsupported config type {tp} at {path}")  # programming error, not user input
 
 
+@lru_cache(maxsize=None)
+def _schema(cls: type) -> tuple[dict, dict]:
+    """Type hints and fields of a config dataclass (resolving the hints is most of a check's cost)."""
+    return get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
+
+
 def from_mapping(data: dict | None, cls: type = RunConfig, path: str = "") -> Any:
     """Build `cls` from a nested dict, checking names, types and ranges of every value."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(path or "config", data, f"a mapping of {cls.__name__} fields")
-    hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints, fields = _schema(cls)
     unknown = [k for k in data if k not in fields]
     if unknown:
         key = f"{path}.{unknown[0]}" if path else str(unknown[0])

@@ -32,29 +32,58 @@ def _reporter(name: str):
     return report
 
 
+def _report_date(model: "WorkforceModel") -> str:
+    return model.dates[-1]
+
+
 class SeriesCollector(DataCollector):
     """Mesa's DataCollector (the same tables and API, for batch_run and users' code), filled from the
     row the model measures each month: one append per column, without Mesa's reporter call and
-    deepcopy per column (the values are floats)."""
+    deepcopy per column (the values are floats and the date a string).
+
+    It holds one row per simulated month, from the first forecast month to December of the end year,
+    with a `date` column: so `mesa.batch_run`, which reports row `model.steps - 1` as the last, reports
+    December of the end year. The start state (before the first month) is `model.start_row`, and
+    `model.series()` puts it first, as series.csv does."""
 
     def collect(self, model) -> None:
         row = model.row
         for var, values in self.model_vars.items():
-            values.append(row[var])
+            values.append(model.dates[-1] if var == "date" else row[var])
 
 
 class WorkforceModel(Model):
     """A region's skilled industrial workforce, stepped month by month.
 
-    Build it with a `RunConfig` (defaults: Chongqing status quo, 100,000 agents) or just a seed:
-    `WorkforceModel(seed=1)`; call `step()` once per month or `run()` to the horizon's end; the
-    monthly series is in `datacollector` (see `series()`). `levers` replaces the configured levers,
-    for example to run without one of them.
+    Build it with a `RunConfig`, or the Mesa way with keywords (as `mesa.batch_run` does):
+    `WorkforceModel(seed=1)`, `WorkforceModel(region="national", training_intensity=2, end_year=2030)`;
+    the keywords are those of `sim.api.PARAMETERS` plus `region`, `scenario` and `overrides=[...]`
+    (dotted `key=value` strings, as on the command line), composed as `skillsim` composes them.
+    Without a config, `seed=None` draws a fresh seed, as Mesa models do; `model.run_seed` is the seed
+    used. Call `step()` once per month or `run()` to the horizon's end; the monthly series is in
+    `datacollector` (one row per month, with its date) and `series()` (with the start state first).
+    `levers` replaces the configured levers, for example to run without one of them.
     """
 
     def __init__(self, config: RunConfig | None = None, *, seed: int | None = None,
-                 n_agents: int | None = None, levers: list[Lever] | None = None):
-        cfg = config if config is not None else RunConfig()
+                 n_agents: int | None = None, levers: list[Lever] | None = None, region: str | None = None,
+                 scenario: str | None = None, overrides: list[str] | None = None, **params):
+        from . import api
+
+        params = {k: v for k, v in params.items() if v is not None}
+        if config is not None and (region is not None or scenario is not None or overrides):
+            from .errors import ConfigError
+
+            raise ConfigError("region/scenario/overrides", (region, scenario, overrides),
+                              "only without a config (they compose one); with a config, set its fields")
+        if config is None and (region is not None or scenario is not None or overrides):
+            cfg = api.compose(region, scenario, overrides or (), **params)
+        else:
+            cfg = config if config is not None else RunConfig()
+            if params:
+                cfg = api.apply(cfg, **params)
+        if seed is None and config is None and "seed" not in params:
+            seed = int(np.random.SeedSequence().entropy % (1 << 63))  # fresh, recorded in cfg.seed
         if seed is not None:
             cfg = dataclasses.replace(cfg, seed=seed)
         if n_agents is not None:
@@ -113,9 +142,11 @@ class WorkforceModel(Model):
         self._reset_month()
         for lever in self.levers:
             lever.init(self)
-        self.datacollector = SeriesCollector(model_reporters={c: _reporter(c) for c in column_names()})
-        self.dates: list[str] = []
-        self._collect()
+        self.datacollector = SeriesCollector(model_reporters={"date": _report_date,
+                                                              **{c: _reporter(c) for c in column_names()}})
+        self.row = measure(self)
+        self.start_row = self.row  # the start state (t = -1): first row of series()
+        self.dates: list[str] = [calendar.label(self.now)]
 
     # -- calendar ---------------------------------------------------------------------------
     @property
@@ -288,8 +319,8 @@ class WorkforceModel(Model):
 
         From the start state on; with `history=True` the simulated history comes first (its last row
         is the start state, which is not repeated)."""
-        df = self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-        df.insert(0, "date", self.dates)
+        mv = self.datacollector.model_vars
+        df = pd.DataFrame({"date": self.dates, **{c: [self.start_row[c]] + mv[c] for c in column_names()}})
         if history and len(self.history_rows) > 1:
             past = pd.DataFrame(self.history_rows[:-1], columns=column_names())
             past.insert(0, "date", self.history_dates[:-1])

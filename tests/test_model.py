@@ -28,8 +28,9 @@ def test_plain_mesa_use_with_defaults():
     for _ in range(12):
         m.step()
     df = m.datacollector.get_model_vars_dataframe()
-    assert len(df) == 13  # the initial state plus twelve months
-    assert m.steps == 12 and m.dates[0] == "2022-12" and m.dates[-1] == "2023-12"
+    assert len(df) == 12 and df["date"].iloc[0] == "2023-01"  # one row per month: Jan .. Dec 2023
+    assert m.steps == 12 and m.dates[0] == "2022-12" and m.dates[-1] == "2023-12" == df["date"].iloc[-1]
+    assert len(m.series()) == 13 and m.series()["date"].iloc[0] == "2022-12"  # the start state first
     g = m.cfg.region.growth_per_year  # the growth path after the last observed stock
     assert df["workers"].iloc[-1] == pytest.approx(5.7e6 * (1 + g), rel=1e-4)
     assert 0.25 < df["high_skill_share"].iloc[-1] < 0.40

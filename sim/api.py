@@ -1,0 +1,192 @@
+"""The Python API: `simulate(...)`, an in-memory run that returns its outcomes, for experiment tools
+(EMA Workbench, Optuna, SALib, notebooks) and for `WorkforceModel`'s Mesa-style keywords.
+
+    >>> from sim import simulate
+    >>> out = simulate("chongqing", training_intensity=2.0, n_agents=20000, end_year=2030)
+    >>> out["high_skill_share"], out["spend_total"]
+
+A call composes its config as `skillsim region=... scenario=... OVERRIDES` would, so the same
+inputs give the same numbers as the command (tests/test_api.py). Composing with Hydra costs about a
+quarter of a second, so it is done once per (region, scenario, config-group overrides) and cached;
+every other setting (keyword parameters and dotted `key=value` overrides) is applied to the cached
+composition and checked by `sim.config.from_mapping`, which names the field, the value and what is
+allowed when a value is wrong. Nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from functools import lru_cache
+from typing import Any
+
+#: Flat keyword parameters (the Mesa way, e.g. for `mesa.batch_run` or an EMA model's levers) and
+#: the config key each sets. Anything else: a dotted override, e.g. "behaviour.aptitude_sd=0.3".
+PARAMETERS: dict[str, str] = {
+    "end_year": "horizon.end_year",
+    "start_year": "horizon.start_year",
+    "n_agents": "n_agents",
+    "seed": "seed",
+    "replicate": "replicate",
+    "draw": "draw",
+    "training_enabled": "levers.training.enabled",
+    "training_intensity": "levers.training.intensity",
+    "training_allocation": "levers.training.allocation",
+    "training_cost_per_place": "levers.training.cost_per_place",
+    "competition_enabled": "levers.competition.enabled",
+    "competition_intensity": "levers.competition.intensity",
+    "competition_selection": "levers.competition.selection",
+    "competition_events_per_year": "levers.competition.events_per_year",
+    "competition_prize": "levers.competition.prize_per_promotion",
+    "studio_enabled": "levers.studio.enabled",
+    "studio_intensity": "levers.studio.intensity",
+    "studio_members_per_studio": "levers.studio.members_per_studio",
+    "studio_term_months": "levers.studio.term_months",
+    "growth_per_year": "region.growth_per_year",
+}
+
+#: Config groups: choosing one changes which files are composed, so it is part of the cache key.
+GROUPS = ("region", "scenario", "experiments", "sweep")
+
+
+def _split(overrides: list[str]) -> tuple[tuple[str, ...], list[tuple[str, Any]]]:
+    """Overrides that need Hydra (config groups, `+`/`~`, hydra keys) and dotted values (key, value)."""
+    from .fastsweep import _parse
+
+    structural, values = [], []
+    for line in overrides:
+        o = _parse(line)
+        key = o.key_or_group
+        if (o.is_add() or o.is_delete() or o.is_force_add() or key in GROUPS or key.startswith("hydra")
+                or o.is_sweep_override() or o.package is not None):
+            structural.append(line)
+        else:
+            values.append((key, o.value()))
+    return tuple(structural), values
+
+
+@lru_cache(maxsize=64)
+def _composed(structural: tuple[str, ...]) -> dict:
+    """The plain composed config (no hydra node) for these group choices, composed by Hydra once."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from .cli import CONFIG_DIR, EDGE_KEYS, explain, register_schema
+    from .errors import SkillsimError
+
+    register_schema()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            data = OmegaConf.to_container(compose(config_name="config", overrides=list(structural)), resolve=True)
+    except SkillsimError:
+        raise
+    except Exception as exc:  # Hydra/OmegaConf: an unknown preset or group option, in one line
+        raise SkillsimError(explain(exc)) from None
+    finally:
+        GlobalHydra.instance().clear()
+    for key in EDGE_KEYS:
+        data.pop(key, None)
+    return data
+
+
+def _set(data: dict, dotted: str, value: Any) -> None:
+    node = data
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}  # an unknown key: from_mapping names it
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def compose(region: str | None = None, scenario: str | None = None, overrides: list[str] | tuple = (),
+            **params: Any):
+    """The checked RunConfig that `skillsim region=R scenario=S OVERRIDES` runs, with the keyword
+    parameters (PARAMETERS) applied on top. The Hydra composition is cached per group choice."""
+    from .config import from_mapping
+    from .errors import ConfigError
+    from .sources import DEFAULT_TARGETS, load_targets
+
+    for name, value in (("region", region), ("scenario", scenario)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(name, value, "a preset name (dotted settings go in overrides=[...])")
+    unknown = [k for k in params if k not in PARAMETERS]
+    if unknown:
+        raise ConfigError(unknown[0], params[unknown[0]], "a keyword of sim.api.PARAMETERS ("
+                          + ", ".join(PARAMETERS) + ") or a dotted override in overrides=[...]")
+    lines = list(overrides)
+    if region is not None:
+        lines.insert(0, f"region={region}")
+    if scenario is not None:
+        lines.insert(1 if region is not None else 0, f"scenario={scenario}")
+    structural, values = _split(lines)
+    data = copy.deepcopy(_composed(structural))
+    for key, value in values:
+        _set(data, key, value)
+    for name, value in params.items():
+        if value is not None:
+            _set(data, PARAMETERS[name], value)
+    cfg = from_mapping(data)
+    load_targets(cfg.targets_file or DEFAULT_TARGETS)  # cached after the first call
+    if cfg.draw is not None:  # parameter and structural uncertainty: one joint draw (as skillsim does)
+        from .studies.uncertainty import draw_config
+
+        cfg = draw_config(cfg, cfg.draw)
+    return cfg
+
+
+def outcomes(model) -> dict[str, float]:
+    """Flat outcomes of a finished run (sim.results.summarise): the end state (December of the end
+    year: high_skill_share, workers, level_0..7, ...), the end year's mean income figures
+    (income_mean, income_median, income_p10, income_p90, middle_income_share), spend by lever and
+    funder summed over the horizon (spend_training_government, ..., spend_total) and in the end year
+    (..._end_year), and the end year's flows (promotions_certification_end_year, ...)."""
+    from .results import summarise
+
+    s = summarise(model.series(), model.cfg)
+    out: dict[str, float] = {k: v for k, v in s["at_end"].items() if k != "date"}
+    out.update(s["target_year_mean"])
+    out.update({f"spend_{k}": v for k, v in s["spend_cumulative"].items()})
+    out.update({f"spend_{k}_end_year": v for k, v in s["spend_target_year"].items()})
+    out.update({f"{k}_end_year": v for k, v in s["target_year_flows"].items()})
+    return out
+
+
+def simulate(region: str | None = None, scenario: str | None = None, overrides: list[str] | tuple = (), *,
+             series: bool = False, **params: Any) -> dict[str, Any]:
+    """Run one forecast in memory and return its outcomes (no run folder).
+
+    `region`, `scenario`: presets as in `skillsim region=... scenario=...` (defaults: the config's,
+    Chongqing baseline); `overrides`: dotted `key=value` strings as on the command line; keyword
+    parameters: see `sim.api.PARAMETERS` (n_agents, seed, replicate, end_year, the lever settings...).
+    Returns a flat dict of floats: `high_skill_share`, `income_mean`, `income_median`, `income_p10`,
+    `income_p90`, the level counts, spend by lever and funder (`spend_training_government_cumulative`,
+    ..., `spend_total`), the end year's spend and flows; with `series=True` also `series`, the monthly
+    series as a DataFrame (as `series.csv`). Same inputs, same numbers as `skillsim`.
+    """
+    from .model import WorkforceModel
+
+    cfg = compose(region, scenario, overrides, **params)
+    model = WorkforceModel(cfg).run()
+    out: dict[str, Any] = outcomes(model)
+    out["seed"] = model.run_seed
+    if series:
+        out["series"] = model.series()
+    return out
+
+
+def apply(cfg, **params: Any):
+    """`cfg` with keyword parameters (PARAMETERS) set, checked."""
+    from .config import from_mapping, to_dict
+
+    data = to_dict(cfg)
+    for name, value in params.items():
+        if name not in PARAMETERS:
+            from .errors import ConfigError
+
+            raise ConfigError(name, value, "a keyword of sim.api.PARAMETERS")
+        if value is not None:
+            _set(data, PARAMETERS[name], value)
+    return dataclasses.replace(from_mapping(data))

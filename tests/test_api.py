@@ -1,0 +1,116 @@
+"""The Python API: sim.simulate and WorkforceModel's Mesa-style keywords, against the command line
+and against Mesa's own batch_run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim import WorkforceModel, simulate
+from sim.api import PARAMETERS, _composed, compose
+from sim.cli import compose_config
+from sim.errors import ConfigError, SkillsimError
+
+SMALL = dict(n_agents=2000, end_year=2024, seed=5)
+
+
+def test_simulate_gives_what_skillsim_writes(tmp_path):
+    """Same settings, same numbers: the command's series.csv and summary.json against simulate()."""
+    cmd = [sys.executable, "-m", "sim", "n_agents=2000", "horizon.end_year=2024", "seed=5",
+           "levers.training.intensity=2", "region=national", f"hydra.run.dir={tmp_path / 'run'}"]
+    subprocess.run(cmd, check=True, capture_output=True, cwd=tmp_path)
+    written = pd.read_csv(tmp_path / "run" / "series.csv")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    out = simulate("national", training_intensity=2, series=True, **SMALL)
+    assert out["series"].to_csv(index=False) == written.to_csv(index=False)
+    assert out["high_skill_share"] == summary["at_end"]["high_skill_share"]
+    assert out["income_median"] == summary["target_year_mean"]["income_median"]
+    assert out["spend_total"] == summary["spend_cumulative"]["total"]
+    assert out["spend_training_government"] == summary["spend_cumulative"]["training_government"]
+
+
+def test_keywords_overrides_and_presets_compose_as_the_command_line_does():
+    a = compose("national", "training_boost", ["behaviour.aptitude_sd=0.4"], competition_intensity=0.5,
+                training_allocation="lowest_level", **SMALL)
+    b = compose_config(["region=national", "scenario=training_boost", "behaviour.aptitude_sd=0.4",
+                        "levers.competition.intensity=0.5", "levers.training.allocation=lowest_level",
+                        "n_agents=2000", "horizon.end_year=2024", "seed=5"])
+    assert a == b
+    # the Hydra composition is made once per choice of presets and reused
+    before = _composed.cache_info()
+    for k in range(5):
+        compose("national", "training_boost", competition_intensity=0.1 * k, **SMALL)
+    after = _composed.cache_info()
+    assert after.misses == before.misses and after.hits == before.hits + 5
+
+
+def test_bad_keywords_and_values_name_the_field():
+    with pytest.raises(ConfigError, match="training_intensty"):
+        simulate(training_intensty=2.0, **SMALL)
+    with pytest.raises(ConfigError, match=r"levers\.training\.intensity = -1"):
+        simulate(training_intensity=-1, **SMALL)
+    with pytest.raises(ConfigError, match=r"behaviour\.no_such_key"):
+        compose(overrides=["behaviour.no_such_key=1"])
+    with pytest.raises(SkillsimError, match="atlantis"):
+        compose("atlantis")
+    assert {"training_intensity", "competition_intensity", "studio_intensity", "end_year", "replicate"} <= set(PARAMETERS)
+
+
+def test_workforce_model_keywords_equal_a_composed_config():
+    a = WorkforceModel(region="national", training_intensity=2, **SMALL).run().series()
+    b = WorkforceModel(compose_config(["region=national", "levers.training.intensity=2", "n_agents=2000",
+                                       "horizon.end_year=2024", "seed=5"])).run().series()
+    assert a.to_csv(index=False) == b.to_csv(index=False)
+    # keywords on top of a config
+    c = WorkforceModel(compose_config(["region=national", "n_agents=2000", "horizon.end_year=2024", "seed=5"]),
+                       training_intensity=2).run().series()
+    assert c.to_csv(index=False) == a.to_csv(index=False)
+    with pytest.raises(ConfigError, match="region"):
+        WorkforceModel(compose_config(["n_agents=2000"]), region="national")
+
+
+def test_no_seed_means_a_fresh_recorded_seed_as_in_mesa():
+    a = WorkforceModel(n_agents=2000, end_year=2023)
+    b = WorkforceModel(n_agents=2000, end_year=2023)
+    assert a.run_seed != b.run_seed
+    sa, sb = a.run().series(), b.run().series()
+    assert not sa.equals(sb)
+    again = WorkforceModel(n_agents=2000, end_year=2023, seed=a.run_seed).run().series()
+    assert again.to_csv(index=False) == sa.to_csv(index=False)
+    # a config keeps its seed
+    cfg = compose_config(["n_agents=2000", "horizon.end_year=2023"])
+    assert WorkforceModel(cfg).run_seed == WorkforceModel(cfg).run_seed == cfg.seed
+
+
+def test_mesa_batch_run_gives_tidy_rows_with_the_final_month(tmp_path):
+    """Mesa's own batch_run (in a fresh process: importing it switches the process to "spawn") over
+    two intensities x two replicates: four distinct runs keyed by the parameters, last row December of
+    the end year, equal to the same settings run directly."""
+    code = textwrap.dedent("""
+        import json, sys
+        import pandas as pd
+        from mesa import batch_run
+        from sim import WorkforceModel
+        rows = batch_run(WorkforceModel, {"training_intensity": [1.0, 2.0], "replicate": [0, 1], "seed": 5,
+                                          "n_agents": 2000, "end_year": 2024},
+                         number_processes=1, data_collection_period=-1, display_progress=False)
+        pd.DataFrame(rows).to_csv(sys.argv[1], index=False)
+    """)
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "rows.csv")], check=True, capture_output=True)
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    assert len(rows) == 4 and (rows["date"] == "2024-12").all()
+    assert rows[["training_intensity", "replicate"]].drop_duplicates().shape[0] == 4
+    assert rows["high_skill_share"].nunique() == 4
+    for _, r in rows.iterrows():  # CSV keeps floats exactly (shortest repr)
+        direct = simulate(training_intensity=r["training_intensity"], replicate=int(r["replicate"]), **SMALL)
+        assert r["high_skill_share"] == direct["high_skill_share"]
+    full = simulate(training_intensity=2.0, replicate=1, series=True, **SMALL)["series"].iloc[-1]
+    last = rows[(rows["training_intensity"] == 2.0) & (rows["replicate"] == 1)].iloc[0]
+    for col in ("workers", "high_skill_share", "income_mean", "income_median", "spend_total"):
+        assert last[col] == full[col], col
