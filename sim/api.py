@@ -112,7 +112,7 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
     for name, value in (("region", region), ("scenario", scenario)):
         if value is not None and not isinstance(value, str):
             raise ConfigError(name, value, "a preset name (dotted settings go in overrides=[...])")
-    unknown = [k for k in params if k not in PARAMETERS]
+    unknown = [k for k in params if k not in PARAMETERS and "." not in k]
     if unknown:
         raise ConfigError(unknown[0], params[unknown[0]], "a keyword of sim.api.PARAMETERS ("
                           + ", ".join(PARAMETERS) + ") or a dotted override in overrides=[...]")
@@ -126,8 +126,8 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
     for key, value in values:
         _set(data, key, value)
     for name, value in params.items():
-        if value is not None:
-            _set(data, PARAMETERS[name], value)
+        if value is not None:  # a PARAMETERS keyword, or a dotted key given as a keyword (EMA, SALib)
+            _set(data, PARAMETERS.get(name, name), value)
     cfg = from_mapping(data)
     load_targets(cfg.targets_file or DEFAULT_TARGETS)  # cached after the first call
     if cfg.draw is not None:  # parameter and structural uncertainty: one joint draw (as skillsim does)
@@ -160,7 +160,9 @@ def simulate(region: str | None = None, scenario: str | None = None, overrides: 
 
     `region`, `scenario`: presets as in `skillsim region=... scenario=...` (defaults: the config's,
     Chongqing baseline); `overrides`: dotted `key=value` strings as on the command line; keyword
-    parameters: see `sim.api.PARAMETERS` (n_agents, seed, replicate, end_year, the lever settings...).
+    parameters: see `sim.api.PARAMETERS` (n_agents, seed, replicate, end_year, the lever settings...),
+    and dotted config keys passed as keywords (`simulate(**{"behaviour.aptitude_sd": 0.4})`), so that
+    `simulate` is itself a model function for EMA Workbench or SALib.
     Returns a flat dict of floats: `high_skill_share`, `income_mean`, `income_median`, `income_p10`,
     `income_p90`, the level counts, spend by lever and funder (`spend_training_government_cumulative`,
     ..., `spend_total`), the end year's spend and flows; with `series=True` also `series`, the monthly

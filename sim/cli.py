@@ -41,7 +41,7 @@ from .sources import DEFAULT_TARGETS, load_targets
 #: The Hydra config groups, experiments and sweeps ship inside the package (sim/conf/).
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 log = logging.getLogger("skillsim")
-EDGE_KEYS = ("hydra",)  # keys of the composed config that are not model parameters
+EDGE_KEYS = ("hydra", "objective")  # keys of the composed config that are not model parameters
 #: Shown in messages and recorded in manifests as the program name (`python -m sim` is the same tool).
 PROG = "skillsim"
 #: Keys already in a default run folder's name, or that do not change what runs.
@@ -92,9 +92,15 @@ PRESET_MAPPINGS = ("region.history.high_skill_share", "region.history.level_shar
 
 def register_schema() -> None:
     """Make RunConfig the schema of the composed config: every key, its type and default."""
+    from omegaconf import open_dict
+
+    from .objective import ObjectiveParams
+
     node = OmegaConf.structured(RunConfig)
     for key in PRESET_MAPPINGS:
         OmegaConf.update(node, key, {}, merge=False)
+    with open_dict(node):  # what a sweep job returns to its sweeper (sim.objective): not a model setting
+        node.objective = OmegaConf.structured(ObjectiveParams)
     ConfigStore.instance().store(name="run_schema", node=node)
 
 
@@ -172,28 +178,50 @@ def _quiet_worker_interrupts() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int) -> None:
+def _objective(dcfg: DictConfig, job_dir: Path):
+    """The job's objective (sim.objective) from its written series; None if it cannot be had."""
+    from . import objective
+
+    import pandas as pd
+
+    data = OmegaConf.to_container(dcfg.objective, resolve=True) if "objective" in dcfg else {}
+    try:
+        cfg, _ = config_from_hydra(dcfg)
+        return objective.job_objective(data, cfg, pd.read_csv(job_dir / "series.csv"))
+    except SkillsimError as err:
+        log.error("job %s: objective: %s", job_dir.name, err)
+    except Exception as err:  # noqa: BLE001 - the job itself finished; its value is only missing
+        log.error("job %s: objective: %s", job_dir.name, internal_error(err, "the objective"))
+    return objective.failed(data)
+
+
+def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, value: bool = True):
     """One job of a multirun: claim it, skip it if finished or run elsewhere, record a failure instead of raising.
 
     The claim (sim.claims) makes two processes sharing the sweep folder run each job once: a job held
     by a live process is skipped, the claim of a dead one is taken over. Only the holder of the claim
-    writes into the job folder, so a finished job is never marked failed.
+    writes into the job folder, so a finished job is never marked failed. Returns the job's objective
+    for the sweeper (sim.objective; None for a failed or skipped job: a failed trial), if `value` (the
+    basic sweeper does not use it).
     """
+    from . import objective
+
     _quiet_worker_interrupts()
     if is_finished(job_dir):
         log.info("job %s: already finished, skipped", job_dir.name)
         log_progress(job_dir.parent)
-        return
+        return _objective(dcfg, job_dir) if value else None
+    nan = None if not value else objective.failed(OmegaConf.to_container(dcfg.objective, resolve=True) if "objective" in dcfg else {})
     try:
         held = claims.claim(job_dir)
     except OSError as exc:  # the lock file cannot be written: neither can anything else here
         err = environment_fault(exc, claims.lock_path(job_dir))
         if record_failure(job_dir, err, overrides, job_num):
             log.error("job %s failed: %s", job_dir.name, err)
-        return
+        return nan
     if held is None:
         log.info("job %s: being run by %s; skipped", job_dir.name, claims.holder(job_dir) or "another process")
-        return
+        return nan
     with held:
         if held.previous is not None:
             log.warning("job %s: took over the claim of %s, which is no longer running", job_dir.name,
@@ -213,6 +241,7 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
                 if record_failure(job_dir, err, overrides, job_num):
                     log.error("job %s failed: %s", job_dir.name, err)
     log_progress(job_dir.parent)
+    return _objective(dcfg, job_dir) if value and is_finished(job_dir) else nan
 
 
 def claim_run_folder(run_dir: Path, unique: bool) -> tuple[claims.Claim, Path]:
@@ -251,12 +280,12 @@ def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
-def _hydra_task(dcfg: DictConfig) -> None:
+def _hydra_task(dcfg: DictConfig):
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     if hc.mode == RunMode.MULTIRUN:
-        _sweep_job(dcfg, run_dir, list(hc.overrides.task), int(hc.job.num))
-        return
+        basic = hc.sweeper._target_.endswith(".BasicSweeper")  # ours too (sim.fastsweep subclasses it)
+        return _sweep_job(dcfg, run_dir, list(hc.overrides.task), int(hc.job.num), value=not basic)
     try:
         _single_run(dcfg, run_dir, unique=not chosen_run_dir(hc))
     except SkillsimError as err:

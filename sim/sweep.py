@@ -134,9 +134,19 @@ def log_progress(sweep_dir: Path, force: bool = False) -> None:
 
 
 def count_jobs(config: DictConfig) -> int:
-    """Number of jobs Hydra's basic sweeper will launch for this multirun."""
+    """Number of jobs the sweeper will launch: the basic sweeper's grid, Optuna's `n_trials`,
+    Nevergrad's `optim.budget`; -1 (unknown) for any other sweeper."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sweeper = config.hydra.sweeper
+    if not str(sweeper.get("_target_", ".BasicSweeper")).endswith(".BasicSweeper"):
+        if sweeper.get("n_trials") is not None:
+            return int(sweeper.n_trials)
+        optim = sweeper.get("optim")
+        if optim is not None and optim.get("budget") is not None:
+            return int(optim.budget)
+        return -1
 
     # As BasicSweeper.sweep: the sweeper's params first, then the command line, whose value wins for a
     # key given in both (`+sweep=NAME replicate=range(0,2)` runs 2 replicates, not NAME's).

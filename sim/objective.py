@@ -1,0 +1,116 @@
+"""What a sweep job returns to its sweeper: the objective (for Hydra's Optuna or Nevergrad sweepers).
+
+Set with the `objective.*` keys of the composed config, which sit outside the model's RunConfig (they
+do not change what runs, only what a job reports):
+
+    skillsim -m hydra/sweeper=optuna hydra.sweeper.direction=maximize hydra.sweeper.n_trials=40 \\
+        'levers.training.intensity=interval(0,3)' 'levers.studio.intensity=interval(0,3)' \\
+        objective.metric=high_skill_share objective.year=2030 objective.cost_weight=0.01 \\
+        objective.target=0.35 objective.penalty=10 objective.replicates=3
+
+value = mean over replicates of [ metric in December of `year`
+                                  - cost_weight x cumulative spend (funder `cost_funder`, billion yuan) to then
+                                  - penalty x max(0, target - metric) ]
+so maximise it. `metrics: [a, b]` returns one value per metric instead (for multi-objective samplers,
+with `hydra.sweeper.direction=[maximize,minimize]`); a `spend_*` metric is summed from the start to
+December of `year` (yuan). Replicates 0..replicates-1 are the same in every trial (common random
+numbers), so trials differ by their settings, not their luck; replicate 0 is the job's written run.
+A failed job returns None, which Optuna's sweeper records as a failed trial without stopping the study
+(NaN would stop it: hydra-optuna-sweeper 1.3 with optuna 2.10 then tells a failed trial a value).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+FUNDERS = ("total", "government", "employer")
+
+
+@dataclass
+class ObjectiveParams:
+    """The `objective` node of the composed config (see the module docstring)."""
+
+    metric: str = "high_skill_share"
+    year: int | None = None  # default: the run's end year
+    cost_weight: float = 0.0  # per billion yuan of cumulative spend
+    cost_funder: str = "total"
+    target: float | None = None
+    penalty: float = 0.0
+    replicates: int = 1
+    metrics: list[str] = field(default_factory=list)  # several values, for multi-objective samplers
+
+
+def parse(data: dict | None) -> ObjectiveParams:
+    """ObjectiveParams from the composed `objective` node (OmegaConf has checked the types)."""
+    from .errors import ConfigError
+
+    data = dict(data or {})
+    known = {f.name for f in dataclasses.fields(ObjectiveParams)}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"objective.{key}", data[key], "a known key: " + ", ".join(sorted(known)))
+    data["metrics"] = list(data.get("metrics") or [])
+    return ObjectiveParams(**data)
+
+
+def _check(p: ObjectiveParams, columns: list[str]) -> None:
+    from .errors import ConfigError
+
+    for name in (p.metrics or [p.metric]):
+        if name not in columns:
+            raise ConfigError("objective.metric", name, "a column of the monthly series: " + ", ".join(columns))
+    if p.cost_funder not in FUNDERS:
+        raise ConfigError("objective.cost_funder", p.cost_funder, "one of " + ", ".join(FUNDERS))
+    if p.replicates < 1:
+        raise ConfigError("objective.replicates", p.replicates, "an integer >= 1")
+
+
+def spend(series: pd.DataFrame, funder: str) -> pd.Series:
+    """Monthly spend of one funder (or the total), yuan."""
+    if funder == "total":
+        return series["spend_total"]
+    return series[[c for c in series.columns if c.startswith("spend_") and c.endswith("_" + funder)]].sum(axis=1)
+
+
+def values(series: pd.DataFrame, p: ObjectiveParams, year: int) -> list[float]:
+    """The objective's value(s) for one run's monthly series (start state first, as series.csv)."""
+    _check(p, [c for c in series.columns if c != "date"])
+    upto = series[series["date"] <= f"{year}-12"]
+    if upto.empty or upto["date"].iloc[-1] != f"{year}-12":
+        from .errors import ConfigError
+
+        raise ConfigError("objective.year", year, f"a year the run reaches ({series['date'].iloc[-1][:4]} or before)")
+    flows = upto.iloc[1:]  # money spent in the months simulated, not in the start state
+
+    def at(name: str) -> float:
+        return float(flows[name].sum()) if name.startswith("spend_") else float(upto[name].iloc[-1])
+
+    if p.metrics:
+        return [at(m) for m in p.metrics]
+    v = at(p.metric)
+    cost = float(spend(flows, p.cost_funder).sum()) / 1e9
+    shortfall = max(0.0, p.target - v) if p.target is not None else 0.0
+    return [v - p.cost_weight * cost - p.penalty * shortfall]
+
+
+def job_objective(data: dict | None, cfg, series: pd.DataFrame) -> float | list[float]:
+    """The value a sweep job returns: `series` is the job's written run; further replicates (common
+    random numbers: 1..replicates-1 in every trial) run in memory."""
+    from .model import WorkforceModel
+
+    p = parse(data)
+    year = p.year if p.year is not None else cfg.horizon.end_year
+    runs = [values(series, p, year)]
+    for k in range(1, p.replicates):
+        other = WorkforceModel(dataclasses.replace(cfg, replicate=cfg.replicate + k)).run().series()
+        runs.append(values(other, p, year))
+    mean = [sum(r[i] for r in runs) / len(runs) for i in range(len(runs[0]))]
+    return mean if p.metrics else mean[0]
+
+
+def failed(data: dict | None) -> None:
+    """What a failed job returns: None, a failed trial for Optuna (see the module docstring)."""
+    return None

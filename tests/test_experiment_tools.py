@@ -1,0 +1,150 @@
+"""Experiment tools users already have, driven for real: Hydra's Optuna sweeper (through the sweep
+job's objective, sim.objective), EMA Workbench (sim.simulate as its model function), and the
+objective's arithmetic on known series."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from sim import simulate
+from sim.errors import ConfigError
+from sim.objective import ObjectiveParams, failed, values
+from sim.sweep import count_jobs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def series_of(shares, spend_per_month):
+    dates = ["2022-12"] + [f"{2023 + i // 12}-{i % 12 + 1:02d}" for i in range(len(shares) - 1)]
+    n = len(shares)
+    return pd.DataFrame({"date": dates, "high_skill_share": shares, "spend_total": [spend_per_month] * n,
+                         "spend_training_government": [spend_per_month / 2] * n,
+                         "spend_training_employer": [spend_per_month / 2] * n})
+
+
+def test_objective_is_the_metric_less_cost_and_shortfall_penalty():
+    s = series_of(np.linspace(0.30, 0.36, 25), 1e8)  # Dec 2022 .. Dec 2024, 0.1bn yuan a month
+    dec_2024 = 0.36
+    assert values(s, ObjectiveParams(), 2024) == [pytest.approx(dec_2024)]
+    assert values(s, ObjectiveParams(), 2023) == [pytest.approx(0.30 + 0.06 * 12 / 24)]
+    # 24 months of 0.1bn: 2.4bn; the start state's month is not spent
+    v = values(s, ObjectiveParams(cost_weight=0.01), 2024)[0]
+    assert v == pytest.approx(dec_2024 - 0.01 * 2.4)
+    v = values(s, ObjectiveParams(cost_weight=0.01, cost_funder="employer"), 2024)[0]
+    assert v == pytest.approx(dec_2024 - 0.01 * 1.2)
+    v = values(s, ObjectiveParams(target=0.40, penalty=10), 2024)[0]
+    assert v == pytest.approx(dec_2024 - 10 * 0.04)
+    assert values(s, ObjectiveParams(target=0.30, penalty=10), 2024)[0] == pytest.approx(dec_2024)  # met: no penalty
+    assert values(s, ObjectiveParams(metrics=["high_skill_share", "spend_total"]), 2024) == \
+        [pytest.approx(dec_2024), pytest.approx(2.4e9)]
+    with pytest.raises(ConfigError, match="objective.metric"):
+        values(s, ObjectiveParams(metric="no_such_column"), 2024)
+    with pytest.raises(ConfigError, match="objective.year"):
+        values(s, ObjectiveParams(), 2030)
+    assert failed({}) is None and failed({"metrics": ["a", "b"]}) is None
+
+
+def test_progress_total_follows_the_sweeper():
+    def cfg(sweeper):
+        return OmegaConf.create({"hydra": {"sweeper": sweeper, "overrides": {"task": ["replicate=0,1,2"]}}})
+
+    assert count_jobs(cfg({"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"})) == 3
+    assert count_jobs(cfg({"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+                           "n_trials": 8})) == 8
+    assert count_jobs(cfg({"_target_": "hydra_plugins.hydra_nevergrad_sweeper.NevergradSweeper",
+                           "optim": {"budget": 12}})) == 12
+    assert count_jobs(cfg({"_target_": "some.OtherSweeper"})) == -1
+
+
+@pytest.mark.slow
+def test_optuna_sweeper_finishes_writes_tables_and_its_best_value_reruns(tmp_path):
+    out = tmp_path / "opt"
+    cmd = [sys.executable, "-m", "sim", "-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=maximize",
+           "hydra.sweeper.n_trials=8", "hydra.sweeper.n_jobs=2", "hydra.sweeper.sampler.seed=3",
+           "levers.training.intensity=interval(0,3)", "levers.studio.intensity=interval(0,3)",
+           "n_agents=2000", "horizon.end_year=2025", "objective.cost_weight=0.002", "objective.target=0.36",
+           "objective.penalty=5", "objective.replicates=2", f"hydra.sweep.dir={out}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "8/8 jobs done" in proc.stderr
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 8 and (runs["status"] == "ok").all()
+    best = yaml.safe_load((out / "optimization_results.yaml").read_text())
+    p = best["best_params"]
+    # re-run the best settings in memory, both replicates, and score them the same way
+    obj = ObjectiveParams(cost_weight=0.002, target=0.36, penalty=5)
+    scores = [values(simulate(training_intensity=p["levers.training.intensity"],
+                              studio_intensity=p["levers.studio.intensity"], n_agents=2000, end_year=2025,
+                              replicate=r, series=True)["series"], obj, 2025)[0] for r in (0, 1)]
+    assert best["best_value"] == pytest.approx(np.mean(scores), rel=0, abs=1e-12)
+
+
+@pytest.mark.slow
+def test_ema_workbench_runs_simulate_and_prim():
+    sys.path.insert(0, str(ROOT / "examples"))
+    from ema_study import build_model
+    from ema_workbench import SequentialEvaluator, perform_experiments
+    from ema_workbench.analysis import prim
+
+    model = build_model(n_agents=1000, end_year=2026)
+    with SequentialEvaluator(model) as ev:
+        # 8 uncertainty scenarios x 2 lever policies, both Latin hypercube samples (EMA's default)
+        experiments, outcomes = perform_experiments(model, scenarios=8, policies=2, evaluator=ev)
+    assert len(experiments) == 16
+    for i in (0, 7, 15):
+        row = experiments.iloc[i]
+        direct = simulate("chongqing", n_agents=1000, end_year=2026, seed=1,
+                          training_intensity=row["training_intensity"], studio_intensity=row["studio_intensity"],
+                          growth_per_year=row["growth_per_year"],
+                          **{"behaviour.aptitude_sd": row["behaviour.aptitude_sd"]})
+        for name in ("high_skill_share", "income_median", "spend_total"):
+            assert outcomes[name][i] == direct[name], name
+    y = outcomes["high_skill_share"] < np.median(outcomes["high_skill_share"])
+    box = prim.Prim(experiments[["behaviour.aptitude_sd", "growth_per_year"]], y, threshold=0.5).find_box()
+    assert 0 < box.coverage <= 1 and 0 < box.density <= 1
+
+
+@pytest.mark.slow
+def test_the_batch_run_example_runs():
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "batch_run.py")], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("2030-12") == 6
+
+
+@pytest.mark.slow
+def test_the_optuna_goal_seek_example_runs(tmp_path):
+    env = dict(__import__("os").environ, TRIALS="4", AGENTS="1000", OUT=str(tmp_path / "goal"))
+    env["PATH"] = str(Path(sys.executable).parent) + ":" + env["PATH"]
+    proc = subprocess.run(["bash", str(ROOT / "examples" / "optuna_goal_seek.sh")], capture_output=True, text=True,
+                          cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    best = yaml.safe_load((tmp_path / "goal" / "optimization_results.yaml").read_text())
+    assert set(best["best_params"]) == {"levers.training.intensity", "levers.studio.intensity"}
+    assert len(pd.read_csv(tmp_path / "goal" / "runs.csv")) == 4
+
+
+@pytest.mark.slow
+def test_a_failing_trial_does_not_stop_the_optuna_study(tmp_path):
+    """Negative intensities are refused by the job (one line in its FAILED record); the study goes on,
+    the other trials' tables are written, and the exit code says some jobs failed (5)."""
+    out = tmp_path / "opt"
+    cmd = [sys.executable, "-m", "sim", "-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=maximize",
+           "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=2", "hydra.sweeper.sampler.seed=1",
+           "levers.training.intensity=interval(-2,2)", "n_agents=1000", "horizon.end_year=2024",
+           "hydra/launcher=basic", f"hydra.sweep.dir={out}"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
+    runs = pd.read_csv(out / "runs.csv")
+    failed_runs = runs[runs["status"] != "ok"]
+    assert len(runs) == 6 and 0 < len(failed_runs) < 6, runs
+    assert proc.returncode == 5, proc.stderr[-2000:]
+    best = yaml.safe_load((out / "optimization_results.yaml").read_text())
+    assert best["best_params"]["levers.training.intensity"] >= 0
