@@ -70,6 +70,15 @@ def refresh(idx, level, studio_since, aptitude, firm, wage_factor, gain, pay,
                      level_rate, studio_mult, level_pay, firm_premium, pay_floor)
 
 
+@njit(**_INLINE)
+def _tally(sums, row, i, level, weight, pay):
+    """Slot i's weight and weight x pay, at its current level, into rows `row` (0: out of the ledger,
+    2: into it) and row + 1 of the per-level partial sums."""
+    w = np.float64(weight[i])
+    sums[row, level[i]] += w
+    sums[row + 1, level[i]] += w * np.float64(pay[i])
+
+
 @njit(**_JIT)
 def _book(sums, sign, count, pay_sum):
     """Add per-level partial sums (rows: count out, pay out, count in, pay in) to the ledger: what
@@ -190,18 +199,14 @@ def promote(idx, level, months_at_level, progress, credit, weight,
     sums = np.zeros((4, 8))
     for j in range(idx.size):
         i = idx[j]
-        w = np.float64(weight[i])
-        lv = level[i]
-        sums[0, lv] += w
-        sums[1, lv] += w * np.float64(pay[i])
-        level[i] = lv + 1
+        _tally(sums, 0, i, level, weight, pay)
+        level[i] += 1
         months_at_level[i] = 0
         progress[i] = 0
         credit[i] = 0
         _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
                      level_rate, studio_mult, level_pay, firm_premium, pay_floor)
-        sums[2, lv + 1] += w
-        sums[3, lv + 1] += w * np.float64(pay[i])
+        _tally(sums, 2, i, level, weight, pay)
     _book(sums, 1.0, count, pay_sum)
 
 
@@ -213,16 +218,12 @@ def relocate(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_fa
     sums = np.zeros((4, 8))
     for j in range(idx.size):
         i = idx[j]
-        w = np.float64(weight[i])
-        lv = level[i]
-        sums[0, lv] += w
-        sums[1, lv] += w * np.float64(pay[i])
+        _tally(sums, 0, i, level, weight, pay)
         firm[i] = new_firm[j]
         studio_since[i] = NO_MONTH
         _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
                      level_rate, studio_mult, level_pay, firm_premium, pay_floor)
-        sums[2, lv] += w
-        sums[3, lv] += w * np.float64(pay[i])
+        _tally(sums, 2, i, level, weight, pay)
     _book(sums, 1.0, count, pay_sum)
 
 
@@ -252,9 +253,7 @@ def enter(idx, new_level, new_female, new_age, new_retire_age, new_firm, new_apt
         bonus[i] = 0
         _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
                      level_rate, studio_mult, level_pay, firm_premium, pay_floor)
-        w = np.float64(weight[i])
-        sums[2, level[i]] += w
-        sums[3, level[i]] += w * np.float64(pay[i])
+        _tally(sums, 2, i, level, weight, pay)
     _book(sums, 1.0, count, pay_sum)
 
 
