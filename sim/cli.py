@@ -28,9 +28,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from . import claims
+from .aggregate import aggregate
 from .aggregate import exit_code as sweep_exit_code
 from .config import RunConfig, from_mapping
-from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, BusyError, ConfigError, SkillsimError,
+from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, BusyError, ConfigError, SkillsimError,
                      debug_enabled, environment_fault, internal_error)
 from .model import WorkforceModel
 from .results import COMMAND_ENV, COMPLETE_MARKER, prepare_target, write_run
@@ -141,7 +142,11 @@ def config_from_hydra(dcfg: DictConfig) -> tuple[RunConfig, dict]:
     """Checked RunConfig and the plain composed dict (without the hydra node)."""
     data = OmegaConf.to_container(dcfg, resolve=True)
     for key in EDGE_KEYS:
-        data.pop(key, None)
+        value = data.pop(key, None)
+        if key == "objective":  # what a sweep job reports: a wrong metric fails at start-up, in one line
+            from .objective import check
+
+            check(value)
     cfg = from_mapping(data)
     load_targets(cfg.targets_file or DEFAULT_TARGETS)  # a bad targets file fails at start-up
     if cfg.draw is not None:  # parameter and structural uncertainty, opted into by a sweep over `draw`
@@ -453,8 +458,13 @@ def preflight_sweep(overrides: list[str]) -> str | None:
             fixed = [o.input_line for o in given if not o.is_sweep_override()]
             master = compose(config_name="config", overrides=fixed, return_hydra_config=True)
             target = str(master.hydra.sweeper.get("_target_", ""))
-            if not target.endswith(".BasicSweeper"):
-                return None
+            if not target.endswith(".BasicSweeper"):  # Optuna, Nevergrad: the values are not known yet
+                from .objective import check as check_objective
+
+                check_objective(OmegaConf.to_container(master.objective, resolve=True) if "objective" in master
+                                else None)
+                from_mapping(plain(master))  # the settings every job shares
+                return target
             params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
             lists: dict[str, dict[str, object]] = {}  # key -> {"key=value": parsed value}, in Hydra's job order
             for o in parser.parse_overrides(params) + given:
@@ -644,6 +654,13 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # Hydra creating a folder or writing multirun.yaml: disk, permissions, ...
         fail(environment_fault(exc, exc.filename or "the output folder"))
     except ValueError as exc:  # Hydra refuses a combination of its flags (e.g. -m with --cfg)
+        if "No trials are completed yet" in str(exc) and sweep.SWEEP_DIR is not None:  # Optuna: every job failed
+            try:
+                aggregate(sweep.SWEEP_DIR, None, log=log.info)
+            except Exception:  # noqa: BLE001 - the message below is what matters
+                pass
+            fail(f"no trial of the study finished: every job failed; their errors are in "
+                 f"{sweep.SWEEP_DIR / 'runs.csv'}", EXIT_PARTIAL)
         if "can be specified" not in str(exc):
             if debug_enabled() or _user_wants_tracebacks:
                 raise

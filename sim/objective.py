@@ -68,6 +68,15 @@ def _check(p: ObjectiveParams, columns: list[str]) -> None:
         raise ConfigError("objective.replicates", p.replicates, "an integer >= 1")
 
 
+def check(data: dict | None) -> ObjectiveParams:
+    """Parse and check the `objective` node against the monthly series' columns (at start-up)."""
+    from .metrics import column_names
+
+    p = parse(data)
+    _check(p, column_names())
+    return p
+
+
 def spend(series: pd.DataFrame, funder: str) -> pd.Series:
     """Monthly spend of one funder (or the total), yuan."""
     if funder == "total":

@@ -148,3 +148,26 @@ def test_a_failing_trial_does_not_stop_the_optuna_study(tmp_path):
     assert proc.returncode == 5, proc.stderr[-2000:]
     best = yaml.safe_load((out / "optimization_results.yaml").read_text())
     assert best["best_params"]["levers.training.intensity"] >= 0
+
+
+def test_a_wrong_objective_is_refused_before_anything_is_written(tmp_path):
+    for args in (["-m", "hydra/sweeper=optuna", "levers.training.intensity=interval(0,2)", "objective.metric=share"],
+                 ["objective.replicates=0"]):
+        proc = subprocess.run([sys.executable, "-m", "sim", *args, "n_agents=500", "horizon.end_year=2023",
+                               f"hydra.sweep.dir={tmp_path / 's'}", f"hydra.run.dir={tmp_path / 'r'}"],
+                              cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0 and "objective." in proc.stderr
+        assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_a_study_whose_every_trial_fails_says_so_in_one_line(tmp_path):
+    out = tmp_path / "s"
+    proc = subprocess.run([sys.executable, "-m", "sim", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
+                           "hydra/launcher=basic", "levers.training.intensity=interval(-3,-1)", "n_agents=500",
+                           "horizon.end_year=2023", f"hydra.sweep.dir={out}"], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert proc.returncode == 5
+    assert proc.stderr.strip().splitlines()[-1].startswith("skillsim: no trial of the study finished")
+    assert (pd.read_csv(out / "runs.csv")["status"] == "failed").all()
