@@ -140,24 +140,27 @@ def forecast(cfg: RunConfig, *, params: int, structural: int, replicates: int, s
             "variance": variance_table(long, len(member_order), structural, replicates), "cells": len(cells)}
 
 
-def write_folder(out: Path, tables: dict, manifest: dict) -> Path:
-    """Write the tables, the manifest and COMPLETE atomically."""
+def write_folder(out: Path, tables: dict, manifest: dict, what: str = "forecast") -> Path:
+    """Write the tables (every DataFrame as NAME.csv; `config` as config.yaml; any other dict as
+    NAME.json), the manifest and COMPLETE atomically: a hidden temporary folder, renamed."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise OutputError(f"forecast folder {out} already exists and is not empty; choose another out=")
+        raise OutputError(f"{what} folder {out} already exists and is not empty; choose another out=")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        tables["ensemble"].to_csv(tmp / "ensemble.csv", index=False)
-        tables["runs"].to_csv(tmp / "runs.csv", index=False)
-        tables["variance"].to_csv(tmp / "variance.csv", index=False)
-        if "config" in tables:  # the central composed config (region labels, history, ranges; a rerun)
-            import yaml
+        for name, table in tables.items():
+            if isinstance(table, pd.DataFrame):
+                table.to_csv(tmp / f"{name}.csv", index=False)
+            elif name == "config":  # the central composed config (region labels, history, ranges; a rerun)
+                import yaml
 
-            (tmp / "config.yaml").write_text(yaml.safe_dump(tables["config"], sort_keys=False, allow_unicode=True),
-                                             encoding="utf-8")
+                (tmp / "config.yaml").write_text(yaml.safe_dump(table, sort_keys=False, allow_unicode=True),
+                                                 encoding="utf-8")
+            elif isinstance(table, dict):
+                (tmp / f"{name}.json").write_text(_json(table), encoding="utf-8")
         files = sorted(p for p in tmp.iterdir() if p.is_file())
         manifest = {**manifest, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     "files": {p.name: sha256(p) for p in files}, "sizes": {p.name: p.stat().st_size for p in files}}

@@ -1,0 +1,492 @@
+"""`skillsim-plan`: the least-cost lever mix that reaches a target share by a target year with a
+stated probability (or, with `objective=max_share`, the highest share within a budget).
+
+    skillsim-plan region=chongqing target.share=0.35 target.year=2030 confidence=0.8
+
+Method (for a noisy simulator; the budget is in the manifest):
+1. **Samples.** A plan evaluates every candidate mix on the same `samples` futures (common random
+   numbers). With `uncertainty=true` (the default when the calibration ensemble exists) sample i is
+   joint draw i of the behavioural parameters and the structural inputs (sim.studies.uncertainty)
+   with replicate i; otherwise replicate i. The probability of meeting the target is the share of
+   samples whose December share of the target year reaches it. The cost of a mix is its cumulative
+   spend (of `funder`) from the start to December of the target year, less the cost base's spend on
+   the same sample: the status quo levers (`cost_base=status_quo`) or no policy (`no_policy`).
+2. **Search (sample-average approximation).** A scrambled Sobol design of `candidates` mixes in the
+   box of the free levers, plus the box's two corners, evaluated on the search samples. From the
+   cheapest mix that meets the target (mean cost, probability >= confidence), each free lever in turn
+   is bisected towards its lower bound `refine` times, keeping the target met: with one free lever
+   this finds the least intensity to (hi - lo) / 2^refine.
+3. **Re-evaluation.** The `finalists` cheapest feasible mixes are run again on `fresh` samples the
+   search never used, which removes the optimiser's winner's bias. A finalist stays eligible if the
+   fresh success rate's 95% Wilson interval reaches the confidence (an indifference zone of the
+   sampling error); the cheapest eligible one is the answer, and its fresh rate, with that interval,
+   is the stated probability.
+4. **Infeasible.** If no mix meets the target within the bounds (and budget), the plan says so, with
+   the best probability and share it found, and exits 0: no made-up answer.
+
+Outputs (written whole or not at all, with manifest.json and COMPLETE): `choice.json` (the answer or
+the infeasibility statement), `candidates.csv` (every mix evaluated, on which samples, its probability,
+mean share and mean cost), `finalists.csv`, `frontier_probability.csv` and `frontier_share.csv` (the
+mixes no other beats on both cost and probability, or cost and mean share), `near_optimal.csv` (feasible
+mixes within `tolerance` of the chosen cost).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..config import RunConfig, to_dict
+from ..errors import ConfigError, OutputError, SkillsimError
+
+LEVERS = ("training", "competition", "studio")
+FUNDERS = ("total", "government", "employer")
+OPTIONS = {"target.share": None, "target.year": None, "confidence": 0.8, "objective": "min_cost", "budget": None,
+           "levers": "training,competition,studio", "funder": "total", "cost_base": "status_quo",
+           "samples": 16, "fresh": 32, "candidates": 16, "refine": 4, "finalists": 3, "tolerance": 0.1,
+           "uncertainty": None, "n_agents": 20000, "out": None, "preview": False}
+BOUNDS = {"lo": 0.0, "hi": 3.0}
+USAGE = """usage: skillsim-plan [region=NAME] target.share=S target.year=Y [confidence=0.8]
+                     [objective=min_cost|max_share] [budget=YUAN] [levers=training,competition,studio]
+                     [LEVER.lo=0] [LEVER.hi=3] [LEVER.fixed=X] [funder=total|government|employer]
+                     [cost_base=status_quo|no_policy] [samples=16] [fresh=32] [candidates=16] [refine=4]
+                     [finalists=3] [tolerance=0.1] [uncertainty=true|false] [n_agents=20000] [preview=true]
+                     [out=DIR] [OVERRIDE ...]
+
+The least-cost mix of lever intensities that reaches target.share by December of target.year with
+probability >= confidence (objective=max_share: the highest mean share within budget). Costs are yuan,
+cumulative to the target year, over the cost base. preview=true: 8 search and 16 fresh samples, 8
+candidates, 5,000 agents. Any other key=value is a skillsim config override. Writes choice.json,
+candidates.csv, finalists.csv, frontier_probability.csv, frontier_share.csv, near_optimal.csv,
+manifest.json and COMPLETE into out (default results/plans/<time>_<region>)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# the search, on any evaluator (tests give it known functions)
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class Box:
+    """The free levers' bounds; fixed levers keep their values."""
+
+    names: list[str]
+    lo: np.ndarray
+    hi: np.ndarray
+    fixed: dict[str, float] = field(default_factory=dict)
+
+    def mix(self, x: np.ndarray) -> dict[str, float]:
+        return {**self.fixed, **{n: float(v) for n, v in zip(self.names, x)}}
+
+
+@dataclass
+class Evaluation:
+    """One mix on one sample set: per sample, the share reached and the incremental cost."""
+
+    x: tuple
+    which: str  # "search" or "fresh"
+    share: np.ndarray
+    cost: np.ndarray
+    target: float
+
+    @property
+    def success(self) -> np.ndarray:
+        return self.share >= self.target
+
+    @property
+    def p(self) -> float:
+        return float(self.success.mean())
+
+    @property
+    def mean_cost(self) -> float:
+        return float(self.cost.mean())
+
+    @property
+    def mean_share(self) -> float:
+        return float(self.share.mean())
+
+
+Evaluator = Callable[[list[tuple], str], list[Evaluation]]
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a success rate k / n."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other has at lower-or-equal cost and higher-or-equal value (one
+    strictly better); points are (cost, value)."""
+    keep = []
+    for i, (c, v) in enumerate(points):
+        if not any((c2 <= c and v2 >= v and (c2 < c or v2 > v)) for c2, v2 in points):
+            keep.append(i)
+    return sorted(keep, key=lambda i: points[i][0])
+
+
+def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int, refine: int, finalists: int,
+           objective: str = "min_cost", budget: float | None = None, seed: int = 0, log=print) -> dict:
+    """Steps 2-4 of the module docstring. Returns the evaluations and the choice."""
+    from scipy.stats import qmc
+
+    d = len(box.names)
+    seen: dict[tuple, Evaluation] = {}
+
+    def run(xs: list[np.ndarray], which: str = "search") -> list[Evaluation]:
+        keys = [tuple(round(float(v), 12) for v in x) for x in xs]
+        todo = [k for k in dict.fromkeys(keys) if (k, which) not in seen]
+        for k, ev in zip(todo, evaluate(list(todo), which) if todo else []):
+            seen[(k, which)] = ev
+        return [seen[(k, which)] for k in keys]
+
+    def ok(ev: Evaluation) -> bool:
+        within = budget is None or ev.mean_cost <= budget
+        return within and (objective == "max_share" or ev.p >= confidence)
+
+    def better(a: Evaluation, b: Evaluation | None) -> bool:
+        if b is None:
+            return True
+        return a.mean_cost < b.mean_cost if objective == "min_cost" else a.mean_share > b.mean_share
+
+    design = qmc.Sobol(d, scramble=True, seed=seed).random(candidates) if d else np.zeros((0, 0))
+    xs = [box.lo + (box.hi - box.lo) * u for u in design] + [box.lo.copy(), box.hi.copy()]
+    evs = run(xs)
+    log(f"plan: {len(evs)} mixes on the search samples; {sum(ok(e) for e in evs)} meet the target")
+    best = None
+    for ev in evs:
+        if ok(ev) and better(ev, best):
+            best = ev
+    if best is not None and d:  # coordinate bisection towards cheaper (min_cost) or higher (max_share)
+        x = np.array(best.x, dtype=float)
+        for j in range(d):
+            lo_j, hi_j = (box.lo[j], x[j]) if objective == "min_cost" else (x[j], box.hi[j])
+            for _ in range(refine):
+                trial = x.copy()
+                trial[j] = 0.5 * (lo_j + hi_j)
+                ev = run([trial])[0]
+                if ok(ev) and better(ev, best):
+                    best, x = ev, trial
+                    if objective == "min_cost":
+                        hi_j = trial[j]
+                    else:
+                        lo_j = trial[j]
+                elif objective == "min_cost":
+                    lo_j = trial[j]
+                else:
+                    hi_j = trial[j]
+        log(f"plan: refined to {box.mix(np.array(best.x))}")
+    search_evs = [v for (k, w), v in seen.items() if w == "search"]
+    feasible = sorted((e for e in search_evs if ok(e)),
+                      key=lambda e: e.mean_cost if objective == "min_cost" else -e.mean_share)
+    picks = [e.x for e in feasible[:finalists]]
+    fresh = run([np.array(x) for x in picks], "fresh") if picks else []
+    eligible = []
+    for ev in fresh:
+        k, n = int(ev.success.sum()), ev.success.size
+        within = budget is None or ev.mean_cost <= budget
+        if within and (objective == "max_share" or wilson(k, n)[1] >= confidence):
+            eligible.append(ev)
+    chosen = None
+    for ev in eligible:
+        if better(ev, chosen):
+            chosen = ev
+    return {"evaluations": list(seen.values()), "fresh": fresh, "chosen": chosen, "search_best": best}
+
+
+# --------------------------------------------------------------------------------------------------
+# the model as evaluator
+# --------------------------------------------------------------------------------------------------
+
+def sample_config(cfg: RunConfig, i: int, uncertainty: bool) -> RunConfig:
+    """Sample i: joint draw i of parameters and structural inputs (with replicate i), or replicate i."""
+    cfg = dataclasses.replace(cfg, replicate=i)
+    if uncertainty:
+        from .uncertainty import draw_config
+
+        cfg = draw_config(cfg, i)
+    return cfg
+
+
+def with_mix(cfg: RunConfig, mix: dict[str, float]) -> RunConfig:
+    levers = cfg.levers
+    for name, value in mix.items():
+        part = dataclasses.replace(getattr(levers, name), intensity=float(value), enabled=True)
+        levers = dataclasses.replace(levers, **{name: part})
+    return dataclasses.replace(cfg, levers=levers)
+
+
+def base_config(cfg: RunConfig, cost_base: str) -> RunConfig:
+    from ..history import status_quo
+
+    if cost_base == "no_policy":
+        off = {n: dataclasses.replace(getattr(cfg.levers, n), enabled=False) for n in LEVERS}
+        return dataclasses.replace(cfg, levers=dataclasses.replace(cfg.levers, **off))
+    return dataclasses.replace(cfg, levers=status_quo(cfg.levers))
+
+
+def spend_of(series: pd.DataFrame, funder: str) -> pd.Series:
+    from ..objective import spend
+
+    return spend(series, funder)
+
+
+class ModelEvaluator:
+    """Runs mixes on sample sets with the batch runner (every core), caching the cost base's runs."""
+
+    def __init__(self, cfg: RunConfig, box: Box, *, target: float, year: int, funder: str, cost_base: str,
+                 samples: int, fresh: int, uncertainty: bool, log=print):
+        self.cfg, self.box, self.target, self.year, self.funder = cfg, box, target, year, funder
+        self.sets = {"search": list(range(samples)), "fresh": list(range(samples, samples + fresh))}
+        self.uncertainty, self.log, self.runs = uncertainty, log, 0
+        base = base_config(cfg, cost_base)
+        self.base_cost = {w: np.array([c for _, c in self._run([base], idx)[0]]) for w, idx in self.sets.items()}
+
+    def _read(self, model):
+        s = model.series()
+        upto = s[s["date"] <= f"{self.year}-12"]
+        return float(upto["high_skill_share"].iloc[-1]), float(spend_of(upto.iloc[1:], self.funder).sum())
+
+    def _run(self, configs: list[RunConfig], idx: list[int]) -> list[list[tuple[float, float]]]:
+        from .batch import run_batch
+
+        todo = [sample_config(c, i, self.uncertainty) for c in configs for i in idx]
+        out = run_batch(todo, self._read)
+        self.runs += len(todo)
+        return [out[k * len(idx):(k + 1) * len(idx)] for k in range(len(configs))]
+
+    def __call__(self, xs: list[tuple], which: str) -> list[Evaluation]:
+        t0 = time.perf_counter()
+        configs = [with_mix(self.cfg, self.box.mix(np.array(x))) for x in xs]
+        results = self._run(configs, self.sets[which])
+        self.log(f"plan: {len(xs)} mixes x {len(self.sets[which])} {which} samples in "
+                 f"{time.perf_counter() - t0:.1f} s ({self.runs} runs so far)")
+        return [Evaluation(tuple(x), which, np.array([s for s, _ in r]), np.array([c for _, c in r]) - self.base_cost[which],
+                           self.target) for x, r in zip(xs, results)]
+
+
+# --------------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------------
+
+def _number(key: str, value: str, lo: float | None = None, hi: float | None = None, kind=float):
+    try:
+        v = kind(value)
+    except ValueError:
+        raise ConfigError(key, value, "an integer" if kind is int else "a number") from None
+    if (lo is not None and v < lo) or (hi is not None and v > hi) or (kind is float and not math.isfinite(v)):
+        raise ConfigError(key, v, f"a number in [{lo}, {hi}]" if hi is not None else f"a number >= {lo}")
+    return v
+
+
+def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
+    """(options, lever bounds and fixed values, config overrides); one-line errors."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        raise SystemExit(0)
+    opts, levers, overrides = dict(OPTIONS), {}, []
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep:
+            raise ConfigError(a, "", "key=value arguments (see skillsim-plan --help)")
+        head, _, tail = key.partition(".")
+        if head in LEVERS and tail in ("lo", "hi", "fixed"):
+            levers.setdefault(head, {})[tail] = _number(key, value, 0.0, 100.0)
+        elif key == "target.share":
+            opts[key] = _number(key, value, 0.0, 1.0)
+        elif key == "target.year":
+            opts[key] = _number(key, value, 1990, 2100, int)
+        elif key == "confidence":
+            opts[key] = _number(key, value, 0.0, 1.0)
+        elif key == "budget":
+            opts[key] = _number(key, value, 0.0)
+        elif key in ("samples", "fresh", "candidates", "finalists"):
+            opts[key] = _number(key, value, 2 if key != "finalists" else 1, 10_000, int)
+        elif key == "refine":
+            opts[key] = _number(key, value, 0, 30, int)
+        elif key == "tolerance":
+            opts[key] = _number(key, value, 0.0, 10.0)
+        elif key == "n_agents":
+            opts[key] = _number(key, value, 100, 10_000_000, int)
+        elif key in ("objective", "funder", "cost_base"):
+            allowed = {"objective": ("min_cost", "max_share"), "funder": FUNDERS,
+                       "cost_base": ("status_quo", "no_policy")}[key]
+            if value not in allowed:
+                raise ConfigError(key, value, "one of " + ", ".join(allowed))
+            opts[key] = value
+        elif key == "levers":
+            names = [n for n in value.split(",") if n]
+            bad = [n for n in names if n not in LEVERS]
+            if bad or not names:
+                raise ConfigError(key, value, "a comma list of " + ", ".join(LEVERS))
+            opts[key] = value
+        elif key in ("uncertainty", "preview"):
+            if value.lower() not in ("true", "false"):
+                raise ConfigError(key, value, "true or false")
+            opts[key] = value.lower() == "true"
+        elif key == "out":
+            opts[key] = value
+        else:
+            overrides.append(a)
+    if opts["objective"] == "min_cost" and opts["target.share"] is None:
+        raise ConfigError("target.share", None, "a share in [0, 1] (the target to reach)")
+    if opts["objective"] == "max_share" and opts["budget"] is None:
+        raise ConfigError("budget", None, "a budget in yuan (objective=max_share maximises the share within it)")
+    if opts["target.year"] is None:
+        raise ConfigError("target.year", None, "a year of the forecast horizon")
+    for name, b in levers.items():
+        lo, hi = b.get("lo", BOUNDS["lo"]), b.get("hi", BOUNDS["hi"])
+        if lo > hi:
+            raise ConfigError(f"{name}.lo", lo, f"at most {name}.hi ({hi})")
+    if opts["preview"]:
+        opts.update(samples=8, fresh=16, candidates=8, refine=3, n_agents=min(opts["n_agents"], 5000))
+    return opts, levers, overrides
+
+
+def make_box(opts: dict, levers: dict) -> Box:
+    free = [n for n in opts["levers"].split(",") if "fixed" not in levers.get(n, {})]
+    fixed = {n: b["fixed"] for n, b in levers.items() if "fixed" in b}
+    lo = np.array([levers.get(n, {}).get("lo", BOUNDS["lo"]) for n in free], dtype=float)
+    hi = np.array([levers.get(n, {}).get("hi", BOUNDS["hi"]) for n in free], dtype=float)
+    return Box(free, lo, hi, fixed)
+
+
+def tables(result: dict, box: Box, opts: dict) -> dict:
+    def row(ev: Evaluation) -> dict:
+        k, n = int(ev.success.sum()), ev.success.size
+        lo, hi = wilson(k, n)
+        return {**{f"{nm}_intensity": v for nm, v in box.mix(np.array(ev.x)).items()}, "samples": ev.which,
+                "n": n, "p_target": ev.p, "p_lo95": lo, "p_hi95": hi, "share_mean": ev.mean_share,
+                "share_q05": float(np.quantile(ev.share, 0.05)), "share_q95": float(np.quantile(ev.share, 0.95)),
+                "cost_mean": ev.mean_cost}
+
+    cand = pd.DataFrame([row(e) for e in result["evaluations"]]).sort_values("cost_mean", kind="stable")
+    search = [e for e in result["evaluations"] if e.which == "search"]
+    fp = pareto([(e.mean_cost, e.p) for e in search])
+    fs = pareto([(e.mean_cost, e.mean_share) for e in search])
+    out = {"candidates": cand.reset_index(drop=True),
+           "finalists": pd.DataFrame([row(e) for e in result["fresh"]], columns=list(cand.columns)),
+           "frontier_probability": pd.DataFrame([row(search[i]) for i in fp], columns=list(cand.columns)),
+           "frontier_share": pd.DataFrame([row(search[i]) for i in fs], columns=list(cand.columns))}
+    chosen = result["chosen"]
+    if chosen is not None:
+        limit = chosen.mean_cost + opts["tolerance"] * abs(chosen.mean_cost)
+        near = [e for e in search if e.mean_cost <= limit and
+                (opts["objective"] == "max_share" or e.p >= opts["confidence"])]
+        out["near_optimal"] = pd.DataFrame([row(e) for e in near], columns=list(cand.columns)).sort_values(
+            "cost_mean", kind="stable")
+    else:
+        out["near_optimal"] = pd.DataFrame(columns=list(cand.columns))
+    return out
+
+
+def choice(result: dict, box: Box, opts: dict) -> dict:
+    chosen = result["chosen"]
+    target, year, conf = opts["target.share"], opts["target.year"], opts["confidence"]
+    if chosen is None:
+        search = [e for e in result["evaluations"] if e.which == "search"]
+        top = max(search, key=lambda e: (e.p, e.mean_share))
+        what = (f"no mix within the bounds{' and budget' if opts['budget'] is not None else ''} reaches "
+                f"{target:.1%} by {year} with probability {conf:.0%}" if opts["objective"] == "min_cost"
+                else f"no mix within the bounds costs at most {opts['budget']:,.0f} yuan")
+        return {"feasible": False, "statement": what + f"; the best found: probability {top.p:.0%}, mean share "
+                f"{top.mean_share:.1%} at {box.mix(np.array(top.x))}",
+                "best_probability": top.p, "best_mean_share": top.mean_share, "best_mix": box.mix(np.array(top.x))}
+    k, n = int(chosen.success.sum()), chosen.success.size
+    lo, hi = wilson(k, n)
+    mix = box.mix(np.array(chosen.x))
+    if opts["objective"] == "max_share":
+        statement = (f"{mix}: mean share {chosen.mean_share:.1%} [{np.quantile(chosen.share, 0.05):.1%}, "
+                     f"{np.quantile(chosen.share, 0.95):.1%}] in {year} at {chosen.mean_cost:,.0f} yuan over the "
+                     f"{opts['cost_base']} (budget {opts['budget']:,.0f}), on {n} fresh samples")
+    else:
+        statement = (f"{mix}: {chosen.mean_cost:,.0f} yuan over the {opts['cost_base']} to {year}; "
+                     f"P(share >= {target:.1%}) = {chosen.p:.0%} [{lo:.0%}, {hi:.0%}] on {n} fresh samples"
+                     + ("" if chosen.p >= conf else f" (below {conf:.0%}, but within its sampling error)"))
+    return {"feasible": True, "objective": opts["objective"], "mix": box.mix(np.array(chosen.x)),
+            "cost_yuan": chosen.mean_cost, "funder": opts["funder"], "cost_base": opts["cost_base"],
+            "target_share": target, "target_year": year, "confidence": conf,
+            "probability": chosen.p, "probability_95": [lo, hi], "fresh_samples": n,
+            "share_mean": chosen.mean_share, "share_q05": float(np.quantile(chosen.share, 0.05)),
+            "share_q95": float(np.quantile(chosen.share, 0.95)),
+            "statement": statement}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        run(argv)
+    except SkillsimError as err:
+        print(f"skillsim-plan: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    except KeyboardInterrupt:
+        print("skillsim-plan: interrupted; no plan folder was written", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def run(argv: list[str]) -> Path:
+    from ..cli import compose_config
+    from ..results import git_commit, package_versions
+    from .forecast import write_folder
+
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    opts, levers, overrides = parse(argv)
+    if not any(o.startswith("n_agents=") for o in overrides):
+        overrides.append(f"n_agents={opts['n_agents']}")
+    year = opts["target.year"]
+    cfg = compose_config(overrides)
+    if not cfg.start_year <= year <= cfg.horizon.end_year:
+        raise ConfigError("target.year", year, f"a year of the forecast horizon, {cfg.start_year}-{cfg.horizon.end_year}")
+    if year < cfg.horizon.end_year:
+        cfg = dataclasses.replace(cfg, horizon=dataclasses.replace(cfg.horizon, end_year=year))
+    uncertainty = opts["uncertainty"]
+    if uncertainty is None:
+        from .uncertainty import load_ensemble
+
+        try:
+            uncertainty = len(load_ensemble()) > 0
+        except SkillsimError:
+            uncertainty = False
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    out = Path(opts["out"] or f"results/plans/{stamp}_{cfg.region.name}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputError(f"plan folder {out} already exists and is not empty; choose another out=")
+    box = make_box(opts, levers)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    target = opts["target.share"] if opts["target.share"] is not None else 1.0
+    evaluator = ModelEvaluator(cfg, box, target=target, year=year, funder=opts["funder"],
+                               cost_base=opts["cost_base"], samples=opts["samples"], fresh=opts["fresh"],
+                               uncertainty=uncertainty, log=log)
+    result = search(evaluator, box, confidence=opts["confidence"], candidates=opts["candidates"],
+                    refine=opts["refine"], finalists=opts["finalists"], objective=opts["objective"],
+                    budget=opts["budget"], seed=cfg.seed % (2**32), log=log)
+    out_tables = tables(result, box, opts)
+    out_tables["choice"] = choice(result, box, opts)
+    out_tables["config"] = to_dict(cfg)
+    manifest = {"kind": "plan", "command": ["skillsim-plan", *argv], "overrides": overrides,
+                "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed,
+                "options": {k: v for k, v in opts.items() if k != "out"}, "bounds": levers,
+                "uncertainty": "joint draws of parameters and structural inputs, with replicates" if uncertainty
+                else "replicates only", "runs": evaluator.runs, "versions": package_versions(),
+                "git_commit": git_commit(), "started": started}
+    path = write_folder(out, out_tables, manifest, what="plan")
+    log("plan: " + out_tables["choice"]["statement"])
+    log(f"wrote {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main()

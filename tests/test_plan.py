@@ -1,0 +1,132 @@
+"""skillsim-plan: the search on a simulator with a known answer, honest probabilities, and the
+command's options, bounds and output folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from math import erf, sqrt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.studies.plan import Box, Evaluation, pareto, search, wilson
+
+SIGMA, SLOPE, BASE, TARGET, CONF = 0.01, 0.02, 0.30, 0.34, 0.8
+
+
+def phi(z: float) -> float:
+    return 0.5 * (1 + erf(z / sqrt(2)))
+
+
+def true_p(x: float) -> float:
+    """P(BASE + SLOPE x + N(0, SIGMA) >= TARGET)."""
+    return phi((BASE + SLOPE * x - TARGET) / SIGMA)
+
+
+# the least intensity whose true probability is CONF: 0.02 x - 0.04 = 0.8416 x 0.01 -> x = 2.4208
+X_STAR = (TARGET - BASE + 0.8416212 * SIGMA) / SLOPE
+
+
+def toy(seed: int, samples: int = 16, fresh: int = 32):
+    """One free lever: share = 0.30 + 0.02 x + noise of the sample (the same noise for every x: common
+    random numbers), cost = 1e9 x yuan."""
+    noise = {"search": np.random.default_rng(seed).normal(0, SIGMA, samples),
+             "fresh": np.random.default_rng(seed + 10_000).normal(0, SIGMA, fresh)}
+
+    def evaluate(xs, which):
+        return [Evaluation(x, which, BASE + SLOPE * x[0] + noise[which], np.full(noise[which].size, 1e9 * x[0]), TARGET)
+                for x in xs]
+
+    return evaluate
+
+
+def test_one_free_lever_finds_the_known_least_intensity():
+    """SAA on 16 samples estimates the 20% quantile of the noise with sd about
+    sqrt(0.2 x 0.8 / 16) / pdf(0.84) x 0.01 = 0.0036, i.e. 0.18 in intensity; three of those are allowed."""
+    box = Box(["training"], np.array([0.0]), np.array([4.0]))
+    chosen = []
+    for seed in range(10):
+        r = search(toy(seed), box, confidence=CONF, candidates=16, refine=8, finalists=3, log=lambda *_: None)
+        assert r["chosen"] is not None
+        chosen.append(r["chosen"].x[0])
+    assert all(abs(x - X_STAR) <= 3 * 0.18 for x in chosen), (X_STAR, chosen)
+    assert abs(np.mean(chosen) - X_STAR) <= 3 * 0.18 / np.sqrt(10) + 0.1, (X_STAR, np.mean(chosen))
+
+
+def test_the_stated_probability_is_honest():
+    """The stated probability's 95% interval (fresh samples) lies at or below the true probability of
+    the chosen mix: one-sided, each plan fails with at most 2.5%, so 8 of 10 is the threshold
+    (P(fewer) < 0.2%)."""
+    box = Box(["training"], np.array([0.0]), np.array([4.0]))
+    ok = 0
+    for seed in range(10):
+        r = search(toy(seed), box, confidence=CONF, candidates=16, refine=8, finalists=3, log=lambda *_: None)
+        c = r["chosen"]
+        lo, _ = wilson(int(c.success.sum()), c.success.size)
+        ok += true_p(c.x[0]) >= lo
+    assert ok >= 8
+
+
+def test_an_unreachable_target_chooses_nothing():
+    box = Box(["training"], np.array([0.0]), np.array([1.0]))  # at most 0.32: 0.34 is out of reach
+    r = search(toy(0), box, confidence=CONF, candidates=8, refine=4, finalists=3, log=lambda *_: None)
+    assert r["chosen"] is None and r["fresh"] == []
+
+
+def test_two_levers_take_the_cheaper_way():
+    """Lever b buys half the share of lever a at twice the cost: the answer uses a alone."""
+    noise = {w: np.random.default_rng(k).normal(0, SIGMA, n) for k, (w, n) in enumerate((("search", 16), ("fresh", 32)))}
+
+    def evaluate(xs, which):
+        return [Evaluation(x, which, BASE + SLOPE * x[0] + SLOPE / 2 * x[1] + noise[which],
+                           np.full(noise[which].size, 1e9 * x[0] + 2e9 * x[1]), TARGET) for x in xs]
+
+    r = search(evaluate, Box(["a", "b"], np.zeros(2), np.full(2, 4.0)), confidence=CONF, candidates=32, refine=8,
+               finalists=3, log=lambda *_: None)
+    a, b = r["chosen"].x
+    assert b <= 0.25 and abs(a - X_STAR) <= 0.6, (a, b)
+
+
+def test_wilson_and_pareto_on_known_cases():
+    lo, hi = wilson(8, 10)
+    assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)  # textbook values
+    assert pareto([(1, 0.5), (2, 0.4), (2, 0.9), (3, 0.9), (0, 0.1)]) == [4, 0, 2]
+
+
+@pytest.mark.parametrize("args, field", [
+    (["target.share=0.35", "target.year=2030", "budget=-5"], "budget"),
+    (["target.share=1.2", "target.year=2030"], "target.share"),
+    (["target.share=0.35", "target.year=2050"], "target.year"),
+    (["target.share=0.35", "target.year=2030", "levers=training,schools"], "levers"),
+    (["target.year=2030"], "target.share"),
+])
+def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, args, field):
+    proc = subprocess.run([sys.executable, "-m", "sim.studies.plan", *args, f"out={tmp_path / 'p'}"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and field in proc.stderr
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.slow
+def test_the_command_writes_a_plan_or_says_it_is_infeasible(tmp_path):
+    common = ["preview=true", "levers=training", "uncertainty=false", "n_agents=1500"]
+    ok = subprocess.run([sys.executable, "-m", "sim.studies.plan", "target.share=0.345", "target.year=2026", *common,
+                         f"out={tmp_path / 'ok'}"], cwd=tmp_path, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    choice = json.loads((tmp_path / "ok" / "choice.json").read_text())
+    assert choice["feasible"] and 0 <= choice["mix"]["training"] <= 3
+    assert (tmp_path / "ok" / "COMPLETE").exists()
+    cand = pd.read_csv(tmp_path / "ok" / "candidates.csv")
+    assert {"training_intensity", "p_target", "cost_mean", "share_mean"} <= set(cand.columns)
+    # the cost grows with the intensity (budgets scale with it), on the same samples
+    search_rows = cand[cand["samples"] == "search"].sort_values("training_intensity")
+    assert search_rows["cost_mean"].is_monotonic_increasing
+    far = subprocess.run([sys.executable, "-m", "sim.studies.plan", "target.share=0.9", "target.year=2027", *common,
+                          f"out={tmp_path / 'far'}"], cwd=tmp_path, capture_output=True, text=True)
+    assert far.returncode == 0, far.stderr[-2000:]
+    statement = json.loads((tmp_path / "far" / "choice.json").read_text())
+    assert statement["feasible"] is False and statement["statement"].startswith("no mix")
