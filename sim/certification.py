@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ladder import TOP_CERTIFIED, wait_months
-from .workforce import NO_MONTH, Workforce
+from .workforce import Workforce
 
 WAITS = wait_months()  # int16, levels 0..4
 

@@ -18,7 +18,7 @@ from .levers.base import Lever
 from .metrics import CHANNELS, column_names, measure
 from .rates import RateTables, refresh
 from .streams import RandomStreams, replicate_seed
-from .workforce import NO_MONTH, LevelLedger, Workforce
+from .workforce import LevelLedger, Workforce
 
 FLOWS = tuple(f"promotions_{c}" for c in CHANNELS) + (
     "entries", "exits", "exits_retirement", "exits_quit", "firm_moves")
@@ -243,7 +243,8 @@ class WorkforceModel(Model):
 
     def _demography(self) -> None:
         wf, w = self.workforce, self.weight
-        retired = wf.kernels.age_and_retire(wf.age, wf.retire_age, wf.scratch("retired"))  # ageing, then demography.retirements
+        # ageing, then demography.retirements, in one pass
+        retired = wf.kernels.age_and_retire(wf.age, wf.retire_age, wf.scratch("retired"))
         rng_demo = self.streams.get("demography", self.now)
         leavers, movers = separations(wf, self.cfg, rng_demo)
         # A worker who retires this month does not also quit or move.

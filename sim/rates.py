@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .ladder import N_LEVELS, pay_ratios
-from .workforce import NO_MONTH, Workforce
+from .workforce import Workforce
 
 
 class RateTables:
