@@ -130,3 +130,40 @@ def test_the_command_writes_a_plan_or_says_it_is_infeasible(tmp_path):
     assert far.returncode == 0, far.stderr[-2000:]
     statement = json.loads((tmp_path / "far" / "choice.json").read_text())
     assert statement["feasible"] is False and statement["statement"].startswith("no mix")
+
+
+def test_marginal_cost_per_point_matches_the_known_slope():
+    """The toy buys 0.02 of share (2 points) per unit of intensity for 1e9 yuan: 5e8 yuan a point."""
+    box = Box(["training"], np.array([0.0]), np.array([4.0]))
+    r = search(toy(3), box, confidence=CONF, candidates=16, refine=8, finalists=3, log=lambda *_: None)
+    (m,) = r["marginal"]
+    assert m["lever"] == "training" and m["cost_per_point"] == pytest.approx(5e8, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_an_interrupted_plan_resumes_and_gives_the_same_answer(tmp_path):
+    import signal
+    import time
+
+    args = [sys.executable, "-m", "sim.studies.plan", "target.share=0.345", "target.year=2026", "preview=true",
+            "levers=training,studio", "uncertainty=false", "n_agents=1500"]
+    journal = tmp_path / ".cut.runs.jsonl"
+    proc = subprocess.Popen([*args, f"out={tmp_path / 'cut'}"], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if journal.exists() and journal.read_text().count("\n") >= 40:  # the cost base and a first batch
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.2)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err[-2000:]
+    assert "resume" in err and not (tmp_path / "cut").exists()
+    kept = journal.read_text().count("\n")
+    again = subprocess.run([*args, f"out={tmp_path / 'cut'}"], cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"resuming: {kept} runs already done" in again.stderr
+    assert not journal.exists()
+    whole = subprocess.run([*args, f"out={tmp_path / 'whole'}"], cwd=tmp_path, capture_output=True, text=True)
+    assert whole.returncode == 0
+    for name in ("choice.json", "candidates.csv", "finalists.csv", "marginal_cost.csv"):
+        assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name

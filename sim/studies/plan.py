@@ -28,7 +28,8 @@ Outputs (written whole or not at all, with manifest.json and COMPLETE): `choice.
 the infeasibility statement), `candidates.csv` (every mix evaluated, on which samples, its probability,
 mean share and mean cost), `finalists.csv`, `frontier_probability.csv` and `frontier_share.csv` (the
 mixes no other beats on both cost and probability, or cost and mean share), `near_optimal.csv` (feasible
-mixes within `tolerance` of the chosen cost).
+mixes within `tolerance` of the chosen cost), `marginal_cost.csv` (yuan per point of mean share for each
+free lever at the chosen mix, from a step of 0.1 on the fresh samples; infinite if the step adds none).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ probability >= confidence (objective=max_share: the highest mean share within bu
 cumulative to the target year, over the cost base. preview=true: 8 search and 16 fresh samples, 8
 candidates, 5,000 agents. Any other key=value is a skillsim config override. Writes choice.json,
 candidates.csv, finalists.csv, frontier_probability.csv, frontier_share.csv, near_optimal.csv,
-manifest.json and COMPLETE into out (default results/plans/<time>_<region>)."""
+marginal_cost.csv, manifest.json and COMPLETE into out (default results/plans/<time>_<region>)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,7 +205,28 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
     for ev in eligible:
         if better(ev, chosen):
             chosen = ev
-    return {"evaluations": list(seen.values()), "fresh": fresh, "chosen": chosen, "search_best": best}
+    return {"evaluations": list(seen.values()), "fresh": fresh, "chosen": chosen, "search_best": best,
+            "marginal": marginal(run, box, chosen) if chosen is not None else []}
+
+
+def marginal(run, box: Box, chosen: Evaluation, step: float = 0.1) -> list[dict]:
+    """The marginal cost of one more point of share for each free lever at the chosen mix: its
+    intensity raised by `step` (or lowered, at its upper bound), on the chosen mix's fresh samples
+    (common random numbers), yuan per percentage point of the mean share."""
+    out = []
+    x0 = np.array(chosen.x, dtype=float)
+    for j, name in enumerate(box.names):
+        x = x0.copy()
+        up = x[j] + step <= box.hi[j]
+        x[j] = x[j] + step if up else x[j] - step
+        ev = run([x], "fresh")[0]
+        d_share = (ev.mean_share - chosen.mean_share) * (1 if up else -1)
+        d_cost = (ev.mean_cost - chosen.mean_cost) * (1 if up else -1)
+        points = 100 * d_share
+        out.append({"lever": name, "intensity": float(x0[j]), "step": step if up else -step,
+                    "share_points_per_step": points, "cost_per_step": d_cost,
+                    "cost_per_point": d_cost / points if points > 0 else float("inf")})
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -245,13 +267,29 @@ def spend_of(series: pd.DataFrame, funder: str) -> pd.Series:
 
 
 class ModelEvaluator:
-    """Runs mixes on sample sets with the batch runner (every core), caching the cost base's runs."""
+    """Runs mixes on sample sets with the batch runner (every core).
+
+    Every finished run is appended to `journal` (one JSON line: the run's config digest, share and
+    spend), so an interrupted plan re-run into the same folder reuses them: the search is
+    deterministic given its evaluations, so it takes the same path and gives the same answer."""
 
     def __init__(self, cfg: RunConfig, box: Box, *, target: float, year: int, funder: str, cost_base: str,
-                 samples: int, fresh: int, uncertainty: bool, log=print):
+                 samples: int, fresh: int, uncertainty: bool, log=print, journal: Path | None = None):
         self.cfg, self.box, self.target, self.year, self.funder = cfg, box, target, year, funder
         self.sets = {"search": list(range(samples)), "fresh": list(range(samples, samples + fresh))}
         self.uncertainty, self.log, self.runs = uncertainty, log, 0
+        self.journal, self.done = journal, {}
+        if journal is not None and journal.exists():
+            import json
+
+            for line in journal.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                    self.done[rec["key"]] = (float(rec["share"]), float(rec["spend"]))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by the interruption
+            if self.done:
+                log(f"plan: resuming: {len(self.done)} runs already done in {journal}")
         base = base_config(cfg, cost_base)
         self.base_cost = {w: np.array([c for _, c in self._run([base], idx)[0]]) for w, idx in self.sets.items()}
 
@@ -260,12 +298,33 @@ class ModelEvaluator:
         upto = s[s["date"] <= f"{self.year}-12"]
         return float(upto["high_skill_share"].iloc[-1]), float(spend_of(upto.iloc[1:], self.funder).sum())
 
+    def _key(self, cfg: RunConfig) -> str:
+        import hashlib
+        import json
+
+        text = json.dumps([to_dict(cfg), self.year, self.funder], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
     def _run(self, configs: list[RunConfig], idx: list[int]) -> list[list[tuple[float, float]]]:
+        import json
+        import os
+
         from .batch import run_batch
 
-        todo = [sample_config(c, i, self.uncertainty) for c in configs for i in idx]
-        out = run_batch(todo, self._read)
-        self.runs += len(todo)
+        runs = [sample_config(c, i, self.uncertainty) for c in configs for i in idx]
+        keys = [self._key(c) for c in runs]
+        todo = [k for k in dict.fromkeys(keys) if k not in self.done]
+        if todo:
+            by_key = dict(zip(keys, runs))
+            results = run_batch([by_key[k] for k in todo], self._read)
+            self.runs += len(todo)
+            self.done.update(zip(todo, results))
+            if self.journal is not None:
+                with open(self.journal, "a", encoding="utf-8") as fh:
+                    fh.writelines(json.dumps({"key": k, "share": s, "spend": c}) + "\n" for k, (s, c) in zip(todo, results))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        out = [self.done[k] for k in keys]
         return [out[k * len(idx):(k + 1) * len(idx)] for k in range(len(configs))]
 
     def __call__(self, xs: list[tuple], which: str) -> list[Evaluation]:
@@ -380,7 +439,10 @@ def tables(result: dict, box: Box, opts: dict) -> dict:
     out = {"candidates": cand.reset_index(drop=True),
            "finalists": pd.DataFrame([row(e) for e in result["fresh"]], columns=list(cand.columns)),
            "frontier_probability": pd.DataFrame([row(search[i]) for i in fp], columns=list(cand.columns)),
-           "frontier_share": pd.DataFrame([row(search[i]) for i in fs], columns=list(cand.columns))}
+           "frontier_share": pd.DataFrame([row(search[i]) for i in fs], columns=list(cand.columns)),
+           "marginal_cost": pd.DataFrame(result["marginal"], columns=["lever", "intensity", "step",
+                                                                      "share_points_per_step", "cost_per_step",
+                                                                      "cost_per_point"])}
     chosen = result["chosen"]
     if chosen is not None:
         limit = chosen.mean_cost + opts["tolerance"] * abs(chosen.mean_cost)
@@ -426,14 +488,20 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import signal
+
+    from ..cli import _sigterm
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _sigterm)  # as Ctrl-C: the finished runs stay in the journal
     try:
         run(argv)
     except SkillsimError as err:
         print(f"skillsim-plan: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
     except KeyboardInterrupt:
-        print("skillsim-plan: interrupted; no plan folder was written", file=sys.stderr)
+        print("skillsim-plan: interrupted; no plan folder was written; the runs finished so far are kept: "
+              "re-run the same command (same out=) to resume", file=sys.stderr)
         raise SystemExit(130) from None
 
 
@@ -464,12 +532,17 @@ def run(argv: list[str]) -> Path:
     out = Path(opts["out"] or f"results/plans/{stamp}_{cfg.region.name}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"plan folder {out} already exists and is not empty; choose another out=")
+    journal = out.parent / f".{out.name}.runs.jsonl"  # finished runs, for a resumed plan (removed at the end)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {out.parent}: {exc.strerror}") from None
     box = make_box(opts, levers)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     target = opts["target.share"] if opts["target.share"] is not None else 1.0
     evaluator = ModelEvaluator(cfg, box, target=target, year=year, funder=opts["funder"],
                                cost_base=opts["cost_base"], samples=opts["samples"], fresh=opts["fresh"],
-                               uncertainty=uncertainty, log=log)
+                               uncertainty=uncertainty, log=log, journal=journal)
     result = search(evaluator, box, confidence=opts["confidence"], candidates=opts["candidates"],
                     refine=opts["refine"], finalists=opts["finalists"], objective=opts["objective"],
                     budget=opts["budget"], seed=cfg.seed % (2**32), log=log)
@@ -483,6 +556,7 @@ def run(argv: list[str]) -> Path:
                 else "replicates only", "runs": evaluator.runs, "versions": package_versions(),
                 "git_commit": git_commit(), "started": started}
     path = write_folder(out, out_tables, manifest, what="plan")
+    journal.unlink(missing_ok=True)
     log("plan: " + out_tables["choice"]["statement"])
     log(f"wrote {path}")
     return path
