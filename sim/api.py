@@ -16,7 +16,6 @@ allowed when a value is wrong. Nothing is written to disk.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from functools import lru_cache
 from typing import Any
 
@@ -180,15 +179,14 @@ def simulate(region: str | None = None, scenario: str | None = None, overrides: 
 
 
 def apply(cfg, **params: Any):
-    """`cfg` with keyword parameters (PARAMETERS) set, checked."""
+    """`cfg` with keyword parameters (PARAMETERS, or dotted keys) set, checked."""
     from .config import from_mapping, to_dict
+    from .errors import ConfigError
 
     data = to_dict(cfg)
     for name, value in params.items():
-        if name not in PARAMETERS:
-            from .errors import ConfigError
-
-            raise ConfigError(name, value, "a keyword of sim.api.PARAMETERS")
+        if name not in PARAMETERS and "." not in name:
+            raise ConfigError(name, value, "a keyword of sim.api.PARAMETERS or a dotted config key")
         if value is not None:
-            _set(data, PARAMETERS[name], value)
-    return dataclasses.replace(from_mapping(data))
+            _set(data, PARAMETERS.get(name, name), value)
+    return from_mapping(data)

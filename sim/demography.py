@@ -190,11 +190,6 @@ def skip_sample(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
     return np.concatenate(out)
 
 
-def retirements(wf: Workforce) -> np.ndarray:
-    """Workers who have reached their statutory retirement age (rule_retirement)."""
-    return np.flatnonzero(wf.age >= wf.retire_age)
-
-
 class SizePath:
     """How many agents the workforce has in each month: its growth path.
 

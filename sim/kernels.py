@@ -30,7 +30,7 @@ _INLINE = dict(_JIT, inline="always")
 @njit(**_JIT)
 def age_and_retire(age, retire_age, out):
     """Everyone one month older; returns the slots that reached their retirement age, in slot order
-    (phase a: ageing, then demography.retirements), as a view of the scratch buffer `out`."""
+    (phase a: ageing, then the retirement test, rule_retirement), as a view of the scratch buffer `out`."""
     k = 0
     for i in range(age.size):
         age[i] += 1
@@ -132,8 +132,8 @@ def eligible(progress, level, months_at_level, credit, waits, top, out):
 @njit(**_JIT)
 def eligible_odds(progress, level, months_at_level, credit, studio_since, waits, top,
                   sit_untrained, sit_trained, pass_prob, out, out_odds):
-    """`eligible` and `sitting_odds` in one pass: the candidates (a view of `out`) and each one's
-    probability of sitting and passing (a view of the float32 buffer `out_odds`)."""
+    """`eligible` and each candidate's odds (kernels_numpy.sitting_odds) in one pass: the candidates (a
+    view of `out`) and each one's probability of sitting and passing (a view of the float32 `out_odds`)."""
     n = progress.size
     wait = np.full(8, 1 << 30, dtype=np.int64)
     odds = np.zeros(8, dtype=np.float32)  # by level: untrained sitters
@@ -151,20 +151,6 @@ def eligible_odds(progress, level, months_at_level, credit, studio_since, waits,
         out_odds[k] = odds_prepared[lv] if prepared else odds[lv]
         k += ok
     return out[:k], out_odds[:k]
-
-
-@njit(**_JIT)
-def sitting_odds(cand, level, credit, studio_since, sit_untrained, sit_trained, pass_prob):
-    """Per candidate, the probability (float32) of sitting and passing this round: a worker with
-    training credit or in a studio sits with `sit_trained`, others with `sit_untrained[level]`."""
-    out = np.empty(cand.size, dtype=np.float32)
-    for j in range(cand.size):
-        i = cand[j]
-        lv = level[i]
-        prepared = (credit[i] > 0) | (studio_since[i] != NO_MONTH)
-        s = prepared * sit_trained + (1 - prepared) * sit_untrained[lv]  # select without a branch
-        out[j] = s * pass_prob[lv]
-    return out
 
 
 @njit(**_JIT)
@@ -386,10 +372,9 @@ def warm() -> None:
     refresh(idx, i8, i16, f32, np.zeros(4, np.int32), f32, f32.copy(), f32.copy(), *tables)
     ledger_add(idx, i8, f32, f32, np.zeros(8), np.zeros(8), 1.0)
     cand = eligible(f32, i8, i16, i16, np.zeros(5, np.int16), 5, np.empty(4, np.int64))
-    odds = sitting_odds(idx, i8, i16, i16, f32, np.float32(0.5), f32)
     eligible_odds(f32, i8, i16, i16, i16, np.zeros(5, np.int16), 5, f32, np.float32(0.5), f32,
                   np.empty(4, np.int64), np.empty(4, np.float32))
-    keep_below(idx, f32[:2], odds)
+    keep_below(idx, f32[:2], f32[:2])
     promote(idx, i8.copy(), i16.copy(), f32.copy(), i16.copy(), f32, i16, f32, np.zeros(4, np.int32), f32,
             f32.copy(), f32.copy(), np.zeros(8), np.zeros(8), *tables)
     relocate(idx, np.zeros(2, np.int32), i8, f32, i16.copy(), f32, np.zeros(4, np.int32), f32, f32.copy(),

@@ -243,7 +243,7 @@ class WorkforceModel(Model):
 
     def _demography(self) -> None:
         wf, w = self.workforce, self.weight
-        # ageing, then demography.retirements, in one pass
+        # ageing, then who reached the statutory retirement age (rule_retirement), in one pass
         retired = wf.kernels.age_and_retire(wf.age, wf.retire_age, wf.scratch("retired"))
         rng_demo = self.streams.get("demography", self.now)
         leavers, movers = separations(wf, self.cfg, rng_demo)

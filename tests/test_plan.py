@@ -53,7 +53,7 @@ def test_one_free_lever_finds_the_known_least_intensity():
         assert r["chosen"] is not None
         chosen.append(r["chosen"].x[0])
     assert all(abs(x - X_STAR) <= 3 * 0.18 for x in chosen), (X_STAR, chosen)
-    assert abs(np.mean(chosen) - X_STAR) <= 3 * 0.18 / np.sqrt(10) + 0.1, (X_STAR, np.mean(chosen))
+    assert abs(np.mean(chosen) - X_STAR) <= 3 * 0.18 / np.sqrt(10), (X_STAR, np.mean(chosen))
 
 
 def test_the_stated_probability_is_honest():
@@ -76,9 +76,14 @@ def test_an_unreachable_target_chooses_nothing():
     assert r["chosen"] is None and r["fresh"] == []
 
 
-def test_two_levers_take_the_cheaper_way():
-    """Lever b buys half the share of lever a at twice the cost: the answer uses a alone."""
-    noise = {w: np.random.default_rng(k).normal(0, SIGMA, n) for k, (w, n) in enumerate((("search", 16), ("fresh", 32)))}
+@pytest.mark.parametrize("seed", range(5))
+def test_two_levers_take_the_cheaper_way(seed):
+    """Lever b buys half the share of lever a at twice the cost, so the cheapest way is a alone at
+    X_STAR, costing 1e9 X_STAR. The answer must reach the required share (a + b/2 within three SAA sds,
+    0.54, of X_STAR) at a cost no more than those three sds of lever a above that optimum. Seed 3 makes
+    every first finalist fail on the fresh samples: the next ones in order of cost must be tried."""
+    noise = {w: np.random.default_rng(seed * 10 + k).normal(0, SIGMA, n)
+             for k, (w, n) in enumerate((("search", 16), ("fresh", 32)))}
 
     def evaluate(xs, which):
         return [Evaluation(x, which, BASE + SLOPE * x[0] + SLOPE / 2 * x[1] + noise[which],
@@ -86,8 +91,10 @@ def test_two_levers_take_the_cheaper_way():
 
     r = search(evaluate, Box(["a", "b"], np.zeros(2), np.full(2, 4.0)), confidence=CONF, candidates=32, refine=8,
                finalists=3, log=lambda *_: None)
+    assert r["chosen"] is not None
     a, b = r["chosen"].x
-    assert b <= 0.25 and abs(a - X_STAR) <= 0.6, (a, b)
+    assert abs(a + b / 2 - X_STAR) <= 3 * 0.18, (a, b)
+    assert r["chosen"].mean_cost <= 1e9 * (X_STAR + 3 * 0.18), (a, b)
 
 
 def test_wilson_and_pareto_on_known_cases():

@@ -17,7 +17,8 @@ Method (for a noisy simulator; the budget is in the manifest):
    is bisected towards its lower bound `refine` times, keeping the target met: with one free lever
    this finds the least intensity to (hi - lo) / 2^refine.
 3. **Re-evaluation.** The `finalists` cheapest feasible mixes are run again on `fresh` samples the
-   search never used, which removes the optimiser's winner's bias. A finalist stays eligible if the
+   search never used, which removes the optimiser's winner's bias (if none of them holds there, the
+   next `finalists` in order of cost, and so on). A finalist stays eligible if the
    fresh success rate's 95% Wilson interval reaches the confidence (an indifference zone of the
    sampling error); the cheapest eligible one is the answer, and its fresh rate, with that interval,
    is the stated probability.
@@ -193,19 +194,21 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
     search_evs = [v for (k, w), v in seen.items() if w == "search"]
     feasible = sorted((e for e in search_evs if ok(e)),
                       key=lambda e: e.mean_cost if objective == "min_cost" else -e.mean_share)
-    picks = [e.x for e in feasible[:finalists]]
-    fresh = run([np.array(x) for x in picks], "fresh") if picks else []
-    eligible = []
-    for ev in fresh:
-        k, n = int(ev.success.sum()), ev.success.size
-        within = budget is None or ev.mean_cost <= budget
-        if within and (objective == "max_share" or wilson(k, n)[1] >= confidence):
-            eligible.append(ev)
-    chosen = None
-    for ev in eligible:
-        if better(ev, chosen):
-            chosen = ev
-    return {"evaluations": list(seen.values()), "fresh": fresh, "chosen": chosen, "search_best": best,
+    # Finalists in order of cost, `finalists` at a time: the cheapest search winners sit at the edge of
+    # the target and may all have been lucky on the search samples (winner's curse), so if none of a
+    # batch holds on the fresh samples, the next batch is tried, until one does or none is left.
+    fresh, chosen = [], None
+    for start in range(0, len(feasible), max(1, finalists)):
+        batch = run([np.array(e.x) for e in feasible[start:start + finalists]], "fresh")
+        fresh += batch
+        for ev in batch:
+            k, n = int(ev.success.sum()), ev.success.size
+            within = budget is None or ev.mean_cost <= budget
+            if within and (objective == "max_share" or wilson(k, n)[1] >= confidence) and better(ev, chosen):
+                chosen = ev
+        if chosen is not None:
+            break
+    return {"evaluations": list(seen.values()), "fresh": fresh, "chosen": chosen,
             "marginal": marginal(run, box, chosen) if chosen is not None else []}
 
 
