@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+from contextlib import contextmanager
 
 #: Exit codes of every skillsim command.
 EXIT_OK = 0
@@ -19,6 +20,20 @@ EXIT_PARTIAL = 5  #: a sweep finished, but some of its jobs failed (listed in ru
 EXIT_INTEGRITY = 6  #: skillsim-verify found a file changed, truncated, missing or unexpected
 EXIT_BUSY = 7  #: another skillsim process is writing the same run folder (named with its pid and host)
 EXIT_INTERRUPTED = 130  #: stopped by SIGINT/SIGTERM; nothing half-written is left behind
+
+
+@contextmanager
+def interrupts_kept():
+    """Ctrl-C or SIGTERM (raised as KeyboardInterrupt) that lands while a compiled kernel is called
+    reaches Python as SystemError ("returned a result with an exception set") with the interrupt as its
+    cause: raise the interrupt itself, so that it is handled as one (exit 130, nothing left behind)."""
+    try:
+        yield
+    except SystemError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, KeyboardInterrupt):
+            raise cause from None
+        raise
 
 
 class SkillsimError(Exception):

@@ -11,6 +11,7 @@ from . import calendar
 from .mesa_frame import DataCollector, Model
 from .certification import appoint, certify
 from .config import RunConfig, validate
+from .errors import interrupts_kept
 from . import alignment, history, passes
 from .demography import SizePath, fill_entrants, initial_population, make_firms, separations
 from .levers import default_levers
@@ -111,11 +112,12 @@ class WorkforceModel(Model):
         peak = max(self.size_path.agents(m) for m in {origin, self.start_month - 1, end})
         self.workforce = Workforce(int(peak * 1.02) + 64, passes.select(cfg.n_agents))
         mix = None if share0 is None else history.scaled_mix(cfg.region.skilled_mix, share0)
-        initial_population(self.workforce, cfg, self.firms, self.now, self.streams.get("population", 0),
-                           n=self.size_path.agents(origin), skilled_mix=mix)
-        self.rates = RateTables(cfg, self.firms.premium)
-        refresh(self.workforce, np.arange(self.workforce.n), self.rates)
-        self.ledger = LevelLedger(self.workforce)
+        with interrupts_kept():
+            initial_population(self.workforce, cfg, self.firms, self.now, self.streams.get("population", 0),
+                               n=self.size_path.agents(origin), skilled_mix=mix)
+            self.rates = RateTables(cfg, self.firms.premium)
+            refresh(self.workforce, np.arange(self.workforce.n), self.rates)
+            self.ledger = LevelLedger(self.workforce)
         self.wage_index_start = cfg.region.base_wage / 12.0  # at the start state (t = -1)
         self.wage_index = self._wage_index()
         self.level_counts = np.zeros(8)
@@ -135,7 +137,8 @@ class WorkforceModel(Model):
             self.t += 1
             self._month()
             if self.now in pending:
-                self._align(pending[self.now])
+                with interrupts_kept():
+                    self._align(pending[self.now])
             self._collect_history()
 
         self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
@@ -204,6 +207,10 @@ class WorkforceModel(Model):
 
     def _month(self) -> None:
         """Phases a-f of one month (the history runs them too, with the status-quo levers)."""
+        with interrupts_kept():
+            self._phases()
+
+    def _phases(self) -> None:
         self._reset_month()
         self._demography()
         self._learn()

@@ -183,3 +183,23 @@ def test_kernels_are_cached_on_disk():
     kernels.warm()
     assert all(type(getattr(k, "_cache", None)).__name__ == "FunctionCache"
                for k in (kernels.learn, kernels.promote, kernels.eligible_odds, kernels.enter))
+
+
+def test_an_interrupt_inside_a_compiled_call_stays_an_interrupt():
+    """CPython reports a KeyboardInterrupt raised while a compiled function returns as SystemError
+    with the interrupt as its cause (seen in CI: a SIGINT during `eligible_odds`); the model raises
+    the interrupt itself, so the command exits 130 with nothing left behind."""
+    from sim.errors import interrupts_kept
+
+    def wrapped():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as ki:
+            raise SystemError("returned a result with an exception set") from ki
+
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_kept():
+            wrapped()
+    with pytest.raises(SystemError):  # any other SystemError is left alone
+        with interrupts_kept():
+            raise SystemError("something else")
