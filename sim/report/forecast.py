@@ -9,8 +9,6 @@ variance each contributes in each December.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +16,9 @@ import pandas as pd
 import yaml
 from matplotlib.patches import Patch
 
-from ..errors import DataError, OutputError
+from ..errors import DataError
 from .figures import region_name
-from .style import DPI, draw_fan, language, month_end, new_figure, percent_axis, year_axis
+from .style import draw_fan, month_end, new_figure, percent_axis, year_axis
 
 COMPONENT_COLOURS = {"parameters": "#0072B2", "structural": "#E69F00", "interaction": "#CC79A7",
                      "stochastic": "#999999"}
@@ -53,14 +51,6 @@ TEXT = {
         "md_var": "方差来源：参数 / 结构性输入 / 交互 / 随机",
     },
 }
-
-
-def is_forecast(path: Path) -> bool:
-    m = Path(path) / "manifest.json"
-    try:
-        return m.exists() and json.loads(m.read_text(encoding="utf-8")).get("kind") == "forecast"
-    except (OSError, ValueError):
-        return False
 
 
 def _load(p: Path) -> dict:
@@ -153,43 +143,10 @@ def markdown(f: dict, lang: str, figures: list[str]) -> str:
 
 
 def forecast_report(path: Path, opts) -> "object":
-    """Write the forecast report atomically; returns a Written-like object (out, figures, layout)."""
-    from .pack import Written
-    from .style import layout_problems, recording_texts
+    """Write the forecast report atomically (sim.report.study); returns what was written."""
+    from .study import write_study_report
 
     f = _load(Path(path))
-    out = Path(opts.out) if opts.out is not None else Path(path) / ("report" if opts.lang == "en" else
-                                                                      f"report_{opts.lang}")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").exists())):
-        raise OutputError(f"output folder {out} exists and is not a skillsim report; choose another out=")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.report-tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "figures").mkdir(parents=True)
-    written = Written(None, out)
-    try:
-        with language(opts.lang):
-            for stem, func in (("fig1_high_skill_share", fan), ("fig7_variance_decomposition", decomposition)):
-                fig, data = func(f, opts.lang)
-                with recording_texts() as boxes:
-                    fig.savefig(tmp / "figures" / f"{stem}.png", dpi=DPI, metadata={"Software": "skillsim-report"})
-                w, h = fig.get_size_inches() * DPI
-                written.layout[stem] = layout_problems(boxes, w, h)
-                fig.set_layout_engine("none")
-                files = [out / "figures" / f"{stem}.png"]
-                for fmt in opts.formats:
-                    if fmt != "png":
-                        fig.savefig(tmp / "figures" / f"{stem}.{fmt}", dpi=DPI,
-                                    metadata={"Creator": "skillsim-report", "Date": None})
-                        files.append(out / "figures" / f"{stem}.{fmt}")
-                data.to_csv(tmp / "figures" / f"{stem}.csv", index=False, encoding="utf-8")
-                files.append(out / "figures" / f"{stem}.csv")
-                written.figures[stem] = files
-        (tmp / "report.md").write_text(markdown(f, opts.lang, list(written.figures)), encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return written
+    return write_study_report(Path(path), opts, [("fig1_high_skill_share", lambda lang: fan(f, lang)),
+                                                 ("fig7_variance_decomposition", lambda lang: decomposition(f, lang))],
+                              lambda lang, stems: markdown(f, lang, stems))

@@ -118,10 +118,17 @@ def default_out(path: Path, lang: str = "en") -> Path:
 def make_report(path: str | Path, opts: Options | None = None) -> Written:
     """Read a run or sweep folder and write its report; returns what was written."""
     opts = (opts or Options()).check()
-    from .forecast import forecast_report, is_forecast
+    from .study import kind_of
 
-    if is_forecast(Path(path)):  # a skillsim-forecast folder: fan chart and variance decomposition
+    kind = kind_of(Path(path))
+    if kind == "forecast":  # a skillsim-forecast folder: fan chart and variance decomposition
+        from .forecast import forecast_report
+
         return forecast_report(Path(path), opts)
+    if kind == "plan":  # a skillsim-plan folder: trajectory, frontiers, marginal costs
+        from .plan import plan_report
+
+        return plan_report(Path(path), opts)
     folder = load(path)
     check_middle_income(folder, opts.middle_income)
     out = Path(opts.out) if opts.out is not None else default_out(folder.path, opts.lang)

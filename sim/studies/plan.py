@@ -12,7 +12,8 @@ Method (for a noisy simulator; the budget is in the manifest):
    spend (of `funder`) from the start to December of the target year, less the cost base's spend on
    the same sample: the status quo levers (`cost_base=status_quo`) or no policy (`no_policy`).
 2. **Search (sample-average approximation).** A scrambled Sobol design of `candidates` mixes in the
-   box of the free levers, plus the box's two corners, evaluated on the search samples. From the
+   box of the free levers, plus the box's two corners and the status quo (every free lever at 1),
+   evaluated on the search samples. From the
    cheapest mix that meets the target (mean cost, probability >= confidence), each free lever in turn
    is bisected towards its lower bound `refine` times, keeping the target met: with one free lever
    this finds the least intensity to (hi - lo) / 2^refine.
@@ -30,7 +31,10 @@ the infeasibility statement), `candidates.csv` (every mix evaluated, on which sa
 mean share and mean cost), `finalists.csv`, `frontier_probability.csv` and `frontier_share.csv` (the
 mixes no other beats on both cost and probability, or cost and mean share), `near_optimal.csv` (feasible
 mixes within `tolerance` of the chosen cost), `marginal_cost.csv` (yuan per point of mean share for each
-free lever at the chosen mix, from a step of 0.1 on the fresh samples; infinite if the step adds none).
+free lever at the chosen mix, from a step of 0.1 on the fresh samples; infinite if the step adds none),
+`trajectory.csv` (the monthly high-skill share of the chosen mix and of the cost base on the same fresh
+samples, as quantiles: the fan chart; for an infeasible target, the best mix found on the search
+samples). `skillsim-report` draws the folder (sim.report.plan).
 """
 
 from __future__ import annotations
@@ -69,7 +73,8 @@ probability >= confidence (objective=max_share: the highest mean share within bu
 cumulative to the target year, over the cost base. preview=true: 8 search and 16 fresh samples, 8
 candidates, 5,000 agents. Any other key=value is a skillsim config override. Writes choice.json,
 candidates.csv, finalists.csv, frontier_probability.csv, frontier_share.csv, near_optimal.csv,
-marginal_cost.csv, manifest.json and COMPLETE into out (default results/plans/<time>_<region>)."""
+marginal_cost.csv, trajectory.csv, manifest.json and COMPLETE into out (default
+results/plans/<time>_<region>); `skillsim-report OUT` draws it."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -141,8 +146,11 @@ def pareto(points: list[tuple[float, float]]) -> list[int]:
 
 
 def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int, refine: int, finalists: int,
-           objective: str = "min_cost", budget: float | None = None, seed: int = 0, log=print) -> dict:
-    """Steps 2-4 of the module docstring. Returns the evaluations and the choice."""
+           objective: str = "min_cost", budget: float | None = None, seed: int = 0, log=print,
+           anchors: list[np.ndarray] = ()) -> dict:
+    """Steps 2-4 of the module docstring. Returns the evaluations and the choice. `anchors` are mixes
+    evaluated with the design (the status quo: often the cheapest answer, which a random design
+    would miss)."""
     from scipy.stats import qmc
 
     d = len(box.names)
@@ -166,6 +174,7 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
 
     design = qmc.Sobol(d, scramble=True, seed=seed).random(candidates) if d else np.zeros((0, 0))
     xs = [box.lo + (box.hi - box.lo) * u for u in design] + [box.lo.copy(), box.hi.copy()]
+    xs += [np.clip(np.asarray(a, dtype=float), box.lo, box.hi) for a in anchors]
     evs = run(xs)
     log(f"plan: {len(evs)} mixes on the search samples; {sum(ok(e) for e in evs)} meet the target")
     best = None
@@ -288,18 +297,23 @@ class ModelEvaluator:
             for line in journal.read_text(encoding="utf-8").splitlines():
                 try:
                     rec = json.loads(line)
-                    self.done[rec["key"]] = (float(rec["share"]), float(rec["spend"]))
+                    self.done[rec["key"]] = (float(rec["share"]), float(rec["spend"]),
+                                             [float(v) for v in rec["path"]])
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut short by the interruption
             if self.done:
                 log(f"plan: resuming: {len(self.done)} runs already done in {journal}")
-        base = base_config(cfg, cost_base)
-        self.base_cost = {w: np.array([c for _, c in self._run([base], idx)[0]]) for w, idx in self.sets.items()}
+        self.base = base_config(cfg, cost_base)
+        self.base_cost = {w: np.array([c for _, c, _ in self._run([self.base], idx)[0]])
+                          for w, idx in self.sets.items()}
 
     def _read(self, model):
+        """(December share of the target year, cumulative spend to it, the monthly share from the start
+        state on): the path is kept for the trajectory fan chart."""
         s = model.series()
         upto = s[s["date"] <= f"{self.year}-12"]
-        return float(upto["high_skill_share"].iloc[-1]), float(spend_of(upto.iloc[1:], self.funder).sum())
+        path = upto["high_skill_share"].astype(float).tolist()
+        return path[-1], float(spend_of(upto.iloc[1:], self.funder).sum()), path
 
     def _key(self, cfg: RunConfig) -> str:
         import hashlib
@@ -308,7 +322,7 @@ class ModelEvaluator:
         text = json.dumps([to_dict(cfg), self.year, self.funder], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    def _run(self, configs: list[RunConfig], idx: list[int]) -> list[list[tuple[float, float]]]:
+    def _run(self, configs: list[RunConfig], idx: list[int]) -> list[list[tuple[float, float, list]]]:
         import json
         import os
 
@@ -324,7 +338,8 @@ class ModelEvaluator:
             self.done.update(zip(todo, results))
             if self.journal is not None:
                 with open(self.journal, "a", encoding="utf-8") as fh:
-                    fh.writelines(json.dumps({"key": k, "share": s, "spend": c}) + "\n" for k, (s, c) in zip(todo, results))
+                    fh.writelines(json.dumps({"key": k, "share": s, "spend": c, "path": p}) + "\n"
+                                  for k, (s, c, p) in zip(todo, results))
                     fh.flush()
                     os.fsync(fh.fileno())
         out = [self.done[k] for k in keys]
@@ -336,8 +351,25 @@ class ModelEvaluator:
         results = self._run(configs, self.sets[which])
         self.log(f"plan: {len(xs)} mixes x {len(self.sets[which])} {which} samples in "
                  f"{time.perf_counter() - t0:.1f} s ({self.runs} runs so far)")
-        return [Evaluation(tuple(x), which, np.array([s for s, _ in r]), np.array([c for _, c in r]) - self.base_cost[which],
-                           self.target) for x, r in zip(xs, results)]
+        return [Evaluation(tuple(x), which, np.array([s for s, _, _ in r]),
+                           np.array([c for _, c, _ in r]) - self.base_cost[which], self.target)
+                for x, r in zip(xs, results)]
+
+    def trajectory(self, x: tuple, which: str) -> pd.DataFrame:
+        """Monthly high-skill share of mix x and of the cost base on the `which` samples (common random
+        numbers; no new runs: both were evaluated there): quantiles by date, long by `mix`."""
+        from ..aggregate import QUANTILES
+        from ..calendar import label
+
+        mix = with_mix(self.cfg, self.box.mix(np.array(x)))
+        rows = []
+        for kind, cfg in (("chosen", mix), ("cost_base", self.base)):
+            paths = np.array([p for _, _, p in self._run([cfg], self.sets[which])[0]])
+            qs = {q: np.quantile(paths, level, axis=0) for q, level in QUANTILES.items()}
+            for k in range(paths.shape[1]):
+                rows.append({"mix": kind, "date": label(self.cfg.start_month - 1 + k), "n": paths.shape[0],
+                             "mean": float(paths[:, k].mean()), **{q: float(v[k]) for q, v in qs.items()}})
+        return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -458,12 +490,16 @@ def tables(result: dict, box: Box, opts: dict) -> dict:
     return out
 
 
+def best_found(result: dict) -> Evaluation:
+    """Without an answer, the search mix with the highest probability (then mean share)."""
+    return max((e for e in result["evaluations"] if e.which == "search"), key=lambda e: (e.p, e.mean_share))
+
+
 def choice(result: dict, box: Box, opts: dict) -> dict:
     chosen = result["chosen"]
     target, year, conf = opts["target.share"], opts["target.year"], opts["confidence"]
     if chosen is None:
-        search = [e for e in result["evaluations"] if e.which == "search"]
-        top = max(search, key=lambda e: (e.p, e.mean_share))
+        top = best_found(result)
         what = (f"no mix within the bounds{' and budget' if opts['budget'] is not None else ''} reaches "
                 f"{target:.1%} by {year} with probability {conf:.0%}" if opts["objective"] == "min_cost"
                 else f"no mix within the bounds costs at most {opts['budget']:,.0f} yuan")
@@ -548,9 +584,12 @@ def run(argv: list[str]) -> Path:
                                uncertainty=uncertainty, log=log, journal=journal)
     result = search(evaluator, box, confidence=opts["confidence"], candidates=opts["candidates"],
                     refine=opts["refine"], finalists=opts["finalists"], objective=opts["objective"],
-                    budget=opts["budget"], seed=cfg.seed % (2**32), log=log)
+                    budget=opts["budget"], seed=cfg.seed % (2**32), log=log,
+                    anchors=[np.ones(len(box.names))])
     out_tables = tables(result, box, opts)
     out_tables["choice"] = choice(result, box, opts)
+    shown = result["chosen"] or best_found(result)  # the answer on the fresh samples, or the best found
+    out_tables["trajectory"] = evaluator.trajectory(shown.x, shown.which)
     out_tables["config"] = to_dict(cfg)
     manifest = {"kind": "plan", "command": ["skillsim-plan", *argv], "overrides": overrides,
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed,

@@ -1,0 +1,351 @@
+"""Report of a plan folder (skillsim-plan), in English or Chinese, each figure with the CSV of exactly
+what it draws:
+
+- the high-skill share of the chosen mix against the cost base, month by month, on the same fresh
+  samples (common random numbers): medians with 50% and 90% bands, the target and the observed points;
+- cost against the probability of meeting the target, and cost against the mean share, for every mix
+  the search evaluated, with the frontier (the mixes no other beats on both) and the chosen mix on its
+  fresh samples with its interval;
+- the marginal cost of one more point of share for each free lever at the chosen mix.
+
+report.md states the answer (or the infeasibility) from choice.json and tabulates the near-optimal
+mixes and the marginal costs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from ..errors import DataError
+from .figures import region_name
+from .style import draw_fan, month_end, new_figure, percent_axis, year_axis
+from .text import LEVERS, spend_scale
+
+FILES = ("choice.json", "manifest.json", "config.yaml", "candidates.csv", "frontier_probability.csv",
+         "frontier_share.csv", "near_optimal.csv", "marginal_cost.csv", "trajectory.csv")
+CHOSEN, BASE, OTHER = "#0072B2", "#555555", "#BBBBBB"
+TEXT = {
+    "en": {
+        "traj_title": "{region}: high-skill share with the {what} and with the {base}",
+        "traj_note": "median and 50% / 90% bands over {n} {which} samples ({unc}); both on the same samples",
+        "chosen": "chosen mix", "best": "best mix found (target not met)", "status_quo": "status quo",
+        "no_policy": "no policy", "band50": "50% band", "band90": "90% band", "observed": "observed",
+        "target": "target {v} by {y}", "share_axis": "high-skill share of skilled workers (%)", "year": "year",
+        "cp_title": "{region}: cost and probability of reaching {v} by {y}",
+        "cp_note": "dots: every mix on the {n} search samples; line: the frontier; star: the chosen mix on "
+                   "{m} fresh samples with its 95% interval",
+        "cost_axis": "cost over the {base}, {funder}, to {y} (billion yuan)",
+        "p_axis": "probability of meeting the target (%)", "mixes": "mixes searched", "frontier": "frontier",
+        "confidence": "required probability {c}",
+        "cs_title": "{region}: cost and high-skill share in December {y}",
+        "cs_note": "dots: mean over the {n} search samples for every mix; line: the frontier with 5-95% ranges; "
+                   "star: the chosen mix on {m} fresh samples",
+        "mean_share_axis": "mean high-skill share, December {y} (%)",
+        "mc_title": "{region}: cost of one more point of share, by lever, at the chosen mix",
+        "mc_note": "intensity changed by {step:+g} on the {m} fresh samples (common random numbers); "
+                   "billion yuan per percentage point of mean share",
+        "mc_axis": "billion yuan per percentage point", "no_gain": "no gain",
+        "total": "total", "government": "government", "employer": "employers",
+        "md_title": "Plan: {region}", "md_lever": "lever", "md_intensity": "intensity (× status quo)",
+        "md_cost": "cost (billion yuan)", "md_p": "P(target met)", "md_share": "mean share [5%, 95%]",
+        "md_near": "Near-optimal mixes (within {tol:.0%} of the chosen cost, on the search samples)",
+        "md_marginal": "Marginal cost at the chosen mix", "md_per_point": "billion yuan per point",
+        "md_method": "Method: {runs} model runs of {agents:,} agents; {unc}. See `skillsim-plan --help`.",
+        "unc_joint": "parameter draws, structural inputs and replicates", "unc_rep": "replicates only",
+        "stmt": "The least-cost mix reaching {v} by {y} with probability {c}: {mix}. It costs {cost} billion "
+                "yuan ({funder}) over the {base} to {y}; P(target met) = {p} [{lo}, {hi}] on {n} fresh samples; "
+                "mean share {share} [{q05}, {q95}].",
+        "stmt_max": "The highest share within a budget of {budget} billion yuan: {mix}, mean share {share} "
+                    "[{q05}, {q95}] in December {y}, at {cost} billion yuan ({funder}) over the {base}, "
+                    "on {n} fresh samples.",
+        "stmt_none": "No mix within the bounds{budget} reaches {v} by {y} with probability {c}. The best found: "
+                     "{mix}, probability {p}, mean share {share}.",
+        "budget_and": " and budget",
+    },
+    "zh": {
+        "traj_title": "{region}：{what}与{base}下的高技能人才占比",
+        "traj_note": "中位数及50%/90%区间，{n}个{which}样本（{unc}）；两者使用相同样本",
+        "chosen": "选定组合", "best": "找到的最佳组合（未达目标）", "status_quo": "现行政策", "no_policy": "无政策",
+        "band50": "50%区间", "band90": "90%区间", "observed": "观测值", "target": "目标：{y}年{v}",
+        "share_axis": "高技能人才占技能劳动者比例（%）", "year": "年份",
+        "cp_title": "{region}：{y}年达到{v}的成本与概率",
+        "cp_note": "圆点：各组合在{n}个搜索样本上的结果；折线：前沿；星号：选定组合在{m}个新样本上的结果及95%区间",
+        "cost_axis": "相对{base}的{funder}成本，累计至{y}年（亿元）",
+        "p_axis": "达到目标的概率（%）", "mixes": "搜索的组合", "frontier": "前沿", "confidence": "要求概率{c}",
+        "cs_title": "{region}：成本与{y}年12月高技能人才占比",
+        "cs_note": "圆点：各组合在{n}个搜索样本上的均值；折线：前沿及5%-95%范围；星号：选定组合在{m}个新样本上的结果",
+        "mean_share_axis": "{y}年12月高技能人才占比均值（%）",
+        "mc_title": "{region}：选定组合下各政策工具每提高一个百分点的成本",
+        "mc_note": "强度变动{step:+g}，在{m}个新样本上（共同随机数）；亿元/百分点（占比均值）",
+        "mc_axis": "亿元/百分点", "no_gain": "无增益",
+        "total": "总", "government": "政府", "employer": "企业",
+        "md_title": "规划：{region}", "md_lever": "政策工具", "md_intensity": "强度（现行水平的倍数）",
+        "md_cost": "成本（亿元）", "md_p": "达标概率", "md_share": "占比均值 [5%, 95%]",
+        "md_near": "近似最优组合（成本在选定组合的{tol:.0%}以内，搜索样本）",
+        "md_marginal": "选定组合下的边际成本", "md_per_point": "亿元/百分点",
+        "md_method": "方法：共{runs}次模拟，每次{agents:,}个主体；{unc}。详见 `skillsim-plan --help`。",
+        "unc_joint": "参数抽样、结构性输入与重复运行", "unc_rep": "仅重复运行",
+        "stmt": "以不低于{c}的概率在{y}年达到{v}的最低成本组合：{mix}。相对{base}的{funder}成本累计至{y}年为{cost}亿元；"
+                "达标概率{p} [{lo}, {hi}]（{n}个新样本）；占比均值{share} [{q05}, {q95}]。",
+        "stmt_max": "预算{budget}亿元内占比最高的组合：{mix}，{y}年12月占比均值{share} [{q05}, {q95}]，"
+                    "相对{base}的{funder}成本{cost}亿元（{n}个新样本）。",
+        "stmt_none": "在取值范围{budget}内，没有组合能以{c}的概率在{y}年达到{v}。找到的最佳组合：{mix}，"
+                     "概率{p}，占比均值{share}。",
+        "budget_and": "和预算",
+    },
+}
+
+
+def _pct(x: float, digits: int = 1) -> str:
+    return f"{100 * x:.{digits}f}%"
+
+
+def _load(p: Path) -> dict:
+    if not (p / "COMPLETE").exists():
+        raise DataError(f"{p}: unfinished plan folder (no COMPLETE marker)")
+    try:
+        f = {"choice": json.loads((p / "choice.json").read_text(encoding="utf-8")),
+             "manifest": json.loads((p / "manifest.json").read_text(encoding="utf-8")),
+             "config": yaml.safe_load((p / "config.yaml").read_text(encoding="utf-8"))}
+        for name in FILES:
+            if name.endswith(".csv"):
+                f[name[:-4]] = pd.read_csv(p / name)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise DataError(f"{p}: plan folder cannot be read ({type(exc).__name__}: {exc})") from None
+    return f
+
+
+def _mix_text(mix: dict, lang: str) -> str:
+    sep = "，" if lang == "zh" else ", "
+    return sep.join(f"{LEVERS[k][1 if lang == 'zh' else 0]} ×{v:.2f}" for k, v in mix.items())
+
+
+def _words(f: dict, lang: str) -> dict:
+    T, o = TEXT[lang], f["manifest"]["options"]
+    unc = T["unc_joint"] if f["manifest"].get("uncertainty", "").startswith("joint") else T["unc_rep"]
+    return {"region": region_name(f["config"]["region"], lang), "y": o["target.year"],
+            "v": _pct(o["target.share"]) if o.get("target.share") is not None else "",
+            "c": f"{o['confidence']:.0%}", "base": T[o["cost_base"]], "funder": T[o["funder"]], "unc": unc}
+
+
+def statement(f: dict, lang: str) -> str:
+    """The answer as a planner reads it, from choice.json's fields."""
+    T, c, o, w = TEXT[lang], f["choice"], f["manifest"]["options"], _words(f, lang)
+    scale = spend_scale(lang)  # billion yuan / 亿元
+
+    def money(yuan: float) -> str:
+        return f"{yuan / scale:,.2f}"
+    if not c["feasible"]:
+        return T["stmt_none"].format(**{**w, "budget": T["budget_and"] if o.get("budget") is not None else "",
+                                        "mix": _mix_text(c["best_mix"], lang), "p": f"{c['best_probability']:.0%}",
+                                        "share": _pct(c["best_mean_share"])})
+    fields = {**w, "mix": _mix_text(c["mix"], lang), "cost": money(c["cost_yuan"]), "n": c["fresh_samples"],
+              "share": _pct(c["share_mean"]), "q05": _pct(c["share_q05"]), "q95": _pct(c["share_q95"])}
+    if c["objective"] == "max_share":
+        return T["stmt_max"].format(**fields, budget=money(o["budget"]))
+    lo, hi = c["probability_95"]
+    return T["stmt"].format(**fields, p=f"{c['probability']:.0%}", lo=f"{lo:.0%}", hi=f"{hi:.0%}")
+
+
+def trajectory(f: dict, lang: str):
+    T, w, c = TEXT[lang], _words(f, lang), f["choice"]
+    tr = f["trajectory"]
+    which = "fresh" if c["feasible"] else "search"
+    n = int(tr["n"].iloc[0])
+    fig, body = new_figure(5.2, T["traj_title"].format(**w, what=T["chosen" if c["feasible"] else "best"]),
+                           T["traj_note"].format(n=n, which={"fresh": "新" if lang == "zh" else "fresh",
+                                                             "search": "搜索" if lang == "zh" else "search"}[which],
+                                                 unc=w["unc"]))
+    ax = body.subplots()
+    handles = []
+    for kind, colour, label in (("cost_base", BASE, w["base"]), ("chosen", CHOSEN, T["chosen" if c["feasible"] else "best"])):
+        d = tr[tr["mix"] == kind].sort_values("date")
+        line = draw_fan(ax, month_end(d["date"]), d, colour)
+        line.set_label(label)
+        handles.append(line)
+    handles += [Patch(fc="#000000", alpha=0.30, ec="none", label=T["band50"]),
+                Patch(fc="#000000", alpha=0.12, ec="none", label=T["band90"])]
+    reg = f["config"]["region"]
+    first = str(tr["date"].min())
+    obs = pd.DataFrame(sorted(reg.get("history", {}).get("high_skill_share", {}).items()), columns=["date", "value"])
+    obs = obs[obs["date"] >= f"{int(first[:4]) - 3}-01"]
+    if not obs.empty:
+        handles.append(ax.scatter(month_end(obs["date"]), obs["value"], color="#D55E00", s=18, zorder=5,
+                                  label=T["observed"]))
+    o = f["manifest"]["options"]
+    if o.get("target.share") is not None:
+        ax.axhline(o["target.share"], color="#D55E00", lw=0.9, ls="--")
+        handles.append(ax.scatter(month_end([f"{o['target.year']}-12"]), [o["target.share"]], marker="D",
+                                  color="#D55E00", s=28, zorder=6, label=T["target"].format(v=w["v"], y=w["y"])))
+    years = pd.concat([month_end(tr["date"]), month_end(obs["date"])]).dt.year
+    year_axis(ax, years.min(), years.max(), 14)
+    percent_axis(ax)
+    ax.set_ylabel(T["share_axis"])
+    ax.set_xlabel(T["year"])
+    body.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3))
+    data = pd.concat([tr.assign(kind="simulated"),
+                      obs.assign(kind="observed", mix="observed", metric="high_skill_share")], ignore_index=True)
+    return fig, data
+
+
+def _chosen_row(f: dict) -> pd.Series | None:
+    """The chosen mix's row on its fresh samples (finalists.csv holds it; candidates.csv too)."""
+    c = f["choice"]
+    if not c["feasible"]:
+        return None
+    cand = f["candidates"]
+    fresh = cand[cand["samples"] == "fresh"]
+    hit = np.ones(len(fresh), dtype=bool)
+    for k, v in c["mix"].items():
+        hit &= np.isclose(fresh[f"{k}_intensity"], v, rtol=0, atol=1e-9)
+    return fresh[hit].iloc[0] if hit.any() else None
+
+
+def _cost_axis(ax, f: dict, lang: str) -> float:
+    ax.set_xlabel(TEXT[lang]["cost_axis"].format(**_words(f, lang)))
+    return spend_scale(lang)
+
+
+def cost_probability(f: dict, lang: str):
+    o = f["manifest"]["options"]
+    if o["objective"] != "min_cost":
+        return None  # the probability of a target is not what a max_share plan asks
+    T, w = TEXT[lang], _words(f, lang)
+    cand, front = f["candidates"], f["frontier_probability"]
+    search = cand[cand["samples"] == "search"]
+    n_search = int(search["n"].iloc[0]) if len(search) else 0
+    chosen = _chosen_row(f)
+    m = int(chosen["n"]) if chosen is not None else 0
+    fig, body = new_figure(4.8, T["cp_title"].format(**w), T["cp_note"].format(n=n_search, m=m))
+    ax = body.subplots()
+    scale = _cost_axis(ax, f, lang)
+    handles = [ax.scatter(search["cost_mean"] / scale, search["p_target"], s=14, color=OTHER, label=T["mixes"])]
+    handles.append(ax.plot(front["cost_mean"] / scale, front["p_target"], color=BASE, lw=1.2, marker="o", ms=3,
+                           drawstyle="steps-post", label=T["frontier"])[0])
+    handles.append(ax.axhline(o["confidence"], color="#D55E00", lw=0.9, ls="--",
+                              label=T["confidence"].format(c=w["c"])))
+    rows = [search.assign(kind="searched"), front.assign(kind="frontier")]
+    if chosen is not None:
+        ax.errorbar([chosen["cost_mean"] / scale], [chosen["p_target"]],
+                    yerr=[[chosen["p_target"] - chosen["p_lo95"]], [chosen["p_hi95"] - chosen["p_target"]]],
+                    color=CHOSEN, capsize=3, lw=1.2)
+        handles.append(ax.scatter([chosen["cost_mean"] / scale], [chosen["p_target"]], marker="*", s=120,
+                                  color=CHOSEN, zorder=6, label=T["chosen"]))
+        rows.append(chosen.to_frame().T.assign(kind="chosen"))
+    ax.set_ylim(-0.03, 1.03)
+    percent_axis(ax)
+    ax.set_ylabel(T["p_axis"])
+    body.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    return fig, pd.concat(rows, ignore_index=True)
+
+
+def cost_share(f: dict, lang: str):
+    o = f["manifest"]["options"]
+    T, w = TEXT[lang], _words(f, lang)
+    cand, front = f["candidates"], f["frontier_share"]
+    search = cand[cand["samples"] == "search"]
+    n_search = int(search["n"].iloc[0]) if len(search) else 0
+    chosen = _chosen_row(f)
+    m = int(chosen["n"]) if chosen is not None else 0
+    fig, body = new_figure(4.8, T["cs_title"].format(**w), T["cs_note"].format(n=n_search, m=m))
+    ax = body.subplots()
+    scale = _cost_axis(ax, f, lang)
+    handles = [ax.scatter(search["cost_mean"] / scale, search["share_mean"], s=14, color=OTHER, label=T["mixes"])]
+    ax.errorbar(front["cost_mean"] / scale, front["share_mean"],
+                yerr=[front["share_mean"] - front["share_q05"], front["share_q95"] - front["share_mean"]],
+                color=BASE, lw=0.8, capsize=2, ls="none")
+    handles.append(ax.plot(front["cost_mean"] / scale, front["share_mean"], color=BASE, lw=1.2, marker="o", ms=3,
+                           label=T["frontier"])[0])
+    rows = [search.assign(kind="searched"), front.assign(kind="frontier")]
+    if o.get("target.share") is not None and o["objective"] == "min_cost":
+        handles.append(ax.axhline(o["target.share"], color="#D55E00", lw=0.9, ls="--",
+                                  label=T["target"].format(v=w["v"], y=w["y"])))
+    if chosen is not None:
+        ax.errorbar([chosen["cost_mean"] / scale], [chosen["share_mean"]],
+                    yerr=[[chosen["share_mean"] - chosen["share_q05"]], [chosen["share_q95"] - chosen["share_mean"]]],
+                    color=CHOSEN, capsize=3, lw=1.2)
+        handles.append(ax.scatter([chosen["cost_mean"] / scale], [chosen["share_mean"]], marker="*", s=120,
+                                  color=CHOSEN, zorder=6, label=T["chosen"]))
+        rows.append(chosen.to_frame().T.assign(kind="chosen"))
+    percent_axis(ax)
+    ax.set_ylabel(T["mean_share_axis"].format(y=w["y"]))
+    body.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    return fig, pd.concat(rows, ignore_index=True)
+
+
+def marginal_cost(f: dict, lang: str):
+    mc = f["marginal_cost"]
+    if mc.empty:
+        return None
+    T, w = TEXT[lang], _words(f, lang)
+    scale = spend_scale(lang)
+    fresh = _chosen_row(f)
+    fig, body = new_figure(3.6, T["mc_title"].format(**w),
+                           T["mc_note"].format(step=float(mc["step"].iloc[0]), m=int(fresh["n"]) if fresh is not None else 0))
+    ax = body.subplots()
+    names = [LEVERS[k][1 if lang == "zh" else 0] for k in mc["lever"]]
+    values = mc["cost_per_point"].astype(float)
+    finite = values.where(np.isfinite(values), np.nan)
+    y = np.arange(len(mc))
+    ax.barh(y, (finite / scale).fillna(0.0), color=CHOSEN, height=0.6)
+    for yi, v in zip(y, values):
+        if not math.isfinite(v):
+            ax.text(0, yi, " " + T["no_gain"], va="center", ha="left", fontsize=8, color="#555555")
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlabel(T["mc_axis"])
+    data = mc.assign(cost_per_point_shown=finite / scale, unit=T["mc_axis"])
+    return fig, data
+
+
+def markdown(f: dict, lang: str, stems: list[str]) -> str:
+    T, w, c, o, man = TEXT[lang], _words(f, lang), f["choice"], f["manifest"]["options"], f["manifest"]
+    scale = spend_scale(lang)
+    lines = [f"# {T['md_title'].format(region=w['region'])}", "", statement(f, lang), ""]
+    lines += [f"![{s}](figures/{s}.png)" for s in stems] + [""]
+    if c["feasible"]:
+        lines += [f"| {T['md_lever']} | {T['md_intensity']} |", "|---|---|"]
+        lines += [f"| {LEVERS[k][1 if lang == 'zh' else 0]} | {v:.2f} |" for k, v in c["mix"].items()] + [""]
+    near = f["near_optimal"]
+    if len(near):
+        levers = [col for col in near.columns if col.endswith("_intensity")]
+        lines += [f"## {T['md_near'].format(tol=o['tolerance'])}", "",
+                  "| " + " | ".join([LEVERS[col[:-10]][1 if lang == 'zh' else 0] for col in levers]
+                                    + [T["md_cost"], T["md_p"], T["md_share"]]) + " |",
+                  "|" + "---|" * (len(levers) + 3)]
+        for _, r in near.iterrows():
+            lines.append("| " + " | ".join([f"{r[col]:.2f}" for col in levers]
+                                           + [f"{r['cost_mean'] / scale:,.2f}", f"{r['p_target']:.0%}",
+                                              f"{_pct(r['share_mean'])} [{_pct(r['share_q05'])}, "
+                                              f"{_pct(r['share_q95'])}]"]) + " |")
+        lines.append("")
+    mc = f["marginal_cost"]
+    if len(mc):
+        lines += [f"## {T['md_marginal']}", "", f"| {T['md_lever']} | {T['md_per_point']} |", "|---|---|"]
+        for _, r in mc.iterrows():
+            v = float(r["cost_per_point"])
+            lines.append(f"| {LEVERS[r['lever']][1 if lang == 'zh' else 0]} | "
+                         f"{f'{v / scale:,.2f}' if math.isfinite(v) else T['no_gain']} |")
+        lines.append("")
+    lines.append(T["md_method"].format(runs=man.get("runs", 0), agents=man.get("n_agents", 0), unc=w["unc"]))
+    return "\n".join(lines) + "\n"
+
+
+def plan_report(path: Path, opts) -> "object":
+    """Write the plan report atomically (sim.report.study); returns what was written."""
+    from .study import write_study_report
+
+    f = _load(Path(path))
+    figures = [("fig1_plan_trajectory", lambda lang: trajectory(f, lang)),
+               ("fig2_plan_cost_probability", lambda lang: cost_probability(f, lang)),
+               ("fig3_plan_cost_share", lambda lang: cost_share(f, lang)),
+               ("fig4_plan_marginal_cost", lambda lang: marginal_cost(f, lang))]
+    return write_study_report(Path(path), opts, figures, lambda lang, stems: markdown(f, lang, stems))

@@ -1,0 +1,99 @@
+"""skillsim-report on a plan folder: the trajectory of the chosen mix against the cost base, the
+frontiers and the marginal costs, each figure's CSV being exactly the plan's numbers, in English and
+Chinese; an infeasible plan is reported as such."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sim.report import pack
+from sim.studies import plan
+
+TINY = ["region=chongqing", "target.year=2026", "levers=training", "training.lo=1", "n_agents=1000",
+        "samples=4", "fresh=8", "candidates=4", "refine=2", "finalists=1", "uncertainty=false"]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plans")
+    ok = plan.run([*TINY, "target.share=0.33", f"out={root / 'ok'}"])
+    far = plan.run([*TINY, "target.share=0.9", f"out={root / 'far'}"])
+    reports = {(name, lang): pack.make_report(path, pack.Options(lang=lang, formats=("png",)))
+               for name, path in (("ok", ok), ("far", far)) for lang in ("en", "zh")}
+    return {"ok": ok, "far": far, "reports": reports}
+
+
+def fig_csv(written, stem: str) -> pd.DataFrame:
+    return pd.read_csv(written.out / "figures" / f"{stem}.csv")
+
+
+def test_the_trajectory_holds_the_plans_own_runs(folders):
+    ok = folders["ok"]
+    choice = json.loads((ok / "choice.json").read_text())
+    assert choice["feasible"], choice["statement"]
+    traj = pd.read_csv(ok / "trajectory.csv")
+    chosen, base = traj[traj["mix"] == "chosen"], traj[traj["mix"] == "cost_base"]
+    assert (chosen["n"] == 8).all() and (base["n"] == 8).all()  # the fresh samples
+    # both start from the same simulated history (the mix acts from the forecast start): identical
+    assert chosen["mean"].iloc[0] == base["mean"].iloc[0]
+    # the chosen mix's December of the target year is what the plan states for it
+    last = chosen[chosen["date"] == "2026-12"].iloc[0]
+    assert last["mean"] == pytest.approx(choice["share_mean"], abs=1e-12)
+    assert last["q05"] == pytest.approx(choice["share_q05"], abs=1e-12)
+    assert last["q95"] == pytest.approx(choice["share_q95"], abs=1e-12)
+    assert list(chosen["date"]) == list(base["date"]) and chosen["date"].iloc[-1] == "2026-12"
+
+
+def test_each_figure_csv_is_what_the_plan_wrote(folders):
+    ok = folders["ok"]
+    en = folders["reports"][("ok", "en")]
+    assert set(en.figures) == {"fig1_plan_trajectory", "fig2_plan_cost_probability", "fig3_plan_cost_share",
+                               "fig4_plan_marginal_cost"}
+    traj = pd.read_csv(ok / "trajectory.csv")
+    drawn = fig_csv(en, "fig1_plan_trajectory")
+    sim_rows = drawn[drawn["kind"] == "simulated"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(sim_rows[traj.columns], traj, check_dtype=False)
+    choice = json.loads((ok / "choice.json").read_text())
+    cp = fig_csv(en, "fig2_plan_cost_probability")
+    star = cp[cp["kind"] == "chosen"].iloc[0]
+    assert star["p_target"] == choice["probability"] and star["cost_mean"] == pytest.approx(choice["cost_yuan"])
+    front = pd.read_csv(ok / "frontier_probability.csv")
+    assert np.allclose(cp[cp["kind"] == "frontier"]["cost_mean"], front["cost_mean"])
+    cand = pd.read_csv(ok / "candidates.csv")
+    assert (cp["kind"] == "searched").sum() == (cand["samples"] == "search").sum()
+    mc = fig_csv(en, "fig4_plan_marginal_cost")
+    written_mc = pd.read_csv(ok / "marginal_cost.csv")
+    finite = np.isfinite(written_mc["cost_per_point"])
+    assert np.allclose(mc["cost_per_point_shown"][finite], written_mc["cost_per_point"][finite] / 1e9)
+
+
+def test_the_chinese_report_is_the_same_numbers_in_its_own_units(folders):
+    en, zh = folders["reports"][("ok", "en")], folders["reports"][("ok", "zh")]
+    md_en, md_zh = (en.out / "report.md").read_text(), (zh.out / "report.md").read_text()
+    assert md_en.startswith("# Plan: Chongqing") and md_zh.startswith("# 规划：重庆")
+    assert "亿元" in md_zh and "billion yuan" in md_en
+    choice = json.loads((folders["ok"] / "choice.json").read_text())
+    assert f"{choice['cost_yuan'] / 1e9:,.2f} billion yuan" in md_en
+    assert f"{choice['cost_yuan'] / 1e8:,.2f}亿元" in md_zh
+    mc_en, mc_zh = fig_csv(en, "fig4_plan_marginal_cost"), fig_csv(zh, "fig4_plan_marginal_cost")
+    assert np.allclose(mc_zh["cost_per_point_shown"], 10 * mc_en["cost_per_point_shown"], equal_nan=True)
+    assert not en.layout.get("fig1_plan_trajectory") and not zh.layout.get("fig1_plan_trajectory")
+
+
+def test_an_infeasible_plan_is_reported_as_such(folders):
+    far = folders["far"]
+    choice = json.loads((far / "choice.json").read_text())
+    assert choice["feasible"] is False
+    en = folders["reports"][("far", "en")]
+    md = (en.out / "report.md").read_text()
+    assert "No mix within the bounds reaches 90.0% by 2026" in md
+    # the trajectory shows the best mix found on the search samples, against the cost base
+    traj = pd.read_csv(far / "trajectory.csv")
+    assert (traj["n"] == 4).all()
+    best = traj[(traj["mix"] == "chosen") & (traj["date"] == "2026-12")].iloc[0]
+    assert best["mean"] == pytest.approx(choice["best_mean_share"], abs=1e-12)
+    assert "fig4_plan_marginal_cost" in en.skipped  # no chosen mix, no marginal cost
