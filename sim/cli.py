@@ -284,8 +284,8 @@ def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
         run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task), unique=unique)
 
 
-@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
-def _hydra_task(dcfg: DictConfig):
+def _task(dcfg: DictConfig):
+    """The job Hydra runs: a single run, or one job of a sweep."""
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     if hc.mode == RunMode.MULTIRUN:
@@ -299,6 +299,39 @@ def _hydra_task(dcfg: DictConfig):
     except KeyboardInterrupt:
         _remove_if_empty(run_dir)
         fail("interrupted; no result folder was written", EXIT_INTERRUPTED)
+
+
+_hydra_task = hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")(_task)
+JOB_NAME = "cli"  # what hydra.main names the job (this module's name), so both paths give the same config
+
+
+def _run_single(overrides: list[str]) -> None:
+    """A plain single run (overrides only, no Hydra flags), as `hydra.main` runs it but composed once.
+
+    `hydra.main` composes the config twice for a run (once only to read `hydra.mode`), and the
+    preflight check a third time; composition is about a quarter of `skillsim`'s start-up. Here the
+    config is composed once (Hydra's own compose_config, from the shell's overrides, with its logging
+    set-up), checked (one line, before any folder), and handed to Hydra's run_job with the configured
+    callbacks: the same steps as Hydra's `run`, the same folder, config and logging."""
+    from hydra import initialize_config_dir
+    from hydra._internal.callbacks import Callbacks
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.utils import run_job
+    from hydra.types import HydraContext
+
+    with _user_errors_in_one_line(), initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3",
+                                                           job_name=JOB_NAME):
+        loader = GlobalHydra.instance().config_loader()
+        dcfg = GlobalHydra.instance().hydra.compose_config("config", overrides, run_mode=RunMode.RUN,
+                                                           with_log_configuration=True)
+        config_from_hydra(dcfg)  # every value checked before the run folder exists
+    dcfg.hydra.mode = RunMode.RUN
+    callbacks = Callbacks(dcfg)
+    callbacks.on_run_start(config=dcfg, config_name="config")
+    ret = run_job(hydra_context=HydraContext(config_loader=loader, callbacks=callbacks), task_function=_task,
+                  config=dcfg, job_dir_key="hydra.run.dir", job_subdir_key=None)
+    callbacks.on_run_end(config=dcfg, config_name="config", job_return=ret)
+    _ = ret.return_value  # re-raises what the task raised, as hydra.main does
 
 
 # -- one-line errors for what Hydra rejects before the task runs ----------------------------------
@@ -633,9 +666,10 @@ def main(argv: list[str] | None = None) -> None:
     argv = _route(argv)
     bare = _flag_value(argv, ("--config-dir", "-cd"))[1]  # what is left are overrides and Hydra's flags
     overrides = _with_config_dir(argv, _overrides(bare))
-    if overrides is not None:
-        preflight(overrides)
-    elif (sweep_overrides := _with_config_dir(argv, _sweep_overrides(bare))) is not None:
+    direct = overrides is not None and bare == argv  # a plain run: composed and checked once (_run_single)
+    if overrides is not None and not direct:
+        preflight(overrides)  # with --config-dir: through hydra.main, which adds the folder as it does
+    elif overrides is None and (sweep_overrides := _with_config_dir(argv, _sweep_overrides(bare))) is not None:
         if (preflight_sweep(sweep_overrides) or "").endswith(".BasicSweeper"):
             fastsweep.use_fast_sweeps()
         from .passes import use_compiled_in_workers
@@ -648,7 +682,7 @@ def main(argv: list[str] | None = None) -> None:
     sweep.LAST_COUNTS = sweep.SWEEP_DIR = sweep.LAST_ERROR = None
     try:
         with _hydra_errors_reach_us():
-            _hydra_task()
+            _run_single(overrides) if direct else _hydra_task()
     except KeyboardInterrupt:  # a sweep (a single run handles its own), or Hydra before the task
         fail(_interrupted(), EXIT_INTERRUPTED)
     except OSError as exc:  # Hydra creating a folder or writing multirun.yaml: disk, permissions, ...
