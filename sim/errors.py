@@ -51,6 +51,9 @@ class ConfigError(SkillsimError):
         self.field, self.value, self.allowed = field, value, allowed
         super().__init__(f"config error: {field} = {value!r} is invalid; allowed: {allowed}")
 
+    def __reduce__(self):  # rebuilt from its three fields when it crosses from a batch's worker
+        return type(self), (self.field, self.value, self.allowed)
+
 
 class DataError(SkillsimError):
     """An input file is missing, unreadable or malformed."""

@@ -13,6 +13,7 @@ depend on how many processes ran it.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 from ..config import RunConfig
@@ -45,3 +46,57 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
 
     use_compiled_in_workers()  # many runs per worker: the compiled passes pay for their load time
     return list(Parallel(n_jobs=min(jobs, len(configs)), backend="loky")(delayed(_one)(c, read) for c in configs))
+
+
+class JournalledBatch:
+    """`run_batch` with a memory: every finished run's result is appended to a JSON-lines journal
+    (fsynced per batch), keyed by a digest of its config and of `tag` (what the reader reads), so a
+    study interrupted and re-run with the same journal reuses its finished runs and, being
+    deterministic given its evaluations, takes the same path to the same answer. Results must be
+    JSON values (numbers, lists, dicts). The journal sits beside the study's folder and is removed
+    when the folder is written (`close`)."""
+
+    def __init__(self, journal: Path | None, tag: object = None, log=print):
+        import json
+
+        self.journal, self.tag, self.runs, self.done = journal, tag, 0, {}
+        if journal is not None and journal.exists():
+            for line in journal.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                    self.done[rec["key"]] = rec["value"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by the interruption
+            if self.done:
+                log(f"resuming: {len(self.done)} runs already done in {journal}")
+
+    def key(self, cfg: RunConfig) -> str:
+        import hashlib
+        import json
+
+        from ..config import to_dict
+
+        text = json.dumps([to_dict(cfg), self.tag], sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def run(self, configs: Sequence[RunConfig], read: Callable[["object"], T]) -> list[T]:
+        """read(model) for each config, in input order; finished runs are not run again."""
+        import json
+
+        keys = [self.key(c) for c in configs]
+        todo = [k for k in dict.fromkeys(keys) if k not in self.done]
+        if todo:
+            by_key = dict(zip(keys, configs))
+            results = run_batch([by_key[k] for k in todo], read)
+            self.runs += len(todo)
+            self.done.update(zip(todo, results))
+            if self.journal is not None:
+                with open(self.journal, "a", encoding="utf-8") as fh:
+                    fh.writelines(json.dumps({"key": k, "value": v}) + "\n" for k, v in zip(todo, results))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        return [self.done[k] for k in keys]
+
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.unlink(missing_ok=True)

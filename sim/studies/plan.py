@@ -40,6 +40,7 @@ samples). `skillsim-report` draws the folder (sim.report.plan).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 import time
@@ -53,6 +54,7 @@ import pandas as pd
 
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError, SkillsimError
+from .options import boolean, number
 
 LEVERS = ("training", "competition", "studio")
 FUNDERS = ("total", "government", "employer")
@@ -278,6 +280,16 @@ def spend_of(series: pd.DataFrame, funder: str) -> pd.Series:
     return spend(series, funder)
 
 
+def read_run(model, year: int, funder: str) -> tuple[float, float, list[float]]:
+    """(December share of the target year, cumulative spend to it, the monthly share from the start
+    state on): the path is kept for the trajectory fan chart. A plain function, so that a batch's
+    workers receive only it and the two numbers, not the evaluator."""
+    s = model.series()
+    upto = s[s["date"] <= f"{year}-12"]
+    path = upto["high_skill_share"].astype(float).tolist()
+    return path[-1], float(spend_of(upto.iloc[1:], funder).sum()), path
+
+
 class ModelEvaluator:
     """Runs mixes on sample sets with the batch runner (every core).
 
@@ -289,60 +301,21 @@ class ModelEvaluator:
                  samples: int, fresh: int, uncertainty: bool, log=print, journal: Path | None = None):
         self.cfg, self.box, self.target, self.year, self.funder = cfg, box, target, year, funder
         self.sets = {"search": list(range(samples)), "fresh": list(range(samples, samples + fresh))}
-        self.uncertainty, self.log, self.runs = uncertainty, log, 0
-        self.journal, self.done = journal, {}
-        if journal is not None and journal.exists():
-            import json
+        from .batch import JournalledBatch
 
-            for line in journal.read_text(encoding="utf-8").splitlines():
-                try:
-                    rec = json.loads(line)
-                    self.done[rec["key"]] = (float(rec["share"]), float(rec["spend"]),
-                                             [float(v) for v in rec["path"]])
-                except (ValueError, KeyError, TypeError):
-                    continue  # a line cut short by the interruption
-            if self.done:
-                log(f"plan: resuming: {len(self.done)} runs already done in {journal}")
+        self.uncertainty, self.log = uncertainty, log
+        self.batch = JournalledBatch(journal, tag=[year, funder], log=lambda m: log("plan: " + m))
         self.base = base_config(cfg, cost_base)
         self.base_cost = {w: np.array([c for _, c, _ in self._run([self.base], idx)[0]])
                           for w, idx in self.sets.items()}
 
-    def _read(self, model):
-        """(December share of the target year, cumulative spend to it, the monthly share from the start
-        state on): the path is kept for the trajectory fan chart."""
-        s = model.series()
-        upto = s[s["date"] <= f"{self.year}-12"]
-        path = upto["high_skill_share"].astype(float).tolist()
-        return path[-1], float(spend_of(upto.iloc[1:], self.funder).sum()), path
-
-    def _key(self, cfg: RunConfig) -> str:
-        import hashlib
-        import json
-
-        text = json.dumps([to_dict(cfg), self.year, self.funder], sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+    @property
+    def runs(self) -> int:
+        return self.batch.runs
 
     def _run(self, configs: list[RunConfig], idx: list[int]) -> list[list[tuple[float, float, list]]]:
-        import json
-        import os
-
-        from .batch import run_batch
-
         runs = [sample_config(c, i, self.uncertainty) for c in configs for i in idx]
-        keys = [self._key(c) for c in runs]
-        todo = [k for k in dict.fromkeys(keys) if k not in self.done]
-        if todo:
-            by_key = dict(zip(keys, runs))
-            results = run_batch([by_key[k] for k in todo], self._read)
-            self.runs += len(todo)
-            self.done.update(zip(todo, results))
-            if self.journal is not None:
-                with open(self.journal, "a", encoding="utf-8") as fh:
-                    fh.writelines(json.dumps({"key": k, "share": s, "spend": c, "path": p}) + "\n"
-                                  for k, (s, c, p) in zip(todo, results))
-                    fh.flush()
-                    os.fsync(fh.fileno())
-        out = [self.done[k] for k in keys]
+        out = self.batch.run(runs, functools.partial(read_run, year=self.year, funder=self.funder))
         return [out[k * len(idx):(k + 1) * len(idx)] for k in range(len(configs))]
 
     def __call__(self, xs: list[tuple], which: str) -> list[Evaluation]:
@@ -376,16 +349,6 @@ class ModelEvaluator:
 # command line
 # --------------------------------------------------------------------------------------------------
 
-def _number(key: str, value: str, lo: float | None = None, hi: float | None = None, kind=float):
-    try:
-        v = kind(value)
-    except ValueError:
-        raise ConfigError(key, value, "an integer" if kind is int else "a number") from None
-    if (lo is not None and v < lo) or (hi is not None and v > hi) or (kind is float and not math.isfinite(v)):
-        raise ConfigError(key, v, f"a number in [{lo}, {hi}]" if hi is not None else f"a number >= {lo}")
-    return v
-
-
 def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
     """(options, lever bounds and fixed values, config overrides); one-line errors."""
     if any(a in ("-h", "--help") for a in argv):
@@ -398,23 +361,23 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
             raise ConfigError(a, "", "key=value arguments (see skillsim-plan --help)")
         head, _, tail = key.partition(".")
         if head in LEVERS and tail in ("lo", "hi", "fixed"):
-            levers.setdefault(head, {})[tail] = _number(key, value, 0.0, 100.0)
+            levers.setdefault(head, {})[tail] = number(key, value, 0.0, 100.0)
         elif key == "target.share":
-            opts[key] = _number(key, value, 0.0, 1.0)
+            opts[key] = number(key, value, 0.0, 1.0)
         elif key == "target.year":
-            opts[key] = _number(key, value, 1990, 2100, int)
+            opts[key] = number(key, value, 1990, 2100, int)
         elif key == "confidence":
-            opts[key] = _number(key, value, 0.0, 1.0)
+            opts[key] = number(key, value, 0.0, 1.0)
         elif key == "budget":
-            opts[key] = _number(key, value, 0.0)
+            opts[key] = number(key, value, 0.0)
         elif key in ("samples", "fresh", "candidates", "finalists"):
-            opts[key] = _number(key, value, 2 if key != "finalists" else 1, 10_000, int)
+            opts[key] = number(key, value, 2 if key != "finalists" else 1, 10_000, int)
         elif key == "refine":
-            opts[key] = _number(key, value, 0, 30, int)
+            opts[key] = number(key, value, 0, 30, int)
         elif key == "tolerance":
-            opts[key] = _number(key, value, 0.0, 10.0)
+            opts[key] = number(key, value, 0.0, 10.0)
         elif key == "n_agents":
-            opts[key] = _number(key, value, 100, 10_000_000, int)
+            opts[key] = number(key, value, 100, 10_000_000, int)
         elif key in ("objective", "funder", "cost_base"):
             allowed = {"objective": ("min_cost", "max_share"), "funder": FUNDERS,
                        "cost_base": ("status_quo", "no_policy")}[key]
@@ -428,9 +391,7 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
                 raise ConfigError(key, value, "a comma list of " + ", ".join(LEVERS))
             opts[key] = value
         elif key in ("uncertainty", "preview"):
-            if value.lower() not in ("true", "false"):
-                raise ConfigError(key, value, "true or false")
-            opts[key] = value.lower() == "true"
+            opts[key] = boolean(key, value)
         elif key == "out":
             opts[key] = value
         else:
@@ -598,7 +559,7 @@ def run(argv: list[str]) -> Path:
                 else "replicates only", "runs": evaluator.runs, "versions": package_versions(),
                 "git_commit": git_commit(), "started": started}
     path = write_folder(out, out_tables, manifest, what="plan")
-    journal.unlink(missing_ok=True)
+    evaluator.batch.close()
     log("plan: " + out_tables["choice"]["statement"])
     log(f"wrote {path}")
     return path

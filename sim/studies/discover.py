@@ -1,0 +1,242 @@
+"""`skillsim-discover`: scenario discovery. Under which input conditions does a condition on the
+outcomes (a missed target) mostly hold?
+
+    skillsim-discover region=chongqing condition="high_skill_share@2030<0.35"
+
+The inputs and their ranges are those of skillsim-sensitivity (sim.studies.inputs). A Latin hypercube
+of `n` points (scipy.stats.qmc) runs `replicates` times each (replicate seeds shared by every point);
+every run is one case. The condition is `NAME OP VALUE` with OP one of < <= > >=, where NAME is an
+output in December of a year (`high_skill_share@2030`, `income_mean@2035`, `income_median@2030`,
+`cost@2030`) or an input (`levers.training.intensity`), and conditions may be joined with `&`.
+
+PRIM (Friedman and Fisher 1999), from EMA Workbench (the maintained implementation, used as a library:
+peeling `peel_alpha` of the cases at a time down to `mass_min` of them), finds boxes of inputs where the
+condition's cases are dense. The chosen box is the one on the peeling trajectory with the highest
+coverage (share of all cases of interest inside it) among those with density (share of the cases
+inside it that are of interest) at least `threshold`; then the highest density. Its restricted inputs
+come with PRIM's quasi-p-values.
+
+Output folder (atomic, manifest.json and COMPLETE, resumable from its journal): design.csv (every
+case: inputs, replicate, outputs, `of_interest`), trajectory.csv (coverage, density, mass and number
+of restricted inputs at each peeling step), box.csv (each input's range in the chosen box against its
+full range, restricted or not, quasi-p-value), choice.json (the box and its statistics, said plainly),
+config.yaml. `skillsim-report` draws the trade-off curve and the box.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import to_dict
+from ..errors import ConfigError
+from .inputs import GROUPS, Input
+from .options import boolean, groups, number
+
+OPTIONS = {"condition": None, "n": 256, "replicates": 1, "threshold": 0.8, "peel_alpha": 0.05, "mass_min": 0.05,
+           "inputs": ",".join(GROUPS), "n_agents": 10000, "quick": False, "out": None}
+OPS = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+TERM = re.compile(r"^\s*([A-Za-z_][\w.]*(?:@\d{4})?)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
+USAGE = """usage: skillsim-discover condition="high_skill_share@2030<0.35" [region=NAME] [n=256] [replicates=1]
+                         [threshold=0.8] [peel_alpha=0.05] [mass_min=0.05]
+                         [inputs=parameters,structural,levers] [input.KEY=LO:HI ...] [n_agents=10000]
+                         [quick=true] [out=DIR] [OVERRIDE ...]
+
+The boxes of inputs where the condition mostly holds (PRIM). The condition: NAME OP VALUE joined by &,
+NAME an output in December of a year (high_skill_share@2030, income_mean@Y, income_median@Y, cost@Y)
+or an input key; OP one of < <= > >=. quick=true: n=64, 2,000 agents. Writes design.csv, trajectory.csv,
+box.csv, choice.json, config.yaml, manifest.json and COMPLETE into out (default
+results/discovery/<time>_<region>); `skillsim-report OUT` draws it."""
+
+
+def parse_condition(text: str) -> list[tuple[str, str, float]]:
+    terms = []
+    for part in text.split("&"):
+        m = TERM.match(part)
+        if not m:
+            raise ConfigError("condition", text, "NAME OP VALUE terms joined by &, e.g. high_skill_share@2030<0.35")
+        try:
+            terms.append((m.group(1), m.group(2), float(m.group(3))))
+        except ValueError:
+            raise ConfigError("condition", text, "a number after the operator") from None
+    return terms
+
+
+def condition_years(terms: list[tuple[str, str, float]]) -> tuple[int, ...]:
+    return tuple(sorted({int(name.split("@")[1]) for name, _, _ in terms if "@" in name}))
+
+
+def holds(table: pd.DataFrame, terms: list[tuple[str, str, float]]) -> np.ndarray:
+    out = np.ones(len(table), dtype=bool)
+    for name, op, value in terms:
+        if name not in table.columns:
+            raise ConfigError("condition", name, "an output NAME@YEAR or an input of the study: " +
+                              ", ".join(c for c in table.columns if c not in ("point", "replicate")))
+        out &= OPS[op](table[name].to_numpy(dtype=float), value)
+    return out
+
+
+def hypercube(inputs: list[Input], n: int, seed: int) -> np.ndarray:
+    from scipy.stats import qmc
+
+    lo = np.array([i.lo for i in inputs])
+    hi = np.array([i.hi for i in inputs])
+    return lo + qmc.LatinHypercube(len(inputs), seed=seed).random(n) * (hi - lo)
+
+
+def prim_box(x: pd.DataFrame, y: np.ndarray, *, threshold: float, peel_alpha: float, mass_min: float,
+             ranges: dict[str, tuple[float, float]] | None = None) -> dict:
+    """PRIM's peeling trajectory and the chosen box (module docstring)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # EMA Workbench warns about its optional parallel back-ends
+        from ema_workbench.analysis import prim
+
+        p = prim.Prim(x, y, threshold=threshold, peel_alpha=peel_alpha, mass_min=mass_min)
+        box = p.find_box()
+    traj = box.peeling_trajectory[["id", "coverage", "density", "mass", "res_dim", "n", "k"]].copy()
+    dense = traj[traj["density"] >= threshold]
+    pick = dense if len(dense) else traj
+    chosen = int(pick.sort_values(["coverage", "density"], kind="stable").iloc[-1]["id"])
+    limits = box.box_lims[chosen]
+    init = p.box_init
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stats = box.inspect(chosen, style="data")[0][1]
+    qp = {}
+    if len(stats):
+        cols = [c for c in stats.columns if c[1] == "qp value"]
+        for name, row in stats.iterrows():
+            vals = [v for v in row[cols].to_numpy(dtype=float) if np.isfinite(v)]
+            qp[name] = max(vals) if vals else float("nan")
+    rows = []
+    for name in x.columns:
+        lo, hi = float(limits.loc[0, name]), float(limits.loc[1, name])
+        flo, fhi = float(init.loc[0, name]), float(init.loc[1, name])  # the cases' extremes
+        rlo, rhi = (ranges or {}).get(name, (flo, fhi))
+        rows.append({"input": name, "box_lo": lo, "box_hi": hi, "range_lo": rlo, "range_hi": rhi,
+                     "restricted": bool(lo > flo or hi < fhi), "qp_value": qp.get(name, float("nan"))})
+    boxes = pd.DataFrame(rows).sort_values(["restricted", "qp_value"], ascending=[False, True], kind="stable")
+    traj["chosen"] = traj["id"] == chosen
+    return {"trajectory": traj.reset_index(drop=True), "box": boxes.reset_index(drop=True),
+            "chosen": traj[traj["id"] == chosen].iloc[0].to_dict()}
+
+
+def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        raise SystemExit(0)
+    opts, extra, overrides = dict(OPTIONS), [], []
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep:
+            raise ConfigError(a, "", "key=value arguments (see skillsim-discover --help)")
+        if key == "condition":
+            opts[key] = value
+            parse_condition(value)
+        elif key in ("n", "replicates"):
+            opts[key] = number(key, value, 1 if key == "replicates" else 8, 1_000_000, int)
+        elif key in ("threshold", "peel_alpha", "mass_min"):
+            opts[key] = number(key, value, 0.0, 1.0)
+        elif key == "n_agents":
+            opts[key] = number(key, value, 100, 10_000_000, int)
+        elif key == "inputs":
+            opts[key] = ",".join(groups(key, value, GROUPS))
+        elif key == "quick":
+            opts[key] = boolean(key, value)
+        elif key == "out":
+            opts[key] = value
+        elif key.startswith("input."):
+            extra.append((key, value))
+        else:
+            overrides.append(a)
+    if opts["condition"] is None:
+        raise ConfigError("condition", None, 'a condition such as "high_skill_share@2030<0.35"')
+    years = condition_years(parse_condition(opts["condition"]))
+    opts["years"] = years or None
+    if opts["quick"]:
+        opts.update(n=min(opts["n"], 64), n_agents=min(opts["n_agents"], 2000))
+    return opts, extra, overrides
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .sensitivity import run_command
+
+    run_command(run, "skillsim-discover", argv)
+
+
+def run(argv: list[str]) -> Path:
+    from ..results import git_commit, package_versions
+    from .forecast import write_folder
+    from .sensitivity import ModelEvaluator, setup
+
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    opts, overrides, cfg, years, inputs, out = setup(argv, "discovery", parse)
+    terms = parse_condition(opts["condition"])
+    names = {i.name for i in inputs}
+    for name, _, _ in terms:  # a typo fails now, not after the runs
+        metric = name.split("@")[0]
+        if name not in names and metric not in ("high_skill_share", "income_mean", "income_median", "cost"):
+            raise ConfigError("condition", name, "an output NAME@YEAR (high_skill_share, income_mean, income_median, "
+                              "cost) or an input of the study: " + ", ".join(sorted(names)))
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    X = hypercube(inputs, opts["n"], cfg.seed % (2**32))
+    log(f"discover: {len(inputs)} inputs, {len(X)} points x {opts['replicates']} replicates")
+    evaluator = ModelEvaluator(cfg, inputs, years, out.parent / f".{out.name}.runs.jsonl", log)
+    reps = list(range(opts["replicates"]))
+    Y = evaluator(X, reps)
+    table = pd.DataFrame(np.repeat(X, len(reps), axis=0), columns=[i.name for i in inputs])
+    table.insert(0, "point", np.repeat(np.arange(len(X)), len(reps)))
+    table.insert(1, "replicate", np.tile(reps, len(X)))
+    for k, y in Y.items():
+        table[k] = y.ravel()
+    table["of_interest"] = holds(table, terms)
+    k = int(table["of_interest"].sum())
+    log(f"discover: the condition holds in {k} of {len(table)} runs")
+    tables = {"design": table, "config": to_dict(cfg)}
+    if 0 < k < len(table):
+        found = prim_box(table[[i.name for i in inputs]], table["of_interest"].to_numpy(),
+                         threshold=opts["threshold"], peel_alpha=opts["peel_alpha"], mass_min=opts["mass_min"],
+                         ranges={i.name: (i.lo, i.hi) for i in inputs})
+        c, box = found["chosen"], found["box"]
+        restricted = box[box["restricted"]]
+        main = restricted[restricted["qp_value"] <= 0.05]
+        rest = len(restricted) - len(main)
+        if len(main):
+            said = "with " + " and ".join(f"{r['input']} in [{r['box_lo']:.4g}, {r['box_hi']:.4g}]"
+                                          for _, r in main.iterrows())
+            said += f" ({rest} more restricted inputs have quasi-p-values above 0.05)" if rest else ""
+        elif rest:
+            said = f"inside a box restricting {rest} inputs, none with a quasi-p-value at or below 0.05"
+        else:
+            said = "with any inputs"
+        tables.update(trajectory=found["trajectory"], box=box)
+        tables["choice"] = {"condition": opts["condition"], "runs": len(table), "of_interest": k,
+                            "box_id": int(c["id"]), "coverage": float(c["coverage"]), "density": float(c["density"]),
+                            "mass": float(c["mass"]), "restricted": int(c["res_dim"]),
+                            "statement": f"{opts['condition']} holds in {c['density']:.0%} of the runs {said} "
+                                         f"(mass {c['mass']:.0%} of the runs); that box holds {c['coverage']:.0%} of "
+                                         f"the {k} runs where it holds"}
+    else:
+        tables["choice"] = {"condition": opts["condition"], "runs": len(table), "of_interest": k, "box_id": None,
+                            "statement": f"{opts['condition']} holds in {'none' if k == 0 else 'all'} of the "
+                                         f"{len(table)} runs: there is no box to find"}
+    manifest = {"kind": "discovery", "command": ["skillsim-discover", *argv], "overrides": overrides,
+                "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed, "years": list(years),
+                "options": {k2: v for k2, v in opts.items() if k2 != "out"}, "runs": evaluator.batch.runs,
+                "library": "ema_workbench.analysis.prim", "versions": package_versions(),
+                "git_commit": git_commit(), "started": started}
+    path = write_folder(out, tables, manifest, what="discovery")
+    evaluator.batch.close()
+    log("discover: " + tables["choice"]["statement"])
+    log(f"wrote {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""The uncertain inputs of a study (sensitivity analysis, scenario discovery), each with a range, and
+how a point of the input space becomes a RunConfig.
+
+Three groups, by default all of them:
+- `parameters`: the calibrated behavioural parameters (sim.studies.calibrate.FREE). Their range is the
+  5%-95% spread of the calibration ensemble when it exists (each sampled independently: the ensemble's
+  correlations are not kept), else their calibration bounds. A point sets them on the prior config as
+  the calibration does; the ones not varied stay at the fitted values.
+- `structural`: the region preset's structural inputs with their documented ranges (`region.structural`).
+- `levers`: the three lever intensities, 0-3 times the status quo (each lever switched on).
+
+`input.KEY=LO:HI` adds or re-ranges one input (any numeric config key, a parameter name, or
+`levers.NAME.intensity`); `inputs=levers,structural` chooses groups.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import RunConfig, with_value
+from ..errors import ConfigError, SkillsimError
+
+GROUPS = ("parameters", "structural", "levers")
+LEVER_RANGE = (0.0, 3.0)
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str  # a FREE parameter name or a dotted config key
+    lo: float
+    hi: float
+    group: str  # parameters, structural, levers or config
+
+    def __post_init__(self):
+        if not (np.isfinite(self.lo) and np.isfinite(self.hi) and self.lo < self.hi):
+            raise ConfigError(f"input.{self.name}", f"{self.lo}:{self.hi}", "a range LO:HI with LO < HI")
+
+
+def parameter_ranges() -> dict[str, tuple[float, float]]:
+    """The 5%-95% spread of the calibration ensemble per parameter, or the calibration bounds."""
+    from .calibrate import FREE
+    from .uncertainty import load_ensemble
+
+    try:
+        ens = load_ensemble()
+        return {p.name: (float(ens[p.name].quantile(0.05)), float(ens[p.name].quantile(0.95))) for p in FREE}
+    except SkillsimError:
+        return {p.name: (p.lo, p.hi) for p in FREE}
+
+
+def default_inputs(cfg: RunConfig, groups: tuple[str, ...] = GROUPS) -> list[Input]:
+    out: list[Input] = []
+    if "parameters" in groups:
+        out += [Input(name, lo, hi, "parameters") for name, (lo, hi) in parameter_ranges().items() if lo < hi]
+    if "structural" in groups:
+        out += [Input(k, float(r[0]), float(r[1]), "structural") for k, r in cfg.region.structural.items()]
+    if "levers" in groups:
+        out += [Input(f"levers.{n}.intensity", *LEVER_RANGE, "levers") for n in ("training", "competition", "studio")]
+    return out
+
+
+def _numeric(cfg: RunConfig, key: str) -> bool:
+    node = cfg
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node) or not hasattr(node, part):
+            return False
+        node = getattr(node, part)
+    return isinstance(node, (int, float)) and not isinstance(node, bool)
+
+
+def parse_input(cfg: RunConfig, key: str, value: str) -> Input:
+    """`input.KEY=LO:HI` as an Input; a one-line error for an unknown key or a bad range."""
+    from .calibrate import FREE
+
+    name = key[len("input."):]
+    lo_text, sep, hi_text = value.partition(":")
+    try:
+        lo, hi = float(lo_text), float(hi_text)
+    except ValueError:
+        raise ConfigError(key, value, "a range LO:HI of two numbers") from None
+    if not sep:
+        raise ConfigError(key, value, "a range LO:HI of two numbers")
+    if name in {p.name for p in FREE}:
+        return Input(name, lo, hi, "parameters")
+    if name in cfg.region.structural or f"region.{name}" in cfg.region.structural:
+        return Input(name if name.startswith("region.") else f"region.{name}", lo, hi, "structural")
+    if name.startswith("levers.") and name.endswith(".intensity"):
+        if not _numeric(cfg, name):
+            raise ConfigError(key, value, "levers.training|competition|studio.intensity")
+        return Input(name, lo, hi, "levers")
+    if not _numeric(cfg, name):
+        raise ConfigError(key, value, "a calibrated parameter, a structural input or a numeric config key")
+    return Input(name, lo, hi, "config")
+
+
+def choose(cfg: RunConfig, groups: tuple[str, ...], extra: list[Input]) -> list[Input]:
+    """The default inputs of the groups, with `extra` added or replacing the one of the same name."""
+    chosen = {i.name: i for i in default_inputs(cfg, groups)}
+    for i in extra:
+        chosen[i.name] = i
+    return list(chosen.values())
+
+
+def configure(cfg: RunConfig, inputs: list[Input], x: np.ndarray) -> RunConfig:
+    """cfg at the point x (one value per input, in order)."""
+    from .calibrate import FREE, apply, prior_config
+    from .uncertainty import apply_structural
+
+    # inside the ranges exactly: a design's lo + (hi - lo) x 1 can overshoot hi in the last bit
+    values = {i.name: min(max(float(v), i.lo), i.hi) for i, v in zip(inputs, x)}
+    params = [i.name for i in inputs if i.group == "parameters"]
+    if params:
+        fitted = fitted_values(cfg)
+        months = cfg.behaviour.mastery_months
+        cfg = apply(prior_config(cfg), np.array([values.get(p.name, fitted[p.name]) for p in FREE]))
+        if "mastery_scale" not in values:  # the rescaled months round differently in the last digit
+            cfg = dataclasses.replace(cfg, behaviour=dataclasses.replace(cfg.behaviour, mastery_months=months))
+    structural = {i.name: values[i.name] for i in inputs if i.group == "structural"}
+    if structural:
+        cfg = apply_structural(cfg, structural)
+    for i in inputs:
+        if i.group == "levers":
+            name = i.name.split(".")[1]
+            part = dataclasses.replace(getattr(cfg.levers, name), intensity=values[i.name], enabled=True)
+            cfg = dataclasses.replace(cfg, levers=dataclasses.replace(cfg.levers, **{name: part}))
+        elif i.group == "config":
+            old = _value(cfg, i.name)
+            cfg = with_value(cfg, i.name, int(round(values[i.name])) if isinstance(old, int) else values[i.name])
+    return cfg
+
+
+def _value(cfg, key: str):
+    for part in key.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def fitted_values(cfg: RunConfig) -> dict[str, float]:
+    """The central value of each calibrated parameter, read off cfg (the scale of the months to
+    mastery relative to the prior's, as the calibration applies it), so that the parameters not
+    varied keep the values cfg runs with."""
+    from .calibrate import FREE, prior_config
+
+    prior = prior_config(cfg)
+    out = {p.name: float(p.get(cfg)) for p in FREE}
+    out["mastery_scale"] = cfg.behaviour.mastery_months[0] / prior.behaviour.mastery_months[0]
+    return out

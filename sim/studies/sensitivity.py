@@ -1,0 +1,370 @@
+"""`skillsim-sensitivity`: which inputs drive the forecast, by global sensitivity analysis.
+
+    skillsim-sensitivity region=chongqing year=2030 method=morris
+    skillsim-sensitivity region=chongqing year=2030 method=sobol
+
+Inputs (sim.studies.inputs): the calibrated behavioural parameters over the calibration ensemble's
+5%-95% spread, the structural inputs over their documented ranges and the three lever intensities over
+0-3, or the groups chosen with `inputs=`, or any numeric key with `input.KEY=LO:HI`. Outputs, in
+December of each year: the high-skill share, the mean and median income, and the cumulative total
+spend from the start (`cost`).
+
+Method. The estimators are SALib's (a maintained library, used by EMA Workbench): Morris elementary
+effects (μ*, σ, with a bootstrap interval of μ*) on `n` trajectories of `levels` levels, and Sobol
+first-order and total indices (Saltelli's design, Jansen's total estimator) on `n` base samples, with
+bootstrap intervals. Every design point runs `replicates` times with replicate seeds 0..R-1, the same at
+every point (common random numbers): an input that does not act gives exactly the same runs, so its
+index is exactly zero, and the indices are computed on the replicate means.
+
+Noise. The stochastic part of the variance is reported, not mixed into the indices unseen:
+- at fixed inputs: `noise_replicates` runs at the nominal point (every input at its configured value,
+  inside its range), their variance;
+- pooled: the mean within-point variance of the design's replicates;
+- each as a share of the variance of single runs across the design, and the noise floor: the index that
+  noise alone would give an input on the replicate means (pooled variance / R / variance of the means).
+An input whose interval includes zero (lower bound <= 0) is marked `distinguishable = false` and is not
+ranked.
+
+Output folder (written whole or not at all, with manifest.json and COMPLETE; an interrupted study
+re-run with the same out= resumes from its journal): indices.csv, noise.csv, inputs.csv, design.csv (every
+run: the inputs, the replicate, the outputs), config.yaml. `skillsim-report` draws it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..config import RunConfig, to_dict
+from ..errors import ConfigError, OutputError, SkillsimError
+from .inputs import GROUPS, Input, choose, configure, parse_input
+from .options import boolean, groups, number, one_of
+
+METHODS = ("morris", "sobol")
+OUTPUTS = ("high_skill_share", "income_mean", "income_median", "cost")
+OPTIONS = {"method": "morris", "year": None, "years": None, "n": None, "replicates": 2, "noise_replicates": 8,
+           "levels": 4, "inputs": ",".join(GROUPS), "n_agents": 10000, "resamples": 1000, "quick": False,
+           "out": None}
+DEFAULT_N = {"morris": 20, "sobol": 64}
+CHUNK = 256  # design points per batch: progress and the journal advance this often
+USAGE = """usage: skillsim-sensitivity [region=NAME] [year=2030 | years=2030,2035] [method=morris|sobol]
+                            [n=N] [replicates=2] [noise_replicates=8] [levels=4]
+                            [inputs=parameters,structural,levers] [input.KEY=LO:HI ...]
+                            [n_agents=10000] [resamples=1000] [quick=true] [out=DIR] [OVERRIDE ...]
+
+Global sensitivity of the high-skill share, mean and median income and cumulative cost in December of
+the year(s) to the inputs: Morris screening (n trajectories, default 20) or Sobol indices (n base
+samples, default 64, a power of 2), both with bootstrap intervals and the stochastic share of the
+variance. quick=true: n=4 (Morris) or 8 (Sobol), 2,000 agents. Writes indices.csv, noise.csv,
+inputs.csv, design.csv, config.yaml, manifest.json and COMPLETE into out (default
+results/sensitivity/<time>_<region>_<method>); `skillsim-report OUT` draws it."""
+
+Evaluate = Callable[[np.ndarray, list[int]], dict[str, np.ndarray]]  # X (n, d), replicates -> name: (n, R)
+
+
+# --------------------------------------------------------------------------------------------------
+# design and analysis, on any evaluator (tests give them analytic functions)
+# --------------------------------------------------------------------------------------------------
+
+def problem(inputs: list[Input]) -> dict:
+    return {"num_vars": len(inputs), "names": [i.name for i in inputs], "bounds": [[i.lo, i.hi] for i in inputs]}
+
+
+def design(inputs: list[Input], method: str, n: int, *, levels: int = 4, seed: int = 0) -> np.ndarray:
+    if method == "morris":
+        from SALib.sample import morris
+
+        return morris.sample(problem(inputs), n, num_levels=levels, seed=seed)
+    from SALib.sample import sobol
+
+    return sobol.sample(problem(inputs), n, calc_second_order=False, seed=seed)
+
+
+def nominal_point(inputs: list[Input], cfg: RunConfig | None = None) -> np.ndarray:
+    """Every input at the value the config runs with, clipped into its range (the middle without one)."""
+    from .inputs import fitted_values
+
+    fitted = fitted_values(cfg) if cfg is not None and any(i.group == "parameters" for i in inputs) else {}
+    out = []
+    for i in inputs:
+        if cfg is None:
+            v = 0.5 * (i.lo + i.hi)
+        elif i.group == "parameters":
+            v = fitted[i.name]
+        elif i.group == "levers":
+            v = 1.0  # the status quo
+        else:
+            node = cfg
+            for part in i.name.split("."):
+                node = getattr(node, part)
+            v = float(node)
+        out.append(min(max(v, i.lo), i.hi))
+    return np.array(out)
+
+
+def indices(inputs: list[Input], method: str, X: np.ndarray, Y: dict[str, np.ndarray], *, levels: int = 4,
+            resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """One row per output and input: the indices with their 95% bootstrap intervals, on the
+    replicate means; `distinguishable` if the interval excludes zero, ranked only then."""
+    rows = []
+    prob = problem(inputs)
+    for name, y in Y.items():
+        mean = y.mean(axis=1)
+        if method == "morris":
+            from SALib.analyze import morris
+
+            r = morris.analyze(prob, X, mean, num_resamples=resamples, conf_level=0.95, num_levels=levels, seed=seed)
+            for k, i in enumerate(inputs):
+                lo = float(r["mu_star"][k] - r["mu_star_conf"][k])
+                rows.append({"output": name, "input": i.name, "group": i.group, "mu": float(r["mu"][k]),
+                             "mu_star": float(r["mu_star"][k]), "mu_star_lo95": max(lo, 0.0),
+                             "mu_star_hi95": float(r["mu_star"][k] + r["mu_star_conf"][k]),
+                             "sigma": float(r["sigma"][k]), "distinguishable": bool(lo > 0)})
+        else:
+            from SALib.analyze import sobol
+
+            if np.var(mean) == 0:  # no input moves this output: every index is zero
+                r = {k: np.zeros(len(inputs)) for k in ("S1", "S1_conf", "ST", "ST_conf")}
+            else:
+                r = sobol.analyze(prob, mean, calc_second_order=False, num_resamples=resamples, conf_level=0.95,
+                                  seed=seed)
+            for k, i in enumerate(inputs):
+                lo = float(r["ST"][k] - r["ST_conf"][k])
+                rows.append({"output": name, "input": i.name, "group": i.group,
+                             "S1": float(r["S1"][k]), "S1_lo95": float(r["S1"][k] - r["S1_conf"][k]),
+                             "S1_hi95": float(r["S1"][k] + r["S1_conf"][k]), "ST": float(r["ST"][k]),
+                             "ST_lo95": lo, "ST_hi95": float(r["ST"][k] + r["ST_conf"][k]),
+                             "distinguishable": bool(lo > 0)})
+    df = pd.DataFrame(rows)
+    key = "mu_star" if method == "morris" else "ST"
+    df["rank"] = np.nan
+    for name, part in df[df["distinguishable"]].groupby("output"):
+        df.loc[part.index, "rank"] = part[key].rank(ascending=False, method="min")
+    return df
+
+
+def noise(Y: dict[str, np.ndarray], fixed: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The stochastic part of each output's variance: at fixed inputs, pooled over the design, as
+    shares of the variance of single runs, and the noise floor of an index on replicate means."""
+    rows = []
+    for name, y in Y.items():
+        r = y.shape[1]
+        single = float(np.var(y, ddof=1))
+        pooled = float(np.mean(np.var(y, axis=1, ddof=1))) if r > 1 else float("nan")
+        at_fixed = float(np.var(fixed[name], ddof=1)) if fixed[name].size > 1 else float("nan")
+        means = float(np.var(y.mean(axis=1), ddof=1))
+        rows.append({"output": name, "replicates": r, "fixed_replicates": int(fixed[name].size),
+                     "variance_single_runs": single, "stochastic_variance_fixed": at_fixed,
+                     "stochastic_variance_pooled": pooled,
+                     "stochastic_share_fixed": at_fixed / single if single > 0 else float("nan"),
+                     "stochastic_share_pooled": pooled / single if single > 0 else float("nan"),
+                     "noise_floor": pooled / r / means if means > 0 else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def study(inputs: list[Input], evaluate: Evaluate, *, method: str, n: int, replicates: int, noise_replicates: int,
+          levels: int = 4, resamples: int = 1000, seed: int = 0, nominal: np.ndarray | None = None,
+          log=print) -> dict:
+    """Design, runs (in chunks, with progress) and analysis. Returns the tables."""
+    X = design(inputs, method, n, levels=levels, seed=seed)
+    reps = list(range(replicates))
+    log(f"sensitivity: {method}, {len(inputs)} inputs, {len(X)} points x {replicates} replicates "
+        f"+ {noise_replicates} at the nominal point = {len(X) * replicates + noise_replicates} runs")
+    parts: list[dict[str, np.ndarray]] = []
+    t0 = time.perf_counter()
+    for start in range(0, len(X), CHUNK):
+        parts.append(evaluate(X[start:start + CHUNK], reps))
+        done = min(start + CHUNK, len(X))
+        log(f"sensitivity: {done}/{len(X)} points ({time.perf_counter() - t0:.0f} s)")
+    Y = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    x0 = nominal if nominal is not None else nominal_point(inputs)
+    fixed = {k: v[0] for k, v in evaluate(x0[None, :], list(range(noise_replicates))).items()} \
+        if noise_replicates > 1 else {k: np.array([]) for k in Y}
+    design_rows = pd.DataFrame(np.repeat(X, replicates, axis=0), columns=[i.name for i in inputs])
+    design_rows.insert(0, "point", np.repeat(np.arange(len(X)), replicates))
+    design_rows.insert(1, "replicate", np.tile(reps, len(X)))
+    for k, y in Y.items():
+        design_rows[k] = y.ravel()
+    return {"indices": indices(inputs, method, X, Y, levels=levels, resamples=resamples, seed=seed),
+            "noise": noise(Y, fixed), "design": design_rows,
+            "inputs": pd.DataFrame([{**dataclasses.asdict(i), "nominal": float(v)} for i, v in zip(inputs, x0)])}
+
+
+# --------------------------------------------------------------------------------------------------
+# the model as evaluator
+# --------------------------------------------------------------------------------------------------
+
+def read_outputs(model, years: tuple[int, ...]) -> dict[str, float]:
+    """The outputs in December of each year (cost: total spend from the start to then, yuan)."""
+    s = model.series()
+    out = {}
+    for year in years:
+        upto = s[s["date"] <= f"{year}-12"]
+        last = upto.iloc[-1]
+        out.update({f"high_skill_share@{year}": float(last["high_skill_share"]),
+                    f"income_mean@{year}": float(last["income_mean"]),
+                    f"income_median@{year}": float(last["income_median"]),
+                    f"cost@{year}": float(upto["spend_total"].iloc[1:].sum())})
+    return out
+
+
+class ModelEvaluator:
+    """Design points as configs (sim.studies.inputs.configure) with replicate seeds, run by the shared
+    journalled batch runner (every core; finished runs kept for a resumed study)."""
+
+    def __init__(self, cfg: RunConfig, inputs: list[Input], years: tuple[int, ...], journal: Path | None, log=print):
+        from .batch import JournalledBatch
+
+        self.cfg, self.inputs, self.years = cfg, inputs, years
+        self.batch = JournalledBatch(journal, tag=list(years), log=lambda m: log("sensitivity: " + m))
+
+    def __call__(self, X: np.ndarray, reps: list[int]) -> dict[str, np.ndarray]:
+        configs = [dataclasses.replace(configure(self.cfg, self.inputs, x), replicate=r) for x in X for r in reps]
+        res = self.batch.run(configs, functools.partial(read_outputs, years=self.years))
+        keys = list(res[0])
+        return {k: np.array([r[k] for r in res]).reshape(len(X), len(reps)) for k in keys}
+
+
+# --------------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------------
+
+def parse(argv: list[str], cfg_for_inputs=None) -> tuple[dict, list[tuple[str, str]], list[str]]:
+    """(options, input.KEY=LO:HI pairs, config overrides); one-line errors."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        raise SystemExit(0)
+    opts, extra, overrides = dict(OPTIONS), [], []
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep:
+            raise ConfigError(a, "", "key=value arguments (see skillsim-sensitivity --help)")
+        if key == "method":
+            opts[key] = one_of(key, value, METHODS)
+        elif key == "year":
+            opts["years"] = (number(key, value, 1990, 2100, int),)
+        elif key == "years":
+            try:
+                opts["years"] = tuple(sorted({int(v) for v in value.split(",") if v}))
+            except ValueError:
+                raise ConfigError(key, value, "a comma list of years") from None
+            if not opts["years"]:
+                raise ConfigError(key, value, "a comma list of years")
+        elif key in ("n", "replicates", "levels"):
+            opts[key] = number(key, value, 1 if key != "levels" else 2, 100_000, int)
+        elif key == "noise_replicates":
+            opts[key] = number(key, value, 0, 10_000, int)
+        elif key == "resamples":
+            opts[key] = number(key, value, 10, 100_000, int)
+        elif key == "n_agents":
+            opts[key] = number(key, value, 100, 10_000_000, int)
+        elif key == "inputs":
+            opts[key] = ",".join(groups(key, value, GROUPS))
+        elif key == "quick":
+            opts[key] = boolean(key, value)
+        elif key == "out":
+            opts[key] = value
+        elif key.startswith("input."):
+            extra.append((key, value))
+        else:
+            overrides.append(a)
+    if opts["quick"]:
+        opts.update(n=opts["n"] or (4 if opts["method"] == "morris" else 8), n_agents=min(opts["n_agents"], 2000),
+                    noise_replicates=min(opts["noise_replicates"], 4), resamples=min(opts["resamples"], 200))
+    opts["n"] = opts["n"] or DEFAULT_N[opts["method"]]
+    if opts["method"] == "sobol" and opts["n"] & (opts["n"] - 1):
+        raise ConfigError("n", opts["n"], "a power of 2 for method=sobol (Saltelli's design)")
+    return opts, extra, overrides
+
+
+def setup(argv: list[str], what: str, parse_fn) -> tuple:
+    """Shared by the study commands: options, the composed config (horizon cut to the last year),
+    the chosen inputs and the output folder (which must be new)."""
+    from ..cli import compose_config
+
+    opts, extra, overrides = parse_fn(argv)
+    if not any(o.startswith("n_agents=") for o in overrides):
+        overrides.append(f"n_agents={opts['n_agents']}")
+    cfg = compose_config(overrides)
+    years = opts.get("years") or (cfg.region.high_skill_target_year or cfg.horizon.end_year,)
+    for y in years:
+        if not cfg.start_year <= y <= cfg.horizon.end_year:
+            raise ConfigError("year", y, f"a year of the forecast horizon, {cfg.start_year}-{cfg.horizon.end_year}")
+    cfg = dataclasses.replace(cfg, horizon=dataclasses.replace(cfg.horizon, end_year=max(years)))
+    inputs = choose(cfg, tuple(opts["inputs"].split(",")), [parse_input(cfg, k, v) for k, v in extra])
+    if not inputs:
+        raise ConfigError("inputs", opts["inputs"], "groups or input.KEY=LO:HI that give at least one input")
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    out = Path(opts["out"] or f"results/{what}/{stamp}_{cfg.region.name}" + (f"_{opts['method']}" if "method" in opts else ""))
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputError(f"{what} folder {out} already exists and is not empty; choose another out=")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {out.parent}: {exc.strerror}") from None
+    return opts, overrides, cfg, tuple(years), inputs, out
+
+
+def main(argv: list[str] | None = None) -> None:
+    run_command(run, "skillsim-sensitivity", argv)
+
+
+def run_command(func, prog: str, argv: list[str] | None) -> None:
+    """One line for a user's mistake, exit 130 on Ctrl-C or SIGTERM (the finished runs stay in the
+    journal for a re-run)."""
+    import signal
+
+    from ..cli import _sigterm
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        func(argv)
+    except SkillsimError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; no folder was written; the runs finished so far are kept: re-run the same "
+              "command (same out=) to resume", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def run(argv: list[str]) -> Path:
+    from ..results import git_commit, package_versions
+    from .forecast import write_folder
+
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    opts, overrides, cfg, years, inputs, out = setup(argv, "sensitivity", parse)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    journal = out.parent / f".{out.name}.runs.jsonl"
+    evaluator = ModelEvaluator(cfg, inputs, years, journal, log)
+    tables = study(inputs, evaluator, method=opts["method"], n=opts["n"], replicates=opts["replicates"],
+                   noise_replicates=opts["noise_replicates"], levels=opts["levels"], resamples=opts["resamples"],
+                   seed=cfg.seed % (2**32), nominal=nominal_point(inputs, cfg), log=log)
+    tables["config"] = to_dict(cfg)
+    manifest = {"kind": "sensitivity", "command": ["skillsim-sensitivity", *argv], "overrides": overrides,
+                "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed, "years": list(years),
+                "outputs": list(OUTPUTS), "options": {k: v for k, v in opts.items() if k != "out"},
+                "runs": evaluator.batch.runs, "library": "SALib", "versions": package_versions(),
+                "git_commit": git_commit(), "started": started}
+    path = write_folder(out, tables, manifest, what="sensitivity")
+    evaluator.batch.close()
+    top = tables["indices"]
+    head = top[top["output"] == f"high_skill_share@{years[0]}"].sort_values("rank").head(5)
+    key = "mu_star" if opts["method"] == "morris" else "ST"
+    log("sensitivity: high-skill share, top inputs: " + ", ".join(f"{r['input']} {r[key]:.3g}" for _, r in
+                                                                   head.dropna(subset=["rank"]).iterrows()))
+    log(f"wrote {path}")
+    return path
+
+
+if __name__ == "__main__":
+    main()
