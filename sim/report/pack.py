@@ -129,6 +129,10 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
         from .plan import plan_report
 
         return plan_report(Path(path), opts)
+    if kind in ("sensitivity", "discovery"):  # indices and noise; PRIM's trade-off and box
+        from .sensitivity import discovery_report, sensitivity_report
+
+        return (sensitivity_report if kind == "sensitivity" else discovery_report)(Path(path), opts)
     folder = load(path)
     check_middle_income(folder, opts.middle_income)
     out = Path(opts.out) if opts.out is not None else default_out(folder.path, opts.lang)

@@ -44,13 +44,13 @@ OPTIONS = {"condition": None, "n": 256, "replicates": 1, "threshold": 0.8, "peel
 OPS = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
 TERM = re.compile(r"^\s*([A-Za-z_][\w.]*(?:@\d{4})?)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
 USAGE = """usage: skillsim-discover condition="high_skill_share@2030<0.35" [region=NAME] [n=256] [replicates=1]
-                         [threshold=0.8] [peel_alpha=0.05] [mass_min=0.05]
+                         [year=Y] [threshold=0.8] [peel_alpha=0.05] [mass_min=0.05]
                          [inputs=parameters,structural,levers] [input.KEY=LO:HI ...] [n_agents=10000]
                          [quick=true] [out=DIR] [OVERRIDE ...]
 
 The boxes of inputs where the condition mostly holds (PRIM). The condition: NAME OP VALUE joined by &,
 NAME an output in December of a year (high_skill_share@2030, income_mean@Y, income_median@Y, cost@Y)
-or an input key; OP one of < <= > >=. quick=true: n=64, 2,000 agents. Writes design.csv, trajectory.csv,
+or an input key; OP one of < <= > >=. year=Y adds that year's outputs to design.csv. quick=true: n=64, 2,000 agents. Writes design.csv, trajectory.csv,
 box.csv, choice.json, config.yaml, manifest.json and COMPLETE into out (default
 results/discovery/<time>_<region>); `skillsim-report OUT` draws it."""
 
@@ -139,6 +139,8 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
         if key == "condition":
             opts[key] = value
             parse_condition(value)
+        elif key == "year":
+            opts["year"] = number(key, value, 1990, 2100, int)
         elif key in ("n", "replicates"):
             opts[key] = number(key, value, 1 if key == "replicates" else 8, 1_000_000, int)
         elif key in ("threshold", "peel_alpha", "mass_min"):
@@ -157,8 +159,8 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
             overrides.append(a)
     if opts["condition"] is None:
         raise ConfigError("condition", None, 'a condition such as "high_skill_share@2030<0.35"')
-    years = condition_years(parse_condition(opts["condition"]))
-    opts["years"] = years or None
+    years = set(condition_years(parse_condition(opts["condition"]))) | ({opts.pop("year")} if "year" in opts else set())
+    opts["years"] = tuple(sorted(years)) or None
     if opts["quick"]:
         opts.update(n=min(opts["n"], 64), n_agents=min(opts["n_agents"], 2000))
     return opts, extra, overrides

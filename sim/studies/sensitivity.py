@@ -22,8 +22,8 @@ Noise. The stochastic part of the variance is reported, not mixed into the indic
 - pooled: the mean within-point variance of the design's replicates;
 - each as a share of the variance of single runs across the design, and the noise floor: the index that
   noise alone would give an input on the replicate means (pooled variance / R / variance of the means).
-An input whose interval includes zero (lower bound <= 0) is marked `distinguishable = false` and is not
-ranked.
+An input whose interval reaches zero or the noise floor (the index noise alone would give it, an upper
+bound: sensitivity.noise_floor) is marked `distinguishable = false` and is not ranked.
 
 Output folder (written whole or not at all, with manifest.json and COMPLETE; an interrupted study
 re-run with the same out= resumes from its journal): indices.csv, noise.csv, inputs.csv, design.csv (every
@@ -110,14 +110,31 @@ def nominal_point(inputs: list[Input], cfg: RunConfig | None = None) -> np.ndarr
     return np.array(out)
 
 
+def noise_floor(method: str, stochastic_variance: float, replicates: int, variance_of_means: float,
+                levels: int = 4) -> float:
+    """The index an input would get from stochastic noise alone, on the replicate means, if a change of
+    the input drew a fresh random path (common random numbers make it smaller; so this is an upper
+    bound): Sobol total index  s2 / R / V;  Morris mu*  E|N(0, 2 s2 / R)| / delta  (delta: the step
+    in units of the input's range, levels / (2 (levels - 1)))."""
+    if not np.isfinite(stochastic_variance) or stochastic_variance <= 0:
+        return 0.0
+    if method == "sobol":
+        return stochastic_variance / replicates / variance_of_means if variance_of_means > 0 else float("inf")
+    delta = levels / (2 * (levels - 1))
+    return float(np.sqrt(2 * stochastic_variance / replicates) * np.sqrt(2 / np.pi) / delta)
+
+
 def indices(inputs: list[Input], method: str, X: np.ndarray, Y: dict[str, np.ndarray], *, levels: int = 4,
-            resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per output and input: the indices with their 95% bootstrap intervals, on the
-    replicate means; `distinguishable` if the interval excludes zero, ranked only then."""
+            resamples: int = 1000, seed: int = 0, stochastic: dict[str, float] | None = None) -> pd.DataFrame:
+    """One row per output and input: the indices with their 95% bootstrap intervals, on the replicate
+    means, and the noise floor (`noise_floor`, from the stochastic variance of each output);
+    `distinguishable` if the interval lies above both zero and the noise floor, ranked only then."""
     rows = []
     prob = problem(inputs)
     for name, y in Y.items():
         mean = y.mean(axis=1)
+        var_means = float(np.var(mean, ddof=1)) if len(mean) > 1 else 0.0
+        floor = noise_floor(method, (stochastic or {}).get(name, 0.0), y.shape[1], var_means, levels)
         if method == "morris":
             from SALib.analyze import morris
 
@@ -127,7 +144,8 @@ def indices(inputs: list[Input], method: str, X: np.ndarray, Y: dict[str, np.nda
                 rows.append({"output": name, "input": i.name, "group": i.group, "mu": float(r["mu"][k]),
                              "mu_star": float(r["mu_star"][k]), "mu_star_lo95": max(lo, 0.0),
                              "mu_star_hi95": float(r["mu_star"][k] + r["mu_star_conf"][k]),
-                             "sigma": float(r["sigma"][k]), "distinguishable": bool(lo > 0)})
+                             "sigma": float(r["sigma"][k]), "noise_floor": floor,
+                             "distinguishable": bool(lo > max(0.0, floor))})
         else:
             from SALib.analyze import sobol
 
@@ -141,8 +159,8 @@ def indices(inputs: list[Input], method: str, X: np.ndarray, Y: dict[str, np.nda
                 rows.append({"output": name, "input": i.name, "group": i.group,
                              "S1": float(r["S1"][k]), "S1_lo95": float(r["S1"][k] - r["S1_conf"][k]),
                              "S1_hi95": float(r["S1"][k] + r["S1_conf"][k]), "ST": float(r["ST"][k]),
-                             "ST_lo95": lo, "ST_hi95": float(r["ST"][k] + r["ST_conf"][k]),
-                             "distinguishable": bool(lo > 0)})
+                             "ST_lo95": lo, "ST_hi95": float(r["ST"][k] + r["ST_conf"][k]), "noise_floor": floor,
+                             "distinguishable": bool(lo > max(0.0, floor))})
     df = pd.DataFrame(rows)
     key = "mu_star" if method == "morris" else "ST"
     df["rank"] = np.nan
@@ -193,8 +211,12 @@ def study(inputs: list[Input], evaluate: Evaluate, *, method: str, n: int, repli
     design_rows.insert(1, "replicate", np.tile(reps, len(X)))
     for k, y in Y.items():
         design_rows[k] = y.ravel()
-    return {"indices": indices(inputs, method, X, Y, levels=levels, resamples=resamples, seed=seed),
-            "noise": noise(Y, fixed), "design": design_rows,
+    noise_table = noise(Y, fixed)
+    stochastic = {r["output"]: (r["stochastic_variance_pooled"] if np.isfinite(r["stochastic_variance_pooled"])
+                                else r["stochastic_variance_fixed"]) for _, r in noise_table.iterrows()}
+    return {"indices": indices(inputs, method, X, Y, levels=levels, resamples=resamples, seed=seed,
+                               stochastic=stochastic),
+            "noise": noise_table, "design": design_rows,
             "inputs": pd.DataFrame([{**dataclasses.asdict(i), "nominal": float(v)} for i, v in zip(inputs, x0)])}
 
 

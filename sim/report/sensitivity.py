@@ -1,0 +1,286 @@
+"""Reports of a sensitivity folder (skillsim-sensitivity) and a discovery folder (skillsim-discover), in
+English or Chinese, each figure with the CSV of exactly what it draws.
+
+Sensitivity: for each output, the indices of every input with their 95% bootstrap intervals (Sobol
+total and first-order, or Morris μ*), the inputs whose interval includes zero drawn apart in grey and
+not ranked, and the noise floor; for Morris, μ* against σ. Discovery: PRIM's peeling trajectory
+(coverage against density, by the number of restricted inputs) with the chosen box, and the box's
+range of each restricted input within the input's full range.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.patches import Patch
+
+from ..errors import DataError
+from .figures import region_name
+from .style import new_figure
+
+ACT, FAINT, TOTAL = "#0072B2", "#BBBBBB", "#56B4E9"
+TEXT = {
+    "en": {
+        "share": "high-skill share", "income_mean": "mean income", "income_median": "median income",
+        "cost": "cumulative cost",
+        "sobol_title": "{region}: what drives the {output} in December {year} (Sobol indices)",
+        "sobol_note": "total (light) and first-order (dark) indices with 95% bootstrap intervals, {n} base samples x "
+                      "{r} replicates; grey: interval includes zero, not ranked; dashed: noise floor",
+        "morris_title": "{region}: what drives the {output} in December {year} (Morris screening)",
+        "morris_note": "μ* with 95% bootstrap intervals, {n} trajectories x {r} replicates; grey: interval includes "
+                       "zero, not ranked",
+        "total": "total index", "first": "first-order index", "not_dist": "interval includes zero",
+        "floor": "noise floor", "index_axis": "share of variance", "mu_axis": "μ* (output units per input range)",
+        "ms_title": "{region}: Morris μ* against σ, December {year}",
+        "ms_note": "σ large against μ*: the input acts non-linearly or with others; grey: μ* interval includes zero",
+        "sigma": "σ", "mu_star": "μ*",
+        "tradeoff_title": "{region}: where {condition} (PRIM peeling trajectory)",
+        "tradeoff_note": "each point a box: coverage (share of the {k} runs of interest inside) and density (share "
+                         "of the runs inside that are of interest); star: the chosen box",
+        "coverage": "coverage", "density": "density", "res_dim": "restricted inputs", "chosen": "chosen box",
+        "threshold": "density threshold {t:g}",
+        "box_title": "{region}: the chosen box for {condition}",
+        "box_note": "bar: each restricted input's full range; blue: the box; quasi-p-value on the right "
+                    "(above 0.05: not significant, grey)",
+        "box_axis": "position within the input's range",
+        "md_sens": "Sensitivity: {region}", "md_disc": "Scenario discovery: {region}", "md_input": "input",
+        "md_index": "index [95%]", "md_rank": "rank", "md_noise": "Stochastic noise",
+        "md_noise_text": "{output}: stochastic variance at the nominal point is {fixed:.1%} of the variance of single "
+                         "runs across the design (pooled over the design: {pooled:.1%}); noise floor of an index "
+                         "on the replicate means: {floor:.3f}.",
+        "md_top": "Top inputs: {output}, December {year}", "md_box": "The box",
+        "md_range": "box range", "md_qp": "quasi-p",
+    },
+    "zh": {
+        "share": "高技能人才占比", "income_mean": "平均收入", "income_median": "收入中位数", "cost": "累计成本",
+        "sobol_title": "{region}：{year}年12月{output}的驱动因素（Sobol指数）",
+        "sobol_note": "总效应（浅色）与一阶效应（深色）指数及95%自助法区间，{n}个基础样本×{r}次重复；灰色：区间包含零，不排序；虚线：噪声下限",
+        "morris_title": "{region}：{year}年12月{output}的驱动因素（Morris筛选）",
+        "morris_note": "μ*及95%自助法区间，{n}条轨迹×{r}次重复；灰色：区间包含零，不排序",
+        "total": "总效应指数", "first": "一阶效应指数", "not_dist": "区间包含零", "floor": "噪声下限",
+        "index_axis": "方差占比", "mu_axis": "μ*（输出单位/输入取值范围）",
+        "ms_title": "{region}：Morris μ*与σ（{year}年12月）",
+        "ms_note": "σ相对μ*较大：输入作用非线性或存在交互；灰色：μ*区间包含零",
+        "sigma": "σ", "mu_star": "μ*",
+        "tradeoff_title": "{region}：{condition}的情景发现（PRIM剥离轨迹）",
+        "tradeoff_note": "每个点为一个区域：覆盖率（{k}次关注运行中落入区域的比例）与密度（区域内运行中属于关注情形的比例）；星号：选定区域",
+        "coverage": "覆盖率", "density": "密度", "res_dim": "受限输入个数", "chosen": "选定区域",
+        "threshold": "密度阈值{t:g}",
+        "box_title": "{region}：{condition}的选定区域",
+        "box_note": "灰条：各受限输入的完整取值范围；蓝色：选定区域；右侧为准p值（大于0.05不显著，灰色）",
+        "box_axis": "在输入取值范围中的位置",
+        "md_sens": "敏感性分析：{region}", "md_disc": "情景发现：{region}", "md_input": "输入",
+        "md_index": "指数 [95%]", "md_rank": "排序", "md_noise": "随机噪声",
+        "md_noise_text": "{output}：基准点的随机方差占设计中单次运行方差的{fixed:.1%}（设计内合并：{pooled:.1%}）；"
+                         "重复均值上指数的噪声下限：{floor:.3f}。",
+        "md_top": "主要输入：{output}，{year}年12月", "md_box": "选定区域",
+        "md_range": "区域范围", "md_qp": "准p值",
+    },
+}
+
+
+def _load(p: Path, files: tuple[str, ...]) -> dict:
+    if not (p / "COMPLETE").exists():
+        raise DataError(f"{p}: unfinished study folder (no COMPLETE marker)")
+    try:
+        f = {"manifest": json.loads((p / "manifest.json").read_text(encoding="utf-8")),
+             "config": yaml.safe_load((p / "config.yaml").read_text(encoding="utf-8"))}
+        for name in files:
+            path = p / name
+            if name.endswith(".json"):
+                f[name[:-5]] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+            else:
+                f[name[:-4]] = pd.read_csv(path) if path.exists() else None
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise DataError(f"{p}: study folder cannot be read ({type(exc).__name__}: {exc})") from None
+    return f
+
+
+def _output_words(output: str, lang: str) -> tuple[str, int]:
+    metric, year = output.split("@")
+    return TEXT[lang]["share" if metric == "high_skill_share" else metric], int(year)
+
+
+def indices_figure(f: dict, output: str, lang: str):
+    T, m = TEXT[lang], f["manifest"]
+    method, o = m["options"]["method"], m["options"]
+    idx = f["indices"][f["indices"]["output"] == output].copy()
+    key = "mu_star" if method == "morris" else "ST"
+    idx["sort"] = np.where(idx["distinguishable"], idx[key], -np.inf)
+    idx = idx.sort_values(["sort", key], ascending=[True, True])  # bottom to top: the largest at the top
+    name, year = _output_words(output, lang)
+    region = region_name(f["config"]["region"], lang)
+    height = 1.6 + 0.24 * len(idx)
+    fig, body = new_figure(height, T[f"{method}_title"].format(region=region, output=name, year=year),
+                           T[f"{method}_note"].format(n=o["n"], r=o["replicates"]))
+    ax = body.subplots()
+    y = np.arange(len(idx))
+    colours = [ACT if d else FAINT for d in idx["distinguishable"]]
+    lo, hi = idx[f"{key}_lo95"].to_numpy(), idx[f"{key}_hi95"].to_numpy()
+    val = idx[key].to_numpy()
+    handles = []
+    if method == "sobol":
+        ax.barh(y, val, color=[TOTAL if d else FAINT for d in idx["distinguishable"]], height=0.7)
+        ax.errorbar(val, y, xerr=[np.clip(val - lo, 0, None), np.clip(hi - val, 0, None)], fmt="none",
+                    ecolor="#333333", lw=0.8, capsize=2)
+        s1 = idx["S1"].to_numpy()
+        ax.barh(y, np.clip(s1, 0, None), color=colours, height=0.35)
+        handles += [Patch(fc=TOTAL, label=T["total"]), Patch(fc=ACT, label=T["first"])]
+        floor = f["noise"].set_index("output").loc[output, "noise_floor"] if f["noise"] is not None else np.nan
+        if np.isfinite(floor):
+            handles.append(ax.axvline(floor, color="#D55E00", ls="--", lw=0.9, label=T["floor"]))
+        ax.set_xlabel(T["index_axis"])
+    else:
+        ax.barh(y, val, color=colours, height=0.6)
+        ax.errorbar(val, y, xerr=[np.clip(val - lo, 0, None), np.clip(hi - val, 0, None)], fmt="none",
+                    ecolor="#333333", lw=0.8, capsize=2)
+        handles.append(Patch(fc=ACT, label=T["mu_star"]))
+        ax.set_xlabel(T["mu_axis"])
+    handles.append(Patch(fc=FAINT, label=T["not_dist"]))
+    ax.set_yticks(y, idx["input"])
+    ax.tick_params(axis="y", labelsize=7)
+    body.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    cols = ["output", "input", "group", *[c for c in idx.columns if c.startswith(("mu", "sigma", "S1", "ST"))],
+            "distinguishable", "rank"]
+    return fig, idx[[c for c in cols if c in idx.columns]].iloc[::-1].reset_index(drop=True)
+
+
+def mu_sigma_figure(f: dict, lang: str):
+    T, m = TEXT[lang], f["manifest"]
+    if m["options"]["method"] != "morris":
+        return None
+    idx = f["indices"]
+    outputs = list(dict.fromkeys(idx["output"]))
+    year = _output_words(outputs[0], lang)[1]
+    region = region_name(f["config"]["region"], lang)
+    fig, body = new_figure(6.4, T["ms_title"].format(region=region, year=year), T["ms_note"])
+    axes = body.subplots(2, 2).ravel()
+    for ax, output in zip(axes, outputs[:4]):
+        d = idx[idx["output"] == output]
+        ax.scatter(d["mu_star"], d["sigma"], c=[ACT if v else FAINT for v in d["distinguishable"]], s=14)
+        for _, r in d[d["distinguishable"]].nlargest(4, "mu_star").iterrows():
+            short = r["input"].split(".")[1] if r["input"].startswith("levers.") else r["input"].rsplit(".", 1)[-1]
+            ax.annotate(short, (r["mu_star"], r["sigma"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        ax.set_title(_output_words(output, lang)[0], fontsize=9)
+        ax.set_xlabel(T["mu_star"], fontsize=8)
+        ax.set_ylabel(T["sigma"], fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(outputs):]:
+        ax.set_visible(False)
+    return fig, idx[idx["output"].isin(outputs[:4])][["output", "input", "mu_star", "sigma", "distinguishable"]]
+
+
+def sensitivity_markdown(f: dict, lang: str, stems: list[str]) -> str:
+    T, m = TEXT[lang], f["manifest"]
+    region = region_name(f["config"]["region"], lang)
+    key = "mu_star" if m["options"]["method"] == "morris" else "ST"
+    lines = [f"# {T['md_sens'].format(region=region)}", ""] + [f"![{s}](figures/{s}.png)" for s in stems] + [""]
+    idx = f["indices"]
+    for output in dict.fromkeys(idx["output"]):
+        name, year = _output_words(output, lang)
+        d = idx[(idx["output"] == output) & idx["distinguishable"]].sort_values("rank").head(8)
+        lines += [f"## {T['md_top'].format(output=name, year=year)}", "",
+                  f"| {T['md_rank']} | {T['md_input']} | {T['md_index']} |", "|---|---|---|"]
+        lines += [f"| {int(r['rank'])} | {r['input']} | {r[key]:.3g} [{r[f'{key}_lo95']:.3g}, {r[f'{key}_hi95']:.3g}] |"
+                  for _, r in d.iterrows()]
+        lines.append("")
+    if f["noise"] is not None:
+        lines += [f"## {T['md_noise']}", ""]
+        for _, r in f["noise"].iterrows():
+            lines.append("- " + T["md_noise_text"].format(output=r["output"], fixed=r["stochastic_share_fixed"],
+                                                          pooled=r["stochastic_share_pooled"], floor=r["noise_floor"]))
+    return "\n".join(lines) + "\n"
+
+
+def sensitivity_report(path: Path, opts):
+    from .study import write_study_report
+
+    f = _load(Path(path), ("indices.csv", "noise.csv", "inputs.csv"))
+    figures = [(f"fig{k + 1}_indices_{o.replace('@', '_')}", (lambda o: lambda lang: indices_figure(f, o, lang))(o))
+               for k, o in enumerate(dict.fromkeys(f["indices"]["output"]))]
+    figures.append((f"fig{len(figures) + 1}_morris_mu_sigma", lambda lang: mu_sigma_figure(f, lang)))
+    return write_study_report(Path(path), opts, figures, lambda lang, stems: sensitivity_markdown(f, lang, stems))
+
+
+# --------------------------------------------------------------------------------------------------
+# scenario discovery
+# --------------------------------------------------------------------------------------------------
+
+def tradeoff_figure(f: dict, lang: str):
+    if f["trajectory"] is None:
+        return None
+    T, c = TEXT[lang], f["choice"]
+    region = region_name(f["config"]["region"], lang)
+    tr = f["trajectory"]
+    fig, body = new_figure(4.8, T["tradeoff_title"].format(region=region, condition=c["condition"]),
+                           T["tradeoff_note"].format(k=c["of_interest"]))
+    ax = body.subplots()
+    sc = ax.scatter(tr["coverage"], tr["density"], c=tr["res_dim"], cmap="viridis", s=16)
+    cb = fig.colorbar(sc, ax=ax)
+    cb.set_label(T["res_dim"])
+    ch = tr[tr["chosen"]]
+    handles = [ax.scatter(ch["coverage"], ch["density"], marker="*", s=150, color="#D55E00", zorder=5,
+                          label=T["chosen"])]
+    thr = f["manifest"]["options"]["threshold"]
+    handles.append(ax.axhline(thr, color="#555555", ls="--", lw=0.8, label=T["threshold"].format(t=thr)))
+    ax.set_xlabel(T["coverage"])
+    ax.set_ylabel(T["density"])
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    body.legend(handles=handles, loc="outside lower center", ncol=2)
+    return fig, tr
+
+
+def box_figure(f: dict, lang: str):
+    if f["box"] is None:
+        return None
+    T, c = TEXT[lang], f["choice"]
+    region = region_name(f["config"]["region"], lang)
+    box = f["box"][f["box"]["restricted"]].iloc[::-1]
+    if box.empty:
+        return None
+    fig, body = new_figure(1.6 + 0.32 * len(box), T["box_title"].format(region=region, condition=c["condition"]),
+                           T["box_note"])
+    ax = body.subplots()
+    y = np.arange(len(box))
+    width = (box["range_hi"] - box["range_lo"]).to_numpy()
+    lo = ((box["box_lo"] - box["range_lo"]) / width).to_numpy()
+    hi = ((box["box_hi"] - box["range_lo"]) / width).to_numpy()
+    sig = (box["qp_value"] <= 0.05).to_numpy()
+    ax.barh(y, np.ones(len(box)), color="#EEEEEE", height=0.6)
+    ax.barh(y, hi - lo, left=lo, color=[ACT if s else FAINT for s in sig], height=0.6)
+    for yi, (_, r), s in zip(y, box.iterrows(), sig):
+        ax.text(1.01, yi, f"[{r['box_lo']:.3g}, {r['box_hi']:.3g}]  qp={r['qp_value']:.2g}", va="center",
+                fontsize=7, color="#000000" if s else "#888888", transform=ax.get_yaxis_transform())
+    ax.set_yticks(y, box["input"])
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(T["box_axis"])
+    return fig, box.iloc[::-1].assign(box_lo_scaled=lo[::-1], box_hi_scaled=hi[::-1])
+
+
+def discovery_markdown(f: dict, lang: str, stems: list[str]) -> str:
+    T, c = TEXT[lang], f["choice"]
+    region = region_name(f["config"]["region"], lang)
+    lines = [f"# {T['md_disc'].format(region=region)}", "", c["statement"], ""]
+    lines += [f"![{s}](figures/{s}.png)" for s in stems] + [""]
+    if f["box"] is not None:
+        box = f["box"][f["box"]["restricted"]]
+        lines += [f"## {T['md_box']}", "", f"| {T['md_input']} | {T['md_range']} | {T['md_qp']} |", "|---|---|---|"]
+        of = "，全范围" if lang == "zh" else " of"
+        lines += [f"| {r['input']} | [{r['box_lo']:.4g}, {r['box_hi']:.4g}]{of} [{r['range_lo']:.4g}, "
+                  f"{r['range_hi']:.4g}] | {r['qp_value']:.2g} |" for _, r in box.iterrows()]
+    return "\n".join(lines) + "\n"
+
+
+def discovery_report(path: Path, opts):
+    from .study import write_study_report
+
+    f = _load(Path(path), ("choice.json", "trajectory.csv", "box.csv"))
+    figures = [("fig1_prim_tradeoff", lambda lang: tradeoff_figure(f, lang)),
+               ("fig2_prim_box", lambda lang: box_figure(f, lang))]
+    return write_study_report(Path(path), opts, figures, lambda lang, stems: discovery_markdown(f, lang, stems))
