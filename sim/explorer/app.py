@@ -1,0 +1,165 @@
+"""The explorer's page (Solara): lever sliders and settings on the left; the fan chart of the chosen
+setting against the status quo, the level composition, income and costs, with a summary and exports.
+
+Solara is what Mesa's own browser visualisation is built on: pages are Python components with
+reactive state, served by a local server, and testable in-process with its test renderer (no browser).
+The work runs in a thread per view (solara.use_thread): a newer view cancels the older one's
+remaining runs; the first look and each finished replicate update the page as they come.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import threading
+
+import solara
+
+from ..errors import SkillsimError
+from . import charts
+from .engine import ALLOCATIONS, REGIONS, SCENARIOS, SELECTIONS, Result, View, chosen_config, compute
+
+VIEW_ENV = "SKILLSIM_EXPLORE_VIEW"  # the first view, as JSON fields of View (skillsim-explore's options)
+
+
+def first_view() -> View:
+    import json
+    import os
+
+    try:
+        fields = json.loads(os.environ.get(VIEW_ENV) or "{}")
+        return dataclasses.replace(View(), **fields)
+    except (ValueError, TypeError):
+        return View()
+
+
+view = solara.reactive(first_view())
+lang = solara.reactive("en")
+
+LABELS = {
+    "en": {"title": "skillsim explorer", "region": "region", "scenario": "scenario",
+           "training": "training intensity (× status quo)", "competition": "competition intensity (× status quo)",
+           "studio": "studio intensity (× status quo)", "allocation": "training allocation",
+           "selection": "competition selection", "members": "studio places (members per studio)",
+           "end_year": "horizon (last year)", "n_agents": "agents", "replicates": "replicates",
+           "working": "working", "done": "done", "command": "Reproduce with skillsim",
+           "config": "config.yaml", "png": "PNG", "csv": "CSV", "error": "Not run",
+           "summary": "December {y}: high-skill share {c} with the chosen setting, {s} under the status quo "
+                      "(difference {d:+.1f} points on the same seeds); extra spend {cost} billion yuan, "
+                      "{per} yuan per additional high-skill worker.",
+           "language": "language"},
+    "zh": {"title": "skillsim 政策模拟器", "region": "地区", "scenario": "情景",
+           "training": "培训强度（现行水平的倍数）", "competition": "竞赛强度（现行水平的倍数）",
+           "studio": "工作室强度（现行水平的倍数）", "allocation": "培训分配方式", "selection": "竞赛选拔方式",
+           "members": "工作室名额（每个工作室成员数）", "end_year": "预测截止年份", "n_agents": "主体数",
+           "replicates": "重复次数", "working": "计算中", "done": "完成", "command": "用 skillsim 复现",
+           "config": "config.yaml", "png": "PNG", "csv": "CSV", "error": "未运行",
+           "summary": "{y}年12月：所选方案下高技能人才占比{c}，现行政策下{s}（相同随机种子下差异{d:+.1f}个百分点）；"
+                      "额外支出{cost}亿元，每增加一名高技能人才{per}元。",
+           "language": "语言"},
+}
+
+
+def set_field(**kw) -> None:
+    view.value = dataclasses.replace(view.value, **kw)
+
+
+def summary_text(res: Result, L: str) -> str:
+    s = res.summary()
+    scale = 1e9 if L == "en" else 1e8
+    per = s["cost_per_extra_worker"]
+    return LABELS[L]["summary"].format(y=s["date"][:4], c=f"{100 * s['share_chosen']:.1f}%",
+                                       s=f"{100 * s['share_status_quo']:.1f}%", d=100 * s["share_difference"],
+                                       cost=f"{s['extra_cost_yuan'] / scale:,.2f}",
+                                       per=f"{per:,.0f}" if per == per else "—")
+
+
+def png_bytes(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150)
+    return buf.getvalue()
+
+
+def draw_all(res: Result, L: str) -> list:
+    """Every chart of a result: (key, figure, table), drawn once per result and language."""
+    from ..report.style import language
+
+    region = dataclasses.asdict(chosen_config(res.view, n_agents=res.n_agents).region)
+    with language(L):
+        return [(key, *draw(res, region, L)) for key, draw in charts.CHARTS]
+
+
+@solara.component
+def Controls():
+    v, L = view.value, lang.value
+    T = LABELS[L]
+    solara.ToggleButtonsSingle(value=L, values=["en", "zh"], on_value=lang.set)
+    solara.Select(T["region"], value=v.region, values=list(REGIONS), on_value=lambda x: set_field(region=x))
+    solara.Select(T["scenario"], value=v.scenario, values=list(SCENARIOS), on_value=lambda x: set_field(scenario=x))
+    solara.SliderFloat(T["training"], value=v.training, min=0, max=3, step=0.1, on_value=lambda x: set_field(training=x))
+    solara.SliderFloat(T["competition"], value=v.competition, min=0, max=3, step=0.1,
+                       on_value=lambda x: set_field(competition=x))
+    solara.SliderFloat(T["studio"], value=v.studio, min=0, max=3, step=0.1, on_value=lambda x: set_field(studio=x))
+    solara.Select(T["allocation"], value=v.allocation, values=list(ALLOCATIONS),
+                  on_value=lambda x: set_field(allocation=x))
+    solara.Select(T["selection"], value=v.selection, values=list(SELECTIONS), on_value=lambda x: set_field(selection=x))
+    solara.SliderFloat(T["members"], value=v.members_per_studio, min=5, max=40, step=0.5,
+                       on_value=lambda x: set_field(members_per_studio=x))
+    solara.SliderInt(T["end_year"], value=v.end_year, min=2026, max=2035, on_value=lambda x: set_field(end_year=x))
+    solara.InputInt(T["n_agents"], value=v.n_agents, on_value=lambda x: set_field(n_agents=int(x)), continuous_update=False)
+    solara.SliderInt(T["replicates"], value=v.replicates, min=1, max=32, on_value=lambda x: set_field(replicates=x))
+
+
+@solara.component
+def Page():
+    v, L = view.value, lang.value
+    T = LABELS[L]
+    shown, set_shown = solara.use_state(None)  # (Result, progress text)
+    error, set_error = solara.use_state(None)
+
+    def work(cancel: threading.Event):
+        set_error(None)
+
+        def update(res: Result, text: str) -> None:
+            if not cancel.is_set():
+                set_shown((Result(res.view, res.n_agents, {k: list(r) for k, r in res.runs.items()}, res.final), text))
+
+        try:
+            compute(v, update, cancelled=cancel.is_set)
+        except SkillsimError as err:
+            set_error(str(err))
+
+    # not intrusive: its trace hook slows the runs several times; compute() checks the cancel event itself
+    task = solara.use_thread(work, dependencies=[v], intrusive_cancel=False)
+    solara.Title(T["title"])
+    with solara.Columns([1, 3]):
+        with solara.Column():
+            solara.Markdown(f"## {T['title']}")
+            Controls()
+        with solara.Column():
+            Results(shown, error, task, v, L)
+
+
+@solara.component
+def Results(shown, error, task, v: View, L: str):
+    T = LABELS[L]
+    if error:  # ipyvuetify's Alert directly: solara.Error passes a bool where this Alert wants text
+        solara.v.Alert(type="error", outlined=True, children=[f"{T['error']}: {error}"])
+    if shown is None:
+        solara.ProgressLinear(not error)
+        return
+    res, text = shown
+    running = task.state not in (solara.ResultState.FINISHED, solara.ResultState.ERROR) or not res.final
+    solara.ProgressLinear(running and not error)
+    solara.Text(("" if res.view == v else "(previous setting) ") + text)
+    solara.Text(summary_text(res, L), classes=["skillsim-summary"])
+    drawn = solara.use_memo(lambda: draw_all(res, L), dependencies=[id(res), res.replicates, L])
+    for key, fig, data in drawn:
+        solara.FigureMatplotlib(fig, format="png")
+        with solara.Row():  # made when asked for (a click), not at every update
+            solara.FileDownload(lambda fig=fig: png_bytes(fig), filename=f"skillsim_{key}.png",
+                                label=f"{key} {T['png']}")
+            solara.FileDownload(lambda data=data: data.to_csv(index=False).encode(), filename=f"skillsim_{key}.csv",
+                                label=f"{key} {T['csv']}")
+    solara.Markdown(f"### {T['command']}\n\n```\n{res.view.command()}\n```")
+    solara.FileDownload(res.view.config_yaml().encode(), filename="config.yaml", label=T["config"])

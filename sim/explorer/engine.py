@@ -1,0 +1,219 @@
+"""What the explorer shows, without any web code: a `View` (the controls' values), the runs behind it
+(the chosen setting and the status quo on the same replicate seeds), and the tables each chart draws.
+
+A view is computed in two stages so that a change shows something at once and then firms up:
+1. a first answer: `FIRST_AGENTS` agents and 2 replicates, in this process (about a second);
+2. the view's own size and replicates, run by the shared batch runner one replicate pair (chosen and
+   status quo) at a time, so progress shows and a newer view cancels the rest (`cancelled()`).
+
+The numbers are those of `skillsim`: the view's `command()` is a sweep over the same replicates whose
+ensemble.csv holds the same quantiles (sim.aggregate.QUANTILES over replicates, by date).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import shlex
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+
+from ..aggregate import QUANTILES
+
+FIRST_AGENTS = 2000
+REGIONS = ("chongqing", "national")
+SCENARIOS = ("baseline", "training_boost", "competition_push", "studio_expansion", "combined", "no_policy")
+ALLOCATIONS = ("random", "lowest_level", "near_standard")
+SELECTIONS = ("progress", "random")
+LEVER_KINDS = ("training", "competition", "studio", "certification")
+FUNDERS = ("government", "employer")
+
+
+@dataclass(frozen=True)
+class View:
+    """The explorer's controls."""
+
+    region: str = "chongqing"
+    scenario: str = "baseline"
+    training: float = 1.0
+    competition: float = 1.0
+    studio: float = 1.0
+    allocation: str = "random"
+    selection: str = "progress"
+    members_per_studio: float = 17.4
+    end_year: int = 2035
+    n_agents: int = 20000
+    replicates: int = 8
+
+    def overrides(self) -> list[str]:
+        """The `skillsim` overrides of the chosen setting (replicate not included)."""
+        return [f"region={self.region}", f"scenario={self.scenario}",
+                f"levers.training.intensity={self.training:g}", f"levers.competition.intensity={self.competition:g}",
+                f"levers.studio.intensity={self.studio:g}", f"levers.training.allocation={self.allocation}",
+                f"levers.competition.selection={self.selection}",
+                f"levers.studio.members_per_studio={self.members_per_studio:g}",
+                f"horizon.end_year={self.end_year}", f"n_agents={self.n_agents}"]
+
+    def command(self) -> str:
+        """A `skillsim` sweep that reproduces the chosen setting's numbers (its ensemble.csv)."""
+        return shlex.join(["skillsim", "-m", *self.overrides(), f"replicate=range(0,{self.replicates})"])
+
+    def config_yaml(self) -> str:
+        """The chosen setting's composed config, as `skillsim` writes it into a run folder."""
+        import yaml
+
+        from ..config import to_dict
+
+        cfg = chosen_config(self)
+        return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)
+
+
+def chosen_config(view: View, n_agents: int | None = None):
+    overrides = view.overrides()
+    if n_agents is not None:
+        overrides = [o for o in overrides if not o.startswith("n_agents=")] + [f"n_agents={n_agents}"]
+    return _composed(tuple(overrides))
+
+
+@functools.lru_cache(maxsize=64)
+def _composed(overrides: tuple[str, ...]):
+    """Composition takes about 0.2 s; a page re-renders often with the same view."""
+    from ..cli import compose_config
+
+    return compose_config(list(overrides))
+
+
+def status_quo_config(cfg):
+    from ..history import status_quo
+
+    return dataclasses.replace(cfg, levers=status_quo(cfg.levers))
+
+
+def check(view: View):
+    """The composed, checked config of a view; a SkillsimError (one line) for a bad value."""
+    from ..config import estimate_memory_gb
+    from ..errors import ConfigError
+
+    cfg = chosen_config(view)
+    need = estimate_memory_gb(cfg)
+    limit = memory_limit_gb()
+    if need > limit:
+        raise ConfigError("n_agents", view.n_agents, f"a size that fits in memory (this one needs about {need:.1f} GB, "
+                          f"the explorer allows {limit:.1f} GB)")
+    return cfg
+
+
+def memory_limit_gb() -> float:
+    """Half the machine's memory: the explorer runs two settings side by side."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 / 2
+    except (ValueError, OSError, AttributeError):
+        return 4.0
+
+
+def read_series(model) -> dict:
+    """What a run contributes to the charts (a small dict, so batch workers send little back)."""
+    s = model.series()
+    keep = ["date", "high_skill_share", "high_skill_workers", "income_mean", "income_median",
+            *[f"level_{k}" for k in range(8)], *[c for c in s.columns if c.startswith("spend_")]]
+    return {c: s[c].tolist() for c in keep}
+
+
+@dataclass
+class Result:
+    """The runs of a view so far: per kind ('chosen', 'status_quo'), one series dict per replicate."""
+
+    view: View
+    n_agents: int
+    runs: dict[str, list[dict]]
+    final: bool = False
+
+    @property
+    def replicates(self) -> int:
+        return min(len(v) for v in self.runs.values())
+
+    def long(self, kind: str, metric: str) -> pd.DataFrame:
+        """date x replicate values of one metric."""
+        runs = self.runs[kind][:self.replicates]
+        return pd.DataFrame({r: run[metric] for r, run in enumerate(runs)}, index=runs[0]["date"])
+
+    def fan(self, metric: str = "high_skill_share") -> pd.DataFrame:
+        """Quantiles over replicates by date for both kinds (as sim.aggregate.ensemble)."""
+        rows = []
+        for kind in self.runs:
+            wide = self.long(kind, metric)
+            out = pd.DataFrame({"kind": kind, "date": wide.index, "metric": metric, "n": wide.shape[1],
+                                "mean": wide.mean(axis=1).to_numpy()})
+            for name, q in QUANTILES.items():
+                out[name] = wide.quantile(q, axis=1).to_numpy()
+            rows.append(out)
+        return pd.concat(rows, ignore_index=True)
+
+    def composition(self) -> pd.DataFrame:
+        """Mean share of each level among skilled workers (levels 1-7) by date, chosen setting."""
+        levels = {k: self.long("chosen", f"level_{k}").mean(axis=1) for k in range(1, 8)}
+        total = sum(levels.values())
+        return pd.DataFrame({"date": total.index, **{f"level_{k}": (v / total).to_numpy() for k, v in levels.items()}})
+
+    def costs(self) -> pd.DataFrame:
+        """Mean cumulative spend to the end, by lever and funder, both kinds (yuan)."""
+        rows = []
+        for kind in self.runs:
+            for lever in LEVER_KINDS:
+                for funder in FUNDERS:
+                    col = f"spend_{lever}_{funder}"
+                    if col in self.runs[kind][0]:
+                        wide = self.long(kind, col)
+                        rows.append({"kind": kind, "lever": lever, "funder": funder,
+                                     "cumulative_yuan": float(wide.iloc[1:].sum(axis=0).mean())})
+        return pd.DataFrame(rows)
+
+    def summary(self) -> dict:
+        """December of the end year: medians, the difference on common random numbers, and the cost
+        per additional high-skill worker (extra cumulative spend / extra high-skill workers)."""
+        share = {k: self.long(k, "high_skill_share").iloc[-1] for k in self.runs}
+        workers = {k: self.long(k, "high_skill_workers").iloc[-1] for k in self.runs}
+        spend = {k: self.long(k, "spend_total").iloc[1:].sum(axis=0) for k in self.runs}
+        diff = share["chosen"] - share["status_quo"]
+        extra_workers = float((workers["chosen"] - workers["status_quo"]).mean())
+        extra_cost = float((spend["chosen"] - spend["status_quo"]).mean())
+        return {"date": self.long("chosen", "high_skill_share").index[-1], "replicates": self.replicates,
+                "n_agents": self.n_agents, "final": self.final,
+                "share_chosen": float(share["chosen"].median()), "share_status_quo": float(share["status_quo"].median()),
+                "share_difference": float(diff.mean()), "extra_cost_yuan": extra_cost,
+                "extra_high_skill_workers": extra_workers,
+                "cost_per_extra_worker": extra_cost / extra_workers if extra_workers > 0 else float("nan")}
+
+
+def compute(view: View, update: Callable[[Result, str], None], cancelled: Callable[[], bool] = lambda: False,
+            first: bool = True) -> Result | None:
+    """Run a view in its two stages, calling update(result, progress text) as it firms up; returns
+    the final result, or None if cancelled (a newer view)."""
+    from ..studies.batch import run_batch
+
+    cfg = check(view)
+    base = status_quo_config(cfg)
+    if first and view.n_agents > FIRST_AGENTS:
+        small = dataclasses.replace(cfg, n_agents=FIRST_AGENTS)
+        small_base = dataclasses.replace(base, n_agents=FIRST_AGENTS)
+        runs = run_batch([dataclasses.replace(c, replicate=r) for r in range(2) for c in (small, small_base)],
+                         read_series, jobs=1)
+        if cancelled():
+            return None
+        update(Result(view, FIRST_AGENTS, {"chosen": runs[0::2], "status_quo": runs[1::2]}),
+               f"first look: {FIRST_AGENTS:,} agents x 2 replicates")
+    result = Result(view, view.n_agents, {"chosen": [], "status_quo": []})
+    for r in range(view.replicates):
+        if cancelled():
+            return None
+        pair = run_batch([dataclasses.replace(cfg, replicate=r), dataclasses.replace(base, replicate=r)], read_series)
+        result.runs["chosen"].append(pair[0])
+        result.runs["status_quo"].append(pair[1])
+        result.final = r + 1 == view.replicates
+        if r >= 1 or view.replicates == 1:
+            update(result, f"{view.n_agents:,} agents: {r + 1} of {view.replicates} replicates")
+    return result
