@@ -79,6 +79,25 @@ if not OmegaConf.has_resolver("skillsim_tag"):
     OmegaConf.register_new_resolver(
         "skillsim_tag", lambda *, _root_: run_tag(_root_.hydra.overrides.task, _root_), use_cache=False)
 
+JOB_DIR_BYTES = 200  # file names stop at 255 bytes; the temporary ".NAME.partial-PID" needs the rest
+
+
+def job_dir_name(override_dirname: str) -> str:
+    """A sweep job's folder name: its settings (Hydra's override_dirname), or, when they are longer than
+    a file name may be, their first part and a hash of the whole (the same settings, the same name,
+    so a re-run still finds the job)."""
+    import hashlib
+
+    raw = override_dirname.encode()
+    if len(raw) <= JOB_DIR_BYTES:
+        return override_dirname
+    head = raw[:JOB_DIR_BYTES - 20].decode("utf-8", "ignore").rstrip(",")
+    return f"{head}...{hashlib.sha256(raw).hexdigest()[:12]}"
+
+
+if not OmegaConf.has_resolver("skillsim_job_dir"):
+    OmegaConf.register_new_resolver("skillsim_job_dir", lambda name: job_dir_name(str(name)))
+
 
 def chosen_run_dir(hc) -> bool:
     """True if the user gave hydra.run.dir (on the command line): then it is used as it is, or refused."""

@@ -119,3 +119,92 @@ def test_the_command_and_config_reproduce_the_view():
     cfg = yaml.safe_load(view.config_yaml())
     assert cfg["levers"]["training"]["intensity"] == 2.0 and cfg["levers"]["studio"]["intensity"] == 0.5
     assert cfg["n_agents"] == 3000 and cfg["horizon"]["end_year"] == 2030
+
+
+@pytest.mark.slow
+def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
+    """skillsim-explore serves the page; headless Chromium (Debian's, installed by .ci/run) loads it,
+    moves the training slider by keyboard, and the charts are drawn (not blank); the page's exported
+    command, run with skillsim, gives the share the page shows."""
+    import re
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+    from pathlib import Path
+
+    from matplotlib.image import imread
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and chromedriver, "Debian's chromium and chromium-driver are needed (.ci/run installs them)"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    bin_dir = Path(sys.executable).parent
+    server = subprocess.Popen([str(bin_dir / "skillsim-explore"), "--port", str(port), "--n-agents", "1000",
+                               "--replicates", "2", "--end-year", "2027"], cwd=tmp_path,
+                              stderr=open(tmp_path / "server.log", "w"))  # a file: a full pipe would block it
+    url = f"http://127.0.0.1:{port}/"
+    browser = None
+    try:
+        end = time.time() + 60
+        while time.time() < end:
+            try:
+                if urllib.request.urlopen(url, timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        options = webdriver.ChromeOptions()
+        options.binary_location = chromium
+        for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,2200"):
+            options.add_argument(arg)
+        browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=chromedriver))
+        browser.get(url)
+        wait = WebDriverWait(browser, 180, poll_frequency=0.5)
+
+        def summary_after(previous: str | None) -> str:
+            def ready(b):
+                body = b.find_element(By.TAG_NAME, "body").text
+                done = "1,000 agents: 2 of 2 replicates" in body and "previous setting" not in body
+                found = b.find_elements(By.CLASS_NAME, "skillsim-summary")
+                text = found[0].text if found else ""
+                return text if done and text and text != previous else False
+            return wait.until(ready)
+
+        first = summary_after(None)
+        thumb = browser.find_elements(By.CSS_SELECTOR, "[role=slider]")[0]  # training, the first slider
+        for _ in range(10):
+            thumb.send_keys(Keys.ARROW_RIGHT)  # +0.1 each: training 1 -> 2
+        moved = summary_after(first)
+        share = lambda text: float(re.search(r"high-skill share ([0-9.]+)% with", text).group(1))  # noqa: E731
+        assert share(moved) > share(first)
+        images = [i for i in browser.find_elements(By.TAG_NAME, "img") if i.size["height"] > 100]
+        assert len(images) >= 4
+        browser.save_screenshot(str(tmp_path / "page.png"))
+        chart = imread(io.BytesIO(images[0].screenshot_as_png))[..., :3]
+        assert (chart.mean(axis=2) < 0.9).mean() > 0.02 and chart.std() > 0.05  # drawn, not blank
+        command = next(e.text for e in browser.find_elements(By.TAG_NAME, "pre") if "skillsim -m" in e.text)
+        assert "levers.training.intensity=2" in command
+        failed = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not failed, failed  # every script and style served locally
+    finally:
+        if browser is not None:
+            browser.quit()
+        server.terminate()
+        server.wait(timeout=60)
+        log = (tmp_path / "server.log").read_text()
+        assert "Could not load URL" not in log, log[-2000:]  # nothing fetched from the network
+    import shlex
+
+    args = shlex.split(command)
+    run = subprocess.run([str(bin_dir / "skillsim"), *args[1:], "hydra.sweep.dir=sweep"], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    ens = pd.read_csv(tmp_path / "sweep" / "ensemble.csv")
+    row = ens[(ens["metric"] == "high_skill_share") & (ens["date"] == "2027-12")]
+    assert f"{100 * float(row['median'].iloc[0]):.1f}" == f"{share(moved):.1f}", (row, moved)

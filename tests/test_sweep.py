@@ -211,3 +211,14 @@ def test_submitit_local_launcher_gives_the_same_numbers(tmp_path):
     assert pa.returncode == 0 and pb.returncode == 0, pb.stderr[-3000:]
     for table in TABLES:
         assert (a / table).read_bytes() == (b / table).read_bytes(), table
+
+
+def test_a_job_folder_name_longer_than_a_file_name_is_shortened_the_same_way_each_time():
+    from sim.cli import JOB_DIR_BYTES, job_dir_name
+
+    short = "levers.training.intensity=2,replicate=0"
+    assert job_dir_name(short) == short
+    long = ",".join(f"levers.studio.members_per_studio_{k}=17.4" for k in range(12))
+    name = job_dir_name(long)
+    assert len(name.encode()) <= JOB_DIR_BYTES and name == job_dir_name(long) and name.startswith(long[:100])
+    assert job_dir_name(long + "1") != name  # other settings, another name

@@ -96,10 +96,12 @@ def Controls():
     solara.ToggleButtonsSingle(value=L, values=["en", "zh"], on_value=lang.set)
     solara.Select(T["region"], value=v.region, values=list(REGIONS), on_value=lambda x: set_field(region=x))
     solara.Select(T["scenario"], value=v.scenario, values=list(SCENARIOS), on_value=lambda x: set_field(scenario=x))
-    solara.SliderFloat(T["training"], value=v.training, min=0, max=3, step=0.1, on_value=lambda x: set_field(training=x))
+    solara.SliderFloat(T["training"], value=v.training, min=0, max=3, step=0.1, thumb_label="always",
+                       on_value=lambda x: set_field(training=x))
     solara.SliderFloat(T["competition"], value=v.competition, min=0, max=3, step=0.1,
-                       on_value=lambda x: set_field(competition=x))
-    solara.SliderFloat(T["studio"], value=v.studio, min=0, max=3, step=0.1, on_value=lambda x: set_field(studio=x))
+                       thumb_label="always", on_value=lambda x: set_field(competition=x))
+    solara.SliderFloat(T["studio"], value=v.studio, min=0, max=3, step=0.1, thumb_label="always",
+                       on_value=lambda x: set_field(studio=x))
     solara.Select(T["allocation"], value=v.allocation, values=list(ALLOCATIONS),
                   on_value=lambda x: set_field(allocation=x))
     solara.Select(T["selection"], value=v.selection, values=list(SELECTIONS), on_value=lambda x: set_field(selection=x))
@@ -134,7 +136,7 @@ def Page():
     solara.Title(T["title"])
     with solara.Columns([1, 3]):
         with solara.Column():
-            solara.Markdown(f"## {T['title']}")
+            solara.v.Html(tag="h2", children=[T["title"]])  # not Markdown: its math support loads KaTeX from a CDN
             Controls()
         with solara.Column():
             Results(shown, error, task, v, L)
@@ -143,6 +145,9 @@ def Page():
 @solara.component
 def Results(shown, error, task, v: View, L: str):
     T = LABELS[L]
+    res = shown[0] if shown is not None else None
+    drawn = solara.use_memo(lambda: draw_all(res, L) if res is not None else [],
+                            dependencies=[id(res), res.replicates if res is not None else 0, L])
     if error:  # ipyvuetify's Alert directly: solara.Error passes a bool where this Alert wants text
         solara.v.Alert(type="error", outlined=True, children=[f"{T['error']}: {error}"])
     if shown is None:
@@ -153,7 +158,6 @@ def Results(shown, error, task, v: View, L: str):
     solara.ProgressLinear(running and not error)
     solara.Text(("" if res.view == v else "(previous setting) ") + text)
     solara.Text(summary_text(res, L), classes=["skillsim-summary"])
-    drawn = solara.use_memo(lambda: draw_all(res, L), dependencies=[id(res), res.replicates, L])
     for key, fig, data in drawn:
         solara.FigureMatplotlib(fig, format="png")
         with solara.Row():  # made when asked for (a click), not at every update
@@ -161,5 +165,6 @@ def Results(shown, error, task, v: View, L: str):
                                 label=f"{key} {T['png']}")
             solara.FileDownload(lambda data=data: data.to_csv(index=False).encode(), filename=f"skillsim_{key}.csv",
                                 label=f"{key} {T['csv']}")
-    solara.Markdown(f"### {T['command']}\n\n```\n{res.view.command()}\n```")
+    solara.v.Html(tag="h3", children=[T["command"]])
+    solara.v.Html(tag="pre", children=[res.view.command()])
     solara.FileDownload(res.view.config_yaml().encode(), filename="config.yaml", label=T["config"])

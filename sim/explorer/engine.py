@@ -48,13 +48,18 @@ class View:
     replicates: int = 8
 
     def overrides(self) -> list[str]:
-        """The `skillsim` overrides of the chosen setting (replicate not included)."""
-        return [f"region={self.region}", f"scenario={self.scenario}",
-                f"levers.training.intensity={self.training:g}", f"levers.competition.intensity={self.competition:g}",
-                f"levers.studio.intensity={self.studio:g}", f"levers.training.allocation={self.allocation}",
-                f"levers.competition.selection={self.selection}",
-                f"levers.studio.members_per_studio={self.members_per_studio:g}",
-                f"horizon.end_year={self.end_year}", f"n_agents={self.n_agents}"]
+        """The `skillsim` overrides of the chosen setting (replicate not included); the lever settings
+        only where they differ from the config's defaults, which are View's."""
+        out = [f"region={self.region}", f"scenario={self.scenario}",
+               f"levers.training.intensity={self.training:g}", f"levers.competition.intensity={self.competition:g}",
+               f"levers.studio.intensity={self.studio:g}"]
+        if self.allocation != View.allocation:
+            out.append(f"levers.training.allocation={self.allocation}")
+        if self.selection != View.selection:
+            out.append(f"levers.competition.selection={self.selection}")
+        if self.members_per_studio != View.members_per_studio:
+            out.append(f"levers.studio.members_per_studio={self.members_per_studio:g}")
+        return out + [f"horizon.end_year={self.end_year}", f"n_agents={self.n_agents}"]
 
     def command(self) -> str:
         """A `skillsim` sweep that reproduces the chosen setting's numbers (its ensemble.csv)."""
