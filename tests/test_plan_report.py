@@ -13,7 +13,7 @@ import pytest
 from sim.report import pack
 from sim.studies import plan
 
-TINY = ["region=chongqing", "target.year=2026", "levers=training", "training.lo=1", "n_agents=1000",
+TINY = ["region=chongqing", "target.year=2026", "levers=training", "training.lo=1", "n_agents=500",
         "samples=4", "fresh=8", "candidates=4", "refine=2", "finalists=1", "uncertainty=false"]
 
 

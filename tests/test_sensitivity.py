@@ -64,35 +64,47 @@ def test_morris_gives_the_elementary_effects_of_a_linear_function_and_zero_for_a
     assert t.loc[["b", "a", "c"], "rank"].tolist() == [1, 2, 3]
 
 
+def model_study(root, method: str, n: int, agents: int, year: int, replicates: int):
+    """The command on the model: the training lever and an input the model never reads (the region's
+    target share, used only by reports)."""
+    return sensitivity.run(["region=chongqing", f"year={year}", "inputs=levers", "input.region.high_skill_target=0.3:0.4",
+                            f"n_agents={agents}", f"replicates={replicates}", "resamples=200", f"method={method}",
+                            f"n={n}", "noise_replicates=16", f"out={root / method}"])
+
+
 @pytest.fixture(scope="module")
-def model_studies(tmp_path_factory):
-    """The command on the model at a tiny size: the training lever and an input the model never reads
-    (the region's target share, used only by reports), by both methods."""
+def model_studies(tmp_path_factory, request):
+    """Morris at a tiny size (the fast suite); Sobol (slow) at 2,000 agents to 2027 with 4 replicates,
+    where four base samples still leave the training lever near the noise floor."""
     root = tmp_path_factory.mktemp("sa")
-    common = ["region=chongqing", "year=2027", "inputs=levers", "input.region.high_skill_target=0.3:0.4",
-              "n_agents=2000", "replicates=4", "resamples=200"]
-    out = {}
-    for method, n in (("morris", 4), ("sobol", 4)):
-        out[method] = sensitivity.run([*common, f"method={method}", f"n={n}", "noise_replicates=16",
-                                       f"out={root / method}"])
-    return out
+    return {"morris": (model_study(root, "morris", 4, 1000, 2026, 2), 2026)}
 
 
-@pytest.mark.parametrize("method", ["morris", "sobol"])
-def test_an_input_without_effect_gets_exactly_zero_on_the_model(model_studies, method):
-    idx = pd.read_csv(model_studies[method] / "indices.csv")
-    share = idx[idx["output"] == "high_skill_share@2027"].set_index("input")
+@pytest.fixture(scope="module")
+def sobol_study(tmp_path_factory):
+    return (model_study(tmp_path_factory.mktemp("sobol"), "sobol", 4, 2000, 2027, 4), 2027)
+
+
+def study_of(method, model_studies, request):
+    return model_studies["morris"] if method == "morris" else request.getfixturevalue("sobol_study")
+
+
+@pytest.mark.parametrize("method", ["morris", pytest.param("sobol", marks=pytest.mark.slow)])
+def test_an_input_without_effect_gets_exactly_zero_on_the_model(model_studies, method, request):
+    folder, year = study_of(method, model_studies, request)
+    idx = pd.read_csv(folder / "indices.csv")
+    share = idx[idx["output"] == f"high_skill_share@{year}"].set_index("input")
     key = "mu_star" if method == "morris" else "ST"
     dummy = share.loc["region.high_skill_target"]
     assert dummy[key] == 0 and dummy[f"{key}_lo95"] <= 0 <= dummy[f"{key}_hi95"]  # common random numbers
     assert not dummy["distinguishable"] and np.isnan(dummy["rank"])
     training = share.loc["levers.training.intensity"]
     assert training[key] > 0
-    if method == "morris":  # four Sobol base samples are too few to separate it from the noise floor
+    if method == "morris":  # four Sobol base samples leave it near the noise floor
         assert training["distinguishable"] and training["mu_star_lo95"] > training["noise_floor"]
-    assert (model_studies[method] / "COMPLETE").exists()
-    manifest = json.loads((model_studies[method] / "manifest.json").read_text())
-    design = pd.read_csv(model_studies[method] / "design.csv")
+    assert (folder / "COMPLETE").exists()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    design = pd.read_csv(folder / "design.csv")
     assert manifest["runs"] == len(design) + 16  # the design's runs and the nominal point's
 
 
@@ -103,15 +115,16 @@ def test_the_stochastic_variance_agrees_with_a_plain_replicate_sweep(model_studi
     from sim.cli import compose_config
     from sim.studies.batch import run_batch
 
-    noise = pd.read_csv(model_studies["morris"] / "noise.csv").set_index("output")
-    cfg = compose_config(["region=chongqing", "n_agents=2000", "horizon.end_year=2027"])
+    folder, year = model_studies["morris"]
+    noise = pd.read_csv(folder / "noise.csv").set_index("output")
+    cfg = compose_config(["region=chongqing", "n_agents=1000", f"horizon.end_year={year}"])
     runs = run_batch([dataclasses.replace(cfg, replicate=r) for r in range(100, 124)],
                      lambda m: float(m.series()["high_skill_share"].iloc[-1]))
     plain = np.var(runs, ddof=1)
-    ratio = noise.loc["high_skill_share@2027", "stochastic_variance_fixed"] / plain
+    ratio = noise.loc[f"high_skill_share@{year}", "stochastic_variance_fixed"] / plain
     lo, hi = stats.f.ppf([0.005, 0.995], 15, 23)
     assert lo < ratio < hi, (ratio, lo, hi)
-    share = noise.loc["high_skill_share@2027"]
+    share = noise.loc[f"high_skill_share@{year}"]
     assert share["stochastic_share_fixed"] == pytest.approx(share["stochastic_variance_fixed"]
                                                             / share["variance_single_runs"])
 
@@ -122,7 +135,7 @@ def test_prim_recovers_a_box_defined_on_the_inputs():
     neighbouring design values of that input, near 0.5, among the cases inside the other bound), and
     no other input is restricted with a quasi-p-value below 0.05."""
     inputs = [Input(f"levers.{n}.intensity", 0.0, 3.0, "levers") for n in ("training", "competition", "studio")]
-    for seed in range(3):
+    for seed in range(2):
         X = discover.hypercube(inputs, 512, seed)
         table = pd.DataFrame(X, columns=[i.name for i in inputs])
         terms = discover.parse_condition("levers.training.intensity<0.5 & levers.studio.intensity<0.5")
@@ -174,16 +187,16 @@ def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, cmd, args, fie
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("method", ["morris", "sobol"])
-def test_the_report_draws_the_indices_the_study_wrote(model_studies, method):
+@pytest.mark.parametrize("method", ["morris", pytest.param("sobol", marks=pytest.mark.slow)])
+def test_the_report_draws_the_indices_the_study_wrote(model_studies, method, request):
     from sim.report import pack
 
-    folder = model_studies[method]
+    folder, year = study_of(method, model_studies, request)
     idx = pd.read_csv(folder / "indices.csv")
     for lang in ("en", "zh"):
         w = pack.make_report(folder, pack.Options(lang=lang, formats=("png",)))
-        drawn = pd.read_csv(w.out / "figures" / "fig1_indices_high_skill_share_2027.csv")
-        mine = idx[idx["output"] == "high_skill_share@2027"].set_index("input").loc[drawn["input"]]
+        drawn = pd.read_csv(w.out / "figures" / f"fig1_indices_high_skill_share_{year}.csv")
+        mine = idx[idx["output"] == f"high_skill_share@{year}"].set_index("input").loc[drawn["input"]]
         key = "mu_star" if method == "morris" else "ST"
         assert np.allclose(drawn[key], mine[key]) and list(drawn["distinguishable"]) == list(mine["distinguishable"])
         # largest first among the distinguishable, the others after them
