@@ -43,7 +43,9 @@ def shown(rc) -> tuple[str, pd.DataFrame | None]:
 
 def wait_for(rc, view: View, timeout: float = 120) -> pd.DataFrame:
     """Until the page shows the finished runs of `view`."""
-    want = f"{view.n_agents:,} agents: {view.replicates} of {view.replicates} replicates"
+    from sim.explorer.engine import progress_text
+
+    want = progress_text(view, view.replicates)
     end = time.time() + timeout
     while time.time() < end:
         text, fan = shown(rc)
@@ -85,6 +87,7 @@ def test_moving_the_training_slider_raises_the_shown_share(page):
     assert "December 2027" in text and "difference +" in text
 
 
+@pytest.mark.slow  # in-process too, but it runs the page three times
 def test_a_bad_value_is_shown_on_the_page_and_the_page_keeps_working(page):
     wait_for(page, SMALL)
     field = page.find(v.TextField, label=app.LABELS["en"]["n_agents"]).widget
@@ -100,6 +103,7 @@ def test_a_bad_value_is_shown_on_the_page_and_the_page_keeps_working(page):
     assert not page.find(v.Alert).widgets
 
 
+@pytest.mark.slow
 def test_the_page_speaks_chinese(page):
     wait_for(page, SMALL)
     app.lang.value = "zh"
@@ -113,7 +117,7 @@ def test_the_page_speaks_chinese(page):
 def test_the_command_and_config_reproduce_the_view():
     view = View(training=2.0, studio=0.5, n_agents=3000, replicates=4, end_year=2030)
     cmd = view.command()
-    assert cmd.startswith("skillsim -m ") and "levers.training.intensity=2" in cmd and "'replicate=range(0,4)'" in cmd
+    assert cmd.startswith("skillsim -m ") and "levers.training.intensity=2" in cmd and "'draw=range(0,4)'" in cmd
     import yaml
 
     cfg = yaml.safe_load(view.config_yaml())
@@ -170,7 +174,7 @@ def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
         def summary_after(previous: str | None) -> str:
             def ready(b):
                 body = b.find_element(By.TAG_NAME, "body").text
-                done = "1,000 agents: 2 of 2 replicates" in body and "previous setting" not in body
+                done = " agents: 2 of 2 " in body and "previous setting" not in body
                 found = b.find_elements(By.CLASS_NAME, "skillsim-summary")
                 text = found[0].text if found else ""
                 return text if done and text and text != previous else False
@@ -208,3 +212,20 @@ def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
     ens = pd.read_csv(tmp_path / "sweep" / "ensemble.csv")
     row = ens[(ens["metric"] == "high_skill_share") & (ens["date"] == "2027-12")]
     assert f"{100 * float(row['median'].iloc[0]):.1f}" == f"{share(moved):.1f}", (row, moved)
+
+
+def test_a_newer_view_cancels_the_rest_of_an_older_one(monkeypatch):
+    """compute() stops between runs once cancelled: after the first update no further runs start."""
+    from sim.explorer import engine
+
+    monkeypatch.setenv("SKILLSIM_JOBS", "1")
+    runs = []
+    real = engine.read_series
+    monkeypatch.setattr(engine, "read_series", lambda m: runs.append(1) or real(m))
+    flag = {"cancel": False}
+
+    def update(res, text):
+        flag["cancel"] = True  # a newer view arrives as the first answer is shown
+
+    out = engine.compute(View(n_agents=1000, replicates=6, end_year=2026), update, cancelled=lambda: flag["cancel"])
+    assert out is None and len(runs) == 4  # replicates 0 and 1 (the first update), nothing after

@@ -199,8 +199,8 @@ def test_levers_keep_their_own_accounts(small):
 
 def test_the_core_imports_neither_mesas_batch_runner_nor_scipy_and_mesa_stays_whole():
     """`import sim` loads Mesa's model frame only (sim.mesa_frame): no batch runner (whose import
-    switches the process to the "spawn" start method), no experimental spaces, none of scipy's
-    subpackages (numba, which the kernels use, imports scipy's light top level only). A user who then
+    switches the process to the "spawn" start method), no experimental spaces, no web framework or
+    study library (Solara, SALib, EMA Workbench), none of scipy's subpackages (numba, which the kernels use, imports scipy's light top level only). A user who then
     imports Mesa gets the whole package with the same Model class."""
     import subprocess
     import sys
@@ -208,7 +208,8 @@ def test_the_core_imports_neither_mesas_batch_runner_nor_scipy_and_mesa_stays_wh
     code = """
 import multiprocessing as mp, sys
 import sim, sim.cli
-heavy = ("scipy.stats", "scipy.optimize", "scipy.special", "scipy.linalg", "scipy.sparse", "scipy.interpolate")
+heavy = ("scipy.stats", "scipy.optimize", "scipy.special", "scipy.linalg", "scipy.sparse", "scipy.interpolate",
+         "solara", "ipywidgets", "ipyvuetify", "SALib", "ema_workbench", "selenium")  # studies and the explorer only
 loaded = sorted(m for m in sys.modules if m.startswith(("mesa.batchrunner", "mesa.experimental") + heavy))
 print(loaded, mp.get_start_method(allow_none=True))
 import mesa

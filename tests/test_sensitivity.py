@@ -223,3 +223,35 @@ def test_the_discovery_report_draws_the_chosen_box(tmp_path):
     assert set(box["input"]) == set(written[written["restricted"]]["input"])
     assert ((box["box_lo_scaled"] >= -1e-9) & (box["box_hi_scaled"] <= 1 + 1e-9)).all()
     assert (w.out / "report.md").read_text().startswith("# 情景发现：重庆")
+
+
+def test_an_interrupted_study_resumes_from_its_journal_and_gives_the_same_tables(tmp_path, monkeypatch):
+    """Interrupted after its first chunk of points (Ctrl-C), the study leaves no folder but a journal;
+    re-run into the same folder it runs only what is missing and writes the tables an uninterrupted
+    study writes."""
+    args = ["region=chongqing", "year=2025", "inputs=levers", "n=3", "n_agents=500", "replicates=2",
+            "noise_replicates=3", "resamples=50"]
+    whole = sensitivity.run([*args, f"out={tmp_path / 'whole'}"])
+    monkeypatch.setattr(sensitivity, "CHUNK", 4)
+    calls = {"n": 0}
+    real = sensitivity.ModelEvaluator.__call__
+
+    def cut(self, X, reps):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, X, reps)
+
+    monkeypatch.setattr(sensitivity.ModelEvaluator, "__call__", cut)
+    with pytest.raises(KeyboardInterrupt):
+        sensitivity.run([*args, f"out={tmp_path / 'cut'}"])
+    journal = tmp_path / ".cut.runs.jsonl"
+    kept = journal.read_text().count("\n")
+    assert not (tmp_path / "cut").exists() and 0 < kept <= 8  # 4 points x 2 replicates (fewer if two coincide)
+    monkeypatch.setattr(sensitivity.ModelEvaluator, "__call__", real)
+    again = sensitivity.run([*args, f"out={tmp_path / 'cut'}"])
+    assert not journal.exists()
+    runs = {p.name: json.loads((p / "manifest.json").read_text())["runs"] for p in (whole, again)}
+    assert runs["cut"] == runs["whole"] - kept  # the journalled runs are not run again
+    for name in ("indices.csv", "noise.csv", "design.csv"):
+        assert (again / name).read_bytes() == (whole / name).read_bytes(), name

@@ -41,7 +41,8 @@ LABELS = {
            "training": "training intensity (× status quo)", "competition": "competition intensity (× status quo)",
            "studio": "studio intensity (× status quo)", "allocation": "training allocation",
            "selection": "competition selection", "members": "studio places (members per studio)",
-           "end_year": "horizon (last year)", "n_agents": "agents", "replicates": "replicates",
+           "end_year": "horizon (last year)", "n_agents": "agents", "replicates": "runs (draws or replicates)",
+           "uncertainty": "parameter and structural uncertainty (calibration ensemble)",
            "working": "working", "done": "done", "command": "Reproduce with skillsim",
            "config": "config.yaml", "png": "PNG", "csv": "CSV", "error": "Not run",
            "summary": "December {y}: high-skill share {c} with the chosen setting, {s} under the status quo "
@@ -52,7 +53,8 @@ LABELS = {
            "training": "培训强度（现行水平的倍数）", "competition": "竞赛强度（现行水平的倍数）",
            "studio": "工作室强度（现行水平的倍数）", "allocation": "培训分配方式", "selection": "竞赛选拔方式",
            "members": "工作室名额（每个工作室成员数）", "end_year": "预测截止年份", "n_agents": "主体数",
-           "replicates": "重复次数", "working": "计算中", "done": "完成", "command": "用 skillsim 复现",
+           "replicates": "运行次数（抽样或重复）", "uncertainty": "参数与结构性输入的不确定性（校准集合）",
+           "working": "计算中", "done": "完成", "command": "用 skillsim 复现",
            "config": "config.yaml", "png": "PNG", "csv": "CSV", "error": "未运行",
            "summary": "{y}年12月：所选方案下高技能人才占比{c}，现行政策下{s}（相同随机种子下差异{d:+.1f}个百分点）；"
                       "额外支出{cost}亿元，每增加一名高技能人才{per}元。",
@@ -110,6 +112,7 @@ def Controls():
     solara.SliderInt(T["end_year"], value=v.end_year, min=2026, max=2035, on_value=lambda x: set_field(end_year=x))
     solara.InputInt(T["n_agents"], value=v.n_agents, on_value=lambda x: set_field(n_agents=int(x)), continuous_update=False)
     solara.SliderInt(T["replicates"], value=v.replicates, min=1, max=32, on_value=lambda x: set_field(replicates=x))
+    solara.Checkbox(label=T["uncertainty"], value=v.uncertainty, on_value=lambda x: set_field(uncertainty=x))
 
 
 @solara.component

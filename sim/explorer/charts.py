@@ -16,25 +16,27 @@ TEXT = {
     "en": {"chosen": "chosen setting", "status_quo": "status quo", "band50": "50% band", "band90": "90% band",
            "observed": "observed", "target": "{who} target {v} by {y}", "regional": "regional", "national": "national",
            "fan_title": "{region}: high-skill share, chosen setting against the status quo",
-           "fan_note": "median and 50% / 90% bands over {r} replicates of {n:,} agents, the same seeds for both",
+           "fan_note": "median and 50% / 90% bands over {r} {what} of {n:,} agents, the same for both settings",
+           "draw": "joint draws of the parameters and structural inputs", "replicate": "replicates (seeds)",
            "share_axis": "high-skill share of skilled workers (%)", "year": "year",
            "comp_title": "{region}: level composition of skilled workers, chosen setting",
-           "comp_note": "mean over {r} replicates", "comp_axis": "share of skilled workers (%)",
-           "inc_title": "{region}: mean income", "inc_note": "median over {r} replicates (thousand yuan a year)",
+           "comp_note": "mean over {r} runs", "comp_axis": "share of skilled workers (%)",
+           "inc_title": "{region}: mean income", "inc_note": "median over {r} runs (thousand yuan a year)",
            "inc_axis": "thousand yuan a year",
            "cost_title": "{region}: cumulative spend to December {y}, by lever and funder",
-           "cost_note": "mean over {r} replicates (billion yuan)", "cost_axis": "billion yuan",
+           "cost_note": "mean over {r} runs (billion yuan)", "cost_axis": "billion yuan",
            "government": "government", "employer": "employers", "certification": "certificate subsidies"},
     "zh": {"chosen": "所选方案", "status_quo": "现行政策", "band50": "50%区间", "band90": "90%区间", "observed": "观测值",
            "target": "{who}目标：{y}年{v}", "regional": "地区", "national": "全国",
            "fan_title": "{region}：高技能人才占比，所选方案与现行政策对比",
-           "fan_note": "中位数及50%/90%区间，{r}次重复，每次{n:,}个主体，两者使用相同随机种子",
+           "fan_note": "中位数及50%/90%区间，{r}{what}，每次{n:,}个主体，两种方案相同",
+           "draw": "组参数与结构性输入联合抽样", "replicate": "次重复（随机种子）",
            "share_axis": "高技能人才占技能劳动者比例（%）", "year": "年份",
-           "comp_title": "{region}：所选方案下技能劳动者的等级构成", "comp_note": "{r}次重复的均值",
+           "comp_title": "{region}：所选方案下技能劳动者的等级构成", "comp_note": "{r}次运行的均值",
            "comp_axis": "占技能劳动者比例（%）",
-           "inc_title": "{region}：平均收入", "inc_note": "{r}次重复的中位数（万元/年）", "inc_axis": "万元/年",
+           "inc_title": "{region}：平均收入", "inc_note": "{r}次运行的中位数（万元/年）", "inc_axis": "万元/年",
            "cost_title": "{region}：截至{y}年12月的累计支出（按政策工具与出资方）",
-           "cost_note": "{r}次重复的均值（亿元）", "cost_axis": "亿元",
+           "cost_note": "{r}次运行的均值（亿元）", "cost_axis": "亿元",
            "government": "政府", "employer": "企业", "certification": "证书补贴"},
 }
 
@@ -52,7 +54,7 @@ def fan_chart(res: Result, cfg_region: dict, lang: str):
     name = region_name(cfg_region, lang)
     fan = res.fan("high_skill_share")
     fig, body = new_figure(4.6, T["fan_title"].format(region=name),
-                           T["fan_note"].format(r=res.replicates, n=res.n_agents))
+                           T["fan_note"].format(r=res.replicates, n=res.n_agents, what=T[res.view.over]))
     ax = body.subplots()
     handles = []
     for kind, colour in (("status_quo", BASE), ("chosen", CHOSEN)):

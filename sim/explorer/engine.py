@@ -46,6 +46,7 @@ class View:
     end_year: int = 2035
     n_agents: int = 20000
     replicates: int = 8
+    uncertainty: bool = True  # runs are joint draws of parameters and structural inputs (if the ensemble exists)
 
     def overrides(self) -> list[str]:
         """The `skillsim` overrides of the chosen setting (replicate not included); the lever settings
@@ -61,12 +62,18 @@ class View:
             out.append(f"levers.studio.members_per_studio={self.members_per_studio:g}")
         return out + [f"horizon.end_year={self.end_year}", f"n_agents={self.n_agents}"]
 
+    @property
+    def over(self) -> str:
+        """What the runs of a view are repeated over: joint draws of the calibration ensemble and the
+        structural ranges (the default, when the ensemble exists), or replicates (seeds) only."""
+        return "draw" if self.uncertainty and ensemble_exists() else "replicate"
+
     def command(self) -> str:
         """A `skillsim` sweep that reproduces the chosen setting's numbers (its ensemble.csv)."""
-        return shlex.join(["skillsim", "-m", *self.overrides(), f"replicate=range(0,{self.replicates})"])
+        return shlex.join(["skillsim", "-m", *self.overrides(), f"{self.over}=range(0,{self.replicates})"])
 
     def config_yaml(self) -> str:
-        """The chosen setting's composed config, as `skillsim` writes it into a run folder."""
+        """The chosen setting's composed config (central values; the sweep adds the draws)."""
         import yaml
 
         from ..config import to_dict
@@ -88,6 +95,26 @@ def _composed(overrides: tuple[str, ...]):
     from ..cli import compose_config
 
     return compose_config(list(overrides))
+
+
+@functools.lru_cache(maxsize=1)
+def ensemble_exists() -> bool:
+    from ..errors import SkillsimError
+    from ..studies.uncertainty import load_ensemble
+
+    try:
+        return len(load_ensemble()) > 0
+    except SkillsimError:
+        return False
+
+
+def run_config(cfg, r: int, over: str):
+    """Run r of a view: joint draw r (replicate 0), as `skillsim draw=r` composes it, or replicate r."""
+    if over == "draw":
+        from ..studies.uncertainty import draw_config
+
+        return draw_config(dataclasses.replace(cfg, draw=r), r)
+    return dataclasses.replace(cfg, replicate=r)
 
 
 def status_quo_config(cfg):
@@ -194,6 +221,10 @@ class Result:
                 "cost_per_extra_worker": extra_cost / extra_workers if extra_workers > 0 else float("nan")}
 
 
+def progress_text(view: View, done: int) -> str:
+    return f"{view.n_agents:,} agents: {done} of {view.replicates} {view.over}s"
+
+
 def compute(view: View, update: Callable[[Result, str], None], cancelled: Callable[[], bool] = lambda: False,
             first: bool = True) -> Result | None:
     """Run a view in its two stages, calling update(result, progress text) as it firms up; returns
@@ -201,24 +232,28 @@ def compute(view: View, update: Callable[[Result, str], None], cancelled: Callab
     from ..studies.batch import run_batch
 
     cfg = check(view)
-    base = status_quo_config(cfg)
+    over = view.over
+    # the status quo: the region's baseline with every lever setting at its default (studio places too)
+    base = status_quo_config(chosen_config(View(region=view.region, end_year=view.end_year, n_agents=view.n_agents)))
+
+    def pair(r: int, n_agents: int | None = None) -> list:
+        size = (lambda c: c) if n_agents is None else (lambda c: dataclasses.replace(c, n_agents=n_agents))
+        return [run_config(size(cfg), r, over), run_config(size(base), r, over)]  # the same draw and seed
+
     if first and view.n_agents > FIRST_AGENTS:
-        small = dataclasses.replace(cfg, n_agents=FIRST_AGENTS)
-        small_base = dataclasses.replace(base, n_agents=FIRST_AGENTS)
-        runs = run_batch([dataclasses.replace(c, replicate=r) for r in range(2) for c in (small, small_base)],
-                         read_series, jobs=1)
+        runs = run_batch(pair(0, FIRST_AGENTS) + pair(1, FIRST_AGENTS), read_series, jobs=1)
         if cancelled():
             return None
         update(Result(view, FIRST_AGENTS, {"chosen": runs[0::2], "status_quo": runs[1::2]}),
-               f"first look: {FIRST_AGENTS:,} agents x 2 replicates")
+               f"first look: {FIRST_AGENTS:,} agents x 2 {over}s")
     result = Result(view, view.n_agents, {"chosen": [], "status_quo": []})
     for r in range(view.replicates):
         if cancelled():
             return None
-        pair = run_batch([dataclasses.replace(cfg, replicate=r), dataclasses.replace(base, replicate=r)], read_series)
-        result.runs["chosen"].append(pair[0])
-        result.runs["status_quo"].append(pair[1])
+        done = run_batch(pair(r), read_series)
+        result.runs["chosen"].append(done[0])
+        result.runs["status_quo"].append(done[1])
         result.final = r + 1 == view.replicates
         if r >= 1 or view.replicates == 1:
-            update(result, f"{view.n_agents:,} agents: {r + 1} of {view.replicates} replicates")
+            update(result, progress_text(view, r + 1))
     return result

@@ -28,15 +28,15 @@ TEXT = {
         "share": "high-skill share", "income_mean": "mean income", "income_median": "median income",
         "cost": "cumulative cost",
         "sobol_title": "{region}: what drives the {output} in December {year} (Sobol indices)",
-        "sobol_note": "total (light) and first-order (dark) indices with 95% bootstrap intervals, {n} base samples x "
-                      "{r} replicates; grey: interval includes zero, not ranked; dashed: noise floor",
+        "sobol_note": "total (light) and first-order (dark) indices, 95% bootstrap intervals; {n} base samples x {r} "
+                      "replicates; grey: not above the noise floor (dashed), not ranked",
         "morris_title": "{region}: what drives the {output} in December {year} (Morris screening)",
-        "morris_note": "μ* with 95% bootstrap intervals, {n} trajectories x {r} replicates; grey: interval includes "
-                       "zero, not ranked",
-        "total": "total index", "first": "first-order index", "not_dist": "interval includes zero",
+        "morris_note": "μ* with 95% bootstrap intervals, {n} trajectories x {r} replicates; grey: not above the "
+                       "noise floor (dashed), not ranked",
+        "total": "total index", "first": "first-order index", "not_dist": "not above the noise floor",
         "floor": "noise floor", "index_axis": "share of variance", "mu_axis": "μ* (output units per input range)",
         "ms_title": "{region}: Morris μ* against σ, December {year}",
-        "ms_note": "σ large against μ*: the input acts non-linearly or with others; grey: μ* interval includes zero",
+        "ms_note": "σ large against μ*: the input acts non-linearly or with others; grey: not above the noise floor",
         "sigma": "σ", "mu_star": "μ*",
         "tradeoff_title": "{region}: where {condition} (PRIM peeling trajectory)",
         "tradeoff_note": "each point a box: coverage (share of the {k} runs of interest inside) and density (share "
@@ -50,21 +50,21 @@ TEXT = {
         "md_sens": "Sensitivity: {region}", "md_disc": "Scenario discovery: {region}", "md_input": "input",
         "md_index": "index [95%]", "md_rank": "rank", "md_noise": "Stochastic noise",
         "md_noise_text": "{output}: stochastic variance at the nominal point is {fixed:.1%} of the variance of single "
-                         "runs across the design (pooled over the design: {pooled:.1%}); noise floor of an index "
-                         "on the replicate means: {floor:.3f}.",
+                         "runs across the design (pooled over the design: {pooled:.1%}); noise floor of the index "
+                         "(μ* or total index, on the replicate means): {floor:.3g}.",
         "md_top": "Top inputs: {output}, December {year}", "md_box": "The box",
         "md_range": "box range", "md_qp": "quasi-p",
     },
     "zh": {
         "share": "高技能人才占比", "income_mean": "平均收入", "income_median": "收入中位数", "cost": "累计成本",
         "sobol_title": "{region}：{year}年12月{output}的驱动因素（Sobol指数）",
-        "sobol_note": "总效应（浅色）与一阶效应（深色）指数及95%自助法区间，{n}个基础样本×{r}次重复；灰色：区间包含零，不排序；虚线：噪声下限",
+        "sobol_note": "总效应（浅色）与一阶效应（深色）指数及95%自助法区间；{n}个基础样本×{r}次重复；灰色：未高于噪声下限（虚线），不排序",
         "morris_title": "{region}：{year}年12月{output}的驱动因素（Morris筛选）",
-        "morris_note": "μ*及95%自助法区间，{n}条轨迹×{r}次重复；灰色：区间包含零，不排序",
-        "total": "总效应指数", "first": "一阶效应指数", "not_dist": "区间包含零", "floor": "噪声下限",
+        "morris_note": "μ*及95%自助法区间，{n}条轨迹×{r}次重复；灰色：未高于噪声下限（虚线），不排序",
+        "total": "总效应指数", "first": "一阶效应指数", "not_dist": "未高于噪声下限", "floor": "噪声下限",
         "index_axis": "方差占比", "mu_axis": "μ*（输出单位/输入取值范围）",
         "ms_title": "{region}：Morris μ*与σ（{year}年12月）",
-        "ms_note": "σ相对μ*较大：输入作用非线性或存在交互；灰色：μ*区间包含零",
+        "ms_note": "σ相对μ*较大：输入作用非线性或存在交互；灰色：未高于噪声下限",
         "sigma": "σ", "mu_star": "μ*",
         "tradeoff_title": "{region}：{condition}的情景发现（PRIM剥离轨迹）",
         "tradeoff_note": "每个点为一个区域：覆盖率（{k}次关注运行中落入区域的比例）与密度（区域内运行中属于关注情形的比例）；星号：选定区域",
@@ -76,7 +76,7 @@ TEXT = {
         "md_sens": "敏感性分析：{region}", "md_disc": "情景发现：{region}", "md_input": "输入",
         "md_index": "指数 [95%]", "md_rank": "排序", "md_noise": "随机噪声",
         "md_noise_text": "{output}：基准点的随机方差占设计中单次运行方差的{fixed:.1%}（设计内合并：{pooled:.1%}）；"
-                         "重复均值上指数的噪声下限：{floor:.3f}。",
+                         "指数（μ*或总效应指数，基于重复均值）的噪声下限：{floor:.3g}。",
         "md_top": "主要输入：{output}，{year}年12月", "md_box": "选定区域",
         "md_range": "区域范围", "md_qp": "准p值",
     },
@@ -130,7 +130,7 @@ def indices_figure(f: dict, output: str, lang: str):
         s1 = idx["S1"].to_numpy()
         ax.barh(y, np.clip(s1, 0, None), color=colours, height=0.35)
         handles += [Patch(fc=TOTAL, label=T["total"]), Patch(fc=ACT, label=T["first"])]
-        floor = f["noise"].set_index("output").loc[output, "noise_floor"] if f["noise"] is not None else np.nan
+        floor = float(idx["noise_floor"].iloc[0]) if "noise_floor" in idx else np.nan
         if np.isfinite(floor):
             handles.append(ax.axvline(floor, color="#D55E00", ls="--", lw=0.9, label=T["floor"]))
         ax.set_xlabel(T["index_axis"])
@@ -139,6 +139,9 @@ def indices_figure(f: dict, output: str, lang: str):
         ax.errorbar(val, y, xerr=[np.clip(val - lo, 0, None), np.clip(hi - val, 0, None)], fmt="none",
                     ecolor="#333333", lw=0.8, capsize=2)
         handles.append(Patch(fc=ACT, label=T["mu_star"]))
+        floor = float(idx["noise_floor"].iloc[0]) if "noise_floor" in idx else np.nan
+        if np.isfinite(floor) and floor > 0:
+            handles.append(ax.axvline(floor, color="#D55E00", ls="--", lw=0.9, label=T["floor"]))
         ax.set_xlabel(T["mu_axis"])
     handles.append(Patch(fc=FAINT, label=T["not_dist"]))
     ax.set_yticks(y, idx["input"])
@@ -162,7 +165,7 @@ def mu_sigma_figure(f: dict, lang: str):
     for ax, output in zip(axes, outputs[:4]):
         d = idx[idx["output"] == output]
         ax.scatter(d["mu_star"], d["sigma"], c=[ACT if v else FAINT for v in d["distinguishable"]], s=14)
-        for _, r in d[d["distinguishable"]].nlargest(4, "mu_star").iterrows():
+        for _, r in d[d["distinguishable"]].nlargest(3, "mu_star").iterrows():
             short = r["input"].split(".")[1] if r["input"].startswith("levers.") else r["input"].rsplit(".", 1)[-1]
             ax.annotate(short, (r["mu_star"], r["sigma"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
         ax.set_title(_output_words(output, lang)[0], fontsize=9)
@@ -191,8 +194,10 @@ def sensitivity_markdown(f: dict, lang: str, stems: list[str]) -> str:
     if f["noise"] is not None:
         lines += [f"## {T['md_noise']}", ""]
         for _, r in f["noise"].iterrows():
+            rows = idx[idx["output"] == r["output"]]
+            floor = float(rows["noise_floor"].iloc[0]) if "noise_floor" in rows and len(rows) else r["noise_floor"]
             lines.append("- " + T["md_noise_text"].format(output=r["output"], fixed=r["stochastic_share_fixed"],
-                                                          pooled=r["stochastic_share_pooled"], floor=r["noise_floor"]))
+                                                          pooled=r["stochastic_share_pooled"], floor=floor))
     return "\n".join(lines) + "\n"
 
 
