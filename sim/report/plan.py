@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..errors import DataError
@@ -214,19 +213,34 @@ def _cost_axis(ax, f: dict, lang: str) -> float:
     return spend_scale(lang)
 
 
+def _frontier_figure(f: dict, lang: str, frontier: str, key: str):
+    """The common frame of the two frontier charts: the searched mixes, the frontier, the chosen row
+    (on its fresh samples), the figure with its title and note, the axes and the cost scale."""
+    T, w = TEXT[lang], _words(f, lang)
+    cand = f["candidates"]
+    search = cand[cand["samples"] == "search"]
+    n_search = int(search["n"].iloc[0]) if len(search) else 0
+    chosen = _chosen_row(f)
+    m = int(chosen["n"]) if chosen is not None else 0
+    fig, body = new_figure(4.8, T[f"{key}_title"].format(**w), T[f"{key}_note"].format(n=n_search, m=m))
+    ax = body.subplots()
+    return search, f[frontier], chosen, fig, body, ax, _cost_axis(ax, f, lang)
+
+
+def _star(ax, chosen: pd.Series, scale: float, value: str, lo: str, hi: str, label: str):
+    """The chosen mix on its fresh samples: a star at its cost and value, with the interval lo-hi."""
+    x = [chosen["cost_mean"] / scale]
+    ax.errorbar(x, [chosen[value]], yerr=[[chosen[value] - chosen[lo]], [chosen[hi] - chosen[value]]],
+                color=CHOSEN, capsize=3, lw=1.2)
+    return ax.scatter(x, [chosen[value]], marker="*", s=120, color=CHOSEN, zorder=6, label=label)
+
+
 def cost_probability(f: dict, lang: str):
     o = f["manifest"]["options"]
     if o["objective"] != "min_cost":
         return None  # the probability of a target is not what a max_share plan asks
     T, w = TEXT[lang], _words(f, lang)
-    cand, front = f["candidates"], f["frontier_probability"]
-    search = cand[cand["samples"] == "search"]
-    n_search = int(search["n"].iloc[0]) if len(search) else 0
-    chosen = _chosen_row(f)
-    m = int(chosen["n"]) if chosen is not None else 0
-    fig, body = new_figure(4.8, T["cp_title"].format(**w), T["cp_note"].format(n=n_search, m=m))
-    ax = body.subplots()
-    scale = _cost_axis(ax, f, lang)
+    search, front, chosen, fig, body, ax, scale = _frontier_figure(f, lang, "frontier_probability", "cp")
     handles = [ax.scatter(search["cost_mean"] / scale, search["p_target"], s=14, color=OTHER, label=T["mixes"])]
     handles.append(ax.plot(front["cost_mean"] / scale, front["p_target"], color=BASE, lw=1.2, marker="o", ms=3,
                            drawstyle="steps-post", label=T["frontier"])[0])
@@ -234,11 +248,7 @@ def cost_probability(f: dict, lang: str):
                               label=T["confidence"].format(c=w["c"])))
     rows = [search.assign(kind="searched"), front.assign(kind="frontier")]
     if chosen is not None:
-        ax.errorbar([chosen["cost_mean"] / scale], [chosen["p_target"]],
-                    yerr=[[chosen["p_target"] - chosen["p_lo95"]], [chosen["p_hi95"] - chosen["p_target"]]],
-                    color=CHOSEN, capsize=3, lw=1.2)
-        handles.append(ax.scatter([chosen["cost_mean"] / scale], [chosen["p_target"]], marker="*", s=120,
-                                  color=CHOSEN, zorder=6, label=T["chosen"]))
+        handles.append(_star(ax, chosen, scale, "p_target", "p_lo95", "p_hi95", T["chosen"]))
         rows.append(chosen.to_frame().T.assign(kind="chosen"))
     ax.set_ylim(-0.03, 1.03)
     percent_axis(ax)
@@ -250,14 +260,7 @@ def cost_probability(f: dict, lang: str):
 def cost_share(f: dict, lang: str):
     o = f["manifest"]["options"]
     T, w = TEXT[lang], _words(f, lang)
-    cand, front = f["candidates"], f["frontier_share"]
-    search = cand[cand["samples"] == "search"]
-    n_search = int(search["n"].iloc[0]) if len(search) else 0
-    chosen = _chosen_row(f)
-    m = int(chosen["n"]) if chosen is not None else 0
-    fig, body = new_figure(4.8, T["cs_title"].format(**w), T["cs_note"].format(n=n_search, m=m))
-    ax = body.subplots()
-    scale = _cost_axis(ax, f, lang)
+    search, front, chosen, fig, body, ax, scale = _frontier_figure(f, lang, "frontier_share", "cs")
     handles = [ax.scatter(search["cost_mean"] / scale, search["share_mean"], s=14, color=OTHER, label=T["mixes"])]
     ax.errorbar(front["cost_mean"] / scale, front["share_mean"],
                 yerr=[front["share_mean"] - front["share_q05"], front["share_q95"] - front["share_mean"]],
@@ -269,11 +272,7 @@ def cost_share(f: dict, lang: str):
         handles.append(ax.axhline(o["target.share"], color="#D55E00", lw=0.9, ls="--",
                                   label=T["target"].format(v=w["v"], y=w["y"])))
     if chosen is not None:
-        ax.errorbar([chosen["cost_mean"] / scale], [chosen["share_mean"]],
-                    yerr=[[chosen["share_mean"] - chosen["share_q05"]], [chosen["share_q95"] - chosen["share_mean"]]],
-                    color=CHOSEN, capsize=3, lw=1.2)
-        handles.append(ax.scatter([chosen["cost_mean"] / scale], [chosen["share_mean"]], marker="*", s=120,
-                                  color=CHOSEN, zorder=6, label=T["chosen"]))
+        handles.append(_star(ax, chosen, scale, "share_mean", "share_q05", "share_q95", T["chosen"]))
         rows.append(chosen.to_frame().T.assign(kind="chosen"))
     percent_axis(ax)
     ax.set_ylabel(T["mean_share_axis"].format(y=w["y"]))

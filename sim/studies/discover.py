@@ -37,7 +37,7 @@ import pandas as pd
 from ..config import to_dict
 from ..errors import ConfigError
 from .inputs import GROUPS, Input
-from .options import boolean, groups, number
+from .options import number, run_command, study_option
 
 OPTIONS = {"condition": None, "n": 256, "replicates": 1, "threshold": 0.8, "peel_alpha": 0.05, "mass_min": 0.05,
            "inputs": ",".join(GROUPS), "n_agents": 10000, "quick": False, "out": None}
@@ -145,17 +145,7 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
             opts[key] = number(key, value, 1 if key == "replicates" else 8, 1_000_000, int)
         elif key in ("threshold", "peel_alpha", "mass_min"):
             opts[key] = number(key, value, 0.0, 1.0)
-        elif key == "n_agents":
-            opts[key] = number(key, value, 100, 10_000_000, int)
-        elif key == "inputs":
-            opts[key] = ",".join(groups(key, value, GROUPS))
-        elif key == "quick":
-            opts[key] = boolean(key, value)
-        elif key == "out":
-            opts[key] = value
-        elif key.startswith("input."):
-            extra.append((key, value))
-        else:
+        elif not study_option(key, value, opts, extra, GROUPS):
             overrides.append(a)
     if opts["condition"] is None:
         raise ConfigError("condition", None, 'a condition such as "high_skill_share@2030<0.35"')
@@ -167,9 +157,7 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .sensitivity import run_command
-
-    run_command(run, "skillsim-discover", argv)
+    run_command(run, "skillsim-discover", argv, what="discovery folder")
 
 
 def run(argv: list[str]) -> Path:

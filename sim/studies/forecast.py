@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig, to_dict
-from ..errors import ConfigError, OutputError, SkillsimError
+from ..errors import ConfigError, OutputError
 from ..results import COMPLETE_MARKER, _json, complete_text, git_commit, package_versions, sha256
 from . import uncertainty, variance
 from .batch import run_batch
@@ -204,15 +204,9 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        run(argv)
-    except SkillsimError as err:
-        print(f"skillsim-forecast: {err}", file=sys.stderr)
-        raise SystemExit(err.exit_code) from None
-    except KeyboardInterrupt:
-        print("skillsim-forecast: interrupted; no forecast folder was written", file=sys.stderr)
-        raise SystemExit(130) from None
+    from .options import run_command
+
+    run_command(run, "skillsim-forecast", argv, what="forecast folder", resumable=False)
 
 
 def run(argv: list[str]) -> Path:

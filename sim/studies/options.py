@@ -36,3 +36,44 @@ def groups(key: str, value: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     if bad or not names:
         raise ConfigError(key, value, "a comma list of " + ", ".join(allowed))
     return names
+
+
+def study_option(key: str, value: str, opts: dict, extra: list[tuple[str, str]], groups_allowed: tuple[str, ...]) -> bool:
+    """The options every study over inputs shares (sensitivity, discover): n_agents, inputs, quick,
+    out and input.KEY=LO:HI; True if `key` was one of them."""
+    if key == "n_agents":
+        opts[key] = number(key, value, 100, 10_000_000, int)
+    elif key == "inputs":
+        opts[key] = ",".join(groups(key, value, groups_allowed))
+    elif key == "quick":
+        opts[key] = boolean(key, value)
+    elif key == "out":
+        opts[key] = value
+    elif key.startswith("input."):
+        extra.append((key, value))
+    else:
+        return False
+    return True
+
+
+def run_command(func, prog: str, argv: list[str] | None, what: str = "folder", resumable: bool = True) -> None:
+    """Run a study command: a user's mistake is one line with its exit code; Ctrl-C or SIGTERM is exit
+    130 with nothing half-written (a resumable study keeps its finished runs in its journal)."""
+    import signal
+    import sys
+
+    from ..cli import _sigterm
+    from ..errors import SkillsimError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        func(argv)
+    except SkillsimError as err:
+        print(f"{prog}: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    except KeyboardInterrupt:
+        kept = ("; the runs finished so far are kept: re-run the same command (same out=) to resume"
+                if resumable else "")
+        print(f"{prog}: interrupted; no {what} was written{kept}", file=sys.stderr)
+        raise SystemExit(130) from None

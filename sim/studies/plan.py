@@ -54,7 +54,7 @@ import pandas as pd
 
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError, SkillsimError
-from .options import boolean, number
+from .options import boolean, number, run_command
 
 LEVERS = ("training", "competition", "studio")
 FUNDERS = ("total", "government", "employer")
@@ -488,21 +488,7 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import signal
-
-    from ..cli import _sigterm
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _sigterm)  # as Ctrl-C: the finished runs stay in the journal
-    try:
-        run(argv)
-    except SkillsimError as err:
-        print(f"skillsim-plan: {err}", file=sys.stderr)
-        raise SystemExit(err.exit_code) from None
-    except KeyboardInterrupt:
-        print("skillsim-plan: interrupted; no plan folder was written; the runs finished so far are kept: "
-              "re-run the same command (same out=) to resume", file=sys.stderr)
-        raise SystemExit(130) from None
+    run_command(run, "skillsim-plan", argv, what="plan folder")  # SIGTERM as Ctrl-C: the journal stays
 
 
 def run(argv: list[str]) -> Path:

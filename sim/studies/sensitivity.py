@@ -44,9 +44,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig, to_dict
-from ..errors import ConfigError, OutputError, SkillsimError
+from ..errors import ConfigError, OutputError
 from .inputs import GROUPS, Input, choose, configure, parse_input
-from .options import boolean, groups, number, one_of
+from .options import number, one_of, run_command, study_option
 
 METHODS = ("morris", "sobol")
 OUTPUTS = ("high_skill_share", "income_mean", "income_median", "cost")
@@ -286,17 +286,7 @@ def parse(argv: list[str], cfg_for_inputs=None) -> tuple[dict, list[tuple[str, s
             opts[key] = number(key, value, 0, 10_000, int)
         elif key == "resamples":
             opts[key] = number(key, value, 10, 100_000, int)
-        elif key == "n_agents":
-            opts[key] = number(key, value, 100, 10_000_000, int)
-        elif key == "inputs":
-            opts[key] = ",".join(groups(key, value, GROUPS))
-        elif key == "quick":
-            opts[key] = boolean(key, value)
-        elif key == "out":
-            opts[key] = value
-        elif key.startswith("input."):
-            extra.append((key, value))
-        else:
+        elif not study_option(key, value, opts, extra, GROUPS):
             overrides.append(a)
     if opts["quick"]:
         opts.update(n=opts["n"] or (4 if opts["method"] == "morris" else 8), n_agents=min(opts["n_agents"], 2000),
@@ -336,27 +326,7 @@ def setup(argv: list[str], what: str, parse_fn) -> tuple:
 
 
 def main(argv: list[str] | None = None) -> None:
-    run_command(run, "skillsim-sensitivity", argv)
-
-
-def run_command(func, prog: str, argv: list[str] | None) -> None:
-    """One line for a user's mistake, exit 130 on Ctrl-C or SIGTERM (the finished runs stay in the
-    journal for a re-run)."""
-    import signal
-
-    from ..cli import _sigterm
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        func(argv)
-    except SkillsimError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
-        raise SystemExit(err.exit_code) from None
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted; no folder was written; the runs finished so far are kept: re-run the same "
-              "command (same out=) to resume", file=sys.stderr)
-        raise SystemExit(130) from None
+    run_command(run, "skillsim-sensitivity", argv, what="sensitivity folder")
 
 
 def run(argv: list[str]) -> Path:
