@@ -120,11 +120,9 @@ def Page():
     v, L = view.value, lang.value
     T = LABELS[L]
     shown, set_shown = solara.use_state(None)  # (Result, progress text)
-    error, set_error = solara.use_state(None)
+    failed, set_failed = solara.use_state(None)  # (view, message): shown only while that view is current
 
     def work(cancel: threading.Event):
-        set_error(None)
-
         def update(res: Result, text: str) -> None:
             if not cancel.is_set():
                 set_shown((Result(res.view, res.n_agents, {k: list(r) for k, r in res.runs.items()}, res.final), text))
@@ -132,7 +130,7 @@ def Page():
         try:
             compute(v, update, cancelled=cancel.is_set)
         except SkillsimError as err:
-            set_error(str(err))
+            set_failed((v, str(err)))
 
     # not intrusive: its trace hook slows the runs several times; compute() checks the cancel event itself
     task = solara.use_thread(work, dependencies=[v], intrusive_cancel=False)
@@ -142,7 +140,7 @@ def Page():
             solara.v.Html(tag="h2", children=[T["title"]])  # not Markdown: its math support loads KaTeX from a CDN
             Controls()
         with solara.Column():
-            Results(shown, error, task, v, L)
+            Results(shown, failed[1] if failed is not None and failed[0] == v else None, task, v, L)
 
 
 @solara.component
