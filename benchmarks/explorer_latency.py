@@ -26,7 +26,7 @@ def main() -> None:
         firsts.append(seen[0])
         finals.append(seen[-1])
         print(f"training {training}: first answer {seen[0]:.2f} s, final ({view.n_agents:,} agents x "
-              f"{view.replicates} replicates) {seen[-1]:.1f} s")
+              f"{view.replicates} {view.over}s) {seen[-1]:.1f} s")
     print(f"median: first answer {statistics.median(firsts):.2f} s (target <= 2 s), final "
           f"{statistics.median(finals):.1f} s")
 
