@@ -259,7 +259,7 @@ class ModelEvaluator:
 # command line
 # --------------------------------------------------------------------------------------------------
 
-def parse(argv: list[str], cfg_for_inputs=None) -> tuple[dict, list[tuple[str, str]], list[str]]:
+def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
     """(options, input.KEY=LO:HI pairs, config overrides); one-line errors."""
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE)
