@@ -32,7 +32,7 @@ from .aggregate import aggregate
 from .aggregate import exit_code as sweep_exit_code
 from .config import RunConfig, from_mapping
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, BusyError, ConfigError, SkillsimError,
-                     debug_enabled, environment_fault, internal_error)
+                     debug_enabled, environment_fault, internal_error, interrupts_kept, stop_on_signal)
 from .model import WorkforceModel
 from .results import COMMAND_ENV, COMPLETE_MARKER, prepare_target, write_run
 from .sweep import clear_failure, is_finished, log_progress, record_failure
@@ -142,10 +142,11 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
         raise environment_fault(exc, run_dir) from None
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    model = WorkforceModel(cfg)
-    log.info("%s / %s: %d agents (weight %.2f), %d months from %d, seed %d", cfg.region.name, cfg.scenario,
-             cfg.n_agents, cfg.weight, cfg.n_months, cfg.start_year, model.run_seed)
-    model.run()
+    with interrupts_kept():  # also lever set-up and collection, which call compiled passes too
+        model = WorkforceModel(cfg)
+        log.info("%s / %s: %d agents (weight %.2f), %d months from %d, seed %d", cfg.region.name, cfg.scenario,
+                 cfg.n_agents, cfg.weight, cfg.n_months, cfg.start_year, model.run_seed)
+        model.run()
     path = write_run(run_dir, cfg, model.series(), composed=composed, overrides=overrides, started=started,
                      extra=extra, unique=unique, machine=machine)
     row = model.row
@@ -609,10 +610,6 @@ def _interrupted() -> str:
             f"command with hydra.sweep.dir={d}")
 
 
-def _sigterm(signum, frame):  # noqa: ARG001
-    raise KeyboardInterrupt
-
-
 def _flag_value(argv: list[str], names: tuple[str, ...]) -> tuple[str | None, list[str]]:
     """The value of a Hydra flag (`--flag V` or `--flag=V`) and argv without it."""
     out, value, i = [], None, 0
@@ -681,7 +678,7 @@ def main(argv: list[str] | None = None) -> None:
     """`skillsim [overrides]`: run a forecast. With no arguments: Chongqing baseline to 2035."""
     argv = list(sys.argv[1:] if argv is None else argv)
     register_schema()
-    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGTERM, stop_on_signal)
     argv = _route(argv)
     bare = _flag_value(argv, ("--config-dir", "-cd"))[1]  # what is left are overrides and Hydra's flags
     overrides = _with_config_dir(argv, _overrides(bare))

@@ -22,6 +22,17 @@ EXIT_BUSY = 7  #: another skillsim process is writing the same run folder (named
 EXIT_INTERRUPTED = 130  #: stopped by SIGINT/SIGTERM; nothing half-written is left behind
 
 
+_SIGNALLED = False  #: set by `stop_on_signal`: a SIGTERM reached this process
+
+
+def stop_on_signal(signum, frame) -> None:  # noqa: ARG001
+    """The SIGTERM handler of every command: stop as Ctrl-C does (KeyboardInterrupt), and remember it,
+    because a compiled kernel can swallow the interrupt into a SystemError without it in the chain."""
+    global _SIGNALLED
+    _SIGNALLED = True
+    raise KeyboardInterrupt
+
+
 @contextmanager
 def interrupts_kept():
     """Ctrl-C or SIGTERM (raised as KeyboardInterrupt) that lands while a compiled kernel is called
@@ -30,10 +41,24 @@ def interrupts_kept():
     try:
         yield
     except SystemError as exc:
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, KeyboardInterrupt):
-            raise cause from None
+        interrupt = _interrupt_in_chain(exc)
+        if interrupt is not None:
+            raise interrupt from None
+        if _SIGNALLED and "returned a result with an exception set" in str(exc):
+            raise KeyboardInterrupt from None
         raise
+
+
+def _interrupt_in_chain(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt anywhere in an exception's cause/context chain: a nested compiled call
+    can wrap it in more than one SystemError."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 class SkillsimError(Exception):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import EXIT_INTEGRITY, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DataError, SkillsimError
+from .errors import EXIT_INTEGRITY, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DataError, SkillsimError, stop_on_signal
 
 PROG = "skillsim-rerun"
 COMPARED = ("series.csv", "summary.json")
@@ -139,10 +139,6 @@ def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, lis
     return new, differ
 
 
-def _interrupted(signum, frame):  # noqa: ARG001
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
@@ -153,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(message)s", stream=sys.stderr)
     logging.getLogger("MESA").setLevel(logging.WARNING)
-    previous = signal.signal(signal.SIGTERM, _interrupted)
+    previous = signal.signal(signal.SIGTERM, stop_on_signal)
     previous_cmd = os.environ.get(COMMAND_ENV)
     os.environ[COMMAND_ENV] = json.dumps([PROG, *argv], ensure_ascii=False)
     try:

@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, SkillsimError, environment_fault
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, SkillsimError, environment_fault, stop_on_signal
 from .pack import FORMATS, LANGS, Options, make_report
 
 USAGE = f"""usage: skillsim-report PATH [lang=en|zh] [formats=png,svg] [out=DIR] [middle_income=YUAN]
@@ -67,16 +67,12 @@ def parse(argv: list[str]) -> tuple[str, Options]:
     return path, opts.check()
 
 
-def _interrupted(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE, end="")
         raise SystemExit(EXIT_OK)
-    previous = signal.signal(signal.SIGTERM, _interrupted)
+    previous = signal.signal(signal.SIGTERM, stop_on_signal)
     path = opts = None
     try:
         path, opts = parse(argv)

@@ -62,11 +62,10 @@ def run_command(func, prog: str, argv: list[str] | None, what: str = "folder", r
     import signal
     import sys
 
-    from ..cli import _sigterm
-    from ..errors import SkillsimError
+    from ..errors import SkillsimError, stop_on_signal
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGTERM, stop_on_signal)
     try:
         func(argv)
     except SkillsimError as err:
