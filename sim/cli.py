@@ -122,6 +122,9 @@ def register_schema() -> None:
     with open_dict(node):  # what a sweep job returns to its sweeper (sim.objective): not a model setting
         node.objective = OmegaConf.structured(ObjectiveParams)
     ConfigStore.instance().store(name="run_schema", node=node)
+    from .cluster import register_launchers
+
+    register_launchers()  # hydra/launcher=slurm (sim.cluster)
 
 
 def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
@@ -220,6 +223,13 @@ def _objective(dcfg: DictConfig, job_dir: Path):
     return objective.failed(data)
 
 
+def failed_objective(dcfg: DictConfig):
+    """What a failed job reports to a sweeper that optimises (sim.objective): its objective's failure value."""
+    from . import objective
+
+    return objective.failed(OmegaConf.to_container(dcfg.objective, resolve=True) if "objective" in dcfg else {})
+
+
 def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, value: bool = True):
     """One job of a multirun: claim it, skip it if finished or run elsewhere, record a failure instead of raising.
 
@@ -229,14 +239,12 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
     for the sweeper (sim.objective; None for a failed or skipped job: a failed trial), if `value` (the
     basic sweeper does not use it).
     """
-    from . import objective
-
     _quiet_worker_interrupts()
     if is_finished(job_dir):
         log.info("job %s: already finished, skipped", job_dir.name)
         log_progress(job_dir.parent)
         return _objective(dcfg, job_dir) if value else None
-    nan = None if not value else objective.failed(OmegaConf.to_container(dcfg.objective, resolve=True) if "objective" in dcfg else {})
+    nan = failed_objective(dcfg) if value else None
     try:
         held = claims.claim(job_dir)
     except OSError as exc:  # the lock file cannot be written: neither can anything else here
@@ -606,8 +614,11 @@ def _interrupted() -> str:
         return "interrupted; no result folder was written"
     done = sum(not p.parent.name.startswith(".") for p in Path(d).glob(f"*/{COMPLETE_MARKER}"))  # not .partial-*
     # Parallel workers are stopped asynchronously: a job being written may still finish after this count.
-    return (f"interrupted; finished jobs are kept in {d} ({done} when stopped); to run the rest, repeat the "
-            f"command with hydra.sweep.dir={d}")
+    from .cluster import slurm
+
+    cancelled = "" if slurm.LAST_CANCELLED is None else f"cancelled {slurm.LAST_CANCELLED} queued or running SLURM jobs; "
+    return (f"interrupted; {cancelled}finished jobs are kept in {d} ({done} when stopped); to run the rest, "
+            f"repeat the command with hydra.sweep.dir={d}")
 
 
 def _flag_value(argv: list[str], names: tuple[str, ...]) -> tuple[str | None, list[str]]:
@@ -701,6 +712,8 @@ def main(argv: list[str] | None = None) -> None:
             _run_single(overrides) if direct else _hydra_task()
     except KeyboardInterrupt:  # a sweep (a single run handles its own), or Hydra before the task
         fail(_interrupted(), EXIT_INTERRUPTED)
+    except SkillsimError as err:  # a launcher refusing the sweep's jobs (sim.cluster), in one line
+        fail(err)
     except OSError as exc:  # Hydra creating a folder or writing multirun.yaml: disk, permissions, ...
         fail(environment_fault(exc, exc.filename or "the output folder"))
     except ValueError as exc:  # Hydra refuses a combination of its flags (e.g. -m with --cfg)

@@ -39,6 +39,9 @@ PROGRESS_FILE = ".sweep_progress.json"
 LAST_COUNTS: dict | None = None
 #: Set by the callback in the main process: the folder of the running multirun (for an interrupt).
 SWEEP_DIR: Path | None = None
+#: Set by the callback in the main process: whether the sweep folder existed before this command (a
+#: launcher that fails to submit removes a folder that it did not find).
+SWEEP_DIR_EXISTED: bool = True
 #: Set by the callback in the main process: the one-line error that stopped the aggregation, if any.
 LAST_ERROR: SkillsimError | None = None
 PROGRESS_EVERY_S = 5.0  #: a job logs the sweep's progress if this long has passed since the last log
@@ -62,10 +65,11 @@ def clear_failure(job_dir: Path) -> None:
 
 def record_failure(job_dir: Path, err: BaseException, overrides: list[str], job_num: int | None) -> bool:
     """Write FAILED atomically into the job folder; False (and a log line) if even that cannot be written."""
-    user = isinstance(err, SkillsimError)
-    info = {"error": str(err) if user else f"{type(err).__name__}: {err}", "overrides": overrides,
+    ours = isinstance(err, SkillsimError)  # a message written for the user (a scheduler's kill included)
+    user = bool(getattr(err, "user_error", ours))
+    info = {"error": str(err) if ours else f"{type(err).__name__}: {err}", "overrides": overrides,
             "job_num": job_num, "user_error": user, "environment": bool(getattr(err, "environment", False))}
-    if not user:
+    if not ours:
         info["traceback"] = traceback.format_exc()
     tmp = job_dir / f".{FAILED_MARKER}.tmp-{os.getpid()}"
     try:
@@ -167,8 +171,9 @@ class AggregateCallback(Callback):
         self.baseline = baseline
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global SWEEP_DIR
+        global SWEEP_DIR, SWEEP_DIR_EXISTED
         sweep_dir = SWEEP_DIR = Path(config.hydra.sweep.dir)
+        SWEEP_DIR_EXISTED = sweep_dir.exists()
         try:
             total = count_jobs(config)
         except Exception:  # counting is only for the progress log
