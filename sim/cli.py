@@ -206,7 +206,7 @@ def _quiet_worker_interrupts() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _objective(dcfg: DictConfig, job_dir: Path):
+def job_objective(dcfg: DictConfig, job_dir: Path):
     """The job's objective (sim.objective) from its written series; None if it cannot be had."""
     from . import objective
 
@@ -243,7 +243,7 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
     if is_finished(job_dir):
         log.info("job %s: already finished, skipped", job_dir.name)
         log_progress(job_dir.parent)
-        return _objective(dcfg, job_dir) if value else None
+        return job_objective(dcfg, job_dir) if value else None
     nan = failed_objective(dcfg) if value else None
     try:
         held = claims.claim(job_dir)
@@ -274,7 +274,7 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
                 if record_failure(job_dir, err, overrides, job_num):
                     log.error("job %s failed: %s", job_dir.name, err)
     log_progress(job_dir.parent)
-    return _objective(dcfg, job_dir) if value and is_finished(job_dir) else nan
+    return job_objective(dcfg, job_dir) if value and is_finished(job_dir) else nan
 
 
 def claim_run_folder(run_dir: Path, unique: bool) -> tuple[claims.Claim, Path]:

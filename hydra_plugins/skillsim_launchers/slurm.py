@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn
@@ -27,6 +27,17 @@ class SkillsimSlurmLauncher(SlurmLauncher):
         from sim.cluster.slurm import launch
 
         return launch(self, job_overrides, initial_job_idx)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """One job, on its node. submitit ignores SIGTERM (it waits for its own signal to checkpoint),
+        so a job that scancel, a time limit or preemption ends would run on until SIGKILL; here it
+        stops at once, as skillsim does on SIGTERM: nothing half-written, its claim released."""
+        import signal
+
+        from sim.errors import stop_on_signal
+
+        signal.signal(signal.SIGTERM, stop_on_signal)
+        return super().__call__(*args, **kwargs)
 
 
 @dataclass

@@ -291,16 +291,16 @@ def explain_refusal(exc: BaseException, params: dict[str, Any]) -> str:
     low = said.lower()
     if "time limit" in low:
         key, value, allowed = "timeout_min", params.get("timeout_min"), "null (the partition's default) or at most the partition's MaxTime (scontrol show partition)"
+    elif "account" in low:
+        key, value, allowed = "account", params.get("account"), "an account you belong to (sacctmgr show assoc user=$USER)"
+    elif "qos" in low:
+        key, value, allowed = "qos", params.get("qos"), "a QOS of your account"
     elif "partition" in low:
         key, value, allowed = "partition", params.get("partition"), f"a partition of this cluster: {_partitions()}"
     elif "memory" in low:
         key, value, allowed = "mem_gb", params.get("mem_gb"), "null (the partition's default) or what a node has (sinfo -o %m)"
     elif "array" in low:
         key, value, allowed = "max_array_size", params.get("max_array_size"), "at most the cluster's MaxArraySize"
-    elif "account" in low:
-        key, value, allowed = "account", params.get("account"), "an account you belong to (sacctmgr show assoc user=$USER)"
-    elif "qos" in low:
-        key, value, allowed = "qos", params.get("qos"), "a QOS of your account"
     elif "gres" in low or "generic resource" in low:
         key, value, allowed = "gres", params.get("gres"), "resources the nodes have (sinfo -o %G)"
     elif "node configuration" in low or "cpu" in low:
@@ -312,7 +312,8 @@ def explain_refusal(exc: BaseException, params: dict[str, Any]) -> str:
 
 # -- the launch --------------------------------------------------------------------------------------
 
-def _job_folder(launcher, overrides: Sequence[str]) -> Path:
+def _job_folder(launcher, overrides: Sequence[str]) -> tuple[Path, Any]:
+    """A job's folder and its composed config (as the job will compose it)."""
     cfg = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
     return Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir), cfg
 
@@ -369,6 +370,41 @@ def _forget_new_sweep(sweep_dir: Path, before: set[str] | None) -> None:
             shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
 
 
+def _minutes(limit: str) -> float | None:
+    """SLURM's time limit ([D-]HH:MM:SS, MM:SS, MM, UNLIMITED) in minutes; None if unlimited."""
+    if not limit or limit.upper() in ("UNLIMITED", "INFINITE", "NONE"):
+        return None
+    days, _, rest = limit.rpartition("-")
+    parts = [int(p) for p in rest.split(":")]
+    h, m, sec = ([0] * (3 - len(parts)) + parts) if len(parts) > 1 else (0, parts[0], 0)
+    return (int(days or 0) * 24 + h) * 60 + m + sec / 60
+
+
+def _too_big(params: dict[str, Any], fallback: tuple[str, str]) -> tuple[str, str]:
+    """The launcher request that the partition or its nodes cannot meet: (setting, what is allowed)."""
+    try:
+        which = [params["partition"]] if params.get("partition") else []
+        part = subprocess.run(["scontrol", "show", "partition", "--oneliner", *which], capture_output=True,
+                              text=True, timeout=30).stdout.splitlines()
+        nodes = subprocess.run(["sinfo", "--noheader", "--format=%c %m"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return fallback
+    if not which:  # the default partition
+        part = [ln for ln in part if "Default=YES" in ln] or part
+    fields = dict(f.split("=", 1) for f in (part[0] if part else "").split() if "=" in f)
+    max_time = _minutes(fields.get("MaxTime", ""))
+    if params.get("timeout_min") is not None and max_time is not None and params["timeout_min"] > max_time:
+        return "timeout_min", f"null (the partition's default) or at most the partition's MaxTime, {max_time:g} minutes"
+    sizes = [ln.split() for ln in nodes.splitlines() if len(ln.split()) == 2]
+    cpus = max((int(c.rstrip("+")) for c, _ in sizes), default=None)
+    mem_mb = max((int(m.rstrip("+")) for _, m in sizes), default=None)
+    if params.get("cpus_per_task") and cpus and params["cpus_per_task"] * (params.get("tasks_per_node") or 1) > cpus:
+        return "cpus_per_task", f"at most {cpus} CPUs per node (sinfo -o %c)"
+    if params.get("mem_gb") and mem_mb and params["mem_gb"] * 1024 > mem_mb:
+        return "mem_gb", f"null or at most {mem_mb // 1024} GB per node (sinfo -o %m)"
+    return fallback
+
+
 def _never_starts(watcher, jobs: list, done: set[int], params: dict[str, Any], sweep_dir: Path,
                   before: set[str] | None) -> None:
     """A job pending for a reason that will not pass (a time limit above the partition's, a request
@@ -383,8 +419,29 @@ def _never_starts(watcher, jobs: list, done: set[int], params: dict[str, Any], s
             if sweep_dir.exists():
                 _forget_new_sweep(sweep_dir, before)
             key, allowed = NEVER_STARTS[reason]
+            if reason in ("PartitionConfig", "BadConstraints"):  # which request: compare with the cluster
+                key, allowed = _too_big(params, (key, allowed))
             raise SubmissionError(f"SLURM will never start the sweep's jobs (pending with reason {reason}); "
                                   f"cancelled them: hydra.launcher.{key} = {params.get(key)!r}; allowed: {allowed}")
+
+
+def _finished(launcher, job_overrides: Sequence[Sequence[str]]) -> dict[int, Any]:
+    """The JobReturns of the jobs whose folders already hold a finished run: not submitted again, so
+    resuming a large sweep queues only what is left (as the job itself would skip it, see sim.cli)."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from ..cli import job_objective
+    from ..sweep import is_finished
+
+    basic = str(launcher.config.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper")
+    found = {}
+    for i, overrides in enumerate(job_overrides):
+        job_dir, cfg = _job_folder(launcher, overrides)
+        if is_finished(job_dir):
+            log.info("job %s: already finished, skipped", job_dir.name)
+            found[i] = JobReturn(overrides=list(overrides), working_dir=str(job_dir), task_name=str(cfg.hydra.job.name),
+                                 status=JobStatus.COMPLETED, _return_value=None if basic else job_objective(cfg, job_dir))
+    return found
 
 
 def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
@@ -410,15 +467,19 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
             raise SubmissionError(f"config error: hydra.launcher: {str(exc).splitlines()[0]}") from None
         raise
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    results: list = [None] * len(job_overrides)
+    for i, ret in _finished(launcher, job_overrides).items():
+        results[i] = ret
     state = Singleton.get_state()
-    params_per_job = [(list(o), "hydra.sweep.dir", initial_job_idx + i, f"job_id_for_{initial_job_idx + i}", state)
-                      for i, o in enumerate(job_overrides)]
+    todo = [i for i, r in enumerate(results) if r is None]  # position in the batch of each job to submit
+    arguments = [(list(job_overrides[i]), "hydra.sweep.dir", initial_job_idx + i, f"job_id_for_{initial_job_idx + i}",
+                  state) for i in todo]
     watcher = _watcher_class()(poll_s)
-    jobs: list = []
-    done: set[int] = set()
+    jobs: list = []  # aligned with todo
+    done: set[int] = set()  # indices into jobs
     try:
-        for start in range(0, len(params_per_job), per_array):
-            chunk = params_per_job[start:start + per_array]
+        for start in range(0, len(arguments), per_array):
+            chunk = arguments[start:start + per_array]
             try:
                 submitted = executor.map_array(launcher, *zip(*chunk))
             except Exception as exc:  # noqa: BLE001 - sbatch's refusal, whatever submitit wraps it in
@@ -430,36 +491,34 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
                 job.watcher = watcher  # squeue, not sacct
                 watcher.register_job(job.job_id)
             jobs += submitted
-            first = submitted[0].job_id.split("_")[0]
-            log.info("slurm: jobs %d-%d of this batch submitted as %s %s", start, start + len(chunk) - 1,
-                     "array" if len(chunk) > 1 else "job", first)
-        _never_starts(watcher, jobs, done, params, sweep_dir, before)
-        results: list = [None] * len(jobs)
+            log.info("slurm: %d jobs submitted as %s %s", len(chunk), "array" if len(chunk) > 1 else "job",
+                     submitted[0].job_id.split("_")[0])
         ended: dict[int, float] = {}  # job -> when the queue first said it ended without a result
         while len(done) < len(jobs):
             watcher.update()
             _never_starts(watcher, jobs, done, params, sweep_dir, before)
             now = time.monotonic()
-            for i, job in enumerate(jobs):
-                if i in done:
+            for k, job in enumerate(jobs):
+                if k in done:
                     continue
                 if not job.paths.result_pickle.exists():
                     if not watcher.is_done(job.job_id, mode="cache"):
                         continue
                     # a shared file system may show the result a little after the queue shows the end
-                    if now - ended.setdefault(i, now) < RESULT_GRACE_S:
+                    if now - ended.setdefault(k, now) < RESULT_GRACE_S:
                         continue
                     job._results_timeout_s = 0  # waited above, without holding up the other jobs
-                overrides, job_num = params_per_job[i][0], params_per_job[i][2]
+                overrides, job_num = arguments[k][0], arguments[k][2]
                 try:
-                    results[i] = job.results()[0]
+                    results[todo[k]] = job.results()[0]
                 except UncompletedJobError:
                     info = watcher.get_info(job.job_id, mode="cache")
-                    results[i] = _killed(launcher, job, overrides, job_num, info.get("State", "UNKNOWN"),
-                                         info.get("Reason", ""))
+                    results[todo[k]] = _killed(launcher, job, overrides, job_num, info.get("State", "UNKNOWN"),
+                                               info.get("Reason", ""))
                 except Exception as exc:  # noqa: BLE001 - the job's harness failed (e.g. no Python on the node)
-                    results[i] = _killed(launcher, job, overrides, job_num, "FAILED", str(exc).splitlines()[0][:200])
-                done.add(i)
+                    results[todo[k]] = _killed(launcher, job, overrides, job_num, "FAILED",
+                                               str(exc).splitlines()[0][:200])
+                done.add(k)
             if len(done) < len(jobs):
                 sweep.log_progress(sweep_dir)
                 time.sleep(poll_s)

@@ -1,0 +1,240 @@
+"""Sweeps on a real SLURM cluster (`hydra/launcher=slurm`, sim.cluster.slurm).
+
+The slow tests bring up a one-node cluster with the project's own script
+(tests/cluster/slurm-test-cluster: munged, slurmctld and slurmd, no accounting, one partition with
+MaxTime 60 minutes, MaxArraySize 3) and use it as a user would:
+
+- a 2 x 2 sweep gives byte-identical tables to the basic launcher's (and, with MaxArraySize 3, goes
+  out as two arrays; no `--time` is requested; no sacct noise);
+- a job cancelled with scancel while it runs becomes a FAILED record naming the cancellation, the
+  others finish and aggregate, the command exits 5, and a re-run into the folder runs only that job;
+- Ctrl-C or SIGTERM to the command cancels every job it queued: none is left in the queue;
+- sbatch's refusals (a wrong partition, too much memory) and a time limit above the partition's
+  (jobs that would pend forever) are one line naming the setting, with no folder and no job left.
+
+The daemons are stopped by PID at the end, and the test checks that they are gone. The fast tests at
+the top check the pieces that need no cluster: squeue parsing, the refusal messages, the sbatch script.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sim.cluster import slurm
+from sim.errors import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
+from .conftest import SHORT_HISTORY
+
+SCRIPT = Path(__file__).parent / "cluster" / "slurm-test-cluster"
+SKILLSIM = [sys.executable, "-m", "sim"]
+GRID = ["scenario=baseline,no_policy", "replicate=range(0,2)"]
+SMALL = ["n_agents=2000", "horizon.end_year=2025", SHORT_HISTORY]
+#: jobs of about 20 s on 2 cores: long enough to be cancelled or interrupted while they run
+LONG = ["n_agents=2000000", "horizon.end_year=2032", SHORT_HISTORY]
+TABLES = ("runs.csv", "ensemble.csv", "effects.csv", "series_long.parquet")
+
+
+# -- without a cluster -------------------------------------------------------------------------------
+
+def test_squeue_lines_give_every_array_task_its_state():
+    watcher = slurm._watcher_class()(1)
+    info = watcher.read_info("12_[2-4%2]|PENDING|Resources\n12_0|RUNNING|None\n12_1|CANCELLED|None\n"
+                             "13|PENDING|PartitionTimeLimit\n")
+    assert {k: v["State"] for k, v in info.items()} == {
+        "12_2": "PENDING", "12_3": "PENDING", "12_4": "PENDING", "12_0": "RUNNING", "12_1": "CANCELLED",
+        "13": "PENDING"}
+    assert info["13"]["Reason"] == "PartitionTimeLimit"
+    assert {s for s in ("RUNNING", "PENDING", "CANCELLED", "TIMEOUT") if s in slurm.FINAL_STATES} == {"CANCELLED", "TIMEOUT"}
+
+
+@pytest.mark.parametrize("said, key", [
+    ("sbatch: error: invalid partition specified: cpu\nsbatch: error: Batch job submission failed: Invalid partition name specified", "partition"),
+    ("sbatch: error: Memory specification can not be satisfied\nsbatch: error: Batch job submission failed: Requested node configuration is not available", "mem_gb"),
+    ("sbatch: error: Batch job submission failed: Requested time limit is invalid (missing or exceeds some limit)", "timeout_min"),
+    ("sbatch: error: Batch job submission failed: Invalid job array specification", "max_array_size"),
+    ("sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified", "account"),
+])
+def test_an_sbatch_refusal_is_one_line_naming_the_setting(said, key):
+    line = slurm.explain_refusal(slurm.SbatchRefused(said), {"partition": "cpu", "mem_gb": 64})
+    assert "\n" not in line and f"hydra.launcher.{key} = " in line
+    assert said.splitlines()[0].split("error: ", 1)[1] in line  # what SLURM said is kept
+
+
+def test_no_time_request_unless_one_is_given(tmp_path, monkeypatch):
+    """submitit writes --time=5 (five minutes) when none is given; the launcher writes none."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\n")
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    base = {"submitit_folder": str(tmp_path / "%j"), "timeout_min": None, "cpus_per_task": 1, "mem_gb": None,
+            "name": "cli", "poll_s": 1.0, "max_array_size": None, "partition": None}
+    text = slurm.make_executor(base)._make_submission_file_text("true", "x")
+    assert "--time" not in text and "--mem" not in text and "--cpus-per-task=1" in text
+    text = slurm.make_executor(base | {"timeout_min": 90, "mem_gb": 2})._make_submission_file_text("true", "x")
+    assert "#SBATCH --time=90" in text and "#SBATCH --mem=2GB" in text
+
+
+# -- a real cluster ----------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A one-node SLURM cluster (MaxArraySize 3); the environment to use it; stopped by PID after."""
+    missing = [t for t in ("munged", "slurmctld", "slurmd", "sbatch") if shutil.which(t) is None]
+    if missing or os.geteuid() != 0:
+        why = f"needs root and Debian's slurm-wlm and munge (missing: {', '.join(missing) or 'root'})"
+        if os.environ.get("SKILLSIM_REQUIRE_CLUSTER"):
+            pytest.fail(why)
+        pytest.skip(why)
+    folder = Path(tempfile.mkdtemp(prefix="skillsim-slurm-"))  # open to the munge user, unlike pytest's tmp
+    env = dict(os.environ, SLURMCTLD_PORT=str(_free_port()), SLURMD_PORT=str(_free_port()))
+    up = subprocess.run([str(SCRIPT), "up", str(folder), "3"], env=env, capture_output=True, text=True, timeout=120)
+    assert up.returncode == 0, up.stderr + up.stdout
+    env["SLURM_CONF"] = str(folder / "slurm.conf")
+    pids = {name: int((folder / f"{name}.pid").read_text()) for name in ("munged", "slurmctld", "slurmd")}
+    try:
+        yield env
+    finally:
+        subprocess.run(["scancel", "--user", "root"], env=env, capture_output=True)
+        subprocess.run([str(SCRIPT), "down", str(folder)], env=env, capture_output=True, timeout=120)
+        still = [name for name, pid in pids.items() if _alive(pid)]
+        shutil.rmtree(folder, ignore_errors=True)
+        assert not still, f"daemons still running after `down`: {still}"
+
+
+def run(env, *args, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([*SKILLSIM, "-m", *args], env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def queued(env) -> list[str]:
+    out = subprocess.run(["squeue", "--noheader", "--states=pending,running,completing,configuring", "--format=%i|%T"],
+                         env=env, capture_output=True, text=True)
+    return out.stdout.split()
+
+
+def running_job(env, at_least_s: int = 2, timeout: float = 120) -> str:
+    """The id of a job that has run for at least `at_least_s` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        out = subprocess.run(["squeue", "--noheader", "--states=running", "--format=%i|%M"], env=env,
+                             capture_output=True, text=True).stdout.split()
+        for line in out:
+            job, elapsed = line.split("|")
+            if int(elapsed.split(":")[-1]) + 60 * int(elapsed.split(":")[-2]) >= at_least_s:
+                return job
+        time.sleep(0.5)
+    raise AssertionError("no job started running")
+
+
+def wait_until_queue_empty(env, timeout: float = 60) -> list[str]:
+    end = time.monotonic() + timeout
+    while (left := queued(env)) and time.monotonic() < end:
+        time.sleep(0.5)
+    return left
+
+
+def message_lines(stderr: str) -> list[str]:
+    return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("[")]
+
+
+@pytest.mark.slow
+def test_a_slurm_sweep_gives_the_basic_launchers_tables(cluster, tmp_path):
+    on_slurm = run(cluster, *GRID, *SMALL, "hydra/launcher=slurm", "hydra.launcher.poll_s=1",
+                   f"hydra.sweep.dir={tmp_path / 'slurm'}", cwd=tmp_path)
+    assert on_slurm.returncode == EXIT_OK, on_slurm.stderr[-3000:]
+    basic = run(cluster, *GRID, *SMALL, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'basic'}", cwd=tmp_path)
+    assert basic.returncode == EXIT_OK, basic.stderr[-3000:]
+    for table in TABLES:
+        assert (tmp_path / "slurm" / table).read_bytes() == (tmp_path / "basic" / table).read_bytes(), table
+    assert on_slurm.stderr.count(" jobs submitted as ") == 2, "4 jobs with MaxArraySize 3: two submissions"
+    assert "sacct" not in on_slurm.stderr
+    scripts = list((tmp_path / "slurm" / ".submitit").rglob("*submission_file*.sh"))
+    assert scripts and not any("--time" in p.read_text() for p in scripts)  # the partition's limit applies
+
+
+@pytest.mark.slow
+def test_a_job_cancelled_by_the_scheduler_is_recorded_and_resumed(cluster, tmp_path):
+    out = tmp_path / "sweep"
+    args = [*GRID, *LONG, "hydra/launcher=slurm", "hydra.launcher.poll_s=1", f"hydra.sweep.dir={out}"]
+    proc = subprocess.Popen([*SKILLSIM, "-m", *args], env=cluster, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    victim = running_job(cluster)
+    subprocess.run(["scancel", victim], env=cluster, check=True)
+    stderr = proc.communicate(timeout=600)[1]
+    assert proc.returncode == EXIT_PARTIAL, stderr[-3000:]
+    failed = [p.parent for p in out.glob("*/FAILED")]
+    assert len(failed) == 1 and len(list(out.glob("*/COMPLETE"))) == 3, stderr[-3000:]
+    record = (failed[0] / "FAILED").read_text()
+    assert f"SLURM job {victim} ended CANCELLED" in record and '"user_error": false' in record
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(runs["status"]) == ["failed", "ok", "ok", "ok"]
+    assert "CANCELLED" in runs.loc[runs["status"] == "failed", "error"].iloc[0]
+    finished = {p: p.stat().st_mtime_ns for p in out.glob("*/COMPLETE")}
+
+    again = run(cluster, *args, cwd=tmp_path)
+    assert again.returncode == EXIT_OK, again.stderr[-3000:]
+    assert again.stderr.count("already finished, skipped") == 3
+    assert "slurm: 1 jobs submitted as job" in again.stderr  # only the cancelled job is queued again
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # the finished jobs were not touched
+    assert (failed[0] / "COMPLETE").exists() and not (failed[0] / "FAILED").exists()
+    assert (pd.read_csv(out / "runs.csv")["status"] == "ok").all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_slurm_sweep_leaves_no_job_in_the_queue(cluster, tmp_path, sig):
+    out = tmp_path / "sweep"
+    proc = subprocess.Popen([*SKILLSIM, "-m", "scenario=baseline,no_policy", "replicate=range(0,3)", *LONG,
+                             "hydra/launcher=slurm", "hydra.launcher.poll_s=1", f"hydra.sweep.dir={out}"],
+                            env=cluster, cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    running_job(cluster, at_least_s=1)
+    assert len(queued(cluster)) >= 2
+    proc.send_signal(sig)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == EXIT_INTERRUPTED, stderr[-3000:]
+    lines = message_lines(stderr)
+    assert len(lines) == 1 and "cancelled 6 queued or running SLURM jobs" in lines[0], lines
+    assert wait_until_queue_empty(cluster) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting, key, why", [
+    ("hydra.launcher.partition=cpu", "partition", "invalid partition"),
+    ("hydra.launcher.mem_gb=100000", "mem_gb", "Memory specification"),
+    ("hydra.launcher.timeout_min=120", "timeout_min", "MaxTime, 60 minutes"),  # pending forever otherwise
+])
+def test_a_refused_submission_is_one_line_and_leaves_nothing(cluster, tmp_path, setting, key, why):
+    out = tmp_path / "sweep"
+    proc = run(cluster, *GRID, *SMALL, "hydra/launcher=slurm", setting, "hydra.launcher.poll_s=1",
+               f"hydra.sweep.dir={out}", cwd=tmp_path, timeout=120)
+    assert proc.returncode == EXIT_CONFIG, proc.stderr[-3000:]
+    lines = message_lines(proc.stderr)
+    assert len(lines) == 1 and f"hydra.launcher.{key} = " in lines[0] and why in lines[0], lines
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    assert wait_until_queue_empty(cluster, timeout=10) == []
