@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.cluster import slurm
+from sim.cluster import queue, sbatch
 from sim.errors import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
 from .conftest import SHORT_HISTORY
 
@@ -47,14 +47,14 @@ TABLES = ("runs.csv", "ensemble.csv", "effects.csv", "series_long.parquet")
 # -- without a cluster -------------------------------------------------------------------------------
 
 def test_squeue_lines_give_every_array_task_its_state():
-    watcher = slurm._watcher_class()(1)
+    watcher = queue.watcher_class()(1)
     info = watcher.read_info("12_[2-4%2]|PENDING|Resources\n12_0|RUNNING|None\n12_1|CANCELLED|None\n"
                              "13|PENDING|PartitionTimeLimit\n")
     assert {k: v["State"] for k, v in info.items()} == {
         "12_2": "PENDING", "12_3": "PENDING", "12_4": "PENDING", "12_0": "RUNNING", "12_1": "CANCELLED",
         "13": "PENDING"}
     assert info["13"]["Reason"] == "PartitionTimeLimit"
-    assert {s for s in ("RUNNING", "PENDING", "CANCELLED", "TIMEOUT") if s in slurm.FINAL_STATES} == {"CANCELLED", "TIMEOUT"}
+    assert {s for s in ("RUNNING", "PENDING", "CANCELLED", "TIMEOUT") if s in queue.FINAL_STATES} == {"CANCELLED", "TIMEOUT"}
 
 
 @pytest.mark.parametrize("said, key", [
@@ -65,7 +65,7 @@ def test_squeue_lines_give_every_array_task_its_state():
     ("sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified", "account"),
 ])
 def test_an_sbatch_refusal_is_one_line_naming_the_setting(said, key):
-    line = slurm.explain_refusal(slurm.SbatchRefused(said), {"partition": "cpu", "mem_gb": 64})
+    line = sbatch.explain_refusal(sbatch.SbatchRefused(said), {"partition": "cpu", "mem_gb": 64})
     assert "\n" not in line and f"hydra.launcher.{key} = " in line
     assert said.splitlines()[0].split("error: ", 1)[1] in line  # what SLURM said is kept
 
@@ -79,9 +79,9 @@ def test_no_time_request_unless_one_is_given(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
     base = {"submitit_folder": str(tmp_path / "%j"), "timeout_min": None, "cpus_per_task": 1, "mem_gb": None,
             "name": "cli", "poll_s": 1.0, "max_array_size": None, "partition": None}
-    text = slurm.make_executor(base)._make_submission_file_text("true", "x")
+    text = sbatch.make_executor(base)._make_submission_file_text("true", "x")
     assert "--time" not in text and "--mem" not in text and "--cpus-per-task=1" in text
-    text = slurm.make_executor(base | {"timeout_min": 90, "mem_gb": 2})._make_submission_file_text("true", "x")
+    text = sbatch.make_executor(base | {"timeout_min": 90, "mem_gb": 2})._make_submission_file_text("true", "x")
     assert "#SBATCH --time=90" in text and "#SBATCH --mem=2GB" in text
 
 
