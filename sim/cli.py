@@ -614,9 +614,8 @@ def _interrupted() -> str:
         return "interrupted; no result folder was written"
     done = sum(not p.parent.name.startswith(".") for p in Path(d).glob(f"*/{COMPLETE_MARKER}"))  # not .partial-*
     # Parallel workers are stopped asynchronously: a job being written may still finish after this count.
-    from .cluster import slurm
-
-    cancelled = "" if slurm.LAST_CANCELLED is None else f"cancelled {slurm.LAST_CANCELLED} queued or running SLURM jobs; "
+    n = sweep.LAST_CANCELLED
+    cancelled = "" if n is None else f"cancelled {n} queued or running SLURM jobs; "
     return (f"interrupted; {cancelled}finished jobs are kept in {d} ({done} when stopped); to run the rest, "
             f"repeat the command with hydra.sweep.dir={d}")
 
@@ -706,7 +705,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.argv = [sys.argv[0]] + argv
     # The manifest records the command as typed; sweep workers (other processes) inherit it.
     os.environ[COMMAND_ENV] = json.dumps([PROG, *argv], ensure_ascii=False)
-    sweep.LAST_COUNTS = sweep.SWEEP_DIR = sweep.LAST_ERROR = None
+    sweep.LAST_COUNTS = sweep.SWEEP_DIR = sweep.LAST_ERROR = sweep.LAST_CANCELLED = None
     try:
         with _hydra_errors_reach_us():
             _run_single(overrides) if direct else _hydra_task()

@@ -42,6 +42,8 @@ SWEEP_DIR: Path | None = None
 #: Set by the callback in the main process: whether the sweep folder existed before this command (a
 #: launcher that fails to submit removes a folder that it did not find).
 SWEEP_DIR_EXISTED: bool = True
+#: Set by a cluster launcher (sim.cluster.slurm) when an interrupt cancelled the sweep's queued jobs: how many.
+LAST_CANCELLED: int | None = None
 #: Set by the callback in the main process: the one-line error that stopped the aggregation, if any.
 LAST_ERROR: SkillsimError | None = None
 PROGRESS_EVERY_S = 5.0  #: a job logs the sweep's progress if this long has passed since the last log

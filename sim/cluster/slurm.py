@@ -67,10 +67,6 @@ class SchedulerKill(SkillsimError):
     user_error = False
 
 
-#: Set when an interrupt cancelled jobs: how many (for the command's one-line message).
-LAST_CANCELLED: int | None = None
-
-
 # -- the launch --------------------------------------------------------------------------------------
 
 def _job_folder(launcher, overrides: Sequence[str]) -> tuple[Path, Any]:
@@ -172,7 +168,6 @@ def _finished(launcher, job_overrides: Sequence[Sequence[str]]) -> dict[int, Any
 
 def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
     """Submit a batch of sweep jobs as SLURM arrays and wait for all of them (see module doc)."""
-    global LAST_CANCELLED
     from hydra.core.singleton import Singleton
     from submitit.core.utils import UncompletedJobError
 
@@ -250,5 +245,5 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
                 time.sleep(poll_s)
         return results
     except KeyboardInterrupt:
-        LAST_CANCELLED = _cancel(jobs, done)
+        sweep.LAST_CANCELLED = _cancel(jobs, done)
         raise
