@@ -49,12 +49,13 @@ def interrupts_kept():
         raise
 
 
-def _interrupt_in_chain(exc: BaseException) -> KeyboardInterrupt | None:
-    """The KeyboardInterrupt anywhere in an exception's cause/context chain: a nested compiled call
-    can wrap it in more than one SystemError."""
+def _interrupt_in_chain(exc: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt (or other exception raised by a signal handler, marked `from_signal`)
+    anywhere in an exception's cause/context chain: a nested compiled call can wrap it in more than
+    one SystemError."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
+        if isinstance(exc, KeyboardInterrupt) or getattr(exc, "from_signal", False):
             return exc
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__

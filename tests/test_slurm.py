@@ -8,6 +8,7 @@ MaxTime 60 minutes, MaxArraySize 3) and use it as a user would:
   out as two arrays; no `--time` is requested; no sacct noise);
 - a job cancelled with scancel while it runs becomes a FAILED record naming the cancellation, the
   others finish and aggregate, the command exits 5, and a re-run into the folder runs only that job;
+- a job warned of its time limit records the limit and the setting to raise, and the others finish;
 - Ctrl-C or SIGTERM to the command cancels every job it queued: none is left in the queue;
 - sbatch's refusals (a wrong partition, too much memory) and a time limit above the partition's
   (jobs that would pend forever) are one line naming the setting, with no folder and no job left.
@@ -84,6 +85,19 @@ def test_no_time_request_unless_one_is_given(tmp_path, monkeypatch):
     assert "--time" not in text and "--mem" not in text and "--cpus-per-task=1" in text
     text = sbatch.make_executor(base | {"timeout_min": 90, "mem_gb": 2})._make_submission_file_text("true", "x")
     assert "#SBATCH --time=90" in text and "#SBATCH --mem=2GB" in text
+
+
+def test_a_time_limit_inside_the_warning_delay_is_refused(tmp_path, monkeypatch):
+    """submitit warns a job `signal_delay_s` (120) seconds before its time limit: a limit shorter than
+    that would stop every job at its start, so it is refused in one line."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "srun").write_text("#!/bin/sh\n")
+    (fake / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    with pytest.raises(sbatch.SubmissionError, match=r"hydra.launcher.timeout_min = 2 is invalid.*signal_delay_s \(120 s\)"):
+        sbatch.make_executor({"submitit_folder": str(tmp_path / "%j"), "timeout_min": 2, "signal_delay_s": 120})
+    sbatch.make_executor({"submitit_folder": str(tmp_path / "%j"), "timeout_min": 3, "signal_delay_s": 120})
 
 
 # -- a real cluster ----------------------------------------------------------------------------------
@@ -208,6 +222,32 @@ def test_a_job_cancelled_by_the_scheduler_is_recorded_and_resumed(cluster, tmp_p
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # the finished jobs were not touched
     assert (failed[0] / "COMPLETE").exists() and not (failed[0] / "FAILED").exists()
     assert (pd.read_csv(out / "runs.csv")["status"] == "ok").all()
+
+
+@pytest.mark.slow
+def test_a_job_warned_of_its_time_limit_records_it_and_the_others_finish(cluster, tmp_path):
+    """SLURM warns a job `signal_delay_s` before its time limit with USR2 (give or take the 60 s of
+    SLURM's timer, too coarse for a test), so the warning is sent as SLURM sends it, with
+    `scancel --signal=USR2`, as submitit's own tests do. The job stops with a FAILED record naming
+    the limit and the setting to raise; the other job finishes."""
+    out = tmp_path / "sweep"
+    proc = subprocess.Popen([*SKILLSIM, "-m", "n_agents=2000000,2001000", "horizon.end_year=2032", SHORT_HISTORY,
+                             "hydra/launcher=slurm", "hydra.launcher.timeout_min=30", "hydra.launcher.poll_s=1",
+                             f"hydra.sweep.dir={out}"], env=cluster, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    victim = running_job(cluster, at_least_s=1)
+    end = time.monotonic() + 60  # SLURM warns near the end of a job, long after it started its run
+    while not any("agents (weight" in p.read_text() for p in (out / ".submitit" / victim).glob("*_log.err")):
+        assert time.monotonic() < end, "the job did not start its run"
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--signal=USR2", victim], env=cluster, check=True)
+    stderr = proc.communicate(timeout=600)[1]
+    assert proc.returncode == EXIT_PARTIAL, stderr[-3000:]
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(runs["status"]) == ["failed", "ok"]
+    error = runs.loc[runs["status"] == "failed", "error"].iloc[0]
+    assert f"SLURM job {victim} reached its time limit (hydra.launcher.timeout_min = 30)" in error, error
+    scripts = list((out / ".submitit").rglob("*submission_file*.sh"))
+    assert scripts and all("#SBATCH --time=30" in p.read_text() for p in scripts)
 
 
 @pytest.mark.slow

@@ -29,14 +29,10 @@ class SkillsimSlurmLauncher(SlurmLauncher):
         return launch(self, job_overrides, initial_job_idx)
 
     def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
-        """One job, on its node. submitit ignores SIGTERM (it waits for its own signal to checkpoint),
-        so a job that scancel, a time limit or preemption ends would run on until SIGKILL; here it
-        stops at once, as skillsim does on SIGTERM: nothing half-written, its claim released."""
-        import signal
+        """One job, on its node: as upstream's, with the scheduler's signals handled (sim.cluster.slurm.on_node)."""
+        from sim.cluster.slurm import on_node
 
-        from sim.errors import stop_on_signal
-
-        signal.signal(signal.SIGTERM, stop_on_signal)
+        on_node(self.params)
         return super().__call__(*args, **kwargs)
 
 

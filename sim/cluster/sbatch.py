@@ -103,6 +103,11 @@ def make_executor(params: dict[str, Any]):
         raise SubmissionError(f"hydra/launcher=slurm needs a SLURM cluster, and none was found ({exc}); run on "
                               "the cluster's login node, or use the default launcher on one machine") from None
     executor.no_time = params.get("timeout_min") is None
+    delay = params.get("signal_delay_s") or 0
+    if not executor.no_time and (params["timeout_min"] < 1 or params["timeout_min"] * 60 <= delay):
+        raise SubmissionError(f"config error: hydra.launcher.timeout_min = {params['timeout_min']!r} is invalid; allowed: "
+                              f"null, or minutes above hydra.launcher.signal_delay_s ({delay} s), when a job is "
+                              "warned of its time limit")
     # as submitit's AutoExecutor does: generic names (timeout_min, mem_gb, ...) to sbatch's, None = unset
     rest = {k: v for k, v in params.items()
             if k not in {"submitit_folder", "max_num_timeout", *OWN_KEYS} and v is not None}

@@ -57,6 +57,7 @@ KILL_HINTS = {
     "CANCELLED": "it was cancelled (scancel, or by an administrator)",
     "DEADLINE": "it reached its deadline",
     "GONE": "the scheduler no longer lists it, and it left no result",
+    "FAILED": "its process died before writing a result",
 }
 
 
@@ -65,6 +66,42 @@ class SchedulerKill(SkillsimError):
 
     exit_code = EXIT_PARTIAL
     user_error = False
+
+
+class TimeLimitReached(SchedulerKill):
+    """Raised in a job by SLURM's warning signal before its time limit (submitit's `signal_delay_s`)."""
+
+    from_signal = True  # sim.errors.interrupts_kept passes it through a compiled call unchanged
+
+
+def on_node(params: dict[str, Any]) -> None:
+    """Signals of the scheduler, in a job on its node, before it runs.
+
+    - SIGTERM (scancel, preemption, the time limit itself): stop at once, as skillsim does on
+      SIGTERM, with nothing half-written and the claim released. submitit ignores SIGTERM, so such a
+      job ran on until SIGKILL and sometimes even finished.
+    - submitit's warning signal (USR2, `signal_delay_s` seconds before the time limit): submitit
+      would try to checkpoint and requeue, which a run cannot do; the job instead records FAILED
+      with the time limit and the setting to raise, and the sweep goes on.
+    """
+    import os
+    import signal
+
+    from submitit.core.job_environment import JobEnvironment
+
+    from ..errors import stop_on_signal
+
+    limit = params.get("timeout_min")
+    asked = f"hydra.launcher.timeout_min = {limit}" if limit is not None else "the partition's default"
+
+    def time_limit(signum, frame):  # noqa: ARG001
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        job = f"{os.environ.get('SLURM_ARRAY_JOB_ID')}_{task}" if task else os.environ.get("SLURM_JOB_ID", "?")
+        raise TimeLimitReached(f"SLURM job {job} reached its time limit ({asked}) before the job finished: "
+                               "raise hydra.launcher.timeout_min (within the partition's MaxTime)")
+
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(JobEnvironment._usr_sig(), time_limit)
 
 
 # -- the launch --------------------------------------------------------------------------------------
@@ -87,6 +124,8 @@ def _killed(launcher, job, overrides: Sequence[str], job_num: int, state: str, r
     value = failed_objective(cfg)
     if not is_finished(job_dir):
         why = KILL_HINTS.get(state, f"the scheduler ended it ({state})")
+        if state == "FAILED":  # not the scheduler's doing: the job's own log says why
+            why += f"; see {job.paths.stderr}"
         detail = f", reason {reason}" if reason and reason not in ("None", "(null)") else ""
         err = SchedulerKill(f"SLURM job {job.job_id} ended {state}{detail} before the job finished: {why}")
         held = claims.claim(job_dir)
