@@ -37,7 +37,7 @@ import pandas as pd
 from ..config import to_dict
 from ..errors import ConfigError
 from .inputs import GROUPS, Input
-from .options import number, run_command, study_option
+from .options import key_values, number, run_command, study_option
 
 OPTIONS = {"condition": None, "n": 256, "replicates": 1, "threshold": 0.8, "peel_alpha": 0.05, "mass_min": 0.05,
            "inputs": ",".join(GROUPS), "n_agents": 10000, "quick": False, "out": None}
@@ -128,14 +128,8 @@ def prim_box(x: pd.DataFrame, y: np.ndarray, *, threshold: float, peel_alpha: fl
 
 
 def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        raise SystemExit(0)
     opts, extra, overrides = dict(OPTIONS), [], []
-    for a in argv:
-        key, sep, value = a.partition("=")
-        if not sep:
-            raise ConfigError(a, "", "key=value arguments (see skillsim-discover --help)")
+    for key, value in key_values(argv, USAGE, "skillsim-discover"):
         if key == "condition":
             opts[key] = value
             parse_condition(value)
@@ -146,7 +140,7 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
         elif key in ("threshold", "peel_alpha", "mass_min"):
             opts[key] = number(key, value, 0.0, 1.0)
         elif not study_option(key, value, opts, extra, GROUPS):
-            overrides.append(a)
+            overrides.append(f"{key}={value}")
     if opts["condition"] is None:
         raise ConfigError("condition", None, 'a condition such as "high_skill_share@2030<0.35"')
     years = set(condition_years(parse_condition(opts["condition"]))) | ({opts.pop("year")} if "year" in opts else set())

@@ -34,6 +34,7 @@ import pandas as pd
 
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError
+from .options import key_values
 from ..results import COMPLETE_MARKER, _json, complete_text, git_commit, package_versions, sha256
 from . import uncertainty, variance
 from .batch import run_batch
@@ -176,14 +177,8 @@ def write_folder(out: Path, tables: dict, manifest: dict, what: str = "forecast"
 
 
 def parse(argv: list[str]) -> tuple[dict, list[str]]:
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        raise SystemExit(0)
     opts, overrides = dict(OPTIONS), []
-    for a in argv:
-        key, sep, value = a.partition("=")
-        if not sep:
-            raise ConfigError(a, "", "key=value arguments (see skillsim-forecast --help)")
+    for key, value in key_values(argv, USAGE, "skillsim-forecast"):
         if key in ("params", "structural", "replicates", "n_agents", "seed"):
             try:
                 opts[key] = int(value)
@@ -193,11 +188,11 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
             if opts[key] < lo:
                 raise ConfigError(key, opts[key], f"an integer >= {lo}")
             if key in ("n_agents", "seed"):
-                overrides.append(a)
+                overrides.append(f"{key}={value}")
         elif key == "out":
             opts["out"] = value
         else:
-            overrides.append(a)
+            overrides.append(f"{key}={value}")
     if not any(o.startswith("n_agents=") for o in overrides):
         overrides.append(f"n_agents={opts['n_agents']}")
     return opts, overrides

@@ -1,4 +1,4 @@
-"""key=value options of the study commands (skillsim-plan, -sensitivity, -discover): each value checked
+"""key=value options of the study commands (skillsim-forecast, -plan, -sensitivity, -discover): each value checked
 with a one-line error naming the key, the value and what is allowed."""
 
 from __future__ import annotations
@@ -6,6 +6,20 @@ from __future__ import annotations
 import math
 
 from ..errors import ConfigError
+
+
+def key_values(argv: list[str], usage: str, prog: str) -> list[tuple[str, str]]:
+    """The command's key=value arguments; --help prints `usage` and exits 0, a bare word is one line."""
+    if any(a in ("-h", "--help") for a in argv):
+        print(usage)
+        raise SystemExit(0)
+    pairs = []
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep:
+            raise ConfigError(a, "", f"key=value arguments (see {prog} --help)")
+        pairs.append((key, value))
+    return pairs
 
 
 def number(key: str, value: str, lo: float | None = None, hi: float | None = None, kind=float):

@@ -54,7 +54,7 @@ import pandas as pd
 
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError, SkillsimError
-from .options import boolean, number, run_command
+from .options import boolean, key_values, number, run_command
 
 LEVERS = ("training", "competition", "studio")
 FUNDERS = ("total", "government", "employer")
@@ -351,14 +351,8 @@ class ModelEvaluator:
 
 def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
     """(options, lever bounds and fixed values, config overrides); one-line errors."""
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        raise SystemExit(0)
     opts, levers, overrides = dict(OPTIONS), {}, []
-    for a in argv:
-        key, sep, value = a.partition("=")
-        if not sep:
-            raise ConfigError(a, "", "key=value arguments (see skillsim-plan --help)")
+    for key, value in key_values(argv, USAGE, "skillsim-plan"):
         head, _, tail = key.partition(".")
         if head in LEVERS and tail in ("lo", "hi", "fixed"):
             levers.setdefault(head, {})[tail] = number(key, value, 0.0, 100.0)
@@ -395,7 +389,7 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
         elif key == "out":
             opts[key] = value
         else:
-            overrides.append(a)
+            overrides.append(f"{key}={value}")
     if opts["objective"] == "min_cost" and opts["target.share"] is None:
         raise ConfigError("target.share", None, "a share in [0, 1] (the target to reach)")
     if opts["objective"] == "max_share" and opts["budget"] is None:

@@ -46,7 +46,7 @@ import pandas as pd
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError
 from .inputs import GROUPS, Input, choose, configure, parse_input
-from .options import number, one_of, run_command, study_option
+from .options import key_values, number, one_of, run_command, study_option
 
 METHODS = ("morris", "sobol")
 OUTPUTS = ("high_skill_share", "income_mean", "income_median", "cost")
@@ -261,14 +261,8 @@ class ModelEvaluator:
 
 def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
     """(options, input.KEY=LO:HI pairs, config overrides); one-line errors."""
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        raise SystemExit(0)
     opts, extra, overrides = dict(OPTIONS), [], []
-    for a in argv:
-        key, sep, value = a.partition("=")
-        if not sep:
-            raise ConfigError(a, "", "key=value arguments (see skillsim-sensitivity --help)")
+    for key, value in key_values(argv, USAGE, "skillsim-sensitivity"):
         if key == "method":
             opts[key] = one_of(key, value, METHODS)
         elif key == "year":
@@ -287,7 +281,7 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
         elif key == "resamples":
             opts[key] = number(key, value, 10, 100_000, int)
         elif not study_option(key, value, opts, extra, GROUPS):
-            overrides.append(a)
+            overrides.append(f"{key}={value}")
     if opts["quick"]:
         opts.update(n=opts["n"] or (4 if opts["method"] == "morris" else 8), n_agents=min(opts["n_agents"], 2000),
                     noise_replicates=min(opts["noise_replicates"], 4), resamples=min(opts["resamples"], 200))
