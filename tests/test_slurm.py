@@ -59,6 +59,27 @@ def test_squeue_lines_give_every_array_task_its_state():
     assert {s for s in ("RUNNING", "PENDING", "CANCELLED", "TIMEOUT") if s in queue.FINAL_STATES} == {"CANCELLED", "TIMEOUT"}
 
 
+def test_a_forgotten_array_does_not_blind_the_queue_watcher(tmp_path, monkeypatch):
+    """squeue refuses a whole query if one array in it has been forgotten (ended more than MinJobAge
+    ago): the watcher then asks for each array alone, and the forgotten one's jobs count as gone."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "squeue").write_text("""#!/bin/sh
+for a in "$@"; do case "$a" in --jobs=*) ids="${a#--jobs=}";; esac; done
+case ",$ids," in *,7,*) echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1;; esac
+echo "8_0|RUNNING|None"
+""")
+    (fake / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    watcher = queue.watcher_class()(1)
+    for job in ("7_0", "8_0"):
+        watcher.register_job(job)
+    watcher.update()
+    assert watcher.get_state("7_0", mode="cache") == "GONE" and watcher.is_done("7_0", mode="cache")
+    assert watcher.get_state("8_0", mode="cache") == "RUNNING" and not watcher.is_done("8_0", mode="cache")
+    assert watcher.failures == 0
+
+
 @pytest.mark.parametrize("said, key", [
     ("sbatch: error: invalid partition specified: cpu\nsbatch: error: Batch job submission failed: Invalid partition name specified", "partition"),
     ("sbatch: error: Memory specification can not be satisfied\nsbatch: error: Batch job submission failed: Requested node configuration is not available", "mem_gb"),

@@ -56,16 +56,18 @@ def watcher_class():
             if command is None:
                 return
             self._num_calls += 1
-            try:
-                out = subprocess.run(command, capture_output=True, text=True, timeout=60)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                out = subprocess.CompletedProcess(command, 1, "", str(exc))
+            out = _squeue(command)
             self._last_status_check = time.time()
+            if out.returncode != 0 and "invalid job id" in out.stderr.lower():
+                # one of the arrays was forgotten (ended more than MinJobAge ago): ask for each alone
+                ids = command[-1].split("=", 1)[1].split(",")
+                alone = [_squeue(command[:-1] + [f"--jobs={i}"]) for i in ids]
+                out = subprocess.CompletedProcess(command, 0, "".join(a.stdout for a in alone if a.returncode == 0), "")
             if out.returncode != 0:
                 self.failures += 1
                 if self.failures in (1, 10, 100) or self.failures % 1000 == 0:  # not a line per poll
-                    log.warning("slurm: squeue failed (%d times so far): %s", self.failures,
-                                (out.stderr or "").strip().splitlines()[-1:] or "")
+                    last = (out.stderr or "").strip().splitlines()
+                    log.warning("slurm: squeue failed (%d times so far): %s", self.failures, last[-1] if last else "")
                 return
             seen = self.read_info(out.stdout)
             # sbatch has returned, so every job of ours is in the queue's memory until MinJobAge after
@@ -81,7 +83,15 @@ def watcher_class():
     return QueueWatcher
 
 
+def _squeue(command: list[str]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return subprocess.CompletedProcess(command, 1, "", str(exc))
+
+
 def scontrol_config() -> dict[str, str]:
+    """`scontrol show config` as a dict (empty if SLURM cannot be asked)."""
     try:
         out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
