@@ -36,6 +36,7 @@ import pytest
 from sim.cluster import queue, sbatch
 from sim.errors import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
 from .conftest import SHORT_HISTORY
+from .test_interrupt import message_lines
 
 SCRIPT = Path(__file__).parent / "cluster" / "slurm-test-cluster"
 SKILLSIM = [sys.executable, "-m", "sim"]
@@ -93,13 +94,18 @@ def test_an_sbatch_refusal_is_one_line_naming_the_setting(said, key):
     assert said.splitlines()[0].split("error: ", 1)[1] in line  # what SLURM said is kept
 
 
-def test_no_time_request_unless_one_is_given(tmp_path, monkeypatch):
-    """submitit writes --time=5 (five minutes) when none is given; the launcher writes none."""
+@pytest.fixture
+def fake_srun(tmp_path, monkeypatch):
+    """An `srun` on PATH: submitit builds its SLURM executor only where one is found."""
     fake = tmp_path / "bin"
     fake.mkdir()
     (fake / "srun").write_text("#!/bin/sh\n")
     (fake / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+
+
+def test_no_time_request_unless_one_is_given(tmp_path, fake_srun):
+    """submitit writes --time=5 (five minutes) when none is given; the launcher writes none."""
     base = {"submitit_folder": str(tmp_path / "%j"), "timeout_min": None, "cpus_per_task": 1, "mem_gb": None,
             "name": "cli", "poll_s": 1.0, "max_array_size": None, "partition": None}
     text = sbatch.make_executor(base)._make_submission_file_text("true", "x")
@@ -108,14 +114,9 @@ def test_no_time_request_unless_one_is_given(tmp_path, monkeypatch):
     assert "#SBATCH --time=90" in text and "#SBATCH --mem=2GB" in text
 
 
-def test_a_time_limit_inside_the_warning_delay_is_refused(tmp_path, monkeypatch):
+def test_a_time_limit_inside_the_warning_delay_is_refused(tmp_path, fake_srun):
     """submitit warns a job `signal_delay_s` (120) seconds before its time limit: a limit shorter than
     that would stop every job at its start, so it is refused in one line."""
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "srun").write_text("#!/bin/sh\n")
-    (fake / "srun").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
     with pytest.raises(sbatch.SubmissionError, match=r"hydra.launcher.timeout_min = 2 is invalid.*signal_delay_s \(120 s\)"):
         sbatch.make_executor({"submitit_folder": str(tmp_path / "%j"), "timeout_min": 2, "signal_delay_s": 120})
     sbatch.make_executor({"submitit_folder": str(tmp_path / "%j"), "timeout_min": 3, "signal_delay_s": 120})
@@ -197,10 +198,6 @@ def wait_until_queue_empty(env, timeout: float = 60) -> list[str]:
     while (left := queued(env)) and time.monotonic() < end:
         time.sleep(0.5)
     return left
-
-
-def message_lines(stderr: str) -> list[str]:
-    return [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("[")]
 
 
 @pytest.mark.slow
