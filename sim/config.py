@@ -121,6 +121,10 @@ class HistoryParams:
                                                  "through them)")
     spinup_pace: float = spec(0.0044, "derived: (nat_hs_2021 - nat_hs_2009) / 12 years", -0.1, 0.1,
                               doc="yearly rise of the share on the spin-up path before the first observation")
+    spinup_growth: float = spec(0.053, "derived: (nat_hs_2021 source 200M / nat_skilled_2011 119M) ^ (1/10) - 1",
+                                -0.5, 1.0, doc="yearly growth of the workforce on a spin-up (before the first "
+                                               "observed stock, where no earlier segment gives it): the national "
+                                               "history's, which the calibrated dynamics were fitted under")
     align: bool = spec(True, "method", doc="align to the observations as the history passes (off: free "
                                            "dynamics, as the calibration runs them)")
     cutoff: str = spec("", "backtests", doc="ignore observations after this date (YYYY-MM); empty: none")
@@ -173,7 +177,7 @@ class RegionParams:
     structural: dict[str, list[float]] = spec(
         {"region.growth_per_year": [-0.012, 0.039], "region.training_budget_per_worker_year": [55.0, 90.0],
          "region.competition_participation": [0.19, 0.45], "region.studio_growth_per_year": [43.0, 130.0],
-         "region.base_wage": [50000.0, 70000.0]},
+         "region.base_wage": [50000.0, 70000.0], "region.history.spinup_growth": [0.039, 0.067]},
         "docs/model.md section 8 (ranges and their reasons)", -1e9, 1e9, length=2,
         doc="range [low, high] of each structural input that the forecast ensemble samples")
 

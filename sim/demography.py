@@ -190,14 +190,24 @@ def skip_sample(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
     return np.concatenate(out)
 
 
+def spinup(reg) -> bool:
+    """Whether the region's history starts before its first observed share (a spin-up)."""
+    h = reg.history
+    cutoff = month_index(h.cutoff) if h.cutoff else None
+    dates = [month_index(d) for d in h.high_skill_share if cutoff is None or month_index(d) <= cutoff]
+    return bool(dates) and month_index(h.origin) < min(dates)
+
+
 class SizePath:
     """How many agents the workforce has in each month: its growth path.
 
     The path passes through the observed skilled stocks of the history (`region.history.skilled_workers`,
     converted to workers with `uncertified_share`) and through `region.population` at
     `region.observed`, log-linear between them. Before the first stock it continues the first segment's
-    growth (or `growth_per_year` if there is one stock only, or the first segment is shorter than a
-    year); after the last it grows at
+    growth; if there is one stock only, or the first segment is shorter than a year, a spin-up grows at
+    `history.spinup_growth` (the national history's pace, so that a region's simulated past runs in the
+    regime the parameters were calibrated in) and any other history at `growth_per_year`. After the last
+    stock it grows at
     `growth_per_year`, the structural input the forecast ensemble samples.
     """
 
@@ -214,6 +224,8 @@ class SizePath:
         g_after = np.log1p(reg.growth_per_year) / 12.0
         if self.months.size > 1 and self.months[1] - self.months[0] >= 12:
             g_before = (self.log_size[1] - self.log_size[0]) / (self.months[1] - self.months[0])
+        elif spinup(reg):  # a spin-up grows as the national history the dynamics were fitted under
+            g_before = np.log1p(reg.history.spinup_growth) / 12.0
         else:  # one stock, or a first segment too short to extrapolate over years
             g_before = g_after
         self.g_before, self.g_after = g_before, g_after
