@@ -93,6 +93,8 @@ def test_two_levers_take_the_cheaper_way(seed):
                finalists=3, log=lambda *_: None)
     assert r["chosen"] is not None
     a, b = r["chosen"].x
+    if seed == 3:
+        assert len(r["fresh"]) > 3  # the first finalists all failed on the fresh samples
     assert abs(a + b / 2 - X_STAR) <= 3 * 0.18, (a, b)
     assert r["chosen"].mean_cost <= 1e9 * (X_STAR + 3 * 0.18), (a, b)
 
@@ -109,6 +111,9 @@ def test_wilson_and_pareto_on_known_cases():
     (["target.share=0.35", "target.year=2050"], "target.year"),
     (["target.share=0.35", "target.year=2030", "levers=training,schools"], "levers"),
     (["target.year=2030"], "target.share"),
+    (["target.share=0.35", "target.year=2030", "confidence=0"], "confidence"),
+    (["target.share=0.35", "target.year=2030", "confidence=1"], "confidence"),
+    (["target.share=0.35", "target.year=2030", "discount=-0.03"], "discount"),
 ])
 def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, args, field):
     proc = subprocess.run([sys.executable, "-m", "sim.studies.plan", *args, f"out={tmp_path / 'p'}"], cwd=tmp_path,
@@ -221,3 +226,39 @@ def test_the_plan_agrees_with_a_brute_force_grid_of_the_real_model(tmp_path):
     assert abs(chosen - meets[0]) <= step + 1e-9, (chosen, meets[0], dict(zip(grid, p[:-1])))
     lo, hi = wilson(int((shares[-1] >= target).sum()), len(seeds))
     assert hi >= choice["probability"], (lo, hi, choice["probability"])  # includes it, or lies above it
+
+
+class _Series:
+    """A model whose series is known: 24 months of 1e6 yuan of total spend after the start state."""
+
+    def series(self):
+        dates = ["2022-12"] + [f"{2023 + k // 12}-{k % 12 + 1:02d}" for k in range(24)]
+        return pd.DataFrame({"date": dates, "high_skill_share": np.linspace(0.30, 0.32, 25),
+                             "spend_total": [0.0] + [1e6] * 24})
+
+
+def test_costs_are_discounted_month_by_month_to_the_start():
+    """Month k of the plan's horizon counts (1 + r)^(-k/12): the known sum of a geometric series."""
+    from sim.studies.plan import read_run
+
+    share, plain, path = read_run(_Series(), 2024, "total")
+    assert share == pytest.approx(0.32) and plain == pytest.approx(24e6) and len(path) == 25
+    _, disc, _ = read_run(_Series(), 2024, "total", discount=0.05)
+    q = 1.05 ** (-1 / 12)
+    assert disc == pytest.approx(1e6 * q * (1 - q ** 24) / (1 - q), rel=1e-12)
+    _, first_year, _ = read_run(_Series(), 2023, "total", discount=0.05)
+    assert first_year == pytest.approx(1e6 * q * (1 - q ** 12) / (1 - q), rel=1e-12)
+
+
+def test_an_infeasible_plan_reports_the_best_mix_within_its_budget():
+    """With a budget, what came closest is looked for among mixes within it, not the dearest."""
+    from sim.studies.plan import best_found
+
+    def ev(x, p, cost):
+        share = np.where(np.arange(10) < round(10 * p), 0.4, 0.2)
+        return Evaluation((x,), "search", share, np.full(10, cost), 0.35)
+
+    result = {"evaluations": [ev(1.0, 0.3, 1e9), ev(2.0, 0.6, 3e9), ev(3.0, 0.7, 9e9)], "fresh": []}
+    assert best_found(result, None).x == (3.0,)
+    assert best_found(result, 5e9).x == (2.0,)
+    assert best_found(result, 5e9, "max_share").x == (1.0,)  # max_share: nothing within the budget, the cheapest

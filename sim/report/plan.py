@@ -41,7 +41,8 @@ TEXT = {
         "cp_title": "{region}: cost and probability of reaching {v} by {y}",
         "cp_note": "dots: every mix on the {n} search samples; line: the frontier; star: the chosen mix on "
                    "{m} fresh samples with its 95% interval",
-        "cost_axis": "cost over the {base}, {funder}, to {y} (billion yuan)",
+        "cost_axis": "cost over the {base}, {funder}, to {y} (billion yuan{disc})",
+        "disc": ", discounted at {r} a year",
         "p_axis": "probability of meeting the target (%)", "mixes": "mixes searched", "frontier": "frontier",
         "confidence": "required probability {c}",
         "cs_title": "{region}: cost and high-skill share in December {y}",
@@ -77,7 +78,8 @@ TEXT = {
         "share_axis": "高技能人才占技能劳动者比例（%）", "year": "年份",
         "cp_title": "{region}：{y}年达到{v}的成本与概率",
         "cp_note": "圆点：各组合在{n}个搜索样本上的结果；折线：前沿；星号：选定组合在{m}个新样本上的结果及95%区间",
-        "cost_axis": "相对{base}的{funder}成本，累计至{y}年（亿元）",
+        "cost_axis": "相对{base}的{funder}成本，累计至{y}年（亿元{disc}）",
+        "disc": "，按年{r}贴现",
         "p_axis": "达到目标的概率（%）", "mixes": "搜索的组合", "frontier": "前沿", "confidence": "要求概率{c}",
         "cs_title": "{region}：成本与{y}年12月高技能人才占比",
         "cs_note": "圆点：各组合在{n}个搜索样本上的均值；折线：前沿及5%-95%范围；星号：选定组合在{m}个新样本上的结果",
@@ -146,6 +148,8 @@ def statement(f: dict, lang: str) -> str:
         return T["stmt_none"].format(**{**w, "budget": T["budget_and"] if o.get("budget") is not None else "",
                                         "mix": _mix_text(c["best_mix"], lang), "p": f"{c['best_probability']:.0%}",
                                         "share": _pct(c["best_mean_share"])})
+    r = o.get("discount") or 0.0
+    w = {**w, "funder": w["funder"] + (T["disc"].format(r=f"{r:.1%}") if r else "")}
     fields = {**w, "mix": _mix_text(c["mix"], lang), "cost": money(c["cost_yuan"]), "n": c["fresh_samples"],
               "share": _pct(c["share_mean"]), "q05": _pct(c["share_q05"]), "q95": _pct(c["share_q95"])}
     if c["objective"] == "max_share":
@@ -165,8 +169,12 @@ def trajectory(f: dict, lang: str):
                                                  unc=w["unc"]))
     ax = body.subplots()
     handles = []
-    for kind, colour, label in (("cost_base", BASE, w["base"]), ("chosen", CHOSEN, T["chosen" if c["feasible"] else "best"])):
+    kinds = [("cost_base", BASE, w["base"]), ("status_quo", "#009E73", T["status_quo"]),
+             ("chosen", CHOSEN, T["chosen" if c["feasible"] else "best"])]
+    for kind, colour, label in kinds:
         d = tr[tr["mix"] == kind].sort_values("date")
+        if d.empty:  # the status quo is its own line only when the cost base is something else
+            continue
         line = draw_fan(ax, month_end(d["date"]), d, colour)
         line.set_label(label)
         handles.append(line)
@@ -209,7 +217,9 @@ def _chosen_row(f: dict) -> pd.Series | None:
 
 
 def _cost_axis(ax, f: dict, lang: str) -> float:
-    ax.set_xlabel(TEXT[lang]["cost_axis"].format(**_words(f, lang)))
+    r = f["manifest"]["options"].get("discount") or 0.0
+    disc = TEXT[lang]["disc"].format(r=f"{r:.1%}") if r else ""
+    ax.set_xlabel(TEXT[lang]["cost_axis"].format(**_words(f, lang), disc=disc))
     return spend_scale(lang)
 
 

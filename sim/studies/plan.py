@@ -10,19 +10,26 @@ Method (for a noisy simulator; the budget is in the manifest):
    with replicate i; otherwise replicate i. The probability of meeting the target is the share of
    samples whose December share of the target year reaches it. The cost of a mix is its cumulative
    spend (of `funder`) from the start to December of the target year, less the cost base's spend on
-   the same sample: the status quo levers (`cost_base=status_quo`) or no policy (`no_policy`).
+   the same sample: the status quo levers (`cost_base=status_quo`) or no policy (`no_policy`). With
+   `discount=r` each month's spend is discounted to the start at r a year (nominal yuan, as the model
+   books them; r = 0, the default, is the plain sum).
 2. **Search (sample-average approximation).** A scrambled Sobol design of `candidates` mixes in the
    box of the free levers, plus the box's two corners and the status quo (every free lever at 1),
    evaluated on the search samples. From the
    cheapest mix that meets the target (mean cost, probability >= confidence), each free lever in turn
    is bisected towards its lower bound `refine` times, keeping the target met: with one free lever
-   this finds the least intensity to (hi - lo) / 2^refine.
+   this finds the least intensity to (hi - lo) / 2^refine. With several, each lever in use is then
+   traded for each other one (dropped to its bound while the other is bisected up until the target
+   is met again), keeping the cheapest.
 3. **Re-evaluation.** The `finalists` cheapest feasible mixes are run again on `fresh` samples the
    search never used, which removes the optimiser's winner's bias (if none of them holds there, the
-   next `finalists` in order of cost, and so on). A finalist stays eligible if the
-   fresh success rate's 95% Wilson interval reaches the confidence (an indifference zone of the
-   sampling error); the cheapest eligible one is the answer, and its fresh rate, with that interval,
-   is the stated probability.
+   next `finalists` in order of cost, and so on; then, from the failed finalist cheaper than the
+   first that holds that came nearest to holding, each free lever alone is raised by bisection,
+   `refine` steps). A finalist is
+   eligible if its fresh success rate
+   is at least the confidence (the planner's request, not an indifference zone below it); the
+   cheapest eligible one is the answer, and its fresh rate, with its 95% Wilson interval, is the
+   stated probability.
 4. **Infeasible.** If no mix meets the target within the bounds (and budget), the plan says so, with
    the best probability and share it found, and exits 0: no made-up answer.
 
@@ -61,18 +68,19 @@ FUNDERS = ("total", "government", "employer")
 OPTIONS = {"target.share": None, "target.year": None, "confidence": 0.8, "objective": "min_cost", "budget": None,
            "levers": "training,competition,studio", "funder": "total", "cost_base": "status_quo",
            "samples": 16, "fresh": 32, "candidates": 16, "refine": 4, "finalists": 3, "tolerance": 0.1,
+           "discount": 0.0,
            "uncertainty": None, "n_agents": 20000, "out": None, "preview": False}
 BOUNDS = {"lo": 0.0, "hi": 3.0}
 USAGE = """usage: skillsim-plan [region=NAME] target.share=S target.year=Y [confidence=0.8]
                      [objective=min_cost|max_share] [budget=YUAN] [levers=training,competition,studio]
                      [LEVER.lo=0] [LEVER.hi=3] [LEVER.fixed=X] [funder=total|government|employer]
-                     [cost_base=status_quo|no_policy] [samples=16] [fresh=32] [candidates=16] [refine=4]
+                     [cost_base=status_quo|no_policy] [discount=0] [samples=16] [fresh=32] [candidates=16] [refine=4]
                      [finalists=3] [tolerance=0.1] [uncertainty=true|false] [n_agents=20000] [preview=true]
                      [out=DIR] [OVERRIDE ...]
 
 The least-cost mix of lever intensities that reaches target.share by December of target.year with
 probability >= confidence (objective=max_share: the highest mean share within budget). Costs are yuan,
-cumulative to the target year, over the cost base. preview=true: 8 search and 16 fresh samples, 8
+cumulative to the target year, over the cost base, discounted to the start at `discount` a year. preview=true: 8 search and 16 fresh samples, 8
 candidates, 5,000 agents. Any other key=value is a skillsim config override. Writes choice.json,
 candidates.csv, finalists.csv, frontier_probability.csv, frontier_share.csv, near_optimal.csv,
 marginal_cost.csv, trajectory.csv, manifest.json and COMPLETE into out (default
@@ -201,6 +209,8 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
                     lo_j = trial[j]
                 else:
                     hi_j = trial[j]
+        if objective == "min_cost" and d > 1:
+            best = trade(run, ok, better, box, best, refine)
         log(f"plan: refined to {box.mix(np.array(best.x))}")
     search_evs = [v for (k, w), v in seen.items() if w == "search"]
     feasible = sorted((e for e in search_evs if ok(e)),
@@ -208,19 +218,76 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
     # Finalists in order of cost, `finalists` at a time: the cheapest search winners sit at the edge of
     # the target and may all have been lucky on the search samples (winner's curse), so if none of a
     # batch holds on the fresh samples, the next batch is tried, until one does or none is left.
+    def eligible(ev: Evaluation) -> bool:
+        within = budget is None or ev.mean_cost <= budget
+        return within and (objective == "max_share" or ev.p >= confidence)
+
     fresh, chosen = [], None
     for start in range(0, len(feasible), max(1, finalists)):
         batch = run([np.array(e.x) for e in feasible[start:start + finalists]], "fresh")
         fresh += batch
         for ev in batch:
-            k, n = int(ev.success.sum()), ev.success.size
-            within = budget is None or ev.mean_cost <= budget
-            if within and (objective == "max_share" or wilson(k, n)[1] >= confidence) and better(ev, chosen):
+            if eligible(ev) and better(ev, chosen):
                 chosen = ev
         if chosen is not None:
             break
+    # The first finalist that holds can be far dearer than the last that failed (the design's
+    # spacing, or search samples kinder than the fresh ones): from the failed finalist cheaper than
+    # the answer that came nearest to holding, raise each free lever alone by bisection (`refine` steps, up to where the mix
+    # would cost more than the answer), keeping mixes that meet the target on the search samples and
+    # on the fresh ones, so the answer is not dearer than the samples need.
+    cheaper = [e for e in fresh if chosen is not None and not eligible(e) and e.mean_cost < chosen.mean_cost]
+    failed = max(cheaper, key=lambda e: (e.p, -e.mean_cost)) if cheaper else None  # the nearest to holding
+    if objective == "min_cost" and failed is not None:
+        start_x = np.array(failed.x, dtype=float)
+        for j in range(d):
+            lo_j, hi_j = start_x[j], box.hi[j]
+            for _ in range(refine):
+                trial = start_x.copy()
+                trial[j] = 0.5 * (lo_j + hi_j)
+                ev = run([trial])[0]
+                if ev.mean_cost >= chosen.mean_cost:
+                    hi_j = trial[j]
+                    continue
+                if ok(ev):
+                    ev = run([trial], "fresh")[0]
+                    fresh.append(ev)
+                    if eligible(ev):
+                        if better(ev, chosen):
+                            chosen = ev
+                        hi_j = trial[j]
+                        continue
+                lo_j = trial[j]
     return {"evaluations": list(seen.values()), "fresh": fresh, "chosen": chosen,
             "marginal": marginal(run, box, chosen) if chosen is not None else []}
+
+
+def trade(run, ok, better, box: Box, best: Evaluation, refine: int) -> Evaluation:
+    """Trade one lever for another on the search samples: for each lever j in use, drop it to its
+    lower bound and raise each other lever k by bisection (`refine` steps) until the target is met
+    again; keep the cheapest. Bisecting one lever at a time cannot leave a lever the search
+    happened to start with even when another buys the share cheaper."""
+    for j in range(len(box.names)):
+        for k in range(len(box.names)):
+            x = np.array(best.x, dtype=float)
+            if k == j or x[j] <= box.lo[j]:
+                continue
+            trial = x.copy()
+            trial[j] = box.lo[j]
+            lo_k, hi_k = x[k], box.hi[k]
+            trial[k] = hi_k
+            if not ok(run([trial])[0]):
+                continue
+            for _ in range(refine):
+                trial[k] = 0.5 * (lo_k + hi_k)
+                ev = run([trial.copy()])[0]
+                if ok(ev):
+                    hi_k = trial[k]
+                    if better(ev, best):
+                        best = ev
+                else:
+                    lo_k = trial[k]
+    return best
 
 
 def marginal(run, box: Box, chosen: Evaluation, step: float = 0.1) -> list[dict]:
@@ -280,14 +347,17 @@ def spend_of(series: pd.DataFrame, funder: str) -> pd.Series:
     return spend(series, funder)
 
 
-def read_run(model, year: int, funder: str) -> tuple[float, float, list[float]]:
+def read_run(model, year: int, funder: str, discount: float = 0.0) -> tuple[float, float, list[float]]:
     """(December share of the target year, cumulative spend to it, the monthly share from the start
-    state on): the path is kept for the trajectory fan chart. A plain function, so that a batch's
-    workers receive only it and the two numbers, not the evaluator."""
+    state on): the path is kept for the trajectory fan chart. Month k's spend (k = 1 the first
+    simulated month) counts (1 + discount)^(-k/12). A plain function, so that a batch's workers
+    receive only it and the two numbers, not the evaluator."""
     s = model.series()
     upto = s[s["date"] <= f"{year}-12"]
     path = upto["high_skill_share"].astype(float).tolist()
-    return path[-1], float(spend_of(upto.iloc[1:], funder).sum()), path
+    monthly = spend_of(upto.iloc[1:], funder).to_numpy(dtype=float)
+    factor = (1.0 + discount) ** (-np.arange(1, monthly.size + 1) / 12.0) if discount else 1.0
+    return path[-1], float((monthly * factor).sum()), path
 
 
 class ModelEvaluator:
@@ -298,13 +368,16 @@ class ModelEvaluator:
     deterministic given its evaluations, so it takes the same path and gives the same answer."""
 
     def __init__(self, cfg: RunConfig, box: Box, *, target: float, year: int, funder: str, cost_base: str,
-                 samples: int, fresh: int, uncertainty: bool, log=print, journal: Path | None = None):
+                 samples: int, fresh: int, uncertainty: bool, log=print, journal: Path | None = None,
+                 discount: float = 0.0):
         self.cfg, self.box, self.target, self.year, self.funder = cfg, box, target, year, funder
+        self.discount, self.cost_base = discount, cost_base
         self.sets = {"search": list(range(samples)), "fresh": list(range(samples, samples + fresh))}
         from .batch import JournalledBatch
 
         self.uncertainty, self.log = uncertainty, log
-        self.batch = JournalledBatch(journal, tag=[year, funder], log=lambda m: log("plan: " + m))
+        tag = [year, funder] + ([discount] if discount else [])  # journals of undiscounted plans stay valid
+        self.batch = JournalledBatch(journal, tag=tag, log=lambda m: log("plan: " + m))
         self.base = base_config(cfg, cost_base)
         self.base_cost = {w: np.array([c for _, c, _ in self._run([self.base], idx)[0]])
                           for w, idx in self.sets.items()}
@@ -313,9 +386,21 @@ class ModelEvaluator:
     def runs(self) -> int:
         return self.batch.runs
 
+    #: runs per journalled piece of a step: an interrupt loses at most this many, and a long step
+    #: (the design: candidates x samples runs) shows its progress this often
+    CHUNK = 32
+
     def _run(self, configs: list[RunConfig], idx: list[int]) -> list[list[tuple[float, float, list]]]:
         runs = [sample_config(c, i, self.uncertainty) for c in configs for i in idx]
-        out = self.batch.run(runs, functools.partial(read_run, year=self.year, funder=self.funder))
+        read = functools.partial(read_run, year=self.year, funder=self.funder, discount=self.discount)
+        out, t0, ran0 = [], time.perf_counter(), self.runs
+        for start in range(0, len(runs), self.CHUNK):
+            out += self.batch.run(runs[start:start + self.CHUNK], read)
+            done = min(start + self.CHUNK, len(runs))
+            if len(runs) > self.CHUNK and done < len(runs) and self.runs > ran0:
+                rate = (time.perf_counter() - t0) / (self.runs - ran0)
+                self.log(f"plan: {done}/{len(runs)} runs of this step, {self.runs} run in all; "
+                         f"about {rate * (len(runs) - done):.0f} s to the end of the step")
         return [out[k * len(idx):(k + 1) * len(idx)] for k in range(len(configs))]
 
     def __call__(self, xs: list[tuple], which: str) -> list[Evaluation]:
@@ -330,13 +415,18 @@ class ModelEvaluator:
 
     def trajectory(self, x: tuple, which: str) -> pd.DataFrame:
         """Monthly high-skill share of mix x and of the cost base on the `which` samples (common random
-        numbers; no new runs: both were evaluated there): quantiles by date, long by `mix`."""
+        numbers; no new runs: both were evaluated there): quantiles by date, long by `mix`. With a cost
+        base other than the status quo, the status quo is added (`mix` = status_quo), run on the same
+        samples, so the chart always shows the chosen mix against what happens without a change."""
         from ..aggregate import QUANTILES
         from ..calendar import label
 
         mix = with_mix(self.cfg, self.box.mix(np.array(x)))
         rows = []
-        for kind, cfg in (("chosen", mix), ("cost_base", self.base)):
+        kinds = [("chosen", mix), ("cost_base", self.base)]
+        if self.cost_base != "status_quo":
+            kinds.append(("status_quo", base_config(self.cfg, "status_quo")))
+        for kind, cfg in kinds:
             paths = np.array([p for _, _, p in self._run([cfg], self.sets[which])[0]])
             qs = {q: np.quantile(paths, level, axis=0) for q, level in QUANTILES.items()}
             for k in range(paths.shape[1]):
@@ -361,6 +451,10 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
         elif key == "target.year":
             opts[key] = number(key, value, 1990, 2100, int)
         elif key == "confidence":
+            opts[key] = number(key, value, 0.0, 1.0)
+            if not 0.0 < opts[key] < 1.0:
+                raise ConfigError(key, value, "a probability strictly between 0 and 1")
+        elif key == "discount":
             opts[key] = number(key, value, 0.0, 1.0)
         elif key == "budget":
             opts[key] = number(key, value, 0.0)
@@ -445,22 +539,37 @@ def tables(result: dict, box: Box, opts: dict) -> dict:
     return out
 
 
-def best_found(result: dict) -> Evaluation:
-    """Without an answer, the search mix with the highest probability (then mean share)."""
-    return max((e for e in result["evaluations"] if e.which == "search"), key=lambda e: (e.p, e.mean_share))
+def best_found(result: dict, budget: float | None = None, objective: str = "min_cost") -> Evaluation:
+    """Without an answer, what came closest: the search mix with the highest probability (then mean
+    share) among those within the budget, if any is; for max_share (nothing within the budget) the
+    cheapest mix."""
+    search = [e for e in result["evaluations"] if e.which == "search"]
+    if objective == "max_share":
+        return min(search, key=lambda e: e.mean_cost)
+    within = [e for e in search if budget is None or e.mean_cost <= budget] or search
+    return max(within, key=lambda e: (e.p, e.mean_share))
 
 
 def choice(result: dict, box: Box, opts: dict) -> dict:
     chosen = result["chosen"]
     target, year, conf = opts["target.share"], opts["target.year"], opts["confidence"]
     if chosen is None:
-        top = best_found(result)
-        what = (f"no mix within the bounds{' and budget' if opts['budget'] is not None else ''} reaches "
-                f"{target:.1%} by {year} with probability {conf:.0%}" if opts["objective"] == "min_cost"
-                else f"no mix within the bounds costs at most {opts['budget']:,.0f} yuan")
-        return {"feasible": False, "statement": what + f"; the best found: probability {top.p:.0%}, mean share "
-                f"{top.mean_share:.1%} at {box.mix(np.array(top.x))}",
-                "best_probability": top.p, "best_mean_share": top.mean_share, "best_mix": box.mix(np.array(top.x))}
+        top = best_found(result, opts["budget"], opts["objective"])
+        failed_fresh = [e for e in result["fresh"] if opts["objective"] == "min_cost"]
+        if opts["objective"] == "min_cost":
+            what = (f"no mix within the bounds{' and budget' if opts['budget'] is not None else ''} reaches "
+                    f"{target:.1%} by {year} with probability {conf:.0%}")
+            if failed_fresh:
+                what += (f" (the {len(failed_fresh)} mixes that did on the search samples fell below it on "
+                         f"fresh samples)")
+            best = (f"the best found: probability {top.p:.0%}, mean share {top.mean_share:.1%} at "
+                    f"{box.mix(np.array(top.x))}, {top.mean_cost:,.0f} yuan")
+        else:
+            what = f"no mix within the bounds costs at most {opts['budget']:,.0f} yuan"
+            best = f"the cheapest found: {top.mean_cost:,.0f} yuan at {box.mix(np.array(top.x))}"
+        return {"feasible": False, "statement": f"{what}; {best}", "best_probability": top.p,
+                "best_mean_share": top.mean_share, "best_mix": box.mix(np.array(top.x)),
+                "best_cost_yuan": top.mean_cost}
     k, n = int(chosen.success.sum()), chosen.success.size
     lo, hi = wilson(k, n)
     mix = box.mix(np.array(chosen.x))
@@ -469,11 +578,12 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
                      f"{np.quantile(chosen.share, 0.95):.1%}] in {year} at {chosen.mean_cost:,.0f} yuan over the "
                      f"{opts['cost_base']} (budget {opts['budget']:,.0f}), on {n} fresh samples")
     else:
-        statement = (f"{mix}: {chosen.mean_cost:,.0f} yuan over the {opts['cost_base']} to {year}; "
-                     f"P(share >= {target:.1%}) = {chosen.p:.0%} [{lo:.0%}, {hi:.0%}] on {n} fresh samples"
-                     + ("" if chosen.p >= conf else f" (below {conf:.0%}, but within its sampling error)"))
+        statement = (f"{mix}: {chosen.mean_cost:,.0f} yuan over the {opts['cost_base']} to {year}"
+                     + (f" (discounted at {opts['discount']:.1%} a year)" if opts["discount"] else "")
+                     + f"; P(share >= {target:.1%}) = {chosen.p:.0%} [{lo:.0%}, {hi:.0%}] on {n} fresh samples")
     return {"feasible": True, "objective": opts["objective"], "mix": box.mix(np.array(chosen.x)),
             "cost_yuan": chosen.mean_cost, "funder": opts["funder"], "cost_base": opts["cost_base"],
+            "discount_rate": opts["discount"],
             "target_share": target, "target_year": year, "confidence": conf,
             "probability": chosen.p, "probability_95": [lo, hi], "fresh_samples": n,
             "share_mean": chosen.mean_share, "share_q05": float(np.quantile(chosen.share, 0.05)),
@@ -518,18 +628,19 @@ def run(argv: list[str]) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot create {out.parent}: {exc.strerror}") from None
     box = make_box(opts, levers)
+    log(f"plan: into {out} (if interrupted, the same command with out={out} resumes it)")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     target = opts["target.share"] if opts["target.share"] is not None else 1.0
     evaluator = ModelEvaluator(cfg, box, target=target, year=year, funder=opts["funder"],
                                cost_base=opts["cost_base"], samples=opts["samples"], fresh=opts["fresh"],
-                               uncertainty=uncertainty, log=log, journal=journal)
+                               uncertainty=uncertainty, log=log, journal=journal, discount=opts["discount"])
     result = search(evaluator, box, confidence=opts["confidence"], candidates=opts["candidates"],
                     refine=opts["refine"], finalists=opts["finalists"], objective=opts["objective"],
                     budget=opts["budget"], seed=cfg.seed % (2**32), log=log,
                     anchors=[np.ones(len(box.names))])
     out_tables = tables(result, box, opts)
     out_tables["choice"] = choice(result, box, opts)
-    shown = result["chosen"] or best_found(result)  # the answer on the fresh samples, or the best found
+    shown = result["chosen"] or best_found(result, opts["budget"], opts["objective"])  # the answer on the fresh samples, or the best found
     out_tables["trajectory"] = evaluator.trajectory(shown.x, shown.which)
     out_tables["config"] = to_dict(cfg)
     manifest = {"kind": "plan", "command": ["skillsim-plan", *argv], "overrides": overrides,
