@@ -4,6 +4,7 @@ server in headless Chromium, with the exported command reproducing the shown num
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 
@@ -87,6 +88,44 @@ def test_moving_the_training_slider_raises_the_shown_share(page):
     assert "December 2027" in text and "difference +" in text
 
 
+def test_choosing_a_scenario_shows_and_runs_its_lever_settings(monkeypatch, request):
+    """studio_expansion is studios x2: the studio slider shows 2, the command carries no intensity of
+    its own (the preset's is run), and the page's figures move: twice the studio spend, a higher share."""
+    monkeypatch.setenv("SKILLSIM_JOBS", "1")
+    app.view.value, app.lang.value = dataclasses.replace(SMALL, replicates=1), "en"
+    box, page = solara.render(app.Page(), handle_error=False)
+    request.addfinalizer(box.close)
+    select = page.find(v.Select, label=app.LABELS["en"]["scenario"]).widget
+    select.v_model = "studio_expansion"
+    chosen = app.view.value
+    assert chosen.scenario == "studio_expansion" and chosen.studio == 2.0 and chosen.training == 1.0
+    assert page.find(v.Slider, label=app.LABELS["en"]["studio"]).widget.v_model == 2.0
+    assert "levers.studio.intensity" not in chosen.command()
+    fan = wait_for(page, chosen)
+    costs = pd.read_csv(io.BytesIO(download(page, "skillsim_cost.csv")))
+    studio = costs[costs["lever"] == "studio"].groupby("kind")["cumulative_yuan"].sum()
+    assert 1.8 < studio["chosen"] / studio["status_quo"] < 2.2
+    assert december(fan, "chosen", 2027) > december(fan, "status_quo", 2027)
+
+
+def test_an_unexpected_error_is_shown_on_the_page_in_one_line(monkeypatch):
+    """A fault that is not a SkillsimError is said in the page's alert (type and message), not lost."""
+    def broken(view, update, cancelled=None):
+        raise RuntimeError("the engine broke\non two lines")
+
+    monkeypatch.setattr(app, "compute", broken)
+    app.view.value, app.lang.value = SMALL, "en"
+    box, rc = solara.render(app.Page(), handle_error=False)
+    try:
+        end = time.time() + 5
+        while time.time() < end and not rc.find(v.Alert).widgets:
+            time.sleep(0.05)
+        alerts = [" ".join(map(str, a.children)) for a in rc.find(v.Alert).widgets]
+        assert alerts == ["Not run: RuntimeError: the engine broke on two lines"], alerts
+    finally:
+        box.close()
+
+
 @pytest.mark.slow  # in-process too, but it runs the page three times
 def test_a_bad_value_is_shown_on_the_page_and_the_page_keeps_working(page):
     wait_for(page, SMALL)
@@ -114,15 +153,37 @@ def test_the_page_speaks_chinese(page):
     assert page.find(v.Slider, label=app.LABELS["zh"]["training"]).widgets
 
 
-def test_the_command_and_config_reproduce_the_view():
-    view = View(training=2.0, studio=0.5, n_agents=3000, replicates=4, end_year=2030)
-    cmd = view.command()
-    assert cmd.startswith("skillsim -m ") and "levers.training.intensity=2" in cmd and "'draw=range(0,4)'" in cmd
+def test_the_command_and_study_file_reproduce_the_view(tmp_path):
+    """The shown command and the exported study file compose to the view's own settings (a preset's
+    levers moved by hand included), and sweep the same draws."""
+    import shlex
+
     import yaml
 
-    cfg = yaml.safe_load(view.config_yaml())
-    assert cfg["levers"]["training"]["intensity"] == 2.0 and cfg["levers"]["studio"]["intensity"] == 0.5
-    assert cfg["n_agents"] == 3000 and cfg["horizon"]["end_year"] == 2030
+    from sim.cli import compose_config
+    from sim.config import to_dict
+    from sim.explorer.engine import EXPERIMENT_NAME, chosen_config, with_preset
+
+    view = dataclasses.replace(with_preset(View(scenario="training_boost", n_agents=3000, replicates=4,
+                                                end_year=2030)), studio=0.5, allocation="random")
+    want = to_dict(chosen_config(view))
+    assert want["levers"]["training"]["intensity"] == 2.0 and want["levers"]["studio"]["intensity"] == 0.5
+    assert want["levers"]["training"]["allocation"] == "random" and want["n_agents"] == 3000
+
+    cmd = shlex.split(view.command())
+    assert cmd[:2] == ["skillsim", "-m"] and cmd[-1] == f"{view.over}=range(0,4)"
+    assert to_dict(compose_config(cmd[2:-1])) == want
+
+    text = view.experiment_yaml()
+    assert text.startswith("# @package _global_\n")
+    assert yaml.safe_load(text)["hydra"]["sweeper"]["params"] == {view.over: "range(0,4)"}
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / f"{EXPERIMENT_NAME}.yaml").write_text(text)
+    run = [line.split("#", 1)[1].strip() for line in text.splitlines() if "skillsim -m --config-dir" in line][0]
+    assert run == f"skillsim -m --config-dir views +experiments={EXPERIMENT_NAME}"
+    # what `skillsim -m --config-dir DIR +experiments=...` composes (the folder joins the search path)
+    got = compose_config([f"hydra.searchpath=[file://{tmp_path}]", f"+experiments={EXPERIMENT_NAME}"])
+    assert to_dict(got) == want
 
 
 @pytest.mark.slow
@@ -150,8 +211,10 @@ def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     bin_dir = Path(sys.executable).parent
+    work, cache = tmp_path / "work", tmp_path / "cache"
+    work.mkdir()
     server = subprocess.Popen([str(bin_dir / "skillsim-explore"), "--port", str(port), "--n-agents", "1000",
-                               "--replicates", "2", "--end-year", "2027"], cwd=tmp_path,
+                               "--replicates", "2", "--end-year", "2027", "--cache-dir", str(cache)], cwd=work,
                               stderr=open(tmp_path / "server.log", "w"))  # a file: a full pipe would block it
     url = f"http://127.0.0.1:{port}/"
     browser = None
@@ -203,6 +266,7 @@ def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
         server.wait(timeout=60)
         log = (tmp_path / "server.log").read_text()
         assert "Could not load URL" not in log, log[-2000:]  # nothing fetched from the network
+    assert f"cache folder {cache}" in log and not list(work.iterdir())  # it wrote only in its cache folder
     import shlex
 
     args = shlex.split(command)
@@ -212,6 +276,31 @@ def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
     ens = pd.read_csv(tmp_path / "sweep" / "ensemble.csv")
     row = ens[(ens["metric"] == "high_skill_share") & (ens["date"] == "2027-12")]
     assert f"{100 * float(row['median'].iloc[0]):.1f}" == f"{share(moved):.1f}", (row, moved)
+
+
+def test_the_server_writes_only_in_its_cache_folder(tmp_path, monkeypatch):
+    """skillsim-explore's set-up (not the server) points every library that writes files into
+    --cache-dir; a variable the user set is kept."""
+    import os
+    import socket
+    import tempfile
+
+    from sim.explorer import cli
+
+    for var in [*cli.CACHE_ENV, cli.VIEW_ENV]:
+        monkeypatch.setenv(var, "")  # restored after the test, whatever set-up sets
+    monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mine"))
+    monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = cli.parse(["--port", str(port), "--cache-dir", str(tmp_path / "cache")])
+    cli.setup(args)
+    cache = (tmp_path / "cache").resolve()
+    assert os.environ["MPLCONFIGDIR"] == str(tmp_path / "mine")
+    for var in ("NUMBA_CACHE_DIR", "JOBLIB_TEMP_FOLDER", "TMPDIR", "SOLARA_HOME"):
+        assert os.environ[var].startswith(str(cache) + os.sep) and os.path.isdir(os.environ[var]), var
+    assert tempfile.gettempdir() == os.environ["TMPDIR"]
 
 
 def test_a_newer_view_cancels_the_rest_of_an_older_one(monkeypatch):

@@ -17,7 +17,8 @@ import solara
 
 from ..errors import SkillsimError
 from . import charts
-from .engine import ALLOCATIONS, REGIONS, SCENARIOS, SELECTIONS, Result, View, chosen_config, compute
+from .engine import (ALLOCATIONS, EXPERIMENT_NAME, REGIONS, SCENARIOS, SELECTIONS, Result, View, chosen_config, compute,
+                     with_preset)
 
 VIEW_ENV = "SKILLSIM_EXPLORE_VIEW"  # the first view, as JSON fields of View (skillsim-explore's options)
 
@@ -44,7 +45,7 @@ LABELS = {
            "end_year": "horizon (last year)", "n_agents": "agents", "replicates": "runs (draws or replicates)",
            "uncertainty": "parameter and structural uncertainty (calibration ensemble)",
            "working": "working", "done": "done", "command": "Reproduce with skillsim",
-           "config": "config.yaml", "png": "PNG", "csv": "CSV", "error": "Not run",
+           "config": "study file (skillsim_view.yaml)", "png": "PNG", "csv": "CSV", "error": "Not run",
            "summary": "December {y}: high-skill share {c} with the chosen setting, {s} under the status quo "
                       "(difference {d:+.1f} points on the same seeds); extra spend {cost} billion yuan, "
                       "{per} yuan per additional high-skill worker.",
@@ -55,7 +56,7 @@ LABELS = {
            "members": "工作室名额（每个工作室成员数）", "end_year": "预测截止年份", "n_agents": "主体数",
            "replicates": "运行次数（抽样或重复）", "uncertainty": "参数与结构性输入的不确定性（校准集合）",
            "working": "计算中", "done": "完成", "command": "用 skillsim 复现",
-           "config": "config.yaml", "png": "PNG", "csv": "CSV", "error": "未运行",
+           "config": "研究配置文件（skillsim_view.yaml）", "png": "PNG", "csv": "CSV", "error": "未运行",
            "summary": "{y}年12月：所选方案下高技能人才占比{c}，现行政策下{s}（相同随机种子下差异{d:+.1f}个百分点）；"
                       "额外支出{cost}亿元，每增加一名高技能人才{per}元。",
            "language": "语言"},
@@ -64,6 +65,18 @@ LABELS = {
 
 def set_field(**kw) -> None:
     view.value = dataclasses.replace(view.value, **kw)
+
+
+def set_preset(**kw) -> None:
+    """A new region or scenario: the lever sliders take the preset's settings (a scenario is its lever
+    settings), so the page shows, and its command runs, what the preset composes to."""
+    view.value = with_preset(dataclasses.replace(view.value, **kw))
+
+
+def one_line(err: BaseException) -> str:
+    """An unexpected error as the page says it: its type and message, on one line."""
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def summary_text(res: Result, L: str) -> str:
@@ -96,8 +109,8 @@ def Controls():
     v, L = view.value, lang.value
     T = LABELS[L]
     solara.ToggleButtonsSingle(value=L, values=["en", "zh"], on_value=lang.set)
-    solara.Select(T["region"], value=v.region, values=list(REGIONS), on_value=lambda x: set_field(region=x))
-    solara.Select(T["scenario"], value=v.scenario, values=list(SCENARIOS), on_value=lambda x: set_field(scenario=x))
+    solara.Select(T["region"], value=v.region, values=list(REGIONS), on_value=lambda x: set_preset(region=x))
+    solara.Select(T["scenario"], value=v.scenario, values=list(SCENARIOS), on_value=lambda x: set_preset(scenario=x))
     solara.SliderFloat(T["training"], value=v.training, min=0, max=3, step=0.1, thumb_label="always",
                        on_value=lambda x: set_field(training=x))
     solara.SliderFloat(T["competition"], value=v.competition, min=0, max=3, step=0.1,
@@ -131,6 +144,11 @@ def Page():
             compute(v, update, cancelled=cancel.is_set)
         except SkillsimError as err:
             set_failed((v, str(err)))
+        except Exception as err:  # noqa: BLE001 - a fault of ours: said on the page, which keeps serving
+            import logging
+
+            logging.getLogger(__name__).exception("the explorer could not compute %s", v)
+            set_failed((v, one_line(err)))
 
     # not intrusive: its trace hook slows the runs several times; compute() checks the cancel event itself
     task = solara.use_thread(work, dependencies=[v], intrusive_cancel=False)
@@ -168,4 +186,4 @@ def Results(shown, error, task, v: View, L: str):
                                 label=f"{key} {T['csv']}")
     solara.v.Html(tag="h3", children=[T["command"]])
     solara.v.Html(tag="pre", children=[res.view.command()])
-    solara.FileDownload(res.view.config_yaml().encode(), filename="config.yaml", label=T["config"])
+    solara.FileDownload(res.view.experiment_yaml().encode(), filename=f"{EXPERIMENT_NAME}.yaml", label=T["config"])

@@ -1,7 +1,10 @@
-"""`skillsim-explore [--port 8765] [--host 127.0.0.1]`: serve the explorer on localhost.
+"""`skillsim-explore [--port 8765] [--host 127.0.0.1] [--cache-dir DIR]`: serve the explorer on localhost.
 
 The server is Solara's (uvicorn), run with no network use: telemetry off, no version check, every
-script and style from the installed `solara-assets` package (no CDN), the browser not opened."""
+script and style from the installed `solara-assets` package (no CDN), the browser not opened. It
+writes nothing outside its cache folder: every library that writes files (matplotlib's font cache,
+numba's compiled functions, joblib's memory maps, temporary files, Solara's home) is pointed into it
+before it is imported."""
 
 from __future__ import annotations
 
@@ -9,12 +12,26 @@ import argparse
 import os
 import socket
 import sys
+import tempfile
+from pathlib import Path
 
 from .engine import REGIONS, View
 
 VIEW_ENV = "SKILLSIM_EXPLORE_VIEW"  # read by sim.explorer.app (kept free of web imports here)
 
 DEFAULT_PORT = 8765
+
+# variables of the libraries that write files -> their folder in the cache folder (a value the user
+# set is kept); the joblib workers inherit them
+CACHE_ENV = {"MPLCONFIGDIR": "matplotlib", "NUMBA_CACHE_DIR": "numba", "JOBLIB_TEMP_FOLDER": "joblib",
+             "TMPDIR": "tmp", "SOLARA_HOME": "solara", "SOLARA_ASSETS_PROXY_CACHE_DIR": "solara-cdn",
+             "IPYTHONDIR": "ipython", "JUPYTER_RUNTIME_DIR": "jupyter-runtime"}
+
+
+def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/skillsim/explorer, or ~/.cache/skillsim/explorer (the XDG default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "skillsim" / "explorer"
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -27,7 +44,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--replicates", type=int, default=View.replicates,
                    help=f"first view: replicates (default {View.replicates})")
     p.add_argument("--end-year", type=int, default=View.end_year, help=f"first view: last year (default {View.end_year})")
+    p.add_argument("--cache-dir", type=Path, default=None, help="the only folder the server writes to "
+                   "(default $XDG_CACHE_HOME/skillsim/explorer or ~/.cache/skillsim/explorer)")
     args = p.parse_args(argv)
+    args.cache_dir = (args.cache_dir or default_cache_dir()).expanduser().resolve()
+    try:
+        args.cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        p.exit(2, f"skillsim-explore: --cache-dir {args.cache_dir} cannot be created ({exc.strerror}); "
+                  "allowed: a folder you can write to\n")
     if args.n_agents < 100 or args.replicates < 1:
         p.exit(2, f"skillsim-explore: --n-agents {args.n_agents} / --replicates {args.replicates} is invalid; "
                   "allowed: at least 100 agents and 1 replicate\n")
@@ -47,15 +72,33 @@ def offline_environment() -> None:
     os.environ.setdefault("SOLARA_CHECK_VERSION", "False")
 
 
-def main(argv: list[str] | None = None) -> None:
+def use_cache_dir(cache_dir: Path) -> None:
+    """Point every library that writes files at a folder of `cache_dir` (unless the user set its
+    variable): called before any of them is imported, since most read their variable at import."""
+    for var, sub in CACHE_ENV.items():
+        if not os.environ.get(var):
+            (cache_dir / sub).mkdir(parents=True, exist_ok=True)
+            os.environ[var] = str(cache_dir / sub)
+            if var == "TMPDIR":
+                tempfile.tempdir = os.environ[var]  # tempfile may have read TMPDIR already
+
+
+def setup(args: argparse.Namespace) -> None:
+    """Everything before the server starts: no network, the cache folder, the first view."""
     import json
 
-    args = parse(list(sys.argv[1:] if argv is None else argv))
     offline_environment()
+    use_cache_dir(args.cache_dir)
     os.environ[VIEW_ENV] = json.dumps({"region": args.region, "n_agents": args.n_agents,
                                        "replicates": args.replicates, "end_year": args.end_year})
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(list(sys.argv[1:] if argv is None else argv))
+    setup(args)
     from solara.__main__ import cli
 
+    print(f"skillsim-explore: cache folder {args.cache_dir}", file=sys.stderr, flush=True)
     print(f"skillsim-explore: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         cli.main(["run", "sim.explorer.app", "--host", args.host, "--port", str(args.port), "--no-open",

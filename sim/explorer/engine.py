@@ -23,6 +23,7 @@ import pandas as pd
 from ..aggregate import QUANTILES
 
 FIRST_AGENTS = 2000
+EXPERIMENT_NAME = "skillsim_view"  # the exported study file's name (without .yaml)
 REGIONS = ("chongqing", "national")
 SCENARIOS = ("baseline", "training_boost", "competition_push", "studio_expansion", "combined", "no_policy")
 ALLOCATIONS = ("random", "lowest_level", "near_standard")
@@ -49,17 +50,16 @@ class View:
     uncertainty: bool = True  # runs are joint draws of parameters and structural inputs (if the ensemble exists)
 
     def overrides(self) -> list[str]:
-        """The `skillsim` overrides of the chosen setting (replicate not included); the lever settings
-        only where they differ from the config's defaults, which are View's."""
-        out = [f"region={self.region}", f"scenario={self.scenario}",
-               f"levers.training.intensity={self.training:g}", f"levers.competition.intensity={self.competition:g}",
-               f"levers.studio.intensity={self.studio:g}"]
-        if self.allocation != View.allocation:
-            out.append(f"levers.training.allocation={self.allocation}")
-        if self.selection != View.selection:
-            out.append(f"levers.competition.selection={self.selection}")
-        if self.members_per_studio != View.members_per_studio:
-            out.append(f"levers.studio.members_per_studio={self.members_per_studio:g}")
+        """The `skillsim` overrides of the chosen setting (replicate not included): region and scenario,
+        then every lever setting the page shows that differs from what that preset composes to, so the
+        command runs exactly what the sliders show and stays short."""
+        preset = dataclasses.asdict(with_preset(View(region=self.region, scenario=self.scenario)))
+        out = [f"region={self.region}", f"scenario={self.scenario}"]
+        for field, key in LEVER_FIELDS.items():
+            value = getattr(self, field)
+            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            if shown != (f"{preset[field]:g}" if isinstance(preset[field], float) else str(preset[field])):
+                out.append(f"{key}={shown}")
         return out + [f"horizon.end_year={self.end_year}", f"n_agents={self.n_agents}"]
 
     @property
@@ -72,14 +72,59 @@ class View:
         """A `skillsim` sweep that reproduces the chosen setting's numbers (its ensemble.csv)."""
         return shlex.join(["skillsim", "-m", *self.overrides(), f"{self.over}=range(0,{self.replicates})"])
 
-    def config_yaml(self) -> str:
-        """The chosen setting's composed config (central values; the sweep adds the draws)."""
+    def experiment_yaml(self) -> str:
+        """The view as a study file (a Hydra experiment, as sim/conf/experiments/*) that runs the same
+        sweep as `command()`: saved as DIR/experiments/EXPERIMENT_NAME.yaml, it runs with
+        `skillsim -m --config-dir DIR +experiments=EXPERIMENT_NAME` (README, "Explorer in the browser")."""
         import yaml
 
-        from ..config import to_dict
+        body: dict = {}
+        groups = []
+        for override in self.overrides():
+            key, value = override.split("=", 1)
+            if key in ("region", "scenario"):
+                groups.append({f"override /{key}": value})
+                continue
+            *parents, leaf = key.split(".")
+            node = body
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = yaml.safe_load(value)
+        body["hydra"] = {"sweeper": {"params": {self.over: f"range(0,{self.replicates})"}}}
+        folder = "views"
+        head = ["# @package _global_",
+                "# A view of skillsim-explore; the same runs as:",
+                f"#   {self.command()}",
+                f"# Run it: mkdir -p {folder}/experiments && mv {EXPERIMENT_NAME}.yaml {folder}/experiments/",
+                f"#         skillsim -m --config-dir {folder} +experiments={EXPERIMENT_NAME}"]
+        return "\n".join(head) + "\n" + yaml.safe_dump({"defaults": groups, **body}, sort_keys=False,
+                                                        allow_unicode=True)
 
-        cfg = chosen_config(self)
-        return yaml.safe_dump(to_dict(cfg), sort_keys=False, allow_unicode=True)
+
+# View field -> the config key it sets (what a region and scenario preset composes to)
+LEVER_FIELDS = {"training": "levers.training.intensity", "competition": "levers.competition.intensity",
+                "studio": "levers.studio.intensity", "allocation": "levers.training.allocation",
+                "selection": "levers.competition.selection",
+                "members_per_studio": "levers.studio.members_per_studio"}
+
+
+def with_preset(view: View) -> View:
+    """The view with its lever settings those of its region and scenario preset (a scenario sets
+    intensities and allocation): what the sliders show once a scenario or region is chosen."""
+    return dataclasses.replace(view, **preset_levers(view.region, view.scenario))
+
+
+@functools.lru_cache(maxsize=32)
+def preset_levers(region: str, scenario: str) -> dict:
+    """The lever settings `skillsim region=R scenario=S` composes to, by View field."""
+    cfg = _composed((f"region={region}", f"scenario={scenario}"))
+    out = {}
+    for field, key in LEVER_FIELDS.items():
+        node = cfg
+        for part in key.split("."):
+            node = getattr(node, part)
+        out[field] = float(node) if isinstance(node, (int, float)) and not isinstance(node, bool) else node
+    return out
 
 
 def chosen_config(view: View, n_agents: int | None = None):
