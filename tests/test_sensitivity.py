@@ -154,6 +154,89 @@ def test_prim_recovers_a_box_defined_on_the_inputs():
         assert found["chosen"]["density"] >= 0.8
 
 
+LEVERS = [Input(f"levers.{n}.intensity", 0.0, 3.0, "levers") for n in ("training", "competition", "studio")]
+BOX = "levers.training.intensity<0.5 & levers.studio.intensity<0.5"  # the issue's box: 2.8% of 0-3 x 0-3
+
+
+def cases_on_the_inputs(n: int, seed: int) -> pd.DataFrame:
+    """discover's cases table (sensitivity.runs_table, as the command builds it) without the model: the
+    condition is defined on the inputs themselves."""
+    X = discover.hypercube(LEVERS, n, seed)
+    return sensitivity.runs_table(LEVERS, X, [0], {"high_skill_share@2030": np.zeros((n, 1))})
+
+
+def test_discover_finds_the_issues_box_at_its_default_settings():
+    """The command's own analysis (discover.analyse) at the default n, threshold, peel_alpha and
+    mass_min: the box's upper bounds on training and studio lie within one sampling step of 0.5 (the
+    widest gap between neighbouring design values of that input near 0.5, among the cases inside the
+    other bound), the density threshold is met and the sentence names both restrictions."""
+    o = discover.OPTIONS
+    for seed in range(3):
+        table = cases_on_the_inputs(o["n"], seed)
+        t = discover.analyse(table, LEVERS, BOX, threshold=o["threshold"], peel_alpha=o["peel_alpha"],
+                             mass_min=o["mass_min"])
+        choice, box = t["choice"], t["box"].set_index("input")
+        assert choice["threshold_met"] and choice["density"] >= o["threshold"], (seed, choice)
+        for name, other in (("levers.training.intensity", "levers.studio.intensity"),
+                            ("levers.studio.intensity", "levers.training.intensity")):
+            inside = np.sort(table.loc[table[other] < 0.5, name].to_numpy())
+            step = np.diff(inside[(inside > 0.2) & (inside < 0.8)]).max()
+            assert box.loc[name, "restricted"] and abs(box.loc[name, "box_hi"] - 0.5) <= step, (seed, name)
+            assert name in choice["statement"]
+        assert t["design"]["of_interest"].sum() == choice["of_interest"]
+
+
+def test_without_a_box_at_the_threshold_discover_gives_the_densest_and_says_so():
+    """With mass_min=0.05 PRIM stops before the 2.8% box, so no box reaches density 0.8: the choice is the
+    densest box on the trajectory (then the most coverage), which restricts training and studio, not the
+    whole input space, and the sentence says that no box reached the threshold."""
+    t = discover.analyse(cases_on_the_inputs(256, 0), LEVERS, BOX, threshold=0.8, peel_alpha=0.05, mass_min=0.05)
+    choice, traj = t["choice"], t["trajectory"]
+    assert not choice["threshold_met"] and choice["density"] < 0.8
+    densest = traj[traj["density"] == traj["density"].max()]
+    assert choice["density"] == densest["density"].iloc[0] and choice["coverage"] == densest["coverage"].max()
+    assert traj.loc[traj["chosen"], "id"].item() == choice["box_id"] and choice["box_id"] > 0
+    restricted = set(t["box"].loc[t["box"]["restricted"], "input"])
+    assert {"levers.training.intensity", "levers.studio.intensity"} <= restricted
+    assert choice["statement"].startswith("No box reached the density threshold 0.8")
+    assert "with any inputs" not in choice["statement"]
+
+
+@pytest.mark.parametrize("method", ["sobol", "morris"])
+def test_an_input_without_effect_stays_under_the_noise_floor_when_every_run_draws_fresh_noise(method):
+    """y = x + noise, the noise fresh at every run (no common random numbers to cancel it), through the
+    command's analysis (sensitivity.study): the dummy input's index comes from noise alone, so it is of
+    the order of the noise floor the study reports and is not distinguishable; the real input is, and
+    ranks first. Over 10 seeds: the dummy's index averages 0.8-1.25 times the floor (it is centred on
+    it); it is marked distinguishable at most once (a 95% interval's lower end passes a floor its
+    estimate is centred on about 2.5% of the time, a little more as the floor is itself estimated)
+    and, on seed 0, not at all. The floor is the one noise.csv reports (Sobol: pooled variance / R / variance
+    of the means)."""
+    inputs = [Input("x", 0.0, 1.0, "config"), Input("dummy", 0.0, 1.0, "config")]
+    key = "ST" if method == "sobol" else "mu_star"
+    ratio, marked = [], 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+
+        def noisy(X, reps):
+            return {"y": X[:, :1] + rng.normal(0.0, 0.2, (len(X), len(reps)))}
+
+        t = sensitivity.study(inputs, noisy, method=method, n=256 if method == "sobol" else 64, replicates=2,
+                              noise_replicates=8, resamples=500, seed=seed, **QUIET)
+        idx, nz = t["indices"].set_index("input"), t["noise"].set_index("output")
+        dummy, real = idx.loc["dummy"], idx.loc["x"]
+        floor = dummy["noise_floor"]
+        assert floor > 0 and real["noise_floor"] == floor
+        if method == "sobol":
+            assert floor == pytest.approx(nz.loc["y", "noise_floor"])
+        ratio.append(dummy[key] / floor)
+        marked += bool(dummy["distinguishable"])
+        assert not dummy["distinguishable"] or seed > 0
+        assert dummy["distinguishable"] or np.isnan(dummy["rank"])
+        assert real["distinguishable"] and real[f"{key}_lo95"] > floor and real["rank"] == 1
+    assert 0.8 < np.mean(ratio) < 1.25 and marked <= 1, (np.mean(ratio), marked)
+
+
 def test_discover_on_the_model_writes_its_folder(tmp_path):
     path = discover.run(["region=chongqing", "condition=high_skill_share@2026<0.33", "inputs=levers", "n=24",
                          "n_agents=1000", "mass_min=0.1", f"out={tmp_path / 'd'}"])
@@ -177,6 +260,12 @@ def test_discover_on_the_model_writes_its_folder(tmp_path):
     ("discover", [], "condition"),
     ("discover", ["condition=share<<0.3"], "condition"),
     ("discover", ["condition=nonsense@2030<0.3", "quick=true"], "condition"),
+    ("discover", ["condition=levers.training.intensity<1", "peel_alpha=0"], "peel_alpha"),
+    ("discover", ["condition=levers.training.intensity<1", "peel_alpha=0.6"], "peel_alpha"),
+    ("sensitivity", ["levels=3"], "levels"),
+    ("sensitivity", ["levels=0"], "levels"),
+    ("sensitivity", ["noise_replicates=1"], "noise_replicates"),
+    ("sensitivity", ["replicates=1", "noise_replicates=0"], "noise_replicates"),
 ])
 def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, cmd, args, field):
     r = subprocess.run([sys.executable, "-m", f"sim.studies.{cmd}", *args, f"out={tmp_path / 'x'}"], cwd=tmp_path,
@@ -254,4 +343,39 @@ def test_an_interrupted_study_resumes_from_its_journal_and_gives_the_same_tables
     runs = {p.name: json.loads((p / "manifest.json").read_text())["runs"] for p in (whole, again)}
     assert runs["cut"] == runs["whole"] - kept  # the journalled runs are not run again
     for name in ("indices.csv", "noise.csv", "design.csv"):
+        assert (again / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+def test_an_interrupted_discovery_resumes_from_its_journal_and_gives_the_same_tables(tmp_path, monkeypatch, capsys):
+    """As for sensitivity: discover runs its points a chunk at a time with a progress line per chunk;
+    interrupted after its first chunk, it leaves no folder but a journal of that chunk's runs, and re-run
+    into the same folder it runs only the rest and writes what an uninterrupted discovery writes."""
+    args = ["region=chongqing", "condition=levers.training.intensity<1.5", "year=2024", "inputs=levers", "n=8",
+            "n_agents=300", "threshold=0.6", "mass_min=0.1"]
+    monkeypatch.setattr(discover, "CHUNK", 4)
+    monkeypatch.setenv("SKILLSIM_JOBS", "1")  # 16 runs of 0.2 s: a process pool would cost more than them
+    whole = discover.run([*args, f"out={tmp_path / 'whole'}"])
+    err = capsys.readouterr().err
+    assert "discover: runs 4/8, elapsed" in err and "discover: runs 8/8, elapsed" in err and "ETA" in err
+    calls = {"n": 0}
+    real = sensitivity.ModelEvaluator.__call__
+
+    def cut(self, X, reps):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(self, X, reps)
+
+    monkeypatch.setattr(sensitivity.ModelEvaluator, "__call__", cut)
+    with pytest.raises(KeyboardInterrupt):
+        discover.run([*args, f"out={tmp_path / 'cut'}"])
+    journal = tmp_path / ".cut.runs.jsonl"
+    kept = journal.read_text().count("\n")
+    assert not (tmp_path / "cut").exists() and kept == 4  # the first chunk: 4 points x 1 replicate
+    monkeypatch.setattr(sensitivity.ModelEvaluator, "__call__", real)
+    again = discover.run([*args, f"out={tmp_path / 'cut'}"])
+    assert not journal.exists()
+    runs = {p.name: json.loads((p / "manifest.json").read_text())["runs"] for p in (whole, again)}
+    assert runs == {"whole": 8, "cut": 4}  # the journalled runs are not run again
+    for name in ("design.csv", "trajectory.csv", "box.csv", "choice.json"):
         assert (again / name).read_bytes() == (whole / name).read_bytes(), name

@@ -100,3 +100,28 @@ class JournalledBatch:
     def close(self) -> None:
         if self.journal is not None:
             self.journal.unlink(missing_ok=True)
+
+
+CHUNK = 32  # design points per chunk of a study over inputs: progress and the journal advance this often
+
+
+def evaluate_in_chunks(evaluate: Callable, X, reps: list[int], *, chunk: int = CHUNK, log=print,
+                       prog: str = "study") -> dict:
+    """evaluate(X, reps) -> {name: (n, R) array}, called on `chunk` points at a time so that a long
+    study shows progress (one line per chunk: runs done of all, elapsed, ETA) and, with a journalled
+    evaluator, an interrupt keeps every finished chunk. The ETA counts only runs that actually ran
+    (`evaluate.runs`, if it has one: a resumed journal's runs cost nothing)."""
+    import time
+
+    import numpy as np
+
+    total, t0 = len(X) * len(reps), time.perf_counter()
+    ran0 = getattr(evaluate, "runs", None)
+    parts: list[dict] = []
+    for start in range(0, len(X), chunk):
+        parts.append(evaluate(X[start:start + chunk], reps))
+        done, elapsed = min(start + chunk, len(X)) * len(reps), time.perf_counter() - t0
+        ran = done if ran0 is None else evaluate.runs - ran0
+        eta = f"ETA {elapsed / ran * (total - done):.0f} s" if ran > 0 else "ETA -"
+        log(f"{prog}: runs {done}/{total}, elapsed {elapsed:.0f} s, {eta}")
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

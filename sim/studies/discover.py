@@ -13,8 +13,14 @@ PRIM (Friedman and Fisher 1999), from EMA Workbench (the maintained implementati
 peeling `peel_alpha` of the cases at a time down to `mass_min` of them), finds boxes of inputs where the
 condition's cases are dense. The chosen box is the one on the peeling trajectory with the highest
 coverage (share of all cases of interest inside it) among those with density (share of the cases
-inside it that are of interest) at least `threshold`; then the highest density. Its restricted inputs
-come with PRIM's quasi-p-values.
+inside it that are of interest) at least `threshold`; then the highest density. If no box reaches the
+threshold, the densest box on the trajectory is chosen (then the highest coverage), and choice.json
+says so (`threshold_met: false`). Its restricted inputs come with PRIM's quasi-p-values. The default
+`mass_min` of 0.02 lets PRIM reach boxes of about 2% of the input space (two of three levers below 0.5
+of 0-3 is 2.8%); a larger one stops the peeling before such a box.
+
+The points run `CHUNK` at a time, with a progress line per chunk; every finished chunk is journalled,
+so an interrupted study re-run with the same out= runs only what is missing.
 
 Output folder (atomic, manifest.json and COMPLETE, resumable from its journal): design.csv (every
 case: inputs, replicate, outputs, `of_interest`), trajectory.csv (coverage, density, mass and number
@@ -36,15 +42,16 @@ import pandas as pd
 
 from ..config import to_dict
 from ..errors import ConfigError
+from .batch import CHUNK, evaluate_in_chunks
 from .inputs import GROUPS, Input
 from .options import key_values, number, run_command, study_option
 
-OPTIONS = {"condition": None, "n": 256, "replicates": 1, "threshold": 0.8, "peel_alpha": 0.05, "mass_min": 0.05,
+OPTIONS = {"condition": None, "n": 256, "replicates": 1, "threshold": 0.8, "peel_alpha": 0.05, "mass_min": 0.02,
            "inputs": ",".join(GROUPS), "n_agents": 10000, "quick": False, "out": None}
 OPS = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
 TERM = re.compile(r"^\s*([A-Za-z_][\w.]*(?:@\d{4})?)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
 USAGE = """usage: skillsim-discover condition="high_skill_share@2030<0.35" [region=NAME] [n=256] [replicates=1]
-                         [year=Y] [threshold=0.8] [peel_alpha=0.05] [mass_min=0.05]
+                         [year=Y] [threshold=0.8] [peel_alpha=0.05] [mass_min=0.02]
                          [inputs=parameters,structural,levers] [input.KEY=LO:HI ...] [n_agents=10000]
                          [quick=true] [out=DIR] [OVERRIDE ...]
 
@@ -97,12 +104,16 @@ def prim_box(x: pd.DataFrame, y: np.ndarray, *, threshold: float, peel_alpha: fl
         warnings.simplefilter("ignore")  # EMA Workbench warns about its optional parallel back-ends
         from ema_workbench.analysis import prim
 
-        p = prim.Prim(x, y, threshold=threshold, peel_alpha=peel_alpha, mass_min=mass_min)
+        # y is 0/1, so any threshold in (0, 1] marks the same cases of interest; the smallest keeps EMA
+        # Workbench from replacing a box below `threshold` by the unpeeled one (losing the trajectory):
+        # `threshold` is applied here, in the choice
+        p = prim.Prim(x, np.asarray(y, dtype=float), threshold=1e-9, peel_alpha=peel_alpha, mass_min=mass_min)
         box = p.find_box()
     traj = box.peeling_trajectory[["id", "coverage", "density", "mass", "res_dim", "n", "k"]].copy()
     dense = traj[traj["density"] >= threshold]
-    pick = dense if len(dense) else traj
-    chosen = int(pick.sort_values(["coverage", "density"], kind="stable").iloc[-1]["id"])
+    # the most coverage among the dense enough; failing any, the densest (not the whole space)
+    order = ["coverage", "density"] if len(dense) else ["density", "coverage"]
+    chosen = int((dense if len(dense) else traj).sort_values(order, kind="stable").iloc[-1]["id"])
     limits = box.box_lims[chosen]
     init = p.box_init
     with warnings.catch_warnings():
@@ -124,7 +135,49 @@ def prim_box(x: pd.DataFrame, y: np.ndarray, *, threshold: float, peel_alpha: fl
     boxes = pd.DataFrame(rows).sort_values(["restricted", "qp_value"], ascending=[False, True], kind="stable")
     traj["chosen"] = traj["id"] == chosen
     return {"trajectory": traj.reset_index(drop=True), "box": boxes.reset_index(drop=True),
-            "chosen": traj[traj["id"] == chosen].iloc[0].to_dict()}
+            "chosen": traj[traj["id"] == chosen].iloc[0].to_dict(), "threshold_met": bool(len(dense))}
+
+
+def analyse(table: pd.DataFrame, inputs: list[Input], condition: str, *, threshold: float, peel_alpha: float,
+            mass_min: float) -> dict:
+    """The cases (one row per run: the inputs and the outputs) -> the folder's tables: design (with
+    `of_interest`), trajectory, box and choice (the chosen box said in a sentence). What the command
+    runs after the model; tests give it cases built on the inputs alone."""
+    table = table.copy()
+    table["of_interest"] = holds(table, parse_condition(condition))
+    k = int(table["of_interest"].sum())
+    out: dict = {"design": table}
+    if not 0 < k < len(table):
+        out["choice"] = {"condition": condition, "runs": len(table), "of_interest": k, "box_id": None,
+                         "threshold_met": False,
+                         "statement": f"{condition} holds in {'none' if k == 0 else 'all'} of the "
+                                      f"{len(table)} runs: there is no box to find"}
+        return out
+    found = prim_box(table[[i.name for i in inputs]], table["of_interest"].to_numpy(), threshold=threshold,
+                     peel_alpha=peel_alpha, mass_min=mass_min, ranges={i.name: (i.lo, i.hi) for i in inputs})
+    c, box, met = found["chosen"], found["box"], found["threshold_met"]
+    restricted = box[box["restricted"]]
+    main = restricted[restricted["qp_value"] <= 0.05]
+    rest = len(restricted) - len(main)
+    if len(main):
+        said = "with " + " and ".join(f"{r['input']} in [{r['box_lo']:.4g}, {r['box_hi']:.4g}]"
+                                      for _, r in main.iterrows())
+        said += f" ({rest} more restricted inputs have quasi-p-values above 0.05)" if rest else ""
+    elif rest:
+        said = f"inside a box restricting {rest} inputs, none with a quasi-p-value at or below 0.05"
+    else:
+        said = "with any inputs"
+    statement = (f"{condition} holds in {c['density']:.0%} of the runs {said} (mass {c['mass']:.0%} of the "
+                 f"runs); that box holds {c['coverage']:.0%} of the {k} runs where it holds")
+    if not met:
+        statement = (f"No box reached the density threshold {threshold:g}; this is the densest found: "
+                     + statement)
+    out.update(trajectory=found["trajectory"], box=box)
+    out["choice"] = {"condition": condition, "runs": len(table), "of_interest": k, "box_id": int(c["id"]),
+                     "threshold": threshold, "threshold_met": met, "coverage": float(c["coverage"]),
+                     "density": float(c["density"]), "mass": float(c["mass"]), "restricted": int(c["res_dim"]),
+                     "statement": statement}
+    return out
 
 
 def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
@@ -137,8 +190,12 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
             opts["year"] = number(key, value, 1990, 2100, int)
         elif key in ("n", "replicates"):
             opts[key] = number(key, value, 1 if key == "replicates" else 8, 1_000_000, int)
-        elif key in ("threshold", "peel_alpha", "mass_min"):
+        elif key in ("threshold", "mass_min"):
             opts[key] = number(key, value, 0.0, 1.0)
+        elif key == "peel_alpha":  # PRIM peels this share of the box per step: none never ends, half is coarse
+            opts[key] = number(key, value, 0.0, 0.5)
+            if opts[key] <= 0:
+                raise ConfigError(key, opts[key], "a number in (0, 0.5]")
         elif not study_option(key, value, opts, extra, GROUPS):
             overrides.append(f"{key}={value}")
     if opts["condition"] is None:
@@ -157,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
 def run(argv: list[str]) -> Path:
     from ..results import git_commit, package_versions
     from .forecast import write_folder
-    from .sensitivity import ModelEvaluator, setup
+    from .sensitivity import ModelEvaluator, runs_table, setup
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     opts, overrides, cfg, years, inputs, out = setup(argv, "discovery", parse)
@@ -170,46 +227,14 @@ def run(argv: list[str]) -> Path:
                               "cost) or an input of the study: " + ", ".join(sorted(names)))
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     X = hypercube(inputs, opts["n"], cfg.seed % (2**32))
-    log(f"discover: {len(inputs)} inputs, {len(X)} points x {opts['replicates']} replicates")
-    evaluator = ModelEvaluator(cfg, inputs, years, out.parent / f".{out.name}.runs.jsonl", log)
     reps = list(range(opts["replicates"]))
-    Y = evaluator(X, reps)
-    table = pd.DataFrame(np.repeat(X, len(reps), axis=0), columns=[i.name for i in inputs])
-    table.insert(0, "point", np.repeat(np.arange(len(X)), len(reps)))
-    table.insert(1, "replicate", np.tile(reps, len(X)))
-    for k, y in Y.items():
-        table[k] = y.ravel()
-    table["of_interest"] = holds(table, terms)
-    k = int(table["of_interest"].sum())
-    log(f"discover: the condition holds in {k} of {len(table)} runs")
-    tables = {"design": table, "config": to_dict(cfg)}
-    if 0 < k < len(table):
-        found = prim_box(table[[i.name for i in inputs]], table["of_interest"].to_numpy(),
-                         threshold=opts["threshold"], peel_alpha=opts["peel_alpha"], mass_min=opts["mass_min"],
-                         ranges={i.name: (i.lo, i.hi) for i in inputs})
-        c, box = found["chosen"], found["box"]
-        restricted = box[box["restricted"]]
-        main = restricted[restricted["qp_value"] <= 0.05]
-        rest = len(restricted) - len(main)
-        if len(main):
-            said = "with " + " and ".join(f"{r['input']} in [{r['box_lo']:.4g}, {r['box_hi']:.4g}]"
-                                          for _, r in main.iterrows())
-            said += f" ({rest} more restricted inputs have quasi-p-values above 0.05)" if rest else ""
-        elif rest:
-            said = f"inside a box restricting {rest} inputs, none with a quasi-p-value at or below 0.05"
-        else:
-            said = "with any inputs"
-        tables.update(trajectory=found["trajectory"], box=box)
-        tables["choice"] = {"condition": opts["condition"], "runs": len(table), "of_interest": k,
-                            "box_id": int(c["id"]), "coverage": float(c["coverage"]), "density": float(c["density"]),
-                            "mass": float(c["mass"]), "restricted": int(c["res_dim"]),
-                            "statement": f"{opts['condition']} holds in {c['density']:.0%} of the runs {said} "
-                                         f"(mass {c['mass']:.0%} of the runs); that box holds {c['coverage']:.0%} of "
-                                         f"the {k} runs where it holds"}
-    else:
-        tables["choice"] = {"condition": opts["condition"], "runs": len(table), "of_interest": k, "box_id": None,
-                            "statement": f"{opts['condition']} holds in {'none' if k == 0 else 'all'} of the "
-                                         f"{len(table)} runs: there is no box to find"}
+    log(f"discover: {len(inputs)} inputs, {len(X)} points x {len(reps)} replicates = {len(X) * len(reps)} runs")
+    evaluator = ModelEvaluator(cfg, inputs, years, out.parent / f".{out.name}.runs.jsonl", log, prog="discover")
+    Y = evaluate_in_chunks(evaluator, X, reps, chunk=CHUNK, log=log, prog="discover")
+    tables = analyse(runs_table(inputs, X, reps, Y), inputs, opts["condition"], threshold=opts["threshold"],
+                     peel_alpha=opts["peel_alpha"], mass_min=opts["mass_min"])
+    log(f"discover: the condition holds in {tables['choice']['of_interest']} of {len(tables['design'])} runs")
+    tables["config"] = to_dict(cfg)
     manifest = {"kind": "discovery", "command": ["skillsim-discover", *argv], "overrides": overrides,
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed, "years": list(years),
                 "options": {k2: v for k2, v in opts.items() if k2 != "out"}, "runs": evaluator.batch.runs,

@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -45,6 +44,7 @@ import pandas as pd
 
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError
+from .batch import evaluate_in_chunks
 from .inputs import GROUPS, Input, choose, configure, parse_input
 from .options import key_values, number, one_of, run_command, study_option
 
@@ -54,7 +54,7 @@ OPTIONS = {"method": "morris", "year": None, "years": None, "n": None, "replicat
            "levels": 4, "inputs": ",".join(GROUPS), "n_agents": 10000, "resamples": 1000, "quick": False,
            "out": None}
 DEFAULT_N = {"morris": 20, "sobol": 64}
-CHUNK = 256  # design points per batch: progress and the journal advance this often
+CHUNK = 32  # design points per chunk: progress and the journal advance this often (batch.evaluate_in_chunks)
 USAGE = """usage: skillsim-sensitivity [region=NAME] [year=2030 | years=2030,2035] [method=morris|sobol]
                             [n=N] [replicates=2] [noise_replicates=8] [levels=4]
                             [inputs=parameters,structural,levers] [input.KEY=LO:HI ...]
@@ -188,6 +188,16 @@ def noise(Y: dict[str, np.ndarray], fixed: dict[str, np.ndarray]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def runs_table(inputs: list[Input], X: np.ndarray, reps: list[int], Y: dict[str, np.ndarray]) -> pd.DataFrame:
+    """One row per run: the point, the replicate, the inputs and the outputs (design.csv)."""
+    table = pd.DataFrame(np.repeat(X, len(reps), axis=0), columns=[i.name for i in inputs])
+    table.insert(0, "point", np.repeat(np.arange(len(X)), len(reps)))
+    table.insert(1, "replicate", np.tile(reps, len(X)))
+    for k, y in Y.items():
+        table[k] = y.ravel()
+    return table
+
+
 def study(inputs: list[Input], evaluate: Evaluate, *, method: str, n: int, replicates: int, noise_replicates: int,
           levels: int = 4, resamples: int = 1000, seed: int = 0, nominal: np.ndarray | None = None,
           log=print) -> dict:
@@ -196,21 +206,11 @@ def study(inputs: list[Input], evaluate: Evaluate, *, method: str, n: int, repli
     reps = list(range(replicates))
     log(f"sensitivity: {method}, {len(inputs)} inputs, {len(X)} points x {replicates} replicates "
         f"+ {noise_replicates} at the nominal point = {len(X) * replicates + noise_replicates} runs")
-    parts: list[dict[str, np.ndarray]] = []
-    t0 = time.perf_counter()
-    for start in range(0, len(X), CHUNK):
-        parts.append(evaluate(X[start:start + CHUNK], reps))
-        done = min(start + CHUNK, len(X))
-        log(f"sensitivity: {done}/{len(X)} points ({time.perf_counter() - t0:.0f} s)")
-    Y = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    Y = evaluate_in_chunks(evaluate, X, reps, chunk=CHUNK, log=log, prog="sensitivity")
     x0 = nominal if nominal is not None else nominal_point(inputs)
     fixed = {k: v[0] for k, v in evaluate(x0[None, :], list(range(noise_replicates))).items()} \
         if noise_replicates > 1 else {k: np.array([]) for k in Y}
-    design_rows = pd.DataFrame(np.repeat(X, replicates, axis=0), columns=[i.name for i in inputs])
-    design_rows.insert(0, "point", np.repeat(np.arange(len(X)), replicates))
-    design_rows.insert(1, "replicate", np.tile(reps, len(X)))
-    for k, y in Y.items():
-        design_rows[k] = y.ravel()
+    design_rows = runs_table(inputs, X, reps, Y)
     noise_table = noise(Y, fixed)
     stochastic = {r["output"]: (r["stochastic_variance_pooled"] if np.isfinite(r["stochastic_variance_pooled"])
                                 else r["stochastic_variance_fixed"]) for _, r in noise_table.iterrows()}
@@ -242,11 +242,17 @@ class ModelEvaluator:
     """Design points as configs (sim.studies.inputs.configure) with replicate seeds, run by the shared
     journalled batch runner (every core; finished runs kept for a resumed study)."""
 
-    def __init__(self, cfg: RunConfig, inputs: list[Input], years: tuple[int, ...], journal: Path | None, log=print):
+    def __init__(self, cfg: RunConfig, inputs: list[Input], years: tuple[int, ...], journal: Path | None, log=print,
+                 prog: str = "sensitivity"):
         from .batch import JournalledBatch
 
         self.cfg, self.inputs, self.years = cfg, inputs, years
-        self.batch = JournalledBatch(journal, tag=list(years), log=lambda m: log("sensitivity: " + m))
+        self.batch = JournalledBatch(journal, tag=list(years), log=lambda m: log(f"{prog}: " + m))
+
+    @property
+    def runs(self) -> int:
+        """Runs actually run so far (not read back from the journal): the progress line's ETA."""
+        return self.batch.runs
 
     def __call__(self, X: np.ndarray, reps: list[int]) -> dict[str, np.ndarray]:
         configs = [dataclasses.replace(configure(self.cfg, self.inputs, x), replicate=r) for x in X for r in reps]
@@ -274,10 +280,16 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
                 raise ConfigError(key, value, "a comma list of years") from None
             if not opts["years"]:
                 raise ConfigError(key, value, "a comma list of years")
-        elif key in ("n", "replicates", "levels"):
-            opts[key] = number(key, value, 1 if key != "levels" else 2, 100_000, int)
+        elif key in ("n", "replicates"):
+            opts[key] = number(key, value, 1, 100_000, int)
+        elif key == "levels":
+            opts[key] = number(key, value, 2, 100_000, int)
+            if opts[key] % 2:  # Morris's design needs an even grid for its step of levels / (2 (levels - 1))
+                raise ConfigError(key, opts[key], "an even integer >= 2 (the Morris grid)")
         elif key == "noise_replicates":
             opts[key] = number(key, value, 0, 10_000, int)
+            if opts[key] == 1:  # one run has no variance
+                raise ConfigError(key, 1, "0 (none) or an integer >= 2")
         elif key == "resamples":
             opts[key] = number(key, value, 10, 100_000, int)
         elif not study_option(key, value, opts, extra, GROUPS):
@@ -286,6 +298,8 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
         opts.update(n=opts["n"] or (4 if opts["method"] == "morris" else 8), n_agents=min(opts["n_agents"], 2000),
                     noise_replicates=min(opts["noise_replicates"], 4), resamples=min(opts["resamples"], 200))
     opts["n"] = opts["n"] or DEFAULT_N[opts["method"]]
+    if opts["replicates"] == 1 and opts["noise_replicates"] == 0:  # nothing would measure the noise
+        raise ConfigError("noise_replicates", 0, "an integer >= 2 when replicates=1 (else no estimate of the noise)")
     if opts["method"] == "sobol" and opts["n"] & (opts["n"] - 1):
         raise ConfigError("n", opts["n"], "a power of 2 for method=sobol (Saltelli's design)")
     return opts, extra, overrides
