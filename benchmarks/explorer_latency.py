@@ -5,24 +5,36 @@
 
 In one warm process, as the server is: the view changes (training 1.5, 2.0, 2.5, ...) and the time
 to the first update (the first look, sim.explorer.engine.FIRST_AGENTS agents x 2 replicates) and to
-the final one (the default View: 20,000 agents x 8 replicates) are printed, with their medians."""
+the final one (the default View: 20,000 agents x 8 replicates) are printed, with their medians. Each
+update is timed until its four charts are drawn and encoded as the PNGs the page sends (the page's
+own `draw_all` and `png_bytes`), not only until its numbers exist."""
 
 from __future__ import annotations
 
 import statistics
 import time
 
+from sim.explorer.app import draw_all, png_bytes
 from sim.explorer.engine import FIRST_AGENTS, View, compute
 
 
+def drawn(result) -> None:
+    """What the page does with an update: every chart drawn and encoded."""
+    import matplotlib.pyplot as plt
+
+    for _, fig, _ in draw_all(result, "en"):
+        png_bytes(fig)
+        plt.close(fig)
+
+
 def main() -> None:
-    compute(View(n_agents=FIRST_AGENTS + 1, replicates=1, end_year=2026), lambda r, t: None)  # warm: imports, pool
+    compute(View(n_agents=FIRST_AGENTS + 1, replicates=1, end_year=2026), lambda r, t: drawn(r))  # warm: imports, pool
     firsts, finals = [], []
     for training in (1.5, 2.0, 2.5):
         view = View(training=training)
         t0 = time.perf_counter()
         seen: list[float] = []
-        compute(view, lambda r, t: seen.append(time.perf_counter() - t0))
+        compute(view, lambda r, t: (drawn(r), seen.append(time.perf_counter() - t0)))
         firsts.append(seen[0])
         finals.append(seen[-1])
         print(f"training {training}: first answer {seen[0]:.2f} s, final ({view.n_agents:,} agents x "

@@ -59,7 +59,7 @@ class JournalledBatch:
     def __init__(self, journal: Path | None, tag: object = None, log=print):
         import json
 
-        self.journal, self.tag, self.runs, self.done = journal, tag, 0, {}
+        self.journal, self.tag, self.runs, self.done, self.log = journal, tag, 0, {}, log
         if journal is not None and journal.exists():
             for line in journal.read_text(encoding="utf-8").splitlines():
                 try:
@@ -79,8 +79,24 @@ class JournalledBatch:
         text = json.dumps([to_dict(cfg), self.tag], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    def run(self, configs: Sequence[RunConfig], read: Callable[["object"], T]) -> list[T]:
-        """read(model) for each config, in input order; finished runs are not run again."""
+    def run(self, configs: Sequence[RunConfig], read: Callable[["object"], T], chunk: int | None = None,
+            prog: str = "") -> list[T]:
+        """read(model) for each config, in input order; finished runs are not run again. With `chunk`,
+        the runs go `chunk` at a time, each piece journalled (an interrupt loses at most one piece)
+        and, on a long call, a progress line per piece with the time left (prefixed `prog`)."""
+        import time
+
+        if chunk is not None and len(configs) > chunk:
+            out: list[T] = []
+            t0, ran0 = time.perf_counter(), self.runs
+            for start in range(0, len(configs), chunk):
+                out += self.run(configs[start:start + chunk], read)
+                done = min(start + chunk, len(configs))
+                if done < len(configs) and self.runs > ran0:
+                    left = (time.perf_counter() - t0) / (self.runs - ran0) * (len(configs) - done)
+                    self.log(f"{prog}{done}/{len(configs)} runs of this step, {self.runs} run in all; "
+                             f"about {left:.0f} s to the end of the step")
+            return out
         import json
 
         keys = [self.key(c) for c in configs]

@@ -377,7 +377,7 @@ class ModelEvaluator:
 
         self.uncertainty, self.log = uncertainty, log
         tag = [year, funder] + ([discount] if discount else [])  # journals of undiscounted plans stay valid
-        self.batch = JournalledBatch(journal, tag=tag, log=lambda m: log("plan: " + m))
+        self.batch = JournalledBatch(journal, tag=tag, log=lambda m: log("plan: " + m))  # progress too
         self.base = base_config(cfg, cost_base)
         self.base_cost = {w: np.array([c for _, c, _ in self._run([self.base], idx)[0]])
                           for w, idx in self.sets.items()}
@@ -393,14 +393,7 @@ class ModelEvaluator:
     def _run(self, configs: list[RunConfig], idx: list[int]) -> list[list[tuple[float, float, list]]]:
         runs = [sample_config(c, i, self.uncertainty) for c in configs for i in idx]
         read = functools.partial(read_run, year=self.year, funder=self.funder, discount=self.discount)
-        out, t0, ran0 = [], time.perf_counter(), self.runs
-        for start in range(0, len(runs), self.CHUNK):
-            out += self.batch.run(runs[start:start + self.CHUNK], read)
-            done = min(start + self.CHUNK, len(runs))
-            if len(runs) > self.CHUNK and done < len(runs) and self.runs > ran0:
-                rate = (time.perf_counter() - t0) / (self.runs - ran0)
-                self.log(f"plan: {done}/{len(runs)} runs of this step, {self.runs} run in all; "
-                         f"about {rate * (len(runs) - done):.0f} s to the end of the step")
+        out = self.batch.run(runs, read, chunk=self.CHUNK)
         return [out[k * len(idx):(k + 1) * len(idx)] for k in range(len(configs))]
 
     def __call__(self, xs: list[tuple], which: str) -> list[Evaluation]:
