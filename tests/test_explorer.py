@@ -241,7 +241,14 @@ def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
                 found = b.find_elements(By.CLASS_NAME, "skillsim-summary")
                 text = found[0].text if found else ""
                 return text if done and text and text != previous else False
-            return wait.until(ready)
+            from selenium.common.exceptions import TimeoutException
+
+            try:
+                return wait.until(ready)
+            except TimeoutException:  # say what the page showed instead
+                body = browser.find_element(By.TAG_NAME, "body").text
+                raise AssertionError(f"the page never showed a finished view; it shows:\n{body[-3000:]}\n"
+                                     f"server log:\n{(tmp_path / 'server.log').read_text()[-3000:]}") from None
 
         first = summary_after(None)
         thumb = browser.find_elements(By.CSS_SELECTOR, "[role=slider]")[0]  # training, the first slider

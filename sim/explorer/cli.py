@@ -22,10 +22,12 @@ VIEW_ENV = "SKILLSIM_EXPLORE_VIEW"  # read by sim.explorer.app (kept free of web
 DEFAULT_PORT = 8765
 
 # variables of the libraries that write files -> their folder in the cache folder (a value the user
-# set is kept); the joblib workers inherit them
+# set is kept); the joblib workers inherit them. Not SOLARA_ASSETS_PROXY_CACHE_DIR: its default,
+# sys.prefix/share/solara/cdn, is where solara-assets installed the page's scripts and styles (read
+# only, not written), and pointing it elsewhere leaves the page without them.
 CACHE_ENV = {"MPLCONFIGDIR": "matplotlib", "NUMBA_CACHE_DIR": "numba", "JOBLIB_TEMP_FOLDER": "joblib",
-             "TMPDIR": "tmp", "SOLARA_HOME": "solara", "SOLARA_ASSETS_PROXY_CACHE_DIR": "solara-cdn",
-             "IPYTHONDIR": "ipython", "JUPYTER_RUNTIME_DIR": "jupyter-runtime"}
+             "TMPDIR": "tmp", "SOLARA_HOME": "solara", "IPYTHONDIR": "ipython",
+             "JUPYTER_RUNTIME_DIR": "jupyter-runtime"}
 
 
 def default_cache_dir() -> Path:
