@@ -3,6 +3,7 @@ command's options, bounds and output folder."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -114,6 +115,7 @@ def test_wilson_and_pareto_on_known_cases():
     (["target.share=0.35", "target.year=2030", "confidence=0"], "confidence"),
     (["target.share=0.35", "target.year=2030", "confidence=1"], "confidence"),
     (["target.share=0.35", "target.year=2030", "discount=-0.03"], "discount"),
+    (["target.share=0.35", "target.year=2030", "training.allocation=random,everyone"], "training.allocation"),
 ])
 def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, args, field):
     proc = subprocess.run([sys.executable, "-m", "sim.studies.plan", *args, f"out={tmp_path / 'p'}"], cwd=tmp_path,
@@ -270,3 +272,25 @@ def test_an_infeasible_plan_reports_the_best_mix_within_its_budget():
     assert best_found(result, None).x == (3.0,)
     assert best_found(result, 5e9).x == (2.0,)
     assert best_found(result, 5e9, "max_share").x == (1.0,)  # max_share: nothing within the budget, the cheapest
+
+
+def test_settings_are_searched_on_the_same_samples_and_the_best_answer_wins():
+    """Two allocations, one of which buys the same share at half the cost: the plan searches each on
+    the same noise and chooses the cheaper one's answer, at the same least intensity."""
+    from sim.studies.plan import combine
+
+    box = Box(["training"], np.array([0.0]), np.array([4.0]))
+    noise = toy(5)
+    results = []
+    for combo, price in ((("random",), 1e9), (("near_standard",), 5e8)):
+        def evaluate(xs, which, price=price):
+            return [dataclasses.replace(e, cost=e.cost * price / 1e9) for e in noise(xs, which)]
+        r = search(evaluate, box, confidence=CONF, candidates=16, refine=8, finalists=3, log=lambda *_: None)
+        for ev in r["evaluations"] + r["fresh"]:
+            ev.setting = combo
+        results.append(r)
+    both = combine(results, "min_cost")
+    assert both["chosen"].setting == ("near_standard",)
+    assert both["chosen"].x == results[0]["chosen"].x  # the same noise: the same least intensity
+    assert both["chosen"].mean_cost == pytest.approx(results[0]["chosen"].mean_cost / 2)
+    assert len(both["evaluations"]) == len(results[0]["evaluations"]) + len(results[1]["evaluations"])

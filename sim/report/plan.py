@@ -150,7 +150,8 @@ def statement(f: dict, lang: str) -> str:
                                         "share": _pct(c["best_mean_share"])})
     r = o.get("discount") or 0.0
     w = {**w, "funder": w["funder"] + (T["disc"].format(r=f"{r:.1%}") if r else "")}
-    fields = {**w, "mix": _mix_text(c["mix"], lang), "cost": money(c["cost_yuan"]), "n": c["fresh_samples"],
+    settings = "".join(f", {k}={v}" for k, v in c.get("settings", {}).items())  # searched allocation/selection
+    fields = {**w, "mix": _mix_text(c["mix"], lang) + settings, "cost": money(c["cost_yuan"]), "n": c["fresh_samples"],
               "share": _pct(c["share_mean"]), "q05": _pct(c["share_q05"]), "q95": _pct(c["share_q95"])}
     if c["objective"] == "max_share":
         return T["stmt_max"].format(**fields, budget=money(o["budget"]))

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
 import sys
 import time
@@ -64,17 +65,22 @@ from ..errors import ConfigError, OutputError, SkillsimError
 from .options import boolean, key_values, number, run_command
 
 LEVERS = ("training", "competition", "studio")
+#: categorical lever settings a plan can search over (`training.allocation=random,near_standard`):
+#: the search runs once per combination, on the same samples, and the best answer wins
+SETTINGS = {"training.allocation": ("random", "lowest_level", "near_standard"),
+            "competition.selection": ("random", "progress")}
 FUNDERS = ("total", "government", "employer")
 OPTIONS = {"target.share": None, "target.year": None, "confidence": 0.8, "objective": "min_cost", "budget": None,
            "levers": "training,competition,studio", "funder": "total", "cost_base": "status_quo",
            "samples": 16, "fresh": 32, "candidates": 16, "refine": 4, "finalists": 3, "tolerance": 0.1,
-           "discount": 0.0,
+           "discount": 0.0, "training.allocation": None, "competition.selection": None,
            "uncertainty": None, "n_agents": 20000, "out": None, "preview": False}
 BOUNDS = {"lo": 0.0, "hi": 3.0}
 USAGE = """usage: skillsim-plan [region=NAME] target.share=S target.year=Y [confidence=0.8]
                      [objective=min_cost|max_share] [budget=YUAN] [levers=training,competition,studio]
                      [LEVER.lo=0] [LEVER.hi=3] [LEVER.fixed=X] [funder=total|government|employer]
-                     [cost_base=status_quo|no_policy] [discount=0] [samples=16] [fresh=32] [candidates=16] [refine=4]
+                     [cost_base=status_quo|no_policy] [discount=0]
+                     [training.allocation=A[,B..]] [competition.selection=S[,T]] [samples=16] [fresh=32] [candidates=16] [refine=4]
                      [finalists=3] [tolerance=0.1] [uncertainty=true|false] [n_agents=20000] [preview=true]
                      [out=DIR] [OVERRIDE ...]
 
@@ -113,6 +119,7 @@ class Evaluation:
     share: np.ndarray
     cost: np.ndarray
     target: float
+    setting: tuple = ()  # the categorical lever settings searched over (SETTINGS order), if any
 
     @property
     def success(self) -> np.ndarray:
@@ -437,7 +444,12 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
     opts, levers, overrides = dict(OPTIONS), {}, []
     for key, value in key_values(argv, USAGE, "skillsim-plan"):
         head, _, tail = key.partition(".")
-        if head in LEVERS and tail in ("lo", "hi", "fixed"):
+        if key in SETTINGS:
+            names = [n for n in value.split(",") if n]
+            if not names or any(n not in SETTINGS[key] for n in names):
+                raise ConfigError(key, value, "a comma list of " + ", ".join(SETTINGS[key]))
+            opts[key] = list(dict.fromkeys(names))
+        elif head in LEVERS and tail in ("lo", "hi", "fixed"):
             levers.setdefault(head, {})[tail] = number(key, value, 0.0, 100.0)
         elif key == "target.share":
             opts[key] = number(key, value, 0.0, 1.0)
@@ -501,10 +513,13 @@ def make_box(opts: dict, levers: dict) -> Box:
 
 
 def tables(result: dict, box: Box, opts: dict) -> dict:
+    searched = searched_settings(opts)
+
     def row(ev: Evaluation) -> dict:
         k, n = int(ev.success.sum()), ev.success.size
         lo, hi = wilson(k, n)
-        return {**{f"{nm}_intensity": v for nm, v in box.mix(np.array(ev.x)).items()}, "samples": ev.which,
+        cat = {key.replace(".", "_"): v for key, v in zip(searched, ev.setting)}
+        return {**{f"{nm}_intensity": v for nm, v in box.mix(np.array(ev.x)).items()}, **cat, "samples": ev.which,
                 "n": n, "p_target": ev.p, "p_lo95": lo, "p_hi95": hi, "share_mean": ev.mean_share,
                 "share_q05": float(np.quantile(ev.share, 0.05)), "share_q95": float(np.quantile(ev.share, 0.95)),
                 "cost_mean": ev.mean_cost}
@@ -530,6 +545,30 @@ def tables(result: dict, box: Box, opts: dict) -> dict:
     else:
         out["near_optimal"] = pd.DataFrame(columns=list(cand.columns))
     return out
+
+
+def searched_settings(opts: dict) -> list[str]:
+    """The categorical settings the plan searches over (given on the command line), in SETTINGS order."""
+    return [key for key in SETTINGS if opts.get(key)]
+
+
+def with_setting(cfg: RunConfig, setting: dict[str, str]) -> RunConfig:
+    levers = cfg.levers
+    for key, value in setting.items():
+        lever, field_name = key.split(".")
+        levers = dataclasses.replace(levers, **{lever: dataclasses.replace(getattr(levers, lever), **{field_name: value})})
+    return dataclasses.replace(cfg, levers=levers)
+
+
+def combine(results: list[dict], objective: str) -> dict:
+    """One result from the searches of several settings: every evaluation, and the best answer (the
+    cheapest, or for max_share the highest mean share) with its own marginal costs."""
+    answers = [r for r in results if r["chosen"] is not None]
+    key = (lambda r: r["chosen"].mean_cost) if objective == "min_cost" else (lambda r: -r["chosen"].mean_share)
+    best = min(answers, key=key) if answers else None
+    return {"evaluations": [e for r in results for e in r["evaluations"]],
+            "fresh": [e for r in results for e in r["fresh"]],
+            "chosen": best["chosen"] if best else None, "marginal": best["marginal"] if best else []}
 
 
 def best_found(result: dict, budget: float | None = None, objective: str = "min_cost") -> Evaluation:
@@ -574,7 +613,11 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
         statement = (f"{mix}: {chosen.mean_cost:,.0f} yuan over the {opts['cost_base']} to {year}"
                      + (f" (discounted at {opts['discount']:.1%} a year)" if opts["discount"] else "")
                      + f"; P(share >= {target:.1%}) = {chosen.p:.0%} [{lo:.0%}, {hi:.0%}] on {n} fresh samples")
+    settings = dict(zip(searched_settings(opts), chosen.setting))
+    if settings:
+        statement = f"{settings} " + statement
     return {"feasible": True, "objective": opts["objective"], "mix": box.mix(np.array(chosen.x)),
+            **({"settings": settings} if settings else {}),
             "cost_yuan": chosen.mean_cost, "funder": opts["funder"], "cost_base": opts["cost_base"],
             "discount_rate": opts["discount"],
             "target_share": target, "target_year": year, "confidence": conf,
@@ -624,26 +667,38 @@ def run(argv: list[str]) -> Path:
     log(f"plan: into {out} (if interrupted, the same command with out={out} resumes it)")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     target = opts["target.share"] if opts["target.share"] is not None else 1.0
-    evaluator = ModelEvaluator(cfg, box, target=target, year=year, funder=opts["funder"],
-                               cost_base=opts["cost_base"], samples=opts["samples"], fresh=opts["fresh"],
-                               uncertainty=uncertainty, log=log, journal=journal, discount=opts["discount"])
-    result = search(evaluator, box, confidence=opts["confidence"], candidates=opts["candidates"],
-                    refine=opts["refine"], finalists=opts["finalists"], objective=opts["objective"],
-                    budget=opts["budget"], seed=cfg.seed % (2**32), log=log,
-                    anchors=[np.ones(len(box.names))])
+    searched = searched_settings(opts)
+    results, evaluators = [], {}
+    for combo in itertools.product(*(opts[key] for key in searched)):  # one empty combination if none
+        setting = dict(zip(searched, combo))
+        if setting:
+            log(f"plan: searching with {setting}")
+        evaluator = ModelEvaluator(with_setting(cfg, setting), box, target=target, year=year, funder=opts["funder"],
+                                   cost_base=opts["cost_base"], samples=opts["samples"], fresh=opts["fresh"],
+                                   uncertainty=uncertainty, log=log, journal=journal, discount=opts["discount"])
+        result = search(evaluator, box, confidence=opts["confidence"], candidates=opts["candidates"],
+                        refine=opts["refine"], finalists=opts["finalists"], objective=opts["objective"],
+                        budget=opts["budget"], seed=cfg.seed % (2**32), log=log,
+                        anchors=[np.ones(len(box.names))])
+        for ev in result["evaluations"] + result["fresh"]:
+            ev.setting = combo
+        results.append(result)
+        evaluators[combo] = evaluator
+    result = combine(results, opts["objective"])
     out_tables = tables(result, box, opts)
     out_tables["choice"] = choice(result, box, opts)
     shown = result["chosen"] or best_found(result, opts["budget"], opts["objective"])  # the answer on the fresh samples, or the best found
+    evaluator = evaluators[shown.setting]
     out_tables["trajectory"] = evaluator.trajectory(shown.x, shown.which)
     out_tables["config"] = to_dict(cfg)
     manifest = {"kind": "plan", "command": ["skillsim-plan", *argv], "overrides": overrides,
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed,
                 "options": {k: v for k, v in opts.items() if k != "out"}, "bounds": levers,
                 "uncertainty": "joint draws of parameters and structural inputs, with replicates" if uncertainty
-                else "replicates only", "runs": evaluator.runs, "versions": package_versions(),
+                else "replicates only", "runs": sum(e.runs for e in evaluators.values()), "versions": package_versions(),
                 "git_commit": git_commit(), "started": started}
     path = write_folder(out, out_tables, manifest, what="plan")
-    evaluator.batch.close()
+    evaluator.batch.close()  # the journal all the settings' evaluators shared
     log("plan: " + out_tables["choice"]["statement"])
     log(f"wrote {path}")
     return path
