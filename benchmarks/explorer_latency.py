@@ -6,7 +6,7 @@
 In one warm process, as the server is: the view changes (training 1.5, 2.0, 2.5, ...) and the time
 to the first update (the first look, sim.explorer.engine.FIRST_AGENTS agents x 2 replicates) and to
 the final one (the default View: 20,000 agents x 8 replicates) are printed, with their medians. Each
-update is timed until its four charts are drawn and encoded as the PNGs the page sends (the page's
+update is timed until its charts are drawn and encoded as the PNGs the page sends (the page's
 own `draw_all` and `png_bytes`), not only until its numbers exist."""
 
 from __future__ import annotations

@@ -325,3 +325,109 @@ def test_a_newer_view_cancels_the_rest_of_an_older_one(monkeypatch):
 
     out = engine.compute(View(n_agents=1000, replicates=6, end_year=2026), update, cancelled=lambda: flag["cancel"])
     assert out is None and len(runs) == 4  # replicates 0 and 1 (the first update), nothing after
+
+
+def fake_run(months: int, workers, spend, share: float = 0.3) -> dict:
+    """A run's series as engine.read_series gives it, from the start (2025-12) for `months` months;
+    workers(t) and spend(t) give month t's high-skill workers and total spend (t = 0: the start)."""
+    from sim.explorer.engine import FUNDERS, LEVER_KINDS
+
+    dates = ["2025-12"] + [f"{2026 + m // 12}-{m % 12 + 1:02d}" for m in range(months)]
+    t = range(len(dates))
+    run = {"date": dates, "high_skill_share": [share + 0.001 * i for i in t],
+           "high_skill_workers": [float(workers(i)) for i in t], "income_mean": [60000.0 + 10 * i for i in t],
+           "income_median": [55000.0] * len(dates), "spend_total": [float(spend(i)) for i in t]}
+    run.update({f"level_{k}": [1000.0 / (k + 1)] * len(dates) for k in range(8)})
+    run.update({f"spend_{lever}_{funder}": [float(spend(i)) / 8 for i in t]
+                for lever in LEVER_KINDS for funder in FUNDERS})
+    return run
+
+
+def test_the_cost_per_additional_worker_chart_has_the_known_answer():
+    """Two runs on common draws: run 0 spends 10 more a month and adds 1 high-skill worker a month over
+    the status quo (10 yuan a worker), run 1 spends 40 more and adds 2 (20 a worker); the chart's CSV
+    gives each December the median 15 and 50% band 12.5-17.5 (the start's spend not counted); a setting
+    that adds no workers gives no numbers and says so on the chart."""
+    from sim.explorer import charts
+    from sim.explorer.engine import Result
+
+    base = fake_run(24, lambda t: 1000, lambda t: 100)
+    chosen = [fake_run(24, lambda t, a=a: 1000 + a * t, lambda t, e=e: 999 if t == 0 else 100 + e)
+              for a, e in ((1, 10), (2, 40))]
+    res = Result(SMALL, 1000, {"chosen": chosen, "status_quo": [base, base]}, final=True)
+    fig, data = dict(charts.CHARTS)["cost_per_worker"](res, {"label_en": "Testland"}, "en")
+    csv = pd.read_csv(io.StringIO(data.to_csv(index=False)))
+    assert list(csv["date"]) == ["2026-12", "2027-12"]
+    assert list(csv["adding"]) == [2, 2] and list(csv["n"]) == [2, 2]
+    assert csv["median"].tolist() == pytest.approx([15.0, 15.0])
+    assert csv["q25"].tolist() == pytest.approx([12.5, 12.5]) and csv["q75"].tolist() == pytest.approx([17.5, 17.5])
+    assert csv["extra_spend_mean"].tolist() == pytest.approx([12 * 25, 24 * 25])  # (10 + 40) / 2 a month
+    assert csv["extra_workers_mean"].tolist() == pytest.approx([12 * 1.5, 24 * 1.5])
+
+    same = Result(SMALL, 1000, {"chosen": [base, base], "status_quo": [base, base]}, final=True)
+    fig, data = dict(charts.CHARTS)["cost_per_worker"](same, {"label_en": "Testland"}, "en")
+    assert data["median"].isna().all() and (data["adding"] == 0).all()
+    said = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert "adds no high-skill workers" in said
+
+
+def test_the_page_in_chinese_shows_no_english(monkeypatch, request):
+    """In Chinese every word the page shows is Chinese: controls, drop-down options (their values
+    unchanged), progress, '(previous setting)', the summary, downloads and an error's prefix. The
+    page is shown a made-up result (no runs) and then an agent count beyond the memory limit; one chart
+    is drawn (the charts' own words are charts.TEXT, drawn in Chinese by test_the_page_speaks_chinese)."""
+    import ipywidgets
+
+    from sim.explorer import charts
+    from sim.explorer.engine import Result, TooBig
+
+    def fake(view, update, cancelled=None):
+        runs = [fake_run(24, lambda t: 1000 + t, lambda t: 100 + (t > 0) * 10)] * 2
+        base = [fake_run(24, lambda t: 1000, lambda t: 100)] * 2
+        update(Result(dataclasses.replace(view, training=2.0), 1000, {"chosen": runs, "status_quo": base}, True), 2)
+        raise TooBig(view.n_agents, 9.0, 4.0)
+
+    monkeypatch.setattr(app, "compute", fake)
+    monkeypatch.setattr(charts, "CHARTS", charts.CHARTS[-1:])
+    app.view.value, app.lang.value = SMALL, "zh"
+    box, rc = solara.render(app.Page(), handle_error=False)
+    request.addfinalizer(box.close)
+
+    def widgets(value, seen: set) -> list:
+        """Every widget under `value` (the finder stops at a match: a walk of its own)."""
+        if isinstance(value, (list, tuple)):
+            return [w for x in value for w in widgets(x, seen)]
+        if isinstance(value, dict):
+            return widgets(list(value.values()), seen)
+        if not isinstance(value, ipywidgets.Widget) or id(value) in seen:
+            return []
+        seen.add(id(value))
+        return [value, *widgets([getattr(value, k) for k in value.keys if k != "layout"], seen)]
+
+    def texts() -> list[str]:
+        out = []
+        for w in widgets(rc.find(ipywidgets.Widget).widgets, set()):
+            if getattr(w, "tag", None) == "pre":
+                continue  # the skillsim command: identifiers, the same in both languages
+            for name in ("label", "hint", "placeholder", "description"):
+                if isinstance(getattr(w, name, None), str):
+                    out.append(getattr(w, name))
+            out += [c for c in getattr(w, "children", []) or [] if isinstance(c, str)]
+            out += [i["text"] if isinstance(i, dict) else str(i) for i in getattr(w, "items", []) or []]
+        return out
+
+    end = time.time() + 10
+    while time.time() < end and not (rc.find(v.Alert).widgets and any("12月" in t for t in texts())):
+        time.sleep(0.05)
+    page = " | ".join(texts())
+    for english in ("agents:", " of 2 ", "first look", "previous setting", "December", "high-skill", "Not run",
+                    "config error", "is invalid", "allowed", "fits in memory", "intensity", "Reproduce", "study file",
+                    "share:", "composition", "Baseline", "Training boost", "Chongqing", "Zhong County", "China",
+                    "lowest", "nearest", "random", "progressing", "horizon", "region", "scenario"):
+        assert english not in page, (english, page)
+    for chinese in ("培训强度", "（上一设置）", "1,000个主体：已完成2/2次", "2027年12月", "未运行：配置错误：n_agents",
+                    "内存能容纳的规模", "基准情景（现行政策）", "忠县", "重庆", "低等级优先", "进步最快者",
+                    "每增加一名高技能人才的成本：PNG", "用 skillsim 复现"):
+        assert chinese in page, (chinese, page)
+    select = rc.find(v.Select, label=app.LABELS["zh"]["allocation"]).widget
+    assert [i["value"] for i in select.items] == ["random", "lowest_level", "near_standard"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 
@@ -59,9 +60,31 @@ def test_morris_gives_the_elementary_effects_of_a_linear_function_and_zero_for_a
     # elementary effect = slope x range width (SALib's effects are per unit of the scaled input)
     assert t.loc[["a", "b", "c"], "mu_star"].tolist() == pytest.approx([2.0, 6.0, 0.5], rel=1e-9)
     assert t.loc[["a", "b", "c"], "sigma"].abs().max() < 1e-9
+    # σ's bootstrap interval: every elementary effect of a linear function is the same, so [0, 0]
+    assert (t["sigma_lo95"] <= 1e-9).all() and (t["sigma_lo95"] >= -1e-9).all() and (t["sigma_hi95"] < 1e-9).all()
     assert t.loc["dummy", "mu_star"] == 0 and t.loc["dummy", "mu_star_lo95"] == 0
     assert not t.loc["dummy", "distinguishable"] and np.isnan(t.loc["dummy", "rank"])
     assert t.loc[["b", "a", "c"], "rank"].tolist() == [1, 2, 3]
+
+
+def test_morris_sigma_has_a_bootstrap_interval_over_trajectories():
+    """σ of an input that acts with another is positive and its interval, from resampled trajectories of
+    the elementary effects (recomputed as SALib computes them: the same μ, μ* and σ), contains it and
+    lies above zero; an additive input's σ is zero with the interval [0, 0]."""
+    inputs = [Input("a", 0, 1, "config"), Input("b", -1, 1, "config"), Input("c", 0, 2, "config")]
+
+    def f(X, reps):
+        return {"y": np.repeat((X[:, 0] * X[:, 1] + X[:, 2])[:, None], len(reps), axis=1)}
+
+    X = sensitivity.design(inputs, "morris", 30, seed=1)
+    ee = sensitivity.elementary_effects(X, f(X, [0])["y"][:, 0])
+    t = sensitivity.study(inputs, f, method="morris", n=30, replicates=1, noise_replicates=0, seed=1,
+                          **QUIET)["indices"].set_index("input")
+    assert np.allclose(ee.std(axis=0, ddof=1), t["sigma"]) and np.allclose(np.abs(ee).mean(axis=0), t["mu_star"])
+    for name in ("a", "b"):
+        r = t.loc[name]
+        assert 0 < r["sigma_lo95"] < r["sigma"] < r["sigma_hi95"], r
+    assert t.loc["c", "sigma"] == pytest.approx(0, abs=1e-9) and t.loc["c", "sigma_hi95"] == pytest.approx(0, abs=1e-9)
 
 
 def model_study(root, method: str, n: int, agents: int, year: int, replicates: int):
@@ -274,6 +297,111 @@ def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, cmd, args, fie
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and field in lines[0] and "Traceback" not in r.stderr
     assert not (tmp_path / "x").exists()
+
+
+INPUTS_FILE = "groups: [levers]\nlevers:\n  training: {intensity: [0.5, 2]}\nregion.high_skill_target: [0.3, 0.4]\n"
+
+
+@pytest.mark.parametrize("cmd,content,field", [
+    ("sensitivity", None, "inputs_file"),  # no such file
+    ("sensitivity", "- levers.training.intensity\n", "inputs_file"),  # not a mapping
+    ("sensitivity", "levers.training.intensity: [3, 1]\n", "levers.training.intensity"),
+    ("sensitivity", "levers.training.intensity: [0, x]\n", "levers.training.intensity"),
+    ("sensitivity", "levers.training.intensity: 2\n", "levers.training.intensity"),
+    ("sensitivity", "no.such.key: [0, 1]\n", "no.such.key"),
+    ("sensitivity", "groups: [levers, nonsense]\n", "groups"),
+    ("discover", "levers.training.intensity: [0, 1, 2]\n", "levers.training.intensity"),
+    ("discover", "a: [1\n", "inputs_file"),  # not YAML
+])
+def test_a_bad_inputs_file_fails_in_one_line_naming_the_file_and_writes_nothing(tmp_path, capsys, cmd, content,
+                                                                                field):
+    path = tmp_path / "inputs.yaml"
+    if content is not None:
+        path.write_text(content)
+    module = sensitivity if cmd == "sensitivity" else discover
+    args = ["condition=levers.training.intensity<1"] if cmd == "discover" else []
+    with pytest.raises(SystemExit) as exc:
+        module.main([*args, f"inputs_file={path}", f"out={tmp_path / 'x'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and str(path) in err[0] and field in err[0], err
+    assert not (tmp_path / "x").exists()
+
+
+def test_an_inputs_file_chooses_the_inputs_with_the_command_line_winning_and_is_recorded(tmp_path, monkeypatch):
+    """The file's groups and ranges, the command line's input.KEY over the file's, and the file's text in
+    the manifest (the model replaced by a function of the inputs: what is tested is the choice)."""
+    path = tmp_path / "inputs.yaml"
+    path.write_text(INPUTS_FILE)
+
+    def fake(self, X, reps):
+        return {f"{m}@2025": np.repeat(X[:, :1], len(reps), axis=1) for m in sensitivity.OUTPUTS}
+
+    monkeypatch.setattr(sensitivity.ModelEvaluator, "__call__", fake)
+    folder = sensitivity.run(["region=chongqing", "year=2025", f"inputs_file={path}", "n=2", "resamples=20",
+                              "input.levers.studio.intensity=1:2", "noise_replicates=0", f"out={tmp_path / 's'}"])
+    inputs = pd.read_csv(folder / "inputs.csv").set_index("name")
+    assert set(inputs.index) == {"levers.training.intensity", "levers.competition.intensity",
+                                 "levers.studio.intensity", "region.high_skill_target"}
+    assert inputs.loc["levers.training.intensity", ["lo", "hi"]].tolist() == [0.5, 2.0]  # the file's
+    assert inputs.loc["levers.studio.intensity", ["lo", "hi"]].tolist() == [1.0, 2.0]  # the command line's
+    assert inputs.loc["levers.competition.intensity", ["lo", "hi"]].tolist() == [0.0, 3.0]  # the group's
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["inputs_file"]["text"] == INPUTS_FILE and manifest["options"]["inputs"] == "levers"
+    assert manifest["inputs_file"]["inputs"]["region.high_skill_target"] == [0.3, 0.4]
+    # inputs= on the command line wins over the file's groups
+    opts, _, _, _, chosen, _ = sensitivity.setup([f"inputs_file={path}", "inputs=structural", "year=2025",
+                                                  f"out={tmp_path / 't'}"], "sensitivity", sensitivity.parse)
+    assert opts["inputs"] == "structural" and "levers.competition.intensity" not in {i.name for i in chosen}
+    assert {"levers.training.intensity", "region.high_skill_target"} <= {i.name for i in chosen}
+
+
+REGION = {"name": "chongqing", "label_en": "Chongqing", "label_zh": "重庆"}
+
+
+def test_the_chinese_discovery_report_says_the_box_in_chinese_with_the_same_numbers():
+    """The zh report builds its sentence from choice.json's numbers and box.csv's restricted inputs (lever
+    names in Chinese), with no English left; the en report keeps choice.json's statement."""
+    from sim.report.sensitivity import discovery_markdown
+
+    for threshold, mass_min in ((0.8, 0.02), (0.8, 0.05)):  # the threshold met, and not
+        t = discover.analyse(cases_on_the_inputs(256, 0), LEVERS, BOX, threshold=threshold, peel_alpha=0.05,
+                             mass_min=mass_min)
+        c = t["choice"]
+        f = {"choice": c, "box": t["box"], "trajectory": t["trajectory"], "config": {"region": REGION},
+             "manifest": {"options": {"threshold": threshold}}}
+        zh, en = discovery_markdown(f, "zh", []), discovery_markdown(f, "en", [])
+        assert c["statement"] in en
+        sentence = zh.splitlines()[2]
+        assert re.search(r"[A-Za-z]{2,}", sentence) is None, sentence  # no English word, not even a key
+        assert "培训强度" in sentence and "工作室强度" in sentence
+        for number in (f"{c['density']:.0%}", f"{c['coverage']:.0%}", f"{c['mass']:.0%}", f"{c['of_interest']}次"):
+            assert number in sentence, (number, sentence)
+        main = t["box"][t["box"]["restricted"] & (t["box"]["qp_value"] <= 0.05)]
+        for _, r in main.iterrows():
+            assert f"[{r['box_lo']:.4g}, {r['box_hi']:.4g}]" in sentence and f"[{r['box_lo']:.4g}" in c["statement"]
+        assert sentence.startswith("没有区域达到密度阈值") == (not c["threshold_met"])
+        assert "levers.training.intensity" not in zh  # the box table names the levers in Chinese too
+
+
+def test_the_mu_sigma_figure_draws_every_output_of_every_year():
+    from sim.report.sensitivity import mu_sigma_figure
+
+    inputs = [Input("a", 0, 1, "config"), Input("b", 0, 1, "config")]
+    names = [f"{m}@{y}" for y in (2030, 2035) for m in sensitivity.OUTPUTS]
+
+    def f(X, reps):
+        return {n: np.repeat((k * X[:, 0] + X[:, 0] * X[:, 1])[:, None], len(reps), axis=1)
+                for k, n in enumerate(names)}
+
+    idx = sensitivity.study(inputs, f, method="morris", n=4, replicates=1, noise_replicates=0, resamples=20,
+                            **QUIET)["indices"]
+    folder = {"indices": idx, "config": {"region": REGION}, "manifest": {"options": {"method": "morris"}}}
+    for lang in ("en", "zh"):
+        fig, drawn = mu_sigma_figure(folder, lang)
+        assert list(dict.fromkeys(drawn["output"])) == names and {"sigma_lo95", "sigma_hi95"} <= set(drawn)
+        panels = [ax for ax in fig.get_axes() if ax.get_visible()]
+        assert len(panels) == 8
+        assert any("2035" in ax.get_title() for ax in panels) and any("2030" in ax.get_title() for ax in panels)
 
 
 @pytest.mark.parametrize("method", ["morris", pytest.param("sobol", marks=pytest.mark.slow)])

@@ -1,5 +1,7 @@
 """The explorer's page (Solara): lever sliders and settings on the left; the fan chart of the chosen
-setting against the status quo, the level composition, income and costs, with a summary and exports.
+setting against the status quo, the level composition, income, costs and the cost per additional
+high-skill worker, with a summary and exports; every word from LABELS (or the engine's and charts' TEXT)
+in the chosen language.
 
 Solara is what Mesa's own browser visualisation is built on: pages are Python components with
 reactive state, served by a local server, and testable in-process with its test renderer (no browser).
@@ -15,10 +17,11 @@ import threading
 
 import solara
 
-from ..errors import SkillsimError
+from ..errors import ConfigError, SkillsimError
+from ..report.text import scenario_label
 from . import charts
 from .engine import (ALLOCATIONS, EXPERIMENT_NAME, REGIONS, SCENARIOS, SELECTIONS, Result, View, chosen_config, compute,
-                     with_preset)
+                     progress_text, region_label, with_preset)
 
 VIEW_ENV = "SKILLSIM_EXPLORE_VIEW"  # the first view, as JSON fields of View (skillsim-explore's options)
 
@@ -49,7 +52,13 @@ LABELS = {
            "summary": "December {y}: high-skill share {c} with the chosen setting, {s} under the status quo "
                       "(difference {d:+.1f} points on the same seeds); extra spend {cost} billion yuan, "
                       "{per} yuan per additional high-skill worker.",
-           "language": "language"},
+           "language": "language", "previous": "(previous setting) ", "colon": ": ",
+           "config_error": "config error: {field} = {value} is invalid; allowed: {allowed}", "fault": "",
+           "charts": {"share": "high-skill share", "composition": "level composition", "income": "income",
+                      "cost": "cumulative spend", "cost_per_worker": "cost per additional high-skill worker"},
+           "allocations": {"random": "random", "lowest_level": "lowest levels first",
+                           "near_standard": "nearest the next standard first"},
+           "selections": {"progress": "those progressing best", "random": "random"}},
     "zh": {"title": "skillsim 政策模拟器", "region": "地区", "scenario": "情景",
            "training": "培训强度（现行水平的倍数）", "competition": "竞赛强度（现行水平的倍数）",
            "studio": "工作室强度（现行水平的倍数）", "allocation": "培训分配方式", "selection": "竞赛选拔方式",
@@ -59,7 +68,12 @@ LABELS = {
            "config": "研究配置文件（skillsim_view.yaml）", "png": "PNG", "csv": "CSV", "error": "未运行",
            "summary": "{y}年12月：所选方案下高技能人才占比{c}，现行政策下{s}（相同随机种子下差异{d:+.1f}个百分点）；"
                       "额外支出{cost}亿元，每增加一名高技能人才{per}元。",
-           "language": "语言"},
+           "language": "语言", "previous": "（上一设置）", "colon": "：",
+           "config_error": "配置错误：{field} = {value} 无效；允许：{allowed}", "fault": "程序错误：",
+           "charts": {"share": "高技能人才占比", "composition": "等级构成", "income": "收入", "cost": "累计支出",
+                      "cost_per_worker": "每增加一名高技能人才的成本"},
+           "allocations": {"random": "随机", "lowest_level": "低等级优先", "near_standard": "接近下一等级标准者优先"},
+           "selections": {"progress": "进步最快者", "random": "随机"}},
 }
 
 
@@ -77,6 +91,25 @@ def one_line(err: BaseException) -> str:
     """An unexpected error as the page says it: its type and message, on one line."""
     text = " ".join(str(err).split())
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def error_text(err: BaseException, L: str) -> str:
+    """An error in the page's language when shown: a bad value names its field, value and what is
+    allowed; other errors of ours keep their message; a fault of ours gives its type and message."""
+    T = LABELS[L]
+    if isinstance(err, ConfigError):
+        allowed = err.allowed_in(L) if hasattr(err, "allowed_in") else err.allowed
+        return T["config_error"].format(field=err.field, value=repr(err.value), allowed=allowed)
+    if isinstance(err, SkillsimError):
+        return " ".join(str(err).split())
+    return T["fault"] + one_line(err)
+
+
+@solara.component
+def Choice(label: str, value: str, options: dict[str, str], on_value) -> None:
+    """A drop-down that shows each option's label in the page's language and sets its value."""
+    solara.v.Select(label=label, v_model=value, items=[{"text": t, "value": k} for k, t in options.items()],
+                    on_v_model=on_value)
 
 
 def summary_text(res: Result, L: str) -> str:
@@ -108,18 +141,21 @@ def draw_all(res: Result, L: str) -> list:
 def Controls():
     v, L = view.value, lang.value
     T = LABELS[L]
-    solara.ToggleButtonsSingle(value=L, values=["en", "zh"], on_value=lang.set)
-    solara.Select(T["region"], value=v.region, values=list(REGIONS), on_value=lambda x: set_preset(region=x))
-    solara.Select(T["scenario"], value=v.scenario, values=list(SCENARIOS), on_value=lambda x: set_preset(scenario=x))
+    with solara.ToggleButtonsSingle(value=L, on_value=lang.set):
+        solara.Button("English", value="en", text=True)
+        solara.Button("中文", value="zh", text=True)
+    Choice(T["region"], v.region, {r: region_label(r, L) for r in REGIONS}, lambda x: set_preset(region=x))
+    Choice(T["scenario"], v.scenario, {s: scenario_label(s, L) for s in SCENARIOS},
+           lambda x: set_preset(scenario=x))
     solara.SliderFloat(T["training"], value=v.training, min=0, max=3, step=0.1, thumb_label="always",
                        on_value=lambda x: set_field(training=x))
     solara.SliderFloat(T["competition"], value=v.competition, min=0, max=3, step=0.1,
                        thumb_label="always", on_value=lambda x: set_field(competition=x))
     solara.SliderFloat(T["studio"], value=v.studio, min=0, max=3, step=0.1, thumb_label="always",
                        on_value=lambda x: set_field(studio=x))
-    solara.Select(T["allocation"], value=v.allocation, values=list(ALLOCATIONS),
-                  on_value=lambda x: set_field(allocation=x))
-    solara.Select(T["selection"], value=v.selection, values=list(SELECTIONS), on_value=lambda x: set_field(selection=x))
+    Choice(T["allocation"], v.allocation, {a: T["allocations"][a] for a in ALLOCATIONS},
+           lambda x: set_field(allocation=x))
+    Choice(T["selection"], v.selection, {s: T["selections"][s] for s in SELECTIONS}, lambda x: set_field(selection=x))
     solara.SliderFloat(T["members"], value=v.members_per_studio, min=5, max=40, step=0.5,
                        on_value=lambda x: set_field(members_per_studio=x))
     solara.SliderInt(T["end_year"], value=v.end_year, min=2026, max=2035, on_value=lambda x: set_field(end_year=x))
@@ -132,23 +168,23 @@ def Controls():
 def Page():
     v, L = view.value, lang.value
     T = LABELS[L]
-    shown, set_shown = solara.use_state(None)  # (Result, progress text)
-    failed, set_failed = solara.use_state(None)  # (view, message): shown only while that view is current
+    shown, set_shown = solara.use_state(None)  # (Result, runs done: 0 for the first look)
+    failed, set_failed = solara.use_state(None)  # (view, error): shown only while that view is current
 
     def work(cancel: threading.Event):
-        def update(res: Result, text: str) -> None:
+        def update(res: Result, done: int) -> None:
             if not cancel.is_set():
-                set_shown((Result(res.view, res.n_agents, {k: list(r) for k, r in res.runs.items()}, res.final), text))
+                set_shown((Result(res.view, res.n_agents, {k: list(r) for k, r in res.runs.items()}, res.final), done))
 
         try:
             compute(v, update, cancelled=cancel.is_set)
         except SkillsimError as err:
-            set_failed((v, str(err)))
+            set_failed((v, err))
         except Exception as err:  # noqa: BLE001 - a fault of ours: said on the page, which keeps serving
             import logging
 
             logging.getLogger(__name__).exception("the explorer could not compute %s", v)
-            set_failed((v, one_line(err)))
+            set_failed((v, err))
 
     # not intrusive: its trace hook slows the runs several times; compute() checks the cancel event itself
     task = solara.use_thread(work, dependencies=[v], intrusive_cancel=False)
@@ -168,22 +204,22 @@ def Results(shown, error, task, v: View, L: str):
     drawn = solara.use_memo(lambda: draw_all(res, L) if res is not None else [],
                             dependencies=[id(res), res.replicates if res is not None else 0, L])
     if error:  # ipyvuetify's Alert directly: solara.Error passes a bool where this Alert wants text
-        solara.v.Alert(type="error", outlined=True, children=[f"{T['error']}: {error}"])
+        solara.v.Alert(type="error", outlined=True, children=[T["error"] + T["colon"] + error_text(error, L)])
     if shown is None:
         solara.ProgressLinear(not error)
         return
-    res, text = shown
+    res, done = shown
     running = task.state not in (solara.ResultState.FINISHED, solara.ResultState.ERROR) or not res.final
     solara.ProgressLinear(running and not error)
-    solara.Text(("" if res.view == v else "(previous setting) ") + text)
+    solara.Text(("" if res.view == v else T["previous"]) + progress_text(res.view, done, L))
     solara.Text(summary_text(res, L), classes=["skillsim-summary"])
     for key, fig, data in drawn:
         solara.FigureMatplotlib(fig, format="png")
         with solara.Row():  # made when asked for (a click), not at every update
             solara.FileDownload(lambda fig=fig: png_bytes(fig), filename=f"skillsim_{key}.png",
-                                label=f"{key} {T['png']}")
+                                label=T["charts"][key] + T["colon"] + T["png"])
             solara.FileDownload(lambda data=data: data.to_csv(index=False).encode(), filename=f"skillsim_{key}.csv",
-                                label=f"{key} {T['csv']}")
+                                label=T["charts"][key] + T["colon"] + T["csv"])
     solara.v.Html(tag="h3", children=[T["command"]])
     solara.v.Html(tag="pre", children=[res.view.command()])
     solara.FileDownload(res.view.experiment_yaml().encode(), filename=f"{EXPERIMENT_NAME}.yaml", label=T["config"])

@@ -25,7 +25,15 @@ TEXT = {
            "inc_axis": "thousand yuan a year",
            "cost_title": "{region}: cumulative spend to December {y}, by lever and funder",
            "cost_note": "mean over {r} runs (billion yuan)", "cost_axis": "billion yuan",
-           "government": "government", "employer": "employers", "certification": "certificate subsidies"},
+           "government": "government", "employer": "employers", "certification": "certificate subsidies",
+           "per_title": "{region}: cost per additional high-skill worker, chosen setting over the status quo",
+           "per_note": "extra cumulative spend (all levers and funders) / extra high-skill workers, each December; "
+                       "median and 50% band over the runs of {r} that add workers (shown where most do)",
+           "per_axis": "thousand yuan per additional worker",
+           "per_none": "This setting adds no high-skill workers over the status quo,\n"
+                       "so there is no cost per additional worker to show.",
+           "per_few": "In no year do most runs of this setting add high-skill workers\n"
+                      "over the status quo: no cost per additional worker to show."},
     "zh": {"chosen": "所选方案", "status_quo": "现行政策", "band50": "50%区间", "band90": "90%区间", "observed": "观测值",
            "target": "{who}目标：{y}年{v}", "regional": "地区", "national": "全国",
            "fan_title": "{region}：高技能人才占比，所选方案与现行政策对比",
@@ -37,7 +45,13 @@ TEXT = {
            "inc_title": "{region}：平均收入", "inc_note": "{r}次运行的中位数（万元/年）", "inc_axis": "万元/年",
            "cost_title": "{region}：截至{y}年12月的累计支出（按政策工具与出资方）",
            "cost_note": "{r}次运行的均值（亿元）", "cost_axis": "亿元",
-           "government": "政府", "employer": "企业", "certification": "证书补贴"},
+           "government": "政府", "employer": "企业", "certification": "证书补贴",
+           "per_title": "{region}：每增加一名高技能人才的成本（所选方案相对现行政策）",
+           "per_note": "每年12月的累计额外支出（全部政策工具与出资方）÷ 新增高技能人才；"
+                       "{r}次运行中有新增的运行的中位数及50%区间（多数运行有新增时显示）",
+           "per_axis": "万元/新增一人",
+           "per_none": "所选方案相对现行政策没有新增高技能人才，\n因此没有每增加一人的成本可显示。",
+           "per_few": "没有哪一年多数运行相对现行政策有新增高技能人才，\n因此没有每增加一人的成本可显示。"},
 }
 
 
@@ -147,4 +161,29 @@ def cost_chart(res: Result, cfg_region: dict, lang: str):
     return fig, costs.assign(shown=costs["cumulative_yuan"] / scale, unit=T["cost_axis"])
 
 
-CHARTS = (("share", fan_chart), ("composition", composition_chart), ("income", income_chart), ("cost", cost_chart))
+def cost_per_worker_chart(res: Result, cfg_region: dict, lang: str):
+    T = TEXT[lang]
+    per = res.cost_per_worker()
+    scale = 1e4 if lang == "zh" else 1e3
+    fig, body = new_figure(3.8, T["per_title"].format(region=region_name(cfg_region, lang)),
+                           T["per_note"].format(r=res.replicates))
+    ax = body.subplots()
+    shown = per[["q25", "median", "q75"]].where(2 * per["adding"] > per["n"], axis=0) / scale
+    x = month_end(per["date"])
+    if shown["median"].notna().any():
+        ax.fill_between(x, shown["q25"], shown["q75"], color=CHOSEN, alpha=0.30, lw=0)
+        ax.plot(x, shown["median"], color=CHOSEN, lw=1.6, marker="o", ms=3.5, label=T["chosen"])
+        ax.legend(handles=[*ax.get_lines(), Patch(fc=CHOSEN, alpha=0.30, ec="none", label=T["band50"])],
+                  loc="upper right", fontsize=8)
+    else:  # said plainly rather than an empty axis
+        none = (per["adding"] == 0).all()
+        ax.text(0.5, 0.5, T["per_none" if none else "per_few"], ha="center", va="center", transform=ax.transAxes)
+    year_axis(ax, x.min().year, x.max().year, 12)
+    ax.set_xlim(pd.Timestamp(f"{x.min().year}-01-01"), x.max() + pd.Timedelta(days=30))
+    ax.set_ylim(bottom=min(0.0, ax.get_ylim()[0]))
+    ax.set_ylabel(T["per_axis"])
+    return fig, per.assign(shown_median=shown["median"], unit=T["per_axis"])
+
+
+CHARTS = (("share", fan_chart), ("composition", composition_chart), ("income", income_chart), ("cost", cost_chart),
+          ("cost_per_worker", cost_per_worker_chart))

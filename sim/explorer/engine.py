@@ -21,15 +21,27 @@ from typing import Callable
 import pandas as pd
 
 from ..aggregate import QUANTILES
+from ..errors import ConfigError
 
 FIRST_AGENTS = 2000
 EXPERIMENT_NAME = "skillsim_view"  # the exported study file's name (without .yaml)
-REGIONS = ("chongqing", "national")
+REGIONS = ("chongqing", "zhong_county", "national")  # sim/conf/region/*.yaml
 SCENARIOS = ("baseline", "training_boost", "competition_push", "studio_expansion", "combined", "no_policy")
 ALLOCATIONS = ("random", "lowest_level", "near_standard")
 SELECTIONS = ("progress", "random")
 LEVER_KINDS = ("training", "competition", "studio", "certification")
 FUNDERS = ("government", "employer")
+
+# the engine's words on the page (the charts' are charts.TEXT, the page's app.LABELS)
+TEXT = {
+    "en": {"first_look": "first look: {n:,} agents x 2 {over}", "progress": "{n:,} agents: {done} of {total} {over}",
+           "draw": "draws", "replicate": "replicates",
+           "memory": "a size that fits in memory (this one needs about {need:.1f} GB, the explorer allows "
+                     "{limit:.1f} GB)"},
+    "zh": {"first_look": "初步结果：{n:,}个主体 × 2次{over}", "progress": "{n:,}个主体：已完成{done}/{total}次{over}",
+           "draw": "联合抽样", "replicate": "重复",
+           "memory": "内存能容纳的规模（此规模约需{need:.1f} GB，模拟器上限为{limit:.1f} GB）"},
+}
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,12 @@ def chosen_config(view: View, n_agents: int | None = None):
     return _composed(tuple(overrides))
 
 
+def region_label(region: str, lang: str) -> str:
+    """A region preset's display name (its label_en / label_zh), for the region control."""
+    reg = _composed((f"region={region}",)).region
+    return reg.label_zh if lang == "zh" else reg.label_en
+
+
 @functools.lru_cache(maxsize=64)
 def _composed(overrides: tuple[str, ...]):
     """Composition takes about 0.2 s; a page re-renders often with the same view."""
@@ -168,17 +186,30 @@ def status_quo_config(cfg):
     return dataclasses.replace(cfg, levers=status_quo(cfg.levers))
 
 
+class TooBig(ConfigError):
+    """An agent count beyond the explorer's memory limit: a ConfigError that can say what is allowed in
+    either language (the page shows it in the language chosen when it is shown)."""
+
+    def __init__(self, n_agents: int, need: float, limit: float):
+        self.need, self.limit = need, limit
+        super().__init__("n_agents", n_agents, self.allowed_in("en"))
+
+    def allowed_in(self, lang: str) -> str:
+        return TEXT[lang]["memory"].format(need=self.need, limit=self.limit)
+
+    def __reduce__(self):
+        return type(self), (self.value, self.need, self.limit)
+
+
 def check(view: View):
     """The composed, checked config of a view; a SkillsimError (one line) for a bad value."""
     from ..config import estimate_memory_gb
-    from ..errors import ConfigError
 
     cfg = chosen_config(view)
     need = estimate_memory_gb(cfg)
     limit = memory_limit_gb()
     if need > limit:
-        raise ConfigError("n_agents", view.n_agents, f"a size that fits in memory (this one needs about {need:.1f} GB, "
-                          f"the explorer allows {limit:.1f} GB)")
+        raise TooBig(view.n_agents, need, limit)
     return cfg
 
 
@@ -249,6 +280,25 @@ class Result:
                                      "cumulative_yuan": float(wide.iloc[1:].sum(axis=0).mean())})
         return pd.DataFrame(rows)
 
+    def cost_per_worker(self) -> pd.DataFrame:
+        """By December of each year: per run, cumulative extra spend over the status quo (all levers and
+        funders, from the first month as summary() counts it) over the extra high-skill workers then, on
+        the same draw and seed; quantiles over the runs that add workers (`adding` of `n`): where a run
+        adds none the cost per worker is undefined, not infinite or negative."""
+        extra_spend = (self.long("chosen", "spend_total") - self.long("status_quo", "spend_total"))
+        extra_spend.iloc[0] = 0.0
+        extra_spend = extra_spend.cumsum()
+        extra_workers = self.long("chosen", "high_skill_workers") - self.long("status_quo", "high_skill_workers")
+        dec = [d for d in extra_spend.index[1:] if str(d).endswith("-12")]  # not the start (no policy yet)
+        spend, workers = extra_spend.loc[dec], extra_workers.loc[dec]
+        per = (spend / workers).where(workers > 0)
+        out = pd.DataFrame({"date": dec, "n": workers.shape[1], "adding": (workers > 0).sum(axis=1).to_numpy(),
+                            "extra_spend_mean": spend.mean(axis=1).to_numpy(),
+                            "extra_workers_mean": workers.mean(axis=1).to_numpy()})
+        for name in ("q25", "median", "q75"):
+            out[name] = per.quantile(QUANTILES[name], axis=1).to_numpy()
+        return out
+
     def summary(self) -> dict:
         """December of the end year: medians, the difference on common random numbers, and the cost
         per additional high-skill worker (extra cumulative spend / extra high-skill workers)."""
@@ -266,14 +316,19 @@ class Result:
                 "cost_per_extra_worker": extra_cost / extra_workers if extra_workers > 0 else float("nan")}
 
 
-def progress_text(view: View, done: int) -> str:
-    return f"{view.n_agents:,} agents: {done} of {view.replicates} {view.over}s"
+def progress_text(view: View, done: int, lang: str = "en") -> str:
+    """How far a view's runs are: `done` of its runs finished (0: the first look, at FIRST_AGENTS)."""
+    T = TEXT[lang]
+    if done == 0:
+        return T["first_look"].format(n=FIRST_AGENTS, over=T[view.over])
+    return T["progress"].format(n=view.n_agents, done=done, total=view.replicates, over=T[view.over])
 
 
-def compute(view: View, update: Callable[[Result, str], None], cancelled: Callable[[], bool] = lambda: False,
+def compute(view: View, update: Callable[[Result, int], None], cancelled: Callable[[], bool] = lambda: False,
             first: bool = True) -> Result | None:
-    """Run a view in its two stages, calling update(result, progress text) as it firms up; returns
-    the final result, or None if cancelled (a newer view)."""
+    """Run a view in its two stages, calling update(result, done) as it firms up (done: runs finished,
+    0 for the first look; progress_text says it in a language, so the page can switch language after);
+    returns the final result, or None if cancelled (a newer view)."""
     from ..studies.batch import run_batch
 
     cfg = check(view)
@@ -289,8 +344,7 @@ def compute(view: View, update: Callable[[Result, str], None], cancelled: Callab
         runs = run_batch(pair(0, FIRST_AGENTS) + pair(1, FIRST_AGENTS), read_series, jobs=1)
         if cancelled():
             return None
-        update(Result(view, FIRST_AGENTS, {"chosen": runs[0::2], "status_quo": runs[1::2]}),
-               f"first look: {FIRST_AGENTS:,} agents x 2 {over}s")
+        update(Result(view, FIRST_AGENTS, {"chosen": runs[0::2], "status_quo": runs[1::2]}), 0)
     result = Result(view, view.n_agents, {"chosen": [], "status_quo": []})
     for r in range(view.replicates):
         if cancelled():
@@ -300,5 +354,5 @@ def compute(view: View, update: Callable[[Result, str], None], cancelled: Callab
         result.runs["status_quo"].append(done[1])
         result.final = r + 1 == view.replicates
         if r >= 1 or view.replicates == 1:
-            update(result, progress_text(view, r + 1))
+            update(result, r + 1)
     return result

@@ -3,9 +3,11 @@ English or Chinese, each figure with the CSV of exactly what it draws.
 
 Sensitivity: for each output, the indices of every input with their 95% bootstrap intervals (Sobol
 total and first-order, or Morris μ*), the inputs whose interval includes zero drawn apart in grey and
-not ranked, and the noise floor; for Morris, μ* against σ. Discovery: PRIM's peeling trajectory
-(coverage against density, by the number of restricted inputs) with the chosen box, and the box's
-range of each restricted input within the input's full range.
+not ranked, and the noise floor; for Morris, μ* against σ (with σ's bootstrap interval) for every
+output and year. Discovery: PRIM's peeling trajectory (coverage against density, by the number of
+restricted inputs) with the chosen box, and the box's range of each restricted input within the
+input's full range; the chosen box said in a sentence (in Chinese, built from choice.json's numbers
+and box.csv, not the English `statement`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ TEXT = {
         "total": "total index", "first": "first-order index", "not_dist": "not above the noise floor",
         "floor": "noise floor", "index_axis": "share of variance", "mu_axis": "μ* (output units per input range)",
         "ms_title": "{region}: Morris μ* against σ, December {year}",
-        "ms_note": "σ large against μ*: the input acts non-linearly or with others; grey: not above the noise floor",
+        "ms_note": "σ large against μ*: the input acts non-linearly or with others; vertical bars: 95% bootstrap "
+                   "interval of σ; grey: not above the noise floor",
+        "ms_panel": "{output}, {year}", "year_sep": ", ", "md_sigma": "σ [95%]",
         "sigma": "σ", "mu_star": "μ*",
         "tradeoff_title": "{region}: where {condition} (PRIM peeling trajectory)",
         "tradeoff_note": "each point a box: coverage (share of the {k} runs of interest inside) and density (share "
@@ -64,7 +68,8 @@ TEXT = {
         "total": "总效应指数", "first": "一阶效应指数", "not_dist": "未高于噪声下限", "floor": "噪声下限",
         "index_axis": "方差占比", "mu_axis": "μ*（输出单位/输入取值范围）",
         "ms_title": "{region}：Morris μ*与σ（{year}年12月）",
-        "ms_note": "σ相对μ*较大：输入作用非线性或存在交互；灰色：未高于噪声下限",
+        "ms_note": "σ相对μ*较大：输入作用非线性或存在交互；竖线：σ的95%自助法区间；灰色：未高于噪声下限",
+        "ms_panel": "{year}年{output}", "year_sep": "、", "md_sigma": "σ [95%]",
         "sigma": "σ", "mu_star": "μ*",
         "tradeoff_title": "{region}：{condition}的情景发现（PRIM剥离轨迹）",
         "tradeoff_note": "每个点为一个区域：覆盖率（{k}次关注运行中落入区域的比例）与密度（区域内运行中属于关注情形的比例）；星号：选定区域",
@@ -153,28 +158,43 @@ def indices_figure(f: dict, output: str, lang: str):
 
 
 def mu_sigma_figure(f: dict, lang: str):
+    """μ* against σ, one panel per output and year (two per row), σ with its bootstrap interval where
+    the folder has one (folders written before it did not)."""
     T, m = TEXT[lang], f["manifest"]
     if m["options"]["method"] != "morris":
         return None
     idx = f["indices"]
     outputs = list(dict.fromkeys(idx["output"]))
-    year = _output_words(outputs[0], lang)[1]
+    years = list(dict.fromkeys(_output_words(o, lang)[1] for o in outputs))
     region = region_name(f["config"]["region"], lang)
-    fig, body = new_figure(6.4, T["ms_title"].format(region=region, year=year), T["ms_note"])
-    axes = body.subplots(2, 2).ravel()
-    for ax, output in zip(axes, outputs[:4]):
+    rows = -(-len(outputs) // 2)
+    fig, body = new_figure(0.9 + 2.75 * rows, T["ms_title"].format(region=region,
+                                                                   year=T["year_sep"].join(map(str, years))),
+                           T["ms_note"])
+    axes = np.atleast_1d(body.subplots(rows, 2)).ravel()
+    interval = "sigma_lo95" in idx
+    for ax, output in zip(axes, outputs):
         d = idx[idx["output"] == output]
-        ax.scatter(d["mu_star"], d["sigma"], c=[ACT if v else FAINT for v in d["distinguishable"]], s=14)
+        colours = [ACT if v else FAINT for v in d["distinguishable"]]
+        if interval:
+            sig = d["sigma"].to_numpy()
+            ax.errorbar(d["mu_star"], sig, yerr=[np.clip(sig - d["sigma_lo95"].to_numpy(), 0, None),
+                                                 np.clip(d["sigma_hi95"].to_numpy() - sig, 0, None)],
+                        fmt="none", ecolor="#999999", lw=0.6, zorder=1)
+        ax.scatter(d["mu_star"], d["sigma"], c=colours, s=14, zorder=2)
         for _, r in d[d["distinguishable"]].nlargest(3, "mu_star").iterrows():
             short = r["input"].split(".")[1] if r["input"].startswith("levers.") else r["input"].rsplit(".", 1)[-1]
             ax.annotate(short, (r["mu_star"], r["sigma"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
-        ax.set_title(_output_words(output, lang)[0], fontsize=9)
+        name, year = _output_words(output, lang)
+        ax.set_title(T["ms_panel"].format(output=name, year=year) if len(years) > 1 else name, fontsize=9)
         ax.set_xlabel(T["mu_star"], fontsize=8)
         ax.set_ylabel(T["sigma"], fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes[len(outputs):]:
         ax.set_visible(False)
-    return fig, idx[idx["output"].isin(outputs[:4])][["output", "input", "mu_star", "sigma", "distinguishable"]]
+    cols = ["output", "input", "mu_star", "sigma", *(["sigma_lo95", "sigma_hi95"] if interval else []),
+            "distinguishable"]
+    return fig, idx[cols]
 
 
 def sensitivity_markdown(f: dict, lang: str, stems: list[str]) -> str:
@@ -186,9 +206,12 @@ def sensitivity_markdown(f: dict, lang: str, stems: list[str]) -> str:
     for output in dict.fromkeys(idx["output"]):
         name, year = _output_words(output, lang)
         d = idx[(idx["output"] == output) & idx["distinguishable"]].sort_values("rank").head(8)
+        sigma = key == "mu_star" and "sigma_lo95" in idx  # Morris: σ and its interval beside μ*
         lines += [f"## {T['md_top'].format(output=name, year=year)}", "",
-                  f"| {T['md_rank']} | {T['md_input']} | {T['md_index']} |", "|---|---|---|"]
+                  f"| {T['md_rank']} | {T['md_input']} | {T['md_index']} |" + (f" {T['md_sigma']} |" if sigma else ""),
+                  "|---|---|---|" + ("---|" if sigma else "")]
         lines += [f"| {int(r['rank'])} | {r['input']} | {r[key]:.3g} [{r[f'{key}_lo95']:.3g}, {r[f'{key}_hi95']:.3g}] |"
+                  + (f" {r['sigma']:.3g} [{r['sigma_lo95']:.3g}, {r['sigma_hi95']:.3g}] |" if sigma else "")
                   for _, r in d.iterrows()]
         lines.append("")
     if f["noise"] is not None:
@@ -215,13 +238,69 @@ def sensitivity_report(path: Path, opts):
 # scenario discovery
 # --------------------------------------------------------------------------------------------------
 
+def input_label(name: str, lang: str) -> str:
+    """An input as the report names it: in Chinese a lever intensity by its Chinese name (the report's
+    lever names), other keys as they are; in English the key."""
+    from .text import lever_name
+
+    lever = lever_name(name, lang) if lang == "zh" else None
+    return f"{lever}强度" if lever else name
+
+
+def condition_words(condition: str, lang: str) -> str:
+    """The condition as written (English), or in Chinese with the outputs' and levers' Chinese names."""
+    if lang != "zh":
+        return condition
+    from ..studies.discover import parse_condition
+
+    terms = []
+    for name, op, value in parse_condition(condition):
+        if "@" in name and name.split("@")[0] in ("high_skill_share", "income_mean", "income_median", "cost"):
+            out, year = _output_words(name, lang)
+            said = f"{year}年12月{out}"
+        else:
+            said = input_label(name, lang)
+        terms.append(f"{said}{op}{value:g}")
+    return "且".join(terms)
+
+
+def discovery_sentence(f: dict, lang: str) -> str:
+    """What choice.json says in a sentence: in English its own `statement`; in Chinese built here from
+    its numbers and box.csv's restricted inputs, as discover.analyse builds the English one."""
+    c = f["choice"]
+    if lang != "zh":
+        return c["statement"]
+    cond = condition_words(c["condition"], lang)
+    if c.get("box_id") is None:
+        holds = "均不成立" if c["of_interest"] == 0 else "均成立"
+        return f"在全部{c['runs']}次运行中，{cond}{holds}：没有可寻找的区域。"
+    box = f["box"] if f["box"] is not None else pd.DataFrame(columns=["restricted", "qp_value"])
+    restricted = box[box["restricted"].astype(bool)]
+    main = restricted[restricted["qp_value"] <= 0.05]
+    rest = len(restricted) - len(main)
+    if len(main):
+        said = "当" + "且".join(f"{input_label(r['input'], lang)}在[{r['box_lo']:.4g}, {r['box_hi']:.4g}]之间"
+                                for _, r in main.iterrows()) + "时"
+        said += f"（另有{rest}个受限输入的准p值高于0.05）" if rest else ""
+    elif rest:
+        said = f"在一个限制了{rest}个输入、但准p值均高于0.05的区域内"
+    else:
+        said = "无论输入取何值"
+    text = (f"{said}，{cond}在{c['density']:.0%}的运行中成立（该区域占全部运行的{c['mass']:.0%}）；"
+            f"在{cond}成立的{c['of_interest']}次运行中，该区域包含{c['coverage']:.0%}。")
+    if not c["threshold_met"]:
+        text = f"没有区域达到密度阈值{c['threshold']:g}；以下为找到的密度最高的区域：" + text
+    return text
+
+
 def tradeoff_figure(f: dict, lang: str):
     if f["trajectory"] is None:
         return None
     T, c = TEXT[lang], f["choice"]
     region = region_name(f["config"]["region"], lang)
     tr = f["trajectory"]
-    fig, body = new_figure(4.8, T["tradeoff_title"].format(region=region, condition=c["condition"]),
+    cond = condition_words(c["condition"], lang)
+    fig, body = new_figure(4.8, T["tradeoff_title"].format(region=region, condition=cond),
                            T["tradeoff_note"].format(k=c["of_interest"]))
     ax = body.subplots()
     sc = ax.scatter(tr["coverage"], tr["density"], c=tr["res_dim"], cmap="viridis", s=16)
@@ -248,7 +327,8 @@ def box_figure(f: dict, lang: str):
     box = f["box"][f["box"]["restricted"]].iloc[::-1]
     if box.empty:
         return None
-    fig, body = new_figure(1.6 + 0.32 * len(box), T["box_title"].format(region=region, condition=c["condition"]),
+    cond = condition_words(c["condition"], lang)
+    fig, body = new_figure(1.6 + 0.32 * len(box), T["box_title"].format(region=region, condition=cond),
                            T["box_note"])
     ax = body.subplots()
     y = np.arange(len(box))
@@ -261,7 +341,7 @@ def box_figure(f: dict, lang: str):
     for yi, (_, r), s in zip(y, box.iterrows(), sig):
         ax.text(1.01, yi, f"[{r['box_lo']:.3g}, {r['box_hi']:.3g}]  qp={r['qp_value']:.2g}", va="center",
                 fontsize=7, color="#000000" if s else "#888888", transform=ax.get_yaxis_transform())
-    ax.set_yticks(y, box["input"])
+    ax.set_yticks(y, [input_label(n, lang) for n in box["input"]])
     ax.tick_params(axis="y", labelsize=7)
     ax.set_xlim(0, 1)
     ax.set_xlabel(T["box_axis"])
@@ -269,15 +349,16 @@ def box_figure(f: dict, lang: str):
 
 
 def discovery_markdown(f: dict, lang: str, stems: list[str]) -> str:
-    T, c = TEXT[lang], f["choice"]
+    T = TEXT[lang]
     region = region_name(f["config"]["region"], lang)
-    lines = [f"# {T['md_disc'].format(region=region)}", "", c["statement"], ""]
+    lines = [f"# {T['md_disc'].format(region=region)}", "", discovery_sentence(f, lang), ""]
     lines += [f"![{s}](figures/{s}.png)" for s in stems] + [""]
     if f["box"] is not None:
         box = f["box"][f["box"]["restricted"]]
         lines += [f"## {T['md_box']}", "", f"| {T['md_input']} | {T['md_range']} | {T['md_qp']} |", "|---|---|---|"]
         of = "，全范围" if lang == "zh" else " of"
-        lines += [f"| {r['input']} | [{r['box_lo']:.4g}, {r['box_hi']:.4g}]{of} [{r['range_lo']:.4g}, "
+        lines += [f"| {input_label(r['input'], lang)} | [{r['box_lo']:.4g}, {r['box_hi']:.4g}]{of} "
+                  f"[{r['range_lo']:.4g}, "
                   f"{r['range_hi']:.4g}] | {r['qp_value']:.2g} |" for _, r in box.iterrows()]
     return "\n".join(lines) + "\n"
 

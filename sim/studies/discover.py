@@ -3,7 +3,8 @@ outcomes (a missed target) mostly hold?
 
     skillsim-discover region=chongqing condition="high_skill_share@2030<0.35"
 
-The inputs and their ranges are those of skillsim-sensitivity (sim.studies.inputs). A Latin hypercube
+The inputs and their ranges are those of skillsim-sensitivity (sim.studies.inputs; `inputs=`,
+`input.KEY=LO:HI`, `inputs_file=PATH`). A Latin hypercube
 of `n` points (scipy.stats.qmc) runs `replicates` times each (replicate seeds shared by every point);
 every run is one case. The condition is `NAME OP VALUE` with OP one of < <= > >=, where NAME is an
 output in December of a year (`high_skill_share@2030`, `income_mean@2035`, `income_median@2030`,
@@ -47,19 +48,20 @@ from .inputs import GROUPS, Input
 from .options import key_values, number, run_command, study_option
 
 OPTIONS = {"condition": None, "n": 256, "replicates": 1, "threshold": 0.8, "peel_alpha": 0.05, "mass_min": 0.02,
-           "inputs": ",".join(GROUPS), "n_agents": 10000, "quick": False, "out": None}
+           "inputs": None, "inputs_file": None, "n_agents": 10000, "quick": False, "out": None}
 OPS = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
 TERM = re.compile(r"^\s*([A-Za-z_][\w.]*(?:@\d{4})?)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
 USAGE = """usage: skillsim-discover condition="high_skill_share@2030<0.35" [region=NAME] [n=256] [replicates=1]
                          [year=Y] [threshold=0.8] [peel_alpha=0.05] [mass_min=0.02]
-                         [inputs=parameters,structural,levers] [input.KEY=LO:HI ...] [n_agents=10000]
-                         [quick=true] [out=DIR] [OVERRIDE ...]
+                         [inputs=parameters,structural,levers] [inputs_file=PATH] [input.KEY=LO:HI ...]
+                         [n_agents=10000] [quick=true] [out=DIR] [OVERRIDE ...]
 
 The boxes of inputs where the condition mostly holds (PRIM). The condition: NAME OP VALUE joined by &,
 NAME an output in December of a year (high_skill_share@2030, income_mean@Y, income_median@Y, cost@Y)
-or an input key; OP one of < <= > >=. year=Y adds that year's outputs to design.csv. quick=true: n=64, 2,000 agents. Writes design.csv, trajectory.csv,
-box.csv, choice.json, config.yaml, manifest.json and COMPLETE into out (default
-results/discovery/<time>_<region>); `skillsim-report OUT` draws it."""
+or an input key; OP one of < <= > >=. inputs_file=PATH: a YAML mapping of config keys to [LO, HI] and an
+optional groups: list (the command line wins). year=Y adds that year's outputs to design.csv.
+quick=true: n=64, 2,000 agents. Writes design.csv, trajectory.csv, box.csv, choice.json, config.yaml,
+manifest.json and COMPLETE into out (default results/discovery/<time>_<region>); `skillsim-report OUT` draws it."""
 
 
 def parse_condition(text: str) -> list[tuple[str, str, float]]:
@@ -196,6 +198,8 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
             opts[key] = number(key, value, 0.0, 0.5)
             if opts[key] <= 0:
                 raise ConfigError(key, opts[key], "a number in (0, 0.5]")
+        elif key == "inputs_file":
+            opts[key] = value
         elif not study_option(key, value, opts, extra, GROUPS):
             overrides.append(f"{key}={value}")
     if opts["condition"] is None:
@@ -240,6 +244,9 @@ def run(argv: list[str]) -> Path:
                 "options": {k2: v for k2, v in opts.items() if k2 != "out"}, "runs": evaluator.batch.runs,
                 "library": "ema_workbench.analysis.prim", "versions": package_versions(),
                 "git_commit": git_commit(), "started": started}
+    if "inputs_file_content" in opts:  # its path, text and ranges: the folder says what ran
+        manifest["options"].pop("inputs_file_content")
+        manifest["inputs_file"] = opts["inputs_file_content"]
     path = write_folder(out, tables, manifest, what="discovery")
     evaluator.batch.close()
     log("discover: " + tables["choice"]["statement"])

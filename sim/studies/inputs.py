@@ -10,7 +10,8 @@ Three groups, by default all of them:
 - `levers`: the three lever intensities, 0-3 times the status quo (each lever switched on).
 
 `input.KEY=LO:HI` adds or re-ranges one input (any numeric config key, a parameter name, or
-`levers.NAME.intensity`); `inputs=levers,structural` chooses groups.
+`levers.NAME.intensity`); `inputs=levers,structural` chooses groups. `inputs_file=PATH` does both from a
+YAML file (`read_inputs_file`), so that a config, not only a command line, chooses the inputs.
 """
 
 from __future__ import annotations
@@ -73,8 +74,6 @@ def _numeric(cfg: RunConfig, key: str) -> bool:
 
 def parse_input(cfg: RunConfig, key: str, value: str) -> Input:
     """`input.KEY=LO:HI` as an Input; a one-line error for an unknown key or a bad range."""
-    from .calibrate import FREE
-
     name = key[len("input."):]
     lo_text, sep, hi_text = value.partition(":")
     try:
@@ -83,17 +82,78 @@ def parse_input(cfg: RunConfig, key: str, value: str) -> Input:
         raise ConfigError(key, value, "a range LO:HI of two numbers") from None
     if not sep:
         raise ConfigError(key, value, "a range LO:HI of two numbers")
+    return make_input(cfg, name, lo, hi, key, value)
+
+
+def make_input(cfg: RunConfig, name: str, lo: float, hi: float, field: str, value: object) -> Input:
+    """The Input of a key and range, its group found from the key; errors name `field` (the option or
+    the file's entry the key came from)."""
+    from .calibrate import FREE
+
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ConfigError(field, value, "a range of two numbers LO, HI with LO < HI")
     if name in {p.name for p in FREE}:
         return Input(name, lo, hi, "parameters")
     if name in cfg.region.structural or f"region.{name}" in cfg.region.structural:
         return Input(name if name.startswith("region.") else f"region.{name}", lo, hi, "structural")
     if name.startswith("levers.") and name.endswith(".intensity"):
         if not _numeric(cfg, name):
-            raise ConfigError(key, value, "levers.training|competition|studio.intensity")
+            raise ConfigError(field, value, "levers.training|competition|studio.intensity")
         return Input(name, lo, hi, "levers")
     if not _numeric(cfg, name):
-        raise ConfigError(key, value, "a calibrated parameter, a structural input or a numeric config key")
+        raise ConfigError(field, value, "a calibrated parameter, a structural input or a numeric config key")
     return Input(name, lo, hi, "config")
+
+
+def _flatten(node: dict, prefix: str = "") -> dict:
+    """Nested mappings as dotted keys (`levers: {training: {intensity: ..}}` is `levers.training.intensity`)."""
+    out = {}
+    for k, v in node.items():
+        key = f"{prefix}{k}"
+        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def read_inputs_file(cfg: RunConfig, path: str) -> tuple[tuple[str, ...] | None, list[Input], dict]:
+    """`inputs_file=PATH`: a YAML mapping of config keys (dotted, or nested mappings) to [LO, HI], with an
+    optional `groups:` list (as `inputs=`). Returns the groups (None if not given), the inputs and a
+    record of the file (its path, text and what was read from it) for the manifest, so that the study's
+    folder says what it ran even when the file is gone. Every mistake is a
+    one-line error naming the file and the entry."""
+    from pathlib import Path
+
+    import yaml
+
+    from .options import groups as group_list
+
+    what = "a YAML mapping of config keys to [LO, HI] (and an optional groups: list)"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        content = yaml.safe_load(text)
+    except OSError as exc:
+        raise ConfigError("inputs_file", path, f"a readable file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (it does not parse at line {mark.line + 1})" if mark is not None else " (it does not parse)"
+        raise ConfigError("inputs_file", path, what + where) from None
+    if not isinstance(content, dict) or not content:
+        raise ConfigError("inputs_file", path, what)
+    content = {str(k): v for k, v in content.items()}
+    chosen = None
+    if "groups" in content:
+        g = content["groups"]
+        listed = ",".join(map(str, g)) if isinstance(g, list) else str(g)
+        chosen = group_list(f"inputs_file {path}: groups", listed, GROUPS)
+    out = []
+    for name, rng in _flatten({k: v for k, v in content.items() if k != "groups"}).items():
+        field = f"inputs_file {path}: {name}"
+        if not (isinstance(rng, list) and len(rng) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rng)):
+            raise ConfigError(field, rng, "a range [LO, HI] of two numbers with LO < HI")
+        out.append(make_input(cfg, name, float(rng[0]), float(rng[1]), field, rng))
+    record = {"path": str(path), "text": text, "groups": list(chosen) if chosen else None,
+              "inputs": {i.name: [i.lo, i.hi] for i in out}}
+    return chosen, out, record
 
 
 def choose(cfg: RunConfig, groups: tuple[str, ...], extra: list[Input]) -> list[Input]:

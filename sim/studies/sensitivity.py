@@ -5,14 +5,16 @@
 
 Inputs (sim.studies.inputs): the calibrated behavioural parameters over the calibration ensemble's
 5%-95% spread, the structural inputs over their documented ranges and the three lever intensities over
-0-3, or the groups chosen with `inputs=`, or any numeric key with `input.KEY=LO:HI`. Outputs, in
-December of each year: the high-skill share, the mean and median income, and the cumulative total
-spend from the start (`cost`).
+0-3, or the groups chosen with `inputs=`, or any numeric key with `input.KEY=LO:HI`, or both from a YAML
+file with `inputs_file=PATH` (recorded in the manifest; the command line wins). Outputs, in December of
+each year: the high-skill share, the mean and median income, and the cumulative total spend from the
+start (`cost`).
 
 Method. The estimators are SALib's (a maintained library, used by EMA Workbench): Morris elementary
-effects (μ*, σ, with a bootstrap interval of μ*) on `n` trajectories of `levels` levels, and Sobol
-first-order and total indices (Saltelli's design, Jansen's total estimator) on `n` base samples, with
-bootstrap intervals. Every design point runs `replicates` times with replicate seeds 0..R-1, the same at
+effects (μ* and σ, each with a bootstrap interval: SALib's for μ*, and for σ a percentile bootstrap over
+trajectories of the elementary effects, which `elementary_effects` recomputes as SALib does) on `n`
+trajectories of `levels` levels, and Sobol first-order and total indices (Saltelli's design, Jansen's
+total estimator) on `n` base samples, with bootstrap intervals. Every design point runs `replicates` times with replicate seeds 0..R-1, the same at
 every point (common random numbers): an input that does not act gives exactly the same runs, so its
 index is exactly zero, and the indices are computed on the replicate means.
 
@@ -45,26 +47,28 @@ import pandas as pd
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError
 from .batch import evaluate_in_chunks
-from .inputs import GROUPS, Input, choose, configure, parse_input
+from .inputs import GROUPS, Input, choose, configure, parse_input, read_inputs_file
 from .options import key_values, number, one_of, run_command, study_option
 
 METHODS = ("morris", "sobol")
 OUTPUTS = ("high_skill_share", "income_mean", "income_median", "cost")
 OPTIONS = {"method": "morris", "year": None, "years": None, "n": None, "replicates": 2, "noise_replicates": 8,
-           "levels": 4, "inputs": ",".join(GROUPS), "n_agents": 10000, "resamples": 1000, "quick": False,
+           "levels": 4, "inputs": None, "inputs_file": None, "n_agents": 10000, "resamples": 1000, "quick": False,
            "out": None}
 DEFAULT_N = {"morris": 20, "sobol": 64}
 CHUNK = 32  # design points per chunk: progress and the journal advance this often (batch.evaluate_in_chunks)
 USAGE = """usage: skillsim-sensitivity [region=NAME] [year=2030 | years=2030,2035] [method=morris|sobol]
                             [n=N] [replicates=2] [noise_replicates=8] [levels=4]
-                            [inputs=parameters,structural,levers] [input.KEY=LO:HI ...]
+                            [inputs=parameters,structural,levers] [inputs_file=PATH] [input.KEY=LO:HI ...]
                             [n_agents=10000] [resamples=1000] [quick=true] [out=DIR] [OVERRIDE ...]
 
 Global sensitivity of the high-skill share, mean and median income and cumulative cost in December of
 the year(s) to the inputs: Morris screening (n trajectories, default 20) or Sobol indices (n base
 samples, default 64, a power of 2), both with bootstrap intervals and the stochastic share of the
-variance. quick=true: n=4 (Morris) or 8 (Sobol), 2,000 agents. Writes indices.csv, noise.csv,
-inputs.csv, design.csv, config.yaml, manifest.json and COMPLETE into out (default
+variance. inputs_file=PATH: a YAML mapping of config keys to [LO, HI] and an optional groups: list
+(input.KEY=LO:HI and inputs= on the command line win). quick=true: n=4 (Morris) or 8 (Sobol), 2,000
+agents. Writes indices.csv, noise.csv, inputs.csv, design.csv, config.yaml, manifest.json and COMPLETE
+into out (default
 results/sensitivity/<time>_<region>_<method>); `skillsim-report OUT` draws it."""
 
 Evaluate = Callable[[np.ndarray, list[int]], dict[str, np.ndarray]]  # X (n, d), replicates -> name: (n, R)
@@ -124,6 +128,34 @@ def noise_floor(method: str, stochastic_variance: float, replicates: int, varian
     return float(np.sqrt(2 * stochastic_variance / replicates) * np.sqrt(2 / np.pi) / delta)
 
 
+def elementary_effects(X: np.ndarray, y: np.ndarray, levels: int = 4) -> np.ndarray:
+    """The Morris elementary effects (trajectories x inputs) as SALib computes them (in output units per
+    input range: the output's change over a step of delta = levels / (2 (levels - 1)) of the range,
+    signed by the step's direction), kept here because SALib's analysis returns only their statistics:
+    the bootstrap of σ resamples them."""
+    d = X.shape[1]
+    Xt, yt = X.reshape(-1, d + 1, d), y.reshape(-1, d + 1)
+    dx, dy = np.diff(Xt, axis=1), np.diff(yt, axis=1)  # step k of a trajectory moves one input
+    moved = np.abs(dx).argmax(axis=2)
+    sign = np.sign(np.take_along_axis(dx, moved[..., None], axis=2)[..., 0])
+    ee = np.empty((len(yt), d))
+    ee[np.arange(len(yt))[:, None], moved] = dy * sign / (levels / (2 * (levels - 1)))
+    return ee
+
+
+def sigma_interval(ee: np.ndarray, resamples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """95% bootstrap interval of Morris σ per input, resampling whole trajectories (a percentile
+    interval: σ is not negative and its bootstrap distribution is skewed, unlike μ*'s). NaN with
+    fewer than two trajectories."""
+    t = len(ee)
+    if t < 2:
+        return np.full(ee.shape[1], np.nan), np.full(ee.shape[1], np.nan)
+    pick = np.random.default_rng(seed).integers(t, size=(resamples, t))
+    sig = ee[pick].std(axis=1, ddof=1)  # (resamples, inputs)
+    lo, hi = np.percentile(sig, [2.5, 97.5], axis=0)
+    return lo, hi
+
+
 def indices(inputs: list[Input], method: str, X: np.ndarray, Y: dict[str, np.ndarray], *, levels: int = 4,
             resamples: int = 1000, seed: int = 0, stochastic: dict[str, float] | None = None) -> pd.DataFrame:
     """One row per output and input: the indices with their 95% bootstrap intervals, on the replicate
@@ -139,12 +171,14 @@ def indices(inputs: list[Input], method: str, X: np.ndarray, Y: dict[str, np.nda
             from SALib.analyze import morris
 
             r = morris.analyze(prob, X, mean, num_resamples=resamples, conf_level=0.95, num_levels=levels, seed=seed)
+            s_lo, s_hi = sigma_interval(elementary_effects(X, mean, levels), resamples, seed)
             for k, i in enumerate(inputs):
                 lo = float(r["mu_star"][k] - r["mu_star_conf"][k])
                 rows.append({"output": name, "input": i.name, "group": i.group, "mu": float(r["mu"][k]),
                              "mu_star": float(r["mu_star"][k]), "mu_star_lo95": max(lo, 0.0),
                              "mu_star_hi95": float(r["mu_star"][k] + r["mu_star_conf"][k]),
-                             "sigma": float(r["sigma"][k]), "noise_floor": floor,
+                             "sigma": float(r["sigma"][k]), "sigma_lo95": float(s_lo[k]),
+                             "sigma_hi95": float(s_hi[k]), "noise_floor": floor,
                              "distinguishable": bool(lo > max(0.0, floor))})
         else:
             from SALib.analyze import sobol
@@ -292,6 +326,8 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
                 raise ConfigError(key, 1, "0 (none) or an integer >= 2")
         elif key == "resamples":
             opts[key] = number(key, value, 10, 100_000, int)
+        elif key == "inputs_file":
+            opts[key] = value
         elif not study_option(key, value, opts, extra, GROUPS):
             overrides.append(f"{key}={value}")
     if opts["quick"]:
@@ -319,7 +355,11 @@ def setup(argv: list[str], what: str, parse_fn) -> tuple:
         if not cfg.start_year <= y <= cfg.horizon.end_year:
             raise ConfigError("year", y, f"a year of the forecast horizon, {cfg.start_year}-{cfg.horizon.end_year}")
     cfg = dataclasses.replace(cfg, horizon=dataclasses.replace(cfg.horizon, end_year=max(years)))
-    inputs = choose(cfg, tuple(opts["inputs"].split(",")), [parse_input(cfg, k, v) for k, v in extra])
+    groups, from_file = None, []
+    if opts.get("inputs_file"):  # the file's entries first: the command line's input.KEY and inputs= win
+        groups, from_file, opts["inputs_file_content"] = read_inputs_file(cfg, opts["inputs_file"])
+    opts["inputs"] = opts["inputs"] or ",".join(groups or GROUPS)
+    inputs = choose(cfg, tuple(opts["inputs"].split(",")), from_file + [parse_input(cfg, k, v) for k, v in extra])
     if not inputs:
         raise ConfigError("inputs", opts["inputs"], "groups or input.KEY=LO:HI that give at least one input")
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
@@ -355,6 +395,9 @@ def run(argv: list[str]) -> Path:
                 "outputs": list(OUTPUTS), "options": {k: v for k, v in opts.items() if k != "out"},
                 "runs": evaluator.batch.runs, "library": "SALib", "versions": package_versions(),
                 "git_commit": git_commit(), "started": started}
+    if "inputs_file_content" in opts:  # its path, text and ranges: the folder says what ran
+        manifest["options"].pop("inputs_file_content")
+        manifest["inputs_file"] = opts["inputs_file_content"]
     path = write_folder(out, tables, manifest, what="sensitivity")
     evaluator.batch.close()
     top = tables["indices"]
