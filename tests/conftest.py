@@ -55,3 +55,24 @@ class CheckedModel(WorkforceModel):
             super()._certify()
         finally:
             model_module.certify = original
+
+
+@pytest.fixture
+def refused(capsys):
+    """refused(main, argv) -> (exit code, stderr) of a command's `main` run in this process: a bad
+    option's one-line error without the cost of a new interpreter (each command keeps one test in its
+    own process, where the exit code is the process's). The SIGTERM handler the command installs is
+    put back."""
+    import signal
+
+    def call(main, argv: list[str]) -> tuple[int, str]:
+        old = signal.getsignal(signal.SIGTERM)
+        capsys.readouterr()
+        try:
+            with pytest.raises(SystemExit) as exc:
+                main(argv)
+        finally:
+            signal.signal(signal.SIGTERM, old)
+        return exc.value.code, capsys.readouterr().err
+
+    return call

@@ -117,11 +117,22 @@ def test_wilson_and_pareto_on_known_cases():
     (["target.share=0.35", "target.year=2030", "discount=-0.03"], "discount"),
     (["target.share=0.35", "target.year=2030", "training.allocation=random,everyone"], "training.allocation"),
 ])
-def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, args, field):
-    proc = subprocess.run([sys.executable, "-m", "sim.studies.plan", *args, f"out={tmp_path / 'p'}"], cwd=tmp_path,
-                          capture_output=True, text=True)
+def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, monkeypatch, refused, args, field):
+    """In this process (the first case also as its own process, below): exit 2, one line, no folder."""
+    from sim.studies import plan
+
+    monkeypatch.chdir(tmp_path)
+    code, err = refused(plan.main, [*args, f"out={tmp_path / 'p'}"])
+    assert code == 2, err
+    assert err.count("\n") == 1 and field in err
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_bad_option_exits_2_from_its_own_process(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sim.studies.plan", "target.share=0.35", "target.year=2030",
+                           "budget=-5", f"out={tmp_path / 'p'}"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.count("\n") == 1 and field in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "budget" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "p").exists()
 
 

@@ -290,7 +290,20 @@ def test_discover_on_the_model_writes_its_folder(tmp_path):
     ("sensitivity", ["noise_replicates=1"], "noise_replicates"),
     ("sensitivity", ["replicates=1", "noise_replicates=0"], "noise_replicates"),
 ])
-def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, cmd, args, field):
+def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, monkeypatch, refused, cmd, args, field):
+    """In this process (one case per command also as its own process, below): exit 2, one line, no folder."""
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    code, err = refused(importlib.import_module(f"sim.studies.{cmd}").main, [*args, f"out={tmp_path / 'x'}"])
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and field in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("cmd,args,field", [("sensitivity", ["method=fast"], "method"), ("discover", [], "condition")])
+def test_a_bad_option_exits_2_from_its_own_process(tmp_path, cmd, args, field):
     r = subprocess.run([sys.executable, "-m", f"sim.studies.{cmd}", *args, f"out={tmp_path / 'x'}"], cwd=tmp_path,
                        capture_output=True, text=True)
     assert r.returncode == 2, r.stderr
