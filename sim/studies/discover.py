@@ -47,11 +47,11 @@ from .batch import CHUNK, evaluate_in_chunks
 from .inputs import GROUPS, Input
 from .options import key_values, number, run_command, study_option
 
-OPTIONS = {"condition": None, "n": 256, "replicates": 1, "threshold": 0.8, "peel_alpha": 0.05, "mass_min": 0.02,
+OPTIONS = {"condition": None, "n": 1024, "replicates": 1, "threshold": 0.8, "peel_alpha": 0.05, "mass_min": 0.02,
            "inputs": None, "inputs_file": None, "n_agents": 10000, "quick": False, "out": None}
 OPS = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
 TERM = re.compile(r"^\s*([A-Za-z_][\w.]*(?:@\d{4})?)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
-USAGE = """usage: skillsim-discover condition="high_skill_share@2030<0.35" [region=NAME] [n=256] [replicates=1]
+USAGE = """usage: skillsim-discover condition="high_skill_share@2030<0.35" [region=NAME] [n=1024] [replicates=1]
                          [year=Y] [threshold=0.8] [peel_alpha=0.05] [mass_min=0.02]
                          [inputs=parameters,structural,levers] [inputs_file=PATH] [input.KEY=LO:HI ...]
                          [n_agents=10000] [quick=true] [out=DIR] [OVERRIDE ...]
