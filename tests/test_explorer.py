@@ -257,6 +257,7 @@ def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
         moved = summary_after(first)
         share = lambda text: float(re.search(r"high-skill share ([0-9.]+)% with", text).group(1))  # noqa: E731
         assert share(moved) > share(first)
+        assert "[object Object]" not in browser.find_element(By.TAG_NAME, "body").text  # drop-downs show labels
         images = [i for i in browser.find_elements(By.TAG_NAME, "img") if i.size["height"] > 100]
         assert len(images) >= 4
         browser.save_screenshot(str(tmp_path / "page.png"))
@@ -413,7 +414,7 @@ def test_the_page_in_chinese_shows_no_english(monkeypatch, request):
                 if isinstance(getattr(w, name, None), str):
                     out.append(getattr(w, name))
             out += [c for c in getattr(w, "children", []) or [] if isinstance(c, str)]
-            out += [i["text"] if isinstance(i, dict) else str(i) for i in getattr(w, "items", []) or []]
+            out += [i["title"] if isinstance(i, dict) else str(i) for i in getattr(w, "items", []) or []]
         return out
 
     end = time.time() + 10

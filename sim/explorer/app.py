@@ -108,8 +108,10 @@ def error_text(err: BaseException, L: str) -> str:
 @solara.component
 def Choice(label: str, value: str, options: dict[str, str], on_value) -> None:
     """A drop-down that shows each option's label in the page's language and sets its value."""
-    solara.v.Select(label=label, v_model=value, items=[{"text": t, "value": k} for k, t in options.items()],
-                    on_v_model=on_value)
+    # ipyvuetify 3 (Vuetify 3) reads an item's label from "title" ("text" was Vuetify 2's and showed as
+    # "[object Object]" in the browser)
+    solara.v.Select(label=label, v_model=value, items=[{"title": t, "value": k} for k, t in options.items()],
+                    item_title="title", item_value="value", on_v_model=on_value)
 
 
 def summary_text(res: Result, L: str) -> str:
@@ -214,7 +216,9 @@ def Results(shown, error, task, v: View, L: str):
     solara.Text(("" if res.view == v else T["previous"]) + progress_text(res.view, done, L))
     solara.Text(summary_text(res, L), classes=["skillsim-summary"])
     for key, fig, data in drawn:
-        solara.FigureMatplotlib(fig, format="png")
+        # encoded once per figure: without dependencies Solara re-encodes every chart at each render
+        # (a slider move, a progress line), about a second for the five before a new answer can show
+        solara.FigureMatplotlib(fig, format="png", dependencies=[id(fig)])
         with solara.Row():  # made when asked for (a click), not at every update
             solara.FileDownload(lambda fig=fig: png_bytes(fig), filename=f"skillsim_{key}.png",
                                 label=T["charts"][key] + T["colon"] + T["png"])

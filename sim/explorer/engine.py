@@ -12,8 +12,10 @@ ensemble.csv holds the same quantiles (sim.aggregate.QUANTILES over replicates, 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import json
 import shlex
 from dataclasses import dataclass
 from typing import Callable
@@ -329,8 +331,6 @@ def compute(view: View, update: Callable[[Result, int], None], cancelled: Callab
     """Run a view in its two stages, calling update(result, done) as it firms up (done: runs finished,
     0 for the first look; progress_text says it in a language, so the page can switch language after);
     returns the final result, or None if cancelled (a newer view)."""
-    from ..studies.batch import run_batch
-
     cfg = check(view)
     over = view.over
     # the status quo: the region's baseline with every lever setting at its default (studio places too)
@@ -341,18 +341,60 @@ def compute(view: View, update: Callable[[Result, int], None], cancelled: Callab
         return [run_config(size(cfg), r, over), run_config(size(base), r, over)]  # the same draw and seed
 
     if first and view.n_agents > FIRST_AGENTS:
-        runs = run_batch(pair(0, FIRST_AGENTS) + pair(1, FIRST_AGENTS), read_series, jobs=1)
+        runs = run_pairs(pair(0, FIRST_AGENTS) + pair(1, FIRST_AGENTS))
         if cancelled():
             return None
         update(Result(view, FIRST_AGENTS, {"chosen": runs[0::2], "status_quo": runs[1::2]}), 0)
     result = Result(view, view.n_agents, {"chosen": [], "status_quo": []})
-    for r in range(view.replicates):
+    r = 0
+    while r < view.replicates:
         if cancelled():
             return None
-        done = run_batch(pair(r), read_series)
-        result.runs["chosen"].append(done[0])
-        result.runs["status_quo"].append(done[1])
-        result.final = r + 1 == view.replicates
-        if r >= 1 or view.replicates == 1:
-            update(result, r + 1)
+        # a step of replicates with about two runs to do (one per core): two pairs when the status
+        # quo's runs are cached (a lever moved), one pair otherwise
+        step = 2 if (r + 1 < view.replicates and cached(pair(r)[1]) and cached(pair(r + 1)[1])) else 1
+        done = run_pairs([c for k in range(r, r + step) for c in pair(k)])
+        result.runs["chosen"] += done[0::2]
+        result.runs["status_quo"] += done[1::2]
+        r += step
+        result.final = r == view.replicates
+        if r >= 2 or view.replicates == 1:
+            update(result, r)
     return result
+
+
+#: the status quo's runs by config: moving a lever changes only the chosen setting, so the status
+#: quo's runs of the same region, horizon, size and draws are reused (most recent STATUS_QUO_RUNS)
+STATUS_QUO_RUNS = 64
+_status_quo: "collections.OrderedDict[str, dict]" = collections.OrderedDict()
+
+
+def _key(cfg) -> str:
+    from ..config import to_dict
+
+    return json.dumps(to_dict(cfg), sort_keys=True, default=str)
+
+
+def cached(cfg) -> bool:
+    return _key(cfg) in _status_quo
+
+
+def run_pairs(configs: list, jobs: int | None = None) -> list[dict]:
+    """read_series of [chosen, status quo, chosen, status quo, ...], the status quo's from the cache
+    where it holds them (the same numbers: a run is a function of its config)."""
+    from ..studies.batch import run_batch
+
+    keys = [_key(c) if k % 2 else None for k, c in enumerate(configs)]
+    todo = [k for k, key in enumerate(keys) if key is None or key not in _status_quo]
+    out: list = [None] * len(configs)
+    for k, series in zip(todo, run_batch([configs[k] for k in todo], read_series, jobs=jobs)):
+        out[k] = series
+        if keys[k] is not None:
+            _status_quo[keys[k]] = series
+    for k, key in enumerate(keys):
+        if key is not None:
+            _status_quo.move_to_end(key)
+            out[k] = _status_quo[key]
+    while len(_status_quo) > STATUS_QUO_RUNS:
+        _status_quo.popitem(last=False)
+    return out
