@@ -455,14 +455,9 @@ def test_the_discovery_report_draws_the_chosen_box(tmp_path):
     assert (w.out / "report.md").read_text().startswith("# 情景发现：重庆")
 
 
-def test_an_interrupted_study_resumes_from_its_journal_and_gives_the_same_tables(tmp_path, monkeypatch):
-    """Interrupted after its first chunk of points (Ctrl-C), the study leaves no folder but a journal;
-    re-run into the same folder it runs only what is missing and writes the tables an uninterrupted
-    study writes."""
-    args = ["region=chongqing", "year=2025", "inputs=levers", "n=3", "n_agents=500", "replicates=2",
-            "noise_replicates=3", "resamples=50"]
-    whole = sensitivity.run([*args, f"out={tmp_path / 'whole'}"])
-    monkeypatch.setattr(sensitivity, "CHUNK", 4)
+def interrupt_the_second_chunk(monkeypatch):
+    """The study's evaluator raises KeyboardInterrupt at its second call (its second chunk), as a Ctrl-C
+    would; returns the real __call__ to put back."""
     calls = {"n": 0}
     real = sensitivity.ModelEvaluator.__call__
 
@@ -473,6 +468,18 @@ def test_an_interrupted_study_resumes_from_its_journal_and_gives_the_same_tables
         return real(self, X, reps)
 
     monkeypatch.setattr(sensitivity.ModelEvaluator, "__call__", cut)
+    return real
+
+
+def test_an_interrupted_study_resumes_from_its_journal_and_gives_the_same_tables(tmp_path, monkeypatch):
+    """Interrupted after its first chunk of points (Ctrl-C), the study leaves no folder but a journal;
+    re-run into the same folder it runs only what is missing and writes the tables an uninterrupted
+    study writes."""
+    args = ["region=chongqing", "year=2025", "inputs=levers", "n=3", "n_agents=500", "replicates=2",
+            "noise_replicates=3", "resamples=50"]
+    whole = sensitivity.run([*args, f"out={tmp_path / 'whole'}"])
+    monkeypatch.setattr(sensitivity, "CHUNK", 4)
+    real = interrupt_the_second_chunk(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         sensitivity.run([*args, f"out={tmp_path / 'cut'}"])
     journal = tmp_path / ".cut.runs.jsonl"
@@ -498,16 +505,7 @@ def test_an_interrupted_discovery_resumes_from_its_journal_and_gives_the_same_ta
     whole = discover.run([*args, f"out={tmp_path / 'whole'}"])
     err = capsys.readouterr().err
     assert "discover: runs 4/8, elapsed" in err and "discover: runs 8/8, elapsed" in err and "ETA" in err
-    calls = {"n": 0}
-    real = sensitivity.ModelEvaluator.__call__
-
-    def cut(self, X, reps):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(self, X, reps)
-
-    monkeypatch.setattr(sensitivity.ModelEvaluator, "__call__", cut)
+    real = interrupt_the_second_chunk(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         discover.run([*args, f"out={tmp_path / 'cut'}"])
     journal = tmp_path / ".cut.runs.jsonl"

@@ -275,9 +275,9 @@ def discovery_sentence(f: dict, lang: str) -> str:
         holds = "均不成立" if c["of_interest"] == 0 else "均成立"
         return f"在全部{c['runs']}次运行中，{cond}{holds}：没有可寻找的区域。"
     box = f["box"] if f["box"] is not None else pd.DataFrame(columns=["restricted", "qp_value"])
-    restricted = box[box["restricted"].astype(bool)]
-    main = restricted[restricted["qp_value"] <= 0.05]
-    rest = len(restricted) - len(main)
+    from ..studies.discover import significant_restrictions
+
+    main, rest = significant_restrictions(box)
     if len(main):
         said = "当" + "且".join(f"{input_label(r['input'], lang)}在[{r['box_lo']:.4g}, {r['box_hi']:.4g}]之间"
                                 for _, r in main.iterrows()) + "时"

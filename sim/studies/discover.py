@@ -140,6 +140,14 @@ def prim_box(x: pd.DataFrame, y: np.ndarray, *, threshold: float, peel_alpha: fl
             "chosen": traj[traj["id"] == chosen].iloc[0].to_dict(), "threshold_met": bool(len(dense))}
 
 
+def significant_restrictions(box: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The box's restrictions with a quasi-p-value at or below 0.05, and how many others it restricts
+    (said to be not significant, in either language)."""
+    restricted = box[box["restricted"].astype(bool)]
+    main = restricted[restricted["qp_value"] <= 0.05]
+    return main, len(restricted) - len(main)
+
+
 def analyse(table: pd.DataFrame, inputs: list[Input], condition: str, *, threshold: float, peel_alpha: float,
             mass_min: float) -> dict:
     """The cases (one row per run: the inputs and the outputs) -> the folder's tables: design (with
@@ -158,9 +166,7 @@ def analyse(table: pd.DataFrame, inputs: list[Input], condition: str, *, thresho
     found = prim_box(table[[i.name for i in inputs]], table["of_interest"].to_numpy(), threshold=threshold,
                      peel_alpha=peel_alpha, mass_min=mass_min, ranges={i.name: (i.lo, i.hi) for i in inputs})
     c, box, met = found["chosen"], found["box"], found["threshold_met"]
-    restricted = box[box["restricted"]]
-    main = restricted[restricted["qp_value"] <= 0.05]
-    rest = len(restricted) - len(main)
+    main, rest = significant_restrictions(box)
     if len(main):
         said = "with " + " and ".join(f"{r['input']} in [{r['box_lo']:.4g}, {r['box_hi']:.4g}]"
                                       for _, r in main.iterrows())
