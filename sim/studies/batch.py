@@ -79,11 +79,10 @@ class JournalledBatch:
         text = json.dumps([to_dict(cfg), self.tag], sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
-    def run(self, configs: Sequence[RunConfig], read: Callable[["object"], T], chunk: int | None = None,
-            prog: str = "") -> list[T]:
+    def run(self, configs: Sequence[RunConfig], read: Callable[["object"], T], chunk: int | None = None) -> list[T]:
         """read(model) for each config, in input order; finished runs are not run again. With `chunk`,
         the runs go `chunk` at a time, each piece journalled (an interrupt loses at most one piece)
-        and, on a long call, a progress line per piece with the time left (prefixed `prog`)."""
+        and, on a long call, a progress line per piece with the time left (through the batch's `log`)."""
         import time
 
         if chunk is not None and len(configs) > chunk:
@@ -94,7 +93,7 @@ class JournalledBatch:
                 done = min(start + chunk, len(configs))
                 if done < len(configs) and self.runs > ran0:
                     left = (time.perf_counter() - t0) / (self.runs - ran0) * (len(configs) - done)
-                    self.log(f"{prog}{done}/{len(configs)} runs of this step, {self.runs} run in all; "
+                    self.log(f"{done}/{len(configs)} runs of this step, {self.runs} run in all; "
                              f"about {left:.0f} s to the end of the step")
             return out
         import json
