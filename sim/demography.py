@@ -166,28 +166,15 @@ def separations(wf: Workforce, cfg, rng: np.random.Generator) -> tuple[np.ndarra
     if p_max <= 0 or n == 0:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty
-    cand = skip_sample(rng, n, p_max)
+    cand = wf.kernels.skip_sample(rng, n, p_max)
     u = rng.random(cand.size, dtype=np.float32) * p_max
-    h = hazard[wf.level[cand]]
-    sep = u < h
-    leave = u < h * np.float32(beh.leave_share)
-    return cand[leave], cand[sep & ~leave]
+    return wf.kernels.split_separations(cand, u, wf.level, hazard, np.float32(beh.leave_share))
 
 
 def skip_sample(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
-    """Indices in [0, n) each included independently with probability p, via geometric gaps."""
-    if p >= 1.0:
-        return np.arange(n)
-    out = []
-    pos = -1
-    while True:
-        m = int(max(16, (n - pos) * p * 1.1 + 6 * np.sqrt((n - pos) * p + 1)))
-        steps = np.cumsum(rng.geometric(p, m)) + pos
-        out.append(steps[steps < n])
-        if steps[-1] >= n:
-            break
-        pos = int(steps[-1])
-    return np.concatenate(out)
+    """Indices in [0, n) each included independently with probability p, via geometric gaps
+    (the numpy form; sim.kernels has the compiled one, with the same draws)."""
+    return kernels_numpy.skip_sample(rng, n, p)
 
 
 def spinup(reg) -> bool:

@@ -8,10 +8,12 @@ folder is read-only), so compilation is paid once per machine, not once per run:
 
 Bit for bit the numpy rules: every kernel does the same float32/float64 operations in the same
 order as the numpy code it replaced (float32 products stay float32, sums into the level ledger are
-sequential in slot order as `np.bincount` does them), and no kernel draws random numbers. The draws
-stay numpy calls on the mechanism's stream, with the same sizes and order, so a run's output is
-byte-identical to the numpy implementation and the calibration stands (tests/test_kernels.py
-compares each kernel with its numpy form).
+sequential in slot order as `np.bincount` does them). Draws stay on the mechanism's own stream, with
+the same sizes and order: most remain numpy calls; `skip_sample` draws its geometric gaps inside the
+kernel through numba's `np.random.Generator` support, which runs numpy's own algorithms on the same
+bit generator (so the same numbers, about twice as fast as numpy's geometric at large sizes). A run's
+output is therefore byte-identical to the numpy implementation and the calibration stands
+(tests/test_compiled.py compares each kernel with its numpy form, and whole runs).
 """
 
 from __future__ import annotations
@@ -360,6 +362,109 @@ def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, 
     return out
 
 
+@njit(**_JIT)
+def skip_sample(rng, n, p):
+    """Slots in [0, n) each included independently with probability p, by geometric gaps, in slot
+    order: sim.demography.skip_sample with the same draws (chunk sizes included) on `rng`."""
+    if p >= 1.0:
+        return np.arange(n)
+    cap = int(n * p * 1.2 + 8 * np.sqrt(n * p + 1) + 32)
+    out = np.empty(cap, dtype=np.int64)
+    k = 0
+    pos = -1
+    while True:
+        m = int(max(16.0, (n - pos) * p * 1.1 + 6 * np.sqrt((n - pos) * p + 1)))
+        gaps = rng.geometric(p, m)
+        step = pos
+        last = pos
+        for j in range(m):
+            step += gaps[j]
+            if step < n:
+                if k == out.size:
+                    grown = np.empty(out.size * 2, dtype=np.int64)
+                    grown[:k] = out[:k]
+                    out = grown
+                out[k] = step
+                k += 1
+            last = step
+        if last >= n:
+            break
+        pos = last
+    return out[:k]
+
+
+@njit(**_JIT)
+def split_separations(cand, u, level, hazard, leave_share):
+    """Separations among the candidates (sim.demography.separations): with u the candidates'
+    uniforms scaled by the highest hazard, a candidate separates if u < hazard(level) and leaves
+    the region if u < hazard(level) x leave_share; returns (leavers, movers), in slot order."""
+    leave = np.empty(cand.size, dtype=np.int64)
+    move = np.empty(cand.size, dtype=np.int64)
+    a = b = 0
+    for j in range(cand.size):
+        h = hazard[level[cand[j]]]
+        if u[j] < h * leave_share:
+            leave[a] = cand[j]
+            a += 1
+        elif u[j] < h:
+            move[b] = cand[j]
+            b += 1
+    return leave[:a], move[:b]
+
+
+@njit(**_JIT)
+def _count_bracket(x, a, b):
+    """(values below a, values in [a, b]), branch-free: the comparisons are unpredictable."""
+    nbelow = 0
+    ninside = 0
+    for i in range(x.size):
+        v = x[i]
+        nbelow += v < a
+        ninside += (v >= a) & (v <= b)
+    return nbelow, ninside
+
+
+@njit(**_JIT)
+def _gather_bracket(x, a, b, out, k):
+    """Values of x in [a, b] into out[k:], in order (`out` has one spare slot at its end).
+
+    For a > 0 the test is one unsigned comparison of the float32 bit patterns (which order
+    non-negative floats as their values, and put negatives and NaN above b), so the one branch is
+    well predicted when few values are inside; otherwise every value is stored and the cursor moves
+    past those inside, branch-free."""
+    if a > 0:
+        bits = x.view(np.uint32)
+        lo = np.float32(a)
+        lo_bits = np.array([lo]).view(np.uint32)[0]
+        span = np.array([np.float32(b)]).view(np.uint32)[0] - lo_bits
+        for i in range(x.size):
+            if np.uint32(bits[i] - lo_bits) <= span:
+                out[k] = x[i]
+                k += 1
+        return
+    for i in range(x.size):
+        v = x[i]
+        out[k] = v
+        k += (v >= a) & (v <= b)
+
+
+@njit(**_JIT)
+def bracketed(x, lo, hi):
+    """For each bracket j: how many values of the float32 x lie below lo[j], and the values inside
+    [lo[j], hi[j]] (concatenated, bracket j at starts[j]:starts[j + 1]), as kernels_numpy.bracketed
+    (sim.metrics.order_statistics). The bounds are values of x or infinite, so exact in float32."""
+    nb = lo.size
+    below = np.zeros(nb, dtype=np.int64)
+    starts = np.zeros(nb + 1, dtype=np.int64)
+    for j in range(nb):
+        nbelow, ninside = _count_bracket(x, np.float32(lo[j]), np.float32(hi[j]))
+        below[j] = nbelow
+        starts[j + 1] = starts[j] + ninside
+    values = np.empty(starts[nb] + 1, dtype=x.dtype)
+    for j in range(nb):
+        _gather_bracket(x, np.float32(lo[j]), np.float32(hi[j]), values, starts[j])
+    return below, values[:starts[nb]], starts
+
 def warm() -> None:
     """Compile (or load from the cache) every kernel on tiny arrays, so that a run or a sweep's
     workers never compile in the middle of the work. `.ci/run` calls it after installing."""
@@ -392,6 +497,9 @@ def warm() -> None:
     minus_sorted(idx, idx)
     firm_payroll(np.zeros(4, np.int32), f32, f32, 2)
     retirement_age(np.zeros(2, np.bool_), np.zeros(2, np.int64), 0, 600, 720, 2, 4, 60, 36)
+    skip_sample(np.random.default_rng(0), 100, 0.05)
+    split_separations(idx, f32[:2], i8, f32, np.float32(0.5))
+    bracketed(f32, f32[:2] - 1, f32[:2] + 1)
 
 
 if __name__ == "__main__":

@@ -158,5 +158,34 @@ def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, 
     return (base + delay).astype(np.int16)
 
 
+def skip_sample(rng, n, p):
+    if p >= 1.0:
+        return np.arange(n)
+    out = []
+    pos = -1
+    while True:
+        m = int(max(16, (n - pos) * p * 1.1 + 6 * np.sqrt((n - pos) * p + 1)))
+        steps = np.cumsum(rng.geometric(p, m)) + pos
+        out.append(steps[steps < n])
+        if steps[-1] >= n:
+            break
+        pos = int(steps[-1])
+    return np.concatenate(out)
+
+
+def split_separations(cand, u, level, hazard, leave_share):
+    h = hazard[level[cand]]
+    sep = u < h
+    leave = u < h * leave_share
+    return cand[leave], cand[sep & ~leave]
+
+
+def bracketed(x, lo, hi):
+    below = np.array([np.count_nonzero(x < a) for a in lo], dtype=np.int64)
+    inside = [x[(x >= a) & (x <= b)] for a, b in zip(lo, hi)]
+    starts = np.concatenate([[0], np.cumsum([v.size for v in inside])]).astype(np.int64)
+    return below, np.concatenate(inside) if inside else x[:0], starts
+
+
 def warm() -> None:
     """Nothing to compile."""

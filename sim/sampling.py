@@ -27,6 +27,7 @@ def sample_distinct(
     accept: Callable[[np.ndarray], np.ndarray],
     pilot: int = 4096,
     margin: float = 1.15,
+    passes=None,
 ) -> np.ndarray:
     """k distinct slots in [0, n), sorted, each chosen with probability proportional to accept(slot).
 
@@ -34,10 +35,11 @@ def sample_distinct(
     candidates cost anything), kept with probability accept(slot); p is set from a pilot estimate of
     the mean acceptance so that about `margin` x k are kept, and a uniform thinning then cuts them to
     exactly k. Cost grows with k, not n, and no duplicates arise. Returns fewer than k only if fewer
-    can be found (for example when few workers are eligible).
+    can be found (for example when few workers are eligible). `passes`: the per-worker passes
+    (sim.passes; the numpy ones by default), which give the same slots.
     """
-    from .demography import skip_sample
-
+    if passes is None:
+        from . import kernels_numpy as passes
     if k <= 0 or n <= 0:
         return np.empty(0, dtype=np.int64)
     probe = np.arange(n) if n <= pilot else rng.integers(0, n, pilot)
@@ -47,8 +49,8 @@ def sample_distinct(
             return np.empty(0, dtype=np.int64)
         mean_accept = 1.0 / pilot  # eligible workers are rare: search more widely
     p = min(1.0, margin * k / (n * mean_accept))
-    cand = skip_sample(rng, n, p)
-    keep = cand[rng.random(cand.size, dtype=np.float32) < accept(cand)]
+    cand = passes.skip_sample(rng, n, p)
+    keep = passes.keep_below(cand, rng.random(cand.size, dtype=np.float32), accept(cand))
     if keep.size > k:  # uniform thinning to exactly k, keeping slot order: the k smallest random keys
         key = rng.random(keep.size)
         keep = keep[key <= np.partition(key, k - 1)[k - 1]]

@@ -150,6 +150,28 @@ def test_acceptance_weights_payroll_sets_and_retirement_are_identical(model):
     assert same(*both(lambda k: k.retirement_age(female, birth, *args)))
 
 
+def test_draws_separations_and_brackets_are_identical(model):
+    """The kernels that draw (skip_sample, with numba's Generator on the same bit generator) take
+    the same numbers from the stream and leave it in the same state."""
+    wf = model.workforce
+    for n, p in ((0, 0.3), (1, 0.5), (50, 0.9), (20000, 0.004), (20000, 0.3), (300_000, 0.02), (10, 1.0)):
+        gens = [np.random.default_rng(n) for _ in IMPLS]
+        outs = [impl.skip_sample(g, n, p) for impl, g in zip(IMPLS, gens)]
+        assert same(*outs)
+        assert gens[0].integers(0, 1 << 62) == gens[1].integers(0, 1 << 62)  # same amount drawn
+    cand = np.sort(np.random.default_rng(1).choice(wf.n, 3000, replace=False)).astype(np.int64)
+    u = np.random.default_rng(2).random(cand.size, dtype=np.float32) * np.float32(0.02)
+    hazard = np.linspace(0.02, 0.002, 8).astype(np.float32)
+    assert same(*both(lambda k: k.split_separations(cand, u, wf.level, hazard, np.float32(0.4))))
+    x = wf.pay * np.float32(12 * 5000.0) + wf.bonus
+    x[:7] = -1.0
+    x[7:9] = -0.0
+    x[9:11] = 0.0
+    for lo, hi in (([-np.inf, 5e4, 1e5], [np.inf, 6e4, 1e5]), ([0.0, -1.0, 1e-3], [0.0, 0.0, 1e9])):
+        lo, hi = (np.asarray(v, np.float32).astype(np.float64) for v in (lo, hi))
+        assert same(*both(lambda k: k.bracketed(x, lo, hi)))
+
+
 @pytest.mark.parametrize("overrides", [
     ["n_agents=20000", SHORT_HISTORY],
     ["region=national", "n_agents=20000", "levers.training.allocation=lowest_level",

@@ -161,6 +161,7 @@ def test_alias_sampling_draws_firms_in_proportion_to_size():
 
 @pytest.mark.parametrize("n", [100, 16385, 100_000, 300_000])
 def test_order_statistics_equal_a_full_partition(n):
+    from sim import kernels, kernels_numpy
     from sim.metrics import order_statistics
 
     rng = np.random.default_rng(n)
@@ -171,6 +172,11 @@ def test_order_statistics_equal_a_full_partition(n):
     for data in (x, ties):
         ranks = [max(0, int(np.ceil(q * n)) - 1) for q in (0.1, 0.5, 0.9)]
         np.testing.assert_array_equal(order_statistics(data, ranks), np.partition(data, ranks)[ranks])
+        for impl in (kernels, kernels_numpy):  # last month's values as brackets: near, far, or none
+            exact = np.partition(data, ranks)[ranks]
+            for guess in (exact * 1.01, exact * 0.5, exact + 1e6):
+                got = order_statistics(data, ranks, passes=impl, guess=[float(g) for g in guess])
+                np.testing.assert_array_equal(got, exact)
     # a probe that misses the bracket must fall back to the exact answer
     skewed = np.concatenate([np.zeros(n - n // 100, np.float32), np.ones(n // 100, np.float32)])
     ranks = [n - 1]

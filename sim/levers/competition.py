@@ -53,7 +53,7 @@ class CompetitionLever(Lever):
             # eligible levels, x clip(progress, 0.05, 1) when firms send those doing well
             return wf.kernels.accept_levels(slots, wf.level, lo, hi, wf.progress, by_progress)
 
-        part = sample_distinct(rng, wf.n, k, accept)
+        part = sample_distinct(rng, wf.n, k, accept, passes=wf.kernels)
         self.book("government", p.subsidised_events_per_year * p.intensity / p.events_per_year * p.subsidy_per_event)
         if part.size == 0:
             return

@@ -64,7 +64,7 @@ class StudioLever(Lever):
                 # member levels, not a member yet
                 return wf.kernels.accept_studio(slots, wf.level, lo, hi, wf.studio_since)
 
-            joiners = sample_distinct(rng, wf.n, vacancies, accept)
+            joiners = sample_distinct(rng, wf.n, vacancies, accept, passes=wf.kernels)
             wf.studio_since[joiners] = model.t
             refresh(wf, joiners, model.rates)
             members = np.concatenate([members, joiners])

@@ -76,7 +76,7 @@ class TrainingLever(Lever):
         for funder in ("government", "employer"):  # fixed order: same draws for the same budgets
             places = self.year_budget[funder] / 12.0 / self.cost_per_place(model) / w
             k = stochastic_round(rng, places)
-            idx = sample_distinct(rng, wf.n, k, self._acceptance(model, funder == "employer"))
+            idx = sample_distinct(rng, wf.n, k, self._acceptance(model, funder == "employer"), passes=wf.kernels)
             if idx.size == 0:
                 continue
             wf.progress[idx] += np.float32(p.progress_gain)
