@@ -150,7 +150,7 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
         log.info("%s / %s: %d agents (weight %.2f), %d months from %d, seed %d", cfg.region.name, cfg.scenario,
                  cfg.n_agents, cfg.weight, cfg.n_months, cfg.start_year, model.run_seed)
         model.run()
-    path = write_run(run_dir, cfg, model.series(), composed=composed, overrides=overrides, started=started,
+    path = write_run(run_dir, cfg, model.series_columns(), composed=composed, overrides=overrides, started=started,
                      extra=extra, unique=unique, machine=machine)
     row = model.row
     log.info("%s: high-skill share %.1f%%, mean income %.0f yuan; %.2f s; wrote %s", model.dates[-1],

@@ -5,6 +5,7 @@ Pure kernels: each takes arrays (or the Workforce) and an explicit generator.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,6 +151,20 @@ def lognormal_mean_one(rng: np.random.Generator, k: int, sd: float) -> np.ndarra
     return np.exp(rng.standard_normal(k, dtype=np.float32) * np.float32(sd) - np.float32(0.5 * sd * sd))
 
 
+def separation_hazard(beh) -> np.ndarray:
+    """Monthly separation hazard by level (float32): monthly(turnover x level factor), prior_turnover."""
+    return _hazard(float(beh.turnover_per_year), tuple(float(f) for f in beh.turnover_level_factor))
+
+
+@functools.lru_cache(maxsize=64)
+def _hazard(turnover: float, level_factor: tuple[float, ...]) -> np.ndarray:
+    """Cached: the same every month of a run. Read-only, as it is shared."""
+    annual = np.minimum(turnover * np.asarray(level_factor), 1.0)
+    hazard = np.array([monthly_rate(a) for a in annual], dtype=np.float32)
+    hazard.flags.writeable = False
+    return hazard
+
+
 def separations(wf: Workforce, cfg, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Voluntary separations this month: (leavers of the region, movers to another firm).
 
@@ -159,8 +174,7 @@ def separations(wf: Workforce, cfg, rng: np.random.Generator) -> tuple[np.ndarra
     A kept candidate leaves the region with probability leave_share, else changes firm.
     """
     beh = cfg.behaviour
-    annual = np.minimum(beh.turnover_per_year * np.asarray(beh.turnover_level_factor), 1.0)
-    hazard = np.array([monthly_rate(a) for a in annual], dtype=np.float32)
+    hazard = separation_hazard(beh)
     p_max = float(hazard.max())
     n = wf.n
     if p_max <= 0 or n == 0:

@@ -85,11 +85,31 @@ def _frames_without_source():
 if "mesa" not in sys.modules:
     _light_package()
 
+@contextlib.contextmanager
+def _without_pandas():
+    """While Mesa's data-collection module imports, `import pandas` fails (Mesa allows that); its
+    `pd` then becomes sim.lazy's, which imports pandas when a dataframe is first asked for. A run
+    never asks, and pandas is a quarter of a second of start-up."""
+    if "pandas" in sys.modules:
+        yield
+        return
+    sys.modules["pandas"] = None  # makes `import pandas` raise ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("pandas", 0) is None:
+            del sys.modules["pandas"]
+
+
 if "mesa.model" not in sys.modules:
-    with _frames_without_source():
+    with _frames_without_source(), _without_pandas():
         import mesa.mesa_logging  # noqa: F401
         import mesa.datacollection  # noqa: F401
         import mesa.model  # noqa: F401
+    if not hasattr(mesa.datacollection, "pd"):
+        from .lazy import pd as _pd
+
+        mesa.datacollection.pd = _pd
 
 from mesa.datacollection import DataCollector  # noqa: E402
 from mesa.model import Model  # noqa: E402

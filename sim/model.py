@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
+from .lazy import pd
 
 from . import calendar
 from .mesa_frame import DataCollector, Model
@@ -322,16 +322,20 @@ class WorkforceModel(Model):
         self.history_dates.append(calendar.label(self.now))
 
     # -- output ---------------------------------------------------------------------------
+    def series_columns(self, history: bool = False) -> dict[str, list]:
+        """The monthly series as columns (`date`, then every metric), without pandas: what the run
+        folder is written from (sim.results). Rows as in `series()`."""
+        mv = self.datacollector.model_vars
+        cols = {"date": list(self.dates), **{c: [self.start_row[c]] + mv[c] for c in column_names()}}
+        if history and len(self.history_rows) > 1:
+            past = self.history_rows[:-1]
+            cols = {"date": self.history_dates[:-1] + cols["date"],
+                    **{c: [row[c] for row in past] + cols[c] for c in column_names()}}
+        return cols
+
     def series(self, history: bool = False) -> pd.DataFrame:
         """The monthly series: `date` (YYYY-MM, state at the end of that month) and all metrics.
 
         From the start state on; with `history=True` the simulated history comes first (its last row
         is the start state, which is not repeated)."""
-        mv = self.datacollector.model_vars
-        df = pd.DataFrame({"date": self.dates, **{c: [self.start_row[c]] + mv[c] for c in column_names()}})
-        if history and len(self.history_rows) > 1:
-            past = pd.DataFrame(self.history_rows[:-1], columns=column_names())
-            past.insert(0, "date", self.history_dates[:-1])
-            df = pd.concat([past, df], ignore_index=True)
-        return df
-
+        return pd.DataFrame(self.series_columns(history))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-import pandas as pd
+from .lazy import pd
 
 FUNDERS = ("total", "government", "employer")
 

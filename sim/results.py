@@ -9,8 +9,11 @@ the checksum of `manifest.json`. `skillsim-verify` (sim.verify) re-checks them.
 
 from __future__ import annotations
 
+import csv
 import errno
+import functools
 import hashlib
+import io
 import json
 import os
 import platform
@@ -22,7 +25,6 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from .config import RunConfig, to_dict
@@ -35,18 +37,29 @@ COMPLETE_MARKER = "COMPLETE"
 PACKAGES = ("numpy", "scipy", "pandas", "mesa", "hydra-core", "omegaconf", "pyarrow", "skillsim")
 
 
-def package_versions() -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> tuple[tuple[str, str], ...]:
     out = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return out
+    return tuple(out.items())
 
 
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a run depends on: looked up once per process (a sweep's
+    worker writes many folders; the packages it has loaded do not change under it)."""
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
 def git_commit() -> str:
     """Commit of the skillsim source tree, with '-dirty' if it has uncommitted changes.
+
+    Asked once per process (three git calls; a sweep's worker writes many folders): the code a
+    process runs is what it imported, so a later edit does not change what its runs ran.
 
     Only a source checkout has one: an installed package (a wheel, even inside someone's repository)
     says "unknown" and is identified by its version in `versions`.
@@ -103,18 +116,39 @@ def complete_text(manifest: Path) -> str:
     return f"ok\nmanifest.json sha256 {sha256(manifest)}\n"
 
 
-def summarise(series: pd.DataFrame, cfg: RunConfig) -> dict:
+def series_columns(series) -> dict[str, np.ndarray]:
+    """The series as columns: numpy arrays, typed as pandas would type them (float64 for the
+    figures, strings for `date`). Takes the model's columns (`WorkforceModel.series_columns`) or a
+    DataFrame, so the run path needs no pandas."""
+    if isinstance(series, dict):
+        return {name: np.asarray(values) for name, values in series.items()}
+    return {name: series[name].to_numpy() for name in series.columns}
+
+
+def _sum(values: np.ndarray) -> float:
+    """pandas' Series.sum: missing values as zero, numpy's (pairwise) sum of the rest."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(np.where(np.isnan(v), 0.0, v).sum())
+
+
+def _mean(values: np.ndarray) -> float:
+    """pandas' Series.mean: the sum without missing values over their count (NaN if none)."""
+    v = np.asarray(values, dtype=np.float64)
+    n = int((~np.isnan(v)).sum())
+    return _sum(v) / n if n else float("nan")
+
+
+def summarise(series, cfg: RunConfig) -> dict:
     """Target-year figures: December stocks, the year's mean income and flows, and cumulative spend."""
+    cols = series_columns(series)
     year = str(cfg.horizon.end_year)
-    in_year = series[series["date"].str.startswith(year)]
-    last = series.iloc[-1]
+    in_year = np.array([str(d).startswith(year) for d in cols["date"]], dtype=bool)
     stocks = ["workers", "skilled_workers", "high_skill_workers", "high_skill_share", "high_skill_share_workforce"]
     stocks += [f"level_{k}" for k in range(N_LEVELS)]
     incomes = ["income_mean", "income_median", "income_p10", "income_p90", "middle_income_share"]
     flows = ["promotions_certification", "promotions_competition", "promotions_studio", "promotions_appointment",
              "entries", "exits"]
     spend_cols = [f"spend_{lv}_{fu}" for lv, fu in SPEND_ACCOUNTS]
-    first = series.iloc[0]
     if cfg.draw is None:
         what = ("one run at the central parameter set (sim/data/calibration.yaml) and the central structural "
                 "inputs: no parameter or structural uncertainty; run skillsim-forecast for bands that carry them")
@@ -124,14 +158,60 @@ def summarise(series: pd.DataFrame, cfg: RunConfig) -> dict:
     return {
         "target_year": cfg.horizon.end_year,
         "uncertainty": what,
-        "start": {"date": first["date"], "high_skill_share": float(first["high_skill_share"]),
-                  "workers": float(first["workers"]), "income_mean": float(first["income_mean"])},
-        "at_end": {"date": last["date"], **{c: float(last[c]) for c in stocks}},
-        "target_year_mean": {c: float(in_year[c].mean()) for c in incomes},
-        "target_year_flows": {c: float(in_year[c].sum()) for c in flows},
-        "spend_cumulative": {c.removeprefix("spend_"): float(series[c].sum()) for c in spend_cols + ["spend_total"]},
-        "spend_target_year": {c.removeprefix("spend_"): float(in_year[c].sum()) for c in spend_cols + ["spend_total"]},
+        "start": {"date": str(cols["date"][0]), "high_skill_share": float(cols["high_skill_share"][0]),
+                  "workers": float(cols["workers"][0]), "income_mean": float(cols["income_mean"][0])},
+        "at_end": {"date": str(cols["date"][-1]), **{c: float(cols[c][-1]) for c in stocks}},
+        "target_year_mean": {c: _mean(cols[c][in_year]) for c in incomes},
+        "target_year_flows": {c: _sum(cols[c][in_year]) for c in flows},
+        "spend_cumulative": {c.removeprefix("spend_"): _sum(cols[c]) for c in spend_cols + ["spend_total"]},
+        "spend_target_year": {c.removeprefix("spend_"): _sum(cols[c][in_year]) for c in spend_cols + ["spend_total"]},
     }
+
+
+def csv_text(cols: dict[str, np.ndarray]) -> str:
+    """The series as CSV, byte for byte what pandas' `to_csv(index=False)` writes: numbers as numpy
+    prints them (`astype(str)`, the shortest repr that reads back exactly), missing values empty, the
+    csv module's minimal quoting, one line per month."""
+    cells = []
+    for values in cols.values():
+        if values.dtype.kind == "f":
+            text = values.astype(str).astype(object)
+            text[np.isnan(values)] = ""
+        else:
+            text = values.astype(str)
+        cells.append(text)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(list(cols))
+    writer.writerows(zip(*cells))
+    return out.getvalue()
+
+
+def write_parquet(cols: dict[str, np.ndarray], path: Path) -> bool:
+    """The series as Parquet where pyarrow is installed (snappy, as pandas writes it); False if not.
+
+    The columns are handed to pyarrow as buffers (`Array.from_buffers`): `pa.array` would first
+    import pandas to check whether it was given a pandas object, a quarter of a second the run does
+    not need."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return False
+    arrays = []
+    for values in cols.values():
+        if values.dtype.kind in "OUS":
+            encoded = [str(v).encode("utf-8") for v in values]
+            offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+            np.cumsum([len(b) for b in encoded], out=offsets[1:])
+            arrays.append(pa.Array.from_buffers(pa.large_string(), len(encoded),
+                                                [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))])
+                          .cast(pa.string()))
+        else:
+            data = np.ascontiguousarray(values, dtype=np.float64)
+            arrays.append(pa.Array.from_buffers(pa.float64(), data.size, [None, pa.py_buffer(data)]))
+    pq.write_table(pa.Table.from_arrays(arrays, names=list(cols)), path)
+    return True
 
 
 def _json(obj) -> str:
@@ -174,10 +254,11 @@ def prepare_target(run_dir: Path) -> None:
             pass
 
 
-def write_run(run_dir: Path, cfg: RunConfig, series: pd.DataFrame, *, composed: dict | None = None,
+def write_run(run_dir: Path, cfg: RunConfig, series, *, composed: dict | None = None,
               overrides: list[str] | None = None, started: datetime | None = None,
               extra: dict | None = None, unique: bool = False, machine: dict | None = None) -> Path:
-    """Write a finished run to `run_dir` atomically; returns the final path.
+    """Write a finished run to `run_dir` atomically; returns the final path. `series`: the model's
+    columns (`WorkforceModel.series_columns()`) or the same as a DataFrame.
 
     `unique`: if `run_dir` is taken meanwhile (another run chose the same default name), write to the
     first free `run_dir-2`, `run_dir-3`, ... instead of failing; the rename itself decides, so two
@@ -197,20 +278,16 @@ def write_run(run_dir: Path, cfg: RunConfig, series: pd.DataFrame, *, composed: 
         raise environment_fault(exc, run_dir) from None
 
 
-def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series: pd.DataFrame, *, composed, overrides,
+def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series, *, composed, overrides,
                started, extra, unique, machine) -> Path:
     tmp.parent.mkdir(parents=True, exist_ok=True)
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        series.to_csv(tmp / "series.csv", index=False)
-        try:
-            import pyarrow  # noqa: F401
-
-            series.to_parquet(tmp / "series.parquet", index=False)
-        except ImportError:
-            pass
+        cols = series_columns(series)
+        (tmp / "series.csv").write_text(csv_text(cols), encoding="utf-8")
+        write_parquet(cols, tmp / "series.parquet")
         config_dict = composed if composed is not None else to_dict(cfg)
         (tmp / "config.yaml").write_text(yaml.safe_dump(config_dict, sort_keys=False, allow_unicode=True),
                                          encoding="utf-8")
@@ -221,7 +298,7 @@ def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series: pd.DataFrame, *
             "versions": package_versions(),
             "git_commit": git_commit(),
         }
-        summary = {**summarise(series, cfg), "config": to_dict(cfg), "manifest": reproduce}
+        summary = {**summarise(cols, cfg), "config": to_dict(cfg), "manifest": reproduce}
         (tmp / "summary.json").write_text(_json(summary), encoding="utf-8")
         files = sorted(p for p in tmp.iterdir() if p.is_file())
         manifest = {

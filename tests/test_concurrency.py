@@ -22,7 +22,7 @@ from sim.errors import EXIT_BUSY
 from .faults import ENV, assert_one_line_error, run
 from .conftest import SHORT_HISTORY
 
-GRID = ["levers.training.intensity=1,3", "replicate=range(0,3)", "n_agents=20000", "horizon.end_year=2025",
+GRID = ["levers.training.intensity=1,3", "replicate=range(0,3)", "n_agents=30000", "horizon.end_year=2025",
         SHORT_HISTORY]
 TABLES = ("runs.csv", "ensemble.csv", "effects.csv")
 
@@ -69,7 +69,7 @@ def assert_like_single_sweep(out: Path, reference: Path, cwd: Path) -> None:
 def test_two_identical_sweeps_share_one_folder(tmp_path, reference, launcher):
     out = tmp_path / "shared"
     first = start(sweep_cmd(out, launcher), tmp_path)
-    time.sleep(0.5)
+    time.sleep(0.1)  # both start up together (about a second each), so they meet over the six jobs
     second = start(sweep_cmd(out, launcher), tmp_path)
     logs = [p.communicate(timeout=600)[1] for p in (first, second)]
     for p, log in zip((first, second), logs):

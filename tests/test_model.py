@@ -224,3 +224,27 @@ print("whole")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "[] None", out[0]
     assert out[1] == "whole"
+
+
+def test_a_run_and_its_folder_need_no_pandas_and_mesas_dataframes_still_work(tmp_path):
+    """`skillsim`'s run path (composing, the model, writing series.csv, series.parquet and the summary)
+    never imports pandas (a quarter of a second of start-up, sim.lazy); Mesa's and the model's
+    dataframes import it when asked for, and the written CSV is what pandas itself writes."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+from pathlib import Path
+from sim.cli import compose_config, run_forecast
+cfg = compose_config(["n_agents=2000", "horizon.end_year=2024"])
+from sim.model import WorkforceModel
+m = WorkforceModel(cfg).run()
+path = run_forecast(cfg, Path({str(tmp_path / 'run')!r}))
+print("pandas" in sys.modules)
+df = m.datacollector.get_model_vars_dataframe()
+print(type(df).__module__.split(".")[0], len(df) == len(m.dates) - 1)
+print((path / "series.csv").read_text() == m.series().to_csv(index=False))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:3] == ["False", "pandas True", "True"], out
