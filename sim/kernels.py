@@ -440,22 +440,8 @@ def _count_bracket(x, a, b):
 
 @njit(**_JIT)
 def _gather_bracket(x, a, b, out, k):
-    """Values of x in [a, b] into out[k:], in order (`out` has one spare slot at its end).
-
-    For a > 0 the test is one unsigned comparison of the float32 bit patterns (which order
-    non-negative floats as their values, and put negatives and NaN above b), so the one branch is
-    well predicted when few values are inside; otherwise every value is stored and the cursor moves
-    past those inside, branch-free."""
-    if a > 0:
-        bits = x.view(np.uint32)
-        lo = np.float32(a)
-        lo_bits = np.array([lo]).view(np.uint32)[0]
-        span = np.array([np.float32(b)]).view(np.uint32)[0] - lo_bits
-        for i in range(x.size):
-            if np.uint32(bits[i] - lo_bits) <= span:
-                out[k] = x[i]
-                k += 1
-        return
+    """Values of x in [a, b] into out[k:], in order, branch-free: every value is stored and the cursor
+    moves past those inside (`out` has one spare slot at its end)."""
     for i in range(x.size):
         v = x[i]
         out[k] = v
@@ -464,19 +450,19 @@ def _gather_bracket(x, a, b, out, k):
 
 @njit(**_JIT)
 def bracketed(x, lo, hi):
-    """For each bracket j: how many values of the float32 x lie below lo[j], and the values inside
+    """For each bracket j: how many values of x lie below lo[j], and the values inside
     [lo[j], hi[j]] (concatenated, bracket j at starts[j]:starts[j + 1]), as kernels_numpy.bracketed
-    (sim.metrics.order_statistics). The bounds are values of x or infinite, so exact in float32."""
+    (sim.metrics.order_statistics). x is float32 or float64; the float64 bounds compare exactly."""
     nb = lo.size
     below = np.zeros(nb, dtype=np.int64)
     starts = np.zeros(nb + 1, dtype=np.int64)
     for j in range(nb):
-        nbelow, ninside = _count_bracket(x, np.float32(lo[j]), np.float32(hi[j]))
+        nbelow, ninside = _count_bracket(x, lo[j], hi[j])
         below[j] = nbelow
         starts[j + 1] = starts[j] + ninside
     values = np.empty(starts[nb] + 1, dtype=x.dtype)
     for j in range(nb):
-        _gather_bracket(x, np.float32(lo[j]), np.float32(hi[j]), values, starts[j])
+        _gather_bracket(x, lo[j], hi[j], values, starts[j])
     return below, values[:starts[nb]], starts
 
 def warm() -> None:
@@ -513,7 +499,8 @@ def warm() -> None:
     retirement_age(np.zeros(2, np.bool_), np.zeros(2, np.int64), 0, 600, 720, 2, 4, 60, 36)
     _skip_sample(np.random.default_rng(0), 100, 0.05)
     split_separations(idx, f32[:2], i8, f32, np.float32(0.5))
-    bracketed(f32, f32[:2] - 1, f32[:2] + 1)
+    bracketed(f32, np.zeros(2), np.ones(2))
+    bracketed(np.zeros(4), np.zeros(2), np.ones(2))
 
 
 if __name__ == "__main__":

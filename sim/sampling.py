@@ -11,6 +11,8 @@ from typing import Callable
 
 import numpy as np
 
+from .metrics import order_statistics
+
 
 def stochastic_round(rng: np.random.Generator, x: float) -> int:
     """floor(x) plus one with probability frac(x): unbiased integer count of agents."""
@@ -53,5 +55,5 @@ def sample_distinct(
     keep = passes.keep_below(cand, rng.random(cand.size, dtype=np.float32), accept(cand))
     if keep.size > k:  # uniform thinning to exactly k, keeping slot order: the k smallest random keys
         key = rng.random(keep.size)
-        keep = keep[key <= np.partition(key, k - 1)[k - 1]]
+        keep = keep[key <= order_statistics(key, [k - 1], passes=passes)[0]]
     return keep

@@ -171,6 +171,8 @@ def test_draws_separations_and_brackets_are_identical(model):
     for lo, hi in (([-np.inf, 5e4, 1e5], [np.inf, 6e4, 1e5]), ([0.0, -1.0, 1e-3], [0.0, 0.0, 1e9])):
         lo, hi = (np.asarray(v, np.float32).astype(np.float64) for v in (lo, hi))
         assert same(*both(lambda k: k.bracketed(x, lo, hi)))
+        keys = np.random.default_rng(3).random(50_000)  # float64: the thinning keys and competition scores
+        assert same(*both(lambda k: k.bracketed(keys, np.array([0.1, 0.5 + 1e-17]), np.array([0.2, 0.6]))))
 
 
 @pytest.mark.parametrize("overrides", [

@@ -172,6 +172,9 @@ def test_order_statistics_equal_a_full_partition(n):
     for data in (x, ties):
         ranks = [max(0, int(np.ceil(q * n)) - 1) for q in (0.1, 0.5, 0.9)]
         np.testing.assert_array_equal(order_statistics(data, ranks), np.partition(data, ranks)[ranks])
+        for impl in (kernels, kernels_numpy):
+            np.testing.assert_array_equal(order_statistics(data.astype(np.float64), ranks, passes=impl),
+                                          np.partition(data.astype(np.float64), ranks)[ranks])
         for impl in (kernels, kernels_numpy):  # last month's values as brackets: near, far, or none
             exact = np.partition(data, ranks)[ranks]
             for guess in (exact * 1.01, exact * 0.5, exact + 1e6):
@@ -181,3 +184,20 @@ def test_order_statistics_equal_a_full_partition(n):
     skewed = np.concatenate([np.zeros(n - n // 100, np.float32), np.ones(n // 100, np.float32)])
     ranks = [n - 1]
     np.testing.assert_array_equal(order_statistics(skewed, ranks, probe_size=8), np.partition(skewed, ranks)[ranks])
+
+
+def test_competition_winners_are_the_best_scores_with_ties_broken_as_the_partition_does():
+    """best_slots takes the scores at or above the n-th best (a bracketed selection) and falls back to
+    np.argpartition when a tie sits on that score: the same slots as the argpartition it replaced, in
+    slot order, for continuous and for tied scores, with either implementation of the passes."""
+    from sim import kernels, kernels_numpy
+    from sim.levers.competition import best_slots
+
+    rng = np.random.default_rng(8)
+    for scores in (rng.normal(size=40_000), np.round(rng.normal(size=40_000), 1)):
+        part = np.sort(rng.choice(10**6, scores.size, replace=False))
+        for n_top in (0, 1, 37, 4000, 39_999, 40_000):
+            want = np.sort(part[np.argpartition(-scores, n_top - 1)[:n_top]]) if 0 < n_top < scores.size \
+                else part[:n_top]
+            for impl in (kernels, kernels_numpy):
+                np.testing.assert_array_equal(best_slots(part, scores, n_top, impl), want)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..metrics import order_statistics
 from ..sampling import sample_distinct, stochastic_round
 from .base import Lever
 
@@ -24,6 +25,19 @@ from .base import Lever
 def event_months(events_per_year: int) -> set[int]:
     """Calendar months (1-12) with a competition round, evenly spaced, the last in December."""
     return {int(round((i + 1) * 12 / events_per_year)) for i in range(events_per_year)}
+
+
+def best_slots(part: np.ndarray, score: np.ndarray, n_top: int, passes) -> np.ndarray:
+    """The n_top participants with the best scores, in slot order (`part` is sorted): the slots
+    np.sort(part[np.argpartition(-score, n_top - 1)[:n_top]]) gives, found as the scores at or above
+    the n_top-th best by a bracketed selection (sim.metrics.order_statistics), which is several times
+    faster; if a tie sits on that score, the partition decides, as before."""
+    if not 0 < n_top < part.size:
+        return part[:n_top]
+    best = score >= order_statistics(score, [part.size - n_top], passes=passes)[0]
+    if np.count_nonzero(best) == n_top:
+        return part[best]
+    return np.sort(part[np.argpartition(-score, n_top - 1)[:n_top]])
 
 
 class CompetitionLever(Lever):
@@ -62,10 +76,7 @@ class CompetitionLever(Lever):
         wf.progress[part] += np.float32(p.prep_progress_gain)
         self.month_reach += part.size * w
         n_top = stochastic_round(rng, p.promote_fraction * part.size)
-        if 0 < n_top < part.size:
-            top = np.sort(part[np.argpartition(-score, n_top - 1)[:n_top]])
-        else:
-            top = part[:n_top]
+        top = best_slots(part, score, n_top, wf.kernels)
         cooled = wf.comp_month[top].astype(np.int64) <= model.t - p.cooldown_months
         winners = top[cooled]
         if winners.size:
