@@ -10,7 +10,8 @@ Measures (see benchmarks/README.md):
   (d) baseline: the same cases run from a checkout of an earlier commit (`--baseline REF`, default
       the commit before the compiled kernels), in the same benchmark run, as ratios;
   (e) start-up: `skillsim` with no arguments, wall time against the model's own time (the run's
-      logged seconds), with the compiled-kernel cache cold (a fresh NUMBA_CACHE_DIR) and warm;
+      logged seconds), with the compiled-kernel and composition caches cold (fresh NUMBA_CACHE_DIR and
+      SKILLSIM_CACHE_DIR) and warm;
   and the agreement check: the full-scale run's high-skill share and mean income at each December
   against the mean and standard deviation of several 100k-agent weighted runs.
 
@@ -115,14 +116,21 @@ def drop_checkout(path: Path) -> None:
     subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=ROOT, capture_output=True, text=True)
 
 
-def startup_case(label: str, root: Path | None = None, cold: bool = False) -> dict:
-    """`skillsim` with no arguments in an empty folder: wall time of the whole command, and the model's
-    own time as the run logs it (build with its history, steps, writing the folder). `cold`: with an
-    empty compiled-kernel cache (NUMBA_CACHE_DIR in a fresh folder), as on the first run after install."""
+#: composition cache of the warm start-up cases (sim.compose_cache): filled by an untimed first run
+WARM_CACHE: Path | None = None
+
+
+def startup_case(label: str, root: Path | None = None, cold: bool = False, timed: bool = True) -> dict:
+    """`skillsim` with no arguments in an empty folder, as a user types it: wall time of the whole
+    command, and the model's own time as the run logs it (build with its history, steps, writing the
+    folder). `cold`: with an empty compiled-kernel cache (NUMBA_CACHE_DIR in a fresh folder) and an
+    empty composition cache (SKILLSIM_CACHE_DIR), as on the first run after install; warm: both caches
+    filled by an earlier run."""
     import re
     import shutil
     import tempfile
 
+    global WARM_CACHE
     tmp = Path(tempfile.mkdtemp(prefix="skillsim-startup-"))
     env = dict(CHILD_ENV or os.environ)
     env.pop("SKILLSIM_KERNELS", None)  # as a user runs it: the passes chosen by size
@@ -130,9 +138,13 @@ def startup_case(label: str, root: Path | None = None, cold: bool = False) -> di
         env["PYTHONPATH"] = str(root)
     if cold:
         env["NUMBA_CACHE_DIR"] = str(tmp / "numba-cache")
+        env["SKILLSIM_CACHE_DIR"] = str(tmp / "skillsim-cache")
+    else:
+        if WARM_CACHE is None:
+            WARM_CACHE = Path(tempfile.mkdtemp(prefix="skillsim-startup-cache-"))
+        env["SKILLSIM_CACHE_DIR"] = str(WARM_CACHE / (root.name if root is not None else "this"))
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "sim", f"hydra.run.dir={tmp / 'run'}"], cwd=tmp,
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, "-m", "sim"], cwd=tmp, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     shutil.rmtree(tmp, ignore_errors=True)
     found = re.search(r"; ([0-9.]+) s; wrote", proc.stderr + proc.stdout)
@@ -409,7 +421,7 @@ def report(res: dict) -> str:
     if st:
         out.append("\n(e) Start-up: `skillsim` with no arguments (Chongqing, 100k agents, history from 2012-10 to 2035-12)")
         rows = []
-        for key, what in (("cold", "this checkout, kernel cache cold"), ("warm", "this checkout, warm (median of 3)"),
+        for key, what in (("cold", "this checkout, caches cold"), ("warm", "this checkout, warm (median of 3)"),
                           ("baseline_warm", "baseline, warm (median of 3)")):
             if key in st:
                 x = st[key]
@@ -548,9 +560,11 @@ def main(argv: list[str] | None = None) -> int:
                                "points": [{k: v for k, v in p.items() if k not in ("series", "details")}
                                           for p in bpoints],
                                "speedup": baseline_ratios(points, bpoints)}
-        st = {"cold": startup_case("skillsim, kernel cache cold", cold=True),
-              "warm": median_startup([startup_case(f"skillsim, warm (rep {i + 1})") for i in range(3)])}
+        st = {"cold": startup_case("skillsim, caches cold", cold=True)}
+        startup_case("skillsim, filling the caches (untimed)")
+        st["warm"] = median_startup([startup_case(f"skillsim, warm (rep {i + 1})") for i in range(3)])
         if base is not None:
+            startup_case("baseline skillsim, first run (untimed)", root=base)
             st["baseline_warm"] = median_startup([startup_case(f"baseline skillsim (rep {i + 1})", root=base)
                                                   for i in range(3)])
         res["startup"] = st

@@ -333,26 +333,36 @@ _hydra_task = hydra.main(config_path=str(CONFIG_DIR), config_name="config", vers
 JOB_NAME = "cli"  # what hydra.main names the job (this module's name), so both paths give the same config
 
 
-def _run_single(overrides: list[str]) -> None:
+def _run_single(overrides: list[str], cached=None) -> None:
     """A plain single run (overrides only, no Hydra flags), as `hydra.main` runs it but composed once.
 
     `hydra.main` composes the config twice for a run (once only to read `hydra.mode`), and the
     preflight check a third time; composition is about a quarter of `skillsim`'s start-up. Here the
     config is composed once (Hydra's own compose_config, from the shell's overrides, with its logging
     set-up), checked (one line, before any folder), and handed to Hydra's run_job with the configured
-    callbacks: the same steps as Hydra's `run`, the same folder, config and logging."""
+    callbacks: the same steps as Hydra's `run`, the same folder, config and logging. `cached`: the same
+    composition from sim.compose_cache, which then skips composing (and, in main, the schema's
+    registration)."""
     from hydra import initialize_config_dir
     from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.utils import run_job
+    from hydra.core.utils import configure_log, run_job
     from hydra.types import HydraContext
+
+    from . import compose_cache
 
     with _user_errors_in_one_line(), initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3",
                                                            job_name=JOB_NAME):
         loader = GlobalHydra.instance().config_loader()
-        dcfg = GlobalHydra.instance().hydra.compose_config("config", overrides, run_mode=RunMode.RUN,
-                                                           with_log_configuration=True)
+        if cached is None:
+            dcfg = GlobalHydra.instance().hydra.compose_config("config", overrides, run_mode=RunMode.RUN,
+                                                               with_log_configuration=True)
+        else:
+            dcfg = cached
+            configure_log(dcfg.hydra.hydra_logging, dcfg.hydra.verbose)  # as compose_config does
         config_from_hydra(dcfg)  # every value checked before the run folder exists
+        if cached is None:
+            compose_cache.store(overrides, JOB_NAME, dcfg)
     dcfg.hydra.mode = RunMode.RUN
     callbacks = Callbacks(dcfg)
     callbacks.on_run_start(config=dcfg, config_name="config")
@@ -687,9 +697,16 @@ def _with_config_dir(argv: list[str], overrides: list[str] | None) -> list[str] 
 def main(argv: list[str] | None = None) -> None:
     """`skillsim [overrides]`: run a forecast. With no arguments: Chongqing baseline to 2035."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    register_schema()
     signal.signal(signal.SIGTERM, stop_on_signal)
-    argv = _route(argv)
+    plain = _overrides(argv)  # overrides only, no Hydra flags: perhaps composed before (sim.compose_cache)
+    cached = None
+    if plain is not None:
+        from . import compose_cache
+
+        cached = compose_cache.load(plain, JOB_NAME)
+    if cached is None:
+        register_schema()
+        argv = _route(argv)
     bare = _flag_value(argv, ("--config-dir", "-cd"))[1]  # what is left are overrides and Hydra's flags
     overrides = _with_config_dir(argv, _overrides(bare))
     direct = overrides is not None and bare == argv  # a plain run: composed and checked once (_run_single)
@@ -708,7 +725,7 @@ def main(argv: list[str] | None = None) -> None:
     sweep.LAST_COUNTS = sweep.SWEEP_DIR = sweep.LAST_ERROR = sweep.LAST_CANCELLED = None
     try:
         with _hydra_errors_reach_us():
-            _run_single(overrides) if direct else _hydra_task()
+            _run_single(overrides, cached) if direct else _hydra_task()
     except KeyboardInterrupt:  # a sweep (a single run handles its own), or Hydra before the task
         fail(_interrupted(), EXIT_INTERRUPTED)
     except SkillsimError as err:  # a launcher refusing the sweep's jobs (sim.cluster), in one line

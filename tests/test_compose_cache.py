@@ -1,0 +1,70 @@
+"""sim.compose_cache: a plain run's composition is kept on disk and loaded by the next run with the
+same overrides, which then writes the same folder; what the composition depends on changes the key;
+a damaged cache file is ignored."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from sim import compose_cache
+
+
+def skillsim(cwd: Path, cache: Path, *overrides: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, SKILLSIM_CACHE_DIR=str(cache))
+    return subprocess.run([sys.executable, "-m", "sim", *overrides], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_cached_composition_writes_the_same_folder_and_a_damaged_one_is_ignored(tmp_path):
+    cache = tmp_path / "cache"
+    overrides = ("n_agents=1500", "horizon.end_year=2024")
+    folders = []
+    for name in ("first", "second", "third"):
+        (tmp_path / name).mkdir()
+        if name == "third":  # a damaged cache file: composed again, as if there were none
+            for f in (cache / "compose").glob("*.pickle"):
+                f.write_bytes(b"not a pickle")
+        proc = skillsim(tmp_path / name, cache, *overrides)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        (folder,) = (tmp_path / name / "results" / "runs").iterdir()
+        folders.append(folder)
+        assert len(list((cache / "compose").glob("*.pickle"))) == 1
+    for other in folders[1:]:
+        for f in ("config.yaml", "series.csv", "summary.json"):
+            assert (other / f).read_bytes() == (folders[0] / f).read_bytes(), f
+
+
+def test_a_bad_value_is_refused_on_every_run_and_never_cached(tmp_path):
+    cache = tmp_path / "cache"
+    for _ in range(2):
+        proc = skillsim(tmp_path, cache, "n_agents=-5")
+        assert proc.returncode == 2 and "n_agents" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(cache.rglob("*.pickle"))
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_key_follows_the_overrides_the_config_files_and_the_code(tmp_path, monkeypatch):
+    pkg = tmp_path / "pkg"
+    shutil.copytree(compose_cache.PACKAGE / "conf", pkg / "conf")
+    (pkg / "config.py").write_text("X = 1\n")
+    monkeypatch.setattr(compose_cache, "PACKAGE", pkg)
+    monkeypatch.setenv(compose_cache.ENV, str(tmp_path / "cache"))
+
+    def key(*overrides):
+        compose_cache.fingerprint.cache_clear()
+        return compose_cache._path(list(overrides), "cli")
+
+    base = key("n_agents=5")
+    assert key("n_agents=5") == base and key("n_agents=6") != base
+    (pkg / "conf" / "config.yaml").write_text((pkg / "conf" / "config.yaml").read_text() + "\n# edited\n")
+    edited = key("n_agents=5")
+    assert edited != base
+    (pkg / "config.py").write_text("X = 22\n")  # the schema's code
+    assert key("n_agents=5") != edited
+    monkeypatch.setenv(compose_cache.ENV, "")
+    assert key("n_agents=5") is None  # turned off
+    compose_cache.fingerprint.cache_clear()
