@@ -168,9 +168,13 @@ def test_draws_separations_and_brackets_are_identical(model):
     x[:7] = -1.0
     x[7:9] = -0.0
     x[9:11] = 0.0
-    for lo, hi in (([-np.inf, 5e4, 1e5], [np.inf, 6e4, 1e5]), ([0.0, -1.0, 1e-3], [0.0, 0.0, 1e9])):
+    x[11:13] = np.nan
+    x[13:15] = np.inf
+    for lo, hi in (([-np.inf, 5e4, 1e5], [np.inf, 6e4, 1e5]), ([0.0, -1.0, 1e-3], [0.0, 0.0, 1e9]),
+                   ([1e-30, 5e4, 2e5], [1e4, 5e4, np.inf])):  # positive: gathered by bit patterns
         lo, hi = (np.asarray(v, np.float32).astype(np.float64) for v in (lo, hi))
-        assert same(*both(lambda k: k.bracketed(x, lo, hi)))
+        got = both(lambda k: k.bracketed(x, lo, hi))
+        assert all(np.array_equal(a, b, equal_nan=True) and a.dtype == b.dtype for a, b in zip(*got))
         keys = np.random.default_rng(3).random(50_000)  # float64: the thinning keys and competition scores
         assert same(*both(lambda k: k.bracketed(keys, np.array([0.1, 0.5 + 1e-17]), np.array([0.2, 0.6]))))
 
