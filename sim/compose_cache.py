@@ -42,13 +42,17 @@ def cache_dir() -> Path | None:
 @functools.lru_cache(maxsize=1)
 def fingerprint() -> str:
     """What a composition depends on besides the overrides: Python, Hydra and OmegaConf versions, the
-    config files (by content), the package's code (by size and time, for the schema and its defaults)
-    and the Hydra plugins installed (their launcher and sweeper configs are part of the tree)."""
+    config and data files (by content), the package's code (by size and time, for the schema and its
+    defaults), SKILLSIM_UNCALIBRATED (the defaults are then the priors) and the Hydra plugins installed
+    (their launcher and sweeper configs are part of the tree)."""
     import hydra
     import omegaconf
 
     h = hashlib.sha256()
-    h.update(json.dumps([sys.version, hydra.__version__, omegaconf.__version__, str(PACKAGE)]).encode())
+    from .config import UNCALIBRATED_ENV  # the schema's defaults are the priors when it is set
+
+    h.update(json.dumps([sys.version, hydra.__version__, omegaconf.__version__, str(PACKAGE),
+                         os.environ.get(UNCALIBRATED_ENV)]).encode())
     for path in sorted(PACKAGE.rglob("*")):
         if "__pycache__" in path.parts or not path.is_file():
             continue
@@ -69,9 +73,15 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
+def cacheable(overrides: list[str]) -> bool:
+    """Whether a composition from these overrides depends only on what the key holds: not when they
+    add a config search path (files outside the package, which the key does not read)."""
+    return not any("searchpath" in o or "file://" in o or "pkg://" in o for o in overrides)
+
+
 def _path(overrides: list[str], job_name: str) -> Path | None:
     folder = cache_dir()
-    if folder is None:
+    if folder is None or not cacheable(overrides):
         return None
     key = hashlib.sha256(json.dumps([fingerprint(), job_name, list(overrides)]).encode()).hexdigest()[:32]
     return folder / f"{key}.pickle"

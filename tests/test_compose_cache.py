@@ -64,7 +64,12 @@ def test_the_key_follows_the_overrides_the_config_files_and_the_code(tmp_path, m
     edited = key("n_agents=5")
     assert edited != base
     (pkg / "config.py").write_text("X = 22\n")  # the schema's code
-    assert key("n_agents=5") != edited
+    recoded = key("n_agents=5")
+    assert recoded != edited
+    monkeypatch.setenv("SKILLSIM_UNCALIBRATED", "1")  # the schema's defaults become the priors
+    assert key("n_agents=5") not in (recoded, None)
+    monkeypatch.delenv("SKILLSIM_UNCALIBRATED")
+    assert key("hydra.searchpath=[file:///somewhere]", "region=mine") is None  # files outside the key
     monkeypatch.setenv(compose_cache.ENV, "")
     assert key("n_agents=5") is None  # turned off
     compose_cache.fingerprint.cache_clear()
