@@ -710,6 +710,9 @@ def main(argv: list[str] | None = None) -> None:
     bare = _flag_value(argv, ("--config-dir", "-cd"))[1]  # what is left are overrides and Hydra's flags
     overrides = _with_config_dir(argv, _overrides(bare))
     direct = overrides is not None and bare == argv  # a plain run: composed and checked once (_run_single)
+    if cached is not None and not direct:  # (a plain argv is always direct; kept safe if that changes)
+        cached = None
+        register_schema()
     if overrides is not None and not direct:
         preflight(overrides)  # with --config-dir: through hydra.main, which adds the folder as it does
     elif overrides is None and (sweep_overrides := _with_config_dir(argv, _sweep_overrides(bare))) is not None:
