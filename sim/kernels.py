@@ -294,6 +294,133 @@ def accept_studio(slots, level, lo, hi, studio_since):
     return out
 
 
+ACCEPT_LEVELS, ACCEPT_TRAINING, ACCEPT_STUDIO = 0, 1, 2  # sim.sampling.Acceptance.kind
+
+
+@njit(**_INLINE)
+def _accept(kind, slots, level, lo, hi, progress, by, mode, firm, levy, levy_max, studio_since):
+    """The acceptance kernel of `kind` (sim.sampling.Acceptance), for the fused sampler."""
+    if kind == ACCEPT_LEVELS:
+        return accept_levels(slots, level, lo, hi, progress, by)
+    if kind == ACCEPT_TRAINING:
+        return accept_training(slots, level, hi, mode, progress, firm, levy, levy_max, by)
+    return accept_studio(slots, level, lo, hi, studio_since)
+
+
+@njit(**_INLINE)
+def _pairwise_leaf(a, lo, n):
+    """numpy's pairwise summation of float32 a[lo:lo + n] for n <= 128: sequential below 8 values,
+    else eight running sums combined as a tree, then the rest."""
+    if n < 8:
+        res = np.float32(0.0)
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    end = n - n % 8
+    while i < end:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+# numpy halves a block above 128 values (the first half a multiple of 8) and adds the two sums. Each
+# level is its own function: numba's cache cannot load recursive functions (a segfault).
+@njit(**_INLINE)
+def _pairwise_1(a, lo, n):
+    if n <= 128:
+        return _pairwise_leaf(a, lo, n)
+    h = n // 2 - (n // 2) % 8
+    return _pairwise_leaf(a, lo, h) + _pairwise_leaf(a, lo + h, n - h)
+
+
+@njit(**_INLINE)
+def _pairwise_2(a, lo, n):
+    if n <= 128:
+        return _pairwise_leaf(a, lo, n)
+    h = n // 2 - (n // 2) % 8
+    return _pairwise_1(a, lo, h) + _pairwise_1(a, lo + h, n - h)
+
+
+@njit(**_JIT)
+def _pairwise_3(a, lo, n):
+    if n <= 128:
+        return _pairwise_leaf(a, lo, n)
+    h = n // 2 - (n // 2) % 8
+    return _pairwise_2(a, lo, h) + _pairwise_2(a, lo + h, n - h)
+
+
+@njit(**_JIT)
+def _pairwise_4(a, lo, n):
+    if n <= 128:
+        return _pairwise_leaf(a, lo, n)
+    h = n // 2 - (n // 2) % 8
+    return _pairwise_3(a, lo, h) + _pairwise_3(a, lo + h, n - h)
+
+
+@njit(**_JIT)
+def _pairwise_5(a, lo, n):
+    if n <= 128:
+        return _pairwise_leaf(a, lo, n)
+    h = n // 2 - (n // 2) % 8
+    return _pairwise_4(a, lo, h) + _pairwise_4(a, lo + h, n - h)
+
+
+PAIRWISE_MAX = 128 << 5  # what _pairwise_sum covers: the sampler's pilot (4,096 slots)
+
+
+@njit(**_JIT)
+def _pairwise_sum(a, n):
+    """np.add.reduce(a[:n]) for float32 a, to the bit, for n <= PAIRWISE_MAX."""
+    return _pairwise_5(a, 0, n)
+
+
+@njit(**_JIT)
+def sample_distinct(rng, n, k, pilot, margin, kind, level, lo, hi, progress, by, mode, firm, levy, levy_max,
+                    studio_since):
+    """sim.sampling.sample_distinct in one compiled call, with the same draws in the same order on
+    `rng` (numba's Generator runs numpy's algorithms on its bit generator), the same float32 mean
+    of the pilot's acceptance (numpy's pairwise sum) and the same thinning threshold (the k-th
+    smallest key, which any selection finds): the same slots, and the stream left in the same state.
+    At small sizes the ten numpy calls it replaces cost more than their work. pilot <= PAIRWISE_MAX."""
+    if k <= 0 or n <= 0:
+        return np.empty(0, dtype=np.int64)
+    if n <= pilot:
+        probe = np.arange(n)
+    else:
+        probe = rng.integers(0, n, pilot)
+    acc = _accept(kind, probe, level, lo, hi, progress, by, mode, firm, levy, levy_max, studio_since)
+    # float(np.add.reduce(acc) / acc.size): a float32 sum divided in float32
+    mean_accept = np.float64(_pairwise_sum(acc, acc.size) / np.float32(acc.size))
+    if mean_accept <= 0.0:
+        if n <= pilot:
+            return np.empty(0, dtype=np.int64)
+        mean_accept = 1.0 / pilot
+    p = min(1.0, margin * k / (n * mean_accept))
+    cand = _skip_sample(rng, n, p)
+    u = rng.random(cand.size, dtype=np.float32)
+    keep = keep_below(cand, u, _accept(kind, cand, level, lo, hi, progress, by, mode, firm, levy, levy_max,
+                                       studio_since))
+    if keep.size > k:
+        key = rng.random(keep.size)
+        threshold = np.partition(key, k - 1)[k - 1]
+        keep = keep[key <= threshold]
+    return keep
+
+
 @njit(**_JIT)
 def union_sorted(a, b):
     """Sorted union of two sorted arrays of distinct slots (np.union1d for this case, in O(len))."""
@@ -489,6 +616,43 @@ def _bracketed(x, lo, hi, bits):
             _gather_bracket(x, lo[j], hi[j], values, starts[j])
     return below, values[:starts[nb]], starts
 
+def income_pass(pay, bonus, stride, scale, threshold, lo, hi):
+    """The month's income sample and what its quantiles need, in one call (sim.metrics.measure): sample = pay[::stride] * scale + bonus[::stride] in float32 (as numpy
+    computes it), how many reach `threshold` (a float32, as numpy compares a float32 array with a
+    Python float), and `bracketed(sample, lo, hi)`: the counts in the first pass, the values inside
+    the brackets in a second over the contiguous sample. As kernels_numpy.income_pass."""
+    bits = lo.size > 0 and lo.min() > 0 and bool(np.all(lo.astype(np.float32) == lo)) and bool(
+        np.all(hi.astype(np.float32) == hi))
+    return _income_pass(pay, bonus, stride, scale, threshold, lo, hi, bits)
+
+
+@njit(**_JIT)
+def _income_pass(pay, bonus, stride, scale, threshold, lo, hi, bits):
+    sample, n_mid = _income_sample(pay, bonus, stride, scale, threshold)
+    below, values, starts = _bracketed(sample, lo, hi, bits)
+    return sample, n_mid, below, values, starts
+
+
+@njit(**_INLINE)
+def _income_sample(pay, bonus, stride, scale, threshold):
+    """pay[::stride] * scale + bonus[::stride] in float32, and how many reach the threshold; the
+    loop over every worker (stride 1) is written apart so that it vectorises."""
+    m = (pay.size + stride - 1) // stride
+    sample = np.empty(m, dtype=np.float32)
+    n_mid = 0
+    if stride == 1:
+        for i in range(m):
+            v = pay[i] * scale + bonus[i]
+            sample[i] = v
+            n_mid += v >= threshold
+    else:
+        for i in range(m):
+            v = pay[i * stride] * scale + bonus[i * stride]
+            sample[i] = v
+            n_mid += v >= threshold
+    return sample, n_mid
+
+
 def warm() -> None:
     """Compile (or load from the cache) every kernel on tiny arrays, so that a run or a sweep's
     workers never compile in the middle of the work. `.ci/run` calls it after installing."""
@@ -526,6 +690,11 @@ def warm() -> None:
     bracketed(f32, np.zeros(2), np.ones(2))
     bracketed(f32, np.ones(2), np.ones(2) * 2)
     bracketed(np.zeros(4), np.zeros(2), np.ones(2))
+    for lo in (np.zeros(0), np.ones(2), np.zeros(2)):
+        income_pass(f32, f32, 1, np.float32(12.0), np.float32(1.0), lo, lo + 1)
+    for kind in (ACCEPT_LEVELS, ACCEPT_TRAINING, ACCEPT_STUDIO):
+        sample_distinct(np.random.default_rng(0), 4, 2, 4096, 1.15, kind, i8, 0, 3, f32, True, 1, i32,
+                        np.ones(1, np.float32), np.float32(1.0), i16)
 
 
 if __name__ == "__main__":

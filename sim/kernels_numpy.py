@@ -187,5 +187,11 @@ def bracketed(x, lo, hi):
     return below, np.concatenate(inside) if inside else x[:0], starts
 
 
+def income_pass(pay, bonus, stride, scale, threshold, lo, hi):
+    sample = pay[::stride] * scale + bonus[::stride]
+    n_mid = int(np.count_nonzero(sample >= threshold))
+    return (sample, n_mid) + bracketed(sample, lo, hi)
+
+
 def warm() -> None:
     """Nothing to compile."""

@@ -29,6 +29,12 @@ SPEND_ACCOUNTS = (
     ("certification", "government"),
 )
 
+# column names built once: measure() runs every month of every run
+_LEVEL_KEYS = tuple(f"level_{k}" for k in range(N_LEVELS))
+_INCOME_LEVEL_KEYS = tuple(f"income_mean_level_{k}" for k in range(N_LEVELS))
+_PROMOTION_KEYS = tuple(f"promotions_{c}" for c in CHANNELS)
+_SPEND_KEYS = tuple(f"spend_{lever}_{funder}" for lever, funder in SPEND_ACCOUNTS)
+
 
 #: half-width of the window around last month's income quantiles (grown with the wage index), relative:
 #: a month moves them by at most 1.7% in the runs measured (0.3% typically), so the window holds each
@@ -52,10 +58,7 @@ def order_statistics(x: np.ndarray, ranks: list[int], probe_size: int = 4096, pa
     if passes is None:
         from . import kernels_numpy as passes
     if guess is not None and len(guess) == len(ranks) and min(guess) > 0:
-        g = np.asarray(guess, dtype=np.float64)
-        # float32 bounds: both implementations then compare the same values
-        lo = (g * (1 - GUESS_WINDOW)).astype(np.float32).astype(np.float64)
-        hi = (g * (1 + GUESS_WINDOW)).astype(np.float32).astype(np.float64)
+        lo, hi = _window(guess)
     elif n <= 4 * probe_size:
         return np.partition(x, ranks)[ranks]
     else:
@@ -69,7 +72,22 @@ def order_statistics(x: np.ndarray, ranks: list[int], probe_size: int = 4096, pa
             lo_i, hi_i = int(p * m - half), int(p * m + half)
             lo[j] = probe[lo_i] if lo_i >= 0 else -np.inf
             hi[j] = probe[hi_i] if hi_i < m else np.inf
-    below, values, starts = passes.bracketed(x, lo, hi)
+    return _select(x, ranks, *passes.bracketed(x, lo, hi))
+
+
+def _window(guess) -> tuple[np.ndarray, np.ndarray]:
+    """Brackets of +-GUESS_WINDOW around positive guesses, as float32 values (both implementations
+    then compare the same values); none if there is no usable guess."""
+    if guess is None or min(guess) <= 0:
+        return np.empty(0), np.empty(0)
+    g = np.asarray(guess, dtype=np.float64)
+    return ((g * (1 - GUESS_WINDOW)).astype(np.float32).astype(np.float64),
+            (g * (1 + GUESS_WINDOW)).astype(np.float32).astype(np.float64))
+
+
+def _select(x: np.ndarray, ranks: list[int], below, values, starts) -> np.ndarray:
+    """The order statistics from the brackets' counts and values (`bracketed`): a partition of the
+    values inside each bracket, or of all of x where the bracket missed its rank."""
     out = np.empty(len(ranks), dtype=x.dtype)
     for j, r in enumerate(ranks):
         inside = values[starts[j]:starts[j + 1]]
@@ -113,28 +131,33 @@ def measure(model) -> dict[str, float]:
         "high_skill_share": high / skilled if skilled > 0 else 0.0,
         "high_skill_share_workforce": high / workers if workers > 0 else 0.0,
     }
-    for k in range(N_LEVELS):
-        row[f"level_{k}"] = float(counts[k])
+    for k, key in enumerate(_LEVEL_KEYS):
+        row[key] = float(counts[k])
     annual_by_level = 12.0 * wi * pay_by_level + bonus_by_level
     row["income_mean"] = float(annual_by_level.sum() / workers) if workers > 0 else 0.0
     stride = max(1, -(-wf.n // QUANTILE_SAMPLE))
-    sample = pay[::stride] * np.float32(12.0 * wi) + wf.bonus[::stride]
+    # the income sample, the middle-income count and the quantiles' brackets in one call
+    # (numpy compares a float32 array with a Python float in float32, hence the float32 threshold)
+    last = getattr(model, "income_quantiles", None)  # last month's, in units of the wage index
+    lo, hi = _window(None if last is None else [q * wi for q in last])
+    sample, n_mid, below, values, starts = wf.kernels.income_pass(
+        pay, wf.bonus, stride, np.float32(12.0 * wi), np.float32(model.cfg.wages.middle_income_threshold), lo, hi)
     if sample.size:
         # Lower empirical quantiles (inverted CDF): order statistics found by one partition.
         ranks = [max(0, int(np.ceil(q * sample.size)) - 1) for q in (0.1, 0.5, 0.9)]
-        # last month's quantiles in units of the wage index, brought to this month's
-        last = getattr(model, "income_quantiles", None)
-        q10, q50, q90 = order_statistics(sample, ranks, passes=wf.kernels,
-                                         guess=None if last is None else [q * wi for q in last])
+        if lo.size:
+            q10, q50, q90 = _select(sample, ranks, below, values, starts)
+        else:
+            q10, q50, q90 = order_statistics(sample, ranks, passes=wf.kernels)
         model.income_quantiles = (float(q10) / wi, float(q50) / wi, float(q90) / wi)
-        mid = float(np.mean(sample >= model.cfg.wages.middle_income_threshold))
+        mid = n_mid / sample.size  # np.mean of the comparison: exact for any count below 2**53
     else:
         q10 = q50 = q90 = mid = 0.0
     row.update(income_median=float(q50), income_p10=float(q10), income_p90=float(q90), middle_income_share=mid)
-    for k in range(N_LEVELS):
-        row[f"income_mean_level_{k}"] = float(annual_by_level[k] / counts[k]) if counts[k] > 0 else 0.0
-    for c in CHANNELS:
-        row[f"promotions_{c}"] = model.flows[f"promotions_{c}"]
+    for k, key in enumerate(_INCOME_LEVEL_KEYS):
+        row[key] = float(annual_by_level[k] / counts[k]) if counts[k] > 0 else 0.0
+    for key in _PROMOTION_KEYS:
+        row[key] = model.flows[key]
     for name in ("entries", "exits", "exits_retirement", "exits_quit", "firm_moves"):
         row[name] = model.flows[name]
     levers = {lv.name: lv for lv in model.levers}
@@ -144,12 +167,12 @@ def measure(model) -> dict[str, float]:
     row["studios"] = studio.studios if studio is not None and studio.active else 0.0
     row["studio_members"] = studio.month_reach if studio is not None else 0.0
     total = 0.0
-    for lever, funder in SPEND_ACCOUNTS:
+    for (lever, funder), key in zip(SPEND_ACCOUNTS, _SPEND_KEYS):
         if lever == "certification":
             v = model.certification_spend
         else:
             v = levers[lever].month_spend[funder] if lever in levers else 0.0
-        row[f"spend_{lever}_{funder}"] = v
+        row[key] = v
         total += v
     row["spend_total"] = total
     return row

@@ -7,7 +7,7 @@ reached, not with the size of the workforce.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -22,11 +22,44 @@ def stochastic_round(rng: np.random.Generator, x: float) -> int:
     return base + int(rng.random() < x - base)
 
 
+class Acceptance(NamedTuple):
+    """Who a lever may draw, as data rather than a closure, so that the compiled passes can draw in
+    one call (sim.kernels.sample_distinct) what `sample_distinct` draws in ten numpy calls.
+
+    kind: LEVELS (levels lo..hi, x clip(progress, 0.05, 1) if `by`), TRAINING (levels up to hi,
+    weighted by `mode`, and by the firm's levy if `by`) or STUDIO (levels lo..hi, not a member).
+    The acceptance of a slot is the passes' accept_levels, accept_training or accept_studio."""
+
+    kind: int
+    level: np.ndarray
+    lo: int
+    hi: int
+    progress: np.ndarray
+    by: bool
+    mode: int
+    firm: np.ndarray
+    levy: np.ndarray
+    levy_max: np.float32
+    studio_since: np.ndarray
+
+    LEVELS = 0
+    TRAINING = 1
+    STUDIO = 2
+
+    def weights(self, slots: np.ndarray, passes) -> np.ndarray:
+        if self.kind == self.LEVELS:
+            return passes.accept_levels(slots, self.level, self.lo, self.hi, self.progress, self.by)
+        if self.kind == self.TRAINING:
+            return passes.accept_training(slots, self.level, self.hi, self.mode, self.progress, self.firm,
+                                          self.levy, self.levy_max, self.by)
+        return passes.accept_studio(slots, self.level, self.lo, self.hi, self.studio_since)
+
+
 def sample_distinct(
     rng: np.random.Generator,
     n: int,
     k: int,
-    accept: Callable[[np.ndarray], np.ndarray],
+    accept: Callable[[np.ndarray], np.ndarray] | Acceptance,
     pilot: int = 4096,
     margin: float = 1.15,
     passes=None,
@@ -38,10 +71,18 @@ def sample_distinct(
     the mean acceptance so that about `margin` x k are kept, and a uniform thinning then cuts them to
     exactly k. Cost grows with k, not n, and no duplicates arise. Returns fewer than k only if fewer
     can be found (for example when few workers are eligible). `passes`: the per-worker passes
-    (sim.passes; the numpy ones by default), which give the same slots.
+    (sim.passes; the numpy ones by default), which give the same slots; with the compiled ones an
+    `Acceptance` is drawn in one call.
     """
     if passes is None:
         from . import kernels_numpy as passes
+    if isinstance(accept, Acceptance):
+        if hasattr(passes, "sample_distinct") and pilot <= passes.PAIRWISE_MAX:
+            return passes.sample_distinct(rng, n, k, pilot, margin, *accept)
+        acceptance = accept
+
+        def accept(slots: np.ndarray) -> np.ndarray:
+            return acceptance.weights(slots, passes)
     if k <= 0 or n <= 0:
         return np.empty(0, dtype=np.int64)
     probe = np.arange(n) if n <= pilot else rng.integers(0, n, pilot)

@@ -179,6 +179,59 @@ def test_draws_separations_and_brackets_are_identical(model):
         assert same(*both(lambda k: k.bracketed(keys, np.array([0.1, 0.5 + 1e-17]), np.array([0.2, 0.6]))))
 
 
+def test_the_fused_sampler_draws_what_the_numpy_sampler_draws(model):
+    """sim.kernels.sample_distinct (one compiled call) takes the same slots as sim.sampling's numpy
+    form for every kind of acceptance, pilot or none, thinning or not, and leaves the stream in the
+    same state; the pilot's float32 mean is numpy's pairwise sum to the bit."""
+    from sim.sampling import Acceptance, sample_distinct
+
+    wf = model.workforce
+    levy = model.firms.levy_rate
+    rng = np.random.default_rng(0)
+    for n in (0, 1, 7, 8, 100, 129, 1000, 4095, 4096):
+        a = (rng.random(n, dtype=np.float32) * (rng.random(n) < 0.4)).astype(np.float32)
+        assert kernels._pairwise_sum(a, n) == np.add.reduce(a)
+    cases = 0
+    for kind, (lo, hi) in ((Acceptance.LEVELS, (2, 4)), (Acceptance.TRAINING, (0, 3)), (Acceptance.STUDIO, (4, 6)),
+                           (Acceptance.LEVELS, (7, 7))):
+        for by, mode in ((False, 0), (True, 1), (True, 2)):
+            acc = Acceptance(kind, wf.level, lo, hi, wf.progress, by, mode, wf.firm, levy, np.float32(levy.max()),
+                             wf.studio_since)
+            for n, k in ((wf.n, 400), (wf.n, 3), (3000, 2500), (100, 30), (wf.n, 0), (wf.n, wf.n - 10)):
+                for seed in range(2):
+                    gens = [np.random.default_rng(seed) for _ in IMPLS]
+                    got = [sample_distinct(g, n, k, acc, passes=p) for g, p in zip(gens, IMPLS)]
+                    assert same(*got)
+                    assert gens[0].integers(0, 1 << 62) == gens[1].integers(0, 1 << 62)
+                    cases += got[0].size > 0
+    assert cases > 50  # most cases draw someone
+
+
+@pytest.mark.parametrize("stride", [1, 3])
+def test_income_pass_is_the_numpy_income_sample_threshold_and_brackets(model, stride):
+    """The fused income pass of measure() gives the sample numpy computed, numpy's middle-income
+    share (a float32 array compared with a Python float: in float32) and the same brackets."""
+    wf = model.workforce
+    bonus = wf.bonus.copy()
+    bonus[::50] = np.float32(1234.5)
+    threshold = 100000.299  # float32(threshold) rounds down: a value equal to it counts in float32 only
+    scale = np.float32(12 * 5000.0)
+    pay = wf.pay.copy()
+    pay[: 5 * stride: stride] = (np.float32(threshold) - bonus[: 5 * stride: stride]) / scale
+    ref = pay[::stride] * scale + bonus[::stride]
+    assert (ref == np.float32(threshold)).any() and not (ref.astype(np.float64) == threshold).any()
+    q = np.quantile(ref, [0.1, 0.5, 0.9])
+    for lo, hi in ((q * 0.975, q * 1.025), (np.array([-1.0, 0.0, q[2]]), np.array([0.0, q[1], np.inf])),
+                   (np.empty(0), np.empty(0))):
+        lo, hi = (np.asarray(v, np.float32).astype(np.float64) for v in (lo, hi))
+        got = both(lambda k: k.income_pass(pay, bonus, stride, scale, np.float32(threshold), lo, hi))
+        for a in got:
+            assert np.array_equal(a[0], ref) and a[0].dtype == np.float32
+            assert a[1] / ref.size == float(np.mean(ref >= threshold))  # what measure() computed
+            assert all(np.array_equal(x, y) for x, y in zip(a[2:], kernels_numpy.bracketed(ref, lo, hi)))
+        assert all(same(x, y) for x, y in zip(*got))
+
+
 @pytest.mark.parametrize("overrides", [
     ["n_agents=20000", SHORT_HISTORY],
     ["region=national", "n_agents=20000", "levers.training.allocation=lowest_level",

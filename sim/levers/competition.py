@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..metrics import order_statistics
-from ..sampling import sample_distinct, stochastic_round
+from ..sampling import Acceptance, sample_distinct, stochastic_round
 from .base import Lever
 
 
@@ -63,10 +63,9 @@ class CompetitionLever(Lever):
 
         by_progress = p.selection == "progress"
 
-        def accept(slots: np.ndarray) -> np.ndarray:
-            # eligible levels, x clip(progress, 0.05, 1) when firms send those doing well
-            return wf.kernels.accept_levels(slots, wf.level, lo, hi, wf.progress, by_progress)
-
+        # eligible levels, x clip(progress, 0.05, 1) when firms send those doing well
+        accept = Acceptance(Acceptance.LEVELS, wf.level, lo, hi, wf.progress, by_progress, 0, wf.firm,
+                            model.firms.levy_rate, np.float32(1.0), wf.studio_since)
         part = sample_distinct(rng, wf.n, k, accept, passes=wf.kernels)
         self.book("government", p.subsidised_events_per_year * p.intensity / p.events_per_year * p.subsidy_per_event)
         if part.size == 0:

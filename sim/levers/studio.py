@@ -20,7 +20,7 @@ import numpy as np
 
 from ..calendar import monthly_rate
 from ..rates import refresh
-from ..sampling import sample_distinct, stochastic_round
+from ..sampling import Acceptance, sample_distinct, stochastic_round
 from ..workforce import NO_MONTH
 from .base import Lever
 
@@ -60,10 +60,9 @@ class StudioLever(Lever):
 
         vacancies = capacity - members.size
         if vacancies > 0:
-            def accept(slots: np.ndarray) -> np.ndarray:
-                # member levels, not a member yet
-                return wf.kernels.accept_studio(slots, wf.level, lo, hi, wf.studio_since)
-
+            # member levels, not a member yet
+            accept = Acceptance(Acceptance.STUDIO, wf.level, lo, hi, wf.progress, False, 0, wf.firm,
+                                model.firms.levy_rate, np.float32(1.0), wf.studio_since)
             joiners = sample_distinct(rng, wf.n, vacancies, accept, passes=wf.kernels)
             wf.studio_since[joiners] = model.t
             refresh(wf, joiners, model.rates)

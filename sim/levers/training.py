@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ladder import MAX_TRAINING_CREDIT_YEARS
-from ..sampling import sample_distinct, stochastic_round
+from ..sampling import Acceptance, sample_distinct, stochastic_round
 from .base import Lever
 
 CREDIT_CAP = np.int16(MAX_TRAINING_CREDIT_YEARS * 12)
@@ -53,21 +53,16 @@ class TrainingLever(Lever):
 
     ALLOCATION_MODES = {"random": 0, "lowest_level": 1, "near_standard": 2}
 
-    def _acceptance(self, model, by_levy: bool):
+    def _acceptance(self, model, by_levy: bool) -> Acceptance:
         """Who may get a place (weight in [0, 1]): levels up to `eligible_max_level`, weighted by
         `allocation` (at random; lower levels first, (top + 1 - level) / (top + 1); nearest the
         standard, clip(progress, 0.05, 1)) and, for employer places, by the firm's levy rate relative
-        to the highest."""
+        to the highest (the passes' accept_training)."""
         p, wf = self.params, model.workforce
         levy = model.firms.levy_rate
         levy_max = np.float32(levy.max()) if levy.size else np.float32(1.0)
-        mode = self.ALLOCATION_MODES[p.allocation]
-
-        def accept(slots: np.ndarray) -> np.ndarray:
-            return wf.kernels.accept_training(slots, wf.level, p.eligible_max_level, mode, wf.progress, wf.firm,
-                                              levy, levy_max, by_levy)
-
-        return accept
+        return Acceptance(Acceptance.TRAINING, wf.level, 0, p.eligible_max_level, wf.progress, by_levy,
+                          self.ALLOCATION_MODES[p.allocation], wf.firm, levy, levy_max, wf.studio_since)
 
     def act(self, model, rng) -> None:
         if self._budget_year != model.year:
