@@ -12,7 +12,7 @@ from .mesa_frame import DataCollector, Model
 from .certification import appoint, certify
 from .config import RunConfig, validate
 from .errors import interrupts_kept
-from . import alignment, history, passes
+from . import alignment, history, history_reuse, passes
 from .demography import SizePath, fill_entrants, initial_population, make_firms, separations
 from .levers import default_levers
 from .levers.base import Lever
@@ -107,10 +107,31 @@ class WorkforceModel(Model):
         self.appoint_rate = np.asarray(cfg.behaviour.appointment_rate, dtype=float)
         self.cert_subsidy = np.concatenate([[0.0], cfg.cert_subsidy])  # by new level 1..5
 
+        self.wage_index_start = cfg.region.base_wage / 12.0  # at the start state (t = -1)
+        kernels = passes.select(cfg.n_agents)
+        key = history_reuse.history_key(cfg, kernels.__name__, f"{type(self).__module__}.{type(self).__qualname__}")
+        if not history_reuse.CACHE.restore(key, self, kernels):
+            self._simulate_history(cfg, obs, share0, origin, kernels)
+            history_reuse.CACHE.keep(key, self)
+
+        self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
+        self._reset_month()
+        for lever in self.levers:
+            lever.init(self)
+        self.datacollector = SeriesCollector(model_reporters={"date": _report_date,
+                                                              **{c: _reporter(c) for c in column_names()}})
+        self.row = measure(self)
+        self.start_row = self.row  # the start state (t = -1): first row of series()
+        self.dates: list[str] = [calendar.label(self.now)]
+
+    def _simulate_history(self, cfg: RunConfig, obs, share0, origin: int, kernels) -> None:
+        """The initial population at the history's origin, then the history: status-quo levers through
+        the observed dates (sim.history), aligned to each observation if configured. Runs that share
+        a history restore its end state instead (sim.history_reuse)."""
         self.firms = make_firms(cfg, self.streams.get("firms", 0))
         end = self.start_month + cfg.n_months - 1
         peak = max(self.size_path.agents(m) for m in {origin, self.start_month - 1, end})
-        self.workforce = Workforce(int(peak * 1.02) + 64, passes.select(cfg.n_agents))
+        self.workforce = Workforce(int(peak * 1.02) + 64, kernels)
         mix = None if share0 is None else history.scaled_mix(cfg.region.skilled_mix, share0)
         with interrupts_kept():
             initial_population(self.workforce, cfg, self.firms, self.now, self.streams.get("population", 0),
@@ -118,7 +139,6 @@ class WorkforceModel(Model):
             self.rates = RateTables(cfg, self.firms.premium)
             refresh(self.workforce, np.arange(self.workforce.n), self.rates)
             self.ledger = LevelLedger(self.workforce)
-        self.wage_index_start = cfg.region.base_wage / 12.0  # at the start state (t = -1)
         self.wage_index = self._wage_index()
         self.level_counts = np.zeros(8)
         self.bonus_slots = np.empty(0, dtype=np.int64)
@@ -140,16 +160,6 @@ class WorkforceModel(Model):
                 with interrupts_kept():
                     self._align(pending[self.now])
             self._collect_history()
-
-        self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
-        self._reset_month()
-        for lever in self.levers:
-            lever.init(self)
-        self.datacollector = SeriesCollector(model_reporters={"date": _report_date,
-                                                              **{c: _reporter(c) for c in column_names()}})
-        self.row = measure(self)
-        self.start_row = self.row  # the start state (t = -1): first row of series()
-        self.dates: list[str] = [calendar.label(self.now)]
 
     # -- calendar ---------------------------------------------------------------------------
     @property

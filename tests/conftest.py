@@ -28,6 +28,16 @@ def with_lever(cfg: RunConfig, lever: str, **changes) -> RunConfig:
     return dataclasses.replace(cfg, levers=levers)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_history_cache():
+    """Each test starts with no kept histories (sim.history_reuse), so that what one test ran (with its
+    own patches) never stands in for another's history."""
+    from sim import history_reuse
+
+    history_reuse.CACHE.clear()
+    yield
+
+
 @pytest.fixture
 def small() -> RunConfig:
     return small_config()

@@ -8,6 +8,11 @@ is already a dependency through Hydra's joblib launcher): the model is single-th
 one process per core is the right grain. `SKILLSIM_JOBS` sets the number of processes (default: one
 per core; 1 runs in this process). Results come back in input order, so a study's tables do not
 depend on how many processes ran it.
+
+Runs that share a simulated history (the same config but for the forecast levers' settings, as a
+plan's lever mixes at common random numbers) go to a worker together, so that it simulates the
+history once and restores it for the others (sim.history_reuse): the same bytes, about half the
+work of each such run.
 """
 
 from __future__ import annotations
@@ -35,6 +40,15 @@ def _one(cfg: RunConfig, read: Callable) -> object:
     return read(WorkforceModel(cfg).run())
 
 
+def _several(configs: list[RunConfig], read: Callable) -> list:
+    return [_one(c, read) for c in configs]
+
+
+#: pieces per process: small enough to balance the load, large enough that a worker mostly reuses
+#: the histories it simulated (its cache outlives a piece)
+PIECES_PER_JOB = 4
+
+
 def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs: int | None = None) -> list[T]:
     """read(WorkforceModel(cfg).run()) for each config, in input order."""
     jobs = n_jobs() if jobs is None else jobs
@@ -42,10 +56,18 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
         return [_one(c, read) for c in configs]
     from joblib import Parallel, delayed
 
+    from ..history_reuse import group_by_history
     from ..passes import use_compiled_in_workers
 
     use_compiled_in_workers()  # many runs per worker: the compiled passes pay for their load time
-    return list(Parallel(n_jobs=min(jobs, len(configs)), backend="loky")(delayed(_one)(c, read) for c in configs))
+    pieces = group_by_history(configs, jobs * PIECES_PER_JOB)
+    results = Parallel(n_jobs=min(jobs, len(pieces)), backend="loky")(
+        delayed(_several)([configs[i] for i in piece], read) for piece in pieces)
+    out: list = [None] * len(configs)
+    for piece, res in zip(pieces, results):
+        for i, r in zip(piece, res):
+            out[i] = r
+    return out
 
 
 class JournalledBatch:
