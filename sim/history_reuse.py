@@ -10,33 +10,88 @@ run restores it instead (`WorkforceModel.__init__`). The output is byte-identica
 (tests/test_history_reuse.py): the key is the whole run config with the levers set to the status
 quo, the passes' implementation, and this module's format.
 
-Memory: the cache holds at most `SKILLSIM_HISTORY_CACHE_MB` megabytes (default 128; 0 turns it off),
-least recently used first out, and never a history larger than an eighth of that (so a full-scale
-run, 5.7 million workers, is never copied).
+Two layers, both least recently used first out, neither ever holding a history larger than an
+eighth of its budget (so a full-scale run, 5.7 million workers, is never copied):
+
+- in this process, at most `SKILLSIM_HISTORY_CACHE_MB` megabytes (default 128; 0 turns it off);
+- on disk, `$SKILLSIM_CACHE_DIR/history` (as sim.compose_cache: else `~/.cache/skillsim/history`;
+  an empty SKILLSIM_CACHE_DIR turns it off), at most `SKILLSIM_HISTORY_DISK_MB` megabytes (default
+  1024; 0 turns it off). It lets the processes of a pool, and later commands, restore a history any
+  of them simulated: a plan's workers, an explorer's moves, `skillsim` run again with other lever
+  settings. Its key adds a fingerprint of what a history depends on besides the config: the
+  package's code (by size and time) and data (by content), Python's and numpy's versions. Files
+  are pickles written atomically by this package into the user's own cache folder, as numba's and
+  sim.compose_cache's are; one that cannot be read is ignored, and deleting the folder is safe.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
+import json
 import os
+import pickle
+import sys
 from collections import OrderedDict
+from pathlib import Path
 
 ENV = "SKILLSIM_HISTORY_CACHE_MB"
+DISK_ENV = "SKILLSIM_HISTORY_DISK_MB"
 DEFAULT_MB = 128.0
+DEFAULT_DISK_MB = 1024.0
 FORMAT = 1  # of the key and the snapshot
+PACKAGE = Path(__file__).resolve().parent
 #: the model attributes the history leaves behind, besides the workforce (copied by Workforce.copy)
 STATE = ("t", "firms", "rates", "ledger", "wage_index", "level_counts", "bonus_slots", "history_rows",
          "history_dates", "aligned", "flows", "certification_spend", "income_quantiles", "row")
 
 
-def budget_bytes() -> float:
-    value = os.environ.get(ENV, "").strip()
+def _megabytes(env: str, default: float) -> float:
+    value = os.environ.get(env, "").strip()
     try:
-        return max(0.0, float(value)) * 1e6 if value else DEFAULT_MB * 1e6
+        return max(0.0, float(value)) * 1e6 if value else default * 1e6
     except ValueError:
-        return DEFAULT_MB * 1e6
+        return default * 1e6
+
+
+def budget_bytes() -> float:
+    return _megabytes(ENV, DEFAULT_MB)
+
+
+def disk_budget_bytes() -> float:
+    return _megabytes(DISK_ENV, DEFAULT_DISK_MB)
+
+
+def disk_dir() -> Path | None:
+    """Where histories are kept on disk; None if that layer is off."""
+    from .compose_cache import ENV as CACHE_ENV
+
+    root = os.environ.get(CACHE_ENV)
+    if root is not None:
+        return Path(root).expanduser() / "history" if root.strip() else None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "skillsim" / "history"
+
+
+@functools.lru_cache(maxsize=1)
+def fingerprint() -> str:
+    """What a history depends on besides its key: the package's code (by size and modification
+    time), its config and data files (by content), and the versions of Python and numpy."""
+    import numpy as np
+
+    h = hashlib.sha256(json.dumps([sys.version, np.__version__, str(PACKAGE), FORMAT]).encode())
+    for path in sorted(PACKAGE.rglob("*")):
+        if "__pycache__" in path.parts or not path.is_file():
+            continue
+        rel = str(path.relative_to(PACKAGE)).encode()
+        if path.suffix == ".py":
+            st = path.stat()
+            h.update(rel + f"{st.st_size}:{st.st_mtime_ns}".encode())
+        elif path.suffix in (".yaml", ".yml", ".csv", ".json"):
+            h.update(rel + hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
 
 
 def history_key(cfg, passes_name: str, model_class: str = "sim.model.WorkforceModel") -> str:
@@ -63,6 +118,7 @@ class HistoryCache:
         self._snaps: OrderedDict[str, Snapshot] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self.disk_hits = 0
 
     def __len__(self) -> int:
         return len(self._snaps)
@@ -72,12 +128,16 @@ class HistoryCache:
 
     def restore(self, key: str, model, kernels) -> bool:
         """Put the history's end state into `model` (independent copies, the workforce with the
-        passes `kernels`); False if not kept."""
+        passes `kernels`); False if neither layer keeps it."""
         snap = self._snaps.get(key) if budget_bytes() > 0 else None
         if snap is None:
-            self.misses += 1
-            return False
-        self._snaps.move_to_end(key)
+            snap = self._load(key)
+            if snap is None:
+                self.misses += 1
+                return False
+            self._remember(key, snap)
+        else:
+            self._snaps.move_to_end(key)
         self.hits += 1
         wf = snap.workforce.copy()
         wf.kernels = kernels
@@ -87,16 +147,68 @@ class HistoryCache:
         return True
 
     def keep(self, key: str, model) -> None:
-        """Keep a copy of `model`'s state at the end of its history, within the memory budget."""
-        budget = budget_bytes()
+        """Keep a copy of `model`'s state at the end of its history, within the memory budget, and
+        on disk within its own."""
         nbytes = model.workforce.nbytes()
-        if budget <= 0 or nbytes > budget / 8:
+        memory, disk = budget_bytes(), disk_budget_bytes() if disk_dir() is not None else 0.0
+        if nbytes > max(memory, disk) / 8:
             return
         state = copy.deepcopy({name: getattr(model, name) for name in STATE})
-        self._snaps[key] = Snapshot(model.workforce.copy(), state, nbytes)
+        snap = Snapshot(model.workforce.copy(), state, nbytes)
+        self._remember(key, snap)
+        if nbytes <= disk / 8:
+            self._store(key, snap, disk)
+
+    def _remember(self, key: str, snap: Snapshot) -> None:
+        budget = budget_bytes()
+        if snap.nbytes > budget / 8:
+            return
+        self._snaps[key] = snap
         self._snaps.move_to_end(key)
         while sum(s.nbytes for s in self._snaps.values()) > budget and len(self._snaps) > 1:
             self._snaps.popitem(last=False)
+
+    @staticmethod
+    def _path(key: str) -> Path | None:
+        folder = disk_dir()
+        if folder is None or disk_budget_bytes() <= 0:
+            return None
+        return folder / f"{hashlib.sha256((key + fingerprint()).encode()).hexdigest()[:32]}.pickle"
+
+    def _load(self, key: str) -> Snapshot | None:
+        try:
+            path = self._path(key)
+            if path is None or not path.is_file():
+                return None
+            with path.open("rb") as fh:
+                snap = pickle.load(fh)
+            if not isinstance(snap, Snapshot):
+                return None
+            os.utime(path)  # recently used: the last to go
+            self.disk_hits += 1
+            return snap
+        except Exception:  # noqa: BLE001 - a damaged or foreign file: simulate the history again
+            return None
+
+    def _store(self, key: str, snap: Snapshot, budget: float) -> None:
+        """Write atomically (a concurrent run reads a whole file or none), then trim to the budget."""
+        try:
+            path = self._path(key)
+            if path is None:
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(pickle.dumps(snap, protocol=5))
+            os.replace(tmp, path)
+            entries = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in path.parent.glob("*.pickle")),
+                             reverse=True)
+            total = 0
+            for _, size, p in entries:
+                total += size
+                if total > budget and p != path:
+                    p.unlink(missing_ok=True)
+        except Exception:  # noqa: BLE001 - a read-only or full disk only costs later runs their reuse
+            return
 
 
 #: this process's cache (each worker process of a batch has its own)

@@ -110,7 +110,9 @@ class WorkforceModel(Model):
         self.wage_index_start = cfg.region.base_wage / 12.0  # at the start state (t = -1)
         kernels = passes.select(cfg.n_agents)
         key = history_reuse.history_key(cfg, kernels.__name__, f"{type(self).__module__}.{type(self).__qualname__}")
-        if not history_reuse.CACHE.restore(key, self, kernels):
+        #: whether the history's end state was restored (sim.history_reuse) rather than simulated
+        self.history_reused = history_reuse.CACHE.restore(key, self, kernels)
+        if not self.history_reused:
             self._simulate_history(cfg, obs, share0, origin, kernels)
             history_reuse.CACHE.keep(key, self)
 

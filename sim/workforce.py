@@ -80,6 +80,21 @@ class Workforce:
         other.n = self.n
         return other
 
+    def __getstate__(self) -> dict:
+        """The backing arrays and `n` (the views are made again on loading), and the passes by name:
+        what a kept history (sim.history_reuse) writes to disk."""
+        return {"capacity": self.capacity, "n": self._n, "kernels": self.kernels.__name__,
+                "columns": {name: self.column(name) for name in FIELDS}}
+
+    def __setstate__(self, state: dict) -> None:
+        import importlib
+
+        self.capacity = state["capacity"]
+        self.kernels = importlib.import_module(state["kernels"])
+        for name, arr in state["columns"].items():
+            setattr(self, "_" + name, arr)
+        self.n = state["n"]
+
     def scratch(self, name: str, dtype=np.int64) -> np.ndarray:
         """A preallocated buffer of `capacity` slots for a kernel's output (one per `name`), so that
         the kernels that list slots out of the whole workforce do not allocate (and page-fault on

@@ -29,12 +29,14 @@ def with_lever(cfg: RunConfig, lever: str, **changes) -> RunConfig:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_history_cache():
-    """Each test starts with no kept histories (sim.history_reuse), so that what one test ran (with its
-    own patches) never stands in for another's history."""
+def _fresh_history_cache(monkeypatch):
+    """Each test starts with no kept histories (sim.history_reuse) and without the disk layer (shared
+    by the test processes and the commands they start), so that what one test ran, with its own
+    patches, never stands in for another's history. tests/test_history_reuse.py turns it on."""
     from sim import history_reuse
 
     history_reuse.CACHE.clear()
+    monkeypatch.setenv(history_reuse.DISK_ENV, "0")
     yield
 
 

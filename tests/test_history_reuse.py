@@ -128,3 +128,60 @@ def test_a_batch_groups_runs_by_history_and_returns_them_in_order(monkeypatch):
     got = run_batch(configs, _read, jobs=2)
     assert got == expected
     assert np.unique(np.array(expected), axis=0).shape[0] == len(configs)
+
+
+def test_the_disk_layer_serves_other_processes_and_later_commands(tmp_path, monkeypatch):
+    """A history kept on disk is restored by a process that never simulated it (here: this one with
+    its memory cleared), with the same bytes; a damaged file is ignored; a change of the code's
+    fingerprint, or SKILLSIM_CACHE_DIR empty, means no reuse."""
+    monkeypatch.setenv("SKILLSIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(history_reuse.DISK_ENV, "1024")
+    cfg = base()
+    variant = LEVER_VARIANTS["training x2"](cfg)
+    expected = fresh(variant, monkeypatch)
+    monkeypatch.setenv(history_reuse.DISK_ENV, "1024")
+    WorkforceModel(cfg)
+    files = list((tmp_path / "history").glob("*.pickle"))
+    assert len(files) == 1
+    cache = history_reuse.CACHE
+    cache.clear()
+    disk_hits = cache.disk_hits
+    assert csv(WorkforceModel(variant).run()) == expected
+    assert cache.disk_hits == disk_hits + 1
+    cache.clear()
+    files[0].write_bytes(b"not a pickle")
+    hits = cache.hits
+    assert csv(WorkforceModel(variant).run()) == expected  # simulated again, and kept again
+    assert cache.hits == hits
+    cache.clear()
+    monkeypatch.setattr(history_reuse, "fingerprint", lambda: "other code")
+    WorkforceModel(variant)
+    assert cache.hits == hits
+    monkeypatch.setenv("SKILLSIM_CACHE_DIR", "")
+    cache.clear()
+    WorkforceModel(variant)
+    assert cache.hits == hits
+    assert len(list((tmp_path / "history").glob("*.pickle"))) == 2  # the original key, the other code's
+
+
+def _read_reused(model) -> tuple[list[float], bool]:
+    return _read(model), model.history_reused
+
+
+def test_a_batch_reuses_histories_across_its_processes(tmp_path, monkeypatch):
+    """With the disk layer, a second batch of the same histories, in a new pool, simulates none again
+    and gives the same numbers."""
+    from joblib.externals.loky import get_reusable_executor
+
+    monkeypatch.setenv("SKILLSIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(history_reuse.DISK_ENV, "1024")
+    get_reusable_executor().shutdown(wait=True)  # workers that see this test's environment
+    configs = [make(dataclasses.replace(base(), seed=s)) for s in (1, 2, 3) for make in
+               list(LEVER_VARIANTS.values())[:2]]
+    first = run_batch(configs, _read_reused, jobs=2)
+    assert len(list((tmp_path / "history").glob("*.pickle"))) == 3
+    get_reusable_executor().shutdown(wait=True)  # new processes: only the disk can serve them
+    second = run_batch(configs[::-1], _read_reused, jobs=2)
+    assert [r for r, _ in second] == [r for r, _ in first[::-1]]
+    assert all(reused for _, reused in second)
+    get_reusable_executor().shutdown(wait=True)
