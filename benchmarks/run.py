@@ -120,12 +120,14 @@ def drop_checkout(path: Path) -> None:
 WARM_CACHE: Path | None = None
 
 
-def startup_case(label: str, root: Path | None = None, cold: bool = False, timed: bool = True) -> dict:
+def startup_case(label: str, root: Path | None = None, cold: bool = False, timed: bool = True,
+                 history: bool = False) -> dict:
     """`skillsim` with no arguments in an empty folder, as a user types it: wall time of the whole
     command, and the model's own time as the run logs it (build with its history, steps, writing the
     folder). `cold`: with an empty compiled-kernel cache (NUMBA_CACHE_DIR in a fresh folder) and an
     empty composition cache (SKILLSIM_CACHE_DIR), as on the first run after install; warm: both caches
-    filled by an earlier run."""
+    filled by an earlier run. `history`: the history kept on disk by an earlier run is restored
+    (sim.history_reuse; otherwise that layer is off, so that the model's time is comparable)."""
     import re
     import shutil
     import tempfile
@@ -134,6 +136,7 @@ def startup_case(label: str, root: Path | None = None, cold: bool = False, timed
     tmp = Path(tempfile.mkdtemp(prefix="skillsim-startup-"))
     env = dict(CHILD_ENV or os.environ)
     env.pop("SKILLSIM_KERNELS", None)  # as a user runs it: the passes chosen by size
+    env["SKILLSIM_HISTORY_DISK_MB"] = "" if history else "0"
     if root is not None:
         env["PYTHONPATH"] = str(root)
     if cold:
@@ -422,12 +425,14 @@ def report(res: dict) -> str:
         out.append("\n(e) Start-up: `skillsim` with no arguments (Chongqing, 100k agents, history from 2012-10 to 2035-12)")
         rows = []
         for key, what in (("cold", "this checkout, caches cold"), ("warm", "this checkout, warm (median of 3)"),
+                          ("warm_history", "this checkout, warm, history restored from disk (median of 3)"),
                           ("baseline_warm", "baseline, warm (median of 3)")):
             if key in st:
                 x = st[key]
                 lim = TARGETS["startup_wall_over_model"]
                 rows.append([what, f"{x['wall_s']:.2f}", f"{x['model_s']:.2f}", f"{x['wall_over_model']:.2f}x",
-                             "" if key.startswith("baseline") else f"<= {lim:g}x: {mark(x['wall_over_model'] <= lim)}"])
+                             "" if key.startswith("baseline") or key == "warm_history"
+                             else f"<= {lim:g}x: {mark(x['wall_over_model'] <= lim)}"])
         out.append(table(["command", "wall s", "model s (logged)", "wall / model", "target"], rows))
     for key, what in (("agreement", "independent seeds (replicates 1..K: agents and firms redrawn)"),
                       ("agreement_same_firms", "replicates 1..K with the large run's firms (agent sampling only)")):
@@ -479,7 +484,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="set OPENBLAS/OMP/MKL_NUM_THREADS in the cases (default: environment unchanged)")
     args = ap.parse_args(argv)
     global CHILD_ENV
-    CHILD_ENV = dict(os.environ, SKILLSIM_KERNELS=args.kernels)
+    # every case simulates its history: none restores one kept on disk by an earlier run (sim.history_reuse),
+    # except the start-up case that measures that on purpose
+    CHILD_ENV = dict(os.environ, SKILLSIM_KERNELS=args.kernels, SKILLSIM_HISTORY_DISK_MB="0")
     if args.blas_threads is not None:
         CHILD_ENV.update({k: str(args.blas_threads) for k in BLAS_VARS})
     quick = args.quick
@@ -563,6 +570,9 @@ def main(argv: list[str] | None = None) -> int:
         st = {"cold": startup_case("skillsim, caches cold", cold=True)}
         startup_case("skillsim, filling the caches (untimed)")
         st["warm"] = median_startup([startup_case(f"skillsim, warm (rep {i + 1})") for i in range(3)])
+        startup_case("skillsim, keeping the history (untimed)", history=True)
+        st["warm_history"] = median_startup([startup_case(f"skillsim, history restored (rep {i + 1})", history=True)
+                                             for i in range(3)])
         if base is not None:
             startup_case("baseline skillsim, first run (untimed)", root=base)
             st["baseline_warm"] = median_startup([startup_case(f"baseline skillsim (rep {i + 1})", root=base)
