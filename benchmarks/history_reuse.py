@@ -5,8 +5,9 @@
 A batch as a plan evaluates it: `mixes` lever settings (training, competition and studio intensities)
 at each of `seeds` seeds, Chongqing with its default history (2012-10 .. 2025-12) and horizon
 (2026-2035), through the studies' batch runner (sim.studies.batch.run_batch, one process per core).
-Each side runs in a fresh Python process, so it starts with an empty cache and a fresh pool; the
-two sides alternate, `repeats` times each. Printed: the wall time of each side, runs per minute, the
+Each side runs in a fresh Python process with an empty cache folder (SKILLSIM_CACHE_DIR), so it
+starts with no kept history and a fresh pool; without reuse, both layers are off. The two sides
+alternate, `repeats` times each. Printed: the wall time of each side, runs per minute, the
 ratio, and whether both sides returned the same numbers (they must: reuse changes no byte).
 """
 
@@ -18,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 CHILD = r"""
@@ -44,10 +46,15 @@ print(json.dumps({"wall_s": wall, "runs": len(configs),
 
 
 def side(args, reuse: bool) -> dict:
+    """One side in a fresh process; with reuse, both layers at their defaults but an empty disk cache
+    (so every history is simulated once in the batch, as on a first run); without, both layers off."""
     env = dict(os.environ)
-    env["SKILLSIM_HISTORY_CACHE_MB"] = "" if reuse else "0"
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(args.agents), str(args.mixes), str(args.seeds)],
-                          capture_output=True, text=True, env=env)
+    with tempfile.TemporaryDirectory(prefix="skillsim-history-bench-") as tmp:
+        env["SKILLSIM_CACHE_DIR"] = tmp
+        env["SKILLSIM_HISTORY_CACHE_MB"] = "" if reuse else "0"
+        env["SKILLSIM_HISTORY_DISK_MB"] = "" if reuse else "0"
+        proc = subprocess.run([sys.executable, "-c", CHILD, str(args.agents), str(args.mixes), str(args.seeds)],
+                              capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit("history reuse benchmark: a side failed")
