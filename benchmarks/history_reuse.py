@@ -82,7 +82,7 @@ def main() -> None:
     with_ = statistics.median(res["wall_s"] for res in runs["with"])
     n = runs["with"][0]["runs"]
     print(f"batch of {n} runs ({args.mixes} lever mixes x {args.seeds} seeds, {args.agents:,} agents, "
-          f"history 2012-10..2025-12, forecast 2026-2035), {os.cpu_count()} processes, median of {args.repeats}:")
+          f"history 2012-10..2025-12, forecast 2026-2035), SKILLSIM_JOBS={os.environ.get('SKILLSIM_JOBS') or 'one per core'}, median of {args.repeats}:")
     print(f"  without reuse {without:.1f} s ({n / without * 60:.0f} runs/min)")
     print(f"  with reuse    {with_:.1f} s ({n / with_ * 60:.0f} runs/min)")
     print(f"  ratio {without / with_:.2f}x; same numbers on both sides: {'yes' if len(digests) == 1 else 'NO'}")

@@ -713,14 +713,18 @@ def main(argv: list[str] | None = None) -> None:
     if cached is not None and not direct:  # (a plain argv is always direct; kept safe if that changes)
         cached = None
         register_schema()
+    previous_keep = os.environ.get("SKILLSIM_HISTORY_KEEP")  # sim.history_reuse.KEEP_ENV, set for a sweep
     if overrides is not None and not direct:
         preflight(overrides)  # with --config-dir: through hydra.main, which adds the folder as it does
     elif overrides is None and (sweep_overrides := _with_config_dir(argv, _sweep_overrides(bare))) is not None:
         if (preflight_sweep(sweep_overrides) or "").endswith(".BasicSweeper"):
             fastsweep.use_fast_sweeps()
+        from .history_reuse import KEEP_ENV, sweep_may_share
         from .passes import use_compiled_in_workers
 
         use_compiled_in_workers()  # compiled once here if the cache is cold, not by every worker at once
+        if not sweep_may_share(sweep_overrides):  # every job's history is its own: keep none (workers inherit)
+            os.environ[KEEP_ENV] = "0"
     previous_argv, previous_cmd = sys.argv, os.environ.get(COMMAND_ENV)
     sys.argv = [sys.argv[0]] + argv
     # The manifest records the command as typed; sweep workers (other processes) inherit it.
@@ -760,10 +764,11 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         fastsweep.restore()
         sys.argv = previous_argv
-        if previous_cmd is None:
-            os.environ.pop(COMMAND_ENV, None)
-        else:
-            os.environ[COMMAND_ENV] = previous_cmd
+        for name, value in ((COMMAND_ENV, previous_cmd), ("SKILLSIM_HISTORY_KEEP", previous_keep)):
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     if sweep.LAST_ERROR is not None:  # the sweep ran, but its tables could not be built
         fail(sweep.LAST_ERROR)
     counts = sweep.LAST_COUNTS

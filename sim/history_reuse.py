@@ -33,12 +33,16 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import sys
 from collections import OrderedDict
 from pathlib import Path
 
 ENV = "SKILLSIM_HISTORY_CACHE_MB"
 DISK_ENV = "SKILLSIM_HISTORY_DISK_MB"
+#: "0": this process's runs keep no history (their batch or sweep shares none; set by sim.cli and
+#: sim.studies.batch), though they still restore one kept earlier
+KEEP_ENV = "SKILLSIM_HISTORY_KEEP"
 DEFAULT_MB = 128.0
 DEFAULT_DISK_MB = 1024.0
 FORMAT = 1  # of the key and the snapshot
@@ -119,6 +123,7 @@ class HistoryCache:
         self.hits = 0
         self.misses = 0
         self.disk_hits = 0
+        self.keeping = True
 
     def __len__(self) -> int:
         return len(self._snaps)
@@ -148,7 +153,10 @@ class HistoryCache:
 
     def keep(self, key: str, model) -> None:
         """Keep a copy of `model`'s state at the end of its history, within the memory budget, and
-        on disk within its own."""
+        on disk within its own (about 10 ms at 50,000 workers: skipped where no other run can share
+        it, see KEEP_ENV and `keeping`)."""
+        if not self.keeping or os.environ.get(KEEP_ENV, "").strip() == "0":
+            return
         nbytes = model.workforce.nbytes()
         memory, disk = budget_bytes(), disk_budget_bytes() if disk_dir() is not None else 0.0
         if nbytes > max(memory, disk) / 8:
@@ -215,10 +223,28 @@ class HistoryCache:
 CACHE = HistoryCache()
 
 
-def group_by_history(configs, n_groups: int) -> list[list[int]]:
+#: swept keys whose values give runs the same history (the forecast levers' settings, sim.history.status_quo)
+SHARING_KEY = re.compile(r"^(levers\.(training|competition|studio)\.(enabled|intensity|allocation|selection)|scenario)$")
+SWEPT_VALUE = re.compile(r"^(range|choice|glob|interval|tag|sort|shuffle)\(")
+
+
+def sweep_may_share(overrides: list[str]) -> bool:
+    """Whether a basic sweep's jobs can share histories: some swept key is a forecast lever's setting
+    or the scenario. If not (replicates, seeds, behavioural values), every job's history is its own,
+    and keeping it would only cost time. A list value (`[1,4]`) counts as swept: keeping is the safe
+    side."""
+    for o in overrides:
+        key, sep, value = o.lstrip("+~").partition("=")
+        if sep and ("," in value or SWEPT_VALUE.match(value.strip())) and SHARING_KEY.match(key.strip()):
+            return True
+    return False
+
+
+def group_by_history(configs, n_groups: int) -> tuple[list[list[int]], bool]:
     """Indices of `configs` in at least `n_groups` lists (where there are enough configs), those
     sharing a history together and in input order, so that a pool's worker runs a history once and
-    reuses it (sim.studies.batch). A group larger than its share is split."""
+    reuses it (sim.studies.batch); a group larger than its share is split. Also: whether any two
+    configs share a history at all."""
     from . import passes
 
     groups: dict[str, list[int]] = {}
@@ -228,4 +254,4 @@ def group_by_history(configs, n_groups: int) -> list[list[int]]:
     out = []
     for idx in groups.values():
         out += [idx[j:j + size] for j in range(0, len(idx), size)]
-    return out
+    return out, len(groups) < len(configs)

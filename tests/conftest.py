@@ -37,6 +37,7 @@ def _fresh_history_cache(monkeypatch):
 
     history_reuse.CACHE.clear()
     monkeypatch.setenv(history_reuse.DISK_ENV, "0")
+    monkeypatch.delenv(history_reuse.KEEP_ENV, raising=False)
     yield
 
 

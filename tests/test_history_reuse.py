@@ -79,6 +79,7 @@ def test_a_different_history_is_never_reused(change, monkeypatch):
 
 def test_the_passes_and_a_subclass_have_their_own_histories(monkeypatch):
     cfg = base()
+    monkeypatch.setenv("SKILLSIM_KERNELS", "numpy")  # (a batch runner earlier in this process may set compiled)
     WorkforceModel(cfg)
 
     class Patched(WorkforceModel):
@@ -118,7 +119,8 @@ def test_a_batch_groups_runs_by_history_and_returns_them_in_order(monkeypatch):
     """Across processes: the same results, in input order, as one run after another without reuse."""
     configs = [make(dataclasses.replace(base(), seed=s)) for s in (1, 2) for make in LEVER_VARIANTS.values()]
     configs = configs[::2] + configs[1::2]  # interleaved, so the grouping has to reorder
-    pieces = history_reuse.group_by_history(configs, 4)
+    pieces, shared = history_reuse.group_by_history(configs, 4)
+    assert shared
     assert sorted(i for p in pieces for i in p) == list(range(len(configs)))
     for p in pieces:  # each piece shares one history
         assert len({c.seed for c in (configs[i] for i in p)}) == 1
@@ -185,3 +187,45 @@ def test_a_batch_reuses_histories_across_its_processes(tmp_path, monkeypatch):
     assert [r for r, _ in second] == [r for r, _ in first[::-1]]
     assert all(reused for _, reused in second)
     get_reusable_executor().shutdown(wait=True)
+
+
+def test_which_sweeps_can_share_histories():
+    from sim.history_reuse import sweep_may_share
+
+    assert not sweep_may_share(["replicate=range(0,200)", "n_agents=50000"])
+    assert not sweep_may_share(["behaviour.aptitude_sd=0.2,0.3", "seed=1,2"])
+    assert not sweep_may_share(["levers.training.intensity=2", "replicate=0,1"])  # one value: not swept
+    assert sweep_may_share(["levers.training.intensity=1,2", "replicate=0,1"])
+    assert sweep_may_share(["+levers.competition.enabled=true,false"])
+    assert sweep_may_share(["levers.studio.intensity=choice(1,2)"])
+    assert sweep_may_share(["scenario=status_quo,studio_expansion"])
+    assert not sweep_may_share(["levers.studio.learning_multiplier=1.2,1.6"])  # changes the history too
+
+
+def test_runs_that_share_no_history_keep_none():
+    """A batch of distinct histories (a calibration's, an ensemble's) keeps nothing; one with shared
+    histories keeps them."""
+    distinct = [dataclasses.replace(base(), n_agents=1000, seed=s) for s in (1, 2, 3)]
+    run_batch(distinct, _read, jobs=1)
+    assert len(history_reuse.CACHE) == 0
+    shared = [make(distinct[0]) for make in list(LEVER_VARIANTS.values())[:3]]
+    run_batch(shared, _read, jobs=1)
+    assert len(history_reuse.CACHE) == 1
+    assert history_reuse.CACHE.keeping
+
+
+@pytest.mark.parametrize("swept, files", [("replicate=0,1", 0), ("levers.training.intensity=1,2", 1)])
+def test_a_sweep_keeps_histories_only_where_its_jobs_share_them(swept, files, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import SHORT_HISTORY
+
+    env = dict(os.environ, SKILLSIM_CACHE_DIR=str(tmp_path / "cache"))
+    env[history_reuse.DISK_ENV] = "1024"
+    proc = subprocess.run([sys.executable, "-m", "sim", "-m", swept, "n_agents=1000", SHORT_HISTORY,
+                           "horizon.end_year=2026", "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list((tmp_path / "cache" / "history").glob("*.pickle"))) == files

@@ -40,8 +40,15 @@ def _one(cfg: RunConfig, read: Callable) -> object:
     return read(WorkforceModel(cfg).run())
 
 
-def _several(configs: list[RunConfig], read: Callable) -> list:
-    return [_one(c, read) for c in configs]
+def _several(configs: list[RunConfig], read: Callable, keep: bool = True) -> list:
+    """Runs one after another; `keep`: whether their histories are kept for others (sim.history_reuse)."""
+    from ..history_reuse import CACHE
+
+    before, CACHE.keeping = CACHE.keeping, keep
+    try:
+        return [_one(c, read) for c in configs]
+    finally:
+        CACHE.keeping = before
 
 
 #: pieces per process: small enough to balance the load, large enough that a worker mostly reuses
@@ -51,18 +58,22 @@ PIECES_PER_JOB = 4
 
 def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs: int | None = None) -> list[T]:
     """read(WorkforceModel(cfg).run()) for each config, in input order."""
+    from ..history_reuse import group_by_history
+
     jobs = n_jobs() if jobs is None else jobs
-    if jobs <= 1 or len(configs) <= 1:
+    if len(configs) <= 1:
         return [_one(c, read) for c in configs]
+    # runs that share no history (a calibration's, an ensemble's) keep none: it would only cost time
+    pieces, keep = group_by_history(configs, jobs * PIECES_PER_JOB)
+    if jobs <= 1:
+        return _several(list(configs), read, keep)
     from joblib import Parallel, delayed
 
-    from ..history_reuse import group_by_history
     from ..passes import use_compiled_in_workers
 
     use_compiled_in_workers()  # many runs per worker: the compiled passes pay for their load time
-    pieces = group_by_history(configs, jobs * PIECES_PER_JOB)
     results = Parallel(n_jobs=min(jobs, len(pieces)), backend="loky")(
-        delayed(_several)([configs[i] for i in piece], read) for piece in pieces)
+        delayed(_several)([configs[i] for i in piece], read, keep) for piece in pieces)
     out: list = [None] * len(configs)
     for piece, res in zip(pieces, results):
         for i, r in zip(piece, res):
