@@ -28,6 +28,17 @@ def with_lever(cfg: RunConfig, lever: str, **changes) -> RunConfig:
     return dataclasses.replace(cfg, levers=levers)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_history_on_disk():
+    """The disk layer of sim.history_reuse off for the whole session, module fixtures and the
+    commands they start included: tests never write into the user's cache folder nor read from it."""
+    from sim import history_reuse
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(history_reuse.DISK_ENV, "0")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_history_cache(monkeypatch):
     """Each test starts with no kept histories (sim.history_reuse) and without the disk layer (shared
