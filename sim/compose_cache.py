@@ -30,13 +30,38 @@ MAX_ENTRIES = 64
 PACKAGE = Path(__file__).resolve().parent
 
 
-def cache_dir() -> Path | None:
-    """Where composed configs are kept; None if the cache is turned off."""
+def cache_root() -> Path | None:
+    """The package's cache folder ($SKILLSIM_CACHE_DIR, else $XDG_CACHE_HOME/skillsim, else
+    ~/.cache/skillsim); None if SKILLSIM_CACHE_DIR is empty (the caches are off). Also where
+    sim.history_reuse keeps histories."""
     root = os.environ.get(ENV)
     if root is not None:
-        return Path(root).expanduser() / "compose" if root.strip() else None
+        return Path(root).expanduser() if root.strip() else None
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "skillsim" / "compose"
+    return Path(base).expanduser() / "skillsim"
+
+
+def cache_dir() -> Path | None:
+    """Where composed configs are kept; None if the cache is turned off."""
+    root = cache_root()
+    return None if root is None else root / "compose"
+
+
+@functools.lru_cache(maxsize=1)
+def package_digest() -> str:
+    """The package's code (by size and modification time: reading it all would cost more than a
+    cache hit saves) and its config and data files (by content)."""
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*")):
+        if "__pycache__" in path.parts or not path.is_file():
+            continue
+        rel = str(path.relative_to(PACKAGE)).encode()
+        if path.suffix == ".py":
+            st = path.stat()
+            h.update(rel + f"{st.st_size}:{st.st_mtime_ns}".encode())
+        elif path.suffix in (".yaml", ".yml", ".csv", ".json"):
+            h.update(rel + hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,16 +77,7 @@ def fingerprint() -> str:
     from .config import UNCALIBRATED_ENV  # the schema's defaults are the priors when it is set
 
     h.update(json.dumps([sys.version, hydra.__version__, omegaconf.__version__, str(PACKAGE),
-                         os.environ.get(UNCALIBRATED_ENV)]).encode())
-    for path in sorted(PACKAGE.rglob("*")):
-        if "__pycache__" in path.parts or not path.is_file():
-            continue
-        rel = str(path.relative_to(PACKAGE)).encode()
-        if path.suffix in (".yaml", ".yml"):
-            h.update(rel + hashlib.sha256(path.read_bytes()).digest())
-        elif path.suffix == ".py":
-            st = path.stat()
-            h.update(rel + f"{st.st_size}:{st.st_mtime_ns}".encode())
+                         os.environ.get(UNCALIBRATED_ENV), package_digest()]).encode())
     try:
         import hydra_plugins
 

@@ -69,33 +69,23 @@ def disk_budget_bytes() -> float:
 
 
 def disk_dir() -> Path | None:
-    """Where histories are kept on disk; None if that layer is off."""
-    from .compose_cache import ENV as CACHE_ENV
+    """Where histories are kept on disk (the package's cache folder, sim.compose_cache); None if off."""
+    from .compose_cache import cache_root
 
-    root = os.environ.get(CACHE_ENV)
-    if root is not None:
-        return Path(root).expanduser() / "history" if root.strip() else None
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "skillsim" / "history"
+    root = cache_root()
+    return None if root is None else root / "history"
 
 
 @functools.lru_cache(maxsize=1)
 def fingerprint() -> str:
-    """What a history depends on besides its key: the package's code (by size and modification
-    time), its config and data files (by content), and the versions of Python and numpy."""
+    """What a history depends on besides its key: the package's code and data
+    (sim.compose_cache.package_digest), and the versions of Python and numpy."""
     import numpy as np
 
-    h = hashlib.sha256(json.dumps([sys.version, np.__version__, str(PACKAGE), FORMAT]).encode())
-    for path in sorted(PACKAGE.rglob("*")):
-        if "__pycache__" in path.parts or not path.is_file():
-            continue
-        rel = str(path.relative_to(PACKAGE)).encode()
-        if path.suffix == ".py":
-            st = path.stat()
-            h.update(rel + f"{st.st_size}:{st.st_mtime_ns}".encode())
-        elif path.suffix in (".yaml", ".yml", ".csv", ".json"):
-            h.update(rel + hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
+    from .compose_cache import package_digest
+
+    return hashlib.sha256(json.dumps([sys.version, np.__version__, str(PACKAGE), FORMAT,
+                                      package_digest()]).encode()).hexdigest()
 
 
 def history_key(cfg, passes_name: str, model_class: str = "sim.model.WorkforceModel") -> str:

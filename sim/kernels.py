@@ -337,55 +337,37 @@ def _pairwise_leaf(a, lo, n):
     return res
 
 
-# numpy halves a block above 128 values (the first half a multiple of 8) and adds the two sums. Each
-# level is its own function: numba's cache cannot load recursive functions (a segfault).
-@njit(**_INLINE)
-def _pairwise_1(a, lo, n):
-    if n <= 128:
-        return _pairwise_leaf(a, lo, n)
-    h = n // 2 - (n // 2) % 8
-    return _pairwise_leaf(a, lo, h) + _pairwise_leaf(a, lo + h, n - h)
-
-
-@njit(**_INLINE)
-def _pairwise_2(a, lo, n):
-    if n <= 128:
-        return _pairwise_leaf(a, lo, n)
-    h = n // 2 - (n // 2) % 8
-    return _pairwise_1(a, lo, h) + _pairwise_1(a, lo + h, n - h)
-
-
-@njit(**_JIT)
-def _pairwise_3(a, lo, n):
-    if n <= 128:
-        return _pairwise_leaf(a, lo, n)
-    h = n // 2 - (n // 2) % 8
-    return _pairwise_2(a, lo, h) + _pairwise_2(a, lo + h, n - h)
-
-
-@njit(**_JIT)
-def _pairwise_4(a, lo, n):
-    if n <= 128:
-        return _pairwise_leaf(a, lo, n)
-    h = n // 2 - (n // 2) % 8
-    return _pairwise_3(a, lo, h) + _pairwise_3(a, lo + h, n - h)
-
-
-@njit(**_JIT)
-def _pairwise_5(a, lo, n):
-    if n <= 128:
-        return _pairwise_leaf(a, lo, n)
-    h = n // 2 - (n // 2) % 8
-    return _pairwise_4(a, lo, h) + _pairwise_4(a, lo + h, n - h)
-
-
-PAIRWISE_MAX = 128 << 5  # what _pairwise_sum covers: the sampler's pilot (4,096 slots)
-
-
 @njit(**_JIT)
 def _pairwise_sum(a, n):
-    """np.add.reduce(a[:n]) for float32 a, to the bit, for n <= PAIRWISE_MAX."""
-    return _pairwise_5(a, 0, n)
+    """np.add.reduce(a[:n]) for float32 a, to the bit: numpy halves a block above 128 values (the
+    first half a multiple of 8) and adds the two halves' sums. Walked with an explicit stack, as
+    numba's cache cannot load a recursive function (it segfaults)."""
+    los = np.empty(64, dtype=np.int64)
+    ns = np.empty(64, dtype=np.int64)
+    left = np.empty(64, dtype=np.float32)
+    right_pending = np.zeros(64, dtype=np.bool_)  # the node's left sum is in `left`, its right is being summed
+    top = 0
+    los[0], ns[0] = 0, n
+    while True:
+        lo, m = los[top], ns[top]
+        if m > 128:  # descend into the left half
+            h = m // 2 - (m // 2) % 8
+            top += 1
+            los[top], ns[top], right_pending[top] = lo, h, False
+            continue
+        v = _pairwise_leaf(a, lo, m)
+        while True:  # hand the sum up: a left half starts its sibling, a right half completes its parent
+            if top == 0:
+                return v
+            top -= 1
+            if right_pending[top + 1]:
+                v = left[top] + v
+                continue
+            left[top] = v
+            h = ns[top] // 2 - (ns[top] // 2) % 8
+            top += 1
+            los[top], ns[top], right_pending[top] = los[top - 1] + h, ns[top - 1] - h, True
+            break
 
 
 @njit(**_JIT)
@@ -395,7 +377,7 @@ def sample_distinct(rng, n, k, pilot, margin, kind, level, lo, hi, progress, by,
     `rng` (numba's Generator runs numpy's algorithms on its bit generator), the same float32 mean
     of the pilot's acceptance (numpy's pairwise sum) and the same thinning threshold (the k-th
     smallest key, which any selection finds): the same slots, and the stream left in the same state.
-    At small sizes the ten numpy calls it replaces cost more than their work. pilot <= PAIRWISE_MAX."""
+    At small sizes the ten numpy calls it replaces cost more than their work."""
     if k <= 0 or n <= 0:
         return np.empty(0, dtype=np.int64)
     if n <= pilot:

@@ -77,7 +77,7 @@ def sample_distinct(
     if passes is None:
         from . import kernels_numpy as passes
     if isinstance(accept, Acceptance):
-        if hasattr(passes, "sample_distinct") and pilot <= passes.PAIRWISE_MAX:
+        if hasattr(passes, "sample_distinct"):
             return passes.sample_distinct(rng, n, k, pilot, margin, *accept)
         acceptance = accept
 

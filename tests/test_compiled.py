@@ -188,7 +188,7 @@ def test_the_fused_sampler_draws_what_the_numpy_sampler_draws(model):
     wf = model.workforce
     levy = model.firms.levy_rate
     rng = np.random.default_rng(0)
-    for n in (0, 1, 7, 8, 100, 129, 1000, 4095, 4096):
+    for n in (0, 1, 7, 8, 100, 129, 1000, 4095, 4096, 8193, 100_003):
         a = (rng.random(n, dtype=np.float32) * (rng.random(n) < 0.4)).astype(np.float32)
         assert kernels._pairwise_sum(a, n) == np.add.reduce(a)
     cases = 0

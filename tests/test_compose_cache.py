@@ -56,6 +56,7 @@ def test_the_key_follows_the_overrides_the_config_files_and_the_code(tmp_path, m
 
     def key(*overrides):
         compose_cache.fingerprint.cache_clear()
+        compose_cache.package_digest.cache_clear()
         return compose_cache._path(list(overrides), "cli")
 
     base = key("n_agents=5")
@@ -73,3 +74,4 @@ def test_the_key_follows_the_overrides_the_config_files_and_the_code(tmp_path, m
     monkeypatch.setenv(compose_cache.ENV, "")
     assert key("n_agents=5") is None  # turned off
     compose_cache.fingerprint.cache_clear()
+    compose_cache.package_digest.cache_clear()
