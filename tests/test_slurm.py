@@ -42,8 +42,9 @@ SCRIPT = Path(__file__).parent / "cluster" / "slurm-test-cluster"
 SKILLSIM = [sys.executable, "-m", "sim"]
 GRID = ["scenario=baseline,no_policy", "replicate=range(0,2)"]
 SMALL = ["n_agents=2000", "horizon.end_year=2025", SHORT_HISTORY]
-#: jobs of about 20 s on 2 cores: long enough to be cancelled or interrupted while they run
-LONG = ["n_agents=2000000", "horizon.end_year=2032", SHORT_HISTORY]
+#: jobs long enough to be cancelled or interrupted while they run: about 12 s on 2 cores (2M agents to
+#: 2032 took 6-8 s once the runs got faster, and a job could finish between being picked and cancelled)
+LONG = ["n_agents=3000000", "horizon.end_year=2040", SHORT_HISTORY]
 TABLES = ("runs.csv", "ensemble.csv", "effects.csv", "series_long.parquet")
 
 
