@@ -215,17 +215,23 @@ CACHE = HistoryCache()
 
 #: swept keys whose values give runs the same history (the forecast levers' settings, sim.history.status_quo)
 SHARING_KEY = re.compile(r"^(levers\.(training|competition|studio)\.(enabled|intensity|allocation|selection)|scenario)$")
+SEARCH_SPACE = "hydra.sweeper.params."
 SWEPT_VALUE = re.compile(r"^(range|choice|glob|interval|tag|sort|shuffle)\(")
 
 
 def sweep_may_share(overrides: list[str]) -> bool:
-    """Whether a basic sweep's jobs can share histories: some swept key is a forecast lever's setting
-    or the scenario. If not (replicates, seeds, behavioural values), every job's history is its own,
+    """Whether a sweep's jobs can share histories: some key swept on the command line (or given to the
+    sweeper's search space, `hydra.sweeper.params.<key>=...`) is a forecast lever's setting or the
+    scenario. If not (replicates, seeds, behavioural values), every job's history is its own,
     and keeping it would only cost time. A list value (`[1,4]`) counts as swept: keeping is the safe
     side."""
     for o in overrides:
         key, sep, value = o.lstrip("+~").partition("=")
-        if sep and ("," in value or SWEPT_VALUE.match(value.strip())) and SHARING_KEY.match(key.strip()):
+        key = key.strip()
+        if key.startswith(SEARCH_SPACE):  # a sweeper's own search space (Optuna): every value is swept
+            if SHARING_KEY.match(key[len(SEARCH_SPACE):]):
+                return True
+        elif sep and ("," in value or SWEPT_VALUE.match(value.strip())) and SHARING_KEY.match(key):
             return True
     return False
 

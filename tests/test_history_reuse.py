@@ -200,6 +200,8 @@ def test_which_sweeps_can_share_histories():
     assert sweep_may_share(["levers.studio.intensity=choice(1,2)"])
     assert sweep_may_share(["scenario=status_quo,studio_expansion"])
     assert not sweep_may_share(["levers.studio.learning_multiplier=1.2,1.6"])  # changes the history too
+    assert sweep_may_share(["hydra.sweeper.params.levers.training.intensity=interval(0,3)"])  # Optuna
+    assert not sweep_may_share(["hydra.sweeper.params.behaviour.aptitude_sd=interval(0.1,0.4)"])
 
 
 def test_runs_that_share_no_history_keep_none():
