@@ -713,13 +713,15 @@ def main(argv: list[str] | None = None) -> None:
     if cached is not None and not direct:  # (a plain argv is always direct; kept safe if that changes)
         cached = None
         register_schema()
-    previous_keep = os.environ.get("SKILLSIM_HISTORY_KEEP")  # sim.history_reuse.KEEP_ENV, set for a sweep
+    from .history_reuse import KEEP_ENV  # set for a sweep whose jobs share no history
+
+    previous_keep = os.environ.get(KEEP_ENV)
     if overrides is not None and not direct:
         preflight(overrides)  # with --config-dir: through hydra.main, which adds the folder as it does
     elif overrides is None and (sweep_overrides := _with_config_dir(argv, _sweep_overrides(bare))) is not None:
         if (preflight_sweep(sweep_overrides) or "").endswith(".BasicSweeper"):
             fastsweep.use_fast_sweeps()
-        from .history_reuse import KEEP_ENV, sweep_may_share
+        from .history_reuse import sweep_may_share
         from .passes import use_compiled_in_workers
 
         use_compiled_in_workers()  # compiled once here if the cache is cold, not by every worker at once
@@ -764,7 +766,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         fastsweep.restore()
         sys.argv = previous_argv
-        for name, value in ((COMMAND_ENV, previous_cmd), ("SKILLSIM_HISTORY_KEEP", previous_keep)):
+        for name, value in ((COMMAND_ENV, previous_cmd), (KEEP_ENV, previous_keep)):
             if value is None:
                 os.environ.pop(name, None)
             else:

@@ -4,7 +4,7 @@ A run first simulates its region's history with the status-quo levers (sim.histo
 forecast with its own. Runs that differ only in the forecast levers' settings (whether each is on,
 its intensity, the training allocation, the competition selection), as in a plan's lever mixes, an
 explorer's moves or a lever sweep at common random numbers, simulate the same history bit for bit:
-about half of each run. This module keeps the state at the end of the history (the workers, firms,
+about 40% of each run at default settings. This module keeps the state at the end of the history (the workers, firms,
 ledger, rate tables and the history's rows) for recent histories in this process, so that such a
 run restores it instead (`WorkforceModel.__init__`). The output is byte-identical either way
 (tests/test_history_reuse.py): the key is the whole run config with the levers set to the status
@@ -46,7 +46,6 @@ KEEP_ENV = "SKILLSIM_HISTORY_KEEP"
 DEFAULT_MB = 128.0
 DEFAULT_DISK_MB = 1024.0
 FORMAT = 1  # of the key and the snapshot
-PACKAGE = Path(__file__).resolve().parent
 #: the model attributes the history leaves behind, besides the workforce (copied by Workforce.copy)
 STATE = ("t", "firms", "rates", "ledger", "wage_index", "level_counts", "bonus_slots", "history_rows",
          "history_dates", "aligned", "flows", "certification_spend", "income_quantiles", "row")
@@ -82,7 +81,7 @@ def fingerprint() -> str:
     (sim.compose_cache.package_digest), and the versions of Python and numpy."""
     import numpy as np
 
-    from .compose_cache import package_digest
+    from .compose_cache import PACKAGE, package_digest
 
     return hashlib.sha256(json.dumps([sys.version, np.__version__, str(PACKAGE), FORMAT,
                                       package_digest()]).encode()).hexdigest()

@@ -576,9 +576,13 @@ def bracketed(x, lo, hi):
     [lo[j], hi[j]] (concatenated, bracket j at starts[j]:starts[j + 1]), as kernels_numpy.bracketed
     (sim.metrics.order_statistics). x is float32 or float64; the float64 bounds compare exactly.
     Positive brackets of float32 values (incomes) gather by bit patterns (`_gather_bracket_bits`)."""
-    bits = x.dtype == np.float32 and lo.size > 0 and lo.min() > 0 and bool(
-        np.all(lo.astype(np.float32) == lo)) and bool(np.all(hi.astype(np.float32) == hi))
-    return _bracketed(x, lo, hi, bits)
+    return _bracketed(x, lo, hi, x.dtype == np.float32 and _float32_positive(lo, hi))
+
+
+def _float32_positive(lo, hi) -> bool:
+    """Whether brackets of float32 values can be gathered by bit patterns: positive float32 bounds."""
+    return lo.size > 0 and lo.min() > 0 and bool(np.all(lo.astype(np.float32) == lo)) and bool(
+        np.all(hi.astype(np.float32) == hi))
 
 
 @njit(**_JIT)
@@ -599,13 +603,11 @@ def _bracketed(x, lo, hi, bits):
     return below, values[:starts[nb]], starts
 
 def income_pass(pay, bonus, stride, scale, threshold, lo, hi):
-    """The month's income sample and what its quantiles need, in one call (sim.metrics.measure): sample = pay[::stride] * scale + bonus[::stride] in float32 (as numpy
-    computes it), how many reach `threshold` (a float32, as numpy compares a float32 array with a
-    Python float), and `bracketed(sample, lo, hi)`: the counts in the first pass, the values inside
-    the brackets in a second over the contiguous sample. As kernels_numpy.income_pass."""
-    bits = lo.size > 0 and lo.min() > 0 and bool(np.all(lo.astype(np.float32) == lo)) and bool(
-        np.all(hi.astype(np.float32) == hi))
-    return _income_pass(pay, bonus, stride, scale, threshold, lo, hi, bits)
+    """The month's income sample and what its quantiles need, in one call (sim.metrics.measure):
+    sample = pay[::stride] * scale + bonus[::stride] in float32 (as numpy computes it), how many
+    reach `threshold` (a float32, as numpy compares a float32 array with a Python float), and
+    `bracketed(sample, lo, hi)`. As kernels_numpy.income_pass."""
+    return _income_pass(pay, bonus, stride, scale, threshold, lo, hi, _float32_positive(lo, hi))
 
 
 @njit(**_JIT)

@@ -11,8 +11,8 @@ depend on how many processes ran it.
 
 Runs that share a simulated history (the same config but for the forecast levers' settings, as a
 plan's lever mixes at common random numbers) go to a worker together, so that it simulates the
-history once and restores it for the others (sim.history_reuse): the same bytes, about half the
-work of each such run.
+history once and restores it for the others (sim.history_reuse): the same bytes, about 40% less
+work for each such run.
 """
 
 from __future__ import annotations
