@@ -299,9 +299,12 @@ def claim_run_folder(run_dir: Path, unique: bool) -> tuple[claims.Claim, Path]:
                     "wait for it to finish or choose another hydra.run.dir")
 
 
+_CHECKED: list = []  # the config _run_single checked, for the run it hands to Hydra (no second check)
+
+
 def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
     """A single run, under a claim on its folder: a second process aimed at it refuses in one line."""
-    cfg, data = config_from_hydra(dcfg)
+    cfg, data = _CHECKED.pop() if _CHECKED else config_from_hydra(dcfg)
     held, run_dir = claim_run_folder(run_dir, unique)
     with held:
         if held.previous is not None:
@@ -346,28 +349,33 @@ def _run_single(overrides: list[str], cached=None) -> None:
     from hydra import initialize_config_dir
     from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.utils import configure_log, run_job
+    from hydra.core.utils import configure_log, run_job, setup_globals
     from hydra.types import HydraContext
 
     from . import compose_cache
 
-    with _user_errors_in_one_line(), initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3",
-                                                           job_name=JOB_NAME):
-        loader = GlobalHydra.instance().config_loader()
+    loader = None  # run_job only checks that the context exists; with a cached composition Hydra is not
+    # started at all (starting it discovers every plugin, a tenth of a second the run does not need)
+    with _user_errors_in_one_line():
         if cached is None:
-            dcfg = GlobalHydra.instance().hydra.compose_config("config", overrides, run_mode=RunMode.RUN,
-                                                               with_log_configuration=True)
+            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name=JOB_NAME):
+                loader = GlobalHydra.instance().config_loader()
+                dcfg = GlobalHydra.instance().hydra.compose_config("config", overrides, run_mode=RunMode.RUN,
+                                                                   with_log_configuration=True)
         else:
             dcfg = cached
+            setup_globals()  # Hydra's resolvers (now, hydra), as starting Hydra registers them
             configure_log(dcfg.hydra.hydra_logging, dcfg.hydra.verbose)  # as compose_config does
-        config_from_hydra(dcfg)  # every value checked before the run folder exists
+        checked = config_from_hydra(dcfg)  # every value checked before the run folder exists
         if cached is None:
             compose_cache.store(overrides, JOB_NAME, dcfg)
     dcfg.hydra.mode = RunMode.RUN
+    _CHECKED[:] = [checked]  # run_job hands _task a copy of dcfg without its hydra node: the same values
     callbacks = Callbacks(dcfg)
     callbacks.on_run_start(config=dcfg, config_name="config")
     ret = run_job(hydra_context=HydraContext(config_loader=loader, callbacks=callbacks), task_function=_task,
                   config=dcfg, job_dir_key="hydra.run.dir", job_subdir_key=None)
+    _CHECKED.clear()  # (already taken, unless run_job failed before the task)
     callbacks.on_run_end(config=dcfg, config_name="config", job_return=ret)
     _ = ret.return_value  # re-raises what the task raised, as hydra.main does
 
@@ -725,6 +733,7 @@ def main(argv: list[str] | None = None) -> None:
         from .passes import use_compiled_in_workers
 
         use_compiled_in_workers()  # compiled once here if the cache is cold, not by every worker at once
+        fastsweep.use_fast_jobs()  # joblib workers discover Hydra's plugins once, not for every job
         if not sweep_may_share(sweep_overrides):  # every job's history is its own: keep none (workers inherit)
             os.environ[KEEP_ENV] = "0"
     previous_argv, previous_cmd = sys.argv, os.environ.get(COMMAND_ENV)

@@ -18,6 +18,12 @@ config files twice, once to validate the batch before launching it and once to l
 `use_fast_sweeps()` installs both for one `skillsim -m` command and `restore()` removes them; the
 module keeps its cache in each process (a joblib worker reuses it across the jobs it runs). Anything
 unusual (dict or list values, a swept hydra key, another sweeper) falls back to Hydra's own path.
+
+`use_fast_jobs()` (any sweeper) makes Hydra's joblib launcher run its jobs through
+`execute_joblib_job`: Hydra's own job function, except that a worker discovers Hydra's plugins once,
+not again for every job (Hydra's `Singleton.set_state` scans every plugin module and registers their
+configs each time; the configs are already in the state the job brings). That was about a third
+of a job's fixed cost outside the model (benchmarks/README.md, issue 12 fourth step).
 """
 
 from __future__ import annotations
@@ -147,6 +153,44 @@ class FastSweeperMixin:
 
 _saved: dict[str, Any] = {}
 FastBasicSweeper: type | None = None
+_saved_job: dict[str, Any] = {}  # Hydra's joblib job function while use_fast_jobs is in force
+_WORKER_PLUGINS: list = []  # this process's hydra Plugins, discovered by the first joblib job it ran
+_JOBLIB_CORE = "hydra_plugins.hydra_joblib_launcher._core"
+
+
+def execute_joblib_job(idx, overrides, hydra_context, config, task_function, singleton_state):
+    """Hydra's joblib job (`execute_job` of its launcher), in a worker that already discovered the
+    plugins: the job's singleton state gets this process's Plugins, so `Singleton.set_state` does not
+    scan and register them again. Everything else is Hydra's own function."""
+    import importlib
+
+    from hydra.core.plugins import Plugins
+    from hydra.core.singleton import Singleton
+
+    hydras = _saved_job.get("execute_job") or importlib.import_module(_JOBLIB_CORE).execute_job
+    if hydras is execute_joblib_job:  # never ourselves (a patched module seen before its original was saved)
+        raise RuntimeError("Hydra's joblib job function was not saved")
+    if _WORKER_PLUGINS:
+        singleton_state["instances"][Plugins] = _WORKER_PLUGINS[0]
+    try:
+        return hydras(idx, overrides, hydra_context, config, task_function, singleton_state)
+    finally:
+        found = Singleton._instances.get(Plugins)
+        if found is not None and not _WORKER_PLUGINS:
+            _WORKER_PLUGINS.append(found)
+
+
+def use_fast_jobs() -> None:
+    """Run the joblib launcher's jobs through `execute_joblib_job` for this command (if it is installed)."""
+    try:
+        import importlib
+
+        core = importlib.import_module(_JOBLIB_CORE)
+    except ImportError:
+        return
+    if not _saved_job and core.execute_job is not execute_joblib_job:
+        _saved_job["execute_job"] = core.execute_job
+        core.execute_job = execute_joblib_job
 
 
 def use_fast_sweeps() -> None:
@@ -168,6 +212,10 @@ def restore() -> None:
     """Put Hydra's own loader and sweeper back and drop the caches."""
     from hydra.core.plugins import Plugins
 
+    if _saved_job:
+        import importlib
+
+        importlib.import_module(_JOBLIB_CORE).execute_job = _saved_job.pop("execute_job")
     if _saved:
         hydra_internal.ConfigLoaderImpl = _saved["loader"]
         if _saved["sweeper"] is not None:

@@ -13,10 +13,27 @@ from pathlib import Path
 from sim import compose_cache
 
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
 def skillsim(cwd: Path, cache: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, SKILLSIM_CACHE_DIR=str(cache))
+    """`skillsim` in a new process, laid out as an installed package is: the checkout on the path, so
+    that Hydra's plugin scan finds hydra_plugins/skillsim_launchers as it does in site-packages (an
+    editable install hides it from the scan)."""
+    env = dict(os.environ, SKILLSIM_CACHE_DIR=str(cache), PYTHONPATH=str(REPO_ROOT))
     return subprocess.run([sys.executable, "-m", "sim", *overrides], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
+
+
+def test_hydras_plugin_scan_loads_the_slurm_launcher(tmp_path):
+    """Hydra's scan runs a plugin module before it is in sys.modules; ours must build there (string
+    annotations on its dataclass made every second `skillsim` of an installed package fail)."""
+    code = ("from hydra.core.plugins import Plugins; import sys; "
+            "names = Plugins.instance().class_name_to_class; "
+            "sys.exit(0 if 'hydra_plugins.skillsim_launchers.slurm.SkillsimSlurmLauncher' in names else 3)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_a_cached_composition_writes_the_same_folder_and_a_damaged_one_is_ignored(tmp_path):

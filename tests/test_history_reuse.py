@@ -170,6 +170,7 @@ def _read_reused(model) -> tuple[list[float], bool]:
     return _read(model), model.history_reused
 
 
+@pytest.mark.slow  # two process pools, about 8 s; the one-process batch test above stays in the fast suite
 def test_a_batch_reuses_histories_across_its_processes(tmp_path, monkeypatch):
     """With the disk layer, a second batch of the same histories, in a new pool, simulates none again
     and gives the same numbers."""
@@ -216,6 +217,7 @@ def test_runs_that_share_no_history_keep_none():
     assert history_reuse.CACHE.keeping
 
 
+@pytest.mark.slow  # two CLI sweeps, about 7 s
 @pytest.mark.parametrize("swept, files", [("replicate=0,1", 0), ("levers.training.intensity=1,2", 1)])
 def test_a_sweep_keeps_histories_only_where_its_jobs_share_them(swept, files, tmp_path):
     import os

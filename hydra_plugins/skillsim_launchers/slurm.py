@@ -9,8 +9,10 @@
 - sbatch's refusals are one line naming the setting to change, and a new sweep folder is removed.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Hydra's plugin scan runs this module before putting it
+# in sys.modules, and a dataclass with string annotations then fails to build ('NoneType' object has
+# no attribute '__dict__'), which broke every command that started Hydra without importing sim.cluster
+# first (tests/test_compose_cache.py::test_hydras_plugin_scan_loads_the_slurm_launcher).
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
