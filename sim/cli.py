@@ -464,9 +464,22 @@ def _user_errors_in_one_line():
     except SkillsimError as err:
         fail(err)
     except Exception as exc:  # Hydra/OmegaConf composition errors: user input, reported in one line
+        if not _composition_error(exc):  # anything else is a bug, not a config error: say so
+            if debug_enabled():
+                raise
+            fail(internal_error(exc, "skillsim"), EXIT_INTERNAL)
         fail(explain(exc), 2)
     finally:
         GlobalHydra.instance().clear()
+
+
+def _composition_error(exc: BaseException) -> bool:
+    """Whether Hydra, OmegaConf or the YAML reader raised it (or caused it): what a user's config or
+    override can cause. Any other exception while composing is skillsim's own bug."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return any(isinstance(e, (HydraException, OmegaConfBaseException, yaml.YAMLError)) for e in _chain(exc))
 
 
 def preflight(overrides: list[str]) -> None:

@@ -32,7 +32,7 @@ from sim import aggregate as aggregate_module
 from sim import cli, verify
 from sim.cli import run_forecast
 from sim.config import HorizonParams, RunConfig
-from sim.errors import EXIT_CONFIG, EXIT_DATA, EXIT_OUTPUT
+from sim.errors import EXIT_CONFIG, EXIT_DATA, EXIT_INTERNAL, EXIT_OUTPUT
 
 TARGETS_HEADER = "id,scope,date,metric,value,unit,kind,source,note\n"
 
@@ -328,6 +328,23 @@ def e2e_results(places, tmp_path_factory):
 def test_bad_input_end_to_end(case, places, e2e_results):
     tmp, before, proc, after = e2e_results[case.id]
     check(case, proc.returncode, proc.stdout, proc.stderr, places, tmp, before, after)
+
+
+def test_a_bug_while_composing_is_not_called_a_config_error(monkeypatch, tmp_path, capsys, in_process):
+    """An exception of skillsim's own while the config is composed and checked is reported as a bug
+    (exit 1, the SKILLSIM_DEBUG hint), never as a config error: that once hid a broken installed
+    package behind 'config error: 'NoneType' object has no attribute '__dict__''."""
+    def broken(dcfg):
+        raise AttributeError("'NoneType' object has no attribute '__dict__'")
+
+    monkeypatch.delenv("SKILLSIM_DEBUG", raising=False)
+    monkeypatch.setattr(cli, "config_from_hydra", broken)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["n_agents=1000", f"hydra.run.dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err
+    assert info.value.code == EXIT_INTERNAL, err
+    assert "config error" not in err and "a bug in skillsim" in err and "AttributeError" in err
+    assert err.count("\n") == 1 and not (tmp_path / "run").exists()
 
 
 def test_too_many_agents_is_refused_before_anything_is_allocated(monkeypatch, tmp_path, capsys, in_process):
