@@ -762,6 +762,10 @@ def main(argv: list[str] | None = None) -> None:
     except SkillsimError as err:  # a launcher refusing the sweep's jobs (sim.cluster), in one line
         fail(err)
     except OSError as exc:  # Hydra creating a folder or writing multirun.yaml: disk, permissions, ...
+        from hydra.errors import HydraException
+
+        if isinstance(exc, HydraException):  # Hydra's MissingConfigException is an IOError: a config choice
+            fail(explain(exc), 2)  # that does not exist (region=nowhere with --cfg job), not the disk
         fail(environment_fault(exc, exc.filename or "the output folder"))
     except ValueError as exc:  # Hydra refuses a combination of its flags (e.g. -m with --cfg)
         if "No trials are completed yet" in str(exc) and sweep.SWEEP_DIR is not None:  # Optuna: every job failed

@@ -111,8 +111,10 @@ def load(overrides: list[str], job_name: str):
             return None
         with path.open("rb") as fh:
             dcfg = pickle.load(fh)
-        from omegaconf import open_dict
+        from omegaconf import OmegaConf, open_dict
 
+        # values resolved by the run that stored it (${now:} in the folder name) are this run's to resolve
+        OmegaConf.clear_cache(dcfg)
         with open_dict(dcfg):
             dcfg.hydra.runtime.cwd = os.getcwd()
         return dcfg

@@ -97,6 +97,8 @@ CASES = [
     # -- names ---------------------------------------------------------------------------------
     C("unknown-region", N, "region=atlantis", EXIT_CONFIG, "region = 'atlantis'",
       "one of chongqing, national, zhong_county", e2e=True),
+    C("unknown-region-with-cfg-job", N, "--cfg job region=atlantis", EXIT_CONFIG, "region = 'atlantis'",
+      "one of chongqing, national, zhong_county"),  # Hydra's missing-config error is an IOError, not the disk
     C("unknown-scenario", N, "scenario=miracle", EXIT_CONFIG, "scenario = 'miracle'", "baseline"),
     C("empty-scenario", N, "scenario=", EXIT_CONFIG, "scenario"),
     C("unknown-lever", N, "levers.magic.intensity=2", EXIT_CONFIG, "unknown key 'levers.magic'"),

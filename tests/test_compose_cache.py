@@ -55,6 +55,19 @@ def test_a_cached_composition_writes_the_same_folder_and_a_damaged_one_is_ignore
             assert (other / f).read_bytes() == (folders[0] / f).read_bytes(), f
 
 
+def test_a_cached_composition_resolves_the_time_anew(tmp_path):
+    """${now:} in the folder name is this run's time, not the time of the run that filled the cache
+    (which once named a run after another one, and refused a second run as 'already exists')."""
+    cache = tmp_path / "cache"
+    overrides = ("n_agents=1000", "horizon.end_year=2023", "hydra.run.dir=out/${now:%H-%M-%S-%f}")
+    for _ in range(2):
+        proc = skillsim(tmp_path, cache, *overrides)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list((cache / "compose").glob("*.pickle"))) == 1  # the second run came from the cache
+    first, second = sorted((tmp_path / "out").iterdir())
+    assert first.name < second.name and (first / "series.csv").read_bytes() == (second / "series.csv").read_bytes()
+
+
 def test_a_bad_value_is_refused_on_every_run_and_never_cached(tmp_path):
     cache = tmp_path / "cache"
     for _ in range(2):
