@@ -223,7 +223,12 @@ def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | Non
     if not settings:
         return None
     if baseline:
-        want = dict(filter(None, (parse_override(x.strip()) for x in baseline.split(","))))
+        parts = [x.strip() for x in baseline.split(",") if x.strip()]
+        bad = [x for x in parts if parse_override(x) is None]
+        if bad or not parts:  # 'nonsense' once fell back to the default baseline, silently
+            raise DataError(f"baseline {baseline!r}: expected key=value[,key=value...], e.g. "
+                            f"{settings[0]}={ok[settings[0]].iloc[0]}")
+        want = dict(parse_override(x) for x in parts)
         for k in want:
             if k not in settings:
                 raise DataError(f"baseline {baseline!r}: {k!r} is not a swept setting ({', '.join(settings) or 'none'})")

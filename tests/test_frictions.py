@@ -51,6 +51,13 @@ def test_baseline_that_matches_nothing_names_what_there_is():
         choose_baseline(_runs([1, 0, 2]), ["levers.training.intensity"], "levers.training.intensity=3")
 
 
+@pytest.mark.parametrize("given", ["nonsense", "levers.training.intensity=0,nonsense", ","])
+def test_a_baseline_that_is_not_key_value_is_refused(given):
+    """It once fell back to the default baseline silently (exit 0, the wrong effects)."""
+    with pytest.raises(DataError, match=r"expected key=value\[,key=value...\], e.g. levers.training.intensity=1"):
+        choose_baseline(_runs([1, 0, 2]), ["levers.training.intensity"], given)
+
+
 def test_value_matching_keeps_different_values_apart():
     assert same_value("true", True) and same_value("False", "false") and same_value(2, "2.0")
     assert not same_value(0, "0.001") and not same_value("baseline", "baseline2") and not same_value("1", "true")
