@@ -23,9 +23,21 @@ CHOICES = ("auto", "compiled", "numpy")
 COMPILED_FROM = 250_000
 
 
+_WARNED: set[str] = set()
+
+
 def choice() -> str:
+    """The implementation asked for; an unknown value is `auto`, with one warning naming it (the
+    passes give the same bytes, so a typo costs speed, never results)."""
     value = os.environ.get(ENV, "auto").strip().lower() or "auto"
-    return value if value in CHOICES else "auto"
+    if value in CHOICES:
+        return value
+    if value not in _WARNED:
+        _WARNED.add(value)
+        import logging
+
+        logging.getLogger(__name__).warning("%s=%s is not one of %s; using auto", ENV, value, ", ".join(CHOICES))
+    return "auto"
 
 
 def select(n_agents: int) -> ModuleType:

@@ -260,6 +260,15 @@ def test_small_runs_use_numpy_and_large_or_batched_runs_the_compiled_passes(monk
     assert passes.select(100) is kernels
 
 
+def test_an_unknown_choice_of_passes_is_auto_with_one_warning(monkeypatch, caplog):
+    monkeypatch.setenv(passes.ENV, "compiledd")
+    monkeypatch.setattr(passes, "_WARNED", set())
+    with caplog.at_level("WARNING", logger=passes.__name__):
+        assert passes.select(10_000) is kernels_numpy and passes.select(passes.COMPILED_FROM) is kernels
+    warned = [r.getMessage() for r in caplog.records if r.name == passes.__name__]
+    assert warned == ["SKILLSIM_KERNELS=compiledd is not one of auto, compiled, numpy; using auto"]
+
+
 def test_kernels_are_cached_on_disk():
     """cache=True: compiled code is stored, so a run or a sweep worker loads it instead of compiling."""
     kernels.warm()
