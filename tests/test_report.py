@@ -365,6 +365,23 @@ def test_cli_default_output_and_replacement(folders, tmp_path, monkeypatch):
     assert not [x for x in run.iterdir() if x.name.startswith(".")]
 
 
+def test_a_sweep_with_unfinished_jobs_says_so(folders, tmp_path, monkeypatch, capsys):
+    """A report of a sweep whose jobs did not all finish says how many, on stderr and in report.md
+    (it once read like a complete sweep)."""
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(folders["sweep"], sweep_dir)
+    runs = pd.read_csv(sweep_dir / "runs.csv")
+    runs.loc[runs.index[-1], "status"] = "failed"
+    runs.to_csv(sweep_dir / "runs.csv", index=False)
+    monkeypatch.setattr(pack, "FIGURES", pack.FIGURES[:1])
+    cli.main([str(sweep_dir), "formats=png"])
+    err = capsys.readouterr().err
+    n = len(runs)
+    assert f"warning: 1 of the sweep's {n} jobs did not finish (see runs.csv); the report uses the {n - 1} that did" in err
+    md = (sweep_dir / "report" / "report.md").read_text(encoding="utf-8")
+    assert f"**1 of the sweep's {n} jobs did not finish** (failed or missing; see runs.csv)" in md
+
+
 def test_cli_error_in_its_own_process(tmp_path):
     p = _report_cmd(tmp_path / "nowhere")
     assert p.returncode == 3 and p.stderr == f"skillsim-report: {tmp_path / 'nowhere'}: no such folder\n"

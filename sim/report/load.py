@@ -53,6 +53,7 @@ class Folder:
     runs: pd.DataFrame  # one row per finished replicate: setting, replicate, target-year figures
     effects: pd.DataFrame | None  # paired effects against the baseline setting (sweeps)
     manifest: dict = field(default_factory=dict)
+    unfinished: int = 0  # a sweep's jobs that did not finish (failed or missing): left out of every figure
 
     @property
     def target_year(self) -> int:
@@ -179,6 +180,7 @@ def load_run(p: Path) -> Folder:
 
 def load_sweep(p: Path) -> Folder:
     runs = _read_csv(p / "runs.csv", ("job", "status", "replicate"))
+    unfinished = int((runs["status"] != "ok").sum())
     runs = runs[runs["status"] == "ok"].copy()
     if runs.empty:
         raise DataError(f"{p}: no finished jobs in runs.csv")
@@ -233,7 +235,7 @@ def load_sweep(p: Path) -> Folder:
     config = _read_yaml(p / first_job / "config.yaml")
     manifest = _read_json(p / first_job / "manifest.json") if (p / first_job / "manifest.json").exists() else {}
     return Folder(p, "sweep", keys, settings, config, long.reset_index(drop=True), ens.reset_index(drop=True),
-                  runs.reset_index(drop=True), effects, manifest)
+                  runs.reset_index(drop=True), effects, manifest, unfinished)
 
 
 def wide(folder: Folder, metrics: list[str]) -> pd.DataFrame:

@@ -21,6 +21,9 @@ W = {  # (en, zh)
     "source": ("Source folder", "数据来源"),
     "kind_run": ("a single run", "单次模拟"),
     "kind_sweep": ("a sweep of {n} settings × {r} replicates", "{n}个设定×{r}次重复模拟的参数扫描"),
+    "unfinished": ("**{k} of the sweep's {n} jobs did not finish** (failed or missing; see runs.csv): "
+                   "every figure and table uses the {ok} that did.",
+                   "**参数扫描的{n}个作业中有{k}个未完成**（失败或缺失，见 runs.csv）：所有图表仅使用完成的{ok}个。"),
     "made_from": ("Made by `skillsim-report` from {kind} in `{path}` ({agents} agents per run, model "
                   "`{commit}`). Every figure's data is the CSV of the same name in `figures/`.",
                   "由 `skillsim-report` 根据 `{path}` 中的{kind}生成（每次模拟{agents}个主体，模型版本 `{commit}`）。"
@@ -113,6 +116,9 @@ def write_markdown(written, opts, path: Path) -> None:
     lines = [f"# {w('title', lang, region=region)}", "",
              w("made_from", lang, kind=kind, path=folder.path, agents=f"{int(folder.config.get('n_agents', 0)):,}",
                commit=commit), ""]
+    if folder.unfinished:
+        ok = len(folder.runs)
+        lines += [w("unfinished", lang, k=folder.unfinished, n=ok + folder.unfinished, ok=ok), ""]
     summ = tables.summary_table(folder)
     unit, div, dig, bunit, bdiv = UNITS[lang]
     first = min(folder.long["date"])
