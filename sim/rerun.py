@@ -5,7 +5,8 @@ the folder alone, and show that the numbers are the same.
    the rerun (exit 6), since the rerun would reproduce something other than what was run.
 2. Its `config.yaml` is the complete composed configuration (every key, with the calibrated values
    of the time), so the rerun needs neither the command line nor the config files that made it: a
-   newer preset or calibration does not change what a rerun computes.
+   newer preset or calibration does not change what a rerun computes. A run with `draw=k` ran draw k
+   of the calibration ensemble: those values are taken from its summary.json (`config`).
 3. The new folder (default `results/reruns/<name of RUN_DIR>`, or `hydra.run.dir=NEW`) is written like
    any run; then its `series.csv` and `summary.json` are compared byte for byte with the original's.
 
@@ -78,13 +79,73 @@ def check_folder(run_dir: Path) -> dict:
     if is_sweep_folder(run_dir):
         raise DataError(f"{run_dir} is a sweep folder: rerun one of its jobs ({PROG} {run_dir}/JOB), or repeat "
                         "the sweep's command (in any job's manifest.json) into a new hydra.sweep.dir")
+    study = study_kind(run_dir)
+    if study is not None:
+        kind, tool = study
+        raise DataError(f"{run_dir} is a {kind} folder (written by {tool}), not a run folder: {PROG} reruns a "
+                        f"run folder or one job folder of a sweep; to repeat the {kind}, run its command (in its "
+                        "manifest.json) again with a new out=")
     try:
         report = verify(run_dir)
     except NotARunFolder as err:
         raise DataError(str(err)) from None
     if report.problems:
         raise IntegrityError(report.problems)
-    return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    missing = [name for name in COMPARED if not isinstance(files, dict) or name not in files]
+    if missing:  # an intact folder of some other kind: nothing to compare a rerun with
+        raise DataError(f"{run_dir} is not a run folder (its manifest lists no {' or '.join(missing)}): {PROG} "
+                        "reruns a run folder or one job folder of a sweep")
+    return manifest
+
+
+def study_kind(folder: Path) -> tuple[str, str] | None:
+    """(kind, the command that wrote it) of a study folder (skillsim-forecast, -plan, -sensitivity,
+    -discover: their manifest.json names its `kind`); None for anything else."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or not manifest.get("kind"):
+        return None
+    command = manifest.get("command")
+    tool = command[0] if isinstance(command, list) and command and isinstance(command[0], str) else "a study command"
+    return str(manifest["kind"]), tool
+
+
+def ran_config(run_dir: Path, cfg):
+    """The configuration the run ran with.
+
+    config.yaml is the composed configuration. A run with `draw=k` then ran joint draw k of the
+    calibration ensemble and the structural ranges (sim.studies.uncertainty.draw_config, as
+    sim.cli.config_from_hydra applies it), whose values summary.json's `config` records: they are
+    taken from there, so a calibration ensemble made since does not change what the rerun computes.
+    """
+    if cfg.draw is None:
+        return cfg
+    from .config import from_mapping, to_dict
+    from .studies.uncertainty import draw_config
+
+    try:
+        recorded = json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("config")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        log.warning("%s records no drawn values; drawing draw=%s again from the current calibration ensemble",
+                    run_dir / "summary.json", cfg.draw)
+        return draw_config(cfg, cfg.draw)
+    drawn = from_mapping(recorded)  # ConfigError if this version no longer accepts it
+    if drawn.draw != cfg.draw:
+        raise DataError(f"{run_dir / 'summary.json'}: its config has draw={drawn.draw}, config.yaml draw={cfg.draw}")
+    try:
+        again = to_dict(draw_config(cfg, cfg.draw))
+    except SkillsimError:  # no usable ensemble here: the recorded values are all the rerun needs
+        again = None
+    if again is not None and again != to_dict(drawn):
+        log.warning("draw=%s gives other values with the current calibration ensemble; the rerun uses the "
+                    "run's (summary.json)", cfg.draw)
+    return drawn
 
 
 class IntegrityError(SkillsimError):
@@ -126,6 +187,7 @@ def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, lis
     if not isinstance(data, dict):
         raise DataError(f"{run_dir / 'config.yaml'}: not a configuration")
     cfg = from_mapping(data)  # ConfigError if this version no longer accepts it
+    cfg = ran_config(run_dir, cfg)  # the drawn values, for a run with draw=k
     for change in version_changes(manifest):
         log.warning("package version differs from the run's: %s; the numbers may differ", change)
     target = Path(out) if out is not None else DEFAULT_PARENT / run_dir.resolve().name

@@ -218,3 +218,68 @@ def test_every_job_of_a_sweep_reruns_byte_for_byte(tmp_path):
         assert json.loads((new / "manifest.json").read_text(encoding="utf-8"))["job_num"] == manifest["job_num"]
     with pytest.raises(rerun_mod.DataError, match="is a sweep folder"):
         rerun_mod.rerun(tmp_path / "sw")
+
+
+@pytest.fixture(scope="module")
+def draw_run(tmp_path_factory) -> Path:
+    """A run at a joint parameter draw (draw=2), made by the real command."""
+    tmp = tmp_path_factory.mktemp("draw")
+    proc = tool("skillsim", "draw=2", "n_agents=1500", "horizon.end_year=2025", "hydra.run.dir=orig", cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    return tmp / "orig"
+
+
+def test_a_run_at_a_draw_reruns_byte_for_byte(draw_run, tmp_path, capsys, monkeypatch, caplog):
+    """config.yaml holds the composed values and `draw: 2`; what ran is draw 2 of the calibration ensemble
+    (summary.json's config). The rerun runs that, also after the ensemble has changed."""
+    import yaml
+
+    from sim.studies import uncertainty
+
+    composed = yaml.safe_load((draw_run / "config.yaml").read_text(encoding="utf-8"))
+    ran = json.loads((draw_run / "summary.json").read_text(encoding="utf-8"))["config"]
+    assert composed["draw"] == ran["draw"] == 2 and composed["behaviour"] != ran["behaviour"]  # the draw mattered
+    rerun_mod.main([str(draw_run), f"hydra.run.dir={tmp_path / 'again'}"])
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"identical to {draw_run}'s")
+    for name in ("series.csv", "summary.json", "config.yaml"):
+        assert (tmp_path / "again" / name).read_bytes() == (draw_run / name).read_bytes(), name
+    # a calibration ensemble made since (other members at each index) changes nothing: the folder is enough
+    real = uncertainty.load_ensemble
+    monkeypatch.setattr(uncertainty, "load_ensemble", lambda path=None: real(path).iloc[::-1].reset_index(drop=True))
+    with caplog.at_level("WARNING", logger="skillsim"):
+        new, differ = rerun_mod.rerun(draw_run, tmp_path / "later")
+    assert differ == [] and (new / "series.csv").read_bytes() == (draw_run / "series.csv").read_bytes()
+    assert "draw=2 gives other values with the current calibration ensemble" in caplog.text
+
+
+@pytest.mark.parametrize("kind, tool_name", [("forecast", "skillsim-forecast"), ("plan", "skillsim-plan"),
+                                             ("sensitivity", "skillsim-sensitivity"),
+                                             ("discovery", "skillsim-discover"), (None, None)])
+def test_a_study_folder_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch, kind, tool_name):
+    """A forecast, plan, sensitivity or discovery folder (manifest.json with its `kind`, config.yaml,
+    COMPLETE, intact) is not a run: one line, exit 3, no results/reruns folder. Nor is any intact folder
+    whose manifest lists no series.csv."""
+    import dataclasses
+
+    import pandas as pd
+
+    from sim.config import HorizonParams, RunConfig, to_dict
+    from sim.studies.forecast import write_folder
+
+    cfg = dataclasses.replace(RunConfig(), n_agents=1500, horizon=HorizonParams(end_year=2025))
+    manifest = {"command": [tool_name or "something", "n_agents=1500"], "overrides": ["n_agents=1500"]}
+    if kind is not None:
+        manifest["kind"] = kind
+    study = write_folder(tmp_path / "study", {"config": to_dict(cfg), "runs": pd.DataFrame({"run": [0]})}, manifest)
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        rerun_mod.main([str(study)])
+    err = capsys.readouterr().err
+    assert exc.value.code == EXIT_DATA and len(err.strip().splitlines()) == 1, err
+    if kind is not None:
+        assert err.startswith(f"skillsim-rerun: {study} is a {kind} folder (written by {tool_name}), not a run folder")
+    else:
+        assert err.startswith(f"skillsim-rerun: {study} is not a run folder (its manifest lists no series.csv")
+    assert "run folder or one job folder of a sweep" in err and "Traceback" not in err
+    assert snapshot(tmp_path) == before and not (tmp_path / "results").exists()
