@@ -688,7 +688,7 @@ def _route(argv: list[str]) -> list[str]:
             from .rerun import main as rerun_main
 
             log_route = "skillsim-rerun " + " ".join([path, *rest2])
-            print(f"{PROG}: {path} is a run folder: running `{log_route}`", file=sys.stderr)
+            print(f"{PROG}: {path} holds manifest.json: running `{log_route}`", file=sys.stderr)
             rerun_main([path, *rest2])
             raise SystemExit(0)
         fail(ConfigError("--config-path", path, "a run folder to rerun (it holds manifest.json); to add "
