@@ -312,6 +312,17 @@ def test_a_bad_option_exits_2_from_its_own_process(tmp_path, cmd, args, field):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.parametrize("out", [None, "mine/dd"])
+def test_an_unknown_name_in_the_condition_fails_before_any_folder_is_made(tmp_path, monkeypatch, refused, out):
+    """The name is checked against the study's inputs before the output folder or its parent (the
+    default results/discovery/, or mine/ of out=mine/dd) is made: the folder is left empty."""
+    monkeypatch.chdir(tmp_path)
+    code, err = refused(discover.main, ["condition=bogus<1", "quick=true", *([f"out={out}"] if out else [])])
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "bogus" in lines[0] and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 INPUTS_FILE = "groups: [levers]\nlevers:\n  training: {intensity: [0.5, 2]}\nregion.high_skill_target: [0.3, 0.4]\n"
 
 
@@ -425,6 +436,8 @@ def test_the_report_draws_the_indices_the_study_wrote(model_studies, method, req
     idx = pd.read_csv(folder / "indices.csv")
     for lang in ("en", "zh"):
         w = pack.make_report(folder, pack.Options(lang=lang, formats=("png",)))
+        # no text cut off or overlapping (the English Sobol note was wider than the figure: now wrapped)
+        assert not any(w.layout.values()), {k: v for k, v in w.layout.items() if v}
         drawn = pd.read_csv(w.out / "figures" / f"fig1_indices_high_skill_share_{year}.csv")
         mine = idx[idx["output"] == f"high_skill_share@{year}"].set_index("input").loc[drawn["input"]]
         key = "mu_star" if method == "morris" else "ST"
@@ -437,7 +450,7 @@ def test_the_report_draws_the_indices_the_study_wrote(model_studies, method, req
         assert ("fig5_morris_mu_sigma" in w.figures) == (method == "morris")
 
 
-def test_the_discovery_report_draws_the_chosen_box(tmp_path):
+def test_the_discovery_report_draws_the_chosen_box(tmp_path, capsys):
     from sim.report import pack
 
     inputs = ["inputs=levers", "n=40", "n_agents=1000", "mass_min=0.1", "threshold=0.6"]
@@ -453,6 +466,13 @@ def test_the_discovery_report_draws_the_chosen_box(tmp_path):
     assert set(box["input"]) == set(written[written["restricted"]]["input"])
     assert ((box["box_lo_scaled"] >= -1e-9) & (box["box_hi_scaled"] <= 1 + 1e-9)).all()
     assert (w.out / "report.md").read_text().startswith("# 情景发现：重庆")
+    # the command itself, as a user runs it (a study's report has no sweep folder behind it)
+    from sim.report import cli as report_cli
+
+    report_cli.main([str(path), "formats=png", f"out={tmp_path / 'by_command'}"])
+    err = capsys.readouterr().err
+    assert "figures and report.md in" in err and "Traceback" not in err
+    assert (tmp_path / "by_command" / "report.md").read_text().startswith("# Scenario discovery")
 
 
 def interrupt_the_second_chunk(monkeypatch):

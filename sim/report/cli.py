@@ -90,9 +90,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(EXIT_INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if written.folder.unfinished:
-        ok = len(written.folder.runs)
-        print(f"skillsim-report: warning: {written.folder.unfinished} of the sweep's {ok + written.folder.unfinished} "
+    folder = written.folder  # None for a study's own report (forecast, plan, sensitivity, discovery)
+    if folder is not None and folder.unfinished:
+        ok = len(folder.runs)
+        print(f"skillsim-report: warning: {folder.unfinished} of the sweep's {ok + folder.unfinished} "
               f"jobs did not finish (see runs.csv); the report uses the {ok} that did", file=sys.stderr)
     for stem, problems in written.layout.items():
         for problem in problems:

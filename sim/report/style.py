@@ -7,6 +7,8 @@ per level: blues for levels below 高级工, oranges from 高级工 up, so the h
 
 from __future__ import annotations
 
+import textwrap
+import warnings
 from contextlib import contextmanager
 from itertools import combinations
 
@@ -96,18 +98,57 @@ def language(lang: str):
 
 
 HEADER_IN = 0.62  # inches above the panels for the title and the note
+HEADER_MARGIN_IN = 0.3  # of the figure's width, kept free beside a header line (both sides together)
+LINE_SPACING = 1.2  # matplotlib's default, between the lines of a wrapped text
+
+
+def fit_lines(text: str, size: float, width: float, renderer) -> list[str]:
+    """`text` (at `size` points) broken into as few lines as fit in `width` inches, as even as they can
+    be: at spaces in English; Chinese (no spaces) by characters. One line when it fits; a text's own
+    line breaks are kept."""
+    if "\n" in text:
+        return [line for part in text.split("\n") for line in fit_lines(part, size, width, renderer)]
+    from matplotlib.font_manager import FontProperties
+
+    prop = FontProperties(size=size)
+    room = (width - HEADER_MARGIN_IN) * renderer.points_to_pixels(72)
+
+    def fits(lines: list[str]) -> bool:
+        with warnings.catch_warnings():  # measuring only: a missing glyph is the draw's to report
+            warnings.filterwarnings("ignore", message=r".*[Gg]lyph .* missing from")
+            return all(renderer.get_text_width_height_descent(line, prop, ismath=False)[0] <= room for line in lines)
+
+    if fits([text]):
+        return [text]
+    best = None
+    for chars in range(len(text) - 1, 0, -1):  # narrower and narrower: the fewest lines, then the evenest
+        lines = textwrap.wrap(text, chars, break_on_hyphens=False)
+        if best is not None and len(lines) > len(best):
+            break
+        if fits(lines):
+            best = lines
+    return best or [text]
 
 
 def new_figure(height: float, title: str, note: str | None = None, width: float = WIDTH):
     """A figure with a header (title, and a smaller grey note saying what lines and bands are) and a
-    body sub-figure for the panels. Returns (figure, body)."""
+    body sub-figure for the panels. Returns (figure, body). A title or note too long for the width is
+    wrapped, and the header (and the figure) made taller by its extra lines, so the panels keep `height`
+    minus the one-line header."""
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)  # a canvas that can measure text (layout checks) without pyplot
-    head_h = HEADER_IN if note else 0.42
-    header, body = fig.subfigures(2, 1, height_ratios=[head_h, height - head_h])
-    header.text(0.5, 0.96, title, ha="center", va="top", fontsize=12)
+    renderer = fig.canvas.get_renderer()
+    title_lines = fit_lines(title, 12, width, renderer)
+    note_lines = fit_lines(note, 8, width, renderer) if note else []
+    extra = LINE_SPACING * (12 * (len(title_lines) - 1) + 8 * max(len(note_lines) - 1, 0)) / 72
+    head_h = (HEADER_IN if note else 0.42) + extra
+    fig.set_size_inches(width, height + extra)
+    header, body = fig.subfigures(2, 1, height_ratios=[head_h, height - head_h + extra])
+    kept = (head_h - extra) / head_h  # the one-line header's margins, in the taller header's units
+    header.text(0.5, 1 - 0.04 * kept, "\n".join(title_lines), ha="center", va="top", fontsize=12)
     if note:
-        header.text(0.5, 0.06, note, ha="center", va="bottom", fontsize=8, color="#555555")
+        header.text(0.5, 0.06 * kept, "\n".join(note_lines), ha="center", va="bottom", fontsize=8,
+                    color="#555555")
     return fig, body
 
 

@@ -217,6 +217,17 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
     return opts, extra, overrides
 
 
+def check_condition(opts: dict, inputs: list[Input]) -> None:
+    """Every name in the condition is an output or an input of the study: a typo fails at start-up,
+    before the runs and before any folder is made (setup calls this before it makes one)."""
+    names = {i.name for i in inputs}
+    for name, _, _ in parse_condition(opts["condition"]):
+        metric = name.split("@")[0]
+        if name not in names and metric not in ("high_skill_share", "income_mean", "income_median", "cost"):
+            raise ConfigError("condition", name, "an output NAME@YEAR (high_skill_share, income_mean, income_median, "
+                              "cost) or an input of the study: " + ", ".join(sorted(names)))
+
+
 def main(argv: list[str] | None = None) -> None:
     run_command(run, "skillsim-discover", argv, what="discovery folder")
 
@@ -227,14 +238,7 @@ def run(argv: list[str]) -> Path:
     from .sensitivity import ModelEvaluator, runs_table, setup
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
-    opts, overrides, cfg, years, inputs, out = setup(argv, "discovery", parse)
-    terms = parse_condition(opts["condition"])
-    names = {i.name for i in inputs}
-    for name, _, _ in terms:  # a typo fails now, not after the runs
-        metric = name.split("@")[0]
-        if name not in names and metric not in ("high_skill_share", "income_mean", "income_median", "cost"):
-            raise ConfigError("condition", name, "an output NAME@YEAR (high_skill_share, income_mean, income_median, "
-                              "cost) or an input of the study: " + ", ".join(sorted(names)))
+    opts, overrides, cfg, years, inputs, out = setup(argv, "discovery", parse, check=check_condition)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     X = hypercube(inputs, opts["n"], cfg.seed % (2**32))
     reps = list(range(opts["replicates"]))

@@ -341,9 +341,11 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
     return opts, extra, overrides
 
 
-def setup(argv: list[str], what: str, parse_fn) -> tuple:
+def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
     """Shared by the study commands: options, the composed config (horizon cut to the last year),
-    the chosen inputs and the output folder (which must be new)."""
+    the chosen inputs and the output folder (which must be new). `check(opts, inputs)`, if given, is the
+    command's own check of its options against the inputs; it runs before any folder is made, so bad
+    input creates nothing."""
     from ..cli import compose_config
 
     opts, extra, overrides = parse_fn(argv)
@@ -362,6 +364,8 @@ def setup(argv: list[str], what: str, parse_fn) -> tuple:
     inputs = choose(cfg, tuple(opts["inputs"].split(",")), from_file + [parse_input(cfg, k, v) for k, v in extra])
     if not inputs:
         raise ConfigError("inputs", opts["inputs"], "groups or input.KEY=LO:HI that give at least one input")
+    if check is not None:
+        check(opts, inputs)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["out"] or f"results/{what}/{stamp}_{cfg.region.name}" + (f"_{opts['method']}" if "method" in opts else ""))
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
