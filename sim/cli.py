@@ -438,6 +438,19 @@ HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--con
                           "--experimental-rerun", "--info", "-i", "--package", "-p", "--cfg", "-c"}
 
 
+def _refuse_a_named_sweep_without_m(plain: list[str] | None) -> None:
+    """`skillsim +sweep=NAME` (or +experiments=NAME) without -m would quietly make one run at the
+    defaults: the sweep's lists are a sweeper's, which only -m starts."""
+    if plain is None or any(o.replace(" ", "").lower() == "hydra.mode=multirun" for o in plain):
+        return
+    for o in plain:
+        group, _, name = o.lstrip("+").partition("=")
+        if group in ("sweep", "experiments") and name:
+            what = "experiment" if group == "experiments" else "sweep"
+            fail(f"config error: +{group}={name} needs -m: skillsim -m +{group}={name} (a named {what} is a "
+                 "multirun; without -m it would make one run at the defaults)", 2)
+
+
 def _overrides(argv: list[str]) -> list[str] | None:
     """The overrides in argv, or None if argv asks Hydra for something other than a single run."""
     out, skip = [], False
@@ -720,6 +733,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, stop_on_signal)
     plain = _overrides(argv)  # overrides only, no Hydra flags: perhaps composed before (sim.compose_cache)
+    _refuse_a_named_sweep_without_m(plain)
     cached = None
     if plain is not None:
         from . import compose_cache

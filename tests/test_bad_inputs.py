@@ -99,6 +99,10 @@ CASES = [
       "one of chongqing, national, zhong_county", e2e=True),
     C("unknown-region-with-cfg-job", N, "--cfg job region=atlantis", EXIT_CONFIG, "region = 'atlantis'",
       "one of chongqing, national, zhong_county"),  # Hydra's missing-config error is an IOError, not the disk
+    C("named-sweep-without-m", N, "+sweep=training_vs_studios", EXIT_CONFIG,
+      "+sweep=training_vs_studios needs -m: skillsim -m +sweep=training_vs_studios"),
+    C("named-experiment-without-m", N, "+experiments=cq_2035_lever_comparison", EXIT_CONFIG,
+      "+experiments=cq_2035_lever_comparison needs -m"),
     C("unknown-scenario", N, "scenario=miracle", EXIT_CONFIG, "scenario = 'miracle'", "baseline"),
     C("empty-scenario", N, "scenario=", EXIT_CONFIG, "scenario"),
     C("unknown-lever", N, "levers.magic.intensity=2", EXIT_CONFIG, "unknown key 'levers.magic'"),
