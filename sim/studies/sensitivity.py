@@ -203,9 +203,11 @@ def indices(inputs: list[Input], method: str, X: np.ndarray, Y: dict[str, np.nda
     return df
 
 
-def noise(Y: dict[str, np.ndarray], fixed: dict[str, np.ndarray]) -> pd.DataFrame:
+def noise(Y: dict[str, np.ndarray], fixed: dict[str, np.ndarray], method: str = "sobol",
+          levels: int = 4) -> pd.DataFrame:
     """The stochastic part of each output's variance: at fixed inputs, pooled over the design, as
-    shares of the variance of single runs, and the noise floor of an index on replicate means."""
+    shares of the variance of single runs, and the noise floor of the method's index on replicate
+    means (`noise_floor`: the same value and units as in indices.csv; Morris: output units)."""
     rows = []
     for name, y in Y.items():
         r = y.shape[1]
@@ -218,7 +220,9 @@ def noise(Y: dict[str, np.ndarray], fixed: dict[str, np.ndarray]) -> pd.DataFram
                      "stochastic_variance_pooled": pooled,
                      "stochastic_share_fixed": at_fixed / single if single > 0 else float("nan"),
                      "stochastic_share_pooled": pooled / single if single > 0 else float("nan"),
-                     "noise_floor": pooled / r / means if means > 0 else float("nan")})
+                     # as `indices` takes it: pooled over the design, else at the nominal point
+                     "noise_floor": (noise_floor(method, pooled if np.isfinite(pooled) else at_fixed, r, means,
+                                                 levels) if means > 0 else float("nan"))})
     return pd.DataFrame(rows)
 
 
@@ -238,14 +242,17 @@ def study(inputs: list[Input], evaluate: Evaluate, *, method: str, n: int, repli
     """Design, runs (in chunks, with progress) and analysis. Returns the tables."""
     X = design(inputs, method, n, levels=levels, seed=seed)
     reps = list(range(replicates))
+    at_nominal = noise_replicates if noise_replicates > 1 else 0  # one alone says nothing about noise
     log(f"sensitivity: {method}, {len(inputs)} inputs, {len(X)} points x {replicates} replicates "
-        f"+ {noise_replicates} at the nominal point = {len(X) * replicates + noise_replicates} runs")
+        f"= {len(X) * replicates} runs, then {at_nominal} at the nominal point")
     Y = evaluate_in_chunks(evaluate, X, reps, chunk=CHUNK, log=log, prog="sensitivity")
     x0 = nominal if nominal is not None else nominal_point(inputs)
-    fixed = {k: v[0] for k, v in evaluate(x0[None, :], list(range(noise_replicates))).items()} \
-        if noise_replicates > 1 else {k: np.array([]) for k in Y}
+    fixed = {k: v[0] for k, v in evaluate(x0[None, :], list(range(at_nominal))).items()} \
+        if at_nominal else {k: np.array([]) for k in Y}
+    if at_nominal:
+        log(f"sensitivity: {at_nominal} runs at the nominal point done")
     design_rows = runs_table(inputs, X, reps, Y)
-    noise_table = noise(Y, fixed)
+    noise_table = noise(Y, fixed, method, levels)
     stochastic = {r["output"]: (r["stochastic_variance_pooled"] if np.isfinite(r["stochastic_variance_pooled"])
                                 else r["stochastic_variance_fixed"]) for _, r in noise_table.iterrows()}
     return {"indices": indices(inputs, method, X, Y, levels=levels, resamples=resamples, seed=seed,
