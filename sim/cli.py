@@ -719,7 +719,8 @@ def _with_config_dir(argv: list[str], overrides: list[str] | None) -> list[str] 
     cdir, _ = _flag_value(argv, ("--config-dir", "-cd"))
     if cdir is None:
         return overrides
-    extra = f"file://{Path(cdir).expanduser().resolve()}"
+    path = str(Path(cdir).expanduser().resolve()).replace("\\", "\\\\").replace("'", "\\'")
+    extra = f"'file://{path}'"  # quoted: a folder name with a space or a non-ASCII letter is not a bare word
     given = next((o for o in overrides if o.startswith("hydra.searchpath=")), None)
     if given is None:
         return [*overrides, f"hydra.searchpath=[{extra}]"]

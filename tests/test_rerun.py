@@ -181,25 +181,41 @@ def test_every_other_command_has_help(module, capsys):
     assert capsys.readouterr().out.lower().startswith("usage:")
 
 
+@pytest.mark.parametrize("name", ["my conf", "我的配置", "it's"])
+def test_a_config_folder_of_any_name_joins_the_search_path(tmp_path, name):
+    """--config-dir becomes a hydra.searchpath override: quoted, so that a folder name with a space, a
+    non-ASCII letter or a quote is read as Hydra reads the flag itself (it was refused as bad syntax)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from sim.cli import _with_config_dir
+
+    folder = tmp_path / name
+    (override,) = [o for o in _with_config_dir(["--config-dir", str(folder), "n_agents=5"], ["n_agents=5"])
+                   if o.startswith("hydra.searchpath=")]
+    (parsed,) = OverridesParser.create().parse_overrides([override])
+    assert parsed.value() == [f"file://{folder.resolve()}"]
+
+
 @pytest.mark.slow  # several processes
 def test_own_config_folder_adds_a_region_preset(tmp_path):
     """A user's region preset, in a folder given with --config-dir (README, "Your own region")."""
     from sim.cli import CONFIG_DIR
 
-    mine = tmp_path / "my_conf" / "region"
+    conf = tmp_path / "我的 配置"  # a space and non-ASCII letters in the folder's name, as users have
+    mine = conf / "region"
     mine.mkdir(parents=True)
     text = (CONFIG_DIR / "region" / "chongqing.yaml").read_text(encoding="utf-8")
     (mine / "my_city.yaml").write_text(text.replace("name: chongqing", "name: my_city")
                                        .replace("population: 5700000", "population: 1000000")
                                        .replace('"2022-10": 4940000', '"2022-10": 866700'),  # its own stock
                                        encoding="utf-8")
-    proc = tool("skillsim", "--config-dir", str(tmp_path / "my_conf"), "region=my_city", *TINY,
+    proc = tool("skillsim", "--config-dir", str(conf), "region=my_city", *TINY,
                 "hydra.run.dir=mine", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "mine" / "summary.json").read_text(encoding="utf-8"))
     assert summary["config"]["region"]["name"] == "my_city"
     assert summary["config"]["region"]["population"] == pytest.approx(1e6)
-    proc = tool("skillsim", "--config-dir", str(tmp_path / "my_conf"), "region=my_twn", *TINY, cwd=tmp_path)
+    proc = tool("skillsim", "--config-dir", str(conf), "region=my_twn", *TINY, cwd=tmp_path)
     assert proc.returncode == EXIT_CONFIG and "my_city" in proc.stderr  # the user's presets are listed
 
 
