@@ -112,6 +112,25 @@ def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_proc
         assert (written.out / "report.md").read_text(encoding="utf-8").count("%") > 4
 
 
+def test_a_forecast_folder_that_cannot_be_written_fails_before_the_runs(tmp_path, monkeypatch, capsys):
+    """One line, exit 4, and no run made (it once ran everything, then ended in a traceback)."""
+    from sim.errors import EXIT_OUTPUT
+    from sim.studies import forecast as forecast_module
+
+    def no_runs(*args, **kwargs):
+        raise AssertionError("the forecast ran")
+
+    monkeypatch.setattr(forecast_module, "forecast", no_runs)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as info:
+        forecast_module.main(["n_agents=1000", "horizon.end_year=2025", f"out={blocker / 'f'}"])
+    err = capsys.readouterr().err
+    assert info.value.code == EXIT_OUTPUT, err
+    assert err.startswith(f"skillsim-forecast: cannot write {blocker / 'f'}: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err and blocker.read_text() == "not a folder"
+
+
 def test_forecast_refuses_bad_options_in_one_line(tmp_path):
     for arg in ("replicates=1", "params=0", "params=x"):
         r = subprocess.run([sys.executable, "-m", "sim.studies.forecast", arg, f"out={tmp_path / 'x'}"],

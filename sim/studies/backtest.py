@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..calendar import month_index
-from ..errors import ConfigError, SkillsimError
+from ..errors import ConfigError, SkillsimError, environment_fault
 from ..sources import target
 from . import calibrate as cal
 from .forecast import forecast
@@ -196,6 +196,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         run(list(sys.argv[1:] if argv is None else argv))
     except SkillsimError as err:
+        print(f"skillsim-backtest: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    except OSError as exc:  # the disk or the folder's permissions: one line naming the path (sim.errors)
+        err = environment_fault(exc, exc.filename or "the backtest folder")
         print(f"skillsim-backtest: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
 

@@ -215,6 +215,9 @@ def run(argv: list[str]) -> Path:
     out = Path(opts["out"] or f"results/forecasts/{stamp}_{cfg.region.name}_{cfg.scenario}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"forecast folder {out} already exists and is not empty; choose another out=")
+    from .options import check_writable
+
+    check_writable(out)  # before the runs: a folder that cannot be written would lose them all
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tables = forecast(cfg, params=opts["params"], structural=opts["structural"], replicates=opts["replicates"],
                       seed=seed, log=log)

@@ -4,6 +4,7 @@ with a one-line error naming the key, the value and what is allowed."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -85,8 +86,30 @@ def run_command(func, prog: str, argv: list[str] | None, what: str = "folder", r
     except SkillsimError as err:
         print(f"{prog}: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
+    except OSError as exc:  # the disk or the folder's permissions: one line naming the path (sim.errors)
+        from ..errors import environment_fault
+
+        err = environment_fault(exc, exc.filename or f"the {what}")
+        print(f"{prog}: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
     except KeyboardInterrupt:
         kept = ("; the runs finished so far are kept: re-run the same command (same out=) to resume"
                 if resumable else "")
         print(f"{prog}: interrupted; no {what} was written{kept}", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def check_writable(out: Path) -> None:
+    """Fail now, in one line, if a folder cannot be written at `out` (its parent is made if missing):
+    before a study's runs, which would otherwise be lost when it writes its folder at the end."""
+    import tempfile
+
+    from ..errors import environment_fault
+
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{out.name}.probe-"):
+            pass
+    except OSError as exc:
+        raise environment_fault(exc, out) from None
