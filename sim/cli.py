@@ -371,11 +371,13 @@ def _run_single(overrides: list[str], cached=None) -> None:
             compose_cache.store(overrides, JOB_NAME, dcfg)
     dcfg.hydra.mode = RunMode.RUN
     _CHECKED[:] = [checked]  # run_job hands _task a copy of dcfg without its hydra node: the same values
-    callbacks = Callbacks(dcfg)
-    callbacks.on_run_start(config=dcfg, config_name="config")
-    ret = run_job(hydra_context=HydraContext(config_loader=loader, callbacks=callbacks), task_function=_task,
-                  config=dcfg, job_dir_key="hydra.run.dir", job_subdir_key=None)
-    _CHECKED.clear()  # (already taken, unless run_job failed before the task)
+    try:
+        callbacks = Callbacks(dcfg)
+        callbacks.on_run_start(config=dcfg, config_name="config")
+        ret = run_job(hydra_context=HydraContext(config_loader=loader, callbacks=callbacks), task_function=_task,
+                      config=dcfg, job_dir_key="hydra.run.dir", job_subdir_key=None)
+    finally:
+        _CHECKED.clear()  # already taken, unless something failed before the task: never left for another run
     callbacks.on_run_end(config=dcfg, config_name="config", job_return=ret)
     _ = ret.return_value  # re-raises what the task raised, as hydra.main does
 
