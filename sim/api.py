@@ -69,16 +69,20 @@ def _composed(structural: tuple[str, ...]) -> dict:
     """The plain composed config (no hydra node) for these group choices, composed by Hydra once."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
 
-    from .cli import CONFIG_DIR, EDGE_KEYS, explain, register_schema
+    from .cli import CONFIG_DIR, EDGE_KEYS, check_preset, explain, register_schema
     from .errors import SkillsimError
 
     register_schema()
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            data = OmegaConf.to_container(compose(config_name="config", overrides=list(structural)), resolve=True)
+            composed = compose(config_name="config", overrides=list(structural), return_hydra_config=True)
+            check_preset(composed)
+            with open_dict(composed):
+                composed.pop("hydra")
+            data = OmegaConf.to_container(composed, resolve=True)
     except SkillsimError:
         raise
     except Exception as exc:  # Hydra/OmegaConf: an unknown preset or group option, in one line

@@ -31,7 +31,8 @@ from . import claims
 from .aggregate import aggregate
 from .aggregate import exit_code as sweep_exit_code
 from .config import RunConfig, from_mapping
-from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, BusyError, ConfigError, SkillsimError,
+from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, BusyError, ConfigError, MissingSetting,
+                     SkillsimError,
                      debug_enabled, environment_fault, internal_error, interrupts_kept, stop_on_signal)
 from .model import WorkforceModel
 from .results import COMMAND_ENV, COMPLETE_MARKER, prepare_target, write_run
@@ -110,15 +111,63 @@ PRESET_MAPPINGS = ("region.history.high_skill_share", "region.history.level_shar
                    "region.history.skilled_workers", "region.structural")
 
 
+#: The region's own values: a region preset gives every one of them. The schema holds them unset, so
+#: a preset that leaves one out (an empty or partial file) is refused in one line naming the key,
+#: instead of running with Chongqing's value (the Python defaults) under another region's name. The
+#: other region keys (age spread, female share, the spin-up's pace) are generic assumptions that
+#: every preset shares unless it sets them.
+PRESET_REQUIRED = tuple(f"region.{k}" for k in (
+    "name", "label_en", "label_zh", "observed", "population", "uncertified_share", "skilled_mix", "mean_age",
+    "n_firms", "base_wage", "training_budget_per_worker_year", "competition_participation", "studios",
+    "studio_growth_per_year", "growth_per_year", "high_skill_target", "high_skill_target_year",
+    "history.origin", "history.high_skill_share", "structural"))
+_CQ = RunConfig().region
+DEFAULT_REGION = _CQ.name
+
+
+def check_preset(dcfg: DictConfig, preset: str | None = None) -> None:
+    """One line, exit 2, for a region preset that does not give all of the region's own values, or a
+    copy of Chongqing's preset that still gives Chongqing's name or display names (its results would
+    be labelled Chongqing's). `preset`: the region file chosen (from the composed hydra node if None;
+    unknown, only the first check is made)."""
+    if preset is None and "hydra" in dcfg:
+        preset = OmegaConf.select(dcfg, "hydra.runtime.choices.region", default=None)
+    where = f"region/{preset}.yaml" if preset else "the region preset"
+    missing = [k for k in PRESET_REQUIRED if _is_missing(dcfg, k)]
+    if missing:
+        raise MissingSetting(missing[0], "???", f"{where} must give it: a region preset gives every one of the "
+                             "region's own values (see sim/conf/region/chongqing.yaml, each with its source)")
+    if not preset or preset == DEFAULT_REGION:
+        return
+    for key, what in (("name", f"name (for example {preset!r})"), ("label_en", "English display name"),
+                      ("label_zh", "Chinese display name")):
+        value = OmegaConf.select(dcfg, f"region.{key}", default=None)
+        if value == getattr(_CQ, key):
+            raise ConfigError(f"region.{key}", value, f"{where}'s own {what}: it is a copy of the "
+                              f"{DEFAULT_REGION} preset that still names itself {value}, so its results would "
+                              f"be labelled as {DEFAULT_REGION}'s")
+
+
+def _is_missing(dcfg: DictConfig, dotted: str) -> bool:
+    parent, _, key = dotted.rpartition(".")
+    node = OmegaConf.select(dcfg, parent, default=None)
+    try:
+        return OmegaConf.is_config(node) and OmegaConf.is_missing(node, key)  # `in` is False for a missing value
+    except Exception:  # noqa: BLE001 - no such key: the schema's own checks name it
+        return False
+
+
 def register_schema() -> None:
     """Make RunConfig the schema of the composed config: every key, its type and default."""
-    from omegaconf import open_dict
+    from omegaconf import MISSING, open_dict
 
     from .objective import ObjectiveParams
 
     node = OmegaConf.structured(RunConfig)
     for key in PRESET_MAPPINGS:
         OmegaConf.update(node, key, {}, merge=False)
+    for key in PRESET_REQUIRED:
+        OmegaConf.update(node, key, MISSING, merge=False)
     with open_dict(node):  # what a sweep job returns to its sweeper (sim.objective): not a model setting
         node.objective = OmegaConf.structured(ObjectiveParams)
     ConfigStore.instance().store(name="run_schema", node=node)
@@ -161,8 +210,9 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
     return path
 
 
-def config_from_hydra(dcfg: DictConfig) -> tuple[RunConfig, dict]:
+def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunConfig, dict]:
     """Checked RunConfig and the plain composed dict (without the hydra node)."""
+    check_preset(dcfg, preset)
     data = OmegaConf.to_container(dcfg, resolve=True)
     for key in EDGE_KEYS:
         value = data.pop(key, None)
@@ -264,7 +314,7 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
         else:
             try:
                 clear_failure(job_dir)
-                cfg, data = config_from_hydra(dcfg)
+                cfg, data = config_from_hydra(dcfg, HydraConfig.get().runtime.choices.get("region"))
                 run_forecast(cfg, job_dir, composed=data, overrides=overrides, extra={"job_num": job_num})
             except KeyboardInterrupt:
                 raise
@@ -502,7 +552,7 @@ def preflight(overrides: list[str]) -> None:
     from hydra import compose, initialize_config_dir
 
     with _user_errors_in_one_line(), initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        config_from_hydra(compose(config_name="config", overrides=overrides))
+        config_from_hydra(compose(config_name="config", overrides=overrides, return_hydra_config=True))
 
 
 def _sweep_overrides(argv: list[str]) -> list[str] | None:
@@ -553,6 +603,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
             errors.append(err)
 
     def plain(dcfg: DictConfig) -> dict:
+        check_preset(dcfg)
         data = OmegaConf.to_container(dcfg, resolve=True)
         for key in EDGE_KEYS:
             data.pop(key, None)
@@ -587,7 +638,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
             if any(not values for values in lists.values()):
                 return target  # an empty sweep list: Hydra launches nothing
             first = [next(iter(values)) for values in lists.values()]
-            base = compose(config_name="config", overrides=first)
+            base = compose(config_name="config", overrides=first, return_hydra_config=True)
             data0 = plain(base)
             check(data0, targets=True)
             groups = set(master.hydra.runtime.choices)
@@ -599,8 +650,14 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                     continue
                 if name in groups or name != key or "/" in name or "@" in name:
                     for other in list(values)[1:]:
-                        check(plain(compose(config_name="config", overrides=[*first[:i], other, *first[i + 1:]])),
-                              targets=True)
+                        try:
+                            variant = plain(compose(config_name="config", overrides=[*first[:i], other, *first[i + 1:]],
+                                                    return_hydra_config=True))
+                        except SkillsimError as err:  # a preset that fails only its own jobs
+                            checked += 1
+                            errors.append(err)
+                            continue
+                        check(variant, targets=True)
                     continue
                 if scratch is None:
                     scratch = copy.deepcopy(base)
@@ -861,7 +918,7 @@ def compose_config(overrides: list[str]) -> RunConfig:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg, _ = config_from_hydra(compose(config_name="config", overrides=overrides))
+            cfg, _ = config_from_hydra(compose(config_name="config", overrides=overrides, return_hydra_config=True))
     except (HydraException, OmegaConfBaseException) as exc:  # an unknown key, a wrong type: one line
         raise UserConfigError(explain(exc)) from None
     finally:

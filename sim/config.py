@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, MissingSetting
 from .ladder import N_LEVELS
 
 #: Written by `skillsim-calibrate region=national`; its values are the defaults of the calibrated
@@ -435,6 +435,8 @@ def _check_number(path: str, value: Any, kind: type, m: dict) -> Any:
 
 
 def _check_value(path: str, value: Any, tp: Any, m: dict) -> Any:
+    if isinstance(value, str) and value == "???":  # OmegaConf's mark of a value no config file gave
+        raise MissingSetting(path, value, "every region preset must give it (see sim/conf/region/chongqing.yaml)")
     origin = get_origin(tp)
     if origin is list:
         (elem,) = get_args(tp)

@@ -81,6 +81,14 @@ class ConfigError(SkillsimError):
         return type(self), (self.field, self.value, self.allowed)
 
 
+class MissingSetting(ConfigError):
+    """A value no config file gave: a region preset that leaves out one of the region's own values."""
+
+    def __init__(self, field: str, value: object = "???", allowed: str = "a value set by the region preset"):
+        SkillsimError.__init__(self, f"config error: {field} is not set; {allowed}")
+        self.field, self.value, self.allowed = field, value, allowed
+
+
 class DataError(SkillsimError):
     """An input file is missing, unreadable or malformed."""
 

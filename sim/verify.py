@@ -25,7 +25,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .errors import EXIT_DATA, EXIT_INTEGRITY, EXIT_OK, environment_fault
 from .results import COMPLETE_MARKER, sha256
@@ -112,7 +112,8 @@ def verify_run(folder: Path, report: Report) -> None:
 
     for name, digest in listed.items():
         path = folder / name
-        if Path(name).name != name or name in ("", ".", ".."):
+        parts = PurePosixPath(name).parts
+        if not parts or name.startswith("/") or "\\" in name or any(p in (".", "..") for p in parts):
             bad(f"{manifest_path}: changed: it lists {name!r}, which is not a file of this folder")
             continue
         if not path.exists():
@@ -137,10 +138,20 @@ def verify_run(folder: Path, report: Report) -> None:
             bad(f"{path}: changed: {how}")
 
     known = set(listed) | {MANIFEST, COMPLETE_MARKER}
-    for path in sorted(folder.iterdir()):
-        if path.name in known:
+    listed_dirs = {str(d) for name in listed for d in PurePosixPath(name).parents if str(d) != "."}
+    unexpected(folder, folder, known, listed_dirs, report, bad)
+
+
+def unexpected(folder: Path, here: Path, known: set, listed_dirs: set, report: "Report", bad) -> None:
+    """Anything in the folder (and in its listed subfolders, as a backtest's) that the manifest does
+    not list; a report made from the folder is noted, not checked."""
+    for path in sorted(here.iterdir()):
+        rel = path.relative_to(folder).as_posix()
+        if rel in known:
             continue
-        if is_report(path):
+        if rel in listed_dirs and path.is_dir():
+            unexpected(folder, path, known, listed_dirs, report, bad)
+        elif here == folder and is_report(path):
             report.notes.append(f"{path}: a report made from the run (skillsim-report): not checked")
         else:
             bad(f"{path}: unexpected {'folder' if path.is_dir() else 'file'}: not in the manifest")

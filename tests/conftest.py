@@ -22,6 +22,19 @@ def small_config(n_agents: int = 5000, end_year: int = 2026, **changes) -> RunCo
                                horizon=HorizonParams(end_year=end_year), **changes)
 
 
+def own_preset(name: str, *changes: tuple[str, str]) -> str:
+    """Chongqing's region preset as a user copies it for a region of their own (README, "Your own
+    region"): its name and display names changed, then each (old, new) text replacement made."""
+    from sim.cli import CONFIG_DIR
+
+    text = (CONFIG_DIR / "region" / "chongqing.yaml").read_text(encoding="utf-8")
+    for old, new in (("name: chongqing", f"name: {name}"), ("label_en: Chongqing", f"label_en: {name.title()}"),
+                     ("label_zh: 重庆", f"label_zh: {name}"), *changes):
+        assert old in text, old
+        text = text.replace(old, new)
+    return text
+
+
 def with_lever(cfg: RunConfig, lever: str, **changes) -> RunConfig:
     """Copy of cfg with some fields of one lever changed."""
     levers = dataclasses.replace(cfg.levers, **{lever: dataclasses.replace(getattr(cfg.levers, lever), **changes)})

@@ -30,9 +30,11 @@ import pytest
 import sim.model
 from sim import aggregate as aggregate_module
 from sim import cli, verify
-from sim.cli import run_forecast
+from sim.cli import CONFIG_DIR, run_forecast
 from sim.config import HorizonParams, RunConfig
 from sim.errors import EXIT_CONFIG, EXIT_DATA, EXIT_INTERNAL, EXIT_OUTPUT
+
+from .conftest import own_preset
 
 TARGETS_HEADER = "id,scope,date,metric,value,unit,kind,source,note\n"
 
@@ -144,6 +146,19 @@ CASES = [
       "region.population = 'lots'", "region/wrongtype.yaml"),
     C("yaml-out-of-range", F, "hydra.searchpath=[file://{files}/cfg] region=negative", EXIT_CONFIG,
       "region.population = -5.0"),
+    # a region preset gives all of the region's own values: none is Chongqing's by default, unsaid
+    C("yaml-region-empty", F, "hydra.searchpath=[file://{files}/cfg] region=empty", EXIT_CONFIG,
+      "region.name is not set", "region/empty.yaml must give it"),
+    C("yaml-region-partial", F, "hydra.searchpath=[file://{files}/cfg] region=partial", EXIT_CONFIG,
+      "region.label_en is not set", "region/partial.yaml must give it", e2e=True),
+    C("yaml-region-no-history", F, "hydra.searchpath=[file://{files}/cfg] region=nohistory", EXIT_CONFIG,
+      "region.history.high_skill_share is not set", "region/nohistory.yaml"),
+    C("yaml-region-copy-named-chongqing", F, "hydra.searchpath=[file://{files}/cfg] region=copied", EXIT_CONFIG,
+      "region.name = 'chongqing'", "region/copied.yaml's own name"),
+    C("yaml-region-copy-labelled-chongqing", F, "hydra.searchpath=[file://{files}/cfg] region=relabel", EXIT_CONFIG,
+      "region.label_en = 'Chongqing'", "labelled as chongqing's"),
+    C("sweep-region-partial-only", M, "-m region=partial,empty hydra.searchpath=[file://{files}/cfg]", EXIT_CONFIG,
+      "region.label_en is not set"),
     # -- files: skillsim-aggregate, skillsim-verify and skillsim-report on the wrong path ------------
     C("aggregate-no-such-path", F, "{tmp}/nowhere", EXIT_DATA, "{tmp}/nowhere is not a folder", tool="aggregate"),
     C("aggregate-empty-folder", F, "{files}/empty_dir", EXIT_DATA, "not a sweep folder", tool="aggregate"),
@@ -202,7 +217,16 @@ def places(tmp_path_factory) -> dict[str, Path]:
     (region / "typo.yaml").write_text("name: typo\npopulaton: 5\n", encoding="utf-8")
     (region / "broken.yaml").write_text("name: broken\npopulation: [1,\n", encoding="utf-8")
     (region / "wrongtype.yaml").write_text("name: wrongtype\npopulation: lots\n", encoding="utf-8")
-    (region / "negative.yaml").write_text("name: negative\npopulation: -5\n", encoding="utf-8")
+    (region / "negative.yaml").write_text(own_preset("negative", ("population: 5700000", "population: -5")),
+                                          encoding="utf-8")
+    (region / "empty.yaml").write_text("", encoding="utf-8")
+    (region / "partial.yaml").write_text("name: partial\npopulation: 100000\n", encoding="utf-8")
+    history = own_preset("nohistory")
+    (region / "nohistory.yaml").write_text(history[:history.index("  high_skill_share:")]
+                                           + history[history.index("  skilled_workers:"):], encoding="utf-8")
+    cq = (CONFIG_DIR / "region" / "chongqing.yaml").read_text(encoding="utf-8")
+    (region / "copied.yaml").write_text(cq.replace("population: 5700000", "population: 1000000"), encoding="utf-8")
+    (region / "relabel.yaml").write_text(cq.replace("name: chongqing", "name: relabel"), encoding="utf-8")
     (files / "full_run").mkdir()
     (files / "full_run" / "series.csv").write_text("precious\n", encoding="utf-8")
 

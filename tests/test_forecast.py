@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from sim.errors import OutputError
 from sim.studies import backtest, variance
 from sim.studies.calibrate import FREE
 
@@ -140,12 +142,42 @@ def test_forecast_refuses_bad_options_in_one_line(tmp_path):
         assert not (tmp_path / "x").exists()
 
 
+def test_backtest_refuses_a_folder_that_holds_anything_before_calibrating(tmp_path, monkeypatch):
+    """A second backtest into the same out= used to overwrite the first one's tables, file by file."""
+    (tmp_path / "bt").mkdir()
+    (tmp_path / "bt" / "backtest.csv").write_text("earlier\n", encoding="utf-8")
+    monkeypatch.setattr(backtest.cal, "calibrate", lambda *a, **k: pytest.fail("calibrated before refusing"))
+    with pytest.raises(OutputError, match="backtest folder .*bt already exists and is not empty"):
+        backtest.run(["origins=2016", f"out={tmp_path / 'bt'}"])
+    assert (tmp_path / "bt" / "backtest.csv").read_text(encoding="utf-8") == "earlier\n"
+
+
+def test_report_on_a_backtest_folder_says_what_it_is(tmp_path):
+    from sim.errors import DataError
+    from sim.report.pack import make_report
+    from sim.studies.forecast import write_folder
+
+    folder = write_folder(tmp_path / "bt", {"backtest": pd.DataFrame({"a": [1]})}, {"kind": "backtest"},
+                          what="backtest")
+    with pytest.raises(DataError, match="skillsim-backtest folder, which has no report: its scores are in backtest.csv"):
+        make_report(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["COMPLETE", "backtest.csv", "manifest.json"]
+
+
 @pytest.mark.slow
 def test_backtest_pipeline_on_a_tiny_budget(tmp_path):
     out = backtest.run(["origins=2016", "n_agents=500", "max_evals=4", "draws=8", "ensemble=6", "params=2",
                         "structural=2", "forecast_agents=1500", f"out={tmp_path}"])
     table = pd.read_csv(out / "backtest.csv")
     assert set(table["target"]) == {"nat_hs_2021", "nat_mix_2021_L3", "nat_mix_2021_L4", "nat_mix_2021_L5"}
+    # a finished folder, as the other studies': every file listed and intact, the kind named
+    from sim.verify import verify
+
+    report = verify(out)
+    assert report.problems == [] and report.files == 7
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["kind"] == "backtest" and "origin_2016/calibration.json" in manifest["files"]
+    assert json.loads((out / "origin_2016" / "calibration.json").read_text(encoding="utf-8"))["evaluations"] >= 4
     row = table[table["target"] == "nat_hs_2021"].iloc[0]
     assert row["naive_last"] == pytest.approx(0.290) and row["observed"] == pytest.approx(0.300)
     assert row["q05"] <= row["median"] <= row["q95"] and row["crps"] >= 0

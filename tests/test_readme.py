@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import own_preset
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SKIP = ("pip install", "python -m pytest", "python3.11 -m venv")
@@ -79,15 +81,11 @@ def fast(line: str, k: int) -> tuple[list[str], str]:
 
 @pytest.mark.slow  # every README command: a few minutes on 2 cores
 def test_every_readme_command_works_in_an_empty_folder(tmp_path):
-    from sim.cli import CONFIG_DIR
-
     lines = readme_commands()
     assert len(lines) >= 25 and any("skillsim-rerun" in x for x in lines) and any("--config-dir" in x for x in lines)
     # the README's own region preset folder (Configuration: "Your own region")
     (tmp_path / "my_conf" / "region").mkdir(parents=True)
-    preset = (CONFIG_DIR / "region" / "chongqing.yaml").read_text(encoding="utf-8")
-    (tmp_path / "my_conf" / "region" / "my_city.yaml").write_text(preset.replace("name: chongqing", "name: my_city"),
-                                                                   encoding="utf-8")
+    (tmp_path / "my_conf" / "region" / "my_city.yaml").write_text(own_preset("my_city"), encoding="utf-8")
     ran = []
     for k, line in enumerate(lines):
         cmd, kind = fast(line, k)

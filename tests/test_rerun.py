@@ -13,6 +13,8 @@ from sim import rerun as rerun_mod
 from sim.errors import EXIT_CONFIG, EXIT_DATA, EXIT_INTEGRITY, EXIT_OK
 from sim.results import write_run
 
+from .conftest import own_preset
+
 BIN = Path(sys.executable).parent
 TINY = ["n_agents=1000", "horizon.end_year=2024"]
 
@@ -199,15 +201,11 @@ def test_a_config_folder_of_any_name_joins_the_search_path(tmp_path, name):
 @pytest.mark.slow  # several processes
 def test_own_config_folder_adds_a_region_preset(tmp_path):
     """A user's region preset, in a folder given with --config-dir (README, "Your own region")."""
-    from sim.cli import CONFIG_DIR
-
     conf = tmp_path / "我的 配置"  # a space and non-ASCII letters in the folder's name, as users have
     mine = conf / "region"
     mine.mkdir(parents=True)
-    text = (CONFIG_DIR / "region" / "chongqing.yaml").read_text(encoding="utf-8")
-    (mine / "my_city.yaml").write_text(text.replace("name: chongqing", "name: my_city")
-                                       .replace("population: 5700000", "population: 1000000")
-                                       .replace('"2022-10": 4940000', '"2022-10": 866700'),  # its own stock
+    (mine / "my_city.yaml").write_text(own_preset("my_city", ("population: 5700000", "population: 1000000"),
+                                                  ('"2022-10": 4940000', '"2022-10": 866700')),  # its own stock
                                        encoding="utf-8")
     proc = tool("skillsim", "--config-dir", str(conf), "region=my_city", *TINY,
                 "hydra.run.dir=mine", cwd=tmp_path)

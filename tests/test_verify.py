@@ -172,6 +172,51 @@ def test_a_manifest_cannot_point_outside_its_folder(run, capsys):
     assert any("'../elsewhere.csv', which is not a file of this folder" in line for line in out)
 
 
+@pytest.mark.parametrize("outside", ["sub/../../elsewhere.csv", "/etc/passwd", "sub\\x.csv"])
+def test_a_manifest_path_into_a_subfolder_cannot_leave_it(tmp_path, capsys, outside):
+    import pandas as pd
+
+    from sim.studies.forecast import write_folder
+
+    folder = write_folder(tmp_path / "bt", {"backtest": pd.DataFrame({"a": [1]})}, {"kind": "backtest"},
+                          subfolders={"sub": {"runs": pd.DataFrame({"b": [2]})}})
+    m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    m["files"][outside] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(m), encoding="utf-8")
+    code, out, _ = verify(folder, capsys=capsys)
+    assert code == EXIT_INTEGRITY and any(f"{outside!r}, which is not a file of this folder" in ln for ln in out)
+
+
+def test_a_study_folder_with_subfolders_is_checked_file_by_file(tmp_path, capsys):
+    """A backtest's folder (an origin_YEAR subfolder each): every file, in the subfolders too, is
+    listed by its path and checked; a change, a missing file or an added one there is reported."""
+    import pandas as pd
+
+    from sim.studies.forecast import write_folder
+
+    folder = write_folder(tmp_path / "bt", {"backtest": pd.DataFrame({"a": [1, 2]})}, {"kind": "backtest"},
+                          what="backtest", subfolders={f"origin_{y}": {"runs": pd.DataFrame({"b": [y]}),
+                                                                      "calibration": {"objective": y}}
+                                                       for y in (2011, 2016)})
+    listed = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["files"]
+    assert set(listed) == {"backtest.csv", "origin_2011/runs.csv", "origin_2011/calibration.json",
+                           "origin_2016/runs.csv", "origin_2016/calibration.json"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+    code, out, _ = verify(folder, capsys=capsys)
+    assert code == EXIT_OK and "5 files" in out[0]
+    (folder / "origin_2011" / "runs.csv").write_text("b\n9999\n", encoding="utf-8")
+    (folder / "origin_2016" / "calibration.json").unlink()
+    (folder / "origin_2016" / "notes.txt").write_text("mine", encoding="utf-8")
+    (folder / "origin_2020").mkdir()
+    code, out, _ = verify(folder, capsys=capsys)
+    assert code == EXIT_INTEGRITY
+    assert out[-1] == f"{folder}: 4 problems in 1 run folder"
+    assert sorted(out[:-1]) == [f"{folder / 'origin_2011' / 'runs.csv'}: changed: its checksum differs from the manifest",
+                                f"{folder / 'origin_2016' / 'calibration.json'}: missing",
+                                f"{folder / 'origin_2016' / 'notes.txt'}: unexpected file: not in the manifest",
+                                f"{folder / 'origin_2020'}: unexpected folder: not in the manifest"]
+
+
 @pytest.fixture
 def sweep_dir(pristine, tmp_path) -> Path:
     """A sweep folder as Hydra leaves it: finished, failed and unfinished jobs, hidden leftovers."""

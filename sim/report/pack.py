@@ -129,6 +129,11 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
         from .plan import plan_report
 
         return plan_report(Path(path), opts)
+    if kind == "backtest":
+        from ..errors import DataError
+
+        raise DataError(f"{path} is a skillsim-backtest folder, which has no report: its scores are in "
+                        "backtest.csv, and skillsim-backtest docs=FILE writes them as a table into FILE")
     if kind in ("sensitivity", "discovery"):  # indices and noise; PRIM's trade-off and box
         from .sensitivity import discovery_report, sensitivity_report
 

@@ -15,26 +15,30 @@ high-skill shares, and the 2021 level mix) is scored by:
   two observations.
 
 Writes `backtest.csv` (one row per origin and held-out point) and each origin's calibration and
-forecast tables into the output folder.
+forecast tables (`origin_YEAR/`) into the output folder, with its manifest and COMPLETE, all at once
+at the end (a hidden folder, renamed), so `skillsim-verify` checks it and an interrupted backtest
+leaves nothing; a folder that already holds anything is refused before the calibration starts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..calendar import month_index
-from ..errors import ConfigError, SkillsimError, environment_fault
+from ..config import CALIBRATION_FILE
+from ..errors import ConfigError
+from ..results import git_commit, package_versions
 from ..sources import target
 from . import calibrate as cal
-from .forecast import forecast
+from .forecast import forecast, refuse_existing, write_folder
+from .options import check_writable
 
 MIX_ROWS = {3: "nat_mix_2021_L3", 4: "nat_mix_2021_L4", 5: "nat_mix_2021_L5"}
 USAGE = """usage: skillsim-backtest [origins=2011,2016] [n_agents=6000] [replicates=2] [max_evals=400]
@@ -153,9 +157,11 @@ def run(argv: list[str]) -> Path:
     opts = parse(argv)
     base = compose_config(["region=national"] + ([f"seed={opts['seed']}"] if opts["seed"] is not None else []))
     out = Path(opts["out"] or f"results/backtests/{datetime.now():%Y-%m-%d_%H-%M-%S}")
-    out.mkdir(parents=True, exist_ok=True)
+    refuse_existing(out, "backtest")
+    check_writable(out)  # before hours of calibration, which a folder that cannot be written would lose
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     full = dict(base.region.history.high_skill_share)
-    rows = []
+    rows, origins = [], {}
     for cutoff in opts["origins"]:
         t0 = time.perf_counter()
         log(f"backtest origin {cutoff}: calibrating on data up to {cutoff}")
@@ -171,19 +177,19 @@ def run(argv: list[str]) -> Path:
                                    horizon=dataclasses.replace(fcfg.horizon, end_year=2021))
         tables = forecast(fcfg, params=opts["params"], structural=opts["structural"],
                           replicates=opts["forecast_replicates"], seed=base.seed, log=log, ensemble=members)
-        sub = out / f"origin_{cutoff}"
-        sub.mkdir(exist_ok=True)
-        for name in ("ensemble", "runs", "variance"):
-            tables[name].to_csv(sub / f"{name}.csv", index=False)
-        members.to_csv(sub / "parameter_ensemble.csv", index=False)
-        ident.to_csv(sub / "identification.csv", index=False)
-        (sub / "calibration.json").write_text(json.dumps({"values": res.values, "objective": res.objective,
-                                                          "evaluations": res.evaluations,
-                                                          "effective_sample_size": ess}, indent=2) + "\n")
+        origins[f"origin_{cutoff}"] = {
+            **{name: tables[name] for name in ("ensemble", "runs", "variance")},
+            "parameter_ensemble": members, "identification": ident,
+            "calibration": {"values": res.values, "objective": res.objective, "evaluations": res.evaluations,
+                            "effective_sample_size": ess}}
         rows += score(tables["long"], full, cutoff)
         log(f"backtest origin {cutoff}: done in {time.perf_counter() - t0:.0f} s")
     table = pd.DataFrame(rows)
-    table.to_csv(out / "backtest.csv", index=False)
+    manifest = {"kind": "backtest", "command": ["skillsim-backtest", *argv],
+                "options": {k: v for k, v in opts.items() if k not in ("out", "docs")}, "seed": base.seed,
+                "calibration": str(CALIBRATION_FILE.name), "versions": package_versions(),
+                "git_commit": git_commit(), "started": started}
+    write_folder(out, {"backtest": table}, manifest, what="backtest", subfolders=origins)
     log(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     log(f"wrote {out / 'backtest.csv'}")
     if opts["docs"]:
@@ -193,15 +199,9 @@ def run(argv: list[str]) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        run(list(sys.argv[1:] if argv is None else argv))
-    except SkillsimError as err:
-        print(f"skillsim-backtest: {err}", file=sys.stderr)
-        raise SystemExit(err.exit_code) from None
-    except OSError as exc:  # the disk or the folder's permissions: one line naming the path (sim.errors)
-        err = environment_fault(exc, exc.filename or "the backtest folder")
-        print(f"skillsim-backtest: {err}", file=sys.stderr)
-        raise SystemExit(err.exit_code) from None
+    from .options import run_command
+
+    run_command(run, "skillsim-backtest", argv, what="backtest folder", resumable=False)
 
 
 if __name__ == "__main__":

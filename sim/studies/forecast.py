@@ -141,30 +141,45 @@ def forecast(cfg: RunConfig, *, params: int, structural: int, replicates: int, s
             "variance": variance_table(long, len(member_order), structural, replicates), "cells": len(cells)}
 
 
-def write_folder(out: Path, tables: dict, manifest: dict, what: str = "forecast") -> Path:
-    """Write the tables (every DataFrame as NAME.csv; `config` as config.yaml; any other dict as
-    NAME.json), the manifest and COMPLETE atomically: a hidden temporary folder, renamed."""
-    out = Path(out)
+def refuse_existing(out: Path, what: str) -> None:
+    """A study never writes into a folder that holds anything: one line, before its runs."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{what} folder {out} already exists and is not empty; choose another out=")
+
+
+def _write_tables(folder: Path, tables: dict) -> None:
+    for name, table in tables.items():
+        if isinstance(table, pd.DataFrame):
+            table.to_csv(folder / f"{name}.csv", index=False)
+        elif name == "config":  # the central composed config (region labels, history, ranges; a rerun)
+            import yaml
+
+            (folder / "config.yaml").write_text(yaml.safe_dump(table, sort_keys=False, allow_unicode=True),
+                                                encoding="utf-8")
+        elif isinstance(table, dict):
+            (folder / f"{name}.json").write_text(_json(table), encoding="utf-8")
+
+
+def write_folder(out: Path, tables: dict, manifest: dict, what: str = "forecast",
+                 subfolders: dict[str, dict] | None = None) -> Path:
+    """Write the tables (every DataFrame as NAME.csv; `config` as config.yaml; any other dict as
+    NAME.json), each of `subfolders`' tables into its folder alike, the manifest (every file by its
+    path in the folder) and COMPLETE atomically: a hidden temporary folder, renamed."""
+    out = Path(out)
+    refuse_existing(out, what)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        for name, table in tables.items():
-            if isinstance(table, pd.DataFrame):
-                table.to_csv(tmp / f"{name}.csv", index=False)
-            elif name == "config":  # the central composed config (region labels, history, ranges; a rerun)
-                import yaml
-
-                (tmp / "config.yaml").write_text(yaml.safe_dump(table, sort_keys=False, allow_unicode=True),
-                                                 encoding="utf-8")
-            elif isinstance(table, dict):
-                (tmp / f"{name}.json").write_text(_json(table), encoding="utf-8")
-        files = sorted(p for p in tmp.iterdir() if p.is_file())
+        _write_tables(tmp, tables)
+        for sub, sub_tables in (subfolders or {}).items():
+            (tmp / sub).mkdir()
+            _write_tables(tmp / sub, sub_tables)
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        names = {p: p.relative_to(tmp).as_posix() for p in files}
         manifest = {**manifest, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "files": {p.name: sha256(p) for p in files}, "sizes": {p.name: p.stat().st_size for p in files}}
+                    "files": {names[p]: sha256(p) for p in files}, "sizes": {names[p]: p.stat().st_size for p in files}}
         (tmp / "manifest.json").write_text(_json(manifest), encoding="utf-8")
         (tmp / COMPLETE_MARKER).write_text(complete_text(tmp / "manifest.json"), encoding="utf-8")
         if out.exists():
@@ -213,8 +228,7 @@ def run(argv: list[str]) -> Path:
     seed = cfg.seed if opts["seed"] is None else opts["seed"]
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["out"] or f"results/forecasts/{stamp}_{cfg.region.name}_{cfg.scenario}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise OutputError(f"forecast folder {out} already exists and is not empty; choose another out=")
+    refuse_existing(out, "forecast")
     from .options import check_writable
 
     check_writable(out)  # before the runs: a folder that cannot be written would lose them all
