@@ -135,5 +135,16 @@ def store(overrides: list[str], job_name: str, dcfg) -> None:
         entries = sorted(path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-MAX_ENTRIES]:
             old.unlink(missing_ok=True)
-    except Exception:  # noqa: BLE001 - a read-only or full disk only costs the next run its composition
+    except OSError as exc:  # a read-only or full disk only costs the next run its composition
+        unwritable(exc)
+    except Exception:  # noqa: BLE001 - the same: a cache never fails a run
         return
+
+
+def unwritable(exc: OSError) -> None:
+    """Say once that the cache folder cannot be written (the runs go on, without the caches' gain)."""
+    from .errors import os_reason, warn_setting
+
+    warn_setting(ENV, str(cache_root()), f"cannot be written ({os_reason(exc)}): runs go on without keeping "
+                 "compositions or histories there; set it to a writable folder, or to an empty string to turn "
+                 "the caches off")

@@ -128,6 +128,20 @@ def environment_fault(exc: OSError, path: object, action: str = "write") -> Skil
     return err
 
 
+_WARNED_SETTINGS: set[tuple[str, str]] = set()
+
+
+def warn_setting(var: str, value: str, what: str) -> None:
+    """One warning per process for an environment setting that cannot be used as given: the run goes
+    on with `what` (the default), and the user learns that the setting did nothing."""
+    if (var, value) in _WARNED_SETTINGS:
+        return
+    _WARNED_SETTINGS.add((var, value))
+    import logging
+
+    logging.getLogger("skillsim").warning("%s=%s %s", var, value, what)
+
+
 def debug_enabled() -> bool:
     """SKILLSIM_DEBUG=1: let unexpected errors show their traceback (for bug reports)."""
     return os.environ.get("SKILLSIM_DEBUG", "") not in ("", "0")

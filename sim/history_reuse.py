@@ -53,10 +53,18 @@ STATE = ("t", "firms", "rates", "ledger", "wage_index", "level_counts", "bonus_s
 
 def _megabytes(env: str, default: float) -> float:
     value = os.environ.get(env, "").strip()
-    try:
-        return max(0.0, float(value)) * 1e6 if value else default * 1e6
-    except ValueError:
+    if not value:
         return default * 1e6
+    try:
+        mb = float(value)
+    except ValueError:
+        mb = -1.0
+    if 0.0 <= mb < float("inf"):
+        return mb * 1e6
+    from .errors import warn_setting
+
+    warn_setting(env, value, f"is not a number of megabytes >= 0 (0 turns the layer off); using {default:g}")
+    return default * 1e6
 
 
 def budget_bytes() -> float:
@@ -204,7 +212,11 @@ class HistoryCache:
                 total += size
                 if total > budget and p != path:
                     p.unlink(missing_ok=True)
-        except Exception:  # noqa: BLE001 - a read-only or full disk only costs later runs their reuse
+        except OSError as exc:  # a read-only or full disk only costs later runs their reuse
+            from .compose_cache import unwritable
+
+            unwritable(exc)
+        except Exception:  # noqa: BLE001 - the same: a cache never fails a run
             return
 
 

@@ -23,20 +23,15 @@ CHOICES = ("auto", "compiled", "numpy")
 COMPILED_FROM = 250_000
 
 
-_WARNED: set[str] = set()
-
-
 def choice() -> str:
     """The implementation asked for; an unknown value is `auto`, with one warning naming it (the
     passes give the same bytes, so a typo costs speed, never results)."""
     value = os.environ.get(ENV, "auto").strip().lower() or "auto"
     if value in CHOICES:
         return value
-    if value not in _WARNED:
-        _WARNED.add(value)
-        import logging
+    from .errors import warn_setting
 
-        logging.getLogger(__name__).warning("%s=%s is not one of %s; using auto", ENV, value, ", ".join(CHOICES))
+    warn_setting(ENV, value, f"is not one of {', '.join(CHOICES)}; using auto")
     return "auto"
 
 

@@ -262,10 +262,12 @@ def test_small_runs_use_numpy_and_large_or_batched_runs_the_compiled_passes(monk
 
 def test_an_unknown_choice_of_passes_is_auto_with_one_warning(monkeypatch, caplog):
     monkeypatch.setenv(passes.ENV, "compiledd")
-    monkeypatch.setattr(passes, "_WARNED", set())
-    with caplog.at_level("WARNING", logger=passes.__name__):
+    from sim import errors
+
+    monkeypatch.setattr(errors, "_WARNED_SETTINGS", set())
+    with caplog.at_level("WARNING", logger="skillsim"):
         assert passes.select(10_000) is kernels_numpy and passes.select(passes.COMPILED_FROM) is kernels
-    warned = [r.getMessage() for r in caplog.records if r.name == passes.__name__]
+    warned = [r.getMessage() for r in caplog.records if r.name == "skillsim"]
     assert warned == ["SKILLSIM_KERNELS=compiledd is not one of auto, compiled, numpy; using auto"]
 
 

@@ -27,11 +27,22 @@ T = TypeVar("T")
 
 
 def n_jobs() -> int:
-    value = os.environ.get("SKILLSIM_JOBS", "")
+    """Worker processes: SKILLSIM_JOBS, else one per core; a value that is not a whole number >= 1
+    is warned about once and the default used."""
+    value = os.environ.get("SKILLSIM_JOBS", "").strip()
+    cores = max(1, os.cpu_count() or 1)
+    if not value:
+        return cores
     try:
-        return max(1, int(value)) if value else max(1, os.cpu_count() or 1)
+        jobs = int(value)
     except ValueError:
-        return max(1, os.cpu_count() or 1)
+        jobs = 0
+    if jobs >= 1:
+        return jobs
+    from ..errors import warn_setting
+
+    warn_setting("SKILLSIM_JOBS", value, f"is not a whole number of processes >= 1; using {cores} (one per core)")
+    return cores
 
 
 def _one(cfg: RunConfig, read: Callable) -> object:
