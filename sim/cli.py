@@ -788,6 +788,16 @@ def _with_config_dir(argv: list[str], overrides: list[str] | None) -> list[str] 
                                                    else f"hydra.searchpath=[{extra}]"]
 
 
+def _printed_overrides(argv: list[str]) -> list[str] | None:
+    """The overrides of `skillsim --cfg job|hydra|all [--resolve] [-p PKG] OVERRIDES` (no -m), else None."""
+    shown, rest = _flag_value(argv, ("--cfg", "-c"))
+    if shown is None:
+        return None
+    _, rest = _flag_value(rest, ("--package", "-p"))
+    _, rest = _flag_value(rest, ("--config-dir", "-cd"))
+    return _with_config_dir(argv, _overrides([a for a in rest if a != "--resolve"]))
+
+
 def main(argv: list[str] | None = None) -> None:
     """`skillsim [overrides]`: run a forecast. With no arguments: Chongqing baseline to 2035."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -813,6 +823,8 @@ def main(argv: list[str] | None = None) -> None:
     previous_keep = os.environ.get(KEEP_ENV)
     if overrides is not None and not direct:
         preflight(overrides)  # with --config-dir: through hydra.main, which adds the folder as it does
+    elif (printed := _printed_overrides(argv)) is not None:
+        preflight(printed)  # --cfg job n_agents=-5: Hydra prints any config; a bad value is refused as a run's
     elif overrides is None and (sweep_overrides := _with_config_dir(argv, _sweep_overrides(bare))) is not None:
         if (preflight_sweep(sweep_overrides) or "").endswith(".BasicSweeper"):
             fastsweep.use_fast_sweeps()

@@ -194,6 +194,9 @@ CASES = [
     # -- command-line syntax and the output folder -------------------------------------------------
     C("list-without-multirun", L, "levers.training.intensity=1,2", EXIT_CONFIG, "levers.training.intensity=1,2"),
     C("override-syntax", L, "n_agents=(3", EXIT_CONFIG, "n_agents=(3"),
+    C("cfg-job-checks-values", L, "--cfg job n_agents=-5", EXIT_CONFIG, "n_agents = -5"),
+    C("cfg-resolve-checks-values", L, "-c job --resolve -p levers levers.training.intensity=-1", EXIT_CONFIG,
+      "levers.training.intensity = -1.0", e2e=True),
     C("run-folder-not-empty", L, "n_agents=300 horizon.end_year=2023 hydra.run.dir={files}/full_run", EXIT_OUTPUT,
       "run folder {files}/full_run already exists and is not empty", only_e2e=True),
 ]
