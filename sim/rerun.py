@@ -48,12 +48,26 @@ Same as the Hydra route: skillsim --config-path=RUN_DIR --config-name=config [hy
 log = logging.getLogger("skillsim")
 
 
+def _override_value(arg: str) -> str:
+    """The value of `key=value` as skillsim (Hydra's override grammar) reads it: quotes and escapes
+    taken off, so `hydra.run.dir="my out"` names the same folder here as there."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        value = OverridesParser.create().parse_overrides([arg])[0].value()
+    except Exception:  # noqa: BLE001 - not Hydra syntax: refused, as skillsim refuses it
+        raise ConfigError("hydra.run.dir", arg.partition("=")[2], "a folder path that skillsim can read "
+                          "(quote all of it: hydra.run.dir='my folder/run')") from None
+    return value if isinstance(value, str) else arg.partition("=")[2]
+
+
 def parse(argv: list[str]) -> tuple[Path, Path | None]:
     """RUN_DIR and the optional new folder; ConfigError for anything else."""
     run_dir, out = None, None
     for arg in argv:
         key, eq, value = arg.partition("=")
         if eq and key.lstrip("+") == "hydra.run.dir":
+            value = _override_value(arg)
             if not value.strip():
                 raise ConfigError("hydra.run.dir", value, "a folder path")
             out = Path(value).expanduser()

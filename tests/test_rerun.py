@@ -90,11 +90,20 @@ def test_a_changed_folder_is_not_rerun(run, tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("given, folder", [('"my out"', "my out"), ("'我的 run'", "我的 run"), ("plain", "plain"),
+                                           ("a/b", "a/b"), ("'it\\'s'", "it's")])
+def test_the_new_folder_is_read_as_skillsim_reads_it(given, folder):
+    """`hydra.run.dir="my out"` names the folder `my out` (quotes are the shell's and Hydra's, not part
+    of the name), as `skillsim hydra.run.dir="my out"` does."""
+    assert rerun_mod.parse(["run", f"hydra.run.dir={given}"]) == (Path("run"), Path(folder))
+
+
 @pytest.mark.parametrize("args, code, words", [
     ([], EXIT_CONFIG, "RUN_DIR"),
     (["{run}", "seed=3"], EXIT_CONFIG, "no overrides"),
     (["{tmp}/nowhere"], EXIT_DATA, "does not exist"),
     (["{run}", "--fast"], EXIT_CONFIG, "option"),
+    (["{run}", "hydra.run.dir='x y'/z"], EXIT_CONFIG, "quote all of it"),  # skillsim cannot read it either
 ])
 def test_rerun_mistakes_are_one_line(run, tmp_path, capsys, args, code, words):
     with pytest.raises(SystemExit) as exc:
