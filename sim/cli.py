@@ -812,7 +812,10 @@ def main(argv: list[str] | None = None) -> None:
     if cached is None:
         register_schema()
         argv = _route(argv)
-    bare = _flag_value(argv, ("--config-dir", "-cd"))[1]  # what is left are overrides and Hydra's flags
+    given_dir, bare = _flag_value(argv, ("--config-dir", "-cd"))  # what is left are overrides and Hydra's flags
+    if given_dir is not None and not Path(given_dir).expanduser().is_dir():
+        fail(ConfigError("--config-dir", given_dir, "an existing folder laid out like sim/conf "
+                         "(for example my_conf/region/my_city.yaml)"))
     overrides = _with_config_dir(argv, _overrides(bare))
     direct = overrides is not None and bare == argv  # a plain run: composed and checked once (_run_single)
     if cached is not None and not direct:  # (a plain argv is always direct; kept safe if that changes)

@@ -194,6 +194,8 @@ CASES = [
     # -- command-line syntax and the output folder -------------------------------------------------
     C("list-without-multirun", L, "levers.training.intensity=1,2", EXIT_CONFIG, "levers.training.intensity=1,2"),
     C("override-syntax", L, "n_agents=(3", EXIT_CONFIG, "n_agents=(3"),
+    C("config-dir-missing", L, "--config-dir {tmp}/no_such_conf n_agents=300", EXIT_CONFIG,
+      "--config-dir = '{tmp}/no_such_conf' is invalid; allowed: an existing folder", e2e=True),
     C("cfg-job-checks-values", L, "--cfg job n_agents=-5", EXIT_CONFIG, "n_agents = -5"),
     C("cfg-resolve-checks-values", L, "-c job --resolve -p levers levers.training.intensity=-1", EXIT_CONFIG,
       "levers.training.intensity = -1.0", e2e=True),
