@@ -2,7 +2,9 @@
 
 `aggregate(sweep_dir)` reads every job folder of a sweep and writes, at the sweep folder's top level:
 - `runs.csv`: one row per job: status, the swept parameters, seeds, target-year figures and cumulative
-  spend by lever and funder; failed and unfinished jobs are listed with their error;
+  spend by lever and funder, and (a sweep run by an optimising sweeper, Optuna or Nevergrad) the
+  `objective` each job returned (`objective_<metric>` for several); failed and unfinished jobs are
+  listed with their error;
 - `series_long.parquet` (or `.csv` without pyarrow): job, parameters, date, metric, value;
 - `ensemble.csv`: per setting and date, median and 5/25/75/95% quantiles across replicates of the
   high-skill share and of income;
@@ -336,7 +338,10 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
         raise DataError(f"{sweep_dir} is not a sweep folder: no job folders with results")
     params = swept_parameters(jobs)
     settings = [p for p in params if p not in REPLICATE_KEYS]
-    rows = [_runs_row(name, job, params) | {"job_num": job["job_num"]} for name, job in jobs.items()]
+    from .objective import recorded
+
+    rows = [_runs_row(name, job, params) | {"job_num": job["job_num"]}
+            | (recorded(sweep_dir / name) if job["status"] == "ok" else {}) for name, job in jobs.items()]
     runs = pd.DataFrame(rows).sort_values(["job_num", "job"], na_position="last").reset_index(drop=True)
     if "replicate" not in runs:
         runs["replicate"] = 0

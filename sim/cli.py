@@ -265,7 +265,9 @@ def job_objective(dcfg: DictConfig, job_dir: Path):
     data = OmegaConf.to_container(dcfg.objective, resolve=True) if "objective" in dcfg else {}
     try:
         cfg, _ = config_from_hydra(dcfg)
-        return objective.job_objective(data, cfg, pd.read_csv(job_dir / "series.csv"))
+        value = objective.job_objective(data, cfg, pd.read_csv(job_dir / "series.csv"))
+        objective.record(job_dir, data, value)  # for the sweep's runs.csv (skillsim-aggregate)
+        return value
     except SkillsimError as err:
         log.error("job %s: objective: %s", job_dir.name, err)
     except Exception as err:  # noqa: BLE001 - the job itself finished; its value is only missing

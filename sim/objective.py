@@ -120,6 +120,48 @@ def job_objective(data: dict | None, cfg, series: pd.DataFrame) -> float | list[
     return mean if p.metrics else mean[0]
 
 
+def record_path(job_dir) -> "Path":
+    """Where a job's objective is kept: hidden beside its folder (the folder itself is sealed by its
+    manifest), one file per job, so concurrent workers never write the same file."""
+    from pathlib import Path
+
+    job_dir = Path(job_dir)
+    return job_dir.parent / f".objective-{job_dir.name}.json"
+
+
+def record(job_dir, data: dict | None, value) -> None:
+    """Keep the value a job returned to its sweeper, with the metric names, for runs.csv (best effort:
+    the sweeper has the value already)."""
+    import json
+    import os
+
+    p = parse(data)
+    names = p.metrics or [p.metric]
+    values = value if isinstance(value, list) else [value]
+    path = record_path(job_dir)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps({"metrics": names, "values": values}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def recorded(job_dir) -> dict[str, float]:
+    """The recorded objective as runs.csv columns: `objective`, or `objective_<metric>` for each of
+    several; {} if the job has none (a sweep whose sweeper does not use it)."""
+    import json
+
+    try:
+        rec = json.loads(record_path(job_dir).read_text(encoding="utf-8"))
+        names, values = list(rec["metrics"]), [float(v) for v in rec["values"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    if len(values) == 1:
+        return {"objective": values[0]}
+    return {f"objective_{n}": v for n, v in zip(names, values)}
+
+
 def failed(data: dict | None) -> None:
     """What a failed job returns: None, a failed trial for Optuna (see the module docstring)."""
     return None

@@ -85,6 +85,36 @@ def test_optuna_sweeper_finishes_writes_tables_and_its_best_value_reruns(tmp_pat
                               studio_intensity=p["levers.studio.intensity"], n_agents=2000, end_year=2025,
                               replicate=r, series=True)["series"], obj, 2025)[0] for r in (0, 1)]
     assert best["best_value"] == pytest.approx(np.mean(scores), rel=0, abs=1e-12)
+    # each trial's value is in runs.csv, the best of them the study's best
+    assert runs["objective"].notna().all() and runs["objective"].max() == pytest.approx(best["best_value"], abs=1e-12)
+
+
+def test_runs_csv_holds_the_objective_each_job_returned(tmp_path):
+    """An optimising sweeper's trials: the value each job returned, beside its settings in runs.csv;
+    the hidden record beside the job folder leaves the folder's own files (and their check) alone."""
+    import dataclasses
+
+    from sim.aggregate import aggregate
+    from sim.cli import run_forecast
+    from sim.config import HorizonParams, RunConfig
+    from sim.objective import record, recorded
+    from sim.verify import verify
+
+    cfg = dataclasses.replace(RunConfig(), n_agents=300, horizon=HorizonParams(end_year=2023))
+    sweep = tmp_path / "sweep"
+    for rep, value in ((0, 0.31), (1, 0.29), (2, None)):
+        job = sweep / f"replicate={rep}"
+        run_forecast(dataclasses.replace(cfg, replicate=rep), job, overrides=[f"replicate={rep}"],
+                     extra={"job_num": rep})
+        if value is not None:  # job 2: a sweep whose sweeper did not ask
+            record(job, {"metric": "high_skill_share"}, value)
+    aggregate(sweep)
+    runs = pd.read_csv(sweep / "runs.csv").set_index("replicate")
+    assert runs.loc[0, "objective"] == 0.31 and runs.loc[1, "objective"] == 0.29 and np.isnan(runs.loc[2, "objective"])
+    assert verify(sweep).problems == []
+    record(sweep / "replicate=0", {"metrics": ["high_skill_share", "spend_total"]}, [0.3, 1.5e9])
+    assert recorded(sweep / "replicate=0") == {"objective_high_skill_share": 0.3, "objective_spend_total": 1.5e9}
+    assert recorded(sweep / "replicate=9") == {}
 
 
 @pytest.mark.slow
