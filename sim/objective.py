@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .lazy import pd
 
@@ -120,11 +121,9 @@ def job_objective(data: dict | None, cfg, series: pd.DataFrame) -> float | list[
     return mean if p.metrics else mean[0]
 
 
-def record_path(job_dir) -> "Path":
+def record_path(job_dir) -> Path:
     """Where a job's objective is kept: hidden beside its folder (the folder itself is sealed by its
     manifest), one file per job, so concurrent workers never write the same file."""
-    from pathlib import Path
-
     job_dir = Path(job_dir)
     return job_dir.parent / f".objective-{job_dir.name}.json"
 
