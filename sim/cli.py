@@ -936,8 +936,8 @@ def compose_config(overrides: list[str]) -> RunConfig:
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg, _ = config_from_hydra(compose(config_name="config", overrides=overrides, return_hydra_config=True))
-    except (HydraException, OmegaConfBaseException) as exc:  # an unknown key, a wrong type: one line
-        raise UserConfigError(explain(exc)) from None
+    except (HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:  # an unknown key, a wrong type,
+        raise UserConfigError(explain(exc)) from None  # a hand-edited file that is not YAML: one line
     finally:
         GlobalHydra.instance().clear()
     return cfg

@@ -144,6 +144,10 @@ CASES = [
       "{files}/cfg/region/broken.yaml", "not valid YAML", e2e=True),
     C("yaml-wrong-type", F, "hydra.searchpath=[file://{files}/cfg] region=wrongtype", EXIT_CONFIG,
       "region.population = 'lots'", "region/wrongtype.yaml"),
+    C("study-yaml-not-yaml", F, "hydra.searchpath=[file://{files}/cfg] region=broken params=2 structural=2 "
+      "n_agents=300", EXIT_CONFIG, "{files}/cfg/region/broken.yaml", "not valid YAML", tool="forecast"),
+    C("study-region-partial", F, "hydra.searchpath=[file://{files}/cfg] region=partial params=2 structural=2 "
+      "n_agents=300", EXIT_CONFIG, "region.label_en is not set", tool="forecast"),
     C("yaml-out-of-range", F, "hydra.searchpath=[file://{files}/cfg] region=negative", EXIT_CONFIG,
       "region.population = -5.0"),
     # a region preset gives all of the region's own values: none is Chongqing's by default, unsaid
@@ -274,7 +278,8 @@ def snapshot(*roots: Path) -> dict[str, tuple]:
     return out
 
 
-PREFIX = {"skillsim": "skillsim: ", "aggregate": "skillsim-aggregate: ", "verify": "skillsim-verify: ", "report": ""}
+PREFIX = {"skillsim": "skillsim: ", "aggregate": "skillsim-aggregate: ", "verify": "skillsim-verify: ", "report": "",
+          "forecast": "skillsim-forecast: "}
 
 
 def check(case: Case, code, stdout: str, stderr: str, places, tmp: Path, before: dict, after: dict) -> None:
@@ -296,6 +301,10 @@ def tool_main(tool: str):
         return aggregate_module.main
     if tool == "verify":
         return verify.main
+    if tool == "forecast":
+        from sim.studies import forecast
+
+        return forecast.main
     return pytest.importorskip("sim.report.cli", reason="skillsim-report is not in this tree yet").main
 
 
