@@ -568,9 +568,10 @@ def preflight_sweep(overrides: list[str]) -> str | None:
     """Check a multirun before Hydra creates anything; exit with one line if it cannot run.
 
     Refused: a job that cannot be composed (unknown key or group option, wrong type: Hydra would stop
-    the whole sweep with a multi-line error), or a sweep none of whose jobs passes the checks. A value
-    that fails only some jobs is left to them: each records its error, the others run, and the sweep
-    ends with EXIT_PARTIAL. Every swept value is checked once, on top of the sweep's first job.
+    the whole sweep with a multi-line error), or any swept value that fails the checks (out of range, a
+    preset that is incomplete): the first error, in one line, before the sweep folder exists. A job
+    that fails while it runs (the disk, a killed process) records its error and the others go on.
+    Every swept value is checked once, on top of the sweep's first job.
 
     Cost: one composition per distinct config-group choice. A swept value is set on one scratch copy
     of the first job's config (OmegaConf's type checks, as Hydra applies it), copied into the first
@@ -655,10 +656,8 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                         try:
                             variant = plain(compose(config_name="config", overrides=[*first[:i], other, *first[i + 1:]],
                                                     return_hydra_config=True))
-                        except SkillsimError as err:  # a preset that fails only its own jobs
-                            checked += 1
-                            errors.append(err)
-                            continue
+                        except SkillsimError as err:  # a preset that is incomplete or not valid
+                            fail(err)
                         check(variant, targets=True)
                     continue
                 if scratch is None:
@@ -672,7 +671,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                         data = _with_value(data0, name, OmegaConf.select(scratch, name))
                     check(data, targets=name == "targets_file")
                 ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([line]), scratch)
-        if len(errors) == checked:
+        if errors:  # a wrong value in any job: refused before anything is written, as for a single run
             fail(errors[0])
     return target
 

@@ -130,18 +130,31 @@ def test_aggregate_refuses_a_folder_that_is_not_a_sweep(tmp_path):
 
 @pytest.mark.slow  # end to end, about 30-50 s on 2 cores
 def test_one_failing_job_does_not_stop_the_others(tmp_path):
-    out, proc = sweep(tmp_path, "fail", "levers.training.intensity=1,-1", "replicate=0,1", *SMALL)
+    """Two jobs fail as they run (their folders hold a stranger's file, which a run never overwrites;
+    a wrong value would be refused before the sweep starts): the others finish, the tables are built
+    from them, and a re-run once the cause is gone runs only the failed jobs."""
+    out = tmp_path / "fail"
+    strays = [out / ",".join(sorted([*SMALL, "levers.training.intensity=2", f"replicate={rep}"])) / "notes.txt"
+              for rep in (0, 1)]  # the job folders' names: their overrides, sorted (Hydra's override_dirname)
+    for stray in strays:
+        stray.parent.mkdir(parents=True)
+        stray.write_text("mine", encoding="utf-8")
+    out, proc = sweep(tmp_path, "fail", "levers.training.intensity=1,2", "replicate=0,1", *SMALL)
     assert proc.returncode == EXIT_PARTIAL, proc.stderr[-2000:]
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 4
     ok, failed = runs[runs["status"] == "ok"], runs[runs["status"] == "failed"]
     assert len(ok) == 2 and (ok["levers.training.intensity"] == 1).all()
-    assert len(failed) == 2 and failed["error"].str.contains("levers.training.intensity").all()
+    assert len(failed) == 2 and failed["error"].str.contains("already exists and is not empty").all()
     assert "failed" in proc.stderr and (out / "ensemble.csv").exists()
     # a re-run retries only the failed jobs: the finished ones are kept as they are
-    proc2 = skillsim("-m", "levers.training.intensity=1,-1", "replicate=0,1", *SMALL, f"hydra.sweep.dir={out}",
+    for stray in strays:
+        stray.unlink()
+    proc2 = skillsim("-m", "levers.training.intensity=1,2", "replicate=0,1", *SMALL, f"hydra.sweep.dir={out}",
                      cwd=tmp_path)
+    assert proc2.returncode == 0, proc2.stderr[-2000:]
     assert proc2.stderr.count("already finished, skipped") == 2
+    assert (pd.read_csv(out / "runs.csv")["status"] == "ok").all()
 
 
 @pytest.mark.slow  # end to end, about 30-50 s on 2 cores
