@@ -578,3 +578,23 @@ def test_many_settings_stay_legible(tmp_path, grid, replicates):
         assert (undefined["undefined_because"] == "baseline").sum() == 1
         fig6 = pd.read_csv(written.out / "figures" / "fig6_promotions.csv")
         assert fig6["short_label"].nunique() == n_settings and fig6["label"].nunique() == n_settings
+
+
+def test_spend_contour_labels_write_every_level_exactly():
+    """Fig. 5's spend contours sit at matplotlib's round levels (3, 4.5, 6, ...): a label of 4 or 8 on
+    the 4.5 and 7.5 billion contours would misstate what is drawn."""
+    from sim.report.compare import level_digits
+
+    assert level_digits([3.0, 4.5, 6.0, 7.5, 9.0]) == 1
+    assert level_digits([0.25, 0.5, 0.75]) == 2
+    assert level_digits([2.0, 4.0, 6.0]) == 0
+    assert level_digits([1 / 3]) == 3  # never more than 3 decimals
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    x = np.arange(3.0)
+    cs = ax.contour(x, x, np.add.outer(x, x) * 2.25 + 1.5, levels=5)
+    d = level_digits(cs.levels)
+    texts = [lab.get_text() for lab in ax.clabel(cs, fmt=lambda v: f"{v:,.{d}f}")]
+    plt.close(fig)
+    assert sorted(float(t) for t in texts) == sorted(v for v in cs.levels if 1.5 < v < 10.5)

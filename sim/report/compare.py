@@ -147,7 +147,8 @@ def _heatmap(folder, surf, keys, lang, title):
         cs = ax.contour(xs, ys, spend.to_numpy(dtype=float) / div, colors="#000000", linewidths=1.0,
                         linestyles="--", levels=5, zorder=4)
         cs.set(path_effects=halo)
-        labels = ax.clabel(cs, fmt=lambda v: f"{v:,.0f}", fontsize=7.5, inline=True, inline_spacing=4)
+        digits = level_digits(cs.levels)
+        labels = ax.clabel(cs, fmt=lambda v: f"{v:,.{digits}f}", fontsize=7.5, inline=True, inline_spacing=4)
         for lab in labels:
             lab.set(path_effects=halo, zorder=5)
     ax.set_xticks(xs)
@@ -156,6 +157,14 @@ def _heatmap(folder, surf, keys, lang, title):
     ax.set_ylabel(axis_label(ky, lang))
     ax.grid(False)
     return fig
+
+
+def level_digits(levels) -> int:
+    """Decimals that write every contour level exactly (4.5 is "4.5", not "4"), at most 3."""
+    for d in range(4):
+        if all(abs(round(float(v), d) - float(v)) <= 1e-9 * max(1.0, abs(float(v))) for v in levels):
+            return d
+    return 3
 
 
 def _step(v) -> float:
