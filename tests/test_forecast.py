@@ -152,6 +152,20 @@ def test_backtest_refuses_a_folder_that_holds_anything_before_calibrating(tmp_pa
     assert (tmp_path / "bt" / "backtest.csv").read_text(encoding="utf-8") == "earlier\n"
 
 
+def test_more_parameter_sets_than_the_ensemble_holds_is_refused_before_any_run(tmp_path, monkeypatch):
+    """params=100000 ran the 100 sets the ensemble holds, and labelled the figures with 100000."""
+    from sim.errors import ConfigError
+    from sim.studies import forecast as fc
+
+    monkeypatch.setattr(fc, "run_batch", lambda *a, **k: pytest.fail("ran before refusing"))
+    n = len(fc.uncertainty.load_ensemble())
+    with pytest.raises(ConfigError, match=f"params = {n + 1} is invalid; allowed: at most {n}"):
+        fc.run([f"params={n + 1}", "structural=2", "n_agents=300", f"out={tmp_path / 'f'}"])
+    assert not (tmp_path / "f").exists()
+    with pytest.raises(ConfigError, match="params = 7 is invalid; allowed: at most ensemble=6"):
+        backtest.parse(["params=7", "ensemble=6"])
+
+
 def test_report_on_a_backtest_folder_says_what_it_is(tmp_path):
     from sim.errors import DataError
     from sim.report.pack import make_report

@@ -140,6 +140,9 @@ def parse(argv: list[str]) -> dict:
             raise ConfigError(key, value, "an integer") from None
         if opts[key] < (2 if key == "forecast_replicates" else 0 if key == "seed" else 1):
             raise ConfigError(key, opts[key], "a larger integer")
+    if opts["params"] > opts["ensemble"]:  # found now, not after hours of calibration
+        raise ConfigError("params", opts["params"], f"at most ensemble={opts['ensemble']} (the parameter sets "
+                          "each origin's calibration keeps)")
     try:
         opts["origins"] = [int(x) for x in str(opts["origins"]).split(",")]
     except ValueError:

@@ -72,6 +72,9 @@ def design(cfg: RunConfig, params: int, structural: int, seed: int,
            ens: pd.DataFrame | None = None) -> tuple[list[Cell], pd.DataFrame]:
     """Cells of the crossed design: members spread evenly over the ensemble x hypercube points."""
     ens = uncertainty.load_ensemble() if ens is None else ens
+    if params > len(ens):  # more would repeat members, and the labels would count runs that never ran
+        raise ConfigError("params", params, f"at most {len(ens)}: the calibration ensemble holds {len(ens)} "
+                          "parameter sets")
     members = np.unique(np.linspace(0, len(ens) - 1, params).round().astype(int)) if params < len(ens) \
         else np.arange(len(ens))
     points = uncertainty.structural_points(cfg, structural, seed)
