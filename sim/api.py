@@ -119,7 +119,13 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
     if unknown:
         raise ConfigError(unknown[0], params[unknown[0]], "a keyword of sim.api.PARAMETERS ("
                           + ", ".join(PARAMETERS) + ") or a dotted override in overrides=[...]")
+    if isinstance(overrides, (str, bytes)) or not all(isinstance(o, str) for o in overrides):
+        raise ConfigError("overrides", overrides, "a list of 'key=value' strings, e.g. "
+                          "overrides=['levers.training.intensity=2']")
     lines = list(overrides)
+    for line in lines:
+        if "=" not in line and not line.startswith("~"):  # `~key` (delete) is Hydra's; the rest needs a value
+            raise ConfigError("overrides", line, "'key=value' (e.g. 'behaviour.aptitude_sd=0.3')")
     if region is not None:
         lines.insert(0, f"region={region}")
     if scenario is not None:

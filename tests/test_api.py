@@ -58,6 +58,13 @@ def test_bad_keywords_and_values_name_the_field():
         compose(overrides=["behaviour.no_such_key=1"])
     with pytest.raises(SkillsimError, match="atlantis"):
         compose("atlantis")
+    # overrides given as one string (it was read letter by letter) or without a value: one line each
+    with pytest.raises(ConfigError, match=r"overrides = 'levers\.training\.intensity=2' is invalid; allowed: a list"):
+        simulate("chongqing", "baseline", "levers.training.intensity=2", **SMALL)
+    with pytest.raises(ConfigError, match=r"overrides = 'behaviour\.aptitude_sd' is invalid; allowed: 'key=value'"):
+        compose(overrides=["behaviour.aptitude_sd"])
+    with pytest.raises(ConfigError, match="overrides = "):
+        compose(overrides=[("n_agents", 5)])
     assert {"training_intensity", "competition_intensity", "studio_intensity", "end_year", "replicate"} <= set(PARAMETERS)
 
 
