@@ -7,6 +7,7 @@ stderr and a documented exit code (sim.errors), never a traceback, and leave no 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -121,8 +122,7 @@ PRESET_REQUIRED = tuple(f"region.{k}" for k in (
     "n_firms", "base_wage", "training_budget_per_worker_year", "competition_participation", "studios",
     "studio_growth_per_year", "growth_per_year", "high_skill_target", "high_skill_target_year",
     "history.origin", "history.high_skill_share", "structural"))
-_CQ = RunConfig().region
-DEFAULT_REGION = _CQ.name
+DEFAULT_REGION = RunConfig().region.name
 
 
 def check_preset(dcfg: DictConfig, preset: str | None = None) -> None:
@@ -137,15 +137,27 @@ def check_preset(dcfg: DictConfig, preset: str | None = None) -> None:
     if missing:
         raise MissingSetting(missing[0], "???", f"{where} must give it: a region preset gives every one of the "
                              "region's own values (see sim/conf/region/chongqing.yaml, each with its source)")
-    if not preset or preset == DEFAULT_REGION:
+    shipped = shipped_presets()
+    if not preset or preset in shipped:
         return
     for key, what in (("name", f"name (for example {preset!r})"), ("label_en", "English display name"),
                       ("label_zh", "Chinese display name")):
         value = OmegaConf.select(dcfg, f"region.{key}", default=None)
-        if value == getattr(_CQ, key):
-            raise ConfigError(f"region.{key}", value, f"{where}'s own {what}: it is a copy of the "
-                              f"{DEFAULT_REGION} preset that still names itself {value}, so its results would "
-                              f"be labelled as {DEFAULT_REGION}'s")
+        for other, names in shipped.items():
+            if value == names.get(key):
+                raise ConfigError(f"region.{key}", value, f"{where}'s own {what}: it is a copy of the {other} "
+                                  f"preset that still names itself {value}, so its results would be labelled "
+                                  f"as {other}'s")
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_presets() -> dict[str, dict]:
+    """The name and display names of each region preset that ships with skillsim, by file name."""
+    out = {}
+    for path in sorted((CONFIG_DIR / "region").glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        out[path.stem] = {k: data.get(k) for k in ("name", "label_en", "label_zh")}
+    return out
 
 
 def _is_missing(dcfg: DictConfig, dotted: str) -> bool:
@@ -178,11 +190,13 @@ def register_schema() -> None:
 
 def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
                  overrides: list[str] | None = None, extra: dict | None = None, unique: bool = False,
-                 machine: dict | None = None) -> Path:
+                 machine: dict | None = None, bands_hint: str | None = None) -> Path:
     """Run one forecast and write its folder. The plain function behind `skillsim`.
 
     `unique`: the folder name was chosen by default, so a folder that appears under it meanwhile (a
     run started in the same second) makes this one take the next free name (`NAME-2`, ...).
+    `bands_hint`: the arguments of the skillsim-forecast command that gives this run's bands, logged
+    after a run at the central values (a single run; a sweep's jobs would repeat it).
     """
     run_dir = Path(run_dir)
     try:
@@ -204,10 +218,24 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
     row = model.row
     log.info("%s: high-skill share %.1f%%, mean income %.0f yuan; %.2f s; wrote %s", model.dates[-1],
              100 * row["high_skill_share"], row["income_mean"], time.perf_counter() - t0, path)
-    if cfg.draw is None:
+    if cfg.draw is None and bands_hint is not None:
         log.info("one run at the central parameter set; for bands with parameter and structural uncertainty "
-                 "run skillsim-forecast region=%s", cfg.region.name)
+                 "run skillsim-forecast %s", bands_hint)
     return path
+
+
+def bands_hint() -> str:
+    """`region=PRESET` as this run chose it (the preset's file, whatever name it gives itself), with the
+    search path of the user's own presets if one was given (--config-dir), quoted for a shell."""
+    import shlex
+
+    hc = HydraConfig.get()
+    words = []
+    for source in hc.runtime.config_sources:  # --config-dir and hydra.searchpath, as the study commands take them
+        if "command-line" in str(source.provider) and source.schema == "file":
+            words += ["--config-dir", source.path]
+    words.append(f"region={hc.runtime.choices.get('region') or DEFAULT_REGION}")
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunConfig, dict]:
@@ -364,7 +392,8 @@ def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
                         held.previous)
             for stale in run_dir.parent.glob(f".{run_dir.name}.partial-*"):
                 shutil.rmtree(stale, ignore_errors=True)
-        run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task), unique=unique)
+        run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task), unique=unique,
+                     bands_hint=bands_hint())
 
 
 def _task(dcfg: DictConfig):

@@ -551,6 +551,8 @@ def check_cross_fields(cfg: RunConfig) -> None:
         if central is None:
             raise ConfigError("region.structural", key, "a numeric config key such as " + STRUCTURAL_INPUTS[0])
         lo, hi = rng
+        if not lo <= hi:
+            raise ConfigError(f"region.structural[{key}]", list(rng), "a range [LO, HI] with LO <= HI")
         if not lo <= central <= hi:
             raise ConfigError(key, central, f"a value inside its structural range [{lo}, {hi}] (region.structural)")
     mix_sum = sum(cfg.region.skilled_mix)

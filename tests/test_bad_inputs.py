@@ -161,6 +161,12 @@ CASES = [
       "region.name = 'chongqing'", "region/copied.yaml's own name"),
     C("yaml-region-copy-labelled-chongqing", F, "hydra.searchpath=[file://{files}/cfg] region=relabel", EXIT_CONFIG,
       "region.label_en = 'Chongqing'", "labelled as chongqing's"),
+    C("yaml-region-copy-of-zhong-county", F, "hydra.searchpath=[file://{files}/cfg] region=zcopy", EXIT_CONFIG,
+      "region.name = 'zhong_county'", "a copy of the zhong_county preset"),
+    C("region-structural-range-reversed", H, "region.structural={{region.growth_per_year:[0.039,-0.012]}}",
+      EXIT_CONFIG, "region.structural[region.growth_per_year] = [0.039, -0.012]", "LO <= HI"),
+    C("study-config-dir-missing", L, "--config-dir {tmp}/no_such_conf params=2", EXIT_CONFIG,
+      "--config-dir = '{tmp}/no_such_conf' is invalid", tool="forecast"),
     C("sweep-region-partial-only", M, "-m region=partial,empty hydra.searchpath=[file://{files}/cfg]", EXIT_CONFIG,
       "region.label_en is not set"),
     # -- files: skillsim-aggregate, skillsim-verify and skillsim-report on the wrong path ------------
@@ -240,6 +246,8 @@ def places(tmp_path_factory) -> dict[str, Path]:
     cq = (CONFIG_DIR / "region" / "chongqing.yaml").read_text(encoding="utf-8")
     (region / "copied.yaml").write_text(cq.replace("population: 5700000", "population: 1000000"), encoding="utf-8")
     (region / "relabel.yaml").write_text(cq.replace("name: chongqing", "name: relabel"), encoding="utf-8")
+    (region / "zcopy.yaml").write_text((CONFIG_DIR / "region" / "zhong_county.yaml").read_text(encoding="utf-8"),
+                                       encoding="utf-8")
     (files / "full_run").mkdir()
     (files / "full_run" / "series.csv").write_text("precious\n", encoding="utf-8")
 

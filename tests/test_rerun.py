@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -222,6 +223,13 @@ def test_own_config_folder_adds_a_region_preset(tmp_path):
     summary = json.loads((tmp_path / "mine" / "summary.json").read_text(encoding="utf-8"))
     assert summary["config"]["region"]["name"] == "my_city"
     assert summary["config"]["region"]["population"] == pytest.approx(1e6)
+    # the bands the run's log points to: the command it gives runs, on the same preset and folder
+    hint = proc.stderr.split("run skillsim-forecast ", 1)[1].splitlines()[0]
+    assert hint == shlex.join(["--config-dir", str(conf.resolve()), "region=my_city"])
+    bands = tool("skillsim-forecast", *shlex.split(hint), "params=2", "structural=2", *TINY, "out=bands",
+                 cwd=tmp_path)
+    assert bands.returncode == 0, bands.stderr
+    assert json.loads((tmp_path / "bands" / "manifest.json").read_text(encoding="utf-8"))["region"] == "my_city"
     proc = tool("skillsim", "--config-dir", str(conf), "region=my_twn", *TINY, cwd=tmp_path)
     assert proc.returncode == EXIT_CONFIG and "my_city" in proc.stderr  # the user's presets are listed
 

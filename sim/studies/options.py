@@ -10,16 +10,27 @@ from ..errors import ConfigError
 
 
 def key_values(argv: list[str], usage: str, prog: str) -> list[tuple[str, str]]:
-    """The command's key=value arguments; --help prints `usage` and exits 0, a bare word is one line."""
+    """The command's key=value arguments; --help prints `usage` and exits 0, a bare word is one line.
+    `--config-dir DIR` adds a folder of the user's own presets, as for skillsim (its search path)."""
     if any(a in ("-h", "--help") for a in argv):
         print(usage)
         raise SystemExit(0)
+    from ..cli import _flag_value, _with_config_dir
+
+    given = list(argv)
+    folder, argv = _flag_value(given, ("--config-dir", "-cd"))
+    if folder is not None and not Path(folder).expanduser().is_dir():
+        raise ConfigError("--config-dir", folder, "an existing folder laid out like sim/conf "
+                          "(for example my_conf/region/my_city.yaml)")
     pairs = []
     for a in argv:
         key, sep, value = a.partition("=")
         if not sep:
             raise ConfigError(a, "", f"key=value arguments (see {prog} --help)")
         pairs.append((key, value))
+    if folder is not None:  # the search path skillsim builds for the same flag (quoted, merged with a given one)
+        *_, line = _with_config_dir(given, [f"{k}={v}" for k, v in pairs if k == "hydra.searchpath"])
+        pairs = [p for p in pairs if p[0] != "hydra.searchpath"] + [tuple(line.split("=", 1))]
     return pairs
 
 
