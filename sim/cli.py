@@ -216,7 +216,8 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
     path = write_run(run_dir, cfg, model.series_columns(), composed=composed, overrides=overrides, started=started,
                      extra=extra, unique=unique, machine=machine)
     row = model.row
-    log.info("%s: high-skill share %.1f%%, mean income %.0f yuan; %.2f s; wrote %s", model.dates[-1],
+    log.info("%s: high-skill share %.1f%%, mean income %.0f yuan a year (that month's, annualised; the "
+             "year's mean is in summary.json); %.2f s; wrote %s", model.dates[-1],
              100 * row["high_skill_share"], row["income_mean"], time.perf_counter() - t0, path)
     if cfg.draw is None and bands_hint is not None:
         log.info("one run at the central parameter set; for bands with parameter and structural uncertainty "
