@@ -648,6 +648,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
             given = parser.parse_overrides(overrides)
             fixed = [o.input_line for o in given if not o.is_sweep_override()]
             master = compose(config_name="config", overrides=fixed, return_hydra_config=True)
+            refuse_another_sweep(Path(str(master.hydra.sweep.dir)), given, parser)
             target = str(master.hydra.sweeper.get("_target_", ""))
             if not target.endswith(".BasicSweeper"):  # Optuna, Nevergrad: the values are not known yet
                 from .objective import check as check_objective
@@ -704,6 +705,35 @@ def preflight_sweep(overrides: list[str]) -> str | None:
         if errors:  # a wrong value in any job: refused before anything is written, as for a single run
             fail(errors[0])
     return target
+
+
+def refuse_another_sweep(sweep_dir: Path, given: list, parser) -> None:
+    """A sweep re-run into a folder resumes it. Run into the folder of another sweep (other fixed
+    settings, or other keys swept), its jobs would be counted and tabled with that sweep's, and the
+    effects would compare runs of different configurations: refused in one line. Other values of the
+    same swept keys (more replicates, another lever level) extend the sweep and are allowed."""
+    old_file = sweep_dir / "multirun.yaml"
+    try:
+        old = OmegaConf.load(old_file).hydra.overrides.task
+    except Exception:  # noqa: BLE001 - no folder yet, or not one a sweep wrote: nothing to compare
+        return
+
+    def shape(overrides) -> tuple[set, set]:
+        task = [o for o in overrides if not o.is_hydra_override()]  # as multirun.yaml records them
+        return ({o.input_line for o in task if not o.is_sweep_override()},
+                {o.key_or_group for o in task if o.is_sweep_override()})
+
+    try:
+        before = shape(parser.parse_overrides([str(o) for o in old]))
+    except Exception:  # noqa: BLE001 - an older skillsim's record that this one cannot read
+        return
+    now = shape(given)
+    if before != now:
+        fixed, swept = now[0] ^ before[0], now[1] ^ before[1]
+        what = ", ".join(sorted(fixed | swept)) or "its settings"
+        raise ConfigError("hydra.sweep.dir", str(sweep_dir), f"a folder of this sweep or a new one: it holds "
+                          f"another sweep (it differs in {what}; its command is in {old_file.name}); re-run "
+                          "that sweep's command to resume it")
 
 
 def _with_value(data: dict, dotted: str, value) -> dict:

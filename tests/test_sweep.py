@@ -235,3 +235,31 @@ def test_a_job_folder_name_longer_than_a_file_name_is_shortened_the_same_way_eac
     name = job_dir_name(long)
     assert len(name.encode()) <= JOB_DIR_BYTES and name == job_dir_name(long) and name.startswith(long[:100])
     assert job_dir_name(long + "1") != name  # other settings, another name
+
+
+@pytest.mark.parametrize("now, refused", [
+    (["replicate=0,1", "n_agents=300"], None),  # the same sweep: resumed
+    (["n_agents=300", "replicate=range(0,5)"], None),  # more replicates: extends it
+    (["replicate=0,1", "n_agents=400"], "n_agents=300, n_agents=400"),  # another fixed setting
+    (["replicate=0,1"], "n_agents=300"),
+    (["replicate=0,1", "n_agents=300", "levers.training.intensity=1,2"], "levers.training.intensity"),
+])
+def test_a_sweep_folder_holding_another_sweep_is_refused(tmp_path, now, refused):
+    """Jobs of two sweeps in one folder would be tabled together and their effects compare runs of
+    different configurations (a re-run with n_agents=3000 into a 2,000-agent sweep's folder did)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from sim.cli import refuse_another_sweep
+    from sim.errors import ConfigError
+
+    OmegaConf.save(OmegaConf.create({"hydra": {"overrides": {"task": ["replicate=0,1", "n_agents=300"]}}}),
+                   tmp_path / "multirun.yaml")
+    parser = OverridesParser.create()
+    given = parser.parse_overrides([*now, f"hydra.sweep.dir={tmp_path}"])
+    if refused is None:
+        refuse_another_sweep(tmp_path, given, parser)
+    else:
+        with pytest.raises(ConfigError, match=f"it holds another sweep \\(it differs in {refused};"):
+            refuse_another_sweep(tmp_path, given, parser)
+    refuse_another_sweep(tmp_path / "new", given, parser)  # a new folder: nothing to compare
