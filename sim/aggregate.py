@@ -173,12 +173,18 @@ def write_atomic(df: pd.DataFrame, path: Path) -> None:
     write_tables({path: df})
 
 
-def write_tables(tables: dict[Path, pd.DataFrame]) -> None:
+TABLES_MANIFEST = "tables.json"  #: checksums of a sweep's tables (skillsim-verify checks them)
+
+
+def write_tables(tables: dict[Path, pd.DataFrame], manifest: Path | None = None) -> None:
     """Write every table to a temporary file, then rename them all into place.
 
     If any write fails (a full disk), the temporary files are removed and the old tables stay as
-    they were: the set of tables is never a mix of two aggregations.
+    they were: the set of tables is never a mix of two aggregations. `manifest`: also write there
+    the SHA-256 and size of each table (by file name), renamed into place last.
     """
+    from .results import sha256
+
     tmps: dict[Path, Path] = {}
     try:
         for path, df in tables.items():
@@ -187,6 +193,11 @@ def write_tables(tables: dict[Path, pd.DataFrame]) -> None:
                 df.to_parquet(tmp, index=False)
             else:
                 df.to_csv(tmp, index=False)
+        if manifest is not None:
+            listed = {"files": {p.name: sha256(t) for p, t in tmps.items()},
+                      "sizes": {p.name: t.stat().st_size for p, t in tmps.items()}}
+            tmp = tmps[manifest] = manifest.with_name(f".{manifest.name}.tmp-{os.getpid()}")
+            tmp.write_text(json.dumps(listed, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         for path, tmp in tmps.items():
             os.replace(tmp, path)
     except BaseException:
@@ -382,7 +393,7 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
         if base is not None:
             tables[sweep_dir / "effects.csv"] = paired_effects(runs, settings, base)
     try:
-        write_tables(tables)
+        write_tables(tables, sweep_dir / TABLES_MANIFEST)
     except OSError as exc:
         raise environment_fault(exc, sweep_dir / "runs.csv" if len(tables) == 1 else sweep_dir, "write") from None
     if frames and not settings:

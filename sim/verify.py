@@ -44,6 +44,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     checked: int = 0
     files: int = 0
+    what: str = ""  #: what was checked, for the summary line ("1 run folder", "the forecast folder", ...)
 
 
 def is_run_folder(path: Path) -> bool:
@@ -100,6 +101,18 @@ def verify_run(folder: Path, report: Report) -> None:
                 bad(f"{complete_path}: changed: it does not hold the checksum of manifest.json")
         elif sha256(manifest_path) != m.group(1):
             bad(f"{manifest_path}: changed: its checksum differs from the one in COMPLETE")
+    listed = check_listed(folder, manifest_path, raw, report)
+    if listed is None:
+        return
+    known = set(listed) | {MANIFEST, COMPLETE_MARKER}
+    listed_dirs = {str(d) for name in listed for d in PurePosixPath(name).parents if str(d) != "."}
+    unexpected(folder, folder, known, listed_dirs, report, bad)
+
+
+def check_listed(folder: Path, manifest_path: Path, raw: bytes, report: "Report") -> dict | None:
+    """Check every file a manifest lists (checksum and size, by its path in `folder`); the listed
+    files, or None if the manifest cannot be read (said as a problem)."""
+    bad = report.problems.append
     try:
         manifest = json.loads(raw.decode("utf-8"))
         listed = manifest["files"]
@@ -108,7 +121,7 @@ def verify_run(folder: Path, report: Report) -> None:
             raise TypeError
     except (ValueError, KeyError, TypeError):
         bad(f"{manifest_path}: unreadable: not a JSON manifest with a 'files' table (changed or truncated)")
-        return
+        return None
 
     for name, digest in listed.items():
         path = folder / name
@@ -136,10 +149,7 @@ def verify_run(folder: Path, report: Report) -> None:
             how = (f"{size:,} bytes instead of {expected_size:,}" if isinstance(expected_size, int)
                    and size != expected_size else "its checksum differs from the manifest")
             bad(f"{path}: changed: {how}")
-
-    known = set(listed) | {MANIFEST, COMPLETE_MARKER}
-    listed_dirs = {str(d) for name in listed for d in PurePosixPath(name).parents if str(d) != "."}
-    unexpected(folder, folder, known, listed_dirs, report, bad)
+    return listed
 
 
 def unexpected(folder: Path, here: Path, known: set, listed_dirs: set, report: "Report", bad) -> None:
@@ -157,8 +167,37 @@ def unexpected(folder: Path, here: Path, known: set, listed_dirs: set, report: "
             bad(f"{path}: unexpected {'folder' if path.is_dir() else 'file'}: not in the manifest")
 
 
+#: what a sweep folder holds besides its jobs and its tables: Hydra's record of the command, and an
+#: optimising sweeper's result (Optuna, Nevergrad)
+SWEEP_RECORDS = ("multirun.yaml", "optimization_results.yaml")
+
+
+def verify_sweep_tables(folder: Path, report: Report) -> None:
+    """The sweep's own tables against `tables.json` (written with them by skillsim-aggregate), and
+    anything at the sweep's top level that is neither a job, a table, a record nor a report."""
+    from .aggregate import TABLES_MANIFEST
+
+    manifest_path = folder / TABLES_MANIFEST
+    raw = _read(manifest_path)
+    if raw is None:
+        listed = {}
+        if (folder / "runs.csv").exists():
+            report.notes.append(f"{folder}: its tables have no checksums ({TABLES_MANIFEST}: written by an older "
+                                "skillsim, or removed); skillsim-aggregate rebuilds them with it")
+    else:
+        listed = check_listed(folder, manifest_path, raw, report) or {}
+    known = set(listed) | {TABLES_MANIFEST, *SWEEP_RECORDS} | ({"runs.csv", "ensemble.csv", "effects.csv",
+                                                                "series_long.parquet", "series_long.csv"}
+                                                               if raw is None else set())
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.name in known or is_report(path) or path.is_dir():
+            continue  # hidden records (claims, progress, objectives), jobs and reports are not tables
+        report.problems.append(f"{path}: unexpected file: not a job, a table or a record of this sweep")
+
+
 def verify_sweep(folder: Path, report: Report) -> None:
-    """Check every finished job folder of a sweep; failed and unfinished jobs are noted."""
+    """Check every finished job folder of a sweep, and its tables; failed and unfinished jobs are noted."""
+    verify_sweep_tables(folder, report)
     failed = unfinished = 0
     for job in job_folders(folder):
         if is_run_folder(job):
@@ -178,8 +217,15 @@ def verify(path: str | Path) -> Report:
     report = Report()
     if is_run_folder(path):
         verify_run(path, report)
+        try:
+            kind = json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("kind")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        report.what = f"the {kind} folder" if isinstance(kind, str) and kind else "1 run folder"
     elif is_sweep_folder(path):
         verify_sweep(path, report)
+        report.what = (f"{report.checked} run folder{'s' if report.checked != 1 else ''} and the sweep's "
+                       "tables")
     else:
         raise NotARunFolder(path)
     return report
@@ -218,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         for line in report.notes:
             print(f"note: {line}")
         n = len(report.problems)
-        runs = f"{report.checked} run folder{'s' if report.checked != 1 else ''}"
+        runs = report.what
         if n:
             print(f"{p}: {n} problem{'s' if n != 1 else ''} in {runs}")
             if code == EXIT_OK:

@@ -210,7 +210,7 @@ def test_a_study_folder_with_subfolders_is_checked_file_by_file(tmp_path, capsys
     (folder / "origin_2020").mkdir()
     code, out, _ = verify(folder, capsys=capsys)
     assert code == EXIT_INTEGRITY
-    assert out[-1] == f"{folder}: 4 problems in 1 run folder"
+    assert out[-1] == f"{folder}: 4 problems in the backtest folder"
     assert sorted(out[:-1]) == [f"{folder / 'origin_2011' / 'runs.csv'}: changed: its checksum differs from the manifest",
                                 f"{folder / 'origin_2016' / 'calibration.json'}: missing",
                                 f"{folder / 'origin_2016' / 'notes.txt'}: unexpected file: not in the manifest",
@@ -242,7 +242,32 @@ def test_a_sweep_folder_checks_every_finished_job(sweep_dir, capsys):
     code, out, _ = verify(sweep_dir, capsys=capsys)
     assert code == EXIT_INTEGRITY
     assert out[0].startswith(f"{sweep_dir / 'replicate=1' / 'series.csv'}: changed")
-    assert out[-1] == f"{sweep_dir}: 1 problem in 2 run folders"
+    assert out[-1] == f"{sweep_dir}: 1 problem in 2 run folders and the sweep's tables"
+
+
+def test_a_sweep_folders_own_tables_are_checked(sweep_dir, capsys):
+    """runs.csv, ensemble.csv, effects.csv and the long series are written with their checksums
+    (tables.json); an edited table, or a stray file beside them, is a problem like one in a job."""
+    from sim.aggregate import aggregate
+
+    shutil.rmtree(sweep_dir / "replicate=3")  # the interrupted job: aggregate would list it as missing
+    aggregate(sweep_dir)
+    listed = json.loads((sweep_dir / "tables.json").read_text(encoding="utf-8"))["files"]
+    assert {"runs.csv", "ensemble.csv"} <= set(listed)
+    code, out, _ = verify(sweep_dir, capsys=capsys)
+    assert code == EXIT_OK and out[-1].startswith(f"{sweep_dir}: ok: ")
+    assert f"{2 * 4 + len(listed)} files in 2 run folders and the sweep's tables" in out[-1]
+    text = (sweep_dir / "runs.csv").read_text(encoding="utf-8")
+    (sweep_dir / "runs.csv").write_text(text.replace("ok", "ko", 1), encoding="utf-8")
+    (sweep_dir / "notes.txt").write_text("mine", encoding="utf-8")
+    code, out, _ = verify(sweep_dir, capsys=capsys)
+    assert code == EXIT_INTEGRITY
+    assert sorted(out[:2]) == [f"{sweep_dir / 'notes.txt'}: unexpected file: not a job, a table or a record of "
+                               "this sweep", f"{sweep_dir / 'runs.csv'}: changed: its checksum differs from the manifest"]
+    (sweep_dir / "tables.json").unlink()  # an older skillsim's sweep: noted, its tables not flagged
+    (sweep_dir / "notes.txt").unlink()
+    code, out, _ = verify(sweep_dir, capsys=capsys)
+    assert code == EXIT_OK and any("its tables have no checksums" in line for line in out)
 
 
 def test_several_paths_and_a_bad_one(run, sweep_dir, tmp_path, capsys):
