@@ -186,12 +186,17 @@ def test_an_interrupted_plan_resumes_and_gives_the_same_answer(tmp_path):
     kept = journal.read_text().count("\n")
     again = subprocess.run([*args, f"out={tmp_path / 'cut'}"], cwd=tmp_path, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert f"resuming: {kept} runs already done" in again.stderr
+    assert f"resuming: {kept} finished runs in" in again.stderr
     assert not journal.exists()
     whole = subprocess.run([*args, f"out={tmp_path / 'whole'}"], cwd=tmp_path, capture_output=True, text=True)
     assert whole.returncode == 0
     for name in ("choice.json", "candidates.csv", "finalists.csv", "marginal_cost.csv"):
         assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    # the manifest counts every run the plan used, those of the interrupted process too
+    import json
+
+    runs = [json.loads((tmp_path / f / "manifest.json").read_text(encoding="utf-8"))["runs"] for f in ("cut", "whole")]
+    assert runs[0] == runs[1] > kept
 
 
 @pytest.mark.slow

@@ -104,6 +104,7 @@ class JournalledBatch:
         import json
 
         self.journal, self.tag, self.runs, self.done, self.log = journal, tag, 0, {}, log
+        self.used: set[str] = set()  # every run the study asked for: run now or taken from the journal
         if journal is not None and journal.exists():
             for line in journal.read_text(encoding="utf-8").splitlines():
                 try:
@@ -112,7 +113,8 @@ class JournalledBatch:
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut short by the interruption
             if self.done:
-                log(f"resuming: {len(self.done)} runs already done in {journal}")
+                log(f"resuming: {len(self.done)} finished runs in {journal}; those this study asks for again "
+                    "are not run again")
 
     def key(self, cfg: RunConfig) -> str:
         import hashlib
@@ -143,6 +145,7 @@ class JournalledBatch:
         import json
 
         keys = [self.key(c) for c in configs]
+        self.used.update(keys)
         todo = [k for k in dict.fromkeys(keys) if k not in self.done]
         if todo:
             by_key = dict(zip(keys, configs))

@@ -251,7 +251,7 @@ def run(argv: list[str]) -> Path:
     tables["config"] = to_dict(cfg)
     manifest = {"kind": "discovery", "command": ["skillsim-discover", *argv], "overrides": overrides,
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed, "years": list(years),
-                "options": {k2: v for k2, v in opts.items() if k2 != "out"}, "runs": evaluator.batch.runs,
+                "options": {k2: v for k2, v in opts.items() if k2 != "out"}, "runs": len(evaluator.batch.used),
                 "library": "ema_workbench.analysis.prim", "versions": package_versions(),
                 "git_commit": git_commit(), "started": started}
     if "inputs_file_content" in opts:  # its path, text and ranges: the folder says what ran

@@ -202,9 +202,12 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
                 opts[key] = int(value)
             except ValueError:
                 raise ConfigError(key, value, "an integer") from None
-            lo = 2 if key == "replicates" else 1 if key != "seed" else 0
+            # each source of uncertainty needs two draws or more for its share of the variance (one set
+            # or one point has no spread: its share would read 0%)
+            lo = 2 if key in ("replicates", "params", "structural") else 1 if key != "seed" else 0
             if opts[key] < lo:
-                raise ConfigError(key, opts[key], f"an integer >= {lo}")
+                raise ConfigError(key, opts[key], f"an integer >= {lo}" + (
+                    " (one draw has no spread to measure)" if lo == 2 else ""))
             if key in ("n_agents", "seed"):
                 overrides.append(f"{key}={value}")
         elif key == "out":

@@ -695,7 +695,7 @@ def run(argv: list[str]) -> Path:
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed,
                 "options": {k: v for k, v in opts.items() if k != "out"}, "bounds": levers,
                 "uncertainty": "joint draws of parameters and structural inputs, with replicates" if uncertainty
-                else "replicates only", "runs": sum(e.runs for e in evaluators.values()), "versions": package_versions(),
+                else "replicates only", "runs": len(set().union(*(e.batch.used for e in evaluators.values()))), "versions": package_versions(),
                 "git_commit": git_commit(), "started": started}
     path = write_folder(out, out_tables, manifest, what="plan")
     evaluator.batch.close()  # the journal all the settings' evaluators shared

@@ -404,7 +404,7 @@ def run(argv: list[str]) -> Path:
     manifest = {"kind": "sensitivity", "command": ["skillsim-sensitivity", *argv], "overrides": overrides,
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed, "years": list(years),
                 "outputs": list(OUTPUTS), "options": {k: v for k, v in opts.items() if k != "out"},
-                "runs": evaluator.batch.runs, "library": "SALib", "versions": package_versions(),
+                "runs": len(evaluator.batch.used), "library": "SALib", "versions": package_versions(),
                 "git_commit": git_commit(), "started": started}
     if "inputs_file_content" in opts:  # its path, text and ranges: the folder says what ran
         manifest["options"].pop("inputs_file_content")
