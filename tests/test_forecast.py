@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
 from sim.errors import OutputError
@@ -109,8 +110,16 @@ def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_proc
         drawn = fan[fan["kind"] == "forecast"].set_index("date")["q95"]
         source = e[e["metric"] == "high_skill_share"].set_index("date")["q95"]
         assert np.allclose(drawn.sort_index(), source.sort_index())  # the chart draws exactly the table
+        assert (fan["setting"] == "forecast").all() and fan["label"].nunique() == 1
+        assert (fan.loc[fan["kind"] == "forecast", "n"] == 8).all()  # counts, written as such
+        assert "12.0" not in (written.out / "figures" / "fig1_high_skill_share.csv").read_text(encoding="utf-8")
+        config = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text(encoding="utf-8"))["region"]
+        target = fan[fan["kind"] == "region_target"]  # the dashed line
+        assert len(target) == 1 and target["value"].iloc[0] == config["high_skill_target"]
+        assert target["date"].iloc[0] == f"{config['high_skill_target_year']}-12"
         dec = pd.read_csv(written.out / "figures" / "fig7_variance_decomposition.csv")
-        assert len(dec) == len(v[v["metric"] == "high_skill_share"])
+        drawn_dates = sorted(v.loc[v["metric"] == "high_skill_share", "date"].unique())[1:]  # the start state is not drawn
+        assert sorted(dec["date"].unique()) == drawn_dates and (dec["setting"] == "forecast").all()
         assert (written.out / "report.md").read_text(encoding="utf-8").count("%") > 4
 
 

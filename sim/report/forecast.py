@@ -98,8 +98,13 @@ def fan(f: dict, lang: str):
     body.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5))
     data = d[["date", "metric", "n", "mean", "q05", "q25", "median", "q75", "q95"]].copy()
     data.insert(0, "kind", "forecast")
-    obs_rows = shown.assign(kind="observed", metric="high_skill_share")
-    return fig, pd.concat([data, obs_rows], ignore_index=True)
+    rows = [data, shown.assign(kind="observed", metric="high_skill_share", source="region.history.high_skill_share")]
+    if tv is not None:  # the target line drawn
+        rows.append(pd.DataFrame([{"kind": "region_target", "metric": "high_skill_share", "date": f"{ty}-12",
+                                   "value": tv, "source": "region.high_skill_target"}]))
+    out = pd.concat(rows, ignore_index=True)
+    out["n"] = out["n"].astype("Int64")  # a count (blank on observed and target rows), not 12.0
+    return fig, _with_setting(out, name)
 
 
 def decomposition(f: dict, lang: str):
@@ -121,8 +126,16 @@ def decomposition(f: dict, lang: str):
     ax.set_ylabel(T["var_axis"])
     ax.set_xlabel(T["year"])
     body.legend(loc="outside lower center", ncol=2)
-    data = v[["date", "metric", "component", "variance", "share", "total_variance"]].copy()
-    return fig, data
+    data = v[v["date"].isin(wide.index)][["date", "metric", "component", "variance", "share", "total_variance"]]
+    data = data.assign(share=data["share"].fillna(0.0))  # as stacked: an undefined share draws as nothing
+    return fig, _with_setting(data.reset_index(drop=True), name)
+
+
+def _with_setting(data: pd.DataFrame, label: str) -> pd.DataFrame:
+    """The `setting` and `label` columns every report CSV starts with (docs/report.md): a forecast
+    folder is one setting, the region's, labelled as the figure labels it."""
+    return pd.concat([pd.DataFrame({"setting": ["forecast"] * len(data), "label": [label] * len(data)},
+                                   index=data.index), data], axis=1)
 
 
 def markdown(f: dict, lang: str, figures: list[str]) -> str:
