@@ -537,3 +537,19 @@ def test_an_interrupted_discovery_resumes_from_its_journal_and_gives_the_same_ta
     assert runs == {"whole": 8, "cut": 4}  # the journalled runs are not run again
     for name in ("design.csv", "trajectory.csv", "box.csv", "choice.json"):
         assert (again / name).read_bytes() == (whole / name).read_bytes(), name
+
+
+def test_report_says_why_no_input_is_ranked():
+    """Nothing above the noise floor: report.md said nothing under an empty table."""
+    import pandas as pd
+
+    from sim.config import RunConfig, to_dict
+    from sim.report.sensitivity import sensitivity_markdown
+
+    idx = pd.DataFrame({"output": ["high_skill_share@2030"] * 2, "input": ["a", "b"], "ST": [0.01, 0.02],
+                        "ST_lo95": [0.0, 0.0], "ST_hi95": [0.05, 0.06], "distinguishable": [False, False],
+                        "rank": [float("nan")] * 2, "noise_floor": [0.1, 0.1]})
+    f = {"manifest": {"options": {"method": "sobol"}}, "config": to_dict(RunConfig()), "indices": idx, "noise": None}
+    for lang, words in (("en", "No input's index is above the noise floor"), ("zh", "没有输入的指数高于噪声下限")):
+        text = sensitivity_markdown(f, lang, [])
+        assert words in text and "| rank |" not in text and "| 排序 |" not in text

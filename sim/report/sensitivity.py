@@ -57,6 +57,8 @@ TEXT = {
                          "runs across the design (pooled over the design: {pooled:.1%}); noise floor of the index "
                          "(μ* or total index, on the replicate means): {floor:.3g}.",
         "md_top": "Top inputs: {output}, December {year}", "md_box": "The box",
+        "md_none": "No input's index is above the noise floor, so none is ranked (indices.csv gives every "
+                   "index and the floor; more replicates, more design points or wider ranges lower it).",
         "md_range": "box range", "md_qp": "quasi-p",
     },
     "zh": {
@@ -83,6 +85,7 @@ TEXT = {
         "md_noise_text": "{output}：基准点的随机方差占设计中单次运行方差的{fixed:.1%}（设计内合并：{pooled:.1%}）；"
                          "指数（μ*或总效应指数，基于重复均值）的噪声下限：{floor:.3g}。",
         "md_top": "主要输入：{output}，{year}年12月", "md_box": "选定区域",
+        "md_none": "没有输入的指数高于噪声下限，因此不作排序（各指数及下限见indices.csv；增加重复次数、设计点或扩大取值范围可降低下限）。",
         "md_range": "区域范围", "md_qp": "准p值",
     },
 }
@@ -207,6 +210,9 @@ def sensitivity_markdown(f: dict, lang: str, stems: list[str]) -> str:
         name, year = _output_words(output, lang)
         d = idx[(idx["output"] == output) & idx["distinguishable"]].sort_values("rank").head(8)
         sigma = key == "mu_star" and "sigma_lo95" in idx  # Morris: σ and its interval beside μ*
+        if d.empty:  # no table with no rows: say why
+            lines += [f"## {T['md_top'].format(output=name, year=year)}", "", T["md_none"], ""]
+            continue
         lines += [f"## {T['md_top'].format(output=name, year=year)}", "",
                   f"| {T['md_rank']} | {T['md_input']} | {T['md_index']} |" + (f" {T['md_sigma']} |" if sigma else ""),
                   "|---|---|---|" + ("---|" if sigma else "")]
