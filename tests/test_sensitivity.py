@@ -553,3 +553,23 @@ def test_report_says_why_no_input_is_ranked():
     for lang, words in (("en", "No input's index is above the noise floor"), ("zh", "没有输入的指数高于噪声下限")):
         text = sensitivity_markdown(f, lang, [])
         assert words in text and "| rank |" not in text and "| 排序 |" not in text
+
+
+@pytest.mark.parametrize("module", ["sensitivity", "plan"])
+def test_a_study_folder_that_cannot_be_written_fails_before_the_runs(tmp_path, monkeypatch, capsys, module):
+    """One line, exit 4, no run made: the first chunk of a sensitivity study ran before it found out."""
+    import importlib
+
+    from sim.errors import EXIT_OUTPUT
+    from sim.studies import batch
+
+    mod = importlib.import_module(f"sim.studies.{module}")
+    monkeypatch.setattr(batch, "run_batch", lambda *a, **k: pytest.fail("ran before refusing"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    args = {"sensitivity": ["n_agents=300", "quick=true"],
+            "plan": ["n_agents=300", "target.share=0.35", "target.year=2026", "preview=true"]}[module]
+    with pytest.raises(SystemExit) as info:
+        mod.main([*args, f"out={blocker / 'study'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == EXIT_OUTPUT and len(err) == 1 and str(blocker) in err[0]

@@ -47,7 +47,10 @@ def parse(argv: list[str]) -> tuple[str, Options]:
         else:
             raise ConfigError("PATH", arg, "a single run or sweep folder (already given: " + path + ")")
     if path is None:
-        raise ConfigError("PATH", None, "a run folder or a sweep folder")
+        from ..errors import MissingSetting
+
+        raise MissingSetting("PATH", None, "give the folder to report on: skillsim-report PATH [key=value ...] "
+                             "(a run, sweep, forecast, plan, sensitivity or discovery folder; see --help)")
     opts = Options()
     if "lang" in values:
         opts.lang = values["lang"].strip().lower()

@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig, to_dict
-from ..errors import ConfigError, OutputError, SkillsimError
+from ..errors import ConfigError, SkillsimError
 from .options import boolean, key_values, number, run_command
 
 LEVERS = ("training", "competition", "studio")
@@ -108,6 +108,10 @@ class Box:
 
     def mix(self, x: np.ndarray) -> dict[str, float]:
         return {**self.fixed, **{n: float(v) for n, v in zip(self.names, x)}}
+
+    def words(self, x: np.ndarray) -> str:
+        """The mix as a person reads it: each lever's intensity (a multiple of its status-quo level)."""
+        return ", ".join(f"{n} x{v:.2f}" for n, v in self.mix(x).items())
 
 
 @dataclass
@@ -193,7 +197,8 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
     xs = [box.lo + (box.hi - box.lo) * u for u in design] + [box.lo.copy(), box.hi.copy()]
     xs += [np.clip(np.asarray(a, dtype=float), box.lo, box.hi) for a in anchors]
     evs = run(xs)
-    log(f"plan: {len(evs)} mixes on the search samples; {sum(ok(e) for e in evs)} meet the target")
+    log(f"plan: {len(evs)} mix{'es' if len(evs) != 1 else ''} on the search samples; "
+        f"{sum(ok(e) for e in evs)} meet the target")
     best = None
     for ev in evs:
         if ok(ev) and better(ev, best):
@@ -407,7 +412,7 @@ class ModelEvaluator:
         t0 = time.perf_counter()
         configs = [with_mix(self.cfg, self.box.mix(np.array(x))) for x in xs]
         results = self._run(configs, self.sets[which])
-        self.log(f"plan: {len(xs)} mixes x {len(self.sets[which])} {which} samples in "
+        self.log(f"plan: {len(xs)} mix{'es' if len(xs) != 1 else ''} x {len(self.sets[which])} {which} samples in "
                  f"{time.perf_counter() - t0:.1f} s ({self.runs} runs so far)")
         return [Evaluation(tuple(x), which, np.array([s for s, _, _ in r]),
                            np.array([c for _, c, _ in r]) - self.base_cost[which], self.target)
@@ -595,16 +600,16 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
                 what += (f" (the {len(failed_fresh)} mixes that did on the search samples fell below it on "
                          f"fresh samples)")
             best = (f"the best found: probability {top.p:.0%}, mean share {top.mean_share:.1%} at "
-                    f"{box.mix(np.array(top.x))}, {top.mean_cost:,.0f} yuan")
+                    f"{box.words(np.array(top.x))}, {top.mean_cost:,.0f} yuan")
         else:
             what = f"no mix within the bounds costs at most {opts['budget']:,.0f} yuan"
-            best = f"the cheapest found: {top.mean_cost:,.0f} yuan at {box.mix(np.array(top.x))}"
+            best = f"the cheapest found: {top.mean_cost:,.0f} yuan at {box.words(np.array(top.x))}"
         return {"feasible": False, "statement": f"{what}; {best}", "best_probability": top.p,
                 "best_mean_share": top.mean_share, "best_mix": box.mix(np.array(top.x)),
                 "best_cost_yuan": top.mean_cost}
     k, n = int(chosen.success.sum()), chosen.success.size
     lo, hi = wilson(k, n)
-    mix = box.mix(np.array(chosen.x))
+    mix = box.words(np.array(chosen.x))
     if opts["objective"] == "max_share":
         statement = (f"{mix}: mean share {chosen.mean_share:.1%} [{np.quantile(chosen.share, 0.05):.1%}, "
                      f"{np.quantile(chosen.share, 0.95):.1%}] in {year} at {chosen.mean_cost:,.0f} yuan over the "
@@ -615,7 +620,7 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
                      + f"; P(share >= {target:.1%}) = {chosen.p:.0%} [{lo:.0%}, {hi:.0%}] on {n} fresh samples")
     settings = dict(zip(searched_settings(opts), chosen.setting))
     if settings:
-        statement = f"{settings} " + statement
+        statement = ", ".join(f"{k}={v}" for k, v in settings.items()) + ": " + statement
     return {"feasible": True, "objective": opts["objective"], "mix": box.mix(np.array(chosen.x)),
             **({"settings": settings} if settings else {}),
             "cost_yuan": chosen.mean_cost, "funder": opts["funder"], "cost_base": opts["cost_base"],
@@ -656,13 +661,12 @@ def run(argv: list[str]) -> Path:
             uncertainty = False
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["out"] or f"results/plans/{stamp}_{cfg.region.name}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise OutputError(f"plan folder {out} already exists and is not empty; choose another out=")
+    from .forecast import refuse_existing
+    from .options import check_writable
+
+    refuse_existing(out, "plan")
+    check_writable(out)  # before the runs (the journal, then the folder, go there); makes out's parent
     journal = out.parent / f".{out.name}.runs.jsonl"  # finished runs, for a resumed plan (removed at the end)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {out.parent}: {exc.strerror}") from None
     box = make_box(opts, levers)
     log(f"plan: into {out} (if interrupted, the same command with out={out} resumes it)")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")

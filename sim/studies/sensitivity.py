@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig, to_dict
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError
 from .batch import evaluate_in_chunks
 from .inputs import GROUPS, Input, choose, configure, parse_input, read_inputs_file
 from .options import key_values, number, one_of, run_command, study_option
@@ -375,12 +375,11 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
         check(opts, inputs)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["out"] or f"results/{what}/{stamp}_{cfg.region.name}" + (f"_{opts['method']}" if "method" in opts else ""))
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise OutputError(f"{what} folder {out} already exists and is not empty; choose another out=")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {out.parent}: {exc.strerror}") from None
+    from .forecast import refuse_existing
+    from .options import check_writable
+
+    refuse_existing(out, what)
+    check_writable(out)  # before the first chunk of runs (its journal, then the folder, go there)
     return opts, overrides, cfg, tuple(years), inputs, out
 
 
