@@ -490,6 +490,20 @@ def interrupt_the_second_chunk(monkeypatch):
     return real
 
 
+def count_runs(monkeypatch) -> list[int]:
+    """From now on, count the runs the batch runner makes (in [0])."""
+    from sim.studies import batch
+
+    real, ran = batch.run_batch, [0]
+
+    def counting(configs, *args, **kwargs):
+        ran[0] += len(configs)
+        return real(configs, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "run_batch", counting)
+    return ran
+
+
 def test_an_interrupted_study_resumes_from_its_journal_and_gives_the_same_tables(tmp_path, monkeypatch):
     """Interrupted after its first chunk of points (Ctrl-C), the study leaves no folder but a journal;
     re-run into the same folder it runs only what is missing and writes the tables an uninterrupted
@@ -505,10 +519,12 @@ def test_an_interrupted_study_resumes_from_its_journal_and_gives_the_same_tables
     kept = journal.read_text().count("\n")
     assert not (tmp_path / "cut").exists() and 0 < kept <= 8  # 4 points x 2 replicates (fewer if two coincide)
     monkeypatch.setattr(sensitivity.ModelEvaluator, "__call__", real)
+    ran = count_runs(monkeypatch)
     again = sensitivity.run([*args, f"out={tmp_path / 'cut'}"])
     assert not journal.exists()
     runs = {p.name: json.loads((p / "manifest.json").read_text())["runs"] for p in (whole, again)}
-    assert runs["cut"] == runs["whole"] - kept  # the journalled runs are not run again
+    assert ran[0] == runs["whole"] - kept  # the journalled runs are not run again
+    assert runs["cut"] == runs["whole"]  # and the manifest counts every run the study used
     for name in ("indices.csv", "noise.csv", "design.csv"):
         assert (again / name).read_bytes() == (whole / name).read_bytes(), name
 
@@ -531,10 +547,12 @@ def test_an_interrupted_discovery_resumes_from_its_journal_and_gives_the_same_ta
     kept = journal.read_text().count("\n")
     assert not (tmp_path / "cut").exists() and kept == 4  # the first chunk: 4 points x 1 replicate
     monkeypatch.setattr(sensitivity.ModelEvaluator, "__call__", real)
+    ran = count_runs(monkeypatch)
     again = discover.run([*args, f"out={tmp_path / 'cut'}"])
     assert not journal.exists()
     runs = {p.name: json.loads((p / "manifest.json").read_text())["runs"] for p in (whole, again)}
-    assert runs == {"whole": 8, "cut": 4}  # the journalled runs are not run again
+    assert ran[0] == 4  # the journalled runs are not run again
+    assert runs == {"whole": 8, "cut": 8}  # and the manifest counts every run the study used
     for name in ("design.csv", "trajectory.csv", "box.csv", "choice.json"):
         assert (again / name).read_bytes() == (whole / name).read_bytes(), name
 
