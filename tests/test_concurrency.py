@@ -65,7 +65,8 @@ def assert_like_single_sweep(out: Path, reference: Path, cwd: Path) -> None:
         assert (out / table).read_bytes() == (reference / table).read_bytes(), table
 
 
-@pytest.mark.parametrize("launcher", ["basic", pytest.param("joblib", marks=pytest.mark.slow)])
+@pytest.mark.slow  # two sweeps and their reference, about 15 s (the fast suite keeps under 3 minutes)
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_two_identical_sweeps_share_one_folder(tmp_path, reference, launcher):
     out = tmp_path / "shared"
     first = start(sweep_cmd(out, launcher), tmp_path)

@@ -88,6 +88,7 @@ def test_moving_the_training_slider_raises_the_shown_share(page):
     assert "December 2027" in text and "difference +" in text
 
 
+@pytest.mark.slow  # eight runs behind the page, about 9 s (the fast suite keeps under 3 minutes)
 def test_choosing_a_scenario_shows_and_runs_its_lever_settings(monkeypatch, request):
     """studio_expansion is studios x2: the studio slider shows 2, the command carries no intensity of
     its own (the preset's is run), and the page's figures move: twice the studio spend, a higher share."""
