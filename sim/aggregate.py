@@ -51,34 +51,6 @@ TABLES = ("runs.csv", "ensemble.csv", "effects.csv", "series_long.parquet", "ser
 STATUSES = ("ok", "failed", "running", "missing")
 NO_EFFECTS = ("effects.csv not written: the sweep has a single setting (only replicate/seed vary), "
               "so there is no other setting to compare with a baseline")
-NO_EFFECTS_YET = ("effects.csv not written: the finished jobs hold a single setting so far (the sweep's command "
-                  "sweeps more); re-run it into this folder to finish the others")
-PROGRESS_FILE = ".sweep_progress.json"  #: the job count and start time of a sweep (sim.sweep writes it)
-
-
-def planned_jobs(sweep_dir: Path) -> int:
-    """The number of jobs the sweep's command launches, as its start recorded it; 0 if unknown."""
-    try:
-        total = json.loads((sweep_dir / PROGRESS_FILE).read_text(encoding="utf-8"))["total"]
-        return max(0, int(total))
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
-def swept_in_command(sweep_dir: Path) -> set[str]:
-    """Keys the sweep's command (multirun.yaml) sweeps: a value list, range(...) or choice(...)."""
-    import yaml
-
-    try:
-        task = yaml.safe_load((sweep_dir / "multirun.yaml").read_text(encoding="utf-8"))["hydra"]["overrides"]["task"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return set()
-    out = set()
-    for line in task or []:
-        key, _, value = str(line).partition("=")
-        if "," in value or value.startswith(("range(", "choice(", "interval(")):
-            out.add(key.lstrip("+~"))
-    return out
 
 
 def parse_override(text: str) -> tuple[str, str] | None:
@@ -406,7 +378,6 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
             long.insert(1 + i, p, _value(given[p]) if p in given else None)
         frames.append(long)
     counts = {k: int((runs["status"] == k).sum()) for k in STATUSES}
-    counts["not_started"] = max(0, planned_jobs(sweep_dir) - len(jobs))  # an interrupted sweep's unstarted jobs
     faults = [j for j in jobs.values() if j["status"] == "failed" and j.get("environment")]
     counts["faults"] = len(faults)
     counts["first_fault"] = faults[0]["error"] if faults else ""
@@ -426,7 +397,7 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
     except OSError as exc:
         raise environment_fault(exc, sweep_dir / "runs.csv" if len(tables) == 1 else sweep_dir, "write") from None
     if frames and not settings:
-        log(NO_EFFECTS_YET if swept_in_command(sweep_dir) - set(REPLICATE_KEYS) else NO_EFFECTS)
+        log(NO_EFFECTS)
     if not settings:
         stale = sweep_dir / "effects.csv"  # from an aggregation before this rule: it compared nothing
         if stale.exists():
@@ -465,16 +436,14 @@ def exit_code(counts: dict) -> int:
     (disk full, permission denied, ...); 5 if some failed or are missing."""
     if counts.get("faults"):
         return EXIT_OUTPUT
-    return EXIT_PARTIAL if counts["failed"] or counts["missing"] or counts.get("not_started") else 0
+    return EXIT_PARTIAL if counts["failed"] or counts["missing"] else 0
 
 
 def report(sweep_dir: Path, counts: dict) -> None:
     """One summary line, and one line per job that is not finished."""
     running = f", {counts['running']} running in another process" if counts.get("running") else ""
-    unstarted = (f", {counts['not_started']} not started (re-run the sweep's command into this folder)"
-                 if counts.get("not_started") else "")
     print(f"{sweep_dir}: {counts['ok']} jobs ok, {counts['failed']} failed, {counts['missing']} missing"
-          f"{unstarted}{running}; tables in {sweep_dir}", file=sys.stderr)
+          f"{running}; tables in {sweep_dir}", file=sys.stderr)
     runs = pd.read_csv(sweep_dir / "runs.csv")
     for _, r in runs[runs["status"] != "ok"].iterrows():
         print(f"  {r['status']}: {r['job']}: {r.get('error', '')}", file=sys.stderr)

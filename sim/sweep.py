@@ -29,11 +29,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from .aggregate import FAILED_MARKER, PROGRESS_FILE, aggregate, report
+from .aggregate import FAILED_MARKER, aggregate, report
 from .errors import SkillsimError, environment_fault, internal_error, os_reason
 from .results import COMPLETE_MARKER
 
 log = logging.getLogger("skillsim")
+PROGRESS_FILE = ".sweep_progress.json"
 #: Set by the callback in the main process: (ok, failed, missing) of the last multirun.
 LAST_COUNTS: dict | None = None
 #: Set by the callback in the main process: the folder of the running multirun (for an interrupt).

@@ -263,30 +263,3 @@ def test_a_sweep_folder_holding_another_sweep_is_refused(tmp_path, now, refused)
         with pytest.raises(ConfigError, match=f"it holds another sweep \\(it differs in {refused};"):
             refuse_another_sweep(tmp_path, given, parser)
     refuse_another_sweep(tmp_path / "new", given, parser)  # a new folder: nothing to compare
-
-
-def test_an_interrupted_sweeps_unstarted_jobs_are_counted(tmp_path, capsys):
-    """Ctrl-C after 14 of 120 jobs: the tables said '1 missing' (the one folder begun) and that the
-    sweep had a single setting, although its command swept three scenarios."""
-    import dataclasses
-    import json
-
-    from sim.aggregate import NO_EFFECTS_YET, PROGRESS_FILE, aggregate, exit_code, report
-    from sim.cli import run_forecast
-    from sim.config import HorizonParams, RunConfig
-
-    sweep_dir = tmp_path / "sw"
-    cfg = dataclasses.replace(RunConfig(), n_agents=300, horizon=HorizonParams(end_year=2023))
-    for rep in (0, 1):
-        run_forecast(dataclasses.replace(cfg, replicate=rep), sweep_dir / f"replicate={rep},scenario=baseline",
-                     overrides=[f"replicate={rep}", "scenario=baseline"], extra={"job_num": rep})
-    (sweep_dir / "replicate=2,scenario=baseline").mkdir()  # begun, interrupted
-    (sweep_dir / PROGRESS_FILE).write_text(json.dumps({"total": 6, "started": 0}), encoding="utf-8")
-    (sweep_dir / "multirun.yaml").write_text(
-        "hydra:\n  overrides:\n    task:\n    - scenario=baseline,combined\n    - replicate=range(0,3)\n", encoding="utf-8")
-    said = []
-    counts = aggregate(sweep_dir, log=said.append)
-    assert (counts["ok"], counts["missing"], counts["not_started"]) == (2, 1, 3)
-    assert exit_code(counts) == 5 and said == [NO_EFFECTS_YET]
-    report(sweep_dir, counts)
-    assert "2 jobs ok, 0 failed, 1 missing, 3 not started (re-run the sweep's command" in capsys.readouterr().err
