@@ -106,11 +106,14 @@ def test_the_new_folder_is_read_as_skillsim_reads_it(given, folder):
     (["{run}", "--fast"], EXIT_CONFIG, "option"),
     (["{run}", "hydra.run.dir='x y'/z"], EXIT_CONFIG, "quote all of it"),  # skillsim cannot read it either
 ])
-def test_rerun_mistakes_are_one_line(run, tmp_path, capsys, args, code, words):
+def test_rerun_mistakes_are_one_line(run, tmp_path, capsys, monkeypatch, args, code, words):
+    monkeypatch.chdir(tmp_path)  # a mistake that is not refused writes here, never into the checkout
+    before = snapshot(tmp_path)
     with pytest.raises(SystemExit) as exc:
         rerun_mod.main([a.format(run=run, tmp=tmp_path) for a in args])
     err = capsys.readouterr().err
     assert exc.value.code == code and words in err and len(err.strip().splitlines()) == 1
+    assert snapshot(tmp_path) == before  # and nothing was written
 
 
 @pytest.mark.slow  # several processes
