@@ -398,10 +398,11 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
         raise environment_fault(exc, sweep_dir / "runs.csv" if len(tables) == 1 else sweep_dir, "write") from None
     if frames and not settings:
         log(NO_EFFECTS)
-    if not settings:
-        stale = sweep_dir / "effects.csv"  # from an aggregation before this rule: it compared nothing
-        if stale.exists():
-            stale.unlink()
+    stale = [sweep_dir / "effects.csv"] if not settings else []  # from an aggregation before this rule
+    if frames:  # the long series in the other format, from an aggregation with(out) pyarrow
+        stale += [p for p in (sweep_dir / "series_long.parquet", sweep_dir / "series_long.csv") if p not in tables]
+    for path in stale:
+        path.unlink(missing_ok=True)
     return counts
 
 

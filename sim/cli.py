@@ -708,32 +708,31 @@ def preflight_sweep(overrides: list[str]) -> str | None:
 
 
 def refuse_another_sweep(sweep_dir: Path, given: list, parser) -> None:
-    """A sweep re-run into a folder resumes it. Run into the folder of another sweep (other fixed
-    settings, or other keys swept), its jobs would be counted and tabled with that sweep's, and the
-    effects would compare runs of different configurations: refused in one line. Other values of the
-    same swept keys (more replicates, another lever level) extend the sweep and are allowed."""
+    """A sweep re-run into a folder resumes it, and more values of its keys extend it. Run into the
+    folder of another sweep (a setting fixed at another value, or set in one and left at its default
+    in the other), its jobs would be counted and tabled with that sweep's, and the effects would
+    compare runs of configurations nobody asked to compare: refused in one line. Values are compared
+    as Hydra reads them (1_000 is 1000). Hydra writes multirun.yaml for its basic sweeper only; an
+    optimising sweeper's folder is not compared."""
     old_file = sweep_dir / "multirun.yaml"
     try:
-        old = OmegaConf.load(old_file).hydra.overrides.task
-    except Exception:  # noqa: BLE001 - no folder yet, or not one a sweep wrote: nothing to compare
+        old = parser.parse_overrides([str(o) for o in OmegaConf.load(old_file).hydra.overrides.task])
+    except Exception:  # noqa: BLE001 - no folder yet, not one a sweep wrote, or an older record: nothing to compare
         return
 
-    def shape(overrides) -> tuple[set, set]:
+    def shape(overrides) -> tuple[dict, set]:
         task = [o for o in overrides if not o.is_hydra_override()]  # as multirun.yaml records them
-        return ({o.input_line for o in task if not o.is_sweep_override()},
-                {o.key_or_group for o in task if o.is_sweep_override()})
+        fixed = {o.key_or_group: repr(o.value()) for o in task if not o.is_sweep_override()}
+        return fixed, {o.key_or_group for o in task}
 
-    try:
-        before = shape(parser.parse_overrides([str(o) for o in old]))
-    except Exception:  # noqa: BLE001 - an older skillsim's record that this one cannot read
-        return
-    now = shape(given)
-    if before != now:
-        fixed, swept = now[0] ^ before[0], now[1] ^ before[1]
-        what = ", ".join(sorted(fixed | swept)) or "its settings"
+    (fixed_old, keys_old), (fixed_new, keys_new) = shape(old), shape(given)
+    differ = sorted({k for k in set(fixed_old) & set(fixed_new) if fixed_old[k] != fixed_new[k]}
+                    | (keys_old ^ keys_new))
+    if differ:
         raise ConfigError("hydra.sweep.dir", str(sweep_dir), f"a folder of this sweep or a new one: it holds "
-                          f"another sweep (it differs in {what}; its command is in {old_file.name}); re-run "
-                          "that sweep's command to resume it")
+                          f"another sweep (it differs in {', '.join(differ)}; its command is in {old_file.name}); "
+                          "re-run that sweep's command, or one with more values of its swept keys, to resume or "
+                          "extend it")
 
 
 def _with_value(data: dict, dotted: str, value) -> dict:
@@ -874,7 +873,7 @@ def main(argv: list[str] | None = None) -> None:
         register_schema()
         argv = _route(argv)
     given_dir, bare = _flag_value(argv, ("--config-dir", "-cd"))  # what is left are overrides and Hydra's flags
-    if given_dir is not None and not Path(given_dir).expanduser().is_dir():
+    if given_dir is not None and (not given_dir.strip() or not Path(given_dir).expanduser().is_dir()):
         fail(ConfigError("--config-dir", given_dir, "an existing folder laid out like sim/conf "
                          "(for example my_conf/region/my_city.yaml)"))
     overrides = _with_config_dir(argv, _overrides(bare))

@@ -19,7 +19,7 @@ def key_values(argv: list[str], usage: str, prog: str) -> list[tuple[str, str]]:
 
     given = list(argv)
     folder, argv = _flag_value(given, ("--config-dir", "-cd"))
-    if folder is not None and not Path(folder).expanduser().is_dir():
+    if folder is not None and (not folder.strip() or not Path(folder).expanduser().is_dir()):
         raise ConfigError("--config-dir", folder, "an existing folder laid out like sim/conf "
                           "(for example my_conf/region/my_city.yaml)")
     pairs = []
