@@ -213,6 +213,8 @@ CASES = [
     C("override-syntax", L, "n_agents=(3", EXIT_CONFIG, "n_agents=(3"),
     C("config-dir-missing", L, "--config-dir {tmp}/no_such_conf n_agents=300", EXIT_CONFIG,
       "--config-dir = '{tmp}/no_such_conf' is invalid; allowed: an existing folder"),
+    C("config-dir-empty", L, "--config-dir= n_agents=300", EXIT_CONFIG, "--config-dir = '' is invalid"),
+    C("study-config-dir-empty", L, "-cd", EXIT_CONFIG, "--config-dir = '' is invalid", tool="forecast"),
     C("cfg-job-checks-values", L, "--cfg job n_agents=-5", EXIT_CONFIG, "n_agents = -5"),
     C("cfg-resolve-checks-values", L, "-c job --resolve -p levers levers.training.intensity=-1", EXIT_CONFIG,
       "levers.training.intensity = -1.0"),
