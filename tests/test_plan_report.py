@@ -13,6 +13,10 @@ import pytest
 from sim.report import pack
 from sim.studies import plan
 
+#: two plans and four reports, about 25 s: in the slow set, which .ci/run runs, so that the default
+#: suite keeps under 3 minutes on 2 cores (the plan's search itself is tested in test_plan.py)
+pytestmark = pytest.mark.slow
+
 TINY = ["region=chongqing", "target.year=2026", "levers=training", "training.lo=1", "n_agents=500",
         "samples=4", "fresh=8", "candidates=4", "refine=2", "finalists=1", "uncertainty=false"]
 
