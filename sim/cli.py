@@ -33,8 +33,7 @@ from .aggregate import aggregate
 from .aggregate import exit_code as sweep_exit_code
 from .config import RunConfig, from_mapping
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, BusyError, ConfigError, MissingSetting,
-                     SkillsimError,
-                     debug_enabled, environment_fault, internal_error, interrupts_kept, stop_on_signal)
+                     SkillsimError, debug_enabled, environment_fault, internal_error, interrupts_kept, stop_on_signal)
 from .model import WorkforceModel
 from .results import COMMAND_ENV, COMPLETE_MARKER, prepare_target, write_run
 from .sweep import clear_failure, is_finished, log_progress, record_failure
@@ -127,9 +126,9 @@ DEFAULT_REGION = RunConfig().region.name
 
 def check_preset(dcfg: DictConfig, preset: str | None = None) -> None:
     """One line, exit 2, for a region preset that does not give all of the region's own values, or a
-    copy of Chongqing's preset that still gives Chongqing's name or display names (its results would
-    be labelled Chongqing's). `preset`: the region file chosen (from the composed hydra node if None;
-    unknown, only the first check is made)."""
+    copy of a shipped preset that still gives that preset's name or display names (its results would
+    be labelled as the shipped region's). `preset`: the region file chosen (from the composed hydra
+    node if None; unknown, only the first check is made)."""
     if preset is None and "hydra" in dcfg:
         preset = OmegaConf.select(dcfg, "hydra.runtime.choices.region", default=None)
     where = f"region/{preset}.yaml" if preset else "the region preset"
