@@ -134,8 +134,10 @@ def decomposition(f: dict, lang: str):
 def _with_setting(data: pd.DataFrame, label: str) -> pd.DataFrame:
     """The `setting` and `label` columns every report CSV starts with (docs/report.md): a forecast
     folder is one setting, the region's, labelled as the figure labels it."""
-    return pd.concat([pd.DataFrame({"setting": ["forecast"] * len(data), "label": [label] * len(data)},
-                                   index=data.index), data], axis=1)
+    data = data.copy()
+    data.insert(0, "label", label)
+    data.insert(0, "setting", "forecast")
+    return data
 
 
 def markdown(f: dict, lang: str, figures: list[str]) -> str:
