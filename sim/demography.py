@@ -33,11 +33,15 @@ class Firms:
     def n(self) -> int:
         return self.size_share.size
 
-    def sample(self, rng: np.random.Generator, k: int) -> np.ndarray:
-        """k firm ids drawn in proportion to size (Walker's alias method: O(1) per draw)."""
-        i = rng.integers(0, self.n, k, dtype=np.int32)
-        u = rng.random(k, dtype=np.float32)
-        return np.where(u < self._alias_prob[i], i, self._alias[i])
+    def sample(self, rng: np.random.Generator, k: int, passes=kernels_numpy) -> np.ndarray:
+        """k firm ids drawn in proportion to size (Walker's alias method: O(1) per draw). `passes`:
+        the implementation (sim.passes), the same firms either way."""
+        return passes.firm_draws(rng, k, *self.alias)
+
+    @property
+    def alias(self) -> tuple[np.ndarray, np.ndarray]:
+        """The alias table: (float32 probability of keeping the drawn firm, int32 alias firm)."""
+        return self._alias_prob, self._alias
 
 
 def alias_table(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +152,12 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
 
 def lognormal_mean_one(rng: np.random.Generator, k: int, sd: float) -> np.ndarray:
     """float32 log-normal draws with mean 1 (latent aptitude)."""
-    return np.exp(rng.standard_normal(k, dtype=np.float32) * np.float32(sd) - np.float32(0.5 * sd * sd))
+    return mean_one(rng.standard_normal(k, dtype=np.float32), sd)
+
+
+def mean_one(z: np.ndarray, sd: float) -> np.ndarray:
+    """exp(sd z - sd^2 / 2) of float32 standard normals: log-normal with mean 1, in float32."""
+    return np.exp(z * np.float32(sd) - np.float32(0.5 * sd * sd))
 
 
 def separation_hazard(beh) -> np.ndarray:
@@ -259,19 +268,15 @@ def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, r
     if k == 0:
         return
     beh = cfg.behaviour
-    # Draw order is fixed so that the same count gives the same entrants in any scenario.
-    u_junior = rng.random(k)
-    female = rng.random(k) < cfg.region.female_share
-    age = np.clip(rng.normal(beh.entrant_age_mean, beh.entrant_age_sd, k) * 12, MIN_AGE_MONTHS, 40 * 12)
-    firm = firms.sample(rng, k)
-    aptitude = lognormal_mean_one(rng, k, beh.aptitude_sd)
-    wage_factor = np.exp(rng.normal(0.0, cfg.wages.individual_sd, k))
-    age = age.astype(np.int16)
+    # Draw order is fixed so that the same count gives the same entrants in any scenario: the level's
+    # uniform, sex, age, firm, aptitude, wage factor (the passes' entrant_draws, one call compiled).
     s2, s3 = beh.entrant_school_shares
-    rest = max(1.0 - s2 - s3, 1e-12)
-    level = np.where(u_junior < s3, 3, np.where(u_junior < s3 + s2, 2, 0)).astype(np.int8)
-    junior = (u_junior >= s2 + s3) & ((u_junior - s2 - s3) / rest < beh.entrant_junior_share)
-    level[junior] = 1
+    level, female, age, firm, z_aptitude, log_wage = wf.kernels.entrant_draws(
+        rng, k, cfg.region.female_share, beh.entrant_age_mean, beh.entrant_age_sd, MIN_AGE_MONTHS, 40 * 12,
+        *firms.alias, s2, s3, max(1.0 - s2 - s3, 1e-12), beh.entrant_junior_share,
+        cfg.wages.individual_sd)
+    aptitude = mean_one(z_aptitude, beh.aptitude_sd)
+    wage_factor = np.exp(log_wage)
     retire_age = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement, wf.kernels)
     if rates is not None and ledger is not None:
         wf.kernels.enter(np.asarray(idx, dtype=np.int64), level, female, age, retire_age, firm.astype(np.int32),

@@ -473,6 +473,49 @@ def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, 
     return out
 
 
+@njit(**_INLINE)
+def _firm_draws(rng, k, alias_prob, alias):
+    i = rng.integers(0, alias_prob.size, k, dtype=np.int32)
+    u = rng.random(k, dtype=np.float32)
+    out = np.empty(k, dtype=np.int32)
+    for j in range(k):
+        out[j] = i[j] if u[j] < alias_prob[i[j]] else alias[i[j]]
+    return out
+
+
+@njit(**_JIT)
+def firm_draws(rng, k, alias_prob, alias):
+    """kernels_numpy.firm_draws: the same draws (numba's Generator runs numpy's algorithms, the
+    32-bit integers' buffering included), the same firms."""
+    return _firm_draws(rng, k, alias_prob, alias)
+
+
+@njit(**_JIT)
+def entrant_draws(rng, k, female_share, age_mean, age_sd, min_age, max_age, alias_prob, alias, s2, s3, rest,
+                  junior_share, wage_sd):
+    """kernels_numpy.entrant_draws in one call: the same draws in the same order, the same
+    float64 operations for the age's clip and the level's thresholds."""
+    u_junior = rng.random(k)
+    u_female = rng.random(k)
+    age_years = rng.normal(age_mean, age_sd, k)
+    firm = _firm_draws(rng, k, alias_prob, alias)
+    z_aptitude = rng.standard_normal(k, dtype=np.float32)
+    log_wage = rng.normal(0.0, wage_sd, k)
+    level = np.empty(k, dtype=np.int8)
+    female = np.empty(k, dtype=np.bool_)
+    age = np.empty(k, dtype=np.int16)
+    for j in range(k):
+        u = u_junior[j]
+        lv = 3 if u < s3 else (2 if u < s3 + s2 else 0)
+        if u >= s2 + s3 and (u - s2 - s3) / rest < junior_share:
+            lv = 1
+        level[j] = lv
+        female[j] = u_female[j] < female_share
+        a = age_years[j] * 12
+        age[j] = np.int16(min(max(a, min_age), max_age))
+    return level, female, age, firm, z_aptitude, log_wage
+
+
 #: expected candidates from which the compiled geometric skipping pays for handing numba the
 #: generator (about 8 microseconds a call); below, the numpy form (the same draws) is faster
 SKIP_COMPILED_FROM = 20_000
@@ -581,8 +624,12 @@ def bracketed(x, lo, hi):
 
 def _float32_positive(lo, hi) -> bool:
     """Whether brackets of float32 values can be gathered by bit patterns: positive float32 bounds."""
-    return lo.size > 0 and lo.min() > 0 and bool(np.all(lo.astype(np.float32) == lo)) and bool(
-        np.all(hi.astype(np.float32) == hi))
+    if lo.size == 0:
+        return False
+    if lo.size <= 8:  # a few quantiles' brackets: Python floats, without numpy's per-call overhead
+        los, his = lo.tolist(), hi.tolist()
+        return min(los) > 0 and all(float(np.float32(v)) == v for v in los + his)
+    return lo.min() > 0 and bool(np.all(lo.astype(np.float32) == lo)) and bool(np.all(hi.astype(np.float32) == hi))
 
 
 @njit(**_JIT)
@@ -601,6 +648,22 @@ def _bracketed(x, lo, hi, bits):
         else:
             _gather_bracket(x, lo[j], hi[j], values, starts[j])
     return below, values[:starts[nb]], starts
+
+@njit(**_JIT)
+def select_ranks(x, ranks, below, values, starts):
+    """kernels_numpy.select_ranks: the same values (a value of given rank does not depend on the
+    selection that finds it), without a numpy call per rank."""
+    out = np.empty(ranks.size, dtype=x.dtype)
+    for j in range(ranks.size):
+        r = ranks[j]
+        inside = values[starts[j]:starts[j + 1]]
+        k = r - below[j]
+        if 0 <= k < inside.size:
+            out[j] = np.partition(inside, k)[k]
+        else:
+            out[j] = np.partition(x, r)[r]
+    return out
+
 
 def income_pass(pay, bonus, stride, scale, threshold, lo, hi):
     """The month's income sample and what its quantiles need, in one call (sim.metrics.measure):
@@ -671,9 +734,14 @@ def warm() -> None:
     retirement_age(np.zeros(2, np.bool_), np.zeros(2, np.int64), 0, 600, 720, 2, 4, 60, 36)
     _skip_sample(np.random.default_rng(0), 100, 0.05)
     split_separations(idx, f32[:2], i8, f32, np.float32(0.5))
+    table = (np.ones(3, np.float32), np.arange(3, dtype=np.int32))
+    firm_draws(np.random.default_rng(0), 2, *table)
+    entrant_draws(np.random.default_rng(0), 2, 0.5, 22.0, 5.0, 192, 480, *table, 0.1, 0.1, 0.8, 0.5, 0.3)
     bracketed(f32, np.zeros(2), np.ones(2))
     bracketed(f32, np.ones(2), np.ones(2) * 2)
     bracketed(np.zeros(4), np.zeros(2), np.ones(2))
+    for x in (f32, np.zeros(4)):
+        select_ranks(x, np.zeros(2, np.int64), np.zeros(2, np.int64), x[:2], np.array([0, 1, 2]))
     for lo in (np.zeros(0), np.ones(2), np.zeros(2)):
         income_pass(f32, f32, 1, np.float32(12.0), np.float32(1.0), lo, lo + 1)
     for kind in (ACCEPT_LEVELS, ACCEPT_TRAINING, ACCEPT_STUDIO):

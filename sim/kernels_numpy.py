@@ -137,6 +137,31 @@ def accept_studio(slots, level, lo, hi, studio_since):
     return ((lv >= lo) & (lv <= hi) & (studio_since[slots] == NO_MONTH)).astype(np.float32)
 
 
+def firm_draws(rng, k, alias_prob, alias):
+    """k firms by Walker's alias method (sim.demography.Firms.sample): a firm and a uniform each."""
+    i = rng.integers(0, alias_prob.size, k, dtype=np.int32)
+    u = rng.random(k, dtype=np.float32)
+    return np.where(u < alias_prob[i], i, alias[i])
+
+
+def entrant_draws(rng, k, female_share, age_mean, age_sd, min_age, max_age, alias_prob, alias, s2, s3, rest,
+                  junior_share, wage_sd):
+    """The draws of k entrants (sim.demography.fill_entrants), in this order: the level's uniform, sex,
+    age (normal, years), firm, the aptitude's float32 standard normal and the log wage factor (normal).
+    Returns (level, female, age in months as int16, firm, aptitude's normals, log wage factors); the
+    caller takes the exponentials (numpy's, whichever passes draw)."""
+    u_junior = rng.random(k)
+    female = rng.random(k) < female_share
+    age = np.clip(rng.normal(age_mean, age_sd, k) * 12, min_age, max_age)
+    firm = firm_draws(rng, k, alias_prob, alias)
+    z_aptitude = rng.standard_normal(k, dtype=np.float32)
+    log_wage = rng.normal(0.0, wage_sd, k)
+    level = np.where(u_junior < s3, 3, np.where(u_junior < s3 + s2, 2, 0)).astype(np.int8)
+    junior = (u_junior >= s2 + s3) & ((u_junior - s2 - s3) / rest < junior_share)
+    level[junior] = 1
+    return level, female, age.astype(np.int16), firm, z_aptitude, log_wage
+
+
 def union_sorted(a, b):
     return np.union1d(a, b)
 
@@ -185,6 +210,17 @@ def bracketed(x, lo, hi):
     inside = [x[(x >= a) & (x <= b)] for a, b in zip(lo, hi)]
     starts = np.concatenate([[0], np.cumsum([v.size for v in inside])]).astype(np.int64)
     return below, np.concatenate(inside) if inside else x[:0], starts
+
+
+def select_ranks(x, ranks, below, values, starts):
+    """Values of rank `ranks` in sorted x from the brackets of `bracketed`: a partition of the values
+    inside each bracket, or of all of x where the bracket missed its rank (sim.metrics._select)."""
+    out = np.empty(len(ranks), dtype=x.dtype)
+    for j, r in enumerate(ranks.tolist()):
+        inside = values[starts[j]:starts[j + 1]]
+        k = r - int(below[j])
+        out[j] = np.partition(inside, k)[k] if 0 <= k < inside.size else np.partition(x, r)[r]
+    return out
 
 
 def income_pass(pay, bonus, stride, scale, threshold, lo, hi):

@@ -72,28 +72,29 @@ def order_statistics(x: np.ndarray, ranks: list[int], probe_size: int = 4096, pa
             lo_i, hi_i = int(p * m - half), int(p * m + half)
             lo[j] = probe[lo_i] if lo_i >= 0 else -np.inf
             hi[j] = probe[hi_i] if hi_i < m else np.inf
-    return _select(x, ranks, *passes.bracketed(x, lo, hi))
+    return _select(x, ranks, *passes.bracketed(x, lo, hi), passes)
+
+
+_NO_BONUS = np.zeros(N_LEVELS)  # prizes by level in a month without any (read-only)
+_NO_BONUS.flags.writeable = False
+_NO_BRACKET = np.empty(0)  # no bracket (empty: nothing can write into it; writeable, as the compiled passes take it)
 
 
 def _window(guess) -> tuple[np.ndarray, np.ndarray]:
     """Brackets of +-GUESS_WINDOW around positive guesses, as float32 values (both implementations
     then compare the same values); none if there is no usable guess."""
     if guess is None or min(guess) <= 0:
-        return np.empty(0), np.empty(0)
+        return _NO_BRACKET, _NO_BRACKET
     g = np.asarray(guess, dtype=np.float64)
     return ((g * (1 - GUESS_WINDOW)).astype(np.float32).astype(np.float64),
             (g * (1 + GUESS_WINDOW)).astype(np.float32).astype(np.float64))
 
 
-def _select(x: np.ndarray, ranks: list[int], below, values, starts) -> np.ndarray:
+def _select(x: np.ndarray, ranks: list[int], below, values, starts, passes) -> np.ndarray:
     """The order statistics from the brackets' counts and values (`bracketed`): a partition of the
-    values inside each bracket, or of all of x where the bracket missed its rank."""
-    out = np.empty(len(ranks), dtype=x.dtype)
-    for j, r in enumerate(ranks):
-        inside = values[starts[j]:starts[j + 1]]
-        k = r - int(below[j])
-        out[j] = np.partition(inside, k)[k] if 0 <= k < inside.size else np.partition(x, r)[r]
-    return out
+    values inside each bracket, or of all of x where the bracket missed its rank (the passes'
+    select_ranks: a value of given rank is the same whichever selection finds it)."""
+    return passes.select_ranks(x, np.array(ranks, dtype=np.int64), below, values, starts)
 
 
 def column_names() -> list[str]:
@@ -119,7 +120,7 @@ def measure(model) -> dict[str, float]:
     pay_by_level = model.ledger.pay
     bonus_idx = model.bonus_slots
     bonus_by_level = np.bincount(level[bonus_idx], weights=wf.bonus[bonus_idx] * weight[bonus_idx],
-                                 minlength=N_LEVELS)
+                                 minlength=N_LEVELS) if bonus_idx.size else _NO_BONUS
     wi = model.wage_index
     workers = float(counts.sum())
     skilled = float(counts[SKILLED_MIN:].sum())
@@ -131,8 +132,9 @@ def measure(model) -> dict[str, float]:
         "high_skill_share": high / skilled if skilled > 0 else 0.0,
         "high_skill_share_workforce": high / workers if workers > 0 else 0.0,
     }
+    by_level = counts.tolist()
     for k, key in enumerate(_LEVEL_KEYS):
-        row[key] = float(counts[k])
+        row[key] = by_level[k]
     annual_by_level = 12.0 * wi * pay_by_level + bonus_by_level
     row["income_mean"] = float(annual_by_level.sum() / workers) if workers > 0 else 0.0
     stride = max(1, -(-wf.n // QUANTILE_SAMPLE))
@@ -144,9 +146,9 @@ def measure(model) -> dict[str, float]:
         pay, wf.bonus, stride, np.float32(12.0 * wi), np.float32(model.cfg.wages.middle_income_threshold), lo, hi)
     if sample.size:
         # Lower empirical quantiles (inverted CDF): order statistics found by one partition.
-        ranks = [max(0, int(np.ceil(q * sample.size)) - 1) for q in (0.1, 0.5, 0.9)]
+        ranks = [max(0, math.ceil(q * sample.size) - 1) for q in (0.1, 0.5, 0.9)]
         if lo.size:
-            q10, q50, q90 = _select(sample, ranks, below, values, starts)
+            q10, q50, q90 = _select(sample, ranks, below, values, starts, wf.kernels)
         else:
             q10, q50, q90 = order_statistics(sample, ranks, passes=wf.kernels)
         model.income_quantiles = (float(q10) / wi, float(q50) / wi, float(q90) / wi)
@@ -154,8 +156,9 @@ def measure(model) -> dict[str, float]:
     else:
         q10 = q50 = q90 = mid = 0.0
     row.update(income_median=float(q50), income_p10=float(q10), income_p90=float(q90), middle_income_share=mid)
+    annual = annual_by_level.tolist()
     for k, key in enumerate(_INCOME_LEVEL_KEYS):
-        row[key] = float(annual_by_level[k] / counts[k]) if counts[k] > 0 else 0.0
+        row[key] = annual[k] / by_level[k] if by_level[k] > 0 else 0.0
     for key in _PROMOTION_KEYS:
         row[key] = model.flows[key]
     for name in ("entries", "exits", "exits_retirement", "exits_quit", "firm_moves"):

@@ -37,7 +37,7 @@ _INIT_A, _MULT_A, _INIT_B, _MULT_B = 0x43B0D7E5, 0x931E8875, 0x8B51F9DD, 0x58F38
 _MIX_L, _MIX_R = 0xCA01F9DD, 0x4973F715
 _PCG_MULT = 0x2360ED051FC65DA44385DF649FCCF645
 _M128 = (1 << 128) - 1
-_BLOCK = 256  # months of child seeds computed at once
+_BLOCK = 256  # months of child seeds computed at once, from the first month asked for
 
 
 def replicate_seed(base_seed: int, replicate: int) -> int:
@@ -114,7 +114,7 @@ def _child_seeds(prefix: tuple[list[int], int], months: np.ndarray) -> np.ndarra
 
 def _pcg64_state(seed4) -> dict:
     """PCG64's state after seeding with generate_state(4, uint64) (pcg64_set_seed, pcg_setseq_128_srandom_r)."""
-    s0, s1, s2, s3 = (int(x) for x in seed4)
+    s0, s1, s2, s3 = seed4.tolist() if isinstance(seed4, np.ndarray) else (int(x) for x in seed4)
     initstate, initseq = (s0 << 64) | s1, (s2 << 64) | s3
     inc = ((initseq << 1) | 1) & _M128
     state = (((inc + initstate) & _M128) * _PCG_MULT + inc) & _M128
@@ -127,7 +127,7 @@ class RandomStreams:
     def __init__(self, seed: int):
         self.seed = int(seed)
         self._prefix = {name: _prefix(self.seed, i) for i, name in enumerate(MECHANISMS)}
-        self._blocks: dict[tuple[str, int], np.ndarray] = {}
+        self._blocks: dict[str, tuple[int, np.ndarray]] = {}  # mechanism -> (first month, child seeds)
         self._bitgen: dict[str, np.random.PCG64] = {}
 
     def get(self, mechanism: str, month: int) -> np.random.Generator:
@@ -143,13 +143,14 @@ class RandomStreams:
         if not 0 <= month < 1 << 32:
             ss = np.random.SeedSequence(self.seed, spawn_key=(MECHANISMS.index(mechanism), month))
             return np.random.Generator(np.random.PCG64(ss))
-        key = (mechanism, month // _BLOCK)
-        block = self._blocks.get(key)
-        if block is None:
-            first = key[1] * _BLOCK
-            block = self._blocks[key] = _child_seeds(self._prefix[mechanism], np.arange(first, first + _BLOCK))
+        first, block = self._blocks.get(mechanism, (0, None))
+        if block is None or not first <= month < first + _BLOCK:
+            # a block of child seeds from this month on: a run's months (history and horizon) in one or two
+            first = min(month, (1 << 32) - _BLOCK)
+            block = _child_seeds(self._prefix[mechanism], np.arange(first, first + _BLOCK))
+            self._blocks[mechanism] = first, block
         bitgen = self._bitgen.get(mechanism)
         if bitgen is None:
             bitgen = self._bitgen[mechanism] = np.random.PCG64(0)
-        bitgen.state = _pcg64_state(block[month % _BLOCK])
+        bitgen.state = _pcg64_state(block[month - first])
         return np.random.Generator(bitgen)

@@ -178,6 +178,35 @@ def test_draws_separations_and_brackets_are_identical(model):
         keys = np.random.default_rng(3).random(50_000)  # float64: the thinning keys and competition scores
         assert same(*both(lambda k: k.bracketed(keys, np.array([0.1, 0.5 + 1e-17]), np.array([0.2, 0.6]))))
 
+    # the ranks' values from the brackets: inside a bracket, or by a full partition where it missed
+    y = np.random.default_rng(4).lognormal(11, 0.5, 30_000).astype(np.float32)
+    ranks = np.array([2999, 14999, 26999], dtype=np.int64)
+    for lo, hi in (([5e4, 5.5e4, 1e5], [6e4, 6.5e4, 1.2e5]), ([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])):
+        lo, hi = (np.asarray(v, np.float32).astype(np.float64) for v in (lo, hi))
+        got = both(lambda k: k.select_ranks(y, ranks, *k.bracketed(y, lo, hi)))
+        assert same(*got) and same(got[0], np.sort(y)[ranks])
+
+
+@pytest.mark.parametrize("k", [0, 1, 7, 333, 4000])
+def test_entrant_and_firm_draws_are_identical_and_leave_the_stream_alike(model, k):
+    """The entrants' draws in one compiled call (numba's Generator: the same doubles, normals,
+    float32 normals and buffered 32-bit integers as numpy) give the same entrants, and leave the
+    stream where numpy leaves it; the shares and thresholds cover every level branch."""
+    prob, alias = model.firms.alias
+    for seed in range(6):
+        for shares in ((0.1, 0.05, 0.3), (0.0, 0.0, 1.0), (0.4, 0.5, 0.0)):
+            gens = [np.random.default_rng(seed) for _ in IMPLS]
+            outs = [impl.entrant_draws(g, k, 0.35, 22.0, 6.0, 192, 480, prob, alias, shares[0], shares[1],
+                                       max(1.0 - shares[0] - shares[1], 1e-12), shares[2], 0.3)
+                    for impl, g in zip(IMPLS, gens)]
+            assert same(*outs)
+            if k > 100:
+                assert set(np.unique(outs[0][0])) <= {0, 1, 2, 3} and outs[0][2].min() >= 192
+            assert gens[0].integers(0, 1 << 62) == gens[1].integers(0, 1 << 62)
+        gens = [np.random.default_rng(seed) for _ in IMPLS]
+        assert same(*[impl.firm_draws(g, k, prob, alias) for impl, g in zip(IMPLS, gens)])
+        assert gens[0].random() == gens[1].random()
+
 
 def test_the_fused_sampler_draws_what_the_numpy_sampler_draws(model):
     """sim.kernels.sample_distinct (one compiled call) takes the same slots as sim.sampling's numpy
