@@ -1,6 +1,6 @@
 """`python -m sim` runs the same forecast as `skillsim`."""
 
-from .cli import main
+from .cli import console
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -41,9 +41,8 @@ from . import claims
 from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, DataError, SkillsimError, debug_enabled,
                      environment_fault, internal_error)
 from .metrics import SPEND_ACCOUNTS
-from .results import COMPLETE_MARKER
+from .results import COMPLETE_MARKER, FAILED_MARKER
 
-FAILED_MARKER = "FAILED"
 REPLICATE_KEYS = ("replicate", "seed", "draw")  # not settings: what a setting is repeated over
 ENSEMBLE_METRICS = ("high_skill_share", "income_mean", "income_median")
 QUANTILES = {"q05": 0.05, "q25": 0.25, "median": 0.5, "q75": 0.75, "q95": 0.95}

@@ -34,6 +34,7 @@ from .metrics import SPEND_ACCOUNTS
 from .streams import replicate_seed
 
 COMPLETE_MARKER = "COMPLETE"
+FAILED_MARKER = "FAILED"  # a sweep job that failed: its error, beside where its folder would be
 PACKAGES = ("numpy", "scipy", "pandas", "mesa", "hydra-core", "omegaconf", "pyarrow", "skillsim")
 
 

@@ -29,9 +29,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from .aggregate import FAILED_MARKER, aggregate, report
 from .errors import SkillsimError, environment_fault, internal_error, os_reason
-from .results import COMPLETE_MARKER
+from .results import COMPLETE_MARKER, FAILED_MARKER
 
 log = logging.getLogger("skillsim")
 PROGRESS_FILE = ".sweep_progress.json"
@@ -197,6 +196,8 @@ class AggregateCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         log_progress(sweep_dir, force=True)
         try:
+            from .aggregate import aggregate, report  # only once a sweep has run
+
             LAST_COUNTS = aggregate(sweep_dir, self.baseline, log=log.info)
             report(sweep_dir, LAST_COUNTS)
         except SkillsimError as err:

@@ -31,7 +31,7 @@ from .errors import EXIT_DATA, EXIT_INTEGRITY, EXIT_OK, environment_fault
 from .results import COMPLETE_MARKER, sha256
 
 MANIFEST = "manifest.json"
-FAILED_MARKER = "FAILED"  # sim.aggregate.FAILED_MARKER (not imported: keeps this tool light)
+FAILED_MARKER = "FAILED"  # sim.results.FAILED_MARKER (not imported: keeps this tool light)
 SWEEP_FILES = (".sweep_progress.json", "multirun.yaml", "runs.csv")
 _COMPLETE_SUM = re.compile(r"^manifest\.json sha256 ([0-9a-f]{64})$", re.M)
 

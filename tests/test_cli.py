@@ -104,3 +104,27 @@ def test_composed_chongqing_baseline_equals_the_python_defaults():
 
 def test_national_starts_at_end_2021():
     assert compose_run("region=national").start_year == 2022
+
+
+@pytest.mark.parametrize("body, status, out", [
+    ("main = lambda: None", 0, "ran"),
+    ("def main():\n    raise SystemExit(3)", 3, "ran"),
+    ("def main():\n    raise SystemExit('config error: x')", 1, "ran"),
+    # a thread still running: the normal shutdown, which waits for it (its line is printed)
+    ("import threading, time\ndef main():\n    threading.Thread(target=lambda: (time.sleep(0.3), print('thread'))).start()",
+     0, "thread"),
+])
+def test_the_command_ends_at_once_after_its_exit_functions_with_the_same_status(tmp_path, body, status, out):
+    """`console` (skillsim, python -m sim) skips only the interpreter's teardown: the exit functions
+    run (an atexit hook writes its line), buffered output is flushed, and the status is SystemExit's."""
+    script = tmp_path / "cmd.py"
+    script.write_text(
+        "import atexit, sys\nimport sim.cli as c\n"
+        "atexit.register(lambda: print('ran'))\n"
+        f"{body}\n"
+        "c.main = main\nprint('buffered', end=' ')\nc.console()\nprint('not reached')\n")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert proc.returncode == status
+    assert proc.stdout.startswith("buffered") and out in proc.stdout and "not reached" not in proc.stdout
+    if status == 1:
+        assert proc.stderr.strip() == "config error: x"
