@@ -9,9 +9,11 @@ folder is read-only), so compilation is paid once per machine, not once per run:
 Bit for bit the numpy rules: every kernel does the same float32/float64 operations in the same
 order as the numpy code it replaced (float32 products stay float32, sums into the level ledger are
 sequential in slot order as `np.bincount` does them). Draws stay on the mechanism's own stream, with
-the same sizes and order: most remain numpy calls; `skip_sample` draws its geometric gaps inside the
-kernel through numba's `np.random.Generator` support, which runs numpy's own algorithms on the same
-bit generator (so the same numbers, about twice as fast as numpy's geometric at large sizes). A run's
+the same sizes and order: `skip_sample`, `sample_distinct`, `firm_draws` and `entrant_draws` draw
+inside the kernel through numba's `np.random.Generator` support, which runs numpy's own algorithms on
+the same bit generator (so the same numbers, 32-bit integers' buffering included; about twice as fast
+as numpy's geometric at large sizes, and one call where numpy makes ten at small sizes). Exponentials
+and logarithms stay numpy's (its SIMD versions may differ from the C library's in the last bit). A run's
 output is therefore byte-identical to the numpy implementation and the calibration stands
 (tests/test_compiled.py compares each kernel with its numpy form, and whole runs).
 """
@@ -158,14 +160,21 @@ def eligible_odds(progress, level, months_at_level, credit, studio_since, waits,
 
 
 @njit(**_JIT)
-def studio_members(studio_since, out):
-    """Slots of current studio members (studio_since set), in slot order; a view of `out`."""
-    k = 0
+def studio_roster(studio_since, level, t, term, lo, hi, stay, leave):
+    """kernels_numpy.studio_roster in one pass: (staying members, leaving members), views of the
+    buffers `stay` and `leave`."""
+    a = b = 0
     for i in range(studio_since.size):
-        if studio_since[i] != NO_MONTH:
-            out[k] = i
-            k += 1
-    return out[:k]
+        since = studio_since[i]
+        if since != NO_MONTH:
+            lv = level[i]
+            if t - np.int64(since) >= term or lv > hi or lv < lo:
+                leave[b] = i
+                b += 1
+            else:
+                stay[a] = i
+                a += 1
+    return stay[:a], leave[:b]
 
 
 @njit(**_JIT)
@@ -727,7 +736,7 @@ def warm() -> None:
     accept_levels(cand, i8, 1, 4, f32, True)
     accept_training(idx, i8, 4, 0, f32, np.zeros(4, np.int32), f32, np.float32(1.0), True)
     accept_studio(idx, i8, 2, 4, i16)
-    studio_members(i16, np.empty(4, np.int64))
+    studio_roster(i16, i8, 5, 36, 2, 4, np.empty(4, np.int64), np.empty(4, np.int64))
     union_sorted(idx, idx)
     minus_sorted(idx, idx)
     firm_payroll(np.zeros(4, np.int32), f32, f32, 2)

@@ -62,8 +62,13 @@ def keep_below(cand, u, odds):
     return cand[u < odds]
 
 
-def studio_members(studio_since, out):
-    return np.flatnonzero(studio_since != NO_MONTH)
+def studio_roster(studio_since, level, t, term, lo, hi, stay, leave):
+    """Studio members (studio_since set), split into those who stay and those whose term is over or
+    whose level left the member levels (sim.levers.studio), both in slot order."""
+    members = np.flatnonzero(studio_since != NO_MONTH)
+    lvl = level[members]
+    done = (t - studio_since[members].astype(np.int64) >= term) | (lvl > hi) | (lvl < lo)
+    return members[~done], members[done]
 
 
 def promote(idx, level, months_at_level, progress, credit, weight,

@@ -115,7 +115,10 @@ def test_eligibility_odds_and_ageing_are_identical(model):
     cand, odds = got[1]
     u = np.random.default_rng(0).random(cand.size, dtype=np.float32)
     assert same(*both(lambda k: k.keep_below(cand, u, odds)))
-    assert same(*both(lambda k: k.studio_members(wf.studio_since, np.empty(wf.n, np.int64))))
+    for t, term, lo, hi in ((30, 36, 2, 4), (30, 6, 3, 3), (-200, 36, 0, 7), (10_000, 1, 2, 4)):
+        got = both(lambda k: k.studio_roster(wf.studio_since, wf.level, t, term, lo, hi, np.empty(wf.n, np.int64),
+                                             np.empty(wf.n, np.int64)))
+        assert same(*got) and got[0][1].size + got[0][0].size == np.count_nonzero(wf.studio_since != NO_MONTH)
 
     def age_learn(k):
         w = wf.copy()

@@ -45,11 +45,9 @@ class StudioLever(Lever):
         self.studios = self.studio_count(model)
         capacity = stochastic_round(rng, self.studios * p.members_per_studio / w)
 
-        members = wf.kernels.studio_members(wf.studio_since, wf.scratch("studio"))
-        lvl = wf.level[members]
-        done = (model.t - wf.studio_since[members].astype(np.int64) >= p.term_months) | (lvl > hi) | (lvl < lo)
-        leaving = members[done]
-        members = members[~done]
+        # members whose term is over or whose level left the member levels leave (one pass)
+        members, leaving = wf.kernels.studio_roster(wf.studio_since, wf.level, model.t, p.term_months, lo, hi,
+                                                    wf.scratch("studio"), wf.scratch("studio_leaving"))
         if members.size > capacity:  # fewer places than members: a random excess leaves
             drop = rng.choice(members.size, members.size - capacity, replace=False)
             leaving = np.concatenate([leaving, members[drop]])
