@@ -381,7 +381,7 @@ def report(res: dict) -> str:
     sw = res.get("scaling_warm")
     if sw:
         out.append("\n(b') Scaling in a warm process (a 2,000-agent year run first: compiled code loaded, as in a "
-                   "sweep worker, the calibration, the plan or the explorer)")
+                   "sweep worker, the calibration, the plan or the explorer; then several models in turn)")
         rows = [[fmt_n(p["n"]), p["months"], f"{p['steps_s']:.3f}", f"{1e9 * p['steps_s'] / p['agent_steps']:.1f}",
                  f"{p['step_ms']['median']:.2f}", f"{p['step_ms']['mean']:.2f}", f"{p['warmup_s']:.2f}",
                  f"{len(p.get('repeats_steps_s', [0]))} x {len(p.get('runs_steps_s', [0]))}"]

@@ -964,8 +964,9 @@ def console() -> None:
 
     Once the run folder is written and its last line logged, the interpreter's own teardown (freeing
     some 500 modules one by one) took 0.1-0.15 s, a tenth of a default run. The exit functions still
-    run (logging's flush, those of Hydra and joblib); only the teardown is skipped, and only when no
-    other thread is alive. An unexpected exception ends the normal way, with its traceback."""
+    run (logging's flush, those of Hydra and joblib); only the teardown is skipped, and only when
+    nothing else may want the process afterwards (`_may_end_at_once`). An unexpected exception ends
+    the normal way, with its traceback."""
     try:
         main()
         code = 0
@@ -974,25 +975,41 @@ def console() -> None:
     exit_now(code)
 
 
-def exit_now(code) -> None:
-    """End the process with `code` as SystemExit(code) would (None is 0, an int is the status, else
-    it is printed and the status is 1), after the exit functions, without the interpreter's teardown."""
-    import atexit
+def _may_end_at_once() -> bool:
+    """Whether ending the process skips nothing anyone waits for: the command itself is the program
+    (the console script or `python -m sim`, not runpy from a notebook), no profiler, tracer, debugger
+    or interactive prompt follows it, and no other thread is alive."""
     import threading
 
-    if threading.active_count() > 1:  # a thread the normal shutdown would wait for
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    ours = (getattr(spec, "name", None) == "sim.__main__"
+            or Path(getattr(main_module, "__file__", None) or "").name.startswith(PROG))
+    return (ours and sys.gettrace() is None and sys.getprofile() is None and not sys.flags.interactive
+            and not hasattr(sys, "ps1") and threading.active_count() == 1)
+
+
+def exit_now(code) -> None:
+    """End the process with `code` as SystemExit(code) would (None is 0, an int is the status, else
+    it is printed and the status is 1), after the exit functions, without the interpreter's teardown;
+    where that could lose something (`_may_end_at_once`), the normal way."""
+    import atexit
+
+    if not _may_end_at_once() or (isinstance(code, int) and not 0 <= code <= 255):
         raise SystemExit(code)
     if code is None:
         status = 0
     elif isinstance(code, int):
         status = code
     else:
-        print(code, file=sys.stderr)
+        if sys.stderr is not None:
+            print(code, file=sys.stderr)
         status = 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
-            stream.flush()
+            if stream is not None:
+                stream.flush()
         except (OSError, ValueError):  # a closed pipe: nothing more can be said
             pass
     os._exit(status)

@@ -106,25 +106,49 @@ def test_national_starts_at_end_2021():
     assert compose_run("region=national").start_year == 2022
 
 
-@pytest.mark.parametrize("body, status, out", [
-    ("main = lambda: None", 0, "ran"),
-    ("def main():\n    raise SystemExit(3)", 3, "ran"),
-    ("def main():\n    raise SystemExit('config error: x')", 1, "ran"),
-    # a thread still running: the normal shutdown, which waits for it (its line is printed)
-    ("import threading, time\ndef main():\n    threading.Thread(target=lambda: (time.sleep(0.3), print('thread'))).start()",
-     0, "thread"),
-])
-def test_the_command_ends_at_once_after_its_exit_functions_with_the_same_status(tmp_path, body, status, out):
-    """`console` (skillsim, python -m sim) skips only the interpreter's teardown: the exit functions
-    run (an atexit hook writes its line), buffered output is flushed, and the status is SystemExit's."""
-    script = tmp_path / "cmd.py"
+def _command_script(tmp_path: Path, body: str) -> Path:
+    """A stand-in for the `skillsim` console script (its name starts with skillsim): `main` replaced by
+    `body`, an exit function that prints 'ran', and os._exit that says when it ends the process."""
+    script = tmp_path / "skillsim_stand_in.py"
     script.write_text(
-        "import atexit, sys\nimport sim.cli as c\n"
+        "import atexit, os, sys\nimport sim.cli as c\n"
         "atexit.register(lambda: print('ran'))\n"
+        "real_exit = os._exit\n"
+        "def fast(status):\n    print('fast', flush=True)\n    real_exit(status)\n"
+        "os._exit = fast\n"
         f"{body}\n"
         "c.main = main\nprint('buffered', end=' ')\nc.console()\nprint('not reached')\n")
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    return script
+
+
+@pytest.mark.parametrize("body, status, fast", [
+    ("main = lambda: None", 0, True),
+    ("def main():\n    raise SystemExit(3)", 3, True),
+    ("def main():\n    raise SystemExit('config error: x')", 1, True),
+    # a thread still running: the normal shutdown, which waits for it (its line is printed)
+    ("import threading, time\ndef main():\n    threading.Thread(target=lambda: (time.sleep(0.3), print('thread'))).start()",
+     0, False),
+])
+def test_the_command_ends_at_once_after_its_exit_functions_with_the_same_status(tmp_path, body, status, fast):
+    """`console` (skillsim, python -m sim) skips only the interpreter's teardown: the exit functions
+    run (an atexit hook writes its line), buffered output is flushed, and the status is SystemExit's."""
+    proc = subprocess.run([sys.executable, str(_command_script(tmp_path, body))], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)
     assert proc.returncode == status
-    assert proc.stdout.startswith("buffered") and out in proc.stdout and "not reached" not in proc.stdout
+    assert proc.stdout.startswith("buffered") and "ran" in proc.stdout and "not reached" not in proc.stdout
+    assert ("fast" in proc.stdout) == fast and ("thread" in proc.stdout) == (not fast)
     if status == 1:
         assert proc.stderr.strip() == "config error: x"
+
+
+def test_the_command_ends_normally_under_a_profiler_and_with_its_output_closed(tmp_path):
+    """A profiler (or coverage, a debugger) writes its results after the program returns: the command
+    then ends the normal way. With stdout closed the status is still that of the run."""
+    script = _command_script(tmp_path, "main = lambda: None")
+    out = tmp_path / "profile.out"
+    proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), str(script)], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0 and "fast" not in proc.stdout and out.stat().st_size > 0
+    closed = subprocess.run([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path, timeout=60, preexec_fn=lambda: os.close(1))
+    assert closed.returncode == 0 and "Error" not in closed.stderr
