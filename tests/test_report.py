@@ -61,19 +61,37 @@ def folders(tmp_path_factory):
     return {name: tmp / name for name in procs}
 
 
-@pytest.fixture(scope="module")
-def reports(folders, tmp_path_factory):
-    """(folder, lang) -> (Written, warnings recorded while it was made)."""
-    out = tmp_path_factory.mktemp("reports")
-    made = {}
-    for name, lang in [("run", "en"), ("run", "zh"), ("sweep", "en"), ("sweep", "zh"), ("grid", "en")]:
+#: every report the module checks; the fast suite reads only FAST_REPORTS (the others are made, and
+#: their tests run, in the slow suite: a Chinese run report with its SVG and PDF copies, and the sweep's)
+REPORTS = [("run", "en"), ("run", "zh"), ("sweep", "en"), ("sweep", "zh"), ("grid", "en")]
+FAST_REPORTS = [("run", "en"), ("grid", "en")]
+
+
+def report_params():
+    return [pytest.param(k, id="-".join(k), marks=() if k in FAST_REPORTS else pytest.mark.slow) for k in REPORTS]
+
+
+class Reports(dict):
+    """(folder, lang) -> (Written, warnings recorded while it was made), each made on first use."""
+
+    def __init__(self, folders, out):
+        super().__init__()
+        self.folders, self.out = folders, out
+
+    def __missing__(self, key):
+        name, lang = key
         # vector copies (SVG, PDF) are checked on one report; the others are PNG only (a faster suite)
-        formats = ("png", "svg", "pdf") if (name, lang) == ("run", "zh") else ("png",)
+        formats = ("png", "svg", "pdf") if key == ("run", "zh") else ("png",)
         with warnings.catch_warnings(record=True) as rec:
             warnings.simplefilter("always")
-            written = make_report(folders[name], Options(lang=lang, formats=formats, out=out / f"{name}_{lang}"))
-        made[name, lang] = (written, [str(w.message) for w in rec])
-    return made
+            written = make_report(self.folders[name], Options(lang=lang, formats=formats, out=self.out / f"{name}_{lang}"))
+        self[key] = (written, [str(w.message) for w in rec])
+        return self[key]
+
+
+@pytest.fixture(scope="module")
+def reports(folders, tmp_path_factory):
+    return Reports(folders, tmp_path_factory.mktemp("reports"))
 
 
 def csv(reports, name, lang, stem) -> pd.DataFrame:
@@ -84,8 +102,9 @@ def csv(reports, name, lang, stem) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("name,lang,expected", [
-    ("run", "en", RUN_FIGS), ("run", "zh", RUN_FIGS), ("sweep", "en", SWEEP_FIGS), ("sweep", "zh", SWEEP_FIGS),
-    ("grid", "en", ALL_FIGS)])
+    ("run", "en", RUN_FIGS), pytest.param("run", "zh", RUN_FIGS, marks=pytest.mark.slow),
+    pytest.param("sweep", "en", SWEEP_FIGS, marks=pytest.mark.slow),
+    pytest.param("sweep", "zh", SWEEP_FIGS, marks=pytest.mark.slow), ("grid", "en", ALL_FIGS)])
 def test_every_applicable_figure_as_png_svg_and_csv(reports, name, lang, expected):
     from PIL import Image
 
@@ -107,6 +126,7 @@ def test_every_applicable_figure_as_png_svg_and_csv(reports, name, lang, expecte
     assert sorted(p.name for p in written.out.iterdir()) == ["figures", "report.md"]
 
 
+@pytest.mark.slow
 def test_pdf_format_embeds_the_font(reports):
     figdir = reports["run", "zh"][0].out / "figures"
     for stem in RUN_FIGS:
@@ -118,10 +138,11 @@ def test_png_is_always_written():
     assert Options(formats=("pdf",)).check().formats == ("png", "pdf")
 
 
-def test_no_missing_glyph_warnings(reports):
-    for key, (_, messages) in reports.items():
-        bad = [m for m in messages if "missing from font" in m or "Glyph" in m]
-        assert not bad, (key, bad[:3])
+@pytest.mark.parametrize("key", report_params())
+def test_no_missing_glyph_warnings(reports, key):
+    _, messages = reports[key]
+    bad = [m for m in messages if "missing from font" in m or "Glyph" in m]
+    assert not bad, (key, bad[:3])
 
 
 def test_missing_glyphs_would_be_caught():
@@ -138,21 +159,23 @@ def test_missing_glyphs_would_be_caught():
     assert any("missing from font" in str(w.message) for w in rec)
 
 
-def test_no_label_overlaps_or_clipping(reports):
-    for key, (written, _) in reports.items():
-        assert not any(written.layout.values()), (key, {k: v for k, v in written.layout.items() if v})
+@pytest.mark.parametrize("key", report_params())
+def test_no_label_overlaps_or_clipping(reports, key):
+    written, _ = reports[key]
+    assert not any(written.layout.values()), (key, {k: v for k, v in written.layout.items() if v})
 
 
-def test_languages_are_not_mixed(reports):
-    for (name, lang), (written, _) in reports.items():
-        md = (written.out / "report.md").read_text(encoding="utf-8")
-        labels = " ".join(" ".join(map(str, pd.read_csv(f).get("label", pd.Series(dtype=str)).dropna()))
-                          for f in (written.out / "figures").glob("*.csv"))
-        if lang == "en":
-            assert not CJK.search(md), CJK.findall(md)[:10]
-            assert not CJK.search(labels)
-        else:
-            assert "高技能人才占比" in md and CJK.search(labels)
+@pytest.mark.parametrize("key", report_params())
+def test_languages_are_not_mixed(reports, key):
+    written, _ = reports[key]
+    md = (written.out / "report.md").read_text(encoding="utf-8")
+    labels = " ".join(" ".join(map(str, pd.read_csv(f).get("label", pd.Series(dtype=str)).dropna()))
+                      for f in (written.out / "figures").glob("*.csv"))
+    if key[1] == "en":
+        assert not CJK.search(md), CJK.findall(md)[:10]
+        assert not CJK.search(labels)
+    else:
+        assert "高技能人才占比" in md and CJK.search(labels)
 
 
 def test_chinese_font_comes_from_the_package_and_covers_every_label():
@@ -199,6 +222,9 @@ def test_fig1_csv_matches_sources(reports, folders):
     assert target["value"] == 0.35 and target["date"] == "2030-12"
     assert run[run["kind"] == "national_target"]["value"].tolist() == [0.333]
 
+
+@pytest.mark.slow
+def test_fig1_sweep_csv_matches_the_ensemble(reports, folders):
     sw = csv(reports, "sweep", "en", "fig1_high_skill_share")
     sw = sw[sw["kind"] == "forecast"]
     ens = pd.read_csv(folders["sweep"] / "ensemble.csv", dtype={"date": str})
@@ -227,6 +253,10 @@ def test_fig2_csv_matches_sources(reports, folders):
         got = c[c["level"] == k]["share_mean"].to_numpy()
         np.testing.assert_allclose(got, (s[f"level_{k}"] / s["workers"]).to_numpy(), rtol=1e-12)
     assert set(c["level_name"]) == {lv.en[:1].upper() + lv.en[1:] for lv in LEVELS}
+
+
+@pytest.mark.slow
+def test_fig2_sweep_csv_matches_the_jobs(reports, folders):
     js = _job_series(folders["sweep"])
     c = csv(reports, "sweep", "zh", "fig2_level_composition")
     assert set(c["level_name"]) == {lv.zh for lv in LEVELS}
@@ -248,6 +278,10 @@ def test_fig3_csv_matches_sources(reports, folders):
     for k in (1, 3, 5):
         want = (year[f"income_mean_level_{k}"] * year[f"level_{k}"]).sum() / year[f"level_{k}"].sum()
         assert lv.loc[k, "mean"] == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_fig3_sweep_csv_matches_the_ensemble_and_jobs(reports, folders):
     c = csv(reports, "sweep", "en", "fig3_income")
     ens = pd.read_csv(folders["sweep"] / "ensemble.csv", dtype={"date": str})
     for metric in ("income_mean", "income_median"):
@@ -262,6 +296,7 @@ def test_fig3_csv_matches_sources(reports, folders):
     np.testing.assert_allclose(got.loc[want.index], want, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_fig4_csv_matches_runs_and_effects(reports, folders):
     c = csv(reports, "sweep", "en", "fig4_scenario_comparison").set_index(["setting", "metric"])
     runs = pd.read_csv(folders["sweep"] / "runs.csv")
@@ -301,6 +336,10 @@ def test_fig6_csv_matches_sources(reports, folders):
         got = c[c["channel"] == ch].set_index("year")["median"]
         assert list(got.index) == list(want.index) == [2023, 2024, 2025, 2026, 2027]
         np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.slow
+def test_fig6_sweep_csv_matches_the_jobs(reports, folders):
     js = _job_series(folders["sweep"])
     js["year"] = js["date"].str.slice(0, 4).astype(int)
     annual = js[js["year"] >= 2023].groupby(["setting", "job", "year"])["promotions_certification"].sum()
@@ -313,6 +352,7 @@ def test_fig6_csv_matches_sources(reports, folders):
 # --- report.md -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_report_md_states_key_numbers_with_intervals_and_cost(reports, folders):
     runs = pd.read_csv(folders["sweep"] / "runs.csv")
     eff = pd.read_csv(folders["sweep"] / "effects.csv").set_index("scenario")
@@ -330,6 +370,9 @@ def test_report_md_states_key_numbers_with_intervals_and_cost(reports, folders):
         cost = eff.loc["training_boost", "cost_per_additional_high_skill_worker"] / div
         effect_row = [line for line in md.splitlines() if line.startswith(f"| {labels['training_boost']} |")][1]
         assert effect_row.rstrip(" |").endswith(f"{cost:,.{1 if lang == 'en' else 2}f}")
+
+
+def test_run_report_md_states_the_run_numbers(reports, folders):
     md = (reports["run", "en"][0].out / "report.md").read_text(encoding="utf-8")
     summary = json.loads((folders["run"] / "summary.json").read_text())
     assert f"{100 * summary['at_end']['high_skill_share']:.1f}%" in md
