@@ -271,9 +271,10 @@ class WorkforceModel(Model):
         movers = wf.kernels.minus_sorted(movers, retired)
         if movers.size:
             # to a new firm and out of any studio; ledger and cached rates kept current, in one pass
-            wf.kernels.relocate(movers, self.firms.sample(rng_demo, movers.size, wf.kernels), wf.level, wf.weight, wf.studio_since,
-                             wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, self.ledger.count,
-                             self.ledger.pay, *self.rates.kernel_tables)
+            new_firm = self.firms.sample(rng_demo, movers.size, wf.kernels)
+            wf.kernels.relocate(movers, new_firm, wf.level, wf.weight, wf.studio_since, wf.aptitude, wf.firm,
+                                wf.wage_factor, wf.gain, wf.pay, self.ledger.count, self.ledger.pay,
+                                *self.rates.kernel_tables)
         n_new = max(0, self.size_path.agents(self.now) - (wf.n - gone.size))
         self.ledger.remove(wf, gone)
         slots = wf.replace(gone, n_new)
