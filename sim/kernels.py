@@ -633,12 +633,9 @@ def bracketed(x, lo, hi):
 
 def _float32_positive(lo, hi) -> bool:
     """Whether brackets of float32 values can be gathered by bit patterns: positive float32 bounds."""
-    if lo.size == 0:
-        return False
-    if lo.size <= 8:  # a few quantiles' brackets: Python floats, without numpy's per-call overhead
-        los, his = lo.tolist(), hi.tolist()
-        return min(los) > 0 and all(float(np.float32(v)) == v for v in los + his)
-    return lo.min() > 0 and bool(np.all(lo.astype(np.float32) == lo)) and bool(np.all(hi.astype(np.float32) == hi))
+    # a few quantiles' brackets: Python floats, without numpy's per-call overhead (a NaN fails the equality)
+    los, his = lo.tolist(), hi.tolist()
+    return bool(los) and min(los) > 0 and all(float(np.float32(v)) == v for v in los + his)
 
 
 @njit(**_JIT)
