@@ -201,3 +201,16 @@ def test_competition_winners_are_the_best_scores_with_ties_broken_as_the_partiti
                 else part[:n_top]
             for impl in (kernels, kernels_numpy):
                 np.testing.assert_array_equal(best_slots(part, scores, n_top, impl), want)
+
+
+@pytest.mark.xfail(strict=True, reason="known limitation (docs/model.md section 9): with few places a month the "
+                   "sampler keeps a Poisson number with mean 1.15 k and returns fewer than k when it falls short; "
+                   "the fix changes every run's draws and waits for the next calibration")
+def test_sample_distinct_gives_k_whenever_k_are_eligible():
+    """Ten places among 5,000 eligible workers of 10,000 (a small run's studio or training call): every
+    call should return exactly ten. Today about a fifth of the calls fall short (Poisson(11.5) < 10
+    has probability 0.23), so over 200 seeds the check fails unless the sampler is fixed."""
+    eligible = (np.arange(10000) % 2).astype(float)
+    sizes = [sample_distinct(np.random.default_rng(seed), eligible.size, 10, lambda s: eligible[s]).size
+             for seed in range(200)]
+    assert min(sizes) == 10, f"{sum(s < 10 for s in sizes)} of 200 calls gave fewer than 10"
