@@ -20,6 +20,8 @@ output is therefore byte-identical to the numpy implementation and the calibrati
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -379,32 +381,46 @@ def _pairwise_sum(a, n):
             break
 
 
+@njit(**_INLINE)
+def _expected_keep(need, spare_sd):
+    """sim.sampling.expected_keep (the same float operations)."""
+    return need + spare_sd * math.sqrt(need) + 2.0
+
+
 @njit(**_JIT)
-def sample_distinct(rng, n, k, pilot, margin, kind, level, lo, hi, progress, by, mode, firm, levy, levy_max,
-                    studio_since):
-    """sim.sampling.sample_distinct in one compiled call, with the same draws in the same order on
+def sample_distinct(rng, n, k, pilot, pilot_min, per_place, spare_sd, max_passes, kind, level, lo, hi, progress, by,
+                    mode, firm, levy, levy_max, studio_since):
+    """sim.sampling.sample_distinct in one compiled call (its constants passed in, so that the cached
+    machine code never holds stale ones), with the same draws in the same order on
     `rng` (numba's Generator runs numpy's algorithms on its bit generator), the same float32 mean
-    of the pilot's acceptance (numpy's pairwise sum) and the same thinning threshold (the k-th
-    smallest key, which any selection finds): the same slots, and the stream left in the same state.
-    At small sizes the ten numpy calls it replaces cost more than their work."""
+    of the pilot's acceptance (numpy's pairwise sum), the same rates of the passes and the same
+    thinning threshold (the k-th smallest key, which any selection finds): the same slots, and the
+    stream left in the same state. At small sizes the numpy calls it replaces cost more than their work."""
     if k <= 0 or n <= 0:
         return np.empty(0, dtype=np.int64)
-    if n <= pilot:
+    m = min(pilot, max(pilot_min, per_place * k))
+    if n <= m:
         probe = np.arange(n)
     else:
-        probe = rng.integers(0, n, pilot)
+        probe = rng.integers(0, n, m)
     acc = _accept(kind, probe, level, lo, hi, progress, by, mode, firm, levy, levy_max, studio_since)
     # float(np.add.reduce(acc) / acc.size): a float32 sum divided in float32
     mean_accept = np.float64(_pairwise_sum(acc, acc.size) / np.float32(acc.size))
     if mean_accept <= 0.0:
-        if n <= pilot:
+        if n <= m:
             return np.empty(0, dtype=np.int64)
-        mean_accept = 1.0 / pilot
-    p = min(1.0, margin * k / (n * mean_accept))
-    cand = _skip_sample(rng, n, p)
-    u = rng.random(cand.size, dtype=np.float32)
-    keep = keep_below(cand, u, _accept(kind, cand, level, lo, hi, progress, by, mode, firm, levy, levy_max,
-                                       studio_since))
+        mean_accept = 1.0 / m
+    p = min(1.0, _expected_keep(k, spare_sd) / (n * mean_accept))
+    keep = np.empty(0, dtype=np.int64)
+    for _ in range(max_passes):
+        cand = _skip_sample(rng, n, p)
+        u = rng.random(cand.size, dtype=np.float32)
+        new = keep_below(cand, u, _accept(kind, cand, level, lo, hi, progress, by, mode, firm, levy, levy_max,
+                                          studio_since))
+        keep = union_sorted(keep, new) if keep.size else new
+        if keep.size >= k:
+            break
+        p = min(1.0, p * _expected_keep(k - keep.size, spare_sd) / max(new.size, 1))
     if keep.size > k:
         key = rng.random(keep.size)
         threshold = np.partition(key, k - 1)[k - 1]
@@ -751,7 +767,7 @@ def warm() -> None:
     for lo in (np.zeros(0), np.ones(2), np.zeros(2)):
         income_pass(f32, f32, 1, np.float32(12.0), np.float32(1.0), lo, lo + 1)
     for kind in (ACCEPT_LEVELS, ACCEPT_TRAINING, ACCEPT_STUDIO):
-        sample_distinct(np.random.default_rng(0), 4, 2, 4096, 1.15, kind, i8, 0, 3, f32, True, 1, i32,
+        sample_distinct(np.random.default_rng(0), 4, 2, 4096, 256, 16, 2.0, 8, kind, i8, 0, 3, f32, True, 1, i32,
                         np.ones(1, np.float32), np.float32(1.0), i16)
 
 
