@@ -163,8 +163,15 @@ def test_competition_promotes_at_most_once_a_year():
     m = WorkforceModel(cfg)
     m.step(), m.step()  # January, February: no event
     assert m.row["promotions_competition"] == 0
-    m.workforce.comp_month[:] = m.t  # everyone was promoted by a competition last month
+    demography = m._demography
+
+    def everyone_promoted_last_month():  # after March's entrants arrive: they too were, for this test
+        demography()
+        m.workforce.comp_month[:] = m.t - 1
+
+    m._demography = everyone_promoted_last_month
     m.step()  # March event
+    del m._demography
     assert m.row["competition_participants"] > 0 and m.row["promotions_competition"] == 0
     m.workforce.comp_month[:] = m.t - 12  # a year ago: eligible again
     m.step(), m.step(), m.step()  # April, May, June event
