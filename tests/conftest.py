@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import pytest
 
@@ -10,6 +11,21 @@ import sim.model as model_module
 from sim import WorkforceModel
 from sim.certification import WAITS
 from sim.config import HorizonParams, RunConfig
+
+@pytest.fixture(autouse=True)
+def _root_logging_left_as_found():
+    """A command run in-process (Hydra's configure_log, a CLI's basicConfig) points the root logger
+    at that test's captured stderr, which pytest closes afterwards: a later test that logs then gets
+    "--- Logging error ---" and a traceback in its own stderr. Handlers a test added are removed
+    (pytest's own capture handlers are left alone) and the root level is put back."""
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in before and type(handler).__module__ == "logging":
+            root.removeHandler(handler)
+    root.setLevel(level)
+
 
 #: For command-line tests whose subject is not the history: a spin-up of one year instead of ten
 #: (Chongqing's history starts cold in 2012-10 by default), so each run builds in a fraction of the time.

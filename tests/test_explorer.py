@@ -91,7 +91,9 @@ def test_moving_the_training_slider_raises_the_shown_share(page):
 @pytest.mark.slow  # eight runs behind the page, about 9 s (the fast suite keeps under 3 minutes)
 def test_choosing_a_scenario_shows_and_runs_its_lever_settings(monkeypatch, request):
     """studio_expansion is studios x2: the studio slider shows 2, the command carries no intensity of
-    its own (the preset's is run), and the page's figures move: twice the studio spend, a higher share."""
+    its own (the preset's is run), and the page's figures move: twice the studio spend, and the chosen
+    fan is the scenario's own. Not a higher share: under the calibration of 2026-12-03, doubling the
+    studios moves a 1,000-agent run's 2027 share by -0.3 to +0.9 points from one replicate to the next."""
     monkeypatch.setenv("SKILLSIM_JOBS", "1")
     app.view.value, app.lang.value = dataclasses.replace(SMALL, replicates=1), "en"
     box, page = solara.render(app.Page(), handle_error=False)
@@ -118,7 +120,7 @@ def test_choosing_a_scenario_shows_and_runs_its_lever_settings(monkeypatch, requ
         time.sleep(0.2)
     assert 1.8 < studio["chosen"] / studio["status_quo"] < 2.2
     fan = wait_for(page, chosen)
-    assert december(fan, "chosen", 2027) > december(fan, "status_quo", 2027)
+    assert december(fan, "chosen", 2027) != december(fan, "status_quo", 2027)
 
 
 def test_an_unexpected_error_is_shown_on_the_page_in_one_line(monkeypatch):
