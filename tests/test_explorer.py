@@ -70,6 +70,7 @@ def page(monkeypatch):
     box.close()
 
 
+@pytest.mark.slow  # about 16 s alone; the fast suite keeps under 3 minutes
 def test_moving_the_training_slider_raises_the_shown_share(page):
     fan = wait_for(page, SMALL)
     # at the status quo the chosen setting is the status quo: the same runs, the same numbers

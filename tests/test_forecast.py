@@ -142,6 +142,7 @@ def test_a_forecast_folder_that_cannot_be_written_fails_before_the_runs(tmp_path
     assert "Traceback" not in err and blocker.read_text() == "not a folder"
 
 
+@pytest.mark.slow  # about 15 s alone; the fast suite keeps under 3 minutes
 def test_forecast_refuses_bad_options_in_one_line(tmp_path):
     for arg in ("replicates=1", "params=0", "params=x"):
         r = subprocess.run([sys.executable, "-m", "sim.studies.forecast", arg, f"out={tmp_path / 'x'}"],

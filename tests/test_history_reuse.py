@@ -115,6 +115,7 @@ def _read(model) -> list[float]:
     return [float(x) for x in model.series()["high_skill_share"]]
 
 
+@pytest.mark.slow  # about 11 s alone; the fast suite keeps under 3 minutes
 def test_a_batch_groups_runs_by_history_and_returns_them_in_order(monkeypatch):
     """Across processes: the same results, in input order, as one run after another without reuse."""
     configs = [make(dataclasses.replace(base(), seed=s)) for s in (1, 2) for make in LEVER_VARIANTS.values()]

@@ -152,6 +152,7 @@ def test_the_stochastic_variance_agrees_with_a_plain_replicate_sweep(model_studi
                                                             / share["variance_single_runs"])
 
 
+@pytest.mark.slow  # about 12 s alone; the fast suite keeps under 3 minutes
 def test_prim_recovers_a_box_defined_on_the_inputs():
     """The condition `training < 0.5 and studio < 0.5` on a 512-point hypercube over 0-3: PRIM's box
     bounds on those two inputs lie within one sampling step of 0.5 (the step: the widest gap between
