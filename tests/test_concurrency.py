@@ -65,20 +65,62 @@ def assert_like_single_sweep(out: Path, reference: Path, cwd: Path) -> None:
         assert (out / table).read_bytes() == (reference / table).read_bytes(), table
 
 
+def pause_while_holding_a_claim(proc: subprocess.Popen, out: Path, timeout: float = 300) -> list[str]:
+    """Stop `proc`'s process group (SIGSTOP) at a moment one of its processes holds a job's claim.
+
+    A job's model now runs in a tenth of a second while a sweep starts up in several, so two sweeps
+    started together met only by luck (a loaded CI machine once ran the first to its end before the
+    second had started). Pausing the first while it holds a claim makes the meeting certain. Returns
+    the jobs it holds; the caller resumes it with SIGCONT."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if out.exists() and list(out.glob(".*.lock")):
+            os.killpg(proc.pid, signal.SIGSTOP)
+            held = []
+            for lock in out.glob(".*.lock"):
+                try:
+                    owner = json.loads(lock.read_text())
+                except (OSError, ValueError):
+                    continue
+                if _group(owner["pid"]) == proc.pid:
+                    held.append(lock.name[1:-len(".lock")])
+            if held:
+                return held
+            os.killpg(proc.pid, signal.SIGCONT)  # the claim was released just before the pause: again
+        time.sleep(0.005)
+    raise AssertionError("the first sweep was not caught holding a claim")
+
+
+def _group(pid: int) -> int | None:
+    """The process group of `pid`, None if it has ended."""
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
 @pytest.mark.slow  # two sweeps and their reference, about 15 s (the fast suite keeps under 3 minutes)
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_two_identical_sweeps_share_one_folder(tmp_path, reference, launcher):
     out = tmp_path / "shared"
     first = start(sweep_cmd(out, launcher), tmp_path)
-    time.sleep(0.1)  # both start up together (about a second each), so they meet over the six jobs
-    second = start(sweep_cmd(out, launcher), tmp_path)
-    logs = [p.communicate(timeout=600)[1] for p in (first, second)]
+    try:
+        held = pause_while_holding_a_claim(first, out)
+        second = start(sweep_cmd(out, launcher), tmp_path)  # runs while the first holds its jobs
+        second_log = second.communicate(timeout=600)[1]
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    first_log = first.communicate(timeout=600)[1]
+    logs = [first_log, second_log]
     for p, log in zip((first, second), logs):
         assert p.returncode == 0, log[-3000:]
         assert "failed" not in log.lower().replace("0 failed", ""), log[-3000:]
-    assert any("being run by pid" in log for log in logs), "the two sweeps did not overlap: nothing was tested"
+    for job in held:
+        assert f"job {job}: being run by pid" in second_log, second_log[-3000:]
+    assert f"{len(held)} running in another process" in second_log, second_log[-3000:]
     done = written_jobs(logs[0]) + written_jobs(logs[1])
     assert sorted(done) == sorted(set(done)) and len(done) == 6, done  # every job run exactly once
+    assert set(held) <= set(written_jobs(first_log)), "the paused sweep finished the jobs it held"
     assert_like_single_sweep(out, reference, tmp_path)
 
 
