@@ -41,7 +41,7 @@ from . import claims
 from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, DataError, SkillsimError, debug_enabled,
                      environment_fault, internal_error)
 from .metrics import SPEND_ACCOUNTS
-from .results import COMPLETE_MARKER, FAILED_MARKER
+from .results import COMPLETE_MARKER, FAILED_MARKER, planned_jobs
 
 REPLICATE_KEYS = ("replicate", "seed", "draw")  # not settings: what a setting is repeated over
 ENSEMBLE_METRICS = ("high_skill_share", "income_mean", "income_median")
@@ -377,6 +377,8 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
             long.insert(1 + i, p, _value(given[p]) if p in given else None)
         frames.append(long)
     counts = {k: int((runs["status"] == k).sum()) for k in STATUSES}
+    planned = planned_jobs(sweep_dir)  # a stopped sweep leaves no folder for the jobs it never began
+    counts["not_started"] = max(0, planned - len(jobs)) if planned is not None else 0
     faults = [j for j in jobs.values() if j["status"] == "failed" and j.get("environment")]
     counts["faults"] = len(faults)
     counts["first_fault"] = faults[0]["error"] if faults else ""
@@ -433,20 +435,27 @@ def main(argv: list[str] | None = None) -> None:
 
 def exit_code(counts: dict) -> int:
     """0 if every job is finished or being run by another process; 4 if the machine stopped some
-    (disk full, permission denied, ...); 5 if some failed or are missing."""
+    (disk full, permission denied, ...); 5 if some failed, are missing or were never started."""
     if counts.get("faults"):
         return EXIT_OUTPUT
-    return EXIT_PARTIAL if counts["failed"] or counts["missing"] else 0
+    return EXIT_PARTIAL if counts["failed"] or counts["missing"] or counts.get("not_started") else 0
 
 
 def report(sweep_dir: Path, counts: dict) -> None:
-    """One summary line, and one line per job that is not finished."""
+    """One summary line, one line per job that is not finished, and one for the jobs of the sweep's
+    grid that were never started (they have no folder to name)."""
     running = f", {counts['running']} running in another process" if counts.get("running") else ""
+    unstarted = counts.get("not_started", 0)
+    never = f", {unstarted} not started" if unstarted else ""
     print(f"{sweep_dir}: {counts['ok']} jobs ok, {counts['failed']} failed, {counts['missing']} missing"
-          f"{running}; tables in {sweep_dir}", file=sys.stderr)
+          f"{never}{running}; tables in {sweep_dir}", file=sys.stderr)
     runs = pd.read_csv(sweep_dir / "runs.csv")
     for _, r in runs[runs["status"] != "ok"].iterrows():
         print(f"  {r['status']}: {r['job']}: {r.get('error', '')}", file=sys.stderr)
+    if unstarted:
+        print(f"  not started: {unstarted} of the sweep's {len(runs) + unstarted} jobs have no folder (the sweep "
+              f"was stopped before them); to run them, repeat the sweep command with hydra.sweep.dir={sweep_dir}",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from .streams import replicate_seed
 
 COMPLETE_MARKER = "COMPLETE"
 FAILED_MARKER = "FAILED"  # a sweep job that failed: its error, beside where its folder would be
+#: a sweep folder's plan: its job count, whether that count is exact, and its start (sim.sweep)
+PROGRESS_FILE = ".sweep_progress.json"
 PACKAGES = ("numpy", "scipy", "pandas", "mesa", "hydra-core", "omegaconf", "pyarrow", "skillsim")
 
 
@@ -334,4 +336,15 @@ def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series, *, composed, ov
         raise
     return run_dir
 
+
+def planned_jobs(sweep_dir: Path) -> int | None:
+    """The number of distinct jobs the last sweep started in `sweep_dir` planned, if its sweeper's
+    plan is a known grid (Hydra's basic sweeper); None otherwise (an optimiser's trials may repeat a
+    folder) or for a folder without the record (an older skillsim)."""
+    try:
+        info = json.loads((Path(sweep_dir) / PROGRESS_FILE).read_text(encoding="utf-8"))
+        total = info["total"]
+        return int(total) if info.get("grid") and isinstance(total, int) and total >= 0 else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 

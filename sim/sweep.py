@@ -30,10 +30,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from .errors import SkillsimError, environment_fault, internal_error, os_reason
-from .results import COMPLETE_MARKER, FAILED_MARKER
+from .results import COMPLETE_MARKER, FAILED_MARKER, PROGRESS_FILE
 
 log = logging.getLogger("skillsim")
-PROGRESS_FILE = ".sweep_progress.json"
 #: Set by the callback in the main process: (ok, failed, missing) of the last multirun.
 LAST_COUNTS: dict | None = None
 #: Set by the callback in the main process: the folder of the running multirun (for an interrupt).
@@ -89,9 +88,10 @@ def record_failure(job_dir: Path, err: BaseException, overrides: list[str], job_
         return False
 
 
-def write_progress(sweep_dir: Path, total: int) -> None:
-    """The sweep's job count and start time, for the progress log (written atomically)."""
-    info = {"total": total, "started": time.time()}
+def write_progress(sweep_dir: Path, total: int, grid: bool = False) -> None:
+    """The sweep's job count and start time, for the progress log, and whether the count is a known
+    grid's (so that aggregation can count the jobs a stopped sweep never started; written atomically)."""
+    info = {"total": total, "started": time.time(), "grid": grid}
     tmp = sweep_dir / f".{PROGRESS_FILE}.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
     os.replace(tmp, sweep_dir / PROGRESS_FILE)
@@ -138,14 +138,20 @@ def log_progress(sweep_dir: Path, force: bool = False) -> None:
                  elapsed / fresh * remaining)
 
 
+def is_grid(config: DictConfig) -> bool:
+    """Whether the sweeper runs a grid known in advance (Hydra's basic sweeper)."""
+    return str(config.hydra.sweeper.get("_target_", ".BasicSweeper")).endswith(".BasicSweeper")
+
+
 def count_jobs(config: DictConfig) -> int:
-    """Number of jobs the sweeper will launch: the basic sweeper's grid, Optuna's `n_trials`,
-    Nevergrad's `optim.budget`; -1 (unknown) for any other sweeper."""
+    """Number of jobs the sweeper will launch: the basic sweeper's grid (its distinct jobs: a setting
+    given twice is one job folder), Optuna's `n_trials`, Nevergrad's `optim.budget`; -1 (unknown) for
+    any other sweeper."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     sweeper = config.hydra.sweeper
-    if not str(sweeper.get("_target_", ".BasicSweeper")).endswith(".BasicSweeper"):
+    if not is_grid(config):
         if sweeper.get("n_trials") is not None:
             return int(sweeper.n_trials)
         optim = sweeper.get("optim")
@@ -158,7 +164,7 @@ def count_jobs(config: DictConfig) -> int:
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
     args = params + list(config.hydra.overrides.task)
     parsed = OverridesParser.create().parse_overrides(args)
-    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    return len({tuple(sorted(job)) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch})
 
 
 class AggregateCallback(Callback):
@@ -181,7 +187,7 @@ class AggregateCallback(Callback):
             total = -1
         try:
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            write_progress(sweep_dir, total)
+            write_progress(sweep_dir, total, grid=total >= 0 and is_grid(config))
         except OSError:
             pass  # Hydra writes multirun.yaml next and stops with the same fault, reported by skillsim
         log.info("sweep: %s jobs into %s", total if total >= 0 else "unknown number of", sweep_dir)

@@ -119,6 +119,46 @@ def test_aggregate_command_rebuilds_the_tables(grid_sweeps, tmp_path):
         assert (joblib_dir / t).read_bytes() == before[t], t
 
 
+def test_jobs_a_stopped_sweep_never_started_are_counted_and_the_exit_is_partial(grid_sweeps, tmp_path):
+    """A sweep stopped early leaves no folder for the jobs it never began: aggregation counts them from
+    the sweep's recorded grid, says how to run them, and exits 5 (partial), not 0."""
+    import shutil
+
+    copy = tmp_path / "stopped"
+    shutil.copytree(grid_sweeps[0], copy)
+    assert json.loads((copy / ".sweep_progress.json").read_text())["total"] == 20
+    gone = sorted(p for p in copy.iterdir() if p.is_dir() and not p.name.startswith("."))[:2]
+    for job in gone:
+        shutil.rmtree(job)
+    proc = subprocess.run([sys.executable, "-c", "from sim.aggregate import main; main()", str(copy)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == EXIT_PARTIAL, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == f"{copy}: 18 jobs ok, 0 failed, 0 missing, 2 not started; tables in {copy}", lines
+    assert lines[1] == (f"  not started: 2 of the sweep's 20 jobs have no folder (the sweep was stopped before "
+                        f"them); to run them, repeat the sweep command with hydra.sweep.dir={copy}"), lines
+    assert len(lines) == 2 and len(pd.read_csv(copy / "runs.csv")) == 18
+
+
+def test_a_grids_job_count_is_its_distinct_jobs():
+    """A setting given twice (replicate=0,0) is one job folder, so it is planned once; an optimiser's
+    trials are counted but are not a grid."""
+    from omegaconf import OmegaConf
+
+    from sim.sweep import count_jobs, is_grid
+
+    def config(task, sweeper=None):
+        return OmegaConf.create({"hydra": {"sweeper": sweeper or {"_target_": "hydra._internal.core_plugins."
+                                                                   "basic_sweeper.BasicSweeper", "params": None},
+                                           "overrides": {"task": task}}})
+
+    grid = config(["replicate=0,0,1", "levers.training.intensity=1,2,3"])
+    assert count_jobs(grid) == 6 and is_grid(grid)
+    optuna = config([], {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
+                         "n_trials": 7})
+    assert count_jobs(optuna) == 7 and not is_grid(optuna)
+
+
 def test_aggregate_refuses_a_folder_that_is_not_a_sweep(tmp_path):
     (tmp_path / "empty").mkdir()
     for path in (tmp_path / "empty", tmp_path / "nowhere"):
