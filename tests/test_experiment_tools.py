@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from sim import simulate
 from sim.errors import ConfigError
 from sim.objective import ObjectiveParams, failed, values
-from sim.sweep import count_jobs
+from sim.sweep import count_jobs, is_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,12 +53,16 @@ def test_objective_is_the_metric_less_cost_and_shortfall_penalty():
 
 
 def test_progress_total_follows_the_sweeper():
-    def cfg(sweeper):
-        return OmegaConf.create({"hydra": {"sweeper": sweeper, "overrides": {"task": ["replicate=0,1,2"]}}})
+    """The basic sweeper's grid counts its distinct jobs (replicate=0,0 is one folder) and is a grid
+    (aggregation counts the jobs a stopped sweep never started); an optimiser's trials are not."""
+    def cfg(sweeper, task=("replicate=0,1,2",)):
+        return OmegaConf.create({"hydra": {"sweeper": sweeper, "overrides": {"task": list(task)}}})
 
-    assert count_jobs(cfg({"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"})) == 3
-    assert count_jobs(cfg({"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
-                           "n_trials": 8})) == 8
+    basic = {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"}
+    assert count_jobs(cfg(basic)) == 3 and is_grid(cfg(basic))
+    assert count_jobs(cfg(basic, ["replicate=0,0,1", "levers.training.intensity=1,2,3"])) == 6
+    optuna = cfg({"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", "n_trials": 8})
+    assert count_jobs(optuna) == 8 and not is_grid(optuna)
     assert count_jobs(cfg({"_target_": "hydra_plugins.hydra_nevergrad_sweeper.NevergradSweeper",
                            "optim": {"budget": 12}})) == 12
     assert count_jobs(cfg({"_target_": "some.OtherSweeper"})) == -1

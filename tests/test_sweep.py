@@ -140,25 +140,6 @@ def test_jobs_a_stopped_sweep_never_started_are_counted_and_the_exit_is_partial(
     assert len(lines) == 2 and len(pd.read_csv(copy / "runs.csv")) == 18
 
 
-def test_a_grids_job_count_is_its_distinct_jobs():
-    """A setting given twice (replicate=0,0) is one job folder, so it is planned once; an optimiser's
-    trials are counted but are not a grid."""
-    from omegaconf import OmegaConf
-
-    from sim.sweep import count_jobs, is_grid
-
-    def config(task, sweeper=None):
-        return OmegaConf.create({"hydra": {"sweeper": sweeper or {"_target_": "hydra._internal.core_plugins."
-                                                                   "basic_sweeper.BasicSweeper", "params": None},
-                                           "overrides": {"task": task}}})
-
-    grid = config(["replicate=0,0,1", "levers.training.intensity=1,2,3"])
-    assert count_jobs(grid) == 6 and is_grid(grid)
-    optuna = config([], {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper",
-                         "n_trials": 7})
-    assert count_jobs(optuna) == 7 and not is_grid(optuna)
-
-
 def test_aggregate_refuses_a_folder_that_is_not_a_sweep(tmp_path):
     (tmp_path / "empty").mkdir()
     for path in (tmp_path / "empty", tmp_path / "nowhere"):
