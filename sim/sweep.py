@@ -127,6 +127,8 @@ def log_progress(sweep_dir: Path, force: bool = False) -> None:
         return  # progress is only a log line
     if not fresh:  # only skipped (already finished) jobs so far: nothing new to report, no rate for an ETA
         return
+    if not _first_to_say(sweep_dir, started, done):
+        return
     elapsed = time.time() - started
     remaining = max(0, total - done) if total >= 0 else None
     if remaining == 0:
@@ -136,6 +138,34 @@ def log_progress(sweep_dir: Path, force: bool = False) -> None:
     else:
         log.info("sweep progress: %d/%d jobs done, elapsed %.0f s, ETA %.0f s", done, total, elapsed,
                  elapsed / fresh * remaining)
+
+
+def _first_to_say(sweep_dir: Path, started: float, done: int) -> bool:
+    """Whether this process is the first of the sweep's processes to log `done` jobs: two joblib
+    workers that finish together would otherwise both print "2/6 jobs done". The last count logged is
+    kept beside the progress file, under an exclusive lock; where locking fails (some network file
+    systems), every process logs, as before."""
+    import fcntl
+
+    try:
+        fd = os.open(sweep_dir / f"{PROGRESS_FILE}.said", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            last = json.loads(os.pread(fd, 256, 0) or b"{}")
+            said = last.get("started") == started and int(last.get("done", -1)) >= done
+        except (ValueError, TypeError, AttributeError):
+            said = False
+        if not said:
+            record = json.dumps({"started": started, "done": done}).encode().ljust(64)
+            os.pwrite(fd, record, 0)
+        return not said
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def is_grid(config: DictConfig) -> bool:

@@ -86,6 +86,36 @@ def test_the_shipped_calibration_is_found_through_the_package():
     assert load_calibration()["provenance"]["written_by"].startswith("skillsim-calibrate")
 
 
+def test_two_workers_finishing_together_log_the_count_once(tmp_path, caplog, monkeypatch):
+    """Two processes of one sweep (joblib's workers) that count the same jobs done log the line once;
+    a later count is logged again, and a new sweep into the folder starts afresh."""
+    import subprocess
+    import sys
+
+    monkeypatch.setattr(sweep, "PROGRESS_EVERY_S", 0)
+    (tmp_path / sweep.PROGRESS_FILE).write_text(json.dumps({"total": 4, "started": time.time() - 1}))
+    for i in range(2):
+        (tmp_path / f"job{i}").mkdir()
+        (tmp_path / f"job{i}" / COMPLETE_MARKER).write_text("ok\n")
+    other = subprocess.run([sys.executable, "-c", "import logging, sys, pathlib; from sim import sweep; "
+                            "logging.basicConfig(level=logging.INFO); sweep.log_progress(pathlib.Path(sys.argv[1]))",
+                            str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert "sweep progress: 2/4 jobs done" in other.stderr, other.stderr  # the other worker said it first
+    with caplog.at_level(logging.INFO, logger="skillsim"):
+        sweep.log_progress(tmp_path)
+        assert not caplog.records, "the same count again"
+        (tmp_path / "job2").mkdir()
+        (tmp_path / "job2" / COMPLETE_MARKER).write_text("ok\n")
+        sweep.log_progress(tmp_path)
+        sweep.log_progress(tmp_path)
+        (tmp_path / sweep.PROGRESS_FILE).write_text(json.dumps({"total": 4, "started": time.time() - 0.5}))
+        (tmp_path / "job3").mkdir()
+        (tmp_path / "job3" / COMPLETE_MARKER).write_text("ok\n")
+        sweep.log_progress(tmp_path)  # a new sweep (its own start) into the same folder
+    assert [r.getMessage().split(", elapsed")[0] for r in caplog.records] == \
+        ["sweep progress: 3/4 jobs done", "sweep progress: 4/4 jobs done"]
+
+
 def test_a_resumed_finished_sweep_does_not_repeat_progress_lines(tmp_path, caplog, monkeypatch):
     monkeypatch.setattr(sweep, "PROGRESS_EVERY_S", 0)  # every call counts (the throttle is tested apart)
     started = time.time()
