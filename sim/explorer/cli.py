@@ -95,13 +95,23 @@ def setup(args: argparse.Namespace) -> None:
                                        "replicates": args.replicates, "end_year": args.end_year})
 
 
+def page_url(host: str, port: int) -> str:
+    """The address to open. On this machine it is named `localhost`: Solara's session cookie is set
+    for that name only, and a page opened at 127.0.0.1 makes it warn about cookies on every load."""
+    if host in ("127.0.0.1", "localhost", "::1"):
+        host = "localhost"
+    elif ":" in host:
+        host = f"[{host}]"  # an IPv6 address in a URL
+    return f"http://{host}:{port}/"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse(list(sys.argv[1:] if argv is None else argv))
     setup(args)
     from solara.__main__ import cli
 
     print(f"skillsim-explore: cache folder {args.cache_dir}", file=sys.stderr, flush=True)
-    print(f"skillsim-explore: serving on http://{args.host}:{args.port}/ (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    print(f"skillsim-explore: serving on {page_url(args.host, args.port)} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         cli.main(["run", "sim.explorer.app", "--host", args.host, "--port", str(args.port), "--no-open",
                   "--no-check-version", "--production", "--log-level", "warning"], standalone_mode=False)
