@@ -151,6 +151,10 @@ def claim(folder: Path) -> Claim | None:
             os.ftruncate(fd, 0)
             os.pwrite(fd, data, 0)
         except BaseException:
+            try:  # a lock file we cannot write (a full disk) is not left behind; we hold its lock
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
             os.close(fd)
             raise
         if previous is not None and (previous.pid, previous.host) == (os.getpid(), HOST):

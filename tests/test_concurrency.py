@@ -197,6 +197,20 @@ def test_a_run_takes_over_the_claim_of_a_dead_process(tmp_path):
 
 # -- the claims themselves ------------------------------------------------------------------------
 
+def test_a_claim_that_cannot_be_written_leaves_no_lock_file(tmp_path, monkeypatch):
+    """A full disk can let the lock file be created and then refuse its content: the claim fails with
+    the OS error and removes the file it could not write (a leftover .lock was seen in a full-disk sweep)."""
+    import errno
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(claims.os, "pwrite", full)
+    with pytest.raises(OSError, match="No space left"):
+        claims.claim(tmp_path / "job")
+    assert not list(tmp_path.iterdir()), list(tmp_path.iterdir())
+
+
 def test_a_claim_is_exclusive_names_its_owner_and_is_removed_on_release(tmp_path):
     job = tmp_path / "job"
     first = claims.claim(job)
