@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -145,8 +146,6 @@ def _first_to_say(sweep_dir: Path, started: float, done: int) -> bool:
     workers that finish together would otherwise both print "2/6 jobs done". The last count logged is
     kept beside the progress file, under an exclusive lock; where locking fails (some network file
     systems), every process logs, as before."""
-    import fcntl
-
     try:
         fd = os.open(sweep_dir / f"{PROGRESS_FILE}.said", os.O_RDWR | os.O_CREAT, 0o644)
     except OSError:

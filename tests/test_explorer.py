@@ -124,6 +124,17 @@ def test_choosing_a_scenario_shows_and_runs_its_lever_settings(monkeypatch, requ
     assert december(fan, "chosen", 2027) != december(fan, "status_quo", 2027)
 
 
+@pytest.mark.parametrize("host, url", [("127.0.0.1", "http://localhost:8765/"), ("::1", "http://localhost:8765/"),
+                                       ("localhost", "http://localhost:8765/"), ("0.0.0.0", "http://0.0.0.0:8765/"),
+                                       ("::", "http://[::]:8765/"), ("10.1.2.3", "http://10.1.2.3:8765/")])
+def test_the_page_is_given_at_localhost_for_this_machine(host, url):
+    """Solara's session cookie is set for `localhost`: this machine's page is given by that name (the
+    browser test checks the cookie warning is gone); other addresses as they are, IPv6 in brackets."""
+    from sim.explorer.cli import page_url
+
+    assert page_url(host, 8765) == url
+
+
 def test_an_unexpected_error_is_shown_on_the_page_in_one_line(monkeypatch):
     """A fault that is not a SkillsimError is said in the page's alert (type and message), not lost."""
     def broken(view, update, cancelled=None):
