@@ -10,8 +10,9 @@ Bit for bit the numpy rules: every kernel does the same float32/float64 operatio
 order as the numpy code it replaced (float32 products stay float32, sums into the level ledger are
 sequential in slot order as `np.bincount` does them). Draws stay on the mechanism's own stream, with
 the same sizes and order: `skip_sample`, `sample_distinct`, `firm_draws` and `entrant_draws` draw
-inside the kernel through numba's `np.random.Generator` support, which runs numpy's own algorithms on
-the same bit generator (so the same numbers, 32-bit integers' buffering included; about twice as fast
+inside the kernel through numba's `np.random.Generator` support (the generator handed over by its bit
+generator's addresses, `generator_addresses`), which runs numpy's own algorithms on the same bit
+generator (so the same numbers, 32-bit integers' buffering included; about twice as fast
 as numpy's geometric at large sizes, and one call where numpy makes ten at small sizes). Exponentials
 and logarithms stay numpy's (its SIMD versions may differ from the C library's in the last bit). A run's
 output is therefore byte-identical to the numpy implementation and the calibration stands
@@ -20,12 +21,13 @@ output is therefore byte-identical to the numpy implementation and the calibrati
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import numpy as np
-from numba import njit
-
-from . import kernels_numpy
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 NO_MONTH = -32000  # workforce.NO_MONTH (kept here so this module imports nothing from the model)
 
@@ -33,6 +35,67 @@ _JIT = dict(cache=True, nogil=True, boundscheck=False)
 #: helpers called per worker inside the kernels: inlined by numba itself (a call per worker with a
 #: dozen array arguments costs several times the work it does)
 _INLINE = dict(_JIT, inline="always")
+
+
+# -- handing a generator to compiled code --------------------------------------------------------
+# numba unboxes an np.random.Generator argument on every call by reading its bit generator's ctypes
+# interface and casting three function pointers through ctypes: about 10 microseconds a call, several
+# calls a month, as much as the work of a small run's sampler. The addresses never change for the
+# life of a bit generator (sim.streams keeps one per mechanism for a whole run), so they are read
+# once (`generator_addresses`) and the kernels rebuild numba's Generator from them (`_generator_at`):
+# the same struct numba's own unboxing fills, so the same algorithms on the same state, the same numbers.
+_GENERATOR = types.NumPyRandomGeneratorType("generator")
+_BIT_GENERATOR = types.NumPyRandomBitGeneratorType("bit_generator")
+_ADDRESSES: dict[int, tuple[object, np.ndarray]] = {}  # id(bit generator) -> (it, its addresses)
+_MAX_ADDRESSES = 64  # bit generators remembered (a run has one per mechanism); the oldest go first
+
+
+def generator_addresses(rng: np.random.Generator) -> np.ndarray:
+    """The C interface of `rng`'s bit generator as uint64 words: its state, next_uint64, next_uint32,
+    next_double and the bitgen_t struct (numpy's `BitGenerator.ctypes`). The entry keeps the bit
+    generator alive, so its id cannot be reused by another while the entry exists."""
+    bitgen = rng.bit_generator
+    hit = _ADDRESSES.get(id(bitgen))
+    if hit is None or hit[0] is not bitgen:
+        c = bitgen.ctypes
+        words = [c.state_address] + [ctypes.cast(f, ctypes.c_void_p).value
+                                     for f in (c.next_uint64, c.next_uint32, c.next_double)]
+        hit = (bitgen, np.array(words + [c.bit_generator.value], dtype=np.uint64))
+        if len(_ADDRESSES) >= _MAX_ADDRESSES:
+            try:
+                del _ADDRESSES[next(iter(_ADDRESSES))]
+            except (KeyError, StopIteration, RuntimeError):  # another thread got there first
+                pass
+        _ADDRESSES[id(bitgen)] = hit
+    return hit[1]
+
+
+@intrinsic
+def _generator_at(typingctx, addresses):
+    """numba's Generator over the bit generator whose `generator_addresses` are given: the fields
+    numba's unboxing sets (numba.core.boxing.unbox_numpy_random_generator), without the Python
+    object (never boxed back) or its meminfo (null, which the runtime's decref skips)."""
+    if not (isinstance(addresses, types.Array) and addresses.ndim == 1 and addresses.dtype == types.uint64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        words = context.make_array(sig.args[0])(context, builder, args[0])
+
+        def word(i):
+            return builder.load(cgutils.gep(builder, words.data, i))
+
+        bit = cgutils.create_struct_proxy(_BIT_GENERATOR)(context, builder)  # zero-filled: no parent
+        bit.state_address = word(0)
+        bit.state = word(0)
+        bit.fnptr_next_uint64 = word(1)
+        bit.fnptr_next_uint32 = word(2)
+        bit.fnptr_next_double = word(3)
+        bit.bit_generator = word(4)
+        gen = cgutils.create_struct_proxy(_GENERATOR)(context, builder)  # null meminfo and parent
+        gen.bit_generator = bit._getvalue()
+        return gen._getvalue()
+
+    return _GENERATOR(addresses), codegen
 
 
 @njit(**_JIT)
@@ -387,8 +450,13 @@ def _expected_keep(need, spare_sd):
     return need + spare_sd * math.sqrt(need) + 2.0
 
 
+def sample_distinct(rng, n, k, *args):
+    """sim.sampling.sample_distinct in one compiled call (`_sample_distinct`) on `rng`."""
+    return _sample_distinct(generator_addresses(rng), n, k, *args)
+
+
 @njit(**_JIT)
-def sample_distinct(rng, n, k, pilot, pilot_min, per_place, spare_sd, max_passes, kind, level, lo, hi, progress, by,
+def _sample_distinct(addresses, n, k, pilot, pilot_min, per_place, spare_sd, max_passes, kind, level, lo, hi, progress, by,
                     mode, firm, levy, levy_max, studio_since):
     """sim.sampling.sample_distinct in one compiled call (its constants passed in, so that the cached
     machine code never holds stale ones), with the same draws in the same order on
@@ -398,6 +466,7 @@ def sample_distinct(rng, n, k, pilot, pilot_min, per_place, spare_sd, max_passes
     stream left in the same state. At small sizes the numpy calls it replaces cost more than their work."""
     if k <= 0 or n <= 0:
         return np.empty(0, dtype=np.int64)
+    rng = _generator_at(addresses)
     m = min(pilot, max(pilot_min, per_place * k))
     if n <= m:
         probe = np.arange(n)
@@ -508,18 +577,28 @@ def _firm_draws(rng, k, alias_prob, alias):
     return out
 
 
-@njit(**_JIT)
 def firm_draws(rng, k, alias_prob, alias):
     """kernels_numpy.firm_draws: the same draws (numba's Generator runs numpy's algorithms, the
     32-bit integers' buffering included), the same firms."""
-    return _firm_draws(rng, k, alias_prob, alias)
+    return _firm_draws_at(generator_addresses(rng), k, alias_prob, alias)
 
 
 @njit(**_JIT)
-def entrant_draws(rng, k, female_share, age_mean, age_sd, min_age, max_age, alias_prob, alias, s2, s3, rest,
+def _firm_draws_at(addresses, k, alias_prob, alias):
+    return _firm_draws(_generator_at(addresses), k, alias_prob, alias)
+
+
+def entrant_draws(rng, *args):
+    """kernels_numpy.entrant_draws in one compiled call (`_entrant_draws`) on `rng`."""
+    return _entrant_draws(generator_addresses(rng), *args)
+
+
+@njit(**_JIT)
+def _entrant_draws(addresses, k, female_share, age_mean, age_sd, min_age, max_age, alias_prob, alias, s2, s3, rest,
                   junior_share, wage_sd):
     """kernels_numpy.entrant_draws in one call: the same draws in the same order, the same
     float64 operations for the age's clip and the level's thresholds."""
+    rng = _generator_at(addresses)
     u_junior = rng.random(k)
     u_female = rng.random(k)
     age_years = rng.normal(age_mean, age_sd, k)
@@ -541,18 +620,17 @@ def entrant_draws(rng, k, female_share, age_mean, age_sd, min_age, max_age, alia
     return level, female, age, firm, z_aptitude, log_wage
 
 
-#: expected candidates from which the compiled geometric skipping pays for handing numba the
-#: generator (about 8 microseconds a call); below, the numpy form (the same draws) is faster
-SKIP_COMPILED_FROM = 20_000
-
-
 def skip_sample(rng, n, p):
     """Slots in [0, n) each included independently with probability p, by geometric gaps, in slot
-    order: sim.demography.skip_sample with the same draws (chunk sizes included) on `rng`. numba's
-    geometric draws are about twice as fast as numpy's for large counts."""
-    if n * p < SKIP_COMPILED_FROM:
-        return kernels_numpy.skip_sample(rng, n, p)
-    return _skip_sample(rng, n, p)
+    order: sim.demography.skip_sample with the same draws (chunk sizes included) on `rng`. With the
+    generator handed by address, the compiled form is faster than numpy's at every size (1.7 against
+    11 microseconds for 10 expected slots, the same time for 20,000)."""
+    return _skip_sample_at(generator_addresses(rng), n, p)
+
+
+@njit(**_JIT)
+def _skip_sample_at(addresses, n, p):
+    return _skip_sample(_generator_at(addresses), n, p)
 
 
 @njit(**_JIT)
@@ -754,7 +832,7 @@ def warm() -> None:
     minus_sorted(idx, idx)
     firm_payroll(np.zeros(4, np.int32), f32, f32, 2)
     retirement_age(np.zeros(2, np.bool_), np.zeros(2, np.int64), 0, 600, 720, 2, 4, 60, 36)
-    _skip_sample(np.random.default_rng(0), 100, 0.05)
+    _skip_sample_at(generator_addresses(np.random.default_rng(0)), 100, 0.05)
     split_separations(idx, f32[:2], i8, f32, np.float32(0.5))
     table = (np.ones(3, np.float32), np.arange(3, dtype=np.int32))
     firm_draws(np.random.default_rng(0), 2, *table)

@@ -160,7 +160,8 @@ def test_draws_separations_and_brackets_are_identical(model):
     for n, p in ((0, 0.3), (1, 0.5), (50, 0.9), (20000, 0.004), (20000, 0.3), (300_000, 0.02), (10, 1.0),
                  (2_000_000, 0.3)):
         gens = [np.random.default_rng(n) for _ in IMPLS]
-        outs = [kernels._skip_sample(gens[0], n, p), kernels_numpy.skip_sample(gens[1], n, p)]
+        outs = [kernels._skip_sample_at(kernels.generator_addresses(gens[0]), n, p),
+                kernels_numpy.skip_sample(gens[1], n, p)]
         assert same(*outs)
         assert gens[0].integers(0, 1 << 62) == gens[1].integers(0, 1 << 62)  # same amount drawn
     cand = np.sort(np.random.default_rng(1).choice(wf.n, 3000, replace=False)).astype(np.int64)
@@ -188,6 +189,21 @@ def test_draws_separations_and_brackets_are_identical(model):
         lo, hi = (np.asarray(v, np.float32).astype(np.float64) for v in (lo, hi))
         got = both(lambda k: k.select_ranks(y, ranks, *k.bracketed(y, lo, hi)))
         assert same(*got) and same(got[0], np.sort(y)[ranks])
+
+
+def test_generators_handed_by_address_draw_on_their_own_state(model):
+    """The kernels rebuild numba's Generator from its bit generator's addresses, remembered per bit
+    generator: many generators in turn (more than are remembered, so entries are dropped and ids of
+    freed generators reused) each draw their own numbers, the same as numpy's, and each stream is
+    left where numpy leaves it."""
+    prob, alias = model.firms.alias
+    for round_ in range(3):
+        pairs = [(np.random.default_rng(s), np.random.default_rng(s)) for s in range(kernels._MAX_ADDRESSES + 9)]
+        for a, b in pairs + pairs[:5]:  # the first five again, after their entries were dropped
+            assert same(kernels.firm_draws(a, 37, prob, alias), kernels_numpy.firm_draws(b, 37, prob, alias))
+            assert a.bit_generator.state == b.bit_generator.state
+        assert len(kernels._ADDRESSES) <= kernels._MAX_ADDRESSES
+        del pairs  # freed: their ids may be reused by the next round's generators
 
 
 @pytest.mark.parametrize("k", [0, 1, 7, 333, 4000])
