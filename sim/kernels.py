@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import sys
 
 import numpy as np
 from numba import njit, types
@@ -30,6 +31,37 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 NO_MONTH = -32000  # workforce.NO_MONTH (kept here so this module imports nothing from the model)
+
+
+
+def _check_blas_without_importing_scipy() -> None:
+    """numba's first compilation or cache load in a process imports numba.np.arraymath, and that
+    import checks for a BLAS (for np.dot and the like, which no kernel uses) by importing
+    scipy.linalg: 0.3-0.4 s here, numpy.f2py included, half of what loading every kernel costs.
+    scipy is a dependency of this package, so the check's answer is known without the import: the
+    module is imported here with the check answered by whether scipy is installed, and numba's own
+    check put back for everything after (np.dot in a user's kernel imports scipy.linalg as before)."""
+    if "numba.np.arraymath" in sys.modules:
+        return
+    import importlib.util
+
+    import numba.np.linalg as linalg
+
+    numbas_check = linalg.ensure_blas
+
+    def scipy_installed() -> None:
+        if importlib.util.find_spec("scipy") is None:
+            numbas_check()  # numba's own ImportError
+
+    linalg.ensure_blas = scipy_installed
+    try:
+        import numba.np.arraymath as arraymath
+    finally:
+        linalg.ensure_blas = numbas_check
+    arraymath.ensure_blas = numbas_check
+
+
+_check_blas_without_importing_scipy()
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False)
 #: helpers called per worker inside the kernels: inlined by numba itself (a call per worker with a

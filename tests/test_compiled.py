@@ -377,3 +377,30 @@ def test_an_interrupt_wrapped_twice_or_lost_by_a_compiled_call_stays_an_interrup
     with pytest.raises(SystemError):  # any other SystemError is still left alone
         with errors.interrupts_kept():
             raise SystemError("something else")
+
+
+def test_loading_the_kernels_does_not_import_scipy_linalg_and_leaves_numbas_blas_check_in_place(tmp_path):
+    """numba's BLAS check (an import of scipy.linalg, 0.3-0.4 s) is answered without the import when
+    the kernels load, and numba's own check is back afterwards: a user's np.dot still compiles, and
+    only then is scipy.linalg imported. Run in a fresh process, where numba has loaded nothing yet."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+import numpy as np
+import sim.kernels as k
+k.warm()
+import numba, numba.np.arraymath as am, numba.np.linalg as la
+assert 'scipy.linalg' not in sys.modules, 'scipy.linalg was imported'
+assert am._HAVE_BLAS is True
+assert la.ensure_blas.__module__ == 'numba.np.linalg' and la.ensure_blas.__qualname__ == 'ensure_blas'
+assert am.ensure_blas is la.ensure_blas
+dot = numba.njit(lambda a, b: np.dot(a, b))
+a = np.arange(6.0).reshape(2, 3)
+assert np.array_equal(dot(a, a.T), a @ a.T)
+assert 'scipy.linalg' in sys.modules
+print('ok')
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
