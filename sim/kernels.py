@@ -33,7 +33,6 @@ from numba.extending import intrinsic
 NO_MONTH = -32000  # workforce.NO_MONTH (kept here so this module imports nothing from the model)
 
 
-
 def _check_blas_without_importing_scipy() -> None:
     """numba's first compilation or cache load in a process imports numba.np.arraymath, and that
     import checks for a BLAS (for np.dot and the like, which no kernel uses) by importing
