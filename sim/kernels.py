@@ -256,6 +256,39 @@ def eligible_odds(progress, level, months_at_level, credit, studio_since, waits,
 
 
 @njit(**_JIT)
+def train(idx, progress, credit, gain, credit_months, cap):
+    """kernels_numpy.train in one pass (float32 progress, int16 credit: the same values)."""
+    for j in range(idx.size):
+        i = idx[j]
+        progress[i] += gain
+        c = credit[i] + credit_months
+        credit[i] = c if c < cap else cap
+
+
+def fast_track(rng, members, progress, level, hi, rate):
+    """kernels_numpy.fast_track in one compiled call on `rng` (the same doubles)."""
+    return _fast_track(generator_addresses(rng), members, progress, level, hi, rate)
+
+
+@njit(**_JIT)
+def _fast_track(addresses, members, progress, level, hi, rate):
+    members = np.sort(members)
+    ready = np.empty(members.size, dtype=np.int64)
+    k = 0
+    for j in range(members.size):
+        i = members[j]
+        ready[k] = i
+        k += (progress[i] >= 1.0) & (level[i] <= hi)
+    u = _generator_at(addresses).random(k)
+    out = np.empty(k, dtype=np.int64)
+    m = 0
+    for j in range(k):
+        out[m] = ready[j]
+        m += u[j] < rate
+    return out[:m]
+
+
+@njit(**_JIT)
 def studio_roster(studio_since, level, t, term, lo, hi, stay, leave):
     """kernels_numpy.studio_roster in one pass: (staying members, leaving members), views of the
     buffers `stay` and `leave`."""
@@ -859,6 +892,8 @@ def warm() -> None:
     accept_training(idx, i8, 4, 0, f32, np.zeros(4, np.int32), f32, np.float32(1.0), True)
     accept_studio(idx, i8, 2, 4, i16)
     studio_roster(i16, i8, 5, 36, 2, 4, np.empty(4, np.int64), np.empty(4, np.int64))
+    train(idx, f32.copy(), i16.copy(), np.float32(0.1), np.int16(6), np.int16(24))
+    fast_track(np.random.default_rng(0), idx, f32, i8, 4, 0.5)
     union_sorted(idx, idx)
     minus_sorted(idx, idx)
     firm_payroll(np.zeros(4, np.int32), f32, f32, 2)

@@ -62,6 +62,22 @@ def keep_below(cand, u, odds):
     return cand[u < odds]
 
 
+def train(idx, progress, credit, gain, credit_months, cap):
+    """Training places taken by the distinct slots `idx` (sim.levers.training): progress towards the
+    next standard up by `gain` (float32), the wait credit up by `credit_months`, at most `cap` (int16)."""
+    progress[idx] += gain
+    credit[idx] = np.minimum(credit[idx] + credit_months, cap)
+
+
+def fast_track(rng, members, progress, level, hi, rate):
+    """Studio members promoted out of turn this month (sim.levers.studio, rule_fast_track): of the
+    members (distinct slots) in slot order, those who met the next standard at a member level, each
+    with probability `rate` (one double drawn per such member, in slot order)."""
+    members = np.sort(members)
+    ready = members[(progress[members] >= 1.0) & (level[members] <= hi)]
+    return ready[rng.random(ready.size) < rate]
+
+
 def studio_roster(studio_since, level, t, term, lo, hi, stay, leave):
     """Studio members (studio_since set), split into those who stay and those whose term is over or
     whose level left the member levels (sim.levers.studio), both in slot order."""

@@ -128,7 +128,7 @@ class RandomStreams:
         self.seed = int(seed)
         self._prefix = {name: _prefix(self.seed, i) for i, name in enumerate(MECHANISMS)}
         self._blocks: dict[str, tuple[int, np.ndarray]] = {}  # mechanism -> (first month, child seeds)
-        self._bitgen: dict[str, np.random.PCG64] = {}
+        self._generators: dict[str, np.random.Generator] = {}  # one per mechanism, its bit generator reseeded
 
     def get(self, mechanism: str, month: int) -> np.random.Generator:
         """Generator for `mechanism` in absolute calendar month `month` (year * 12 + month - 1).
@@ -137,7 +137,9 @@ class RandomStreams:
         history, or runs whose policies start in different years) share that month's draws. The
         one-off mechanisms (population, firms) use key 0 at initialisation. The same numbers as
         `np.random.Generator(np.random.PCG64(SeedSequence(seed).spawn(...)[mechanism] child month))`;
-        a generator is valid until the next `get` of the same mechanism, which reuses its bit generator.
+        a generator is valid until the next `get` of the same mechanism, which reseeds and returns it
+        again (a Generator keeps no state of its own: its numbers, 32-bit buffer included, are its bit
+        generator's state).
         """
         month = int(month)
         if not 0 <= month < 1 << 32:
@@ -149,8 +151,8 @@ class RandomStreams:
             first = min(month, (1 << 32) - _BLOCK)
             block = _child_seeds(self._prefix[mechanism], np.arange(first, first + _BLOCK))
             self._blocks[mechanism] = first, block
-        bitgen = self._bitgen.get(mechanism)
-        if bitgen is None:
-            bitgen = self._bitgen[mechanism] = np.random.PCG64(0)
-        bitgen.state = _pcg64_state(block[month - first])
-        return np.random.Generator(bitgen)
+        gen = self._generators.get(mechanism)
+        if gen is None:
+            gen = self._generators[mechanism] = np.random.Generator(np.random.PCG64(0))
+        gen.bit_generator.state = _pcg64_state(block[month - first])
+        return gen

@@ -120,6 +120,18 @@ def test_eligibility_odds_and_ageing_are_identical(model):
                                              np.empty(wf.n, np.int64)))
         assert same(*got) and got[0][1].size + got[0][0].size == np.count_nonzero(wf.studio_since != NO_MONTH)
 
+    idx = np.sort(np.random.default_rng(1).choice(wf.n, 3000, replace=False)).astype(np.int64)
+
+    def train(k, months, cap):
+        w = wf.copy()
+        w.credit[idx[:40]] = cap  # at the cap already
+        k.train(idx, w.progress, w.credit, np.float32(0.37), np.int16(months), np.int16(cap))
+        return w.progress.copy(), w.credit.copy()
+
+    for months, cap in ((6, 24), (30, 24), (0, 24)):
+        got = both(lambda k: train(k, months, cap))
+        assert same(*got) and got[0][1].max() == cap and not np.array_equal(got[0][0], wf.progress)
+
     def age_learn(k):
         w = wf.copy()
         r = k.age_and_retire(w.age, w.retire_age, np.empty(w.n, np.int64)).copy()
@@ -204,6 +216,24 @@ def test_generators_handed_by_address_draw_on_their_own_state(model):
             assert a.bit_generator.state == b.bit_generator.state
         assert len(kernels._ADDRESSES) <= kernels._MAX_ADDRESSES
         del pairs  # freed: their ids may be reused by the next round's generators
+
+
+def test_fast_track_draws_and_promotes_as_numpy(model):
+    """The studio's out-of-turn promotions in one compiled call: the same members, from the same
+    doubles, and the stream left in the same state; members given in any order, none ready, or all."""
+    wf = model.workforce
+    rng = np.random.default_rng(7)
+    for size in (0, 1, 50, 4000):
+        members = rng.choice(wf.n, size, replace=False).astype(np.int64)  # unsorted, as the lever has them
+        for hi, rate in ((4, 0.3), (7, 1.0), (0, 0.5), (4, 0.0)):
+            for seed in range(3):
+                gens = [np.random.default_rng(seed) for _ in IMPLS]
+                got = [impl.fast_track(g, members, wf.progress, wf.level, hi, rate) for impl, g in zip(IMPLS, gens)]
+                assert same(*got)
+                assert gens[0].bit_generator.state == gens[1].bit_generator.state
+                if rate == 1.0 and size:
+                    ready = members[(wf.progress[members] >= 1.0) & (wf.level[members] <= hi)]
+                    assert same(got[0], np.sort(ready)) and (ready.size > 0 or size < 4000)
 
 
 @pytest.mark.parametrize("k", [0, 1, 7, 333, 4000])

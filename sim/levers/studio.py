@@ -67,9 +67,7 @@ class StudioLever(Lever):
             members = np.concatenate([members, joiners])
 
         # Out-of-turn promotion of members who have met the next standard (rule_fast_track).
-        members = np.sort(members)
-        ready = members[(wf.progress[members] >= 1.0) & (wf.level[members] <= hi)]
-        fast = ready[rng.random(ready.size) < monthly_rate(p.fast_track_rate)]
+        fast = wf.kernels.fast_track(rng, members, wf.progress, wf.level, hi, monthly_rate(p.fast_track_rate))
         model.promote(fast, "studio")
 
         self.members = members.size * w

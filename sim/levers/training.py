@@ -74,7 +74,7 @@ class TrainingLever(Lever):
             idx = sample_distinct(rng, wf.n, k, self._acceptance(model, funder == "employer"), passes=wf.kernels)
             if idx.size == 0:
                 continue
-            wf.progress[idx] += np.float32(p.progress_gain)
-            wf.credit[idx] = np.minimum(wf.credit[idx] + np.int16(p.wait_credit_months), CREDIT_CAP)
+            wf.kernels.train(idx, wf.progress, wf.credit, np.float32(p.progress_gain), np.int16(p.wait_credit_months),
+                             CREDIT_CAP)
             self.book(funder, idx.size * w * self.cost_per_place(model))
             self.month_reach += idx.size * w
