@@ -45,19 +45,21 @@ class Firms:
 
 
 def alias_table(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walker/Vose alias table for sampling index i with probability p[i]."""
+    """Walker/Vose alias table for sampling index i with probability p[i]. The loop runs on Python
+    floats (the same float64 arithmetic as numpy's scalars, without their per-element cost: a run
+    builds a table for its 2,500 firms, which took a few milliseconds on numpy scalars)."""
     n = p.size
-    scaled = np.asarray(p, dtype=float) * n / np.sum(p)
-    prob = np.ones(n)
-    alias = np.arange(n, dtype=np.int32)
-    small = [i for i in range(n) if scaled[i] < 1.0]
-    large = [i for i in range(n) if scaled[i] >= 1.0]
+    scaled = (np.asarray(p, dtype=float) * n / np.sum(p)).tolist()
+    prob = [1.0] * n
+    alias = list(range(n))
+    small = [i for i, x in enumerate(scaled) if x < 1.0]
+    large = [i for i, x in enumerate(scaled) if x >= 1.0]
     while small and large:
         s, g = small.pop(), large.pop()
         prob[s], alias[s] = scaled[s], g
         scaled[g] -= 1.0 - scaled[s]
         (small if scaled[g] < 1.0 else large).append(g)
-    return prob.astype(np.float32), alias
+    return np.array(prob, dtype=np.float64).astype(np.float32), np.array(alias, dtype=np.int32)
 
 
 def make_firms(cfg, rng: np.random.Generator) -> Firms:

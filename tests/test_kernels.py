@@ -233,3 +233,39 @@ def test_sample_distinct_with_few_places_stays_proportional_to_acceptance():
         assert got.size == 10
         hits += np.bincount(got % 2, minlength=2)
     assert hits[0] / hits[1] == pytest.approx(4.0, rel=0.09)
+
+
+def _alias_table_on_numpy_scalars(p):
+    """The alias table as built before (the same loop on numpy scalars): the reference."""
+    n = p.size
+    scaled = np.asarray(p, dtype=float) * n / np.sum(p)
+    prob = np.ones(n)
+    alias = np.arange(n, dtype=np.int32)
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        prob[s], alias[s] = scaled[s], g
+        scaled[g] -= 1.0 - scaled[s]
+        (small if scaled[g] < 1.0 else large).append(g)
+    return prob.astype(np.float32), alias
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_alias_table_is_the_same_table_and_samples_each_firm_in_proportion(seed):
+    """The alias table (Python floats) is bit for bit the table built on numpy scalars, and it is
+    right: firm i is drawn with probability (prob[i] + the shares aliased to it) / n = p[i], to float32
+    rounding, for Pareto-sized firms like the model's, with zeros and for one firm."""
+    from sim.demography import alias_table
+
+    rng = np.random.default_rng(seed)
+    cases = [rng.pareto(1.1, 2500) + 1e-3, rng.random(37), np.array([1.0]), np.r_[np.zeros(5), rng.random(20)]]
+    for p in cases:
+        p = p / p.sum()
+        prob, alias = alias_table(p)
+        ref_prob, ref_alias = _alias_table_on_numpy_scalars(p)
+        assert prob.dtype == np.float32 and alias.dtype == np.int32
+        assert np.array_equal(prob, ref_prob) and np.array_equal(alias, ref_alias)
+        n = p.size
+        drawn = prob.astype(float) + np.bincount(alias, weights=1.0 - prob.astype(float), minlength=n)
+        assert np.allclose(drawn / n, p, rtol=0, atol=4e-7)
