@@ -846,6 +846,36 @@ def _income_pass(pay, bonus, stride, scale, threshold, lo, hi, bits):
     return sample, n_mid, below, values, starts
 
 
+def income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up):
+    """kernels_numpy.income_quantiles in one call: the brackets, the pass and the selection, without
+    handing the sample and the brackets back to Python (the same float64 products rounded to float32,
+    the same ranks and values)."""
+    m, n_mid, q10, q50, q90 = _income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up)
+    return m, n_mid, q10, q50, q90
+
+
+@njit(**_JIT)
+def _income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up):
+    nb = guess.size
+    lo = np.empty(nb)
+    hi = np.empty(nb)
+    bits = nb > 0  # positive float32 bounds (the products are float32 values): gathered by bit patterns
+    for j in range(nb):
+        lo[j] = np.float64(np.float32(guess[j] * down))
+        hi[j] = np.float64(np.float32(guess[j] * up))
+        bits = bits and lo[j] > 0.0
+    sample, n_mid = _income_sample(pay, bonus, stride, scale, threshold)
+    below, values, starts = _bracketed(sample, lo, hi, bits)
+    m = sample.size
+    if m == 0:
+        return 0, n_mid, 0.0, 0.0, 0.0
+    ranks = np.empty(3, dtype=np.int64)
+    for j, q in enumerate((0.1, 0.5, 0.9)):  # kernels_numpy.QUANTILES
+        ranks[j] = max(0, math.ceil(q * m) - 1)
+    out = select_ranks(sample, ranks, below, values, starts)
+    return m, n_mid, np.float64(out[0]), np.float64(out[1]), np.float64(out[2])
+
+
 @njit(**_INLINE)
 def _income_sample(pay, bonus, stride, scale, threshold):
     """pay[::stride] * scale + bonus[::stride] in float32, and how many reach the threshold; the
@@ -912,6 +942,7 @@ def warm() -> None:
         select_ranks(x, np.zeros(2, np.int64), np.zeros(2, np.int64), x[:2], np.array([0, 1, 2]))
     for lo in (np.zeros(0), np.ones(2), np.zeros(2)):
         income_pass(f32, f32, 1, np.float32(12.0), np.float32(1.0), lo, lo + 1)
+    income_quantiles(f32, f32, 1, np.float32(12.0), np.float32(1.0), np.ones(3), 0.975, 1.025)
     for kind in (ACCEPT_LEVELS, ACCEPT_TRAINING, ACCEPT_STUDIO):
         sample_distinct(np.random.default_rng(0), 4, 2, 4096, 256, 16, 2.0, 8, kind, i8, 0, 3, f32, True, 1, i32,
                         np.ones(1, np.float32), np.float32(1.0), i16)

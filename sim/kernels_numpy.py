@@ -7,6 +7,8 @@ kernels save below a few hundred thousand agents (sim.passes chooses; benchmarks
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 NO_MONTH = -32000
@@ -248,6 +250,25 @@ def income_pass(pay, bonus, stride, scale, threshold, lo, hi):
     sample = pay[::stride] * scale + bonus[::stride]
     n_mid = int(np.count_nonzero(sample >= threshold))
     return (sample, n_mid) + bracketed(sample, lo, hi)
+
+
+QUANTILES = (0.1, 0.5, 0.9)  #: the income quantiles of the monthly row (sim.metrics.measure)
+
+
+def income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up):
+    """The month's income quantiles when last month's are known (sim.metrics.measure): the brackets
+    guess x down .. guess x up as float32 values (sim.metrics._window), `income_pass`, and the lower
+    empirical quantiles QUANTILES of the sample found in them (`select_ranks`). Returns (sample size,
+    how many reach `threshold`, q10, q50, q90 as Python floats; zeros for an empty sample)."""
+    lo = (guess * down).astype(np.float32).astype(np.float64)
+    hi = (guess * up).astype(np.float32).astype(np.float64)
+    sample, n_mid, below, values, starts = income_pass(pay, bonus, stride, scale, threshold, lo, hi)
+    m = sample.size
+    if m == 0:
+        return 0, n_mid, 0.0, 0.0, 0.0
+    ranks = np.array([max(0, math.ceil(q * m) - 1) for q in QUANTILES], dtype=np.int64)
+    q10, q50, q90 = select_ranks(sample, ranks, below, values, starts).tolist()
+    return m, n_mid, q10, q50, q90
 
 
 def warm() -> None:

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from .kernels_numpy import QUANTILES
 from .ladder import HIGH_SKILL_MIN, N_LEVELS, SKILLED_MIN
 
 QUANTILE_SAMPLE = 1 << 17
@@ -141,18 +142,22 @@ def measure(model) -> dict[str, float]:
     # the income sample, the middle-income count and the quantiles' brackets in one call
     # (numpy compares a float32 array with a Python float in float32, hence the float32 threshold)
     last = getattr(model, "income_quantiles", None)  # last month's, in units of the wage index
-    lo, hi = _window(None if last is None else [q * wi for q in last])
-    sample, n_mid, below, values, starts = wf.kernels.income_pass(
-        pay, wf.bonus, stride, np.float32(12.0 * wi), np.float32(model.cfg.wages.middle_income_threshold), lo, hi)
-    if sample.size:
-        # Lower empirical quantiles (inverted CDF): order statistics found by one partition.
-        ranks = [max(0, math.ceil(q * sample.size) - 1) for q in (0.1, 0.5, 0.9)]
-        if lo.size:
-            q10, q50, q90 = _select(sample, ranks, below, values, starts, wf.kernels)
-        else:
+    guess = None if last is None else [q * wi for q in last]
+    scale, threshold = np.float32(12.0 * wi), np.float32(model.cfg.wages.middle_income_threshold)
+    if guess is not None and min(guess) > 0:  # brackets around last month's (_window), in one call
+        size, n_mid, q10, q50, q90 = wf.kernels.income_quantiles(
+            pay, wf.bonus, stride, scale, threshold, np.array(guess), 1 - GUESS_WINDOW, 1 + GUESS_WINDOW)
+    else:
+        sample, n_mid, _, _, _ = wf.kernels.income_pass(pay, wf.bonus, stride, scale, threshold, _NO_BRACKET,
+                                                          _NO_BRACKET)
+        size = sample.size
+        if size:
+            # Lower empirical quantiles (inverted CDF): order statistics found by one partition.
+            ranks = [max(0, math.ceil(q * size) - 1) for q in QUANTILES]
             q10, q50, q90 = order_statistics(sample, ranks, passes=wf.kernels)
+    if size:
         model.income_quantiles = (float(q10) / wi, float(q50) / wi, float(q90) / wi)
-        mid = n_mid / sample.size  # np.mean of the comparison: exact for any count below 2**53
+        mid = n_mid / size  # np.mean of the comparison: exact for any count below 2**53
     else:
         q10 = q50 = q90 = mid = 0.0
     row.update(income_median=float(q50), income_p10=float(q10), income_p90=float(q90), middle_income_share=mid)

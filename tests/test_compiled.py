@@ -312,6 +312,27 @@ def test_income_pass_is_the_numpy_income_sample_threshold_and_brackets(model, st
         assert all(same(x, y) for x, y in zip(*got))
 
 
+@pytest.mark.parametrize("stride", [1, 3])
+def test_income_quantiles_in_one_call_are_the_samples_order_statistics(model, stride):
+    """measure()'s quantiles from last month's brackets in one call: with either passes, the sample
+    size, the middle-income count and the lower empirical quantiles (np.partition of the sample) exactly,
+    whether the brackets hold their ranks (a good guess), miss them (a guess far off) or are empty."""
+    wf = model.workforce
+    scale, threshold = np.float32(12 * 5000.0), np.float32(100000.0)
+    ref = wf.pay[::stride] * scale + wf.bonus[::stride]
+    m = ref.size
+    ranks = [max(0, int(np.ceil(q * m)) - 1) for q in kernels_numpy.QUANTILES]
+    want = np.partition(ref, ranks)[ranks].tolist()
+    q = np.quantile(ref, kernels_numpy.QUANTILES)
+    for guess in (q, q * 1.01, q * 3.0, q * 0.2, np.array([q[0], q[0], q[0]])):
+        got = both(lambda k: k.income_quantiles(wf.pay, wf.bonus, stride, scale, threshold, np.asarray(guess, float),
+                                                1 - 0.025, 1 + 0.025))
+        assert got[0] == got[1] and all(type(x) is float for x in got[0][2:])
+        assert got[0][:2] == (m, int(np.count_nonzero(ref >= threshold))) and list(got[0][2:]) == want
+    empty = np.empty(0, np.float32)
+    assert both(lambda k: k.income_quantiles(empty, empty, 1, scale, threshold, q, 0.975, 1.025)) == [(0, 0, 0.0, 0.0, 0.0)] * 2
+
+
 @pytest.mark.parametrize("overrides", [
     ["n_agents=20000", SHORT_HISTORY],
     ["region=national", "n_agents=20000", "levers.training.allocation=lowest_level",
