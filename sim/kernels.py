@@ -846,16 +846,11 @@ def _income_pass(pay, bonus, stride, scale, threshold, lo, hi, bits):
     return sample, n_mid, below, values, starts
 
 
-def income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up):
-    """kernels_numpy.income_quantiles in one call: the brackets, the pass and the selection, without
-    handing the sample and the brackets back to Python (the same float64 products rounded to float32,
-    the same ranks and values)."""
-    m, n_mid, q10, q50, q90 = _income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up)
-    return m, n_mid, q10, q50, q90
-
-
 @njit(**_JIT)
-def _income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up):
+def income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up, quantiles):
+    """kernels_numpy.income_quantiles for three quantiles in one call: the brackets, the pass and the
+    selection, without handing the sample and the brackets back to Python (the same float64 products
+    rounded to float32, the same ranks and values)."""
     nb = guess.size
     lo = np.empty(nb)
     hi = np.empty(nb)
@@ -870,8 +865,8 @@ def _income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up):
     if m == 0:
         return 0, n_mid, 0.0, 0.0, 0.0
     ranks = np.empty(3, dtype=np.int64)
-    for j, q in enumerate((0.1, 0.5, 0.9)):  # kernels_numpy.QUANTILES
-        ranks[j] = max(0, math.ceil(q * m) - 1)
+    for j in range(3):
+        ranks[j] = max(0, math.ceil(quantiles[j] * m) - 1)
     out = select_ranks(sample, ranks, below, values, starts)
     return m, n_mid, np.float64(out[0]), np.float64(out[1]), np.float64(out[2])
 
@@ -942,7 +937,8 @@ def warm() -> None:
         select_ranks(x, np.zeros(2, np.int64), np.zeros(2, np.int64), x[:2], np.array([0, 1, 2]))
     for lo in (np.zeros(0), np.ones(2), np.zeros(2)):
         income_pass(f32, f32, 1, np.float32(12.0), np.float32(1.0), lo, lo + 1)
-    income_quantiles(f32, f32, 1, np.float32(12.0), np.float32(1.0), np.ones(3), 0.975, 1.025)
+    income_quantiles(f32, f32, 1, np.float32(12.0), np.float32(1.0), np.ones(3), 0.975, 1.025,
+                     np.array([0.1, 0.5, 0.9]))
     for kind in (ACCEPT_LEVELS, ACCEPT_TRAINING, ACCEPT_STUDIO):
         sample_distinct(np.random.default_rng(0), 4, 2, 4096, 256, 16, 2.0, 8, kind, i8, 0, 3, f32, True, 1, i32,
                         np.ones(1, np.float32), np.float32(1.0), i16)

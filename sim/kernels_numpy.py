@@ -252,23 +252,26 @@ def income_pass(pay, bonus, stride, scale, threshold, lo, hi):
     return (sample, n_mid) + bracketed(sample, lo, hi)
 
 
-QUANTILES = (0.1, 0.5, 0.9)  #: the income quantiles of the monthly row (sim.metrics.measure)
+def window(guess, down, up):
+    """Brackets guess x down .. guess x up around last month's quantiles, as float32 values (both
+    implementations then compare the same values)."""
+    g = np.asarray(guess, dtype=np.float64)
+    return (g * down).astype(np.float32).astype(np.float64), (g * up).astype(np.float32).astype(np.float64)
 
 
-def income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up):
+def income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up, quantiles):
     """The month's income quantiles when last month's are known (sim.metrics.measure): the brackets
-    guess x down .. guess x up as float32 values (sim.metrics._window), `income_pass`, and the lower
-    empirical quantiles QUANTILES of the sample found in them (`select_ranks`). Returns (sample size,
-    how many reach `threshold`, q10, q50, q90 as Python floats; zeros for an empty sample)."""
-    lo = (guess * down).astype(np.float32).astype(np.float64)
-    hi = (guess * up).astype(np.float32).astype(np.float64)
+    (`window`), `income_pass`, and the lower empirical quantiles `quantiles` (float64) of the sample
+    found in them (`select_ranks`; a bracket that misses its rank falls back to a full partition, so the
+    values are always exact). Returns (sample size, how many reach `threshold`, then one Python float
+    per quantile; zeros for an empty sample)."""
+    lo, hi = window(guess, down, up)
     sample, n_mid, below, values, starts = income_pass(pay, bonus, stride, scale, threshold, lo, hi)
     m = sample.size
     if m == 0:
-        return 0, n_mid, 0.0, 0.0, 0.0
-    ranks = np.array([max(0, math.ceil(q * m) - 1) for q in QUANTILES], dtype=np.int64)
-    q10, q50, q90 = select_ranks(sample, ranks, below, values, starts).tolist()
-    return m, n_mid, q10, q50, q90
+        return (0, n_mid) + (0.0,) * quantiles.size
+    ranks = np.array([max(0, math.ceil(q * m) - 1) for q in quantiles.tolist()], dtype=np.int64)
+    return (m, n_mid) + tuple(select_ranks(sample, ranks, below, values, starts).tolist())
 
 
 def warm() -> None:

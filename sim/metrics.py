@@ -15,10 +15,10 @@ import math
 
 import numpy as np
 
-from .kernels_numpy import QUANTILES
 from .ladder import HIGH_SKILL_MIN, N_LEVELS, SKILLED_MIN
 
 QUANTILE_SAMPLE = 1 << 17
+QUANTILES = np.array([0.1, 0.5, 0.9])  #: the income quantiles of the row: p10, median, p90 (an array, as the passes take it)
 CHANNELS = ("certification", "competition", "studio", "appointment")
 SPEND_ACCOUNTS = (
     ("training", "government"),
@@ -43,24 +43,21 @@ _SPEND_KEYS = tuple(f"spend_{lever}_{funder}" for lever, funder in SPEND_ACCOUNT
 GUESS_WINDOW = 0.025
 
 
-def order_statistics(x: np.ndarray, ranks: list[int], probe_size: int = 4096, passes=None,
-                     guess=None) -> np.ndarray:
+def order_statistics(x: np.ndarray, ranks: list[int], probe_size: int = 4096, passes=None) -> np.ndarray:
     """The values of rank `ranks` in sorted x, exactly as np.partition gives them, in a fraction of its time.
 
-    Each rank is bracketed: by a window of +-GUESS_WINDOW around `guess` (its value last month) when
-    given, else by a sorted systematic probe of x with a margin of five binomial standard deviations.
-    One pass per bracket (`bracketed` of sim.kernels or sim.kernels_numpy) counts the values below it
-    and gathers those inside, and only those are partitioned. If a bracket misses, the full partition
-    is used, so the result is always exact; the brackets only decide the speed. (A full partition
-    of fresh data costs several times what repeated timings of one array suggest: its branches are
-    unpredictable.)
+    Each rank is bracketed by a sorted systematic probe of x with a margin of five binomial standard
+    deviations. One pass per bracket (`bracketed` of sim.kernels or sim.kernels_numpy) counts the
+    values below it and gathers those inside, and only those are partitioned. If a bracket misses, the
+    full partition is used, so the result is always exact; the brackets only decide the speed. (A full
+    partition of fresh data costs several times what repeated timings of one array suggest: its
+    branches are unpredictable.) The monthly income quantiles bracket last month's values instead
+    (the passes' income_quantiles).
     """
     n = x.size
     if passes is None:
         from . import kernels_numpy as passes
-    if guess is not None and len(guess) == len(ranks) and min(guess) > 0:
-        lo, hi = _window(guess)
-    elif n <= 4 * probe_size:
+    if n <= 4 * probe_size:
         return np.partition(x, ranks)[ranks]
     else:
         probe = np.sort(x[:: n // probe_size])
@@ -79,16 +76,6 @@ def order_statistics(x: np.ndarray, ranks: list[int], probe_size: int = 4096, pa
 _NO_BONUS = np.zeros(N_LEVELS)  # prizes by level in a month without any (read-only)
 _NO_BONUS.flags.writeable = False
 _NO_BRACKET = np.empty(0)  # no bracket (empty: nothing can write into it; writeable, as the compiled passes take it)
-
-
-def _window(guess) -> tuple[np.ndarray, np.ndarray]:
-    """Brackets of +-GUESS_WINDOW around positive guesses, as float32 values (both implementations
-    then compare the same values); none if there is no usable guess."""
-    if guess is None or min(guess) <= 0:
-        return _NO_BRACKET, _NO_BRACKET
-    g = np.asarray(guess, dtype=np.float64)
-    return ((g * (1 - GUESS_WINDOW)).astype(np.float32).astype(np.float64),
-            (g * (1 + GUESS_WINDOW)).astype(np.float32).astype(np.float64))
 
 
 def _select(x: np.ndarray, ranks: list[int], below, values, starts, passes) -> np.ndarray:
@@ -144,16 +131,16 @@ def measure(model) -> dict[str, float]:
     last = getattr(model, "income_quantiles", None)  # last month's, in units of the wage index
     guess = None if last is None else [q * wi for q in last]
     scale, threshold = np.float32(12.0 * wi), np.float32(model.cfg.wages.middle_income_threshold)
-    if guess is not None and min(guess) > 0:  # brackets around last month's (_window), in one call
+    if guess is not None and min(guess) > 0:  # brackets of +-GUESS_WINDOW around last month's, in one call
         size, n_mid, q10, q50, q90 = wf.kernels.income_quantiles(
-            pay, wf.bonus, stride, scale, threshold, np.array(guess), 1 - GUESS_WINDOW, 1 + GUESS_WINDOW)
+            pay, wf.bonus, stride, scale, threshold, np.array(guess), 1 - GUESS_WINDOW, 1 + GUESS_WINDOW, QUANTILES)
     else:
         sample, n_mid, _, _, _ = wf.kernels.income_pass(pay, wf.bonus, stride, scale, threshold, _NO_BRACKET,
                                                           _NO_BRACKET)
         size = sample.size
         if size:
             # Lower empirical quantiles (inverted CDF): order statistics found by one partition.
-            ranks = [max(0, math.ceil(q * size) - 1) for q in QUANTILES]
+            ranks = [max(0, math.ceil(q * size) - 1) for q in QUANTILES.tolist()]
             q10, q50, q90 = order_statistics(sample, ranks, passes=wf.kernels)
     if size:
         model.income_quantiles = (float(q10) / wi, float(q50) / wi, float(q90) / wi)
