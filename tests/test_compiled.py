@@ -166,6 +166,28 @@ def test_acceptance_weights_payroll_sets_and_retirement_are_identical(model):
     assert same(*both(lambda k: k.retirement_age(female, birth, *args)))
 
 
+def test_geometric_gaps_are_numpys_on_both_sides_of_its_switch_and_past_the_search_table():
+    """skip_sample's own geometric loop (numba's exponential and uniform, numpy's two algorithms
+    around them, constants hoisted, the search from a table of partial sums) gives numpy's gaps:
+    the same slots and the stream in the same state. The values of p straddle numpy's switch to the
+    search at 1/3, and at p near 1/3 over 500,000 slots some gaps pass the table's 16 entries
+    (probability (2/3)**16 each), so the search's continuation is taken too."""
+    third = 0.333333333333333333333333
+    ps = (1e-6, 0.004, 0.2, np.nextafter(third, 0), third, np.nextafter(third, 1), 0.34, 0.5, 0.6, 0.95,
+          0.999999)
+    longest_searched = 0  # the longest gap compared that numpy found by its search
+    for n in (1, 7, 1000, 500_000):
+        for i, p in enumerate(ps):
+            gens = [np.random.default_rng([n, i]) for _ in IMPLS]
+            got = kernels._skip_sample_at(kernels.generator_addresses(gens[0]), n, p)
+            want = kernels_numpy.skip_sample(gens[1], n, p)
+            assert same(got, want), (n, p)
+            assert gens[0].integers(0, 1 << 62) == gens[1].integers(0, 1 << 62), (n, p)  # same amount drawn
+            if p >= third and want.size:
+                longest_searched = max(longest_searched, int(np.diff(want, prepend=-1).max()))
+    assert longest_searched > kernels.SEARCH_TABLE  # the search's continuation past the table was compared
+
+
 def test_draws_separations_and_brackets_are_identical(model):
     """The kernels that draw (skip_sample, with numba's Generator on the same bit generator) take
     the same numbers from the stream and leave it in the same state."""
