@@ -46,7 +46,7 @@ def worker(n: int) -> None:
 
 
 def paired_models(base: Path, n: int, pairs: int) -> dict:
-    env = dict(os.environ, SKILLSIM_KERNELS="compiled", SKILLSIM_HISTORY_DISK_MB="0", SKILLSIM_HISTORY_MEMORY_MB="0")
+    env = dict(os.environ, SKILLSIM_KERNELS="compiled", SKILLSIM_HISTORY_DISK_MB="0", SKILLSIM_HISTORY_CACHE_MB="0")
     sides = {}
     for name, root in (("ref", base), ("this", HERE.parent)):
         sides[name] = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", str(n)],

@@ -34,7 +34,9 @@ def one_sweep(args, root: Path | None) -> dict:
     """Time one multirun; `root` is a checkout whose `sim` is used (None: this one)."""
     tmp = Path(tempfile.mkdtemp(prefix="skillsim-sweep-"))
     sweep_dir = tmp / "sweep"
-    env = dict(os.environ)
+    # every job simulates its own history: none restores one that an earlier command kept on disk
+    # (sim.history_reuse; a replicate sweep keeps none itself), so that both sides do the same work
+    env = dict(os.environ, SKILLSIM_HISTORY_DISK_MB="0")
     if root is not None:
         env["PYTHONPATH"] = str(root)
     cmd = [sys.executable, "-m", "sim", "-m", f"replicate=range(0,{args.runs})", f"n_agents={args.agents}",
