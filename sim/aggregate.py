@@ -41,7 +41,7 @@ from . import claims
 from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, DataError, SkillsimError, debug_enabled,
                      environment_fault, internal_error)
 from .metrics import SPEND_ACCOUNTS
-from .results import COMPLETE_MARKER, FAILED_MARKER, planned_jobs
+from .results import COMPLETE_MARKER, FAILED_MARKER, planned_folders, planned_jobs
 
 REPLICATE_KEYS = ("replicate", "seed", "draw")  # not settings: what a setting is repeated over
 ENSEMBLE_METRICS = ("high_skill_share", "income_mean", "income_median")
@@ -377,8 +377,15 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
             long.insert(1 + i, p, _value(given[p]) if p in given else None)
         frames.append(long)
     counts = {k: int((runs["status"] == k).sum()) for k in STATUSES}
-    planned = planned_jobs(sweep_dir)  # a stopped sweep leaves no folder for the jobs it never began
-    counts["not_started"] = max(0, planned - len(jobs)) if planned is not None else 0
+    # a stopped sweep leaves no folder for the jobs it never began; where the sweep recorded its jobs'
+    # folders, those are the ones counted (an earlier, different sweep may have left others here)
+    own = planned_folders(sweep_dir)
+    if own is not None:
+        counts["not_started"] = sum(name not in jobs for name in own)
+        counts["planned"] = len(own)
+    else:
+        planned = planned_jobs(sweep_dir)
+        counts["not_started"] = max(0, planned - len(jobs)) if planned is not None else 0
     faults = [j for j in jobs.values() if j["status"] == "failed" and j.get("environment")]
     counts["faults"] = len(faults)
     counts["first_fault"] = faults[0]["error"] if faults else ""
@@ -453,7 +460,8 @@ def report(sweep_dir: Path, counts: dict) -> None:
     for _, r in runs[runs["status"] != "ok"].iterrows():
         print(f"  {r['status']}: {r['job']}: {r.get('error', '')}", file=sys.stderr)
     if unstarted:
-        print(f"  not started: {unstarted} of the sweep's {len(runs) + unstarted} jobs have no folder (the sweep "
+        planned = counts.get("planned", len(runs) + unstarted)
+        print(f"  not started: {unstarted} of the sweep's {planned} jobs have no folder (the sweep "
               f"was stopped before them); to run them, repeat the sweep command with hydra.sweep.dir={sweep_dir}",
               file=sys.stderr)
 

@@ -337,6 +337,17 @@ def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series, *, composed, ov
     return run_dir
 
 
+def planned_folders(sweep_dir: Path) -> list[str] | None:
+    """The folder names of the jobs the last sweep started in `sweep_dir` planned (sim.sweep.
+    planned_folders), if it recorded them: a known grid whose folders are named by their settings."""
+    try:
+        info = json.loads((Path(sweep_dir) / PROGRESS_FILE).read_text(encoding="utf-8"))
+        names = info.get("jobs") if info.get("grid") else None
+        return [str(n) for n in names] if isinstance(names, list) else None
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
 def planned_jobs(sweep_dir: Path) -> int | None:
     """The number of distinct jobs the last sweep started in `sweep_dir` planned, if its sweeper's
     plan is a known grid (Hydra's basic sweeper); None otherwise (an optimiser's trials may repeat a

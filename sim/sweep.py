@@ -89,10 +89,15 @@ def record_failure(job_dir: Path, err: BaseException, overrides: list[str], job_
         return False
 
 
-def write_progress(sweep_dir: Path, total: int, grid: bool = False) -> None:
+def write_progress(sweep_dir: Path, total: int, grid: bool = False, folders: list[str] | None = None) -> None:
     """The sweep's job count and start time, for the progress log, and whether the count is a known
-    grid's (so that aggregation can count the jobs a stopped sweep never started; written atomically)."""
+    grid's; with the grid's job folder names where they are known (`planned_folders`), so that
+    aggregation counts the jobs a stopped sweep never started, and the log the jobs done, among this
+    sweep's own folders only (an earlier, different sweep may have left others in the same place).
+    Written atomically."""
     info = {"total": total, "started": time.time(), "grid": grid}
+    if folders is not None:
+        info["jobs"] = folders
     tmp = sweep_dir / f".{PROGRESS_FILE}.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
     os.replace(tmp, sweep_dir / PROGRESS_FILE)
@@ -111,10 +116,11 @@ def log_progress(sweep_dir: Path, force: bool = False) -> None:
     try:
         info = json.loads((sweep_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
         total, started = info["total"], info["started"]
+        own = set(info["jobs"]) if isinstance(info.get("jobs"), list) else None  # this sweep's folders
         done = fresh = 0
         with os.scandir(sweep_dir) as entries:
             for d in entries:
-                if d.name.startswith(".") or not d.is_dir():
+                if d.name.startswith(".") or not d.is_dir() or (own is not None and d.name not in own):
                     continue
                 for marker in (COMPLETE_MARKER, FAILED_MARKER):
                     try:
@@ -176,9 +182,6 @@ def count_jobs(config: DictConfig) -> int:
     """Number of jobs the sweeper will launch: the basic sweeper's grid (its distinct jobs: a setting
     given twice is one job folder), Optuna's `n_trials`, Nevergrad's `optim.budget`; -1 (unknown) for
     any other sweeper."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     sweeper = config.hydra.sweeper
     if not is_grid(config):
         if sweeper.get("n_trials") is not None:
@@ -187,13 +190,51 @@ def count_jobs(config: DictConfig) -> int:
         if optim is not None and optim.get("budget") is not None:
             return int(optim.budget)
         return -1
+    return len(grid_jobs(config))
+
+
+def grid_jobs(config: DictConfig) -> set[tuple[str, ...]]:
+    """The basic sweeper's distinct jobs, each as its sorted override strings."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     # As BasicSweeper.sweep: the sweeper's params first, then the command line, whose value wins for a
     # key given in both (`+sweep=NAME replicate=range(0,2)` runs 2 replicates, not NAME's).
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
     args = params + list(config.hydra.overrides.task)
     parsed = OverridesParser.create().parse_overrides(args)
-    return len({tuple(sorted(job)) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch})
+    return {tuple(sorted(job)) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch}
+
+
+#: hydra.sweep.subdir as sim/conf/config.yaml sets it: each job's folder named by its settings
+JOB_SUBDIR = "${skillsim_job_dir:${hydra.job.override_dirname}}"
+
+
+def planned_folders(config: DictConfig, jobs: set[tuple[str, ...]]) -> list[str] | None:
+    """The folder names the grid's `jobs` get, as Hydra names them: each job's override_dirname (Hydra's
+    own get_overrides_dirname, with the config's separators and excluded keys) through
+    sim.cli.job_dir_name. None where the folders are named otherwise (hydra.sweep.subdir set by the
+    user), so that nothing is claimed about names that are not known."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from .cli import job_dir_name
+
+    if OmegaConf.to_container(config.hydra.sweep, resolve=False).get("subdir") != JOB_SUBDIR:
+        return None
+    how = config.hydra.job.config.override_dirname
+    exclude, item_sep, kv_sep = list(how.exclude_keys), str(how.item_sep), str(how.kv_sep)
+    parser = OverridesParser.create()
+    parsed: dict[str, Any] = {}  # each distinct override string parsed once (a grid repeats them)
+    names = set()
+    for job in jobs:
+        for line in job:
+            if line not in parsed:
+                parsed[line] = parser.parse_override(line)
+        names.add(job_dir_name(get_overrides_dirname([parsed[line] for line in job], exclude_keys=exclude,
+                                                     item_sep=item_sep, kv_sep=kv_sep)))
+    return sorted(names)
 
 
 class AggregateCallback(Callback):
@@ -210,13 +251,19 @@ class AggregateCallback(Callback):
         global SWEEP_DIR, SWEEP_DIR_EXISTED
         sweep_dir = SWEEP_DIR = Path(config.hydra.sweep.dir)
         SWEEP_DIR_EXISTED = sweep_dir.exists()
+        total, folders = -1, None
         try:
-            total = count_jobs(config)
-        except Exception:  # counting is only for the progress log
-            total = -1
+            if is_grid(config):
+                jobs = grid_jobs(config)
+                total = len(jobs)
+                folders = planned_folders(config, jobs)
+            else:
+                total = count_jobs(config)
+        except Exception:  # counting is only for the progress log and the count of jobs never started
+            pass
         try:
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            write_progress(sweep_dir, total, grid=total >= 0 and is_grid(config))
+            write_progress(sweep_dir, total, grid=total >= 0 and is_grid(config), folders=folders)
         except OSError:
             pass  # Hydra writes multirun.yaml next and stops with the same fault, reported by skillsim
         log.info("sweep: %s jobs into %s", total if total >= 0 else "unknown number of", sweep_dir)

@@ -140,6 +140,68 @@ def test_jobs_a_stopped_sweep_never_started_are_counted_and_the_exit_is_partial(
     assert len(lines) == 2 and len(pd.read_csv(copy / "runs.csv")) == 18
 
 
+def test_a_grid_sweep_records_the_folders_hydra_gives_its_jobs(grid_sweeps):
+    """The sweep writes its jobs' folder names when it starts (sim.sweep.planned_folders): exactly the
+    folders its jobs then got."""
+    joblib_dir = grid_sweeps[0]
+    info = json.loads((joblib_dir / ".sweep_progress.json").read_text())
+    folders = sorted(p.name for p in joblib_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert len(folders) == 20 and info["jobs"] == folders
+
+
+def test_planned_folder_names_are_hydras_for_every_kind_of_override():
+    """The names planned for a grid's jobs equal the folder names Hydra composes for them: plain,
+    added (+), quoted and list values, a setting excluded from the names, and settings too long for a
+    file name (a prefix and a hash, sim.cli.job_dir_name); none where the user names the folders."""
+    from sim import sweep as sweep_mod
+    from sim.cli import job_dir_name
+
+    long = [f"levers.{lever}.intensity=1.{'1' * 60}" for lever in ("training", "studio", "competition")]
+    jobs = [("levers.training.intensity=1.5", "replicate=3"),
+            ("+objective.extra=x", "levers.training.allocation=lowest_level", "region.name='two words'"),
+            ("levers.training.intensity=2", "region.history.level_share={}", "seed=7"),
+            tuple(long)]
+    hydra_flags = ["hydra.job.config.override_dirname.exclude_keys=[seed]"]
+    GlobalHydra.instance().clear()
+    register_schema()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            master = compose("config", overrides=hydra_flags, return_hydra_config=True)
+            for job in jobs:
+                want = compose("config", overrides=[*hydra_flags, *job], return_hydra_config=True)
+                name = job_dir_name(want.hydra.job.override_dirname)
+                assert sweep_mod.planned_folders(master, {tuple(sorted(job))}) == [name], job
+            assert "seed" not in sweep_mod.planned_folders(master, {tuple(sorted(jobs[2]))})[0]
+            assert "..." in sweep_mod.planned_folders(master, {tuple(sorted(jobs[3]))})[0]  # hashed: too long
+            own = compose("config", overrides=["hydra.sweep.subdir=${hydra.job.num}"], return_hydra_config=True)
+            assert sweep_mod.planned_folders(own, {tuple(sorted(jobs[0]))}) is None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def test_jobs_never_started_are_counted_among_this_sweeps_own_folders(grid_sweeps, tmp_path):
+    """A second sweep into a folder that already holds another's jobs, with other values of the same
+    keys (allowed: it extends the first), stopped before two of its three jobs: those two are counted as
+    not started (the 20 folders of the first sweep do not hide them), of this sweep's 3 jobs."""
+    import shutil
+
+    copy = tmp_path / "shared"
+    shutil.copytree(grid_sweeps[0], copy)
+    out, proc = sweep(tmp_path, "shared", "levers.training.intensity=2", "levers.studio.intensity=1",
+                      "replicate=range(0,3)", *SMALL, "hydra/launcher=basic")
+    assert proc.returncode == 0 and out == copy, proc.stderr[-2000:]
+    second = sorted(p for p in copy.iterdir() if "levers.training.intensity=2" in p.name)
+    assert len(second) == 3
+    for job in second[1:]:
+        shutil.rmtree(job)
+    proc = subprocess.run([sys.executable, "-c", "from sim.aggregate import main; main()", str(copy)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == EXIT_PARTIAL, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0] == f"{copy}: 21 jobs ok, 0 failed, 0 missing, 2 not started; tables in {copy}", lines
+    assert lines[1].startswith("  not started: 2 of the sweep's 3 jobs have no folder"), lines
+
+
 def test_aggregate_refuses_a_folder_that_is_not_a_sweep(tmp_path):
     (tmp_path / "empty").mkdir()
     for path in (tmp_path / "empty", tmp_path / "nowhere"):
