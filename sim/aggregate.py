@@ -307,6 +307,18 @@ def mean_interval(d: np.ndarray) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def _long(series: pd.DataFrame) -> pd.DataFrame:
+    """A job's series in long form (date, metric, value): the frame series.melt(id_vars="date",
+    var_name="metric", value_name="value") gives, the same values and dtypes in the same order (the
+    metrics' columns one after another), built from the arrays directly: melt took a third of a
+    sweep's aggregation (12 against 3 ms a job)."""
+    metrics = series.columns.drop("date")
+    n = len(series)
+    return pd.DataFrame({"date": series["date"].take(np.tile(np.arange(n), len(metrics))).reset_index(drop=True),
+                         "metric": metrics.repeat(n),
+                         "value": series[metrics].to_numpy().ravel("F")})
+
+
 def ensemble(long: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
     """Median and quantiles across replicates per setting, date and metric."""
     sub = long[long["metric"].isin(ENSEMBLE_METRICS)]
@@ -370,7 +382,7 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: unreadable or damaged ({type(exc).__name__}); "
                             "check it with skillsim-verify or re-run that job") from None
-        long = s.melt(id_vars="date", var_name="metric", value_name="value")
+        long = _long(s)
         long.insert(0, "job", name)
         given = dict(filter(None, (parse_override(o) for o in job["overrides"])))
         for i, p in enumerate(params):

@@ -673,7 +673,10 @@ def preflight_sweep(overrides: list[str]) -> str | None:
             data0 = plain(base)
             check(data0, targets=True)
             groups = set(master.hydra.runtime.choices)
-            interpolated = "${" in repr(OmegaConf.to_container(base, resolve=False))
+            # whether a value can move another through an interpolation: in the settings only (Hydra's own
+            # node always has some, and resolving it for every value cost 18 ms a value, 90 s for 5,000)
+            interpolated = "${" in repr({k: v for k, v in OmegaConf.to_container(base, resolve=False).items()
+                                         if k not in EDGE_KEYS})
             scratch = None
             for i, (key, values) in enumerate(lists.items()):
                 line, name = first[i], key.lstrip("+~")
