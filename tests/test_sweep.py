@@ -202,6 +202,33 @@ def test_jobs_never_started_are_counted_among_this_sweeps_own_folders(grid_sweep
     assert lines[1].startswith("  not started: 2 of the sweep's 3 jobs have no folder"), lines
 
 
+@pytest.mark.parametrize("fixed, resolved_per_value", [([], False), (["region.name=${scenario}"], True)])
+def test_the_preflight_resolves_the_whole_config_per_value_only_where_settings_interpolate(
+        tmp_path, monkeypatch, fixed, resolved_per_value):
+    """Checking a sweep's values: plain values are set on a scratch copy and checked without composing
+    or resolving the whole config again; only where the settings themselves interpolate (a value may
+    then move another) is each value applied as Hydra applies it. Hydra's own node, which always
+    interpolates, does not count. A wrong value is refused either way (tests/test_bad_inputs.py)."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    from sim.cli import preflight_sweep
+
+    applied = []
+    original = ConfigLoaderImpl._apply_overrides_to_config
+    monkeypatch.setattr(ConfigLoaderImpl, "_apply_overrides_to_config",
+                        staticmethod(lambda overrides, cfg: (applied.append(overrides), original(overrides, cfg))[1]))
+    GlobalHydra.instance().clear()
+    register_schema()
+    try:
+        preflight_sweep(["replicate=range(0,40)", *fixed, f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    finally:
+        GlobalHydra.instance().clear()
+    per_value = [o for o in applied if o and o[0].key_or_group == "replicate"]
+    # composing the first job, then (resolved) each of the 39 values after the first, and the first put
+    # back once at the end
+    assert len(per_value) == (41 if resolved_per_value else 2), len(per_value)
+
+
 def test_aggregate_refuses_a_folder_that_is_not_a_sweep(tmp_path):
     (tmp_path / "empty").mkdir()
     for path in (tmp_path / "empty", tmp_path / "nowhere"):
