@@ -119,6 +119,14 @@ def test_aggregate_command_rebuilds_the_tables(grid_sweeps, tmp_path):
         assert (joblib_dir / t).read_bytes() == before[t], t
 
 
+def aggregate_partial(folder: Path) -> list[str]:
+    """`skillsim-aggregate` on a sweep folder with jobs not done: it exits 5 (partial); its report's lines."""
+    proc = subprocess.run([sys.executable, "-c", "from sim.aggregate import main; main()", str(folder)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == EXIT_PARTIAL, proc.stderr
+    return proc.stderr.strip().splitlines()
+
+
 def test_jobs_a_stopped_sweep_never_started_are_counted_and_the_exit_is_partial(grid_sweeps, tmp_path):
     """A sweep stopped early leaves no folder for the jobs it never began: aggregation counts them from
     the sweep's recorded grid, says how to run them, and exits 5 (partial), not 0."""
@@ -130,10 +138,7 @@ def test_jobs_a_stopped_sweep_never_started_are_counted_and_the_exit_is_partial(
     gone = sorted(p for p in copy.iterdir() if p.is_dir() and not p.name.startswith("."))[:2]
     for job in gone:
         shutil.rmtree(job)
-    proc = subprocess.run([sys.executable, "-c", "from sim.aggregate import main; main()", str(copy)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == EXIT_PARTIAL, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    lines = aggregate_partial(copy)
     assert lines[0] == f"{copy}: 18 jobs ok, 0 failed, 0 missing, 2 not started; tables in {copy}", lines
     assert lines[1] == (f"  not started: 2 of the sweep's 20 jobs have no folder (the sweep was stopped before "
                         f"them); to run them, repeat the sweep command with hydra.sweep.dir={copy}"), lines
@@ -194,10 +199,7 @@ def test_jobs_never_started_are_counted_among_this_sweeps_own_folders(grid_sweep
     assert len(second) == 3
     for job in second[1:]:
         shutil.rmtree(job)
-    proc = subprocess.run([sys.executable, "-c", "from sim.aggregate import main; main()", str(copy)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == EXIT_PARTIAL, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    lines = aggregate_partial(copy)
     assert lines[0] == f"{copy}: 21 jobs ok, 0 failed, 0 missing, 2 not started; tables in {copy}", lines
     assert lines[1].startswith("  not started: 2 of the sweep's 3 jobs have no folder"), lines
 
