@@ -184,6 +184,7 @@ def test_planned_folder_names_are_hydras_for_every_kind_of_override():
         GlobalHydra.instance().clear()
 
 
+@pytest.mark.slow  # a second sweep, end to end (about 8 s)
 def test_jobs_never_started_are_counted_among_this_sweeps_own_folders(grid_sweeps, tmp_path):
     """A second sweep into a folder that already holds another's jobs, with other values of the same
     keys (allowed: it extends the first), stopped before two of its three jobs: those two are counted as
