@@ -41,7 +41,7 @@ from . import claims
 from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, DataError, SkillsimError, debug_enabled,
                      environment_fault, internal_error)
 from .metrics import SPEND_ACCOUNTS
-from .results import COMPLETE_MARKER, FAILED_MARKER, planned_folders, planned_jobs
+from .results import COMPLETE_MARKER, FAILED_MARKER, recorded_plan
 
 REPLICATE_KEYS = ("replicate", "seed", "draw")  # not settings: what a setting is repeated over
 ENSEMBLE_METRICS = ("high_skill_share", "income_mean", "income_median")
@@ -391,12 +391,11 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
     counts = {k: int((runs["status"] == k).sum()) for k in STATUSES}
     # a stopped sweep leaves no folder for the jobs it never began; where the sweep recorded its jobs'
     # folders, those are the ones counted (an earlier, different sweep may have left others here)
-    own = planned_folders(sweep_dir)
+    planned, own = recorded_plan(sweep_dir)
     if own is not None:
         counts["not_started"] = sum(name not in jobs for name in own)
         counts["planned"] = len(own)
     else:
-        planned = planned_jobs(sweep_dir)
         counts["not_started"] = max(0, planned - len(jobs)) if planned is not None else 0
     faults = [j for j in jobs.values() if j["status"] == "failed" and j.get("environment")]
     counts["faults"] = len(faults)

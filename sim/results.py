@@ -337,25 +337,18 @@ def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series, *, composed, ov
     return run_dir
 
 
-def planned_folders(sweep_dir: Path) -> list[str] | None:
-    """The folder names of the jobs the last sweep started in `sweep_dir` planned (sim.sweep.
-    planned_folders), if it recorded them: a known grid whose folders are named by their settings."""
+def recorded_plan(sweep_dir: Path) -> tuple[int | None, list[str] | None]:
+    """What the last sweep started in `sweep_dir` planned, from its progress record: the number of its
+    distinct jobs, if its sweeper's plan is a known grid (Hydra's basic sweeper; None otherwise, as an
+    optimiser's trials may repeat a folder), and their folder names where it recorded them
+    (sim.sweep.planned_folders). (None, None) for a folder without the record (an older skillsim)."""
     try:
         info = json.loads((Path(sweep_dir) / PROGRESS_FILE).read_text(encoding="utf-8"))
-        names = info.get("jobs") if info.get("grid") else None
-        return [str(n) for n in names] if isinstance(names, list) else None
+        if not info.get("grid"):
+            return None, None
+        total, names = info.get("total"), info.get("jobs")
+        return (int(total) if isinstance(total, int) and total >= 0 else None,
+                [str(n) for n in names] if isinstance(names, list) else None)
     except (OSError, ValueError, TypeError, AttributeError):
-        return None
-
-
-def planned_jobs(sweep_dir: Path) -> int | None:
-    """The number of distinct jobs the last sweep started in `sweep_dir` planned, if its sweeper's
-    plan is a known grid (Hydra's basic sweeper); None otherwise (an optimiser's trials may repeat a
-    folder) or for a folder without the record (an older skillsim)."""
-    try:
-        info = json.loads((Path(sweep_dir) / PROGRESS_FILE).read_text(encoding="utf-8"))
-        total = info["total"]
-        return int(total) if info.get("grid") and isinstance(total, int) and total >= 0 else None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        return None, None
 
