@@ -152,3 +152,32 @@ def test_the_command_ends_normally_under_a_profiler_and_with_its_output_closed(t
     closed = subprocess.run([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, cwd=tmp_path, timeout=60, preexec_fn=lambda: os.close(1))
     assert closed.returncode == 0 and "Error" not in closed.stderr
+
+
+@pytest.mark.parametrize("region", ["chongqing", "national", "zhong_county"])
+def test_config_yaml_is_pyyamls_safe_dump_text_for_every_preset(region):
+    """sim.results.yaml_text (libyaml's emitter) writes config.yaml as yaml.safe_dump does, byte for
+    byte: the composed config of every scenario of each region, with text that needs quoting, Chinese
+    text, long strings and odd numbers added."""
+    import yaml
+
+    from sim.results import yaml_text
+
+    register_schema()
+    scenarios = sorted(p.stem for p in (CONFIG_DIR / "scenario").glob("*.yaml"))
+    assert len(scenarios) >= 5
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            for scenario in scenarios:
+                _, data = config_from_hydra(compose(config_name="config", overrides=[f"region={region}",
+                                                                                   f"scenario={scenario}"],
+                                                    return_hydra_config=True))
+                data = dict(data, extra={"quoted": ["yes", "no", "1e3", "null", "2035-12", "a: b", " x", "#c"],
+                                         "text": "重庆 高级技师 首席技师 " * 12, "long": "word " * 60,
+                                         "numbers": [1e-300, 1.5e300, float("inf"), -0.0, 12345678901234567890]})
+                want = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+                assert yaml_text(data) == want, (region, scenario)
+                assert yaml.safe_load(want)["extra"]["quoted"][0] == "yes"
+    finally:
+        GlobalHydra.instance().clear()

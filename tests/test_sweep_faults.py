@@ -103,10 +103,53 @@ def loaders():
 def test_fast_composition_equals_hydras(loaders):
     hydra_loader, fast, master = loaders
     for job in JOBS:
-        want = OmegaConf.to_container(hydra_loader.load_sweep_config(master, job), resolve=False)
-        got = OmegaConf.to_container(fast.load_sweep_config(master, job), resolve=False)
-        assert got == want, job
+        want, got = hydra_loader.load_sweep_config(master, job), fast.load_sweep_config(master, job)
+        assert OmegaConf.to_container(got, resolve=False) == OmegaConf.to_container(want, resolve=False), job
+        assert [n for n in _nodes(got)] == [n for n in _nodes(want)], job  # types and flags too
     assert len(fastsweep._BASES) == 3, "one full composition per structure (group choices and keys)"
+
+
+def _nodes(cfg, path=""):
+    """(path, node type, metadata, value) of every node of a config, parents checked on the way."""
+    from omegaconf import DictConfig, ListConfig
+
+    meta = cfg._metadata
+    yield path, type(cfg), repr(meta), None  # every field: types, flags, key, resolver cache
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        content = cfg._content
+        items = content.items() if isinstance(content, dict) else enumerate(content or [])
+        for k, child in items:
+            assert child._get_parent() is cfg, f"{path}.{k}: parent"
+            yield from _nodes(child, f"{path}.{k}")
+    else:
+        yield path, type(cfg), None, repr(cfg._val)
+
+
+def test_a_frozen_config_copies_as_deepcopy_does_classes_kept_by_identity():
+    """sim.fastsweep._Frozen: every node, type, flag and value of copy.deepcopy's copy; the same
+    class objects (a class pickle cannot find by name, as Hydra's plugin copies are, included); and a
+    copy independent of the original and of the next copy."""
+    import copy
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Local:  # defined in a function: pickle cannot find it by name
+        x: int = 1
+        names: list = dataclasses.field(default_factory=lambda: ["a", "b"])
+
+    cfg = OmegaConf.merge(OmegaConf.structured(Local), {"x": 3})
+    cfg = OmegaConf.create({"run": cfg, "plain": {"y": 2.5, "z": None}, "missing": "???", "ref": "${plain.y}"})
+    OmegaConf.set_struct(cfg, True)
+    OmegaConf.set_readonly(cfg.plain, True)
+    frozen = fastsweep._Frozen(cfg)
+    assert frozen.kept is None and frozen.data, "pickled, not the deepcopy fallback"
+    got, want = frozen.copy(), copy.deepcopy(cfg)
+    assert list(_nodes(got)) == list(_nodes(want))
+    assert OmegaConf.get_type(got.run) is Local
+    got.run.x = 9
+    assert cfg.run.x == 3 and frozen.copy().run.x == 3 and got.ref == 2.5
+    with pytest.raises(Exception):
+        got.plain.y = 1.0  # read-only, as in the original
 
 
 def test_fast_validation_raises_what_hydra_raises(loaders):
