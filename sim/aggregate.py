@@ -307,16 +307,32 @@ def mean_interval(d: np.ndarray) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def _long(series: pd.DataFrame) -> pd.DataFrame:
-    """A job's series in long form (date, metric, value): the frame series.melt(id_vars="date",
-    var_name="metric", value_name="value") gives, the same values and dtypes in the same order (the
-    metrics' columns one after another), built from the arrays directly: melt took a third of a
-    sweep's aggregation (12 against 3 ms a job)."""
-    metrics = series.columns.drop("date")
-    n = len(series)
-    return pd.DataFrame({"date": series["date"].take(np.tile(np.arange(n), len(metrics))).reset_index(drop=True),
-                         "metric": metrics.repeat(n),
-                         "value": series[metrics].to_numpy().ravel("F")})
+def _long(parts: list[tuple[str, list, pd.DataFrame]], params: list[str]) -> pd.DataFrame:
+    """The sweep's series in long form, one block per job (`parts`: its name, its value of each
+    swept parameter, its series): columns job, the parameters, date, metric, value. The frame that
+    concatenating each job's series.melt(id_vars="date", var_name="metric", value_name="value"), with
+    the job and its parameters inserted as columns, gives: the same values and dtypes in the same order
+    (a parameter's column has the dtype pandas' concatenation gives its per-job scalars). Each series
+    is read with its dates as the index, so that its metrics are one float block. Built from the
+    arrays at once (tests/test_sweep.py compares the two)."""
+    sizes, dates, metrics, values = [], [], [], []
+    for _, _, series in parts:
+        names = series.columns  # the metrics; the dates are the index (read_csv(index_col="date"))
+        n = len(series)
+        sizes.append(n * len(names))
+        dates.append(pd.Series(series.index.take(np.tile(np.arange(n), len(names)))))
+        metrics.append(pd.Series(names.repeat(n)))
+        values.append(series.to_numpy().ravel("F"))
+    block = np.repeat(np.arange(len(parts)), sizes)
+    jobs = pd.Series([name for name, _, _ in parts])
+    cols: dict[str, object] = {"job": jobs.take(block).reset_index(drop=True)}
+    for i, p in enumerate(params):
+        per_job = pd.concat([pd.Series([given[i]]) for _, given, _ in parts], ignore_index=True)
+        cols[p] = per_job.take(block).reset_index(drop=True)
+    cols["date"] = pd.concat(dates, ignore_index=True)
+    cols["metric"] = pd.concat(metrics, ignore_index=True)
+    cols["value"] = np.concatenate(values)
+    return pd.DataFrame(cols)
 
 
 def ensemble(long: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
@@ -376,18 +392,14 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
             continue
         path = sweep_dir / name / "series.csv"
         try:
-            s = pd.read_csv(path)
+            s = pd.read_csv(path, index_col="date")
         except PermissionError as exc:
             raise environment_fault(exc, path, "read") from None
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: unreadable or damaged ({type(exc).__name__}); "
                             "check it with skillsim-verify or re-run that job") from None
-        long = _long(s)
-        long.insert(0, "job", name)
         given = dict(filter(None, (parse_override(o) for o in job["overrides"])))
-        for i, p in enumerate(params):
-            long.insert(1 + i, p, _value(given[p]) if p in given else None)
-        frames.append(long)
+        frames.append((name, [_value(given[p]) if p in given else None for p in params], s))
     counts = {k: int((runs["status"] == k).sum()) for k in STATUSES}
     # a stopped sweep leaves no folder for the jobs it never began; where the sweep recorded its jobs'
     # folders, those are the ones counted (an earlier, different sweep may have left others here)
@@ -401,7 +413,7 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
     counts["faults"] = len(faults)
     counts["first_fault"] = faults[0]["error"] if faults else ""
     if frames:
-        long = pd.concat(frames, ignore_index=True)
+        long = _long(frames, params)
         try:
             import pyarrow  # noqa: F401
 

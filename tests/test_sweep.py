@@ -379,3 +379,37 @@ def test_a_sweep_folder_holding_another_sweep_is_refused(tmp_path, now, refused)
         with pytest.raises(ConfigError, match=f"it holds another sweep \\(it differs in {refused};"):
             refuse_another_sweep(tmp_path, given, parser)
     refuse_another_sweep(tmp_path / "new", given, parser)  # a new folder: nothing to compare
+
+
+def test_the_long_table_is_each_jobs_melted_series_with_its_parameters(tmp_path):
+    """sim.aggregate._long, built from all jobs' arrays at once, against the per-job construction it
+    replaced (melt each series.csv, insert the job and its parameters, concatenate): the same frame,
+    dtypes included, with parameters that are ints, floats, text, booleans or absent (None) in some
+    jobs, and metrics of int and float columns."""
+    from sim.aggregate import _long
+
+    rng = np.random.default_rng(3)
+    params = ["levers.training.intensity", "region", "levers.studio.enabled", "replicate"]
+    jobs = [("a", [1, "national", True, 0]), ("b", [2.5, None, False, 1]), ("c", [None, "chongqing", None, 2]),
+            ("d", [3, "national", True, 3])]
+    parts, want = [], []
+    for k, (name, given) in enumerate(jobs):
+        n = 5 + k  # series of different lengths
+        frame = pd.DataFrame({"date": [f"2026-{m + 1:02d}" for m in range(n)],
+                              "workers": rng.integers(100, 200, n),  # an int column: values cast as melt casts
+                              "high_skill_share": rng.random(n), "income_median": rng.random(n) * 1e5})
+        path = tmp_path / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        old = pd.read_csv(path).melt(id_vars="date", var_name="metric", value_name="value")
+        old.insert(0, "job", name)
+        for i, p in enumerate(params):
+            old.insert(1 + i, p, given[i])
+        want.append(old)
+        parts.append((name, given, pd.read_csv(path, index_col="date")))
+    want = pd.concat(want, ignore_index=True)
+    got = _long(parts, params)
+    assert list(got.dtypes) == list(want.dtypes)
+    assert [str(t) for t in got.dtypes] == ["str", "object", "object", "object", "int64", "str", "str", "float64"]
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    same = [(n, [g[0], "x", g[2], g[3]], s) for (n, g, s) in parts[:1] + parts[3:]]  # all given: int, str, bool
+    assert [str(t) for t in _long(same, params).dtypes][1:5] == ["int64", "str", "bool", "int64"]
