@@ -975,7 +975,27 @@ def console() -> None:
         code = 0
     except SystemExit as exc:
         code = exc.code
+    _end_idle_workers()
     exit_now(code)
+
+
+def _end_idle_workers() -> None:
+    """End the joblib workers a sweep leaves waiting. loky keeps them for the process's next
+    Parallel call, for up to 300 s; the command is over, so at exit the interpreter would wait for
+    them to stop one by one and then tear itself down with its threads still alive (1.2 s measured
+    after a sweep, against 0.1 s). Killing them is safe here: every job has returned and its folder
+    was written atomically (an interrupted sweep's workers are being stopped anyway)."""
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None)
+    if executor is None:
+        return
+    try:
+        if hasattr(executor, "terminate"):  # joblib's executor: also removes its temporary folders
+            executor.terminate(kill_workers=True)
+        else:
+            executor.shutdown(wait=True, kill_workers=True)
+    except Exception:  # ending early is only a saving: the normal exit stops them as before
+        return
 
 
 def _may_end_at_once() -> bool:

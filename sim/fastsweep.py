@@ -209,9 +209,11 @@ class _Shipment:
 
     def __reduce__(self):
         if self._data is None:
-            import cloudpickle
-
-            self._data = cloudpickle.dumps(self.args, protocol=pickle.HIGHEST_PROTOCOL)
+            try:  # joblib requires cloudpickle; loky falls back to pickle without it, and so does this
+                from cloudpickle import dumps
+            except ImportError:
+                dumps = pickle.dumps
+            self._data = dumps(self.args, protocol=pickle.HIGHEST_PROTOCOL)
         return _unship, (self._data,)
 
 

@@ -413,3 +413,30 @@ def test_the_long_table_is_each_jobs_melted_series_with_its_parameters(tmp_path)
     pd.testing.assert_frame_equal(got, want, check_exact=True)
     same = [(n, [g[0], "x", g[2], g[3]], s) for (n, g, s) in parts[:1] + parts[3:]]  # all given: int, str, bool
     assert [str(t) for t in _long(same, params).dtypes][1:5] == ["int64", "str", "bool", "int64"]
+
+
+def test_the_workers_a_sweep_leaves_waiting_are_ended_before_the_command_exits():
+    """sim.cli._end_idle_workers: joblib's loky workers, kept alive for a next Parallel call, are
+    stopped with their threads, so that `skillsim -m` can end at once (sim.cli.exit_now) instead of
+    waiting for them at the interpreter's exit; a second call, and a process without workers, do
+    nothing."""
+    import threading
+
+    from joblib import Parallel, delayed
+    from joblib.externals.loky import reusable_executor
+
+    from sim import cli
+
+    assert Parallel(n_jobs=2, backend="loky")(delayed(abs)(-i) for i in range(4)) == [0, 1, 2, 3]
+    executor = reusable_executor._executor
+    workers = list(executor._processes.values())
+    assert workers and all(p.is_alive() for p in workers)
+    cli._end_idle_workers()
+    for p in workers:
+        p.join(timeout=10)
+    assert not any(p.is_alive() for p in workers)
+    names = {t.name for t in threading.enumerate()}
+    assert not names & {"ExecutorManagerThread", "QueueFeederThread"}, names
+    cli._end_idle_workers()  # nothing left to end
+    assert Parallel(n_jobs=2, backend="loky")(delayed(abs)(-i) for i in range(3)) == [0, 1, 2]  # joblib starts anew
+    cli._end_idle_workers()

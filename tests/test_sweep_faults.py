@@ -4,7 +4,6 @@ composition of sweep jobs (sim.fastsweep) giving exactly Hydra's own configs."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -160,3 +159,38 @@ def test_fast_validation_raises_what_hydra_raises(loaders):
             hydra_loader.load_sweep_config(master, bad)
         with pytest.raises(type(theirs.value)):
             fast.check_sweep_config(master, bad)
+
+
+def test_a_joblib_launch_pickles_what_its_jobs_share_once_and_each_job_unpickles_its_own_copy():
+    """sim.fastsweep._delayed: the jobs of one launch carry the same `_Shipment`, pickled once (its
+    bytes are reused), each unpickled into fresh objects (a job's change is not seen by the next); a
+    launch with other shared objects gets a new shipment; other functions are joblib's own."""
+    import pickle
+
+    import cloudpickle
+
+    calls = []
+    state = {"instances": {"x": [1]}}
+    config = OmegaConf.create({"a": 1})
+    shared = ("context", config, len, state)
+    jobs = [fastsweep._delayed(fastsweep.execute_joblib_job)(i, [f"replicate={i}"], *shared) for i in range(3)]
+    shipments = [job[1][2] for job in jobs]
+    assert all(s is shipments[0] for s in shipments) and shipments[0].args == shared
+    assert all(job[0] is fastsweep.execute_shipped_job for job in jobs)
+    real = cloudpickle.dumps
+    try:
+        cloudpickle.dumps = lambda *a, **k: calls.append(1) or real(*a, **k)
+        blobs = [pickle.dumps(job[1]) for job in jobs]
+    finally:
+        cloudpickle.dumps = real
+    assert len(calls) == 1, "the shared arguments are pickled once per launch"
+    first, second = (pickle.loads(b) for b in blobs[:2])
+    assert first[:2] == (0, ["replicate=0"]) and second[:2] == (1, ["replicate=1"])
+    first[2][3]["instances"]["x"].append(2)
+    first[2][1].a = 5
+    assert second[2][3]["instances"]["x"] == [1] and second[2][1].a == 1, "each job gets its own copy"
+    assert first[2][2] is len
+    other = fastsweep._delayed(fastsweep.execute_joblib_job)(3, [], "context", OmegaConf.create({"a": 2}), len, state)
+    assert other[1][2] is not shipments[0] and other[1][2].args[1].a == 2
+    plain = fastsweep._delayed(max)(1, 2)
+    assert plain[0] is max and plain[1] == (1, 2)
