@@ -7,10 +7,11 @@ config files twice, once to validate the batch before launching it and once to l
 - `FastConfigLoader.load_sweep_config` composes a job in full only the first time its *structure*
   is seen (its config-group choices, `+`/`~` overrides, hydra overrides and the set of keys it
   sets). Any other job with that structure is a copy of that composition (`_Frozen`: unpickled from
-  the bytes kept of it, 2-3 ms against 12-22 ms for `copy.deepcopy`, with the same nodes and the same
-  classes) with the job's own values applied as Hydra applies them (`_apply_overrides_to_config`: the same type checks), and its
-  `hydra.overrides.task` and `hydra.job.override_dirname` set as Hydra sets them. A test checks that
-  the result equals Hydra's own composition.
+  the bytes kept of it, 2-3 ms against 12-22 ms for `copy.deepcopy`, with the same nodes and the
+  same classes) with the job's own values applied as Hydra applies them
+  (`_apply_overrides_to_config`: the same type checks), and its `hydra.overrides.task` and
+  `hydra.job.override_dirname` set as Hydra sets them. A test checks that the result equals Hydra's
+  own composition, node by node.
 - `FastSweeperMixin` (on Hydra's basic sweeper) validates a batch by applying each distinct value once to a scratch copy
   (every composition error Hydra would raise is still raised before the batch starts), and launches
   in batches of `BATCH` jobs unless `hydra.sweeper.max_batch_size` is set, so the first job starts

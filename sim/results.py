@@ -288,7 +288,7 @@ def write_run(run_dir: Path, cfg: RunConfig, series, *, composed: dict | None = 
 
 def yaml_text(data) -> str:
     """`yaml.safe_dump(data, sort_keys=False, allow_unicode=True)`, written by libyaml's emitter where
-    PyYAML has it: the same text (tests/test_results.py compares them on every preset's config) in a
+    PyYAML has it: the same text (tests/test_cli.py compares them on every preset's config) in a
     fifth of the time, which a sweep pays once a job."""
     return yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), sort_keys=False, allow_unicode=True)
 
