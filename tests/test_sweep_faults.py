@@ -194,3 +194,4 @@ def test_a_joblib_launch_pickles_what_its_jobs_share_once_and_each_job_unpickles
     assert other[1][2] is not shipments[0] and other[1][2].args[1].a == 2
     plain = fastsweep._delayed(max)(1, 2)
     assert plain[0] is max and plain[1] == (1, 2)
+    fastsweep._shipment.clear()  # no test's objects kept for a later launch
