@@ -80,12 +80,19 @@ def retirement_age_months(female: np.ndarray, birth_month: np.ndarray, ret, pass
     months of original retirement date, women workers' from 50 to 55 by one month every two months.
     `passes`: the implementation (sim.passes; numpy by default).
     """
-    reform = month_index(ret.reform_start)
-    return passes.retirement_age(np.asarray(female, dtype=np.bool_), np.asarray(birth_month, dtype=np.int64), reform,
-                                  round(ret.female_from * 12), round(ret.male_from * 12),
-                                  int(ret.female_months_per_step), int(ret.male_months_per_step),
-                                  round((ret.female_to - ret.female_from) * 12),
-                                  round((ret.male_to - ret.male_from) * 12))
+    return passes.retirement_age(np.asarray(female, dtype=np.bool_), np.asarray(birth_month, dtype=np.int64),
+                                  *_reform_months(ret.reform_start, ret.female_from, ret.male_from,
+                                                  ret.female_months_per_step, ret.male_months_per_step,
+                                                  ret.female_to, ret.male_to))
+
+
+@functools.lru_cache(maxsize=64)
+def _reform_months(start: str, female_from: float, male_from: float, female_step: int, male_step: int,
+                   female_to: float, male_to: float) -> tuple[int, ...]:
+    """The reform in months (start, base ages, months per step, most delay), as the passes take it:
+    the same every month of a run, so worked out once."""
+    return (month_index(start), round(female_from * 12), round(male_from * 12), int(female_step), int(male_step),
+            round((female_to - female_from) * 12), round((male_to - male_from) * 12))
 
 
 def allocate(total: int, shares: np.ndarray) -> np.ndarray:
@@ -174,32 +181,6 @@ def _hazard(turnover: float, level_factor: tuple[float, ...]) -> np.ndarray:
     hazard = np.array([monthly_rate(a) for a in annual], dtype=np.float32)
     hazard.flags.writeable = False
     return hazard
-
-
-def separations(wf: Workforce, cfg, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Voluntary separations this month: (leavers of the region, movers to another firm).
-
-    Monthly separation hazard = monthly(turnover x level factor) (prior_turnover, falling with level).
-    Candidates are drawn by geometric skipping at the highest hazard, so only a few percent of workers
-    need a random number; each candidate is then kept with probability hazard(level) / highest hazard.
-    A kept candidate leaves the region with probability leave_share, else changes firm.
-    """
-    beh = cfg.behaviour
-    hazard = separation_hazard(beh)
-    p_max = float(hazard.max())
-    n = wf.n
-    if p_max <= 0 or n == 0:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty
-    cand = wf.kernels.skip_sample(rng, n, p_max)
-    u = rng.random(cand.size, dtype=np.float32) * p_max
-    return wf.kernels.split_separations(cand, u, wf.level, hazard, np.float32(beh.leave_share))
-
-
-def skip_sample(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
-    """Indices in [0, n) each included independently with probability p, via geometric gaps
-    (the numpy form; sim.kernels has the compiled one, with the same draws)."""
-    return kernels_numpy.skip_sample(rng, n, p)
 
 
 def spinup(reg) -> bool:

@@ -28,7 +28,7 @@ import math
 import sys
 
 import numpy as np
-from numba import njit, types
+from numba import literal_unroll, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.random.distributions import random_standard_exponential
@@ -788,7 +788,7 @@ def _skip_sample(rng, n, p):
 
 @njit(**_JIT)
 def split_separations(cand, u, level, hazard, leave_share):
-    """Separations among the candidates (sim.demography.separations): with u the candidates'
+    """Separations among the candidates (the passes' depart): with u the candidates'
     uniforms scaled by the highest hazard, a candidate separates if u < hazard(level) and leaves
     the region if u < hazard(level) x leave_share; returns (leavers, movers), in slot order."""
     leave = np.empty(cand.size, dtype=np.int64)
@@ -803,6 +803,75 @@ def split_separations(cand, u, level, hazard, leave_share):
             move[b] = cand[j]
             b += 1
     return leave[:a], move[:b]
+
+
+def depart(rng, *args):
+    """kernels_numpy.depart in one compiled call (`_depart`) on `rng`: the same draws in the same order
+    (skip sampling, the float32 uniforms, the movers' firms), so the same workers leave and move."""
+    return _depart(generator_addresses(rng), *args)
+
+
+@njit(**_JIT)
+def _depart(addresses, age, retire_age, out, level, hazard, p_max, leave_share, alias_prob, alias, weight,
+            studio_since, aptitude, firm, wage_factor, gain, pay, count, pay_sum,
+            level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    """A small run's month had nine Python calls here, a few microseconds each, more than their work."""
+    retired = age_and_retire(age, retire_age, out)
+    rng = _generator_at(addresses)
+    n = age.size
+    if p_max > 0 and n > 0:
+        cand = _skip_sample(rng, n, p_max)
+        u = rng.random(cand.size, dtype=np.float32)
+        scale = np.float32(p_max)  # numpy's float32 array times a Python float: a float32 product
+        for j in range(u.size):
+            u[j] = u[j] * scale
+        leavers, movers = split_separations(cand, u, level, hazard, leave_share)
+    else:
+        leavers = np.empty(0, dtype=np.int64)
+        movers = np.empty(0, dtype=np.int64)
+    gone = union_sorted(retired, leavers)
+    movers = minus_sorted(movers, retired)
+    if movers.size:
+        new_firm = _firm_draws(rng, movers.size, alias_prob, alias)
+        relocate(movers, new_firm, level, weight, studio_since, aptitude, firm, wage_factor, gain, pay, count,
+                 pay_sum, level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+    if gone.size:
+        ledger_add(gone, level, weight, pay, count, pay_sum, -1.0)
+    return gone, retired.size, movers.size
+
+
+@njit(**_INLINE)
+def _move(col, to, source):
+    for j in range(to.size):
+        col[to[j]] = col[source[j]]
+
+
+@njit(**_JIT)
+def compact(leavers, n_new, n, columns):
+    """kernels_numpy.compact: the tail's live workers into the holes below the new end, in slot order,
+    every column (one compiled loop per column instead of two numpy calls per column)."""
+    holes = leavers[n_new:]
+    new_n = n - holes.size
+    low = np.empty(holes.size, dtype=np.int64)
+    k = 0
+    for h in holes:
+        if h < new_n:
+            low[k] = h
+            k += 1
+    low = low[:k]
+    source = np.empty(k, dtype=np.int64)
+    j = k2 = 0
+    for s in range(new_n, n):  # the tail's slots that are not holes (holes are sorted)
+        while j < holes.size and holes[j] < s:
+            j += 1
+        if j < holes.size and holes[j] == s:
+            continue
+        source[k2] = s
+        k2 += 1
+    if k:
+        for col in literal_unroll(columns):
+            _move(col, low, source)
+    return new_n
 
 
 @njit(**_JIT)
@@ -985,6 +1054,12 @@ def warm() -> None:
     retirement_age(np.zeros(2, np.bool_), np.zeros(2, np.int64), 0, 600, 720, 2, 4, 60, 36)
     _skip_sample_at(generator_addresses(np.random.default_rng(0)), 100, 0.05)
     split_separations(idx, f32[:2], i8, f32, np.float32(0.5))
+    from .workforce import FIELDS
+
+    compact(idx, 1, 4, tuple(np.zeros(4, dt) for dt in FIELDS.values()))
+    depart(np.random.default_rng(0), i16.copy(), i16 + 1, np.empty(4, np.int64), i8, np.full(8, 0.1, np.float32),
+           0.1, np.float32(0.5), np.ones(3, np.float32), np.arange(3, dtype=np.int32), f32, i16.copy(), f32,
+           np.zeros(4, np.int32), f32, f32.copy(), f32.copy(), np.zeros(8), np.zeros(8), *tables)
     table = (np.ones(3, np.float32), np.arange(3, dtype=np.int32))
     firm_draws(np.random.default_rng(0), 2, *table)
     entrant_draws(np.random.default_rng(0), 2, 0.5, 22.0, 5.0, 192, 480, *table, 0.1, 0.1, 0.8, 0.5, 0.3)

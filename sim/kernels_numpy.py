@@ -228,6 +228,46 @@ def split_separations(cand, u, level, hazard, leave_share):
     return cand[leave], cand[sep & ~leave]
 
 
+def depart(rng, age, retire_age, out, level, hazard, p_max, leave_share, alias_prob, alias, weight, studio_since,
+           aptitude, firm, wage_factor, gain, pay, count, pay_sum, *tables):
+    """Who leaves this month, and the firm moves (phase a of WorkforceModel.step up to the entrants): ageing
+    and retirement (rule_retirement); voluntary separations (prior_turnover, docs/model.md: candidates by
+    geometric skipping at the highest hazard `p_max`, float32 uniforms scaled by it, split by level); a
+    retiree neither quits nor moves; movers draw a new firm from the same stream and are relocated; all
+    who left are taken out of the ledger. Returns (who left, in slot order; retirements; firm moves)."""
+    retired = age_and_retire(age, retire_age, out)
+    if p_max > 0 and age.size:
+        cand = skip_sample(rng, age.size, p_max)
+        u = rng.random(cand.size, dtype=np.float32) * p_max
+        leavers, movers = split_separations(cand, u, level, hazard, leave_share)
+    else:
+        leavers = movers = np.empty(0, dtype=np.int64)
+    gone = union_sorted(retired, leavers)
+    movers = minus_sorted(movers, retired)
+    if movers.size:
+        relocate(movers, firm_draws(rng, movers.size, alias_prob, alias), level, weight, studio_since, aptitude,
+                 firm, wage_factor, gain, pay, count, pay_sum, *tables)
+    if gone.size:
+        ledger_add(gone, level, weight, pay, count, pay_sum, -1.0)
+    return gone, retired.size, movers.size
+
+
+def compact(leavers, n_new, n, columns):
+    """sim.workforce.Workforce.replace when fewer enter than leave (n_new < len(leavers), sorted and
+    distinct): the lowest leaver slots are kept for the entrants, and the live workers of the tail move
+    into the holes below the new end, in slot order, in every column. Returns the new number of slots."""
+    holes = leavers[n_new:]
+    new_n = n - holes.size
+    low_holes = holes[holes < new_n]
+    tail_dead = np.zeros(n - new_n, dtype=bool)
+    tail_dead[holes[holes >= new_n] - new_n] = True
+    movers = np.flatnonzero(~tail_dead) + new_n
+    if movers.size:
+        for col in columns:
+            col[low_holes] = col[movers]
+    return new_n
+
+
 def bracketed(x, lo, hi):
     below = np.array([np.count_nonzero(x < a) for a in lo], dtype=np.int64)
     inside = [x[(x >= a) & (x <= b)] for a, b in zip(lo, hi)]

@@ -73,8 +73,29 @@ def order_statistics(x: np.ndarray, ranks: list[int], probe_size: int = 4096, pa
     return _select(x, ranks, *passes.bracketed(x, lo, hi), passes)
 
 
-_NO_BONUS = np.zeros(N_LEVELS)  # prizes by level in a month without any (read-only)
-_NO_BONUS.flags.writeable = False
+_NO_BONUS = (0.0,) * N_LEVELS  # prizes by level in a month without any
+
+
+def numpy_sum(values: list[float]) -> float:
+    """What np.sum gives for these float64 values, summed in Python: a month's row sums vectors of
+    eight levels, and numpy's call costs more than the additions. numpy sums fewer than eight values
+    one by one from -0.0 (none: 0.0), and eight (a block of its pairwise sum) as
+    ((v0+v1)+(v2+v3))+((v4+v5)+(v6+v7)); longer lists are numpy's own sum. tests/test_kernels.py
+    compares them."""
+    n = len(values)
+    if n == 0:
+        return 0.0
+    if n < 8:
+        total = -0.0
+        for v in values:
+            total += v
+        return total
+    if n == 8:
+        v0, v1, v2, v3, v4, v5, v6, v7 = values
+        return ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7))
+    return float(np.sum(np.asarray(values, dtype=np.float64)))
+
+
 _NO_BRACKET = np.empty(0)  # no bracket (empty: nothing can write into it; writeable, as the compiled passes take it)
 
 
@@ -108,11 +129,12 @@ def measure(model) -> dict[str, float]:
     pay_by_level = model.ledger.pay
     bonus_idx = model.bonus_slots
     bonus_by_level = np.bincount(level[bonus_idx], weights=wf.bonus[bonus_idx] * weight[bonus_idx],
-                                 minlength=N_LEVELS) if bonus_idx.size else _NO_BONUS
+                                 minlength=N_LEVELS).tolist() if bonus_idx.size else _NO_BONUS
     wi = model.wage_index
-    workers = float(counts.sum())
-    skilled = float(counts[SKILLED_MIN:].sum())
-    high = float(counts[HIGH_SKILL_MIN:].sum())
+    by_level = counts.tolist()
+    workers = numpy_sum(by_level)
+    skilled = numpy_sum(by_level[SKILLED_MIN:])
+    high = numpy_sum(by_level[HIGH_SKILL_MIN:])
     row: dict[str, float] = {
         "workers": workers,
         "skilled_workers": skilled,
@@ -120,11 +142,12 @@ def measure(model) -> dict[str, float]:
         "high_skill_share": high / skilled if skilled > 0 else 0.0,
         "high_skill_share_workforce": high / workers if workers > 0 else 0.0,
     }
-    by_level = counts.tolist()
     for k, key in enumerate(_LEVEL_KEYS):
         row[key] = by_level[k]
-    annual_by_level = 12.0 * wi * pay_by_level + bonus_by_level
-    row["income_mean"] = float(annual_by_level.sum() / workers) if workers > 0 else 0.0
+    # 12 x wage index x pay + prizes, by level, as numpy's float64 operations give it
+    annual_scale = 12.0 * wi
+    annual = [annual_scale * p + b for p, b in zip(pay_by_level.tolist(), bonus_by_level)]
+    row["income_mean"] = numpy_sum(annual) / workers if workers > 0 else 0.0
     stride = max(1, -(-wf.n // QUANTILE_SAMPLE))
     # the income sample, the middle-income count and the quantiles' brackets in one call
     # (numpy compares a float32 array with a Python float in float32, hence the float32 threshold)
@@ -148,7 +171,6 @@ def measure(model) -> dict[str, float]:
     else:
         q10 = q50 = q90 = mid = 0.0
     row.update(income_median=float(q50), income_p10=float(q10), income_p90=float(q90), middle_income_share=mid)
-    annual = annual_by_level.tolist()
     for k, key in enumerate(_INCOME_LEVEL_KEYS):
         row[key] = annual[k] / by_level[k] if by_level[k] > 0 else 0.0
     for key in _PROMOTION_KEYS:

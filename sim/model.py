@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 from .lazy import pd
@@ -13,7 +14,7 @@ from .certification import appoint, certify
 from .config import RunConfig, validate
 from .errors import interrupts_kept
 from . import alignment, history, history_reuse, passes
-from .demography import SizePath, fill_entrants, initial_population, make_firms, separations
+from .demography import SizePath, fill_entrants, initial_population, make_firms, separation_hazard
 from .levers import default_levers
 from .levers.base import Lever
 from .metrics import CHANNELS, column_names, measure
@@ -23,6 +24,10 @@ from .workforce import LevelLedger, Workforce
 
 FLOWS = tuple(f"promotions_{c}" for c in CHANNELS) + (
     "entries", "exits", "exits_retirement", "exits_quit", "firm_moves")
+
+
+_NO_SLOTS = np.empty(0, dtype=np.int64)  # no prize this month (pay_bonus makes a new array, never writes here)
+_NO_SLOTS.flags.writeable = False
 
 
 def _reporter(name: str):
@@ -49,8 +54,14 @@ class SeriesCollector(DataCollector):
 
     def collect(self, model) -> None:
         row = model.row
-        for var, values in self.model_vars.items():
-            values.append(model.dates[-1] if var == "date" else row[var])
+        sinks = self.__dict__.get("_sinks")
+        if sinks is None or sinks[0] is not self.model_vars:  # each column's list, once
+            sinks = self._sinks = (self.model_vars, [(values, var) for var, values in self.model_vars.items()
+                                                     if var != "date"], self.model_vars.get("date"))
+        for values, var in sinks[1]:
+            values.append(row[var])
+        if sinks[2] is not None:
+            sinks[2].append(model.dates[-1])
 
 
 class WorkforceModel(Model):
@@ -143,7 +154,7 @@ class WorkforceModel(Model):
             self.ledger = LevelLedger(self.workforce)
         self.wage_index = self._wage_index()
         self.level_counts = np.zeros(8)
-        self.bonus_slots = np.empty(0, dtype=np.int64)
+        self.bonus_slots = _NO_SLOTS
         self.history_rows: list[dict] = []
         self.history_dates: list[str] = []
         self.aligned: dict[str, int] = {}  # date -> agents moved by alignment
@@ -254,40 +265,42 @@ class WorkforceModel(Model):
 
     # -- phases -----------------------------------------------------------------------------
     def _reset_month(self) -> None:
-        self.flows = {k: 0.0 for k in FLOWS}
+        self.flows = dict.fromkeys(FLOWS, 0.0)
         self.certification_spend = 0.0
         if self.bonus_slots.size:
             self.workforce.bonus[self.bonus_slots] = 0
-        self.bonus_slots = np.empty(0, dtype=np.int64)
+            self.bonus_slots = _NO_SLOTS
 
     def _demography(self) -> None:
         wf, w = self.workforce, self.weight
-        # ageing, then who reached the statutory retirement age (rule_retirement), in one pass
-        retired = wf.kernels.age_and_retire(wf.age, wf.retire_age, wf.scratch("retired"))
-        rng_demo = self.streams.get("demography", self.now)
-        leavers, movers = separations(wf, self.cfg, rng_demo)
-        # A worker who retires this month does not also quit or move.
-        gone = wf.kernels.union_sorted(retired, leavers)  # all three lists are in slot order
-        movers = wf.kernels.minus_sorted(movers, retired)
-        if movers.size:
-            # to a new firm and out of any studio; ledger and cached rates kept current, in one pass
-            new_firm = self.firms.sample(rng_demo, movers.size, wf.kernels)
-            wf.kernels.relocate(movers, new_firm, wf.level, wf.weight, wf.studio_since, wf.aptitude, wf.firm,
-                                wf.wage_factor, wf.gain, wf.pay, self.ledger.count, self.ledger.pay,
-                                *self.rates.kernel_tables)
+        # ageing and retirement (rule_retirement), separations (prior_turnover), a retiree
+        # neither quits nor moves, movers to a new firm and out of any studio with ledger and cached rates
+        # kept current, and all who left out of the ledger: one pass of the passes (depart)
+        hazard, p_max, leave_share = self._separation
+        gone, n_retired, n_movers = wf.kernels.depart(
+            self.streams.get("demography", self.now), wf.age, wf.retire_age, wf.scratch("retired"), wf.level,
+            hazard, p_max, leave_share, *self.firms.alias, wf.weight, wf.studio_since, wf.aptitude, wf.firm,
+            wf.wage_factor, wf.gain, wf.pay, self.ledger.count, self.ledger.pay, *self.rates.kernel_tables)
         n_new = max(0, self.size_path.agents(self.now) - (wf.n - gone.size))
-        self.ledger.remove(wf, gone)
-        slots = wf.replace(gone, n_new)
+        slots = wf.replace(gone, n_new, in_order=True)  # depart lists them in slot order
         # entrants written, their rates computed and added to the ledger in one pass
         fill_entrants(wf, slots, self.cfg, self.firms, self.now, self.streams.get("entrants", self.now),
                       rates=self.rates, ledger=self.ledger)
         self.flows.update(
             exits=gone.size * w,
-            exits_retirement=retired.size * w,
-            exits_quit=(gone.size - retired.size) * w,
-            firm_moves=movers.size * w,
+            exits_retirement=n_retired * w,
+            exits_quit=(gone.size - n_retired) * w,
+            firm_moves=n_movers * w,
             entries=n_new * w,
         )
+
+    @functools.cached_property
+    def _separation(self) -> tuple[np.ndarray, float, np.float32]:
+        """The monthly separation hazard by level, its highest value and the share leaving the region:
+        the same every month of a run (the passes' depart)."""
+        beh = self.cfg.behaviour
+        hazard = separation_hazard(beh)
+        return hazard, float(hazard.max()), np.float32(beh.leave_share)
 
     def _learn(self) -> None:
         wf = self.workforce

@@ -19,7 +19,7 @@ def stochastic_round(rng: np.random.Generator, x: float) -> int:
     """floor(x) plus one with probability frac(x): unbiased integer count of agents."""
     if x <= 0:
         return 0
-    base = int(np.floor(x))
+    base = math.floor(x)  # np.floor's value for a float, without a numpy scalar
     return base + int(rng.random() < x - base)
 
 

@@ -41,6 +41,7 @@ FIELDS: dict[str, type] = {
     "bonus": np.float32,
 }
 NO_MONTH = np.int16(-32000)
+_VIEW_OF = tuple((name, "_" + name) for name in FIELDS)  # (view, backing array) attribute names
 
 
 class Workforce:
@@ -65,8 +66,8 @@ class Workforce:
         # whenever n or the arrays change: the rules read them about a hundred times a month.
         self._n = n = int(value)
         d = self.__dict__
-        for name in FIELDS:
-            d[name] = d["_" + name][:n]
+        for name, backing in _VIEW_OF:
+            d[name] = d[backing][:n]
 
     def column(self, name: str) -> np.ndarray:
         """Whole backing array of a field (capacity long)."""
@@ -126,30 +127,30 @@ class Workforce:
         self.n += count
         return idx
 
-    def replace(self, leavers: np.ndarray, n_new: int) -> np.ndarray:
-        """Remove `leavers` (distinct slot indices) and make room for `n_new` entrants.
+    def replace(self, leavers: np.ndarray, n_new: int, in_order: bool = False) -> np.ndarray:
+        """Remove `leavers` (distinct slot indices; `in_order`: already int64 and sorted) and make room
+        for `n_new` entrants.
 
         Returns the slots the entrants must be written to. Their old contents are stale.
         """
-        leavers = np.sort(np.asarray(leavers, dtype=np.int64))
+        if not in_order:
+            leavers = np.sort(np.asarray(leavers, dtype=np.int64))
         k = leavers.size
         if n_new >= k:
             extra = self.append(n_new - k)
             return np.concatenate([leavers, extra])
-        # Entrants reuse the lowest leaver slots; the highest become holes. All reused slots are then
-        # below new_n (the tail [new_n, n) has as many slots as there are holes).
-        reuse, holes = leavers[:n_new], leavers[n_new:]
-        new_n = self.n - holes.size
-        low_holes = holes[holes < new_n]
-        tail_dead = np.zeros(self.n - new_n, dtype=bool)
-        tail_dead[holes[holes >= new_n] - new_n] = True
-        movers = np.flatnonzero(~tail_dead) + new_n
-        if movers.size:
-            for name in FIELDS:
-                col = self.column(name)
-                col[low_holes] = col[movers]
-        self.n = new_n
-        return reuse
+        # Entrants reuse the lowest leaver slots; the highest become holes, filled by the tail's live
+        # workers (the passes' compact). All reused slots are then below the new end (the tail has as
+        # many slots as there are holes).
+        self.n = self.kernels.compact(leavers, n_new, self.n, self._columns())
+        return leavers[:n_new]
+
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        """The backing arrays of every field, in FIELDS order (the same objects until the next growth)."""
+        cols = self.__dict__.get("_column_tuple")
+        if cols is None or cols[0] is not self.__dict__["_level"]:
+            cols = self.__dict__["_column_tuple"] = tuple(self.column(name) for name in FIELDS)
+        return cols
 
 
 

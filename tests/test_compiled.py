@@ -102,6 +102,63 @@ def test_entrants_are_written_identically(model):
     assert same(la.count, lb.count) and same(la.pay, lb.pay)
 
 
+@pytest.mark.parametrize("p_max", [0.0, 0.012, 0.35])
+def test_departures_and_firm_moves_in_one_pass_are_identical(model, p_max):
+    """depart (ageing, retirement, separations, firm moves, ledger out) in one compiled call: the same
+    leavers, movers and new firms as the numpy passes one by one, the same ledger to the bit, and the
+    stream left in the same state; with retirements among the separation candidates (a retiree
+    neither quits nor moves) and with no separations at all (p_max 0 draws nothing)."""
+    hazard = (np.linspace(1.0, 0.2, 8) * p_max).astype(np.float32)
+    outs = []
+    for impl in IMPLS:
+        wf = model.workforce.copy()
+        led = LevelLedger(wf)
+        wf.retire_age[::7] = wf.age[::7] + 1  # one in seven retires this month
+        rng = np.random.default_rng(11)
+        got = impl.depart(rng, wf.age, wf.retire_age, wf.scratch("retired"), wf.level, hazard,
+                          float(hazard.max()), np.float32(0.4), *model.firms.alias, wf.weight, wf.studio_since,
+                          wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, led.count, led.pay,
+                          *model.rates.kernel_tables)
+        outs.append((got, wf, led, rng.bit_generator.state))
+    (ga, a, la, sa), (gb, b, lb, sb) = outs
+    assert same(ga[0], gb[0]) and ga[1:] == gb[1:] and sa == sb
+    gone, n_retired, n_movers = ga
+    assert n_retired >= model.workforce.n // 7 and np.all(np.diff(gone) > 0)
+    assert (n_movers > 0 and gone.size > n_retired) == (p_max > 0)
+    for f in ("age", "firm", "studio_since", "gain", "pay"):
+        assert same(getattr(a, f), getattr(b, f)), f
+    assert same(la.count, lb.count) and same(la.pay, lb.pay)
+    # the ledger no longer holds who left: a recount without them, within rounding of the order of sums
+    keep = np.setdiff1d(np.arange(a.n), gone)
+    count = np.bincount(a.level[keep], weights=a.weight[keep].astype(np.float64), minlength=8)
+    assert np.allclose(la.count, count, rtol=1e-9, atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_tail_moves_into_the_holes_identically(seed):
+    """compact (Workforce.replace when fewer enter than leave) moves every column alike in both passes,
+    for leavers anywhere: all in the tail, none in it, every slot."""
+    from sim.workforce import FIELDS, Workforce
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    k = int(rng.integers(0, n + 1)) if seed % 4 else n
+    leavers = np.sort(rng.choice(n, k, replace=False)).astype(np.int64)
+    n_new = int(rng.integers(0, k + 1)) if k else 0
+    outs = []
+    for impl in IMPLS:
+        wf = Workforce(n + 5, impl)
+        wf.append(n)
+        for i, name in enumerate(FIELDS):
+            col = wf.column(name)
+            col[:] = (np.arange(col.size) * (i + 3) % 127).astype(col.dtype)
+        slots = wf.replace(leavers, n_new)
+        outs.append((slots, wf.n, {name: wf.column(name).copy() for name in FIELDS}))
+    (sa, na, ca), (sb, nb, cb) = outs
+    assert same(sa, sb) and na == nb == n - k + n_new
+    assert all(same(ca[f], cb[f]) for f in FIELDS)
+
+
 def test_eligibility_odds_and_ageing_are_identical(model):
     wf = model.workforce
     beh = model.cfg.behaviour

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from sim.calendar import month_index, monthly_rate
 from sim.certification import WAITS, certify, eligible_for_assessment
 from sim.config import RetirementParams
-from sim.demography import allocate, retirement_age_months, skip_sample
+from sim.demography import allocate, retirement_age_months
+from sim.kernels_numpy import skip_sample
 from sim.sampling import sample_distinct, stochastic_round
 from sim.workforce import FIELDS, NO_MONTH, Workforce
 
@@ -273,3 +274,21 @@ def test_alias_table_is_the_same_table_and_samples_each_firm_in_proportion(seed)
         # float32 probs (relative error 2**-24) summed over a firm's entries and divided by n: far below 4e-7;
         # a wrong table is off by the size of p itself
         assert np.allclose(drawn / n, p, rtol=0, atol=4e-7)
+
+
+def test_the_rows_python_sums_are_numpys_to_the_bit():
+    """sim.metrics.numpy_sum adds a row's level vectors in Python in numpy's order (one by one below
+    eight values, numpy's pairwise block at eight): the same float64 as np.sum, bit for bit, for
+    values of mixed signs and magnitudes, where another order of additions gives another result."""
+    from sim.metrics import numpy_sum
+
+    rng = np.random.default_rng(0)
+    other_order_differs = 0
+    for n in range(0, 13):
+        for _ in range(3000):
+            a = rng.standard_normal(n) * 10.0 ** rng.integers(-3, 17, n)
+            want = np.sum(a)
+            got = numpy_sum(a.tolist())
+            assert np.float64(got).tobytes() == want.tobytes(), (n, a)
+            other_order_differs += n == 8 and sum(a.tolist()) != want
+    assert other_order_differs > 1000  # the order matters, so the test can tell a wrong one

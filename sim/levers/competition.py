@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import order_statistics
+from ..metrics import numpy_sum, order_statistics
 from ..sampling import Acceptance, sample_distinct, stochastic_round
 from .base import Lever
 
@@ -57,7 +57,7 @@ class CompetitionLever(Lever):
             return
         p, wf, w = self.params, model.workforce, model.weight
         lo, hi = p.eligible_levels
-        workers = float(model.ledger.count.sum())
+        workers = numpy_sum(model.ledger.count.tolist())
         per_event = model.cfg.region.competition_participation * workers * p.intensity / p.events_per_year
         k = stochastic_round(rng, per_event / w)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..calendar import monthly_rate
+from ..metrics import numpy_sum
 from ..rates import refresh
 from ..sampling import Acceptance, sample_distinct, stochastic_round
 from ..workforce import NO_MONTH
@@ -36,7 +37,7 @@ class StudioLever(Lever):
         """Studios this month: status quo plus growth, x intensity, limited by available masters."""
         p, reg = self.params, model.cfg.region
         planned = max(0.0, (reg.studios + reg.studio_growth_per_year * model.t / 12.0) * p.intensity)
-        masters = float(model.level_counts[p.master_min_level:].sum()) * p.masters_share_max
+        masters = numpy_sum(model.level_counts.tolist()[p.master_min_level:]) * p.masters_share_max
         return min(planned, masters)
 
     def act(self, model, rng) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ladder import MAX_TRAINING_CREDIT_YEARS
+from ..metrics import numpy_sum
 from ..sampling import Acceptance, sample_distinct, stochastic_round
 from .base import Lever
 
@@ -38,7 +39,7 @@ class TrainingLever(Lever):
 
     def _set_budget(self, model) -> None:
         p, wf = self.params, model.workforce
-        workers = float(model.ledger.count.sum())
+        workers = numpy_sum(model.ledger.count.tolist())
         # Constant in real terms: the per-worker budget of the start state, grown (or, in the history,
         # deflated) with the wage index, so the status quo buys the same places per worker each year.
         real = model.wage_index / model.wage_index_start
