@@ -567,6 +567,35 @@ def _sample_distinct(addresses, n, k, pilot, pilot_min, per_place, spare_sd, max
     return keep
 
 
+def train_places(rng, *args):
+    """kernels_numpy.train_places in one compiled call (`_train_places`) on `rng`."""
+    return _train_places(generator_addresses(rng), *args)
+
+
+@njit(**_JIT)
+def _train_places(addresses, places, n, sampler, level, top, progress, mode, firm, levy, levy_max, studio_since,
+                  credit, gain, credit_months, cap):
+    """Both funders' places of a month: for each in turn, the count rounded by one double
+    (sim.sampling.stochastic_round: floor, plus one if the draw is below the fraction), the places
+    drawn as the fused sampler draws them (employer places weighted by the levy), and the training
+    given; the same draws in the same order, so the same workers."""
+    rng = _generator_at(addresses)
+    pilot, pilot_min, per_place, spare_sd, max_passes = sampler
+    reached = np.zeros(places.size, dtype=np.int64)
+    for f in range(places.size):
+        x = places[f]
+        k = 0
+        if x > 0:
+            base = np.floor(x)
+            k = np.int64(base) + (1 if rng.random() < x - base else 0)
+        idx = _sample_distinct(addresses, n, k, pilot, pilot_min, per_place, spare_sd, max_passes, ACCEPT_TRAINING,
+                               level, 0, top, progress, f == 1, mode, firm, levy, levy_max, studio_since)
+        if idx.size:
+            train(idx, progress, credit, gain, credit_months, cap)
+        reached[f] = idx.size
+    return reached
+
+
 @njit(**_JIT)
 def union_sorted(a, b):
     """Sorted union of two sorted arrays of distinct slots (np.union1d for this case, in O(len))."""
@@ -1072,6 +1101,9 @@ def warm() -> None:
         income_pass(f32, f32, 1, np.float32(12.0), np.float32(1.0), lo, lo + 1)
     income_quantiles(f32, f32, 1, np.float32(12.0), np.float32(1.0), np.ones(3), 0.975, 1.025,
                      np.array([0.1, 0.5, 0.9]))
+    train_places(np.random.default_rng(0), np.array([1.5, 0.5]), 4, (4096, 256, 16, 2.0, 8), i8, 4, f32.copy(), 0,
+                 i32, np.ones(1, np.float32), np.float32(1.0), i16, i16.copy(), np.float32(0.1), np.int16(6),
+                 np.int16(24))
     for kind in (ACCEPT_LEVELS, ACCEPT_TRAINING, ACCEPT_STUDIO):
         sample_distinct(np.random.default_rng(0), 4, 2, 4096, 256, 16, 2.0, 8, kind, i8, 0, 3, f32, True, 1, i32,
                         np.ones(1, np.float32), np.float32(1.0), i16)

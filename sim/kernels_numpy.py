@@ -185,6 +185,25 @@ def entrant_draws(rng, k, female_share, age_mean, age_sd, min_age, max_age, alia
     return level, female, age.astype(np.int16), firm, z_aptitude, log_wage
 
 
+def train_places(rng, places, n, sampler, level, top, progress, mode, firm, levy, levy_max, studio_since, credit,
+                 gain, credit_months, cap):
+    """A month's training places (sim.levers.training), funder by funder (government, then employer):
+    `places[f]` rounded to a count by one draw (sim.sampling.stochastic_round), that many distinct workers
+    drawn by their training acceptance (sim.sampling.sample_distinct with `sampler`'s pilot; employer
+    places weighted by the firm's levy), and `train` given to them. Returns the places filled per funder."""
+    from .sampling import Acceptance, sample_distinct, stochastic_round  # (its numpy passes by default)
+
+    reached = np.zeros(len(places), dtype=np.int64)
+    for f, x in enumerate(places.tolist()):
+        accept = Acceptance(Acceptance.TRAINING, level, 0, top, progress, f == 1, mode, firm, levy, levy_max,
+                            studio_since)
+        idx = sample_distinct(rng, n, stochastic_round(rng, x), accept, pilot=sampler[0])
+        if idx.size:
+            train(idx, progress, credit, gain, credit_months, cap)
+        reached[f] = idx.size
+    return reached
+
+
 def union_sorted(a, b):
     return np.union1d(a, b)
 

@@ -66,6 +66,8 @@ PILOT_PER_PLACE = 16
 PILOT_MIN = 256
 #: passes at most; more than two happen only when the places exceed what the weights can fill
 MAX_PASSES = 8
+#: the largest pilot and the constants above, as the compiled passes take them (sampler)
+SAMPLER = (4096, PILOT_MIN, PILOT_PER_PLACE, SPARE_SD, MAX_PASSES)
 
 
 def expected_keep(need: int) -> float:

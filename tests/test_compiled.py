@@ -134,6 +134,30 @@ def test_departures_and_firm_moves_in_one_pass_are_identical(model, p_max):
     assert np.allclose(la.count, count, rtol=1e-9, atol=1e-6)
 
 
+@pytest.mark.parametrize("mode", [0, 1, 2])
+def test_a_months_training_places_in_one_call_are_the_numpy_passes(model, mode):
+    """train_places (both funders' places rounded, drawn and trained in one compiled call) takes the
+    same workers and leaves the same progress, credit and stream as the numpy passes, for fractional,
+    zero and large place counts, and for levy weights that the employer places follow."""
+    from sim.sampling import SAMPLER
+
+    levy = model.firms.levy_rate
+    for places in ((12.4, 30.7), (0.0, 0.6), (900.0, 0.0), (-1.0, 2500.2)):
+        outs = []
+        for impl in IMPLS:
+            wf = model.workforce.copy()
+            rng = np.random.default_rng(int(places[1] * 10) + mode)
+            got = impl.train_places(rng, np.array(places), wf.n, SAMPLER, wf.level, 4, wf.progress, mode, wf.firm,
+                                    levy, np.float32(levy.max()), wf.studio_since, wf.credit, np.float32(0.15),
+                                    np.int16(6), np.int16(24))
+            outs.append((got, wf.progress.copy(), wf.credit.copy(), rng.bit_generator.state))
+        (ga, pa, ca, sa), (gb, pb, cb, sb) = outs
+        assert same(ga, gb) and same(pa, pb) and same(ca, cb) and sa == sb
+        trained = np.flatnonzero(pa != model.workforce.progress)
+        assert trained.size == ga.sum() and np.all(model.workforce.level[trained] <= 4)
+        assert all(abs(int(g) - x) < 1 for g, x in zip(ga, places) if 0 < x < 500)  # rounded, not truncated
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_the_tail_moves_into_the_holes_identically(seed):
     """compact (Workforce.replace when fewer enter than leave) moves every column alike in both passes,

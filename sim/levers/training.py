@@ -20,8 +20,8 @@ import numpy as np
 
 from ..ladder import MAX_TRAINING_CREDIT_YEARS
 from ..metrics import numpy_sum
-from ..sampling import Acceptance, sample_distinct, stochastic_round
-from .base import Lever
+from ..sampling import SAMPLER
+from .base import FUNDERS, Lever
 
 CREDIT_CAP = np.int16(MAX_TRAINING_CREDIT_YEARS * 12)
 
@@ -54,28 +54,25 @@ class TrainingLever(Lever):
 
     ALLOCATION_MODES = {"random": 0, "lowest_level": 1, "near_standard": 2}
 
-    def _acceptance(self, model, by_levy: bool) -> Acceptance:
-        """Who may get a place (weight in [0, 1]): levels up to `eligible_max_level`, weighted by
-        `allocation` (at random; lower levels first, (top + 1 - level) / (top + 1); nearest the
-        standard, clip(progress, 0.05, 1)) and, for employer places, by the firm's levy rate relative
-        to the highest (the passes' accept_training)."""
-        p, wf = self.params, model.workforce
-        levy = model.firms.levy_rate
-        levy_max = np.float32(levy.max()) if levy.size else np.float32(1.0)
-        return Acceptance(Acceptance.TRAINING, wf.level, 0, p.eligible_max_level, wf.progress, by_levy,
-                          self.ALLOCATION_MODES[p.allocation], wf.firm, levy, levy_max, wf.studio_since)
-
     def act(self, model, rng) -> None:
         if self._budget_year != model.year:
             self._set_budget(model)
         p, wf, w = self.params, model.workforce, model.weight
-        for funder in ("government", "employer"):  # fixed order: same draws for the same budgets
-            places = self.year_budget[funder] / 12.0 / self.cost_per_place(model) / w
-            k = stochastic_round(rng, places)
-            idx = sample_distinct(rng, wf.n, k, self._acceptance(model, funder == "employer"), passes=wf.kernels)
-            if idx.size == 0:
-                continue
-            wf.kernels.train(idx, wf.progress, wf.credit, np.float32(p.progress_gain), np.int16(p.wait_credit_months),
-                             CREDIT_CAP)
-            self.book(funder, idx.size * w * self.cost_per_place(model))
-            self.month_reach += idx.size * w
+        cost = self.cost_per_place(model)
+        # Government then employer places (fixed order: the same draws for the same budgets), each
+        # rounded to a count, drawn and trained in one call of the passes. Who may get a place (weight in
+        # [0, 1], the passes' accept_training): levels up to `eligible_max_level`, weighted by
+        # `allocation` (at random; lower levels first, (top + 1 - level) / (top + 1); nearest the
+        # standard, clip(progress, 0.05, 1)) and, for employer places, by the firm's levy rate relative
+        # to the highest.
+        places = np.array([self.year_budget[funder] / 12.0 / cost / w for funder in FUNDERS])
+        levy = model.firms.levy_rate
+        levy_max = np.float32(levy.max()) if levy.size else np.float32(1.0)
+        reached = wf.kernels.train_places(
+            rng, places, wf.n, SAMPLER, wf.level, p.eligible_max_level, wf.progress, self.ALLOCATION_MODES[p.allocation],
+            wf.firm, levy, levy_max, wf.studio_since, wf.credit, np.float32(p.progress_gain),
+            np.int16(p.wait_credit_months), CREDIT_CAP).tolist()
+        for funder, filled in zip(FUNDERS, reached):
+            if filled:
+                self.book(funder, filled * w * cost)
+                self.month_reach += filled * w
