@@ -114,7 +114,7 @@ def _child_seeds(prefix: tuple[list[int], int], months: np.ndarray) -> np.ndarra
 
 def _pcg64_state(seed4) -> dict:
     """PCG64's state after seeding with generate_state(4, uint64) (pcg64_set_seed, pcg_setseq_128_srandom_r)."""
-    s0, s1, s2, s3 = seed4.tolist() if isinstance(seed4, np.ndarray) else (int(x) for x in seed4)
+    s0, s1, s2, s3 = seed4.tolist() if isinstance(seed4, np.ndarray) else seed4
     initstate, initseq = (s0 << 64) | s1, (s2 << 64) | s3
     inc = ((initseq << 1) | 1) & _M128
     state = (((inc + initstate) & _M128) * _PCG_MULT + inc) & _M128
@@ -127,7 +127,7 @@ class RandomStreams:
     def __init__(self, seed: int):
         self.seed = int(seed)
         self._prefix = {name: _prefix(self.seed, i) for i, name in enumerate(MECHANISMS)}
-        self._blocks: dict[str, tuple[int, np.ndarray]] = {}  # mechanism -> (first month, child seeds)
+        self._blocks: dict[str, tuple[int, list]] = {}  # mechanism -> (first month, child seeds as Python ints)
         self._generators: dict[str, np.random.Generator] = {}  # one per mechanism, its bit generator reseeded
 
     def get(self, mechanism: str, month: int) -> np.random.Generator:
@@ -149,7 +149,7 @@ class RandomStreams:
         if block is None or not first <= month < first + _BLOCK:
             # a block of child seeds from this month on: a run's months (history and horizon) in one or two
             first = min(month, (1 << 32) - _BLOCK)
-            block = _child_seeds(self._prefix[mechanism], np.arange(first, first + _BLOCK))
+            block = _child_seeds(self._prefix[mechanism], np.arange(first, first + _BLOCK)).tolist()
             self._blocks[mechanism] = first, block
         gen = self._generators.get(mechanism)
         if gen is None:

@@ -35,8 +35,13 @@ class Lever:
         for f in FUNDERS:
             self.month_spend[f] = 0.0
         self.month_reach = 0.0
-        if self.active:
+        if self.active and self.acts_in(model):
             self.act(model, model.streams.get(self.name, model.now))
+
+    def acts_in(self, model) -> bool:
+        """Whether the lever acts this month (every month unless a lever says otherwise): a month it
+        skips does not make its random stream, which draws nothing it would not have drawn anyway."""
+        return True
 
     def act(self, model, rng: np.random.Generator) -> None:
         raise NotImplementedError

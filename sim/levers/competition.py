@@ -52,6 +52,10 @@ class CompetitionLever(Lever):
         """This year's competition fund: the fund rate x the annual payroll (yuan)."""
         return model.cfg.firms.competition_fund_rate * float(model.ledger.pay.sum()) * 12 * model.wage_index
 
+    def acts_in(self, model) -> bool:
+        """Only in the months with a round."""
+        return model.calendar_month in self.months
+
     def act(self, model, rng) -> None:
         if model.calendar_month not in self.months:
             return
