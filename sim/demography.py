@@ -262,8 +262,9 @@ def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, r
     wage_factor = np.exp(log_wage)
     retire_age = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement, wf.kernels)
     if rates is not None and ledger is not None:
-        wf.kernels.enter(np.asarray(idx, dtype=np.int64), level, female, age, retire_age, firm.astype(np.int32),
-                      aptitude.astype(np.float32), wage_factor.astype(np.float32), np.float32(cfg.weight),
+        wf.kernels.enter(np.asarray(idx, dtype=np.int64), level, female, age, retire_age,
+                      firm.astype(np.int32, copy=False), aptitude.astype(np.float32, copy=False),
+                      wage_factor.astype(np.float32), np.float32(cfg.weight),
                       wf.level, wf.female, wf.age, wf.retire_age, wf.firm, wf.aptitude, wf.wage_factor,
                       wf.months_at_level, wf.progress, wf.credit, wf.studio_since, wf.comp_month, wf.weight,
                       wf.bonus, wf.gain, wf.pay, ledger.count, ledger.pay, *rates.kernel_tables)
