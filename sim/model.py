@@ -273,9 +273,9 @@ class WorkforceModel(Model):
 
     def _demography(self) -> None:
         wf, w = self.workforce, self.weight
-        # ageing and retirement (rule_retirement), separations (prior_turnover), a retiree
-        # neither quits nor moves, movers to a new firm and out of any studio with ledger and cached rates
-        # kept current, and all who left out of the ledger: one pass of the passes (depart)
+        # Ageing and retirement (rule_retirement); separations (prior_turnover), of which a retiree
+        # takes no part; movers to a new firm and out of any studio, with the ledger and cached rates
+        # kept current; all who left out of the ledger: one call of the passes (depart).
         hazard, p_max, leave_share = self._separation
         gone, n_retired, n_movers = wf.kernels.depart(
             self.streams.get("demography", self.now), wf.age, wf.retire_age, wf.scratch("retired"), wf.level,
