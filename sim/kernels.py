@@ -881,22 +881,10 @@ def compact(leavers, n_new, n, columns):
     every column (one compiled loop per column instead of two numpy calls per column)."""
     holes = leavers[n_new:]
     new_n = n - holes.size
-    low = np.empty(holes.size, dtype=np.int64)
-    k = 0
-    for h in holes:
-        if h < new_n:
-            low[k] = h
-            k += 1
-    low = low[:k]
-    source = np.empty(k, dtype=np.int64)
-    j = k2 = 0
-    for s in range(new_n, n):  # the tail's slots that are not holes (holes are sorted)
-        while j < holes.size and holes[j] < s:
-            j += 1
-        if j < holes.size and holes[j] == s:
-            continue
-        source[k2] = s
-        k2 += 1
+    cut = np.searchsorted(holes, new_n)  # holes are sorted: those below the new end, then the tail's
+    low = holes[:cut]
+    source = minus_sorted(np.arange(new_n, n), holes[cut:])  # the tail's live workers, in slot order
+    k = low.size
     if k:
         for col in literal_unroll(columns):
             _move(col, low, source)

@@ -435,8 +435,10 @@ def test_the_workers_a_sweep_leaves_waiting_are_ended_before_the_command_exits()
     for p in workers:
         p.join(timeout=10)
     assert not any(p.is_alive() for p in workers)
-    names = {t.name for t in threading.enumerate()}
-    assert not names & {"ExecutorManagerThread", "QueueFeederThread"}, names
+    loky_threads = [t for t in threading.enumerate() if t.name in {"ExecutorManagerThread", "QueueFeederThread"}]
+    for t in loky_threads:  # the queue's feeder thread ends a moment after the queue is closed
+        t.join(timeout=10)
+    assert not any(t.is_alive() for t in loky_threads), [t.name for t in loky_threads]
     cli._end_idle_workers()  # nothing left to end
     assert Parallel(n_jobs=2, backend="loky")(delayed(abs)(-i) for i in range(3)) == [0, 1, 2]  # joblib starts anew
     cli._end_idle_workers()
