@@ -9,8 +9,8 @@ folder is read-only), so compilation is paid once per machine, not once per run:
 Bit for bit the numpy rules: every kernel does the same float32/float64 operations in the same
 order as the numpy code it replaced (float32 products stay float32, sums into the level ledger are
 sequential in slot order as `np.bincount` does them). Draws stay on the mechanism's own stream, with
-the same sizes and order: `skip_sample`, `sample_distinct`, `firm_draws` and `entrant_draws` draw
-inside the kernel through numba's `np.random.Generator` support (the generator handed over by its bit
+the same sizes and order: `skip_sample`, `sample_distinct`, `firm_draws`, `entrant_draws`, `depart`
+and `train_places` draw inside the kernel through numba's `np.random.Generator` support (the generator handed over by its bit
 generator's addresses, `generator_addresses`), which runs numpy's own algorithms on the same bit
 generator (so the same numbers, 32-bit integers' buffering included; one call where numpy makes ten
 at small sizes). The geometric gaps of `skip_sample` call numba's own draws (the standard exponential,
@@ -721,7 +721,7 @@ def _entrant_draws(addresses, k, female_share, age_mean, age_sd, min_age, max_ag
 
 def skip_sample(rng, n, p):
     """Slots in [0, n) each included independently with probability p, by geometric gaps, in slot
-    order: sim.demography.skip_sample with the same draws (chunk sizes included) on `rng`. With the
+    order: kernels_numpy.skip_sample with the same draws (chunk sizes included) on `rng`. With the
     generator handed by address, the compiled form is faster than numpy's at every size (1.7 against
     11 microseconds for 10 expected slots, the same time for 20,000)."""
     return _skip_sample_at(generator_addresses(rng), n, p)
@@ -1074,7 +1074,9 @@ def warm() -> None:
     from .workforce import FIELDS
 
     compact(idx, 1, 4, tuple(np.zeros(4, dt) for dt in FIELDS.values()))
-    depart(np.random.default_rng(0), i16.copy(), i16 + 1, np.empty(4, np.int64), i8, np.full(8, 0.1, np.float32),
+    hazard = np.full(8, 0.1, np.float32)
+    hazard.flags.writeable = False  # the model's is shared, read-only (sim.demography.separation_hazard)
+    depart(np.random.default_rng(0), i16.copy(), i16 + 1, np.empty(4, np.int64), i8, hazard,
            0.1, np.float32(0.5), np.ones(3, np.float32), np.arange(3, dtype=np.int32), f32, i16.copy(), f32,
            np.zeros(4, np.int32), f32, f32.copy(), f32.copy(), np.zeros(8), np.zeros(8), *tables)
     table = (np.ones(3, np.float32), np.arange(3, dtype=np.int32))

@@ -257,7 +257,7 @@ def depart(rng, age, retire_age, out, level, hazard, p_max, leave_share, alias_p
     retired = age_and_retire(age, retire_age, out)
     if p_max > 0 and age.size:
         cand = skip_sample(rng, age.size, p_max)
-        u = rng.random(cand.size, dtype=np.float32) * p_max
+        u = rng.random(cand.size, dtype=np.float32) * np.float32(p_max)  # a float32 product
         leavers, movers = split_separations(cand, u, level, hazard, leave_share)
     else:
         leavers = movers = np.empty(0, dtype=np.int64)

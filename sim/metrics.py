@@ -78,21 +78,19 @@ _NO_BONUS = (0.0,) * N_LEVELS  # prizes by level in a month without any
 
 def numpy_sum(values: list[float]) -> float:
     """What np.sum gives for these float64 values, summed in Python: a month's row sums vectors of
-    eight levels, and numpy's call costs more than the additions. numpy sums fewer than eight values
-    one by one from -0.0 (none: 0.0), and eight (a block of its pairwise sum) as
-    ((v0+v1)+(v2+v3))+((v4+v5)+(v6+v7)); longer lists are numpy's own sum. tests/test_kernels.py
-    compares them."""
+    eight levels, and numpy's call costs more than the additions. numpy adds to its identity, +0.0,
+    a pairwise sum, which for fewer than eight values adds them one by one from -0.0 and for eight
+    (one block) is ((v0+v1)+(v2+v3))+((v4+v5)+(v6+v7)); longer lists are numpy's own sum.
+    tests/test_kernels.py compares them, signed zeros, infinities and NaN included."""
     n = len(values)
-    if n == 0:
-        return 0.0
     if n < 8:
         total = -0.0
         for v in values:
             total += v
-        return total
+        return 0.0 + total
     if n == 8:
         v0, v1, v2, v3, v4, v5, v6, v7 = values
-        return ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7))
+        return 0.0 + (((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7)))
     return float(np.sum(np.asarray(values, dtype=np.float64)))
 
 

@@ -64,10 +64,12 @@ SPARE_SD = 2.0
 #: top-up corrects it), so it need not be larger than the places it serves
 PILOT_PER_PLACE = 16
 PILOT_MIN = 256
+#: pilot slots at most (a draw's `pilot`, unless it asks for another)
+PILOT_MAX = 4096
 #: passes at most; more than two happen only when the places exceed what the weights can fill
 MAX_PASSES = 8
 #: the largest pilot and the constants above, as the compiled passes take them (sampler)
-SAMPLER = (4096, PILOT_MIN, PILOT_PER_PLACE, SPARE_SD, MAX_PASSES)
+SAMPLER = (PILOT_MAX, PILOT_MIN, PILOT_PER_PLACE, SPARE_SD, MAX_PASSES)
 
 
 def expected_keep(need: int) -> float:
@@ -85,7 +87,7 @@ def sample_distinct(
     n: int,
     k: int,
     accept: Callable[[np.ndarray], np.ndarray] | Acceptance,
-    pilot: int = 4096,
+    pilot: int = PILOT_MAX,
     passes=None,
 ) -> np.ndarray:
     """k distinct slots in [0, n), sorted, each chosen with probability proportional to accept(slot).

@@ -10,6 +10,8 @@ level ledger in slot order, as np.bincount does.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -107,7 +109,8 @@ def test_departures_and_firm_moves_in_one_pass_are_identical(model, p_max):
     """depart (ageing, retirement, separations, firm moves, ledger out) in one compiled call: the same
     leavers, movers and new firms as the numpy passes one by one, the same ledger to the bit, and the
     stream left in the same state; with retirements among the separation candidates (a retiree
-    neither quits nor moves) and with no separations at all (p_max 0 draws nothing)."""
+    neither quits nor moves) and with no separations at all (p_max 0 draws nothing). Both also equal
+    the sequence of calls depart replaced, replayed one by one."""
     hazard = (np.linspace(1.0, 0.2, 8) * p_max).astype(np.float32)
     outs = []
     for impl in IMPLS:
@@ -120,8 +123,29 @@ def test_departures_and_firm_moves_in_one_pass_are_identical(model, p_max):
                           wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, led.count, led.pay,
                           *model.rates.kernel_tables)
         outs.append((got, wf, led, rng.bit_generator.state))
-    (ga, a, la, sa), (gb, b, lb, sb) = outs
+    # the calls depart replaced (WorkforceModel._demography before it), one by one with the numpy passes
+    kn, wf = kernels_numpy, model.workforce.copy()
+    led = LevelLedger(wf)
+    wf.retire_age[::7] = wf.age[::7] + 1
+    rng = np.random.default_rng(11)
+    retired = kn.age_and_retire(wf.age, wf.retire_age, None)
+    leavers = movers = np.empty(0, dtype=np.int64)
+    if p_max > 0:
+        cand = kn.skip_sample(rng, wf.n, float(hazard.max()))
+        u = rng.random(cand.size, dtype=np.float32) * float(hazard.max())
+        leavers, movers = kn.split_separations(cand, u, wf.level, hazard, np.float32(0.4))
+    gone, movers = kn.union_sorted(retired, leavers), kn.minus_sorted(movers, retired)
+    if movers.size:
+        kn.relocate(movers, kn.firm_draws(rng, movers.size, *model.firms.alias), wf.level, wf.weight,
+                    wf.studio_since, wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, led.count, led.pay,
+                    *model.rates.kernel_tables)
+    led.remove(wf, gone)
+    outs.append(((gone, retired.size, movers.size), wf, led, rng.bit_generator.state))
+    (ga, a, la, sa), (gb, b, lb, sb), (gc, c, lc, sc) = outs
     assert same(ga[0], gb[0]) and ga[1:] == gb[1:] and sa == sb
+    assert same(ga[0], gc[0]) and ga[1:] == gc[1:] and sa == sc
+    assert all(same(getattr(a, f), getattr(c, f)) for f in ("age", "firm", "studio_since", "gain", "pay"))
+    assert same(la.count, lc.count) and same(la.pay, lc.pay)
     gone, n_retired, n_movers = ga
     assert n_retired >= model.workforce.n // 7 and np.all(np.diff(gone) > 0)
     assert (n_movers > 0 and gone.size > n_retired) == (p_max > 0)
@@ -137,9 +161,10 @@ def test_departures_and_firm_moves_in_one_pass_are_identical(model, p_max):
 @pytest.mark.parametrize("mode", [0, 1, 2])
 def test_a_months_training_places_in_one_call_are_the_numpy_passes(model, mode):
     """train_places (both funders' places rounded, drawn and trained in one compiled call) takes the
-    same workers and leaves the same progress, credit and stream as the numpy passes, for fractional,
-    zero and large place counts, and for levy weights that the employer places follow."""
-    from sim.sampling import SAMPLER
+    same workers and leaves the same progress, credit and stream as the numpy passes and as the
+    per-funder loop it replaced (with either passes), for fractional, zero and large place counts, and
+    for levy weights that the employer places follow."""
+    from sim.sampling import SAMPLER, Acceptance, sample_distinct, stochastic_round
 
     levy = model.firms.levy_rate
     for places in ((12.4, 30.7), (0.0, 0.6), (900.0, 0.0), (-1.0, 2500.2)):
@@ -151,8 +176,22 @@ def test_a_months_training_places_in_one_call_are_the_numpy_passes(model, mode):
                                     levy, np.float32(levy.max()), wf.studio_since, wf.credit, np.float32(0.15),
                                     np.int16(6), np.int16(24))
             outs.append((got, wf.progress.copy(), wf.credit.copy(), rng.bit_generator.state))
-        (ga, pa, ca, sa), (gb, pb, cb, sb) = outs
-        assert same(ga, gb) and same(pa, pb) and same(ca, cb) and sa == sb
+        # the loop train_places replaced (TrainingLever.act before it), with either passes
+        for impl in IMPLS:
+            wf = model.workforce.copy()
+            rng = np.random.default_rng(int(places[1] * 10) + mode)
+            got = []
+            for funder, x in enumerate(places):
+                accept = Acceptance(Acceptance.TRAINING, wf.level, 0, 4, wf.progress, funder == 1, mode, wf.firm, levy,
+                                    np.float32(levy.max()), wf.studio_since)
+                idx = sample_distinct(rng, wf.n, stochastic_round(rng, x), accept, passes=impl)
+                if idx.size:
+                    impl.train(idx, wf.progress, wf.credit, np.float32(0.15), np.int16(6), np.int16(24))
+                got.append(idx.size)
+            outs.append((np.array(got), wf.progress.copy(), wf.credit.copy(), rng.bit_generator.state))
+        (ga, pa, ca, sa) = outs[0]
+        for gb, pb, cb, sb in outs[1:]:
+            assert same(ga, gb) and same(pa, pb) and same(ca, cb) and sa == sb
         trained = np.flatnonzero(pa != model.workforce.progress)
         assert trained.size == ga.sum() and np.all(model.workforce.level[trained] <= 4)
         assert all(abs(int(g) - x) < 1 for g, x in zip(ga, places) if 0 < x < 500)  # rounded, not truncated
@@ -161,26 +200,32 @@ def test_a_months_training_places_in_one_call_are_the_numpy_passes(model, mode):
 @pytest.mark.parametrize("seed", range(12))
 def test_the_tail_moves_into_the_holes_identically(seed):
     """compact (Workforce.replace when fewer enter than leave) moves every column alike in both passes,
-    for leavers anywhere: all in the tail, none in it, every slot."""
+    for leavers anywhere (all in the tail, none in it, every slot), sorted by replace or handed over
+    in order as the model does; each column holds distinct values, so a wrong source slot shows."""
     from sim.workforce import FIELDS, Workforce
 
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 300))
-    k = int(rng.integers(0, n + 1)) if seed % 4 else n
+    n = int(rng.integers(2, 300))
+    k = n if seed % 4 == 0 else int(rng.integers(1, n + 1))
     leavers = np.sort(rng.choice(n, k, replace=False)).astype(np.int64)
-    n_new = int(rng.integers(0, k + 1)) if k else 0
+    n_new = int(rng.integers(0, k))  # fewer enter than leave: the holes are filled by compact
+    given = leavers if seed % 2 else rng.permutation(leavers)  # in order (as the model hands them) or not
     outs = []
     for impl in IMPLS:
         wf = Workforce(n + 5, impl)
         wf.append(n)
-        for i, name in enumerate(FIELDS):
+        for name in FIELDS:
             col = wf.column(name)
-            col[:] = (np.arange(col.size) * (i + 3) % 127).astype(col.dtype)
-        slots = wf.replace(leavers, n_new)
+            col[:] = (np.arange(col.size) % 2 == 1) if col.dtype == np.bool_ else np.arange(col.size)
+        slots = wf.replace(given, n_new, in_order=bool(seed % 2))
         outs.append((slots, wf.n, {name: wf.column(name).copy() for name in FIELDS}))
     (sa, na, ca), (sb, nb, cb) = outs
     assert same(sa, sb) and na == nb == n - k + n_new
     assert all(same(ca[f], cb[f]) for f in FIELDS)
+    # the workers who stay are exactly those who did not leave, below the new end, each once (the
+    # firm column, an int32 tag per original slot, identifies them; entrants' slots hold stale tags)
+    live = np.setdiff1d(np.arange(na), sa)
+    assert sorted(ca["firm"][live].tolist()) == sorted(set(range(n)) - set(leavers.tolist()))
 
 
 def test_eligibility_odds_and_ageing_are_identical(model):
@@ -482,6 +527,35 @@ def test_kernels_are_cached_on_disk():
     kernels.warm()
     assert all(type(getattr(k, "_cache", None)).__name__ == "FunctionCache"
                for k in (kernels.learn, kernels.promote, kernels.eligible_odds, kernels.enter))
+
+
+def test_warming_loads_every_kernel_a_run_calls_with_the_types_it_calls_them_with(tmp_path):
+    """kernels.warm() (run by .ci/run at install and by a sweep's parent before its workers start) must
+    cover the argument types a run uses: a kernel met with other types (a read-only table, another
+    integer width) is compiled again in the middle of the run, in every sweep worker at once on a cold
+    cache. In a fresh process: warm, then a run through its history with every lever on, its
+    assessments and appointments, a shrinking workforce and prizes; no kernel may gain a signature."""
+    import subprocess
+    import sys
+
+    script = """
+import json, numba
+from sim import kernels
+from sim.model import WorkforceModel
+kernels.warm()
+found = {n: f for n, f in vars(kernels).items() if isinstance(f, numba.core.registry.CPUDispatcher)}
+before = {n: len(f.signatures) for n, f in found.items()}
+m = WorkforceModel(region="chongqing", n_agents=3000, seed=3, end_year=2027, training_intensity=2.0,
+                   competition_intensity=2.0, studio_intensity=2.0, overrides=["region.growth_per_year=-0.012"])
+m.run()
+assert m.datacollector.model_vars["promotions_competition"][-1] >= 0
+print(json.dumps({n: [str(s) for s in f.signatures[before[n]:]] for n, f in found.items()
+                  if len(f.signatures) > before[n]}))
+"""
+    env = dict(os.environ, SKILLSIM_KERNELS="compiled", SKILLSIM_HISTORY_DISK_MB="0")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "{}", out.stdout
 
 
 def test_an_interrupt_inside_a_compiled_call_stays_an_interrupt():

@@ -284,11 +284,16 @@ def test_the_rows_python_sums_are_numpys_to_the_bit():
 
     rng = np.random.default_rng(0)
     other_order_differs = 0
+    special = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e308, -1e308])
     for n in range(0, 13):
-        for _ in range(3000):
+        for trial in range(3000):
             a = rng.standard_normal(n) * 10.0 ** rng.integers(-3, 17, n)
-            want = np.sum(a)
-            got = numpy_sum(a.tolist())
+            if trial % 10 == 0:  # signed zeros (numpy gives +0.0 for a sum of -0.0), infinities, NaN, overflow
+                a = rng.choice(special, n) if trial % 20 == 0 else np.where(rng.random(n) < 0.3, -0.0, a)
+            with np.errstate(all="ignore"):  # inf - inf, overflow: the values are the point
+                want = np.sum(a)
+                got = numpy_sum(a.tolist())  # (numpy's own sum beyond eight values)
             assert np.float64(got).tobytes() == want.tobytes(), (n, a)
             other_order_differs += n == 8 and sum(a.tolist()) != want
     assert other_order_differs > 1000  # the order matters, so the test can tell a wrong one
+    assert str(numpy_sum([-0.0] * 3)) == "0.0" and str(numpy_sum([])) == "0.0"
