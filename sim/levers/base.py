@@ -2,7 +2,8 @@
 
 Each lever keeps its own spend by funder and its monthly reach, and draws only from its own random
 stream. A lever that is disabled or at zero intensity does nothing at all, so a run with it is
-bit-identical to a run without it.
+bit-identical to a run without it. A lever writes `act(model, rng)`, and `acts_in(model)` if it acts
+only in some months (the competition's rounds), so that the other months make no stream for it.
 """
 
 from __future__ import annotations
