@@ -983,8 +983,9 @@ def _end_idle_workers() -> None:
     """End the joblib workers a sweep leaves waiting. loky keeps them for the process's next
     Parallel call, for up to 300 s; the command is over, so at exit the interpreter would wait for
     them to stop one by one and then tear itself down with its threads still alive (0.92 s from a
-    sweep's last line to the process's end, against 0.10 s; benchmarks/README.md, ninth step). Killing them is safe here: every job has returned and its folder
-    was written atomically (an interrupted sweep's workers are being stopped anyway)."""
+    sweep's last line to the process's end, against 0.10 s; benchmarks/README.md, ninth step).
+    Killing them is safe here: every job has returned and its folder was written atomically (an
+    interrupted sweep's workers are being stopped anyway)."""
     module = sys.modules.get("joblib.externals.loky.reusable_executor")
     executor = getattr(module, "_executor", None)
     if executor is None:

@@ -10,10 +10,10 @@ Bit for bit the numpy rules: every kernel does the same float32/float64 operatio
 order as the numpy code it replaced (float32 products stay float32, sums into the level ledger are
 sequential in slot order as `np.bincount` does them). Draws stay on the mechanism's own stream, with
 the same sizes and order: `skip_sample`, `sample_distinct`, `firm_draws`, `entrant_draws`, `depart`
-and `train_places` draw inside the kernel through numba's `np.random.Generator` support (the generator handed over by its bit
-generator's addresses, `generator_addresses`), which runs numpy's own algorithms on the same bit
-generator (so the same numbers, 32-bit integers' buffering included; one call where numpy makes ten
-at small sizes). The geometric gaps of `skip_sample` call numba's own draws (the standard exponential,
+and `train_places` draw inside the kernel through numba's `np.random.Generator` support (the
+generator handed over by its bit generator's addresses, `generator_addresses`), which runs numpy's
+own algorithms on the same bit generator (so the same numbers, 32-bit integers' buffering included;
+one call where numpy makes ten at small sizes). The geometric gaps of `skip_sample` call numba's own draws (the standard exponential,
 the uniform) with numpy's geometric algorithms around them, the loop constants hoisted (`_skip_sample`):
 2.5-3.5x faster per slot than rng.geometric, the same numbers. Exponentials
 and logarithms stay numpy's (its SIMD versions may differ from the C library's in the last bit). A run's
@@ -1091,8 +1091,10 @@ def warm() -> None:
         income_pass(f32, f32, 1, np.float32(12.0), np.float32(1.0), lo, lo + 1)
     income_quantiles(f32, f32, 1, np.float32(12.0), np.float32(1.0), np.ones(3), 0.975, 1.025,
                      np.array([0.1, 0.5, 0.9]))
-    train_places(np.random.default_rng(0), np.array([1.5, 0.5]), 4, (4096, 256, 16, 2.0, 8), i8, 4, f32.copy(), 0,
-                 i32, np.ones(1, np.float32), np.float32(1.0), i16, i16.copy(), np.float32(0.1), np.int16(6),
+    from .sampling import SAMPLER
+
+    train_places(np.random.default_rng(0), np.array([1.5, 0.5]), 4, SAMPLER, i8, 4, f32.copy(), 0, i32,
+                 np.ones(1, np.float32), np.float32(1.0), i16, i16.copy(), np.float32(0.1), np.int16(6),
                  np.int16(24))
     for kind in (ACCEPT_LEVELS, ACCEPT_TRAINING, ACCEPT_STUDIO):
         sample_distinct(np.random.default_rng(0), 4, 2, 4096, 256, 16, 2.0, 8, kind, i8, 0, 3, f32, True, 1, i32,
