@@ -991,28 +991,98 @@ def _income_pass(pay, bonus, stride, scale, threshold, lo, hi, bits):
 
 
 @njit(**_JIT)
-def income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up, quantiles):
-    """kernels_numpy.income_quantiles for three quantiles in one call: the brackets, the pass and the
-    selection, without handing the sample and the brackets back to Python (the same float64 products
-    rounded to float32, the same ranks and values)."""
-    nb = guess.size
-    lo = np.empty(nb)
-    hi = np.empty(nb)
-    bits = nb > 0  # positive float32 bounds (the products are float32 values): gathered by bit patterns
-    for j in range(nb):
-        lo[j] = np.float64(np.float32(guess[j] * down))
-        hi[j] = np.float64(np.float32(guess[j] * up))
-        bits = bits and lo[j] > 0.0
+def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quantiles):
+    """kernels_numpy.income_quantiles for three quantiles in one call (the same float64 products
+    rounded to float32, the same ranks and values), in three passes over the sample: its values and
+    the middle-income count; the counts below and up to each quantile's narrowest window, for every
+    quantile at once (`_count_windows`: vectorised); the values inside the windows that hold their
+    ranks (`_gather_windows`). A wider window is counted only for a quantile the narrower one missed,
+    and a quantile no window holds is found by a full partition, so the values are always exact: the
+    windows decide the speed only. Narrow windows leave few values to gather and partition."""
     sample, n_mid = _income_sample(pay, bonus, stride, scale, threshold)
-    below, values, starts = _bracketed(sample, lo, hi, bits)
     m = sample.size
     if m == 0:
         return 0, n_mid, 0.0, 0.0, 0.0
     ranks = np.empty(3, dtype=np.int64)
     for j in range(3):
         ranks[j] = max(0, math.ceil(quantiles[j] * m) - 1)
-    out = select_ranks(sample, ranks, below, values, starts)
+    lo = np.zeros(3, dtype=np.float32)
+    hi = np.zeros(3, dtype=np.float32)
+    below = np.zeros(3, dtype=np.int64)
+    size = np.zeros(3, dtype=np.int64)
+    found = np.zeros(3, dtype=np.bool_)
+    for w in range(windows.size):
+        a = np.empty(3, dtype=np.float32)
+        b = np.empty(3, dtype=np.float32)
+        for j in range(3):
+            a[j] = np.float32(guess[j] * (1.0 - windows[w]))
+            b[j] = np.float32(guess[j] * (1.0 + windows[w]))
+        c = _count_windows(sample, a[0], a[1], a[2], b[0], b[1], b[2])
+        done = True
+        for j in range(3):
+            if not found[j] and a[j] > 0 and c[j] <= ranks[j] < c[3 + j]:
+                found[j] = True
+                lo[j], hi[j], below[j], size[j] = a[j], b[j], c[j], c[3 + j] - c[j]
+            done = done and found[j]
+        if done:
+            break
+    inside = _gather_windows(sample, lo, hi, size)
+    out = np.empty(3, dtype=np.float32)
+    for j in range(3):
+        if found[j]:
+            out[j] = np.partition(inside[j], ranks[j] - below[j])[ranks[j] - below[j]]
+        else:
+            out[j] = np.partition(sample, ranks[j])[ranks[j]]
     return m, n_mid, np.float64(out[0]), np.float64(out[1]), np.float64(out[2])
+
+
+@njit(**_INLINE)
+def _count_windows(x, a0, a1, a2, b0, b1, b2):
+    """How many values lie below a_j and how many up to b_j, for three windows at once: one pass of
+    compares that vectorises (the bounds held in registers)."""
+    c0 = c1 = c2 = d0 = d1 = d2 = 0
+    for i in range(x.size):
+        v = x[i]
+        c0 += v < a0
+        c1 += v < a1
+        c2 += v < a2
+        d0 += v <= b0
+        d1 += v <= b1
+        d2 += v <= b2
+    return np.array([c0, c1, c2, d0, d1, d2], dtype=np.int64)
+
+
+@njit(**_INLINE)
+def _gather_windows(x, lo, hi, size):
+    """The values of x inside each window [lo_j, hi_j] (size_j of them, as counted; a window of size 0
+    gathers nothing), in one pass; windows may overlap, and a value goes into each that holds it. The
+    positive float32 bounds compare as bit patterns (`_gather_bracket_bits`), one unsigned comparison
+    per window, its branch well predicted because few values are inside."""
+    bits = x.view(np.uint32)
+    l0, l1, l2 = _bits(lo[0]), _bits(lo[1]), _bits(lo[2])
+    s0, s1, s2 = _bits(hi[0]) - l0, _bits(hi[1]) - l1, _bits(hi[2]) - l2
+    v0 = np.empty(size[0], dtype=x.dtype)
+    v1 = np.empty(size[1], dtype=x.dtype)
+    v2 = np.empty(size[2], dtype=x.dtype)
+    k0 = k1 = k2 = 0
+    for i in range(x.size):
+        b = bits[i]
+        if np.uint32(b - l0) <= s0 and k0 < v0.size:
+            v0[k0] = x[i]
+            k0 += 1
+        if np.uint32(b - l1) <= s1 and k1 < v1.size:
+            v1[k1] = x[i]
+            k1 += 1
+        if np.uint32(b - l2) <= s2 and k2 < v2.size:
+            v2[k2] = x[i]
+            k2 += 1
+    return v0, v1, v2
+
+
+@njit(**_INLINE)
+def _bits(v):
+    """The bit pattern of a float32 value."""
+    return np.array([np.float32(v)]).view(np.uint32)[0]
 
 
 @njit(**_INLINE)
@@ -1089,9 +1159,10 @@ def warm() -> None:
         select_ranks(x, np.zeros(2, np.int64), np.zeros(2, np.int64), x[:2], np.array([0, 1, 2]))
     for lo in (np.zeros(0), np.ones(2), np.zeros(2)):
         income_pass(f32, f32, 1, np.float32(12.0), np.float32(1.0), lo, lo + 1)
-    income_quantiles(f32, f32, 1, np.float32(12.0), np.float32(1.0), np.ones(3), 0.975, 1.025,
-                     np.array([0.1, 0.5, 0.9]))
+    from .metrics import GUESS_WINDOWS, QUANTILES
     from .sampling import SAMPLER
+
+    income_quantiles(f32, f32, 1, np.float32(12.0), np.float32(1.0), np.ones(3), GUESS_WINDOWS, QUANTILES)
 
     train_places(np.random.default_rng(0), np.array([1.5, 0.5]), 4, SAMPLER, i8, 4, f32.copy(), 0, i32,
                  np.ones(1, np.float32), np.float32(1.0), i16, i16.copy(), np.float32(0.1), np.int16(6),

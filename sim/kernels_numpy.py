@@ -318,13 +318,14 @@ def window(guess, down, up):
     return (g * down).astype(np.float32).astype(np.float64), (g * up).astype(np.float32).astype(np.float64)
 
 
-def income_quantiles(pay, bonus, stride, scale, threshold, guess, down, up, quantiles):
+def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quantiles):
     """The month's income quantiles when last month's are known (sim.metrics.measure): the brackets
-    (`window`), `income_pass`, and the lower empirical quantiles `quantiles` (float64) of the sample
-    found in them (`select_ranks`; a bracket that misses its rank falls back to a full partition, so the
-    values are always exact). Returns (sample size, how many reach `threshold`, then one Python float
-    per quantile; zeros for an empty sample)."""
-    lo, hi = window(guess, down, up)
+    of the widest window (`window`; the compiled passes try the narrower ones first: the values are the
+    same), `income_pass`, and the lower empirical quantiles `quantiles` (float64) of the sample found in
+    them (`select_ranks`; a bracket that misses its rank falls back to a full partition, so the values
+    are always exact). Returns (sample size, how many reach `threshold`, then one Python float per
+    quantile; zeros for an empty sample)."""
+    lo, hi = window(guess, 1.0 - windows[-1], 1.0 + windows[-1])
     sample, n_mid, below, values, starts = income_pass(pay, bonus, stride, scale, threshold, lo, hi)
     m = sample.size
     if m == 0:

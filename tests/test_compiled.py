@@ -20,7 +20,7 @@ from sim.certification import WAITS
 from sim.cli import compose_config
 from sim.config import RunConfig
 from sim.ladder import TOP_CERTIFIED
-from sim.metrics import QUANTILES
+from sim.metrics import GUESS_WINDOWS, QUANTILES
 from sim.model import WorkforceModel
 from sim.workforce import NO_MONTH, LevelLedger
 
@@ -475,11 +475,11 @@ def test_income_quantiles_in_one_call_are_the_samples_order_statistics(model, st
     q = np.quantile(ref, QUANTILES)
     for guess in (q, q * 1.01, q * 3.0, q * 0.2, np.array([q[0], q[0], q[0]])):
         got = both(lambda k: k.income_quantiles(wf.pay, wf.bonus, stride, scale, threshold, np.asarray(guess, float),
-                                                1 - 0.025, 1 + 0.025, QUANTILES))
+                                                GUESS_WINDOWS, QUANTILES))
         assert got[0] == got[1] and all(type(x) is float for x in got[0][2:])
         assert got[0][:2] == (m, int(np.count_nonzero(ref >= threshold))) and list(got[0][2:]) == want
     empty = np.empty(0, np.float32)
-    assert both(lambda k: k.income_quantiles(empty, empty, 1, scale, threshold, q, 0.975, 1.025, QUANTILES)) == \
+    assert both(lambda k: k.income_quantiles(empty, empty, 1, scale, threshold, q, GUESS_WINDOWS, QUANTILES)) == \
         [(0, 0, 0.0, 0.0, 0.0)] * 2
 
 

@@ -163,7 +163,7 @@ def test_alias_sampling_draws_firms_in_proportion_to_size():
 @pytest.mark.parametrize("n", [100, 16385, 100_000, 300_000])
 def test_order_statistics_equal_a_full_partition(n):
     from sim import kernels, kernels_numpy
-    from sim.metrics import QUANTILES, order_statistics
+    from sim.metrics import GUESS_WINDOWS, QUANTILES, order_statistics
 
     rng = np.random.default_rng(n)
     x = rng.lognormal(11, 0.4, n).astype(np.float32)
@@ -179,9 +179,12 @@ def test_order_statistics_equal_a_full_partition(n):
         for impl in (kernels, kernels_numpy):  # last month's values as brackets (measure's): near, far, off
             exact = np.partition(data, ranks)[ranks]
             zero = np.zeros(n, np.float32)
-            for guess in (exact * 1.01, exact * 0.5, exact + 1e6):
+            # the narrow window holds (1.004), only the wide one (1.01), neither, a window whose float32
+            # bound is 0 (a full partition), and three windows on one value (they overlap)
+            for guess in (exact * 1.004, exact * 1.01, exact * 0.5, exact + 1e6, np.array([1e-47, *exact[1:]]),
+                          np.repeat(exact[1], 3)):
                 got = impl.income_quantiles(data, zero, 1, np.float32(1.0), np.float32(1e9),
-                                            guess.astype(np.float64), 0.975, 1.025, QUANTILES)
+                                            guess.astype(np.float64), GUESS_WINDOWS, QUANTILES)
                 assert got[:2] == (n, 0) and list(got[2:]) == exact.tolist()
     # a probe that misses the bracket must fall back to the exact answer
     skewed = np.concatenate([np.zeros(n - n // 100, np.float32), np.ones(n // 100, np.float32)])
