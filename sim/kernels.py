@@ -222,27 +222,41 @@ def eligible(progress, level, months_at_level, credit, waits, top, out):
     """Slots that may sit an assessment: progress at the standard, below level `top`, and the wait
     (less training credit) served; in slot order (certification.eligible_for_assessment).
 
-    Branch-free: about a third of workers are at the standard, in no order, so a branch on it would
-    be mispredicted on every third slot. The result is a view of the scratch buffer `out` (at least
-    as long as the workforce), which a fresh allocation of that size would page-fault on each call."""
-    n = progress.size
+    Two passes, both branch-free (`_at_standard`, then the wait on those at the standard only). The
+    result is a view of the scratch buffer `out` (at least as long as the workforce), which a fresh
+    allocation of that size would page-fault on each call."""
     wait = np.full(8, 1 << 30, dtype=np.int64)  # levels at or above `top` never qualify
     for lv in range(top):
         wait[lv] = waits[lv]
+    k = _at_standard(progress, out)
+    m = 0
+    for j in range(k):
+        i = out[j]
+        out[m] = i
+        m += months_at_level[i] >= wait[level[i]] - credit[i]
+    return out[:m]
+
+
+@njit(**_INLINE)
+def _at_standard(progress, out):
+    """The slots whose progress is at the next standard, in slot order, into `out`; returns how many.
+    Branch-free (every slot is stored, the cursor moves past those at the standard): about a fifth
+    of workers are, in no order, so a branch on it would often be mispredicted. Reading only progress
+    here, and the other columns for those slots only, took 1.35 ms at a million workers against 3.4
+    for one pass testing everything."""
     k = 0
-    for i in range(n):
-        ok = (progress[i] >= 1.0) & (months_at_level[i] >= wait[level[i]] - credit[i])
+    for i in range(progress.size):
         out[k] = i
-        k += ok
-    return out[:k]
+        k += progress[i] >= 1.0
+    return k
 
 
 @njit(**_JIT)
 def eligible_odds(progress, level, months_at_level, credit, studio_since, waits, top,
                   sit_untrained, sit_trained, pass_prob, out, out_odds):
-    """`eligible` and each candidate's odds (kernels_numpy.sitting_odds) in one pass: the candidates (a
-    view of `out`) and each one's probability of sitting and passing (a view of the float32 `out_odds`)."""
-    n = progress.size
+    """`eligible` and each candidate's odds (kernels_numpy.sitting_odds) in one call, in its two passes:
+    the candidates (a view of `out`) and each one's probability of sitting and passing (a view of the
+    float32 `out_odds`)."""
     wait = np.full(8, 1 << 30, dtype=np.int64)
     odds = np.zeros(8, dtype=np.float32)  # by level: untrained sitters
     odds_prepared = np.zeros(8, dtype=np.float32)
@@ -250,15 +264,16 @@ def eligible_odds(progress, level, months_at_level, credit, studio_since, waits,
         wait[lv] = waits[lv]
         odds[lv] = sit_untrained[lv] * pass_prob[lv]
         odds_prepared[lv] = sit_trained * pass_prob[lv]
-    k = 0
-    for i in range(n):
+    k = _at_standard(progress, out)
+    m = 0
+    for j in range(k):
+        i = out[j]
         lv = level[i]
-        ok = (progress[i] >= 1.0) & (months_at_level[i] >= wait[lv] - credit[i])
         prepared = (credit[i] > 0) | (studio_since[i] != NO_MONTH)
-        out[k] = i
-        out_odds[k] = odds_prepared[lv] if prepared else odds[lv]
-        k += ok
-    return out[:k], out_odds[:k]
+        out[m] = i
+        out_odds[m] = odds_prepared[lv] if prepared else odds[lv]
+        m += months_at_level[i] >= wait[lv] - credit[i]
+    return out[:m], out_odds[:m]
 
 
 @njit(**_JIT)
