@@ -309,6 +309,29 @@ def _fast_track(addresses, members, progress, level, hi, rate):
     return out[:m]
 
 
+def compete(rng, *args):
+    """kernels_numpy.compete in one compiled call (`_compete`) on `rng`."""
+    return _compete(generator_addresses(rng), *args)
+
+
+@njit(**_JIT)
+def _compete(addresses, part, progress, half_log_aptitude, luck_sd, prep_gain):
+    """The same normals (numba's Generator runs numpy's ziggurat on the bit generator, one value at a
+    time as numpy's array fill does, loc + scale x z), the same float32 sum of progress and
+    aptitude's half log, widened to float64 before the luck is added, as numpy's mixed-type add does;
+    the log itself stays numpy's (its vectorised float32 log rounds differently from LLVM's). One
+    pass instead of four array calls, the normals three times faster than numpy's."""
+    rng = _generator_at(addresses)
+    score = np.empty(part.size)
+    for j in range(part.size):
+        score[j] = rng.normal(0.0, luck_sd)
+    for j in range(part.size):
+        i = part[j]
+        score[j] = np.float64(progress[i] + half_log_aptitude[j]) + score[j]
+        progress[i] = progress[i] + prep_gain
+    return score
+
+
 @njit(**_JIT)
 def studio_roster(studio_since, level, t, term, lo, hi, stay, leave):
     """kernels_numpy.studio_roster in one pass: (staying members, leaving members), views of the
@@ -1182,6 +1205,7 @@ def warm() -> None:
     train_places(np.random.default_rng(0), np.array([1.5, 0.5]), 4, SAMPLER, i8, 4, f32.copy(), 0, i32,
                  np.ones(1, np.float32), np.float32(1.0), i16, i16.copy(), np.float32(0.1), np.int16(6),
                  np.int16(24))
+    compete(np.random.default_rng(0), idx, f32.copy(), f32[:2], 0.5, np.float32(0.03))
     for kind in (ACCEPT_LEVELS, ACCEPT_TRAINING, ACCEPT_STUDIO):
         sample_distinct(np.random.default_rng(0), 4, 2, 4096, 256, 16, 2.0, 8, kind, i8, 0, 3, f32, True, 1, i32,
                         np.ones(1, np.float32), np.float32(1.0), i16)

@@ -80,6 +80,16 @@ def fast_track(rng, members, progress, level, hi, rate):
     return ready[rng.random(ready.size) < rate]
 
 
+def compete(rng, part, progress, half_log_aptitude, luck_sd, prep_gain):
+    """A competition round's scores (sim.levers.competition): each participant's luck (normal, sd
+    `luck_sd`, drawn in slot order), score = progress + 0.5 log(aptitude) (given, float32) + luck in
+    float64, and then the preparation's gain added to their progress (float32)."""
+    luck = rng.normal(0.0, luck_sd, part.size)
+    score = progress[part] + half_log_aptitude + luck
+    progress[part] += prep_gain
+    return score
+
+
 def studio_roster(studio_since, level, t, term, lo, hi, stay, leave):
     """Studio members (studio_since set), split into those who stay and those whose term is over or
     whose level left the member levels (sim.levers.studio), both in slot order."""

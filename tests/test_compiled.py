@@ -197,6 +197,39 @@ def test_a_months_training_places_in_one_call_are_the_numpy_passes(model, mode):
         assert all(abs(int(g) - x) < 1 for g, x in zip(ga, places) if 0 < x < 500)  # rounded, not truncated
 
 
+@pytest.mark.parametrize("k", [0, 1, 7, 3000])
+def test_a_competition_rounds_scores_in_one_call_are_the_numpy_passes(model, k):
+    """compete (the luck, the score and the preparation's gain in one compiled call) gives the same
+    scores, bit for bit, the same progress and leaves the stream where the numpy passes and the
+    array expressions CompetitionLever.act used before it leave them, for 0, 1, a few and many
+    participants; the score's float32 part is not rounded through float64 first (the test would
+    show it: float32 sums of progress and the log differ from float64 ones)."""
+    wf0 = model.workforce
+    part = np.sort(np.random.default_rng(k).choice(wf0.n, k, replace=False)).astype(np.int64)
+    sd, gain = 0.5, np.float32(0.03)
+    outs = []
+    for impl in IMPLS:
+        wf = wf0.copy()
+        rng = np.random.default_rng(100 + k)
+        score = impl.compete(rng, part, wf.progress, 0.5 * np.log(wf.aptitude[part]), sd, gain)
+        outs.append((score, wf.progress.copy(), rng.random()))
+    wf = wf0.copy()  # the expressions compete replaced
+    rng = np.random.default_rng(100 + k)
+    luck = rng.normal(0.0, sd, part.size)
+    score = wf.progress[part] + 0.5 * np.log(wf.aptitude[part]) + luck
+    wf.progress[part] += gain
+    outs.append((score, wf.progress.copy(), rng.random()))
+    for got in outs[1:]:
+        assert same(got[0], outs[0][0]) and got[0].dtype == np.float64
+        assert same(got[1], outs[0][1]) and got[2] == outs[0][2]
+    assert np.count_nonzero(outs[0][1] != wf0.progress) == k
+    if k > 100:  # the luck is what was asked for: sd within 5 standard errors
+        resid = outs[0][0] - (wf0.progress[part] + 0.5 * np.log(wf0.aptitude[part]))
+        assert abs(resid.std() - sd) < 5 * sd / np.sqrt(2 * k)
+        wide = wf0.progress[part].astype(np.float64) + (0.5 * np.log(wf0.aptitude[part])).astype(np.float64)
+        assert np.any(wide + luck != outs[0][0])
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_the_tail_moves_into_the_holes_identically(seed):
     """compact (Workforce.replace when fewer enter than leave) moves every column alike in both passes,

@@ -74,9 +74,9 @@ class CompetitionLever(Lever):
         self.book("government", p.subsidised_events_per_year * p.intensity / p.events_per_year * p.subsidy_per_event)
         if part.size == 0:
             return
-        luck = rng.normal(0.0, p.luck_sd, part.size)
-        score = wf.progress[part] + 0.5 * np.log(wf.aptitude[part]) + luck
-        wf.progress[part] += np.float32(p.prep_progress_gain)
+        # luck, score = progress + 0.5 log(aptitude) + luck, and the preparation's gain: one call
+        score = wf.kernels.compete(rng, part, wf.progress, 0.5 * np.log(wf.aptitude[part]), p.luck_sd,
+                                   np.float32(p.prep_progress_gain))
         self.month_reach += part.size * w
         n_top = stochastic_round(rng, p.promote_fraction * part.size)
         top = best_slots(part, score, n_top, wf.kernels)
