@@ -9,8 +9,8 @@ folder is read-only), so compilation is paid once per machine, not once per run:
 Bit for bit the numpy rules: every kernel does the same float32/float64 operations in the same
 order as the numpy code it replaced (float32 products stay float32, sums into the level ledger are
 sequential in slot order as `np.bincount` does them). Draws stay on the mechanism's own stream, with
-the same sizes and order: `skip_sample`, `sample_distinct`, `firm_draws`, `entrant_draws`, `depart`
-and `train_places` draw inside the kernel through numba's `np.random.Generator` support (the
+the same sizes and order: `skip_sample`, `sample_distinct`, `firm_draws`, `entrant_draws`, `depart`,
+`train_places` and `compete` draw inside the kernel through numba's `np.random.Generator` support (the
 generator handed over by its bit generator's addresses, `generator_addresses`), which runs numpy's
 own algorithms on the same bit generator (so the same numbers, 32-bit integers' buffering included;
 one call where numpy makes ten at small sizes). The geometric gaps of `skip_sample` call numba's own draws (the standard exponential,
@@ -310,7 +310,8 @@ def _fast_track(addresses, members, progress, level, hi, rate):
 
 
 def compete(rng, *args):
-    """kernels_numpy.compete in one compiled call (`_compete`) on `rng`."""
+    """kernels_numpy.compete in one compiled call (`_compete`) on `rng` (`part`: distinct slots, as
+    sample_distinct gives them)."""
     return _compete(generator_addresses(rng), *args)
 
 
@@ -1031,12 +1032,14 @@ def _income_pass(pay, bonus, stride, scale, threshold, lo, hi, bits):
 @njit(**_JIT)
 def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quantiles):
     """kernels_numpy.income_quantiles for three quantiles in one call (the same float64 products
-    rounded to float32, the same ranks and values), in three passes over the sample: its values and
-    the middle-income count; the counts below and up to each quantile's narrowest window, for every
-    quantile at once (`_count_windows`: vectorised); the values inside the windows that hold their
-    ranks (`_gather_windows`). A wider window is counted only for a quantile the narrower one missed,
-    and a quantile no window holds is found by a full partition, so the values are always exact: the
-    windows decide the speed only. Narrow windows leave few values to gather and partition."""
+    rounded to float32, the same ranks and values). A pass makes the sample and the middle-income
+    count; for each window, narrowest first, one pass counts the values below and up to every
+    quantile's window at once (`_count_windows`: vectorised), until each quantile's rank lies in a
+    window or the windows run out (a month's moves are small: one counting pass, nearly always);
+    one more pass gathers the values inside the windows that hold their ranks (`_gather_windows`).
+    A quantile no window holds, or whose gathered values do not match their count, is found by a
+    full partition, so the values are always exact: the windows decide the speed only. Narrow
+    windows leave few values to gather and partition."""
     sample, n_mid = _income_sample(pay, bonus, stride, scale, threshold)
     m = sample.size
     if m == 0:
@@ -1064,10 +1067,10 @@ def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quant
             done = done and found[j]
         if done:
             break
-    inside = _gather_windows(sample, lo, hi, size)
+    inside, kept = _gather_windows(sample, lo, hi, size)
     out = np.empty(3, dtype=np.float32)
     for j in range(3):
-        if found[j]:
+        if found[j] and kept[j] == size[j]:
             out[j] = np.partition(inside[j], ranks[j] - below[j])[ranks[j] - below[j]]
         else:
             out[j] = np.partition(sample, ranks[j])[ranks[j]]
@@ -1092,10 +1095,11 @@ def _count_windows(x, a0, a1, a2, b0, b1, b2):
 
 @njit(**_INLINE)
 def _gather_windows(x, lo, hi, size):
-    """The values of x inside each window [lo_j, hi_j] (size_j of them, as counted; a window of size 0
-    gathers nothing), in one pass; windows may overlap, and a value goes into each that holds it. The
-    positive float32 bounds compare as bit patterns (`_gather_bracket_bits`), one unsigned comparison
-    per window, its branch well predicted because few values are inside."""
+    """The values of x inside each window [lo_j, hi_j], at most size_j of them (as counted; a window
+    of size 0 gathers nothing), and how many lie inside (size_j, unless the count was wrong: the
+    caller then partitions the whole sample); in one pass. Windows may overlap, and a value goes into
+    each that holds it. The positive float32 bounds compare as bit patterns (`_gather_bracket_bits`),
+    one unsigned comparison per window, its branch well predicted because few values are inside."""
     bits = x.view(np.uint32)
     l0, l1, l2 = _bits(lo[0]), _bits(lo[1]), _bits(lo[2])
     s0, s1, s2 = _bits(hi[0]) - l0, _bits(hi[1]) - l1, _bits(hi[2]) - l2
@@ -1105,16 +1109,19 @@ def _gather_windows(x, lo, hi, size):
     k0 = k1 = k2 = 0
     for i in range(x.size):
         b = bits[i]
-        if np.uint32(b - l0) <= s0 and k0 < v0.size:
-            v0[k0] = x[i]
+        if np.uint32(b - l0) <= s0:
+            if k0 < v0.size:
+                v0[k0] = x[i]
             k0 += 1
-        if np.uint32(b - l1) <= s1 and k1 < v1.size:
-            v1[k1] = x[i]
+        if np.uint32(b - l1) <= s1:
+            if k1 < v1.size:
+                v1[k1] = x[i]
             k1 += 1
-        if np.uint32(b - l2) <= s2 and k2 < v2.size:
-            v2[k2] = x[i]
+        if np.uint32(b - l2) <= s2:
+            if k2 < v2.size:
+                v2[k2] = x[i]
             k2 += 1
-    return v0, v1, v2
+    return (v0, v1, v2), (k0, k1, k2)
 
 
 @njit(**_INLINE)

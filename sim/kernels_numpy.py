@@ -82,8 +82,9 @@ def fast_track(rng, members, progress, level, hi, rate):
 
 def compete(rng, part, progress, half_log_aptitude, luck_sd, prep_gain):
     """A competition round's scores (sim.levers.competition): each participant's luck (normal, sd
-    `luck_sd`, drawn in slot order), score = progress + 0.5 log(aptitude) (given, float32) + luck in
-    float64, and then the preparation's gain added to their progress (float32)."""
+    `luck_sd`, drawn in the order of `part`), score = progress + 0.5 log(aptitude) (given, float32)
+    + luck in float64, and then the preparation's gain added to their progress (float32). `part`:
+    distinct slots (sample_distinct's), so each participant gains once."""
     luck = rng.normal(0.0, luck_sd, part.size)
     score = progress[part] + half_log_aptitude + luck
     progress[part] += prep_gain

@@ -148,7 +148,7 @@ def measure(model) -> dict[str, float]:
     annual = [annual_scale * p + b for p, b in zip(pay_by_level.tolist(), bonus_by_level)]
     row["income_mean"] = numpy_sum(annual) / workers if workers > 0 else 0.0
     stride = max(1, -(-wf.n // QUANTILE_SAMPLE))
-    # the income sample, the middle-income count and the quantiles' brackets in one call
+    # the income sample, the middle-income count and the quantiles, from windows around last month's, in one call
     # (numpy compares a float32 array with a Python float in float32, hence the float32 threshold)
     last = getattr(model, "income_quantiles", None)  # last month's, in units of the wage index
     guess = None if last is None else [q * wi for q in last]

@@ -230,6 +230,25 @@ def test_a_competition_rounds_scores_in_one_call_are_the_numpy_passes(model, k):
         assert np.any(wide + luck != outs[0][0])
 
 
+def test_the_compiled_rounds_normals_are_numpys_over_a_million_draws():
+    """compete's luck over 10^6 participants: numba's normals (the ziggurat's tail, |z| > 3.65, comes
+    up about 270 times) equal numpy's array of normals bit for bit, and so do the scores and the
+    stream's state after them."""
+    rng = np.random.default_rng(3)
+    n = 1_000_000
+    progress, aptitude = rng.random(n, dtype=np.float32), rng.lognormal(0, 0.3, n).astype(np.float32)
+    part = np.arange(n, dtype=np.int64)
+    half_log = 0.5 * np.log(aptitude)
+    got = []
+    for impl in IMPLS:
+        prog, gen = progress.copy(), np.random.default_rng(9)
+        got.append((impl.compete(gen, part, prog, half_log, 0.5, np.float32(0.03)), prog, gen.random()))
+    luck = np.random.default_rng(9).normal(0.0, 0.5, n)
+    assert np.count_nonzero(np.abs(luck) > 0.5 * 3.6541528853610088) > 100  # the tail was drawn
+    assert same(got[0][0], got[1][0]) and same(got[0][1], got[1][1]) and got[0][2] == got[1][2]
+    assert same(got[0][0], progress + half_log + luck)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_the_tail_moves_into_the_holes_identically(seed):
     """compact (Workforce.replace when fewer enter than leave) moves every column alike in both passes,

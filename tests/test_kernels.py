@@ -192,6 +192,38 @@ def test_order_statistics_equal_a_full_partition(n):
     np.testing.assert_array_equal(order_statistics(skewed, ranks, probe_size=8), np.partition(skewed, ranks)[ranks])
 
 
+
+def test_income_quantiles_are_exact_with_bounds_on_the_data_and_odd_values():
+    """income_quantiles' windows (GUESS_WINDOWS) against np.partition, with either passes, where a
+    bug in the window's edges or the counts would show: data holding the exact float32 bounds of both
+    windows (many times, so ranks land on them), one quantile found in each window and one in
+    none, and values that compare oddly (zeros, -0.0, negatives, +inf, NaN, which sorts last)."""
+    from sim import kernels, kernels_numpy
+    from sim.metrics import GUESS_WINDOWS, QUANTILES
+
+    rng = np.random.default_rng(12)
+    n = 20_000
+    ranks = [max(0, int(np.ceil(q * n)) - 1) for q in QUANTILES]
+    base = np.sort(rng.lognormal(10, 0.3, n).astype(np.float32))
+    guess = base[ranks].astype(np.float64)
+    edges = [np.float32(g * (1.0 + s * w)) for g in guess for w in GUESS_WINDOWS for s in (-1.0, 1.0)]
+    on_edges = base.copy()
+    for j, e in enumerate(edges):  # a block of each bound value next to where it sorts
+        at = int(np.searchsorted(base, e))
+        on_edges[max(0, at - 60):at + 60] = e
+    odd = base.copy()
+    odd[rng.choice(n, 400, replace=False)] = rng.choice(np.array([0.0, -0.0, -5.0, np.inf, np.nan], np.float32), 400)
+    rng.shuffle(on_edges)  # in no order, as incomes lie in slot order
+    rng.shuffle(odd)
+    zero = np.zeros(n, np.float32)
+    for data in (on_edges, odd):
+        exact = np.partition(data, ranks)[ranks]
+        for g in (guess, guess * np.array([1.0, 1.01, 3.0]), np.array(edges[0:3], np.float64)):
+            for impl in (kernels, kernels_numpy):
+                got = impl.income_quantiles(data, zero, 1, np.float32(1.0), np.float32(1e9),
+                                            np.asarray(g, np.float64), GUESS_WINDOWS, QUANTILES)
+                assert got[0] == n and list(got[2:]) == exact.tolist(), (impl.__name__, g)
+
 def test_competition_winners_are_the_best_scores_with_ties_broken_as_the_partition_does():
     """best_slots takes the scores at or above the n-th best (a bracketed selection) and falls back to
     np.argpartition when a tie sits on that score: the same slots as the argpartition it replaced, in
