@@ -236,8 +236,13 @@ class SizePath:
         return float(np.exp(ls))
 
     def agents(self, month: int) -> int:
-        """Agents the workforce should have at the end of absolute month `month`."""
-        return int(round(self.persons(month) * self.scale))
+        """Agents the workforce should have at the end of absolute month `month` (asked every month of
+        a run, and of its history: worked out once per month, a few numpy scalar calls each)."""
+        known = self.__dict__.setdefault("_agents", {})
+        n = known.get(month)
+        if n is None:
+            n = known[month] = int(round(self.persons(month) * self.scale))
+        return n
 
 
 def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, rng: np.random.Generator,

@@ -54,6 +54,14 @@ class TrainingLever(Lever):
 
     ALLOCATION_MODES = {"random": 0, "lowest_level": 1, "near_standard": 2}
 
+    def _levy_max(self, levy: np.ndarray) -> np.float32:
+        """The highest firm levy rate (employer places follow the rate relative to it): the firms are
+        drawn once per run, so it is worked out once for their array."""
+        cached = self.__dict__.get("_levy")
+        if cached is None or cached[0] is not levy:
+            cached = self._levy = (levy, np.float32(levy.max()) if levy.size else np.float32(1.0))
+        return cached[1]
+
     def act(self, model, rng) -> None:
         if self._budget_year != model.year:
             self._set_budget(model)
@@ -67,7 +75,7 @@ class TrainingLever(Lever):
         # to the highest.
         places = np.array([self.year_budget[funder] / 12.0 / cost / w for funder in FUNDERS])
         levy = model.firms.levy_rate
-        levy_max = np.float32(levy.max()) if levy.size else np.float32(1.0)
+        levy_max = self._levy_max(levy)
         reached = wf.kernels.train_places(
             rng, places, wf.n, SAMPLER, wf.level, p.eligible_max_level, wf.progress, self.ALLOCATION_MODES[p.allocation],
             wf.firm, levy, levy_max, wf.studio_since, wf.credit, np.float32(p.progress_gain),
