@@ -161,10 +161,11 @@ def test_fast_validation_raises_what_hydra_raises(loaders):
             fast.check_sweep_config(master, bad)
 
 
-def test_a_joblib_launch_pickles_what_its_jobs_share_once_and_each_job_unpickles_its_own_copy():
+def test_a_joblib_launch_pickles_what_its_jobs_share_once_and_a_worker_unpickles_it_once():
     """sim.fastsweep._delayed: the jobs of one launch carry the same `_Shipment`, pickled once (its
-    bytes are reused), each unpickled into fresh objects (a job's change is not seen by the next); a
-    launch with other shared objects gets a new shipment; other functions are joblib's own."""
+    bytes are reused); a worker unpickles it once and its jobs get the same objects, as the basic
+    launcher's jobs do (unpickled, they are new objects, not the parent's); a launch with other shared
+    objects gets a new shipment, unpickled anew; other functions are joblib's own."""
     import pickle
 
     import cloudpickle
@@ -184,14 +185,17 @@ def test_a_joblib_launch_pickles_what_its_jobs_share_once_and_each_job_unpickles
     finally:
         cloudpickle.dumps = real
     assert len(calls) == 1, "the shared arguments are pickled once per launch"
+    fastsweep._unshipped.clear()  # a fresh worker
     first, second = (pickle.loads(b) for b in blobs[:2])
     assert first[:2] == (0, ["replicate=0"]) and second[:2] == (1, ["replicate=1"])
-    first[2][3]["instances"]["x"].append(2)
-    first[2][1].a = 5
-    assert second[2][3]["instances"]["x"] == [1] and second[2][1].a == 1, "each job gets its own copy"
+    assert first[2] is second[2], "a worker unpickles a launch's shared arguments once"
+    assert first[2][1] is not config and first[2][1] == config and first[2][3] == state
     assert first[2][2] is len
     other = fastsweep._delayed(fastsweep.execute_joblib_job)(3, [], "context", OmegaConf.create({"a": 2}), len, state)
     assert other[1][2] is not shipments[0] and other[1][2].args[1].a == 2
+    again = pickle.loads(pickle.dumps(other[1]))[2]  # another launch in the same worker: its own objects
+    assert again is not first[2] and again[1].a == 2 and pickle.loads(blobs[2])[2][1].a == 1
+    fastsweep._unshipped.clear()
     plain = fastsweep._delayed(max)(1, 2)
     assert plain[0] is max and plain[1] == (1, 2)
     fastsweep._shipment.clear()  # no test's objects kept for a later launch
