@@ -9,8 +9,9 @@ numbers), and a lever at zero intensity leaves the run bit-identical to one with
 Making a child SeedSequence and seeding a PCG64 from it costs 10-25 microseconds, paid by five or
 more mechanisms every month: at 10,000 agents that was a tenth of a month's work. `RandomStreams`
 computes the same child states itself, numpy's SeedSequence hashing vectorised over a block of months
-(`_child_seeds`) and PCG64's seeding in Python integers, and sets them on one bit generator per
-mechanism. The generators are the same, number for number (tests/test_streams.py compares them with
+and every mechanism at once (`_child_seeds`: one call where one per mechanism took 0.1 ms each, most
+of a short run's stream cost) and PCG64's seeding in Python integers, and sets them on one bit
+generator per mechanism. The generators are the same, number for number (tests/test_streams.py compares them with
 `SeedSequence.spawn` and `PCG64` for many seeds, mechanisms and months).
 """
 
@@ -80,9 +81,12 @@ def _absorb(pool: list, hc, entropy) -> tuple[list, object]:
     return pool, hc
 
 
-def _prefix(seed: int, mechanism: int) -> tuple[list[int], int]:
-    """The pool of SeedSequence(seed, spawn_key=(mechanism, ...)) before the month's word: the run
-    entropy padded to the pool size, mixed, then the mechanism's words absorbed."""
+def _prefixes(seed: int) -> tuple[list[np.ndarray], int]:
+    """The pools of SeedSequence(seed, spawn_key=(mechanism, ...)) for every mechanism before the
+    month's word (four uint64 arrays, one entry per mechanism), and the hash constant after them: the
+    run entropy padded to the pool size and mixed, then the mechanism's word absorbed. The constant is
+    the same for every mechanism (hashmix moves it by multiplication only, once per word, and each
+    mechanism is one word)."""
     run = _words(seed)
     run += [0] * (4 - len(run))
     hc, pool = _INIT_A, []
@@ -94,14 +98,18 @@ def _prefix(seed: int, mechanism: int) -> tuple[list[int], int]:
             if s != d:
                 v, hc = _hashmix(pool[s], hc)
                 pool[d] = _mix(pool[d], v)
-    return _absorb(pool, hc, run[4:] + _words(mechanism))
+    pool, hc = _absorb(pool, hc, run[4:])
+    mechanisms = np.arange(len(MECHANISMS), dtype=np.uint64)
+    pool, hc = _absorb([np.full(mechanisms.size, p, dtype=np.uint64) for p in pool], np.uint64(hc), [mechanisms])
+    return pool, int(hc)
 
 
-def _child_seeds(prefix: tuple[list[int], int], months: np.ndarray) -> np.ndarray:
-    """generate_state(4, uint64) of the child SeedSequence of each month (< 2**32): uint64 (len, 4)."""
-    pool, hc = prefix
-    m = months.astype(np.uint64)
-    pool, _ = _absorb([np.full(m.size, p, dtype=np.uint64) for p in pool], np.uint64(hc), [m])
+def _child_seeds(prefixes: tuple[list[np.ndarray], int], months: np.ndarray) -> np.ndarray:
+    """generate_state(4, uint64) of the child SeedSequence of every mechanism for each month
+    (< 2**32): uint64 (mechanisms, len(months), 4)."""
+    pool, hc = prefixes
+    m = months.astype(np.uint64)[None, :]
+    pool, _ = _absorb([p[:, None] for p in pool], np.uint64(hc), [m])
     hc = _INIT_B
     w = []
     for i in range(8):
@@ -109,7 +117,7 @@ def _child_seeds(prefix: tuple[list[int], int], months: np.ndarray) -> np.ndarra
         hc = (hc * _MULT_B) & _MASK
         v = (v * np.uint64(hc)) & np.uint64(_MASK)
         w.append(v ^ (v >> np.uint64(16)))
-    return np.stack([w[2 * j] | (w[2 * j + 1] << np.uint64(32)) for j in range(4)], axis=1)
+    return np.stack([w[2 * j] | (w[2 * j + 1] << np.uint64(32)) for j in range(4)], axis=2)
 
 
 def _pcg64_state(seed4) -> dict:
@@ -126,8 +134,10 @@ class RandomStreams:
 
     def __init__(self, seed: int):
         self.seed = int(seed)
-        self._prefix = {name: _prefix(self.seed, i) for i, name in enumerate(MECHANISMS)}
-        self._blocks: dict[str, tuple[int, list]] = {}  # mechanism -> (first month, child seeds as Python ints)
+        self._prefixes = _prefixes(self.seed)
+        self._index = {name: i for i, name in enumerate(MECHANISMS)}
+        # mechanism -> (first month, its child seeds as Python ints, or the block they come from)
+        self._blocks: dict[str, tuple[int, list | np.ndarray]] = {}
         self._generators: dict[str, np.random.Generator] = {}  # one per mechanism, its bit generator reseeded
 
     def get(self, mechanism: str, month: int) -> np.random.Generator:
@@ -147,9 +157,17 @@ class RandomStreams:
             return np.random.Generator(np.random.PCG64(ss))
         first, block = self._blocks.get(mechanism, (0, None))
         if block is None or not first <= month < first + _BLOCK:
-            # a block of child seeds from this month on: a run's months (history and horizon) in one or two
+            # a block of child seeds from this month on, for every mechanism whose block does not hold
+            # this month (one vectorised call; a run's months, history and horizon, take two or three)
             first = min(month, (1 << 32) - _BLOCK)
-            block = _child_seeds(self._prefix[mechanism], np.arange(first, first + _BLOCK)).tolist()
+            seeds = _child_seeds(self._prefixes, np.arange(first, first + _BLOCK))
+            for name, k in self._index.items():
+                start, held = self._blocks.get(name, (0, None))
+                if held is None or not start <= month < start + _BLOCK:
+                    self._blocks[name] = first, seeds[k]
+            block = self._blocks[mechanism][1]
+        if not isinstance(block, list):  # as Python ints, the first time this mechanism reads the block
+            block = block.tolist()
             self._blocks[mechanism] = first, block
         gen = self._generators.get(mechanism)
         if gen is None:

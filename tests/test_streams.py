@@ -33,3 +33,21 @@ def test_a_month_asked_again_starts_again():
     first = streams.get("demography", 24300).random(4)
     streams.get("demography", 24301).random(10)
     assert np.array_equal(streams.get("demography", 24300).random(4), first)
+
+
+def test_mechanisms_sharing_blocks_of_months_get_their_own_numbers_in_any_order():
+    """A block of child seeds is made for every mechanism whose block does not hold the month asked
+    (one vectorised call): mechanisms asked at months inside, across and outside each other's blocks,
+    forwards and backwards, each get numpy's generator for that month."""
+    seed = 20240611
+    streams = RandomStreams(seed)
+    rng = np.random.default_rng(3)
+    start = 12 * 2012 + 9
+    months = [0, start, start + 255, start + 256, start + 100, start + 400, start + 130, 5, start + 1000]
+    months += rng.integers(start - 300, start + 700, 60).tolist()
+    for month in months:
+        for mechanism in rng.choice(MECHANISMS, 4, replace=False).tolist():
+            ref, got = reference(seed, mechanism, month), streams.get(mechanism, month)
+            assert ref.bit_generator.state == got.bit_generator.state, (mechanism, month)
+    held = {first for first, _ in streams._blocks.values()}
+    assert len(held) < len(MECHANISMS)  # blocks were shared, not made one per mechanism
