@@ -111,6 +111,11 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
     Levels are allocated exactly (stratified) to cut sampling noise; everything else is drawn.
     `now` is the absolute month index of the initial state; `skilled_mix` (levels 1..7) defaults to
     the region's.
+
+    The draws go straight into the new workers' columns (a contiguous block) or into two scratch
+    arrays, and the arithmetic is done in place: at 5.7 million workers each temporary was 23-46 MB of
+    fresh memory to fault in, and the fancy-indexed writes a pass each. The values are those of the
+    same float32 operations on new arrays (tests/test_demography.py compares them).
     """
     reg, beh = cfg.region, cfg.behaviour
     n = cfg.n_agents if n is None else int(n)
@@ -119,14 +124,23 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
     counts = allocate(n, mix)
     level = np.repeat(np.arange(N_LEVELS, dtype=np.int8), counts)
     rng.shuffle(level)
-    idx = wf.append(n)
-    wf.level[idx] = level
-    female = rng.random(n, dtype=np.float32) < np.float32(reg.female_share)
-    wf.female[idx] = female
-    mean_age = (reg.mean_age + reg.level_age_step * (level.astype(np.float32) - 2.0)) * 12
+    start = wf.n
+    wf.append(n)
+    at = slice(start, start + n)  # the new workers' slots
+    wf.level[at] = level
+    female = wf.female[at]
+    u = rng.random(n, dtype=np.float32)
+    np.less(u, np.float32(reg.female_share), out=female)
+    # each level's mean age in months, in float32 as an array of levels computes it
+    mean_age = ((reg.mean_age + reg.level_age_step * (np.arange(N_LEVELS, dtype=np.float32) - 2.0)) * 12)[level]
     # Ages in months from the normal truncated to working age: redraw those outside [16, retirement).
-    age = (rng.standard_normal(n, dtype=np.float32) * np.float32(reg.age_sd * 12) + mean_age).astype(np.int16)
-    ret_age = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement, wf.kernels)
+    z = rng.standard_normal(n, dtype=np.float32, out=u)
+    np.multiply(z, np.float32(reg.age_sd * 12), out=z)
+    np.add(z, mean_age, out=z)
+    age = wf.age[at]
+    age[...] = z  # float32 to int16 as astype casts
+    ret_age = wf.retire_age[at]
+    ret_age[...] = retirement_age_months(female, np.subtract(now, age, dtype=np.int64), cfg.retirement, wf.kernels)
     bad = np.flatnonzero((age < MIN_AGE_MONTHS) | (age >= ret_age))
     for _ in range(200):
         if bad.size == 0:
@@ -137,26 +151,41 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
         bad = bad[(age[bad] < MIN_AGE_MONTHS) | (age[bad] >= ret_age[bad])]
     age[bad] = MIN_AGE_MONTHS  # only if the normal puts (almost) no mass in working age
     ret_age[bad] = retirement_age_months(female[bad], now - age[bad].astype(np.int64), cfg.retirement, wf.kernels)
-    wf.age[idx] = age
-    wf.retire_age[idx] = ret_age
-    wf.firm[idx] = firms.sample(rng, n)
-    wf.aptitude[idx] = lognormal_mean_one(rng, n, beh.aptitude_sd)
-    wf.wage_factor[idx] = np.exp(rng.standard_normal(n, dtype=np.float32) * np.float32(cfg.wages.individual_sd))
+    del mean_age
+    wf.firm[at] = firms.sample(rng, n, passes=wf.kernels)
+    aptitude = wf.aptitude[at]  # log-normal with mean 1 (lognormal_mean_one), in place
+    rng.standard_normal(n, dtype=np.float32, out=aptitude)
+    np.multiply(aptitude, np.float32(beh.aptitude_sd), out=aptitude)
+    np.subtract(aptitude, np.float32(0.5 * beh.aptitude_sd * beh.aptitude_sd), out=aptitude)
+    np.exp(aptitude, out=aptitude)
+    wage = wf.wage_factor[at]
+    rng.standard_normal(n, dtype=np.float32, out=wage)
+    np.multiply(wage, np.float32(cfg.wages.individual_sd), out=wage)
+    np.exp(wage, out=wage)
     # Time at level: uniform over twice the statutory wait (levels 0-4) or ten years (5-7); no older
     # than the time since age 16 allows. Progress: what that time at the worker's own speed gives,
     # scaled down by a uniform factor so not everyone who has served the wait is ready at once.
     span = np.concatenate([wait_months() * 2, np.full(3, 120)]).astype(np.float32)[level]
-    mal = np.minimum(rng.random(n, dtype=np.float32) * span, age - MIN_AGE_MONTHS).astype(np.int16)
-    wf.months_at_level[idx] = mal
+    mal = rng.random(n, dtype=np.float32, out=u)
+    np.multiply(mal, span, out=mal)
+    np.minimum(mal, age - MIN_AGE_MONTHS, out=mal)
+    months_at_level = wf.months_at_level[at]
+    months_at_level[...] = mal  # float32 to int16 as astype casts
     rate = np.concatenate([1.0 / np.asarray(beh.mastery_months), np.zeros(3)]).astype(np.float32)[level]
     # a uniform factor in [2/3, 4/3] x initial_progress_scale (the unobserved distance to the next standard)
-    spread = np.float32(2 / 3) + np.float32(2 / 3) * rng.random(n, dtype=np.float32)
-    wf.progress[idx] = mal * rate * wf.aptitude[idx] * spread * np.float32(beh.initial_progress_scale)
-    wf.credit[idx] = 0
-    wf.studio_since[idx] = NO_MONTH
-    wf.comp_month[idx] = NO_MONTH
-    wf.weight[idx] = np.float32(cfg.weight)
-    wf.bonus[idx] = 0
+    spread = rng.random(n, dtype=np.float32, out=span)
+    np.multiply(np.float32(2 / 3), spread, out=spread)
+    np.add(np.float32(2 / 3), spread, out=spread)
+    progress = wf.progress[at]
+    np.multiply(months_at_level, rate, out=progress)
+    np.multiply(progress, aptitude, out=progress)
+    np.multiply(progress, spread, out=progress)
+    np.multiply(progress, np.float32(beh.initial_progress_scale), out=progress)
+    wf.credit[at] = 0
+    wf.studio_since[at] = NO_MONTH
+    wf.comp_month[at] = NO_MONTH
+    wf.weight[at] = np.float32(cfg.weight)
+    wf.bonus[at] = 0
 
 
 def lognormal_mean_one(rng: np.random.Generator, k: int, sd: float) -> np.ndarray:
