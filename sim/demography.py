@@ -123,7 +123,7 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
     mix = np.concatenate([[reg.uncertified_share], (1 - reg.uncertified_share) * skilled])
     counts = allocate(n, mix)
     level = np.repeat(np.arange(N_LEVELS, dtype=np.int8), counts)
-    rng.shuffle(level)
+    wf.kernels.shuffle(rng, level)  # rng.shuffle, compiled where the passes are
     start = wf.n
     wf.append(n)
     at = slice(start, start + n)  # the new workers' slots

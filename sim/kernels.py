@@ -32,7 +32,7 @@ from numba import literal_unroll, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.random.distributions import random_standard_exponential
-from numba.np.random.generator_core import next_double
+from numba.np.random.generator_core import next_double, next_uint32, next_uint64
 
 NO_MONTH = -32000  # workforce.NO_MONTH (kept here so this module imports nothing from the model)
 
@@ -705,6 +705,39 @@ def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, 
     return out
 
 
+def shuffle(rng, x):
+    """kernels_numpy.shuffle (rng.shuffle of a 1-D array) compiled: numpy's Fisher-Yates, from the
+    last slot down, each swap partner drawn by its random_interval (a 32-bit draw masked to the
+    smallest all-ones mask, redrawn while above the bound; 64-bit above 2**32), on the same bit
+    generator: the same permutation and the same stream state. About twice as fast for the initial
+    population's 5.7 million levels: numpy swaps through a buffer with three memcpy calls."""
+    _shuffle_at(generator_addresses(rng), x)
+
+
+@njit(**_JIT)
+def _shuffle_at(addresses, x):
+    bitgen = _generator_at(addresses).bit_generator
+    for i in range(x.size - 1, 0, -1):
+        mask = np.uint64(i)
+        mask |= mask >> np.uint64(1)
+        mask |= mask >> np.uint64(2)
+        mask |= mask >> np.uint64(4)
+        mask |= mask >> np.uint64(8)
+        mask |= mask >> np.uint64(16)
+        mask |= mask >> np.uint64(32)
+        bound = np.uint64(i)
+        if bound <= np.uint64(0xFFFFFFFF):
+            j = np.uint64(next_uint32(bitgen)) & mask
+            while j > bound:
+                j = np.uint64(next_uint32(bitgen)) & mask
+        else:
+            j = next_uint64(bitgen) & mask
+            while j > bound:
+                j = next_uint64(bitgen) & mask
+        k = np.int64(j)
+        x[i], x[k] = x[k], x[i]
+
+
 @njit(**_INLINE)
 def _firm_draws(rng, k, alias_prob, alias):
     i = rng.integers(0, alias_prob.size, k, dtype=np.int32)
@@ -1194,6 +1227,7 @@ def warm() -> None:
     depart(np.random.default_rng(0), i16.copy(), i16 + 1, np.empty(4, np.int64), i8, hazard,
            0.1, np.float32(0.5), np.ones(3, np.float32), np.arange(3, dtype=np.int32), f32, i16.copy(), f32,
            np.zeros(4, np.int32), f32, f32.copy(), f32.copy(), np.zeros(8), np.zeros(8), *tables)
+    shuffle(np.random.default_rng(0), i8.copy())
     table = (np.ones(3, np.float32), np.arange(3, dtype=np.int32))
     firm_draws(np.random.default_rng(0), 2, *table)
     entrant_draws(np.random.default_rng(0), 2, 0.5, 22.0, 5.0, 192, 480, *table, 0.1, 0.1, 0.8, 0.5, 0.3)

@@ -171,6 +171,11 @@ def accept_studio(slots, level, lo, hi, studio_since):
     return ((lv >= lo) & (lv <= hi) & (studio_since[slots] == NO_MONTH)).astype(np.float32)
 
 
+def shuffle(rng, x):
+    """Shuffle a 1-D array in place (numpy's rng.shuffle)."""
+    rng.shuffle(x)
+
+
 def firm_draws(rng, k, alias_prob, alias):
     """k firms by Walker's alias method (sim.demography.Firms.sample): a firm and a uniform each."""
     i = rng.integers(0, alias_prob.size, k, dtype=np.int32)

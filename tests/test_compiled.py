@@ -249,6 +249,27 @@ def test_the_compiled_rounds_normals_are_numpys_over_a_million_draws():
     assert same(got[0][0], progress + half_log + luck)
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 17, 1000, 65_536, 65_537, 300_001])
+def test_the_compiled_shuffle_is_numpys_permutation_and_leaves_the_stream_alike(n):
+    """shuffle (the initial population's levels): numpy's Fisher-Yates with its masked rejection
+    draws, so the same permutation of int8, int64 and float32 arrays, and the same stream after it,
+    with a 32-bit draw left buffered before it or not (numpy's next_uint32 keeps half a 64-bit word)."""
+    for seed in range(4):
+        for dtype in (np.int8, np.int64, np.float32):
+            x = [np.arange(n).astype(dtype) for _ in IMPLS]
+            gens = [np.random.default_rng(seed) for _ in IMPLS]
+            for gen in gens:
+                if seed % 2:
+                    gen.integers(0, 5, size=3, dtype=np.int32)  # leaves a 32-bit half buffered
+            for impl, gen, arr in zip(IMPLS, gens, x):
+                impl.shuffle(gen, arr)
+            assert same(x[0], x[1]), (seed, dtype)
+            assert gens[0].bit_generator.state == gens[1].bit_generator.state
+            assert np.array_equal(np.sort(x[0]), np.sort(np.arange(n).astype(dtype)))  # the same values
+            if n > 1000:  # a permutation drawn, not the identity or a rotation
+                assert np.count_nonzero(x[0] == np.arange(n).astype(dtype)) < 20 + (n // 128 if dtype is np.int8 else 0)
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_the_tail_moves_into_the_holes_identically(seed):
     """compact (Workforce.replace when fewer enter than leave) moves every column alike in both passes,
