@@ -450,6 +450,7 @@ def _run_single(overrides: list[str], cached=None) -> None:
             compose_cache.store(overrides, JOB_NAME, dcfg)
     dcfg.hydra.mode = RunMode.RUN
     _CHECKED[:] = [checked]  # run_job hands _task a copy of dcfg without its hydra node: the same values
+    fastsweep.copies_by_pickling()  # run_job's two copies of the config, a third of the time
     try:
         callbacks = Callbacks(dcfg)
         callbacks.on_run_start(config=dcfg, config_name="config")
@@ -457,6 +458,7 @@ def _run_single(overrides: list[str], cached=None) -> None:
                       config=dcfg, job_dir_key="hydra.run.dir", job_subdir_key=None)
     finally:
         _CHECKED.clear()  # already taken, unless something failed before the task: never left for another run
+        fastsweep.copies_by_pickling(False)
     callbacks.on_run_end(config=dcfg, config_name="config", job_return=ret)
     _ = ret.return_value  # re-raises what the task raised, as hydra.main does
 

@@ -103,6 +103,46 @@ class _Frozen:
         return unpickler.load()
 
 
+class _JobCopies:
+    """`copy` as Hydra's run_job sees it while fast jobs are on (`hydra.core.utils.copy`, see
+    `copies_by_pickling`). run_job deep-copies every job's config twice: the task's config (13 ms for
+    ours) and HydraConfig's copy of the hydra node (6 ms), together 6-7% of a 50,000-agent sweep job
+    (a sampling profile of 40 jobs). Here a config whose root has no parent is copied as `_Frozen`
+    copies it, by pickling: every node, type, flag and value of copy.deepcopy's copy, in about a third
+    of the time. A top-level node whose parent is another config (HydraConfig's masked copy keeps the
+    hydra node's parent on the full config) is given the copy as its parent, as
+    DictConfig.__deepcopy__ does. Any other object, or a config pickle cannot take, is copy.deepcopy's."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(x: Any, memo: dict | None = None) -> Any:
+        if memo is not None or type(x) is not DictConfig or x._get_parent() is not None:
+            return copy.deepcopy(x, memo)
+        content = x.__dict__["_content"]
+        moved = [] if not isinstance(content, dict) else [
+            (node, node.__dict__["_parent"]) for node in content.values() if node.__dict__["_parent"] is not x]
+        try:
+            for node, _ in moved:
+                node.__dict__["_parent"] = x
+            frozen = _Frozen(x)
+        finally:
+            for node, parent in moved:
+                node.__dict__["_parent"] = parent
+        return frozen.copy()
+
+
+_JOB_COPIES = _JobCopies()
+
+
+def copies_by_pickling(on: bool = True) -> None:
+    """Have Hydra's run_job copy job configs by pickling (`_JobCopies`) in this process, or not."""
+    import hydra.core.utils as hydra_utils
+
+    hydra_utils.copy = _JOB_COPIES if on else copy
+
+
 def _remember(cache: dict, key: tuple, value: Any) -> None:
     if len(cache) >= _MAX_CACHED:
         cache.pop(next(iter(cache)))
@@ -273,6 +313,7 @@ def execute_joblib_job(idx, overrides, hydra_context, config, task_function, sin
         raise RuntimeError("Hydra's joblib job function was not saved")
     if _WORKER_PLUGINS:
         singleton_state["instances"][Plugins] = _WORKER_PLUGINS[0]
+    copies_by_pickling()  # this worker runs only the sweep's jobs
     try:
         return hydras(idx, overrides, hydra_context, config, task_function, singleton_state)
     finally:
@@ -282,7 +323,10 @@ def execute_joblib_job(idx, overrides, hydra_context, config, task_function, sin
 
 
 def use_fast_jobs() -> None:
-    """Run the joblib launcher's jobs through `execute_joblib_job` for this command (if it is installed)."""
+    """Run the joblib launcher's jobs through `execute_joblib_job` for this command (if it is
+    installed), and copy job configs by pickling here (`_JobCopies`: the basic launcher's jobs run in
+    this process)."""
+    copies_by_pickling()
     try:
         import importlib
 
@@ -311,8 +355,10 @@ def use_fast_sweeps() -> None:
 
 
 def restore() -> None:
-    """Put Hydra's own loader and sweeper back and drop the caches."""
+    """Put Hydra's own loader, sweeper and copies back and drop the caches."""
     from hydra.core.plugins import Plugins
+
+    copies_by_pickling(False)
 
     if _saved_job:
         import importlib

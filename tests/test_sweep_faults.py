@@ -151,6 +151,39 @@ def test_a_frozen_config_copies_as_deepcopy_does_classes_kept_by_identity():
         got.plain.y = 1.0  # read-only, as in the original
 
 
+def test_run_jobs_copies_by_pickling_are_deepcopys_and_leave_the_original_as_it_was(loaders):
+    """sim.fastsweep._JobCopies, what Hydra's run_job copies job configs with during a sweep or a run:
+    the job's config and HydraConfig's masked copy (its hydra node's parent is the full config, and
+    the copy's must be the copy, as DictConfig.__deepcopy__ makes it) come out node for node as
+    copy.deepcopy's; the originals keep their parents; anything else goes to copy.deepcopy; and the
+    switch puts Hydra's own `copy` back."""
+    import copy
+
+    import hydra.core.utils as hydra_utils
+    from hydra.core.hydra_config import HydraConfig
+
+    _, fast, master = loaders
+    job = fast.load_sweep_config(master, ["replicate=3", "n_agents=700"])
+    previous = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(job)
+    masked = HydraConfig.instance().cfg
+    HydraConfig.instance().cfg = previous  # as run_job leaves it
+    assert masked.hydra._get_parent() is job  # the case deepcopy re-parents
+    copies = fastsweep._JobCopies()
+    for cfg in (job, masked):
+        got, want = copies.deepcopy(cfg), copy.deepcopy(cfg)
+        assert list(_nodes(got)) == list(_nodes(want))  # parents checked on the way
+        assert got is not cfg and got.hydra is not cfg.hydra
+    assert masked.hydra._get_parent() is job and job.hydra._get_parent() is job
+    assert copies.deepcopy(job.levers) is not job.levers  # a node with a parent: deepcopy's
+    assert list(_nodes(copies.deepcopy(job.levers))) == list(_nodes(copy.deepcopy(job.levers)))
+    assert copies.deepcopy([1, {"a": 2}]) == [1, {"a": 2}] and copies.copy is copy.copy
+    fastsweep.copies_by_pickling()
+    assert hydra_utils.copy is fastsweep._JOB_COPIES
+    fastsweep.copies_by_pickling(False)
+    assert hydra_utils.copy is copy
+
+
 def test_fast_validation_raises_what_hydra_raises(loaders):
     hydra_loader, fast, master = loaders
     fast.check_sweep_config(master, ["replicate=0", "n_agents=100"])
