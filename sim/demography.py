@@ -153,7 +153,7 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
     ret_age[bad] = retirement_age_months(female[bad], now - age[bad].astype(np.int64), cfg.retirement, wf.kernels)
     del mean_age
     wf.firm[at] = firms.sample(rng, n, passes=wf.kernels)
-    aptitude = wf.aptitude[at]  # log-normal with mean 1 (lognormal_mean_one), in place
+    aptitude = wf.aptitude[at]  # log-normal with mean 1 (mean_one of float32 normals), in place
     rng.standard_normal(n, dtype=np.float32, out=aptitude)
     np.multiply(aptitude, np.float32(beh.aptitude_sd), out=aptitude)
     np.subtract(aptitude, np.float32(0.5 * beh.aptitude_sd * beh.aptitude_sd), out=aptitude)
@@ -186,11 +186,6 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
     wf.comp_month[at] = NO_MONTH
     wf.weight[at] = np.float32(cfg.weight)
     wf.bonus[at] = 0
-
-
-def lognormal_mean_one(rng: np.random.Generator, k: int, sd: float) -> np.ndarray:
-    """float32 log-normal draws with mean 1 (latent aptitude)."""
-    return mean_one(rng.standard_normal(k, dtype=np.float32), sd)
 
 
 def mean_one(z: np.ndarray, sd: float) -> np.ndarray:

@@ -12,7 +12,7 @@ import pytest
 from sim import kernels, kernels_numpy
 from sim.api import compose
 from sim.config import RunConfig
-from sim.demography import (MIN_AGE_MONTHS, N_LEVELS, Firms, allocate, initial_population, lognormal_mean_one, make_firms,
+from sim.demography import (MIN_AGE_MONTHS, N_LEVELS, Firms, allocate, initial_population, make_firms, mean_one,
                             retirement_age_months, wait_months)
 from sim.streams import RandomStreams
 from sim.workforce import FIELDS, NO_MONTH, Workforce
@@ -49,7 +49,7 @@ def previous_initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng:
     wf.age[idx] = age
     wf.retire_age[idx] = ret_age
     wf.firm[idx] = firms.sample(rng, n)
-    wf.aptitude[idx] = lognormal_mean_one(rng, n, beh.aptitude_sd)
+    wf.aptitude[idx] = mean_one(rng.standard_normal(n, dtype=np.float32), beh.aptitude_sd)  # lognormal_mean_one
     wf.wage_factor[idx] = np.exp(rng.standard_normal(n, dtype=np.float32) * np.float32(cfg.wages.individual_sd))
     # Time at level: uniform over twice the statutory wait (levels 0-4) or ten years (5-7); no older
     # than the time since age 16 allows. Progress: what that time at the worker's own speed gives,
@@ -105,6 +105,6 @@ def test_the_initial_population_drawn_in_place_is_the_previous_one(passes, regio
         assert (got.age[live] >= MIN_AGE_MONTHS).all() and (got.age[live] < got.retire_age[live]).all()
         assert (got.studio_since[live] == NO_MONTH).all()
         mix = np.bincount(got.level[live], minlength=N_LEVELS)
-        skilled = np.asarray(cfg.region.skilled_mix)
-        want_mix = allocate(n, np.concatenate([[cfg.region.uncertified_share], (1 - cfg.region.uncertified_share) * skilled]))
+        unc = cfg.region.uncertified_share
+        want_mix = allocate(n, np.concatenate([[unc], (1 - unc) * np.asarray(cfg.region.skilled_mix)]))
         assert np.array_equal(mix, want_mix)
