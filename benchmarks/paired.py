@@ -10,6 +10,7 @@ and prints each side's median wall / model ratio.
 
     python benchmarks/paired.py a048a18                      # 10k (40 pairs) and 50k (16 pairs)
     python benchmarks/paired.py a048a18 --agents 1000000 --pairs 4 --startup 6
+    python benchmarks/paired.py e9a17b6 --agents 5700000 --pairs 3 --fresh   # (d), paired: fresh processes, construction included
 
 Measured this way on 2026-12-03 (benchmarks/README.md, issue 12's fifth step), when one 10k-agent model
 took anywhere between 0.12 and 0.21 s from one half hour to the next.
@@ -77,6 +78,28 @@ def paired_models(base: Path, n: int, pairs: int) -> dict:
             "this_ns_per_agent_step": statistics.median(times["this"]) / (n * 132) * 1e9}
 
 
+def paired_fresh(base: Path, n: int, pairs: int) -> dict:
+    """Fresh processes, as benchmarks/run.py runs (a) and (d): each side builds and steps one model in
+    a new interpreter (benchmarks/cases.py), in turn, so that both sides of a pair meet the same machine.
+    The ratio is of the wall time, construction included (what (d) judges), and of the steps alone."""
+    import run
+
+    walls, steps = [], []
+    per = {"ref": [], "this": []}
+    for i in range(pairs):
+        r = {}
+        for name in (("ref", "this") if i % 2 == 0 else ("this", "ref")):
+            res = run.run_case(run.model_spec(n, phases=False), f"{name} {run.fmt_n(n)} (pair {i + 1})",
+                               root=base if name == "ref" else None)
+            r[name] = res
+            per[name].append(res["build_s"] + res["steps_s"])
+        walls.append((r["ref"]["build_s"] + r["ref"]["steps_s"]) / (r["this"]["build_s"] + r["this"]["steps_s"]))
+        steps.append(r["ref"]["steps_s"] / r["this"]["steps_s"])
+    return {"n": n, "pairs": pairs, "wall_ratio_median": statistics.median(walls), "wall_ratios": walls,
+            "steps_ratio_median": statistics.median(steps), "steps_ratios": steps,
+            "ref_wall_median_s": statistics.median(per["ref"]), "this_wall_median_s": statistics.median(per["this"])}
+
+
 def paired_startup(base: Path, times: int) -> dict:
     import run
 
@@ -102,11 +125,21 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, nargs="+", default=None,
                     help="pairs per size (default 40 below 50k agents, 16 below 1M, else 4)")
     ap.add_argument("--startup", type=int, default=0, help="skillsim start-up runs per side, cold and warm")
+    ap.add_argument("--fresh", action="store_true",
+                    help="each model in a fresh process, construction timed too (as run.py's (a) and (d))")
     args = ap.parse_args()
     pairs = args.pairs or [40 if n < 50_000 else 16 if n < 1_000_000 else 4 for n in args.agents]
     base = baseline_checkout(args.ref)
     try:
         for n, k in zip(args.agents, pairs):
+            if args.fresh:
+                r = paired_fresh(base, n, k)
+                print(f"{n:>9,} agents, {k} pairs of fresh processes: {args.ref} / this = "
+                      f"{r['wall_ratio_median']:.3f}x wall (construction + steps; pairs "
+                      f"{', '.join(f'{x:.2f}' for x in r['wall_ratios'])}), {r['steps_ratio_median']:.3f}x steps "
+                      f"(pairs {', '.join(f'{x:.2f}' for x in r['steps_ratios'])}); wall {r['ref_wall_median_s']:.2f} s / "
+                      f"{r['this_wall_median_s']:.2f} s (medians)", flush=True)
+                continue
             r = paired_models(base, n, k)
             lo, hi = r["ratio_quartiles"]
             print(f"{n:>9,} agents, {k} pairs: {args.ref} / this = {r['ratio_median']:.3f}x (quartiles {lo:.3f}-{hi:.3f}); "
