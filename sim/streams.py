@@ -11,8 +11,8 @@ more mechanisms every month: at 10,000 agents that was a tenth of a month's work
 computes the same child states itself, numpy's SeedSequence hashing vectorised over a block of months
 and every mechanism at once (`_child_seeds`: one call where one per mechanism took 0.1 ms each, most
 of a short run's stream cost) and PCG64's seeding in Python integers, and sets them on one bit
-generator per mechanism. The generators are the same, number for number (tests/test_streams.py compares them with
-`SeedSequence.spawn` and `PCG64` for many seeds, mechanisms and months).
+generator per mechanism. The generators are the same, number for number (tests/test_streams.py
+compares them with `SeedSequence.spawn` and `PCG64` for many seeds, mechanisms and months).
 """
 
 from __future__ import annotations
