@@ -10,12 +10,16 @@ Making a child SeedSequence and seeding a PCG64 from it costs 10-25 microseconds
 more mechanisms every month: at 10,000 agents that was a tenth of a month's work. `RandomStreams`
 computes the same child states itself, numpy's SeedSequence hashing vectorised over a block of months
 and every mechanism at once (`_child_seeds`: one call where one per mechanism took 0.1 ms each, most
-of a short run's stream cost) and PCG64's seeding in Python integers, and sets them on one bit
-generator per mechanism. The generators are the same, number for number (tests/test_streams.py
-compares them with `SeedSequence.spawn` and `PCG64` for many seeds, mechanisms and months).
+of a short run's stream cost) and PCG64's seeding in uint64 words (`_pcg64_words`), and writes them
+into one bit generator per mechanism (`_StateWriter`: 0.8 microseconds where numpy's `state` setter
+and the integers it needs took 2.1). Runs of one seed share the blocks. The generators are the same,
+number for number (tests/test_streams.py compares them with `SeedSequence.spawn` and `PCG64` for many
+seeds, mechanisms and months, with the words written and with numpy's setter).
 """
 
 from __future__ import annotations
+
+import ctypes
 
 import numpy as np
 
@@ -129,16 +133,107 @@ def _pcg64_state(seed4) -> dict:
     return {"bit_generator": "PCG64", "state": {"state": state, "inc": inc}, "has_uint32": 0, "uinteger": 0}
 
 
+def _mul64(a: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """The full 128-bit products of uint64 `a` and the constant `b`: (low words, high words)."""
+    m32 = np.uint64(_MASK)
+    a0, a1 = a & m32, a >> np.uint64(32)
+    b0, b1 = np.uint64(b & _MASK), np.uint64(b >> 32)
+    low, mid1, mid2 = a0 * b0, a1 * b0, a0 * b1
+    t = (low >> np.uint64(32)) + (mid1 & m32) + (mid2 & m32)
+    return (t << np.uint64(32)) | (low & m32), a1 * b1 + (mid1 >> np.uint64(32)) + (mid2 >> np.uint64(32)) + (t >> np.uint64(32))
+
+
+def _pcg64_words(seeds: np.ndarray) -> np.ndarray:
+    """`_pcg64_state` of every row of generate_state(4, uint64) words, vectorised: uint64 words
+    [state low, state high, increment low, increment high], the order of PCG64's two 128-bit fields
+    in its memory on a little-endian machine (checked by `_StateWriter`)."""
+    one = np.uint64(1)
+    s0, s1, s2, s3 = (seeds[..., i] for i in range(4))
+    inc_lo, inc_hi = (s3 << one) | one, (s2 << one) | (s3 >> np.uint64(63))
+    a_lo = s1 + inc_lo  # initstate + inc, 128 bits in two words
+    a_hi = s0 + inc_hi + (a_lo < inc_lo).astype(np.uint64)
+    lo, hi = _mul64(a_lo, _PCG_MULT & (2**64 - 1))  # times the multiplier, modulo 2**128
+    hi = hi + a_lo * np.uint64(_PCG_MULT >> 64) + a_hi * np.uint64(_PCG_MULT & (2**64 - 1))
+    state_lo = lo + inc_lo
+    state_hi = hi + inc_hi + (state_lo < lo).astype(np.uint64)
+    return np.stack([state_lo, state_hi, inc_lo, inc_hi], axis=-1)
+
+
+class _StateWriter:
+    """Sets a PCG64's state by writing its words into the bit generator's memory: about a fifth of the
+    cost of numpy's `state` setter (a dict parsed, Python ints split), paid by five or more mechanisms
+    every month. The layout (a pointer to the 128-bit state and increment, then the 32-bit buffer's
+    flag and value) is numpy's `pcg64_state`; it is checked once per process against the setter, and
+    where it does not hold (another layout of 128-bit integers) the setter is used."""
+
+    _layout_ok: bool | None = None
+
+    def __init__(self, bitgen: np.random.PCG64):
+        self.bitgen = bitgen
+        self.words = self.buffer = None
+        if _StateWriter._layout_ok is not False:
+            address = bitgen.ctypes.state_address
+            pointer = ctypes.c_void_p.from_address(address).value
+            self.words = np.ctypeslib.as_array((ctypes.c_uint64 * 4).from_address(pointer))
+            self.buffer = np.ctypeslib.as_array((ctypes.c_uint32 * 2).from_address(address + 8))
+            if _StateWriter._layout_ok is None:
+                _StateWriter._layout_ok = self._check()
+                if not _StateWriter._layout_ok:
+                    self.words = self.buffer = None
+
+    def _check(self) -> bool:
+        probe = np.array([[0x0123456789ABCDEF, 0xFEDCBA9876543210, 0x0F1E2D3C4B5A6978, 2**64 - 3]], dtype=np.uint64)
+        self.bitgen.random_raw(3)
+        self.bitgen.ctypes.next_uint32(self.bitgen.ctypes.state)  # a 32-bit half left in the buffer
+        self.set(_pcg64_words(probe)[0])
+        return self.bitgen.state == _pcg64_state(probe[0])
+
+    def set(self, words: np.ndarray) -> None:
+        """Set the state and increment from `_pcg64_words` output; the 32-bit buffer emptied."""
+        if self.words is None:
+            lo, hi, inc_lo, inc_hi = words.tolist()
+            self.bitgen.state = {"bit_generator": "PCG64", "state": {"state": lo | hi << 64, "inc": inc_lo | inc_hi << 64},
+                                 "has_uint32": 0, "uinteger": 0}
+        else:
+            self.words[:] = words
+            self.buffer.fill(0)
+
+
+#: blocks of PCG64 words by (seed, first month): runs of one seed (a sweep's lever settings, the
+#: explorer's moves, goal-seek) share them; a few blocks of 80 kB each
+_SHARED_BLOCKS: dict[tuple[int, int], np.ndarray] = {}
+_MAX_SHARED_BLOCKS = 16
+_ANY_SEED = np.random.SeedSequence(0)
+
+
 class RandomStreams:
     """Per-mechanism, per-month generators spawned from one seed."""
 
     def __init__(self, seed: int):
         self.seed = int(seed)
-        self._prefixes = _prefixes(self.seed)
+        self._prefixes: tuple[list[np.ndarray], int] | None = None  # made at the first block not shared
         self._index = {name: i for i, name in enumerate(MECHANISMS)}
-        # mechanism -> (first month, its child seeds as Python ints, or the block they come from)
-        self._blocks: dict[str, tuple[int, list | np.ndarray]] = {}
-        self._generators: dict[str, np.random.Generator] = {}  # one per mechanism, its bit generator reseeded
+        # mechanism -> (first month, its PCG64 words for the block's months)
+        self._blocks: dict[str, tuple[int, np.ndarray]] = {}
+        # mechanism -> (its generator, reseeded at every get, and the writer of its state)
+        self._generators: dict[str, tuple[np.random.Generator, _StateWriter]] = {}
+
+    def _block(self, first: int) -> np.ndarray:
+        """PCG64 words of every mechanism for the _BLOCK months from `first`: (mechanisms, months, 4)."""
+        key = (self.seed, first)
+        words = _SHARED_BLOCKS.get(key)
+        if words is None:
+            if self._prefixes is None:
+                self._prefixes = _prefixes(self.seed)
+            words = _pcg64_words(_child_seeds(self._prefixes, np.arange(first, first + _BLOCK)))
+            words.flags.writeable = False
+            if len(_SHARED_BLOCKS) >= _MAX_SHARED_BLOCKS:
+                try:
+                    del _SHARED_BLOCKS[next(iter(_SHARED_BLOCKS))]
+                except (KeyError, StopIteration, RuntimeError):  # another thread got there first
+                    pass
+            _SHARED_BLOCKS[key] = words
+        return words
 
     def get(self, mechanism: str, month: int) -> np.random.Generator:
         """Generator for `mechanism` in absolute calendar month `month` (year * 12 + month - 1).
@@ -157,20 +252,18 @@ class RandomStreams:
             return np.random.Generator(np.random.PCG64(ss))
         first, block = self._blocks.get(mechanism, (0, None))
         if block is None or not first <= month < first + _BLOCK:
-            # a block of child seeds from this month on, for every mechanism whose block does not hold
-            # this month (one vectorised call; a run's months, history and horizon, take two or three)
+            # a block from this month on, for every mechanism whose block does not hold this month
+            # (one vectorised call; a run's months, history and horizon, take two or three)
             first = min(month, (1 << 32) - _BLOCK)
-            seeds = _child_seeds(self._prefixes, np.arange(first, first + _BLOCK))
+            words = self._block(first)
             for name, k in self._index.items():
                 start, held = self._blocks.get(name, (0, None))
                 if held is None or not start <= month < start + _BLOCK:
-                    self._blocks[name] = first, seeds[k]
+                    self._blocks[name] = first, words[k]
             block = self._blocks[mechanism][1]
-        if not isinstance(block, list):  # as Python ints, the first time this mechanism reads the block
-            block = block.tolist()
-            self._blocks[mechanism] = first, block
-        gen = self._generators.get(mechanism)
-        if gen is None:
-            gen = self._generators[mechanism] = np.random.Generator(np.random.PCG64(0))
-        gen.bit_generator.state = _pcg64_state(block[month - first])
-        return gen
+        hit = self._generators.get(mechanism)
+        if hit is None:
+            gen = np.random.Generator(np.random.PCG64(_ANY_SEED))  # seeded at once by the writer
+            hit = self._generators[mechanism] = gen, _StateWriter(gen.bit_generator)
+        hit[1].set(block[month - first])
+        return hit[0]

@@ -7,7 +7,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sim import streams as streams_module
 from sim.streams import MECHANISMS, RandomStreams
+
+
+@pytest.fixture(params=["written", "setter"], autouse=True)
+def state_writes(request, monkeypatch):
+    """Every test runs with the states written into the bit generators' memory and with numpy's
+    `state` setter (the path taken where the memory layout check fails); blocks are not shared
+    from one test to the next."""
+    monkeypatch.setattr(streams_module, "_SHARED_BLOCKS", {})
+    if request.param == "setter":
+        monkeypatch.setattr(streams_module._StateWriter, "_layout_ok", False)
+    return request.param
 
 
 def reference(seed: int, mechanism: str, month: int) -> np.random.Generator:
@@ -51,3 +63,28 @@ def test_mechanisms_sharing_blocks_of_months_get_their_own_numbers_in_any_order(
             assert ref.bit_generator.state == got.bit_generator.state, (mechanism, month)
     held = {first for first, _ in streams._blocks.values()}
     assert len(held) < len(MECHANISMS)  # blocks were shared, not made one per mechanism
+
+
+def test_the_words_are_pcg64s_seeding_and_the_layout_check_holds_here(state_writes):
+    """`_pcg64_words` against PCG64's seeding in Python integers, for words at the edges of 64 bits
+    (carries through both halves); and on this machine the writer does write (the check passed)."""
+    rng = np.random.default_rng(11)
+    edges = np.array([0, 1, 2**63 - 1, 2**63, 2**64 - 1], dtype=np.uint64)
+    seeds = np.concatenate([np.stack(np.meshgrid(*[edges] * 4), -1).reshape(-1, 4),
+                            rng.integers(0, 2**64 - 1, (500, 4), dtype=np.uint64, endpoint=True)])
+    words = streams_module._pcg64_words(seeds)
+    for s, w in zip(seeds.tolist(), words.tolist()):
+        ref = streams_module._pcg64_state(s)["state"]
+        assert (w[0] | w[1] << 64, w[2] | w[3] << 64) == (ref["state"], ref["inc"])
+    writer = streams_module._StateWriter(np.random.PCG64(5))
+    assert (writer.words is not None) == (state_writes == "written")
+
+
+def test_runs_of_one_seed_share_blocks_and_other_seeds_do_not():
+    a, b, c = RandomStreams(5), RandomStreams(5), RandomStreams(6)
+    ga = a.get("entrants", 24300).random(5)
+    gb = b.get("entrants", 24300).random(5)
+    gc = c.get("entrants", 24300).random(5)
+    assert np.array_equal(ga, gb) and not np.array_equal(ga, gc)
+    assert a._blocks["entrants"][1].base is b._blocks["entrants"][1].base
+    assert np.array_equal(c.get("entrants", 24300).random(5), reference(6, "entrants", 24300).random(5))
