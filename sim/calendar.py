@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 
 def month_index(ym: str) -> int:
     """'2025-01' -> 2025 * 12 + 0."""
@@ -9,8 +11,9 @@ def month_index(ym: str) -> int:
     return int(y) * 12 + int(m) - 1
 
 
+@functools.lru_cache(maxsize=4096)
 def label(index: int) -> str:
-    """Absolute month index -> 'YYYY-MM'."""
+    """Absolute month index -> 'YYYY-MM' (every month of every run asks: kept)."""
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 

@@ -215,6 +215,9 @@ def spinup(reg) -> bool:
     return bool(dates) and month_index(h.origin) < min(dates)
 
 
+_AGENTS_BY_PATH: dict[tuple, dict[int, int]] = {}  # SizePath.agents' months, by path
+
+
 class SizePath:
     """How many agents the workforce has in each month: its growth path.
 
@@ -247,6 +250,15 @@ class SizePath:
             g_before = g_after
         self.g_before, self.g_after = g_before, g_after
         self.scale = cfg.n_agents / float(reg.population)
+        # agents by month, shared by every path of the same anchors, growth and scale (a sweep's or
+        # an ensemble's runs of one region and size ask for the same months)
+        key = (tuple(self.months.tolist()), tuple(self.log_size.tolist()), float(g_before), float(g_after),
+               self.scale)
+        self._agents = _AGENTS_BY_PATH.get(key)
+        if self._agents is None:
+            if len(_AGENTS_BY_PATH) >= 64:
+                _AGENTS_BY_PATH.clear()
+            self._agents = _AGENTS_BY_PATH[key] = {}
 
     def persons(self, month: int) -> float:
         """Workers represented in absolute month `month`."""
@@ -262,10 +274,9 @@ class SizePath:
     def agents(self, month: int) -> int:
         """Agents the workforce should have at the end of absolute month `month` (asked every month of
         a run, and of its history: worked out once per month, a few numpy scalar calls each)."""
-        known = self.__dict__.setdefault("_agents", {})
-        n = known.get(month)
+        n = self._agents.get(month)
         if n is None:
-            n = known[month] = int(round(self.persons(month) * self.scale))
+            n = self._agents[month] = int(round(self.persons(month) * self.scale))
         return n
 
 

@@ -319,13 +319,18 @@ class WorkforceModel(Model):
 
     def _certify(self) -> None:
         wf = self.workforce
-        beh = self.cfg.behaviour
-        rounds = len(set(beh.assessment_months))
-        sit_untrained = 1.0 - (1.0 - np.asarray(beh.sit_rate)) ** (1.0 / rounds)
-        passed = certify(wf, self.pass_prob, sit_untrained, beh.trained_sit_prob,
-                         self.streams.get("certification", self.now))
+        sit_untrained, sit_trained = self._sitting
+        passed = certify(wf, self.pass_prob, sit_untrained, sit_trained, self.streams.get("certification", self.now))
         self.certification_spend = float(self.cert_subsidy[wf.level[passed] + 1].sum()) * self.weight
         self.promote(passed, "certification")
+
+    @functools.cached_property
+    def _sitting(self) -> tuple[np.ndarray, float]:
+        """The chance per round that an untrained eligible worker sits the assessment, by level, and
+        a trained one's: the same every round of a run."""
+        beh = self.cfg.behaviour
+        rounds = len(set(beh.assessment_months))
+        return 1.0 - (1.0 - np.asarray(beh.sit_rate)) ** (1.0 / rounds), beh.trained_sit_prob
 
     def _appoint(self) -> None:
         min_months = int(round(self.cfg.behaviour.appointment_min_years * 12))

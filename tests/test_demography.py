@@ -108,3 +108,27 @@ def test_the_initial_population_drawn_in_place_is_the_previous_one(passes, regio
         unc = cfg.region.uncertified_share
         want_mix = allocate(n, np.concatenate([[unc], (1 - unc) * np.asarray(cfg.region.skilled_mix)]))
         assert np.array_equal(mix, want_mix)
+
+
+def test_size_paths_share_their_months_only_with_paths_of_the_same_anchors_growth_and_scale():
+    """SizePath.agents keeps the months it has worked out for every path of the same anchors, growth
+    and scale (a sweep's runs ask for the same months): another growth, size or region gets its own,
+    and every count is the one worked out afresh from persons()."""
+    from sim import demography
+    from sim.demography import SizePath
+
+    demography._AGENTS_BY_PATH.clear()
+    base = _config("chongqing", 20_000)
+    variants = [base, dataclasses.replace(base, n_agents=30_000),
+                dataclasses.replace(base, region=dataclasses.replace(base.region, growth_per_year=0.03)),
+                _config("national", 20_000)]
+    months = list(range(2010 * 12, 2036 * 12, 7))
+    paths = [SizePath(cfg) for cfg in variants]
+    for path in paths:
+        for m in months:
+            assert path.agents(m) == int(round(path.persons(m) * path.scale))
+    again = SizePath(base)
+    assert again._agents is paths[0]._agents  # shared with the first path of the same config
+    assert len({id(p._agents) for p in paths}) == len(paths)  # and with none of the others
+    assert [again.agents(m) for m in months] != [paths[2].agents(m) for m in months]
+    assert [paths[1].agents(m) for m in months] != [paths[0].agents(m) for m in months]
