@@ -188,9 +188,14 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
     wf.bonus[at] = 0
 
 
-def mean_one(z: np.ndarray, sd: float) -> np.ndarray:
-    """exp(sd z - sd^2 / 2) of float32 standard normals: log-normal with mean 1, in float32."""
-    return np.exp(z * np.float32(sd) - np.float32(0.5 * sd * sd))
+def mean_one(z: np.ndarray, sd: float, out: np.ndarray | None = None) -> np.ndarray:
+    """exp(sd z - sd^2 / 2) of float32 standard normals: log-normal with mean 1, in float32; into
+    `out` if given (which may be z itself: the same float32 operations, without temporaries)."""
+    if out is None:
+        return np.exp(z * np.float32(sd) - np.float32(0.5 * sd * sd))
+    np.multiply(z, np.float32(sd), out=out)
+    np.subtract(out, np.float32(0.5 * sd * sd), out=out)
+    return np.exp(out, out=out)
 
 
 def separation_hazard(beh) -> np.ndarray:
@@ -298,7 +303,7 @@ def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, r
         rng, k, cfg.region.female_share, beh.entrant_age_mean, beh.entrant_age_sd, MIN_AGE_MONTHS, 40 * 12,
         *firms.alias, s2, s3, max(1.0 - s2 - s3, 1e-12), beh.entrant_junior_share,
         cfg.wages.individual_sd)
-    aptitude = mean_one(z_aptitude, beh.aptitude_sd)
+    aptitude = mean_one(z_aptitude, beh.aptitude_sd, out=z_aptitude)  # the draws' own array, made for this call
     wage_factor = np.exp(log_wage)
     retire_age = retirement_age_months(female, now - age.astype(np.int64), cfg.retirement, wf.kernels)
     if rates is not None and ledger is not None:

@@ -12,6 +12,7 @@ agents themselves.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -34,6 +35,8 @@ SPEND_ACCOUNTS = (
 _LEVEL_KEYS = tuple(f"level_{k}" for k in range(N_LEVELS))
 _INCOME_LEVEL_KEYS = tuple(f"income_mean_level_{k}" for k in range(N_LEVELS))
 _PROMOTION_KEYS = tuple(f"promotions_{c}" for c in CHANNELS)
+_FLOW_KEYS = _PROMOTION_KEYS + ("entries", "exits", "exits_retirement", "exits_quit", "firm_moves")
+_flows_of = operator.itemgetter(*_FLOW_KEYS)  # a month's flows in the row's order, in one call
 _SPEND_KEYS = tuple(f"spend_{lever}_{funder}" for lever, funder in SPEND_ACCOUNTS)
 
 
@@ -141,8 +144,7 @@ def measure(model) -> dict[str, float]:
         "high_skill_share": high / skilled if skilled > 0 else 0.0,
         "high_skill_share_workforce": high / workers if workers > 0 else 0.0,
     }
-    for k, key in enumerate(_LEVEL_KEYS):
-        row[key] = by_level[k]
+    row.update(zip(_LEVEL_KEYS, by_level))
     # 12 x wage index x pay + prizes, by level, as numpy's float64 operations give it
     annual_scale = 12.0 * wi
     annual = [annual_scale * p + b for p, b in zip(pay_by_level.tolist(), bonus_by_level)]
@@ -170,12 +172,9 @@ def measure(model) -> dict[str, float]:
     else:
         q10 = q50 = q90 = mid = 0.0
     row.update(income_median=float(q50), income_p10=float(q10), income_p90=float(q90), middle_income_share=mid)
-    for k, key in enumerate(_INCOME_LEVEL_KEYS):
-        row[key] = annual[k] / by_level[k] if by_level[k] > 0 else 0.0
-    for key in _PROMOTION_KEYS:
-        row[key] = model.flows[key]
-    for name in ("entries", "exits", "exits_retirement", "exits_quit", "firm_moves"):
-        row[name] = model.flows[name]
+    row.update(zip(_INCOME_LEVEL_KEYS, [a / c if c > 0 else 0.0 for a, c in zip(annual, by_level)]))
+    flows = model.flows
+    row.update(zip(_FLOW_KEYS, _flows_of(flows)))
     levers = {lv.name: lv for lv in model.levers}
     row["trained"] = levers["training"].month_reach if "training" in levers else 0.0
     row["competition_participants"] = levers["competition"].month_reach if "competition" in levers else 0.0

@@ -319,18 +319,20 @@ class WorkforceModel(Model):
 
     def _certify(self) -> None:
         wf = self.workforce
-        sit_untrained, sit_trained = self._sitting
-        passed = certify(wf, self.pass_prob, sit_untrained, sit_trained, self.streams.get("certification", self.now))
+        sit_untrained, sit_trained, pass_prob = self._sitting
+        passed = certify(wf, pass_prob, sit_untrained, sit_trained, self.streams.get("certification", self.now))
         self.certification_spend = float(self.cert_subsidy[wf.level[passed] + 1].sum()) * self.weight
         self.promote(passed, "certification")
 
     @functools.cached_property
-    def _sitting(self) -> tuple[np.ndarray, float]:
-        """The chance per round that an untrained eligible worker sits the assessment, by level, and
-        a trained one's: the same every round of a run."""
+    def _sitting(self) -> tuple[np.ndarray, float, np.ndarray]:
+        """The chance per round that an untrained eligible worker sits the assessment, by level, a
+        trained one's, and the chance of passing by level, as the passes take them (float32): the
+        same every round of a run."""
         beh = self.cfg.behaviour
         rounds = len(set(beh.assessment_months))
-        return 1.0 - (1.0 - np.asarray(beh.sit_rate)) ** (1.0 / rounds), beh.trained_sit_prob
+        sit_untrained = 1.0 - (1.0 - np.asarray(beh.sit_rate)) ** (1.0 / rounds)
+        return sit_untrained.astype(np.float32), beh.trained_sit_prob, self.pass_prob.astype(np.float32)
 
     def _appoint(self) -> None:
         min_months = int(round(self.cfg.behaviour.appointment_min_years * 12))

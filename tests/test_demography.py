@@ -132,3 +132,16 @@ def test_size_paths_share_their_months_only_with_paths_of_the_same_anchors_growt
     assert len({id(p._agents) for p in paths}) == len(paths)  # and with none of the others
     assert [again.agents(m) for m in months] != [paths[2].agents(m) for m in months]
     assert [paths[1].agents(m) for m in months] != [paths[0].agents(m) for m in months]
+
+
+@pytest.mark.parametrize("sd", [0.0, 0.25, 0.9])
+def test_mean_one_in_place_is_the_same_float32s(sd):
+    """fill_entrants turns the aptitude draws into factors in their own array: the same float32
+    operations, so the same bits as with temporaries (and the sample mean near one)."""
+    z = np.random.default_rng(8).standard_normal(50_001, dtype=np.float32)
+    expected = mean_one(z, sd)
+    work = z.copy()
+    got = mean_one(work, sd, out=work)
+    assert got is work and got.dtype == np.float32
+    assert np.array_equal(got.view(np.int32), expected.view(np.int32))
+    assert abs(float(expected.mean(dtype=np.float64)) - 1.0) < 5 * sd * np.sqrt(np.expm1(sd * sd) / z.size) + 1e-6
