@@ -181,6 +181,14 @@ class _StateWriter:
                 if not _StateWriter._layout_ok:
                     self.words = self.buffer = None
 
+    def __getstate__(self) -> dict:
+        """Copied or pickled (with a model), a writer writes into its own bit generator's memory: the
+        views are made again for the copy, never copied as arrays of their own."""
+        return {"bitgen": self.bitgen}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["bitgen"])
+
     def _check(self) -> bool:
         probe = np.array([[0x0123456789ABCDEF, 0xFEDCBA9876543210, 0x0F1E2D3C4B5A6978, 2**64 - 3]], dtype=np.uint64)
         self.bitgen.random_raw(3)

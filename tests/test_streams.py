@@ -88,3 +88,19 @@ def test_runs_of_one_seed_share_blocks_and_other_seeds_do_not():
     assert np.array_equal(ga, gb) and not np.array_equal(ga, gc)
     assert a._blocks["entrants"][1].base is b._blocks["entrants"][1].base
     assert np.array_equal(c.get("entrants", 24300).random(5), reference(6, "entrants", 24300).random(5))
+
+
+def test_copied_and_pickled_streams_draw_their_own_numbers():
+    """A copy of the streams (a model copied or pickled) reseeds its own generators: the writer's
+    views are made again over the copy's bit generators, not copied as arrays of their own."""
+    import copy
+    import pickle
+
+    streams = RandomStreams(9)
+    streams.get("training", 24300).random(3)
+    for twin in (copy.deepcopy(streams), pickle.loads(pickle.dumps(streams))):
+        for month in (24301, 24302, 24300):
+            got = twin.get("training", month)
+            assert got.bit_generator.state == reference(9, "training", month).bit_generator.state
+            assert np.array_equal(got.random(5), reference(9, "training", month).random(5))
+        assert np.array_equal(streams.get("training", 24305).random(4), reference(9, "training", 24305).random(4))
