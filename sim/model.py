@@ -328,7 +328,7 @@ class WorkforceModel(Model):
     def _sitting(self) -> tuple[np.ndarray, float, np.ndarray]:
         """The chance per round that an untrained eligible worker sits the assessment, by level, a
         trained one's, and the chance of passing by level, as the passes take them (float32): the
-        same every round of a run."""
+        same every round of a run (the passes only read them)."""
         beh = self.cfg.behaviour
         rounds = len(set(beh.assessment_months))
         sit_untrained = 1.0 - (1.0 - np.asarray(beh.sit_rate)) ** (1.0 / rounds)

@@ -20,6 +20,7 @@ seeds, mechanisms and months, with the words written and with numpy's setter).
 from __future__ import annotations
 
 import ctypes
+import sys
 
 import numpy as np
 
@@ -147,6 +148,9 @@ def _pcg64_words(seeds: np.ndarray) -> np.ndarray:
     """`_pcg64_state` of every row of generate_state(4, uint64) words, vectorised: uint64 words
     [state low, state high, increment low, increment high], the order of PCG64's two 128-bit fields
     in its memory on a little-endian machine (checked by `_StateWriter`)."""
+    seeds = np.asarray(seeds, dtype=np.uint64)
+    if seeds.ndim == 1:  # one row: worked as an array of one (numpy scalars warn when they wrap)
+        return _pcg64_words(seeds[None, :])[0]
     one = np.uint64(1)
     s0, s1, s2, s3 = (seeds[..., i] for i in range(4))
     inc_lo, inc_hi = (s3 << one) | one, (s2 << one) | (s3 >> np.uint64(63))
@@ -163,55 +167,74 @@ class _StateWriter:
     """Sets a PCG64's state by writing its words into the bit generator's memory: about a fifth of the
     cost of numpy's `state` setter (a dict parsed, Python ints split), paid by five or more mechanisms
     every month. The layout (a pointer to the 128-bit state and increment, then the 32-bit buffer's
-    flag and value) is numpy's `pcg64_state`; it is checked once per process against the setter, and
-    where it does not hold (another layout of 128-bit integers) the setter is used."""
+    flag and value) is numpy's `pcg64_state`; it is checked once per process against the setter, on a
+    bit generator of its own, and where it does not hold (128-bit integers stored otherwise, as where
+    the compiler has none) the setter is used. The views over the memory are private and live as long
+    as the writer, which holds the bit generator."""
 
+    __slots__ = ("_bitgen", "_words", "_buffer")
     _layout_ok: bool | None = None
 
     def __init__(self, bitgen: np.random.PCG64):
-        self.bitgen = bitgen
-        self.words = self.buffer = None
-        if _StateWriter._layout_ok is not False:
-            address = bitgen.ctypes.state_address
-            pointer = ctypes.c_void_p.from_address(address).value
-            self.words = np.ctypeslib.as_array((ctypes.c_uint64 * 4).from_address(pointer))
-            self.buffer = np.ctypeslib.as_array((ctypes.c_uint32 * 2).from_address(address + 8))
-            if _StateWriter._layout_ok is None:
-                _StateWriter._layout_ok = self._check()
-                if not _StateWriter._layout_ok:
-                    self.words = self.buffer = None
+        self._bitgen = bitgen
+        self._words = self._buffer = None
+        if _StateWriter._layout_ok is None:
+            _StateWriter._layout_ok = _StateWriter._check()
+        if _StateWriter._layout_ok:
+            self._words, self._buffer = self._views(bitgen)
+
+    @staticmethod
+    def _views(bitgen: np.random.PCG64) -> tuple[np.ndarray, np.ndarray]:
+        """uint64 views of the state and increment, and uint32 views of the buffer's flag and value."""
+        address = bitgen.ctypes.state_address
+        pointer = ctypes.c_void_p.from_address(address).value
+        words = np.ctypeslib.as_array((ctypes.c_uint64 * 4).from_address(pointer))
+        buffer = np.ctypeslib.as_array((ctypes.c_uint32 * 2).from_address(address + ctypes.sizeof(ctypes.c_void_p)))
+        return words, buffer
+
+    @staticmethod
+    def _check() -> bool:
+        """Whether words written through the views give the state numpy's setter gives, a 32-bit half
+        left in the buffer before (on a bit generator made for the check only)."""
+        if sys.byteorder != "little":
+            return False
+        bitgen = np.random.PCG64(1)
+        bitgen.random_raw(3)
+        bitgen.ctypes.next_uint32(bitgen.ctypes.state)
+        probe = np.array([[0x0123456789ABCDEF, 0xFEDCBA9876543210, 0x0F1E2D3C4B5A6978, 2**64 - 3]], dtype=np.uint64)
+        words, buffer = _StateWriter._views(bitgen)
+        words[:] = _pcg64_words(probe)[0]
+        buffer.fill(0)
+        return bitgen.state == _pcg64_state(probe[0])
 
     def __getstate__(self) -> dict:
         """Copied or pickled (with a model), a writer writes into its own bit generator's memory: the
         views are made again for the copy, never copied as arrays of their own."""
-        return {"bitgen": self.bitgen}
+        return {"bitgen": self._bitgen}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["bitgen"])
 
-    def _check(self) -> bool:
-        probe = np.array([[0x0123456789ABCDEF, 0xFEDCBA9876543210, 0x0F1E2D3C4B5A6978, 2**64 - 3]], dtype=np.uint64)
-        self.bitgen.random_raw(3)
-        self.bitgen.ctypes.next_uint32(self.bitgen.ctypes.state)  # a 32-bit half left in the buffer
-        self.set(_pcg64_words(probe)[0])
-        return self.bitgen.state == _pcg64_state(probe[0])
+    @property
+    def writes(self) -> bool:
+        """Whether this writer writes into memory (else it uses numpy's setter)."""
+        return self._words is not None
 
     def set(self, words: np.ndarray) -> None:
         """Set the state and increment from `_pcg64_words` output; the 32-bit buffer emptied."""
-        if self.words is None:
+        if self._words is None:
             lo, hi, inc_lo, inc_hi = words.tolist()
-            self.bitgen.state = {"bit_generator": "PCG64", "state": {"state": lo | hi << 64, "inc": inc_lo | inc_hi << 64},
-                                 "has_uint32": 0, "uinteger": 0}
+            self._bitgen.state = {"bit_generator": "PCG64", "state": {"state": lo | hi << 64, "inc": inc_lo | inc_hi << 64},
+                                  "has_uint32": 0, "uinteger": 0}
         else:
-            self.words[:] = words
-            self.buffer.fill(0)
+            self._words[:] = words
+            self._buffer.fill(0)
 
 
 #: blocks of PCG64 words by (seed, first month): runs of one seed (a sweep's lever settings, the
 #: explorer's moves, goal-seek) share them; a few blocks of 80 kB each
 _SHARED_BLOCKS: dict[tuple[int, int], np.ndarray] = {}
 _MAX_SHARED_BLOCKS = 16
-_ANY_SEED = np.random.SeedSequence(0)
 
 
 class RandomStreams:
@@ -271,7 +294,7 @@ class RandomStreams:
             block = self._blocks[mechanism][1]
         hit = self._generators.get(mechanism)
         if hit is None:
-            gen = np.random.Generator(np.random.PCG64(_ANY_SEED))  # seeded at once by the writer
+            gen = np.random.Generator(np.random.PCG64(0))  # reseeded at once by the writer
             hit = self._generators[mechanism] = gen, _StateWriter(gen.bit_generator)
         hit[1].set(block[month - first])
         return hit[0]
