@@ -141,7 +141,8 @@ def _mul64(a: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
     b0, b1 = np.uint64(b & _MASK), np.uint64(b >> 32)
     low, mid1, mid2 = a0 * b0, a1 * b0, a0 * b1
     t = (low >> np.uint64(32)) + (mid1 & m32) + (mid2 & m32)
-    return (t << np.uint64(32)) | (low & m32), a1 * b1 + (mid1 >> np.uint64(32)) + (mid2 >> np.uint64(32)) + (t >> np.uint64(32))
+    high = a1 * b1 + (mid1 >> np.uint64(32)) + (mid2 >> np.uint64(32)) + (t >> np.uint64(32))
+    return (t << np.uint64(32)) | (low & m32), high
 
 
 def _pcg64_words(seeds: np.ndarray) -> np.ndarray:
@@ -224,8 +225,8 @@ class _StateWriter:
         """Set the state and increment from `_pcg64_words` output; the 32-bit buffer emptied."""
         if self._words is None:
             lo, hi, inc_lo, inc_hi = words.tolist()
-            self._bitgen.state = {"bit_generator": "PCG64", "state": {"state": lo | hi << 64, "inc": inc_lo | inc_hi << 64},
-                                  "has_uint32": 0, "uinteger": 0}
+            self._bitgen.state = {"bit_generator": "PCG64", "has_uint32": 0, "uinteger": 0,
+                                  "state": {"state": lo | hi << 64, "inc": inc_lo | inc_hi << 64}}
         else:
             self._words[:] = words
             self._buffer.fill(0)

@@ -87,7 +87,8 @@ def test_the_words_are_pcg64s_seeding_and_the_layout_check_holds_here(state_writ
     if state_writes == "setter":
         assert not writer.writes
     elif sys.byteorder == "little" and platform.machine() in ("x86_64", "AMD64", "aarch64", "arm64"):
-        assert writer.writes and streams_module._StateWriter._check()  # where numpy stores 128-bit integers natively (gcc, clang)
+        # where numpy stores 128-bit integers natively (gcc, clang) the check holds
+        assert writer.writes and streams_module._StateWriter._check()
 
 
 def test_runs_of_one_seed_share_blocks_and_other_seeds_do_not():
