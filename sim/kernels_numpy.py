@@ -220,8 +220,22 @@ def train_places(rng, places, n, sampler, level, top, progress, mode, firm, levy
     return reached
 
 
+def sorted_distinct(x):
+    """np.unique of a 1-D integer array (its distinct values, sorted, in its dtype), by sorting and
+    keeping each first copy. np.unique asks whether the array is masked, which imports numpy.ma the
+    first time (11 ms of every process's first call; a default run makes one in its first month)."""
+    out = np.sort(np.ravel(x))
+    if out.size > 1:
+        first = np.empty(out.size, dtype=bool)
+        first[0] = True
+        np.not_equal(out[1:], out[:-1], out=first[1:])
+        out = out[first]
+    return out
+
+
 def union_sorted(a, b):
-    return np.union1d(a, b)
+    """np.union1d for integer arrays (`sorted_distinct`)."""
+    return sorted_distinct(np.concatenate((a, b), axis=None))
 
 
 def minus_sorted(a, b):

@@ -15,6 +15,7 @@ from .config import RunConfig, validate
 from .errors import interrupts_kept
 from . import alignment, history, history_reuse, passes
 from .demography import SizePath, fill_entrants, initial_population, make_firms, separation_hazard
+from .kernels_numpy import sorted_distinct, union_sorted  # np.unique, np.union1d without numpy.ma
 from .levers import default_levers
 from .levers.base import Lever
 from .metrics import CHANNELS, column_names, measure
@@ -251,7 +252,7 @@ class WorkforceModel(Model):
         rng = self.streams.get("alignment", self.now)
         targets = alignment.target_counts(alignment.agent_counts(wf), obs.share, obs.level_share)
         moves = alignment.plan_moves(wf, targets, rng)
-        touched = np.unique(np.concatenate([np.concatenate([p, d]) for _, p, d in moves] or [np.empty(0, int)]))
+        touched = sorted_distinct(np.concatenate([np.concatenate([p, d]) for _, p, d in moves] or [np.empty(0, int)]))
         self.ledger.remove(wf, touched)
         self.aligned[calendar.label(self.now)] = alignment.apply_moves(wf, moves, rng)
         refresh(wf, touched, self.rates)
@@ -342,7 +343,7 @@ class WorkforceModel(Model):
     def pay_bonus(self, idx: np.ndarray, amount: float) -> None:
         """One-off pay (a prize) to `idx` this month, counted in this month's income."""
         self.workforce.bonus[idx] += np.float32(amount)
-        self.bonus_slots = np.union1d(self.bonus_slots, idx)
+        self.bonus_slots = union_sorted(self.bonus_slots, idx)
 
     def _collect(self) -> None:
         self.row = measure(self)

@@ -365,6 +365,34 @@ def test_acceptance_weights_payroll_sets_and_retirement_are_identical(model):
     assert same(*both(lambda k: k.retirement_age(female, birth, *args)))
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
+def test_sorted_distinct_and_union_are_numpys_unique_and_union1d(dtype):
+    """The numpy passes' own np.unique and np.union1d (which import numpy.ma): the same values, dtype
+    and order, for empty arrays, one value, repeats, runs of equal values and unsorted input."""
+    rng = np.random.default_rng(7)
+    cases = [np.array([], dtype), np.array([3], dtype), np.array([5, 5, 5], dtype)]
+    cases += [rng.integers(0, hi, size, dtype=dtype) for hi in (2, 9, 200) for size in (1, 2, 17, 1000)]
+    for x in cases:
+        assert same(kernels_numpy.sorted_distinct(x), np.unique(x))
+        for y in cases[::3]:
+            assert same(kernels_numpy.union_sorted(x, y), np.union1d(x, y))
+    kept = kernels_numpy.sorted_distinct(cases[-1])
+    assert kept.size > 1 and (np.diff(kept.astype(np.int64)) > 0).all()
+
+
+def test_a_default_run_of_the_numpy_passes_does_not_import_numpy_ma(tmp_path):
+    """numpy.ma costs 11 ms to import; nothing on a plain run's path needs it (np.unique did)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from sim.config import RunConfig; from sim.model import WorkforceModel; "
+            "m = WorkforceModel(RunConfig(n_agents=3000)); m.run(); print('numpy.ma' in sys.modules)")
+    env = dict(os.environ, SKILLSIM_KERNELS="numpy", SKILLSIM_HISTORY_DISK_MB="0")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "False"
+
+
 def test_geometric_gaps_are_numpys_on_both_sides_of_its_switch_and_past_the_search_table():
     """skip_sample's own geometric loop (numba's exponential and uniform, numpy's two algorithms
     around them, constants hoisted, the search from a table of partial sums) gives numpy's gaps:
