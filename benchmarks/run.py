@@ -62,8 +62,11 @@ def installed_bytecode(root: Path) -> None:
     if root in _COMPILED:
         return
     folders = [str(root / name) for name in ("sim", "hydra_plugins") if (root / name).is_dir()]
-    subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], check=True, capture_output=True,
-                   env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
+    proc = subprocess.run([sys.executable, "-m", "compileall", "-q", *folders], capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"could not write the bytecode of {root} (compileall exit {proc.returncode})")
     _COMPILED.add(root)
 
 
@@ -90,10 +93,10 @@ CASE_ROOT: Path | None = None
 def run_case(spec: dict, label: str, root: Path | None = None) -> dict:
     """Run one case in a fresh interpreter and return its result dict. `root`: a checkout of another
     commit (its `sim` first on the path and its own benchmarks/cases.py)."""
+    where = root or ROOT
+    installed_bytecode(where)  # before the clock: its first case would otherwise count compileall
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
-    where = root or ROOT
-    installed_bytecode(where)
     env = child_env()
     if root is not None:
         env["PYTHONPATH"] = str(root)

@@ -221,9 +221,10 @@ def train_places(rng, places, n, sampler, level, top, progress, mode, firm, levy
 
 
 def sorted_distinct(x):
-    """np.unique of a 1-D integer array (its distinct values, sorted, in its dtype), by sorting and
+    """np.unique of an integer array (its distinct values, sorted, in its dtype), by sorting and
     keeping each first copy. np.unique asks whether the array is masked, which imports numpy.ma the
-    first time (11 ms of every process's first call; a default run makes one in its first month)."""
+    first time (11 ms of every process's first call; a default run makes one in its first month).
+    For integers only: NaN is never equal to itself, so every NaN of a float array would be kept."""
     out = np.sort(np.ravel(x))
     if out.size > 1:
         first = np.empty(out.size, dtype=bool)

@@ -218,6 +218,8 @@ CASES = [
     C("cfg-job-checks-values", L, "--cfg job n_agents=-5", EXIT_CONFIG, "n_agents = -5"),
     C("cfg-resolve-checks-values", L, "-c job --resolve -p levers levers.training.intensity=-1", EXIT_CONFIG,
       "levers.training.intensity = -1.0"),
+    C("hydra-interpolation-unknown", L, "n_agents=300 +hydra.job.env_set.FOO=${{nope}}", EXIT_CONFIG,
+      "Interpolation key 'nope' not found"),
     C("run-folder-not-empty", L, "n_agents=300 horizon.end_year=2023 hydra.run.dir={files}/full_run", EXIT_OUTPUT,
       "run folder {files}/full_run already exists and is not empty", only_e2e=True),
 ]

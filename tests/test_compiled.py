@@ -385,12 +385,15 @@ def test_a_default_run_of_the_numpy_passes_does_not_import_numpy_ma(tmp_path):
     import subprocess
     import sys
 
+    # the run must pass through every former np.unique / np.union1d: the history's alignment, prizes, departures
     code = ("import sys; from sim.config import RunConfig; from sim.model import WorkforceModel; "
-            "m = WorkforceModel(RunConfig(n_agents=3000)); m.run(); print('numpy.ma' in sys.modules)")
+            "m = WorkforceModel(RunConfig(n_agents=3000)); m.run(); ma = 'numpy.ma' in sys.modules; "
+            "c = m.series_columns(); print(ma, len(m.aligned) > 0, "
+            "sum(c['promotions_competition']) > 0, sum(c['exits']) > 0)")
     env = dict(os.environ, SKILLSIM_KERNELS="numpy", SKILLSIM_HISTORY_DISK_MB="0")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip() == "False"
+    assert out.stdout.split() == ["False", "True", "True", "True"]
 
 
 def test_geometric_gaps_are_numpys_on_both_sides_of_its_switch_and_past_the_search_table():
