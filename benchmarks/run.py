@@ -466,7 +466,8 @@ def report(res: dict) -> str:
     if st:
         out.append("\n(e) Start-up: `skillsim` with no arguments (Chongqing, 100k agents, history from 2012-10 to 2035-12)")
         rows = []
-        for key, what in (("cold", "this checkout, caches cold (median of 3)"), ("warm", "this checkout, warm (median of 3)"),
+        for key, what in (("cold", "this checkout, caches cold (median of 3)"),
+                          ("warm", "this checkout, warm (median of 3)"),
                           ("warm_history", "this checkout, warm, history restored from disk (median of 3)"),
                           ("baseline_warm", "baseline, warm (median of 3)")):
             if key in st:
