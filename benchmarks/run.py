@@ -444,6 +444,12 @@ def report(res: dict) -> str:
                          if p["n"] == 100_000 else ""])
         out.append(table(["agents", "months", "model M/s", "naive M/s", "ratio", "naive build/steps s",
                           "RSS MB model/naive", "target"], rows))
+        warm100k = next((p for p in res.get("scaling_warm", {}).get("points", []) if p["n"] == 100_000), None)
+        naive100k = next((p for p in nv["points"] if p["n"] == 100_000), None)
+        if warm100k and naive100k and naive100k["months"] == warm100k.get("months"):
+            out.append(f"    the same naive figure against the warm 100k model of (b'), the compiled passes loaded "
+                       f"(as in a sweep or ensemble worker; not the target's measure): "
+                       f"{warm100k['agent_steps_per_s'] / naive100k['naive_agent_steps_per_s']:.1f}x")
         out.append("    sanity (same rules?): last December, model vs naive: " + "; ".join(
             f"{fmt_n(p['n'])}: high-skill {p['model_last']['high_skill_share']:.4f} vs "
             f"{p['naive_last']['high_skill_share']:.4f}, income {p['model_last']['income_mean']:,.0f} vs "
