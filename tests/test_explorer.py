@@ -290,16 +290,18 @@ def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
 
         first = summary_after(None)
         assert training_slider() == 1.0
-        # +0.1 a key press: training 1 -> 2. Under load the page can lose a press: the server's re-render
-        # of a finished replicate resets the slider to the value it has processed (1 run in 10 here ended
-        # at 1.9). The user sees the value on the thumb and presses again; so does this test, up to three
-        # times, and then requires the finished view of exactly 2.
+        # +0.1 a key press: training 1 -> 2. Under load the page can lose a press (1 run in 10 here ended
+        # at 1.9; the README names this as a known weakness, its cause not pinned down). The user sees the
+        # value on the thumb and presses again; so does this test, up to three times, and then requires
+        # the finished view of exactly 2.
         for attempt in range(3):
             for _ in range(40):
                 try:
-                    if round(training_slider(), 6) >= 2.0:
+                    value = round(training_slider(), 6)
+                    if value == 2.0:
                         break
-                    browser.find_elements(By.CSS_SELECTOR, "[role=slider]")[0].send_keys(Keys.ARROW_RIGHT)
+                    key = Keys.ARROW_RIGHT if value < 2.0 else Keys.ARROW_LEFT
+                    browser.find_elements(By.CSS_SELECTOR, "[role=slider]")[0].send_keys(key)
                 except StaleElementReferenceException:  # re-rendered between finding and pressing
                     continue
             assert round(training_slider(), 6) == 2.0
