@@ -290,7 +290,7 @@ def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
 
         first = summary_after(None)
         assert training_slider() == 1.0
-        # +0.1 a key press: training 1 -> 2. Under load the page can lose a press (1 run in 10 here ended
+        # +0.1 a key press: training 1 -> 2. Under load the page can lose a press (1 run in 13 here ended
         # at 1.9; the README names this as a known weakness, its cause not pinned down). The user sees the
         # value on the thumb and presses again; so does this test, up to three times, and then requires
         # the finished view of exactly 2.
