@@ -601,9 +601,48 @@ def _sample_distinct(addresses, n, k, pilot, pilot_min, per_place, spare_sd, max
         p = min(1.0, p * _expected_keep(k - keep.size, spare_sd) / max(new.size, 1))
     if keep.size > k:
         key = rng.random(keep.size)
-        threshold = np.partition(key, k - 1)[k - 1]
-        keep = keep[key <= threshold]
+        keep = _thin(keep, key, _kth_smallest_key(key, k))
     return keep
+
+
+@njit(**_JIT)
+def _kth_smallest_key(key, k):
+    """np.partition(key, k - 1)[k - 1] for uniform keys in [0, 1) of which only a few (d = size - k)
+    are to be dropped: the value of a rank does not depend on the selection that finds it, so it is
+    found among the keys at or above a cut that more than d of them pass with near certainty (the
+    sampler drops about 2 sqrt(k)), gathered in one pass and partitioned there; a full partition if
+    the cut lets too few or far too many through. At 570,000 keys (a full-scale competition round)
+    0.3 ms against 5.4 for the full partition."""
+    size = key.size
+    d = size - k
+    want = d + 1.0
+    cut = 1.0 - (want + 6.0 * math.sqrt(want) + 16.0) / size
+    if cut <= 0.5:  # not few to drop: a partition of all of them is as cheap
+        return np.partition(key, k - 1)[k - 1]
+    top = np.empty(int(2.0 * (size - cut * size)) + 64, dtype=key.dtype)  # twice the keys expected
+    m = 0
+    for i in range(size):
+        v = key[i]
+        if v >= cut:  # rare, so the branch is well predicted
+            if m == top.size:  # far more than expected (never, for uniform keys): all of them then
+                return np.partition(key, k - 1)[k - 1]
+            top[m] = v
+            m += 1
+    if m < d + 1:  # fewer than d + 1 at or above the cut: the rank lies below it
+        return np.partition(key, k - 1)[k - 1]
+    # the size - m keys below the cut are the smallest; the rank k - 1 is at m - d - 1 among the rest
+    return np.partition(top[:m], m - d - 1)[m - d - 1]
+
+
+@njit(**_JIT)
+def _thin(keep, key, threshold):
+    """keep[key <= threshold], in one branch-free pass."""
+    out = np.empty(keep.size, dtype=keep.dtype)
+    m = 0
+    for j in range(keep.size):
+        out[m] = keep[j]
+        m += key[j] <= threshold
+    return out[:m]
 
 
 def train_places(rng, *args):

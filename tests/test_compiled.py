@@ -540,6 +540,27 @@ def test_the_fused_sampler_draws_what_the_numpy_sampler_draws(model):
     assert cases > 50  # most cases draw someone
 
 
+def test_the_samplers_thinning_threshold_is_the_partitions_value_on_every_path():
+    """The thinning keeps keep[key <= the k-th smallest key]: the compiled sampler finds that value
+    among the keys above a cut (few are dropped), which must give np.partition's value whatever the
+    number dropped, and fall back to a full partition when the cut lets too few through (keys not
+    uniform: all near 0) or far too many (all near 1)."""
+    rng = np.random.default_rng(7)
+    cases = 0
+    for size in (2, 3, 10, 100, 1000, 20_000, 300_000):
+        for d in sorted({1, 2, 5, int(2 * size ** 0.5), int(6 * size ** 0.5), size // 10, size // 2, size - 1}):
+            if not 1 <= d < size:
+                continue
+            for key in (rng.random(size), rng.random(size) * 1e-3, np.where(rng.random(size) < 0.9, 0.9999, 0.1)):
+                k = size - d
+                want = np.partition(key, k - 1)[k - 1]
+                assert kernels._kth_smallest_key(key, k) == want
+                slots = np.arange(size, dtype=np.int64) * 3
+                assert np.array_equal(kernels._thin(slots, key, want), slots[key <= want])
+                cases += 1
+    assert cases > 100
+
+
 @pytest.mark.parametrize("stride", [1, 3])
 def test_income_pass_is_the_numpy_income_sample_threshold_and_brackets(model, stride):
     """The fused income pass of measure() gives the sample numpy computed, numpy's middle-income
