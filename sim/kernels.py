@@ -889,8 +889,8 @@ def _skip_sample(rng, n, p):
     """The geometric gaps drawn as numba's rng.geometric(p, m) draws them (numpy's algorithms: the
     search for p >= 1/3, else the inversion of a standard exponential; the same uniforms and
     exponentials on the bit generator, the same float operations), with what does not change hoisted
-    out of the loop: log1p(-p), the search's partial sums and the buffer's size check. Each gap is
-    stored without a branch (the cursor moves past those that land inside). 2.5-3.5x faster than
+    out of the loop: log1p(-p), the search's partial sums and the buffer's size check. Each slot is
+    stored without a branch, those inside counted (a prefix of each chunk). 2.5-3.5x faster than
     drawing an array of gaps first."""
     if p >= 1.0:
         return np.arange(n)
@@ -910,16 +910,21 @@ def _skip_sample(rng, n, p):
             grown[:k] = out[:k]
             out = grown
         step = pos
+        inside = 0
+        # the chunk's slots go to out[k:k + m] and those inside [0, n) are counted: the gaps are never
+        # negative, so those are its first `inside` (a store at a place known before the gap is drawn
+        # cost a fifth less than one at a cursor moved by each comparison)
         if search:
-            for _ in range(m):
+            for j in range(m):
                 step += _geometric_search(bitgen, q, sums, prod_end, sum_end)
-                out[k] = step
-                k += step < n
+                out[k + j] = step
+                inside += step < n
         else:
-            for _ in range(m):
+            for j in range(m):
                 step += np.int64(np.ceil(-random_standard_exponential(bitgen) / denom))
-                out[k] = step
-                k += step < n
+                out[k + j] = step
+                inside += step < n
+        k += inside
         if step >= n:
             break
         pos = step
