@@ -601,7 +601,7 @@ def _sample_distinct(addresses, n, k, pilot, pilot_min, per_place, spare_sd, max
         p = min(1.0, p * _expected_keep(k - keep.size, spare_sd) / max(new.size, 1))
     if keep.size > k:
         key = rng.random(keep.size)
-        keep = _thin(keep, key, _kth_smallest_key(key, k))
+        keep = keep[key <= _kth_smallest_key(key, k)]
     return keep
 
 
@@ -632,17 +632,6 @@ def _kth_smallest_key(key, k):
         return np.partition(key, k - 1)[k - 1]
     # the size - m keys below the cut are the smallest; the rank k - 1 is at m - d - 1 among the rest
     return np.partition(top[:m], m - d - 1)[m - d - 1]
-
-
-@njit(**_JIT)
-def _thin(keep, key, threshold):
-    """keep[key <= threshold], in one branch-free pass."""
-    out = np.empty(keep.size, dtype=keep.dtype)
-    m = 0
-    for j in range(keep.size):
-        out[m] = keep[j]
-        m += key[j] <= threshold
-    return out[:m]
 
 
 def train_places(rng, *args):
