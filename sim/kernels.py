@@ -35,6 +35,7 @@ from numba.np.random.distributions import random_standard_exponential
 from numba.np.random.generator_core import next_double, next_uint32, next_uint64
 
 NO_MONTH = -32000  # workforce.NO_MONTH (kept here so this module imports nothing from the model)
+NEGLIGIBLE_RATE = 1e-12  # kernels_numpy.NEGLIGIBLE_RATE (the tests compare them)
 
 
 def _check_blas_without_importing_scipy() -> None:
@@ -607,7 +608,7 @@ def _sample_distinct(addresses, n, k, pilot, pilot_min, per_place, spare_sd, max
 
 @njit(**_JIT)
 def _kth_smallest_key(key, k):
-    """np.partition(key, k - 1)[k - 1] for uniform keys in [0, 1) of which only a few (d = size - k)
+    """np.partition(key, k - 1)[k - 1] for uniform keys in [0, 1) (no NaN) of which only a few (d = size - k)
     are to be dropped: the value of a rank does not depend on the selection that finds it, so it is
     found among the keys at or above a cut that more than d of them pass with near certainty (the
     sampler drops about 2 sqrt(k)), gathered in one pass and partitioned there; a full partition if
@@ -883,6 +884,8 @@ def _skip_sample(rng, n, p):
     drawing an array of gaps first."""
     if p >= 1.0:
         return np.arange(n)
+    if p < NEGLIGIBLE_RATE:  # no slot, nothing drawn (kernels_numpy.NEGLIGIBLE_RATE: the gaps would overflow)
+        return np.empty(0, dtype=np.int64)
     bitgen = rng.bit_generator
     search = p >= 0.333333333333333333333333  # numpy's choice of algorithm (random_geometric)
     denom = np.log1p(-p)

@@ -256,9 +256,18 @@ def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, 
     return (base + delay).astype(np.int16)
 
 
+#: rates below this give no slot and draw nothing (skip_sample): n p is under 1e-3 for any workforce a
+#: run can hold, and below about 1e-17 a geometric gap, E / p, no longer fits an int64 (numpy's
+#: geometric then returns negative gaps, so negative slots). A rate this small comes only from a
+#: near-zero setting (turnover_per_year=1e-17 gives a monthly hazard of 8e-19).
+NEGLIGIBLE_RATE = 1e-12
+
+
 def skip_sample(rng, n, p):
     if p >= 1.0:
         return np.arange(n)
+    if p < NEGLIGIBLE_RATE:
+        return np.empty(0, dtype=np.int64)
     out = []
     pos = -1
     while True:

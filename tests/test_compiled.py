@@ -418,6 +418,25 @@ def test_geometric_gaps_are_numpys_on_both_sides_of_its_switch_and_past_the_sear
     assert longest_searched > kernels.SEARCH_TABLE  # the search's continuation past the table was compared
 
 
+def test_a_negligible_rate_gives_no_slot_in_both_passes_rather_than_overflowing_gaps():
+    """Below NEGLIGIBLE_RATE skip_sample gives no slot and draws nothing, in both implementations: at
+    p = 1e-18 a gap E / p passes 2**63 and numpy's geometric returned negative slots, which the
+    compiled passes would then read out of bounds. Just above it, the slots are still drawn."""
+    assert kernels.NEGLIGIBLE_RATE == kernels_numpy.NEGLIGIBLE_RATE
+    for p in (1e-18, 1e-15, np.nextafter(kernels.NEGLIGIBLE_RATE, 0)):
+        for seed in range(20):
+            gens = [np.random.default_rng(seed) for _ in range(3)]
+            got = kernels._skip_sample_at(kernels.generator_addresses(gens[0]), 5, p)
+            want = kernels_numpy.skip_sample(gens[1], 5, p)
+            assert got.size == 0 and want.size == 0 and got.dtype == want.dtype == np.int64
+            assert gens[0].integers(0, 1 << 62) == gens[1].integers(0, 1 << 62) == gens[2].integers(0, 1 << 62)
+    n = 10**12  # n p = 1 at the threshold: slots drawn, the same on both sides
+    gens = [np.random.default_rng(3) for _ in IMPLS]
+    got = kernels._skip_sample_at(kernels.generator_addresses(gens[0]), n, kernels.NEGLIGIBLE_RATE * 4)
+    want = kernels_numpy.skip_sample(gens[1], n, kernels.NEGLIGIBLE_RATE * 4)
+    assert same(got, want) and got.size > 0 and got.min() >= 0 and got.max() < n
+
+
 def test_draws_separations_and_brackets_are_identical(model):
     """The kernels that draw (skip_sample, with numba's Generator on the same bit generator) take
     the same numbers from the stream and leave it in the same state."""
