@@ -256,10 +256,12 @@ def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, 
     return (base + delay).astype(np.int16)
 
 
-#: rates below this give no slot and draw nothing (skip_sample): n p is under 1e-3 for any workforce a
-#: run can hold, and below about 1e-17 a geometric gap, E / p, no longer fits an int64 (numpy's
-#: geometric then returns negative gaps, so negative slots). A rate this small comes only from a
-#: near-zero setting (turnover_per_year=1e-17 gives a monthly hazard of 8e-19).
+#: rates below this give no slot and draw nothing (skip_sample): n p is then under 1e-3 for any
+#: workforce a run can hold. A guard: below about 1e-17 a geometric gap, E / p, no longer fits an int64
+#: (numpy's geometric returns negative gaps, so negative slots, which the compiled passes would read
+#: out of bounds). The model's own rates stay above it: a positive monthly hazard is at least 1.1e-16
+#: (a turnover below about 1e-11 a year gives one under 1e-12, so no separation), and the samplers'
+#: rates are above 1e-9.
 NEGLIGIBLE_RATE = 1e-12
 
 
