@@ -641,3 +641,35 @@ def test_spend_contour_labels_write_every_level_exactly():
     texts = [lab.get_text() for lab in ax.clabel(cs, fmt=lambda v: f"{v:,.{d}f}")]
     plt.close(fig)
     assert sorted(float(t) for t in texts) == sorted(v for v in cs.levels if 1.5 < v < 10.5)
+
+
+def test_remembered_text_widths_wrap_a_header_as_measuring_each_line_afresh():
+    """fit_lines remembers the width of each line it measures (sim.report.style._text_width); the
+    lines it gives must be those that measuring every line again gives, in both languages (whose fonts
+    draw the same Latin text at different widths), so a width remembered under one font is never used
+    for another."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from sim.report import style
+
+    title = ("Chongqing: high-skill share of skilled workers under the chosen setting and the status quo, "
+             "median and 50% / 90% bands over 8 joint draws of 20,000 agents")
+
+    def wrapped(lang: str, width: float, size: float = 12, fresh: bool = True) -> list[str]:
+        with style.language(lang):
+            renderer = FigureCanvasAgg(Figure(figsize=(8, 4))).get_renderer()
+            if fresh:
+                style._WIDTHS.clear()
+            return style.fit_lines(title, size, width, renderer)
+
+    differ = [w for w in np.arange(3.0, 8.01, 0.25) if wrapped("en", w) != wrapped("zh", w)]
+    assert differ, "the two fonts wrap this title alike at every width: the test would show nothing"
+    for w in differ[:3]:
+        en, zh = wrapped("en", w), wrapped("zh", w)
+        wrapped("en", w)  # remembered under the English font ...
+        assert wrapped("zh", w, fresh=False) == zh  # ... and not used for the Chinese one
+        assert wrapped("zh", w, fresh=False) == zh and wrapped("en", w, fresh=False) == en  # all from memory
+    for size in (12, 8):  # narrower trials repeat the last one's lines: the same result from memory
+        assert wrapped("en", 5.0, size, fresh=False) == wrapped("en", 5.0, size)
+    assert len(wrapped("en", 5.0, 12)) >= 2  # the title does wrap at 5 inches
