@@ -195,10 +195,10 @@ def test_order_statistics_equal_a_full_partition(n):
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 63, 64, 65, 1001, 50_003])
 def test_the_window_gather_returns_every_value_inside_each_window_in_slot_order(n):
-    """sim.kernels._gather_windows (the income quantiles' second pass): for every window, exactly the
-    values numpy's comparison selects, in slot order, and their count, whatever the size's remainder
-    modulo the eight marks read at once, with values on the bounds, overlapping windows and a window
-    holding nothing. (The quantiles would stay exact without this: a short gather falls back to a
+    """sim.kernels._gather_windows (the income quantiles' gather when a narrow window misses): for
+    every window, exactly the values numpy's comparison selects, in slot order, and their count,
+    whatever the size's remainder modulo the eight marks read at once, with values on the bounds,
+    overlapping windows and a window holding nothing. (The quantiles would stay exact without this: a short gather falls back to a
     full partition, which is only slower.)"""
     from sim.kernels import _gather_windows
 
@@ -215,6 +215,45 @@ def test_the_window_gather_returns_every_value_inside_each_window_in_slot_order(
         got, kept = _gather_windows(x, lo, hi, size)
         for j in range(3):
             assert kept[j] == size[j] and np.array_equal(got[j], x[inside[j]]), (n, windows, j)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 63, 64, 65, 1001, 50_003])
+def test_the_one_pass_counts_and_marks_gather_every_value_inside_each_window_in_slot_order(n):
+    """sim.kernels._income_narrow (the income quantiles' usual pass: the sample, the middle-income
+    count, the counts below and up to each window, a mark on each value inside one) and
+    _gather_marked (the marked values, mark to mark): the counts numpy's comparisons give and, for
+    every window, exactly the values inside it in slot order, with the workers taken one by one and
+    every third, values on the bounds (one in the last word), overlapping windows, one holding
+    nothing, and values that compare oddly (NaN, inf, -0.0, negatives)."""
+    from sim.kernels import _gather_marked, _income_narrow
+
+    rng = np.random.default_rng(n)
+    pay = rng.lognormal(11.0, 0.5, n).astype(np.float32)
+    if n > 30:
+        pay[rng.choice(n, 10, replace=False)] = np.array([np.nan, np.inf, -0.0, 0.0, -3.0] * 2, np.float32)
+    bonus = np.where(rng.random(n) < 0.05, np.float32(3000.0), np.float32(0.0)).astype(np.float32)
+    scale, threshold = np.float32(1.25), np.float32(70_000.0)
+    for stride in (1, 3):
+        x = pay[::stride] * scale + bonus[::stride]  # what measure() samples, as numpy computes it
+        for windows in ([(0.9, 1.0), (1.0, 1.05), (2.0, 2.5)], [(0.5, 1.5), (0.8, 1.2), (100.0, 200.0)]):
+            med = np.float32(np.nanmedian(x)) if x.size else np.float32(60_000.0)
+            lo = np.array([np.float32(med * a) for a, _ in windows], dtype=np.float32)
+            hi = np.array([np.float32(med * b) for _, b in windows], dtype=np.float32)
+            if x.size > 20:  # values exactly on the bounds, one in the last word
+                for at, value in ((3, lo[0]), (x.size - 1, hi[1]), (x.size - 2, lo[1])):
+                    pay[at * stride], bonus[at * stride] = value / scale, 0.0
+                    x[at] = pay[at * stride] * scale + bonus[at * stride]
+                lo[0], hi[1], lo[1] = x[3], x[x.size - 1], x[x.size - 2]
+            sample, n_mid, below, upto, marks = _income_narrow(pay, bonus, stride, scale, threshold, lo, hi)
+            assert np.array_equal(sample, x, equal_nan=True) and n_mid == np.count_nonzero(x >= threshold)
+            assert below.tolist() == [int(np.count_nonzero(x < v)) for v in lo]
+            assert upto.tolist() == [int(np.count_nonzero(x <= v)) for v in hi]
+            inside = [(x >= lo[j]) & (x <= hi[j]) for j in range(3)]
+            assert marks.size % 8 == 0 and np.array_equal(marks[:x.size] != 0, inside[0] | inside[1] | inside[2])
+            assert not marks[x.size:].any()
+            got, kept = _gather_marked(sample, marks, lo, hi, upto - below)
+            for j in range(3):
+                assert kept[j] == upto[j] - below[j] and np.array_equal(got[j], x[inside[j]]), (n, stride, windows, j)
 
 
 def test_income_quantiles_are_exact_with_bounds_on_the_data_and_odd_values():
