@@ -198,8 +198,8 @@ def test_the_window_gather_returns_every_value_inside_each_window_in_slot_order(
     """sim.kernels._gather_windows (the income quantiles' gather when a narrow window misses): for
     every window, exactly the values numpy's comparison selects, in slot order, and their count,
     whatever the size's remainder modulo the eight marks read at once, with values on the bounds,
-    overlapping windows and a window holding nothing. (The quantiles would stay exact without this: a short gather falls back to a
-    full partition, which is only slower.)"""
+    overlapping windows and a window holding nothing. (The quantiles would stay exact without this:
+    a short gather falls back to a full partition, which is only slower.)"""
     from sim.kernels import _gather_windows
 
     rng = np.random.default_rng(n)
