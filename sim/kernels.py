@@ -1152,42 +1152,41 @@ def _income_narrow(pay, bonus, stride, scale, threshold, lo, hi):
     """`_income_sample`, and for three windows [lo_j, hi_j] how many values lie below lo_j and how
     many up to hi_j (what `_count_windows` counts), and a mark (1) on each value inside any window
     (in a buffer of whole 8-byte words, the tail unmarked): in the same pass for every worker (stride
-    1), after the sample otherwise. Branch-free and vectorised; the counts in 32-bit integers (the
-    caller keeps the sample below 2**31)."""
+    1), after the sample otherwise (strided loads do not vectorise with the counts). Branch-free and
+    vectorised; the counts in 32-bit integers (the caller keeps the sample below 2**31)."""
     m = (pay.size + stride - 1) // stride
     words = (m + 7) // 8
     marks = np.empty(words * 8, dtype=np.uint8)
     marks[m:] = 0
-    a0, a1, a2, b0, b1, b2 = lo[0], lo[1], lo[2], hi[0], hi[1], hi[2]
-    n_mid = c0 = c1 = c2 = d0 = d1 = d2 = np.int32(0)
     if stride == 1:  # written apart, as in `_income_sample`, so that the loads vectorise
         sample = np.empty(m, dtype=np.float32)
-        for t in range(m):
-            v = pay[t] * scale + bonus[t]
+        n_mid, below, upto = _count_and_mark(pay, bonus, scale, True, threshold, lo, hi, sample, marks)
+    else:
+        sample, _ = _income_sample(pay, bonus, stride, scale, threshold)
+        n_mid, below, upto = _count_and_mark(sample, sample, scale, False, threshold, lo, hi, sample, marks)
+    return sample, n_mid, below, upto, marks
+
+
+@njit(**_INLINE)
+def _count_and_mark(x, bonus, scale, incomes, threshold, lo, hi, sample, marks):
+    """`_income_narrow`'s pass over the values: x (`incomes` False: x is the sample), or the incomes
+    x * scale + bonus in float32, written to `sample` (the test of `incomes` is taken out of the loop
+    by the compiler, which vectorises both versions)."""
+    a0, a1, a2, b0, b1, b2 = lo[0], lo[1], lo[2], hi[0], hi[1], hi[2]
+    n_mid = c0 = c1 = c2 = d0 = d1 = d2 = np.int32(0)
+    for t in range(sample.size):
+        v = x[t] * scale + bonus[t] if incomes else x[t]
+        if incomes:
             sample[t] = v
-            n_mid = np.int32(n_mid + np.int32(v >= threshold))
-            c0 = np.int32(c0 + np.int32(v < a0))
-            c1 = np.int32(c1 + np.int32(v < a1))
-            c2 = np.int32(c2 + np.int32(v < a2))
-            d0 = np.int32(d0 + np.int32(v <= b0))
-            d1 = np.int32(d1 + np.int32(v <= b1))
-            d2 = np.int32(d2 + np.int32(v <= b2))
-            marks[t] = ((v >= a0) & (v <= b0)) | ((v >= a1) & (v <= b1)) | ((v >= a2) & (v <= b2))
-    else:  # strided loads do not vectorise: the sample first (as `_income_sample`), then its counts and marks
-        sample, n_mid64 = _income_sample(pay, bonus, stride, scale, threshold)
-        n_mid = np.int32(n_mid64)
-        for t in range(m):
-            v = sample[t]
-            c0 = np.int32(c0 + np.int32(v < a0))
-            c1 = np.int32(c1 + np.int32(v < a1))
-            c2 = np.int32(c2 + np.int32(v < a2))
-            d0 = np.int32(d0 + np.int32(v <= b0))
-            d1 = np.int32(d1 + np.int32(v <= b1))
-            d2 = np.int32(d2 + np.int32(v <= b2))
-            marks[t] = ((v >= a0) & (v <= b0)) | ((v >= a1) & (v <= b1)) | ((v >= a2) & (v <= b2))
-    below = np.array([c0, c1, c2], dtype=np.int64)
-    upto = np.array([d0, d1, d2], dtype=np.int64)
-    return sample, np.int64(n_mid), below, upto, marks
+        n_mid = np.int32(n_mid + np.int32(v >= threshold))
+        c0 = np.int32(c0 + np.int32(v < a0))
+        c1 = np.int32(c1 + np.int32(v < a1))
+        c2 = np.int32(c2 + np.int32(v < a2))
+        d0 = np.int32(d0 + np.int32(v <= b0))
+        d1 = np.int32(d1 + np.int32(v <= b1))
+        d2 = np.int32(d2 + np.int32(v <= b2))
+        marks[t] = ((v >= a0) & (v <= b0)) | ((v >= a1) & (v <= b1)) | ((v >= a2) & (v <= b2))
+    return np.int64(n_mid), np.array([c0, c1, c2], dtype=np.int64), np.array([d0, d1, d2], dtype=np.int64)
 
 
 @njit(**_INLINE)
