@@ -140,14 +140,50 @@ def _generator_at(typingctx, addresses):
 @njit(**_JIT)
 def age_and_retire(age, retire_age, out):
     """Everyone one month older; returns the slots that reached their retirement age, in slot order
-    (phase a: ageing, then the retirement test, rule_retirement), as a view of the scratch buffer `out`."""
+    (phase a: ageing, then the retirement test, rule_retirement), as a view of the scratch buffer `out`.
+
+    A block of workers at a time: a vectorised pass ages them and marks who reached the age
+    (`_age_block`), then the marks are read eight at a time, stepping from mark to mark
+    (`_marked_slots`; a few retire in a month). The block's marks stay in the first-level cache. One
+    branching pass took 18.9 against 7.0 us at 50,000 workers, 2.07 against 1.36 ms at 5.7 million
+    (its columns out of the cache, as in a run)."""
+    n = age.size
+    marks = np.empty(_AGEING_BLOCK, dtype=np.uint8)
     k = 0
-    for i in range(age.size):
-        age[i] += 1
-        if age[i] >= retire_age[i]:
-            out[k] = i
-            k += 1
+    for start in range(0, n, _AGEING_BLOCK):
+        stop = min(start + _AGEING_BLOCK, n)
+        _age_block(age[start:stop], retire_age[start:stop], marks)
+        k = _marked_slots(marks, stop - start, start, out, k)
     return out[:k]
+
+
+_AGEING_BLOCK = 4096  # workers aged and marked at a time (4 kB of marks)
+
+
+@njit(**_JIT)
+def _age_block(age, retire_age, marks):
+    """age += 1 (int16), and marks[i] = whether age[i] reached retire_age[i]: branch-free, vectorised."""
+    for i in range(age.size):
+        a = np.int16(age[i] + np.int16(1))
+        age[i] = a
+        marks[i] = a >= retire_age[i]
+
+
+@njit(**_INLINE)
+def _marked_slots(marks, m, start, out, k):
+    """start + the positions of the marks among the first m (in order) into out[k:]; returns the new
+    k. Read a word of eight marks at a time, from mark to mark by its trailing zero bits; the marks
+    past m (a short last block's, left from the block before) are cleared first."""
+    words = (m + 7) // 8
+    marks[m:words * 8] = 0
+    marked = marks[:words * 8].view(np.uint64)
+    for w in range(words):
+        word = marked[w]
+        while word != 0:
+            out[k] = start + 8 * w + _byte_of_lowest_bit(word)
+            word &= word - np.uint64(1)
+            k += 1
+    return k
 
 
 @njit(**_JIT)

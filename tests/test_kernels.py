@@ -395,3 +395,22 @@ def test_the_rows_python_sums_are_numpys_to_the_bit():
             other_order_differs += n == 8 and sum(a.tolist()) != want
     assert other_order_differs > 1000  # the order matters, so the test can tell a wrong one
     assert str(numpy_sum([-0.0] * 3)) == "0.0" and str(numpy_sum([])) == "0.0"
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 4095, 4096, 4097, 4099, 8192, 8195, 20_001])
+def test_ageing_in_blocks_retires_the_same_workers_as_one_pass(n):
+    """sim.kernels.age_and_retire ages and marks a block of 4,096 workers at a time, then reads the
+    marks eight at a time: the same ages and the same retirees, in slot order, as the numpy rule, for
+    sizes around the block and word edges, with nobody, a few, a fifth and everybody retiring (a
+    short last block must not read the marks the full block before it left)."""
+    from sim import kernels, kernels_numpy
+
+    rng = np.random.default_rng(n)
+    age = rng.integers(200, 700, n).astype(np.int16)
+    for share in (0.0, 0.001, 0.2, 1.0):
+        retire_age = np.where(rng.random(n) < share, age + 1, 720).astype(np.int16)
+        a, b = age.copy(), age.copy()
+        want = kernels_numpy.age_and_retire(a, retire_age, None)
+        got = kernels.age_and_retire(b, retire_age, np.full(n + 8, -1, np.int64))
+        assert np.array_equal(a, b) and np.array_equal(got, want), (n, share)
+    assert np.array_equal(a, age + 1)
