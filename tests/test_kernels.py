@@ -414,3 +414,22 @@ def test_ageing_in_blocks_retires_the_same_workers_as_one_pass(n):
         got = kernels.age_and_retire(b, retire_age, np.full(n + 8, -1, np.int64))
         assert np.array_equal(a, b) and np.array_equal(got, want), (n, share)
     assert np.array_equal(a, age + 1)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 4095, 4096, 4099, 8195, 20_001])
+def test_the_studio_roster_in_blocks_lists_the_same_members_as_one_pass(n):
+    """sim.kernels.studio_roster marks a block's studio members and reads only them: the same staying
+    and leaving members, in slot order, as the numpy rule, around the block and word edges, with no
+    member, a few, half and every worker in a studio (a term served, a level out of range, both)."""
+    from sim import kernels, kernels_numpy
+    from sim.workforce import NO_MONTH
+
+    rng = np.random.default_rng(n)
+    level = rng.integers(0, 8, n).astype(np.int8)
+    for share in (0.0, 0.02, 0.5, 1.0):
+        since = np.where(rng.random(n) < share, rng.integers(24_000, 24_300, n), NO_MONTH).astype(np.int16)
+        want = kernels_numpy.studio_roster(since, level, 24_300, 36, 2, 5, np.empty(n, np.int64), np.empty(n, np.int64))
+        got = kernels.studio_roster(since, level, 24_300, 36, 2, 5, np.empty(n, np.int64), np.empty(n, np.int64))
+        assert all(np.array_equal(g, w) for g, w in zip(got, want)), (n, share)
+        if share == 1.0 and n > 100:
+            assert 0 < want[0].size < n and want[0].size + want[1].size == n  # both lists hold members
