@@ -1157,11 +1157,10 @@ def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quant
     middle-income count, and for the narrowest window around each of last month's quantiles the
     values below it and up to it, and a mark on each value inside one (`_income_narrow`); if every
     rank lies in its window (a month's moves are small), the marked values are gathered
-    (`_gather_marked`) and partitioned. Otherwise, as before, for each window, narrowest first, one
-    pass counts below and up to every quantile's window (`_count_windows`) until each rank lies in
-    a window or the windows run out, and one more gathers the values inside (`_gather_windows`). A
-    quantile no window holds, or whose gathered values do not match their count, is found by a
-    full partition, so the values are always exact: the windows decide the speed only."""
+    (`_gather_marked`) and partitioned. Otherwise the wider windows are tried on the sample
+    (`_quantiles_in_windows`). A quantile no window holds, or whose gathered values do not match
+    their count, is found by a full partition, so the values are always exact: the windows decide
+    the speed only."""
     m = (pay.size + stride - 1) // stride
     if m == 0:
         return 0, 0, 0.0, 0.0, 0.0
@@ -1186,9 +1185,13 @@ def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quant
                     k = ranks[j] - below[j]
                     out[j] = np.partition(inside[j], k)[k]
                 return m, n_mid, np.float64(out[0]), np.float64(out[1]), np.float64(out[2])
-    else:  # counts past int32 (never at a sample's size): the passes below, with 64-bit counts
-        sample, n_mid = _income_sample(pay, bonus, stride, scale, threshold)
-    return _quantiles_in_windows(sample, m, n_mid, ranks, guess, windows)
+        return _quantiles_in_windows(sample, m, n_mid, ranks, guess, windows)
+    # a sample past the 32-bit counts (never: QUANTILE_SAMPLE keeps it far below): a partition each
+    sample, n_mid = _income_sample(pay, bonus, stride, scale, threshold)
+    out = np.empty(3, dtype=np.float32)
+    for j in range(3):
+        out[j] = np.partition(sample, ranks[j])[ranks[j]]
+    return m, n_mid, np.float64(out[0]), np.float64(out[1]), np.float64(out[2])
 
 
 #: samples below this size are counted in 32-bit integers (`_income_narrow`), whose sums vectorise
@@ -1199,7 +1202,7 @@ _INT32_COUNTS = 2**31 - 1
 @njit(**_INLINE)
 def _income_narrow(pay, bonus, stride, scale, threshold, lo, hi):
     """`_income_sample`, and for three windows [lo_j, hi_j] how many values lie below lo_j and how
-    many up to hi_j (what `_count_windows` counts), and a mark (1) on each value inside any window
+    many up to hi_j, and a mark (1) on each value inside any window
     (in a buffer of whole 8-byte words, the tail unmarked): in the same pass for every worker (stride
     1), after the sample otherwise (strided loads do not vectorise with the counts). Branch-free and
     vectorised; the counts in 32-bit integers (the caller keeps the sample below 2**31)."""
@@ -1295,28 +1298,35 @@ def _byte_of_lowest_bit(word):
 
 @njit(**_JIT)
 def _quantiles_in_windows(sample, m, n_mid, ranks, guess, windows):
-    """income_quantiles by the windows, narrowest first (see there), on the sample made."""
+    """income_quantiles when a narrow window misses its rank: for each window, narrowest first, one
+    counting pass over the sample (`_count_and_mark`) until each rank lies in a window or the windows
+    run out; then the values inside the windows that hold their ranks, marked and gathered
+    (`_gather_marked`), and partitioned; a quantile no window holds, by a partition of the sample."""
     lo = np.zeros(3, dtype=np.float32)
     hi = np.zeros(3, dtype=np.float32)
     below = np.zeros(3, dtype=np.int64)
     size = np.zeros(3, dtype=np.int64)
     found = np.zeros(3, dtype=np.bool_)
+    marks = np.empty((m + 7) // 8 * 8, dtype=np.uint8)
+    marks[m:] = 0
+    one, zero = np.float32(1.0), np.float32(0.0)  # (a sample's values are taken as they are)
     for w in range(windows.size):
         a = np.empty(3, dtype=np.float32)
         b = np.empty(3, dtype=np.float32)
         for j in range(3):
             a[j] = np.float32(guess[j] * (1.0 - windows[w]))
             b[j] = np.float32(guess[j] * (1.0 + windows[w]))
-        c = _count_windows(sample, a[0], a[1], a[2], b[0], b[1], b[2])
+        _, c, d = _count_and_mark(sample, sample, one, False, zero, a, b, sample, marks)
         done = True
         for j in range(3):
-            if not found[j] and a[j] > 0 and c[j] <= ranks[j] < c[3 + j]:
+            if not found[j] and a[j] > 0 and c[j] <= ranks[j] < d[j]:
                 found[j] = True
-                lo[j], hi[j], below[j], size[j] = a[j], b[j], c[j], c[3 + j] - c[j]
+                lo[j], hi[j], below[j], size[j] = a[j], b[j], c[j], d[j] - c[j]
             done = done and found[j]
         if done:
             break
-    inside, kept = _gather_windows(sample, lo, hi, size)
+    _count_and_mark(sample, sample, one, False, zero, lo, hi, sample, marks)  # the marks of the windows kept
+    inside, kept = _gather_marked(sample, marks, lo, hi, size)
     out = np.empty(3, dtype=np.float32)
     for j in range(3):
         if found[j] and kept[j] == size[j]:
@@ -1324,74 +1334,6 @@ def _quantiles_in_windows(sample, m, n_mid, ranks, guess, windows):
         else:
             out[j] = np.partition(sample, ranks[j])[ranks[j]]
     return m, n_mid, np.float64(out[0]), np.float64(out[1]), np.float64(out[2])
-
-
-@njit(**_INLINE)
-def _count_windows(x, a0, a1, a2, b0, b1, b2):
-    """How many values lie below a_j and how many up to b_j, for three windows at once: one pass of
-    compares that vectorises (the bounds held in registers)."""
-    c0 = c1 = c2 = d0 = d1 = d2 = 0
-    for i in range(x.size):
-        v = x[i]
-        c0 += v < a0
-        c1 += v < a1
-        c2 += v < a2
-        d0 += v <= b0
-        d1 += v <= b1
-        d2 += v <= b2
-    return np.array([c0, c1, c2, d0, d1, d2], dtype=np.int64)
-
-
-@njit(**_INLINE)
-def _gather_windows(x, lo, hi, size):
-    """The values of x inside each window [lo_j, hi_j], at most size_j of them (as counted; a window
-    of size 0 gathers nothing), and how many lie inside (size_j, unless the count was wrong: the
-    caller then partitions the whole sample); in slot order. Windows may overlap, and a value goes
-    into each that holds it. The positive float32 bounds compare as bit patterns (`_gather_bracket_bits`),
-    one unsigned comparison per window. A first pass, branch-free and vectorised, marks the values
-    inside any window; the second reads the marks eight at a time as one word and looks only at the
-    words with a mark (about one in five: 2-3% of values lie inside). A single branchy pass took
-    0.9 ns a value at 50,000 workers, these two about a third of that."""
-    bits = x.view(np.uint32)
-    l0, l1, l2 = _bits(lo[0]), _bits(lo[1]), _bits(lo[2])
-    s0, s1, s2 = _bits(hi[0]) - l0, _bits(hi[1]) - l1, _bits(hi[2]) - l2
-    n = x.size
-    words = (n + 7) // 8
-    marks = np.zeros(words * 8, dtype=np.uint8)  # the tail past n stays unmarked
-    for i in range(n):
-        b = bits[i]
-        marks[i] = (np.uint32(b - l0) <= s0) | (np.uint32(b - l1) <= s1) | (np.uint32(b - l2) <= s2)
-    marked = marks.view(np.uint64)
-    v0 = np.empty(size[0], dtype=x.dtype)
-    v1 = np.empty(size[1], dtype=x.dtype)
-    v2 = np.empty(size[2], dtype=x.dtype)
-    k0 = k1 = k2 = 0
-    for w in range(words):
-        if marked[w] == 0:
-            continue
-        for i in range(8 * w, min(8 * w + 8, n)):
-            if marks[i] == 0:
-                continue
-            b = bits[i]
-            if np.uint32(b - l0) <= s0:
-                if k0 < v0.size:
-                    v0[k0] = x[i]
-                k0 += 1
-            if np.uint32(b - l1) <= s1:
-                if k1 < v1.size:
-                    v1[k1] = x[i]
-                k1 += 1
-            if np.uint32(b - l2) <= s2:
-                if k2 < v2.size:
-                    v2[k2] = x[i]
-                k2 += 1
-    return (v0, v1, v2), (k0, k1, k2)
-
-
-@njit(**_INLINE)
-def _bits(v):
-    """The bit pattern of a float32 value."""
-    return np.array([np.float32(v)]).view(np.uint32)[0]
 
 
 @njit(**_INLINE)

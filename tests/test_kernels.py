@@ -194,30 +194,6 @@ def test_order_statistics_equal_a_full_partition(n):
 
 
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 63, 64, 65, 1001, 50_003])
-def test_the_window_gather_returns_every_value_inside_each_window_in_slot_order(n):
-    """sim.kernels._gather_windows (the income quantiles' gather when a narrow window misses): for
-    every window, exactly the values numpy's comparison selects, in slot order, and their count,
-    whatever the size's remainder modulo the eight marks read at once, with values on the bounds,
-    overlapping windows and a window holding nothing. (The quantiles would stay exact without this:
-    a short gather falls back to a full partition, which is only slower.)"""
-    from sim.kernels import _gather_windows
-
-    rng = np.random.default_rng(n)
-    x = rng.lognormal(11.0, 0.5, n).astype(np.float32)
-    for windows in ([(0.9, 1.0), (1.0, 1.05), (2.0, 2.5)], [(0.5, 1.5), (0.8, 1.2), (100.0, 200.0)]):
-        med = np.float32(np.median(x)) if n else np.float32(60_000.0)
-        lo = np.array([np.float32(med * a) for a, _ in windows], dtype=np.float32)
-        hi = np.array([np.float32(med * b) for _, b in windows], dtype=np.float32)
-        if n > 20:
-            x[3], x[n - 1], x[n - 2] = lo[0], hi[1], lo[1]  # values exactly on the bounds, one in the last word
-        inside = [(x >= lo[j]) & (x <= hi[j]) for j in range(3)]
-        size = np.array([np.count_nonzero(m) for m in inside], dtype=np.int64)
-        got, kept = _gather_windows(x, lo, hi, size)
-        for j in range(3):
-            assert kept[j] == size[j] and np.array_equal(got[j], x[inside[j]]), (n, windows, j)
-
-
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 63, 64, 65, 1001, 50_003])
 def test_the_one_pass_counts_and_marks_gather_every_value_inside_each_window_in_slot_order(n):
     """sim.kernels._income_narrow (the income quantiles' usual pass: the sample, the middle-income
     count, the counts below and up to each window, a mark on each value inside one) and
