@@ -1157,40 +1157,58 @@ def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quant
     middle-income count, and for the narrowest window around each of last month's quantiles the
     values below it and up to it, and a mark on each value inside one (`_income_narrow`); if every
     rank lies in its window (a month's moves are small), the marked values are gathered
-    (`_gather_marked`) and partitioned. Otherwise the wider windows are tried on the sample
-    (`_quantiles_in_windows`). A quantile no window holds, or whose gathered values do not match
-    their count, is found by a full partition, so the values are always exact: the windows decide
-    the speed only."""
+    (`_gather_marked`) and partitioned. Otherwise each wider window in turn is counted on the sample
+    (`_count_and_mark`) until every rank lies in one, and the windows kept are marked again. A
+    quantile no window holds, or whose gathered values do not match their count, is found by a full
+    partition, so the values are always exact: the windows decide the speed only."""
     m = (pay.size + stride - 1) // stride
     if m == 0:
         return 0, 0, 0.0, 0.0, 0.0
     ranks = np.empty(3, dtype=np.int64)
     for j in range(3):
         ranks[j] = max(0, math.ceil(quantiles[j] * m) - 1)
-    if m < _INT32_COUNTS:
-        lo = np.empty(3, dtype=np.float32)
-        hi = np.empty(3, dtype=np.float32)
+    if m >= _INT32_COUNTS:  # past the 32-bit counts (never: QUANTILE_SAMPLE keeps a sample far below)
+        sample, n_mid = _income_sample(pay, bonus, stride, scale, threshold)
+        out = np.empty(3, dtype=np.float32)
         for j in range(3):
-            lo[j] = np.float32(guess[j] * (1.0 - windows[0]))
-            hi[j] = np.float32(guess[j] * (1.0 + windows[0]))
-        sample, n_mid, below, upto, marks = _income_narrow(pay, bonus, stride, scale, threshold, lo, hi)
-        held = True
+            out[j] = np.partition(sample, ranks[j])[ranks[j]]
+        return m, n_mid, np.float64(out[0]), np.float64(out[1]), np.float64(out[2])
+    lo = np.zeros(3, dtype=np.float32)
+    hi = np.zeros(3, dtype=np.float32)
+    below = np.zeros(3, dtype=np.int64)
+    size = np.zeros(3, dtype=np.int64)
+    found = np.zeros(3, dtype=np.bool_)
+    sample = np.empty(0, dtype=np.float32)
+    marks = np.empty(0, dtype=np.uint8)
+    n_mid = 0
+    one, zero = np.float32(1.0), np.float32(0.0)  # the later windows count the sample's values as they are
+    for w in range(windows.size):
+        a = np.empty(3, dtype=np.float32)
+        b = np.empty(3, dtype=np.float32)
         for j in range(3):
-            held = held and lo[j] > 0 and below[j] <= ranks[j] < upto[j]
-        if held:
-            inside, kept = _gather_marked(sample, marks, lo, hi, upto - below)
-            if kept[0] == upto[0] - below[0] and kept[1] == upto[1] - below[1] and kept[2] == upto[2] - below[2]:
-                out = np.empty(3, dtype=np.float32)
-                for j in range(3):
-                    k = ranks[j] - below[j]
-                    out[j] = np.partition(inside[j], k)[k]
-                return m, n_mid, np.float64(out[0]), np.float64(out[1]), np.float64(out[2])
-        return _quantiles_in_windows(sample, m, n_mid, ranks, guess, windows)
-    # a sample past the 32-bit counts (never: QUANTILE_SAMPLE keeps it far below): a partition each
-    sample, n_mid = _income_sample(pay, bonus, stride, scale, threshold)
+            a[j] = np.float32(guess[j] * (1.0 - windows[w]))
+            b[j] = np.float32(guess[j] * (1.0 + windows[w]))
+        if w == 0:  # the pass over the workers: the sample, the middle-income count, counts and marks
+            sample, n_mid, c, d, marks = _income_narrow(pay, bonus, stride, scale, threshold, a, b)
+        else:
+            _, c, d = _count_and_mark(sample, sample, one, False, zero, a, b, sample, marks)
+        done = True
+        for j in range(3):
+            if not found[j] and a[j] > 0 and c[j] <= ranks[j] < d[j]:
+                found[j] = True
+                lo[j], hi[j], below[j], size[j] = a[j], b[j], c[j], d[j] - c[j]
+            done = done and found[j]
+        if done:
+            break
+    if w > 0:  # the marks of the windows kept (the narrow pass's hold when every rank is in its window)
+        _count_and_mark(sample, sample, one, False, zero, lo, hi, sample, marks)
+    inside, kept = _gather_marked(sample, marks, lo, hi, size)
     out = np.empty(3, dtype=np.float32)
     for j in range(3):
-        out[j] = np.partition(sample, ranks[j])[ranks[j]]
+        if found[j] and kept[j] == size[j]:
+            out[j] = np.partition(inside[j], ranks[j] - below[j])[ranks[j] - below[j]]
+        else:  # no window holds its rank
+            out[j] = np.partition(sample, ranks[j])[ranks[j]]
     return m, n_mid, np.float64(out[0]), np.float64(out[1]), np.float64(out[2])
 
 
@@ -1294,46 +1312,6 @@ def _byte_of_lowest_bit(word):
     """Which of a nonzero word's eight bytes (in memory order) holds its lowest set bit."""
     k = np.int64(_trailing_zeros(word) >> np.uint64(3))
     return k if _LITTLE_ENDIAN else 7 - k
-
-
-@njit(**_JIT)
-def _quantiles_in_windows(sample, m, n_mid, ranks, guess, windows):
-    """income_quantiles when a narrow window misses its rank: for each window, narrowest first, one
-    counting pass over the sample (`_count_and_mark`) until each rank lies in a window or the windows
-    run out; then the values inside the windows that hold their ranks, marked and gathered
-    (`_gather_marked`), and partitioned; a quantile no window holds, by a partition of the sample."""
-    lo = np.zeros(3, dtype=np.float32)
-    hi = np.zeros(3, dtype=np.float32)
-    below = np.zeros(3, dtype=np.int64)
-    size = np.zeros(3, dtype=np.int64)
-    found = np.zeros(3, dtype=np.bool_)
-    marks = np.empty((m + 7) // 8 * 8, dtype=np.uint8)
-    marks[m:] = 0
-    one, zero = np.float32(1.0), np.float32(0.0)  # (a sample's values are taken as they are)
-    for w in range(windows.size):
-        a = np.empty(3, dtype=np.float32)
-        b = np.empty(3, dtype=np.float32)
-        for j in range(3):
-            a[j] = np.float32(guess[j] * (1.0 - windows[w]))
-            b[j] = np.float32(guess[j] * (1.0 + windows[w]))
-        _, c, d = _count_and_mark(sample, sample, one, False, zero, a, b, sample, marks)
-        done = True
-        for j in range(3):
-            if not found[j] and a[j] > 0 and c[j] <= ranks[j] < d[j]:
-                found[j] = True
-                lo[j], hi[j], below[j], size[j] = a[j], b[j], c[j], d[j] - c[j]
-            done = done and found[j]
-        if done:
-            break
-    _count_and_mark(sample, sample, one, False, zero, lo, hi, sample, marks)  # the marks of the windows kept
-    inside, kept = _gather_marked(sample, marks, lo, hi, size)
-    out = np.empty(3, dtype=np.float32)
-    for j in range(3):
-        if found[j] and kept[j] == size[j]:
-            out[j] = np.partition(inside[j], ranks[j] - below[j])[ranks[j] - below[j]]
-        else:
-            out[j] = np.partition(sample, ranks[j])[ranks[j]]
-    return m, n_mid, np.float64(out[0]), np.float64(out[1]), np.float64(out[2])
 
 
 @njit(**_INLINE)
