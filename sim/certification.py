@@ -34,7 +34,7 @@ def certify(wf: Workforce, pass_prob: np.ndarray, sit_untrained: np.ndarray, sit
     cand, odds = wf.kernels.eligible_odds(wf.progress, wf.level, wf.months_at_level, wf.credit, wf.studio_since,
                                           WAITS, TOP_CERTIFIED, np.asarray(sit_untrained, dtype=np.float32),
                                           np.float32(sit_trained), np.asarray(pass_prob, dtype=np.float32),
-                                          wf.scratch("eligible"), wf.scratch("odds", np.float32))
+                                          wf.scratch("eligible"), wf.scratch("odds", np.float32), wf.threads)
     u = rng.random(cand.size, dtype=np.float32)
     return wf.kernels.keep_below(cand, u, odds)
 

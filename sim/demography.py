@@ -312,7 +312,7 @@ def fill_entrants(wf: Workforce, idx: np.ndarray, cfg, firms: Firms, now: int, r
                       wage_factor.astype(np.float32), np.float32(cfg.weight),
                       wf.level, wf.female, wf.age, wf.retire_age, wf.firm, wf.aptitude, wf.wage_factor,
                       wf.months_at_level, wf.progress, wf.credit, wf.studio_since, wf.comp_month, wf.weight,
-                      wf.bonus, wf.gain, wf.pay, ledger.count, ledger.pay, *rates.kernel_tables)
+                      wf.bonus, wf.gain, wf.pay, ledger.count, ledger.pay, *rates.kernel_tables, wf.threads)
         return
     wf.level[idx] = level
     wf.female[idx] = female

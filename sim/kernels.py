@@ -24,12 +24,14 @@ output is therefore byte-identical to the numpy implementation and the calibrati
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
+import os
 import sys
 
 import numpy as np
 from llvmlite import ir
-from numba import literal_unroll, njit, types
+from numba import literal_unroll, njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 from numba.np.random.distributions import random_standard_exponential
@@ -74,6 +76,65 @@ _JIT = dict(cache=True, nogil=True, boundscheck=False)
 #: helpers called per worker inside the kernels: inlined by numba itself (a call per worker with a
 #: dozen array arguments costs several times the work it does)
 _INLINE = dict(_JIT, inline="always")
+#: the scattered visits (firm moves, entrants, promotions) split over threads (numba's prange): see `threads`
+_PARALLEL = dict(_JIT, parallel=True)
+#: workers visited in one call from which the visits use threads: below, starting them costs more
+THREADS_FROM = 16_384
+#: workers from which eligibility is found in one part per thread
+ELIGIBLE_THREADS_FROM = 1 << 20
+
+
+_forked = False
+
+
+def _after_fork() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+@functools.cache
+def _numba_threads() -> int:
+    """numba's threads, its threading layer started (numba.get_num_threads does that). It must be
+    started before a kernel that calls a threaded one is loaded from the cache: such a kernel does not
+    start it itself, and calling it without crashes the process (numba 0.68). About 15 ms, once."""
+    import numba
+
+    n = numba.get_num_threads()
+    # workqueue, numba's fallback when no OpenMP or TBB library loads, is not thread-safe, and was no
+    # faster than one thread here
+    return n if numba.threading_layer() in ("omp", "tbb") else 1
+
+
+#: at most this many threads for a run's scattered visits (default: numba's, one per core)
+THREADS_ENV = "SKILLSIM_THREADS"
+
+
+def threads() -> int:
+    """Threads for the scattered visits of a large workforce (the model reads it every month): numba's,
+    at most SKILLSIM_THREADS, read once per process; 1 in a forked child. A child forked from a process
+    that has started numba's OpenMP threads would be ended by numba at its first threaded call (GNU
+    OpenMP is not fork-safe), and pools of forked workers already use the cores. The batch runner's
+    workers get SKILLSIM_THREADS=1 (sim.passes.use_compiled_in_workers). The threads change no value:
+    the ledger's sums are taken in slot order after them (tests/test_compiled.py)."""
+    return 1 if _forked else _allowed_threads()
+
+
+@functools.cache
+def _allowed_threads() -> int:
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if value:
+        if value.isdigit() and int(value) >= 1:
+            return min(int(value), _numba_threads())
+        from .errors import warn_setting
+
+        warn_setting(THREADS_ENV, value, "is not a whole number of threads of at least 1; using numba's")
+    return _numba_threads()
+
+
+_numba_threads()
 
 
 # -- handing a generator to compiled code --------------------------------------------------------
@@ -289,9 +350,19 @@ def _at_standard(progress, out):
     return k
 
 
+@njit(**_INLINE)
+def _at_standard_from(lo, hi, progress, out):
+    """_at_standard over slots lo..hi-1, written from out[lo] on; returns how many."""
+    k = lo
+    for i in range(lo, hi):
+        out[k] = i
+        k += progress[i] >= 1.0
+    return k - lo
+
+
 @njit(**_JIT)
 def eligible_odds(progress, level, months_at_level, credit, studio_since, waits, top,
-                  sit_untrained, sit_trained, pass_prob, out, out_odds):
+                  sit_untrained, sit_trained, pass_prob, out, out_odds, threads):
     """`eligible` and each candidate's odds (kernels_numpy.sitting_odds) in one call, in its two passes:
     the candidates (a view of `out`) and each one's probability of sitting and passing (a view of the
     float32 `out_odds`)."""
@@ -302,16 +373,50 @@ def eligible_odds(progress, level, months_at_level, credit, studio_since, waits,
         wait[lv] = waits[lv]
         odds[lv] = sit_untrained[lv] * pass_prob[lv]
         odds_prepared[lv] = sit_trained * pass_prob[lv]
-    k = _at_standard(progress, out)
-    m = 0
-    for j in range(k):
+    n = progress.size
+    parts = threads if n >= ELIGIBLE_THREADS_FROM else 1
+    if parts == 1:
+        m = _eligible_odds_part(0, n, progress, level, months_at_level, credit, studio_since, wait, odds,
+                                odds_prepared, out, out_odds)
+        return out[:m], out_odds[:m]
+    found = np.empty(parts, dtype=np.int64)
+    _eligible_odds_parts(found, progress, level, months_at_level, credit, studio_since, wait, odds, odds_prepared,
+                         out, out_odds)
+    m = found[0]
+    for c in range(1, parts):  # then the parts one after another
+        start = n * c // parts
+        for j in range(found[c]):  # forwards: the part's own slots are at or after m
+            out[m + j] = out[start + j]
+            out_odds[m + j] = out_odds[start + j]
+        m += found[c]
+    return out[:m], out_odds[:m]
+
+
+@njit(**_PARALLEL)
+def _eligible_odds_parts(found, progress, level, months_at_level, credit, studio_since, wait, odds, odds_prepared,
+                         out, out_odds):
+    """The parts of eligible_odds, one per thread: part c's candidates in slot order from its own first
+    slot, how many in found[c]."""
+    n, parts = progress.size, found.size
+    for c in prange(parts):
+        found[c] = _eligible_odds_part(n * c // parts, n * (c + 1) // parts, progress, level, months_at_level,
+                                       credit, studio_since, wait, odds, odds_prepared, out, out_odds)
+
+
+@njit(**_INLINE)
+def _eligible_odds_part(lo, hi, progress, level, months_at_level, credit, studio_since, wait, odds, odds_prepared,
+                        out, out_odds):
+    """eligible_odds over slots lo..hi-1, its candidates written from out[lo] on; returns how many."""
+    k = lo + _at_standard_from(lo, hi, progress, out)
+    m = lo
+    for j in range(lo, k):
         i = out[j]
         lv = level[i]
         prepared = (credit[i] > 0) | (studio_since[i] != NO_MONTH)
         out[m] = i
         out_odds[m] = odds_prepared[lv] if prepared else odds[lv]
         m += months_at_level[i] >= wait[lv] - credit[i]
-    return out[:m], out_odds[:m]
+    return m - lo
 
 
 @njit(**_JIT)
@@ -413,13 +518,75 @@ def keep_below(cand, u, odds):
     return out[:k]
 
 
+@njit(**_INLINE)
+def _visit_buffers(m):
+    """Per visited worker: level before, weight, pay before and after (filled by the threads, summed
+    in slot order after them)."""
+    return (np.empty(m, dtype=np.int8), np.empty(m, dtype=np.float32), np.empty(m, dtype=np.float32),
+            np.empty(m, dtype=np.float32))
+
+
+@njit(**_JIT)
+def _book_visits(lv, step, w, before, after, count, pay_sum):
+    """The ledger's sums of a threaded visit, in slot order as the one-thread loop takes them: each
+    worker out at level lv and pay before, back in at level lv + step and pay after."""
+    sums = np.zeros((4, 8))
+    for j in range(w.size):
+        x = np.float64(w[j])
+        sums[0, lv[j]] += x
+        sums[1, lv[j]] += x * np.float64(before[j])
+        sums[2, lv[j] + step] += x
+        sums[3, lv[j] + step] += x * np.float64(after[j])
+    _book(sums, 1.0, count, pay_sum)
+
+
+@njit(**_PARALLEL)
+def _relocate_visits(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_factor, gain, pay,
+                     lv, w, before, after, level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    for j in prange(idx.size):
+        i = idx[j]
+        lv[j] = level[i]
+        w[j] = weight[i]
+        before[j] = pay[i]
+        firm[i] = new_firm[j]
+        studio_since[i] = NO_MONTH
+        _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        after[j] = pay[i]
+
+
+@njit(**_PARALLEL)
+def _promote_visits(idx, level, months_at_level, progress, credit, weight, studio_since, aptitude, firm,
+                    wage_factor, gain, pay, lv, w, before, after,
+                    level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    for j in prange(idx.size):
+        i = idx[j]
+        lv[j] = level[i]
+        w[j] = weight[i]
+        before[j] = pay[i]
+        level[i] += 1
+        months_at_level[i] = 0
+        progress[i] = 0
+        credit[i] = 0
+        _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        after[j] = pay[i]
+
+
 @njit(**_JIT)
 def promote(idx, level, months_at_level, progress, credit, weight,
             studio_since, aptitude, firm, wage_factor, gain, pay, count, pay_sum,
-            level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+            level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads):
     """One level up for `idx`, with the level ledger kept current: out of the ledger, promoted
     (certification.promote), rates refreshed, back in; one visit per worker (the workers are
     scattered over the arrays, so each visit is a cache miss per field)."""
+    if threads > 1 and idx.size >= THREADS_FROM:
+        lv, w, before, after = _visit_buffers(idx.size)
+        _promote_visits(idx, level, months_at_level, progress, credit, weight, studio_since, aptitude, firm,
+                        wage_factor, gain, pay, lv, w, before, after,
+                        level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        _book_visits(lv, 1, w, before, after, count, pay_sum)
+        return
     sums = np.zeros((4, 8))
     for j in range(idx.size):
         i = idx[j]
@@ -436,9 +603,15 @@ def promote(idx, level, months_at_level, progress, credit, weight,
 
 @njit(**_JIT)
 def relocate(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_factor, gain, pay, count, pay_sum,
-             level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+             level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads):
     """Firm moves: out of the ledger, to the new firm and out of any studio, rates refreshed, back
     into the ledger (the sequence WorkforceModel._demography runs for movers), one visit per worker."""
+    if threads > 1 and idx.size >= THREADS_FROM:
+        lv, w, before, after = _visit_buffers(idx.size)
+        _relocate_visits(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_factor, gain, pay,
+                         lv, w, before, after, level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        _book_visits(lv, 0, w, before, after, count, pay_sum)
+        return
     sums = np.zeros((4, 8))
     for j in range(idx.size):
         i = idx[j]
@@ -451,14 +624,52 @@ def relocate(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_fa
     _book(sums, 1.0, count, pay_sum)
 
 
+@njit(**_PARALLEL)
+def _enter_visits(idx, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude, new_wage_factor,
+                  new_weight, level, female, age, retire_age, firm, aptitude, wage_factor, months_at_level, progress,
+                  credit, studio_since, comp_month, weight, bonus, gain, pay, after,
+                  level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    for j in prange(idx.size):
+        i = idx[j]
+        level[i] = new_level[j]
+        female[i] = new_female[j]
+        age[i] = new_age[j]
+        retire_age[i] = new_retire_age[j]
+        firm[i] = new_firm[j]
+        aptitude[i] = new_aptitude[j]
+        wage_factor[i] = new_wage_factor[j]
+        months_at_level[i] = 0
+        progress[i] = 0
+        credit[i] = 0
+        studio_since[i] = NO_MONTH
+        comp_month[i] = NO_MONTH
+        weight[i] = new_weight
+        bonus[i] = 0
+        _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        after[j] = pay[i]
+
+
 @njit(**_JIT)
 def enter(idx, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude, new_wage_factor,
           new_weight, level, female, age, retire_age, firm, aptitude, wage_factor, months_at_level, progress,
           credit, studio_since, comp_month, weight, bonus, gain, pay, count, pay_sum,
-          level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+          level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads):
     """Entrants written into slots `idx` (demography.fill_entrants draws them), their rates
     computed and added to the ledger (rates.refresh, LevelLedger.add): one visit per slot."""
     sums = np.zeros((4, 8))
+    if threads > 1 and idx.size >= THREADS_FROM:
+        after = np.empty(idx.size, dtype=np.float32)
+        _enter_visits(idx, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude, new_wage_factor,
+                      new_weight, level, female, age, retire_age, firm, aptitude, wage_factor, months_at_level,
+                      progress, credit, studio_since, comp_month, weight, bonus, gain, pay, after,
+                      level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        x = np.float64(new_weight)
+        for j in range(idx.size):
+            sums[2, new_level[j]] += x
+            sums[3, new_level[j]] += x * np.float64(after[j])
+        _book(sums, 1.0, count, pay_sum)
+        return
     for j in range(idx.size):
         i = idx[j]
         level[i] = new_level[j]
@@ -1001,7 +1212,7 @@ def depart(rng, *args):
 @njit(**_JIT)
 def _depart(addresses, age, retire_age, out, level, hazard, p_max, leave_share, alias_prob, alias, weight,
             studio_since, aptitude, firm, wage_factor, gain, pay, count, pay_sum,
-            level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+            level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads):
     """A small run's month had nine Python calls here, a few microseconds each, more than their work."""
     retired = age_and_retire(age, retire_age, out)
     rng = _generator_at(addresses)
@@ -1021,7 +1232,7 @@ def _depart(addresses, age, retire_age, out, level, hazard, p_max, leave_share, 
     if movers.size:
         new_firm = _firm_draws(rng, movers.size, alias_prob, alias)
         relocate(movers, new_firm, level, weight, studio_since, aptitude, firm, wage_factor, gain, pay, count,
-                 pay_sum, level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+                 pay_sum, level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads)
     if gone.size:
         ledger_add(gone, level, weight, pay, count, pay_sum, -1.0)
     return gone, retired.size, movers.size
@@ -1347,17 +1558,17 @@ def warm() -> None:
     ledger_add(idx, i8, f32, f32, np.zeros(8), np.zeros(8), 1.0)
     cand = eligible(f32, i8, i16, i16, np.zeros(5, np.int16), 5, np.empty(4, np.int64))
     eligible_odds(f32, i8, i16, i16, i16, np.zeros(5, np.int16), 5, f32, np.float32(0.5), f32,
-                  np.empty(4, np.int64), np.empty(4, np.float32))
+                  np.empty(4, np.int64), np.empty(4, np.float32), 1)
     keep_below(idx, f32[:2], f32[:2])
     promote(idx, i8.copy(), i16.copy(), f32.copy(), i16.copy(), f32, i16, f32, np.zeros(4, np.int32), f32,
-            f32.copy(), f32.copy(), np.zeros(8), np.zeros(8), *tables)
+            f32.copy(), f32.copy(), np.zeros(8), np.zeros(8), *tables, 1)
     relocate(idx, np.zeros(2, np.int32), i8, f32, i16.copy(), f32, np.zeros(4, np.int32), f32, f32.copy(),
-             f32.copy(), np.zeros(8), np.zeros(8), *tables)
+             f32.copy(), np.zeros(8), np.zeros(8), *tables, 1)
     b1, i32 = np.zeros(2, np.bool_), np.zeros(4, np.int32)
     enter(idx, i8[:2], b1, i16[:2], i16[:2], i32[:2], f32[:2], f32[:2], np.float32(1.0),
           i8.copy(), b1.repeat(2), i16.copy(), i16.copy(), i32, f32.copy(), f32.copy(), i16.copy(), f32.copy(),
           i16.copy(), i16.copy(), i16.copy(), f32.copy(), f32.copy(), f32.copy(), f32.copy(), np.zeros(8), np.zeros(8),
-          *tables)
+          *tables, 1)
     accept_levels(cand, i8, 1, 4, f32, True)
     accept_training(idx, i8, 4, 0, f32, np.zeros(4, np.int32), f32, np.float32(1.0), True)
     accept_studio(idx, i8, 2, 4, i16)
@@ -1377,7 +1588,7 @@ def warm() -> None:
     hazard.flags.writeable = False  # the model's is shared, read-only (sim.demography.separation_hazard)
     depart(np.random.default_rng(0), i16.copy(), i16 + 1, np.empty(4, np.int64), i8, hazard,
            0.1, np.float32(0.5), np.ones(3, np.float32), np.arange(3, dtype=np.int32), f32, i16.copy(), f32,
-           np.zeros(4, np.int32), f32, f32.copy(), f32.copy(), np.zeros(8), np.zeros(8), *tables)
+           np.zeros(4, np.int32), f32, f32.copy(), f32.copy(), np.zeros(8), np.zeros(8), *tables, 1)
     shuffle(np.random.default_rng(0), i8.copy())
     table = (np.ones(3, np.float32), np.arange(3, dtype=np.int32))
     firm_draws(np.random.default_rng(0), 2, *table)

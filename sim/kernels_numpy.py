@@ -55,7 +55,7 @@ def sitting_odds(cand, level, credit, studio_since, sit_untrained, sit_trained, 
 
 
 def eligible_odds(progress, level, months_at_level, credit, studio_since, waits, top,
-                  sit_untrained, sit_trained, pass_prob, out, out_odds):
+                  sit_untrained, sit_trained, pass_prob, out, out_odds, threads):
     cand = eligible(progress, level, months_at_level, credit, waits, top, out)
     return cand, sitting_odds(cand, level, credit, studio_since, sit_untrained, sit_trained, pass_prob)
 
@@ -102,7 +102,7 @@ def studio_roster(studio_since, level, t, term, lo, hi, stay, leave):
 
 def promote(idx, level, months_at_level, progress, credit, weight,
             studio_since, aptitude, firm, wage_factor, gain, pay, count, pay_sum,
-            level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+            level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads):
     ledger_add(idx, level, weight, pay, count, pay_sum, -1.0)
     level[idx] += 1
     months_at_level[idx] = 0
@@ -114,7 +114,7 @@ def promote(idx, level, months_at_level, progress, credit, weight,
 
 
 def relocate(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_factor, gain, pay, count, pay_sum,
-             level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+             level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads):
     ledger_add(idx, level, weight, pay, count, pay_sum, -1.0)
     firm[idx] = new_firm
     studio_since[idx] = NO_MONTH
@@ -126,7 +126,7 @@ def relocate(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_fa
 def enter(idx, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude, new_wage_factor,
           new_weight, level, female, age, retire_age, firm, aptitude, wage_factor, months_at_level, progress,
           credit, studio_since, comp_month, weight, bonus, gain, pay, count, pay_sum,
-          level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+          level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads):
     level[idx] = new_level
     female[idx] = new_female
     age[idx] = new_age
@@ -290,7 +290,8 @@ def split_separations(cand, u, level, hazard, leave_share):
 
 
 def depart(rng, age, retire_age, out, level, hazard, p_max, leave_share, alias_prob, alias, weight, studio_since,
-           aptitude, firm, wage_factor, gain, pay, count, pay_sum, *tables):
+           aptitude, firm, wage_factor, gain, pay, count, pay_sum, level_rate, studio_mult, level_pay, firm_premium,
+           pay_floor, threads):
     """Who leaves this month, and the firm moves (phase a of WorkforceModel.step up to the entrants): ageing
     and retirement (rule_retirement); voluntary separations (prior_turnover, docs/model.md: candidates by
     geometric skipping at the highest hazard `p_max`, float32 uniforms scaled by it, split by level); a
@@ -307,7 +308,8 @@ def depart(rng, age, retire_age, out, level, hazard, p_max, leave_share, alias_p
     movers = minus_sorted(movers, retired)
     if movers.size:
         relocate(movers, firm_draws(rng, movers.size, alias_prob, alias), level, weight, studio_since, aptitude,
-                 firm, wage_factor, gain, pay, count, pay_sum, *tables)
+                 firm, wage_factor, gain, pay, count, pay_sum, level_rate, studio_mult, level_pay, firm_premium,
+                 pay_floor, threads)
     if gone.size:
         ledger_add(gone, level, weight, pay, count, pay_sum, -1.0)
     return gone, retired.size, movers.size
@@ -378,3 +380,8 @@ def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quant
 
 def warm() -> None:
     """Nothing to compile."""
+
+
+def threads() -> int:
+    """The numpy passes run on one thread (sim.kernels.threads)."""
+    return 1

@@ -266,6 +266,7 @@ class WorkforceModel(Model):
 
     # -- phases -----------------------------------------------------------------------------
     def _reset_month(self) -> None:
+        self.workforce.threads = self.workforce.kernels.threads()
         self.flows = dict.fromkeys(FLOWS, 0.0)
         self.certification_spend = 0.0
         if self.bonus_slots.size:
@@ -281,7 +282,8 @@ class WorkforceModel(Model):
         gone, n_retired, n_movers = wf.kernels.depart(
             self.streams.get("demography", self.now), wf.age, wf.retire_age, wf.scratch("retired"), wf.level,
             hazard, p_max, leave_share, *self.firms.alias, wf.weight, wf.studio_since, wf.aptitude, wf.firm,
-            wf.wage_factor, wf.gain, wf.pay, self.ledger.count, self.ledger.pay, *self.rates.kernel_tables)
+            wf.wage_factor, wf.gain, wf.pay, self.ledger.count, self.ledger.pay, *self.rates.kernel_tables,
+            wf.threads)
         n_new = max(0, self.size_path.agents(self.now) - (wf.n - gone.size))
         slots = wf.replace(gone, n_new, in_order=True)  # depart lists them in slot order
         # entrants written, their rates computed and added to the ledger in one pass
@@ -315,7 +317,7 @@ class WorkforceModel(Model):
         # ledger out, certification.promote, rates.refresh, ledger in: one compiled pass
         wf.kernels.promote(np.asarray(idx, dtype=np.int64), wf.level, wf.months_at_level, wf.progress, wf.credit,
                         wf.weight, wf.studio_since, wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay,
-                        self.ledger.count, self.ledger.pay, *self.rates.kernel_tables)
+                        self.ledger.count, self.ledger.pay, *self.rates.kernel_tables, wf.threads)
         self.flows[f"promotions_{channel}"] += len(idx) * self.weight
 
     def _certify(self) -> None:

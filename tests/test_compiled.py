@@ -67,11 +67,11 @@ def test_refresh_ledger_promote_relocate_are_identical(model):
         up = idx[wf.level[idx] < 5]
         impl.promote(up, wf.level, wf.months_at_level, wf.progress, wf.credit, wf.weight, wf.studio_since,
                      wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, led.count, led.pay,
-                     *model.rates.kernel_tables)
+                     *model.rates.kernel_tables, 1)
         movers = idx[1::3]
         impl.relocate(movers, (movers % model.firms.n).astype(np.int32), wf.level, wf.weight, wf.studio_since,
                       wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, led.count, led.pay,
-                      *model.rates.kernel_tables)
+                      *model.rates.kernel_tables, 1)
         outs.append((wf, led))
     (a, la), (b, lb) = outs
     for f in ("level", "months_at_level", "progress", "credit", "gain", "pay", "firm", "studio_since"):
@@ -95,7 +95,7 @@ def test_entrants_are_written_identically(model):
         led = LevelLedger(wf)
         impl.enter(idx, *new, wf.level, wf.female, wf.age, wf.retire_age, wf.firm, wf.aptitude, wf.wage_factor,
                    wf.months_at_level, wf.progress, wf.credit, wf.studio_since, wf.comp_month, wf.weight, wf.bonus,
-                   wf.gain, wf.pay, led.count, led.pay, *model.rates.kernel_tables)
+                   wf.gain, wf.pay, led.count, led.pay, *model.rates.kernel_tables, 1)
         outs.append((wf, led))
     (a, la), (b, lb) = outs
     from sim.workforce import FIELDS
@@ -121,7 +121,7 @@ def test_departures_and_firm_moves_in_one_pass_are_identical(model, p_max):
         got = impl.depart(rng, wf.age, wf.retire_age, wf.scratch("retired"), wf.level, hazard,
                           float(hazard.max()), np.float32(0.4), *model.firms.alias, wf.weight, wf.studio_since,
                           wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, led.count, led.pay,
-                          *model.rates.kernel_tables)
+                          *model.rates.kernel_tables, 1)
         outs.append((got, wf, led, rng.bit_generator.state))
     # the calls depart replaced (WorkforceModel._demography before it), one by one with the numpy passes
     kn, wf = kernels_numpy, model.workforce.copy()
@@ -138,7 +138,7 @@ def test_departures_and_firm_moves_in_one_pass_are_identical(model, p_max):
     if movers.size:
         kn.relocate(movers, kn.firm_draws(rng, movers.size, *model.firms.alias), wf.level, wf.weight,
                     wf.studio_since, wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, led.count, led.pay,
-                    *model.rates.kernel_tables)
+                    *model.rates.kernel_tables, 1)
     led.remove(wf, gone)
     outs.append(((gone, retired.size, movers.size), wf, led, rng.bit_generator.state))
     (ga, a, la, sa), (gb, b, lb, sb), (gc, c, lc, sc) = outs
@@ -308,7 +308,7 @@ def test_eligibility_odds_and_ageing_are_identical(model):
     pp = np.asarray(beh.pass_prob, dtype=np.float32)
     got = both(lambda k: k.eligible_odds(wf.progress, wf.level, wf.months_at_level, wf.credit, wf.studio_since,
                                          WAITS, TOP_CERTIFIED, sit_u, np.float32(beh.trained_sit_prob), pp,
-                                         np.empty(wf.n, np.int64), np.empty(wf.n, np.float32)))
+                                         np.empty(wf.n, np.int64), np.empty(wf.n, np.float32), 1))
     assert got[0][0].size > 100 and same(got[0], got[1])
     assert same(*both(lambda k: k.eligible(wf.progress, wf.level, wf.months_at_level, wf.credit, WAITS,
                                            TOP_CERTIFIED, np.empty(wf.n, np.int64))))
@@ -623,6 +623,120 @@ def test_income_quantiles_in_one_call_are_the_samples_order_statistics(model, st
     empty = np.empty(0, np.float32)
     assert both(lambda k: k.income_quantiles(empty, empty, 1, scale, threshold, q, GUESS_WINDOWS, QUANTILES)) == \
         [(0, 0, 0.0, 0.0, 0.0)] * 2
+
+
+def tiled(model, times: int):
+    """`times` copies of the model's workers one after another: a workforce large enough for the
+    kernels' threaded paths (sim.kernels.THREADS_FROM, ELIGIBLE_THREADS_FROM)."""
+    from sim.workforce import FIELDS, Workforce
+
+    src = model.workforce
+    wf = Workforce(src.n * times, kernels)
+    wf.append(src.n * times)
+    for name in FIELDS:
+        wf.column(name)[:] = np.tile(getattr(src, name), times)
+    return wf
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_visits_split_over_threads_are_bit_for_bit_those_of_one_thread(model, threads):
+    """Promotions, firm moves and entrants of more than THREADS_FROM workers are visited by several
+    threads, and the ledger's sums are then taken in slot order: the same columns and ledger, to the
+    bit, as one thread and as the numpy passes (a worker's pay before or after, or its level, taken
+    wrongly, or the sums in another order, would differ)."""
+    base = tiled(model, 6)
+    rng = np.random.default_rng(3)
+    idx = np.sort(rng.choice(base.n, 3 * kernels.THREADS_FROM, replace=False)).astype(np.int64)
+    up = idx[base.level[idx] < 5]
+    movers, slots = idx[::2], idx[1::2]
+    assert min(up.size, movers.size, slots.size) >= kernels.THREADS_FROM
+    k = slots.size
+    new = (rng.integers(0, 4, k).astype(np.int8), rng.random(k) < 0.4, rng.integers(200, 400, k).astype(np.int16),
+           rng.integers(600, 760, k).astype(np.int16), rng.integers(0, model.firms.n, k).astype(np.int32),
+           rng.random(k).astype(np.float32), rng.random(k).astype(np.float32), np.float32(57.0))
+    new_firm = rng.integers(0, model.firms.n, movers.size).astype(np.int32)
+    tables = model.rates.kernel_tables
+    outs = []
+    for impl, t in ((kernels, threads), (kernels, 1), (kernels_numpy, 1)):
+        wf = base.copy()
+        led = LevelLedger(wf)
+        impl.promote(up, wf.level, wf.months_at_level, wf.progress, wf.credit, wf.weight, wf.studio_since,
+                     wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay, led.count, led.pay, *tables, t)
+        impl.relocate(movers, new_firm, wf.level, wf.weight, wf.studio_since, wf.aptitude, wf.firm, wf.wage_factor,
+                      wf.gain, wf.pay, led.count, led.pay, *tables, t)
+        impl.enter(slots, *new, wf.level, wf.female, wf.age, wf.retire_age, wf.firm, wf.aptitude, wf.wage_factor,
+                   wf.months_at_level, wf.progress, wf.credit, wf.studio_since, wf.comp_month, wf.weight, wf.bonus,
+                   wf.gain, wf.pay, led.count, led.pay, *tables, t)
+        outs.append((wf, led))
+    from sim.workforce import FIELDS
+
+    (a, la), *others = outs
+    for b, lb in others:
+        for f in FIELDS:
+            assert same(getattr(a, f), getattr(b, f)), f
+        assert same(la.count, lb.count) and same(la.pay, lb.pay)
+    assert not np.array_equal(a.level, base.level) and not np.array_equal(a.firm, base.firm)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("empty_part", [False, True])
+def test_eligibility_found_in_one_part_per_thread_is_in_slot_order(model, threads, empty_part):
+    """From ELIGIBLE_THREADS_FROM workers eligible_odds finds its candidates in one part of the slots
+    per thread and joins the parts: the same candidates and odds, in slot order, as one thread and as
+    the numpy passes; also when a part has nobody at the standard."""
+    wf = tiled(model, -(-kernels.ELIGIBLE_THREADS_FROM // model.workforce.n))
+    assert wf.n >= kernels.ELIGIBLE_THREADS_FROM
+    if empty_part:
+        wf.progress[wf.n // 3:2 * wf.n // 3] = 0.0
+    beh = model.cfg.behaviour
+    args = (wf.progress, wf.level, wf.months_at_level, wf.credit, wf.studio_since, WAITS, TOP_CERTIFIED,
+            np.asarray(beh.sit_rate, dtype=np.float32), np.float32(beh.trained_sit_prob),
+            np.asarray(beh.pass_prob, dtype=np.float32))
+    got = [impl.eligible_odds(*args, np.empty(wf.n, np.int64), np.empty(wf.n, np.float32), t)
+           for impl, t in ((kernels, threads), (kernels, 1), (kernels_numpy, 1))]
+    assert got[0][0].size > 10_000
+    assert same(got[0], got[1]) and same(got[0], got[2])
+
+
+def test_a_forked_child_visits_in_one_thread():
+    """GNU OpenMP is not fork-safe: numba ends a forked child at its first threaded call once the parent
+    has started its threads. A child forked from this process (which has) gets one thread."""
+    import multiprocessing
+
+    import numba
+
+    kernels.warm()
+    assert kernels.threads() == numba.get_num_threads()
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(kernels.threads) == 1
+    assert kernels_numpy.threads() == 1
+
+
+@pytest.mark.parametrize("value, expected", [("1", "1"), ("64", "numba"), ("two", "numba")])
+def test_skillsim_threads_caps_the_threads(value, expected):
+    """SKILLSIM_THREADS caps the threads (the batch runner's workers get 1); a value that is not a whole
+    number of at least 1 is named in one warning and numba's count is used."""
+    import subprocess
+    import sys
+
+    script = ("import logging, numba; logging.basicConfig(); from sim import kernels; "
+              "print(kernels.threads(), numba.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, SKILLSIM_THREADS=value))
+    assert out.returncode == 0, out.stderr[-2000:]
+    got, numbas = out.stdout.split()
+    assert got == (numbas if expected == "numba" else expected)
+    assert ("SKILLSIM_THREADS=two is not a whole number" in out.stderr) == (value == "two")
+
+
+def test_the_batch_runners_workers_use_one_thread_each(monkeypatch):
+    monkeypatch.delenv(kernels.THREADS_ENV, raising=False)
+    monkeypatch.setenv(passes.ENV, "auto")
+    passes.use_compiled_in_workers()
+    assert os.environ[kernels.THREADS_ENV] == "1" and os.environ[passes.ENV] == "compiled"
+    monkeypatch.setenv(kernels.THREADS_ENV, "2")
+    passes.use_compiled_in_workers()
+    assert os.environ[kernels.THREADS_ENV] == "2"
 
 
 @pytest.mark.parametrize("overrides", [
