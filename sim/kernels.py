@@ -102,6 +102,9 @@ def _numba_threads() -> int:
     start it itself, and calling it without crashes the process (numba 0.68). About 15 ms, once."""
     import numba
 
+    # OpenMP's threads wait for work asleep, not spinning: spinning kept a second core busy for half
+    # of a full-scale run's wall time, for no speed (benchmarks/README.md)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     n = numba.get_num_threads()
     # workqueue, numba's fallback when no OpenMP or TBB library loads, is not thread-safe, and was no
     # faster than one thread here
