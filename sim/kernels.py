@@ -225,6 +225,32 @@ _BLOCK = 4096  # workers marked at a time by the passes that mark a few (4 kB of
 
 
 @njit(**_JIT)
+def _age_and_retire_parts(age, retire_age, out, parts):
+    """age_and_retire with one part of the slots per thread (whole blocks each), each part's retirees
+    listed from its own first slot in `out`, then joined: the same slots in the same order."""
+    n = age.size
+    blocks = (n + _BLOCK - 1) // _BLOCK
+    starts = np.empty(parts + 1, dtype=np.int64)
+    for c in range(parts + 1):
+        starts[c] = min(n, blocks * c // parts * _BLOCK)
+    found = np.empty(parts, dtype=np.int64)
+    _age_parts(age, retire_age, out, starts, found)
+    k = found[0]
+    for c in range(1, parts):
+        for j in range(found[c]):  # forwards: the part's own list is at or after k
+            out[k + j] = starts[c] + out[starts[c] + j]  # its slots were counted from its first
+        k += found[c]
+    return out[:k]
+
+
+@njit(**_PARALLEL)
+def _age_parts(age, retire_age, out, starts, found):
+    for c in prange(found.size):
+        lo, hi = starts[c], starts[c + 1]
+        found[c] = age_and_retire(age[lo:hi], retire_age[lo:hi], out[lo:hi]).size
+
+
+@njit(**_JIT)
 def _age_block(age, retire_age, marks):
     """age += 1 (int16), and marks[i] = whether age[i] reached retire_age[i]: branch-free, vectorised."""
     for i in range(age.size):
@@ -307,16 +333,7 @@ def ledger_add(idx, level, weight, pay, count, pay_sum, sign):
 
     The sums over `idx` are taken first, in slot order, and then added, as
     `count += sign * np.bincount(...)` does."""
-    c = np.zeros(8)
-    s = np.zeros(8)
-    for j in range(idx.size):
-        i = idx[j]
-        w = np.float64(weight[i])
-        c[level[i]] += w
-        s[level[i]] += w * np.float64(pay[i])
-    for lv in range(8):
-        count[lv] += sign * c[lv]
-        pay_sum[lv] += sign * s[lv]
+    _ledger_sums_add(level[idx], weight[idx], pay[idx], count, pay_sum, sign)
 
 
 @njit(**_JIT)
@@ -527,6 +544,39 @@ def _visit_buffers(m):
     in slot order after them)."""
     return (np.empty(m, dtype=np.int8), np.empty(m, dtype=np.float32), np.empty(m, dtype=np.float32),
             np.empty(m, dtype=np.float32))
+
+
+@njit(**_PARALLEL)
+def _gather_levels(idx, level):
+    """level[idx], read by the threads (the slots are scattered: a cache miss each)."""
+    lv = np.empty(idx.size, dtype=level.dtype)
+    for j in prange(idx.size):
+        lv[j] = level[idx[j]]
+    return lv
+
+
+@njit(**_PARALLEL)
+def _gather_visits(idx, level, weight, pay, lv, w, p):
+    """Level, weight and pay of the slots idx, read by the threads, for sums taken after them."""
+    for j in prange(idx.size):
+        i = idx[j]
+        lv[j] = level[i]
+        w[j] = weight[i]
+        p[j] = pay[i]
+
+
+@njit(**_JIT)
+def _ledger_sums_add(lv, w, p, count, pay_sum, sign):
+    """ledger_add from gathered levels, weights and pays: the same sums in the same order."""
+    c = np.zeros(8)
+    s = np.zeros(8)
+    for j in range(w.size):
+        x = np.float64(w[j])
+        c[lv[j]] += x
+        s[lv[j]] += x * np.float64(p[j])
+    for v in range(8):
+        count[v] += sign * c[v]
+        pay_sum[v] += sign * s[v]
 
 
 @njit(**_JIT)
@@ -1192,11 +1242,17 @@ def split_separations(cand, u, level, hazard, leave_share):
     """Separations among the candidates (the passes' depart): with u the candidates'
     uniforms scaled by the highest hazard, a candidate separates if u < hazard(level) and leaves
     the region if u < hazard(level) x leave_share; returns (leavers, movers), in slot order."""
+    return _split_by_levels(cand, u, level[cand], hazard, leave_share)
+
+
+@njit(**_JIT)
+def _split_by_levels(cand, u, lv, hazard, leave_share):
+    """split_separations with the candidates' levels gathered beforehand (`_gather_levels`)."""
     leave = np.empty(cand.size, dtype=np.int64)
     move = np.empty(cand.size, dtype=np.int64)
     a = b = 0
     for j in range(cand.size):
-        h = hazard[level[cand[j]]]
+        h = hazard[lv[j]]
         if u[j] < h * leave_share:
             leave[a] = cand[j]
             a += 1
@@ -1217,7 +1273,10 @@ def _depart(addresses, age, retire_age, out, level, hazard, p_max, leave_share, 
             studio_since, aptitude, firm, wage_factor, gain, pay, count, pay_sum,
             level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads):
     """A small run's month had nine Python calls here, a few microseconds each, more than their work."""
-    retired = age_and_retire(age, retire_age, out)
+    if threads > 1 and age.size >= ELIGIBLE_THREADS_FROM:
+        retired = _age_and_retire_parts(age, retire_age, out, threads)
+    else:
+        retired = age_and_retire(age, retire_age, out)
     rng = _generator_at(addresses)
     n = age.size
     if p_max > 0 and n > 0:
@@ -1226,7 +1285,11 @@ def _depart(addresses, age, retire_age, out, level, hazard, p_max, leave_share, 
         scale = np.float32(p_max)  # numpy's float32 array times a Python float: a float32 product
         for j in range(u.size):
             u[j] = u[j] * scale
-        leavers, movers = split_separations(cand, u, level, hazard, leave_share)
+        if threads > 1 and cand.size >= THREADS_FROM:
+            lv = _gather_levels(cand, level)  # by the threads
+        else:
+            lv = level[cand]
+        leavers, movers = _split_by_levels(cand, u, lv, hazard, leave_share)
     else:
         leavers = np.empty(0, dtype=np.int64)
         movers = np.empty(0, dtype=np.int64)
@@ -1236,7 +1299,11 @@ def _depart(addresses, age, retire_age, out, level, hazard, p_max, leave_share, 
         new_firm = _firm_draws(rng, movers.size, alias_prob, alias)
         relocate(movers, new_firm, level, weight, studio_since, aptitude, firm, wage_factor, gain, pay, count,
                  pay_sum, level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads)
-    if gone.size:
+    if threads > 1 and gone.size >= THREADS_FROM:
+        lv, w, before, _ = _visit_buffers(gone.size)
+        _gather_visits(gone, level, weight, pay, lv, w, before)
+        _ledger_sums_add(lv, w, before, count, pay_sum, -1.0)
+    elif gone.size:
         ledger_add(gone, level, weight, pay, count, pay_sum, -1.0)
     return gone, retired.size, movers.size
 

@@ -698,6 +698,33 @@ def test_eligibility_found_in_one_part_per_thread_is_in_slot_order(model, thread
     assert same(got[0], got[1]) and same(got[0], got[2])
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_departures_with_threads_are_bit_for_bit_those_of_one_thread(model, threads):
+    """From ELIGIBLE_THREADS_FROM workers depart ages one part of the slots per thread, and from
+    THREADS_FROM candidates or leavers it reads their levels, weights and pays with the threads: the
+    same leavers, movers, columns, ledger and stream state as one thread and as the numpy passes."""
+    base = tiled(model, -(-kernels.ELIGIBLE_THREADS_FROM // model.workforce.n))
+    base.retire_age[::5] = base.age[::5] + 1  # one in five retires, in every part
+    hazard = (np.linspace(1.0, 0.2, 8) * 0.05).astype(np.float32)
+    outs = []
+    for impl, t in ((kernels, threads), (kernels, 1), (kernels_numpy, 1)):
+        wf = base.copy()
+        led = LevelLedger(wf)
+        rng = np.random.default_rng(4)
+        got = impl.depart(rng, wf.age, wf.retire_age, wf.scratch("retired"), wf.level, hazard, float(hazard.max()),
+                          np.float32(0.4), *model.firms.alias, wf.weight, wf.studio_since, wf.aptitude, wf.firm,
+                          wf.wage_factor, wf.gain, wf.pay, led.count, led.pay, *model.rates.kernel_tables, t)
+        outs.append((got, wf, led, rng.bit_generator.state))
+    (ga, a, la, sa), *others = outs
+    gone, n_retired, n_movers = ga
+    assert n_retired >= base.n // 5 and min(gone.size, n_movers) >= kernels.THREADS_FROM
+    for gb, b, lb, sb in others:
+        assert same(ga[0], gb[0]) and ga[1:] == gb[1:] and sa == sb
+        for f in ("age", "firm", "studio_since", "gain", "pay"):
+            assert same(getattr(a, f), getattr(b, f)), f
+        assert same(la.count, lb.count) and same(la.pay, lb.pay)
+
+
 def test_a_forked_child_visits_in_one_thread():
     """GNU OpenMP is not fork-safe: numba ends a forked child at its first threaded call once the parent
     has started its threads. A child forked from this process (which has) gets one thread."""
