@@ -111,30 +111,26 @@ def _numba_threads() -> int:
     return n if numba.threading_layer() in ("omp", "tbb") else 1
 
 
-#: at most this many threads for a run's scattered visits (default: numba's, one per core)
-THREADS_ENV = "SKILLSIM_THREADS"
-
-
 def threads() -> int:
-    """Threads for the scattered visits of a large workforce (the model reads it every month): numba's,
-    at most SKILLSIM_THREADS, read once per process; 1 in a forked child. A child forked from a process
-    that has started numba's OpenMP threads would be ended by numba at its first threaded call (GNU
-    OpenMP is not fork-safe), and pools of forked workers already use the cores. The batch runner's
-    workers get SKILLSIM_THREADS=1 (sim.passes.use_compiled_in_workers). The threads change no value:
+    """Threads for the scattered visits of a large workforce (the model reads it every month):
+    numba's (NUMBA_NUM_THREADS, by default one per core), at most OMP_NUM_THREADS if that is set (the
+    threads are OpenMP's), read once per process; 1 in a forked child. joblib's workers (the batch
+    runner's, Hydra's joblib launcher's) get NUMBA_NUM_THREADS=1 from joblib, and Ray's workers
+    OMP_NUM_THREADS=1 from Ray, so a pool of runs does not ask for more threads than cores. A child
+    forked from a process that has started numba's OpenMP threads would be ended by numba at its first
+    threaded call (GNU OpenMP is not fork-safe), hence one thread there. The threads change no value:
     the ledger's sums are taken in slot order after them (tests/test_compiled.py)."""
     return 1 if _forked else _allowed_threads()
 
 
 @functools.cache
 def _allowed_threads() -> int:
-    value = os.environ.get(THREADS_ENV, "").strip()
-    if value:
-        if value.isdigit() and int(value) >= 1:
-            return min(int(value), _numba_threads())
-        from .errors import warn_setting
+    n = _numba_threads()
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return min(n, int(omp)) if omp.isdigit() and int(omp) >= 1 else n
 
-        warn_setting(THREADS_ENV, value, "is not a whole number of threads of at least 1; using numba's")
-    return _numba_threads()
+
+_numba_threads()
 
 
 _numba_threads()

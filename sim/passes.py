@@ -49,14 +49,11 @@ def select(n_agents: int) -> ModuleType:
 
 def use_compiled_in_workers() -> None:
     """Before starting worker processes that run many models: compile the kernels once here if the
-    cache is cold (not in every worker at once) and let the workers use them, each on one thread
-    (the workers already use the cores; sim.kernels.threads) unless SKILLSIM_THREADS is set. Not
-    NUMBA_NUM_THREADS: numba refuses to compile anything more in a process whose threads have started
-    once that variable changes."""
+    cache is cold (not in every worker at once) and let the workers use them (joblib gives each
+    worker one thread: sim.kernels.threads)."""
     if choice() == "numpy":
         return
     from . import kernels
 
     kernels.warm()
     os.environ[ENV] = "compiled"
-    os.environ.setdefault(kernels.THREADS_ENV, "1")

@@ -739,31 +739,27 @@ def test_a_forked_child_visits_in_one_thread():
     assert kernels_numpy.threads() == 1
 
 
-@pytest.mark.parametrize("value, expected", [("1", "1"), ("64", "numba"), ("two", "numba")])
-def test_skillsim_threads_caps_the_threads(value, expected):
-    """SKILLSIM_THREADS caps the threads (the batch runner's workers get 1); a value that is not a whole
-    number of at least 1 is named in one warning and numba's count is used."""
+@pytest.mark.parametrize("env, expected", [({}, "numba"), ({"OMP_NUM_THREADS": "1"}, "1"),
+                                           ({"NUMBA_NUM_THREADS": "1"}, "1"), ({"OMP_NUM_THREADS": "x"}, "numba")])
+def test_the_threads_are_numbas_capped_by_omp_num_threads(env, expected):
     import subprocess
     import sys
 
-    script = ("import logging, numba; logging.basicConfig(); from sim import kernels; "
-              "print(kernels.threads(), numba.get_num_threads())")
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    script = "import numba; from sim import kernels; print(kernels.threads(), numba.get_num_threads())"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, SKILLSIM_THREADS=value))
+                         env=dict(base, **env))
     assert out.returncode == 0, out.stderr[-2000:]
     got, numbas = out.stdout.split()
     assert got == (numbas if expected == "numba" else expected)
-    assert ("SKILLSIM_THREADS=two is not a whole number" in out.stderr) == (value == "two")
 
 
-def test_the_batch_runners_workers_use_one_thread_each(monkeypatch):
-    monkeypatch.delenv(kernels.THREADS_ENV, raising=False)
-    monkeypatch.setenv(passes.ENV, "auto")
-    passes.use_compiled_in_workers()
-    assert os.environ[kernels.THREADS_ENV] == "1" and os.environ[passes.ENV] == "compiled"
-    monkeypatch.setenv(kernels.THREADS_ENV, "2")
-    passes.use_compiled_in_workers()
-    assert os.environ[kernels.THREADS_ENV] == "2"
+def test_the_batch_runners_workers_use_one_thread_each():
+    """joblib hands its workers NUMBA_NUM_THREADS=1 (a pool of runs already uses the cores)."""
+    from joblib import Parallel, delayed
+
+    got = Parallel(n_jobs=2, backend="loky")(delayed(kernels.threads)() for _ in range(2))
+    assert got == [1, 1]
 
 
 @pytest.mark.parametrize("overrides", [
