@@ -224,19 +224,33 @@ _BLOCK = 4096  # workers marked at a time by the passes that mark a few (4 kB of
 def _age_and_retire_parts(age, retire_age, out, parts):
     """age_and_retire with one part of the slots per thread (whole blocks each), each part's retirees
     listed from its own first slot in `out`, then joined: the same slots in the same order."""
-    n = age.size
+    starts = _part_starts(age.size, parts)
+    found = np.empty(parts, dtype=np.int64)
+    _age_parts(age, retire_age, out, starts, found)
+    return out[:_join_parts(out, starts, found)]
+
+
+@njit(**_JIT)
+def _part_starts(n, parts):
+    """The first slot of each of `parts` parts of n slots (whole blocks each), and n."""
     blocks = (n + _BLOCK - 1) // _BLOCK
     starts = np.empty(parts + 1, dtype=np.int64)
     for c in range(parts + 1):
         starts[c] = min(n, blocks * c // parts * _BLOCK)
-    found = np.empty(parts, dtype=np.int64)
-    _age_parts(age, retire_age, out, starts, found)
+    return starts
+
+
+@njit(**_JIT)
+def _join_parts(out, starts, found):
+    """Part c's list of found[c] slots, counted from its first slot starts[c] and written from
+    out[starts[c]] on, moved after the parts before it, as slots: the whole list in slot order.
+    Returns its length."""
     k = found[0]
-    for c in range(1, parts):
+    for c in range(1, found.size):
         for j in range(found[c]):  # forwards: the part's own list is at or after k
-            out[k + j] = starts[c] + out[starts[c] + j]  # its slots were counted from its first
+            out[k + j] = starts[c] + out[starts[c] + j]
         k += found[c]
-    return out[:k]
+    return k
 
 
 @njit(**_PARALLEL)
@@ -493,10 +507,31 @@ def _compete(addresses, part, progress, half_log_aptitude, luck_sd, prep_gain):
 
 
 @njit(**_JIT)
-def studio_roster(studio_since, level, t, term, lo, hi, stay, leave):
+def studio_roster(studio_since, level, t, term, lo, hi, stay, leave, threads):
     """kernels_numpy.studio_roster: (staying members, leaving members) in slot order, views of the
     buffers `stay` and `leave`. A block at a time, as `age_and_retire`: a vectorised pass marks the
-    members (1-3% of workers), and only they are read further."""
+    members (1-3% of workers), and only they are read further. From ELIGIBLE_THREADS_FROM workers,
+    one part of the slots per thread, the parts' lists joined."""
+    n = studio_since.size
+    if threads > 1 and n >= ELIGIBLE_THREADS_FROM:
+        starts = _part_starts(n, threads)
+        kept = np.empty(threads, dtype=np.int64)
+        gone = np.empty(threads, dtype=np.int64)
+        _roster_parts(studio_since, level, t, term, lo, hi, stay, leave, starts, kept, gone)
+        return stay[:_join_parts(stay, starts, kept)], leave[:_join_parts(leave, starts, gone)]
+    return _roster(studio_since, level, t, term, lo, hi, stay, leave)
+
+
+@njit(**_PARALLEL)
+def _roster_parts(studio_since, level, t, term, lo, hi, stay, leave, starts, kept, gone):
+    for c in prange(kept.size):
+        a, b = starts[c], starts[c + 1]
+        s, g = _roster(studio_since[a:b], level[a:b], t, term, lo, hi, stay[a:b], leave[a:b])
+        kept[c], gone[c] = s.size, g.size
+
+
+@njit(**_JIT)
+def _roster(studio_since, level, t, term, lo, hi, stay, leave):
     n = studio_since.size
     marks = np.empty(_BLOCK, dtype=np.uint8)
     members = np.empty(_BLOCK, dtype=np.int64)
@@ -1426,7 +1461,7 @@ def _income_pass(pay, bonus, stride, scale, threshold, lo, hi, bits):
 
 
 @njit(**_JIT)
-def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quantiles):
+def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quantiles, threads):
     """kernels_numpy.income_quantiles for three quantiles in one call (the same float64 products
     rounded to float32, the same ranks and values).
 
@@ -1466,7 +1501,7 @@ def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quant
             a[j] = np.float32(guess[j] * (1.0 - windows[w]))
             b[j] = np.float32(guess[j] * (1.0 + windows[w]))
         if w == 0:  # the pass over the workers: the sample, the middle-income count, counts and marks
-            sample, n_mid, c, d, marks = _income_narrow(pay, bonus, stride, scale, threshold, a, b)
+            sample, n_mid, c, d, marks = _income_narrow(pay, bonus, stride, scale, threshold, a, b, threads)
         else:
             _, c, d = _count_and_mark(sample, sample, one, False, zero, a, b, sample, marks)
         done = True
@@ -1495,7 +1530,7 @@ _INT32_COUNTS = 2**31 - 1
 
 
 @njit(**_INLINE)
-def _income_narrow(pay, bonus, stride, scale, threshold, lo, hi):
+def _income_narrow(pay, bonus, stride, scale, threshold, lo, hi, threads):
     """`_income_sample`, and for three windows [lo_j, hi_j] how many values lie below lo_j and how
     many up to hi_j, and a mark (1) on each value inside any window
     (in a buffer of whole 8-byte words, the tail unmarked): in the same pass for every worker (stride
@@ -1509,7 +1544,10 @@ def _income_narrow(pay, bonus, stride, scale, threshold, lo, hi):
         sample = np.empty(m, dtype=np.float32)
         n_mid, below, upto = _count_and_mark(pay, bonus, scale, True, threshold, lo, hi, sample, marks)
     else:
-        sample, _ = _income_sample(pay, bonus, stride, scale, threshold)
+        if threads > 1 and m >= THREADS_FROM:  # a cache miss a value: read by the threads
+            sample = _income_sample_threads(pay, bonus, stride, scale)
+        else:
+            sample, _ = _income_sample(pay, bonus, stride, scale, threshold)
         n_mid, below, upto = _count_and_mark(sample, sample, scale, False, threshold, lo, hi, sample, marks)
     return sample, n_mid, below, upto, marks
 
@@ -1611,6 +1649,16 @@ def _income_sample(pay, bonus, stride, scale, threshold):
     return sample, n_mid
 
 
+@njit(**_PARALLEL)
+def _income_sample_threads(pay, bonus, stride, scale):
+    """The strided sample of `_income_sample` (stride > 1), its values read by the threads."""
+    m = (pay.size + stride - 1) // stride
+    sample = np.empty(m, dtype=np.float32)
+    for i in prange(m):
+        sample[i] = pay[i * stride] * scale + bonus[i * stride]
+    return sample
+
+
 def warm() -> None:
     """Compile (or load from the cache) every kernel on tiny arrays, so that a run or a sweep's
     workers never compile in the middle of the work. `.ci/run` calls it after installing."""
@@ -1638,7 +1686,7 @@ def warm() -> None:
     accept_levels(cand, i8, 1, 4, f32, True)
     accept_training(idx, i8, 4, 0, f32, np.zeros(4, np.int32), f32, np.float32(1.0), True)
     accept_studio(idx, i8, 2, 4, i16)
-    studio_roster(i16, i8, 5, 36, 2, 4, np.empty(4, np.int64), np.empty(4, np.int64))
+    studio_roster(i16, i8, 5, 36, 2, 4, np.empty(4, np.int64), np.empty(4, np.int64), 1)
     train(idx, f32.copy(), i16.copy(), np.float32(0.1), np.int16(6), np.int16(24))
     fast_track(np.random.default_rng(0), idx, f32, i8, 4, 0.5)
     union_sorted(idx, idx)
@@ -1669,7 +1717,7 @@ def warm() -> None:
     from .metrics import GUESS_WINDOWS, QUANTILES
     from .sampling import SAMPLER
 
-    income_quantiles(f32, f32, 1, np.float32(12.0), np.float32(1.0), np.ones(3), GUESS_WINDOWS, QUANTILES)
+    income_quantiles(f32, f32, 1, np.float32(12.0), np.float32(1.0), np.ones(3), GUESS_WINDOWS, QUANTILES, 1)
 
     train_places(np.random.default_rng(0), np.array([1.5, 0.5]), 4, SAMPLER, i8, 4, f32.copy(), 0, i32,
                  np.ones(1, np.float32), np.float32(1.0), i16, i16.copy(), np.float32(0.1), np.int16(6),

@@ -91,7 +91,7 @@ def compete(rng, part, progress, half_log_aptitude, luck_sd, prep_gain):
     return score
 
 
-def studio_roster(studio_since, level, t, term, lo, hi, stay, leave):
+def studio_roster(studio_since, level, t, term, lo, hi, stay, leave, threads):
     """Studio members (studio_since set), split into those who stay and those whose term is over or
     whose level left the member levels (sim.levers.studio), both in slot order."""
     members = np.flatnonzero(studio_since != NO_MONTH)
@@ -362,7 +362,7 @@ def window(guess, down, up):
     return (g * down).astype(np.float32).astype(np.float64), (g * up).astype(np.float32).astype(np.float64)
 
 
-def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quantiles):
+def income_quantiles(pay, bonus, stride, scale, threshold, guess, windows, quantiles, threads):
     """The month's income quantiles when last month's are known (sim.metrics.measure): the brackets
     of the widest window (`window`; the compiled passes try the narrower ones first: the values are the
     same), `income_pass`, and the lower empirical quantiles `quantiles` (float64) of the sample found in

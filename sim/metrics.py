@@ -157,7 +157,7 @@ def measure(model) -> dict[str, float]:
     scale, threshold = np.float32(12.0 * wi), np.float32(model.cfg.wages.middle_income_threshold)
     if guess is not None and min(guess) > 0:  # windows around last month's (GUESS_WINDOWS), in one call
         size, n_mid, q10, q50, q90 = wf.kernels.income_quantiles(
-            pay, wf.bonus, stride, scale, threshold, np.array(guess), GUESS_WINDOWS, QUANTILES)
+            pay, wf.bonus, stride, scale, threshold, np.array(guess), GUESS_WINDOWS, QUANTILES, wf.threads)
     else:
         sample, n_mid, _, _, _ = wf.kernels.income_pass(pay, wf.bonus, stride, scale, threshold, _NO_BRACKET,
                                                           _NO_BRACKET)

@@ -317,7 +317,7 @@ def test_eligibility_odds_and_ageing_are_identical(model):
     assert same(*both(lambda k: k.keep_below(cand, u, odds)))
     for t, term, lo, hi in ((30, 36, 2, 4), (30, 6, 3, 3), (-200, 36, 0, 7), (10_000, 1, 2, 4)):
         got = both(lambda k: k.studio_roster(wf.studio_since, wf.level, t, term, lo, hi, np.empty(wf.n, np.int64),
-                                             np.empty(wf.n, np.int64)))
+                                             np.empty(wf.n, np.int64), 1))
         assert same(*got) and got[0][1].size + got[0][0].size == np.count_nonzero(wf.studio_since != NO_MONTH)
 
     idx = np.sort(np.random.default_rng(1).choice(wf.n, 3000, replace=False)).astype(np.int64)
@@ -617,11 +617,11 @@ def test_income_quantiles_in_one_call_are_the_samples_order_statistics(model, st
     q = np.quantile(ref, QUANTILES)
     for guess in (q, q * 1.01, q * 3.0, q * 0.2, np.array([q[0], q[0], q[0]])):
         got = both(lambda k: k.income_quantiles(wf.pay, wf.bonus, stride, scale, threshold, np.asarray(guess, float),
-                                                GUESS_WINDOWS, QUANTILES))
+                                                GUESS_WINDOWS, QUANTILES, 1))
         assert got[0] == got[1] and all(type(x) is float for x in got[0][2:])
         assert got[0][:2] == (m, int(np.count_nonzero(ref >= threshold))) and list(got[0][2:]) == want
     empty = np.empty(0, np.float32)
-    assert both(lambda k: k.income_quantiles(empty, empty, 1, scale, threshold, q, GUESS_WINDOWS, QUANTILES)) == \
+    assert both(lambda k: k.income_quantiles(empty, empty, 1, scale, threshold, q, GUESS_WINDOWS, QUANTILES, 1)) == \
         [(0, 0, 0.0, 0.0, 0.0)] * 2
 
 
@@ -723,6 +723,34 @@ def test_departures_with_threads_are_bit_for_bit_those_of_one_thread(model, thre
         for f in ("age", "firm", "studio_since", "gain", "pay"):
             assert same(getattr(a, f), getattr(b, f)), f
         assert same(la.count, lb.count) and same(la.pay, lb.pay)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_the_studio_roster_and_income_sample_with_threads_are_those_of_one_thread(model, threads):
+    """From ELIGIBLE_THREADS_FROM workers the studio roster is read one part of the slots per thread,
+    and a strided income sample of THREADS_FROM values or more is read by the threads: the same
+    members in the same order, and the same quantiles, as one thread and as the numpy passes (also
+    with no member in some parts, and with everyone a member)."""
+    wf = tiled(model, -(-kernels.ELIGIBLE_THREADS_FROM // model.workforce.n))
+    since = wf.studio_since.copy()
+    since[wf.n // 2:] = NO_MONTH
+    impls = ((kernels, threads), (kernels, 1), (kernels_numpy, 1))
+    for studio_since in (wf.studio_since, since, np.full(wf.n, 5, np.int16)):
+        for t, term, lo, hi in ((30, 36, 2, 4), (30, 6, 3, 3)):
+            got = [impl.studio_roster(studio_since, wf.level, t, term, lo, hi, np.empty(wf.n, np.int64),
+                                      np.empty(wf.n, np.int64), n) for impl, n in impls]
+            assert same(got[0], got[1]) and same(got[0], got[2])
+            assert got[0][0].size + got[0][1].size == np.count_nonzero(studio_since != NO_MONTH)
+    stride = 8
+    assert -(-wf.n // stride) >= kernels.THREADS_FROM
+    scale = np.float32(12.0)
+    ref = np.sort(wf.pay[::stride] * scale + wf.bonus[::stride])
+    q = np.quantile(ref, QUANTILES)
+    threshold = np.float32(q[1])
+    for guess in (q, q * 1.01, q * 3.0):
+        got = [impl.income_quantiles(wf.pay, wf.bonus, stride, scale, threshold, np.asarray(guess, float),
+                                     GUESS_WINDOWS, QUANTILES, n) for impl, n in impls]
+        assert got[0] == got[1] == got[2] and got[0][1] == np.count_nonzero(ref >= threshold) > 0
 
 
 def test_a_forked_child_visits_in_one_thread():

@@ -184,7 +184,7 @@ def test_order_statistics_equal_a_full_partition(n):
             for guess in (exact * 1.004, exact * 1.01, exact * 0.5, exact + 1e6, np.array([1e-47, *exact[1:]]),
                           np.repeat(exact[1], 3)):
                 got = impl.income_quantiles(data, zero, 1, np.float32(1.0), np.float32(1e9),
-                                            guess.astype(np.float64), GUESS_WINDOWS, QUANTILES)
+                                            guess.astype(np.float64), GUESS_WINDOWS, QUANTILES, 1)
                 assert got[:2] == (n, 0) and list(got[2:]) == exact.tolist()
     # a probe that misses the bracket must fall back to the exact answer
     skewed = np.concatenate([np.zeros(n - n // 100, np.float32), np.ones(n // 100, np.float32)])
@@ -220,7 +220,7 @@ def test_the_one_pass_counts_and_marks_gather_every_value_inside_each_window_in_
                     pay[at * stride], bonus[at * stride] = value / scale, 0.0
                     x[at] = pay[at * stride] * scale + bonus[at * stride]
                 lo[0], hi[1], lo[1] = x[3], x[x.size - 1], x[x.size - 2]
-            sample, n_mid, below, upto, marks = _income_narrow(pay, bonus, stride, scale, threshold, lo, hi)
+            sample, n_mid, below, upto, marks = _income_narrow(pay, bonus, stride, scale, threshold, lo, hi, 1)
             assert np.array_equal(sample, x, equal_nan=True) and n_mid == np.count_nonzero(x >= threshold)
             assert below.tolist() == [int(np.count_nonzero(x < v)) for v in lo]
             assert upto.tolist() == [int(np.count_nonzero(x <= v)) for v in hi]
@@ -260,7 +260,7 @@ def test_income_quantiles_are_exact_with_bounds_on_the_data_and_odd_values():
         for g in (guess, guess * np.array([1.0, 1.01, 3.0]), np.array(edges[0:3], np.float64)):
             for impl in (kernels, kernels_numpy):
                 got = impl.income_quantiles(data, zero, 1, np.float32(1.0), np.float32(1e9),
-                                            np.asarray(g, np.float64), GUESS_WINDOWS, QUANTILES)
+                                            np.asarray(g, np.float64), GUESS_WINDOWS, QUANTILES, 1)
                 assert got[0] == n and list(got[2:]) == exact.tolist(), (impl.__name__, g)
 
 def test_competition_winners_are_the_best_scores_with_ties_broken_as_the_partition_does():
@@ -404,8 +404,9 @@ def test_the_studio_roster_in_blocks_lists_the_same_members_as_one_pass(n):
     level = rng.integers(0, 8, n).astype(np.int8)
     for share in (0.0, 0.02, 0.5, 1.0):
         since = np.where(rng.random(n) < share, rng.integers(24_000, 24_300, n), NO_MONTH).astype(np.int16)
-        want = kernels_numpy.studio_roster(since, level, 24_300, 36, 2, 5, np.empty(n, np.int64), np.empty(n, np.int64))
-        got = kernels.studio_roster(since, level, 24_300, 36, 2, 5, np.empty(n, np.int64), np.empty(n, np.int64))
+        want = kernels_numpy.studio_roster(since, level, 24_300, 36, 2, 5, np.empty(n, np.int64), np.empty(n, np.int64),
+                                           1)
+        got = kernels.studio_roster(since, level, 24_300, 36, 2, 5, np.empty(n, np.int64), np.empty(n, np.int64), 1)
         assert all(np.array_equal(g, w) for g, w in zip(got, want)), (n, share)
         if share == 1.0 and n > 100:
             assert 0 < want[0].size < n and want[0].size + want[1].size == n  # both lists hold members

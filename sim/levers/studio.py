@@ -48,7 +48,7 @@ class StudioLever(Lever):
 
         # members whose term is over or whose level left the member levels leave (one pass)
         members, leaving = wf.kernels.studio_roster(wf.studio_since, wf.level, model.t, p.term_months, lo, hi,
-                                                    wf.scratch("studio"), wf.scratch("studio_leaving"))
+                                                    wf.scratch("studio"), wf.scratch("studio_leaving"), wf.threads)
         if members.size > capacity:  # fewer places than members: a random excess leaves
             drop = rng.choice(members.size, members.size - capacity, replace=False)
             leaving = np.concatenate([leaving, members[drop]])
