@@ -624,18 +624,61 @@ def _book_visits(lv, step, w, before, after, count, pay_sum):
     _book(sums, 1.0, count, pay_sum)
 
 
+@njit(**_INLINE)
+def _promote_one(i, level, months_at_level, progress, credit, studio_since, aptitude, firm, wage_factor, gain, pay,
+                 level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    """Worker i one level up (certification.promote), its rates refreshed."""
+    level[i] += 1
+    months_at_level[i] = 0
+    progress[i] = 0
+    credit[i] = 0
+    _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                 level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+
+
+@njit(**_INLINE)
+def _relocate_one(i, to_firm, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                  level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    """Worker i to firm `to_firm` and out of any studio, its rates refreshed."""
+    firm[i] = to_firm
+    studio_since[i] = NO_MONTH
+    _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                 level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+
+
+@njit(**_INLINE)
+def _enter_one(i, j, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude, new_wage_factor,
+               new_weight, level, female, age, retire_age, firm, aptitude, wage_factor, months_at_level, progress,
+               credit, studio_since, comp_month, weight, bonus, gain, pay, tables):
+    """Entrant j written into slot i, its rates computed. The rate tables come as one tuple: Python
+    passes more than 30 arguments as *args, which numba cannot inline."""
+    level_rate, studio_mult, level_pay, firm_premium, pay_floor = tables
+    level[i] = new_level[j]
+    female[i] = new_female[j]
+    age[i] = new_age[j]
+    retire_age[i] = new_retire_age[j]
+    firm[i] = new_firm[j]
+    aptitude[i] = new_aptitude[j]
+    wage_factor[i] = new_wage_factor[j]
+    months_at_level[i] = 0
+    progress[i] = 0
+    credit[i] = 0
+    studio_since[i] = NO_MONTH
+    comp_month[i] = NO_MONTH
+    weight[i] = new_weight
+    bonus[i] = 0
+    _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                 level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+
+
 @njit(**_PARALLEL)
 def _relocate_visits(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_factor, gain, pay,
                      lv, w, before, after, level_rate, studio_mult, level_pay, firm_premium, pay_floor):
     for j in prange(idx.size):
         i = idx[j]
-        lv[j] = level[i]
-        w[j] = weight[i]
-        before[j] = pay[i]
-        firm[i] = new_firm[j]
-        studio_since[i] = NO_MONTH
-        _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
-                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        lv[j], w[j], before[j] = level[i], weight[i], pay[i]
+        _relocate_one(i, new_firm[j], level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                      level_rate, studio_mult, level_pay, firm_premium, pay_floor)
         after[j] = pay[i]
 
 
@@ -645,15 +688,9 @@ def _promote_visits(idx, level, months_at_level, progress, credit, weight, studi
                     level_rate, studio_mult, level_pay, firm_premium, pay_floor):
     for j in prange(idx.size):
         i = idx[j]
-        lv[j] = level[i]
-        w[j] = weight[i]
-        before[j] = pay[i]
-        level[i] += 1
-        months_at_level[i] = 0
-        progress[i] = 0
-        credit[i] = 0
-        _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
-                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        lv[j], w[j], before[j] = level[i], weight[i], pay[i]
+        _promote_one(i, level, months_at_level, progress, credit, studio_since, aptitude, firm, wage_factor, gain,
+                     pay, level_rate, studio_mult, level_pay, firm_premium, pay_floor)
         after[j] = pay[i]
 
 
@@ -675,12 +712,8 @@ def promote(idx, level, months_at_level, progress, credit, weight,
     for j in range(idx.size):
         i = idx[j]
         _tally(sums, 0, i, level, weight, pay)
-        level[i] += 1
-        months_at_level[i] = 0
-        progress[i] = 0
-        credit[i] = 0
-        _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
-                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        _promote_one(i, level, months_at_level, progress, credit, studio_since, aptitude, firm, wage_factor, gain,
+                     pay, level_rate, studio_mult, level_pay, firm_premium, pay_floor)
         _tally(sums, 2, i, level, weight, pay)
     _book(sums, 1.0, count, pay_sum)
 
@@ -700,10 +733,8 @@ def relocate(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_fa
     for j in range(idx.size):
         i = idx[j]
         _tally(sums, 0, i, level, weight, pay)
-        firm[i] = new_firm[j]
-        studio_since[i] = NO_MONTH
-        _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
-                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        _relocate_one(i, new_firm[j], level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                      level_rate, studio_mult, level_pay, firm_premium, pay_floor)
         _tally(sums, 2, i, level, weight, pay)
     _book(sums, 1.0, count, pay_sum)
 
@@ -715,22 +746,10 @@ def _enter_visits(idx, new_level, new_female, new_age, new_retire_age, new_firm,
                   level_rate, studio_mult, level_pay, firm_premium, pay_floor):
     for j in prange(idx.size):
         i = idx[j]
-        level[i] = new_level[j]
-        female[i] = new_female[j]
-        age[i] = new_age[j]
-        retire_age[i] = new_retire_age[j]
-        firm[i] = new_firm[j]
-        aptitude[i] = new_aptitude[j]
-        wage_factor[i] = new_wage_factor[j]
-        months_at_level[i] = 0
-        progress[i] = 0
-        credit[i] = 0
-        studio_since[i] = NO_MONTH
-        comp_month[i] = NO_MONTH
-        weight[i] = new_weight
-        bonus[i] = 0
-        _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
-                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        _enter_one(i, j, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude, new_wage_factor,
+                   new_weight, level, female, age, retire_age, firm, aptitude, wage_factor, months_at_level,
+                   progress, credit, studio_since, comp_month, weight, bonus, gain, pay,
+                   (level_rate, studio_mult, level_pay, firm_premium, pay_floor))
         after[j] = pay[i]
 
 
@@ -756,22 +775,10 @@ def enter(idx, new_level, new_female, new_age, new_retire_age, new_firm, new_apt
         return
     for j in range(idx.size):
         i = idx[j]
-        level[i] = new_level[j]
-        female[i] = new_female[j]
-        age[i] = new_age[j]
-        retire_age[i] = new_retire_age[j]
-        firm[i] = new_firm[j]
-        aptitude[i] = new_aptitude[j]
-        wage_factor[i] = new_wage_factor[j]
-        months_at_level[i] = 0
-        progress[i] = 0
-        credit[i] = 0
-        studio_since[i] = NO_MONTH
-        comp_month[i] = NO_MONTH
-        weight[i] = new_weight
-        bonus[i] = 0
-        _refresh_one(i, level, studio_since, aptitude, firm, wage_factor, gain, pay,
-                     level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+        _enter_one(i, j, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude, new_wage_factor,
+                   new_weight, level, female, age, retire_age, firm, aptitude, wage_factor, months_at_level,
+                   progress, credit, studio_since, comp_month, weight, bonus, gain, pay,
+                   (level_rate, studio_mult, level_pay, firm_premium, pay_floor))
         _tally(sums, 2, i, level, weight, pay)
     _book(sums, 1.0, count, pay_sum)
 
