@@ -112,25 +112,27 @@ def _numba_threads() -> int:
 
 
 def threads() -> int:
-    """Threads for the scattered visits of a large workforce (the model reads it every month):
-    numba's (NUMBA_NUM_THREADS, by default one per core), at most OMP_NUM_THREADS if that is set (the
-    threads are OpenMP's), read once per process; 1 in a forked child. joblib's workers (the batch
-    runner's, Hydra's joblib launcher's) get NUMBA_NUM_THREADS=1 from joblib, and Ray's workers
-    OMP_NUM_THREADS=1 from Ray, so a pool of runs does not ask for more threads than cores. A child
-    forked from a process that has started numba's OpenMP threads would be ended by numba at its first
-    threaded call (GNU OpenMP is not fork-safe), hence one thread there. The threads change no value:
-    the ledger's sums are taken in slot order after them (tests/test_compiled.py)."""
+    """Threads for the passes of a large workforce (read by the kernels' callers at each call): numba's
+    (NUMBA_NUM_THREADS, by default one per core), at most OMP_NUM_THREADS if that is set (the threads
+    are OpenMP's; Ray sets it to 1 in its workers), read once per process; and 1 in a worker of a
+    process pool (a multiprocessing child: joblib's, the batch runner's, Hydra's joblib launcher's,
+    Mesa's batch_run, EMA Workbench's) and in any forked child. A pool already uses the cores, and a
+    child forked from a process that has started numba's OpenMP threads would be ended by numba at its
+    first threaded call (GNU OpenMP is not fork-safe). Each threaded loop is split into this many
+    parts, so no more threads than this work on it. The threads change no value: the ledger's sums
+    are taken in slot order after them (tests/test_compiled.py)."""
     return 1 if _forked else _allowed_threads()
 
 
 @functools.cache
 def _allowed_threads() -> int:
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        return 1
     n = _numba_threads()
     omp = os.environ.get("OMP_NUM_THREADS", "").strip()
     return min(n, int(omp)) if omp.isdigit() and int(omp) >= 1 else n
-
-
-_numba_threads()
 
 
 _numba_threads()
@@ -577,23 +579,30 @@ def _visit_buffers(m):
             np.empty(m, dtype=np.float32))
 
 
+@njit(**_INLINE)
+def _part(m, c, parts):
+    """Part c of `parts` of range(m): one contiguous piece per thread (so that no more threads than
+    `parts` take part, whatever numba's count)."""
+    return range(m * c // parts, m * (c + 1) // parts)
+
+
 @njit(**_PARALLEL)
-def _gather_levels(idx, level):
+def _gather_levels(idx, level, parts):
     """level[idx], read by the threads (the slots are scattered: a cache miss each)."""
     lv = np.empty(idx.size, dtype=level.dtype)
-    for j in prange(idx.size):
-        lv[j] = level[idx[j]]
+    for c in prange(parts):
+        for j in _part(idx.size, c, parts):
+            lv[j] = level[idx[j]]
     return lv
 
 
 @njit(**_PARALLEL)
-def _gather_visits(idx, level, weight, pay, lv, w, p):
+def _gather_visits(idx, level, weight, pay, lv, w, p, parts):
     """Level, weight and pay of the slots idx, read by the threads, for sums taken after them."""
-    for j in prange(idx.size):
-        i = idx[j]
-        lv[j] = level[i]
-        w[j] = weight[i]
-        p[j] = pay[i]
+    for c in prange(parts):
+        for j in _part(idx.size, c, parts):
+            i = idx[j]
+            lv[j], w[j], p[j] = level[i], weight[i], pay[i]
 
 
 @njit(**_JIT)
@@ -673,25 +682,27 @@ def _enter_one(i, j, new_level, new_female, new_age, new_retire_age, new_firm, n
 
 @njit(**_PARALLEL)
 def _relocate_visits(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_factor, gain, pay,
-                     lv, w, before, after, level_rate, studio_mult, level_pay, firm_premium, pay_floor):
-    for j in prange(idx.size):
-        i = idx[j]
-        lv[j], w[j], before[j] = level[i], weight[i], pay[i]
-        _relocate_one(i, new_firm[j], level, studio_since, aptitude, firm, wage_factor, gain, pay,
-                      level_rate, studio_mult, level_pay, firm_premium, pay_floor)
-        after[j] = pay[i]
+                     lv, w, before, after, level_rate, studio_mult, level_pay, firm_premium, pay_floor, parts):
+    for c in prange(parts):
+        for j in _part(idx.size, c, parts):
+            i = idx[j]
+            lv[j], w[j], before[j] = level[i], weight[i], pay[i]
+            _relocate_one(i, new_firm[j], level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                          level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+            after[j] = pay[i]
 
 
 @njit(**_PARALLEL)
 def _promote_visits(idx, level, months_at_level, progress, credit, weight, studio_since, aptitude, firm,
                     wage_factor, gain, pay, lv, w, before, after,
-                    level_rate, studio_mult, level_pay, firm_premium, pay_floor):
-    for j in prange(idx.size):
-        i = idx[j]
-        lv[j], w[j], before[j] = level[i], weight[i], pay[i]
-        _promote_one(i, level, months_at_level, progress, credit, studio_since, aptitude, firm, wage_factor, gain,
-                     pay, level_rate, studio_mult, level_pay, firm_premium, pay_floor)
-        after[j] = pay[i]
+                    level_rate, studio_mult, level_pay, firm_premium, pay_floor, parts):
+    for c in prange(parts):
+        for j in _part(idx.size, c, parts):
+            i = idx[j]
+            lv[j], w[j], before[j] = level[i], weight[i], pay[i]
+            _promote_one(i, level, months_at_level, progress, credit, studio_since, aptitude, firm, wage_factor,
+                         gain, pay, level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+            after[j] = pay[i]
 
 
 @njit(**_JIT)
@@ -705,7 +716,7 @@ def promote(idx, level, months_at_level, progress, credit, weight,
         lv, w, before, after = _visit_buffers(idx.size)
         _promote_visits(idx, level, months_at_level, progress, credit, weight, studio_since, aptitude, firm,
                         wage_factor, gain, pay, lv, w, before, after,
-                        level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+                        level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads)
         _book_visits(lv, 1, w, before, after, count, pay_sum)
         return
     sums = np.zeros((4, 8))
@@ -726,7 +737,8 @@ def relocate(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_fa
     if threads > 1 and idx.size >= THREADS_FROM:
         lv, w, before, after = _visit_buffers(idx.size)
         _relocate_visits(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_factor, gain, pay,
-                         lv, w, before, after, level_rate, studio_mult, level_pay, firm_premium, pay_floor)
+                         lv, w, before, after, level_rate, studio_mult, level_pay, firm_premium, pay_floor,
+                         threads)
         _book_visits(lv, 0, w, before, after, count, pay_sum)
         return
     sums = np.zeros((4, 8))
@@ -742,15 +754,14 @@ def relocate(idx, new_firm, level, weight, studio_since, aptitude, firm, wage_fa
 @njit(**_PARALLEL)
 def _enter_visits(idx, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude, new_wage_factor,
                   new_weight, level, female, age, retire_age, firm, aptitude, wage_factor, months_at_level, progress,
-                  credit, studio_since, comp_month, weight, bonus, gain, pay, after,
-                  level_rate, studio_mult, level_pay, firm_premium, pay_floor):
-    for j in prange(idx.size):
-        i = idx[j]
-        _enter_one(i, j, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude, new_wage_factor,
-                   new_weight, level, female, age, retire_age, firm, aptitude, wage_factor, months_at_level,
-                   progress, credit, studio_since, comp_month, weight, bonus, gain, pay,
-                   (level_rate, studio_mult, level_pay, firm_premium, pay_floor))
-        after[j] = pay[i]
+                  credit, studio_since, comp_month, weight, bonus, gain, pay, after, tables, parts):
+    for c in prange(parts):
+        for j in _part(idx.size, c, parts):
+            i = idx[j]
+            _enter_one(i, j, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude,
+                       new_wage_factor, new_weight, level, female, age, retire_age, firm, aptitude, wage_factor,
+                       months_at_level, progress, credit, studio_since, comp_month, weight, bonus, gain, pay, tables)
+            after[j] = pay[i]
 
 
 @njit(**_JIT)
@@ -766,8 +777,8 @@ def enter(idx, new_level, new_female, new_age, new_retire_age, new_firm, new_apt
         _enter_visits(idx, new_level, new_female, new_age, new_retire_age, new_firm, new_aptitude, new_wage_factor,
                       new_weight, level, female, age, retire_age, firm, aptitude, wage_factor, months_at_level,
                       progress, credit, studio_since, comp_month, weight, bonus, gain, pay, after,
-                      level_rate, studio_mult, level_pay, firm_premium, pay_floor)
-        x = np.float64(new_weight)
+                      (level_rate, studio_mult, level_pay, firm_premium, pay_floor), threads)
+        x = np.float64(np.float32(new_weight))  # as stored in the weight column and read back
         for j in range(idx.size):
             sums[2, new_level[j]] += x
             sums[3, new_level[j]] += x * np.float64(after[j])
@@ -1324,7 +1335,7 @@ def _depart(addresses, age, retire_age, out, level, hazard, p_max, leave_share, 
         for j in range(u.size):
             u[j] = u[j] * scale
         if threads > 1 and cand.size >= THREADS_FROM:
-            lv = _gather_levels(cand, level)  # by the threads
+            lv = _gather_levels(cand, level, threads)
         else:
             lv = level[cand]
         leavers, movers = _split_by_levels(cand, u, lv, hazard, leave_share)
@@ -1339,7 +1350,7 @@ def _depart(addresses, age, retire_age, out, level, hazard, p_max, leave_share, 
                  pay_sum, level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads)
     if threads > 1 and gone.size >= THREADS_FROM:
         lv, w, before, _ = _visit_buffers(gone.size)
-        _gather_visits(gone, level, weight, pay, lv, w, before)
+        _gather_visits(gone, level, weight, pay, lv, w, before, threads)
         _ledger_sums_add(lv, w, before, count, pay_sum, -1.0)
     elif gone.size:
         ledger_add(gone, level, weight, pay, count, pay_sum, -1.0)
@@ -1552,7 +1563,7 @@ def _income_narrow(pay, bonus, stride, scale, threshold, lo, hi, threads):
         n_mid, below, upto = _count_and_mark(pay, bonus, scale, True, threshold, lo, hi, sample, marks)
     else:
         if threads > 1 and m >= THREADS_FROM:  # a cache miss a value: read by the threads
-            sample = _income_sample_threads(pay, bonus, stride, scale)
+            sample = _income_sample_threads(pay, bonus, stride, scale, threads)
         else:
             sample, _ = _income_sample(pay, bonus, stride, scale, threshold)
         n_mid, below, upto = _count_and_mark(sample, sample, scale, False, threshold, lo, hi, sample, marks)
@@ -1657,12 +1668,13 @@ def _income_sample(pay, bonus, stride, scale, threshold):
 
 
 @njit(**_PARALLEL)
-def _income_sample_threads(pay, bonus, stride, scale):
+def _income_sample_threads(pay, bonus, stride, scale, parts):
     """The strided sample of `_income_sample` (stride > 1), its values read by the threads."""
     m = (pay.size + stride - 1) // stride
     sample = np.empty(m, dtype=np.float32)
-    for i in prange(m):
-        sample[i] = pay[i * stride] * scale + bonus[i * stride]
+    for c in prange(parts):
+        for i in _part(m, c, parts):
+            sample[i] = pay[i * stride] * scale + bonus[i * stride]
     return sample
 
 

@@ -266,7 +266,6 @@ class WorkforceModel(Model):
 
     # -- phases -----------------------------------------------------------------------------
     def _reset_month(self) -> None:
-        self.workforce.threads = self.workforce.kernels.threads()
         self.flows = dict.fromkeys(FLOWS, 0.0)
         self.certification_spend = 0.0
         if self.bonus_slots.size:

@@ -51,11 +51,16 @@ class Workforce:
         self.capacity = int(capacity)
         #: the per-worker passes (sim.passes: compiled sim.kernels, or the numpy sim.kernels_numpy)
         self.kernels = passes if passes is not None else kernels_numpy
-        #: threads for the kernels' scattered visits (the model sets it each month: kernels.threads)
-        self.threads = 1
         for name, dt in FIELDS.items():
             setattr(self, "_" + name, np.zeros(self.capacity, dtype=dt))
         self.n = 0
+
+    @property
+    def threads(self) -> int:
+        """Threads for the passes of this process (sim.kernels.threads; 1 for the numpy passes), asked
+        at each call, so that a workforce carried into a forked child or a pool's worker follows its
+        new process."""
+        return self.kernels.threads()
 
     @property
     def n(self) -> int:
@@ -94,7 +99,6 @@ class Workforce:
 
         self.capacity = state["capacity"]
         self.kernels = importlib.import_module(state["kernels"])
-        self.threads = 1  # a process's own: the model sets it each month
         for name, arr in state["columns"].items():
             setattr(self, "_" + name, arr)
         self.n = state["n"]

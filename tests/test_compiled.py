@@ -753,15 +753,54 @@ def test_the_studio_roster_and_income_sample_with_threads_are_those_of_one_threa
         assert got[0] == got[1] == got[2] and got[0][1] == np.count_nonzero(ref >= threshold) > 0
 
 
+@pytest.mark.slow
+def test_a_full_scale_year_is_the_same_bytes_on_one_thread_and_on_all():
+    """The whole model at full scale (5.7M workers, where every threaded path is taken) for a year,
+    history skipped: the series and every column are the same bytes with OMP_NUM_THREADS=1 and with
+    numba's threads. Run in fresh processes (the threads are read once per process)."""
+    import subprocess
+    import sys
+
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("one core: numba has one thread, so both runs would take the same path")
+    script = """
+import dataclasses, hashlib
+from sim import kernels
+from sim.config import HorizonParams, RunConfig
+from sim.model import WorkforceModel
+from sim.workforce import FIELDS
+cfg = RunConfig(n_agents=5_700_000, seed=11, horizon=HorizonParams(start_year=2025, end_year=2025))
+cfg = dataclasses.replace(cfg, region=dataclasses.replace(
+    cfg.region, history=dataclasses.replace(cfg.region.history, origin="2100-12")))
+m = WorkforceModel(cfg).run()
+h = hashlib.sha256(m.series().to_csv(index=False, float_format="%.17g").encode())
+for f in FIELDS:
+    h.update(getattr(m.workforce, f).tobytes())
+print(kernels.threads(), h.hexdigest())
+"""
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    out = []
+    for env in ({"OMP_NUM_THREADS": "1"}, {}):
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                             env=dict(base, SKILLSIM_KERNELS="compiled", SKILLSIM_HISTORY_DISK_MB="0", **env))
+        assert run.returncode == 0, run.stderr[-2000:]
+        out.append(run.stdout.split())
+    (one, a), (many, b) = out
+    assert one == "1" and int(many) >= 2
+    assert a == b
+
+
 def test_a_forked_child_visits_in_one_thread():
     """GNU OpenMP is not fork-safe: numba ends a forked child at its first threaded call once the parent
     has started its threads. A child forked from this process (which has) gets one thread."""
     import multiprocessing
 
-    import numba
-
     kernels.warm()
-    assert kernels.threads() == numba.get_num_threads()
+    assert kernels.threads() == kernels._allowed_threads()
+    pid = os.fork()
+    if pid == 0:  # a bare fork (not a pool's worker): the at-fork hook
+        os._exit(0 if kernels.threads() == 1 else 1)
+    assert os.waitpid(pid, 0)[1] == 0
     with multiprocessing.get_context("fork").Pool(1) as pool:
         assert pool.apply(kernels.threads) == 1
     assert kernels_numpy.threads() == 1
@@ -782,12 +821,12 @@ def test_the_threads_are_numbas_capped_by_omp_num_threads(env, expected):
     assert got == (numbas if expected == "numba" else expected)
 
 
-def test_the_batch_runners_workers_use_one_thread_each():
-    """joblib hands its workers NUMBA_NUM_THREADS=1 (a pool of runs already uses the cores)."""
+def test_a_pools_workers_use_one_thread_each():
+    """A worker of a process pool (here joblib's, as the batch runner's) runs on one thread: the pool
+    already uses the cores."""
     from joblib import Parallel, delayed
 
-    got = Parallel(n_jobs=2, backend="loky")(delayed(kernels.threads)() for _ in range(2))
-    assert got == [1, 1]
+    assert Parallel(n_jobs=2, backend="loky")(delayed(kernels.threads)() for _ in range(2)) == [1, 1]
 
 
 @pytest.mark.parametrize("overrides", [
