@@ -78,10 +78,11 @@ _JIT = dict(cache=True, nogil=True, boundscheck=False)
 _INLINE = dict(_JIT, inline="always")
 #: the scattered visits (firm moves, entrants, promotions) split over threads (numba's prange): see `threads`
 _PARALLEL = dict(_JIT, parallel=True)
-#: workers visited in one call from which the visits use threads: below, starting them costs more
+#: workers visited in one call from which the visits use threads: below, waking them costs more
 THREADS_FROM = 16_384
-#: workers from which eligibility is found in one part per thread
-ELIGIBLE_THREADS_FROM = 1 << 20
+#: workers from which the passes over every worker (ageing, eligibility, the studio roster) run one
+#: part of the slots per thread
+PARTS_FROM = 1 << 20
 
 
 _forked = False
@@ -406,7 +407,7 @@ def eligible_odds(progress, level, months_at_level, credit, studio_since, waits,
         odds[lv] = sit_untrained[lv] * pass_prob[lv]
         odds_prepared[lv] = sit_trained * pass_prob[lv]
     n = progress.size
-    parts = threads if n >= ELIGIBLE_THREADS_FROM else 1
+    parts = threads if n >= PARTS_FROM else 1
     if parts == 1:
         m = _eligible_odds_part(0, n, progress, level, months_at_level, credit, studio_since, wait, odds,
                                 odds_prepared, out, out_odds)
@@ -512,10 +513,10 @@ def _compete(addresses, part, progress, half_log_aptitude, luck_sd, prep_gain):
 def studio_roster(studio_since, level, t, term, lo, hi, stay, leave, threads):
     """kernels_numpy.studio_roster: (staying members, leaving members) in slot order, views of the
     buffers `stay` and `leave`. A block at a time, as `age_and_retire`: a vectorised pass marks the
-    members (1-3% of workers), and only they are read further. From ELIGIBLE_THREADS_FROM workers,
+    members (1-3% of workers), and only they are read further. From PARTS_FROM workers,
     one part of the slots per thread, the parts' lists joined."""
     n = studio_since.size
-    if threads > 1 and n >= ELIGIBLE_THREADS_FROM:
+    if threads > 1 and n >= PARTS_FROM:
         starts = _part_starts(n, threads)
         kept = np.empty(threads, dtype=np.int64)
         gone = np.empty(threads, dtype=np.int64)
@@ -1322,7 +1323,7 @@ def _depart(addresses, age, retire_age, out, level, hazard, p_max, leave_share, 
             studio_since, aptitude, firm, wage_factor, gain, pay, count, pay_sum,
             level_rate, studio_mult, level_pay, firm_premium, pay_floor, threads):
     """A small run's month had nine Python calls here, a few microseconds each, more than their work."""
-    if threads > 1 and age.size >= ELIGIBLE_THREADS_FROM:
+    if threads > 1 and age.size >= PARTS_FROM:
         retired = _age_and_retire_parts(age, retire_age, out, threads)
     else:
         retired = age_and_retire(age, retire_age, out)

@@ -627,7 +627,7 @@ def test_income_quantiles_in_one_call_are_the_samples_order_statistics(model, st
 
 def tiled(model, times: int):
     """`times` copies of the model's workers one after another: a workforce large enough for the
-    kernels' threaded paths (sim.kernels.THREADS_FROM, ELIGIBLE_THREADS_FROM)."""
+    kernels' threaded paths (sim.kernels.THREADS_FROM, PARTS_FROM)."""
     from sim.workforce import FIELDS, Workforce
 
     src = model.workforce
@@ -681,11 +681,11 @@ def test_visits_split_over_threads_are_bit_for_bit_those_of_one_thread(model, th
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("empty_part", [False, True])
 def test_eligibility_found_in_one_part_per_thread_is_in_slot_order(model, threads, empty_part):
-    """From ELIGIBLE_THREADS_FROM workers eligible_odds finds its candidates in one part of the slots
+    """From PARTS_FROM workers eligible_odds finds its candidates in one part of the slots
     per thread and joins the parts: the same candidates and odds, in slot order, as one thread and as
     the numpy passes; also when a part has nobody at the standard."""
-    wf = tiled(model, -(-kernels.ELIGIBLE_THREADS_FROM // model.workforce.n))
-    assert wf.n >= kernels.ELIGIBLE_THREADS_FROM
+    wf = tiled(model, -(-kernels.PARTS_FROM // model.workforce.n))
+    assert wf.n >= kernels.PARTS_FROM
     if empty_part:
         wf.progress[wf.n // 3:2 * wf.n // 3] = 0.0
     beh = model.cfg.behaviour
@@ -700,10 +700,10 @@ def test_eligibility_found_in_one_part_per_thread_is_in_slot_order(model, thread
 
 @pytest.mark.parametrize("threads", [2, 3])
 def test_departures_with_threads_are_bit_for_bit_those_of_one_thread(model, threads):
-    """From ELIGIBLE_THREADS_FROM workers depart ages one part of the slots per thread, and from
+    """From PARTS_FROM workers depart ages one part of the slots per thread, and from
     THREADS_FROM candidates or leavers it reads their levels, weights and pays with the threads: the
     same leavers, movers, columns, ledger and stream state as one thread and as the numpy passes."""
-    base = tiled(model, -(-kernels.ELIGIBLE_THREADS_FROM // model.workforce.n))
+    base = tiled(model, -(-kernels.PARTS_FROM // model.workforce.n))
     base.retire_age[::5] = base.age[::5] + 1  # one in five retires, in every part
     hazard = (np.linspace(1.0, 0.2, 8) * 0.05).astype(np.float32)
     outs = []
@@ -727,11 +727,11 @@ def test_departures_with_threads_are_bit_for_bit_those_of_one_thread(model, thre
 
 @pytest.mark.parametrize("threads", [2, 3])
 def test_the_studio_roster_and_income_sample_with_threads_are_those_of_one_thread(model, threads):
-    """From ELIGIBLE_THREADS_FROM workers the studio roster is read one part of the slots per thread,
+    """From PARTS_FROM workers the studio roster is read one part of the slots per thread,
     and a strided income sample of THREADS_FROM values or more is read by the threads: the same
     members in the same order, and the same quantiles, as one thread and as the numpy passes (also
     with no member in some parts, and with everyone a member)."""
-    wf = tiled(model, -(-kernels.ELIGIBLE_THREADS_FROM // model.workforce.n))
+    wf = tiled(model, -(-kernels.PARTS_FROM // model.workforce.n))
     since = wf.studio_since.copy()
     since[wf.n // 2:] = NO_MONTH
     impls = ((kernels, threads), (kernels, 1), (kernels_numpy, 1))
