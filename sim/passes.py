@@ -49,8 +49,8 @@ def select(n_agents: int) -> ModuleType:
 
 def use_compiled_in_workers() -> None:
     """Before starting worker processes that run many models: compile the kernels once here if the
-    cache is cold (not in every worker at once) and let the workers use them (joblib gives each
-    worker one thread: sim.kernels.threads)."""
+    cache is cold (not in every worker at once) and let the workers use them (each on one thread, as
+    any pool's worker: sim.kernels.threads)."""
     if choice() == "numpy":
         return
     from . import kernels
