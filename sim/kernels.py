@@ -28,6 +28,7 @@ import functools
 import math
 import os
 import sys
+import threading
 
 import numpy as np
 from llvmlite import ir
@@ -86,6 +87,7 @@ PARTS_FROM = 1 << 20
 
 
 _forked = False
+_MAIN_THREAD = threading.main_thread().ident
 
 
 def _after_fork() -> None:
@@ -119,10 +121,14 @@ def threads() -> int:
     process pool (a multiprocessing child: joblib's, the batch runner's, Hydra's joblib launcher's,
     Mesa's batch_run, EMA Workbench's) and in any forked child. A pool already uses the cores, and a
     child forked from a process that has started numba's OpenMP threads would be ended by numba at its
-    first threaded call (GNU OpenMP is not fork-safe). Each threaded loop is split into this many
-    parts, so no more threads than this work on it. The threads change no value: the ledger's sums
-    are taken in slot order after them (tests/test_compiled.py)."""
-    return 1 if _forked else _allowed_threads()
+    first threaded call (GNU OpenMP is not fork-safe). Also 1 off the main thread (the explorer's views,
+    a thread pool's tasks): several Python threads may run models at once, their passes already in
+    parallel (they release the GIL), and each calling thread would start a team of its own. Each
+    threaded loop is split into this many parts, so no more threads than this work on it. The threads
+    change no value: the ledger's sums are taken in slot order after them (tests/test_compiled.py)."""
+    if _forked or threading.get_ident() != _MAIN_THREAD:  # a forked child's main thread: _forked
+        return 1
+    return _allowed_threads()
 
 
 @functools.cache

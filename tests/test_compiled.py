@@ -821,6 +821,18 @@ def test_the_threads_are_numbas_capped_by_omp_num_threads(env, expected):
     assert got == (numbas if expected == "numba" else expected)
 
 
+def test_other_python_threads_use_one_thread_each():
+    """Only the main thread starts a team: a view of the explorer or a thread pool's task, which may run
+    beside other models (their passes release the GIL), visits on one thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    kernels.warm()
+    assert kernels.threads() == kernels._allowed_threads()
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(lambda _: kernels.threads(), range(4))) == [1, 1, 1, 1]
+    assert kernels.threads() == kernels._allowed_threads()
+
+
 def test_a_pools_workers_use_one_thread_each():
     """A worker of a process pool (here joblib's, as the batch runner's) runs on one thread: the pool
     already uses the cores."""
