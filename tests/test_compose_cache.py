@@ -91,6 +91,11 @@ def test_the_key_follows_the_overrides_the_config_files_and_the_code(tmp_path, m
 
     base = key("n_agents=5")
     assert key("n_agents=5") == base and key("n_agents=6") != base
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "kernels.f-1.py311.nbi").write_bytes(b"numba's index")  # compiled code: not read
+    (pkg / "conf" / "__pycache__").mkdir()
+    (pkg / "conf" / "__pycache__" / "stale.json").write_text("{}")
+    assert key("n_agents=5") == base
     (pkg / "conf" / "config.yaml").write_text((pkg / "conf" / "config.yaml").read_text() + "\n# edited\n")
     edited = key("n_agents=5")
     assert edited != base
