@@ -8,7 +8,8 @@ Measures (see benchmarks/README.md):
   (c) naive reference: a one-object-per-worker Mesa model (benchmarks/naive_mesa.py) at 20k and 100k
       agents, and the ratio of the model's agent-steps per second to it, measured in the same run;
   (d) baseline: the same cases run from a checkout of an earlier commit (`--baseline REF`, default
-      the commit before the compiled kernels), in the same benchmark run, as ratios;
+      the commit before the compiled kernels), in the same benchmark run, as ratios; at full scale,
+      the median of D_PAIRS pairs of fresh processes run back to back;
   (e) start-up: `skillsim` with no arguments, wall time against the model's own time (the run's
       logged seconds), with the compiled-kernel and composition caches cold (fresh NUMBA_CACHE_DIR and
       SKILLSIM_CACHE_DIR) and warm;
@@ -210,6 +211,36 @@ def median_startup(results: list[dict]) -> dict:
     pick = dict(ordered[len(ordered) // 2])
     pick["repeats_wall_s"] = [r["wall_s"] for r in results]
     return pick
+
+
+#: fresh processes of this checkout and the baseline at full scale, back to back, for (d): the machine's
+#: speed drifts by 10-15% over minutes, so (a), run minutes before the baseline's case, is no pair
+D_PAIRS = 3
+
+
+def full_scale_pairs(base: Path) -> list[tuple[dict, dict]]:
+    """D_PAIRS pairs (this, baseline) of full-scale runs, each pair back to back, who goes first
+    alternating."""
+    pairs = []
+    for i in range(D_PAIRS):
+        got = {}
+        for side in (("this", "base") if i % 2 == 0 else ("base", "this")):
+            got[side] = run_case(model_spec(FULL_N), f"{'baseline' if side == 'base' else 'model'} "
+                                 f"{fmt_n(FULL_N)} for (d), pair {i + 1}", root=base if side == "base" else None)
+        pairs.append((got["this"], got["base"]))
+    return pairs
+
+
+def pair_ratios(this: dict, base: dict) -> dict:
+    return {"wall_ratio": (base["build_s"] + base["steps_s"]) / (this["build_s"] + this["steps_s"]),
+            "steps_ratio": base["steps_s"] / this["steps_s"], "this_wall_s": this["build_s"] + this["steps_s"],
+            "baseline_wall_s": base["build_s"] + base["steps_s"]}
+
+
+def median_pair(pairs: list[tuple[dict, dict]]) -> int:
+    """Index of the pair with the median wall ratio."""
+    ratios = [pair_ratios(t, b)["wall_ratio"] for t, b in pairs]
+    return sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]
 
 
 def baseline_ratios(points: list[dict], bpoints: list[dict]) -> list[dict]:
@@ -468,6 +499,12 @@ def report(res: dict) -> str:
                          f"{r['peak_rss_mb']:.0f} / {r['baseline_peak_rss_mb']:.0f}", target])
         out.append(table(["agents", "build", "steps", "wall (build + steps)", "peak RSS MB now / baseline", "target"],
                          rows))
+        if bl.get("full_scale_pairs"):
+            fp = bl["full_scale_pairs"]
+            out.append(f"    {fmt_n(FULL_N)}: the median of {len(fp)} pairs of fresh processes run back to back (who "
+                       "goes first alternating); each pair's wall ratio (baseline s / this s): "
+                       + ", ".join(f"{r['wall_ratio']:.2f}x ({r['baseline_wall_s']:.1f} / {r['this_wall_s']:.2f})"
+                                   for r in fp))
     st = res.get("startup")
     if st:
         out.append("\n(e) Start-up: `skillsim` with no arguments (Chongqing, 100k agents, history from 2012-10 to 2035-12)")
@@ -608,15 +645,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if base is not None:
             bpoints = []
-            for n in (10_000, 100_000, 1_000_000) + (() if quick else (FULL_N,)):
+            for n in (10_000, 100_000, 1_000_000):
                 reps = 3 if n <= 100_000 else 1
                 bpoints.append(median_case([run_case(model_spec(n), f"baseline {fmt_n(n)} (rep {i + 1})", root=base)
                                             for i in range(reps)]))
+            pairs = [] if quick else full_scale_pairs(base)
+            this_points = points
+            if pairs:  # (d)'s full-scale row: the median pair's runs
+                this_full, base_full = pairs[median_pair(pairs)]
+                this_points = [p for p in points if p["n"] != FULL_N] + [this_full]
+                bpoints.append(base_full)
             res["baseline"] = {"ref": args.baseline,
                                "commit": _cmd(["git", "rev-parse", args.baseline]),
                                "points": [{k: v for k, v in p.items() if k not in ("series", "details")}
                                           for p in bpoints],
-                               "speedup": baseline_ratios(points, bpoints)}
+                               "speedup": baseline_ratios(this_points, bpoints),
+                               "full_scale_pairs": [pair_ratios(t, b) for t, b in pairs]}
         # cold: each repeat with caches of its own, emptied (one sample swung by 0.1 s on this machine)
         st = {"cold": median_startup([startup_case(f"skillsim, caches cold (rep {i + 1})", cold=True)
                                       for i in range(3)])}
