@@ -503,7 +503,7 @@ def report(res: dict) -> str:
             fp = bl["full_scale_pairs"]
             out.append(f"    {fmt_n(FULL_N)}: the median of {len(fp)} pairs of fresh processes run back to back (who "
                        "goes first alternating); each pair's wall ratio (baseline s / this s): "
-                       + ", ".join(f"{r['wall_ratio']:.2f}x ({r['baseline_wall_s']:.1f} / {r['this_wall_s']:.2f})"
+                       + ", ".join(f"{r['wall_ratio']:.2f}x ({r['baseline_wall_s']:.2f} / {r['this_wall_s']:.2f})"
                                    for r in fp))
     st = res.get("startup")
     if st:

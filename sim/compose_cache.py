@@ -68,14 +68,18 @@ def _package_files(folder: str, rel: str) -> list[tuple[str, str]]:
     """(path relative to the package, path) of every file under `folder` but in `__pycache__`, sorted
     by the relative path's parts."""
     found = []
-    with os.scandir(folder) as entries:
-        for entry in sorted(entries, key=lambda e: e.name):
-            name = f"{rel}/{entry.name}" if rel else entry.name
-            if entry.is_dir(follow_symlinks=True):
-                if entry.name != "__pycache__":
-                    found.extend(_package_files(entry.path, name))
-            elif entry.is_file():
-                found.append((name, entry.path))
+    try:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:  # an unreadable folder is left out, as Path.rglob leaves it
+        return found
+    for entry in entries:
+        name = f"{rel}/{entry.name}" if rel else entry.name
+        if entry.is_dir(follow_symlinks=False):  # linked folders are not entered (nor by rglob)
+            if entry.name != "__pycache__":
+                found.extend(_package_files(entry.path, name))
+        elif entry.is_file():
+            found.append((name, entry.path))
     return found
 
 

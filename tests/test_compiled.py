@@ -827,6 +827,8 @@ def test_other_python_threads_use_one_thread_each():
     from concurrent.futures import ThreadPoolExecutor
 
     kernels.warm()
+    if kernels._allowed_threads() < 2:
+        pytest.skip("one thread here: the rule cannot be seen")
     assert kernels.threads() == kernels._allowed_threads()
     with ThreadPoolExecutor(2) as pool:
         assert list(pool.map(lambda _: kernels.threads(), range(4))) == [1, 1, 1, 1]

@@ -95,6 +95,7 @@ def test_the_key_follows_the_overrides_the_config_files_and_the_code(tmp_path, m
     (pkg / "__pycache__" / "kernels.f-1.py311.nbi").write_bytes(b"numba's index")  # compiled code: not read
     (pkg / "conf" / "__pycache__").mkdir()
     (pkg / "conf" / "__pycache__" / "stale.json").write_text("{}")
+    (pkg / "conf" / "loop").symlink_to(pkg, target_is_directory=True)  # a linked folder is not entered
     assert key("n_agents=5") == base
     (pkg / "conf" / "config.yaml").write_text((pkg / "conf" / "config.yaml").read_text() + "\n# edited\n")
     edited = key("n_agents=5")
