@@ -106,12 +106,21 @@ def _numba_threads() -> int:
     import numba
 
     # OpenMP's threads wait for work asleep, not spinning: spinning kept a second core busy for half
-    # of a full-scale run's wall time, for no speed (benchmarks/README.md)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    n = numba.get_num_threads()
+    # of a full-scale run's wall time, for no speed (benchmarks/README.md). GNU OpenMP reads the setting
+    # once, as its library loads (when numba starts its layer); it is then taken out of the environment
+    # again, so that other programs this process starts keep their own default.
+    ours = "OMP_WAIT_POLICY" not in os.environ
+    if ours:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    try:
+        n = numba.get_num_threads()
+        layer = numba.threading_layer()
+    finally:
+        if ours:
+            os.environ.pop("OMP_WAIT_POLICY", None)
     # workqueue, numba's fallback when no OpenMP or TBB library loads, is not thread-safe, and was no
     # faster than one thread here
-    return n if numba.threading_layer() in ("omp", "tbb") else 1
+    return n if layer in ("omp", "tbb") else 1
 
 
 def threads() -> int:

@@ -835,6 +835,27 @@ def test_other_python_threads_use_one_thread_each():
     assert kernels.threads() == kernels._allowed_threads()
 
 
+def test_openmp_waits_asleep_without_the_setting_left_in_the_environment():
+    """GNU OpenMP reads OMP_WAIT_POLICY as its library loads: PASSIVE then (threads asleep between
+    calls, not spinning on a core), and the variable gone again, so programs started later keep
+    their default; a policy the user set is kept."""
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    script = ("import os; from sim import kernels; import numba; "
+              "print(numba.threading_layer(), os.environ.get('OMP_WAIT_POLICY'))")
+    for env, policy, left in (({}, "PASSIVE", "None"), ({"OMP_WAIT_POLICY": "active"}, "ACTIVE", "active")):
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                             env=dict(base, OMP_DISPLAY_ENV="TRUE", **env))
+        assert out.returncode == 0, out.stderr[-2000:]
+        layer, now = out.stdout.split()
+        if layer != "omp":
+            pytest.skip(f"numba's threading layer here is {layer}, not OpenMP")
+        assert now == left
+        assert f"OMP_WAIT_POLICY = '{policy}'" in out.stderr
+
+
 def test_a_pools_workers_use_one_thread_each():
     """A worker of a process pool (here joblib's, as the batch runner's) runs on one thread: the pool
     already uses the cores."""
