@@ -67,7 +67,15 @@ def git_commit() -> str:
     Only a source checkout has one: an installed package (a wheel, even inside someone's repository)
     says "unknown" and is identified by its version in `versions`.
     """
-    src = Path(__file__).resolve().parent
+    return commit_of(Path(__file__).resolve().parent)
+
+
+def commit_of(src: Path) -> str:
+    """git_commit for the package folder `src`: its checkout's commit if `src` sits at the top of a git
+    work tree, else "unknown", without starting git when there is no `.git` beside it (an installed
+    package: a git process is a few milliseconds of every run's start)."""
+    if not (src.parent / ".git").exists():
+        return "unknown"
     try:
         top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=src, capture_output=True, text=True,
                              timeout=10)

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -673,3 +674,43 @@ def test_remembered_text_widths_wrap_a_header_as_measuring_each_line_afresh():
     for size in (12, 8):  # narrower trials repeat the last one's lines: the same result from memory
         assert wrapped("en", 5.0, size, fresh=False) == wrapped("en", 5.0, size)
     assert len(wrapped("en", 5.0, 12)) >= 2  # the title does wrap at 5 inches
+
+
+def test_two_threads_drawing_in_two_languages_keep_their_own_settings():
+    """language() on two threads at once: a Chinese block, and an English block asked for while it runs
+    that would still be running when the Chinese one ends. Each block draws under its own fonts, and the
+    process's settings are the earlier ones once both end. (With matplotlib's rc_context alone, so
+    interleaved, the Chinese block gets the English fonts, the English block the defaults, and the
+    Chinese settings stay in force.)"""
+    import threading
+
+    import matplotlib
+
+    from sim.report.style import language, rc
+
+    before = dict(matplotlib.rcParams)
+    zh, en = rc("zh")["font.family"], rc("en")["font.family"]
+    assert zh != en
+    entered, english_in, chinese_out, seen = threading.Event(), threading.Event(), threading.Event(), {}
+
+    def chinese():
+        with language("zh"):
+            entered.set()
+            english_in.wait(0.5)  # the English block enters meanwhile, unless it has to wait for this one
+            seen["zh"] = list(matplotlib.rcParams["font.family"])
+        chinese_out.set()
+
+    def english():
+        entered.wait(10)
+        with language("en"):
+            english_in.set()
+            chinese_out.wait(10)  # still inside when the Chinese block ends
+            seen["en"] = list(matplotlib.rcParams["font.family"])
+
+    threads = [threading.Thread(target=chinese), threading.Thread(target=english)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert seen == {"zh": list(zh), "en": list(en)}
+    assert dict(matplotlib.rcParams) == before

@@ -317,3 +317,32 @@ def test_a_study_folder_is_refused_before_anything_is_written(tmp_path, capsys, 
         assert err.startswith(f"skillsim-rerun: {study} is not a run folder (its manifest lists no series.csv")
     assert "run folder or one job folder of a sweep" in err and "Traceback" not in err
     assert snapshot(tmp_path) == before and not (tmp_path / "results").exists()
+
+
+def test_a_manifests_commit_is_the_checkouts_and_an_installed_package_starts_no_git(tmp_path, monkeypatch):
+    """commit_of: a package folder at the top of a git work tree gives its HEAD (with -dirty if tracked
+    files changed); one in a folder without .git (as in site-packages) gives "unknown" and starts no git
+    process."""
+    import os
+    import shutil
+
+    from sim import results
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    (repo / "sim").mkdir(parents=True)
+    (repo / "sim" / "a.py").write_text("x = 1\n")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "one"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, env={**os.environ, **env})
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert results.commit_of(repo / "sim") == head
+    (repo / "sim" / "a.py").write_text("x = 2\n")
+    assert results.commit_of(repo / "sim") == head + "-dirty"
+
+    installed = tmp_path / "site-packages" / "sim"
+    installed.mkdir(parents=True)
+    started = []
+    monkeypatch.setattr(results.subprocess, "run", lambda *a, **k: started.append(a) or pytest.fail("git started"))
+    assert results.commit_of(installed) == "unknown" and started == []

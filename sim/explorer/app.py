@@ -16,6 +16,7 @@ import io
 import threading
 
 import solara
+from solara.alias import rw
 
 from ..errors import ConfigError, SkillsimError
 from ..report.text import scenario_label
@@ -124,9 +125,31 @@ def summary_text(res: Result, L: str) -> str:
                                        per=f"{per:,.0f}" if per == per else "—")
 
 
-def png_bytes(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=150)
+#: resolution of a chart's PNG download (the page shows each chart at the figure's own, 100 dpi)
+DOWNLOAD_DPI = 150
+
+
+def png_bytes(fig, dpi: float | None = None) -> bytes:
+    """The figure as PNG at `dpi` (default: the figure's own, as the page shows it), drawn once.
+
+    `savefig` draws a figure that has a layout engine twice: a draw that only lays it out, then the
+    drawing, which lays it out again. The canvas's own draw lays it out and renders it in one, and
+    matplotlib's PNG writer then encodes the pixels as savefig's last step does: the same bytes
+    (tests/test_explorer.py compares them with savefig's), in about an eighth less time, five times
+    an update (benchmarks/README.md)."""
+    import matplotlib.image
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    own = fig.dpi
+    try:
+        if dpi is not None:
+            fig.dpi = dpi
+        canvas.draw()
+        buf = io.BytesIO()
+        matplotlib.image.imsave(buf, canvas.buffer_rgba(), format="png", origin="upper", dpi=fig.dpi)
+    finally:
+        fig.dpi = own
     return buf.getvalue()
 
 
@@ -137,6 +160,12 @@ def draw_all(res: Result, L: str) -> list:
     region = dataclasses.asdict(chosen_config(res.view, n_agents=res.n_agents).region)
     with language(L):
         return [(key, *draw(res, region, L)) for key, draw in charts.CHARTS]
+
+
+def shown_charts(res: Result, L: str) -> list:
+    """What the page shows of a result: (key, figure, table, PNG) for every chart, each PNG encoded
+    once, as the page shows it (`png_bytes` at the figure's resolution)."""
+    return [(key, fig, data, png_bytes(fig)) for key, fig, data in draw_all(res, L)]
 
 
 @solara.component
@@ -203,7 +232,9 @@ def Page():
 def Results(shown, error, task, v: View, L: str):
     T = LABELS[L]
     res = shown[0] if shown is not None else None
-    drawn = solara.use_memo(lambda: draw_all(res, L) if res is not None else [],
+    # drawn and encoded once per result and language: without it every render (a slider move, a
+    # progress line) would draw and encode the five charts again, about a second before a new answer shows
+    drawn = solara.use_memo(lambda: shown_charts(res, L) if res is not None else [],
                             dependencies=[id(res), res.replicates if res is not None else 0, L])
     if error:  # ipyvuetify's Alert directly: solara.Error passes a bool where this Alert wants text
         solara.v.Alert(type="error", outlined=True, children=[T["error"] + T["colon"] + error_text(error, L)])
@@ -215,12 +246,10 @@ def Results(shown, error, task, v: View, L: str):
     solara.ProgressLinear(running and not error)
     solara.Text(("" if res.view == v else T["previous"]) + progress_text(res.view, done, L))
     solara.Text(summary_text(res, L), classes=["skillsim-summary"])
-    for key, fig, data in drawn:
-        # encoded once per figure: without dependencies Solara re-encodes every chart at each render
-        # (a slider move, a progress line), about a second for the five before a new answer can show
-        solara.FigureMatplotlib(fig, format="png", dependencies=[id(fig)])
+    for key, fig, data, png in drawn:
+        rw.Image(value=png, format="png")  # what solara.FigureMatplotlib shows, from the PNG made above
         with solara.Row():  # made when asked for (a click), not at every update
-            solara.FileDownload(lambda fig=fig: png_bytes(fig), filename=f"skillsim_{key}.png",
+            solara.FileDownload(lambda fig=fig: png_bytes(fig, DOWNLOAD_DPI), filename=f"skillsim_{key}.png",
                                 label=T["charts"][key] + T["colon"] + T["png"])
             solara.FileDownload(lambda data=data: data.to_csv(index=False).encode(), filename=f"skillsim_{key}.csv",
                                 label=T["charts"][key] + T["colon"] + T["csv"])

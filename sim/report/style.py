@@ -8,6 +8,7 @@ per level: blues for levels below 高级工, oranges from 高级工 up, so the h
 from __future__ import annotations
 
 import textwrap
+import threading
 import warnings
 from contextlib import contextmanager
 from itertools import combinations
@@ -91,9 +92,19 @@ def rc(lang: str) -> dict:
     }
 
 
+#: matplotlib's settings are the process's: one thread at a time draws under `language`
+_SETTINGS_LOCK = threading.RLock()
+
+
 @contextmanager
 def language(lang: str):
-    with matplotlib.rc_context(rc(lang)):
+    """matplotlib's settings for `lang` while the block runs, then the earlier ones again.
+
+    The settings are global to the process, and the explorer draws each session's charts on its own
+    thread: two blocks on two threads at once would draw one language's charts in the other's fonts
+    (Chinese text in a font without its glyphs) and leave the last-entered block's settings in force
+    for good (rc_context restores what it saw on entering). So a block waits for another thread's to end."""
+    with _SETTINGS_LOCK, matplotlib.rc_context(rc(lang)):
         yield
 
 
