@@ -130,14 +130,30 @@ def threads() -> int:
     process pool (a multiprocessing child: joblib's, the batch runner's, Hydra's joblib launcher's,
     Mesa's batch_run, EMA Workbench's) and in any forked child. A pool already uses the cores, and a
     child forked from a process that has started numba's OpenMP threads would be ended by numba at its
-    first threaded call (GNU OpenMP is not fork-safe). Also 1 off the main thread (the explorer's views,
+    first threaded call (GNU OpenMP is not fork-safe); for the same reason 1 where other code started
+    them before this module was imported (`_gnu_openmp_started`). Also 1 off the main thread (the explorer's views,
     a thread pool's tasks): several Python threads may run models at once, their passes already in
     parallel (they release the GIL), and each calling thread would start a team of its own. Each
     threaded loop is split into this many parts, so no more threads than this work on it. The threads
     change no value: the ledger's sums are taken in slot order after them (tests/test_compiled.py)."""
-    if _forked or threading.get_ident() != _MAIN_THREAD:  # a forked child's main thread: _forked
+    if _forked or _STARTED_BEFORE or threading.get_ident() != _MAIN_THREAD:  # a forked child: _forked
         return 1
     return _allowed_threads()
+
+
+def _gnu_openmp_started() -> bool:
+    """Whether numba's threading layer has been started, on GNU OpenMP, in this process or in the one it
+    was forked from: other code used numba's threads before this module was imported. A child forked
+    (a bare os.fork) from a process that started them is ended by numba at its first threaded call, and
+    this module, imported first in the child, cannot tell such a child from the process that started
+    them (numba keeps the starting process's id to itself). So its passes then keep to one thread: at
+    worst a run in a process whose own code used numba's threads first goes 1.1-1.2x slower
+    (README.md), where a child would otherwise be killed. Intel's OpenMP and TBB are safe across fork."""
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    if parallel is None or not getattr(parallel, "_is_initialized", False):
+        return False
+    omp = sys.modules.get("numba.np.ufunc.omppool")
+    return getattr(parallel, "_threading_layer", None) == "omp" and getattr(omp, "openmp_vendor", "GNU") == "GNU"
 
 
 @functools.cache
@@ -151,6 +167,7 @@ def _allowed_threads() -> int:
     return min(n, int(omp)) if omp.isdigit() and int(omp) >= 1 else n
 
 
+_STARTED_BEFORE = _gnu_openmp_started()  # before this module starts the layer itself
 _numba_threads()
 
 

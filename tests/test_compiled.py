@@ -806,6 +806,45 @@ def test_a_forked_child_visits_in_one_thread():
     assert kernels_numpy.threads() == 1
 
 
+def test_a_child_forked_after_other_code_started_numbas_threads_is_not_ended():
+    """Other code starts numba's threading layer (GNU OpenMP) in a process, which then forks (a bare
+    os.fork); the child imports skillsim for the first time and calls a threaded pass as the model's
+    callers do (when threads() > 1). numba ends such a child at its first threaded call; the passes
+    keep to one thread there, and the child lives. A process that started nothing first keeps numba's
+    threads."""
+    import subprocess
+    import sys
+
+    script = """
+import os, numpy as np, numba
+numba.get_num_threads()  # another package's use of numba's threads: the layer started
+if numba.threading_layer() != "omp":
+    print("layer", numba.threading_layer()); raise SystemExit(0)
+pid = os.fork()
+if pid == 0:
+    code = 3
+    try:
+        from sim import kernels
+        t = kernels.threads()
+        if t > 1:
+            kernels._gather_levels(np.arange(10), np.zeros(10, np.int8), t)
+        code = 0 if t == 1 else 4
+    finally:
+        os._exit(code)
+print("child", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    if out.stdout.startswith("layer"):
+        pytest.skip(f"numba's threading layer here is not OpenMP: {out.stdout.strip()}")
+    assert out.stdout.split() == ["child", "0"], (out.stdout, out.stderr[-2000:])
+    alone = subprocess.run([sys.executable, "-c", "import numba; from sim import kernels; "
+                            "print(kernels.threads() == kernels._allowed_threads(), kernels._STARTED_BEFORE)"],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert alone.stdout.split() == ["True", "False"], alone.stderr[-2000:]
+
+
 @pytest.mark.parametrize("env, expected", [({}, "numba"), ({"OMP_NUM_THREADS": "1"}, "1"),
                                            ({"NUMBA_NUM_THREADS": "1"}, "1"), ({"OMP_NUM_THREADS": "x"}, "numba")])
 def test_the_threads_are_numbas_capped_by_omp_num_threads(env, expected):
