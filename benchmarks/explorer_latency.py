@@ -7,32 +7,20 @@ In one warm process, as the server is: the view changes (training 1.5, 2.0, 2.5,
 to the first update (the first look, sim.explorer.engine.FIRST_AGENTS agents x 2 replicates) and to
 the final one (the default View: 20,000 agents x 8 replicates) are printed, with their medians. Each
 update is timed until its charts are drawn and encoded as the PNGs the page shows (the page's own
-`shown_charts`), not only until its numbers exist.
-
-`--savefig`: the charts encoded as the page did before (solara.FigureMatplotlib: `savefig`, which draws
-a figure twice), for a before/after comparison in one checkout."""
+`shown_charts`), not only until its numbers exist."""
 
 from __future__ import annotations
 
 import statistics
 import time
 
-import io
-import sys
-
-from sim.explorer.app import draw_all, shown_charts
+from sim.explorer.app import shown_charts
 from sim.explorer.engine import FIRST_AGENTS, View, compute
-
-SAVEFIG = "--savefig" in sys.argv[1:]
 
 
 def drawn(result) -> None:
     """What the page does with an update: every chart drawn and encoded."""
-    if SAVEFIG:
-        for _, fig, _ in draw_all(result, "en"):
-            fig.savefig(io.BytesIO(), format="png")
-    else:
-        shown_charts(result, "en")
+    shown_charts(result, "en")
 
 
 def main() -> None:

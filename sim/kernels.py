@@ -146,14 +146,18 @@ def _gnu_openmp_started() -> bool:
     was forked from: other code used numba's threads before this module was imported. A child forked
     (a bare os.fork) from a process that started them is ended by numba at its first threaded call, and
     this module, imported first in the child, cannot tell such a child from the process that started
-    them (numba keeps the starting process's id to itself). So its passes then keep to one thread: at
-    worst a run in a process whose own code used numba's threads first goes 1.1-1.2x slower
-    (README.md), where a child would otherwise be killed. Intel's OpenMP and TBB are safe across fork."""
-    parallel = sys.modules.get("numba.np.ufunc.parallel")
-    if parallel is None or not getattr(parallel, "_is_initialized", False):
+    them (numba keeps the starting process's id to itself). So its passes then keep to one thread (said
+    once in the log): a full-scale run in a process whose own code used numba's threads first went
+    1.12-1.22x slower on 2 cores (README.md; more with more cores), where a child would be killed.
+    Intel's OpenMP and TBB are safe across fork."""
+    import numba
+
+    try:
+        layer = numba.threading_layer()  # raises until the layer has been started
+    except ValueError:
         return False
-    omp = sys.modules.get("numba.np.ufunc.omppool")
-    return getattr(parallel, "_threading_layer", None) == "omp" and getattr(omp, "openmp_vendor", "GNU") == "GNU"
+    omp = sys.modules.get("numba.np.ufunc.omppool")  # which OpenMP; unknown counts as GNU's (the safe side)
+    return layer == "omp" and getattr(omp, "openmp_vendor", "GNU") == "GNU"
 
 
 @functools.cache
@@ -168,6 +172,11 @@ def _allowed_threads() -> int:
 
 
 _STARTED_BEFORE = _gnu_openmp_started()  # before this module starts the layer itself
+if _STARTED_BEFORE:
+    import logging
+
+    logging.getLogger(__name__).info("numba's OpenMP threads were started before skillsim was imported: its "
+                                     "passes run on one thread (a forked child would otherwise be ended)")
 _numba_threads()
 
 

@@ -817,7 +817,8 @@ def test_a_child_forked_after_other_code_started_numbas_threads_is_not_ended():
 
     script = """
 import os, numpy as np, numba
-numba.get_num_threads()  # another package's use of numba's threads: the layer started
+if numba.get_num_threads() < 2:  # another package's use of numba's threads: the layer started
+    print("layer has one thread"); raise SystemExit(0)
 if numba.threading_layer() != "omp":
     print("layer", numba.threading_layer()); raise SystemExit(0)
 pid = os.fork()
@@ -837,7 +838,7 @@ print("child", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     if out.stdout.startswith("layer"):
-        pytest.skip(f"numba's threading layer here is not OpenMP: {out.stdout.strip()}")
+        pytest.skip(f"the rule cannot be seen here (numba's threads: {out.stdout.strip()})")
     assert out.stdout.split() == ["child", "0"], (out.stdout, out.stderr[-2000:])
     alone = subprocess.run([sys.executable, "-c", "import numba; from sim import kernels; "
                             "print(kernels.threads() == kernels._allowed_threads(), kernels._STARTED_BEFORE)"],

@@ -12,6 +12,7 @@ remaining runs; the first look and each finished replicate update the page as th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import threading
 
@@ -130,26 +131,15 @@ DOWNLOAD_DPI = 150
 
 
 def png_bytes(fig, dpi: float | None = None) -> bytes:
-    """The figure as PNG at `dpi` (default: the figure's own, as the page shows it), drawn once.
+    """The figure as PNG at `dpi`, by default the figure's own (what the page shows). Asked for
+    explicitly: savefig's default follows the process's `savefig.dpi`, which the reports' settings
+    set to 300. Drawn holding the settings' lock (sim.report.style.SETTINGS_LOCK): matplotlib's
+    settings are the process's, and two sessions' threads may draw at once."""
+    from ..report.style import SETTINGS_LOCK
 
-    `savefig` draws a figure that has a layout engine twice: a draw that only lays it out, then the
-    drawing, which lays it out again. The canvas's own draw lays it out and renders it in one, and
-    matplotlib's PNG writer then encodes the pixels as savefig's last step does: the same bytes
-    (tests/test_explorer.py compares them with savefig's). The resolution is the figure's own unless
-    asked: savefig's default follows the process's `savefig.dpi`, which the reports set to 300."""
-    import matplotlib.image
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
-    own = fig.dpi
-    try:
-        if dpi is not None:
-            fig.dpi = dpi
-        canvas.draw()
-        buf = io.BytesIO()
-        matplotlib.image.imsave(buf, canvas.buffer_rgba(), format="png", origin="upper", dpi=fig.dpi)
-    finally:
-        fig.dpi = own
+    buf = io.BytesIO()
+    with SETTINGS_LOCK:
+        fig.savefig(buf, format="png", dpi=dpi if dpi is not None else "figure")
     return buf.getvalue()
 
 
@@ -163,9 +153,16 @@ def draw_all(res: Result, L: str) -> list:
 
 
 def shown_charts(res: Result, L: str) -> list:
-    """What the page shows of a result: (key, figure, table, PNG) for every chart, each PNG encoded
-    once, as the page shows it (`png_bytes` at the figure's resolution)."""
-    return [(key, fig, data, png_bytes(fig)) for key, fig, data in draw_all(res, L)]
+    """What the page shows of a result: (key, PNG, PNG download, CSV download) for every chart, the PNG
+    encoded once at the figure's resolution, the downloads made when clicked. The downloads are made
+    here, once per result, so that they stay the same objects from one render to the next: a new one
+    at each render (a replicate finishing) resets Solara's download and cancels one under way."""
+    return [(key, png_bytes(fig), functools.partial(png_bytes, fig, DOWNLOAD_DPI), functools.partial(csv_bytes, data))
+            for key, fig, data in draw_all(res, L)]
+
+
+def csv_bytes(data) -> bytes:
+    return data.to_csv(index=False).encode()
 
 
 @solara.component
@@ -246,13 +243,11 @@ def Results(shown, error, task, v: View, L: str):
     solara.ProgressLinear(running and not error)
     solara.Text(("" if res.view == v else T["previous"]) + progress_text(res.view, done, L))
     solara.Text(summary_text(res, L), classes=["skillsim-summary"])
-    for key, fig, data, png in drawn:
+    for key, png, png_download, csv_download in drawn:
         rw.Image(value=png, format="png")  # what solara.FigureMatplotlib shows, from the PNG made above
         with solara.Row():  # made when asked for (a click), not at every update
-            solara.FileDownload(lambda fig=fig: png_bytes(fig, DOWNLOAD_DPI), filename=f"skillsim_{key}.png",
-                                label=T["charts"][key] + T["colon"] + T["png"])
-            solara.FileDownload(lambda data=data: data.to_csv(index=False).encode(), filename=f"skillsim_{key}.csv",
-                                label=T["charts"][key] + T["colon"] + T["csv"])
+            solara.FileDownload(png_download, filename=f"skillsim_{key}.png", label=T["charts"][key] + T["colon"] + T["png"])
+            solara.FileDownload(csv_download, filename=f"skillsim_{key}.csv", label=T["charts"][key] + T["colon"] + T["csv"])
     solara.v.Html(tag="h3", children=[T["command"]])
     solara.v.Html(tag="pre", children=[res.view.command()])
     solara.FileDownload(res.view.experiment_yaml().encode(), filename=f"{EXPERIMENT_NAME}.yaml", label=T["config"])

@@ -92,8 +92,9 @@ def rc(lang: str) -> dict:
     }
 
 
-#: matplotlib's settings are the process's: one thread at a time draws under `language`
-_SETTINGS_LOCK = threading.RLock()
+#: matplotlib's settings are the process's: one thread at a time draws under `language` (and the
+#: explorer renders its charts holding it too, so never under another thread's settings)
+SETTINGS_LOCK = threading.RLock()
 
 
 @contextmanager
@@ -104,7 +105,7 @@ def language(lang: str):
     thread: two blocks on two threads at once would draw one language's charts in the other's fonts
     (Chinese text in a font without its glyphs) and leave the last-entered block's settings in force
     for good (rc_context restores what it saw on entering). So a block waits for another thread's to end."""
-    with _SETTINGS_LOCK, matplotlib.rc_context(rc(lang)):
+    with SETTINGS_LOCK, matplotlib.rc_context(rc(lang)):
         yield
 
 
