@@ -131,9 +131,10 @@ def threads() -> int:
     Mesa's batch_run, EMA Workbench's) and in any forked child. A pool already uses the cores, and a
     child forked from a process that has started numba's OpenMP threads would be ended by numba at its
     first threaded call (GNU OpenMP is not fork-safe); for the same reason 1 where other code started
-    them before this module was imported (`_gnu_openmp_started`). Also 1 off the main thread (the explorer's views,
-    a thread pool's tasks): several Python threads may run models at once, their passes already in
-    parallel (they release the GIL), and each calling thread would start a team of its own. Each
+    them before this module was imported (`_gnu_openmp_started`). Also 1 off the main thread (the
+    explorer's views, a thread pool's tasks): several Python threads may run models at once, their
+    passes already in parallel (they release the GIL), and each calling thread would start a team of
+    its own. Each
     threaded loop is split into this many parts, so no more threads than this work on it. The threads
     change no value: the ledger's sums are taken in slot order after them (tests/test_compiled.py)."""
     if _forked or _STARTED_BEFORE or threading.get_ident() != _MAIN_THREAD:  # a forked child: _forked

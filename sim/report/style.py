@@ -103,8 +103,9 @@ def language(lang: str):
 
     The settings are global to the process, and the explorer draws each session's charts on its own
     thread: two blocks on two threads at once would draw one language's charts in the other's fonts
-    (Chinese text in a font without its glyphs) and leave the last-entered block's settings in force
-    for good (rc_context restores what it saw on entering). So a block waits for another thread's to end."""
+    (Chinese text in a font without its glyphs), and if the second ended after the first, it would put
+    back the first's settings for good (rc_context restores what it saw on entering). So a block waits
+    for another thread's to end."""
     with SETTINGS_LOCK, matplotlib.rc_context(rc(lang)):
         yield
 
