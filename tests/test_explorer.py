@@ -516,7 +516,7 @@ def test_a_charts_png_has_the_resolution_asked_for_whatever_the_process_settings
                                                         round(fig.get_figheight() * dpi)), (key, dpi)
 
 
-def test_the_page_shows_each_chart_encoded_once_and_downloads_it_sharper(monkeypatch, request):
+def test_the_page_shows_each_charts_png_and_downloads_it_sharper(monkeypatch, request):
     """The page's images are the charts' PNGs at the figure's resolution (what solara.FigureMatplotlib
     showed), the same bytes as drawing the result again; a chart's PNG download is at DOWNLOAD_DPI."""
     import ipywidgets
