@@ -311,3 +311,51 @@ def test_settings_are_searched_on_the_same_samples_and_the_best_answer_wins():
     assert both["chosen"].x == results[0]["chosen"].x  # the same noise: the same least intensity
     assert both["chosen"].mean_cost == pytest.approx(results[0]["chosen"].mean_cost / 2)
     assert len(both["evaluations"]) == len(results[0]["evaluations"]) + len(results[1]["evaluations"])
+
+
+def test_near_optimal_mixes_are_within_the_tolerance_of_the_chosen_cost_on_the_same_samples():
+    """The near-optimal table compares search-sample costs, so its limit is the chosen mix's cost on
+    the search samples. Here the fresh samples cost half as much: a limit taken from the fresh cost
+    (as before) left out the chosen mix itself and everything near it."""
+    from sim.studies.plan import tables
+
+    box = Box(["training"], np.array([0.0]), np.array([4.0]))
+    noise = toy(3)
+
+    def evaluate(xs, which):
+        return [dataclasses.replace(e, cost=e.cost * (0.5 if which == "fresh" else 1.0)) for e in noise(xs, which)]
+
+    r = search(evaluate, box, confidence=CONF, candidates=16, refine=8, finalists=3, log=lambda *_: None)
+    chosen = r["chosen"]
+    assert chosen is not None and chosen.which == "fresh"
+    own = next(e for e in r["evaluations"] if e.which == "search" and e.x == chosen.x)
+    assert own.mean_cost == pytest.approx(2 * chosen.mean_cost)
+    opts = {"tolerance": 0.1, "objective": "min_cost", "confidence": CONF}
+    near = tables(r, box, opts)["near_optimal"]
+    limit = 1.1 * own.mean_cost
+    expected = sorted(e.mean_cost for e in r["evaluations"]
+                      if e.which == "search" and e.mean_cost <= limit and e.p >= CONF)
+    assert own.x[0] in set(near["training_intensity"])
+    assert near["cost_mean"].max() <= limit
+    assert sorted(near["cost_mean"]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("cost", [-1.048e9, 2.5e9])
+def test_a_mix_that_saves_money_is_said_to_save_it(cost):
+    """A mix below the status quo's intensities costs less than it: the answer says so in words, with
+    the amount, not as a negative cost "over" the status quo."""
+    from sim.report.plan import statement
+    from sim.studies.plan import versus
+
+    word = "less" if cost < 0 else "more"
+    assert versus(cost, "status_quo") == f"{abs(cost):,.0f} yuan {word} than the status quo"
+    f = {"manifest": {"options": {"target.year": 2030, "target.share": 0.35, "confidence": 0.8,
+                                  "cost_base": "status_quo", "funder": "total", "discount": 0.0},
+                      "uncertainty": "joint"},
+         "config": {"region": {"name": "chongqing", "label_en": "Chongqing", "label_zh": "重庆"}},
+         "choice": {"feasible": True, "objective": "min_cost", "mix": {"training": 0.64}, "cost_yuan": cost,
+                    "fresh_samples": 32, "share_mean": 0.36, "share_q05": 0.30, "share_q95": 0.40,
+                    "probability": 0.84, "probability_95": [0.70, 0.93]}}
+    en, zh = statement(f, "en"), statement(f, "zh")
+    assert f"It costs {abs(cost) / 1e9:,.2f} billion yuan" in en and f" {word} than the " in en and "-" not in en.split("It costs")[1][:8]
+    assert ("减少" if cost < 0 else "增加") + f"{abs(cost) / 1e8:,.2f}亿元" in zh

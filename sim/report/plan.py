@@ -61,10 +61,11 @@ TEXT = {
         "md_method": "Method: {runs} model runs of {agents:,} agents; {unc}. See `skillsim-plan --help`.",
         "unc_joint": "parameter draws, structural inputs and replicates", "unc_rep": "replicates only",
         "stmt": "The least-cost mix reaching {v} by {y} with probability {c}: {mix}. It costs {cost} billion "
-                "yuan ({funder}) over the {base} to {y}; P(target met) = {p} [{lo}, {hi}] on {n} fresh samples; "
-                "mean share {share} [{q05}, {q95}].",
+                "yuan ({funder}) {more} than the {base} to {y}; P(target met) = {p} [{lo}, {hi}] on {n} fresh "
+                "samples; mean share {share} [{q05}, {q95}].",
+        "more": "more", "less": "less",
         "stmt_max": "The highest share within a budget of {budget} billion yuan: {mix}, mean share {share} "
-                    "[{q05}, {q95}] in December {y}, at {cost} billion yuan ({funder}) over the {base}, "
+                    "[{q05}, {q95}] in December {y}, at {cost} billion yuan ({funder}) {more} than the {base}, "
                     "on {n} fresh samples.",
         "stmt_none": "No mix within the bounds{budget} reaches {v} by {y} with probability {c}. The best found: "
                      "{mix}, probability {p}, mean share {share}.",
@@ -94,10 +95,11 @@ TEXT = {
         "md_marginal": "选定组合下的边际成本", "md_per_point": "亿元/百分点",
         "md_method": "方法：共{runs}次模拟，每次{agents:,}个主体；{unc}。详见 `skillsim-plan --help`。",
         "unc_joint": "参数抽样、结构性输入与重复运行", "unc_rep": "仅重复运行",
-        "stmt": "以不低于{c}的概率在{y}年达到{v}的最低成本组合：{mix}。相对{base}的{funder}成本累计至{y}年为{cost}亿元；"
+        "stmt": "以不低于{c}的概率在{y}年达到{v}的最低成本组合：{mix}。相对{base}的{funder}成本累计至{y}年{more}{cost}亿元；"
                 "达标概率{p} [{lo}, {hi}]（{n}个新样本）；占比均值{share} [{q05}, {q95}]。",
         "stmt_max": "预算{budget}亿元内占比最高的组合：{mix}，{y}年12月占比均值{share} [{q05}, {q95}]，"
-                    "相对{base}的{funder}成本{cost}亿元（{n}个新样本）。",
+                    "相对{base}的{funder}成本{more}{cost}亿元（{n}个新样本）。",
+        "more": "增加", "less": "减少",
         "stmt_none": "在取值范围{budget}内，没有组合能以{c}的概率在{y}年达到{v}。找到的最佳组合：{mix}，"
                      "概率{p}，占比均值{share}。",
         "budget_and": "和预算",
@@ -151,7 +153,8 @@ def statement(f: dict, lang: str) -> str:
     r = o.get("discount") or 0.0
     w = {**w, "funder": w["funder"] + (T["disc"].format(r=f"{r:.1%}") if r else "")}
     settings = "".join(f", {k}={v}" for k, v in c.get("settings", {}).items())  # searched allocation/selection
-    fields = {**w, "mix": _mix_text(c["mix"], lang) + settings, "cost": money(c["cost_yuan"]), "n": c["fresh_samples"],
+    fields = {**w, "mix": _mix_text(c["mix"], lang) + settings, "cost": money(abs(c["cost_yuan"])),
+              "more": T["less" if c["cost_yuan"] < 0 else "more"], "n": c["fresh_samples"],
               "share": _pct(c["share_mean"]), "q05": _pct(c["share_q05"]), "q95": _pct(c["share_q95"])}
     if c["objective"] == "max_share":
         return T["stmt_max"].format(**fields, budget=money(o["budget"]))

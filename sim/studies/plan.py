@@ -223,7 +223,7 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
                     hi_j = trial[j]
         if objective == "min_cost" and d > 1:
             best = trade(run, ok, better, box, best, refine)
-        log(f"plan: refined to {box.mix(np.array(best.x))}")
+        log(f"plan: refined to {box.words(np.array(best.x))}")
     search_evs = [v for (k, w), v in seen.items() if w == "search"]
     feasible = sorted((e for e in search_evs if ok(e)),
                       key=lambda e: e.mean_cost if objective == "min_cost" else -e.mean_share)
@@ -541,8 +541,12 @@ def tables(result: dict, box: Box, opts: dict) -> dict:
                                                                       "share_points_per_step", "cost_per_step",
                                                                       "cost_per_point"])}
     chosen = result["chosen"]
-    if chosen is not None:
-        limit = chosen.mean_cost + opts["tolerance"] * abs(chosen.mean_cost)
+    # the mixes are compared on the search samples, so the chosen mix's cost is its cost on those too
+    # (its fresh samples cost otherwise: a limit from those admitted mixes 30% dearer than it)
+    on_search = None if chosen is None else next(
+        (e for e in search if e.x == chosen.x and e.setting == chosen.setting), None)
+    if on_search is not None:
+        limit = on_search.mean_cost + opts["tolerance"] * abs(on_search.mean_cost)
         near = [e for e in search if e.mean_cost <= limit and
                 (opts["objective"] == "max_share" or e.p >= opts["confidence"])]
         out["near_optimal"] = pd.DataFrame([row(e) for e in near], columns=list(cand.columns)).sort_values(
@@ -587,6 +591,14 @@ def best_found(result: dict, budget: float | None = None, objective: str = "min_
     return max(within, key=lambda e: (e.p, e.mean_share))
 
 
+COST_BASES = {"status_quo": "the status quo", "no_policy": "no policy"}
+
+
+def versus(cost: float, cost_base: str) -> str:
+    """An incremental cost in words: what a mix costs more (or saves) against the cost base."""
+    return f"{abs(cost):,.0f} yuan {'less' if cost < 0 else 'more'} than {COST_BASES.get(cost_base, cost_base)}"
+
+
 def choice(result: dict, box: Box, opts: dict) -> dict:
     chosen = result["chosen"]
     target, year, conf = opts["target.share"], opts["target.year"], opts["confidence"]
@@ -612,10 +624,10 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
     mix = box.words(np.array(chosen.x))
     if opts["objective"] == "max_share":
         statement = (f"{mix}: mean share {chosen.mean_share:.1%} [{np.quantile(chosen.share, 0.05):.1%}, "
-                     f"{np.quantile(chosen.share, 0.95):.1%}] in {year} at {chosen.mean_cost:,.0f} yuan over the "
-                     f"{opts['cost_base']} (budget {opts['budget']:,.0f}), on {n} fresh samples")
+                     f"{np.quantile(chosen.share, 0.95):.1%}] in {year}, {versus(chosen.mean_cost, opts['cost_base'])} "
+                     f"(budget {opts['budget']:,.0f}), on {n} fresh samples")
     else:
-        statement = (f"{mix}: {chosen.mean_cost:,.0f} yuan over the {opts['cost_base']} to {year}"
+        statement = (f"{mix}: {versus(chosen.mean_cost, opts['cost_base'])} to {year}"
                      + (f" (discounted at {opts['discount']:.1%} a year)" if opts["discount"] else "")
                      + f"; P(share >= {target:.1%}) = {chosen.p:.0%} [{lo:.0%}, {hi:.0%}] on {n} fresh samples")
     settings = dict(zip(searched_settings(opts), chosen.setting))
