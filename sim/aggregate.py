@@ -152,6 +152,19 @@ def _runs_row(name: str, job: dict, params: list[str]) -> dict:
     return row
 
 
+def refuse_single_runs(sweep_dir: Path, jobs: dict[str, dict]) -> None:
+    """Single runs gathered into one folder are not a sweep: they may differ in region, horizon, seed
+    or size as well as in what was meant to vary, and their "effects" would pair runs nobody set up to
+    compare. A sweep's job (any launcher, a re-run of one included) records its job number; a single
+    run does not."""
+    singles = sorted(name for name, job in jobs.items() if job["status"] == "ok" and "job_num" not in job["manifest"])
+    if singles:
+        more = f" and {len(singles) - 1} more" if len(singles) > 1 else ""
+        raise DataError(f"{sweep_dir} holds single runs ({singles[0]}{more}), not the jobs of one sweep; to compare "
+                        "settings run them as one sweep (skillsim -m KEY=A,B), or report one run with "
+                        "skillsim-report RUN_FOLDER")
+
+
 def swept_parameters(jobs: dict[str, dict]) -> list[str]:
     """Override keys that take more than one value across the jobs (plus replicate/seed if given)."""
     values: dict[str, set] = {}
@@ -374,6 +387,7 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
     jobs = {f.name: read_job(f) for f in folders}
     if not jobs or all(j["status"] in ("missing", "running") for j in jobs.values()):
         raise DataError(f"{sweep_dir} is not a sweep folder: no job folders with results")
+    refuse_single_runs(sweep_dir, jobs)
     params = swept_parameters(jobs)
     settings = [p for p in params if p not in REPLICATE_KEYS]
     from .objective import recorded

@@ -241,6 +241,42 @@ def test_aggregate_refuses_a_folder_that_is_not_a_sweep(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
+def test_single_runs_gathered_in_a_folder_are_not_tabled_as_a_sweep(grid_sweeps, tmp_path):
+    """Runs of different regions, horizons and seeds copied into one folder: aggregating them paired a
+    national run with a Chongqing one as an "effect". They are refused in one line, nothing is written,
+    and the report says what the folder holds; a sweep job among them does not make them one sweep."""
+    import shutil
+
+    from sim.errors import DataError
+    from sim.report.load import load
+
+    runs = tmp_path / "runs"
+    for args in (["region=national", "seed=7"], ["scenario=no_policy", "horizon.end_year=2026"]):
+        proc = skillsim(*SMALL[:1], *args, f"hydra.run.dir={runs / args[0].split('=')[1]}", SHORT_HISTORY, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    gathered = tmp_path / "gathered"
+    shutil.copytree(runs, gathered)
+    job = next(p for p in sorted(grid_sweeps[0].iterdir()) if (p / "COMPLETE").exists())
+    for folder in (gathered, None):
+        if folder is None:  # a sweep's job beside them
+            shutil.copytree(job, gathered / job.name)
+            folder = gathered
+        proc = subprocess.run([sys.executable, "-c", "from sim.aggregate import main; main()", str(folder)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == EXIT_DATA, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and "single runs" in proc.stderr, proc.stderr
+        assert not (folder / "runs.csv").exists() and not (folder / "effects.csv").exists()
+    with pytest.raises(DataError, match="holds run folders, not a sweep's jobs"):
+        load(runs)
+    shutil.rmtree(gathered / job.name)
+    (grid_sweeps[0] / "runs.csv").rename(tmp_path / "runs.csv.kept")  # a sweep without its tables
+    try:
+        with pytest.raises(DataError, match="sweep folder without its tables"):
+            load(grid_sweeps[0])
+    finally:
+        (tmp_path / "runs.csv.kept").rename(grid_sweeps[0] / "runs.csv")
+
+
 @pytest.mark.slow  # end to end, about 30-50 s on 2 cores
 def test_one_failing_job_does_not_stop_the_others(tmp_path):
     """Two jobs fail as they run (their folders hold a stranger's file, which a run never overwrites;
