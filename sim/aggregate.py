@@ -39,7 +39,7 @@ from .lazy import pd
 
 from . import claims
 from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, DataError, SkillsimError, debug_enabled,
-                     environment_fault, internal_error)
+                     environment_fault, internal_error, quiet_when_output_closed)
 from .metrics import SPEND_ACCOUNTS
 from .results import COMPLETE_MARKER, FAILED_MARKER, recorded_plan
 
@@ -451,6 +451,7 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
     return counts
 
 
+@quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     """`skillsim-aggregate DIR [--baseline key=value,...]`: rebuild a sweep's tables."""
     ap = argparse.ArgumentParser(prog="skillsim-aggregate", description=__doc__.splitlines()[0])

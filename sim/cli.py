@@ -31,7 +31,8 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from . import claims
 from .config import RunConfig, from_mapping
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, BusyError, ConfigError, MissingSetting,
-                     SkillsimError, debug_enabled, environment_fault, internal_error, interrupts_kept, stop_on_signal)
+                     SkillsimError, debug_enabled, environment_fault, internal_error, interrupts_kept, stop_on_signal,
+                     quiet_when_output_closed)
 from .model import WorkforceModel
 from .results import COMMAND_ENV, COMPLETE_MARKER, prepare_target, write_run
 from .sweep import clear_failure, is_finished, log_progress, record_failure
@@ -867,6 +868,7 @@ def _printed_overrides(argv: list[str]) -> list[str] | None:
     return _with_config_dir(argv, _overrides([a for a in rest if a != "--resolve"]))
 
 
+@quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     """`skillsim [overrides]`: run a forecast. With no arguments: Chongqing baseline to 2035."""
     argv = list(sys.argv[1:] if argv is None else argv)

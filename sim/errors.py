@@ -7,7 +7,12 @@ The exit codes are documented in the README ("Errors and what they mean").
 from __future__ import annotations
 
 import errno
+import functools
 import os
+import select
+import signal
+import sys
+from typing import Callable
 
 #: Exit codes of every skillsim command.
 EXIT_OK = 0
@@ -19,6 +24,7 @@ EXIT_PARTIAL = 5  #: a sweep finished, but some of its jobs failed (listed in ru
 EXIT_INTEGRITY = 6  #: skillsim-verify found a file changed, truncated, missing or unexpected
 EXIT_BUSY = 7  #: another skillsim process is writing the same run folder (named with its pid and host)
 EXIT_INTERRUPTED = 130  #: stopped by SIGINT/SIGTERM; nothing half-written is left behind
+EXIT_OUTPUT_CLOSED = 128 + signal.SIGPIPE  #: 141: the reader of the output went away (`| head`); silent
 
 
 _SIGNALLED = False  #: set by `stop_on_signal`: a SIGTERM reached this process
@@ -120,12 +126,52 @@ def os_reason(exc: OSError) -> str:
     return f"{words} [{name}]" if name else words
 
 
+def output_closed() -> bool:
+    """Whether the reader of this process's standard output has gone (`skillsim --help | head -3`):
+    the write end of a pipe whose reader closed it reports an error to poll."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no stdout, not a file, or no poll on this system
+        return False
+
+
+def end_quietly_if_output_closed(exc: BaseException) -> None:
+    """A write to a closed pipe on standard output is not a fault of the disk or of the user: the
+    process ends silently, as a C tool would (`yes | head`: status 141, 128 + SIGPIPE), following
+    Python's recipe (the `signal` module's "Note on SIGPIPE": stdout pointed at /dev/null, so that the
+    interpreter's final flush does not fail again). Any other error is left to the caller."""
+    if not isinstance(exc, BrokenPipeError) or not output_closed():
+        return
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass
+    raise SystemExit(EXIT_OUTPUT_CLOSED)
+
+
+def quiet_when_output_closed(main: Callable[..., None]) -> Callable[..., None]:
+    """A console command's `main`, ending silently when its reader closes the output (see
+    `end_quietly_if_output_closed`) instead of with a traceback."""
+    @functools.wraps(main)
+    def command(*args, **kwargs) -> None:
+        try:
+            return main(*args, **kwargs)
+        except BrokenPipeError as exc:
+            end_quietly_if_output_closed(exc)
+            raise
+    return command
+
+
 def environment_fault(exc: OSError, path: object, action: str = "write") -> SkillsimError:
     """An OSError of the machine (disk full, permission denied, read-only, vanished) as a one-line error.
 
     `action` is "write" (-> OutputError, exit 4) or "read" (-> DataError, exit 3). The line names the
-    user-facing path (a run or sweep folder, a file) and the OS error.
+    user-facing path (a run or sweep folder, a file) and the OS error. A closed standard output (a
+    pipe into `head`) ends the process quietly instead (`end_quietly_if_output_closed`).
     """
+    end_quietly_if_output_closed(exc)
     cls = OutputError if action == "write" else DataError
     err = cls(f"cannot {action} {path}: {os_reason(exc)}")
     err.environment = True  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from .errors import EXIT_INTEGRITY, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DataError, SkillsimError, stop_on_signal
+from .errors import quiet_when_output_closed
 
 PROG = "skillsim-rerun"
 COMPARED = ("series.csv", "summary.json")
@@ -215,6 +216,7 @@ def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, lis
     return new, differ
 
 
+@quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):

@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .errors import EXIT_DATA, EXIT_INTEGRITY, EXIT_OK, environment_fault
+from .errors import EXIT_DATA, EXIT_INTEGRITY, EXIT_OK, environment_fault, quiet_when_output_closed
 from .results import COMPLETE_MARKER, sha256
 
 MANIFEST = "manifest.json"
@@ -242,6 +242,7 @@ class NotARunFolder(Exception):
         super().__init__(f"{path} {why}")
 
 
+@quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     """`skillsim-verify PATH [PATH ...]`: one line per problem; exit 0 if every file is intact."""
     ap = argparse.ArgumentParser(prog="skillsim-verify", description=__doc__.splitlines()[0])

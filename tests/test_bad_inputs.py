@@ -424,3 +424,21 @@ def test_too_many_agents_is_refused_before_anything_is_allocated(monkeypatch, tm
     assert info.value.code == EXIT_CONFIG and time.perf_counter() - t0 < 10
     assert re.fullmatch(r"skillsim: config error: n_agents = 5700000000 is invalid; allowed: at most about "
                         r"[\d,]+ agents \(this run would need about [\d.]+ GB; max_memory_gb=16.0\)\n", err), err
+
+
+@pytest.mark.parametrize("command", [["-m", "sim"], ["-c", "from sim.studies.calibrate import main; main()"],
+                                     ["-c", "from sim.studies.plan import main; main()"],
+                                     ["-c", "from sim.report.cli import main; main()"]])
+def test_a_reader_that_closes_the_output_ends_the_command_quietly(command):
+    """`skillsim --help | head -3`: the reader goes away before the help is written. The command ends
+    silently with SIGPIPE's status, as a C tool does; it said "cannot write the output folder: Broken
+    pipe" (exit 4) or printed a traceback. The read end is closed before the command starts, so every
+    write meets a closed pipe (with `head` that depends on timing)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run([sys.executable, *command, "--help"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert proc.stderr == "" and proc.returncode == 141, (proc.returncode, proc.stderr[-1500:])

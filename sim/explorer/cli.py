@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from .engine import REGIONS, View
+from ..errors import quiet_when_output_closed
 
 VIEW_ENV = "SKILLSIM_EXPLORE_VIEW"  # read by sim.explorer.app (kept free of web imports here)
 
@@ -105,6 +106,7 @@ def page_url(host: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
 
+@quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     args = parse(list(sys.argv[1:] if argv is None else argv))
     setup(args)

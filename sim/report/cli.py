@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, ConfigError, SkillsimError, environment_fault, stop_on_signal
 from .pack import FORMATS, LANGS, Options, make_report
+from ..errors import quiet_when_output_closed
 
 USAGE = f"""usage: skillsim-report PATH [lang=en|zh] [formats=png,svg] [out=DIR] [middle_income=YUAN]
 
@@ -70,6 +71,7 @@ def parse(argv: list[str]) -> tuple[str, Options]:
     return path, opts.check()
 
 
+@quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):

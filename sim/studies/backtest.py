@@ -33,7 +33,7 @@ import pandas as pd
 
 from ..calendar import month_index
 from ..config import CALIBRATION_FILE
-from ..errors import ConfigError
+from ..errors import ConfigError, quiet_when_output_closed
 from ..results import git_commit, package_versions
 from ..sources import target
 from . import calibrate as cal
@@ -201,6 +201,7 @@ def run(argv: list[str]) -> Path:
     return out
 
 
+@quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     from .options import run_command
 

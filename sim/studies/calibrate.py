@@ -37,7 +37,7 @@ from scipy.optimize import minimize
 from functools import partial
 
 from ..config import ASSUMED, CALIBRATION_FILE, HorizonParams, RunConfig, to_dict
-from ..errors import ConfigError, SkillsimError
+from ..errors import ConfigError, SkillsimError, quiet_when_output_closed
 from ..ladder import pay_ratios
 from ..model import WorkforceModel
 from ..sources import target
@@ -503,6 +503,7 @@ def parse_args(argv: list[str]) -> dict:
     return out
 
 
+@quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     """`skillsim-calibrate region=national [cutoff=2016] [n_agents=..] [replicates=..] [max_evals=..]`."""
     try:

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import to_dict
-from ..errors import ConfigError
+from ..errors import ConfigError, quiet_when_output_closed
 from .batch import CHUNK, evaluate_in_chunks
 from .inputs import GROUPS, Input
 from .options import key_values, number, run_command, study_option
@@ -228,6 +228,7 @@ def check_condition(opts: dict, inputs: list[Input]) -> None:
                               "cost) or an input of the study: " + ", ".join(sorted(names)))
 
 
+@quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     run_command(run, "skillsim-discover", argv, what="discovery folder")
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig, to_dict
-from ..errors import ConfigError, OutputError
+from ..errors import ConfigError, OutputError, quiet_when_output_closed
 from .options import key_values
 from ..results import COMPLETE_MARKER, _json, complete_text, git_commit, package_versions, sha256
 from . import uncertainty, variance
@@ -219,6 +219,7 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
     return opts, overrides
 
 
+@quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     from .options import run_command
 

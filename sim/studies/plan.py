@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig, to_dict
-from ..errors import ConfigError, SkillsimError
+from ..errors import ConfigError, SkillsimError, quiet_when_output_closed
 from .options import boolean, key_values, number, run_command
 
 LEVERS = ("training", "competition", "studio")
@@ -644,6 +644,7 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
             "statement": statement}
 
 
+@quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     run_command(run, "skillsim-plan", argv, what="plan folder")  # SIGTERM as Ctrl-C: the journal stays
 

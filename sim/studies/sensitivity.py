@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig, to_dict
-from ..errors import ConfigError
+from ..errors import ConfigError, quiet_when_output_closed
 from .batch import evaluate_in_chunks
 from .inputs import GROUPS, Input, choose, configure, parse_input, read_inputs_file
 from .options import key_values, number, one_of, run_command, study_option
@@ -383,6 +383,7 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
     return opts, overrides, cfg, tuple(years), inputs, out
 
 
+@quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     run_command(run, "skillsim-sensitivity", argv, what="sensitivity folder")
 
