@@ -713,3 +713,22 @@ def test_two_threads_drawing_in_two_languages_keep_their_own_settings():
         t.join(30)
     assert seen == {"zh": list(zh), "en": list(en)}
     assert dict(matplotlib.rcParams) == before
+
+
+def test_a_region_of_the_users_own_shows_the_shares_its_preset_observes(folders):
+    """A preset copied under a new name (README: "your own region") has no targets.csv rows: fig. 1
+    showed none of the observed shares its history holds. They now come from the preset, named as
+    such; a region in targets.csv keeps its rows and adds no duplicates (test above)."""
+    import dataclasses
+
+    from sim.report import tables
+    from sim.report.load import load
+
+    folder = load(folders["zhong"])
+    own = {**folder.settings[0].region, "name": "my_city",
+           "history": {"high_skill_share": {"2021-12": 0.281, "2024-06": 0.297}}}
+    folder.settings = [dataclasses.replace(s, region=own) for s in folder.settings]
+    obs = tables.references(folder, lambda r: r["name"]).query("kind == 'observed'")
+    assert obs[["date", "value", "region", "source"]].values.tolist() == [
+        ["2021-12", 0.281, "my_city", "config: region.history.high_skill_share"],
+        ["2024-06", 0.297, "my_city", "config: region.history.high_skill_share"]]

@@ -49,7 +49,9 @@ def fan(folder: Folder, metric: str) -> pd.DataFrame:
 
 
 def references(folder: Folder, lang_label) -> pd.DataFrame:
-    """Policy targets and observed high-skill shares for the folder's region(s).
+    """Policy targets and observed high-skill shares for the folder's region(s): targets.csv's rows
+    for the region, and on dates it has none (a region of the user's own), the shares the region's
+    preset observes (`region.history.high_skill_share`).
 
     `lang_label(region_dict)` gives the region's display name."""
     rows = []
@@ -61,10 +63,16 @@ def references(folder: Folder, lang_label) -> pd.DataFrame:
                      "date": f"{int(reg['high_skill_target_year'])}-12", "value": float(reg["high_skill_target"]),
                      "source": "config: region.high_skill_target"})
         seen.add((round(float(reg["high_skill_target"]), 3), f"{int(reg['high_skill_target_year'])}-12"))
+        observed = {}
         for obs in observed_shares(name, folder.targets_file):
             date = obs.date if "-" in obs.date else f"{obs.date}-12"
+            observed[date] = (obs.number, f"targets.csv: {obs.id}")
+        # a region of the user's own (not in targets.csv) shows the shares its preset observes
+        for date, value in ((reg.get("history") or {}).get("high_skill_share") or {}).items():
+            observed.setdefault(str(date), (float(value), "config: region.history.high_skill_share"))
+        for date, (value, source) in sorted(observed.items()):
             rows.append({"kind": "observed", "scope": name, "region": lang_label(reg), "date": date,
-                         "value": obs.number, "source": f"targets.csv: {obs.id}"})
+                         "value": value, "source": source})
     if (round(nat.number, 3), nat.date) not in seen:
         rows.append({"kind": "national_target", "scope": "national", "region": "", "date": nat.date,
                      "value": nat.number, "source": f"targets.csv: {NATIONAL_TARGET_ROW}"})
