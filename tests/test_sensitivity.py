@@ -592,3 +592,48 @@ def test_a_study_folder_that_cannot_be_written_fails_before_the_runs(tmp_path, m
         mod.main([*args, f"out={blocker / 'study'}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == EXIT_OUTPUT and len(err) == 1 and str(blocker) in err[0]
+
+
+def test_cost_and_share_axes_are_labelled_in_their_units_with_each_tick_its_value():
+    """docs/report.md: every tick label is the tick's value, spend in billion yuan (亿元). The Morris
+    charts of cost read "2.5" beside a "1e10" apart, in "output units"; the share's μ* is in points."""
+    from sim.report.sensitivity import indices_figure, mu_sigma_figure
+    from sim.report.style import language
+
+    inputs = [Input("a", 0, 1, "config"), Input("b", 0, 1, "config")]
+    names = [f"{m}@2030" for m in sensitivity.OUTPUTS]
+    size = {"high_skill_share": 0.05, "cost": 3e10}
+
+    def f(X, reps):
+        return {n: np.repeat((size.get(n.split("@")[0], 2e4) * (X[:, 0] + 0.3 * X[:, 1]))[:, None], len(reps), axis=1)
+                for n in names}
+
+    idx = sensitivity.study(inputs, f, method="morris", n=4, replicates=1, noise_replicates=0, resamples=20,
+                            **QUIET)["indices"]
+    folder = {"indices": idx, "config": {"region": REGION},
+              "manifest": {"options": {"method": "morris", "n": 4, "replicates": 1}}}
+
+    def check(ax, axes, words: str, scale: float) -> None:
+        assert words in ax.get_xlabel()
+        for axis in axes:
+            assert axis.get_offset_text().get_text() == ""
+            shown = [(tick, label.get_text()) for tick, label in zip(axis.get_ticklocs(), axis.get_ticklabels())
+                     if label.get_text()]
+            assert len(shown) >= 2
+            for tick, text in shown:
+                assert float(text.replace("\u2212", "-")) == pytest.approx(tick * scale, rel=1e-9, abs=1e-9)
+
+    for lang, per_yuan in (("en", 1e-9), ("zh", 1e-8)):
+        units = {"cost": (per_yuan, "billion yuan" if lang == "en" else "亿元"),
+                 "high_skill_share": (100.0, "percentage points" if lang == "en" else "百分点")}
+        with language(lang):
+            ms, _ = mu_sigma_figure(folder, lang)
+            ms.canvas.draw()
+            panels = [ax for ax in ms.get_axes() if ax.get_visible()]
+            for metric, (scale, words) in units.items():
+                fig, _ = indices_figure(folder, f"{metric}@2030", lang)
+                fig.canvas.draw()
+                ax = fig.get_axes()[0]
+                check(ax, [ax.xaxis], words, scale)
+                panel = panels[sensitivity.OUTPUTS.index(metric)]
+                check(panel, [panel.xaxis, panel.yaxis], words, scale)

@@ -22,7 +22,8 @@ from matplotlib.patches import Patch
 
 from ..errors import DataError
 from .figures import region_name
-from .style import new_figure
+from .style import ExactFormatter, new_figure
+from .text import spend_scale
 
 ACT, FAINT, TOTAL = "#0072B2", "#BBBBBB", "#56B4E9"
 TEXT = {
@@ -31,15 +32,18 @@ TEXT = {
         "cost": "cumulative cost",
         "sobol_title": "{region}: what drives the {output} in December {year} (Sobol indices)",
         "sobol_note": "total (light) and first-order (dark) indices, 95% bootstrap intervals; {n} base samples x {r} "
-                      "replicates; grey: not above the noise floor (dashed), not ranked",
+                      "replicates; grey: the 95% interval reaches down to the noise floor (dashed) or zero, not ranked",
         "morris_title": "{region}: what drives the {output} in December {year} (Morris screening)",
-        "morris_note": "μ* with 95% bootstrap intervals, {n} trajectories x {r} replicates; grey: not above the "
-                       "noise floor (dashed), not ranked",
-        "total": "total index", "first": "first-order index", "not_dist": "not above the noise floor",
-        "floor": "noise floor", "index_axis": "share of variance", "mu_axis": "μ* (output units per input range)",
+        "morris_note": "μ* with 95% bootstrap intervals, {n} trajectories x {r} replicates; grey: the interval "
+                       "reaches down to the noise floor (dashed) or zero, not ranked",
+        "total": "total index", "first": "first-order index",
+        "not_dist": "interval reaches the noise floor or zero",
+        "floor": "noise floor", "index_axis": "share of variance", "mu_axis": "μ* ({unit} per input range)",
+        "unit_share": "percentage points", "unit_income": "yuan a year", "unit_cost": "billion yuan",
+        "sigma_axis": "σ ({unit} per input range)",
         "ms_title": "{region}: Morris μ* against σ, December {year}",
         "ms_note": "σ large against μ*: the input acts non-linearly or with others; vertical bars: 95% bootstrap "
-                   "interval of σ; grey: not above the noise floor",
+                   "interval of σ; grey: μ*'s interval reaches down to the noise floor or zero",
         "ms_panel": "{output}, {year}", "year_sep": ", ", "md_sigma": "σ [95%]",
         "sigma": "σ", "mu_star": "μ*",
         "tradeoff_title": "{region}: where {condition} (PRIM peeling trajectory)",
@@ -64,13 +68,14 @@ TEXT = {
     "zh": {
         "share": "高技能人才占比", "income_mean": "平均收入", "income_median": "收入中位数", "cost": "累计成本",
         "sobol_title": "{region}：{year}年12月{output}的驱动因素（Sobol指数）",
-        "sobol_note": "总效应（浅色）与一阶效应（深色）指数及95%自助法区间；{n}个基础样本×{r}次重复；灰色：未高于噪声下限（虚线），不排序",
+        "sobol_note": "总效应（浅色）与一阶效应（深色）指数及95%自助法区间；{n}个基础样本×{r}次重复；灰色：95%区间下端未高于噪声下限（虚线）或零，不排序",
         "morris_title": "{region}：{year}年12月{output}的驱动因素（Morris筛选）",
-        "morris_note": "μ*及95%自助法区间，{n}条轨迹×{r}次重复；灰色：未高于噪声下限（虚线），不排序",
-        "total": "总效应指数", "first": "一阶效应指数", "not_dist": "未高于噪声下限", "floor": "噪声下限",
-        "index_axis": "方差占比", "mu_axis": "μ*（输出单位/输入取值范围）",
+        "morris_note": "μ*及95%自助法区间，{n}条轨迹×{r}次重复；灰色：区间下端未高于噪声下限（虚线）或零，不排序",
+        "total": "总效应指数", "first": "一阶效应指数", "not_dist": "区间下端未高于噪声下限或零", "floor": "噪声下限",
+        "index_axis": "方差占比", "mu_axis": "μ*（{unit}/输入取值范围）",
+        "unit_share": "百分点", "unit_income": "元/年", "unit_cost": "亿元", "sigma_axis": "σ（{unit}/输入取值范围）",
         "ms_title": "{region}：Morris μ*与σ（{year}年12月）",
-        "ms_note": "σ相对μ*较大：输入作用非线性或存在交互；竖线：σ的95%自助法区间；灰色：未高于噪声下限",
+        "ms_note": "σ相对μ*较大：输入作用非线性或存在交互；竖线：σ的95%自助法区间；灰色：μ*的区间下端未高于噪声下限或零",
         "ms_panel": "{year}年{output}", "year_sep": "、", "md_sigma": "σ [95%]",
         "sigma": "σ", "mu_star": "μ*",
         "tradeoff_title": "{region}：{condition}的情景发现（PRIM剥离轨迹）",
@@ -113,6 +118,17 @@ def _output_words(output: str, lang: str) -> tuple[str, int]:
     return TEXT[lang]["share" if metric == "high_skill_share" else metric], int(year)
 
 
+def _units(output: str, lang: str) -> tuple[float, str]:
+    """The factor from an output's own units to those its axis is labelled in, and their name: shares
+    in percentage points, incomes in yuan a year, costs in billion yuan (亿元), as the other reports."""
+    metric = output.split("@")[0]
+    if metric == "high_skill_share":
+        return 100.0, TEXT[lang]["unit_share"]
+    if metric == "cost":
+        return 1.0 / spend_scale(lang), TEXT[lang]["unit_cost"]
+    return 1.0, TEXT[lang]["unit_income"]
+
+
 def indices_figure(f: dict, output: str, lang: str):
     T, m = TEXT[lang], f["manifest"]
     method, o = m["options"]["method"], m["options"]
@@ -150,7 +166,9 @@ def indices_figure(f: dict, output: str, lang: str):
         floor = float(idx["noise_floor"].iloc[0]) if "noise_floor" in idx else np.nan
         if np.isfinite(floor) and floor > 0:
             handles.append(ax.axvline(floor, color="#D55E00", ls="--", lw=0.9, label=T["floor"]))
-        ax.set_xlabel(T["mu_axis"])
+        scale, unit = _units(output, lang)
+        ax.xaxis.set_major_formatter(ExactFormatter(scale))  # each label its tick's value, no "1e10" apart
+        ax.set_xlabel(T["mu_axis"].format(unit=unit))
     handles.append(Patch(fc=FAINT, label=T["not_dist"]))
     ax.set_yticks(y, idx["input"])
     ax.tick_params(axis="y", labelsize=7)
@@ -190,8 +208,11 @@ def mu_sigma_figure(f: dict, lang: str):
             ax.annotate(short, (r["mu_star"], r["sigma"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
         name, year = _output_words(output, lang)
         ax.set_title(T["ms_panel"].format(output=name, year=year) if len(years) > 1 else name, fontsize=9)
-        ax.set_xlabel(T["mu_star"], fontsize=8)
-        ax.set_ylabel(T["sigma"], fontsize=8)
+        scale, unit = _units(output, lang)
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(ExactFormatter(scale))
+        ax.set_xlabel(T["mu_axis"].format(unit=unit), fontsize=8)
+        ax.set_ylabel(T["sigma_axis"].format(unit=unit), fontsize=8)
         ax.tick_params(labelsize=7)
     for ax in axes[len(outputs):]:
         ax.set_visible(False)
