@@ -17,9 +17,11 @@ from ..errors import quiet_when_output_closed
 
 USAGE = f"""usage: skillsim-report PATH [lang=en|zh] [formats=png,svg] [out=DIR] [middle_income=YUAN]
 
-Charts and tables from a run folder or a sweep folder (written by skillsim), nothing else.
+Charts and tables from a folder skillsim wrote: a run, a sweep, a forecast (skillsim-forecast), a plan
+(skillsim-plan), a sensitivity study (skillsim-sensitivity) or a scenario discovery (skillsim-discover).
 
-  PATH            a run folder (series.csv, summary.json, ...) or a sweep folder (runs.csv, ...)
+  PATH            a run folder (series.csv, summary.json, ...), a sweep folder (runs.csv, ...) or the
+                  folder of a forecast, plan, sensitivity study or discovery
   lang=en|zh      language of every label, title and table (default en)
   formats=LIST    image formats besides the 300-dpi PNG: any of {', '.join(FORMATS)} (default png,svg)
   out=DIR         output folder (default PATH/report, or PATH/report_zh for lang=zh); a previous

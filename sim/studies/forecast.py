@@ -48,8 +48,8 @@ USAGE = """usage: skillsim-forecast [region=NAME] [scenario=NAME] [OVERRIDE ...]
 
 The forecast of a region with all three sources of uncertainty: `params` sets of the calibration
 ensemble x `structural` points of the preset's structural ranges x `replicates` seeds. Any other
-key=value is a skillsim config override (as for `skillsim`). Writes ensemble.csv, runs.csv,
-variance.csv, manifest.json and COMPLETE into out (default results/forecasts/<time>_<region>_<scenario>).
+key=value is a skillsim config override (as for `skillsim`). Writes ensemble.csv, runs.csv, long.csv,
+variance.csv, config.yaml, manifest.json and COMPLETE into out (default results/forecasts/<time>_<region>_<scenario>).
 Draw the fan chart and the variance decomposition with `skillsim-report DIR`."""
 
 
@@ -206,8 +206,10 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
             # or one point has no spread: its share would read 0%)
             lo = 2 if key in ("replicates", "params", "structural") else 1 if key != "seed" else 0
             if opts[key] < lo:
-                raise ConfigError(key, opts[key], f"an integer >= {lo}" + (
-                    " (one draw has no spread to measure)" if lo == 2 else ""))
+                why = {"params": "one parameter set has no spread to measure",
+                       "structural": "one structural point has no spread to measure",
+                       "replicates": "one replicate per point leaves the agents' own noise unmeasured"}
+                raise ConfigError(key, opts[key], f"an integer >= {lo}" + (f" ({why[key]})" if key in why else ""))
             if key in ("n_agents", "seed"):
                 overrides.append(f"{key}={value}")
         elif key == "out":
