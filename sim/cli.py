@@ -516,14 +516,17 @@ def explain(exc: BaseException) -> str:
         if m:
             return str(ConfigError(full_key, m.group(1), "true or false")) + src
         if "not in" in first or "not in struct" in first:
-            return f"config error: unknown key {full_key!r}{src}; see `skillsim --cfg job` for the keys"
+            return f"config error: unknown key {full_key!r}{src}; {UNKNOWN_KEY_HINT}"
         return f"config error: {full_key}: {first}{src}"
     m = re.search(r"Could not override '([^']+)'", text)
     if m:
-        return f"config error: unknown key {m.group(1)!r}; see `skillsim --cfg job` for the keys"
+        return f"config error: unknown key {m.group(1)!r}; {UNKNOWN_KEY_HINT}"
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
     return f"config error: {first}"
 
+
+#: where an unknown key's error sends the user (a study command names its own options too: sim.studies.options)
+UNKNOWN_KEY_HINT = "see `skillsim --cfg job` for the keys"
 
 HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
                           "--experimental-rerun", "--info", "-i", "--package", "-p", "--cfg", "-c"}

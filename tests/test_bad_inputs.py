@@ -169,6 +169,9 @@ CASES = [
       "params = 1 is invalid; allowed: an integer >= 2 (one parameter set has no spread to measure)", tool="forecast"),
     C("forecast-one-structural-point", L, "structural=1", EXIT_CONFIG,
       "structural = 1 is invalid; allowed: an integer >= 2 (one structural point has", tool="forecast"),
+    C("forecast-misspelt-option", L, "paramz=3", EXIT_CONFIG,
+      "unknown key 'paramz'; it is neither an option of skillsim-forecast (see skillsim-forecast --help) nor a "
+      "config key", tool="forecast"),
     C("forecast-one-replicate", L, "replicates=1", EXIT_CONFIG,
       "replicates = 1 is invalid; allowed: an integer >= 2 (one replicate per point leaves the agents' own noise "
       "unmeasured)", tool="forecast"),

@@ -95,7 +95,11 @@ def run_command(func, prog: str, argv: list[str] | None, what: str = "folder", r
     try:
         func(argv)
     except SkillsimError as err:
-        print(f"{prog}: {err}", file=sys.stderr)
+        from ..cli import UNKNOWN_KEY_HINT  # an unknown key may be a misspelt option of this command
+
+        text = str(err).replace(UNKNOWN_KEY_HINT, f"it is neither an option of {prog} (see {prog} --help) "
+                                                  "nor a config key (see `skillsim --cfg job`)")
+        print(f"{prog}: {text}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
     except OSError as exc:  # the disk or the folder's permissions: one line naming the path (sim.errors)
         from ..errors import environment_fault

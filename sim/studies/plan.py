@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig, to_dict
-from ..errors import ConfigError, SkillsimError, quiet_when_output_closed
+from ..errors import ConfigError, MissingSetting, SkillsimError, quiet_when_output_closed
 from .options import boolean, key_values, number, run_command
 
 LEVERS = ("training", "competition", "studio")
@@ -495,11 +495,11 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
         else:
             overrides.append(f"{key}={value}")
     if opts["objective"] == "min_cost" and opts["target.share"] is None:
-        raise ConfigError("target.share", None, "a share in [0, 1] (the target to reach)")
+        raise MissingSetting("target.share", allowed="give target.share=S, a share in [0, 1] (the target to reach)")
     if opts["objective"] == "max_share" and opts["budget"] is None:
-        raise ConfigError("budget", None, "a budget in yuan (objective=max_share maximises the share within it)")
+        raise MissingSetting("budget", allowed="give budget=YUAN (objective=max_share maximises the share within it)")
     if opts["target.year"] is None:
-        raise ConfigError("target.year", None, "a year of the forecast horizon")
+        raise MissingSetting("target.year", allowed="give target.year=Y, a year of the forecast horizon")
     for name, b in levers.items():
         lo, hi = b.get("lo", BOUNDS["lo"]), b.get("hi", BOUNDS["hi"])
         if lo > hi:
