@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
+import io
 import json
 import math
 import os
@@ -110,11 +112,35 @@ def _read_json(path: Path) -> dict:
                         f"check it with skillsim-verify or re-run that job") from None
 
 
+def listed_bytes(folder: Path, name: str, manifest: dict) -> bytes:
+    """A finished job's file, as its manifest lists it: a file truncated or changed since the job wrote
+    it (a copy cut short, an edit) is refused in one line rather than tabled, or read as garbage."""
+    path = folder / name
+    try:
+        raw = path.read_bytes()
+    except PermissionError as exc:
+        raise environment_fault(exc, path, "read") from None
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable ({type(exc).__name__}); check it with skillsim-verify or re-run "
+                        "that job") from None
+    digest = (manifest.get("files") or {}).get(name)
+    if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
+        size = (manifest.get("sizes") or {}).get(name)
+        how = (f"truncated: {len(raw):,} of {size:,} bytes" if isinstance(size, int) and len(raw) < size
+               else "changed since the job wrote it")
+        raise DataError(f"{path}: damaged ({how}); check the folder with skillsim-verify or re-run that job")
+    return raw
+
+
 def read_job(folder: Path) -> dict:
     """Status, overrides and (if finished) summary of one job folder."""
     if (folder / COMPLETE_MARKER).exists():
         manifest = _read_json(folder / "manifest.json")
-        summary = _read_json(folder / "summary.json")
+        try:
+            summary = json.loads(listed_bytes(folder, "summary.json", manifest).decode("utf-8"))
+        except ValueError as exc:
+            raise DataError(f"{folder / 'summary.json'}: unreadable or damaged ({type(exc).__name__}); "
+                            f"check it with skillsim-verify or re-run that job") from None
         return {"status": "ok", "overrides": manifest.get("overrides", []), "manifest": manifest,
                 "summary": summary, "job_num": manifest.get("job_num")}
     if (folder / FAILED_MARKER).exists():
@@ -406,9 +432,7 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
             continue
         path = sweep_dir / name / "series.csv"
         try:
-            s = pd.read_csv(path, index_col="date")
-        except PermissionError as exc:
-            raise environment_fault(exc, path, "read") from None
+            s = pd.read_csv(io.BytesIO(listed_bytes(sweep_dir / name, "series.csv", job["manifest"])), index_col="date")
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: unreadable or damaged ({type(exc).__name__}); "
                             "check it with skillsim-verify or re-run that job") from None

@@ -241,6 +241,28 @@ def test_aggregate_refuses_a_folder_that_is_not_a_sweep(tmp_path):
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_finished_jobs_damaged_series_is_refused_and_the_tables_stay(grid_sweeps, tmp_path, damage):
+    """A finished job's series.csv cut short was tabled as if the job had fewer months (exit 0, the
+    ensemble's n one short), and one overwritten with text failed as a bug. Both are checked against
+    the job's manifest: one line naming the file, exit 3, the earlier tables untouched."""
+    import shutil
+
+    folder = tmp_path / "sweep"
+    shutil.copytree(grid_sweeps[0], folder)
+    before = {t: (folder / t).read_bytes() for t in TABLES}
+    job = next(p for p in sorted(folder.iterdir()) if (p / "COMPLETE").exists())
+    series = job / "series.csv"
+    series.write_bytes(series.read_bytes()[:5000] if damage == "truncated" else b"garbage\n" * 5000)
+    proc = subprocess.run([sys.executable, "-c", "from sim.aggregate import main; main()", str(folder)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == EXIT_DATA, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(series) in lines[0], proc.stderr
+    assert ("truncated: 5,000 of" if damage == "truncated" else "changed since the job wrote it") in lines[0]
+    assert {t: (folder / t).read_bytes() for t in TABLES} == before
+
+
 def test_single_runs_gathered_in_a_folder_are_not_tabled_as_a_sweep(grid_sweeps, tmp_path):
     """Runs of different regions, horizons and seeds copied into one folder: aggregating them paired a
     national run with a Chongqing one as an "effect". They are refused in one line, nothing is written,
