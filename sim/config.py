@@ -559,6 +559,10 @@ def check_cross_fields(cfg: RunConfig) -> None:
     mix_sum = sum(cfg.region.skilled_mix)
     if abs(mix_sum - 1.0) > 1e-3:
         raise ConfigError("region.skilled_mix", cfg.region.skilled_mix, f"shares summing to 1 (they sum to {mix_sum:.4f})")
+    if not (sum(cfg.region.skilled_mix[:2]) > 0 and sum(cfg.region.skilled_mix[2:]) > 0):
+        # the simulated history scales the two parts to each observed high-skill share (sim.history.scaled_mix)
+        raise ConfigError("region.skilled_mix", cfg.region.skilled_mix,
+                          "shares summing to 1, some at levels 1-2 (初级工, 中级工) and some at levels 3-7 (high-skill)")
     if cfg.horizon.end_year < cfg.start_year:
         raise ConfigError("horizon.end_year", cfg.horizon.end_year,
                           f"a year no earlier than the start year {cfg.start_year}")
