@@ -244,8 +244,26 @@ def bands_hint() -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def refuse_listed_choices(dcfg: DictConfig) -> None:
+    """`scenario=[no_policy,baseline]` is Hydra's list of configs, merged in turn: it ran a blend labelled
+    as the last one. A run has one region and one scenario (a sweep lists them without brackets). Hydra
+    records no choice for a listed group, which is how it is told apart here."""
+    choices = OmegaConf.select(dcfg, "hydra.runtime.choices", default=None)
+    if choices is None:
+        return
+    for group in ("region", "scenario"):
+        if group not in choices:
+            given = next((o.split("=", 1)[1] for o in OmegaConf.select(dcfg, "hydra.overrides.task", default=[]) or []
+                          if o.lstrip("+~").split("=", 1)[0] == group and "=" in o), "a list")
+            names = ", ".join(sorted(shipped_preset_files() if group == "region" else
+                                     (p.stem for p in (CONFIG_DIR / "scenario").glob("*.yaml"))))
+            raise ConfigError(group, given, f"one {group} (one of {names}, or your own); to compare several, "
+                                            f"sweep them: skillsim -m {group}=A,B")
+
+
 def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunConfig, dict]:
     """Checked RunConfig and the plain composed dict (without the hydra node)."""
+    refuse_listed_choices(dcfg)
     check_preset(dcfg, preset)
     data = OmegaConf.to_container(dcfg, resolve=True)  # the hydra node too: a bad interpolation there is a config error
     for key in EDGE_KEYS:
@@ -658,6 +676,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
             given = parser.parse_overrides(overrides)
             fixed = [o.input_line for o in given if not o.is_sweep_override()]
             master = compose(config_name="config", overrides=fixed, return_hydra_config=True)
+            refuse_listed_choices(master)
             refuse_another_sweep(Path(str(master.hydra.sweep.dir)), given, parser)
             target = str(master.hydra.sweeper.get("_target_", ""))
             if not target.endswith(".BasicSweeper"):  # Optuna, Nevergrad: the values are not known yet
