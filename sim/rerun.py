@@ -8,7 +8,9 @@ the folder alone, and show that the numbers are the same.
    newer preset or calibration does not change what a rerun computes. A run with `draw=k` ran draw k
    of the calibration ensemble: those values are taken from its summary.json (`config`).
 3. The new folder (default `results/reruns/<name of RUN_DIR>`, or `hydra.run.dir=NEW`) is written like
-   any run; then its `series.csv` and `summary.json` are compared byte for byte with the original's.
+   any run; then its `series.csv` and `summary.json` are compared byte for byte with the original's,
+   summary.json's record of the code that ran (package versions, git commit) left out: a rerun after a
+   new commit or version says so in a warning, and is identical if its numbers are.
 
 Exit codes (sim.errors): 0 identical; 6 the folder failed its check, or the rerun differs (different
 package versions are named in a warning); 2 a bad argument; 3 not a run folder or an unreadable config;
@@ -212,8 +214,28 @@ def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, lis
         extra["job_num"] = manifest["job_num"]
     new = run_forecast(cfg, target, composed=data, overrides=list(manifest.get("overrides", [])), extra=extra,
                        unique=out is None, machine={"rerun_of": str(run_dir.resolve())})
-    differ = [name for name in COMPARED if (run_dir / name).read_bytes() != (new / name).read_bytes()]
+    differ = [name for name in COMPARED if compared_bytes(run_dir / name) != compared_bytes(new / name)]
     return new, differ
+
+
+#: what summary.json records about the code that ran, not about what it computed: a rerun after a new
+#: commit or package version differs there by design (a warning names the change, version_changes)
+PROVENANCE = ("versions", "git_commit")
+
+
+def compared_bytes(path: Path) -> bytes:
+    """A compared file's bytes; summary.json's without its PROVENANCE entries (as they were written,
+    key order kept), so that only the numbers and the configuration are compared."""
+    raw = path.read_bytes()
+    if path.name != "summary.json":
+        return raw
+    try:
+        data = json.loads(raw)
+        for key in PROVENANCE:
+            data["manifest"].pop(key, None)
+    except (ValueError, KeyError, TypeError, AttributeError):  # not the summary this version writes: as it is
+        return raw
+    return json.dumps(data, ensure_ascii=False).encode("utf-8")
 
 
 @quiet_when_output_closed

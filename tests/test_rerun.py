@@ -346,3 +346,28 @@ def test_a_manifests_commit_is_the_checkouts_and_an_installed_package_starts_no_
     started = []
     monkeypatch.setattr(results.subprocess, "run", lambda *a, **k: started.append(a) or pytest.fail("git started"))
     assert results.commit_of(installed) == "unknown" and started == []
+
+
+def test_a_rerun_after_a_new_commit_compares_the_numbers_not_the_record_of_the_code(run, tmp_path, monkeypatch, caplog):
+    """summary.json records the commit and package versions that ran. After any commit a rerun was
+    reported as different (exit 6) though its numbers were the same; the change is now a warning, and
+    a changed number still differs."""
+    from sim import results
+    from sim.rerun import compared_bytes, rerun
+
+    monkeypatch.setattr(results, "git_commit", lambda: "f" * 40 + "-dirty")
+    monkeypatch.setattr(results, "package_versions", lambda: {"python": "3.11.0", "numpy": "0.0"})
+    new, differ = rerun(run, tmp_path / "again")
+    assert differ == []
+    assert (new / "summary.json").read_bytes() != (run / "summary.json").read_bytes()  # the record differs
+    summary = json.loads((new / "summary.json").read_text(encoding="utf-8"))
+    assert summary["manifest"]["git_commit"] == "f" * 40 + "-dirty"
+    changed = tmp_path / "changed" / "summary.json"
+    changed.parent.mkdir()
+    summary["at_end"]["high_skill_share"] += 1e-12
+    changed.write_text(json.dumps(summary), encoding="utf-8")
+    assert compared_bytes(changed) != compared_bytes(run / "summary.json")
+    summary = json.loads((new / "summary.json").read_text(encoding="utf-8"))
+    summary["config"]["seed"] += 1
+    changed.write_text(json.dumps(summary), encoding="utf-8")
+    assert compared_bytes(changed) != compared_bytes(run / "summary.json")
