@@ -677,6 +677,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
             fixed = [o.input_line for o in given if not o.is_sweep_override()]
             master = compose(config_name="config", overrides=fixed, return_hydra_config=True)
             refuse_listed_choices(master)
+            refuse_a_folder_of_other_results(Path(str(master.hydra.sweep.dir)))
             refuse_another_sweep(Path(str(master.hydra.sweep.dir)), given, parser)
             target = str(master.hydra.sweeper.get("_target_", ""))
             if not target.endswith(".BasicSweeper"):  # Optuna, Nevergrad: the values are not known yet
@@ -737,6 +738,31 @@ def preflight_sweep(overrides: list[str]) -> str | None:
         if errors:  # a wrong value in any job: refused before anything is written, as for a single run
             fail(errors[0])
     return target
+
+
+def refuse_a_folder_of_other_results(sweep_dir: Path) -> None:
+    """A sweep run into a finished run's or a study's folder, or into a folder of the user's own files
+    with no sweep in it, wrote its job folders and tables among them (a runs.csv overwritten, a run
+    folder that no longer verifies): refused in one line, as a single run refuses a folder that is not
+    empty. A sweep's own folder (one of its records, or job folders) is resumed as before."""
+    from .aggregate import TABLES_MANIFEST
+    from .results import PROGRESS_FILE
+
+    try:
+        entries = list(sweep_dir.iterdir())
+    except OSError:  # not there yet (or not a folder: Hydra's own error follows)
+        return
+    if not entries:
+        return
+    if (sweep_dir / COMPLETE_MARKER).exists() or (sweep_dir / "manifest.json").exists():
+        what = "a finished run's or a study's folder"
+    elif any((sweep_dir / name).exists() for name in ("multirun.yaml", PROGRESS_FILE, TABLES_MANIFEST)) or any(
+            e.is_dir() for e in entries):
+        return
+    else:
+        what = f"a folder of other files ({', '.join(sorted(e.name for e in entries)[:3])}{', ...' if len(entries) > 3 else ''})"
+    raise ConfigError("hydra.sweep.dir", str(sweep_dir), f"an empty or new folder, or a sweep's own: it is {what}, "
+                      "which the sweep's job folders and tables would be written among")
 
 
 def refuse_another_sweep(sweep_dir: Path, given: list, parser) -> None:

@@ -263,6 +263,25 @@ def test_a_finished_jobs_damaged_series_is_refused_and_the_tables_stay(grid_swee
     assert {t: (folder / t).read_bytes() for t in TABLES} == before
 
 
+def test_a_sweep_into_a_run_folder_or_a_folder_of_other_files_is_refused(tmp_path):
+    """A sweep aimed at a finished run's folder wrote its jobs and tables into it (the run then failed
+    skillsim-verify), and one aimed at a folder of the user's files overwrote their runs.csv: both are
+    refused before anything is written, in one line, and the folders are as they were."""
+    run = tmp_path / "run"
+    proc = skillsim(*SMALL, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "runs.csv").write_text("mine\n")
+    for folder, says in ((run, "a finished run's or a study's folder"), (own, "a folder of other files (runs.csv)")):
+        before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+        out, proc = sweep(tmp_path, folder.name, *SMALL, "replicate=0,1")
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        line = proc.stderr.strip().splitlines()
+        assert len(line) == 1 and "hydra.sweep.dir" in line[0] and says in line[0], proc.stderr
+        assert {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
 def test_single_runs_gathered_in_a_folder_are_not_tabled_as_a_sweep(grid_sweeps, tmp_path):
     """Runs of different regions, horizons and seeds copied into one folder: aggregating them paired a
     national run with a Chongqing one as an "effect". They are refused in one line, nothing is written,
