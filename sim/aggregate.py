@@ -121,8 +121,8 @@ def listed_bytes(folder: Path, name: str, manifest: dict) -> bytes:
     except PermissionError as exc:
         raise environment_fault(exc, path, "read") from None
     except OSError as exc:
-        raise DataError(f"{path}: unreadable ({type(exc).__name__}); check it with skillsim-verify or re-run "
-                        "that job") from None
+        raise DataError(f"{path}: unreadable or damaged ({type(exc).__name__}); check it with skillsim-verify or "
+                        "re-run that job") from None
     digest = (manifest.get("files") or {}).get(name)
     if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
         size = (manifest.get("sizes") or {}).get(name)

@@ -217,13 +217,22 @@ def test_a_study_folder_with_subfolders_is_checked_file_by_file(tmp_path, capsys
                                 f"{folder / 'origin_2020'}: unexpected folder: not in the manifest"]
 
 
+@pytest.fixture(scope="module")
+def pristine_job(tmp_path_factory) -> Path:
+    """One finished job folder of a sweep (its manifest records its job number), written as a sweep's
+    job writes it."""
+    folder = tmp_path_factory.mktemp("pristine_job") / "job"
+    run_forecast(tiny(), folder, overrides=["n_agents=300"], extra={"job_num": 0})
+    return folder
+
+
 @pytest.fixture
-def sweep_dir(pristine, tmp_path) -> Path:
+def sweep_dir(pristine_job, tmp_path) -> Path:
     """A sweep folder as Hydra leaves it: finished, failed and unfinished jobs, hidden leftovers."""
     root = tmp_path / "sweep"
     root.mkdir()
     for rep in (0, 1):
-        shutil.copytree(pristine, root / f"replicate={rep}")
+        shutil.copytree(pristine_job, root / f"replicate={rep}")
     (root / "replicate=2").mkdir()
     (root / "replicate=2" / "FAILED").write_text(json.dumps({"error": "config error: ..."}))
     (root / "replicate=3").mkdir()  # interrupted: nothing in it
