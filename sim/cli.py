@@ -244,6 +244,19 @@ def bands_hint() -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def refuse_hydra_settings_skillsim_replaces(dcfg: DictConfig) -> None:
+    """Two of Hydra's run settings that skillsim's own writing replaces: `hydra.output_subdir` (Hydra's
+    .hydra folder inside the run folder, which skillsim then found "not empty"), and `hydra.job.chdir`
+    (the run simulated, then could not find its folder from the changed working folder)."""
+    for key, allowed, why in (("hydra.output_subdir", None, "null: skillsim writes config.yaml and "
+                               "manifest.json into the run folder itself"),
+                              ("hydra.job.chdir", False, "false: skillsim writes the run folder from the folder "
+                               "it was started in")):
+        value = OmegaConf.select(dcfg, key, default=allowed)
+        if value != allowed:
+            raise ConfigError(key, value, why)
+
+
 def refuse_listed_choices(dcfg: DictConfig) -> None:
     """`scenario=[no_policy,baseline]` is Hydra's list of configs, merged in turn: it ran a blend labelled
     as the last one. A run has one region and one scenario (a sweep lists them without brackets). Hydra
@@ -264,6 +277,7 @@ def refuse_listed_choices(dcfg: DictConfig) -> None:
 def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunConfig, dict]:
     """Checked RunConfig and the plain composed dict (without the hydra node)."""
     refuse_listed_choices(dcfg)
+    refuse_hydra_settings_skillsim_replaces(dcfg)
     check_preset(dcfg, preset)
     data = OmegaConf.to_container(dcfg, resolve=True)  # the hydra node too: a bad interpolation there is a config error
     for key in EDGE_KEYS:
@@ -677,6 +691,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
             fixed = [o.input_line for o in given if not o.is_sweep_override()]
             master = compose(config_name="config", overrides=fixed, return_hydra_config=True)
             refuse_listed_choices(master)
+            refuse_hydra_settings_skillsim_replaces(master)
             refuse_a_folder_of_other_results(Path(str(master.hydra.sweep.dir)))
             refuse_another_sweep(Path(str(master.hydra.sweep.dir)), given, parser)
             target = str(master.hydra.sweeper.get("_target_", ""))
