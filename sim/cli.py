@@ -547,6 +547,15 @@ def explain(exc: BaseException) -> str:
         m = re.search(r"Value '(.*)' is not a valid bool", first)
         if m:
             return str(ConfigError(full_key, m.group(1), "true or false")) + src
+        if "is not Optional" in first:
+            return str(ConfigError(full_key, None, "a value: it cannot be null")) + src
+        m = re.search(r"Invalid value assigned: \w+ is not a ListConfig", first)
+        if m:
+            return str(ConfigError(full_key, getattr(inner, "value", None), "a list, such as [A, B]")) + src
+        m = re.search(r"Invalid type assigned: \w+ is not a subclass of (\w+)", first)
+        if m:
+            return str(ConfigError(full_key, getattr(inner, "value", None),
+                                   f"a group of settings, given key by key ({full_key}.KEY=VALUE)")) + src
         if "not in" in first or "not in struct" in first:
             return f"config error: unknown key {full_key!r}{src}; {UNKNOWN_KEY_HINT}"
         return f"config error: {full_key}: {first}{src}"

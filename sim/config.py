@@ -577,8 +577,11 @@ def check_cross_fields(cfg: RunConfig) -> None:
         raise ConfigError("behaviour.entrant_school_shares", cfg.behaviour.entrant_school_shares,
                           "two shares summing to at most 1")
     r = cfg.retirement
-    if r.male_to < r.male_from or r.female_to < r.female_from:
-        raise ConfigError("retirement", "to < from", "target ages no lower than the current ages")
+    for who in ("male", "female"):
+        start, end = getattr(r, f"{who}_from"), getattr(r, f"{who}_to")
+        if end < start:
+            raise ConfigError(f"retirement.{who}_to", end, f"an age no lower than retirement.{who}_from ({start:g}): "
+                              "the reform raises the retirement age")
     if cfg.region.mean_age >= r.male_from:
         raise ConfigError("region.mean_age", cfg.region.mean_age, f"below the retirement age {r.male_from}")
     est_gb = estimate_memory_gb(cfg)
