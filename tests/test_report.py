@@ -378,6 +378,8 @@ def test_run_report_md_states_the_run_numbers(reports, folders):
     assert f"{100 * summary['at_end']['high_skill_share']:.1f}%" in md
     assert f"{summary['target_year_mean']['income_mean'] / 1e3:,.1f}" in md
     assert "cost per additional high-skill worker" in md.lower() and "not available for a single run" in md
+    assert "across replicates" not in md  # one run has none: its captions say what it draws
+    assert "Workforce by skill level (share of all workers)." in md
     for stem in RUN_FIGS:
         assert f"](figures/{stem}.png)" in md
 
@@ -732,3 +734,20 @@ def test_a_region_of_the_users_own_shows_the_shares_its_preset_observes(folders)
     assert obs[["date", "value", "region", "source"]].values.tolist() == [
         ["2021-12", 0.281, "my_city", "config: region.history.high_skill_share"],
         ["2024-06", 0.297, "my_city", "config: region.history.high_skill_share"]]
+
+
+@pytest.mark.parametrize("name", ["run", "sweep"])
+def test_the_income_panels_show_every_month_of_their_lines(folders, name):
+    """The mean and median panels share one scale; it was the mean panel's alone, and the median,
+    which runs lower, was cut off below the axis in its first months."""
+    from sim.report.figures import fig_income
+    from sim.report.load import load
+    from sim.report.style import language
+
+    with language("en"):
+        fig, _ = fig_income(load(folders[name]), "en")
+        for ax in fig.get_axes()[:2]:
+            lo, hi = ax.get_ylim()
+            ys = np.concatenate([np.asarray(line.get_ydata(), float) for line in ax.get_lines()
+                                 if len(line.get_ydata()) > 2])
+            assert lo <= ys.min() and ys.max() <= hi, (ax.get_title(), lo, hi, ys.min(), ys.max())

@@ -262,6 +262,7 @@ def fig_income(folder: Folder, lang: str):
             ax.axhline(threshold / scale, color="#666666", lw=0.9, ls=":")
             ax.set_ylabel(t("income_axis", lang))
     axes[1].sharey(axes[0])
+    axes[0].autoscale_view(scalex=False)  # the shared scale over both panels' lines (the median runs lower)
     handles.append(Line2D([], [], color="#666666", lw=0.9, ls=":",
                           label=t("threshold", lang, value=money(threshold, lang, 0))))
     partial = _income_levels(axes[3], folder, by_level, scale, lang)

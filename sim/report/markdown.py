@@ -73,6 +73,7 @@ CAPTIONS = {
                               "高技能人才占比走势、政策目标与实际观测值。"),
     "fig2_level_composition": ("Workforce by skill level (mean share of all workers across replicates).",
                                "各技能等级人数构成（各次模拟占全部工人比例的平均值）。"),
+    "fig2_level_composition@run": ("Workforce by skill level (share of all workers).", "各技能等级人数构成（占全部工人比例）。"),
     "fig3_income": ("Income: mean and median over time, share above the middle-income threshold, and mean "
                     "income by level in the target year.",
                     "收入：均值与中位数走势、中等收入以上比例、目标年各等级平均收入。"),
@@ -180,7 +181,7 @@ def write_markdown(written, opts, path: Path) -> None:
             lines += [w("target_note", lang), ""]
     lines += [f"## {w('figures', lang)}", ""]
     for stem, files in written.figures.items():
-        cap = CAPTIONS[stem][1 if lang == "zh" else 0]
+        cap = CAPTIONS.get(f"{stem}@{folder.kind}", CAPTIONS[stem])[1 if lang == "zh" else 0]  # a run has no replicates
         lines += [f"![{cap}](figures/{stem}.png)", "", f"*{cap}* [CSV](figures/{stem}.csv)", ""]
     if written.skipped:
         lines += [w("skipped", lang, names=", ".join(f"`{s}`" for s in written.skipped)), ""]
