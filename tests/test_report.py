@@ -278,6 +278,37 @@ def test_fig3_csv_matches_sources(reports, folders):
     for k in (1, 3, 5):
         want = (year[f"income_mean_level_{k}"] * year[f"level_{k}"]).sum() / year[f"level_{k}"].sum()
         assert lv.loc[k, "mean"] == pytest.approx(want, rel=1e-12)
+    for k in range(8):  # held all year, or drawn hollow (a level empty in some months)
+        assert lv.loc[k, "n_whole_year"] == int((year[f"level_{k}"] > 0).all())
+
+
+def test_a_level_held_for_part_of_the_year_is_drawn_hollow():
+    """A single run's 首席技师: one agent, in the level from January to June of the target year, was
+    drawn as a solid point like a level held all year by thousands."""
+    from sim.report import tables
+    from sim.report.figures import _income_levels
+    from sim.report.load import Folder, Setting
+    import matplotlib.pyplot as plt
+
+    dates = [f"2030-{m:02d}" for m in range(1, 13)]
+    rows = []
+    for i, d in enumerate(dates):
+        for k in range(8):
+            heads = 57.0 if k < 7 or i < 6 else 0.0
+            rows += [{"setting": "all", "run": "r", "replicate": 0, "date": d, "metric": f"level_{k}", "value": heads},
+                     {"setting": "all", "run": "r", "replicate": 0, "date": d, "metric": f"income_mean_level_{k}",
+                      "value": 1e5 * (k + 1) if heads else 0.0}]
+    s = Setting("all", {}, "baseline", {"name": "chongqing"}, 2030, 1)
+    folder = Folder(path=None, kind="run", keys=[], settings=[s], config={}, long=pd.DataFrame(rows),
+                    ensemble=pd.DataFrame(columns=["setting", "date", "metric"]), runs=pd.DataFrame(), effects=None)
+    lv = tables.income_by_level(folder).set_index("level")
+    assert lv.loc[7, "mean"] == pytest.approx(8e5) and lv.loc[7, "n"] == 1 and lv.loc[7, "n_whole_year"] == 0
+    assert (lv.loc[:6, "n_whole_year"] == 1).all()
+    fig, ax = plt.subplots()
+    assert _income_levels(ax, folder, tables.income_by_level(folder), 1e3, "en")  # a hollow dot
+    faces = [line.get_markerfacecolor() for line in ax.get_lines() if line.get_marker() == "o"]
+    assert faces.count("white") == 1 and len(faces) == 8
+    plt.close(fig)
 
 
 @pytest.mark.slow

@@ -268,7 +268,7 @@ def fig_income(folder: Folder, lang: str):
     partial = _income_levels(axes[3], folder, by_level, scale, lang)
     if partial:
         handles.append(Line2D([], [], marker="o", mfc="white", mec="#000000", ls="", ms=4,
-                              label=t("partial_level", lang)))
+                              label=t("partial_level" if folder.kind == "sweep" else "partial_level_run", lang)))
     for ax, title in zip(axes, titles):
         ax.set_title("\n".join(textwrap.wrap(title, 34)) if lang == "en" else title)
     if bands and folder.kind == "sweep":
@@ -283,13 +283,13 @@ def fig_income(folder: Folder, lang: str):
 
 def _income_levels(ax, folder: Folder, by_level: pd.DataFrame, scale: float, lang: str) -> bool:
     """Dot per setting and level with its 95% interval; hollow where some replicates had nobody at
-    that level in the target year (no interval then). Returns whether any dot is hollow."""
+    that level in some month of the target year (no interval then). Returns whether any dot is hollow."""
     n = len(folder.settings)
     width = min(0.8 / n, 0.2)
     partial = False
     for j, s in enumerate(folder.settings):
         d = by_level[(by_level["setting"] == s.id) & by_level["mean"].notna()]
-        full = d["n"] >= s.n
+        full = d["n_whole_year"] >= s.n
         partial |= bool((~full).any())
         x = d["level"].to_numpy() + (j - (n - 1) / 2) * width
         y = d["mean"].to_numpy() / scale

@@ -98,7 +98,9 @@ def composition(folder: Folder) -> pd.DataFrame:
 
 def income_by_level(folder: Folder) -> pd.DataFrame:
     """Per setting and level: the target year's mean income per worker of that level (weighted by the
-    monthly head count), then its mean across replicates with a 95% t-interval. Yuan per year."""
+    monthly head count), then its mean across replicates with a 95% t-interval. Yuan per year.
+    `n`: the replicates with anybody at the level in the year; `n_whole_year`: those with somebody at
+    it in every month (a level held for a few months by a handful of agents is drawn apart)."""
     levels = range(N_LEVELS)
     cols = [f"income_mean_level_{k}" for k in levels] + [f"level_{k}" for k in levels]
     w = wide(folder, cols)
@@ -107,13 +109,16 @@ def income_by_level(folder: Folder) -> pd.DataFrame:
     rows = []
     for k in levels:
         g = pd.DataFrame({"setting": w["setting"], "run": w["run"], "heads": w[f"level_{k}"],
-                          "pay": w[f"income_mean_level_{k}"] * w[f"level_{k}"]}).groupby(["setting", "run"]).sum()
+                          "pay": w[f"income_mean_level_{k}"] * w[f"level_{k}"],
+                          "empty_months": w[f"level_{k}"] <= 0}).groupby(["setting", "run"]).sum()
         per_run = (g["pay"] / g["heads"]).where(g["heads"] > 0).dropna()
+        whole_year = g["empty_months"] == 0  # the level had workers every month of the year
         for s in folder.settings:
             d = per_run[per_run.index.get_level_values("setting") == s.id].to_numpy()
             mean, lo, hi = mean_interval(d)
-            rows.append({"setting": s.id, "level": k, "year": s.target_year, "n": len(d), "mean": mean,
-                         "ci_low": lo, "ci_high": hi})
+            rows.append({"setting": s.id, "level": k, "year": s.target_year, "n": len(d),
+                         "n_whole_year": int(whole_year[whole_year.index.get_level_values("setting") == s.id].sum()),
+                         "mean": mean, "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows).sort_values(["setting", "level"], key=lambda c: c.map(
         {s.id: i for i, s in enumerate(folder.settings)}) if c.name == "setting" else c).reset_index(drop=True)
 

@@ -94,8 +94,9 @@ PHRASES: dict[str, tuple[str, str]] = {
     "note_full_years": ("Full calendar years only", "仅含完整年份"),
     "all_runs": ("all runs", "全部模拟"),
     "sep": ("; ", "；"),
-    "partial_level": ("Hollow: some replicates have nobody at the level (no interval)",
-                      "空心点：部分模拟中该等级无人（不给区间）"),
+    "partial_level": ("Hollow: nobody at the level in some months of the year, in some replicates (no interval)",
+                      "空心点：部分模拟中该等级在当年某些月份无人（不给区间）"),
+    "partial_level_run": ("Hollow: nobody at the level in some months of the year", "空心点：该等级在当年某些月份无人"),
     "others": ("Other settings (median)", "其他设定（中位数）"),
     "single_run": ("single run", "单次模拟"),
 }
