@@ -782,3 +782,29 @@ def test_the_income_panels_show_every_month_of_their_lines(folders, name):
             ys = np.concatenate([np.asarray(line.get_ydata(), float) for line in ax.get_lines()
                                  if len(line.get_ydata()) > 2])
             assert lo <= ys.min() and ys.max() <= hi, (ax.get_title(), lo, hi, ys.min(), ys.max())
+
+
+@pytest.mark.slow  # a 32-job sweep and its reports in two languages: about 20 s on 2 cores
+def test_the_lever_response_heatmap_keeps_contour_labels_off_the_cells_values(tmp_path):
+    """The named sweep training_vs_studios (4 x 4 settings): matplotlib placed the spend contour's "8"
+    on the cell's "33.8%" (the layout check warned; the figure was written anyway), and the subtitle
+    gave a key to short labels that this chart does not use."""
+    out = tmp_path / "tvs"
+    proc = subprocess.run([sys.executable, "-m", "sim", "-m", "+sweep=training_vs_studios", "replicate=range(0,2)",
+                           "n_agents=2000", "horizon.end_year=2027", f"hydra.sweep.dir={out}"],
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for lang in ("en", "zh"):
+        written = make_report(out, Options(lang=lang, formats=("png",), out=tmp_path / f"report_{lang}"))
+        assert "fig5_lever_response" in written.figures
+        assert written.layout["fig5_lever_response"] == [], written.layout["fig5_lever_response"]
+    from sim.report.compare import fig_response
+    from sim.report.load import load
+    from sim.report.style import language
+
+    with language("en"):
+        fig, _ = fig_response(load(out), "en")
+        from matplotlib.text import Text
+
+        texts = [t.get_text() for t in fig.findobj(Text)]
+        assert not any("Key:" in t for t in texts) and any("Contours: cumulative spend" in t for t in texts)

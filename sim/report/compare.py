@@ -124,7 +124,8 @@ def _heatmap(folder, surf, keys, lang, title):
     xs, ys = sorted(surf[kx].unique()), sorted(surf[ky].unique())
     grid = surf.pivot(index=ky, columns=kx, values="median").reindex(index=ys, columns=xs)
     spend = surf.pivot(index=ky, columns=kx, values="spend_cum_total_mean").reindex(index=ys, columns=xs)
-    fig, body = new_figure(5.4, title, note(folder, lang, "lines") + t("sep", lang) + t("fig5_cost", lang), width=6.8)
+    fig, body = new_figure(5.4, title, note(folder, lang, "lines", key=False) + t("sep", lang) + t("fig5_cost", lang),
+                           width=6.8)  # its axes name the levers: no key to short labels
     ax = body.subplots()
     edges = lambda v: np.concatenate([[v[0] - (v[1] - v[0]) / 2], (np.array(v[1:]) + v[:-1]) / 2,
                                       [v[-1] + (v[-1] - v[-2]) / 2]]) if len(v) > 1 else np.array([v[0] - .5, v[0] + .5])
@@ -134,21 +135,29 @@ def _heatmap(folder, surf, keys, lang, title):
     cb.set_label(t("hs_share_axis", lang))
     cb.formatter = ExactFormatter(100.0)  # percent, each label exactly its tick
     cb.update_ticks()
+    cells = []  # where the cells' labels are (data coordinates)
     for i, yv in enumerate(ys):
         for j, xv in enumerate(xs):
             if np.isnan(z[i, j]):
                 continue
-            ax.text(xv, yv + 0.22 * _step(ys), f"{100 * z[i, j]:.1f}%", ha="center", va="center", fontsize=8.5,
+            cells.append((xv, yv + 0.22 * _step(ys)))
+            ax.text(*cells[-1], f"{100 * z[i, j]:.1f}%", ha="center", va="center", fontsize=8.5,
                     color="black", zorder=6,
                     bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.85})
     if len(xs) > 1 and len(ys) > 1:
         div = spend_scale(lang)
         halo = [patheffects.withStroke(linewidth=2.6, foreground="white")]
+        ex, ey = edges(xs), edges(ys)
+        ax.set_xlim(ex[0], ex[-1])
+        ax.set_ylim(ey[0], ey[-1])
         cs = ax.contour(xs, ys, spend.to_numpy(dtype=float) / div, colors="#000000", linewidths=1.0,
                         linestyles="--", levels=5, zorder=4)
         cs.set(path_effects=halo)
         digits = level_digits(cs.levels)
-        labels = ax.clabel(cs, fmt=lambda v: f"{v:,.{digits}f}", fontsize=7.5, inline=True, inline_spacing=4)
+        spots = label_spots(ax, cs, cells)
+        labels = ax.clabel(cs, [lev for lev, spot in zip(cs.levels, spots) if spot is not None],
+                           fmt=lambda v: f"{v:,.{digits}f}", fontsize=7.5, inline=True, inline_spacing=4,
+                           manual=[spot for spot in spots if spot is not None])
         for lab in labels:
             lab.set(path_effects=halo, zorder=5)
     ax.set_xticks(xs)
@@ -157,6 +166,38 @@ def _heatmap(folder, surf, keys, lang, title):
     ax.set_ylabel(axis_label(ky, lang))
     ax.grid(False)
     return fig
+
+
+#: half the size of a cell's label box, and of a contour's label, in axes fraction (a 6.8-inch chart)
+CELL_LABEL_HALF = (0.055, 0.028)
+CONTOUR_LABEL_HALF = (0.02, 0.035)
+
+
+def label_spots(ax, cs, cells: list[tuple[float, float]]) -> list[tuple[float, float] | None]:
+    """Where each contour level's label goes: the point of its line (away from the frame) farthest
+    from every cell's label, in label sizes; matplotlib's own choice put a label on a cell's value.
+    None for a level with no line."""
+    to_axes = ax.transData + ax.transAxes.inverted()
+    centres = to_axes.transform(np.asarray(cells, dtype=float)) if cells else np.empty((0, 2))
+    reach = np.add(CELL_LABEL_HALF, CONTOUR_LABEL_HALF)
+    spots = []
+    for segs in cs.allsegs:
+        lines = [to_axes.transform(seg) for seg in segs if len(seg) > 1]
+        if not lines:
+            spots.append(None)
+            continue
+        # points along each line, 25 between each pair of vertices
+        t = np.linspace(0.0, 1.0, 25, endpoint=False)[:, None, None]
+        pts = np.concatenate([(a[:-1] + t * (a[1:] - a[:-1])).reshape(-1, 2) for a in lines])
+        inner = pts[(np.abs(pts - 0.5) < 0.5 - np.asarray(CONTOUR_LABEL_HALF)).all(axis=1)]
+        pts = inner if len(inner) else pts
+        if len(centres):
+            clear = np.max(np.abs(pts[:, None, :] - centres[None, :, :]) / reach, axis=2).min(axis=1)
+            best = pts[int(np.argmax(clear))]
+        else:
+            best = pts[len(pts) // 2]
+        spots.append(tuple(ax.transData.inverted().transform(ax.transAxes.transform(best))))
+    return spots
 
 
 def level_digits(levels) -> int:
@@ -172,7 +213,7 @@ def _step(v) -> float:
 
 
 def _line(folder, surf, key, lang, title):
-    fig, body = new_figure(3.8, title, note(folder, lang, "fan"))
+    fig, body = new_figure(3.8, title, note(folder, lang, "fan", key=False))  # its axis names the lever
     ax, ax2 = body.subplots(1, 2, squeeze=False).ravel()
     d = surf.sort_values(key)
     draw_fan(ax, d[key], d, "#0072B2", marker="o", ms=4)

@@ -52,15 +52,16 @@ def region_title(folder: Folder, lang: str) -> str:
     return ("、" if lang == "zh" else ", ").join(names)
 
 
-def note(folder: Folder, lang: str, kind: str = "fan", bands: bool | None = None) -> str:
-    """What the lines (and bands) show: one run, or the median/mean across replicates."""
+def note(folder: Folder, lang: str, kind: str = "fan", bands: bool | None = None, key: bool = True) -> str:
+    """What the lines (and bands) show: one run, or the median/mean across replicates; with the key to
+    the compact setting labels where the chart uses them (`key`)."""
     if folder.kind == "run":
         return t("note_single", lang, n_agents=f"{int(folder.config.get('n_agents', 0)):,}")
     if kind == "fan" and not (bands if bands is not None else len(folder.settings) <= MAX_OVERLAY):
         kind = "lines"
     text = t({"fan": "note_fan", "lines": "note_lines", "mean": "note_mean", "ci": "note_ci"}[kind], lang,
              n=folder.n_replicates)
-    return text + t("sep", lang) + lever_key(folder.keys, lang) if compact(folder) else text
+    return text + t("sep", lang) + lever_key(folder.keys, lang) if key and compact(folder) else text
 
 
 def with_labels(folder: Folder, df: pd.DataFrame, lang: str) -> pd.DataFrame:
