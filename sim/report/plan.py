@@ -36,7 +36,7 @@ TEXT = {
         "traj_title": "{region}: high-skill share with the {what} and with the {base}",
         "traj_note": "median and 50% / 90% bands over {n} {which} samples ({unc}); both on the same samples",
         "chosen": "chosen mix", "best": "best mix found (target not met)", "status_quo": "status quo",
-        "no_policy": "no policy", "band50": "50% band", "band90": "90% band", "observed": "observed",
+        "no_policy": "no policy", "band50": "50% band (in its line's colour)", "band90": "90% band (in its line's colour)", "observed": "observed",
         "target": "target {v} by {y}", "share_axis": "high-skill share of skilled workers (%)", "year": "year",
         "cp_title": "{region}: cost and probability of reaching {v} by {y}",
         "cp_note": "dots: every mix on the {n} search samples; line: the frontier; star: the chosen mix on "
@@ -75,7 +75,7 @@ TEXT = {
         "traj_title": "{region}：{what}与{base}下的高技能人才占比",
         "traj_note": "中位数及50%/90%区间，{n}个{which}样本（{unc}）；两者使用相同样本",
         "chosen": "选定组合", "best": "找到的最佳组合（未达目标）", "status_quo": "现行政策", "no_policy": "无政策",
-        "band50": "50%区间", "band90": "90%区间", "observed": "观测值", "target": "目标：{y}年{v}",
+        "band50": "50%区间（与其曲线同色）", "band90": "90%区间（与其曲线同色）", "observed": "观测值", "target": "目标：{y}年{v}",
         "share_axis": "高技能人才占技能劳动者比例（%）", "year": "年份",
         "cp_title": "{region}：{y}年达到{v}的成本与概率",
         "cp_note": "圆点：各组合在{n}个搜索样本上的结果；折线：前沿；星号：选定组合在{m}个新样本上的结果及95%区间",
