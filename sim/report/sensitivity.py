@@ -31,8 +31,10 @@ TEXT = {
         "share": "high-skill share", "income_mean": "mean income", "income_median": "median income",
         "cost": "cumulative cost",
         "sobol_title": "{region}: what drives the {output} in December {year} (Sobol indices)",
-        "sobol_note": "total (light) and first-order (dark) indices, 95% bootstrap intervals; {n} base samples x {r} "
-                      "replicates; grey: the 95% interval reaches down to the noise floor (dashed) or zero, not ranked",
+        "sobol_note": "total (light) and first-order (dark) indices, 95% bootstrap intervals (black: total, blue: "
+                      "first-order); {n} base samples x {r} replicates; a first-order index above the total is "
+                      "estimation error; grey: the 95% interval reaches down to the noise floor (dashed) or zero, not "
+                      "ranked",
         "morris_title": "{region}: what drives the {output} in December {year} (Morris screening)",
         "morris_note": "μ* with 95% bootstrap intervals, {n} trajectories x {r} replicates; grey: the interval "
                        "reaches down to the noise floor (dashed) or zero, not ranked",
@@ -68,7 +70,7 @@ TEXT = {
     "zh": {
         "share": "高技能人才占比", "income_mean": "平均收入", "income_median": "收入中位数", "cost": "累计成本",
         "sobol_title": "{region}：{year}年12月{output}的驱动因素（Sobol指数）",
-        "sobol_note": "总效应（浅色）与一阶效应（深色）指数及95%自助法区间；{n}个基础样本×{r}次重复；灰色：95%区间下端未高于噪声下限（虚线）或零，不排序",
+        "sobol_note": "总效应（浅色）与一阶效应（深色）指数及95%自助法区间（黑色：总效应，蓝色：一阶）；{n}个基础样本×{r}次重复；一阶指数高于总效应指数属估计误差；灰色：95%区间下端未高于噪声下限（虚线）或零，不排序",
         "morris_title": "{region}：{year}年12月{output}的驱动因素（Morris筛选）",
         "morris_note": "μ*及95%自助法区间，{n}条轨迹×{r}次重复；灰色：区间下端未高于噪声下限（虚线）或零，不排序",
         "total": "总效应指数", "first": "一阶效应指数", "not_dist": "区间下端未高于噪声下限或零", "floor": "噪声下限",
@@ -153,6 +155,10 @@ def indices_figure(f: dict, output: str, lang: str):
                     ecolor="#333333", lw=0.8, capsize=2)
         s1 = idx["S1"].to_numpy()
         ax.barh(y, np.clip(s1, 0, None), color=colours, height=0.35)
+        if "S1_lo95" in idx:  # the first-order index's own interval, below the total's
+            ax.errorbar(s1, y - 0.12, xerr=[np.clip(s1 - idx["S1_lo95"].to_numpy(), 0, None),
+                                            np.clip(idx["S1_hi95"].to_numpy() - s1, 0, None)],
+                        fmt="none", ecolor="#0072B2", lw=0.7, capsize=1.5)
         handles += [Patch(fc=TOTAL, label=T["total"]), Patch(fc=ACT, label=T["first"])]
         floor = float(idx["noise_floor"].iloc[0]) if "noise_floor" in idx else np.nan
         if np.isfinite(floor):
