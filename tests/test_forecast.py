@@ -93,6 +93,10 @@ def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_proc
     assert last["n"] == 8 and last["q05"] <= last["median"] <= last["q95"] and last["q05"] < last["q95"]
     runs = pd.read_csv(tmp_path / "a" / "runs.csv")
     assert runs["seed"].nunique() == 1 and runs["replicate"].nunique() == 8  # own seed per run
+    from sim.streams import replicate_seed
+
+    assert list(runs["run_seed"]) == [replicate_seed(s, r) for s, r in zip(runs["seed"], runs["replicate"])]
+    assert runs["run_seed"].nunique() == 8  # the seed each run ran with, as a sweep's runs.csv gives it
     assert runs["structural:region.growth_per_year"].nunique() == 2
     v = pd.read_csv(tmp_path / "a" / "variance.csv")
     sh = v[(v["date"] == "2025-12") & (v["metric"] == "high_skill_share")]

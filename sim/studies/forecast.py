@@ -36,6 +36,7 @@ from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError, quiet_when_output_closed
 from .options import key_values
 from ..results import COMPLETE_MARKER, _json, complete_text, git_commit, package_versions, sha256
+from ..streams import replicate_seed
 from . import uncertainty, variance
 from .batch import run_batch
 
@@ -137,7 +138,8 @@ def forecast(cfg: RunConfig, *, params: int, structural: int, replicates: int, s
             frames.append(long)
             last = s[s["date"] == f"{end}-12"].iloc[0]
             rows.append({"run": k - 1, "cell": c.index, "member": c.member, "point": c.point, "replicate": rc.replicate,
-                         "seed": rc.seed, **{f"structural:{key}": v for key, v in c.structural.items()},
+                         "seed": rc.seed, "run_seed": replicate_seed(rc.seed, rc.replicate),  # as a sweep's runs.csv
+                         **{f"structural:{key}": v for key, v in c.structural.items()},
                          **{f"{m}_{end}": float(last[m]) for m in METRICS}})
     long = pd.concat(frames, ignore_index=True)
     return {"ensemble": ensemble_table(long), "runs": pd.DataFrame(rows), "long": long,
