@@ -224,8 +224,11 @@ def verify(path: str | Path) -> Report:
         report.what = f"the {kind} folder" if isinstance(kind, str) and kind else "1 run folder"
     elif is_sweep_folder(path):
         verify_sweep(path, report)
-        report.what = (f"{report.checked} run folder{'s' if report.checked != 1 else ''} and the sweep's "
-                       "tables")
+        from .aggregate import TABLES_MANIFEST
+
+        tables = (" and the sweep's tables" if (path / TABLES_MANIFEST).exists() else
+                  " (no sweep tables to check)" if not (path / "runs.csv").exists() else "")
+        report.what = f"{report.checked} run folder{'s' if report.checked != 1 else ''}{tables}"
     else:
         raise NotARunFolder(path)
     return report
