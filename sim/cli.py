@@ -1073,6 +1073,7 @@ def _end_idle_workers() -> None:
     executor = getattr(module, "_executor", None)
     if executor is None:
         return
+    workers = list(getattr(executor, "_processes", None) or ())
     try:
         if hasattr(executor, "terminate"):  # joblib's executor: also removes its temporary folders
             executor.terminate(kill_workers=True)
@@ -1080,6 +1081,8 @@ def _end_idle_workers() -> None:
             executor.shutdown(wait=True, kill_workers=True)
     except Exception:  # ending early is only a saving: the normal exit stops them as before
         return
+    if sweep.SWEEP_DIR is not None:  # an interrupted sweep: the folders its killed workers were writing
+        sweep.remove_partials(Path(sweep.SWEEP_DIR), workers)
 
 
 def _may_end_at_once() -> bool:

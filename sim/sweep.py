@@ -64,6 +64,14 @@ def clear_failure(job_dir: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def remove_partials(sweep_dir: Path, pids) -> None:
+    """Remove the half-written `.NAME.partial-PID` folders of these (ended) processes: a sweep stopped
+    while a worker was writing a job left one behind (hidden, and removed when the job ran again)."""
+    for pid in pids:
+        for stale in sweep_dir.glob(f".*.partial-{int(pid)}"):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 def record_failure(job_dir: Path, err: BaseException, overrides: list[str], job_num: int | None) -> bool:
     """Write FAILED atomically into the job folder; False (and a log line) if even that cannot be written."""
     ours = isinstance(err, SkillsimError)  # a message written for the user (a scheduler's kill included)

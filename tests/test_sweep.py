@@ -519,3 +519,29 @@ def test_the_workers_a_sweep_leaves_waiting_are_ended_before_the_command_exits()
     cli._end_idle_workers()  # nothing left to end
     assert Parallel(n_jobs=2, backend="loky")(delayed(abs)(-i) for i in range(3)) == [0, 1, 2]  # joblib starts anew
     cli._end_idle_workers()
+
+
+def test_a_stopped_sweeps_workers_leave_no_half_written_folders(tmp_path):
+    """A sweep stopped while a worker was writing a job left that job's hidden `.NAME.partial-PID`
+    folder (removed only when the job ran again). When the command ends its pool's workers, the
+    folders those workers were writing go too; another process's (a second command sharing the sweep
+    folder) stay."""
+    script = f"""
+import os, sys
+from pathlib import Path
+from joblib.externals.loky import get_reusable_executor
+from sim import cli, sweep
+
+ex = get_reusable_executor(max_workers=2)
+pid = ex.submit(os.getpid).result()
+d = Path({str(tmp_path)!r})
+(d / f".job=1.partial-{{pid}}").mkdir()
+(d / f".job=1.partial-{{pid}}" / "series.csv").write_text("half")
+(d / f".job=2.partial-{{os.getppid()}}").mkdir()  # not one of this command's workers
+sweep.SWEEP_DIR = d
+cli._end_idle_workers()
+print(sorted(p.name.split("-")[0] for p in d.iterdir()))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["['.job=2.partial']"]
