@@ -184,6 +184,7 @@ def refuse_single_runs(sweep_dir: Path, jobs: dict[str, dict]) -> None:
     compare. A sweep's job (any launcher, a re-run of one included) records its job number; a single
     run does not."""
     singles = sorted(name for name, job in jobs.items() if job["status"] == "ok" and "job_num" not in job["manifest"])
+    # (results.single_runs, which the report and a sweep's start ask, reads the same from the folders)
     if singles:
         more = f" and {len(singles) - 1} more" if len(singles) > 1 else ""
         raise DataError(f"{sweep_dir} holds single runs ({singles[0]}{more}), not the jobs of one sweep; to compare "

@@ -34,7 +34,7 @@ from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL,
                      SkillsimError, debug_enabled, environment_fault, internal_error, interrupts_kept, stop_on_signal,
                      quiet_when_output_closed)
 from .model import WorkforceModel
-from .results import COMMAND_ENV, COMPLETE_MARKER, prepare_target, write_run
+from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER, prepare_target, write_run
 from .sweep import clear_failure, is_finished, log_progress, record_failure
 from . import fastsweep, sweep
 from .sources import DEFAULT_TARGETS, load_targets
@@ -267,7 +267,9 @@ def refuse_listed_choices(dcfg: DictConfig) -> None:
     for group in ("region", "scenario"):
         if group not in choices:
             given = next((o.split("=", 1)[1] for o in OmegaConf.select(dcfg, "hydra.overrides.task", default=[]) or []
-                          if o.lstrip("+~").split("=", 1)[0] == group and "=" in o), "a list")
+                          if o.lstrip("+~").split("=", 1)[0] == group and "=" in o), "")
+            if not given.lstrip().startswith("["):  # removed (~scenario) or set by the user's own config
+                continue
             names = ", ".join(sorted(shipped_preset_files() if group == "region" else
                                      (p.stem for p in (CONFIG_DIR / "scenario").glob("*.yaml"))))
             raise ConfigError(group, given, f"one {group} (one of {names}, or your own); to compare several, "
@@ -770,7 +772,7 @@ def refuse_a_folder_of_other_results(sweep_dir: Path) -> None:
     folder that no longer verifies): refused in one line, as a single run refuses a folder that is not
     empty. A sweep's own folder (one of its records, or job folders) is resumed as before."""
     from .aggregate import TABLES_MANIFEST
-    from .results import PROGRESS_FILE
+    from .results import PROGRESS_FILE, single_runs
 
     try:
         entries = list(sweep_dir.iterdir())
@@ -778,15 +780,30 @@ def refuse_a_folder_of_other_results(sweep_dir: Path) -> None:
         return
     if not entries:
         return
+    singles = single_runs(sweep_dir)
     if (sweep_dir / COMPLETE_MARKER).exists() or (sweep_dir / "manifest.json").exists():
         what = "a finished run's or a study's folder"
-    elif any((sweep_dir / name).exists() for name in ("multirun.yaml", PROGRESS_FILE, TABLES_MANIFEST)) or any(
-            e.is_dir() for e in entries):
+    elif singles:  # results/ itself, or runs gathered by hand: skillsim-aggregate would refuse them after the jobs
+        what = f"a folder of single runs ({singles[0]}{', ...' if len(singles) > 1 else ''})"
+    elif any((sweep_dir / name).exists() for name in ("multirun.yaml", PROGRESS_FILE, TABLES_MANIFEST)):
         return
     else:
-        what = f"a folder of other files ({', '.join(sorted(e.name for e in entries)[:3])}{', ...' if len(entries) > 3 else ''})"
+        visible = sorted(e.name for e in entries if not e.name.startswith("."))
+        if not visible or any(_job_like(sweep_dir / name) for name in visible):
+            return
+        what = f"a folder of other files ({', '.join(visible[:3])}{', ...' if len(visible) > 3 else ''})"
     raise ConfigError("hydra.sweep.dir", str(sweep_dir), f"an empty or new folder, or a sweep's own: it is {what}, "
                       "which the sweep's job folders and tables would be written among")
+
+
+def _job_like(path: Path) -> bool:
+    """A sweep's job folder: named by its settings (`key=value,...`), finished, failed, or made and not
+    yet written (Hydra makes it first)."""
+    try:
+        return path.is_dir() and ("=" in path.name or (path / COMPLETE_MARKER).exists()
+                                  or (path / FAILED_MARKER).exists() or not any(path.iterdir()))
+    except OSError:
+        return False
 
 
 def refuse_another_sweep(sweep_dir: Path, given: list, parser) -> None:

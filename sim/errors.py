@@ -132,7 +132,7 @@ def output_closed() -> bool:
     try:
         poller = select.poll()
         poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(events & select.POLLERR for _, events in poller.poll(0))
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
     except (AttributeError, OSError, ValueError):  # no stdout, not a file, or no poll on this system
         return False
 
@@ -157,7 +157,11 @@ def quiet_when_output_closed(main: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(main)
     def command(*args, **kwargs) -> None:
         try:
-            return main(*args, **kwargs)
+            try:
+                return main(*args, **kwargs)
+            finally:  # output to a pipe is buffered: its write fails here, not at the interpreter's exit
+                if sys.stdout is not None:
+                    sys.stdout.flush()
         except BrokenPipeError as exc:
             end_quietly_if_output_closed(exc)
             raise

@@ -114,6 +114,23 @@ def machine_facts() -> dict:
             "package": str(Path(__file__).resolve().parent)}
 
 
+def single_runs(folder: Path) -> list[str]:
+    """The finished single runs among a folder's subfolders (sorted names): finished folders whose
+    manifest records no job number. Every sweep job records one (any launcher; a rerun keeps it), so
+    these were run alone, and gathered or aimed here: they are not one sweep's jobs."""
+    found = []
+    for sub in sorted(folder.iterdir()):
+        if sub.name.startswith(".") or not (sub / COMPLETE_MARKER).is_file():
+            continue
+        try:
+            manifest = json.loads((sub / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # a damaged job: the commands that read it say so
+        if isinstance(manifest, dict) and "job_num" not in manifest:
+            found.append(sub.name)
+    return found
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:

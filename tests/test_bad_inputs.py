@@ -459,7 +459,8 @@ def test_too_many_agents_is_refused_before_anything_is_allocated(monkeypatch, tm
 
 @pytest.mark.parametrize("command", [["-m", "sim"], ["-c", "from sim.studies.calibrate import main; main()"],
                                      ["-c", "from sim.studies.plan import main; main()"],
-                                     ["-c", "from sim.report.cli import main; main()"]])
+                                     ["-c", "from sim.report.cli import main; main()"],
+                                     ["-c", "from sim.verify import main; main()"]])
 def test_a_reader_that_closes_the_output_ends_the_command_quietly(command):
     """`skillsim --help | head -3`: the reader goes away before the help is written. The command ends
     silently with SIGPIPE's status, as a C tool does; it said "cannot write the output folder: Broken
@@ -467,9 +468,10 @@ def test_a_reader_that_closes_the_output_ends_the_command_quietly(command):
     write meets a closed pipe (with `head` that depends on timing)."""
     read, write = os.pipe()
     os.close(read)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as in a shell
     try:
         proc = subprocess.run([sys.executable, *command, "--help"], stdout=write, stderr=subprocess.PIPE,
-                              text=True, timeout=120)
+                              text=True, timeout=120, env=env)
     finally:
         os.close(write)
     assert proc.stderr == "" and proc.returncode == 141, (proc.returncode, proc.stderr[-1500:])

@@ -267,13 +267,20 @@ def test_a_sweep_into_a_run_folder_or_a_folder_of_other_files_is_refused(tmp_pat
     """A sweep aimed at a finished run's folder wrote its jobs and tables into it (the run then failed
     skillsim-verify), and one aimed at a folder of the user's files overwrote their runs.csv: both are
     refused before anything is written, in one line, and the folders are as they were."""
+    import shutil
+
     run = tmp_path / "run"
     proc = skillsim(*SMALL, f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     own = tmp_path / "own"
     own.mkdir()
     (own / "runs.csv").write_text("mine\n")
-    for folder, says in ((run, "a finished run's or a study's folder"), (own, "a folder of other files (runs.csv)")):
+    gathered = tmp_path / "gathered"  # results/ itself, or runs copied together
+    shutil.copytree(run, gathered / "run")
+    nested = tmp_path / "nested"  # folders that are not a sweep's jobs (results/ with its runs/)
+    shutil.copytree(run, nested / "runs" / "run")
+    for folder, says in ((run, "a finished run's or a study's folder"), (own, "a folder of other files (runs.csv)"),
+                         (gathered, "a folder of single runs (run)"), (nested, "a folder of other files (runs)")):
         before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
         out, proc = sweep(tmp_path, folder.name, *SMALL, "replicate=0,1")
         assert proc.returncode == 2, proc.stderr[-2000:]
@@ -307,8 +314,9 @@ def test_single_runs_gathered_in_a_folder_are_not_tabled_as_a_sweep(grid_sweeps,
         assert proc.returncode == EXIT_DATA, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and "single runs" in proc.stderr, proc.stderr
         assert not (folder / "runs.csv").exists() and not (folder / "effects.csv").exists()
-    with pytest.raises(DataError, match="holds run folders, not a sweep's jobs"):
-        load(runs)
+    for folder in (runs, gathered):  # the report agrees with aggregate, a sweep's job among them or not
+        with pytest.raises(DataError, match="holds run folders, not a sweep's jobs"):
+            load(folder)
     shutil.rmtree(gathered / job.name)
     (grid_sweeps[0] / "runs.csv").rename(tmp_path / "runs.csv.kept")  # a sweep without its tables
     try:

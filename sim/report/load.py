@@ -17,7 +17,7 @@ import yaml
 
 from ..aggregate import ENSEMBLE_METRICS, QUANTILES, REPLICATE_KEYS
 from ..errors import DataError
-from ..results import COMPLETE_MARKER
+from ..results import COMPLETE_MARKER, single_runs
 from ..sources import DEFAULT_TARGETS
 from .text import SCENARIO_ORDER
 
@@ -145,11 +145,12 @@ def load(path: str | Path) -> Folder:
         if not (p / COMPLETE_MARKER).exists():
             raise DataError(f"{p}: unfinished run folder (no {COMPLETE_MARKER} marker)")
         return load_run(p)
-    finished = [d for d in sorted(p.iterdir()) if d.is_dir() and (d / COMPLETE_MARKER).exists()]
-    if finished:
-        if not any("job_num" in _read_json(d / "manifest.json") for d in finished if (d / "manifest.json").exists()):
+    if any((d / COMPLETE_MARKER).exists() for d in p.iterdir() if d.is_dir()):
+        singles = single_runs(p)
+        if singles:  # skillsim-aggregate refuses them too
             raise DataError(f"{p} holds run folders, not a sweep's jobs; give one run's folder "
-                            f"(skillsim-report {finished[0]}), or run the settings to compare as one sweep (skillsim -m)")
+                            f"(skillsim-report {p / singles[0]}), or run the settings to compare as one sweep "
+                            "(skillsim -m)")
         raise DataError(f"{p}: sweep folder without its tables (runs.csv); build them with skillsim-aggregate {p}")
     raise DataError(f"{p} is not a run folder (series.csv, summary.json, config.yaml) "
                     f"or a sweep folder (runs.csv, ensemble.csv)")

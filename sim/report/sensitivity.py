@@ -156,7 +156,7 @@ def indices_figure(f: dict, output: str, lang: str):
         s1 = idx["S1"].to_numpy()
         ax.barh(y, np.clip(s1, 0, None), color=colours, height=0.35)
         if "S1_lo95" in idx:  # the first-order index's own interval, below the total's
-            ax.errorbar(s1, y - 0.12, xerr=[np.clip(s1 - idx["S1_lo95"].to_numpy(), 0, None),
+            ax.errorbar(s1, y - 0.26, xerr=[np.clip(s1 - idx["S1_lo95"].to_numpy(), 0, None),  # below the dark bar
                                             np.clip(idx["S1_hi95"].to_numpy() - s1, 0, None)],
                         fmt="none", ecolor="#0072B2", lw=0.7, capsize=1.5)
         handles += [Patch(fc=TOTAL, label=T["total"]), Patch(fc=ACT, label=T["first"])]

@@ -37,7 +37,7 @@ Outputs (written whole or not at all, with manifest.json and COMPLETE): `choice.
 the infeasibility statement), `candidates.csv` (every mix evaluated, on which samples, its probability,
 mean share and mean cost), `finalists.csv`, `frontier_probability.csv` and `frontier_share.csv` (the
 mixes no other beats on both cost and probability, or cost and mean share), `near_optimal.csv` (feasible
-mixes within `tolerance` of the chosen cost), `marginal_cost.csv` (yuan per point of mean share for each
+mixes within `tolerance` of the chosen mix's cost, all on the search samples), `marginal_cost.csv` (yuan per point of mean share for each
 free lever at the chosen mix, from a step of 0.1 on the fresh samples; infinite if the step adds none),
 `trajectory.csv` (the monthly high-skill share of the chosen mix and of the cost base on the same fresh
 samples, as quantiles: the fan chart; for an infeasible target, the best mix found on the search
