@@ -780,13 +780,12 @@ def refuse_a_folder_of_other_results(sweep_dir: Path) -> None:
         return
     if not entries:
         return
-    singles = single_runs(sweep_dir)
     if (sweep_dir / COMPLETE_MARKER).exists() or (sweep_dir / "manifest.json").exists():
         what = "a finished run's or a study's folder"
-    elif singles:  # results/ itself, or runs gathered by hand: skillsim-aggregate would refuse them after the jobs
-        what = f"a folder of single runs ({singles[0]}{', ...' if len(singles) > 1 else ''})"
     elif any((sweep_dir / name).exists() for name in ("multirun.yaml", PROGRESS_FILE, TABLES_MANIFEST)):
-        return
+        return  # a sweep's own (its job folders are not read: a resumed sweep may have thousands)
+    elif singles := single_runs(sweep_dir):  # results/ itself, or runs gathered by hand (aggregate refuses them)
+        what = f"a folder of single runs ({singles[0]}{', ...' if len(singles) > 1 else ''})"
     else:
         visible = sorted(e.name for e in entries if not e.name.startswith("."))
         if not visible or any(_job_like(sweep_dir / name) for name in visible):

@@ -30,6 +30,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from . import claims
 from .errors import SkillsimError, environment_fault, internal_error, os_reason
 from .results import COMPLETE_MARKER, FAILED_MARKER, PROGRESS_FILE
 
@@ -65,11 +66,15 @@ def clear_failure(job_dir: Path) -> None:
 
 
 def remove_partials(sweep_dir: Path, pids) -> None:
-    """Remove the half-written `.NAME.partial-PID` folders of these (ended) processes: a sweep stopped
-    while a worker was writing a job left one behind (hidden, and removed when the job ran again)."""
+    """Remove the half-written `.NAME.partial-PID` folders of these (ended) processes of this host: a
+    sweep stopped while a worker was writing a job left one behind (hidden, and removed when the job
+    ran again). A folder whose job is still claimed by a live process (another host's worker may have
+    the same pid, on a shared sweep folder) is left to it."""
     for pid in pids:
         for stale in sweep_dir.glob(f".*.partial-{int(pid)}"):
-            shutil.rmtree(stale, ignore_errors=True)
+            owner = claims.holder(sweep_dir / stale.name[1:].rsplit(".partial-", 1)[0])
+            if owner is None or not owner.alive():
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def record_failure(job_dir: Path, err: BaseException, overrides: list[str], job_num: int | None) -> bool:

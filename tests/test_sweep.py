@@ -546,10 +546,16 @@ d = Path({str(tmp_path)!r})
 (d / f".job=1.partial-{{pid}}").mkdir()
 (d / f".job=1.partial-{{pid}}" / "series.csv").write_text("half")
 (d / f".job=2.partial-{{os.getppid()}}").mkdir()  # not one of this command's workers
+(d / f".job=3.partial-{{pid}}").mkdir()  # the same pid, but job=3 is claimed by a live process (another host)
+(d / "job=3").mkdir()
+from sim import claims
+import json, socket
+(d / ".job=3.lock").write_text(json.dumps({{"pid": 1, "host": socket.gethostname() + "-other", "start": 0,
+                                            "since": "2026-01-01T00:00:00+00:00"}}))
 sweep.SWEEP_DIR = d
 cli._end_idle_workers()
 print(sorted(p.name.split("-")[0] for p in d.iterdir()))
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == ["['.job=2.partial']"]
+    assert proc.stdout.strip() == "['.job=2.partial', '.job=3.lock', '.job=3.partial', 'job=3']", proc.stdout
