@@ -79,6 +79,16 @@ class SkillsimError(Exception):
     exit_code = EXIT_CONFIG
 
 
+def as_typed(value: object) -> str:
+    """A value as the user writes it in an override or a YAML file: null, true and false for Python's
+    None, True and False (a user who typed seed=null should not read 'None'); anything else as repr."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
 class ConfigError(SkillsimError):
     """A configuration value is invalid: names the field, the value and what is allowed."""
 
@@ -86,7 +96,7 @@ class ConfigError(SkillsimError):
 
     def __init__(self, field: str, value: object, allowed: str):
         self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"config error: {field} = {value!r} is invalid; allowed: {allowed}")
+        super().__init__(f"config error: {field} = {as_typed(value)} is invalid; allowed: {allowed}")
 
     def __reduce__(self):  # rebuilt from its three fields when it crosses from a batch's worker
         return type(self), (self.field, self.value, self.allowed)
