@@ -260,7 +260,12 @@ def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
         options.binary_location = chromium
         for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,2200"):
             options.add_argument(arg)
+        downloads = tmp_path / "downloads"
+        downloads.mkdir()
+        options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                                  "download.prompt_for_download": False})
         browser = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=chromedriver))
+        browser.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
         browser.get(url)
         wait = WebDriverWait(browser, 180, poll_frequency=0.5)
 
@@ -322,6 +327,19 @@ def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
         assert (chart.mean(axis=2) < 0.9).mean() > 0.02 and chart.std() > 0.05  # drawn, not blank
         command = next(e.text for e in browser.find_elements(By.TAG_NAME, "pre") if "skillsim -m" in e.text)
         assert "levers.training.intensity=2 " in command  # exactly 2 (the next override follows)
+        # each chart's PNG and CSV and the study file are buttons the browser shows and downloads (with
+        # ipyvuetify 3 the buttons were never drawn: empty containers, nothing to click)
+        buttons = {b.text.upper(): b for b in browser.find_elements(By.TAG_NAME, "button") if b.text.strip()}
+        assert sum(": PNG" in t for t in buttons) >= 4 and sum(": CSV" in t for t in buttons) >= 4, list(buttons)
+        csv_button = next(b for t, b in buttons.items() if t.startswith("HIGH-SKILL SHARE") and t.endswith("CSV"))
+        browser.execute_script("arguments[0].scrollIntoView()", csv_button)
+        csv_button.click()
+        got = downloads / "skillsim_share.csv"
+        end = time.time() + 60
+        while not got.exists() and time.time() < end:
+            time.sleep(0.3)
+        table = pd.read_csv(got)
+        assert {"kind", "date", "median"} <= set(table.columns) and (table["date"] == "2027-12").any()
         failed = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not failed, failed  # every script and style served locally
     finally:

@@ -110,10 +110,10 @@ def error_text(err: BaseException, L: str) -> str:
 @solara.component
 def Choice(label: str, value: str, options: dict[str, str], on_value) -> None:
     """A drop-down that shows each option's label in the page's language and sets its value."""
-    # ipyvuetify 3 (Vuetify 3) reads an item's label from "title" ("text" was Vuetify 2's and showed as
-    # "[object Object]" in the browser)
-    solara.v.Select(label=label, v_model=value, items=[{"title": t, "value": k} for k, t in options.items()],
-                    item_title="title", item_value="value", on_v_model=on_value)
+    # the label under both names Vuetify reads by default: "text" (Vuetify 2, what the pinned ipyvuetify
+    # serves) and "title" (Vuetify 3); an item without the one it reads shows as "[object Object]"
+    solara.v.Select(label=label, v_model=value, on_v_model=on_value,
+                    items=[{"text": t, "title": t, "value": k} for k, t in options.items()])
 
 
 def summary_text(res: Result, L: str) -> str:
@@ -184,11 +184,13 @@ def Controls():
     Choice(T["allocation"], v.allocation, {a: T["allocations"][a] for a in ALLOCATIONS},
            lambda x: set_field(allocation=x))
     Choice(T["selection"], v.selection, {s: T["selections"][s] for s in SELECTIONS}, lambda x: set_field(selection=x))
-    solara.SliderFloat(T["members"], value=v.members_per_studio, min=5, max=40, step=0.5,
+    solara.SliderFloat(T["members"], value=v.members_per_studio, min=5, max=40, step=0.5, thumb_label="always",
                        on_value=lambda x: set_field(members_per_studio=x))
-    solara.SliderInt(T["end_year"], value=v.end_year, min=2026, max=2035, on_value=lambda x: set_field(end_year=x))
+    solara.SliderInt(T["end_year"], value=v.end_year, min=2026, max=2035, thumb_label="always",
+                     on_value=lambda x: set_field(end_year=x))
     solara.InputInt(T["n_agents"], value=v.n_agents, on_value=lambda x: set_field(n_agents=int(x)), continuous_update=False)
-    solara.SliderInt(T["replicates"], value=v.replicates, min=1, max=32, on_value=lambda x: set_field(replicates=x))
+    solara.SliderInt(T["replicates"], value=v.replicates, min=1, max=32, thumb_label="always",
+                     on_value=lambda x: set_field(replicates=x))
     solara.Checkbox(label=T["uncertainty"], value=v.uncertainty, on_value=lambda x: set_field(uncertainty=x))
 
 
