@@ -51,9 +51,9 @@ LABELS = {
            "uncertainty": "parameter and structural uncertainty (calibration ensemble)",
            "working": "working", "done": "done", "command": "Reproduce with skillsim",
            "config": "study file (skillsim_view.yaml)", "png": "PNG", "csv": "CSV", "error": "Not run",
-           "summary": "December {y}: high-skill share {c} with the chosen setting, {s} under the status quo "
-                      "(difference {d:+.1f} points on the same seeds); extra spend {cost} billion yuan, "
-                      "{per} yuan per additional high-skill worker.",
+           "summary": "December {y}: median high-skill share {c} with the chosen setting, {s} under the status "
+                      "quo; the mean of the paired differences (same seeds) {d:+.1f} points; mean extra spend "
+                      "{cost} billion yuan, {per} yuan per additional high-skill worker.",
            "language": "language", "previous": "(previous setting) ", "colon": ": ",
            "config_error": "config error: {field} = {value} is invalid; allowed: {allowed}", "fault": "",
            "charts": {"share": "high-skill share", "composition": "level composition", "income": "income",
@@ -68,8 +68,8 @@ LABELS = {
            "replicates": "运行次数（抽样或重复）", "uncertainty": "参数与结构性输入的不确定性（校准集合）",
            "working": "计算中", "done": "完成", "command": "用 skillsim 复现",
            "config": "研究配置文件（skillsim_view.yaml）", "png": "PNG", "csv": "CSV", "error": "未运行",
-           "summary": "{y}年12月：所选方案下高技能人才占比{c}，现行政策下{s}（相同随机种子下差异{d:+.1f}个百分点）；"
-                      "额外支出{cost}亿元，每增加一名高技能人才{per}元。",
+           "summary": "{y}年12月：高技能人才占比中位数，所选方案下{c}，现行政策下{s}；相同随机种子下配对差异的均值"
+                      "{d:+.1f}个百分点；平均额外支出{cost}亿元，每增加一名高技能人才{per}元。",
            "language": "语言", "previous": "（上一设置）", "colon": "：",
            "config_error": "配置错误：{field} = {value} 无效；允许：{allowed}", "fault": "程序错误：",
            "charts": {"share": "高技能人才占比", "composition": "等级构成", "income": "收入", "cost": "累计支出",
