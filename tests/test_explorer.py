@@ -557,3 +557,21 @@ def test_the_page_shows_each_charts_png_and_downloads_it_sharper(monkeypatch, re
     assert fan is not None and fan == expected[0][2]()
     dpi = app.draw_all(res, "en")[0][1].dpi
     assert Image.open(io.BytesIO(fan)).size[0] == round(Image.open(io.BytesIO(shown[0])).size[0] * app.DOWNLOAD_DPI / dpi)
+
+
+def test_the_share_chart_draws_each_target_once_and_says_whose_it_is():
+    """China's preset target is the national one: it was drawn and listed twice. A region preset's
+    own target (Chongqing's 35% by 2030 is an assumption in its preset) is labelled as the preset's."""
+    import matplotlib.pyplot as plt
+
+    from sim.explorer.charts import fan_chart
+    from sim.explorer.engine import chosen_config
+
+    for region, labels in (("national", ["national target 33.3% by 2025"]),
+                           ("chongqing", ["the region preset's target 35% by 2030", "national target 33.3% by 2025"])):
+        res = fake_result()
+        res.view = dataclasses.replace(res.view, region=region)
+        fig, _ = fan_chart(res, dataclasses.asdict(chosen_config(res.view, n_agents=1000).region), "en")
+        lines = [h for h in fig.axes[0].get_lines() if "target" in h.get_label()]
+        assert [h.get_label() for h in lines] == labels, region
+        plt.close(fig)

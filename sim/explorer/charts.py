@@ -14,7 +14,7 @@ from .engine import Result
 CHOSEN, BASE = "#0072B2", "#555555"
 TEXT = {
     "en": {"chosen": "chosen setting", "status_quo": "status quo", "band50": "50% band", "band90": "90% band",
-           "observed": "observed", "target": "{who} target {v} by {y}", "regional": "regional", "national": "national",
+           "observed": "observed", "target": "{who} target {v} by {y}", "regional": "the region preset's", "national": "national",
            "fan_title": "{region}: high-skill share, chosen setting against the status quo",
            "fan_note": "median and 50% / 90% bands over {r} {what} of {n:,} agents, the same for both settings",
            "draw": "joint draws of the parameters and structural inputs", "replicate": "replicates (seeds)",
@@ -35,7 +35,7 @@ TEXT = {
            "per_few": "In no year do most runs of this setting add high-skill workers\n"
                       "over the status quo: no cost per additional worker to show."},
     "zh": {"chosen": "所选方案", "status_quo": "现行政策", "band50": "50%区间", "band90": "90%区间", "observed": "观测值",
-           "target": "{who}目标：{y}年{v}", "regional": "地区", "national": "全国",
+           "target": "{who}目标：{y}年{v}", "regional": "地区预设", "national": "全国",
            "fan_title": "{region}：高技能人才占比，所选方案与现行政策对比",
            "fan_note": "中位数及50%/90%区间，{r}{what}，每次{n:,}个主体，两种方案相同",
            "draw": "组参数与结构性输入联合抽样", "replicate": "次重复（随机种子）",
@@ -85,11 +85,13 @@ def fan_chart(res: Result, cfg_region: dict, lang: str):
     if not obs.empty:
         handles.append(ax.scatter(month_end(obs["date"]), obs["value"], color="#D55E00", s=16, zorder=5,
                                   label=T["observed"]))
+    national = ("national", *national_target())
     targets = []
-    if cfg_region.get("high_skill_target") is not None:
-        targets.append(("regional", cfg_region["high_skill_target"], cfg_region.get("high_skill_target_year")))
-    targets.append(("national", *national_target()))
-    for (who, v, y), style in zip(targets, ("--", ":")):
+    regional = ("regional", cfg_region.get("high_skill_target"), cfg_region.get("high_skill_target_year"))
+    if regional[1] is not None and (round(float(regional[1]), 3), regional[2]) != (round(national[1], 3), national[2]):
+        targets.append(regional)  # the national preset's own target is the national one: drawn once
+    targets.append(national)
+    for (who, v, y), style in zip(targets, ("--", ":") if len(targets) == 2 else (":",)):
         handles.append(ax.axhline(v, color="#D55E00", lw=0.9, ls=style,
                                   label=T["target"].format(who=T[who], v=f"{100 * v:g}%", y=y)))
     years = pd.concat([month_end(fan["date"]), month_end(obs["date"])]).dt.year
