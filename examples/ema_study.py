@@ -49,7 +49,7 @@ def main() -> None:
     print(f"{misses.sum()} of {misses.size} experiments miss 35% by 2030")
     x = experiments[["behaviour.aptitude_sd", "growth_per_year", "training_intensity", "studio_intensity"]]
     box = prim.Prim(x, misses, threshold=0.6).find_box()
-    print(box.inspect())
+    box.inspect()  # prints the box itself (it returns None)
 
 
 if __name__ == "__main__":

@@ -173,7 +173,7 @@ def simulate(region: str | None = None, scenario: str | None = None, overrides: 
     and dotted config keys passed as keywords (`simulate(**{"behaviour.aptitude_sd": 0.4})`), so that
     `simulate` is itself a model function for EMA Workbench or SALib.
     Returns a flat dict of floats: `high_skill_share`, `income_mean`, `income_median`, `income_p10`,
-    `income_p90`, the level counts, spend by lever and funder (`spend_training_government_cumulative`,
+    `income_p90`, the level counts, spend by lever and funder, cumulative over the forecast (`spend_training_government`,
     ..., `spend_total`), the end year's spend and flows; with `series=True` also `series`, the monthly
     series as a DataFrame (as `series.csv`). Same inputs, same numbers as `skillsim`.
     """

@@ -244,6 +244,23 @@ def bands_hint() -> str:
     return " ".join(shlex.quote(w) for w in words)
 
 
+def check_optimised_ranges(master: DictConfig, data: dict, swept: list) -> None:
+    """An optimising sweeper's swept keys exist, and its ranges' ends (`interval(lo,hi)`) and choices
+    are allowed values: checked before any trial, as a grid's values are (the trials ran, then each
+    failed on a value it happened to draw)."""
+    missing = object()
+    for o in swept:
+        key = o.get_key_element()
+        if OmegaConf.select(master, key, default=missing) is missing:
+            raise ConfigError(key, o.input_line.split("=", 1)[-1], f"a key of the config ({UNKNOWN_KEY_HINT})")
+        value = o.value()
+        ends = ([value.start, value.end] if hasattr(value, "start") and hasattr(value, "end")
+                else list(getattr(value, "list", [])))
+        for end in ends:
+            if isinstance(end, (int, float, str, bool)):
+                from_mapping(_with_value(data, key, end))
+
+
 def refuse_hydra_settings_skillsim_replaces(dcfg: DictConfig) -> None:
     """Two of Hydra's run settings that skillsim's own writing replaces: `hydra.output_subdir` (Hydra's
     .hydra folder inside the run folder, which skillsim then found "not empty"), and `hydra.job.chdir`
@@ -709,9 +726,24 @@ def preflight_sweep(overrides: list[str]) -> str | None:
             if not target.endswith(".BasicSweeper"):  # Optuna, Nevergrad: the values are not known yet
                 from .objective import check as check_objective
 
-                check_objective(OmegaConf.to_container(master.objective, resolve=True) if "objective" in master
-                                else None)
-                from_mapping(plain(master))  # the settings every job shares
+                objective = check_objective(OmegaConf.to_container(master.objective, resolve=True)
+                                            if "objective" in master else None)
+                data0 = plain(master)
+                cfg0 = from_mapping(data0)  # the settings every job shares
+                swept = [o for o in parser.parse_overrides(
+                    [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]) + given
+                    if o.is_sweep_override() and not o.get_key_element().startswith("hydra.")]
+                check_optimised_ranges(master, data0, swept)
+                direction = master.hydra.sweeper.get("direction") if "optuna" in target.lower() else None
+                for d in (direction if isinstance(direction, ListConfig) else [direction] if direction else []):
+                    name = str(getattr(d, "name", d))  # the schema's default is an enum member
+                    if name.lower() not in ("minimize", "maximize"):  # Optuna's own error read as a bug
+                        raise ConfigError("hydra.sweeper.direction", name, "minimize or maximize (a list of "
+                                          "them for several objectives)")
+                if (objective.year is not None and "horizon.end_year" not in {o.get_key_element() for o in swept}
+                        and not cfg0.start_year <= objective.year <= cfg0.horizon.end_year):
+                    raise ConfigError("objective.year", objective.year,
+                                      f"a year the runs reach ({cfg0.start_year}-{cfg0.horizon.end_year})")
                 return target
             params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
             lists: dict[str, dict[str, object]] = {}  # key -> {"key=value": parsed value}, in Hydra's job order

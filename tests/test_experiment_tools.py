@@ -191,20 +191,24 @@ def test_the_optuna_goal_seek_example_runs(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_trial_does_not_stop_the_optuna_study(tmp_path):
-    """Negative intensities are refused by the job (one line in its FAILED record); the study goes on,
-    the other trials' tables are written, and the exit code says some jobs failed (5)."""
+    """A trial whose job fails as it runs (its folder holds a stranger's file, which a run never
+    overwrites; a value out of range is refused before the study starts) records its error; the study
+    goes on, the other trials' tables are written, and the exit code says some jobs failed (5)."""
     out = tmp_path / "opt"
-    cmd = [sys.executable, "-m", "sim", "-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=maximize",
-           "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=2", "hydra.sweeper.sampler.seed=1",
-           "levers.training.intensity=interval(-2,2)", "n_agents=1000", "horizon.end_year=2024",
-           "hydra/launcher=basic", f"hydra.sweep.dir={out}"]
+    stray = out / "horizon.end_year=2024,levers.training.intensity=0.5,n_agents=1000" / "notes.txt"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("mine", encoding="utf-8")
+    cmd = [sys.executable, "-m", "sim", "-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler.seed=1",
+           "hydra.sweeper.direction=maximize", "hydra.sweeper.n_trials=4", "levers.training.intensity=choice(0.5,1.5)",
+           "n_agents=1000", "horizon.end_year=2024", "hydra/launcher=basic", f"hydra.sweep.dir={out}"]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True)
-    runs = pd.read_csv(out / "runs.csv")
-    failed_runs = runs[runs["status"] != "ok"]
-    assert len(runs) == 6 and 0 < len(failed_runs) < 6, runs
+    assert (out / "runs.csv").exists(), proc.stderr[-2000:]
+    runs = pd.read_csv(out / "runs.csv").set_index("levers.training.intensity")  # a folder per value tried
+    assert list(runs.loc[[0.5, 1.5], "status"]) == ["failed", "ok"], runs
+    assert "already exists and is not empty" in runs.loc[0.5, "error"]
     assert proc.returncode == 5, proc.stderr[-2000:]
     best = yaml.safe_load((out / "optimization_results.yaml").read_text())
-    assert best["best_params"]["levers.training.intensity"] >= 0
+    assert best["best_params"]["levers.training.intensity"] == 1.5
 
 
 def test_a_wrong_objective_is_refused_before_anything_is_written(tmp_path):
