@@ -249,8 +249,11 @@ def check_optimised_ranges(master: DictConfig, data: dict, swept: list) -> None:
     are allowed values: checked before any trial, as a grid's values are (the trials ran, then each
     failed on a value it happened to draw)."""
     missing = object()
+    groups = set(OmegaConf.select(master, "hydra.runtime.choices", default=None) or ())
     for o in swept:
         key = o.get_key_element()
+        if key.lstrip("+~") in groups:  # a config group (region=choice(...)): Hydra composes each choice
+            continue
         if OmegaConf.select(master, key, default=missing) is missing:
             raise ConfigError(key, o.input_line.split("=", 1)[-1], f"a key of the config ({UNKNOWN_KEY_HINT})")
         value = o.value()

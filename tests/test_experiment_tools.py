@@ -239,3 +239,15 @@ def test_a_study_whose_every_trial_fails_says_so_in_one_line(tmp_path):
     assert proc.stderr.strip().splitlines()[-1].startswith("skillsim: no trial of the study finished")
     status = pd.read_csv(out / "runs.csv")["status"]
     assert (status == "failed").any() and not (status == "ok").any(), status  # a folder not tried: missing
+
+
+def test_an_optuna_study_over_config_groups_and_allowed_ranges_passes_the_start_up_checks(tmp_path):
+    """The checks that refuse a study's bad ranges before any trial let good ones through: a choice of
+    regions (config groups, which Hydra composes) and an interval inside the allowed values."""
+    from sim.cli import preflight_sweep, register_schema
+
+    register_schema()
+    target = preflight_sweep(["hydra/sweeper=optuna", "region=choice(chongqing,national)",
+                              "levers.training.intensity=interval(0,3)", "objective.year=2024",
+                              "horizon.end_year=2024", f"hydra.sweep.dir={tmp_path / 's'}"])
+    assert target.endswith("OptunaSweeper") and not (tmp_path / "s").exists()
