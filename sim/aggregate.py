@@ -43,7 +43,7 @@ from . import claims
 from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, DataError, SkillsimError, debug_enabled,
                      environment_fault, internal_error, quiet_when_output_closed)
 from .metrics import SPEND_ACCOUNTS
-from .results import COMPLETE_MARKER, FAILED_MARKER, recorded_plan
+from .results import COMPLETE_MARKER, FAILED_MARKER, recorded_plan, single_runs
 
 REPLICATE_KEYS = ("replicate", "seed", "draw")  # not settings: what a setting is repeated over
 ENSEMBLE_METRICS = ("high_skill_share", "income_mean", "income_median")
@@ -178,13 +178,11 @@ def _runs_row(name: str, job: dict, params: list[str]) -> dict:
     return row
 
 
-def refuse_single_runs(sweep_dir: Path, jobs: dict[str, dict]) -> None:
+def refuse_single_runs(sweep_dir: Path) -> None:
     """Single runs gathered into one folder are not a sweep: they may differ in region, horizon, seed
     or size as well as in what was meant to vary, and their "effects" would pair runs nobody set up to
-    compare. A sweep's job (any launcher, a re-run of one included) records its job number; a single
-    run does not."""
-    singles = sorted(name for name, job in jobs.items() if job["status"] == "ok" and "job_num" not in job["manifest"])
-    # (results.single_runs, which the report and a sweep's start ask, reads the same from the folders)
+    compare (results.single_runs: the report and a sweep's start ask the same)."""
+    singles = single_runs(sweep_dir)
     if singles:
         more = f" and {len(singles) - 1} more" if len(singles) > 1 else ""
         raise DataError(f"{sweep_dir} holds single runs ({singles[0]}{more}), not the jobs of one sweep; to compare "
@@ -414,7 +412,7 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
     jobs = {f.name: read_job(f) for f in folders}
     if not jobs or all(j["status"] in ("missing", "running") for j in jobs.values()):
         raise DataError(f"{sweep_dir} is not a sweep folder: no job folders with results")
-    refuse_single_runs(sweep_dir, jobs)
+    refuse_single_runs(sweep_dir)
     params = swept_parameters(jobs)
     settings = [p for p in params if p not in REPLICATE_KEYS]
     from .objective import recorded
