@@ -448,6 +448,7 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
         counts["not_started"] = max(0, planned - len(jobs)) if planned is not None else 0
     faults = [j for j in jobs.values() if j["status"] == "failed" and j.get("environment")]
     counts["faults"] = len(faults)
+    counts["objective_failed"] = int(runs["objective_error"].notna().sum()) if "objective_error" in runs else 0
     counts["first_fault"] = faults[0]["error"] if faults else ""
     if frames:
         long = _long(frames, params)
@@ -515,11 +516,17 @@ def report(sweep_dir: Path, counts: dict) -> None:
     running = f", {counts['running']} running in another process" if counts.get("running") else ""
     unstarted = counts.get("not_started", 0)
     never = f", {unstarted} not started" if unstarted else ""
-    print(f"{sweep_dir}: {counts['ok']} jobs ok, {counts['failed']} failed, {counts['missing']} missing"
+    no_value = counts.get("objective_failed", 0)
+    objectives = (f" ({no_value} of them without an objective: its trial failed, see objective_error in "
+                  f"runs.csv)" if no_value else "")
+    print(f"{sweep_dir}: {counts['ok']} jobs ok{objectives}, {counts['failed']} failed, {counts['missing']} missing"
           f"{never}{running}; tables in {sweep_dir}", file=sys.stderr)
     runs = pd.read_csv(sweep_dir / "runs.csv")
     for _, r in runs[runs["status"] != "ok"].iterrows():
         print(f"  {r['status']}: {r['job']}: {r.get('error', '')}", file=sys.stderr)
+    if no_value:
+        for _, r in runs[runs["objective_error"].notna()].iterrows():
+            print(f"  objective failed: {r['job']}: {r['objective_error']}", file=sys.stderr)
     if unstarted:
         planned = counts.get("planned", len(runs) + unstarted)
         print(f"  not started: {unstarted} of the sweep's {planned} jobs have no folder (the sweep "

@@ -357,10 +357,30 @@ def job_objective(dcfg: DictConfig, job_dir: Path):
         objective.record(job_dir, data, value)  # for the sweep's runs.csv (skillsim-aggregate)
         return value
     except SkillsimError as err:
-        log.error("job %s: objective: %s", job_dir.name, err)
+        why = str(err)
     except Exception as err:  # noqa: BLE001 - the job itself finished; its value is only missing
-        log.error("job %s: objective: %s", job_dir.name, internal_error(err, "the objective"))
+        why = str(internal_error(err, "the objective"))
+    log.error("job %s: objective: %s", job_dir.name, why)
+    objective.record(job_dir, data, None, error=why)  # runs.csv says the trial failed, and why
     return objective.failed(data)
+
+
+def _grid_sampler_stopped_after_a_failure(exc: BaseException) -> bool:
+    """Optuna's GridSampler stops the study after the grid's last trial; the Optuna sweeper (1.2) allows
+    for that when the trial completed, but when it failed the sampler's `Study.stop` raises out of the
+    sweeper's `tell`, outside any optimisation loop."""
+    return isinstance(exc, RuntimeError) and "`Study.stop` is supposed to be invoked" in str(exc)
+
+
+def _tables_of_a_stopped_study() -> None:
+    """runs.csv of a study its sweeper ended with an error: every trial ran, and their records are what
+    the user needs (best effort: the message that follows is what matters)."""
+    try:
+        from .aggregate import aggregate
+
+        aggregate(sweep.SWEEP_DIR, None, log=log.info)
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def failed_objective(dcfg: DictConfig):
@@ -1051,21 +1071,21 @@ def main(argv: list[str] | None = None) -> None:
             fail(explain(exc), 2)  # that does not exist (region=nowhere with --cfg job), not the disk
         fail(environment_fault(exc, exc.filename or "the output folder"))
     except ValueError as exc:  # Hydra refuses a combination of its flags (e.g. -m with --cfg)
-        if "No trials are completed yet" in str(exc) and sweep.SWEEP_DIR is not None:  # Optuna: every job failed
-            try:
-                from .aggregate import aggregate
-
-                aggregate(sweep.SWEEP_DIR, None, log=log.info)
-            except Exception:  # noqa: BLE001 - the message below is what matters
-                pass
-            fail(f"no trial of the study finished: every job failed; their errors are in "
-                 f"{sweep.SWEEP_DIR / 'runs.csv'}", EXIT_PARTIAL)
+        if "No trials are completed yet" in str(exc) and sweep.SWEEP_DIR is not None:  # Optuna: every trial failed
+            _tables_of_a_stopped_study()
+            fail(f"no trial of the study finished: every job or its objective failed; the errors are in "
+                 f"{sweep.SWEEP_DIR / 'runs.csv'} (columns error and objective_error)", EXIT_PARTIAL)
         if "can be specified" not in str(exc):
             if debug_enabled() or _user_wants_tracebacks:
                 raise
             fail(internal_error(exc, "skillsim"), EXIT_INTERNAL)
         fail(f"config error: {exc} (see skillsim --help)", 2)
     except Exception as exc:
+        if _grid_sampler_stopped_after_a_failure(exc) and sweep.SWEEP_DIR is not None:
+            _tables_of_a_stopped_study()
+            fail(f"Optuna's grid sampler ended the study when its last trial failed, before the Optuna sweeper "
+                 f"wrote optimization_results.yaml (a defect of hydra-optuna-sweeper 1.2); every trial, with "
+                 f"its objective or why it has none, is in {sweep.SWEEP_DIR / 'runs.csv'}", EXIT_PARTIAL)
         if debug_enabled() or _user_wants_tracebacks:
             raise
         from hydra.errors import HydraException

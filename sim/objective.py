@@ -128,32 +128,39 @@ def record_path(job_dir) -> Path:
     return job_dir.parent / f".objective-{job_dir.name}.json"
 
 
-def record(job_dir, data: dict | None, value) -> None:
+def record(job_dir, data: dict | None, value, error: str | None = None) -> None:
     """Keep the value a job returned to its sweeper, with the metric names, for runs.csv (best effort:
-    the sweeper has the value already)."""
+    the sweeper has the value already). `error`: why the job's objective could not be had (its run
+    finished, so its status stays ok): runs.csv then says so instead of leaving the value out."""
     import json
     import os
 
     p = parse(data)
     names = p.metrics or [p.metric]
-    values = value if isinstance(value, list) else [value]
+    rec = {"metrics": names, "error": error} if error is not None else {
+        "metrics": names, "values": value if isinstance(value, list) else [value]}
     path = record_path(job_dir)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps({"metrics": names, "values": values}), encoding="utf-8")
+        tmp.write_text(json.dumps(rec), encoding="utf-8")
         os.replace(tmp, path)
     except OSError:
         tmp.unlink(missing_ok=True)
 
 
-def recorded(job_dir) -> dict[str, float]:
+def recorded(job_dir) -> dict[str, float | str]:
     """The recorded objective as runs.csv columns: `objective`, or `objective_<metric>` for each of
-    several; {} if the job has none (a sweep whose sweeper does not use it)."""
+    several; for a job whose objective failed, those columns empty and `objective_error` saying why;
+    {} if the job has none (a sweep whose sweeper does not use it)."""
     import json
 
     try:
         rec = json.loads(record_path(job_dir).read_text(encoding="utf-8"))
-        names, values = list(rec["metrics"]), [float(v) for v in rec["values"]]
+        names = list(rec["metrics"])
+        if rec.get("error") is not None:
+            cols = ["objective"] if len(names) == 1 else [f"objective_{n}" for n in names]
+            return {c: float("nan") for c in cols} | {"objective_error": str(rec["error"])}
+        values = [float(v) for v in rec["values"]]
     except (OSError, ValueError, KeyError, TypeError):
         return {}
     if len(values) == 1:
