@@ -1717,9 +1717,51 @@ def _income_sample_threads(pay, bonus, stride, scale, parts):
     return sample
 
 
+_WARMING: list[threading.Thread] = []  # warm_in_background's thread, while it may still run
+_WARM_LOCK = threading.Lock()
+_WARMED = False
+
+
+def warm_in_background() -> None:
+    """Start loading every kernel (warm) on a second thread, once per process: a model's construction
+    calls it as it chooses these passes, and goes on building its workforce with numpy meanwhile. In a
+    fresh process numba loads each kernel from its cache on first use, about 0.25 s in all, most of it
+    in the first months; on the second core it overlaps the construction (benchmarks/README.md, (d)).
+    Loading takes numba's compiler lock, so a kernel the construction calls first is loaded by whichever
+    thread gets there first, and the other waits for it; a failure here is left to the first use, as
+    without this thread."""
+    with _WARM_LOCK:
+        if _WARMED or _WARMING:
+            return
+        thread = threading.Thread(target=_warm_quietly, name="skillsim-kernel-loading", daemon=True)
+        _WARMING.append(thread)
+    thread.start()
+
+
+def _warm_quietly() -> None:
+    try:
+        warm()
+    except BaseException:  # noqa: BLE001 - each kernel still loads (and reports) on its first use
+        pass
+
+
+def warmed() -> None:
+    """Wait for warm_in_background's thread: a model's construction ends with it, and a fork waits for
+    it, so no process forks while this thread holds numba's compiler lock (a child would inherit it held)."""
+    for thread in list(_WARMING):
+        if thread is not threading.current_thread():
+            thread.join()
+
+
+os.register_at_fork(before=warmed)
+
+
 def warm() -> None:
     """Compile (or load from the cache) every kernel on tiny arrays, so that a run or a sweep's
-    workers never compile in the middle of the work. `.ci/run` calls it after installing."""
+    workers never compile in the middle of the work. `.ci/run` calls it after installing. The passes
+    of the steps come first and those a workforce's construction calls first (shuffle, retirement ages,
+    firm draws) last: on warm_in_background's thread, the construction loads those itself meanwhile."""
+    global _WARMED
     i8, i16, f32 = np.zeros(4, np.int8), np.zeros(4, np.int16), np.zeros(4, np.float32)
     idx = np.arange(2, dtype=np.int64)
     age_and_retire(i16.copy(), i16 + 1, np.empty(4, np.int64))
@@ -1750,7 +1792,6 @@ def warm() -> None:
     union_sorted(idx, idx)
     minus_sorted(idx, idx)
     firm_payroll(np.zeros(4, np.int32), f32, f32, 2)
-    retirement_age(np.zeros(2, np.bool_), np.zeros(2, np.int64), 0, 600, 720, 2, 4, 60, 36)
     _skip_sample_at(generator_addresses(np.random.default_rng(0)), 100, 0.05)
     split_separations(idx, f32[:2], i8, f32, np.float32(0.5))
     from .workforce import FIELDS
@@ -1761,9 +1802,7 @@ def warm() -> None:
     depart(np.random.default_rng(0), i16.copy(), i16 + 1, np.empty(4, np.int64), i8, hazard,
            0.1, np.float32(0.5), np.ones(3, np.float32), np.arange(3, dtype=np.int32), f32, i16.copy(), f32,
            np.zeros(4, np.int32), f32, f32.copy(), f32.copy(), np.zeros(8), np.zeros(8), *tables, 1)
-    shuffle(np.random.default_rng(0), i8.copy())
     table = (np.ones(3, np.float32), np.arange(3, dtype=np.int32))
-    firm_draws(np.random.default_rng(0), 2, *table)
     entrant_draws(np.random.default_rng(0), 2, 0.5, 22.0, 5.0, 192, 480, *table, 0.1, 0.1, 0.8, 0.5, 0.3)
     bracketed(f32, np.zeros(2), np.ones(2))
     bracketed(f32, np.ones(2), np.ones(2) * 2)
@@ -1784,6 +1823,10 @@ def warm() -> None:
     for kind in (ACCEPT_LEVELS, ACCEPT_TRAINING, ACCEPT_STUDIO):
         sample_distinct(np.random.default_rng(0), 4, 2, 4096, 256, 16, 2.0, 8, kind, i8, 0, 3, f32, True, 1, i32,
                         np.ones(1, np.float32), np.float32(1.0), i16)
+    retirement_age(np.zeros(2, np.bool_), np.zeros(2, np.int64), 0, 600, 720, 2, 4, 60, 36)
+    firm_draws(np.random.default_rng(0), 2, *table)
+    shuffle(np.random.default_rng(0), i8.copy())
+    _WARMED = True
 
 
 if __name__ == "__main__":

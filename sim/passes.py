@@ -41,10 +41,18 @@ def select(n_agents: int) -> ModuleType:
     if how == "compiled" or (how == "auto" and n_agents >= COMPILED_FROM):
         from . import kernels
 
+        kernels.warm_in_background()  # the kernels load on the second core while the workforce is built
         return kernels
     from . import kernels_numpy
 
     return kernels_numpy
+
+
+def built(module: ModuleType) -> None:
+    """A model chose `module` and has built its workforce: wait for the kernels `select` started
+    loading on a second thread, if it did."""
+    if hasattr(module, "warmed"):
+        module.warmed()
 
 
 def use_compiled_in_workers() -> None:

@@ -164,6 +164,21 @@ def choose(cfg: RunConfig, groups: tuple[str, ...], extra: list[Input]) -> list[
     return list(chosen.values())
 
 
+def check_range_ends(cfg: RunConfig, given: list[Input]) -> None:
+    """Each end of a range the user gave is an allowed value of its input: checked before any run, so
+    that a study refuses `input.behaviour.leave_share=0.5:1.5` in one line naming the range, rather than
+    failing in its first chunk on a sampled value the user never typed."""
+    from ..config import validate
+
+    for i in given:
+        for end in (i.lo, i.hi):
+            try:
+                validate(configure(cfg, [i], np.array([end])))
+            except ConfigError as err:
+                raise ConfigError(f"input.{i.name}", f"{i.lo:g}:{i.hi:g}",
+                                  f"a range whose ends are allowed values ({err.field} = {end:g}: {err.allowed})") from None
+
+
 def configure(cfg: RunConfig, inputs: list[Input], x: np.ndarray) -> RunConfig:
     """cfg at the point x (one value per input, in order)."""
     from .calibrate import FREE, apply, prior_config

@@ -47,7 +47,7 @@ import pandas as pd
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, quiet_when_output_closed
 from .batch import evaluate_in_chunks
-from .inputs import GROUPS, Input, choose, configure, parse_input, read_inputs_file
+from .inputs import GROUPS, Input, check_range_ends, choose, configure, parse_input, read_inputs_file
 from .options import key_values, number, one_of, run_command, study_option
 
 METHODS = ("morris", "sobol")
@@ -368,7 +368,9 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
     if opts.get("inputs_file"):  # the file's entries first: the command line's input.KEY and inputs= win
         groups, from_file, opts["inputs_file_content"] = read_inputs_file(cfg, opts["inputs_file"])
     opts["inputs"] = opts["inputs"] or ",".join(groups or GROUPS)
-    inputs = choose(cfg, tuple(opts["inputs"].split(",")), from_file + [parse_input(cfg, k, v) for k, v in extra])
+    given = from_file + [parse_input(cfg, k, v) for k, v in extra]
+    check_range_ends(cfg, given)
+    inputs = choose(cfg, tuple(opts["inputs"].split(",")), given)
     if not inputs:
         raise ConfigError("inputs", opts["inputs"], "groups or input.KEY=LO:HI that give at least one input")
     if check is not None:
