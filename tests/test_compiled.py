@@ -396,6 +396,29 @@ def test_a_default_run_of_the_numpy_passes_does_not_import_numpy_ma(tmp_path):
     assert out.stdout.split() == ["False", "True", "True", "True"]
 
 
+def test_the_kernels_load_beside_the_construction_and_no_loading_thread_outlives_it(tmp_path):
+    """A fresh process choosing the compiled passes loads them on a second thread while it builds
+    (sim.kernels.warm_in_background): when the model exists, that thread has finished and every kernel
+    is loaded, so the steps load nothing and no fork can inherit numba's compiler lock held; a second
+    model starts no second thread. Its bytes are those of the numpy passes (the other tests)."""
+    import subprocess
+    import sys
+
+    # no history (its origin after the start): the construction takes milliseconds, the loading 0.2 s
+    code = ("import threading, dataclasses as d; from sim.config import RunConfig; "
+            "from sim.model import WorkforceModel; import sim.kernels as k; c = RunConfig(n_agents=500); "
+            "c = d.replace(c, region=d.replace(c.region, history=d.replace(c.region.history, origin='2100-12'))); "
+            "m = WorkforceModel(c); "
+            "alive = [t.name for t in threading.enumerate() if t.name == 'skillsim-kernel-loading']; "
+            "unloaded = [n for n in ('_depart', '_compete', 'studio_roster', 'promote', 'income_quantiles') "
+            "if not getattr(k, n).signatures]; m2 = WorkforceModel(RunConfig(n_agents=2000)); "
+            "print(k._WARMED, len(k._WARMING), alive, unloaded)")
+    env = dict(os.environ, SKILLSIM_KERNELS="compiled", SKILLSIM_HISTORY_DISK_MB="0")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "True 1 [] []"
+
+
 def test_geometric_gaps_are_numpys_on_both_sides_of_its_switch_and_past_the_search_table():
     """skip_sample's own geometric loop (numba's exponential and uniform, numpy's two algorithms
     around them, constants hoisted, the search from a table of partial sums) gives numpy's gaps:
