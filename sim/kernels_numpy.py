@@ -34,6 +34,21 @@ def refresh(idx, level, studio_since, aptitude, firm, wage_factor, gain, pay,
     pay[idx] = np.maximum(p, pay_floor[lv])
 
 
+def refresh_all(level, studio_since, aptitude, firm, wage_factor, gain, pay,
+                level_rate, studio_mult, level_pay, firm_premium, pay_floor):
+    g = level_rate[level] * aptitude
+    g[studio_since != NO_MONTH] *= studio_mult
+    gain[...] = g
+    p = level_pay[level] * firm_premium[firm] * wage_factor
+    pay[...] = np.maximum(p, pay_floor[level])
+
+
+def ledger_add_all(level, weight, pay, count, pay_sum, sign):
+    w = weight.astype(np.float64)
+    count += sign * np.bincount(level, weights=w, minlength=8)
+    pay_sum += sign * np.bincount(level, weights=w * pay, minlength=8)
+
+
 def ledger_add(idx, level, weight, pay, count, pay_sum, sign):
     lv = level[idx]
     w = weight[idx].astype(np.float64)

@@ -19,7 +19,7 @@ from .kernels_numpy import sorted_distinct, union_sorted  # np.unique, np.union1
 from .levers import default_levers
 from .levers.base import Lever
 from .metrics import CHANNELS, column_names, measure
-from .rates import RateTables, refresh
+from .rates import RateTables, refresh, refresh_all
 from .streams import RandomStreams, replicate_seed
 from .workforce import LevelLedger, Workforce
 
@@ -152,7 +152,7 @@ class WorkforceModel(Model):
             initial_population(self.workforce, cfg, self.firms, self.now, self.streams.get("population", 0),
                                n=self.size_path.agents(origin), skilled_mix=mix)
             self.rates = RateTables(cfg, self.firms.premium)
-            refresh(self.workforce, np.arange(self.workforce.n), self.rates)
+            refresh_all(self.workforce, self.rates)
             self.ledger = LevelLedger(self.workforce)
         self.wage_index = self._wage_index()
         self.level_counts = np.zeros(8)

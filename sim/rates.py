@@ -33,6 +33,12 @@ class RateTables:
         self.kernel_tables = (self.level_rate, self.studio_mult, self.level_pay, self.firm_premium, self.pay_floor)
 
 
+def refresh_all(wf: Workforce, t: RateTables) -> None:
+    """refresh of every worker (a workforce just built), without an index of them all."""
+    wf.kernels.refresh_all(wf.level, wf.studio_since, wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay,
+                           *t.kernel_tables)
+
+
 def refresh(wf: Workforce, idx: np.ndarray, t: RateTables) -> None:
     """Recompute the cached gain and pay of slots `idx` from their current state (one pass of the
     run's implementation, sim.passes)."""

@@ -172,7 +172,8 @@ class LevelLedger:
     def __init__(self, wf: Workforce):
         self.count = np.zeros(8)
         self.pay = np.zeros(8)
-        self.add(wf, np.arange(wf.n))
+        if wf.n:  # every worker, in slot order: the sums of add(wf, np.arange(wf.n)), without that index
+            wf.kernels.ledger_add_all(wf.level, wf.weight, wf.pay, self.count, self.pay, 1.0)
 
     def add(self, wf: Workforce, idx: np.ndarray, sign: float = 1.0) -> None:
         """Add (sign -1: remove) the weight and pay of slots `idx` (one compiled pass; the same sums,

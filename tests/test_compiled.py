@@ -82,6 +82,30 @@ def test_refresh_ledger_promote_relocate_are_identical(model):
     assert same(LevelLedger(a).count, c) and same(LevelLedger(a).pay, p)
 
 
+def test_refreshing_and_booking_every_worker_is_the_indexed_pass_over_all_slots(model):
+    """A workforce's construction refreshes and books every worker without an index of all slots
+    (refresh_all, ledger_add_all): the same values, to the bit, as the indexed passes given
+    np.arange(n), in both implementations."""
+    outs = []
+    for impl in IMPLS:
+        wf, ref = model.workforce.copy(), model.workforce.copy()
+        for w in (wf, ref):
+            w.gain[:] = -1
+            w.pay[::7] = 0
+        every = np.arange(wf.n, dtype=np.int64)
+        impl.refresh_all(wf.level, wf.studio_since, wf.aptitude, wf.firm, wf.wage_factor, wf.gain, wf.pay,
+                         *model.rates.kernel_tables)
+        impl.refresh(every, ref.level, ref.studio_since, ref.aptitude, ref.firm, ref.wage_factor, ref.gain, ref.pay,
+                     *model.rates.kernel_tables)
+        assert same(wf.gain, ref.gain) and same(wf.pay, ref.pay) and (wf.gain >= 0).all()
+        count, pay, count_ref, pay_ref = np.ones(8), np.ones(8), np.ones(8), np.ones(8)
+        impl.ledger_add_all(wf.level, wf.weight, wf.pay, count, pay, 1.0)
+        impl.ledger_add(every, ref.level, ref.weight, ref.pay, count_ref, pay_ref, 1.0)
+        assert same(count, count_ref) and same(pay, pay_ref)
+        outs.append((wf.gain, wf.pay, count, pay))
+    assert same(outs[0], outs[1])
+
+
 def test_entrants_are_written_identically(model):
     idx = some_slots(model, 500, 3)
     rng = np.random.default_rng(1)
