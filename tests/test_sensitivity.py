@@ -278,6 +278,11 @@ def test_discover_on_the_model_writes_its_folder(tmp_path):
     ("sensitivity", ["method=fast"], "method"),
     ("sensitivity", ["input.levers.training.intensity=3:1"], "input.levers.training.intensity"),
     ("sensitivity", ["input.no.such.key=0:1"], "input.no.such.key"),
+    # ranges outside the allowed values: refused before any run, naming the range (they had run, and the
+    # first chunk failed on a sampled value the user never typed)
+    ("sensitivity", ["input.behaviour.leave_share=0.5:1.5"], "input.behaviour.leave_share = '0.5:1.5'"),
+    ("sensitivity", ["input.levers.training.intensity=-3:-1"], "input.levers.training.intensity = '-3:-1'"),
+    ("discover", ["condition=high_skill_share<0.3", "input.n_agents=0:100"], "input.n_agents = '0:100'"),
     ("sensitivity", ["year=2090"], "year"),
     ("sensitivity", ["no_such_key=3"], "no_such_key"),
     ("discover", [], "condition"),
