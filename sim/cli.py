@@ -296,8 +296,30 @@ def refuse_listed_choices(dcfg: DictConfig) -> None:
                                             f"sweep them: skillsim -m {group}=A,B")
 
 
+def refuse_numbers_for_switches(dcfg: DictConfig, lines: list[str]) -> None:
+    """A switch (a true/false setting) given a number other than 0 or 1: OmegaConf reads any other
+    number as true, so `levers.training.enabled=2` (meant as an intensity, say) ran the lever at its
+    configured intensity without a word. `lines` are `key=value` overrides as typed."""
+    for line in lines:
+        key, sep, text = line.partition("=")
+        key = key.lstrip("+~")
+        if not sep or key.startswith("hydra.") or "/" in key or "@" in key:
+            continue
+        if not isinstance(OmegaConf.select(dcfg, key, default=None), bool):
+            continue
+        raw = text.strip().strip("'\"")
+        try:
+            number = float(raw)
+        except ValueError:
+            continue  # true/false/yes/no..., or a word OmegaConf refuses itself
+        if number not in (0.0, 1.0):
+            raise ConfigError(key, int(number) if number.is_integer() else number,
+                              "true or false (a switch; 1 and 0 also work)")
+
+
 def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunConfig, dict]:
     """Checked RunConfig and the plain composed dict (without the hydra node)."""
+    refuse_numbers_for_switches(dcfg, list(OmegaConf.select(dcfg, "hydra.overrides.task", default=None) or []))
     refuse_listed_choices(dcfg)
     refuse_hydra_settings_skillsim_replaces(dcfg)
     check_preset(dcfg, preset)
@@ -782,6 +804,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                     lists[key] = {f"{key}={o.get_value_element_as_str()}": None}
             if any(not values for values in lists.values()):
                 return target  # an empty sweep list: Hydra launches nothing
+            refuse_numbers_for_switches(master, [line for values in lists.values() for line in values])
             first = [next(iter(values)) for values in lists.values()]
             base = compose(config_name="config", overrides=first, return_hydra_config=True)
             data0 = plain(base)

@@ -64,6 +64,11 @@ CASES = [
     C("int-given-nan", V, "n_agents=nan", EXIT_CONFIG, "n_agents = 'nan'", "an integer"),
     C("float-not-a-number", V, "levers.training.intensity=high", EXIT_CONFIG, "levers.training.intensity = 'high'"),
     C("bool-not-a-bool", V, "levers.studio.enabled=perhaps", EXIT_CONFIG, "levers.studio.enabled", "true or false"),
+    # OmegaConf reads any number as a switch's true: 2 ran the lever at its configured intensity
+    C("bool-given-a-number", V, "levers.training.enabled=2", EXIT_CONFIG,
+      "levers.training.enabled = 2 is invalid; allowed: true or false", e2e=True),
+    C("sweep-bool-given-a-number", M, ["-m", "levers.training.enabled=true,-1"], EXIT_CONFIG,
+      "levers.training.enabled = -1 is invalid; allowed: true or false"),
     C("list-given-a-number", V, "region.skilled_mix=0.5", EXIT_CONFIG, "region.skilled_mix"),
     C("number-given-a-list", V, "horizon.end_year=[2030]", EXIT_CONFIG, "horizon.end_year", "an integer"),
     C("list-wrong-length", V, "region.skilled_mix=[0.5,0.5]", EXIT_CONFIG, "region.skilled_mix", "exactly 7"),

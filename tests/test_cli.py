@@ -181,3 +181,24 @@ def test_config_yaml_is_pyyamls_safe_dump_text_for_every_preset(region):
                 assert yaml.safe_load(want)["extra"]["quoted"][0] == "yes"
     finally:
         GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("text,expected", [("true", True), ("1", True), ("0", False), ("no", False), ("2", None),
+                                           ("-1", None)])
+def test_a_switch_takes_true_false_one_and_zero_but_no_other_number(text, expected):
+    """OmegaConf reads any number as a switch's true (`levers.studio.enabled=2` ran the lever); the
+    overrides as typed are checked (sim.cli.refuse_numbers_for_switches), and the words and 1/0 still work."""
+    from sim.errors import ConfigError
+
+    register_schema()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            dcfg = compose(config_name="config", overrides=[f"levers.studio.enabled={text}"], return_hydra_config=True)
+            if expected is None:
+                with pytest.raises(ConfigError, match=f"levers.studio.enabled = {text} is invalid; allowed: true or false"):
+                    config_from_hydra(dcfg)
+            else:
+                assert config_from_hydra(dcfg)[0].levers.studio.enabled is expected
+    finally:
+        GlobalHydra.instance().clear()
