@@ -43,6 +43,10 @@ def _report_date(model: "WorkforceModel") -> str:
     return model.dates[-1]
 
 
+def _report_run_seed(model: "WorkforceModel") -> int:
+    return model.run_seed
+
+
 class SeriesCollector(DataCollector):
     """Mesa's DataCollector (the same tables and API, for batch_run and users' code), filled from the
     row the model measures each month: one append per column, without Mesa's reporter call and
@@ -58,11 +62,14 @@ class SeriesCollector(DataCollector):
         sinks = self.__dict__.get("_sinks")
         if sinks is None or sinks[0] is not self.model_vars:  # each column's list, once
             sinks = self._sinks = (self.model_vars, [(values, var) for var, values in self.model_vars.items()
-                                                     if var != "date"], self.model_vars.get("date"))
+                                                     if var not in ("date", "run_seed")],
+                                   self.model_vars.get("date"), self.model_vars.get("run_seed"))
         for values, var in sinks[1]:
             values.append(row[var])
         if sinks[2] is not None:
             sinks[2].append(model.dates[-1])
+        if sinks[3] is not None:
+            sinks[3].append(model.run_seed)
 
 
 class WorkforceModel(Model):
@@ -133,7 +140,8 @@ class WorkforceModel(Model):
         self._reset_month()
         for lever in self.levers:
             lever.init(self)
-        self.datacollector = SeriesCollector(model_reporters={"date": _report_date,
+        # run_seed: each batch_run row says which run it is (WorkforceModel(seed=run_seed) repeats it)
+        self.datacollector = SeriesCollector(model_reporters={"date": _report_date, "run_seed": _report_run_seed,
                                                               **{c: _reporter(c) for c in column_names()}})
         self.row = measure(self)
         self.start_row = self.row  # the start state (t = -1): first row of series()

@@ -120,3 +120,25 @@ def test_mesa_batch_run_gives_tidy_rows_with_the_final_month(tmp_path):
     last = rows[(rows["training_intensity"] == 2.0) & (rows["replicate"] == 1)].iloc[0]
     for col in ("workers", "high_skill_share", "income_mean", "income_median", "spend_total"):
         assert last[col] == full[col], col
+    # each row names its run: the run's seed repeats it with no other setting of the sweep (replicate 1 too)
+    assert rows["run_seed"].nunique() == 2 and (rows.loc[rows["replicate"] == 0, "run_seed"] == 5).all()
+    again = simulate(training_intensity=2.0, seed=int(last["run_seed"]), n_agents=2000, end_year=2024)
+    assert again["high_skill_share"] == last["high_skill_share"] and again["seed"] == last["run_seed"]
+
+
+def test_a_batch_run_row_without_a_seed_names_the_fresh_seed_it_ran(tmp_path):
+    """Without a seed each run draws a fresh one (as Mesa models do); the row's run_seed repeats it."""
+    code = textwrap.dedent("""
+        import sys
+        import pandas as pd
+        from mesa import batch_run
+        from sim import WorkforceModel
+        rows = batch_run(WorkforceModel, {"n_agents": 2000, "end_year": 2023}, iterations=2,
+                         number_processes=1, data_collection_period=-1, display_progress=False)
+        pd.DataFrame(rows).to_csv(sys.argv[1], index=False)
+    """)
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "rows.csv")], check=True, capture_output=True)
+    rows = pd.read_csv(tmp_path / "rows.csv")
+    assert len(rows) == 2 and rows["run_seed"].nunique() == 2
+    for _, r in rows.iterrows():
+        assert simulate(seed=int(r["run_seed"]), n_agents=2000, end_year=2023)["high_skill_share"] == r["high_skill_share"]
