@@ -176,9 +176,22 @@ def simulate(region: str | None = None, scenario: str | None = None, overrides: 
     `income_p90`, the level counts, spend by lever and funder, cumulative over the forecast (`spend_training_government`,
     ..., `spend_total`), the end year's spend and flows; with `series=True` also `series`, the monthly
     series as a DataFrame (as `series.csv`). Same inputs, same numbers as `skillsim`.
+    `scenario_preset` and `region_preset` are the same as `scenario` and `region`, for EMA Workbench,
+    whose experiments table keeps a column `scenario` of its own (a parameter of that name is refused).
     """
     from .model import WorkforceModel
 
+    for alias, name in (("scenario_preset", "scenario"), ("region_preset", "region")):
+        if alias in params:
+            given = params.pop(alias)
+            if (scenario if name == "scenario" else region) is not None:
+                from .errors import ConfigError
+
+                raise ConfigError(alias, given, f"given instead of {name}, not as well")
+            if name == "scenario":
+                scenario = given
+            else:
+                region = given
     cfg = compose(region, scenario, overrides, **params)
     model = WorkforceModel(cfg).run()
     out: dict[str, Any] = outcomes(model)

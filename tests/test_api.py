@@ -142,3 +142,16 @@ def test_a_batch_run_row_without_a_seed_names_the_fresh_seed_it_ran(tmp_path):
     assert len(rows) == 2 and rows["run_seed"].nunique() == 2
     for _, r in rows.iterrows():
         assert simulate(seed=int(r["run_seed"]), n_agents=2000, end_year=2023)["high_skill_share"] == r["high_skill_share"]
+
+
+def test_presets_by_the_names_ema_workbench_leaves_free():
+    """EMA Workbench keeps a `scenario` column of its own (a parameter of that name fails in numpy);
+    `scenario_preset` and `region_preset` choose the same presets as `scenario` and `region`."""
+    from sim.errors import ConfigError
+
+    small = dict(n_agents=2000, end_year=2024, seed=3)
+    a = simulate(scenario_preset="no_policy", region_preset="national", **small)
+    b = simulate(region="national", scenario="no_policy", **small)
+    assert a == b and a != simulate(region="national", **small)
+    with pytest.raises(ConfigError, match="scenario_preset = 'baseline' is invalid; allowed: given instead of scenario"):
+        simulate(scenario="no_policy", scenario_preset="baseline", **small)
