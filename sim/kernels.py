@@ -1740,8 +1740,10 @@ _WARMED = False
 
 
 def warm_in_background() -> None:
-    """Start loading every kernel (warm) on a second thread, once per process: a model's construction
-    calls it as it chooses these passes, and goes on building its workforce with numpy meanwhile. In a
+    """Start loading every kernel (warm) on a second thread, once per process: a large model's
+    construction calls it as it chooses these passes (sim.passes.select, from COMPILED_FROM agents), and
+    goes on building its workforce with numpy meanwhile. A small one does not: built in milliseconds,
+    it would wait for every kernel, where it loads only those it calls, as it calls them. In a
     fresh process numba loads each kernel from its cache on first use, about 0.25 s in all, most of it
     in the first months; on the second core it overlaps the construction (benchmarks/README.md, (d)).
     Loading takes numba's compiler lock, so a kernel the construction calls first is loaded by whichever

@@ -41,7 +41,8 @@ def select(n_agents: int) -> ModuleType:
     if how == "compiled" or (how == "auto" and n_agents >= COMPILED_FROM):
         from . import kernels
 
-        kernels.warm_in_background()  # the kernels load on the second core while the workforce is built
+        if n_agents >= COMPILED_FROM:  # the kernels load on the second core while the workforce is built;
+            kernels.warm_in_background()  # a small workforce is built at once, and would wait for all of them
         return kernels
     from . import kernels_numpy
 

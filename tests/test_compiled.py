@@ -424,20 +424,25 @@ def test_the_kernels_load_beside_the_construction_and_no_loading_thread_outlives
     """A fresh process choosing the compiled passes loads them on a second thread while it builds
     (sim.kernels.warm_in_background): when the model exists, that thread has finished and every kernel
     is loaded, so the steps load nothing and no fork can inherit numba's compiler lock held; a second
-    model starts no second thread. Its bytes are those of the numpy passes (the other tests)."""
+    model starts no second thread. A small workforce starts none: built at once, it would wait for every
+    kernel, where it loads only those it calls. Its bytes are those of the numpy passes (the other tests)."""
     import subprocess
     import sys
 
-    # no history (its origin after the start): the construction takes milliseconds, the loading 0.2 s
+    small = ("import sim.kernels as k; from sim.config import RunConfig; from sim.model import WorkforceModel; "
+             "WorkforceModel(RunConfig(n_agents=2000)); print(len(k._WARMING))")
+    env = dict(os.environ, SKILLSIM_KERNELS="compiled", SKILLSIM_HISTORY_DISK_MB="0")
+    out = subprocess.run([sys.executable, "-c", small], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == "0", out.stderr[-2000:]
+    # no history (its origin after the start): the construction takes about 0.05 s, the loading 0.2 s
     code = ("import threading, dataclasses as d; from sim.config import RunConfig; "
-            "from sim.model import WorkforceModel; import sim.kernels as k; c = RunConfig(n_agents=500); "
+            "from sim.model import WorkforceModel; import sim.kernels as k; c = RunConfig(n_agents=300_000); "
             "c = d.replace(c, region=d.replace(c.region, history=d.replace(c.region.history, origin='2100-12'))); "
             "m = WorkforceModel(c); "
             "alive = [t.name for t in threading.enumerate() if t.name == 'skillsim-kernel-loading']; "
             "unloaded = [n for n in ('_depart', '_compete', 'studio_roster', 'promote', 'income_quantiles') "
-            "if not getattr(k, n).signatures]; m2 = WorkforceModel(RunConfig(n_agents=2000)); "
+            "if not getattr(k, n).signatures]; m2 = WorkforceModel(d.replace(c, n_agents=400_000)); "
             "print(k._WARMED, len(k._WARMING), alive, unloaded)")
-    env = dict(os.environ, SKILLSIM_KERNELS="compiled", SKILLSIM_HISTORY_DISK_MB="0")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "True 1 [] []"
