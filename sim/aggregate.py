@@ -3,8 +3,9 @@
 `aggregate(sweep_dir)` reads every job folder of a sweep and writes, at the sweep folder's top level:
 - `runs.csv`: one row per job: status, the swept parameters, seeds, target-year figures and cumulative
   spend by lever and funder, and (a sweep run by an optimising sweeper, Optuna or Nevergrad) the
-  `objective` each job returned (`objective_<metric>` for several); failed and unfinished jobs are
-  listed with their error;
+  `objective` each job returned (`objective_<metric>` for several), or for a finished job whose
+  objective could not be had, `objective_error` saying why; failed and unfinished jobs are listed with
+  their error;
 - `series_long.parquet` (or `.csv` without pyarrow): job, parameters, date, metric, value;
 - `ensemble.csv`: per setting and date, median and 5/25/75/95% quantiles across replicates of the
   high-skill share and of income;

@@ -182,12 +182,12 @@ def simulate(region: str | None = None, scenario: str | None = None, overrides: 
     from .model import WorkforceModel
 
     for alias, name in (("scenario_preset", "scenario"), ("region_preset", "region")):
-        if alias in params:
-            given = params.pop(alias)
+        given = params.pop(alias, None)
+        if given is not None:
             if (scenario if name == "scenario" else region) is not None:
                 from .errors import ConfigError
 
-                raise ConfigError(alias, given, f"given instead of {name}, not as well")
+                raise ConfigError(alias, given, f"one of {alias} and {name}, not both: they are the same setting")
             if name == "scenario":
                 scenario = given
             else:

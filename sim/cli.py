@@ -388,9 +388,9 @@ def job_objective(dcfg: DictConfig, job_dir: Path):
 
 
 def _grid_sampler_stopped_after_a_failure(exc: BaseException) -> bool:
-    """Optuna's GridSampler stops the study after the grid's last trial; the Optuna sweeper (1.2) allows
-    for that when the trial completed, but when it failed the sampler's `Study.stop` raises out of the
-    sweeper's `tell`, outside any optimisation loop."""
+    """Optuna's GridSampler stops the study after every trial once each grid point has been tried; Hydra's
+    Optuna sweeper (1.3) allows for that when the trial completed, but when it failed the sampler's
+    `Study.stop` raises out of the sweeper's `tell`, outside any optimisation loop."""
     return isinstance(exc, RuntimeError) and "`Study.stop` is supposed to be invoked" in str(exc)
 
 
@@ -398,9 +398,9 @@ def _tables_of_a_stopped_study() -> None:
     """runs.csv of a study its sweeper ended with an error: every trial ran, and their records are what
     the user needs (best effort: the message that follows is what matters)."""
     try:
-        from .aggregate import aggregate
+        from .aggregate import aggregate, report
 
-        aggregate(sweep.SWEEP_DIR, None, log=log.info)
+        report(sweep.SWEEP_DIR, aggregate(sweep.SWEEP_DIR, None, log=log.info))  # the summary, as after any sweep
     except Exception:  # noqa: BLE001
         pass
 
@@ -446,6 +446,7 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
         else:
             try:
                 clear_failure(job_dir)
+                refuse_numbers_for_switches(dcfg, overrides)  # a job's config has no hydra node to read them from
                 cfg, data = config_from_hydra(dcfg, HydraConfig.get().runtime.choices.get("region"))
                 run_forecast(cfg, job_dir, composed=data, overrides=overrides, extra={"job_num": job_num})
             except KeyboardInterrupt:
@@ -779,6 +780,8 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                     [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]) + given
                     if o.is_sweep_override() and not o.get_key_element().startswith("hydra.")]
                 check_optimised_ranges(master, data0, swept)
+                refuse_numbers_for_switches(master, fixed + [f"{o.get_key_element()}={item}" for o in swept
+                                                             for item in (getattr(o.value(), "list", None) or [])])
                 direction = master.hydra.sweeper.get("direction") if "optuna" in target.lower() else None
                 for d in (direction if isinstance(direction, ListConfig) else [direction] if direction else []):
                     name = str(getattr(d, "name", d))  # the schema's default is an enum member
@@ -1106,9 +1109,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if _grid_sampler_stopped_after_a_failure(exc) and sweep.SWEEP_DIR is not None:
             _tables_of_a_stopped_study()
-            fail(f"Optuna's grid sampler ended the study when its last trial failed, before the Optuna sweeper "
-                 f"wrote optimization_results.yaml (a defect of hydra-optuna-sweeper 1.2); every trial, with "
-                 f"its objective or why it has none, is in {sweep.SWEEP_DIR / 'runs.csv'}", EXIT_PARTIAL)
+            fail(f"Optuna's grid sampler stopped the study after a failed trial, every grid point having been "
+                 f"tried, and Hydra's Optuna sweeper stopped with an error rather than ending the study, so it "
+                 f"wrote no optimization_results.yaml and ran no further trial; the trials that ran, with their "
+                 f"objective or why they have none, are in {sweep.SWEEP_DIR / 'runs.csv'}", EXIT_PARTIAL)
         if debug_enabled() or _user_wants_tracebacks:
             raise
         from hydra.errors import HydraException

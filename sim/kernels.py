@@ -1753,8 +1753,8 @@ def warm_in_background() -> None:
         if _WARMED or _WARMING:
             return
         thread = threading.Thread(target=_warm_quietly, name="skillsim-kernel-loading", daemon=True)
+        thread.start()  # before it is listed: warmed() on another thread never joins an unstarted thread
         _WARMING.append(thread)
-    thread.start()
 
 
 def _warm_quietly() -> None:

@@ -135,7 +135,7 @@ class WorkforceModel(Model):
             self._simulate_history(cfg, obs, share0, origin, kernels)
             history_reuse.CACHE.keep(key, self)
 
-        passes.built(kernels)  # no kernel-loading thread outlives the construction (sim.kernels.warmed)
+        passes.built(kernels, cfg.n_agents)  # no kernel-loading thread outlives the construction (sim.kernels.warmed)
         self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
         self._reset_month()
         for lever in self.levers:

@@ -9,6 +9,11 @@ more than that only for large workforces, or over many runs in one process. So:
 - otherwise (`auto`) a run of at least `COMPILED_FROM` agents uses the compiled passes, and so does
   every run in a process that runs many (the batch runner and sweeps set `compiled` for their
   workers, see `use_compiled_in_workers`).
+
+A run of at least `COMPILED_FROM` agents in a process that has not loaded the compiled passes loads
+them all on a second thread while it builds its workforce (`sim.kernels.warm_in_background`), so
+that most of the loading overlaps the construction; the construction waits for that thread at its
+end (`built`).
 """
 
 from __future__ import annotations
@@ -49,10 +54,11 @@ def select(n_agents: int) -> ModuleType:
     return kernels_numpy
 
 
-def built(module: ModuleType) -> None:
-    """A model chose `module` and has built its workforce: wait for the kernels `select` started
-    loading on a second thread, if it did."""
-    if hasattr(module, "warmed"):
+def built(module: ModuleType, n_agents: int) -> None:
+    """A model of `n_agents` chose `module` and has built its workforce: wait for the kernels `select`
+    started loading on a second thread for it, if it did (a small model built meanwhile on another
+    thread does not wait: it loads what it calls, as it calls it)."""
+    if n_agents >= COMPILED_FROM and hasattr(module, "warmed"):
         module.warmed()
 
 

@@ -153,5 +153,7 @@ def test_presets_by_the_names_ema_workbench_leaves_free():
     a = simulate(scenario_preset="no_policy", region_preset="national", **small)
     b = simulate(region="national", scenario="no_policy", **small)
     assert a == b and a != simulate(region="national", **small)
-    with pytest.raises(ConfigError, match="scenario_preset = 'baseline' is invalid; allowed: given instead of scenario"):
+    with pytest.raises(ConfigError, match="scenario_preset = 'baseline' is invalid; allowed: one of scenario_preset "
+                                          "and scenario, not both"):
         simulate(scenario="no_policy", scenario_preset="baseline", **small)
+    assert simulate(scenario="no_policy", scenario_preset=None, region_preset="national", **small) == b

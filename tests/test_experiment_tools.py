@@ -144,29 +144,41 @@ def test_runs_csv_holds_the_objective_each_job_returned(tmp_path):
     assert recorded(sweep / "replicate=9") == {}
 
 
+def _optuna_years(tmp_path, name, *args):
+    proc = subprocess.run([sys.executable, "-m", "sim", "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
+                           "horizon.end_year=choice(2023,2024)", "n_agents=300", f"hydra.sweep.dir={name}", *args],
+                          cwd=tmp_path, capture_output=True, text=True)
+    return proc, pd.read_csv(tmp_path / name / "runs.csv").set_index("horizon.end_year")
+
+
 def test_a_trial_whose_objective_fails_says_so_in_runs_csv(tmp_path):
     """A job whose run finished but whose objective cannot be had (an objective year its run does not
     reach, with the horizon swept) was listed as ok with no value and no reason: runs.csv now gives the
     reason in `objective_error`, the value empty, and the summary line counts it."""
-    proc = subprocess.run([sys.executable, "-m", "sim", "-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=grid",
-                           "hydra.sweeper.n_trials=2", "horizon.end_year=choice(2023,2024)",
-                           "objective.year=2024", "n_agents=300", "hydra.sweep.dir=sw"],
-                          cwd=tmp_path, capture_output=True, text=True)
-    runs = pd.read_csv(tmp_path / "sw" / "runs.csv").set_index("horizon.end_year")
-    assert set(runs.index) == {2023, 2024}, proc.stderr[-3000:]  # the grid visits both years
+    # the random sampler's seed 8 draws both years in one batch of two (found by trying seeds 1-12)
+    proc, runs = _optuna_years(tmp_path, "sw", "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=8",
+                               "hydra.sweeper.n_jobs=2", "objective.year=2024")
+    assert proc.returncode == 0 and set(runs.index) == {2023, 2024}, proc.stderr[-3000:]
     assert (runs["status"] == "ok").all()
     assert np.isnan(runs.loc[2023, "objective"]) and "objective.year = 2024" in runs.loc[2023, "objective_error"]
     assert runs.loc[2024, "objective"] == pytest.approx(runs.loc[2024, "high_skill_share"], abs=1e-12)
     assert pd.isna(runs.loc[2024, "objective_error"])
-    # the grid's order is random (its sampler takes no seed); when the failing trial is told last, Optuna's
-    # GridSampler stops the study inside the Optuna sweeper's `tell` and it raises: a one-line error, the
-    # tables still written, not "a bug in skillsim"
-    if proc.returncode == 0:
-        assert "1 of them without an objective" in proc.stderr
-        assert "objective failed: horizon.end_year=2023" in proc.stderr
-    else:
-        assert proc.returncode == 5 and "grid sampler ended the study when its last trial failed" in proc.stderr
-        assert "a bug in skillsim" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "2 jobs ok (1 of them without an objective" in proc.stderr
+    assert "objective failed: horizon.end_year=2023" in proc.stderr
+
+
+def test_optunas_grid_sampler_stopping_after_a_failed_trial_is_one_line_with_the_tables(tmp_path):
+    """Optuna's GridSampler stops the study after a trial once every grid point has been tried; after a
+    failed trial that raised out of Hydra's Optuna sweeper ("a bug in skillsim"). Every trial failing
+    makes it certain: one line, exit 5, and runs.csv with each trial's reason."""
+    proc, runs = _optuna_years(tmp_path, "grid", "hydra/sweeper/sampler=grid", "objective.year=2025")
+    assert proc.returncode == 5, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("skillsim: Optuna's grid sampler stopped the study after a failed trial")
+    assert "a bug in skillsim" not in proc.stderr and "Traceback" not in proc.stderr
+    assert set(runs.index) == {2023, 2024} and (runs["status"] == "ok").all()
+    assert runs["objective"].isna().all() and runs["objective_error"].str.contains("objective.year = 2025").all()
+    assert "2 jobs ok (2 of them without an objective" in proc.stderr
 
 
 @pytest.mark.slow

@@ -642,3 +642,19 @@ def test_cost_and_share_axes_are_labelled_in_their_units_with_each_tick_its_valu
                 check(ax, [ax.xaxis], words, scale)
                 panel = panels[sensitivity.OUTPUTS.index(metric)]
                 check(panel, [panel.xaxis, panel.yaxis], words, scale)
+
+
+def test_range_ends_are_checked_against_their_own_keys_limits_only():
+    """A range outside its key's own limits is refused before any run; a limit between keys (the reform's
+    male_from <= male_to) depends on where the other key is sampled, so a pair of ranges valid together
+    is not refused for one end checked against the other key's configured value."""
+    from sim.config import RunConfig
+    from sim.errors import ConfigError
+    from sim.studies.inputs import check_range_ends
+
+    cfg = RunConfig()
+    check_range_ends(cfg, [Input("retirement.male_from", 60, 65, "config"), Input("retirement.male_to", 65, 68, "config")])
+    with pytest.raises(ConfigError, match=r"input.behaviour.leave_share = '0.5:1.5' is invalid; allowed: a range whose "
+                                          r"ends are allowed values \(behaviour.leave_share = 1.5: a number in \[0, 1\]\)"):
+        check_range_ends(cfg, [Input("behaviour.leave_share", 0.5, 1.5, "config")])
+

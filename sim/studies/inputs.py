@@ -165,9 +165,11 @@ def choose(cfg: RunConfig, groups: tuple[str, ...], extra: list[Input]) -> list[
 
 
 def check_range_ends(cfg: RunConfig, given: list[Input]) -> None:
-    """Each end of a range the user gave is an allowed value of its input: checked before any run, so
-    that a study refuses `input.behaviour.leave_share=0.5:1.5` in one line naming the range, rather than
-    failing in its first chunk on a sampled value the user never typed."""
+    """Each end of a range the user gave is an allowed value of its key: checked before any run, so that
+    a study refuses `input.behaviour.leave_share=0.5:1.5` in one line naming the range, rather than
+    failing in its first chunk on a sampled value the user never typed. Only a key's own limits are
+    checked here: one that holds between keys (retirement.male_from <= male_to) depends on where the
+    other keys are sampled, and is left to the runs."""
     from ..config import validate
 
     for i in given:
@@ -175,8 +177,11 @@ def check_range_ends(cfg: RunConfig, given: list[Input]) -> None:
             try:
                 validate(configure(cfg, [i], np.array([end])))
             except ConfigError as err:
+                if err.field != i.name:
+                    continue
                 raise ConfigError(f"input.{i.name}", f"{i.lo:g}:{i.hi:g}",
-                                  f"a range whose ends are allowed values ({err.field} = {end:g}: {err.allowed})") from None
+                                  f"a range whose ends are allowed values ({err.field} = {err.value}: "
+                                  f"{err.allowed})") from None
 
 
 def configure(cfg: RunConfig, inputs: list[Input], x: np.ndarray) -> RunConfig:

@@ -369,8 +369,8 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
         groups, from_file, opts["inputs_file_content"] = read_inputs_file(cfg, opts["inputs_file"])
     opts["inputs"] = opts["inputs"] or ",".join(groups or GROUPS)
     given = from_file + [parse_input(cfg, k, v) for k, v in extra]
-    check_range_ends(cfg, given)
     inputs = choose(cfg, tuple(opts["inputs"].split(",")), given)
+    check_range_ends(cfg, [i for i in inputs if any(i is g for g in given)])  # the command line's wins over the file's
     if not inputs:
         raise ConfigError("inputs", opts["inputs"], "groups or input.KEY=LO:HI that give at least one input")
     if check is not None:
