@@ -341,6 +341,7 @@ INPUTS_FILE = "groups: [levers]\nlevers:\n  training: {intensity: [0.5, 2]}\nreg
     ("sensitivity", "groups: [levers, nonsense]\n", "groups"),
     ("discover", "levers.training.intensity: [0, 1, 2]\n", "levers.training.intensity"),
     ("discover", "a: [1\n", "inputs_file"),  # not YAML
+    ("sensitivity", "behaviour.leave_share: [0.5, 1.5]\n", "behaviour.leave_share = '0.5:1.5'"),  # outside [0, 1]
 ])
 def test_a_bad_inputs_file_fails_in_one_line_naming_the_file_and_writes_nothing(tmp_path, capsys, cmd, content,
                                                                                 field):
@@ -657,4 +658,20 @@ def test_range_ends_are_checked_against_their_own_keys_limits_only():
     with pytest.raises(ConfigError, match=r"input.behaviour.leave_share = '0.5:1.5' is invalid; allowed: a range whose "
                                           r"ends are allowed values \(behaviour.leave_share = 1.5: a number in \[0, 1\]\)"):
         check_range_ends(cfg, [Input("behaviour.leave_share", 0.5, 1.5, "config")])
+
+
+def test_a_files_range_that_the_command_line_replaces_is_not_checked(tmp_path, monkeypatch):
+    """The command line's input.KEY wins over the file's: a bad range in the file that it replaces is not
+    refused (the checks run on the ranges the study will use)."""
+    from sim.studies import inputs as inputs_module
+
+    path = tmp_path / "inputs.yaml"
+    path.write_text("behaviour.leave_share: [0.5, 1.5]\n")
+    seen = []
+    monkeypatch.setattr(sensitivity, "check_range_ends", lambda cfg, given, where=None: seen.append(
+        [(i.name, i.lo, i.hi) for i in given]) or inputs_module.check_range_ends(cfg, given, where))
+    opts, _, _, _, chosen, _ = sensitivity.setup([f"inputs_file={path}", "input.behaviour.leave_share=0.1:0.3",
+                                                  f"out={tmp_path / 'x'}"], "sensitivity", sensitivity.parse)
+    assert seen == [[("behaviour.leave_share", 0.1, 0.3)]]
+    assert [(i.lo, i.hi) for i in chosen if i.name == "behaviour.leave_share"] == [(0.1, 0.3)]
 

@@ -164,12 +164,13 @@ def choose(cfg: RunConfig, groups: tuple[str, ...], extra: list[Input]) -> list[
     return list(chosen.values())
 
 
-def check_range_ends(cfg: RunConfig, given: list[Input]) -> None:
+def check_range_ends(cfg: RunConfig, given: list[Input], where: dict[int, str] | None = None) -> None:
     """Each end of a range the user gave is an allowed value of its key: checked before any run, so that
     a study refuses `input.behaviour.leave_share=0.5:1.5` in one line naming the range, rather than
     failing in its first chunk on a sampled value the user never typed. Only a key's own limits are
     checked here: one that holds between keys (retirement.male_from <= male_to) depends on where the
-    other keys are sampled, and is left to the runs."""
+    other keys are sampled, and is left to the runs. `where`: the error's field for an input (by id)
+    that did not come from the command line (an inputs file's entry); else `input.KEY`."""
     from ..config import validate
 
     for i in given:
@@ -179,7 +180,7 @@ def check_range_ends(cfg: RunConfig, given: list[Input]) -> None:
             except ConfigError as err:
                 if err.field != i.name:
                     continue
-                raise ConfigError(f"input.{i.name}", f"{i.lo:g}:{i.hi:g}",
+                raise ConfigError((where or {}).get(id(i), f"input.{i.name}"), f"{i.lo:g}:{i.hi:g}",
                                   f"a range whose ends are allowed values ({err.field} = {err.value}: "
                                   f"{err.allowed})") from None
 

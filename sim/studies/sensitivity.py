@@ -370,7 +370,8 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
     opts["inputs"] = opts["inputs"] or ",".join(groups or GROUPS)
     given = from_file + [parse_input(cfg, k, v) for k, v in extra]
     inputs = choose(cfg, tuple(opts["inputs"].split(",")), given)
-    check_range_ends(cfg, [i for i in inputs if any(i is g for g in given)])  # the command line's wins over the file's
+    check_range_ends(cfg, [i for i in inputs if any(i is g for g in given)],  # the command line's wins over the file's
+                     {id(i): f"inputs_file {opts['inputs_file']}: {i.name}" for i in from_file})
     if not inputs:
         raise ConfigError("inputs", opts["inputs"], "groups or input.KEY=LO:HI that give at least one input")
     if check is not None:
