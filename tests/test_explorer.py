@@ -575,3 +575,16 @@ def test_the_share_chart_draws_each_target_once_and_says_whose_it_is():
         lines = [h for h in fig.axes[0].get_lines() if "target" in h.get_label()]
         assert [h.get_label() for h in lines] == labels, region
         plt.close(fig)
+
+
+def test_a_bad_values_allowed_range_is_said_in_chinese_where_the_words_are_the_checks_usual_ones():
+    """A Chinese page showed a config error's "allowed" part in English. The checks' usual phrases
+    (sim.config.range_text) are now given in Chinese; an unusual phrase stays as it is."""
+    from sim.errors import ConfigError
+
+    cases = {"an integer, a number >= 1": "整数，不小于 1 的数", "a number in [0, 100]": "[0, 100] 之间的数",
+             "a finite number, a number in (0, 1]": "有限的数，(0, 1] 之间的数", "true or false": "true 或 false",
+             "a number <= 5": "不大于 5 的数", "a date YYYY-MM": "a date YYYY-MM"}
+    for en, zh in cases.items():
+        assert app.error_text(ConfigError("k", 0, en), "zh") == f"配置错误：k = 0 无效；允许：{zh}"
+        assert app.error_text(ConfigError("k", 0, en), "en").endswith(f"allowed: {en}")

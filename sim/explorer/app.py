@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import re
 import threading
 
 import solara
@@ -95,12 +96,28 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
+#: the config checks' usual words for what is allowed (sim.config.range_text), in Chinese; a phrase not
+#: listed stays in English inside the Chinese sentence
+_ALLOWED_ZH = ((re.compile(r"^an integer, "), "整数，"), (re.compile(r"^a finite number, "), "有限的数，"),
+               (re.compile(r"a number in ([\[(][^\]]*\])"), r"\1 之间的数"), (re.compile(r"a number >= (\S+)"), r"不小于 \1 的数"),
+               (re.compile(r"a number > (\S+)"), r"大于 \1 的数"), (re.compile(r"a number <= (\S+)"), r"不大于 \1 的数"),
+               (re.compile(r"^true or false$"), "true 或 false"), (re.compile(r"^one of "), "以下之一："))
+
+
+def allowed_zh(text: str) -> str:
+    """What is allowed, in Chinese where the phrase is one of the checks' usual ones."""
+    for pattern, zh in _ALLOWED_ZH:
+        text = pattern.sub(zh, text)
+    return text
+
+
 def error_text(err: BaseException, L: str) -> str:
     """An error in the page's language when shown: a bad value names its field, value and what is
     allowed; other errors of ours keep their message; a fault of ours gives its type and message."""
     T = LABELS[L]
     if isinstance(err, ConfigError):
-        allowed = err.allowed_in(L) if hasattr(err, "allowed_in") else err.allowed
+        allowed = (err.allowed_in(L) if hasattr(err, "allowed_in")
+                   else allowed_zh(err.allowed) if L == "zh" else err.allowed)
         return T["config_error"].format(field=err.field, value=repr(err.value), allowed=allowed)
     if isinstance(err, SkillsimError):
         return " ".join(str(err).split())
