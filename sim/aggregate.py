@@ -518,8 +518,7 @@ def report(sweep_dir: Path, counts: dict) -> None:
     unstarted = counts.get("not_started", 0)
     never = f", {unstarted} not started" if unstarted else ""
     no_value = counts.get("objective_failed", 0)
-    objectives = (f" ({no_value} of them without an objective: its trial failed, see objective_error in "
-                  f"runs.csv)" if no_value else "")
+    objectives = (f" ({no_value} of them without an objective: see objective_error in runs.csv)" if no_value else "")
     print(f"{sweep_dir}: {counts['ok']} jobs ok{objectives}, {counts['failed']} failed, {counts['missing']} missing"
           f"{never}{running}; tables in {sweep_dir}", file=sys.stderr)
     runs = pd.read_csv(sweep_dir / "runs.csv")

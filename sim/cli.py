@@ -297,9 +297,10 @@ def refuse_listed_choices(dcfg: DictConfig) -> None:
 
 
 def refuse_numbers_for_switches(dcfg: DictConfig, lines: list[str]) -> None:
-    """A switch (a true/false setting) given a number other than 0 or 1: OmegaConf reads any other
-    number as true, so `levers.training.enabled=2` (meant as an intensity, say) ran the lever at its
-    configured intensity without a word. `lines` are `key=value` overrides as typed."""
+    """A switch (a true/false setting) given a number: OmegaConf reads any number but 0 as true, so
+    `levers.training.enabled=2` (meant as an intensity, say) ran the lever at its configured intensity
+    without a word, and a sweep over `true,1` ran the same setting twice under two names, whose table
+    then mixed words and numbers. `lines` are `key=value` overrides as typed."""
     for line in lines:
         key, sep, text = line.partition("=")
         key = key.lstrip("+~")
@@ -312,9 +313,7 @@ def refuse_numbers_for_switches(dcfg: DictConfig, lines: list[str]) -> None:
             number = float(raw)
         except ValueError:
             continue  # true/false/yes/no..., or a word OmegaConf refuses itself
-        if number not in (0.0, 1.0):
-            raise ConfigError(key, int(number) if number.is_integer() else number,
-                              "true or false (a switch; 1 and 0 also work)")
+        raise ConfigError(key, int(number) if number.is_integer() else number, "true or false (a switch)")
 
 
 def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunConfig, dict]:
@@ -435,6 +434,13 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
             log.error("job %s failed: %s", job_dir.name, err)
         return nan
     if held is None:
+        if value:  # an optimising sweeper's trial with the settings of a trial running now: that run's value is its
+            log.info("job %s: being run by %s; waiting for its result", job_dir.name,
+                     claims.holder(job_dir) or "another process")
+            while not is_finished(job_dir) and claims.live_holder(job_dir) is not None:
+                time.sleep(0.2)
+            log_progress(job_dir.parent)
+            return job_objective(dcfg, job_dir) if is_finished(job_dir) else nan
         log.info("job %s: being run by %s; skipped", job_dir.name, claims.holder(job_dir) or "another process")
         return nan
     with held:

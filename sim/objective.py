@@ -92,7 +92,8 @@ def values(series: pd.DataFrame, p: ObjectiveParams, year: int) -> list[float]:
     if upto.empty or upto["date"].iloc[-1] != f"{year}-12":
         from .errors import ConfigError
 
-        raise ConfigError("objective.year", year, f"a year the run reaches ({series['date'].iloc[-1][:4]} or before)")
+        raise ConfigError("objective.year", year, f"a year the run reaches ({series['date'].iloc[0][:4]}-"
+                                                  f"{series['date'].iloc[-1][:4]})")
     flows = upto.iloc[1:]  # money spent in the months simulated, not in the start state
 
     def at(name: str) -> float:

@@ -69,6 +69,8 @@ CASES = [
       "levers.training.enabled = 2 is invalid; allowed: true or false", e2e=True),
     C("sweep-bool-given-a-number", M, ["-m", "levers.training.enabled=true,-1"], EXIT_CONFIG,
       "levers.training.enabled = -1 is invalid; allowed: true or false"),
+    C("sweep-bool-words-and-numbers", M, ["-m", "levers.training.enabled=true,1,0"], EXIT_CONFIG,
+      "levers.training.enabled = 1 is invalid; allowed: true or false"),
     C("optuna-bool-given-a-number", M, ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2",
                                         "levers.training.intensity=interval(0,3)", "levers.training.enabled=2"],
       EXIT_CONFIG, "levers.training.enabled = 2 is invalid; allowed: true or false"),

@@ -167,6 +167,19 @@ def test_a_trial_whose_objective_fails_says_so_in_runs_csv(tmp_path):
     assert "objective failed: horizon.end_year=2023" in proc.stderr
 
 
+def test_an_optuna_trial_with_the_settings_of_one_running_waits_for_its_value(tmp_path):
+    """Two trials of one batch with the same settings share one job folder: the second found it held,
+    was skipped and returned nothing, a failed trial with no record. It now waits for the run and
+    reports its objective. TPE's seed 1 draws 2024 for both trials of the first batch of two."""
+    proc, runs = _optuna_years(tmp_path, "dup", "hydra.sweeper.sampler.seed=1", "hydra.sweeper.n_jobs=2",
+                               "hydra.sweeper.n_trials=4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "waiting for its result" in proc.stderr and "float-castable" not in proc.stderr
+    assert runs["objective"].notna().all()
+    best = (tmp_path / "dup" / "optimization_results.yaml").read_text()
+    assert f"best_value: {runs['objective'].min()}" in best  # the sweeper minimises by default
+
+
 def test_optunas_grid_sampler_stopping_after_a_failed_trial_is_one_line_with_the_tables(tmp_path):
     """Optuna's GridSampler stops the study after a trial once every grid point has been tried; after a
     failed trial that raised out of Hydra's Optuna sweeper ("a bug in skillsim"). Every trial failing

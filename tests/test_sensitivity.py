@@ -283,6 +283,7 @@ def test_discover_on_the_model_writes_its_folder(tmp_path):
     ("sensitivity", ["input.behaviour.leave_share=0.5:1.5"], "input.behaviour.leave_share = '0.5:1.5'"),
     ("sensitivity", ["input.levers.training.intensity=-3:-1"], "input.levers.training.intensity = '-3:-1'"),
     ("discover", ["condition=high_skill_share<0.3", "input.n_agents=0:100"], "input.n_agents = '0:100'"),
+    ("sensitivity", ["input.seed=0:10"], "input.seed = '0:10' is invalid; allowed: an input of the model"),
     ("sensitivity", ["year=2090"], "year"),
     ("sensitivity", ["no_such_key=3"], "no_such_key"),
     ("discover", [], "condition"),

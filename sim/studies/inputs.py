@@ -92,6 +92,9 @@ def make_input(cfg: RunConfig, name: str, lo: float, hi: float, field: str, valu
 
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ConfigError(field, value, "a range of two numbers LO, HI with LO < HI")
+    if name in ("seed", "replicate"):  # the study's noise, kept the same at every point (common random numbers)
+        raise ConfigError(field, value, "an input of the model; seed and replicate are the study's noise (it sets "
+                                        "them: replicates=, and seed= for all runs)")
     if name in {p.name for p in FREE}:
         return Input(name, lo, hi, "parameters")
     if name in cfg.region.structural or f"region.{name}" in cfg.region.structural:
