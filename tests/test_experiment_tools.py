@@ -167,6 +167,7 @@ def test_a_trial_whose_objective_fails_says_so_in_runs_csv(tmp_path):
     assert "objective failed: horizon.end_year=2023" in proc.stderr
 
 
+@pytest.mark.slow  # an Optuna sweep in a subprocess: the default run stays under 3 minutes
 def test_an_optuna_trial_with_the_settings_of_one_running_waits_for_its_value(tmp_path):
     """Two trials of one batch with the same settings share one job folder: the second found it held,
     was skipped and returned nothing, a failed trial with no record. It now waits for the run and
@@ -180,6 +181,7 @@ def test_an_optuna_trial_with_the_settings_of_one_running_waits_for_its_value(tm
     assert f"best_value: {runs['objective'].min()}" in best  # the sweeper minimises by default
 
 
+@pytest.mark.slow  # an Optuna sweep in a subprocess: the default run stays under 3 minutes
 def test_optunas_grid_sampler_stopping_after_a_failed_trial_is_one_line_with_the_tables(tmp_path):
     """Optuna's GridSampler stops the study after a trial once every grid point has been tried; after a
     failed trial that raised out of Hydra's Optuna sweeper ("a bug in skillsim"). Every trial failing
