@@ -34,19 +34,13 @@ def refresh(idx, level, studio_since, aptitude, firm, wage_factor, gain, pay,
     pay[idx] = np.maximum(p, pay_floor[lv])
 
 
-def refresh_all(level, studio_since, aptitude, firm, wage_factor, gain, pay,
-                level_rate, studio_mult, level_pay, firm_premium, pay_floor):
-    g = level_rate[level] * aptitude
-    g[studio_since != NO_MONTH] *= studio_mult
-    gain[...] = g
-    p = level_pay[level] * firm_premium[firm] * wage_factor
-    pay[...] = np.maximum(p, pay_floor[level])
+def refresh_all(level, *columns_and_tables):
+    """refresh of every slot (the compiled passes skip the index; these are for small workforces)."""
+    refresh(np.arange(level.size), level, *columns_and_tables)
 
 
 def ledger_add_all(level, weight, pay, count, pay_sum, sign):
-    w = weight.astype(np.float64)
-    count += sign * np.bincount(level, weights=w, minlength=8)
-    pay_sum += sign * np.bincount(level, weights=w * pay, minlength=8)
+    ledger_add(np.arange(level.size), level, weight, pay, count, pay_sum, sign)
 
 
 def ledger_add(idx, level, weight, pay, count, pay_sum, sign):
