@@ -306,14 +306,37 @@ def refuse_numbers_for_switches(dcfg: DictConfig, lines: list[str]) -> None:
         key = key.lstrip("+~")
         if not sep or key.startswith("hydra.") or "/" in key or "@" in key:
             continue
+        raw = text.strip().strip("'\"")
+        if raw.startswith("{"):  # a mapping, `levers.training={enabled:2}`: each switch inside it
+            _refuse_numbers_in_mapping(dcfg, line)
+            continue
         if not isinstance(OmegaConf.select(dcfg, key, default=None), bool):
             continue
-        raw = text.strip().strip("'\"")
         try:
             number = float(raw)
         except ValueError:
             continue  # true/false/yes/no..., or a word OmegaConf refuses itself
         raise ConfigError(key, int(number) if number.is_integer() else number, "true or false (a switch)")
+
+
+def _refuse_numbers_in_mapping(dcfg: DictConfig, line: str) -> None:
+    """refuse_numbers_for_switches for a mapping given whole (`key={enabled:2,intensity:1.5}`), its
+    values read by Hydra's own override parser (nested mappings walked key by key)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        override = OverridesParser.create().parse_override(line)
+        value = override.value()
+    except Exception:  # noqa: BLE001 - a malformed override is Hydra's to report, in its words
+        return
+    stack = [(override.get_key_element().lstrip("+~"), value)]
+    while stack:
+        key, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((f"{key}.{k}", v) for k, v in value.items())
+        elif (isinstance(value, (int, float)) and not isinstance(value, bool)
+              and isinstance(OmegaConf.select(dcfg, key, default=None), bool)):
+            raise ConfigError(key, value, "true or false (a switch)")
 
 
 def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunConfig, dict]:

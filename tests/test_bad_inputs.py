@@ -67,6 +67,11 @@ CASES = [
     # OmegaConf reads any number as a switch's true: 2 ran the lever at its configured intensity
     C("bool-given-a-number", V, "levers.training.enabled=2", EXIT_CONFIG,
       "levers.training.enabled = 2 is invalid; allowed: true or false", e2e=True),
+    # ... and inside a mapping given whole, which the check first read as one word
+    C("bool-given-a-number-in-a-mapping", V, "levers.training={{enabled:2,intensity:1.5}}", EXIT_CONFIG,
+      "levers.training.enabled = 2 is invalid; allowed: true or false"),
+    C("sweep-bool-given-a-number-in-a-mapping", M, ["-m", "levers.training={{enabled:true}},{{enabled:0}}"], EXIT_CONFIG,
+      "levers.training.enabled = 0 is invalid; allowed: true or false"),
     C("sweep-bool-given-a-number", M, ["-m", "levers.training.enabled=true,-1"], EXIT_CONFIG,
       "levers.training.enabled = -1 is invalid; allowed: true or false"),
     C("sweep-bool-words-and-numbers", M, ["-m", "levers.training.enabled=true,1,0"], EXIT_CONFIG,
