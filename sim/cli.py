@@ -257,8 +257,12 @@ def check_optimised_ranges(master: DictConfig, data: dict, swept: list) -> None:
         if OmegaConf.select(master, key, default=missing) is missing:
             raise ConfigError(key, o.input_line.split("=", 1)[-1], f"a key of the config ({UNKNOWN_KEY_HINT})")
         value = o.value()
-        ends = ([value.start, value.end] if hasattr(value, "start") and hasattr(value, "end")
-                else list(getattr(value, "list", [])))
+        if hasattr(value, "start") and (hasattr(value, "end") or hasattr(value, "stop")):
+            ends = [value.start, getattr(value, "end", getattr(value, "stop", None))]
+            if all(isinstance(e, (int, float)) for e in ends) and ends[0] > ends[1]:  # Optuna's error read as a bug
+                raise ConfigError(key, o.input_line.split("=", 1)[-1], "a range from its low end to its high end")
+        else:
+            ends = list(getattr(value, "list", []))
         for end in ends:
             if isinstance(end, (int, float, str, bool)):
                 from_mapping(_with_value(data, key, end))
@@ -317,6 +321,23 @@ def refuse_numbers_for_switches(dcfg: DictConfig, lines: list[str]) -> None:
         except ValueError:
             continue  # true/false/yes/no..., or a word OmegaConf refuses itself
         raise ConfigError(key, int(number) if number.is_integer() else number, "true or false (a switch)")
+
+
+def _latest_swept(sweep) -> int | None:
+    """The largest value an optimising sweeper can give a year it sweeps (`choice(...)`, `range(...)`,
+    `interval(...)`), None if that is not a number (the job's own check reports it)."""
+    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+
+    try:
+        if isinstance(sweep, ChoiceSweep):
+            return int(max(float(v) for v in sweep.list))
+        if isinstance(sweep, RangeSweep):  # Optuna reads range(a,b) as a to b, b included
+            return int(max(float(sweep.start), float(sweep.stop)))
+        if isinstance(sweep, IntervalSweep):
+            return int(float(sweep.end) // 1)
+    except (TypeError, ValueError):
+        pass
+    return None
 
 
 def _refuse_numbers_in_mapping(dcfg: DictConfig, line: str) -> None:
@@ -817,10 +838,13 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                     if name.lower() not in ("minimize", "maximize"):  # Optuna's own error read as a bug
                         raise ConfigError("hydra.sweeper.direction", name, "minimize or maximize (a list of "
                                           "them for several objectives)")
-                if (objective.year is not None and "horizon.end_year" not in {o.get_key_element() for o in swept}
-                        and not cfg0.start_year <= objective.year <= cfg0.horizon.end_year):
-                    raise ConfigError("objective.year", objective.year,
-                                      f"a year the runs reach ({cfg0.start_year}-{cfg0.horizon.end_year})")
+                ends = [o.value() for o in swept if o.get_key_element() == "horizon.end_year"]
+                last = _latest_swept(ends[-1]) if ends else cfg0.horizon.end_year
+                if (objective.year is not None and last is not None
+                        and not cfg0.start_year <= objective.year <= last):
+                    # else every trial runs and none has an objective (swept: the latest end it can reach)
+                    raise ConfigError("objective.year", objective.year, f"a year the runs reach ({cfg0.start_year}-"
+                                      f"{last}{', the latest swept horizon.end_year' if ends else ''})")
                 return target
             params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
             lists: dict[str, dict[str, object]] = {}  # key -> {"key=value": parsed value}, in Hydra's job order

@@ -128,6 +128,17 @@ CASES = [
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=interval(0,3)",
        "horizon.end_year=2024", "objective.year=2040"],
       EXIT_CONFIG, "objective.year = 2040 is invalid; allowed: a year the runs reach"),
+    # ... also when the horizon is swept and no value of it reaches the year (every trial ran, none scored)
+    C("optuna-objective-year-beyond-every-swept-horizon", M,
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "horizon.end_year=choice(2026,2027)",
+       "objective.year=2030"],
+      EXIT_CONFIG, "objective.year = 2030 is invalid; allowed: a year the runs reach (2023-2027, the latest swept"),
+    C("optuna-range-beyond-the-allowed-values", M,  # range(...)'s ends were not checked, interval(...)'s were
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=range(1,500,10)"],
+      EXIT_CONFIG, "levers.training.intensity = 500.0 is invalid; allowed: a number in [0, 100]"),
+    C("optuna-range-high-end-first", M,  # Optuna's own error was reported as a bug in skillsim
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "horizon.end_year=range(2030,2025,-1)"],
+      EXIT_CONFIG, "horizon.end_year = 'range(2030,2025,-1)' is invalid; allowed: a range from its low end to its high"),
     C("optuna-direction-misspelt", M,
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=interval(0,3)",
        "hydra.sweeper.direction=maximise"],
