@@ -255,7 +255,7 @@ def check_optimised_ranges(master: DictConfig, data: dict, swept: list) -> None:
         if key.lstrip("+~") in groups:  # a config group (region=choice(...)): Hydra composes each choice
             continue
         if OmegaConf.select(master, key, default=missing) is missing:
-            raise ConfigError(key, o.input_line.split("=", 1)[-1], f"a key of the config ({UNKNOWN_KEY_HINT})")
+            raise ConfigError(key, o.input_line.split("=", 1)[-1], f"a key of the config ({unknown_key_hint(key)})")
         value = o.value()
         if hasattr(value, "start") and (hasattr(value, "end") or hasattr(value, "stop")):
             ends = [value.start, getattr(value, "end", getattr(value, "stop", None))]
@@ -672,17 +672,23 @@ def explain(exc: BaseException) -> str:
             return str(ConfigError(full_key, getattr(inner, "value", None),
                                    f"a group of settings, given key by key ({full_key}.KEY=VALUE)")) + src
         if "not in" in first or "not in struct" in first:
-            return f"config error: unknown key {full_key!r}{src}; {UNKNOWN_KEY_HINT}"
+            return f"config error: unknown key {full_key!r}{src}; {unknown_key_hint(full_key)}"
         return f"config error: {full_key}: {first}{src}"
     m = re.search(r"Could not override '([^']+)'", text)
     if m:
-        return f"config error: unknown key {m.group(1)!r}; {UNKNOWN_KEY_HINT}"
+        return f"config error: unknown key {m.group(1)!r}; {unknown_key_hint(m.group(1))}"
     first = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(exc).__name__)
     return f"config error: {first}"
 
 
 #: where an unknown key's error sends the user (a study command names its own options too: sim.studies.options)
 UNKNOWN_KEY_HINT = "see `skillsim --cfg job` for the keys"
+
+
+def unknown_key_hint(key: str) -> str:
+    """UNKNOWN_KEY_HINT, or for a key of Hydra's own node the command that lists those (`--cfg job`
+    leaves the hydra node out)."""
+    return "see `skillsim --cfg hydra` for Hydra's keys" if key.lstrip("+~").startswith("hydra.") else UNKNOWN_KEY_HINT
 
 HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
                           "--experimental-rerun", "--info", "-i", "--package", "-p", "--cfg", "-c"}

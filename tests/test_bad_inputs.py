@@ -177,6 +177,8 @@ CASES = [
     C("unknown-lever", N, "levers.magic.intensity=2", EXIT_CONFIG, "unknown key 'levers.magic'"),
     C("misspelt-lever-key", N, "levers.training.intensty=2", EXIT_CONFIG, "unknown key 'levers.training.intensty'"),
     C("unknown-top-level-key", N, "agents=5", EXIT_CONFIG, "unknown key 'agents'", "skillsim --cfg job"),
+    C("unknown-hydra-key", N, "hydra.job.nam=x", EXIT_CONFIG, "unknown key 'hydra.job.nam'",
+      "skillsim --cfg hydra` for Hydra's keys"),  # `--cfg job`, which it named, leaves the hydra node out
     C("added-unknown-key", N, "+levers.training.foo=1", EXIT_CONFIG, "levers.training.foo", "a known key"),
     C("unknown-selection", N, "levers.competition.selection=best", EXIT_CONFIG,
       "levers.competition.selection", "random, progress"),
