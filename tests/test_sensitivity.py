@@ -676,3 +676,18 @@ def test_a_files_range_that_the_command_line_replaces_is_not_checked(tmp_path, m
     assert seen == [[("behaviour.leave_share", 0.1, 0.3)]]
     assert [(i.lo, i.hi) for i in chosen if i.name == "behaviour.leave_share"] == [(0.1, 0.3)]
 
+
+
+@pytest.mark.parametrize("args,says", [
+    (["horizon.end_year=2027"], "year = 2030 is invalid; allowed: a year of the forecast horizon, 2023-2027; 2030 is "
+                                "the default, the region's high-skill target year: give year=Y"),
+    (["horizon.end_year=2027", "year=2029"], "year = 2029 is invalid; allowed: a year of the forecast horizon, 2023-2027"),
+])
+def test_a_year_beyond_the_horizon_says_whether_it_is_the_default(args, says, tmp_path):
+    """With a shorter horizon and no year given, the message named 2030 as if the user had typed it."""
+    from sim.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        sensitivity.setup(args + [f"out={tmp_path / 'x'}"], "sensitivity", sensitivity.parse)
+    assert str(err.value).endswith(says)
+    assert not (tmp_path / "x").exists()
