@@ -343,6 +343,11 @@ INPUTS_FILE = "groups: [levers]\nlevers:\n  training: {intensity: [0.5, 2]}\nreg
     ("discover", "levers.training.intensity: [0, 1, 2]\n", "levers.training.intensity"),
     ("discover", "a: [1\n", "inputs_file"),  # not YAML
     ("sensitivity", "behaviour.leave_share: [0.5, 1.5]\n", "behaviour.leave_share = '0.5:1.5'"),  # outside [0, 1]
+    # one key given twice, flat and nested or repeated: one of the ranges was dropped without a word
+    ("sensitivity", "behaviour.leave_share: [0.1, 0.3]\nbehaviour: {leave_share: [0.2, 0.4]}\n",
+     "behaviour.leave_share = [0.2, 0.4] is invalid; allowed: one entry per key (it is also given as [0.1, 0.3])"),
+    ("sensitivity", "behaviour.leave_share: [0.1, 0.3]\nbehaviour.leave_share: [0.2, 0.4]\n",
+     "behaviour.leave_share = [0.2, 0.4] is invalid; allowed: one entry per key (line 1 gives it too)"),
 ])
 def test_a_bad_inputs_file_fails_in_one_line_naming_the_file_and_writes_nothing(tmp_path, capsys, cmd, content,
                                                                                 field):

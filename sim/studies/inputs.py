@@ -108,13 +108,37 @@ def make_input(cfg: RunConfig, name: str, lo: float, hi: float, field: str, valu
     return Input(name, lo, hi, "config")
 
 
-def _flatten(node: dict, prefix: str = "") -> dict:
-    """Nested mappings as dotted keys (`levers: {training: {intensity: ..}}` is `levers.training.intensity`)."""
+def _flatten(node: dict, prefix: str = "", field: str = "inputs_file") -> dict:
+    """Nested mappings as dotted keys (`levers: {training: {intensity: ..}}` is `levers.training.intensity`).
+    A key given twice (flat and nested) is refused: one of the two ranges was dropped without a word."""
     out = {}
     for k, v in node.items():
         key = f"{prefix}{k}"
-        out.update(_flatten(v, key + ".") if isinstance(v, dict) else {key: v})
+        for name, value in (_flatten(v, key + ".", field) if isinstance(v, dict) else {key: v}).items():
+            if name in out:
+                raise ConfigError(f"{field}: {name}", value, f"one entry per key (it is also given as {out[name]})")
+            out[name] = value
     return out
+
+
+def _yaml_without_repeated_keys(text: str):
+    """The YAML document, refusing a key repeated in one mapping (PyYAML keeps the last one silently)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+        again = next((i for i, k in enumerate(keys) if k in keys[:i]), None)
+        if again is not None:
+            first = node.value[keys.index(keys[again])][0].start_mark.line + 1
+            raise ConfigError(f"{keys[again]}", loader.construct_object(node.value[again][1], deep=True),
+                              f"one entry per key (line {first} gives it too)")
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader with one constructor replaced
 
 
 def read_inputs_file(cfg: RunConfig, path: str) -> tuple[tuple[str, ...] | None, list[Input], dict]:
@@ -132,7 +156,9 @@ def read_inputs_file(cfg: RunConfig, path: str) -> tuple[tuple[str, ...] | None,
     what = "a YAML mapping of config keys to [LO, HI] (and an optional groups: list)"
     try:
         text = Path(path).read_text(encoding="utf-8")
-        content = yaml.safe_load(text)
+        content = _yaml_without_repeated_keys(text)
+    except ConfigError as err:
+        raise ConfigError(f"inputs_file {path}: {err.field}", err.value, err.allowed) from None
     except OSError as exc:
         raise ConfigError("inputs_file", path, f"a readable file ({exc.strerror})") from None
     except yaml.YAMLError as exc:
@@ -148,7 +174,7 @@ def read_inputs_file(cfg: RunConfig, path: str) -> tuple[tuple[str, ...] | None,
         listed = ",".join(map(str, g)) if isinstance(g, list) else str(g)
         chosen = group_list(f"inputs_file {path}: groups", listed, GROUPS)
     out = []
-    for name, rng in _flatten({k: v for k, v in content.items() if k != "groups"}).items():
+    for name, rng in _flatten({k: v for k, v in content.items() if k != "groups"}, field=f"inputs_file {path}").items():
         field = f"inputs_file {path}: {name}"
         if not (isinstance(rng, list) and len(rng) == 2
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rng)):
