@@ -44,7 +44,7 @@ from . import claims
 from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, DataError, SkillsimError, debug_enabled,
                      environment_fault, internal_error, quiet_when_output_closed)
 from .metrics import SPEND_ACCOUNTS
-from .results import COMPLETE_MARKER, FAILED_MARKER, recorded_plan, single_runs
+from .results import COMPLETE_MARKER, FAILED_MARKER, recorded_plan, recorded_trials, single_runs
 
 REPLICATE_KEYS = ("replicate", "seed", "draw")  # not settings: what a setting is repeated over
 ENSEMBLE_METRICS = ("high_skill_share", "income_mean", "income_median")
@@ -447,6 +447,8 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
         counts["planned"] = len(own)
     else:
         counts["not_started"] = max(0, planned - len(jobs)) if planned is not None else 0
+    trials = recorded_trials(sweep_dir)  # an optimiser's trials with the same settings share one folder
+    counts["trials"] = trials if trials is not None and trials > len(jobs) else 0
     faults = [j for j in jobs.values() if j["status"] == "failed" and j.get("environment")]
     counts["faults"] = len(faults)
     counts["objective_failed"] = int(runs["objective_error"].notna().sum()) if "objective_error" in runs else 0
@@ -519,8 +521,10 @@ def report(sweep_dir: Path, counts: dict) -> None:
     never = f", {unstarted} not started" if unstarted else ""
     no_value = counts.get("objective_failed", 0)
     objectives = (f" ({no_value} of them without an objective: see objective_error in runs.csv)" if no_value else "")
-    print(f"{sweep_dir}: {counts['ok']} jobs ok{objectives}, {counts['failed']} failed, {counts['missing']} missing"
-          f"{never}{running}; tables in {sweep_dir}", file=sys.stderr)
+    trials = (f" (from {counts['trials']} trials asked for: trials with the same settings share one job folder)"
+              if counts.get("trials") else "")
+    print(f"{sweep_dir}: {counts['ok']} job{'' if counts['ok'] == 1 else 's'} ok{objectives}, {counts['failed']} failed, {counts['missing']} missing"
+          f"{never}{running}{trials}; tables in {sweep_dir}", file=sys.stderr)
     runs = pd.read_csv(sweep_dir / "runs.csv")
     for _, r in runs[runs["status"] != "ok"].iterrows():
         print(f"  {r['status']}: {r['job']}: {r.get('error', '')}", file=sys.stderr)

@@ -268,6 +268,29 @@ def check_optimised_ranges(master: DictConfig, data: dict, swept: list) -> None:
                 from_mapping(_with_value(data, key, end))
 
 
+def check_sampler_settings(master: DictConfig) -> None:
+    """Optuna's sampler takes the settings its class does: `+hydra.sweeper.sampler.seed=1` for the grid
+    sampler, which has no seed, failed in the sweeper as "a bug in skillsim"."""
+    import inspect
+
+    node = OmegaConf.select(master, "hydra.sweeper.sampler", default=None)
+    if not isinstance(node, DictConfig) or not node.get("_target_"):
+        return
+    from hydra.utils import get_class
+
+    try:
+        params = inspect.signature(get_class(str(node._target_))).parameters
+    except Exception:  # noqa: BLE001 - an unknown sampler: the sweeper reports it in its own words
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    for key in node:
+        if not str(key).startswith("_") and key not in params:
+            names = ", ".join(p for p in params if p != "search_space")  # the grid's, filled by the sweeper
+            raise ConfigError(f"hydra.sweeper.sampler.{key}", node.get(key), f"a setting of {node._target_} ({names})"
+                              if names else f"no setting: {node._target_} takes none")
+
+
 def refuse_hydra_settings_skillsim_replaces(dcfg: DictConfig) -> None:
     """Two of Hydra's run settings that skillsim's own writing replaces: `hydra.output_subdir` (Hydra's
     .hydra folder inside the run folder, which skillsim then found "not empty"), and `hydra.job.chdir`
@@ -836,6 +859,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                     [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]) + given
                     if o.is_sweep_override() and not o.get_key_element().startswith("hydra.")]
                 check_optimised_ranges(master, data0, swept)
+                check_sampler_settings(master)
                 refuse_numbers_for_switches(master, fixed + [f"{o.get_key_element()}={item}" for o in swept
                                                              for item in (getattr(o.value(), "list", None) or [])])
                 direction = master.hydra.sweeper.get("direction") if "optuna" in target.lower() else None

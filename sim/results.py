@@ -368,6 +368,17 @@ def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series, *, composed, ov
     return run_dir
 
 
+def recorded_trials(sweep_dir: Path) -> int | None:
+    """The trials an optimising sweeper (Optuna, Nevergrad) was asked for, from the progress record of
+    the last sweep started in `sweep_dir`; None for a grid or a folder without the record."""
+    try:
+        info = json.loads((Path(sweep_dir) / PROGRESS_FILE).read_text(encoding="utf-8"))
+        total = info.get("total")
+        return None if info.get("grid") or not isinstance(total, int) or total < 0 else total
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
 def recorded_plan(sweep_dir: Path) -> tuple[int | None, list[str] | None]:
     """What the last sweep started in `sweep_dir` planned, from its progress record: the number of its
     distinct jobs, if its sweeper's plan is a known grid (Hydra's basic sweeper; None otherwise, as an

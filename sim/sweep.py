@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -198,12 +199,39 @@ def count_jobs(config: DictConfig) -> int:
     sweeper = config.hydra.sweeper
     if not is_grid(config):
         if sweeper.get("n_trials") is not None:
-            return int(sweeper.n_trials)
+            return min(int(sweeper.n_trials), _optuna_grid_size(config))
         optim = sweeper.get("optim")
         if optim is not None and optim.get("budget") is not None:
             return int(optim.budget)
         return -1
     return len(grid_jobs(config))
+
+
+def _optuna_grid_size(config: DictConfig) -> int | float:
+    """The number of points of Optuna's GridSampler, which stops the study once each has been tried
+    however many trials were asked for: the product of the swept keys' value counts, counted as Hydra's
+    Optuna sweeper builds its grid (`choice(...)`'s values, `range(a,b,s)` without b); inf for any
+    other sampler, or a sweep it cannot count."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
+
+    sweeper = config.hydra.sweeper
+    if not str((sweeper.get("sampler") or {}).get("_target_", "")).endswith("GridSampler"):
+        return math.inf
+    params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+    swept = {}
+    for o in OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task)):
+        if o.is_sweep_override():
+            swept[o.get_key_element()] = o.value()  # the command line's wins, as in the sweeper
+    size = 1
+    for value in swept.values():
+        if isinstance(value, ChoiceSweep):
+            size *= len(value.list)
+        elif isinstance(value, RangeSweep) and value.step:
+            size *= max(0, int((value.stop - value.start) // value.step))
+        else:
+            return math.inf
+    return size
 
 
 def grid_jobs(config: DictConfig) -> set[tuple[str, ...]]:

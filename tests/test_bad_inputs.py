@@ -139,6 +139,14 @@ CASES = [
     C("optuna-range-high-end-first", M,  # Optuna's own error was reported as a bug in skillsim
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "horizon.end_year=range(2030,2025,-1)"],
       EXIT_CONFIG, "horizon.end_year = 'range(2030,2025,-1)' is invalid; allowed: a range from its low end to its high"),
+    C("optuna-sampler-setting-it-does-not-take", M,  # the grid sampler has no seed: "a bug in skillsim"
+      ["-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=grid", "+hydra.sweeper.sampler.seed=1",
+       "horizon.end_year=choice(2023,2024)"],
+      EXIT_CONFIG, "hydra.sweeper.sampler.seed = 1 is invalid; allowed: no setting: optuna.samplers.GridSampler"),
+    C("optuna-sampler-setting-misspelt", M,
+      ["-m", "hydra/sweeper=optuna", "+hydra.sweeper.sampler.sed=1", "horizon.end_year=choice(2023,2024)"],
+      EXIT_CONFIG, "hydra.sweeper.sampler.sed = 1 is invalid; allowed: a setting of optuna.samplers.TPESampler (",
+      "seed"),
     C("optuna-direction-misspelt", M,
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=interval(0,3)",
        "hydra.sweeper.direction=maximise"],

@@ -66,6 +66,13 @@ def test_progress_total_follows_the_sweeper():
     assert count_jobs(cfg({"_target_": "hydra_plugins.hydra_nevergrad_sweeper.NevergradSweeper",
                            "optim": {"budget": 12}})) == 12
     assert count_jobs(cfg({"_target_": "some.OtherSweeper"})) == -1
+    # Optuna's grid sampler stops at its grid's size (2 x 3 here; range(a,b) without b, as the sweeper
+    # builds it) whatever n_trials asks: the progress lines had counted 8
+    grid = {**optuna["hydra"]["sweeper"], "sampler": {"_target_": "optuna.samplers.GridSampler"},
+            "params": {"levers.training.intensity": "range(1,4)"}}
+    assert count_jobs(cfg(grid, ["replicate=choice(0,1)"])) == 6
+    assert count_jobs(cfg({**grid, "n_trials": 4}, ["replicate=choice(0,1)"])) == 4
+    assert count_jobs(cfg(grid, ["replicate=0,1", "levers.training.intensity=choice(1)"])) == 2  # the line wins
 
 
 @pytest.mark.slow
@@ -176,6 +183,8 @@ def test_an_optuna_trial_with_the_settings_of_one_running_waits_for_its_value(tm
                                "hydra.sweeper.n_trials=4")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "waiting for its result" in proc.stderr and "float-castable" not in proc.stderr
+    assert f"{len(runs)} jobs ok, 0 failed, 0 missing (from 4 trials asked for: trials with the same settings " \
+           "share one job folder)" in proc.stderr
     assert runs["objective"].notna().all()
     best = (tmp_path / "dup" / "optimization_results.yaml").read_text()
     assert f"best_value: {runs['objective'].min()}" in best  # the sweeper minimises by default
@@ -185,15 +194,21 @@ def test_an_optuna_trial_with_the_settings_of_one_running_waits_for_its_value(tm
 def test_optunas_grid_sampler_stopping_after_a_failed_trial_is_one_line_with_the_tables(tmp_path):
     """Optuna's GridSampler stops the study after a trial once every grid point has been tried; after a
     failed trial that raised out of Hydra's Optuna sweeper ("a bug in skillsim"). Every trial failing
-    makes it certain: one line, exit 5, and runs.csv with each trial's reason."""
-    proc, runs = _optuna_years(tmp_path, "grid", "hydra/sweeper/sampler=grid", "objective.year=2025")
+    makes it certain: one line, exit 5, and runs.csv with each trial's reason. Each of the swept ends is
+    allowed against the other key's configured value (men's retirement ages from 60 to 63), so the
+    start-up checks pass, and every combination of them is refused in its job."""
+    proc = subprocess.run([sys.executable, "-m", "sim", "-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=grid",
+                           "hydra.sweeper.n_trials=4", "retirement.male_from=choice(62,63)",
+                           "retirement.male_to=choice(60,61)", "n_agents=300", "horizon.end_year=2023",
+                           "hydra.sweep.dir=grid"], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 5, proc.stderr[-3000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("skillsim: Optuna's grid sampler stopped the study after a failed trial")
     assert "a bug in skillsim" not in proc.stderr and "Traceback" not in proc.stderr
-    assert set(runs.index) == {2023, 2024} and (runs["status"] == "ok").all()
-    assert runs["objective"].isna().all() and runs["objective_error"].str.contains("objective.year = 2025").all()
-    assert "2 jobs ok (2 of them without an objective" in proc.stderr
+    runs = pd.read_csv(tmp_path / "grid" / "runs.csv")
+    assert len(runs) == 4 and (runs["status"] == "failed").all()
+    assert runs["error"].str.contains("an age no lower than retirement.male_from").all()
+    assert "0 jobs ok, 4 failed, 0 missing" in proc.stderr
 
 
 @pytest.mark.slow
