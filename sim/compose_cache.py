@@ -114,12 +114,28 @@ def cacheable(overrides: list[str]) -> bool:
     return not any("searchpath" in o or "file://" in o or "pkg://" in o for o in overrides)
 
 
+def _key(overrides: list[str], job_name: str) -> str:
+    return hashlib.sha256(json.dumps([fingerprint(), job_name, list(overrides)]).encode()).hexdigest()
+
+
 def _path(overrides: list[str], job_name: str) -> Path | None:
     folder = cache_dir()
     if folder is None or not cacheable(overrides):
         return None
-    key = hashlib.sha256(json.dumps([fingerprint(), job_name, list(overrides)]).encode()).hexdigest()[:32]
-    return folder / f"{key}.pickle"
+    return folder / f"{_key(overrides, job_name)[:32]}.pickle"
+
+
+def _sealed(key: str, payload: bytes) -> bytes:
+    """The file's bytes: the full key and a digest of the pickled composition before it, so that a file
+    renamed, copied in from another machine or edited by hand is not taken for this key's."""
+    return pickle.dumps((key, hashlib.sha256(payload).hexdigest(), payload))
+
+
+def _unsealed(key: str, data: bytes) -> bytes | None:
+    stored_key, digest, payload = pickle.loads(data)
+    if stored_key != key or hashlib.sha256(payload).hexdigest() != digest:
+        return None
+    return payload
 
 
 def load(overrides: list[str], job_name: str):
@@ -128,8 +144,10 @@ def load(overrides: list[str], job_name: str):
         path = _path(overrides, job_name)
         if path is None or not path.is_file():
             return None
-        with path.open("rb") as fh:
-            dcfg = pickle.load(fh)
+        payload = _unsealed(_key(overrides, job_name), path.read_bytes())
+        if payload is None:
+            return None
+        dcfg = pickle.loads(payload)
         from omegaconf import OmegaConf, open_dict
 
         # values resolved by the run that stored it (${now:} in the folder name) are this run's to resolve
@@ -149,7 +167,7 @@ def store(overrides: list[str], job_name: str, dcfg) -> None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(dcfg))
+        tmp.write_bytes(_sealed(_key(overrides, job_name), pickle.dumps(dcfg)))
         os.replace(tmp, path)
         entries = sorted(path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-MAX_ENTRIES]:

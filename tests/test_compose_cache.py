@@ -111,3 +111,25 @@ def test_the_key_follows_the_overrides_the_config_files_and_the_code(tmp_path, m
     assert key("n_agents=5") is None  # turned off
     compose_cache.fingerprint.cache_clear()
     compose_cache.package_digest.cache_clear()
+
+
+def test_a_cache_file_is_read_only_for_its_own_key_and_unedited(tmp_path, monkeypatch):
+    """A file renamed to another key's name (say, copied in from another set of overrides) or edited by
+    hand was loaded as that key's composition; each file now holds its key and a digest of its content."""
+    from omegaconf import OmegaConf
+
+    monkeypatch.setenv(compose_cache.ENV, str(tmp_path))
+    a, b = ["n_agents=1000"], ["n_agents=2000"]
+    compose_cache.store(a, "cli", OmegaConf.create({"n_agents": 1000, "hydra": {"runtime": {"cwd": "x"}}}))
+    assert compose_cache.load(a, "cli").n_agents == 1000
+    os.replace(compose_cache._path(a, "cli"), compose_cache._path(b, "cli"))  # a's file under b's name
+    assert compose_cache.load(b, "cli") is None
+    os.replace(compose_cache._path(b, "cli"), compose_cache._path(a, "cli"))
+    path = compose_cache._path(a, "cli")
+    data = path.read_bytes()
+    edited = data.replace(b"\xe8\x03", b"\xe9\x03")  # 1000 as pickled (little-endian) becomes 1001
+    assert edited != data
+    path.write_bytes(edited)
+    assert compose_cache.load(a, "cli") is None
+    path.write_bytes(data)
+    assert compose_cache.load(a, "cli").n_agents == 1000
