@@ -383,8 +383,50 @@ def _refuse_numbers_in_mapping(dcfg: DictConfig, line: str) -> None:
             raise ConfigError(key, value, "true or false (a switch)")
 
 
+def refuse_broken_interpolations(dcfg: DictConfig) -> None:
+    """`n_agents=${nope}` or `${oops:1}`: OmegaConf's error ("Interpolation key 'nope' not found") named
+    neither the setting nor what it may be. Every value is resolved here, the hydra node's too, and the
+    first that does not resolve is refused naming its key, as typed."""
+    from omegaconf.errors import (InterpolationKeyError, InterpolationToMissingValueError,
+                                  UnsupportedInterpolationType)
+
+    def values(node, prefix: str = ""):  # (key, parent, its key there, node), in the file's order
+        for k in (range(len(node)) if isinstance(node, ListConfig) else list(node.keys())):
+            key = f"{prefix}[{k}]" if isinstance(node, ListConfig) else f"{prefix}.{k}" if prefix else str(k)
+            child = node._get_node(k)
+            if (isinstance(child, (DictConfig, ListConfig)) and not child._is_none() and not child._is_missing()
+                    and not child._is_interpolation()):
+                yield from values(child, key)
+            else:
+                yield key, node, k, child
+
+    found = sorted(values(dcfg), key=lambda item: item[0].startswith("hydra."))  # the settings first: Hydra's
+    for key, node, k, child in found:  # folder names hold them (hydra.job.override_dirname), as typed
+        if key.startswith("hydra.overrides") or not child._is_interpolation():
+            continue
+        try:
+            node[k]
+        except (InterpolationKeyError, UnsupportedInterpolationType, InterpolationToMissingValueError) as exc:
+            raise ConfigError(key, child._value(), interpolation_allowed(exc)) from None
+
+
+def interpolation_allowed(exc: BaseException) -> str:
+    """What a value that does not resolve may be, with OmegaConf's reason in the user's terms."""
+    from omegaconf.errors import InterpolationKeyError, UnsupportedInterpolationType
+
+    allowed = "a value, or ${KEY} naming a key of the config"
+    name = re.search(r"key '([^']*)'", str(exc)) if isinstance(exc, InterpolationKeyError) else None
+    if name:
+        return f"{allowed} ({name.group(1)!r} is not one)"
+    name = re.search(r"type (\S+)", str(exc)) if isinstance(exc, UnsupportedInterpolationType) else None
+    if name:
+        return f"{allowed} (there is no resolver {name.group(1)!r})"
+    return "a value, or ${KEY} naming a key that has a value"
+
+
 def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunConfig, dict]:
     """Checked RunConfig and the plain composed dict (without the hydra node)."""
+    refuse_broken_interpolations(dcfg)
     refuse_numbers_for_switches(dcfg, list(OmegaConf.select(dcfg, "hydra.overrides.task", default=None) or []))
     refuse_listed_choices(dcfg)
     refuse_hydra_settings_skillsim_replaces(dcfg)
@@ -676,6 +718,10 @@ def explain(exc: BaseException) -> str:
     inner = next((e for e in chain if getattr(e, "full_key", None)), None)
     if inner is not None:
         full_key = inner.full_key
+        from omegaconf.errors import InterpolationResolutionError, InterpolationValidationError
+
+        if isinstance(inner, InterpolationResolutionError) and not isinstance(inner, InterpolationValidationError):
+            return f"config error: {full_key} is invalid; allowed: {interpolation_allowed(inner)}{src}"
         first = str(getattr(inner, "msg", inner)).splitlines()[0]
         m = re.search(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", first)
         if m:

@@ -302,8 +302,18 @@ CASES = [
     C("cfg-job-checks-values", L, "--cfg job n_agents=-5", EXIT_CONFIG, "n_agents = -5"),
     C("cfg-resolve-checks-values", L, "-c job --resolve -p levers levers.training.intensity=-1", EXIT_CONFIG,
       "levers.training.intensity = -1.0"),
+    # an interpolation that does not resolve was reported in OmegaConf's words, naming no setting
     C("hydra-interpolation-unknown", L, "n_agents=300 +hydra.job.env_set.FOO=${{nope}}", EXIT_CONFIG,
-      "Interpolation key 'nope' not found"),
+      "hydra.job.env_set.FOO = '${{nope}}' is invalid; allowed: a value, or ${{KEY}} naming a key of the config "
+      "('nope' is not one)"),
+    C("interpolation-unknown-key", V, "n_agents=${{nope}}", EXIT_CONFIG,
+      "n_agents = '${{nope}}' is invalid; allowed: a value, or ${{KEY}} naming a key of the config ('nope' is not one)",
+      e2e=True),
+    C("interpolation-unknown-resolver", V, "region.label_en=${{oops:1}}", EXIT_CONFIG,
+      "region.label_en = '${{oops:1}}' is invalid; allowed: a value, or ${{KEY}} naming a key of the config (there "
+      "is no resolver 'oops')"),
+    C("sweep-interpolation-unknown-key", M, ["-m", "n_agents=1000,${{nope}}"], EXIT_CONFIG,
+      "n_agents is invalid; allowed: a value, or ${{KEY}} naming a key of the config ('nope' is not one)"),
     C("run-folder-not-empty", L, "n_agents=300 horizon.end_year=2023 hydra.run.dir={files}/full_run", EXIT_OUTPUT,
       "run folder {files}/full_run already exists and is not empty", only_e2e=True),
 ]
