@@ -447,7 +447,9 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
         counts["planned"] = len(own)
     else:
         counts["not_started"] = max(0, planned - len(jobs)) if planned is not None else 0
-    trials = recorded_trials(sweep_dir)  # an optimiser's trials with the same settings share one folder
+    # an optimiser's trials with the same settings share one folder: said once its study has finished (a
+    # stopped or running one has simply not run them all)
+    trials = recorded_trials(sweep_dir) if (sweep_dir / "optimization_results.yaml").is_file() else None
     counts["trials"] = trials if trials is not None and trials > len(jobs) else 0
     faults = [j for j in jobs.values() if j["status"] == "failed" and j.get("environment")]
     counts["faults"] = len(faults)

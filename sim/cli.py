@@ -27,6 +27,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationKeyError, InterpolationToMissingValueError, UnsupportedInterpolationType
 
 from . import claims
 from .config import RunConfig, from_mapping
@@ -35,7 +36,7 @@ from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL,
                      quiet_when_output_closed)
 from .model import WorkforceModel
 from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER, prepare_target, write_run
-from .sweep import clear_failure, is_finished, log_progress, record_failure
+from .sweep import clear_failure, is_finished, log_progress, record_failure, sweeper_params
 from . import fastsweep, sweep
 from .sources import DEFAULT_TARGETS, load_targets
 
@@ -245,9 +246,9 @@ def bands_hint() -> str:
 
 
 def check_optimised_ranges(master: DictConfig, data: dict, swept: list) -> None:
-    """An optimising sweeper's swept keys exist, and its ranges' ends (`interval(lo,hi)`) and choices
+    """An optimising sweeper's swept keys exist, its sweeps are ones it takes, and their ends and choices
     are allowed values: checked before any trial, as a grid's values are (the trials ran, then each
-    failed on a value it happened to draw)."""
+    failed on a value it happened to draw; a sweep Optuna refused ended as "a bug in skillsim")."""
     missing = object()
     groups = set(OmegaConf.select(master, "hydra.runtime.choices", default=None) or ())
     for o in swept:
@@ -256,14 +257,8 @@ def check_optimised_ranges(master: DictConfig, data: dict, swept: list) -> None:
             continue
         if OmegaConf.select(master, key, default=missing) is missing:
             raise ConfigError(key, o.input_line.split("=", 1)[-1], f"a key of the config ({unknown_key_hint(key)})")
-        value = o.value()
-        if hasattr(value, "start") and (hasattr(value, "end") or hasattr(value, "stop")):
-            ends = [value.start, getattr(value, "end", getattr(value, "stop", None))]
-            if all(isinstance(e, (int, float)) for e in ends) and ends[0] > ends[1]:  # Optuna's error read as a bug
-                raise ConfigError(key, o.input_line.split("=", 1)[-1], "a range from its low end to its high end")
-        else:
-            ends = list(getattr(value, "list", []))
-        for end in ends:
+        values, bounds = swept_values(master, o)
+        for end in values if values is not None else bounds or ():
             if isinstance(end, (int, float, str, bool)):
                 from_mapping(_with_value(data, key, end))
 
@@ -346,21 +341,28 @@ def refuse_numbers_for_switches(dcfg: DictConfig, lines: list[str]) -> None:
         raise ConfigError(key, int(number) if number.is_integer() else number, "true or false (a switch)")
 
 
-def _latest_swept(sweep) -> int | None:
-    """The largest value an optimising sweeper can give a year it sweeps (`choice(...)`, `range(...)`,
-    `interval(...)`), None if that is not a number (the job's own check reports it)."""
-    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+def swept_values(master: DictConfig, override) -> tuple[list | None, tuple | None]:
+    """sim.sweep.optimiser_values for this sweep's sweeper and sampler; a sweep the sweeper refuses is a
+    config error naming it, with the sweeper's reason."""
+    from .sweep import grid_sampler, optimiser_values
 
+    optuna = "optuna" in str(master.hydra.sweeper.get("_target_", "")).lower()
     try:
-        if isinstance(sweep, ChoiceSweep):
-            return int(max(float(v) for v in sweep.list))
-        if isinstance(sweep, RangeSweep):  # Optuna reads range(a,b) as a to b, b included
-            return int(max(float(sweep.start), float(sweep.stop)))
-        if isinstance(sweep, IntervalSweep):
-            return int(float(sweep.end) // 1)
+        return optimiser_values(override, optuna=optuna, grid=optuna and grid_sampler(master))
+    except (ValueError, TypeError, AssertionError, NotImplementedError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(override.get_key_element(), override.input_line.split("=", 1)[-1],
+                          f"a sweep the sweeper takes (Optuna: {why})" if optuna else "a sweep the sweeper takes") from None
+
+
+def _latest_swept(master: DictConfig, override) -> int | None:
+    """The latest year an optimising sweeper can give a year it sweeps, None if not a number (the job's
+    own check reports it) or if it gives none."""
+    values, bounds = swept_values(master, override)
+    try:
+        return int(max(float(v) for v in (values if values is not None else bounds or ())))
     except (TypeError, ValueError):
-        pass
-    return None
+        return None
 
 
 def _refuse_numbers_in_mapping(dcfg: DictConfig, line: str) -> None:
@@ -388,9 +390,6 @@ def refuse_broken_interpolations(dcfg: DictConfig) -> None:
     neither the setting nor what it may be. Every interpolation is resolved here, the settings' first
     and then the hydra node's, and the first that does not resolve is refused naming its key, as typed.
     Called once resolving has failed: walking the whole config costs about 15 ms."""
-    from omegaconf.errors import (InterpolationKeyError, InterpolationToMissingValueError,
-                                  UnsupportedInterpolationType)
-
     def values(node, prefix: str = ""):  # (key, parent, its key there, node), in the file's order
         for k in (range(len(node)) if isinstance(node, ListConfig) else list(node.keys())):
             key = f"{prefix}[{k}]" if isinstance(node, ListConfig) else f"{prefix}.{k}" if prefix else str(k)
@@ -407,8 +406,13 @@ def refuse_broken_interpolations(dcfg: DictConfig) -> None:
             continue
         try:
             node[k]
-        except (InterpolationKeyError, UnsupportedInterpolationType, InterpolationToMissingValueError) as exc:
+        except UNRESOLVED as exc:
             raise ConfigError(key, child._value(), interpolation_allowed(exc)) from None
+
+
+#: OmegaConf's errors for an interpolation that names a key or resolver that does not exist, or a value
+#: not set: the user's to fix (a resolver's own failure, `${oc.env:X}` unset say, keeps OmegaConf's words)
+UNRESOLVED = (InterpolationKeyError, UnsupportedInterpolationType, InterpolationToMissingValueError)
 
 
 def interpolation_allowed(exc: BaseException) -> str:
@@ -425,19 +429,38 @@ def interpolation_allowed(exc: BaseException) -> str:
     return "a value, or ${KEY} naming a key that has a value"
 
 
+def resolved_settings(dcfg: DictConfig) -> dict:
+    """The composed config as plain values, interpolations resolved: the settings, and of Hydra's own
+    node only the keys the user set (`hydra.run.dir=...`), so that a bad interpolation there is a config
+    error too. Resolving the whole hydra node (its help texts, the run folder's name) cost about 12 ms of
+    every start, for keys that Hydra resolves itself."""
+    data = {}
+    for key in dcfg.keys():
+        node = dcfg._get_node(key)
+        if key == "hydra" or node._is_missing():
+            data[key] = "???" if node._is_missing() else None
+            continue
+        value = dcfg[key]
+        data[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+    for line in OmegaConf.select(dcfg, "hydra.overrides.hydra", default=None) or []:
+        key = str(line).split("=", 1)[0].lstrip("+~")
+        if key.startswith("hydra.") and "/" not in key and "@" not in key:
+            value = OmegaConf.select(dcfg, key, default=None)
+            if isinstance(value, (DictConfig, ListConfig)):
+                OmegaConf.to_container(value, resolve=True)
+    return data
+
+
 def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunConfig, dict]:
     """Checked RunConfig and the plain composed dict (without the hydra node)."""
-    from omegaconf.errors import InterpolationResolutionError, InterpolationValidationError
-
     try:
         refuse_numbers_for_switches(dcfg, list(OmegaConf.select(dcfg, "hydra.overrides.task", default=None) or []))
         refuse_listed_choices(dcfg)
         refuse_hydra_settings_skillsim_replaces(dcfg)
         check_preset(dcfg, preset)
-        data = OmegaConf.to_container(dcfg, resolve=True)  # the hydra node too: a bad interpolation there is a config error
-    except InterpolationResolutionError as exc:
-        if not isinstance(exc, InterpolationValidationError):  # (a wrong type is named as such by explain)
-            refuse_broken_interpolations(dcfg)  # names the setting (15 ms: only once one has failed)
+        data = resolved_settings(dcfg)
+    except UNRESOLVED:
+        refuse_broken_interpolations(dcfg)  # names the setting (15 ms: only once one has failed)
         raise
     for key in EDGE_KEYS:
         value = data.pop(key, None)
@@ -725,10 +748,10 @@ def explain(exc: BaseException) -> str:
     inner = next((e for e in chain if getattr(e, "full_key", None)), None)
     if inner is not None:
         full_key = inner.full_key
-        from omegaconf.errors import InterpolationResolutionError, InterpolationValidationError
-
-        if isinstance(inner, InterpolationResolutionError) and not isinstance(inner, InterpolationValidationError):
-            return f"config error: {full_key} is invalid; allowed: {interpolation_allowed(inner)}{src}"
+        if isinstance(inner, UNRESOLVED):  # a key or resolver that does not exist, or a value not set
+            raw = getattr(getattr(inner, "child_node", None), "_value", lambda: None)()
+            return (f"config error: {full_key}{' = ' + repr(raw) if isinstance(raw, str) else ''} is invalid; "
+                    f"allowed: {interpolation_allowed(inner)}{src}")
         first = str(getattr(inner, "msg", inner)).splitlines()[0]
         m = re.search(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", first)
         if m:
@@ -909,7 +932,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                 data0 = plain(master)
                 cfg0 = from_mapping(data0)  # the settings every job shares
                 swept = [o for o in parser.parse_overrides(
-                    [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]) + given
+                    sweeper_params(master)) + given
                     if o.is_sweep_override() and not o.get_key_element().startswith("hydra.")]
                 check_optimised_ranges(master, data0, swept)
                 check_sampler_settings(master)
@@ -921,15 +944,15 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                     if name.lower() not in ("minimize", "maximize"):  # Optuna's own error read as a bug
                         raise ConfigError("hydra.sweeper.direction", name, "minimize or maximize (a list of "
                                           "them for several objectives)")
-                ends = [o.value() for o in swept if o.get_key_element() == "horizon.end_year"]
-                last = _latest_swept(ends[-1]) if ends else cfg0.horizon.end_year
+                ends = [o for o in swept if o.get_key_element() == "horizon.end_year"]
+                last = _latest_swept(master, ends[-1]) if ends else cfg0.horizon.end_year
                 if (objective.year is not None and last is not None
                         and not cfg0.start_year <= objective.year <= last):
                     # else every trial runs and none has an objective (swept: the latest end it can reach)
                     raise ConfigError("objective.year", objective.year, f"a year the runs reach ({cfg0.start_year}-"
                                       f"{last}{', the latest swept horizon.end_year' if ends else ''})")
                 return target
-            params = [f"{k}={v}" for k, v in (master.hydra.sweeper.get("params") or {}).items()]
+            params = sweeper_params(master)
             lists: dict[str, dict[str, object]] = {}  # key -> {"key=value": parsed value}, in Hydra's job order
             for o in parser.parse_overrides(params) + given:
                 key = o.get_key_element()

@@ -207,30 +207,73 @@ def count_jobs(config: DictConfig) -> int:
     return len(grid_jobs(config))
 
 
+def grid_sampler(config: DictConfig) -> bool:
+    """Whether an optimising sweep uses Optuna's GridSampler."""
+    return str((config.hydra.sweeper.get("sampler") or {}).get("_target_", "")).endswith("GridSampler")
+
+
+def sweeper_params(config: DictConfig) -> list[str]:
+    """The sweeper's own `params` as override lines (the command line's come after them and win)."""
+    return [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+
+
+def optimiser_values(override, optuna: bool, grid: bool) -> tuple[list | None, tuple | None]:
+    """What an optimising sweeper can give a swept key, as (values, None) for a discrete set or (None,
+    (low, high)) for a range it samples within. Optuna's are read by Hydra's Optuna sweeper itself
+    (its distribution, and for the grid sampler its grid), whose reading differs by sampler: range(a,b,s)
+    reaches b (or the last step below it) for Optuna's samplers, stops before it on the grid and in
+    shuffle(range(...)). Any other sweeper (Nevergrad) gets Hydra's own reading: range as Python's.
+    Raises ValueError, with Optuna's reason, for a sweep Optuna refuses (a step that is not positive, a
+    range whose low end is above its high end, a continuous range on the grid)."""
+    from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+
+    value = override.value()
+    if optuna:
+        import warnings
+
+        from hydra_plugins.hydra_optuna_sweeper._impl import (OptunaSweeperImpl,
+                                                                create_optuna_distribution_from_override)
+        from optuna.distributions import CategoricalDistribution
+
+        with warnings.catch_warnings():  # Optuna's note that it lowers the high end: the values say it
+            warnings.simplefilter("ignore")
+            dist = create_optuna_distribution_from_override(override)
+            if isinstance(dist, CategoricalDistribution):
+                return list(dist.choices), None
+            if grid:
+                return list(OptunaSweeperImpl._to_grid_sampler_choices(None, dist)), None
+        return None, (dist.low, dist.high)
+    if isinstance(value, ChoiceSweep):
+        return list(value.list), None
+    if isinstance(value, RangeSweep):
+        n = math.ceil((value.stop - value.start) / value.step) if value.step else 0
+        if n <= 0:
+            return [], None
+        return None, tuple(sorted((value.start, value.start + (n - 1) * value.step)))
+    if isinstance(value, IntervalSweep):
+        return None, (value.start, value.end)
+    return None, None
+
+
 def _optuna_grid_size(config: DictConfig) -> int | float:
     """The number of points of Optuna's GridSampler, which stops the study once each has been tried
-    however many trials were asked for: the product of the swept keys' value counts, counted as Hydra's
-    Optuna sweeper builds its grid (`choice(...)`'s values, `range(a,b,s)` without b); inf for any
-    other sampler, or a sweep it cannot count."""
+    however many trials were asked for: the product of the swept keys' value counts, as Hydra's Optuna
+    sweeper builds its grid (optimiser_values); inf for any other sampler, or a sweep it cannot count."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.core.override_parser.types import ChoiceSweep, RangeSweep
 
-    sweeper = config.hydra.sweeper
-    if not str((sweeper.get("sampler") or {}).get("_target_", "")).endswith("GridSampler"):
+    if not grid_sampler(config):
         return math.inf
-    params = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
     swept = {}
-    for o in OverridesParser.create().parse_overrides(params + list(config.hydra.overrides.task)):
+    for o in OverridesParser.create().parse_overrides(sweeper_params(config) + list(config.hydra.overrides.task)):
         if o.is_sweep_override():
-            swept[o.get_key_element()] = o.value()  # the command line's wins, as in the sweeper
+            swept[o.get_key_element()] = o  # the command line's wins, as in the sweeper
     size = 1
-    for value in swept.values():
-        if isinstance(value, ChoiceSweep):
-            size *= len(value.list)
-        elif isinstance(value, RangeSweep) and value.step:
-            size *= max(0, int((value.stop - value.start) // value.step))
-        else:
+    for o in swept.values():
+        try:
+            values, _ = optimiser_values(o, optuna=True, grid=True)
+        except Exception:  # noqa: BLE001 - a sweep the sweeper refuses: the start-up checks report it
             return math.inf
+        size *= len(values)
     return size
 
 
@@ -241,8 +284,7 @@ def grid_jobs(config: DictConfig) -> set[tuple[str, ...]]:
 
     # As BasicSweeper.sweep: the sweeper's params first, then the command line, whose value wins for a
     # key given in both (`+sweep=NAME replicate=range(0,2)` runs 2 replicates, not NAME's).
-    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    args = params + list(config.hydra.overrides.task)
+    args = sweeper_params(config) + list(config.hydra.overrides.task)
     parsed = OverridesParser.create().parse_overrides(args)
     return {tuple(sorted(job)) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch}
 

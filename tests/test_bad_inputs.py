@@ -135,10 +135,28 @@ CASES = [
       EXIT_CONFIG, "objective.year = 2030 is invalid; allowed: a year the runs reach (2023-2027, the latest swept"),
     C("optuna-range-beyond-the-allowed-values", M,  # range(...)'s ends were not checked, interval(...)'s were
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=range(1,500,10)"],
-      EXIT_CONFIG, "levers.training.intensity = 500.0 is invalid; allowed: a number in [0, 100]"),
-    C("optuna-range-high-end-first", M,  # Optuna's own error was reported as a bug in skillsim
+      EXIT_CONFIG, "levers.training.intensity = 491.0 is invalid; allowed: a number in [0, 100]"),  # Optuna's top
+    # sweeps Optuna refuses were reported as a bug in skillsim
+    C("optuna-range-high-end-first", M,
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "horizon.end_year=range(2030,2025,-1)"],
-      EXIT_CONFIG, "horizon.end_year = 'range(2030,2025,-1)' is invalid; allowed: a range from its low end to its high"),
+      EXIT_CONFIG, "horizon.end_year = 'range(2030,2025,-1)' is invalid; allowed: a sweep the sweeper takes (Optuna: "
+      "The `low` value must be smaller than or equal to the `high` value"),
+    C("optuna-range-step-not-positive", M,
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "horizon.end_year=range(2025,2030,-1)"],
+      EXIT_CONFIG, "horizon.end_year = 'range(2025,2030,-1)' is invalid; allowed: a sweep the sweeper takes (Optuna: "
+      "The `step` value must be non-zero positive value"),
+    C("optuna-grid-given-an-interval", M,
+      ["-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=grid", "levers.training.intensity=interval(0,3)"],
+      EXIT_CONFIG, "levers.training.intensity = 'interval(0,3)' is invalid; allowed: a sweep the sweeper takes "
+      "(Optuna: GridSampler only supports discrete distributions"),
+    # the grid stops before range's high end, as shuffle(range(...)) does; Optuna's samplers stop at the last step
+    C("optuna-grid-objective-year-beyond-its-range", M,
+      ["-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=grid", "horizon.end_year=range(2025,2031)",
+       "objective.year=2031"],
+      EXIT_CONFIG, "objective.year = 2031 is invalid; allowed: a year the runs reach (2023-2030, the latest swept"),
+    C("optuna-objective-year-beyond-the-last-step", M,
+      ["-m", "hydra/sweeper=optuna", "horizon.end_year=range(2025,2030,2)", "objective.year=2030"],
+      EXIT_CONFIG, "objective.year = 2030 is invalid; allowed: a year the runs reach (2023-2029, the latest swept"),
     C("optuna-sampler-setting-it-does-not-take", M,  # the grid sampler has no seed: "a bug in skillsim"
       ["-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=grid", "+hydra.sweeper.sampler.seed=1",
        "horizon.end_year=choice(2023,2024)"],
@@ -313,7 +331,7 @@ CASES = [
       "region.label_en = '${{oops:1}}' is invalid; allowed: a value, or ${{KEY}} naming a key of the config (there "
       "is no resolver 'oops')"),
     C("sweep-interpolation-unknown-key", M, ["-m", "n_agents=1000,${{nope}}"], EXIT_CONFIG,
-      "n_agents is invalid; allowed: a value, or ${{KEY}} naming a key of the config ('nope' is not one)"),
+      "n_agents = '${{nope}}' is invalid; allowed: a value, or ${{KEY}} naming a key of the config ('nope' is not one)"),
     C("run-folder-not-empty", L, "n_agents=300 horizon.end_year=2023 hydra.run.dir={files}/full_run", EXIT_OUTPUT,
       "run folder {files}/full_run already exists and is not empty", only_e2e=True),
 ]

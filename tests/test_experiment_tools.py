@@ -73,6 +73,34 @@ def test_progress_total_follows_the_sweeper():
     assert count_jobs(cfg(grid, ["replicate=choice(0,1)"])) == 6
     assert count_jobs(cfg({**grid, "n_trials": 4}, ["replicate=choice(0,1)"])) == 4
     assert count_jobs(cfg(grid, ["replicate=0,1", "levers.training.intensity=choice(1)"])) == 2  # the line wins
+    assert count_jobs(cfg({**grid, "n_trials": 100}, ["replicate=shuffle(range(0,10,3))"])) == 4 * 3  # Python's range
+
+
+@pytest.mark.parametrize("line,optuna,grid,expected", [
+    ("y=range(2090,2101,5)", True, False, (None, (2090, 2100))),  # Optuna lowers the top to the last step
+    ("y=range(2090,2101,5)", True, True, ([2090, 2095], None)),  # the sweeper's grid stops before it
+    ("y=range(2025,2030)", True, False, (None, (2025, 2030))),  # Optuna's samplers reach b
+    ("y=shuffle(range(0,10,3))", True, False, ([0, 3, 6, 9], None)),
+    ("y=range(0,1.05,0.1)", True, False, (None, (0, 1.0))),
+    ("y=interval(0,3)", True, False, (None, (0, 3))),
+    ("y=choice(a,2)", True, True, (["a", 2], None)),
+    ("y=range(2030,2025,-1)", False, False, (None, (2026, 2030))),  # any other sweeper: Hydra's reading
+    ("y=range(2025,2030,-1)", False, False, ([], None)),
+])
+def test_an_optimisers_swept_values_are_read_as_its_sweeper_reads_them(line, optuna, grid, expected):
+    """The start-up checks of an optimising sweep (allowed values, the objective year, the grid's size)
+    share one reading of a sweep, Hydra's Optuna sweeper's own: three readings of range(a,b,s) had
+    differed, refusing range(2090,2101,5) for 2101, which no trial draws."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from sim.sweep import optimiser_values
+
+    values, bounds = optimiser_values(OverridesParser.create().parse_override(line), optuna=optuna, grid=grid)
+    if "shuffle" in line:
+        values = sorted(values)
+    assert (values, bounds) == expected
+    if bounds is not None:
+        assert all(type(b) in (int, float) for b in bounds)
 
 
 @pytest.mark.slow
@@ -318,3 +346,30 @@ def test_an_optuna_study_over_config_groups_and_allowed_ranges_passes_the_start_
                               "levers.training.intensity=interval(0,3)", "objective.year=2024",
                               "horizon.end_year=2024", f"hydra.sweep.dir={tmp_path / 's'}"])
     assert target.endswith("OptunaSweeper") and not (tmp_path / "s").exists()
+
+
+def test_the_summary_counts_trials_only_of_a_finished_study(tmp_path, capsys):
+    """Trials with the same settings share a job folder, so a finished study's summary says how many
+    trials ran into its folders; a study stopped or still running has simply not run them all, and the
+    line first said the same of it."""
+    import dataclasses
+    import json
+
+    from sim.aggregate import aggregate, report
+    from sim.cli import run_forecast
+    from sim.config import HorizonParams, RunConfig
+    from sim.results import PROGRESS_FILE
+
+    cfg = dataclasses.replace(RunConfig(), n_agents=300, horizon=HorizonParams(end_year=2023))
+    sweep = tmp_path / "sweep"
+    for rep in (0, 1):
+        run_forecast(dataclasses.replace(cfg, replicate=rep), sweep / f"replicate={rep}",
+                     overrides=[f"replicate={rep}"], extra={"job_num": rep})
+    (sweep / PROGRESS_FILE).write_text(json.dumps({"total": 20, "started": 0.0, "grid": False}))
+    for finished in (False, True):
+        if finished:
+            (sweep / "optimization_results.yaml").write_text("best_value: 0.3\n")
+        report(sweep, aggregate(sweep))
+        line = capsys.readouterr().err.splitlines()[0]
+        assert line.startswith(f"{sweep}: 2 jobs ok, 0 failed, 0 missing")
+        assert ("(from 20 trials asked for: trials with the same settings share one job folder)" in line) is finished

@@ -696,3 +696,15 @@ def test_a_year_beyond_the_horizon_says_whether_it_is_the_default(args, says, tm
         sensitivity.setup(args + [f"out={tmp_path / 'x'}"], "sensitivity", sensitivity.parse)
     assert str(err.value).endswith(says)
     assert not (tmp_path / "x").exists()
+
+
+def test_an_inputs_file_may_merge_a_mapping_with_yaml_anchors(tmp_path):
+    """The check for a key given twice first refused YAML's merge key (`<<: *anchor`) as unparsable."""
+    from sim.config import RunConfig
+    from sim.studies.inputs import read_inputs_file
+
+    path = tmp_path / "inputs.yaml"
+    path.write_text("levers:\n  training: &t {intensity: [0.5, 2]}\n  studio:\n    <<: *t\n")
+    _, given, _ = read_inputs_file(RunConfig(), str(path))
+    assert [(i.name, i.lo, i.hi) for i in given] == [("levers.training.intensity", 0.5, 2.0),
+                                                     ("levers.studio.intensity", 0.5, 2.0)]

@@ -129,11 +129,12 @@ def _yaml_without_repeated_keys(text: str):
         pass
 
     def mapping(loader, node, deep=False):
-        keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+        own = [(k, v) for k, v in node.value if k.tag != "tag:yaml.org,2002:merge"]  # `<<: *x` merges, once
+        keys = [loader.construct_object(k, deep=deep) for k, _ in own]
         again = next((i for i, k in enumerate(keys) if k in keys[:i]), None)
         if again is not None:
-            first = node.value[keys.index(keys[again])][0].start_mark.line + 1
-            raise ConfigError(f"{keys[again]}", loader.construct_object(node.value[again][1], deep=True),
+            first = own[keys.index(keys[again])][0].start_mark.line + 1
+            raise ConfigError(f"{keys[again]}", loader.construct_object(own[again][1], deep=True),
                               f"one entry per key (line {first} gives it too)")
         return yaml.SafeLoader.construct_mapping(loader, node, deep)
 

@@ -362,8 +362,8 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
     years = opts.get("years") or (cfg.region.high_skill_target_year or cfg.horizon.end_year,)
     for y in years:
         if not cfg.start_year <= y <= cfg.horizon.end_year:
-            source = "the region's high-skill target year" if cfg.region.high_skill_target_year else "the horizon's end"
-            default = "" if opts.get("years") else f"; {y} is the default, {source}: give year=Y"  # say where it came from
+            # not given: say where it came from (the other default, the horizon's end, is always inside it)
+            default = "" if opts.get("years") else f"; {y} is the default, the region's high-skill target year: give year=Y"
             raise ConfigError("year", y, f"a year of the forecast horizon, {cfg.start_year}-{cfg.horizon.end_year}{default}")
     cfg = dataclasses.replace(cfg, horizon=dataclasses.replace(cfg.horizon, end_year=max(years)))
     groups, from_file = None, []
