@@ -258,6 +258,11 @@ def check_optimised_ranges(master: DictConfig, data: dict, swept: list) -> None:
         if OmegaConf.select(master, key, default=missing) is missing:
             raise ConfigError(key, o.input_line.split("=", 1)[-1], f"a key of the config ({unknown_key_hint(key)})")
         values, bounds = swept_values(master, o)
+        configured = OmegaConf.select(master, key, default=None)
+        if (bounds is not None and isinstance(configured, int) and not isinstance(configured, bool)
+                and any(isinstance(b, float) for b in bounds)):  # the trials' values would not be whole numbers
+            raise ConfigError(key, o.input_line.split("=", 1)[-1], "whole numbers for an integer setting: "
+                              "int(interval(LO,HI)) or range(LO,HI)")
         for end in values if values is not None else bounds or ():
             if isinstance(end, (int, float, str, bool)):
                 from_mapping(_with_value(data, key, end))
@@ -279,6 +284,9 @@ def check_sampler_settings(master: DictConfig) -> None:
         return
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
+    seed = node.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):  # numpy's rule
+        raise ConfigError("hydra.sweeper.sampler.seed", seed, "an integer >= 0, or null")
     for key in node:
         if not str(key).startswith("_") and key not in params:
             names = ", ".join(p for p in params if p != "search_space")  # the grid's, filled by the sweeper
@@ -944,6 +952,18 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                     if name.lower() not in ("minimize", "maximize"):  # Optuna's own error read as a bug
                         raise ConfigError("hydra.sweeper.direction", name, "minimize or maximize (a list of "
                                           "them for several objectives)")
+                if direction is not None:  # one direction a value: else no trial counted, or every one failed
+                    n_dir = len(direction) if isinstance(direction, ListConfig) else 1
+                    n_obj = len(objective.metrics) or 1
+                    if n_dir != n_obj:
+                        raise ConfigError("hydra.sweeper.direction", OmegaConf.to_container(direction)
+                                          if isinstance(direction, ListConfig) else str(getattr(direction, "name", direction)),
+                                          f"one direction for each of the objective's {n_obj} value(s) (objective."
+                                          f"{'metrics' if objective.metrics else 'metric'})")
+                for key in ("n_trials", "n_jobs"):  # Optuna's ZeroDivisionError, or a study of no trial
+                    value = master.hydra.sweeper.get(key)
+                    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                        raise ConfigError(f"hydra.sweeper.{key}", value, "an integer >= 1")
                 ends = [o for o in swept if o.get_key_element() == "horizon.end_year"]
                 last = _latest_swept(master, ends[-1]) if ends else cfg0.horizon.end_year
                 if (objective.year is not None and last is not None
@@ -953,6 +973,12 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                                       f"{last}{', the latest swept horizon.end_year' if ends else ''})")
                 return target
             params = sweeper_params(master)
+            for o in given:  # an interpolation's text names the job folders: a re-run could not find them again
+                key, text = o.get_key_element(), o.input_line.split("=", 1)[-1] if o.input_line else ""
+                if "${" in text and not key.startswith("hydra."):
+                    raise ConfigError(key, text, "a value, not an interpolation, on a sweep's command line: the job "
+                                      "folders are named by the overrides' text, which the sweep could not match "
+                                      "when re-run (put the interpolation in a config file under experiments/)")
             lists: dict[str, dict[str, object]] = {}  # key -> {"key=value": parsed value}, in Hydra's job order
             for o in parser.parse_overrides(params) + given:
                 key = o.get_key_element()

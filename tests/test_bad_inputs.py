@@ -165,6 +165,27 @@ CASES = [
       ["-m", "hydra/sweeper=optuna", "+hydra.sweeper.sampler.sed=1", "horizon.end_year=choice(2023,2024)"],
       EXIT_CONFIG, "hydra.sweeper.sampler.sed = 1 is invalid; allowed: a setting of optuna.samplers.TPESampler (",
       "seed"),
+    # each of these failed after or during the trials, some as "a bug in skillsim"
+    C("optuna-two-directions-one-metric", M,
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=[maximize,minimize]", "horizon.end_year=choice(2023,2024)"],
+      EXIT_CONFIG, "hydra.sweeper.direction = ['maximize', 'minimize'] is invalid; allowed: one direction for each of "
+      "the objective's 1 value(s)"),
+    C("optuna-one-direction-two-metrics", M,
+      ["-m", "hydra/sweeper=optuna", "objective.metrics=[high_skill_share,income_mean]",
+       "horizon.end_year=choice(2023,2024)"],
+      EXIT_CONFIG, "hydra.sweeper.direction = 'minimize' is invalid; allowed: one direction for each of the "
+      "objective's 2 value(s) (objective.metrics)"),
+    C("optuna-no-parallel-jobs", M, ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_jobs=0",
+                                     "horizon.end_year=choice(2023,2024)"],
+      EXIT_CONFIG, "hydra.sweeper.n_jobs = 0 is invalid; allowed: an integer >= 1"),
+    C("optuna-no-trials", M, ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=-2",
+                              "horizon.end_year=choice(2023,2024)"],
+      EXIT_CONFIG, "hydra.sweeper.n_trials = -2 is invalid; allowed: an integer >= 1"),
+    C("optuna-interval-on-an-integer", M, ["-m", "hydra/sweeper=optuna", "n_agents=interval(300,400)"],
+      EXIT_CONFIG, "n_agents = 'interval(300,400)' is invalid; allowed: whole numbers for an integer setting"),
+    C("optuna-negative-sampler-seed", M, ["-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler.seed=-1",
+                                          "horizon.end_year=choice(2023,2024)"],
+      EXIT_CONFIG, "hydra.sweeper.sampler.seed = -1 is invalid; allowed: an integer >= 0, or null"),
     C("optuna-direction-misspelt", M,
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=interval(0,3)",
        "hydra.sweeper.direction=maximise"],
@@ -330,8 +351,11 @@ CASES = [
     C("interpolation-unknown-resolver", V, "region.label_en=${{oops:1}}", EXIT_CONFIG,
       "region.label_en = '${{oops:1}}' is invalid; allowed: a value, or ${{KEY}} naming a key of the config (there "
       "is no resolver 'oops')"),
-    C("sweep-interpolation-unknown-key", M, ["-m", "n_agents=1000,${{nope}}"], EXIT_CONFIG,
-      "n_agents = '${{nope}}' is invalid; allowed: a value, or ${{KEY}} naming a key of the config ('nope' is not one)"),
+    # a sweep named its job folders by an interpolation's text, which it could not match when re-run
+    C("sweep-given-an-interpolation", M, ["-m", "n_agents=1000,${{nope}}"], EXIT_CONFIG,
+      "n_agents = '1000,${{nope}}' is invalid; allowed: a value, not an interpolation, on a sweep's command line"),
+    C("sweep-fixed-interpolation", M, ["-m", "seed=${{n_agents}}", "n_agents=300,350"], EXIT_CONFIG,
+      "seed = '${{n_agents}}' is invalid; allowed: a value, not an interpolation, on a sweep's command line"),
     C("run-folder-not-empty", L, "n_agents=300 horizon.end_year=2023 hydra.run.dir={files}/full_run", EXIT_OUTPUT,
       "run folder {files}/full_run already exists and is not empty", only_e2e=True),
 ]

@@ -373,3 +373,22 @@ def test_the_summary_counts_trials_only_of_a_finished_study(tmp_path, capsys):
         line = capsys.readouterr().err.splitlines()[0]
         assert line.startswith(f"{sweep}: 2 jobs ok, 0 failed, 0 missing")
         assert ("(from 20 trials asked for: trials with the same settings share one job folder)" in line) is finished
+
+
+def test_a_swept_key_given_words_and_numbers_is_tabled_as_text(tmp_path):
+    """A parameter column that held a word and a number (`region.label_en=abc,2`) failed the Parquet
+    table after every job had run ("a bug in skillsim"); it is now text throughout."""
+    import dataclasses
+
+    from sim.aggregate import aggregate
+    from sim.cli import run_forecast
+    from sim.config import HorizonParams, RunConfig
+
+    cfg = dataclasses.replace(RunConfig(), n_agents=300, horizon=HorizonParams(end_year=2023))
+    sweep = tmp_path / "sweep"
+    for i, label in enumerate(("abc", "2")):
+        run_forecast(cfg, sweep / f"region.label_en={label}", overrides=[f"region.label_en={label}"],
+                     extra={"job_num": i})
+    aggregate(sweep)
+    long = pd.read_parquet(sweep / "series_long.parquet")
+    assert sorted(long["region.label_en"].unique()) == ["2", "abc"]

@@ -708,3 +708,25 @@ def test_an_inputs_file_may_merge_a_mapping_with_yaml_anchors(tmp_path):
     _, given, _ = read_inputs_file(RunConfig(), str(path))
     assert [(i.name, i.lo, i.hi) for i in given] == [("levers.training.intensity", 0.5, 2.0),
                                                      ("levers.studio.intensity", 0.5, 2.0)]
+
+
+def test_a_swept_horizon_that_ends_before_the_studys_year_is_refused(tmp_path):
+    """Runs ending in 2023 had their December 2023 values filed under the study's 2024 (the last row up to
+    that year was read): a horizon.end_year input must start at the study's year."""
+    from sim.errors import ConfigError
+
+    path = tmp_path / "inputs.yaml"
+    path.write_text("groups: [levers]\nhorizon.end_year: [2023, 2025]\n")
+    with pytest.raises(ConfigError, match=r"input.horizon.end_year = '2023:2025' is invalid; allowed: a range from "
+                                          r"2024 up"):
+        sensitivity.setup([f"inputs_file={path}", "year=2024", f"out={tmp_path / 'x'}"], "sensitivity", sensitivity.parse)
+    opts = sensitivity.setup(["input.horizon.end_year=2024:2026", "inputs=levers", "year=2024",
+                              f"out={tmp_path / 'y'}"], "sensitivity", sensitivity.parse)[0]
+    assert "years_field" not in opts
+
+
+def test_discovers_year_out_of_the_horizon_is_named_as_the_conditions(tmp_path):
+    from sim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^config error: year in condition = 2040 is invalid"):
+        sensitivity.setup(["condition=high_skill_share@2040<0.5", f"out={tmp_path / 'x'}"], "discover", discover.parse)

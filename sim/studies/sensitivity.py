@@ -364,7 +364,9 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
         if not cfg.start_year <= y <= cfg.horizon.end_year:
             # not given: say where it came from (the other default, the horizon's end, is always inside it)
             default = "" if opts.get("years") else f"; {y} is the default, the region's high-skill target year: give year=Y"
-            raise ConfigError("year", y, f"a year of the forecast horizon, {cfg.start_year}-{cfg.horizon.end_year}{default}")
+            raise ConfigError(opts.get("years_field", "year"), y,
+                              f"a year of the forecast horizon, {cfg.start_year}-{cfg.horizon.end_year}{default}")
+    opts.pop("years_field", None)  # only for the message above: not an option to record
     cfg = dataclasses.replace(cfg, horizon=dataclasses.replace(cfg.horizon, end_year=max(years)))
     groups, from_file = None, []
     if opts.get("inputs_file"):  # the file's entries first: the command line's input.KEY and inputs= win
@@ -376,6 +378,10 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
                      {id(i): f"inputs_file {opts['inputs_file']}: {i.name}" for i in from_file})
     if not inputs:
         raise ConfigError("inputs", opts["inputs"], "groups or input.KEY=LO:HI that give at least one input")
+    for i in inputs:  # a run that ends before the study's year: its last December was read as that year's
+        if i.name == "horizon.end_year" and i.lo < max(years):
+            raise ConfigError("input.horizon.end_year", f"{i.lo:g}:{i.hi:g}", f"a range from {max(years)} up: the "
+                              f"study reads December {max(years)}, which a run ending earlier does not reach")
     if check is not None:
         check(opts, inputs)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
