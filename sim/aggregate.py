@@ -367,7 +367,8 @@ def _long(parts: list[tuple[str, list, pd.DataFrame]], params: list[str]) -> pd.
     cols: dict[str, object] = {"job": jobs.take(block).reset_index(drop=True)}
     for i, p in enumerate(params):
         per_job = pd.concat([pd.Series([given[i]]) for _, given, _ in parts], ignore_index=True)
-        if per_job.dtype == object and len({type(v) for v in per_job if v is not None}) > 1:
+        kinds = {type(v) for v in per_job if v is not None} if per_job.dtype == object else set()
+        if str in kinds and len(kinds) > 1:
             # words and numbers in one column (`x=${y},2`): Parquet takes one type a column, so all as text
             per_job = per_job.map(lambda v: v if v is None else str(v))
         cols[p] = per_job.take(block).reset_index(drop=True)

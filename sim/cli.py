@@ -36,7 +36,7 @@ from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL,
                      quiet_when_output_closed)
 from .model import WorkforceModel
 from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER, prepare_target, write_run
-from .sweep import clear_failure, is_finished, log_progress, record_failure, sweeper_params
+from .sweep import as_typed_overrides, clear_failure, is_finished, log_progress, record_failure, sweeper_params
 from . import fastsweep, sweep
 from .sources import DEFAULT_TARGETS, load_targets
 
@@ -316,7 +316,7 @@ def refuse_listed_choices(dcfg: DictConfig) -> None:
         return
     for group in ("region", "scenario"):
         if group not in choices:
-            given = next((o.split("=", 1)[1] for o in OmegaConf.select(dcfg, "hydra.overrides.task", default=[]) or []
+            given = next((o.split("=", 1)[1] for o in as_typed_overrides(dcfg)
                           if o.lstrip("+~").split("=", 1)[0] == group and "=" in o), "")
             if not given.lstrip().startswith("["):  # removed (~scenario) or set by the user's own config
                 continue
@@ -462,7 +462,7 @@ def resolved_settings(dcfg: DictConfig) -> dict:
 def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunConfig, dict]:
     """Checked RunConfig and the plain composed dict (without the hydra node)."""
     try:
-        refuse_numbers_for_switches(dcfg, list(OmegaConf.select(dcfg, "hydra.overrides.task", default=None) or []))
+        refuse_numbers_for_switches(dcfg, as_typed_overrides(dcfg))
         refuse_listed_choices(dcfg)
         refuse_hydra_settings_skillsim_replaces(dcfg)
         check_preset(dcfg, preset)
@@ -973,12 +973,6 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                                       f"{last}{', the latest swept horizon.end_year' if ends else ''})")
                 return target
             params = sweeper_params(master)
-            for o in given:  # an interpolation's text names the job folders: a re-run could not find them again
-                key, text = o.get_key_element(), o.input_line.split("=", 1)[-1] if o.input_line else ""
-                if "${" in text and not key.startswith("hydra."):
-                    raise ConfigError(key, text, "a value, not an interpolation, on a sweep's command line: the job "
-                                      "folders are named by the overrides' text, which the sweep could not match "
-                                      "when re-run (put the interpolation in a config file under experiments/)")
             lists: dict[str, dict[str, object]] = {}  # key -> {"key=value": parsed value}, in Hydra's job order
             for o in parser.parse_overrides(params) + given:
                 key = o.get_key_element()
@@ -1080,7 +1074,7 @@ def refuse_another_sweep(sweep_dir: Path, given: list, parser) -> None:
     optimising sweeper's folder is not compared."""
     old_file = sweep_dir / "multirun.yaml"
     try:
-        old = parser.parse_overrides([str(o) for o in OmegaConf.load(old_file).hydra.overrides.task])
+        old = parser.parse_overrides(as_typed_overrides(OmegaConf.load(old_file)))
     except Exception:  # noqa: BLE001 - no folder yet, not one a sweep wrote, or an older record: nothing to compare
         return
 

@@ -212,6 +212,16 @@ def grid_sampler(config: DictConfig) -> bool:
     return str((config.hydra.sweeper.get("sampler") or {}).get("_target_", "")).endswith("GridSampler")
 
 
+def as_typed_overrides(config: DictConfig) -> list[str]:
+    """The command line's overrides (`hydra.overrides.task`) as typed: read through OmegaConf, one holding
+    an interpolation (`seed=${n_agents}`) came back resolved, so the planned job folders and a re-run's
+    comparison with the sweep in its folder differed from the folders Hydra named by the text."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.select(config, "hydra.overrides.task", default=None)
+    return [str(o) for o in OmegaConf.to_container(node, resolve=False)] if node is not None else []
+
+
 def sweeper_params(config: DictConfig) -> list[str]:
     """The sweeper's own `params` as override lines (the command line's come after them and win)."""
     return [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
@@ -264,7 +274,7 @@ def _optuna_grid_size(config: DictConfig) -> int | float:
     if not grid_sampler(config):
         return math.inf
     swept = {}
-    for o in OverridesParser.create().parse_overrides(sweeper_params(config) + list(config.hydra.overrides.task)):
+    for o in OverridesParser.create().parse_overrides(sweeper_params(config) + as_typed_overrides(config)):
         if o.is_sweep_override():
             swept[o.get_key_element()] = o  # the command line's wins, as in the sweeper
     size = 1
@@ -284,7 +294,7 @@ def grid_jobs(config: DictConfig) -> set[tuple[str, ...]]:
 
     # As BasicSweeper.sweep: the sweeper's params first, then the command line, whose value wins for a
     # key given in both (`+sweep=NAME replicate=range(0,2)` runs 2 replicates, not NAME's).
-    args = sweeper_params(config) + list(config.hydra.overrides.task)
+    args = sweeper_params(config) + as_typed_overrides(config)
     parsed = OverridesParser.create().parse_overrides(args)
     return {tuple(sorted(job)) for batch in BasicSweeper.split_arguments(parsed, None) for job in batch}
 

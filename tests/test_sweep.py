@@ -559,3 +559,18 @@ print(sorted(p.name.split("-")[0] for p in d.iterdir()))
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "['.job=2.partial', '.job=3.lock', '.job=3.partial', 'job=3']", proc.stdout
+
+
+def test_a_sweep_with_an_interpolation_on_its_command_line_plans_and_resumes_its_folders(tmp_path):
+    """`seed=${n_agents}` on a sweep's command line: the overrides were read back resolved, so the planned
+    folders (and a re-run's comparison with the sweep in its folder) differed from the folders Hydra
+    names by the text: "2 not started", exit 5, and the re-run the message advised was refused."""
+    args = ["seed=${n_agents}", "n_agents=300,350", "horizon.end_year=2023", SHORT_HISTORY]
+    out, first = sweep(tmp_path, "interp", *args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert f"{out}: 2 jobs ok, 0 failed, 0 missing; tables in {out}" in first.stderr
+    runs = pd.read_csv(out / "runs.csv").set_index("n_agents").sort_index()
+    assert list(runs["run_seed"]) == [300, 350]  # each job's seed is its n_agents
+    _, again = sweep(tmp_path, "interp", *args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stderr.count("already finished, skipped") == 2 and "not started" not in again.stderr
