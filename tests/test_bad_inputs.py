@@ -186,6 +186,13 @@ CASES = [
     C("optuna-negative-sampler-seed", M, ["-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler.seed=-1",
                                           "horizon.end_year=choice(2023,2024)"],
       EXIT_CONFIG, "hydra.sweeper.sampler.seed = -1 is invalid; allowed: an integer >= 0, or null"),
+    C("optuna-params-on-the-command-line", M, ["-m", "hydra/sweeper=optuna",
+                                               "hydra.sweeper.params.levers.training.intensity='interval(0,1)'"],
+      EXIT_CONFIG, "hydra.sweeper.params.levers.training.intensity = \"'interval(0,1)'\" is invalid; allowed: the "
+      "swept keys themselves on the command line"),
+    C("optuna-params-mapping-on-the-command-line", M, ["-m", "hydra/sweeper=optuna",
+                                                       'hydra.sweeper.params={{levers.training.intensity:"interval(0,1)"}}'],
+      EXIT_CONFIG, "hydra.sweeper.params = ", "allowed: the swept keys themselves on the command line"),
     C("optuna-direction-misspelt", M,
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=interval(0,3)",
        "hydra.sweeper.direction=maximise"],
