@@ -746,7 +746,7 @@ def explain(exc: BaseException) -> str:
         return f"config error: cannot read the override {unparsed!r}: {why}"
     where = re.match(r"In '([^']+)':", text)  # a value set in a config file rather than on the command line
     src = f" (set in config file {where.group(1)}.yaml)" if where else ""
-    m = re.search(r"Could not find '([^/']+)/([^']*)'", text)
+    m = re.search(r"Could not find '([^']+)/([^'/]*)'", text)  # the group is all but the last part
     if m:
         group, choice = m.groups()
         section = text.split("Available options", 1)[-1].split("Config search path", 1)[0]
@@ -982,8 +982,10 @@ def preflight_sweep(overrides: list[str]) -> str | None:
             for o in parser.parse_overrides(params) + given:
                 key = o.get_key_element()
                 if o.is_sweep_override():
-                    if not o.is_discrete_sweep():
-                        return target  # Hydra reports the unsupported sweep type itself
+                    if not o.is_discrete_sweep():  # Hydra's words named neither the key nor what to do
+                        raise ConfigError(key, o.input_line.split("=", 1)[-1], "a list (A,B) or range(...) for "
+                                          "Hydra's basic sweeper; interval(...) needs an optimising sweeper, such as "
+                                          "hydra/sweeper=optuna")
                     lists[key] = {}
                     for text, value in zip(o.sweep_string_iterator(), o.sweep_iterator()):
                         lists[key].setdefault(f"{key}={text}", value)

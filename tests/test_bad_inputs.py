@@ -193,6 +193,12 @@ CASES = [
     C("optuna-params-mapping-on-the-command-line", M, ["-m", "hydra/sweeper=optuna",
                                                        'hydra.sweeper.params={{levers.training.intensity:"interval(0,1)"}}'],
       EXIT_CONFIG, "hydra.sweeper.params = ", "allowed: the swept keys themselves on the command line"),
+    C("basic-sweep-given-an-interval", M, ["-m", "levers.training.intensity=interval(0,1)"], EXIT_CONFIG,
+      "levers.training.intensity = 'interval(0,1)' is invalid; allowed: a list (A,B) or range(...) for Hydra's basic "
+      "sweeper; interval(...) needs an optimising sweeper"),  # Hydra's words, and a folder left behind
+    C("optuna-sampler-unknown", M, ["-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=bogus",
+                                    "horizon.end_year=choice(2023,2024)"],
+      EXIT_CONFIG, "hydra/sweeper/sampler = 'bogus' is invalid; allowed: one of cmaes, grid"),  # named `hydra`
     C("optuna-direction-misspelt", M,
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=interval(0,3)",
        "hydra.sweeper.direction=maximise"],
