@@ -793,9 +793,14 @@ UNKNOWN_KEY_HINT = "see `skillsim --cfg job` for the keys"
 
 
 def unknown_key_hint(key: str) -> str:
-    """UNKNOWN_KEY_HINT, or for a key of Hydra's own node the command that lists those (`--cfg job`
-    leaves the hydra node out)."""
-    return "see `skillsim --cfg hydra` for Hydra's keys" if key.lstrip("+~").startswith("hydra.") else UNKNOWN_KEY_HINT
+    """UNKNOWN_KEY_HINT, with the setting the key most likely meant if one is close; for a key of Hydra's
+    own node the command that lists those (`--cfg job` leaves the hydra node out)."""
+    if key.lstrip("+~").startswith("hydra."):
+        return "see `skillsim --cfg hydra` for Hydra's keys"
+    from .config import closest_setting
+
+    meant = closest_setting(key)
+    return f"did you mean {meant}? {UNKNOWN_KEY_HINT}" if meant else UNKNOWN_KEY_HINT
 
 HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
                           "--experimental-rerun", "--info", "-i", "--package", "-p", "--cfg", "-c"}

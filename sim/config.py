@@ -477,6 +477,26 @@ def _schema(cls: type) -> tuple[dict, dict]:
     return get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
 
 
+def setting_names(cls: type = RunConfig, path: str = "") -> list[str]:
+    """Every dotted setting of the schema (`levers.training.intensity`), groups included."""
+    hints, fields = _schema(cls)
+    names = []
+    for name in fields:
+        sub = f"{path}.{name}" if path else name
+        names.append(sub)
+        if dataclasses.is_dataclass(hints[name]):
+            names.extend(setting_names(hints[name], sub))
+    return names
+
+
+def closest_setting(key: str) -> str | None:
+    """The schema's setting a mistyped key most likely meant (`levers.training.intensty`), if one is close."""
+    import difflib
+
+    found = difflib.get_close_matches(key.lstrip("+~"), setting_names(), n=1, cutoff=0.85)
+    return found[0] if found else None
+
+
 def from_mapping(data: dict | None, cls: type = RunConfig, path: str = "") -> Any:
     """Build `cls` from a nested dict, checking names, types and ranges of every value."""
     if data is None:

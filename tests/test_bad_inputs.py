@@ -235,7 +235,8 @@ CASES = [
     C("unknown-scenario", N, "scenario=miracle", EXIT_CONFIG, "scenario = 'miracle'", "baseline"),
     C("empty-scenario", N, "scenario=", EXIT_CONFIG, "scenario"),
     C("unknown-lever", N, "levers.magic.intensity=2", EXIT_CONFIG, "unknown key 'levers.magic'"),
-    C("misspelt-lever-key", N, "levers.training.intensty=2", EXIT_CONFIG, "unknown key 'levers.training.intensty'"),
+    C("misspelt-lever-key", N, "levers.training.intensty=2", EXIT_CONFIG, "unknown key 'levers.training.intensty'",
+      "did you mean levers.training.intensity?"),
     C("unknown-top-level-key", N, "agents=5", EXIT_CONFIG, "unknown key 'agents'", "skillsim --cfg job"),
     C("unknown-hydra-key", N, "hydra.job.nam=x", EXIT_CONFIG, "unknown key 'hydra.job.nam'",
       "skillsim --cfg hydra` for Hydra's keys"),  # `--cfg job`, which it named, leaves the hydra node out
