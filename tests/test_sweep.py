@@ -561,6 +561,7 @@ print(sorted(p.name.split("-")[0] for p in d.iterdir()))
     assert proc.stdout.strip() == "['.job=2.partial', '.job=3.lock', '.job=3.partial', 'job=3']", proc.stdout
 
 
+@pytest.mark.slow  # two sweeps in subprocesses, 9 s: the default run stays under 3 minutes
 def test_a_sweep_with_an_interpolation_on_its_command_line_plans_and_resumes_its_folders(tmp_path):
     """`seed=${n_agents}` on a sweep's command line: the overrides were read back resolved, so the planned
     folders (and a re-run's comparison with the sweep in its folder) differed from the folders Hydra
