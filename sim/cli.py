@@ -264,6 +264,8 @@ def check_optimised_ranges(master: DictConfig, data: dict, swept: list) -> None:
             raise ConfigError(key, o.input_line.split("=", 1)[-1], "whole numbers for an integer setting: "
                               "int(interval(LO,HI)) or range(LO,HI)")
         for end in values if values is not None else bounds or ():
+            if isinstance(end, str) and end.startswith(("{", "[")):  # a mapping or list, as the sweeper encodes
+                continue  # it for Optuna: its switches are checked as typed (refuse_numbers_for_switches), the rest by the job
             if isinstance(end, (int, float, str, bool)):
                 from_mapping(_with_value(data, key, end))
 
@@ -954,8 +956,9 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                     if o.is_sweep_override() and not o.get_key_element().startswith("hydra.")]
                 check_optimised_ranges(master, data0, swept)
                 check_sampler_settings(master)
-                refuse_numbers_for_switches(master, fixed + [f"{o.get_key_element()}={item}" for o in swept
-                                                             for item in (getattr(o.value(), "list", None) or [])])
+                refuse_numbers_for_switches(master, fixed + [  # each choice as typed, a mapping's too
+                    f"{o.get_key_element()}={text}" for o in swept if o.is_choice_sweep()
+                    for text in o.sweep_string_iterator()])
                 direction = master.hydra.sweeper.get("direction") if "optuna" in target.lower() else None
                 for d in (direction if isinstance(direction, ListConfig) else [direction] if direction else []):
                     name = str(getattr(d, "name", d))  # the schema's default is an enum member

@@ -199,6 +199,9 @@ CASES = [
     C("optuna-sampler-unknown", M, ["-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=bogus",
                                     "horizon.end_year=choice(2023,2024)"],
       EXIT_CONFIG, "hydra/sweeper/sampler = 'bogus' is invalid; allowed: one of cmaes, grid"),  # named `hydra`
+    C("optuna-choice-of-mappings-with-a-number-for-a-switch", M,
+      ["-m", "hydra/sweeper=optuna", "levers.training=choice({{enabled:false}},{{enabled:2}})"],
+      EXIT_CONFIG, "levers.training.enabled = 2 is invalid; allowed: true or false (a switch)"),
     C("optuna-direction-misspelt", M,
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=interval(0,3)",
        "hydra.sweeper.direction=maximise"],

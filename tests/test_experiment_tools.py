@@ -392,3 +392,21 @@ def test_a_swept_key_given_words_and_numbers_is_tabled_as_text(tmp_path):
     aggregate(sweep)
     long = pd.read_parquet(sweep / "series_long.parquet")
     assert sorted(long["region.label_en"].unique()) == ["2", "abc"]
+
+
+def test_an_optuna_choice_of_mappings_passes_the_start_up_checks(tmp_path):
+    """Hydra's Optuna sweeper hands Optuna a mapping choice as its text (`{enabled:False}`), which the
+    trials read back as a mapping; the start-up checks first refused it as "a mapping of TrainingParams
+    fields"."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from sim.cli import preflight_sweep, register_schema
+
+    GlobalHydra.instance().clear()
+    register_schema()
+    try:
+        target = preflight_sweep(["hydra/sweeper=optuna", "levers.training=choice({enabled:false},{enabled:true})",
+                                  f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    finally:
+        GlobalHydra.instance().clear()
+    assert target.endswith("OptunaSweeper")
