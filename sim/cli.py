@@ -1086,12 +1086,20 @@ def refuse_another_sweep(sweep_dir: Path, given: list, parser) -> None:
     in the other), its jobs would be counted and tabled with that sweep's, and the effects would
     compare runs of configurations nobody asked to compare: refused in one line. Values are compared
     as Hydra reads them (1_000 is 1000). Hydra writes multirun.yaml for its basic sweeper only; an
-    optimising sweeper's folder is not compared."""
+    optimising sweeper's study is compared with the settings skillsim recorded when it started (a
+    different study's trials had been tabled with the first's, and its optimization_results.yaml
+    replaced), swept keys by name, as a grid's: re-running the same study reuses its finished trials."""
     old_file = sweep_dir / "multirun.yaml"
     try:
         old = parser.parse_overrides(as_typed_overrides(OmegaConf.load(old_file)))
     except Exception:  # noqa: BLE001 - no folder yet, not one a sweep wrote, or an older record: nothing to compare
-        return
+        try:  # an optimising sweeper's study: its settings as skillsim recorded them (sim.sweep.write_progress)
+            from .results import PROGRESS_FILE
+
+            old_file = sweep_dir / PROGRESS_FILE
+            old = parser.parse_overrides(json.loads(old_file.read_text(encoding="utf-8"))["command"])
+        except Exception:  # noqa: BLE001 - the same: nothing to compare
+            return
 
     def shape(overrides) -> tuple[dict, set]:
         task = [o for o in overrides if not o.is_hydra_override()]  # as multirun.yaml records them

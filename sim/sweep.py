@@ -103,15 +103,19 @@ def record_failure(job_dir: Path, err: BaseException, overrides: list[str], job_
         return False
 
 
-def write_progress(sweep_dir: Path, total: int, grid: bool = False, folders: list[str] | None = None) -> None:
+def write_progress(sweep_dir: Path, total: int, grid: bool = False, folders: list[str] | None = None,
+                   command: list[str] | None = None) -> None:
     """The sweep's job count and start time, for the progress log, and whether the count is a known
     grid's; with the grid's job folder names where they are known (`planned_folders`), so that
     aggregation counts the jobs a stopped sweep never started, and the log the jobs done, among this
-    sweep's own folders only (an earlier, different sweep may have left others in the same place).
-    Written atomically."""
+    sweep's own folders only (an earlier, different sweep may have left others in the same place);
+    and an optimising sweep's command-line settings (`command`), which Hydra records nowhere, so that
+    another study is not run into its folder (sim.cli.refuse_another_sweep). Written atomically."""
     info = {"total": total, "started": time.time(), "grid": grid}
     if folders is not None:
         info["jobs"] = folders
+    if command is not None:
+        info["command"] = command
     tmp = sweep_dir / f".{PROGRESS_FILE}.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
     os.replace(tmp, sweep_dir / PROGRESS_FILE)
@@ -356,7 +360,8 @@ class AggregateCallback(Callback):
             pass
         try:
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            write_progress(sweep_dir, total, grid=total >= 0 and is_grid(config), folders=folders)
+            write_progress(sweep_dir, total, grid=total >= 0 and is_grid(config), folders=folders,
+                           command=None if is_grid(config) else as_typed_overrides(config))
         except OSError:
             pass  # Hydra writes multirun.yaml next and stops with the same fault, reported by skillsim
         log.info("sweep: %s jobs into %s", total if total >= 0 else "unknown number of", sweep_dir)

@@ -410,3 +410,35 @@ def test_an_optuna_choice_of_mappings_passes_the_start_up_checks(tmp_path):
     finally:
         GlobalHydra.instance().clear()
     assert target.endswith("OptunaSweeper")
+
+
+def test_another_optuna_study_is_not_run_into_a_studys_folder(tmp_path, capsys):
+    """Hydra records an optimising sweeper's command nowhere: a second, different study run into the same
+    folder had its trials tabled with the first's and replaced its optimization_results.yaml. skillsim
+    records the settings when a study starts; the same study (more trials too) may run there again."""
+    import json
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from sim.cli import preflight_sweep, register_schema
+    from sim.results import PROGRESS_FILE
+
+    sweep = tmp_path / "study"
+    sweep.mkdir()
+    (sweep / PROGRESS_FILE).write_text(json.dumps({"total": 2, "started": 0.0, "grid": False, "command": [
+        "n_agents=300", "horizon.end_year=choice(2023,2024)"]}))
+
+    def preflight(*args):
+        GlobalHydra.instance().clear()
+        register_schema()
+        try:
+            return preflight_sweep(["hydra/sweeper=optuna", *args, f"hydra.sweep.dir={sweep}"])
+        finally:
+            GlobalHydra.instance().clear()
+
+    assert preflight("n_agents=300", "horizon.end_year=choice(2023,2024)", "hydra.sweeper.n_trials=5")
+    with pytest.raises(SystemExit) as exc:
+        preflight("n_agents=400", "horizon.end_year=choice(2023,2024)")
+    assert exc.value.code == 2
+    assert "it holds another sweep (it differs in n_agents; its command is in .sweep_progress.json)" in \
+        capsys.readouterr().err
