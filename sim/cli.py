@@ -427,8 +427,6 @@ UNRESOLVED = (InterpolationKeyError, UnsupportedInterpolationType, Interpolation
 
 def interpolation_allowed(exc: BaseException) -> str:
     """What a value that does not resolve may be, with OmegaConf's reason in the user's terms."""
-    from omegaconf.errors import InterpolationKeyError, UnsupportedInterpolationType
-
     allowed = "a value, or ${KEY} naming a key of the config"
     name = re.search(r"key '([^']*)'", str(exc)) if isinstance(exc, InterpolationKeyError) else None
     if name:
@@ -446,9 +444,10 @@ def resolved_settings(dcfg: DictConfig) -> dict:
     every start, for keys that Hydra resolves itself."""
     data = {}
     for key in dcfg.keys():
-        node = dcfg._get_node(key)
-        if key == "hydra" or node._is_missing():
-            data[key] = "???" if node._is_missing() else None
+        if key == "hydra":
+            continue
+        if dcfg._get_node(key)._is_missing():  # as to_container gives it (check_preset names the region's)
+            data[key] = "???"
             continue
         value = dcfg[key]
         data[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
