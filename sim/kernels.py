@@ -1775,6 +1775,20 @@ def warmed() -> None:
 os.register_at_fork(before=warmed)
 
 
+def cached() -> bool:
+    """Whether numba's cache holds this machine's code for this source of every public kernel, read from
+    each one's cache index as numba reads it on loading (an index written for other source counts as
+    none). If not, the first use compiles: 30-80 s. Anything unexpected in numba's cache counts as
+    cached: the caller then loads or compiles as it would have."""
+    try:
+        from numba.core.registry import CPUDispatcher
+
+        return all(obj._cache._cache_file._load_index() for name, obj in list(globals().items())
+                   if isinstance(obj, CPUDispatcher) and not name.startswith("_"))
+    except Exception:  # noqa: BLE001 - numba's private cache API moved: behave as before
+        return True
+
+
 def warm() -> None:
     """Compile (or load from the cache) every kernel on tiny arrays, so that a run or a sweep's
     workers never compile in the middle of the work. `.ci/run` calls it after installing. The passes

@@ -62,13 +62,35 @@ def built(module: ModuleType, n_agents: int) -> None:
         module.warmed()
 
 
-def use_compiled_in_workers() -> None:
+def use_compiled_in_workers(wait_for_compiling: bool = True) -> None:
     """Before starting worker processes that run many models: compile the kernels once here if the
     cache is cold (not in every worker at once) and let the workers use them (each on one thread, as
-    any pool's worker: sim.kernels.threads)."""
+    any pool's worker: sim.kernels.threads). With `wait_for_compiling` False (the explorer, where a
+    person waits for the first chart), a cold cache is filled by a separate process started here,
+    and this process's workers use the numpy passes meanwhile (the same numbers, more slowly)."""
     if choice() == "numpy":
         return
     from . import kernels
 
+    if not wait_for_compiling and not kernels.cached():
+        compile_in_background()
+        os.environ[ENV] = "numpy"
+        return
     kernels.warm()
     os.environ[ENV] = "compiled"
+
+
+_COMPILING: list = []  # the process compile_in_background started, once per process
+
+
+def compile_in_background() -> None:
+    """Start `python -m sim.kernels` (kernels.warm) as a process of its own, once: it fills numba's
+    cache for the next session while this one goes on; its output is dropped, and it outlives nothing
+    it must (a cache file is written whole or not at all by numba)."""
+    import subprocess
+    import sys
+
+    if not _COMPILING:
+        _COMPILING.append(subprocess.Popen([sys.executable, "-m", "sim.kernels"], stdin=subprocess.DEVNULL,
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                           start_new_session=True))

@@ -1107,3 +1107,31 @@ print('ok')
 """
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_a_cold_compiled_cache_is_filled_apart_while_the_explorers_workers_use_numpy(tmp_path):
+    """The explorer's first start with an empty numba cache showed no chart for about 83 s, its batch
+    compiling every kernel before the first run. Asked not to wait (the explorer's batches), a cold cache
+    is filled by a process of its own and the workers use the numpy passes (the same numbers); a warm one
+    is used as before. A sweep still waits (compiling once, not in every worker)."""
+    import subprocess
+    import sys
+
+    code = ("import os, sim.kernels as k, sim.passes as p\n"
+            "cold = k.cached()\n"
+            "p.use_compiled_in_workers(False)\n"
+            "print(cold, os.environ['SKILLSIM_KERNELS'], len(p._COMPILING))\n"
+            "for c in p._COMPILING:\n"
+            "    cmd = c.args\n"
+            "    c.kill(); c.wait()\n"
+            "    print(cmd[1:])\n")
+    env = {k: v for k, v in os.environ.items() if k != passes.ENV}
+    cold = subprocess.run([sys.executable, "-c", code], env=dict(env, NUMBA_CACHE_DIR=str(tmp_path)),
+                          capture_output=True, text=True, timeout=300)
+    assert cold.returncode == 0, cold.stderr[-2000:]
+    assert cold.stdout.split("\n")[:2] == ["False numpy 1", "['-m', 'sim.kernels']"]
+    kernels.warm()  # this process's cache (the checkout's, or NUMBA_CACHE_DIR's) is warm from here on
+    assert kernels.cached()
+    warm = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    assert warm.stdout.split("\n")[0] == "True compiled 0"

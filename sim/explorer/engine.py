@@ -387,7 +387,8 @@ def run_pairs(configs: list, jobs: int | None = None) -> list[dict]:
     keys = [_key(c) if k % 2 else None for k, c in enumerate(configs)]
     todo = [k for k, key in enumerate(keys) if key is None or key not in _status_quo]
     out: list = [None] * len(configs)
-    for k, series in zip(todo, run_batch([configs[k] for k in todo], read_series, jobs=jobs)):
+    # a cold compiled cache is filled by a process of its own, the first charts drawn meanwhile with numpy
+    for k, series in zip(todo, run_batch([configs[k] for k in todo], read_series, jobs=jobs, wait_for_compiling=False)):
         out[k] = series
         if keys[k] is not None:
             _status_quo[keys[k]] = series

@@ -67,8 +67,10 @@ def _several(configs: list[RunConfig], read: Callable, keep: bool = True) -> lis
 PIECES_PER_JOB = 4
 
 
-def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs: int | None = None) -> list[T]:
-    """read(WorkforceModel(cfg).run()) for each config, in input order."""
+def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs: int | None = None,
+              wait_for_compiling: bool = True) -> list[T]:
+    """read(WorkforceModel(cfg).run()) for each config, in input order. `wait_for_compiling`: see
+    sim.passes.use_compiled_in_workers (False for the explorer, whose first chart must not wait)."""
     from ..history_reuse import group_by_history
 
     jobs = n_jobs() if jobs is None else jobs
@@ -82,7 +84,7 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
 
     from ..passes import use_compiled_in_workers
 
-    use_compiled_in_workers()  # many runs per worker: the compiled passes pay for their load time
+    use_compiled_in_workers(wait_for_compiling)  # many runs per worker: the compiled passes pay for their load time
     results = Parallel(n_jobs=min(jobs, len(pieces)), backend="loky")(
         delayed(_several)([configs[i] for i in piece], read, keep) for piece in pieces)
     out: list = [None] * len(configs)
