@@ -186,6 +186,7 @@ def _optuna_years(tmp_path, name, *args):
     return proc, pd.read_csv(tmp_path / name / "runs.csv").set_index("horizon.end_year")
 
 
+@pytest.mark.slow  # an Optuna sweep in a subprocess, 7 s: the default run stays under 3 minutes
 def test_a_trial_whose_objective_fails_says_so_in_runs_csv(tmp_path):
     """A job whose run finished but whose objective cannot be had (an objective year its run does not
     reach, with the horizon swept) was listed as ok with no value and no reason: runs.csv now gives the
