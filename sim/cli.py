@@ -931,13 +931,16 @@ def preflight_sweep(overrides: list[str]) -> str | None:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
             given = parser.parse_overrides(overrides)
-            for o in given:  # null by default: OmegaConf failed on it inside Hydra ("a bug in skillsim")
-                if o.get_key_element().lstrip("+~").startswith("hydra.sweeper.params"):
-                    raise ConfigError(o.get_key_element(), o.input_line.split("=", 1)[-1],
-                                      "the swept keys themselves on the command line (levers.training.intensity="
-                                      "interval(0,1)), or hydra.sweeper.params in a config file under experiments/")
             fixed = [o.input_line for o in given if not o.is_sweep_override()]
-            master = compose(config_name="config", overrides=fixed, return_hydra_config=True)
+            try:
+                master = compose(config_name="config", overrides=fixed, return_hydra_config=True)
+            except Exception:
+                for o in given:  # into params that are null (no experiment set them): OmegaConf failed on it
+                    if o.get_key_element().lstrip("+~").startswith("hydra.sweeper.params."):  # inside Hydra
+                        raise ConfigError(o.get_key_element(), o.input_line.split("=", 1)[-1], "the swept keys "
+                                          "themselves on the command line (levers.training.intensity=interval(0,1)), "
+                                          "or hydra.sweeper.params in a config file under experiments/") from None
+                raise
             refuse_listed_choices(master)
             refuse_hydra_settings_skillsim_replaces(master)
             refuse_a_folder_of_other_results(Path(str(master.hydra.sweep.dir)))

@@ -119,7 +119,7 @@ def job_objective(data: dict | None, cfg, series: pd.DataFrame) -> float | list[
         other = WorkforceModel(dataclasses.replace(cfg, replicate=cfg.replicate + k)).run().series()
         runs.append(values(other, p, year))
     mean = [sum(r[i] for r in runs) / len(runs) for i in range(len(runs[0]))]
-    return mean if p.metrics else mean[0]
+    return mean if len(p.metrics) > 1 else mean[0]  # one metric, listed or not: one number, as Optuna reads it
 
 
 def record_path(job_dir) -> Path:

@@ -19,6 +19,7 @@ end (`built`).
 from __future__ import annotations
 
 import os
+import threading
 from types import ModuleType
 
 ENV = "SKILLSIM_KERNELS"
@@ -66,31 +67,62 @@ def use_compiled_in_workers(wait_for_compiling: bool = True) -> None:
     """Before starting worker processes that run many models: compile the kernels once here if the
     cache is cold (not in every worker at once) and let the workers use them (each on one thread, as
     any pool's worker: sim.kernels.threads). With `wait_for_compiling` False (the explorer, where a
-    person waits for the first chart), a cold cache is filled by a separate process started here,
-    and this process's workers use the numpy passes meanwhile (the same numbers, more slowly)."""
-    if choice() == "numpy":
+    person waits for the first chart) and the choice left to skillsim (`auto`), a cold cache is filled by
+    a process of its own (`compile_in_background`) and the workers use the numpy passes (the same
+    numbers, more slowly) until it has finished."""
+    how = choice()
+    if how == "numpy" and not _COMPILING:
         return
     from . import kernels
 
-    if not wait_for_compiling and not kernels.cached():
-        compile_in_background()
-        os.environ[ENV] = "numpy"
-        return
+    if not wait_for_compiling and (how == "auto" or _COMPILING):
+        if not compiled_ready():
+            os.environ[ENV] = "numpy"
+            return
     kernels.warm()
     os.environ[ENV] = "compiled"
 
 
+_LOCK = threading.Lock()
 _COMPILING: list = []  # the process compile_in_background started, once per process
 
 
-def compile_in_background() -> None:
-    """Start `python -m sim.kernels` (kernels.warm) as a process of its own, once: it fills numba's
-    cache for the next session while this one goes on; its output is dropped, and it outlives nothing
-    it must (a cache file is written whole or not at all by numba)."""
+def compiled_ready() -> bool:
+    """Whether the compiled passes load without compiling: the cache is warm, or the process this one
+    started to fill it has finished (and is reaped); if neither, that process is started (once)."""
+    from . import kernels
+
+    with _LOCK:
+        if _COMPILING:
+            if _COMPILING[0].poll() is None:
+                return False
+            del _COMPILING[:]  # finished: the cache is read afresh below
+            return kernels.cached()
+        if kernels.cached():
+            return True
+        _COMPILING.append(_compile_in_background())
+        return False
+
+
+#: the background compiler: it asks Linux to end it when its parent ends (PR_SET_PDEATHSIG; elsewhere it
+#: runs to its end), then runs `python -m sim.kernels`. Set in the child itself: a preexec_fn is not safe
+#: in a process with threads, as the explorer's server is.
+_COMPILER = ("import ctypes, os, runpy, signal, sys\n"
+             "try:\n"
+             "    ctypes.CDLL(None).prctl(1, signal.SIGTERM)\n"
+             "except Exception:\n"
+             "    pass\n"
+             "if os.getppid() != int(sys.argv[1]):\n"
+             "    sys.exit(0)\n"
+             "runpy.run_module('sim.kernels', run_name='__main__')\n")
+
+
+def _compile_in_background():
+    """`python -m sim.kernels` (kernels.warm) as a process of its own, which fills numba's cache while
+    this process goes on and ends with it (a server stopped by its tests or its user leaves no compiler
+    running). Its output is dropped; numba writes each cache file whole."""
     import subprocess
     import sys
 
-    if not _COMPILING:
-        _COMPILING.append(subprocess.Popen([sys.executable, "-m", "sim.kernels"], stdin=subprocess.DEVNULL,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                           start_new_session=True))
+    return subprocess.Popen([sys.executable, "-c", _COMPILER, str(os.getpid())], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

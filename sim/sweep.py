@@ -359,9 +359,13 @@ class AggregateCallback(Callback):
         except Exception:  # counting is only for the progress log and the count of jobs never started
             pass
         try:
+            grid = is_grid(config)
+            command = None if grid else as_typed_overrides(config)
+        except Exception:  # noqa: BLE001 - only for the progress record: nothing may escape a callback
+            grid, command = False, None
+        try:
             sweep_dir.mkdir(parents=True, exist_ok=True)
-            write_progress(sweep_dir, total, grid=total >= 0 and is_grid(config), folders=folders,
-                           command=None if is_grid(config) else as_typed_overrides(config))
+            write_progress(sweep_dir, total, grid=total >= 0 and grid, folders=folders, command=command)
         except OSError:
             pass  # Hydra writes multirun.yaml next and stops with the same fault, reported by skillsim
         log.info("sweep: %s jobs into %s", total if total >= 0 else "unknown number of", sweep_dir)

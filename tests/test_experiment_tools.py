@@ -443,3 +443,37 @@ def test_another_optuna_study_is_not_run_into_a_studys_folder(tmp_path, capsys):
     assert exc.value.code == 2
     assert "it holds another sweep (it differs in n_agents; its command is in .sweep_progress.json)" in \
         capsys.readouterr().err
+
+
+def test_one_metric_given_as_a_list_is_one_number_for_optuna():
+    """`objective.metrics=[x]` returned [v], which Optuna's single direction cannot read as a float: every
+    trial failed. One metric, listed or not, is one number; two are a list."""
+    import dataclasses
+
+    from sim.config import HorizonParams, RunConfig
+    from sim.model import WorkforceModel
+    from sim.objective import job_objective
+
+    cfg = dataclasses.replace(RunConfig(), n_agents=300, horizon=HorizonParams(end_year=2023))
+    series = WorkforceModel(cfg).run().series()
+    one = job_objective({"metrics": ["high_skill_share"]}, cfg, series)
+    assert isinstance(one, float) and one == job_objective({"metric": "high_skill_share"}, cfg, series)
+    two = job_objective({"metrics": ["high_skill_share", "income_mean"]}, cfg, series)
+    assert isinstance(two, list) and two[0] == one
+
+
+def test_sweeper_params_set_on_the_command_line_over_an_experiments_are_kept(tmp_path):
+    """Refusing hydra.sweeper.params.KEY on the command line is only for params that are null (no
+    experiment set them: OmegaConf failed inside Hydra); over an experiment's params it works."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from sim.cli import preflight_sweep, register_schema
+
+    GlobalHydra.instance().clear()
+    register_schema()
+    try:  # the refusal exited here (SystemExit 2) before it was limited to null params
+        target = preflight_sweep(["+sweep=competition_intensity", "hydra.sweeper.params.replicate='range(0,2)'",
+                                  f"hydra.sweep.dir={tmp_path / 's'}"])
+    finally:
+        GlobalHydra.instance().clear()
+    assert target.endswith("BasicSweeper")

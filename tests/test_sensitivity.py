@@ -730,3 +730,20 @@ def test_discovers_year_out_of_the_horizon_is_named_as_the_conditions(tmp_path):
 
     with pytest.raises(ConfigError, match=r"^config error: year in condition = 2040 is invalid"):
         sensitivity.setup(["condition=high_skill_share@2040<0.5", f"out={tmp_path / 'x'}"], "discover", discover.parse)
+
+
+def test_a_study_commands_unknown_key_suggests_no_config_key(capsys):
+    """`replicats=2` is close to the config key `replicate` and to the option `replicates`: naming the
+    config key sent the user to the model's replicate. A study command says it is neither."""
+    with pytest.raises(SystemExit):
+        sensitivity.main(["replicats=2"])
+    err = capsys.readouterr().err
+    assert "unknown key 'replicats'" in err and "did you mean" not in err
+
+
+def test_discovers_condition_without_a_year_is_not_named_as_the_conditions_year(tmp_path):
+    from sim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^config error: year = 2030 is invalid; .* 2030 is the default"):
+        sensitivity.setup(["condition=high_skill_share<0.5", "horizon.end_year=2027", f"out={tmp_path / 'x'}"],
+                          "discover", discover.parse)

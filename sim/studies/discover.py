@@ -210,9 +210,10 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
             overrides.append(f"{key}={value}")
     if opts["condition"] is None:
         raise ConfigError("condition", None, 'a condition such as "high_skill_share@2030<0.35"')
-    if "year" not in opts:
+    from_condition = set(condition_years(parse_condition(opts["condition"])))
+    if from_condition and "year" not in opts:
         opts["years_field"] = "year in condition"  # no year= given: a bad year is the condition's
-    years = set(condition_years(parse_condition(opts["condition"]))) | ({opts.pop("year")} if "year" in opts else set())
+    years = from_condition | ({opts.pop("year")} if "year" in opts else set())
     opts["years"] = tuple(sorted(years)) or None
     if opts["quick"]:
         opts.update(n=min(opts["n"], 64), n_agents=min(opts["n_agents"], 2000))

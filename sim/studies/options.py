@@ -4,6 +4,7 @@ with a one-line error naming the key, the value and what is allowed."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -97,8 +98,9 @@ def run_command(func, prog: str, argv: list[str] | None, what: str = "folder", r
     except SkillsimError as err:
         from ..cli import UNKNOWN_KEY_HINT  # an unknown key may be a misspelt option of this command
 
-        text = str(err).replace(UNKNOWN_KEY_HINT, f"it is neither an option of {prog} (see {prog} --help) "
-                                                  "nor a config key (see `skillsim --cfg job`)")
+        text = re.sub(r"did you mean \S+\? ", "", str(err))  # a config key's near name: it may be an option's typo
+        text = text.replace(UNKNOWN_KEY_HINT, f"it is neither an option of {prog} (see {prog} --help) "
+                                              "nor a config key (see `skillsim --cfg job`)")
         print(f"{prog}: {text}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
     except OSError as exc:  # the disk or the folder's permissions: one line naming the path (sim.errors)
