@@ -936,7 +936,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                 master = compose(config_name="config", overrides=fixed, return_hydra_config=True)
             except Exception:
                 for o in given:  # into params that are null (no experiment set them): OmegaConf failed on it
-                    if o.get_key_element().lstrip("+~").startswith("hydra.sweeper.params."):  # inside Hydra
+                    if o.get_key_element().lstrip("+~").split(".")[:3] == ["hydra", "sweeper", "params"]:  # in Hydra
                         raise ConfigError(o.get_key_element(), o.input_line.split("=", 1)[-1], "the swept keys "
                                           "themselves on the command line (levers.training.intensity=interval(0,1)), "
                                           "or hydra.sweeper.params in a config file under experiments/") from None
