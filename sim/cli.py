@@ -1095,11 +1095,11 @@ def refuse_another_sweep(sweep_dir: Path, given: list, parser) -> None:
     try:
         old = parser.parse_overrides(as_typed_overrides(OmegaConf.load(old_file)))
     except Exception:  # noqa: BLE001 - no folder yet, not one a sweep wrote, or an older record: nothing to compare
-        try:  # an optimising sweeper's study: its settings as skillsim recorded them (sim.sweep.write_progress)
-            from .results import PROGRESS_FILE
+        from .results import PROGRESS_FILE, progress_record
 
-            old_file = sweep_dir / PROGRESS_FILE
-            old = parser.parse_overrides(json.loads(old_file.read_text(encoding="utf-8"))["command"])
+        old_file = sweep_dir / PROGRESS_FILE  # an optimising sweeper's study: its settings as skillsim recorded them
+        try:
+            old = parser.parse_overrides(progress_record(sweep_dir)["command"])
         except Exception:  # noqa: BLE001 - the same: nothing to compare
             return
 

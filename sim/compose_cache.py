@@ -118,11 +118,13 @@ def _key(overrides: list[str], job_name: str) -> str:
     return hashlib.sha256(json.dumps([fingerprint(), job_name, list(overrides)]).encode()).hexdigest()
 
 
-def _path(overrides: list[str], job_name: str) -> Path | None:
+def _path(overrides: list[str], job_name: str) -> tuple[Path, str] | tuple[None, None]:
+    """The cache file for these overrides and its full key, or (None, None) if they are not cached."""
     folder = cache_dir()
     if folder is None or not cacheable(overrides):
-        return None
-    return folder / f"{_key(overrides, job_name)[:32]}.pickle"
+        return None, None
+    key = _key(overrides, job_name)
+    return folder / f"{key[:32]}.pickle", key
 
 
 def _sealed(key: str, payload: bytes) -> bytes:
@@ -141,10 +143,10 @@ def _unsealed(key: str, data: bytes) -> bytes | None:
 def load(overrides: list[str], job_name: str):
     """The cached composition for these overrides (a DictConfig, its cwd set to this folder), or None."""
     try:
-        path = _path(overrides, job_name)
+        path, key = _path(overrides, job_name)
         if path is None or not path.is_file():
             return None
-        payload = _unsealed(_key(overrides, job_name), path.read_bytes())
+        payload = _unsealed(key, path.read_bytes())
         if payload is None:
             return None
         dcfg = pickle.loads(payload)
@@ -162,12 +164,12 @@ def load(overrides: list[str], job_name: str):
 def store(overrides: list[str], job_name: str, dcfg) -> None:
     """Keep a checked composition (atomically: a concurrent run reads a whole file or none)."""
     try:
-        path = _path(overrides, job_name)
+        path, key = _path(overrides, job_name)
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(_sealed(_key(overrides, job_name), pickle.dumps(dcfg)))
+        tmp.write_bytes(_sealed(key, pickle.dumps(dcfg)))
         os.replace(tmp, path)
         entries = sorted(path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-MAX_ENTRIES]:

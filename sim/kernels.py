@@ -1776,9 +1776,8 @@ os.register_at_fork(before=warmed)
 
 
 def cached() -> bool:
-    """Whether numba's cache holds this machine's code for this source of every public kernel, read from
-    each one's cache index as numba reads it on loading (an index written for other source counts as
-    none). If not, the first use compiles: 30-80 s. Anything unexpected in numba's cache counts as
+    """Whether numba's cache holds code for this source of every public kernel, read from each one's
+    cache index as numba reads it on loading (an index written for other source counts as none). If not, the first use compiles: 30-80 s. Anything unexpected in numba's cache counts as
     cached: the caller then loads or compiles as it would have."""
     try:
         from numba.core.registry import CPUDispatcher

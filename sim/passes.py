@@ -68,7 +68,7 @@ def use_compiled_in_workers(wait_for_compiling: bool = True) -> None:
     cache is cold (not in every worker at once) and let the workers use them (each on one thread, as
     any pool's worker: sim.kernels.threads). With `wait_for_compiling` False (the explorer, where a
     person waits for the first chart) and the choice left to skillsim (`auto`), a cold cache is filled by
-    a process of its own (`compile_in_background`) and the workers use the numpy passes (the same
+    a process of its own (`compiled_ready`) and the workers use the numpy passes (the same
     numbers, more slowly) until it has finished."""
     how = choice()
     if how == "numpy" and not _COMPILING:
@@ -84,7 +84,7 @@ def use_compiled_in_workers(wait_for_compiling: bool = True) -> None:
 
 
 _LOCK = threading.Lock()
-_COMPILING: list = []  # the process compile_in_background started, once per process
+_COMPILING: list = []  # the process compiled_ready started, once per process
 
 
 def compiled_ready() -> bool:

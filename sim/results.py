@@ -368,15 +368,22 @@ def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series, *, composed, ov
     return run_dir
 
 
+def progress_record(sweep_dir: Path) -> dict:
+    """The progress record of the last sweep started in `sweep_dir` (sim.sweep.write_progress); {} for
+    a folder without one (an older skillsim) or a record that cannot be read."""
+    try:
+        info = json.loads((Path(sweep_dir) / PROGRESS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 def recorded_trials(sweep_dir: Path) -> int | None:
     """The trials an optimising sweeper (Optuna, Nevergrad) was asked for, from the progress record of
     the last sweep started in `sweep_dir`; None for a grid or a folder without the record."""
-    try:
-        info = json.loads((Path(sweep_dir) / PROGRESS_FILE).read_text(encoding="utf-8"))
-        total = info.get("total")
-        return None if info.get("grid") or not isinstance(total, int) or total < 0 else total
-    except (OSError, ValueError, TypeError, AttributeError):
-        return None
+    info = progress_record(sweep_dir)
+    total = info.get("total")
+    return None if info.get("grid") or not isinstance(total, int) or total < 0 else total
 
 
 def recorded_plan(sweep_dir: Path) -> tuple[int | None, list[str] | None]:
@@ -384,13 +391,10 @@ def recorded_plan(sweep_dir: Path) -> tuple[int | None, list[str] | None]:
     distinct jobs, if its sweeper's plan is a known grid (Hydra's basic sweeper; None otherwise, as an
     optimiser's trials may repeat a folder), and their folder names where it recorded them
     (sim.sweep.planned_folders). (None, None) for a folder without the record (an older skillsim)."""
-    try:
-        info = json.loads((Path(sweep_dir) / PROGRESS_FILE).read_text(encoding="utf-8"))
-        if not info.get("grid"):
-            return None, None
-        total, names = info.get("total"), info.get("jobs")
-        return (int(total) if isinstance(total, int) and total >= 0 else None,
-                [str(n) for n in names] if isinstance(names, list) else None)
-    except (OSError, ValueError, TypeError, AttributeError):
+    info = progress_record(sweep_dir)
+    if not info.get("grid"):
         return None, None
+    total, names = info.get("total"), info.get("jobs")
+    return (int(total) if isinstance(total, int) and total >= 0 else None,
+            [str(n) for n in names] if isinstance(names, list) else None)
 

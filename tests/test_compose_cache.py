@@ -87,7 +87,7 @@ def test_the_key_follows_the_overrides_the_config_files_and_the_code(tmp_path, m
     def key(*overrides):
         compose_cache.fingerprint.cache_clear()
         compose_cache.package_digest.cache_clear()
-        return compose_cache._path(list(overrides), "cli")
+        return compose_cache._path(list(overrides), "cli")[0]
 
     base = key("n_agents=5")
     assert key("n_agents=5") == base and key("n_agents=6") != base
@@ -122,10 +122,10 @@ def test_a_cache_file_is_read_only_for_its_own_key_and_unedited(tmp_path, monkey
     a, b = ["n_agents=1000"], ["n_agents=2000"]
     compose_cache.store(a, "cli", OmegaConf.create({"n_agents": 1000, "hydra": {"runtime": {"cwd": "x"}}}))
     assert compose_cache.load(a, "cli").n_agents == 1000
-    os.replace(compose_cache._path(a, "cli"), compose_cache._path(b, "cli"))  # a's file under b's name
+    os.replace(compose_cache._path(a, "cli")[0], compose_cache._path(b, "cli")[0])  # a's file under b's name
     assert compose_cache.load(b, "cli") is None
-    os.replace(compose_cache._path(b, "cli"), compose_cache._path(a, "cli"))
-    path = compose_cache._path(a, "cli")
+    os.replace(compose_cache._path(b, "cli")[0], compose_cache._path(a, "cli")[0])
+    path = compose_cache._path(a, "cli")[0]
     data = path.read_bytes()
     edited = data.replace(b"\xe8\x03", b"\xe9\x03")  # 1000 as pickled (little-endian) becomes 1001
     assert edited != data
