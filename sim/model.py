@@ -127,15 +127,15 @@ class WorkforceModel(Model):
         self.cert_subsidy = np.concatenate([[0.0], cfg.cert_subsidy])  # by new level 1..5
 
         self.wage_index_start = cfg.region.base_wage / 12.0  # at the start state (t = -1)
-        kernels = passes.select(cfg.n_agents)
-        key = history_reuse.history_key(cfg, kernels.__name__, f"{type(self).__module__}.{type(self).__qualname__}")
+        name, kernels = passes.for_construction(cfg.n_agents)  # numpy passes while the compiled load
+        key = history_reuse.history_key(cfg, name, f"{type(self).__module__}.{type(self).__qualname__}")
         #: whether the history's end state was restored (sim.history_reuse) rather than simulated
         self.history_reused = history_reuse.CACHE.restore(key, self, kernels)
         if not self.history_reused:
             self._simulate_history(cfg, obs, share0, origin, kernels)
             history_reuse.CACHE.keep(key, self)
-
-        passes.built(kernels, cfg.n_agents)  # no kernel-loading thread outlives the construction (sim.kernels.warmed)
+        # the run's passes from now on; no kernel-loading thread outlives the construction
+        self.workforce.kernels = passes.built(self.workforce.kernels, cfg.n_agents)
         self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
         self._reset_month()
         for lever in self.levers:
@@ -162,6 +162,7 @@ class WorkforceModel(Model):
             self.rates = RateTables(cfg, self.firms.premium)
             refresh_all(self.workforce, self.rates)
             self.ledger = LevelLedger(self.workforce)
+        self.workforce.kernels = passes.built(kernels, cfg.n_agents)  # the history's months with the run's passes
         self.wage_index = self._wage_index()
         self.level_counts = np.zeros(8)
         self.bonus_slots = _NO_SLOTS

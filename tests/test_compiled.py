@@ -449,6 +449,50 @@ def test_the_kernels_load_beside_the_construction_and_no_loading_thread_outlives
     assert out.stdout.strip() == "True 1 [] []"
 
 
+def test_a_fresh_process_builds_with_the_numpy_passes_while_a_thread_imports_the_compiled(tmp_path):
+    """In a process that has not imported the compiled passes, a large run's construction starts
+    before they are imported (numba's import and their loading run on a second thread meanwhile,
+    sim.passes.for_construction) and the run continues on them once built, with the same bytes as the
+    numpy passes throughout. No loading thread outlives the construction; a second model starts none.
+    If the import fails, the construction raises its error, as a run choosing the compiled passes did."""
+    import subprocess
+    import sys
+
+    code = ("import sys, threading, dataclasses as d; from sim.config import RunConfig; from sim import passes; "
+            "from sim.model import WorkforceModel; seen = []; f = passes.for_construction; "
+            "passes.for_construction = lambda n: (seen.append('sim.kernels' in sys.modules), f(n))[1]; "
+            "c = RunConfig(n_agents=300_000); c = d.replace(c, horizon=d.replace(c.horizon, start_year=2025, end_year=2025), "
+            "region=d.replace(c.region, history=d.replace(c.region.history, origin='2100-12'))); "
+            "m = WorkforceModel(c); name = m.workforce.kernels.__name__; m.run(); "
+            "alive = [t.name for t in threading.enumerate() if t.name.startswith('skillsim-kernel')]; "
+            "m2 = WorkforceModel(d.replace(c, n_agents=400_000)); "
+            "print(seen[0], name, len(passes._LOADING), alive, m2.workforce.kernels.__name__); "
+            "print(m.series(history=True).to_csv(index=False, float_format='%.17g'))")
+    out = {}
+    for how in ("auto", "compiled", "numpy"):
+        env = dict(os.environ, SKILLSIM_KERNELS=how, SKILLSIM_HISTORY_DISK_MB="0")
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path,
+                             timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        out[how] = run.stdout.split("\n", 1)
+    assert out["auto"][0].split() == ["False", "sim.kernels", "1", "[]", "sim.kernels"]
+    assert out["compiled"][0] == out["auto"][0]
+    assert out["numpy"][0].split() == ["False", "sim.kernels_numpy", "0", "[]", "sim.kernels_numpy"]
+    assert out["auto"][1] == out["compiled"][1] == out["numpy"][1] and out["auto"][1].count("\n") >= 12
+
+    fake = tmp_path / "fake"
+    (fake / "numba").mkdir(parents=True)
+    (fake / "numba" / "__init__.py").write_text("raise ImportError('no numba here')\n")
+    failing = ("from sim.config import RunConfig; from sim.model import WorkforceModel\n"
+               "try:\n    WorkforceModel(RunConfig(n_agents=300_000))\n"
+               "except ImportError as e:\n    print('ImportError', e)\n")
+    env = dict(os.environ, SKILLSIM_KERNELS="auto", SKILLSIM_HISTORY_DISK_MB="0",
+               PYTHONPATH=os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")]))
+    run = subprocess.run([sys.executable, "-c", failing], capture_output=True, text=True, env=env, cwd=tmp_path,
+                         timeout=300)
+    assert run.returncode == 0 and run.stdout.strip() == "ImportError no numba here", run.stderr[-2000:]
+
+
 def test_geometric_gaps_are_numpys_on_both_sides_of_its_switch_and_past_the_search_table():
     """skip_sample's own geometric loop (numba's exponential and uniform, numpy's two algorithms
     around them, constants hoisted, the search from a table of partial sums) gives numpy's gaps:
