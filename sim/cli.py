@@ -560,6 +560,16 @@ def failed_objective(dcfg: DictConfig):
 
 
 def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, value: bool = True):
+    """One job of a multirun (`_job`), then its line of progress; an optimising sweeper's job is one
+    trial, counted as such (sim.sweep.trial_done): trials with the same settings share a job folder."""
+    result = _job(dcfg, job_dir, overrides, job_num, value)
+    if value:
+        sweep.trial_done(job_dir.parent, job_num)
+    log_progress(job_dir.parent)
+    return result
+
+
+def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, value: bool = True):
     """One job of a multirun: claim it, skip it if finished or run elsewhere, record a failure instead of raising.
 
     The claim (sim.claims) makes two processes sharing the sweep folder run each job once: a job held
@@ -571,7 +581,6 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
     _quiet_worker_interrupts()
     if is_finished(job_dir):
         log.info("job %s: already finished, skipped", job_dir.name)
-        log_progress(job_dir.parent)
         return job_objective(dcfg, job_dir) if value else None
     nan = failed_objective(dcfg) if value else None
     try:
@@ -587,7 +596,6 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
                      claims.holder(job_dir) or "another process")
             while not is_finished(job_dir) and claims.live_holder(job_dir) is not None:
                 time.sleep(0.2)
-            log_progress(job_dir.parent)
             return job_objective(dcfg, job_dir) if is_finished(job_dir) else nan
         log.info("job %s: being run by %s; skipped", job_dir.name, claims.holder(job_dir) or "another process")
         return nan
@@ -610,7 +618,6 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
                     err = environment_fault(err, job_dir)
                 if record_failure(job_dir, err, overrides, job_num):
                     log.error("job %s failed: %s", job_dir.name, err)
-    log_progress(job_dir.parent)
     return job_objective(dcfg, job_dir) if value and is_finished(job_dir) else nan
 
 
@@ -765,11 +772,11 @@ def explain(exc: BaseException) -> str:
         m = re.search(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", first)
         if m:
             value, _, kind = m.groups()
-            allowed = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false"}.get(kind, kind)
+            allowed = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false (a switch)"}.get(kind, kind)
             return str(ConfigError(full_key, value, allowed)) + src
         m = re.search(r"Value '(.*)' is not a valid bool", first)
         if m:
-            return str(ConfigError(full_key, m.group(1), "true or false")) + src
+            return str(ConfigError(full_key, m.group(1), "true or false (a switch)")) + src
         if "is not Optional" in first:
             return str(ConfigError(full_key, None, "a value: it cannot be null")) + src
         m = re.search(r"Invalid value assigned: \w+ is not a ListConfig", first)
@@ -818,6 +825,45 @@ def _refuse_a_named_sweep_without_m(plain: list[str] | None) -> None:
             what = "experiment" if group == "experiments" else "sweep"
             fail(f"config error: +{group}={name} needs -m: skillsim -m +{group}={name} (a named {what} is a "
                  "multirun; without -m it would make one run at the defaults)", 2)
+
+
+def unknown_hydra_key(override: str) -> str | None:
+    """For `+hydra.KEY=VALUE` (or `++`): the first part of KEY that Hydra's own schema (hydra.conf.HydraConf)
+    does not have, where that part sits in one of its fixed sections (not in a mapping such as
+    hydra.job.env_set, or the launcher's and sweeper's nodes, whose keys are their plugins'); None if
+    Hydra reads the key. Hydra itself adds any such key and reads none of them."""
+    import dataclasses
+    import typing
+
+    from hydra.conf import HydraConf
+
+    key, sep, _ = override.partition("=")
+    if not sep or not key.startswith("+") or "/" in key:
+        return None
+    parts = key.lstrip("+").strip().split(".")
+    if parts[0] != "hydra":
+        return None
+    kind = HydraConf
+    for i, part in enumerate(parts[1:], start=1):
+        if not dataclasses.is_dataclass(kind):
+            return None
+        hints = typing.get_type_hints(kind)
+        if part not in hints:
+            return ".".join(parts[:i + 1])
+        kind = hints[part]
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if typing.get_origin(kind) is typing.Union and len(args) == 1:  # Optional[X]
+            kind = args[0]
+    return None
+
+
+def _refuse_unknown_hydra_keys(overrides: list[str] | None) -> None:
+    """`+hydra.bogus=1` is accepted by Hydra and read by no one: refuse it, as `hydra.bogus=1` is refused."""
+    for o in overrides or ():
+        key = unknown_hydra_key(o)
+        if key is not None:
+            fail(f"config error: unknown key {key!r} (in {o.partition('=')[0]}): Hydra reads no such key; "
+                 f"{unknown_key_hint(key)}", 2)
 
 
 def _overrides(argv: list[str]) -> list[str] | None:
@@ -1248,6 +1294,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop_on_signal)
     plain = _overrides(argv)  # overrides only, no Hydra flags: perhaps composed before (sim.compose_cache)
     _refuse_a_named_sweep_without_m(plain)
+    _refuse_unknown_hydra_keys(plain if plain is not None else _sweep_overrides(argv))
     cached = None
     if plain is not None:
         from . import compose_cache
@@ -1273,6 +1320,7 @@ def main(argv: list[str] | None = None) -> None:
     elif (printed := _printed_overrides(argv)) is not None:
         preflight(printed)  # --cfg job n_agents=-5: Hydra prints any config; a bad value is refused as a run's
     elif overrides is None and (sweep_overrides := _with_config_dir(argv, _sweep_overrides(bare))) is not None:
+        sweep.quiet_optuna_notes()  # said in one line by the checks instead
         if (preflight_sweep(sweep_overrides) or "").endswith(".BasicSweeper"):
             fastsweep.use_fast_sweeps()
         from .history_reuse import sweep_may_share

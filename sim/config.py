@@ -458,7 +458,7 @@ def _check_value(path: str, value: Any, tp: Any, m: dict) -> Any:
         return _check_value(path, value, inner, m)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(path, value, "true or false")
+            raise ConfigError(path, value, "true or false (a switch)")
         return value
     if tp in (int, float):
         return _check_number(path, value, tp, m)

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -121,6 +122,30 @@ def write_progress(sweep_dir: Path, total: int, grid: bool = False, folders: lis
     os.replace(tmp, sweep_dir / PROGRESS_FILE)
 
 
+#: an optimising sweeper's trials done, one empty file per trial (its job number), for the progress log
+TRIALS_DIR = ".trials"
+
+
+def trial_done(sweep_dir: Path, job_num: int) -> None:
+    """Count an optimising sweeper's trial as done (ran, failed, or took the value of a job folder with
+    its settings): its progress counts trials, which may share folders. Best effort: a log line."""
+    try:
+        (sweep_dir / TRIALS_DIR).mkdir(exist_ok=True)
+        (sweep_dir / TRIALS_DIR / str(int(job_num))).touch()
+    except (OSError, TypeError, ValueError):
+        pass
+
+
+def _trials_done(sweep_dir: Path, started: float) -> int | None:
+    """Trials done since `started` (trial_done's files; a study run again numbers its trials from 0),
+    None if the sweep counts none (not an optimising sweeper's)."""
+    try:
+        with os.scandir(sweep_dir / TRIALS_DIR) as entries:
+            return sum(1 for e in entries if e.stat().st_mtime >= started)
+    except OSError:
+        return None
+
+
 def log_progress(sweep_dir: Path, force: bool = False) -> None:
     """Jobs done out of total, elapsed time and ETA, from the markers in the sweep folder.
 
@@ -135,8 +160,8 @@ def log_progress(sweep_dir: Path, force: bool = False) -> None:
         info = json.loads((sweep_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
         total, started = info["total"], info["started"]
         own = set(info["jobs"]) if isinstance(info.get("jobs"), list) else None  # this sweep's folders
-        done = fresh = 0
-        with os.scandir(sweep_dir) as entries:
+        done = fresh = _trials_done(sweep_dir, started) or 0
+        with os.scandir(sweep_dir) if not done else contextlib.nullcontext(()) as entries:
             for d in entries:
                 if d.name.startswith(".") or not d.is_dir() or (own is not None and d.name not in own):
                     continue
@@ -249,13 +274,17 @@ def optimiser_values(override, optuna: bool, grid: bool) -> tuple[list | None, t
                                                                 create_optuna_distribution_from_override)
         from optuna.distributions import CategoricalDistribution
 
-        with warnings.catch_warnings():  # Optuna's note that it lowers the high end: the values say it
+        with warnings.catch_warnings():  # Optuna's note that it lowers the high end: said once, below
             warnings.simplefilter("ignore")
             dist = create_optuna_distribution_from_override(override)
             if isinstance(dist, CategoricalDistribution):
                 return list(dist.choices), None
             if grid:
                 return list(OptunaSweeperImpl._to_grid_sampler_choices(None, dist)), None
+        if isinstance(value, RangeSweep) and dist.high < value.stop:
+            _say_once(f"{override.get_key_element()}: {override.input_line.split('=', 1)[-1]} reaches "
+                      f"{dist.high:g} at most in Optuna's samplers (its last step from {value.start:g} by "
+                      f"{value.step:g})")
         return None, (dist.low, dist.high)
     if isinstance(value, ChoiceSweep):
         return list(value.list), None
@@ -267,6 +296,26 @@ def optimiser_values(override, optuna: bool, grid: bool) -> tuple[list | None, t
     if isinstance(value, IntervalSweep):
         return None, (value.start, value.end)
     return None, None
+
+
+_SAID: set[str] = set()
+
+
+def _say_once(note: str) -> None:
+    """A note about a sweep, once per process (the checks read each swept key several times), in
+    skillsim's words; Optuna's own warning with the same content is silenced (quiet_optuna_notes)."""
+    if note not in _SAID:
+        _SAID.add(note)
+        log.warning("note: %s", note)
+
+
+def quiet_optuna_notes() -> None:
+    """Silence Optuna's UserWarning that a range's high end is not on a step (a raw two-line warning
+    printed by the sweeper at every study): `optimiser_values` says it once, naming the key."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"The distribution is specified by .* the range is not divisible",
+                            category=UserWarning)
 
 
 def _optuna_grid_size(config: DictConfig) -> int | float:

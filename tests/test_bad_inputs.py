@@ -244,6 +244,9 @@ CASES = [
     C("unknown-hydra-key", N, "hydra.job.nam=x", EXIT_CONFIG, "unknown key 'hydra.job.nam'",
       "skillsim --cfg hydra` for Hydra's keys"),  # `--cfg job`, which it named, leaves the hydra node out
     C("added-unknown-key", N, "+levers.training.foo=1", EXIT_CONFIG, "levers.training.foo", "a known key"),
+    C("added-unknown-hydra-key", N, "+hydra.bogus=1", EXIT_CONFIG, "unknown key 'hydra.bogus'",
+      "Hydra reads no such key"),  # Hydra adds it and reads it nowhere
+    C("added-unknown-hydra-job-key", N, "++hydra.job.bogus=1", EXIT_CONFIG, "unknown key 'hydra.job.bogus'"),
     C("unknown-selection", N, "levers.competition.selection=best", EXIT_CONFIG,
       "levers.competition.selection", "random, progress"),
     # -- horizon and size --------------------------------------------------------------------------
@@ -594,3 +597,17 @@ def test_a_reader_that_closes_the_output_ends_the_command_quietly(command):
     finally:
         os.close(write)
     assert proc.stderr == "" and proc.returncode == 141, (proc.returncode, proc.stderr[-1500:])
+
+
+def test_keys_added_to_hydras_node_are_checked_against_its_schema_down_to_its_open_mappings():
+    """`+hydra.KEY` is refused where Hydra's own schema has fixed fields, and left alone inside its
+    mappings (env_set, callbacks, logging) and plugin nodes (launcher, sweeper), whose keys are open."""
+    from sim.cli import unknown_hydra_key
+
+    assert unknown_hydra_key("+hydra.bogus=1") == "hydra.bogus"
+    assert unknown_hydra_key("++hydra.run.dirr=x") == "hydra.run.dirr"
+    assert unknown_hydra_key("+hydra.job.config.override_dirname.kv_sepp==") == "hydra.job.config.override_dirname.kv_sepp"
+    for fine in ("+hydra.job.env_set.FOO=1", "+hydra.launcher.n_jobs=2", "+hydra.sweeper.params.seed=1,2",
+                 "+hydra.callbacks.mine._target_=x.Y", "+hydra.job_logging.root.level=INFO", "+hydra.run.dir=x",
+                 "hydra.bogus=1", "+hydra/launcher=slurm", "+levers.training.foo=1", "+hydra.output_subdir.x=1"):
+        assert unknown_hydra_key(fine) is None, fine

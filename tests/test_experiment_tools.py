@@ -103,6 +103,34 @@ def test_an_optimisers_swept_values_are_read_as_its_sweeper_reads_them(line, opt
         assert all(type(b) in (int, float) for b in bounds)
 
 
+def test_a_range_whose_top_optuna_lowers_is_said_once_in_one_line_and_optunas_warning_silenced(caplog):
+    """Optuna replaces a range's high end that is not on a step and says so in a raw two-line
+    UserWarning at every study; skillsim says it once, naming the key, and silences Optuna's."""
+    import warnings
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_optuna_distribution_from_override
+
+    from sim import sweep
+
+    line = "levers.training.intensity=range(0.5,1.2,step=0.3)"
+    with caplog.at_level("WARNING", logger="skillsim"):
+        for _ in range(3):
+            sweep.optimiser_values(OverridesParser.create().parse_override(line), optuna=True, grid=False)
+        sweep.optimiser_values(OverridesParser.create().parse_override("y=range(0,1.2,0.3)"), optuna=True,
+                               grid=False)  # on a step: no note
+    notes = [r.getMessage() for r in caplog.records if r.name == "skillsim"]
+    assert notes == ["note: levers.training.intensity: range(0.5,1.2,step=0.3) reaches 1.1 at most in "
+                     "Optuna's samplers (its last step from 0.5 by 0.3)"]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        create_optuna_distribution_from_override(OverridesParser.create().parse_override(line))
+        assert len(seen) == 1  # Optuna's own warning, as the sweeper meets it
+        sweep.quiet_optuna_notes()
+        create_optuna_distribution_from_override(OverridesParser.create().parse_override(line))
+        assert len(seen) == 1
+
+
 @pytest.mark.slow
 def test_optuna_sweeper_finishes_writes_tables_and_its_best_value_reruns(tmp_path):
     out = tmp_path / "opt"

@@ -133,3 +133,24 @@ def test_a_resumed_finished_sweep_does_not_repeat_progress_lines(tmp_path, caplo
         sweep.log_progress(tmp_path)
     assert [r.getMessage().split(", elapsed")[0] for r in caplog.records] == ["sweep progress: 4/4 jobs done"]
     assert "ETA" not in caplog.records[0].getMessage() and started <= time.time()
+
+
+def test_an_optimisers_progress_counts_trials_which_may_share_a_job_folder(tmp_path, caplog, monkeypatch):
+    """Optuna's trials with the same settings share one job folder: counted by folders, a study of 6
+    trials over 3 settings ended at "3/6 jobs done". Each trial is counted (sweep.trial_done); a study
+    run again into the folder counts its own trials only (they are numbered from 0 again)."""
+    monkeypatch.setattr(sweep, "PROGRESS_EVERY_S", 0)
+    (tmp_path / sweep.TRIALS_DIR).mkdir()
+    (tmp_path / sweep.TRIALS_DIR / "0").touch()  # a trial of an earlier study in the folder
+    time.sleep(0.05)
+    (tmp_path / sweep.PROGRESS_FILE).write_text(json.dumps({"total": 6, "started": time.time()}))
+    for i in range(3):
+        (tmp_path / f"job{i}").mkdir()
+        (tmp_path / f"job{i}" / COMPLETE_MARKER).write_text("ok\n")
+    with caplog.at_level(logging.INFO, logger="skillsim"):
+        for num in range(6):
+            sweep.trial_done(tmp_path, num)
+            sweep.log_progress(tmp_path)
+    lines = [r.getMessage().split(", elapsed")[0] for r in caplog.records]
+    assert lines == [f"sweep progress: {k}/6 jobs done" for k in range(1, 7)]
+    assert sorted(p.name for p in (tmp_path / sweep.TRIALS_DIR).iterdir()) == [str(k) for k in range(6)]
