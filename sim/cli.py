@@ -769,6 +769,11 @@ def explain(exc: BaseException) -> str:
             return (f"config error: {full_key}{' = ' + repr(raw) if isinstance(raw, str) else ''} is invalid; "
                     f"allowed: {interpolation_allowed(inner)}{src}")
         first = str(getattr(inner, "msg", inner)).splitlines()[0]
+        m = re.match(r"\w+ raised while resolving interpolation: (.+)", first)
+        if m:  # a resolver that failed (${oc.env:UNSET}, ${oc.decode:...}): its reason, without the class name
+            raw = getattr(getattr(inner, "child_node", None), "_value", lambda: None)()
+            value = f" = {raw!r}" if isinstance(raw, str) else ""
+            return f"config error: {full_key}{value} cannot be resolved: {m.group(1).strip().strip(chr(34))}{src}"
         m = re.search(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", first)
         if m:
             value, _, kind = m.groups()
