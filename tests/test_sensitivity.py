@@ -747,3 +747,26 @@ def test_discovers_condition_without_a_year_is_not_named_as_the_conditions_year(
     with pytest.raises(ConfigError, match=r"^config error: year = 2030 is invalid; .* 2030 is the default"):
         sensitivity.setup(["condition=high_skill_share<0.5", "horizon.end_year=2027", f"out={tmp_path / 'x'}"],
                           "discover", discover.parse)
+
+
+def test_a_study_of_only_the_keys_given_one_by_one(tmp_path):
+    """`groups: []` in an inputs file, or `inputs=none`, studies only the inputs given one by one (the
+    file's, input.KEY=LO:HI); `groups: []` had been refused as an empty list of groups. With none given,
+    the study has no input and says so."""
+    from sim.errors import ConfigError
+
+    path = tmp_path / "inputs.yaml"
+    path.write_text("groups: []\nlevers.training.intensity: [0.5, 2]\n")
+    opts, _, _, _, chosen, _ = sensitivity.setup([f"inputs_file={path}", "year=2025", f"out={tmp_path / 'a'}"],
+                                                 "sensitivity", sensitivity.parse)
+    assert [(i.name, i.lo, i.hi) for i in chosen] == [("levers.training.intensity", 0.5, 2.0)]
+    assert opts["inputs"] == "none" and opts["inputs_file_content"]["groups"] == []
+    opts, _, _, _, chosen, _ = sensitivity.setup(["inputs=none", "input.region.high_skill_target=0.3:0.4",
+                                                  "input.levers.studio.intensity=0:2", "year=2025",
+                                                  f"out={tmp_path / 'b'}"], "sensitivity", sensitivity.parse)
+    assert [i.name for i in chosen] == ["region.high_skill_target", "levers.studio.intensity"]
+    with pytest.raises(ConfigError, match=r"inputs = 'none' is invalid; allowed: groups or input.KEY=LO:HI"):
+        sensitivity.setup(["inputs=none", "year=2025", f"out={tmp_path / 'c'}"], "sensitivity", sensitivity.parse)
+    with pytest.raises(ConfigError, match=r"or none \(only the inputs given one by one"):
+        sensitivity.setup(["inputs=nothing", "year=2025", f"out={tmp_path / 'd'}"], "sensitivity", sensitivity.parse)
+    assert not any(tmp_path.glob("[abcd]"))

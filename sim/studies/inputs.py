@@ -173,7 +173,7 @@ def read_inputs_file(cfg: RunConfig, path: str) -> tuple[tuple[str, ...] | None,
     if "groups" in content:
         g = content["groups"]
         listed = ",".join(map(str, g)) if isinstance(g, list) else str(g)
-        chosen = group_list(f"inputs_file {path}: groups", listed, GROUPS)
+        chosen = () if g == [] else group_list(f"inputs_file {path}: groups", listed, GROUPS)  # []: the file's keys only
     out = []
     for name, rng in _flatten({k: v for k, v in content.items() if k != "groups"}, field=f"inputs_file {path}").items():
         field = f"inputs_file {path}: {name}"
@@ -181,7 +181,7 @@ def read_inputs_file(cfg: RunConfig, path: str) -> tuple[tuple[str, ...] | None,
                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in rng)):
             raise ConfigError(field, rng, "a range [LO, HI] of two numbers with LO < HI")
         out.append(make_input(cfg, name, float(rng[0]), float(rng[1]), field, rng))
-    record = {"path": str(path), "text": text, "groups": list(chosen) if chosen else None,
+    record = {"path": str(path), "text": text, "groups": list(chosen) if chosen is not None else None,
               "inputs": {i.name: [i.lo, i.hi] for i in out}}
     return chosen, out, record
 

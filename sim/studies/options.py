@@ -57,11 +57,19 @@ def one_of(key: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+#: `inputs=none`: no group's inputs, only those given one by one (input.KEY=LO:HI, an inputs file's)
+NO_GROUPS = "none"
+
+
 def groups(key: str, value: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma list of input groups; `none` (or an empty list in an inputs file) chooses none of them."""
+    if value.strip().lower() == NO_GROUPS:
+        return ()
     names = tuple(n for n in value.split(",") if n)
     bad = [n for n in names if n not in allowed]
     if bad or not names:
-        raise ConfigError(key, value, "a comma list of " + ", ".join(allowed))
+        raise ConfigError(key, value, "a comma list of " + ", ".join(allowed) + f", or {NO_GROUPS} (only the "
+                          "inputs given one by one: input.KEY=LO:HI or an inputs file's)")
     return names
 
 
@@ -71,7 +79,7 @@ def study_option(key: str, value: str, opts: dict, extra: list[tuple[str, str]],
     if key == "n_agents":
         opts[key] = number(key, value, 100, 10_000_000, int)
     elif key == "inputs":
-        opts[key] = ",".join(groups(key, value, groups_allowed))
+        opts[key] = ",".join(groups(key, value, groups_allowed)) or NO_GROUPS
     elif key == "quick":
         opts[key] = boolean(key, value)
     elif key == "out":

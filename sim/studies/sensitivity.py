@@ -48,7 +48,7 @@ from ..config import RunConfig, to_dict
 from ..errors import ConfigError, quiet_when_output_closed
 from .batch import evaluate_in_chunks
 from .inputs import GROUPS, Input, check_range_ends, choose, configure, parse_input, read_inputs_file
-from .options import key_values, number, one_of, run_command, study_option
+from .options import NO_GROUPS, key_values, number, one_of, run_command, study_option
 
 METHODS = ("morris", "sobol")
 OUTPUTS = ("high_skill_share", "income_mean", "income_median", "cost")
@@ -371,9 +371,9 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
     groups, from_file = None, []
     if opts.get("inputs_file"):  # the file's entries first: the command line's input.KEY and inputs= win
         groups, from_file, opts["inputs_file_content"] = read_inputs_file(cfg, opts["inputs_file"])
-    opts["inputs"] = opts["inputs"] or ",".join(groups or GROUPS)
+    opts["inputs"] = opts["inputs"] or ",".join(GROUPS if groups is None else groups) or NO_GROUPS
     given = from_file + [parse_input(cfg, k, v) for k, v in extra]
-    inputs = choose(cfg, tuple(opts["inputs"].split(",")), given)
+    inputs = choose(cfg, () if opts["inputs"] == NO_GROUPS else tuple(opts["inputs"].split(",")), given)
     check_range_ends(cfg, [i for i in inputs if any(i is g for g in given)],  # the command line's wins over the file's
                      {id(i): f"inputs_file {opts['inputs_file']}: {i.name}" for i in from_file})
     if not inputs:
