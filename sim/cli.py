@@ -27,7 +27,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import InterpolationKeyError, InterpolationToMissingValueError, UnsupportedInterpolationType
+from omegaconf.errors import (InterpolationKeyError, InterpolationResolutionError, InterpolationToMissingValueError,
+                              UnsupportedInterpolationType)
 
 from . import claims
 from .config import RunConfig, from_mapping
@@ -410,6 +411,10 @@ def refuse_broken_interpolations(dcfg: DictConfig) -> None:
             else:
                 yield key, node, k, child
 
+    hydra_lines = OmegaConf.select(dcfg, "hydra.overrides.hydra", default=None)  # the typed hydra.* keys
+    typed = {str(o).split("=", 1)[0].lstrip("+~").strip()
+             for o in as_typed_overrides(dcfg) + (list(OmegaConf.to_container(hydra_lines, resolve=False))
+                                                  if hydra_lines is not None else [])}
     found = sorted(values(dcfg), key=lambda item: item[0].startswith("hydra."))  # the settings first: Hydra's
     for key, node, k, child in found:  # folder names hold them (hydra.job.override_dirname), as typed
         if key.startswith("hydra.overrides") or not child._is_interpolation():
@@ -418,6 +423,18 @@ def refuse_broken_interpolations(dcfg: DictConfig) -> None:
             node[k]
         except UNRESOLVED as exc:
             raise ConfigError(key, child._value(), interpolation_allowed(exc)) from None
+        except InterpolationResolutionError as exc:  # a resolver's own failure: ${oc.env:UNSET}
+            if key.startswith("hydra.") and key not in typed:  # Hydra's own, resolved in its run only
+                continue
+            raise ConfigError(key, child._value(), resolver_failure(exc)) from None
+
+
+def resolver_failure(exc: BaseException) -> str:
+    """What a value whose resolver failed may be, with the resolver's reason without OmegaConf's wrapping
+    ("KeyError raised while resolving interpolation: ...")."""
+    first = str(getattr(exc, "msg", exc)).splitlines()[0] if str(exc) else type(exc).__name__
+    reason = re.sub(r"^\w+ raised while resolving interpolation: ", "", first).strip().strip(chr(34))
+    return f"an interpolation that resolves ({reason})"
 
 
 #: OmegaConf's errors for an interpolation that names a key or resolver that does not exist, or a value
@@ -468,7 +485,7 @@ def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunC
         refuse_hydra_settings_skillsim_replaces(dcfg)
         check_preset(dcfg, preset)
         data = resolved_settings(dcfg)
-    except UNRESOLVED:
+    except InterpolationResolutionError:  # UNRESOLVED, or a resolver that failed
         refuse_broken_interpolations(dcfg)  # names the setting (15 ms: only once one has failed)
         raise
     for key in EDGE_KEYS:
@@ -769,11 +786,9 @@ def explain(exc: BaseException) -> str:
             return (f"config error: {full_key}{' = ' + repr(raw) if isinstance(raw, str) else ''} is invalid; "
                     f"allowed: {interpolation_allowed(inner)}{src}")
         first = str(getattr(inner, "msg", inner)).splitlines()[0]
-        m = re.match(r"\w+ raised while resolving interpolation: (.+)", first)
-        if m:  # a resolver that failed (${oc.env:UNSET}, ${oc.decode:...}): its reason, without the class name
+        if re.match(r"\w+ raised while resolving interpolation: ", first):  # a resolver that failed: ${oc.env:UNSET}
             raw = getattr(getattr(inner, "child_node", None), "_value", lambda: None)()
-            value = f" = {raw!r}" if isinstance(raw, str) else ""
-            return f"config error: {full_key}{value} cannot be resolved: {m.group(1).strip().strip(chr(34))}{src}"
+            return str(ConfigError(full_key, raw if isinstance(raw, str) else "${...}", resolver_failure(inner))) + src
         m = re.search(r"Value '(.*)' of type '(\w+)' could not be converted to (\w+)", first)
         if m:
             value, _, kind = m.groups()

@@ -101,13 +101,14 @@ class _WhileLoading:
 
 
 _LOADING: list[threading.Thread] = []  # the thread importing and loading the compiled passes, once per process
+_LOADING_LOCK = threading.Lock()
 _IMPORTED: list[bool] = []  # [True] once that thread has imported them
 
 
 def _load_in_background() -> bool:
     """Start importing sim.kernels and loading every kernel (kernels.warm) on a second thread, once per
     process; False if they are imported already (the caller then uses them at once)."""
-    with _LOCK:
+    with _LOADING_LOCK:  # started and listed as one step: a fork in between would not wait for it (below)
         if _LOADING:
             return True
         if sys.modules.get(f"{__package__}.kernels") is not None:
@@ -129,7 +130,10 @@ def _load_quietly() -> None:
 
 
 def _wait_for_loading() -> None:
-    for thread in list(_LOADING):
+    """Join the loading thread, if started (once it is listed, under the lock that lists it)."""
+    with _LOADING_LOCK:
+        loading = list(_LOADING)
+    for thread in loading:
         if thread is not threading.current_thread():
             thread.join()
 

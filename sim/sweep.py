@@ -136,12 +136,14 @@ def trial_done(sweep_dir: Path, job_num: int) -> None:
         pass
 
 
-def _trials_done(sweep_dir: Path, started: float) -> int | None:
-    """Trials done since `started` (trial_done's files; a study run again numbers its trials from 0),
-    None if the sweep counts none (not an optimising sweeper's)."""
+def _trials_done(sweep_dir: Path) -> int | None:
+    """Trials done since the sweep's progress record was written (trial_done's files, not older than the
+    record by the file system's own clock, which may not be this machine's on a cluster; a study run
+    again numbers its trials from 0), None if the sweep counts none (not an optimising sweeper's)."""
     try:
+        since = os.stat(sweep_dir / PROGRESS_FILE).st_mtime
         with os.scandir(sweep_dir / TRIALS_DIR) as entries:
-            return sum(1 for e in entries if e.stat().st_mtime >= started)
+            return sum(1 for e in entries if e.stat().st_mtime >= since)
     except OSError:
         return None
 
@@ -160,7 +162,7 @@ def log_progress(sweep_dir: Path, force: bool = False) -> None:
         info = json.loads((sweep_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
         total, started = info["total"], info["started"]
         own = set(info["jobs"]) if isinstance(info.get("jobs"), list) else None  # this sweep's folders
-        done = fresh = _trials_done(sweep_dir, started) or 0
+        done = fresh = _trials_done(sweep_dir) or 0
         with os.scandir(sweep_dir) if not done else contextlib.nullcontext(()) as entries:
             for d in entries:
                 if d.name.startswith(".") or not d.is_dir() or (own is not None and d.name not in own):

@@ -375,8 +375,14 @@ CASES = [
       "n_agents = '${{nope}}' is invalid; allowed: a value, or ${{KEY}} naming a key of the config ('nope' is not one)"),
     # a resolver that fails was reported as "KeyError raised while resolving interpolation: ..."
     C("interpolation-env-unset", V, "n_agents=${{oc.env:SKILLSIM_TEST_SURELY_UNSET}}", EXIT_CONFIG,
-      "n_agents = '${{oc.env:SKILLSIM_TEST_SURELY_UNSET}}' cannot be resolved: Environment variable "
-      "'SKILLSIM_TEST_SURELY_UNSET' not found"),
+      "n_agents = '${{oc.env:SKILLSIM_TEST_SURELY_UNSET}}' is invalid; allowed: an interpolation that resolves "
+      "(Environment variable 'SKILLSIM_TEST_SURELY_UNSET' not found)"),
+    C("interpolation-env-unset-in-a-text", V, "region.label_en=${{oc.env:SKILLSIM_TEST_SURELY_UNSET}}", EXIT_CONFIG,
+      "region.label_en = '${{oc.env:SKILLSIM_TEST_SURELY_UNSET}}' is invalid; allowed: an interpolation that "
+      "resolves (Environment variable 'SKILLSIM_TEST_SURELY_UNSET' not found)"),
+    C("hydra-interpolation-env-unset", L, "n_agents=300 hydra.run.dir=${{oc.env:SKILLSIM_TEST_SURELY_UNSET}}",
+      EXIT_CONFIG, "hydra.run.dir = '${{oc.env:SKILLSIM_TEST_SURELY_UNSET}}' is invalid; allowed: an interpolation "
+      "that resolves (Environment variable 'SKILLSIM_TEST_SURELY_UNSET' not found)"),
     C("run-folder-not-empty", L, "n_agents=300 horizon.end_year=2023 hydra.run.dir={files}/full_run", EXIT_OUTPUT,
       "run folder {files}/full_run already exists and is not empty", only_e2e=True),
 ]

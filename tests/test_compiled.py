@@ -493,6 +493,38 @@ def test_a_fresh_process_builds_with_the_numpy_passes_while_a_thread_imports_the
     assert run.returncode == 0 and run.stdout.strip() == "ImportError no numba here", run.stderr[-2000:]
 
 
+def test_a_fork_while_the_compiled_passes_are_imported_on_their_thread_waits_for_them(tmp_path):
+    """A fork from another thread between the loading thread's start and its listing (widened here to
+    0.5 s) left a child with sim.kernels half imported, its import lock held by a thread the child does
+    not have: the child's own import hung. The fork now waits for the thread, listed or not yet."""
+    import subprocess
+    import sys
+
+    code = ("import os, signal, threading, time\n"
+            "from sim import passes\n"
+            "started = threading.Event()\n"
+            "def forker():\n"
+            "    started.wait(); time.sleep(0.1)\n"
+            "    pid = os.fork()\n"
+            "    if pid == 0:\n"
+            "        signal.alarm(20)\n"
+            "        from sim import kernels\n"
+            "        os._exit(0)\n"
+            "    print('child', os.waitpid(pid, 0)[1])\n"
+            "f = threading.Thread(target=forker); f.start()\n"
+            "Base = threading.Thread\n"
+            "class Slow(Base):\n"
+            "    def start(self):\n"
+            "        super().start(); started.set(); time.sleep(0.5)\n"
+            "threading.Thread = Slow\n"
+            "passes._load_in_background()\n"
+            "threading.Thread = Base\n"
+            "f.join(); passes._wait_for_loading()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["child", "0"]  # 14 (SIGALRM) when the child's import hung
+
+
 def test_geometric_gaps_are_numpys_on_both_sides_of_its_switch_and_past_the_search_table():
     """skip_sample's own geometric loop (numba's exponential and uniform, numpy's two algorithms
     around them, constants hoisted, the search from a table of partial sums) gives numpy's gaps:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import logging
 import time
 
@@ -141,9 +142,11 @@ def test_an_optimisers_progress_counts_trials_which_may_share_a_job_folder(tmp_p
     run again into the folder counts its own trials only (they are numbered from 0 again)."""
     monkeypatch.setattr(sweep, "PROGRESS_EVERY_S", 0)
     (tmp_path / sweep.TRIALS_DIR).mkdir()
-    (tmp_path / sweep.TRIALS_DIR / "0").touch()  # a trial of an earlier study in the folder
-    time.sleep(0.05)
-    (tmp_path / sweep.PROGRESS_FILE).write_text(json.dumps({"total": 6, "started": time.time()}))
+    for old in ("0", "7"):  # trials of an earlier study in the folder
+        (tmp_path / sweep.TRIALS_DIR / old).touch()
+        os.utime(tmp_path / sweep.TRIALS_DIR / old, (time.time() - 60, time.time() - 60))
+    # the record's clock: a file system whose clock is behind this machine's (a cluster's) counts its own
+    (tmp_path / sweep.PROGRESS_FILE).write_text(json.dumps({"total": 6, "started": time.time() + 30}))
     for i in range(3):
         (tmp_path / f"job{i}").mkdir()
         (tmp_path / f"job{i}" / COMPLETE_MARKER).write_text("ok\n")
@@ -153,4 +156,4 @@ def test_an_optimisers_progress_counts_trials_which_may_share_a_job_folder(tmp_p
             sweep.log_progress(tmp_path)
     lines = [r.getMessage().split(", elapsed")[0] for r in caplog.records]
     assert lines == [f"sweep progress: {k}/6 jobs done" for k in range(1, 7)]
-    assert sorted(p.name for p in (tmp_path / sweep.TRIALS_DIR).iterdir()) == [str(k) for k in range(6)]
+    assert sorted(p.name for p in (tmp_path / sweep.TRIALS_DIR).iterdir()) == [str(k) for k in range(6)] + ["7"]

@@ -769,4 +769,10 @@ def test_a_study_of_only_the_keys_given_one_by_one(tmp_path):
         sensitivity.setup(["inputs=none", "year=2025", f"out={tmp_path / 'c'}"], "sensitivity", sensitivity.parse)
     with pytest.raises(ConfigError, match=r"or none \(only the inputs given one by one"):
         sensitivity.setup(["inputs=nothing", "year=2025", f"out={tmp_path / 'd'}"], "sensitivity", sensitivity.parse)
-    assert not any(tmp_path.glob("[abcd]"))
+    for blank, said in (("groups:\nlevers.training.intensity: [0.5, 2]\n", "groups = null is invalid"),
+                        ("groups: []\n", "groups = [] is invalid; allowed: a list of groups, or [] with keys")):
+        path.write_text(blank)  # `groups:` left blank read as none of them; an empty study named inputs=none
+        with pytest.raises(ConfigError, match=re.escape(f"inputs_file {path}: {said}")):
+            sensitivity.setup([f"inputs_file={path}", "year=2025", f"out={tmp_path / 'e'}"], "sensitivity",
+                              sensitivity.parse)
+    assert not any(tmp_path.glob("[abcde]"))

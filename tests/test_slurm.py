@@ -303,3 +303,22 @@ def test_a_refused_submission_is_one_line_and_leaves_nothing(cluster, tmp_path, 
     assert "Traceback" not in proc.stderr
     assert not out.exists()
     assert wait_until_queue_empty(cluster, timeout=10) == []
+
+
+@pytest.mark.slow
+def test_an_optuna_study_on_slurm_counts_its_trials_also_those_answered_from_finished_folders(cluster, tmp_path):
+    """Trials with the settings of a finished job folder are answered by the launcher without a job
+    (sim.cluster.slurm._finished); they count as trials in the progress lines, which had ended below
+    the total ("2/6 jobs done"). Run again into its folder, the study answers every trial that way."""
+    out = tmp_path / "study"
+    args = ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=6", "hydra.sweeper.n_jobs=2",
+            "hydra.sweeper.sampler.seed=1", "levers.training.intensity=choice(1,2)", *SMALL,
+            "hydra/launcher=slurm", "hydra.launcher.poll_s=1", f"hydra.sweep.dir={out}"]
+    for attempt in ("first", "again"):
+        proc = run(cluster, *args, cwd=tmp_path)
+        assert proc.returncode == EXIT_OK, proc.stderr[-3000:]
+        lines = [ln for ln in proc.stderr.splitlines() if "sweep progress:" in ln]
+        assert lines and "sweep progress: 6/6 jobs done" in lines[-1], (attempt, lines)
+        assert len(list(out.glob("*/COMPLETE"))) == 2  # two settings: two job folders
+    assert proc.stderr.count("already finished, skipped") == 6  # the second study queued nothing
+    assert "jobs submitted" not in proc.stderr

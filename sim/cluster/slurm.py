@@ -118,7 +118,7 @@ def _killed(launcher, job, overrides: Sequence[str], job_num: int, state: str, r
 
     from .. import claims
     from ..cli import failed_objective
-    from ..sweep import is_finished, record_failure
+    from ..sweep import is_finished, record_failure, trial_done
 
     job_dir, cfg = _job_folder(launcher, overrides)
     value = failed_objective(cfg)
@@ -135,8 +135,15 @@ def _killed(launcher, job, overrides: Sequence[str], job_num: int, state: str, r
             with held:
                 if not is_finished(job_dir) and record_failure(job_dir, err, list(overrides), job_num):
                     log.error("job %s failed: %s", job_dir.name, err)
+    if not _basic(launcher):  # an optimiser's trial that ended: its progress counts trials (sim.sweep.trial_done)
+        trial_done(job_dir.parent, job_num)
     return JobReturn(overrides=list(overrides), working_dir=str(job_dir), task_name=str(cfg.hydra.job.name),
                      status=JobStatus.COMPLETED, _return_value=value)
+
+
+def _basic(launcher) -> bool:
+    """Whether the sweep's sweeper is Hydra's basic one (not an optimiser, which reads the jobs' values)."""
+    return str(launcher.config.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper")
 
 
 def _cancel(jobs: list, done: set[int]) -> int:
@@ -186,20 +193,23 @@ def _never_starts(watcher, jobs: list, done: set[int], params: dict[str, Any], s
                                   f"cancelled them: hydra.launcher.{key} = {params.get(key)!r}; allowed: {allowed}")
 
 
-def _finished(launcher, job_overrides: Sequence[Sequence[str]]) -> dict[int, Any]:
+def _finished(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int = 0) -> dict[int, Any]:
     """The JobReturns of the jobs whose folders already hold a finished run: not submitted again, so
-    resuming a large sweep queues only what is left (as the job itself would skip it, see sim.cli)."""
+    resuming a large sweep queues only what is left (as the job itself would skip it, see sim.cli);
+    an optimiser's such trial is counted done (sim.sweep.trial_done), as the job would count it."""
     from hydra.core.utils import JobReturn, JobStatus
 
     from ..cli import job_objective
-    from ..sweep import is_finished
+    from ..sweep import is_finished, trial_done
 
-    basic = str(launcher.config.hydra.sweeper.get("_target_", "")).endswith(".BasicSweeper")
+    basic = _basic(launcher)
     found = {}
     for i, overrides in enumerate(job_overrides):
         job_dir, cfg = _job_folder(launcher, overrides)
         if is_finished(job_dir):
             log.info("job %s: already finished, skipped", job_dir.name)
+            if not basic:
+                trial_done(job_dir.parent, initial_job_idx + i)
             found[i] = JobReturn(overrides=list(overrides), working_dir=str(job_dir), task_name=str(cfg.hydra.job.name),
                                  status=JobStatus.COMPLETED, _return_value=None if basic else job_objective(cfg, job_dir))
     return found
@@ -228,7 +238,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
         raise
     sweep_dir.mkdir(parents=True, exist_ok=True)
     results: list = [None] * len(job_overrides)
-    for i, ret in _finished(launcher, job_overrides).items():
+    for i, ret in _finished(launcher, job_overrides, initial_job_idx).items():
         results[i] = ret
     state = Singleton.get_state()
     todo = [i for i, r in enumerate(results) if r is None]  # position in the batch of each job to submit

@@ -173,6 +173,9 @@ def read_inputs_file(cfg: RunConfig, path: str) -> tuple[tuple[str, ...] | None,
     if "groups" in content:
         g = content["groups"]
         listed = ",".join(map(str, g)) if isinstance(g, list) else str(g)
+        if g is None or g == "" or (isinstance(g, str) and g.strip().lower() == "none"):  # `groups:` left blank
+            raise ConfigError(f"inputs_file {path}: groups", g, "a list of groups, such as [levers, structural], "
+                              "or [] for only the file's keys")
         chosen = () if g == [] else group_list(f"inputs_file {path}: groups", listed, GROUPS)  # []: the file's keys only
     out = []
     for name, rng in _flatten({k: v for k, v in content.items() if k != "groups"}, field=f"inputs_file {path}").items():

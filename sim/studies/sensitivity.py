@@ -377,6 +377,9 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
     check_range_ends(cfg, [i for i in inputs if any(i is g for g in given)],  # the command line's wins over the file's
                      {id(i): f"inputs_file {opts['inputs_file']}: {i.name}" for i in from_file})
     if not inputs:
+        if groups == () and opts["inputs"] == NO_GROUPS and not given:  # the file's `groups: []`, and no key
+            raise ConfigError(f"inputs_file {opts['inputs_file']}: groups", [], "a list of groups, or [] with "
+                              "keys of the file or input.KEY=LO:HI that give at least one input")
         raise ConfigError("inputs", opts["inputs"], "groups or input.KEY=LO:HI that give at least one input")
     for i in inputs:  # a run that ends before the study's year: its last December was read as that year's
         if i.name == "horizon.end_year" and i.lo < max(years):
