@@ -11,11 +11,12 @@ more than that only for large workforces, or over many runs in one process. So:
   workers, see `use_compiled_in_workers`).
 
 A run of at least `COMPILED_FROM` agents in a process that has not imported the compiled passes
-builds its workforce with the numpy passes while a second thread imports numba and loads every
-compiled pass (`for_construction`), and takes the compiled passes once the workforce is built
-(`built`): both give the same bytes, and the import (0.3-0.5 s) and the loading then overlap the
-construction's numpy work, which releases the GIL. In a process that has imported them, such a run
-loads the rest on a second thread as it builds (`sim.kernels.warm_in_background`).
+starts building its workforce at once while a second thread imports numba and loads every compiled
+pass (`for_construction`): each pass the construction calls is the numpy one until that import is
+done and the compiled one after (both give the same bytes), so the import (0.3-0.5 s) overlaps the
+construction's first draws, which release the GIL; the run takes the compiled passes once its
+workforce is built (`built`). In a process that has imported them, such a run loads the rest on a
+second thread as it builds (`sim.kernels.warm_in_background`).
 """
 
 from __future__ import annotations
@@ -59,10 +60,11 @@ def select(n_agents: int) -> ModuleType:
 
 
 def for_construction(n_agents: int) -> tuple[str, ModuleType]:
-    """The name of the passes a run of `n_agents` uses (`select`'s) and the module that builds its
-    workforce: the numpy passes, with the compiled ones imported and loaded on a second thread, if the
-    run uses the compiled passes, is large enough that the construction hides their loading, and this
-    process has not imported them; `select`'s module otherwise. `built` gives the run's passes."""
+    """The name of the passes a run of `n_agents` uses (`select`'s) and the passes that build its
+    workforce: a `_WhileLoading` (numpy's until the compiled passes, imported and loaded on a second
+    thread, are imported) if the run uses the compiled passes, is large enough that the construction
+    hides their loading, and this process has not imported them; `select`'s module otherwise. `built`
+    gives the run's passes."""
     how = choice()
     if (n_agents >= COMPILED_FROM and how in ("auto", "compiled") and "sim.kernels" not in sys.modules
             and _load_in_background()):
