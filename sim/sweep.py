@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import logging
@@ -148,6 +147,25 @@ def _trials_done(sweep_dir: Path) -> int | None:
         return None
 
 
+def _folders_done(sweep_dir: Path, own: set[str] | None, started: float) -> tuple[int, int]:
+    """Job folders (this sweep's own, if listed) that hold a finished or failed run, and how many of them
+    ended since `started`."""
+    done = fresh = 0
+    with os.scandir(sweep_dir) as entries:
+        for d in entries:
+            if d.name.startswith(".") or not d.is_dir() or (own is not None and d.name not in own):
+                continue
+            for marker in (COMPLETE_MARKER, FAILED_MARKER):
+                try:
+                    mtime = os.stat(os.path.join(d.path, marker)).st_mtime
+                except OSError:
+                    continue
+                done += 1
+                fresh += mtime >= started
+                break
+    return done, fresh
+
+
 def log_progress(sweep_dir: Path, force: bool = False) -> None:
     """Jobs done out of total, elapsed time and ETA, from the markers in the sweep folder.
 
@@ -163,18 +181,8 @@ def log_progress(sweep_dir: Path, force: bool = False) -> None:
         total, started = info["total"], info["started"]
         own = set(info["jobs"]) if isinstance(info.get("jobs"), list) else None  # this sweep's folders
         done = fresh = _trials_done(sweep_dir) or 0
-        with os.scandir(sweep_dir) if not done else contextlib.nullcontext(()) as entries:
-            for d in entries:
-                if d.name.startswith(".") or not d.is_dir() or (own is not None and d.name not in own):
-                    continue
-                for marker in (COMPLETE_MARKER, FAILED_MARKER):
-                    try:
-                        mtime = os.stat(os.path.join(d.path, marker)).st_mtime
-                    except OSError:
-                        continue
-                    done += 1
-                    fresh += mtime >= started
-                    break
+        if not done:  # not an optimiser's trials (or none yet): the job folders finished
+            done, fresh = _folders_done(sweep_dir, own, started)
     except (OSError, ValueError, KeyError, TypeError):
         return  # progress is only a log line
     if not fresh:  # only skipped (already finished) jobs so far: nothing new to report, no rate for an ETA

@@ -202,6 +202,9 @@ CASES = [
     C("optuna-choice-of-mappings-with-a-number-for-a-switch", M,
       ["-m", "hydra/sweeper=optuna", "levers.training=choice({{enabled:false}},{{enabled:2}})"],
       EXIT_CONFIG, "levers.training.enabled = 2 is invalid; allowed: true or false (a switch)"),
+    C("optuna-plain-choice-with-a-number-for-a-switch", M,
+      ["-m", "hydra/sweeper=optuna", "levers.training.enabled=choice(true,2)"],
+      EXIT_CONFIG, "levers.training.enabled = 2 is invalid; allowed: true or false (a switch)"),  # said "true or false"
     C("optuna-direction-misspelt", M,
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=interval(0,3)",
        "hydra.sweeper.direction=maximise"],
