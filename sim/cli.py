@@ -579,9 +579,10 @@ def failed_objective(dcfg: DictConfig):
 def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, value: bool = True):
     """One job of a multirun (`_job`), then its line of progress; an optimising sweeper's job is one
     trial, counted as such (sim.sweep.trial_done): trials with the same settings share a job folder."""
+    kept = value and is_finished(job_dir)  # answered from a finished folder: no run, no time for the ETA's rate
     result = _job(dcfg, job_dir, overrides, job_num, value)
     if value:
-        sweep.trial_done(job_dir.parent, job_num)
+        sweep.trial_done(job_dir.parent, job_num, ran=not kept)
     log_progress(job_dir.parent)
     return result
 

@@ -123,28 +123,34 @@ def write_progress(sweep_dir: Path, total: int, grid: bool = False, folders: lis
 
 #: an optimising sweeper's trials done, one empty file per trial (its job number), for the progress log
 TRIALS_DIR = ".trials"
+#: suffix of the file of a trial answered from a job folder that had already finished (no run)
+KEPT = ".kept"
 
 
-def trial_done(sweep_dir: Path, job_num: int) -> None:
+def trial_done(sweep_dir: Path, job_num: int, ran: bool = True) -> None:
     """Count an optimising sweeper's trial as done (ran, failed, or took the value of a job folder with
-    its settings): its progress counts trials, which may share folders. Best effort: a log line."""
+    its settings): its progress counts trials, which may share folders. `ran`: false for a trial
+    answered at once from a finished folder, which the ETA leaves out of its rate (a resumed study's
+    first trials take no time). Best effort: a log line."""
     try:
         (sweep_dir / TRIALS_DIR).mkdir(exist_ok=True)
-        (sweep_dir / TRIALS_DIR / str(int(job_num))).touch()
+        (sweep_dir / TRIALS_DIR / f"{int(job_num)}{'' if ran else KEPT}").touch()
     except (OSError, TypeError, ValueError):
         pass
 
 
-def _trials_done(sweep_dir: Path) -> int | None:
+def _trials_done(sweep_dir: Path) -> tuple[int, int] | None:
     """Trials done since the sweep's progress record was written (trial_done's files, not older than the
     record by the file system's own clock, which may not be this machine's on a cluster; a study run
-    again numbers its trials from 0), None if the sweep counts none (not an optimising sweeper's)."""
+    again numbers its trials from 0), and how many of them ran; None if the sweep counts none (not an
+    optimising sweeper's)."""
     try:
         since = os.stat(sweep_dir / PROGRESS_FILE).st_mtime
         with os.scandir(sweep_dir / TRIALS_DIR) as entries:
-            return sum(1 for e in entries if e.stat().st_mtime >= since)
+            names = [e.name for e in entries if e.stat().st_mtime >= since]
     except OSError:
         return None
+    return len(names), sum(1 for name in names if not name.endswith(KEPT))
 
 
 def _folders_done(sweep_dir: Path, own: set[str] | None, started: float) -> tuple[int, int]:
@@ -180,17 +186,17 @@ def log_progress(sweep_dir: Path, force: bool = False) -> None:
         info = json.loads((sweep_dir / PROGRESS_FILE).read_text(encoding="utf-8"))
         total, started = info["total"], info["started"]
         own = set(info["jobs"]) if isinstance(info.get("jobs"), list) else None  # this sweep's folders
-        done = fresh = _trials_done(sweep_dir) or 0
+        done, fresh = _trials_done(sweep_dir) or (0, 0)
         if not done:  # not an optimiser's trials (or none yet): the job folders finished
             done, fresh = _folders_done(sweep_dir, own, started)
     except (OSError, ValueError, KeyError, TypeError):
         return  # progress is only a log line
-    if not fresh:  # only skipped (already finished) jobs so far: nothing new to report, no rate for an ETA
-        return
+    remaining = max(0, total - done) if total >= 0 else None
+    if not fresh and remaining != 0:  # only skipped (already finished) jobs so far: no rate for an ETA
+        return  # (a sweep that had nothing left to run still says it is complete)
     if not _first_to_say(sweep_dir, started, done):
         return
     elapsed = time.time() - started
-    remaining = max(0, total - done) if total >= 0 else None
     if remaining == 0:
         log.info("sweep progress: %d/%d jobs done, elapsed %.0f s", done, total, elapsed)
     elif remaining is None:

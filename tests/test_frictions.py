@@ -157,3 +157,37 @@ def test_an_optimisers_progress_counts_trials_which_may_share_a_job_folder(tmp_p
     lines = [r.getMessage().split(", elapsed")[0] for r in caplog.records]
     assert lines == [f"sweep progress: {k}/6 jobs done" for k in range(1, 7)]
     assert sorted(p.name for p in (tmp_path / sweep.TRIALS_DIR).iterdir()) == [str(k) for k in range(6)] + ["7"]
+
+
+def test_a_resumed_studys_eta_leaves_out_trials_answered_from_finished_folders(tmp_path, caplog, monkeypatch):
+    """A study run again into its folder answers its first trials at once from finished job folders;
+    counted as fresh, they made the rate high and the ETA too low (10 s spent on 1 run and 3 answers,
+    2 trials left: 5 s said, 20 s true). They count as done, and the rate is the trials that ran."""
+    monkeypatch.setattr(sweep, "PROGRESS_EVERY_S", 0)
+    (tmp_path / sweep.PROGRESS_FILE).write_text(json.dumps({"total": 6, "started": time.time() - 10}))
+    with caplog.at_level(logging.INFO, logger="skillsim"):
+        for num in range(3):
+            sweep.trial_done(tmp_path, num, ran=False)
+            sweep.log_progress(tmp_path)
+        assert not caplog.records, "no trial ran yet: no rate for an ETA"
+        sweep.trial_done(tmp_path, 3)
+        sweep.log_progress(tmp_path)
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("sweep progress: 4/6 jobs done"), line
+    eta = float(line.rsplit("ETA ", 1)[1].split()[0])
+    elapsed = float(line.split("elapsed ")[1].split()[0])
+    assert abs(eta - 2 * elapsed) <= 2, line  # 2 left at the rate of 1 run in `elapsed` (rounded to 1 s)
+
+
+def test_a_study_answered_wholly_from_finished_folders_says_it_is_complete(tmp_path, caplog, monkeypatch):
+    """Run again into its folder, a study whose every trial has a finished folder runs nothing: no
+    rate, so no line on the way, and the last count said once, without an ETA."""
+    monkeypatch.setattr(sweep, "PROGRESS_EVERY_S", 0)
+    (tmp_path / sweep.PROGRESS_FILE).write_text(json.dumps({"total": 3, "started": time.time()}))
+    with caplog.at_level(logging.INFO, logger="skillsim"):
+        for num in range(3):
+            sweep.trial_done(tmp_path, num, ran=False)
+            sweep.log_progress(tmp_path)
+        sweep.log_progress(tmp_path, force=True)  # the sweep's end
+    assert [r.getMessage().split(", elapsed")[0] for r in caplog.records] == ["sweep progress: 3/3 jobs done"]
+    assert "ETA" not in caplog.records[0].getMessage()

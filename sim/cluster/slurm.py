@@ -209,7 +209,7 @@ def _finished(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx:
         if is_finished(job_dir):
             log.info("job %s: already finished, skipped", job_dir.name)
             if not basic:
-                trial_done(job_dir.parent, initial_job_idx + i)
+                trial_done(job_dir.parent, initial_job_idx + i, ran=False)
             found[i] = JobReturn(overrides=list(overrides), working_dir=str(job_dir), task_name=str(cfg.hydra.job.name),
                                  status=JobStatus.COMPLETED, _return_value=None if basic else job_objective(cfg, job_dir))
     return found
