@@ -446,6 +446,9 @@ def report(res: dict) -> str:
         r = cost_ratio_small_large(sc["points"])
         out.append(f"    cost per agent-step at 10k / at 1M, each in a fresh process: {r:.1f}x "
                    f"(target <= {TARGETS['cost_ratio_10k_vs_1m']:g}x: {mark(r <= TARGETS['cost_ratio_10k_vs_1m'])})")
+        out.append("      (not like for like: from 250,000 agents (sim.passes.COMPILED_FROM) the compiled passes load "
+                   "during the construction, on a second thread; below, each loads at its first call, in the steps. "
+                   "(b') compares the steps with the passes loaded)")
     sw = res.get("scaling_warm")
     if sw:
         out.append("\n(b') Scaling in a warm process (a 2,000-agent year run first: compiled code loaded, as in a "
