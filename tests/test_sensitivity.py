@@ -318,14 +318,19 @@ def test_a_bad_option_exits_2_from_its_own_process(tmp_path, cmd, args, field):
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("out", [None, "mine/dd"])
-def test_an_unknown_name_in_the_condition_fails_before_any_folder_is_made(tmp_path, monkeypatch, refused, out):
-    """The name is checked against the study's inputs before the output folder or its parent (the
-    default results/discovery/, or mine/ of out=mine/dd) is made: the folder is left empty."""
+@pytest.mark.parametrize("out,condition,named", [(None, "bogus<1", "bogus"), ("mine/dd", "bogus<1", "bogus"),
+                                                  # an output without its year was refused only after every run
+                                                  (None, "high_skill_share<0.35", "'high_skill_share'"),
+                                                  (None, "high_skill_share@2030<0.4 & cost<5", "'cost'")])
+def test_an_unknown_name_in_the_condition_fails_before_any_folder_is_made(tmp_path, monkeypatch, refused, out,
+                                                                          condition, named):
+    """The name is checked against the study's inputs and outputs (NAME@YEAR) before any run and before
+    the output folder or its parent (the default results/discovery/, or mine/ of out=mine/dd) is made:
+    the folder is left empty, no journal either."""
     monkeypatch.chdir(tmp_path)
-    code, err = refused(discover.main, ["condition=bogus<1", "quick=true", *([f"out={out}"] if out else [])])
+    code, err = refused(discover.main, [f"condition={condition}", "quick=true", *([f"out={out}"] if out else [])])
     lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and "bogus" in lines[0] and "Traceback" not in err, err
+    assert code == 2 and len(lines) == 1 and named in lines[0] and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []
 
 

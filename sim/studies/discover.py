@@ -225,8 +225,9 @@ def check_condition(opts: dict, inputs: list[Input]) -> None:
     before the runs and before any folder is made (setup calls this before it makes one)."""
     names = {i.name for i in inputs}
     for name, _, _ in parse_condition(opts["condition"]):
-        metric = name.split("@")[0]
-        if name not in names and metric not in ("high_skill_share", "income_mean", "income_median", "cost"):
+        metric, at, year = name.partition("@")
+        output = metric in ("high_skill_share", "income_mean", "income_median", "cost") and at and year.isdigit()
+        if name not in names and not output:  # an output without its year, too (the runs' columns are NAME@YEAR)
             raise ConfigError("condition", name, "an output NAME@YEAR (high_skill_share, income_mean, income_median, "
                               "cost) or an input of the study: " + ", ".join(sorted(names)))
 
