@@ -293,6 +293,27 @@ def test_an_infeasible_plan_reports_the_best_mix_within_its_budget():
     assert best_found(result, 5e9, "max_share").x == (1.0,)  # max_share: nothing within the budget, the cheapest
 
 
+def test_an_infeasible_plan_states_the_best_mixs_fresh_probability_not_its_lucky_search_one():
+    """A mix at 100% on its 4 search samples and 75% on 8 fresh ones (the winner's curse the fresh
+    samples correct) was reported "probability 100%" right after "fell below it on fresh samples"."""
+    from sim.studies.plan import best_found, choice
+
+    def ev(x, which, hits, n):
+        return Evaluation((x,), which, np.where(np.arange(n) < hits, 0.4, 0.2), np.full(n, 1e9 * x), 0.35)
+
+    result = {"evaluations": [ev(3.0, "search", 4, 4), ev(1.0, "search", 1, 4)],
+              "fresh": [ev(3.0, "fresh", 6, 8)], "chosen": None}
+    top = best_found(result)
+    assert (top.which, top.p) == ("fresh", 0.75)
+    opts = {"target.share": 0.35, "target.year": 2030, "confidence": 0.8, "budget": None, "objective": "min_cost"}
+    c = choice(result, Box(["training"], np.array([0.0]), np.array([3.0])), opts)
+    assert (c["best_probability"], c["best_samples"], c["best_n_samples"]) == (0.75, "fresh", 8)
+    assert "probability 75%" in c["statement"] and "on 8 fresh samples" in c["statement"], c["statement"]
+    result["fresh"] = []  # no finalist tried on fresh samples: the search samples' best, said so
+    c = choice(result, Box(["training"], np.array([0.0]), np.array([3.0])), opts)
+    assert "probability 100%" in c["statement"] and "on 4 search samples" in c["statement"], c["statement"]
+
+
 def test_settings_are_searched_on_the_same_samples_and_the_best_answer_wins():
     """Two allocations, one of which buys the same share at half the cost: the plan searches each on
     the same noise and chooses the cheaper one's answer, at the same least intensity."""

@@ -98,6 +98,9 @@ def test_an_infeasible_plan_is_reported_as_such(folders):
     # the trajectory shows the best mix found on the search samples, against the cost base
     traj = pd.read_csv(far / "trajectory.csv")
     assert (traj["n"] == 4).all()
-    best = traj[(traj["mix"] == "chosen") & (traj["date"] == "2026-12")].iloc[0]
+    assert "chosen" not in set(traj["mix"])  # nothing was chosen: the best found is labelled as such
+    best = traj[(traj["mix"] == "best_found") & (traj["date"] == "2026-12")].iloc[0]
     assert best["mean"] == pytest.approx(choice["best_mean_share"], abs=1e-12)
+    assert (choice["best_samples"], choice["best_n_samples"]) == ("search", 4)
+    assert f"mean share {100 * choice['best_mean_share']:.1f}%, on 4 search samples." in md
     assert "fig4_plan_marginal_cost" in en.skipped  # no chosen mix, no marginal cost

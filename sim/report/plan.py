@@ -68,7 +68,7 @@ TEXT = {
                     "[{q05}, {q95}] in December {y}, at {cost} billion yuan ({funder}) {more} than the {base}, "
                     "on {n} fresh samples.",
         "stmt_none": "No mix within the bounds{budget} reaches {v} by {y} with probability {c}. The best found: "
-                     "{mix}, probability {p}, mean share {share}.",
+                     "{mix}, probability {p}, mean share {share}, on {n} {which} samples.",
         "budget_and": " and budget",
     },
     "zh": {
@@ -101,7 +101,7 @@ TEXT = {
                     "相对{base}的{funder}成本{more}{cost}亿元（{n}个新样本）。",
         "more": "增加", "less": "减少",
         "stmt_none": "在取值范围{budget}内，没有组合能以{c}的概率在{y}年达到{v}。找到的最佳组合：{mix}，"
-                     "概率{p}，占比均值{share}。",
+                     "概率{p}，占比均值{share}（{n}个{which}样本）。",
         "budget_and": "和预算",
     },
 }
@@ -149,7 +149,8 @@ def statement(f: dict, lang: str) -> str:
     if not c["feasible"]:
         return T["stmt_none"].format(**{**w, "budget": T["budget_and"] if o.get("budget") is not None else "",
                                         "mix": _mix_text(c["best_mix"], lang), "p": f"{c['best_probability']:.0%}",
-                                        "share": _pct(c["best_mean_share"])})
+                                        "share": _pct(c["best_mean_share"]), "n": c.get("best_n_samples", "?"),
+                                        "which": _samples(c.get("best_samples", "search"), lang)})
     r = o.get("discount") or 0.0
     w = {**w, "funder": w["funder"] + (T["disc"].format(r=f"{r:.1%}") if r else "")}
     settings = "".join(f", {k}={v}" for k, v in c.get("settings", {}).items())  # searched allocation/selection
@@ -162,19 +163,22 @@ def statement(f: dict, lang: str) -> str:
     return T["stmt"].format(**fields, p=f"{c['probability']:.0%}", lo=f"{lo:.0%}", hi=f"{hi:.0%}")
 
 
+def _samples(which: str, lang: str) -> str:
+    """`fresh` / `search` samples in the page's language."""
+    return {"fresh": "新" if lang == "zh" else "fresh", "search": "搜索" if lang == "zh" else "search"}[which]
+
+
 def trajectory(f: dict, lang: str):
     T, w, c = TEXT[lang], _words(f, lang), f["choice"]
     tr = f["trajectory"]
-    which = "fresh" if c["feasible"] else "search"
+    which = "fresh" if c["feasible"] else c.get("best_samples", "search")  # the best found's, on which it was judged
     n = int(tr["n"].iloc[0])
     fig, body = new_figure(5.2, T["traj_title"].format(**w, what=T["chosen" if c["feasible"] else "best"]),
-                           T["traj_note"].format(n=n, which={"fresh": "新" if lang == "zh" else "fresh",
-                                                             "search": "搜索" if lang == "zh" else "search"}[which],
-                                                 unc=w["unc"]))
+                           T["traj_note"].format(n=n, which=_samples(which, lang), unc=w["unc"]))
     ax = body.subplots()
     handles = []
     kinds = [("cost_base", BASE, w["base"]), ("status_quo", "#009E73", T["status_quo"]),
-             ("chosen", CHOSEN, T["chosen" if c["feasible"] else "best"])]
+             ("chosen" if c["feasible"] else "best_found", CHOSEN, T["chosen" if c["feasible"] else "best"])]
     for kind, colour, label in kinds:
         d = tr[tr["mix"] == kind].sort_values("date")
         if d.empty:  # the status quo is its own line only when the cost base is something else

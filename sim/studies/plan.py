@@ -40,8 +40,9 @@ mixes no other beats on both cost and probability, or cost and mean share), `nea
 mixes within `tolerance` of the chosen mix's cost, all on the search samples), `marginal_cost.csv` (yuan per point of mean share for each
 free lever at the chosen mix, from a step of 0.1 on the fresh samples; infinite if the step adds none),
 `trajectory.csv` (the monthly high-skill share of the chosen mix and of the cost base on the same fresh
-samples, as quantiles: the fan chart; for an infeasible target, the best mix found on the search
-samples). `skillsim-report` draws the folder (sim.report.plan).
+samples, as quantiles: the fan chart; for an infeasible target, the best mix found, labelled
+best_found, on the fresh samples if any finalist was tried there, else on the search samples).
+`skillsim-report` draws the folder (sim.report.plan).
 """
 
 from __future__ import annotations
@@ -418,17 +419,18 @@ class ModelEvaluator:
                            np.array([c for _, c, _ in r]) - self.base_cost[which], self.target)
                 for x, r in zip(xs, results)]
 
-    def trajectory(self, x: tuple, which: str) -> pd.DataFrame:
+    def trajectory(self, x: tuple, which: str, kind: str = "chosen") -> pd.DataFrame:
         """Monthly high-skill share of mix x and of the cost base on the `which` samples (common random
-        numbers; no new runs: both were evaluated there): quantiles by date, long by `mix`. With a cost
-        base other than the status quo, the status quo is added (`mix` = status_quo), run on the same
-        samples, so the chart always shows the chosen mix against what happens without a change."""
+        numbers; no new runs: both were evaluated there): quantiles by date, long by `mix` (x's rows
+        named `kind`: chosen, or best_found when no mix met the target). With a cost base other than
+        the status quo, the status quo is added (`mix` = status_quo), run on the same samples, so the
+        chart always shows the chosen mix against what happens without a change."""
         from ..aggregate import QUANTILES
         from ..calendar import label
 
         mix = with_mix(self.cfg, self.box.mix(np.array(x)))
         rows = []
-        kinds = [("chosen", mix), ("cost_base", self.base)]
+        kinds = [(kind, mix), ("cost_base", self.base)]
         if self.cost_base != "status_quo":
             kinds.append(("status_quo", base_config(self.cfg, "status_quo")))
         for kind, cfg in kinds:
@@ -581,13 +583,16 @@ def combine(results: list[dict], objective: str) -> dict:
 
 
 def best_found(result: dict, budget: float | None = None, objective: str = "min_cost") -> Evaluation:
-    """Without an answer, what came closest: the search mix with the highest probability (then mean
-    share) among those within the budget, if any is; for max_share (nothing within the budget) the
-    cheapest mix."""
+    """Without an answer, what came closest: the mix with the highest probability (then mean share)
+    among those within the budget, if any is; for max_share (nothing within the budget) the cheapest
+    mix. Among the finalists, on their fresh samples, if any was tried there: the search samples'
+    best is the winner's curse the fresh samples are there to correct (a mix at 100% on the search
+    samples and 75% on the fresh ones was reported at 100%)."""
     search = [e for e in result["evaluations"] if e.which == "search"]
     if objective == "max_share":
         return min(search, key=lambda e: e.mean_cost)
-    within = [e for e in search if budget is None or e.mean_cost <= budget] or search
+    pool = result.get("fresh") or search
+    within = [e for e in pool if budget is None or e.mean_cost <= budget] or pool
     return max(within, key=lambda e: (e.p, e.mean_share))
 
 
@@ -611,14 +616,15 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
             if failed_fresh:
                 what += (f" (the {len(failed_fresh)} mixes that did on the search samples fell below it on "
                          f"fresh samples)")
-            best = (f"the best found: probability {top.p:.0%}, mean share {top.mean_share:.1%} at "
-                    f"{box.words(np.array(top.x))}, {top.mean_cost:,.0f} yuan")
+            best = (f"the best found: probability {top.p:.0%}, mean share {top.mean_share:.1%} on "
+                    f"{top.success.size} {top.which} samples at {box.words(np.array(top.x))}, "
+                    f"{top.mean_cost:,.0f} yuan")
         else:
             what = f"no mix within the bounds costs at most {opts['budget']:,.0f} yuan"
             best = f"the cheapest found: {top.mean_cost:,.0f} yuan at {box.words(np.array(top.x))}"
         return {"feasible": False, "statement": f"{what}; {best}", "best_probability": top.p,
                 "best_mean_share": top.mean_share, "best_mix": box.mix(np.array(top.x)),
-                "best_cost_yuan": top.mean_cost}
+                "best_cost_yuan": top.mean_cost, "best_samples": top.which, "best_n_samples": int(top.success.size)}
     k, n = int(chosen.success.sum()), chosen.success.size
     lo, hi = wilson(k, n)
     mix = box.words(np.array(chosen.x))
@@ -706,7 +712,8 @@ def run(argv: list[str]) -> Path:
     out_tables["choice"] = choice(result, box, opts)
     shown = result["chosen"] or best_found(result, opts["budget"], opts["objective"])  # the answer on the fresh samples, or the best found
     evaluator = evaluators[shown.setting]
-    out_tables["trajectory"] = evaluator.trajectory(shown.x, shown.which)
+    out_tables["trajectory"] = evaluator.trajectory(shown.x, shown.which,
+                                                    "chosen" if result["chosen"] is not None else "best_found")
     out_tables["config"] = to_dict(cfg)
     manifest = {"kind": "plan", "command": ["skillsim-plan", *argv], "overrides": overrides,
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed,
