@@ -781,3 +781,27 @@ def test_a_study_of_only_the_keys_given_one_by_one(tmp_path):
             sensitivity.setup([f"inputs_file={path}", "year=2025", f"out={tmp_path / 'e'}"], "sensitivity",
                               sensitivity.parse)
     assert not any(tmp_path.glob("[abcde]"))
+
+
+@pytest.mark.parametrize("cmd,args,field,said", [
+    ("forecast", ["draw=5"], "draw", "sets draw itself"),
+    ("forecast", ["replicate=3"], "replicate", "sets replicate itself"),
+    ("forecast", ["hydra.run.dir=elsewhere"], "hydra.run.dir", "runs no Hydra job"),
+    ("plan", ["target.share=0.35", "target.year=2030", "replicate=1"], "replicate", "sets replicate itself"),
+    ("plan", ["target_share=0.35", "target.year=2030"], "target_share", "target.share=..."),
+    ("plan", ["target.share=0.35", "target_year=2030"], "target_year", "target.year=..."),
+    ("sensitivity", ["+hydra.job.chdir=true"], "+hydra.job.chdir", "runs no Hydra job"),
+    ("discover", ["condition=high_skill_share@2030<0.3", "draw=2"], "draw", "sets draw itself"),
+])
+def test_a_setting_the_study_would_record_and_ignore_is_refused(tmp_path, monkeypatch, refused, cmd, args, field,
+                                                               said):
+    """skillsim-forecast draw=5 ran, wrote draw: 5 into its config.yaml and manifest, and gave the bytes of
+    the run without it: the keys a study sets run by run, Hydra's job settings (a study runs no Hydra
+    job), and an option spelt with _ for . (target_share was reported as target.share not set)."""
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    code, err = refused(importlib.import_module(f"sim.studies.{cmd}").main, [*args, f"out={tmp_path / 'x'}"])
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and f"{field} = " in lines[0] and said in lines[0], err
+    assert list(tmp_path.iterdir()) == []

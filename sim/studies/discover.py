@@ -45,7 +45,7 @@ from ..config import to_dict
 from ..errors import ConfigError, quiet_when_output_closed
 from .batch import CHUNK, evaluate_in_chunks
 from .inputs import GROUPS, Input
-from .options import key_values, number, run_command, study_option
+from .options import config_override, key_values, number, run_command, study_option
 
 OPTIONS = {"condition": None, "n": 1024, "replicates": 1, "threshold": 0.8, "peel_alpha": 0.05, "mass_min": 0.02,
            "inputs": None, "inputs_file": None, "n_agents": 10000, "quick": False, "out": None}
@@ -207,7 +207,7 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
         elif key == "inputs_file":
             opts[key] = value
         elif not study_option(key, value, opts, extra, GROUPS):
-            overrides.append(f"{key}={value}")
+            overrides.append(config_override(key, value, "skillsim-discover", OPTIONS))
     if opts["condition"] is None:
         raise ConfigError("condition", None, 'a condition such as "high_skill_share@2030<0.35"')
     from_condition = set(condition_years(parse_condition(opts["condition"])))

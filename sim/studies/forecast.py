@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError, quiet_when_output_closed
-from .options import key_values
+from .options import config_override, key_values
 from ..results import COMPLETE_MARKER, _json, complete_text, git_commit, package_versions, sha256
 from ..streams import replicate_seed
 from . import uncertainty, variance
@@ -217,7 +217,7 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
         elif key == "out":
             opts["out"] = value
         else:
-            overrides.append(f"{key}={value}")
+            overrides.append(config_override(key, value, "skillsim-forecast", OPTIONS))
     if not any(o.startswith("n_agents=") for o in overrides):
         overrides.append(f"n_agents={opts['n_agents']}")
     return opts, overrides

@@ -91,6 +91,30 @@ def study_option(key: str, value: str, opts: dict, extra: list[tuple[str, str]],
     return True
 
 
+#: config keys a study sets run by run itself: given on its command line they would be recorded in its
+#: manifest and config.yaml and do nothing
+STUDY_SETS = ("draw", "replicate")
+
+
+def config_override(key: str, value: str, prog: str, options=()) -> str:
+    """`key=value` for the study's runs' config (checked by the composition, which names an unknown
+    key), after refusing what would be recorded and do nothing: the keys the study sets run by run
+    (STUDY_SETS) and Hydra's job settings (a study runs no Hydra job; hydra.searchpath, which
+    --config-dir sets, is read). An option of the command spelt with _ for . (target_share) is
+    named as that option, not as an unknown config key or a missing option."""
+    bare = key.lstrip("+~")
+    if bare in STUDY_SETS:
+        raise ConfigError(key, value, f"not a setting here: {prog} sets {bare} itself, run by run "
+                          f"(see {prog} --help for its own options)")
+    if bare.split(".")[0] == "hydra" and bare != "hydra.searchpath":
+        raise ConfigError(key, value, f"not a setting here: {prog} runs no Hydra job (its folder is out=; "
+                          "presets of your own: --config-dir DIR)")
+    spelt = {o.replace(".", "_"): o for o in options if "." in o}
+    if key in spelt:
+        raise ConfigError(key, value, f"an option of {prog}: {spelt[key]}=...")
+    return f"{key}={value}"
+
+
 def run_command(func, prog: str, argv: list[str] | None, what: str = "folder", resumable: bool = True) -> None:
     """Run a study command: a user's mistake is one line with its exit code; Ctrl-C or SIGTERM is exit
     130 with nothing half-written (a resumable study keeps its finished runs in its journal)."""

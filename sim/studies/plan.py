@@ -63,7 +63,7 @@ import pandas as pd
 
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, MissingSetting, SkillsimError, quiet_when_output_closed
-from .options import boolean, key_values, number, run_command
+from .options import boolean, config_override, key_values, number, run_command
 
 LEVERS = ("training", "competition", "studio")
 #: categorical lever settings a plan can search over (`training.allocation=random,near_standard`):
@@ -495,7 +495,7 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
         elif key == "out":
             opts[key] = value
         else:
-            overrides.append(f"{key}={value}")
+            overrides.append(config_override(key, value, "skillsim-plan", OPTIONS))
     if opts["objective"] == "min_cost" and opts["target.share"] is None:
         raise MissingSetting("target.share", allowed="give target.share=S, a share in [0, 1] (the target to reach)")
     if opts["objective"] == "max_share" and opts["budget"] is None:

@@ -48,7 +48,7 @@ from ..config import RunConfig, to_dict
 from ..errors import ConfigError, quiet_when_output_closed
 from .batch import evaluate_in_chunks
 from .inputs import GROUPS, Input, check_range_ends, choose, configure, parse_input, read_inputs_file
-from .options import NO_GROUPS, key_values, number, one_of, run_command, study_option
+from .options import NO_GROUPS, config_override, key_values, number, one_of, run_command, study_option
 
 METHODS = ("morris", "sobol")
 OUTPUTS = ("high_skill_share", "income_mean", "income_median", "cost")
@@ -336,7 +336,7 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
         elif key == "inputs_file":
             opts[key] = value
         elif not study_option(key, value, opts, extra, GROUPS):
-            overrides.append(f"{key}={value}")
+            overrides.append(config_override(key, value, "skillsim-sensitivity", OPTIONS))
     if opts["quick"]:
         opts.update(n=opts["n"] or (4 if opts["method"] == "morris" else 8), n_agents=min(opts["n_agents"], 2000),
                     noise_replicates=min(opts["noise_replicates"], 4), resamples=min(opts["resamples"], 200))
