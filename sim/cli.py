@@ -1066,10 +1066,12 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                     lists[key] = {}
                     for text, value in zip(o.sweep_string_iterator(), o.sweep_iterator()):
                         lists[key].setdefault(f"{key}={text}", value)
+                    if not lists[key]:  # Hydra would make the sweep folder and run no job in it
+                        raise ConfigError(key, o.input_line.split("=", 1)[-1], "a sweep of at least one value "
+                                          "(range(a,b) runs a, a+1, ... below b; range(a,b,step) counts down "
+                                          "with a negative step)")
                 else:
                     lists[key] = {f"{key}={o.get_value_element_as_str()}": None}
-            if any(not values for values in lists.values()):
-                return target  # an empty sweep list: Hydra launches nothing
             refuse_numbers_for_switches(master, [line for values in lists.values() for line in values])
             first = [next(iter(values)) for values in lists.values()]
             base = compose(config_name="config", overrides=first, return_hydra_config=True)

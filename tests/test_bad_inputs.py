@@ -196,6 +196,9 @@ CASES = [
     C("basic-sweep-given-an-interval", M, ["-m", "levers.training.intensity=interval(0,1)"], EXIT_CONFIG,
       "levers.training.intensity = 'interval(0,1)' is invalid; allowed: a list (A,B) or range(...) for Hydra's basic "
       "sweeper; interval(...) needs an optimising sweeper"),  # Hydra's words, and a folder left behind
+    # Hydra made the sweep folder, ran no job, and skillsim said it was "not a sweep folder" (exit 3)
+    C("basic-sweep-given-an-empty-range", M, ["-m", "replicate=range(0,-2)"], EXIT_CONFIG,
+      "replicate = 'range(0,-2)' is invalid; allowed: a sweep of at least one value", e2e=True),
     C("optuna-sampler-unknown", M, ["-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=bogus",
                                     "horizon.end_year=choice(2023,2024)"],
       EXIT_CONFIG, "hydra/sweeper/sampler = 'bogus' is invalid; allowed: one of cmaes, grid"),  # named `hydra`
