@@ -35,13 +35,16 @@ def key_values(argv: list[str], usage: str, prog: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def number(key: str, value: str, lo: float | None = None, hi: float | None = None, kind=float):
+def number(key: str, value: str, lo: float | None = None, hi: float | None = None, kind=float,
+           allowed: str | None = None):
+    """`value` as a `kind` in [lo, hi]; `allowed`: what the error says is allowed, where the range's
+    words would not say it (an open interval)."""
     try:
         v = kind(value)
     except ValueError:
-        raise ConfigError(key, value, "an integer" if kind is int else "a number") from None
+        raise ConfigError(key, value, allowed or ("an integer" if kind is int else "a number")) from None
     if (lo is not None and v < lo) or (hi is not None and v > hi) or (kind is float and not math.isfinite(v)):
-        raise ConfigError(key, v, f"a number in [{lo}, {hi}]" if hi is not None else f"a number >= {lo}")
+        raise ConfigError(key, v, allowed or (f"a number in [{lo}, {hi}]" if hi is not None else f"a number >= {lo}"))
     return v
 
 

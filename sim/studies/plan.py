@@ -463,9 +463,10 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
         elif key == "target.year":
             opts[key] = number(key, value, 1990, 2100, int)
         elif key == "confidence":
-            opts[key] = number(key, value, 0.0, 1.0)
+            between = "a probability strictly between 0 and 1"  # the same words for 80 as for 1
+            opts[key] = number(key, value, 0.0, 1.0, allowed=between)
             if not 0.0 < opts[key] < 1.0:
-                raise ConfigError(key, value, "a probability strictly between 0 and 1")
+                raise ConfigError(key, opts[key], between)
         elif key == "discount":
             opts[key] = number(key, value, 0.0, 1.0)
         elif key == "budget":

@@ -321,7 +321,12 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
                 raise ConfigError(key, value, "a comma list of years") from None
             if not opts["years"]:
                 raise ConfigError(key, value, "a comma list of years")
-        elif key in ("n", "replicates"):
+        elif key == "n":  # one trajectory (base sample) gives a zero-width bootstrap interval and no sigma
+            opts[key] = number(key, value, 1, 100_000, int)
+            if opts[key] < 2:
+                raise ConfigError(key, opts[key], "an integer >= 2 (the intervals resample trajectories or base "
+                                  "samples: one has no spread)")
+        elif key == "replicates":
             opts[key] = number(key, value, 1, 100_000, int)
         elif key == "levels":
             opts[key] = number(key, value, 2, 100_000, int)
