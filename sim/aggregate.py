@@ -151,9 +151,20 @@ def read_job(folder: Path) -> dict:
     owner = claims.holder(folder)
     if owner is not None and owner.alive():
         return {"status": "running", "overrides": [], "error": f"being run by {owner}", "job_num": None}
+    if owner is None and _holds_files(folder):
+        # files, but neither a result, a failure record nor a job's claim: a job writes its folder only
+        # while it holds the claim, so this is a folder of the user's own named like a job, not a job
+        return {"status": "not_a_job", "overrides": [], "error": "", "job_num": None}
     why = (f"no result: {owner} stopped before finishing it" if owner is not None
            else "no result (not run, or interrupted)")
     return {"status": "missing", "overrides": [], "error": why, "job_num": None}
+
+
+def _holds_files(folder: Path) -> bool:
+    try:
+        return any(folder.iterdir())
+    except OSError:
+        return False
 
 
 def _runs_row(name: str, job: dict, params: list[str]) -> dict:
@@ -415,6 +426,11 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
     except OSError as exc:
         raise environment_fault(exc, sweep_dir, "read") from None
     jobs = {f.name: read_job(f) for f in folders}
+    strays = sorted(name for name, job in jobs.items() if job["status"] == "not_a_job")
+    if strays:  # a user's folder named like a job was counted as a missing job (exit 5), a row of runs.csv
+        log(f"left out of the tables: {', '.join(strays)} (files but no job's result, failure or claim: "
+            "not a job folder)")
+        jobs = {name: job for name, job in jobs.items() if job["status"] != "not_a_job"}
     if not jobs or all(j["status"] in ("missing", "running") for j in jobs.values()):
         raise DataError(f"{sweep_dir} is not a sweep folder: no job folders with results")
     refuse_single_runs(sweep_dir)

@@ -58,6 +58,26 @@ def test_skillsim_aggregate_on_a_replicate_only_sweep(replicates):
     assert_one_line_error(bad, "skillsim-aggregate", EXIT_DATA, "single setting")
 
 
+def test_a_users_folder_named_like_a_job_is_left_out_not_counted_missing(replicates, tmp_path):
+    """A folder of the user's own with a job-like name (key=value) was tabled as a missing job, a row of
+    runs.csv, and the command ended with exit 5. It holds files but no result, failure record or job
+    claim, so it is no job: left out, and said so. A job folder Hydra made and nothing wrote (empty) is
+    still missing."""
+    _, out, _ = replicates
+    copy = tmp_path / "D"
+    shutil.copytree(out, copy)
+    (copy / "n_agents=100,replicate=9").mkdir()
+    (copy / "n_agents=100,replicate=9" / "notes.txt").write_text("my notes\n")
+    proc = run("sim.aggregate", str(copy), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "left out of the tables: n_agents=100,replicate=9" in proc.stderr
+    runs = pd.read_csv(copy / "runs.csv")
+    assert len(runs) == 3 and (runs["status"] == "ok").all()
+    (copy / "n_agents=100,replicate=8").mkdir()  # made for a job that never wrote it
+    proc = run("sim.aggregate", str(copy), cwd=tmp_path)
+    assert proc.returncode == 5 and "1 missing" in proc.stdout + proc.stderr, proc.stderr
+
+
 def test_a_broken_aggregation_exits_non_zero_with_one_line(replicates, tmp_path):
     tmp, out, _ = replicates
     broken = tmp_path / "D"
