@@ -382,3 +382,26 @@ def test_a_mix_that_saves_money_is_said_to_save_it(cost):
     en, zh = statement(f, "en"), statement(f, "zh")
     assert f"It costs {abs(cost) / 1e9:,.2f} billion yuan" in en and f" {word} than the " in en and "-" not in en.split("It costs")[1][:8]
     assert ("减少" if cost < 0 else "增加") + f"{abs(cost) / 1e8:,.2f}亿元" in zh
+
+
+def test_a_plan_into_an_out_another_study_is_writing_is_refused_at_once(tmp_path, monkeypatch, refused):
+    """Two identical plans into one out= both ran every run (sharing one journal), and the second then
+    found the folder written (exit 4). The study claims its out= before its runs, as a single run its
+    folder: the second is refused at once in one line (exit 7), writing nothing; the claim goes with the
+    command."""
+    from sim import claims
+    from sim.errors import EXIT_BUSY
+    from sim.studies import plan
+
+    monkeypatch.chdir(tmp_path)
+    other = claims.claim(tmp_path / "pc")  # another process's claim (flock is per open file: this one conflicts)
+    args = ["target.share=0.33", "target.year=2026", "n_agents=500", "samples=2", "fresh=2", "candidates=2",
+            "refine=0", "finalists=1", "out=pc"]
+    code, err = refused(plan.main, args)
+    lines = err.strip().splitlines()
+    assert code == EXIT_BUSY and len(lines) == 1 and "pc is being written by pid" in lines[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".pc.lock"]  # the other's claim, nothing of ours
+    other.release()
+    ours = claims.claim(tmp_path / "pc")  # a refused command holds nothing
+    assert ours is not None
+    ours.release()

@@ -38,7 +38,7 @@ from ..results import git_commit, package_versions
 from ..sources import target
 from . import calibrate as cal
 from .forecast import forecast, refuse_existing, write_folder
-from .options import check_writable
+from .options import check_writable, releases_claims
 
 MIX_ROWS = {3: "nat_mix_2021_L3", 4: "nat_mix_2021_L4", 5: "nat_mix_2021_L5"}
 USAGE = """usage: skillsim-backtest [origins=2011,2016] [n_agents=6000] [replicates=2] [max_evals=400]
@@ -153,6 +153,7 @@ def parse(argv: list[str]) -> dict:
     return opts
 
 
+@releases_claims
 def run(argv: list[str]) -> Path:
     from ..cli import compose_config
 

@@ -45,7 +45,7 @@ from ..config import to_dict
 from ..errors import ConfigError, quiet_when_output_closed
 from .batch import CHUNK, evaluate_in_chunks
 from .inputs import GROUPS, Input
-from .options import config_override, key_values, number, run_command, study_option
+from .options import config_override, key_values, number, releases_claims, run_command, study_option
 
 OPTIONS = {"condition": None, "n": 1024, "replicates": 1, "threshold": 0.8, "peel_alpha": 0.05, "mass_min": 0.02,
            "inputs": None, "inputs_file": None, "n_agents": 10000, "quick": False, "out": None}
@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     run_command(run, "skillsim-discover", argv, what="discovery folder")
 
 
+@releases_claims
 def run(argv: list[str]) -> Path:
     from ..results import git_commit, package_versions
     from .forecast import write_folder

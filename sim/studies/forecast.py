@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError, quiet_when_output_closed
-from .options import config_override, key_values
+from .options import config_override, key_values, releases_claims
 from ..results import COMPLETE_MARKER, _json, complete_text, git_commit, package_versions, sha256
 from ..streams import replicate_seed
 from . import uncertainty, variance
@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     run_command(run, "skillsim-forecast", argv, what="forecast folder", resumable=False)
 
 
+@releases_claims
 def run(argv: list[str]) -> Path:
     from ..cli import compose_config
 

@@ -3,6 +3,8 @@ with a one-line error naming the key, the value and what is allowed."""
 
 from __future__ import annotations
 
+import atexit
+import functools
 import math
 import re
 from pathlib import Path
@@ -152,16 +154,51 @@ def run_command(func, prog: str, argv: list[str] | None, what: str = "folder", r
 
 
 def check_writable(out: Path) -> None:
-    """Fail now, in one line, if a folder cannot be written at `out` (its parent is made if missing):
-    before a study's runs, which would otherwise be lost when it writes its folder at the end."""
+    """Fail now, in one line, if a folder cannot be written at `out` (its parent is made if missing),
+    or if another live process is running a study into it: before a study's runs, which would
+    otherwise be lost when it writes its folder at the end. The claim on `out` (sim.claims, as a
+    single run claims its folder) is held until the study ends: two identical
+    commands into one out= both ran every run, sharing one journal, and the second then found the
+    folder written. The study's `run` releases it (`releases_claims`)."""
     import tempfile
 
-    from ..errors import environment_fault
+    from .. import claims
+    from ..errors import BusyError, environment_fault
 
     parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{out.name}.probe-"):
             pass
+        held = claims.claim(out)
     except OSError as exc:
         raise environment_fault(exc, out) from None
+    if held is None:
+        raise BusyError(f"{out} is being written by {claims.holder(out) or 'another process'}, a study "
+                        "running into the same out=; wait for it to finish, or choose another out=")
+    _CLAIMS.append(held)
+
+
+_CLAIMS: list = []  # the study folders this process holds (check_writable), released when their study ends
+
+
+def release_claims(keep: int = 0) -> None:
+    """Release the claims check_writable took, all but the first `keep`."""
+    while len(_CLAIMS) > keep:
+        _CLAIMS.pop().release()
+
+
+def releases_claims(func):
+    """A study's `run`: the claims it takes on its folders are released when it returns or raises (an
+    interrupted study re-run in the same process, as a notebook does, is not refused as busy)."""
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        held = len(_CLAIMS)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            release_claims(held)
+    return run
+
+
+atexit.register(release_claims)  # and whatever is left when the process ends

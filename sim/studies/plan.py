@@ -63,7 +63,7 @@ import pandas as pd
 
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, MissingSetting, SkillsimError, quiet_when_output_closed
-from .options import boolean, config_override, key_values, number, run_command
+from .options import boolean, config_override, key_values, number, releases_claims, run_command
 
 LEVERS = ("training", "competition", "studio")
 #: categorical lever settings a plan can search over (`training.allocation=random,near_standard`):
@@ -656,6 +656,7 @@ def main(argv: list[str] | None = None) -> None:
     run_command(run, "skillsim-plan", argv, what="plan folder")  # SIGTERM as Ctrl-C: the journal stays
 
 
+@releases_claims
 def run(argv: list[str]) -> Path:
     from ..cli import compose_config
     from ..results import git_commit, package_versions
