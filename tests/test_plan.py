@@ -405,3 +405,19 @@ def test_a_plan_into_an_out_another_study_is_writing_is_refused_at_once(tmp_path
     ours = claims.claim(tmp_path / "pc")  # a refused command holds nothing
     assert ours is not None
     ours.release()
+
+
+def test_the_statement_says_whose_spending_and_names_the_cost_base_as_a_sentence_reads():
+    """funder=government said "yuan more than no policy" (whose spending went unsaid), and the report
+    wrote "more than the no policy"."""
+    from sim.report.plan import _words
+    from sim.studies.plan import versus
+
+    assert versus(2.5e9, "no_policy", "government") == "2,500,000,000 yuan of government spending more than no policy"
+    assert versus(-1e6, "status_quo") == "1,000,000 yuan less than the status quo"
+    f = {"config": {"region": {"name": "chongqing"}}, "manifest": {"uncertainty": "joint draws", "options": {
+        "target.year": 2030, "target.share": 0.35, "confidence": 0.8, "funder": "government"}}}
+    for base, en in (("no_policy", "no policy"), ("status_quo", "the status quo")):
+        f["manifest"]["options"]["cost_base"] = base
+        assert _words(f, "en")["the_base"] == en
+        assert _words(f, "zh")["the_base"] == _words(f, "zh")["base"]

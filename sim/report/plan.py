@@ -33,7 +33,7 @@ FILES = ("choice.json", "manifest.json", "config.yaml", "candidates.csv", "front
 CHOSEN, BASE, OTHER = "#0072B2", "#555555", "#BBBBBB"
 TEXT = {
     "en": {
-        "traj_title": "{region}: high-skill share with the {what} and with the {base}",
+        "traj_title": "{region}: high-skill share with the {what} and with {the_base}",
         "traj_note": "median and 50% / 90% bands over {n} {which} samples ({unc}); both on the same samples",
         "chosen": "chosen mix", "best": "best mix found (target not met)", "status_quo": "status quo",
         "no_policy": "no policy", "band50": "50% band (in its line's colour)", "band90": "90% band (in its line's colour)", "observed": "observed",
@@ -41,7 +41,7 @@ TEXT = {
         "cp_title": "{region}: cost and probability of reaching {v} by {y}",
         "cp_note": "dots: every mix on the {n} search samples; line: the frontier; star: the chosen mix on "
                    "{m} fresh samples with its 95% interval",
-        "cost_axis": "cost over the {base}, {funder}, to {y} (billion yuan{disc})",
+        "cost_axis": "cost over {the_base}, {funder}, to {y} (billion yuan{disc})",
         "disc": ", discounted at {r} a year",
         "p_axis": "probability of meeting the target (%)", "mixes": "mixes searched", "frontier": "frontier",
         "confidence": "required probability {c}",
@@ -61,11 +61,11 @@ TEXT = {
         "md_method": "Method: {runs} model runs of {agents:,} agents; {unc}. See `skillsim-plan --help`.",
         "unc_joint": "parameter draws, structural inputs and replicates", "unc_rep": "replicates only",
         "stmt": "The least-cost mix reaching {v} by {y} with probability {c}: {mix}. It costs {cost} billion "
-                "yuan ({funder}) {more} than the {base} to {y}; P(target met) = {p} [{lo}, {hi}] on {n} fresh "
-                "samples; mean share {share} [{q05}, {q95}].",
+                "yuan ({funder}) {more} than {the_base} to {y}; P(target met) = {p} [{lo}, {hi}] on {n} fresh "
+                "samples; mean share {share} (5-95%: {q05} to {q95}).",
         "more": "more", "less": "less",
         "stmt_max": "The highest share within a budget of {budget} billion yuan: {mix}, mean share {share} "
-                    "[{q05}, {q95}] in December {y}, at {cost} billion yuan ({funder}) {more} than the {base}, "
+                    "(5-95%: {q05} to {q95}) in December {y}, at {cost} billion yuan ({funder}) {more} than {the_base}, "
                     "on {n} fresh samples.",
         "stmt_none": "No mix within the bounds{budget} reaches {v} by {y} with probability {c}. The best found: "
                      "{mix}, probability {p}, mean share {share}, on {n} {which} samples.",
@@ -96,8 +96,8 @@ TEXT = {
         "md_method": "方法：共{runs}次模拟，每次{agents:,}个主体；{unc}。详见 `skillsim-plan --help`。",
         "unc_joint": "参数抽样、结构性输入与重复运行", "unc_rep": "仅重复运行",
         "stmt": "以不低于{c}的概率在{y}年达到{v}的最低成本组合：{mix}。相对{base}的{funder}成本累计至{y}年{more}{cost}亿元；"
-                "达标概率{p} [{lo}, {hi}]（{n}个新样本）；占比均值{share} [{q05}, {q95}]。",
-        "stmt_max": "预算{budget}亿元内占比最高的组合：{mix}，{y}年12月占比均值{share} [{q05}, {q95}]，"
+                "达标概率{p} [{lo}, {hi}]（{n}个新样本）；占比均值{share}（5%-95%：{q05}至{q95}）。",
+        "stmt_max": "预算{budget}亿元内占比最高的组合：{mix}，{y}年12月占比均值{share}（5%-95%：{q05}至{q95}），"
                     "相对{base}的{funder}成本{more}{cost}亿元（{n}个新样本）。",
         "more": "增加", "less": "减少",
         "stmt_none": "在取值范围{budget}内，没有组合能以{c}的概率在{y}年达到{v}。找到的最佳组合：{mix}，"
@@ -136,7 +136,9 @@ def _words(f: dict, lang: str) -> dict:
     unc = T["unc_joint"] if f["manifest"].get("uncertainty", "").startswith("joint") else T["unc_rep"]
     return {"region": region_name(f["config"]["region"], lang), "y": o["target.year"],
             "v": _pct(o["target.share"]) if o.get("target.share") is not None else "",
-            "c": f"{o['confidence']:.0%}", "base": T[o["cost_base"]], "funder": T[o["funder"]], "unc": unc}
+            "c": f"{o['confidence']:.0%}", "base": T[o["cost_base"]], "funder": T[o["funder"]], "unc": unc,
+            # in a sentence: "the status quo" but "no policy" ("more than the no policy" was written)
+            "the_base": ("the " if lang == "en" and o["cost_base"] == "status_quo" else "") + T[o["cost_base"]]}
 
 
 def statement(f: dict, lang: str) -> str:

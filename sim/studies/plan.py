@@ -600,9 +600,12 @@ def best_found(result: dict, budget: float | None = None, objective: str = "min_
 COST_BASES = {"status_quo": "the status quo", "no_policy": "no policy"}
 
 
-def versus(cost: float, cost_base: str) -> str:
-    """An incremental cost in words: what a mix costs more (or saves) against the cost base."""
-    return f"{abs(cost):,.0f} yuan {'less' if cost < 0 else 'more'} than {COST_BASES.get(cost_base, cost_base)}"
+def versus(cost: float, cost_base: str, funder: str = "total") -> str:
+    """An incremental cost in words: what a mix costs more (or saves) against the cost base, and whose
+    spending it counts unless all of it (`funder`)."""
+    whose = "" if funder == "total" else f" of {funder} spending"
+    return (f"{abs(cost):,.0f} yuan{whose} {'less' if cost < 0 else 'more'} than "
+            f"{COST_BASES.get(cost_base, cost_base)}")
 
 
 def choice(result: dict, box: Box, opts: dict) -> dict:
@@ -630,11 +633,12 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
     lo, hi = wilson(k, n)
     mix = box.words(np.array(chosen.x))
     if opts["objective"] == "max_share":
-        statement = (f"{mix}: mean share {chosen.mean_share:.1%} [{np.quantile(chosen.share, 0.05):.1%}, "
-                     f"{np.quantile(chosen.share, 0.95):.1%}] in {year}, {versus(chosen.mean_cost, opts['cost_base'])} "
+        statement = (f"{mix}: mean share {chosen.mean_share:.1%} (5-95%: {np.quantile(chosen.share, 0.05):.1%} to "
+                     f"{np.quantile(chosen.share, 0.95):.1%}) in {year}, "
+                     f"{versus(chosen.mean_cost, opts['cost_base'], opts['funder'])} "
                      f"(budget {opts['budget']:,.0f}), on {n} fresh samples")
     else:
-        statement = (f"{mix}: {versus(chosen.mean_cost, opts['cost_base'])} to {year}"
+        statement = (f"{mix}: {versus(chosen.mean_cost, opts['cost_base'], opts['funder'])} to {year}"
                      + (f" (discounted at {opts['discount']:.1%} a year)" if opts["discount"] else "")
                      + f"; P(share >= {target:.1%}) = {chosen.p:.0%} [{lo:.0%}, {hi:.0%}] on {n} fresh samples")
     settings = dict(zip(searched_settings(opts), chosen.setting))
