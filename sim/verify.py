@@ -162,7 +162,7 @@ def unexpected(folder: Path, here: Path, known: set, listed_dirs: set, report: "
         if rel in listed_dirs and path.is_dir():
             unexpected(folder, path, known, listed_dirs, report, bad)
         elif here == folder and is_report(path):
-            report.notes.append(f"{path}: a report made from the run (skillsim-report): not checked")
+            report.notes.append(f"{path}: a report made from the folder (skillsim-report): not checked")
         else:
             bad(f"{path}: unexpected {'folder' if path.is_dir() else 'file'}: not in the manifest")
 

@@ -155,7 +155,7 @@ def test_a_report_written_into_the_folder_is_noted_not_flagged(run, sweep_dir, c
         (folder / "report" / "figures").mkdir(parents=True)
         (folder / "report" / "report.md").write_text("# report\n", encoding="utf-8")
     code, out, _ = verify(run, capsys=capsys)
-    assert code == EXIT_OK and out[0] == f"note: {run / 'report'}: a report made from the run (skillsim-report): not checked"
+    assert code == EXIT_OK and out[0] == f"note: {run / 'report'}: a report made from the folder (skillsim-report): not checked"
     code, out, _ = verify(sweep_dir, capsys=capsys)
     assert code == EXIT_OK and "1 failed and 1 unfinished jobs" in out[0]  # the report is not a job
     (run / "report" / "report.md").unlink()  # without report.md it is just an unexpected folder

@@ -67,7 +67,7 @@ the year(s) to the inputs: Morris screening (n trajectories, default 20) or Sobo
 samples, default 64, a power of 2), both with bootstrap intervals and the stochastic share of the
 variance. inputs_file=PATH: a YAML mapping of config keys to [LO, HI] and an optional groups: list
 (input.KEY=LO:HI and inputs= on the command line win). quick=true: n=4 (Morris) or 8 (Sobol), 2,000
-agents. Writes indices.csv, noise.csv, inputs.csv, design.csv, config.yaml, manifest.json and COMPLETE
+agents, at most 4 noise replicates and 200 resamples. Writes indices.csv, noise.csv, inputs.csv, design.csv, config.yaml, manifest.json and COMPLETE
 into out (default
 results/sensitivity/<time>_<region>_<method>); `skillsim-report OUT` draws it."""
 
