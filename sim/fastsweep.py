@@ -295,7 +295,10 @@ def _delayed(function):
 
 
 def execute_shipped_job(idx, overrides, shared):
-    """`execute_joblib_job` with the shared arguments as `_unship` gave them (a tuple)."""
+    """`execute_joblib_job` with the shared arguments as `_unship` gave them (a tuple), or the
+    `_Shipment` itself where joblib ran the job in this process without pickling it (n_jobs=1)."""
+    if isinstance(shared, _Shipment):
+        shared = shared.args
     return execute_joblib_job(idx, overrides, *shared)
 
 

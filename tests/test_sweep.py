@@ -75,6 +75,23 @@ def test_every_launcher_gives_the_same_numbers(grid_sweeps, tmp_path):
         assert (joblib_dir / table).read_bytes() == (basic_dir / table).read_bytes(), table
 
 
+def test_joblib_with_one_job_at_a_time_runs_and_gives_the_same_numbers(grid_sweeps, tmp_path):
+    """hydra.launcher.n_jobs=1: joblib runs each job in this process without pickling it, so the job got
+    the launch's shared arguments unshipped and ended "a bug in skillsim" (TypeError: Value after * must
+    be an iterable, not _Shipment). It runs, and gives the default launch's bytes."""
+    grid = ["levers.training.intensity=1,3", "replicate=range(0,2)"]
+    one, proc = sweep(tmp_path, "one", *grid, *SMALL, "hydra.launcher.n_jobs=1")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and "bug" not in proc.stderr, proc.stderr[-2000:]
+    runs = pd.read_csv(one / "runs.csv")
+    assert len(runs) == 4 and (runs["status"] == "ok").all()
+    grid_runs = pd.read_csv(grid_sweeps[0] / "runs.csv")
+    for t in (1, 3):  # each setting's replicates 0-1 as the 2 x 2 x 5 grid ran them (its studio at 1, the default)
+        mine = runs[runs["levers.training.intensity"] == t].sort_values("replicate")["high_skill_share"].to_numpy()
+        theirs = grid_runs[(grid_runs["levers.training.intensity"] == t) & (grid_runs["levers.studio.intensity"] == 1)
+                           & (grid_runs["replicate"] < 2)].sort_values("replicate")["high_skill_share"].to_numpy()
+        assert np.array_equal(mine, theirs), (t, mine, theirs)
+
+
 def test_replicates_share_streams_across_settings_and_differ_between_each_other(grid_sweeps):
     runs = pd.read_csv(grid_sweeps[0] / "runs.csv")
     by_rep = runs.groupby("replicate")["run_seed"].nunique()
