@@ -799,7 +799,9 @@ def test_a_study_of_only_the_keys_given_one_by_one(tmp_path):
     ("plan", ["target_share=0.35", "target.year=2030"], "target_share", "target.share=..."),
     ("plan", ["target.share=0.35", "target_year=2030"], "target_year", "target.year=..."),
     ("sensitivity", ["+hydra.job.chdir=true"], "+hydra.job.chdir", "runs no Hydra job"),
-    ("discover", ["condition=high_skill_share@2030<0.3", "draw=2"], "draw", "sets draw itself"),
+    ("discover", ["condition=high_skill_share@2030<0.3", "replicate=2"], "replicate", "sets replicate itself"),
+    ("plan", ["target.share=0.35", "target.year=2030", "uncertainty=true", "draw=3"], "draw",
+     "not a setting here with uncertainty=true"),
 ])
 def test_a_setting_the_study_would_record_and_ignore_is_refused(tmp_path, monkeypatch, refused, cmd, args, field,
                                                                said):
@@ -813,3 +815,12 @@ def test_a_setting_the_study_would_record_and_ignore_is_refused(tmp_path, monkey
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and f"{field} = " in lines[0] and said in lines[0], err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sensitivity_and_discovery_study_the_inputs_around_a_joint_draw():
+    """draw=N is applied to the config these studies vary their inputs around (the inputs they do not
+    vary keep its values), so it is passed on, not refused as the forecast refuses it."""
+    _, _, overrides = sensitivity.parse(["draw=5"])
+    assert "draw=5" in overrides
+    _, _, overrides = discover.parse(["condition=high_skill_share@2030<0.3", "draw=5"])
+    assert "draw=5" in overrides

@@ -217,7 +217,7 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
         elif key == "out":
             opts["out"] = value
         else:
-            overrides.append(config_override(key, value, "skillsim-forecast", OPTIONS))
+            overrides.append(config_override(key, value, "skillsim-forecast", OPTIONS, sets=("draw", "replicate")))
     if not any(o.startswith("n_agents=") for o in overrides):
         overrides.append(f"n_agents={opts['n_agents']}")
     return opts, overrides

@@ -96,19 +96,16 @@ def study_option(key: str, value: str, opts: dict, extra: list[tuple[str, str]],
     return True
 
 
-#: config keys a study sets run by run itself: given on its command line they would be recorded in its
-#: manifest and config.yaml and do nothing
-STUDY_SETS = ("draw", "replicate")
-
-
-def config_override(key: str, value: str, prog: str, options=()) -> str:
+def config_override(key: str, value: str, prog: str, options=(), sets: tuple[str, ...] = ("replicate",)) -> str:
     """`key=value` for the study's runs' config (checked by the composition, which names an unknown
     key), after refusing what would be recorded and do nothing: the keys the study sets run by run
-    (STUDY_SETS) and Hydra's job settings (a study runs no Hydra job; hydra.searchpath, which
-    --config-dir sets, is read). An option of the command spelt with _ for . (target_share) is
-    named as that option, not as an unknown config key or a missing option."""
+    (`sets`: every study its replicates; the forecast its joint draws too, while sensitivity and
+    discovery study the inputs around `draw=N`'s values) and Hydra's job settings (a study runs no
+    Hydra job; hydra.searchpath, which --config-dir sets, is read). An option of the command spelt
+    with _ for . (target_share) is named as that option, not as an unknown config key or a missing
+    option."""
     bare = key.lstrip("+~")
-    if bare in STUDY_SETS:
+    if bare in sets:
         raise ConfigError(key, value, f"not a setting here: {prog} sets {bare} itself, run by run "
                           f"(see {prog} --help for its own options)")
     if bare.split(".")[0] == "hydra" and bare != "hydra.searchpath":

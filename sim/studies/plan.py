@@ -684,6 +684,9 @@ def run(argv: list[str]) -> Path:
             uncertainty = len(load_ensemble()) > 0
         except SkillsimError:
             uncertainty = False
+    if uncertainty and cfg.draw is not None:  # each sample is a joint draw of its own: draw=N would do nothing
+        raise ConfigError("draw", cfg.draw, "not a setting here with uncertainty=true: skillsim-plan draws the "
+                          "parameters and structural inputs of each sample itself (uncertainty=false plans at draw N)")
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["out"] or f"results/plans/{stamp}_{cfg.region.name}")
     from .forecast import refuse_existing
