@@ -309,6 +309,12 @@ def test_an_infeasible_plan_states_the_best_mixs_fresh_probability_not_its_lucky
     c = choice(result, Box(["training"], np.array([0.0]), np.array([3.0])), opts)
     assert (c["best_probability"], c["best_samples"], c["best_n_samples"]) == (0.75, "fresh", 8)
     assert "probability 75%" in c["statement"] and "on 8 fresh samples" in c["statement"], c["statement"]
+    # with a budget every fresh finalist exceeds (on its fresh samples): the best within the budget, on the
+    # search samples, not an over-budget fresh mix
+    budgeted = {**result, "evaluations": [ev(3.0, "search", 4, 4), ev(2.0, "search", 3, 4)],
+                "fresh": [Evaluation((3.0,), "fresh", np.where(np.arange(8) < 7, 0.4, 0.2), np.full(8, 3.1e9), 0.35)]}
+    assert (best_found(budgeted, budget=3.05e9).x, best_found(budgeted, budget=3.05e9).which) == ((3.0,), "search")
+    assert best_found(budgeted, budget=2.5e9).x == (2.0,)
     result["fresh"] = []  # no finalist tried on fresh samples: the search samples' best, said so
     c = choice(result, Box(["training"], np.array([0.0]), np.array([3.0])), opts)
     assert "probability 100%" in c["statement"] and "on 4 search samples" in c["statement"], c["statement"]

@@ -104,3 +104,24 @@ def test_an_infeasible_plan_is_reported_as_such(folders):
     assert (choice["best_samples"], choice["best_n_samples"]) == ("search", 4)
     assert f"mean share {100 * choice['best_mean_share']:.1f}%, on 4 search samples." in md
     assert "fig4_plan_marginal_cost" in en.skipped  # no chosen mix, no marginal cost
+
+
+def test_an_infeasible_plan_written_before_best_found_is_drawn_as_before(folders, tmp_path):
+    """A folder written before the best mix had its own label (trajectory.csv: chosen; choice.json without
+    best_samples) is drawn with its best mix, on the search samples its options name: the package's
+    promise that a folder's report can be drawn again from the folder alone."""
+    import shutil
+
+    old = tmp_path / "far_old"
+    shutil.copytree(folders["far"], old, ignore=shutil.ignore_patterns("report*"))
+    traj = pd.read_csv(old / "trajectory.csv")
+    traj.loc[traj["mix"] == "best_found", "mix"] = "chosen"
+    traj.to_csv(old / "trajectory.csv", index=False)
+    choice = json.loads((old / "choice.json").read_text())
+    del choice["best_samples"], choice["best_n_samples"]
+    (old / "choice.json").write_text(json.dumps(choice))
+    written = pack.make_report(old, pack.Options(lang="en", formats=("png",)))
+    md = (written.out / "report.md").read_text()
+    assert f"mean share {100 * choice['best_mean_share']:.1f}%, on 4 search samples." in md
+    drawn = fig_csv(written, "fig1_plan_trajectory")
+    assert (drawn["mix"] == "chosen").any() and (drawn["mix"] == "cost_base").any(), drawn.head()

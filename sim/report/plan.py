@@ -151,7 +151,8 @@ def statement(f: dict, lang: str) -> str:
     if not c["feasible"]:
         return T["stmt_none"].format(**{**w, "budget": T["budget_and"] if o.get("budget") is not None else "",
                                         "mix": _mix_text(c["best_mix"], lang), "p": f"{c['best_probability']:.0%}",
-                                        "share": _pct(c["best_mean_share"]), "n": c.get("best_n_samples", "?"),
+                                        "share": _pct(c["best_mean_share"]),
+                                        "n": c.get("best_n_samples", o.get("samples", "?")),  # older folders: search
                                         "which": _samples(c.get("best_samples", "search"), lang)})
     r = o.get("discount") or 0.0
     w = {**w, "funder": w["funder"] + (T["disc"].format(r=f"{r:.1%}") if r else "")}
@@ -180,7 +181,8 @@ def trajectory(f: dict, lang: str):
     ax = body.subplots()
     handles = []
     kinds = [("cost_base", BASE, w["base"]), ("status_quo", "#009E73", T["status_quo"]),
-             ("chosen" if c["feasible"] else "best_found", CHOSEN, T["chosen" if c["feasible"] else "best"])]
+             ("chosen" if c["feasible"] or "best_found" not in set(tr["mix"]) else "best_found", CHOSEN,
+              T["chosen" if c["feasible"] else "best"])]  # a folder written before best_found: its best is "chosen"
     for kind, colour, label in kinds:
         d = tr[tr["mix"] == kind].sort_values("date")
         if d.empty:  # the status quo is its own line only when the cost base is something else

@@ -592,9 +592,12 @@ def best_found(result: dict, budget: float | None = None, objective: str = "min_
     search = [e for e in result["evaluations"] if e.which == "search"]
     if objective == "max_share":
         return min(search, key=lambda e: e.mean_cost)
-    pool = result.get("fresh") or search
-    within = [e for e in pool if budget is None or e.mean_cost <= budget] or pool
-    return max(within, key=lambda e: (e.p, e.mean_share))
+    fresh = result.get("fresh") or []
+
+    def within(pool):
+        return [e for e in pool if budget is None or e.mean_cost <= budget]
+    pool = within(fresh) or within(search) or fresh or search  # within the budget first, fresh samples first
+    return max(pool, key=lambda e: (e.p, e.mean_share))
 
 
 COST_BASES = {"status_quo": "the status quo", "no_policy": "no policy"}
@@ -617,8 +620,8 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
         if opts["objective"] == "min_cost":
             what = (f"no mix within the bounds{' and budget' if opts['budget'] is not None else ''} reaches "
                     f"{target:.1%} by {year} with probability {conf:.0%}")
-            if failed_fresh:
-                what += (f" (the {len(failed_fresh)} mixes that did on the search samples fell below it on "
+            if failed_fresh:  # below the confidence, or, on those samples, over the budget
+                what += (f" (the {len(failed_fresh)} mixes that did on the search samples did not on "
                          f"fresh samples)")
             best = (f"the best found: probability {top.p:.0%}, mean share {top.mean_share:.1%} on "
                     f"{top.success.size} {top.which} samples at {box.words(np.array(top.x))}, "
