@@ -152,8 +152,11 @@ def read_job(folder: Path) -> dict:
     if owner is not None and owner.alive():
         return {"status": "running", "overrides": [], "error": f"being run by {owner}", "job_num": None}
     if owner is None and _holds_files(folder):
+        if any((folder / m).exists() for m in (COMPLETE_MARKER, FAILED_MARKER)):
+            return read_job(folder)  # finished (and its claim released) since the markers were looked for
         # files, but neither a result, a failure record nor a job's claim: a job writes its folder only
-        # while it holds the claim, so this is a folder of the user's own named like a job, not a job
+        # while it holds the claim, so this is a folder of the user's own named like a job (`_aggregate`
+        # keeps a folder the sweep made for one of its jobs as that job's, missing)
         return {"status": "not_a_job", "overrides": [], "error": "", "job_num": None}
     why = (f"no result: {owner} stopped before finishing it" if owner is not None
            else "no result (not run, or interrupted)")
@@ -161,8 +164,10 @@ def read_job(folder: Path) -> dict:
 
 
 def _holds_files(folder: Path) -> bool:
+    """Whether `folder` holds anything but hidden files (a file manager's .DS_Store, NFS's .nfsXXXX, a
+    FAILED record's temporary left by an interrupt)."""
     try:
-        return any(folder.iterdir())
+        return any(not p.name.startswith(".") for p in folder.iterdir())
     except OSError:
         return False
 
@@ -426,6 +431,11 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
     except OSError as exc:
         raise environment_fault(exc, sweep_dir, "read") from None
     jobs = {f.name: read_job(f) for f in folders}
+    _, own = recorded_plan(sweep_dir)
+    for name in own or ():  # a folder the sweep made for a job of its own is that job's, whatever it holds
+        if name in jobs and jobs[name]["status"] == "not_a_job":
+            jobs[name] = {"status": "missing", "overrides": [], "error": "no result (not run, or interrupted)",
+                          "job_num": None}
     strays = sorted(name for name, job in jobs.items() if job["status"] == "not_a_job")
     if strays:  # a user's folder named like a job was counted as a missing job (exit 5), a row of runs.csv
         log(f"left out of the tables: {', '.join(strays)} (files but no job's result, failure or claim: "

@@ -252,3 +252,27 @@ def test_a_joblib_launch_pickles_what_its_jobs_share_once_and_a_worker_unpickles
     plain = fastsweep._delayed(max)(1, 2)
     assert plain[0] is max and plain[1] == (1, 2)
     fastsweep._shipment.clear()  # no test's objects kept for a later launch
+
+
+def test_a_sweeps_own_job_folder_stays_missing_whatever_it_holds(replicates, tmp_path):
+    """An interrupted job releases its claim and leaves the folder Hydra made; a file manager's hidden
+    file in it, or any file in a folder the sweep recorded as one of its jobs, does not make it "not a
+    job": it stays missing (exit 5), as before."""
+    import json
+
+    from sim.results import PROGRESS_FILE
+
+    _, out, _ = replicates
+    copy = tmp_path / "D"
+    shutil.copytree(out, copy)
+    jobs = sorted(p.name for p in copy.iterdir() if p.is_dir() and not p.name.startswith("."))
+    shutil.rmtree(copy / jobs[2])
+    (copy / jobs[2]).mkdir()
+    (copy / jobs[2] / ".DS_Store").write_text("x")
+    proc = run("sim.aggregate", str(copy), cwd=tmp_path)
+    assert proc.returncode == 5 and "1 missing" in proc.stdout + proc.stderr and "left out" not in proc.stderr
+    (copy / jobs[2] / "notes.txt").write_text("mine")  # a visible file, in a folder the sweep planned
+    info = json.loads((copy / PROGRESS_FILE).read_text())
+    assert jobs[2] in info.get("jobs", []), info  # the grid's own folders are recorded
+    proc = run("sim.aggregate", str(copy), cwd=tmp_path)
+    assert proc.returncode == 5 and "1 missing" in proc.stdout + proc.stderr and "left out" not in proc.stderr
