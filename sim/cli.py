@@ -1056,6 +1056,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                 return target
             params = sweeper_params(master)
             lists: dict[str, dict[str, object]] = {}  # key -> {"key=value": parsed value}, in Hydra's job order
+            given_as: dict[str, str] = {}  # key -> its sweep as typed
             for o in parser.parse_overrides(params) + given:
                 key = o.get_key_element()
                 if o.is_sweep_override():
@@ -1066,12 +1067,13 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                     lists[key] = {}
                     for text, value in zip(o.sweep_string_iterator(), o.sweep_iterator()):
                         lists[key].setdefault(f"{key}={text}", value)
-                    if not lists[key]:  # Hydra would make the sweep folder and run no job in it
-                        raise ConfigError(key, o.input_line.split("=", 1)[-1], "a sweep of at least one value "
-                                          "(range(a,b) runs a, a+1, ... below b; range(a,b,step) counts down "
-                                          "with a negative step)")
+                    given_as[key] = o.input_line.split("=", 1)[-1]
                 else:
                     lists[key] = {f"{key}={o.get_value_element_as_str()}": None}
+            for key, values in lists.items():  # the last override of a key wins, as in Hydra's sweeper
+                if not values:  # Hydra would make the sweep folder and run no job in it
+                    raise ConfigError(key, given_as[key], "a sweep of at least one value (range(a,b) runs a, "
+                                      "a+1, ... below b; range(a,b,step) counts down with a negative step)")
             refuse_numbers_for_switches(master, [line for values in lists.values() for line in values])
             first = [next(iter(values)) for values in lists.values()]
             base = compose(config_name="config", overrides=first, return_hydra_config=True)

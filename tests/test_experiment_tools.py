@@ -505,3 +505,23 @@ def test_sweeper_params_set_on_the_command_line_over_an_experiments_are_kept(tmp
     finally:
         GlobalHydra.instance().clear()
     assert target.endswith("BasicSweeper")
+
+
+def test_an_empty_sweep_list_replaced_by_a_later_override_of_its_key_is_not_refused(tmp_path):
+    """The last override of a key is the one Hydra's sweeper runs: an empty range that a later one
+    replaces runs the later one's jobs (the emptiness is judged on the lists as Hydra will run them)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from sim.cli import preflight_sweep, register_schema
+
+    GlobalHydra.instance().clear()
+    register_schema()
+    try:
+        target = preflight_sweep(["n_agents=300", "replicate=range(0,0)", "replicate=range(0,2)",
+                                  f"hydra.sweep.dir={tmp_path / 's'}"])
+        assert target.endswith("BasicSweeper")
+        with pytest.raises(SystemExit):
+            preflight_sweep(["n_agents=300", "replicate=range(0,2)", "replicate=range(0,0)",
+                             f"hydra.sweep.dir={tmp_path / 's'}"])
+    finally:
+        GlobalHydra.instance().clear()

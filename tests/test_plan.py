@@ -427,3 +427,29 @@ def test_the_statement_says_whose_spending_and_names_the_cost_base_as_a_sentence
         f["manifest"]["options"]["cost_base"] = base
         assert _words(f, "en")["the_base"] == en
         assert _words(f, "zh")["the_base"] == _words(f, "zh")["base"]
+
+
+def test_a_default_study_folder_taken_meanwhile_gives_the_next_free_name(tmp_path):
+    """Two studies started in the same second share a default name: the second was refused as busy
+    ("choose another out=", an out= the user never gave). With the default name it takes NAME-2, NAME-3
+    as single runs do; a name given with out= is refused, and a folder written by a study that finished
+    just before the claim is seen after it."""
+    from sim import claims
+    from sim.errors import BusyError, OutputError
+    from sim.studies.options import check_writable, release_claims
+
+    base = tmp_path / "results" / "plans" / "2026-12-05_21-00-00_chongqing"
+    other = claims.claim(base)  # a study running into the default name now
+    (base.with_name(base.name + "-2")).mkdir(parents=True)
+    (base.with_name(base.name + "-2") / "COMPLETE").write_text("x")  # and one finished there
+    try:
+        assert check_writable(base, "plan", unique=True) == base.with_name(base.name + "-3")
+        release_claims()
+        with pytest.raises(BusyError, match="a study running into the same out="):
+            check_writable(base, "plan")
+        with pytest.raises(OutputError, match="already exists and is not empty"):
+            check_writable(base.with_name(base.name + "-2"), "plan")
+    finally:
+        release_claims()
+        other.release()
+    assert claims.holder(base.with_name(base.name + "-3")) is None  # released: no claim left behind

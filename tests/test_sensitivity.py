@@ -296,8 +296,9 @@ def test_discover_on_the_model_writes_its_folder(tmp_path):
     ("sensitivity", ["noise_replicates=1"], "noise_replicates"),
     ("sensitivity", ["replicates=1", "noise_replicates=0"], "noise_replicates"),
     # one trajectory: a zero-width bootstrap interval, and inputs ranked as distinguishable on it
-    ("sensitivity", ["method=morris", "n=1"], "n = 1 is invalid; allowed: an integer >= 2"),
-    ("sensitivity", ["method=sobol", "n=1"], "n = 1 is invalid; allowed: an integer >= 2"),
+    ("sensitivity", ["method=morris", "n=1"], "n = 1 is invalid; allowed: an integer in [2, 100000]"),
+    ("sensitivity", ["method=morris", "n=0"], "n = 0 is invalid; allowed: an integer in [2, 100000]"),
+    ("sensitivity", ["method=sobol", "n=1"], "n = 1 is invalid; allowed: an integer in [2, 100000]"),
     # 80 was told "a number in [0.0, 1.0]", 1 "strictly between 0 and 1": the same words for both now
     ("plan", ["target.share=0.35", "target.year=2030", "confidence=80"],
      "confidence = 80.0 is invalid; allowed: a probability strictly between 0 and 1"),

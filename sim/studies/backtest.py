@@ -37,7 +37,7 @@ from ..errors import ConfigError, quiet_when_output_closed
 from ..results import git_commit, package_versions
 from ..sources import target
 from . import calibrate as cal
-from .forecast import forecast, refuse_existing, write_folder
+from .forecast import forecast, write_folder
 from .options import check_writable, releases_claims
 
 MIX_ROWS = {3: "nat_mix_2021_L3", 4: "nat_mix_2021_L4", 5: "nat_mix_2021_L5"}
@@ -161,8 +161,8 @@ def run(argv: list[str]) -> Path:
     opts = parse(argv)
     base = compose_config(["region=national"] + ([f"seed={opts['seed']}"] if opts["seed"] is not None else []))
     out = Path(opts["out"] or f"results/backtests/{datetime.now():%Y-%m-%d_%H-%M-%S}")
-    refuse_existing(out, "backtest")
-    check_writable(out)  # before hours of calibration, which a folder that cannot be written would lose
+    out = check_writable(out, "backtest", unique=opts["out"] is None)  # before hours of calibration, which a
+    # folder that cannot be written would lose
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     full = dict(base.region.history.high_skill_share)
     rows, origins = [], {}

@@ -240,10 +240,10 @@ def run(argv: list[str]) -> Path:
     seed = cfg.seed if opts["seed"] is None else opts["seed"]
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["out"] or f"results/forecasts/{stamp}_{cfg.region.name}_{cfg.scenario}")
-    refuse_existing(out, "forecast")
     from .options import check_writable
 
-    check_writable(out)  # before the runs: a folder that cannot be written would lose them all
+    out = check_writable(out, "forecast", unique=opts["out"] is None)  # before the runs: a folder that cannot
+    # be written would lose them all
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tables = forecast(cfg, params=opts["params"], structural=opts["structural"], replicates=opts["replicates"],
                       seed=seed, log=log)

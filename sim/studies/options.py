@@ -150,30 +150,52 @@ def run_command(func, prog: str, argv: list[str] | None, what: str = "folder", r
         raise SystemExit(130) from None
 
 
-def check_writable(out: Path) -> None:
-    """Fail now, in one line, if a folder cannot be written at `out` (its parent is made if missing),
-    or if another live process is running a study into it: before a study's runs, which would
-    otherwise be lost when it writes its folder at the end. The claim on `out` (sim.claims, as a
-    single run claims its folder) is held until the study ends: two identical
-    commands into one out= both ran every run, sharing one journal, and the second then found the
-    folder written. The study's `run` releases it (`releases_claims`)."""
+def check_writable(out: Path, what: str = "study", unique: bool = False) -> Path:
+    """The folder the study will write, claimed for it: fail now, in one line, if `out` holds anything
+    (forecast.refuse_existing), cannot be written (its parent is made if missing), or another live
+    process is running a study into it; before a study's runs, which would otherwise be lost when it
+    writes its folder at the end. The claim on `out` (sim.claims, as a single run claims its folder) is
+    held until the study ends (its `run` releases it, `releases_claims`): two identical commands into
+    one out= both ran every run, sharing one journal, and the second then found the folder written.
+    `unique`: out= was not given, so a default name taken meanwhile (a study started in the same
+    second) gives this one the next free name, NAME-2, NAME-3, ..., as single runs do."""
     import tempfile
 
     from .. import claims
-    from ..errors import BusyError, environment_fault
+    from ..errors import BusyError, OutputError, environment_fault
+    from .forecast import refuse_existing
 
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=f".{out.name}.probe-"):
-            pass
-        held = claims.claim(out)
-    except OSError as exc:
-        raise environment_fault(exc, out) from None
-    if held is None:
-        raise BusyError(f"{out} is being written by {claims.holder(out) or 'another process'}, a study "
-                        "running into the same out=; wait for it to finish, or choose another out=")
-    _CLAIMS.append(held)
+    base = Path(out)
+    for n in range(1, 1000 if unique else 2):
+        out = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            refuse_existing(out, what)
+        except OutputError:
+            if unique:
+                continue
+            raise
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.probe-"):
+                pass
+            held = claims.claim(out)
+        except OSError as exc:
+            raise environment_fault(exc, out) from None
+        if held is None:
+            if unique:
+                continue
+            raise BusyError(f"{out} is being written by {claims.holder(out) or 'another process'}, a study "
+                            "running into the same out=; wait for it to finish, or choose another out=")
+        try:
+            refuse_existing(out, what)  # written by a study that finished between the look above and the claim
+        except OutputError:
+            held.release()
+            if unique:
+                continue
+            raise
+        _CLAIMS.append(held)
+        return out
+    raise BusyError(f"{base}: a thousand studies started in the same second hold its default names; give out=")
 
 
 _CLAIMS: list = []  # the study folders this process holds (check_writable), released when their study ends

@@ -692,11 +692,10 @@ def run(argv: list[str]) -> Path:
                           "parameters and structural inputs of each sample itself (uncertainty=false plans at draw N)")
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["out"] or f"results/plans/{stamp}_{cfg.region.name}")
-    from .forecast import refuse_existing
     from .options import check_writable
 
-    refuse_existing(out, "plan")
-    check_writable(out)  # before the runs (the journal, then the folder, go there); makes out's parent
+    out = check_writable(out, "plan", unique=opts["out"] is None)  # before the runs (the journal, then the
+    # folder, go there); makes out's parent
     journal = out.parent / f".{out.name}.runs.jsonl"  # finished runs, for a resumed plan (removed at the end)
     box = make_box(opts, levers)
     log(f"plan: into {out} (if interrupted, the same command with out={out} resumes it)")

@@ -322,10 +322,8 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
             if not opts["years"]:
                 raise ConfigError(key, value, "a comma list of years")
         elif key == "n":  # one trajectory (base sample) gives a zero-width bootstrap interval and no sigma
-            opts[key] = number(key, value, 1, 100_000, int)
-            if opts[key] < 2:
-                raise ConfigError(key, opts[key], "an integer >= 2 (the intervals resample trajectories or base "
-                                  "samples: one has no spread)")
+            opts[key] = number(key, value, 2, 100_000, int, allowed="an integer in [2, 100000] (the intervals "
+                               "resample trajectories or base samples: one has no spread)")
         elif key == "replicates":
             opts[key] = number(key, value, 1, 100_000, int)
         elif key == "levels":
@@ -394,11 +392,10 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
         check(opts, inputs)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["out"] or f"results/{what}/{stamp}_{cfg.region.name}" + (f"_{opts['method']}" if "method" in opts else ""))
-    from .forecast import refuse_existing
     from .options import check_writable
 
-    refuse_existing(out, what)
-    check_writable(out)  # before the first chunk of runs (its journal, then the folder, go there)
+    out = check_writable(out, what, unique=opts["out"] is None)  # before the first chunk of runs (its journal,
+    # then the folder, go there)
     return opts, overrides, cfg, tuple(years), inputs, out
 
 
