@@ -171,6 +171,19 @@ def test_a_bad_value_is_shown_on_the_page_and_the_page_keeps_working(page):
     assert not page.find(v.Alert).widgets
 
 
+def test_every_slider_shows_its_value_on_its_own_steps_so_the_untouched_page_is_the_status_quo(page):
+    """A browser snaps a slider's value to its steps and sends it back: the studio-places slider (steps of
+    0.5) turned the default 17.4 into 17.5, so the untouched page compared a changed setting against the
+    status quo (and its command carried members_per_studio=17.5). Every slider's value lies on its grid,
+    and a value sent back with float noise is the view's own."""
+    for w in page.find(v.Slider).widgets:
+        k = (w.v_model - w.min) / w.step
+        assert abs(k - round(k)) < 1e-9, (w.label, w.v_model, w.min, w.step)
+    members = page.find(v.Slider, label=app.LABELS["en"]["members"]).widget
+    members.v_model = 5 + 124 * 0.1  # 17.400000000000002, as a browser's arithmetic may send 17.4
+    assert app.view.value.members_per_studio == SMALL.members_per_studio == 17.4
+
+
 @pytest.mark.slow
 def test_the_page_speaks_chinese(page):
     wait_for(page, SMALL)
@@ -376,6 +389,7 @@ def test_the_server_writes_only_in_its_cache_folder(tmp_path, monkeypatch):
     for var in [*cli.CACHE_ENV, cli.VIEW_ENV]:
         monkeypatch.setenv(var, "")  # restored after the test, whatever set-up sets
     monkeypatch.setenv("MPLCONFIGDIR", str(tmp_path / "mine"))
+    monkeypatch.delenv("SKILLSIM_CACHE_DIR")  # unset: the shared histories went to ~/.cache/skillsim
     monkeypatch.setattr(tempfile, "tempdir", tempfile.tempdir)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -384,9 +398,27 @@ def test_the_server_writes_only_in_its_cache_folder(tmp_path, monkeypatch):
     cli.setup(args)
     cache = (tmp_path / "cache").resolve()
     assert os.environ["MPLCONFIGDIR"] == str(tmp_path / "mine")
-    for var in ("NUMBA_CACHE_DIR", "JOBLIB_TEMP_FOLDER", "TMPDIR", "SOLARA_HOME"):
+    for var in ("NUMBA_CACHE_DIR", "JOBLIB_TEMP_FOLDER", "TMPDIR", "SOLARA_HOME", "SKILLSIM_CACHE_DIR"):
         assert os.environ[var].startswith(str(cache) + os.sep) and os.path.isdir(os.environ[var]), var
     assert tempfile.gettempdir() == os.environ["TMPDIR"]
+    monkeypatch.setenv("SKILLSIM_CACHE_DIR", "")  # the user turned skillsim's caches off: kept off
+    cli.use_cache_dir(cache)
+    assert os.environ["SKILLSIM_CACHE_DIR"] == ""
+
+
+@pytest.mark.parametrize("args,says", [
+    (["--end-year", "2020"], "--end-year 2020 is invalid; allowed: 2026-2035"),  # the page showed 2026
+    (["--end-year", "2040"], "--end-year 2040 is invalid; allowed: 2026-2035"),
+    (["--replicates", "50"], "allowed: at least 100 agents and 1-32 replicates"),  # the page ran 32
+    (["--host", "999.1.1.1"], "--host 999.1.1.1 cannot be listened on here"),  # it blamed the port
+])
+def test_a_first_view_the_page_cannot_show_or_a_bad_host_is_refused_in_one_line(args, says, capsys):
+    from sim.explorer import cli
+
+    with pytest.raises(SystemExit) as exc:
+        cli.parse(args + ["--port", "8899"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and says in err[0], err
 
 
 def test_a_newer_view_cancels_the_rest_of_an_older_one(monkeypatch):

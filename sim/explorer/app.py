@@ -23,8 +23,8 @@ from solara.alias import rw
 from ..errors import ConfigError, SkillsimError
 from ..report.text import scenario_label
 from . import charts
-from .engine import (ALLOCATIONS, EXPERIMENT_NAME, REGIONS, SCENARIOS, SELECTIONS, Result, View, chosen_config, compute,
-                     progress_text, region_label, with_preset)
+from .engine import (ALLOCATIONS, END_YEARS, EXPERIMENT_NAME, MAX_REPLICATES, REGIONS, SCENARIOS, SELECTIONS, Result,
+                     View, chosen_config, compute, progress_text, region_label, with_preset)
 
 VIEW_ENV = "SKILLSIM_EXPLORE_VIEW"  # the first view, as JSON fields of View (skillsim-explore's options)
 
@@ -78,6 +78,10 @@ LABELS = {
            "allocations": {"random": "随机", "lowest_level": "低等级优先", "near_standard": "接近下一等级标准者优先"},
            "selections": {"progress": "进步最快者", "random": "随机"}},
 }
+
+
+#: the studio-places slider's step: the default (View.members_per_studio, 17.4) must lie on its grid
+MEMBERS_STEP = 0.1
 
 
 def set_field(**kw) -> None:
@@ -193,20 +197,22 @@ def Controls():
     Choice(T["scenario"], v.scenario, {s: scenario_label(s, L) for s in SCENARIOS},
            lambda x: set_preset(scenario=x))
     solara.SliderFloat(T["training"], value=v.training, min=0, max=3, step=0.1, thumb_label="always",
-                       on_value=lambda x: set_field(training=x))
+                       on_value=lambda x: set_field(training=round(x, 6)))
     solara.SliderFloat(T["competition"], value=v.competition, min=0, max=3, step=0.1,
-                       thumb_label="always", on_value=lambda x: set_field(competition=x))
+                       thumb_label="always", on_value=lambda x: set_field(competition=round(x, 6)))
     solara.SliderFloat(T["studio"], value=v.studio, min=0, max=3, step=0.1, thumb_label="always",
-                       on_value=lambda x: set_field(studio=x))
+                       on_value=lambda x: set_field(studio=round(x, 6)))
     Choice(T["allocation"], v.allocation, {a: T["allocations"][a] for a in ALLOCATIONS},
            lambda x: set_field(allocation=x))
     Choice(T["selection"], v.selection, {s: T["selections"][s] for s in SELECTIONS}, lambda x: set_field(selection=x))
-    solara.SliderFloat(T["members"], value=v.members_per_studio, min=5, max=40, step=0.5, thumb_label="always",
-                       on_value=lambda x: set_field(members_per_studio=x))
-    solara.SliderInt(T["end_year"], value=v.end_year, min=2026, max=2035, thumb_label="always",
+    # step 0.1: the browser snaps the shown value to the slider's steps and sends it back, and on a 0.5
+    # grid the default 17.4 came back as 17.5, so the untouched page compared a changed setting
+    solara.SliderFloat(T["members"], value=v.members_per_studio, min=5, max=40, step=MEMBERS_STEP,
+                       thumb_label="always", on_value=lambda x: set_field(members_per_studio=round(x, 6)))
+    solara.SliderInt(T["end_year"], value=v.end_year, min=END_YEARS[0], max=END_YEARS[1], thumb_label="always",
                      on_value=lambda x: set_field(end_year=x))
     solara.InputInt(T["n_agents"], value=v.n_agents, on_value=lambda x: set_field(n_agents=int(x)), continuous_update=False)
-    solara.SliderInt(T["replicates"], value=v.replicates, min=1, max=32, thumb_label="always",
+    solara.SliderInt(T["replicates"], value=v.replicates, min=1, max=MAX_REPLICATES, thumb_label="always",
                      on_value=lambda x: set_field(replicates=x))
     solara.Checkbox(label=T["uncertainty"], value=v.uncertainty, on_value=lambda x: set_field(uncertainty=x))
 

@@ -9,13 +9,14 @@ before it is imported."""
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import socket
 import sys
 import tempfile
 from pathlib import Path
 
-from .engine import REGIONS, View
+from .engine import END_YEARS, MAX_REPLICATES, REGIONS, View
 from ..errors import quiet_when_output_closed
 
 VIEW_ENV = "SKILLSIM_EXPLORE_VIEW"  # read by sim.explorer.app (kept free of web imports here)
@@ -27,6 +28,7 @@ DEFAULT_PORT = 8765
 # sys.prefix/share/solara/cdn, is where solara-assets installed the page's scripts and styles (read
 # only, not written), and pointing it elsewhere leaves the page without them.
 CACHE_ENV = {"MPLCONFIGDIR": "matplotlib", "NUMBA_CACHE_DIR": "numba", "JOBLIB_TEMP_FOLDER": "joblib",
+             "SKILLSIM_CACHE_DIR": "skillsim",  # skillsim's shared histories and composed configs (an empty value: off)
              "TMPDIR": "tmp", "SOLARA_HOME": "solara", "IPYTHONDIR": "ipython",
              "JUPYTER_RUNTIME_DIR": "jupyter-runtime"}
 
@@ -56,17 +58,23 @@ def parse(argv: list[str]) -> argparse.Namespace:
     except OSError as exc:
         p.exit(2, f"skillsim-explore: --cache-dir {args.cache_dir} cannot be created ({exc.strerror}); "
                   "allowed: a folder you can write to\n")
-    if args.n_agents < 100 or args.replicates < 1:
+    if args.n_agents < 100 or not 1 <= args.replicates <= MAX_REPLICATES:
         p.exit(2, f"skillsim-explore: --n-agents {args.n_agents} / --replicates {args.replicates} is invalid; "
-                  "allowed: at least 100 agents and 1 replicate\n")
+                  f"allowed: at least 100 agents and 1-{MAX_REPLICATES} replicates (the page's slider)\n")
+    if not END_YEARS[0] <= args.end_year <= END_YEARS[1]:  # the page would move it to its slider's end
+        p.exit(2, f"skillsim-explore: --end-year {args.end_year} is invalid; allowed: {END_YEARS[0]}-{END_YEARS[1]} "
+                  "(the page's slider)\n")
     if not 0 < args.port < 65536:
         p.exit(2, f"skillsim-explore: --port {args.port} is invalid; allowed: 1-65535\n")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
             s.bind((args.host, args.port))
         except OSError as exc:
-            p.exit(2, f"skillsim-explore: --port {args.port} on {args.host} is not free ({exc.strerror}); "
-                      f"allowed: a free port, e.g. --port {args.port + 1}\n")
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                p.exit(2, f"skillsim-explore: --port {args.port} on {args.host} is not free ({exc.strerror}); "
+                          f"allowed: a free port, e.g. --port {args.port + 1}\n")
+            p.exit(2, f"skillsim-explore: --host {args.host} cannot be listened on here ({exc.strerror}); "  # unknown
+                      "allowed: an address of this machine, e.g. 127.0.0.1 (this machine only) or 0.0.0.0\n")
     return args
 
 
@@ -79,7 +87,7 @@ def use_cache_dir(cache_dir: Path) -> None:
     """Point every library that writes files at a folder of `cache_dir` (unless the user set its
     variable): called before any of them is imported, since most read their variable at import."""
     for var, sub in CACHE_ENV.items():
-        if not os.environ.get(var):
+        if not os.environ.get(var) and not (var == "SKILLSIM_CACHE_DIR" and var in os.environ):  # "" turns it off
             (cache_dir / sub).mkdir(parents=True, exist_ok=True)
             os.environ[var] = str(cache_dir / sub)
             if var == "TMPDIR":

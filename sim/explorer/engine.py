@@ -46,6 +46,12 @@ TEXT = {
 }
 
 
+#: the page's last-year slider and its replicates slider, which the first view given at start-up must fit
+#: (a browser moves a value outside a slider's range to its end and sends that back)
+END_YEARS = (2026, 2035)
+MAX_REPLICATES = 32
+
+
 @dataclass(frozen=True)
 class View:
     """The explorer's controls."""
