@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from functools import lru_cache
 import math
+import numbers
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -414,12 +415,16 @@ def range_text(m: dict, kind: str = "a number", fmt=str, ge: str = ">=", le: str
 
 
 def _check_number(path: str, value: Any, kind: type, m: dict) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
         if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
         else:
             what = "an integer" if kind is int else "a number"
             raise ConfigError(path, value, f"{what}, {range_text(m)}" if m.get("lo") is not None else what)
+    if isinstance(value, numbers.Integral):  # numpy's integers too (a loop over np.arange, EMA's draws)
+        value = int(value)
+    elif not isinstance(value, float):  # numpy's floats: float64 is a float already, float32 is not
+        value = float(value)
     if kind is int:
         if isinstance(value, float):
             if not value.is_integer():

@@ -157,3 +157,20 @@ def test_presets_by_the_names_ema_workbench_leaves_free():
                                           "and scenario, not both"):
         simulate(scenario="no_policy", scenario_preset="baseline", **small)
     assert simulate(scenario="no_policy", scenario_preset=None, region_preset="national", **small) == b
+
+
+def test_numpys_numbers_are_taken_as_the_numbers_they_are():
+    """A loop over np.arange passed np.int64: refused as "n_agents = np.int64(2000) is invalid; allowed:
+    an integer". numpy's integers and floats are taken as Python's; its booleans and fractions given
+    for an integer are still refused."""
+    import numpy as np
+
+    plain = simulate("chongqing", n_agents=500, end_year=2023, seed=5, training_intensity=1.5)
+    given = simulate("chongqing", n_agents=np.int64(500), end_year=np.int32(2023), seed=np.uint8(5),
+                     training_intensity=np.float32(1.5))
+    assert given == plain
+    model = WorkforceModel(n_agents=np.int64(500), seed=np.int64(5), end_year=np.int64(2023))
+    assert model.cfg.n_agents == 500 and type(model.cfg.n_agents) is int
+    for bad in (np.bool_(True), np.float64(500.5)):
+        with pytest.raises(ConfigError, match="n_agents"):
+            simulate("chongqing", n_agents=bad, end_year=2023)
