@@ -108,3 +108,35 @@ def test_presets_use_the_calibrated_parameters():
             assert getattr(cfg.behaviour, name) == value, (region, name)
         assert cfg.levers.studio.learning_multiplier == data["levers"]["studio"]["learning_multiplier"]
     assert dataclasses.asdict(RunConfig().behaviour) == dataclasses.asdict(compose_config([]).behaviour)
+
+
+@pytest.mark.parametrize("args,code,says", [
+    (["out=full"], 4, "calibration folder full already exists and is not empty"),  # it wrote among its files
+    (["max_evals=0"], 2, "max_evals = 0 is invalid; allowed: an integer >= 1"),  # a "fit" of the start values
+    (["out="], 2, "out = '' is invalid; allowed: a path"),  # fell back to the default folder
+    (["n_agents=x"], 2, "n_agents = 'x' is invalid; allowed: an integer"),  # "a int"
+    (["fit=missing.json", "out=c1"], 2, "fit = 'missing.json' is invalid"),  # and left an empty c1/
+])
+def test_calibrate_refuses_a_bad_option_or_a_used_folder_in_one_line_and_writes_nothing(
+        tmp_path, monkeypatch, refused, args, code, says):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "mine.txt").write_text("mine\n")
+    got, err = refused(cal.main, args)
+    lines = err.strip().splitlines()
+    assert got == code and len(lines) == 1 and says in lines[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["mine.txt"]
+
+
+def test_an_interrupted_calibration_leaves_no_folder_and_says_so(tmp_path, monkeypatch, refused):
+    """Ctrl-C printed a traceback through scipy's optimiser and left an empty folder: exit 130, one
+    line, nothing written (the files go into a hidden folder, removed)."""
+    monkeypatch.chdir(tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cal, "calibrate", interrupted)
+    code, err = refused(cal.main, ["out=cut", "n_agents=500"])
+    assert code == 130 and err.strip() == "skillsim-calibrate: interrupted; no calibration folder was written", err
+    assert list(tmp_path.iterdir()) == []

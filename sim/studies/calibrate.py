@@ -37,11 +37,12 @@ from scipy.optimize import minimize
 from functools import partial
 
 from ..config import ASSUMED, CALIBRATION_FILE, HorizonParams, RunConfig, to_dict
-from ..errors import ConfigError, SkillsimError, quiet_when_output_closed
+from ..errors import ConfigError, quiet_when_output_closed
 from ..ladder import pay_ratios
 from ..model import WorkforceModel
 from ..sources import target
 from . import posterior
+from .options import releases_claims
 from .batch import run_batch
 
 ENSEMBLE_FILE = CALIBRATION_FILE.with_name("calibration_ensemble.csv")
@@ -490,12 +491,15 @@ def parse_args(argv: list[str]) -> dict:
         try:
             out[key] = known[key](value)
         except ValueError:
-            raise ConfigError(key, value, f"a {known[key].__name__}") from None
+            raise ConfigError(key, value, "an integer" if known[key] is int else "a string") from None
     if out["region"] not in ("national", "chongqing"):
         raise ConfigError("region", out["region"], "national or chongqing (the regions with observed shares)")
-    for key in ("n_agents", "replicates", "draws", "stages", "ensemble"):
+    for key in ("n_agents", "replicates", "draws", "stages", "ensemble", "max_evals"):  # max_evals=0 "fitted" nothing
         if out[key] < 1:
             raise ConfigError(key, out[key], "an integer >= 1")
+    for key in ("out", "fit"):
+        if out[key] is not None and not out[key].strip():  # out= fell back to the default folder
+            raise ConfigError(key, out[key], "a path")
     if out["cutoff"] is not None and out["cutoff"] not in (2011, 2016):
         raise ConfigError("cutoff", out["cutoff"], "2011 or 2016 (years with an observed skilled stock)")
     if out["write"] not in ("auto", "true", "false"):
@@ -505,24 +509,48 @@ def parse_args(argv: list[str]) -> dict:
 
 @quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
-    """`skillsim-calibrate region=national [cutoff=2016] [n_agents=..] [replicates=..] [max_evals=..]`."""
-    try:
-        args = parse_args(list(sys.argv[1:] if argv is None else argv))
-        run(args)
-    except SkillsimError as err:
-        print(f"skillsim-calibrate: {err}", file=sys.stderr)
-        raise SystemExit(err.exit_code) from None
+    """`skillsim-calibrate region=national [cutoff=2016] [n_agents=..] [replicates=..] [max_evals=..]`:
+    a mistake is one line, Ctrl-C or SIGTERM exit 130 with no folder (as the other studies)."""
+    from .options import run_command
+
+    run_command(lambda a: run(parse_args(a)), "skillsim-calibrate", argv, what="calibration folder", resumable=False)
 
 
+@releases_claims
 def run(args: dict) -> Path:
-    from ..cli import compose_config
+    """The fit report's folder, written whole or not at all: an existing one is refused before the
+    fit (a calibration wrote its files among another folder's, which then failed verification), and
+    the files go into a hidden folder beside it, renamed when all are written."""
+    import os
+    import shutil
+
+    from .options import check_writable
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    out = Path(args["out"] or f"results/calibration/{args['region']}_{stamp}")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable(Path(args["out"] or f"results/calibration/{args['region']}_{stamp}"), "calibration",
+                         unique=args["out"] is None)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        _run_into(tmp, args, log)
+        if out.exists():
+            out.rmdir()  # empty (check_writable refused anything else)
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log(f"fit report in {out}")
+    return out
+
+
+def _run_into(out: Path, args: dict, log) -> None:
+    from ..cli import compose_config
+
     if args["region"] == "chongqing":
-        return check_chongqing(compose_config(["region=chongqing", f"seed={args['seed']}"]), args, out, log)
+        check_chongqing(compose_config(["region=chongqing", f"seed={args['seed']}"]), args, out, log)
+        return
     base = compose_config(["region=national", f"seed={args['seed']}"])
     if args.get("fit"):
         res = load_fit(base, Path(args["fit"]))
@@ -578,8 +606,6 @@ def run(args: dict) -> Path:
             import subprocess
 
             subprocess.run([sys.executable, "-m", "sim.paramtable", "--write", str(docs)], check=False)
-    log(f"fit report in {out}")
-    return out
 
 
 def check_chongqing(cfg: RunConfig, args: dict, out: Path, log) -> Path:
