@@ -778,6 +778,9 @@ def explain(exc: BaseException) -> str:
         section = text.split("Available options", 1)[-1].split("Config search path", 1)[0]
         opts = [o for o in re.findall(r"^\t(\S+)$", section, flags=re.M) if "=" not in o]
         allowed = ", ".join(opts) if opts else f"an existing file in sim/conf/{group}/"
+        if group == "hydra/launcher" and choice == "ray":  # an extra of its own, in an environment of its own
+            allowed += ("; Ray's launcher is installed apart (pip install \".[ray]\" in an environment of its "
+                        "own, docs/cluster.md)")
         return str(ConfigError(group, choice, f"one of {allowed}"))
     inner = next((e for e in chain if getattr(e, "full_key", None)), None)
     if inner is not None:

@@ -196,6 +196,8 @@ CASES = [
     C("basic-sweep-given-an-interval", M, ["-m", "levers.training.intensity=interval(0,1)"], EXIT_CONFIG,
       "levers.training.intensity = 'interval(0,1)' is invalid; allowed: a list (A,B) or range(...) for Hydra's basic "
       "sweeper; interval(...) needs an optimising sweeper"),  # Hydra's words, and a folder left behind
+    C("ray-launcher-where-ray-is-not-installed", M, ["-m", "hydra/launcher=ray", "replicate=0,1"], EXIT_CONFIG,
+      "hydra/launcher = 'ray' is invalid; allowed: one of ", "Ray's launcher is installed apart (pip install"),
     # Hydra made the sweep folder, ran no job, and skillsim said it was "not a sweep folder" (exit 3)
     C("basic-sweep-given-an-empty-range", M, ["-m", "replicate=range(0,-2)"], EXIT_CONFIG,
       "replicate = 'range(0,-2)' is invalid; allowed: a sweep of at least one value", e2e=True),
