@@ -95,6 +95,18 @@ def test_an_sbatch_refusal_is_one_line_naming_the_setting(said, key):
     assert said.splitlines()[0].split("error: ", 1)[1] in line  # what SLURM said is kept
 
 
+def test_sbatch_with_no_controller_to_answer_says_no_cluster_was_found():
+    """SLURM's client installed and no cluster: the refusal pointed at the launcher's settings, which
+    cannot help (sbatch's words on a machine with no controller, as a user met them)."""
+    said = ("sbatch: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host\n"
+            "sbatch: error: fetch_config: DNS SRV lookup failed\n"
+            "sbatch: error: _establish_config_source: failed to fetch config\n"
+            "sbatch: fatal: Could not establish a configuration source")
+    line = sbatch.explain_refusal(sbatch.SbatchRefused(said), {})
+    assert "\n" not in line and line.startswith("hydra/launcher=slurm needs a SLURM cluster, and none answered")
+    assert "hydra.launcher" not in line.replace("hydra/launcher=slurm", "")
+
+
 @pytest.fixture
 def fake_srun(tmp_path, monkeypatch):
     """An `srun` on PATH: submitit builds its SLURM executor only where one is found."""

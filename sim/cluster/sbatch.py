@@ -148,6 +148,11 @@ def explain_refusal(exc: BaseException, params: dict[str, Any]) -> str:
     """One line for sbatch's refusal: what SLURM said and the launcher setting to change."""
     said = _sbatch_message(exc)
     low = said.lower()
+    if any(w in low for w in ("unable to contact slurm controller", "fetch_config", "dns srv lookup failed",
+                              "could not establish a configuration source", "zero bytes were transmitted")):
+        # SLURM's client is installed, but no controller answered: not a setting of the launcher's
+        return (f"hydra/launcher=slurm needs a SLURM cluster, and none answered ({said}); run on the cluster's "
+                "login node, or use the default launcher on one machine")
     if "time limit" in low:
         key, value, allowed = "timeout_min", params.get("timeout_min"), "null (the partition's default) or at most the partition's MaxTime (scontrol show partition)"
     elif "account" in low:
