@@ -431,7 +431,7 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
     except OSError as exc:
         raise environment_fault(exc, sweep_dir, "read") from None
     jobs = {f.name: read_job(f) for f in folders}
-    _, own = recorded_plan(sweep_dir)
+    planned, own = recorded_plan(sweep_dir)
     for name in own or ():  # a folder the sweep made for a job of its own is that job's, whatever it holds
         if name in jobs and jobs[name]["status"] == "not_a_job":
             jobs[name] = {"status": "missing", "overrides": [], "error": "no result (not run, or interrupted)",
@@ -471,7 +471,6 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
     counts = {k: int((runs["status"] == k).sum()) for k in STATUSES}
     # a stopped sweep leaves no folder for the jobs it never began; where the sweep recorded its jobs'
     # folders, those are the ones counted (an earlier, different sweep may have left others here)
-    planned, own = recorded_plan(sweep_dir)
     if own is not None:
         counts["not_started"] = sum(name not in jobs for name in own)
         counts["planned"] = len(own)
