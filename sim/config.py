@@ -415,7 +415,7 @@ def range_text(m: dict, kind: str = "a number", fmt=str, ge: str = ">=", le: str
 
 
 def _check_number(path: str, value: Any, kind: type, m: dict) -> Any:
-    if isinstance(value, bool) or type(value).__name__ == "bool_" or not isinstance(value, numbers.Real):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's booleans are not numbers.Real
         if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
         else:

@@ -48,7 +48,8 @@ from ..config import RunConfig, to_dict
 from ..errors import ConfigError, quiet_when_output_closed
 from .batch import evaluate_in_chunks
 from .inputs import GROUPS, Input, check_range_ends, choose, configure, parse_input, read_inputs_file
-from .options import NO_GROUPS, config_override, key_values, number, one_of, releases_claims, run_command, study_option
+from .options import (NO_GROUPS, config_override, key_values, number, one_of, releases_claims, run_command,
+                      study_option)
 
 METHODS = ("morris", "sobol")
 OUTPUTS = ("high_skill_share", "income_mean", "income_median", "cost")
