@@ -10,6 +10,7 @@ and prints each side's median wall / model ratio.
 
     python benchmarks/paired.py a048a18                      # 10k (40 pairs) and 50k (16 pairs)
     python benchmarks/paired.py a048a18 --agents 1000000 --pairs 4 --startup 6
+    python benchmarks/paired.py a048a18 --agents 20000 --kernels numpy     # as `skillsim` runs its 20k agents
     python benchmarks/paired.py e9a17b6 --agents 5700000 --pairs 3 --fresh   # (d), paired: fresh processes, construction included
 
 Measured this way on 2026-12-03 (benchmarks/README.md, issue 12's fifth step), when one 10k-agent model
@@ -46,8 +47,8 @@ def worker(n: int) -> None:
         print(time.perf_counter() - t0, flush=True)
 
 
-def paired_models(base: Path, n: int, pairs: int) -> dict:
-    env = dict(os.environ, SKILLSIM_KERNELS="compiled", SKILLSIM_HISTORY_DISK_MB="0", SKILLSIM_HISTORY_CACHE_MB="0")
+def paired_models(base: Path, n: int, pairs: int, kernels: str = "compiled") -> dict:
+    env = dict(os.environ, SKILLSIM_KERNELS=kernels, SKILLSIM_HISTORY_DISK_MB="0", SKILLSIM_HISTORY_CACHE_MB="0")
     sides = {}
     for name, root in (("ref", base), ("this", HERE.parent)):
         sides[name] = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker", str(n)],
@@ -124,6 +125,9 @@ def main() -> None:
     ap.add_argument("--agents", type=int, nargs="+", default=[10_000, 50_000])
     ap.add_argument("--pairs", type=int, nargs="+", default=None,
                     help="pairs per size (default 40 below 50k agents, 16 below 1M, else 4)")
+    ap.add_argument("--kernels", choices=("compiled", "numpy"), default="compiled",
+                    help="the per-worker passes both sides run the models with (numpy: as a single run below "
+                         "250,000 agents, such as `skillsim` with no arguments, runs them)")
     ap.add_argument("--startup", type=int, default=0, help="skillsim start-up runs per side, cold and warm")
     ap.add_argument("--fresh", action="store_true",
                     help="each model in a fresh process, construction timed too (as run.py's (a) and (d))")
@@ -140,7 +144,7 @@ def main() -> None:
                       f"(pairs {', '.join(f'{x:.2f}' for x in r['steps_ratios'])}); wall {r['ref_wall_median_s']:.2f} s / "
                       f"{r['this_wall_median_s']:.2f} s (medians)", flush=True)
                 continue
-            r = paired_models(base, n, k)
+            r = paired_models(base, n, k, args.kernels)
             lo, hi = r["ratio_quartiles"]
             print(f"{n:>9,} agents, {k} pairs: {args.ref} / this = {r['ratio_median']:.3f}x (quartiles {lo:.3f}-{hi:.3f}); "
                   f"steps {r['ref_median_s']:.3f} s / {r['this_median_s']:.3f} s (medians); "

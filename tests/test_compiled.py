@@ -594,6 +594,15 @@ def test_draws_separations_and_brackets_are_identical(model):
         assert all(np.array_equal(a, b, equal_nan=True) and a.dtype == b.dtype for a, b in zip(*got))
         keys = np.random.default_rng(3).random(50_000)  # float64: the thinning keys and competition scores
         assert same(*both(lambda k: k.bracketed(keys, np.array([0.1, 0.5 + 1e-17]), np.array([0.2, 0.6]))))
+    # bounds between float32 values compare in float64: as float32 they would take in the values planted
+    # at their float32 roundings (50,000 and 70,000)
+    x[20:22], x[22:24] = 5e4, 7e4
+    lo, hi = np.array([5e4 + 1e-3, 6e4]), np.array([5.5e4, 7e4 - 1e-3])
+    got = both(lambda k: k.bracketed(x, lo, hi))
+    assert all(np.array_equal(a, b, equal_nan=True) and a.dtype == b.dtype for a, b in zip(*got))
+    wide = x.astype(np.float64)
+    assert got[1][0].tolist() == [np.count_nonzero(wide < a) for a in lo]
+    assert np.array_equal(got[1][1], np.concatenate([x[(wide >= a) & (wide <= b)] for a, b in zip(lo, hi)]))
 
     # the ranks' values from the brackets: inside a bracket, or by a full partition where it missed
     y = np.random.default_rng(4).lognormal(11, 0.5, 30_000).astype(np.float32)
