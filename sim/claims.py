@@ -161,3 +161,35 @@ def claim(folder: Path) -> Claim | None:
             previous = None  # our own earlier claim (a retry in the same process)
         return Claim(path, fd, previous)
     return None  # pragma: no cover - released 50 times in a row between our open and our lock
+
+
+#: default names a claimer tries (NAME, NAME-2, ..., NAME-999) before it gives up
+NAMES_TRIED = 999
+
+
+def claim_free_name(base: Path, unique: bool, free=None) -> tuple[Claim | None, Path]:
+    """Claim `base`; or, if `unique` (the name is a default one), the first of `base`, `NAME-2`,
+    `NAME-3`, ... that no live process holds and that `free(path)` accepts both before the claim and
+    once it is held (a folder written meanwhile by a process that has since finished). Single runs and
+    studies name their default folders this way, so two started in the same second with the same
+    settings each get their own. Returns (claim, path), or (None, the last path tried) if none could be
+    claimed. `free` may raise to refuse a name outright; OSError from the lock file is raised."""
+    base = Path(base)
+    path = base
+    for n in range(1, NAMES_TRIED + 1 if unique else 2):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        if free is not None and not free(path):
+            continue
+        held = claim(path)
+        if held is None:
+            continue
+        try:
+            taken = free is not None and not free(path)
+        except BaseException:
+            held.release()
+            raise
+        if taken:
+            held.release()
+            continue
+        return held, path
+    return None, path

@@ -646,17 +646,12 @@ def claim_run_folder(run_dir: Path, unique: bool) -> tuple[claims.Claim, Path]:
     line naming that process. A default name (`unique`) held by a run started in the same second
     with the same settings is not an error: this run claims the next name, `NAME-2`, `NAME-3`, ...
     """
-    base = Path(run_dir)
-    for n in range(1, 1000):
-        run_dir = base if n == 1 else base.with_name(f"{base.name}-{n}")
-        try:
-            held = claims.claim(run_dir)
-        except OSError as exc:
-            raise environment_fault(exc, run_dir) from None
-        if held is not None:
-            return held, run_dir
-        if not unique:
-            break
+    try:
+        held, run_dir = claims.claim_free_name(Path(run_dir), unique)
+    except OSError as exc:
+        raise environment_fault(exc, run_dir) from None
+    if held is not None:
+        return held, run_dir
     raise BusyError(f"run folder {run_dir} is being written by {claims.holder(run_dir) or 'another process'}; "
                     "wait for it to finish or choose another hydra.run.dir")
 

@@ -226,6 +226,35 @@ def test_a_claim_is_exclusive_names_its_owner_and_is_removed_on_release(tmp_path
     again.release()
 
 
+def test_a_free_name_is_claimed_past_held_and_written_names_and_a_refusal_keeps_no_claim(tmp_path):
+    """claim_free_name (default folders of single runs and studies): NAME held by a live claim and NAME-2
+    written meanwhile (seen only once claimed) are passed over for NAME-3, and NAME-2's claim is let go;
+    a given name (not unique) is tried alone; a refusal raised once the claim is held releases it."""
+    base = tmp_path / "run"
+    other = claims.claim(base)
+    looks: list[str] = []
+
+    def free(path: Path) -> bool:
+        looks.append(path.name)
+        return not (path.name == "run-2" and looks.count("run-2") == 2)  # written between the two looks
+
+    held, path = claims.claim_free_name(base, True, free)
+    assert path.name == "run-3" and looks == ["run", "run-2", "run-2", "run-3", "run-3"]
+    assert claims.holder(base.with_name("run-2")) is None  # its claim released
+    held.release()
+    assert claims.claim_free_name(base, False) == (None, base)  # a given name: held, refused
+    other.release()
+
+    def refuse(path: Path) -> bool:
+        if claims.live_holder(path) is not None:
+            raise RuntimeError("refused")
+        return True
+
+    with pytest.raises(RuntimeError):
+        claims.claim_free_name(base, True, refuse)
+    assert claims.holder(base) is None
+
+
 def test_the_claim_of_a_killed_process_is_free_and_reports_its_owner(tmp_path):
     job = tmp_path / "job"
     code = (f"import sys, time; sys.path.insert(0, {str(Path(claims.__file__).parents[1])!r}); from sim import claims; "

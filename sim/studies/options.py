@@ -166,36 +166,34 @@ def check_writable(out: Path, what: str = "study", unique: bool = False) -> Path
     from .forecast import refuse_existing
 
     base = Path(out)
-    for n in range(1, 1000 if unique else 2):
-        out = base if n == 1 else base.with_name(f"{base.name}-{n}")
+    probed: list[Path] = []
+
+    def free(path: Path) -> bool:
         try:
-            refuse_existing(out, what)
+            refuse_existing(path, what)
         except OutputError:
             if unique:
-                continue
+                return False
             raise
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.probe-"):
+        if not probed:  # the parent made and written to once, before the first claim
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.probe-"):
                 pass
-            held = claims.claim(out)
-        except OSError as exc:
-            raise environment_fault(exc, out) from None
-        if held is None:
-            if unique:
-                continue
-            raise BusyError(f"{out} is being written by {claims.holder(out) or 'another process'}, a study "
-                            "running into the same out=; wait for it to finish, or choose another out=")
-        try:
-            refuse_existing(out, what)  # written by a study that finished between the look above and the claim
-        except OutputError:
-            held.release()
-            if unique:
-                continue
-            raise
-        _CLAIMS.append(held)
-        return out
-    raise BusyError(f"{base}: a thousand studies started in the same second hold its default names; give out=")
+            probed.append(path)
+        return True
+
+    try:
+        held, out = claims.claim_free_name(base, unique, free)
+    except OSError as exc:
+        raise environment_fault(exc, out) from None
+    if held is None:
+        if unique:
+            raise BusyError(f"{base}: a thousand studies started in the same second hold its default names; "
+                            "give out=")
+        raise BusyError(f"{out} is being written by {claims.holder(out) or 'another process'}, a study "
+                        "running into the same out=; wait for it to finish, or choose another out=")
+    _CLAIMS.append(held)
+    return out
 
 
 _CLAIMS: list = []  # the study folders this process holds (check_writable), released when their study ends
