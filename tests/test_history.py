@@ -163,10 +163,14 @@ def test_chongqing_october_to_december_consistency(tmp_path):
     """skillsim-calibrate region=chongqing: the model's December 2022 from its October state."""
     from sim.studies import calibrate as cal
 
+    said: list[str] = []
     out = cal.check_chongqing(compose_config(["region=chongqing"]), {"n_agents": 50000, "replicates": 4,
-                                                                     "seed": 11}, tmp_path,
-                              lambda *_: None)
+                                                                     "seed": 11}, tmp_path, said.append)
     import pandas as pd
+
+    # it says that it fits nothing, on how much, and which options of the command it does not use
+    assert said[0].startswith("region=chongqing: no fit, a check of the national fit on 50,000 agents x 4 seeds"), said
+    assert "max_evals, cutoff, draws, stages, ensemble and fit are not used" in said[0]
 
     row = pd.read_csv(out / "fit.csv").iloc[0]
     # the issue's 0.3 points, plus two standard errors of the mean over the 4 replicates
