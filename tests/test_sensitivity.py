@@ -287,6 +287,13 @@ def test_discover_on_the_model_writes_its_folder(tmp_path):
     ("sensitivity", ["year=2090"], "year"),
     ("sensitivity", ["no_such_key=3"], "no_such_key"),
     ("discover", [], "condition"),
+    # a lever that is off (its own setting, or scenario=no_policy): the study turned it on, silently, and
+    # recorded it as off
+    ("sensitivity", ["levers.studio.enabled=false"], "levers.studio.enabled = false is invalid; allowed: true "
+     "while the study varies levers.studio.intensity"),
+    ("sensitivity", ["scenario=no_policy", "inputs=none", "input.levers.competition.prize_per_promotion=1:2"],
+     "levers.competition.enabled = false"),
+    ("discover", ["condition=high_skill_share@2030<0.3", "scenario=no_policy"], "levers.training.enabled = false"),
     ("discover", ["condition=share<<0.3"], "condition"),
     ("discover", ["condition=nonsense@2030<0.3", "quick=true"], "condition"),
     ("discover", ["condition=levers.training.intensity<1", "peel_alpha=0"], "peel_alpha"),

@@ -238,7 +238,7 @@ def configure(cfg: RunConfig, inputs: list[Input], x: np.ndarray) -> RunConfig:
     for i in inputs:
         if i.group == "levers":
             name = i.name.split(".")[1]
-            part = dataclasses.replace(getattr(cfg.levers, name), intensity=values[i.name], enabled=True)
+            part = dataclasses.replace(getattr(cfg.levers, name), intensity=values[i.name])  # on: sensitivity.setup
             cfg = dataclasses.replace(cfg, levers=dataclasses.replace(cfg.levers, **{name: part}))
         elif i.group == "config":
             old = _value(cfg, i.name)
