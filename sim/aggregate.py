@@ -569,5 +569,34 @@ def report(sweep_dir: Path, counts: dict) -> None:
               file=sys.stderr)
 
 
+def note_a_better_earlier_trial(sweep_dir: Path, direction: object) -> None:
+    """An optimising study run again into its folder without a saved study (hydra.sweeper.storage) is
+    a new study: optimization_results.yaml gives the best of its own trials, while runs.csv also holds
+    the earlier study's. Where one of those is better, one line says so and how to continue a study."""
+    path = sweep_dir / "optimization_results.yaml"
+    if not path.is_file() or str(direction).lower() not in ("minimize", "maximize"):
+        return  # not an optimiser's folder, or several objectives
+    try:
+        import yaml
+
+        best = yaml.safe_load(path.read_text(encoding="utf-8")).get("best_value")
+        runs = pd.read_csv(sweep_dir / "runs.csv")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return
+    if not isinstance(best, (int, float)) or "objective" not in runs:
+        return
+    done = runs[runs["status"] == "ok"].dropna(subset=["objective"])
+    if done.empty:
+        return
+    maximize = str(direction).lower() == "maximize"
+    top = done.loc[done["objective"].idxmax() if maximize else done["objective"].idxmin()]
+    margin = 1e-12 * max(1.0, abs(best))
+    if (top["objective"] > best + margin) if maximize else (top["objective"] < best - margin):
+        print(f"  note: optimization_results.yaml gives the best of this study's own trials ({best:.6g}); runs.csv "
+              f"also holds an earlier study's, and one of them is better: {top['objective']:.6g}, job {top['job']}. "
+              "A study run again continues the earlier one only from a saved study: hydra.sweeper.storage="
+              "sqlite:///FILE hydra.sweeper.study_name=NAME", file=sys.stderr)
+
+
 if __name__ == "__main__":
     main()

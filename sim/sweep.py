@@ -449,6 +449,10 @@ class AggregateCallback(Callback):
 
             LAST_COUNTS = aggregate(sweep_dir, self.baseline, log=log.info)
             report(sweep_dir, LAST_COUNTS)
+            if not is_grid(config):
+                from .aggregate import note_a_better_earlier_trial
+
+                note_a_better_earlier_trial(sweep_dir, config.hydra.sweeper.get("direction"))
         except SkillsimError as err:
             LAST_ERROR = err
         except OSError as exc:

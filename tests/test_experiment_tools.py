@@ -525,3 +525,50 @@ def test_an_empty_sweep_list_replaced_by_a_later_override_of_its_key_is_not_refu
                              f"hydra.sweep.dir={tmp_path / 's'}"])
     finally:
         GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("direction,best,says", [("maximize", 0.32, True), ("maximize", 0.34, False),
+                                                 ("minimize", 0.31, True), ("minimize", 0.30, False),
+                                                 (["maximize", "minimize"], 0.0, False)])
+def test_a_better_trial_of_an_earlier_study_in_the_folder_is_said(tmp_path, capsys, direction, best, says):
+    """An Optuna study run again into its folder without a saved study is a new study: its
+    optimization_results.yaml gave a best worse than a trial runs.csv held from the earlier one, and
+    nothing said so."""
+    from sim.aggregate import note_a_better_earlier_trial
+
+    pd.DataFrame({"job": ["a", "b", "c", "d"], "status": ["ok", "ok", "ok", "failed"],
+                  "objective": [0.33, 0.305, None, 0.99]}).to_csv(tmp_path / "runs.csv", index=False)
+    (tmp_path / "optimization_results.yaml").write_text(yaml.safe_dump({"name": "optuna", "best_value": best}))
+    note_a_better_earlier_trial(tmp_path, direction)
+    err = capsys.readouterr().err
+    assert ("earlier study" in err) is says, err
+    if says:
+        job = "a" if direction == "maximize" else "b"
+        assert f"job {job}." in err and "hydra.sweeper.storage=sqlite:///FILE" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow  # two 2-trial studies, about 10 s
+def test_an_optuna_study_saved_in_sqlite_continues_across_commands(tmp_path):
+    """hydra.sweeper.storage=sqlite:///... (Optuna's way to continue a study): optuna 2.10 with
+    SQLAlchemy 2 failed on the first trial with an AssertionError ("a bug in skillsim"); pinned to 1.4.
+    The second command's study holds both commands' trials, and its best is the best of all of them."""
+    def study(seed):
+        proc = subprocess.run([sys.executable, "-m", "sim", "-m", "hydra/sweeper=optuna",
+                               "hydra.sweeper.direction=maximize", "hydra.sweeper.n_trials=2",
+                               f"hydra.sweeper.sampler.seed={seed}", f"hydra.sweeper.storage=sqlite:///{tmp_path}/s.db",
+                               "hydra.sweeper.study_name=cq", "levers.training.intensity=interval(0,3)",
+                               "n_agents=1000", "horizon.end_year=2024", f"hydra.sweep.dir={tmp_path / 'o'}"],
+                              cwd=tmp_path, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc
+
+    study(1)
+    proc = study(2)
+    import optuna
+
+    trials = optuna.load_study(study_name="cq", storage=f"sqlite:///{tmp_path}/s.db").trials
+    assert len(trials) == 4 and all(t.value is not None for t in trials)
+    best = yaml.safe_load((tmp_path / "o" / "optimization_results.yaml").read_text())["best_value"]
+    assert best == max(t.value for t in trials)
+    runs = pd.read_csv(tmp_path / "o" / "runs.csv")
+    assert runs["objective"].max() == pytest.approx(best, abs=1e-12) and "earlier study" not in proc.stderr
