@@ -415,6 +415,39 @@ def test_run_report_md_states_the_run_numbers(reports, folders):
         assert f"](figures/{stem}.png)" in md
 
 
+def test_a_report_says_which_sources_of_uncertainty_its_spread_carries(reports, folders):
+    """A run's and a replicate sweep's numbers sat beside the policy target with no word that they carry
+    the agents' noise at most, and a sweep over draw= called its joint draws "replicates"."""
+    from types import SimpleNamespace
+
+    from sim.report.markdown import scope
+    from sim.report.text import what_runs
+
+    md = (reports["run", "en"][0].out / "report.md").read_text(encoding="utf-8")
+    assert "one run at the central parameter set, so none of the uncertainty" in md
+    assert "`skillsim-forecast region=chongqing`" in md
+    md = (reports["grid", "en"][0].out / "report.md").read_text(encoding="utf-8")
+    assert "the agents' own noise only (2 replicates at one parameter set)" in md
+    assert "paired by replicate" in md and "2 settings" not in md  # the grid: 4 settings x 2 replicates
+    assert "a sweep of 4 settings × 2 replicates" in md
+    from sim.report.load import load
+
+    assert load(folders["grid"]).varies == ("replicate",) and load(folders["run"]).varies == ()
+
+    def folder(kind, varies, draw=None):
+        return SimpleNamespace(kind=kind, varies=varies, config={"draw": draw}, region={"name": "national"},
+                               n_replicates=5)
+
+    assert what_runs(folder("sweep", ("draw",)), "en") == "joint parameter and structural draws"
+    assert what_runs(folder("sweep", ("replicate", "draw")), "en").startswith("runs (joint parameter")
+    assert what_runs(folder("sweep", ("seed",)), "en") == "replicates"
+    said = scope(folder("sweep", ("draw",)), "en")
+    assert "parameters' and structural inputs' uncertainty." in said and "noise" not in said
+    assert "and the agents' noise" in scope(folder("sweep", ("draw", "replicate")), "en")
+    assert "joint draw 7 of the parameters" in scope(folder("run", (), draw=7), "en")
+    assert "region=national" in scope(folder("sweep", ("replicate",)), "zh")
+
+
 # --- the command -----------------------------------------------------------------------------------
 
 

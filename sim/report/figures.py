@@ -21,7 +21,7 @@ from .load import STATS, Folder
 from .style import (LEVEL_COLOURS, NATIONAL_TARGET_COLOUR, REGION_TARGET_COLOUR, WIDTH, band_handles, draw_fan,
                     month_end, new_figure, percent_axis, year_axis)
 from .text import (income_scale, lever_key, lever_name, level_label, money, pct, scenario_label, setting_label,
-                   short_setting_label, t)
+                   short_setting_label, t, what_runs)
 
 MAX_OVERLAY = 4  # more settings than this: one panel each (fig. 1) and no bands (figs. 3, 6)
 
@@ -60,7 +60,7 @@ def note(folder: Folder, lang: str, kind: str = "fan", bands: bool | None = None
     if kind == "fan" and not (bands if bands is not None else len(folder.settings) <= MAX_OVERLAY):
         kind = "lines"
     text = t({"fan": "note_fan", "lines": "note_lines", "mean": "note_mean", "ci": "note_ci"}[kind], lang,
-             n=folder.n_replicates)
+             n=folder.n_replicates, what=what_runs(folder, lang))
     return text + t("sep", lang) + lever_key(folder.keys, lang) if key and compact(folder) else text
 
 

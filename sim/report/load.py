@@ -54,6 +54,9 @@ class Folder:
     effects: pd.DataFrame | None  # paired effects against the baseline setting (sweeps)
     manifest: dict = field(default_factory=dict)
     unfinished: int = 0  # a sweep's jobs that did not finish (failed or missing): left out of every figure
+    #: what a setting's runs differ in (of replicate, seed, draw): draws carry the parameters' and structural
+    #: inputs' uncertainty, replicates and seeds only the agents' noise
+    varies: tuple[str, ...] = ()
 
     @property
     def target_year(self) -> int:
@@ -239,8 +242,10 @@ def load_sweep(p: Path) -> Folder:
     first_job = runs.iloc[0]["job"]
     config = _read_yaml(p / first_job / "config.yaml")
     manifest = _read_json(p / first_job / "manifest.json") if (p / first_job / "manifest.json").exists() else {}
+    varies = tuple(k for k in REPLICATE_KEYS if k in runs.columns
+                   and (runs.groupby("setting", sort=False)[k].nunique(dropna=False) > 1).any())
     return Folder(p, "sweep", keys, settings, config, long.reset_index(drop=True), ens.reset_index(drop=True),
-                  runs.reset_index(drop=True), effects, manifest, unfinished)
+                  runs.reset_index(drop=True), effects, manifest, unfinished, varies)
 
 
 def wide(folder: Folder, metrics: list[str]) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import tables
 from .figures import label, region_title
-from .text import pct
+from .text import pct, what_runs
 
 UNITS = {"en": ("thousand yuan", 1e3, 1, "billion yuan", 1e9), "zh": ("万元", 1e4, 2, "亿元", 1e8)}
 
@@ -20,7 +20,7 @@ W = {  # (en, zh)
     "title": ("Skilled-workforce forecast: {region}", "技能人才预测：{region}"),
     "source": ("Source folder", "数据来源"),
     "kind_run": ("a single run", "单次模拟"),
-    "kind_sweep": ("a sweep of {n} settings × {r} replicates", "{n}个设定×{r}次重复模拟的参数扫描"),
+    "kind_sweep": ("a sweep of {n} settings × {r} {what}", "{n}个设定×{r}{what}的参数扫描"),
     "unfinished": ("**{k} of the sweep's {n} jobs did not finish** (failed or missing; see runs.csv): "
                    "every figure and table uses the {ok} that did.",
                    "**参数扫描的{n}个作业中有{k}个未完成**（失败或缺失，见 runs.csv）：所有图表仅使用完成的{ok}个。"),
@@ -35,16 +35,19 @@ W = {  # (en, zh)
     "median_income": ("Median annual income, {year} ({unit})", "{year}年年收入中位数（{unit}）"),
     "middle": ("Share earning ≥ {thr}, {year}", "{year}年年收入≥{thr}的比例"),
     "spend": ("Spend {first}-{year} ({bunit})", "{first}-{year}年累计支出（{bunit}）"),
-    "ci_note": ("Values are means across {n} replicates with 95% t-intervals (mean ± t·s/√n) in brackets. "
+    "ci_note": ("Values are means across {n} {what} with 95% t-intervals (mean ± t·s/√n) in brackets. "
                 "The high-skill share is senior workers (level 3) and above over certificate holders (levels "
                 "1-7); income is the year's mean of the monthly annualised figures.",
-                "数值为{n}次重复模拟的平均值，括号内为95% t区间（均值 ± t·s/√n）。高技能人才占比指高级工及以上"
+                "数值为{n}{what}的平均值，括号内为95% t区间（均值 ± t·s/√n）。高技能人才占比指高级工及以上"
                 "占持证技能人才（1-7级）的比例；收入为该年各月年化收入的平均值。"),
     "run_note": ("One run: no intervals. The high-skill share is senior workers (level 3) and above over "
                  "certificate holders (levels 1-7); income is the year's mean of the monthly annualised figures.",
                  "单次模拟，无区间。高技能人才占比指高级工及以上占持证技能人才（1-7级）的比例；收入为该年各月年化收入的平均值。"),
-    "effects": ("Effects against the baseline setting, {base}, paired by replicate",
-                "相对基准设定“{base}”的效果（按重复模拟配对）"),
+    "effects": ("Effects against the baseline setting, {base}, paired by {pair}",
+                "相对基准设定“{base}”的效果（按{pair}配对）"),
+    "pair_rep": ("replicate", "重复模拟"),
+    "pair_draw": ("draw", "联合抽样"),
+    "pair_both": ("draw and replicate", "联合抽样与重复模拟"),
     "d_share": ("Effect on high-skill share, Dec {year} (percentage points)", "{year}年12月高技能人才占比变化（百分点）"),
     "d_income": ("Effect on mean income, {year} ({unit})", "{year}年平均收入变化（{unit}）"),
     "extra_spend": ("Extra spend ({bunit})", "新增支出（{bunit}）"),
@@ -62,8 +65,28 @@ W = {  # (en, zh)
     "target_h": ("Against the policy target", "与政策目标比较"),
     "target_col": ("Target", "目标"),
     "at_target": ("Share, Dec {year}", "{year}年12月占比"),
-    "band90": ("90% of replicates", "90%区间"),
-    "target_note": ("Median across replicates and the range holding 90% of them.", "重复模拟的中位数及90%区间。"),
+    "target_note": ("Median across the {what} and the range holding 90% of them.", "各{what}的中位数及90%区间。"),
+    # what the figures' spread carries, said beside the numbers a planner compares with a target
+    "scope_rep": ("**What the intervals carry:** the agents' own noise only ({n} replicates at one parameter "
+                  "set). The model's behavioural parameters and its structural inputs (the workforce's growth, "
+                  "among others) are far more uncertain, and none of that is in these intervals: "
+                  "`skillsim-forecast region={region}` gives bands that carry every source.",
+                  "**区间的含义：**仅含主体层面的随机波动（同一参数组下{n}次重复模拟）。模型行为参数与结构性输入"
+                  "（如劳动力增长）的不确定性大得多，不在这些区间之内；含全部来源的区间请运行 "
+                  "`skillsim-forecast region={region}`。"),
+    "scope_run": ("**What this run carries:** one run at {at}, so none of the uncertainty of the model's "
+                  "behavioural parameters, its structural inputs (the workforce's growth, among others) or the "
+                  "agents' noise. `skillsim-forecast region={region}` gives bands that carry every source.",
+                  "**本次模拟的含义：**{at}下的单次模拟，不含模型行为参数、结构性输入（如劳动力增长）及主体随机波动的"
+                  "不确定性。含全部来源的区间请运行 `skillsim-forecast region={region}`。"),
+    "at_central": ("the central parameter set", "中心参数组"),
+    "at_draw": ("joint draw {d} of the parameters and structural inputs", "参数与结构联合抽样第{d}组"),
+    "scope_draw": ("**What the intervals carry:** the {what}: the parameters' and structural inputs' uncertainty"
+                   "{noise}. `skillsim-forecast region={region}` gives a forecast's full design, with each "
+                   "source's share of the variance.",
+                   "**区间的含义：**各{what}，即参数与结构性输入的不确定性{noise}。完整的预测设计及各来源的方差占比请运行 "
+                   "`skillsim-forecast region={region}`。"),
+    "and_noise": (" and the agents' noise", "及主体随机波动"),
     "figures": ("Figures", "图表"),
     "skipped": ("Not applicable to this folder: {names}.", "不适用于本文件夹：{names}。"),
     "na": ("n/a", "无"),
@@ -103,13 +126,26 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out + [""]
 
 
+def scope(folder, lang: str) -> str:
+    """Which sources of uncertainty the folder's spread carries, and where to get the others."""
+    region = str(folder.region.get("name", "")) or "REGION"
+    if folder.kind == "run":
+        d = folder.config.get("draw")
+        at = w("at_central", lang) if d is None else w("at_draw", lang, d=d)
+        return w("scope_run", lang, at=at, region=region)
+    if "draw" in folder.varies:
+        noise = w("and_noise", lang) if {"replicate", "seed"} & set(folder.varies) else ""
+        return w("scope_draw", lang, what=what_runs(folder, lang), noise=noise, region=region)
+    return w("scope_rep", lang, n=folder.n_replicates, region=region)
+
+
 def write_markdown(written, opts, path: Path) -> None:
     folder, lang = written.folder, opts.lang
     year = folder.target_year
     region = region_title(folder, lang)
     thr = float(folder.config.get("wages", {}).get("middle_income_threshold", 100000.0))
     kind = (w("kind_run", lang) if folder.kind == "run" else
-            w("kind_sweep", lang, n=len(folder.settings), r=folder.n_replicates))
+            w("kind_sweep", lang, n=len(folder.settings), r=folder.n_replicates, what=what_runs(folder, lang)))
     # The model that made the runs: its version, and the commit when the runs came from a source checkout.
     version = f"skillsim {folder.manifest.get('versions', {}).get('skillsim', '?')}"
     sha = str(folder.manifest.get("git_commit", "unknown"))
@@ -140,10 +176,13 @@ def write_markdown(written, opts, path: Path) -> None:
                      w("median_income", lang, year=year, unit=unit),
                      w("middle", lang, thr=f"{num(thr / div, 0)}{'' if lang == 'zh' else ' '}{unit}", year=year),
                      w("spend", lang, first=first, year=year, bunit=bunit)], rows)
-    lines += [w("run_note", lang) if folder.kind == "run" else w("ci_note", lang, n=folder.n_replicates), ""]
+    lines += [w("run_note", lang) if folder.kind == "run" else
+              w("ci_note", lang, n=folder.n_replicates, what=what_runs(folder, lang)), "", scope(folder, lang), ""]
     if folder.effects is not None and "effect_high_skill_share" in summ:
         base = next(s for s in folder.settings if s.is_baseline)
-        lines += [f"### {w('effects', lang, base=label(folder, base, lang))}", ""]
+        draws, noise = "draw" in folder.varies, bool({"replicate", "seed"} & set(folder.varies))
+        pair = w("pair_both" if draws and noise else "pair_draw" if draws else "pair_rep", lang)
+        lines += [f"### {w('effects', lang, base=label(folder, base, lang), pair=pair)}", ""]
         rows = []
         for s in folder.settings:
             r = summ[summ["setting"] == s.id].iloc[0]
@@ -178,7 +217,7 @@ def write_markdown(written, opts, path: Path) -> None:
         tyear = at["date"].iloc[0][:4]
         lines += _table([w("setting", lang), w("target_col", lang), w("at_target", lang, year=tyear)], rows)
         if folder.kind == "sweep":
-            lines += [w("target_note", lang), ""]
+            lines += [w("target_note", lang, what=what_runs(folder, lang)), ""]
     lines += [f"## {w('figures', lang)}", ""]
     for stem, files in written.figures.items():
         cap = CAPTIONS.get(f"{stem}@{folder.kind}", CAPTIONS[stem])[1 if lang == "zh" else 0]  # a run has no replicates

@@ -81,11 +81,15 @@ PHRASES: dict[str, tuple[str, str]] = {
     "fig6_title": ("Promotions by channel, {region}", "{region}各渠道晋升人数"),
     # notes under titles
     "note_single": ("One run ({n_agents} agents); no uncertainty bands", "单次模拟（{n_agents}个主体），无不确定性区间"),
-    "note_fan": ("Median of {n} replicates per setting; bands hold 50% and 90% of replicates",
-                 "每个设定{n}次重复模拟的中位数；阴影为50%和90%区间"),
-    "note_lines": ("Median of {n} replicates per setting", "每个设定{n}次重复模拟的中位数"),
-    "note_mean": ("Mean of {n} replicates per setting", "每个设定{n}次重复模拟的平均值"),
-    "note_ci": ("Mean of {n} replicates with 95% t-interval", "{n}次重复模拟的平均值及95% t区间"),
+    "note_fan": ("Median of {n} {what} per setting; bands hold 50% and 90% of them",
+                 "每个设定{n}{what}的中位数；阴影为50%和90%区间"),
+    "note_lines": ("Median of {n} {what} per setting", "每个设定{n}{what}的中位数"),
+    "note_mean": ("Mean of {n} {what} per setting", "每个设定{n}{what}的平均值"),
+    "note_ci": ("Mean of {n} {what} with 95% t-interval", "{n}{what}的平均值及95% t区间"),
+    # what a setting's runs differ in (sim.report.load.Folder.varies)
+    "runs_rep": ("replicates", "次重复模拟"),
+    "runs_draw": ("joint parameter and structural draws", "次参数与结构联合抽样"),
+    "runs_both": ("runs (joint parameter and structural draws × replicates)", "次模拟（参数与结构联合抽样×重复）"),
     "note_cost": ("Cost: extra cumulative spend over extra high-skill workers against the baseline setting, paired "
                   "by replicate. n/a: baseline = the reference itself; no gain = no extra high-skill workers, so no cost "
                   "per worker; no pairs = no replicate shared with the baseline",
@@ -106,6 +110,14 @@ def t(key: str, lang: str, **fields) -> str:
     """The phrase `key` in `lang`, with {fields} filled in."""
     en, zh = PHRASES[key]
     return (zh if lang == "zh" else en).format(**fields)
+
+
+def what_runs(folder, lang: str) -> str:
+    """What a sweep's runs of one setting are, by what they differ in: replicates (the agents' noise
+    only), joint draws of the parameters and structural inputs, or both."""
+    draws = "draw" in folder.varies
+    noise = bool({"replicate", "seed"} & set(folder.varies))
+    return t("runs_both" if draws and noise else "runs_draw" if draws else "runs_rep", lang)
 
 
 def level_label(index: int, lang: str) -> str:
