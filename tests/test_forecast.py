@@ -115,6 +115,7 @@ def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_proc
         source = e[e["metric"] == "high_skill_share"].set_index("date")["q95"]
         assert np.allclose(drawn.sort_index(), source.sort_index())  # the chart draws exactly the table
         assert (fan["setting"] == "forecast").all() and fan["label"].nunique() == 1
+        assert fan["label"].iloc[0] == ("Chongqing, Baseline (current policy)" if lang == "en" else "重庆，基准情景（现行政策）")
         assert (fan.loc[fan["kind"] == "forecast", "n"] == 8).all()  # counts, written as such
         assert "12.0" not in (written.out / "figures" / "fig1_high_skill_share.csv").read_text(encoding="utf-8")
         config = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text(encoding="utf-8"))["region"]
@@ -125,6 +126,32 @@ def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_proc
         drawn_dates = sorted(v.loc[v["metric"] == "high_skill_share", "date"].unique())[1:]  # the start state is not drawn
         assert sorted(dec["date"].unique()) == drawn_dates and (dec["setting"] == "forecast").all()
         assert (written.out / "report.md").read_text(encoding="utf-8").count("%") > 4
+
+
+def test_a_forecast_report_names_the_setting_forecast_and_what_its_bands_carry():
+    """A training-boost forecast without studios was reported as "Forecast: Chongqing", its fan chart titled
+    with "all sources of uncertainty": it read as the status quo's, and overclaimed what its bands hold."""
+    from pathlib import Path
+
+    from sim.report.forecast import markdown, setting_text
+
+    manifest = {"scenario": "training_boost", "runs": 8, "n_agents": 3000, "seed": 7, "git_commit": "abc",
+                "overrides": ["region=chongqing", "scenario=training_boost", "levers.studio.intensity=0",
+                              "n_agents=3000", "horizon.end_year=2030"],
+                "options": {"params": 2, "structural": 2, "replicates": 2}}
+    ens = pd.DataFrame({"date": ["2030-12"], "metric": ["high_skill_share"], "median": [0.4], "q05": [0.3],
+                        "q95": [0.5]})
+    var = pd.DataFrame({"date": ["2030-12"] * 2, "metric": ["high_skill_share"] * 2,
+                        "component": ["parameters", "stochastic"], "share": [0.9, 0.1]})
+    f = {"manifest": manifest, "config": {"region": {"name": "chongqing", "label_en": "Chongqing"}},
+         "ensemble": ens, "variance": var, "path": Path("fc")}
+    assert setting_text(f, "en") == "Training boost, levers.studio.intensity=0"
+    md = markdown(f, "en", ["fig1_high_skill_share"])
+    assert md.startswith("# Forecast: Chongqing, Training boost, levers.studio.intensity=0\n")
+    assert "8 runs of 3,000 agents (2 parameter sets × 2 structural points × 2 replicates), seed 7" in md
+    assert "They do not carry the model's own form" in md and "all sources" not in md
+    f["manifest"] = {**manifest, "scenario": "baseline", "overrides": ["region=chongqing"]}
+    assert setting_text(f, "en") == "Baseline (current policy)"
 
 
 def test_a_forecast_folder_that_cannot_be_written_fails_before_the_runs(tmp_path, monkeypatch, capsys):

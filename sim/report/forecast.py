@@ -24,31 +24,48 @@ COMPONENT_COLOURS = {"parameters": "#0072B2", "structural": "#E69F00", "interact
                      "stochastic": "#999999"}
 TEXT = {
     "en": {
-        "fan_title": "{region}: high-skill share forecast, all sources of uncertainty",
+        "fan_title": "{region}, {setting}: high-skill share forecast with parameter, structural and stochastic "
+                     "uncertainty",
         "fan_note": "median and 50% / 90% bands over {n} runs: {p} parameter sets x {s} structural points x {r} "
                     "replicates; dots: observed",
         "share_axis": "high-skill share of skilled workers (%)", "year": "year", "median": "median",
         "band50": "50% band", "band90": "90% band", "observed": "observed", "target": "target {v} by {y}",
         "var_title": "{region}: where the spread of the high-skill share comes from",
-        "var_note": "share of the variance across runs in each December (crossed random-effects ANOVA)",
+        "var_note": "each source's share of the sum of the variance components in each December (crossed "
+                    "random-effects ANOVA; the sum is close to, not equal to, the variance across runs)",
         "var_axis": "share of variance (%)",
         "parameters": "behavioural parameters (calibration ensemble)", "structural": "structural inputs (ranges)",
         "interaction": "parameters x structural", "stochastic": "stochastic noise (replicates)",
-        "md_title": "Forecast: {region}", "md_year": "December", "md_median": "median", "md_band": "90% band",
-        "md_var": "variance from parameters / structural / interaction / stochastic",
+        "md_title": "Forecast: {region}, {setting}", "md_year": "December", "md_median": "median",
+        "md_band": "90% band", "md_var": "variance from parameters / structural / interaction / stochastic",
+        "md_made": "Made by `skillsim-report` from the forecast in `{path}`: {n} runs of {agents} agents ({p} "
+                   "parameter sets × {s} structural points × {r} replicates), seed {seed}, model `{commit}`. "
+                   "Settings: {settings}. Every figure's data is the CSV of the same name in `figures/`.",
+        "md_scope": "**What the bands carry:** the behavioural parameters' uncertainty (the calibration "
+                    "ensemble), the structural inputs' (their ranges, the workforce's growth among them) and the "
+                    "agents' noise. They do not carry the model's own form (its backtests, docs/model.md section "
+                    "11, forecast the level mix with the wrong lean) or policy changes after the forecast's settings.",
+        "none": "the region's status quo",
     },
     "zh": {
-        "fan_title": "{region}：高技能人才占比预测（全部不确定性来源）",
+        "fan_title": "{region}（{setting}）：高技能人才占比预测（含参数、结构性输入与随机不确定性）",
         "fan_note": "中位数及50%/90%区间，共{n}次运行：{p}组参数 × {s}个结构性输入点 × {r}次重复；圆点：观测值",
         "share_axis": "高技能人才占技能劳动者比例（%）", "year": "年份", "median": "中位数",
         "band50": "50%区间", "band90": "90%区间", "observed": "观测值", "target": "目标：{y}年{v}",
         "var_title": "{region}：高技能人才占比预测的方差来源",
-        "var_note": "各年12月各次运行间方差的构成（交叉随机效应方差分析）",
+        "var_note": "各年12月各来源占方差分量之和的比例（交叉随机效应方差分析；分量之和接近但不等于各次运行间的方差）",
         "var_axis": "方差占比（%）",
         "parameters": "行为参数（校准集合）", "structural": "结构性输入（取值范围）",
         "interaction": "参数×结构性输入", "stochastic": "随机噪声（重复运行）",
-        "md_title": "预测：{region}", "md_year": "12月", "md_median": "中位数", "md_band": "90%区间",
+        "md_title": "预测：{region}（{setting}）", "md_year": "12月", "md_median": "中位数", "md_band": "90%区间",
         "md_var": "方差来源：参数 / 结构性输入 / 交互 / 随机",
+        "md_made": "由 `skillsim-report` 根据 `{path}` 中的预测生成：共{n}次运行，每次{agents}个主体（{p}组参数 × "
+                   "{s}个结构性输入点 × {r}次重复），随机种子{seed}，模型版本 `{commit}`。设定：{settings}。"
+                   "每幅图的数据见 `figures/` 中同名 CSV 文件。",
+        "md_scope": "**区间的含义：**包含行为参数（校准集合）、结构性输入（取值范围，含劳动力增长）及主体随机波动的"
+                    "不确定性；不包含模型结构本身的误差（回测见 docs/model.md 第11节：技能等级构成的预测有系统偏差），"
+                    "也不包含预测设定之后的政策变化。",
+        "none": "本地区现状",
     },
 }
 
@@ -63,17 +80,34 @@ def _load(p: Path) -> dict:
         raise DataError(f"{p}: forecast folder cannot be read ({type(exc).__name__}: {exc})") from None
     if not (p / "COMPLETE").exists():
         raise DataError(f"{p}: unfinished forecast folder (no COMPLETE marker)")
-    return {"manifest": manifest, "config": config, "ensemble": ens, "variance": var}
+    return {"manifest": manifest, "config": config, "ensemble": ens, "variance": var, "path": p}
+
+
+#: keys of a forecast's command that are not the setting forecast (where and how big, not which policy)
+NOT_SETTINGS = ("region", "scenario", "n_agents", "seed", "horizon.end_year")
+
+
+def setting_text(f: dict, lang: str) -> str:
+    """The setting forecast, as its title says it: the scenario and the command's other settings
+    (levers.studio.intensity=0, ...), so that a training-boost forecast is not read as the status quo's."""
+    from .text import scenario_label
+
+    m = f["manifest"]
+    scenario = str(m.get("scenario") or f["config"].get("scenario") or "")
+    extra = [o for o in m.get("overrides", []) if o.split("=", 1)[0].lstrip("+~") not in NOT_SETTINGS]
+    parts = ([scenario_label(scenario, lang)] if scenario else [TEXT[lang]["none"]]) + extra
+    return ("，" if lang == "zh" else ", ").join(parts)
 
 
 def fan(f: dict, lang: str):
     T = TEXT[lang]
     reg = f["config"]["region"]
     name = region_name(reg, lang)
+    setting = setting_text(f, lang)
     m, o = f["manifest"], f["manifest"]["options"]
     d = f["ensemble"][f["ensemble"]["metric"] == "high_skill_share"].sort_values("date")
     obs = pd.DataFrame(sorted(reg["history"]["high_skill_share"].items()), columns=["date", "value"])
-    fig, body = new_figure(5.2, T["fan_title"].format(region=name),
+    fig, body = new_figure(5.2, T["fan_title"].format(region=name, setting=setting),
                            T["fan_note"].format(n=m["runs"], p=o["params"], s=o["structural"], r=o["replicates"]))
     ax = body.subplots()
     x = month_end(d["date"])
@@ -104,7 +138,7 @@ def fan(f: dict, lang: str):
                                    "value": tv, "source": "region.high_skill_target"}]))
     out = pd.concat(rows, ignore_index=True)
     out["n"] = out["n"].astype("Int64")  # a count (blank on observed and target rows), not 12.0
-    return fig, _with_setting(out, name)
+    return fig, _with_setting(out, f"{name}{'，' if lang == 'zh' else ', '}{setting}")
 
 
 def decomposition(f: dict, lang: str):
@@ -114,7 +148,9 @@ def decomposition(f: dict, lang: str):
     v = f["variance"][f["variance"]["metric"] == "high_skill_share"]
     wide = v.pivot(index="date", columns="component", values="share").fillna(0.0).sort_index()
     wide = wide.iloc[1:] if len(wide) > 1 else wide  # the start state has (almost) no spread
-    fig, body = new_figure(4.6, T["var_title"].format(region=name), T["var_note"])
+    setting = setting_text(f, lang)
+    named = f"{name}{'，' if lang == 'zh' else ', '}{setting}"
+    fig, body = new_figure(4.6, T["var_title"].format(region=named), T["var_note"])
     ax = body.subplots()
     x = month_end(wide.index)
     comps = [c for c in COMPONENT_COLOURS if c in wide.columns]
@@ -128,7 +164,7 @@ def decomposition(f: dict, lang: str):
     body.legend(loc="outside lower center", ncol=2)
     data = v[v["date"].isin(wide.index)][["date", "metric", "component", "variance", "share", "total_variance"]]
     data = data.assign(share=data["share"].fillna(0.0))  # as stacked: an undefined share draws as nothing
-    return fig, _with_setting(data.reset_index(drop=True), name)
+    return fig, _with_setting(data.reset_index(drop=True), named)
 
 
 def _with_setting(data: pd.DataFrame, label: str) -> pd.DataFrame:
@@ -145,7 +181,15 @@ def markdown(f: dict, lang: str, figures: list[str]) -> str:
     reg = f["config"]["region"]
     name = region_name(reg, lang)
     ens, var = f["ensemble"], f["variance"]
-    lines = [f"# {T['md_title'].format(region=name)}", ""]
+    m, o = f["manifest"], f["manifest"].get("options", {})
+    sha = str(m.get("git_commit", "unknown"))
+    commit = f"skillsim {m.get('versions', {}).get('skillsim', '?')}" + ("" if sha == "unknown" else f", commit {sha[:12]}")
+    settings = ", ".join(f"`{x}`" for x in m.get("overrides", [])) or TEXT[lang]["none"]
+    lines = [f"# {T['md_title'].format(region=name, setting=setting_text(f, lang))}", "",
+             T["md_made"].format(path=f["path"], n=m.get("runs", "?"), agents=f"{int(m.get('n_agents', 0)):,}",
+                                 p=o.get("params", "?"), s=o.get("structural", "?"), r=o.get("replicates", "?"),
+                                 seed=m.get("seed", "?"), commit=commit, settings=settings), "",
+             T["md_scope"], ""]
     lines += [f"![{s}](figures/{s}.png)" for s in figures] + [""]
     lines += [f"| {T['md_year']} | {T['md_median']} | {T['md_band']} | {T['md_var']} |", "|---|---|---|---|"]
     dec = ens[(ens["metric"] == "high_skill_share") & ens["date"].str.endswith("-12")].sort_values("date")
