@@ -193,6 +193,33 @@ def test_backtest_refuses_a_folder_that_holds_anything_before_calibrating(tmp_pa
     assert (tmp_path / "bt" / "backtest.csv").read_text(encoding="utf-8") == "earlier\n"
 
 
+@pytest.mark.parametrize("content,says", [(None, "No such file"), ("no markers\n", "with the markers")])
+def test_backtest_checks_its_docs_file_before_calibrating(tmp_path, monkeypatch, content, says):
+    """docs= naming a missing file, or one without the markers, was found after the whole backtest
+    (minutes to hours), with its folder written."""
+    from sim.errors import ConfigError
+
+    docs = tmp_path / "notes.md"
+    if content is not None:
+        docs.write_text(content, encoding="utf-8")
+    monkeypatch.setattr(backtest.cal, "calibrate", lambda *a, **k: pytest.fail("calibrated before refusing"))
+    with pytest.raises(ConfigError, match=f"docs = '{docs}' is invalid; allowed: a Markdown file .*{says}"):
+        backtest.run(["origins=2016", f"out={tmp_path / 'bt'}", f"docs={docs}"])
+    assert not (tmp_path / "bt").exists()
+
+
+def test_backtest_rewrites_only_the_table_between_the_markers_of_its_docs_file(tmp_path):
+    docs = tmp_path / "model.md"
+    docs.write_text(f"before\n{backtest.DOC_BEGIN}\nold table\n{backtest.DOC_END}\nafter\n", encoding="utf-8")
+    table = pd.DataFrame([{"origin": 2016, "target": "nat_hs_2021", "observed": 0.3, "median": 0.29, "q25": 0.27,
+                           "q75": 0.31, "q05": 0.23, "q95": 0.35, "error": -0.01, "in_50": True, "in_90": True,
+                           "crps": 0.008, "naive_last": 0.29, "naive_trend": 0.318}])
+    backtest.write_docs(docs, table)
+    text = docs.read_text(encoding="utf-8")
+    assert text.startswith(f"before\n{backtest.DOC_BEGIN}\n| origin") and text.endswith(f"{backtest.DOC_END}\nafter\n")
+    assert "old table" not in text and "nat_hs_2021" in text and [p.name for p in tmp_path.iterdir()] == ["model.md"]
+
+
 def test_more_parameter_sets_than_the_ensemble_holds_is_refused_before_any_run(tmp_path, monkeypatch):
     """params=100000 ran the 100 sets the ensemble holds, and labelled the figures with 100000."""
     from sim.errors import ConfigError

@@ -23,6 +23,7 @@ leaves nothing; a folder that already holds anything is refused before the calib
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -33,7 +34,7 @@ import pandas as pd
 
 from ..calendar import month_index
 from ..config import CALIBRATION_FILE
-from ..errors import ConfigError, quiet_when_output_closed
+from ..errors import ConfigError, os_reason, quiet_when_output_closed
 from ..results import git_commit, package_versions
 from ..sources import target
 from . import calibrate as cal
@@ -111,13 +112,31 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_docs(path: Path, table: pd.DataFrame) -> None:
-    text = path.read_text(encoding="utf-8")
+def check_docs(path: Path) -> str:
+    """The docs= file's text, if it is a Markdown file with the markers that this process can rewrite:
+    checked before the backtest (minutes to hours), which found a missing file or markers only at its end,
+    after writing its folder."""
+    allowed = f"a Markdown file with the markers {DOC_BEGIN} and {DOC_END}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = os_reason(exc) if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ConfigError("docs", str(path), f"{allowed} ({reason})") from None
     if DOC_BEGIN not in text or DOC_END not in text:
-        raise ConfigError("docs", str(path), f"a Markdown file with the markers {DOC_BEGIN} and {DOC_END}")
+        raise ConfigError("docs", str(path), allowed)
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        raise ConfigError("docs", str(path), f"{allowed} that can be written")
+    return text
+
+
+def write_docs(path: Path, table: pd.DataFrame) -> None:
+    """The table between the markers, the file replaced whole (a reader never sees half of it)."""
+    text = check_docs(path)
     head, rest = text.split(DOC_BEGIN, 1)
     _, tail = rest.split(DOC_END, 1)
-    path.write_text(f"{head}{DOC_BEGIN}\n{markdown_table(table)}\n{DOC_END}{tail}", encoding="utf-8")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(f"{head}{DOC_BEGIN}\n{markdown_table(table)}\n{DOC_END}{tail}", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def parse(argv: list[str]) -> dict:
@@ -159,6 +178,8 @@ def run(argv: list[str]) -> Path:
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     opts = parse(argv)
+    if opts["docs"]:
+        check_docs(Path(opts["docs"]))
     base = compose_config(["region=national"] + ([f"seed={opts['seed']}"] if opts["seed"] is not None else []))
     out = Path(opts["out"] or f"results/backtests/{datetime.now():%Y-%m-%d_%H-%M-%S}")
     out = check_writable(out, "backtest", unique=opts["out"] is None)  # before hours of calibration, which a
