@@ -206,7 +206,13 @@ def test_discover_finds_the_issues_box_at_its_default_settings():
             inside = np.sort(table.loc[table[other] < 0.5, name].to_numpy())
             step = np.diff(inside[(inside > 0.2) & (inside < 0.8)]).max()
             assert box.loc[name, "restricted"] and abs(box.loc[name, "box_hi"] - 0.5) <= step, (seed, name)
-            assert name in choice["statement"]
+            # a lower side PRIM did not cut is the range's 0, not the smallest value sampled
+            side = box.loc[name, "restricted_side"]
+            assert side in ("upper", "both") and (side == "both" or box.loc[name, "box_lo"] == 0.0), (seed, name)
+            assert (f"{name} in [0, " in choice["statement"]) is (side == "upper")
+        sides = t["box"]["restricted_side"].fillna("")
+        assert ((sides == "") == ~t["box"]["restricted"]).all()
+        assert (t["box"]["box_lo"] >= 0).all() and (t["box"]["box_hi"] <= 3).all()
         assert t["design"]["of_interest"].sum() == choice["of_interest"]
 
 

@@ -132,8 +132,13 @@ def prim_box(x: pd.DataFrame, y: np.ndarray, *, threshold: float, peel_alpha: fl
         lo, hi = float(limits.loc[0, name]), float(limits.loc[1, name])
         flo, fhi = float(init.loc[0, name]), float(init.loc[1, name])  # the cases' extremes
         rlo, rhi = (ranges or {}).get(name, (flo, fhi))
-        rows.append({"input": name, "box_lo": lo, "box_hi": hi, "range_lo": rlo, "range_hi": rhi,
-                     "restricted": bool(lo > flo or hi < fhi), "qp_value": qp.get(name, float("nan"))})
+        cut_lo, cut_hi = lo > flo, hi < fhi
+        # a side PRIM did not peel stays at the cases' extreme: said as the input's range there (the smallest
+        # value sampled, 0.018 of a 0-3 range, read as a restriction)
+        rows.append({"input": name, "box_lo": lo if cut_lo else rlo, "box_hi": hi if cut_hi else rhi,
+                     "range_lo": rlo, "range_hi": rhi, "restricted": bool(cut_lo or cut_hi),
+                     "restricted_side": "both" if cut_lo and cut_hi else "lower" if cut_lo else "upper" if cut_hi
+                     else "", "qp_value": qp.get(name, float("nan"))})
     boxes = pd.DataFrame(rows).sort_values(["restricted", "qp_value"], ascending=[False, True], kind="stable")
     traj["chosen"] = traj["id"] == chosen
     return {"trajectory": traj.reset_index(drop=True), "box": boxes.reset_index(drop=True),
