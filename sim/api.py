@@ -52,9 +52,15 @@ def _split(overrides: list[str]) -> tuple[tuple[str, ...], list[tuple[str, Any]]
     """Overrides that need Hydra (config groups, `+`/`~`, hydra keys) and dotted values (key, value)."""
     from .fastsweep import _parse
 
+    from .errors import ConfigError
+
     structural, values = [], []
     for line in overrides:
-        o = _parse(line)
+        try:
+            o = _parse(line)
+        except Exception as exc:  # noqa: BLE001 - Hydra's parser: its message, in one line
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ConfigError("overrides", line, f"'key=value' as on the command line (it reads: {reason})") from None
         key = o.key_or_group
         if (o.is_add() or o.is_delete() or o.is_force_add() or key in GROUPS or key.startswith("hydra")
                 or o.is_sweep_override() or o.package is not None):
@@ -113,9 +119,11 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
     from .sources import DEFAULT_TARGETS, load_targets
 
     for name, value in (("region", region), ("scenario", scenario)):
-        if value is not None and not isinstance(value, str):
+        if value is not None and (not isinstance(value, str) or not value.replace("_", "").replace("-", "").isalnum()):
             raise ConfigError(name, value, "a preset name (dotted settings go in overrides=[...])")
     unknown = [k for k in params if k not in PARAMETERS and "." not in k]
+    if "rng" in unknown:
+        raise _no_rng(params["rng"])
     if unknown:
         raise ConfigError(unknown[0], params[unknown[0]], "a keyword of sim.api.PARAMETERS ("
                           + ", ".join(PARAMETERS) + ") or a dotted override in overrides=[...]")
@@ -131,6 +139,10 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
     if scenario is not None:
         lines.insert(1 if region is not None else 0, f"scenario={scenario}")
     structural, values = _split(lines)
+    for name, value in params.items():  # the same key twice: which one wins would be a silent choice
+        key = PARAMETERS.get(name, name)
+        if value is not None and key in dict(values):
+            raise ConfigError(name, value, f"given once: overrides also set {key}; drop one of them")
     data = copy.deepcopy(_composed(structural))
     for key, value in values:
         _set(data, key, value)
@@ -201,6 +213,14 @@ def simulate(region: str | None = None, scenario: str | None = None, overrides: 
     return out
 
 
+def _no_rng(value):
+    """Mesa 3's own keyword, refused with what to give instead."""
+    from .errors import ConfigError
+
+    return ConfigError("rng", value, "not a keyword here: give seed=N (skillsim draws one random stream per "
+                       "mechanism from seed and replicate)")
+
+
 def apply(cfg, **params: Any):
     """`cfg` with keyword parameters (PARAMETERS, or dotted keys) set, checked."""
     from .config import from_mapping, to_dict
@@ -208,6 +228,8 @@ def apply(cfg, **params: Any):
 
     data = to_dict(cfg)
     for name, value in params.items():
+        if name == "rng":
+            raise _no_rng(value)
         if name not in PARAMETERS and "." not in name:
             raise ConfigError(name, value, "a keyword of sim.api.PARAMETERS or a dotted config key")
         if value is not None:

@@ -82,6 +82,8 @@ class SkillsimError(Exception):
 def as_typed(value: object) -> str:
     """A value as the user writes it in an override or a YAML file: null, true and false for Python's
     None, True and False (a user who typed seed=null should not read 'None'); anything else as repr."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # a numpy scalar (EMA Workbench's, SALib's) as the number it is, not np.float64(...)
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -65,6 +65,22 @@ def test_bad_keywords_and_values_name_the_field():
         compose(overrides=["behaviour.aptitude_sd"])
     with pytest.raises(ConfigError, match="overrides = "):
         compose(overrides=[("n_agents", 5)])
+    # Hydra's parser error raised as it was (several lines, a link), and a setting in the scenario's place
+    with pytest.raises(ConfigError, match=r"overrides = 'behaviour\.aptitude_sd==' is invalid; allowed: 'key=value' "
+                                          "as on the command line"):
+        compose("chongqing", "baseline", ["behaviour.aptitude_sd=="])
+    with pytest.raises(ConfigError, match=r"scenario = 'a=b' is invalid; allowed: a preset name"):
+        compose("chongqing", "a=b")
+    # a keyword and an override of the same key: the keyword won, silently
+    with pytest.raises(ConfigError, match=r"training_intensity = 1 is invalid; allowed: given once: overrides also "
+                                          r"set levers\.training\.intensity"):
+        compose("chongqing", "baseline", ["levers.training.intensity=3"], training_intensity=1)
+    with pytest.raises(ConfigError, match=r"levers\.studio\.intensity = 2 is invalid; allowed: given once"):
+        compose(overrides=["levers.studio.intensity=1"], **{"levers.studio.intensity": 2})
+    assert compose(overrides=["levers.studio.intensity=1"], training_intensity=2).levers.training.intensity == 2
+    for make in (lambda: WorkforceModel(rng=5), lambda: simulate(rng=5, **SMALL)):  # Mesa 3's keyword
+        with pytest.raises(ConfigError, match="rng = 5 is invalid; allowed: not a keyword here: give seed=N"):
+            make()
     assert {"training_intensity", "competition_intensity", "studio_intensity", "end_year", "replicate"} <= set(PARAMETERS)
 
 
@@ -171,6 +187,6 @@ def test_numpys_numbers_are_taken_as_the_numbers_they_are():
     assert given == plain
     model = WorkforceModel(n_agents=np.int64(500), seed=np.int64(5), end_year=np.int64(2023))
     assert model.cfg.n_agents == 500 and type(model.cfg.n_agents) is int
-    for bad in (np.bool_(True), np.float64(500.5)):
-        with pytest.raises(ConfigError, match="n_agents"):
+    for bad, said in ((np.bool_(True), "n_agents = true is"), (np.float64(500.5), "n_agents = 500.5 is")):
+        with pytest.raises(ConfigError, match=said):  # the number as written, not np.float64(500.5)
             simulate("chongqing", n_agents=bad, end_year=2023)
