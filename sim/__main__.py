@@ -1,6 +1,8 @@
 """`python -m sim` runs the same forecast as `skillsim`."""
 
-from .cli import console
+import sys
+
+from .entry import skillsim
 
 if __name__ == "__main__":
-    console()
+    sys.exit(skillsim())

@@ -189,3 +189,29 @@ def test_a_stopped_sweep_keeps_finished_jobs_and_resumes(tmp_path, sig, target):
     assert not list(out.glob(".*.partial-*")), "temporary folders of stopped jobs are cleaned up"
     report = verify(out)
     assert report.problems == [] and report.checked == N_JOBS
+
+
+def test_ctrl_c_while_a_command_still_imports_is_one_line_and_exit_130(monkeypatch, capsys):
+    """Ctrl-C in a command's first half second, while its module imported numpy, Hydra or scipy (before
+    any handler of the command's own), printed a traceback: the entry points (sim.entry) catch it."""
+    import importlib
+
+    from sim import entry
+
+    def interrupted_import(name):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib, "import_module", interrupted_import)
+    for argv0, prog in (("/usr/bin/skillsim-forecast", "skillsim-forecast"), ("/x/sim/__main__.py", "skillsim")):
+        monkeypatch.setattr(sys, "argv", [argv0])
+        assert entry.forecast() == EXIT_INTERRUPTED
+        assert capsys.readouterr().err == f"{prog}: interrupted\n"
+
+
+def test_the_package_and_its_entry_points_import_nothing_heavy():
+    """What sim.entry can guard: importing `sim` and `sim.entry` loads no numpy, Hydra or pandas (the
+    package's names are loaded on first use); `sim.simulate` still works."""
+    code = ("import sys, sim, sim.entry; heavy = [m for m in ('numpy', 'hydra', 'pandas', 'omegaconf') "
+            "if m in sys.modules]; print(heavy, callable(sim.simulate), sim.WorkforceModel.__module__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] True sim.model"
