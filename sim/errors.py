@@ -112,6 +112,17 @@ class MissingSetting(ConfigError):
         self.field, self.value, self.allowed = field, value, allowed
 
 
+class IntegrityError(SkillsimError):
+    """A folder does not match its manifest (skillsim-verify's problems): what it holds is not what was run."""
+
+    exit_code = EXIT_INTEGRITY
+
+    def __init__(self, problems: list[str], consequence: str):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in the folder "
+                         f"(skillsim-verify): {consequence}")
+
+
 class DataError(SkillsimError):
     """An input file is missing, unreadable or malformed."""
 

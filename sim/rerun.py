@@ -28,7 +28,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import EXIT_INTEGRITY, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DataError, SkillsimError, stop_on_signal
+from .errors import (EXIT_INTEGRITY, EXIT_INTERRUPTED, EXIT_OK, ConfigError, DataError, IntegrityError, SkillsimError,
+                     stop_on_signal)
 from .errors import quiet_when_output_closed
 
 PROG = "skillsim-rerun"
@@ -107,7 +108,7 @@ def check_folder(run_dir: Path) -> dict:
     except NotARunFolder as err:
         raise DataError(str(err)) from None
     if report.problems:
-        raise IntegrityError(report.problems)
+        raise IntegrityError(report.problems, "nothing was rerun")  # a rerun would not reproduce what was run
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     files = manifest.get("files") if isinstance(manifest, dict) else None
     missing = [name for name in COMPARED if not isinstance(files, dict) or name not in files]
@@ -163,17 +164,6 @@ def ran_config(run_dir: Path, cfg):
         log.warning("draw=%s gives other values with the current calibration ensemble; the rerun uses the "
                     "run's (summary.json)", cfg.draw)
     return drawn
-
-
-class IntegrityError(SkillsimError):
-    """The folder does not match its manifest: a rerun would not reproduce what was run."""
-
-    exit_code = EXIT_INTEGRITY
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in the folder "
-                         "(skillsim-verify): nothing was rerun")
 
 
 def version_changes(manifest: dict) -> list[str]:

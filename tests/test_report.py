@@ -477,11 +477,19 @@ def test_cli_default_output_and_replacement(folders, tmp_path, monkeypatch):
 def test_a_sweep_with_unfinished_jobs_says_so(folders, tmp_path, monkeypatch, capsys):
     """A report of a sweep whose jobs did not all finish says how many, on stderr and in report.md
     (it once read like a complete sweep)."""
+    from sim.aggregate import aggregate
+    from sim.results import COMPLETE_MARKER, FAILED_MARKER
+
     sweep_dir = tmp_path / "sweep"
     shutil.copytree(folders["sweep"], sweep_dir)
     runs = pd.read_csv(sweep_dir / "runs.csv")
-    runs.loc[runs.index[-1], "status"] = "failed"
-    runs.to_csv(sweep_dir / "runs.csv", index=False)
+    job = sweep_dir / runs["job"].iloc[-1]  # as a job that failed leaves its folder, and the tables rebuilt
+    shutil.rmtree(job)
+    job.mkdir()
+    (job / FAILED_MARKER).write_text('{"error": "ValueError: boom"}\n', encoding="utf-8")
+    assert not (job / COMPLETE_MARKER).exists()
+    aggregate(sweep_dir, log=lambda *a: None)
+    assert (pd.read_csv(sweep_dir / "runs.csv")["status"] == "failed").sum() == 1
     monkeypatch.setattr(pack, "FIGURES", pack.FIGURES[:1])
     cli.main([str(sweep_dir), "formats=png"])
     err = capsys.readouterr().err
@@ -519,9 +527,17 @@ def test_cli_errors_are_one_line_with_exit_code_and_no_output(folders, tmp_path,
 
 
 def test_damaged_folder_is_a_data_error(folders, tmp_path, capsys):
+    """A changed file is refused as skillsim-verify finds it (exit 6): a report of edited data went out
+    under the folder's provenance. Without a manifest to check against, a damaged file is a data error."""
     bad = tmp_path / "run"
     shutil.copytree(folders["run"], bad)
     (bad / "series.csv").write_text("date,workers\n2022-12,1\n")
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(bad), f"out={tmp_path / 'out'}"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 6 and f"{bad / 'series.csv'}: truncated" in err and "no report was written" in err
+    assert not (tmp_path / "out").exists()
+    (bad / "manifest.json").unlink()
     with pytest.raises(SystemExit) as exc:
         cli.main([str(bad), f"out={tmp_path / 'out'}"])
     assert exc.value.code == 3 and "series.csv" in capsys.readouterr().err

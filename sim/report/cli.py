@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
         path, opts = parse(argv)
         written = make_report(path, opts)
     except SkillsimError as err:
+        for line in getattr(err, "problems", []):  # skillsim-verify's, one a line
+            print(line, file=sys.stderr)
         print(f"skillsim-report: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
     except OSError as exc:  # disk full, permission denied, read-only, vanished: one line (sim.errors)

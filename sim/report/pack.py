@@ -115,9 +115,26 @@ def default_out(path: Path, lang: str = "en") -> Path:
     return path / ("report" if lang == "en" else f"report_{lang}")
 
 
+def check_intact(path: Path) -> None:
+    """The folder matches its manifest, as skillsim-verify checks it: a report of a changed or truncated
+    file presented edited data under the folder's provenance. Folders of no known kind are left to the
+    loaders, which say what they are not."""
+    from ..errors import IntegrityError
+    from ..verify import NotARunFolder, verify
+
+    try:
+        found = verify(path)
+    except NotARunFolder:
+        return
+    if found.problems:
+        raise IntegrityError(found.problems, "no report was written (a report would present the changed data "
+                             "as the model's)")
+
+
 def make_report(path: str | Path, opts: Options | None = None) -> Written:
     """Read a run or sweep folder and write its report; returns what was written."""
     opts = (opts or Options()).check()
+    check_intact(Path(path))
     from .study import kind_of
 
     kind = kind_of(Path(path))
