@@ -540,7 +540,12 @@ def test_damaged_folder_is_a_data_error(folders, tmp_path, capsys):
     (bad / "manifest.json").unlink()
     with pytest.raises(SystemExit) as exc:
         cli.main([str(bad), f"out={tmp_path / 'out'}"])
-    assert exc.value.code == 3 and "series.csv" in capsys.readouterr().err
+    assert exc.value.code == 6 and "manifest.json: missing" in capsys.readouterr().err
+    for name in ("COMPLETE", "summary.json", "config.yaml"):  # a folder of files, no run's: what it is not
+        (bad / name).unlink()
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(bad), f"out={tmp_path / 'out'}"])
+    assert exc.value.code == 3 and "is not a run folder" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

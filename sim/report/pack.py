@@ -127,8 +127,8 @@ def check_intact(path: Path) -> None:
     except NotARunFolder:
         return
     if found.problems:
-        raise IntegrityError(found.problems, "no report was written (a report would present the changed data "
-                             "as the model's)")
+        raise IntegrityError(found.problems, "no report was written (its files are not, or cannot be shown to "
+                             "be, what skillsim wrote)")
 
 
 def make_report(path: str | Path, opts: Options | None = None) -> Written:
