@@ -98,6 +98,16 @@ def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_proc
     assert list(runs["run_seed"]) == [replicate_seed(s, r) for s, r in zip(runs["seed"], runs["replicate"])]
     assert runs["run_seed"].nunique() == 8  # the seed each run ran with, as a sweep's runs.csv gives it
     assert runs["structural:region.growth_per_year"].nunique() == 2
+    # the values each member ran with, in the folder (runs.csv names them by their row of the ensemble file)
+    members = pd.read_csv(tmp_path / "a" / "members.csv").set_index("member")
+    source = pd.read_csv(ens).drop(columns="member")
+    assert sorted(members.index) == sorted(runs["member"].unique())
+    for m in members.index:
+        assert np.allclose(members.loc[m, source.columns].to_numpy(float), source.iloc[m].to_numpy(float), rtol=1e-12)
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text(encoding="utf-8"))
+    from sim.results import sha256
+
+    assert manifest["calibration_ensemble_sha256"] == sha256(ens)
     v = pd.read_csv(tmp_path / "a" / "variance.csv")
     sh = v[(v["date"] == "2025-12") & (v["metric"] == "high_skill_share")]
     assert sh["share"].sum() == pytest.approx(1.0)

@@ -142,8 +142,13 @@ def forecast(cfg: RunConfig, *, params: int, structural: int, replicates: int, s
                          **{f"structural:{key}": v for key, v in c.structural.items()},
                          **{f"{m}_{end}": float(last[m]) for m in METRICS}})
     long = pd.concat(frames, ignore_index=True)
+    # the parameter values each member ran with (runs.csv names members by their row of the ensemble, which a
+    # later calibration replaces): the folder says what ran without the ensemble file of its day
+    members = ens.iloc[sorted(member_order)].drop(columns=["member"], errors="ignore")
+    members.insert(0, "member", sorted(member_order))  # the row, as runs.csv's member counts
     return {"ensemble": ensemble_table(long), "runs": pd.DataFrame(rows), "long": long,
-            "variance": variance_table(long, len(member_order), structural, replicates), "cells": len(cells)}
+            "variance": variance_table(long, len(member_order), structural, replicates), "cells": len(cells),
+            "members": members.reset_index(drop=True)}
 
 
 def refuse_existing(out: Path, what: str) -> None:
@@ -248,14 +253,15 @@ def run(argv: list[str]) -> Path:
     tables = forecast(cfg, params=opts["params"], structural=opts["structural"], replicates=opts["replicates"],
                       seed=seed, log=log)
     tables["config"] = to_dict(cfg)
-    from .calibrate import CALIBRATION_FILE
+    from .calibrate import CALIBRATION_FILE, ENSEMBLE_FILE
 
     manifest = {"kind": "forecast", "command": ["skillsim-forecast", *argv], "overrides": overrides,
                 "region": cfg.region.name, "scenario": cfg.scenario, "n_agents": cfg.n_agents, "seed": seed,
                 "options": {k: opts[k] for k in ("params", "structural", "replicates")}, "runs": len(tables["runs"]),
                 "target_year": cfg.horizon.end_year, "structural_ranges": cfg.region.structural,
-                "calibration": str(CALIBRATION_FILE.name), "versions": package_versions(), "git_commit": git_commit(),
-                "started": started}
+                "calibration": str(CALIBRATION_FILE.name), "calibration_sha256": sha256(CALIBRATION_FILE),
+                "calibration_ensemble_sha256": sha256(ENSEMBLE_FILE), "versions": package_versions(),
+                "git_commit": git_commit(), "started": started}
     path = write_folder(out, tables, manifest)
     headline(tables, cfg, log)
     log(f"wrote {path}")
