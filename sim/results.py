@@ -329,7 +329,11 @@ def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series, *, composed, ov
         (tmp / "series.csv").write_text(csv_text(cols), encoding="utf-8")
         write_parquet(cols, tmp / "series.parquet")
         config_dict = composed if composed is not None else to_dict(cfg)
-        (tmp / "config.yaml").write_text(yaml_text(config_dict), encoding="utf-8")
+        # a joint draw's values replace the central ones this file lists: said where a reader of it looks
+        head = (f"# draw: {cfg.draw} sets the behavioural parameters and structural inputs to joint draw {cfg.draw} of "
+                "the calibration ensemble and the structural ranges;\n# the values this run used are summary.json's "
+                "`config` (skillsim-rerun takes them from there)\n") if cfg.draw is not None else ""
+        (tmp / "config.yaml").write_text(head + yaml_text(config_dict), encoding="utf-8")
         reproduce = {
             "seed": cfg.seed,
             "replicate": cfg.replicate,

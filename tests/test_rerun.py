@@ -273,6 +273,8 @@ def test_a_run_at_a_draw_reruns_byte_for_byte(draw_run, tmp_path, capsys, monkey
     composed = yaml.safe_load((draw_run / "config.yaml").read_text(encoding="utf-8"))
     ran = json.loads((draw_run / "summary.json").read_text(encoding="utf-8"))["config"]
     assert composed["draw"] == ran["draw"] == 2 and composed["behaviour"] != ran["behaviour"]  # the draw mattered
+    # and config.yaml says so where its reader looks (it lists the central values the draw replaces)
+    assert (draw_run / "config.yaml").read_text(encoding="utf-8").startswith("# draw: 2 sets the behavioural parameters")
     rerun_mod.main([str(draw_run), f"hydra.run.dir={tmp_path / 'again'}"])
     assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"identical to {draw_run}'s")
     for name in ("series.csv", "summary.json", "config.yaml"):
