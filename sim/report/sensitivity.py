@@ -59,9 +59,9 @@ TEXT = {
         "box_axis": "position within the input's range",
         "md_sens": "Sensitivity: {region}", "md_disc": "Scenario discovery: {region}", "md_input": "input",
         "md_index": "index [95%]", "md_rank": "rank", "md_noise": "Stochastic noise",
-        "md_noise_text": "{output}: stochastic variance at the nominal point is {fixed:.1%} of the variance of single "
-                         "runs across the design (pooled over the design: {pooled:.1%}); noise floor of the index "
-                         "(μ* or total index, on the replicate means): {floor:.3g}.",
+        "md_noise_text": "{output}: stochastic variance at the nominal point is {fixed:.1%} of the variance of a single "
+                         "run (pooled over the design: {pooled:.1%}); noise floor of the index (μ* or total index, "
+                         "on the replicate means, from the noise that common random numbers leave): {floor:.3g}.",
         "md_top": "Top inputs: {output}, December {year}", "md_box": "The box",
         "md_none": "No input's index is above the noise floor, so none is ranked (indices.csv gives every "
                    "index and the floor; more replicates, more design points or wider ranges lower it).",
@@ -89,8 +89,8 @@ TEXT = {
         "box_axis": "在输入取值范围中的位置",
         "md_sens": "敏感性分析：{region}", "md_disc": "情景发现：{region}", "md_input": "输入",
         "md_index": "指数 [95%]", "md_rank": "排序", "md_noise": "随机噪声",
-        "md_noise_text": "{output}：基准点的随机方差占设计中单次运行方差的{fixed:.1%}（设计内合并：{pooled:.1%}）；"
-                         "指数（μ*或总效应指数，基于重复均值）的噪声下限：{floor:.3g}。",
+        "md_noise_text": "{output}：基准点的随机方差占单次运行方差的{fixed:.1%}（设计内合并：{pooled:.1%}）；"
+                         "指数（μ*或总效应指数，基于重复均值，按共同随机数未抵消的噪声计算）的噪声下限：{floor:.3g}。",
         "md_top": "主要输入：{output}，{year}年12月", "md_box": "选定区域",
         "md_none": "没有输入的指数高于噪声下限，因此不作排序（各指数及下限见indices.csv；增加重复次数、设计点或扩大取值范围可降低下限）。",
         "md_range": "区域范围", "md_qp": "准p值",

@@ -22,10 +22,15 @@ Noise. The stochastic part of the variance is reported, not mixed into the indic
 - at fixed inputs: `noise_replicates` runs at the nominal point (every input at its configured value,
   inside its range), their variance;
 - pooled: the mean within-point variance of the design's replicates;
-- each as a share of the variance of single runs across the design, and the noise floor: the index that
-  noise alone would give an input on the replicate means (pooled variance / R / variance of the means).
-An input whose interval reaches zero or the noise floor (the index noise alone would give it, an upper
-bound: sensitivity.noise_floor) is marked `distinguishable = false` and is not ranked.
+- unshared: the part of it that common random numbers do not cancel (a replicate's seed shifts every
+  point alike, by its firms' draw for one; that shift drops out of the differences between points the
+  indices are made of): the interaction mean square of points x replicates;
+- each as a share of the variance of a single run (the points' part plus all the noise), and the noise
+  floor: the index that noise alone would give an input on the replicate means (unshared variance / R /
+  variance of the means).
+An input whose interval reaches zero or the noise floor (the index noise alone would give it if the input
+drew fresh noise at each point: sensitivity.noise_floor) is marked `distinguishable = false` and is not
+ranked.
 
 Output folder (written whole or not at all, with manifest.json and COMPLETE; an interrupted study
 re-run with the same out= resumes from its journal): indices.csv, noise.csv, inputs.csv, design.csv (every
@@ -212,19 +217,55 @@ def noise(Y: dict[str, np.ndarray], fixed: dict[str, np.ndarray], method: str = 
     rows = []
     for name, y in Y.items():
         r = y.shape[1]
-        single = float(np.var(y, ddof=1))
         pooled = float(np.mean(np.var(y, axis=1, ddof=1))) if r > 1 else float("nan")
+        unshared = _unshared_variance(y)
         at_fixed = float(np.var(fixed[name], ddof=1)) if fixed[name].size > 1 else float("nan")
         means = float(np.var(y.mean(axis=1), ddof=1))
+        single = _single_run_variance(y, pooled, unshared)
+        floor_var = stochastic_for_floor(pooled, unshared, at_fixed)
         rows.append({"output": name, "replicates": r, "fixed_replicates": int(fixed[name].size),
                      "variance_single_runs": single, "stochastic_variance_fixed": at_fixed,
-                     "stochastic_variance_pooled": pooled,
+                     "stochastic_variance_pooled": pooled, "stochastic_variance_unshared": unshared,
                      "stochastic_share_fixed": at_fixed / single if single > 0 else float("nan"),
                      "stochastic_share_pooled": pooled / single if single > 0 else float("nan"),
-                     # as `indices` takes it: pooled over the design, else at the nominal point
-                     "noise_floor": (noise_floor(method, pooled if np.isfinite(pooled) else at_fixed, r, means,
-                                                 levels) if means > 0 else float("nan"))})
+                     # as `indices` takes it (stochastic_for_floor)
+                     "noise_floor": noise_floor(method, floor_var, r, means, levels) if means > 0 else float("nan")})
     return pd.DataFrame(rows)
+
+
+def _unshared_variance(y: np.ndarray) -> float:
+    """The noise that common random numbers do not cancel: the interaction mean square of points x
+    replicates (y = mean + point + replicate + rest; the rest's variance). Replicate r runs with the
+    same seed at every point, so whatever it shifts at every point alike (its firms' draw, which moves
+    incomes by several per cent) is in the pooled within-point variance but drops out of every
+    difference between points, which is what the indices are made of. NaN with one point or one
+    replicate."""
+    p, r = y.shape
+    if p < 2 or r < 2:
+        return float("nan")
+    rest = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
+    return float((rest ** 2).sum() / ((p - 1) * (r - 1)))
+
+
+def _single_run_variance(y: np.ndarray, pooled: float, unshared: float) -> float:
+    """The variance of one run at a random point of the design with its own noise: the points' part
+    (the variance of the replicate means less the unshared noise they still carry) plus all of the noise
+    (pooled). The plain variance over the design's runs counted the shared noise only R times, so the
+    noise's share of it could pass 100% (169% of an income with two replicates)."""
+    if not np.isfinite(pooled) or not np.isfinite(unshared):
+        return float(np.var(y, ddof=1)) if y.size > 1 else float("nan")
+    between = max(float(np.var(y.mean(axis=1), ddof=1)) - unshared / y.shape[1], 0.0)
+    return between + pooled
+
+
+def stochastic_for_floor(pooled: float, unshared: float, at_fixed: float) -> float:
+    """The noise variance the floor is worked out from: the unshared part where the design measures it
+    (the indices compare points, which share their replicates' seeds), else the pooled within-point
+    variance, else the variance at the nominal point."""
+    for v in (unshared, pooled, at_fixed):
+        if np.isfinite(v):
+            return v
+    return float("nan")
 
 
 def runs_table(inputs: list[Input], X: np.ndarray, reps: list[int], Y: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -254,8 +295,8 @@ def study(inputs: list[Input], evaluate: Evaluate, *, method: str, n: int, repli
         log(f"sensitivity: {at_nominal} runs at the nominal point done")
     design_rows = runs_table(inputs, X, reps, Y)
     noise_table = noise(Y, fixed, method, levels)
-    stochastic = {r["output"]: (r["stochastic_variance_pooled"] if np.isfinite(r["stochastic_variance_pooled"])
-                                else r["stochastic_variance_fixed"]) for _, r in noise_table.iterrows()}
+    stochastic = {r["output"]: stochastic_for_floor(r["stochastic_variance_pooled"], r["stochastic_variance_unshared"],
+                                                    r["stochastic_variance_fixed"]) for _, r in noise_table.iterrows()}
     return {"indices": indices(inputs, method, X, Y, levels=levels, resamples=resamples, seed=seed,
                                stochastic=stochastic),
             "noise": noise_table, "design": design_rows,
