@@ -539,8 +539,8 @@ def job_objective(dcfg: DictConfig, job_dir: Path):
     data = OmegaConf.to_container(dcfg.objective, resolve=True) if "objective" in dcfg else {}
     try:
         cfg, _ = config_from_hydra(dcfg)
-        value = objective.job_objective(data, cfg, pd.read_csv(job_dir / "series.csv"))
-        objective.record(job_dir, data, value)  # for the sweep's runs.csv (skillsim-aggregate)
+        value, detail = objective.job_evaluation(data, cfg, pd.read_csv(job_dir / "series.csv"))
+        objective.record(job_dir, data, value, detail=detail)  # for the sweep's runs.csv (skillsim-aggregate)
         return value
     except SkillsimError as err:
         why = str(err)

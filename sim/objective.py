@@ -14,7 +14,9 @@ value = mean over replicates of [ metric in December of `year`
 so maximise it. `metrics: [a, b]` returns one value per metric instead (for multi-objective samplers,
 with `hydra.sweeper.direction=[maximize,minimize]`); a `spend_*` metric is summed from the start to
 December of `year` (yuan). Replicates 0..replicates-1 are the same in every trial (common random
-numbers), so trials differ by their settings, not their luck; replicate 0 is the job's written run.
+numbers), so trials differ by their settings, not their luck; replicate 0 is the job's written run, and
+the sweep's runs.csv keeps the means of the terms over all of them (objective_metric, objective_spend_bn,
+objective_shortfall, with objective_replicates), from which the objective is worked out again.
 A failed job returns None, which Optuna's sweeper records as a failed trial without stopping the study
 (NaN would stop it: hydra-optuna-sweeper 1.3 with optuna 2.10 then tells a failed trial a value).
 """
@@ -101,25 +103,48 @@ def values(series: pd.DataFrame, p: ObjectiveParams, year: int) -> list[float]:
 
     if p.metrics:
         return [at(m) for m in p.metrics]
-    v = at(p.metric)
-    cost = float(spend(flows, p.cost_funder).sum()) / 1e9
-    shortfall = max(0.0, p.target - v) if p.target is not None else 0.0
+    v, cost, shortfall = _terms(flows, p, at(p.metric))
     return [v - p.cost_weight * cost - p.penalty * shortfall]
 
 
+def _terms(flows: pd.DataFrame, p: ObjectiveParams, v: float) -> tuple[float, float, float]:
+    """The metric, the spend in billion yuan and the shortfall below the target of one run."""
+    cost = float(spend(flows, p.cost_funder).sum()) / 1e9
+    return v, cost, (max(0.0, p.target - v) if p.target is not None else 0.0)
+
+
+def terms(series: pd.DataFrame, p: ObjectiveParams, year: int) -> tuple[float, float, float]:
+    """`values`' three terms of one run (a single metric's objective): metric, spend (bn yuan), shortfall."""
+    values(series, p, year)  # its checks
+    upto = series[series["date"] <= f"{year}-12"]
+    return _terms(upto.iloc[1:], p, float(upto[p.metric].iloc[-1]))
+
+
 def job_objective(data: dict | None, cfg, series: pd.DataFrame) -> float | list[float]:
-    """The value a sweep job returns: `series` is the job's written run; further replicates (common
-    random numbers: 1..replicates-1 in every trial) run in memory."""
+    """The value a sweep job returns (`job_evaluation`'s value)."""
+    return job_evaluation(data, cfg, series)[0]
+
+
+def job_evaluation(data: dict | None, cfg, series: pd.DataFrame) -> tuple[float | list[float], dict]:
+    """The value a sweep job returns, and what it is made of: `series` is the job's written run; further
+    replicates (common random numbers: 1..replicates-1 in every trial) run in memory and are written
+    nowhere, so the means of the objective's terms over them are kept with the value (runs.csv:
+    objective_metric - cost_weight x objective_spend_bn - penalty x objective_shortfall = objective)."""
     from .model import WorkforceModel
 
     p = parse(data)
     year = p.year if p.year is not None else cfg.horizon.end_year
-    runs = [values(series, p, year)]
+    series_all = [series]
     for k in range(1, p.replicates):
-        other = WorkforceModel(dataclasses.replace(cfg, replicate=cfg.replicate + k)).run().series()
-        runs.append(values(other, p, year))
+        series_all.append(WorkforceModel(dataclasses.replace(cfg, replicate=cfg.replicate + k)).run().series())
+    runs = [values(s, p, year) for s in series_all]
     mean = [sum(r[i] for r in runs) / len(runs) for i in range(len(runs[0]))]
-    return mean if len(p.metrics) > 1 else mean[0]  # one metric, listed or not: one number, as Optuna reads it
+    detail: dict = {"replicates": len(runs)}
+    if not p.metrics:
+        parts = [terms(s, p, year) for s in series_all]
+        detail.update({name: sum(t[i] for t in parts) / len(parts)
+                       for i, name in enumerate(("metric", "spend_bn", "shortfall"))})
+    return (mean if len(p.metrics) > 1 else mean[0]), detail  # one metric, listed or not: one number
 
 
 def record_path(job_dir) -> Path:
@@ -129,7 +154,7 @@ def record_path(job_dir) -> Path:
     return job_dir.parent / f".objective-{job_dir.name}.json"
 
 
-def record(job_dir, data: dict | None, value, error: str | None = None) -> None:
+def record(job_dir, data: dict | None, value, error: str | None = None, detail: dict | None = None) -> None:
     """Keep the value a job returned to its sweeper, with the metric names, for runs.csv (best effort:
     the sweeper has the value already). `error`: why the job's objective could not be had (its run
     finished, so its status stays ok): runs.csv then says so instead of leaving the value out."""
@@ -139,7 +164,7 @@ def record(job_dir, data: dict | None, value, error: str | None = None) -> None:
     p = parse(data)
     names = p.metrics or [p.metric]
     rec = {"metrics": names, "error": error} if error is not None else {
-        "metrics": names, "values": value if isinstance(value, list) else [value]}
+        "metrics": names, "values": value if isinstance(value, list) else [value], "detail": detail or {}}
     path = record_path(job_dir)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
@@ -162,11 +187,12 @@ def recorded(job_dir) -> dict[str, float | str]:
             cols = ["objective"] if len(names) == 1 else [f"objective_{n}" for n in names]
             return {c: float("nan") for c in cols} | {"objective_error": str(rec["error"])}
         values = [float(v) for v in rec["values"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        detail = {f"objective_{k}": float(v) for k, v in (rec.get("detail") or {}).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
     if len(values) == 1:
-        return {"objective": values[0]}
-    return {f"objective_{n}": v for n, v in zip(names, values)}
+        return {"objective": values[0], **detail}
+    return {f"objective_{n}": v for n, v in zip(names, values)} | detail
 
 
 def failed(data: dict | None) -> None:

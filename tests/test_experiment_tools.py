@@ -154,6 +154,15 @@ def test_optuna_sweeper_finishes_writes_tables_and_its_best_value_reruns(tmp_pat
     assert best["best_value"] == pytest.approx(np.mean(scores), rel=0, abs=1e-12)
     # each trial's value is in runs.csv, the best of them the study's best
     assert runs["objective"].notna().all() and runs["objective"].max() == pytest.approx(best["best_value"], abs=1e-12)
+    # and what it is made of, over both replicates (the second is written nowhere else): the value worked out
+    # again from the means of its terms
+    assert (runs["objective_replicates"] == 2).all()
+    again = runs["objective_metric"] - 0.002 * runs["objective_spend_bn"] - 5 * runs["objective_shortfall"]
+    assert np.allclose(again, runs["objective"], rtol=0, atol=1e-12)
+    top = runs.loc[runs["objective"].idxmax()]
+    shares = [simulate(training_intensity=p["levers.training.intensity"], studio_intensity=p["levers.studio.intensity"],
+                       n_agents=2000, end_year=2025, replicate=r)["high_skill_share"] for r in (0, 1)]
+    assert top["objective_metric"] == pytest.approx(np.mean(shares), abs=1e-12)
 
 
 @pytest.mark.slow  # two 4-trial studies, about 20 s
