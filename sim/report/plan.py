@@ -56,7 +56,8 @@ TEXT = {
         "total": "total", "government": "government", "employer": "employers",
         "md_title": "Plan: {region}", "md_lever": "lever", "md_intensity": "intensity (× status quo)",
         "md_cost": "cost (billion yuan)", "md_p": "P(target met)", "md_share": "mean share [5%, 95%]",
-        "md_near": "Near-optimal mixes (within {tol:.0%} of the chosen cost, on the search samples)",
+        "md_near": "Near-optimal mixes (within {tol:.0%} of the chosen cost, on the search samples; mixes that fell "
+                   "short of the target on the fresh samples are left out: finalists.csv)",
         "md_marginal": "Marginal cost at the chosen mix", "md_per_point": "billion yuan per point",
         "md_method": "Method: {runs} model runs of {agents:,} agents; {unc}. See `skillsim-plan --help`.",
         "unc_joint": "parameter draws, structural inputs and replicates", "unc_rep": "replicates only",
@@ -91,7 +92,7 @@ TEXT = {
         "total": "总", "government": "政府", "employer": "企业",
         "md_title": "规划：{region}", "md_lever": "政策工具", "md_intensity": "强度（现行水平的倍数）",
         "md_cost": "成本（亿元）", "md_p": "达标概率", "md_share": "占比均值 [5%, 95%]",
-        "md_near": "近似最优组合（成本在选定组合的{tol:.0%}以内，搜索样本）",
+        "md_near": "近似最优组合（成本在选定组合的{tol:.0%}以内，搜索样本；在新样本上未达目标的组合不列入，见 finalists.csv）",
         "md_marginal": "选定组合下的边际成本", "md_per_point": "亿元/百分点",
         "md_method": "方法：共{runs}次模拟，每次{agents:,}个主体；{unc}。详见 `skillsim-plan --help`。",
         "unc_joint": "参数抽样、结构性输入与重复运行", "unc_rep": "仅重复运行",

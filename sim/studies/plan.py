@@ -37,7 +37,8 @@ Outputs (written whole or not at all, with manifest.json and COMPLETE): `choice.
 the infeasibility statement), `candidates.csv` (every mix evaluated, on which samples, its probability,
 mean share and mean cost), `finalists.csv`, `frontier_probability.csv` and `frontier_share.csv` (the
 mixes no other beats on both cost and probability, or cost and mean share), `near_optimal.csv` (feasible
-mixes within `tolerance` of the chosen mix's cost, all on the search samples), `marginal_cost.csv` (yuan per point of mean share for each
+mixes within `tolerance` of the chosen mix's cost, all on the search samples, less those that fell short
+on the fresh samples), `marginal_cost.csv` (yuan per point of mean share for each
 free lever at the chosen mix, from a step of 0.1 on the fresh samples; infinite if the step adds none),
 `trajectory.csv` (the monthly high-skill share of the chosen mix and of the cost base on the same fresh
 samples, as quantiles: the fan chart; for an infeasible target, the best mix found, labelled
@@ -534,10 +535,16 @@ def tables(result: dict, box: Box, opts: dict) -> dict:
 
     cand = pd.DataFrame([row(e) for e in result["evaluations"]]).sort_values("cost_mean", kind="stable")
     search = [e for e in result["evaluations"] if e.which == "search"]
+    # a finalist is run once on the fresh samples; the refinement's bisection can come back to it (a lever
+    # at its bound), which listed one mix seven times
+    fresh = list({(tuple(e.x), tuple(e.setting)): e for e in result["fresh"]}.values())
+    # mixes that met the target on the search samples but not on the fresh ones: not near-optimal answers
+    failed_fresh = {(tuple(e.x), tuple(e.setting)) for e in fresh
+                    if opts["objective"] != "max_share" and e.p < opts["confidence"]}
     fp = pareto([(e.mean_cost, e.p) for e in search])
     fs = pareto([(e.mean_cost, e.mean_share) for e in search])
     out = {"candidates": cand.reset_index(drop=True),
-           "finalists": pd.DataFrame([row(e) for e in result["fresh"]], columns=list(cand.columns)),
+           "finalists": pd.DataFrame([row(e) for e in fresh], columns=list(cand.columns)),
            "frontier_probability": pd.DataFrame([row(search[i]) for i in fp], columns=list(cand.columns)),
            "frontier_share": pd.DataFrame([row(search[i]) for i in fs], columns=list(cand.columns)),
            "marginal_cost": pd.DataFrame(result["marginal"], columns=["lever", "intensity", "step",
@@ -550,8 +557,8 @@ def tables(result: dict, box: Box, opts: dict) -> dict:
         (e for e in search if e.x == chosen.x and e.setting == chosen.setting), None)
     if on_search is not None:
         limit = on_search.mean_cost + opts["tolerance"] * abs(on_search.mean_cost)
-        near = [e for e in search if e.mean_cost <= limit and
-                (opts["objective"] == "max_share" or e.p >= opts["confidence"])]
+        near = [e for e in search if e.mean_cost <= limit and (tuple(e.x), tuple(e.setting)) not in failed_fresh
+                and (opts["objective"] == "max_share" or e.p >= opts["confidence"])]
         out["near_optimal"] = pd.DataFrame([row(e) for e in near], columns=list(cand.columns)).sort_values(
             "cost_mean", kind="stable")
     else:
