@@ -182,7 +182,7 @@ def version_changes(manifest: dict) -> list[str]:
 
 def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, list[str]]:
     """Rerun RUN_DIR into `out` (or the default folder); the new folder and the files that differ."""
-    from .cli import run_forecast
+    from .cli import claim_run_folder, run_forecast
     from .config import from_mapping
 
     run_dir = Path(run_dir)
@@ -202,8 +202,12 @@ def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, lis
                           "started": manifest.get("started")}}
     if "job_num" in manifest:
         extra["job_num"] = manifest["job_num"]
-    new = run_forecast(cfg, target, composed=data, overrides=list(manifest.get("overrides", [])), extra=extra,
-                       unique=out is None, machine={"rerun_of": str(run_dir.resolve())})
+    # claimed as a single run claims its folder: a second rerun into it is refused, and a folder that cannot
+    # be written is said before the run, not after it
+    held, target = claim_run_folder(target, unique=out is None)
+    with held:
+        new = run_forecast(cfg, target, composed=data, overrides=list(manifest.get("overrides", [])), extra=extra,
+                           unique=out is None, machine={"rerun_of": str(run_dir.resolve())})
     differ = [name for name in COMPARED if compared_bytes(run_dir / name) != compared_bytes(new / name)]
     return new, differ
 

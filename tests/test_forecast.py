@@ -242,6 +242,9 @@ def test_more_parameter_sets_than_the_ensemble_holds_is_refused_before_any_run(t
     assert not (tmp_path / "f").exists()
     with pytest.raises(ConfigError, match="params = 7 is invalid; allowed: at most ensemble=6"):
         backtest.parse(["params=7", "ensemble=6"])
+    for arg, least in (("draws=0", 1), ("forecast_replicates=1", 2)):  # it said "a larger integer"
+        with pytest.raises(ConfigError, match=f"allowed: an integer >= {least}$"):
+            backtest.parse([arg])
 
 
 def test_report_on_a_backtest_folder_says_what_it_is(tmp_path):
@@ -273,3 +276,14 @@ def test_backtest_pipeline_on_a_tiny_budget(tmp_path):
     row = table[table["target"] == "nat_hs_2021"].iloc[0]
     assert row["naive_last"] == pytest.approx(0.290) and row["observed"] == pytest.approx(0.300)
     assert row["q05"] <= row["median"] <= row["q95"] and row["crps"] >= 0
+
+
+def test_an_out_that_is_a_file_is_named_as_a_file(tmp_path):
+    """out= naming an existing file was told "already exists and is not empty", as a folder would be."""
+    from sim.studies.options import check_writable, release_claims
+
+    (tmp_path / "o.txt").write_text("mine\n", encoding="utf-8")
+    with pytest.raises(OutputError, match=r"forecast folder .*o\.txt is a file, not a folder; choose another out="):
+        check_writable(tmp_path / "o.txt", "forecast")
+    release_claims()
+    assert (tmp_path / "o.txt").read_text(encoding="utf-8") == "mine\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sim import rerun as rerun_mod
-from sim.errors import EXIT_CONFIG, EXIT_DATA, EXIT_INTEGRITY, EXIT_OK
+from sim.errors import EXIT_CONFIG, EXIT_DATA, EXIT_INTEGRITY, EXIT_OK, EXIT_OUTPUT
 from sim.results import write_run
 
 from .conftest import own_preset
@@ -114,6 +114,18 @@ def test_rerun_mistakes_are_one_line(run, tmp_path, capsys, monkeypatch, args, c
     err = capsys.readouterr().err
     assert exc.value.code == code and words in err and len(err.strip().splitlines()) == 1
     assert snapshot(tmp_path) == before  # and nothing was written
+
+
+def test_a_rerun_into_a_folder_it_cannot_write_stops_before_its_run(run, tmp_path, capsys, monkeypatch):
+    """hydra.run.dir under a file (or /sys): the rerun built and ran its model first, then failed writing."""
+    import sim.cli
+
+    monkeypatch.setattr(sim.cli, "run_forecast", lambda *a, **k: pytest.fail("ran before finding the folder unwritable"))
+    (tmp_path / "a_file").write_text("x", encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        rerun_mod.main([str(run), f"hydra.run.dir={tmp_path / 'a_file' / 'again'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == EXIT_OUTPUT and err[-1].startswith(f"skillsim-rerun: cannot write {tmp_path / 'a_file'}")
 
 
 @pytest.mark.slow  # several processes

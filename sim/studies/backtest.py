@@ -157,8 +157,9 @@ def parse(argv: list[str]) -> dict:
             opts[key] = int(value)
         except ValueError:
             raise ConfigError(key, value, "an integer") from None
-        if opts[key] < (2 if key == "forecast_replicates" else 0 if key == "seed" else 1):
-            raise ConfigError(key, opts[key], "a larger integer")
+        least = 2 if key == "forecast_replicates" else 0 if key == "seed" else 1
+        if opts[key] < least:
+            raise ConfigError(key, opts[key], f"an integer >= {least}")
     if opts["params"] > opts["ensemble"]:  # found now, not after hours of calibration
         raise ConfigError("params", opts["params"], f"at most ensemble={opts['ensemble']} (the parameter sets "
                           "each origin's calibration keeps)")

@@ -153,7 +153,9 @@ def forecast(cfg: RunConfig, *, params: int, structural: int, replicates: int, s
 
 def refuse_existing(out: Path, what: str) -> None:
     """A study never writes into a folder that holds anything: one line, before its runs."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{what} folder {out} is a file, not a folder; choose another out=")
+    if out.exists() and any(out.iterdir()):
         raise OutputError(f"{what} folder {out} already exists and is not empty; choose another out=")
 
 
