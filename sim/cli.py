@@ -197,13 +197,14 @@ def register_schema() -> None:
 
 def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
                  overrides: list[str] | None = None, extra: dict | None = None, unique: bool = False,
-                 machine: dict | None = None, bands_hint: str | None = None) -> Path:
+                 machine: dict | None = None, bands_hint: str | None = None, say_few: bool = False) -> Path:
     """Run one forecast and write its folder. The plain function behind `skillsim`.
 
     `unique`: the folder name was chosen by default, so a folder that appears under it meanwhile (a
     run started in the same second) makes this one take the next free name (`NAME-2`, ...).
     `bands_hint`: the arguments of the skillsim-forecast command that gives this run's bands, logged
-    after a run at the central values (a single run; a sweep's jobs would repeat it).
+    after a run at the central values (a single run; a sweep's jobs would repeat it). `say_few`: warn of a
+    workforce too small to say much (RunConfig.few_agents_note; a single run's, once its folder is free).
     """
     run_dir = Path(run_dir)
     try:
@@ -213,6 +214,8 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
             _remove_if_empty(run_dir)
     except OSError as exc:
         raise environment_fault(exc, run_dir) from None
+    if say_few and cfg.few_agents_note():
+        log.warning(cfg.few_agents_note())
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     with interrupts_kept():  # also lever set-up and collection, which call compiled passes too
@@ -670,7 +673,7 @@ def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
             for stale in run_dir.parent.glob(f".{run_dir.name}.partial-*"):
                 shutil.rmtree(stale, ignore_errors=True)
         run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task), unique=unique,
-                     bands_hint=bands_hint())
+                     bands_hint=bands_hint(), say_few=True)
 
 
 def _task(dcfg: DictConfig):

@@ -338,6 +338,10 @@ class LeverParams:
     studio: StudioParams = field(default_factory=StudioParams)
 
 
+#: agents below which a run's figures are mostly sampling noise: a run says so (RunConfig.few_agents_note)
+FEW_AGENTS = 1000
+
+
 @dataclass
 class RunConfig:
     """Everything one run needs. Defaults: Chongqing status quo, 100,000 agents, fixed seed."""
@@ -388,6 +392,15 @@ class RunConfig:
     def weight(self) -> float:
         """People represented by each simulated agent."""
         return self.region.population / self.n_agents
+
+    def few_agents_note(self) -> str | None:
+        """A warning for a workforce too small to say much (n_agents=1 gave a high-skill share of 100%,
+        n_agents=3 of 50%, without a word): None from FEW_AGENTS up."""
+        if self.n_agents >= FEW_AGENTS:
+            return None
+        return (f"n_agents={self.n_agents}: each agent stands for {self.weight:,.0f} workers; below {FEW_AGENTS:,} "
+                "agents the figures move by whole agents and are mostly sampling noise (a forecast runs 20,000 "
+                "and more)")
 
 
 # ------------------------------------------------------------------------------------------

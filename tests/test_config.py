@@ -97,3 +97,16 @@ def test_memory_estimate_is_made_before_allocation_and_scales_with_agents():
 def test_round_trip_through_a_dict():
     cfg = RunConfig()
     assert from_mapping(to_dict(cfg)) == cfg
+
+
+def test_a_workforce_too_small_to_say_much_is_warned_of():
+    """n_agents=1 gave a high-skill share of 100% and n_agents=3 of 50%, without a word."""
+    import dataclasses
+
+    from sim.config import FEW_AGENTS, RunConfig
+
+    cfg = RunConfig()
+    assert dataclasses.replace(cfg, n_agents=FEW_AGENTS).few_agents_note() is None
+    note = dataclasses.replace(cfg, n_agents=3).few_agents_note()
+    assert note.startswith("n_agents=3: each agent stands for ") and "mostly sampling noise" in note
+    assert f"{cfg.region.population / 3:,.0f} workers" in note

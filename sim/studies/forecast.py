@@ -251,6 +251,8 @@ def run(argv: list[str]) -> Path:
 
     out = check_writable(out, "forecast", unique=opts["out"] is None)  # before the runs: a folder that cannot
     # be written would lose them all
+    if cfg.few_agents_note():
+        log(f"warning: {cfg.few_agents_note()}")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tables = forecast(cfg, params=opts["params"], structural=opts["structural"], replicates=opts["replicates"],
                       seed=seed, log=log)
