@@ -18,6 +18,7 @@ def main() -> pd.DataFrame:
                      number_processes=1, data_collection_period=-1, display_progress=False)
     df = pd.DataFrame(rows)[["training_intensity", "replicate", "date", "high_skill_share", "income_median",
                              "spend_total"]]
+    df = df.rename(columns={"spend_total": "spend_total_that_month"})  # a row is one month (README "Python API")
     print(df.to_string(index=False))
     print(df.groupby("training_intensity")["high_skill_share"].agg(["mean", "std"]))
     return df

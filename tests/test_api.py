@@ -123,8 +123,14 @@ def test_mesa_batch_run_gives_tidy_rows_with_the_final_month(tmp_path):
                                           "n_agents": 2000, "end_year": 2024},
                          number_processes=1, data_collection_period=-1, display_progress=False)
         pd.DataFrame(rows).to_csv(sys.argv[1], index=False)
+        yearly = batch_run(WorkforceModel, {"n_agents": 500, "end_year": 2024, "seed": 5}, number_processes=1,
+                           data_collection_period=12, display_progress=False)
+        print(json.dumps([r["date"] for r in yearly]))
     """)
-    subprocess.run([sys.executable, "-c", code, str(tmp_path / "rows.csv")], check=True, capture_output=True)
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "rows.csv")], check=True, capture_output=True,
+                          text=True)
+    # README: the rows start at the first simulated month, so a period of 12 gives Januaries (and the last)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["2023-01", "2024-01", "2024-12"]
     rows = pd.read_csv(tmp_path / "rows.csv")
     assert len(rows) == 4 and (rows["date"] == "2024-12").all()
     assert rows[["training_intensity", "replicate"]].drop_duplicates().shape[0] == 4

@@ -308,6 +308,7 @@ def test_the_batch_run_example_runs():
                           text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("2030-12") == 6
+    assert "spend_total_that_month" in proc.stdout  # one month's spend, not the horizon's (sim.simulate's)
 
 
 @pytest.mark.slow
