@@ -149,8 +149,8 @@ def test_a_forecast_report_names_the_setting_forecast_and_what_its_bands_carry()
                 "overrides": ["region=chongqing", "scenario=training_boost", "levers.studio.intensity=0",
                               "n_agents=3000", "horizon.end_year=2030"],
                 "options": {"params": 2, "structural": 2, "replicates": 2}}
-    ens = pd.DataFrame({"date": ["2030-12"], "metric": ["high_skill_share"], "median": [0.4], "q05": [0.3],
-                        "q95": [0.5]})
+    ens = pd.DataFrame({"date": ["2022-12", "2030-12"], "metric": ["high_skill_share"] * 2, "median": [0.314, 0.4],
+                        "q05": [0.314, 0.3], "q95": [0.314, 0.5]})  # the start state first, as a forecast's
     var = pd.DataFrame({"date": ["2030-12"] * 2, "metric": ["high_skill_share"] * 2,
                         "component": ["parameters", "stochastic"], "share": [0.9, 0.1]})
     f = {"manifest": manifest, "config": {"region": {"name": "chongqing", "label_en": "Chongqing"}},
@@ -160,6 +160,7 @@ def test_a_forecast_report_names_the_setting_forecast_and_what_its_bands_carry()
     assert md.startswith("# Forecast: Chongqing, Training boost, levers.studio.intensity=0\n")
     assert "8 runs of 3,000 agents (2 parameter sets × 2 structural points × 2 replicates), seed 7" in md
     assert "They do not carry the model's own form" in md and "all sources" not in md
+    assert "| 2030 | 40.0% | 30.0–50.0% |" in md and "| 2022 |" not in md  # the start state: no forecast's row
     f["manifest"] = {**manifest, "scenario": "baseline", "overrides": ["region=chongqing"]}
     assert setting_text(f, "en") == "Baseline (current policy)"
 

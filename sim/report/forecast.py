@@ -192,7 +192,10 @@ def markdown(f: dict, lang: str, figures: list[str]) -> str:
              T["md_scope"], ""]
     lines += [f"![{s}](figures/{s}.png)" for s in figures] + [""]
     lines += [f"| {T['md_year']} | {T['md_median']} | {T['md_band']} | {T['md_var']} |", "|---|---|---|---|"]
-    dec = ens[(ens["metric"] == "high_skill_share") & ens["date"].str.endswith("-12")].sort_values("date")
+    share = ens[ens["metric"] == "high_skill_share"]
+    # Decembers of the forecast; not the start state (the same observed December in every run: no spread to
+    # decompose, as fig7 leaves it out too)
+    dec = share[share["date"].str.endswith("-12") & (share["date"] > share["date"].min())].sort_values("date")
     for _, r in dec.iterrows():
         vv = var[(var["date"] == r["date"]) & (var["metric"] == "high_skill_share")].set_index("component")["share"]
         parts = " / ".join(f"{100 * vv.get(k, np.nan):.0f}%" for k in COMPONENT_COLOURS)
