@@ -496,7 +496,12 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
         if base is not None:
             tables[sweep_dir / "effects.csv"] = paired_effects(runs, settings, base)
     try:
+        before = (sweep_dir / TABLES_MANIFEST).read_bytes()
+    except OSError:
+        before = None
+    try:
         write_tables(tables, sweep_dir / TABLES_MANIFEST)
+        counts["tables_changed"] = before != (sweep_dir / TABLES_MANIFEST).read_bytes()
     except OSError as exc:
         raise environment_fault(exc, sweep_dir / "runs.csv" if len(tables) == 1 else sweep_dir, "write") from None
     if frames and not settings:
@@ -562,6 +567,11 @@ def report(sweep_dir: Path, counts: dict) -> None:
     if no_value:
         for _, r in runs[runs["objective_error"].notna()].iterrows():
             print(f"  objective failed: {r['job']}: {r['objective_error']}", file=sys.stderr)
+    for made in sorted(sweep_dir.glob("report*/report.md")) if counts.get("tables_changed") else []:
+        # skillsim-report's, from the tables this aggregation replaced with others (a sweep extended)
+        print(f"  note: {made.parent} was made from this sweep's earlier tables; run skillsim-report {sweep_dir} "
+              f"again{'' if made.parent.name == 'report' else ' lang=' + made.parent.name[7:]} to bring it up to date",
+              file=sys.stderr)
     if unstarted:
         planned = counts.get("planned", len(runs) + unstarted)
         print(f"  not started: {unstarted} of the sweep's {planned} jobs have no folder (the sweep "

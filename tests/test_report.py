@@ -499,6 +499,29 @@ def test_a_sweep_with_unfinished_jobs_says_so(folders, tmp_path, monkeypatch, ca
     assert f"**1 of the sweep's {n} jobs did not finish** (failed or missing; see runs.csv)" in md
 
 
+def test_a_report_left_behind_by_new_tables_is_said_to_be_out_of_date(folders, tmp_path, monkeypatch, capsys):
+    """A sweep extended after its report kept report/report.md of the earlier tables, and nothing said so;
+    tables rebuilt unchanged leave it be."""
+    from sim.aggregate import aggregate, report
+    from sim.results import FAILED_MARKER
+
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(folders["sweep"], sweep_dir)
+    monkeypatch.setattr(pack, "FIGURES", pack.FIGURES[:1])
+    cli.main([str(sweep_dir), "formats=png"])
+    capsys.readouterr()
+    report(sweep_dir, aggregate(sweep_dir, log=lambda *a: None))  # the same jobs: the same tables
+    assert "note:" not in capsys.readouterr().err
+    job = sweep_dir / pd.read_csv(sweep_dir / "runs.csv")["job"].iloc[-1]
+    shutil.rmtree(job)
+    job.mkdir()
+    (job / FAILED_MARKER).write_text('{"error": "ValueError: boom"}\n', encoding="utf-8")
+    report(sweep_dir, aggregate(sweep_dir, log=lambda *a: None))
+    err = capsys.readouterr().err
+    assert f"note: {sweep_dir / 'report'} was made from this sweep's earlier tables; run skillsim-report {sweep_dir} " \
+           "again to bring it up to date" in err
+
+
 def test_cli_error_in_its_own_process(tmp_path):
     p = _report_cmd(tmp_path / "nowhere")
     assert p.returncode == 3 and p.stderr == f"skillsim-report: {tmp_path / 'nowhere'}: no such folder\n"
