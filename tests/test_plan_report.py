@@ -120,6 +120,13 @@ def test_an_infeasible_plan_written_before_best_found_is_drawn_as_before(folders
     choice = json.loads((old / "choice.json").read_text())
     del choice["best_samples"], choice["best_n_samples"]
     (old / "choice.json").write_text(json.dumps(choice))
+    from sim.results import complete_text, sha256
+
+    manifest = json.loads((old / "manifest.json").read_text())  # as the older version wrote it: sealed
+    for name in ("trajectory.csv", "choice.json"):
+        manifest["files"][name], manifest["sizes"][name] = sha256(old / name), (old / name).stat().st_size
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    (old / "COMPLETE").write_text(complete_text(old / "manifest.json"), encoding="utf-8")
     written = pack.make_report(old, pack.Options(lang="en", formats=("png",)))
     md = (written.out / "report.md").read_text()
     assert f"mean share {100 * choice['best_mean_share']:.1f}%, on 4 search samples." in md

@@ -499,6 +499,20 @@ def test_a_sweep_with_unfinished_jobs_says_so(folders, tmp_path, monkeypatch, ca
     assert f"**1 of the sweep's {n} jobs did not finish** (failed or missing; see runs.csv)" in md
 
 
+def test_files_beside_the_manifests_do_not_stop_a_report(folders, tmp_path, monkeypatch):
+    """The integrity check refused a folder holding another report being written (en and zh started
+    together), one killed mid-way, or reports under a folder of the user's (out=RUN/reports/en): none of
+    them changes a figure. A changed file still stops it."""
+    run = tmp_path / "run"
+    shutil.copytree(folders["run"], run, ignore=shutil.ignore_patterns("report*"))
+    (run / ".report.report-tmp-99999" / "figures").mkdir(parents=True)
+    (run / "reports" / "en").mkdir(parents=True)
+    (run / "reports" / "en" / "report.md").write_text("# an earlier report\n", encoding="utf-8")
+    monkeypatch.setattr(pack, "FIGURES", pack.FIGURES[:1])
+    written = make_report(run, Options(lang="zh", formats=("png",), out=run / "reports" / "zh"))
+    assert (written.out / "report.md").exists()
+
+
 def test_a_report_left_behind_by_new_tables_is_said_to_be_out_of_date(folders, tmp_path, monkeypatch, capsys):
     """A sweep extended after its report kept report/report.md of the earlier tables, and nothing said so;
     tables rebuilt unchanged leave it be."""
