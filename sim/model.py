@@ -96,13 +96,17 @@ class WorkforceModel(Model):
 
             raise ConfigError("region/scenario/overrides", (region, scenario, overrides),
                               "only without a config (they compose one); with a config, set its fields")
-        if config is None and (region is not None or scenario is not None or overrides):
-            cfg = api.compose(region, scenario, overrides or (), **params)
+        composing = config is None and (region is not None or scenario is not None or bool(overrides))
+        if composing:  # seed and n_agents too, so that one also given in overrides is refused, not overruled
+            named = {k: v for k, v in (("seed", seed), ("n_agents", n_agents)) if v is not None}
+            cfg = api.compose(region, scenario, overrides or (), **params, **named)
+            seed = n_agents = None
         else:
             cfg = config if config is not None else RunConfig()
             if params:
                 cfg = api.apply(cfg, **params)
-        if seed is None and config is None and "seed" not in params:
+        seeded = "seed" in params or any(o.split("=", 1)[0].lstrip("+~") == "seed" for o in overrides or ())
+        if seed is None and config is None and not seeded and not (composing and "seed" in named):
             seed = int(np.random.SeedSequence().entropy % (1 << 63))  # fresh, recorded in cfg.seed
         if seed is not None:
             cfg = dataclasses.replace(cfg, seed=seed)

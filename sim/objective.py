@@ -114,10 +114,13 @@ def _terms(flows: pd.DataFrame, p: ObjectiveParams, v: float) -> tuple[float, fl
 
 
 def terms(series: pd.DataFrame, p: ObjectiveParams, year: int) -> tuple[float, float, float]:
-    """`values`' three terms of one run (a single metric's objective): metric, spend (bn yuan), shortfall."""
+    """`values`' three terms of one run (a single metric's objective): metric (a `spend_*` metric summed
+    over the months, as `values` takes it), spend (bn yuan), shortfall."""
     values(series, p, year)  # its checks
     upto = series[series["date"] <= f"{year}-12"]
-    return _terms(upto.iloc[1:], p, float(upto[p.metric].iloc[-1]))
+    flows = upto.iloc[1:]
+    v = float(flows[p.metric].sum()) if p.metric.startswith("spend_") else float(upto[p.metric].iloc[-1])
+    return _terms(flows, p, v)
 
 
 def job_objective(data: dict | None, cfg, series: pd.DataFrame) -> float | list[float]:

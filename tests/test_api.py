@@ -78,6 +78,14 @@ def test_bad_keywords_and_values_name_the_field():
     with pytest.raises(ConfigError, match=r"levers\.studio\.intensity = 2 is invalid; allowed: given once"):
         compose(overrides=["levers.studio.intensity=1"], **{"levers.studio.intensity": 2})
     assert compose(overrides=["levers.studio.intensity=1"], training_intensity=2).levers.training.intensity == 2
+    # WorkforceModel's own seed= and n_agents= too (they overruled the overrides, silently); and a seed given
+    # in overrides is the run's (a fresh one replaced it)
+    with pytest.raises(ConfigError, match="seed = 9 is invalid; allowed: given once"):
+        WorkforceModel(region="chongqing", overrides=["seed=3"], seed=9)
+    with pytest.raises(ConfigError, match="n_agents = 700 is invalid; allowed: given once"):
+        WorkforceModel(region="chongqing", overrides=["n_agents=500"], n_agents=700)
+    assert WorkforceModel(region="chongqing", overrides=["seed=3", "n_agents=500"]).cfg.seed == 3
+    assert WorkforceModel(region="chongqing", seed=4, n_agents=600).cfg.seed == 4
     for make in (lambda: WorkforceModel(rng=5), lambda: simulate(rng=5, **SMALL)):  # Mesa 3's keyword
         with pytest.raises(ConfigError, match="rng = 5 is invalid; allowed: not a keyword here: give seed=N"):
             make()

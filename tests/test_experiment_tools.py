@@ -30,6 +30,21 @@ def series_of(shares, spend_per_month):
                          "spend_training_employer": [spend_per_month / 2] * n})
 
 
+@pytest.mark.parametrize("metric", ["high_skill_share", "spend_total"])
+def test_the_objectives_terms_give_its_value_again(metric):
+    """runs.csv's objective_metric - cost_weight x objective_spend_bn - penalty x objective_shortfall is the
+    objective: a spend_* metric is summed over the months there too (it took December's alone)."""
+    from sim.objective import terms
+
+    s = series_of([0.30] + [0.31] * 11 + [0.33], 2e8)  # the start state, then the 12 months of 2023
+    p = ObjectiveParams(metric=metric, cost_weight=0.5, target=3e9 if metric == "spend_total" else 0.35, penalty=3)
+    v, cost, short = terms(s, p, 2023)
+    assert cost == pytest.approx(2.4)  # twelve months of 2e8 yuan, in billions
+    assert v == pytest.approx(2.4e9 if metric == "spend_total" else 0.33)
+    assert short == pytest.approx(6e8 if metric == "spend_total" else 0.02)
+    assert v - 0.5 * cost - 3 * short == pytest.approx(values(s, p, 2023)[0], rel=1e-12)
+
+
 def test_objective_is_the_metric_less_cost_and_shortfall_penalty():
     s = series_of(np.linspace(0.30, 0.36, 25), 1e8)  # Dec 2022 .. Dec 2024, 0.1bn yuan a month
     dec_2024 = 0.36
