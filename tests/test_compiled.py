@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -602,6 +603,10 @@ def test_draws_separations_and_brackets_are_identical(model):
     assert all(np.array_equal(a, b, equal_nan=True) and a.dtype == b.dtype for a, b in zip(*got))
     wide = x.astype(np.float64)
     assert got[1][0].tolist() == [np.count_nonzero(wide < a) for a in lo]
+    with warnings.catch_warnings():  # bounds past float32's range: compared in float64, without a warning
+        warnings.simplefilter("error")
+        assert kernels_numpy.bracketed(x, np.array([1e39]), np.array([1e40]))[0].tolist() == [
+            np.count_nonzero(wide < 1e39)]
     assert np.array_equal(got[1][1], np.concatenate([x[(wide >= a) & (wide <= b)] for a, b in zip(lo, hi)]))
 
     # the ranks' values from the brackets: inside a bracket, or by a full partition where it missed

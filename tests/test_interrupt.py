@@ -215,3 +215,7 @@ def test_the_package_and_its_entry_points_import_nothing_heavy():
             "if m in sys.modules]; print(heavy, callable(sim.simulate), sim.WorkforceModel.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[] True sim.model"
+    import sim
+
+    names = dir(sim)
+    assert len(names) == len(set(names)) and {"simulate", "RunConfig", "WorkforceModel"} <= set(names)

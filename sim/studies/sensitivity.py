@@ -221,7 +221,7 @@ def noise(Y: dict[str, np.ndarray], fixed: dict[str, np.ndarray], method: str = 
         unshared = _unshared_variance(y)
         at_fixed = float(np.var(fixed[name], ddof=1)) if fixed[name].size > 1 else float("nan")
         means = float(np.var(y.mean(axis=1), ddof=1))
-        single = _single_run_variance(y, pooled, unshared)
+        single = _single_run_variance(y, pooled, unshared) if r > 1 else _single_run_variance_one_replicate(y, at_fixed)
         floor_var = stochastic_for_floor(pooled, unshared, at_fixed)
         rows.append({"output": name, "replicates": r, "fixed_replicates": int(fixed[name].size),
                      "variance_single_runs": single, "stochastic_variance_fixed": at_fixed,
@@ -258,10 +258,20 @@ def _single_run_variance(y: np.ndarray, pooled: float, unshared: float) -> float
     return between + pooled
 
 
+def _single_run_variance_one_replicate(y: np.ndarray, at_fixed: float) -> float:
+    """With one replicate every point runs on the same seed, so the design's spread holds none of the
+    noise a seed shares with every point: the points' part (the design's variance, which still holds the
+    unshared noise: at most) plus the noise at the nominal point (all of it)."""
+    spread = float(np.var(y, ddof=1)) if y.size > 1 else float("nan")
+    return spread + at_fixed if np.isfinite(at_fixed) else spread
+
+
 def stochastic_for_floor(pooled: float, unshared: float, at_fixed: float) -> float:
     """The noise variance the floor is worked out from: the unshared part where the design measures it
     (the indices compare points, which share their replicates' seeds), else the pooled within-point
-    variance, else the variance at the nominal point."""
+    variance, else the variance at the nominal point. With one replicate only the last is known, and it
+    holds the shared noise as well: that floor is an upper bound, which can hide a real effect (two
+    replicates or more measure the part that matters)."""
     for v in (unshared, pooled, at_fixed):
         if np.isfinite(v):
             return v
@@ -287,6 +297,10 @@ def study(inputs: list[Input], evaluate: Evaluate, *, method: str, n: int, repli
     at_nominal = noise_replicates if noise_replicates > 1 else 0  # one alone says nothing about noise
     log(f"sensitivity: {method}, {len(inputs)} inputs, {len(X)} points x {replicates} replicates "
         f"= {len(X) * replicates} runs, then {at_nominal} at the nominal point")
+    if replicates == 1:
+        log("sensitivity: replicates=1: the noise floor comes from the noise at the nominal point, the part every "
+            "point shares with its seed included (it cancels between points): an upper bound that can hide a real "
+            "effect; replicates=2 or more measure the part that matters")
     Y = evaluate_in_chunks(evaluate, X, reps, chunk=CHUNK, log=log, prog="sensitivity")
     x0 = nominal if nominal is not None else nominal_point(inputs)
     fixed = {k: v[0] for k, v in evaluate(x0[None, :], list(range(at_nominal))).items()} \
