@@ -105,8 +105,9 @@ class WorkforceModel(Model):
             cfg = config if config is not None else RunConfig()
             if params:
                 cfg = api.apply(cfg, **params)
-        seeded = "seed" in params or any(o.split("=", 1)[0].lstrip("+~") == "seed" for o in overrides or ())
-        if seed is None and config is None and not seeded and not (composing and "seed" in named):
+        seeded = ("seed" in params or (composing and "seed" in named)
+                  or any(o.split("=", 1)[0].lstrip("+~") == "seed" for o in overrides or ()))
+        if seed is None and config is None and not seeded:
             seed = int(np.random.SeedSequence().entropy % (1 << 63))  # fresh, recorded in cfg.seed
         if seed is not None:
             cfg = dataclasses.replace(cfg, seed=seed)

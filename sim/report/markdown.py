@@ -70,15 +70,15 @@ W = {  # (en, zh)
     "scope_rep": ("**What the intervals carry:** the agents' own noise only ({n} replicates at one parameter "
                   "set). The model's behavioural parameters and its structural inputs (the workforce's growth, "
                   "among others) are far more uncertain, and none of that is in these intervals: "
-                  "`skillsim-forecast region={region}` gives bands that carry every source.",
+                  "`skillsim-forecast region={region}` gives bands that carry them too.",
                   "**区间的含义：**仅含主体层面的随机波动（同一参数组下{n}次重复模拟）。模型行为参数与结构性输入"
-                  "（如劳动力增长）的不确定性大得多，不在这些区间之内；含全部来源的区间请运行 "
+                  "（如劳动力增长）的不确定性大得多，不在这些区间之内；含这些来源的区间请运行 "
                   "`skillsim-forecast region={region}`。"),
     "scope_run": ("**What this run carries:** one run at {at}, so none of the uncertainty of the model's "
                   "behavioural parameters, its structural inputs (the workforce's growth, among others) or the "
-                  "agents' noise. `skillsim-forecast region={region}` gives bands that carry every source.",
+                  "agents' noise. `skillsim-forecast region={region}` gives bands that carry them.",
                   "**本次模拟的含义：**{at}下的单次模拟，不含模型行为参数、结构性输入（如劳动力增长）及主体随机波动的"
-                  "不确定性。含全部来源的区间请运行 `skillsim-forecast region={region}`。"),
+                  "不确定性。含这些来源的区间请运行 `skillsim-forecast region={region}`。"),
     "at_central": ("the central parameter set", "中心参数组"),
     "at_draw": ("joint draw {d} of the parameters and structural inputs", "参数与结构联合抽样第{d}组"),
     "scope_draw": ("**What the intervals carry:** the {what}: the parameters' and structural inputs' uncertainty"
