@@ -271,6 +271,8 @@ def test_the_server_serves_a_page_that_headless_chromium_draws(tmp_path):
                     break
             except OSError:
                 time.sleep(0.5)
+        with urllib.request.urlopen(url, timeout=10) as page:  # the title shown before its script runs: Solara's
+            assert "<title>skillsim explorer</title>" in page.read().decode("utf-8", "replace")
         options = webdriver.ChromeOptions()
         options.binary_location = chromium
         for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,2200"):

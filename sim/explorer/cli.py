@@ -81,6 +81,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def offline_environment() -> None:
     os.environ["SOLARA_TELEMETRY_MIXPANEL_ENABLE"] = "False"
     os.environ.setdefault("SOLARA_CHECK_VERSION", "False")
+    # the page's title before its script runs (and sets its own, in the page's language): Solara's was its own
+    os.environ.setdefault("SOLARA_THEME_TITLE", "skillsim explorer")
 
 
 def use_cache_dir(cache_dir: Path) -> None:
