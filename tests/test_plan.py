@@ -309,6 +309,7 @@ def test_an_infeasible_plan_states_the_best_mixs_fresh_probability_not_its_lucky
     c = choice(result, Box(["training"], np.array([0.0]), np.array([3.0])), opts)
     assert (c["best_probability"], c["best_samples"], c["best_n_samples"]) == (0.75, "fresh", 8)
     assert "probability 75%" in c["statement"] and "on 8 fresh samples" in c["statement"], c["statement"]
+    assert c["statement"].endswith("3,000,000,000 yuan more than the status quo")  # relative to what, as answers say
     # with a budget every fresh finalist exceeds (on its fresh samples): the best within the budget, on the
     # search samples, not an over-budget fresh mix
     budgeted = {**result, "evaluations": [ev(3.0, "search", 4, 4), ev(2.0, "search", 3, 4)],

@@ -899,3 +899,18 @@ def test_the_lever_response_heatmap_keeps_contour_labels_off_the_cells_values(tm
 
         texts = [t.get_text() for t in fig.findobj(Text)]
         assert not any("Key:" in t for t in texts) and any("Contours: cumulative spend" in t for t in texts)
+
+
+def test_a_folder_of_study_folders_is_named_by_what_they_are(tmp_path):
+    """`skillsim-report plans` (a folder of plan folders) said it "holds run folders"."""
+    import json as _json
+
+    from sim.errors import DataError
+    from sim.report.load import load
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "COMPLETE").write_text("x", encoding="utf-8")
+        (tmp_path / name / "manifest.json").write_text(_json.dumps({"kind": "plan"}), encoding="utf-8")
+    with pytest.raises(DataError, match=r"holds plan folders, not a sweep's jobs; give one of them \(skillsim-report "):
+        load(tmp_path)

@@ -850,6 +850,11 @@ def test_a_study_of_only_the_keys_given_one_by_one(tmp_path):
     ("forecast", ["hydra.run.dir=elsewhere"], "hydra.run.dir", "runs no Hydra job"),
     ("plan", ["target.share=0.35", "target.year=2030", "replicate=1"], "replicate", "sets replicate itself"),
     ("plan", ["target_share=0.35", "target.year=2030"], "target_share", "target.share=..."),
+    # misspelt after the dot: "target.share is not set" and "unknown key 'target'" named neither
+    ("plan", ["target.shar=0.35", "target.year=2030"], "target.shar", "target.share=... or target.year=..."),
+    ("plan", ["target.share=0.35", "target.yaer=2030"], "target.yaer", "check its spelling"),
+    ("plan", ["target.share=0.35", "target.year=2030", "training.hii=2"], "training.hii",
+     "training.lo, training.hi, training.fixed, training.allocation"),
     ("plan", ["target.share=0.35", "target_year=2030"], "target_year", "target.year=..."),
     ("sensitivity", ["+hydra.job.chdir=true"], "+hydra.job.chdir", "runs no Hydra job"),
     ("discover", ["condition=high_skill_share@2030<0.3", "replicate=2"], "replicate", "sets replicate itself"),

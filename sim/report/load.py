@@ -151,9 +151,13 @@ def load(path: str | Path) -> Folder:
     if any((d / COMPLETE_MARKER).exists() for d in p.iterdir() if d.is_dir()):
         singles = single_runs(p)
         if singles:  # skillsim-aggregate refuses them too
-            raise DataError(f"{p} holds run folders, not a sweep's jobs; give one run's folder "
-                            f"(skillsim-report {p / singles[0]}), or run the settings to compare as one sweep "
-                            "(skillsim -m)")
+            from .study import kind_of
+
+            kinds = {kind_of(p / name) or "run" for name in singles}  # a folder of plans is not one of runs
+            what = "run" if kinds == {"run"} else "skillsim" if len(kinds) > 1 else next(iter(kinds))
+            raise DataError(f"{p} holds {what} folders, not a sweep's jobs; give one of them "
+                            f"(skillsim-report {p / singles[0]})"
+                            + (", or run the settings to compare as one sweep (skillsim -m)" if what == "run" else ""))
         raise DataError(f"{p}: sweep folder without its tables (runs.csv); build them with skillsim-aggregate {p}")
     raise DataError(f"{p} is not a run folder (series.csv, summary.json, config.yaml) "
                     f"or a sweep folder (runs.csv, ensemble.csv)")

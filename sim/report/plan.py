@@ -50,8 +50,8 @@ TEXT = {
                    "star: the chosen mix on {m} fresh samples",
         "mean_share_axis": "mean high-skill share, December {y} (%)",
         "mc_title": "{region}: cost of one more point of share, by lever, at the chosen mix",
-        "mc_note": "intensity changed by {step:+g} on the {m} fresh samples (common random numbers); "
-                   "billion yuan per percentage point of mean share",
+        "mc_note": "intensity changed by {step:g} on the {m} fresh samples (up; down for a lever at its upper "
+                   "bound; common random numbers); billion yuan per percentage point of mean share",
         "mc_axis": "billion yuan per percentage point", "no_gain": "no gain",
         "total": "total", "government": "government", "employer": "employers",
         "md_title": "Plan: {region}", "md_lever": "lever", "md_intensity": "intensity (× status quo)",
@@ -87,7 +87,7 @@ TEXT = {
         "cs_note": "圆点：各组合在{n}个搜索样本上的均值；折线：前沿及5%-95%范围；星号：选定组合在{m}个新样本上的结果",
         "mean_share_axis": "{y}年12月高技能人才占比均值（%）",
         "mc_title": "{region}：选定组合下各政策工具每提高一个百分点的成本",
-        "mc_note": "强度变动{step:+g}，在{m}个新样本上（共同随机数）；亿元/百分点（占比均值）",
+        "mc_note": "强度变动{step:g}（提高；已达上限的政策工具为降低），在{m}个新样本上（共同随机数）；亿元/百分点（占比均值）",
         "mc_axis": "亿元/百分点", "no_gain": "无增益",
         "total": "总", "government": "政府", "employer": "企业",
         "md_title": "规划：{region}", "md_lever": "政策工具", "md_intensity": "强度（现行水平的倍数）",
@@ -311,7 +311,7 @@ def marginal_cost(f: dict, lang: str):
     scale = spend_scale(lang)
     fresh = _chosen_row(f)
     fig, body = new_figure(3.6, T["mc_title"].format(**w),
-                           T["mc_note"].format(step=float(mc["step"].iloc[0]), m=int(fresh["n"]) if fresh is not None else 0))
+                           T["mc_note"].format(step=abs(float(mc["step"].iloc[0])), m=int(fresh["n"]) if fresh is not None else 0))
     ax = body.subplots()
     names = [LEVERS[k][1 if lang == "zh" else 0] for k in mc["lever"]]
     values = mc["cost_per_point"].astype(float)

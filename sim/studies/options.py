@@ -114,6 +114,9 @@ def config_override(key: str, value: str, prog: str, options=(), sets: tuple[str
     spelt = {o.replace(".", "_"): o for o in options if "." in o}
     if key in spelt:
         raise ConfigError(key, value, f"an option of {prog}: {spelt[key]}=...")
+    near = sorted(o for o in options if "." in o and o.split(".")[0] == bare.split(".")[0])
+    if near:  # target.shar: no config key starts so; it read as "target.share is not set", not naming this one
+        raise ConfigError(key, value, f"an option of {prog}: {' or '.join(f'{o}=...' for o in near)} (check its spelling)")
     return f"{key}={value}"
 
 

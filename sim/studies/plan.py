@@ -459,6 +459,9 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
             opts[key] = list(dict.fromkeys(names))
         elif head in LEVERS and tail in ("lo", "hi", "fixed"):
             levers.setdefault(head, {})[tail] = number(key, value, 0.0, 100.0)
+        elif head in LEVERS:  # training.hii: named, with what a lever takes here
+            takes = [f"{head}.{t}" for t in ("lo", "hi", "fixed")] + [k for k in SETTINGS if k.startswith(f"{head}.")]
+            raise ConfigError(key, value, f"an option of skillsim-plan: {', '.join(takes)} (check its spelling)")
         elif key == "target.share":
             opts[key] = number(key, value, 0.0, 1.0)
         elif key == "target.year":
@@ -632,10 +635,11 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
                          f"fresh samples)")
             best = (f"the best found: probability {top.p:.0%}, mean share {top.mean_share:.1%} on "
                     f"{top.success.size} {top.which} samples at {box.words(np.array(top.x))}, "
-                    f"{top.mean_cost:,.0f} yuan")
+                    f"{versus(top.mean_cost, opts.get('cost_base', 'status_quo'), opts.get('funder', 'total'))}")
         else:
             what = f"no mix within the bounds costs at most {opts['budget']:,.0f} yuan"
-            best = f"the cheapest found: {top.mean_cost:,.0f} yuan at {box.words(np.array(top.x))}"
+            best = (f"the cheapest found: {versus(top.mean_cost, opts.get('cost_base', 'status_quo'), opts.get('funder', 'total'))}, at "
+                    f"{box.words(np.array(top.x))}")
         return {"feasible": False, "statement": f"{what}; {best}", "best_probability": top.p,
                 "best_mean_share": top.mean_share, "best_mix": box.mix(np.array(top.x)),
                 "best_cost_yuan": top.mean_cost, "best_samples": top.which, "best_n_samples": int(top.success.size)}
