@@ -475,3 +475,25 @@ def test_near_optimal_leaves_out_a_mix_that_fell_short_on_fresh_samples_and_fina
     t = tables(r, box, {"tolerance": 0.1, "objective": "min_cost", "confidence": 0.8})
     assert list(t["near_optimal"]["training_intensity"]) == [1.5]
     assert sorted(t["finalists"]["training_intensity"]) == [1.0, 1.5]
+
+
+def test_a_max_share_plans_near_optimal_mixes_are_near_in_share_within_the_budget():
+    """A budget plan's near-optimal table listed every cheaper mix, down to a 29% share against the chosen
+    38%, with a "P(target met)" of 0% for a plan that has no target; choice.json gave probability 0."""
+    from sim.studies.plan import choice, tables
+
+    box = Box(["training"], np.array([0.0]), np.array([3.0]))
+
+    def ev(x, which, share, cost):
+        return Evaluation((x,), which, np.full(8, share), np.full(8, cost), 0.0)
+
+    chosen_s, cheaper, poor, dear = ev(1.5, "search", 0.38, 1e9), ev(1.0, "search", 0.36, 5e8), \
+        ev(0.0, "search", 0.29, -11e9), ev(3.0, "search", 0.39, 3e9)
+    held = ev(1.5, "fresh", 0.375, 1e9)
+    r = {"evaluations": [chosen_s, cheaper, poor, dear, held], "fresh": [held], "chosen": held, "marginal": []}
+    opts = {"tolerance": 0.1, "objective": "max_share", "confidence": 0.8, "budget": 2e9, "target.share": None,
+            "target.year": 2030, "funder": "total", "cost_base": "status_quo", "discount": 0.0}
+    near = tables(r, box, opts)["near_optimal"]
+    assert list(near["training_intensity"]) == [1.5, 1.0]  # by share, within 10% of 38%, within the budget
+    c = choice(r, box, opts)
+    assert c["probability"] is None and c["probability_95"] is None and c["confidence"] is None

@@ -558,10 +558,18 @@ def tables(result: dict, box: Box, opts: dict) -> dict:
     # (its fresh samples cost otherwise: a limit from those admitted mixes 30% dearer than it)
     on_search = None if chosen is None else next(
         (e for e in search if e.x == chosen.x and e.setting == chosen.setting), None)
-    if on_search is not None:
+    if on_search is not None and opts["objective"] == "max_share":
+        # within the budget, with a mean share within `tolerance` of the chosen mix's (a cost limit listed
+        # every cheaper mix, down to no policy at all, as near-optimal)
+        floor = on_search.mean_share * (1 - opts["tolerance"])
+        near = [e for e in search if e.mean_share >= floor
+                and (opts.get("budget") is None or e.mean_cost <= opts["budget"])]
+        out["near_optimal"] = pd.DataFrame([row(e) for e in near], columns=list(cand.columns)).sort_values(
+            "share_mean", ascending=False, kind="stable")
+    elif on_search is not None:
         limit = on_search.mean_cost + opts["tolerance"] * abs(on_search.mean_cost)
         near = [e for e in search if e.mean_cost <= limit and (tuple(e.x), tuple(e.setting)) not in failed_fresh
-                and (opts["objective"] == "max_share" or e.p >= opts["confidence"])]
+                and e.p >= opts["confidence"]]
         out["near_optimal"] = pd.DataFrame([row(e) for e in near], columns=list(cand.columns)).sort_values(
             "cost_mean", kind="stable")
     else:
@@ -662,8 +670,11 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
             **({"settings": settings} if settings else {}),
             "cost_yuan": chosen.mean_cost, "funder": opts["funder"], "cost_base": opts["cost_base"],
             "discount_rate": opts["discount"],
-            "target_share": target, "target_year": year, "confidence": conf,
-            "probability": chosen.p, "probability_95": [lo, hi], "fresh_samples": n,
+            "target_share": target, "target_year": year,
+            # a max_share plan has no target, so no probability of meeting one (it read 0%)
+            "confidence": conf if target is not None else None,
+            "probability": chosen.p if target is not None else None,
+            "probability_95": [lo, hi] if target is not None else None, "fresh_samples": n,
             "share_mean": chosen.mean_share, "share_q05": float(np.quantile(chosen.share, 0.05)),
             "share_q95": float(np.quantile(chosen.share, 0.95)),
             "statement": statement}
