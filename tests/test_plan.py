@@ -497,3 +497,21 @@ def test_a_max_share_plans_near_optimal_mixes_are_near_in_share_within_the_budge
     assert list(near["training_intensity"]) == [1.5, 1.0]  # by share, within 10% of 38%, within the budget
     c = choice(r, box, opts)
     assert c["probability"] is None and c["probability_95"] is None and c["confidence"] is None
+
+
+def test_a_budget_plan_trades_a_dear_lever_for_a_cheap_one():
+    """share = 0.30 + 0.01 a + 0.03 b, cost = 1e9 a + 1e8 b, budget = the status quo's (1, 1): 1.1e9. Raising
+    one lever at a time from (1, 1) stops at (1, 2), share 0.37; the budget buys more spent on b (a planner's
+    trial: the status quo returned while a cheaper mix reached more). (0, 3) gives 0.39, and the optimum
+    (0.8, 3) 0.398."""
+    box = Box(["training", "competition"], np.array([0.0, 0.0]), np.array([3.0, 3.0]))
+
+    def evaluate(xs, which):
+        n = 4 if which == "search" else 8
+        return [Evaluation(x, which, np.full(n, 0.30 + 0.01 * x[0] + 0.03 * x[1]),
+                           np.full(n, 1e9 * x[0] + 1e8 * x[1]), 0.0) for x in xs]
+
+    r = search(evaluate, box, confidence=0.8, candidates=2, refine=8, finalists=3, objective="max_share",
+               budget=1.1e9, log=lambda *_: None, anchors=[np.array([1.0, 1.0])])
+    assert r["chosen"] is not None and r["chosen"].mean_cost <= 1.1e9
+    assert 0.39 - 1e-9 <= r["chosen"].mean_share <= 0.398 + 1e-9, r["chosen"].x
