@@ -223,10 +223,8 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
                     lo_j = trial[j]
                 else:
                     hi_j = trial[j]
-        if objective == "min_cost" and d > 1:
-            best = trade(run, ok, better, box, best, refine)
-        elif d > 1:
-            best = spend_elsewhere(run, ok, better, box, best, refine)
+        if d > 1:
+            best = trade(run, ok, better, box, best, refine, least=objective == "min_cost")
         log(f"plan: refined to {box.words(np.array(best.x))}")
     search_evs = [v for (k, w), v in seen.items() if w == "search"]
     feasible = sorted((e for e in search_evs if ok(e)),
@@ -278,40 +276,14 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
             "marginal": marginal(run, box, chosen) if chosen is not None else []}
 
 
-def trade(run, ok, better, box: Box, best: Evaluation, refine: int) -> Evaluation:
+def trade(run, ok, better, box: Box, best: Evaluation, refine: int, least: bool = True) -> Evaluation:
     """Trade one lever for another on the search samples: for each lever j in use, drop it to its
-    lower bound and raise each other lever k by bisection (`refine` steps) until the target is met
-    again; keep the cheapest. Bisecting one lever at a time cannot leave a lever the search
-    happened to start with even when another buys the share cheaper."""
-    for j in range(len(box.names)):
-        for k in range(len(box.names)):
-            x = np.array(best.x, dtype=float)
-            if k == j or x[j] <= box.lo[j]:
-                continue
-            trial = x.copy()
-            trial[j] = box.lo[j]
-            lo_k, hi_k = x[k], box.hi[k]
-            trial[k] = hi_k
-            if not ok(run([trial])[0]):
-                continue
-            for _ in range(refine):
-                trial[k] = 0.5 * (lo_k + hi_k)
-                ev = run([trial.copy()])[0]
-                if ok(ev):
-                    hi_k = trial[k]
-                    if better(ev, best):
-                        best = ev
-                else:
-                    lo_k = trial[k]
-    return best
-
-
-def spend_elsewhere(run, ok, better, box: Box, best: Evaluation, refine: int) -> Evaluation:
-    """`trade` for a budget (max_share): for each lever j in use, drop it to its lower bound and raise
-    each other lever k as far as the budget allows (bisection, `refine` steps); keep the highest mean
-    share. Raising one lever at a time from the best design point kept the status quo when the budget
-    was spent on it: a planner's trial found a mix that cost less and reached more, with training traded
-    for competitions."""
+    lower bound and move each other lever k by bisection (`refine` steps); keep the best. `least`
+    (min_cost): k rises only until the target is met again, and the cheapest such mix wins; otherwise
+    (max_share) k rises as far as the budget allows, and the highest mean share wins. Moving one lever at
+    a time cannot leave a lever the search happened to start with even when another buys the share
+    cheaper (a budget plan returned the status quo where a target plan found a mix that reached more for
+    1 bn yuan less, with training traded for competitions)."""
     for j in range(len(box.names)):
         for k in range(len(box.names)):
             x = np.array(best.x, dtype=float)
@@ -322,18 +294,20 @@ def spend_elsewhere(run, ok, better, box: Box, best: Evaluation, refine: int) ->
             lo_k, hi_k = x[k], box.hi[k]
             trial[k] = hi_k
             ev = run([trial.copy()])[0]
-            if ok(ev):  # all of k within the budget
+            if ok(ev) and not least:  # all of k within the budget
                 best = ev if better(ev, best) else best
+                continue
+            if not ok(ev) and least:  # even all of k does not meet the target
                 continue
             for _ in range(refine):
                 trial[k] = 0.5 * (lo_k + hi_k)
                 ev = run([trial.copy()])[0]
                 if ok(ev):
-                    lo_k = trial[k]
+                    lo_k, hi_k = (lo_k, trial[k]) if least else (trial[k], hi_k)
                     if better(ev, best):
                         best = ev
                 else:
-                    hi_k = trial[k]
+                    lo_k, hi_k = (trial[k], hi_k) if least else (lo_k, trial[k])
     return best
 
 
