@@ -515,3 +515,84 @@ def test_a_budget_plan_trades_a_dear_lever_for_a_cheap_one():
                budget=1.1e9, log=lambda *_: None, anchors=[np.array([1.0, 1.0])])
     assert r["chosen"] is not None and r["chosen"].mean_cost <= 1.1e9
     assert 0.39 - 1e-9 <= r["chosen"].mean_share <= 0.398 + 1e-9, r["chosen"].x
+
+
+def test_a_budget_plan_scales_a_finalist_over_the_budget_on_fresh_samples_to_fit_it():
+    """The search spends the budget to its edge on the search samples; on the fresh samples the same mix
+    costs a little more (here 2e7 yuan), by sampling noise. A planner's trial: such a mix was dropped, and
+    the status quo returned (it costs exactly the cost base, 0, on every sample). Now the finalist is
+    moved until it fits, and the answer is the best mix within the budget on the fresh samples."""
+    box = Box(["training", "competition"], np.array([0.0, 0.0]), np.array([3.0, 3.0]))
+    extra = {"search": 0.0, "fresh": 2e7}
+
+    def share(x):
+        return 0.30 + 0.01 * x[0] + 0.03 * x[1]
+
+    def cost(x):  # over the status quo (1, 1)
+        return 1e9 * (x[0] - 1) + 1e8 * (x[1] - 1)
+
+    def evaluate(xs, which):
+        n = 4 if which == "search" else 8
+        return [Evaluation(x, which, np.full(n, share(x)), np.full(n, cost(x) + extra[which]), 0.0) for x in xs]
+
+    r = search(evaluate, box, confidence=0.8, candidates=4, refine=8, finalists=3, objective="max_share",
+               budget=0.0, log=lambda *_: None, anchors=[np.array([1.0, 1.0])])
+    ch = r["chosen"]
+    assert ch is not None and ch.which == "fresh" and ch.mean_cost <= 0.0, ch
+    # the best that fits on the fresh samples: competition at its bound 3, training 1 - 2.2e8 / 1e9 = 0.78,
+    # share 0.3978; the search's steps (3 / 2^8 of training) and the fit's leave it within 0.0002
+    assert abs(ch.mean_share - 0.3978) <= 0.0002, ch.x
+
+
+def test_a_budget_plan_keeps_a_finalist_within_the_budget_as_it_is():
+    """The same costs on both sample sets: the search's best holds on the fresh samples and nothing is
+    scaled (only the finalists are run on the fresh samples)."""
+    box = Box(["training", "competition"], np.array([0.0, 0.0]), np.array([3.0, 3.0]))
+
+    def evaluate(xs, which):
+        n = 4 if which == "search" else 8
+        return [Evaluation(x, which, np.full(n, 0.30 + 0.01 * x[0] + 0.03 * x[1]),
+                           np.full(n, 1e9 * (x[0] - 1) + 1e8 * (x[1] - 1)), 0.0) for x in xs]
+
+    r = search(evaluate, box, confidence=0.8, candidates=4, refine=8, finalists=3, objective="max_share",
+               budget=0.0, log=lambda *_: None, anchors=[np.array([1.0, 1.0])])
+    best_search = max((e for e in r["evaluations"] if e.which == "search" and e.mean_cost <= 0),
+                      key=lambda e: e.mean_share)
+    assert r["chosen"].x == best_search.x
+    assert len(r["fresh"]) <= 3
+
+
+def test_fit_budget_moves_towards_the_lower_corner_when_the_line_to_the_status_quo_never_fits():
+    """The planner's case: the only mix within the budget is the status quo, at exactly the budget on every
+    sample, and the cost over it grows with the distance from it on the fresh samples, so every mix
+    between it and the finalist is over the budget. The line towards the lower corner fits; the answer
+    is its largest fitting scale, found by a brute-force grid here, to FIT_XTOL (1e-3 of the line)."""
+    from sim.studies.plan import fit_budget
+
+    box = Box(["training", "competition"], np.array([0.0, 0.0]), np.array([3.0, 3.0]))
+
+    def share(x):
+        return 0.30 + 0.01 * x[0] + 0.03 * x[1]
+
+    def cost(x):  # on the fresh samples, over the status quo (1, 1)
+        return 1e9 * (x[0] - 1) + 1e8 * (x[1] - 1) + 1e7 * (abs(x[0] - 1) + abs(x[1] - 1))
+
+    def ev(x):
+        return Evaluation(tuple(float(v) for v in x), "fresh", np.full(8, share(x)), np.full(8, cost(x)), 0.0)
+
+    def run(xs, which):
+        assert which == "fresh"
+        return [ev(x) for x in xs]
+
+    sq, finalist = ev((1.0, 1.0)), ev((0.8, 3.0))
+    assert sq.mean_cost == 0.0 and finalist.mean_cost > 0  # 2.2e7 over
+    fresh = [finalist, sq]
+    chosen = fit_budget(run, box, fresh, sq, 0.0, refine=8)
+    grid = np.linspace(0, 1, 100_001)
+    t_star = max(t for t in grid if cost(t * np.array([0.8, 3.0])) <= 0)
+    assert chosen is not sq and chosen.mean_cost <= 0.0
+    t = chosen.x[1] / 3.0
+    assert abs(chosen.x[0] / 0.8 - t) < 1e-9  # on the line towards the lower corner
+    assert t_star - 1e-3 <= t <= t_star, (t, t_star)  # FIT_XTOL
+    assert len(fresh) <= 2 + 2 * (8 + 1)  # both lines tried, each in at most 8 steps besides its far end
+    assert len({e.x for e in fresh}) == len(fresh)

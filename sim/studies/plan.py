@@ -20,7 +20,9 @@ Method (for a noisy simulator; the budget is in the manifest):
    is bisected towards its lower bound `refine` times, keeping the target met: with one free lever
    this finds the least intensity to (hi - lo) / 2^refine. With several, each lever in use is then
    traded for each other one (dropped to its bound while the other is bisected up until the target
-   is met again), keeping the cheapest.
+   is met again), keeping the cheapest, and the bisection runs again from a trade that won (at most
+   ROUNDS rounds). A budget plan (`objective=max_share`) bisects upwards and trades as far as the
+   budget allows.
 3. **Re-evaluation.** The `finalists` cheapest feasible mixes are run again on `fresh` samples the
    search never used, which removes the optimiser's winner's bias (if none of them holds there, the
    next `finalists` in order of cost, and so on; then, from the failed finalist cheaper than the
@@ -29,7 +31,11 @@ Method (for a noisy simulator; the budget is in the manifest):
    eligible if its fresh success rate
    is at least the confidence (the planner's request, not an indifference zone below it); the
    cheapest eligible one is the answer, and its fresh rate, with its 95% Wilson interval, is the
-   stated probability.
+   stated probability. A budget plan's finalists sit at the budget's edge on the search samples, so
+   about half cost more than the budget on the fresh ones: each that would reach more than the best
+   that fits is moved along two lines (towards that mix, and towards the lower corner) to where it
+   fits (`fit_budget`), and the highest mean share within the budget on the fresh samples is the
+   answer.
 4. **Infeasible.** If no mix meets the target within the bounds (and budget), the plan says so, with
    the best probability and share it found, and exits 0: no made-up answer.
 
@@ -78,6 +84,8 @@ OPTIONS = {"target.share": None, "target.year": None, "confidence": 0.8, "object
            "discount": 0.0, "training.allocation": None, "competition.selection": None,
            "uncertainty": None, "n_agents": 20000, "out": None, "preview": False}
 BOUNDS = {"lo": 0.0, "hi": 3.0}
+FIT_XTOL = 1e-3  #: how close to the budget a budget plan's finalist is moved along a line (fit_budget)
+ROUNDS = 3  #: at most this many rounds of trading levers and climbing again (sim.studies.plan.search)
 USAGE = """usage: skillsim-plan [region=NAME] target.share=S target.year=Y [confidence=0.8]
                      [objective=min_cost|max_share] [budget=YUAN] [levers=training,competition,studio]
                      [LEVER.lo=0] [LEVER.hi=3] [LEVER.fixed=X] [funder=total|government|employer]
@@ -205,7 +213,8 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
     for ev in evs:
         if ok(ev) and better(ev, best):
             best = ev
-    if best is not None and d:  # coordinate bisection towards cheaper (min_cost) or higher (max_share)
+    def climb(best: Evaluation) -> Evaluation:
+        """Coordinate bisection towards cheaper (min_cost) or higher (max_share), one lever at a time."""
         x = np.array(best.x, dtype=float)
         for j in range(d):
             lo_j, hi_j = (box.lo[j], x[j]) if objective == "min_cost" else (x[j], box.hi[j])
@@ -223,8 +232,18 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
                     lo_j = trial[j]
                 else:
                     hi_j = trial[j]
-        if d > 1:
-            best = trade(run, ok, better, box, best, refine, least=objective == "min_cost")
+        return best
+
+    if best is not None and d:
+        # climb, then trade one lever for another, and climb again from a trade that won (up to ROUNDS
+        # times): a trade can leave a lever at its bound where the other levers now leave room (a budget
+        # plan traded training for competitions up to their bound and left the money training would buy)
+        best = climb(best)
+        for _ in range(ROUNDS if d > 1 else 0):
+            traded = trade(run, ok, better, box, best, refine, least=objective == "min_cost")
+            if traded is best:
+                break
+            best = climb(traded)
         log(f"plan: refined to {box.words(np.array(best.x))}")
     search_evs = [v for (k, w), v in seen.items() if w == "search"]
     feasible = sorted((e for e in search_evs if ok(e)),
@@ -272,8 +291,56 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
                         hi_j = trial[j]
                         continue
                 lo_j = trial[j]
+    if objective == "max_share" and budget is not None:
+        chosen = fit_budget(run, box, fresh, chosen, budget, refine)
+        if chosen is not None:
+            run([np.array(chosen.x)])  # a moved mix on the search samples too, where mixes are compared (tables)
     return {"evaluations": list(seen.values()), "fresh": fresh, "chosen": chosen,
             "marginal": marginal(run, box, chosen) if chosen is not None else []}
+
+
+def fit_budget(run, box: Box, fresh: list[Evaluation], chosen: Evaluation | None, budget: float,
+               refine: int) -> Evaluation | None:
+    """A budget plan's finalists that spend more than the budget on the fresh samples, moved until they
+    fit it there: to where the line towards the best mix that fits (`chosen`), and the line towards the
+    box's lower corner, cross the budget (Brent's method, scipy.optimize.brentq, to FIT_XTOL of the line
+    or at most max(refine, 4) steps: the cost is smooth along a line, where Brent's steps land near the
+    crossing); the mix with the highest mean share that fits wins.
+
+    The search spends the budget to its edge on the search samples, so its best mixes cross it on the
+    fresh ones about half the time, by sampling noise (a planner's trial: a mix 0.7% over a budget of
+    the status quo's spending was dropped, and the status quo, which costs exactly the cost base on
+    every sample, was returned). Two lines, because neither always works: between two mixes the cost
+    can be over the budget everywhere but at the fitting end (the status quo at exactly the budget), and
+    the lower corner gives up every lever alike. A finalist is moved only if it reaches more than the
+    best mix that fits; moved mixes are added to `fresh`."""
+    from scipy.optimize import brentq
+    over = sorted((e for e in fresh if e.mean_cost > budget), key=lambda e: -e.mean_share)
+    for ev in over:
+        if chosen is not None and ev.mean_share <= chosen.mean_share:
+            break  # nothing on either line reaches more than its far end: no later finalist can win
+        x = np.array(ev.x, dtype=float)
+        ends = [np.array(chosen.x, dtype=float)] if chosen is not None else []
+        for end in ends + [box.lo.copy()]:
+            tried: list[Evaluation] = []
+
+            def over_budget(t: float) -> float:
+                """Yuan over the budget at t; at most -1 for a mix that fits (the status quo fits at
+                exactly a budget of 0, where Brent's method would stop at once)."""
+                trial = run([end + t * (x - end)], "fresh")[0]  # the two ends: runs already made
+                tried.append(trial)
+                return trial.mean_cost - budget if trial.mean_cost > budget else min(trial.mean_cost - budget, -1.0)
+
+            if over_budget(0.0) < 0:  # the lower corner can be over the budget too: nothing on that line fits
+                brentq(over_budget, 0.0, 1.0, xtol=FIT_XTOL, maxiter=max(refine, 4), full_output=True, disp=False)
+            known = {e.x for e in fresh}
+            for trial in tried:
+                if trial.x not in known:
+                    fresh.append(trial)
+                    known.add(trial.x)
+                if trial.mean_cost <= budget and (chosen is None or trial.mean_share > chosen.mean_share):
+                    chosen = trial
+    return chosen
 
 
 def trade(run, ok, better, box: Box, best: Evaluation, refine: int, least: bool = True) -> Evaluation:
