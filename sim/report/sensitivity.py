@@ -321,6 +321,14 @@ def discovery_sentence(f: dict, lang: str) -> str:
         said = "无论输入取何值"
     text = (f"{said}，{cond}在{c['density']:.0%}的运行中成立（该区域占全部运行的{c['mass']:.0%}）；"
             f"在{cond}成立的{c['of_interest']}次运行中，该区域包含{c['coverage']:.0%}。")
+    sig = c.get("significant_only")
+    if sig:
+        text += (f"仅保留准p值不高于0.05的{len(main)}个限制时，{cond}在{sig['density']:.0%}的运行中成立"
+                 f"（占全部运行的{sig['mass']:.0%}，覆盖{sig['coverage']:.0%}）。")
+    held = c.get("held_out")
+    if held:
+        text += (f"在未用于寻找该区域的运行上（{held['folds']}折交叉验证），按同一规则找到的区域内{cond}在"
+                 f"{held['density']:.0%}的运行中成立（覆盖{held['coverage']:.0%}）。")
     if not c["threshold_met"]:
         text = f"没有区域达到密度阈值{c['threshold']:g}；以下为找到的密度最高的区域：" + text
     return text
