@@ -954,3 +954,16 @@ def test_sensitivity_and_discovery_study_the_inputs_around_a_joint_draw():
     assert "draw=5" in overrides
     _, _, overrides = discover.parse(["condition=high_skill_share@2030<0.3", "draw=5"])
     assert "draw=5" in overrides
+
+
+def test_the_nominal_point_runs_the_scenarios_lever_intensities():
+    """noise_replicates run at the nominal point, and inputs.csv gives it: with scenario=training_boost it
+    said training x1 (the status quo), where the scenario runs training at 2."""
+    from sim.cli import compose_config
+    from sim.studies.inputs import default_inputs
+
+    cfg = compose_config(["region=chongqing", "scenario=training_boost", "n_agents=1000"])
+    inputs = default_inputs(cfg, ("levers",))
+    point = dict(zip([i.name for i in inputs], sensitivity.nominal_point(inputs, cfg)))
+    assert point["levers.training.intensity"] == cfg.levers.training.intensity == 2.0
+    assert point["levers.competition.intensity"] == cfg.levers.competition.intensity

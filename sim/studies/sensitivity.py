@@ -136,9 +136,7 @@ def nominal_point(inputs: list[Input], cfg: RunConfig | None = None) -> np.ndarr
             v = 0.5 * (i.lo + i.hi)
         elif i.group == "parameters":
             v = fitted[i.name]
-        elif i.group == "levers":
-            v = 1.0  # the status quo
-        else:
+        else:  # a lever's intensity too: the scenario's (training_boost runs training at 2, not the status quo's 1)
             node = cfg
             for part in i.name.split("."):
                 node = getattr(node, part)
