@@ -967,3 +967,25 @@ def test_the_nominal_point_runs_the_scenarios_lever_intensities():
     point = dict(zip([i.name for i in inputs], sensitivity.nominal_point(inputs, cfg)))
     assert point["levers.training.intensity"] == cfg.levers.training.intensity == 2.0
     assert point["levers.competition.intensity"] == cfg.levers.competition.intensity
+
+
+def test_the_report_of_a_one_replicate_study_says_its_noise_floor_is_an_upper_bound():
+    """With replicates=1 the report printed "pooled over the design: nan%" and said the floor came from the
+    noise common random numbers leave; it comes from the noise at the nominal point, shared part included."""
+    from sim.report.sensitivity import sensitivity_markdown
+
+    inputs = [Input("a", 0, 1, "config"), Input("b", 0, 1, "config")]
+    rng = np.random.default_rng(0)
+
+    def f(X, reps):
+        return {"high_skill_share@2030": (X[:, :1] + 0.1 * rng.normal(size=(len(X), len(reps))))}
+
+    for r in (1, 2):
+        t = sensitivity.study(inputs, f, method="morris", n=6, replicates=r, noise_replicates=4, resamples=20,
+                              **QUIET)
+        folder = {"indices": t["indices"], "noise": t["noise"], "config": {"region": REGION},
+                  "manifest": {"options": {"method": "morris"}}}
+        for lang in ("en", "zh"):
+            md = sensitivity_markdown(folder, lang, [])
+            assert "nan" not in md
+            assert (("upper bound" in md) if lang == "en" else ("上界" in md)) == (r == 1)

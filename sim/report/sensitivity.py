@@ -66,6 +66,10 @@ TEXT = {
         "md_none": "No input's index is above the noise floor, so none is ranked (indices.csv gives every "
                    "index and the floor; more replicates, more design points or wider ranges lower it).",
         "md_range": "box range", "md_qp": "quasi-p",
+        "md_noise_text_one": "{output}: stochastic variance at the nominal point is {fixed:.1%} of the variance of a "
+                             "single run (one replicate per design point: no pooled figure); noise floor of the index "
+                             "(μ* or total index), an upper bound from the noise at the nominal point, the part every "
+                             "design point shares included (more than one replicate separates it): {floor:.3g}.",
     },
     "zh": {
         "share": "高技能人才占比", "income_mean": "平均收入", "income_median": "收入中位数", "cost": "累计成本",
@@ -94,6 +98,9 @@ TEXT = {
         "md_top": "主要输入：{output}，{year}年12月", "md_box": "选定区域",
         "md_none": "没有输入的指数高于噪声下限，因此不作排序（各指数及下限见indices.csv；增加重复次数、设计点或扩大取值范围可降低下限）。",
         "md_range": "区域范围", "md_qp": "准p值",
+        "md_noise_text_one": "{output}：基准点的随机方差占单次运行方差的{fixed:.1%}（每个设计点仅一次重复，无设计内合并值）；"
+                             "指数（μ*或总效应指数）的噪声下限为上界，按基准点的噪声计算，包括各设计点共有的部分"
+                             "（重复多于一次时可将其分离）：{floor:.3g}。",
     },
 }
 
@@ -252,8 +259,9 @@ def sensitivity_markdown(f: dict, lang: str, stems: list[str]) -> str:
         for _, r in f["noise"].iterrows():
             rows = idx[idx["output"] == r["output"]]
             floor = float(rows["noise_floor"].iloc[0]) if "noise_floor" in rows and len(rows) else r["noise_floor"]
-            lines.append("- " + T["md_noise_text"].format(output=r["output"], fixed=r["stochastic_share_fixed"],
-                                                          pooled=r["stochastic_share_pooled"], floor=floor))
+            one = int(r.get("replicates", 2)) == 1  # no pooled variance (it read "nan%"), and the floor is an upper bound
+            lines.append("- " + T["md_noise_text_one" if one else "md_noise_text"].format(
+                output=r["output"], fixed=r["stochastic_share_fixed"], pooled=r["stochastic_share_pooled"], floor=floor))
     return "\n".join(lines) + "\n"
 
 
