@@ -989,3 +989,31 @@ def test_the_report_of_a_one_replicate_study_says_its_noise_floor_is_an_upper_bo
             md = sensitivity_markdown(folder, lang, [])
             assert "nan" not in md
             assert (("upper bound" in md) if lang == "en" else ("上界" in md)) == (r == 1)
+
+
+def test_the_sobol_figure_draws_each_first_order_index_as_it_is_and_visibly():
+    """A first-order bar was clipped at 0 while its interval was centred on the negative estimate, bars of
+    inputs not ranked were grey on grey (invisible), and the CSV lacked the noise floor the figure draws."""
+    from matplotlib.colors import to_hex
+
+    from sim.report.sensitivity import indices_figure
+
+    idx = pd.DataFrame({"output": "high_skill_share@2030", "input": ["a", "b", "c"], "group": "config",
+                        "S1": [0.5, -0.05, 0.18], "S1_lo95": [0.4, -0.2, 0.0], "S1_hi95": [0.6, 0.1, 0.3],
+                        "ST": [0.6, 0.02, 0.3], "ST_lo95": [0.5, -0.01, 0.0], "ST_hi95": [0.7, 0.05, 0.6],
+                        "noise_floor": 0.01, "distinguishable": [True, False, False], "rank": [1.0, np.nan, np.nan]})
+    folder = {"indices": idx, "config": {"region": REGION},
+              "manifest": {"options": {"method": "sobol", "n": 64, "replicates": 2}}}
+    fig, drawn = indices_figure(folder, "high_skill_share@2030", "en")
+    ax = fig.get_axes()[0]
+    bars = [p for p in ax.patches if p.get_height() in (0.7, 0.35)]
+    total = {round(p.get_y() + p.get_height() / 2): p for p in bars if p.get_height() == 0.7}
+    first = {round(p.get_y() + p.get_height() / 2): p for p in bars if p.get_height() == 0.35}
+    order = list(drawn["input"][::-1])  # drawn bottom to top; the CSV lists top first
+    for row, name in enumerate(order):
+        r = idx.set_index("input").loc[name]
+        assert first[row].get_width() == pytest.approx(r["S1"])  # -0.05 drawn as -0.05, not 0
+        assert total[row].get_width() == pytest.approx(r["ST"])
+        if not r["distinguishable"]:
+            assert to_hex(first[row].get_facecolor()) != to_hex(total[row].get_facecolor())
+    assert (drawn["noise_floor"] == 0.01).all()

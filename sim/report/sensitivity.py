@@ -26,15 +26,16 @@ from .style import ExactFormatter, new_figure
 from .text import spend_scale
 
 ACT, FAINT, TOTAL = "#0072B2", "#BBBBBB", "#56B4E9"
+FAINT_FIRST = "#777777"  #: a first-order bar of an input not ranked, darker than its total bar (grey on grey hid it)
 TEXT = {
     "en": {
         "share": "high-skill share", "income_mean": "mean income", "income_median": "median income",
         "cost": "cumulative cost",
         "sobol_title": "{region}: what drives the {output} in December {year} (Sobol indices)",
         "sobol_note": "total (light) and first-order (dark) indices, 95% bootstrap intervals (black: total, blue: "
-                      "first-order); {n} base samples x {r} replicates; a first-order index above the total is "
-                      "estimation error; grey: the 95% interval reaches down to the noise floor (dashed) or zero, not "
-                      "ranked",
+                      "first-order); {n} base samples x {r} replicates; a first-order index above the total, or "
+                      "below zero, is estimation error; grey (light: total, dark: first-order): the total's 95% "
+                      "interval reaches down to the noise floor (dashed) or zero, not ranked",
         "morris_title": "{region}: what drives the {output} in December {year} (Morris screening)",
         "morris_note": "μ* with 95% bootstrap intervals, {n} trajectories x {r} replicates; grey: the interval "
                        "reaches down to the noise floor (dashed) or zero, not ranked",
@@ -74,7 +75,7 @@ TEXT = {
     "zh": {
         "share": "高技能人才占比", "income_mean": "平均收入", "income_median": "收入中位数", "cost": "累计成本",
         "sobol_title": "{region}：{year}年12月{output}的驱动因素（Sobol指数）",
-        "sobol_note": "总效应（浅色）与一阶效应（深色）指数及95%自助法区间（黑色：总效应，蓝色：一阶）；{n}个基础样本×{r}次重复；一阶指数高于总效应指数属估计误差；灰色：95%区间下端未高于噪声下限（虚线）或零，不排序",
+        "sobol_note": "总效应（浅色）与一阶效应（深色）指数及95%自助法区间（黑色：总效应，蓝色：一阶）；{n}个基础样本×{r}次重复；一阶指数高于总效应指数或低于零属估计误差；灰色（浅：总效应，深：一阶）：总效应的95%区间下端未高于噪声下限（虚线）或零，不排序",
         "morris_title": "{region}：{year}年12月{output}的驱动因素（Morris筛选）",
         "morris_note": "μ*及95%自助法区间，{n}条轨迹×{r}次重复；灰色：区间下端未高于噪声下限（虚线）或零，不排序",
         "total": "总效应指数", "first": "一阶效应指数", "not_dist": "区间下端未高于噪声下限或零", "floor": "噪声下限",
@@ -161,7 +162,11 @@ def indices_figure(f: dict, output: str, lang: str):
         ax.errorbar(val, y, xerr=[np.clip(val - lo, 0, None), np.clip(hi - val, 0, None)], fmt="none",
                     ecolor="#333333", lw=0.8, capsize=2)
         s1 = idx["S1"].to_numpy()
-        ax.barh(y, np.clip(s1, 0, None), color=colours, height=0.35)
+        # the estimate as it is, below zero too (estimation error): a bar clipped at 0 had its interval
+        # centred on the negative value beside it
+        ax.barh(y, s1, color=[ACT if d else FAINT_FIRST for d in idx["distinguishable"]], height=0.35)
+        if (np.concatenate([s1, val]) < 0).any():
+            ax.axvline(0, color="#333333", lw=0.6)
         if "S1_lo95" in idx:  # the first-order index's own interval, below the total's
             ax.errorbar(s1, y - 0.26, xerr=[np.clip(s1 - idx["S1_lo95"].to_numpy(), 0, None),  # below the dark bar
                                             np.clip(idx["S1_hi95"].to_numpy() - s1, 0, None)],
@@ -187,7 +192,7 @@ def indices_figure(f: dict, output: str, lang: str):
     ax.tick_params(axis="y", labelsize=7)
     body.legend(handles=handles, loc="outside lower center", ncol=len(handles))
     cols = ["output", "input", "group", *[c for c in idx.columns if c.startswith(("mu", "sigma", "S1", "ST"))],
-            "distinguishable", "rank"]
+            "noise_floor", "distinguishable", "rank"]  # the floor: the dashed line drawn
     return fig, idx[[c for c in cols if c in idx.columns]].iloc[::-1].reset_index(drop=True)
 
 
