@@ -205,8 +205,7 @@ class HistoryCache:
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             tmp.write_bytes(pickle.dumps(snap, protocol=5))
             os.replace(tmp, path)
-            entries = sorted(((p.stat().st_mtime, p.stat().st_size, p) for p in path.parent.glob("*.pickle")),
-                             reverse=True)
+            entries = sorted(_entries(path.parent), reverse=True)
             total = 0
             for _, size, p in entries:
                 total += size
@@ -218,6 +217,20 @@ class HistoryCache:
             unwritable(exc)
         except Exception:  # noqa: BLE001 - the same: a cache never fails a run
             return
+
+
+def _entries(folder: Path) -> list[tuple[float, int, Path]]:
+    """(mtime, size, path) of the cache's files. Another process (a pool's other worker) may delete one
+    between the listing and its stat: that file is simply gone, not a cache that cannot be written (which
+    a sensitivity study's first run reported)."""
+    out = []
+    for p in folder.glob("*.pickle"):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        out.append((st.st_mtime, st.st_size, p))
+    return out
 
 
 #: this process's cache (each worker process of a batch has its own)

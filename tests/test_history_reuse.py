@@ -4,6 +4,7 @@ when the history really is the same."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,3 +235,30 @@ def test_a_sweep_keeps_histories_only_where_its_jobs_share_them(swept, files, tm
                           cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list((tmp_path / "cache" / "history").glob("*.pickle"))) == files
+
+
+def test_a_cache_file_deleted_by_another_process_while_trimming_is_not_a_write_failure(tmp_path, caplog):
+    """Two pool workers trim the disk cache at once: one lists a file the other then deletes, and its stat
+    raised FileNotFoundError, reported as 'SKILLSIM_CACHE_DIR ... cannot be written' (an academic's
+    trial). A vanished file is skipped; the rest are still listed."""
+    import logging
+
+    from sim import history_reuse
+
+    (tmp_path / "a.pickle").write_bytes(b"x" * 10)
+    (tmp_path / "b.pickle").write_bytes(b"y" * 20)
+    real_stat = Path.stat
+    gone = tmp_path / "a.pickle"
+
+    def stat(self, *a, **k):
+        if self == gone:  # deleted by the other worker after the listing
+            gone.unlink(missing_ok=True)
+        return real_stat(self, *a, **k)
+
+    with caplog.at_level(logging.WARNING):
+        import unittest.mock as mock
+
+        with mock.patch.object(Path, "stat", stat):
+            entries = history_reuse._entries(tmp_path)
+    assert [(size, p.name) for _, size, p in entries] == [(20, "b.pickle")]
+    assert "cannot be written" not in caplog.text
