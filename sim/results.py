@@ -51,10 +51,26 @@ def _package_versions() -> tuple[tuple[str, str], ...]:
     return tuple(out.items())
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(*extra: str) -> dict[str, str]:
     """Versions of Python and the packages a run depends on: looked up once per process (a sweep's
-    worker writes many folders; the packages it has loaded do not change under it)."""
-    return dict(_package_versions())
+    worker writes many folders; the packages it has loaded do not change under it). `extra`: packages
+    a study also depends on (SALib's estimators, EMA Workbench's PRIM), whose versions a reader of its
+    folder needs."""
+    out = dict(_package_versions())
+    for name in extra:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def calibration_checksums() -> dict[str, str]:
+    """The calibration files a study's parameter values or ranges come from, by name and checksum."""
+    from .studies.calibrate import CALIBRATION_FILE, ENSEMBLE_FILE
+
+    return {"calibration": str(CALIBRATION_FILE.name), "calibration_sha256": sha256(CALIBRATION_FILE),
+            "calibration_ensemble_sha256": sha256(ENSEMBLE_FILE)}
 
 
 @functools.lru_cache(maxsize=1)

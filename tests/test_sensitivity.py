@@ -158,6 +158,7 @@ def test_an_input_without_effect_gets_exactly_zero_on_the_model(model_studies, m
     manifest = json.loads((folder / "manifest.json").read_text())
     design = pd.read_csv(folder / "design.csv")
     assert manifest["runs"] == len(design) + 16  # the design's runs and the nominal point's
+    assert "SALib" in manifest["versions"] and len(manifest["calibration_ensemble_sha256"]) == 64
 
 
 def test_the_stochastic_variance_agrees_with_a_plain_replicate_sweep(model_studies):
@@ -1017,3 +1018,18 @@ def test_the_sobol_figure_draws_each_first_order_index_as_it_is_and_visibly():
         if not r["distinguishable"]:
             assert to_hex(first[row].get_facecolor()) != to_hex(total[row].get_facecolor())
     assert (drawn["noise_floor"] == 0.01).all()
+
+
+def test_a_studys_manifest_names_its_libraries_and_calibration_files():
+    """A reviewer reproducing a study from its folder needs SALib's or EMA Workbench's version (SALib
+    changed its normalisation and sampler defaults between releases) and the calibration files the
+    parameter ranges come from: neither was in the manifest."""
+    from importlib import metadata
+
+    from sim.results import calibration_checksums, package_versions, sha256
+    from sim.studies.calibrate import ENSEMBLE_FILE
+
+    v = package_versions("SALib", "ema_workbench", "not-a-package")
+    assert v["SALib"] == metadata.version("SALib") and v["ema_workbench"] == metadata.version("ema_workbench")
+    assert "not-a-package" not in v and v["numpy"] == metadata.version("numpy")
+    assert calibration_checksums()["calibration_ensemble_sha256"] == sha256(ENSEMBLE_FILE)

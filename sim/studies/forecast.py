@@ -35,7 +35,8 @@ import pandas as pd
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError, quiet_when_output_closed
 from .options import config_override, key_values, releases_claims
-from ..results import COMPLETE_MARKER, _json, complete_text, git_commit, package_versions, sha256
+from ..results import (COMPLETE_MARKER, _json, calibration_checksums, complete_text, git_commit,
+                       package_versions, sha256)
 from ..streams import replicate_seed
 from . import uncertainty, variance
 from .batch import run_batch
@@ -257,14 +258,11 @@ def run(argv: list[str]) -> Path:
     tables = forecast(cfg, params=opts["params"], structural=opts["structural"], replicates=opts["replicates"],
                       seed=seed, log=log)
     tables["config"] = to_dict(cfg)
-    from .calibrate import CALIBRATION_FILE, ENSEMBLE_FILE
-
     manifest = {"kind": "forecast", "command": ["skillsim-forecast", *argv], "overrides": overrides,
                 "region": cfg.region.name, "scenario": cfg.scenario, "n_agents": cfg.n_agents, "seed": seed,
                 "options": {k: opts[k] for k in ("params", "structural", "replicates")}, "runs": len(tables["runs"]),
                 "target_year": cfg.horizon.end_year, "structural_ranges": cfg.region.structural,
-                "calibration": str(CALIBRATION_FILE.name), "calibration_sha256": sha256(CALIBRATION_FILE),
-                "calibration_ensemble_sha256": sha256(ENSEMBLE_FILE), "versions": package_versions(),
+                **calibration_checksums(), "versions": package_versions("numba"),
                 "git_commit": git_commit(), "started": started}
     path = write_folder(out, tables, manifest)
     headline(tables, cfg, log)
