@@ -185,7 +185,9 @@ def backtest_config(cfg: RunConfig, cutoff: int) -> RunConfig:
     The state is observed at the cut-off's last observed share; the population is the last observed
     skilled stock / (1 - uncertified_share); growth after it ranges from zero to the last observed
     growth between two stocks (from zero to 8% a year, wide, if fewer than two stocks were known).
-    Nothing dated after the cut-off is used.
+    Nothing dated after the cut-off enters the history, the state or the growth path; the levers' and
+    wages' inputs and ranges (training budget, competition participation, studios, base wage) stay the
+    present preset's, which no source gives for the cut-off (docs/model.md section 11 says so).
     """
     h, reg = cfg.region.history, cfg.region
     limit = f"{cutoff}-12"
