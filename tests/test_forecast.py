@@ -288,3 +288,22 @@ def test_an_out_that_is_a_file_is_named_as_a_file(tmp_path):
         check_writable(tmp_path / "o.txt", "forecast")
     release_claims()
     assert (tmp_path / "o.txt").read_text(encoding="utf-8") == "mine\n"
+
+
+def test_the_variance_figure_says_how_the_components_sum_compares_with_the_runs_variance():
+    """The note said the components' sum was "close to" the variance across runs; a reader's forecast had
+    it 1.02-1.19 times. The note now gives the range over the Decembers drawn (the first, the start
+    state, is not drawn)."""
+    from sim.report.forecast import decomposition
+
+    rows = []
+    for date, total, runs in (("2025-12", 1.0, 1.0), ("2026-12", 1.1, 1.0), ("2027-12", 2.4, 2.0)):
+        for comp, share in (("parameters", 0.5), ("structural", 0.3), ("interaction", 0.1), ("stochastic", 0.1)):
+            rows.append({"date": date, "metric": "high_skill_share", "component": comp, "variance": share * total,
+                         "share": share, "total_variance": runs})
+    f = {"variance": pd.DataFrame(rows), "config": {"region": {"name": "chongqing", "history": {}}},
+         "manifest": {"scenario": "baseline", "overrides": []}}
+    for lang, said in (("en", "1.10-1.20 times"), ("zh", "1.10-1.20倍")):
+        fig, _ = decomposition(f, lang)
+        text = " ".join(t.get_text().replace("\n", " ") for sub in fig.subfigs for t in sub.texts)
+        assert said in text.replace(" ", "") if lang == "zh" else said in text, text

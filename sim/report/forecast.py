@@ -32,7 +32,7 @@ TEXT = {
         "band50": "50% band", "band90": "90% band", "observed": "observed", "target": "target {v} by {y}",
         "var_title": "{region}: where the spread of the high-skill share comes from",
         "var_note": "each source's share of the sum of the variance components in each December (crossed "
-                    "random-effects ANOVA; the sum is close to, not equal to, the variance across runs)",
+                    "random-effects ANOVA; the sum is {ratio} times the variance across runs, which the bands use)",
         "var_axis": "share of variance (%)",
         "parameters": "behavioural parameters (calibration ensemble)", "structural": "structural inputs (ranges)",
         "interaction": "parameters x structural", "stochastic": "stochastic noise (replicates)",
@@ -53,7 +53,7 @@ TEXT = {
         "share_axis": "高技能人才占技能劳动者比例（%）", "year": "年份", "median": "中位数",
         "band50": "50%区间", "band90": "90%区间", "observed": "观测值", "target": "目标：{y}年{v}",
         "var_title": "{region}：高技能人才占比预测的方差来源",
-        "var_note": "各年12月各来源占方差分量之和的比例（交叉随机效应方差分析；分量之和接近但不等于各次运行间的方差）",
+        "var_note": "各年12月各来源占方差分量之和的比例（交叉随机效应方差分析；分量之和为各次运行间方差（即区间所用方差）的{ratio}倍）",
         "var_axis": "方差占比（%）",
         "parameters": "行为参数（校准集合）", "structural": "结构性输入（取值范围）",
         "interaction": "参数×结构性输入", "stochastic": "随机噪声（重复运行）",
@@ -150,7 +150,13 @@ def decomposition(f: dict, lang: str):
     wide = wide.iloc[1:] if len(wide) > 1 else wide  # the start state has (almost) no spread
     setting = setting_text(f, lang)
     named = f"{name}{'，' if lang == 'zh' else ', '}{setting}"
-    fig, body = new_figure(4.6, T["var_title"].format(region=named), T["var_note"])
+    # the components' sum against the runs' own variance, as drawn (it was said "close to": 1.02-1.19x)
+    drawn = v[v["date"].isin(wide.index)]
+    sums = drawn.groupby("date").agg(total=("variance", "sum"), runs=("total_variance", "first"))
+    ratio = (sums["total"] / sums["runs"]).replace([np.inf, -np.inf], np.nan).dropna()
+    lo, hi = (ratio.min(), ratio.max()) if len(ratio) else (np.nan, np.nan)
+    said = f"{lo:.2f}" if f"{lo:.2f}" == f"{hi:.2f}" else f"{lo:.2f}-{hi:.2f}"
+    fig, body = new_figure(4.6, T["var_title"].format(region=named), T["var_note"].format(ratio=said))
     ax = body.subplots()
     x = month_end(wide.index)
     comps = [c for c in COMPONENT_COLOURS if c in wide.columns]
