@@ -1033,3 +1033,22 @@ def test_a_studys_manifest_names_its_libraries_and_calibration_files():
     assert v["SALib"] == metadata.version("SALib") and v["ema_workbench"] == metadata.version("ema_workbench")
     assert "not-a-package" not in v and v["numpy"] == metadata.version("numpy")
     assert calibration_checksums()["calibration_ensemble_sha256"] == sha256(ENSEMBLE_FILE)
+
+
+def test_the_sensitivity_report_tables_use_the_figures_units():
+    """The report's tables gave μ* and σ in the outputs' own units (a share as 0.125, costs in yuan) under
+    a header "index", while the figures used percentage points and billion yuan."""
+    from sim.report.sensitivity import TEXT, sensitivity_markdown
+
+    inputs = [Input("a", 0, 1, "config"), Input("b", 0, 1, "config")]
+
+    def f(X, reps):
+        return {"high_skill_share@2030": np.repeat((0.1 * X[:, :1] + 0.02 * X[:, 1:2] * X[:, :1]), len(reps), axis=1)}
+
+    t = sensitivity.study(inputs, f, method="morris", n=8, replicates=1, noise_replicates=0, resamples=20, **QUIET)
+    a = t["indices"].set_index("input").loc["a"]
+    folder = {"indices": t["indices"], "noise": None, "config": {"region": REGION},
+              "manifest": {"options": {"method": "morris"}}}
+    md = sensitivity_markdown(folder, "en", [])
+    assert f"μ* [95%] ({TEXT['en']['unit_share']})" in md
+    assert f"| a | {100 * a['mu_star']:.3g} [" in md and f"| a | {a['mu_star']:.3g} [" not in md

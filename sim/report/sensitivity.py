@@ -48,8 +48,8 @@ TEXT = {
         "ms_note": "σ large against μ*: the input acts non-linearly or with others; vertical bars: 95% bootstrap "
                    "interval of σ; grey: μ*'s interval reaches down to the noise floor or zero",
         "ms_panel": "{output}, {year}", "year_sep": ", ", "md_sigma": "σ [95%]",
-        "sigma": "σ", "mu_star": "μ*",
-        "tradeoff_title": "{region}: where {condition} (PRIM peeling trajectory)",
+        "sigma": "σ", "mu_star": "μ*", "md_total": "total index ST [95%]",
+        "tradeoff_title": "{region}: where {condition} (PRIM's peeling and pasting trajectory)",
         "tradeoff_note": "each point a box: coverage (share of the {k} runs of interest inside) and density (share "
                          "of the runs inside that are of interest); star: the chosen box",
         "coverage": "coverage", "density": "density", "res_dim": "restricted inputs", "chosen": "chosen box",
@@ -59,7 +59,7 @@ TEXT = {
                     "(above 0.05: not significant, grey)",
         "box_axis": "position within the input's range",
         "md_sens": "Sensitivity: {region}", "md_disc": "Scenario discovery: {region}", "md_input": "input",
-        "md_index": "index [95%]", "md_rank": "rank", "md_noise": "Stochastic noise",
+        "md_rank": "rank", "md_noise": "Stochastic noise",
         "md_noise_text": "{output}: stochastic variance at the nominal point is {fixed:.1%} of the variance of a single "
                          "run (pooled over the design: {pooled:.1%}); noise floor of the index (μ* or total index, "
                          "on the replicate means, from the noise that common random numbers leave): {floor:.3g}.",
@@ -84,8 +84,8 @@ TEXT = {
         "ms_title": "{region}：Morris μ*与σ（{year}年12月）",
         "ms_note": "σ相对μ*较大：输入作用非线性或存在交互；竖线：σ的95%自助法区间；灰色：μ*的区间下端未高于噪声下限或零",
         "ms_panel": "{year}年{output}", "year_sep": "、", "md_sigma": "σ [95%]",
-        "sigma": "σ", "mu_star": "μ*",
-        "tradeoff_title": "{region}：{condition}的情景发现（PRIM剥离轨迹）",
+        "sigma": "σ", "mu_star": "μ*", "md_total": "总效应指数ST [95%]",
+        "tradeoff_title": "{region}：{condition}的情景发现（PRIM剥离与粘贴轨迹）",
         "tradeoff_note": "每个点为一个区域：覆盖率（{k}次关注运行中落入区域的比例）与密度（区域内运行中属于关注情形的比例）；星号：选定区域",
         "coverage": "覆盖率", "density": "密度", "res_dim": "受限输入个数", "chosen": "选定区域",
         "threshold": "密度阈值{t:g}",
@@ -93,7 +93,7 @@ TEXT = {
         "box_note": "灰条：各受限输入的完整取值范围；蓝色：选定区域；右侧为准p值（大于0.05不显著，灰色）",
         "box_axis": "在输入取值范围中的位置",
         "md_sens": "敏感性分析：{region}", "md_disc": "情景发现：{region}", "md_input": "输入",
-        "md_index": "指数 [95%]", "md_rank": "排序", "md_noise": "随机噪声",
+        "md_rank": "排序", "md_noise": "随机噪声",
         "md_noise_text": "{output}：基准点的随机方差占单次运行方差的{fixed:.1%}（设计内合并：{pooled:.1%}）；"
                          "指数（μ*或总效应指数，基于重复均值，按共同随机数未抵消的噪声计算）的噪声下限：{floor:.3g}。",
         "md_top": "主要输入：{output}，{year}年12月", "md_box": "选定区域",
@@ -252,11 +252,17 @@ def sensitivity_markdown(f: dict, lang: str, stems: list[str]) -> str:
         if d.empty:  # no table with no rows: say why
             lines += [f"## {T['md_top'].format(output=name, year=year)}", "", T["md_none"], ""]
             continue
+        # in the figures' units (μ* and σ: percentage points, yuan a year, billion yuan; Sobol: the total
+        # index, a share of variance), named in the header: the table gave a share as 0.125 and costs in yuan
+        scale, unit = _units(output, lang) if key == "mu_star" else (1.0, "")
+        head = (f"{T['mu_star']} [95%] ({unit})" if key == "mu_star" else T["md_total"])
         lines += [f"## {T['md_top'].format(output=name, year=year)}", "",
-                  f"| {T['md_rank']} | {T['md_input']} | {T['md_index']} |" + (f" {T['md_sigma']} |" if sigma else ""),
+                  f"| {T['md_rank']} | {T['md_input']} | {head} |" + (f" {T['md_sigma']} ({unit}) |" if sigma else ""),
                   "|---|---|---|" + ("---|" if sigma else "")]
-        lines += [f"| {int(r['rank'])} | {r['input']} | {r[key]:.3g} [{r[f'{key}_lo95']:.3g}, {r[f'{key}_hi95']:.3g}] |"
-                  + (f" {r['sigma']:.3g} [{r['sigma_lo95']:.3g}, {r['sigma_hi95']:.3g}] |" if sigma else "")
+        lines += [f"| {int(r['rank'])} | {r['input']} | {scale * r[key]:.3g} [{scale * r[f'{key}_lo95']:.3g}, "
+                  f"{scale * r[f'{key}_hi95']:.3g}] |"
+                  + (f" {scale * r['sigma']:.3g} [{scale * r['sigma_lo95']:.3g}, {scale * r['sigma_hi95']:.3g}] |"
+                     if sigma else "")
                   for _, r in d.iterrows()]
         lines.append("")
     if f["noise"] is not None:
