@@ -158,7 +158,7 @@ def significant_restrictions(box: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 def analyse(table: pd.DataFrame, inputs: list[Input], condition: str, *, threshold: float, peel_alpha: float,
-            mass_min: float, seed: int = 0) -> dict:
+            mass_min: float, seed: int = 0, folds: int = FOLDS) -> dict:
     """The cases (one row per run: the inputs and the outputs) -> the folder's tables: design (with
     `of_interest`), trajectory, box and choice (the chosen box said in a sentence). What the command
     runs after the model; tests give it cases built on the inputs alone."""
@@ -179,7 +179,7 @@ def analyse(table: pd.DataFrame, inputs: list[Input], condition: str, *, thresho
     main, rest = significant_restrictions(box)
     significant = box_statistics(table, main, y) if len(main) and rest else None
     held = held_out(table, inputs, y, threshold=threshold, peel_alpha=peel_alpha, mass_min=mass_min,
-                    seed=seed)
+                    seed=seed, folds=folds) if folds >= 2 else None
     choice = {"condition": condition, "runs": len(table), "of_interest": k, "box_id": int(c["id"]),
               "threshold": threshold, "threshold_met": met, "coverage": float(c["coverage"]),
               "density": float(c["density"]), "mass": float(c["mass"]), "restricted": int(c["res_dim"]),
@@ -203,8 +203,8 @@ def box_statistics(table: pd.DataFrame, restrictions: pd.DataFrame, y: np.ndarra
 
 
 def held_out(table: pd.DataFrame, inputs: list[Input], y: np.ndarray, *, threshold: float, peel_alpha: float,
-             mass_min: float, seed: int = 0) -> dict | None:
-    """The box's statistics on cases it was not found from: FOLDS-fold cross-validation over the design's
+             mass_min: float, seed: int = 0, folds: int = FOLDS) -> dict | None:
+    """The box's statistics on cases it was not found from: `folds`-fold cross-validation over the design's
     points (a point's replicates stay together). Each fold's box is found by the same rule (prim_box) on
     the other folds and judged on this one; density and coverage are pooled over the folds.
 
@@ -214,12 +214,12 @@ def held_out(table: pd.DataFrame, inputs: list[Input], y: np.ndarray, *, thresho
     to fit on."""
     points = table["point"].to_numpy() if "point" in table else np.arange(len(table))
     ids = np.unique(points)
-    fold_of = dict(zip(np.random.default_rng(seed).permutation(ids).tolist(), np.arange(len(ids)) % FOLDS))
+    fold_of = dict(zip(np.random.default_rng(seed).permutation(ids).tolist(), np.arange(len(ids)) % folds))
     fold = np.array([fold_of[p] for p in points.tolist()])
     names = [i.name for i in inputs]
     ranges = {i.name: (i.lo, i.hi) for i in inputs}
     k_in = n_in = 0
-    for f in range(FOLDS):
+    for f in range(folds):
         fit, test = fold != f, fold == f
         if not 0 < y[fit].sum() < fit.sum():
             return None
@@ -229,7 +229,7 @@ def held_out(table: pd.DataFrame, inputs: list[Input], y: np.ndarray, *, thresho
         stats = box_statistics(table.loc[test].reset_index(drop=True), restricted, y[test])
         n_in += stats["runs_inside"]
         k_in += stats["of_interest_inside"]
-    return {"folds": FOLDS, "density": k_in / n_in if n_in else float("nan"),
+    return {"folds": folds, "density": k_in / n_in if n_in else float("nan"),
             "coverage": k_in / max(int(y.sum()), 1), "mass": n_in / len(table)}
 
 
