@@ -270,9 +270,15 @@ def test_backtest_pipeline_on_a_tiny_budget(tmp_path):
     from sim.verify import verify
 
     report = verify(out)
-    assert report.problems == [] and report.files == 7
+    assert report.problems == [] and report.files == 8
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["kind"] == "backtest" and "origin_2016/calibration.json" in manifest["files"]
+    # what the origin ran: its cut history and growth range (an academic could not tell from the folder)
+    import yaml
+
+    origin = yaml.safe_load((out / "origin_2016" / "config.yaml").read_text(encoding="utf-8"))
+    assert origin["region"]["observed"] == "2016-12" and origin["region"]["structural"]["region.growth_per_year"][0] == 0
+    assert len(manifest["calibration_ensemble_sha256"]) == 64
     assert json.loads((out / "origin_2016" / "calibration.json").read_text(encoding="utf-8"))["evaluations"] >= 4
     row = table[table["target"] == "nat_hs_2021"].iloc[0]
     assert row["naive_last"] == pytest.approx(0.290) and row["observed"] == pytest.approx(0.300)

@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 
 from ..calendar import month_index
-from ..config import CALIBRATION_FILE
+from ..config import to_dict
 from ..errors import ConfigError, os_reason, quiet_when_output_closed
-from ..results import git_commit, package_versions
+from ..results import calibration_checksums, git_commit, package_versions
 from ..sources import target
 from . import calibrate as cal
 from .forecast import forecast, write_folder
@@ -206,6 +206,9 @@ def run(argv: list[str]) -> Path:
         origins[f"origin_{cutoff}"] = {
             **{name: tables[name] for name in ("ensemble", "runs", "variance")},
             "parameter_ensemble": members, "identification": ident,
+            # the origin's preset as forecast (history cut, growth range, the levers' inputs kept: docs/model.md
+            # section 11), so the folder says what each origin ran
+            "config": to_dict(fcfg),
             "calibration": {"values": res.values, "objective": res.objective, "evaluations": res.evaluations,
                             "effective_sample_size": ess}}
         rows += score(tables["long"], full, cutoff)
@@ -213,7 +216,7 @@ def run(argv: list[str]) -> Path:
     table = pd.DataFrame(rows)
     manifest = {"kind": "backtest", "command": ["skillsim-backtest", *argv],
                 "options": {k: v for k, v in opts.items() if k not in ("out", "docs")}, "seed": base.seed,
-                "calibration": str(CALIBRATION_FILE.name), "versions": package_versions(),
+                **calibration_checksums(), "versions": package_versions("numba"),
                 "git_commit": git_commit(), "started": started}
     write_folder(out, {"backtest": table}, manifest, what="backtest", subfolders=origins)
     log(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
