@@ -464,13 +464,14 @@ def bounded_rows(thetas: np.ndarray) -> np.ndarray:
 
 USAGE = """usage: skillsim-calibrate [region=national|chongqing] [cutoff=YEAR] [n_agents=N] [replicates=R]
                           [max_evals=N] [draws=N] [stages=N] [ensemble=N] [seed=S] [out=DIR]
-                          [write=auto|true|false]
+                          [write=false|true]
                           [fit=DIR/calibration.json]
 
 Fit the behavioural parameters to the national series (simulated method of moments), then sample an
 ensemble of parameter sets consistent with the targets (waves of simulations, an emulator and MCMC).
-region=national (default) writes sim/data/calibration.yaml (the central set) and
-sim/data/calibration_ensemble.csv (the ensemble) unless cutoff or out is given; cutoff=YEAR fits only
+region=national (default) fits and writes the fit report; write=true also replaces the package's
+sim/data/calibration.yaml (the central set) and sim/data/calibration_ensemble.csv (the ensemble), which
+every run reads, and the parameter table of docs/model.md (never with cutoff); cutoff=YEAR fits only
 to data up to YEAR (a hindcast); fit=FILE re-samples the ensemble around an earlier fit without
 refitting. region=chongqing checks the calibrated model's October to December
 2022 step against the two Chongqing observations. Defaults: n_agents=6000 replicates=2 max_evals=600
@@ -484,7 +485,7 @@ def parse_args(argv: list[str]) -> dict:
     known = {"region": str, "n_agents": int, "replicates": int, "max_evals": int, "cutoff": int, "out": str,
              "write": str, "seed": int, "draws": int, "stages": int, "ensemble": int, "fit": str}
     out: dict = {"region": "national", "n_agents": 6000, "replicates": 2, "max_evals": 600, "cutoff": None,
-                 "out": None, "write": "auto", "seed": RunConfig().seed, "draws": 128, "stages": 5, "ensemble": 100,
+                 "out": None, "write": "false", "seed": RunConfig().seed, "draws": 128, "stages": 5, "ensemble": 100,
                  "fit": None}
     for a in argv:
         key, sep, value = a.partition("=")
@@ -504,8 +505,10 @@ def parse_args(argv: list[str]) -> dict:
             raise ConfigError(key, out[key], "a path")
     if out["cutoff"] is not None and out["cutoff"] not in (2011, 2016):
         raise ConfigError("cutoff", out["cutoff"], "2011 or 2016 (years with an observed skilled stock)")
-    if out["write"] not in ("auto", "true", "false"):
-        raise ConfigError("write", out["write"], "auto, true or false")
+    if out["write"] not in ("true", "false"):
+        raise ConfigError("write", out["write"], "true or false")
+    if out["write"] == "true" and out["cutoff"] is not None:  # a hindcast is not the package's calibration
+        raise ConfigError("write", out["write"], "false with cutoff= (a hindcast's fit is not the package's calibration)")
     return out
 
 
@@ -598,7 +601,12 @@ def _run_into(out: Path, args: dict, log) -> None:
         for _, r in table[~table["used_in_fit"] & (table["kind"] == "hard")].iterrows():
             log(f"hindcast {r['target']}: observed {100 * r['observed']:.1f}%, central fit "
                 f"{100 * r['model_mean']:.1f}% (sd {100 * r['model_sd']:.1f}), error {100 * r['gap']:+.1f} points")
-    write = args["write"] == "true" or (args["write"] == "auto" and res.cutoff is None and args["out"] is None)
+    # Only on request: a trial with a budget of a few evaluations replaced the shipped calibration (and
+    # the parameter table of docs/model.md), and every later run forecast from it without a word
+    write = args["write"] == "true" and res.cutoff is None
+    if not write and res.cutoff is None:
+        log(f"the package's calibration ({CALIBRATION_FILE.name}) was not replaced; write=true replaces it "
+            "with this fit and ensemble")
     if write:
         write_calibration(res, CALIBRATION_FILE, res.fitted, post)
         _write_text(ENSEMBLE_FILE, members.to_csv(index=False))
