@@ -694,6 +694,7 @@ def _task(dcfg: DictConfig):
 
 
 _hydra_task = hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")(_task)
+MAX_SWEEP_VALUES = 100_000  #: values of one swept key Hydra's basic sweeper is asked to expand, at most
 JOB_NAME = "cli"  # what hydra.main names the job (this module's name), so both paths give the same config
 
 
@@ -1066,9 +1067,15 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                                           "Hydra's basic sweeper; interval(...) needs an optimising sweeper, such as "
                                           "hydra/sweeper=optuna")
                     lists[key] = {}
-                    for text, value in zip(o.sweep_string_iterator(), o.sweep_iterator()):
-                        lists[key].setdefault(f"{key}={text}", value)
                     given_as[key] = o.input_line.split("=", 1)[-1]
+                    try:  # range(0,3,0): Python's ValueError was "a bug in skillsim"
+                        for text, value in zip(o.sweep_string_iterator(), o.sweep_iterator()):
+                            lists[key].setdefault(f"{key}={text}", value)
+                            if len(lists[key]) > MAX_SWEEP_VALUES:  # range(0,100000000) sat silent for minutes
+                                raise ConfigError(key, given_as[key], f"a sweep of at most {MAX_SWEEP_VALUES:,} "
+                                                  "values of one key (split a larger one into several sweeps)")
+                    except ValueError as exc:
+                        raise ConfigError(key, given_as[key], f"a sweep Hydra can expand ({exc})") from None
                 else:
                     lists[key] = {f"{key}={o.get_value_element_as_str()}": None}
             for key, values in lists.items():  # the last override of a key wins, as in Hydra's sweeper

@@ -24,6 +24,7 @@ A failed job returns None, which Optuna's sweeper records as a failed trial with
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,14 @@ def _check(p: ObjectiveParams, columns: list[str]) -> None:
         raise ConfigError("objective.cost_funder", p.cost_funder, "one of " + ", ".join(FUNDERS))
     if p.replicates < 1:
         raise ConfigError("objective.replicates", p.replicates, "an integer >= 1")
+    # an infinite weight made every trial's objective -inf (reported as the best), a NaN one failed the whole
+    # sweep after its jobs as "a bug", and a NaN target was dropped without a word
+    for key in ("cost_weight", "penalty"):
+        value = getattr(p, key)
+        if not (math.isfinite(value) and value >= 0):
+            raise ConfigError(f"objective.{key}", value, "a finite number >= 0")
+    if p.target is not None and not math.isfinite(p.target):
+        raise ConfigError("objective.target", p.target, "a finite number (the metric's value to reach)")
 
 
 def check(data: dict | None) -> ObjectiveParams:

@@ -133,6 +133,24 @@ CASES = [
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "horizon.end_year=choice(2026,2027)",
        "objective.year=2030"],
       EXIT_CONFIG, "objective.year = 2030 is invalid; allowed: a year the runs reach (2023-2027, the latest swept"),
+    # an infinite weight gave every trial -inf (reported as the best), a NaN one "a bug" after all the jobs,
+    # and a NaN target was dropped
+    C("optuna-objective-weight-infinite", M,
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=interval(0,3)",
+       "objective.cost_weight=inf"],
+      EXIT_CONFIG, "objective.cost_weight = inf is invalid; allowed: a finite number >= 0"),
+    C("optuna-objective-penalty-negative", M,
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=interval(0,3)",
+       "objective.penalty=-1"],
+      EXIT_CONFIG, "objective.penalty = -1.0 is invalid; allowed: a finite number >= 0"),
+    C("optuna-objective-target-nan", M,
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=interval(0,3)",
+       "objective.target=nan"],
+      EXIT_CONFIG, "objective.target = nan is invalid; allowed: a finite number"),
+    C("sweep-range-step-zero", M, ["-m", "replicate=range(0,3,0)"],  # Python's ValueError read "a bug in skillsim"
+      EXIT_CONFIG, "replicate = 'range(0,3,0)' is invalid; allowed: a sweep Hydra can expand"),
+    C("sweep-range-too-long", M, ["-m", "replicate=range(0,100000000)"],  # sat silent for minutes
+      EXIT_CONFIG, "replicate = 'range(0,100000000)' is invalid; allowed: a sweep of at most 100,000 values"),
     C("optuna-range-beyond-the-allowed-values", M,  # range(...)'s ends were not checked, interval(...)'s were
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=range(1,500,10)"],
       EXIT_CONFIG, "levers.training.intensity = 491.0 is invalid; allowed: a number in [0, 100]"),  # Optuna's top
