@@ -56,6 +56,16 @@ def is_report(path: Path) -> bool:
     return path.is_dir() and (path / "report.md").exists()
 
 
+#: the hidden folders skillsim-report writes a report in before renaming it (sim.report.pack)
+REPORT_WORK = re.compile(r"^\.(?P<out>.+)\.report-(?P<kind>tmp|old)-(?P<pid>\d+)$")
+
+
+def report_leftover(path: Path) -> bool:
+    """A report's working folder left behind by a killed or hung-up skillsim-report: not part of the
+    results (a finished run failed verification, and could not be rerun, because of one)."""
+    return path.is_dir() and REPORT_WORK.match(path.name) is not None
+
+
 def job_folders(path: Path) -> list[Path]:
     """Sub-folders of a sweep folder that are jobs (finished, failed or started): not hidden, not a report."""
     if not path.is_dir():
@@ -163,6 +173,9 @@ def unexpected(folder: Path, here: Path, known: set, listed_dirs: set, report: "
             unexpected(folder, path, known, listed_dirs, report, bad)
         elif here == folder and is_report(path):
             report.notes.append(f"{path}: a report made from the folder (skillsim-report): not checked")
+        elif here == folder and report_leftover(path):
+            report.notes.append(f"{path}: left by an interrupted skillsim-report, not part of the results: "
+                                "not checked (the next report of the folder removes it)")
         else:
             bad(f"{path}: unexpected {'folder' if path.is_dir() else 'file'}: not in the manifest")
 

@@ -163,6 +163,23 @@ def test_a_report_written_into_the_folder_is_noted_not_flagged(run, sweep_dir, c
     assert code == EXIT_INTEGRITY and out[0] == f"{run / 'report'}: unexpected folder: not in the manifest"
 
 
+def test_a_killed_reports_working_folder_is_noted_and_the_next_report_removes_it(run, capsys):
+    """`timeout -s KILL 2 skillsim-report RUN` left RUN/.report.report-tmp-PID, and skillsim-verify then
+    failed the finished run (exit 6), so skillsim-rerun refused it; a later report did not clean it up."""
+    from sim.report import pack
+
+    dead = 2 ** 22 + 12345  # above Linux's default pid_max: no such process
+    left = run / f".report.report-tmp-{dead}"
+    (left / "figures").mkdir(parents=True)
+    (left / "figures" / "fig1.png").write_bytes(b"half a figure")
+    code, out, _ = verify(run, capsys=capsys)
+    assert code == EXIT_OK and out[0].startswith(f"note: {left}: left by an interrupted skillsim-report"), out
+    pack.make_report(run, pack.Options(lang="en", formats=("png",)))
+    assert not left.exists() and (run / "report" / "report.md").exists()
+    code, out, _ = verify(run, capsys=capsys)
+    assert code == EXIT_OK and not any("interrupted" in line for line in out)
+
+
 def test_a_manifest_cannot_point_outside_its_folder(run, capsys):
     m = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     m["files"]["../elsewhere.csv"] = "0" * 64

@@ -164,6 +164,7 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").exists())):
         raise OutputError(f"output folder {out} exists and is not a skillsim report; choose another out=")
     out.parent.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(out)
     tmp = out.parent / f".{out.name}.report-tmp-{os.getpid()}"
     old = out.parent / f".{out.name}.report-old-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -181,3 +182,32 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
     written.out = out
     written.figures = {k: [out / p.relative_to(tmp) for p in v] for k, v in written.figures.items()}
     return written
+
+
+def clear_leftovers(out: Path) -> None:
+    """Remove the working folders of earlier reports into `out` whose process is gone (killed, or its
+    terminal closed): the new one to be written replaces what they were for. A killed report's previous
+    report, moved aside (`report-old`) with nothing in its place, is put back first."""
+    from ..verify import REPORT_WORK
+
+    for path in out.parent.glob(f".{out.name}.report-*-*"):
+        m = REPORT_WORK.match(path.name)
+        if m is None or m["out"] != out.name or not path.is_dir() or _alive(int(m["pid"])):
+            continue
+        if m["kind"] == "old" and not out.exists():
+            os.rename(path, out)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` is another live process (this one's folders are its own to replace)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True

@@ -29,12 +29,13 @@ def kind_of(path: Path) -> str | None:
 def write_study_report(path: Path, opts, figures: list[tuple[str, Callable]],
                        markdown: Callable[[str, list[str]], str]):
     """Draw the figures and write report.md into the report folder atomically; returns a Written."""
-    from .pack import Written, default_out
+    from .pack import Written, clear_leftovers, default_out
 
     out = Path(opts.out) if opts.out is not None else default_out(Path(path), opts.lang)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").exists())):
         raise OutputError(f"output folder {out} exists and is not a skillsim report; choose another out=")
     out.parent.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(out)
     tmp = out.parent / f".{out.name}.report-tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "figures").mkdir(parents=True)
