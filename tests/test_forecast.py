@@ -244,8 +244,15 @@ def test_more_parameter_sets_than_the_ensemble_holds_is_refused_before_any_run(t
     with pytest.raises(ConfigError, match="params = 7 is invalid; allowed: at most ensemble=6"):
         backtest.parse(["params=7", "ensemble=6"])
     for arg, least in (("draws=0", 1), ("forecast_replicates=1", 2)):  # it said "a larger integer"
-        with pytest.raises(ConfigError, match=f"allowed: an integer >= {least}$"):
+        with pytest.raises(ConfigError, match=f"allowed: an integer >= {least}"):
             backtest.parse([arg])
+    # as skillsim-forecast: one parameter set or structural point has no spread (it was accepted, and its
+    # variance share read 0%); an origin given twice ran twice and counted twice in backtest.csv
+    for arg in ("params=1", "structural=1"):
+        with pytest.raises(ConfigError, match=r"allowed: an integer >= 2 \(one draw has no spread to measure\)$"):
+            backtest.parse([arg])
+    with pytest.raises(ConfigError, match="origins = '2016,2016' is invalid; allowed: each origin once"):
+        backtest.parse(["origins=2016,2016"])
 
 
 def test_report_on_a_backtest_folder_says_what_it_is(tmp_path):

@@ -157,9 +157,11 @@ def parse(argv: list[str]) -> dict:
             opts[key] = int(value)
         except ValueError:
             raise ConfigError(key, value, "an integer") from None
-        least = 2 if key == "forecast_replicates" else 0 if key == "seed" else 1
+        # as skillsim-forecast: each source of the forecast's spread needs two draws for its share
+        least = 2 if key in ("forecast_replicates", "params", "structural") else 0 if key == "seed" else 1
         if opts[key] < least:
-            raise ConfigError(key, opts[key], f"an integer >= {least}")
+            raise ConfigError(key, opts[key], f"an integer >= {least}" + (
+                " (one draw has no spread to measure)" if least == 2 else ""))
     if opts["params"] > opts["ensemble"]:  # found now, not after hours of calibration
         raise ConfigError("params", opts["params"], f"at most ensemble={opts['ensemble']} (the parameter sets "
                           "each origin's calibration keeps)")
@@ -170,6 +172,8 @@ def parse(argv: list[str]) -> dict:
     for o in opts["origins"]:
         if o not in (2011, 2016):
             raise ConfigError("origins", o, "2011 or 2016 (years with an observed skilled stock)")
+    if len(set(opts["origins"])) < len(opts["origins"]):  # ran twice, and its rows counted twice in backtest.csv
+        raise ConfigError("origins", ",".join(map(str, opts["origins"])), "each origin once, e.g. 2011,2016")
     return opts
 
 
