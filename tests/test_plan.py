@@ -596,3 +596,15 @@ def test_fit_budget_moves_towards_the_lower_corner_when_the_line_to_the_status_q
     assert t_star - 1e-3 <= t <= t_star, (t, t_star)  # FIT_XTOL
     assert len(fresh) <= 2 + 2 * (8 + 1)  # both lines tried, each in at most 8 steps besides its far end
     assert len({e.x for e in fresh}) == len(fresh)
+
+
+def test_what_the_user_gives_wins_over_preview_and_a_target_is_refused_for_a_budget_plan():
+    """preview=true samples=2 fresh=2 refine=0 ran 8 / 16 / 3, and a max_share plan ignored target.share."""
+    from sim.errors import ConfigError
+    from sim.studies import plan
+
+    opts, _, _ = plan.parse(["target.share=0.35", "target.year=2030", "preview=true", "samples=2", "fresh=2",
+                             "refine=0"])
+    assert (opts["samples"], opts["fresh"], opts["refine"], opts["candidates"], opts["n_agents"]) == (2, 2, 0, 8, 5000)
+    with pytest.raises(ConfigError, match="target.share = 0.4 is invalid; allowed: no value with objective=max_share"):
+        plan.parse(["objective=max_share", "budget=1e9", "target.share=0.4", "target.year=2030"])

@@ -1052,3 +1052,16 @@ def test_the_sensitivity_report_tables_use_the_figures_units():
     md = sensitivity_markdown(folder, "en", [])
     assert f"μ* [95%] ({TEXT['en']['unit_share']})" in md
     assert f"| a | {100 * a['mu_star']:.3g} [" in md and f"| a | {a['mu_star']:.3g} [" not in md
+
+
+def test_what_the_user_gives_wins_over_quick_and_year_with_years_is_refused():
+    """quick=true n_agents=3000 ran 2,000 agents (the manifest's command said 3000), discovery's quick=true
+    n=100 ran 64 points, and year=2030 years=2031 studied 2031 alone."""
+    from sim.errors import ConfigError
+
+    opts, _, _ = sensitivity.parse(["year=2030", "quick=true", "n_agents=3000"])
+    assert opts["n_agents"] == 3000 and opts["n"] == 4 and opts["resamples"] == 200
+    opts, _, _ = discover.parse(["condition=high_skill_share@2030<0.35", "quick=true", "n=100"])
+    assert opts["n"] == 100 and opts["n_agents"] == 2000
+    with pytest.raises(ConfigError, match="years = '2031' is invalid; allowed: year= or years=, not both"):
+        sensitivity.parse(["year=2030", "years=2031"])

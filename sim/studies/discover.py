@@ -64,7 +64,7 @@ The boxes of inputs where the condition mostly holds (PRIM). The condition: NAME
 NAME an output in December of a year (high_skill_share@2030, income_mean@Y, income_median@Y, cost@Y)
 or an input key; OP one of < <= > >=. inputs_file=PATH: a YAML mapping of config keys to [LO, HI] and an
 optional groups: list (the command line wins). year=Y adds that year's outputs to design.csv.
-quick=true: n=64, 2,000 agents. Writes design.csv, trajectory.csv, box.csv, choice.json, config.yaml,
+quick=true: n=64, 2,000 agents, unless given. Writes design.csv, trajectory.csv, box.csv, choice.json, config.yaml,
 manifest.json and COMPLETE into out (default results/discovery/<time>_<region>); `skillsim-report OUT` draws it."""
 
 
@@ -263,7 +263,9 @@ def statement(c: dict, main: pd.DataFrame, rest: int) -> str:
 
 def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
     opts, extra, overrides = dict(OPTIONS), [], []
+    given: set[str] = set()
     for key, value in key_values(argv, USAGE, "skillsim-discover"):
+        given.add(key)
         if key == "condition":
             opts[key] = value
             parse_condition(value)
@@ -288,8 +290,9 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
         opts["years_field"] = "year in condition"  # no year= given: a bad year is the condition's
     years = from_condition | ({opts.pop("year")} if "year" in opts else set())
     opts["years"] = tuple(sorted(years)) or None
-    if opts["quick"]:
-        opts.update(n=min(opts["n"], 64), n_agents=min(opts["n_agents"], 2000))
+    if opts["quick"]:  # a small preset for what was not given: an explicit value wins (n=100 ran 64)
+        opts.update({k: v for k, v in {"n": min(opts["n"], 64), "n_agents": min(opts["n_agents"], 2000)}.items()
+                     if k not in given})
     return opts, extra, overrides
 
 

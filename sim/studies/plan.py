@@ -97,7 +97,7 @@ USAGE = """usage: skillsim-plan [region=NAME] target.share=S target.year=Y [conf
 The least-cost mix of lever intensities that reaches target.share by December of target.year with
 probability >= confidence (objective=max_share: the highest mean share within budget). Costs are yuan,
 cumulative to the target year, over the cost base, discounted to the start at `discount` a year. preview=true: 8 search and 16 fresh samples, 8
-candidates, 5,000 agents. Any other key=value is a skillsim config override. Writes choice.json,
+candidates, 5,000 agents, unless given. Any other key=value is a skillsim config override. Writes choice.json,
 candidates.csv, finalists.csv, frontier_probability.csv, frontier_share.csv, near_optimal.csv,
 marginal_cost.csv, trajectory.csv, manifest.json and COMPLETE into out (default
 results/plans/<time>_<region>); `skillsim-report OUT` draws it."""
@@ -524,7 +524,9 @@ class ModelEvaluator:
 def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
     """(options, lever bounds and fixed values, config overrides); one-line errors."""
     opts, levers, overrides = dict(OPTIONS), {}, []
+    given: set[str] = set()
     for key, value in key_values(argv, USAGE, "skillsim-plan"):
+        given.add(key)
         head, _, tail = key.partition(".")
         if key in SETTINGS:
             names = [n for n in value.split(",") if n]
@@ -585,8 +587,12 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
         lo, hi = b.get("lo", BOUNDS["lo"]), b.get("hi", BOUNDS["hi"])
         if lo > hi:
             raise ConfigError(f"{name}.lo", lo, f"at most {name}.hi ({hi})")
-    if opts["preview"]:
-        opts.update(samples=8, fresh=16, candidates=8, refine=3, n_agents=min(opts["n_agents"], 5000))
+    if opts["objective"] == "max_share" and opts["target.share"] is not None:  # it was ignored without a word
+        raise ConfigError("target.share", opts["target.share"], "no value with objective=max_share (it finds the "
+                          "highest mean share within the budget; for the least cost of a target, drop objective=)")
+    if opts["preview"]:  # a small preset for what was not given: an explicit value wins (samples=2 ran 8)
+        small = {"samples": 8, "fresh": 16, "candidates": 8, "refine": 3, "n_agents": min(opts["n_agents"], 5000)}
+        opts.update({k: v for k, v in small.items() if k not in given})
     return opts, levers, overrides
 
 

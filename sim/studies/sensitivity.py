@@ -75,7 +75,7 @@ the year(s) to the inputs: Morris screening (n trajectories, default 20) or Sobo
 samples, default 64, a power of 2), both with bootstrap intervals and the stochastic share of the
 variance. inputs_file=PATH: a YAML mapping of config keys to [LO, HI] and an optional groups: list
 (input.KEY=LO:HI and inputs= on the command line win). quick=true: n=4 (Morris) or 8 (Sobol), 2,000
-agents, at most 4 noise replicates and 200 resamples. Writes indices.csv, noise.csv, inputs.csv, design.csv, config.yaml, manifest.json and COMPLETE
+agents, at most 4 noise replicates and 200 resamples, unless given. Writes indices.csv, noise.csv, inputs.csv, design.csv, config.yaml, manifest.json and COMPLETE
 into out (default
 results/sensitivity/<time>_<region>_<method>); `skillsim-report OUT` draws it."""
 
@@ -390,7 +390,11 @@ class ModelEvaluator:
 def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
     """(options, input.KEY=LO:HI pairs, config overrides); one-line errors."""
     opts, extra, overrides = dict(OPTIONS), [], []
+    given: set[str] = set()
     for key, value in key_values(argv, USAGE, "skillsim-sensitivity"):
+        if key in ("year", "years") and ({"year", "years"} & given) - {key}:  # the later one won, silently
+            raise ConfigError(key, value, "year= or years=, not both (years=2030,2035 gives both years)")
+        given.add(key)
         if key == "method":
             opts[key] = one_of(key, value, METHODS)
         elif key == "year":
@@ -421,9 +425,10 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
             opts[key] = value
         elif not study_option(key, value, opts, extra, GROUPS):
             overrides.append(config_override(key, value, "skillsim-sensitivity", OPTIONS))
-    if opts["quick"]:
-        opts.update(n=opts["n"] or (4 if opts["method"] == "morris" else 8), n_agents=min(opts["n_agents"], 2000),
-                    noise_replicates=min(opts["noise_replicates"], 4), resamples=min(opts["resamples"], 200))
+    if opts["quick"]:  # a small preset for what was not given: an explicit value wins (n_agents=3000 ran 2000)
+        quick = {"n": opts["n"] or (4 if opts["method"] == "morris" else 8), "n_agents": min(opts["n_agents"], 2000),
+                 "noise_replicates": min(opts["noise_replicates"], 4), "resamples": min(opts["resamples"], 200)}
+        opts.update({k: v for k, v in quick.items() if k not in given})
     opts["n"] = opts["n"] or DEFAULT_N[opts["method"]]
     if opts["replicates"] == 1 and opts["noise_replicates"] == 0:  # nothing would measure the noise
         raise ConfigError("noise_replicates", 0, "an integer >= 2 when replicates=1 (else no estimate of the noise)")
