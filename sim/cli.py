@@ -729,6 +729,9 @@ def _run_single(overrides: list[str], cached=None) -> None:
             setup_globals()  # Hydra's resolvers (now, hydra), as starting Hydra registers them
             configure_log(dcfg.hydra.hydra_logging, dcfg.hydra.verbose)  # as compose_config does
         checked = config_from_hydra(dcfg)  # every value checked before the run folder exists
+        from .results import refuse_inside_results
+
+        refuse_inside_results(Path(str(dcfg.hydra.run.dir)), "hydra.run.dir")  # before Hydra makes it
         if cached is None:
             compose_cache.store(overrides, JOB_NAME, dcfg)
     dcfg.hydra.mode = RunMode.RUN

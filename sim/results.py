@@ -289,6 +289,33 @@ def _rename_into_place(tmp: Path, run_dir: Path, unique: bool) -> Path:
     raise OutputError(f"no free folder name next to {run_dir}")
 
 
+def enclosing_results(path: Path) -> tuple[Path, str] | None:
+    """The finished run or study folder (manifest.json and COMPLETE), or the sweep folder
+    (multirun.yaml), that `path` would be written inside, with what it is; None if none. A run written
+    into a finished folder made it fail skillsim-verify (so skillsim-rerun refused it), and a single run
+    inside a sweep's folder made skillsim-aggregate call the sweep a folder of single runs."""
+    for parent in Path(os.path.abspath(path)).parents:
+        try:
+            if (parent / COMPLETE_MARKER).is_file() and (parent / "manifest.json").is_file():
+                return parent, "a finished run's or study's folder"
+            if (parent / "multirun.yaml").is_file():
+                return parent, "a sweep's folder"
+        except OSError:  # an unreadable parent: nothing to say about it
+            return None
+    return None
+
+
+def refuse_inside_results(path: Path, field: str) -> None:
+    """A one-line error if `path` lies inside finished results (enclosing_results), before anything is
+    made there."""
+    found = enclosing_results(path)
+    if found is not None:
+        from .errors import ConfigError
+
+        raise ConfigError(field, str(path), f"a folder outside finished results: it is inside {found[0]}, "
+                          f"{found[1]}, which would no longer verify or aggregate")
+
+
 def prepare_target(run_dir: Path) -> None:
     """Refuse to write over a folder that holds anything; remove an empty one (made by Hydra).
 

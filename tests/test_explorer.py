@@ -4,6 +4,7 @@ server in headless Chromium, with the exported command reproducing the shown num
 
 from __future__ import annotations
 
+
 import dataclasses
 import io
 import time
@@ -424,20 +425,30 @@ def test_a_first_view_the_page_cannot_show_or_a_bad_host_is_refused_in_one_line(
 
 
 def test_a_newer_view_cancels_the_rest_of_an_older_one(monkeypatch):
-    """compute() stops between runs once cancelled: after the first update no further runs start."""
+    """compute() stops between runs once cancelled: after the first update no further runs start. Counted
+    as the runs asked of run_pairs at the first update and at the end (the status quo's runs cached by
+    earlier views make the first step two runs long: a count of reads depended on earlier tests)."""
+    import collections
+
     from sim.explorer import engine
 
     monkeypatch.setenv("SKILLSIM_JOBS", "1")
-    runs = []
-    real = engine.read_series
-    monkeypatch.setattr(engine, "read_series", lambda m: runs.append(1) or real(m))
-    flag = {"cancel": False}
+    asked: list = []
+    real = engine.run_pairs
+    monkeypatch.setattr(engine, "run_pairs", lambda configs, *a, **k: asked.extend(configs) or real(configs, *a, **k))
+    at_update: list[int] = []
 
     def update(res, text):
-        flag["cancel"] = True  # a newer view arrives as the first answer is shown
+        at_update.append(len(asked))  # a newer view arrives as the first answer is shown
 
-    out = engine.compute(View(n_agents=1000, replicates=6, end_year=2026), update, cancelled=lambda: flag["cancel"])
-    assert out is None and len(runs) == 4  # replicates 0 and 1 (the first update), nothing after
+    view = View(n_agents=1000, replicates=6, end_year=2026)
+    out = engine.compute(view, update, cancelled=lambda: bool(at_update))
+    assert out is None and at_update == [len(asked)]  # nothing asked after the first update
+    monkeypatch.setattr(engine, "_status_quo", collections.OrderedDict())  # a fresh explorer: nothing cached
+    asked.clear()
+    at_update.clear()
+    assert engine.compute(view, update, cancelled=lambda: bool(at_update)) is None
+    assert at_update == [4] and len(asked) == 4  # runs 0 and 1, each chosen and status quo
 
 
 def fake_run(months: int, workers, spend, share: float = 0.3) -> dict:

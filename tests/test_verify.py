@@ -312,3 +312,33 @@ def test_verify_end_to_end_as_a_command(run):
     bad = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert bad.returncode == EXIT_INTEGRITY and "Traceback" not in bad.stderr
     assert bad.stdout.splitlines()[0].startswith(f"{run / 'series.csv'}: truncated: ")
+
+
+def test_a_run_or_study_aimed_inside_finished_results_is_refused_before_anything_is_made(run, tmp_path, capsys,
+                                                                                         monkeypatch):
+    """`skillsim hydra.run.dir=RUN/inner` and `skillsim-forecast out=RUN/inner` both succeeded, and RUN then
+    failed skillsim-verify (so skillsim-rerun refused it); a single run inside a sweep's folder made
+    skillsim-aggregate call the sweep a folder of single runs."""
+    from sim import cli
+    from sim.errors import ConfigError
+    from sim.studies import forecast
+
+    before = sorted(p.name for p in run.iterdir())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        cli.main(["n_agents=300", "horizon.end_year=2023", f"hydra.run.dir={run / 'inner'}"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"is inside {run}, a finished run's or study's folder" in err[0], err
+    with pytest.raises(ConfigError, match=f"out = '{run / 'fc'}' is invalid; allowed: a folder outside finished"):
+        forecast.run(["n_agents=300", "params=2", "structural=2", f"out={run / 'fc'}"])
+    assert sorted(p.name for p in run.iterdir()) == before
+    code, out, _ = verify(run, capsys=capsys)
+    assert code == EXIT_OK
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text("hydra: {}\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        cli.main(["n_agents=300", "horizon.end_year=2023", f"hydra.run.dir={sweep / 'extra'}"])
+    assert info.value.code == 2 and "a sweep's folder" in capsys.readouterr().err
+    assert sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml"]

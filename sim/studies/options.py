@@ -169,6 +169,9 @@ def check_writable(out: Path, what: str = "study", unique: bool = False) -> Path
     from .forecast import refuse_existing
 
     base = Path(out)
+    from ..results import refuse_inside_results
+
+    refuse_inside_results(base, "out")  # a study written inside a finished folder broke its verification
     probed: list[Path] = []
 
     def free(path: Path) -> bool:
