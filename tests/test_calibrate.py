@@ -156,6 +156,13 @@ def test_a_calibration_replaces_the_packages_only_when_asked(monkeypatch, tmp_pa
     written = []
     monkeypatch.setattr(cal, "write_calibration", lambda *a, **k: written.append("calibration"))
     monkeypatch.setattr(cal, "_write_text", lambda *a, **k: written.append("ensemble"))
-    cal.run({**cal.parse_args(["n_agents=300", "replicates=1", "max_evals=2", "draws=8", "stages=1", "ensemble=4"]),
-             "out": str(tmp_path / "fit")})
+    argv = ["n_agents=300", "replicates=1", "max_evals=2", "draws=8", "stages=1", "ensemble=4"]
+    out = cal.run({**cal.parse_args(argv), "out": str(tmp_path / "fit"), "argv": argv})
     assert written == []
+    # the folder says what ran and verifies (it had no manifest: skillsim-verify said "not a run folder")
+    from sim.verify import verify
+
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["kind"] == "calibration" and manifest["command"] == ["skillsim-calibrate", *argv]
+    assert manifest["options"]["max_evals"] == 2 and len(manifest["package_calibration_before"]["calibration_sha256"]) == 64
+    assert verify(out).problems == [] and "fit.csv" in manifest["files"]

@@ -154,6 +154,11 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
 
         raise DataError(f"{path} is a skillsim-backtest folder, which has no report: its scores are in "
                         "backtest.csv, and skillsim-backtest docs=FILE writes them as a table into FILE")
+    if kind == "calibration":
+        from ..errors import DataError
+
+        raise DataError(f"{path} is a skillsim-calibrate folder, which has no report: its fit is in fit.csv "
+                        "and identification.csv, the ensemble's check in predictive.csv (docs/model.md section 10)")
     if kind in ("sensitivity", "discovery"):  # indices and noise; PRIM's trade-off and box
         from .sensitivity import discovery_report, sensitivity_report
 

@@ -518,7 +518,8 @@ def main(argv: list[str] | None = None) -> None:
     a mistake is one line, Ctrl-C or SIGTERM exit 130 with no folder (as the other studies)."""
     from .options import run_command
 
-    run_command(lambda a: run(parse_args(a)), "skillsim-calibrate", argv, what="calibration folder", resumable=False)
+    run_command(lambda a: run({**parse_args(a), "argv": list(a)}), "skillsim-calibrate", argv, what="calibration folder",
+                resumable=False)
 
 
 @releases_claims
@@ -538,8 +539,18 @@ def run(args: dict) -> Path:
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    from ..results import calibration_checksums, git_commit, package_versions
+    from .forecast import seal
+
+    # what the package's calibration was when this one ran (a fit with write=true replaces it)
+    before = calibration_checksums() if CALIBRATION_FILE.exists() and ENSEMBLE_FILE.exists() else {}
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
         _run_into(tmp, args, log)
+        seal(tmp, {"kind": "calibration", "command": ["skillsim-calibrate", *args.get("argv", [])],
+                   "options": {k: v for k, v in args.items() if k != "argv"}, "seed": args["seed"],
+                   "package_calibration_before": before, "versions": package_versions("numba"),
+                   "git_commit": git_commit(), "started": started})
         if out.exists():
             out.rmdir()  # empty (check_writable refused anything else)
         os.rename(tmp, out)

@@ -189,12 +189,7 @@ def write_folder(out: Path, tables: dict, manifest: dict, what: str = "forecast"
         for sub, sub_tables in (subfolders or {}).items():
             (tmp / sub).mkdir()
             _write_tables(tmp / sub, sub_tables)
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
-        names = {p: p.relative_to(tmp).as_posix() for p in files}
-        manifest = {**manifest, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "files": {names[p]: sha256(p) for p in files}, "sizes": {names[p]: p.stat().st_size for p in files}}
-        (tmp / "manifest.json").write_text(_json(manifest), encoding="utf-8")
-        (tmp / COMPLETE_MARKER).write_text(complete_text(tmp / "manifest.json"), encoding="utf-8")
+        seal(tmp, manifest)
         if out.exists():
             out.rmdir()
         os.rename(tmp, out)
@@ -202,6 +197,17 @@ def write_folder(out: Path, tables: dict, manifest: dict, what: str = "forecast"
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def seal(folder: Path, manifest: dict) -> None:
+    """Write `manifest` with every file of `folder` (its path there, checksum and size) and the COMPLETE
+    marker that protects it: what skillsim-verify and skillsim-report check."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    names = {p: p.relative_to(folder).as_posix() for p in files}
+    manifest = {**manifest, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "files": {names[p]: sha256(p) for p in files}, "sizes": {names[p]: p.stat().st_size for p in files}}
+    (folder / "manifest.json").write_text(_json(manifest), encoding="utf-8")
+    (folder / COMPLETE_MARKER).write_text(complete_text(folder / "manifest.json"), encoding="utf-8")
 
 
 def parse(argv: list[str]) -> tuple[dict, list[str]]:
