@@ -771,6 +771,12 @@ def explain(exc: BaseException) -> str:
     unparsed = getattr(exc, "override", None)
     if isinstance(unparsed, str):  # OverrideParseException: the override's syntax is wrong
         why = next((ln.strip() for ln in text.splitlines() if ln.strip() and "Error parsing" not in ln), "bad syntax")
+        key, sep, value = unparsed.partition("=")
+        if sep and value and not value.startswith(("'", '"')) and (
+                not value.isascii() or " " in value):  # 结果/运行1: Hydra's lexer reads ASCII words only
+            return (f"config error: cannot read the override {unparsed!r}: a value with spaces or non-ASCII "
+                    f"characters needs quotes around all of it: {key}='{value}' (in a shell: "
+                    f"\"{key}='{value}'\")")
         return f"config error: cannot read the override {unparsed!r}: {why}"
     where = re.match(r"In '([^']+)':", text)  # a value set in a config file rather than on the command line
     src = f" (set in config file {where.group(1)}.yaml)" if where else ""

@@ -147,6 +147,9 @@ CASES = [
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "levers.training.intensity=interval(0,3)",
        "objective.target=nan"],
       EXIT_CONFIG, "objective.target = nan is invalid; allowed: a finite number"),
+    C("non-ascii-path-unquoted", M, ["n_agents=300", "hydra.run.dir=结果/运行1"],  # LexerNoViableAltException
+      EXIT_CONFIG, "cannot read the override 'hydra.run.dir=结果/运行1': a value with spaces or non-ASCII characters "
+      "needs quotes around all of it: hydra.run.dir='结果/运行1'"),
     C("sweep-range-step-zero", M, ["-m", "replicate=range(0,3,0)"],  # Python's ValueError read "a bug in skillsim"
       EXIT_CONFIG, "replicate = 'range(0,3,0)' is invalid; allowed: a sweep Hydra can expand"),
     C("sweep-range-too-long", M, ["-m", "replicate=range(0,100000000)"],  # sat silent for minutes
