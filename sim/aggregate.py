@@ -200,11 +200,25 @@ def refuse_single_runs(sweep_dir: Path) -> None:
     or size as well as in what was meant to vary, and their "effects" would pair runs nobody set up to
     compare (results.single_runs: the report and a sweep's start ask the same)."""
     singles = single_runs(sweep_dir)
+    kinds = {_kind(sweep_dir / name) for name in singles}
+    if singles and kinds != {"run"}:  # results/plans: "summary.json: unreadable or damaged" it said
+        what = "skillsim" if len(kinds) > 1 else next(iter(kinds))
+        raise DataError(f"{sweep_dir} holds {what} folders ({singles[0]}{' and more' if len(singles) > 1 else ''}), "
+                        f"not the jobs of one sweep; skillsim-aggregate tables a sweep's jobs")
     if singles:
         more = f" and {len(singles) - 1} more" if len(singles) > 1 else ""
         raise DataError(f"{sweep_dir} holds single runs ({singles[0]}{more}), not the jobs of one sweep; to compare "
                         "settings run them as one sweep (skillsim -m KEY=A,B), or report one run with "
                         "skillsim-report RUN_FOLDER")
+
+
+def _kind(folder: Path) -> str:
+    """What a finished folder is, by its manifest: run, or a study's kind (plan, forecast, calibration...)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "run"
+    return str(manifest.get("kind") or "run") if isinstance(manifest, dict) else "run"
 
 
 def swept_parameters(jobs: dict[str, dict]) -> list[str]:
@@ -430,6 +444,8 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
         folders = job_folders(sweep_dir)
     except OSError as exc:
         raise environment_fault(exc, sweep_dir, "read") from None
+    if not recorded_plan(sweep_dir)[0] and (singles := single_runs(sweep_dir)) and len(singles) == len(folders):
+        refuse_single_runs(sweep_dir)  # no job's folder among them: said before reading them as jobs
     jobs = {f.name: read_job(f) for f in folders}
     planned, own = recorded_plan(sweep_dir)
     for name in own or ():  # a folder the sweep made for a job of its own is that job's, whatever it holds

@@ -241,7 +241,12 @@ def verify(path: str | Path) -> Report:
 
         tables = (" and the sweep's tables" if (path / TABLES_MANIFEST).exists() else
                   " (no sweep tables to check)" if not (path / "runs.csv").exists() else "")
-        report.what = f"{report.checked} run folder{'s' if report.checked != 1 else ''}{tables}"
+        from .aggregate import _kind
+        from .results import single_runs
+
+        kinds = {_kind(path / name) for name in single_runs(path)} - {"run"}
+        noun = "run" if not kinds else next(iter(kinds)) if len(kinds) == 1 else "result"  # a folder of plans
+        report.what = f"{report.checked} {noun} folder{'s' if report.checked != 1 else ''}{tables}"
     else:
         raise NotARunFolder(path)
     return report

@@ -342,3 +342,18 @@ def test_a_run_or_study_aimed_inside_finished_results_is_refused_before_anything
         cli.main(["n_agents=300", "horizon.end_year=2023", f"hydra.run.dir={sweep / 'extra'}"])
     assert info.value.code == 2 and "a sweep's folder" in capsys.readouterr().err
     assert sorted(p.name for p in sweep.iterdir()) == ["multirun.yaml"]
+
+
+def test_a_folder_of_study_folders_is_named_as_such_by_aggregate_and_verify(tmp_path, capsys):
+    """`skillsim-aggregate results/plans` said "summary.json: unreadable or damaged" of a finished plan,
+    and skillsim-verify called the plans run folders."""
+    from sim.aggregate import aggregate
+    from sim.errors import DataError
+    from sim.studies.forecast import write_folder
+
+    for name in ("a", "b"):
+        write_folder(tmp_path / "plans" / name, {"choice": {"feasible": True}}, {"kind": "plan"}, what="plan")
+    with pytest.raises(DataError, match=r"plans holds plan folders \(a and more\), not the jobs of one sweep"):
+        aggregate(tmp_path / "plans")
+    code, out, _ = verify(tmp_path / "plans", capsys=capsys)
+    assert code == EXIT_OK and "2 plan folders" in out[-1], out
