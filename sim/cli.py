@@ -84,12 +84,17 @@ if not OmegaConf.has_resolver("skillsim_tag"):
 JOB_DIR_BYTES = 200  # file names stop at 255 bytes; the temporary ".NAME.partial-PID" needs the rest
 
 
+DEFAULTS_JOB = "defaults"  #: the folder of a sweep's one job at the default settings (no "=": no setting's name)
+
+
 def job_dir_name(override_dirname: str) -> str:
     """A sweep job's folder name: its settings (Hydra's override_dirname), or, when they are longer than
     a file name may be, their first part and a hash of the whole (the same settings, the same name,
     so a re-run still finds the job)."""
     import hashlib
 
+    if not override_dirname:  # `skillsim -m` with nothing that names a job: its folder was the sweep's own,
+        return DEFAULTS_JOB   # "already exists and is not empty"
     raw = override_dirname.encode()
     if len(raw) <= JOB_DIR_BYTES:
         return override_dirname

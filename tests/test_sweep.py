@@ -592,3 +592,20 @@ def test_a_sweep_with_an_interpolation_on_its_command_line_plans_and_resumes_its
     _, again = sweep(tmp_path, "interp", *args)
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("already finished, skipped") == 2 and "not started" not in again.stderr
+
+
+def test_a_sweep_of_nothing_runs_its_one_job_in_a_folder_of_its_own(tmp_path, monkeypatch, capsys):
+    """`skillsim -m` with no setting (or only objective.* keys) named its job's folder after nothing: the
+    sweep's own folder, "already exists and is not empty", then "not a sweep folder", with FAILED left."""
+    from sim import cli
+    from sim.verify import verify
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.job_dir_name("") == cli.DEFAULTS_JOB == "defaults"
+    try:
+        cli.main(["-m", "objective.year=2030", f"hydra.sweep.dir={tmp_path / 's'}"])
+    except SystemExit as exc:
+        pytest.fail(f"exit {exc.code}: {capsys.readouterr().err}")
+    assert sorted(p.name for p in (tmp_path / "s").iterdir() if p.is_dir()) == ["defaults"]
+    assert not (tmp_path / "s" / "FAILED").exists() and verify(tmp_path / "s").problems == []
+    assert len(pd.read_csv(tmp_path / "s" / "runs.csv")) == 1
