@@ -210,17 +210,27 @@ def verify_sweep_tables(folder: Path, report: Report) -> None:
 
 def verify_sweep(folder: Path, report: Report) -> None:
     """Check every finished job folder of a sweep, and its tables; failed and unfinished jobs are noted."""
+    from .results import recorded_plan
+
     verify_sweep_tables(folder, report)
     failed = unfinished = 0
-    for job in job_folders(folder):
+    jobs = job_folders(folder)
+    for job in jobs:
         if is_run_folder(job):
             verify_run(job, report)
         elif (job / FAILED_MARKER).exists():
             failed += 1
         else:
             unfinished += 1
-    if failed or unfinished:
-        report.notes.append(f"{folder}: {failed} failed and {unfinished} unfinished jobs have no results "
+    # the planned jobs without a folder at all: a killed sweep's were said nowhere ("ok: 4 files in 1 run
+    # folder" for a sweep of four jobs, three never started)
+    total, names = recorded_plan(folder)
+    have = {job.name for job in jobs}
+    never = (len([n for n in names if n not in have]) if names is not None
+             else max(0, total - len(jobs)) if total is not None else 0)
+    if failed or unfinished or never:
+        parts = [f"{failed} failed", f"{unfinished} unfinished"] + ([f"{never} never started"] if never else [])
+        report.notes.append(f"{folder}: {', '.join(parts[:-1])} and {parts[-1]} jobs have no results "
                             "to check (re-run the sweep to complete them)")
 
 

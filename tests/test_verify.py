@@ -271,6 +271,17 @@ def test_a_sweep_folder_checks_every_finished_job(sweep_dir, capsys):
     assert out[-1] == f"{sweep_dir}: 1 problem in 2 run folders (no sweep tables to check)"  # none aggregated yet
 
 
+def test_a_killed_sweeps_jobs_that_never_started_are_said(sweep_dir, capsys):
+    """A SIGKILLed sweep of six jobs with four folders was "ok" with no word of the two never started."""
+    from sim.results import PROGRESS_FILE
+
+    names = [f"replicate={r}" for r in range(6)]
+    (sweep_dir / PROGRESS_FILE).write_text(json.dumps({"grid": True, "total": 6, "jobs": names}), encoding="utf-8")
+    code, out, _ = verify(sweep_dir, capsys=capsys)
+    assert code == EXIT_OK and out[0] == (f"note: {sweep_dir}: 1 failed, 1 unfinished and 2 never started jobs "
+                                          "have no results to check (re-run the sweep to complete them)"), out
+
+
 def test_a_sweep_folders_own_tables_are_checked(sweep_dir, capsys):
     """runs.csv, ensemble.csv, effects.csv and the long series are written with their checksums
     (tables.json); an edited table, or a stray file beside them, is a problem like one in a job."""
