@@ -33,8 +33,8 @@ from omegaconf.errors import (InterpolationKeyError, InterpolationResolutionErro
 from . import claims
 from .config import RunConfig, from_mapping
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, BusyError, ConfigError, MissingSetting,
-                     SkillsimError, debug_enabled, environment_fault, internal_error, interrupts_kept, stop_on_signal,
-                     quiet_when_output_closed)
+                     SkillsimError, caused_by_interrupt, debug_enabled, environment_fault, internal_error,
+                     interrupts_kept, stop_on_signal, quiet_when_output_closed)
 from .model import WorkforceModel
 from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER, prepare_target, write_run
 from .sweep import as_typed_overrides, clear_failure, is_finished, log_progress, record_failure, sweeper_params
@@ -1406,6 +1406,8 @@ def main(argv: list[str] | None = None) -> None:
             fail(internal_error(exc, "skillsim"), EXIT_INTERNAL)
         fail(f"config error: {exc} (see skillsim --help)", 2)
     except Exception as exc:
+        if caused_by_interrupt(exc):  # numba, compiling when Ctrl-C came, raised a RuntimeError over it
+            fail(_interrupted(), EXIT_INTERRUPTED)
         if _grid_sampler_stopped_after_a_failure(exc) and sweep.SWEEP_DIR is not None:
             _tables_of_a_stopped_study()
             fail(f"Optuna's grid sampler stopped the study after a failed trial, every grid point having been "

@@ -225,6 +225,18 @@ def debug_enabled() -> bool:
     return os.environ.get("SKILLSIM_DEBUG", "") not in ("", "0")
 
 
+def caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether Ctrl-C (KeyboardInterrupt) is in `exc`'s chain of causes: numba, compiling when it came,
+    raised "RuntimeError: no compiled object yet" over it, a 55-line traceback for a Ctrl-C."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def internal_error(exc: BaseException, what: str) -> str:
     """The one line for an unexpected exception: what failed and the exception, without a traceback."""
     text = str(exc).splitlines()[0] if str(exc) else ""

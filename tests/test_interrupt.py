@@ -219,3 +219,27 @@ def test_the_package_and_its_entry_points_import_nothing_heavy():
 
     names = dir(sim)
     assert len(names) == len(set(names)) and {"simulate", "RunConfig", "WorkforceModel"} <= set(names)
+
+
+def test_an_error_raised_over_a_ctrl_c_is_an_interrupt_and_any_other_a_line(capsys):
+    """numba, compiling when Ctrl-C came, raised "RuntimeError: no compiled object yet" over it: a 55-line
+    traceback and exit 1. A study command's unexpected error was a raw traceback too."""
+    from sim.studies.options import run_command
+
+    def compiling(argv):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("no compiled object yet for <Library '_fast_track'>")
+
+    with pytest.raises(SystemExit) as info:
+        run_command(compiling, "skillsim-plan", [], what="plan folder")
+    assert info.value.code == 130 and capsys.readouterr().err.strip() == "skillsim-plan: interrupted; no plan folder was written; the runs finished so far are kept: re-run the same command (same out=) to resume"
+
+    def broken(argv):
+        raise ZeroDivisionError("division by zero")
+
+    with pytest.raises(SystemExit) as info:
+        run_command(broken, "skillsim-plan", [], what="plan folder")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert info.value.code == 1 and len(err) == 1 and "failed unexpectedly: ZeroDivisionError" in err[0]

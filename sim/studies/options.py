@@ -146,11 +146,18 @@ def run_command(func, prog: str, argv: list[str] | None, what: str = "folder", r
         err = environment_fault(exc, exc.filename or f"the {what}")
         print(f"{prog}: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
-    except KeyboardInterrupt:
-        kept = ("; the runs finished so far are kept: re-run the same command (same out=) to resume"
-                if resumable else "")
-        print(f"{prog}: interrupted; no {what} was written{kept}", file=sys.stderr)
-        raise SystemExit(130) from None
+    except (KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - one line for anything, as skillsim's own
+        from ..errors import EXIT_INTERNAL, caused_by_interrupt, debug_enabled, internal_error
+
+        if caused_by_interrupt(exc):  # Ctrl-C, or what a library raised over it (numba while compiling)
+            kept = ("; the runs finished so far are kept: re-run the same command (same out=) to resume"
+                    if resumable else "")
+            print(f"{prog}: interrupted; no {what} was written{kept}", file=sys.stderr)
+            raise SystemExit(130) from None
+        if debug_enabled():
+            raise
+        print(f"{prog}: {internal_error(exc, prog)}", file=sys.stderr)  # was a raw traceback
+        raise SystemExit(EXIT_INTERNAL) from None
 
 
 def check_writable(out: Path, what: str = "study", unique: bool = False) -> Path:
