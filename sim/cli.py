@@ -858,6 +858,9 @@ def _refuse_a_named_sweep_without_m(plain: list[str] | None) -> None:
         return
     for o in plain:
         group, _, name = o.lstrip("+").partition("=")
+        if group == "hydra.sweep.dir":  # a single run went to its default folder without a word
+            fail(ConfigError("hydra.sweep.dir", name, "a sweep's folder, with -m (skillsim -m ... "
+                             f"hydra.sweep.dir={name}); a single run's folder is hydra.run.dir"))
         if group in ("sweep", "experiments") and name:
             what = "experiment" if group == "experiments" else "sweep"
             fail(f"config error: +{group}={name} needs -m: skillsim -m +{group}={name} (a named {what} is a "
@@ -1338,9 +1341,19 @@ def _printed_overrides(argv: list[str]) -> list[str] | None:
 def main(argv: list[str] | None = None) -> None:
     """`skillsim [overrides]`: run a forecast. With no arguments: Chongqing baseline to 2035."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:  # Hydra's answer named only Hydra's version
+        from importlib import metadata
+
+        print(f"skillsim {metadata.version('skillsim')} (Hydra {metadata.version('hydra-core')})")
+        return
     signal.signal(signal.SIGTERM, stop_on_signal)
     plain = _overrides(argv)  # overrides only, no Hydra flags: perhaps composed before (sim.compose_cache)
     _refuse_a_named_sweep_without_m(plain)
+    for o in _sweep_overrides(argv) or ():  # a sweep's jobs went to the default sweep folder without a word
+        key, _, value = o.lstrip("+").partition("=")
+        if key == "hydra.run.dir":
+            fail(ConfigError("hydra.run.dir", value, "a single run's folder, without -m; a sweep's folder is "
+                             f"hydra.sweep.dir (skillsim -m ... hydra.sweep.dir={value})"))
     _refuse_unknown_hydra_keys(plain if plain is not None else _sweep_overrides(argv))
     cached = None
     if plain is not None:

@@ -43,7 +43,7 @@ TARGETS_HEADER = "id,scope,date,metric,value,unit,kind,source,note\n"
 class Case:
     id: str
     kind: str  # values, names, horizon/size, files, sweep (-m), command line
-    tool: str  # skillsim, aggregate, verify, report
+    tool: str  # skillsim, aggregate, verify, report, forecast, plan
     args: tuple[str, ...]
     code: int
     says: tuple[str, ...]  # fragments of the one-line message (placeholders as in args)
@@ -150,6 +150,10 @@ CASES = [
     C("non-ascii-path-unquoted", M, ["n_agents=300", "hydra.run.dir=结果/运行1"],  # LexerNoViableAltException
       EXIT_CONFIG, "cannot read the override 'hydra.run.dir=结果/运行1': a value with spaces or non-ASCII characters "
       "needs quotes around all of it: hydra.run.dir='结果/运行1'"),
+    C("sweep-dir-without-m", M, ["n_agents=300", "hydra.sweep.dir=X"],  # went to the default run folder
+      EXIT_CONFIG, "hydra.sweep.dir = 'X' is invalid; allowed: a sweep's folder, with -m"),
+    C("run-dir-with-m", M, ["-m", "replicate=0,1", "hydra.run.dir=X"],  # went to the default sweep folder
+      EXIT_CONFIG, "hydra.run.dir = 'X' is invalid; allowed: a single run's folder, without -m"),
     C("sweep-range-step-zero", M, ["-m", "replicate=range(0,3,0)"],  # Python's ValueError read "a bug in skillsim"
       EXIT_CONFIG, "replicate = 'range(0,3,0)' is invalid; allowed: a sweep Hydra can expand"),
     C("sweep-range-too-long", M, ["-m", "replicate=range(0,100000000)"],  # sat silent for minutes
@@ -330,6 +334,10 @@ CASES = [
       "region.name = 'zhong_county'", "a copy of the zhong_county preset"),
     C("region-structural-range-reversed", H, "region.structural={{region.growth_per_year:[0.039,-0.012]}}",
       EXIT_CONFIG, "region.structural[region.growth_per_year] = [0.039, -0.012]", "LO <= HI"),
+    C("forecast-empty-out", L, "out=", EXIT_CONFIG,  # it wrote to the default folder without a word
+      "out = '' is invalid; allowed: a path (leave out= out for the default folder)", tool="forecast"),
+    C("plan-empty-out", L, "target.share=0.35 target.year=2030 out=", EXIT_CONFIG,
+      "out = '' is invalid; allowed: a path", tool="plan"),
     C("forecast-one-parameter-set", L, "params=1 structural=2", EXIT_CONFIG,
       "params = 1 is invalid; allowed: an integer >= 2 (one parameter set has no spread to measure)", tool="forecast"),
     C("forecast-one-structural-point", L, "structural=1", EXIT_CONFIG,
@@ -490,7 +498,7 @@ def snapshot(*roots: Path) -> dict[str, tuple]:
 
 
 PREFIX = {"skillsim": "skillsim: ", "aggregate": "skillsim-aggregate: ", "verify": "skillsim-verify: ", "report": "",
-          "forecast": "skillsim-forecast: "}
+          "forecast": "skillsim-forecast: ", "plan": "skillsim-plan: "}
 
 
 def check(case: Case, code, stdout: str, stderr: str, places, tmp: Path, before: dict, after: dict) -> None:
@@ -516,6 +524,10 @@ def tool_main(tool: str):
         from sim.studies import forecast
 
         return forecast.main
+    if tool == "plan":
+        from sim.studies import plan
+
+        return plan.main
     return pytest.importorskip("sim.report.cli", reason="skillsim-report is not in this tree yet").main
 
 

@@ -1065,3 +1065,16 @@ def test_what_the_user_gives_wins_over_quick_and_year_with_years_is_refused():
     assert opts["n"] == 100 and opts["n_agents"] == 2000
     with pytest.raises(ConfigError, match="years = '2031' is invalid; allowed: year= or years=, not both"):
         sensitivity.parse(["year=2030", "years=2031"])
+
+
+def test_the_runs_size_or_draw_is_not_an_input():
+    """input.n_agents=1:10 was accepted as an input, and design.csv recorded fractional agents
+    (400.00000000000006). (horizon.end_year is one, from the study's year up: its own test.)"""
+    from sim.cli import compose_config
+    from sim.errors import ConfigError
+    from sim.studies.inputs import parse_input
+
+    cfg = compose_config(["n_agents=1000"])
+    for key, value in (("input.n_agents", "1:10"), ("input.draw", "0:5")):
+        with pytest.raises(ConfigError, match="allowed: an input of the model, not the run's size or draw"):
+            parse_input(cfg, key, value)

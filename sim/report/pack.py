@@ -3,6 +3,7 @@ and report.md, atomically (built in a hidden temporary folder beside the target,
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import warnings
@@ -60,6 +61,8 @@ def check_middle_income(folder: Folder, value: float | None) -> None:
     """The share above the middle-income threshold is measured by the model; the report can only show
     the threshold the runs used."""
     used = float(folder.config.get("wages", {}).get("middle_income_threshold", 100000.0))
+    if value is not None and not (math.isfinite(value) and value > 0):  # nan passed (no difference is > x)
+        raise ConfigError("middle_income", value, f"the threshold the runs used ({used:g} yuan a year)")
     if value is not None and abs(value - used) > 1e-6 * max(1.0, used):
         raise ConfigError("middle_income", value,
                           f"the threshold the runs used ({used:g} yuan); for another one re-run with "

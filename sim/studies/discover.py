@@ -276,7 +276,7 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
         elif key in ("threshold", "mass_min"):
             opts[key] = number(key, value, 0.0, 1.0)
         elif key == "peel_alpha":  # PRIM peels this share of the box per step: none never ends, half is coarse
-            opts[key] = number(key, value, 0.0, 0.5)
+            opts[key] = number(key, value, 0.0, 0.5, allowed="a number in (0, 0.5]")  # one range in both messages
             if opts[key] <= 0:
                 raise ConfigError(key, opts[key], "a number in (0, 0.5]")
         elif key == "inputs_file":

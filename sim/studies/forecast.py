@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError, quiet_when_output_closed
-from .options import config_override, key_values, releases_claims
+from .options import config_override, key_values, path_option, releases_claims
 from ..results import (COMPLETE_MARKER, _json, calibration_checksums, complete_text, git_commit,
                        package_versions, sha256)
 from ..streams import replicate_seed
@@ -229,7 +229,7 @@ def parse(argv: list[str]) -> tuple[dict, list[str]]:
             if key in ("n_agents", "seed"):
                 overrides.append(f"{key}={value}")
         elif key == "out":
-            opts["out"] = value
+            opts["out"] = path_option(key, value)
         else:
             overrides.append(config_override(key, value, "skillsim-forecast", OPTIONS, sets=("draw", "replicate")))
     if not any(o.startswith("n_agents=") for o in overrides):

@@ -95,6 +95,10 @@ def make_input(cfg: RunConfig, name: str, lo: float, hi: float, field: str, valu
     if name in ("seed", "replicate"):  # the study's noise, kept the same at every point (common random numbers)
         raise ConfigError(field, value, "an input of the model; seed and replicate are the study's noise (it sets "
                                         "them: replicates=, and seed= for all runs)")
+    # the run's size or draw were accepted as inputs (n_agents recorded as 400.00000000000006)
+    if name in ("n_agents", "draw"):
+        raise ConfigError(field, value, "an input of the model, not the run's size or draw (the study sets "
+                          "those: n_agents= for all runs, and draw= for the point studied)")
     if name in {p.name for p in FREE}:
         return Input(name, lo, hi, "parameters")
     if name in cfg.region.structural or f"region.{name}" in cfg.region.structural:

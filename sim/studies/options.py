@@ -78,6 +78,13 @@ def groups(key: str, value: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
+def path_option(key: str, value: str) -> str:
+    """A path given as key=PATH; an empty one (`out=`) silently meant the default folder."""
+    if not value.strip():
+        raise ConfigError(key, value, "a path (leave out= out for the default folder)")
+    return value
+
+
 def study_option(key: str, value: str, opts: dict, extra: list[tuple[str, str]], groups_allowed: tuple[str, ...]) -> bool:
     """The options every study over inputs shares (sensitivity, discover): n_agents, inputs, quick,
     out and input.KEY=LO:HI; True if `key` was one of them."""
@@ -88,7 +95,7 @@ def study_option(key: str, value: str, opts: dict, extra: list[tuple[str, str]],
     elif key == "quick":
         opts[key] = boolean(key, value)
     elif key == "out":
-        opts[key] = value
+        opts[key] = path_option(key, value)
     elif key.startswith("input."):
         extra.append((key, value))
     else:

@@ -70,7 +70,7 @@ import pandas as pd
 
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, MissingSetting, SkillsimError, quiet_when_output_closed
-from .options import boolean, config_override, key_values, number, releases_claims, run_command
+from .options import boolean, config_override, key_values, number, path_option, releases_claims, run_command
 
 LEVERS = ("training", "competition", "studio")
 #: categorical lever settings a plan can search over (`training.allocation=random,near_standard`):
@@ -574,7 +574,7 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
         elif key in ("uncertainty", "preview"):
             opts[key] = boolean(key, value)
         elif key == "out":
-            opts[key] = value
+            opts[key] = path_option(key, value)
         else:
             overrides.append(config_override(key, value, "skillsim-plan", OPTIONS))
     if opts["objective"] == "min_cost" and opts["target.share"] is None:
