@@ -858,7 +858,8 @@ def _refuse_a_named_sweep_without_m(plain: list[str] | None) -> None:
         return
     for o in plain:
         group, _, name = o.lstrip("+").partition("=")
-        if group == "hydra.sweep.dir":  # a single run went to its default folder without a word
+        if group == "hydra.sweep.dir" and not any(p.lstrip("+").startswith("hydra.run.dir=") for p in plain):
+            # a single run went to its default folder without a word (both given: a script's, for either mode)
             fail(ConfigError("hydra.sweep.dir", name, "a sweep's folder, with -m (skillsim -m ... "
                              f"hydra.sweep.dir={name}); a single run's folder is hydra.run.dir"))
         if group in ("sweep", "experiments") and name:
@@ -1349,9 +1350,10 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop_on_signal)
     plain = _overrides(argv)  # overrides only, no Hydra flags: perhaps composed before (sim.compose_cache)
     _refuse_a_named_sweep_without_m(plain)
+    swept = {o.lstrip("+").partition("=")[0] for o in _sweep_overrides(argv) or ()}
     for o in _sweep_overrides(argv) or ():  # a sweep's jobs went to the default sweep folder without a word
         key, _, value = o.lstrip("+").partition("=")
-        if key == "hydra.run.dir":
+        if key == "hydra.run.dir" and "hydra.sweep.dir" not in swept:  # both given: a script's, for either mode
             fail(ConfigError("hydra.run.dir", value, "a single run's folder, without -m; a sweep's folder is "
                              f"hydra.sweep.dir (skillsim -m ... hydra.sweep.dir={value})"))
     _refuse_unknown_hydra_keys(plain if plain is not None else _sweep_overrides(argv))

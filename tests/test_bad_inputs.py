@@ -150,10 +150,6 @@ CASES = [
     C("non-ascii-path-unquoted", M, ["n_agents=300", "hydra.run.dir=结果/运行1"],  # LexerNoViableAltException
       EXIT_CONFIG, "cannot read the override 'hydra.run.dir=结果/运行1': a value with spaces or non-ASCII characters "
       "needs quotes around all of it: hydra.run.dir='结果/运行1'"),
-    C("sweep-dir-without-m", M, ["n_agents=300", "hydra.sweep.dir=X"],  # went to the default run folder
-      EXIT_CONFIG, "hydra.sweep.dir = 'X' is invalid; allowed: a sweep's folder, with -m"),
-    C("run-dir-with-m", M, ["-m", "replicate=0,1", "hydra.run.dir=X"],  # went to the default sweep folder
-      EXIT_CONFIG, "hydra.run.dir = 'X' is invalid; allowed: a single run's folder, without -m"),
     C("sweep-range-step-zero", M, ["-m", "replicate=range(0,3,0)"],  # Python's ValueError read "a bug in skillsim"
       EXIT_CONFIG, "replicate = 'range(0,3,0)' is invalid; allowed: a sweep Hydra can expand"),
     C("sweep-range-too-long", M, ["-m", "replicate=range(0,100000000)"],  # sat silent for minutes

@@ -203,3 +203,19 @@ def test_a_switch_takes_true_or_false_and_no_number(text, expected):
                 assert config_from_hydra(dcfg)[0].levers.studio.enabled is expected
     finally:
         GlobalHydra.instance().clear()
+
+
+def test_a_folder_for_the_other_mode_alone_is_refused(tmp_path, monkeypatch, capsys):
+    """`skillsim hydra.sweep.dir=X` (no -m) and `skillsim -m ... hydra.run.dir=X` wrote to the default
+    folder without a word. Both given (a script's, for either mode) is fine."""
+    from sim import cli
+
+    monkeypatch.chdir(tmp_path)
+    for argv, says in ((["n_agents=300", "hydra.sweep.dir=X"], "hydra.sweep.dir = 'X' is invalid; allowed: a sweep's folder, with -m"),
+                       (["-m", "replicate=0,1", "n_agents=300", "hydra.run.dir=X"],
+                        "hydra.run.dir = 'X' is invalid; allowed: a single run's folder, without -m")):
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert info.value.code == 2 and len(err) == 1 and says in err[0], err
+    assert list(tmp_path.iterdir()) == []
