@@ -1345,7 +1345,12 @@ def main(argv: list[str] | None = None) -> None:
     if argv == ["--version"]:  # Hydra's answer named only Hydra's version
         from importlib import metadata
 
-        print(f"skillsim {metadata.version('skillsim')} (Hydra {metadata.version('hydra-core')})")
+        def version(name: str) -> str:
+            try:
+                return metadata.version(name)
+            except metadata.PackageNotFoundError:  # run from a source tree on PYTHONPATH, not installed
+                return "(not installed)"
+        print(f"skillsim {version('skillsim')} (Hydra {version('hydra-core')})")
         return
     signal.signal(signal.SIGTERM, stop_on_signal)
     plain = _overrides(argv)  # overrides only, no Hydra flags: perhaps composed before (sim.compose_cache)

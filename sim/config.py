@@ -27,7 +27,7 @@ import yaml
 from .errors import ConfigError, DataError, MissingSetting
 from .ladder import N_LEVELS
 
-#: Written by `skillsim-calibrate region=national`; its values are the defaults of the calibrated
+#: Written by `skillsim-calibrate region=national write=true`; its values are the defaults of the calibrated
 #: fields below (behaviour, studio learning multiplier), so every preset and the Python API use them.
 #: The file ships inside the package (sim/data/, found next to this module, never through the current
 #: folder). Without it the model would quietly run on the priors, so its absence is an error at import;
@@ -56,7 +56,7 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> dict:
             f"(or restore the file), or set {UNCALIBRATED_ENV}=1 to run on the priors") from None
     if not isinstance(data, dict) or not data:
         raise CalibrationMissing(f"calibration file {path} holds no calibrated values; reinstall skillsim "
-                                 f"or re-run skillsim-calibrate region=national")
+                                 f"or re-run skillsim-calibrate region=national write=true")
     return data
 
 

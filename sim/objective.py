@@ -72,10 +72,10 @@ def _check(p: ObjectiveParams, columns: list[str]) -> None:
         raise ConfigError("objective.replicates", p.replicates, "an integer >= 1")
     # an infinite weight made every trial's objective -inf (reported as the best), a NaN one failed the whole
     # sweep after its jobs as "a bug", and a NaN target was dropped without a word
-    for key in ("cost_weight", "penalty"):
+    for key in ("cost_weight", "penalty"):  # negative ones penalise under direction=minimize
         value = getattr(p, key)
-        if not (math.isfinite(value) and value >= 0):
-            raise ConfigError(f"objective.{key}", value, "a finite number >= 0")
+        if not math.isfinite(value):
+            raise ConfigError(f"objective.{key}", value, "a finite number")
     if p.target is not None and not math.isfinite(p.target):
         raise ConfigError("objective.target", p.target, "a finite number (the metric's value to reach)")
 

@@ -69,8 +69,11 @@ def calibration_checksums() -> dict[str, str]:
     """The calibration files a study's parameter values or ranges come from, by name and checksum."""
     from .studies.calibrate import CALIBRATION_FILE, ENSEMBLE_FILE
 
-    return {"calibration": str(CALIBRATION_FILE.name), "calibration_sha256": sha256(CALIBRATION_FILE),
-            "calibration_ensemble_sha256": sha256(ENSEMBLE_FILE)}
+    # None for a file that is not there (SKILLSIM_UNCALIBRATED=1, calibrating from scratch): a study
+    # without parameters ran every run, then failed writing its manifest
+    return {"calibration": str(CALIBRATION_FILE.name),
+            "calibration_sha256": sha256(CALIBRATION_FILE) if CALIBRATION_FILE.is_file() else None,
+            "calibration_ensemble_sha256": sha256(ENSEMBLE_FILE) if ENSEMBLE_FILE.is_file() else None}
 
 
 @functools.lru_cache(maxsize=1)

@@ -254,8 +254,10 @@ def verify(path: str | Path) -> Report:
         from .aggregate import _kind
         from .results import single_runs
 
-        kinds = {_kind(path / name) for name in single_runs(path)} - {"run"}
-        noun = "run" if not kinds else next(iter(kinds)) if len(kinds) == 1 else "result"  # a folder of plans
+        kinds = {_kind(path / name) for name in single_runs(path)}
+        if any(_kind(job) == "run" for job in job_folders(path)):  # sweep jobs (they record a job number) are runs
+            kinds.add("run")
+        noun = next(iter(kinds)) if len(kinds) == 1 else "run" if not kinds else "result"  # a folder of plans
         report.what = f"{report.checked} {noun} folder{'s' if report.checked != 1 else ''}{tables}"
     else:
         raise NotARunFolder(path)

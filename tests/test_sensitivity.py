@@ -1045,13 +1045,17 @@ def test_the_sensitivity_report_tables_use_the_figures_units():
     def f(X, reps):
         return {"high_skill_share@2030": np.repeat((0.1 * X[:, :1] + 0.02 * X[:, 1:2] * X[:, :1]), len(reps), axis=1)}
 
-    t = sensitivity.study(inputs, f, method="morris", n=8, replicates=1, noise_replicates=0, resamples=20, **QUIET)
+    rng = np.random.default_rng(1)
+    g = lambda X, reps: {k: v + 0.001 * rng.normal(size=v.shape) for k, v in f(X, reps).items()}  # noqa: E731
+    t = sensitivity.study(inputs, g, method="morris", n=8, replicates=1, noise_replicates=4, resamples=20, **QUIET)
     a = t["indices"].set_index("input").loc["a"]
-    folder = {"indices": t["indices"], "noise": None, "config": {"region": REGION},
+    folder = {"indices": t["indices"], "noise": t["noise"], "config": {"region": REGION},
               "manifest": {"options": {"method": "morris"}}}
     md = sensitivity_markdown(folder, "en", [])
     assert f"μ* [95%] ({TEXT['en']['unit_share']})" in md
     assert f"| a | {100 * a['mu_star']:.3g} [" in md and f"| a | {a['mu_star']:.3g} [" not in md
+    floor = float(t["indices"]["noise_floor"].iloc[0])
+    assert floor > 0 and f": {100 * floor:.3g} {TEXT['en']['unit_share']}." in md  # the noise line too
 
 
 def test_what_the_user_gives_wins_over_quick_and_year_with_years_is_refused():

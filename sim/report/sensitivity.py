@@ -62,7 +62,7 @@ TEXT = {
         "md_rank": "rank", "md_noise": "Stochastic noise",
         "md_noise_text": "{output}: stochastic variance at the nominal point is {fixed:.1%} of the variance of a single "
                          "run (pooled over the design: {pooled:.1%}); noise floor of the index (μ* or total index, "
-                         "on the replicate means, from the noise that common random numbers leave): {floor:.3g}.",
+                         "on the replicate means, from the noise that common random numbers leave): {floor}.",
         "md_top": "Top inputs: {output}, December {year}", "md_box": "The box",
         "md_none": "No input's index is above the noise floor, so none is ranked (indices.csv gives every "
                    "index and the floor; more replicates, more design points or wider ranges lower it).",
@@ -70,7 +70,7 @@ TEXT = {
         "md_noise_text_one": "{output}: stochastic variance at the nominal point is {fixed:.1%} of the variance of a "
                              "single run (one replicate per design point: no pooled figure); noise floor of the index "
                              "(μ* or total index), an upper bound from the noise at the nominal point, the part every "
-                             "design point shares included (more than one replicate separates it): {floor:.3g}.",
+                             "design point shares included (more than one replicate separates it): {floor}.",
     },
     "zh": {
         "share": "高技能人才占比", "income_mean": "平均收入", "income_median": "收入中位数", "cost": "累计成本",
@@ -95,13 +95,13 @@ TEXT = {
         "md_sens": "敏感性分析：{region}", "md_disc": "情景发现：{region}", "md_input": "输入",
         "md_rank": "排序", "md_noise": "随机噪声",
         "md_noise_text": "{output}：基准点的随机方差占单次运行方差的{fixed:.1%}（设计内合并：{pooled:.1%}）；"
-                         "指数（μ*或总效应指数，基于重复均值，按共同随机数未抵消的噪声计算）的噪声下限：{floor:.3g}。",
+                         "指数（μ*或总效应指数，基于重复均值，按共同随机数未抵消的噪声计算）的噪声下限：{floor}。",
         "md_top": "主要输入：{output}，{year}年12月", "md_box": "选定区域",
         "md_none": "没有输入的指数高于噪声下限，因此不作排序（各指数及下限见indices.csv；增加重复次数、设计点或扩大取值范围可降低下限）。",
         "md_range": "区域范围", "md_qp": "准p值",
         "md_noise_text_one": "{output}：基准点的随机方差占单次运行方差的{fixed:.1%}（每个设计点仅一次重复，无设计内合并值）；"
                              "指数（μ*或总效应指数）的噪声下限为上界，按基准点的噪声计算，包括各设计点共有的部分"
-                             "（重复多于一次时可将其分离）：{floor:.3g}。",
+                             "（重复多于一次时可将其分离）：{floor}。",
     },
 }
 
@@ -271,6 +271,11 @@ def sensitivity_markdown(f: dict, lang: str, stems: list[str]) -> str:
             rows = idx[idx["output"] == r["output"]]
             floor = float(rows["noise_floor"].iloc[0]) if "noise_floor" in rows and len(rows) else r["noise_floor"]
             one = int(r.get("replicates", 2)) == 1  # no pooled variance (it read "nan%"), and the floor is an upper bound
+            if key == "mu_star":  # in the tables' units (points, yuan, bn yuan), not the output's own
+                scale, unit = _units(r["output"], lang)
+                floor = f"{scale * floor:.3g} {unit}"
+            else:
+                floor = f"{floor:.3g}"
             lines.append("- " + T["md_noise_text_one" if one else "md_noise_text"].format(
                 output=r["output"], fixed=r["stochastic_share_fixed"], pooled=r["stochastic_share_pooled"], floor=floor))
     return "\n".join(lines) + "\n"

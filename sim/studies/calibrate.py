@@ -374,7 +374,7 @@ def write_calibration(result: Result, path: Path, moments: list[Moment], post: d
     beh = to_dict(result.config)["behaviour"]
     data = {
         "provenance": {
-            "written_by": "skillsim-calibrate region=national",
+            "written_by": "skillsim-calibrate region=national write=true",
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "method": "simulated method of moments, Nelder-Mead, common random numbers (sim/studies/calibrate.py); "
                       "parameter ensemble by waves of simulations, a quadratic emulator and adaptive Metropolis "
@@ -394,7 +394,7 @@ def write_calibration(result: Result, path: Path, moments: list[Moment], post: d
                                           "entrant_school_shares")},
         "levers": {"studio": {"learning_multiplier": round(result.values["studio_learning_multiplier"], 4)}},
     }
-    _write_text(path, "# Calibrated behavioural parameters; written by skillsim-calibrate, do not edit by hand.\n"
+    _write_text(path, "# Calibrated behavioural parameters; written by skillsim-calibrate write=true, do not edit by hand.\n"
                 + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
 
@@ -505,8 +505,9 @@ def parse_args(argv: list[str]) -> dict:
             raise ConfigError(key, out[key], "a path")
     if out["cutoff"] is not None and out["cutoff"] not in (2011, 2016):
         raise ConfigError("cutoff", out["cutoff"], "2011 or 2016 (years with an observed skilled stock)")
-    if out["write"] not in ("true", "false"):
-        raise ConfigError("write", out["write"], "true or false")
+    if out["write"] not in ("true", "false"):  # "auto", the former default, wrote the package's files itself
+        raise ConfigError("write", out["write"], "true or false (true replaces the package's calibration; "
+                          "there is no auto)")
     if out["write"] == "true" and out["cutoff"] is not None:  # a hindcast is not the package's calibration
         raise ConfigError("write", out["write"], "false with cutoff= (a hindcast's fit is not the package's calibration)")
     return out
@@ -543,7 +544,7 @@ def run(args: dict) -> Path:
     from .forecast import seal
 
     # what the package's calibration was when this one ran (a fit with write=true replaces it)
-    before = calibration_checksums() if CALIBRATION_FILE.exists() and ENSEMBLE_FILE.exists() else {}
+    before = calibration_checksums()
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     try:
         _run_into(tmp, args, log)

@@ -36,11 +36,11 @@ def load_ensemble(path: str | None = None) -> pd.DataFrame:
         df = pd.read_csv(p)
     except (OSError, ValueError) as exc:
         raise DataError(f"calibration ensemble {p}: cannot be read ({type(exc).__name__}); "
-                        f"regenerate it with skillsim-calibrate region=national") from None
+                        f"regenerate it with skillsim-calibrate region=national write=true") from None
     missing = [f.name for f in FREE if f.name not in df.columns]
     if missing or df.empty:
         raise DataError(f"calibration ensemble {p}: missing columns {missing} or no rows; "
-                        f"regenerate it with skillsim-calibrate region=national")
+                        f"regenerate it with skillsim-calibrate region=national write=true")
     return df
 
 
