@@ -539,6 +539,7 @@ def test_a_budget_plan_scales_a_finalist_over_the_budget_on_fresh_samples_to_fit
                budget=0.0, log=lambda *_: None, anchors=[np.array([1.0, 1.0])])
     ch = r["chosen"]
     assert ch is not None and ch.which == "fresh" and ch.mean_cost <= 0.0, ch
+    assert r["fitted"]  # chosen on the fresh samples: choice.json and its sentence say so
     # the best that fits on the fresh samples: competition at its bound 3, training 1 - 2.2e8 / 1e9 = 0.78,
     # share 0.3978; the search's steps (3 / 2^8 of training) and the fit's leave it within 0.0002
     assert abs(ch.mean_share - 0.3978) <= 0.0002, ch.x
@@ -558,7 +559,7 @@ def test_a_budget_plan_keeps_a_finalist_within_the_budget_as_it_is():
                budget=0.0, log=lambda *_: None, anchors=[np.array([1.0, 1.0])])
     best_search = max((e for e in r["evaluations"] if e.which == "search" and e.mean_cost <= 0),
                       key=lambda e: e.mean_share)
-    assert r["chosen"].x == best_search.x
+    assert r["chosen"].x == best_search.x and not r["fitted"]
     assert len(r["fresh"]) <= 3
 
 
@@ -608,3 +609,22 @@ def test_what_the_user_gives_wins_over_preview_and_a_target_is_refused_for_a_bud
     assert (opts["samples"], opts["fresh"], opts["refine"], opts["candidates"], opts["n_agents"]) == (2, 2, 0, 8, 5000)
     with pytest.raises(ConfigError, match="target.share = 0.4 is invalid; allowed: no value with objective=max_share"):
         plan.parse(["objective=max_share", "budget=1e9", "target.share=0.4", "target.year=2030"])
+
+
+def test_a_budget_plans_answer_moved_on_the_fresh_samples_says_so_with_its_costs_standard_error():
+    """A mix moved to fit the budget on the fresh samples is chosen on the samples that state it: its cost
+    fits them by construction (a review), which the statement and choice.json now say."""
+    from sim.studies.plan import choice
+
+    box = Box(["training"], np.array([0.0]), np.array([3.0]))
+    cost = np.array([-2e6, 1e6, -3e6, 2e6, -1e6, 0.0, 1e6, -2e6])
+    chosen = Evaluation((0.99,), "fresh", np.full(8, 0.37), cost, 0.0)
+    opts = {"tolerance": 0.1, "objective": "max_share", "confidence": 0.8, "budget": 0.0, "target.share": None,
+            "target.year": 2030, "funder": "total", "cost_base": "status_quo", "discount": 0.0}
+    for fitted in (True, False):
+        c = choice({"evaluations": [chosen], "fresh": [chosen], "chosen": chosen, "marginal": [], "fitted": fitted},
+                   box, opts)
+        se = np.std(cost, ddof=1) / np.sqrt(8)
+        assert c["budget_fitted_on_fresh_samples"] is fitted and c["cost_standard_error_yuan"] == pytest.approx(se)
+        assert ("moved to fit the budget on these samples" in c["statement"]) is fitted
+        assert (f"{se:,.0f} yuan" in c["statement"]) is fitted

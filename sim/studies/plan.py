@@ -35,7 +35,9 @@ Method (for a noisy simulator; the budget is in the manifest):
    about half cost more than the budget on the fresh ones: each that would reach more than the best
    that fits is moved along two lines (towards that mix, and towards the lower corner) to where it
    fits (`fit_budget`), and the highest mean share within the budget on the fresh samples is the
-   answer.
+   answer. Such a mix is chosen on the samples that state it: its cost fits the budget on them by
+   construction, which choice.json says (`budget_fitted_on_fresh_samples`, with the mean cost's
+   standard error: how far other samples may put it over), and finalists.csv holds the moved mixes.
 4. **Infeasible.** If no mix meets the target within the bounds (and budget), the plan says so, with
    the best probability and share it found, and exits 0: no made-up answer.
 
@@ -291,11 +293,14 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
                         hi_j = trial[j]
                         continue
                 lo_j = trial[j]
+    fitted = False
     if objective == "max_share" and budget is not None:
+        finalist_keys = {e.x for e in fresh}
         chosen = fit_budget(run, box, fresh, chosen, budget, refine)
         if chosen is not None:
             run([np.array(chosen.x)])  # a moved mix on the search samples too, where mixes are compared (tables)
-    return {"evaluations": list(seen.values()), "fresh": fresh, "chosen": chosen,
+            fitted = chosen.x not in finalist_keys  # moved on the fresh samples: its cost fits them by construction
+    return {"evaluations": list(seen.values()), "fresh": fresh, "chosen": chosen, "fitted": fitted,
             "marginal": marginal(run, box, chosen) if chosen is not None else []}
 
 
@@ -678,7 +683,8 @@ def combine(results: list[dict], objective: str) -> dict:
     best = min(answers, key=key) if answers else None
     return {"evaluations": [e for r in results for e in r["evaluations"]],
             "fresh": [e for r in results for e in r["fresh"]],
-            "chosen": best["chosen"] if best else None, "marginal": best["marginal"] if best else []}
+            "chosen": best["chosen"] if best else None, "marginal": best["marginal"] if best else [],
+            "fitted": bool(best and best.get("fitted"))}
 
 
 def best_found(result: dict, budget: float | None = None, objective: str = "min_cost") -> Evaluation:
@@ -734,11 +740,16 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
     k, n = int(chosen.success.sum()), chosen.success.size
     lo, hi = wilson(k, n)
     mix = box.words(np.array(chosen.x))
+    cost_se = float(np.std(chosen.cost, ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
     if opts["objective"] == "max_share":
         statement = (f"{mix}: mean share {chosen.mean_share:.1%} (5-95%: {np.quantile(chosen.share, 0.05):.1%} to "
                      f"{np.quantile(chosen.share, 0.95):.1%}) in {year}, "
                      f"{versus(chosen.mean_cost, opts['cost_base'], opts['funder'])} "
                      f"(budget {opts['budget']:,.0f}), on {n} fresh samples")
+        if result.get("fitted"):  # chosen on the samples that state it: say what that leaves open
+            statement += (f"; moved to fit the budget on these samples, so its cost is within the budget there by "
+                          f"construction (its mean cost's standard error, {cost_se:,.0f} yuan, is how far other "
+                          f"samples may put it over)")
     else:
         statement = (f"{mix}: {versus(chosen.mean_cost, opts['cost_base'], opts['funder'])} to {year}"
                      + (f" (discounted at {opts['discount']:.1%} a year)" if opts["discount"] else "")
@@ -757,6 +768,7 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
             "probability_95": [lo, hi] if target is not None else None, "fresh_samples": n,
             "share_mean": chosen.mean_share, "share_q05": float(np.quantile(chosen.share, 0.05)),
             "share_q95": float(np.quantile(chosen.share, 0.95)),
+            "cost_standard_error_yuan": cost_se, "budget_fitted_on_fresh_samples": bool(result.get("fitted")),
             "statement": statement}
 
 
