@@ -1082,3 +1082,20 @@ def test_the_runs_size_or_draw_is_not_an_input():
     for key, value in (("input.n_agents", "1:10"), ("input.draw", "0:5")):
         with pytest.raises(ConfigError, match="allowed: an input of the model, not the run's size or draw"):
             parse_input(cfg, key, value)
+
+
+def test_the_chinese_discovery_sentence_gives_the_significant_restrictions_their_own_density():
+    """The zh sentence put the whole box's density after the significant restrictions alone ("当...时"),
+    the English one's former fault; the significant ones' own density now follows their ranges."""
+    from sim.report.sensitivity import discovery_sentence
+
+    box = pd.DataFrame({"input": ["levers.training.intensity", "levers.studio.intensity"], "box_lo": [0.0, 0.0],
+                        "box_hi": [0.5, 2.9], "restricted": [True, True], "qp_value": [0.001, 0.3]})
+    c = {"condition": "high_skill_share@2030<0.35", "runs": 100, "of_interest": 20, "box_id": 3, "density": 0.82,
+         "mass": 0.06, "coverage": 0.4, "threshold": 0.8, "threshold_met": True,
+         "significant_only": {"density": 0.45, "mass": 0.25, "coverage": 0.53},
+         "held_out": {"folds": 4, "density": 0.61, "coverage": 0.35, "runs_inside": 18, "of_interest_inside": 11}}
+    zh = discovery_sentence({"choice": c, "box": box}, "zh")
+    assert not zh.startswith("当") and "共限制2个输入" in zh
+    assert zh.index("[0, 0.5]") < zh.index("45%") and zh.index("[0, 0.5]") > zh.index("82%")
+    assert "18次中11次" in zh and "61%" in zh

@@ -335,10 +335,12 @@ def discovery_sentence(f: dict, lang: str) -> str:
     from ..studies.discover import significant_restrictions
 
     main, rest = significant_restrictions(box)
-    if len(main):
-        said = "当" + "且".join(f"{input_label(r['input'], lang)}在[{r['box_lo']:.4g}, {r['box_hi']:.4g}]之间"
-                                for _, r in main.iterrows()) + "时"
-        said += f"（另有{rest}个受限输入的准p值高于0.05）" if rest else ""
+    ranges = "且".join(f"{input_label(r['input'], lang)}在[{r['box_lo']:.4g}, {r['box_hi']:.4g}]之间"
+                       for _, r in main.iterrows())
+    if len(main) and rest:  # the whole box's density is not that of its significant restrictions alone (below)
+        said = f"在找到的区域内（共限制{len(main) + rest}个输入）"
+    elif len(main):
+        said = "当" + ranges + "时"
     elif rest:
         said = f"在一个限制了{rest}个输入、但准p值均高于0.05的区域内"
     else:
@@ -347,12 +349,15 @@ def discovery_sentence(f: dict, lang: str) -> str:
             f"在{cond}成立的{c['of_interest']}次运行中，该区域包含{c['coverage']:.0%}。")
     sig = c.get("significant_only")
     if sig:
-        text += (f"仅保留准p值不高于0.05的{len(main)}个限制时，{cond}在{sig['density']:.0%}的运行中成立"
+        text += (f"仅保留准p值不高于0.05的{len(main)}个限制（{ranges}）时，{cond}在{sig['density']:.0%}的运行中成立"
                  f"（占全部运行的{sig['mass']:.0%}，覆盖{sig['coverage']:.0%}）。")
     held = c.get("held_out")
-    if held:
+    if held and held.get("runs_inside", 1):
         text += (f"在未用于寻找该区域的运行上（{held['folds']}折交叉验证），按同一规则找到的区域内{cond}在"
-                 f"{held['density']:.0%}的运行中成立（覆盖{held['coverage']:.0%}）。")
+                 f"{held['density']:.0%}的运行中成立（{held.get('runs_inside', '')}次中{held.get('of_interest_inside', '')}次；"
+                 f"覆盖{held['coverage']:.0%}）。")
+    elif held:
+        text += f"在未用于寻找该区域的运行上（{held['folds']}折交叉验证），按同一规则找到的区域不含任何运行：无从确认该区域。"
     if not c["threshold_met"]:
         text = f"没有区域达到密度阈值{c['threshold']:g}；以下为找到的密度最高的区域：" + text
     return text

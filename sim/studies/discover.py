@@ -183,7 +183,9 @@ def analyse(table: pd.DataFrame, inputs: list[Input], condition: str, *, thresho
     choice = {"condition": condition, "runs": len(table), "of_interest": k, "box_id": int(c["id"]),
               "threshold": threshold, "threshold_met": met, "coverage": float(c["coverage"]),
               "density": float(c["density"]), "mass": float(c["mass"]), "restricted": int(c["res_dim"]),
-              "significant_only": significant, "held_out": held}
+              "significant_only": significant, "held_out": held,
+              "held_out_reason": (f"some of the {folds} folds leave no run where the condition holds, or only such "
+                                  "runs, to find a box from" if held is None and folds >= 2 else None)}
     choice["statement"] = statement(choice, main, rest)
     out.update(trajectory=found["trajectory"], box=box)
     out["choice"] = choice
@@ -229,8 +231,9 @@ def held_out(table: pd.DataFrame, inputs: list[Input], y: np.ndarray, *, thresho
         stats = box_statistics(table.loc[test].reset_index(drop=True), restricted, y[test])
         n_in += stats["runs_inside"]
         k_in += stats["of_interest_inside"]
-    return {"folds": folds, "density": k_in / n_in if n_in else float("nan"),
-            "coverage": k_in / max(int(y.sum()), 1), "mass": n_in / len(table)}
+    return {"folds": folds, "density": k_in / n_in if n_in else None,
+            "coverage": k_in / max(int(y.sum()), 1), "mass": n_in / len(table), "runs_inside": n_in,
+            "of_interest_inside": k_in}
 
 
 def statement(c: dict, main: pd.DataFrame, rest: int) -> str:
@@ -253,9 +256,15 @@ def statement(c: dict, main: pd.DataFrame, rest: int) -> str:
     else:
         said += ", with any inputs"
     h = c.get("held_out")
-    if h is not None:
+    if h is not None and h["runs_inside"]:
         said += (f". On runs it was not found from ({h['folds']}-fold cross-validation), a box found the same "
-                 f"way holds it in {h['density']:.0%} of the runs inside (coverage {h['coverage']:.0%})")
+                 f"way holds it in {h['density']:.0%} of the runs inside ({h['of_interest_inside']} of "
+                 f"{h['runs_inside']}; coverage {h['coverage']:.0%})")
+    elif h is not None:
+        said += (f". On runs it was not found from ({h['folds']}-fold cross-validation), the boxes found the same "
+                 "way held none of them: nothing confirms the box")
+    elif c.get("held_out_reason"):
+        said += f". No held-out check: {c['held_out_reason']}"
     if not c["threshold_met"]:
         said = f"No box reached the density threshold {c['threshold']:g}; this is the densest found: " + said
     return said
