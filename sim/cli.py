@@ -670,6 +670,11 @@ _CHECKED: list = []  # the config _run_single checked, for the run it hands to H
 def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
     """A single run, under a claim on its folder: a second process aimed at it refuses in one line."""
     cfg, data = _CHECKED.pop() if _CHECKED else config_from_hydra(dcfg)
+    from .results import enclosing_results, refuse_inside_results
+
+    if enclosing_results(run_dir) is not None:  # Hydra's own route (a Hydra flag given): its folder is made already
+        _remove_if_empty(run_dir)  # Hydra's empty folder would itself fail the finished folder's check
+        refuse_inside_results(run_dir, "hydra.run.dir")
     held, run_dir = claim_run_folder(run_dir, unique)
     with held:
         if held.previous is not None:
@@ -1146,8 +1151,9 @@ def refuse_a_folder_of_other_results(sweep_dir: Path) -> None:
     folder that no longer verifies): refused in one line, as a single run refuses a folder that is not
     empty. A sweep's own folder (one of its records, or job folders) is resumed as before."""
     from .aggregate import TABLES_MANIFEST
-    from .results import PROGRESS_FILE, single_runs
+    from .results import PROGRESS_FILE, refuse_inside_results, single_runs
 
+    refuse_inside_results(sweep_dir, "hydra.sweep.dir")  # inside a finished folder or another sweep's
     try:
         entries = list(sweep_dir.iterdir())
     except OSError:  # not there yet (or not a folder: Hydra's own error follows)

@@ -204,6 +204,9 @@ def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, lis
         extra["job_num"] = manifest["job_num"]
     # claimed as a single run claims its folder: a second rerun into it is refused, and a folder that cannot
     # be written is said before the run, not after it
+    from .results import refuse_inside_results
+
+    refuse_inside_results(target, "hydra.run.dir")  # a rerun into the original folder broke what it reruns
     held, target = claim_run_folder(target, unique=out is None)
     with held:
         new = run_forecast(cfg, target, composed=data, overrides=list(manifest.get("overrides", [])), extra=extra,

@@ -368,3 +368,26 @@ def test_a_folder_of_study_folders_is_named_as_such_by_aggregate_and_verify(tmp_
         aggregate(tmp_path / "plans")
     code, out, _ = verify(tmp_path / "plans", capsys=capsys)
     assert code == EXIT_OK and "2 plan folders" in out[-1], out
+
+
+def test_reruns_sweeps_and_hydras_own_route_inside_finished_results_are_refused(run, tmp_path, capsys, monkeypatch):
+    """The first refusal covered plain runs and studies only: `skillsim-rerun RUN hydra.run.dir=RUN/again`,
+    `skillsim -m ... hydra.sweep.dir=RUN/sw` and a run with a Hydra flag (`--config-dir`) still wrote inside."""
+    from sim import cli
+    from sim.errors import ConfigError
+    from sim.rerun import rerun
+
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(ConfigError, match="hydra.run.dir = .* is invalid; allowed: a folder outside finished results"):
+        rerun(run, run / "again")
+    for argv in (["-m", "replicate=0,1", "n_agents=300", "horizon.end_year=2023", f"hydra.sweep.dir={run / 'sw'}"],
+                 ["--config-dir", str(cli.CONFIG_DIR), "n_agents=300", "horizon.end_year=2023",
+                  f"hydra.run.dir={run / 'x'}"]):
+        with pytest.raises(SystemExit) as info:
+            cli.main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert info.value.code == 2 and "a folder outside finished results" in err[-1], err
+    assert sorted(p.name for p in run.iterdir()) == before
+    code, _, _ = verify(run, capsys=capsys)
+    assert code == EXIT_OK
