@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -172,10 +174,15 @@ def test_a_killed_reports_working_folder_is_noted_and_the_next_report_removes_it
     left = run / f".report.report-tmp-{dead}"
     (left / "figures").mkdir(parents=True)
     (left / "figures" / "fig1.png").write_bytes(b"half a figure")
+    young = run / f".report.report-tmp-{dead + 1}"  # perhaps another machine's, on a shared disk: kept
+    young.mkdir()
+    hour_ago = time.time() - pack.LEFTOVER_AGE_S - 60
+    os.utime(left, (hour_ago, hour_ago))
     code, out, _ = verify(run, capsys=capsys)
     assert code == EXIT_OK and out[0].startswith(f"note: {left}: left by an interrupted skillsim-report"), out
     pack.make_report(run, pack.Options(lang="en", formats=("png",)))
-    assert not left.exists() and (run / "report" / "report.md").exists()
+    assert not left.exists() and young.exists() and (run / "report" / "report.md").exists()
+    young.rmdir()
     code, out, _ = verify(run, capsys=capsys)
     assert code == EXIT_OK and not any("interrupted" in line for line in out)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +193,12 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
     return written
 
 
+#: how old (seconds) a report's working folder of a process not running here must be to be removed: a
+#: report takes seconds to minutes, and one written from another machine onto a shared disk has an id
+#: that means nothing here
+LEFTOVER_AGE_S = 3600
+
+
 def clear_leftovers(out: Path) -> None:
     """Remove the working folders of earlier reports into `out` whose process is gone (killed, or its
     terminal closed): the new one to be written replaces what they were for. A killed report's previous
@@ -201,6 +208,11 @@ def clear_leftovers(out: Path) -> None:
     for path in out.parent.glob(f".{out.name}.report-*-*"):
         m = REPORT_WORK.match(path.name)
         if m is None or m["out"] != out.name or not path.is_dir() or _alive(int(m["pid"])):
+            continue
+        try:  # a process id says nothing of another machine's (a shared disk): left alone until clearly old
+            if time.time() - path.stat().st_mtime < LEFTOVER_AGE_S:
+                continue
+        except OSError:
             continue
         if m["kind"] == "old" and not out.exists():
             os.rename(path, out)
