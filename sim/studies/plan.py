@@ -215,6 +215,7 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
     for ev in evs:
         if ok(ev) and better(ev, best):
             best = ev
+
     def climb(best: Evaluation) -> Evaluation:
         """Coordinate bisection towards cheaper (min_cost) or higher (max_share), one lever at a time."""
         x = np.array(best.x, dtype=float)
@@ -320,6 +321,7 @@ def fit_budget(run, box: Box, fresh: list[Evaluation], chosen: Evaluation | None
     the lower corner gives up every lever alike. A finalist is moved only if it reaches more than the
     best mix that fits; moved mixes are added to `fresh`."""
     from scipy.optimize import brentq
+
     over = sorted((e for e in fresh if e.mean_cost > budget), key=lambda e: -e.mean_share)
     for ev in over:
         if chosen is not None and ev.mean_share <= chosen.mean_share:
