@@ -44,7 +44,7 @@ from . import claims
 from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, DataError, SkillsimError, debug_enabled,
                      environment_fault, internal_error, quiet_when_output_closed)
 from .metrics import SPEND_ACCOUNTS
-from .results import COMPLETE_MARKER, FAILED_MARKER, recorded_plan, recorded_trials, single_runs
+from .results import COMPLETE_MARKER, FAILED_MARKER, kind_of, recorded_plan, recorded_trials, single_runs
 
 REPLICATE_KEYS = ("replicate", "seed", "draw")  # not settings: what a setting is repeated over
 ENSEMBLE_METRICS = ("high_skill_share", "income_mean", "income_median")
@@ -200,7 +200,7 @@ def refuse_single_runs(sweep_dir: Path) -> None:
     or size as well as in what was meant to vary, and their "effects" would pair runs nobody set up to
     compare (results.single_runs: the report and a sweep's start ask the same)."""
     singles = single_runs(sweep_dir)
-    kinds = {_kind(sweep_dir / name) for name in singles}
+    kinds = {kind_of(sweep_dir / name) or "run" for name in singles}
     if singles and kinds != {"run"}:  # results/plans: "summary.json: unreadable or damaged" it said
         what = "skillsim" if len(kinds) > 1 else next(iter(kinds))
         raise DataError(f"{sweep_dir} holds {what} folders ({singles[0]}{' and more' if len(singles) > 1 else ''}), "
@@ -210,15 +210,6 @@ def refuse_single_runs(sweep_dir: Path) -> None:
         raise DataError(f"{sweep_dir} holds single runs ({singles[0]}{more}), not the jobs of one sweep; to compare "
                         "settings run them as one sweep (skillsim -m KEY=A,B), or report one run with "
                         "skillsim-report RUN_FOLDER")
-
-
-def _kind(folder: Path) -> str:
-    """What a finished folder is, by its manifest: run, or a study's kind (plan, forecast, calibration...)."""
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "run"
-    return str(manifest.get("kind") or "run") if isinstance(manifest, dict) else "run"
 
 
 def swept_parameters(jobs: dict[str, dict]) -> list[str]:

@@ -133,6 +133,17 @@ def machine_facts() -> dict:
             "package": str(Path(__file__).resolve().parent)}
 
 
+def kind_of(path: Path) -> str | None:
+    """The `kind` in a study folder's manifest.json ('forecast', 'plan', 'calibration'), or None (a run,
+    or no readable manifest)."""
+    m = Path(path) / "manifest.json"
+    try:
+        kind = json.loads(m.read_text(encoding="utf-8")).get("kind") if m.exists() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) and kind else None
+
+
 def single_runs(folder: Path) -> list[str]:
     """The finished single runs among a folder's subfolders (sorted names): finished folders whose
     manifest records no job number. Every sweep job records one (any launcher; a rerun keeps it), so

@@ -251,11 +251,10 @@ def verify(path: str | Path) -> Report:
 
         tables = (" and the sweep's tables" if (path / TABLES_MANIFEST).exists() else
                   " (no sweep tables to check)" if not (path / "runs.csv").exists() else "")
-        from .aggregate import _kind
-        from .results import single_runs
+        from .results import kind_of, single_runs
 
-        kinds = {_kind(path / name) for name in single_runs(path)}
-        if any(_kind(job) == "run" for job in job_folders(path)):  # sweep jobs (they record a job number) are runs
+        kinds = {kind_of(path / name) or "run" for name in single_runs(path)}
+        if any(kind_of(job) is None for job in job_folders(path)):  # sweep jobs (they record a job number) are runs
             kinds.add("run")
         noun = next(iter(kinds)) if len(kinds) == 1 else "run" if not kinds else "result"  # a folder of plans
         report.what = f"{report.checked} {noun} folder{'s' if report.checked != 1 else ''}{tables}"

@@ -151,7 +151,7 @@ def load(path: str | Path) -> Folder:
     if any((d / COMPLETE_MARKER).exists() for d in p.iterdir() if d.is_dir()):
         singles = single_runs(p)
         if singles:  # skillsim-aggregate refuses them too
-            from .study import kind_of
+            from ..results import kind_of
 
             kinds = {kind_of(p / name) or "run" for name in singles}  # a folder of plans is not one of runs
             what = "run" if kinds == {"run"} else "skillsim" if len(kinds) > 1 else next(iter(kinds))

@@ -142,7 +142,7 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
     """Read a run or sweep folder and write its report; returns what was written."""
     opts = (opts or Options()).check()
     check_intact(Path(path))
-    from .study import kind_of
+    from ..results import kind_of
 
     kind = kind_of(Path(path))
     if kind == "forecast":  # a skillsim-forecast folder: fan chart and variance decomposition

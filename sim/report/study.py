@@ -7,7 +7,6 @@ and a function of the language and the figure stems returning the markdown text.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -15,15 +14,6 @@ from typing import Callable
 
 from ..errors import OutputError
 from .style import DPI, language, layout_problems, recording_texts
-
-
-def kind_of(path: Path) -> str | None:
-    """The `kind` in a study folder's manifest.json ('forecast', 'plan'), or None."""
-    m = Path(path) / "manifest.json"
-    try:
-        return json.loads(m.read_text(encoding="utf-8")).get("kind") if m.exists() else None
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def write_study_report(path: Path, opts, figures: list[tuple[str, Callable]],
