@@ -132,26 +132,16 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
     u = rng.random(n, dtype=np.float32)
     np.less(u, np.float32(reg.female_share), out=female)
     # each level's mean age in months, in float32 as an array of levels computes it
-    mean_age = ((reg.mean_age + reg.level_age_step * (np.arange(N_LEVELS, dtype=np.float32) - 2.0)) * 12)[level]
+    mean_age = (reg.mean_age + reg.level_age_step * (np.arange(N_LEVELS, dtype=np.float32) - 2.0)) * 12
     # Ages in months from the normal truncated to working age: redraw those outside [16, retirement).
     z = rng.standard_normal(n, dtype=np.float32, out=u)
-    np.multiply(z, np.float32(reg.age_sd * 12), out=z)
-    np.add(z, mean_age, out=z)
     age = wf.age[at]
-    age[...] = z  # float32 to int16 as astype casts
-    ret_age = wf.retire_age[at]
-    ret_age[...] = retirement_age_months(female, np.subtract(now, age, dtype=np.int64), cfg.retirement, wf.kernels)
-    bad = np.flatnonzero((age < MIN_AGE_MONTHS) | (age >= ret_age))
-    for _ in range(200):
-        if bad.size == 0:
-            break
-        age[bad] = (rng.standard_normal(bad.size, dtype=np.float32) * np.float32(reg.age_sd * 12)
-                    + mean_age[bad]).astype(np.int16)
-        ret_age[bad] = retirement_age_months(female[bad], now - age[bad].astype(np.int64), cfg.retirement, wf.kernels)
-        bad = bad[(age[bad] < MIN_AGE_MONTHS) | (age[bad] >= ret_age[bad])]
-    age[bad] = MIN_AGE_MONTHS  # only if the normal puts (almost) no mass in working age
-    ret_age[bad] = retirement_age_months(female[bad], now - age[bad].astype(np.int64), cfg.retirement, wf.kernels)
-    del mean_age
+    wf.kernels.ages_from_normals(z, level, mean_age, np.float32(reg.age_sd * 12), age)
+    ret = cfg.retirement
+    wf.kernels.settle_ages(rng, level, female, age, wf.retire_age[at], now, mean_age, np.float32(reg.age_sd * 12),
+                           MIN_AGE_MONTHS, 200, *_reform_months(ret.reform_start, ret.female_from, ret.male_from,
+                                                                ret.female_months_per_step, ret.male_months_per_step,
+                                                                ret.female_to, ret.male_to))
     wf.firm[at] = firms.sample(rng, n, passes=wf.kernels)
     aptitude = wf.aptitude[at]  # log-normal with mean 1 (mean_one of float32 normals), in place
     rng.standard_normal(n, dtype=np.float32, out=aptitude)
@@ -165,22 +155,16 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
     # Time at level: uniform over twice the statutory wait (levels 0-4) or ten years (5-7); no older
     # than the time since age 16 allows. Progress: what that time at the worker's own speed gives,
     # scaled down by a uniform factor so not everyone who has served the wait is ready at once.
-    span = np.concatenate([wait_months() * 2, np.full(3, 120)]).astype(np.float32)[level]
-    mal = rng.random(n, dtype=np.float32, out=u)
-    np.multiply(mal, span, out=mal)
-    np.minimum(mal, age - MIN_AGE_MONTHS, out=mal)
-    months_at_level = wf.months_at_level[at]
-    months_at_level[...] = mal  # float32 to int16 as astype casts
-    rate = np.concatenate([1.0 / np.asarray(beh.mastery_months), np.zeros(3)]).astype(np.float32)[level]
-    # a uniform factor in [2/3, 4/3] x initial_progress_scale (the unobserved distance to the next standard)
-    spread = rng.random(n, dtype=np.float32, out=span)
-    np.multiply(np.float32(2 / 3), spread, out=spread)
-    np.add(np.float32(2 / 3), spread, out=spread)
-    progress = wf.progress[at]
-    np.multiply(months_at_level, rate, out=progress)
-    np.multiply(progress, aptitude, out=progress)
-    np.multiply(progress, spread, out=progress)
-    np.multiply(progress, np.float32(beh.initial_progress_scale), out=progress)
+    # (spread: a uniform factor in [2/3, 4/3] x initial_progress_scale, the unobserved distance to the
+    # next standard); the level's span and rate are looked up per worker by the passes
+    span = np.concatenate([wait_months() * 2, np.full(3, 120)]).astype(np.float32)
+    rate = np.concatenate([1.0 / np.asarray(beh.mastery_months), np.zeros(3)]).astype(np.float32)
+    tenure_u = rng.random(n, dtype=np.float32, out=u)
+    spread_u = rng.random(n, dtype=np.float32)
+    wf.kernels.tenure_and_progress(tenure_u, spread_u, level, age, span, rate, aptitude, np.float32(2 / 3),
+                                   np.float32(beh.initial_progress_scale), MIN_AGE_MONTHS,
+                                   wf.months_at_level[at], wf.progress[at])
+    del u, spread_u
     wf.credit[at] = 0
     wf.studio_since[at] = NO_MONTH
     wf.comp_month[at] = NO_MONTH

@@ -265,6 +265,48 @@ def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, 
     return (base + delay).astype(np.int16)
 
 
+
+def ages_from_normals(z, level, mean_age, scale, age):
+    """Ages in months of new workers (sim.demography.initial_population): float32 standard normals z x
+    scale + the level's float32 mean age, truncated to int16 into `age`. z is scratch (overwritten)."""
+    np.multiply(z, scale, out=z)
+    np.add(z, mean_age[level], out=z)
+    age[...] = z  # float32 to int16 as astype casts
+
+
+
+def settle_ages(rng, level, female, age, ret_age, now, mean_age, scale, min_age, max_rounds, *reform):
+    """Retirement ages (`retirement_age`, `reform` its arguments after the birth months) of new
+    workers aged `age` in absolute month `now`, and the ages outside [min_age, retirement) drawn again
+    (float32 normals x scale + the level's mean age), at most `max_rounds` times; those still outside
+    are put at min_age (sim.demography.initial_population)."""
+    ret_age[...] = retirement_age(female, np.subtract(now, age, dtype=np.int64), *reform)
+    bad = np.flatnonzero((age < min_age) | (age >= ret_age))
+    for _ in range(max_rounds):
+        if bad.size == 0:
+            break
+        age[bad] = (rng.standard_normal(bad.size, dtype=np.float32) * scale + mean_age[level[bad]]).astype(np.int16)
+        ret_age[bad] = retirement_age(female[bad], now - age[bad].astype(np.int64), *reform)
+        bad = bad[(age[bad] < min_age) | (age[bad] >= ret_age[bad])]
+    age[bad] = min_age  # only if the normal puts (almost) no mass in working age
+    ret_age[bad] = retirement_age(female[bad], now - age[bad].astype(np.int64), *reform)
+
+def tenure_and_progress(tenure_u, spread_u, level, age, span, rate, aptitude, two_thirds, scale, min_age,
+                        months_at_level, progress):
+    """Time at level and progress of new workers (sim.demography.initial_population) from two float32
+    uniforms each: months = uniform x the level's span, no more than the months since `min_age`
+    (truncated to int16); progress = months x the level's rate x aptitude x a factor uniform in
+    [2/3, 4/3] x scale, in float32. The uniforms are scratch (overwritten)."""
+    np.multiply(tenure_u, span[level], out=tenure_u)
+    np.minimum(tenure_u, age - np.int16(min_age), out=tenure_u)
+    months_at_level[...] = tenure_u  # float32 to int16 as astype casts
+    np.multiply(two_thirds, spread_u, out=spread_u)
+    np.add(two_thirds, spread_u, out=spread_u)
+    np.multiply(months_at_level, rate[level], out=progress)
+    np.multiply(progress, aptitude, out=progress)
+    np.multiply(progress, spread_u, out=progress)
+    np.multiply(progress, scale, out=progress)
+
 #: rates below this give no slot and draw nothing (skip_sample): n p is then under 1e-3 for any
 #: workforce a run can hold. A guard: below about 1e-17 a geometric gap, E / p, no longer fits an int64
 #: (numpy's geometric returns negative gaps, so negative slots, which the compiled passes would read

@@ -19,6 +19,7 @@ import pytest
 
 from sim import kernels, kernels_numpy, passes
 from sim.certification import WAITS
+from sim.kernels import RETIREMENT_TABLE_FROM
 from sim.cli import compose_config
 from sim.config import RunConfig
 from sim.ladder import TOP_CERTIFIED
@@ -389,6 +390,61 @@ def test_acceptance_weights_payroll_sets_and_retirement_are_identical(model):
     birth = rng.integers(1940 * 12, 2010 * 12, 50000)
     args = (23 * 12 * 100 + 11, 600, 720, 2, 4, 60, 36)
     assert same(*both(lambda k: k.retirement_age(female, birth, *args)))
+
+
+
+@pytest.mark.parametrize("n, span", [(50, 840), (5000, 840), (300, 20000), (RETIREMENT_TABLE_FROM, 1)])
+def test_retirement_ages_from_the_table_and_worker_by_worker_are_the_same_integers(n, span):
+    """The compiled pass reads the ages from a table over the birth months' range when there are more
+    workers than months (and at least RETIREMENT_TABLE_FROM), worker by worker otherwise: both paths
+    and every reform branch (before the reform, phased in, capped) give numpy's integers."""
+    rng = np.random.default_rng(n + span)
+    for reform in (1900 * 12, 2019 * 12 + 1, 2150 * 12):
+        female = rng.random(n) < 0.4
+        birth = rng.integers(1960 * 12, 1960 * 12 + span, n)
+        args = (reform, 600, 720, 2, 4, 60, 36)
+        assert same(*both(lambda k: k.retirement_age(female, birth, *args)))
+        assert same(*both(lambda k: k.retirement_age(female[::-1].copy(), birth.astype(np.int32), *args)))
+
+
+@pytest.mark.parametrize("n, mean_years, rounds", [(20000, 40.0, 200), (300, 40.0, 200), (3000, 70.0, 200),
+                                                   (3000, 70.0, 3), (3000, 10.0, 0)])
+def test_initial_ages_their_redraws_tenure_and_progress_are_numpys(n, mean_years, rounds):
+    """A new workforce's ages (normals x sd + the level's mean, truncated), the redraws of those
+    outside working age round by round (a mean near or past retirement forces many rounds, and with
+    few rounds some stay at the minimum age), the retirement ages, the time at level and progress: the
+    same integers and float32 values as numpy's operations, and the stream left alike."""
+    gens = [np.random.default_rng(n) for _ in IMPLS]
+    level = np.random.default_rng(1).integers(0, 8, n).astype(np.int8)
+    female = np.random.default_rng(2).random(n) < 0.4
+    mean_age = (np.float32(mean_years) + np.float32(1.5) * (np.arange(8, dtype=np.float32) - 2.0)) * 12
+    scale = np.float32(9.0 * 12)
+    reform = (2025 * 12, 600, 720, 2, 4, 60, 36)
+    out = []
+    for impl, g in zip(IMPLS, gens):
+        z = g.standard_normal(n, dtype=np.float32)
+        age, ret = np.empty(n, np.int16), np.empty(n, np.int16)
+        impl.ages_from_normals(z, level, mean_age, scale, age)
+        first = age.copy()
+        impl.settle_ages(g, level, female, age, ret, 2025 * 12, mean_age, scale, 192, rounds, *reform)
+        aptitude = np.exp(g.standard_normal(n, dtype=np.float32) * np.float32(0.3))
+        span = np.array([24, 48, 72, 96, 120, 120, 120, 120], np.float32)
+        rate = np.array([1 / 24, 1 / 30, 1 / 36, 1 / 48, 1 / 60, 0, 0, 0], np.float32)
+        months, progress = np.empty(n, np.int16), np.empty(n, np.float32)
+        impl.tenure_and_progress(g.random(n, dtype=np.float32), g.random(n, dtype=np.float32), level, age, span, rate,
+                                 aptitude, np.float32(2 / 3), np.float32(0.8), 192, months, progress)
+        out.append((first, age, ret, months, progress))
+    assert same(*out)
+    assert gens[0].bit_generator.state == gens[1].bit_generator.state
+    first, age, ret = out[0][:3]
+    redrawn = (first < 192) | (first >= ret)
+    if rounds == 0:
+        assert (age[redrawn] == 192).all() and redrawn.sum() > n // 2  # a mean age of 10: nearly all too young
+    elif rounds == 200:
+        assert ((age >= 192) & (age < ret)).all() and redrawn.any()
+    else:  # a mean of 70 years: a few rounds leave some past retirement, put at the minimum age
+        assert (age == 192).any()
+    assert (out[0][3] >= 0).all() and (out[0][3] <= np.maximum(age - 192, 0)).all()
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint8])
