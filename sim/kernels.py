@@ -332,11 +332,28 @@ def _marked_slots(marks, m, start, out, k):
 
 
 @njit(**_JIT)
-def learn(progress, gain, months_at_level):
-    """Phase b: progress grows by the cached monthly gain; time at level by one month."""
+def learn(progress, gain, months_at_level, threads):
+    """Phase b: progress grows by the cached monthly gain; time at level by one month. From
+    PARTS_FROM workers one part per thread: memory-bound, 1.4 against 2.5 ms at 5.9 million workers on
+    two threads."""
+    if threads > 1 and progress.size >= PARTS_FROM:
+        _learn_parts(progress, gain, months_at_level, _part_starts(progress.size, threads))
+    else:
+        _learn_slots(progress, gain, months_at_level)
+
+
+@njit(**_INLINE)
+def _learn_slots(progress, gain, months_at_level):
     for i in range(progress.size):
         progress[i] += gain[i]
         months_at_level[i] += 1
+
+
+@njit(**_PARALLEL)
+def _learn_parts(progress, gain, months_at_level, starts):
+    for c in prange(starts.size - 1):
+        lo, hi = starts[c], starts[c + 1]
+        _learn_slots(progress[lo:hi], gain[lo:hi], months_at_level[lo:hi])
 
 
 @njit(**_INLINE)
@@ -1920,7 +1937,7 @@ def warm() -> None:
     i8, i16, f32 = np.zeros(4, np.int8), np.zeros(4, np.int16), np.zeros(4, np.float32)
     idx = np.arange(2, dtype=np.int64)
     age_and_retire(i16.copy(), i16 + 1, np.empty(4, np.int64))
-    learn(f32.copy(), f32, i16.copy())
+    learn(f32.copy(), f32, i16.copy(), 1)
     tables = (np.zeros(8, np.float32), np.float32(1.5), np.ones(8, np.float32), np.ones(4, np.float32),
               np.zeros(8, np.float32))
     refresh(idx, i8, i16, f32, np.zeros(4, np.int32), f32, f32.copy(), f32.copy(), *tables)

@@ -19,7 +19,7 @@ def age_and_retire(age, retire_age, out):
     return np.flatnonzero(age >= retire_age)
 
 
-def learn(progress, gain, months_at_level):
+def learn(progress, gain, months_at_level, threads):
     progress += gain
     months_at_level += np.int16(1)
 

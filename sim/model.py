@@ -321,7 +321,7 @@ class WorkforceModel(Model):
 
     def _learn(self) -> None:
         wf = self.workforce
-        wf.kernels.learn(wf.progress, wf.gain, wf.months_at_level)
+        wf.kernels.learn(wf.progress, wf.gain, wf.months_at_level, wf.threads)
 
     def promote(self, idx: np.ndarray, channel: str) -> None:
         """Move `idx` one level up through `channel` (certification, competition, studio, appointment)."""

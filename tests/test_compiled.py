@@ -362,7 +362,7 @@ def test_eligibility_odds_and_ageing_are_identical(model):
     def age_learn(k):
         w = wf.copy()
         r = k.age_and_retire(w.age, w.retire_age, np.empty(w.n, np.int64)).copy()
-        k.learn(w.progress, w.gain, w.months_at_level)
+        k.learn(w.progress, w.gain, w.months_at_level, 1)
         return r, w.age.copy(), w.progress.copy(), w.months_at_level.copy()
 
     assert same(*both(age_learn))
@@ -926,8 +926,8 @@ def test_departures_with_threads_are_bit_for_bit_those_of_one_thread(model, thre
 
 @pytest.mark.parametrize("threads", [2, 3])
 def test_the_studio_roster_and_income_sample_with_threads_are_those_of_one_thread(model, threads):
-    """From PARTS_FROM workers the studio roster is read one part of the slots per thread,
-    and a strided income sample of THREADS_FROM values or more is read by the threads: the same
+    """From PARTS_FROM workers the studio roster is read and learning done one part of the slots per
+    thread, and a strided income sample of THREADS_FROM values or more is read by the threads: the same
     members in the same order, and the same quantiles, as one thread and as the numpy passes (also
     with no member in some parts, and with everyone a member)."""
     wf = tiled(model, -(-kernels.PARTS_FROM // model.workforce.n))
@@ -950,6 +950,13 @@ def test_the_studio_roster_and_income_sample_with_threads_are_those_of_one_threa
         got = [impl.income_quantiles(wf.pay, wf.bonus, stride, scale, threshold, np.asarray(guess, float),
                                      GUESS_WINDOWS, QUANTILES, n) for impl, n in impls]
         assert got[0] == got[1] == got[2] and got[0][1] == np.count_nonzero(ref >= threshold) > 0
+    learned = []
+    for impl, n in impls:  # learning, one part per thread from PARTS_FROM workers
+        progress, months = wf.progress.copy(), wf.months_at_level.copy()
+        impl.learn(progress, wf.gain, months, n)
+        learned.append((progress, months))
+    assert same(learned[0], learned[1]) and same(learned[0], learned[2])
+    assert same(learned[0][1], wf.months_at_level + np.int16(1)) and not same(learned[0][0], wf.progress)
 
 
 @pytest.mark.slow
