@@ -602,6 +602,9 @@ def check_cross_fields(cfg: RunConfig) -> None:
         raise ConfigError("region.skilled_mix", cfg.region.skilled_mix,
                           "shares summing to 1, some at levels 1-2 (初级工, 中级工) and some at levels 3-7 (high-skill)")
     if cfg.horizon.end_year < cfg.start_year:
+        if cfg.horizon.start_year is not None:  # the start given: it is the one out of place, or both are
+            raise ConfigError("horizon.start_year", cfg.horizon.start_year,
+                              f"a year no later than horizon.end_year ({cfg.horizon.end_year})")
         raise ConfigError("horizon.end_year", cfg.horizon.end_year,
                           f"a year no earlier than the start year {cfg.start_year}")
     lo, hi = cfg.firms.levy_rate

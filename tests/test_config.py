@@ -70,7 +70,7 @@ def test_every_numeric_field_names_its_source():
         ({"region": {"skilled_mix": [1.0]}}, "region.skilled_mix", "exactly 7"),
         ({"region": {"observed": "end of 2022"}}, "region.observed", "YYYY-MM"),
         ({"horizon": {"end_year": 2020}}, "horizon.end_year", "no earlier than the start year"),
-        ({"horizon": {"start_year": 2030, "end_year": 2029}}, "horizon.end_year", "no earlier"),
+        ({"horizon": {"start_year": 2030, "end_year": 2029}}, "horizon.start_year", "no later than horizon.end_year"),
         ({"levers": {"training": {"enabled": "yes"}}}, "levers.training.enabled", "true or false"),
         ({"firms": {"levy_rate": [0.03, 0.02]}}, "firms.levy_rate", "low <= high"),
         ({"n_agents": 10**10}, "n_agents", "GB"),
