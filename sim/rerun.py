@@ -12,9 +12,18 @@ the folder alone, and show that the numbers are the same.
    summary.json's record of the code that ran (package versions, git commit) left out: a rerun after a
    new commit or version says so in a warning, and is identical if its numbers are.
 
+A study's folder (skillsim-forecast, -plan, -sensitivity, -discover, -backtest, -calibrate: its
+manifest names its `kind` and the command that wrote it) is rerun by running that command again with
+`out=NEW` (default `results/reruns/<name>`), after the same check; a calibration's `write=true` is
+dropped (a rerun never replaces the package's calibration). Every file the two manifests list is then
+compared by its checksum; calibration.json's `seconds` (how long the fit took) is the one value left out.
+A study reads the presets and calibration files installed now, so a calibration whose checksum differs
+from the one the manifest records is named in a warning, as a different version is.
+
 Exit codes (sim.errors): 0 identical; 6 the folder failed its check, or the rerun differs (different
-package versions are named in a warning); 2 a bad argument; 3 not a run folder or an unreadable config;
-4 the new folder cannot be written; 130 interrupted (nothing written).
+package versions are named in a warning); 2 a bad argument; 3 not a run or study folder or an unreadable
+config; 4 the new folder cannot be written; 130 interrupted (nothing written); a study command's own exit
+code if it fails.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -35,19 +45,23 @@ from .errors import quiet_when_output_closed
 PROG = "skillsim-rerun"
 COMPARED = ("series.csv", "summary.json")
 DEFAULT_PARENT = Path("results") / "reruns"
-USAGE = f"""usage: {PROG} RUN_DIR [hydra.run.dir=NEW]
+USAGE = f"""usage: {PROG} RUN_DIR [hydra.run.dir=NEW | out=NEW]
 
 Rerun a run folder, or one job folder of a sweep, from the folder alone (its config.yaml), after
 checking every file against its manifest (as skillsim-verify does). Then compare the new series.csv
 and summary.json with the original's, byte for byte.
 
+A study's folder (skillsim-forecast, -plan, -sensitivity, -discover, -backtest, -calibrate) is rerun
+by running the command its manifest records again, into NEW (a calibration never replaces the package's
+files here: write=true is dropped); then every file is compared by its checksum.
+
   RUN_DIR            a folder written by skillsim (holds manifest.json and COMPLETE)
   hydra.run.dir=NEW  where to write the rerun (default results/reruns/<RUN_DIR's name>, or NAME-2, ...
-                     if that is taken); an existing non-empty NEW is refused
+  out=NEW            if that is taken); an existing non-empty NEW is refused
 
 Exit codes: 0 identical, 6 the folder failed its check or the rerun differs, 2 bad argument,
-3 not a run folder, 4 NEW cannot be written, 130 interrupted.
-Same as the Hydra route: skillsim --config-path=RUN_DIR --config-name=config [hydra.run.dir=NEW]
+3 not a run or study folder, 4 NEW cannot be written, 130 interrupted; a study's own exit code if it fails.
+Same as the Hydra route for a run folder: skillsim --config-path=RUN_DIR --config-name=config [hydra.run.dir=NEW]
 """
 log = logging.getLogger("skillsim")
 
@@ -75,10 +89,14 @@ def parse(argv: list[str]) -> tuple[Path, Path | None]:
             if not value.strip():
                 raise ConfigError("hydra.run.dir", value, "a folder path")
             out = Path(value).expanduser()
+        elif eq and key == "out":  # as the study commands take it: the value as it is
+            if not value.strip():
+                raise ConfigError("out", value, "a folder path")
+            out = Path(value).expanduser()
         elif eq and not Path(arg).exists():
             raise ConfigError(key, value, "no overrides: a rerun runs the folder's config as it is (only "
-                              "hydra.run.dir=NEW); to change a setting, run skillsim with the manifest's "
-                              "overrides and yours")
+                              "hydra.run.dir=NEW or out=NEW); to change a setting, run skillsim with the "
+                              "manifest's overrides and yours")
         elif arg.startswith("-"):
             raise ConfigError("option", arg, "RUN_DIR [hydra.run.dir=NEW] (see --help)")
         elif run_dir is None:
@@ -101,8 +119,8 @@ def check_folder(run_dir: Path) -> dict:
     if study is not None:
         kind, tool = study
         raise DataError(f"{run_dir} is a {kind} folder (written by {tool}), not a run folder: {PROG} reruns a "
-                        f"run folder or one job folder of a sweep; to repeat the {kind}, run its command (in its "
-                        "manifest.json) again with a new out=")
+                        f"run folder, one job folder of a sweep, or the folder of one of "
+                        f"{', '.join(STUDY_COMMANDS)}")
     try:
         report = verify(run_dir)
     except NotARunFolder as err:
@@ -130,6 +148,140 @@ def study_kind(folder: Path) -> tuple[str, str] | None:
     command = manifest.get("command")
     tool = command[0] if isinstance(command, list) and command and isinstance(command[0], str) else "a study command"
     return str(manifest["kind"]), tool
+
+
+#: the commands whose folders are rerun by running their recorded command again, and their entry points
+STUDY_COMMANDS = {"skillsim-forecast": "sim.studies.forecast:main", "skillsim-plan": "sim.studies.plan:main",
+                  "skillsim-sensitivity": "sim.studies.sensitivity:main",
+                  "skillsim-discover": "sim.studies.discover:main", "skillsim-backtest": "sim.studies.backtest:main",
+                  "skillsim-calibrate": "sim.studies.calibrate:main"}
+#: options of the recorded command a rerun drops: where it wrote (the rerun writes NEW) and whether a
+#: calibration replaced the package's files (a rerun never does)
+DROPPED_OPTIONS = ("out", "write")
+#: values a study's file records about the running, not about what it computed: {file: top-level keys}
+#: (how long a calibration's fit took), left out when two files' checksums differ
+TIMINGS = {"calibration.json": ("seconds",)}
+#: runs `module:function` (the first argument) as its console command would, the rest as its arguments
+_STUDY_RUNNER = "import sys; from sim.entry import run; target = sys.argv.pop(1); sys.exit(run(target))"
+
+
+def study_command(folder: Path, manifest: dict) -> tuple[str, list[str]]:
+    """The entry point and arguments that repeat the study whose manifest this is (DROPPED_OPTIONS left out)."""
+    command = manifest.get("command")
+    if not (isinstance(command, list) and command and all(isinstance(a, str) for a in command)):
+        raise DataError(f"{folder / 'manifest.json'}: records no command to rerun")
+    target = STUDY_COMMANDS.get(command[0])
+    if target is None:
+        raise DataError(f"{folder} was written by {command[0]}: {PROG} reruns a run folder, one job folder of a "
+                        f"sweep, or the folder of one of {', '.join(STUDY_COMMANDS)}")
+    return target, [a for a in command[1:] if a.partition("=")[0] not in DROPPED_OPTIONS]
+
+
+def calibration_changes(manifest: dict) -> list[str]:
+    """The calibration files (sim.results.calibration_checksums) whose checksum differs from the one the
+    study's manifest records (a calibration's: the package's files when it ran): the rerun reads today's."""
+    from .results import calibration_checksums
+
+    then = manifest.get("package_calibration_before", manifest)
+    if not isinstance(then, dict):
+        return []
+    now = calibration_checksums()
+    return [f"{key.removesuffix('_sha256')} file {str(then[key])[:12]} -> {str(now[key])[:12]}"
+            for key in ("calibration_sha256", "calibration_ensemble_sha256") if key in then and then[key] != now[key]]
+
+
+def free_folder(path: Path) -> Path:
+    """`path`, or the first of path-2, path-3, ... that does not exist."""
+    k, candidate = 1, path
+    while candidate.exists():
+        k += 1
+        candidate = path.with_name(f"{path.name}-{k}")
+    return candidate
+
+
+def rerun_study(folder: str | Path, out: str | Path | None = None) -> tuple[Path, list[str]]:
+    """Rerun a study's folder by its recorded command into `out` (default results/reruns/<name>); the new
+    folder and the files that differ (compare_folders)."""
+    from .results import refuse_inside_results
+    from .verify import verify
+
+    folder = Path(folder)
+    report = verify(folder)
+    if report.problems:
+        raise IntegrityError(report.problems, "nothing was rerun")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    target, args = study_command(folder, manifest)
+    for change in version_changes(manifest) + calibration_changes(manifest):
+        log.warning("differs from the study's: %s; the numbers may differ", change)
+    new = Path(out) if out is not None else free_folder(DEFAULT_PARENT / folder.resolve().name)
+    refuse_inside_results(new, "out")
+    log.info("rerunning %s: %s %s", folder, manifest["command"][0], " ".join([*args, f"out={new}"]))
+    code = _run_to_its_end([sys.executable, "-c", _STUDY_RUNNER, target, *args, f"out={new}"])
+    if code != 0:
+        raise StudyFailed(manifest["command"][0], code)
+    return new, compare_folders(folder, new)
+
+
+#: seconds an interrupted rerun waits for its study to end on its own interrupt before stopping it
+INTERRUPT_GRACE_S = 5.0
+
+
+def _run_to_its_end(command: list[str]) -> int:
+    """Run the study's process; its exit code. Interrupted here (Ctrl-C reaches both processes; SIGTERM
+    only this one), the study is given time to end as it ends on its own interrupt, leaving no
+    half-written folder, before this one goes on with the interrupt: SIGTERM if it is still running
+    after a few seconds, SIGKILL only if it ignores that."""
+    from .results import COMMAND_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != COMMAND_ENV}  # the study records its own command
+    proc = subprocess.Popen(command, env=env)
+    try:
+        return proc.wait()
+    except BaseException:
+        for stop, grace in ((None, INTERRUPT_GRACE_S), (proc.terminate, 60), (proc.kill, None)):
+            if stop is not None:
+                stop()
+            try:
+                proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        raise
+
+
+class StudyFailed(SkillsimError):
+    """The rerun study command ended with an error (it said why); its exit code is the rerun's."""
+
+    def __init__(self, tool: str, code: int):
+        super().__init__(f"{tool} ended with exit code {code}; nothing to compare")
+        self.exit_code = code if 0 < code < 256 else EXIT_INTEGRITY
+
+
+def compare_folders(old: Path, new: Path) -> list[str]:
+    """The files of two sealed folders that differ: listed by one manifest only, or with other checksums
+    (and, for a file in TIMINGS, other values once those keys are left out)."""
+    files = [json.loads((f / "manifest.json").read_text(encoding="utf-8")).get("files", {}) for f in (old, new)]
+    differ = []
+    for name in sorted(set(files[0]) | set(files[1])):
+        if files[0].get(name) == files[1].get(name):
+            continue
+        if name in files[0] and name in files[1] and _same_but_timings(old / name, new / name):
+            continue
+        differ.append(name)
+    return differ
+
+
+def _same_but_timings(a: Path, b: Path) -> bool:
+    keys = TIMINGS.get(a.name)
+    if not keys:
+        return False
+    try:
+        x, y = (json.loads(p.read_text(encoding="utf-8")) for p in (a, b))
+    except (OSError, ValueError):
+        return False
+    if not (isinstance(x, dict) and isinstance(y, dict)):
+        return False
+    return {k: v for k, v in x.items() if k not in keys} == {k: v for k, v in y.items() if k not in keys}
 
 
 def ran_config(run_dir: Path, cfg):
@@ -172,12 +324,19 @@ def version_changes(manifest: dict) -> list[str]:
 
     from .results import git_commit
 
-    now, then = package_versions(), manifest.get("versions", {})
+    then = manifest.get("versions", {})
+    then = then if isinstance(then, dict) else {}
+    now = package_versions(*then)  # a study records the versions of packages a run does not load, too
     changes = [f"{k} {then[k]} -> {now.get(k, 'missing')}" for k in sorted(then) if now.get(k) != then[k]]
     was, is_ = manifest.get("git_commit", "unknown"), git_commit()
     if was != "unknown" and is_ != "unknown" and was != is_:  # the same version, edited source
-        changes.append(f"skillsim source {was[:12]} -> {is_[:12]}")
+        changes.append(f"skillsim source {_commit(was)} -> {_commit(is_)}")
     return changes
+
+
+def _commit(commit: str) -> str:
+    """A commit as a warning names it: 12 characters, and whether the tree had uncommitted changes."""
+    return commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
 
 
 def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, list[str]]:
@@ -249,9 +408,11 @@ def main(argv: list[str] | None = None) -> None:
     previous = signal.signal(signal.SIGTERM, stop_on_signal)
     previous_cmd = os.environ.get(COMMAND_ENV)
     os.environ[COMMAND_ENV] = json.dumps([PROG, *argv], ensure_ascii=False)
+    study = False
     try:
         run_dir, out = parse(argv)
-        new, differ = rerun(run_dir, out)
+        study = study_kind(run_dir) is not None
+        new, differ = rerun_study(run_dir, out) if study else rerun(run_dir, out)
     except IntegrityError as err:
         for line in err.problems:
             print(line, file=sys.stderr)
@@ -272,7 +433,10 @@ def main(argv: list[str] | None = None) -> None:
     if differ:
         print(f"{PROG}: {new}: differs from {run_dir} in {', '.join(differ)}", file=sys.stderr)
         raise SystemExit(EXIT_INTEGRITY)
-    print(f"{PROG}: {new}: {' and '.join(COMPARED)} identical to {run_dir}'s", file=sys.stderr)
+    if study:
+        print(f"{PROG}: {new}: every file identical to {run_dir}'s", file=sys.stderr)
+    else:
+        print(f"{PROG}: {new}: {' and '.join(COMPARED)} identical to {run_dir}'s", file=sys.stderr)
 
 
 if __name__ == "__main__":

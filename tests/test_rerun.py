@@ -300,13 +300,11 @@ def test_a_run_at_a_draw_reruns_byte_for_byte(draw_run, tmp_path, capsys, monkey
     assert "draw=2 gives other values with the current calibration ensemble" in caplog.text
 
 
-@pytest.mark.parametrize("kind, tool_name", [("forecast", "skillsim-forecast"), ("plan", "skillsim-plan"),
-                                             ("sensitivity", "skillsim-sensitivity"),
-                                             ("discovery", "skillsim-discover"), (None, None)])
-def test_a_study_folder_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch, kind, tool_name):
-    """A forecast, plan, sensitivity or discovery folder (manifest.json with its `kind`, config.yaml,
-    COMPLETE, intact) is not a run: one line, exit 3, no results/reruns folder. Nor is any intact folder
-    whose manifest lists no series.csv."""
+@pytest.mark.parametrize("kind, tool_name", [("report", "skillsim-report"), ("forecast", None), (None, None)])
+def test_a_folder_that_is_neither_a_run_nor_a_rerunnable_study_is_refused(tmp_path, capsys, monkeypatch, kind,
+                                                                           tool_name):
+    """A folder whose manifest names a kind but a command that is no study (or none), or an intact folder
+    whose manifest lists no series.csv: one line, exit 3, nothing written."""
     import dataclasses
 
     import pandas as pd
@@ -315,7 +313,7 @@ def test_a_study_folder_is_refused_before_anything_is_written(tmp_path, capsys, 
     from sim.studies.forecast import write_folder
 
     cfg = dataclasses.replace(RunConfig(), n_agents=1500, horizon=HorizonParams(end_year=2025))
-    manifest = {"command": [tool_name or "something", "n_agents=1500"], "overrides": ["n_agents=1500"]}
+    manifest = {"command": [tool_name] if tool_name else None, "overrides": ["n_agents=1500"]}
     if kind is not None:
         manifest["kind"] = kind
     study = write_folder(tmp_path / "study", {"config": to_dict(cfg), "runs": pd.DataFrame({"run": [0]})}, manifest)
@@ -325,12 +323,135 @@ def test_a_study_folder_is_refused_before_anything_is_written(tmp_path, capsys, 
         rerun_mod.main([str(study)])
     err = capsys.readouterr().err
     assert exc.value.code == EXIT_DATA and len(err.strip().splitlines()) == 1, err
-    if kind is not None:
-        assert err.startswith(f"skillsim-rerun: {study} is a {kind} folder (written by {tool_name}), not a run folder")
+    if tool_name is not None:
+        assert err.startswith(f"skillsim-rerun: {study} was written by {tool_name}: skillsim-rerun reruns a run "
+                              "folder, one job folder of a sweep, or the folder of one of skillsim-forecast"), err
+    elif kind is not None:
+        assert err.startswith(f"skillsim-rerun: {study / 'manifest.json'}: records no command to rerun"), err
     else:
         assert err.startswith(f"skillsim-rerun: {study} is not a run folder (its manifest lists no series.csv")
-    assert "run folder or one job folder of a sweep" in err and "Traceback" not in err
+    assert "Traceback" not in err
     assert snapshot(tmp_path) == before and not (tmp_path / "results").exists()
+
+
+FORECAST = ["params=2", "structural=2", "replicates=2", "n_agents=1200", "horizon.end_year=2027"]
+
+
+@pytest.fixture(scope="module")
+def forecast_folder(tmp_path_factory):
+    """A small forecast written by its command, as a user writes one."""
+    from sim.studies import forecast
+
+    out = tmp_path_factory.mktemp("study") / "fc"
+    forecast.main([*FORECAST, f"out={out}"])
+    assert (out / "COMPLETE").is_file()
+    return out
+
+
+def test_a_study_folder_is_rerun_by_its_command_and_every_file_compared(forecast_folder, tmp_path, capsys, monkeypatch):
+    """skillsim-rerun on a forecast's folder runs its recorded command again into results/reruns/<name>
+    (then NAME-2): every file the manifests list has the same checksum, exit 0; the original is untouched."""
+    import shutil
+
+    study = tmp_path / "fc"
+    shutil.copytree(forecast_folder, study)
+    monkeypatch.chdir(tmp_path)
+    before = snapshot(study)
+    for expected in ("results/reruns/fc", "results/reruns/fc-2"):
+        rerun_mod.main([str(study)])
+        err = capsys.readouterr().err
+        assert err.strip().splitlines()[-1] == f"skillsim-rerun: {expected}: every file identical to {study}'s", err
+        new = json.loads((tmp_path / expected / "manifest.json").read_text(encoding="utf-8"))
+        old = json.loads((study / "manifest.json").read_text(encoding="utf-8"))
+        assert new["files"] == old["files"] and len(old["files"]) >= 6
+        assert new["command"] == ["skillsim-forecast", *FORECAST, f"out={expected}"]
+    assert snapshot(study) == before
+
+
+def test_a_study_rerun_that_differs_names_the_files_and_a_changed_study_is_not_rerun(forecast_folder, tmp_path,
+                                                                                       capsys, monkeypatch):
+    """A study folder resealed after one table was edited (so it verifies) reruns and differs there only:
+    exit 6 naming runs.csv. The same edit without resealing fails the check: exit 6, nothing rerun."""
+    import shutil
+
+    from sim.studies.forecast import seal
+
+    monkeypatch.chdir(tmp_path)
+    edited = tmp_path / "edited"
+    shutil.copytree(forecast_folder, edited)
+    runs = edited / "runs.csv"
+    runs.write_text(runs.read_text(encoding="utf-8").replace("2", "3", 1), encoding="utf-8")
+    changed = tmp_path / "changed"
+    shutil.copytree(edited, changed)
+    manifest = json.loads((edited / "manifest.json").read_text(encoding="utf-8"))
+    for name in ("manifest.json", "COMPLETE"):
+        (edited / name).unlink()
+    seal(edited, {k: v for k, v in manifest.items() if k not in ("files", "sizes", "finished")})
+    with pytest.raises(SystemExit) as exc:
+        rerun_mod.main([str(edited), "out=again"])
+    assert exc.value.code == EXIT_INTEGRITY
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"skillsim-rerun: again: differs from {edited} in runs.csv"
+    with pytest.raises(SystemExit) as exc:
+        rerun_mod.main([str(changed), "out=never"])
+    assert exc.value.code == EXIT_INTEGRITY and "runs.csv" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()
+
+
+def test_a_calibrations_rerun_never_writes_the_package_files_and_ignores_only_the_fits_duration(tmp_path):
+    """The recorded command loses out= and write= (a rerun writes its own folder and never replaces the
+    package's calibration); two calibration folders that differ only in calibration.json's `seconds`
+    are the same, and in any other value are not."""
+    from sim.studies.forecast import seal
+
+    manifest = {"kind": "calibration", "command": ["skillsim-calibrate", "write=true", "max_evals=3", "out=x/y",
+                                                   "n_agents=500"]}
+    assert rerun_mod.study_command(tmp_path, manifest) == ("sim.studies.calibrate:main", ["max_evals=3", "n_agents=500"])
+    folders = []
+    for name, seconds, objective in (("a", 12.5, 0.25), ("b", 99.0, 0.25), ("c", 12.5, 0.26)):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "calibration.json").write_text(json.dumps({"values": {"x": 1.0}, "objective": objective,
+                                                             "seconds": seconds}), encoding="utf-8")
+        (folder / "fit.csv").write_text("target,model\na,1\n", encoding="utf-8")
+        seal(folder, {"kind": "calibration"})
+        folders.append(folder)
+    assert rerun_mod.compare_folders(folders[0], folders[1]) == []
+    assert rerun_mod.compare_folders(folders[0], folders[2]) == ["calibration.json"]
+    (folders[2] / "extra.csv").write_text("x\n", encoding="utf-8")
+    for name in ("manifest.json", "COMPLETE"):
+        (folders[2] / name).unlink()
+    seal(folders[2], {"kind": "calibration"})
+    assert rerun_mod.compare_folders(folders[0], folders[2]) == ["calibration.json", "extra.csv"]
+
+
+def test_an_interrupted_study_rerun_lets_the_study_end_before_going_on(tmp_path, monkeypatch):
+    """Interrupted while its study runs (SIGTERM reaches the rerun only), the rerun stops the study with
+    SIGTERM after the grace period, which the study's handler turns into its own clean end, and waits
+    for it before raising the interrupt: no study process is left running."""
+    import time
+
+    monkeypatch.setattr(rerun_mod, "INTERRUPT_GRACE_S", 0.2)
+    ended, ready = tmp_path / "ended", tmp_path / "ready"
+    child = ("import signal, sys, time\n"
+             f"signal.signal(signal.SIGTERM, lambda *a: (open({str(ended)!r}, 'w').write('clean'), sys.exit(3)))\n"
+             f"open({str(ready)!r}, 'w').close()\n"
+             "time.sleep(60)\n")
+    real_wait, calls = subprocess.Popen.wait, []
+
+    def wait(self, timeout=None):
+        calls.append(timeout)
+        if len(calls) == 1:  # the interrupt, once the study has its handler
+            for _ in range(200):
+                if ready.exists():
+                    break
+                time.sleep(0.05)
+            raise KeyboardInterrupt
+        return real_wait(self, timeout=timeout)
+
+    monkeypatch.setattr(subprocess.Popen, "wait", wait)
+    with pytest.raises(KeyboardInterrupt):
+        rerun_mod._run_to_its_end([sys.executable, "-c", child])
+    assert ended.read_text() == "clean" and calls[:3] == [None, 0.2, 60]
 
 
 def test_a_manifests_commit_is_the_checkouts_and_an_installed_package_starts_no_git(tmp_path, monkeypatch):
@@ -370,7 +491,7 @@ def test_a_rerun_after_a_new_commit_compares_the_numbers_not_the_record_of_the_c
     from sim.rerun import compared_bytes, rerun
 
     monkeypatch.setattr(results, "git_commit", lambda: "f" * 40 + "-dirty")
-    monkeypatch.setattr(results, "package_versions", lambda: {"python": "3.11.0", "numpy": "0.0"})
+    monkeypatch.setattr(results, "package_versions", lambda *extra: {"python": "3.11.0", "numpy": "0.0"})
     new, differ = rerun(run, tmp_path / "again")
     assert differ == []
     assert (new / "summary.json").read_bytes() != (run / "summary.json").read_bytes()  # the record differs
