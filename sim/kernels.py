@@ -1184,14 +1184,15 @@ def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, 
         for i in range(n):
             lo = min(lo, np.int64(birth_month[i]))
             hi = max(hi, np.int64(birth_month[i]))
-    if n >= RETIREMENT_TABLE_FROM and hi - lo < n:
+    # the range's width in unsigned arithmetic: hi - lo can exceed the largest int64
+    if n >= RETIREMENT_TABLE_FROM and np.uint64(hi) - np.uint64(lo) < np.uint64(n):
         width = hi - lo + 1
         table = np.empty(2 * width, dtype=np.int16)  # men's ages, then women's
         for j in range(width):
             table[j] = _retirement_one(False, lo + j, reform, base_f, base_m, step_f, step_m, max_f, max_m)
             table[width + j] = _retirement_one(True, lo + j, reform, base_f, base_m, step_f, step_m, max_f, max_m)
-        for i in range(n):
-            out[i] = table[np.int64(birth_month[i]) - lo + width * np.int64(female[i])]
+        for i in range(n):  # any true value of `female` is a woman, as in the formula
+            out[i] = table[np.int64(birth_month[i]) - lo + (width if female[i] else 0)]
         return out
     for i in range(n):
         out[i] = _retirement_one(female[i], birth_month[i], reform, base_f, base_m, step_f, step_m, max_f, max_m)
@@ -1207,6 +1208,8 @@ def settle_ages(rng, *args):
 @njit(**_JIT)
 def _settle_ages(addresses, level, female, age, ret_age, now, mean_age, scale, min_age, max_rounds,
                  reform, base_f, base_m, step_f, step_m, max_f, max_m):
+    scale = np.float32(scale)
+    mean_age = mean_age.astype(np.float32)
     n = age.size
     if n == 0:
         return
@@ -1222,7 +1225,7 @@ def _settle_ages(addresses, level, female, age, ret_age, now, mean_age, scale, m
             table[width + j] = _retirement_one(True, now - hi + j, reform, base_f, base_m, step_f, step_m, max_f,
                                                max_m)
         for i in range(n):
-            ret_age[i] = table[hi - np.int64(age[i]) + width * np.int64(female[i])]
+            ret_age[i] = table[hi - np.int64(age[i]) + (width if female[i] else 0)]
     else:
         for i in range(n):
             ret_age[i] = _retirement_one(female[i], now - np.int64(age[i]), reform, base_f, base_m, step_f, step_m,
@@ -1265,7 +1268,10 @@ def _settle_ages(addresses, level, female, age, ret_age, now, mean_age, scale, m
 @njit(**_JIT)
 def ages_from_normals(z, level, mean_age, scale, age):
     """kernels_numpy.ages_from_normals in one pass: z x scale + the level's mean age in float32,
-    truncated to int16 (as numpy's cast), into `age`; z is left as it is."""
+    truncated to int16 (as numpy's cast), into `age`; z is left as it is. The scale and the mean ages
+    are taken as float32, whatever float they come as (as the numpy form takes them)."""
+    scale = np.float32(scale)
+    mean_age = mean_age.astype(np.float32)
     for i in range(z.size):
         v = z[i] * scale
         v = v + mean_age[level[i]]
@@ -1276,7 +1282,10 @@ def ages_from_normals(z, level, mean_age, scale, age):
 def tenure_and_progress(tenure_u, spread_u, level, age, span, rate, aptitude, two_thirds, scale, min_age,
                         months_at_level, progress):
     """kernels_numpy.tenure_and_progress in one pass: the same float32 products, minimum and casts
-    (the uniforms are left as they are)."""
+    (the uniforms are left as they are; the scalars and tables taken as float32, as the numpy form
+    takes them)."""
+    two_thirds, scale = np.float32(two_thirds), np.float32(scale)
+    span, rate = span.astype(np.float32), rate.astype(np.float32)
     for i in range(tenure_u.size):
         lv = level[i]
         t = tenure_u[i] * span[lv]

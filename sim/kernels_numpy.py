@@ -268,9 +268,10 @@ def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, 
 
 def ages_from_normals(z, level, mean_age, scale, age):
     """Ages in months of new workers (sim.demography.initial_population): float32 standard normals z x
-    scale + the level's float32 mean age, truncated to int16 into `age`. z is scratch (overwritten)."""
-    np.multiply(z, scale, out=z)
-    np.add(z, mean_age[level], out=z)
+    scale + the level's float32 mean age, truncated to int16 into `age`. z is scratch (overwritten).
+    The scale and mean ages are taken as float32 whatever float they come as."""
+    np.multiply(z, np.float32(scale), out=z)
+    np.add(z, np.asarray(mean_age, dtype=np.float32)[level], out=z)
     age[...] = z  # float32 to int16 as astype casts
 
 
@@ -280,6 +281,7 @@ def settle_ages(rng, level, female, age, ret_age, now, mean_age, scale, min_age,
     workers aged `age` in absolute month `now`, and the ages outside [min_age, retirement) drawn again
     (float32 normals x scale + the level's mean age), at most `max_rounds` times; those still outside
     are put at min_age (sim.demography.initial_population)."""
+    scale, mean_age = np.float32(scale), np.asarray(mean_age, dtype=np.float32)
     ret_age[...] = retirement_age(female, np.subtract(now, age, dtype=np.int64), *reform)
     bad = np.flatnonzero((age < min_age) | (age >= ret_age))
     for _ in range(max_rounds):
@@ -296,7 +298,10 @@ def tenure_and_progress(tenure_u, spread_u, level, age, span, rate, aptitude, tw
     """Time at level and progress of new workers (sim.demography.initial_population) from two float32
     uniforms each: months = uniform x the level's span, no more than the months since `min_age`
     (truncated to int16); progress = months x the level's rate x aptitude x a factor uniform in
-    [2/3, 4/3] x scale, in float32. The uniforms are scratch (overwritten)."""
+    [2/3, 4/3] x scale, in float32. The uniforms are scratch (overwritten); the scalars and tables are
+    taken as float32 whatever float they come as."""
+    two_thirds, scale = np.float32(two_thirds), np.float32(scale)
+    span, rate = np.asarray(span, dtype=np.float32), np.asarray(rate, dtype=np.float32)
     np.multiply(tenure_u, span[level], out=tenure_u)
     np.minimum(tenure_u, age - np.int16(min_age), out=tenure_u)
     months_at_level[...] = tenure_u  # float32 to int16 as astype casts

@@ -216,9 +216,13 @@ def rerun_study(folder: str | Path, out: str | Path | None = None) -> tuple[Path
     new = Path(out) if out is not None else free_folder(DEFAULT_PARENT / folder.resolve().name)
     refuse_inside_results(new, "out")
     log.info("rerunning %s: %s %s", folder, manifest["command"][0], " ".join([*args, f"out={new}"]))
-    code = _run_to_its_end([sys.executable, "-c", _STUDY_RUNNER, target, *args, f"out={new}"])
+    # -P: the folder the rerun starts in is not put first on the module path (`python -c` would put it),
+    # so a `sim` folder there (another checkout, an unpacked archive) is not run instead of the installed one
+    code = _run_to_its_end([sys.executable, "-P", "-c", _STUDY_RUNNER, target, *args, f"out={new}"])
     if code != 0:
         raise StudyFailed(manifest["command"][0], code)
+    if not (new / "manifest.json").is_file():
+        raise DataError(f"{manifest['command'][0]} ended without writing {new}; nothing to compare")
     return new, compare_folders(folder, new)
 
 
@@ -227,10 +231,13 @@ INTERRUPT_GRACE_S = 5.0
 
 
 def _run_to_its_end(command: list[str]) -> int:
-    """Run the study's process; its exit code. Interrupted here (Ctrl-C reaches both processes; SIGTERM
-    only this one), the study is given time to end as it ends on its own interrupt, leaving no
-    half-written folder, before this one goes on with the interrupt: SIGTERM if it is still running
-    after a few seconds, SIGKILL only if it ignores that."""
+    """Run the study's process; its exit code. Interrupted here, the study is given time to end as it
+    ends on its own interrupt, leaving no half-written folder, before this one goes on with the
+    interrupt: Ctrl-C reaches both processes, so the study has INTERRUPT_GRACE_S seconds to stop by itself;
+    a SIGTERM reaches this one only, so the study gets one at once. Then SIGTERM, then SIGKILL only if
+    it ignores that; a second Ctrl-C meanwhile moves on to the next step. A study that finished
+    meanwhile (exit 0) is compared as if nothing had happened."""
+    from . import errors
     from .results import COMMAND_ENV
 
     env = {k: v for k, v in os.environ.items() if k != COMMAND_ENV}  # the study records its own command
@@ -238,14 +245,18 @@ def _run_to_its_end(command: list[str]) -> int:
     try:
         return proc.wait()
     except BaseException:
-        for stop, grace in ((None, INTERRUPT_GRACE_S), (proc.terminate, 60), (proc.kill, None)):
-            if stop is not None:
-                stop()
+        # a SIGTERM reached this process only: the study is stopped the same way at once
+        steps = ((None, INTERRUPT_GRACE_S), (proc.terminate, 60.0), (proc.kill, None))
+        for stop, grace in steps[1:] if errors._SIGNALLED else steps:
             try:
+                if stop is not None:
+                    stop()
                 proc.wait(timeout=grace)
                 break
-            except subprocess.TimeoutExpired:
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):  # a second Ctrl-C: the next, firmer step
                 continue
+        if proc.returncode == 0:  # it had written its folder meanwhile: compare it, as without the interrupt
+            return 0
         raise
 
 

@@ -405,6 +405,18 @@ def test_retirement_ages_from_the_table_and_worker_by_worker_are_the_same_intege
         args = (reform, 600, 720, 2, 4, 60, 36)
         assert same(*both(lambda k: k.retirement_age(female, birth, *args)))
         assert same(*both(lambda k: k.retirement_age(female[::-1].copy(), birth.astype(np.int32), *args)))
+        assert same(*both(lambda k: k.retirement_age(female.astype(np.int8) * 2, birth, *args)))  # any true value
+
+
+def test_retirement_ages_over_a_range_wider_than_any_int64_difference_are_worked_out_per_worker():
+    """Birth months at both ends of int64 (a range whose width overflows a signed difference) are not
+    looked up in a table: the same integers as numpy's formula."""
+    female = np.zeros(RETIREMENT_TABLE_FROM + 44, np.bool_)
+    args = (2025 * 12, 600, 720, 2, 4, 60, 36)
+    for ends in ((np.iinfo(np.int64).min, np.iinfo(np.int64).max), (-(1 << 62), 1 << 62)):
+        birth = np.zeros(female.size, np.int64)
+        birth[:2] = ends
+        assert same(*both(lambda k: k.retirement_age(female, birth, *args)))
 
 
 @pytest.mark.parametrize("n, mean_years, rounds", [(20000, 40.0, 200), (300, 40.0, 200), (3000, 70.0, 200),
@@ -418,7 +430,10 @@ def test_initial_ages_their_redraws_tenure_and_progress_are_numpys(n, mean_years
     level = np.random.default_rng(1).integers(0, 8, n).astype(np.int8)
     female = np.random.default_rng(2).random(n) < 0.4
     mean_age = (np.float32(mean_years) + np.float32(1.5) * (np.arange(8, dtype=np.float32) - 2.0)) * 12
-    scale = np.float32(9.0 * 12)
+    if rounds == 3:  # given as float64 and a Python float, both forms take them as float32
+        mean_age, scale = mean_age.astype(np.float64), 9.0 * 12
+    else:
+        scale = np.float32(9.0 * 12)
     reform = (2025 * 12, 600, 720, 2, 4, 60, 36)
     out = []
     for impl, g in zip(IMPLS, gens):
@@ -431,8 +446,9 @@ def test_initial_ages_their_redraws_tenure_and_progress_are_numpys(n, mean_years
         span = np.array([24, 48, 72, 96, 120, 120, 120, 120], np.float32)
         rate = np.array([1 / 24, 1 / 30, 1 / 36, 1 / 48, 1 / 60, 0, 0, 0], np.float32)
         months, progress = np.empty(n, np.int16), np.empty(n, np.float32)
+        floats = (2 / 3, 0.8) if rounds == 3 else (np.float32(2 / 3), np.float32(0.8))
         impl.tenure_and_progress(g.random(n, dtype=np.float32), g.random(n, dtype=np.float32), level, age, span, rate,
-                                 aptitude, np.float32(2 / 3), np.float32(0.8), 192, months, progress)
+                                 aptitude, *floats, 192, months, progress)
         out.append((first, age, ret, months, progress))
     assert same(*out)
     assert gens[0].bit_generator.state == gens[1].bit_generator.state

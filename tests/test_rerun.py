@@ -356,6 +356,10 @@ def test_a_study_folder_is_rerun_by_its_command_and_every_file_compared(forecast
     study = tmp_path / "fc"
     shutil.copytree(forecast_folder, study)
     monkeypatch.chdir(tmp_path)
+    decoy = tmp_path / "sim"  # a `sim` folder where the rerun starts (another checkout): not what runs
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("", encoding="utf-8")
+    (decoy / "entry.py").write_text("def run(target):\n    raise SystemExit(0)\n", encoding="utf-8")
     before = snapshot(study)
     for expected in ("results/reruns/fc", "results/reruns/fc-2"):
         rerun_mod.main([str(study)])
@@ -452,6 +456,31 @@ def test_an_interrupted_study_rerun_lets_the_study_end_before_going_on(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         rerun_mod._run_to_its_end([sys.executable, "-c", child])
     assert ended.read_text() == "clean" and calls[:3] == [None, 0.2, 60]
+    # a SIGTERM that reached the rerun only: the study gets one at once, no grace period
+    from sim import errors
+
+    ended.unlink()
+    ready.unlink()
+    calls.clear()
+    monkeypatch.setattr(errors, "_SIGNALLED", True)
+    with pytest.raises(KeyboardInterrupt):
+        rerun_mod._run_to_its_end([sys.executable, "-c", child])
+    assert ended.read_text() == "clean" and calls[:2] == [None, 60]
+
+
+def test_a_study_that_ends_well_without_its_folder_is_said_in_one_line(forecast_folder, tmp_path, capsys,
+                                                                         monkeypatch):
+    """If the study command exits 0 but writes no folder (an edited command asking for its help), the
+    rerun says so in one line, exit 3, rather than failing on the missing manifest."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(forecast_folder, tmp_path / "fc")
+    monkeypatch.setattr(rerun_mod, "_run_to_its_end", lambda command: 0)
+    with pytest.raises(SystemExit) as exc:
+        rerun_mod.main([str(tmp_path / "fc"), "out=new"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == EXIT_DATA and err[-1] == "skillsim-rerun: skillsim-forecast ended without writing new; nothing to compare"
 
 
 def test_a_manifests_commit_is_the_checkouts_and_an_installed_package_starts_no_git(tmp_path, monkeypatch):
