@@ -14,8 +14,10 @@ the folder alone, and show that the numbers are the same.
 
 A study's folder (skillsim-forecast, -plan, -sensitivity, -discover, -backtest, -calibrate: its
 manifest names its `kind` and the command that wrote it) is rerun by running that command again with
-`out=NEW` (default `results/reruns/<name>`), after the same check; a calibration's `write=true` is
-dropped (a rerun never replaces the package's calibration). Every file the two manifests list is then
+`out=NEW` (default `results/reruns/<name>`), after the same check; what the study wrote outside its
+folder is dropped: a calibration's `write=true` (a rerun never replaces the package's calibration) and
+a backtest's `docs=`. A relative path the command reads (`fit=`, `inputs_file=`, `targets_file=`) is read
+from the folder the rerun starts in, with a warning. Every file the two manifests list is then
 compared by its checksum; calibration.json's `seconds` (how long the fit took) is the one value left out.
 A study reads the presets and calibration files installed now, so a calibration whose checksum differs
 from the one the manifest records is named in a warning, as a different version is.
@@ -95,8 +97,8 @@ def parse(argv: list[str]) -> tuple[Path, Path | None]:
             out = Path(value).expanduser()
         elif eq and not Path(arg).exists():
             raise ConfigError(key, value, "no overrides: a rerun runs the folder's config as it is (only "
-                              "hydra.run.dir=NEW or out=NEW); to change a setting, run skillsim with the "
-                              "manifest's overrides and yours")
+                              "hydra.run.dir=NEW or out=NEW); to change a setting, run the command in its "
+                              "manifest.json with yours")
         elif arg.startswith("-"):
             raise ConfigError("option", arg, "RUN_DIR [hydra.run.dir=NEW] (see --help)")
         elif run_dir is None:
@@ -113,6 +115,10 @@ def check_folder(run_dir: Path) -> dict:
     from .verify import NotARunFolder, is_sweep_folder, verify
 
     if is_sweep_folder(run_dir):
+        from .results import kind_of, single_runs
+
+        if any(kind_of(run_dir / name) for name in single_runs(run_dir)):  # studies side by side
+            raise DataError(f"{run_dir} is a folder of result folders: rerun one of them ({PROG} {run_dir}/NAME)")
         raise DataError(f"{run_dir} is a sweep folder: rerun one of its jobs ({PROG} {run_dir}/JOB), or repeat "
                         "the sweep's command (in any job's manifest.json) into a new hydra.sweep.dir")
     study = study_kind(run_dir)
@@ -124,7 +130,7 @@ def check_folder(run_dir: Path) -> dict:
     try:
         report = verify(run_dir)
     except NotARunFolder as err:
-        raise DataError(str(err)) from None
+        raise DataError(str(err).replace("not a run or sweep folder", "not a run, sweep job or study folder")) from None
     if report.problems:
         raise IntegrityError(report.problems, "nothing was rerun")  # a rerun would not reproduce what was run
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
@@ -155,14 +161,17 @@ STUDY_COMMANDS = {"skillsim-forecast": "sim.studies.forecast:main", "skillsim-pl
                   "skillsim-sensitivity": "sim.studies.sensitivity:main",
                   "skillsim-discover": "sim.studies.discover:main", "skillsim-backtest": "sim.studies.backtest:main",
                   "skillsim-calibrate": "sim.studies.calibrate:main"}
-#: options of the recorded command a rerun drops: where it wrote (the rerun writes NEW) and whether a
-#: calibration replaced the package's files (a rerun never does)
-DROPPED_OPTIONS = ("out", "write")
+#: options of the recorded command a rerun drops: where it wrote (the rerun writes NEW), and what it wrote
+#: outside its folder: a calibration's package files (write=) and a backtest's table in a document (docs=)
+DROPPED_OPTIONS = ("out", "write", "docs")
+#: options naming a file the study reads: a relative one is read from the folder the rerun starts in
+READ_PATH_OPTIONS = ("fit", "inputs_file", "targets_file")
 #: values a study's file records about the running, not about what it computed: {file: top-level keys}
 #: (how long a calibration's fit took), left out when two files' checksums differ
 TIMINGS = {"calibration.json": ("seconds",)}
 #: runs `module:function` (the first argument) as its console command would, the rest as its arguments
-_STUDY_RUNNER = "import sys; from sim.entry import run; target = sys.argv.pop(1); sys.exit(run(target))"
+_STUDY_RUNNER = ("import sys; from sim.entry import run; target = sys.argv.pop(1); sys.argv[0] = sys.argv.pop(1); "
+                 "sys.exit(run(target))")
 
 
 def study_command(folder: Path, manifest: dict) -> tuple[str, list[str]]:
@@ -190,6 +199,11 @@ def calibration_changes(manifest: dict) -> list[str]:
             for key in ("calibration_sha256", "calibration_ensemble_sha256") if key in then and then[key] != now[key]]
 
 
+def study_target(folder: Path) -> Path:
+    """Where a study's rerun goes without out=: results/reruns/<name>, or the first free NAME-2, ..."""
+    return free_folder(DEFAULT_PARENT / Path(folder).resolve().name)
+
+
 def free_folder(path: Path) -> Path:
     """`path`, or the first of path-2, path-3, ... that does not exist."""
     k, candidate = 1, path
@@ -213,12 +227,18 @@ def rerun_study(folder: str | Path, out: str | Path | None = None) -> tuple[Path
     target, args = study_command(folder, manifest)
     for change in version_changes(manifest) + calibration_changes(manifest):
         log.warning("differs from the study's: %s; the numbers may differ", change)
-    new = Path(out) if out is not None else free_folder(DEFAULT_PARENT / folder.resolve().name)
+    new = Path(out) if out is not None else study_target(folder)
     refuse_inside_results(new, "out")
-    log.info("rerunning %s: %s %s", folder, manifest["command"][0], " ".join([*args, f"out={new}"]))
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key in READ_PATH_OPTIONS and value and not Path(value).expanduser().is_absolute():
+            log.warning("%s: a relative path, read from this folder (%s), not from where the study ran", arg,
+                        Path.cwd())
+    tool = manifest["command"][0]
+    log.info("rerunning %s: %s %s", folder, tool, " ".join([*args, f"out={new}"]))
     # -P: the folder the rerun starts in is not put first on the module path (`python -c` would put it),
     # so a `sim` folder there (another checkout, an unpacked archive) is not run instead of the installed one
-    code = _run_to_its_end([sys.executable, "-P", "-c", _STUDY_RUNNER, target, *args, f"out={new}"])
+    code = _run_to_its_end([sys.executable, "-P", "-c", _STUDY_RUNNER, target, tool, *args, f"out={new}"])
     if code != 0:
         raise StudyFailed(manifest["command"][0], code)
     if not (new / "manifest.json").is_file():
@@ -366,7 +386,7 @@ def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, lis
     cfg = from_mapping(data)  # ConfigError if this version no longer accepts it
     cfg = ran_config(run_dir, cfg)  # the drawn values, for a run with draw=k
     for change in version_changes(manifest):
-        log.warning("package version differs from the run's: %s; the numbers may differ", change)
+        log.warning("differs from the run's: %s; the numbers may differ", change)
     target = Path(out) if out is not None else DEFAULT_PARENT / run_dir.resolve().name
     extra = {"rerun_of": {"folder": run_dir.resolve().name, "command": manifest.get("command"),
                           "started": manifest.get("started")}}
@@ -423,6 +443,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         run_dir, out = parse(argv)
         study = study_kind(run_dir) is not None
+        if study and out is None:
+            out = study_target(run_dir)  # known here: an interrupt's message says whether it was written
         new, differ = rerun_study(run_dir, out) if study else rerun(run_dir, out)
     except IntegrityError as err:
         for line in err.problems:
@@ -433,7 +455,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{PROG}: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; no result folder was written", file=sys.stderr)
+        if study and out is not None and (Path(out) / "COMPLETE").is_file():  # the study had finished
+            print(f"{PROG}: interrupted before the comparison; the study had written {out} whole "
+                  "(skillsim-verify checks it)", file=sys.stderr)
+        else:
+            print(f"{PROG}: interrupted; no result folder was written", file=sys.stderr)
         raise SystemExit(EXIT_INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

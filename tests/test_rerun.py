@@ -410,6 +410,8 @@ def test_a_calibrations_rerun_never_writes_the_package_files_and_ignores_only_th
     manifest = {"kind": "calibration", "command": ["skillsim-calibrate", "write=true", "max_evals=3", "out=x/y",
                                                    "n_agents=500"]}
     assert rerun_mod.study_command(tmp_path, manifest) == ("sim.studies.calibrate:main", ["max_evals=3", "n_agents=500"])
+    manifest = {"kind": "backtest", "command": ["skillsim-backtest", "origins=2016", "docs=docs/model.md"]}
+    assert rerun_mod.study_command(tmp_path, manifest) == ("sim.studies.backtest:main", ["origins=2016"])
     folders = []
     for name, seconds, objective in (("a", 12.5, 0.25), ("b", 99.0, 0.25), ("c", 12.5, 0.26)):
         folder = tmp_path / name
@@ -466,6 +468,45 @@ def test_an_interrupted_study_rerun_lets_the_study_end_before_going_on(tmp_path,
     with pytest.raises(KeyboardInterrupt):
         rerun_mod._run_to_its_end([sys.executable, "-c", child])
     assert ended.read_text() == "clean" and calls[:2] == [None, 60]
+
+
+def test_the_study_runner_names_the_study_in_its_messages():
+    """The study's process runs under its own command's name: an interrupt it meets says
+    `skillsim-plan: interrupted` (exit 130), not `skillsim: interrupted`."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-P", "-c", rerun_mod._STUDY_RUNNER, "_thread:interrupt_main", "skillsim-plan"],
+                          capture_output=True, text=True, timeout=60, cwd=Path(rerun_mod.__file__).parents[1])
+    assert done.returncode == 130 and done.stderr.strip().splitlines()[-1] == "skillsim-plan: interrupted", done.stderr
+
+
+def test_a_folder_of_studies_and_a_relative_path_the_study_reads_are_said(forecast_folder, tmp_path, capsys,
+                                                                        monkeypatch, caplog):
+    """A folder holding study folders side by side is named as such (not as a sweep); a relative path the
+    recorded command reads is named in a warning before the study runs."""
+    import shutil
+
+    from sim.studies.forecast import seal
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(forecast_folder, tmp_path / "studies" / "fc")
+    shutil.copytree(forecast_folder, tmp_path / "studies" / "fc2")
+    with pytest.raises(SystemExit) as exc:
+        rerun_mod.main([str(tmp_path / "studies")])
+    assert exc.value.code == EXIT_DATA
+    assert capsys.readouterr().err.strip() == (f"skillsim-rerun: {tmp_path / 'studies'} is a folder of result folders: "
+                                               f"rerun one of them (skillsim-rerun {tmp_path / 'studies'}/NAME)")
+    study = tmp_path / "studies" / "fc"
+    manifest = json.loads((study / "manifest.json").read_text(encoding="utf-8"))
+    manifest["command"] = [*manifest["command"], "targets_file=mine/targets.csv"]
+    for name in ("manifest.json", "COMPLETE"):
+        (study / name).unlink()
+    seal(study, {k: v for k, v in manifest.items() if k not in ("files", "sizes", "finished")})
+    monkeypatch.setattr(rerun_mod, "_run_to_its_end", lambda command: 0)
+    with pytest.raises(SystemExit):
+        rerun_mod.main([str(study), "out=new"])
+    assert f"targets_file=mine/targets.csv: a relative path, read from this folder ({tmp_path})" in caplog.text
 
 
 def test_a_study_that_ends_well_without_its_folder_is_said_in_one_line(forecast_folder, tmp_path, capsys,
