@@ -216,7 +216,7 @@ def free_folder(path: Path) -> Path:
 def rerun_study(folder: str | Path, out: str | Path | None = None) -> tuple[Path, list[str]]:
     """Rerun a study's folder by its recorded command into `out` (default results/reruns/<name>); the new
     folder and the files that differ (compare_folders)."""
-    from .results import refuse_inside_results
+    from .results import RERUN_OF_ENV, refuse_inside_results
     from .verify import verify
 
     folder = Path(folder)
@@ -238,7 +238,9 @@ def rerun_study(folder: str | Path, out: str | Path | None = None) -> tuple[Path
     log.info("rerunning %s: %s %s", folder, tool, " ".join([*args, f"out={new}"]))
     # -P: the folder the rerun starts in is not put first on the module path (`python -c` would put it),
     # so a `sim` folder there (another checkout, an unpacked archive) is not run instead of the installed one
-    code = _run_to_its_end([sys.executable, "-P", "-c", _STUDY_RUNNER, target, tool, *args, f"out={new}"])
+    rerun_of = {"folder": folder.resolve().name, "command": manifest["command"], "started": manifest.get("started")}
+    code = _run_to_its_end([sys.executable, "-P", "-c", _STUDY_RUNNER, target, tool, *args, f"out={new}"],
+                           {RERUN_OF_ENV: json.dumps(rerun_of, ensure_ascii=False)})
     if code != 0:
         raise StudyFailed(manifest["command"][0], code)
     if not (new / "manifest.json").is_file():
@@ -250,7 +252,7 @@ def rerun_study(folder: str | Path, out: str | Path | None = None) -> tuple[Path
 INTERRUPT_GRACE_S = 5.0
 
 
-def _run_to_its_end(command: list[str]) -> int:
+def _run_to_its_end(command: list[str], extra_env: dict[str, str] | None = None) -> int:
     """Run the study's process; its exit code. Interrupted here, the study is given time to end as it
     ends on its own interrupt, leaving no half-written folder, before this one goes on with the
     interrupt: Ctrl-C reaches both processes, so the study has INTERRUPT_GRACE_S seconds to stop by itself;
@@ -261,7 +263,7 @@ def _run_to_its_end(command: list[str]) -> int:
     from .results import COMMAND_ENV
 
     env = {k: v for k, v in os.environ.items() if k != COMMAND_ENV}  # the study records its own command
-    proc = subprocess.Popen(command, env=env)
+    proc = subprocess.Popen(command, env={**env, **(extra_env or {})})
     try:
         return proc.wait()
     except BaseException:

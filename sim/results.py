@@ -112,6 +112,9 @@ def commit_of(src: Path) -> str:
 
 #: Set by the command-line tools (and inherited by a sweep's worker processes): the command as typed.
 COMMAND_ENV = "SKILLSIM_COMMAND"
+#: set by skillsim-rerun for the study it runs again: what is rerun (JSON), recorded as the new folder's
+#: manifest's `rerun_of` (sim.studies.forecast.seal), as a run's rerun records it
+RERUN_OF_ENV = "SKILLSIM_RERUN_OF"
 
 
 def user_command() -> list[str]:

@@ -369,6 +369,8 @@ def test_a_study_folder_is_rerun_by_its_command_and_every_file_compared(forecast
         old = json.loads((study / "manifest.json").read_text(encoding="utf-8"))
         assert new["files"] == old["files"] and len(old["files"]) >= 6
         assert new["command"] == ["skillsim-forecast", *FORECAST, f"out={expected}"]
+        assert new["rerun_of"] == {"folder": "fc", "command": old["command"], "started": old["started"]}
+        assert "rerun_of" not in old
     assert snapshot(study) == before
 
 
@@ -503,7 +505,7 @@ def test_a_folder_of_studies_and_a_relative_path_the_study_reads_are_said(foreca
     for name in ("manifest.json", "COMPLETE"):
         (study / name).unlink()
     seal(study, {k: v for k, v in manifest.items() if k not in ("files", "sizes", "finished")})
-    monkeypatch.setattr(rerun_mod, "_run_to_its_end", lambda command: 0)
+    monkeypatch.setattr(rerun_mod, "_run_to_its_end", lambda command, env=None: 0)
     with pytest.raises(SystemExit):
         rerun_mod.main([str(study), "out=new"])
     assert f"targets_file=mine/targets.csv: a relative path, read from this folder ({tmp_path})" in caplog.text
@@ -517,7 +519,7 @@ def test_a_study_that_ends_well_without_its_folder_is_said_in_one_line(forecast_
 
     monkeypatch.chdir(tmp_path)
     shutil.copytree(forecast_folder, tmp_path / "fc")
-    monkeypatch.setattr(rerun_mod, "_run_to_its_end", lambda command: 0)
+    monkeypatch.setattr(rerun_mod, "_run_to_its_end", lambda command, env=None: 0)
     with pytest.raises(SystemExit) as exc:
         rerun_mod.main([str(tmp_path / "fc"), "out=new"])
     err = capsys.readouterr().err.strip().splitlines()

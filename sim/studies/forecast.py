@@ -22,6 +22,7 @@ parameter set and central structural inputs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -35,7 +36,7 @@ import pandas as pd
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError, quiet_when_output_closed
 from .options import config_override, key_values, path_option, releases_claims
-from ..results import (COMPLETE_MARKER, _json, calibration_checksums, complete_text, git_commit,
+from ..results import (COMPLETE_MARKER, RERUN_OF_ENV, _json, calibration_checksums, complete_text, git_commit,
                        package_versions, sha256)
 from ..streams import replicate_seed
 from . import uncertainty, variance
@@ -204,6 +205,12 @@ def seal(folder: Path, manifest: dict) -> None:
     marker that protects it: what skillsim-verify and skillsim-report check."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     names = {p: p.relative_to(folder).as_posix() for p in files}
+    rerun_of = os.environ.get(RERUN_OF_ENV)
+    if rerun_of:  # a study skillsim-rerun runs again: which folder, as a run's rerun says
+        try:
+            manifest = {**manifest, "rerun_of": json.loads(rerun_of)}
+        except ValueError:
+            pass
     manifest = {**manifest, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "files": {names[p]: sha256(p) for p in files}, "sizes": {names[p]: p.stat().st_size for p in files}}
     (folder / "manifest.json").write_text(_json(manifest), encoding="utf-8")
