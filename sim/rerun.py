@@ -205,7 +205,9 @@ def study_target(folder: Path) -> Path:
 
 
 def free_folder(path: Path) -> Path:
-    """`path`, or the first of path-2, path-3, ... that does not exist."""
+    """`path`, or the first of path-2, path-3, ... that does not exist: only the name is chosen here. The
+    study claims its folder itself (sim.studies.options.check_writable); a claim held here would make
+    it refuse its own folder as busy, and one taken meanwhile by another process is refused there."""
     k, candidate = 1, path
     while candidate.exists():
         k += 1
@@ -286,8 +288,9 @@ class StudyFailed(SkillsimError):
     """The rerun study command ended with an error (it said why); its exit code is the rerun's."""
 
     def __init__(self, tool: str, code: int):
-        super().__init__(f"{tool} ended with exit code {code}; nothing to compare")
-        self.exit_code = code if 0 < code < 256 else EXIT_INTEGRITY
+        how = f"exit code {code}" if code > 0 else f"signal {-code}"
+        super().__init__(f"{tool} ended with {how}; nothing to compare")
+        self.exit_code = code if 0 < code < 256 else 128 - code if code < 0 else EXIT_INTEGRITY  # as a shell says
 
 
 def compare_folders(old: Path, new: Path) -> list[str]:

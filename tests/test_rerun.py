@@ -578,3 +578,11 @@ def test_a_rerun_after_a_new_commit_compares_the_numbers_not_the_record_of_the_c
     summary["config"]["seed"] += 1
     changed.write_text(json.dumps(summary), encoding="utf-8")
     assert compared_bytes(changed) != compared_bytes(run / "summary.json")
+
+
+def test_a_failed_studys_exit_is_the_reruns_and_a_killed_one_exits_as_a_shell_says():
+    """A study that ends with exit code 2 makes the rerun exit 2; one killed by signal 9 (or 2) exits 137
+    (or 130), as a shell reports it, and the message names the signal."""
+    codes = {c: rerun_mod.StudyFailed("skillsim-plan", c) for c in (2, -9, -2)}
+    assert {c: e.exit_code for c, e in codes.items()} == {2: 2, -9: 137, -2: 130}
+    assert str(codes[-9]) == "skillsim-plan ended with signal 9; nothing to compare"
