@@ -265,7 +265,7 @@ def _run_to_its_end(command: list[str], extra_env: dict[str, str] | None = None)
     from .results import COMMAND_ENV
 
     env = {k: v for k, v in os.environ.items() if k != COMMAND_ENV}  # the study records its own command
-    proc = subprocess.Popen(command, env={**env, **(extra_env or {})})
+    proc = subprocess.Popen(command, env={**env, **_same_package(env), **(extra_env or {})})
     try:
         return proc.wait()
     except BaseException:
@@ -282,6 +282,19 @@ def _run_to_its_end(command: list[str], extra_env: dict[str, str] | None = None)
         if proc.returncode == 0:  # it had written its folder meanwhile: compare it, as without the interrupt
             return 0
         raise
+
+
+def _same_package(env: dict[str, str]) -> dict[str, str]:
+    """PYTHONPATH for the study's process so that it imports this process's `sim`: a source checkout
+    run without installing (`python -m sim.rerun` in it) is found through the folder it started in,
+    which `-P` leaves off the path; an installed package is found anyway (nothing is added)."""
+    import site
+
+    root = str(Path(__file__).resolve().parents[1])
+    sites = {str(Path(p).resolve()) for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    if root in sites:
+        return {}
+    return {"PYTHONPATH": os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])}
 
 
 class StudyFailed(SkillsimError):

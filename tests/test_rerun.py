@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -586,3 +587,17 @@ def test_a_failed_studys_exit_is_the_reruns_and_a_killed_one_exits_as_a_shell_sa
     codes = {c: rerun_mod.StudyFailed("skillsim-plan", c) for c in (2, -9, -2)}
     assert {c: e.exit_code for c, e in codes.items()} == {2: 2, -9: 137, -2: 130}
     assert str(codes[-9]) == "skillsim-plan ended with signal 9; nothing to compare"
+
+
+def test_the_studys_process_imports_this_processs_package(monkeypatch):
+    """The study's process is pointed at the folder holding this process's `sim` (a checkout used
+    without installing, whose folder `-P` leaves off the path), ahead of any PYTHONPATH given; an
+    installed package (its folder a site-packages one) gets nothing added."""
+    import site
+
+    root = str(Path(rerun_mod.__file__).resolve().parents[1])
+    monkeypatch.setattr(site, "getsitepackages", lambda: ["/nowhere/site-packages"])
+    assert rerun_mod._same_package({}) == {"PYTHONPATH": root}
+    assert rerun_mod._same_package({"PYTHONPATH": "/x"}) == {"PYTHONPATH": f"{root}{os.pathsep}/x"}
+    monkeypatch.setattr(site, "getsitepackages", lambda: [root])
+    assert rerun_mod._same_package({"PYTHONPATH": "/x"}) == {}
