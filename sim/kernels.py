@@ -1170,6 +1170,16 @@ def _retirement_one(fem, birth, reform, base_f, base_m, step_f, step_m, max_f, m
     return base + delay
 
 
+@njit(**_INLINE)
+def _retirement_table(first, width, reform, base_f, base_m, step_f, step_m, max_f, max_m):
+    """Men's retirement ages for birth months first .. first + width - 1, then women's (int16)."""
+    table = np.empty(2 * width, dtype=np.int16)
+    for j in range(width):
+        table[j] = _retirement_one(False, first + j, reform, base_f, base_m, step_f, step_m, max_f, max_m)
+        table[width + j] = _retirement_one(True, first + j, reform, base_f, base_m, step_f, step_m, max_f, max_m)
+    return table
+
+
 @njit(**_JIT)
 def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, max_f, max_m):
     """Statutory retirement age in months (demography.retirement_age_months: integer arithmetic only).
@@ -1187,10 +1197,7 @@ def retirement_age(female, birth_month, reform, base_f, base_m, step_f, step_m, 
     # the range's width in unsigned arithmetic: hi - lo can exceed the largest int64
     if n >= RETIREMENT_TABLE_FROM and np.uint64(hi) - np.uint64(lo) < np.uint64(n):
         width = hi - lo + 1
-        table = np.empty(2 * width, dtype=np.int16)  # men's ages, then women's
-        for j in range(width):
-            table[j] = _retirement_one(False, lo + j, reform, base_f, base_m, step_f, step_m, max_f, max_m)
-            table[width + j] = _retirement_one(True, lo + j, reform, base_f, base_m, step_f, step_m, max_f, max_m)
+        table = _retirement_table(lo, width, reform, base_f, base_m, step_f, step_m, max_f, max_m)
         for i in range(n):  # any true value of `female` is a woman, as in the formula
             out[i] = table[np.int64(birth_month[i]) - lo + (width if female[i] else 0)]
         return out
@@ -1219,11 +1226,7 @@ def _settle_ages(addresses, level, female, age, ret_age, now, mean_age, scale, m
         hi = max(hi, np.int64(age[i]))
     width = hi - lo + 1
     if n >= RETIREMENT_TABLE_FROM and width < n:  # by birth month now - age, from now - hi
-        table = np.empty(2 * width, dtype=np.int16)  # men's, then women's
-        for j in range(width):
-            table[j] = _retirement_one(False, now - hi + j, reform, base_f, base_m, step_f, step_m, max_f, max_m)
-            table[width + j] = _retirement_one(True, now - hi + j, reform, base_f, base_m, step_f, step_m, max_f,
-                                               max_m)
+        table = _retirement_table(now - hi, width, reform, base_f, base_m, step_f, step_m, max_f, max_m)
         for i in range(n):
             ret_age[i] = table[hi - np.int64(age[i]) + (width if female[i] else 0)]
     else:
