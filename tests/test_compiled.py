@@ -10,6 +10,7 @@ level ledger in slot order, as np.bincount does.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import warnings
@@ -1124,6 +1125,32 @@ def test_a_pools_workers_use_one_thread_each():
     from joblib import Parallel, delayed
 
     assert Parallel(n_jobs=2, backend="loky")(delayed(kernels.threads)() for _ in range(2)) == [1, 1]
+
+
+def _passes_of(model) -> str:
+    return model.workforce.kernels.__name__
+
+
+@pytest.mark.parametrize("asked, total, expected", [
+    ("", 4000, "sim.kernels"),  # auto, the runs add up to COMPILED_FROM: loading the passes pays back
+    ("", 2000, "sim.kernels_numpy"),  # auto, too few agents in all: the numpy passes, as for one small run
+    ("numpy", 4000, "sim.kernels_numpy"),  # a forced choice stands
+])
+def test_a_batch_run_in_this_process_takes_the_compiled_passes_when_its_runs_add_up(monkeypatch, asked, total,
+                                                                                      expected):
+    """SKILLSIM_JOBS=1 (one core, a cluster job of one CPU) ran every run of a study on the numpy
+    passes, three to four times slower than a pool's worker; the choice is set back afterwards."""
+    from sim.studies.batch import run_batch
+
+    monkeypatch.setattr(passes, "COMPILED_FROM", 3000)  # the rule at test sizes (two runs of 2,000 agents)
+    if asked:
+        monkeypatch.setenv(passes.ENV, asked)
+    else:
+        monkeypatch.delenv(passes.ENV, raising=False)
+    base = compose_config(["n_agents=1000", SHORT_HISTORY, "horizon.end_year=2025"])
+    configs = [dataclasses.replace(base, n_agents=total // 2, replicate=r) for r in range(2)]
+    assert run_batch(configs, _passes_of, jobs=1) == [expected, expected]
+    assert os.environ.get(passes.ENV, "") == asked
 
 
 @pytest.mark.parametrize("overrides", [

@@ -25,17 +25,42 @@ def warnings(monkeypatch, caplog):
 @pytest.mark.parametrize("value, expected", [("3", 3), ("1", 1), (" 2 ", 2), ("", None)])
 def test_a_usable_number_of_jobs_is_taken_silently(monkeypatch, warnings, value, expected):
     monkeypatch.setenv("SKILLSIM_JOBS", value)
-    assert batch.n_jobs() == (expected or max(1, os.cpu_count() or 1))
+    assert batch.n_jobs() == (expected or usable())
     assert warnings() == []
 
 
 @pytest.mark.parametrize("value", ["two", "0", "-3", "1.5"])
 def test_an_unusable_number_of_jobs_is_one_per_core_with_one_warning(monkeypatch, warnings, value):
     monkeypatch.setenv("SKILLSIM_JOBS", value)
-    cores = max(1, os.cpu_count() or 1)
+    cores = usable()
     assert batch.n_jobs() == cores and batch.n_jobs() == cores
     assert warnings() == [f"SKILLSIM_JOBS={value} is not a whole number of processes >= 1; "
-                          f"using {cores} (one per core)"]
+                          f"using {cores} (one per core this process may use)"]
+
+
+def usable() -> int:
+    """The cores this process may use, as Linux says (no container quota on a test machine)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else max(1, os.cpu_count() or 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and two cores")
+def test_the_default_number_of_jobs_is_the_cores_this_process_may_use():
+    """A study in a cluster allocation (the scheduler pins the job to some of the node's cores) starts
+    one process per allowed core, not one per core of the node: os.cpu_count() counted the node's."""
+    import subprocess
+    import sys
+
+    one = min(os.sched_getaffinity(0))
+    code = (f"import os; os.sched_setaffinity(0, {{{one}}}); from sim.studies import batch; "
+            "print(batch.n_jobs(), os.cpu_count())")
+    env = {k: v for k, v in os.environ.items() if k not in ("SKILLSIM_JOBS", "LOKY_MAX_CPU_COUNT")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    jobs, machine = map(int, out.stdout.split())
+    assert (jobs, machine) == (1, os.cpu_count())
+    capped = subprocess.run([sys.executable, "-c", "from sim.studies import batch; print(batch.n_jobs())"],
+                            capture_output=True, text=True, env={**env, "LOKY_MAX_CPU_COUNT": "1"}, check=True)
+    assert capped.stdout.split() == ["1"]
 
 
 @pytest.mark.parametrize("env, read, default", [(history_reuse.ENV, history_reuse.budget_bytes, 128),

@@ -6,8 +6,8 @@ into whatever the study keeps (moments, a series, figures), so nothing large cro
 boundary. Processes come from joblib's loky backend (a well-kept pool that reuses its workers and
 is already a dependency through Hydra's joblib launcher): the model is single-threaded numpy, so
 one process per core is the right grain. `SKILLSIM_JOBS` sets the number of processes (default: one
-per core; 1 runs in this process). Results come back in input order, so a study's tables do not
-depend on how many processes ran it.
+per core this process may use; 1 runs in this process). Results come back in input order, so a study's
+tables do not depend on how many processes ran it.
 
 Runs that share a simulated history (the same config but for the forecast levers' settings, as a
 plan's lever mixes at common random numbers) go to a worker together, so that it simulates the
@@ -26,13 +26,23 @@ from ..config import RunConfig
 T = TypeVar("T")
 
 
+def usable_cores() -> int:
+    """The cores this process may use: joblib's count (loky's), which honours the CPU affinity a
+    cluster's scheduler sets (a SLURM job of 4 CPUs on a 64-core node), a container's CPU quota and
+    LOKY_MAX_CPU_COUNT, as the sweeps' joblib launcher (n_jobs=-1) counts them. os.cpu_count() counts
+    the machine's: a study in a 4-CPU allocation started 64 processes on those 4."""
+    from joblib import cpu_count
+
+    return max(1, cpu_count())
+
+
 def n_jobs() -> int:
-    """Worker processes: SKILLSIM_JOBS, else one per core; a value that is not a whole number >= 1
-    is warned about once and the default used."""
+    """Worker processes: SKILLSIM_JOBS, else one per usable core (`usable_cores`); a value that is not
+    a whole number >= 1 is warned about once and the default used."""
     value = os.environ.get("SKILLSIM_JOBS", "").strip()
-    cores = max(1, os.cpu_count() or 1)
     if not value:
-        return cores
+        return usable_cores()
+    cores = usable_cores()
     try:
         jobs = int(value)
     except ValueError:
@@ -41,7 +51,8 @@ def n_jobs() -> int:
         return jobs
     from ..errors import warn_setting
 
-    warn_setting("SKILLSIM_JOBS", value, f"is not a whole number of processes >= 1; using {cores} (one per core)")
+    warn_setting("SKILLSIM_JOBS", value, f"is not a whole number of processes >= 1; using {cores} "
+                 "(one per core this process may use)")
     return cores
 
 
@@ -79,7 +90,10 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
     # runs that share no history (a calibration's, an ensemble's) keep none: it would only cost time
     pieces, keep = group_by_history(configs, jobs * PIECES_PER_JOB)
     if jobs <= 1:
-        return _several(list(configs), read, keep)
+        from ..passes import compiled_for_batch
+
+        with compiled_for_batch(sum(c.n_agents for c in configs), wait_for_compiling):
+            return _several(list(configs), read, keep)
     from joblib import Parallel, delayed
 
     from ..passes import use_compiled_in_workers
