@@ -1936,17 +1936,22 @@ def warmed() -> None:
 os.register_at_fork(before=warmed)
 
 
-def cached() -> bool:
-    """Whether numba's cache holds code for this source of every public kernel, read from each one's
-    cache index as numba reads it on loading (an index written for other source counts as none). If not, the first use compiles: 30-80 s. Anything unexpected in numba's cache counts as
-    cached: the caller then loads or compiles as it would have."""
+def cached(unknown: bool = True) -> bool:
+    """Whether numba's cache holds code for this source of every public kernel, compiled for this
+    machine's CPU (numba keys each entry by the CPU's name and features: a cache shared by a cluster's
+    nodes through a home folder may hold another node's code only), read from each one's cache index
+    as numba reads it on loading (an index written for other source counts as none). If not, the first
+    use compiles: 30-80 s. `unknown`: the answer when numba's private cache API has moved (True: the
+    caller then loads or compiles as it would have)."""
     try:
-        from numba.core.registry import CPUDispatcher
+        from numba.core.registry import CPUDispatcher, cpu_target
 
-        return all(obj._cache._cache_file._load_index() for name, obj in list(globals().items())
+        magic = cpu_target.target_context.codegen().magic_tuple()
+        return all(any(key[1] == magic for key in obj._cache._cache_file._load_index())
+                   for name, obj in list(globals().items())
                    if isinstance(obj, CPUDispatcher) and not name.startswith("_"))
-    except Exception:  # noqa: BLE001 - numba's private cache API moved: behave as before
-        return True
+    except Exception:  # noqa: BLE001 - numba's private cache API moved
+        return unknown
 
 
 def warm() -> None:

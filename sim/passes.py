@@ -148,7 +148,8 @@ os.register_at_fork(before=_wait_for_loading)  # no fork while the thread holds 
 def use_compiled_in_workers(wait_for_compiling: bool = True) -> None:
     """Before starting worker processes that run many models: compile the kernels once here if the
     cache is cold (not in every worker at once) and let the workers use them (each on one thread, as
-    any pool's worker: sim.kernels.threads). With `wait_for_compiling` False (the explorer, where a
+    any pool's worker: sim.kernels.threads). A warm cache is not loaded here: this process runs no
+    model, and loading every kernel cost it 0.35-0.8 s before its workers started. With `wait_for_compiling` False (the explorer, where a
     person waits for the first chart) and the choice left to skillsim (`auto`), a cold cache is filled by
     a process of its own (`compiled_ready`) and the workers use the numpy passes (the same
     numbers, more slowly) until it has finished."""
@@ -161,7 +162,8 @@ def use_compiled_in_workers(wait_for_compiling: bool = True) -> None:
         if not compiled_ready():
             os.environ[ENV] = "numpy"
             return
-    kernels.warm()
+    if not kernels.cached(unknown=False):
+        kernels.warm()
     os.environ[ENV] = "compiled"
 
 

@@ -1343,6 +1343,31 @@ def test_a_cold_compiled_cache_is_filled_apart_while_the_explorers_workers_use_n
     assert warm.stdout.split("\n")[0] == "True compiled 0"
 
 
+def test_a_cache_compiled_for_another_cpu_counts_as_cold(monkeypatch):
+    """numba keys cached code by the CPU's name and features: a home folder shared by a cluster's nodes
+    may hold another node's code only, and each worker would then compile for itself."""
+    from numba.core.registry import cpu_target
+
+    kernels.warm()
+    assert kernels.cached()
+    codegen = type(cpu_target.target_context.codegen())
+    monkeypatch.setattr(codegen, "magic_tuple", lambda self: ("x86_64-unknown-linux-gnu", "another-cpu", ""))
+    assert not kernels.cached()
+
+
+@pytest.mark.parametrize("warm_cache", [True, False])
+def test_a_pools_parent_loads_the_kernels_only_to_fill_a_cold_cache(monkeypatch, warm_cache):
+    """The parent of a pool runs no model: loading every kernel there (0.35-0.8 s) only delayed its
+    workers' start. It compiles them when the cache is cold, once, so that the workers do not each."""
+    loaded = []
+    monkeypatch.setattr(kernels, "cached", lambda unknown=True: warm_cache)
+    monkeypatch.setattr(kernels, "warm", lambda: loaded.append(True))
+    monkeypatch.setenv(passes.ENV, "auto")
+    passes.use_compiled_in_workers()
+    assert os.environ[passes.ENV] == "compiled"
+    assert loaded == ([] if warm_cache else [True])
+
+
 @pytest.mark.parametrize("finished", [False, True])
 def test_the_explorers_workers_take_the_compiled_passes_once_the_background_compiler_has_finished(
         monkeypatch, finished):
