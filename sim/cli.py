@@ -1394,6 +1394,9 @@ def main(argv: list[str] | None = None) -> None:
         preflight(printed)  # --cfg job n_agents=-5: Hydra prints any config; a bad value is refused as a run's
     elif overrides is None and (sweep_overrides := _with_config_dir(argv, _sweep_overrides(bare))) is not None:
         sweep.quiet_optuna_notes()  # said in one line by the checks instead
+        from .studies.batch import drop_unusable_loky_count
+
+        drop_unusable_loky_count()  # the joblib launcher counts the cores (n_jobs=-1) with it
         if (preflight_sweep(sweep_overrides) or "").endswith(".BasicSweeper"):
             fastsweep.use_fast_sweeps()
         from .history_reuse import sweep_may_share

@@ -8,8 +8,9 @@ more than that only for large workforces, or over many runs in one process. So:
 - `SKILLSIM_KERNELS=compiled` or `numpy` forces a choice;
 - otherwise (`auto`) a run of at least `COMPILED_FROM` agents uses the compiled passes, and so does
   every run in a process that runs many (the batch runner and sweeps set `compiled` for their
-  workers, see `use_compiled_in_workers`; a batch run in its own process, with SKILLSIM_JOBS=1,
-  when its runs add up to `COMPILED_FROM` agents, see `compiled_for_batch`).
+  workers, see `use_compiled_in_workers`; a batch run in this process, with SKILLSIM_JOBS=1, when
+  its runs add up to `BATCH_COMPILED_FROM` agents or the passes are loaded already, see
+  `compiled_for_batch`).
 
 A run of at least `COMPILED_FROM` agents in a process that has not imported the compiled passes
 starts building its workforce at once while a second thread imports numba and loads every compiled
@@ -33,6 +34,10 @@ CHOICES = ("auto", "compiled", "numpy")
 #: agents from which a single run is faster with the compiled passes, load time included
 #: (benchmarks/README.md, section (d))
 COMPILED_FROM = 250_000
+#: agents, over all its runs, from which a batch run in one process is faster with the compiled passes,
+#: their loading included (`compiled_for_batch`; in a fresh process, batches of one year: 8 runs of 2,000
+#: agents 0.96 s against 1.46 s on numpy, 4 of 5,000 0.73 against 0.81 s, 4 of 10,000 0.93 against 0.95 s)
+BATCH_COMPILED_FROM = 16_000
 
 
 def choice() -> str:
@@ -167,15 +172,22 @@ def use_compiled_in_workers(wait_for_compiling: bool = True) -> None:
     os.environ[ENV] = "compiled"
 
 
+def _kernels_imported() -> bool:
+    return sys.modules.get(f"{__package__}.kernels") is not None
+
+
 @contextlib.contextmanager
 def compiled_for_batch(total_agents: int, wait_for_compiling: bool = True):
-    """The runs of a batch that runs in this process (SKILLSIM_JOBS=1, one core) take the compiled
-    passes when the choice is left to skillsim (`auto`) and the runs add up to `COMPILED_FROM` agents,
-    the rule for one run: loading the passes, once, is then paid back, as in a pool's worker. A forecast
-    of 64 runs of 50,000 agents took 42 s on the numpy passes against 10 s on two workers. The choice
-    is set back afterwards; `wait_for_compiling` False (the explorer) keeps the numpy passes while the
-    cache is cold (`compiled_ready` fills it in a process of its own)."""
-    if choice() != "auto" or total_agents < COMPILED_FROM or (not wait_for_compiling and not compiled_ready()):
+    """The runs of a batch that runs in this process (SKILLSIM_JOBS=1, or one usable core) take the
+    compiled passes when the choice is left to skillsim (`auto`) and either this process has imported
+    them already (an earlier batch of the same study: plans, sensitivity analyses and discoveries run
+    theirs 32 design points at a time) or the runs add up to `BATCH_COMPILED_FROM` agents: loading the
+    passes, once, is then paid back, as in a pool's worker. A forecast of 64 runs of 50,000 agents took
+    42 s on the numpy passes against 14 s on the compiled ones. The choice is set back afterwards;
+    `wait_for_compiling` False (the explorer) keeps the numpy passes while the cache is cold
+    (`compiled_ready` fills it in a process of its own)."""
+    if (choice() != "auto" or not (_kernels_imported() or total_agents >= BATCH_COMPILED_FROM)
+            or (not wait_for_compiling and not compiled_ready())):
         yield
         return
     previous = os.environ.get(ENV)

@@ -1131,18 +1131,22 @@ def _passes_of(model) -> str:
     return model.workforce.kernels.__name__
 
 
-@pytest.mark.parametrize("asked, total, expected", [
-    ("", 4000, "sim.kernels"),  # auto, the runs add up to COMPILED_FROM: loading the passes pays back
-    ("", 2000, "sim.kernels_numpy"),  # auto, too few agents in all: the numpy passes, as for one small run
-    ("numpy", 4000, "sim.kernels_numpy"),  # a forced choice stands
+@pytest.mark.parametrize("asked, total, imported, expected", [
+    ("", 4000, False, "sim.kernels"),  # auto, the runs add up: loading the passes pays back
+    ("", 2000, False, "sim.kernels_numpy"),  # auto, too few agents in all and nothing loaded: numpy
+    ("", 2000, True, "sim.kernels"),  # auto, loaded by an earlier batch of the study: nothing left to pay
+    ("numpy", 4000, True, "sim.kernels_numpy"),  # a forced choice stands
 ])
-def test_a_batch_run_in_this_process_takes_the_compiled_passes_when_its_runs_add_up(monkeypatch, asked, total,
-                                                                                      expected):
+def test_a_batch_run_in_this_process_takes_the_compiled_passes_when_they_pay_back(monkeypatch, asked, total,
+                                                                                    imported, expected):
     """SKILLSIM_JOBS=1 (one core, a cluster job of one CPU) ran every run of a study on the numpy
-    passes, three to four times slower than a pool's worker; the choice is set back afterwards."""
+    passes, three to four times slower than a pool's worker; studies that run their design 32 points at
+    a time decided it per piece, on the numpy passes after the compiled ones were loaded. The choice is
+    set back afterwards."""
     from sim.studies.batch import run_batch
 
-    monkeypatch.setattr(passes, "COMPILED_FROM", 3000)  # the rule at test sizes (two runs of 2,000 agents)
+    monkeypatch.setattr(passes, "BATCH_COMPILED_FROM", 3000)  # the rule at test sizes (two runs of 2,000 agents)
+    monkeypatch.setattr(passes, "_kernels_imported", lambda: imported)
     if asked:
         monkeypatch.setenv(passes.ENV, asked)
     else:

@@ -90,3 +90,16 @@ def test_a_cache_folder_that_cannot_be_written_is_said_once_and_the_run_goes_on(
     assert len(said) == 1 and said[0].startswith(f"SKILLSIM_CACHE_DIR={blocker} cannot be written (")
     assert "set it to a writable folder, or to an empty string to turn the caches off" in said[0]
     assert compose_cache.load(["n_agents=300"], "cli") is None
+
+
+def test_a_loky_cpu_count_that_is_not_a_number_is_warned_about_not_a_crash(monkeypatch, warnings):
+    """joblib reads LOKY_MAX_CPU_COUNT with int(): `abc` made every study fail as a bug of skillsim, even
+    with SKILLSIM_JOBS set (which needs no count of the cores)."""
+    monkeypatch.setenv("LOKY_MAX_CPU_COUNT", "abc")
+    monkeypatch.setenv("SKILLSIM_JOBS", "1")
+    assert batch.n_jobs() == 1 and warnings() == []
+    monkeypatch.delenv("SKILLSIM_JOBS")
+    assert batch.n_jobs() == usable()
+    assert warnings() == ["LOKY_MAX_CPU_COUNT=abc is not a whole number of processes; the cores are counted "
+                          "without it"]
+    assert "LOKY_MAX_CPU_COUNT" not in os.environ  # joblib reads it again wherever it counts: taken out

@@ -26,6 +26,27 @@ from ..config import RunConfig
 T = TypeVar("T")
 
 
+LOKY_COUNT = "LOKY_MAX_CPU_COUNT"
+
+
+def drop_unusable_loky_count() -> None:
+    """A LOKY_MAX_CPU_COUNT that is not a whole number made joblib fail wherever it counts the cores (a
+    study's pool, a sweep's launcher) with a ValueError, reported as a bug of skillsim: it is warned
+    about once and taken out of this process's environment, so the run goes on without it."""
+    value = os.environ.get(LOKY_COUNT)
+    if value is None:
+        return
+    try:
+        int(value)  # as joblib reads it
+        return
+    except ValueError:
+        pass
+    from ..errors import warn_setting
+
+    warn_setting(LOKY_COUNT, value, "is not a whole number of processes; the cores are counted without it")
+    os.environ.pop(LOKY_COUNT, None)
+
+
 def usable_cores() -> int:
     """The cores this process may use: joblib's count (loky's), which honours the CPU affinity a
     cluster's scheduler sets (a SLURM job of 4 CPUs on a 64-core node), a container's CPU quota and
@@ -33,6 +54,7 @@ def usable_cores() -> int:
     the machine's: a study in a 4-CPU allocation started 64 processes on those 4."""
     from joblib import cpu_count
 
+    drop_unusable_loky_count()
     return max(1, cpu_count())
 
 
@@ -42,7 +64,6 @@ def n_jobs() -> int:
     value = os.environ.get("SKILLSIM_JOBS", "").strip()
     if not value:
         return usable_cores()
-    cores = usable_cores()
     try:
         jobs = int(value)
     except ValueError:
@@ -51,6 +72,7 @@ def n_jobs() -> int:
         return jobs
     from ..errors import warn_setting
 
+    cores = usable_cores()
     warn_setting("SKILLSIM_JOBS", value, f"is not a whole number of processes >= 1; using {cores} "
                  "(one per core this process may use)")
     return cores
@@ -97,6 +119,8 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
     from joblib import Parallel, delayed
 
     from ..passes import use_compiled_in_workers
+
+    drop_unusable_loky_count()  # SKILLSIM_JOBS given: joblib still reads it
 
     use_compiled_in_workers(wait_for_compiling)  # many runs per worker: the compiled passes pay for their load time
     results = Parallel(n_jobs=min(jobs, len(pieces)), backend="loky")(
