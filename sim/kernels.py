@@ -1937,19 +1937,20 @@ os.register_at_fork(before=warmed)
 
 
 def cached(unknown: bool = True) -> bool:
-    """Whether numba's cache holds code for this source of every public kernel, compiled for this
-    machine's CPU (numba keys each entry by the CPU's name and features: a cache shared by a cluster's
-    nodes through a home folder may hold another node's code only), read from each one's cache index
-    as numba reads it on loading (an index written for other source counts as none). If not, the first
-    use compiles: 30-80 s. `unknown`: the answer when numba's private cache API has moved (True: the
-    caller then loads or compiles as it would have)."""
+    """Whether numba's cache holds code for this source of every kernel that is not inlined (the
+    private ones too: most public names are Python wrappers of one, `depart` of `_depart`), compiled
+    for this machine's CPU (numba keys each entry by the CPU's name and features: a cache shared by a
+    cluster's nodes through a home folder may hold another node's code only), read from each one's cache
+    index as numba reads it on loading (an index written for other source counts as none). If not, the
+    first use compiles: 30-80 s. `unknown`: the answer when numba's private cache API has moved (True:
+    the caller then loads or compiles as it would have)."""
     try:
         from numba.core.registry import CPUDispatcher, cpu_target
 
         magic = cpu_target.target_context.codegen().magic_tuple()
         return all(any(key[1] == magic for key in obj._cache._cache_file._load_index())
-                   for name, obj in list(globals().items())
-                   if isinstance(obj, CPUDispatcher) and not name.startswith("_"))
+                   for obj in list(globals().values())
+                   if isinstance(obj, CPUDispatcher) and obj.targetoptions.get("inline") != "always")
     except Exception:  # noqa: BLE001 - numba's private cache API moved
         return unknown
 

@@ -8,9 +8,8 @@ more than that only for large workforces, or over many runs in one process. So:
 - `SKILLSIM_KERNELS=compiled` or `numpy` forces a choice;
 - otherwise (`auto`) a run of at least `COMPILED_FROM` agents uses the compiled passes, and so does
   every run in a process that runs many (the batch runner and sweeps set `compiled` for their
-  workers, see `use_compiled_in_workers`; a batch run in this process, with SKILLSIM_JOBS=1, when
-  its runs add up to `BATCH_COMPILED_FROM` agents or the passes are loaded already, see
-  `compiled_for_batch`).
+  workers, see `use_compiled_in_workers`; a batch of several runs in this process, with
+  SKILLSIM_JOBS=1, takes them when that pays back their loading, see `compiled_for_batch`).
 
 A run of at least `COMPILED_FROM` agents in a process that has not imported the compiled passes
 starts building its workforce at once while a second thread imports numba and loads every compiled
@@ -34,15 +33,26 @@ CHOICES = ("auto", "compiled", "numpy")
 #: agents from which a single run is faster with the compiled passes, load time included
 #: (benchmarks/README.md, section (d))
 COMPILED_FROM = 250_000
-#: agents, over all its runs, from which a batch run in one process is faster with the compiled passes,
-#: their loading included (`compiled_for_batch`; in a fresh process, batches of one year: 8 runs of 2,000
-#: agents 0.96 s against 1.46 s on numpy, 4 of 5,000 0.73 against 0.81 s, 4 of 10,000 0.93 against 0.95 s)
-BATCH_COMPILED_FROM = 16_000
+#: runs, or agents over all its runs, from which a batch run in one process is faster with the compiled
+#: passes, their loading included (`compiled_for_batch`). In a fresh process, batches of default runs
+#: (2025-2035 with the history), numpy against compiled: 8 runs of 2,000 agents 1.46 / 0.96 s, 6 of 2,000
+#: 1.08 / 0.96 s, 6 of 1,000 1.07 / 0.84 s, 4 of 5,000 0.81 / 0.73 s, 4 of 10,000 0.95 / 0.93 s, 2 of
+#: 50,000 1.02 / 0.87 s: numpy's cost a run is mostly fixed, so the number of runs decides
+BATCH_COMPILED_RUNS = 6
+BATCH_COMPILED_FROM = 100_000
+
+
+#: a batch's choice for the runs it makes in this thread (`compiled_for_batch`): per thread, since the
+#: explorer's views run batches on threads of their own, and a process-wide setting would reach them
+_THIS_THREAD = threading.local()
 
 
 def choice() -> str:
     """The implementation asked for; an unknown value is `auto`, with one warning naming it (the
     passes give the same bytes, so a typo costs speed, never results)."""
+    batch = getattr(_THIS_THREAD, "choice", None)
+    if batch is not None:
+        return batch
     value = os.environ.get(ENV, "auto").strip().lower() or "auto"
     if value in CHOICES:
         return value
@@ -147,6 +157,12 @@ def _wait_for_loading() -> None:
             thread.join()
 
 
+# Before a fork, Python calls the hooks in reverse order of registration: logging's, registered by the
+# loading thread's first import of it (numba imports it), ran before this one, and the forking thread held
+# logging's lock while it waited here for a thread that needed it (a hang, seen under load). Imported
+# first, logging's hook runs after this one.
+import logging  # noqa: E402, F401
+
 os.register_at_fork(before=_wait_for_loading)  # no fork while the thread holds the import or numba's locks
 
 
@@ -177,28 +193,38 @@ def _kernels_imported() -> bool:
 
 
 @contextlib.contextmanager
-def compiled_for_batch(total_agents: int, wait_for_compiling: bool = True):
-    """The runs of a batch that runs in this process (SKILLSIM_JOBS=1, or one usable core) take the
-    compiled passes when the choice is left to skillsim (`auto`) and either this process has imported
-    them already (an earlier batch of the same study: plans, sensitivity analyses and discoveries run
-    theirs 32 design points at a time) or the runs add up to `BATCH_COMPILED_FROM` agents: loading the
-    passes, once, is then paid back, as in a pool's worker. A forecast of 64 runs of 50,000 agents took
-    42 s on the numpy passes against 14 s on the compiled ones. The choice is set back afterwards;
-    `wait_for_compiling` False (the explorer) keeps the numpy passes while the cache is cold
-    (`compiled_ready` fills it in a process of its own)."""
-    if (choice() != "auto" or not (_kernels_imported() or total_agents >= BATCH_COMPILED_FROM)
-            or (not wait_for_compiling and not compiled_ready())):
+def compiled_for_batch(runs: int, total_agents: int, wait_for_compiling: bool = True):
+    """The runs a batch makes in this process and thread (SKILLSIM_JOBS=1, or one usable core) take the
+    compiled passes when the choice is left to skillsim (`auto`) and loading them is paid back: this
+    process has imported them already (an earlier batch of the same study: plans, sensitivity analyses
+    and discoveries run theirs 32 design points at a time), or the batch has `BATCH_COMPILED_RUNS` runs
+    or `BATCH_COMPILED_FROM` agents. A forecast of 64 runs of 50,000 agents took 42 s on the numpy
+    passes against 14 s on the compiled ones. With a cold cache, a batch of fewer than `COMPILED_FROM`
+    agents keeps the numpy passes rather than compile for 30-80 s; `wait_for_compiling` False (the
+    explorer) keeps them while the cache is cold (`compiled_ready` fills it in a process of its own).
+    The choice is this thread's, for the batch only."""
+    if (choice() != "auto" or getattr(_THIS_THREAD, "choice", None) is not None
+            or not (_kernels_imported() or runs >= BATCH_COMPILED_RUNS or total_agents >= BATCH_COMPILED_FROM)
+            or not _compiled_loads(total_agents, wait_for_compiling)):
         yield
         return
-    previous = os.environ.get(ENV)
-    os.environ[ENV] = "compiled"
+    _THIS_THREAD.choice = "compiled"
     try:
         yield
     finally:
-        if previous is None:
-            os.environ.pop(ENV, None)
-        else:
-            os.environ[ENV] = previous
+        _THIS_THREAD.choice = None
+
+
+def _compiled_loads(total_agents: int, wait_for_compiling: bool) -> bool:
+    """Whether a batch in this process may take the compiled passes now: they load from a warm cache,
+    or the batch is large enough to wait for their compiling (`compiled_for_batch`)."""
+    if not wait_for_compiling:
+        return compiled_ready()
+    if total_agents >= COMPILED_FROM:
+        return True
+    from . import kernels
+
+    return kernels.cached(unknown=False)
 
 
 _LOCK = threading.Lock()

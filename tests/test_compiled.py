@@ -599,6 +599,32 @@ def test_a_fork_while_the_compiled_passes_are_imported_on_their_thread_waits_for
     assert out.stdout.split() == ["child", "0"]  # 14 (SIGALRM) when the child's import hung
 
 
+def test_a_fork_waits_for_the_loading_thread_before_another_librarys_fork_hook_takes_its_lock(tmp_path):
+    """Python calls the before-fork hooks in reverse order of registration. logging's, registered by the
+    loading thread's import of numba after sim.passes registered its own, ran first: the forking thread
+    held logging's lock while it waited for the loading thread, which needed that lock (a hang under
+    load in the test above). Here the loading thread takes logging's lock after the fork has begun."""
+    import subprocess
+    import sys
+
+    code = ("import os, threading, time\n"
+            "from sim import passes\n"
+            "import logging\n"  # as numba imports it on the loading thread (a no-op once passes imported it)
+            "def load():\n"
+            "    time.sleep(0.5)\n"
+            "    logging.getLogger('skillsim.loading')  # takes logging's module lock\n"
+            "passes._load_quietly = load\n"
+            "passes._load_in_background()\n"
+            "time.sleep(0.1)\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    os._exit(0)\n"
+            "print('child', os.waitpid(pid, 0)[1])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["child", "0"] and "Exception ignored" not in out.stderr
+
+
 def test_geometric_gaps_are_numpys_on_both_sides_of_its_switch_and_past_the_search_table():
     """skip_sample's own geometric loop (numba's exponential and uniform, numpy's two algorithms
     around them, constants hoisted, the search from a table of partial sums) gives numpy's gaps:
@@ -1131,30 +1157,43 @@ def _passes_of(model) -> str:
     return model.workforce.kernels.__name__
 
 
-@pytest.mark.parametrize("asked, total, imported, expected", [
-    ("", 4000, False, "sim.kernels"),  # auto, the runs add up: loading the passes pays back
-    ("", 2000, False, "sim.kernels_numpy"),  # auto, too few agents in all and nothing loaded: numpy
-    ("", 2000, True, "sim.kernels"),  # auto, loaded by an earlier batch of the study: nothing left to pay
-    ("numpy", 4000, True, "sim.kernels_numpy"),  # a forced choice stands
+@pytest.mark.parametrize("asked, runs, imported, warm_cache, expected", [
+    ("", 3, False, True, "sim.kernels"),  # auto, enough runs: loading the passes pays back
+    ("", 2, False, True, "sim.kernels_numpy"),  # auto, too few runs and nothing loaded: numpy
+    ("", 2, True, True, "sim.kernels"),  # auto, loaded by an earlier batch of the study: nothing left to pay
+    ("", 3, True, False, "sim.kernels_numpy"),  # a cold cache: a small batch does not compile for 30-80 s
+    ("numpy", 3, True, True, "sim.kernels_numpy"),  # a forced choice stands
 ])
-def test_a_batch_run_in_this_process_takes_the_compiled_passes_when_they_pay_back(monkeypatch, asked, total,
-                                                                                    imported, expected):
+def test_a_batch_run_in_this_process_takes_the_compiled_passes_when_they_pay_back(monkeypatch, asked, runs, imported,
+                                                                                    warm_cache, expected):
     """SKILLSIM_JOBS=1 (one core, a cluster job of one CPU) ran every run of a study on the numpy
     passes, three to four times slower than a pool's worker; studies that run their design 32 points at
     a time decided it per piece, on the numpy passes after the compiled ones were loaded. The choice is
-    set back afterwards."""
+    the batch's thread's, for the batch only: another thread (the explorer's views) keeps its own."""
+    import threading
+
     from sim.studies.batch import run_batch
 
-    monkeypatch.setattr(passes, "BATCH_COMPILED_FROM", 3000)  # the rule at test sizes (two runs of 2,000 agents)
+    monkeypatch.setattr(passes, "BATCH_COMPILED_RUNS", 3)  # the rule at test sizes
     monkeypatch.setattr(passes, "_kernels_imported", lambda: imported)
+    monkeypatch.setattr(kernels, "cached", lambda unknown=True: warm_cache)
     if asked:
         monkeypatch.setenv(passes.ENV, asked)
     else:
         monkeypatch.delenv(passes.ENV, raising=False)
+    elsewhere = []
+
+    def read(model):
+        thread = threading.Thread(target=lambda: elsewhere.append(passes.choice()))
+        thread.start()
+        thread.join()
+        return _passes_of(model)
+
     base = compose_config(["n_agents=1000", SHORT_HISTORY, "horizon.end_year=2025"])
-    configs = [dataclasses.replace(base, n_agents=total // 2, replicate=r) for r in range(2)]
-    assert run_batch(configs, _passes_of, jobs=1) == [expected, expected]
-    assert os.environ.get(passes.ENV, "") == asked
+    configs = [dataclasses.replace(base, replicate=r) for r in range(runs)]
+    assert run_batch(configs, read, jobs=1) == [expected] * runs
+    assert elsewhere == [asked or "auto"] * runs
+    assert os.environ.get(passes.ENV, "") == asked and passes.choice() == (asked or "auto")
 
 
 @pytest.mark.parametrize("overrides", [
@@ -1204,7 +1243,8 @@ def test_kernels_are_cached_on_disk():
 
 
 def test_warming_loads_every_kernel_a_run_calls_with_the_types_it_calls_them_with(tmp_path):
-    """kernels.warm() (run by .ci/run at install and by a sweep's parent before its workers start) must
+    """kernels.warm() (run by .ci/run at install and, when the cache is cold, by a sweep's parent before its
+    workers start) must
     cover the argument types a run uses: a kernel met with other types (a read-only table, another
     integer width) is compiled again in the middle of the run, in every sweep worker at once on a cold
     cache. In a fresh process: warm, then a run through its history with every lever on, its
@@ -1356,6 +1396,16 @@ def test_a_cache_compiled_for_another_cpu_counts_as_cold(monkeypatch):
     assert kernels.cached()
     codegen = type(cpu_target.target_context.codegen())
     monkeypatch.setattr(codegen, "magic_tuple", lambda self: ("x86_64-unknown-linux-gnu", "another-cpu", ""))
+    assert not kernels.cached()
+
+
+def test_a_cache_without_a_private_kernel_counts_as_cold(monkeypatch):
+    """Most public passes are Python wrappers of a private kernel (`depart` of `_depart`): a cache
+    filled by runs, or by a warm-up stopped before its end, may lack one, and every worker of a pool
+    would then compile it at once."""
+    kernels.warm()
+    assert kernels.cached()
+    monkeypatch.setattr(kernels._depart._cache._cache_file, "_load_index", lambda: {})
     assert not kernels.cached()
 
 

@@ -114,7 +114,7 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
     if jobs <= 1:
         from ..passes import compiled_for_batch
 
-        with compiled_for_batch(sum(c.n_agents for c in configs), wait_for_compiling):
+        with compiled_for_batch(len(configs), sum(c.n_agents for c in configs), wait_for_compiling):
             return _several(list(configs), read, keep)
     from joblib import Parallel, delayed
 
