@@ -23,6 +23,7 @@ second thread as it builds (`sim.kernels.warm_in_background`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -159,10 +160,9 @@ def _wait_for_loading() -> None:
 
 # Before a fork, Python calls the hooks in reverse order of registration: logging's, registered by the
 # loading thread's first import of it (numba imports it), ran before this one, and the forking thread held
-# logging's lock while it waited here for a thread that needed it (a hang, seen under load). Imported
-# first, logging's hook runs after this one.
-import logging  # noqa: E402, F401
-
+# logging's lock while it waited here for a thread that needed it (a hang, seen under load). Imported at
+# the top of this module, logging's hook runs after this one.
+logging.getLogger("skillsim")  # (the package's logger: logging is imported, and its hook registered)
 os.register_at_fork(before=_wait_for_loading)  # no fork while the thread holds the import or numba's locks
 
 
@@ -170,10 +170,10 @@ def use_compiled_in_workers(wait_for_compiling: bool = True) -> None:
     """Before starting worker processes that run many models: compile the kernels once here if the
     cache is cold (not in every worker at once) and let the workers use them (each on one thread, as
     any pool's worker: sim.kernels.threads). A warm cache is not loaded here: this process runs no
-    model, and loading every kernel cost it 0.35-0.8 s before its workers started. With `wait_for_compiling` False (the explorer, where a
-    person waits for the first chart) and the choice left to skillsim (`auto`), a cold cache is filled by
-    a process of its own (`compiled_ready`) and the workers use the numpy passes (the same
-    numbers, more slowly) until it has finished."""
+    model, and loading every kernel cost it 0.35 s before its workers started. With
+    `wait_for_compiling` False (the explorer, where a person waits for the first chart) and the choice
+    left to skillsim (`auto`), a cold cache is filled by a process of its own (`compiled_ready`) and the
+    workers use the numpy passes (the same numbers, more slowly) until it has finished."""
     how = choice()
     if how == "numpy" and not _COMPILING:
         return
@@ -203,7 +203,7 @@ def compiled_for_batch(runs: int, total_agents: int, wait_for_compiling: bool = 
     agents keeps the numpy passes rather than compile for 30-80 s; `wait_for_compiling` False (the
     explorer) keeps them while the cache is cold (`compiled_ready` fills it in a process of its own).
     The choice is this thread's, for the batch only."""
-    if (choice() != "auto" or getattr(_THIS_THREAD, "choice", None) is not None
+    if (choice() != "auto"  # forced, or this thread's batch chose already
             or not (_kernels_imported() or runs >= BATCH_COMPILED_RUNS or total_agents >= BATCH_COMPILED_FROM)
             or not _compiled_loads(total_agents, wait_for_compiling)):
         yield

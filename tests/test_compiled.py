@@ -571,9 +571,6 @@ def test_a_fork_while_the_compiled_passes_are_imported_on_their_thread_waits_for
     """A fork from another thread between the loading thread's start and its listing (widened here to
     0.5 s) left a child with sim.kernels half imported, its import lock held by a thread the child does
     not have: the child's own import hung. The fork now waits for the thread, listed or not yet."""
-    import subprocess
-    import sys
-
     code = ("import os, signal, threading, time\n"
             "from sim import passes\n"
             "started = threading.Event()\n"
@@ -594,9 +591,18 @@ def test_a_fork_while_the_compiled_passes_are_imported_on_their_thread_waits_for
             "passes._load_in_background()\n"
             "threading.Thread = Base\n"
             "f.join(); passes._wait_for_loading()\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert _forking_script(code, tmp_path).stdout.split() == ["child", "0"]  # 14 (SIGALRM): the child's import hung
+
+
+def _forking_script(code: str, folder, timeout: float = 120):
+    """Run `code` (which forks and prints the child's status) in a fresh interpreter; it must end, and
+    end well (a hang is the timeout's error)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=folder, timeout=timeout)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["child", "0"]  # 14 (SIGALRM) when the child's import hung
+    return out
 
 
 def test_a_fork_waits_for_the_loading_thread_before_another_librarys_fork_hook_takes_its_lock(tmp_path):
@@ -604,9 +610,6 @@ def test_a_fork_waits_for_the_loading_thread_before_another_librarys_fork_hook_t
     loading thread's import of numba after sim.passes registered its own, ran first: the forking thread
     held logging's lock while it waited for the loading thread, which needed that lock (a hang under
     load in the test above). Here the loading thread takes logging's lock after the fork has begun."""
-    import subprocess
-    import sys
-
     code = ("import os, threading, time\n"
             "from sim import passes\n"
             "import logging\n"  # as numba imports it on the loading thread (a no-op once passes imported it)
@@ -620,8 +623,7 @@ def test_a_fork_waits_for_the_loading_thread_before_another_librarys_fork_hook_t
             "if pid == 0:\n"
             "    os._exit(0)\n"
             "print('child', os.waitpid(pid, 0)[1])\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
-    assert out.returncode == 0, out.stderr[-2000:]
+    out = _forking_script(code, tmp_path, timeout=60)
     assert out.stdout.split() == ["child", "0"] and "Exception ignored" not in out.stderr
 
 

@@ -48,7 +48,6 @@ def test_an_unusable_number_of_jobs_is_one_per_core_with_one_warning(monkeypatch
                           f"using {cores} (one per core this process may use)"]
 
 
-
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs CPU affinity and two cores")
 def test_the_default_number_of_jobs_is_the_cores_this_process_may_use():
