@@ -1147,6 +1147,34 @@ def test_openmp_waits_asleep_without_the_setting_left_in_the_environment():
         assert f"OMP_WAIT_POLICY = '{policy}'" in out.stderr
 
 
+@pytest.mark.parametrize("files, cpus", [
+    ({"cpu.max": "200000 100000\n"}, 2),  # cgroup v2: 2 CPUs' time a period
+    ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs: two threads, rounded up
+    ({"cpu.max": "max 100000\n"}, None),  # no quota
+    ({"cpu/cpu.cfs_quota_us": "300000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 3),  # cgroup v1
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),  # v1 without a quota
+    ({}, None),  # no cgroups
+    ({"cpu.max": "garbage\n"}, None),
+])
+def test_a_containers_cpu_quota_is_read_from_its_cgroup(tmp_path, files, cpus):
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert kernels.quota_cpus(str(tmp_path)) == cpus
+
+
+def test_the_passes_threads_keep_within_a_containers_cpu_quota(monkeypatch):
+    """numba starts a thread per CPU of the affinity: a container given 2 CPUs of a 64-core host ran its
+    passes on 64 threads, throttled by the quota."""
+    kernels._allowed_threads.cache_clear()
+    monkeypatch.setattr(kernels, "quota_cpus", lambda: 1)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        assert kernels._allowed_threads() == 1
+    finally:
+        kernels._allowed_threads.cache_clear()
+
+
 def test_a_pools_workers_use_one_thread_each():
     """A worker of a process pool (here joblib's, as the batch runner's) runs on one thread: the pool
     already uses the cores."""
