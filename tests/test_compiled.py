@@ -1202,7 +1202,7 @@ def test_a_batch_run_in_this_process_takes_the_compiled_passes_when_they_pay_bac
     the batch's thread's, for the batch only: another thread (the explorer's views) keeps its own."""
     import threading
 
-    from sim.studies.batch import run_batch
+    from sim.studies.batch import run_batch, take_record
 
     monkeypatch.setattr(passes, "BATCH_COMPILED_RUNS", 3)  # the rule at test sizes
     monkeypatch.setattr(passes, "_kernels_imported", lambda: imported)
@@ -1221,7 +1221,13 @@ def test_a_batch_run_in_this_process_takes_the_compiled_passes_when_they_pay_bac
 
     base = compose_config(["n_agents=1000", SHORT_HISTORY, "horizon.end_year=2025"])
     configs = [dataclasses.replace(base, replicate=r) for r in range(runs)]
+    take_record()  # what earlier tests' batches left
     assert run_batch(configs, read, jobs=1) == [expected] * runs
+    # the record a study's manifest keeps names the passes the runs took, and the one process
+    record = take_record()
+    assert record["runs"] == runs and record["processes"] == [1]
+    assert record["passes"] == ["compiled" if expected == "sim.kernels" else "numpy"]
+    assert take_record() is None  # taken once: the next study's manifest starts afresh
     assert elsewhere == [asked or "auto"] * runs
     assert os.environ.get(passes.ENV, "") == asked and passes.choice() == (asked or "auto")
 

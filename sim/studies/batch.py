@@ -18,6 +18,7 @@ work for each such run.
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
@@ -78,6 +79,37 @@ def n_jobs() -> int:
     return cores
 
 
+_RECORD_LOCK = threading.Lock()
+_RECORD: dict = {}  # how this process's batches ran since the last `take_record`
+
+
+def _record(configs: Sequence[RunConfig], processes: int) -> None:
+    """Note that `configs` ran on `processes` processes, with the passes this thread's choice gives them
+    (a pool's workers inherit it: `use_compiled_in_workers` sets it before they start)."""
+    from ..passes import name_for
+
+    passes = {name_for(c.n_agents) for c in configs}
+    with _RECORD_LOCK:
+        _RECORD["runs"] = _RECORD.get("runs", 0) + len(configs)
+        _RECORD.setdefault("processes", set()).add(processes)
+        _RECORD.setdefault("passes", set()).update(passes)
+
+
+def take_record() -> dict | None:
+    """How the batches since the last call ran (None if none ran): the runs, the numbers of processes
+    that ran them (1: in this process), the per-worker passes (compiled or numpy), this process's usable
+    cores and SKILLSIM_JOBS. A study's manifest keeps it (`forecast.seal` takes it), so that a reader of
+    the folder knows how it was run on a cluster node or a pinned CPU; the results do not depend on any
+    of it (tests/test_studies_batch.py)."""
+    with _RECORD_LOCK:
+        if not _RECORD:
+            return None
+        taken = {"runs": _RECORD["runs"], "processes": sorted(_RECORD["processes"]),
+                 "passes": sorted(_RECORD["passes"])}
+        _RECORD.clear()
+    return {**taken, "usable_cores": usable_cores(), "SKILLSIM_JOBS": os.environ.get("SKILLSIM_JOBS")}
+
+
 def _one(cfg: RunConfig, read: Callable) -> object:
     from ..model import WorkforceModel
 
@@ -108,6 +140,7 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
 
     jobs = n_jobs() if jobs is None else jobs
     if len(configs) <= 1:
+        _record(configs, 1)
         return [_one(c, read) for c in configs]
     # runs that share no history (a calibration's, an ensemble's) keep none: it would only cost time
     pieces, keep = group_by_history(configs, jobs * PIECES_PER_JOB)
@@ -115,6 +148,7 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
         from ..passes import compiled_for_batch
 
         with compiled_for_batch(len(configs), sum(c.n_agents for c in configs), wait_for_compiling):
+            _record(configs, 1)
             return _several(list(configs), read, keep)
     from joblib import Parallel, delayed
 
@@ -123,6 +157,7 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
     drop_unusable_loky_count()  # SKILLSIM_JOBS given: joblib still reads it
 
     use_compiled_in_workers(wait_for_compiling)  # many runs per worker: the compiled passes pay for their load time
+    _record(configs, min(jobs, len(pieces)))
     results = Parallel(n_jobs=min(jobs, len(pieces)), backend="loky")(
         delayed(_several)([configs[i] for i in piece], read, keep) for piece in pieces)
     out: list = [None] * len(configs)
