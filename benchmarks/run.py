@@ -91,11 +91,31 @@ CASE_ROOT: Path | None = None
 # running cases
 # ------------------------------------------------------------------------------------------
 
+#: cases of this many agents or more start right after `settle_memory`
+SETTLE_FROM = 1_000_000
+SETTLE_BYTES = 1_200_000_000  # more than the largest case's peak (about 660 MB here, the baseline's 610 MB)
+
+
+def settle_memory() -> None:
+    """Touch SETTLE_BYTES in a throwaway process, untimed, so that the next case finds the machine's
+    memory as a case run right after another finds it. On this VM memory left free for a few seconds
+    goes back to the host, and touching it again cost about 2.2 s a GB against 0.08 s a GB just after
+    another process freed it (np.ones of 500 MB after 20 s idle: 1.11 s; right after: 0.04 s). A
+    full-scale run touches 450-650 MB, so without this its time depended on the case before it: the
+    first of the (d) pairs, after the baseline's 1M case, built in 1.1 s against 0.5 s (benchmarks/
+    README.md, twenty-ninth step). Both sides of every comparison get the same treatment."""
+    subprocess.run([sys.executable, "-c", f"import numpy as np; np.ones({SETTLE_BYTES}, np.uint8)"],
+                   capture_output=True, env=child_env())
+
+
 def run_case(spec: dict, label: str, root: Path | None = None) -> dict:
     """Run one case in a fresh interpreter and return its result dict. `root`: a checkout of another
-    commit (its `sim` first on the path and its own benchmarks/cases.py)."""
+    commit (its `sim` first on the path and its own benchmarks/cases.py). A case of SETTLE_FROM agents
+    or more starts right after `settle_memory`."""
     where = root or ROOT
     installed_bytecode(where)  # before the clock: its first case would otherwise count compileall
+    if int(spec.get("n", 0)) >= SETTLE_FROM:
+        settle_memory()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
     env = child_env()
