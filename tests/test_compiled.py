@@ -1202,7 +1202,7 @@ def test_a_batch_run_in_this_process_takes_the_compiled_passes_when_they_pay_bac
     the batch's thread's, for the batch only: another thread (the explorer's views) keeps its own."""
     import threading
 
-    from sim.studies.batch import run_batch, take_record
+    from sim.studies.batch import recording, run_batch
 
     monkeypatch.setattr(passes, "BATCH_COMPILED_RUNS", 3)  # the rule at test sizes
     monkeypatch.setattr(passes, "_kernels_imported", lambda: imported)
@@ -1221,15 +1221,42 @@ def test_a_batch_run_in_this_process_takes_the_compiled_passes_when_they_pay_bac
 
     base = compose_config(["n_agents=1000", SHORT_HISTORY, "horizon.end_year=2025"])
     configs = [dataclasses.replace(base, replicate=r) for r in range(runs)]
-    take_record()  # what earlier tests' batches left
-    assert run_batch(configs, read, jobs=1) == [expected] * runs
-    # the record a study's manifest keeps names the passes the runs took, and the one process
-    record = take_record()
-    assert record["runs"] == runs and record["processes"] == [1]
+    with recording() as study:
+        assert run_batch(configs, read, jobs=1) == [expected] * runs
+    # what a study's manifest keeps names the passes the runs took, and the one process
+    record = study.as_dict()
+    assert record["runs"] == runs and record["processes"] == [1] and record["from_journal"] == 0
     assert record["passes"] == ["compiled" if expected == "sim.kernels" else "numpy"]
-    assert take_record() is None  # taken once: the next study's manifest starts afresh
     assert elsewhere == [asked or "auto"] * runs
     assert os.environ.get(passes.ENV, "") == asked and passes.choice() == (asked or "auto")
+
+
+def test_a_study_notes_only_its_own_runs(monkeypatch):
+    """The record of how a study's runs ran (its manifest's `execution`) holds the runs of that study's
+    thread and block: not a batch run outside any study, not the explorer's views on other threads while
+    it runs, and nothing of a study that failed before it."""
+    import threading
+
+    from sim.studies.batch import execution, recording, run_batch
+
+    monkeypatch.setenv(passes.ENV, "numpy")
+    cfg = compose_config(["n_agents=1000", SHORT_HISTORY, "horizon.end_year=2025"])
+    read = _passes_of
+    assert execution() is None
+    assert run_batch([cfg], read) == ["sim.kernels_numpy"]  # outside a study: nothing noted or kept
+    with pytest.raises(RuntimeError):
+        with recording():
+            run_batch([cfg], read)
+            raise RuntimeError("a study that fails")
+    with recording() as study:
+        view = threading.Thread(target=lambda: run_batch([cfg], read))  # the explorer, meanwhile
+        view.start()
+        view.join()
+        assert execution()["runs"] == 0
+        run_batch([cfg, dataclasses.replace(cfg, replicate=1)], read, jobs=1)
+    assert execution() is None
+    assert {k: study.as_dict()[k] for k in ("runs", "processes", "passes")} == {
+        "runs": 2, "processes": [1], "passes": ["numpy"]}
 
 
 @pytest.mark.parametrize("overrides", [

@@ -105,10 +105,10 @@ def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_proc
     for m in members.index:
         assert np.allclose(members.loc[m, source.columns].to_numpy(float), source.iloc[m].to_numpy(float), rtol=1e-12)
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text(encoding="utf-8"))
-    # how each folder's runs ran: in the study's process, or on a pool of two workers with the passes
-    # the pool's parent chose for them (the results above are the same bytes either way)
+    # how each folder's runs ran: in the study's process, or on a pool of two workers, each run naming
+    # the passes its model took there (the results above are the same bytes either way)
     ran_b = json.loads((tmp_path / "b" / "manifest.json").read_text(encoding="utf-8"))["execution"]
-    assert manifest["execution"]["runs"] == ran_b["runs"] == 8
+    assert manifest["execution"]["runs"] == ran_b["runs"] == 8 and ran_b["from_journal"] == 0
     assert manifest["execution"]["processes"] == [1] and ran_b["processes"] == [2]
     assert manifest["execution"]["SKILLSIM_JOBS"] == "1" and ran_b["SKILLSIM_JOBS"] == "2"
     assert len(manifest["execution"]["passes"]) == 1 and set(manifest["execution"]["passes"]) <= {"compiled", "numpy"}

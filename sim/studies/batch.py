@@ -17,6 +17,7 @@ work for each such run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -79,45 +80,85 @@ def n_jobs() -> int:
     return cores
 
 
-_RECORD_LOCK = threading.Lock()
-_RECORD: dict = {}  # how this process's batches ran since the last `take_record`
+class Execution:
+    """How one study's runs ran: kept in its manifest (`forecast.seal`), so that a reader of the folder
+    knows how many processes and which per-worker passes ran it (on a cluster node, a pinned CPU); the
+    results depend on neither (tests/test_forecast.py compares folders made both ways). Each run names
+    the passes its model actually took, in whichever process it ran."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.from_journal = 0  # results a resumed study took from its journal instead of running them
+        self.processes: set[int] = set()
+        self.passes: set[str] = set()
+
+    def as_dict(self) -> dict:
+        try:
+            cores: int | None = usable_cores()
+        except Exception:  # noqa: BLE001 - a fact for the manifest: never a reason to lose a finished study
+            cores = None
+        return {"runs": self.runs, "from_journal": self.from_journal, "processes": sorted(self.processes),
+                "passes": sorted(self.passes), "usable_cores": cores, "SKILLSIM_JOBS": os.environ.get("SKILLSIM_JOBS")}
 
 
-def _record(configs: Sequence[RunConfig], processes: int) -> None:
-    """Note that `configs` ran on `processes` processes, with the passes this thread's choice gives them
-    (a pool's workers inherit it: `use_compiled_in_workers` sets it before they start)."""
-    from ..passes import name_for
-
-    passes = {name_for(c.n_agents) for c in configs}
-    with _RECORD_LOCK:
-        _RECORD["runs"] = _RECORD.get("runs", 0) + len(configs)
-        _RECORD.setdefault("processes", set()).add(processes)
-        _RECORD.setdefault("passes", set()).update(passes)
+_STUDY = threading.local()  # the Execution of the study running in this thread (`recording`), if any
 
 
-def take_record() -> dict | None:
-    """How the batches since the last call ran (None if none ran): the runs, the numbers of processes
-    that ran them (1: in this process), the per-worker passes (compiled or numpy), this process's usable
-    cores and SKILLSIM_JOBS. A study's manifest keeps it (`forecast.seal` takes it), so that a reader of
-    the folder knows how it was run on a cluster node or a pinned CPU; the results do not depend on any
-    of it (tests/test_studies_batch.py)."""
-    with _RECORD_LOCK:
-        if not _RECORD:
-            return None
-        taken = {"runs": _RECORD["runs"], "processes": sorted(_RECORD["processes"]),
-                 "passes": sorted(_RECORD["passes"])}
-        _RECORD.clear()
-    return {**taken, "usable_cores": usable_cores(), "SKILLSIM_JOBS": os.environ.get("SKILLSIM_JOBS")}
+@contextlib.contextmanager
+def recording():
+    """Note how the runs of the study run in this thread within the block ran (`options.run_command`
+    opens one per study command): a study that fails leaves nothing for the next, and batches on other
+    threads (the explorer's views) are not noted in it."""
+    before = getattr(_STUDY, "execution", None)
+    _STUDY.execution = Execution()
+    try:
+        yield _STUDY.execution
+    finally:
+        _STUDY.execution = before
 
 
-def _one(cfg: RunConfig, read: Callable) -> object:
+def execution() -> dict | None:
+    """How the runs of the study running in this thread ran so far (None outside a `recording`)."""
+    current = getattr(_STUDY, "execution", None)
+    return None if current is None else current.as_dict()
+
+
+def passes_name(model) -> str:
+    """'compiled' or 'numpy': the per-worker passes `model` ran with."""
+    return "compiled" if model.workforce.kernels.__name__.endswith(".kernels") else "numpy"
+
+
+def note_runs(passes: Sequence[str], processes: int) -> None:
+    """Note runs that took `passes` (one name per run) on `processes` processes, in this thread's study."""
+    current = getattr(_STUDY, "execution", None)
+    if current is not None and passes:
+        current.runs += len(passes)
+        current.processes.add(processes)
+        current.passes.update(passes)
+
+
+def note_model(model) -> None:
+    """Note one model run in this process, outside `run_batch` (the calibration's checks)."""
+    note_runs([passes_name(model)], 1)
+
+
+def note_from_journal(count: int) -> None:
+    current = getattr(_STUDY, "execution", None)
+    if current is not None:
+        current.from_journal += count
+
+
+def _one(cfg: RunConfig, read: Callable) -> tuple[object, str]:
+    """read(the finished model) and the passes it ran with (`passes_name`)."""
     from ..model import WorkforceModel
 
-    return read(WorkforceModel(cfg).run())
+    model = WorkforceModel(cfg).run()
+    return read(model), passes_name(model)
 
 
-def _several(configs: list[RunConfig], read: Callable, keep: bool = True) -> list:
-    """Runs one after another; `keep`: whether their histories are kept for others (sim.history_reuse)."""
+def _several(configs: list[RunConfig], read: Callable, keep: bool = True) -> list[tuple[object, str]]:
+    """Runs one after another (`_one` each); `keep`: whether their histories are kept for others
+    (sim.history_reuse)."""
     from ..history_reuse import CACHE
 
     before, CACHE.keeping = CACHE.keeping, keep
@@ -125,6 +166,12 @@ def _several(configs: list[RunConfig], read: Callable, keep: bool = True) -> lis
         return [_one(c, read) for c in configs]
     finally:
         CACHE.keeping = before
+
+
+def _noted(done: list[tuple[object, str]], processes: int) -> list:
+    """The results of `_one`s, their passes noted in this thread's study (`note_runs`)."""
+    note_runs([name for _, name in done], processes)
+    return [result for result, _ in done]
 
 
 #: pieces per process: small enough to balance the load, large enough that a worker mostly reuses
@@ -140,16 +187,14 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
 
     jobs = n_jobs() if jobs is None else jobs
     if len(configs) <= 1:
-        _record(configs, 1)
-        return [_one(c, read) for c in configs]
+        return _noted([_one(c, read) for c in configs], 1)
     # runs that share no history (a calibration's, an ensemble's) keep none: it would only cost time
     pieces, keep = group_by_history(configs, jobs * PIECES_PER_JOB)
     if jobs <= 1:
         from ..passes import compiled_for_batch
 
         with compiled_for_batch(len(configs), sum(c.n_agents for c in configs), wait_for_compiling):
-            _record(configs, 1)
-            return _several(list(configs), read, keep)
+            return _noted(_several(list(configs), read, keep), 1)
     from joblib import Parallel, delayed
 
     from ..passes import use_compiled_in_workers
@@ -157,14 +202,14 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
     drop_unusable_loky_count()  # SKILLSIM_JOBS given: joblib still reads it
 
     use_compiled_in_workers(wait_for_compiling)  # many runs per worker: the compiled passes pay for their load time
-    _record(configs, min(jobs, len(pieces)))
-    results = Parallel(n_jobs=min(jobs, len(pieces)), backend="loky")(
+    processes = min(jobs, len(pieces))
+    results = Parallel(n_jobs=processes, backend="loky")(
         delayed(_several)([configs[i] for i in piece], read, keep) for piece in pieces)
     out: list = [None] * len(configs)
     for piece, res in zip(pieces, results):
         for i, r in zip(piece, res):
             out[i] = r
-    return out
+    return _noted(out, processes)
 
 
 class JournalledBatch:
@@ -222,6 +267,7 @@ class JournalledBatch:
         keys = [self.key(c) for c in configs]
         self.used.update(keys)
         todo = [k for k in dict.fromkeys(keys) if k not in self.done]
+        note_from_journal(len(dict.fromkeys(keys)) - len(todo))
         if todo:
             by_key = dict(zip(keys, configs))
             results = run_batch([by_key[k] for k in todo], read)

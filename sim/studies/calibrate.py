@@ -42,8 +42,8 @@ from ..ladder import pay_ratios
 from ..model import WorkforceModel
 from ..sources import target
 from . import posterior
+from .batch import note_model, run_batch
 from .options import releases_claims
-from .batch import run_batch
 
 ENSEMBLE_FILE = CALIBRATION_FILE.with_name("calibration_ensemble.csv")
 NATIONAL_2021_SKILLED = 200e6  # nat_hs_2021 note: skilled > 200M
@@ -360,6 +360,7 @@ def wage_ladder_check(cfg: RunConfig, seed: int) -> pd.DataFrame:
     """Model mean pay by level relative to 初级工 against the survey's median ratios (wage_sh_2022_*)."""
     m = WorkforceModel(dataclasses.replace(cfg, seed=seed, n_agents=min(cfg.n_agents, 20000),
                                            horizon=HorizonParams(end_year=cfg.start_year)))
+    note_model(m)
     row = m.row
     base = row["income_mean_level_1"]
     survey = pay_ratios(cfg.wages.apprentice_pay_ratio)
@@ -646,7 +647,11 @@ def check_chongqing(cfg: RunConfig, args: dict, out: Path, log) -> Path:
         "sampling noise); max_evals, cutoff, draws, stages, "
         "ensemble and fit are not used")
 
-    vals = [m.row["high_skill_share"] for m in (WorkforceModel(dataclasses.replace(start, seed=s)) for s in seeds)]
+    vals = []
+    for seed in seeds:
+        m = WorkforceModel(dataclasses.replace(start, seed=seed))
+        note_model(m)
+        vals.append(m.row["high_skill_share"])
     table = pd.DataFrame([{"target": second.id, "observed": second.number, "model_mean": float(np.mean(vals)),
                            "model_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan"),
                            "gap": float(np.mean(vals)) - second.number,

@@ -40,7 +40,7 @@ from ..results import (COMPLETE_MARKER, RERUN_OF_ENV, _json, calibration_checksu
                        package_versions, sha256)
 from ..streams import replicate_seed
 from . import uncertainty, variance
-from .batch import run_batch, take_record
+from .batch import execution, run_batch
 
 METRICS = ("high_skill_share", "high_skill_share_workforce", "income_mean", "income_median",
            "level_3_share", "level_4_share", "level_5_share")
@@ -211,7 +211,7 @@ def seal(folder: Path, manifest: dict) -> None:
             manifest = {**manifest, "rerun_of": json.loads(rerun_of)}
         except ValueError:
             pass
-    ran = take_record()  # how its runs ran (processes, passes): not needed to reproduce it
+    ran = execution()  # how its runs ran (processes, passes): not needed to reproduce it
     if ran is not None:
         manifest = {**manifest, "execution": ran}
     manifest = {**manifest, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -134,11 +134,13 @@ def run_command(func, prog: str, argv: list[str] | None, what: str = "folder", r
     import sys
 
     from ..errors import SkillsimError, stop_on_signal
+    from .batch import recording
 
     argv = list(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGTERM, stop_on_signal)
     try:
-        func(argv)
+        with recording():  # how the study's runs ran, for its manifest (sim.studies.batch.Execution)
+            func(argv)
     except SkillsimError as err:
         from ..cli import UNKNOWN_KEY_HINT  # an unknown key may be a misspelt option of this command
 
