@@ -171,26 +171,51 @@ logging.getLogger("skillsim")  # (the package's logger: logging is imported, and
 os.register_at_fork(before=_wait_for_loading)  # no fork while the thread holds the import or numba's locks
 
 
-def use_compiled_in_workers(wait_for_compiling: bool = True) -> None:
+def use_compiled_in_workers(wait_for_compiling: bool = True, set_env: bool = True) -> str:
     """Before starting worker processes that run many models: compile the kernels once here if the
     cache is cold (not in every worker at once) and let the workers use them (each on one thread, as
     any pool's worker: sim.kernels.threads). A warm cache is not loaded here: this process runs no
     model, and loading every kernel cost it 0.35 s before its workers started. With
     `wait_for_compiling` False (the explorer, where a person waits for the first chart) and the choice
     left to skillsim (`auto`), a cold cache is filled by a process of its own (`compiled_ready`) and the
-    workers use the numpy passes (the same numbers, more slowly) until it has finished."""
+    workers use the numpy passes (the same numbers, more slowly) until it has finished.
+
+    Returns the workers' passes, 'compiled' or 'numpy'. With `set_env` (a sweep's launcher, whose workers
+    only inherit the environment) they are also set in SKILLSIM_KERNELS; a study's batch hands them to
+    its workers with each piece (sim.studies.batch, `chosen`) instead, so that the caller's environment is
+    left as it was and a pool's reused workers follow each batch, not the environment they started with."""
     how = choice()
     if how == "numpy" and not _COMPILING:
-        return
+        return "numpy"
     from . import kernels
 
     if not wait_for_compiling and (how == "auto" or _COMPILING):
         if not compiled_ready():
-            os.environ[ENV] = "numpy"
-            return
+            return _for_workers("numpy", set_env)
     if not kernels.cached(unknown=False):
         kernels.warm()
-    os.environ[ENV] = "compiled"
+    return _for_workers("compiled", set_env)
+
+
+def _for_workers(name: str, set_env: bool) -> str:
+    if set_env:
+        os.environ[ENV] = name
+    return name
+
+
+@contextlib.contextmanager
+def chosen(name: str | None):
+    """Runs made in this thread within the block take `name`'s passes ('compiled' or 'numpy'; None: as
+    SKILLSIM_KERNELS and the run's size choose): a batch's choice, for its runs only."""
+    if name is None:
+        yield
+        return
+    before = getattr(_THIS_THREAD, "choice", None)
+    _THIS_THREAD.choice = name
+    try:
+        yield
+    finally:
+        _THIS_THREAD.choice = before
 
 
 def _kernels_imported() -> bool:
@@ -213,11 +238,8 @@ def compiled_for_batch(runs: int, total_agents: int, wait_for_compiling: bool = 
             or not _compiled_loads(total_agents, wait_for_compiling)):
         yield
         return
-    _THIS_THREAD.choice = "compiled"
-    try:
+    with chosen("compiled"):
         yield
-    finally:
-        _THIS_THREAD.choice = None
 
 
 def _compiled_loads(total_agents: int, wait_for_compiling: bool) -> bool:

@@ -1231,6 +1231,27 @@ def test_a_batch_run_in_this_process_takes_the_compiled_passes_when_they_pay_bac
     assert os.environ.get(passes.ENV, "") == asked and passes.choice() == (asked or "auto")
 
 
+def test_a_pools_workers_take_each_batchs_passes_and_the_callers_environment_stays(monkeypatch):
+    """A study's pool handed its workers their passes through the caller's SKILLSIM_KERNELS: it stayed
+    set after the study (a Python session's later runs took it), and loky's reused workers kept the
+    setting they started with (a study after one with SKILLSIM_KERNELS=numpy ran numpy). The choice now
+    goes with each batch's pieces, and each run names the passes it took."""
+    from sim.studies.batch import recording, run_batch
+
+    kernels.warm()
+    cfg = compose_config(["n_agents=500", SHORT_HISTORY, "horizon.end_year=2025"])
+    configs = [dataclasses.replace(cfg, replicate=r) for r in range(2)]
+    for asked, expected in (("numpy", "sim.kernels_numpy"), ("", "sim.kernels"), ("numpy", "sim.kernels_numpy")):
+        if asked:
+            monkeypatch.setenv(passes.ENV, asked)
+        else:
+            monkeypatch.delenv(passes.ENV, raising=False)
+        with recording() as study:
+            assert run_batch(configs, _passes_of, jobs=2) == [expected] * 2  # the same workers, reused
+        assert os.environ.get(passes.ENV, "") == asked
+        assert study.as_dict()["passes"] == ["numpy" if expected.endswith("numpy") else "compiled"]
+
+
 def test_a_study_notes_only_its_own_runs(monkeypatch):
     """The record of how a study's runs ran (its manifest's `execution`) holds the runs of that study's
     thread and block: not a batch run outside any study, not the explorer's views on other threads while

@@ -197,8 +197,14 @@ def test_an_interrupted_plan_resumes_and_gives_the_same_answer(tmp_path):
     # the manifest counts every run the plan used, those of the interrupted process too
     import json
 
-    runs = [json.loads((tmp_path / f / "manifest.json").read_text(encoding="utf-8"))["runs"] for f in ("cut", "whole")]
+    manifests = [json.loads((tmp_path / f / "manifest.json").read_text(encoding="utf-8")) for f in ("cut", "whole")]
+    runs = [m["runs"] for m in manifests]
     assert runs[0] == runs[1] > kept
+    # and how they ran: the resumed plan took each of the journal's results once and ran the rest; the
+    # whole one ran them all (a result it asks for again is not counted as the journal's)
+    cut, whole = (m["execution"] for m in manifests)
+    assert (cut["from_journal"], cut["runs"]) == (kept, runs[0] - kept)
+    assert (whole["from_journal"], whole["runs"]) == (0, runs[1])
 
 
 @pytest.mark.slow

@@ -156,14 +156,17 @@ def _one(cfg: RunConfig, read: Callable) -> tuple[object, str]:
     return read(model), passes_name(model)
 
 
-def _several(configs: list[RunConfig], read: Callable, keep: bool = True) -> list[tuple[object, str]]:
+def _several(configs: list[RunConfig], read: Callable, keep: bool = True,
+             passes: str | None = None) -> list[tuple[object, str]]:
     """Runs one after another (`_one` each); `keep`: whether their histories are kept for others
-    (sim.history_reuse)."""
+    (sim.history_reuse); `passes`: the passes they take ('compiled', 'numpy'; None: as chosen here)."""
     from ..history_reuse import CACHE
+    from ..passes import chosen
 
     before, CACHE.keeping = CACHE.keeping, keep
     try:
-        return [_one(c, read) for c in configs]
+        with chosen(passes):
+            return [_one(c, read) for c in configs]
     finally:
         CACHE.keeping = before
 
@@ -201,10 +204,11 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
 
     drop_unusable_loky_count()  # SKILLSIM_JOBS given: joblib still reads it
 
-    use_compiled_in_workers(wait_for_compiling)  # many runs per worker: the compiled passes pay for their load time
+    # many runs per worker: the compiled passes pay for their load time; the choice goes with each piece
+    passes = use_compiled_in_workers(wait_for_compiling, set_env=False)
     processes = min(jobs, len(pieces))
     results = Parallel(n_jobs=processes, backend="loky")(
-        delayed(_several)([configs[i] for i in piece], read, keep) for piece in pieces)
+        delayed(_several)([configs[i] for i in piece], read, keep, passes) for piece in pieces)
     out: list = [None] * len(configs)
     for piece, res in zip(pieces, results):
         for i, r in zip(piece, res):
@@ -235,6 +239,7 @@ class JournalledBatch:
             if self.done:
                 log(f"resuming: {len(self.done)} finished runs in {journal}; those this study asks for again "
                     "are not run again")
+        self.journalled, self.taken = set(self.done), set()  # the journal's results, and those used (`note_from_journal`)
 
     def key(self, cfg: RunConfig) -> str:
         import hashlib
@@ -267,7 +272,9 @@ class JournalledBatch:
         keys = [self.key(c) for c in configs]
         self.used.update(keys)
         todo = [k for k in dict.fromkeys(keys) if k not in self.done]
-        note_from_journal(len(dict.fromkeys(keys)) - len(todo))
+        reused = self.journalled.intersection(keys) - self.taken  # each journal result counted once
+        self.taken |= reused
+        note_from_journal(len(reused))
         if todo:
             by_key = dict(zip(keys, configs))
             results = run_batch([by_key[k] for k in todo], read)
