@@ -14,6 +14,7 @@ import dataclasses
 import os
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1458,7 +1459,7 @@ def test_a_cold_compiled_cache_is_filled_apart_while_the_explorers_workers_use_n
     first, pid = cold.stdout.split("\n")[:2]
     assert first == "False numpy 1"
     for _ in range(100):  # the compiler got SIGTERM when its parent ended
-        if not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+        if not os.path.exists(f"/proc/{pid}") or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
             break
         time.sleep(0.1)
     else:

@@ -265,6 +265,7 @@ def test_the_claim_of_a_killed_process_is_free_and_reports_its_owner(tmp_path):
     assert claims.live_holder(job).pid == child.pid
     child.kill()
     child.wait()
+    child.stdout.close()
     assert claims.live_holder(job) is None, "a dead owner is not alive"
     assert claims.holder(job).pid == child.pid, "but is still recorded"
     taken = claims.claim(job)
