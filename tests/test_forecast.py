@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from sim.errors import OutputError
+from sim.errors import BusyError, OutputError
 from sim.studies import backtest, variance
 from sim.studies.calibrate import FREE
 
@@ -299,6 +300,36 @@ def test_backtest_pipeline_on_a_tiny_budget(tmp_path):
     row = table[table["target"] == "nat_hs_2021"].iloc[0]
     assert row["naive_last"] == pytest.approx(0.290) and row["observed"] == pytest.approx(0.300)
     assert row["q05"] <= row["median"] <= row["q95"] and row["crps"] >= 0
+
+
+def test_a_killed_studys_half_written_folder_goes_when_its_out_is_claimed_again(tmp_path):
+    """A study killed while writing its folder (SIGKILL, a lost node) left `.OUT.partial-PID` beside its
+    out= for good. The next study into the same out= takes over the dead study's claim and removes it;
+    another folder's, or one whose claim a live process holds, stays."""
+    import signal
+
+    from sim import claims
+    from sim.studies.options import check_writable, release_claims
+
+    out = tmp_path / "f[1]"  # a name that is a glob pattern: only its own half-written folders go
+    code = (f"import os, sys, time, pathlib; sys.path.insert(0, {str(Path(claims.__file__).parents[1])!r}); "
+            f"from sim import claims; out = pathlib.Path({str(out)!r}); c = claims.claim(out); "
+            "p = out.parent / f'.{out.name}.partial-{os.getpid()}'; p.mkdir(); (p / 'ensemble.csv').write_text('x'); "
+            "print('writing', flush=True); time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "writing"
+    others = [tmp_path / ".f1.partial-1", tmp_path / ".g.partial-2"]
+    for other in others:
+        other.mkdir()
+    with pytest.raises(BusyError):  # while the study lives, its out= is its own
+        check_writable(out, "forecast")
+    assert (tmp_path / f".{out.name}.partial-{child.pid}").is_dir()
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    assert check_writable(out, "forecast") == out
+    release_claims()
+    assert not list(tmp_path.glob(".f?1?.partial-*")) and all(other.is_dir() for other in others)
 
 
 def test_an_out_that_is_a_file_is_named_as_a_file(tmp_path):

@@ -215,6 +215,12 @@ def check_writable(out: Path, what: str = "study", unique: bool = False) -> Path
         raise BusyError(f"{out} is being written by {claims.holder(out) or 'another process'}, a study "
                         "running into the same out=; wait for it to finish, or choose another out=")
     _CLAIMS.append(held)
+    if held.previous is not None:  # a study into this out= was killed (SIGKILL, a node lost) while writing:
+        import glob  # only a holder of this claim writes `.NAME.partial-PID`, so those left are that study's
+        import shutil
+
+        for stale in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):
+            shutil.rmtree(stale, ignore_errors=True)
     return out
 
 
