@@ -130,6 +130,18 @@ def user_command() -> list[str]:
     return [Path(sys.argv[0]).name] + sys.argv[1:]
 
 
+def replace_text(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: a temporary beside it, renamed over it; the temporary is removed
+    if anything fails (a full disk left `.NAME.tmp-PID` files behind)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def machine_facts() -> dict:
     """Where the run happened: not needed to reproduce it, kept apart from what is."""
     return {"platform": platform.platform(), "python": sys.executable, "cwd": os.getcwd(),

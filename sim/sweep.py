@@ -33,7 +33,7 @@ from omegaconf import DictConfig
 
 from . import claims
 from .errors import SkillsimError, environment_fault, internal_error, os_reason
-from .results import COMPLETE_MARKER, FAILED_MARKER, PROGRESS_FILE
+from .results import COMPLETE_MARKER, FAILED_MARKER, PROGRESS_FILE, replace_text
 
 log = logging.getLogger("skillsim")
 #: Set by the callback in the main process: (ok, failed, missing) of the last multirun.
@@ -86,15 +86,12 @@ def record_failure(job_dir: Path, err: BaseException, overrides: list[str], job_
             "job_num": job_num, "user_error": user, "environment": bool(getattr(err, "environment", False))}
     if not ours:
         info["traceback"] = traceback.format_exc()
-    tmp = job_dir / f".{FAILED_MARKER}.tmp-{os.getpid()}"
     try:
         job_dir.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, job_dir / FAILED_MARKER)
+        replace_text(job_dir / FAILED_MARKER, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         return True
     except OSError as exc:
         try:
-            tmp.unlink(missing_ok=True)
             job_dir.rmdir()  # only if empty: the job is then listed as missing
         except OSError:
             pass
@@ -116,9 +113,7 @@ def write_progress(sweep_dir: Path, total: int, grid: bool = False, folders: lis
         info["jobs"] = folders
     if command is not None:
         info["command"] = command
-    tmp = sweep_dir / f".{PROGRESS_FILE}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(info) + "\n", encoding="utf-8")
-    os.replace(tmp, sweep_dir / PROGRESS_FILE)
+    replace_text(sweep_dir / PROGRESS_FILE, json.dumps(info) + "\n")
 
 
 #: an optimising sweeper's trials done, one empty file per trial (its job number), for the progress log

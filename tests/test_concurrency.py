@@ -211,6 +211,34 @@ def test_a_claim_that_cannot_be_written_leaves_no_lock_file(tmp_path, monkeypatc
     assert not list(tmp_path.iterdir()), list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("fails", ["write", "rename"])
+def test_a_progress_record_that_cannot_be_written_leaves_the_old_one_and_no_temporary(tmp_path, monkeypatch, fails):
+    """A sweep's progress record (and its FAILED records, the backtest's docs table) are replaced whole:
+    a full disk left the temporary `.progress.json.tmp-PID` behind (seen after ENOSPC)."""
+    import errno
+    from pathlib import Path as P
+
+    from sim import results, sweep
+
+    sweep.write_progress(tmp_path, 4)
+    before = (tmp_path / results.PROGRESS_FILE).read_text(encoding="utf-8")
+
+    def full(*args, **kwargs):
+        if fails == "write":
+            P(args[0]).write_bytes(b"{")  # a part written, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if fails == "rename":
+        monkeypatch.setattr(results.os, "replace", full)
+    else:
+        monkeypatch.setattr(P, "write_text", lambda self, *a, **k: full(self))
+    with pytest.raises(OSError, match="No space left"):
+        sweep.write_progress(tmp_path, 9)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [results.PROGRESS_FILE]
+    assert (tmp_path / results.PROGRESS_FILE).read_text(encoding="utf-8") == before
+
+
 def test_a_claim_is_exclusive_names_its_owner_and_is_removed_on_release(tmp_path):
     job = tmp_path / "job"
     first = claims.claim(job)

@@ -35,7 +35,7 @@ import pandas as pd
 from ..calendar import month_index
 from ..config import to_dict
 from ..errors import ConfigError, os_reason, quiet_when_output_closed
-from ..results import calibration_checksums, git_commit, package_versions
+from ..results import calibration_checksums, git_commit, package_versions, replace_text
 from ..sources import target
 from . import calibrate as cal
 from .forecast import forecast, write_folder
@@ -134,9 +134,7 @@ def write_docs(path: Path, table: pd.DataFrame) -> None:
     text = check_docs(path)
     head, rest = text.split(DOC_BEGIN, 1)
     _, tail = rest.split(DOC_END, 1)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(f"{head}{DOC_BEGIN}\n{markdown_table(table)}\n{DOC_END}{tail}", encoding="utf-8")
-    os.replace(tmp, path)
+    replace_text(path, f"{head}{DOC_BEGIN}\n{markdown_table(table)}\n{DOC_END}{tail}")
 
 
 def parse(argv: list[str]) -> dict:
