@@ -8,6 +8,7 @@ stderr and a documented exit code (sim.errors), never a traceback, and leave no 
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import logging
 import os
@@ -680,7 +681,7 @@ def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
         if held.previous is not None:
             log.warning("run folder %s: took over the claim of %s, which is no longer running", run_dir,
                         held.previous)
-            for stale in run_dir.parent.glob(f".{run_dir.name}.partial-*"):
+            for stale in run_dir.parent.glob(f".{glob.escape(run_dir.name)}.partial-*"):
                 shutil.rmtree(stale, ignore_errors=True)
         run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task), unique=unique,
                      bands_hint=bands_hint(), say_few=True)

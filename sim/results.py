@@ -9,6 +9,7 @@ the checksum of `manifest.json`. `skillsim-verify` (sim.verify) re-checks them.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import functools
@@ -138,7 +139,8 @@ def replace_text(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the error (or Ctrl-C) that stopped the write is the one to raise
+            tmp.unlink(missing_ok=True)
         raise
 
 

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import fcntl
+import glob
 import json
 import logging
 import math
@@ -62,7 +63,7 @@ def clear_failure(job_dir: Path) -> None:
     now was left by a process that died.
     """
     (job_dir / FAILED_MARKER).unlink(missing_ok=True)
-    for stale in job_dir.parent.glob(f".{job_dir.name}.partial-*"):
+    for stale in job_dir.parent.glob(f".{glob.escape(job_dir.name)}.partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
 
 

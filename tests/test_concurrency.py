@@ -237,6 +237,14 @@ def test_a_progress_record_that_cannot_be_written_leaves_the_old_one_and_no_temp
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == [results.PROGRESS_FILE]
     assert (tmp_path / results.PROGRESS_FILE).read_text(encoding="utf-8") == before
+    # a job's FAILED record alike: nothing half-written, and its empty folder gone (listed as missing)
+    if fails == "rename":
+        monkeypatch.setattr(results.os, "replace", full)
+    else:
+        monkeypatch.setattr(P, "write_text", lambda self, *a, **k: full(self))
+    assert sweep.record_failure(tmp_path / "job", RuntimeError("boom"), [], 3) is False
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [results.PROGRESS_FILE]
 
 
 def test_a_claim_is_exclusive_names_its_owner_and_is_removed_on_release(tmp_path):

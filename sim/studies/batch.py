@@ -177,6 +177,8 @@ def _noted(done: list[tuple[object, str]], processes: int) -> list:
     return [result for result, _ in done]
 
 
+_POOL_PASSES: list[str] = []  # the passes this process's last pool handed its workers (`run_batch`)
+
 #: pieces per process: small enough to balance the load, large enough that a worker mostly reuses
 #: the histories it simulated (its cache outlives a piece)
 PIECES_PER_JOB = 4
@@ -189,8 +191,11 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
     from ..history_reuse import group_by_history
 
     jobs = n_jobs() if jobs is None else jobs
-    if len(configs) <= 1:
-        return _noted([_one(c, read) for c in configs], 1)
+    if len(configs) <= 1:  # with the passes of this process's last pool: its runs' histories, kept on disk,
+        from ..passes import chosen  # are found under those passes' name (sim.history_reuse)
+
+        with chosen(_POOL_PASSES[-1] if _POOL_PASSES else None):
+            return _noted([_one(c, read) for c in configs], 1)
     # runs that share no history (a calibration's, an ensemble's) keep none: it would only cost time
     pieces, keep = group_by_history(configs, jobs * PIECES_PER_JOB)
     if jobs <= 1:
@@ -206,6 +211,7 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
 
     # many runs per worker: the compiled passes pay for their load time; the choice goes with each piece
     passes = use_compiled_in_workers(wait_for_compiling, set_env=False)
+    _POOL_PASSES[:] = [passes]
     processes = min(jobs, len(pieces))
     results = Parallel(n_jobs=processes, backend="loky")(
         delayed(_several)([configs[i] for i in piece], read, keep, passes) for piece in pieces)

@@ -157,13 +157,17 @@ def refuse_existing(out: Path, what: str) -> None:
     """A study never writes into a folder that holds anything: one line, before its runs."""
     if out.exists() and not out.is_dir():
         raise OutputError(f"{what} folder {out} is a file, not a folder; choose another out=")
-    for above in out.parents:  # out=a_file/sub said only "File exists" when its parent was made
+    if out.exists() and any(out.iterdir()):
+        raise OutputError(f"{what} folder {out} already exists and is not empty; choose another out=")
+
+
+def refuse_file_above(out: Path, what: str) -> None:
+    """out= below a file (a_file/sub) said only "File exists" when its parent was made: name the file."""
+    for above in Path(out).parents:
         if above.exists():
             if not above.is_dir():
                 raise OutputError(f"{what} folder {out}: {above} is a file, not a folder; choose another out=")
-            break
-    if out.exists() and any(out.iterdir()):
-        raise OutputError(f"{what} folder {out} already exists and is not empty; choose another out=")
+            return
 
 
 def _write_tables(folder: Path, tables: dict) -> None:

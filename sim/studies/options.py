@@ -182,12 +182,13 @@ def check_writable(out: Path, what: str = "study", unique: bool = False) -> Path
 
     from .. import claims
     from ..errors import BusyError, OutputError, environment_fault
-    from .forecast import refuse_existing
+    from .forecast import refuse_existing, refuse_file_above
 
     base = Path(out)
     from ..results import refuse_inside_results
 
     refuse_inside_results(base, "out")  # a study written inside a finished folder broke its verification
+    refuse_file_above(base, what)  # every free name shares its parent: not a reason to try the next
     probed: list[Path] = []
 
     def free(path: Path) -> bool:
@@ -216,11 +217,9 @@ def check_writable(out: Path, what: str = "study", unique: bool = False) -> Path
                         "running into the same out=; wait for it to finish, or choose another out=")
     _CLAIMS.append(held)
     if held.previous is not None:  # a study into this out= was killed (SIGKILL, a node lost) while writing:
-        import glob  # only a holder of this claim writes `.NAME.partial-PID`, so those left are that study's
-        import shutil
+        import shutil  # only a holder of this claim writes `.NAME.partial-PID`: that one is the dead study's
 
-        for stale in out.parent.glob(f".{glob.escape(out.name)}.partial-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(out.parent / f".{out.name}.partial-{held.previous.pid}", ignore_errors=True)
     return out
 
 
