@@ -63,15 +63,10 @@ def choice() -> str:
     return "auto"
 
 
-def name_for(n_agents: int) -> str:
-    """'compiled' or 'numpy': the passes a run of `n_agents` agents takes in this thread now (`select`)."""
-    how = choice()
-    return "compiled" if how == "compiled" or (how == "auto" and n_agents >= COMPILED_FROM) else "numpy"
-
-
 def select(n_agents: int) -> ModuleType:
     """The passes module for a run of `n_agents` agents."""
-    if name_for(n_agents) == "compiled":
+    how = choice()
+    if how == "compiled" or (how == "auto" and n_agents >= COMPILED_FROM):
         from . import kernels
 
         if n_agents >= COMPILED_FROM:  # the kernels load on the second core while the workforce is built;
