@@ -8,12 +8,10 @@ stderr and a documented exit code (sim.errors), never a traceback, and leave no 
 from __future__ import annotations
 
 import functools
-import glob
 import json
 import logging
 import os
 import re
-import shutil
 from contextlib import contextmanager
 import signal
 import sys
@@ -37,7 +35,7 @@ from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL,
                      SkillsimError, caused_by_interrupt, debug_enabled, environment_fault, internal_error,
                      interrupts_kept, stop_on_signal, quiet_when_output_closed)
 from .model import WorkforceModel
-from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER, prepare_target, write_run
+from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER, prepare_target, remove_dead_partials, write_run
 from .sweep import as_typed_overrides, clear_failure, is_finished, log_progress, record_failure, sweeper_params
 from . import fastsweep, sweep
 from .sources import DEFAULT_TARGETS, load_targets
@@ -681,8 +679,7 @@ def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
         if held.previous is not None:
             log.warning("run folder %s: took over the claim of %s, which is no longer running", run_dir,
                         held.previous)
-            for stale in run_dir.parent.glob(f".{glob.escape(run_dir.name)}.partial-*"):
-                shutil.rmtree(stale, ignore_errors=True)
+            remove_dead_partials(run_dir)
         run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task), unique=unique,
                      bands_hint=bands_hint(), say_few=True)
 

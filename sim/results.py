@@ -131,6 +131,21 @@ def user_command() -> list[str]:
     return [Path(sys.argv[0]).name] + sys.argv[1:]
 
 
+def partial_folder(folder: Path) -> Path:
+    """The hidden folder this process writes `folder` into before renaming it (`.NAME.partial-PID`)."""
+    return folder.parent / f".{folder.name}.partial-{os.getpid()}"
+
+
+def remove_dead_partials(folder: Path) -> None:
+    """Remove the half-written `.NAME.partial-PID` folders of `folder`. Call it only under the folder's
+    claim (sim.claims), taken over from a process that died: only a holder of the claim writes one, so
+    any found then was left by a dead writer (SIGKILL, a lost node)."""
+    import glob
+
+    for stale in folder.parent.glob(f".{glob.escape(folder.name)}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def replace_text(path: Path, text: str) -> None:
     """Write `path` whole or not at all: a temporary beside it, renamed over it; the temporary is removed
     if anything fails (a full disk left `.NAME.tmp-PID` files behind)."""
@@ -376,7 +391,7 @@ def write_run(run_dir: Path, cfg: RunConfig, series, *, composed: dict | None = 
     so nothing half-written is left and a finished folder already at `run_dir` is not touched.
     """
     run_dir = Path(run_dir)
-    tmp = run_dir.parent / f".{run_dir.name}.partial-{os.getpid()}"
+    tmp = partial_folder(run_dir)
     try:
         return _write_run(run_dir, tmp, cfg, series, composed=composed, overrides=overrides, started=started,
                           extra=extra, unique=unique, machine=machine)

@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import fcntl
-import glob
 import json
 import logging
 import math
@@ -34,7 +33,7 @@ from omegaconf import DictConfig
 
 from . import claims
 from .errors import SkillsimError, environment_fault, internal_error, os_reason
-from .results import COMPLETE_MARKER, FAILED_MARKER, PROGRESS_FILE, replace_text
+from .results import COMPLETE_MARKER, FAILED_MARKER, PROGRESS_FILE, remove_dead_partials, replace_text
 
 log = logging.getLogger("skillsim")
 #: Set by the callback in the main process: (ok, failed, missing) of the last multirun.
@@ -63,8 +62,7 @@ def clear_failure(job_dir: Path) -> None:
     now was left by a process that died.
     """
     (job_dir / FAILED_MARKER).unlink(missing_ok=True)
-    for stale in job_dir.parent.glob(f".{glob.escape(job_dir.name)}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_dead_partials(job_dir)
 
 
 def remove_partials(sweep_dir: Path, pids) -> None:

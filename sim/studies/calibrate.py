@@ -538,10 +538,11 @@ def run(args: dict) -> Path:
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = check_writable(Path(args["out"] or f"results/calibration/{args['region']}_{stamp}"), "calibration",
                          unique=args["out"] is None)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    from ..results import calibration_checksums, git_commit, package_versions, partial_folder
+
+    tmp = partial_folder(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    from ..results import calibration_checksums, git_commit, package_versions
     from .forecast import seal
 
     # what the package's calibration was when this one ran (a fit with write=true replaces it)

@@ -37,7 +37,7 @@ from ..config import RunConfig, to_dict
 from ..errors import ConfigError, OutputError, quiet_when_output_closed
 from .options import config_override, key_values, path_option, releases_claims
 from ..results import (COMPLETE_MARKER, RERUN_OF_ENV, _json, calibration_checksums, complete_text, git_commit,
-                       package_versions, sha256)
+                       package_versions, partial_folder, sha256)
 from ..streams import replicate_seed
 from . import uncertainty, variance
 from .batch import execution, run_batch
@@ -191,7 +191,7 @@ def write_folder(out: Path, tables: dict, manifest: dict, what: str = "forecast"
     out = Path(out)
     refuse_existing(out, what)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    tmp = partial_folder(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:

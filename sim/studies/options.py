@@ -216,10 +216,10 @@ def check_writable(out: Path, what: str = "study", unique: bool = False) -> Path
         raise BusyError(f"{out} is being written by {claims.holder(out) or 'another process'}, a study "
                         "running into the same out=; wait for it to finish, or choose another out=")
     _CLAIMS.append(held)
-    if held.previous is not None:  # a study into this out= was killed (SIGKILL, a node lost) while writing:
-        import shutil  # only a holder of this claim writes `.NAME.partial-PID`: that one is the dead study's
+    if held.previous is not None:  # a study into this out= was killed while writing, as a single run can be
+        from ..results import remove_dead_partials
 
-        shutil.rmtree(out.parent / f".{out.name}.partial-{held.previous.pid}", ignore_errors=True)
+        remove_dead_partials(out)
     return out
 
 
