@@ -77,7 +77,7 @@ def _composed(structural: tuple[str, ...]) -> dict:
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf, open_dict
 
-    from .cli import CONFIG_DIR, EDGE_KEYS, check_preset, explain, register_schema
+    from .cli import CONFIG_DIR, EDGE_KEYS, check_preset, explain, refuse_listed_choices, register_schema
     from .errors import SkillsimError
 
     register_schema()
@@ -86,6 +86,7 @@ def _composed(structural: tuple[str, ...]) -> dict:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             composed = compose(config_name="config", overrides=list(structural), return_hydra_config=True)
             check_preset(composed)
+            refuse_listed_choices(composed)  # scenario=[a,b]: Hydra's blend of both, refused as skillsim does
             with open_dict(composed):
                 composed.pop("hydra")
             data = OmegaConf.to_container(composed, resolve=True)
@@ -152,9 +153,12 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
     cfg = from_mapping(data)
     load_targets(cfg.targets_file or DEFAULT_TARGETS)  # cached after the first call
     if cfg.draw is not None:  # parameter and structural uncertainty: one joint draw (as skillsim does)
-        from .studies.uncertainty import draw_config
+        from .studies.uncertainty import draw_config, refuse_drawn_settings
 
-        cfg = draw_config(cfg, cfg.draw)
+        given, cfg = cfg, draw_config(cfg, cfg.draw)
+        refuse_drawn_settings(given, cfg, [key for key, _ in values] + [PARAMETERS.get(name, name) for name, value
+                                                                         in params.items() if value is not None],
+                              cfg.draw)
     return cfg
 
 

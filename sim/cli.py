@@ -484,8 +484,10 @@ def resolved_settings(dcfg: DictConfig) -> dict:
     return data
 
 
-def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunConfig, dict]:
-    """Checked RunConfig and the plain composed dict (without the hydra node)."""
+def config_from_hydra(dcfg: DictConfig, preset: str | None = None,
+                      overrides: list[str] | None = None) -> tuple[RunConfig, dict]:
+    """Checked RunConfig and the plain composed dict (without the hydra node). `overrides`: the
+    command line's, as typed (default: read from the hydra node, which a sweep job's config lacks)."""
     try:
         refuse_numbers_for_switches(dcfg, as_typed_overrides(dcfg))
         refuse_listed_choices(dcfg)
@@ -504,9 +506,11 @@ def config_from_hydra(dcfg: DictConfig, preset: str | None = None) -> tuple[RunC
     cfg = from_mapping(data)
     load_targets(cfg.targets_file or DEFAULT_TARGETS)  # a bad targets file fails at start-up
     if cfg.draw is not None:  # parameter and structural uncertainty, opted into by a sweep over `draw`
-        from .studies.uncertainty import draw_config
+        from .studies.uncertainty import draw_config, refuse_drawn_settings
 
-        cfg = draw_config(cfg, cfg.draw)
+        given, cfg = cfg, draw_config(cfg, cfg.draw)
+        lines = as_typed_overrides(dcfg) if overrides is None else overrides
+        refuse_drawn_settings(given, cfg, [o.split("=", 1)[0] for o in lines], cfg.draw)
     return cfg, data
 
 
@@ -634,7 +638,7 @@ def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, va
             try:
                 clear_failure(job_dir)
                 refuse_numbers_for_switches(dcfg, overrides)  # a job's config has no hydra node to read them from
-                cfg, data = config_from_hydra(dcfg, HydraConfig.get().runtime.choices.get("region"))
+                cfg, data = config_from_hydra(dcfg, HydraConfig.get().runtime.choices.get("region"), overrides)
                 run_forecast(cfg, job_dir, composed=data, overrides=overrides, extra={"job_num": job_num})
             except KeyboardInterrupt:
                 raise
@@ -1043,11 +1047,14 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                                             if "objective" in master else None)
                 data0 = plain(master)
                 cfg0 = from_mapping(data0)  # the settings every job shares
+                refuse_drawn_overrides(cfg0, [o.get_key_element() for o in parser.parse_overrides(
+                    sweeper_params(master)) + given])
                 swept = [o for o in parser.parse_overrides(
                     sweeper_params(master)) + given
                     if o.is_sweep_override() and not o.get_key_element().startswith("hydra.")]
                 check_optimised_ranges(master, data0, swept)
                 check_sampler_settings(master)
+                sweep.note_seeded_saved_study(master)
                 refuse_numbers_for_switches(master, fixed + [  # each choice as typed, a mapping's too
                     f"{o.get_key_element()}={text}" for o in swept if o.is_choice_sweep()
                     for text in o.sweep_string_iterator()])
@@ -1103,11 +1110,14 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                 if not values:  # Hydra would make the sweep folder and run no job in it
                     raise ConfigError(key, given_as[key], "a sweep of at least one value (range(a,b) runs a, "
                                       "a+1, ... below b; range(a,b,step) counts down with a negative step)")
+                refuse_a_value_twice(key, given_as.get(key), values)
             refuse_numbers_for_switches(master, [line for values in lists.values() for line in values])
             first = [next(iter(values)) for values in lists.values()]
             base = compose(config_name="config", overrides=first, return_hydra_config=True)
             data0 = plain(base)
             check(data0, targets=True)
+            if not errors:  # draw= with a setting its joint draw replaces (the first job's draw tells which)
+                refuse_drawn_overrides(from_mapping(data0), list(lists))
             groups = set(master.hydra.runtime.choices)
             # whether a value can move another through an interpolation: in the settings only (Hydra's own
             # node always has some, and resolving it for every value cost 18 ms a value, 90 s for 5,000)
@@ -1141,6 +1151,27 @@ def preflight_sweep(overrides: list[str]) -> str | None:
         if errors:  # a wrong value in any job: refused before anything is written, as for a single run
             fail(errors[0])
     return target
+
+
+def refuse_a_value_twice(key: str, given: str | None, values: dict[str, object]) -> None:
+    """A swept number written two ways (`intensity=1,1.0,2`): two jobs of one setting, which ensemble.csv
+    pooled as twice the replicates (n=4 where effects.csv paired 2). Refused before the sweep starts."""
+    seen: dict[object, str] = {}
+    for line, value in values.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            text = line.split("=", 1)[1]
+            if value in seen:
+                raise ConfigError(key, given, f"each value once: {seen[value]} and {text} are the same setting")
+            seen[value] = text
+
+
+def refuse_drawn_overrides(cfg: RunConfig, keys: list[str]) -> None:
+    """A sweep that sets `draw` and a setting its joint draw replaces: refused before it starts, as each
+    of its jobs would be (sim.studies.uncertainty.refuse_drawn_settings)."""
+    if cfg.draw is not None:
+        from .studies.uncertainty import draw_config, refuse_drawn_settings
+
+        refuse_drawn_settings(cfg, draw_config(cfg, cfg.draw), keys, cfg.draw)
 
 
 def refuse_a_folder_of_other_results(sweep_dir: Path) -> None:

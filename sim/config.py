@@ -454,6 +454,8 @@ def _check_number(path: str, value: Any, kind: type, m: dict) -> Any:
 
 
 def _check_value(path: str, value: Any, tp: Any, m: dict) -> Any:
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):  # numpy's scalars (np.bool_ from a
+        value = value.item()  # pandas row, np.float32) and 0-d arrays: the Python value they hold
     if isinstance(value, str) and value == "???":  # OmegaConf's mark of a value no config file gave
         raise MissingSetting(path, value, "every region preset must give it (see sim/conf/region/chongqing.yaml)")
     origin = get_origin(tp)

@@ -308,6 +308,33 @@ def optimiser_values(override, optuna: bool, grid: bool) -> tuple[list | None, t
     return None, None
 
 
+def note_seeded_saved_study(master) -> None:
+    """A saved Optuna study (sqlite storage) continued with `hydra.sweeper.sampler.seed`: the sampler starts
+    its stream again, so it proposes the settings of the earlier command's trials first, each answered
+    from its finished folder; a user trial added four trials that repeated the first four, exit 0. Said
+    once, before the study starts (an RDB storage that is not a file is not opened here)."""
+    from omegaconf import OmegaConf
+
+    storage = OmegaConf.select(master, "hydra.sweeper.storage", default=None)
+    seed = OmegaConf.select(master, "hydra.sweeper.sampler.seed", default=None)
+    if not isinstance(storage, str) or not storage.startswith("sqlite:///") or seed is None:
+        return
+    if not Path(storage.removeprefix("sqlite:///")).is_file():  # no saved study yet (and none made here)
+        return
+    name = OmegaConf.select(master, "hydra.sweeper.study_name", default=None)
+    try:
+        import optuna
+
+        trials = next((s.n_trials for s in optuna.study.get_all_study_summaries(storage=storage)
+                       if s.study_name == name), 0)
+    except Exception:  # noqa: BLE001 - an unreadable storage: Optuna's sweeper says so in its own words
+        return
+    if trials:
+        _say_once(f"the saved study {name!r} in {storage} has {trials} trials, and hydra.sweeper.sampler.seed={seed} "
+                  f"starts its sampler again: it proposes their settings first, each answered from its finished "
+                  f"folder without a new point; to search further, change the seed or drop it")
+
+
 _SAID: set[str] = set()
 
 

@@ -3,6 +3,9 @@ and against Mesa's own batch_run."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import json
 import subprocess
 import sys
@@ -204,3 +207,53 @@ def test_numpys_numbers_are_taken_as_the_numbers_they_are():
     for bad, said in ((np.bool_(True), "n_agents = true is"), (np.float64(500.5), "n_agents = 500.5 is")):
         with pytest.raises(ConfigError, match=said):  # the number as written, not np.float64(500.5)
             simulate("chongqing", n_agents=bad, end_year=2023)
+
+
+def test_numpys_booleans_and_0d_arrays_are_the_values_they_hold():
+    """Mesa's batch_run given np.array([True, False]), or a pandas row's np.bool_, was refused as
+    "levers.training.enabled = true is invalid; allowed: true or false", and np.array(1.0) as "= 1.0 is
+    invalid; allowed: a number": the values, not their numpy wrappers, are checked."""
+    import numpy as np
+
+    from sim.api import compose
+
+    for flag in (np.array([True, False])[1], np.bool_(False), np.array(False)):
+        cfg = compose(training_enabled=flag, training_intensity=np.array(1.5), n_agents=np.array(2000))
+        assert cfg.levers.training.enabled is False and cfg.levers.training.intensity == 1.5
+        assert type(cfg.levers.training.intensity) is float and type(cfg.n_agents) is int
+    with pytest.raises(ConfigError, match="levers.training.enabled = .* allowed: true or false"):
+        compose(training_enabled=np.array([True, False]))  # an array of them is still not a switch
+    with pytest.raises(ConfigError, match="levers.training.intensity = true is invalid"):
+        compose(training_intensity=np.bool_(True))  # a boolean for a number: refused as Python's is
+
+
+def test_a_list_of_scenarios_is_refused_as_skillsim_refuses_it():
+    """`overrides=["scenario=[no_policy,training_boost]"]` ran Hydra's blend of both presets labelled
+    training_boost with training switched off; the command line refuses it in one line, and so does the API."""
+    from sim.api import compose
+
+    for group, value in (("scenario", "[no_policy,training_boost]"), ("region", "[national,zhong_county]")):
+        with pytest.raises(ConfigError, match=f"{group} = '\\{value[:-1]}\\]' is invalid; allowed: one {group}"):
+            compose(overrides=[f"{group}={value}"])
+        with pytest.raises(ConfigError, match=f"allowed: one {group}"):
+            WorkforceModel(overrides=[f"{group}={value}"], n_agents=500, end_year=2023)
+
+
+def test_a_setting_a_draw_replaces_is_refused_with_the_draw():
+    """`draw=3` with `growth_per_year=0.03` ran at the draw's growth (0.0295...) without a word, so a study
+    pairing the two found the setting had no effect. A setting the draw replaces (a structural input, a
+    calibrated parameter) is refused, naming it; one it leaves alone, or a group choice, is not."""
+    from sim.api import compose
+    from sim.studies.uncertainty import draw_config
+
+    drawn = compose("chongqing", draw=3, n_agents=2000)
+    assert drawn == dataclasses.replace(draw_config(compose("chongqing", n_agents=2000), 3), draw=3)
+    for given, key in ((dict(growth_per_year=0.03), "region.growth_per_year = 0.03"),
+                       (dict(overrides=["region.base_wage=61000"]), "region.base_wage = 61000"),
+                       (dict(overrides=["behaviour.pass_prob=[0.9,0.8,0.7,0.6,0.5]"]), "behaviour.pass_prob = ")):
+        with pytest.raises(ConfigError, match=f"{re.escape(key)}.*not set together with draw=3, whose joint draw "
+                                              "replaces it"):
+            compose("chongqing", draw=3, n_agents=2000, **given)
+    kept = compose("chongqing", draw=3, n_agents=2000, training_intensity=2.0, overrides=["region=chongqing"])
+    assert kept.levers.training.intensity == 2.0 and kept.region.growth_per_year == drawn.region.growth_per_year
+    assert compose("chongqing", n_agents=2000, growth_per_year=0.03).region.growth_per_year == 0.03  # no draw

@@ -146,6 +146,40 @@ def test_a_range_whose_top_optuna_lowers_is_said_once_in_one_line_and_optunas_wa
         assert len(seen) == 1
 
 
+def test_a_seeded_sampler_continuing_a_saved_study_is_noted(tmp_path, monkeypatch, caplog):
+    """Continuing a saved study (sqlite storage) with `sampler.seed` proposed the earlier command's settings
+    again, each answered from its folder: 8 trials, 4 points, exit 0 without a word. Now noted once,
+    before the study starts; a study not saved yet, one without trials, or no seed: nothing said."""
+    import optuna
+
+    from sim import sweep
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sweep, "_SAID", set())
+
+    def master(seed, name="cq"):
+        return OmegaConf.create({"hydra": {"sweeper": {"storage": "sqlite:///study.db", "study_name": name,
+                                                       "sampler": {"seed": seed}}}})
+
+    def notes():
+        return [r.getMessage() for r in caplog.records if r.name == "skillsim"]
+
+    with caplog.at_level("WARNING", logger="skillsim"):
+        sweep.note_seeded_saved_study(master(1))
+        assert notes() == [] and not (tmp_path / "study.db").exists()  # nothing saved yet, and no file made here
+        study = optuna.create_study(storage="sqlite:///study.db", study_name="cq")
+        optuna.create_study(storage="sqlite:///study.db", study_name="empty")
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+        for m in (master(None), master(1, "empty"), master(1, "other")):
+            sweep.note_seeded_saved_study(m)
+        assert notes() == []
+        sweep.note_seeded_saved_study(master(1))
+        sweep.note_seeded_saved_study(master(1))
+    assert notes() == ["note: the saved study 'cq' in sqlite:///study.db has 3 trials, and hydra.sweeper.sampler.seed=1 "
+                       "starts its sampler again: it proposes their settings first, each answered from its finished "
+                       "folder without a new point; to search further, change the seed or drop it"]
+
+
 @pytest.mark.slow
 def test_optuna_sweeper_finishes_writes_tables_and_its_best_value_reruns(tmp_path):
     out = tmp_path / "opt"

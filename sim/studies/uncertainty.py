@@ -77,6 +77,37 @@ def apply_structural(cfg: RunConfig, values: dict[str, float]) -> RunConfig:
     return cfg
 
 
+def refuse_drawn_settings(given: RunConfig, drawn: RunConfig, keys, k: int) -> None:
+    """A setting the user gave (`keys`: dotted keys of the command line or the API's keywords) that joint
+    draw k replaced is refused in one line: which one wins would be a silent choice, and a study that
+    paired `draw` with `region.growth_per_year` found the latter had no effect at all. Only settings the
+    draw changed count, so a group choice (`region=national`) or a key the draw leaves alone passes."""
+    from ..config import to_dict
+    from ..errors import ConfigError
+
+    before, after = _leaves(to_dict(given)), _leaves(to_dict(drawn))
+    for key in keys:
+        key = str(key).lstrip("+~").split("@", 1)[0]
+        if key in before and before[key] != after.get(key):
+            where = ("a structural input of the region, drawn from its range in region.structural"
+                     if key in given.region.structural or key == "region.population"
+                     else "a parameter of the calibration ensemble")
+            raise ConfigError(key, before[key], f"not set together with draw={k}, whose joint draw replaces it "
+                                                f"({where}); drop one of them")
+
+
+def _leaves(tree: dict, prefix: str = "") -> dict:
+    """Dotted key -> value of a nested dict's leaves (a list is a leaf)."""
+    out = {}
+    for name, value in tree.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            out.update(_leaves(value, key + "."))
+        else:
+            out[key] = value
+    return out
+
+
 def _raw(cfg, dotted: str):
     for part in dotted.split("."):
         cfg = getattr(cfg, part)
