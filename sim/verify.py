@@ -81,6 +81,13 @@ def is_sweep_folder(path: Path) -> bool:
     return any(is_run_folder(j) or (j / FAILED_MARKER).exists() for j in job_folders(path))
 
 
+def holds_results(path: Path, depth: int = 2) -> bool:
+    """A sweep folder or a folder of results, or a folder holding one within `depth` levels (results/
+    holding sweeps/NAME): what verify checks folder by folder."""
+    return is_sweep_folder(path) or (depth > 0 and any(is_run_folder(j) or holds_results(j, depth - 1)
+                                                       for j in job_folders(path)))
+
+
 def _read(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -214,14 +221,24 @@ def verify_sweep(folder: Path, report: Report) -> None:
 
     verify_sweep_tables(folder, report)
     failed = unfinished = 0
+    sweep = any((folder / f).exists() for f in SWEEP_FILES)  # else a folder of results: runs, studies, sweeps
+    others = []
     jobs = job_folders(folder)
     for job in jobs:
         if is_run_folder(job):
             verify_run(job, report)
         elif (job / FAILED_MARKER).exists():
             failed += 1
-        else:
+        elif holds_results(job):  # results/ holding runs/ and sweeps/: each checked (it was an "unfinished job")
+            verify_sweep(job, report)
+        elif sweep:
             unfinished += 1
+        else:
+            others.append(job.name)
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        report.notes.append(f"{folder}: {len(others)} folder{'s' if len(others) != 1 else ''} holding no results "
+                            f"not checked ({shown})")
     # the planned jobs without a folder at all: a killed sweep's were said nowhere ("ok: 4 files in 1 run
     # folder" for a sweep of four jobs, three never started)
     total, names = recorded_plan(folder)
@@ -245,7 +262,7 @@ def verify(path: str | Path) -> Report:
         except (OSError, ValueError, AttributeError):
             kind = None
         report.what = f"the {kind} folder" if isinstance(kind, str) and kind else "1 run folder"
-    elif is_sweep_folder(path):
+    elif holds_results(path):
         verify_sweep(path, report)
         from .aggregate import TABLES_MANIFEST
 

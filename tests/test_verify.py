@@ -278,6 +278,27 @@ def test_a_sweep_folder_checks_every_finished_job(sweep_dir, capsys):
     assert out[-1] == f"{sweep_dir}: 1 problem in 2 run folders (no sweep tables to check)"  # none aggregated yet
 
 
+def test_a_folder_of_results_checks_the_runs_in_its_folders(run, sweep_dir, tmp_path, capsys):
+    """`skillsim-verify results` with results/runs/A beside results/study: runs/ was taken for an
+    unfinished sweep job, so a damaged run in it went unchecked behind "ok", exit 0. Every run folder,
+    sweep and folder of runs below is checked; a folder holding no results is noted, not a job."""
+    results = tmp_path / "results"
+    shutil.copytree(run, results / "runs" / "a")
+    shutil.copytree(run, results / "runs" / "b")
+    shutil.copytree(run, results / "study")  # a study folder is a run folder with its manifest
+    shutil.copytree(sweep_dir, results / "sweeps" / "sw")
+    (results / "notes").mkdir()
+    code, out, err = verify(results, capsys=capsys)
+    assert code == EXIT_OK and err == [], out
+    assert f"note: {results}: 1 folder holding no results not checked (notes)" in out
+    assert f"note: {results / 'sweeps' / 'sw'}: 1 failed and 1 unfinished jobs have no results to check " \
+           "(re-run the sweep to complete them)" in out
+    assert out[-1].startswith(f"{results}: ok: ") and "in 5 " in out[-1]  # a, b, study and the sweep's two jobs
+    _flip_one_byte(results / "runs" / "b" / "series.csv")
+    code, out, _ = verify(results, capsys=capsys)
+    assert code == EXIT_INTEGRITY and out[0].startswith(f"{results / 'runs' / 'b' / 'series.csv'}: changed"), out
+
+
 def test_a_killed_sweeps_jobs_that_never_started_are_said(sweep_dir, capsys):
     """A SIGKILLed sweep of six jobs with four folders was "ok" with no word of the two never started."""
     from sim.results import PROGRESS_FILE
