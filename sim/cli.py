@@ -772,10 +772,32 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
     return out
 
 
+def _group_given_no_name(exc: BaseException) -> str | None:
+    """`region=null`, `scenario=5`: Hydra's ValueError ("Config group override must be a string or a list")
+    names neither the group nor the value, and was reported as a bug in skillsim. The override as typed,
+    read from the frame of Hydra's that raised it; None for any other error."""
+    found = None
+    for e in _chain(exc):
+        if isinstance(e, ValueError) and str(e).startswith("Config group override must be a string or a list"):
+            tb = e.__traceback__
+            while tb is not None:
+                line = getattr(tb.tb_frame.f_locals.get("override"), "input_line", None)
+                found = line if isinstance(line, str) else found
+                tb = tb.tb_next
+            return found or "?=?"
+    return None
+
+
 def explain(exc: BaseException) -> str:
     """Turn a Hydra/OmegaConf composition error into one line naming the field and what is allowed."""
     text = str(exc)
     chain = _chain(exc)
+    if (line := _group_given_no_name(exc)) is not None:
+        group, _, value = line.lstrip("+~").partition("=")
+        folder = CONFIG_DIR / group.split("@", 1)[0]
+        names = ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) if folder.is_dir() else ""
+        return str(ConfigError(group, value, f"the name of a preset ({names}, or your own)" if names else
+                               "the name of a preset"))
     bad_yaml = next((e for e in chain if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark), None)
     if bad_yaml is not None:  # a hand-edited config file that is not valid YAML
         mark = bad_yaml.problem_mark
@@ -955,7 +977,8 @@ def _composition_error(exc: BaseException) -> bool:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    return any(isinstance(e, (HydraException, OmegaConfBaseException, yaml.YAMLError)) for e in _chain(exc))
+    return (any(isinstance(e, (HydraException, OmegaConfBaseException, yaml.YAMLError)) for e in _chain(exc))
+            or _group_given_no_name(exc) is not None)
 
 
 def preflight(overrides: list[str]) -> None:
@@ -1454,6 +1477,8 @@ def main(argv: list[str] | None = None) -> None:
             fail(explain(exc), 2)  # that does not exist (region=nowhere with --cfg job), not the disk
         fail(environment_fault(exc, exc.filename or "the output folder"))
     except ValueError as exc:  # Hydra refuses a combination of its flags (e.g. -m with --cfg)
+        if _group_given_no_name(exc) is not None:  # region=null in a sweep: Hydra's, before any job
+            fail(explain(exc), 2)
         if "No trials are completed yet" in str(exc) and sweep.SWEEP_DIR is not None:  # Optuna: every trial failed
             _tables_of_a_stopped_study()
             fail(f"no trial of the study finished: every job or its objective failed; the errors are in "
@@ -1620,6 +1645,10 @@ def compose_config(overrides: list[str]) -> RunConfig:
             cfg, _ = config_from_hydra(compose(config_name="config", overrides=overrides, return_hydra_config=True))
     except (HydraException, OmegaConfBaseException, yaml.YAMLError) as exc:  # an unknown key, a wrong type,
         raise UserConfigError(explain(exc)) from None  # a hand-edited file that is not YAML: one line
+    except ValueError as exc:
+        if _group_given_no_name(exc) is None:
+            raise
+        raise UserConfigError(explain(exc)) from None  # region=null
     finally:
         GlobalHydra.instance().clear()
     return cfg
