@@ -436,7 +436,7 @@ def test_a_report_says_which_sources_of_uncertainty_its_spread_carries(reports, 
 
     def folder(kind, varies, draw=None):
         return SimpleNamespace(kind=kind, varies=varies, config={"draw": draw}, region={"name": "national"},
-                               n_replicates=5)
+                               replicates_text="5")
 
     assert what_runs(folder("sweep", ("draw",)), "en") == "joint parameter and structural draws"
     assert what_runs(folder("sweep", ("replicate", "draw")), "en").startswith("runs (joint parameter")
@@ -497,6 +497,29 @@ def test_a_sweep_with_unfinished_jobs_says_so(folders, tmp_path, monkeypatch, ca
     assert f"warning: 1 of the sweep's {n} jobs did not finish (see runs.csv); the report uses the {n - 1} that did" in err
     md = (sweep_dir / "report" / "report.md").read_text(encoding="utf-8")
     assert f"**1 of the sweep's {n} jobs did not finish** (failed or missing; see runs.csv)" in md
+
+
+def test_a_sweep_with_jobs_that_never_started_says_so_and_counts_each_settings_runs(folders, tmp_path, monkeypatch,
+                                                                                     capsys):
+    """A sweep interrupted before two of its jobs started: its report said "2 settings x 8 replicates" and
+    "means across 8 replicates" where the baseline's were over 10, and nothing of the jobs missing."""
+    from sim.aggregate import aggregate
+
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(folders["sweep"], sweep_dir)
+    runs = pd.read_csv(sweep_dir / "runs.csv")
+    last = runs["job"].iloc[-1]  # a training_boost job: that setting keeps 2 runs, the baseline 3
+    assert "training_boost" in last
+    shutil.rmtree(sweep_dir / last)  # never started: no folder at all, only the sweep's plan names it
+    aggregate(sweep_dir, log=lambda *a: None)
+    assert last not in set(pd.read_csv(sweep_dir / "runs.csv")["job"])
+    monkeypatch.setattr(pack, "FIGURES", pack.FIGURES[:1])
+    cli.main([str(sweep_dir), "formats=png"])
+    n = len(runs)
+    assert f"warning: 1 of the sweep's {n} jobs did not finish" in capsys.readouterr().err
+    md = (sweep_dir / "report" / "report.md").read_text(encoding="utf-8")
+    assert f"**1 of the sweep's {n} jobs did not finish**" in md
+    assert "a sweep of 2 settings × 2-3 replicates" in md and "means across 2-3 replicates" in md, md
 
 
 def test_files_beside_the_manifests_do_not_stop_a_report(folders, tmp_path, monkeypatch):

@@ -60,7 +60,7 @@ def note(folder: Folder, lang: str, kind: str = "fan", bands: bool | None = None
     if kind == "fan" and not (bands if bands is not None else len(folder.settings) <= MAX_OVERLAY):
         kind = "lines"
     text = t({"fan": "note_fan", "lines": "note_lines", "mean": "note_mean", "ci": "note_ci"}[kind], lang,
-             n=folder.n_replicates, what=what_runs(folder, lang))
+             n=folder.replicates_text, what=what_runs(folder, lang))
     return text + t("sep", lang) + lever_key(folder.keys, lang) if key and compact(folder) else text
 
 

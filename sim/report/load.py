@@ -71,6 +71,13 @@ class Folder:
         return min(s.n for s in self.settings)
 
     @property
+    def replicates_text(self) -> str:
+        """Runs per setting as the report states them: "8", or "8-10" where the settings have different
+        numbers (an unfinished sweep; the report said 8 where the baseline's means were over 10)."""
+        lo, hi = self.n_replicates, max(s.n for s in self.settings)
+        return str(lo) if lo == hi else f"{lo}-{hi}"
+
+    @property
     def targets_file(self) -> str:
         return self.config.get("targets_file") or str(DEFAULT_TARGETS)
 
@@ -193,6 +200,10 @@ def load_run(p: Path) -> Folder:
 def load_sweep(p: Path) -> Folder:
     runs = _read_csv(p / "runs.csv", ("job", "status", "replicate"))
     unfinished = int((runs["status"] != "ok").sum())
+    from ..results import recorded_plan
+
+    _, planned = recorded_plan(p)  # jobs of the sweep's plan that never started have no row in runs.csv
+    unfinished += len(set(planned or ()) - set(runs["job"].astype(str)))
     runs = runs[runs["status"] == "ok"].copy()
     if runs.empty:
         raise DataError(f"{p}: no finished jobs in runs.csv")

@@ -136,7 +136,7 @@ def scope(folder, lang: str) -> str:
     if "draw" in folder.varies:
         noise = w("and_noise", lang) if {"replicate", "seed"} & set(folder.varies) else ""
         return w("scope_draw", lang, what=what_runs(folder, lang), noise=noise, region=region)
-    return w("scope_rep", lang, n=folder.n_replicates, region=region)
+    return w("scope_rep", lang, n=folder.replicates_text, region=region)
 
 
 def write_markdown(written, opts, path: Path) -> None:
@@ -145,7 +145,7 @@ def write_markdown(written, opts, path: Path) -> None:
     region = region_title(folder, lang)
     thr = float(folder.config.get("wages", {}).get("middle_income_threshold", 100000.0))
     kind = (w("kind_run", lang) if folder.kind == "run" else
-            w("kind_sweep", lang, n=len(folder.settings), r=folder.n_replicates, what=what_runs(folder, lang)))
+            w("kind_sweep", lang, n=len(folder.settings), r=folder.replicates_text, what=what_runs(folder, lang)))
     # The model that made the runs: its version, and the commit when the runs came from a source checkout.
     version = f"skillsim {folder.manifest.get('versions', {}).get('skillsim', '?')}"
     sha = str(folder.manifest.get("git_commit", "unknown"))
@@ -177,7 +177,7 @@ def write_markdown(written, opts, path: Path) -> None:
                      w("middle", lang, thr=f"{num(thr / div, 0)}{'' if lang == 'zh' else ' '}{unit}", year=year),
                      w("spend", lang, first=first, year=year, bunit=bunit)], rows)
     lines += [w("run_note", lang) if folder.kind == "run" else
-              w("ci_note", lang, n=folder.n_replicates, what=what_runs(folder, lang)), "", scope(folder, lang), ""]
+              w("ci_note", lang, n=folder.replicates_text, what=what_runs(folder, lang)), "", scope(folder, lang), ""]
     if folder.effects is not None and "effect_high_skill_share" in summ:
         base = next(s for s in folder.settings if s.is_baseline)
         draws, noise = "draw" in folder.varies, bool({"replicate", "seed"} & set(folder.varies))
