@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
 
 EXIT_INTERRUPTED = 130  # sim.errors.EXIT_INTERRUPTED, without importing it
+_CONSOLE: list[bool] = []  # [True] in a console command's process (`run`): it ends when the command returns
 
 
 def run(target: str) -> int | None:
-    """Import `module:function` and call it; a KeyboardInterrupt it lets through is one line, exit 130."""
+    """Import `module:function` and call it; a KeyboardInterrupt it lets through is one line, exit 130.
+    Once the command returns (or exits), interrupts are ignored (`result_in_place`)."""
     module, _, function = target.partition(":")
+    _CONSOLE.append(True)
     try:
         return getattr(importlib.import_module(module), function)()
     except KeyboardInterrupt:
@@ -30,6 +35,27 @@ def run(target: str) -> int | None:
         except (OSError, ValueError):
             pass
         return EXIT_INTERRUPTED
+    finally:
+        _ignore_interrupts()  # the command has ended, its exit code is set: the teardown is not interrupted
+
+
+def result_in_place() -> None:
+    """A console command is about to publish its result (the rename of its finished folder): from here on
+    an interrupt has nothing left to stop. One that landed later (the command's last lines, its pool's
+    shutdown, the interpreter's teardown) printed a traceback behind exit 0, or ended the command with
+    130 and no word after it had said "wrote" (Python gives SIGINT its default action back as it
+    finalises): Ctrl-C and SIGTERM are ignored for the rest of the process. Outside a console command
+    (a notebook, a test calling `main`) nothing changes."""
+    if _CONSOLE and threading.current_thread() is threading.main_thread():
+        _ignore_interrupts()
+
+
+def _ignore_interrupts() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except (ValueError, OSError):  # not the main thread, or no such signal here
+            pass
 
 
 def skillsim(): return run("sim.cli:console")  # noqa: E704

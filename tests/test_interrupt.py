@@ -243,3 +243,59 @@ def test_an_error_raised_over_a_ctrl_c_is_an_interrupt_and_any_other_a_line(caps
         run_command(broken, "skillsim-plan", [], what="plan folder")
     err = capsys.readouterr().err.strip().splitlines()
     assert info.value.code == 1 and len(err) == 1 and "failed unexpectedly: ZeroDivisionError" in err[0]
+
+
+# -- a study interrupted as it publishes its folder, or after ---------------------------------------
+
+#: Runs `skillsim-forecast ARGS` as its console script does (sim.entry.run), signalling itself at a
+#: chosen point: `before` (the folder sealed, not yet renamed into place), `after` (renamed), or
+#: `teardown` (the command returned; an exit function of the interpreter's teardown).
+PUBLISH_SHIM = """
+import atexit, os, signal, sys, time
+sig, when = getattr(signal, sys.argv[1]), sys.argv[2]
+import sim.studies.forecast as forecast
+
+def hit():
+    os.kill(os.getpid(), sig)
+    time.sleep(0.3)  # time for the signal to land here, not in a later line
+
+original_seal, original_rename = forecast.seal, os.rename
+def seal(folder, manifest):
+    original_seal(folder, manifest)
+    if when == "before":
+        hit()
+def rename(src, dst):
+    original_rename(src, dst)
+    if when == "after" and os.path.basename(str(dst)) == "study":
+        hit()
+forecast.seal, os.rename = seal, rename
+if when == "teardown":
+    atexit.register(hit)
+sys.argv = ["skillsim-forecast", *sys.argv[3:]]
+from sim.entry import run
+sys.exit(run("sim.studies.forecast:main"))
+"""
+
+
+@pytest.mark.parametrize("when,sig", [("before", signal.SIGINT), ("after", signal.SIGINT), ("after", signal.SIGTERM),
+                                      ("teardown", signal.SIGINT)])
+def test_a_study_interrupted_as_it_publishes_says_what_it_left(tmp_path, when, sig):
+    """Ctrl-C or SIGTERM in a study's last second: exit 130 with "wrote" said and the folder complete, or
+    exit 0 with a traceback of loky's exit function (a user trial, 7 of 8 delays). Now an interrupt before
+    the folder is renamed into place leaves none (130, one line); one after it, or in the teardown, is
+    ignored: exit 0, the folder complete, no traceback."""
+    proc = subprocess.run([sys.executable, "-c", PUBLISH_SHIM, sig.name, when, "params=2", "structural=2",
+                           "replicates=2", "n_agents=300", "horizon.end_year=2024", "out=study"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, preexec_fn=default_sigint,
+                          env={**os.environ, "SKILLSIM_JOBS": "2"})
+    out = proc.stdout + proc.stderr
+    assert "Traceback" not in out and "Exception ignored" not in out, out[-3000:]
+    study = tmp_path / "study"
+    if when == "before":
+        assert proc.returncode == EXIT_INTERRUPTED, out[-2000:]
+        assert proc.stderr.strip().splitlines()[-1] == "skillsim-forecast: interrupted; no forecast folder was written"
+        assert not study.exists() and not list(tmp_path.glob(".study.partial-*"))
+    else:
+        assert proc.returncode == EXIT_OK, out[-2000:]
+        assert out.strip().splitlines()[-1].endswith("wrote study"), out[-2000:]
+        assert verify(study).problems == []

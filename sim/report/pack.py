@@ -179,6 +179,9 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         written = render(folder, opts, tmp)
+        from ..entry import result_in_place
+
+        result_in_place()  # an interrupt from here on would find the report written (sim.entry)
         if out.exists():
             os.rename(out, old)
         os.rename(tmp, out)

@@ -556,6 +556,9 @@ def run(args: dict) -> Path:
                    "git_commit": git_commit(), "started": started})
         if out.exists():
             out.rmdir()  # empty (check_writable refused anything else)
+        from ..entry import result_in_place
+
+        result_in_place()  # an interrupt from here on would find the folder written
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

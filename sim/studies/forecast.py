@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig, to_dict
+from ..entry import result_in_place
 from ..errors import ConfigError, OutputError, quiet_when_output_closed
 from .options import config_override, key_values, path_option, releases_claims
 from ..results import (COMPLETE_MARKER, RERUN_OF_ENV, _json, calibration_checksums, complete_text, git_commit,
@@ -202,6 +203,7 @@ def write_folder(out: Path, tables: dict, manifest: dict, what: str = "forecast"
         seal(tmp, manifest)
         if out.exists():
             out.rmdir()
+        result_in_place()  # an interrupt from here on would find the folder written (sim.entry)
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
