@@ -41,7 +41,7 @@ import numpy as np
 from .lazy import pd
 
 from . import claims
-from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, DataError, SkillsimError, debug_enabled,
+from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, ConfigError, DataError, SkillsimError, debug_enabled,
                      environment_fault, internal_error, quiet_when_output_closed)
 from .metrics import SPEND_ACCOUNTS
 from .results import COMPLETE_MARKER, FAILED_MARKER, kind_of, recorded_plan, recorded_trials, single_runs
@@ -290,20 +290,21 @@ def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | Non
     if ok.empty:
         return None
     if baseline and not settings:
-        raise DataError(f"baseline {baseline!r}: this sweep has a single setting (only replicate/seed vary), "
-                        "so there is nothing to compare")
+        raise ConfigError("--baseline", baseline, "no baseline: this sweep has a single setting (only "
+                          "replicate/seed vary), so there is nothing to compare")
     if not settings:
         return None
     if baseline:
         parts = [x.strip() for x in baseline.split(",") if x.strip()]
         bad = [x for x in parts if parse_override(x) is None]
         if bad or not parts:  # 'nonsense' once fell back to the default baseline, silently
-            raise DataError(f"baseline {baseline!r}: expected key=value[,key=value...], e.g. "
-                            f"{settings[0]}={ok[settings[0]].iloc[0]}")
+            raise ConfigError("--baseline", baseline, f"key=value[,key=value...] of the swept settings, e.g. "
+                                                      f"{settings[0]}={ok[settings[0]].iloc[0]}")
         want = dict(parse_override(x) for x in parts)
         for k in want:
             if k not in settings:
-                raise DataError(f"baseline {baseline!r}: {k!r} is not a swept setting ({', '.join(settings) or 'none'})")
+                raise ConfigError("--baseline", baseline, f"key=value of the swept settings ({', '.join(settings)}); "
+                                                          f"{k!r} is not one")
         match = ok
         for k, v in want.items():
             match = match[matches(match[k], v)]

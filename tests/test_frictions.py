@@ -54,9 +54,17 @@ def test_baseline_that_matches_nothing_names_what_there_is():
 
 @pytest.mark.parametrize("given", ["nonsense", "levers.training.intensity=0,nonsense", ","])
 def test_a_baseline_that_is_not_key_value_is_refused(given):
-    """It once fell back to the default baseline silently (exit 0, the wrong effects)."""
-    with pytest.raises(DataError, match=r"expected key=value\[,key=value...\], e.g. levers.training.intensity=1"):
+    """It once fell back to the default baseline silently (exit 0, the wrong effects). A wrong option is a
+    config error (exit 2), as every other bad option of the command; it exited 3, as a damaged folder."""
+    from sim.errors import EXIT_CONFIG, ConfigError
+
+    with pytest.raises(ConfigError, match=r"--baseline = .* is invalid; allowed: key=value\[,key=value...\] of the "
+                                          r"swept settings, e.g. levers.training.intensity=1") as err:
         choose_baseline(_runs([1, 0, 2]), ["levers.training.intensity"], given)
+    assert err.value.exit_code == EXIT_CONFIG
+    with pytest.raises(ConfigError, match=r"--baseline = 'scenario=no_policy' is invalid; allowed: key=value of the "
+                                          r"swept settings \(levers.training.intensity\); 'scenario' is not one"):
+        choose_baseline(_runs([1, 0, 2]), ["levers.training.intensity"], "scenario=no_policy")
 
 
 def test_value_matching_keeps_different_values_apart():
