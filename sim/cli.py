@@ -820,6 +820,10 @@ def explain(exc: BaseException) -> str:
         section = text.split("Available options", 1)[-1].split("Config search path", 1)[0]
         opts = [o for o in re.findall(r"^\t(\S+)$", section, flags=re.M) if "=" not in o]
         allowed = ", ".join(opts) if opts else f"an existing file in sim/conf/{group}/"
+        if group == "hydra/sweeper" and choice in ("optuna", "nevergrad"):  # shipped with the experiments extra
+            allowed += (f"; {choice.capitalize()}'s sweeper is installed with the experiments extra "
+                        "(pip install \"skillsim[experiments]\")" if choice == "optuna" else
+                        "; Nevergrad's sweeper is not installed with skillsim (pip install hydra-nevergrad-sweeper)")
         if group == "hydra/launcher" and choice == "ray":  # an extra of its own, in an environment of its own
             allowed += ("; Ray's launcher is installed apart (pip install \".[ray]\" in an environment of its "
                         "own, docs/cluster.md)")

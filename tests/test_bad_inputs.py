@@ -117,6 +117,9 @@ CASES = [
     C("a-setting-the-draw-replaces", V, "draw=3 region.growth_per_year=0.03", EXIT_CONFIG,
       "region.growth_per_year = 0.03 is invalid; allowed: not set together with draw=3, whose joint draw replaces it",
       e2e=True),
+    C("sweep-nevergrad-not-installed", M, ["-m", "hydra/sweeper=nevergrad", "replicate=0,1"], EXIT_CONFIG,
+      "hydra/sweeper = 'nevergrad' is invalid; allowed: one of basic, optuna; Nevergrad's sweeper is not installed "
+      "with skillsim (pip install hydra-nevergrad-sweeper)"),
     C("sweep-a-number-written-twice", M, ["-m", "levers.training.intensity=1,1.0,2"], EXIT_CONFIG,
       "levers.training.intensity = '1,1.0,2' is invalid; allowed: each value once: 1 and 1.0 are the same setting"),
     C("sweep-a-setting-the-draw-replaces", M, ["-m", "draw=range(0,2)", "region.growth_per_year=0,0.03"], EXIT_CONFIG,
