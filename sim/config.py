@@ -395,7 +395,12 @@ class RunConfig:
 
     def few_agents_note(self) -> str | None:
         """A warning for a workforce too small to say much (n_agents=1 gave a high-skill share of 100%,
-        n_agents=3 of 50%, without a word): None from FEW_AGENTS up."""
+        n_agents=3 of 50%, without a word), or larger than the region's: None from FEW_AGENTS up to one
+        agent a worker."""
+        if self.weight < 1.0:  # more agents than the region has workers: more cost, no more information
+            return (f"n_agents={self.n_agents:,} is more than the region's {self.region.population:,.0f} workers: "
+                    f"each agent stands for {self.weight:.2f} of a worker (no more information than "
+                    f"n_agents={round(self.region.population):,} would give, at more cost)")
         if self.n_agents >= FEW_AGENTS:
             return None
         return (f"n_agents={self.n_agents}: each agent stands for {self.weight:,.0f} workers; below {FEW_AGENTS:,} "

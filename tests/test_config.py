@@ -110,3 +110,18 @@ def test_a_workforce_too_small_to_say_much_is_warned_of():
     note = dataclasses.replace(cfg, n_agents=3).few_agents_note()
     assert note.startswith("n_agents=3: each agent stands for ") and "mostly sampling noise" in note
     assert f"{cfg.region.population / 3:,.0f} workers" in note
+
+
+def test_more_agents_than_workers_is_warned_of():
+    """region=zhong_county n_agents=200000: each agent stood for 0.65 of a worker, without a word."""
+    import dataclasses
+
+    from sim.config import RunConfig
+
+    cfg = RunConfig()
+    people = cfg.region.population
+    assert dataclasses.replace(cfg, n_agents=int(people)).few_agents_note() is None  # one worker each
+    note = dataclasses.replace(cfg, n_agents=int(people * 2)).few_agents_note()
+    assert note == (f"n_agents={int(people * 2):,} is more than the region's {people:,.0f} workers: each agent "
+                    f"stands for {people / int(people * 2):.2f} of a worker (no more information than "
+                    f"n_agents={round(people):,} would give, at more cost)")
