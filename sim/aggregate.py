@@ -290,7 +290,7 @@ def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | Non
     if ok.empty:
         return None
     if baseline and not settings:
-        raise ConfigError("--baseline", baseline, "no baseline: this sweep has a single setting (only "
+        raise ConfigError("baseline", baseline, "no baseline: this sweep has a single setting (only "
                           "replicate/seed vary), so there is nothing to compare")
     if not settings:
         return None
@@ -298,12 +298,12 @@ def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | Non
         parts = [x.strip() for x in baseline.split(",") if x.strip()]
         bad = [x for x in parts if parse_override(x) is None]
         if bad or not parts:  # 'nonsense' once fell back to the default baseline, silently
-            raise ConfigError("--baseline", baseline, f"key=value[,key=value...] of the swept settings, e.g. "
+            raise ConfigError("baseline", baseline, f"key=value[,key=value...] of the swept settings, e.g. "
                                                       f"{settings[0]}={ok[settings[0]].iloc[0]}")
         want = dict(parse_override(x) for x in parts)
         for k in want:
             if k not in settings:
-                raise ConfigError("--baseline", baseline, f"key=value of the swept settings ({', '.join(settings)}); "
+                raise ConfigError("baseline", baseline, f"key=value of the swept settings ({', '.join(settings)}); "
                                                           f"{k!r} is not one")
         match = ok
         for k, v in want.items():

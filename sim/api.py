@@ -238,4 +238,11 @@ def apply(cfg, **params: Any):
             raise ConfigError(name, value, "a keyword of sim.api.PARAMETERS or a dotted config key")
         if value is not None:
             _set(data, PARAMETERS.get(name, name), value)
-    return from_mapping(data)
+    cfg = from_mapping(data)
+    if params.get("draw") is not None:  # as compose applies it: WorkforceModel(draw=3) (Mesa's batch_run over
+        from .studies.uncertainty import draw_config, refuse_drawn_settings  # draw) ran the central values
+
+        given, cfg = cfg, draw_config(cfg, cfg.draw)
+        refuse_drawn_settings(given, cfg, [PARAMETERS.get(name, name) for name, value in params.items()
+                                           if value is not None], cfg.draw)
+    return cfg

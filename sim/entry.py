@@ -17,14 +17,25 @@ import sys
 import threading
 
 EXIT_INTERRUPTED = 130  # sim.errors.EXIT_INTERRUPTED, without importing it
-_CONSOLE: list[bool] = []  # [True] in a console command's process (`run`): it ends when the command returns
+_CONSOLE: list[bool] = []  # [True] while `run` runs a console command in a console script's process
+
+
+def _console_script() -> bool:
+    """Whether this process is a console script's (`skillsim-*`, `python -m sim`), which ends when its
+    command returns: not a notebook, nor a test calling an entry function in its own process."""
+    path = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    name = os.path.basename(path)
+    return name.startswith("skillsim") or (name == "__main__.py" and os.path.basename(os.path.dirname(path)) == "sim")
 
 
 def run(target: str) -> int | None:
     """Import `module:function` and call it; a KeyboardInterrupt it lets through is one line, exit 130.
-    Once the command returns (or exits), interrupts are ignored (`result_in_place`)."""
+    In a console script's process, once the command returns (or exits) interrupts are ignored
+    (`result_in_place`)."""
     module, _, function = target.partition(":")
-    _CONSOLE.append(True)
+    console = _console_script()
+    if console:
+        _CONSOLE.append(True)
     try:
         return getattr(importlib.import_module(module), function)()
     except KeyboardInterrupt:
@@ -36,7 +47,9 @@ def run(target: str) -> int | None:
             pass
         return EXIT_INTERRUPTED
     finally:
-        _ignore_interrupts()  # the command has ended, its exit code is set: the teardown is not interrupted
+        if console:  # the command has ended, its exit code is set: the teardown is not interrupted
+            _CONSOLE.pop()
+            _ignore_interrupts()
 
 
 def result_in_place() -> None:

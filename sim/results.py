@@ -318,8 +318,28 @@ def _json(obj) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False, default=default) + "\n"
 
 
+#: [True] while a single run writes the folder that ends its command (`publishing_the_result`); not a sweep
+#: job's, after which the sweep goes on
+_ENDS_COMMAND: list[bool] = []
+
+
+@contextlib.contextmanager
+def publishing_the_result():
+    """The folder written inside ends the command: an interrupt once it is being put in place is ignored
+    (sim.entry.result_in_place), as a study's is."""
+    _ENDS_COMMAND.append(True)
+    try:
+        yield
+    finally:
+        _ENDS_COMMAND.pop()
+
+
 def _rename_into_place(tmp: Path, run_dir: Path, unique: bool) -> Path:
     """Rename the finished folder to `run_dir` (or, if `unique`, the first free `run_dir-N`)."""
+    if _ENDS_COMMAND:
+        from .entry import result_in_place
+
+        result_in_place()  # an interrupt from here on would find the folder written
     target = run_dir
     for n in range(2, 1000):
         try:

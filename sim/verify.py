@@ -219,9 +219,10 @@ def verify_sweep(folder: Path, report: Report) -> None:
     """Check every finished job folder of a sweep, and its tables; failed and unfinished jobs are noted."""
     from .results import recorded_plan
 
-    verify_sweep_tables(folder, report)
-    failed = unfinished = 0
     sweep = any((folder / f).exists() for f in SWEEP_FILES)  # else a folder of results: runs, studies, sweeps
+    if sweep:  # a sweep's top level holds nothing else; a folder of results may hold the user's own files
+        verify_sweep_tables(folder, report)
+    failed = unfinished = 0
     others = []
     jobs = job_folders(folder)
     for job in jobs:

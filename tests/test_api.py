@@ -257,3 +257,11 @@ def test_a_setting_a_draw_replaces_is_refused_with_the_draw():
     kept = compose("chongqing", draw=3, n_agents=2000, training_intensity=2.0, overrides=["region=chongqing"])
     assert kept.levers.training.intensity == 2.0 and kept.region.growth_per_year == drawn.region.growth_per_year
     assert compose("chongqing", n_agents=2000, growth_per_year=0.03).region.growth_per_year == 0.03  # no draw
+    # WorkforceModel's keywords (Mesa's batch_run over draw) ran the central values under draw=3
+    assert WorkforceModel(draw=3, n_agents=2000, seed=drawn.seed).cfg == drawn
+    with pytest.raises(ConfigError, match="region.growth_per_year = 0.03 is invalid; allowed: not set together with "
+                                          "draw=3"):
+        WorkforceModel(draw=3, growth_per_year=0.03, n_agents=2000)
+    # a given population is rescaled by a drawn uncertified share, not replaced: it is not refused
+    big = compose("national", draw=3, n_agents=2000, overrides=["region.population=250000000"])
+    assert big.region.population > compose("national", draw=3, n_agents=2000).region.population

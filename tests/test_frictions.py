@@ -58,11 +58,11 @@ def test_a_baseline_that_is_not_key_value_is_refused(given):
     config error (exit 2), as every other bad option of the command; it exited 3, as a damaged folder."""
     from sim.errors import EXIT_CONFIG, ConfigError
 
-    with pytest.raises(ConfigError, match=r"--baseline = .* is invalid; allowed: key=value\[,key=value...\] of the "
+    with pytest.raises(ConfigError, match=r"baseline = .* is invalid; allowed: key=value\[,key=value...\] of the "
                                           r"swept settings, e.g. levers.training.intensity=1") as err:
         choose_baseline(_runs([1, 0, 2]), ["levers.training.intensity"], given)
     assert err.value.exit_code == EXIT_CONFIG
-    with pytest.raises(ConfigError, match=r"--baseline = 'scenario=no_policy' is invalid; allowed: key=value of the "
+    with pytest.raises(ConfigError, match=r"baseline = 'scenario=no_policy' is invalid; allowed: key=value of the "
                                           r"swept settings \(levers.training.intensity\); 'scenario' is not one"):
         choose_baseline(_runs([1, 0, 2]), ["levers.training.intensity"], "scenario=no_policy")
 

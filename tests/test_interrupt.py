@@ -202,10 +202,17 @@ def test_ctrl_c_while_a_command_still_imports_is_one_line_and_exit_130(monkeypat
         raise KeyboardInterrupt
 
     monkeypatch.setattr(importlib, "import_module", interrupted_import)
-    for argv0, prog in (("/usr/bin/skillsim-forecast", "skillsim-forecast"), ("/x/sim/__main__.py", "skillsim")):
-        monkeypatch.setattr(sys, "argv", [argv0])
-        assert entry.forecast() == EXIT_INTERRUPTED
-        assert capsys.readouterr().err == f"{prog}: interrupted\n"
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for argv0, prog in (("/usr/bin/skillsim-forecast", "skillsim-forecast"), ("/x/sim/__main__.py", "skillsim")):
+            monkeypatch.setattr(sys, "argv", [argv0])
+            assert entry.forecast() == EXIT_INTERRUPTED
+            assert capsys.readouterr().err == f"{prog}: interrupted\n"
+            # as a console script's process, which ends now: interrupts are ignored for its teardown
+            assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:  # this process goes on
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 def test_the_package_and_its_entry_points_import_nothing_heavy():
@@ -299,3 +306,43 @@ def test_a_study_interrupted_as_it_publishes_says_what_it_left(tmp_path, when, s
         assert proc.returncode == EXIT_OK, out[-2000:]
         assert out.strip().splitlines()[-1].endswith("wrote study"), out[-2000:]
         assert verify(study).problems == []
+
+
+SINGLE_RUN_SHIM = """
+import os, signal, sys, time
+sig = getattr(signal, sys.argv[1])
+original_rename = os.rename
+def rename(src, dst):
+    original_rename(src, dst)
+    if os.path.basename(str(dst)) == "run":
+        os.kill(os.getpid(), sig)
+        time.sleep(0.3)
+os.rename = rename
+sys.argv = ["skillsim", *sys.argv[2:]]
+from sim.entry import run
+sys.exit(run("sim.cli:console"))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_single_run_interrupted_once_its_folder_is_in_place_ends_as_written(tmp_path, sig):
+    """Ctrl-C just after the run folder was renamed into place said "interrupted; no result folder was
+    written" (exit 130) beside a complete folder. It is ignored from the rename on: exit 0, the folder."""
+    proc = subprocess.run([sys.executable, "-c", SINGLE_RUN_SHIM, sig.name, "n_agents=300", "horizon.end_year=2025",
+                           SHORT_HISTORY, "hydra.run.dir=run"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, preexec_fn=default_sigint)
+    assert proc.returncode == EXIT_OK and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "skillsim: interrupted" not in proc.stderr and verify(tmp_path / "run").problems == []
+
+
+def test_an_entry_function_called_in_a_process_of_its_own_leaves_its_signals_alone():
+    """sim.entry.run ignores interrupts once its command ends only in a console script's process: a test
+    or a notebook calling an entry function kept SIGINT and SIGTERM ignored for good (and so did every
+    process it started afterwards)."""
+    from sim import entry
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert entry.run("os:getpid") == os.getpid()
+    entry.result_in_place()
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert not entry._CONSOLE

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from sim import fastsweep
 from sim.cli import CONFIG_DIR, register_schema
-from sim.errors import EXIT_DATA
+from sim.errors import EXIT_CONFIG, EXIT_DATA
 
 from .faults import assert_one_line_error, run
 
@@ -55,7 +55,7 @@ def test_skillsim_aggregate_on_a_replicate_only_sweep(replicates):
     assert "effects.csv not written" in proc.stderr
     assert (out / "runs.csv").read_bytes() == before
     bad = run("sim.aggregate", str(out), "--baseline", "replicate=0", cwd=tmp)
-    assert_one_line_error(bad, "skillsim-aggregate", EXIT_DATA, "single setting")
+    assert_one_line_error(bad, "skillsim-aggregate", EXIT_CONFIG, "single setting")
 
 
 def test_a_users_folder_named_like_a_job_is_left_out_not_counted_missing(replicates, tmp_path):

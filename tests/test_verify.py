@@ -288,6 +288,8 @@ def test_a_folder_of_results_checks_the_runs_in_its_folders(run, sweep_dir, tmp_
     shutil.copytree(run, results / "study")  # a study folder is a run folder with its manifest
     shutil.copytree(sweep_dir, results / "sweeps" / "sw")
     (results / "notes").mkdir()
+    (results / "README.txt").write_text("what these runs are\n")  # the user's own file beside them: not a problem
+    (results / "runs" / "list.txt").write_text("a, b\n")
     code, out, err = verify(results, capsys=capsys)
     assert code == EXIT_OK and err == [], out
     assert f"note: {results}: 1 folder holding no results not checked (notes)" in out

@@ -625,6 +625,9 @@ def _run_into(out: Path, args: dict, log) -> None:
         log(f"the package's calibration ({CALIBRATION_FILE.name}) was not replaced; write=true replaces it "
             "with this fit and ensemble")
     if write:
+        from ..entry import result_in_place
+
+        result_in_place()  # the package's calibration is replaced from here: an interrupt would leave it half done
         write_calibration(res, CALIBRATION_FILE, res.fitted, post)
         _write_text(ENSEMBLE_FILE, members.to_csv(index=False))
         log(f"wrote {CALIBRATION_FILE} and {ENSEMBLE_FILE}")

@@ -88,10 +88,11 @@ def refuse_drawn_settings(given: RunConfig, drawn: RunConfig, keys, k: int) -> N
     before, after = _leaves(to_dict(given)), _leaves(to_dict(drawn))
     for key in keys:
         key = str(key).lstrip("+~").split("@", 1)[0]
+        if key == "region.population":  # rescaled from the given one with a drawn uncertified share: it counts
+            continue
         if key in before and before[key] != after.get(key):
             where = ("a structural input of the region, drawn from its range in region.structural"
-                     if key in given.region.structural or key == "region.population"
-                     else "a parameter of the calibration ensemble")
+                     if key in given.region.structural else "a parameter of the calibration ensemble")
             raise ConfigError(key, before[key], f"not set together with draw={k}, whose joint draw replaces it "
                                                 f"({where}); drop one of them")
 
