@@ -133,6 +133,13 @@ CASES = [
     C("scenario-a-number", N, "scenario=5", EXIT_CONFIG, "scenario = '5' is invalid; allowed: the name of a preset"),
     C("sweep-region-null", M, ["-m", "region=null,national"], EXIT_CONFIG,
       "region = 'null' is invalid; allowed: the name of a preset"),
+    C("forecast-a-setting-it-draws", V, "region.growth_per_year=0.03 params=2 structural=2 replicates=2", EXIT_CONFIG,
+      "region.growth_per_year = 0.03 is invalid; allowed: not set here: skillsim-forecast draws it for each run "
+      "(a structural input of the region", tool="forecast"),
+    C("plan-a-setting-it-draws", V, "behaviour.aptitude_sd=0.3 region.base_wage=61000 uncertainty=true "
+      "target.share=0.35 target.year=2030", EXIT_CONFIG,
+      "region.base_wage = 61000.0 is invalid; allowed: not set here: skillsim-plan with uncertainty=true draws it",
+      tool="plan"),
     C("forecast-region-null", N, "region=null params=2 structural=2 replicates=2", EXIT_CONFIG,
       "region = 'null' is invalid; allowed: the name of a preset", tool="forecast"),
     C("region-given-a-list", N, "region=[national,zhong_county]", EXIT_CONFIG,

@@ -77,11 +77,12 @@ def apply_structural(cfg: RunConfig, values: dict[str, float]) -> RunConfig:
     return cfg
 
 
-def refuse_drawn_settings(given: RunConfig, drawn: RunConfig, keys, k: int) -> None:
+def refuse_drawn_settings(given: RunConfig, drawn: RunConfig, keys, k: int, by: str | None = None) -> None:
     """A setting the user gave (`keys`: dotted keys of the command line or the API's keywords) that joint
     draw k replaced is refused in one line: which one wins would be a silent choice, and a study that
     paired `draw` with `region.growth_per_year` found the latter had no effect at all. Only settings the
-    draw changed count, so a group choice (`region=national`) or a key the draw leaves alone passes."""
+    draw changed count, so a group choice (`region=national`) or a key the draw leaves alone passes.
+    `by`: a study command that draws every run's parameters and inputs itself (its name)."""
     from ..config import to_dict
     from ..errors import ConfigError
 
@@ -93,6 +94,8 @@ def refuse_drawn_settings(given: RunConfig, drawn: RunConfig, keys, k: int) -> N
         if key in before and before[key] != after.get(key):
             where = ("a structural input of the region, drawn from its range in region.structural"
                      if key in given.region.structural else "a parameter of the calibration ensemble")
+            if by is not None:
+                raise ConfigError(key, before[key], f"not set here: {by} draws it for each run ({where}); drop it")
             raise ConfigError(key, before[key], f"not set together with draw={k}, whose joint draw replaces it "
                                                 f"({where}); drop one of them")
 
