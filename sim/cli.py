@@ -7,6 +7,7 @@ stderr and a documented exit code (sim.errors), never a traceback, and leave no 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -1076,8 +1077,9 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                                             if "objective" in master else None)
                 data0 = plain(master)
                 cfg0 = from_mapping(data0)  # the settings every job shares
-                refuse_drawn_overrides(cfg0, [o.get_key_element() for o in parser.parse_overrides(
-                    sweeper_params(master)) + given])
+                keys = [o.get_key_element() for o in parser.parse_overrides(sweeper_params(master)) + given]
+                drawing = cfg0.draw is not None or "draw" in {k.lstrip("+~") for k in keys}  # draw itself optimised
+                refuse_drawn_overrides(dataclasses.replace(cfg0, draw=cfg0.draw or 0) if drawing else cfg0, keys)
                 swept = [o for o in parser.parse_overrides(
                     sweeper_params(master)) + given
                     if o.is_sweep_override() and not o.get_key_element().startswith("hydra.")]
@@ -1165,6 +1167,8 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                         except SkillsimError as err:  # a preset that is incomplete or not valid
                             fail(err)
                         check(variant, targets=True)
+                        if not errors:  # another region may draw a key the first does not
+                            refuse_drawn_overrides(from_mapping(variant), list(lists))
                     continue
                 if scratch is None:
                     scratch = copy.deepcopy(base)
