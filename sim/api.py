@@ -153,12 +153,10 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
     cfg = from_mapping(data)
     load_targets(cfg.targets_file or DEFAULT_TARGETS)  # cached after the first call
     if cfg.draw is not None:  # parameter and structural uncertainty: one joint draw (as skillsim does)
-        from .studies.uncertainty import draw_config, refuse_drawn_settings
+        from .studies.uncertainty import draw_given
 
-        given, cfg = cfg, draw_config(cfg, cfg.draw)
-        refuse_drawn_settings(given, cfg, [key for key, _ in values] + [PARAMETERS.get(name, name) for name, value
-                                                                         in params.items() if value is not None],
-                              cfg.draw)
+        cfg = draw_given(cfg, [key for key, _ in values] + [PARAMETERS.get(name, name) for name, value
+                                                             in params.items() if value is not None])
     return cfg
 
 
@@ -240,9 +238,7 @@ def apply(cfg, **params: Any):
             _set(data, PARAMETERS.get(name, name), value)
     cfg = from_mapping(data)
     if params.get("draw") is not None:  # as compose applies it: WorkforceModel(draw=3) (Mesa's batch_run over
-        from .studies.uncertainty import draw_config, refuse_drawn_settings  # draw) ran the central values
+        from .studies.uncertainty import draw_given  # draw) ran the central values
 
-        given, cfg = cfg, draw_config(cfg, cfg.draw)
-        refuse_drawn_settings(given, cfg, [PARAMETERS.get(name, name) for name, value in params.items()
-                                           if value is not None], cfg.draw)
+        cfg = draw_given(cfg, [PARAMETERS.get(name, name) for name, value in params.items() if value is not None])
     return cfg

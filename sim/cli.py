@@ -508,11 +508,9 @@ def config_from_hydra(dcfg: DictConfig, preset: str | None = None,
     cfg = from_mapping(data)
     load_targets(cfg.targets_file or DEFAULT_TARGETS)  # a bad targets file fails at start-up
     if cfg.draw is not None:  # parameter and structural uncertainty, opted into by a sweep over `draw`
-        from .studies.uncertainty import draw_config, refuse_drawn_settings
+        from .studies.uncertainty import draw_given
 
-        given, cfg = cfg, draw_config(cfg, cfg.draw)
-        lines = as_typed_overrides(dcfg) if overrides is None else overrides
-        refuse_drawn_settings(given, cfg, [o.split("=", 1)[0] for o in lines], cfg.draw)
+        cfg = draw_given(cfg, as_typed_overrides(dcfg) if overrides is None else overrides)
     return cfg, data
 
 
@@ -1200,11 +1198,11 @@ def refuse_a_value_twice(key: str, given: str | None, values: dict[str, object])
 
 def refuse_drawn_overrides(cfg: RunConfig, keys: list[str]) -> None:
     """A sweep that sets `draw` and a setting its joint draw replaces: refused before it starts, as each
-    of its jobs would be (sim.studies.uncertainty.refuse_drawn_settings)."""
+    of its jobs would be (sim.studies.uncertainty.draw_given)."""
     if cfg.draw is not None:
-        from .studies.uncertainty import draw_config, refuse_drawn_settings
+        from .studies.uncertainty import draw_given
 
-        refuse_drawn_settings(cfg, draw_config(cfg, cfg.draw), keys, cfg.draw)
+        draw_given(cfg, keys)
 
 
 def refuse_a_folder_of_other_results(sweep_dir: Path) -> None:

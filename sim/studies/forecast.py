@@ -273,8 +273,7 @@ def run(argv: list[str]) -> Path:
     opts, overrides = parse(argv)
     cfg = compose_config(overrides)
     # a structural input or calibrated parameter given here was replaced in every run without a word
-    uncertainty.refuse_drawn_settings(cfg, uncertainty.draw_config(cfg, 0), [o.split("=", 1)[0] for o in overrides],
-                                      0, by="skillsim-forecast")
+    uncertainty.draw_given(cfg, overrides, 0, by="skillsim-forecast")
     seed = cfg.seed if opts["seed"] is None else opts["seed"]
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["out"] or f"results/forecasts/{stamp}_{cfg.region.name}_{cfg.scenario}")

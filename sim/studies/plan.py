@@ -807,10 +807,9 @@ def run(argv: list[str]) -> Path:
         raise ConfigError("draw", cfg.draw, "not a setting here with uncertainty=true: skillsim-plan draws the "
                           "parameters and structural inputs of each sample itself (uncertainty=false plans at draw N)")
     if uncertainty:  # a structural input or calibrated parameter given here was replaced in every sample
-        from .uncertainty import draw_config, refuse_drawn_settings
+        from .uncertainty import draw_given
 
-        refuse_drawn_settings(cfg, draw_config(cfg, 0), [o.split("=", 1)[0] for o in overrides], 0,
-                              by="skillsim-plan with uncertainty=true")
+        draw_given(cfg, overrides, 0, by="skillsim-plan with uncertainty=true")
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["out"] or f"results/plans/{stamp}_{cfg.region.name}")
     from .options import check_writable

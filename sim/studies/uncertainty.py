@@ -77,18 +77,21 @@ def apply_structural(cfg: RunConfig, values: dict[str, float]) -> RunConfig:
     return cfg
 
 
-def refuse_drawn_settings(given: RunConfig, drawn: RunConfig, keys, k: int, by: str | None = None) -> None:
-    """A setting the user gave (`keys`: dotted keys of the command line or the API's keywords) that joint
-    draw k replaced is refused in one line: which one wins would be a silent choice, and a study that
-    paired `draw` with `region.growth_per_year` found the latter had no effect at all. Only settings the
-    draw changed count, so a group choice (`region=national`) or a key the draw leaves alone passes.
-    `by`: a study command that draws every run's parameters and inputs itself (its name)."""
+def draw_given(given: RunConfig, keys, k: int | None = None, by: str | None = None) -> RunConfig:
+    """`given` at joint draw k (default: its own `draw`), with each setting the user gave (`keys`: the
+    command line's `key=value` lines or dotted keys, the API's keywords) that the draw replaces refused
+    in one line: which one wins would be a silent choice, and a study that paired `draw` with
+    `region.growth_per_year` found the latter had no effect at all. Only settings the draw changes
+    count, so a group choice (`region=national`) or a key the draw leaves alone passes. `by`: a study
+    command that draws every run's parameters and inputs itself (its name; k is then any draw)."""
     from ..config import to_dict
     from ..errors import ConfigError
 
+    k = given.draw if k is None else k
+    drawn = draw_config(given, k)
     before, after = _leaves(to_dict(given)), _leaves(to_dict(drawn))
     for key in keys:
-        key = str(key).lstrip("+~").split("@", 1)[0]
+        key = str(key).split("=", 1)[0].lstrip("+~").split("@", 1)[0]
         if key == "region.population":  # rescaled from the given one with a drawn uncertified share: it counts
             continue
         if key in before and before[key] != after.get(key):
@@ -98,6 +101,7 @@ def refuse_drawn_settings(given: RunConfig, drawn: RunConfig, keys, k: int, by: 
                 raise ConfigError(key, before[key], f"not set here: {by} draws it for each run ({where}); drop it")
             raise ConfigError(key, before[key], f"not set together with draw={k}, whose joint draw replaces it "
                                                 f"({where}); drop one of them")
+    return drawn
 
 
 def _leaves(tree: dict, prefix: str = "") -> dict:
