@@ -124,8 +124,7 @@ def initial_population(wf: Workforce, cfg, firms: Firms, now: int, rng: np.rando
     counts = allocate(n, mix)
     level = np.repeat(np.arange(N_LEVELS, dtype=np.int8), counts)
     wf.kernels.shuffle(rng, level)  # rng.shuffle, compiled where the passes are
-    start = wf.n
-    wf.append(n)
+    start = wf.extend(n)
     at = slice(start, start + n)  # the new workers' slots
     wf.level[at] = level
     female = wf.female[at]

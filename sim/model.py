@@ -13,7 +13,7 @@ from .mesa_frame import DataCollector, Model
 from .certification import appoint, certify
 from .config import RunConfig, validate
 from .errors import interrupts_kept
-from . import alignment, history, history_reuse, passes
+from . import alignment, history, history_reuse, pages, passes
 from .demography import SizePath, fill_entrants, initial_population, make_firms, separation_hazard
 from .kernels_numpy import sorted_distinct, union_sorted  # np.unique, np.union1d without numpy.ma
 from .levers import default_levers
@@ -132,6 +132,21 @@ class WorkforceModel(Model):
         self.cert_subsidy = np.concatenate([[0.0], cfg.cert_subsidy])  # by new level 1..5
 
         self.wage_index_start = cfg.region.base_wage / 12.0  # at the start state (t = -1)
+        with pages.for_model(cfg.n_agents):  # a large workforce's new columns in ordinary pages (sim.pages)
+            self._build(cfg, obs, share0, origin)
+            self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
+            self._reset_month()
+            for lever in self.levers:
+                lever.init(self)
+            self.row = measure(self)
+        # run_seed: each batch_run row says which run it is (WorkforceModel(seed=run_seed) repeats it)
+        self.datacollector = SeriesCollector(model_reporters={"date": _report_date, "run_seed": _report_run_seed,
+                                                              **{c: _reporter(c) for c in column_names()}})
+        self.start_row = self.row  # the start state (t = -1): first row of series()
+        self.dates: list[str] = [calendar.label(self.now)]
+
+    def _build(self, cfg: RunConfig, obs, share0, origin: int) -> None:
+        """The workforce at the start state: the history's end state restored, or simulated."""
         name, kernels = passes.for_construction(cfg.n_agents)  # numpy passes while the compiled load
         key = history_reuse.history_key(cfg, name, f"{type(self).__module__}.{type(self).__qualname__}")
         #: whether the history's end state was restored (sim.history_reuse) rather than simulated
@@ -141,16 +156,6 @@ class WorkforceModel(Model):
             history_reuse.CACHE.keep(key, self)
         # the run's passes from now on; no kernel-loading thread outlives the construction
         self.workforce.kernels = passes.built(self.workforce.kernels, cfg.n_agents)
-        self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
-        self._reset_month()
-        for lever in self.levers:
-            lever.init(self)
-        # run_seed: each batch_run row says which run it is (WorkforceModel(seed=run_seed) repeats it)
-        self.datacollector = SeriesCollector(model_reporters={"date": _report_date, "run_seed": _report_run_seed,
-                                                              **{c: _reporter(c) for c in column_names()}})
-        self.row = measure(self)
-        self.start_row = self.row  # the start state (t = -1): first row of series()
-        self.dates: list[str] = [calendar.label(self.now)]
 
     def _simulate_history(self, cfg: RunConfig, obs, share0, origin: int, kernels) -> None:
         """The initial population at the history's origin, then the history: status-quo levers through
@@ -246,7 +251,7 @@ class WorkforceModel(Model):
 
     def _month(self) -> None:
         """Phases a-f of one month (the history runs them too, with the status-quo levers)."""
-        with interrupts_kept():
+        with interrupts_kept(), pages.for_model(self.cfg.n_agents):
             self._phases()
 
     def _phases(self) -> None:

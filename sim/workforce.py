@@ -128,11 +128,17 @@ class Workforce:
 
     def append(self, count: int) -> np.ndarray:
         """Reserve `count` new slots at the end; returns their indices."""
+        start = self.extend(count)
+        return np.arange(start, start + count)
+
+    def extend(self, count: int) -> int:
+        """Reserve `count` new slots at the end; returns the first (they are a contiguous block: a
+        caller writing them as a slice needs no index array, 46 MB for a full-scale workforce)."""
         if self.n + count > self.capacity:
             self._grow(self.n + count)
-        idx = np.arange(self.n, self.n + count)
+        start = self.n
         self.n += count
-        return idx
+        return start
 
     def replace(self, leavers: np.ndarray, n_new: int, in_order: bool = False) -> np.ndarray:
         """Remove `leavers` (distinct slot indices; `in_order`: already int64 and sorted) and make room
