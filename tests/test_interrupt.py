@@ -346,3 +346,43 @@ def test_an_entry_function_called_in_a_process_of_its_own_leaves_its_signals_alo
     entry.result_in_place()
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
     assert not entry._CONSOLE
+
+
+#: A console script's process (argv[0] skillsim-*) running a command through sim.entry.run: the command
+#: reports whether the collector runs and what the imports left to it.
+GC_SHIM = """
+import gc, json, sys
+sys.argv = ["skillsim-probe"]
+from sim.entry import run
+print(json.dumps({"before": [gc.isenabled(), gc.get_freeze_count()]}))
+sys.exit(run("gc_probe:main"))
+"""
+GC_PROBE = """
+import gc, json
+import sim.config  # a command module's imports (numpy, ...)
+
+def main():
+    print(json.dumps({"during": [gc.isenabled(), gc.get_freeze_count()]}))
+    return 0
+"""
+
+
+def test_a_console_command_runs_with_the_collector_on_and_its_imports_frozen(tmp_path):
+    """sim.entry: in a console script's process the collector waits out the command's imports and then
+    leaves their objects alone, and is on while the command runs (its own objects are collected); a
+    process calling an entry function in-process keeps its collector as it was."""
+    import gc
+
+    from sim import entry
+
+    (tmp_path / "gc_probe.py").write_text(GC_PROBE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", GC_SHIM], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    seen = {k: v for line in out.stdout.splitlines() for k, v in json.loads(line).items()}
+    assert seen["before"] == [True, 0]
+    enabled, frozen = seen["during"]
+    assert enabled and frozen > 10_000  # numpy's and the package's objects, at least
+    frozen_here = gc.get_freeze_count()
+    assert entry.run("gc:isenabled") is gc.isenabled()
+    assert gc.get_freeze_count() == frozen_here  # in-process: nothing frozen
