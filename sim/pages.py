@@ -1,19 +1,23 @@
 """Ordinary memory pages for a large model's arrays: a speed choice, the numbers never change.
 
 numpy asks Linux for transparent huge pages (madvise MADV_HUGEPAGE) for every array of 4 MiB or
-more. Where the kernel honours that by compacting memory on the array's first write (THP `defrag` set
-to `madvise`, the default of most distributions), and above all on a virtual machine whose host backs
-the guest's memory as it is first touched, writing a new array costs several times what it costs in
-4 KiB pages. Measured on the benchmark machine (benchmarks/README.md, thirty-first step): the first
-write of a new 23 MB array, one float32 column of 5.7 million workers, took 46 ms with numpy's request
-and 7.7 ms without; a full-scale run's construction, which writes about 300 MB of new columns and
-buffers, took 0.60-0.97 s against 0.53-0.58 s in fresh processes; its steps were the same either
-way (they write into memory already touched).
+more. A huge page needs 2 MiB of free memory in one block, and on the benchmark machine (a virtual
+machine whose idle memory goes back to its host: benchmarks/README.md, twenty-ninth step) such
+blocks are the memory the host has taken back, so the first write of a new array in huge pages
+waited for the host: 46 ms for a 23 MB array (one float32 column of 5.7 million workers) against
+7.7 ms in 4 KiB pages. Right after another process had freed its huge pages the same write took 1.9
+ms in huge pages, faster than in small ones; but a full-scale run writes 300-450 MB of new columns
+and buffers, more than such a machine keeps at hand, and in fresh processes its construction took
+0.60-1.10 s with numpy's request against 0.53-0.60 s without, with the steps unchanged (they write
+into memory already touched); (d) paired against the baseline commit, 2.07x with against 2.22x
+without (benchmarks/README.md, thirty-first step). On a machine that keeps its memory, huge pages
+may cost nothing on first write; the choice is then the user's, below.
 
 So while a model of `FROM_AGENTS` or more builds its workforce and runs its months, numpy's request is
 off, and numpy's setting is restored afterwards, so that other code in the process keeps numpy's
 default. A user who has chosen, with numpy's own environment variable NUMPY_MADVISE_HUGEPAGE, keeps
-that choice. Smaller models are left alone: their arrays are below numpy's 4 MiB threshold.
+that choice (NUMPY_MADVISE_HUGEPAGE=1: huge pages for the model too). Smaller models are left alone:
+their arrays are below numpy's 4 MiB threshold.
 """
 
 from __future__ import annotations
