@@ -133,7 +133,7 @@ class WorkforceModel(Model):
 
         self.wage_index_start = cfg.region.base_wage / 12.0  # at the start state (t = -1)
         with pages.for_model(cfg.n_agents):  # a large workforce's new columns in ordinary pages (sim.pages)
-            self._build(cfg, obs, share0, origin)
+            self._build_start_state(cfg, obs, share0, origin)
             self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
             self._reset_month()
             for lever in self.levers:
@@ -145,7 +145,7 @@ class WorkforceModel(Model):
         self.start_row = self.row  # the start state (t = -1): first row of series()
         self.dates: list[str] = [calendar.label(self.now)]
 
-    def _build(self, cfg: RunConfig, obs, share0, origin: int) -> None:
+    def _build_start_state(self, cfg: RunConfig, obs, share0, origin: int) -> None:
         """The workforce at the start state: the history's end state restored, or simulated."""
         name, kernels = passes.for_construction(cfg.n_agents)  # numpy passes while the compiled load
         key = history_reuse.history_key(cfg, name, f"{type(self).__module__}.{type(self).__qualname__}")

@@ -16,8 +16,11 @@ may cost nothing on first write; the choice is then the user's, below.
 So while a model of `FROM_AGENTS` or more builds its workforce and runs its months, numpy's request is
 off, and numpy's setting is restored afterwards, so that other code in the process keeps numpy's
 default. A user who has chosen, with numpy's own environment variable NUMPY_MADVISE_HUGEPAGE, keeps
-that choice (NUMPY_MADVISE_HUGEPAGE=1: huge pages for the model too). Smaller models are left alone:
-their arrays are below numpy's 4 MiB threshold.
+that choice (NUMPY_MADVISE_HUGEPAGE=1: huge pages for the model too). The months are inside too: a
+run's scratch buffers and numpy's temporaries are new memory in its first months. Smaller models are
+left alone: their float32 columns are below numpy's 4 MiB threshold (a few int64 buffers of one that
+grows past 514,000 workers are not). The switch is process-wide, so other threads allocating while a
+large model runs (the explorer's, a notebook's) get ordinary pages too; it changes speed only.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
 
 #: models from this many agents switch numpy's huge-page request off (a float32 column of 1,048,576
 #: workers is 4 MiB, numpy's threshold; int64 indices of half as many reach it too)
@@ -33,12 +35,13 @@ FROM_AGENTS = 500_000
 NUMPY_ENV = "NUMPY_MADVISE_HUGEPAGE"
 
 try:
-    from numpy._core.multiarray import _set_madvise_hugepage as _set
+    from numpy._core.multiarray import _get_madvise_hugepage as _get, _set_madvise_hugepage as _set
 except ImportError:  # pragma: no cover - numpy moved its switch: numpy's default stays
-    _set = None
+    _get = _set = None
 
 _LOCK = threading.Lock()
-_depth = 0  # models (threads) inside small_pages now: the first in turns the request off, the last out restores it
+_depth = 0  # models (threads) inside ordinary_pages now: the first in turns the request off, the last out restores it
+_ours = False  # whether the request is off because of this module (then `_before` is what to restore)
 _before = True
 
 
@@ -48,24 +51,56 @@ def wanted(n_agents: int) -> bool:
     return n_agents >= FROM_AGENTS and _set is not None and NUMPY_ENV not in os.environ
 
 
-@contextlib.contextmanager
-def ordinary_pages() -> Iterator[None]:
+class _OrdinaryPages:
     """numpy's huge-page request off inside (for every thread: numpy's switch is process-wide, and
-    nested or concurrent models share one switch-off), restored when the last one leaves."""
-    global _depth, _before
-    with _LOCK:
-        if _depth == 0:
-            _before = bool(_set(False))
-        _depth += 1
-    try:
-        yield
-    finally:
+    nested or concurrent models share one switch-off), restored when the last one leaves. A class, not
+    a generator: a month enters it once (as sim.errors.interrupts_kept). An interrupt between the switch
+    and the count leaves `_ours` set, so the next model restores numpy's own setting, not the switched one."""
+
+    def __enter__(self) -> None:
+        global _depth, _ours, _before
+        if _set is None:
+            return
         with _LOCK:
-            _depth -= 1
-            if _depth == 0:
+            if not _ours:  # read, marked, then switched: an interrupt anywhere leaves `_before` right
+                _before = bool(_get())
+                _ours = True
+                _set(False)
+            _depth += 1
+
+    def __exit__(self, *exc) -> None:
+        global _depth, _ours
+        if _set is None:
+            return
+        with _LOCK:
+            _depth = max(0, _depth - 1)
+            if _depth == 0 and _ours:
                 _set(_before)
+                _ours = False
+
+
+def ordinary_pages() -> contextlib.AbstractContextManager:
+    """The context that keeps numpy's huge-page request off (`_OrdinaryPages`); nothing if numpy has no switch."""
+    return _ORDINARY
 
 
 def for_model(n_agents: int) -> contextlib.AbstractContextManager:
     """The context a model of `n_agents` builds and steps in: `ordinary_pages` if `wanted`, else none."""
-    return ordinary_pages() if wanted(n_agents) else contextlib.nullcontext()
+    return _ORDINARY if wanted(n_agents) else _NOTHING
+
+
+_ORDINARY = _OrdinaryPages()
+_NOTHING = contextlib.nullcontext()
+
+
+def _after_fork_in_child() -> None:
+    """A child forked while a thread of its parent was inside: no model runs in the child's copy of
+    that thread, so numpy's setting is restored and the lock is new (it may have been held)."""
+    global _LOCK, _depth, _ours
+    _LOCK = threading.Lock()
+    if _ours and _set is not None:
+        _set(_before)
+    _depth, _ours = 0, False
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -3,17 +3,21 @@ setting afterwards, leaves a user's NUMPY_MADVISE_HUGEPAGE alone, and gives the 
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
 import pytest
-from numpy._core.multiarray import _get_madvise_hugepage, _set_madvise_hugepage
 
 import sim.model as model_module
 from sim import WorkforceModel, pages
 from sim.workforce import Workforce
 
 from .conftest import small_config
+
+if pages._set is None:  # numpy moved its switch: sim.pages leaves numpy's default alone, nothing to test
+    pytest.skip("numpy has no _set_madvise_hugepage", allow_module_level=True)
+from numpy._core.multiarray import _get_madvise_hugepage, _set_madvise_hugepage  # noqa: E402
 
 
 @pytest.fixture
@@ -28,7 +32,7 @@ def seen_while_stepping(monkeypatch, n_agents: int) -> tuple[list[bool], str]:
     """numpy's switch as each month and the construction saw it, and the run's series as CSV."""
     seen: list[bool] = []
     phases = model_module.WorkforceModel._phases
-    build = model_module.WorkforceModel._build
+    build = model_module.WorkforceModel._build_start_state
 
     def recording_phases(self):
         seen.append(_get_madvise_hugepage())
@@ -39,7 +43,7 @@ def seen_while_stepping(monkeypatch, n_agents: int) -> tuple[list[bool], str]:
         build(self, *args)
 
     monkeypatch.setattr(model_module.WorkforceModel, "_phases", recording_phases)
-    monkeypatch.setattr(model_module.WorkforceModel, "_build", recording_build)
+    monkeypatch.setattr(model_module.WorkforceModel, "_build_start_state", recording_build)
     series = WorkforceModel(small_config(n_agents)).run().series().to_csv(index=False)
     return seen, series
 
@@ -100,3 +104,39 @@ def test_extend_reserves_a_block_without_an_index_array():
     assert wf.extend(5) == 3 and wf.n == 8 and wf.capacity >= 8  # grown, the first three kept
     np.testing.assert_array_equal(wf.append(2), [8, 9])
     assert wf.n == 10
+
+
+def test_an_entry_interrupted_after_the_switch_still_restores_numpys_own_setting(monkeypatch, numpy_default):
+    """Ctrl-C between switching numpy's request off and counting the model in: the next model to leave
+    restores numpy's setting as it was before any of them, not the switched-off one."""
+    real = pages._set
+
+    def interrupted(flag):
+        real(flag)
+        raise KeyboardInterrupt  # lands right after the switch, before the count
+
+    monkeypatch.setattr(pages, "_set", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with pages.ordinary_pages():
+            pass
+    monkeypatch.setattr(pages, "_set", real)
+    assert _get_madvise_hugepage() is False and pages._depth == 0
+    with pages.ordinary_pages():
+        assert _get_madvise_hugepage() is False
+    assert _get_madvise_hugepage() is True
+
+
+def test_a_child_forked_inside_a_model_gets_numpys_setting_back(numpy_default):
+    read, write = os.pipe()
+    with pages.ordinary_pages():
+        pid = os.fork()
+        if pid == 0:  # the child: no model runs here
+            try:
+                os.write(write, b"1" if (_get_madvise_hugepage() and pages._depth == 0) else b"0")
+            finally:
+                os._exit(0)
+        os.close(write)
+        assert _get_madvise_hugepage() is False  # the parent's model is still inside
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    os.close(read)
