@@ -933,7 +933,14 @@ def unknown_hydra_key(override: str) -> str | None:
 
 
 def _refuse_unknown_hydra_keys(overrides: list[str] | None) -> None:
-    """`+hydra.bogus=1` is accepted by Hydra and read by no one: refuse it, as `hydra.bogus=1` is refused."""
+    """`+hydra.bogus=1` is accepted by Hydra and read by no one: refuse it, as `hydra.bogus=1` is refused.
+    A key given twice (`seed=1 seed=2`), whose last value Hydra takes without a word, is refused too."""
+    seen: dict[str, str] = {}
+    for o in overrides or ():
+        key, sep, value = o.partition("=")
+        if sep and key in seen:
+            fail(ConfigError(key, value, f"once (it was given twice: {seen[key]}, then {value})"))
+        seen[key] = value
     for o in overrides or ():
         key = unknown_hydra_key(o)
         if key is not None:

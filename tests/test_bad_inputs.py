@@ -370,6 +370,27 @@ CASES = [
       "out = '' is invalid; allowed: a path (leave out= out for the default folder)", tool="forecast"),
     C("plan-empty-out", L, "target.share=0.35 target.year=2030 out=", EXIT_CONFIG,
       "out = '' is invalid; allowed: a path", tool="plan"),
+    # settings every run of a plan replaced: config.yaml recorded them, the plan's numbers were the same bytes
+    C("plan-a-lever-intensity-it-sets", V, "target.share=0.35 target.year=2030 levers.training.intensity=2",
+      EXIT_CONFIG, "levers.training.intensity = '2' is invalid; allowed: not a setting here: skillsim-plan sets each "
+      "lever's intensity in every run (fix this one with training.fixed=X", tool="plan"),
+    C("plan-a-scenario", N, "target.share=0.35 target.year=2030 scenario=no_policy", EXIT_CONFIG,
+      "scenario = 'no_policy' is invalid; allowed: not a setting here: skillsim-plan sets the levers in every run",
+      tool="plan"),
+    C("plan-fixed-outside-its-bounds", V, "target.share=0.35 target.year=2030 training.fixed=5 training.hi=2",
+      EXIT_CONFIG, "training.fixed = 5.0 is invalid; allowed: no bounds with it: a fixed lever is not searched",
+      tool="plan"),
+    C("plan-bounds-of-a-lever-not-searched", V, "target.share=0.35 target.year=2030 levers=training studio.hi=2",
+      EXIT_CONFIG, "studio.hi = 2.0 is invalid; allowed: bounds of a lever in levers= (training)", tool="plan"),
+    C("plan-no-free-lever", V, "target.share=0.35 target.year=2030 levers=training training.fixed=1", EXIT_CONFIG,
+      "levers = 'training' is invalid; allowed: at least one lever that is not fixed", tool="plan"),
+    C("plan-a-key-twice", L, "target.share=0.35 target.year=2030 target.share=0.4", EXIT_CONFIG,
+      "target.share = '0.4' is invalid; allowed: once (it was given twice: 0.35, then 0.4)", tool="plan"),
+    C("forecast-dashes", L, "--params=3", EXIT_CONFIG,  # it named Hydra's LexerNoViableAltException
+      "--params = '3' is invalid; allowed: key=value arguments without dashes: params=3", tool="forecast"),
+    C("a-key-twice", L, "seed=1 seed=2", EXIT_CONFIG, "seed = '2' is invalid; allowed: once (it was given twice: "
+      "1, then 2)", e2e=True),
+    C("sweep-a-key-twice", M, ["-m", "seed=1,2", "seed=3"], EXIT_CONFIG, "seed = '3' is invalid; allowed: once"),
     C("forecast-one-parameter-set", L, "params=1 structural=2", EXIT_CONFIG,
       "params = 1 is invalid; allowed: an integer >= 2 (one parameter set has no spread to measure)", tool="forecast"),
     C("forecast-one-structural-point", L, "structural=1", EXIT_CONFIG,

@@ -26,10 +26,17 @@ def key_values(argv: list[str], usage: str, prog: str) -> list[tuple[str, str]]:
         raise ConfigError("--config-dir", folder, "an existing folder laid out like sim/conf "
                           "(for example my_conf/region/my_city.yaml)")
     pairs = []
+    seen: dict[str, str] = {}
     for a in argv:
         key, sep, value = a.partition("=")
         if not sep:
             raise ConfigError(a, "", f"key=value arguments (see {prog} --help)")
+        if key.startswith("-"):  # --samples=4: Hydra's parser named a lexer error
+            raise ConfigError(key, value, f"key=value arguments without dashes: {key.lstrip('-')}={value} "
+                              f"(see {prog} --help)")
+        if key in seen:  # the last one won without a word (target.share=0.35 ... target.share=0.4)
+            raise ConfigError(key, value, f"once (it was given twice: {seen[key]}, then {value})")
+        seen[key] = value
         pairs.append((key, value))
     if folder is not None:  # the search path skillsim builds for the same flag (quoted, merged with a given one)
         *_, line = _with_config_dir(given, [f"{k}={v}" for k, v in pairs if k == "hydra.searchpath"])

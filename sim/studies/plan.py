@@ -590,10 +590,33 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
         raise MissingSetting("budget", allowed="give budget=YUAN (objective=max_share maximises the share within it)")
     if opts["target.year"] is None:
         raise MissingSetting("target.year", allowed="give target.year=Y, a year of the forecast horizon")
+    listed = [n for n in opts["levers"].split(",") if n]
     for name, b in levers.items():
         lo, hi = b.get("lo", BOUNDS["lo"]), b.get("hi", BOUNDS["hi"])
         if lo > hi:
             raise ConfigError(f"{name}.lo", lo, f"at most {name}.hi ({hi})")
+        bound = next((t for t in ("lo", "hi") if t in b), None)
+        if "fixed" in b and bound:  # training.fixed=5 training.hi=2 ran at 5
+            raise ConfigError(f"{name}.fixed", b["fixed"], f"no bounds with it: a fixed lever is not searched (drop "
+                              f"{name}.{bound}, or {name}.fixed to search {name})")
+        if bound and name not in listed:  # studio.hi=2 with levers=training bounded nothing
+            raise ConfigError(f"{name}.{bound}", b[bound], f"bounds of a lever in levers= ({opts['levers']}); add "
+                              f"{name} there to search it")
+    if all("fixed" in levers.get(n, {}) for n in listed):  # nothing to search: one mix, called a search
+        raise ConfigError("levers", opts["levers"], "at least one lever that is not fixed (every lever listed has "
+                          "LEVER.fixed, so there is nothing to search; skillsim-forecast runs one mix)")
+    for line in overrides:  # settings every run of the plan replaces: recorded in config.yaml, used nowhere
+        key, _, value = line.partition("=")
+        bare = key.lstrip("+~")
+        lever = bare.split(".")[1] if bare.count(".") == 2 and bare.startswith("levers.") else None
+        if lever in LEVERS and bare.endswith((".intensity", ".enabled")):
+            raise ConfigError(key, value, f"not a setting here: skillsim-plan sets each lever's intensity in every run "
+                              f"(fix this one with {lever}.fixed=X, 0 for none; bound it with {lever}.lo= and "
+                              f"{lever}.hi=)")
+        if bare == "scenario" and value != "baseline":
+            raise ConfigError(key, value, "not a setting here: skillsim-plan sets the levers in every run (LEVER.fixed=X "
+                              "fixes one, training.allocation= chooses how places go) and compares costs with "
+                              "cost_base=status_quo or cost_base=no_policy")
     if opts["objective"] == "max_share" and opts["target.share"] is not None:  # it was ignored without a word
         raise ConfigError("target.share", opts["target.share"], "no value with objective=max_share (it finds the "
                           "highest mean share within the budget; for the least cost of a target, drop objective=)")
