@@ -34,7 +34,7 @@ from . import claims
 from .config import RunConfig, from_mapping
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, BusyError, ConfigError, MissingSetting,
                      SkillsimError, caused_by_interrupt, debug_enabled, environment_fault, internal_error,
-                     interrupts_kept, stop_on_signal, quiet_when_output_closed)
+                     interrupts_kept, stop_on_signal, quiet_when_output_closed, warn_given_twice)
 from .model import WorkforceModel
 from .results import (COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER, prepare_target, publishing_the_result,
                       remove_dead_partials, write_run)
@@ -934,12 +934,12 @@ def unknown_hydra_key(override: str) -> str | None:
 
 def _refuse_unknown_hydra_keys(overrides: list[str] | None) -> None:
     """`+hydra.bogus=1` is accepted by Hydra and read by no one: refuse it, as `hydra.bogus=1` is refused.
-    A key given twice (`seed=1 seed=2`), whose last value Hydra takes without a word, is refused too."""
+    A key given twice (`seed=1 seed=2`), whose last value Hydra takes without a word, is said in a warning."""
     seen: dict[str, str] = {}
     for o in overrides or ():
         key, sep, value = o.partition("=")
         if sep and key in seen:
-            fail(ConfigError(key, value, f"once (it was given twice: {seen[key]}, then {value})"))
+            warn_given_twice(key, seen[key], value)
         seen[key] = value
     for o in overrides or ():
         key = unknown_hydra_key(o)

@@ -220,6 +220,15 @@ def warn_setting(var: str, value: str, what: str) -> None:
     logging.getLogger("skillsim").warning("%s=%s %s", var, value, what)
 
 
+def warn_given_twice(key: str, first: str, last: str) -> None:
+    """A key given twice on the command line: the last value is used, as Hydra takes it (a script's
+    defaults followed by the user's own), and the user hears of it (it went without a word)."""
+    import logging
+
+    logging.getLogger("skillsim").warning("%s was given twice (%s, then %s): %s=%s is used, the last", key, first,
+                                          last, key, last)
+
+
 def debug_enabled() -> bool:
     """SKILLSIM_DEBUG=1: let unexpected errors show their traceback (for bug reports)."""
     return os.environ.get("SKILLSIM_DEBUG", "") not in ("", "0")

@@ -384,13 +384,8 @@ CASES = [
       EXIT_CONFIG, "studio.hi = 2.0 is invalid; allowed: bounds of a lever in levers= (training)", tool="plan"),
     C("plan-no-free-lever", V, "target.share=0.35 target.year=2030 levers=training training.fixed=1", EXIT_CONFIG,
       "levers = 'training' is invalid; allowed: at least one lever that is not fixed", tool="plan"),
-    C("plan-a-key-twice", L, "target.share=0.35 target.year=2030 target.share=0.4", EXIT_CONFIG,
-      "target.share = '0.4' is invalid; allowed: once (it was given twice: 0.35, then 0.4)", tool="plan"),
     C("forecast-dashes", L, "--params=3", EXIT_CONFIG,  # it named Hydra's LexerNoViableAltException
       "--params = '3' is invalid; allowed: key=value arguments without dashes: params=3", tool="forecast"),
-    C("a-key-twice", L, "seed=1 seed=2", EXIT_CONFIG, "seed = '2' is invalid; allowed: once (it was given twice: "
-      "1, then 2)", e2e=True),
-    C("sweep-a-key-twice", M, ["-m", "seed=1,2", "seed=3"], EXIT_CONFIG, "seed = '3' is invalid; allowed: once"),
     C("forecast-one-parameter-set", L, "params=1 structural=2", EXIT_CONFIG,
       "params = 1 is invalid; allowed: an integer >= 2 (one parameter set has no spread to measure)", tool="forecast"),
     C("forecast-one-structural-point", L, "structural=1", EXIT_CONFIG,

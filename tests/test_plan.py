@@ -499,8 +499,13 @@ def test_a_max_share_plans_near_optimal_mixes_are_near_in_share_within_the_budge
     r = {"evaluations": [chosen_s, cheaper, poor, dear, held], "fresh": [held], "chosen": held, "marginal": []}
     opts = {"tolerance": 0.1, "objective": "max_share", "confidence": 0.8, "budget": 2e9, "target.share": None,
             "target.year": 2030, "funder": "total", "cost_base": "status_quo", "discount": 0.0}
-    near = tables(r, box, opts)["near_optimal"]
+    out = tables(r, box, opts)
+    near = out["near_optimal"]
     assert list(near["training_intensity"]) == [1.5, 1.0]  # by share, within 10% of 38%, within the budget
+    # every table's probability columns were P(share >= 100%): 0 with a Wilson interval (a user trial)
+    for name in ("candidates", "finalists", "near_optimal", "frontier_share"):
+        assert len(out[name]) and out[name][["p_target", "p_lo95", "p_hi95"]].isna().all().all(), name
+    assert out["frontier_probability"].empty
     c = choice(r, box, opts)
     assert c["probability"] is None and c["probability_95"] is None and c["confidence"] is None
 
@@ -615,6 +620,25 @@ def test_what_the_user_gives_wins_over_preview_and_a_target_is_refused_for_a_bud
     assert (opts["samples"], opts["fresh"], opts["refine"], opts["candidates"], opts["n_agents"]) == (2, 2, 0, 8, 5000)
     with pytest.raises(ConfigError, match="target.share = 0.4 is invalid; allowed: no value with objective=max_share"):
         plan.parse(["objective=max_share", "budget=1e9", "target.share=0.4", "target.year=2030"])
+
+
+def test_a_key_given_twice_is_said_and_the_last_is_used(caplog):
+    """target.share=0.35 ... target.share=0.4 planned for 40% without a word (a user trial); a script's
+    defaults followed by the user's own still work, as with Hydra's overrides."""
+    import logging
+
+    from sim import cli
+    from sim.studies import plan
+
+    with caplog.at_level(logging.WARNING, logger="skillsim"):
+        opts, _, overrides = plan.parse(["target.share=0.35", "target.year=2030", "target.share=0.4",
+                                         "seed=1", "seed=2"])
+        cli._refuse_unknown_hydra_keys(["n_agents=2000", "seed=5", "n_agents=3000"])
+    assert opts["target.share"] == 0.4 and overrides == ["seed=1", "seed=2"]  # Hydra takes the last seed
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["target.share was given twice (0.35, then 0.4): target.share=0.4 is used, the last",
+                    "seed was given twice (1, then 2): seed=2 is used, the last",
+                    "n_agents was given twice (2000, then 3000): n_agents=3000 is used, the last"]
 
 
 def test_a_budget_plans_answer_moved_on_the_fresh_samples_says_so_with_its_costs_standard_error():

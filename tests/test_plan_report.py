@@ -132,3 +132,31 @@ def test_an_infeasible_plan_written_before_best_found_is_drawn_as_before(folders
     assert f"mean share {100 * choice['best_mean_share']:.1f}%, on 4 search samples." in md
     drawn = fig_csv(written, "fig1_plan_trajectory")
     assert (drawn["mix"] == "chosen").any() and (drawn["mix"] == "cost_base").any(), drawn.head()
+
+
+def _header(fig) -> str:
+    """The figure's title and note, as drawn (wrapped lines joined)."""
+    from matplotlib.text import Text
+
+    return " ".join(t.get_text() for t in fig.findobj(Text) if t.get_text()).replace("\n", " ")
+
+
+def test_a_caption_names_a_star_only_where_one_is_drawn(folders):
+    """An unreachable target's frontier charts said "star: the chosen mix on 0 fresh samples with its 95%
+    interval" over no star; the share chart's star has a 5-95% bar its caption did not name (a user trial)."""
+    from sim.report import plan as plan_report
+
+    ok, far = (plan_report._load(folders[k]) for k in ("ok", "far"))
+    for figure in (plan_report.cost_probability, plan_report.cost_share):
+        assert "star" not in _header(figure(far, "en")[0])
+        assert "星号" not in _header(figure(far, "zh")[0])
+    assert "star: the chosen mix on 8 fresh samples with its 95% interval" in _header(
+        plan_report.cost_probability(ok, "en")[0])
+    assert "star: the chosen mix on 8 fresh samples with its 5-95% range" in _header(plan_report.cost_share(ok, "en")[0])
+    # the trajectory's third line (the status quo, with cost_base=no_policy) is named in its title
+    no_policy = {**ok, "manifest": {**ok["manifest"], "options": {**ok["manifest"]["options"], "cost_base": "no_policy"}}}
+    tr = ok["trajectory"]
+    no_policy["trajectory"] = pd.concat([tr, tr[tr["mix"] == "cost_base"].assign(mix="status_quo")], ignore_index=True)
+    assert "with the chosen mix, with no policy and with the status quo" in _header(
+        plan_report.trajectory(no_policy, "en")[0])
+    assert "with the chosen mix and with the status quo" in _header(plan_report.trajectory(ok, "en")[0])

@@ -34,24 +34,25 @@ CHOSEN, BASE, OTHER = "#0072B2", "#555555", "#BBBBBB"
 TEXT = {
     "en": {
         "traj_title": "{region}: high-skill share with the {what} and with {the_base}",
-        "traj_note": "median and 50% / 90% bands over {n} {which} samples ({unc}); both on the same samples",
+        "traj_note": "median and 50% / 90% bands over {n} {which} samples ({unc}); every line on the same samples",
+        "traj_title_sq": "{region}: high-skill share with the {what}, with {the_base} and with the status quo",
         "chosen": "chosen mix", "best": "best mix found (target not met)", "status_quo": "status quo",
         "no_policy": "no policy", "band50": "50% band (in its line's colour)", "band90": "90% band (in its line's colour)", "observed": "observed",
         "target": "target {v} by {y}", "share_axis": "high-skill share of skilled workers (%)", "year": "year",
         "cp_title": "{region}: cost and probability of reaching {v} by {y}",
-        "cp_note": "dots: every mix on the {n} search samples; line: the frontier; star: the chosen mix on "
-                   "{m} fresh samples with its 95% interval",
+        "cp_note": "dots: every mix on the {n} search samples; line: the frontier{star}",
+        "cp_star": "; star: the chosen mix on {m} fresh samples with its 95% interval",
         "cost_axis": "cost over {the_base}, {funder}, to {y} (billion yuan{disc})",
         "disc": ", discounted at {r} a year",
         "p_axis": "probability of meeting the target (%)", "mixes": "mixes searched", "frontier": "frontier",
         "confidence": "required probability {c}",
         "cs_title": "{region}: cost and high-skill share in December {y}",
-        "cs_note": "dots: mean over the {n} search samples for every mix; line: the frontier with 5-95% ranges; "
-                   "star: the chosen mix on {m} fresh samples",
+        "cs_note": "dots: mean over the {n} search samples for every mix; line: the frontier with 5-95% ranges{star}",
+        "cs_star": "; star: the chosen mix on {m} fresh samples with its 5-95% range",
         "mean_share_axis": "mean high-skill share, December {y} (%)",
         "mc_title": "{region}: cost of one more point of share, by lever, at the chosen mix",
-        "mc_note": "intensity changed by {step:g} on the {m} fresh samples (up; down for a lever at its upper "
-                   "bound; common random numbers); billion yuan per percentage point of mean share",
+        "mc_note": "intensity changed by {step:g} on the {m} fresh samples (up; down where a step up would pass "
+                   "the lever's upper bound; common random numbers); billion yuan per percentage point of mean share",
         "mc_axis": "billion yuan per percentage point", "no_gain": "no gain",
         "total": "total", "government": "government", "employer": "employers",
         "md_title": "Plan: {region}", "md_lever": "lever", "md_intensity": "intensity (× status quo)",
@@ -76,20 +77,23 @@ TEXT = {
     },
     "zh": {
         "traj_title": "{region}：{what}与{base}下的高技能人才占比",
-        "traj_note": "中位数及50%/90%区间，{n}个{which}样本（{unc}）；两者使用相同样本",
+        "traj_note": "中位数及50%/90%区间，{n}个{which}样本（{unc}）；各条线使用相同样本",
+        "traj_title_sq": "{region}：{what}、{base}与现状下的高技能人才占比",
         "chosen": "选定组合", "best": "找到的最佳组合（未达目标）", "status_quo": "现行政策", "no_policy": "无政策",
         "band50": "50%区间（与其曲线同色）", "band90": "90%区间（与其曲线同色）", "observed": "观测值", "target": "目标：{y}年{v}",
         "share_axis": "高技能人才占技能劳动者比例（%）", "year": "年份",
         "cp_title": "{region}：{y}年达到{v}的成本与概率",
-        "cp_note": "圆点：各组合在{n}个搜索样本上的结果；折线：前沿；星号：选定组合在{m}个新样本上的结果及95%区间",
+        "cp_note": "圆点：各组合在{n}个搜索样本上的结果；折线：前沿{star}",
+        "cp_star": "；星号：选定组合在{m}个新样本上的结果及95%区间",
         "cost_axis": "相对{base}的{funder}成本，累计至{y}年（亿元{disc}）",
         "disc": "，按年{r}贴现",
         "p_axis": "达到目标的概率（%）", "mixes": "搜索的组合", "frontier": "前沿", "confidence": "要求概率{c}",
         "cs_title": "{region}：成本与{y}年12月高技能人才占比",
-        "cs_note": "圆点：各组合在{n}个搜索样本上的均值；折线：前沿及5%-95%范围；星号：选定组合在{m}个新样本上的结果",
+        "cs_note": "圆点：各组合在{n}个搜索样本上的均值；折线：前沿及5%-95%范围{star}",
+        "cs_star": "；星号：选定组合在{m}个新样本上的结果及5%-95%范围",
         "mean_share_axis": "{y}年12月高技能人才占比均值（%）",
         "mc_title": "{region}：选定组合下各政策工具每提高一个百分点的成本",
-        "mc_note": "强度变动{step:g}（提高；已达上限的政策工具为降低），在{m}个新样本上（共同随机数）；亿元/百分点（占比均值）",
+        "mc_note": "强度变动{step:g}（提高；提高将超出上限时为降低），在{m}个新样本上（共同随机数）；亿元/百分点（占比均值）",
         "mc_axis": "亿元/百分点", "no_gain": "无增益",
         "total": "总", "government": "政府", "employer": "企业",
         "md_title": "规划：{region}", "md_lever": "政策工具", "md_intensity": "强度（现行水平的倍数）",
@@ -180,7 +184,8 @@ def trajectory(f: dict, lang: str):
     tr = f["trajectory"]
     which = "fresh" if c["feasible"] else c.get("best_samples", "search")  # the best found's, on which it was judged
     n = int(tr["n"].iloc[0])
-    fig, body = new_figure(5.2, T["traj_title"].format(**w, what=T["chosen" if c["feasible"] else "best"]),
+    title = "traj_title_sq" if "status_quo" in set(tr["mix"]) else "traj_title"  # a third line: the status quo
+    fig, body = new_figure(5.2, T[title].format(**w, what=T["chosen" if c["feasible"] else "best"]),
                            T["traj_note"].format(n=n, which=_samples(which, lang), unc=w["unc"]))
     ax = body.subplots()
     handles = []
@@ -248,7 +253,8 @@ def _frontier_figure(f: dict, lang: str, frontier: str, key: str):
     n_search = int(search["n"].iloc[0]) if len(search) else 0
     chosen = _chosen_row(f)
     m = int(chosen["n"]) if chosen is not None else 0
-    fig, body = new_figure(4.8, T[f"{key}_title"].format(**w), T[f"{key}_note"].format(n=n_search, m=m))
+    star = "" if chosen is None else T[f"{key}_star"].format(m=m)  # no answer, no star (an unreachable target)
+    fig, body = new_figure(4.8, T[f"{key}_title"].format(**w), T[f"{key}_note"].format(n=n_search, star=star))
     ax = body.subplots()
     return search, f[frontier], chosen, fig, body, ax, _cost_axis(ax, f, lang)
 

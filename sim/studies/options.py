@@ -35,7 +35,9 @@ def key_values(argv: list[str], usage: str, prog: str) -> list[tuple[str, str]]:
             raise ConfigError(key, value, f"key=value arguments without dashes: {key.lstrip('-')}={value} "
                               f"(see {prog} --help)")
         if key in seen:  # the last one won without a word (target.share=0.35 ... target.share=0.4)
-            raise ConfigError(key, value, f"once (it was given twice: {seen[key]}, then {value})")
+            from ..errors import warn_given_twice
+
+            warn_given_twice(key, seen[key], value)
         seen[key] = value
         pairs.append((key, value))
     if folder is not None:  # the search path skillsim builds for the same flag (quoted, merged with a given one)

@@ -47,11 +47,12 @@ mean share and mean cost), `finalists.csv`, `frontier_probability.csv` and `fron
 mixes no other beats on both cost and probability, or cost and mean share), `near_optimal.csv` (feasible
 mixes within `tolerance` of the chosen mix's cost, all on the search samples, less those that fell short
 on the fresh samples), `marginal_cost.csv` (yuan per point of mean share for each
-free lever at the chosen mix, from a step of 0.1 on the fresh samples; infinite if the step adds none),
+free lever at the chosen mix, from a step of 0.1 on the fresh samples; empty if the step adds none),
 `trajectory.csv` (the monthly high-skill share of the chosen mix and of the cost base on the same fresh
 samples, as quantiles: the fan chart; for an infeasible target, the best mix found, labelled
 best_found, on the fresh samples if any finalist was tried there, else on the search samples).
-`skillsim-report` draws the folder (sim.report.plan).
+A budget plan has no target: its tables leave the probability columns empty and
+frontier_probability.csv has no rows. `skillsim-report` draws the folder (sim.report.plan).
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ USAGE = """usage: skillsim-plan [region=NAME] target.share=S target.year=Y [conf
 The least-cost mix of lever intensities that reaches target.share by December of target.year with
 probability >= confidence (objective=max_share: the highest mean share within budget). Costs are yuan,
 cumulative to the target year, over the cost base, discounted to the start at `discount` a year. preview=true: 8 search and 16 fresh samples, 8
-candidates, 5,000 agents, unless given. Any other key=value is a skillsim config override. Writes choice.json,
+candidates, 5,000 agents, unless given. Any other key=value is a skillsim config override (not a lever's
+intensity or enabled, nor scenario=: the plan sets the levers in every run). Writes choice.json,
 candidates.csv, finalists.csv, frontier_probability.csv, frontier_share.csv, near_optimal.csv,
 marginal_cost.csv, trajectory.csv, manifest.json and COMPLETE into out (default
 results/plans/<time>_<region>); `skillsim-report OUT` draws it."""
@@ -387,8 +389,9 @@ def trade(run, ok, better, box: Box, best: Evaluation, refine: int, least: bool 
 
 def marginal(run, box: Box, chosen: Evaluation, step: float = 0.1) -> list[dict]:
     """The marginal cost of one more point of share for each free lever at the chosen mix: its
-    intensity raised by `step` (or lowered, at its upper bound), on the chosen mix's fresh samples
-    (common random numbers), yuan per percentage point of the mean share."""
+    intensity raised by `step` (or lowered, where a step up would pass its upper bound), on the chosen
+    mix's fresh samples (common random numbers), yuan per percentage point of the mean share; none
+    (NaN, an empty field in marginal_cost.csv) if the step adds no share."""
     out = []
     x0 = np.array(chosen.x, dtype=float)
     for j, name in enumerate(box.names):
@@ -401,7 +404,7 @@ def marginal(run, box: Box, chosen: Evaluation, step: float = 0.1) -> list[dict]
         points = 100 * d_share
         out.append({"lever": name, "intensity": float(x0[j]), "step": step if up else -step,
                     "share_points_per_step": points, "cost_per_step": d_cost,
-                    "cost_per_point": d_cost / points if points > 0 else float("inf")})
+                    "cost_per_point": d_cost / points if points > 0 else float("nan")})  # no gain: none
     return out
 
 
@@ -637,12 +640,14 @@ def make_box(opts: dict, levers: dict) -> Box:
 def tables(result: dict, box: Box, opts: dict) -> dict:
     searched = searched_settings(opts)
 
+    by_share = opts["objective"] == "max_share"  # no target: its probability columns would be P(share >= 100%)
+
     def row(ev: Evaluation) -> dict:
         k, n = int(ev.success.sum()), ev.success.size
-        lo, hi = wilson(k, n)
+        lo, hi = (None, None) if by_share else wilson(k, n)
         cat = {key.replace(".", "_"): v for key, v in zip(searched, ev.setting)}
         return {**{f"{nm}_intensity": v for nm, v in box.mix(np.array(ev.x)).items()}, **cat, "samples": ev.which,
-                "n": n, "p_target": ev.p, "p_lo95": lo, "p_hi95": hi, "share_mean": ev.mean_share,
+                "n": n, "p_target": None if by_share else ev.p, "p_lo95": lo, "p_hi95": hi, "share_mean": ev.mean_share,
                 "share_q05": float(np.quantile(ev.share, 0.05)), "share_q95": float(np.quantile(ev.share, 0.95)),
                 "cost_mean": ev.mean_cost}
 
@@ -654,7 +659,7 @@ def tables(result: dict, box: Box, opts: dict) -> dict:
     # mixes that met the target on the search samples but not on the fresh ones: not near-optimal answers
     failed_fresh = {(tuple(e.x), tuple(e.setting)) for e in fresh
                     if opts["objective"] != "max_share" and e.p < opts["confidence"]}
-    fp = pareto([(e.mean_cost, e.p) for e in search])
+    fp = [] if by_share else pareto([(e.mean_cost, e.p) for e in search])  # a budget plan has no probability
     fs = pareto([(e.mean_cost, e.mean_share) for e in search])
     out = {"candidates": cand.reset_index(drop=True),
            "finalists": pd.DataFrame([row(e) for e in fresh], columns=list(cand.columns)),
