@@ -486,6 +486,19 @@ def resolved_settings(dcfg: DictConfig) -> dict:
     return data
 
 
+def emptied_mappings(overrides: list[str]) -> list[str]:
+    """The preset mappings given as `{}` (`region.history.skilled_workers={}`, `region.structural={}`). Hydra
+    merges a mapping given on the command line into the preset's, so `{}` changed nothing, while the
+    run recorded it as given: such a mapping is emptied, as asked. One with entries is still merged
+    (it changes or adds those entries, the preset's others stay)."""
+    out = []
+    for line in overrides:
+        key, sep, value = line.partition("=")
+        if sep and key.lstrip("+") in PRESET_MAPPINGS and value.replace(" ", "") == "{}":
+            out.append(key.lstrip("+"))
+    return out
+
+
 def config_from_hydra(dcfg: DictConfig, preset: str | None = None,
                       overrides: list[str] | None = None) -> tuple[RunConfig, dict]:
     """Checked RunConfig and the plain composed dict (without the hydra node). `overrides`: the
@@ -499,6 +512,12 @@ def config_from_hydra(dcfg: DictConfig, preset: str | None = None,
     except InterpolationResolutionError:  # UNRESOLVED, or a resolver that failed
         refuse_broken_interpolations(dcfg)  # names the setting (15 ms: only once one has failed)
         raise
+    for key in emptied_mappings(as_typed_overrides(dcfg) if overrides is None else overrides):
+        *parents, last = key.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        node[last] = {}
     for key in EDGE_KEYS:
         value = data.pop(key, None)
         if key == "objective":  # what a sweep job reports: a wrong metric fails at start-up, in one line

@@ -366,6 +366,10 @@ CASES = [
       "region.name = 'zhong_county'", "a copy of the zhong_county preset"),
     C("region-structural-range-reversed", H, "region.structural={{region.growth_per_year:[0.039,-0.012]}}",
       EXIT_CONFIG, "region.structural[region.growth_per_year] = [0.039, -0.012]", "LO <= HI"),
+    # a narrowed range without the central value named a value the user never typed, without saying what it was
+    C("region-structural-range-without-its-centre", H, "region.structural={{region.growth_per_year:[0.01,0.01]}}",
+      EXIT_CONFIG, "region.growth_per_year = 0.0135 is invalid; allowed: a value inside its structural range "
+      "[0.01, 0.01] (region.structural): 0.0135 is its central value, the preset's unless set"),
     C("forecast-empty-out", L, "out=", EXIT_CONFIG,  # it wrote to the default folder without a word
       "out = '' is invalid; allowed: a path (leave out= out for the default folder)", tool="forecast"),
     C("plan-empty-out", L, "target.share=0.35 target.year=2030 out=", EXIT_CONFIG,

@@ -125,3 +125,17 @@ def test_more_agents_than_workers_is_warned_of():
     assert note == (f"n_agents={int(people * 2):,} is more than the region's {people:,.0f} workers: each agent "
                     f"stands for {people / int(people * 2):.2f} of a worker (no more information than "
                     f"n_agents={round(people):,} would give, at more cost)")
+
+
+def test_a_preset_mapping_given_empty_is_emptied_and_one_with_entries_is_merged(tmp_path):
+    """`region.structural={}` and `region.history.skilled_workers={}` (which an error message tells users to
+    give) changed nothing: Hydra merges a mapping into the preset's. A forecast then sampled the preset's
+    ranges under a title naming the empty mapping (a user trial)."""
+    from sim.cli import compose_config
+
+    preset = RunConfig().region
+    assert preset.structural and preset.history.skilled_workers  # the preset's, to be emptied
+    assert compose_config(["region.structural={}"]).region.structural == {}
+    assert compose_config(["region.history.skilled_workers={ }"]).region.history.skilled_workers == {}
+    narrowed = compose_config(["region.structural={region.base_wage:[55000,61000]}"]).region.structural
+    assert narrowed == {**preset.structural, "region.base_wage": [55000.0, 61000.0]}  # merged: the rest stays

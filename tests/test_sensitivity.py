@@ -720,7 +720,7 @@ def test_report_says_why_no_input_is_ranked():
                         "ST_lo95": [0.0, 0.0], "ST_hi95": [0.05, 0.06], "distinguishable": [False, False],
                         "rank": [float("nan")] * 2, "noise_floor": [0.1, 0.1]})
     f = {"manifest": {"options": {"method": "sobol"}}, "config": to_dict(RunConfig()), "indices": idx, "noise": None}
-    for lang, words in (("en", "No input's index is above the noise floor"), ("zh", "没有输入的指数高于噪声下限")):
+    for lang, words in (("en", "No input's 95% interval lies above both zero and the noise floor"), ("zh", "没有输入的95%区间同时高于零和噪声下限")):
         text = sensitivity_markdown(f, lang, [])
         assert words in text and "| rank |" not in text and "| 排序 |" not in text
 

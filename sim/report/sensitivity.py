@@ -64,8 +64,9 @@ TEXT = {
                          "run (pooled over the design: {pooled:.1%}); noise floor of the index (μ* or total index, "
                          "on the replicate means, from the noise that common random numbers leave): {floor}.",
         "md_top": "Top inputs: {output}, December {year}", "md_box": "The box",
-        "md_none": "No input's index is above the noise floor, so none is ranked (indices.csv gives every "
-                   "index and the floor; more replicates, more design points or wider ranges lower it).",
+        "md_none": "No input's 95% interval lies above both zero and the noise floor, so none is ranked (an index "
+                   "itself may be above the floor; indices.csv gives every index, its interval and the floor; more "
+                   "replicates, more design points or wider ranges narrow them).",
         "md_range": "box range", "md_qp": "quasi-p",
         "md_noise_text_one": "{output}: stochastic variance at the nominal point is {fixed:.1%} of the variance of a "
                              "single run (one replicate per design point: no pooled figure); noise floor of the index "
@@ -97,7 +98,7 @@ TEXT = {
         "md_noise_text": "{output}：基准点的随机方差占单次运行方差的{fixed:.1%}（设计内合并：{pooled:.1%}）；"
                          "指数（μ*或总效应指数，基于重复均值，按共同随机数未抵消的噪声计算）的噪声下限：{floor}。",
         "md_top": "主要输入：{output}，{year}年12月", "md_box": "选定区域",
-        "md_none": "没有输入的指数高于噪声下限，因此不作排序（各指数及下限见indices.csv；增加重复次数、设计点或扩大取值范围可降低下限）。",
+        "md_none": "没有输入的95%区间同时高于零和噪声下限，因此不作排序（指数本身可能高于下限；各指数、区间及下限见indices.csv；增加重复次数、设计点或扩大取值范围可使其收窄）。",
         "md_range": "区域范围", "md_qp": "准p值",
         "md_noise_text_one": "{output}：基准点的随机方差占单次运行方差的{fixed:.1%}（每个设计点仅一次重复，无设计内合并值）；"
                              "指数（μ*或总效应指数）的噪声下限为上界，按基准点的噪声计算，包括各设计点共有的部分"

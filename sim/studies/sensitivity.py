@@ -528,8 +528,9 @@ def run(argv: list[str]) -> Path:
         head = top[top["output"] == f"high_skill_share@{year}"].sort_values("rank").dropna(subset=["rank"]).head(5)
         ranked = ", ".join(f"{r['input']} {r[key]:.3g}" for _, r in head.iterrows())
         log(f"sensitivity: high-skill share in December {year}, top inputs ({key}): "
-            + (ranked or "none above the noise floor (indices.csv gives each input's index and the floor; "
-                         "more replicates or a wider range lower it)"))
+            + (ranked or "none ranked: no input's 95% interval lies above both zero and the noise floor "
+                         "(indices.csv gives each input's index, interval and the floor; more replicates or a wider "
+                         "range narrow them)"))
     log(f"wrote {path}")
     return path
 
