@@ -725,6 +725,26 @@ def test_report_says_why_no_input_is_ranked():
         assert words in text and "| rank |" not in text and "| 排序 |" not in text
 
 
+def test_the_sensitivity_and_discovery_reports_say_how_the_study_ran():
+    """Neither report named its method, design, runs, agents or replicates, nor that it was a quick look
+    (the forecast report does, in its first line; a user trial)."""
+    from sim.report.sensitivity import discovery_markdown, how_sensitivity
+
+    m = {"runs": 388, "n_agents": 2000, "options": {"method": "sobol", "n": 8, "replicates": 2, "levels": 4,
+                                                   "inputs": "parameters,levers", "quick": True}}
+    assert how_sensitivity(m, "en") == ("Method: Sobol indices (Saltelli design, 8 base samples; SALib); 388 runs of "
+                                        "2,000 agents, 2 replicate(s) per design point; inputs: parameters,levers. "
+                                        "A quick look (quick=true): a small design, so wide intervals.")
+    morris = {**m, "runs": 188, "options": {**m["options"], "method": "morris", "n": 4, "quick": False}}
+    assert how_sensitivity(morris, "zh").startswith("方法：Morris基本效应（4条轨迹，4个水平；SALib）；共188次运行，每次2,000个主体")
+    t = discover.analyse(cases_on_the_inputs(256, 0), LEVERS, BOX, threshold=0.8, peel_alpha=0.05, mass_min=0.02)
+    f = {"choice": t["choice"], "box": t["box"], "trajectory": t["trajectory"], "config": {"region": REGION},
+         "manifest": {"runs": 256, "n_agents": 2000, "options": {"threshold": 0.8, "n": 256, "replicates": 1,
+                                                                 "peel_alpha": 0.05, "inputs": "levers"}}}
+    assert ("Method: PRIM (EMA Workbench) on 256 designs x 1 replicate(s) = 256 runs of 2,000 agents; inputs: "
+            "levers; density threshold 0.8, peel_alpha 0.05.") in discovery_markdown(f, "en", [])
+
+
 @pytest.mark.parametrize("module", ["sensitivity", "plan"])
 def test_a_study_folder_that_cannot_be_written_fails_before_the_runs(tmp_path, monkeypatch, capsys, module):
     """One line, exit 4, no run made: the first chunk of a sensitivity study ran before it found out."""

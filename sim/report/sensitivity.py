@@ -59,6 +59,12 @@ TEXT = {
                     "(above 0.05: not significant, grey)",
         "box_axis": "position within the input's range",
         "md_sens": "Sensitivity: {region}", "md_disc": "Scenario discovery: {region}", "md_input": "input",
+        "md_how_morris": "Method: Morris elementary effects ({n} trajectories, {levels} levels; SALib)",
+        "md_how_sobol": "Method: Sobol indices (Saltelli design, {n} base samples; SALib)",
+        "md_how_runs": "; {runs:,} runs of {agents:,} agents, {replicates} replicate(s) per design point; inputs: {inputs}.",
+        "md_how_quick": " A quick look (quick=true): a small design, so wide intervals.",
+        "md_how_prim": "Method: PRIM (EMA Workbench) on {n} designs x {replicates} replicate(s) = {runs:,} runs of "
+                       "{agents:,} agents; inputs: {inputs}; density threshold {threshold:g}, peel_alpha {peel_alpha:g}.",
         "md_rank": "rank", "md_noise": "Stochastic noise",
         "md_noise_text": "{output}: stochastic variance at the nominal point is {fixed:.1%} of the variance of a single "
                          "run (pooled over the design: {pooled:.1%}); noise floor of the index (μ* or total index, "
@@ -94,6 +100,12 @@ TEXT = {
         "box_note": "灰条：各受限输入的完整取值范围；蓝色：选定区域；右侧为准p值（大于0.05不显著，灰色）",
         "box_axis": "在输入取值范围中的位置",
         "md_sens": "敏感性分析：{region}", "md_disc": "情景发现：{region}", "md_input": "输入",
+        "md_how_morris": "方法：Morris基本效应（{n}条轨迹，{levels}个水平；SALib）",
+        "md_how_sobol": "方法：Sobol指数（Saltelli设计，{n}个基础样本；SALib）",
+        "md_how_runs": "；共{runs:,}次运行，每次{agents:,}个主体，每个设计点{replicates}次重复；输入：{inputs}。",
+        "md_how_quick": "快速预览（quick=true）：设计较小，区间较宽。",
+        "md_how_prim": "方法：PRIM（EMA Workbench），{n}个设计点×{replicates}次重复，共{runs:,}次运行，每次{agents:,}个主体；"
+                       "输入：{inputs}；密度阈值{threshold:g}，peel_alpha {peel_alpha:g}。",
         "md_rank": "排序", "md_noise": "随机噪声",
         "md_noise_text": "{output}：基准点的随机方差占单次运行方差的{fixed:.1%}（设计内合并：{pooled:.1%}）；"
                          "指数（μ*或总效应指数，基于重复均值，按共同随机数未抵消的噪声计算）的噪声下限：{floor}。",
@@ -240,11 +252,25 @@ def mu_sigma_figure(f: dict, lang: str):
     return fig, idx[cols]
 
 
+def how_sensitivity(m: dict, lang: str) -> str:
+    """How the study ran, from its manifest: method and design, runs, agents, replicates, inputs (the
+    report named none of them)."""
+    T, o = TEXT[lang], m["options"]
+    if "n" not in o:  # a manifest without its design (none is written so): say nothing rather than guess
+        return ""
+    text = T[f"md_how_{o['method']}"].format(n=o["n"], levels=o.get("levels"))
+    text += T["md_how_runs"].format(runs=m.get("runs", 0), agents=m.get("n_agents", 0),
+                                    replicates=o.get("replicates", 1), inputs=o.get("inputs", ""))
+    return text + (T["md_how_quick"] if o.get("quick") else "")
+
+
 def sensitivity_markdown(f: dict, lang: str, stems: list[str]) -> str:
     T, m = TEXT[lang], f["manifest"]
     region = region_name(f["config"]["region"], lang)
     key = "mu_star" if m["options"]["method"] == "morris" else "ST"
-    lines = [f"# {T['md_sens'].format(region=region)}", ""] + [f"![{s}](figures/{s}.png)" for s in stems] + [""]
+    how = how_sensitivity(m, lang)
+    lines = [f"# {T['md_sens'].format(region=region)}", ""] + ([how, ""] if how else [])
+    lines += [f"![{s}](figures/{s}.png)" for s in stems] + [""]
     idx = f["indices"]
     for output in dict.fromkeys(idx["output"]):
         name, year = _output_words(output, lang)
@@ -422,7 +448,12 @@ def box_figure(f: dict, lang: str):
 def discovery_markdown(f: dict, lang: str, stems: list[str]) -> str:
     T = TEXT[lang]
     region = region_name(f["config"]["region"], lang)
+    o, m = f["manifest"]["options"], f["manifest"]
+    how = T["md_how_prim"].format(n=o["n"], replicates=o.get("replicates", 1), runs=m.get("runs", 0),
+                                  agents=m.get("n_agents", 0), inputs=o.get("inputs", ""), threshold=o["threshold"],
+                                  peel_alpha=o["peel_alpha"]) if "n" in o and "peel_alpha" in o else ""
     lines = [f"# {T['md_disc'].format(region=region)}", "", discovery_sentence(f, lang), ""]
+    lines += [how, ""] if how else []
     lines += [f"![{s}](figures/{s}.png)" for s in stems] + [""]
     if f["box"] is not None:
         box = f["box"][f["box"]["restricted"]]

@@ -9,7 +9,8 @@ high-skill shares, and the 2021 level mix) is scored by:
 
 - the point error of the ensemble median;
 - whether the 50% and 90% bands cover it;
-- the CRPS of the ensemble (continuous ranked probability score, in share points; for a point
+- the CRPS of the ensemble (continuous ranked probability score, in the share's units: backtest.csv gives
+  it as a fraction, report.md in points; for a point
   forecast it is the absolute error, so naive forecasts are scored on the same scale);
 - the errors of two naive forecasts: the last observed value, and the linear trend through the last
   two observations.
