@@ -51,7 +51,10 @@ TEXT = {
         "sigma": "σ", "mu_star": "μ*", "md_total": "total index ST [95%]",
         "tradeoff_title": "{region}: where {condition} (PRIM's peeling and pasting trajectory)",
         "tradeoff_note": "each point a box: coverage (share of the {k} runs of interest inside) and density (share "
-                         "of the runs inside that are of interest); star: the chosen box",
+                         "of the runs inside that are of interest); star: the chosen box, on the runs it was found "
+                         "from{held}",
+        "held_note": "; circle: a box found the same way, on runs it was not found from ({folds}-fold cross-validation)",
+        "held": "held out",
         "coverage": "coverage", "density": "density", "res_dim": "restricted inputs", "chosen": "chosen box",
         "threshold": "density threshold {t:g}",
         "box_title": "{region}: the chosen box for {condition}",
@@ -93,7 +96,9 @@ TEXT = {
         "ms_panel": "{year}年{output}", "year_sep": "、", "md_sigma": "σ [95%]",
         "sigma": "σ", "mu_star": "μ*", "md_total": "总效应指数ST [95%]",
         "tradeoff_title": "{region}：{condition}的情景发现（PRIM剥离与粘贴轨迹）",
-        "tradeoff_note": "每个点为一个区域：覆盖率（{k}次关注运行中落入区域的比例）与密度（区域内运行中属于关注情形的比例）；星号：选定区域",
+        "tradeoff_note": "每个点为一个区域：覆盖率（{k}次关注运行中落入区域的比例）与密度（区域内运行中属于关注情形的比例）；星号：选定区域，在用于寻找它的运行上{held}",
+        "held_note": "；圆圈：按同一规则找到的区域，在未用于寻找它的运行上（{folds}折交叉验证）",
+        "held": "留出检验",
         "coverage": "覆盖率", "density": "密度", "res_dim": "受限输入个数", "chosen": "选定区域",
         "threshold": "密度阈值{t:g}",
         "box_title": "{region}：{condition}的选定区域",
@@ -397,8 +402,11 @@ def tradeoff_figure(f: dict, lang: str):
     region = region_name(f["config"]["region"], lang)
     tr = f["trajectory"]
     cond = condition_words(c["condition"], lang)
+    held = c.get("held_out") or {}
+    held = held if held.get("runs_inside") and held.get("density") is not None else {}  # a box with runs in it
     fig, body = new_figure(4.8, T["tradeoff_title"].format(region=region, condition=cond),
-                           T["tradeoff_note"].format(k=c["of_interest"]))
+                           T["tradeoff_note"].format(k=c["of_interest"],
+                                                     held=T["held_note"].format(folds=held["folds"]) if held else ""))
     ax = body.subplots()
     sc = ax.scatter(tr["coverage"], tr["density"], c=tr["res_dim"], cmap="viridis", s=16)
     cb = fig.colorbar(sc, ax=ax)
@@ -406,13 +414,19 @@ def tradeoff_figure(f: dict, lang: str):
     ch = tr[tr["chosen"]]
     handles = [ax.scatter(ch["coverage"], ch["density"], marker="*", s=150, color="#D55E00", zorder=5,
                           label=T["chosen"])]
+    if held:  # the in-sample density is optimistic: the held-out figure beside it (docs: scenario discovery)
+        handles.append(ax.scatter([held["coverage"]], [held["density"]], marker="o", s=70, facecolors="none",
+                                  edgecolors="#D55E00", linewidths=1.4, zorder=5, label=T["held"]))
     thr = f["manifest"]["options"]["threshold"]
     handles.append(ax.axhline(thr, color="#555555", ls="--", lw=0.8, label=T["threshold"].format(t=thr)))
     ax.set_xlabel(T["coverage"])
     ax.set_ylabel(T["density"])
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
-    body.legend(handles=handles, loc="outside lower center", ncol=2)
+    body.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    if held:
+        tr = pd.concat([tr.assign(held_out=False), pd.DataFrame([{"coverage": held["coverage"], "density": held["density"],
+                                                                  "chosen": False, "held_out": True}])], ignore_index=True)
     return fig, tr
 
 
