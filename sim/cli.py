@@ -486,17 +486,45 @@ def resolved_settings(dcfg: DictConfig) -> dict:
     return data
 
 
-def emptied_mappings(overrides: list[str]) -> list[str]:
-    """The preset mappings given as `{}` (`region.history.skilled_workers={}`, `region.structural={}`). Hydra
-    merges a mapping given on the command line into the preset's, so `{}` changed nothing, while the
-    run recorded it as given: such a mapping is emptied, as asked. One with entries is still merged
-    (it changes or adds those entries, the preset's others stay)."""
-    out = []
+def emptied_mappings(overrides: list[str]) -> dict[str, dict]:
+    """The preset mappings given as `{}` (`region.history.skilled_workers={}`, `region.structural={}`), each
+    with the entries given for it after its last `{}` (usually none). Hydra merges a mapping given on the
+    command line into the preset's, so `{}` changed nothing, while the run recorded it as given: such a
+    mapping is emptied, as asked. One with entries only is still merged (it changes or adds those
+    entries, the preset's others stay)."""
+    out: dict[str, dict] = {}
     for line in overrides:
         key, sep, value = line.partition("=")
-        if sep and key.lstrip("+") in PRESET_MAPPINGS and value.replace(" ", "") == "{}":
-            out.append(key.lstrip("+"))
+        key = key.lstrip("+")
+        if not sep or key not in PRESET_MAPPINGS:
+            continue
+        if "".join(value.split()) == "{}":
+            out[key] = {}
+        elif key in out:  # entries after the `{}`: the mapping is those
+            from hydra.core.override_parser.overrides_parser import OverridesParser
+
+            given = OverridesParser.create().parse_overrides([line])[0].value()
+            out[key] = {**out[key], **(given if isinstance(given, dict) else {})}
     return out
+
+
+def empty_given_mappings(data: dict, overrides: list[str]) -> None:
+    """Apply `emptied_mappings` to the composed settings (nested plain dicts), in place."""
+    for key, entries in emptied_mappings(overrides).items():
+        *parents, last = key.split(".")
+        node = data
+        for part in parents:
+            node = node[part]
+        node[last] = entries
+
+
+def _typed_overrides(dcfg: DictConfig) -> list[str]:
+    """The command line's overrides: from the config's hydra node, or, in a job Hydra runs (which gets its
+    config without that node), from Hydra's own record of the job."""
+    typed = as_typed_overrides(dcfg)
+    if not typed and "hydra" not in dcfg and HydraConfig.initialized():
+        typed = [str(o) for o in HydraConfig.get().overrides.task]
+    return typed
 
 
 def config_from_hydra(dcfg: DictConfig, preset: str | None = None,
@@ -512,12 +540,7 @@ def config_from_hydra(dcfg: DictConfig, preset: str | None = None,
     except InterpolationResolutionError:  # UNRESOLVED, or a resolver that failed
         refuse_broken_interpolations(dcfg)  # names the setting (15 ms: only once one has failed)
         raise
-    for key in emptied_mappings(as_typed_overrides(dcfg) if overrides is None else overrides):
-        *parents, last = key.split(".")
-        node = data
-        for part in parents:
-            node = node[part]
-        node[last] = {}
+    empty_given_mappings(data, _typed_overrides(dcfg) if overrides is None else overrides)
     for key in EDGE_KEYS:
         value = data.pop(key, None)
         if key == "objective":  # what a sweep job reports: a wrong metric fails at start-up, in one line
@@ -957,6 +980,7 @@ def _refuse_unknown_hydra_keys(overrides: list[str] | None) -> None:
     seen: dict[str, str] = {}
     for o in overrides or ():
         key, sep, value = o.partition("=")
+        key = key.lstrip("+")  # +seed=1 seed=2: one key
         if sep and key in seen:
             warn_given_twice(key, seen[key], value)
         seen[key] = value
@@ -1071,6 +1095,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
     def plain(dcfg: DictConfig) -> dict:
         check_preset(dcfg)
         data = OmegaConf.to_container(dcfg, resolve=True)
+        empty_given_mappings(data, as_typed_overrides(dcfg))  # region.structural={}, as each job will
         for key in EDGE_KEYS:
             data.pop(key, None)
         return data

@@ -601,7 +601,8 @@ def check_cross_fields(cfg: RunConfig) -> None:
             raise ConfigError(f"region.structural[{key}]", list(rng), "a range [LO, HI] with LO <= HI")
         if not lo <= central <= hi:
             raise ConfigError(key, central, f"a value inside its structural range [{lo}, {hi}] (region.structural): "
-                              f"{central:g} is its central value, the preset's unless set; set {key} inside the range too")
+                              f"{central:g} is its central value (the preset's, unless given); set {key} inside "
+                              "the range, or give a range that holds it")
     mix_sum = sum(cfg.region.skilled_mix)
     if abs(mix_sum - 1.0) > 1e-3:
         raise ConfigError("region.skilled_mix", cfg.region.skilled_mix, f"shares summing to 1 (they sum to {mix_sum:.4f})")

@@ -369,17 +369,18 @@ CASES = [
     # a narrowed range without the central value named a value the user never typed, without saying what it was
     C("region-structural-range-without-its-centre", H, "region.structural={{region.growth_per_year:[0.01,0.01]}}",
       EXIT_CONFIG, "region.growth_per_year = 0.0135 is invalid; allowed: a value inside its structural range "
-      "[0.01, 0.01] (region.structural): 0.0135 is its central value, the preset's unless set"),
+      "[0.01, 0.01] (region.structural): 0.0135 is its central value (the preset's, unless given)"),
     C("forecast-empty-out", L, "out=", EXIT_CONFIG,  # it wrote to the default folder without a word
       "out = '' is invalid; allowed: a path (leave out= out for the default folder)", tool="forecast"),
     C("plan-empty-out", L, "target.share=0.35 target.year=2030 out=", EXIT_CONFIG,
       "out = '' is invalid; allowed: a path", tool="plan"),
     # settings every run of a plan replaced: config.yaml recorded them, the plan's numbers were the same bytes
     C("plan-a-lever-intensity-it-sets", V, "target.share=0.35 target.year=2030 levers.training.intensity=2",
-      EXIT_CONFIG, "levers.training.intensity = '2' is invalid; allowed: not a setting here: skillsim-plan sets each "
-      "lever's intensity in every run (fix this one with training.fixed=X", tool="plan"),
+      EXIT_CONFIG, "levers.training.intensity = '2' is invalid; allowed: not a setting here: skillsim-plan sets "
+      "training's intensity in every run (fix it with training.fixed=X", tool="plan"),
     C("plan-a-scenario", N, "target.share=0.35 target.year=2030 scenario=no_policy", EXIT_CONFIG,
-      "scenario = 'no_policy' is invalid; allowed: not a setting here: skillsim-plan sets the levers in every run",
+      "scenario = 'no_policy' is invalid; allowed: not a setting here: a scenario sets the levers' intensities, which "
+      "skillsim-plan sets for the levers it plans",
       tool="plan"),
     C("plan-fixed-outside-its-bounds", V, "target.share=0.35 target.year=2030 training.fixed=5 training.hi=2",
       EXIT_CONFIG, "training.fixed = 5.0 is invalid; allowed: no bounds with it: a fixed lever is not searched",

@@ -139,3 +139,25 @@ def test_a_preset_mapping_given_empty_is_emptied_and_one_with_entries_is_merged(
     assert compose_config(["region.history.skilled_workers={ }"]).region.history.skilled_workers == {}
     narrowed = compose_config(["region.structural={region.base_wage:[55000,61000]}"]).region.structural
     assert narrowed == {**preset.structural, "region.base_wage": [55000.0, 61000.0]}  # merged: the rest stays
+
+
+def test_an_emptied_mapping_takes_the_entries_given_after_it_and_reaches_sweeps_and_config_dirs(tmp_path):
+    """`{}` then entries: the entries only (it gave {} on the command line); with a tab inside; and in the
+    routes where the config comes without its hydra node (--config-dir, a sweep's pre-check), which
+    refused region.growth_per_year=0.2 as outside the preset's range (a review)."""
+    import subprocess
+    import sys
+
+    from sim.cli import compose_config, preflight_sweep
+
+    given = compose_config(["region.structural={}", "region.structural={region.base_wage:[55000,61000]}"])
+    assert given.region.structural == {"region.base_wage": [55000.0, 61000.0]}
+    assert compose_config(["region.structural={\t}"]).region.structural == {}
+    preflight_sweep(["region.structural={}", "region.growth_per_year=0.2", "seed=1,2", "n_agents=200",
+                     "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'sweep'}"])  # no refusal, no exit
+    (tmp_path / "conf").mkdir()
+    run = subprocess.run([sys.executable, "-m", "sim", "--config-dir", str(tmp_path / "conf"), "region.structural={}",
+                          "region.growth_per_year=0.2", "n_agents=200", "horizon.end_year=2023",
+                          f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "  structural: {}" in (tmp_path / "run" / "config.yaml").read_text()

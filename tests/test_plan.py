@@ -658,3 +658,17 @@ def test_a_budget_plans_answer_moved_on_the_fresh_samples_says_so_with_its_costs
         assert c["budget_fitted_on_fresh_samples"] is fitted and c["cost_standard_error_yuan"] == pytest.approx(se)
         assert ("moved to fit the budget on these samples" in c["statement"]) is fitted
         assert (f"{se:,.0f} yuan" in c["statement"]) is fitted
+
+
+def test_settings_of_levers_the_plan_does_not_set_are_taken():
+    """Only what every run's mix replaces is refused: a lever left out of levers= keeps a given intensity
+    in every run (as LEVER.fixed would), and scenario='baseline' is the default (a review)."""
+    from sim.errors import ConfigError
+    from sim.studies import plan
+
+    _, _, overrides = plan.parse(["target.share=0.35", "target.year=2030", "levers=training",
+                                  "levers.competition.intensity=2", "scenario='baseline'"])
+    assert overrides == ["levers.competition.intensity=2", "scenario='baseline'"]
+    for given in (["levers.training.intensity=2"], ["competition.fixed=1", "+levers.competition.enabled=false"]):
+        with pytest.raises(ConfigError, match="not a setting here: skillsim-plan sets"):
+            plan.parse(["target.share=0.35", "target.year=2030", "levers=training", *given])

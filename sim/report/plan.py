@@ -78,7 +78,7 @@ TEXT = {
     "zh": {
         "traj_title": "{region}：{what}与{base}下的高技能人才占比",
         "traj_note": "中位数及50%/90%区间，{n}个{which}样本（{unc}）；各条线使用相同样本",
-        "traj_title_sq": "{region}：{what}、{base}与现状下的高技能人才占比",
+        "traj_title_sq": "{region}：{what}、{base}与现行政策下的高技能人才占比",
         "chosen": "选定组合", "best": "找到的最佳组合（未达目标）", "status_quo": "现行政策", "no_policy": "无政策",
         "band50": "50%区间（与其曲线同色）", "band90": "90%区间（与其曲线同色）", "observed": "观测值", "target": "目标：{y}年{v}",
         "share_axis": "高技能人才占技能劳动者比例（%）", "year": "年份",

@@ -465,7 +465,8 @@ def discovery_markdown(f: dict, lang: str, stems: list[str]) -> str:
     o, m = f["manifest"]["options"], f["manifest"]
     how = T["md_how_prim"].format(n=o["n"], replicates=o.get("replicates", 1), runs=m.get("runs", 0),
                                   agents=m.get("n_agents", 0), inputs=o.get("inputs", ""), threshold=o["threshold"],
-                                  peel_alpha=o["peel_alpha"]) if "n" in o and "peel_alpha" in o else ""
+                                  peel_alpha=o["peel_alpha"]) + (T["md_how_quick"] if o.get("quick") else "") \
+        if "n" in o and "peel_alpha" in o else ""
     lines = [f"# {T['md_disc'].format(region=region)}", "", discovery_sentence(f, lang), ""]
     lines += [how, ""] if how else []
     lines += [f"![{s}](figures/{s}.png)" for s in stems] + [""]

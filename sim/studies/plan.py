@@ -100,8 +100,8 @@ USAGE = """usage: skillsim-plan [region=NAME] target.share=S target.year=Y [conf
 The least-cost mix of lever intensities that reaches target.share by December of target.year with
 probability >= confidence (objective=max_share: the highest mean share within budget). Costs are yuan,
 cumulative to the target year, over the cost base, discounted to the start at `discount` a year. preview=true: 8 search and 16 fresh samples, 8
-candidates, 5,000 agents, unless given. Any other key=value is a skillsim config override (not a lever's
-intensity or enabled, nor scenario=: the plan sets the levers in every run). Writes choice.json,
+candidates, 5,000 agents, unless given. Any other key=value is a skillsim config override (not the intensity
+or enabled of a lever it plans, nor scenario=: the plan sets those in every run). Writes choice.json,
 candidates.csv, finalists.csv, frontier_probability.csv, frontier_share.csv, near_optimal.csv,
 marginal_cost.csv, trajectory.csv, manifest.json and COMPLETE into out (default
 results/plans/<time>_<region>); `skillsim-report OUT` draws it."""
@@ -608,17 +608,19 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
     if all("fixed" in levers.get(n, {}) for n in listed):  # nothing to search: one mix, called a search
         raise ConfigError("levers", opts["levers"], "at least one lever that is not fixed (every lever listed has "
                           "LEVER.fixed, so there is nothing to search; skillsim-forecast runs one mix)")
+    planned = set(listed) | {n for n, b in levers.items() if "fixed" in b}  # the levers every run's mix sets
     for line in overrides:  # settings every run of the plan replaces: recorded in config.yaml, used nowhere
         key, _, value = line.partition("=")
         bare = key.lstrip("+~")
         lever = bare.split(".")[1] if bare.count(".") == 2 and bare.startswith("levers.") else None
-        if lever in LEVERS and bare.endswith((".intensity", ".enabled")):
-            raise ConfigError(key, value, f"not a setting here: skillsim-plan sets each lever's intensity in every run "
-                              f"(fix this one with {lever}.fixed=X, 0 for none; bound it with {lever}.lo= and "
+        if lever in planned and bare.endswith((".intensity", ".enabled")):
+            raise ConfigError(key, value, f"not a setting here: skillsim-plan sets {lever}'s intensity in every run "
+                              f"(fix it with {lever}.fixed=X, 0 for none; bound it with {lever}.lo= and "
                               f"{lever}.hi=)")
-        if bare == "scenario" and value != "baseline":
-            raise ConfigError(key, value, "not a setting here: skillsim-plan sets the levers in every run (LEVER.fixed=X "
-                              "fixes one, training.allocation= chooses how places go) and compares costs with "
+        if bare == "scenario" and value.strip().strip("'\"") != "baseline":
+            raise ConfigError(key, value, "not a setting here: a scenario sets the levers' intensities, which "
+                              "skillsim-plan sets for the levers it plans (levers=); give another lever's as "
+                              "LEVER.fixed=X, its allocation as training.allocation=, and the comparison as "
                               "cost_base=status_quo or cost_base=no_policy")
     if opts["objective"] == "max_share" and opts["target.share"] is not None:  # it was ignored without a word
         raise ConfigError("target.share", opts["target.share"], "no value with objective=max_share (it finds the "
