@@ -974,9 +974,8 @@ def unknown_hydra_key(override: str) -> str | None:
     return None
 
 
-def _refuse_unknown_hydra_keys(overrides: list[str] | None) -> None:
-    """`+hydra.bogus=1` is accepted by Hydra and read by no one: refuse it, as `hydra.bogus=1` is refused.
-    A key given twice (`seed=1 seed=2`), whose last value Hydra takes without a word, is said in a warning."""
+def say_keys_given_twice(overrides: list[str] | None) -> None:
+    """A key given twice (`seed=1 seed=2`), whose last value Hydra takes without a word: said in a warning."""
     seen: dict[str, str] = {}
     for o in overrides or ():
         key, sep, value = o.partition("=")
@@ -984,6 +983,10 @@ def _refuse_unknown_hydra_keys(overrides: list[str] | None) -> None:
         if sep and key in seen:
             warn_given_twice(key, seen[key], value)
         seen[key] = value
+
+
+def _refuse_unknown_hydra_keys(overrides: list[str] | None) -> None:
+    """`+hydra.bogus=1` is accepted by Hydra and read by no one: refuse it, as `hydra.bogus=1` is refused."""
     for o in overrides or ():
         key = unknown_hydra_key(o)
         if key is not None:
@@ -1478,6 +1481,7 @@ def main(argv: list[str] | None = None) -> None:
         if key == "hydra.run.dir" and "hydra.sweep.dir" not in swept:  # both given: a script's, for either mode
             fail(ConfigError("hydra.run.dir", value, "a single run's folder, without -m; a sweep's folder is "
                              f"hydra.sweep.dir (skillsim -m ... hydra.sweep.dir={value})"))
+    say_keys_given_twice(plain if plain is not None else _sweep_overrides(argv))
     _refuse_unknown_hydra_keys(plain if plain is not None else _sweep_overrides(argv))
     cached = None
     if plain is not None:

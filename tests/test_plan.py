@@ -633,7 +633,7 @@ def test_a_key_given_twice_is_said_and_the_last_is_used(caplog):
     with caplog.at_level(logging.WARNING, logger="skillsim"):
         opts, _, overrides = plan.parse(["target.share=0.35", "target.year=2030", "target.share=0.4",
                                          "seed=1", "seed=2"])
-        cli._refuse_unknown_hydra_keys(["n_agents=2000", "seed=5", "n_agents=3000"])
+        cli.say_keys_given_twice(["n_agents=2000", "seed=5", "+n_agents=3000"])
     assert opts["target.share"] == 0.4 and overrides == ["seed=1", "seed=2"]  # Hydra takes the last seed
     said = [r.getMessage() for r in caplog.records]
     assert said == ["target.share was given twice (0.35, then 0.4): target.share=0.4 is used, the last",
