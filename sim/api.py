@@ -102,13 +102,24 @@ def _composed(structural: tuple[str, ...]) -> dict:
 
 
 def _set(data: dict, dotted: str, value: Any) -> None:
+    """Set a dotted key as Hydra's override does: a mapping is merged into the mapping there (the preset's
+    `region.structural` keeps the ranges not given; it was replaced, so the API ran other ranges than
+    `skillsim` with the same override), anything else replaces it."""
     node = data
     parts = dotted.split(".")
     for part in parts[:-1]:
         if not isinstance(node.get(part), dict):
             node[part] = {}  # an unknown key: from_mapping names it
         node = node[part]
-    node[parts[-1]] = value
+    node[parts[-1]] = _merged(node.get(parts[-1]), value)
+
+
+def _merged(old: Any, new: Any) -> Any:
+    """`new` merged into `old` as OmegaConf merges (mappings key by key, recursively; anything else,
+    lists included, replaced)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {**old, **{k: _merged(old.get(k), v) for k, v in new.items()}}
+    return new
 
 
 def compose(region: str | None = None, scenario: str | None = None, overrides: list[str] | tuple = (),
@@ -147,6 +158,9 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
     data = copy.deepcopy(_composed(structural))
     for key, value in values:
         _set(data, key, value)
+    from .cli import empty_given_mappings
+
+    empty_given_mappings(data, lines)  # region.structural={} empties it, as skillsim's does
     for name, value in params.items():
         if value is not None:  # a PARAMETERS keyword, or a dotted key given as a keyword (EMA, SALib)
             _set(data, PARAMETERS.get(name, name), value)

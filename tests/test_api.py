@@ -265,3 +265,18 @@ def test_a_setting_a_draw_replaces_is_refused_with_the_draw():
     # a given population is rescaled by a drawn uncertified share, not replaced: it is not refused
     big = compose("national", draw=3, n_agents=2000, overrides=["region.population=250000000"])
     assert big.region.population > compose("national", draw=3, n_agents=2000).region.population
+
+
+@pytest.mark.parametrize("overrides", [
+    ["region.structural={region.base_wage:[55000,61000]}"],  # merged into the preset's ranges, as Hydra does
+    ["region.structural={}"],
+    ["region.structural={}", "region.structural={region.base_wage:[55000,61000]}"],
+    ["levers.training={intensity:2}", "region.history.skilled_workers={}", "n_agents=3000"],
+])
+def test_a_mapping_given_in_overrides_composes_as_on_the_command_line(overrides):
+    """The API replaced a mapping that skillsim merges: the same override ran the preset's other structural
+    ranges from the command line and none of them from Python (a review)."""
+    from sim import api
+    from sim.cli import compose_config
+
+    assert api.compose(None, None, overrides) == compose_config(overrides)
