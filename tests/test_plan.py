@@ -669,6 +669,10 @@ def test_settings_of_levers_the_plan_does_not_set_are_taken():
     _, _, overrides = plan.parse(["target.share=0.35", "target.year=2030", "levers=training",
                                   "levers.competition.intensity=2", "scenario='baseline'"])
     assert overrides == ["levers.competition.intensity=2", "scenario='baseline'"]
-    for given in (["levers.training.intensity=2"], ["competition.fixed=1", "+levers.competition.enabled=false"]):
+    _, _, overrides = plan.parse(["target.share=0.35", "target.year=2030", "levers=training",
+                                  "levers.training={cost_per_place:100}"])  # a cost, not what the mix sets
+    assert overrides == ["levers.training={cost_per_place:100}"]
+    for given in (["levers.training.intensity=2"], ["competition.fixed=1", "+levers.competition.enabled=false"],
+                  ["levers.training={intensity:2}"]):  # the same setting as a mapping
         with pytest.raises(ConfigError, match="not a setting here: skillsim-plan sets"):
             plan.parse(["target.share=0.35", "target.year=2030", "levers=training", *given])

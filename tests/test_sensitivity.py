@@ -1141,3 +1141,18 @@ def test_the_tradeoff_figure_marks_the_held_out_density_beside_the_optimistic_on
     f["choice"] = {**t["choice"], "held_out": None}  # none held out: no circle, no word of one
     fig, data = tradeoff_figure(f, "en")
     assert "held_out" not in data and "circle" not in " ".join(x.get_text() for x in fig.findobj(Text))
+
+
+
+def test_the_box_chart_states_the_in_sample_density_beside_the_held_out_one():
+    """The box chart drew the box with no word of its density, which is optimistic (a user trial)."""
+    from matplotlib.text import Text
+
+    from sim.report.sensitivity import box_figure
+
+    t = discover.analyse(cases_on_the_inputs(256, 0), LEVERS, BOX, threshold=0.8, peel_alpha=0.05, mass_min=0.02)
+    c = t["choice"]
+    f = {"choice": c, "box": t["box"], "config": {"region": REGION}, "manifest": {"options": {"threshold": 0.8}}}
+    words = " ".join(x.get_text() for x in box_figure(f, "en")[0].findobj(Text)).replace("\n", " ")
+    assert (f"density in the box {c['density']:.0%} on the runs it was found from, {c['held_out']['density']:.0%} for "
+            f"a box found the same way on runs it was not found from") in words

@@ -59,7 +59,8 @@ TEXT = {
         "threshold": "density threshold {t:g}",
         "box_title": "{region}: the chosen box for {condition}",
         "box_note": "bar: each restricted input's full range; blue: the box; quasi-p-value on the right "
-                    "(above 0.05: not significant, grey)",
+                    "(above 0.05: not significant, grey); density in the box {d:.0%} on the runs it was found from{held}",
+        "box_held": ", {h:.0%} for a box found the same way on runs it was not found from ({folds}-fold cross-validation)",
         "box_axis": "position within the input's range",
         "md_sens": "Sensitivity: {region}", "md_disc": "Scenario discovery: {region}", "md_input": "input",
         "md_how_morris": "Method: Morris elementary effects ({n} trajectories, {levels} levels; SALib)",
@@ -102,7 +103,8 @@ TEXT = {
         "coverage": "覆盖率", "density": "密度", "res_dim": "受限输入个数", "chosen": "选定区域",
         "threshold": "密度阈值{t:g}",
         "box_title": "{region}：{condition}的选定区域",
-        "box_note": "灰条：各受限输入的完整取值范围；蓝色：选定区域；右侧为准p值（大于0.05不显著，灰色）",
+        "box_note": "灰条：各受限输入的完整取值范围；蓝色：选定区域；右侧为准p值（大于0.05不显著，灰色）；区域内密度：在用于寻找它的运行上为{d:.0%}{held}",
+        "box_held": "，按同一规则在未用于寻找它的运行上找到的区域为{h:.0%}（{folds}折交叉验证）",
         "box_axis": "在输入取值范围中的位置",
         "md_sens": "敏感性分析：{region}", "md_disc": "情景发现：{region}", "md_input": "输入",
         "md_how_morris": "方法：Morris基本效应（{n}条轨迹，{levels}个水平；SALib）",
@@ -439,8 +441,10 @@ def box_figure(f: dict, lang: str):
     if box.empty:
         return None
     cond = condition_words(c["condition"], lang)
+    held = c.get("held_out") or {}
+    said = T["box_held"].format(h=held["density"], folds=held["folds"]) if held.get("runs_inside") else ""
     fig, body = new_figure(1.6 + 0.32 * len(box), T["box_title"].format(region=region, condition=cond),
-                           T["box_note"])
+                           T["box_note"].format(d=c["density"], held=said))  # the density beside the held-out one
     ax = body.subplots()
     y = np.arange(len(box))
     width = (box["range_hi"] - box["range_lo"]).to_numpy()

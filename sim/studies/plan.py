@@ -613,6 +613,15 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
         key, _, value = line.partition("=")
         bare = key.lstrip("+~")
         lever = bare.split(".")[1] if bare.count(".") == 2 and bare.startswith("levers.") else None
+        if bare.startswith("levers") and "{" in value:  # levers.training={intensity:2}: the same settings, as a mapping
+            from hydra.core.override_parser.overrides_parser import OverridesParser
+
+            given = OverridesParser.create().parse_overrides([line])[0].value()
+            nested = {bare.split(".")[1]: given} if bare.count(".") == 1 else given if bare == "levers" else {}
+            for name, part in nested.items() if isinstance(nested, dict) else ():
+                if name in planned and isinstance(part, dict) and {"intensity", "enabled"} & set(part):
+                    lever, bare = name, f"levers.{name}.intensity"
+                    break
         if lever in planned and bare.endswith((".intensity", ".enabled")):
             raise ConfigError(key, value, f"not a setting here: skillsim-plan sets {lever}'s intensity in every run "
                               f"(fix it with {lever}.fixed=X, 0 for none; bound it with {lever}.lo= and "
