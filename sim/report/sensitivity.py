@@ -397,6 +397,22 @@ def discovery_sentence(f: dict, lang: str) -> str:
     return text
 
 
+def _held_out(c: dict) -> dict:
+    """choice.json's held-out check of the box, if a box found on held-out runs had runs in it; else {}."""
+    held = c.get("held_out") or {}
+    return held if held.get("runs_inside") and held.get("density") is not None else {}
+
+
+def how_discovery(m: dict, lang: str) -> str:
+    """How the discovery ran, from its manifest (as `how_sensitivity`); "" for a manifest without its design."""
+    T, o = TEXT[lang], m["options"]
+    if "n" not in o or "peel_alpha" not in o:
+        return ""
+    return T["md_how_prim"].format(n=o["n"], replicates=o.get("replicates", 1), runs=m.get("runs", 0),
+                                   agents=m.get("n_agents", 0), inputs=o.get("inputs", ""), threshold=o["threshold"],
+                                   peel_alpha=o["peel_alpha"]) + (T["md_how_quick"] if o.get("quick") else "")
+
+
 def tradeoff_figure(f: dict, lang: str):
     if f["trajectory"] is None:
         return None
@@ -404,8 +420,7 @@ def tradeoff_figure(f: dict, lang: str):
     region = region_name(f["config"]["region"], lang)
     tr = f["trajectory"]
     cond = condition_words(c["condition"], lang)
-    held = c.get("held_out") or {}
-    held = held if held.get("runs_inside") and held.get("density") is not None else {}  # a box with runs in it
+    held = _held_out(c)
     fig, body = new_figure(4.8, T["tradeoff_title"].format(region=region, condition=cond),
                            T["tradeoff_note"].format(k=c["of_interest"],
                                                      held=T["held_note"].format(folds=held["folds"]) if held else ""))
@@ -441,8 +456,8 @@ def box_figure(f: dict, lang: str):
     if box.empty:
         return None
     cond = condition_words(c["condition"], lang)
-    held = c.get("held_out") or {}
-    said = T["box_held"].format(h=held["density"], folds=held["folds"]) if held.get("runs_inside") else ""
+    held = _held_out(c)
+    said = T["box_held"].format(h=held["density"], folds=held["folds"]) if held else ""
     fig, body = new_figure(1.6 + 0.32 * len(box), T["box_title"].format(region=region, condition=cond),
                            T["box_note"].format(d=c["density"], held=said))  # the density beside the held-out one
     ax = body.subplots()
@@ -466,11 +481,7 @@ def box_figure(f: dict, lang: str):
 def discovery_markdown(f: dict, lang: str, stems: list[str]) -> str:
     T = TEXT[lang]
     region = region_name(f["config"]["region"], lang)
-    o, m = f["manifest"]["options"], f["manifest"]
-    how = T["md_how_prim"].format(n=o["n"], replicates=o.get("replicates", 1), runs=m.get("runs", 0),
-                                  agents=m.get("n_agents", 0), inputs=o.get("inputs", ""), threshold=o["threshold"],
-                                  peel_alpha=o["peel_alpha"]) + (T["md_how_quick"] if o.get("quick") else "") \
-        if "n" in o and "peel_alpha" in o else ""
+    how = how_discovery(f["manifest"], lang)
     lines = [f"# {T['md_disc'].format(region=region)}", "", discovery_sentence(f, lang), ""]
     lines += [how, ""] if how else []
     lines += [f"![{s}](figures/{s}.png)" for s in stems] + [""]

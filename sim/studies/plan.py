@@ -611,22 +611,13 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
     planned = set(listed) | {n for n, b in levers.items() if "fixed" in b}  # the levers every run's mix sets
     for line in overrides:  # settings every run of the plan replaces: recorded in config.yaml, used nowhere
         key, _, value = line.partition("=")
-        bare = key.lstrip("+~")
-        lever = bare.split(".")[1] if bare.count(".") == 2 and bare.startswith("levers.") else None
-        if bare.startswith("levers") and "{" in value:  # levers.training={intensity:2}: the same settings, as a mapping
-            from hydra.core.override_parser.overrides_parser import OverridesParser
-
-            given = OverridesParser.create().parse_overrides([line])[0].value()
-            nested = {bare.split(".")[1]: given} if bare.count(".") == 1 else given if bare == "levers" else {}
-            for name, part in nested.items() if isinstance(nested, dict) else ():
-                if name in planned and isinstance(part, dict) and {"intensity", "enabled"} & set(part):
-                    lever, bare = name, f"levers.{name}.intensity"
-                    break
-        if lever in planned and bare.endswith((".intensity", ".enabled")):
+        lever = next((name for name, setting in lever_settings(line) if name in planned
+                      and setting in ("intensity", "enabled")), None)
+        if lever is not None:
             raise ConfigError(key, value, f"not a setting here: skillsim-plan sets {lever}'s intensity in every run "
                               f"(fix it with {lever}.fixed=X, 0 for none; bound it with {lever}.lo= and "
                               f"{lever}.hi=)")
-        if bare == "scenario" and value.strip().strip("'\"") != "baseline":
+        if key.lstrip("+~") == "scenario" and value.strip().strip("'\"") != "baseline":
             raise ConfigError(key, value, "not a setting here: a scenario sets the levers' intensities, which "
                               "skillsim-plan sets for the levers it plans (levers=); give another lever's as "
                               "LEVER.fixed=X, its allocation as training.allocation=, and the comparison as "
@@ -638,6 +629,25 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
         small = {"samples": 8, "fresh": 16, "candidates": 8, "refine": 3, "n_agents": min(opts["n_agents"], 5000)}
         opts.update({k: v for k, v in small.items() if k not in given})
     return opts, levers, overrides
+
+
+def lever_settings(line: str) -> list[tuple[str, str]]:
+    """(lever, setting) pairs an override sets: `levers.training.intensity=2`, and the same as a mapping,
+    `levers.training={intensity:2}` or `+levers={training:{enabled:false}}`."""
+    key, _, value = line.partition("=")
+    parts = key.lstrip("+~").split(".")
+    if parts[0] != "levers":
+        return []
+    if len(parts) == 3:
+        return [(parts[1], parts[2])]
+    if "{" not in value:
+        return []
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    given = OverridesParser.create().parse_overrides([line])[0].value()
+    by_lever = {parts[1]: given} if len(parts) == 2 else given
+    return [(name, setting) for name, part in (by_lever.items() if isinstance(by_lever, dict) else ())
+            if isinstance(part, dict) for setting in part]
 
 
 def make_box(opts: dict, levers: dict) -> Box:
@@ -669,7 +679,7 @@ def tables(result: dict, box: Box, opts: dict) -> dict:
     fresh = list({(tuple(e.x), tuple(e.setting)): e for e in result["fresh"]}.values())
     # mixes that met the target on the search samples but not on the fresh ones: not near-optimal answers
     failed_fresh = {(tuple(e.x), tuple(e.setting)) for e in fresh
-                    if opts["objective"] != "max_share" and e.p < opts["confidence"]}
+                    if not by_share and e.p < opts["confidence"]}
     fp = [] if by_share else pareto([(e.mean_cost, e.p) for e in search])  # a budget plan has no probability
     fs = pareto([(e.mean_cost, e.mean_share) for e in search])
     out = {"candidates": cand.reset_index(drop=True),
