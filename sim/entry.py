@@ -36,6 +36,7 @@ def run(target: str) -> int | None:
     console = _console_script()
     if console:
         _CONSOLE.append(True)
+        _quiet_pool_tracker()
     try:
         return _imported(module, function, console)()
     except KeyboardInterrupt:
@@ -75,6 +76,23 @@ def _imported(module: str, function: str, console: bool):
         if was_enabled:
             gc.enable()
     return command
+
+
+#: the message start of the warnings a process pool's resource tracker prints as it cleans up
+TRACKER_WARNINGS = "ignore:resource_tracker:UserWarning"
+
+
+def _quiet_pool_tracker() -> None:
+    """A console command ends its pool's idle workers by killing them (sim.cli's `_end_idle_workers`;
+    a study's batch, a sweep's joblib launcher). The pool's resource tracker, a process of its own that
+    outlives the command, then removes what they had registered (semaphores, temporary folders) and
+    warns about each one, and with a `FileNotFoundError` about each one another process had removed
+    first (once in six clean-clone CI runs, after a sweep's last line). Those lines came after the
+    command's last line and named nothing a user can act on. The tracker takes its warning filters from this process's `-W` options
+    (`sys.warnoptions`, read when the pool starts it), so this one hides them there; it still removes
+    everything. This process's own filters were read at its start and do not change."""
+    if TRACKER_WARNINGS not in sys.warnoptions:
+        sys.warnoptions.append(TRACKER_WARNINGS)
 
 
 def result_in_place() -> None:
