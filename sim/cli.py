@@ -37,7 +37,7 @@ from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL,
                      interrupts_kept, stop_on_signal, quiet_when_output_closed, warn_given_twice)
 from .model import WorkforceModel
 from .results import (COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER, prepare_target, publishing_the_result,
-                      remove_dead_partials, write_run)
+                      remove_dead_partials, remove_killed_partials, write_run)
 from .sweep import as_typed_overrides, clear_failure, is_finished, log_progress, record_failure, sweeper_params
 from . import fastsweep, sweep
 from .sources import DEFAULT_TARGETS, load_targets
@@ -726,6 +726,7 @@ def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
             log.warning("run folder %s: took over the claim of %s, which is no longer running", run_dir,
                         held.previous)
             remove_dead_partials(run_dir)
+        remove_killed_partials(run_dir.parent)  # those of killed runs under other (default) names
         with publishing_the_result():
             run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task), unique=unique,
                          bands_hint=bands_hint(), say_few=True)

@@ -146,6 +146,35 @@ def remove_dead_partials(folder: Path) -> None:
         shutil.rmtree(stale, ignore_errors=True)
 
 
+def remove_killed_partials(parent: Path) -> list[Path]:
+    """Remove the half-written `.NAME.partial-PID` folders in `parent` whose writer was killed on this host
+    (SIGKILL, out of memory) and tell the user; returns them. A killed writer's claim (`.NAME.lock`, sim.claims)
+    stays behind naming it, and a default name (a timestamp) is never claimed again, so nothing else
+    would remove its partial folder, which can be as large as the result. A partial folder is removed only
+    if its claim names that pid on this host and no process of that pid and start time runs: a writer on
+    another host sharing the folder, a live one, or one without a claim is left alone."""
+    from . import claims
+
+    try:
+        found = sorted(parent.glob(".*.partial-*"))
+    except OSError:  # an unreadable folder: the command's own write will say so
+        return []
+    removed = []
+    for partial in found:
+        name, _, pid = partial.name[1:].rpartition(".partial-")
+        owner = claims.holder(parent / name) if pid.isdigit() and name else None
+        if owner is None or owner.pid != int(pid) or owner.host != claims.HOST or owner.alive():
+            continue
+        shutil.rmtree(partial, ignore_errors=True)
+        if not partial.exists():
+            removed.append(partial)
+            import logging
+
+            logging.getLogger("skillsim").warning("removed %s, which %s left half-written when it was killed",
+                                                  partial, owner)
+    return removed
+
+
 def replace_text(path: Path, text: str) -> None:
     """Write `path` whole or not at all: a temporary beside it, renamed over it; the temporary is removed
     if anything fails (a full disk left `.NAME.tmp-PID` files behind)."""

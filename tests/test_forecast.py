@@ -18,6 +18,8 @@ from sim.errors import BusyError, OutputError
 from sim.studies import backtest, variance
 from sim.studies.calibrate import FREE
 
+from .conftest import SHORT_HISTORY
+
 
 def test_variance_decomposition_recovers_known_components():
     """y = a_p + b_s + c_ps + e with known variances; estimates within their sampling error."""
@@ -330,6 +332,69 @@ def test_a_killed_studys_half_written_folder_goes_when_its_out_is_claimed_again(
     assert check_writable(out, "forecast") == out
     release_claims()
     assert not list(tmp_path.glob(".f?1?.partial-*")) and all(other.is_dir() for other in others)
+
+
+KILLED_WRITER = ("import os, sys, time, pathlib; from sim import claims; out = pathlib.Path(sys.argv[1]); "
+                 "c = claims.claim(out); p = out.parent / f'.{out.name}.partial-{os.getpid()}'; p.mkdir(); "
+                 "(p / 'ensemble.csv').write_text('x'); print('writing', flush=True); time.sleep(60)")
+
+
+def killed_writer(out: Path) -> Path:
+    """A study or run writing `out` under its claim, killed (SIGKILL) while writing: its partial folder."""
+    import signal
+
+    child = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(out)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "writing"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    child.stdout.close()
+    partial = out.parent / f".{out.name}.partial-{child.pid}"
+    assert partial.is_dir()
+    return partial
+
+
+def test_a_study_killed_under_a_default_name_leaves_nothing_once_another_study_starts_beside_it(tmp_path):
+    """A study killed under a default name (a timestamp, never claimed again) left its `.NAME.partial-PID`
+    for good ("delete it by hand"). The next study into the same parent removes it and says so; a partial
+    folder whose claim names a live process, another host, or another pid, or which has no claim, stays."""
+    import logging
+
+    from sim import claims
+    from sim.studies.options import check_writable, release_claims
+
+    killed = killed_writer(tmp_path / "2026-01-01_00-00-00_forecast")
+    live = tmp_path / ".live.partial-1"
+    (tmp_path / ".live.lock").write_text(json.dumps({"pid": os.getpid(), "host": claims.HOST, "since": "x"}))
+    elsewhere = tmp_path / ".far.partial-1"
+    (tmp_path / ".far.lock").write_text(json.dumps({"pid": 1, "host": claims.HOST + "-other-node", "since": "x"}))
+    other_pid = tmp_path / f".b.partial-{killed.name.rsplit('-', 1)[1]}"
+    (tmp_path / ".b.lock").write_text(json.dumps({"pid": 2 ** 22 + 7, "host": claims.HOST, "since": "x"}))
+    unclaimed = tmp_path / ".c.partial-3"
+    for kept in (live, elsewhere, other_pid, unclaimed):
+        kept.mkdir()
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("skillsim").addHandler(handler)
+    try:
+        assert check_writable(tmp_path / "2026-01-01_00-05-00_forecast", "forecast").parent == tmp_path
+    finally:
+        logging.getLogger("skillsim").removeHandler(handler)
+        release_claims()
+    assert not killed.exists() and all(kept.is_dir() for kept in (live, elsewhere, other_pid, unclaimed))
+    said = [r.getMessage() for r in records]
+    assert len(said) == 1 and str(killed) in said[0] and "killed" in said[0], said
+
+
+def test_a_run_killed_under_a_default_name_leaves_nothing_once_another_run_starts_beside_it(tmp_path):
+    """The same for single runs: `skillsim` into a folder beside a killed run's partial removes it."""
+    partial = killed_writer(tmp_path / "2026-01-01_00-00-00_chongqing_baseline_ab12cd")
+    proc = subprocess.run([sys.executable, "-m", "sim", "n_agents=300", "horizon.end_year=2025", SHORT_HISTORY,
+                           f"hydra.run.dir={tmp_path / 'next'}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not partial.exists() and f"removed {partial}" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["next"]
 
 
 def test_an_out_that_is_a_file_is_named_as_a_file(tmp_path):

@@ -225,10 +225,11 @@ def check_writable(out: Path, what: str = "study", unique: bool = False) -> Path
         raise BusyError(f"{out} is being written by {claims.holder(out) or 'another process'}, a study "
                         "running into the same out=; wait for it to finish, or choose another out=")
     _CLAIMS.append(held)
-    if held.previous is not None:  # a study into this out= was killed while writing, as a single run can be
-        from ..results import remove_dead_partials
+    from ..results import remove_dead_partials, remove_killed_partials
 
+    if held.previous is not None:  # a study into this out= was killed while writing, as a single run can be
         remove_dead_partials(out)
+    remove_killed_partials(out.parent)  # those of studies killed under other (default) names
     return out
 
 
