@@ -8,6 +8,7 @@ files (series.csv, ensemble.csv, runs.csv, effects.csv, the job folders), not ag
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -937,3 +938,65 @@ def test_a_folder_of_study_folders_is_named_by_what_they_are(tmp_path):
         (tmp_path / name / "manifest.json").write_text(_json.dumps({"kind": "plan"}), encoding="utf-8")
     with pytest.raises(DataError, match=r"holds plan folders, not a sweep's jobs; give one of them \(skillsim-report "):
         load(tmp_path)
+
+
+@pytest.mark.parametrize("costs", [[None, -88_273.0, 120_000.0, float("nan")], [None, -88_273.0, -20_000.0]],
+                         ids=["mixed", "only-negative"])
+def test_a_negative_cost_is_a_bar_left_of_zero_and_every_bar_and_reason_is_inside_the_panel(costs):
+    """A setting that spends less than the baseline and adds high-skill workers has a negative cost per
+    additional worker (a user trial: -88,273 yuan). Fig. 4's cost axis ran from 0 to the largest cost,
+    so its bar was cut away beside positive ones, and alone it was drawn on a reversed axis as a long bar.
+    Each defined cost is now a bar of its own length and sign, inside the axis, with the zero line."""
+    import matplotlib.pyplot as plt
+    from types import SimpleNamespace
+
+    from sim.report.compare import cost_panel
+
+    ids = [f"s{i}" for i in range(len(costs))]
+    d = pd.DataFrame({"setting": ids, "mean": [math.nan if c is None else c for c in costs],
+                      "undefined_because": ["baseline" if c is None else ("no_gain" if c != c else "") for c in costs]})
+    settings = [SimpleNamespace(id=i, colour="#0072B2", linestyle="-") for i in ids]
+    ypos = {i: len(ids) - 1 - k for k, i in enumerate(ids)}
+    fig, ax = plt.subplots()
+    try:
+        assert cost_panel(ax, d, settings, ypos, 1000.0, "en") is True
+        ax.set_ylim(-0.6, len(ids) - 0.4)  # as fig. 4 sets it for its panels (shared y)
+        fig.canvas.draw()
+        bars = sorted((p.get_y() + p.get_height() / 2, p.get_width()) for p in ax.patches)
+        want = sorted((ypos[i], c / 1000) for i, c in zip(ids, costs) if c is not None and c == c)
+        assert [y for y, _ in bars] == [y for y, _ in want]
+        assert np.allclose([w for _, w in bars], [w for _, w in want], rtol=1e-9)
+        lo, hi = ax.get_xlim()
+        assert lo < min(w for _, w in want) and hi >= max(0.0, max(w for _, w in want)) and lo < 0 <= hi
+        assert any(np.allclose(line.get_xdata(), 0) for line in ax.get_lines())  # the zero line
+        box = ax.get_window_extent()
+        texts = [a for a in ax.texts if a.get_text().startswith("n/a")]
+        assert len(texts) == sum(c is None or c != c for c in costs)
+        for a in texts:  # every reason inside the panel
+            e = a.get_window_extent(fig.canvas.get_renderer())
+            assert box.x0 - 1 <= e.x0 and e.x1 <= box.x1 + 1, (a.get_text(), e, box)
+    finally:
+        plt.close(fig)
+
+
+def test_the_income_by_level_panel_says_its_whiskers_are_t_intervals_of_the_mean(folders):
+    """Fig. 3's by-level panel draws each mean with its 95% t-interval over replicates, under a figure note
+    that speaks of medians and 50%/90% bands (the panels above): a user trial read the whiskers as bands.
+    The panel says what they are where they are drawn; a single run's has none, and says none."""
+    import matplotlib.pyplot as plt
+
+    from sim.report.figures import fig_income
+    from sim.report.load import load
+
+    for name, whiskers in (("grid", True), ("run", False)):
+        fig, _ = fig_income(load(folders[name]), "en")
+        try:
+            panel = [ax for ax in fig.axes if "by level" in ax.get_title()]
+            assert len(panel) == 1
+            title = panel[0].get_title().replace("\n", " ")
+            assert ("95% t-interval" in title) is whiskers, title
+            vertical = [ln for ln in panel[0].get_lines() if len(ln.get_xdata()) == 2
+                        and ln.get_xdata()[0] == ln.get_xdata()[1]]
+            assert bool(vertical) is whiskers
+        finally:
+            plt.close(fig)

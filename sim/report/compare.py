@@ -48,34 +48,50 @@ def fig_comparison(folder: Folder, lang: str):
         if metric == "high_skill_share":
             lo, hi = d["ci_low"].fillna(d["mean"]).min(), d["ci_high"].fillna(d["mean"]).max()
             percent_axis(ax, "x", 0 if hi - lo > 0.03 else 1)
-    if has_cost:
-        ax = axes[2]
-        d = comp[comp["metric"] == "cost_per_additional_high_skill_worker"]
-        defined = d["mean"].notna().any()
-        xmax = np.nanmax(d["mean"].to_numpy() / scale) if defined else 1.0
-        for s in folder.settings:
-            r = d[d["setting"] == s.id]
-            v = float(r["mean"].iloc[0]) if not r.empty else math.nan
-            y = ypos[s.id]
-            if math.isnan(v):  # say why: the baseline itself, no gain, no pairs
-                why = str(r["undefined_because"].iloc[0]) if not r.empty and r["undefined_because"].iloc[0] else "no_pairs"
-                ax.text(0.02 * xmax, y, t(f"na_{why}", lang), va="center", ha="left", color="#777777", fontsize=7.5)
-            else:
-                ax.barh(y, v / scale, color=s.colour, hatch=_HATCH.get(s.linestyle, ""),
-                        edgecolor="white", lw=0, height=0.55)
-        if not defined:  # no bars: the reasons are the panel
-            ax.set_xticks([])
-        ax.set_xlim(0, xmax * 1.1)
-        ax.set_title(wrap(t("fig4c", lang), lang))
-        ax.set_xlabel(t("income_axis_short", lang))
-        ax.grid(axis="y", visible=False)
+    saves = has_cost and cost_panel(axes[2], comp[comp["metric"] == "cost_per_additional_high_skill_worker"],
+                                    folder.settings, ypos, scale, lang)
     axes[0].set_yticks([ypos[s.id] for s in folder.settings], [label(folder, s, lang) for s in folder.settings])
     axes[0].set_ylim(-0.6, n - 0.4)
     for s, tick in zip(folder.settings, axes[0].get_yticklabels()):
         tick.set_color(s.colour)
     if has_cost:
-        body.supxlabel(wrap(t("note_cost", lang), lang, 120 if lang == "en" else 60), fontsize=7.5, color="#555555")
+        text = t("note_cost", lang) + (t("sep", lang) + t("note_cost_negative", lang) if saves else "")
+        body.supxlabel(wrap(text, lang, 120 if lang == "en" else 60), fontsize=7.5, color="#555555")
     return fig, with_labels(folder, comp, lang)
+
+
+def cost_panel(ax, d, settings, ypos: dict, scale: float, lang: str) -> bool:
+    """Fig. 4's cost panel: a bar per setting with a cost per additional high-skill worker, the reason on
+    a row without one. A negative cost (less spent than the baseline, more high-skill workers) is a
+    bar left of zero: the axis spans zero and every value (it ran from 0 to the largest, so a negative
+    bar was cut away, or, with only negative costs, drawn on a reversed axis as if it were large).
+    Returns whether a negative cost was drawn."""
+    values = d["mean"].to_numpy(dtype=float) / scale
+    defined = values[~np.isnan(values)]
+    lo, hi = (min(0.0, defined.min()), max(0.0, defined.max())) if defined.size else (0.0, 1.0)
+    pad = 0.1 * (hi - lo) if hi > lo else 1.0
+    negative = bool(defined.size and lo < 0)
+    for s in settings:
+        r = d[d["setting"] == s.id]
+        v = float(r["mean"].iloc[0]) if not r.empty else math.nan
+        y = ypos[s.id]
+        if math.isnan(v):  # say why: the baseline itself, no gain, no pairs
+            why = str(r["undefined_because"].iloc[0]) if not r.empty and r["undefined_because"].iloc[0] else "no_pairs"
+            right = hi > 0 or not negative  # beside zero, on the side with room
+            ax.annotate(t(f"na_{why}", lang), (0, y), xytext=(3 if right else -3, 0), textcoords="offset points",
+                        va="center", ha="left" if right else "right", color="#777777", fontsize=7.5)
+        else:
+            ax.barh(y, v / scale, color=s.colour, hatch=_HATCH.get(s.linestyle, ""), edgecolor="white", lw=0,
+                    height=0.55)
+    if not defined.size:  # no bars: the reasons are the panel
+        ax.set_xticks([])
+    if negative:
+        ax.axvline(0, color="#555555", lw=0.8)
+    ax.set_xlim(lo - pad if lo < 0 else 0.0, hi + pad if hi > 0 else pad)
+    ax.set_title(wrap(t("fig4c", lang), lang))
+    ax.set_xlabel(t("income_axis_short", lang))
+    ax.grid(axis="y", visible=False)
+    return negative
 
 
 _HATCH = {"-": "", "--": "////", ":": "....", "-.": "xx"}  # bars: hatches where lines are dashed

@@ -266,7 +266,9 @@ def fig_income(folder: Folder, lang: str):
     axes[0].autoscale_view(scalex=False)  # the shared scale over both panels' lines (the median runs lower)
     handles.append(Line2D([], [], color="#666666", lw=0.9, ls=":",
                           label=t("threshold", lang, value=money(threshold, lang, 0))))
-    partial = _income_levels(axes[3], folder, by_level, scale, lang)
+    partial, whiskers = _income_levels(axes[3], folder, by_level, scale, lang)
+    if whiskers:  # the panel's whiskers are not the bands of the panels above: say what they are
+        titles[3] = t("fig3d_ci", lang, year=folder.target_year)
     if partial:
         handles.append(Line2D([], [], marker="o", mfc="white", mec="#000000", ls="", ms=4,
                               label=t("partial_level" if folder.kind == "sweep" else "partial_level_run", lang)))
@@ -282,12 +284,13 @@ def fig_income(folder: Folder, lang: str):
     return fig, with_labels(folder, data, lang)
 
 
-def _income_levels(ax, folder: Folder, by_level: pd.DataFrame, scale: float, lang: str) -> bool:
+def _income_levels(ax, folder: Folder, by_level: pd.DataFrame, scale: float, lang: str) -> tuple[bool, bool]:
     """Dot per setting and level with its 95% interval; hollow where some replicates had nobody at
-    that level in some month of the target year (no interval then). Returns whether any dot is hollow."""
+    that level in some month of the target year (no interval then). Returns whether any dot is hollow
+    and whether any interval was drawn."""
     n = len(folder.settings)
     width = min(0.8 / n, 0.2)
-    partial = False
+    partial = whiskers = False
     for j, s in enumerate(folder.settings):
         d = by_level[(by_level["setting"] == s.id) & by_level["mean"].notna()]
         full = d["n_whole_year"] >= s.n
@@ -298,6 +301,7 @@ def _income_levels(ax, folder: Folder, by_level: pd.DataFrame, scale: float, lan
         for xi, yi, l, h, ok in zip(x, y, lo, hi, full):
             if ok and not np.isnan(l):
                 ax.plot([xi, xi], [l, h], color=s.colour, lw=1.2)
+                whiskers = True
             ax.plot([xi], [yi], "o", ms=3.8, color=s.colour, mfc=s.colour if ok else "white")
     names = [level_label(k, lang) for k in range(N_LEVELS)]
     ax.set_xticks(range(N_LEVELS), [textwrap.fill(nm, 12, break_long_words=False) if lang == "en" else nm
@@ -307,4 +311,4 @@ def _income_levels(ax, folder: Folder, by_level: pd.DataFrame, scale: float, lan
     ax.set_ylabel(t("income_axis", lang))
     ax.set_xlabel(t("level_axis", lang))
     ax.grid(axis="x", visible=False)
-    return partial
+    return partial, whiskers

@@ -68,6 +68,8 @@ PHRASES: dict[str, tuple[str, str]] = {
     "fig3b": ("Median annual income", "年收入中位数"),
     "fig3c": ("Share earning at least {value} a year", "年收入不低于{value}的工人比例"),
     "fig3d": ("Mean income by level, {year}", "{year}年各等级平均收入"),
+    "fig3d_ci": ("Mean income by level, {year}: mean of the replicates, 95% t-interval",
+                 "{year}年各等级平均收入：重复模拟均值，95% t区间"),
     "fig4_title": ("Scenarios compared in {year}, {region}", "{region}{year}年各情景比较"),
     "fig4_title_settings": ("Settings compared in {year}, {region}", "{region}{year}年各设定比较"),
     "fig4a": ("High-skill share, Dec {year}", "{year}年12月高技能人才占比"),
@@ -90,6 +92,8 @@ PHRASES: dict[str, tuple[str, str]] = {
     "runs_rep": ("replicates", "次重复模拟"),
     "runs_draw": ("joint parameter and structural draws", "次参数与结构联合抽样"),
     "runs_both": ("runs (joint parameter and structural draws × replicates)", "次模拟（参数与结构联合抽样×重复）"),
+    "note_cost_negative": ("a bar left of zero: less spent than the baseline setting, with more high-skill workers",
+                           "零左侧的条：支出少于基准设定，且高技能人才更多"),
     "note_cost": ("Cost: extra cumulative spend over extra high-skill workers against the baseline setting, paired "
                   "by replicate. n/a: baseline = the reference itself; no gain = no extra high-skill workers, so no cost "
                   "per worker; no pairs = no replicate shared with the baseline",
