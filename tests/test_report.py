@@ -437,7 +437,7 @@ def test_a_report_says_which_sources_of_uncertainty_its_spread_carries(reports, 
 
     def folder(kind, varies, draw=None):
         return SimpleNamespace(kind=kind, varies=varies, config={"draw": draw}, region={"name": "national"},
-                               replicates_text="5")
+                               replicates_text="5", settings=[SimpleNamespace(n=5)])
 
     assert what_runs(folder("sweep", ("draw",)), "en") == "joint parameter and structural draws"
     assert what_runs(folder("sweep", ("replicate", "draw")), "en").startswith("runs (joint parameter")
@@ -1000,3 +1000,73 @@ def test_the_income_by_level_panel_says_its_whiskers_are_t_intervals_of_the_mean
             assert bool(vertical) is whiskers
         finally:
             plt.close(fig)
+
+
+def test_setting_labels_round_an_optuna_trials_values_as_far_as_they_stay_apart():
+    """An Optuna sweep's settings were labelled with 16-digit values (T×0.0003431244520346599), which ran
+    over each other in the figures. Labels now give 3 significant digits, more only where two settings
+    would otherwise read the same; whole and short values read as before."""
+    from sim.report.text import fmt_number, label_digits, short_setting_label
+
+    k = "levers.training.intensity"
+    trials = [{k: 0.0003431244520346599, "levers.studio.intensity": 0.9069977178955193},
+              {k: 1.2575835432098845, "levers.studio.intensity": 2.0556585011902784}]
+    assert label_digits(trials) == 3
+    assert short_setting_label(trials[0], "en", digits=3) == "T×0.000343 S×0.907"
+    assert label_digits([{k: 1.2344}, {k: 1.2349}]) == 4  # 1.23 twice at 3 digits
+    assert label_digits([{k: 1.0}, {k: 1.0000000000001}]) == 14
+    assert [fmt_number(v, 3) for v in (2.0, 1.5, 0.25, 7)] == ["2", "1.5", "0.25", "7"]
+
+
+def test_fig5_draws_points_for_scattered_settings_and_names_contours_only_where_drawn(folders):
+    """Fig. 5 of an Optuna sweep (trials at scattered values) coloured a heatmap cell around each trial, so
+    settings never run were coloured, and its note named spend contours that scattered points cannot
+    give. Scattered settings are now points, each labelled; a full grid keeps its heatmap and contours."""
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import PathCollection, QuadMesh
+    from matplotlib.text import Text
+
+    from sim.report import tables
+    from sim.report.compare import _heatmap, numeric_keys
+    from sim.report.load import load
+    from sim.report.text import spend_scale
+
+    folder = load(folders["grid"])
+    keys = numeric_keys(folder)
+    surf = tables.surface(folder, keys)
+    assert len(keys) == 2 and len(surf) == 4
+    for rows, grid in ((surf, True), (surf.iloc[:3], False)):
+        fig = _heatmap(folder, rows, keys, "en", "title")
+        try:
+            ax = [a for a in fig.axes if a.get_xlabel()][0]
+            said = " ".join(tx.get_text() for tx in fig.findobj(Text))
+            assert ("Contours" in said) is grid
+            assert any(isinstance(c, QuadMesh) for c in ax.collections) is grid
+            dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+            if not grid:
+                assert len(dots) == 1 and len(dots[0].get_offsets()) == 3
+                labels = [a.get_text() for a in ax.texts]
+                assert sorted(labels) == sorted(f"{100 * m:.1f}%, {c / spend_scale('en'):,.2f}" for m, c in
+                                                zip(rows["median"], rows["spend_cum_total_mean"]))
+        finally:
+            plt.close(fig)
+
+
+def test_a_sweep_of_one_run_per_setting_says_so_instead_of_means_and_intervals_of_one(folders):
+    """Every Optuna sweep has one run per setting: its report said "means across 1 replicates with 95%
+    t-intervals" with none drawn, "Mean of 1 replicates with 95% t-interval", and gave 90% ranges such as
+    [37.5%, 37.5%]. It now says there is one run per setting, and no interval."""
+    import dataclasses
+
+    from sim.report.figures import note
+    from sim.report.load import load
+    from sim.report.markdown import scope
+    from sim.report.text import what_runs
+
+    folder = load(folders["grid"])
+    assert "Mean of 2 replicates with 95% t-interval" in note(folder, "en", "ci")
+    one = dataclasses.replace(folder, settings=[dataclasses.replace(s, n=1) for s in folder.settings])
+    assert note(one, "en", "ci").startswith("One run per setting: no interval")
+    assert note(one, "en", "fan").startswith("One run per setting") and "Median" not in note(one, "en", "fan")
+    assert what_runs(one, "en") == "replicate" and what_runs(folder, "en") == "replicates"
+    assert "one run per setting" in scope(one, "en") and "1 replicates" not in scope(one, "en")

@@ -140,7 +140,11 @@ def _heatmap(folder, surf, keys, lang, title):
     xs, ys = sorted(surf[kx].unique()), sorted(surf[ky].unique())
     grid = surf.pivot(index=ky, columns=kx, values="median").reindex(index=ys, columns=xs)
     spend = surf.pivot(index=ky, columns=kx, values="spend_cum_total_mean").reindex(index=ys, columns=xs)
-    fig, body = new_figure(5.4, title, note(folder, lang, "lines", key=False) + t("sep", lang) + t("fig5_cost", lang),
+    if grid.isna().to_numpy().any():  # not a grid (an Optuna sweep's trials): cells would colour untried settings
+        return _points(folder, surf, keys, lang, title)
+    contoured = len(xs) > 1 and len(ys) > 1
+    fig, body = new_figure(5.4, title, note(folder, lang, "lines", key=False)
+                           + (t("sep", lang) + t("fig5_cost", lang) if contoured else ""),
                            width=6.8)  # its axes name the levers: no key to short labels
     ax = body.subplots()
     edges = lambda v: np.concatenate([[v[0] - (v[1] - v[0]) / 2], (np.array(v[1:]) + v[:-1]) / 2,
@@ -160,7 +164,7 @@ def _heatmap(folder, surf, keys, lang, title):
             ax.text(*cells[-1], f"{100 * z[i, j]:.1f}%", ha="center", va="center", fontsize=8.5,
                     color="black", zorder=6,
                     bbox={"boxstyle": "round,pad=0.25", "fc": "white", "ec": "none", "alpha": 0.85})
-    if len(xs) > 1 and len(ys) > 1:
+    if contoured:
         div = spend_scale(lang)
         halo = [patheffects.withStroke(linewidth=2.6, foreground="white")]
         ex, ey = edges(xs), edges(ys)
@@ -182,6 +186,34 @@ def _heatmap(folder, surf, keys, lang, title):
     ax.set_ylabel(axis_label(ky, lang))
     ax.grid(False)
     return fig
+
+
+def _points(folder, surf, keys, lang, title):
+    """Fig. 5 for settings that are not a grid (the trials of an Optuna sweep): a point per setting run,
+    coloured by its median share and labelled with it and its cumulative spend. A heatmap coloured the
+    untried settings between trials, and spend contours cannot be drawn through scattered points."""
+    kx, ky = keys
+    div = spend_scale(lang)
+    fig, body = new_figure(5.4, title, note(folder, lang, "lines", key=False) + t("sep", lang) + t("fig5_points", lang),
+                           width=6.8)
+    ax = body.subplots()
+    dots = ax.scatter(surf[kx], surf[ky], c=surf["median"], cmap="cividis", s=46, edgecolors="#333333",
+                      linewidths=0.6, zorder=5)  # above the labels: a close neighbour's label hides no point
+    cb = body.colorbar(dots, ax=ax, shrink=0.9)
+    cb.set_label(t("hs_share_axis", lang))
+    cb.formatter = ExactFormatter(100.0)
+    cb.update_ticks()
+    for x, y, share, cost in zip(surf[kx], surf[ky], surf["median"], surf["spend_cum_total_mean"]):
+        ax.annotate(f"{100 * share:.1f}%, {cost / div:,.{SPEND_DIGITS}f}", (x, y), xytext=(0, 6),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=7.5, zorder=4,
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.8})
+    ax.margins(0.12)
+    ax.set_xlabel(axis_label(kx, lang))
+    ax.set_ylabel(axis_label(ky, lang))
+    return fig
+
+
+SPEND_DIGITS = 2  #: decimals of a point's cumulative spend in fig. 5 (billion yuan, 亿元)
 
 
 #: half the size of a cell's label box, and of a contour's label, in axes fraction (a 6.8-inch chart)

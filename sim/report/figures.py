@@ -37,9 +37,10 @@ def label(folder: Folder, s, lang: str, short: bool | None = None) -> str:
     if folder.kind == "run" or not s.params:
         return scenario_label(s.scenario, lang)
     make = short_setting_label if (compact(folder) if short is None else short) else setting_label
+    digits = folder.label_digits
     if "region" in s.params:  # a swept region reads as its name
-        return make({k: v for k, v in s.params.items() if k != "region"}, lang, region_name(s.region, lang))
-    return make(s.params, lang)
+        return make({k: v for k, v in s.params.items() if k != "region"}, lang, region_name(s.region, lang), digits)
+    return make(s.params, lang, digits=digits)
 
 
 def region_name(reg: dict, lang: str) -> str:
@@ -59,8 +60,10 @@ def note(folder: Folder, lang: str, kind: str = "fan", bands: bool | None = None
         return t("note_single", lang, n_agents=f"{int(folder.config.get('n_agents', 0)):,}")
     if kind == "fan" and not (bands if bands is not None else len(folder.settings) <= MAX_OVERLAY):
         kind = "lines"
-    text = t({"fan": "note_fan", "lines": "note_lines", "mean": "note_mean", "ci": "note_ci"}[kind], lang,
-             n=folder.replicates_text, what=what_runs(folder, lang))
+    if max(s.n for s in folder.settings) == 1:  # "median of 1 replicates", an interval of one value
+        kind = "one_ci" if kind == "ci" else "one"
+    text = t({"fan": "note_fan", "lines": "note_lines", "mean": "note_mean", "ci": "note_ci", "one": "note_one",
+              "one_ci": "note_one_ci"}[kind], lang, n=folder.replicates_text, what=what_runs(folder, lang))
     return text + t("sep", lang) + lever_key(folder.keys, lang) if key and compact(folder) else text
 
 

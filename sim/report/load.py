@@ -7,6 +7,7 @@ and long frames keyed by `setting` and `replicate`. A setting is the swept param
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -65,6 +66,13 @@ class Folder:
     @property
     def region(self) -> dict:
         return self.settings[0].region
+
+    @functools.cached_property
+    def label_digits(self) -> int:
+        """Significant digits of the parameter values in the settings' labels (sim.report.text.label_digits)."""
+        from .text import label_digits
+
+        return label_digits([s.params for s in self.settings])
 
     @property
     def n_replicates(self) -> int:

@@ -57,6 +57,15 @@ W = {  # (en, zh)
                  "spend over extra high-skill workers in December {year} (n/a where the setting adds none).",
                  "数据来自 effects.csv：配对差值的平均值及95% t区间；成本为新增累计支出除以{year}年12月新增高技能人才数"
                  "（未新增时记为“无”）。"),
+    "one_note": ("One run per setting: no intervals. The high-skill share is senior workers (level 3) and above "
+                 "over certificate holders (levels 1-7); income is the year's mean of the monthly annualised figures.",
+                 "每个设定一次模拟，无区间。高技能人才占比指高级工及以上占持证技能人才（1-7级）的比例；收入为该年各月年化收入的平均值。"),
+    "target_note_one": ("One run per setting: no range.", "每个设定一次模拟，无区间。"),
+    "no_cost_one": ("The cost per additional high-skill worker needs a comparison with a baseline setting, paired by "
+                    "replicate: this sweep has one setting. Sweep a second beside it, e.g. "
+                    "`skillsim -m scenario=baseline,{scenario} 'replicate=range(0,10)'`, and report on its folder.",
+                    "每新增一名高技能人才的成本需要与基准设定按重复模拟配对比较，本次扫描只有一个设定。请同时扫描第二个设定，例如 "
+                    "`skillsim -m scenario=baseline,{scenario} 'replicate=range(0,10)'`，再对其结果文件夹生成报告。"),
     "no_cost": ("The cost per additional high-skill worker needs a comparison with a baseline setting, "
                 "paired by replicate: it is not available for a single run. Run a sweep, e.g. "
                 "`skillsim -m scenario=baseline,{scenario} 'replicate=range(0,10)'`, and report on its folder.",
@@ -74,6 +83,11 @@ W = {  # (en, zh)
                   "**区间的含义：**仅含主体层面的随机波动（同一参数组下{n}次重复模拟）。模型行为参数与结构性输入"
                   "（如劳动力增长）的不确定性大得多，不在这些区间之内；含这些来源的区间请运行 "
                   "`skillsim-forecast region={region}`。"),
+    "scope_one": ("**What these runs carry:** one run per setting at one parameter set, so none of the uncertainty "
+                  "of the model's behavioural parameters, its structural inputs (the workforce's growth, among others) "
+                  "or the agents' noise. `skillsim-forecast region={region}` gives bands that carry them.",
+                  "**这些模拟的含义：**每个设定在同一参数组下仅一次模拟，不含模型行为参数、结构性输入（如劳动力增长）及主体"
+                  "随机波动的不确定性。含这些来源的区间请运行 `skillsim-forecast region={region}`。"),
     "scope_run": ("**What this run carries:** one run at {at}, so none of the uncertainty of the model's "
                   "behavioural parameters, its structural inputs (the workforce's growth, among others) or the "
                   "agents' noise. `skillsim-forecast region={region}` gives bands that carry them.",
@@ -136,6 +150,8 @@ def scope(folder, lang: str) -> str:
     if "draw" in folder.varies:
         noise = w("and_noise", lang) if {"replicate", "seed"} & set(folder.varies) else ""
         return w("scope_draw", lang, what=what_runs(folder, lang), noise=noise, region=region)
+    if max(s.n for s in folder.settings) == 1:  # one run per setting: no spread at all
+        return w("scope_one", lang, region=region)
     return w("scope_rep", lang, n=folder.replicates_text, region=region)
 
 
@@ -176,7 +192,8 @@ def write_markdown(written, opts, path: Path) -> None:
                      w("median_income", lang, year=year, unit=unit),
                      w("middle", lang, thr=f"{num(thr / div, 0)}{'' if lang == 'zh' else ' '}{unit}", year=year),
                      w("spend", lang, first=first, year=year, bunit=bunit)], rows)
-    lines += [w("run_note", lang) if folder.kind == "run" else
+    one = max(s.n for s in folder.settings) == 1  # an Optuna sweep's trials: "means across 1 replicates"
+    lines += [w("run_note", lang) if folder.kind == "run" else w("one_note", lang) if one else
               w("ci_note", lang, n=folder.replicates_text, what=what_runs(folder, lang)), "", scope(folder, lang), ""]
     if folder.effects is not None and "effect_high_skill_share" in summ:
         base = next(s for s in folder.settings if s.is_baseline)
@@ -202,7 +219,8 @@ def write_markdown(written, opts, path: Path) -> None:
         lines += [w("eff_note", lang, year=year), ""]
     else:
         other = "training_boost" if folder.settings[0].scenario != "training_boost" else "combined"
-        lines += [w("no_cost", lang, scenario=other), ""]
+        lines += [w("no_cost_one" if folder.kind == "sweep" and len(folder.settings) == 1 else "no_cost", lang,
+                    scenario=other), ""]
     at = tables.at_target_date(folder)
     if not at.empty:
         lines += [f"### {w('target_h', lang)}", ""]
@@ -212,12 +230,12 @@ def write_markdown(written, opts, path: Path) -> None:
             if r.empty:
                 continue
             r = r.iloc[0]
-            band = "" if math.isnan(r["q05"]) else f" [{pct(r['q05'])}, {pct(r['q95'])}]"
+            band = "" if math.isnan(r["q05"]) or s.n == 1 else f" [{pct(r['q05'])}, {pct(r['q95'])}]"
             rows.append([label(folder, s, lang), pct(r["target"], 1), pct(r["median"], 1) + band])
         tyear = at["date"].iloc[0][:4]
         lines += _table([w("setting", lang), w("target_col", lang), w("at_target", lang, year=tyear)], rows)
         if folder.kind == "sweep":
-            lines += [w("target_note", lang, what=what_runs(folder, lang)), ""]
+            lines += [w("target_note_one", lang) if one else w("target_note", lang, what=what_runs(folder, lang)), ""]
     lines += [f"## {w('figures', lang)}", ""]
     for stem, files in written.figures.items():
         cap = CAPTIONS.get(f"{stem}@{folder.kind}", CAPTIONS[stem])[1 if lang == "zh" else 0]  # a run has no replicates

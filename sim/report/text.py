@@ -6,6 +6,8 @@ Level names come from `sim.ladder.LEVELS`; region names from the folder's config
 
 from __future__ import annotations
 
+import math
+
 from ..ladder import LEVELS
 
 LANGS = ("en", "zh")
@@ -78,6 +80,8 @@ PHRASES: dict[str, tuple[str, str]] = {
     "fig5_title": ("High-skill share in Dec {year} by lever setting, {region}",
                    "{region}{year}年12月高技能人才占比与政策力度"),
     "fig5_cost": ("Contours: cumulative spend, billion yuan", "等值线：累计支出（亿元）"),
+    "fig5_points": ("a point per setting run, labelled with its share and cumulative spend (billion yuan)",
+                    "每点为一个已运行的设定，标注其占比与累计支出（亿元）"),
     "fig5_share": ("High-skill share, Dec {year}", "{year}年12月高技能人才占比"),
     "fig5_spend": ("Cumulative spend to {year}", "至{year}年累计支出"),
     "fig6_title": ("Promotions by channel, {region}", "{region}各渠道晋升人数"),
@@ -88,10 +92,15 @@ PHRASES: dict[str, tuple[str, str]] = {
     "note_lines": ("Median of {n} {what} per setting", "每个设定{n}{what}的中位数"),
     "note_mean": ("Mean of {n} {what} per setting", "每个设定{n}{what}的平均值"),
     "note_ci": ("Mean of {n} {what} with 95% t-interval", "{n}{what}的平均值及95% t区间"),
+    "note_one": ("One run per setting", "每个设定一次模拟"),
+    "note_one_ci": ("One run per setting: no interval", "每个设定一次模拟：无区间"),
     # what a setting's runs differ in (sim.report.load.Folder.varies)
     "runs_rep": ("replicates", "次重复模拟"),
     "runs_draw": ("joint parameter and structural draws", "次参数与结构联合抽样"),
     "runs_both": ("runs (joint parameter and structural draws × replicates)", "次模拟（参数与结构联合抽样×重复）"),
+    "runs_rep_1": ("replicate", "次重复模拟"),
+    "runs_draw_1": ("joint parameter and structural draw", "次参数与结构联合抽样"),
+    "runs_both_1": ("run", "次模拟"),
     "note_cost_negative": ("a bar left of zero: less spent than the baseline setting, with more high-skill workers",
                            "零左侧的条：支出少于基准设定，且高技能人才更多"),
     "note_cost": ("Cost: extra cumulative spend over extra high-skill workers against the baseline setting, paired "
@@ -121,7 +130,8 @@ def what_runs(folder, lang: str) -> str:
     only), joint draws of the parameters and structural inputs, or both."""
     draws = "draw" in folder.varies
     noise = bool({"replicate", "seed"} & set(folder.varies))
-    return t("runs_both" if draws and noise else "runs_draw" if draws else "runs_rep", lang)
+    one = "_1" if max(s.n for s in folder.settings) == 1 else ""  # "1 replicate", not "1 replicates"
+    return t(("runs_both" if draws and noise else "runs_draw" if draws else "runs_rep") + one, lang)
 
 
 def level_label(index: int, lang: str) -> str:
@@ -149,36 +159,37 @@ def lever_name(key: str, lang: str) -> str | None:
     return None
 
 
-def param_label(key: str, value, lang: str) -> str:
+def param_label(key: str, value, lang: str, digits: int | None = None) -> str:
     """One swept parameter as a reader reads it: 'training ×2', 'Training boost', 'n_agents=5000'."""
     if key == "scenario":
         return scenario_label(str(value), lang)
     lever = lever_name(key, lang)
+    number = fmt_number(value, digits)
     if lever is not None:
-        return f"{lever}×{fmt_number(value)}" if lang == "zh" else f"{lever} ×{fmt_number(value)}"
-    return f"{key}={fmt_number(value)}"
+        return f"{lever}×{number}" if lang == "zh" else f"{lever} ×{number}"
+    return f"{key}={number}"
 
 
-def setting_label(params: dict, lang: str, first: str | None = None) -> str:
+def setting_label(params: dict, lang: str, first: str | None = None, digits: int | None = None) -> str:
     sep = "，" if lang == "zh" else ", "
-    return sep.join(([first] if first else []) + [param_label(k, v, lang) for k, v in params.items()])
+    return sep.join(([first] if first else []) + [param_label(k, v, lang, digits) for k, v in params.items()])
 
 
-def short_param_label(key: str, value, lang: str) -> str:
+def short_param_label(key: str, value, lang: str, digits: int | None = None) -> str:
     """One swept parameter in a compact label: 'T×2' for a lever intensity, else 'name=value'."""
     if key == "scenario":
         return scenario_label(str(value), lang)
     lever = lever_name(key, lang)
     if lever is not None:
         en, zh = LEVER_KEYS[key.split(".")[1]]
-        return f"{zh if lang == 'zh' else en}×{fmt_number(value)}"
-    return f"{key.rsplit('.', 1)[-1]}={fmt_number(value)}"
+        return f"{zh if lang == 'zh' else en}×{fmt_number(value, digits)}"
+    return f"{key.rsplit('.', 1)[-1]}={fmt_number(value, digits)}"
 
 
-def short_setting_label(params: dict, lang: str, first: str | None = None) -> str:
+def short_setting_label(params: dict, lang: str, first: str | None = None, digits: int | None = None) -> str:
     sep = "，" if lang == "zh" else ", "
-    levers = [short_param_label(k, v, lang) for k, v in params.items() if lever_name(k, lang)]
-    others = [short_param_label(k, v, lang) for k, v in params.items() if not lever_name(k, lang)]
+    levers = [short_param_label(k, v, lang, digits) for k, v in params.items() if lever_name(k, lang)]
+    others = [short_param_label(k, v, lang, digits) for k, v in params.items() if not lever_name(k, lang)]
     return sep.join(([first] if first else []) + others + ([" ".join(levers)] if levers else []))
 
 
@@ -197,10 +208,27 @@ def lever_key(keys, lang: str) -> str:
     return "Key: " + ", ".join(parts) + " (× status-quo level)"
 
 
-def fmt_number(v) -> str:
+def fmt_number(v, digits: int | None = None) -> str:
+    """A parameter value as a label shows it: 2, 1.5, or to `digits` significant digits (an Optuna trial's
+    0.0003431244520346599 as 0.000343; `label_digits` picks enough to tell a folder's settings apart)."""
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
+    if digits is not None and isinstance(v, float) and math.isfinite(v):
+        return f"{v:.{digits}g}"
     return str(v)
+
+
+#: significant digits a setting's label starts from (more only where two settings would read the same)
+LABEL_DIGITS = 3
+
+
+def label_digits(param_sets: list[dict]) -> int:
+    """The fewest significant digits, from LABEL_DIGITS, at which no two settings' labels read the same."""
+    for digits in range(LABEL_DIGITS, 18):
+        seen = {tuple(sorted((k, fmt_number(v, digits)) for k, v in params.items())) for params in param_sets}
+        if len(seen) == len(param_sets):
+            return digits
+    return 17
 
 
 def pct(x: float, digits: int = 1) -> str:
