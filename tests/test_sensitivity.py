@@ -823,6 +823,13 @@ def test_range_ends_are_checked_against_their_own_keys_limits_only():
     with pytest.raises(ConfigError, match=r"input.behaviour.leave_share = '0.5:1.5' is invalid; allowed: a range whose "
                                           r"ends are allowed values \(behaviour.leave_share = 1.5: a number in \[0, 1\]\)"):
         check_range_ends(cfg, [Input("behaviour.leave_share", 0.5, 1.5, "config")])
+    # a calibrated parameter sets keys of another name: refused before any run too, naming what the user typed
+    # (it failed in the first chunk as "behaviour.pass_prob[2] = 1.666666666666667", a value never typed)
+    check_range_ends(cfg, [Input("pass_prob_senior", 0.2, 0.9, "parameters")])
+    with pytest.raises(ConfigError, match=r"input.pass_prob_senior = '0:5' is invalid; allowed: a range whose ends are "
+                                          r"allowed values \(pass_prob_senior = 5 sets behaviour.pass_prob\[2\] = 5.0: "
+                                          r"a number in \[0, 1\]\)"):
+        check_range_ends(cfg, [Input("pass_prob_senior", 0.0, 5.0, "parameters")])
 
 
 def test_a_files_range_that_the_command_line_replaces_is_not_checked(tmp_path, monkeypatch):

@@ -215,10 +215,13 @@ def check_range_ends(cfg: RunConfig, given: list[Input], where: dict[int, str] |
             try:
                 validate(configure(cfg, [i], np.array([end])))
             except ConfigError as err:
-                if err.field != i.name:
+                # a calibrated parameter sets keys of its own (pass_prob_senior: behaviour.pass_prob[2]); at the
+                # fitted values but for this one, any key refused is refused for it
+                if err.field != i.name and i.group != "parameters":
                     continue
+                sets = "" if err.field == i.name else f"{i.name} = {end:g} sets "
                 raise ConfigError((where or {}).get(id(i), f"input.{i.name}"), f"{i.lo:g}:{i.hi:g}",
-                                  f"a range whose ends are allowed values ({err.field} = {err.value}: "
+                                  f"a range whose ends are allowed values ({sets}{err.field} = {err.value}: "
                                   f"{err.allowed})") from None
 
 
