@@ -42,7 +42,7 @@ from .lazy import pd
 
 from . import claims
 from .errors import (EXIT_INTERNAL, EXIT_OUTPUT, EXIT_PARTIAL, ConfigError, DataError, SkillsimError, debug_enabled,
-                     environment_fault, internal_error, quiet_when_output_closed)
+                     environment_fault, internal_error, one_line_errors, quiet_when_output_closed)
 from .metrics import SPEND_ACCOUNTS
 from .results import COMPLETE_MARKER, FAILED_MARKER, kind_of, recorded_plan, recorded_trials, single_runs
 
@@ -525,7 +525,7 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
 @quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     """`skillsim-aggregate DIR [--baseline key=value,...]`: rebuild a sweep's tables."""
-    ap = argparse.ArgumentParser(prog="skillsim-aggregate", description=__doc__.splitlines()[0])
+    ap = one_line_errors(argparse.ArgumentParser(prog="skillsim-aggregate", description=__doc__.splitlines()[0]))
     ap.add_argument("sweep_dir", help="a sweep folder (Hydra's sweep directory)")
     ap.add_argument("--baseline", default=None,
                     help="reference setting for the paired effects, e.g. scenario=no_policy")

@@ -1449,6 +1449,20 @@ def _with_config_dir(argv: list[str], overrides: list[str] | None) -> list[str] 
                                                    else f"hydra.searchpath=[{extra}]"]
 
 
+def _refuse_unknown_flags(argv: list[str]) -> None:
+    """A misspelt flag (`--multirn`) or a flag's wrong value (`--cfg jobb`): Hydra's own parser, which reads
+    the same command line next, printed its 8-line usage block before the error. Parsed here first by that
+    parser, whose errors are one line (`one_line_errors`)."""
+    from hydra._internal.utils import get_args_parser
+
+    from .errors import one_line_errors
+
+    def settings_take_no_dashes(flag: str, value: str) -> str:
+        return f"a setting is KEY=VALUE without dashes ({flag.lstrip('-')}={value or 'VALUE'}; skillsim --cfg job lists them)"
+
+    one_line_errors(get_args_parser(), PROG, settings_take_no_dashes).parse_args(argv)
+
+
 def _printed_overrides(argv: list[str]) -> list[str] | None:
     """The overrides of `skillsim --cfg job|hydra|all [--resolve] [-p PKG] OVERRIDES` (no -m), else None."""
     shown, rest = _flag_value(argv, ("--cfg", "-c"))
@@ -1474,6 +1488,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"skillsim {version('skillsim')} (Hydra {version('hydra-core')})")
         return
     signal.signal(signal.SIGTERM, stop_on_signal)
+    if any(a.startswith("-") for a in argv) and "--version" not in argv:
+        _refuse_unknown_flags(argv)
     plain = _overrides(argv)  # overrides only, no Hydra flags: perhaps composed before (sim.compose_cache)
     _refuse_a_named_sweep_without_m(plain)
     swept = {o.lstrip("+").partition("=")[0] for o in _sweep_overrides(argv) or ()}

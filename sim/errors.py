@@ -229,6 +229,29 @@ def warn_given_twice(key: str, first: str, last: str) -> None:
                                           last, key, last)
 
 
+def one_line_errors(parser, prog: str | None = None, otherwise: Callable[[str, str], str] | None = None):
+    """`parser` (argparse's) with its errors in one line: argparse printed its usage block before the error,
+    and a misspelt option (`--basline`) is named with the nearest one, or else with `otherwise(flag,
+    value)`'s hint. Returns the parser."""
+    import difflib
+
+    prog = prog or parser.prog
+
+    def error(message: str):
+        unknown = message.startswith("unrecognized arguments:")
+        flags = [a for a in message.partition(":")[2].split() if a.startswith("-")] if unknown else []
+        if flags:
+            flag, _, value = flags[0].partition("=")
+            near = difflib.get_close_matches(flag, list(parser._option_string_actions), n=1)
+            message = f"unknown option {flag}" + (f"; did you mean {near[0]}?" if near else
+                                                  f"; {otherwise(flag, value)}" if otherwise else "")
+        print(f"{prog}: {message}; see {prog} --help", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG)
+
+    parser.error = error
+    return parser
+
+
 def debug_enabled() -> bool:
     """SKILLSIM_DEBUG=1: let unexpected errors show their traceback (for bug reports)."""
     return os.environ.get("SKILLSIM_DEBUG", "") not in ("", "0")

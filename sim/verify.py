@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .errors import EXIT_DATA, EXIT_INTEGRITY, EXIT_OK, environment_fault, quiet_when_output_closed
+from .errors import EXIT_DATA, EXIT_INTEGRITY, EXIT_OK, environment_fault, one_line_errors, quiet_when_output_closed
 from .results import COMPLETE_MARKER, sha256
 
 MANIFEST = "manifest.json"
@@ -295,7 +295,7 @@ class NotARunFolder(Exception):
 @quiet_when_output_closed
 def main(argv: list[str] | None = None) -> None:
     """`skillsim-verify PATH [PATH ...]`: one line per problem; exit 0 if every file is intact."""
-    ap = argparse.ArgumentParser(prog="skillsim-verify", description=__doc__.splitlines()[0])
+    ap = one_line_errors(argparse.ArgumentParser(prog="skillsim-verify", description=__doc__.splitlines()[0]))
     ap.add_argument("paths", nargs="+", metavar="PATH", help="a run folder or a sweep folder")
     args = ap.parse_args(argv)
     code = EXIT_OK

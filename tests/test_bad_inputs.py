@@ -450,6 +450,16 @@ CASES = [
     C("config-dir-empty", L, "--config-dir= n_agents=300", EXIT_CONFIG, "--config-dir = '' is invalid"),
     C("study-config-dir-empty", L, "-cd", EXIT_CONFIG, "--config-dir = '' is invalid", tool="forecast"),
     C("cfg-job-checks-values", L, "--cfg job n_agents=-5", EXIT_CONFIG, "n_agents = -5"),
+    # a misspelt flag, or a flag's wrong value: Hydra's parser printed its 8-line usage block before the error
+    C("misspelt-flag", L, "--multirn n_agents=300", EXIT_CONFIG, "unknown option --multirn; did you mean --multirun?",
+      e2e=True),
+    C("flag-wrong-choice", L, "--cfg jobb", EXIT_CONFIG, "argument --cfg/-c: invalid choice: 'jobb'"),
+    C("setting-given-as-a-flag", L, "--n_agents=300", EXIT_CONFIG,
+      "unknown option --n_agents; a setting is KEY=VALUE without dashes (n_agents=300;"),
+    C("aggregate-misspelt-flag", L, "{sweep} --basline scenario=baseline", EXIT_CONFIG,
+      "unknown option --basline; did you mean --baseline?", tool="aggregate"),
+    C("verify-unknown-flag", L, "{run} --quiet", EXIT_CONFIG, "unknown option --quiet; see skillsim-verify --help",
+      tool="verify"),
     C("cfg-resolve-checks-values", L, "-c job --resolve -p levers levers.training.intensity=-1", EXIT_CONFIG,
       "levers.training.intensity = -1.0"),
     # an interpolation that does not resolve was reported in OmegaConf's words, naming no setting

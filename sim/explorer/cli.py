@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from .engine import END_YEARS, MAX_REPLICATES, REGIONS, View
-from ..errors import quiet_when_output_closed
+from ..errors import one_line_errors, quiet_when_output_closed
 
 VIEW_ENV = "SKILLSIM_EXPLORE_VIEW"  # read by sim.explorer.app (kept free of web imports here)
 
@@ -40,8 +40,8 @@ def default_cache_dir() -> Path:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="skillsim-explore", description="The skillsim explorer in the browser: lever "
-                                "sliders, a live fan chart against the status quo, costs.")
+    p = one_line_errors(argparse.ArgumentParser(prog="skillsim-explore", description="The skillsim explorer in the "
+                                                "browser: lever sliders, a live fan chart against the status quo, costs."))
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--region", choices=REGIONS, default=View.region, help="first view: region")
