@@ -160,3 +160,14 @@ def test_a_caption_names_a_star_only_where_one_is_drawn(folders):
     assert "with the chosen mix, with no policy and with the status quo" in _header(
         plan_report.trajectory(no_policy, "en")[0])
     assert "with the chosen mix and with the status quo" in _header(plan_report.trajectory(ok, "en")[0])
+
+
+def test_middle_income_is_refused_for_a_plans_report_which_shows_no_middle_income_share(folders, tmp_path):
+    """`skillsim-report PLAN middle_income=-5` exited 0 and ignored the value (a run's report refuses it):
+    a study's report draws no middle-income share, so the option is refused there, naming why."""
+    from sim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"middle_income = '-5' is invalid; allowed: an option of a run's or "
+                                          r"sweep's report \(a plan report shows no middle-income share"):
+        pack.make_report(folders["ok"], pack.Options(middle_income=-5.0, out=tmp_path / "r"))
+    assert not (tmp_path / "r").exists()

@@ -145,6 +145,9 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
     from ..results import kind_of
 
     kind = kind_of(Path(path))
+    if kind in ("forecast", "plan", "sensitivity", "discovery") and opts.middle_income is not None:
+        raise ConfigError("middle_income", f"{opts.middle_income:g}", f"an option of a run's or sweep's report "
+                          f"(a {kind} report shows no middle-income share, so the value would check nothing)")
     if kind == "forecast":  # a skillsim-forecast folder: fan chart and variance decomposition
         from .forecast import forecast_report
 
