@@ -1163,3 +1163,36 @@ def test_the_box_chart_states_the_in_sample_density_beside_the_held_out_one():
     words = " ".join(x.get_text() for x in box_figure(f, "en")[0].findobj(Text)).replace("\n", " ")
     assert (f"density in the box {c['density']:.0%} on the runs it was found from, {c['held_out']['density']:.0%} for "
             f"a box found the same way on runs it was not found from") in words
+
+
+def test_the_mu_sigma_chart_names_points_inside_the_frame_and_apart():
+    """A user trial: the names of the two rightmost inputs of a Morris μ*-σ panel ran past the frame and
+    over each other. Names now go leftwards where they would leave the frame, and one that would cover
+    another name or a point moves down."""
+    import matplotlib.pyplot as plt
+
+    from sim.report.sensitivity import name_points
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    try:
+        pts = pd.DataFrame({"input": ["region.entrant_share_intermediate", "region.entrant_share_senior",
+                                      "behaviour.mastery_scale", "a.b"],
+                            "mu_star": [11.5, 13.0, 9.0, 12.2], "sigma": [1.88, 1.78, 2.64, 1.80]})
+        ax.scatter(pts["mu_star"], pts["sigma"])
+        ax.set_xlim(0, 13.5)
+        ax.set_ylim(0, 3.5)
+        name_points(ax, pts.iloc[:3], pts[["mu_star", "sigma"]].to_numpy())
+        renderer = fig.canvas.get_renderer()
+        frame = ax.get_window_extent(renderer)
+        boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_text()]
+        assert len(boxes) == 3
+        for b in boxes:
+            assert frame.x0 <= b.x0 and b.x1 <= frame.x1 + 0.5, (b, frame)
+        for i in range(3):
+            for j in range(i + 1, 3):
+                assert not boxes[i].overlaps(boxes[j]), (boxes[i], boxes[j])
+        marks = ax.transData.transform(pts[["mu_star", "sigma"]].to_numpy())
+        for b in boxes:  # no name over a point (its own is beside it)
+            assert not any(b.x0 < x < b.x1 and b.y0 < y < b.y1 for x, y in marks)
+    finally:
+        plt.close(fig)

@@ -216,6 +216,36 @@ def indices_figure(f: dict, output: str, lang: str):
     return fig, idx[[c for c in cols if c in idx.columns]].iloc[::-1].reset_index(drop=True)
 
 
+def name_points(ax, rows, points) -> None:
+    """Name the chosen inputs beside their points (`rows`; `points` are every point of the panel, in data
+    units): rightwards where the name fits inside the frame, else leftwards (names ran past the frame),
+    and a name that would cover another name or any point moves down, with a thin line back to its point
+    (two inputs with close μ* and σ wrote one name over the other)."""
+    from matplotlib.transforms import Bbox
+
+    renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    marks = [Bbox.from_bounds(x - 4, y - 4, 8, 8) for x, y in ax.transData.transform(np.asarray(points, float))]
+    placed: list = []
+    for _, r in rows.iterrows():
+        short = r["input"].split(".")[1] if r["input"].startswith("levers.") else r["input"].rsplit(".", 1)[-1]
+        at = (r["mu_star"], r["sigma"])
+        own = Bbox.from_bounds(*(ax.transData.transform(at) - 4), 8, 8)
+        label = ax.annotate(short, at, fontsize=6, xytext=(3, 2), textcoords="offset points", ha="left")
+        if label.get_window_extent(renderer).x1 > frame.x1:  # past the frame: leftwards
+            label.set_position((-3, 2))
+            label.set_horizontalalignment("right")
+        dx, dy = label.get_position()
+        obstacles = placed + [m for m in marks if not np.allclose(m.bounds, own.bounds)]
+        while any(label.get_window_extent(renderer).overlaps(b) for b in obstacles) and dy > -70:
+            dy -= 7
+            label.set_position((dx, dy))
+        if dy != 2:  # moved off its point: a line back to it
+            ax.annotate("", at, xytext=(dx, dy + 2), textcoords="offset points",
+                        arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "#888888", "shrinkA": 0, "shrinkB": 2})
+        placed.append(label.get_window_extent(renderer))
+
+
 def mu_sigma_figure(f: dict, lang: str):
     """μ* against σ, one panel per output and year (two per row), σ with its bootstrap interval where
     the folder has one (folders written before it did not)."""
@@ -241,9 +271,7 @@ def mu_sigma_figure(f: dict, lang: str):
                                                  np.clip(d["sigma_hi95"].to_numpy() - sig, 0, None)],
                         fmt="none", ecolor="#999999", lw=0.6, zorder=1)
         ax.scatter(d["mu_star"], d["sigma"], c=colours, s=14, zorder=2)
-        for _, r in d[d["distinguishable"]].nlargest(3, "mu_star").iterrows():
-            short = r["input"].split(".")[1] if r["input"].startswith("levers.") else r["input"].rsplit(".", 1)[-1]
-            ax.annotate(short, (r["mu_star"], r["sigma"]), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        name_points(ax, d[d["distinguishable"]].nlargest(3, "mu_star"), d[["mu_star", "sigma"]].to_numpy())
         name, year = _output_words(output, lang)
         ax.set_title(T["ms_panel"].format(output=name, year=year) if len(years) > 1 else name, fontsize=9)
         scale, unit = _units(output, lang)
