@@ -22,6 +22,7 @@ locks, so claims also work between cluster nodes sharing a folder over NFS.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -161,6 +162,30 @@ def claim(folder: Path) -> Claim | None:
             previous = None  # our own earlier claim (a retry in the same process)
         return Claim(path, fd, previous)
     return None  # pragma: no cover - released 50 times in a row between our open and our lock
+
+
+@contextlib.contextmanager
+def unclaimed(folder: Path):
+    """The owner recorded in the claim file of `folder` if no process holds that claim, for the block; None
+    if a process holds it or there is no claim file. The test is the lock itself, which the kernel drops
+    however its holder died: a pid and host say nothing of a writer in another pid namespace with the same
+    host name (a container on a shared folder). A shared lock is held for the block, so no process takes
+    the claim meanwhile (one that tries is told the folder is being written, for that moment)."""
+    path = lock_path(folder)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except OSError:  # held by a live process, or released (removed) since we opened it
+            same = False
+        yield _parse(os.pread(fd, 4096, 0).decode("utf-8", "replace")) if same else None
+    finally:
+        os.close(fd)
 
 
 #: default names a claimer tries (NAME, NAME-2, ..., NAME-999) before it gives up

@@ -1457,10 +1457,17 @@ def _refuse_unknown_flags(argv: list[str]) -> None:
 
     from .errors import one_line_errors
 
-    def settings_take_no_dashes(flag: str, value: str) -> str:
-        return f"a setting is KEY=VALUE without dashes ({flag.lstrip('-')}={value or 'VALUE'}; skillsim --cfg job lists them)"
+    def a_setting(flag: str, value: str) -> str | None:
+        """`--region=x`, `--n_agents=300`: a setting (or a config group, or Hydra's node) given as a flag."""
+        from .config import closest_setting, setting_names
 
-    one_line_errors(get_args_parser(), PROG, settings_take_no_dashes).parse_args(argv)
+        key = flag.lstrip("-")
+        first = {name.split(".")[0] for name in setting_names()} | {"region", "scenario", "sweep", "experiments", "hydra"}
+        if key.split(".")[0] not in first and closest_setting(key) is None:
+            return None
+        return f"a setting is KEY=VALUE without dashes: {key}={value or 'VALUE'}; skillsim --cfg job lists them"
+
+    one_line_errors(get_args_parser(), PROG, a_setting).parse_args(argv)
 
 
 def _printed_overrides(argv: list[str]) -> list[str] | None:

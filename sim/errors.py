@@ -229,10 +229,10 @@ def warn_given_twice(key: str, first: str, last: str) -> None:
                                           last, key, last)
 
 
-def one_line_errors(parser, prog: str | None = None, otherwise: Callable[[str, str], str] | None = None):
-    """`parser` (argparse's) with its errors in one line: argparse printed its usage block before the error,
-    and a misspelt option (`--basline`) is named with the nearest one, or else with `otherwise(flag,
-    value)`'s hint. Returns the parser."""
+def one_line_errors(parser, prog: str | None = None, hint: Callable[[str, str], str | None] | None = None):
+    """`parser` (argparse's) with its errors in one line: argparse printed its usage block before the error.
+    An unknown option is named with `hint(flag, value)` if that gives one (`--region=x`: a setting, not a
+    misspelt `--version`), else with the nearest option (`--basline`). Returns the parser."""
     import difflib
 
     prog = prog or parser.prog
@@ -242,9 +242,9 @@ def one_line_errors(parser, prog: str | None = None, otherwise: Callable[[str, s
         flags = [a for a in message.partition(":")[2].split() if a.startswith("-")] if unknown else []
         if flags:
             flag, _, value = flags[0].partition("=")
+            said = hint(flag, value) if hint is not None else None
             near = difflib.get_close_matches(flag, list(parser._option_string_actions), n=1)
-            message = f"unknown option {flag}" + (f"; did you mean {near[0]}?" if near else
-                                                  f"; {otherwise(flag, value)}" if otherwise else "")
+            message = f"unknown option {flag}" + (f" ({said})" if said else f" (did you mean {near[0]}?)" if near else "")
         print(f"{prog}: {message}; see {prog} --help", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG)
 

@@ -151,8 +151,9 @@ def remove_killed_partials(parent: Path) -> list[Path]:
     (SIGKILL, out of memory) and tell the user; returns them. A killed writer's claim (`.NAME.lock`, sim.claims)
     stays behind naming it, and a default name (a timestamp) is never claimed again, so nothing else
     would remove its partial folder, which can be as large as the result. A partial folder is removed only
-    if its claim names that pid on this host and no process of that pid and start time runs: a writer on
-    another host sharing the folder, a live one, or one without a claim is left alone."""
+    if its claim names that pid on this host and no process holds the claim (`claims.unclaimed`, the lock
+    itself: a live writer holds it for the whole write); a writer on another host, or one without a claim,
+    is left alone."""
     from . import claims
 
     try:
@@ -162,10 +163,12 @@ def remove_killed_partials(parent: Path) -> list[Path]:
     removed = []
     for partial in found:
         name, _, pid = partial.name[1:].rpartition(".partial-")
-        owner = claims.holder(parent / name) if pid.isdigit() and name else None
-        if owner is None or owner.pid != int(pid) or owner.host != claims.HOST or owner.alive():
+        if not (pid.isdigit() and name):
             continue
-        shutil.rmtree(partial, ignore_errors=True)
+        with claims.unclaimed(parent / name) as owner:
+            if owner is None or owner.pid != int(pid) or owner.host != claims.HOST:
+                continue
+            shutil.rmtree(partial, ignore_errors=True)
         if not partial.exists():
             removed.append(partial)
             import logging

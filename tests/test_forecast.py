@@ -356,18 +356,26 @@ def killed_writer(out: Path) -> Path:
 def test_a_study_killed_under_a_default_name_leaves_nothing_once_another_study_starts_beside_it(tmp_path):
     """A study killed under a default name (a timestamp, never claimed again) left its `.NAME.partial-PID`
     for good ("delete it by hand"). The next study into the same parent removes it and says so; a partial
-    folder whose claim names a live process, another host, or another pid, or which has no claim, stays."""
+    folder whose claim a live process holds (whatever pid it names), names another host or another pid, or
+    which has no claim, stays."""
     import logging
 
     from sim import claims
     from sim.studies.options import check_writable, release_claims
 
+    import fcntl
+
     killed = killed_writer(tmp_path / "2026-01-01_00-00-00_forecast")
-    live = tmp_path / ".live.partial-1"
-    (tmp_path / ".live.lock").write_text(json.dumps({"pid": os.getpid(), "host": claims.HOST, "since": "x"}))
+    dead_pid = int(killed.name.rsplit("-", 1)[1])
+    # a live writer whose claim names a pid that is not running here (a container sharing the folder and the
+    # host name, in a pid namespace of its own): the lock it holds is what says it is alive
+    live = tmp_path / f".live.partial-{dead_pid}"
+    (tmp_path / ".live.lock").write_text(json.dumps({"pid": dead_pid, "host": claims.HOST, "since": "x"}))
+    held = os.open(tmp_path / ".live.lock", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)
     elsewhere = tmp_path / ".far.partial-1"
     (tmp_path / ".far.lock").write_text(json.dumps({"pid": 1, "host": claims.HOST + "-other-node", "since": "x"}))
-    other_pid = tmp_path / f".b.partial-{killed.name.rsplit('-', 1)[1]}"
+    other_pid = tmp_path / f".b.partial-{dead_pid}"
     (tmp_path / ".b.lock").write_text(json.dumps({"pid": 2 ** 22 + 7, "host": claims.HOST, "since": "x"}))
     unclaimed = tmp_path / ".c.partial-3"
     for kept in (live, elsewhere, other_pid, unclaimed):
@@ -381,6 +389,7 @@ def test_a_study_killed_under_a_default_name_leaves_nothing_once_another_study_s
     finally:
         logging.getLogger("skillsim").removeHandler(handler)
         release_claims()
+        os.close(held)
     assert not killed.exists() and all(kept.is_dir() for kept in (live, elsewhere, other_pid, unclaimed))
     said = [r.getMessage() for r in records]
     assert len(said) == 1 and str(killed) in said[0] and "killed" in said[0], said

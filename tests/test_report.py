@@ -1016,6 +1016,8 @@ def test_setting_labels_round_an_optuna_trials_values_as_far_as_they_stay_apart(
     assert label_digits([{k: 1.2344}, {k: 1.2349}]) == 4  # 1.23 twice at 3 digits
     assert label_digits([{k: 1.0}, {k: 1.0000000000001}]) == 14
     assert [fmt_number(v, 3) for v in (2.0, 1.5, 0.25, 7)] == ["2", "1.5", "0.25", "7"]
+    # no exponent, and a large value keeps its units (a yuan amount of an Optuna sweep read 1.05e+05)
+    assert [fmt_number(v, 3) for v in (104512.75, 1734.29, 0.0003431244520346599)] == ["104513", "1734", "0.000343"]
 
 
 def test_fig5_draws_points_for_scattered_settings_and_names_contours_only_where_drawn(folders):
@@ -1035,7 +1037,11 @@ def test_fig5_draws_points_for_scattered_settings_and_names_contours_only_where_
     keys = numeric_keys(folder)
     surf = tables.surface(folder, keys)
     assert len(keys) == 2 and len(surf) == 4
-    for rows, grid in ((surf, True), (surf.iloc[:3], False)):
+    scattered = surf.iloc[:3].copy()  # three trials at values of their own: 3 of 9 cells
+    scattered[keys[0]] = [0.13, 0.61, 1.27]
+    scattered[keys[1]] = [0.4, 1.9, 1.1]
+    # a grid with a failed job (3 of its 4 cells) keeps its heatmap
+    for rows, grid in ((surf, True), (surf.iloc[:3], True), (scattered, False)):
         fig = _heatmap(folder, rows, keys, "en", "title")
         try:
             ax = [a for a in fig.axes if a.get_xlabel()][0]

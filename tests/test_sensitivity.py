@@ -826,6 +826,9 @@ def test_range_ends_are_checked_against_their_own_keys_limits_only():
     # a calibrated parameter sets keys of another name: refused before any run too, naming what the user typed
     # (it failed in the first chunk as "behaviour.pass_prob[2] = 1.666666666666667", a value never typed)
     check_range_ends(cfg, [Input("pass_prob_senior", 0.2, 0.9, "parameters")])
+    # a rule between two parameters (the entrant shares sum to at most 1) is left to the runs, as between keys
+    check_range_ends(cfg, [Input("entrant_share_intermediate", 0.0, 0.98, "parameters"),
+                           Input("entrant_share_senior", 0.0, 0.01, "parameters")])
     with pytest.raises(ConfigError, match=r"input.pass_prob_senior = '0:5' is invalid; allowed: a range whose ends are "
                                           r"allowed values \(pass_prob_senior = 5 sets behaviour.pass_prob\[2\] = 5.0: "
                                           r"a number in \[0, 1\]\)"):
@@ -1168,30 +1171,32 @@ def test_the_box_chart_states_the_in_sample_density_beside_the_held_out_one():
 def test_the_mu_sigma_chart_names_points_inside_the_frame_and_apart():
     """A user trial: the names of the two rightmost inputs of a Morris μ*-σ panel ran past the frame and
     over each other. Names now go leftwards where they would leave the frame, and one that would cover
-    another name or a point moves down."""
+    another name or a point moves down; measured in the figure as drawn (its limits and layout)."""
     import matplotlib.pyplot as plt
 
-    from sim.report.sensitivity import name_points
+    from sim.report.sensitivity import mu_sigma_figure
 
-    fig, ax = plt.subplots(figsize=(4, 3))
+    idx = pd.DataFrame({"output": ["high_skill_share@2035"] * 4,
+                        "input": ["region.entrant_share_intermediate", "region.entrant_share_senior",
+                                  "behaviour.mastery_scale", "a.b"],
+                        "mu_star": [0.115, 0.130, 0.090, 0.122], "sigma": [0.0188, 0.0178, 0.0264, 0.0180],
+                        "distinguishable": [True, True, True, False]})
+    f = {"manifest": {"options": {"method": "morris"}}, "indices": idx,
+         "config": {"region": {"name": "chongqing", "label_en": "Chongqing"}}}
+    fig, _ = mu_sigma_figure(f, "en")
     try:
-        pts = pd.DataFrame({"input": ["region.entrant_share_intermediate", "region.entrant_share_senior",
-                                      "behaviour.mastery_scale", "a.b"],
-                            "mu_star": [11.5, 13.0, 9.0, 12.2], "sigma": [1.88, 1.78, 2.64, 1.80]})
-        ax.scatter(pts["mu_star"], pts["sigma"])
-        ax.set_xlim(0, 13.5)
-        ax.set_ylim(0, 3.5)
-        name_points(ax, pts.iloc[:3], pts[["mu_star", "sigma"]].to_numpy())
+        fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
+        ax = fig.axes[0]
         frame = ax.get_window_extent(renderer)
         boxes = [t.get_window_extent(renderer) for t in ax.texts if t.get_text()]
         assert len(boxes) == 3
         for b in boxes:
-            assert frame.x0 <= b.x0 and b.x1 <= frame.x1 + 0.5, (b, frame)
+            assert frame.x0 <= b.x0 and b.x1 <= frame.x1 + 0.5 and frame.y0 <= b.y0 and b.y1 <= frame.y1 + 0.5, (b, frame)
         for i in range(3):
             for j in range(i + 1, 3):
                 assert not boxes[i].overlaps(boxes[j]), (boxes[i], boxes[j])
-        marks = ax.transData.transform(pts[["mu_star", "sigma"]].to_numpy())
+        marks = ax.transData.transform(idx[["mu_star", "sigma"]].to_numpy())
         for b in boxes:  # no name over a point (its own is beside it)
             assert not any(b.x0 < x < b.x1 and b.y0 < y < b.y1 for x, y in marks)
     finally:

@@ -140,8 +140,8 @@ def _heatmap(folder, surf, keys, lang, title):
     xs, ys = sorted(surf[kx].unique()), sorted(surf[ky].unique())
     grid = surf.pivot(index=ky, columns=kx, values="median").reindex(index=ys, columns=xs)
     spend = surf.pivot(index=ky, columns=kx, values="spend_cum_total_mean").reindex(index=ys, columns=xs)
-    if grid.isna().to_numpy().any():  # not a grid (an Optuna sweep's trials): cells would colour untried settings
-        return _points(folder, surf, keys, lang, title)
+    if len(surf) < 0.5 * grid.size:  # not a grid (an Optuna sweep's trials): cells would colour untried settings
+        return _points(folder, surf, keys, lang, title)  # (a grid with a failed job keeps its heatmap, with a hole)
     contoured = len(xs) > 1 and len(ys) > 1
     fig, body = new_figure(5.4, title, note(folder, lang, "lines", key=False)
                            + (t("sep", lang) + t("fig5_cost", lang) if contoured else ""),

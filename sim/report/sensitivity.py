@@ -220,7 +220,8 @@ def name_points(ax, rows, points) -> None:
     """Name the chosen inputs beside their points (`rows`; `points` are every point of the panel, in data
     units): rightwards where the name fits inside the frame, else leftwards (names ran past the frame),
     and a name that would cover another name or any point moves down, with a thin line back to its point
-    (two inputs with close μ* and σ wrote one name over the other)."""
+    (two inputs with close μ* and σ wrote one name over the other). Call it once the figure is laid out
+    (`Figure.draw_without_rendering`): it measures the names where they are drawn."""
     from matplotlib.transforms import Bbox
 
     renderer = ax.figure.canvas.get_renderer()
@@ -262,6 +263,7 @@ def mu_sigma_figure(f: dict, lang: str):
                            T["ms_note"])
     axes = np.atleast_1d(body.subplots(rows, 2)).ravel()
     interval = "sigma_lo95" in idx
+    named = []  # the names go in once the panels are laid out (`name_points` measures them)
     for ax, output in zip(axes, outputs):
         d = idx[idx["output"] == output]
         colours = [ACT if v else FAINT for v in d["distinguishable"]]
@@ -271,7 +273,7 @@ def mu_sigma_figure(f: dict, lang: str):
                                                  np.clip(d["sigma_hi95"].to_numpy() - sig, 0, None)],
                         fmt="none", ecolor="#999999", lw=0.6, zorder=1)
         ax.scatter(d["mu_star"], d["sigma"], c=colours, s=14, zorder=2)
-        name_points(ax, d[d["distinguishable"]].nlargest(3, "mu_star"), d[["mu_star", "sigma"]].to_numpy())
+        named.append((ax, d[d["distinguishable"]].nlargest(3, "mu_star"), d[["mu_star", "sigma"]].to_numpy()))
         name, year = _output_words(output, lang)
         ax.set_title(T["ms_panel"].format(output=name, year=year) if len(years) > 1 else name, fontsize=9)
         scale, unit = _units(output, lang)
@@ -282,6 +284,9 @@ def mu_sigma_figure(f: dict, lang: str):
         ax.tick_params(labelsize=7)
     for ax in axes[len(outputs):]:
         ax.set_visible(False)
+    fig.draw_without_rendering()  # the limits and the layout the names are placed in
+    for ax, rows, points in named:
+        name_points(ax, rows, points)
     cols = ["output", "input", "mu_star", "sigma", *(["sigma_lo95", "sigma_hi95"] if interval else []),
             "distinguishable"]
     return fig, idx[cols]

@@ -214,7 +214,10 @@ def fmt_number(v, digits: int | None = None) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     if digits is not None and isinstance(v, float) and math.isfinite(v):
-        return f"{v:.{digits}g}"
+        import numpy as np
+
+        whole = len(str(int(abs(v)))) if abs(v) >= 1 else 0  # a yuan amount keeps its units: 104513, not 1.05e+05
+        return np.format_float_positional(v, precision=max(digits, whole), unique=False, fractional=False, trim="-")
     return str(v)
 
 

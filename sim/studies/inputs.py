@@ -215,9 +215,10 @@ def check_range_ends(cfg: RunConfig, given: list[Input], where: dict[int, str] |
             try:
                 validate(configure(cfg, [i], np.array([end])))
             except ConfigError as err:
-                # a calibrated parameter sets keys of its own (pass_prob_senior: behaviour.pass_prob[2]); at the
-                # fitted values but for this one, any key refused is refused for it
-                if err.field != i.name and i.group != "parameters":
+                # a calibrated parameter sets keys of its own (pass_prob_senior: behaviour.pass_prob[2]): a value
+                # refused there is this one's; a rule over a whole list (two entrant shares summing to at most 1)
+                # holds between parameters, and depends on where the others are sampled
+                if err.field != i.name and (i.group != "parameters" or isinstance(err.value, (list, tuple))):
                     continue
                 sets = "" if err.field == i.name else f"{i.name} = {end:g} sets "
                 raise ConfigError((where or {}).get(id(i), f"input.{i.name}"), f"{i.lo:g}:{i.hi:g}",
