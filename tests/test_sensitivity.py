@@ -571,8 +571,11 @@ def test_the_mu_sigma_figure_draws_every_output_of_every_year():
     idx = sensitivity.study(inputs, f, method="morris", n=4, replicates=1, noise_replicates=0, resamples=20,
                             **QUIET)["indices"]
     folder = {"indices": idx, "config": {"region": REGION}, "manifest": {"options": {"method": "morris"}}}
+    from sim.report.style import language
+
     for lang in ("en", "zh"):
-        fig, drawn = mu_sigma_figure(folder, lang)
+        with language(lang):  # as the report draws it: the figure measures its names in its own fonts
+            fig, drawn = mu_sigma_figure(folder, lang)
         assert list(dict.fromkeys(drawn["output"])) == names and {"sigma_lo95", "sigma_hi95"} <= set(drawn)
         panels = [ax for ax in fig.get_axes() if ax.get_visible()]
         assert len(panels) == 8
