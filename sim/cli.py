@@ -832,14 +832,21 @@ def _group_given_no_name(exc: BaseException) -> str | None:
     return None
 
 
+def _preset_names(group: str) -> list[str]:
+    """The shipped presets of a config group (region, scenario, ...), or [] if `group` is no group of
+    skillsim's (Hydra's own groups, hydra/launcher and the like, hold mostly its plugins' configs)."""
+    folder = CONFIG_DIR / group.split("@", 1)[0]
+    ours = group and not group.startswith("hydra/") and folder.is_dir()
+    return sorted(p.stem for p in folder.glob("*.yaml")) if ours else []
+
+
 def explain(exc: BaseException) -> str:
     """Turn a Hydra/OmegaConf composition error into one line naming the field and what is allowed."""
     text = str(exc)
     chain = _chain(exc)
     if (line := _group_given_no_name(exc)) is not None:
         group, _, value = line.lstrip("+~").partition("=")
-        folder = CONFIG_DIR / group.split("@", 1)[0]
-        names = ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) if folder.is_dir() else ""
+        names = ", ".join(_preset_names(group))
         return str(ConfigError(group, value, f"the name of a preset ({names}, or your own)" if names else
                                "the name of a preset"))
     bad_yaml = next((e for e in chain if isinstance(e, yaml.MarkedYAMLError) and e.problem_mark), None)
@@ -856,6 +863,15 @@ def explain(exc: BaseException) -> str:
                     f"characters needs quotes around all of it: {key}='{value}' (in a shell: "
                     f"\"{key}='{value}'\")")
         return f"config error: cannot read the override {unparsed!r}: {why}"
+    m = re.match(r"Ambiguous value for argument '([^=']+)=(.*)'", text)  # `scenario=a,b` without -m
+    if m:
+        key, value = m.group(1).lstrip("+~"), m.group(2)
+        one = (f"one {key} (one of {', '.join(_preset_names(key))}, or your own)" if _preset_names(key) else
+               f"one value (a list is written [A,B], a text with commas is quoted: {key}='{value}')")
+        return str(ConfigError(key, value, f"{one}; to compare several, sweep them: skillsim -m {key}={value}"))
+    m = re.search(r"Could not load '([^']+)/([^'/]*)'", text)  # a listed name that is no preset: scenario=[a,nope]
+    if m and _preset_names(m.group(1)):
+        return str(ConfigError(m.group(1), m.group(2), f"one of {', '.join(_preset_names(m.group(1)))}, or your own"))
     where = re.match(r"In '([^']+)':", text)  # a value set in a config file rather than on the command line
     src = f" (set in config file {where.group(1)}.yaml)" if where else ""
     m = re.search(r"Could not find '([^']+)/([^'/]*)'", text)  # the group is all but the last part

@@ -444,6 +444,22 @@ CASES = [
     C("sweep-syntax", M, "-m n_agents=range(1,", EXIT_CONFIG, "cannot read the override 'n_agents=range(1,'"),
     # -- command-line syntax and the output folder -------------------------------------------------
     C("list-without-multirun", L, "levers.training.intensity=1,2", EXIT_CONFIG, "levers.training.intensity=1,2"),
+    # a comma list without -m was Hydra's "Ambiguous value for argument", its hints cut off
+    C("scenarios-listed-without-multirun", L, "scenario=baseline,no_policy", EXIT_CONFIG,
+      "scenario = 'baseline,no_policy' is invalid; allowed: one scenario (one of baseline, combined",
+      "to compare several, sweep them: skillsim -m scenario=baseline,no_policy"),
+    C("value-listed-without-multirun", L, "levers.training.intensity=1,2", EXIT_CONFIG,
+      "levers.training.intensity = '1,2' is invalid; allowed: one value (a list is written [A,B]"),
+    # Chongqing's calibration is a check of the national fit: write=true exited 0 and replaced nothing
+    C("calibrate-chongqing-write", V, "region=chongqing write=true", EXIT_CONFIG,
+      "write = 'true' is invalid; allowed: false with region=chongqing", tool="calibrate"),
+    C("calibrate-hindcast-write", V, "cutoff=2016 write=true", EXIT_CONFIG,
+      "write = 'true' is invalid; allowed: false with cutoff=", tool="calibrate"),
+    C("study-scenarios-listed", L, "scenario=baseline,no_policy", EXIT_CONFIG,
+      "scenario = 'baseline,no_policy' is invalid; allowed: one scenario", tool="forecast"),
+    # a listed name that is no preset was Hydra's "Could not load 'scenario/nope'"
+    C("listed-unknown-scenario", L, "scenario=[baseline,nope]", EXIT_CONFIG,
+      "scenario = 'nope' is invalid; allowed: one of baseline, combined"),
     C("override-syntax", L, "n_agents=(3", EXIT_CONFIG, "n_agents=(3"),
     C("config-dir-missing", L, "--config-dir {tmp}/no_such_conf n_agents=300", EXIT_CONFIG,
       "--config-dir = '{tmp}/no_such_conf' is invalid; allowed: an existing folder"),
@@ -565,7 +581,7 @@ def snapshot(*roots: Path) -> dict[str, tuple]:
 
 
 PREFIX = {"skillsim": "skillsim: ", "aggregate": "skillsim-aggregate: ", "verify": "skillsim-verify: ", "report": "",
-          "forecast": "skillsim-forecast: ", "plan": "skillsim-plan: "}
+          "forecast": "skillsim-forecast: ", "plan": "skillsim-plan: ", "calibrate": "skillsim-calibrate: "}
 
 
 def check(case: Case, code, stdout: str, stderr: str, places, tmp: Path, before: dict, after: dict) -> None:
@@ -591,6 +607,10 @@ def tool_main(tool: str):
         from sim.studies import forecast
 
         return forecast.main
+    if tool == "calibrate":
+        from sim.studies import calibrate
+
+        return calibrate.main
     if tool == "plan":
         from sim.studies import plan
 

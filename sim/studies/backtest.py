@@ -49,8 +49,10 @@ USAGE = """usage: skillsim-backtest [origins=2011,2016] [n_agents=6000] [replica
 
 Rolling-origin backtests of the national forecast: for each origin, calibrate on the data up to it,
 forecast the held-out observations with the full ensemble, and score median error, 50%/90% band
-coverage and CRPS against the naive last-value and linear-trend forecasts. Writes backtest.csv (and,
-with docs=FILE, the table between the BACKTEST markers of that file)."""
+coverage and CRPS against the naive last-value and linear-trend forecasts. Writes backtest.csv, an
+origin_YEAR folder per origin (calibration.json, identification.csv, parameter_ensemble.csv, config.yaml,
+ensemble.csv, runs.csv, variance.csv), manifest.json and COMPLETE (and, with docs=FILE, the table
+between the BACKTEST markers of that file)."""
 
 
 def crps(sample: np.ndarray, y: float) -> float:

@@ -511,6 +511,9 @@ def parse_args(argv: list[str]) -> dict:
                           "there is no auto)")
     if out["write"] == "true" and out["cutoff"] is not None:  # a hindcast is not the package's calibration
         raise ConfigError("write", out["write"], "false with cutoff= (a hindcast's fit is not the package's calibration)")
+    if out["write"] == "true" and out["region"] == "chongqing":  # exited 0, the package's files untouched
+        raise ConfigError("write", out["write"], "false with region=chongqing (a check of the national fit, which "
+                          "fits nothing; write=true belongs to region=national)")
     return out
 
 

@@ -103,7 +103,7 @@ cumulative to the target year, over the cost base, discounted to the start at `d
 candidates, 5,000 agents, unless given. Any other key=value is a skillsim config override (not the intensity
 or enabled of a lever it plans, nor scenario=: the plan sets those in every run). Writes choice.json,
 candidates.csv, finalists.csv, frontier_probability.csv, frontier_share.csv, near_optimal.csv,
-marginal_cost.csv, trajectory.csv, manifest.json and COMPLETE into out (default
+marginal_cost.csv, trajectory.csv, config.yaml, manifest.json and COMPLETE into out (default
 results/plans/<time>_<region>); `skillsim-report OUT` draws it."""
 
 
