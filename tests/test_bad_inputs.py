@@ -451,6 +451,9 @@ CASES = [
     C("value-listed-without-multirun", L, "levers.training.intensity=1,2", EXIT_CONFIG,
       "levers.training.intensity = '1,2' is invalid; allowed: one value (a list is written [A,B]"),
     # Chongqing's calibration is a check of the national fit: write=true exited 0 and replaced nothing
+    C("plan-lever-listed-twice", V, "target.share=0.35 target.year=2030 levers=training,training", EXIT_CONFIG,
+      "levers = 'training,training' is invalid; allowed: a comma list of training, competition, studio, each at most once",
+      tool="plan"),
     C("calibrate-chongqing-write", V, "region=chongqing write=true", EXIT_CONFIG,
       "write = 'true' is invalid; allowed: false with region=chongqing", tool="calibrate"),
     C("calibrate-hindcast-write", V, "cutoff=2016 write=true", EXIT_CONFIG,

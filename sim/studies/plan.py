@@ -580,6 +580,8 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
             bad = [n for n in names if n not in LEVERS]
             if bad or not names:
                 raise ConfigError(key, value, "a comma list of " + ", ".join(LEVERS))
+            if len(set(names)) < len(names):  # training,training planned one lever as if two were listed
+                raise ConfigError(key, value, "a comma list of " + ", ".join(LEVERS) + ", each at most once")
             opts[key] = value
         elif key in ("uncertainty", "preview"):
             opts[key] = boolean(key, value)
