@@ -88,9 +88,10 @@ def _quiet_pool_tracker() -> None:
     outlives the command, then removes what they had registered (semaphores, temporary folders) and
     warns about each one, and with a `FileNotFoundError` about each one another process had removed
     first (once in six clean-clone CI runs, after a sweep's last line). Those lines came after the
-    command's last line and named nothing a user can act on. The tracker takes its warning filters from this process's `-W` options
-    (`sys.warnoptions`, read when the pool starts it), so this one hides them there; it still removes
-    everything. This process's own filters were read at its start and do not change."""
+    command's last line and named nothing a user can act on. The tracker takes its warning filters from
+    this process's `-W` options (`sys.warnoptions`, read when the pool starts it), so this one hides them
+    there; it still removes everything. This process's own filters were read at its start and do not
+    change."""
     if TRACKER_WARNINGS not in sys.warnoptions:
         sys.warnoptions.append(TRACKER_WARNINGS)
 

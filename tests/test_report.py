@@ -437,7 +437,7 @@ def test_a_report_says_which_sources_of_uncertainty_its_spread_carries(reports, 
 
     def folder(kind, varies, draw=None):
         return SimpleNamespace(kind=kind, varies=varies, config={"draw": draw}, region={"name": "national"},
-                               replicates_text="5", settings=[SimpleNamespace(n=5)])
+                               replicates_text="5", one_run_each=False)
 
     assert what_runs(folder("sweep", ("draw",)), "en") == "joint parameter and structural draws"
     assert what_runs(folder("sweep", ("replicate", "draw")), "en").startswith("runs (joint parameter")

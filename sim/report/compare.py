@@ -70,7 +70,7 @@ def cost_panel(ax, d, settings, ypos: dict, scale: float, lang: str) -> bool:
     defined = values[~np.isnan(values)]
     lo, hi = (min(0.0, defined.min()), max(0.0, defined.max())) if defined.size else (0.0, 1.0)
     pad = 0.1 * (hi - lo) if hi > lo else 1.0
-    negative = bool(defined.size and lo < 0)
+    negative = bool(lo < 0)  # lo is a numpy float
     for s in settings:
         r = d[d["setting"] == s.id]
         v = float(r["mean"].iloc[0]) if not r.empty else math.nan
@@ -151,10 +151,7 @@ def _heatmap(folder, surf, keys, lang, title):
                                       [v[-1] + (v[-1] - v[-2]) / 2]]) if len(v) > 1 else np.array([v[0] - .5, v[0] + .5])
     z = grid.to_numpy(dtype=float)
     mesh = ax.pcolormesh(edges(xs), edges(ys), z, cmap="cividis", shading="flat")
-    cb = body.colorbar(mesh, ax=ax, shrink=0.9)
-    cb.set_label(t("hs_share_axis", lang))
-    cb.formatter = ExactFormatter(100.0)  # percent, each label exactly its tick
-    cb.update_ticks()
+    share_colorbar(body, mesh, ax, lang)
     cells = []  # where the cells' labels are (data coordinates)
     for i, yv in enumerate(ys):
         for j, xv in enumerate(xs):
@@ -188,6 +185,14 @@ def _heatmap(folder, surf, keys, lang, title):
     return fig
 
 
+def share_colorbar(body, mappable, ax, lang: str) -> None:
+    """Fig. 5's colour key: the high-skill share in percent, each label exactly its tick."""
+    cb = body.colorbar(mappable, ax=ax, shrink=0.9)
+    cb.set_label(t("hs_share_axis", lang))
+    cb.formatter = ExactFormatter(100.0)
+    cb.update_ticks()
+
+
 def _points(folder, surf, keys, lang, title):
     """Fig. 5 for settings that are not a grid (the trials of an Optuna sweep): a point per setting run,
     coloured by its median share and labelled with it and its cumulative spend. A heatmap coloured the
@@ -199,10 +204,7 @@ def _points(folder, surf, keys, lang, title):
     ax = body.subplots()
     dots = ax.scatter(surf[kx], surf[ky], c=surf["median"], cmap="cividis", s=46, edgecolors="#333333",
                       linewidths=0.6, zorder=5)  # above the labels: a close neighbour's label hides no point
-    cb = body.colorbar(dots, ax=ax, shrink=0.9)
-    cb.set_label(t("hs_share_axis", lang))
-    cb.formatter = ExactFormatter(100.0)
-    cb.update_ticks()
+    share_colorbar(body, dots, ax, lang)
     for x, y, share, cost in zip(surf[kx], surf[ky], surf["median"], surf["spend_cum_total_mean"]):
         ax.annotate(f"{100 * share:.1f}%, {cost / div:,.{SPEND_DIGITS}f}", (x, y), xytext=(0, 6),
                     textcoords="offset points", ha="center", va="bottom", fontsize=7.5, zorder=4,

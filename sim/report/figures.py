@@ -60,7 +60,7 @@ def note(folder: Folder, lang: str, kind: str = "fan", bands: bool | None = None
         return t("note_single", lang, n_agents=f"{int(folder.config.get('n_agents', 0)):,}")
     if kind == "fan" and not (bands if bands is not None else len(folder.settings) <= MAX_OVERLAY):
         kind = "lines"
-    if max(s.n for s in folder.settings) == 1:  # "median of 1 replicates", an interval of one value
+    if folder.one_run_each:  # "median of 1 replicates", an interval of one value
         kind = "one_ci" if kind == "ci" else "one"
     text = t({"fan": "note_fan", "lines": "note_lines", "mean": "note_mean", "ci": "note_ci", "one": "note_one",
               "one_ci": "note_one_ci"}[kind], lang, n=folder.replicates_text, what=what_runs(folder, lang))

@@ -75,6 +75,11 @@ class Folder:
         return label_digits([s.params for s in self.settings])
 
     @property
+    def one_run_each(self) -> bool:
+        """Every setting has a single run (an Optuna sweep's trials): no spread, no interval to state."""
+        return max(s.n for s in self.settings) == 1
+
+    @property
     def n_replicates(self) -> int:
         return min(s.n for s in self.settings)
 

@@ -150,7 +150,7 @@ def scope(folder, lang: str) -> str:
     if "draw" in folder.varies:
         noise = w("and_noise", lang) if {"replicate", "seed"} & set(folder.varies) else ""
         return w("scope_draw", lang, what=what_runs(folder, lang), noise=noise, region=region)
-    if max(s.n for s in folder.settings) == 1:  # one run per setting: no spread at all
+    if folder.one_run_each:  # no spread at all
         return w("scope_one", lang, region=region)
     return w("scope_rep", lang, n=folder.replicates_text, region=region)
 
@@ -192,7 +192,7 @@ def write_markdown(written, opts, path: Path) -> None:
                      w("median_income", lang, year=year, unit=unit),
                      w("middle", lang, thr=f"{num(thr / div, 0)}{'' if lang == 'zh' else ' '}{unit}", year=year),
                      w("spend", lang, first=first, year=year, bunit=bunit)], rows)
-    one = max(s.n for s in folder.settings) == 1  # an Optuna sweep's trials: "means across 1 replicates"
+    one = folder.one_run_each  # an Optuna sweep's trials: not "means across 1 replicates"
     lines += [w("run_note", lang) if folder.kind == "run" else w("one_note", lang) if one else
               w("ci_note", lang, n=folder.replicates_text, what=what_runs(folder, lang)), "", scope(folder, lang), ""]
     if folder.effects is not None and "effect_high_skill_share" in summ:

@@ -130,7 +130,7 @@ def what_runs(folder, lang: str) -> str:
     only), joint draws of the parameters and structural inputs, or both."""
     draws = "draw" in folder.varies
     noise = bool({"replicate", "seed"} & set(folder.varies))
-    one = "_1" if max(s.n for s in folder.settings) == 1 else ""  # "1 replicate", not "1 replicates"
+    one = "_1" if folder.one_run_each else ""  # "1 replicate", not "1 replicates"
     return t(("runs_both" if draws and noise else "runs_draw" if draws else "runs_rep") + one, lang)
 
 
