@@ -676,3 +676,49 @@ def test_settings_of_levers_the_plan_does_not_set_are_taken():
                   ["levers.training={intensity:2}"]):  # the same setting as a mapping
         with pytest.raises(ConfigError, match="not a setting here: skillsim-plan sets"):
             plan.parse(["target.share=0.35", "target.year=2030", "levers=training", *given])
+
+
+def _kinder_search_samples(xs, which):
+    """One lever: share 0.30 + 0.02 x on the search samples and 0.004 less on the fresh ones (search samples
+    kinder than the fresh ones), cost 1e9 x. Target 0.34: x >= 2 on the search samples, x >= 2.2 on the
+    fresh ones."""
+    n, drop = (4, 0.0) if which == "search" else (8, 0.004)
+    return [Evaluation(x, which, np.full(n, 0.30 + 0.02 * x[0] - drop), np.full(n, 1e9 * x[0]), 0.34) for x in xs]
+
+
+@pytest.mark.parametrize("budget", [None, 2.5e9, 1e12])
+def test_a_budget_that_does_not_bind_gives_the_same_answer_when_every_finalist_falls_short(budget):
+    """A planner's trial: with budget=5e9 the plan said no mix reaches the target, where without a budget it
+    found one at a negative cost. Every finalist had fallen short on the fresh samples but one, which cost more
+    than the budget; the step that raises one lever from the nearest miss ran only when some finalist held.
+    Here the search (the status quo at 2.1, the corners 0 and 4) finds only mixes in [2, 2.1], all short on
+    the fresh samples; the answer is the least x that holds there, 2.2 (to the bisection's 2 / 2^8), within
+    a budget that does not bind as without one."""
+    box = Box(["training"], np.array([0.0]), np.array([4.0]))
+    r = search(_kinder_search_samples, box, confidence=0.8, candidates=0, refine=8, finalists=3, budget=budget,
+               log=lambda *_: None, anchors=[np.array([2.1])])
+    ch = r["chosen"]
+    assert ch is not None and ch.which == "fresh" and ch.p == 1.0, r["fresh"]
+    assert 2.2 - 1e-9 <= ch.x[0] <= 2.2 + 4 / 2**8, ch.x
+    assert budget is None or ch.mean_cost <= budget
+
+
+def test_a_budget_that_binds_is_named_with_why_each_finalist_failed():
+    """With a budget of 2.1e9 no mix that holds on the fresh samples (x >= 2.2) fits: infeasible, and the
+    statement gives the budget's value and why the mixes tried on fresh samples failed (it said they did not
+    reach the target on fresh samples when one had, at a cost over the budget)."""
+    from sim.studies.plan import choice
+
+    box = Box(["training"], np.array([0.0]), np.array([4.0]))
+    r = search(_kinder_search_samples, box, confidence=0.8, candidates=0, refine=8, finalists=3, budget=2.1e9,
+               log=lambda *_: None, anchors=[np.array([2.1])])
+    assert r["chosen"] is None
+    opts = {"target.share": 0.34, "target.year": 2030, "confidence": 0.8, "budget": 2.1e9, "objective": "min_cost"}
+    n = len(r["fresh"])
+    c = choice(r, box, opts)
+    assert "within the bounds and the budget of 2,100,000,000 yuan reaches 34.0%" in c["statement"], c["statement"]
+    assert f"(of the {n} mixes tried on fresh samples, {n} fell short of it there)" in c["statement"], c["statement"]
+    # a mix that reached the target on its fresh samples but cost more than the budget there is said so
+    over = Evaluation((2.3,), "fresh", np.full(8, 0.342), np.full(8, 2.3e9), 0.34)
+    c = choice({**r, "fresh": r["fresh"] + [over]}, box, opts)
+    assert f"{n} fell short of it and 1 reached it but cost more than the budget there" in c["statement"], c["statement"]

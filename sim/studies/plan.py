@@ -270,11 +270,15 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
         if chosen is not None:
             break
     # The first finalist that holds can be far dearer than the last that failed (the design's
-    # spacing, or search samples kinder than the fresh ones): from the failed finalist cheaper than
-    # the answer that came nearest to holding, raise each free lever alone by bisection (`refine` steps, up to where the mix
-    # would cost more than the answer), keeping mixes that meet the target on the search samples and
-    # on the fresh ones, so the answer is not dearer than the samples need.
-    cheaper = [e for e in fresh if chosen is not None and not eligible(e) and e.mean_cost < chosen.mean_cost]
+    # spacing, or search samples kinder than the fresh ones), and with a budget none may hold within it
+    # (a planner's trial: the one finalist that held cost more than a budget that a mix of a negative
+    # cost met): from the failed finalist cheaper than the answer (within the budget, when there is no
+    # answer) that came nearest to holding, raise each free lever alone by bisection (`refine` steps,
+    # up to where the mix would cost more than the answer, or the budget), keeping mixes that meet the
+    # target on the search samples and on the fresh ones, so the answer is not dearer than the samples
+    # need, and no plan is called infeasible that one lever's step from a near miss makes feasible.
+    cheaper = [e for e in fresh if not eligible(e) and e.p < confidence
+               and (e.mean_cost < chosen.mean_cost if chosen is not None else budget is None or e.mean_cost <= budget)]
     failed = max(cheaper, key=lambda e: (e.p, -e.mean_cost)) if cheaper else None  # the nearest to holding
     if objective == "min_cost" and failed is not None:
         start_x = np.array(failed.x, dtype=float)
@@ -284,8 +288,9 @@ def search(evaluate: Evaluator, box: Box, *, confidence: float, candidates: int,
                 trial = start_x.copy()
                 trial[j] = 0.5 * (lo_j + hi_j)
                 ev = run([trial])[0]
-                if ev.mean_cost >= chosen.mean_cost:
-                    hi_j = trial[j]
+                cap = chosen.mean_cost if chosen is not None else budget
+                if cap is not None and (ev.mean_cost >= cap if chosen is not None else ev.mean_cost > cap):
+                    hi_j = trial[j]  # dearer than the answer (or over the budget): raise it less
                     continue
                 if ok(ev):
                     ev = run([trial], "fresh")[0]
@@ -775,11 +780,16 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
         top = best_found(result, opts["budget"], opts["objective"])
         failed_fresh = [e for e in result["fresh"] if opts["objective"] == "min_cost"]
         if opts["objective"] == "min_cost":
-            what = (f"no mix within the bounds{' and budget' if opts['budget'] is not None else ''} reaches "
-                    f"{target:.1%} by {year} with probability {conf:.0%}")
+            budget = opts["budget"]
+            what = (f"no mix within the bounds{f' and the budget of {budget:,.0f} yuan' if budget is not None else ''}"
+                    f" reaches {target:.1%} by {year} with probability {conf:.0%}")
             if failed_fresh:  # below the confidence, or, on those samples, over the budget
-                what += (f" (the {len(failed_fresh)} mixes that did on the search samples did not on "
-                         f"fresh samples)")
+                dear = sum(budget is not None and e.mean_cost > budget and e.p >= conf for e in failed_fresh)
+                short = len(failed_fresh) - dear
+                why = [f"{short} fell short of it" if short else "",
+                       f"{dear} reached it but cost more than the budget" if dear else ""]
+                what += (f" (of the {len(failed_fresh)} mix{'es' if len(failed_fresh) != 1 else ''} tried on fresh "
+                         f"samples, {' and '.join(w for w in why if w)} there)")
             best = (f"the best found: probability {top.p:.0%}, mean share {top.mean_share:.1%} on "
                     f"{top.success.size} {top.which} samples at {box.words(np.array(top.x))}, "
                     f"{versus(top.mean_cost, opts.get('cost_base', 'status_quo'), opts.get('funder', 'total'))}")
@@ -806,6 +816,7 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
     else:
         statement = (f"{mix}: {versus(chosen.mean_cost, opts['cost_base'], opts['funder'])} to {year}"
                      + (f" (discounted at {opts['discount']:.1%} a year)" if opts["discount"] else "")
+                     + (f" (budget {opts['budget']:,.0f})" if opts.get("budget") is not None else "")
                      + f"; P(share >= {target:.1%}) = {chosen.p:.0%} [{lo:.0%}, {hi:.0%}] on {n} fresh samples")
     settings = dict(zip(searched_settings(opts), chosen.setting))
     if settings:
