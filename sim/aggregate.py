@@ -310,6 +310,9 @@ def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | Non
             match = match[matches(match[k], v)]
         if match.empty:
             have = "; ".join(f"{k}: " + ", ".join(dict.fromkeys(str(x) for x in ok[k])) for k in want)
+            unknown = [k for k, v in want.items() if not matches(runs[k], v).any()]
+            if unknown:  # no job of the sweep has it (a misspelt value): the user's mistake, not the sweep's state
+                raise ConfigError("baseline", baseline, f"a setting the sweep ran ({have})")
             raise DataError(f"baseline {baseline!r}: no finished job has that setting (finished: {have})")
         return {k: match.iloc[0][k] for k in settings}
     if "scenario" in settings and (ok["scenario"] == "baseline").any():

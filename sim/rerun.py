@@ -117,8 +117,10 @@ def check_folder(run_dir: Path) -> dict:
     if is_sweep_folder(run_dir):
         from .results import kind_of, single_runs
 
-        if any(kind_of(run_dir / name) for name in single_runs(run_dir)):  # studies side by side
-            raise DataError(f"{run_dir} is a folder of result folders: rerun one of them ({PROG} {run_dir}/NAME)")
+        singles = single_runs(run_dir)
+        if singles:  # runs or studies side by side (results/runs, results/plans), not one sweep's jobs
+            what = "single runs" if not any(kind_of(run_dir / name) for name in singles) else "result folders"
+            raise DataError(f"{run_dir} is a folder of {what}: rerun one of them ({PROG} {run_dir / singles[0]})")
         raise DataError(f"{run_dir} is a sweep folder: rerun one of its jobs ({PROG} {run_dir}/JOB), or repeat "
                         "the sweep's command (in any job's manifest.json) into a new hydra.sweep.dir")
     study = study_kind(run_dir)

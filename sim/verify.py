@@ -33,7 +33,8 @@ from .results import COMPLETE_MARKER, sha256
 MANIFEST = "manifest.json"
 FAILED_MARKER = "FAILED"  # sim.results.FAILED_MARKER (not imported: keeps this tool light)
 SWEEP_FILES = (".sweep_progress.json", "multirun.yaml", "runs.csv")
-_COMPLETE_SUM = re.compile(r"^manifest\.json sha256 ([0-9a-f]{64})$", re.M)
+#: COMPLETE as sim.results writes it, whole: text added before or after the checksum's line is a change
+_COMPLETE_SUM = re.compile(r"\Aok\nmanifest\.json sha256 ([0-9a-f]{64})\n\Z")
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Report:
     checked: int = 0
     files: int = 0
     what: str = ""  #: what was checked, for the summary line ("1 run folder", "the forecast folder", ...)
+    kinds: set = field(default_factory=set)  #: the kinds of folder checked ("run", "forecast", "plan", ...)
 
 
 def is_run_folder(path: Path) -> bool:
@@ -98,6 +100,9 @@ def _read(path: Path) -> bytes | None:
 def verify_run(folder: Path, report: Report) -> None:
     """Check one run folder against its manifest; append one line per problem to `report`."""
     report.checked += 1
+    from .results import kind_of
+
+    report.kinds.add(kind_of(folder) or "run")  # a sweep job's manifest has no kind: a run
     bad = report.problems.append
     manifest_path, complete_path = folder / MANIFEST, folder / COMPLETE_MARKER
 
@@ -109,7 +114,7 @@ def verify_run(folder: Path, report: Report) -> None:
         bad(f"{manifest_path}: missing: nothing to check the files against")
         return
     if complete is not None:
-        m = _COMPLETE_SUM.search(complete.decode("utf-8", "replace"))
+        m = _COMPLETE_SUM.fullmatch(complete.decode("utf-8", "replace"))
         if m is None:
             if complete.strip() == b"ok":  # written before COMPLETE held the manifest's checksum
                 report.notes.append(f"{complete_path}: written by an older skillsim: manifest.json itself "
@@ -267,13 +272,10 @@ def verify(path: str | Path) -> Report:
         verify_sweep(path, report)
         from .aggregate import TABLES_MANIFEST
 
-        tables = (" and the sweep's tables" if (path / TABLES_MANIFEST).exists() else
+        sweep = any((path / f).exists() for f in SWEEP_FILES)  # not a folder of results (results/: runs, plans)
+        tables = ("" if not sweep else " and the sweep's tables" if (path / TABLES_MANIFEST).exists() else
                   " (no sweep tables to check)" if not (path / "runs.csv").exists() else "")
-        from .results import kind_of, single_runs
-
-        kinds = {kind_of(path / name) or "run" for name in single_runs(path)}
-        if any(kind_of(job) is None for job in job_folders(path)):  # sweep jobs (they record a job number) are runs
-            kinds.add("run")
+        kinds = report.kinds  # of every folder checked, at any depth (results/ holding a sweep and plans)
         noun = next(iter(kinds)) if len(kinds) == 1 else "run" if not kinds else "result"  # a folder of plans
         report.what = f"{report.checked} {noun} folder{'s' if report.checked != 1 else ''}{tables}"
     else:

@@ -372,6 +372,12 @@ CASES = [
       "[0.01, 0.01] (region.structural): 0.0135 is its central value (the preset's, unless given)"),
     C("forecast-empty-out", L, "out=", EXIT_CONFIG,  # it wrote to the default folder without a word
       "out = '' is invalid; allowed: a path (leave out= out for the default folder)", tool="forecast"),
+    # `region chongqing`: "region = '' is invalid; allowed: key=value arguments", a value never given
+    C("forecast-a-bare-word", L, "region chongqing", EXIT_CONFIG, "argument = 'region' is invalid; allowed: "
+      "key=value arguments, such as region=VALUE (see skillsim-forecast --help)", tool="forecast"),
+    # every mix met a target of 0, at 100%: a plan with no question in it (a user trial)
+    C("plan-target-share-zero", V, "target.share=0 target.year=2030", EXIT_CONFIG,
+      "target.share = 0.0 is invalid; allowed: a share above 0 and at most 1", tool="plan"),
     C("plan-empty-out", L, "target.share=0.35 target.year=2030 out=", EXIT_CONFIG,
       "out = '' is invalid; allowed: a path", tool="plan"),
     # settings every run of a plan replaced: config.yaml recorded them, the plan's numbers were the same bytes

@@ -48,8 +48,16 @@ def test_baseline_matches_a_number_however_it_is_written(written):
 
 
 def test_baseline_that_matches_nothing_names_what_there_is():
-    with pytest.raises(DataError, match=r"no finished job has that setting \(finished: levers.training.intensity: 1, 0, 2"):
+    """A value no job of the sweep has (a misspelt one) is the user's mistake: a config error (exit 2); it
+    exited 3, as a damaged folder (a user trial). A value only failed jobs have is the sweep's state (exit 3)."""
+    from sim.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"baseline = 'levers.training.intensity=3' is invalid; allowed: a setting "
+                                          r"the sweep ran \(levers.training.intensity: 1, 0, 2\)"):
         choose_baseline(_runs([1, 0, 2]), ["levers.training.intensity"], "levers.training.intensity=3")
+    runs = _runs([1, 0, 2, 3]).assign(status=["ok", "ok", "ok", "failed"])
+    with pytest.raises(DataError, match=r"no finished job has that setting \(finished: levers.training.intensity: 1, 0, 2"):
+        choose_baseline(runs, ["levers.training.intensity"], "levers.training.intensity=3")
 
 
 @pytest.mark.parametrize("given", ["nonsense", "levers.training.intensity=0,nonsense", ","])

@@ -165,6 +165,13 @@ def test_marginal_cost_per_point_matches_the_known_slope():
     r = search(toy(3), box, confidence=CONF, candidates=16, refine=8, finalists=3, log=lambda *_: None)
     (m,) = r["marginal"]
     assert m["lever"] == "training" and m["cost_per_point"] == pytest.approx(5e8, rel=1e-9)
+    x = m["intensity"]
+    assert (m["gain_from_intensity"], m["gain_to_intensity"]) == pytest.approx((x, x + 0.1))
+    # at its upper bound the step is taken down, and the gain is still that of going up, over [x - 0.1, x]
+    top = Box(["training"], np.array([0.0]), np.array([x]))
+    (d,) = search(toy(3), top, confidence=CONF, candidates=16, refine=8, finalists=3, log=lambda *_: None)["marginal"]
+    assert d["step"] == -0.1 and d["share_points_per_step"] == pytest.approx(0.2) and d["cost_per_step"] > 0
+    assert (d["gain_from_intensity"], d["gain_to_intensity"]) == pytest.approx((d["intensity"] - 0.1, d["intensity"]))
 
 
 @pytest.mark.slow

@@ -499,7 +499,7 @@ def test_a_folder_of_studies_and_a_relative_path_the_study_reads_are_said(foreca
         rerun_mod.main([str(tmp_path / "studies")])
     assert exc.value.code == EXIT_DATA
     assert capsys.readouterr().err.strip() == (f"skillsim-rerun: {tmp_path / 'studies'} is a folder of result folders: "
-                                               f"rerun one of them (skillsim-rerun {tmp_path / 'studies'}/NAME)")
+                                               f"rerun one of them (skillsim-rerun {tmp_path / 'studies' / 'fc'})")
     study = tmp_path / "studies" / "fc"
     manifest = json.loads((study / "manifest.json").read_text(encoding="utf-8"))
     manifest["command"] = [*manifest["command"], "targets_file=mine/targets.csv"]
@@ -601,3 +601,17 @@ def test_the_studys_process_imports_this_processs_package(monkeypatch):
     assert rerun_mod._same_package({"PYTHONPATH": "/x"}) == {"PYTHONPATH": f"{root}{os.pathsep}/x"}
     monkeypatch.setattr(site, "getsitepackages", lambda: [root])
     assert rerun_mod._same_package({"PYTHONPATH": "/x"}) == {}
+
+
+def test_a_folder_of_single_runs_is_called_that_not_a_sweep(run, tmp_path, capsys):
+    """`skillsim-rerun results/runs` said "is a sweep folder: rerun one of its jobs" (a user trial); the
+    folder holds single runs, and the message names one to rerun."""
+    import shutil
+
+    shutil.copytree(run, tmp_path / "runs" / "a")
+    shutil.copytree(run, tmp_path / "runs" / "b")
+    with pytest.raises(SystemExit) as exc:
+        rerun_mod.main([str(tmp_path / "runs")])
+    assert exc.value.code == EXIT_DATA
+    assert capsys.readouterr().err.strip() == (f"skillsim-rerun: {tmp_path / 'runs'} is a folder of single runs: "
+                                               f"rerun one of them (skillsim-rerun {tmp_path / 'runs' / 'a'})")

@@ -121,6 +121,8 @@ TAMPERING = {
     "complete_missing": (lambda r: (r / COMPLETE_MARKER).unlink(), [(COMPLETE_MARKER, "missing")]),
     "complete_edited": (lambda r: (r / COMPLETE_MARKER).write_text("ok\nmanifest.json sha256 0\n"),
                         [(COMPLETE_MARKER, "does not hold the checksum")]),
+    # text added after the checksum's line passed (a user trial): COMPLETE is checked whole
+    "complete_grown": (lambda r: _append(r / COMPLETE_MARKER), [(COMPLETE_MARKER, "does not hold the checksum")]),
     "two_problems": (lambda r: (_truncate(r / "series.csv"), (r / "summary.json").unlink()),
                      [("series.csv", "truncated"), ("summary.json", "missing")]),
 }
@@ -282,6 +284,8 @@ def test_a_folder_of_results_checks_the_runs_in_its_folders(run, sweep_dir, tmp_
     """`skillsim-verify results` with results/runs/A beside results/study: runs/ was taken for an
     unfinished sweep job, so a damaged run in it went unchecked behind "ok", exit 0. Every run folder,
     sweep and folder of runs below is checked; a folder holding no results is noted, not a job."""
+    from sim.studies.forecast import write_folder
+
     results = tmp_path / "results"
     shutil.copytree(run, results / "runs" / "a")
     shutil.copytree(run, results / "runs" / "b")
@@ -296,6 +300,11 @@ def test_a_folder_of_results_checks_the_runs_in_its_folders(run, sweep_dir, tmp_
     assert f"note: {results / 'sweeps' / 'sw'}: 1 failed and 1 unfinished jobs have no results to check " \
            "(re-run the sweep to complete them)" in out
     assert out[-1].startswith(f"{results}: ok: ") and "in 5 " in out[-1]  # a, b, study and the sweep's two jobs
+    # a folder of results is no sweep: "(no sweep tables to check)" was said of it (the nested sweep's are)
+    assert out[-1].endswith(" 5 run folders match their manifests"), out[-1]
+    write_folder(results / "plans" / "p", {"choice": {"feasible": True}}, {"kind": "plan"}, what="plan")
+    code, out, _ = verify(results, capsys=capsys)  # plans beside runs: result folders, not "run folders"
+    assert code == EXIT_OK and out[-1].endswith(" 6 result folders match their manifests"), out[-1]
     _flip_one_byte(results / "runs" / "b" / "series.csv")
     code, out, _ = verify(results, capsys=capsys)
     assert code == EXIT_INTEGRITY and out[0].startswith(f"{results / 'runs' / 'b' / 'series.csv'}: changed"), out

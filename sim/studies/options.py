@@ -30,7 +30,9 @@ def key_values(argv: list[str], usage: str, prog: str) -> list[tuple[str, str]]:
     for a in argv:
         key, sep, value = a.partition("=")
         if not sep:
-            raise ConfigError(a, "", f"key=value arguments (see {prog} --help)")
+            # `region chongqing`: "region = '' is invalid" named a value the user never gave
+            raise ConfigError("argument", a, f"key=value arguments, such as {a.lstrip('-') or 'KEY'}=VALUE "
+                                             f"(see {prog} --help)")
         if key.startswith("-"):  # --samples=4: Hydra's parser named a lexer error
             raise ConfigError(key, value, f"key=value arguments without dashes: {key.lstrip('-')}={value} "
                               f"(see {prog} --help)")

@@ -26,8 +26,8 @@ Method (for a noisy simulator; the budget is in the manifest):
 3. **Re-evaluation.** The `finalists` cheapest feasible mixes are run again on `fresh` samples the
    search never used, which removes the optimiser's winner's bias (if none of them holds there, the
    next `finalists` in order of cost, and so on; then, from the failed finalist cheaper than the
-   first that holds that came nearest to holding, each free lever alone is raised by bisection,
-   `refine` steps). A finalist is
+   first that holds (or, if none holds within the budget, the failed one within it) that came nearest
+   to holding, each free lever alone is raised by bisection, `refine` steps). A finalist is
    eligible if its fresh success rate
    is at least the confidence (the planner's request, not an indifference zone below it); the
    cheapest eligible one is the answer, and its fresh rate, with its 95% Wilson interval, is the
@@ -47,7 +47,8 @@ mean share and mean cost), `finalists.csv`, `frontier_probability.csv` and `fron
 mixes no other beats on both cost and probability, or cost and mean share), `near_optimal.csv` (feasible
 mixes within `tolerance` of the chosen mix's cost, all on the search samples, less those that fell short
 on the fresh samples), `marginal_cost.csv` (yuan per point of mean share for each
-free lever at the chosen mix, from a step of 0.1 on the fresh samples; empty if the step adds none),
+free lever at the chosen mix, from a step of 0.1 on the fresh samples, up or, at the upper bound, down,
+and stated as the gain of going up from gain_from_intensity to gain_to_intensity; empty if it adds none),
 `trajectory.csv` (the monthly high-skill share of the chosen mix and of the cost base on the same fresh
 samples, as quantiles: the fan chart; for an infeasible target, the best mix found, labelled
 best_found, on the fresh samples if any finalist was tried there, else on the search samples).
@@ -396,7 +397,9 @@ def marginal(run, box: Box, chosen: Evaluation, step: float = 0.1) -> list[dict]
     """The marginal cost of one more point of share for each free lever at the chosen mix: its
     intensity raised by `step` (or lowered, where a step up would pass its upper bound), on the chosen
     mix's fresh samples (common random numbers), yuan per percentage point of the mean share; none
-    (NaN, an empty field in marginal_cost.csv) if the step adds no share."""
+    (NaN, an empty field in marginal_cost.csv) if the step adds no share. Either way the share and
+    cost per step are those of going up, from `gain_from_intensity` to `gain_to_intensity` (a step
+    down of -0.1 beside a positive gain read as "lowering competition raises the share", a user trial)."""
     out = []
     x0 = np.array(chosen.x, dtype=float)
     for j, name in enumerate(box.names):
@@ -407,7 +410,9 @@ def marginal(run, box: Box, chosen: Evaluation, step: float = 0.1) -> list[dict]
         d_share = (ev.mean_share - chosen.mean_share) * (1 if up else -1)
         d_cost = (ev.mean_cost - chosen.mean_cost) * (1 if up else -1)
         points = 100 * d_share
+        lo_x, hi_x = (x0[j], x[j]) if up else (x[j], x0[j])  # the step's two ends: what the gain is over
         out.append({"lever": name, "intensity": float(x0[j]), "step": step if up else -step,
+                    "gain_from_intensity": float(lo_x), "gain_to_intensity": float(hi_x),
                     "share_points_per_step": points, "cost_per_step": d_cost,
                     "cost_per_point": d_cost / points if points > 0 else float("nan")})  # no gain: none
     return out
@@ -554,7 +559,10 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
             takes = [f"{head}.{t}" for t in ("lo", "hi", "fixed")] + [k for k in SETTINGS if k.startswith(f"{head}.")]
             raise ConfigError(key, value, f"an option of skillsim-plan: {', '.join(takes)} (check its spelling)")
         elif key == "target.share":
-            opts[key] = number(key, value, 0.0, 1.0)
+            share = "a share above 0 and at most 1"  # 0 was met by every mix, at a probability of 100%
+            opts[key] = number(key, value, 0.0, 1.0, allowed=share)
+            if not opts[key] > 0.0:
+                raise ConfigError(key, opts[key], share)
         elif key == "target.year":
             opts[key] = number(key, value, 1990, 2100, int)
         elif key == "confidence":
@@ -595,7 +603,7 @@ def parse(argv: list[str]) -> tuple[dict, dict, list[str]]:
         else:
             overrides.append(config_override(key, value, "skillsim-plan", OPTIONS))
     if opts["objective"] == "min_cost" and opts["target.share"] is None:
-        raise MissingSetting("target.share", allowed="give target.share=S, a share in [0, 1] (the target to reach)")
+        raise MissingSetting("target.share", allowed="give target.share=S, a share above 0 and at most 1 (the target to reach)")
     if opts["objective"] == "max_share" and opts["budget"] is None:
         raise MissingSetting("budget", allowed="give budget=YUAN (objective=max_share maximises the share within it)")
     if opts["target.year"] is None:
