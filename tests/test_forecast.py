@@ -439,3 +439,27 @@ def test_the_variance_figure_says_how_the_components_sum_compares_with_the_runs_
         fig, _ = decomposition(f, lang)
         text = " ".join(t.get_text().replace("\n", " ") for sub in fig.subfigs for t in sub.texts)
         assert said in text.replace(" ", "") if lang == "zh" else said in text, text
+
+
+def test_the_variance_figures_axis_names_each_december_and_runs_from_the_first_to_the_last():
+    """Its axis named the span of each year, so December points left an empty year on the left (its label
+    over the y axis's 0) and an unnamed one on the right (a user trial). Each December drawn is now a tick
+    named by its year, and the axis ends at the first and last of them."""
+    import matplotlib.dates as mdates
+
+    from sim.report.forecast import decomposition
+
+    rows = [{"date": f"{y}-12", "metric": "high_skill_share", "component": comp, "variance": 0.25, "share": 0.25,
+             "total_variance": 1.0}
+            for y in range(2024, 2036) for comp in ("parameters", "structural", "interaction", "stochastic")]
+    f = {"variance": pd.DataFrame(rows), "config": {"region": {"name": "chongqing", "history": {}}},
+         "manifest": {"scenario": "baseline", "overrides": []}}
+    fig, _ = decomposition(f, "en")
+    ax = fig.subfigs[-1].axes[0] if fig.subfigs and fig.subfigs[-1].axes else fig.axes[0]
+    fig.draw_without_rendering()
+    ticks = [mdates.num2date(t) for t in ax.get_xticks()]
+    assert [(t.year, t.month) for t in ticks] == [(y, 12) for y in range(2025, 2036)]  # 2024, the start, not drawn
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(y) for y in range(2025, 2036)]
+    lo, hi = (mdates.num2date(v) for v in ax.get_xlim())
+    assert (lo.year, lo.month, hi.year, hi.month) == (2025, 12, 2035, 12)
+    assert ax.get_xlabel() == "December of each year"

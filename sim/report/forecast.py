@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 
 from ..errors import DataError
 from .figures import region_name
-from .style import draw_fan, month_end, new_figure, percent_axis, year_axis
+from .style import december_axis, draw_fan, month_end, new_figure, percent_axis, year_axis
 
 COMPONENT_COLOURS = {"parameters": "#0072B2", "structural": "#E69F00", "interaction": "#CC79A7",
                      "stochastic": "#999999"}
@@ -28,7 +28,7 @@ TEXT = {
                      "uncertainty",
         "fan_note": "median and 50% / 90% bands over {n} runs: {p} parameter sets x {s} structural points x {r} "
                     "replicates; dots: observed",
-        "share_axis": "high-skill share of skilled workers (%)", "year": "year", "median": "median",
+        "share_axis": "high-skill share of skilled workers (%)", "year": "year", "december_year": "December of each year", "median": "median",
         "band50": "50% band", "band90": "90% band", "observed": "observed", "target": "target {v} by {y}",
         "var_title": "{region}: where the spread of the high-skill share comes from",
         "var_note": "each source's share of the sum of the variance components in each December (crossed "
@@ -50,7 +50,7 @@ TEXT = {
     "zh": {
         "fan_title": "{region}（{setting}）：高技能人才占比预测（含参数、结构性输入与随机不确定性）",
         "fan_note": "中位数及50%/90%区间，共{n}次运行：{p}组参数 × {s}个结构性输入点 × {r}次重复；圆点：观测值",
-        "share_axis": "高技能人才占技能劳动者比例（%）", "year": "年份", "median": "中位数",
+        "share_axis": "高技能人才占技能劳动者比例（%）", "year": "年份", "december_year": "每年12月", "median": "中位数",
         "band50": "50%区间", "band90": "90%区间", "observed": "观测值", "target": "目标：{y}年{v}",
         "var_title": "{region}：高技能人才占比预测的方差来源",
         "var_note": "各年12月各来源占方差分量之和的比例（交叉随机效应方差分析；分量之和为各次运行间方差（即区间所用方差）的{ratio}倍）",
@@ -164,9 +164,9 @@ def decomposition(f: dict, lang: str):
                  labels=[T[c] for c in comps], alpha=0.85)
     ax.set_ylim(0, 1)
     percent_axis(ax)
-    year_axis(ax, x.min().year, x.max().year, 14)
+    december_axis(ax, x)
     ax.set_ylabel(T["var_axis"])
-    ax.set_xlabel(T["year"])
+    ax.set_xlabel(T["december_year"])
     body.legend(loc="outside lower center", ncol=2)
     data = v[v["date"].isin(wide.index)][["date", "metric", "component", "variance", "share", "total_variance"]]
     data = data.assign(share=data["share"].fillna(0.0))  # as stacked: an undefined share draws as nothing

@@ -211,6 +211,26 @@ def year_axis(ax, first: int, last: int, max_labels: int = 10) -> None:
     ax.grid(axis="x", visible=False, which="both")
 
 
+def december_axis(ax, x: pd.DatetimeIndex, max_labels: int = 14) -> None:
+    """A date x axis for one point each December: the axis runs from the first point to the last, with
+    a tick at each point named by its year (every 1, 2, 5 or 10 years, at most `max_labels`). year_axis
+    names the span of each year, which for December points left an empty year at the left (its label
+    over the y axis's 0) and an unnamed one at the right (a user trial of fig. 7)."""
+    import matplotlib.dates as mdates
+    import matplotlib.ticker as mticker
+
+    x = pd.DatetimeIndex(x).sort_values()
+    years = [d.year for d in x]
+    base = next(b for b in (1, 2, 5, 10, 20, 50) if len(range(years[0], years[-1] + 1, b)) <= max_labels)
+    at = [d for d in x if (d.year - years[-1]) % base == 0]  # the last year always named
+    ax.xaxis.set_major_locator(mticker.FixedLocator(mdates.date2num(at)))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
+    ax.xaxis.set_minor_locator(mticker.NullLocator())
+    if len(x) > 1:
+        ax.set_xlim(x[0], x[-1])
+    ax.grid(axis="x", visible=False, which="both")
+
+
 def mid_year(years) -> pd.DatetimeIndex:
     """1 July of each year: where annual totals are drawn on a date axis."""
     return pd.to_datetime(pd.Series(years, dtype=int).astype(str) + "-07-02")
