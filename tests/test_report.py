@@ -1076,3 +1076,14 @@ def test_a_sweep_of_one_run_per_setting_says_so_instead_of_means_and_intervals_o
     assert note(one, "en", "fan").startswith("One run per setting") and "Median" not in note(one, "en", "fan")
     assert what_runs(one, "en") == "replicate" and what_runs(folder, "en") == "replicates"
     assert "one run per setting" in scope(one, "en") and "1 replicates" not in scope(one, "en")
+
+
+@pytest.mark.parametrize("values, digits", [([0.527], 3), ([21.04, 0.527], 3), ([21.04, 5.2], 2), ([21.04], 1),
+                                            ([120.0, 35.5], 1), ([0.0, float("nan")], 1), ([-0.0423, 3.0], 3)])
+def test_the_spend_column_keeps_three_significant_digits_of_its_smallest_amount(values, digits):
+    """A county's 0.527 billion yuan read "0.5" in the key numbers (a user trial); every row of the column
+    gets the same decimals, enough for its smallest amount, from one to three."""
+    from sim.report.markdown import column_digits, num
+
+    assert column_digits(values) == digits
+    assert num(0.527, column_digits([0.527])) == "0.527"

@@ -16,6 +16,16 @@ def num(v: float, digits: int, signed: bool = False) -> str:
     """A number with thousands separators and an ASCII sign."""
     return f"{v:+,.{digits}f}" if signed else f"{v:,.{digits}f}"
 
+
+def column_digits(values, least: int = 1, most: int = 3, significant: int = 3) -> int:
+    """Decimals for a column of amounts (in billions or 亿): the same for every row, enough for
+    `significant` digits of its smallest non-zero amount (a county's 0.527 billion yuan read "0.5"), at
+    least `least` and at most `most`."""
+    small = [abs(v) for v in values if v == v and v != 0]
+    if not small:
+        return least
+    return max(least, min(most, significant - 1 - math.floor(math.log10(min(small)))))
+
 W = {  # (en, zh)
     "title": ("Skilled-workforce forecast: {region}", "技能人才预测：{region}"),
     "source": ("Source folder", "数据来源"),
@@ -180,6 +190,7 @@ def write_markdown(written, opts, path: Path) -> None:
     pfmt = lambda v: pct(v, 1)
     mfmt = lambda v: num(v / div, dig)
     rows = []
+    sdig = column_digits([summ[summ["setting"] == s.id].iloc[0]["spend_cum_total"] / bdiv for s in folder.settings])
     for s in folder.settings:
         r = summ[summ["setting"] == s.id].iloc[0]
         rows.append([label(folder, s, lang),
@@ -187,7 +198,7 @@ def write_markdown(written, opts, path: Path) -> None:
                      _ci(r["income_mean_target_year"], r["income_mean_target_year_ci_low"],
                          r["income_mean_target_year_ci_high"], mfmt),
                      mfmt(r["income_median_target_year"]), pct(r["middle_income_share_target_year"], 1),
-                     num(r["spend_cum_total"] / bdiv, 1)])
+                     num(r["spend_cum_total"] / bdiv, sdig)])
     lines += _table([w("setting", lang), w("share", lang, year=year), w("income", lang, year=year, unit=unit),
                      w("median_income", lang, year=year, unit=unit),
                      w("middle", lang, thr=f"{num(thr / div, 0)}{'' if lang == 'zh' else ' '}{unit}", year=year),
@@ -201,6 +212,7 @@ def write_markdown(written, opts, path: Path) -> None:
         pair = w("pair_both" if draws and noise else "pair_draw" if draws else "pair_rep", lang)
         lines += [f"### {w('effects', lang, base=label(folder, base, lang), pair=pair)}", ""]
         rows = []
+        edig = column_digits([r / bdiv for r in summ["extra_spend"]]) if "extra_spend" in summ else 1
         for s in folder.settings:
             r = summ[summ["setting"] == s.id].iloc[0]
             if s.is_baseline or math.isnan(r.get("effect_high_skill_share", math.nan)):
@@ -211,7 +223,7 @@ def write_markdown(written, opts, path: Path) -> None:
                              r["effect_high_skill_share_ci_high"] * 100, lambda v: num(v, 2, True)),
                          _ci(r["effect_income_mean"], r["effect_income_mean_ci_low"], r["effect_income_mean_ci_high"],
                              lambda v: num(v / div, dig, True)),
-                         num(r["extra_spend"] / bdiv, 1, True), num(r["extra_high_skill_workers"], 0, True),
+                         num(r["extra_spend"] / bdiv, edig, True), num(r["extra_high_skill_workers"], 0, True),
                          w("na", lang) if math.isnan(cost) else num(cost / div, dig)])
         lines += _table([w("setting", lang), w("d_share", lang, year=year), w("d_income", lang, year=year, unit=unit),
                          w("extra_spend", lang, bunit=bunit), w("extra_workers", lang, year=year),
