@@ -59,8 +59,8 @@ TEXT = {
         "md_cost": "cost (billion yuan)", "md_p": "P(target met)", "md_share": "mean share [5%, 95%]",
         "md_near": "Near-optimal mixes (within {tol:.0%} of the chosen cost, on the search samples; mixes that fell "
                    "short of the target on the fresh samples are left out: finalists.csv)",
-        "md_near_share": "Near-optimal mixes (within the budget, with a mean share within {tol:.0%} of the chosen "
-                         "mix's, on the search samples)",
+        "md_near_share": "Near-optimal mixes (within the budget, with a mean share of at least {keep:.0%} of the "
+                         "chosen mix's: {tol:.0%} less, not {tol:.0%} points; on the search samples)",
         "md_marginal": "Marginal cost at the chosen mix", "md_per_point": "billion yuan per point",
         "md_method": "Method: {runs} model runs of {agents:,} agents; {unc}. See `skillsim-plan --help`.",
         "unc_joint": "parameter draws, structural inputs and replicates", "unc_rep": "replicates only",
@@ -99,7 +99,7 @@ TEXT = {
         "md_title": "规划：{region}", "md_lever": "政策工具", "md_intensity": "强度（现行水平的倍数）",
         "md_cost": "成本（亿元）", "md_p": "达标概率", "md_share": "占比均值 [5%, 95%]",
         "md_near": "近似最优组合（成本在选定组合的{tol:.0%}以内，搜索样本；在新样本上未达目标的组合不列入，见 finalists.csv）",
-        "md_near_share": "近似最优组合（预算以内，占比均值与选定组合相差不超过{tol:.0%}，搜索样本）",
+        "md_near_share": "近似最优组合（预算以内，占比均值不低于选定组合的{keep:.0%}：相对相差不超过{tol:.0%}，而非{tol:.0%}个百分点；搜索样本）",
         "md_marginal": "选定组合下的边际成本", "md_per_point": "亿元/百分点",
         "md_method": "方法：共{runs}次模拟，每次{agents:,}个主体；{unc}。详见 `skillsim-plan --help`。",
         "unc_joint": "参数抽样、结构性输入与重复运行", "unc_rep": "仅重复运行",
@@ -349,7 +349,7 @@ def markdown(f: dict, lang: str, stems: list[str]) -> str:
     if len(near):
         levers = [col for col in near.columns if col.endswith("_intensity")]
         by_share = o.get("objective") == "max_share"  # no target: no probability of one, and near in share
-        lines += [f"## {T['md_near_share' if by_share else 'md_near'].format(tol=o['tolerance'])}", "",
+        lines += [f"## {T['md_near_share' if by_share else 'md_near'].format(tol=o['tolerance'], keep=1 - o['tolerance'])}", "",
                   "| " + " | ".join([LEVERS[col[:-10]][1 if lang == 'zh' else 0] for col in levers]
                                     + [T["md_cost"]] + ([] if by_share else [T["md_p"]]) + [T["md_share"]]) + " |",
                   "|" + "---|" * (len(levers) + (2 if by_share else 3))]
