@@ -122,6 +122,34 @@ def _merged(old: Any, new: Any) -> Any:
     return new
 
 
+def _unknown_keyword(name: str, value: Any):
+    """One message for a keyword that is neither in PARAMETERS nor a dotted key, from simulate, compose,
+    apply and WorkforceModel alike, with the nearest keyword: dotted keys are keywords too (EMA's levers)."""
+    import difflib
+
+    from .errors import ConfigError
+
+    near = difflib.get_close_matches(name, list(PARAMETERS), n=1, cutoff=0.75)
+    return ConfigError(name, value, (f"did you mean {near[0]}? " if near else "") + "a keyword of sim.api.PARAMETERS ("
+                       + ", ".join(PARAMETERS) + ") or a dotted config key (levers.training.intensity=2.0)")
+
+
+def _given_once(params: dict[str, Any]) -> None:
+    """A setting given twice, by its keyword and by its config key (training_intensity=3 and
+    levers.training.intensity=2), or the same key twice: the one given last won without a word (a user
+    trial, easy with EMA's constants beside its levers); refused as overrides=[...] refuses it."""
+    from .errors import ConfigError
+
+    seen: dict[str, str] = {}
+    for name, value in params.items():
+        if value is None:
+            continue
+        key = PARAMETERS.get(name, name)
+        if key in seen:
+            raise ConfigError(name, value, f"given once: {seen[key]} also sets {key}; drop one of them")
+        seen[key] = name
+
+
 def compose(region: str | None = None, scenario: str | None = None, overrides: list[str] | tuple = (),
             **params: Any):
     """The checked RunConfig that `skillsim region=R scenario=S OVERRIDES` runs, with the keyword
@@ -137,8 +165,8 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
     if "rng" in unknown:
         raise _no_rng(params["rng"])
     if unknown:
-        raise ConfigError(unknown[0], params[unknown[0]], "a keyword of sim.api.PARAMETERS ("
-                          + ", ".join(PARAMETERS) + ") or a dotted override in overrides=[...]")
+        raise _unknown_keyword(unknown[0], params[unknown[0]])
+    _given_once(params)
     if isinstance(overrides, (str, bytes)) or not all(isinstance(o, str) for o in overrides):
         raise ConfigError("overrides", overrides, "a list of 'key=value' strings, e.g. "
                           "overrides=['levers.training.intensity=2']")
@@ -240,14 +268,15 @@ def _no_rng(value):
 def apply(cfg, **params: Any):
     """`cfg` with keyword parameters (PARAMETERS, or dotted keys) set, checked."""
     from .config import from_mapping, to_dict
-    from .errors import ConfigError
 
     data = to_dict(cfg)
     for name, value in params.items():
         if name == "rng":
             raise _no_rng(value)
         if name not in PARAMETERS and "." not in name:
-            raise ConfigError(name, value, "a keyword of sim.api.PARAMETERS or a dotted config key")
+            raise _unknown_keyword(name, value)
+    _given_once(params)
+    for name, value in params.items():
         if value is not None:
             _set(data, PARAMETERS.get(name, name), value)
     cfg = from_mapping(data)

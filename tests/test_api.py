@@ -95,6 +95,32 @@ def test_bad_keywords_and_values_name_the_field():
     assert {"training_intensity", "competition_intensity", "studio_intensity", "end_year", "replicate"} <= set(PARAMETERS)
 
 
+@pytest.mark.parametrize("given", [{"levers.training.intensity": 2, "training_intensity": 3},
+                                   {"training_intensity": 3, "levers.training.intensity": 2},
+                                   {"growth_per_year": 0.03, "region.growth_per_year": 0.0}])
+def test_a_setting_given_by_its_keyword_and_its_config_key_is_refused(given):
+    """The keyword given last won without a word (a user trial: training_intensity=3 beside the config key at
+    2; easy with EMA's constants beside its levers), in simulate and WorkforceModel alike."""
+    first, second = given
+    words = rf"{second} = {given[second]} is invalid; allowed: given once: {first} also sets "
+    for make in (lambda: simulate("chongqing", **given, **SMALL), lambda: WorkforceModel(**given),
+                 lambda: WorkforceModel(region="chongqing", **given)):
+        with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
+            make()
+    assert compose(**{first: given[first]}) is not None  # either alone is a setting
+
+
+def test_a_misspelt_keyword_gets_the_same_line_with_the_nearest_from_simulate_and_workforce_model():
+    """simulate listed every keyword and sent dotted keys to overrides=[...] (keywords take them too);
+    WorkforceModel listed none and suggested nothing."""
+    for make in (lambda: simulate(training_intensty=2, **SMALL), lambda: WorkforceModel(training_intensty=2)):
+        with pytest.raises(ConfigError) as exc:
+            make()
+        assert str(exc.value).startswith("config error: training_intensty = 2 is invalid; allowed: did you mean "
+                                         "training_intensity? a keyword of sim.api.PARAMETERS (end_year, "), exc.value
+        assert str(exc.value).endswith("or a dotted config key (levers.training.intensity=2.0)")
+
+
 def test_workforce_model_keywords_equal_a_composed_config():
     a = WorkforceModel(region="national", training_intensity=2, **SMALL).run().series()
     b = WorkforceModel(compose_config(["region=national", "levers.training.intensity=2", "n_agents=2000",

@@ -1204,3 +1204,33 @@ def test_the_mu_sigma_chart_names_points_inside_the_frame_and_apart():
             assert not any(b.x0 < x < b.x1 and b.y0 < y < b.y1 for x, y in marks)
     finally:
         plt.close(fig)
+
+
+def test_a_setting_the_study_also_varies_is_said_to_set_only_the_nominal_point(caplog):
+    """`skillsim-sensitivity levers.training.intensity=2` ran a study with training varied over 0-3, its
+    design and indices the same bytes as without the setting (a user trial): the value sets only the nominal
+    point. Said for a lever, a structural input and a key a calibrated parameter sets; not for a setting
+    no input varies."""
+    import logging
+
+    from sim.cli import compose_config
+    from sim.studies.inputs import choose, keys_set, warn_fixed_and_varied
+
+    cfg = compose_config(["n_agents=2000"])
+    inputs = choose(cfg, ("parameters", "structural", "levers"), [])
+    by_name = {i.name: i for i in inputs}
+    assert keys_set(cfg, by_name["mastery_scale"]) == {"behaviour.mastery_months"}
+    assert keys_set(cfg, by_name["levers.training.intensity"]) == {"levers.training.intensity"}
+    given = ["levers.training.intensity=2", "region.growth_per_year=0.03", "behaviour.mastery_months=[1,2,3,4,5]",
+             "behaviour.aptitude_sd=0.3", "n_agents=2000"]
+    with caplog.at_level(logging.WARNING, logger="skillsim"):
+        said = warn_fixed_and_varied(cfg, inputs, given, "skillsim-sensitivity")
+    assert [s.split(" ")[0] for s in said] == given[:3]
+    assert said[0] == ("levers.training.intensity=2 sets only the nominal point (inputs.csv, noise.csv): "
+                       "skillsim-sensitivity varies it over [0, 3] (input levers.training.intensity, group levers); "
+                       "to hold it at 2, leave levers.training.intensity out of the inputs (inputs= without levers, "
+                       "or an inputs_file)")
+    assert "(input mastery_scale, group parameters)" in said[2]
+    assert [r.getMessage() for r in caplog.records] == said
+    # with the levers left out, training's intensity is a plain setting: nothing said of it
+    assert warn_fixed_and_varied(cfg, choose(cfg, ("parameters",), []), given[:1], "skillsim-sensitivity") == []

@@ -226,6 +226,45 @@ def check_range_ends(cfg: RunConfig, given: list[Input], where: dict[int, str] |
                                   f"{err.allowed})") from None
 
 
+def keys_set(cfg: RunConfig, i: Input) -> set[str]:
+    """The config keys the input sets: those whose values differ between the two ends of its range (a
+    calibrated parameter sets keys of its own: mastery_scale behaviour.mastery_months)."""
+    from ..config import to_dict
+
+    def flat(node, prefix=""):
+        out = {}
+        for k, v in node.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    lo, hi = (flat(to_dict(configure(cfg, [i], np.array([end])))) for end in (i.lo, i.hi))
+    return {k for k in lo if lo[k] != hi.get(k)} | ({i.name} if i.group != "parameters" else set())
+
+
+def warn_fixed_and_varied(cfg: RunConfig, inputs: list[Input], overrides: list[str], prog: str) -> list[str]:
+    """A setting given on the command line that the study also varies (`levers.training.intensity=2` with
+    the levers group on) sets only the nominal point (inputs.csv's `nominal`, the noise runs): every design
+    point varies it over its range. A user who meant it held there got a study that varied it, without a
+    word (a user trial); said in a warning, with how to hold it. Returns the warnings."""
+    import logging
+
+    varied: dict[str, Input] = {}
+    for i in inputs:
+        for key in keys_set(cfg, i):
+            varied.setdefault(key, i)
+    said = []
+    for line in overrides:
+        key, _, value = line.partition("=")
+        i = varied.get(key.lstrip("+~"))
+        if i is None:
+            continue
+        said.append(f"{key.lstrip('+~')}={value} sets only the nominal point (inputs.csv, noise.csv): {prog} varies it "
+                    f"over [{i.lo:g}, {i.hi:g}] (input {i.name}, group {i.group}); to hold it at {value}, leave "
+                    f"{i.name} out of the inputs (inputs= without {i.group}, or an inputs_file)")
+        logging.getLogger("skillsim").warning("%s", said[-1])
+    return said
+
+
 def configure(cfg: RunConfig, inputs: list[Input], x: np.ndarray) -> RunConfig:
     """cfg at the point x (one value per input, in order)."""
     from .calibrate import FREE, apply, prior_config

@@ -54,7 +54,8 @@ import pandas as pd
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, quiet_when_output_closed
 from .batch import evaluate_in_chunks
-from .inputs import GROUPS, Input, check_range_ends, choose, configure, parse_input, read_inputs_file
+from .inputs import (GROUPS, Input, check_range_ends, choose, configure, parse_input, read_inputs_file,
+                     warn_fixed_and_varied)
 from .options import (NO_GROUPS, config_override, key_values, number, one_of, releases_claims, run_command,
                       study_option)
 
@@ -483,6 +484,7 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
                               f"study reads December {max(years)}, which a run ending earlier does not reach")
     if check is not None:
         check(opts, inputs)
+    warn_fixed_and_varied(cfg, inputs, overrides, f"skillsim-{'sensitivity' if what == 'sensitivity' else 'discover'}")
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["out"] or f"results/{what}/{stamp}_{cfg.region.name}" + (f"_{opts['method']}" if "method" in opts else ""))
     from .options import check_writable
