@@ -129,9 +129,59 @@ def _unknown_keyword(name: str, value: Any):
 
     from .errors import ConfigError
 
-    near = difflib.get_close_matches(name, list(PARAMETERS), n=1, cutoff=0.75)
+    near = difflib.get_close_matches(name, [*PARAMETERS, *_calibrated_names()], n=1, cutoff=0.75)
     return ConfigError(name, value, (f"did you mean {near[0]}? " if near else "") + "a keyword of sim.api.PARAMETERS ("
-                       + ", ".join(PARAMETERS) + ") or a dotted config key (levers.training.intensity=2.0)")
+                       + ", ".join(PARAMETERS) + "), a calibrated parameter (" + ", ".join(_calibrated_names())
+                       + ") or a dotted config key (levers.training.intensity=2.0)")
+
+
+def _calibrated_names() -> tuple[str, ...]:
+    """The calibrated parameters' names (sim.studies.calibrate.FREE: mastery_scale, exit_factor_high, ...),
+    the names sensitivity analysis and scenario discovery report their inputs by."""
+    from .studies.calibrate import FREE
+
+    return tuple(p.name for p in FREE)
+
+
+def _split_calibrated(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings, calibrated parameters given by name): a discovery box (mastery_scale in [1.41, 2.0]) can
+    be run again through simulate, EMA or WorkforceModel by the names it is reported in."""
+    plain = [k for k in params if k in PARAMETERS or "." in k]
+    if len(plain) == len(params):
+        return params, {}
+    names = set(_calibrated_names())
+    return ({k: v for k, v in params.items() if k not in names},
+            {k: v for k, v in params.items() if k in names and v is not None})
+
+
+def with_calibrated(cfg, values: dict[str, Any]):
+    """cfg with calibrated parameters set by name, as a sensitivity or discovery study sets them
+    (sim.studies.inputs.configure: on the prior config, the others at the values cfg runs with; so
+    mastery_scale scales the prior's months to mastery, 1 being the prior's); each within its calibration
+    bounds, checked."""
+    import numpy as np
+
+    from .config import validate
+    from .errors import ConfigError
+    from .studies.calibrate import FREE
+    from .studies.inputs import Input, configure
+
+    if not values:
+        return cfg
+    if cfg.draw is not None:
+        name = next(iter(values))
+        raise ConfigError(name, values[name], f"not with draw={cfg.draw}: a draw sets every calibrated parameter "
+                                              "(give one or the other)")
+    free = {p.name: p for p in FREE}
+    inputs, x = [], []
+    for name, value in values.items():
+        p = free[name]
+        number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        if not (number and p.lo <= float(value) <= p.hi):
+            raise ConfigError(name, value, f"a number in [{p.lo:g}, {p.hi:g}], the calibration's bounds ({p.why})")
+        inputs.append(Input(name, p.lo, p.hi, "parameters"))
+        x.append(float(value))
+    return validate(configure(cfg, inputs, np.array(x)))
 
 
 def _given_once(params: dict[str, Any]) -> None:
@@ -161,9 +211,10 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
     for name, value in (("region", region), ("scenario", scenario)):
         if value is not None and (not isinstance(value, str) or not value.replace("_", "").replace("-", "").isalnum()):
             raise ConfigError(name, value, "a preset name (dotted settings go in overrides=[...])")
-    unknown = [k for k in params if k not in PARAMETERS and "." not in k]
-    if "rng" in unknown:
+    if "rng" in params:
         raise _no_rng(params["rng"])
+    params, calibrated = _split_calibrated(params)
+    unknown = [k for k in params if k not in PARAMETERS and "." not in k]
     if unknown:
         raise _unknown_keyword(unknown[0], params[unknown[0]])
     _given_once(params)
@@ -199,7 +250,7 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
 
         cfg = draw_given(cfg, [key for key, _ in values] + [PARAMETERS.get(name, name) for name, value
                                                              in params.items() if value is not None])
-    return cfg
+    return with_calibrated(cfg, calibrated)
 
 
 def outcomes(model) -> dict[str, float]:
@@ -270,6 +321,7 @@ def apply(cfg, **params: Any):
     from .config import from_mapping, to_dict
 
     data = to_dict(cfg)
+    params, calibrated = _split_calibrated(params)
     for name, value in params.items():
         if name == "rng":
             raise _no_rng(value)
@@ -284,4 +336,4 @@ def apply(cfg, **params: Any):
         from .studies.uncertainty import draw_given  # draw) ran the central values
 
         cfg = draw_given(cfg, [PARAMETERS.get(name, name) for name, value in params.items() if value is not None])
-    return cfg
+    return with_calibrated(cfg, calibrated)

@@ -306,3 +306,42 @@ def test_a_mapping_given_in_overrides_composes_as_on_the_command_line(overrides)
     from sim.cli import compose_config
 
     assert api.compose(None, None, overrides) == compose_config(overrides)
+
+
+def test_calibrated_parameters_by_their_study_names_set_what_a_study_point_sets():
+    """Sensitivity and discovery report their inputs as mastery_scale, exit_factor_high, ...; simulate refused
+    those names, so a discovery box could not be run again (a user trial). Given by name they now set the
+    config as the study's point does (sim.studies.inputs.configure), within the calibration's bounds."""
+    import numpy as np
+
+    from sim.cli import compose_config
+    from sim.studies.calibrate import FREE
+    from sim.studies.inputs import Input, configure
+
+    rng = np.random.default_rng(3)
+    base = compose_config(["region=chongqing", "n_agents=2000"])
+    for names in (["mastery_scale"], ["exit_factor_high", "sit_rate_low", "entrant_share_senior"]):
+        free = {p.name: p for p in FREE}
+        x = [float(rng.uniform(free[n].lo, free[n].hi)) for n in names]
+        want = configure(base, [Input(n, free[n].lo, free[n].hi, "parameters") for n in names], np.array(x))
+        got = compose("chongqing", n_agents=2000, **dict(zip(names, x)))
+        assert got == want and got != base, names
+        assert WorkforceModel(region="chongqing", n_agents=2000, seed=1, **dict(zip(names, x))).cfg.behaviour == \
+            want.behaviour
+    with pytest.raises(ConfigError, match=r"mastery_scale = 5 is invalid; allowed: a number in \[0\.5, 2\], the "
+                                          r"calibration's bounds \(learning speed"):
+        compose(mastery_scale=5)
+    with pytest.raises(ConfigError, match=r"mastery_scale = 1\.2 is invalid; allowed: not with draw=3"):
+        compose(draw=3, mastery_scale=1.2)
+    with pytest.raises(ConfigError, match="did you mean mastery_scale"):
+        compose(mastery_scal=1.2)
+
+
+def test_the_readme_lists_every_calibrated_parameter_with_its_bounds():
+    from pathlib import Path
+
+    from sim.studies.calibrate import FREE
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for p in FREE:
+        assert f"| `{p.name}` | {p.lo:g}-{p.hi:g} | {p.why} |" in readme, p.name
