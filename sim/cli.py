@@ -1071,6 +1071,31 @@ def _sweep_overrides(argv: list[str]) -> list[str] | None:
     return _overrides([a for a in argv if a not in ("-m", "--multirun")])
 
 
+#: metrics a planner wants high: minimising one of them is almost surely the sweeper's default direction
+HIGHER_IS_BETTER = ("high_skill_share", "high_skill_share_workforce", "high_skill_workers", "income_mean",
+                    "income_median", "income_p10", "middle_income_share")
+
+
+def check_direction(direction: str, objective) -> None:
+    """The objective's weights against the sweeper's direction: its value is the metric less cost_weight x
+    spend and penalty x shortfall, so under `maximize` the weights are >= 0 and under `minimize` <= 0 (a
+    positive weight under minimize rewards spending; `objective.cost_weight=-1` under maximize rewarded it,
+    without a word). Minimising a metric a planner wants high with no weights is warned of: the Optuna
+    sweeper's default direction is minimize, and such a sweep reported its worst setting as the best (a
+    user trial)."""
+    sign = 1 if direction == "maximize" else -1
+    for key in ("cost_weight", "penalty"):
+        value = getattr(objective, key)
+        if value * sign < 0:
+            raise ConfigError(f"objective.{key}", value, f"a number {'>=' if sign > 0 else '<='} 0 with "
+                              f"hydra.sweeper.direction={direction} (the objective is {objective.metric} less "
+                              f"cost_weight x spend and penalty x shortfall; with "
+                              f"{'maximize' if sign < 0 else 'minimize'} the signs turn)")
+    if sign < 0 and objective.metric in HIGHER_IS_BETTER and not (objective.cost_weight or objective.penalty):
+        log.warning("hydra.sweeper.direction=minimize (the Optuna sweeper's default) looks for the lowest %s; "
+                    "give hydra.sweeper.direction=maximize for the highest", objective.metric)
+
+
 def preflight_sweep(overrides: list[str]) -> str | None:
     """Check a multirun before Hydra creates anything; exit with one line if it cannot run.
 
@@ -1172,6 +1197,8 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                                           if isinstance(direction, ListConfig) else str(getattr(direction, "name", direction)),
                                           f"one direction for each of the objective's {n_obj} value(s) (objective."
                                           f"{'metrics' if objective.metrics else 'metric'})")
+                if direction is not None and not objective.metrics:
+                    check_direction(str(getattr(direction, "name", direction)).lower(), objective)
                 for key in ("n_trials", "n_jobs"):  # Optuna's ZeroDivisionError, or a study of no trial
                     value = master.hydra.sweeper.get(key)
                     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -220,6 +220,16 @@ CASES = [
       ["-m", "hydra/sweeper=optuna", "+hydra.sweeper.sampler.sed=1", "horizon.end_year=choice(2023,2024)"],
       EXIT_CONFIG, "hydra.sweeper.sampler.sed = 1 is invalid; allowed: a setting of optuna.samplers.TPESampler (",
       "seed"),
+    # a spend weight of the wrong sign for the direction rewarded spending, without a word (a user trial)
+    C("optuna-a-cost-weight-that-rewards-spend", M,
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "objective.cost_weight=-1",
+       "levers.training.intensity=interval(0,3)"],
+      EXIT_CONFIG, "objective.cost_weight = -1.0 is invalid; allowed: a number >= 0 with hydra.sweeper.direction="
+      "maximize (the objective is high_skill_share less cost_weight x spend and penalty x shortfall"),
+    C("optuna-minimise-with-a-cost-weight", M,
+      ["-m", "hydra/sweeper=optuna", "objective.cost_weight=0.01", "levers.training.intensity=interval(0,3)"],
+      EXIT_CONFIG, "objective.cost_weight = 0.01 is invalid; allowed: a number <= 0 with hydra.sweeper.direction="
+      "minimize"),
     # each of these failed after or during the trials, some as "a bug in skillsim"
     C("optuna-two-directions-one-metric", M,
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=[maximize,minimize]", "horizon.end_year=choice(2023,2024)"],

@@ -631,3 +631,22 @@ def test_an_optuna_study_saved_in_sqlite_continues_across_commands(tmp_path):
     assert best == max(t.value for t in trials)
     runs = pd.read_csv(tmp_path / "o" / "runs.csv")
     assert runs["objective"].max() == pytest.approx(best, abs=1e-12) and "earlier study" not in proc.stderr
+
+
+def test_minimising_the_high_skill_share_with_no_weights_is_warned_of(caplog):
+    """The Optuna sweeper's default direction is minimize: a sweep without direction=maximize reported the
+    training intensity giving the lowest share as "best" (a user trial). It may be meant, so it is a warning,
+    not a refusal; a metric one wants low, or weights that make the objective a cost, say nothing."""
+    import logging
+
+    from sim.cli import check_direction
+    from sim.objective import ObjectiveParams
+
+    with caplog.at_level(logging.WARNING, logger="skillsim"):
+        check_direction("minimize", ObjectiveParams())
+        check_direction("maximize", ObjectiveParams())
+        check_direction("minimize", ObjectiveParams(metric="spend_total"))
+        check_direction("minimize", ObjectiveParams(cost_weight=-0.01))
+    assert [r.getMessage() for r in caplog.records] == [
+        "hydra.sweeper.direction=minimize (the Optuna sweeper's default) looks for the lowest high_skill_share; "
+        "give hydra.sweeper.direction=maximize for the highest"]
