@@ -226,6 +226,10 @@ CASES = [
        "levers.training.intensity=interval(0,3)"],
       EXIT_CONFIG, "objective.cost_weight = -1.0 is invalid; allowed: a number >= 0 with hydra.sweeper.direction="
       "maximize (the objective is high_skill_share less cost_weight x spend and penalty x shortfall"),
+    C("optuna-a-share-target-above-one", M,
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "objective.target=1.5",
+       "levers.training.intensity=interval(0,3)"],
+      EXIT_CONFIG, "objective.target = 1.5 is invalid; allowed: a share in [0, 1], as high_skill_share is"),
     C("optuna-minimise-with-a-cost-weight", M,
       ["-m", "hydra/sweeper=optuna", "objective.cost_weight=0.01", "levers.training.intensity=interval(0,3)"],
       EXIT_CONFIG, "objective.cost_weight = 0.01 is invalid; allowed: a number <= 0 with hydra.sweeper.direction="
