@@ -432,10 +432,23 @@ def range_text(m: dict, kind: str = "a number", fmt=str, ge: str = ">=", le: str
 
 
 
+def _float_text(text: str) -> float | None:
+    """A number written out ("2", "0.35", "1e-3"), or None: not a word that float() reads (nan, inf)."""
+    t = text.strip()
+    if not t or not all(c in "0123456789.eE+-" for c in t):
+        return None
+    try:
+        return float(t)
+    except ValueError:
+        return None
+
+
 def _check_number(path: str, value: Any, kind: type, m: dict) -> Any:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy's booleans are not numbers.Real
         if kind is int and isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
+        elif kind is float and isinstance(value, str) and _float_text(value) is not None:
+            value = _float_text(value)  # as "2000" is an integer: simulate(training_intensity="2") was refused
         else:
             what = "an integer" if kind is int else "a number"
             raise ConfigError(path, value, f"{what}, {range_text(m)}" if m.get("lo") is not None else what)

@@ -345,3 +345,13 @@ def test_the_readme_lists_every_calibrated_parameter_with_its_bounds():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     for p in FREE:
         assert f"| `{p.name}` | {p.lo:g}-{p.hi:g} | {p.why} |" in readme, p.name
+
+
+def test_numbers_written_as_text_are_read_alike_for_integers_and_floats():
+    """n_agents="2000" was read and training_intensity="2" refused (a user trial): one rule now, and a word
+    is still refused."""
+    assert compose(training_intensity="2", n_agents="2000") == compose(training_intensity=2, n_agents=2000)
+    assert compose(**{"behaviour.aptitude_sd": "0.3"}).behaviour.aptitude_sd == 0.3
+    for bad in ("high", "nan", "inf", ""):
+        with pytest.raises(ConfigError, match=r"levers\.training\.intensity = .* is invalid; allowed: a number"):
+            compose(training_intensity=bad)
