@@ -1087,3 +1087,14 @@ def test_the_spend_column_keeps_three_significant_digits_of_its_smallest_amount(
 
     assert column_digits(values) == digits
     assert num(0.527, column_digits([0.527])) == "0.527"
+
+
+def test_band_keys_take_the_bands_colour_where_one_colour_is_drawn():
+    """Fig. 5's one-lever chart drew blue bands with grey legend keys (a user trial)."""
+    from matplotlib.colors import to_rgba
+
+    from sim.report.style import band_handles
+
+    b50, b90 = band_handles(lambda k: k, "#0072B2")
+    assert b50.get_facecolor() == to_rgba("#0072B2", 0.30) and b90.get_facecolor() == to_rgba("#0072B2", 0.12)
+    assert band_handles(lambda k: k)[0].get_facecolor() == to_rgba("#000000", 0.30)  # several colours: grey

@@ -281,7 +281,7 @@ def _line(folder, surf, key, lang, title):
         a.set_xlabel(axis_label(key, lang))
         a.axvline(base.params[key], color="#000000", lw=0.8, ls=":")
     handles = [Line2D([], [], color="#0072B2", marker="o", ms=4, lw=1.6, label=t("median", lang)),
-               *band_handles(lambda k: t(k, lang)),
+               *band_handles(lambda k: t(k, lang), "#0072B2"),
                Line2D([], [], color="#000000", lw=0.8, ls=":", label=t("baseline_setting", lang))]
     body.legend(handles=handles, loc="outside lower center", ncol=4)
     return fig

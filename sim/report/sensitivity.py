@@ -67,7 +67,7 @@ TEXT = {
         "md_how_sobol": "Method: Sobol indices (Saltelli design, {n} base samples; SALib)",
         "md_how_runs": "; {runs:,} runs of {agents:,} agents, {replicates} replicate(s) per design point; inputs: {inputs}.",
         "md_how_quick": " A quick look (quick=true): a small design, so wide intervals.",
-        "md_how_prim": "Method: PRIM (EMA Workbench) on {n} designs x {replicates} replicate(s) = {runs:,} runs of "
+        "md_how_prim": "Method: PRIM (EMA Workbench) on {n:,} designs x {replicates} replicate(s) = {runs:,} runs of "
                        "{agents:,} agents; inputs: {inputs}; density threshold {threshold:g}, peel_alpha {peel_alpha:g}.",
         "md_rank": "rank", "md_noise": "Stochastic noise",
         "md_noise_text": "{output}: stochastic variance at the nominal point is {fixed:.1%} of the variance of a single "

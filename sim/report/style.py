@@ -273,12 +273,13 @@ def percent_axis(ax, axis: str = "y", decimals: int = 0) -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(ExactFormatter(100.0, decimals))
 
 
-def band_handles(lang_text) -> list:
-    """Legend keys explaining the 50% and 90% bands (grey)."""
+def band_handles(lang_text, colour: str = "#000000") -> list:
+    """Legend keys explaining the 50% and 90% bands: grey where the bands of several colours are drawn,
+    in the one colour where there is one (fig. 5's blue bands had grey keys, a user trial)."""
     from matplotlib.patches import Patch
 
-    return [Patch(fc="#000000", alpha=0.30, ec="none", label=lang_text("band50")),
-            Patch(fc="#000000", alpha=0.12, ec="none", label=lang_text("band90"))]
+    return [Patch(fc=colour, alpha=0.30, ec="none", label=lang_text("band50")),
+            Patch(fc=colour, alpha=0.12, ec="none", label=lang_text("band90"))]
 
 
 def draw_fan(ax, x, stats: pd.DataFrame, colour: str, scale: float = 1.0, bands: bool = True, **line_kw):

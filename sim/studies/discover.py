@@ -64,8 +64,9 @@ The boxes of inputs where the condition mostly holds (PRIM). The condition: NAME
 NAME an output in December of a year (high_skill_share@2030, income_mean@Y, income_median@Y, cost@Y)
 or an input key; OP one of < <= > >=. inputs_file=PATH: a YAML mapping of config keys to [LO, HI] and an
 optional groups: list (the command line wins). year=Y adds that year's outputs to design.csv.
-quick=true: n=64, 2,000 agents, unless given. Writes design.csv, trajectory.csv, box.csv, choice.json, config.yaml,
-manifest.json and COMPLETE into out (default results/discovery/<time>_<region>); `skillsim-report OUT` draws it."""
+quick=true: n=64, 2,000 agents, unless given. Writes design.csv, trajectory.csv, box.csv, choice.json,
+config.yaml, manifest.json and COMPLETE into out (default results/discovery/<time>_<region>);
+`skillsim-report OUT` draws it."""
 
 
 def parse_condition(text: str) -> list[tuple[str, str, float]]:

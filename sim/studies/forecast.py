@@ -53,7 +53,8 @@ USAGE = """usage: skillsim-forecast [region=NAME] [scenario=NAME] [OVERRIDE ...]
 The forecast of a region with all three sources of uncertainty: `params` sets of the calibration
 ensemble x `structural` points of the preset's structural ranges x `replicates` seeds. Any other
 key=value is a skillsim config override (as for `skillsim`). Writes ensemble.csv, runs.csv, long.csv,
-variance.csv, members.csv, config.yaml, manifest.json and COMPLETE into out (default results/forecasts/<time>_<region>_<scenario>).
+variance.csv, members.csv, config.yaml, manifest.json and COMPLETE into out (default
+results/forecasts/<time>_<region>_<scenario>).
 Draw the fan chart and the variance decomposition with `skillsim-report DIR`."""
 
 

@@ -100,9 +100,10 @@ USAGE = """usage: skillsim-plan [region=NAME] target.share=S target.year=Y [conf
 
 The least-cost mix of lever intensities that reaches target.share by December of target.year with
 probability >= confidence (objective=max_share: the highest mean share within budget). Costs are yuan,
-cumulative to the target year, over the cost base, discounted to the start at `discount` a year. preview=true: 8 search and 16 fresh samples, 8
-candidates, 5,000 agents, unless given. Any other key=value is a skillsim config override (not the intensity
-or enabled of a lever it plans, nor scenario=: the plan sets those in every run). Writes choice.json,
+cumulative to the target year, over the cost base, discounted to the start at `discount` a year.
+preview=true: 8 search and 16 fresh samples, 8 candidates, 5,000 agents, unless given. Any other key=value
+is a skillsim config override (not the intensity or enabled of a lever it plans, nor scenario=: the plan
+sets those in every run). Writes choice.json,
 candidates.csv, finalists.csv, frontier_probability.csv, frontier_share.csv, near_optimal.csv,
 marginal_cost.csv, trajectory.csv, config.yaml, manifest.json and COMPLETE into out (default
 results/plans/<time>_<region>); `skillsim-report OUT` draws it."""

@@ -76,8 +76,8 @@ the year(s) to the inputs: Morris screening (n trajectories, default 20) or Sobo
 samples, default 64, a power of 2), both with bootstrap intervals and the stochastic share of the
 variance. inputs_file=PATH: a YAML mapping of config keys to [LO, HI] and an optional groups: list
 (input.KEY=LO:HI and inputs= on the command line win). quick=true: n=4 (Morris) or 8 (Sobol), 2,000
-agents, at most 4 noise replicates and 200 resamples, unless given. Writes indices.csv, noise.csv, inputs.csv, design.csv, config.yaml, manifest.json and COMPLETE
-into out (default
+agents, at most 4 noise replicates and 200 resamples, unless given. Writes indices.csv, noise.csv,
+inputs.csv, design.csv, config.yaml, manifest.json and COMPLETE into out (default
 results/sensitivity/<time>_<region>_<method>); `skillsim-report OUT` draws it."""
 
 Evaluate = Callable[[np.ndarray, list[int]], dict[str, np.ndarray]]  # X (n, d), replicates -> name: (n, R)
