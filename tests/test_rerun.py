@@ -488,18 +488,10 @@ def test_a_folder_of_studies_and_a_relative_path_the_study_reads_are_said(foreca
                                                                         monkeypatch, caplog):
     """A folder holding study folders side by side is named as such (not as a sweep); a relative path the
     recorded command reads is named in a warning before the study runs."""
-    import shutil
-
     from sim.studies.forecast import seal
 
     monkeypatch.chdir(tmp_path)
-    shutil.copytree(forecast_folder, tmp_path / "studies" / "fc")
-    shutil.copytree(forecast_folder, tmp_path / "studies" / "fc2")
-    with pytest.raises(SystemExit) as exc:
-        rerun_mod.main([str(tmp_path / "studies")])
-    assert exc.value.code == EXIT_DATA
-    assert capsys.readouterr().err.strip() == (f"skillsim-rerun: {tmp_path / 'studies'} is a folder of result folders: "
-                                               f"rerun one of them (skillsim-rerun {tmp_path / 'studies' / 'fc'})")
+    assert_a_folder_of(tmp_path / "studies", forecast_folder, "result folders", capsys)
     study = tmp_path / "studies" / "fc"
     manifest = json.loads((study / "manifest.json").read_text(encoding="utf-8"))
     manifest["command"] = [*manifest["command"], "targets_file=mine/targets.csv"]
@@ -606,12 +598,18 @@ def test_the_studys_process_imports_this_processs_package(monkeypatch):
 def test_a_folder_of_single_runs_is_called_that_not_a_sweep(run, tmp_path, capsys):
     """`skillsim-rerun results/runs` said "is a sweep folder: rerun one of its jobs" (a user trial); the
     folder holds single runs, and the message names one to rerun."""
+    assert_a_folder_of(tmp_path / "runs", run, "single runs", capsys)
+
+
+def assert_a_folder_of(parent: Path, folder: Path, what: str, capsys) -> None:
+    """Two copies of `folder` side by side in `parent` (fc and fc2): rerun refuses the parent in one line
+    that names one of them to rerun."""
     import shutil
 
-    shutil.copytree(run, tmp_path / "runs" / "a")
-    shutil.copytree(run, tmp_path / "runs" / "b")
+    shutil.copytree(folder, parent / "fc")
+    shutil.copytree(folder, parent / "fc2")
     with pytest.raises(SystemExit) as exc:
-        rerun_mod.main([str(tmp_path / "runs")])
+        rerun_mod.main([str(parent)])
     assert exc.value.code == EXIT_DATA
-    assert capsys.readouterr().err.strip() == (f"skillsim-rerun: {tmp_path / 'runs'} is a folder of single runs: "
-                                               f"rerun one of them (skillsim-rerun {tmp_path / 'runs' / 'a'})")
+    assert capsys.readouterr().err.strip() == (f"skillsim-rerun: {parent} is a folder of {what}: rerun one of them "
+                                               f"(skillsim-rerun {parent / 'fc'})")
