@@ -310,8 +310,10 @@ def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | Non
             match = match[matches(match[k], v)]
         if match.empty:
             have = "; ".join(f"{k}: " + ", ".join(dict.fromkeys(str(x) for x in ok[k])) for k in want)
-            unknown = [k for k, v in want.items() if not matches(runs[k], v).any()]
-            if unknown:  # no job of the sweep has it (a misspelt value): the user's mistake, not the sweep's state
+            ran = runs
+            for k, v in want.items():  # the combination, in any job (a sweep that is no grid ran some only)
+                ran = ran[matches(ran[k], v)]
+            if ran.empty:  # no job of the sweep has it (a misspelt value): the user's mistake, not the sweep's state
                 raise ConfigError("baseline", baseline, f"a setting the sweep ran ({have})")
             raise DataError(f"baseline {baseline!r}: no finished job has that setting (finished: {have})")
         return {k: match.iloc[0][k] for k in settings}

@@ -154,28 +154,39 @@ def _split_calibrated(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
             {k: v for k, v in params.items() if k in names and v is not None})
 
 
-def with_calibrated(cfg, values: dict[str, Any]):
+def with_calibrated(cfg, values: dict[str, Any], given: list[str] = ()):
     """cfg with calibrated parameters set by name, as a sensitivity or discovery study sets them
     (sim.studies.inputs.configure: on the prior config, the others at the values cfg runs with; so
     mastery_scale scales the prior's months to mastery, 1 being the prior's); each within its calibration
-    bounds, checked."""
+    bounds, checked. `given`: the config keys the call also set; one of the calibrated fields (or a node
+    holding one) is refused, since setting the names starts again from their prior values and dropped part
+    of such a key without a word (a review: pass_prob given whole, mastery_scale, and two of its five
+    values were the prior's)."""
     import numpy as np
 
-    from .config import validate
+    from .config import ASSUMED, _float_text, validate
     from .errors import ConfigError
     from .studies.calibrate import FREE
     from .studies.inputs import Input, configure
 
     if not values:
         return cfg
+    name = next(iter(values))
     if cfg.draw is not None:
-        name = next(iter(values))
         raise ConfigError(name, values[name], f"not with draw={cfg.draw}: a draw sets every calibrated parameter "
                                               "(give one or the other)")
+    for key in given:
+        clash = [a for a in ASSUMED if a == key or a.startswith(key + ".") or key.startswith(a + ".")]
+        if clash:
+            raise ConfigError(name, values[name], f"not with {key} given too: the calibrated parameters by name "
+                                                  f"start from the prior values of {', '.join(clash)} (give the "
+                                                  "key's values or the names, not both)")
     free = {p.name: p for p in FREE}
     inputs, x = [], []
     for name, value in values.items():
         p = free[name]
+        if isinstance(value, str) and _float_text(value) is not None:
+            value = _float_text(value)  # as a setting's number written as text is read
         number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
         if not (number and p.lo <= float(value) <= p.hi):
             raise ConfigError(name, value, f"a number in [{p.lo:g}, {p.hi:g}], the calibration's bounds ({p.why})")
@@ -195,8 +206,9 @@ def _given_once(params: dict[str, Any]) -> None:
         if value is None:
             continue
         key = PARAMETERS.get(name, name)
-        if key in seen:
-            raise ConfigError(name, value, f"given once: {seen[key]} also sets {key}; drop one of them")
+        for other in seen:  # the same key, or a node holding it (levers.training={intensity: 2})
+            if other == key or other.startswith(key + ".") or key.startswith(other + "."):
+                raise ConfigError(name, value, f"given once: {seen[other]} also sets {other}; drop one of them")
         seen[key] = name
 
 
@@ -250,7 +262,8 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
 
         cfg = draw_given(cfg, [key for key, _ in values] + [PARAMETERS.get(name, name) for name, value
                                                              in params.items() if value is not None])
-    return with_calibrated(cfg, calibrated)
+    return with_calibrated(cfg, calibrated, [key for key, _ in values] + [PARAMETERS.get(name, name) for name, value
+                                                                           in params.items() if value is not None])
 
 
 def outcomes(model) -> dict[str, float]:
@@ -336,4 +349,5 @@ def apply(cfg, **params: Any):
         from .studies.uncertainty import draw_given  # draw) ran the central values
 
         cfg = draw_given(cfg, [PARAMETERS.get(name, name) for name, value in params.items() if value is not None])
-    return with_calibrated(cfg, calibrated)
+    return with_calibrated(cfg, calibrated, [PARAMETERS.get(name, name) for name, value in params.items()
+                                             if value is not None])

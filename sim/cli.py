@@ -1197,8 +1197,9 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                                           if isinstance(direction, ListConfig) else str(getattr(direction, "name", direction)),
                                           f"one direction for each of the objective's {n_obj} value(s) (objective."
                                           f"{'metrics' if objective.metrics else 'metric'})")
-                if direction is not None and not objective.metrics:
-                    check_direction(str(getattr(direction, "name", direction)).lower(), objective)
+                if direction is not None and not objective.metrics:  # one value: its one direction, listed or not
+                    one = direction[0] if isinstance(direction, ListConfig) else direction
+                    check_direction(str(getattr(one, "name", one)).lower(), objective)
                 for key in ("n_trials", "n_jobs"):  # Optuna's ZeroDivisionError, or a study of no trial
                     value = master.hydra.sweeper.get(key)
                     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

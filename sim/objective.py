@@ -78,7 +78,7 @@ def _check(p: ObjectiveParams, columns: list[str]) -> None:
             raise ConfigError(f"objective.{key}", value, "a finite number")
     if p.target is not None and not math.isfinite(p.target):
         raise ConfigError("objective.target", p.target, "a finite number (the metric's value to reach)")
-    if p.target is not None and p.metric.endswith("share") and not 0.0 <= p.target <= 1.0:
+    if p.target is not None and "_share" in p.metric and not 0.0 <= p.target <= 1.0:  # high_skill_share_workforce too
         # 1.5 of a share: every trial short by at least 0.5, the penalty the same for all (a user trial)
         raise ConfigError("objective.target", p.target, f"a share in [0, 1], as {p.metric} is")
 

@@ -112,13 +112,14 @@ def parse(argv: list[str]) -> tuple[Path, Path | None]:
 
 def check_folder(run_dir: Path) -> dict:
     """skillsim-verify's check of RUN_DIR; its manifest. Raises if it is not an intact run folder."""
-    from .verify import NotARunFolder, is_sweep_folder, verify
+    from .verify import NotARunFolder, is_run_folder, is_sweep_folder, job_folders, verify
 
     if is_sweep_folder(run_dir):
         from .results import kind_of, single_runs
 
         singles = single_runs(run_dir)
-        if singles:  # runs or studies side by side (results/runs, results/plans), not one sweep's jobs
+        jobs = [j for j in job_folders(run_dir) if j.name not in singles and is_run_folder(j)]
+        if singles and not jobs:  # runs or studies side by side (results/runs, results/plans), not a sweep's jobs
             what = "single runs" if not any(kind_of(run_dir / name) for name in singles) else "result folders"
             raise DataError(f"{run_dir} is a folder of {what}: rerun one of them ({PROG} {run_dir / singles[0]})")
         raise DataError(f"{run_dir} is a sweep folder: rerun one of its jobs ({PROG} {run_dir}/JOB), or repeat "

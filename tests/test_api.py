@@ -110,6 +110,14 @@ def test_a_setting_given_by_its_keyword_and_its_config_key_is_refused(given):
     assert compose(**{first: given[first]}) is not None  # either alone is a setting
 
 
+def test_a_node_holding_a_keyword_setting_is_refused_beside_it():
+    """levers.training={intensity: 2} beside training_intensity=3: the one given last won (a review)."""
+    for given in ({"training_intensity": 3, "levers.training": {"intensity": 2}},
+                  {"levers.training": {"intensity": 2}, "training_intensity": 3}):
+        with pytest.raises(ConfigError, match="given once"):
+            compose(**given)
+
+
 def test_a_misspelt_keyword_gets_the_same_line_with_the_nearest_from_simulate_and_workforce_model():
     """simulate listed every keyword and sent dotted keys to overrides=[...] (keywords take them too);
     WorkforceModel listed none and suggested nothing."""
@@ -335,6 +343,17 @@ def test_calibrated_parameters_by_their_study_names_set_what_a_study_point_sets(
         compose(draw=3, mastery_scale=1.2)
     with pytest.raises(ConfigError, match="did you mean mastery_scale"):
         compose(mastery_scal=1.2)
+    assert compose(mastery_scale="1.2") == compose(mastery_scale=1.2)  # as a setting's number written as text
+    # a calibrated field given whole beside a name: setting the names starts from the prior's values, which
+    # dropped part of the list the user gave without a word (a review: two of pass_prob's five values)
+    for given, clash in ((["behaviour.pass_prob=[0.9,0.9,0.9,0.5,0.5]"], "behaviour.pass_prob"),
+                         (["behaviour={turnover_level_factor:[1.5,1.2,1.0,0.5,0.5,0.5,0.5,0.5]}"], "behaviour")):
+        with pytest.raises(ConfigError, match=rf"mastery_scale = 1\.2 is invalid; allowed: not with {clash} given too"):
+            compose(overrides=given, mastery_scale=1.2)
+    with pytest.raises(ConfigError, match=r"sit_rate_low = 0\.1 is invalid; allowed: not with "
+                                          r"behaviour\.turnover_level_factor given too"):
+        WorkforceModel(sit_rate_low=0.1, **{"behaviour.turnover_level_factor": [1.5, 1.2, 1, 0.5, 0.5, 0.5, 0.5, 0.5]})
+    assert compose(mastery_scale=1.2, **{"behaviour.aptitude_sd": 0.3}).behaviour.aptitude_sd == 0.3  # not calibrated
 
 
 def test_the_readme_lists_every_calibrated_parameter_with_its_bounds():

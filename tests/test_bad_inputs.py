@@ -230,6 +230,15 @@ CASES = [
       ["-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "objective.target=1.5",
        "levers.training.intensity=interval(0,3)"],
       EXIT_CONFIG, "objective.target = 1.5 is invalid; allowed: a share in [0, 1], as high_skill_share is"),
+    C("optuna-a-listed-direction-is-read-as-given", M,  # [maximize] was read as minimize (a review)
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=[maximize]", "objective.cost_weight=-0.01",
+       "levers.training.intensity=interval(0,3)"],
+      EXIT_CONFIG, "objective.cost_weight = -0.01 is invalid; allowed: a number >= 0 with hydra.sweeper.direction="
+      "maximize"),
+    C("optuna-a-workforce-share-target-above-one", M,
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.direction=maximize", "objective.target=1.5",
+       "objective.metric=high_skill_share_workforce", "levers.training.intensity=interval(0,3)"],
+      EXIT_CONFIG, "objective.target = 1.5 is invalid; allowed: a share in [0, 1], as high_skill_share_workforce is"),
     C("optuna-minimise-with-a-cost-weight", M,
       ["-m", "hydra/sweeper=optuna", "objective.cost_weight=0.01", "levers.training.intensity=interval(0,3)"],
       EXIT_CONFIG, "objective.cost_weight = 0.01 is invalid; allowed: a number <= 0 with hydra.sweeper.direction="
@@ -388,7 +397,9 @@ CASES = [
       "out = '' is invalid; allowed: a path (leave out= out for the default folder)", tool="forecast"),
     # `region chongqing`: "region = '' is invalid; allowed: key=value arguments", a value never given
     C("forecast-a-bare-word", L, "region chongqing", EXIT_CONFIG, "argument = 'region' is invalid; allowed: "
-      "key=value arguments, such as region=VALUE (see skillsim-forecast --help)", tool="forecast"),
+      "key=value arguments, such as region=chongqing (see skillsim-forecast --help)", tool="forecast"),
+    C("forecast-a-lone-word", L, "chongqing", EXIT_CONFIG, "argument = 'chongqing' is invalid; allowed: "
+      "key=value arguments, such as KEY=VALUE (see skillsim-forecast --help)", tool="forecast"),
     # every mix met a target of 0, at 100%: a plan with no question in it (a user trial)
     C("plan-target-share-zero", V, "target.share=0 target.year=2030", EXIT_CONFIG,
       "target.share = 0.0 is invalid; allowed: a share above 0 and at most 1", tool="plan"),

@@ -172,6 +172,16 @@ def test_marginal_cost_per_point_matches_the_known_slope():
     (d,) = search(toy(3), top, confidence=CONF, candidates=16, refine=8, finalists=3, log=lambda *_: None)["marginal"]
     assert d["step"] == -0.1 and d["share_points_per_step"] == pytest.approx(0.2) and d["cost_per_step"] > 0
     assert (d["gain_from_intensity"], d["gain_to_intensity"]) == pytest.approx((d["intensity"] - 0.1, d["intensity"]))
+    # and marginal_cost.csv holds them (a fixed column list dropped them from the table)
+    from sim.studies.plan import MARGINAL_COLUMNS, marginal
+
+    assert list(marginal(lambda xs, which: toy(3)(xs, which), box, r["chosen"])[0]) == MARGINAL_COLUMNS
+    opts = {"target.share": TARGET, "target.year": 2030, "confidence": CONF, "budget": None, "objective": "min_cost",
+            "tolerance": 0.1}
+    from sim.studies.plan import tables
+
+    mc = tables(r, box, opts)["marginal_cost"]
+    assert mc[["gain_from_intensity", "gain_to_intensity"]].iloc[0].tolist() == pytest.approx([x, x + 0.1])
 
 
 @pytest.mark.slow
@@ -729,3 +739,23 @@ def test_a_budget_that_binds_is_named_with_why_each_finalist_failed():
     over = Evaluation((2.3,), "fresh", np.full(8, 0.342), np.full(8, 2.3e9), 0.34)
     c = choice({**r, "fresh": r["fresh"] + [over]}, box, opts)
     assert f"{n} fell short of it and 1 reached it but cost more than the budget there" in c["statement"], c["statement"]
+
+
+def test_the_statement_names_the_budget_it_was_held_to():
+    """A plan with a budget said only "within the bounds and budget" (a user trial): the report names the
+    budget's value, in both languages, whether a mix was found or not."""
+    from sim.report.plan import statement
+
+    opts = {"target.share": 0.35, "target.year": 2030, "confidence": 0.8, "cost_base": "status_quo",
+            "funder": "total", "budget": 5e9, "discount": 0.0}
+    base = {"config": {"region": {"name": "chongqing"}}, "manifest": {"options": opts, "uncertainty": "joint"}}
+    none = {**base, "choice": {"feasible": False, "best_mix": {"training": 1.2}, "best_probability": 0.75,
+                               "best_mean_share": 0.36, "best_n_samples": 16, "best_samples": "fresh"}}
+    assert "No mix within the bounds and the budget of 5.00 billion yuan reaches 35.0%" in statement(none, "en")
+    assert "和50.00亿元预算" in statement(none, "zh")
+    found = {**base, "choice": {"feasible": True, "objective": "min_cost", "mix": {"training": 1.2},
+                                "cost_yuan": -1e9, "fresh_samples": 16, "share_mean": 0.38, "share_q05": 0.33,
+                                "share_q95": 0.45, "probability": 0.88, "probability_95": [0.64, 0.97]}}
+    assert "with probability 80% (within the budget of 5.00 billion yuan): " in statement(found, "en")
+    assert "No mix within the bounds reaches" in statement({**none, "manifest": {
+        "options": {**opts, "budget": None}, "uncertainty": "joint"}}, "en")

@@ -171,3 +171,4 @@ def test_middle_income_is_refused_for_a_plans_report_which_shows_no_middle_incom
                                           r"sweep's report \(a plan report shows no middle-income share"):
         pack.make_report(folders["ok"], pack.Options(middle_income=-5.0, out=tmp_path / "r"))
     assert not (tmp_path / "r").exists()
+

@@ -265,6 +265,14 @@ def test_every_job_of_a_sweep_reruns_byte_for_byte(tmp_path):
         assert json.loads((new / "manifest.json").read_text(encoding="utf-8"))["job_num"] == manifest["job_num"]
     with pytest.raises(rerun_mod.DataError, match="is a sweep folder"):
         rerun_mod.rerun(tmp_path / "sw")
+    import shutil  # a single run put among the jobs: still a sweep folder, not "a folder of single runs"
+
+    one = tool("skillsim", *TINY, f"hydra.run.dir={tmp_path / 'mine'}", cwd=tmp_path)  # not inside: refused
+    assert one.returncode == 0, one.stderr
+    shutil.copytree(tmp_path / "mine", tmp_path / "sw" / "mine")
+    with pytest.raises(rerun_mod.DataError, match="is a sweep folder"):
+        rerun_mod.rerun(tmp_path / "sw")
+    shutil.rmtree(tmp_path / "sw" / "mine")
 
 
 @pytest.fixture(scope="module")

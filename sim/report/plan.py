@@ -64,7 +64,7 @@ TEXT = {
         "md_marginal": "Marginal cost at the chosen mix", "md_per_point": "billion yuan per point",
         "md_method": "Method: {runs} model runs of {agents:,} agents; {unc}. See `skillsim-plan --help`.",
         "unc_joint": "parameter draws, structural inputs and replicates", "unc_rep": "replicates only",
-        "stmt": "The least-cost mix reaching {v} by {y} with probability {c}: {mix}. It costs {cost} billion "
+        "stmt": "The least-cost mix reaching {v} by {y} with probability {c}{within}: {mix}. It costs {cost} billion "
                 "yuan ({funder}) {more} than {the_base} to {y}; P(target met) = {p} [{lo}, {hi}] on {n} fresh "
                 "samples; mean share {share} (5-95%: {q05} to {q95}).",
         "more": "more", "less": "less",
@@ -73,7 +73,8 @@ TEXT = {
                     "on {n} fresh samples.",
         "stmt_none": "No mix within the bounds{budget} reaches {v} by {y} with probability {c}. The best found: "
                      "{mix}, probability {p}, mean share {share}, on {n} {which} samples.",
-        "budget_and": " and budget",
+        "budget_and": " and the budget of {b} billion yuan",
+        "within_budget": " (within the budget of {b} billion yuan)",
     },
     "zh": {
         "traj_title": "{region}：{what}与{base}下的高技能人才占比",
@@ -103,14 +104,15 @@ TEXT = {
         "md_marginal": "选定组合下的边际成本", "md_per_point": "亿元/百分点",
         "md_method": "方法：共{runs}次模拟，每次{agents:,}个主体；{unc}。详见 `skillsim-plan --help`。",
         "unc_joint": "参数抽样、结构性输入与重复运行", "unc_rep": "仅重复运行",
-        "stmt": "以不低于{c}的概率在{y}年达到{v}的最低成本组合：{mix}。相对{base}的{funder}成本累计至{y}年{more}{cost}亿元；"
+        "stmt": "以不低于{c}的概率在{y}年达到{v}的最低成本组合{within}：{mix}。相对{base}的{funder}成本累计至{y}年{more}{cost}亿元；"
                 "达标概率{p} [{lo}, {hi}]（{n}个新样本）；占比均值{share}（5%-95%：{q05}至{q95}）。",
         "stmt_max": "预算{budget}亿元内占比最高的组合：{mix}，{y}年12月占比均值{share}（5%-95%：{q05}至{q95}），"
                     "相对{base}的{funder}成本{more}{cost}亿元（{n}个新样本）。",
         "more": "增加", "less": "减少",
         "stmt_none": "在取值范围{budget}内，没有组合能以{c}的概率在{y}年达到{v}。找到的最佳组合：{mix}，"
                      "概率{p}，占比均值{share}（{n}个{which}样本）。",
-        "budget_and": "和预算",
+        "budget_and": "和{b}亿元预算",
+        "within_budget": "（预算{b}亿元以内）",
     },
 }
 
@@ -157,7 +159,8 @@ def statement(f: dict, lang: str) -> str:
     def money(yuan: float) -> str:
         return f"{yuan / scale:,.2f}"
     if not c["feasible"]:
-        return T["stmt_none"].format(**{**w, "budget": T["budget_and"] if o.get("budget") is not None else "",
+        budget = T["budget_and"].format(b=money(o["budget"])) if o.get("budget") is not None else ""
+        return T["stmt_none"].format(**{**w, "budget": budget,
                                         "mix": _mix_text(c["best_mix"], lang), "p": f"{c['best_probability']:.0%}",
                                         "share": _pct(c["best_mean_share"]),
                                         "n": c.get("best_n_samples", o.get("samples", "?")),  # older folders: search
@@ -171,7 +174,8 @@ def statement(f: dict, lang: str) -> str:
     if c["objective"] == "max_share":
         return T["stmt_max"].format(**fields, budget=money(o["budget"]))
     lo, hi = c["probability_95"]
-    return T["stmt"].format(**fields, p=f"{c['probability']:.0%}", lo=f"{lo:.0%}", hi=f"{hi:.0%}")
+    within = T["within_budget"].format(b=money(o["budget"])) if o.get("budget") is not None else ""
+    return T["stmt"].format(**fields, p=f"{c['probability']:.0%}", lo=f"{lo:.0%}", hi=f"{hi:.0%}", within=within)
 
 
 def _samples(which: str, lang: str) -> str:

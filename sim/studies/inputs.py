@@ -241,11 +241,13 @@ def keys_set(cfg: RunConfig, i: Input) -> set[str]:
     return {k for k in lo if lo[k] != hi.get(k)} | ({i.name} if i.group != "parameters" else set())
 
 
-def warn_fixed_and_varied(cfg: RunConfig, inputs: list[Input], overrides: list[str], prog: str) -> list[str]:
+def warn_fixed_and_varied(cfg: RunConfig, inputs: list[Input], overrides: list[str], prog: str,
+                          nominal: bool = True) -> list[str]:
     """A setting given on the command line that the study also varies (`levers.training.intensity=2` with
-    the levers group on) sets only the nominal point (inputs.csv's `nominal`, the noise runs): every design
-    point varies it over its range. A user who meant it held there got a study that varied it, without a
-    word (a user trial); said in a warning, with how to hold it. Returns the warnings."""
+    the levers group on) sets only the nominal point (`nominal`: sensitivity's inputs.csv and noise runs)
+    or nothing (discovery, which has none): every design point varies it over its range. A user who meant
+    it held there got a study that varied it, without a word (a user trial); said in a warning, with how
+    to hold it. Returns the warnings."""
     import logging
 
     varied: dict[str, Input] = {}
@@ -258,9 +260,10 @@ def warn_fixed_and_varied(cfg: RunConfig, inputs: list[Input], overrides: list[s
         i = varied.get(key.lstrip("+~"))
         if i is None:
             continue
-        said.append(f"{key.lstrip('+~')}={value} sets only the nominal point (inputs.csv, noise.csv): {prog} varies it "
-                    f"over [{i.lo:g}, {i.hi:g}] (input {i.name}, group {i.group}); to hold it at {value}, leave "
-                    f"{i.name} out of the inputs (inputs= without {i.group}, or an inputs_file)")
+        does = "sets only the nominal point (inputs.csv, noise.csv)" if nominal else "has no effect"
+        said.append(f"{key.lstrip('+~')}={value} {does}: {prog} varies it over [{i.lo:g}, {i.hi:g}] at every "
+                    f"design point (input {i.name}, group {i.group}); to hold it at {value}, leave {i.name} out of "
+                    f"the inputs (inputs= without {i.group}, or an inputs_file)")
         logging.getLogger("skillsim").warning("%s", said[-1])
     return said
 

@@ -27,12 +27,14 @@ def key_values(argv: list[str], usage: str, prog: str) -> list[tuple[str, str]]:
                           "(for example my_conf/region/my_city.yaml)")
     pairs = []
     seen: dict[str, str] = {}
-    for a in argv:
+    for n, a in enumerate(argv):
         key, sep, value = a.partition("=")
         if not sep:
-            # `region chongqing`: "region = '' is invalid" named a value the user never gave
-            raise ConfigError("argument", a, f"key=value arguments, such as {a.lstrip('-') or 'KEY'}=VALUE "
-                                             f"(see {prog} --help)")
+            # `region chongqing`: "region = '' is invalid" named a value the user never gave; the two words
+            # as one key=value, if a word follows (`chongqing` alone suggested chongqing=VALUE)
+            after = argv[n + 1] if n + 1 < len(argv) and "=" not in argv[n + 1] else None
+            example = f"{a.lstrip('-')}={after}" if after and a.lstrip("-") else "KEY=VALUE"
+            raise ConfigError("argument", a, f"key=value arguments, such as {example} (see {prog} --help)")
         if key.startswith("-"):  # --samples=4: Hydra's parser named a lexer error
             raise ConfigError(key, value, f"key=value arguments without dashes: {key.lstrip('-')}={value} "
                               f"(see {prog} --help)")

@@ -394,6 +394,11 @@ def trade(run, ok, better, box: Box, best: Evaluation, refine: int, least: bool 
     return best
 
 
+#: marginal_cost.csv's columns, as `marginal` gives them (a fixed list here once dropped the two it gained)
+MARGINAL_COLUMNS = ["lever", "intensity", "step", "gain_from_intensity", "gain_to_intensity", "share_points_per_step",
+                    "cost_per_step", "cost_per_point"]
+
+
 def marginal(run, box: Box, chosen: Evaluation, step: float = 0.1) -> list[dict]:
     """The marginal cost of one more point of share for each free lever at the chosen mix: its
     intensity raised by `step` (or lowered, where a step up would pass its upper bound), on the chosen
@@ -702,9 +707,7 @@ def tables(result: dict, box: Box, opts: dict) -> dict:
            "finalists": pd.DataFrame([row(e) for e in fresh], columns=list(cand.columns)),
            "frontier_probability": pd.DataFrame([row(search[i]) for i in fp], columns=list(cand.columns)),
            "frontier_share": pd.DataFrame([row(search[i]) for i in fs], columns=list(cand.columns)),
-           "marginal_cost": pd.DataFrame(result["marginal"], columns=["lever", "intensity", "step",
-                                                                      "share_points_per_step", "cost_per_step",
-                                                                      "cost_per_point"])}
+           "marginal_cost": pd.DataFrame(result["marginal"], columns=MARGINAL_COLUMNS)}
     chosen = result["chosen"]
     # the mixes are compared on the search samples, so the chosen mix's cost is its cost on those too
     # (its fresh samples cost otherwise: a limit from those admitted mixes 30% dearer than it)

@@ -484,7 +484,9 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
                               f"study reads December {max(years)}, which a run ending earlier does not reach")
     if check is not None:
         check(opts, inputs)
-    warn_fixed_and_varied(cfg, inputs, overrides, f"skillsim-{'sensitivity' if what == 'sensitivity' else 'discover'}")
+    sensitivity = what == "sensitivity"  # discovery has no nominal point: the setting does nothing there
+    warn_fixed_and_varied(cfg, inputs, overrides, "skillsim-sensitivity" if sensitivity else "skillsim-discover",
+                          nominal=sensitivity)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(opts["out"] or f"results/{what}/{stamp}_{cfg.region.name}" + (f"_{opts['method']}" if "method" in opts else ""))
     from .options import check_writable
