@@ -166,3 +166,56 @@ def test_a_calibration_replaces_the_packages_only_when_asked(monkeypatch, tmp_pa
     assert manifest["kind"] == "calibration" and manifest["command"] == ["skillsim-calibrate", *argv]
     assert manifest["options"]["max_evals"] == 2 and len(manifest["package_calibration_before"]["calibration_sha256"]) == 64
     assert verify(out).problems == [] and "fit.csv" in manifest["files"]
+
+
+def test_too_few_members_leave_identification_undetermined():
+    """ensemble=4 labelled four parameters "well" identified that 100 members of the same chains put at
+    "partly" or "weakly" (a user trial): from MIN_MEMBERS on the width is labelled, below it is not."""
+    from sim.studies.posterior import MIN_MEMBERS, identification
+
+    rng = np.random.default_rng(0)
+    prior = rng.uniform(0, 1, (4000, 1))
+    narrow = lambda n: rng.uniform(0.45, 0.55, (n, 1))  # noqa: E731 - a posterior a tenth of the prior's width
+    few = identification(["a"], narrow(4), prior, ess=200.0)
+    assert few["identified"].iloc[0] == f"undetermined (only 4 members; {MIN_MEMBERS} or more give a 90% width)"
+    assert identification(["a"], narrow(MIN_MEMBERS), prior, ess=200.0)["identified"].iloc[0] == "well"
+    assert identification(["a"], narrow(100), prior, ess=5.0)["identified"].iloc[0].startswith("undetermined (effective")
+
+
+def test_a_fit_files_cutoff_is_the_runs_and_a_different_one_is_refused(tmp_path):
+    """`fit=F cutoff=2011` ran on all the targets (F had none) and recorded cutoff 2011 in its manifest; a
+    fit made with a cutoff, given without one, made a hindcast the options did not show (a user trial).
+    A broken fit file is named with what is wrong with it (it said "(KeyError)")."""
+    values = {p.name: (p.lo + p.hi) / 2 for p in cal.FREE}
+    fit = {"values": values, "objective_start": 2.0, "objective": 1.0, "evaluations": 3, "seconds": 1.0,
+           "seeds": [1], "n_agents": 500, "cutoff": None}
+    whole, hind = tmp_path / "whole.json", tmp_path / "hind.json"
+    whole.write_text(json.dumps(fit))
+    hind.write_text(json.dumps({**fit, "cutoff": 2016}))
+    with pytest.raises(ConfigError, match=r"cutoff = 2011 is invalid; allowed: none with fit=.*whole\.json \(that "
+                                          r"fit was made with cutoff=None"):
+        cal.parse_args([f"fit={whole}", "cutoff=2011"])
+    assert cal.parse_args([f"fit={hind}"])["cutoff"] == 2016  # what runs, as the manifest records it
+    assert cal.parse_args([f"fit={hind}", "cutoff=2016"])["cutoff"] == 2016
+    assert cal.parse_args([f"fit={whole}"])["cutoff"] is None
+    with pytest.raises(ConfigError, match="write = 'true' .*cutoff"):  # a hindcast by its fit is no calibration
+        cal.parse_args([f"fit={hind}", "write=true"])
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({k: v for k, v in fit.items() if k != "seeds"}))
+    with pytest.raises(ConfigError, match=r"allowed: an earlier calibration\.json with fitted values \(no 'seeds' in it\)"):
+        cal.parse_args([f"fit={broken}"])
+    with pytest.raises(ConfigError, match=r"\(No such file or directory\)"):
+        cal.parse_args([f"fit={tmp_path / 'none.json'}"])
+
+
+def test_the_log_warns_of_an_emulator_with_too_few_points_or_large_misses():
+    """16 points for 27 coefficients printed R2 1.00 for every target, and errors of 4.5 likelihood sds in
+    the new points passed without a word (a user trial)."""
+    from sim.studies.posterior import emulator_warnings
+
+    (few,) = emulator_warnings(16, 27, [], last=False)
+    assert few.startswith("16 simulated points for the emulator's 27 coefficients")
+    assert emulator_warnings(28, 27, [4.5, 1.2], last=False) == []  # the misses are judged after the last wave
+    (miss,) = emulator_warnings(64, 27, [4.5, 1.2], last=True)
+    assert "missed the last wave's new points by up to 4.5 likelihood sds" in miss
+    assert emulator_warnings(64, 27, [1.5, 1.2], last=True) == []

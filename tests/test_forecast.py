@@ -243,7 +243,7 @@ def test_backtest_rewrites_only_the_table_between_the_markers_of_its_docs_file(t
     assert "old table" not in text and "nat_hs_2021" in text and [p.name for p in tmp_path.iterdir()] == ["model.md"]
 
 
-def test_more_parameter_sets_than_the_ensemble_holds_is_refused_before_any_run(tmp_path, monkeypatch):
+def test_more_parameter_sets_than_the_ensemble_holds_is_refused_before_any_run(tmp_path, monkeypatch, caplog):
     """params=100000 ran the 100 sets the ensemble holds, and labelled the figures with 100000."""
     from sim.errors import ConfigError
     from sim.studies import forecast as fc
@@ -265,6 +265,15 @@ def test_more_parameter_sets_than_the_ensemble_holds_is_refused_before_any_run(t
             backtest.parse([arg])
     with pytest.raises(ConfigError, match="origins = '2016,2016' is invalid; allowed: each origin once"):
         backtest.parse(["origins=2016,2016"])
+    # out= ran into the default folder (skillsim-forecast and -calibrate refuse it), and a key given twice
+    # was taken at its last value without a word (a user trial)
+    with pytest.raises(ConfigError, match=r"out = '' is invalid; allowed: a path \(leave out= out"):
+        backtest.parse(["out="])
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="skillsim"):
+        assert backtest.parse(["origins=2011", "origins=2016"])["origins"] == [2016]
+    assert "origins was given twice (2011, then 2016): origins=2016 is used, the last" in caplog.text
 
 
 def test_report_on_a_backtest_folder_says_what_it_is(tmp_path):

@@ -329,14 +329,35 @@ def calibrate(base: RunConfig, *, n_agents: int = 6000, replicates: int = 2, max
                   time.perf_counter() - t0, seeds, n_agents, cutoff, moments, apply(base, values))
 
 
-def load_fit(base: RunConfig, path: Path) -> Result:
-    """An earlier fit (its calibration.json) as a Result, to re-sample the ensemble without refitting."""
+def _fit_file(path: Path) -> dict:
+    """An earlier calibration.json, read; one line naming what is wrong with it (it named only the
+    exception's type: "(KeyError)")."""
     try:
         info = json.loads(Path(path).read_text(encoding="utf-8"))
-        values = np.array([info["values"][p.name] for p in FREE], dtype=float)
-    except (OSError, ValueError, KeyError) as exc:
-        raise ConfigError("fit", str(path), f"an earlier calibration.json with fitted values ({type(exc).__name__})") \
-            from None
+        if not isinstance(info, dict):
+            raise ValueError("not a JSON object")
+        for p in FREE:
+            float(info["values"][p.name])
+        for key in ("objective_start", "objective", "evaluations", "seconds", "seeds", "n_agents"):
+            info[key]
+        return info
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+    except KeyError as exc:
+        why = f"no {exc.args[0]!r} in it"
+    except (TypeError, ValueError) as exc:
+        why = f"unreadable: {exc}"
+    raise ConfigError("fit", str(path), f"an earlier calibration.json with fitted values ({why})") from None
+
+
+def _fit_cutoff(path: Path) -> int | None:
+    return _fit_file(path).get("cutoff")
+
+
+def load_fit(base: RunConfig, path: Path) -> Result:
+    """An earlier fit (its calibration.json) as a Result, to re-sample the ensemble without refitting."""
+    info = _fit_file(path)
+    values = np.array([info["values"][p.name] for p in FREE], dtype=float)
     cutoff = info.get("cutoff")
     moments = [m for m in national_moments() if cutoff is None or m.year <= cutoff]
     return Result("national", {p.name: float(v) for p, v in zip(FREE, values)}, info["objective_start"],
@@ -488,10 +509,16 @@ def parse_args(argv: list[str]) -> dict:
     out: dict = {"region": "national", "n_agents": 6000, "replicates": 2, "max_evals": 600, "cutoff": None,
                  "out": None, "write": "false", "seed": RunConfig().seed, "draws": 128, "stages": 5, "ensemble": 100,
                  "fit": None}
+    seen: dict[str, str] = {}
     for a in argv:
         key, sep, value = a.partition("=")
         if not sep or key not in known:
             raise ConfigError(key or a, value, "one of " + ", ".join(f"{k}=..." for k in known))
+        if key in seen:  # region=national region=chongqing ran chongqing without a word (the others warn)
+            from ..errors import warn_given_twice
+
+            warn_given_twice(key, seen[key], value)
+        seen[key] = value
         try:
             out[key] = known[key](value)
         except ValueError:
@@ -506,6 +533,13 @@ def parse_args(argv: list[str]) -> dict:
             raise ConfigError(key, out[key], "a path")
     if out["cutoff"] is not None and out["cutoff"] not in (2011, 2016):
         raise ConfigError("cutoff", out["cutoff"], "2011 or 2016 (years with an observed skilled stock)")
+    if out["fit"] is not None:  # the fit's own cutoff is what the ensemble is fitted to (load_fit)
+        fit_cutoff = _fit_cutoff(Path(out["fit"]))
+        if out["cutoff"] is not None and out["cutoff"] != fit_cutoff:  # was ignored, and recorded as used
+            raise ConfigError("cutoff", out["cutoff"], f"{fit_cutoff if fit_cutoff is not None else 'none'} with "
+                              f"fit={out['fit']} (that fit was made with cutoff={fit_cutoff}, which sets the "
+                              "targets the ensemble is fitted to)")
+        out["cutoff"] = fit_cutoff  # the options (manifest.json) say what runs: a fit's cutoff is a hindcast
     if out["write"] not in ("true", "false"):  # "auto", the former default, wrote the package's files itself
         raise ConfigError("write", out["write"], "true or false (true replaces the package's calibration; "
                           "there is no auto)")
@@ -613,8 +647,9 @@ def _run_into(out: Path, args: dict, log) -> None:
         "region": "national", "cutoff": res.cutoff, "values": res.values, "objective_start": res.objective_start,
         "objective": res.objective, "evaluations": res.evaluations, "seconds": res.seconds, "seeds": res.seeds,
         "check_seeds": check_seeds, "n_agents": res.n_agents, "ensemble": post}, indent=2) + "\n", encoding="utf-8")
-    log(f"objective {res.objective_start:.2f} -> {res.objective:.2f} in {res.evaluations} evaluations, "
-        f"{res.seconds:.0f} s; ensemble of {len(members)} sets, effective sample size {ess:.1f}")
+    log(f"{'the earlier fit (fit=): ' if args.get('fit') else ''}objective {res.objective_start:.2f} -> "
+        f"{res.objective:.2f} in {res.evaluations} evaluations, {res.seconds:.0f} s; ensemble of {len(members)} sets drawn from chains whose effective sample size "
+        f"is {ess:.1f}")
     log(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     log(ident.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if res.cutoff is not None:

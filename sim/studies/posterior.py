@@ -100,6 +100,26 @@ def log_likelihood(sim_mean: np.ndarray, observed: np.ndarray, sigma: np.ndarray
     return -0.5 * np.sum((sim_mean - observed) ** 2 / var, axis=1)
 
 
+#: the emulator's error on a wave's new points, in likelihood sds, above which the run is warned of
+EMULATOR_MISS_SDS = 2.0
+
+
+def emulator_warnings(points: int, coefficients: int, misses: list[float], last: bool) -> list[str]:
+    """What a small design leaves unsaid in the log's emulator line (a user trial: 16 points for 27
+    coefficients printed R2 1.00 for every target, an interpolation; a backtest with one point printed R2
+    -7e16; errors of 4.5 likelihood sds in the new points passed without comment): fewer points than
+    coefficients, and, after the last wave, new points missed by more than EMULATOR_MISS_SDS."""
+    out = []
+    if points <= coefficients:
+        out.append(f"{points} simulated points for the emulator's {coefficients} coefficients: it passes through "
+                   "them (its R2 says nothing), and the ensemble follows it; give more draws or stages "
+                   f"(draws x stages above {coefficients})")
+    if last and misses and max(misses) > EMULATOR_MISS_SDS:
+        out.append(f"the emulator missed the last wave's new points by up to {max(misses):.1f} likelihood sds (more "
+                   f"than {EMULATOR_MISS_SDS:g}): the ensemble rests on a poor emulator; give more draws or stages")
+    return out
+
+
 class QuadraticEmulator:
     """The mean simulated moments as a quadratic function of the parameters (least squares, a little
     ridge), fitted to every evaluation so far.
@@ -214,10 +234,10 @@ def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np
     chains, emu = 8, None
     for k in range(stages):
         new_sims = evaluate(design)
-        check = "" if emu is None else (  # the previous emulator against the new points, in likelihood sds
-            "; emulator error in the new points (sd / likelihood sd) " + ", ".join(
-                f"{e:.2f}" for e in (new_sims - emu.predict(design)).std(axis=0)
-                / np.sqrt(sigma**2 + model_var + emu.resid_var)))
+        misses = [] if emu is None else [  # the previous emulator against the new points, in likelihood sds
+            float(e) for e in (new_sims - emu.predict(design)).std(axis=0) / np.sqrt(sigma**2 + model_var + emu.resid_var)]
+        check = ("; emulator error in the new points (sd / likelihood sd) " + ", ".join(f"{e:.2f}" for e in misses)
+                 if misses else "")
         thetas = np.vstack([thetas, design])
         sims = np.vstack([sims, new_sims])
         stage_of = np.concatenate([stage_of, np.full(len(design), k + 1)])
@@ -233,6 +253,8 @@ def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np
         ess = chain_ess(chain, chains)
         log(f"posterior wave {k + 1}: {len(thetas)} simulated points; chain effective sample size {ess:.0f}; "
             f"emulator R2 {', '.join(f'{r:.2f}' for r in emu.r2)}{check}")
+        for line in emulator_warnings(len(thetas), len(emu.coef), misses, k + 1 == stages):
+            log(f"warning: {line}")
         if k + 1 < stages:
             rng = np.random.default_rng(seed + 10 * k + 5)
             pick = chain[rng.choice(len(chain), n_per_stage - n_prior, replace=False)]
@@ -243,11 +265,19 @@ def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np
             "log_weight": log_post(thetas), "emulator_r2": emu.r2, "emulator_resid_sd": np.sqrt(emu.resid_var)}
 
 
+#: members below which a parameter's 90% width is not labelled: the 5% and 95% quantiles of fewer are
+#: the extreme members themselves, or near them
+MIN_MEMBERS = 40
+
+
 def identification(names: list[str], posterior_values: np.ndarray, prior_values: np.ndarray,
                    ess: float = float("inf")) -> pd.DataFrame:
     """Posterior against prior 90% width per parameter (natural scale); undetermined when the
-    effective sample size is too small to tell."""
+    effective sample size is too small to tell, or the members too few for a 90% width (ensemble=4 labelled
+    four parameters "well" identified that 100 members of the same chains put at "partly" or "weakly",
+    a user trial)."""
     rows = []
+    few = len(posterior_values) < MIN_MEMBERS
     for j, name in enumerate(names):
         post = np.quantile(posterior_values[:, j], [0.05, 0.5, 0.95])
         prior = np.quantile(prior_values[:, j], [0.05, 0.95])
@@ -256,6 +286,8 @@ def identification(names: list[str], posterior_values: np.ndarray, prior_values:
                      "posterior_q95": post[2], "prior_q05": prior[0], "prior_q95": prior[1],
                      "width_ratio": width_ratio,
                      "identified": ("undetermined (effective sample size below 10)" if ess < 10 else
+                                    f"undetermined (only {len(posterior_values)} members; {MIN_MEMBERS} or more give "
+                                    "a 90% width)" if few else
                                     "well" if width_ratio < 0.33 else "partly" if width_ratio < 0.75 else "weakly")})
     return pd.DataFrame(rows)
 
