@@ -51,7 +51,7 @@ ENSEMBLE_METRICS = ("high_skill_share", "income_mean", "income_median")
 QUANTILES = {"q05": 0.05, "q25": 0.25, "median": 0.5, "q75": 0.75, "q95": 0.95}
 TABLES = ("runs.csv", "ensemble.csv", "effects.csv", "series_long.parquet", "series_long.csv")
 STATUSES = ("ok", "failed", "running", "missing")
-NO_EFFECTS = ("effects.csv not written: the sweep has a single setting (only replicate/seed vary), "
+NO_EFFECTS = ("effects.csv not written: the sweep has a single setting (only replicate, seed or draw vary), "
               "so there is no other setting to compare with a baseline")
 
 
@@ -291,7 +291,7 @@ def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | Non
         return None
     if baseline and not settings:
         raise ConfigError("baseline", baseline, "no baseline: this sweep has a single setting (only "
-                          "replicate/seed vary), so there is nothing to compare")
+                          "replicate, seed or draw vary), so there is nothing to compare")
     if not settings:
         return None
     if baseline:

@@ -640,3 +640,20 @@ def test_a_bad_values_allowed_range_is_said_in_chinese_where_the_words_are_the_c
     for en, zh in cases.items():
         assert app.error_text(ConfigError("k", 0, en), "zh") == f"配置错误：k = 0 无效；允许：{zh}"
         assert app.error_text(ConfigError("k", 0, en), "en").endswith(f"allowed: {en}")
+
+
+def test_a_first_view_beyond_the_memory_limit_is_refused_before_the_server_starts(tmp_path, monkeypatch, capsys):
+    """--n-agents 100000000 started the server, whose page then refused the view (a user trial)."""
+    import argparse
+
+    from sim.explorer import cli, engine
+
+    monkeypatch.setattr(engine, "memory_limit_gb", lambda: 0.5)  # the same on any machine
+    args = argparse.Namespace(region="chongqing", n_agents=5_000_000, replicates=2, end_year=2027)
+    with pytest.raises(SystemExit) as exc:
+        cli.refuse_a_first_view_too_big(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1, err
+    assert err[0].startswith("skillsim-explore: --n-agents 5000000 is invalid; allowed: a size that fits in memory "
+                             "(this one needs about ") and err[0].endswith("the explorer allows 0.5 GB)"), err
+    cli.refuse_a_first_view_too_big(argparse.Namespace(**{**vars(args), "n_agents": 1000}))  # fits: nothing said

@@ -241,6 +241,14 @@ def test_backtest_rewrites_only_the_table_between_the_markers_of_its_docs_file(t
     text = docs.read_text(encoding="utf-8")
     assert text.startswith(f"before\n{backtest.DOC_BEGIN}\n| origin") and text.endswith(f"{backtest.DOC_END}\nafter\n")
     assert "old table" not in text and "nat_hs_2021" in text and [p.name for p in tmp_path.iterdir()] == ["model.md"]
+    # which run made it, under the table: a quick run's rows replaced the published ones without a word
+    opts = backtest.parse(["origins=2016", "params=4", "structural=2", "forecast_agents=2000"])
+    caption = backtest.made_by(["origins=2016", "params=4", f"docs={docs}"], opts, "2026-12-06T22:30:00")
+    assert caption == ("*Made by `skillsim-backtest origins=2016 params=4` (2026-12-06): origins 2016; each a "
+                       "calibration of 6,000 agents, then 4 parameter sets x 2 structural points x 2 replicates of "
+                       "2,000 agents.*")
+    backtest.write_docs(docs, table, caption)
+    assert docs.read_text(encoding="utf-8").endswith(f" |\n\n{caption}\n{backtest.DOC_END}\nafter\n")
 
 
 def test_more_parameter_sets_than_the_ensemble_holds_is_refused_before_any_run(tmp_path, monkeypatch, caplog):

@@ -102,8 +102,22 @@ def setup(args: argparse.Namespace) -> None:
 
     offline_environment()
     use_cache_dir(args.cache_dir)
+    refuse_a_first_view_too_big(args)
     os.environ[VIEW_ENV] = json.dumps({"region": args.region, "n_agents": args.n_agents,
                                        "replicates": args.replicates, "end_year": args.end_year})
+
+
+def refuse_a_first_view_too_big(args: argparse.Namespace) -> None:
+    """--n-agents beyond the explorer's memory limit started the server, whose page then refused it (a
+    user trial): refused here, in one line, as the other first-view values are (after use_cache_dir:
+    composing the view's config is the first thing that may write a cache)."""
+    from .engine import TooBig, check
+
+    try:
+        check(View(region=args.region, n_agents=args.n_agents, replicates=args.replicates, end_year=args.end_year))
+    except TooBig as exc:
+        print(f"skillsim-explore: --n-agents {args.n_agents} is invalid; allowed: {exc.allowed}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def page_url(host: str, port: int) -> str:

@@ -132,12 +132,23 @@ def check_docs(path: Path) -> str:
     return text
 
 
-def write_docs(path: Path, table: pd.DataFrame) -> None:
-    """The table between the markers, the file replaced whole (a reader never sees half of it)."""
+def made_by(argv: list[str], opts: dict, started: str) -> str:
+    """The line under the docs table that says which run made it: a quick run's rows replaced the
+    published ones under prose that described another budget, and said nothing of it (a user trial)."""
+    return (f"*Made by `skillsim-backtest{''.join(' ' + a for a in argv if not a.startswith('docs='))}` "
+            f"({started[:10]}): origins {', '.join(map(str, opts['origins']))}; each a calibration of "
+            f"{opts['n_agents']:,} agents, then {opts['params']} parameter sets x {opts['structural']} structural "
+            f"points x {opts['forecast_replicates']} replicates of {opts['forecast_agents']:,} agents.*")
+
+
+def write_docs(path: Path, table: pd.DataFrame, caption: str = "") -> None:
+    """The table between the markers, with `caption` (made_by) under it; the file replaced whole (a reader
+    never sees half of it)."""
     text = check_docs(path)
     head, rest = text.split(DOC_BEGIN, 1)
     _, tail = rest.split(DOC_END, 1)
-    replace_text(path, f"{head}{DOC_BEGIN}\n{markdown_table(table)}\n{DOC_END}{tail}")
+    below = f"\n{caption}\n" if caption else ""
+    replace_text(path, f"{head}{DOC_BEGIN}\n{markdown_table(table)}\n{below}{DOC_END}{tail}")
 
 
 def parse(argv: list[str]) -> dict:
@@ -236,7 +247,7 @@ def run(argv: list[str]) -> Path:
     log(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     log(f"wrote {out / 'backtest.csv'}")
     if opts["docs"]:
-        write_docs(Path(opts["docs"]), table)
+        write_docs(Path(opts["docs"]), table, made_by(argv, opts, started))
         log(f"wrote the table into {opts['docs']} (section 11)")
     return out
 
