@@ -40,6 +40,10 @@ def test_calibration_improves_the_objective_on_a_tiny_budget(tmp_path):
     fit = (out / "fit.csv").read_text()
     for rid in ("nat_hs_2011", "nat_hs_2016", "nat_hs_2021", "nat_mix_2021_L3", "nat_cert_flow"):
         assert rid in fit
+    table = pd.read_csv(out / "fit.csv")  # z's scale is in the folder (it was in neither it nor its manifest)
+    np.testing.assert_allclose(table["z"], table["gap"] / table["sigma"], rtol=1e-12)
+    assert table.set_index("target").loc["nat_hs_2021", "sigma"] == {m.id: m for m in cal.national_moments()}[
+        "nat_hs_2021"].sigma
     assert (out / "wage_ladder.csv").exists()
 
 

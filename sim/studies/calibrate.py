@@ -373,7 +373,8 @@ def fit_table(cfg: RunConfig, moments: list[Moment], seeds: list[int], fitted: s
         rows.append({"target": m.id, "what": m.label, "kind": "hard" if m.hard else "soft",
                      "used_in_fit": m.id in fitted, "observed": m.value, "model_mean": sim[:, j].mean(),
                      "model_sd": sim[:, j].std(ddof=1) if len(seeds) > 1 else float("nan"),
-                     "gap": sim[:, j].mean() - m.value, "z": (sim[:, j].mean() - m.value) / m.sigma})
+                     "gap": sim[:, j].mean() - m.value, "sigma": m.sigma,  # z's scale, in the folder itself
+                     "z": (sim[:, j].mean() - m.value) / m.sigma})
     return pd.DataFrame(rows)
 
 
