@@ -314,6 +314,9 @@ def choose_baseline(runs: pd.DataFrame, settings: list[str], baseline: str | Non
             for k, v in want.items():  # the combination, in any job (a sweep that is no grid ran some only)
                 ran = ran[matches(ran[k], v)]
             if ran.empty:  # no job of the sweep has it (a misspelt value): the user's mistake, not the sweep's state
+                if all(matches(runs[k], v).any() for k, v in want.items()):  # each value ran, not together
+                    combos = list(dict.fromkeys(",".join(f"{k}={r[k]}" for k in want) for _, r in runs.iterrows()))
+                    have = "; ".join(combos[:8]) + (f"; and {len(combos) - 8} more" if len(combos) > 8 else "")
                 raise ConfigError("baseline", baseline, f"a setting the sweep ran ({have})")
             raise DataError(f"baseline {baseline!r}: no finished job has that setting (finished: {have})")
         return {k: match.iloc[0][k] for k in settings}

@@ -164,7 +164,7 @@ def with_calibrated(cfg, values: dict[str, Any], given: list[str] = ()):
     values were the prior's)."""
     import numpy as np
 
-    from .config import ASSUMED, _float_text, validate
+    from .config import _float_text, validate
     from .errors import ConfigError
     from .studies.calibrate import FREE
     from .studies.inputs import Input, configure
@@ -175,13 +175,8 @@ def with_calibrated(cfg, values: dict[str, Any], given: list[str] = ()):
     if cfg.draw is not None:
         raise ConfigError(name, values[name], f"not with draw={cfg.draw}: a draw sets every calibrated parameter "
                                               "(give one or the other)")
-    for key in given:
-        clash = [a for a in ASSUMED if a == key or a.startswith(key + ".") or key.startswith(a + ".")]
-        if clash:
-            raise ConfigError(name, values[name], f"not with {key} given too: the calibrated parameters by name "
-                                                  f"start from the prior values of {', '.join(clash)} (give the "
-                                                  "key's values or the names, not both)")
     free = {p.name: p for p in FREE}
+    _refuse_what_the_names_would_drop(cfg, name, values[name], list(values), given)
     inputs, x = [], []
     for name, value in values.items():
         p = free[name]
@@ -195,21 +190,75 @@ def with_calibrated(cfg, values: dict[str, Any], given: list[str] = ()):
     return validate(configure(cfg, inputs, np.array(x)))
 
 
+def _refuse_what_the_names_would_drop(cfg, name: str, value: Any, names: list[str], given) -> None:
+    """Setting calibrated parameters by name starts from the prior values of the calibrated fields and
+    keeps the others at what cfg runs with (sim.studies.inputs.configure). A field cfg holds that this
+    round trip does not give back (pass_prob given whole, of which the names keep three values; months to
+    mastery beside mastery_scale) would be dropped without a word (two reviews): refused, naming it. The
+    round trip puts each name at the value cfg already has, so only what the names cannot express shows."""
+    import numpy as np
+
+    from .config import ASSUMED
+    from .errors import ConfigError
+    from .studies.calibrate import FREE
+    from .studies.inputs import Input, configure, fitted_values
+
+    free = {p.name: p for p in FREE}
+    now = fitted_values(cfg)
+    inputs = [Input(n, min(free[n].lo, now[n]), max(free[n].hi, now[n]) + 1e-9, "parameters") for n in names]
+    probe = configure(cfg, inputs, np.array([now[n] for n in names]))
+
+    def get(c, key):
+        for part in key.split("."):
+            c = getattr(c, part)
+        return np.asarray(c, dtype=float)
+
+    for key in ASSUMED:
+        was, back = get(cfg, key), get(probe, key)
+        # the calibration's files hold 6 decimals, the scaled months 3: a round trip moves them that much
+        tol = (1e-3 if key == "behaviour.mastery_months" else 2e-6) * max(1.0, float(np.max(np.abs(was))))
+        if was.shape != back.shape or np.max(np.abs(was - back)) > tol:
+            how = "given" if any(k == key or key.startswith(k + ".") for k in given) else "in the config"
+            raise ConfigError(name, value, f"not with {key} = {was.tolist()} {how}: the calibrated parameters by name "
+                                           f"set it from its prior value ({back.tolist()} at this config's values "
+                                           "of them); give the key's values or the names, not both")
+
+
 def _given_once(params: dict[str, Any]) -> None:
     """A setting given twice, by its keyword and by its config key (training_intensity=3 and
     levers.training.intensity=2), or the same key twice: the one given last won without a word (a user
     trial, easy with EMA's constants beside its levers); refused as overrides=[...] refuses it."""
     from .errors import ConfigError
 
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, Any]] = {}
     for name, value in params.items():
         if value is None:
             continue
         key = PARAMETERS.get(name, name)
-        for other in seen:  # the same key, or a node holding it (levers.training={intensity: 2})
-            if other == key or other.startswith(key + ".") or key.startswith(other + "."):
-                raise ConfigError(name, value, f"given once: {seen[other]} also sets {other}; drop one of them")
-        seen[key] = name
+        for other, (other_name, other_value) in seen.items():  # the same key, or a node holding it
+            if _overlap(key, value, other, other_value):
+                raise ConfigError(name, value, f"given once: {other_name} also sets {other}; drop one of them")
+        seen[key] = (name, value)
+
+
+def _overlap(key: str, value: Any, other: str, other_value: Any) -> bool:
+    """Whether setting `key` to `value` and `other` to `other_value` set the same field: the same key, or
+    one a node (a mapping) that holds the other (levers.training={intensity: 2} beside
+    levers.training.intensity; not levers.training={enabled: true})."""
+    def holds(node: Any, path: str) -> bool:
+        for part in path.split("."):
+            if not (isinstance(node, dict) or hasattr(node, "keys")) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+    if key == other:
+        return True
+    if other.startswith(key + "."):
+        return holds(value, other[len(key) + 1:])
+    if key.startswith(other + "."):
+        return holds(other_value, key[len(other) + 1:])
+    return False
 
 
 def compose(region: str | None = None, scenario: str | None = None, overrides: list[str] | tuple = (),
@@ -244,8 +293,10 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
     structural, values = _split(lines)
     for name, value in params.items():  # the same key twice: which one wins would be a silent choice
         key = PARAMETERS.get(name, name)
-        if value is not None and key in dict(values):
-            raise ConfigError(name, value, f"given once: overrides also set {key}; drop one of them")
+        for other, other_value in values:
+            if value is not None and _overlap(key, value, other, other_value):
+                raise ConfigError(name, value, f"given once: overrides also set {max(key, other, key=len)}; "
+                                               "drop one of them")
     data = copy.deepcopy(_composed(structural))
     for key, value in values:
         _set(data, key, value)

@@ -111,11 +111,17 @@ def test_a_setting_given_by_its_keyword_and_its_config_key_is_refused(given):
 
 
 def test_a_node_holding_a_keyword_setting_is_refused_beside_it():
-    """levers.training={intensity: 2} beside training_intensity=3: the one given last won (a review)."""
+    """levers.training={intensity: 2} beside training_intensity=3: the one given last won (a review), as
+    keywords or one of them in overrides; a node that does not hold the setting is no clash."""
     for given in ({"training_intensity": 3, "levers.training": {"intensity": 2}},
                   {"levers.training": {"intensity": 2}, "training_intensity": 3}):
         with pytest.raises(ConfigError, match="given once"):
             compose(**given)
+    for overrides, given in ((["levers.training={intensity:2}"], {"training_intensity": 3}),
+                             (["levers.training.intensity=2"], {"levers.training": {"intensity": 3}})):
+        with pytest.raises(ConfigError, match=r"given once: overrides also set levers\.training\.intensity"):
+            compose(overrides=overrides, **given)
+    assert compose(training_intensity=2, **{"levers.training": {"enabled": True}}).levers.training.intensity == 2
 
 
 def test_a_misspelt_keyword_gets_the_same_line_with_the_nearest_from_simulate_and_workforce_model():
@@ -344,16 +350,24 @@ def test_calibrated_parameters_by_their_study_names_set_what_a_study_point_sets(
     with pytest.raises(ConfigError, match="did you mean mastery_scale"):
         compose(mastery_scal=1.2)
     assert compose(mastery_scale="1.2") == compose(mastery_scale=1.2)  # as a setting's number written as text
-    # a calibrated field given whole beside a name: setting the names starts from the prior's values, which
-    # dropped part of the list the user gave without a word (a review: two of pass_prob's five values)
+    # a calibrated field the names cannot give back: setting them starts from the prior's values, which
+    # dropped part of a list the user gave without a word (two reviews: two of pass_prob's five values), in
+    # the call or in the config given
     for given, clash in ((["behaviour.pass_prob=[0.9,0.9,0.9,0.5,0.5]"], "behaviour.pass_prob"),
-                         (["behaviour={turnover_level_factor:[1.5,1.2,1.0,0.5,0.5,0.5,0.5,0.5]}"], "behaviour")):
-        with pytest.raises(ConfigError, match=rf"mastery_scale = 1\.2 is invalid; allowed: not with {clash} given too"):
+                         (["behaviour={turnover_level_factor:[1.5,1.2,1.0,0.5,0.5,0.5,0.5,0.5]}"],
+                          "behaviour.turnover_level_factor")):
+        with pytest.raises(ConfigError, match=rf"mastery_scale = 1\.2 is invalid; allowed: not with {clash} = .* "
+                                              r"given: the calibrated parameters by name set it from its prior value"):
             compose(overrides=given, mastery_scale=1.2)
-    with pytest.raises(ConfigError, match=r"sit_rate_low = 0\.1 is invalid; allowed: not with "
-                                          r"behaviour\.turnover_level_factor given too"):
-        WorkforceModel(sit_rate_low=0.1, **{"behaviour.turnover_level_factor": [1.5, 1.2, 1, 0.5, 0.5, 0.5, 0.5, 0.5]})
+    with pytest.raises(ConfigError, match=r"sit_rate_apprentice = 0\.4 is invalid; allowed: not with "
+                                          r"behaviour\.sit_rate = \[0\.5, 0\.1, 0\.2, 0\.05, 0\.04\] in the config"):
+        WorkforceModel(compose(overrides=["behaviour.sit_rate=[0.5,0.1,0.2,0.05,0.04]"]), sit_rate_apprentice=0.4)
+    with pytest.raises(ConfigError, match=r"not with behaviour\.mastery_months = \[1\.0, 2\.0, 3\.0, 4\.0, 5\.0\] given"):
+        compose(mastery_scale=1.2, **{"behaviour.mastery_months": [1, 2, 3, 4, 5]})
+    # what the names give back, or do not touch, is kept: no refusal (a review: these were refused)
     assert compose(mastery_scale=1.2, **{"behaviour.aptitude_sd": 0.3}).behaviour.aptitude_sd == 0.3  # not calibrated
+    assert compose(mastery_scale=1.2, **{"behaviour.initial_progress_scale": 0.5}).behaviour.initial_progress_scale == 0.5
+    assert compose(mastery_scale=1.2, **{"levers.studio": {"intensity": 2.0}}).levers.studio.intensity == 2.0
 
 
 def test_the_readme_lists_every_calibrated_parameter_with_its_bounds():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -196,14 +197,26 @@ def test_a_fit_files_cutoff_is_the_runs_and_a_different_one_is_refused(tmp_path)
     whole, hind = tmp_path / "whole.json", tmp_path / "hind.json"
     whole.write_text(json.dumps(fit))
     hind.write_text(json.dumps({**fit, "cutoff": 2016}))
-    with pytest.raises(ConfigError, match=r"cutoff = 2011 is invalid; allowed: none with fit=.*whole\.json \(that "
-                                          r"fit was made with cutoff=None"):
+    with pytest.raises(ConfigError, match=r"cutoff = 2011 is invalid; allowed: no cutoff with fit=.*whole\.json "
+                                          r"\(that fit was made with no cutoff, which sets"):
         cal.parse_args([f"fit={whole}", "cutoff=2011"])
     assert cal.parse_args([f"fit={hind}"])["cutoff"] == 2016  # what runs, as the manifest records it
     assert cal.parse_args([f"fit={hind}", "cutoff=2016"])["cutoff"] == 2016
     assert cal.parse_args([f"fit={whole}"])["cutoff"] is None
-    with pytest.raises(ConfigError, match="write = 'true' .*cutoff"):  # a hindcast by its fit is no calibration
+    with pytest.raises(ConfigError, match=r"write = 'true' is invalid; allowed: false with cutoff=2016 \(the "
+                                          r"cutoff of fit=.*hind\.json\)"):  # a hindcast by its fit is no calibration
         cal.parse_args([f"fit={hind}", "write=true"])
+    # a fit file's values are checked before the run: a cutoff written "2016" crashed it after the fit table,
+    # seeds [] failed in the ensemble; chongqing's check reads no fit file
+    for bad, says in (({"cutoff": "2016"}, "cutoff is '2016', not null, 2011 or 2016"),
+                      ({"cutoff": True}, "cutoff is True"), ({"cutoff": 2021}, "cutoff is 2021"),
+                      ({"seeds": []}, "seeds is [], not a list of integers"),
+                      ({"n_agents": None}, "n_agents is None, not an integer >= 1")):
+        odd = tmp_path / "odd.json"
+        odd.write_text(json.dumps({**fit, **bad}))
+        with pytest.raises(ConfigError, match=re.escape(f"with fitted values ({says}")):
+            cal.parse_args([f"fit={odd}"])
+    assert cal.parse_args(["region=chongqing", f"fit={odd}"])["cutoff"] is None
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({k: v for k, v in fit.items() if k != "seeds"}))
     with pytest.raises(ConfigError, match=r"allowed: an earlier calibration\.json with fitted values \(no 'seeds' in it\)"):
@@ -221,5 +234,5 @@ def test_the_log_warns_of_an_emulator_with_too_few_points_or_large_misses():
     assert few.startswith("16 simulated points for the emulator's 27 coefficients")
     assert emulator_warnings(28, 27, [4.5, 1.2], last=False) == []  # the misses are judged after the last wave
     (miss,) = emulator_warnings(64, 27, [4.5, 1.2], last=True)
-    assert "missed the last wave's new points by up to 4.5 likelihood sds" in miss
+    assert "errors in the last wave's new points reach 4.5 likelihood sds (root mean square" in miss
     assert emulator_warnings(64, 27, [1.5, 1.2], last=True) == []

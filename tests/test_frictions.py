@@ -57,7 +57,8 @@ def test_baseline_that_matches_nothing_names_what_there_is():
         choose_baseline(_runs([1, 0, 2]), ["levers.training.intensity"], "levers.training.intensity=3")
     # a combination no job ran, though each value is in some job (an Optuna sweep, not a grid): the same
     pair = pd.DataFrame({"status": "ok", "a": [0, 1], "b": [0, 1], "replicate": 0, "job_num": [0, 1]})
-    with pytest.raises(ConfigError, match=r"baseline = 'a=0,b=1' is invalid; allowed: a setting the sweep ran"):
+    with pytest.raises(ConfigError, match=r"baseline = 'a=0,b=1' is invalid; allowed: a setting the sweep ran "
+                                          r"\(a=0,b=0; a=1,b=1\)"):  # the combinations, not each key's values
         choose_baseline(pair, ["a", "b"], "a=0,b=1")
     runs = _runs([1, 0, 2, 3]).assign(status=["ok", "ok", "ok", "failed"])
     with pytest.raises(DataError, match=r"no finished job has that setting \(finished: levers.training.intensity: 1, 0, 2"):

@@ -1226,14 +1226,15 @@ def test_a_setting_the_study_also_varies_is_said_to_set_only_the_nominal_point(c
     with caplog.at_level(logging.WARNING, logger="skillsim"):
         said = warn_fixed_and_varied(cfg, inputs, given, "skillsim-sensitivity")
     assert [s.split(" ")[0] for s in said] == given[:3]
-    assert said[0] == ("levers.training.intensity=2 sets only the nominal point (inputs.csv, noise.csv): "
-                       "skillsim-sensitivity varies it over [0, 3] at every design point (input "
-                       "levers.training.intensity, group levers); to hold it at 2, leave levers.training.intensity "
-                       "out of the inputs (inputs= without levers, or an inputs_file)")
-    # discovery has no nominal point: there the setting does nothing (a review)
+    assert said[0] == ("levers.training.intensity=2 sets the nominal point (inputs.csv, noise.csv) only: "
+                       "skillsim-sensitivity sets it at every design point through input levers.training.intensity, "
+                       "varied over [0, 3] (group levers); to hold it at 2, leave levers.training.intensity out of "
+                       "the inputs (inputs= without levers, or an inputs_file)")
+    # discovery has no nominal point: there the setting is overridden everywhere (a review)
     (found,) = warn_fixed_and_varied(cfg, inputs, given[:1], "skillsim-discover", nominal=False)
-    assert found.startswith("levers.training.intensity=2 has no effect: skillsim-discover varies it over [0, 3]")
-    assert "(input mastery_scale, group parameters)" in said[2]
+    assert found.startswith("levers.training.intensity=2 is overridden: skillsim-discover sets it at every design "
+                            "point through input levers.training.intensity")
+    assert "sets it, in whole or in part, at every design point through input mastery_scale" in said[2]
     assert [r.getMessage() for r in caplog.records][:3] == said
     # with the levers left out, training's intensity is a plain setting: nothing said of it
     assert warn_fixed_and_varied(cfg, choose(cfg, ("parameters",), []), given[:1], "skillsim-sensitivity") == []

@@ -337,16 +337,26 @@ def _fit_file(path: Path) -> dict:
         if not isinstance(info, dict):
             raise ValueError("not a JSON object")
         for p in FREE:
-            float(info["values"][p.name])
-        for key in ("objective_start", "objective", "evaluations", "seconds", "seeds", "n_agents"):
+            value = info["values"][p.name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"values.{p.name} is {value!r}, not a number")
+        for key in ("objective_start", "objective", "evaluations", "seconds"):
             info[key]
+        seeds, n_agents, cutoff = info["seeds"], info["n_agents"], info.get("cutoff")
+        if not (isinstance(seeds, list) and seeds and all(isinstance(x, int) and not isinstance(x, bool) for x in seeds)):
+            raise ValueError(f"seeds is {seeds!r}, not a list of integers")
+        if isinstance(n_agents, bool) or not isinstance(n_agents, int) or n_agents < 1:
+            raise ValueError(f"n_agents is {n_agents!r}, not an integer >= 1")
+        if cutoff is not None and (isinstance(cutoff, bool) or cutoff not in (2011, 2016)):
+            raise ValueError(f"cutoff is {cutoff!r}, not null, 2011 or 2016")  # "2016" crashed the run
         return info
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
     except KeyError as exc:
         why = f"no {exc.args[0]!r} in it"
     except (TypeError, ValueError) as exc:
-        why = f"unreadable: {exc}"
+        why = str(exc) if isinstance(exc, ValueError) and not isinstance(exc, json.JSONDecodeError) else \
+            f"unreadable: {exc}"
     raise ConfigError("fit", str(path), f"an earlier calibration.json with fitted values ({why})") from None
 
 
@@ -534,18 +544,23 @@ def parse_args(argv: list[str]) -> dict:
             raise ConfigError(key, out[key], "a path")
     if out["cutoff"] is not None and out["cutoff"] not in (2011, 2016):
         raise ConfigError("cutoff", out["cutoff"], "2011 or 2016 (years with an observed skilled stock)")
-    if out["fit"] is not None:  # the fit's own cutoff is what the ensemble is fitted to (load_fit)
-        fit_cutoff = _fit_cutoff(Path(out["fit"]))
+    from_fit = False
+    if out["fit"] is not None and out["region"] == "national":  # the fit's own cutoff is what the ensemble is
+        fit_cutoff = _fit_cutoff(Path(out["fit"]))  # fitted to (load_fit); chongqing's check reads no fit
         if out["cutoff"] is not None and out["cutoff"] != fit_cutoff:  # was ignored, and recorded as used
-            raise ConfigError("cutoff", out["cutoff"], f"{fit_cutoff if fit_cutoff is not None else 'none'} with "
-                              f"fit={out['fit']} (that fit was made with cutoff={fit_cutoff}, which sets the "
+            raise ConfigError("cutoff", out["cutoff"], f"{'no cutoff' if fit_cutoff is None else fit_cutoff} with "
+                              f"fit={out['fit']} (that fit was made with "
+                              f"{'no cutoff' if fit_cutoff is None else f'cutoff={fit_cutoff}'}, which sets the "
                               "targets the ensemble is fitted to)")
+        from_fit = out["cutoff"] is None and fit_cutoff is not None
         out["cutoff"] = fit_cutoff  # the options (manifest.json) say what runs: a fit's cutoff is a hindcast
     if out["write"] not in ("true", "false"):  # "auto", the former default, wrote the package's files itself
         raise ConfigError("write", out["write"], "true or false (true replaces the package's calibration; "
                           "there is no auto)")
     if out["write"] == "true" and out["cutoff"] is not None:  # a hindcast is not the package's calibration
-        raise ConfigError("write", out["write"], "false with cutoff= (a hindcast's fit is not the package's calibration)")
+        raise ConfigError("write", out["write"], f"false with cutoff={out['cutoff']}"
+                          + (f" (the cutoff of fit={out['fit']})" if from_fit else "")
+                          + " (a hindcast's fit is not the package's calibration)")
     if out["write"] == "true" and out["region"] == "chongqing":  # exited 0, the package's files untouched
         raise ConfigError("write", out["write"], "false with region=chongqing (a check of the national fit, which "
                           "fits nothing; write=true belongs to region=national)")

@@ -260,10 +260,11 @@ def warn_fixed_and_varied(cfg: RunConfig, inputs: list[Input], overrides: list[s
         i = varied.get(key.lstrip("+~"))
         if i is None:
             continue
-        does = "sets only the nominal point (inputs.csv, noise.csv)" if nominal else "has no effect"
-        said.append(f"{key.lstrip('+~')}={value} {does}: {prog} varies it over [{i.lo:g}, {i.hi:g}] at every "
-                    f"design point (input {i.name}, group {i.group}); to hold it at {value}, leave {i.name} out of "
-                    f"the inputs (inputs= without {i.group}, or an inputs_file)")
+        does = "sets the nominal point (inputs.csv, noise.csv) only" if nominal else "is overridden"
+        part = "it, in whole or in part," if i.group == "parameters" else "it"  # sit_rate_low: two of five values
+        said.append(f"{key.lstrip('+~')}={value} {does}: {prog} sets {part} at every design point through input "
+                    f"{i.name}, varied over [{i.lo:g}, {i.hi:g}] (group {i.group}); to hold it at {value}, leave "
+                    f"{i.name} out of the inputs (inputs= without {i.group}, or an inputs_file)")
         logging.getLogger("skillsim").warning("%s", said[-1])
     return said
 

@@ -115,8 +115,9 @@ def emulator_warnings(points: int, coefficients: int, misses: list[float], last:
                    "them (its R2 says nothing), and the ensemble follows it; give more draws or stages "
                    f"(draws x stages above {coefficients})")
     if last and misses and max(misses) > EMULATOR_MISS_SDS:
-        out.append(f"the emulator missed the last wave's new points by up to {max(misses):.1f} likelihood sds (more "
-                   f"than {EMULATOR_MISS_SDS:g}): the ensemble rests on a poor emulator; give more draws or stages")
+        out.append(f"the emulator's errors in the last wave's new points reach {max(misses):.1f} likelihood sds (root "
+                   f"mean square, more than {EMULATOR_MISS_SDS:g}): the ensemble rests on a poor emulator; give more "
+                   "draws or stages")
     return out
 
 
@@ -234,9 +235,11 @@ def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np
     chains, emu = 8, None
     for k in range(stages):
         new_sims = evaluate(design)
-        misses = [] if emu is None else [  # the previous emulator against the new points, in likelihood sds
-            float(e) for e in (new_sims - emu.predict(design)).std(axis=0) / np.sqrt(sigma**2 + model_var + emu.resid_var)]
-        check = ("; emulator error in the new points (sd / likelihood sd) " + ", ".join(f"{e:.2f}" for e in misses)
+        # the previous emulator against the new points: the root mean square of its errors, in likelihood sds
+        # (their standard deviation, as before, said nothing of a bias common to every new point)
+        misses = [] if emu is None else [float(e) for e in np.sqrt(np.mean((new_sims - emu.predict(design)) ** 2, axis=0))
+                                          / np.sqrt(sigma**2 + model_var + emu.resid_var)]
+        check = ("; emulator error in the new points (rms / likelihood sd) " + ", ".join(f"{e:.2f}" for e in misses)
                  if misses else "")
         thetas = np.vstack([thetas, design])
         sims = np.vstack([sims, new_sims])
