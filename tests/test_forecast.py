@@ -306,7 +306,7 @@ def test_backtest_pipeline_on_a_tiny_budget(tmp_path):
     from sim.verify import verify
 
     report = verify(out)
-    assert report.problems == [] and report.files == 8
+    assert report.problems == [] and report.files == 9
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["kind"] == "backtest" and "origin_2016/calibration.json" in manifest["files"]
     # what the origin ran: its cut history and growth range (an academic could not tell from the folder)
@@ -319,6 +319,12 @@ def test_backtest_pipeline_on_a_tiny_budget(tmp_path):
     row = table[table["target"] == "nat_hs_2021"].iloc[0]
     assert row["naive_last"] == pytest.approx(0.290) and row["observed"] == pytest.approx(0.300)
     assert row["q05"] <= row["median"] <= row["q95"] and row["crps"] >= 0
+    # every score recomputed from the runs' values the folder keeps (origin_YEAR/scored.csv)
+    scored = pd.read_csv(out / "origin_2016" / "scored.csv")
+    for _, r in table.iterrows():
+        sample = scored[scored["target"] == r["target"]]["value"].to_numpy()
+        assert sample.size == r["n"] and backtest.crps(sample, r["observed"]) == pytest.approx(r["crps"], rel=1e-12)
+        assert np.quantile(sample, 0.05) == pytest.approx(r["q05"], rel=1e-12)
 
 
 def test_a_killed_studys_half_written_folder_goes_when_its_out_is_claimed_again(tmp_path):

@@ -51,7 +51,8 @@ Rolling-origin backtests of the national forecast: for each origin, calibrate on
 forecast the held-out observations with the full ensemble, and score median error, 50%/90% band
 coverage and CRPS against the naive last-value and linear-trend forecasts. Writes backtest.csv, an
 origin_YEAR folder per origin (calibration.json, identification.csv, parameter_ensemble.csv, config.yaml,
-ensemble.csv, runs.csv, variance.csv), manifest.json and COMPLETE (and, with docs=FILE, the table
+ensemble.csv, runs.csv, variance.csv, scored.csv: every run's value at each held-out date scored),
+manifest.json and COMPLETE (and, with docs=FILE, the table
 between the BACKTEST markers of that file)."""
 
 
@@ -76,6 +77,18 @@ def held_out(full: dict[str, float], cutoff: int) -> list[tuple[str, str, float]
     out = [(f"nat_hs_{d[:4]}", d, v) for d, v in sorted(full.items()) if d > f"{cutoff}-12"]
     out += [(MIX_ROWS[k], "2021-12", target(MIX_ROWS[k]).number) for k in (3, 4, 5)]
     return out
+
+
+def scored_runs(long: pd.DataFrame, full: dict[str, float], cutoff: int) -> pd.DataFrame:
+    """Every run's value at each held-out date that `score` scores (origin_YEAR/scored.csv): a 2016 share
+    scored from origin 2011 was in no file of the folder, so its CRPS could only be taken on trust (a
+    user trial)."""
+    parts = []
+    for rid, date, _ in held_out(full, cutoff):
+        metric = "high_skill_share" if rid.startswith("nat_hs") else f"level_{rid[-1]}_share"
+        part = long[(long["date"] == date) & (long["metric"] == metric)]
+        parts.append(part.assign(target=rid)[["target", *[c for c in part.columns if c != "target"]]])
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def score(long: pd.DataFrame, full: dict[str, float], cutoff: int) -> list[dict]:
@@ -230,6 +243,7 @@ def run(argv: list[str]) -> Path:
                           replicates=opts["forecast_replicates"], seed=base.seed, log=log, ensemble=members)
         origins[f"origin_{cutoff}"] = {
             **{name: tables[name] for name in ("ensemble", "runs", "variance")},
+            "scored": scored_runs(tables["long"], full, cutoff),
             "parameter_ensemble": members, "identification": ident,
             # the origin's preset as forecast (history cut, growth range, the levers' inputs kept: docs/model.md
             # section 11), so the folder says what each origin ran
