@@ -191,37 +191,20 @@ def with_calibrated(cfg, values: dict[str, Any], given: list[str] = ()):
 
 
 def _refuse_what_the_names_would_drop(cfg, name: str, value: Any, names: list[str], given) -> None:
-    """Setting calibrated parameters by name starts from the prior values of the calibrated fields and
-    keeps the others at what cfg runs with (sim.studies.inputs.configure). A field cfg holds that this
-    round trip does not give back (pass_prob given whole, of which the names keep three values; months to
-    mastery beside mastery_scale) would be dropped without a word (two reviews): refused, naming it. The
-    round trip puts each name at the value cfg already has, so only what the names cannot express shows."""
-    import numpy as np
-
-    from .config import ASSUMED
+    """Setting calibrated parameters by name starts from the prior values of the calibrated fields
+    (sim.studies.inputs.dropped_by_names): a field cfg holds that the names cannot give back (pass_prob
+    given whole, of which the names keep three values; months to mastery beside mastery_scale) would be
+    dropped without a word (two reviews). Refused, naming it."""
     from .errors import ConfigError
-    from .studies.calibrate import FREE
-    from .studies.inputs import Input, configure, fitted_values
+    from .studies.inputs import dropped_by_names
 
-    free = {p.name: p for p in FREE}
-    now = fitted_values(cfg)
-    inputs = [Input(n, min(free[n].lo, now[n]), max(free[n].hi, now[n]) + 1e-9, "parameters") for n in names]
-    probe = configure(cfg, inputs, np.array([now[n] for n in names]))
-
-    def get(c, key):
-        for part in key.split("."):
-            c = getattr(c, part)
-        return np.asarray(c, dtype=float)
-
-    for key in ASSUMED:
-        was, back = get(cfg, key), get(probe, key)
-        # the calibration's files hold 6 decimals, the scaled months 3: a round trip moves them that much
-        tol = (1e-3 if key == "behaviour.mastery_months" else 2e-6) * max(1.0, float(np.max(np.abs(was))))
-        if was.shape != back.shape or np.max(np.abs(was - back)) > tol:
-            how = "given" if any(k == key or key.startswith(k + ".") for k in given) else "in the config"
-            raise ConfigError(name, value, f"not with {key} = {was.tolist()} {how}: the calibrated parameters by name "
-                                           f"set it from its prior value ({back.tolist()} at this config's values "
-                                           "of them); give the key's values or the names, not both")
+    lost = dropped_by_names(cfg, names)
+    if lost is not None:
+        key, was, back = lost
+        how = "given" if any(k == key or key.startswith(k + ".") for k in given) else "in the config"
+        raise ConfigError(name, value, f"not with {key} = {was} {how}: the calibrated parameters by name set it from "
+                                       f"its prior value ({back} at this config's values of them); give the key's "
+                                       "values or the names, not both")
 
 
 def _given_once(params: dict[str, Any]) -> None:

@@ -1238,3 +1238,22 @@ def test_a_setting_the_study_also_varies_is_said_to_set_only_the_nominal_point(c
     assert [r.getMessage() for r in caplog.records][:3] == said
     # with the levers left out, training's intensity is a plain setting: nothing said of it
     assert warn_fixed_and_varied(cfg, choose(cfg, ("parameters",), []), given[:1], "skillsim-sensitivity") == []
+
+
+def test_a_calibrated_field_the_varied_parameters_would_partly_replace_is_refused():
+    """`behaviour.pass_prob=[0.9,0.9,0.9,0.5,0.5]` with the calibrated parameters varied: every point set
+    pass_prob from its prior value, two of the five values lost without a word (a review). The presets and
+    a calibration draw give their fields back exactly, so they pass."""
+    from sim.cli import compose_config
+    from sim.errors import ConfigError
+    from sim.studies.inputs import choose, refuse_what_the_inputs_would_drop
+
+    cfg = compose_config(["behaviour.pass_prob=[0.9,0.9,0.9,0.5,0.5]", "n_agents=2000"])
+    with pytest.raises(ConfigError, match=r"behaviour\.pass_prob = \[0\.9, 0\.9, 0\.9, 0\.5, 0\.5\] is invalid; allowed: "
+                                          r"a value the varied calibrated parameters .* can give back: skillsim-discover "
+                                          r"sets behaviour\.pass_prob from its prior value at every point \(\[0\.85, 0\.75,"):
+        refuse_what_the_inputs_would_drop(cfg, choose(cfg, ("parameters",), []), "skillsim-discover")
+    refuse_what_the_inputs_would_drop(cfg, choose(cfg, ("levers", "structural"), []), "skillsim-discover")  # not varied
+    for given in (["region=chongqing"], ["region=national"], ["region=zhong_county"], ["draw=3"]):
+        plain = compose_config(given + ["n_agents=2000"])
+        refuse_what_the_inputs_would_drop(plain, choose(plain, ("parameters",), []), "skillsim-sensitivity")

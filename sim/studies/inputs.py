@@ -269,6 +269,42 @@ def warn_fixed_and_varied(cfg: RunConfig, inputs: list[Input], overrides: list[s
     return said
 
 
+def dropped_by_names(cfg: RunConfig, names: list[str]) -> tuple[str, list, list] | None:
+    """The first calibrated field of cfg that setting the calibrated parameters `names` cannot give back
+    (key, cfg's value, the value the names give), or None. `configure` starts those fields from their
+    prior values and keeps the others at what cfg runs with, so a field given whole that the names express
+    only in part (pass_prob beside mastery_scale: two of its five values are the prior's) would be
+    replaced at every point without a word. The round trip puts each name at cfg's own value, so only
+    what the names cannot express shows; the calibration's files hold 6 decimals, the scaled months 3."""
+    from ..config import ASSUMED
+    from .calibrate import FREE
+
+    free = {p.name: p for p in FREE}
+    now = fitted_values(cfg)
+    inputs = [Input(n, min(free[n].lo, now[n]), max(free[n].hi, now[n]) + 1e-9, "parameters") for n in names]
+    probe = configure(cfg, inputs, np.array([now[n] for n in names]))
+    for key in ASSUMED:
+        was, back = (np.asarray(_value(c, key), dtype=float) for c in (cfg, probe))
+        tol = (1e-3 if key == "behaviour.mastery_months" else 2e-6) * max(1.0, float(np.max(np.abs(was))))
+        if was.shape != back.shape or np.max(np.abs(was - back)) > tol:
+            return key, was.tolist(), back.tolist()
+    return None
+
+
+def refuse_what_the_inputs_would_drop(cfg: RunConfig, inputs: list[Input], prog: str) -> None:
+    """A study varying calibrated parameters replaces, at every point, what the config holds of their
+    fields and they cannot express (`behaviour.pass_prob=[...]` with mastery_scale varied lost two of its
+    values without a word, a review): refused before any run, naming the field."""
+    names = [i.name for i in inputs if i.group == "parameters"]
+    lost = dropped_by_names(cfg, names) if names else None
+    if lost is not None:
+        key, was, back = lost
+        raise ConfigError(key, was, f"a value the varied calibrated parameters ({', '.join(names)}) can give back: "
+                                    f"{prog} sets {key} from its prior value at every point ({back} at this config's "
+                                    f"values); leave {key} as the preset has it, or the parameters out of the inputs "
+                                    "(inputs= without parameters)")
+
+
 def configure(cfg: RunConfig, inputs: list[Input], x: np.ndarray) -> RunConfig:
     """cfg at the point x (one value per input, in order)."""
     from .calibrate import FREE, apply, prior_config

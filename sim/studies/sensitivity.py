@@ -55,7 +55,7 @@ from ..config import RunConfig, to_dict
 from ..errors import ConfigError, quiet_when_output_closed
 from .batch import evaluate_in_chunks
 from .inputs import (GROUPS, Input, check_range_ends, choose, configure, parse_input, read_inputs_file,
-                     warn_fixed_and_varied)
+                     refuse_what_the_inputs_would_drop, warn_fixed_and_varied)
 from .options import (NO_GROUPS, config_override, key_values, number, one_of, releases_claims, run_command,
                       study_option)
 
@@ -485,6 +485,7 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
     if check is not None:
         check(opts, inputs)
     sensitivity = what == "sensitivity"  # discovery has no nominal point: the setting does nothing there
+    refuse_what_the_inputs_would_drop(cfg, inputs, "skillsim-sensitivity" if sensitivity else "skillsim-discover")
     warn_fixed_and_varied(cfg, inputs, overrides, "skillsim-sensitivity" if sensitivity else "skillsim-discover",
                           nominal=sensitivity)
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
