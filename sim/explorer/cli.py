@@ -83,6 +83,20 @@ def offline_environment() -> None:
     os.environ.setdefault("SOLARA_CHECK_VERSION", "False")
     # the page's title before its script runs (and sets its own, in the page's language): Solara's was its own
     os.environ.setdefault("SOLARA_THEME_TITLE", "skillsim explorer")
+    quiet_cookie_warning()
+
+
+#: the start of Solara's warning on every page load by a name other than localhost (127.0.0.1, the
+#: machine's name on a network): twelve lines about embedding the page in an iframe over https, which the
+#: explorer never is (a user trial); its session cookie falls back to SameSite=lax, which a page opened
+#: directly needs
+COOKIE_WARNING = "Cookies with samesite=none require https"
+
+
+def quiet_cookie_warning() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", message=COOKIE_WARNING, category=UserWarning)
 
 
 def use_cache_dir(cache_dir: Path) -> None:
