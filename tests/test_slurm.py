@@ -186,18 +186,26 @@ def run(env, *args, cwd: Path, timeout: float = 600) -> subprocess.CompletedProc
                           timeout=timeout)
 
 
+def squeue(env, *args: str) -> list[str]:
+    """squeue's lines, asked again for up to 10 s while it fails: a failed call (the controller busy, a
+    socket timeout) printed nothing, which read as an empty queue (a clean-clone CI run, once)."""
+    end = time.monotonic() + 10
+    while True:
+        out = subprocess.run(["squeue", "--noheader", *args], env=env, capture_output=True, text=True)
+        if out.returncode == 0 or time.monotonic() > end:
+            return out.stdout.split()
+        time.sleep(0.5)
+
+
 def queued(env) -> list[str]:
-    out = subprocess.run(["squeue", "--noheader", "--states=pending,running,completing,configuring", "--format=%i|%T"],
-                         env=env, capture_output=True, text=True)
-    return out.stdout.split()
+    return squeue(env, "--states=pending,running,completing,configuring", "--format=%i|%T")
 
 
 def running_job(env, at_least_s: int = 2, timeout: float = 120) -> str:
     """The id of a job that has run for at least `at_least_s` seconds."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        out = subprocess.run(["squeue", "--noheader", "--states=running", "--format=%i|%M"], env=env,
-                             capture_output=True, text=True).stdout.split()
+        out = squeue(env, "--states=running", "--format=%i|%M")
         for line in out:
             job, elapsed = line.split("|")
             if int(elapsed.split(":")[-1]) + 60 * int(elapsed.split(":")[-2]) >= at_least_s:
