@@ -158,16 +158,16 @@ def with_calibrated(cfg, values: dict[str, Any], given: list[str] = ()):
     """cfg with calibrated parameters set by name, as a sensitivity or discovery study sets them
     (sim.studies.inputs.configure: on the prior config, the others at the values cfg runs with; so
     mastery_scale scales the prior's months to mastery, 1 being the prior's); each within its calibration
-    bounds, checked. `given`: the config keys the call also set; one of the calibrated fields (or a node
-    holding one) is refused, since setting the names starts again from their prior values and dropped part
-    of such a key without a word (a review: pass_prob given whole, mastery_scale, and two of its five
-    values were the prior's)."""
+    bounds, checked. A calibrated field cfg holds that the names cannot give back (pass_prob given whole,
+    of which the names keep three values; months to mastery beside mastery_scale) would be dropped without
+    a word (two reviews): refused, naming it (sim.studies.inputs.dropped_by_names); `given`, the config
+    keys the call also set, says whether the user gave it or the config had it."""
     import numpy as np
 
     from .config import _float_text, validate
     from .errors import ConfigError
     from .studies.calibrate import FREE
-    from .studies.inputs import Input, configure
+    from .studies.inputs import Input, configure, dropped_by_names
 
     if not values:
         return cfg
@@ -175,8 +175,14 @@ def with_calibrated(cfg, values: dict[str, Any], given: list[str] = ()):
     if cfg.draw is not None:
         raise ConfigError(name, values[name], f"not with draw={cfg.draw}: a draw sets every calibrated parameter "
                                               "(give one or the other)")
+    lost = dropped_by_names(cfg, list(values))
+    if lost is not None:
+        key, was, back = lost
+        how = "given" if any(k == key or key.startswith(k + ".") for k in given) else "in the config"
+        raise ConfigError(name, values[name], f"not with {key} = {was} {how}: the calibrated parameters by name set "
+                                              f"it from its prior value ({back} at this config's values of them); give "
+                                              "the key's values or the names, not both")
     free = {p.name: p for p in FREE}
-    _refuse_what_the_names_would_drop(cfg, name, values[name], list(values), given)
     inputs, x = [], []
     for name, value in values.items():
         p = free[name]
@@ -188,23 +194,6 @@ def with_calibrated(cfg, values: dict[str, Any], given: list[str] = ()):
         inputs.append(Input(name, p.lo, p.hi, "parameters"))
         x.append(float(value))
     return validate(configure(cfg, inputs, np.array(x)))
-
-
-def _refuse_what_the_names_would_drop(cfg, name: str, value: Any, names: list[str], given) -> None:
-    """Setting calibrated parameters by name starts from the prior values of the calibrated fields
-    (sim.studies.inputs.dropped_by_names): a field cfg holds that the names cannot give back (pass_prob
-    given whole, of which the names keep three values; months to mastery beside mastery_scale) would be
-    dropped without a word (two reviews). Refused, naming it."""
-    from .errors import ConfigError
-    from .studies.inputs import dropped_by_names
-
-    lost = dropped_by_names(cfg, names)
-    if lost is not None:
-        key, was, back = lost
-        how = "given" if any(k == key or key.startswith(k + ".") for k in given) else "in the config"
-        raise ConfigError(name, value, f"not with {key} = {was} {how}: the calibrated parameters by name set it from "
-                                       f"its prior value ({back} at this config's values of them); give the key's "
-                                       "values or the names, not both")
 
 
 def _given_once(params: dict[str, Any]) -> None:

@@ -231,13 +231,7 @@ def keys_set(cfg: RunConfig, i: Input) -> set[str]:
     calibrated parameter sets keys of its own: mastery_scale behaviour.mastery_months)."""
     from ..config import to_dict
 
-    def flat(node, prefix=""):
-        out = {}
-        for k, v in node.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
-
-    lo, hi = (flat(to_dict(configure(cfg, [i], np.array([end])))) for end in (i.lo, i.hi))
+    lo, hi = (_flatten(to_dict(configure(cfg, [i], np.array([end])))) for end in (i.lo, i.hi))
     return {k for k in lo if lo[k] != hi.get(k)} | ({i.name} if i.group != "parameters" else set())
 
 
