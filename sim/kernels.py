@@ -38,6 +38,10 @@ from numba.extending import intrinsic
 from numba.np.random.distributions import random_standard_exponential
 from numba.np.random.generator_core import next_double, next_uint32, next_uint64
 
+from . import kernel_loading
+
+kernel_loading.install()  # before any pass loads: their bitcode is parsed only if used (sim.kernel_loading)
+
 NO_MONTH = -32000  # workforce.NO_MONTH (kept here so this module imports nothing from the model)
 NEGLIGIBLE_RATE = 1e-12  # kernels_numpy.NEGLIGIBLE_RATE (the tests compare them)
 
