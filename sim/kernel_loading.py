@@ -13,16 +13,29 @@ it got before). A cached function's entry point is looked up directly in the exe
 its name is in the machine code's symbol table; any other name first parses the bitcode, as numba
 did. The machine code, and so every number a run computes, is the same.
 
-This follows numba's private code, so it applies only to the versions whose code it was checked
-against: the four functions it replaces or wraps are the same in numba 0.60 to 0.68, the versions
-pyproject.toml allows. Any other version is left alone and loads as before.
+It changes how every cached numba function in the process loads, the package's passes and any other
+package's alike. It follows numba's private code, so it applies only where that code is what it was
+written against: a numba version from 0.60 to 0.68 (the versions pyproject.toml allows, whose four
+functions it replaces or calls have the same source in each release's `numba/core/codegen.py`), and
+those four functions' bytecode equal to what it was read from (`CODE`; Python 3.11, the only Python
+pyproject.toml allows). Anything else is left alone and loads as before.
+
+Parsing happens under numba's compiler lock, and the bitcode is dropped only once the module and its
+symbols are in place: llvmlite's parser releases the GIL, and a second thread asking for the same
+function's address in the meantime (a function passed as a first-class function is looked up when a
+call's arguments are read, outside the lock) got 0 from a half-done parse (a review's reproduction).
 """
 
 from __future__ import annotations
 
+import hashlib
+
 CHECKED = ((0, 60), (0, 68))  # numba versions whose codegen.py this was read against (inclusive)
+#: a digest of the bytecode of each function replaced or called (`_code_key`), numba 0.60-0.68 on Python 3.11
+CODE = {"CPUCodeLibrary._unserialize": "ddc426bf1918", "CPUCodeLibrary._get_module_for_linking": "f7c9642cd24c",
+        "JITCodeLibrary.get_pointer_to_function": "26437276354d", "JitEngine._load_defined_symbols": "32b3933f5907"}
 _BITCODE = "_skillsim_bitcode"  # a library's bitcode, not yet parsed
-_OBJECT = "_skillsim_object"  # its machine code, until its entry point is found
+_OBJECT = "_skillsim_object"  # its machine code, where its entry points are looked for until then
 _installed = False
 
 
@@ -35,6 +48,23 @@ def checked_version(version: str) -> bool:
     return CHECKED[0] <= major_minor <= CHECKED[1]
 
 
+def _code_key(function) -> str:
+    """A digest of a function's bytecode, names and constants (60 us for the four; their source would
+    take 24 ms to read)."""
+    code = getattr(function, "__func__", function).__code__
+    consts = [c for c in code.co_consts if not hasattr(c, "co_code")]
+    return hashlib.sha256(repr((code.co_code, code.co_names, code.co_varnames, consts)).encode()).hexdigest()[:12]
+
+
+def checked_code(codegen) -> bool:
+    """Whether numba's functions this replaces or calls are the ones it was written against (CODE)."""
+    try:
+        return all(_code_key(getattr(getattr(codegen, cls), name)) == CODE[f"{cls}.{name}"]
+                   for cls, name in (k.split(".") for k in CODE))
+    except AttributeError:
+        return False
+
+
 def install() -> bool:
     """Make cached libraries parse their bitcode on first use; True if in force. Once per process."""
     global _installed
@@ -42,8 +72,9 @@ def install() -> bool:
         return True
     import numba
     from numba.core import codegen
+    from numba.core.compiler_lock import global_compiler_lock
 
-    if not checked_version(numba.__version__):
+    if not checked_version(numba.__version__) or not checked_code(codegen):
         return False
     library = codegen.JITCodeLibrary
     unserialize = codegen.CPUCodeLibrary.__dict__["_unserialize"].__func__
@@ -55,6 +86,7 @@ def install() -> bool:
         if kind != "object" or not issubclass(cls, library):
             return unserialize(cls, codegen_, state)
         self = codegen_.create_library(name)
+        assert isinstance(self, cls)
         object_code, shared_bitcode = data
         self.enable_object_caching()
         self._set_compiled_object(object_code)
@@ -64,16 +96,17 @@ def install() -> bool:
         return self
 
     def _get_module_for_linking(self):
-        _parse_bitcode(self)
+        _parse_bitcode(self, global_compiler_lock)
         return for_linking(self)
 
     def get_pointer_to_function(self, name):
-        object_code = self.__dict__.pop(_OBJECT, None)
-        if object_code is not None and b"\0" + name.encode() + b"\0" in object_code:
-            self._ensure_finalized()
-            return self._codegen._engine.get_function_address(name)
-        _parse_bitcode(self)  # a name not seen in the machine code: numba's own check, with its symbols
-        return pointer(self, name)
+        with global_compiler_lock:
+            object_code = self.__dict__.get(_OBJECT)
+            if object_code is not None and b"\0" + name.encode() + b"\0" in object_code:
+                self._ensure_finalized()
+                return self._codegen._engine.get_function_address(name)
+            _parse_bitcode(self, global_compiler_lock)  # a name not in the machine code: numba's own check
+            return pointer(self, name)
 
     codegen.CPUCodeLibrary._unserialize = classmethod(_unserialize)
     codegen.CPUCodeLibrary._get_module_for_linking = _get_module_for_linking
@@ -82,17 +115,22 @@ def install() -> bool:
     return True
 
 
-def _parse_bitcode(lib) -> None:
+def _parse_bitcode(lib, lock) -> None:
     """Do what numba's loading did with the bitcode, if it has not been done: parse it into the module
-    other code links against, and list its symbols with the execution engine's."""
-    bitcode = lib.__dict__.pop(_BITCODE, None)
-    if bitcode is None:
+    other code links against, and list its symbols with the execution engine's. Under numba's compiler
+    lock (re-entrant), the bitcode dropped last, so that no thread sees the parse half done."""
+    if _BITCODE not in lib.__dict__:
         return
-    lib.__dict__.pop(_OBJECT, None)
     from llvmlite import binding as ll
 
-    lib._shared_module = ll.parse_bitcode(bitcode)
-    lib._codegen._engine._load_defined_symbols(lib._shared_module)
+    with lock:
+        bitcode = lib.__dict__.get(_BITCODE)
+        if bitcode is None:
+            return
+        lib._shared_module = ll.parse_bitcode(bitcode)
+        lib._codegen._engine._load_defined_symbols(lib._shared_module)
+        lib.__dict__.pop(_OBJECT, None)
+        del lib.__dict__[_BITCODE]
 
 
 def pending(lib) -> bool:
