@@ -111,3 +111,26 @@ def test_a_loky_cpu_count_that_is_not_a_number_is_warned_about_not_a_crash(monke
     assert warnings() == ["LOKY_MAX_CPU_COUNT=abc is not a whole number of processes; the cores are counted "
                           "without it"]
     assert "LOKY_MAX_CPU_COUNT" not in os.environ  # joblib reads it again wherever it counts: taken out
+
+
+def test_lokys_warning_of_a_restarted_worker_is_hidden_from_its_own_thread(tmp_path):
+    """loky warns from its management thread when an idle worker stopped while jobs waited (it starts
+    another; nothing is lost). The filter matches loky's own text, and holds for a warning from another
+    thread; without it the warning reaches stderr."""
+    import inspect
+    import subprocess
+    import sys
+
+    from joblib.externals.loky import process_executor
+
+    source = inspect.getsource(process_executor).replace('"\n', "").replace('                        "', "")
+    assert batch.WORKER_RESTART in source, "loky's wording changed: the filter no longer matches"
+    code = ("import threading, warnings, sys; from sim.studies import batch\n"
+            "if sys.argv[1] == 'quiet': batch.quiet_worker_restarts()\n"
+            "t = threading.Thread(target=lambda: warnings.warn(batch.WORKER_RESTART + '. This can be caused by "
+            "a too short worker timeout or by a memory leak.', UserWarning)); t.start(); t.join()")
+    for mode, shown in (("quiet", False), ("loud", True)):
+        out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, cwd=tmp_path,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert (batch.WORKER_RESTART in out.stderr) is shown, out.stderr

@@ -49,6 +49,20 @@ def drop_unusable_loky_count() -> None:
     os.environ.pop(LOKY_COUNT, None)
 
 
+WORKER_RESTART = "A worker stopped while some jobs were given to the executor"
+
+
+def quiet_worker_restarts() -> None:
+    """Hide loky's warning that a worker stopped while jobs were waiting. A worker that sat idle past
+    loky's timeout (300 s: a long backtest's parent fitting between batches) stops, loky starts another
+    and the jobs run on it, so nothing is lost or changed; the warning's guess of "a memory leak"
+    alarmed a user trial's backtest and said nothing they could act on. Process-wide: loky warns from
+    its own thread."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=WORKER_RESTART, category=UserWarning)
+
+
 def usable_cores() -> int:
     """The cores this process may use: joblib's count (loky's), which honours the CPU affinity a
     cluster's scheduler sets (a SLURM job of 4 CPUs on a 64-core node), a container's CPU quota and
@@ -208,6 +222,7 @@ def run_batch(configs: Sequence[RunConfig], read: Callable[["object"], T], jobs:
     from ..passes import use_compiled_in_workers
 
     drop_unusable_loky_count()  # SKILLSIM_JOBS given: joblib still reads it
+    quiet_worker_restarts()
 
     # many runs per worker: the compiled passes pay for their load time; the choice goes with each piece
     passes = use_compiled_in_workers(wait_for_compiling, set_env=False)
