@@ -17,7 +17,8 @@ manifest names its `kind` and the command that wrote it) is rerun by running tha
 `out=NEW` (default `results/reruns/<name>`), after the same check; what the study wrote outside its
 folder is dropped: a calibration's `write=true` (a rerun never replaces the package's calibration) and
 a backtest's `docs=`. A relative path the command reads (`fit=`, `inputs_file=`, `targets_file=`) is read
-from the folder the rerun starts in, with a warning. Every file the two manifests list is then
+from the folder the rerun starts in, with a warning; a relative `--config-dir` is the folder the study
+read (its manifest's overrides record it whole). Every file the two manifests list is then
 compared by its checksum; calibration.json's `seconds` (how long the fit took) is the one value left out.
 A study reads the presets and calibration files installed now, so a calibration whose checksum differs
 from the one the manifest records is named in a warning, as a different version is.
@@ -33,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -186,7 +188,34 @@ def study_command(folder: Path, manifest: dict) -> tuple[str, list[str]]:
     if target is None:
         raise DataError(f"{folder} was written by {command[0]}: {PROG} reruns a run folder, one job folder of a "
                         f"sweep, or the folder of one of {', '.join(STUDY_COMMANDS)}")
-    return target, [a for a in command[1:] if a.partition("=")[0] not in DROPPED_OPTIONS]
+    args = [a for a in command[1:] if a.partition("=")[0] not in DROPPED_OPTIONS]
+    return target, _config_dir_absolute(args, manifest.get("overrides"))
+
+
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+
+
+def _config_dir_absolute(args: list[str], overrides) -> list[str]:
+    """The arguments with a relative --config-dir replaced by the folder the study read, as its
+    manifest's overrides record it (hydra.searchpath=['file:///...']): the rerun then reads the same
+    configs from any folder (it failed with "--config-dir = 'my_conf' is invalid" from another one). A
+    relative folder the overrides do not name is left as it is (read from where the rerun starts)."""
+    read = [p for o in overrides or [] if isinstance(o, str) and o.startswith("hydra.searchpath=")
+            for p in re.findall(r"file://([^'\",\]]+)", o)]
+    out, i = list(args), 0
+    while i < len(out):
+        flag, eq, value = out[i].partition("=")
+        if flag in CONFIG_DIR_FLAGS and (eq or i + 1 < len(out)):
+            at = i if eq else i + 1
+            value = value if eq else out[at]
+            if not Path(value).expanduser().is_absolute():
+                rel = os.path.normpath(value)
+                found = next((p for p in read if os.path.normpath(p).endswith(os.sep + rel)), None)
+                if found is not None:
+                    out[at] = f"{flag}={found}" if eq else found
+            i = at
+        i += 1
+    return out
 
 
 def calibration_changes(manifest: dict) -> list[str]:

@@ -174,6 +174,10 @@ def test_a_forecast_report_names_the_setting_forecast_and_what_its_bands_carry()
     assert "| 2030 | 40.0% | 30.0–50.0% |" in md and "| 2022 |" not in md  # the start state: no forecast's row
     f["manifest"] = {**manifest, "scenario": "baseline", "overrides": ["region=chongqing"]}
     assert setting_text(f, "en") == "Baseline (current policy)"
+    # a user's region read with --config-dir: where the configs were is no setting (it was in every title)
+    f["manifest"] = {**manifest, "scenario": "baseline",
+                     "overrides": ["region=liuzhou", "hydra.searchpath=['file:///tmp/my_conf']"]}
+    assert setting_text(f, "en") == "Baseline (current policy)"
 
 
 def test_a_forecast_folder_that_cannot_be_written_fails_before_the_runs(tmp_path, monkeypatch, capsys):

@@ -224,6 +224,22 @@ def test_a_config_folder_of_any_name_joins_the_search_path(tmp_path, name):
     assert parsed.value() == [f"file://{folder.resolve()}"]
 
 
+def test_a_study_rerun_reads_a_relative_config_folder_where_the_study_read_it():
+    """The recorded command's relative --config-dir becomes the folder the manifest's overrides name
+    (a rerun from another folder failed: "--config-dir = 'my_conf' is invalid"); a folder they do not
+    name, and an absolute one, stay as they are."""
+    from sim.rerun import _config_dir_absolute
+
+    read = ["region=liuzhou", "hydra.searchpath=['file:///data/my conf 柳州']"]
+    assert _config_dir_absolute(["--config-dir", "my conf 柳州", "region=liuzhou"], read) == [
+        "--config-dir", "/data/my conf 柳州", "region=liuzhou"]
+    assert _config_dir_absolute(["-cd", "./my conf 柳州/", "n=1"], read) == ["-cd", "/data/my conf 柳州", "n=1"]
+    assert _config_dir_absolute(["--config-dir=my conf 柳州"], read) == ["--config-dir=/data/my conf 柳州"]
+    assert _config_dir_absolute(["--config-dir", "other"], read) == ["--config-dir", "other"]
+    assert _config_dir_absolute(["--config-dir", "/abs/x"], read) == ["--config-dir", "/abs/x"]
+    assert _config_dir_absolute(["--config-dir", "my conf 柳州"], None) == ["--config-dir", "my conf 柳州"]
+
+
 @pytest.mark.slow  # several processes
 def test_own_config_folder_adds_a_region_preset(tmp_path):
     """A user's region preset, in a folder given with --config-dir (README, "Your own region")."""
@@ -246,6 +262,14 @@ def test_own_config_folder_adds_a_region_preset(tmp_path):
                  cwd=tmp_path)
     assert bands.returncode == 0, bands.stderr
     assert json.loads((tmp_path / "bands" / "manifest.json").read_text(encoding="utf-8"))["region"] == "my_city"
+    # given as a relative folder, and rerun from another folder: the study's configs are read again
+    relative = tool("skillsim-forecast", "--config-dir", conf.name, "region=my_city", "params=2", "structural=2",
+                    *TINY, "out=bands_rel", cwd=tmp_path)
+    assert relative.returncode == 0, relative.stderr
+    (tmp_path / "elsewhere").mkdir()
+    again = tool("skillsim-rerun", "../bands_rel", "out=again", cwd=tmp_path / "elsewhere")
+    assert again.returncode == 0, again.stderr
+    assert "every file identical" in again.stderr
     proc = tool("skillsim", "--config-dir", str(conf), "region=my_twn", *TINY, cwd=tmp_path)
     assert proc.returncode == EXIT_CONFIG and "my_city" in proc.stderr  # the user's presets are listed
 

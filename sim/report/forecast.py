@@ -94,7 +94,8 @@ def setting_text(f: dict, lang: str) -> str:
 
     m = f["manifest"]
     scenario = str(m.get("scenario") or f["config"].get("scenario") or "")
-    extra = [o for o in m.get("overrides", []) if o.split("=", 1)[0].lstrip("+~") not in NOT_SETTINGS]
+    extra = [o for o in m.get("overrides", []) if o.split("=", 1)[0].lstrip("+~") not in NOT_SETTINGS
+             and not o.lstrip("+~").startswith("hydra.")]  # where the configs were read (--config-dir): not a policy
     parts = ([scenario_label(scenario, lang)] if scenario else [TEXT[lang]["none"]]) + extra
     return ("，" if lang == "zh" else ", ").join(parts)
 
