@@ -241,17 +241,26 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
     return path
 
 
+def config_dirs() -> list[str]:
+    """The user's own config folders this job read (--config-dir and hydra.searchpath), absolute, as the
+    study commands take them; recorded in a run's manifest, so that a report of its folder can say
+    which command would read them again."""
+    return [source.path for source in HydraConfig.get().runtime.config_sources
+            if "command-line" in str(source.provider) and source.schema == "file"]
+
+
+def read_from(dirs: list[str]) -> dict:
+    """The manifest's `config_dirs` entry: none for a run of the package's own presets."""
+    return {"config_dirs": dirs} if dirs else {}
+
+
 def bands_hint() -> str:
     """`region=PRESET` as this run chose it (the preset's file, whatever name it gives itself), with the
     search path of the user's own presets if one was given (--config-dir), quoted for a shell."""
     import shlex
 
-    hc = HydraConfig.get()
-    words = []
-    for source in hc.runtime.config_sources:  # --config-dir and hydra.searchpath, as the study commands take them
-        if "command-line" in str(source.provider) and source.schema == "file":
-            words += ["--config-dir", source.path]
-    words.append(f"region={hc.runtime.choices.get('region') or DEFAULT_REGION}")
+    words = [w for path in config_dirs() for w in ("--config-dir", path)]
+    words.append(f"region={HydraConfig.get().runtime.choices.get('region') or DEFAULT_REGION}")
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -681,7 +690,8 @@ def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, va
                 clear_failure(job_dir)
                 refuse_numbers_for_switches(dcfg, overrides)  # a job's config has no hydra node to read them from
                 cfg, data = config_from_hydra(dcfg, HydraConfig.get().runtime.choices.get("region"), overrides)
-                run_forecast(cfg, job_dir, composed=data, overrides=overrides, extra={"job_num": job_num})
+                run_forecast(cfg, job_dir, composed=data, overrides=overrides,
+                             extra={"job_num": job_num, **read_from(config_dirs())})
             except KeyboardInterrupt:
                 raise
             except Exception as err:  # one failing job must not stop the others or lose their results
@@ -729,7 +739,7 @@ def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
         remove_killed_partials(run_dir.parent)  # those of killed runs under other (default) names
         with publishing_the_result():
             run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task), unique=unique,
-                         bands_hint=bands_hint(), say_few=True)
+                         bands_hint=bands_hint(), say_few=True, extra=read_from(config_dirs()))
 
 
 def _task(dcfg: DictConfig):

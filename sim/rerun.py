@@ -440,8 +440,9 @@ def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, lis
     target = Path(out) if out is not None else DEFAULT_PARENT / run_dir.resolve().name
     extra = {"rerun_of": {"folder": run_dir.resolve().name, "command": manifest.get("command"),
                           "started": manifest.get("started")}}
-    if "job_num" in manifest:
-        extra["job_num"] = manifest["job_num"]
+    for key in ("job_num", "config_dirs"):  # which job it was, and the user's config folders it read
+        if key in manifest:
+            extra[key] = manifest[key]
     # claimed as a single run claims its folder: a second rerun into it is refused, and a folder that cannot
     # be written is said before the run, not after it
     from .results import refuse_inside_results

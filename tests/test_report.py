@@ -435,9 +435,9 @@ def test_a_report_says_which_sources_of_uncertainty_its_spread_carries(reports, 
 
     assert load(folders["grid"]).varies == ("replicate",) and load(folders["run"]).varies == ()
 
-    def folder(kind, varies, draw=None):
+    def folder(kind, varies, draw=None, manifest=None):
         return SimpleNamespace(kind=kind, varies=varies, config={"draw": draw}, region={"name": "national"},
-                               replicates_text="5", one_run_each=False)
+                               replicates_text="5", one_run_each=False, manifest=manifest or {})
 
     assert what_runs(folder("sweep", ("draw",)), "en") == "joint parameter and structural draws"
     assert what_runs(folder("sweep", ("replicate", "draw")), "en").startswith("runs (joint parameter")
@@ -446,7 +446,11 @@ def test_a_report_says_which_sources_of_uncertainty_its_spread_carries(reports, 
     assert "parameters' and structural inputs' uncertainty." in said and "noise" not in said
     assert "and the agents' noise" in scope(folder("sweep", ("draw", "replicate")), "en")
     assert "joint draw 7 of the parameters" in scope(folder("run", (), draw=7), "en")
-    assert "region=national" in scope(folder("sweep", ("replicate",)), "zh")
+    assert "`skillsim-forecast region=national`" in scope(folder("sweep", ("replicate",)), "zh")
+    # a user's region, read from their own config folder: the command names it (it ran Chongqing or failed)
+    mine = {"config_dirs": ["/data/my conf"]}
+    assert "`skillsim-forecast --config-dir '/data/my conf' region=national`" in scope(
+        folder("run", (), manifest=mine), "en")
 
 
 # --- the command -----------------------------------------------------------------------------------

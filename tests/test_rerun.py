@@ -255,6 +255,9 @@ def test_own_config_folder_adds_a_region_preset(tmp_path):
     summary = json.loads((tmp_path / "mine" / "summary.json").read_text(encoding="utf-8"))
     assert summary["config"]["region"]["name"] == "my_city"
     assert summary["config"]["region"]["population"] == pytest.approx(1e6)
+    # the folder it read, whole, for the commands a report of this run suggests (sim.report.markdown.where)
+    manifest = json.loads((tmp_path / "mine" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["config_dirs"] == [str(conf.resolve())]
     # the bands the run's log points to: the command it gives runs, on the same preset and folder
     hint = proc.stderr.split("run skillsim-forecast ", 1)[1].splitlines()[0]
     assert hint == shlex.join(["--config-dir", str(conf.resolve()), "region=my_city"])

@@ -73,14 +73,14 @@ W = {  # (en, zh)
     "target_note_one": ("One run per setting: no range.", "每个设定一次模拟，无区间。"),
     "no_cost_one": ("The cost per additional high-skill worker needs a comparison with a baseline setting, paired by "
                     "replicate: this sweep has one setting. Sweep a second beside it, e.g. "
-                    "`skillsim -m scenario=baseline,{scenario} 'replicate=range(0,10)'`, and report on its folder.",
+                    "`skillsim -m {where} scenario=baseline,{scenario} 'replicate=range(0,10)'`, and report on its folder.",
                     "每新增一名高技能人才的成本需要与基准设定按重复模拟配对比较，本次扫描只有一个设定。请同时扫描第二个设定，例如 "
-                    "`skillsim -m scenario=baseline,{scenario} 'replicate=range(0,10)'`，再对其结果文件夹生成报告。"),
+                    "`skillsim -m {where} scenario=baseline,{scenario} 'replicate=range(0,10)'`，再对其结果文件夹生成报告。"),
     "no_cost": ("The cost per additional high-skill worker needs a comparison with a baseline setting, "
                 "paired by replicate: it is not available for a single run. Run a sweep, e.g. "
-                "`skillsim -m scenario=baseline,{scenario} 'replicate=range(0,10)'`, and report on its folder.",
+                "`skillsim -m {where} scenario=baseline,{scenario} 'replicate=range(0,10)'`, and report on its folder.",
                 "每新增一名高技能人才的成本需要与基准设定按重复模拟配对比较，单次模拟无法给出。请运行参数扫描，例如 "
-                "`skillsim -m scenario=baseline,{scenario} 'replicate=range(0,10)'`，再对其结果文件夹生成报告。"),
+                "`skillsim -m {where} scenario=baseline,{scenario} 'replicate=range(0,10)'`，再对其结果文件夹生成报告。"),
     "target_h": ("Against the policy target", "与政策目标比较"),
     "target_col": ("Target", "目标"),
     "at_target": ("Share, Dec {year}", "{year}年12月占比"),
@@ -89,27 +89,27 @@ W = {  # (en, zh)
     "scope_rep": ("**What the intervals carry:** the agents' own noise only ({n} replicates at one parameter "
                   "set). The model's behavioural parameters and its structural inputs (the workforce's growth, "
                   "among others) are far more uncertain, and none of that is in these intervals: "
-                  "`skillsim-forecast region={region}` gives bands that carry them too.",
+                  "`skillsim-forecast {where}` gives bands that carry them too.",
                   "**区间的含义：**仅含主体层面的随机波动（同一参数组下{n}次重复模拟）。模型行为参数与结构性输入"
                   "（如劳动力增长）的不确定性大得多，不在这些区间之内；含这些来源的区间请运行 "
-                  "`skillsim-forecast region={region}`。"),
+                  "`skillsim-forecast {where}`。"),
     "scope_one": ("**What these runs carry:** one run per setting at one parameter set, so none of the uncertainty "
                   "of the model's behavioural parameters, its structural inputs (the workforce's growth, among others) "
-                  "or the agents' noise. `skillsim-forecast region={region}` gives bands that carry them.",
+                  "or the agents' noise. `skillsim-forecast {where}` gives bands that carry them.",
                   "**这些模拟的含义：**每个设定在同一参数组下仅一次模拟，不含模型行为参数、结构性输入（如劳动力增长）及主体"
-                  "随机波动的不确定性。含这些来源的区间请运行 `skillsim-forecast region={region}`。"),
+                  "随机波动的不确定性。含这些来源的区间请运行 `skillsim-forecast {where}`。"),
     "scope_run": ("**What this run carries:** one run at {at}, so none of the uncertainty of the model's "
                   "behavioural parameters, its structural inputs (the workforce's growth, among others) or the "
-                  "agents' noise. `skillsim-forecast region={region}` gives bands that carry them.",
+                  "agents' noise. `skillsim-forecast {where}` gives bands that carry them.",
                   "**本次模拟的含义：**{at}下的单次模拟，不含模型行为参数、结构性输入（如劳动力增长）及主体随机波动的"
-                  "不确定性。含这些来源的区间请运行 `skillsim-forecast region={region}`。"),
+                  "不确定性。含这些来源的区间请运行 `skillsim-forecast {where}`。"),
     "at_central": ("the central parameter set", "中心参数组"),
     "at_draw": ("joint draw {d} of the parameters and structural inputs", "参数与结构联合抽样第{d}组"),
     "scope_draw": ("**What the intervals carry:** the {what}: the parameters' and structural inputs' uncertainty"
-                   "{noise}. `skillsim-forecast region={region}` gives a forecast's full design, with each "
+                   "{noise}. `skillsim-forecast {where}` gives a forecast's full design, with each "
                    "source's share of the variance.",
                    "**区间的含义：**各{what}，即参数与结构性输入的不确定性{noise}。完整的预测设计及各来源的方差占比请运行 "
-                   "`skillsim-forecast region={region}`。"),
+                   "`skillsim-forecast {where}`。"),
     "and_noise": (" and the agents' noise", "及主体随机波动"),
     "figures": ("Figures", "图表"),
     "skipped": ("Not applicable to this folder: {names}.", "不适用于本文件夹：{names}。"),
@@ -150,19 +150,30 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out + [""]
 
 
+def where(folder) -> str:
+    """The arguments that choose the folder's region in a suggested command: its preset, and the user's
+    config folders the runs read (the manifest's `config_dirs`), quoted for a shell. Without them a
+    suggestion for a user's region ran Chongqing or failed ("region = 'liuzhou' is invalid")."""
+    import shlex
+
+    dirs = folder.manifest.get("config_dirs") or []
+    words = [w for d in dirs if isinstance(d, str) for w in ("--config-dir", d)]
+    return shlex.join([*words, f"region={folder.region.get('name') or 'REGION'}"])
+
+
 def scope(folder, lang: str) -> str:
     """Which sources of uncertainty the folder's spread carries, and where to get the others."""
-    region = str(folder.region.get("name", "")) or "REGION"
+    at_region = where(folder)
     if folder.kind == "run":
         d = folder.config.get("draw")
         at = w("at_central", lang) if d is None else w("at_draw", lang, d=d)
-        return w("scope_run", lang, at=at, region=region)
+        return w("scope_run", lang, at=at, where=at_region)
     if "draw" in folder.varies:
         noise = w("and_noise", lang) if {"replicate", "seed"} & set(folder.varies) else ""
-        return w("scope_draw", lang, what=what_runs(folder, lang), noise=noise, region=region)
+        return w("scope_draw", lang, what=what_runs(folder, lang), noise=noise, where=at_region)
     if folder.one_run_each:  # no spread at all
-        return w("scope_one", lang, region=region)
-    return w("scope_rep", lang, n=folder.replicates_text, region=region)
+        return w("scope_one", lang, where=at_region)
+    return w("scope_rep", lang, n=folder.replicates_text, where=at_region)
 
 
 def write_markdown(written, opts, path: Path) -> None:
@@ -232,7 +243,7 @@ def write_markdown(written, opts, path: Path) -> None:
     else:
         other = "training_boost" if folder.settings[0].scenario != "training_boost" else "combined"
         lines += [w("no_cost_one" if folder.kind == "sweep" and len(folder.settings) == 1 else "no_cost", lang,
-                    scenario=other), ""]
+                    scenario=other, where=where(folder)), ""]
     at = tables.at_target_date(folder)
     if not at.empty:
         lines += [f"### {w('target_h', lang)}", ""]
