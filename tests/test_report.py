@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from sim.errors import OutputError
 from sim.ladder import LEVELS
 from sim.report import cli, pack
 from sim.report.pack import Options, make_report
@@ -124,7 +125,7 @@ def test_every_applicable_figure_as_png_svg_and_csv(reports, name, lang, expecte
             assert (name, lang) != ("run", "zh") and not (figdir / f"{stem}.svg").exists()
         assert (figdir / f"{stem}.csv").stat().st_size > 0
     assert (written.out / "report.md").exists()
-    assert sorted(p.name for p in written.out.iterdir()) == ["figures", "report.md"]
+    assert sorted(p.name for p in written.out.iterdir()) == [pack.MADE_FROM, "figures", "report.md"]
 
 
 @pytest.mark.slow
@@ -628,6 +629,32 @@ def test_failure_leaves_previous_report_and_no_partial_output(folders, tmp_path,
         make_report(folders["run"], Options(out=out, lang="zh"))
     assert (out / "report.md").read_text(encoding="utf-8") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rep"]
+
+
+def test_out_never_replaces_the_report_of_another_folder(folders, tmp_path, monkeypatch, capsys):
+    """`skillsim-report A out=B/report` replaced B's report with A's, exit 0 (a user trial). A report is
+    replaced by one of the same folder, or in that folder's own place; another's is refused (exit 4)
+    and left as it was, as is an older report (no record of its source) outside its folder."""
+    monkeypatch.setattr(pack, "FIGURES", pack.FIGURES[:1])
+    out = tmp_path / "rep"
+    make_report(folders["run"], Options(out=out))
+    make_report(folders["run"], Options(out=out))  # the same folder's: replaced
+    before = (out / "report.md").read_text(encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        cli.main([str(folders["zhong"]), f"out={out}"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 4 and f"holds the report of {folders['run'].resolve()}" in err, err
+    assert (out / "report.md").read_text(encoding="utf-8") == before
+    (out / pack.MADE_FROM).unlink()  # a report written before the record
+    with pytest.raises(OutputError, match="holds the report of another folder"):
+        make_report(folders["run"], Options(out=out))
+    # a folder's own report place is its own, even moved (its record names where it was made)
+    moved = tmp_path / "moved"
+    shutil.copytree(folders["run"], moved, ignore=shutil.ignore_patterns("report*"))
+    make_report(moved, Options(out=moved / "report"))
+    (moved / "report" / pack.MADE_FROM).write_text("/somewhere/else\n", encoding="utf-8")
+    make_report(moved, Options(out=moved / "report"))
+    assert (moved / "report" / pack.MADE_FROM).read_text(encoding="utf-8").strip() == str(moved.resolve())
 
 
 # -- exact tick labels, many settings, legends and cost panels --------------------------------------

@@ -25,7 +25,7 @@ Charts and tables from a folder skillsim wrote: a run, a sweep, a forecast (skil
   lang=en|zh      language of every label, title and table (default en)
   formats=LIST    image formats besides the 300-dpi PNG: any of {', '.join(FORMATS)} (default png,svg)
   out=DIR         output folder (default PATH/report, or PATH/report_zh for lang=zh); a previous
-                  report there is replaced
+                  report of PATH there is replaced, another folder's is refused
   middle_income=Y check that the runs used this middle-income threshold (yuan a year)
 
 Writes DIR/figures/ (each figure as PNG, SVG/PDF and the CSV of its data) and DIR/report.md.

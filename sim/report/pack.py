@@ -119,6 +119,35 @@ def default_out(path: Path, lang: str = "en") -> Path:
     return path / ("report" if lang == "en" else f"report_{lang}")
 
 
+#: in each report folder: the folder it was made from (resolved), so that out= never replaces another's report
+MADE_FROM = ".made_from"
+
+
+def check_out(out: Path, source: Path) -> None:
+    """Refuse an out= that is not this folder's to replace: a folder that is not a report, or the report
+    of another folder (`skillsim-report fc out=sw/report` replaced the sweep's report with the forecast's,
+    exit 0). A report folder inside `source` itself is its own (a moved folder's report included), as is
+    one whose MADE_FROM names `source`."""
+    if not out.exists():
+        return
+    if not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").exists()):
+        raise OutputError(f"output folder {out} exists and is not a skillsim report; choose another out=")
+    if not (out / "report.md").exists() or out.resolve().parent == Path(source).resolve():
+        return
+    try:
+        made = (out / MADE_FROM).read_text(encoding="utf-8").strip()
+    except OSError:
+        made = ""
+    if made != str(Path(source).resolve()):
+        raise OutputError(f"output folder {out} holds the report of {made or 'another folder'}, not of {source}; "
+                          "choose another out=, or remove that folder first")
+
+
+def mark_source(dest: Path, source: Path) -> None:
+    """Record in a report being written the folder it is made from (check_out reads it)."""
+    (dest / MADE_FROM).write_text(str(Path(source).resolve()) + "\n", encoding="utf-8")
+
+
 def check_intact(path: Path) -> None:
     """The folder matches its manifest, as skillsim-verify checks it: a report of a changed or truncated
     file presented edited data under the folder's provenance. Folders of no known kind are left to the
@@ -173,8 +202,7 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
     folder = load(path)
     check_middle_income(folder, opts.middle_income)
     out = Path(opts.out) if opts.out is not None else default_out(folder.path, opts.lang)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").exists())):
-        raise OutputError(f"output folder {out} exists and is not a skillsim report; choose another out=")
+    check_out(out, folder.path)
     out.parent.mkdir(parents=True, exist_ok=True)
     clear_leftovers(out)
     tmp = out.parent / f".{out.name}.report-tmp-{os.getpid()}"
@@ -182,6 +210,7 @@ def make_report(path: str | Path, opts: Options | None = None) -> Written:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         written = render(folder, opts, tmp)
+        mark_source(tmp, folder.path)
         from ..entry import result_in_place
 
         result_in_place()  # an interrupt from here on would find the report written (sim.entry)

@@ -12,18 +12,16 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from ..errors import OutputError
 from .style import DPI, language, layout_problems, recording_texts
 
 
 def write_study_report(path: Path, opts, figures: list[tuple[str, Callable]],
                        markdown: Callable[[str, list[str]], str]):
     """Draw the figures and write report.md into the report folder atomically; returns a Written."""
-    from .pack import Written, clear_leftovers, default_out
+    from .pack import Written, check_out, clear_leftovers, default_out, mark_source
 
     out = Path(opts.out) if opts.out is not None else default_out(Path(path), opts.lang)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").exists())):
-        raise OutputError(f"output folder {out} exists and is not a skillsim report; choose another out=")
+    check_out(out, Path(path))
     out.parent.mkdir(parents=True, exist_ok=True)
     clear_leftovers(out)
     tmp = out.parent / f".{out.name}.report-tmp-{os.getpid()}"
@@ -53,6 +51,7 @@ def write_study_report(path: Path, opts, figures: list[tuple[str, Callable]],
                 files.append(out / "figures" / f"{stem}.csv")
                 written.figures[stem] = files
         (tmp / "report.md").write_text(markdown(opts.lang, list(written.figures)), encoding="utf-8")
+        mark_source(tmp, Path(path))
         if out.exists():
             shutil.rmtree(out)
         os.rename(tmp, out)
