@@ -592,6 +592,17 @@ def check_cross_fields(cfg: RunConfig) -> None:
         for date in getattr(h, name):
             _check_month(f"region.history.{name}", date)
     obs_y, obs_m = _check_month("region.observed", cfg.region.observed)
+    for name in ("high_skill_share", "level_share", "skilled_workers"):
+        for date in getattr(h, name):  # the run never reads them, and reports drew them as observed
+            if date > f"{obs_y:04d}-{obs_m:02d}":
+                raise ConfigError(f"region.history.{name}[{date}]", getattr(h, name)[date],
+                                  f"a date no later than region.observed ({cfg.region.observed}), where the "
+                                  "history ends and the forecast starts; a figure published for a later date "
+                                  "is a check of the forecast (targets.csv), not part of its history")
+    if cfg.region.high_skill_target_year < obs_y:
+        raise ConfigError("region.high_skill_target_year", cfg.region.high_skill_target_year,
+                          f"a year no earlier than region.observed ({cfg.region.observed}): a target for a year "
+                          "before the forecast starts is drawn as one the forecast is compared with")
     skilled_now = cfg.region.population * (1 - cfg.region.uncertified_share)
     for date, stock in h.skilled_workers.items():
         y, mth = _check_month(f"region.history.skilled_workers[{date}]", date)

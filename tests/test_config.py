@@ -76,6 +76,13 @@ def test_every_numeric_field_names_its_source():
         ({"n_agents": 10**10}, "n_agents", "GB"),
         ({"region": {"base_wage": 0}}, "region.base_wage", "(0, "),
         ({"levers": {"training": {"cost_per_place": -5}}}, "levers.training.cost_per_place", "(0, "),
+        # a value dated after the start state: never read by the run, and drawn as observed (a user trial)
+        ({"region": {"history": {"high_skill_share": {"2022-12": 0.314, "2025-12": 0.27}}}},
+         "region.history.high_skill_share[2025-12]", "no later than region.observed (2022-12)"),
+        ({"region": {"history": {"level_share": {"2023-06": [0.2, 0.05, 0.01]}}}},
+         "region.history.level_share[2023-06]", "no later than region.observed"),
+        ({"region": {"high_skill_target_year": 2020}}, "region.high_skill_target_year",
+         "no earlier than region.observed (2022-12)"),
     ],
 )
 def test_bad_values_name_the_field_value_and_what_is_allowed(data, field, fragment):

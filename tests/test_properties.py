@@ -155,6 +155,11 @@ def configs(draw) -> RunConfig:
     data["region"]["observed"] = f"{start - 1}-12"
     data["region"]["structural"] = {}  # drawn central values need not lie in the Chongqing ranges
     data["region"]["history"]["skilled_workers"] = {}  # observed stocks belong to the preset's population
+    preset = RunConfig().region  # the fields not drawn keep the preset's: its observations and target year
+    for name in ("high_skill_share", "level_share"):  # observations after the start state are refused
+        data["region"]["history"][name] = {d: v for d, v in getattr(preset.history, name).items()
+                                           if d <= data["region"]["observed"]}
+    data["region"]["high_skill_target_year"] = max(preset.high_skill_target_year, start - 1)
     # a history of 0-6 years before the start (0: a cold start at the start date)
     back = draw(st.integers(0, 6), label="history_years")
     data["region"]["history"]["origin"] = f"{start - back - 1}-12" if back else f"{start + 50}-12"
