@@ -145,6 +145,11 @@ def check_preset(dcfg: DictConfig, preset: str | None = None) -> None:
                              "region's own values (see sim/conf/region/chongqing.yaml, each with its source)")
     if not preset or preset in shipped_preset_files():  # a shipped preset: its names are its own
         return
+    name = OmegaConf.select(dcfg, "region.name", default=None)
+    if name != preset and not any(name == names.get("name") for names in shipped_presets().values()):
+        raise ConfigError("region.name", name, f"{preset!r}, the name of its file: region= chooses a preset by "
+                          "its file, and results, reports and the commands they suggest name it by region.name "
+                          "(label_en and label_zh are the names shown)")
     shipped = shipped_presets()
     for key, what in (("name", f"name (for example {preset!r})"), ("label_en", "English display name"),
                       ("label_zh", "Chinese display name")):

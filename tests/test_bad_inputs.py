@@ -383,6 +383,9 @@ CASES = [
       "region.history.high_skill_share is not set", "region/nohistory.yaml"),
     C("yaml-region-copy-named-chongqing", F, "hydra.searchpath=[file://{files}/cfg] region=copied", EXIT_CONFIG,
       "region.name = 'chongqing'", "region/copied.yaml's own name"),
+    # results labelled by a name no region= chooses (and reports' suggested commands failed on it)
+    C("yaml-region-named-other-than-its-file", F, "hydra.searchpath=[file://{files}/cfg] region=misnamed",
+      EXIT_CONFIG, "region.name = 'liuzhuo' is invalid; allowed: 'misnamed', the name of its file"),
     C("yaml-region-copy-labelled-chongqing", F, "hydra.searchpath=[file://{files}/cfg] region=relabel", EXIT_CONFIG,
       "region.label_en = 'Chongqing'", "labelled as chongqing's"),
     C("yaml-region-copy-of-zhong-county", F, "hydra.searchpath=[file://{files}/cfg] region=zcopy", EXIT_CONFIG,
@@ -563,6 +566,7 @@ def places(tmp_path_factory) -> dict[str, Path]:
     (region / "negative.yaml").write_text(own_preset("negative", ("population: 5700000", "population: -5")),
                                           encoding="utf-8")
     (region / "empty.yaml").write_text("", encoding="utf-8")
+    (region / "misnamed.yaml").write_text(own_preset("liuzhuo"), encoding="utf-8")
     (region / "partial.yaml").write_text("name: partial\npopulation: 100000\n", encoding="utf-8")
     history = own_preset("nohistory")
     (region / "nohistory.yaml").write_text(history[:history.index("  high_skill_share:")]
