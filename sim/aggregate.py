@@ -92,6 +92,37 @@ def same_value(a, b) -> bool:
     return norm(a) == norm(b)
 
 
+def setting_key(overrides: list[str]) -> tuple:
+    """A job's settings however their values are written (same_value's rules): `intensity=2` and
+    `intensity=2.00` give one key."""
+    def canon(v: str):
+        f = _number(v)
+        if f is not None:
+            return ("number", f)
+        low = v.strip().lower()
+        return ("text", low if low in ("true", "false") else v.strip())
+    return tuple(sorted((k, canon(v)) for k, v in filter(None, (parse_override(o) for o in overrides))))
+
+
+def repeated_jobs(jobs: dict[str, dict]) -> dict[str, str]:
+    """{job: the job it repeats} for jobs whose settings equal another's written otherwise (a sweep
+    extended with `2.00` where it had run `2` runs the same jobs into new folders). Each setting keeps
+    one job: a finished one before a failed one, then the first by job number and name. Counted twice,
+    the same runs narrowed the intervals of effects.csv as if they were independent (a user trial: a
+    non-significant effect became significant)."""
+    kept: dict[tuple, str] = {}
+    out: dict[str, str] = {}
+    order = sorted((n for n, j in jobs.items() if j["status"] in ("ok", "failed") and j["overrides"]),
+                   key=lambda n: (jobs[n]["status"] != "ok", jobs[n]["job_num"] is None, jobs[n]["job_num"] or 0, n))
+    for name in order:
+        key = setting_key(jobs[name]["overrides"])
+        if key in kept:
+            out[name] = kept[key]
+        else:
+            kept[key] = name
+    return out
+
+
 def matches(column: pd.Series, value) -> pd.Series:
     """Rows of `column` holding `value` (see same_value)."""
     return column.map(lambda x: same_value(x, value)).astype(bool)
@@ -459,6 +490,14 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
         jobs = {name: job for name, job in jobs.items() if job["status"] != "not_a_job"}
     if not jobs or all(j["status"] in ("missing", "running") for j in jobs.values()):
         raise DataError(f"{sweep_dir} is not a sweep folder: no job folders with results")
+    repeats = repeated_jobs(jobs)
+    if repeats:
+        shown = sorted(repeats.items())[:3]
+        log(f"counted once: {len(repeats)} job folder{'s' if len(repeats) > 1 else ''} repeat{'' if len(repeats) > 1 else 's'} "
+            "another's settings written otherwise (" + "; ".join(f"{d} = {k}" for d, k in shown)
+            + ("; ..." if len(repeats) > 3 else "") + "): left out of the tables; write each value one way "
+            "when extending a sweep")
+        jobs = {name: job for name, job in jobs.items() if name not in repeats}
     refuse_single_runs(sweep_dir)
     params = swept_parameters(jobs)
     settings = [p for p in params if p not in REPLICATE_KEYS]

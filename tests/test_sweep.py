@@ -136,6 +136,36 @@ def test_aggregate_command_rebuilds_the_tables(grid_sweeps, tmp_path):
         assert (joblib_dir / t).read_bytes() == before[t], t
 
 
+def test_a_job_repeating_anothers_settings_written_otherwise_is_counted_once(grid_sweeps, tmp_path):
+    """A sweep extended with `intensity=3.00` where it ran `3` runs the same jobs into new folders; the
+    tables used each run twice (n 10 for 5 runs, and t-intervals of effects.csv narrowed as if the copies
+    were independent). A repeat is left out, said once, and the tables are the sweep's own."""
+    import shutil
+
+    from sim.aggregate import repeated_jobs, setting_key
+
+    assert setting_key(["a.b=2", "replicate=0"]) == setting_key(["replicate=0", "a.b=2.00"])
+    assert setting_key(["x=True"]) == setting_key(["x=true"]) != setting_key(["x=1"])
+    assert setting_key(["a.b=2"]) != setting_key(["a.b=2.01"])
+    joblib_dir = grid_sweeps[0]
+    folder = tmp_path / "sw"
+    shutil.copytree(joblib_dir, folder)
+    originals = sorted(p.parent.name for p in folder.glob("*/COMPLETE"))
+    for name in originals[:6]:  # the same settings in other folders (as `3.00` makes them)
+        shutil.copytree(folder / name, folder / f"{name}_again")
+    proc = subprocess.run([sys.executable, "-c", "from sim.aggregate import main; main()", str(folder)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "counted once: 6 job folders repeat another's settings" in proc.stderr
+    for t in TABLES:
+        assert (folder / t).read_bytes() == (joblib_dir / t).read_bytes(), t
+    jobs = {"b": {"status": "ok", "overrides": ["k=2.00"], "job_num": 1},
+            "a": {"status": "ok", "overrides": ["k=2"], "job_num": 0},
+            "c": {"status": "failed", "overrides": ["k=2.0"], "job_num": None},
+            "d": {"status": "ok", "overrides": ["k=3"], "job_num": 2}}
+    assert repeated_jobs(jobs) == {"b": "a", "c": "a"}
+
+
 def aggregate_partial(folder: Path) -> list[str]:
     """`skillsim-aggregate` on a sweep folder with jobs not done: it exits 5 (partial); its report's lines."""
     proc = subprocess.run([sys.executable, "-c", "from sim.aggregate import main; main()", str(folder)],
