@@ -32,9 +32,10 @@ from omegaconf.errors import (InterpolationKeyError, InterpolationResolutionErro
 
 from . import claims
 from .config import RunConfig, from_mapping
-from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, BusyError, ConfigError, MissingSetting,
-                     SkillsimError, caused_by_interrupt, debug_enabled, environment_fault, internal_error,
-                     interrupts_kept, stop_on_signal, quiet_when_output_closed, warn_given_twice)
+from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, WORKER_KILLED, BusyError, ConfigError,
+                     MissingSetting, SkillsimError, caused_by_interrupt, debug_enabled, environment_fault,
+                     internal_error, interrupts_kept, stop_on_signal, quiet_when_output_closed, warn_given_twice,
+                     worker_killed)
 from .model import WorkforceModel
 from .results import (COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER, prepare_target, publishing_the_result,
                       remove_dead_partials, remove_killed_partials, write_run)
@@ -1055,7 +1056,7 @@ def _user_errors_in_one_line():
         if not _composition_error(exc):  # anything else is a bug, not a config error: say so
             if debug_enabled():
                 raise
-            fail(internal_error(exc, "skillsim"), EXIT_INTERNAL)
+            fail(internal_error(exc), EXIT_INTERNAL)
         fail(explain(exc), 2)
     finally:
         GlobalHydra.instance().clear()
@@ -1632,11 +1633,15 @@ def main(argv: list[str] | None = None) -> None:
         if "can be specified" not in str(exc):
             if debug_enabled() or _user_wants_tracebacks:
                 raise
-            fail(internal_error(exc, "skillsim"), EXIT_INTERNAL)
+            fail(internal_error(exc), EXIT_INTERNAL)
         fail(f"config error: {exc} (see skillsim --help)", 2)
     except Exception as exc:
         if caused_by_interrupt(exc):  # numba, compiling when Ctrl-C came, raised a RuntimeError over it
             fail(_interrupted(), EXIT_INTERRUPTED)
+        if worker_killed(exc) and sweep.SWEEP_DIR is not None:  # joblib's pool stops every job with it
+            _tables_of_a_stopped_study()
+            fail(f"{WORKER_KILLED}; the sweep stopped: finished jobs are kept in {sweep.SWEEP_DIR}, and repeating "
+                 f"the command with hydra.sweep.dir={sweep.SWEEP_DIR} runs the rest", EXIT_PARTIAL)
         if _grid_sampler_stopped_after_a_failure(exc) and sweep.SWEEP_DIR is not None:
             _tables_of_a_stopped_study()
             fail(f"Optuna's grid sampler stopped the study after a failed trial, every grid point having been "
@@ -1650,7 +1655,7 @@ def main(argv: list[str] | None = None) -> None:
 
         if isinstance(exc, (HydraException, OmegaConfBaseException)):
             fail(explain(exc), 2)
-        fail(internal_error(exc, "skillsim"), EXIT_INTERNAL)
+        fail(internal_error(exc), EXIT_INTERNAL)
     finally:
         fastsweep.restore()
         sys.argv = previous_argv

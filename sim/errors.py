@@ -269,8 +269,27 @@ def caused_by_interrupt(exc: BaseException) -> bool:
     return False
 
 
-def internal_error(exc: BaseException, what: str) -> str:
-    """The one line for an unexpected exception: what failed and the exception, without a traceback."""
+def worker_killed(exc: BaseException) -> bool:
+    """Whether a pool's worker process was killed under the work (joblib/loky's TerminatedWorkerError,
+    concurrent.futures' BrokenProcessPool), anywhere in `exc`'s chain: the system's out-of-memory killer
+    or a signal, not a bug of the command."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if type(exc).__name__ in ("TerminatedWorkerError", "BrokenProcessPool"):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+#: what a killed worker means, for the one line that says so
+WORKER_KILLED = ("a worker process was killed while it ran (a signal, or the system's out-of-memory killer: "
+                 "fewer processes or agents need less memory)")
+
+
+def internal_error(exc: BaseException, what: str | None = None) -> str:
+    """The one line for an unexpected exception: what failed (None: the command, which the line's
+    prefix names already) and the exception, without a traceback."""
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return (f"{what} failed unexpectedly: {type(exc).__name__}{': ' + text if text else ''} "
+    return (f"{what + ' ' if what else ''}failed unexpectedly: {type(exc).__name__}{': ' + text if text else ''} "
             f"(a bug in skillsim; re-run with SKILLSIM_DEBUG=1 for the traceback and report it)")

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sim.errors import EXIT_INTERRUPTED, EXIT_OK
+from sim.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL
 from sim.verify import verify
 from .conftest import SHORT_HISTORY
 
@@ -191,6 +191,55 @@ def test_a_stopped_sweep_keeps_finished_jobs_and_resumes(tmp_path, sig, target):
     assert report.problems == [] and report.checked == N_JOBS
 
 
+def _pool_workers(pid: int) -> list[int]:
+    """The loky worker processes started by process `pid` (from /proc: no psutil needed)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid and "popen_loky_posix" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow  # end to end, about 20 s on 2 cores
+def test_a_sweep_whose_worker_is_killed_keeps_its_finished_jobs_and_resumes(tmp_path):
+    """A joblib worker killed mid-sweep (what the out-of-memory killer does) ended the sweep with "a bug
+    in skillsim" and exit 1. It is one line saying what happened, exit 5 (partial), the finished jobs
+    intact and their tables written; the same command then runs the rest."""
+    out = tmp_path / "sweep"
+    cmd = [*SKILLSIM, "-m", "scenario=baseline,training_boost", "replicate=range(0,4)", "n_agents=20000",
+           "horizon.end_year=2026", f"hydra.sweep.dir={out}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not finished_jobs(out):
+        time.sleep(0.02)
+    workers = _pool_workers(proc.pid)
+    assert workers, "the sweep's pool has no worker to kill"
+    os.kill(workers[0], signal.SIGKILL)
+    stderr = proc.stderr.read()
+    proc.wait(timeout=180)
+    assert proc.returncode == EXIT_PARTIAL, stderr[-3000:]
+    assert "Traceback" not in stderr and "a bug in skillsim" not in stderr, stderr[-3000:]
+    said = message_lines(stderr)  # the tables' summary, then what happened as the last line
+    assert said[-1].startswith("skillsim: a worker process was killed while it ran"), stderr[-3000:]
+    assert f"finished jobs are kept in {out}" in said[-1] and f"{out}: " in said[0]
+    finished = finished_jobs(out)
+    assert 1 <= len(finished) < N_JOBS, "the kill must land mid-sweep"
+    assert verify(out).problems == []
+    assert len(pd.read_csv(out / "runs.csv").query("status == 'ok'")) == len(finished)
+    rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == EXIT_OK, rerun.stderr[-3000:]
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == N_JOBS and (runs["status"] == "ok").all()
+
+
 def test_ctrl_c_while_a_command_still_imports_is_one_line_and_exit_130(monkeypatch, capsys):
     """Ctrl-C in a command's first half second, while its module imported numpy, Hydra or scipy (before
     any handler of the command's own), printed a traceback: the entry points (sim.entry) catch it."""
@@ -249,7 +298,25 @@ def test_an_error_raised_over_a_ctrl_c_is_an_interrupt_and_any_other_a_line(caps
     with pytest.raises(SystemExit) as info:
         run_command(broken, "skillsim-plan", [], what="plan folder")
     err = capsys.readouterr().err.strip().splitlines()
-    assert info.value.code == 1 and len(err) == 1 and "failed unexpectedly: ZeroDivisionError" in err[0]
+    assert info.value.code == 1 and len(err) == 1  # the command named once ("skillsim-plan: skillsim-plan failed")
+    assert err[0].startswith("skillsim-plan: failed unexpectedly: ZeroDivisionError"), err[0]
+
+    class TerminatedWorkerError(Exception):  # joblib/loky's, when the system's OOM killer ends a worker
+        pass
+
+    def pool_worker_killed(argv):
+        try:
+            raise TerminatedWorkerError("A worker process managed by the executor was unexpectedly terminated.")
+        except TerminatedWorkerError as exc:
+            raise RuntimeError("the batch") from exc
+
+    with pytest.raises(SystemExit) as info:
+        run_command(pool_worker_killed, "skillsim-sensitivity", [], what="sensitivity folder")
+    assert info.value.code == EXIT_PARTIAL  # not "a bug in skillsim", exit 1
+    assert capsys.readouterr().err.strip() == (
+        "skillsim-sensitivity: a worker process was killed while it ran (a signal, or the system's out-of-memory "
+        "killer: fewer processes or agents need less memory); no sensitivity folder was written; the runs finished "
+        "so far are kept: re-run the same command (same out=) to resume")
 
 
 # -- a study interrupted as it publishes its folder, or after ---------------------------------------

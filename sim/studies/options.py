@@ -169,16 +169,22 @@ def run_command(func, prog: str, argv: list[str] | None, what: str = "folder", r
         print(f"{prog}: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
     except (KeyboardInterrupt, Exception) as exc:  # noqa: BLE001 - one line for anything, as skillsim's own
-        from ..errors import EXIT_INTERNAL, caused_by_interrupt, debug_enabled, internal_error
+        from ..errors import (EXIT_INTERNAL, EXIT_PARTIAL, WORKER_KILLED, caused_by_interrupt, debug_enabled,
+                              internal_error, worker_killed)
 
         if caused_by_interrupt(exc):  # Ctrl-C, or what a library raised over it (numba while compiling)
             kept = ("; the runs finished so far are kept: re-run the same command (same out=) to resume"
                     if resumable else "")
             print(f"{prog}: interrupted; no {what} was written{kept}", file=sys.stderr)
             raise SystemExit(130) from None
+        if worker_killed(exc):  # one of the study's pool processes: not a bug
+            kept = ("; the runs finished so far are kept: re-run the same command (same out=) to resume"
+                    if resumable else "")
+            print(f"{prog}: {WORKER_KILLED}; no {what} was written{kept}", file=sys.stderr)
+            raise SystemExit(EXIT_PARTIAL) from None
         if debug_enabled():
             raise
-        print(f"{prog}: {internal_error(exc, prog)}", file=sys.stderr)  # was a raw traceback
+        print(f"{prog}: {internal_error(exc)}", file=sys.stderr)  # was a raw traceback
         raise SystemExit(EXIT_INTERNAL) from None
 
 
