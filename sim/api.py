@@ -280,6 +280,10 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
             _set(data, PARAMETERS.get(name, name), value)
     cfg = from_mapping(data)
     load_targets(cfg.targets_file or DEFAULT_TARGETS)  # cached after the first call
+    if cfg.switched_off_note():  # an intensity for a lever the scenario switched off: it would do nothing
+        import warnings
+
+        warnings.warn(cfg.switched_off_note(), UserWarning, stacklevel=3)
     if cfg.draw is not None:  # parameter and structural uncertainty: one joint draw (as skillsim does)
         from .studies.uncertainty import draw_given
 

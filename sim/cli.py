@@ -228,6 +228,8 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
         raise environment_fault(exc, run_dir) from None
     if say_few and cfg.few_agents_note():
         log.warning(cfg.few_agents_note())
+    if say_few and cfg.switched_off_note():
+        log.warning(cfg.switched_off_note())
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     with interrupts_kept():  # also lever set-up and collection, which call compiled passes too
@@ -1133,7 +1135,7 @@ def preflight_sweep(overrides: list[str]) -> str | None:
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    errors, checked, targets_error = [], 0, []
+    errors, checked, targets_error, notes = [], 0, [], []
 
     def check(data: dict, targets: bool) -> None:
         """Check one job's settings; `targets=False`: same targets file as the first job (its result)."""
@@ -1141,6 +1143,8 @@ def preflight_sweep(overrides: list[str]) -> str | None:
         checked += 1
         try:
             cfg = from_mapping(data)
+            if cfg.switched_off_note() and cfg.switched_off_note() not in notes:
+                notes.append(cfg.switched_off_note())
             if targets:
                 try:
                     load_targets(cfg.targets_file or DEFAULT_TARGETS)
@@ -1296,6 +1300,8 @@ def preflight_sweep(overrides: list[str]) -> str | None:
                 ConfigLoaderImpl._apply_overrides_to_config(parser.parse_overrides([line]), scratch)
         if errors:  # a wrong value in any job: refused before anything is written, as for a single run
             fail(errors[0])
+    for note in notes:  # once for the sweep, not in every job's log
+        log.warning(note)
     return target
 
 

@@ -393,6 +393,18 @@ class RunConfig:
         """People represented by each simulated agent."""
         return self.region.population / self.n_agents
 
+    def switched_off_note(self) -> str | None:
+        """A warning for a lever whose intensity is set while the lever is off (scenario=no_policy with
+        levers.studio.intensity=2 ran as the scenario alone, without a word); None if there is none."""
+        off = [name for name in ("training", "competition", "studio")
+               if not getattr(self.levers, name).enabled and getattr(self.levers, name).intensity != 1.0]
+        if not off:
+            return None
+        said = ", ".join(f"levers.{n}.intensity={getattr(self.levers, n).intensity:g}" for n in off)
+        return (f"{said} {'has' if len(off) == 1 else 'have'} no effect: the lever{'s are' if len(off) > 1 else ' is'} "
+                f"off (scenario {self.scenario}: " + ", ".join(f"levers.{n}.enabled=false" for n in off)
+                + "); add " + " ".join(f"levers.{n}.enabled=true" for n in off) + " to use it")
+
     def few_agents_note(self) -> str | None:
         """A warning for a workforce too small to say much (n_agents=1 gave a high-skill share of 100%,
         n_agents=3 of 50%, without a word), or larger than the region's: None from FEW_AGENTS up to one

@@ -52,6 +52,17 @@ def test_keywords_overrides_and_presets_compose_as_the_command_line_does():
     assert after.misses == before.misses and after.hits == before.hits + 5
 
 
+def test_an_intensity_for_a_lever_the_scenario_switched_off_is_warned_of():
+    """simulate('chongqing', 'no_policy', studio_intensity=2) gave the no_policy numbers, silently."""
+    with pytest.warns(UserWarning, match=r"levers.studio.intensity=2 has no effect: the lever is off"):
+        compose("chongqing", "no_policy", studio_intensity=2.0, **SMALL)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compose("chongqing", "baseline", studio_intensity=2.0, **SMALL)  # on: nothing said
+
+
 def test_bad_keywords_and_values_name_the_field():
     with pytest.raises(ConfigError, match="training_intensty"):
         simulate(training_intensty=2.0, **SMALL)

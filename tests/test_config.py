@@ -168,3 +168,17 @@ def test_an_emptied_mapping_takes_the_entries_given_after_it_and_reaches_sweeps_
                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "  structural: {}" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_an_intensity_for_a_lever_the_scenario_switched_off_is_said():
+    """scenario=no_policy levers.studio.intensity=2 ran as no_policy alone, silently (a user trial; EMA
+    designs pairing no_policy with lever policies fell into it too). The run says so; a lever on, or
+    off at its default intensity, says nothing."""
+    off = from_mapping({"scenario": "no_policy", "levers": {"studio": {"enabled": False, "intensity": 2},
+                                                            "training": {"enabled": False, "intensity": 0}}})
+    assert off.switched_off_note() == (
+        "levers.training.intensity=0, levers.studio.intensity=2 have no effect: the levers are off (scenario "
+        "no_policy: levers.training.enabled=false, levers.studio.enabled=false); add levers.training.enabled=true "
+        "levers.studio.enabled=true to use it")
+    assert from_mapping({"levers": {"studio": {"intensity": 2}}}).switched_off_note() is None
+    assert from_mapping({"levers": {"studio": {"enabled": False}}}).switched_off_note() is None
