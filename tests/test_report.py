@@ -448,6 +448,14 @@ def test_a_report_says_which_sources_of_uncertainty_its_spread_carries(reports, 
     assert "and the agents' noise" in scope(folder("sweep", ("draw", "replicate")), "en")
     assert "joint draw 7 of the parameters" in scope(folder("run", (), draw=7), "en")
     assert "`skillsim-forecast region=national`" in scope(folder("sweep", ("replicate",)), "zh")
+    # what the runs of a setting are paired by, in fig. 4's note and report.md (a sweep over draws said "replicate")
+    from sim.report.text import paired_by, t
+
+    assert [paired_by(folder("sweep", v), "en") for v in (("replicate",), ("draw",), ("draw", "seed"))] == [
+        "replicate", "draw", "draw and replicate"]
+    assert "paired by draw." in t("note_cost", "en", pair=paired_by(folder("sweep", ("draw",)), "en"))
+    assert "mean of the joint parameter and structural draws" in t("fig3d_ci", "en", year=2030,
+                                                                    what=what_runs(folder("sweep", ("draw",)), "en"))
     # a user's region, read from their own config folder: the command names it (it ran Chongqing or failed)
     mine = {"config_dirs": ["/data/my conf"]}
     assert "`skillsim-forecast --config-dir '/data/my conf' region=national`" in scope(
@@ -953,7 +961,7 @@ def test_the_lever_response_heatmap_keeps_contour_labels_off_the_cells_values(tm
         from matplotlib.text import Text
 
         texts = [t.get_text() for t in fig.findobj(Text)]
-        assert not any("Key:" in t for t in texts) and any("Contours: cumulative spend" in t for t in texts)
+        assert not any("Key:" in t for t in texts) and any("Contours: mean cumulative spend" in t for t in texts)
 
 
 def test_a_folder_of_study_folders_is_named_by_what_they_are(tmp_path):

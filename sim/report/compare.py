@@ -13,7 +13,7 @@ from . import tables
 from .figures import label, note, region_title, with_labels
 from .load import Folder
 from .style import ExactFormatter, band_handles, draw_fan, new_figure, percent_axis
-from .text import income_scale, lever_name, spend_scale, t
+from .text import income_scale, lever_name, paired_by, spend_scale, t
 
 
 def fig_comparison(folder: Folder, lang: str):
@@ -55,7 +55,8 @@ def fig_comparison(folder: Folder, lang: str):
     for s, tick in zip(folder.settings, axes[0].get_yticklabels()):
         tick.set_color(s.colour)
     if has_cost:
-        text = t("note_cost", lang) + (t("sep", lang) + t("note_cost_negative", lang) if saves else "")
+        text = t("note_cost", lang, pair=paired_by(folder, lang)) + (t("sep", lang) + t("note_cost_negative", lang)
+                                                                     if saves else "")
         body.supxlabel(wrap(text, lang, 120 if lang == "en" else 60), fontsize=7.5, color="#555555")
     return fig, with_labels(folder, comp, lang)
 
@@ -282,6 +283,7 @@ def _line(folder, surf, key, lang, title):
         a.axvline(base.params[key], color="#000000", lw=0.8, ls=":")
     handles = [Line2D([], [], color="#0072B2", marker="o", ms=4, lw=1.6, label=t("median", lang)),
                *band_handles(lambda k: t(k, lang), "#0072B2"),
-               Line2D([], [], color="#000000", lw=0.8, ls=":", label=t("baseline_setting", lang))]
+               Line2D([], [], color="#000000", lw=0.8, ls=":",  # not the status quo scenario, "Baseline"
+                      label=t("baseline_setting", lang, label=label(folder, base, lang)))]
     body.legend(handles=handles, loc="outside lower center", ncol=4)
     return fig

@@ -271,7 +271,7 @@ def fig_income(folder: Folder, lang: str):
                           label=t("threshold", lang, value=money(threshold, lang, 0))))
     partial, whiskers = _income_levels(axes[3], folder, by_level, scale, lang)
     if whiskers:  # the panel's whiskers are not the bands of the panels above: say what they are
-        titles[3] = t("fig3d_ci", lang, year=folder.target_year)
+        titles[3] = t("fig3d_ci", lang, year=folder.target_year, what=what_runs(folder, lang))
     if partial:
         handles.append(Line2D([], [], marker="o", mfc="white", mec="#000000", ls="", ms=4,
                               label=t("partial_level" if folder.kind == "sweep" else "partial_level_run", lang)))

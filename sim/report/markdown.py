@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import tables
 from .figures import label, region_title
-from .text import pct, what_runs
+from .text import paired_by, pct, what_runs
 
 UNITS = {"en": ("thousand yuan", 1e3, 1, "billion yuan", 1e9), "zh": ("万元", 1e4, 2, "亿元", 1e8)}
 
@@ -55,9 +55,6 @@ W = {  # (en, zh)
                  "单次模拟，无区间。高技能人才占比指高级工及以上占持证技能人才（1-7级）的比例；收入为该年各月年化收入的平均值。"),
     "effects": ("Effects against the baseline setting, {base}, paired by {pair}",
                 "相对基准设定“{base}”的效果（按{pair}配对）"),
-    "pair_rep": ("replicate", "重复模拟"),
-    "pair_draw": ("draw", "联合抽样"),
-    "pair_both": ("draw and replicate", "联合抽样与重复模拟"),
     "d_share": ("Effect on high-skill share, Dec {year} (percentage points)", "{year}年12月高技能人才占比变化（百分点）"),
     "d_income": ("Effect on mean income, {year} ({unit})", "{year}年平均收入变化（{unit}）"),
     "extra_spend": ("Extra spend ({bunit})", "新增支出（{bunit}）"),
@@ -219,8 +216,7 @@ def write_markdown(written, opts, path: Path) -> None:
               w("ci_note", lang, n=folder.replicates_text, what=what_runs(folder, lang)), "", scope(folder, lang), ""]
     if folder.effects is not None and "effect_high_skill_share" in summ:
         base = next(s for s in folder.settings if s.is_baseline)
-        draws, noise = "draw" in folder.varies, bool({"replicate", "seed"} & set(folder.varies))
-        pair = w("pair_both" if draws and noise else "pair_draw" if draws else "pair_rep", lang)
+        pair = paired_by(folder, lang)
         lines += [f"### {w('effects', lang, base=label(folder, base, lang), pair=pair)}", ""]
         rows = []
         edig = column_digits([r / bdiv for r in summ["extra_spend"]]) if "extra_spend" in summ else 1

@@ -61,7 +61,7 @@ PHRASES: dict[str, tuple[str, str]] = {
     "na_no_gain": ("n/a: no gain", "无：未新增"),
     "na_no_pairs": ("n/a: no pairs", "无：无配对"),
     "na_unknown": ("n/a", "无"),
-    "baseline_setting": ("Baseline setting", "基准设定"),
+    "baseline_setting": ("Baseline setting of the effects: {label}", "效果的基准设定：{label}"),
     # titles
     "fig1_title": ("High-skill share of skilled workers, {region}", "{region}高技能人才占技能人才比例"),
     "fig2_title": ("Workforce by skill level, {region}", "{region}各技能等级人数构成"),
@@ -70,8 +70,8 @@ PHRASES: dict[str, tuple[str, str]] = {
     "fig3b": ("Median annual income", "年收入中位数"),
     "fig3c": ("Share earning at least {value} a year", "年收入不低于{value}的工人比例"),
     "fig3d": ("Mean income by level, {year}", "{year}年各等级平均收入"),
-    "fig3d_ci": ("Mean income by level, {year}: mean of the replicates, 95% t-interval",
-                 "{year}年各等级平均收入：重复模拟均值，95% t区间"),
+    "fig3d_ci": ("Mean income by level, {year}: mean of the {what}, 95% t-interval",
+                 "{year}年各等级平均收入：各{what}均值，95% t区间"),
     "fig4_title": ("Scenarios compared in {year}, {region}", "{region}{year}年各情景比较"),
     "fig4_title_settings": ("Settings compared in {year}, {region}", "{region}{year}年各设定比较"),
     "fig4a": ("High-skill share, Dec {year}", "{year}年12月高技能人才占比"),
@@ -79,11 +79,11 @@ PHRASES: dict[str, tuple[str, str]] = {
     "fig4c": ("Cost per additional high-skill worker", "每新增一名高技能人才的成本"),
     "fig5_title": ("High-skill share in Dec {year} by lever setting, {region}",
                    "{region}{year}年12月高技能人才占比与政策力度"),
-    "fig5_cost": ("Contours: cumulative spend, billion yuan", "等值线：累计支出（亿元）"),
+    "fig5_cost": ("Contours: mean cumulative spend, billion yuan", "等值线：平均累计支出（亿元）"),
     "fig5_points": ("a point per setting run, labelled with its share and cumulative spend (billion yuan)",
                     "每点为一个已运行的设定，标注其占比与累计支出（亿元）"),
     "fig5_share": ("High-skill share, Dec {year}", "{year}年12月高技能人才占比"),
-    "fig5_spend": ("Cumulative spend to {year}", "至{year}年累计支出"),
+    "fig5_spend": ("Cumulative spend to {year}, mean", "至{year}年累计支出（平均值）"),
     "fig6_title": ("Promotions by channel, {region}", "{region}各渠道晋升人数"),
     # notes under titles
     "note_single": ("One run ({n_agents} agents); no uncertainty bands", "单次模拟（{n_agents}个主体），无不确定性区间"),
@@ -104,10 +104,14 @@ PHRASES: dict[str, tuple[str, str]] = {
     "note_cost_negative": ("a bar left of zero: less spent than the baseline setting, with more high-skill workers",
                            "零左侧的条：支出少于基准设定，且高技能人才更多"),
     "note_cost": ("Cost: extra cumulative spend over extra high-skill workers against the baseline setting, paired "
-                  "by replicate. n/a: baseline = the reference itself; no gain = no extra high-skill workers, so no cost "
-                  "per worker; no pairs = no replicate shared with the baseline",
-                  "成本：相对基准设定的新增累计支出除以新增高技能人才数（按重复模拟配对）。无：基准＝参照设定本身；"
-                  "未新增＝未新增高技能人才，无单位成本；无配对＝与基准无共同重复模拟"),
+                  "by {pair}. n/a: baseline = the reference itself; no gain = no extra high-skill workers, so no cost "
+                  "per worker; no pairs = no {pair} shared with the baseline",
+                  "成本：相对基准设定的新增累计支出除以新增高技能人才数（按{pair}配对）。无：基准＝参照设定本身；"
+                  "未新增＝未新增高技能人才，无单位成本；无配对＝与基准无共同{pair}"),
+    # what a sweep's settings are paired by (the runs they share: sim.aggregate.paired_effects)
+    "pair_rep": ("replicate", "重复模拟"),
+    "pair_draw": ("draw", "联合抽样"),
+    "pair_both": ("draw and replicate", "联合抽样与重复模拟"),
     "note_full_years": ("Full calendar years only", "仅含完整年份"),
     "all_runs": ("all runs", "全部模拟"),
     "sep": ("; ", "；"),
@@ -132,6 +136,12 @@ def what_runs(folder, lang: str) -> str:
     noise = bool({"replicate", "seed"} & set(folder.varies))
     one = "_1" if folder.one_run_each else ""  # "1 replicate", not "1 replicates"
     return t(("runs_both" if draws and noise else "runs_draw" if draws else "runs_rep") + one, lang)
+
+
+def paired_by(folder, lang: str) -> str:
+    """What a sweep's settings are paired by in its effects: the replicate, the joint draw, or both."""
+    draws, noise = "draw" in folder.varies, bool({"replicate", "seed"} & set(folder.varies))
+    return t("pair_both" if draws and noise else "pair_draw" if draws else "pair_rep", lang)
 
 
 def level_label(index: int, lang: str) -> str:
