@@ -313,6 +313,31 @@ def test_a_level_held_for_part_of_the_year_is_drawn_hollow():
     plt.close(fig)
 
 
+def test_fig3s_csv_gives_no_interval_for_a_level_drawn_hollow():
+    """Three replicates; 首席技师 held all year in two and half the year in the third: its dot is hollow
+    with no interval, and the CSV gave one all the same (a user trial). Levels held all year keep theirs."""
+    from sim.report import tables
+    from sim.report.figures import level_rows
+    from sim.report.load import Folder, Setting
+
+    rows = []
+    for rep in range(3):
+        for i in range(12):
+            for k in range(8):
+                heads = 0.0 if (k == 7 and rep == 2 and i >= 6) else 57.0
+                rows += [{"setting": "all", "run": f"r{rep}", "replicate": rep, "date": f"2030-{i + 1:02d}",
+                          "metric": f"level_{k}", "value": heads},
+                         {"setting": "all", "run": f"r{rep}", "replicate": rep, "date": f"2030-{i + 1:02d}",
+                          "metric": f"income_mean_level_{k}", "value": 1e5 * (k + rep) if heads else 0.0}]
+    s = Setting("all", {}, "baseline", {"name": "chongqing"}, 2030, 3)
+    folder = Folder(path=None, kind="sweep", keys=[], settings=[s], config={}, long=pd.DataFrame(rows),
+                    ensemble=pd.DataFrame(columns=["setting", "date", "metric"]), runs=pd.DataFrame(), effects=None)
+    by_level = tables.income_by_level(folder)
+    assert by_level.set_index("level").loc[7, ["ci_low", "ci_high"]].notna().all()  # computed, not drawn
+    lv = level_rows(folder, by_level).set_index("level")
+    assert lv.loc[7, ["ci_low", "ci_high"]].isna().all() and lv.loc[6, ["ci_low", "ci_high"]].notna().all()
+
+
 @pytest.mark.slow
 def test_fig3_sweep_csv_matches_the_ensemble_and_jobs(reports, folders):
     c = csv(reports, "sweep", "en", "fig3_income")

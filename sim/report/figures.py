@@ -281,10 +281,18 @@ def fig_income(folder: Folder, lang: str):
         handles += band_handles(lambda k: t(k, lang))
     _legend(body, handles)
     data = pd.concat([fans[m] for m in tables.INCOME_METRICS], ignore_index=True)
+    data = pd.concat([data, level_rows(folder, by_level)], ignore_index=True)
+    return fig, with_labels(folder, data, lang)
+
+
+def level_rows(folder: Folder, by_level: pd.DataFrame) -> pd.DataFrame:
+    """Fig. 3's by-level rows of its CSV, as drawn: no interval where the dot is hollow (some runs had
+    nobody at the level in some month; the CSV gave an interval the chart did not draw)."""
     lv = by_level.rename(columns={"year": "date"}).assign(metric="income_mean_by_level")
     lv["date"] = lv["date"].astype(str)
-    data = pd.concat([data, lv], ignore_index=True)
-    return fig, with_labels(folder, data, lang)
+    runs = lv["setting"].map({s.id: s.n for s in folder.settings})
+    lv.loc[lv["n_whole_year"] < runs, ["ci_low", "ci_high"]] = np.nan
+    return lv
 
 
 def _income_levels(ax, folder: Folder, by_level: pd.DataFrame, scale: float, lang: str) -> tuple[bool, bool]:
