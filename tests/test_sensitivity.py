@@ -129,7 +129,7 @@ def model_studies(tmp_path_factory, request):
     """Morris at a tiny size (the fast suite); Sobol (slow) at 2,000 agents to 2027 with 4 replicates,
     where four base samples still leave the training lever near the noise floor."""
     root = tmp_path_factory.mktemp("sa")
-    return {"morris": (model_study(root, "morris", 4, 1000, 2026, 2), 2026)}
+    return {"morris": (model_study(root, "morris", sensitivity.MIN_RANKED["morris"], 1000, 2026, 2), 2026)}
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +157,9 @@ def test_an_input_without_effect_gets_exactly_zero_on_the_model(model_studies, m
     assert (folder / "COMPLETE").exists()
     manifest = json.loads((folder / "manifest.json").read_text())
     design = pd.read_csv(folder / "design.csv")
-    assert manifest["runs"] == len(design) + 16  # the design's runs and the nominal point's
+    # the design's distinct runs (a Morris grid can visit one point twice: run once) and the nominal point's 16
+    distinct = design.drop_duplicates(subset=[c for c in design.columns if "@" not in c and c != "point"])
+    assert len(distinct) <= manifest["runs"] <= len(distinct) + 16 and manifest["runs"] > len(design) // 2
     assert "SALib" in manifest["versions"] and len(manifest["calibration_ensemble_sha256"]) == 64
 
 
@@ -737,9 +739,14 @@ def test_the_sensitivity_and_discovery_reports_say_how_the_study_ran():
                                                    "inputs": "parameters,levers", "quick": True}}
     assert how_sensitivity(m, "en") == ("Method: Sobol indices (Saltelli design, 8 base samples; SALib); 388 runs of "
                                         "2,000 agents, 2 replicate(s) per design point; inputs: parameters,levers. "
-                                        "A quick look (quick=true): a small design, so wide intervals.")
+                                        "A quick look (quick=true): a small design. With fewer than 32 base samples "
+                                        "the bootstrap intervals are far narrower than the indices' uncertainty, so no "
+                                        "input is ranked or marked distinguishable here.")
     morris = {**m, "runs": 188, "options": {**m["options"], "method": "morris", "n": 4, "quick": False}}
     assert how_sensitivity(morris, "zh").startswith("方法：Morris基本效应（4条轨迹，4个水平；SALib）；共188次运行，每次2,000个主体")
+    assert "轨迹少于10个时" in how_sensitivity(morris, "zh")
+    enough = {**morris, "options": {**morris["options"], "n": 10}}
+    assert "ranked" not in how_sensitivity(enough, "en")
     t = discover.analyse(cases_on_the_inputs(256, 0), LEVERS, BOX, threshold=0.8, peel_alpha=0.05, mass_min=0.02)
     f = {"choice": t["choice"], "box": t["box"], "trajectory": t["trajectory"], "config": {"region": REGION},
          "manifest": {"runs": 256, "n_agents": 2000, "options": {"threshold": 0.8, "n": 256, "replicates": 1,
@@ -1080,7 +1087,8 @@ def test_the_sensitivity_report_tables_use_the_figures_units():
 
     rng = np.random.default_rng(1)
     g = lambda X, reps: {k: v + 0.001 * rng.normal(size=v.shape) for k, v in f(X, reps).items()}  # noqa: E731
-    t = sensitivity.study(inputs, g, method="morris", n=8, replicates=1, noise_replicates=4, resamples=20, **QUIET)
+    t = sensitivity.study(inputs, g, method="morris", n=sensitivity.MIN_RANKED["morris"], replicates=1,
+                          noise_replicates=4, resamples=20, **QUIET)
     a = t["indices"].set_index("input").loc["a"]
     folder = {"indices": t["indices"], "noise": t["noise"], "config": {"region": REGION},
               "manifest": {"options": {"method": "morris"}}}
@@ -1257,3 +1265,22 @@ def test_a_calibrated_field_the_varied_parameters_would_partly_replace_is_refuse
     for given in (["region=chongqing"], ["region=national"], ["region=zhong_county"], ["draw=3"]):
         plain = compose_config(given + ["n_agents=2000"])
         refuse_what_the_inputs_would_drop(plain, choose(plain, ("parameters",), []), "skillsim-sensitivity")
+
+
+@pytest.mark.parametrize("method", ["morris", "sobol"])
+def test_no_input_is_ranked_on_too_few_trajectories_or_base_samples(method):
+    """Morris n=2 marked 11 inputs distinguishable on intervals of +-1% (every sigma interval [0, sigma]);
+    quick Sobol n=8 gave first-order indices summing to 1.37 (a user trial). Below MIN_RANKED a strong
+    input is not ranked; at it, it is."""
+    inputs = [Input("a", 0, 1, "config"), Input("b", 0, 1, "config"), Input("dummy", 0, 1, "config")]
+
+    def f(X, reps):
+        return {"y": np.repeat((5 * X[:, 0] + X[:, 1])[:, None], len(reps), axis=1)}
+
+    low = 2 if method == "morris" else 8
+    for n, ranked in ((low, False), (sensitivity.MIN_RANKED[method], True)):
+        said = []
+        t = sensitivity.study(inputs, f, method=method, n=n, replicates=1, noise_replicates=0, resamples=50,
+                              seed=1, log=said.append)["indices"].set_index("input")
+        assert bool(t.loc["a", "distinguishable"]) is ranked and bool(t.loc["a", "rank"] == 1) is ranked, t
+        assert any("no input is ranked" in s for s in said) is not ranked

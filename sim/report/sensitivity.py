@@ -66,7 +66,10 @@ TEXT = {
         "md_how_morris": "Method: Morris elementary effects ({n} trajectories, {levels} levels; SALib)",
         "md_how_sobol": "Method: Sobol indices (Saltelli design, {n} base samples; SALib)",
         "md_how_runs": "; {runs:,} runs of {agents:,} agents, {replicates} replicate(s) per design point; inputs: {inputs}.",
-        "md_how_quick": " A quick look (quick=true): a small design, so wide intervals.",
+        "md_how_quick": " A quick look (quick=true): a small design.",
+        "md_how_unranked": " With fewer than {min} {what} the bootstrap intervals are far narrower than the "
+                           "indices' uncertainty, so no input is ranked or marked distinguishable here.",
+        "md_what_morris": "trajectories", "md_what_sobol": "base samples",
         "md_how_prim": "Method: PRIM (EMA Workbench) on {n:,} designs x {replicates} replicate(s) = {runs:,} runs of "
                        "{agents:,} agents; inputs: {inputs}; density threshold {threshold:g}, peel_alpha {peel_alpha:g}.",
         "md_rank": "rank", "md_noise": "Stochastic noise",
@@ -110,7 +113,9 @@ TEXT = {
         "md_how_morris": "方法：Morris基本效应（{n}条轨迹，{levels}个水平；SALib）",
         "md_how_sobol": "方法：Sobol指数（Saltelli设计，{n}个基础样本；SALib）",
         "md_how_runs": "；共{runs:,}次运行，每次{agents:,}个主体，每个设计点{replicates}次重复；输入：{inputs}。",
-        "md_how_quick": "快速预览（quick=true）：设计较小，区间较宽。",
+        "md_how_quick": "快速预览（quick=true）：设计较小。",
+        "md_how_unranked": "{what}少于{min}个时，自助法区间远窄于指数的真实不确定性，因此本报告不对输入排序，也不标记可区分。",
+        "md_what_morris": "轨迹", "md_what_sobol": "基础样本",
         "md_how_prim": "方法：PRIM（EMA Workbench），{n}个设计点×{replicates}次重复，共{runs:,}次运行，每次{agents:,}个主体；"
                        "输入：{inputs}；密度阈值{threshold:g}，peel_alpha {peel_alpha:g}。",
         "md_rank": "排序", "md_noise": "随机噪声",
@@ -301,7 +306,12 @@ def how_sensitivity(m: dict, lang: str) -> str:
     text = T[f"md_how_{o['method']}"].format(n=o["n"], levels=o.get("levels"))
     text += T["md_how_runs"].format(runs=m.get("runs", 0), agents=m.get("n_agents", 0),
                                     replicates=o.get("replicates", 1), inputs=o.get("inputs", ""))
-    return text + (T["md_how_quick"] if o.get("quick") else "")
+    from ..studies.sensitivity import MIN_RANKED
+
+    low = o["method"] in MIN_RANKED and int(o["n"]) < MIN_RANKED[o["method"]]
+    return (text + (T["md_how_quick"] if o.get("quick") else "")
+            + (T["md_how_unranked"].format(min=MIN_RANKED.get(o["method"]), what=T[f"md_what_{o['method']}"])
+               if low else ""))
 
 
 def sensitivity_markdown(f: dict, lang: str, stems: list[str]) -> str:

@@ -65,6 +65,11 @@ OPTIONS = {"method": "morris", "year": None, "years": None, "n": None, "replicat
            "levels": 4, "inputs": None, "inputs_file": None, "n_agents": 10000, "resamples": 1000, "quick": False,
            "out": None}
 DEFAULT_N = {"morris": 20, "sobol": 64}
+#: the fewest trajectories (Morris) or base samples (Sobol) whose bootstrap intervals a ranking is built on:
+#: below, resampling 2-8 of them gives intervals far narrower than the index's uncertainty (a user trial's
+#: Morris n=2 marked 11 inputs distinguishable on intervals of +-1%, every sigma interval [0, sigma]; Sobol
+#: n=8 gave first-order indices summing to 1.37), so no input is ranked and the study says why
+MIN_RANKED = {"morris": 10, "sobol": 32}
 CHUNK = 32  # design points per chunk: progress and the journal advance this often (batch.evaluate_in_chunks)
 USAGE = """usage: skillsim-sensitivity [region=NAME] [year=2030 | years=2030,2035] [method=morris|sobol]
                             [n=N] [replicates=2] [noise_replicates=8] [levels=4]
@@ -195,6 +200,8 @@ def indices(inputs: list[Input], method: str, X: np.ndarray, Y: dict[str, np.nda
     `distinguishable` if the interval lies above both zero and the noise floor, ranked only then."""
     rows = []
     prob = problem(inputs)
+    per = len(inputs) + (1 if method == "morris" else 2)  # runs a trajectory (a base sample) takes
+    ranked = len(X) // per >= MIN_RANKED[method]
     for name, y in Y.items():
         mean = y.mean(axis=1)
         var_means = float(np.var(mean, ddof=1)) if len(mean) > 1 else 0.0
@@ -211,7 +218,7 @@ def indices(inputs: list[Input], method: str, X: np.ndarray, Y: dict[str, np.nda
                              "mu_star_hi95": float(r["mu_star"][k] + r["mu_star_conf"][k]),
                              "sigma": float(r["sigma"][k]), "sigma_lo95": float(s_lo[k]),
                              "sigma_hi95": float(s_hi[k]), "noise_floor": floor,
-                             "distinguishable": bool(lo > max(0.0, floor))})
+                             "distinguishable": ranked and bool(lo > max(0.0, floor))})
         else:
             from SALib.analyze import sobol
 
@@ -226,7 +233,7 @@ def indices(inputs: list[Input], method: str, X: np.ndarray, Y: dict[str, np.nda
                              "S1": float(r["S1"][k]), "S1_lo95": float(r["S1"][k] - r["S1_conf"][k]),
                              "S1_hi95": float(r["S1"][k] + r["S1_conf"][k]), "ST": float(r["ST"][k]),
                              "ST_lo95": lo, "ST_hi95": float(r["ST"][k] + r["ST_conf"][k]), "noise_floor": floor,
-                             "distinguishable": bool(lo > max(0.0, floor))})
+                             "distinguishable": ranked and bool(lo > max(0.0, floor))})
     df = pd.DataFrame(rows)
     key = "mu_star" if method == "morris" else "ST"
     df["rank"] = np.nan
@@ -323,6 +330,10 @@ def study(inputs: list[Input], evaluate: Evaluate, *, method: str, n: int, repli
     at_nominal = noise_replicates if noise_replicates > 1 else 0  # one alone says nothing about noise
     log(f"sensitivity: {method}, {len(inputs)} inputs, {len(X)} points x {replicates} replicates "
         f"= {len(X) * replicates} runs, then {at_nominal} at the nominal point")
+    if n < MIN_RANKED[method]:
+        log(f"sensitivity: warning: n={n}: below {MIN_RANKED[method]} {'trajectories' if method == 'morris' else 'base samples'} "
+            "the bootstrap intervals are far narrower than the indices' uncertainty, so no input is ranked or marked "
+            f"distinguishable (indices.csv still gives every index); n={MIN_RANKED[method]} or more ranks them")
     if replicates == 1:
         log("sensitivity: replicates=1: the noise floor comes from the noise at the nominal point, the part every "
             "point shares with its seed included (it cancels between points): an upper bound that can hide a real "
