@@ -1626,6 +1626,15 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # Hydra creating a folder or writing multirun.yaml: disk, permissions, ...
         from hydra.errors import HydraException
 
+        if isinstance(exc, ConnectionError) and sweep.SWEEP_DIR is not None:  # Ray found no cluster at its address
+            if not sweep.SWEEP_DIR_EXISTED:  # the folder this command made, with nothing of a job in it
+                from .cluster.slurm import forget_new_sweep
+
+                forget_new_sweep(sweep.SWEEP_DIR, None)
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            fail(f"config error: the sweep's launcher could not connect to its cluster ({first}); start the cluster, "
+                 "or give its address (hydra.launcher.ray.init.address for Ray; leave it out to start Ray on this "
+                 "machine); no job ran", 2)
         if isinstance(exc, HydraException):  # Hydra's MissingConfigException is an IOError: a config choice
             fail(explain(exc), 2)  # that does not exist (region=nowhere with --cfg job), not the disk
         fail(environment_fault(exc, exc.filename or "the output folder"))

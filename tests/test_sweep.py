@@ -639,3 +639,30 @@ def test_a_sweep_of_nothing_runs_its_one_job_in_a_folder_of_its_own(tmp_path, mo
     assert sorted(p.name for p in (tmp_path / "s").iterdir() if p.is_dir()) == ["defaults"]
     assert not (tmp_path / "s" / "FAILED").exists() and verify(tmp_path / "s").problems == []
     assert len(pd.read_csv(tmp_path / "s" / "runs.csv")) == 1
+
+
+def test_a_launcher_that_cannot_reach_its_cluster_is_one_line_and_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    """Ray with hydra.launcher.ray.init.address=auto and no cluster running raised ConnectionError (an
+    OSError): "cannot write the output folder", exit 4, and the sweep folder left with multirun.yaml and
+    the progress record (a user trial). It is the cluster's address that is wrong: exit 2, no folder."""
+    from hydra.core.plugins import Plugins
+
+    from sim import cli
+
+    def no_cluster(self, job_overrides, initial_job_idx):
+        raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to.")
+
+    # the class Hydra's plugin scan registered (its scan executes the module again: a class imported here is not it)
+    launcher = Plugins.instance().class_name_to_class["hydra._internal.core_plugins.basic_launcher.BasicLauncher"]
+    monkeypatch.setattr(launcher, "launch", no_cluster)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["-m", "replicate=0,1", "n_agents=300", "horizon.end_year=2023", "hydra/launcher=basic",
+                  f"hydra.sweep.dir={tmp_path / 's'}"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2, err
+    assert err[-1] == ("skillsim: config error: the sweep's launcher could not connect to its cluster (Could not find "
+                       "any running Ray instance. Please specify the one to connect to.); start the cluster, or give "
+                       "its address (hydra.launcher.ray.init.address for Ray; leave it out to start Ray on this "
+                       "machine); no job ran")
+    assert not (tmp_path / "s").exists()

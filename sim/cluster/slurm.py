@@ -157,7 +157,7 @@ def _cancel(jobs: list, done: set[int]) -> int:
     return len(left)
 
 
-def _forget_new_sweep(sweep_dir: Path, before: set[str] | None) -> None:
+def forget_new_sweep(sweep_dir: Path, before: set[str] | None) -> None:
     """After a refused submission: remove what this command wrote (a new sweep folder; else the
     submission's own files), never a finished job."""
     from ..aggregate import FAILED_MARKER
@@ -185,7 +185,7 @@ def _never_starts(watcher, jobs: list, done: set[int], params: dict[str, Any], s
         if info.get("State") == "PENDING" and reason in NEVER_STARTS:
             _cancel(jobs, done)
             if sweep_dir.exists():
-                _forget_new_sweep(sweep_dir, before)
+                forget_new_sweep(sweep_dir, before)
             key, allowed = NEVER_STARTS[reason]
             if reason in ("PartitionConfig", "BadConstraints"):  # which request: compare with the cluster
                 key, allowed = too_big_request(params, (key, allowed))
@@ -232,7 +232,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
         per_array = max_array_size(params.get("max_array_size"))
     except (SubmissionError, ValueError) as exc:
         if sweep_dir.exists():
-            _forget_new_sweep(sweep_dir, before)
+            forget_new_sweep(sweep_dir, before)
         if isinstance(exc, ValueError):  # submitit refused a parameter
             raise SubmissionError(f"config error: hydra.launcher: {str(exc).splitlines()[0]}") from None
         raise
@@ -255,7 +255,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
             except Exception as exc:  # noqa: BLE001 - sbatch's refusal, whatever submitit wraps it in
                 _cancel(jobs, done)
                 if sweep_dir.exists():
-                    _forget_new_sweep(sweep_dir, before)
+                    forget_new_sweep(sweep_dir, before)
                 raise SubmissionError(explain_refusal(exc, params)) from None
             for job in submitted:
                 job.watcher = watcher  # squeue, not sacct
