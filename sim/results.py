@@ -175,6 +175,34 @@ def remove_killed_partials(parent: Path) -> list[Path]:
 
             logging.getLogger("skillsim").warning("removed %s, which %s left half-written when it was killed",
                                                   partial, owner)
+    remove_dead_claims(parent)
+    return removed
+
+
+def remove_dead_claims(parent: Path) -> list[Path]:
+    """Remove the claim files (`.NAME.lock`, sim.claims) in `parent` of runs or studies killed on this
+    host before they wrote anything: no folder NAME, no partial folder, and no process holding the
+    claim. A killed run's claim stayed behind for good (a user trial's `kill -9` left one in
+    results/runs that no later run removed). Where NAME exists, or the claim is another host's, it
+    stays (a sweep's job folders keep theirs: they tell an interrupted job from one never run)."""
+    import glob
+
+    from . import claims
+
+    try:
+        found = sorted(parent.glob(".*.lock"))
+    except OSError:
+        return []
+    removed = []
+    for lock in found:
+        name = lock.name[1:-len(".lock")]
+        if not name or (parent / name).exists() or any(parent.glob(f".{glob.escape(name)}.partial-*")):
+            continue
+        with claims.unclaimed(parent / name) as owner:
+            if owner is None or owner.host != claims.HOST:
+                continue
+            lock.unlink(missing_ok=True)  # holding its shared lock: a claimer that opened it starts again
+        removed.append(lock)
     return removed
 
 

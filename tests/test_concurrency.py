@@ -195,6 +195,30 @@ def test_a_run_takes_over_the_claim_of_a_dead_process(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"], "claim and stale partial are gone"
 
 
+def test_the_claims_of_runs_killed_before_writing_are_removed_by_the_next_run_beside_them(tmp_path):
+    """`kill -9` of a run while it stepped left `.NAME.lock` in results/runs for good (a user trial). The
+    next run in the same folder removes a dead claim with no folder and no partial one; a claim held by
+    a live process, one beside a finished folder and one from another host stay."""
+    from sim.results import remove_dead_claims
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for name, host in (("killed", claims.HOST), ("elsewhere", "another-host")):
+        claims.lock_path(tmp_path / name).write_text(json.dumps({"pid": dead.pid, "host": host, "since": "x"}))
+    (tmp_path / "finished").mkdir()
+    claims.lock_path(tmp_path / "finished").write_text(json.dumps({"pid": dead.pid, "host": claims.HOST, "since": "x"}))
+    held = claims.claim(tmp_path / "busy")
+    try:
+        assert remove_dead_claims(tmp_path) == [claims.lock_path(tmp_path / "killed")]
+        assert sorted(p.name for p in tmp_path.glob(".*.lock")) == [".busy.lock", ".elsewhere.lock", ".finished.lock"]
+    finally:
+        held.release()
+    claims.lock_path(tmp_path / "killed").write_text(json.dumps({"pid": dead.pid, "host": claims.HOST, "since": "x"}))
+    proc = run("sim", "n_agents=500", "horizon.end_year=2023", f"hydra.run.dir={tmp_path / 'next'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not claims.lock_path(tmp_path / "killed").exists()
+
+
 # -- the claims themselves ------------------------------------------------------------------------
 
 def test_a_claim_that_cannot_be_written_leaves_no_lock_file(tmp_path, monkeypatch):
