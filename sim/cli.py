@@ -1445,9 +1445,9 @@ def _interrupted() -> str:
     done = sum(not p.parent.name.startswith(".") for p in Path(d).glob(f"*/{COMPLETE_MARKER}"))  # not .partial-*
     # Parallel workers are stopped asynchronously: a job being written may still finish after this count.
     n = sweep.LAST_CANCELLED
-    cancelled = "" if n is None else f"cancelled {n} queued or running SLURM jobs; "
-    return (f"interrupted; {cancelled}finished jobs are kept in {d} ({done} when stopped); to run the rest, "
-            f"repeat the command with hydra.sweep.dir={d}")
+    cancelled = "" if n is None else f"cancelled the {n} SLURM jobs not seen finished; "
+    return (f"interrupted; {cancelled}finished jobs are kept in {d} ({done} when stopped, and any a worker was "
+            f"writing then); to run the rest, repeat the command with hydra.sweep.dir={d}")
 
 
 def _flag_value(argv: list[str], names: tuple[str, ...]) -> tuple[str | None, list[str]]:

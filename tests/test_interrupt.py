@@ -168,7 +168,8 @@ def test_a_stopped_sweep_keeps_finished_jobs_and_resumes(tmp_path, sig, target):
     said = message_lines(stderr)
     assert len(said) == 1, stderr[-3000:]
     m = re.fullmatch(rf"skillsim: interrupted; finished jobs are kept in {re.escape(str(out))} \((\d+) when "
-                     rf"stopped\); to run the rest, repeat the command with hydra.sweep.dir={re.escape(str(out))}",
+                     rf"stopped, and any a worker was writing then\); to run the rest, repeat the command with "
+                     rf"hydra.sweep.dir={re.escape(str(out))}",
                      said[0])
     assert m, said[0]
     # counted when the main process stopped; a worker may still have completed the job it was writing

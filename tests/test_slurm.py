@@ -303,7 +303,7 @@ def test_an_interrupted_slurm_sweep_leaves_no_job_in_the_queue(cluster, tmp_path
     stderr = proc.communicate(timeout=120)[1]
     assert proc.returncode == EXIT_INTERRUPTED, stderr[-3000:]
     lines = message_lines(stderr)
-    assert len(lines) == 1 and "cancelled 6 queued or running SLURM jobs" in lines[0], lines
+    assert len(lines) == 1 and "cancelled the 6 SLURM jobs not seen finished" in lines[0], lines
     assert wait_until_queue_empty(cluster) == []
 
 
