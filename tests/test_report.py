@@ -1162,3 +1162,13 @@ def test_band_keys_take_the_bands_colour_where_one_colour_is_drawn():
     b50, b90 = band_handles(lambda k: k, "#0072B2")
     assert b50.get_facecolor() == to_rgba("#0072B2", 0.30) and b90.get_facecolor() == to_rgba("#0072B2", 0.12)
     assert band_handles(lambda k: k)[0].get_facecolor() == to_rgba("#000000", 0.30)  # several colours: grey
+
+
+def test_the_chinese_charts_name_skilled_workers_one_way():
+    """Fig. 1 said 占技能人才比例 and the forecast's, the plan's and the explorer's 占技能劳动者比例 for
+    the same share (a user trial): every chart says 技能人才."""
+    import sim
+
+    root = Path(sim.__file__).parent
+    said = [str(p.relative_to(root)) for p in root.rglob("*.py") if "技能劳动者" in p.read_text(encoding="utf-8")]
+    assert said == []

@@ -82,7 +82,7 @@ TEXT = {
         "traj_title_sq": "{region}：{what}、{base}与现行政策下的高技能人才占比",
         "chosen": "选定组合", "best": "找到的最佳组合（未达目标）", "status_quo": "现行政策", "no_policy": "无政策",
         "band50": "50%区间（与其曲线同色）", "band90": "90%区间（与其曲线同色）", "observed": "观测值", "target": "目标：{y}年{v}",
-        "share_axis": "高技能人才占技能劳动者比例（%）", "year": "年份",
+        "share_axis": "高技能人才占技能人才比例（%）", "year": "年份",
         "cp_title": "{region}：{y}年达到{v}的成本与概率",
         "cp_note": "圆点：各组合在{n}个搜索样本上的结果；折线：前沿{star}",
         "cp_star": "；星号：选定组合在{m}个新样本上的结果及95%区间",
