@@ -616,6 +616,13 @@ def check_cross_fields(cfg: RunConfig) -> None:
                           f"a year no earlier than region.observed ({cfg.region.observed}): a target for a year "
                           "before the forecast starts is drawn as one the forecast is compared with")
     skilled_now = cfg.region.population * (1 - cfg.region.uncertified_share)
+    ratios = [stock / skilled_now for stock in h.skilled_workers.values() if skilled_now > 0]
+    if ratios and (min(ratios) > 10 or max(ratios) < 0.1):  # every stock off by the same order: the head count
+        date, stock = next(iter(h.skilled_workers.items()))
+        raise ConfigError("region.population", cfg.region.population,
+                          f"a head count of workers (not in 万 or millions) near the observed skilled stocks: "
+                          f"{stock:,.0f} skilled at {date} (region.history.skilled_workers) over 1 - uncertified_share "
+                          f"is {stock / (1 - cfg.region.uncertified_share):,.0f} workers")
     for date, stock in h.skilled_workers.items():
         y, mth = _check_month(f"region.history.skilled_workers[{date}]", date)
         years = abs((obs_y * 12 + obs_m) - (y * 12 + mth)) / 12.0

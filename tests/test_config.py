@@ -83,6 +83,8 @@ def test_every_numeric_field_names_its_source():
          "region.history.level_share[2023-06]", "no later than region.observed"),
         ({"region": {"high_skill_target_year": 2020}}, "region.high_skill_target_year",
          "no earlier than region.observed (2022-12)"),
+        # a population in 万 was blamed on the observed stocks (a user trial)
+        ({"region": {"population": 570}}, "region.population", "a head count of workers (not in 万 or millions)"),
     ],
 )
 def test_bad_values_name_the_field_value_and_what_is_allowed(data, field, fragment):
