@@ -430,8 +430,14 @@ CASES = [
     C("forecast-one-structural-point", L, "structural=1", EXIT_CONFIG,
       "structural = 1 is invalid; allowed: an integer >= 2 (one structural point has", tool="forecast"),
     C("forecast-misspelt-option", L, "paramz=3", EXIT_CONFIG,
-      "unknown key 'paramz'; it is neither an option of skillsim-forecast (see skillsim-forecast --help) nor a "
-      "config key", tool="forecast"),
+      "paramz = '3' is invalid; allowed: an option: params=... (check its spelling; see skillsim-forecast --help)",
+      tool="forecast"),
+    # a mistyped config key named no key (a user trial: region.base_wag)
+    C("forecast-misspelt-config-key", L, "region.base_wag=1", EXIT_CONFIG,
+      "region.base_wag = '1' is invalid; allowed: a config key: region.base_wage=...", tool="forecast"),
+    # nothing close: the composition names the unknown key
+    C("forecast-unknown-key", L, "qwertyuiop=3", EXIT_CONFIG,
+      "unknown key 'qwertyuiop'; it is neither an option of skillsim-forecast", tool="forecast"),
     C("forecast-one-replicate", L, "replicates=1", EXIT_CONFIG,
       "replicates = 1 is invalid; allowed: an integer >= 2 (one replicate per point leaves the agents' own noise "
       "unmeasured)", tool="forecast"),

@@ -137,7 +137,30 @@ def config_override(key: str, value: str, prog: str, options=(), sets: tuple[str
     near = sorted(o for o in options if "." in o and o.split(".")[0] == bare.split(".")[0])
     if near:  # target.shar: no config key starts so; it read as "target.share is not set", not naming this one
         raise ConfigError(key, value, f"an option of {prog}: {' or '.join(f'{o}=...' for o in near)} (check its spelling)")
+    meant = _meant(bare, options)
+    if meant:  # param=2: "unknown key 'param'" named neither the option nor the key meant
+        raise ConfigError(key, value, f"{meant} (check its spelling; see {prog} --help)")
     return f"{key}={value}"
+
+
+def _meant(bare: str, options) -> str | None:
+    """What a key that is neither an option nor a setting most likely meant: `an option of PROG: params=...`
+    or `a config key: region.base_wage=...`; None for a key of the schema, a group choice or a key
+    nothing is close to (the composition then names it)."""
+    import difflib
+
+    from ..config import setting_names
+
+    names = setting_names()
+    leaves = set(names) - {n.rsplit(".", 1)[0] for n in names if "." in n}  # settings, not nodes of settings
+    if (bare in names or bare in options or any(bare.startswith(n + ".") for n in leaves)  # a mapping's entry
+            or ("." in bare and bare.split(".")[0] not in {n.split(".")[0] for n in names})):
+        return None
+    option = difflib.get_close_matches(bare, [o for o in options if o not in names], n=1, cutoff=0.8)
+    if option:
+        return f"an option: {option[0]}=..."
+    key = difflib.get_close_matches(bare, names, n=1, cutoff=0.85)
+    return f"a config key: {key[0]}=..." if key else None
 
 
 def run_command(func, prog: str, argv: list[str] | None, what: str = "folder", resumable: bool = True) -> None:
