@@ -34,8 +34,8 @@ from . import claims
 from .config import RunConfig, from_mapping
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, WORKER_KILLED, BusyError, ConfigError,
                      MissingSetting, SkillsimError, caused_by_interrupt, debug_enabled, environment_fault,
-                     internal_error, interrupts_kept, stop_on_signal, quiet_when_output_closed, warn_given_twice,
-                     worker_killed)
+                     end_with_parent, internal_error, interrupts_kept, stop_on_signal, quiet_when_output_closed,
+                     warn_given_twice, worker_killed)
 from .model import WorkforceModel
 from .results import (COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER, prepare_target, publishing_the_result,
                       remove_dead_partials, remove_killed_partials, write_run)
@@ -667,6 +667,7 @@ def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, va
     basic sweeper does not use it).
     """
     _quiet_worker_interrupts()
+    end_with_parent()  # a worker outlived a main process killed with SIGKILL
     if is_finished(job_dir):
         log.info("job %s: already finished, skipped", job_dir.name)
         return job_objective(dcfg, job_dir) if value else None

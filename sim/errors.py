@@ -269,6 +269,37 @@ def caused_by_interrupt(exc: BaseException) -> bool:
     return False
 
 
+_ENDS_WITH_PARENT: list[bool] = []
+#: seconds between a worker's looks at its parent (end_with_parent)
+PARENT_POLL_S = 1.0
+
+
+def end_with_parent() -> None:
+    """In a pool's worker process (joblib/loky, multiprocessing), end when the process that started it
+    dies: after `kill -9` of a sweep's main process its loky workers lived on, reparented to init, one
+    holding 280 MB for minutes (a user trial). A daemon thread looks at the worker's parent id once a
+    second and ends the worker (SIGTERM to itself) once it has changed. Linux's PR_SET_PDEATHSIG would
+    also fire when the *thread* that started the worker ends (the explorer runs batches on its server's
+    threads), so the parent's id is watched instead. Once per process; nothing in the main process."""
+    import multiprocessing
+    import threading
+    import time
+
+    if _ENDS_WITH_PARENT or multiprocessing.parent_process() is None:  # the main process: a run, the basic launcher
+        return
+    _ENDS_WITH_PARENT.append(True)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os.kill(os.getpid(), signal.SIGTERM)  # a job running ends as an interrupted one (no half-written folder)
+        time.sleep(10 * PARENT_POLL_S)
+        os._exit(128 + signal.SIGTERM)  # a handler that turned it into an exception the worker survived
+
+    threading.Thread(target=watch, name="skillsim-parent-watch", daemon=True).start()
+
+
 def worker_killed(exc: BaseException) -> bool:
     """Whether a pool's worker process was killed under the work (joblib/loky's TerminatedWorkerError,
     concurrent.futures' BrokenProcessPool), anywhere in `exc`'s chain: the system's out-of-memory killer

@@ -241,6 +241,39 @@ def test_a_sweep_whose_worker_is_killed_keeps_its_finished_jobs_and_resumes(tmp_
     assert len(runs) == N_JOBS and (runs["status"] == "ok").all()
 
 
+def _running(pid: int) -> bool:
+    """Whether process `pid` exists and is not a zombie (dead, not yet reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.slow  # end to end, about 15 s on 2 cores
+def test_a_sweeps_workers_end_when_its_main_process_is_killed(tmp_path):
+    """After `kill -9` of a sweep's main process its loky workers lived on, reparented to init, one
+    holding 280 MB for minutes (a user trial). They end within seconds; the finished jobs stay intact."""
+    out = tmp_path / "sweep"
+    cmd = [*SKILLSIM, "-m", "scenario=baseline,training_boost", "replicate=range(0,4)", "n_agents=20000",
+           "horizon.end_year=2026", f"hydra.sweep.dir={out}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not finished_jobs(out):
+        time.sleep(0.02)
+    workers = _pool_workers(proc.pid)
+    assert workers, "the sweep's pool has no worker"
+    proc.kill()
+    proc.wait(timeout=60)
+    deadline = time.time() + 30
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.2)
+        alive = [w for w in workers if _running(w)]
+    assert alive == [], f"workers {alive} outlived the sweep's main process"
+    assert verify(out).problems == []
+
+
 def test_ctrl_c_while_a_command_still_imports_is_one_line_and_exit_130(monkeypatch, capsys):
     """Ctrl-C in a command's first half second, while its module imported numpy, Hydra or scipy (before
     any handler of the command's own), printed a traceback: the entry points (sim.entry) catch it."""

@@ -174,9 +174,11 @@ def _several(configs: list[RunConfig], read: Callable, keep: bool = True,
              passes: str | None = None) -> list[tuple[object, str]]:
     """Runs one after another (`_one` each); `keep`: whether their histories are kept for others
     (sim.history_reuse); `passes`: the passes they take ('compiled', 'numpy'; None: as chosen here)."""
+    from ..errors import end_with_parent
     from ..history_reuse import CACHE
     from ..passes import chosen
 
+    end_with_parent()  # in a pool's worker: not left running if the study's process is killed
     before, CACHE.keeping = CACHE.keeping, keep
     try:
         with chosen(passes):
