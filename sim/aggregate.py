@@ -96,9 +96,14 @@ def setting_key(overrides: list[str]) -> tuple:
     """A job's settings however their values are written (same_value's rules): `intensity=2` and
     `intensity=2.00` give one key."""
     def canon(v: str):
-        f = _number(v)
-        if f is not None:
-            return ("number", f)
+        from decimal import Decimal, InvalidOperation
+
+        try:  # exactly: 2 and 2.00 are one number, two seeds above 2**53 are not (as floats they were)
+            d = Decimal(v.strip())
+            if d.is_finite():
+                return ("number", d)
+        except InvalidOperation:
+            pass
         low = v.strip().lower()
         return ("text", low if low in ("true", "false") else v.strip())
     return tuple(sorted((k, canon(v)) for k, v in filter(None, (parse_override(o) for o in overrides))))
@@ -526,9 +531,9 @@ def _aggregate(sweep_dir: Path, baseline: str | None, log: Callable[[str], None]
     counts = {k: int((runs["status"] == k).sum()) for k in STATUSES}
     # a stopped sweep leaves no folder for the jobs it never began; where the sweep recorded its jobs'
     # folders, those are the ones counted (an earlier, different sweep may have left others here)
-    if own is not None:
-        counts["not_started"] = sum(name not in jobs for name in own)
-        counts["planned"] = len(own)
+    if own is not None:  # a repeat left out of the tables ran: not a job never started
+        counts["not_started"] = sum(name not in jobs and name not in repeats for name in own)
+        counts["planned"] = len(own) - sum(name in repeats for name in own)
     else:
         counts["not_started"] = max(0, planned - len(jobs)) if planned is not None else 0
     # an optimiser's trials with the same settings share one folder: said once its study has finished (a

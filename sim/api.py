@@ -281,9 +281,12 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
     cfg = from_mapping(data)
     load_targets(cfg.targets_file or DEFAULT_TARGETS)  # cached after the first call
     if cfg.switched_off_note():  # an intensity for a lever the scenario switched off: it would do nothing
-        import warnings
+        off = tuple(n for n in ("training", "competition", "studio") if not getattr(cfg.levers, n).enabled)
+        if (cfg.scenario, off) not in _SAID_OFF:  # once per scenario and levers (an EMA design's every value)
+            _SAID_OFF.add((cfg.scenario, off))
+            import warnings
 
-        warnings.warn(cfg.switched_off_note(), UserWarning, stacklevel=3)
+            warnings.warn(cfg.switched_off_note(), UserWarning, stacklevel=3)
     if cfg.draw is not None:  # parameter and structural uncertainty: one joint draw (as skillsim does)
         from .studies.uncertainty import draw_given
 
@@ -308,6 +311,9 @@ def outcomes(model) -> dict[str, float]:
     out.update({f"spend_{k}_end_year": v for k, v in s["spend_target_year"].items()})
     out.update({f"{k}_end_year": v for k, v in s["target_year_flows"].items()})
     return out
+
+
+_SAID_OFF: set = set()  # (scenario, levers off) whose useless intensities compose() has warned of
 
 
 def simulate(region: str | None = None, scenario: str | None = None, overrides: list[str] | tuple = (), *,

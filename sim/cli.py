@@ -147,8 +147,9 @@ def check_preset(dcfg: DictConfig, preset: str | None = None) -> None:
     if not preset or preset in shipped_preset_files():  # a shipped preset: its names are its own
         return
     name = OmegaConf.select(dcfg, "region.name", default=None)
-    if name != preset and not any(name == names.get("name") for names in shipped_presets().values()):
-        raise ConfigError("region.name", name, f"{preset!r}, the name of its file: region= chooses a preset by "
+    file_name = preset.rsplit("/", 1)[-1]  # region=cities/my_town reads cities/my_town.yaml
+    if name != file_name and not any(name == names.get("name") for names in shipped_presets().values()):
+        raise ConfigError("region.name", name, f"{file_name!r}, the name of its file: region= chooses a preset by "
                           "its file, and results, reports and the commands they suggest name it by region.name "
                           "(label_en and label_zh are the names shown)")
     shipped = shipped_presets()
@@ -253,8 +254,8 @@ def config_dirs() -> list[str]:
     """The user's own config folders this job read (--config-dir and hydra.searchpath), absolute, as the
     study commands take them; recorded in a run's manifest, so that a report of its folder can say
     which command would read them again."""
-    return [source.path for source in HydraConfig.get().runtime.config_sources
-            if "command-line" in str(source.provider) and source.schema == "file"]
+    return [os.path.abspath(source.path) for source in HydraConfig.get().runtime.config_sources
+            if "command-line" in str(source.provider) and source.schema == "file"]  # file://my_conf: from here
 
 
 def read_from(dirs: list[str]) -> dict:
@@ -1627,7 +1628,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # Hydra creating a folder or writing multirun.yaml: disk, permissions, ...
         from hydra.errors import HydraException
 
-        if isinstance(exc, ConnectionError) and sweep.SWEEP_DIR is not None:  # Ray found no cluster at its address
+        if type(exc) is ConnectionError and sweep.SWEEP_DIR is not None:  # Ray found no cluster at its address
             if not sweep.SWEEP_DIR_EXISTED:  # the folder this command made, with nothing of a job in it
                 from .cluster.slurm import forget_new_sweep
 

@@ -604,34 +604,39 @@ def check_cross_fields(cfg: RunConfig) -> None:
         for date in getattr(h, name):
             _check_month(f"region.history.{name}", date)
     obs_y, obs_m = _check_month("region.observed", cfg.region.observed)
+    last = cfg.start_month - 1  # the history's last month (month indices as sim.calendar.month_index)
     for name in ("high_skill_share", "level_share", "skilled_workers"):
         for date in getattr(h, name):  # the run never reads them, and reports drew them as observed
-            if date > f"{obs_y:04d}-{obs_m:02d}":
+            y, mth = _check_month(f"region.history.{name}", date)
+            if y * 12 + mth - 1 > last:
                 raise ConfigError(f"region.history.{name}[{date}]", getattr(h, name)[date],
-                                  f"a date no later than region.observed ({cfg.region.observed}), where the "
-                                  "history ends and the forecast starts; a figure published for a later date "
-                                  "is a check of the forecast (targets.csv), not part of its history")
+                                  f"a date before the forecast starts ({last // 12}-{last % 12 + 1:02d} at the "
+                                  "latest), where the history ends; a figure published for a later date is a "
+                                  "check of the forecast (targets.csv), not part of its history")
     if cfg.region.high_skill_target_year < obs_y:
         raise ConfigError("region.high_skill_target_year", cfg.region.high_skill_target_year,
                           f"a year no earlier than region.observed ({cfg.region.observed}): a target for a year "
                           "before the forecast starts is drawn as one the forecast is compared with")
     skilled_now = cfg.region.population * (1 - cfg.region.uncertified_share)
-    ratios = [stock / skilled_now for stock in h.skilled_workers.values() if skilled_now > 0]
-    if ratios and (min(ratios) > 10 or max(ratios) < 0.1):  # every stock off by the same order: the head count
-        date, stock = next(iter(h.skilled_workers.items()))
-        raise ConfigError("region.population", cfg.region.population,
-                          f"a head count of workers (not in 万 or millions) near the observed skilled stocks: "
-                          f"{stock:,.0f} skilled at {date} (region.history.skilled_workers) over 1 - uncertified_share "
-                          f"is {stock / (1 - cfg.region.uncertified_share):,.0f} workers")
+    off = []  # each stock outside its bound: (date, stock, the bound)
     for date, stock in h.skilled_workers.items():
         y, mth = _check_month(f"region.history.skilled_workers[{date}]", date)
         years = abs((obs_y * 12 + obs_m) - (y * 12 + mth)) / 12.0
         bound = math.exp(0.2 * years + 0.1)  # at most 20% a year between a stock and the population
         if not skilled_now / bound <= stock <= skilled_now * bound:
-            raise ConfigError(f"region.history.skilled_workers[{date}]", stock,
-                              f"a stock consistent with region.population x (1 - uncertified_share) = "
-                              f"{skilled_now:,.0f} at {cfg.region.observed} (within {bound:.2f}x); set "
-                              f"region.history.skilled_workers={{}} with a population of your own")
+            off.append((date, stock, bound))
+    ratios = [stock / skilled_now for _, stock, _ in off] if skilled_now > 0 else []
+    if ratios and len(off) == len(h.skilled_workers) and (min(ratios) > 10 or max(ratios) < 0.1):
+        date, stock, _ = off[0]  # every stock off its bound the same way, tenfold and more: the head count
+        raise ConfigError("region.population", cfg.region.population,
+                          f"a head count of workers (not in 万 or millions) near the observed skilled stocks: "
+                          f"{stock:,.0f} skilled at {date} (region.history.skilled_workers) over 1 - uncertified_share "
+                          f"is {stock / (1 - cfg.region.uncertified_share):,.0f} workers")
+    for date, stock, bound in off[:1]:
+        raise ConfigError(f"region.history.skilled_workers[{date}]", stock,
+                          f"a stock consistent with region.population x (1 - uncertified_share) = "
+                          f"{skilled_now:,.0f} at {cfg.region.observed} (within {bound:.2f}x); set "
+                          f"region.history.skilled_workers={{}} with a population of your own")
     for date, shares in h.level_share.items():
         if sum(shares) > 1:
             raise ConfigError(f"region.history.level_share[{date}]", shares, "shares summing to at most 1")

@@ -306,7 +306,8 @@ def worker_killed(exc: BaseException) -> bool:
     or a signal, not a bug of the command."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
-        if type(exc).__name__ in ("TerminatedWorkerError", "BrokenProcessPool"):
+        name = type(exc).__name__  # a pool broken otherwise (a task that failed to unpickle) is a bug
+        if name == "TerminatedWorkerError" or (name == "BrokenProcessPool" and "terminated" in str(exc)):
             return True
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__

@@ -211,6 +211,8 @@ def _config_dir_absolute(args: list[str], overrides) -> list[str]:
             if not Path(value).expanduser().is_absolute():
                 rel = os.path.normpath(value)
                 found = next((p for p in read if os.path.normpath(p).endswith(os.sep + rel)), None)
+                if found is None and len(read) == 1:  # `.` or `../conf`: the one folder the study read
+                    found = read[0]
                 if found is not None:
                     out[at] = f"{flag}={found}" if eq else found
             i = at

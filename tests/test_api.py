@@ -53,13 +53,18 @@ def test_keywords_overrides_and_presets_compose_as_the_command_line_does():
 
 
 def test_an_intensity_for_a_lever_the_scenario_switched_off_is_warned_of():
-    """simulate('chongqing', 'no_policy', studio_intensity=2) gave the no_policy numbers, silently."""
-    with pytest.warns(UserWarning, match=r"levers.studio.intensity=2 has no effect: the lever is off"):
-        compose("chongqing", "no_policy", studio_intensity=2.0, **SMALL)
+    """simulate('chongqing', 'no_policy', studio_intensity=2) gave the no_policy numbers, silently. Said
+    once per scenario and levers off: an EMA design's every intensity was a warning of its own."""
     import warnings
 
+    from sim import api
+
+    api._SAID_OFF.clear()
+    with pytest.warns(UserWarning, match=r"levers.studio.intensity=2 has no effect: the lever is off"):
+        compose("chongqing", "no_policy", studio_intensity=2.0, **SMALL)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        compose("chongqing", "no_policy", studio_intensity=2.5, **SMALL)  # said already
         compose("chongqing", "baseline", studio_intensity=2.0, **SMALL)  # on: nothing said
 
 

@@ -78,9 +78,11 @@ def test_every_numeric_field_names_its_source():
         ({"levers": {"training": {"cost_per_place": -5}}}, "levers.training.cost_per_place", "(0, "),
         # a value dated after the start state: never read by the run, and drawn as observed (a user trial)
         ({"region": {"history": {"high_skill_share": {"2022-12": 0.314, "2025-12": 0.27}}}},
-         "region.history.high_skill_share[2025-12]", "no later than region.observed (2022-12)"),
+         "region.history.high_skill_share[2025-12]", "a date before the forecast starts (2022-12 at the latest)"),
         ({"region": {"history": {"level_share": {"2023-06": [0.2, 0.05, 0.01]}}}},
-         "region.history.level_share[2023-06]", "no later than region.observed"),
+         "region.history.level_share[2023-06]", "a date before the forecast starts"),
+        ({"horizon": {"start_year": 2025}, "region": {"history": {"high_skill_share": {"2025-01": 0.3}}}},
+         "region.history.high_skill_share[2025-01]", "(2024-12 at the latest)"),
         ({"region": {"high_skill_target_year": 2020}}, "region.high_skill_target_year",
          "no earlier than region.observed (2022-12)"),
         # a population in 万 was blamed on the observed stocks (a user trial)
@@ -170,6 +172,20 @@ def test_an_emptied_mapping_takes_the_entries_given_after_it_and_reaches_sweeps_
                           f"hydra.run.dir={tmp_path / 'run'}"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "  structural: {}" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_history_dates_up_to_the_forecasts_start_are_taken_written_either_way():
+    """A later start (horizon.start_year) runs the history on to the month before it, and aligns to what
+    is dated there (a review: 2024-12 with a 2025 start was refused); a month written 2022-6 is June."""
+    later = from_mapping({"horizon": {"start_year": 2025, "end_year": 2026},
+                          "region": {"history": {"high_skill_share": {"2022-10": 0.315, "2022-12": 0.314,
+                                                                     "2024-12": 0.36}}}})
+    assert later.region.history.high_skill_share["2024-12"] == 0.36
+    assert from_mapping({"region": {"history": {"high_skill_share": {"2022-6": 0.31, "2022-12": 0.314}}}})
+    # one stock far from today's count that its own bound allows is not blamed on the population
+    cfg = RunConfig()
+    far = {"region": {"history": {"skilled_workers": {"2008-12": 0.09 * cfg.region.population * 0.883}}}}
+    assert from_mapping(far)
 
 
 def test_an_intensity_for_a_lever_the_scenario_switched_off_is_said():

@@ -338,6 +338,14 @@ def test_an_error_raised_over_a_ctrl_c_is_an_interrupt_and_any_other_a_line(caps
     class TerminatedWorkerError(Exception):  # joblib/loky's, when the system's OOM killer ends a worker
         pass
 
+    class BrokenProcessPool(Exception):  # concurrent.futures' and loky's
+        pass
+
+    from sim.errors import worker_killed
+
+    assert worker_killed(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+    assert not worker_killed(BrokenProcessPool("A task has failed to un-serialize."))  # a bug: exit 1
+
     def pool_worker_killed(argv):
         try:
             raise TerminatedWorkerError("A worker process managed by the executor was unexpectedly terminated.")

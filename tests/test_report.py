@@ -667,7 +667,7 @@ def test_failure_leaves_previous_report_and_no_partial_output(folders, tmp_path,
 def test_out_never_replaces_the_report_of_another_folder(folders, tmp_path, monkeypatch, capsys):
     """`skillsim-report A out=B/report` replaced B's report with A's, exit 0 (a user trial). A report is
     replaced by one of the same folder, or in that folder's own place; another's is refused (exit 4)
-    and left as it was, as is an older report (no record of its source) outside its folder."""
+    and left as it was; an older report (no record of its source) is replaced as it was then."""
     monkeypatch.setattr(pack, "FIGURES", pack.FIGURES[:1])
     out = tmp_path / "rep"
     make_report(folders["run"], Options(out=out))
@@ -678,9 +678,11 @@ def test_out_never_replaces_the_report_of_another_folder(folders, tmp_path, monk
     err = capsys.readouterr().err
     assert exc.value.code == 4 and f"holds the report of {folders['run'].resolve()}" in err, err
     assert (out / "report.md").read_text(encoding="utf-8") == before
-    (out / pack.MADE_FROM).unlink()  # a report written before the record
-    with pytest.raises(OutputError, match="holds the report of another folder"):
-        make_report(folders["run"], Options(out=out))
+    (out / pack.MADE_FROM).unlink()  # a report written before the record: refreshed as before (a script's)
+    make_report(folders["run"], Options(out=out))
+    assert (out / pack.MADE_FROM).read_text(encoding="utf-8").strip() == str(folders["run"].resolve())
+    with pytest.raises(OutputError, match="holds the report of"):
+        make_report(folders["zhong"], Options(out=out))
     # a folder's own report place is its own, even moved (its record names where it was made)
     moved = tmp_path / "moved"
     shutil.copytree(folders["run"], moved, ignore=shutil.ignore_patterns("report*"))

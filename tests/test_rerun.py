@@ -235,9 +235,26 @@ def test_a_study_rerun_reads_a_relative_config_folder_where_the_study_read_it():
         "--config-dir", "/data/my conf 柳州", "region=liuzhou"]
     assert _config_dir_absolute(["-cd", "./my conf 柳州/", "n=1"], read) == ["-cd", "/data/my conf 柳州", "n=1"]
     assert _config_dir_absolute(["--config-dir=my conf 柳州"], read) == ["--config-dir=/data/my conf 柳州"]
-    assert _config_dir_absolute(["--config-dir", "other"], read) == ["--config-dir", "other"]
+    assert _config_dir_absolute(["--config-dir", "other"], read + ["hydra.searchpath=['file:///x']"]) == [
+        "--config-dir", "other"]  # two folders read, neither this one: left as it is
     assert _config_dir_absolute(["--config-dir", "/abs/x"], read) == ["--config-dir", "/abs/x"]
     assert _config_dir_absolute(["--config-dir", "my conf 柳州"], None) == ["--config-dir", "my conf 柳州"]
+    for given in (".", "../my conf 柳州"):  # the study read one folder: that one, however it was written
+        assert _config_dir_absolute(["--config-dir", given], read) == ["--config-dir", "/data/my conf 柳州"]
+
+
+def test_a_region_preset_in_a_subfolder_names_itself_by_its_file(tmp_path):
+    """region=cities/my_town reads cities/my_town.yaml, which says name: my_town (a review: the check
+    that a preset's name is its file's asked for name: cities/my_town, and a folder named after it)."""
+    cities = tmp_path / "conf" / "region" / "cities"
+    cities.mkdir(parents=True)
+    (cities / "my_town.yaml").write_text(own_preset("my_town"), encoding="utf-8")
+    proc = tool("skillsim", "--config-dir", str(tmp_path / "conf"), "region=cities/my_town", *TINY,
+                "hydra.run.dir=town", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (cities / "other.yaml").write_text(own_preset("my_town"), encoding="utf-8")
+    proc = tool("skillsim", "--config-dir", str(tmp_path / "conf"), "region=cities/other", *TINY, cwd=tmp_path)
+    assert proc.returncode == EXIT_CONFIG and "region.name = 'my_town' is invalid; allowed: 'other'" in proc.stderr
 
 
 @pytest.mark.slow  # several processes

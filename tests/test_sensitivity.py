@@ -747,6 +747,16 @@ def test_the_sensitivity_and_discovery_reports_say_how_the_study_ran():
     assert "轨迹少于10个时" in how_sensitivity(morris, "zh")
     enough = {**morris, "options": {**morris["options"], "n": 10}}
     assert "ranked" not in how_sensitivity(enough, "en")
+    # the tables say why none is ranked: the design's size, not "more replicates" (a review)
+    from sim.report.sensitivity import sensitivity_markdown
+
+    idx = pd.DataFrame({"output": ["high_skill_share@2030"] * 2, "input": ["a", "b"], "group": ["config"] * 2,
+                        "mu_star": [0.05, 0.0], "mu_star_lo95": [0.04, 0.0], "mu_star_hi95": [0.06, 0.0],
+                        "distinguishable": [False, False], "rank": [float("nan")] * 2, "noise_floor": [0.001] * 2})
+    for opts, said in ((morris["options"], "Not ranked: the design is too small"),
+                       (enough["options"], "No input's 95% interval lies above")):
+        f = {"manifest": {**morris, "options": opts}, "config": {"region": REGION}, "indices": idx, "noise": None}
+        assert said in sensitivity_markdown(f, "en", [])
     t = discover.analyse(cases_on_the_inputs(256, 0), LEVERS, BOX, threshold=0.8, peel_alpha=0.05, mass_min=0.02)
     f = {"choice": t["choice"], "box": t["box"], "trajectory": t["trajectory"], "config": {"region": REGION},
          "manifest": {"runs": 256, "n_agents": 2000, "options": {"threshold": 0.8, "n": 256, "replicates": 1,

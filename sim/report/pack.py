@@ -127,7 +127,7 @@ def check_out(out: Path, source: Path) -> None:
     """Refuse an out= that is not this folder's to replace: a folder that is not a report, or the report
     of another folder (`skillsim-report fc out=sw/report` replaced the sweep's report with the forecast's,
     exit 0). A report folder inside `source` itself is its own (a moved folder's report included), as is
-    one whose MADE_FROM names `source`."""
+    one whose MADE_FROM names `source`, and one without MADE_FROM (written before it was recorded)."""
     if not out.exists():
         return
     if not out.is_dir() or (any(out.iterdir()) and not (out / "report.md").exists()):
@@ -136,11 +136,11 @@ def check_out(out: Path, source: Path) -> None:
         return
     try:
         made = (out / MADE_FROM).read_text(encoding="utf-8").strip()
-    except OSError:
-        made = ""
+    except OSError:  # a report from before the record: replaced as then (a script refreshing its reports)
+        return
     if made != str(Path(source).resolve()):
-        raise OutputError(f"output folder {out} holds the report of {made or 'another folder'}, not of {source}; "
-                          "choose another out=, or remove that folder first")
+        raise OutputError(f"output folder {out} holds the report of {made}, not of {source}; choose another "
+                          "out=, or remove that folder first")
 
 
 def mark_source(dest: Path, source: Path) -> None:

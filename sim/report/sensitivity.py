@@ -80,6 +80,8 @@ TEXT = {
         "md_none": "No input's 95% interval lies above both zero and the noise floor, so none is ranked (an index "
                    "itself may be above the floor; indices.csv gives every index, its interval and the floor; more "
                    "replicates, more design points or wider ranges narrow them).",
+        "md_unranked": "Not ranked: the design is too small for its intervals to rank on (see above); indices.csv "
+                       "gives every index and its interval.",
         "md_range": "box range", "md_qp": "quasi-p",
         "md_noise_text_one": "{output}: stochastic variance at the nominal point is {fixed:.1%} of the variance of a "
                              "single run (one replicate per design point: no pooled figure); noise floor of the index "
@@ -123,6 +125,7 @@ TEXT = {
                          "指数（μ*或总效应指数，基于重复均值，按共同随机数未抵消的噪声计算）的噪声下限：{floor}。",
         "md_top": "主要输入：{output}，{year}年12月", "md_box": "选定区域",
         "md_none": "没有输入的95%区间同时高于零和噪声下限，因此不作排序（指数本身可能高于下限；各指数、区间及下限见indices.csv；增加重复次数、设计点或扩大取值范围可使其收窄）。",
+        "md_unranked": "不作排序：设计太小，其区间不足以排序（见上）；各指数及区间见indices.csv。",
         "md_range": "区域范围", "md_qp": "准p值",
         "md_noise_text_one": "{output}：基准点的随机方差占单次运行方差的{fixed:.1%}（每个设计点仅一次重复，无设计内合并值）；"
                              "指数（μ*或总效应指数）的噪声下限为上界，按基准点的噪声计算，包括各设计点共有的部分"
@@ -297,6 +300,14 @@ def mu_sigma_figure(f: dict, lang: str):
     return fig, idx[cols]
 
 
+def too_few(m: dict) -> bool:
+    """Whether the study's design was too small to rank its inputs on (sim.studies.sensitivity.MIN_RANKED)."""
+    from ..studies.sensitivity import MIN_RANKED
+
+    o = m.get("options", {})
+    return o.get("method") in MIN_RANKED and "n" in o and int(o["n"]) < MIN_RANKED[o["method"]]
+
+
 def how_sensitivity(m: dict, lang: str) -> str:
     """How the study ran, from its manifest: method and design, runs, agents, replicates, inputs (the
     report named none of them)."""
@@ -308,10 +319,9 @@ def how_sensitivity(m: dict, lang: str) -> str:
                                     replicates=o.get("replicates", 1), inputs=o.get("inputs", ""))
     from ..studies.sensitivity import MIN_RANKED
 
-    low = o["method"] in MIN_RANKED and int(o["n"]) < MIN_RANKED[o["method"]]
     return (text + (T["md_how_quick"] if o.get("quick") else "")
             + (T["md_how_unranked"].format(min=MIN_RANKED.get(o["method"]), what=T[f"md_what_{o['method']}"])
-               if low else ""))
+               if too_few(m) else ""))
 
 
 def sensitivity_markdown(f: dict, lang: str, stems: list[str]) -> str:
@@ -326,8 +336,9 @@ def sensitivity_markdown(f: dict, lang: str, stems: list[str]) -> str:
         name, year = _output_words(output, lang)
         d = idx[(idx["output"] == output) & idx["distinguishable"]].sort_values("rank").head(8)
         sigma = key == "mu_star" and "sigma_lo95" in idx  # Morris: σ and its interval beside μ*
-        if d.empty:  # no table with no rows: say why
-            lines += [f"## {T['md_top'].format(output=name, year=year)}", "", T["md_none"], ""]
+        if d.empty:  # no table with no rows: say why (a design too small to rank on is said in how_sensitivity)
+            lines += [f"## {T['md_top'].format(output=name, year=year)}", "",
+                      T["md_unranked"] if too_few(m) else T["md_none"], ""]
             continue
         # in the figures' units (μ* and σ: percentage points, yuan a year, billion yuan; Sobol: the total
         # index, a share of variance), named in the header: the table gave a share as 0.125 and costs in yuan

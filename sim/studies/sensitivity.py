@@ -540,13 +540,15 @@ def run(argv: list[str]) -> Path:
     evaluator.batch.close()
     top = tables["indices"]
     key = "mu_star" if opts["method"] == "morris" else "ST"
+    few = opts["n"] < MIN_RANKED[opts["method"]]
     for year in years:  # each year the study asked for, named
         head = top[top["output"] == f"high_skill_share@{year}"].sort_values("rank").dropna(subset=["rank"]).head(5)
         ranked = ", ".join(f"{r['input']} {r[key]:.3g}" for _, r in head.iterrows())
-        log(f"sensitivity: high-skill share in December {year}, top inputs ({key}): "
-            + (ranked or "none ranked: no input's 95% interval lies above both zero and the noise floor "
-                         "(indices.csv gives each input's index, interval and the floor; more replicates or a wider "
-                         "range narrow them)"))
+        why = (f"none ranked: n={opts['n']} is below the {MIN_RANKED[opts['method']]} a ranking needs (indices.csv "
+               "gives each input's index and interval)" if few else
+               "none ranked: no input's 95% interval lies above both zero and the noise floor (indices.csv gives "
+               "each input's index, interval and the floor; more replicates or a wider range narrow them)")
+        log(f"sensitivity: high-skill share in December {year}, top inputs ({key}): " + (ranked or why))
     log(f"wrote {path}")
     return path
 
