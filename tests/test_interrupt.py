@@ -208,21 +208,28 @@ def _pool_workers(pid: int) -> list[int]:
     return found
 
 
-@pytest.mark.slow  # end to end, about 20 s on 2 cores
-def test_a_sweep_whose_worker_is_killed_keeps_its_finished_jobs_and_resumes(tmp_path):
-    """A joblib worker killed mid-sweep (what the out-of-memory killer does) ended the sweep with "a bug
-    in skillsim" and exit 1. It is one line saying what happened, exit 5 (partial), the finished jobs
-    intact and their tables written; the same command then runs the rest."""
+def _a_sweep_under_way(tmp_path: Path, stderr) -> tuple[Path, list[str], subprocess.Popen, list[int]]:
+    """A joblib sweep of 8 jobs started and waited for until its first job is finished: its folder, its
+    command, its process and its pool's worker processes."""
     out = tmp_path / "sweep"
     cmd = [*SKILLSIM, "-m", "scenario=baseline,training_boost", "replicate=range(0,4)", "n_agents=20000",
            "horizon.end_year=2026", f"hydra.sweep.dir={out}"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=stderr, text=True,
                             start_new_session=True)
     deadline = time.time() + 180
     while time.time() < deadline and not finished_jobs(out):
         time.sleep(0.02)
     workers = _pool_workers(proc.pid)
-    assert workers, "the sweep's pool has no worker to kill"
+    assert workers, "the sweep's pool has no worker"
+    return out, cmd, proc, workers
+
+
+@pytest.mark.slow  # end to end, about 20 s on 2 cores
+def test_a_sweep_whose_worker_is_killed_keeps_its_finished_jobs_and_resumes(tmp_path):
+    """A joblib worker killed mid-sweep (what the out-of-memory killer does) ended the sweep with "a bug
+    in skillsim" and exit 1. It is one line saying what happened, exit 5 (partial), the finished jobs
+    intact and their tables written; the same command then runs the rest."""
+    out, cmd, proc, workers = _a_sweep_under_way(tmp_path, subprocess.PIPE)
     os.kill(workers[0], signal.SIGKILL)
     stderr = proc.stderr.read()
     proc.wait(timeout=180)
@@ -253,16 +260,7 @@ def _running(pid: int) -> bool:
 def test_a_sweeps_workers_end_when_its_main_process_is_killed(tmp_path):
     """After `kill -9` of a sweep's main process its loky workers lived on, reparented to init, one
     holding 280 MB for minutes (a user trial). They end within seconds; the finished jobs stay intact."""
-    out = tmp_path / "sweep"
-    cmd = [*SKILLSIM, "-m", "scenario=baseline,training_boost", "replicate=range(0,4)", "n_agents=20000",
-           "horizon.end_year=2026", f"hydra.sweep.dir={out}"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and not finished_jobs(out):
-        time.sleep(0.02)
-    workers = _pool_workers(proc.pid)
-    assert workers, "the sweep's pool has no worker"
+    out, _, proc, workers = _a_sweep_under_way(tmp_path, subprocess.DEVNULL)
     proc.kill()
     proc.wait(timeout=60)
     deadline = time.time() + 30
