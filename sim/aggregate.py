@@ -93,8 +93,8 @@ def same_value(a, b) -> bool:
 
 
 def setting_key(overrides: list[str]) -> tuple:
-    """A job's settings however their values are written (same_value's rules): `intensity=2` and
-    `intensity=2.00` give one key."""
+    """A job's settings however their values are written: `intensity=2` and `intensity=2.00` give one key
+    (numbers compared exactly, as decimals; true/True one boolean; anything else as text)."""
     def canon(v: str):
         from decimal import Decimal, InvalidOperation
 
