@@ -198,8 +198,9 @@ CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 def _config_dir_absolute(args: list[str], overrides) -> list[str]:
     """The arguments with a relative --config-dir replaced by the folder the study read, as its
     manifest's overrides record it (hydra.searchpath=['file:///...']): the rerun then reads the same
-    configs from any folder (it failed with "--config-dir = 'my_conf' is invalid" from another one). A
-    relative folder the overrides do not name is left as it is (read from where the rerun starts)."""
+    configs from any folder (it failed with "--config-dir = 'my_conf' is invalid" from another one).
+    Written `.` or `../conf`, it is the one folder the study read; one that matches none of several
+    is left as it is (read from where the rerun starts)."""
     read = [p for o in overrides or [] if isinstance(o, str) and o.startswith("hydra.searchpath=")
             for p in re.findall(r"file://([^'\",\]]+)", o)]
     out, i = list(args), 0

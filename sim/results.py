@@ -201,7 +201,7 @@ def remove_dead_claims(parent: Path) -> list[Path]:
         with claims.unclaimed(parent / name) as owner:
             if owner is None or owner.host != claims.HOST:
                 continue
-            lock.unlink(missing_ok=True)  # holding its shared lock: a claimer that opened it starts again
+            lock.unlink(missing_ok=True)  # under its shared lock (a claimer at that instant is told "busy")
         removed.append(lock)
     return removed
 
