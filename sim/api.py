@@ -280,13 +280,13 @@ def compose(region: str | None = None, scenario: str | None = None, overrides: l
             _set(data, PARAMETERS.get(name, name), value)
     cfg = from_mapping(data)
     load_targets(cfg.targets_file or DEFAULT_TARGETS)  # cached after the first call
-    if cfg.switched_off_note():  # an intensity for a lever the scenario switched off: it would do nothing
+    if note := cfg.switched_off_note():  # an intensity for a lever the scenario switched off: it would do nothing
         off = tuple(n for n in ("training", "competition", "studio") if not getattr(cfg.levers, n).enabled)
         if (cfg.scenario, off) not in _SAID_OFF:  # once per scenario and levers (an EMA design's every value)
             _SAID_OFF.add((cfg.scenario, off))
             import warnings
 
-            warnings.warn(cfg.switched_off_note(), UserWarning, stacklevel=3)
+            warnings.warn(note, UserWarning, stacklevel=3)
     if cfg.draw is not None:  # parameter and structural uncertainty: one joint draw (as skillsim does)
         from .studies.uncertainty import draw_given
 

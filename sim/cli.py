@@ -229,8 +229,8 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
         raise environment_fault(exc, run_dir) from None
     if say_few and cfg.few_agents_note():
         log.warning(cfg.few_agents_note())
-    if say_few and cfg.switched_off_note():
-        log.warning(cfg.switched_off_note())
+    if say_few and (off := cfg.switched_off_note()):
+        log.warning(off)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     with interrupts_kept():  # also lever set-up and collection, which call compiled passes too
@@ -1145,8 +1145,8 @@ def preflight_sweep(overrides: list[str]) -> str | None:
         checked += 1
         try:
             cfg = from_mapping(data)
-            if cfg.switched_off_note() and cfg.switched_off_note() not in notes:
-                notes.append(cfg.switched_off_note())
+            if (off := cfg.switched_off_note()) and off not in notes:
+                notes.append(off)
             if targets:
                 try:
                     load_targets(cfg.targets_file or DEFAULT_TARGETS)
