@@ -18,6 +18,15 @@ or above the upper level match:
 Boundaries are aligned from the top down, so each boundary's count is final when the next is moved.
 Agents all carry the same weight, so counts are agent counts. The kernel draws from one generator
 (the model's `alignment` stream), in a fixed order.
+
+The workers without a certificate (level 0) are aligned differently: the calibrated dynamics hold more
+of them than a region's `uncertified_share` (docs/model.md section 9), and that excess is a stock of
+entrants who, in the data, hold a first certificate, not workers about to earn one. `uncertified_moves`
+closes a share of that gap (`region.history.uncertified_alignment`, a structural input) before the
+boundaries are aligned: workers drawn at random at level 0 take the level and ladder state of 初级工
+drawn at random (or the reverse, where level 0 is short). Promoting the readiest apprentices instead, as
+the boundaries do, emptied the pool near the 初级工 standard: the first forecast round certified up to a
+third fewer workers per head than the rounds two years on (Chongqing, three seeds).
 """
 
 from __future__ import annotations
@@ -89,16 +98,43 @@ def apply_moves(wf: Workforce, moves, rng: np.random.Generator) -> int:
             donors_pool = np.flatnonzero(wf.level == b - 1)
             wf.level[demoted] = b - 1
             if donors_pool.size:
-                donors = donors_pool[rng.integers(0, donors_pool.size, demoted.size)]
-                wf.months_at_level[demoted] = wf.months_at_level[donors]
-                wf.progress[demoted] = wf.progress[donors]
-                wf.credit[demoted] = wf.credit[donors]
+                take_states(wf, demoted, donors_pool[rng.integers(0, donors_pool.size, demoted.size)])
             else:
                 wf.months_at_level[demoted] = 0
                 wf.progress[demoted] = 0
                 wf.credit[demoted] = 0
         moved += promoted.size + demoted.size
     return moved
+
+
+def uncertified_moves(wf: Workforce, uncertified: float, closed: float,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(moved, donors): workers who cross between level 0 and 初级工 (level 1), drawn at random from the
+    side with too many for `uncertified`, each with a worker drawn at random (with replacement) from the
+    other side, whose level and ladder state it takes (`take_states`). `closed` (0-1) of the gap between
+    the agents at level 0 and `uncertified` x all agents is closed (as far as the side holds workers);
+    none moves at 0."""
+    level = wf.level
+    have = int(np.count_nonzero(level == 0))
+    want = int(round(have + closed * (uncertified * level.size - have)))
+    if want == have:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    side, other = (level == 0, level == SKILLED_MIN) if want < have else (level == SKILLED_MIN, level == 0)
+    pool, donors_pool = np.flatnonzero(side), np.flatnonzero(other)
+    k = min(abs(want - have), pool.size)
+    if k == 0 or donors_pool.size == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    moved = np.sort(rng.choice(pool, k, replace=False)) if k < pool.size else pool
+    return moved, donors_pool[rng.integers(0, donors_pool.size, k)]
+
+
+def take_states(wf: Workforce, moved: np.ndarray, donors: np.ndarray) -> None:
+    """Hot-deck imputation: each moved worker takes its donor's level and ladder state (time at level,
+    progress, training credit); who it is (age, firm, aptitude, pay factor) stays its own."""
+    wf.level[moved] = wf.level[donors]
+    wf.months_at_level[moved] = wf.months_at_level[donors]
+    wf.progress[moved] = wf.progress[donors]
+    wf.credit[moved] = wf.credit[donors]
 
 
 def agent_counts(wf: Workforce) -> np.ndarray:

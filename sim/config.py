@@ -129,6 +129,11 @@ class HistoryParams:
                                                "history's, which the calibrated dynamics were fitted under")
     align: bool = spec(True, "method", doc="align to the observations as the history passes (off: free "
                                            "dynamics, as the calibration runs them)")
+    uncertified_alignment: float = spec(
+        0.0, "structural: range in region.structural (docs/model.md section 9)", 0, 1,
+        doc="share of the gap between the history's workers without a certificate and `uncertified_share` "
+            "closed at each alignment (0: the dynamics' own share, the observed high-skill share among "
+            "certificate holders; 1: also the observed skilled stock)")
     cutoff: str = spec("", "backtests", doc="ignore observations after this date (YYYY-MM); empty: none")
 
 
@@ -179,7 +184,8 @@ class RegionParams:
     structural: dict[str, list[float]] = spec(
         {"region.growth_per_year": [-0.012, 0.039], "region.training_budget_per_worker_year": [55.0, 90.0],
          "region.competition_participation": [0.19, 0.45], "region.studio_growth_per_year": [43.0, 130.0],
-         "region.base_wage": [50000.0, 70000.0], "region.history.spinup_growth": [0.039, 0.067]},
+         "region.base_wage": [50000.0, 70000.0], "region.history.spinup_growth": [0.039, 0.067],
+         "region.history.uncertified_alignment": [0.0, 1.0]},
         "docs/model.md section 8 (ranges and their reasons)", -1e9, 1e9, length=2,
         doc="range [low, high] of each structural input that the forecast ensemble samples")
 

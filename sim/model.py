@@ -267,14 +267,25 @@ class WorkforceModel(Model):
         self.wage_index = self._wage_index()
 
     def _align(self, obs) -> None:
-        """Align the level mix to an observation of the history (sim.alignment)."""
+        """Align the level mix to an observation of the history (sim.alignment): first the workers
+        without a certificate, by the share of the gap `region.history.uncertified_alignment` closes,
+        then the ladder's boundaries."""
         wf = self.workforce
         rng = self.streams.get("alignment", self.now)
+        closed = self.cfg.region.history.uncertified_alignment
+        moved = 0
+        if closed > 0:
+            crossed, donors = alignment.uncertified_moves(wf, self.cfg.region.uncertified_share, closed, rng)
+            self.ledger.remove(wf, crossed)
+            alignment.take_states(wf, crossed, donors)
+            refresh(wf, crossed, self.rates)
+            self.ledger.add(wf, crossed)
+            moved = crossed.size
         targets = alignment.target_counts(alignment.agent_counts(wf), obs.share, obs.level_share)
         moves = alignment.plan_moves(wf, targets, rng)
         touched = sorted_distinct(np.concatenate([np.concatenate([p, d]) for _, p, d in moves] or [np.empty(0, int)]))
         self.ledger.remove(wf, touched)
-        self.aligned[calendar.label(self.now)] = alignment.apply_moves(wf, moves, rng)
+        self.aligned[calendar.label(self.now)] = moved + alignment.apply_moves(wf, moves, rng)
         refresh(wf, touched, self.rates)
         self.ledger.add(wf, touched)
 

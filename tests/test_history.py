@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sim import WorkforceModel
-from sim.alignment import agent_counts, apply_moves, plan_moves, target_counts
+from sim.alignment import agent_counts, apply_moves, plan_moves, take_states, target_counts, uncertified_moves
 from sim.cli import CONFIG_DIR, compose_config
 from sim.sources import load_targets
 from sim.workforce import Workforce
@@ -64,6 +64,50 @@ def test_alignment_to_a_level_mix_and_hot_deck_demotions():
     assert np.all(wf.progress[demoted] < 1.0)
 
 
+@pytest.mark.parametrize("closed", [1.0, 0.5])
+def test_the_uncertified_share_is_aligned_by_random_apprentices_taking_junior_states(closed):
+    """Too many at level 0: `closed` of the gap to the observed share is closed by apprentices drawn at
+    random (not the readiest, whose pool the next rounds certify) taking random 初级工's ladder state."""
+    rng = np.random.default_rng(11)
+    n = 20000
+    levels = rng.choice([0, 1, 2, 3, 4], n, p=[0.2, 0.3, 0.25, 0.2, 0.05]).astype(np.int8)
+    wf = _workforce(levels, rng.random(n).astype(np.float32))
+    wf.progress[wf.level == 1] += 5.0  # a 初级工's progress is told apart from an apprentice's
+    before, progress_l0 = agent_counts(wf), wf.progress[wf.level == 0].copy()
+    moved, donors = uncertified_moves(wf, 0.1, closed, np.random.default_rng(4))
+    assert np.all(wf.level[moved] == 0) and np.all(wf.level[donors] == 1)
+    take_states(wf, moved, donors)
+    after = agent_counts(wf)
+    want = round(before[0] + closed * (0.1 * n - before[0]))
+    assert after[0] == want and after[1] == before[1] + (before[0] - want)  # exact, in agents
+    assert np.array_equal(after[2:], before[2:])  # no other level moves
+    assert np.all(wf.progress[moved] >= 5.0)  # each took a 初级工's state
+    # drawn at random: the apprentices left keep their readiness (mean progress within 4 standard errors)
+    left = wf.progress[wf.level == 0]
+    assert abs(left.mean() - progress_l0.mean()) <= 4 * progress_l0.std() / np.sqrt(left.size)
+    # too few at level 0 the other way round; nothing to close, nothing moves
+    wf2 = _workforce(levels, rng.random(n).astype(np.float32))
+    moved2, _ = uncertified_moves(wf2, 0.3, closed, np.random.default_rng(4))
+    assert moved2.size == round(closed * (0.3 * n - before[0])) and np.all(wf2.level[moved2] == 1)
+    assert uncertified_moves(wf2, 0.1, 0.0, np.random.default_rng(4))[0].size == 0
+
+
+def test_an_aligned_uncertified_share_gives_the_observed_skilled_stock():
+    """`region.history.uncertified_alignment=1`: the start state holds the observed skilled stock
+    (cq_skilled_2022, through uncertified_share) and still the observed high-skill share; at 0 (the
+    preset) the dynamics' own level 0, the run the preset's."""
+    cfg = dataclasses.replace(compose_config(["region.history.uncertified_alignment=1"]), n_agents=8000)
+    wf = WorkforceModel(cfg).workforce
+    c = agent_counts(wf)
+    assert c[0] == round(cfg.region.uncertified_share * wf.n)
+    skilled = c[1:].sum() * cfg.weight
+    assert skilled == pytest.approx(cfg.region.population * (1 - cfg.region.uncertified_share), rel=2e-4)
+    assert c[3:].sum() / c[1:].sum() == pytest.approx(0.314, abs=1 / c[1:].sum())
+    free = WorkforceModel(dataclasses.replace(cfg, region=dataclasses.replace(
+        cfg.region, history=dataclasses.replace(cfg.region.history, uncertified_alignment=0.0)))).workforce
+    assert agent_counts(free)[0] > c[0]  # the dynamics hold more without a certificate (docs/model.md 9)
+
+
 def _policy_and_baseline(n=8000):
     base = dataclasses.replace(compose_config(["region=chongqing"]), n_agents=n)
     return base, with_lever(base, "training", intensity=3.0, allocation="near_standard")
@@ -92,12 +136,13 @@ def test_history_hidden_state_comes_from_the_dynamics():
 ROUND_MONTHS = ("03", "06", "09", "12")
 
 
-@pytest.mark.slow  # nine histories: about half a minute
+@pytest.mark.slow  # eighteen histories: about a minute
+@pytest.mark.parametrize("closed", [0, 1])
 @pytest.mark.parametrize("region", ["chongqing", "national", "zhong_county"])
-def test_no_warm_up_after_the_start(region):
+def test_no_warm_up_after_the_start(region, closed):
     """Every assessment round of the first 24 months promotes within 30% of the mean round of
-    months 25-48, per worker, on each of three seeds."""
-    cfg = compose_config([f"region={region}", "n_agents=20000"])
+    months 25-48, per worker, on each of three seeds; at both ends of the uncertified share's alignment."""
+    cfg = compose_config([f"region={region}", "n_agents=20000", f"region.history.uncertified_alignment={closed}"])
     for seed in (1, 2, 3):
         c = dataclasses.replace(cfg, seed=seed,
                                 horizon=dataclasses.replace(cfg.horizon, end_year=cfg.start_year + 3))

@@ -24,12 +24,12 @@ COMPONENT_COLOURS = {"parameters": "#0072B2", "structural": "#E69F00", "interact
                      "stochastic": "#999999"}
 TEXT = {
     "en": {
-        "fan_title": "{region}, {setting}: high-skill share forecast with parameter, structural and stochastic "
-                     "uncertainty",
+        "fan_title": "{region}, {setting}: high-skill share forecast with calibrated-parameter, structural-input "
+                     "and stochastic uncertainty",
         "fan_note": "median and 50% / 90% bands over {n} runs: {p} parameter sets x {s} structural points x {r} "
                     "replicates; dots: observed",
         "share_axis": "high-skill share of skilled workers (%)", "year": "year", "december_year": "December of each year", "median": "median",
-        "band50": "50% band", "band90": "90% band", "observed": "observed", "target": "target {v} by {y}",
+        "band50": "50% band", "band90": "90% band", "observed": "observed", "target": "preset target {v} by {y}",
         "var_title": "{region}: where the spread of the high-skill share comes from",
         "var_note": "each source's share of the sum of the variance components in each December (crossed "
                     "random-effects ANOVA; the sum is {ratio} times the variance across runs, which the bands use)",
@@ -44,14 +44,17 @@ TEXT = {
         "md_scope": "**What the bands carry:** the behavioural parameters' uncertainty (the calibration "
                     "ensemble), the structural inputs' (their ranges, the workforce's growth among them) and the "
                     "agents' noise. They do not carry the model's own form (its backtests, docs/model.md section "
-                    "11, forecast the level mix with the wrong lean) or policy changes after the forecast's settings.",
+                    "11, forecast the level mix with the wrong lean), the assumptions held at one value (the "
+                    "parameters docs/model.md section 12 marks 'assumption', such as the competition's preparation "
+                    "gain and the studios' fast-track rate, and wage growth at 5.4% a year, the low end of "
+                    "`wage_growth`: incomes are nominal) or policy changes after the forecast's settings.",
         "none": "the region's status quo",
     },
     "zh": {
-        "fan_title": "{region}（{setting}）：高技能人才占比预测（含参数、结构性输入与随机不确定性）",
+        "fan_title": "{region}（{setting}）：高技能人才占比预测（含校准参数、结构性输入与随机不确定性）",
         "fan_note": "中位数及50%/90%区间，共{n}次运行：{p}组参数 × {s}个结构性输入点 × {r}次重复；圆点：观测值",
         "share_axis": "高技能人才占技能人才比例（%）", "year": "年份", "december_year": "每年12月", "median": "中位数",
-        "band50": "50%区间", "band90": "90%区间", "observed": "观测值", "target": "目标：{y}年{v}",
+        "band50": "50%区间", "band90": "90%区间", "observed": "观测值", "target": "预设目标：{y}年{v}",
         "var_title": "{region}：高技能人才占比预测的方差来源",
         "var_note": "各年12月各来源占方差分量之和的比例（交叉随机效应方差分析；分量之和为各次运行间方差（即区间所用方差）的{ratio}倍）",
         "var_axis": "方差占比（%）",
@@ -63,8 +66,9 @@ TEXT = {
                    "{s}个结构性输入点 × {r}次重复），随机种子{seed}，模型版本 `{commit}`。设定：{settings}。"
                    "每幅图的数据见 `figures/` 中同名 CSV 文件。",
         "md_scope": "**区间的含义：**包含行为参数（校准集合）、结构性输入（取值范围，含劳动力增长）及主体随机波动的"
-                    "不确定性；不包含模型结构本身的误差（回测见 docs/model.md 第11节：技能等级构成的预测有系统偏差），"
-                    "也不包含预测设定之后的政策变化。",
+                    "不确定性；不包含模型结构本身的误差（回测见 docs/model.md 第11节：技能等级构成的预测有系统偏差）、"
+                    "取固定值的假设（docs/model.md 第12节中标为 assumption 的参数，如竞赛备赛增益、工作室快速晋升率，"
+                    "以及工资年增长5.4%，即 `wage_growth` 的下限：收入为名义值），也不包含预测设定之后的政策变化。",
         "none": "本地区现状",
     },
 }
