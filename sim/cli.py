@@ -137,6 +137,7 @@ def check_preset(dcfg: DictConfig, preset: str | None = None) -> None:
     copy of a shipped preset that still gives that preset's name or display names (its results would
     be labelled as the shipped region's). `preset`: the region file chosen (from the composed hydra
     node if None; unknown, only the first check is made)."""
+    refuse_shadowed_presets(dcfg)
     if preset is None and "hydra" in dcfg:
         preset = OmegaConf.select(dcfg, "hydra.runtime.choices.region", default=None)
     where = f"region/{preset}.yaml" if preset else "the region preset"
@@ -161,6 +162,32 @@ def check_preset(dcfg: DictConfig, preset: str | None = None) -> None:
                 raise ConfigError(f"region.{key}", value, f"{where}'s own {what}: it is a copy of the {other} "
                                   f"preset that still names itself {value}, so its results would be labelled "
                                   f"as {other}'s")
+
+
+def refuse_shadowed_presets(dcfg: DictConfig) -> None:
+    """One line, exit 2, for a file in the user's config folder (--config-dir, hydra.searchpath) that has
+    the name of a shipped config the run chooses (`region/chongqing.yaml`): Hydra reads the package's
+    folder first, so the run used the shipped values while its manifest named the user's folder. A user
+    updating a shipped preset with newer data got the old numbers without a word."""
+    if "hydra" not in dcfg:
+        return
+    choices = OmegaConf.select(dcfg, "hydra.runtime.choices", default=None) or {}
+    for entry in OmegaConf.select(dcfg, "hydra.searchpath", default=None) or ():
+        entry = str(entry)
+        if not entry.startswith("file://"):
+            continue
+        folder = Path(entry[len("file://"):]).expanduser()
+        for group, option in choices.items():
+            group = str(group).split("@", 1)[0]
+            if not isinstance(option, str) or group.startswith("hydra"):
+                continue
+            rel = Path(group) / f"{option}.yaml"
+            if (CONFIG_DIR / rel).is_file() and (folder / rel).is_file():
+                raise ConfigError(group, option, f"a {group} of your own under a name of its own: {folder / rel} has "
+                                  f"the name of the {group} that ships with skillsim, which Hydra reads instead of "
+                                  f"it; rename the file{' (and its name: key)' if group == 'region' else ''}, for "
+                                  f"example to {option}_mine.yaml, "
+                                  f"and choose it with {group}={option}_mine")
 
 
 @functools.lru_cache(maxsize=1)

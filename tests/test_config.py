@@ -174,6 +174,45 @@ def test_an_emptied_mapping_takes_the_entries_given_after_it_and_reaches_sweeps_
     assert "  structural: {}" in (tmp_path / "run" / "config.yaml").read_text()
 
 
+def test_a_config_of_the_users_own_named_as_a_shipped_one_is_refused(tmp_path):
+    """my_conf/region/chongqing.yaml with the population changed: Hydra read the shipped preset first, and
+    the run gave the shipped numbers with exit 0 while its manifest named the user's folder (a user
+    trial). Refused in one line naming the file, with no folder, from a run, a sweep and the API; a file
+    of another name in the same folder is taken."""
+    import shutil
+    import subprocess
+    import sys
+
+    from sim import simulate
+    from sim.cli import CONFIG_DIR
+
+    conf = tmp_path / "conf"
+    (conf / "region").mkdir(parents=True)
+    text = (CONFIG_DIR / "region" / "chongqing.yaml").read_text(encoding="utf-8")
+    (conf / "region" / "chongqing.yaml").write_text(text.replace("population: 5700000 ", "population: 1200000 ")
+                                                    .replace('"2022-10": 4940000 ', '"2022-10": 1040000 '))
+    assert "population: 1200000 " in (conf / "region" / "chongqing.yaml").read_text()
+    for flags, extra in (([], [f"hydra.run.dir={tmp_path / 'run'}"]),
+                         (["-m"], ["seed=1,2", f"hydra.sweep.dir={tmp_path / 'sweep'}"])):
+        run = subprocess.run([sys.executable, "-m", "sim", *flags, "--config-dir", str(conf), "n_agents=200",
+                              "horizon.end_year=2023", *extra], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 2, run.stderr[-2000:]
+        assert "Traceback" not in run.stderr and str(conf / "region" / "chongqing.yaml") in run.stderr
+        assert "region=chongqing_mine" in run.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "sweep").exists()
+    with pytest.raises(ConfigError, match="ships with skillsim"):
+        simulate(overrides=[f"hydra.searchpath=[file://{conf}]", "n_agents=200", "horizon.end_year=2023"])
+    shutil.move(conf / "region" / "chongqing.yaml", conf / "region" / "chongqing_mine.yaml")
+    mine = (conf / "region" / "chongqing_mine.yaml")
+    mine.write_text(mine.read_text().replace("name: chongqing", "name: chongqing_mine")
+                    .replace("label_en: Chongqing", "label_en: Chongqing (mine)").replace("label_zh: 重庆", "label_zh: 重庆（自定）"))
+    run = subprocess.run([sys.executable, "-m", "sim", "--config-dir", str(conf), "region=chongqing_mine",
+                          "n_agents=200", "horizon.end_year=2023", f"hydra.run.dir={tmp_path / 'run'}"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "population: 1200000" in (tmp_path / "run" / "config.yaml").read_text()
+
+
 def test_history_dates_up_to_the_forecasts_start_are_taken_written_either_way():
     """A later start (horizon.start_year) runs the history on to the month before it, and aligns to what
     is dated there (a review: 2024-12 with a 2025 start was refused); a month written 2022-6 is June."""
