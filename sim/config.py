@@ -166,7 +166,7 @@ class RegionParams:
                                   doc="growth of the workforce per year after the last observed stock")
     n_firms: int = spec(2500, "cq_comp_2024 note (2500+ units)", 1, 10_000_000, doc="firms in the region")
     base_wage: float = spec(60000.0, "assumption (about 0.6 of wage_sh_2022_L1)", 0, 1e7, lo_open=True,
-                            doc="median annual wage of a 初级工 at the start, yuan")
+                            doc="median annual wage of a 初级工 at region.observed (the wage index's anchor), yuan")
     training_budget_per_worker_year: float = spec(
         67.5, "derived: cq_training_cost (2.5bn yuan, 2019-2025) / cq_industrial_workers / 6.5 years", 0, 1e6,
         doc="status-quo government training subsidy, yuan per worker per year")

@@ -131,7 +131,8 @@ class WorkforceModel(Model):
         self.appoint_rate = np.asarray(cfg.behaviour.appointment_rate, dtype=float)
         self.cert_subsidy = np.concatenate([[0.0], cfg.cert_subsidy])  # by new level 1..5
 
-        self.wage_index_start = cfg.region.base_wage / 12.0  # at the start state (t = -1)
+        self.wage_index_start = cfg.region.base_wage / 12.0  # at the region's observed date (base_wage's)
+        self._wage_anchor = calendar.month_index(cfg.region.observed)
         with pages.for_model(cfg.n_agents):  # a large workforce's new columns in ordinary pages (sim.pages)
             self._build_start_state(cfg, obs, share0, origin)
             self.levers = list(levers) if levers is not None else default_levers(cfg.levers)
@@ -214,9 +215,11 @@ class WorkforceModel(Model):
         return self.t + 1 >= self.cfg.n_months
 
     def _wage_index(self) -> float:
-        """Monthly yuan per unit of relative pay: the base wage (at the start state) grown, or in the
-        history deflated, at the nominal rate."""
-        return self.cfg.region.base_wage / 12.0 * (1.0 + self.cfg.wages.growth_per_year) ** ((self.t + 1) / 12.0)
+        """Monthly yuan per unit of relative pay: the base wage, which is the region's at its observed date
+        (`region.observed`, the date of its money figures), grown from there, or deflated before it, at
+        the nominal rate. A given calendar month therefore pays the same whatever the forecast's start
+        (anchored at the start state instead, `horizon.start_year=2030` paid 2035 a third less)."""
+        return self.wage_index_start * (1.0 + self.cfg.wages.growth_per_year) ** ((self.now - self._wage_anchor) / 12.0)
 
     # -- the step ---------------------------------------------------------------------------
     def step(self) -> None:

@@ -1294,3 +1294,40 @@ def test_no_input_is_ranked_on_too_few_trajectories_or_base_samples(method):
                               seed=1, log=said.append)["indices"].set_index("input")
         assert bool(t.loc["a", "distinguishable"]) is ranked and bool(t.loc["a", "rank"] == 1) is ranked, t
         assert any("no input is ranked" in s for s in said) is not ranked
+
+
+@pytest.mark.parametrize("method", ["morris", "sobol"])
+def test_a_design_too_small_to_rank_says_so_on_its_figures(method):
+    """quick=true's Morris n=4: every bar grey under a note saying their intervals reached the noise floor,
+    which they did not (12.8-14.1 points against 0.52), and a blue key that matched no bar (a user trial).
+    The note and the grey key now give the real reason; a design large enough keeps the usual words."""
+    from matplotlib.legend import Legend
+    from matplotlib.text import Text
+
+    from sim.report.sensitivity import indices_figure, mu_sigma_figure
+
+    idx = pd.DataFrame({"output": "high_skill_share@2030", "input": ["a", "b"], "group": "config",
+                        "mu_star": [0.13, 0.01], "mu_star_lo95": [0.128, 0.0], "mu_star_hi95": [0.141, 0.02],
+                        "sigma": [0.01, 0.01], "S1": [0.5, 0.1], "S1_lo95": [0.4, 0.0], "S1_hi95": [0.6, 0.2],
+                        "ST": [0.6, 0.1], "ST_lo95": [0.5, 0.0], "ST_hi95": [0.7, 0.2],
+                        "noise_floor": 0.0052, "distinguishable": [False, False], "rank": [np.nan, np.nan]})
+
+    def words(fig):
+        texts = [t.get_text() for t in fig.findobj(Text)]
+        legends = [t.get_text() for leg in fig.findobj(Legend) for t in leg.get_texts()]
+        return " ".join(texts), legends
+
+    for n, few in ((4 if method == "morris" else 8, True), (sensitivity.MIN_RANKED[method], False)):
+        folder = {"indices": idx, "config": {"region": REGION},
+                  "manifest": {"options": {"method": method, "n": n, "replicates": 1}}}
+        figs = [indices_figure(folder, "high_skill_share@2030", "en")[0]]
+        if method == "morris":
+            figs.append(mu_sigma_figure(folder, "en")[0])
+        for fig in figs:
+            text, legend = words(fig)
+            what = "trajectories" if method == "morris" else "base samples"
+            assert (f"under {sensitivity.MIN_RANKED[method]} {what}" in text) is few, text
+            assert ("reaches down to the noise floor" in text) is not few
+        text, legend = words(figs[0])
+        assert (f"not ranked: fewer than {sensitivity.MIN_RANKED[method]} {what}" in legend) is few, legend
+        assert not any(k in legend for k in ("μ*", "total index", "first-order index"))  # no bar is coloured so

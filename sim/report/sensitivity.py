@@ -41,6 +41,10 @@ TEXT = {
                        "reaches down to the noise floor (dashed) or zero, not ranked",
         "total": "total index", "first": "first-order index",
         "not_dist": "interval reaches the noise floor or zero",
+        "few_note": "{n} {what} x {r} replicates: under {min} {what} the bootstrap intervals are far narrower "
+                    "than the indices' real uncertainty, so no input is ranked and every bar or point is grey "
+                    "(the value is drawn; dashed: the noise floor)",
+        "not_dist_few": "not ranked: fewer than {min} {what}",
         "floor": "noise floor", "index_axis": "share of variance", "mu_axis": "μ* ({unit} per input range)",
         "unit_share": "percentage points", "unit_income": "yuan a year", "unit_cost": "billion yuan",
         "sigma_axis": "σ ({unit} per input range)",
@@ -95,6 +99,9 @@ TEXT = {
         "morris_title": "{region}：{year}年12月{output}的驱动因素（Morris筛选）",
         "morris_note": "μ*及95%自助法区间，{n}条轨迹×{r}次重复；灰色：区间下端未高于噪声下限（虚线）或零，不排序",
         "total": "总效应指数", "first": "一阶效应指数", "not_dist": "区间下端未高于噪声下限或零", "floor": "噪声下限",
+        "few_note": "{n}个{what}×{r}次重复：{what}少于{min}个时，自助法区间远窄于指数的真实不确定性，因此不对输入排序，"
+                    "所有条形或点均为灰色（仍画出数值；虚线：噪声下限）",
+        "not_dist_few": "未排序：{what}少于{min}个",
         "index_axis": "方差占比", "mu_axis": "μ*（{unit}/输入取值范围）",
         "unit_share": "百分点", "unit_income": "元/年", "unit_cost": "亿元", "sigma_axis": "σ（{unit}/输入取值范围）",
         "ms_title": "{region}：Morris μ*与σ（{year}年12月）",
@@ -178,7 +185,7 @@ def indices_figure(f: dict, output: str, lang: str):
     region = region_name(f["config"]["region"], lang)
     height = 1.6 + 0.24 * len(idx)
     fig, body = new_figure(height, T[f"{method}_title"].format(region=region, output=name, year=year),
-                           T[f"{method}_note"].format(n=o["n"], r=o["replicates"]))
+                           few_words(m, lang) or T[f"{method}_note"].format(n=o["n"], r=o["replicates"]))
     ax = body.subplots()
     y = np.arange(len(idx))
     colours = [ACT if d else FAINT for d in idx["distinguishable"]]
@@ -199,7 +206,8 @@ def indices_figure(f: dict, output: str, lang: str):
             ax.errorbar(s1, y - 0.26, xerr=[np.clip(s1 - idx["S1_lo95"].to_numpy(), 0, None),  # below the dark bar
                                             np.clip(idx["S1_hi95"].to_numpy() - s1, 0, None)],
                         fmt="none", ecolor="#0072B2", lw=0.7, capsize=1.5)
-        handles += [Patch(fc=TOTAL, label=T["total"]), Patch(fc=ACT, label=T["first"])]
+        if idx["distinguishable"].any():  # (a key that no bar matches, where none is ranked, is left out)
+            handles += [Patch(fc=TOTAL, label=T["total"]), Patch(fc=ACT, label=T["first"])]
         floor = float(idx["noise_floor"].iloc[0]) if "noise_floor" in idx else np.nan
         if np.isfinite(floor):
             handles.append(ax.axvline(floor, color="#D55E00", ls="--", lw=0.9, label=T["floor"]))
@@ -208,14 +216,15 @@ def indices_figure(f: dict, output: str, lang: str):
         ax.barh(y, val, color=colours, height=0.6)
         ax.errorbar(val, y, xerr=[np.clip(val - lo, 0, None), np.clip(hi - val, 0, None)], fmt="none",
                     ecolor="#333333", lw=0.8, capsize=2)
-        handles.append(Patch(fc=ACT, label=T["mu_star"]))
+        if idx["distinguishable"].any():
+            handles.append(Patch(fc=ACT, label=T["mu_star"]))
         floor = float(idx["noise_floor"].iloc[0]) if "noise_floor" in idx else np.nan
         if np.isfinite(floor) and floor > 0:
             handles.append(ax.axvline(floor, color="#D55E00", ls="--", lw=0.9, label=T["floor"]))
         scale, unit = _units(output, lang)
         ax.xaxis.set_major_formatter(ExactFormatter(scale))  # each label its tick's value, no "1e10" apart
         ax.set_xlabel(T["mu_axis"].format(unit=unit))
-    handles.append(Patch(fc=FAINT, label=T["not_dist"]))
+    handles.append(Patch(fc=FAINT, label=few_words(m, lang, "not_dist_few") or T["not_dist"]))
     ax.set_yticks(y, idx["input"])
     ax.tick_params(axis="y", labelsize=7)
     body.legend(handles=handles, loc="outside lower center", ncol=len(handles))
@@ -268,7 +277,7 @@ def mu_sigma_figure(f: dict, lang: str):
     rows = -(-len(outputs) // 2)
     fig, body = new_figure(0.9 + 2.75 * rows, T["ms_title"].format(region=region,
                                                                    year=T["year_sep"].join(map(str, years))),
-                           T["ms_note"])
+                           few_words(m, lang) or T["ms_note"])
     axes = np.atleast_1d(body.subplots(rows, 2)).ravel()
     interval = "sigma_lo95" in idx
     named = []  # the names go in once the panels are laid out (`name_points` measures them)
@@ -306,6 +315,19 @@ def too_few(m: dict) -> bool:
 
     o = m.get("options", {})
     return o.get("method") in MIN_RANKED and "n" in o and int(o["n"]) < MIN_RANKED[o["method"]]
+
+
+def few_words(m: dict, lang: str, key: str = "few_note") -> str:
+    """A figure's note (or its legend's grey key, `not_dist_few`) for a design too small to rank on; ""
+    otherwise. The figures said the grey bars' intervals reached the noise floor, which was not why (a
+    user trial: intervals of 12.8-14.1 points against a floor of 0.52)."""
+    if not too_few(m):
+        return ""
+    from ..studies.sensitivity import MIN_RANKED
+
+    o = m["options"]
+    return TEXT[lang][key].format(n=o["n"], r=o.get("replicates", 1), min=MIN_RANKED[o["method"]],
+                                  what=TEXT[lang][f"md_what_{o['method']}"])
 
 
 def how_sensitivity(m: dict, lang: str) -> str:
