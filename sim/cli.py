@@ -290,13 +290,17 @@ def read_from(dirs: list[str]) -> dict:
     return {"config_dirs": dirs} if dirs else {}
 
 
-def bands_hint() -> str:
+def bands_hint(cfg: RunConfig, overrides: list[str]) -> str:
     """`region=PRESET` as this run chose it (the preset's file, whatever name it gives itself), with the
-    search path of the user's own presets if one was given (--config-dir), quoted for a shell."""
+    search path of the user's own presets if one was given (--config-dir) and the run's setting (its
+    scenario and lever settings: `config.forecast_overrides`), quoted for a shell."""
     import shlex
+
+    from .config import forecast_overrides
 
     words = [w for path in config_dirs() for w in ("--config-dir", path)]
     words.append(f"region={HydraConfig.get().runtime.choices.get('region') or DEFAULT_REGION}")
+    words += forecast_overrides(overrides, cfg.region.structural)
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -775,8 +779,9 @@ def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
             remove_dead_partials(run_dir)
         remove_killed_partials(run_dir.parent)  # those of killed runs under other (default) names
         with publishing_the_result():
-            run_forecast(cfg, run_dir, composed=data, overrides=list(HydraConfig.get().overrides.task), unique=unique,
-                         bands_hint=bands_hint(), say_few=True, extra=read_from(config_dirs()))
+            typed = list(HydraConfig.get().overrides.task)
+            run_forecast(cfg, run_dir, composed=data, overrides=typed, unique=unique,
+                         bands_hint=bands_hint(cfg, typed), say_few=True, extra=read_from(config_dirs()))
 
 
 def _task(dcfg: DictConfig):

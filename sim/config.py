@@ -719,3 +719,23 @@ def estimate_memory_gb(cfg: RunConfig) -> float:
                                               if k == "region.growth_per_year"])
     growth = max(1.0, (1 + top) ** (cfg.n_months / 12))
     return cfg.n_agents * growth * 1.1 * BYTES_PER_AGENT / 1e9 + 0.3
+
+
+#: a run's settings that skillsim-forecast sets itself (its options) or that say where the configs come
+#: from (`region=`, given apart with any --config-dir), not which setting is forecast
+FORECAST_SETS_ITSELF = ("seed", "replicate", "draw", "n_agents", "region")
+
+
+def forecast_overrides(overrides: list[str], structural: dict | None = None) -> list[str]:
+    """The overrides of a run that `skillsim-forecast` takes as they are, so that the forecast a run
+    suggests is of the setting that ran (`scenario=training_boost levers.studio.intensity=2`), not the
+    region's status quo: without Hydra's keys, the forecast's own options and what each of its runs
+    draws (the calibrated parameters, `ASSUMED`, and the region's structural inputs), which it refuses."""
+    drawn = set(ASSUMED) | set(structural or ())
+    kept = []
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
+        if key == "hydra" or key.startswith("hydra.") or key in FORECAST_SETS_ITSELF or key in drawn:
+            continue
+        kept.append(o)
+    return kept

@@ -21,7 +21,8 @@ from the folder the rerun starts in, with a warning; a relative `--config-dir` i
 read (its manifest's overrides record it whole). Every file the two manifests list is then
 compared by its checksum; calibration.json's `seconds` (how long the fit took) is the one value left out.
 A study reads the presets and calibration files installed now, so a calibration whose checksum differs
-from the one the manifest records is named in a warning, as a different version is.
+from the one the manifest records is named in a warning, as a different version is, and so is a file of
+the user's own config folder (--config-dir) changed, gone or new since the study ran.
 
 Exit codes (sim.errors): 0 identical; 6 the folder failed its check, or the rerun differs (different
 package versions are named in a warning); 2 a bad argument; 3 not a run or study folder or an unreadable
@@ -234,6 +235,19 @@ def calibration_changes(manifest: dict) -> list[str]:
             for key in ("calibration_sha256", "calibration_ensemble_sha256") if key in then and then[key] != now[key]]
 
 
+def config_file_changes(manifest: dict) -> list[str]:
+    """The user's config files (sim.results.config_file_checksums) changed, gone or added since the
+    study ran: the rerun reads them as they are now."""
+    from .results import config_file_checksums
+
+    then = manifest.get("config_files_sha256")
+    if not isinstance(then, dict):
+        return []
+    now = config_file_checksums(manifest.get("overrides")).get("config_files_sha256", {})
+    said = [f"your config file {p} ({'changed' if p in now else 'gone'})" for p in then if now.get(p) != then[p]]
+    return said + [f"your config file {p} (new)" for p in now if p not in then]
+
+
 def study_target(folder: Path) -> Path:
     """Where a study's rerun goes without out=: results/reruns/<name>, or the first free NAME-2, ..."""
     return free_folder(DEFAULT_PARENT / Path(folder).resolve().name)
@@ -262,7 +276,7 @@ def rerun_study(folder: str | Path, out: str | Path | None = None) -> tuple[Path
         raise IntegrityError(report.problems, "nothing was rerun")
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     target, args = study_command(folder, manifest)
-    for change in version_changes(manifest) + calibration_changes(manifest):
+    for change in version_changes(manifest) + calibration_changes(manifest) + config_file_changes(manifest):
         log.warning("differs from the study's: %s; the numbers may differ", change)
     new = Path(out) if out is not None else study_target(folder)
     refuse_inside_results(new, "out")

@@ -77,6 +77,28 @@ def calibration_checksums() -> dict[str, str]:
             "calibration_ensemble_sha256": sha256(ENSEMBLE_FILE) if ENSEMBLE_FILE.is_file() else None}
 
 
+def searchpath_folders(overrides) -> list[str]:
+    """The user's config folders an override list reads (`hydra.searchpath=['file:///...']`, which
+    --config-dir becomes), as written there."""
+    import re
+
+    return [p for o in overrides or [] if isinstance(o, str) and o.lstrip("+").startswith("hydra.searchpath=")
+            for p in re.findall(r"file://([^'\",\]]+)", o)]
+
+
+def config_file_checksums(overrides) -> dict:
+    """The checksum of every YAML file in the user's config folders a study read (its --config-dir), by
+    path: a study's rerun reads them as they are then, and one edited since made the rerun differ with no
+    word of why (a user trial). Nothing for a study of the shipped presets only."""
+    files = {}
+    for folder in searchpath_folders(overrides):
+        root = Path(folder).expanduser()
+        for path in sorted(root.rglob("*.yaml")) if root.is_dir() else ():
+            if path.is_file():
+                files[str(path.resolve())] = sha256(path)
+    return {"config_files_sha256": files} if files else {}
+
+
 @functools.lru_cache(maxsize=1)
 def git_commit() -> str:
     """Commit of the skillsim source tree, with '-dirty' if it has uncommitted changes.

@@ -67,6 +67,9 @@ def test_overrides_and_run_dir_and_byte_identical_reruns(tmp_path):
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     sa, sb = (tmp_path / "a" / "series.csv").read_bytes(), (tmp_path / "b" / "series.csv").read_bytes()
     assert sa == sb
+    # the forecast it suggests is of the setting that ran (it forecast the status quo), without the options
+    # the forecast sets itself
+    assert "run skillsim-forecast region=national scenario=studio_expansion horizon.end_year=2026\n" in a.stderr
     summary = json.loads((tmp_path / "a" / "summary.json").read_text(encoding="utf-8"))
     assert summary["config"]["region"]["name"] == "national" and summary["config"]["scenario"] == "studio_expansion"
     assert summary["config"]["seed"] == 7 and summary["target_year"] == 2026

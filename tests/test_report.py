@@ -487,6 +487,40 @@ def test_a_report_says_which_sources_of_uncertainty_its_spread_carries(reports, 
         folder("run", (), manifest=mine), "en")
 
 
+def test_a_runs_suggested_commands_hold_its_own_setting():
+    """A run of scenario=training_boost levers.studio.intensity=2 suggested `skillsim-forecast
+    region=chongqing` (the status quo's forecast) and a cost sweep `scenario=baseline,combined`, neither
+    with the setting that ran (a user trial). The forecast now takes the setting as typed, without what it
+    draws or sets itself; the sweep holds the run's setting and the baseline's."""
+    from types import SimpleNamespace
+
+    from sim.config import forecast_overrides
+    from sim.report.markdown import paired_sweep, scope
+
+    typed = ["scenario=training_boost", "levers.studio.intensity=2", "seed=3", "n_agents=2000", "region=chongqing",
+             "behaviour.sit_rate=[0.2,0.1,0.1,0.1,0.1]", "region.growth_per_year=0.02", "horizon.end_year=2030",
+             "hydra.run.dir=tb"]
+    structural = {"region.growth_per_year": [-0.012, 0.039]}
+    assert forecast_overrides(typed, structural) == ["scenario=training_boost", "levers.studio.intensity=2",
+                                                     "horizon.end_year=2030"]
+
+    def run(scenario, overrides):
+        return SimpleNamespace(kind="run", varies=(), config={"draw": None}, manifest={"overrides": overrides},
+                               region={"name": "chongqing", "structural": structural},
+                               settings=[SimpleNamespace(scenario=scenario)])
+
+    tb = run("training_boost", typed)
+    assert ("`skillsim-forecast region=chongqing scenario=training_boost levers.studio.intensity=2 "
+            "horizon.end_year=2030`") in scope(tb, "en")
+    assert paired_sweep(tb) == ("region=chongqing levers.studio.intensity=1,2 horizon.end_year=2030 "
+                                "scenario=baseline,training_boost 'replicate=range(0,10)'")
+    assert paired_sweep(run("studio_expansion", ["scenario=studio_expansion"])) == (
+        "region=chongqing scenario=baseline,studio_expansion 'replicate=range(0,10)'")
+    assert paired_sweep(run("baseline", ["levers.training.intensity=2"])) == (
+        "region=chongqing levers.training.intensity=1,2 'replicate=range(0,10)'")
+    assert paired_sweep(run("baseline", [])) == "region=chongqing scenario=baseline,training_boost 'replicate=range(0,10)'"
+
+
 # --- the command -----------------------------------------------------------------------------------
 
 

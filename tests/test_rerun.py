@@ -243,6 +243,31 @@ def test_a_study_rerun_reads_a_relative_config_folder_where_the_study_read_it():
         assert _config_dir_absolute(["--config-dir", given], read) == ["--config-dir", "/data/my conf 柳州"]
 
 
+@pytest.mark.slow  # three forecasts: about 11 s
+def test_a_study_rerun_names_the_users_config_file_changed_since(tmp_path):
+    """A forecast of the user's own region, its preset edited, then rerun: exit 6 "differs" with no word
+    of why (a user trial). The manifest keeps each config file's checksum and the rerun names the one
+    that changed; unchanged, the rerun is identical and says nothing of it."""
+    conf = tmp_path / "my_conf" / "region"
+    conf.mkdir(parents=True)
+    preset = conf / "my_town.yaml"
+    preset.write_text(own_preset("my_town"), encoding="utf-8")
+    args = ["--config-dir", "my_conf", "region=my_town", "params=2", "structural=2", "replicates=2", *TINY]
+    proc = tool("skillsim-forecast", *args, "out=fc", cwd=tmp_path)
+    assert proc.returncode == EXIT_OK, proc.stderr[-2000:]
+    manifest = json.loads((tmp_path / "fc" / "manifest.json").read_text(encoding="utf-8"))
+    assert list(manifest["config_files_sha256"]) == [str(preset.resolve())]
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    same = tool("skillsim-rerun", str(tmp_path / "fc"), "out=same", cwd=other)
+    assert same.returncode == EXIT_OK and "config file" not in same.stderr, same.stderr[-2000:]
+    preset.write_text(preset.read_text(encoding="utf-8").replace("mean_age: 43.2", "mean_age: 40.0"), encoding="utf-8")
+    assert "mean_age: 40.0" in preset.read_text(encoding="utf-8")
+    changed = tool("skillsim-rerun", str(tmp_path / "fc"), "out=changed", cwd=other)
+    assert changed.returncode == EXIT_INTEGRITY
+    assert f"your config file {preset.resolve()} (changed)" in changed.stderr
+
+
 def test_a_region_preset_in_a_subfolder_names_itself_by_its_file(tmp_path):
     """region=cities/my_town reads cities/my_town.yaml, which says name: my_town (a review: the check
     that a preset's name is its file's asked for name: cities/my_town, and a folder named after it)."""

@@ -69,15 +69,15 @@ W = {  # (en, zh)
                  "每个设定一次模拟，无区间。高技能人才占比指高级工及以上占持证技能人才（1-7级）的比例；收入为该年各月年化收入的平均值。"),
     "target_note_one": ("One run per setting: no range.", "每个设定一次模拟，无区间。"),
     "no_cost_one": ("The cost per additional high-skill worker needs a comparison with a baseline setting, paired by "
-                    "replicate: this sweep has one setting. Sweep a second beside it, e.g. "
-                    "`skillsim -m {where} scenario=baseline,{scenario} 'replicate=range(0,10)'`, and report on its folder.",
-                    "每新增一名高技能人才的成本需要与基准设定按重复模拟配对比较，本次扫描只有一个设定。请同时扫描第二个设定，例如 "
-                    "`skillsim -m {where} scenario=baseline,{scenario} 'replicate=range(0,10)'`，再对其结果文件夹生成报告。"),
+                    "replicate: this sweep has one setting. Sweep it beside the baseline, e.g. "
+                    "`skillsim -m {sweep}`, and report on its folder.",
+                    "每新增一名高技能人才的成本需要与基准设定按重复模拟配对比较，本次扫描只有一个设定。请将其与基准设定一起扫描，例如 "
+                    "`skillsim -m {sweep}`，再对其结果文件夹生成报告。"),
     "no_cost": ("The cost per additional high-skill worker needs a comparison with a baseline setting, "
-                "paired by replicate: it is not available for a single run. Run a sweep, e.g. "
-                "`skillsim -m {where} scenario=baseline,{scenario} 'replicate=range(0,10)'`, and report on its folder.",
-                "每新增一名高技能人才的成本需要与基准设定按重复模拟配对比较，单次模拟无法给出。请运行参数扫描，例如 "
-                "`skillsim -m {where} scenario=baseline,{scenario} 'replicate=range(0,10)'`，再对其结果文件夹生成报告。"),
+                "paired by replicate: it is not available for a single run. Run a sweep that holds this run's "
+                "setting and the baseline, e.g. `skillsim -m {sweep}`, and report on its folder.",
+                "每新增一名高技能人才的成本需要与基准设定按重复模拟配对比较，单次模拟无法给出。请运行包含本次设定与基准设定的参数扫描，例如 "
+                "`skillsim -m {sweep}`，再对其结果文件夹生成报告。"),
     "target_h": ("Against the policy target", "与政策目标比较"),
     "target_col": ("Target", "目标"),
     "at_target": ("Share, Dec {year}", "{year}年12月占比"),
@@ -158,13 +158,62 @@ def where(folder) -> str:
     return shlex.join([*words, f"region={folder.region.get('name') or 'REGION'}"])
 
 
+def run_setting(folder) -> list[str]:
+    """A run folder's setting as skillsim-forecast takes it (sim.config.forecast_overrides): a suggested
+    forecast of a training-boost run forecast the status quo."""
+    from ..config import forecast_overrides
+
+    given = folder.manifest.get("overrides") or []
+    return forecast_overrides([o for o in given if isinstance(o, str)],
+                              (folder.region.get("structural") or {}) if isinstance(folder.region, dict) else {})
+
+
+def paired_sweep(folder) -> str:
+    """The arguments of a sweep whose settings include this folder's and the baseline's, paired by
+    replicate: the suggestion said `scenario=baseline,training_boost` after a studio-expansion run, a
+    comparison that leaves the run's own setting out (a user trial). A lever setting of a run is swept
+    between the status quo's value and the run's (`levers.studio.intensity=1.0,2`); its other settings
+    stay as they were."""
+    import shlex
+
+    from ..config import RunConfig, _field_value
+
+    scenario = folder.settings[0].scenario
+    words, levers = shlex.split(where(folder)), False
+    for o in (run_setting(folder) if folder.kind == "run" else []):
+        key, _, value = o.partition("=")
+        key = key.lstrip("+~")
+        if key == "scenario":
+            continue
+        quo = _field_value(RunConfig().levers, key[len("levers."):]) if key.startswith("levers.") else None
+        if quo is not None and _float_or_none(value) != quo:
+            words.append(f"{key}={quo:g},{value}")
+            levers = True
+        elif quo is None:
+            words.append(o)
+    if scenario != "baseline":
+        words.append(f"scenario=baseline,{scenario}")
+    elif not levers:
+        words.append("scenario=baseline,training_boost")
+    return shlex.join(words + ["replicate=range(0,10)"])
+
+
+def _float_or_none(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def scope(folder, lang: str) -> str:
     """Which sources of uncertainty the folder's spread carries, and where to get the others."""
+    import shlex
+
     at_region = where(folder)
     if folder.kind == "run":
         d = folder.config.get("draw")
         at = w("at_central", lang) if d is None else w("at_draw", lang, d=d)
-        return w("scope_run", lang, at=at, where=at_region)
+        return w("scope_run", lang, at=at, where=shlex.join([*shlex.split(at_region), *run_setting(folder)]))
     if "draw" in folder.varies:
         noise = w("and_noise", lang) if {"replicate", "seed"} & set(folder.varies) else ""
         return w("scope_draw", lang, what=what_runs(folder, lang), noise=noise, where=at_region)
@@ -237,9 +286,8 @@ def write_markdown(written, opts, path: Path) -> None:
                          w("cost", lang, unit=unit)], rows)
         lines += [w("eff_note", lang, year=year), ""]
     else:
-        other = "training_boost" if folder.settings[0].scenario != "training_boost" else "combined"
         lines += [w("no_cost_one" if folder.kind == "sweep" and len(folder.settings) == 1 else "no_cost", lang,
-                    scenario=other, where=where(folder)), ""]
+                    sweep=paired_sweep(folder)), ""]
     at = tables.at_target_date(folder)
     if not at.empty:
         lines += [f"### {w('target_h', lang)}", ""]

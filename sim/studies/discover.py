@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
 
 @releases_claims
 def run(argv: list[str]) -> Path:
-    from ..results import calibration_checksums, git_commit, package_versions
+    from ..results import calibration_checksums, config_file_checksums, git_commit, package_versions
     from .forecast import write_folder
     from .sensitivity import ModelEvaluator, runs_table, setup
 
@@ -345,7 +345,7 @@ def run(argv: list[str]) -> Path:
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed, "years": list(years),
                 "options": {k2: v for k2, v in opts.items() if k2 != "out"}, "runs": len(evaluator.batch.used),
                 "library": "ema_workbench.analysis.prim", "versions": package_versions("ema_workbench", "numba"),
-                **calibration_checksums(),
+                **calibration_checksums(), **config_file_checksums(overrides),
                 "git_commit": git_commit(), "started": started}
     if "inputs_file_content" in opts:  # its path, text and ranges: the folder says what ran
         manifest["options"].pop("inputs_file_content")

@@ -37,7 +37,7 @@ from ..config import RunConfig, to_dict
 from ..entry import result_in_place
 from ..errors import ConfigError, OutputError, quiet_when_output_closed
 from .options import config_override, key_values, path_option, releases_claims
-from ..results import (COMPLETE_MARKER, RERUN_OF_ENV, _json, calibration_checksums, complete_text, git_commit,
+from ..results import (COMPLETE_MARKER, RERUN_OF_ENV, _json, calibration_checksums, complete_text, config_file_checksums, git_commit,
                        package_versions, partial_folder, sha256)
 from ..streams import replicate_seed
 from . import uncertainty, variance
@@ -292,7 +292,7 @@ def run(argv: list[str]) -> Path:
                 "region": cfg.region.name, "scenario": cfg.scenario, "n_agents": cfg.n_agents, "seed": seed,
                 "options": {k: opts[k] for k in ("params", "structural", "replicates")}, "runs": len(tables["runs"]),
                 "target_year": cfg.horizon.end_year, "structural_ranges": cfg.region.structural,
-                **calibration_checksums(), "versions": package_versions("numba"),
+                **calibration_checksums(), **config_file_checksums(overrides), "versions": package_versions("numba"),
                 "git_commit": git_commit(), "started": started}
     path = write_folder(out, tables, manifest)
     headline(tables, cfg, log)

@@ -856,7 +856,7 @@ def main(argv: list[str] | None = None) -> None:
 @releases_claims
 def run(argv: list[str]) -> Path:
     from ..cli import compose_config
-    from ..results import calibration_checksums, git_commit, package_versions
+    from ..results import calibration_checksums, config_file_checksums, git_commit, package_versions
     from .forecast import write_folder
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -925,7 +925,7 @@ def run(argv: list[str]) -> Path:
                 "options": {k: v for k, v in opts.items() if k != "out"}, "bounds": levers,
                 "uncertainty": "joint draws of parameters and structural inputs, with replicates" if uncertainty
                 else "replicates only", "runs": len(set().union(*(e.batch.used for e in evaluators.values()))),
-                "versions": package_versions("numba"), **calibration_checksums(),
+                "versions": package_versions("numba"), **calibration_checksums(), **config_file_checksums(overrides),
                 "git_commit": git_commit(), "started": started}
     path = write_folder(out, out_tables, manifest, what="plan")
     evaluator.batch.close()  # the journal all the settings' evaluators shared

@@ -515,7 +515,7 @@ def main(argv: list[str] | None = None) -> None:
 
 @releases_claims
 def run(argv: list[str]) -> Path:
-    from ..results import calibration_checksums, git_commit, package_versions
+    from ..results import calibration_checksums, config_file_checksums, git_commit, package_versions
     from .forecast import write_folder
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
@@ -531,7 +531,7 @@ def run(argv: list[str]) -> Path:
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed, "years": list(years),
                 "outputs": list(OUTPUTS), "options": {k: v for k, v in opts.items() if k != "out"},
                 "runs": len(evaluator.batch.used), "library": "SALib", "versions": package_versions("SALib", "numba"),
-                **calibration_checksums(),
+                **calibration_checksums(), **config_file_checksums(overrides),
                 "git_commit": git_commit(), "started": started}
     if "inputs_file_content" in opts:  # its path, text and ranges: the folder says what ran
         manifest["options"].pop("inputs_file_content")
