@@ -408,7 +408,7 @@ class RunConfig:
             return None
         said = ", ".join(f"levers.{n}.intensity={getattr(self.levers, n).intensity:g}" for n in off)
         return (f"{said} {'has' if len(off) == 1 else 'have'} no effect: the lever{'s are' if len(off) > 1 else ' is'} "
-                f"off (scenario {self.scenario}: " + ", ".join(f"levers.{n}.enabled=false" for n in off)
+                f"off in this run (scenario {self.scenario}; " + ", ".join(f"levers.{n}.enabled=false" for n in off)
                 + "); add " + " ".join(f"levers.{n}.enabled=true" for n in off) + " to use it")
 
     def few_agents_note(self) -> str | None:

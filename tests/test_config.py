@@ -234,8 +234,12 @@ def test_an_intensity_for_a_lever_the_scenario_switched_off_is_said():
     off = from_mapping({"scenario": "no_policy", "levers": {"studio": {"enabled": False, "intensity": 2},
                                                             "training": {"enabled": False, "intensity": 0}}})
     assert off.switched_off_note() == (
-        "levers.training.intensity=0, levers.studio.intensity=2 have no effect: the levers are off (scenario "
-        "no_policy: levers.training.enabled=false, levers.studio.enabled=false); add levers.training.enabled=true "
-        "levers.studio.enabled=true to use it")
+        "levers.training.intensity=0, levers.studio.intensity=2 have no effect: the levers are off in this run "
+        "(scenario no_policy; levers.training.enabled=false, levers.studio.enabled=false); add "
+        "levers.training.enabled=true levers.studio.enabled=true to use it")
+    # switched off on the command line in the baseline scenario: the scenario is named, not blamed (it said
+    # "scenario baseline: levers.competition.enabled=false", a user trial)
+    mine = from_mapping({"levers": {"competition": {"enabled": False, "intensity": 0}}})
+    assert "off in this run (scenario baseline; levers.competition.enabled=false)" in mine.switched_off_note()
     assert from_mapping({"levers": {"studio": {"intensity": 2}}}).switched_off_note() is None
     assert from_mapping({"levers": {"studio": {"enabled": False}}}).switched_off_note() is None
