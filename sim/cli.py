@@ -182,7 +182,8 @@ def refuse_shadowed_presets(dcfg: DictConfig) -> None:
             if not isinstance(option, str) or group.startswith("hydra"):
                 continue
             rel = Path(group) / f"{option}.yaml"
-            if (CONFIG_DIR / rel).is_file() and (folder / rel).is_file():
+            if ((CONFIG_DIR / rel).is_file() and (folder / rel).is_file()
+                    and not os.path.samefile(CONFIG_DIR / rel, folder / rel)):  # --config-dir sim/conf: the same file
                 raise ConfigError(group, option, f"a {group} of your own under a name of its own: {folder / rel} has "
                                   f"the name of the {group} that ships with skillsim, which Hydra reads instead of "
                                   f"it; rename the file{' (and its name: key)' if group == 'region' else ''}, for "

@@ -62,7 +62,7 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> dict:
 
 _CAL = load_calibration()
 _CAL_SOURCE = ("calibrated (sim/data/calibration.yaml: nat_hs_2011, nat_hs_2016, nat_hs_2021, nat_mix_2021_*, "
-               "nat_cert_flow)")
+               "nat_cert_flow, nat_comp_promo_rate)")
 
 
 #: The assumed (prior) values of the calibrated fields, by "section.name": the calibration starts
@@ -173,9 +173,10 @@ class RegionParams:
     competition_participation: float = spec(
         0.386, "derived: cq_comp_2024 / cq_industrial_workers", 0, 12,
         doc="status-quo competition participations per worker per year")
-    studios: float = spec(710.0, "derived: interpolated between cq_studios_2020 and cq_studios_2024", 0, 1e7,
-                          doc="innovation studios at the start")
-    studio_growth_per_year: float = spec(87.0, "derived: (cq_studios_2024 - cq_studios_2020) / 4.75 years",
+    studios: float = spec(681.0, "derived: cq_studios_2020 (450, September 2020) + 2.25 years at the "
+                          "2020-2024 pace", 0, 1e7, doc="innovation studios at the start")
+    studio_growth_per_year: float = spec(102.5, "derived: (cq_studios_2024 - cq_studios_2020) / 4.0 years "
+                                         "(September 2020 to September 2024)",
                                          -1e6, 1e6, doc="studios added per year in the status quo")
     high_skill_target: float = spec(0.35, "nat_target_2025 note (eastern provinces 35%); assumption for Chongqing",
                                     0, 1, doc="policy target for the high-skill share (charts)")
@@ -183,7 +184,7 @@ class RegionParams:
     history: HistoryParams = field(default_factory=HistoryParams)
     structural: dict[str, list[float]] = spec(
         {"region.growth_per_year": [-0.012, 0.039], "region.training_budget_per_worker_year": [55.0, 90.0],
-         "region.competition_participation": [0.19, 0.45], "region.studio_growth_per_year": [43.0, 130.0],
+         "region.competition_participation": [0.19, 0.59], "region.studio_growth_per_year": [51.0, 154.0],
          "region.base_wage": [50000.0, 70000.0], "region.history.spinup_growth": [0.039, 0.067],
          "region.history.uncertified_alignment": [0.0, 1.0]},
         "docs/model.md section 8 (ranges and their reasons)", -1e9, 1e9, length=2,

@@ -452,7 +452,8 @@ def test_a_report_says_which_sources_of_uncertainty_its_spread_carries(reports, 
 
     md = (reports["run", "en"][0].out / "report.md").read_text(encoding="utf-8")
     assert "one run at the central parameter set, so none of the uncertainty" in md
-    assert "`skillsim-forecast region=chongqing`" in md
+    # the run's own settings, without the forecast's own options (n_agents)
+    assert "`skillsim-forecast region=chongqing horizon.end_year=2027 region.history.origin=2021-12`" in md
     md = (reports["grid", "en"][0].out / "report.md").read_text(encoding="utf-8")
     assert "the agents' own noise only (2 replicates at one parameter set)" in md
     assert "paired by replicate" in md and "2 settings" not in md  # the grid: 4 settings x 2 replicates
