@@ -142,6 +142,49 @@ class HistoryParams:
 STRUCTURAL_INPUTS = ("region.growth_per_year", "region.training_budget_per_worker_year",
                      "region.competition_participation", "region.studio_growth_per_year")
 
+_NO_SOURCE = "no source: half to twice the value"
+#: The numeric assumptions (no targets.csv row) that shape a forecast, each with the range a study can
+#: give it and why: `skillsim-sensitivity inputs=assumptions` (sim.studies.inputs) varies them, and
+#: docs/model.md section 12 lists them beside their source. The forecast's bands hold them at their
+#: values (they carry the calibrated parameters and the structural inputs); these ranges say how far
+#: that choice reaches. A test (tests/test_config.py) fails if a numeric assumption has none, or its value
+#: lies outside it, unless it is in NOT_FORECAST_SHAPING.
+ASSUMPTION_RANGES: dict[str, tuple[float, float, str]] = {
+    "region.age_sd": (7.0, 13.0, "no regional age spread is published (prior_age gives the mean): +-30%"),
+    "region.level_age_step": (0.0, 4.0, "from no age gradient by level to twice the assumed one"),
+    "region.female_share": (0.2, 0.4, "no share of women among the region's skilled workers is published: +-0.1"),
+    "behaviour.aptitude_sd": (0.15, 0.6, _NO_SOURCE),
+    "behaviour.trained_sit_prob": (0.25, 0.75, "no source: +-0.25 around an even chance"),
+    "behaviour.leave_share": (0.1, 0.4, _NO_SOURCE),
+    "behaviour.appointment_min_years": (1.0, 5.0, "no rule is published: one to five years"),
+    "behaviour.entrant_age_mean": (18.0, 24.0, "from school leavers to college graduates"),
+    "behaviour.entrant_age_sd": (1.5, 4.0, "no source: about +-50%"),
+    "wages.apprentice_pay_ratio": (0.5, 0.9, "no source: +-0.2"),
+    "wages.firm_premium_sd": (0.075, 0.3, _NO_SOURCE),
+    "wages.individual_sd": (0.125, 0.5, _NO_SOURCE),
+    "firms.size_alpha": (0.8, 1.5, "firm-size tails of manufacturing are Zipf-like (about 1); assumed spread"),
+    "levers.training.levy_upgrade_share": (0.025, 0.1, _NO_SOURCE),
+    "levers.training.progress_gain": (0.05, 0.2, _NO_SOURCE),
+    "levers.training.wait_credit_months": (0.0, 24.0, "from none (the 2018 template) to two years (the older "
+                                                       "standards cut waits by one to three: rule_wait_* notes)"),
+    "levers.competition.events_per_year": (2.0, 8.0, _NO_SOURCE),
+    "levers.competition.prep_progress_gain": (0.015, 0.06, _NO_SOURCE),
+    "levers.competition.luck_sd": (0.25, 1.0, _NO_SOURCE),
+    "levers.competition.prize_per_promotion": (1500.0, 6000.0, _NO_SOURCE),
+    "levers.competition.subsidised_events_per_year": (10.0, 40.0, _NO_SOURCE),
+    "levers.studio.masters_share_max": (0.1, 0.4, _NO_SOURCE),
+    "levers.studio.term_months": (12.0, 36.0, "no rule is published: one to three years"),
+    "levers.studio.fast_track_rate": (0.05, 0.2, _NO_SOURCE),
+}
+#: assumptions that shape no forecast figure, or whose range is given elsewhere (the presets' structural
+#: ranges, or a method's choice), by key: why
+NOT_FORECAST_SHAPING: dict[str, str] = {
+    "region.base_wage": "a structural input with a range in each preset",
+    "region.high_skill_target": "the target line drawn beside the forecast",
+    "region.high_skill_target_year": "the target line drawn beside the forecast",
+    "wages.middle_income_threshold": "the definition of an output (the share earning at least it)",
+}
+
 
 @dataclass
 class RegionParams:

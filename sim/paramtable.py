@@ -143,12 +143,22 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("*", "\\*").replace("\n", " ")
 
 
+def assumption_range(name: str) -> str:
+    """`; range LO-HI (why)` for a numeric assumption a sensitivity study can vary (config.ASSUMPTION_RANGES)."""
+    from .config import ASSUMPTION_RANGES
+
+    if name not in ASSUMPTION_RANGES:
+        return ""
+    lo, hi, why = ASSUMPTION_RANGES[name]
+    return f"; range {lo:g}-{hi:g} for `inputs=assumptions` ({why})"
+
+
 def parameter_table() -> str:
     """The Markdown table of every RunConfig parameter: default, allowed values, meaning, source."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     for row in walk():
         cells = [f"`{row.name}`", fmt_default(row.default), fmt_allowed(row), meaning(row),
-                 row.meta.get("source", "")]
+                 row.meta.get("source", "") + assumption_range(row.name)]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -243,3 +243,38 @@ def test_an_intensity_for_a_lever_the_scenario_switched_off_is_said():
     assert "off in this run (scenario baseline; levers.competition.enabled=false)" in mine.switched_off_note()
     assert from_mapping({"levers": {"studio": {"intensity": 2}}}).switched_off_note() is None
     assert from_mapping({"levers": {"studio": {"enabled": False}}}).switched_off_note() is None
+
+
+def test_every_numeric_assumption_has_a_range_a_study_can_give_it():
+    """An assumption without a source row had no documented range (a review: some 25 of them, held fixed
+    in the bands, which said they carried "parameter" uncertainty). Each numeric one that shapes a
+    forecast has a range in config.ASSUMPTION_RANGES, with its value inside and the range inside what
+    the field allows; the docs' table shows it (sim.paramtable)."""
+    import dataclasses as dc
+
+    from sim.config import ASSUMPTION_RANGES, NOT_FORECAST_SHAPING
+    from sim.paramtable import parameter_table
+
+    def walk(obj, path=""):
+        for f in dc.fields(obj):
+            v = getattr(obj, f.name)
+            if dc.is_dataclass(v):
+                yield from walk(v, f"{path}{f.name}.")
+            else:
+                yield f"{path}{f.name}", v, f.metadata
+
+    found = []
+    for key, value, meta in walk(RunConfig()):
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not numeric or "assumption" not in meta.get("source", "").lower():
+            continue
+        found.append(key)
+        if key in NOT_FORECAST_SHAPING:
+            continue
+        assert key in ASSUMPTION_RANGES, f"{key} = {value}: an assumption with no range"
+        lo, hi, why = ASSUMPTION_RANGES[key]
+        assert lo <= value <= hi and lo < hi and why, (key, value, lo, hi)
+        assert (meta["lo"] is None or meta["lo"] <= lo) and (meta["hi"] is None or hi <= meta["hi"]), key
+    assert len(found) >= 25 and set(ASSUMPTION_RANGES) <= set(found)  # no range for a key that is no assumption
+    table = parameter_table()
+    assert "| `behaviour.leave_share` |" in table and "range 0.1-0.4 for `inputs=assumptions`" in table

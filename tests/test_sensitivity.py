@@ -1331,3 +1331,22 @@ def test_a_design_too_small_to_rank_says_so_on_its_figures(method):
         text, legend = words(figs[0])
         assert (f"not ranked: fewer than {sensitivity.MIN_RANKED[method]} {what}" in legend) is few, legend
         assert not any(k in legend for k in ("μ*", "total index", "first-order index"))  # no bar is coloured so
+
+
+def test_inputs_assumptions_varies_each_numeric_assumption_over_its_range():
+    """inputs=assumptions: the numeric assumptions without a source, with the ranges of
+    config.ASSUMPTION_RANGES (the forecast holds them fixed); not among the default groups; a point sets
+    each, whole numbers rounded for whole-number fields."""
+    from sim.config import ASSUMPTION_RANGES, RunConfig
+    from sim.studies.inputs import ALL_GROUPS, GROUPS, choose, configure
+
+    cfg = RunConfig()
+    assert "assumptions" not in GROUPS and "assumptions" in ALL_GROUPS
+    inputs = choose(cfg, ("assumptions",), [])
+    assert [(i.name, i.lo, i.hi, i.group) for i in inputs] == [
+        (k, lo, hi, "assumptions") for k, (lo, hi, _) in ASSUMPTION_RANGES.items()]
+    top = configure(cfg, inputs, np.array([i.hi for i in inputs]))
+    assert top.behaviour.leave_share == ASSUMPTION_RANGES["behaviour.leave_share"][1]
+    assert top.levers.competition.events_per_year == 8 and isinstance(top.levers.competition.events_per_year, int)
+    assert top.levers.studio.term_months == 36 and top.region.female_share == 0.4
+    assert not any(i.group == "assumptions" for i in choose(cfg, GROUPS, []))

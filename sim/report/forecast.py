@@ -47,7 +47,8 @@ TEXT = {
                     "11, forecast the level mix with the wrong lean), the assumptions held at one value (the "
                     "parameters docs/model.md section 12 marks 'assumption', such as the competition's preparation "
                     "gain and the studios' fast-track rate, and wage growth at 5.4% a year, the low end of "
-                    "`wage_growth`: incomes are nominal) or policy changes after the forecast's settings.",
+                    "`wage_growth`: incomes are nominal; `skillsim-sensitivity inputs=assumptions` screens the "
+                    "assumptions over their ranges) or policy changes after the forecast's settings.",
         "none": "the region's status quo",
     },
     "zh": {
@@ -68,7 +69,8 @@ TEXT = {
         "md_scope": "**区间的含义：**包含行为参数（校准集合）、结构性输入（取值范围，含劳动力增长）及主体随机波动的"
                     "不确定性；不包含模型结构本身的误差（回测见 docs/model.md 第11节：技能等级构成的预测有系统偏差）、"
                     "取固定值的假设（docs/model.md 第12节中标为 assumption 的参数，如竞赛备赛增益、工作室快速晋升率，"
-                    "以及工资年增长5.4%，即 `wage_growth` 的下限：收入为名义值），也不包含预测设定之后的政策变化。",
+                    "以及工资年增长5.4%，即 `wage_growth` 的下限：收入为名义值；`skillsim-sensitivity inputs=assumptions` "
+                    "可在其取值范围内筛查这些假设），也不包含预测设定之后的政策变化。",
         "none": "本地区现状",
     },
 }

@@ -47,7 +47,7 @@ import pandas as pd
 from ..config import to_dict
 from ..errors import ConfigError, quiet_when_output_closed
 from .batch import CHUNK, evaluate_in_chunks
-from .inputs import GROUPS, Input
+from .inputs import ALL_GROUPS, Input
 from .options import config_override, key_values, number, releases_claims, run_command, study_option
 
 OPTIONS = {"condition": None, "n": 1024, "replicates": 1, "threshold": 0.8, "peel_alpha": 0.05, "mass_min": 0.02,
@@ -57,7 +57,7 @@ OPS = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equa
 TERM = re.compile(r"^\s*([A-Za-z_][\w.]*(?:@\d{4})?)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
 USAGE = """usage: skillsim-discover condition="high_skill_share@2030<0.35" [region=NAME] [n=1024] [replicates=1]
                          [year=Y] [threshold=0.8] [peel_alpha=0.05] [mass_min=0.02]
-                         [inputs=parameters,structural,levers] [inputs_file=PATH] [input.KEY=LO:HI ...]
+                         [inputs=parameters,structural,levers|assumptions] [inputs_file=PATH] [input.KEY=LO:HI ...]
                          [n_agents=10000] [quick=true] [out=DIR] [OVERRIDE ...]
 
 The boxes of inputs where the condition mostly holds (PRIM). The condition: NAME OP VALUE joined by &,
@@ -291,7 +291,7 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
                 raise ConfigError(key, opts[key], "a number in (0, 0.5]")
         elif key == "inputs_file":
             opts[key] = value
-        elif not study_option(key, value, opts, extra, GROUPS):
+        elif not study_option(key, value, opts, extra, ALL_GROUPS):
             overrides.append(config_override(key, value, "skillsim-discover", OPTIONS))
     if opts["condition"] is None:
         raise ConfigError("condition", None, 'a condition such as "high_skill_share@2030<0.35"')

@@ -9,6 +9,10 @@ Three groups, by default all of them:
 - `structural`: the region preset's structural inputs with their documented ranges (`region.structural`).
 - `levers`: the three lever intensities, 0-3 times the status quo (each lever switched on).
 
+And one more, chosen by name only (`inputs=assumptions`, or with others: `inputs=parameters,assumptions`):
+- `assumptions`: the numeric assumptions without a source, with the ranges of `config.ASSUMPTION_RANGES`;
+  the forecast's bands hold them at their values, and this group says how far that choice reaches.
+
 `input.KEY=LO:HI` adds or re-ranges one input (any numeric config key, a parameter name, or
 `levers.NAME.intensity`); `inputs=levers,structural` chooses groups. `inputs_file=PATH` does both from a
 YAML file (`read_inputs_file`), so that a config, not only a command line, chooses the inputs.
@@ -24,7 +28,10 @@ import numpy as np
 from ..config import RunConfig, with_value
 from ..errors import ConfigError, SkillsimError
 
-GROUPS = ("parameters", "structural", "levers")
+GROUPS = ("parameters", "structural", "levers")  # a study's inputs when none are chosen
+#: every group `inputs=` takes: also the numeric assumptions without a source (config.ASSUMPTION_RANGES),
+#: which the forecast holds at their values; chosen by name only (inputs=assumptions)
+ALL_GROUPS = GROUPS + ("assumptions",)
 LEVER_RANGE = (0.0, 3.0)
 
 
@@ -60,6 +67,10 @@ def default_inputs(cfg: RunConfig, groups: tuple[str, ...] = GROUPS) -> list[Inp
         out += [Input(k, float(r[0]), float(r[1]), "structural") for k, r in cfg.region.structural.items()]
     if "levers" in groups:
         out += [Input(f"levers.{n}.intensity", *LEVER_RANGE, "levers") for n in ("training", "competition", "studio")]
+    if "assumptions" in groups:
+        from ..config import ASSUMPTION_RANGES
+
+        out += [Input(key, lo, hi, "assumptions") for key, (lo, hi, _) in ASSUMPTION_RANGES.items()]
     return out
 
 
@@ -180,7 +191,7 @@ def read_inputs_file(cfg: RunConfig, path: str) -> tuple[tuple[str, ...] | None,
         if g is None or g == "" or (isinstance(g, str) and g.strip().lower() == "none"):  # `groups:` left blank
             raise ConfigError(f"inputs_file {path}: groups", g, "a list of groups, such as [levers, structural], "
                               "or [] for only the file's keys")
-        chosen = () if g == [] else group_list(f"inputs_file {path}: groups", listed, GROUPS)  # []: the file's keys only
+        chosen = () if g == [] else group_list(f"inputs_file {path}: groups", listed, ALL_GROUPS)  # []: the file's keys only
     out = []
     for name, rng in _flatten({k: v for k, v in content.items() if k != "groups"}, field=f"inputs_file {path}").items():
         field = f"inputs_file {path}: {name}"
@@ -321,7 +332,7 @@ def configure(cfg: RunConfig, inputs: list[Input], x: np.ndarray) -> RunConfig:
             name = i.name.split(".")[1]
             part = dataclasses.replace(getattr(cfg.levers, name), intensity=values[i.name])  # on: sensitivity.setup
             cfg = dataclasses.replace(cfg, levers=dataclasses.replace(cfg.levers, **{name: part}))
-        elif i.group == "config":
+        elif i.group in ("config", "assumptions"):
             old = _value(cfg, i.name)
             cfg = with_value(cfg, i.name, int(round(values[i.name])) if isinstance(old, int) else values[i.name])
     return cfg

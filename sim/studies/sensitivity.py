@@ -54,7 +54,7 @@ import pandas as pd
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, quiet_when_output_closed
 from .batch import evaluate_in_chunks
-from .inputs import (GROUPS, Input, check_range_ends, choose, configure, parse_input, read_inputs_file,
+from .inputs import (ALL_GROUPS, GROUPS, Input, check_range_ends, choose, configure, parse_input, read_inputs_file,
                      refuse_what_the_inputs_would_drop, warn_fixed_and_varied)
 from .options import (NO_GROUPS, config_override, key_values, number, one_of, releases_claims, run_command,
                       study_option)
@@ -73,13 +73,15 @@ MIN_RANKED = {"morris": 10, "sobol": 32}
 CHUNK = 32  # design points per chunk: progress and the journal advance this often (batch.evaluate_in_chunks)
 USAGE = """usage: skillsim-sensitivity [region=NAME] [year=2030 | years=2030,2035] [method=morris|sobol]
                             [n=N] [replicates=2] [noise_replicates=8] [levels=4]
-                            [inputs=parameters,structural,levers] [inputs_file=PATH] [input.KEY=LO:HI ...]
+                            [inputs=parameters,structural,levers|assumptions] [inputs_file=PATH] [input.KEY=LO:HI ...]
                             [n_agents=10000] [resamples=1000] [quick=true] [out=DIR] [OVERRIDE ...]
 
 Global sensitivity of the high-skill share, mean and median income and cumulative cost in December of
 the year(s) to the inputs: Morris screening (n trajectories, default 20) or Sobol indices (n base
 samples, default 64, a power of 2), both with bootstrap intervals and the stochastic share of the
-variance. inputs_file=PATH: a YAML mapping of config keys to [LO, HI] and an optional groups: list
+variance. inputs= chooses groups (default parameters,structural,levers); inputs=assumptions varies the
+numeric assumptions without a source over the ranges in docs/model.md section 12, which the forecast's
+bands hold fixed. inputs_file=PATH: a YAML mapping of config keys to [LO, HI] and an optional groups: list
 (input.KEY=LO:HI and inputs= on the command line win). quick=true: n=4 (Morris) or 8 (Sobol), 2,000
 agents, at most 4 noise replicates and 200 resamples, unless given. Writes indices.csv, noise.csv,
 inputs.csv, design.csv, config.yaml, manifest.json and COMPLETE into out (default
@@ -435,7 +437,7 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
             opts[key] = number(key, value, 10, 100_000, int)
         elif key == "inputs_file":
             opts[key] = value
-        elif not study_option(key, value, opts, extra, GROUPS):
+        elif not study_option(key, value, opts, extra, ALL_GROUPS):
             overrides.append(config_override(key, value, "skillsim-sensitivity", OPTIONS))
     if opts["quick"]:  # a small preset for what was not given: an explicit value wins (n_agents=3000 ran 2000)
         quick = {"n": opts["n"] or (4 if opts["method"] == "morris" else 8), "n_agents": min(opts["n_agents"], 2000),
