@@ -1,4 +1,6 @@
-"""`skillsim-forecast`: the honest forecast of a region, with every source of its uncertainty.
+"""`skillsim-forecast`: the forecast of a region with the uncertainty of its calibrated parameters, its
+structural inputs and its agents' noise (not that of the assumptions without a source, held at their
+values: `skillsim-sensitivity inputs=assumptions` screens those; docs/model.md section 11).
 
 The ensemble crosses `params` members of the calibration ensemble (parameter uncertainty) with
 `structural` points of the preset's structural ranges (the growth path, status-quo lever intensities
