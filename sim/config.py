@@ -229,7 +229,7 @@ class RegionParams:
         {"region.growth_per_year": [-0.012, 0.039], "region.training_budget_per_worker_year": [55.0, 90.0],
          "region.competition_participation": [0.19, 0.59], "region.studio_growth_per_year": [51.0, 154.0],
          "region.base_wage": [50000.0, 70000.0], "region.history.spinup_growth": [0.039, 0.067],
-         "region.history.uncertified_alignment": [0.0, 1.0]},
+         "region.history.uncertified_alignment": [0.0, 1.0], "region.uncertified_share": [0.06, 0.2]},
         "docs/model.md section 8 (ranges and their reasons)", -1e9, 1e9, length=2,
         doc="range [low, high] of each structural input that the forecast ensemble samples")
 
