@@ -165,30 +165,50 @@ def check_preset(dcfg: DictConfig, preset: str | None = None) -> None:
 
 
 def refuse_shadowed_presets(dcfg: DictConfig) -> None:
-    """One line, exit 2, for a file in the user's config folder (--config-dir, hydra.searchpath) that has
-    the name of a shipped config the run chooses (`region/chongqing.yaml`): Hydra reads the package's
-    folder first, so the run used the shipped values while its manifest named the user's folder. A user
-    updating a shipped preset with newer data got the old numbers without a word."""
+    """One line, exit 2, for a file in the user's config folder (--config-dir, hydra.searchpath, file://
+    or pkg://) that has the name of a shipped config the run reads (`region/chongqing.yaml`, a
+    `hydra/launcher/slurm.yaml`, the primary `config.yaml`) and other contents: Hydra reads the
+    package's folder first, so the run used the shipped values while its manifest named the user's
+    folder. A user updating a shipped preset with newer data got the old numbers without a word. A copy
+    with the same bytes (sim/conf copied as a template) changes nothing and passes."""
     if "hydra" not in dcfg:
         return
     choices = OmegaConf.select(dcfg, "hydra.runtime.choices", default=None) or {}
+    read = [(str(group).split("@", 1)[0], option) for group, option in choices.items() if isinstance(option, str)]
+    primary = OmegaConf.select(dcfg, "hydra.job.config_name", default=None) or "config"
+    read.append(("", str(primary)))
     for entry in OmegaConf.select(dcfg, "hydra.searchpath", default=None) or ():
-        entry = str(entry)
-        if not entry.startswith("file://"):
+        folder = _searchpath_folder(str(entry))
+        if folder is None:
             continue
-        folder = Path(entry[len("file://"):]).expanduser()
-        for group, option in choices.items():
-            group = str(group).split("@", 1)[0]
-            if not isinstance(option, str) or group.startswith("hydra"):
+        for group, option in read:
+            rel = f"{group}/{option}.yaml" if group else f"{option}.yaml"
+            shipped, theirs = CONFIG_DIR / rel, folder / rel
+            if not (shipped.is_file() and theirs.is_file()) or theirs.read_bytes() == shipped.read_bytes():
                 continue
-            rel = Path(group) / f"{option}.yaml"
-            if ((CONFIG_DIR / rel).is_file() and (folder / rel).is_file()
-                    and not os.path.samefile(CONFIG_DIR / rel, folder / rel)):  # --config-dir sim/conf: the same file
-                raise ConfigError(group, option, f"a {group} of your own under a name of its own: {folder / rel} has "
-                                  f"the name of the {group} that ships with skillsim, which Hydra reads instead of "
-                                  f"it; rename the file{' (and its name: key)' if group == 'region' else ''}, for "
-                                  f"example to {option}_mine.yaml, "
-                                  f"and choose it with {group}={option}_mine")
+            if not group:
+                raise ConfigError("--config-dir", str(folder), f"a folder without {rel} of its own: skillsim reads "
+                                  f"its own {rel} instead of {theirs}; give its settings on the command line or in "
+                                  "a preset (region/..., scenario/...), or choose a file of another name with "
+                                  "--config-name")
+            raise ConfigError(group, option, f"a {group} of your own under a name of its own: {theirs} has "
+                              f"the name of the {group} that ships with skillsim, which Hydra reads instead of "
+                              f"it; rename the file{' (and its name: key)' if group == 'region' else ''}, for "
+                              f"example to {option}_mine.yaml, and choose it with {group}={option}_mine")
+
+
+def _searchpath_folder(entry: str):
+    """The folder (a Path, or an importlib.resources Traversable for pkg://) of a search path entry."""
+    if entry.startswith("file://"):
+        return Path(entry[len("file://"):]).expanduser()
+    if entry.startswith("pkg://"):
+        from importlib import resources
+
+        try:
+            return resources.files(entry[len("pkg://"):].replace("/", "."))
+        except (ModuleNotFoundError, TypeError, ValueError):
+            return None
+    return None
 
 
 @functools.lru_cache(maxsize=1)

@@ -79,21 +79,39 @@ def calibration_checksums() -> dict[str, str]:
 
 def searchpath_folders(overrides) -> list[str]:
     """The user's config folders an override list reads (`hydra.searchpath=['file:///...']`, which
-    --config-dir becomes), as written there."""
-    import re
+    --config-dir becomes), parsed as Hydra parses them (a folder name may hold a comma)."""
+    found = []
+    for o in overrides or []:
+        if not (isinstance(o, str) and o.lstrip("+").startswith("hydra.searchpath=")):
+            continue
+        from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    return [p for o in overrides or [] if isinstance(o, str) and o.lstrip("+").startswith("hydra.searchpath=")
-            for p in re.findall(r"file://([^'\",\]]+)", o)]
+        try:
+            value = OverridesParser.create().parse_override(o).value()
+        except Exception:  # noqa: BLE001 - not a list Hydra reads: no folder of the user's
+            continue
+        found += [str(v)[len("file://"):] for v in (value if isinstance(value, list) else [value])
+                  if str(v).startswith("file://")]
+    return found
 
 
 def config_file_checksums(overrides) -> dict:
-    """The checksum of every YAML file in the user's config folders a study read (its --config-dir), by
-    path: a study's rerun reads them as they are then, and one edited since made the rerun differ with no
-    word of why (a user trial). Nothing for a study of the shipped presets only."""
+    """The checksum of each config file in the user's config folders a study read (its --config-dir),
+    by path: a study's rerun reads them as they are then, and one edited since made the rerun differ
+    with no word of why (a user trial). Only what Hydra can read from such a folder for skillsim: its
+    top-level YAML files and those under the folders of skillsim's own config groups (region/,
+    scenario/, ...), not results kept beside them. Nothing for a study of the shipped presets only."""
+    from .cli import CONFIG_DIR
+
+    groups = sorted(p.name for p in CONFIG_DIR.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
     files = {}
     for folder in searchpath_folders(overrides):
         root = Path(folder).expanduser()
-        for path in sorted(root.rglob("*.yaml")) if root.is_dir() else ():
+        if not root.is_dir():
+            continue
+        paths = sorted(root.glob("*.yaml")) + [p for g in groups for p in sorted((root / g).rglob("*.yaml"))
+                                                if not any(part.startswith(".") for part in p.relative_to(root).parts)]
+        for path in paths:
             if path.is_file():
                 files[str(path.resolve())] = sha256(path)
     return {"config_files_sha256": files} if files else {}

@@ -278,3 +278,27 @@ def test_every_numeric_assumption_has_a_range_a_study_can_give_it():
     assert len(found) >= 25 and set(ASSUMPTION_RANGES) <= set(found)  # no range for a key that is no assumption
     table = parameter_table()
     assert "| `behaviour.leave_share` |" in table and "range 0.1-0.4 for `inputs=assumptions`" in table
+
+
+def test_a_shipped_config_copied_unchanged_passes_and_other_shadows_are_refused(tmp_path):
+    """A review: sim/conf copied whole as a template, then a region added, was refused (its shipped
+    scenario/baseline.yaml, byte for byte the same, counted as a shadow); a config.yaml of the user's own
+    and a group chosen under hydra/ were read from the package without a word."""
+    import shutil
+
+    from sim.cli import CONFIG_DIR, compose_config
+
+    conf = tmp_path / "conf"
+    shutil.copytree(CONFIG_DIR, conf)
+    path = f"hydra.searchpath=[file://{conf}]"
+    assert compose_config([path, "n_agents=300"]).n_agents == 300  # the same bytes: nothing shadowed
+    (conf / "config.yaml").write_text((CONFIG_DIR / "config.yaml").read_text(encoding="utf-8") + "\nn_agents: 1500\n")
+    with pytest.raises(ConfigError, match=r"--config-dir = .* is invalid; allowed: a folder without config\.yaml of its own"):
+        compose_config([path])
+    shutil.copy(CONFIG_DIR / "config.yaml", conf / "config.yaml")
+    launchers = sorted(p.stem for p in (CONFIG_DIR / "hydra" / "launcher").glob("*.yaml"))
+    assert launchers, "a launcher config ships with skillsim"
+    mine = conf / "hydra" / "launcher" / f"{launchers[0]}.yaml"
+    mine.write_text(mine.read_text(encoding="utf-8") + "\n# my cluster\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"hydra/launcher = '{launchers[0]}' is invalid"):
+        compose_config([path, f"hydra/launcher={launchers[0]}"])

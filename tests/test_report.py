@@ -513,13 +513,25 @@ def test_a_runs_suggested_commands_hold_its_own_setting():
     tb = run("training_boost", typed)
     assert ("`skillsim-forecast region=chongqing scenario=training_boost levers.studio.intensity=2 "
             "horizon.end_year=2030`") in scope(tb, "en")
-    assert paired_sweep(tb) == ("region=chongqing levers.studio.intensity=1,2 horizon.end_year=2030 "
-                                "scenario=baseline,training_boost 'replicate=range(0,10)'")
+    # the sweep sets the run's lever settings against the status quo's and holds every other one (a review:
+    # growth, a calibrated parameter, the seed and the size were dropped, a switch held on both sides)
+    assert paired_sweep(tb) == ("region=chongqing levers.studio.intensity=1,2 seed=3 n_agents=2000 "
+                                "'behaviour.sit_rate=[0.2,0.1,0.1,0.1,0.1]' region.growth_per_year=0.02 "
+                                "horizon.end_year=2030 scenario=baseline,training_boost 'replicate=range(0,10)'")
     assert paired_sweep(run("studio_expansion", ["scenario=studio_expansion"])) == (
         "region=chongqing scenario=baseline,studio_expansion 'replicate=range(0,10)'")
+    assert paired_sweep(run("studio_expansion", ["scenario=studio_expansion", "levers.studio.intensity=1"])) == (
+        "region=chongqing levers.studio.intensity=1 scenario=baseline,studio_expansion 'replicate=range(0,10)'")
     assert paired_sweep(run("baseline", ["levers.training.intensity=2"])) == (
         "region=chongqing levers.training.intensity=1,2 'replicate=range(0,10)'")
+    assert paired_sweep(run("baseline", ["levers.competition.enabled=false",
+                                         "levers.training.allocation=near_standard"])) == (
+        "region=chongqing levers.competition.enabled=true,false levers.training.allocation=random,near_standard "
+        "'replicate=range(0,10)'")
     assert paired_sweep(run("baseline", [])) == "region=chongqing scenario=baseline,training_boost 'replicate=range(0,10)'"
+    one = run("baseline", ["scenario=baseline", "levers.studio.intensity=2", "replicate=0", "n_agents=1000"])
+    one.kind = "sweep"  # a sweep of one setting: its first job's overrides
+    assert paired_sweep(one) == "region=chongqing levers.studio.intensity=1,2 n_agents=1000 'replicate=range(0,10)'"
 
 
 # --- the command -----------------------------------------------------------------------------------

@@ -690,3 +690,23 @@ def assert_a_folder_of(parent: Path, folder: Path, what: str, capsys) -> None:
     assert exc.value.code == EXIT_DATA
     assert capsys.readouterr().err.strip() == (f"skillsim-rerun: {parent} is a folder of {what}: rerun one of them "
                                                f"(skillsim-rerun {parent / 'fc'})")
+
+
+def test_the_config_files_a_study_records_are_its_config_groups_only(tmp_path):
+    """A review: `--config-dir .` in a project folder hashed every run's config.yaml under results/, so
+    each rerun warned of the study's own outputs; a folder name with a comma recorded nothing."""
+    from sim.cli import _with_config_dir
+    from sim.results import config_file_checksums, searchpath_folders
+
+    conf = tmp_path / "my,conf"
+    (conf / "region").mkdir(parents=True)
+    (conf / "region" / "my_town.yaml").write_text(own_preset("my_town"), encoding="utf-8")
+    (conf / "top.yaml").write_text("n_agents: 5\n", encoding="utf-8")
+    for noise in ("results/runs/r1/config.yaml", "results/runs/r1/.hydra/config.yaml", "region/.hidden/x.yaml"):
+        (conf / noise).parent.mkdir(parents=True, exist_ok=True)
+        (conf / noise).write_text("n_agents: 1\n", encoding="utf-8")
+    (line,) = [o for o in _with_config_dir(["--config-dir", str(conf)], ["n_agents=5"]) if o.startswith("hydra.")]
+    assert searchpath_folders([line]) == [str(conf)]
+    files = config_file_checksums([line, "n_agents=5"])["config_files_sha256"]
+    assert sorted(files) == [str((conf / "region" / "my_town.yaml").resolve()), str((conf / "top.yaml").resolve())]
+    assert config_file_checksums(["n_agents=5"]) == {}

@@ -34,13 +34,14 @@ class TrainingLever(Lever):
         self._budget_year = None
 
     def cost_per_place(self, model) -> float:
-        """Cost of a place this month: the start-year cost grown with wages (mostly trainers' pay)."""
+        """Cost of a place this month: its cost at region.observed (the wage index's anchor) grown with
+        wages (mostly trainers' pay)."""
         return self.params.cost_per_place * model.wage_index / model.wage_index_start
 
     def _set_budget(self, model) -> None:
         p, wf = self.params, model.workforce
         workers = numpy_sum(model.ledger.count.tolist())
-        # Constant in real terms: the per-worker budget of the start state, grown (or, in the history,
+        # Constant in real terms: the per-worker budget at region.observed, grown (or, before it,
         # deflated) with the wage index, so the status quo buys the same places per worker each year.
         real = model.wage_index / model.wage_index_start
         gov = model.cfg.region.training_budget_per_worker_year * workers * p.intensity * real

@@ -168,41 +168,68 @@ def run_setting(folder) -> list[str]:
                               (folder.region.get("structural") or {}) if isinstance(folder.region, dict) else {})
 
 
+#: settings a cost sweep sets itself (its replicates; where the configs are read: `where`)
+SWEEP_SETS_ITSELF = ("replicate", "draw", "region")
+
+
 def paired_sweep(folder) -> str:
-    """The arguments of a sweep whose settings include this folder's and the baseline's, paired by
-    replicate: the suggestion said `scenario=baseline,training_boost` after a studio-expansion run, a
-    comparison that leaves the run's own setting out (a user trial). A lever setting of a run is swept
-    between the status quo's value and the run's (`levers.studio.intensity=1.0,2`); its other settings
-    stay as they were."""
+    """The arguments of a sweep whose settings include this folder's (a run, or a sweep of one setting)
+    and the baseline's, paired by replicate: the suggestion said `scenario=baseline,training_boost`
+    after a studio-expansion run, a comparison that leaves the run's own setting out (a user trial). A
+    lever setting the run gave is swept between the status quo's value and the run's
+    (`levers.studio.intensity=1,2`, `levers.competition.enabled=true,false`); every other setting it gave
+    (its seed, size, growth, calibrated parameters) is held on both sides."""
     import shlex
 
-    from ..config import RunConfig, _field_value
+    from ..config import RunConfig
 
     scenario = folder.settings[0].scenario
-    words, levers = shlex.split(where(folder)), False
-    for o in (run_setting(folder) if folder.kind == "run" else []):
+    words, swept = shlex.split(where(folder)), False
+    quo = RunConfig().levers
+    for o in (x for x in folder.manifest.get("overrides") or [] if isinstance(x, str)):
         key, _, value = o.partition("=")
-        key = key.lstrip("+~")
-        if key == "scenario":
+        bare = key.lstrip("+~")
+        if bare == "hydra" or bare.startswith("hydra.") or bare in SWEEP_SETS_ITSELF or bare == "scenario":
             continue
-        quo = _field_value(RunConfig().levers, key[len("levers."):]) if key.startswith("levers.") else None
-        if quo is not None and _float_or_none(value) != quo:
-            words.append(f"{key}={quo:g},{value}")
-            levers = True
-        elif quo is None:
+        before = _lever_value(quo, bare)
+        if before is not None and not _same_value(before, value):
+            words.append(f"{key}={_typed(before)},{value}")
+            swept = True
+        else:
             words.append(o)
     if scenario != "baseline":
         words.append(f"scenario=baseline,{scenario}")
-    elif not levers:
+    elif not swept:
         words.append("scenario=baseline,training_boost")
     return shlex.join(words + ["replicate=range(0,10)"])
 
 
-def _float_or_none(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
+def _lever_value(levers, key: str):
+    """The status quo's value of a scalar `levers.*` key (a number, a switch or a word), else None."""
+    if not key.startswith("levers."):
         return None
+    node = levers
+    for part in key.split(".")[1:]:
+        if not hasattr(node, part):
+            return None
+        node = getattr(node, part)
+    return node if isinstance(node, (bool, int, float, str)) else None
+
+
+def _same_value(before, typed: str) -> bool:
+    import yaml
+
+    try:
+        return yaml.safe_load(typed) == before
+    except yaml.YAMLError:
+        return False
+
+
+def _typed(value) -> str:
+    """A value as an override writes it (true, 1, random)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def scope(folder, lang: str) -> str:

@@ -206,8 +206,10 @@ def indices_figure(f: dict, output: str, lang: str):
             ax.errorbar(s1, y - 0.26, xerr=[np.clip(s1 - idx["S1_lo95"].to_numpy(), 0, None),  # below the dark bar
                                             np.clip(idx["S1_hi95"].to_numpy() - s1, 0, None)],
                         fmt="none", ecolor="#0072B2", lw=0.7, capsize=1.5)
-        if idx["distinguishable"].any():  # (a key that no bar matches, where none is ranked, is left out)
+        if idx["distinguishable"].any():
             handles += [Patch(fc=TOTAL, label=T["total"]), Patch(fc=ACT, label=T["first"])]
+        else:  # every bar grey: the keys in the greys drawn, which tell the two indices apart (the note says why)
+            handles += [Patch(fc=FAINT, label=T["total"]), Patch(fc=FAINT_FIRST, label=T["first"])]
         floor = float(idx["noise_floor"].iloc[0]) if "noise_floor" in idx else np.nan
         if np.isfinite(floor):
             handles.append(ax.axvline(floor, color="#D55E00", ls="--", lw=0.9, label=T["floor"]))
@@ -224,7 +226,8 @@ def indices_figure(f: dict, output: str, lang: str):
         scale, unit = _units(output, lang)
         ax.xaxis.set_major_formatter(ExactFormatter(scale))  # each label its tick's value, no "1e10" apart
         ax.set_xlabel(T["mu_axis"].format(unit=unit))
-    handles.append(Patch(fc=FAINT, label=few_words(m, lang, "not_dist_few") or T["not_dist"]))
+    if method != "sobol" or idx["distinguishable"].any():
+        handles.append(Patch(fc=FAINT, label=few_words(m, lang, "not_dist_few") or T["not_dist"]))
     ax.set_yticks(y, idx["input"])
     ax.tick_params(axis="y", labelsize=7)
     body.legend(handles=handles, loc="outside lower center", ncol=len(handles))

@@ -331,6 +331,7 @@ def run(argv: list[str]) -> Path:
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     opts, overrides, cfg, years, inputs, out = setup(argv, "discovery", parse, check=check_condition)
+    config_files = config_file_checksums(overrides)  # as the runs read them
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     X = hypercube(inputs, opts["n"], cfg.seed % (2**32))
     reps = list(range(opts["replicates"]))
@@ -345,7 +346,7 @@ def run(argv: list[str]) -> Path:
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed, "years": list(years),
                 "options": {k2: v for k2, v in opts.items() if k2 != "out"}, "runs": len(evaluator.batch.used),
                 "library": "ema_workbench.analysis.prim", "versions": package_versions("ema_workbench", "numba"),
-                **calibration_checksums(), **config_file_checksums(overrides),
+                **calibration_checksums(), **config_files,
                 "git_commit": git_commit(), "started": started}
     if "inputs_file_content" in opts:  # its path, text and ranges: the folder says what ran
         manifest["options"].pop("inputs_file_content")

@@ -275,6 +275,7 @@ def run(argv: list[str]) -> Path:
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     opts, overrides = parse(argv)
     cfg = compose_config(overrides)
+    config_files = config_file_checksums(overrides)  # as the runs read them, not as they are at the end
     # a structural input or calibrated parameter given here was replaced in every run without a word
     uncertainty.draw_given(cfg, overrides, 0, by="skillsim-forecast")
     seed = cfg.seed if opts["seed"] is None else opts["seed"]
@@ -294,7 +295,7 @@ def run(argv: list[str]) -> Path:
                 "region": cfg.region.name, "scenario": cfg.scenario, "n_agents": cfg.n_agents, "seed": seed,
                 "options": {k: opts[k] for k in ("params", "structural", "replicates")}, "runs": len(tables["runs"]),
                 "target_year": cfg.horizon.end_year, "structural_ranges": cfg.region.structural,
-                **calibration_checksums(), **config_file_checksums(overrides), "versions": package_versions("numba"),
+                **calibration_checksums(), **config_files, "versions": package_versions("numba"),
                 "git_commit": git_commit(), "started": started}
     path = write_folder(out, tables, manifest)
     headline(tables, cfg, log)

@@ -861,6 +861,7 @@ def run(argv: list[str]) -> Path:
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     opts, levers, overrides = parse(argv)
+    config_files = config_file_checksums(overrides)  # as the runs read them
     if not any(o.startswith("n_agents=") for o in overrides):
         overrides.append(f"n_agents={opts['n_agents']}")
     year = opts["target.year"]
@@ -925,7 +926,7 @@ def run(argv: list[str]) -> Path:
                 "options": {k: v for k, v in opts.items() if k != "out"}, "bounds": levers,
                 "uncertainty": "joint draws of parameters and structural inputs, with replicates" if uncertainty
                 else "replicates only", "runs": len(set().union(*(e.batch.used for e in evaluators.values()))),
-                "versions": package_versions("numba"), **calibration_checksums(), **config_file_checksums(overrides),
+                "versions": package_versions("numba"), **calibration_checksums(), **config_files,
                 "git_commit": git_commit(), "started": started}
     path = write_folder(out, out_tables, manifest, what="plan")
     evaluator.batch.close()  # the journal all the settings' evaluators shared

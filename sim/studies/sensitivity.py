@@ -522,6 +522,7 @@ def run(argv: list[str]) -> Path:
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     opts, overrides, cfg, years, inputs, out = setup(argv, "sensitivity", parse)
+    config_files = config_file_checksums(overrides)  # as the runs read them
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     journal = out.parent / f".{out.name}.runs.jsonl"
     evaluator = ModelEvaluator(cfg, inputs, years, journal, log)
@@ -533,7 +534,7 @@ def run(argv: list[str]) -> Path:
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed, "years": list(years),
                 "outputs": list(OUTPUTS), "options": {k: v for k, v in opts.items() if k != "out"},
                 "runs": len(evaluator.batch.used), "library": "SALib", "versions": package_versions("SALib", "numba"),
-                **calibration_checksums(), **config_file_checksums(overrides),
+                **calibration_checksums(), **config_files,
                 "git_commit": git_commit(), "started": started}
     if "inputs_file_content" in opts:  # its path, text and ranges: the folder says what ran
         manifest["options"].pop("inputs_file_content")
