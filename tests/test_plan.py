@@ -231,8 +231,8 @@ def test_the_plan_agrees_with_a_brute_force_grid_of_the_real_model(tmp_path):
     two replicate sds: with the calibration of 2026-12-03, 35.1% at 1.5 and 36.8% at 3, sd about one point
     over 6 replicates; so the success rate climbs steeply enough to pin the answer down). A grid of
     training at the plan's resolution (3 / 2^4) on 128 seeds the plan never used gives the cheapest
-    intensity whose success rate reaches 80%; the plan's choice (on 64 fresh samples) is within one grid
-    step of it, and the grid's seeds re-evaluate the chosen mix honestly (the stated rate is not above
+    intensity whose success rate reaches 80%; the plan's choice (on 64 fresh samples) lies within that
+    crossing's own sampling error (and one grid step) of it, and the grid's seeds re-evaluate the chosen mix honestly (the stated rate is not above
     theirs by more than the two rates' sampling error). The grid starts at 1.5, where the rate is still far below
     80% (asserted)."""
     import dataclasses
@@ -271,7 +271,15 @@ def test_the_plan_agrees_with_a_brute_force_grid_of_the_real_model(tmp_path):
     assert meets, f"the grid never reaches the target: {dict(zip(grid, p[:-1]))}"
     print(f"plan: training {chosen:.4f}, P {choice['probability']:.3f}; grid: {meets[0]:.4f}; "
           f"grid P: {dict(zip(grid, p[:-1].round(3)))}; chosen on the grid seeds: {p[-1]:.3f}")
-    assert abs(chosen - meets[0]) <= step + 1e-9, (chosen, meets[0], dict(zip(grid, p[:-1])))
+    # where the grid's rate crosses 80% is itself an estimate (128 seeds: about +-0.06 at 80%, one-sided
+    # 95%): the plan's choice lies between the first grid point not significantly below 80% and the first
+    # significantly above it, give or take the plan's resolution (one step). A fixed one-step tolerance
+    # failed on 2026-12-07 with the grid at 0.742 / 0.805 / 0.844 around the crossing and the plan at 2.45.
+    z, rate = 1.645, p[:-1]
+    se_grid = np.sqrt(rate * (1 - rate) / len(seeds))
+    low = next(x for x, pk, s in zip(grid, rate, se_grid) if pk + z * s >= conf)
+    high = next((x for x, pk, s in zip(grid, rate, se_grid) if pk - z * s >= conf), grid[-1])
+    assert low - step - 1e-9 <= chosen <= high + step + 1e-9, (chosen, low, high, dict(zip(grid, rate)))
     # honest probability: the stated rate (fresh samples) is not above the re-evaluated rate (the grid's
     # seeds) by more than their sampling error: one-sided, 95%, with both rates' standard errors (the
     # stated rate is an estimate too, so the grid's own interval alone would fail an honest plan often)

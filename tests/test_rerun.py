@@ -302,8 +302,9 @@ def test_own_config_folder_adds_a_region_preset(tmp_path):
     assert manifest["config_dirs"] == [str(conf.resolve())]
     # the bands the run's log points to: the command it gives runs, on the same preset and folder
     hint = proc.stderr.split("run skillsim-forecast ", 1)[1].splitlines()[0]
-    assert hint == shlex.join(["--config-dir", str(conf.resolve()), "region=my_city"])
-    bands = tool("skillsim-forecast", *shlex.split(hint), "params=2", "structural=2", *TINY, "out=bands",
+    # (with the run's own settings, without the forecast's own option n_agents)
+    assert hint == shlex.join(["--config-dir", str(conf.resolve()), "region=my_city", "horizon.end_year=2024"])
+    bands = tool("skillsim-forecast", *shlex.split(hint), "params=2", "structural=2", "n_agents=1000", "out=bands",
                  cwd=tmp_path)
     assert bands.returncode == 0, bands.stderr
     assert json.loads((tmp_path / "bands" / "manifest.json").read_text(encoding="utf-8"))["region"] == "my_city"

@@ -264,7 +264,9 @@ def fig_income(folder: Folder, lang: str):
             ax.set_ylim(0, 1)
         else:
             ax.axhline(threshold / scale, color="#666666", lw=0.9, ls=":")
-            ax.set_ylabel(t("income_axis", lang))
+            # the short unit (the panels' titles say annual): "per year (nominal)" was long enough that the
+            # top row's label ran into the bottom row's under a 30-setting legend; b shares a's scale
+            ax.set_ylabel(t("income_axis_short", lang) if metric == "income_mean" else "")
     axes[1].sharey(axes[0])
     axes[0].autoscale_view(scalex=False)  # the shared scale over both panels' lines (the median runs lower)
     handles.append(Line2D([], [], color="#666666", lw=0.9, ls=":",
@@ -319,7 +321,7 @@ def _income_levels(ax, folder: Folder, by_level: pd.DataFrame, scale: float, lan
                                     for nm in names])
     ax.set_xlim(-0.6, N_LEVELS - 0.4)
     ax.set_ylim(bottom=0)
-    ax.set_ylabel(t("income_axis", lang))
+    ax.set_ylabel(t("income_axis_short", lang))
     ax.set_xlabel(t("level_axis", lang))
     ax.grid(axis="x", visible=False)
     return partial, whiskers
