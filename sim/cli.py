@@ -1654,6 +1654,8 @@ def main(argv: list[str] | None = None) -> None:
         preflight(printed)  # --cfg job n_agents=-5: Hydra prints any config; a bad value is refused as a run's
     elif overrides is None and (sweep_overrides := _with_config_dir(argv, _sweep_overrides(bare))) is not None:
         sweep.quiet_optuna_notes()  # said in one line by the checks instead
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray's launcher: no usage report, whose start
+        # probed the cloud metadata address and DNS (a user trial: nothing reaches the network at run time)
         from .studies.batch import drop_unusable_loky_count
 
         drop_unusable_loky_count()  # the joblib launcher counts the cores (n_jobs=-1) with it

@@ -274,24 +274,45 @@ _ENDS_WITH_PARENT: list[bool] = []
 PARENT_POLL_S = 1.0
 
 
+def _parent_of(pid: int) -> int | None:
+    """The parent process id of `pid` from /proc (None where there is none to read; 1 once it is gone,
+    as for an orphan)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        return 1
+    except OSError:
+        return None
+    return int(text[text.rindex(b")") + 2:].split()[1])
+
+
 def end_with_parent() -> None:
     """In a pool's worker process (joblib/loky, multiprocessing), end when the process that started it
     dies: after `kill -9` of a sweep's main process its loky workers lived on, reparented to init, one
     holding 280 MB for minutes (a user trial). A daemon thread looks at the worker's parent id once a
     second and ends the worker (SIGTERM to itself) once it has changed. Linux's PR_SET_PDEATHSIG would
     also fire when the *thread* that started the worker ends (the explorer runs batches on its server's
-    threads), so the parent's id is watched instead. Once per process; nothing in the main process."""
+    threads), so the parent's id is watched instead. Once per process; nothing in the main process.
+
+    A job of `hydra/launcher=submitit_local` runs under a controller process that submitit starts to
+    outlive the session: it went on for half a minute after the sweep's command was killed and wrote its
+    folder (a user trial). There the controller's parent (the sweep's command) is watched."""
     import multiprocessing
     import threading
     import time
 
-    if _ENDS_WITH_PARENT or multiprocessing.parent_process() is None:  # the main process: a run, the basic launcher
+    local_job = os.environ.get("SUBMITIT_EXECUTOR") == "local"
+    if _ENDS_WITH_PARENT or (multiprocessing.parent_process() is None and not local_job):  # the main process
         return
     _ENDS_WITH_PARENT.append(True)
-    parent = os.getppid()
+    which = (lambda: _parent_of(os.getppid())) if local_job else os.getppid
+    parent = which()
+    if parent is None:  # no /proc to read (not Linux): nothing to watch
+        return
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while which() == parent:
             time.sleep(PARENT_POLL_S)
         os.kill(os.getpid(), signal.SIGTERM)  # a job running ends as an interrupted one (no half-written folder)
         time.sleep(10 * PARENT_POLL_S)

@@ -663,6 +663,12 @@ def test_a_first_view_beyond_the_memory_limit_is_refused_before_the_server_start
     assert err[0].startswith("skillsim-explore: --n-agents 5000000 is invalid; allowed: a size that fits in memory "
                              "(this one needs about ") and err[0].endswith("the explorer allows 0.5 GB)"), err
     cli.refuse_a_first_view_too_big(argparse.Namespace(**{**vars(args), "n_agents": 1000}))  # fits: nothing said
+    # beyond the config's own limit (max_memory_gb), which the composition checks first: a traceback before
+    with pytest.raises(SystemExit) as exc:
+        cli.refuse_a_first_view_too_big(argparse.Namespace(**{**vars(args), "n_agents": 999_999_999}))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and err[0].startswith(
+        "skillsim-explore: --n-agents 999999999 is invalid; allowed: at most about"), err
 
 
 def test_solaras_cookie_warning_for_a_page_opened_by_another_name_is_not_printed(recwarn):

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from sim.errors import BusyError, OutputError
+from sim.errors import BusyError, ConfigError, OutputError
 from sim.studies import backtest, variance
 from sim.studies.calibrate import FREE
 
@@ -218,6 +218,16 @@ def test_backtest_refuses_a_folder_that_holds_anything_before_calibrating(tmp_pa
     with pytest.raises(OutputError, match="backtest folder .*bt already exists and is not empty"):
         backtest.run(["origins=2016", f"out={tmp_path / 'bt'}"])
     assert (tmp_path / "bt" / "backtest.csv").read_text(encoding="utf-8") == "earlier\n"
+
+
+@pytest.mark.parametrize("option", ["forecast_agents", "n_agents"])
+def test_backtest_refuses_a_size_too_big_for_memory_before_calibrating(tmp_path, monkeypatch, option):
+    """forecast_agents=200000000 was refused after the whole calibration, and as `n_agents` (a user
+    trial): each size is checked first, under its own name, and nothing is written."""
+    monkeypatch.setattr(backtest.cal, "calibrate", lambda *a, **k: pytest.fail("calibrated before refusing"))
+    with pytest.raises(ConfigError, match=rf"^config error: {option} = 200000000 is invalid; allowed: at most about"):
+        backtest.run(["origins=2016", f"{option}=200000000", f"out={tmp_path / 'bt'}"])
+    assert not (tmp_path / "bt").exists()
 
 
 @pytest.mark.parametrize("content,says", [(None, "No such file"), ("no markers\n", "with the markers")])

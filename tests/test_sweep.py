@@ -679,3 +679,36 @@ def test_a_launcher_that_cannot_reach_its_cluster_is_one_line_and_leaves_no_fold
                        "its address (hydra.launcher.ray.init.address for Ray; leave it out to start Ray on this "
                        "machine); no job ran")
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.slow
+def test_submitit_local_jobs_end_when_the_sweeps_command_is_killed(tmp_path):
+    """hydra/launcher=submitit_local runs each job under a controller process that submitit starts to
+    outlive the session: after `kill -9` of the sweep's command its jobs ran on and wrote their folders (a
+    user trial, 22-27 s later). Each job now watches the controller's parent and ends within seconds,
+    as an interrupted job (no folder of it finished)."""
+    out = tmp_path / "sl"
+    proc = subprocess.Popen([sys.executable, "-m", "sim", "-m", "replicate=0,1", "n_agents=3000000",
+                             "horizon.end_year=2100", "hydra/launcher=submitit_local",
+                             "hydra.launcher.timeout_min=10", f"hydra.sweep.dir={out}"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def jobs() -> list[int]:
+        found = subprocess.run(["pgrep", "-f", f"submitit.core._submit {out}"], capture_output=True, text=True)
+        return [int(p) for p in found.stdout.split()]
+
+    end = time.time() + 120
+    while time.time() < end and len(jobs()) < 2:
+        time.sleep(0.5)
+    assert len(jobs()) == 2, "the two jobs never started"
+    time.sleep(3)  # into their runs
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    end = time.time() + 12
+    while time.time() < end and jobs():
+        time.sleep(0.5)
+    left = jobs()
+    for pid in left:  # (not to leave them running if the test fails)
+        os.kill(pid, signal.SIGKILL)
+    assert not left, "submitit_local jobs outlived the sweep's command"
+    assert not list(out.rglob("COMPLETE"))

@@ -125,12 +125,17 @@ def refuse_a_first_view_too_big(args: argparse.Namespace) -> None:
     """--n-agents beyond the explorer's memory limit started the server, whose page then refused it (a
     user trial): refused here, in one line, as the other first-view values are (after use_cache_dir:
     composing the view's config is the first thing that may write a cache)."""
+    from ..errors import ConfigError
     from .engine import TooBig, check
 
     try:
         check(View(region=args.region, n_agents=args.n_agents, replicates=args.replicates, end_year=args.end_year))
     except TooBig as exc:
         print(f"skillsim-explore: --n-agents {args.n_agents} is invalid; allowed: {exc.allowed}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ConfigError as exc:  # the config's own limits (memory) on the first view: a traceback before
+        flag = "--n-agents" if exc.field == "n_agents" else exc.field
+        print(f"skillsim-explore: {flag} {exc.value} is invalid; allowed: {exc.allowed}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -211,6 +211,21 @@ def parse(argv: list[str]) -> dict:
     return opts
 
 
+def refuse_sizes_too_big(base, opts: dict) -> None:
+    """The calibration's and the forecast's sizes checked against the memory limit before anything runs,
+    each under its own option's name: forecast_agents=200000000 was refused after the whole calibration,
+    as `n_agents` (a user trial)."""
+    from ..config import check_cross_fields
+
+    for key in ("n_agents", "forecast_agents"):
+        try:
+            check_cross_fields(dataclasses.replace(base, n_agents=opts[key]))
+        except ConfigError as err:
+            if err.field != "n_agents":
+                raise
+            raise ConfigError(key, opts[key], err.allowed) from None
+
+
 @releases_claims
 def run(argv: list[str]) -> Path:
     from ..cli import compose_config
@@ -220,6 +235,7 @@ def run(argv: list[str]) -> Path:
     if opts["docs"]:
         check_docs(Path(opts["docs"]))
     base = compose_config(["region=national"] + ([f"seed={opts['seed']}"] if opts["seed"] is not None else []))
+    refuse_sizes_too_big(base, opts)
     out = Path(opts["out"] or f"results/backtests/{datetime.now():%Y-%m-%d_%H-%M-%S}")
     out = check_writable(out, "backtest", unique=opts["out"] is None)  # before hours of calibration, which a
     # folder that cannot be written would lose
