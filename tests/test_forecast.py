@@ -147,6 +147,18 @@ def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_proc
         drawn_dates = sorted(v.loc[v["metric"] == "high_skill_share", "date"].unique())[1:]  # the start state is not drawn
         assert sorted(dec["date"].unique()) == drawn_dates and (dec["setting"] == "forecast").all()
         assert (written.out / "report.md").read_text(encoding="utf-8").count("%") > 4
+    # the target's star at its December, inside the axis (a line alone across a shorter horizon's axis
+    # read as a target for every year: a user trial)
+    import matplotlib.dates as mdates
+
+    from sim.report import forecast as fc_report
+
+    fig, _ = fc_report.fan(fc_report._load(tmp_path / "a"), "en")
+    ax = fig.get_axes()[0]
+    stars = [ln for ln in ax.get_lines() if ln.get_marker() == "*"]
+    assert len(stars) == 1 and stars[0].get_ydata()[0] == config["high_skill_target"]
+    star_x = mdates.date2num(pd.Timestamp(stars[0].get_xdata()[0]))
+    assert ax.get_xlim()[0] <= star_x <= ax.get_xlim()[1]
 
 
 def test_a_forecast_report_names_the_setting_forecast_and_what_its_bands_carry():

@@ -128,10 +128,14 @@ def fan(f: dict, lang: str):
         handles.append(ax.scatter(month_end(shown["date"]), shown["value"], color="#D55E00", s=18, zorder=5,
                                   label=T["observed"]))
     tv, ty = reg.get("high_skill_target"), reg.get("high_skill_target_year")
-    if tv is not None:
-        handles.append(ax.axhline(tv, color="#D55E00", lw=0.9, ls="--",
-                                  label=T["target"].format(v=f"{100 * tv:g}%", y=ty)))
     years = pd.concat([x, month_end(shown["date"])]).dt.year if not shown.empty else x.dt.year
+    if tv is not None:  # as the run and sweep figures draw it: the level, and a star at its date (the axis
+        # reaches it): a line alone across a 2023-2027 axis read as a target for every year (a user trial)
+        at = month_end([f"{int(ty)}-12"])
+        ax.axhline(tv, color="#D55E00", lw=0.9, ls="--", zorder=1)
+        handles.append(ax.plot([at[0]], [tv], marker="*", ms=9, color="#D55E00", ls="--", lw=0.9, zorder=4,
+                               label=T["target"].format(v=f"{100 * tv:g}%", y=ty))[0])
+        years = pd.concat([pd.Series(years), pd.Series([int(ty)])])
     year_axis(ax, years.min(), years.max(), 14)
     percent_axis(ax)
     ax.set_ylabel(T["share_axis"])
