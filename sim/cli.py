@@ -372,8 +372,12 @@ def check_sampler_settings(master: DictConfig) -> None:
     for key in node:
         if not str(key).startswith("_") and key not in params:
             names = ", ".join(p for p in params if p != "search_space")  # the grid's, filled by the sweeper
-            raise ConfigError(f"hydra.sweeper.sampler.{key}", node.get(key), f"a setting of {node._target_} ({names})"
-                              if names else f"no setting: {node._target_} takes none")
+            allowed = f"a setting of {node._target_} ({names})" if names else f"no setting: {node._target_} takes none"
+            if node.get(key) is None:  # a key the user never set: the default sampler's, kept when only
+                # _target_ was changed (a user trial: GridSampler refused "seed = null")
+                allowed += ("; the default sampler's settings stay when only its _target_ is changed: choose "
+                            "the sampler as a group instead, hydra/sweeper/sampler=grid (tpe, random, cmaes, ...)")
+            raise ConfigError(f"hydra.sweeper.sampler.{key}", node.get(key), allowed)
 
 
 def refuse_hydra_settings_skillsim_replaces(dcfg: DictConfig) -> None:

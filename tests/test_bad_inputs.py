@@ -216,6 +216,13 @@ CASES = [
       ["-m", "hydra/sweeper=optuna", "hydra/sweeper/sampler=grid", "+hydra.sweeper.sampler.seed=1",
        "horizon.end_year=choice(2023,2024)"],
       EXIT_CONFIG, "hydra.sweeper.sampler.seed = 1 is invalid; allowed: no setting: optuna.samplers.GridSampler"),
+    # the default sampler's seed, kept when only its _target_ changed, was refused as if the user had set it
+    C("optuna-sampler-target-changed-alone", M,
+      ["-m", "hydra/sweeper=optuna", "hydra.sweeper.sampler._target_=optuna.samplers.GridSampler",
+       "horizon.end_year=choice(2023,2024)"],
+      EXIT_CONFIG, "hydra.sweeper.sampler.seed = null is invalid; allowed: no setting: optuna.samplers.GridSampler "
+      "takes none; the default sampler's settings stay when only its _target_ is changed: choose the sampler as a "
+      "group instead, hydra/sweeper/sampler=grid"),
     C("optuna-sampler-setting-misspelt", M,
       ["-m", "hydra/sweeper=optuna", "+hydra.sweeper.sampler.sed=1", "horizon.end_year=choice(2023,2024)"],
       EXIT_CONFIG, "hydra.sweeper.sampler.sed = 1 is invalid; allowed: a setting of optuna.samplers.TPESampler (",
