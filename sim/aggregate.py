@@ -634,9 +634,12 @@ def report(sweep_dir: Path, counts: dict) -> None:
               file=sys.stderr)
     if unstarted:
         planned = counts.get("planned", len(runs) + unstarted)
-        print(f"  not started: {unstarted} of the sweep's {planned} jobs have no folder (the sweep "
-              f"was stopped before them); to run them, repeat the sweep command with hydra.sweep.dir={sweep_dir}",
-              file=sys.stderr)
+        # where the machine refused other jobs' writes (a full disk), a job may have found no room for its
+        # folder at all: not "stopped before them" only (a user trial on a full disk)
+        why = ("the sweep was stopped before them, or the machine could not make their folders, as it could "
+               "not write the jobs above" if counts.get("faults") else "the sweep was stopped before them")
+        print(f"  not started: {unstarted} of the sweep's {planned} jobs have no folder ({why}); to run them, "
+              f"repeat the sweep command with hydra.sweep.dir={sweep_dir}", file=sys.stderr)
 
 
 def note_a_better_earlier_trial(sweep_dir: Path, direction: object) -> None:

@@ -712,3 +712,18 @@ def test_submitit_local_jobs_end_when_the_sweeps_command_is_killed(tmp_path):
         os.kill(pid, signal.SIGKILL)
     assert not left, "submitit_local jobs outlived the sweep's command"
     assert not list(out.rglob("COMPLETE"))
+
+
+def test_jobs_without_a_folder_beside_write_faults_are_not_said_to_be_stopped_only(tmp_path, capsys):
+    """On a full disk, a job that found no room for its folder was reported as "not started ... (the sweep
+    was stopped before them)" (a user trial). Beside jobs the machine could not write, the line says
+    either may be why."""
+    from sim.aggregate import report
+
+    pd.DataFrame({"job": ["a", "b"], "status": ["ok", "failed"], "error": ["", "disk full"]}).to_csv(
+        tmp_path / "runs.csv", index=False)
+    base = {"ok": 1, "failed": 1, "missing": 0, "running": 0, "not_started": 1, "planned": 3}
+    for faults, says in ((1, "or the machine could not make their folders"), (0, "(the sweep was stopped before them)")):
+        report(tmp_path, {**base, "faults": faults})
+        line = [x for x in capsys.readouterr().err.splitlines() if x.startswith("  not started:")][0]
+        assert says in line and ("could not make" in line) == bool(faults), line
