@@ -198,9 +198,12 @@ def refuse_shadowed_presets(dcfg: DictConfig) -> None:
 
 
 def _searchpath_folder(entry: str):
-    """The folder (a Path, or an importlib.resources Traversable for pkg://) of a search path entry."""
+    """The folder (a Path, or an importlib.resources Traversable for pkg://) of a search path entry; an
+    entry without a scheme is a file path, as Hydra reads it."""
     if entry.startswith("file://"):
         return Path(entry[len("file://"):]).expanduser()
+    if "://" not in entry:
+        return Path(entry).expanduser()
     if entry.startswith("pkg://"):
         from importlib import resources
 
@@ -373,10 +376,13 @@ def check_sampler_settings(master: DictConfig) -> None:
         if not str(key).startswith("_") and key not in params:
             names = ", ".join(p for p in params if p != "search_space")  # the grid's, filled by the sweeper
             allowed = f"a setting of {node._target_} ({names})" if names else f"no setting: {node._target_} takes none"
-            if node.get(key) is None:  # a key the user never set: the default sampler's, kept when only
-                # _target_ was changed (a user trial: GridSampler refused "seed = null")
+            group = str((OmegaConf.select(master, "hydra.runtime.choices", default=None) or {}).get(
+                "hydra/sweeper/sampler") or "")
+            if node.get(key) is None or (group and group.lower() not in str(node._target_).lower().replace("_", "")):
+                # the chosen sampler group's settings, kept when only _target_ was changed (a user trial:
+                # GridSampler refused "seed = null", RandomSampler "consider_prior = true")
                 allowed += ("; the default sampler's settings stay when only its _target_ is changed: choose "
-                            "the sampler as a group instead, hydra/sweeper/sampler=grid (tpe, random, cmaes, ...)")
+                            "the sampler as a group instead, hydra/sweeper/sampler=NAME (grid, random, tpe, cmaes, ...)")
             raise ConfigError(f"hydra.sweeper.sampler.{key}", node.get(key), allowed)
 
 

@@ -244,7 +244,9 @@ def config_file_changes(manifest: dict) -> list[str]:
     if not isinstance(then, dict):
         return []
     now = config_file_checksums(manifest.get("overrides")).get("config_files_sha256", {})
-    said = [f"your config file {p} ({'changed' if p in now else 'gone'})" for p in then if now.get(p) != then[p]]
+    said = [f"your config file {p} ({'changed' if p in now else 'gone'})" for p in then
+            if now.get(p) != then[p] and (p in now or not Path(p).exists())]  # (an older manifest checksummed
+    # files outside skillsim's config groups too: still there, they are not the rerun's to compare)
     return said + [f"your config file {p} (new)" for p in now if p not in then]
 
 

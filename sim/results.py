@@ -90,8 +90,11 @@ def searchpath_folders(overrides) -> list[str]:
             value = OverridesParser.create().parse_override(o).value()
         except Exception:  # noqa: BLE001 - not a list Hydra reads: no folder of the user's
             continue
-        found += [str(v)[len("file://"):] for v in (value if isinstance(value, list) else [value])
-                  if str(v).startswith("file://")]
+        for v in map(str, value if isinstance(value, list) else [value]):
+            if v.startswith("file://"):
+                found.append(v[len("file://"):])
+            elif "://" not in v:  # no scheme: a file path, as Hydra reads it
+                found.append(v)
     return found
 
 

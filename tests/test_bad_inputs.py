@@ -222,7 +222,7 @@ CASES = [
        "horizon.end_year=choice(2023,2024)"],
       EXIT_CONFIG, "hydra.sweeper.sampler.seed = null is invalid; allowed: no setting: optuna.samplers.GridSampler "
       "takes none; the default sampler's settings stay when only its _target_ is changed: choose the sampler as a "
-      "group instead, hydra/sweeper/sampler=grid"),
+      "group instead, hydra/sweeper/sampler=NAME (grid, random"),
     C("optuna-sampler-setting-misspelt", M,
       ["-m", "hydra/sweeper=optuna", "+hydra.sweeper.sampler.sed=1", "horizon.end_year=choice(2023,2024)"],
       EXIT_CONFIG, "hydra.sweeper.sampler.sed = 1 is invalid; allowed: a setting of optuna.samplers.TPESampler (",

@@ -202,6 +202,8 @@ def test_a_config_of_the_users_own_named_as_a_shipped_one_is_refused(tmp_path):
     assert not (tmp_path / "run").exists() and not (tmp_path / "sweep").exists()
     with pytest.raises(ConfigError, match="ships with skillsim"):
         simulate(overrides=[f"hydra.searchpath=[file://{conf}]", "n_agents=200", "horizon.end_year=2023"])
+    with pytest.raises(ConfigError, match="ships with skillsim"):  # a path without file://, as Hydra reads it too
+        simulate(overrides=[f"hydra.searchpath=[{conf}]", "n_agents=200", "horizon.end_year=2023"])
     shutil.move(conf / "region" / "chongqing.yaml", conf / "region" / "chongqing_mine.yaml")
     mine = (conf / "region" / "chongqing_mine.yaml")
     mine.write_text(mine.read_text().replace("name: chongqing", "name: chongqing_mine")

@@ -232,6 +232,14 @@ def test_backtest_refuses_a_folder_that_holds_anything_before_calibrating(tmp_pa
     assert (tmp_path / "bt" / "backtest.csv").read_text(encoding="utf-8") == "earlier\n"
 
 
+def test_backtest_checks_the_forecast_size_against_each_origins_own_config(tmp_path, monkeypatch):
+    """A review: 120M forecast agents passed the check on today's preset and failed after origin 2011's
+    calibration, whose faster growth needs more memory per agent."""
+    monkeypatch.setattr(backtest.cal, "calibrate", lambda *a, **k: pytest.fail("calibrated before refusing"))
+    with pytest.raises(ConfigError, match=r"^config error: forecast_agents = 120000000 is invalid"):
+        backtest.run(["origins=2011", "forecast_agents=120000000", f"out={tmp_path / 'bt'}"])
+
+
 @pytest.mark.parametrize("option", ["forecast_agents", "n_agents"])
 def test_backtest_refuses_a_size_too_big_for_memory_before_calibrating(tmp_path, monkeypatch, option):
     """forecast_agents=200000000 was refused after the whole calibration, and as `n_agents` (a user

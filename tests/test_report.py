@@ -529,6 +529,12 @@ def test_a_runs_suggested_commands_hold_its_own_setting():
         "region=chongqing levers.competition.enabled=true,false levers.training.allocation=random,near_standard "
         "'replicate=range(0,10)'")
     assert paired_sweep(run("baseline", [])) == "region=chongqing scenario=baseline,training_boost 'replicate=range(0,10)'"
+    # a review: a list setting was held on both sides, and one equal to the status quo's, held, overrode
+    # training_boost's own intensity in the fallback comparison
+    assert paired_sweep(run("baseline", ["levers.studio.member_levels=[1,3]"])) == (
+        "region=chongqing 'levers.studio.member_levels=[1,4],[1,3]' 'replicate=range(0,10)'")
+    assert paired_sweep(run("baseline", ["levers.training.intensity=1"])) == (
+        "region=chongqing scenario=baseline,training_boost 'replicate=range(0,10)'")
     one = run("baseline", ["scenario=baseline", "levers.studio.intensity=2", "replicate=0", "n_agents=1000"])
     one.kind = "sweep"  # a sweep of one setting: its first job's overrides
     assert paired_sweep(one) == "region=chongqing levers.studio.intensity=1,2 n_agents=1000 'replicate=range(0,10)'"

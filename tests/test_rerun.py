@@ -708,6 +708,27 @@ def test_the_config_files_a_study_records_are_its_config_groups_only(tmp_path):
         (conf / noise).write_text("n_agents: 1\n", encoding="utf-8")
     (line,) = [o for o in _with_config_dir(["--config-dir", str(conf)], ["n_agents=5"]) if o.startswith("hydra.")]
     assert searchpath_folders([line]) == [str(conf)]
+    assert searchpath_folders(["hydra.searchpath=[/a/b,pkg://x.y]"]) == ["/a/b"]  # no scheme: a file path
     files = config_file_checksums([line, "n_agents=5"])["config_files_sha256"]
     assert sorted(files) == [str((conf / "region" / "my_town.yaml").resolve()), str((conf / "top.yaml").resolve())]
     assert config_file_checksums(["n_agents=5"]) == {}
+
+
+def test_a_rerun_names_config_files_gone_only_when_they_are(tmp_path):
+    """A review: an older manifest checksummed every YAML file of the folder; one outside skillsim's
+    config groups, still there and unchanged, was said to be "gone". Only a file that is gone is."""
+    from sim.cli import _with_config_dir
+    from sim.rerun import config_file_changes
+    from sim.results import config_file_checksums
+
+    conf = tmp_path / "conf"
+    (conf / "region").mkdir(parents=True)
+    (conf / "outputs").mkdir()
+    (conf / "region" / "my_town.yaml").write_text(own_preset("my_town"), encoding="utf-8")
+    (conf / "outputs" / "x.yaml").write_text("a: 1\n", encoding="utf-8")
+    overrides = [o for o in _with_config_dir(["--config-dir", str(conf)], ["n_agents=5"])]
+    then = dict(config_file_checksums(overrides)["config_files_sha256"])
+    then[str((conf / "outputs" / "x.yaml").resolve())] = "0" * 64  # as an older manifest recorded it
+    then[str((conf / "region" / "old.yaml").resolve())] = "0" * 64  # a preset deleted since
+    said = config_file_changes({"overrides": overrides, "config_files_sha256": then})
+    assert said == [f"your config file {(conf / 'region' / 'old.yaml').resolve()} (gone)"]

@@ -1353,3 +1353,10 @@ def test_inputs_assumptions_varies_each_numeric_assumption_over_its_range():
     assert top.levers.competition.events_per_year == 8 and isinstance(top.levers.competition.events_per_year, int)
     assert top.levers.studio.term_months == 36 and top.region.female_share == 0.4
     assert not any(i.group == "assumptions" for i in choose(cfg, GROUPS, []))
+    # a lever that is off ignores its settings: its assumptions are left out (a review: inputs=assumptions
+    # with scenario=no_policy was refused, with advice that did not help)
+    import dataclasses as dc
+
+    off = dc.replace(cfg, levers=dc.replace(cfg.levers, training=dc.replace(cfg.levers.training, enabled=False)))
+    names = [i.name for i in choose(off, ("assumptions",), [])]
+    assert not any(n.startswith("levers.training.") for n in names) and "levers.studio.term_months" in names

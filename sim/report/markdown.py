@@ -177,8 +177,12 @@ def paired_sweep(folder) -> str:
     and the baseline's, paired by replicate: the suggestion said `scenario=baseline,training_boost`
     after a studio-expansion run, a comparison that leaves the run's own setting out (a user trial). A
     lever setting the run gave is swept between the status quo's value and the run's
-    (`levers.studio.intensity=1,2`, `levers.competition.enabled=true,false`); every other setting it gave
-    (its seed, size, growth, calibrated parameters) is held on both sides."""
+    (`levers.studio.intensity=1,2`, `levers.competition.enabled=true,false`, lists too); every other setting
+    it gave (its seed, size, growth, calibrated parameters) is held on both sides. A lever setting equal to
+    the status quo's is held only where the run's scenario is not the baseline (there it keeps the
+    scenario's lever at the run's value); in a baseline run it says nothing, and held beside the
+    fallback `scenario=baseline,training_boost` it would have overridden training_boost's own. Two lever
+    settings cross into four settings: the run's and the status quo's among them."""
     import shlex
 
     from ..config import RunConfig
@@ -195,7 +199,7 @@ def paired_sweep(folder) -> str:
         if before is not None and not _same_value(before, value):
             words.append(f"{key}={_typed(before)},{value}")
             swept = True
-        else:
+        elif before is None or scenario != "baseline":
             words.append(o)
     if scenario != "baseline":
         words.append(f"scenario=baseline,{scenario}")
@@ -205,7 +209,7 @@ def paired_sweep(folder) -> str:
 
 
 def _lever_value(levers, key: str):
-    """The status quo's value of a scalar `levers.*` key (a number, a switch or a word), else None."""
+    """The status quo's value of a `levers.*` key (a number, a switch, a word or a list of them), else None."""
     if not key.startswith("levers."):
         return None
     node = levers
@@ -213,6 +217,8 @@ def _lever_value(levers, key: str):
         if not hasattr(node, part):
             return None
         node = getattr(node, part)
+    if isinstance(node, list) and all(isinstance(v, (bool, int, float, str)) for v in node):
+        return node
     return node if isinstance(node, (bool, int, float, str)) else None
 
 
@@ -226,7 +232,9 @@ def _same_value(before, typed: str) -> bool:
 
 
 def _typed(value) -> str:
-    """A value as an override writes it (true, 1, random)."""
+    """A value as an override writes it (true, 1, random, [1,4])."""
+    if isinstance(value, list):
+        return "[" + ",".join(_typed(v) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     return f"{value:g}" if isinstance(value, float) else str(value)

@@ -217,13 +217,22 @@ def refuse_sizes_too_big(base, opts: dict) -> None:
     as `n_agents` (a user trial)."""
     from ..config import check_cross_fields
 
-    for key in ("n_agents", "forecast_agents"):
+    checked = [("n_agents", base)] + [("forecast_agents", forecast_config(base, cutoff, opts))
+                                      for cutoff in opts["origins"]]  # each origin's growth and horizon
+    for key, cfg in checked:
         try:
-            check_cross_fields(dataclasses.replace(base, n_agents=opts[key]))
+            check_cross_fields(dataclasses.replace(cfg, n_agents=opts[key]))
         except ConfigError as err:
             if err.field != "n_agents":
                 raise
             raise ConfigError(key, opts[key], err.allowed) from None
+
+
+def forecast_config(base, cutoff: int, opts: dict):
+    """The config of an origin's forecast: the preset as written then, run to the last held-out year."""
+    fcfg = cal.backtest_config(base, cutoff)
+    return dataclasses.replace(fcfg, n_agents=opts["forecast_agents"],
+                               horizon=dataclasses.replace(fcfg.horizon, end_year=2021))
 
 
 @releases_claims
@@ -252,9 +261,7 @@ def run(argv: list[str]) -> Path:
         members, draws, ess, ident = cal.parameter_ensemble(
             res, res.fitted, draws=opts["draws"], size=opts["ensemble"],
             model_var=fit["model_sd"].to_numpy() ** 2, log=log, stages=opts["stages"])
-        fcfg = cal.backtest_config(base, cutoff)
-        fcfg = dataclasses.replace(fcfg, n_agents=opts["forecast_agents"],
-                                   horizon=dataclasses.replace(fcfg.horizon, end_year=2021))
+        fcfg = forecast_config(base, cutoff, opts)
         tables = forecast(fcfg, params=opts["params"], structural=opts["structural"],
                           replicates=opts["forecast_replicates"], seed=base.seed, log=log, ensemble=members)
         origins[f"origin_{cutoff}"] = {

@@ -67,10 +67,11 @@ def default_inputs(cfg: RunConfig, groups: tuple[str, ...] = GROUPS) -> list[Inp
         out += [Input(k, float(r[0]), float(r[1]), "structural") for k, r in cfg.region.structural.items()]
     if "levers" in groups:
         out += [Input(f"levers.{n}.intensity", *LEVER_RANGE, "levers") for n in ("training", "competition", "studio")]
-    if "assumptions" in groups:
+    if "assumptions" in groups:  # a lever's own assumptions only where the lever is on (off, it ignores them)
         from ..config import ASSUMPTION_RANGES
 
-        out += [Input(key, lo, hi, "assumptions") for key, (lo, hi, _) in ASSUMPTION_RANGES.items()]
+        out += [Input(key, lo, hi, "assumptions") for key, (lo, hi, _) in ASSUMPTION_RANGES.items()
+                if not key.startswith("levers.") or getattr(cfg.levers, key.split(".")[1]).enabled]
     return out
 
 

@@ -490,7 +490,7 @@ def setup(argv: list[str], what: str, parse_fn, check=None) -> tuple:
             raise ConfigError(f"levers.{part[1]}.enabled", False,
                               f"true while the study varies {i.name} (a lever that is off ignores its settings; "
                               f"scenario=no_policy turns every lever off): turn it on (levers.{part[1]}.enabled=true) "
-                              f"or leave {i.name} out of the inputs (inputs= without levers)")
+                              f"or leave {i.name} out of the inputs (inputs= without {i.group})")
     for i in inputs:  # a run that ends before the study's year: its last December was read as that year's
         if i.name == "horizon.end_year" and i.lo < max(years):
             raise ConfigError("input.horizon.end_year", f"{i.lo:g}:{i.hi:g}", f"a range from {max(years)} up: the "
