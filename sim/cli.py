@@ -20,12 +20,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import hydra
 import yaml
-from hydra.core.config_store import ConfigStore
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import (InterpolationKeyError, InterpolationResolutionError, InterpolationToMissingValueError,
                               UnsupportedInterpolationType)
@@ -40,7 +35,7 @@ from .model import WorkforceModel
 from .results import (COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER, prepare_target, publishing_the_result,
                       remove_dead_partials, remove_killed_partials, write_run)
 from .sweep import as_typed_overrides, clear_failure, is_finished, log_progress, record_failure, sweeper_params
-from . import fastsweep, sweep
+from . import sweep
 from .sources import DEFAULT_TARGETS, load_targets
 
 #: The Hydra config groups, experiments and sweeps ship inside the package (sim/conf/).
@@ -253,6 +248,8 @@ def register_schema() -> None:
         OmegaConf.update(node, key, MISSING, merge=False)
     with open_dict(node):  # what a sweep job returns to its sweeper (sim.objective): not a model setting
         node.objective = OmegaConf.structured(ObjectiveParams)
+    from hydra.core.config_store import ConfigStore
+
     ConfigStore.instance().store(name="run_schema", node=node)
     from .cluster import register_launchers
 
@@ -305,7 +302,7 @@ def config_dirs() -> list[str]:
     """The user's own config folders this job read (--config-dir and hydra.searchpath), absolute, as the
     study commands take them; recorded in a run's manifest, so that a report of its folder can say
     which command would read them again."""
-    return [os.path.abspath(source.path) for source in HydraConfig.get().runtime.config_sources
+    return [os.path.abspath(source.path) for source in job_hydra().runtime.config_sources
             if "command-line" in str(source.provider) and source.schema == "file"]  # file://my_conf: from here
 
 
@@ -323,7 +320,7 @@ def bands_hint(cfg: RunConfig, overrides: list[str]) -> str:
     from .config import forecast_overrides
 
     words = [w for path in config_dirs() for w in ("--config-dir", path)]
-    words.append(f"region={HydraConfig.get().runtime.choices.get('region') or DEFAULT_REGION}")
+    words.append(f"region={job_hydra().runtime.choices.get('region') or DEFAULT_REGION}")
     words += forecast_overrides(overrides, cfg.region.structural)
     return " ".join(shlex.quote(w) for w in words)
 
@@ -602,8 +599,8 @@ def _typed_overrides(dcfg: DictConfig) -> list[str]:
     """The command line's overrides: from the config's hydra node, or, in a job Hydra runs (which gets its
     config without that node), from Hydra's own record of the job."""
     typed = as_typed_overrides(dcfg)
-    if not typed and "hydra" not in dcfg and HydraConfig.initialized():
-        typed = [str(o) for o in HydraConfig.get().overrides.task]
+    if not typed and "hydra" not in dcfg and job_hydra_known():
+        typed = [str(o) for o in job_hydra().overrides.task]
     return typed
 
 
@@ -761,7 +758,7 @@ def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, va
             try:
                 clear_failure(job_dir)
                 refuse_numbers_for_switches(dcfg, overrides)  # a job's config has no hydra node to read them from
-                cfg, data = config_from_hydra(dcfg, HydraConfig.get().runtime.choices.get("region"), overrides)
+                cfg, data = config_from_hydra(dcfg, job_hydra().runtime.choices.get("region"), overrides)
                 run_forecast(cfg, job_dir, composed=data, overrides=overrides,
                              extra={"job_num": job_num, **read_from(config_dirs())})
             except KeyboardInterrupt:
@@ -810,16 +807,16 @@ def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
             remove_dead_partials(run_dir)
         remove_killed_partials(run_dir.parent)  # those of killed runs under other (default) names
         with publishing_the_result():
-            typed = list(HydraConfig.get().overrides.task)
+            typed = list(job_hydra().overrides.task)
             run_forecast(cfg, run_dir, composed=data, overrides=typed, unique=unique,
                          bands_hint=bands_hint(cfg, typed), say_few=True, extra=read_from(config_dirs()))
 
 
 def _task(dcfg: DictConfig):
     """The job Hydra runs: a single run, or one job of a sweep."""
-    hc = HydraConfig.get()
+    hc = job_hydra()
     run_dir = Path(hc.runtime.output_dir)
-    if hc.mode == RunMode.MULTIRUN:
+    if getattr(hc.mode, "name", hc.mode) == "MULTIRUN":  # Hydra's RunMode, or its name in a plain run's node
         basic = hc.sweeper._target_.endswith(".BasicSweeper")  # ours too (sim.fastsweep subclasses it)
         return _sweep_job(dcfg, run_dir, list(hc.overrides.task), int(hc.job.num), value=not basic)
     try:
@@ -832,7 +829,35 @@ def _task(dcfg: DictConfig):
         fail("interrupted; no result folder was written", EXIT_INTERRUPTED)
 
 
-_hydra_task = hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")(_task)
+def _hydra_task() -> None:
+    """`hydra.main` over _task: every run that is not plain (Hydra's flags, sweeps)."""
+    import hydra
+
+    hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")(_task)()
+
+
+#: The hydra node of a plain run from a cached composition, which runs without Hydra (_run_plain); empty
+#: otherwise, when Hydra's own record of the job (HydraConfig) is read
+_PLAIN_JOB: list[DictConfig] = []
+
+
+def job_hydra() -> DictConfig:
+    """The running job's hydra node: Hydra's record of it, or a plain run's own (_run_plain)."""
+    if _PLAIN_JOB:
+        return _PLAIN_JOB[0]
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get()
+
+
+def job_hydra_known() -> bool:
+    if _PLAIN_JOB:
+        return True
+    if "hydra" not in sys.modules:  # Hydra never started in this process: no job of its own
+        return False
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized()
 MAX_SWEEP_VALUES = 100_000  #: values of one swept key Hydra's basic sweeper is asked to expand, at most
 JOB_NAME = "cli"  # what hydra.main names the job (this module's name), so both paths give the same config
 
@@ -845,33 +870,27 @@ def _run_single(overrides: list[str], cached=None) -> None:
     config is composed once (Hydra's own compose_config, from the shell's overrides, with its logging
     set-up), checked (one line, before any folder), and handed to Hydra's run_job with the configured
     callbacks: the same steps as Hydra's `run`, the same folder, config and logging. `cached`: the same
-    composition from sim.compose_cache, which then skips composing (and, in main, the schema's
-    registration)."""
+    composition from sim.compose_cache, which is run without Hydra (_run_plain)."""
+    if cached is not None:
+        return _run_plain(cached)
     from hydra import initialize_config_dir
     from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.utils import configure_log, run_job, setup_globals
-    from hydra.types import HydraContext
+    from hydra.core.utils import run_job
+    from hydra.types import HydraContext, RunMode
 
-    from . import compose_cache
+    from . import compose_cache, fastsweep
 
-    loader = None  # run_job only checks that the context exists; with a cached composition Hydra is not
-    # started at all (starting it discovers every plugin, a tenth of a second the run does not need)
     with _user_errors_in_one_line():
-        if cached is None:
-            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name=JOB_NAME):
-                loader = GlobalHydra.instance().config_loader()
-                dcfg = GlobalHydra.instance().hydra.compose_config("config", overrides, run_mode=RunMode.RUN,
-                                                                   with_log_configuration=True)
-        else:
-            dcfg = cached
-            setup_globals()  # Hydra's resolvers (now, hydra), as starting Hydra registers them
-            configure_log(dcfg.hydra.hydra_logging, dcfg.hydra.verbose)  # as compose_config does
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3", job_name=JOB_NAME):
+            loader = GlobalHydra.instance().config_loader()
+            dcfg = GlobalHydra.instance().hydra.compose_config("config", overrides, run_mode=RunMode.RUN,
+                                                               with_log_configuration=True)
         checked = config_from_hydra(dcfg)  # every value checked before the run folder exists
         from .results import refuse_inside_results
 
         refuse_inside_results(Path(str(dcfg.hydra.run.dir)), "hydra.run.dir")  # before Hydra makes it
-        if cached is None:
+        if plain_runnable(dcfg.hydra):
             compose_cache.store(overrides, JOB_NAME, dcfg)
     dcfg.hydra.mode = RunMode.RUN
     _CHECKED[:] = [checked]  # run_job hands _task a copy of dcfg without its hydra node: the same values
@@ -886,6 +905,85 @@ def _run_single(overrides: list[str], cached=None) -> None:
         fastsweep.copies_by_pickling(False)
     callbacks.on_run_end(config=dcfg, config_name="config", job_return=ret)
     _ = ret.return_value  # re-raises what the task raised, as hydra.main does
+
+
+#: The callbacks of config.yaml, which do nothing in a single run (sim.sweep.AggregateCallback acts on
+#: sweeps, and on a job's end only drops the copies of its config Hydra keeps)
+SINGLE_RUN_CALLBACKS = {"aggregate": {"_target_": "sim.sweep.AggregateCallback"}}
+
+
+def plain_runnable(hydra_node: DictConfig) -> bool:
+    """Whether _run_plain does for this run all that Hydra's run_job would: config.yaml's callbacks and
+    its logging (sim/conf/hydra/*_logging/skillsim.yaml, which name no callable for Hydra's target policy
+    to authorize), no environment variables to set, Hydra's output_subdir off and no chdir (both refused
+    anyway), not verbose. Only such a composition is kept in the cache."""
+    def plain(key: str):
+        node = OmegaConf.select(hydra_node, key, default=None)
+        return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+
+    shipped_logging = all(plain(k) == _shipped_logging(k) for k in ("hydra_logging", "job_logging"))
+    return (shipped_logging and plain("callbacks") == SINGLE_RUN_CALLBACKS and not plain("job.env_set")
+            and plain("output_subdir") is None and plain("job.chdir") in (False, None) and plain("verbose") is False)
+
+
+@functools.lru_cache(maxsize=None)
+def _shipped_logging(group: str) -> dict:
+    return yaml.safe_load((CONFIG_DIR / "hydra" / group / "skillsim.yaml").read_text(encoding="utf-8"))
+
+
+def _run_plain(dcfg: DictConfig) -> None:
+    """A plain run from a cached composition (sim.compose_cache), without Hydra: Hydra's run_job steps for
+    it, which plain_runnable checked are all it needs (the resolvers `now`, `hydra` and
+    `python_version`, both logging configs, the output folder named in `hydra.runtime.output_dir` and
+    made, the task, the loggers flushed). Importing and starting Hydra cost about 0.09 s of every run,
+    a fifth of a default one. The folder, config, manifest and log are the same as through Hydra's
+    run_job (tests/test_compose_cache.py)."""
+    from omegaconf import open_dict
+
+    node = dcfg.hydra
+    with _user_errors_in_one_line():
+        _plain_resolvers()
+        _configure_log(node.hydra_logging)  # as Hydra's compose_config does
+        checked = config_from_hydra(dcfg)  # every value checked before the run folder exists
+        from .results import refuse_inside_results
+
+        run_dir = str(node.run.dir)
+        refuse_inside_results(Path(run_dir), "hydra.run.dir")
+    with open_dict(node):
+        node.mode = "RUN"
+        node.runtime.output_dir = os.path.abspath(run_dir)
+    _CHECKED[:], _PLAIN_JOB[:] = [checked], [node]
+    try:
+        Path(node.runtime.output_dir).mkdir(parents=True, exist_ok=True)  # as run_job (_task removes it if empty)
+        _configure_log(node.job_logging)
+        _task(dcfg)
+    finally:
+        _CHECKED.clear()
+        _PLAIN_JOB.clear()
+        for handler in logging.getLogger().handlers:  # as run_job flushes them
+            handler.flush()
+
+
+def _plain_resolvers() -> None:
+    """The resolvers Hydra registers when it starts (hydra.core.utils.setup_globals), for a run without it:
+    `now` (cached, so a run's folder name keeps one time), `hydra` (the job's hydra node) and
+    `python_version`."""
+    from datetime import datetime as _datetime
+
+    OmegaConf.register_new_resolver("now", lambda pattern: _datetime.now().strftime(pattern), use_cache=True,
+                                    replace=True)
+    OmegaConf.register_new_resolver("hydra", lambda path: OmegaConf.select(job_hydra(), path), replace=True)
+    v = sys.version_info
+    versions = {"major": f"{v[0]}", "minor": f"{v[0]}.{v[1]}", "micro": f"{v[0]}.{v[1]}.{v[2]}"}
+    OmegaConf.register_new_resolver("python_version", lambda level="minor": versions.get(level), replace=True)
+
+
+def _configure_log(node: DictConfig) -> None:
+    """Hydra's configure_log for the shipped logging configs (plain_runnable): they name only the standard
+    library's handler and stream, so Hydra's authorizing configurator would configure the same."""
+    import logging.config
+
+    logging.config.dictConfig(OmegaConf.to_container(node, resolve=True))
 
 
 # -- one-line errors for what Hydra rejects before the task runs ----------------------------------
@@ -1049,17 +1147,17 @@ def unknown_hydra_key(override: str) -> str | None:
     does not have, where that part sits in one of its fixed sections (not in a mapping such as
     hydra.job.env_set, or the launcher's and sweeper's nodes, whose keys are their plugins'); None if
     Hydra reads the key. Hydra itself adds any such key and reads none of them."""
-    import dataclasses
-    import typing
-
-    from hydra.conf import HydraConf
-
     key, sep, _ = override.partition("=")
     if not sep or not key.startswith("+") or "/" in key:
         return None
     parts = key.lstrip("+").strip().split(".")
     if parts[0] != "hydra":
         return None
+    import dataclasses
+    import typing
+
+    from hydra.conf import HydraConf  # here: importing Hydra costs a plain run from the cache 0.05 s
+
     kind = HydraConf
     for i, part in enumerate(parts[1:], start=1):
         if not dataclasses.is_dataclass(kind):
@@ -1114,7 +1212,7 @@ def _overrides(argv: list[str]) -> list[str] | None:
 @contextmanager
 def _user_errors_in_one_line():
     """Compose configs with a clean Hydra state; report any user error as one line and exit."""
-    GlobalHydra.instance().clear()
+    _clear_hydra()
     try:
         yield
     except SkillsimError as err:
@@ -1126,6 +1224,14 @@ def _user_errors_in_one_line():
             fail(internal_error(exc), EXIT_INTERNAL)
         fail(explain(exc), 2)
     finally:
+        _clear_hydra()
+
+
+def _clear_hydra() -> None:
+    """Clear Hydra's global state, if Hydra was ever imported (a plain run from the cache never does)."""
+    if "hydra" in sys.modules:
+        from hydra.core.global_hydra import GlobalHydra
+
         GlobalHydra.instance().clear()
 
 
@@ -1232,6 +1338,8 @@ def preflight_sweep(overrides: list[str]) -> str | None:
 
     with _user_errors_in_one_line(), _type_hints_cached():
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            from hydra.core.global_hydra import GlobalHydra
+
             parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
             given = parser.parse_overrides(overrides)
             fixed = [o.input_line for o in given if not o.is_sweep_override()]
@@ -1669,6 +1777,8 @@ def main(argv: list[str] | None = None) -> None:
         from .studies.batch import drop_unusable_loky_count
 
         drop_unusable_loky_count()  # the joblib launcher counts the cores (n_jobs=-1) with it
+        from . import fastsweep
+
         if (preflight_sweep(sweep_overrides) or "").endswith(".BasicSweeper"):
             fastsweep.use_fast_sweeps()
         from .history_reuse import sweep_may_share
@@ -1739,7 +1849,8 @@ def main(argv: list[str] | None = None) -> None:
             fail(explain(exc), 2)
         fail(internal_error(exc), EXIT_INTERNAL)
     finally:
-        fastsweep.restore()
+        if (fastsweep := sys.modules.get(f"{__package__}.fastsweep")) is not None:  # imported by Hydra's routes only
+            fastsweep.restore()
         sys.argv = previous_argv
         for name, value in ((COMMAND_ENV, previous_cmd), (KEEP_ENV, previous_keep)):
             if value is None:
@@ -1872,7 +1983,7 @@ def compose_config(overrides: list[str]) -> RunConfig:
     from omegaconf.errors import OmegaConfBaseException
 
     register_schema()
-    GlobalHydra.instance().clear()
+    _clear_hydra()
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg, _ = config_from_hydra(compose(config_name="config", overrides=overrides, return_hydra_config=True))
@@ -1883,7 +1994,7 @@ def compose_config(overrides: list[str]) -> RunConfig:
             raise
         raise UserConfigError(explain(exc)) from None  # region=null
     finally:
-        GlobalHydra.instance().clear()
+        _clear_hydra()
     return cfg
 
 

@@ -7,7 +7,9 @@ versions of Python, Hydra and OmegaConf, so a plain run (overrides only, no Hydr
 cache file named by a hash of all of them and the next run with the same overrides loads it in a few
 milliseconds, as numba keeps its compiled kernels. Only `hydra.runtime.cwd` differs from one folder to
 the next; it is set again on loading. The values are still checked on every run (sim.cli.
-config_from_hydra), before any folder is made.
+config_from_hydra), before any folder is made. The hydra node is kept untyped, so that loading it does
+not import Hydra: a run from the cache runs without it (sim.cli._run_plain), and only compositions that
+such a run does in full are kept (sim.cli.plain_runnable).
 
 The cache is `$SKILLSIM_CACHE_DIR/compose`, else `$XDG_CACHE_HOME/skillsim/compose`, else
 `~/.cache/skillsim/compose`; set SKILLSIM_CACHE_DIR to an empty string to turn it off. It holds at most
@@ -89,13 +91,12 @@ def fingerprint() -> str:
     config and data files (by content), the package's code (by size and time, for the schema and its
     defaults), SKILLSIM_UNCALIBRATED (the defaults are then the priors) and the Hydra plugins installed
     (their launcher and sweeper configs are part of the tree)."""
-    import hydra
     import omegaconf
 
     h = hashlib.sha256()
     from .config import UNCALIBRATED_ENV  # the schema's defaults are the priors when it is set
 
-    h.update(json.dumps([sys.version, hydra.__version__, omegaconf.__version__, str(PACKAGE),
+    h.update(json.dumps([sys.version, hydra_version(), omegaconf.__version__, str(PACKAGE),
                          os.environ.get(UNCALIBRATED_ENV), package_digest()]).encode())
     try:
         import hydra_plugins
@@ -106,6 +107,19 @@ def fingerprint() -> str:
     except (ImportError, OSError):
         h.update(b"no plugins")
     return h.hexdigest()
+
+
+def hydra_version() -> str:
+    """Hydra's version, as a digest of its `__init__.py` (which holds `__version__`), read without
+    importing Hydra: a run from the cache never imports it (sim.cli._run_plain), and importing it only
+    for its version cost 0.05-0.07 s."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("hydra")
+    if spec is None or spec.origin is None:
+        return "no hydra"
+    with open(spec.origin, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
 
 
 def cacheable(overrides: list[str]) -> bool:
@@ -141,7 +155,8 @@ def _unsealed(key: str, data: bytes) -> bytes | None:
 
 
 def load(overrides: list[str], job_name: str):
-    """The cached composition for these overrides (a DictConfig, its cwd set to this folder), or None."""
+    """The cached composition for these overrides (a DictConfig, its cwd set to this folder; its hydra
+    node plain values, run by sim.cli._run_plain), or None."""
     try:
         path, key = _path(overrides, job_name)
         if path is None or not path.is_file():
@@ -169,7 +184,7 @@ def store(overrides: list[str], job_name: str, dcfg) -> None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(_sealed(key, pickle.dumps(dcfg)))
+        tmp.write_bytes(_sealed(key, pickle.dumps(_kept(dcfg))))
         os.replace(tmp, path)
         entries = sorted(path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-MAX_ENTRIES]:
@@ -178,6 +193,21 @@ def store(overrides: list[str], job_name: str, dcfg) -> None:
         unwritable(exc)
     except Exception:  # noqa: BLE001 - the same: a cache never fails a run
         return
+
+
+def _kept(dcfg):
+    """The composition as it is kept: its hydra node untyped, with its enums as their names. Hydra types
+    that node with its own classes, and unpickling them imported Hydra (sim.cli._run_plain runs without
+    it). Interpolations stay unresolved: ${now:} is each run's own."""
+    import copy
+
+    from omegaconf import OmegaConf, open_dict
+
+    kept = copy.deepcopy(dcfg)
+    with open_dict(kept):
+        kept.hydra = OmegaConf.create(OmegaConf.to_container(dcfg.hydra, resolve=False, enum_to_str=True))
+    OmegaConf.clear_cache(kept)
+    return kept
 
 
 def unwritable(exc: OSError) -> None:

@@ -5,10 +5,13 @@ a damaged cache file is ignored."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from sim import compose_cache
 
@@ -16,12 +19,12 @@ from sim import compose_cache
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def skillsim(cwd: Path, cache: Path, *overrides: str) -> subprocess.CompletedProcess:
+def skillsim(cwd: Path, cache: Path, *overrides: str, python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """`skillsim` in a new process, laid out as an installed package is: the checkout on the path, so
     that Hydra's plugin scan finds hydra_plugins/skillsim_launchers as it does in site-packages (an
     editable install hides it from the scan)."""
     env = dict(os.environ, SKILLSIM_CACHE_DIR=str(cache), PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, "-m", "sim", *overrides], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, *python_flags, "-m", "sim", *overrides], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -36,23 +39,41 @@ def test_hydras_plugin_scan_loads_the_slurm_launcher(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def _without_times(text: str) -> str:
+    """A run's log or manifest with its clock times, its seconds and its folders' time stamps blanked."""
+    text = re.sub(r"\d{4}-\d\d-\d\d[ _T]\d\d[:-]\d\d[:-]\d\d(,\d+|\+00:00)?", "TIME", text)
+    return re.sub(r"[0-9.]+ s; wrote", "S s; wrote", text)
+
+
 def test_a_cached_composition_writes_the_same_folder_and_a_damaged_one_is_ignored(tmp_path):
+    """The second run comes from the cache and runs without Hydra (sim.cli._run_plain), which it never
+    imports; its folder (name, files, manifest) and its log are those of the first run, which Hydra ran."""
     cache = tmp_path / "cache"
-    overrides = ("n_agents=1500", "horizon.end_year=2024")
-    folders = []
+    overrides = ("n_agents=1500", "horizon.end_year=2024", "levers.training.intensity=1.5")
+    folders, logs = [], []
     for name in ("first", "second", "third"):
         (tmp_path / name).mkdir()
         if name == "third":  # a damaged cache file: composed again, as if there were none
             for f in (cache / "compose").glob("*.pickle"):
                 f.write_bytes(b"not a pickle")
-        proc = skillsim(tmp_path / name, cache, *overrides)
+        proc = skillsim(tmp_path / name, cache, *overrides, python_flags=("-X", "importtime"))
         assert proc.returncode == 0, proc.stderr[-2000:]
+        imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+        assert ("hydra" in imported) == (name != "second"), name  # only the cached run goes without Hydra
+        logs.append([line.replace(name, "NAME") for line in proc.stderr.splitlines() if not line.startswith("import time:")])
         (folder,) = (tmp_path / name / "results" / "runs").iterdir()
         folders.append(folder)
         assert len(list((cache / "compose").glob("*.pickle"))) == 1
-    for other in folders[1:]:
-        for f in ("config.yaml", "series.csv", "summary.json"):
+    assert len(logs[0]) >= 2 and "training.intensity=1.5" in folders[0].name
+    for other, log in zip(folders[1:], logs[1:]):
+        assert _without_times(other.name) == _without_times(folders[0].name)
+        assert sorted(p.name for p in other.iterdir()) == sorted(p.name for p in folders[0].iterdir())
+        for f in ("config.yaml", "series.csv", "summary.json", "series.parquet"):
             assert (other / f).read_bytes() == (folders[0] / f).read_bytes(), f
+        manifest = [_without_times((folder / "manifest.json").read_text()).replace(folder.parent.parent.parent.name, "NAME")
+                    for folder in (other, folders[0])]
+        assert manifest[0] == manifest[1]
+        assert [_without_times(line) for line in log] == [_without_times(line) for line in logs[0]]
 
 
 def test_a_cached_composition_resolves_the_time_anew(tmp_path):
@@ -133,3 +154,28 @@ def test_a_cache_file_is_read_only_for_its_own_key_and_unedited(tmp_path, monkey
     assert compose_cache.load(a, "cli") is None
     path.write_bytes(data)
     assert compose_cache.load(a, "cli").n_agents == 1000
+
+
+@pytest.mark.parametrize("overrides, runnable", [
+    ([], True),
+    (["n_agents=2000", "hydra.run.dir=out/x"], True),
+    (["hydra.verbose=true"], False),
+    (["+hydra.job.env_set.SKILLSIM_X=1"], False),
+    (["hydra/job_logging=default"], False),
+    (["hydra/hydra_logging=disabled"], False),
+    (["+hydra.callbacks.more._target_=sim.sweep.AggregateCallback"], False),
+])
+def test_only_a_composition_a_run_without_hydra_does_in_full_is_cached(overrides, runnable):
+    """sim.cli._run_plain does only what a run with the shipped logging and callbacks needs of Hydra's
+    run_job; a composition needing more (verbose logging, environment variables, other logging configs,
+    callbacks) is never kept, so its runs keep going through Hydra."""
+    from hydra import compose, initialize_config_dir
+
+    from sim import cli
+
+    cli.register_schema()
+    cli._clear_hydra()
+    with initialize_config_dir(config_dir=str(cli.CONFIG_DIR), version_base="1.3", job_name=cli.JOB_NAME):
+        dcfg = compose("config", overrides, return_hydra_config=True)
+    cli._clear_hydra()
+    assert cli.plain_runnable(dcfg.hydra) is runnable
