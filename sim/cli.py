@@ -788,7 +788,7 @@ def claim_run_folder(run_dir: Path, unique: bool) -> tuple[claims.Claim, Path]:
                     "wait for it to finish or choose another hydra.run.dir")
 
 
-_CHECKED: list = []  # the config _run_single checked, for the run it hands to Hydra (no second check)
+_CHECKED: list = []  # the config _run_single or _run_plain checked, for the task they run (no second check)
 
 
 def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
@@ -813,7 +813,7 @@ def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
 
 
 def _task(dcfg: DictConfig):
-    """The job Hydra runs: a single run, or one job of a sweep."""
+    """The job: a single run (through Hydra's run_job, or _run_plain), or one job of a sweep."""
     hc = job_hydra()
     run_dir = Path(hc.runtime.output_dir)
     if getattr(hc.mode, "name", hc.mode) == "MULTIRUN":  # Hydra's RunMode, or its name in a plain run's node
@@ -851,6 +851,7 @@ def job_hydra() -> DictConfig:
 
 
 def job_hydra_known() -> bool:
+    """Whether a job is running (Hydra's or a plain run's), whose hydra node job_hydra() gives."""
     if _PLAIN_JOB:
         return True
     if "hydra" not in sys.modules:  # Hydra never started in this process: no job of its own
@@ -858,21 +859,21 @@ def job_hydra_known() -> bool:
     from hydra.core.hydra_config import HydraConfig
 
     return HydraConfig.initialized()
+
+
 MAX_SWEEP_VALUES = 100_000  #: values of one swept key Hydra's basic sweeper is asked to expand, at most
 JOB_NAME = "cli"  # what hydra.main names the job (this module's name), so both paths give the same config
 
 
-def _run_single(overrides: list[str], cached=None) -> None:
+def _run_single(overrides: list[str]) -> None:
     """A plain single run (overrides only, no Hydra flags), as `hydra.main` runs it but composed once.
 
     `hydra.main` composes the config twice for a run (once only to read `hydra.mode`), and the
     preflight check a third time; composition is about a quarter of `skillsim`'s start-up. Here the
     config is composed once (Hydra's own compose_config, from the shell's overrides, with its logging
     set-up), checked (one line, before any folder), and handed to Hydra's run_job with the configured
-    callbacks: the same steps as Hydra's `run`, the same folder, config and logging. `cached`: the same
-    composition from sim.compose_cache, which is run without Hydra (_run_plain)."""
-    if cached is not None:
-        return _run_plain(cached)
+    callbacks: the same steps as Hydra's `run`, the same folder, config and logging. The next run with
+    the same overrides finds the composition in sim.compose_cache and runs without Hydra (_run_plain)."""
     from hydra import initialize_config_dir
     from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
@@ -914,9 +915,11 @@ SINGLE_RUN_CALLBACKS = {"aggregate": {"_target_": "sim.sweep.AggregateCallback"}
 
 def plain_runnable(hydra_node: DictConfig) -> bool:
     """Whether _run_plain does for this run all that Hydra's run_job would: config.yaml's callbacks and
-    its logging (sim/conf/hydra/*_logging/skillsim.yaml, which name no callable for Hydra's target policy
-    to authorize), no environment variables to set, Hydra's output_subdir off and no chdir (both refused
-    anyway), not verbose. Only such a composition is kept in the cache."""
+    its logging (sim/conf/hydra/*_logging/skillsim.yaml: _run_plain configures it without the target
+    policy Hydra checks a logging config's classes against, which only files the package ships may
+    skip), no environment variables to set, Hydra's output_subdir off and no chdir (config_from_hydra
+    refuses both, but this check does not rely on it), not verbose. Only such a composition is kept in
+    the cache."""
     def plain(key: str):
         node = OmegaConf.select(hydra_node, key, default=None)
         return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
@@ -935,9 +938,10 @@ def _run_plain(dcfg: DictConfig) -> None:
     """A plain run from a cached composition (sim.compose_cache), without Hydra: Hydra's run_job steps for
     it, which plain_runnable checked are all it needs (the resolvers `now`, `hydra` and
     `python_version`, both logging configs, the output folder named in `hydra.runtime.output_dir` and
-    made, the task, the loggers flushed). Importing and starting Hydra cost about 0.09 s of every run,
-    a fifth of a default one. The folder, config, manifest and log are the same as through Hydra's
-    run_job (tests/test_compose_cache.py)."""
+    made as named, the task, Hydra's line naming the overrides of a job that raised, the loggers
+    flushed). Importing Hydra and running its run_job cost about 0.05-0.09 s of every run, a tenth to
+    a fifth of a default one. The folder, config, manifest, log and error lines are those of a run
+    through Hydra's run_job (tests/test_compose_cache.py)."""
     from omegaconf import open_dict
 
     node = dcfg.hydra
@@ -954,9 +958,14 @@ def _run_plain(dcfg: DictConfig) -> None:
         node.runtime.output_dir = os.path.abspath(run_dir)
     _CHECKED[:], _PLAIN_JOB[:] = [checked], [node]
     try:
-        Path(node.runtime.output_dir).mkdir(parents=True, exist_ok=True)  # as run_job (_task removes it if empty)
+        Path(run_dir).mkdir(parents=True, exist_ok=True)  # as run_job names and makes it (_task removes it if empty)
         _configure_log(node.job_logging)
-        _task(dcfg)
+        try:
+            _task(dcfg)
+        except Exception:  # as Hydra's JobReturn.return_value says of a job that raised
+            sys.stderr.write(f"Error executing job with overrides: {OmegaConf.to_container(node.overrides.task)}"
+                             + os.linesep)
+            raise
     finally:
         _CHECKED.clear()
         _PLAIN_JOB.clear()
@@ -968,9 +977,7 @@ def _plain_resolvers() -> None:
     """The resolvers Hydra registers when it starts (hydra.core.utils.setup_globals), for a run without it:
     `now` (cached, so a run's folder name keeps one time), `hydra` (the job's hydra node) and
     `python_version`."""
-    from datetime import datetime as _datetime
-
-    OmegaConf.register_new_resolver("now", lambda pattern: _datetime.now().strftime(pattern), use_cache=True,
+    OmegaConf.register_new_resolver("now", lambda pattern: datetime.now().strftime(pattern), use_cache=True,
                                     replace=True)
     OmegaConf.register_new_resolver("hydra", lambda path: OmegaConf.select(job_hydra(), path), replace=True)
     v = sys.version_info
@@ -1795,7 +1802,12 @@ def main(argv: list[str] | None = None) -> None:
     sweep.LAST_COUNTS = sweep.SWEEP_DIR = sweep.LAST_ERROR = sweep.LAST_CANCELLED = None
     try:
         with _hydra_errors_reach_us():
-            _run_single(overrides, cached) if direct else _hydra_task()
+            if not direct:
+                _hydra_task()
+            elif cached is not None:
+                _run_plain(cached)
+            else:
+                _run_single(overrides)
     except KeyboardInterrupt:  # a sweep (a single run handles its own), or Hydra before the task
         fail(_interrupted(), EXIT_INTERRUPTED)
     except SkillsimError as err:  # a launcher refusing the sweep's jobs (sim.cluster), in one line

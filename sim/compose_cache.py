@@ -96,7 +96,7 @@ def fingerprint() -> str:
     h = hashlib.sha256()
     from .config import UNCALIBRATED_ENV  # the schema's defaults are the priors when it is set
 
-    h.update(json.dumps([sys.version, hydra_version(), omegaconf.__version__, str(PACKAGE),
+    h.update(json.dumps([sys.version, hydra_digest(), omegaconf.__version__, str(PACKAGE),
                          os.environ.get(UNCALIBRATED_ENV), package_digest()]).encode())
     try:
         import hydra_plugins
@@ -109,9 +109,8 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
-def hydra_version() -> str:
-    """Hydra's version, as a digest of its `__init__.py` (which holds `__version__`), read without
-    importing Hydra: a run from the cache never imports it (sim.cli._run_plain), and importing it only
+def hydra_digest() -> str:
+    """A digest of Hydra's `__init__.py`, which holds its version: read without importing Hydra: a run from the cache never imports it (sim.cli._run_plain), and importing it only
     for its version cost 0.05-0.07 s."""
     import importlib.util
 

@@ -179,3 +179,26 @@ def test_only_a_composition_a_run_without_hydra_does_in_full_is_cached(overrides
         dcfg = compose("config", overrides, return_hydra_config=True)
     cli._clear_hydra()
     assert cli.plain_runnable(dcfg.hydra) is runnable
+
+
+@pytest.mark.parametrize("case", ["runs-is-a-file", "run-dir-not-empty"])
+def test_a_run_from_the_cache_fails_as_a_run_through_hydra_does(tmp_path, case):
+    """The same mistake found at run time gives the same exit code and the same lines on both routes
+    (sim.cli._run_plain makes the folder by the name Hydra's run_job gives it, so a message names it alike)."""
+    overrides = ["n_agents=1000", "horizon.end_year=2023"] + (["hydra.run.dir=out"] if case == "run-dir-not-empty" else [])
+    filled = tmp_path / "filled"
+    (tmp_path / "fill").mkdir()
+    assert skillsim(tmp_path / "fill", filled, *overrides).returncode == 0  # the composition is now cached
+    outcomes = []
+    for route, cache in (("hydra", tmp_path / "empty"), ("plain", filled)):
+        cwd = tmp_path / route
+        if case == "runs-is-a-file":
+            (cwd / "results").mkdir(parents=True)
+            (cwd / "results" / "runs").write_text("not a folder")
+        else:
+            (cwd / "out").mkdir(parents=True)
+            (cwd / "out" / "mine.txt").write_text("kept")
+        proc = skillsim(cwd, cache, *overrides)
+        outcomes.append((proc.returncode, _without_times(proc.stderr).replace(str(cwd), "CWD")))
+    assert outcomes[0][0] == 4 and "Traceback" not in outcomes[0][1]
+    assert outcomes[1] == outcomes[0]
