@@ -17,7 +17,6 @@ from contextlib import contextmanager
 import signal
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -27,13 +26,12 @@ from omegaconf.errors import (InterpolationKeyError, InterpolationResolutionErro
 
 from . import claims
 from .config import RunConfig, from_mapping
-from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, WORKER_KILLED, BusyError, ConfigError,
+from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, WORKER_KILLED, ConfigError,
                      MissingSetting, SkillsimError, caused_by_interrupt, debug_enabled, environment_fault,
-                     end_with_parent, internal_error, interrupts_kept, stop_on_signal, quiet_when_output_closed,
-                     warn_given_twice, worker_killed)
-from .model import WorkforceModel
-from .results import (COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER, prepare_target, publishing_the_result,
-                      remove_dead_partials, remove_killed_partials, write_run)
+                     end_with_parent, internal_error, stop_on_signal, quiet_when_output_closed, worker_killed)
+from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER
+from .single_run import (INTERRUPTED, JOB_NAME, PROG, exit_now, fail, read_from, remove_if_empty, run_forecast,
+                         run_in_folder, say_keys_given_twice)
 from .sweep import as_typed_overrides, clear_failure, is_finished, log_progress, record_failure, sweeper_params
 from . import sweep
 from .sources import DEFAULT_TARGETS, load_targets
@@ -42,8 +40,6 @@ from .sources import DEFAULT_TARGETS, load_targets
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 log = logging.getLogger("skillsim")
 EDGE_KEYS = ("hydra", "objective")  # keys of the composed config that are not model parameters
-#: Shown in messages and recorded in manifests as the program name (`python -m sim` is the same tool).
-PROG = "skillsim"
 #: Keys already in a default run folder's name, or that do not change what runs.
 _NAMED_KEYS = ("region", "scenario", "experiments", "sweep")
 
@@ -124,7 +120,6 @@ PRESET_REQUIRED = tuple(f"region.{k}" for k in (
     "n_firms", "base_wage", "training_budget_per_worker_year", "competition_participation", "studios",
     "studio_growth_per_year", "growth_per_year", "high_skill_target", "high_skill_target_year",
     "history.origin", "history.high_skill_share", "structural"))
-DEFAULT_REGION = RunConfig().region.name
 
 
 def check_preset(dcfg: DictConfig, preset: str | None = None) -> None:
@@ -256,73 +251,13 @@ def register_schema() -> None:
     register_launchers()  # hydra/launcher=slurm (sim.cluster)
 
 
-def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
-                 overrides: list[str] | None = None, extra: dict | None = None, unique: bool = False,
-                 machine: dict | None = None, bands_hint: str | None = None, say_few: bool = False) -> Path:
-    """Run one forecast and write its folder. The plain function behind `skillsim`.
-
-    `unique`: the folder name was chosen by default, so a folder that appears under it meanwhile (a
-    run started in the same second) makes this one take the next free name (`NAME-2`, ...).
-    `bands_hint`: the arguments of the skillsim-forecast command that gives this run's bands, logged
-    after a run at the central values (a single run; a sweep's jobs would repeat it). `say_few`: warn of a
-    workforce too small to say much (RunConfig.few_agents_note; a single run's, once its folder is free).
-    """
-    run_dir = Path(run_dir)
-    try:
-        if not unique:
-            prepare_target(run_dir)
-        else:
-            _remove_if_empty(run_dir)
-    except OSError as exc:
-        raise environment_fault(exc, run_dir) from None
-    if say_few and cfg.few_agents_note():
-        log.warning(cfg.few_agents_note())
-    if say_few and (off := cfg.switched_off_note()):
-        log.warning(off)
-    started = datetime.now(timezone.utc)
-    t0 = time.perf_counter()
-    with interrupts_kept():  # also lever set-up and collection, which call compiled passes too
-        model = WorkforceModel(cfg)
-        log.info("%s / %s: %d agents (weight %.2f), %d months from %d, seed %d", cfg.region.name, cfg.scenario,
-                 cfg.n_agents, cfg.weight, cfg.n_months, cfg.start_year, model.run_seed)
-        model.run()
-    path = write_run(run_dir, cfg, model.series_columns(), composed=composed, overrides=overrides, started=started,
-                     extra=extra, unique=unique, machine=machine)
-    row = model.row
-    log.info("%s: high-skill share %.1f%%, mean income %.0f yuan a year (that month's, annualised; the "
-             "year's mean is in summary.json); %.2f s; wrote %s", model.dates[-1],
-             100 * row["high_skill_share"], row["income_mean"], time.perf_counter() - t0, path)
-    if cfg.draw is None and bands_hint is not None:
-        log.info("one run at the central parameter set; for bands with parameter and structural uncertainty "
-                 "run skillsim-forecast %s", bands_hint)
-    return path
-
-
-def config_dirs() -> list[str]:
+def config_dirs(hydra_node: DictConfig | None = None) -> list[str]:
     """The user's own config folders this job read (--config-dir and hydra.searchpath), absolute, as the
     study commands take them; recorded in a run's manifest, so that a report of its folder can say
-    which command would read them again."""
-    return [os.path.abspath(source.path) for source in job_hydra().runtime.config_sources
+    which command would read them again. `hydra_node`: the composed config's (default: the running job's)."""
+    hydra_node = job_hydra() if hydra_node is None else hydra_node
+    return [os.path.abspath(source.path) for source in hydra_node.runtime.config_sources
             if "command-line" in str(source.provider) and source.schema == "file"]  # file://my_conf: from here
-
-
-def read_from(dirs: list[str]) -> dict:
-    """The manifest's `config_dirs` entry: none for a run of the package's own presets."""
-    return {"config_dirs": dirs} if dirs else {}
-
-
-def bands_hint(cfg: RunConfig, overrides: list[str]) -> str:
-    """`region=PRESET` as this run chose it (the preset's file, whatever name it gives itself), with the
-    search path of the user's own presets if one was given (--config-dir) and the run's setting (its
-    scenario and lever settings: `config.forecast_overrides`), quoted for a shell."""
-    import shlex
-
-    from .config import forecast_overrides
-
-    words = [w for path in config_dirs() for w in ("--config-dir", path)]
-    words.append(f"region={job_hydra().runtime.choices.get('region') or DEFAULT_REGION}")
-    words += forecast_overrides(overrides, cfg.region.structural)
-    return " ".join(shlex.quote(w) for w in words)
 
 
 def check_optimised_ranges(master: DictConfig, data: dict, swept: list) -> None:
@@ -633,20 +568,6 @@ def config_from_hydra(dcfg: DictConfig, preset: str | None = None,
     return cfg, data
 
 
-def _remove_if_empty(path: Path) -> None:
-    try:
-        path.rmdir()
-    except OSError:
-        pass
-
-
-def fail(err: SkillsimError | str, code: int | None = None) -> None:
-    """Print one line to stderr and exit with the error's code."""
-    msg = str(err)
-    print(f"skillsim: {msg}", file=sys.stderr)
-    raise SystemExit(code if code is not None else getattr(err, "exit_code", 2))
-
-
 def _quiet_worker_interrupts() -> None:
     """In a launcher's worker process, leave Ctrl-C to the main process.
 
@@ -771,62 +692,34 @@ def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, va
     return job_objective(dcfg, job_dir) if value and is_finished(job_dir) else nan
 
 
-def claim_run_folder(run_dir: Path, unique: bool) -> tuple[claims.Claim, Path]:
-    """Claim the folder a single run writes; returns the claim and the folder claimed.
-
-    A folder named by the user (`unique` false) that another live process holds is refused in one
-    line naming that process. A default name (`unique`) held by a run started in the same second
-    with the same settings is not an error: this run claims the next name, `NAME-2`, `NAME-3`, ...
-    """
-    try:
-        held, run_dir = claims.claim_free_name(Path(run_dir), unique)
-    except OSError as exc:
-        raise environment_fault(exc, run_dir) from None
-    if held is not None:
-        return held, run_dir
-    raise BusyError(f"run folder {run_dir} is being written by {claims.holder(run_dir) or 'another process'}; "
-                    "wait for it to finish or choose another hydra.run.dir")
-
-
 _CHECKED: list = []  # the config _run_single or _run_plain checked, for the task they run (no second check)
 
 
 def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
     """A single run, under a claim on its folder: a second process aimed at it refuses in one line."""
     cfg, data = _CHECKED.pop() if _CHECKED else config_from_hydra(dcfg)
-    from .results import enclosing_results, refuse_inside_results
-
-    if enclosing_results(run_dir) is not None:  # Hydra's own route (a Hydra flag given): its folder is made already
-        _remove_if_empty(run_dir)  # Hydra's empty folder would itself fail the finished folder's check
-        refuse_inside_results(run_dir, "hydra.run.dir")
-    held, run_dir = claim_run_folder(run_dir, unique)
-    with held:
-        if held.previous is not None:
-            log.warning("run folder %s: took over the claim of %s, which is no longer running", run_dir,
-                        held.previous)
-            remove_dead_partials(run_dir)
-        remove_killed_partials(run_dir.parent)  # those of killed runs under other (default) names
-        with publishing_the_result():
-            typed = list(job_hydra().overrides.task)
-            run_forecast(cfg, run_dir, composed=data, overrides=typed, unique=unique,
-                         bands_hint=bands_hint(cfg, typed), say_few=True, extra=read_from(config_dirs()))
+    hc = job_hydra()
+    run_in_folder(cfg, data, run_dir, unique=unique, overrides=list(hc.overrides.task),
+                  region=hc.runtime.choices.get("region"), dirs=config_dirs())
 
 
 def _task(dcfg: DictConfig):
-    """The job: a single run (through Hydra's run_job, or _run_plain), or one job of a sweep."""
+    """The job Hydra runs: a single run, or one job of a sweep."""
+    from hydra.types import RunMode
+
     hc = job_hydra()
     run_dir = Path(hc.runtime.output_dir)
-    if getattr(hc.mode, "name", hc.mode) == "MULTIRUN":  # Hydra's RunMode, or its name in a plain run's node
+    if hc.mode == RunMode.MULTIRUN:
         basic = hc.sweeper._target_.endswith(".BasicSweeper")  # ours too (sim.fastsweep subclasses it)
         return _sweep_job(dcfg, run_dir, list(hc.overrides.task), int(hc.job.num), value=not basic)
     try:
         _single_run(dcfg, run_dir, unique=not chosen_run_dir(hc))
     except SkillsimError as err:
-        _remove_if_empty(run_dir)
+        remove_if_empty(run_dir)
         fail(err)
     except KeyboardInterrupt:
-        _remove_if_empty(run_dir)
-        fail("interrupted; no result folder was written", EXIT_INTERRUPTED)
+        remove_if_empty(run_dir)
+        fail(INTERRUPTED, EXIT_INTERRUPTED)
 
 
 def _hydra_task() -> None:
@@ -836,24 +729,16 @@ def _hydra_task() -> None:
     hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")(_task)()
 
 
-#: The hydra node of a plain run from a cached composition, which runs without Hydra (_run_plain); empty
-#: otherwise, when Hydra's own record of the job (HydraConfig) is read
-_PLAIN_JOB: list[DictConfig] = []
-
-
 def job_hydra() -> DictConfig:
-    """The running job's hydra node: Hydra's record of it, or a plain run's own (_run_plain)."""
-    if _PLAIN_JOB:
-        return _PLAIN_JOB[0]
+    """The running job's hydra node (Hydra's record of it, imported here: sim.cli does not import Hydra
+    until a run needs it)."""
     from hydra.core.hydra_config import HydraConfig
 
     return HydraConfig.get()
 
 
 def job_hydra_known() -> bool:
-    """Whether a job is running (Hydra's or a plain run's), whose hydra node job_hydra() gives."""
-    if _PLAIN_JOB:
-        return True
+    """Whether Hydra is running a job, whose hydra node job_hydra() gives."""
     if "hydra" not in sys.modules:  # Hydra never started in this process: no job of its own
         return False
     from hydra.core.hydra_config import HydraConfig
@@ -862,7 +747,6 @@ def job_hydra_known() -> bool:
 
 
 MAX_SWEEP_VALUES = 100_000  #: values of one swept key Hydra's basic sweeper is asked to expand, at most
-JOB_NAME = "cli"  # what hydra.main names the job (this module's name), so both paths give the same config
 
 
 def _run_single(overrides: list[str]) -> None:
@@ -872,8 +756,9 @@ def _run_single(overrides: list[str]) -> None:
     preflight check a third time; composition is about a quarter of `skillsim`'s start-up. Here the
     config is composed once (Hydra's own compose_config, from the shell's overrides, with its logging
     set-up), checked (one line, before any folder), and handed to Hydra's run_job with the configured
-    callbacks: the same steps as Hydra's `run`, the same folder, config and logging. The next run with
-    the same overrides finds the composition in sim.compose_cache and runs without Hydra (_run_plain)."""
+    callbacks: the same steps as Hydra's `run`, the same folder, config and logging. What the next run
+    with the same overrides needs is kept in sim.compose_cache (cache_entry), and that run goes without
+    Hydra (sim.single_run.console)."""
     from hydra import initialize_config_dir
     from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
@@ -891,8 +776,8 @@ def _run_single(overrides: list[str]) -> None:
         from .results import refuse_inside_results
 
         refuse_inside_results(Path(str(dcfg.hydra.run.dir)), "hydra.run.dir")  # before Hydra makes it
-        if plain_runnable(dcfg.hydra):
-            compose_cache.store(overrides, JOB_NAME, dcfg)
+        if (entry := cache_entry(dcfg, *checked)) is not None:
+            compose_cache.store(overrides, JOB_NAME, entry)
     dcfg.hydra.mode = RunMode.RUN
     _CHECKED[:] = [checked]  # run_job hands _task a copy of dcfg without its hydra node: the same values
     fastsweep.copies_by_pickling()  # run_job's two copies of the config, a third of the time
@@ -914,12 +799,11 @@ SINGLE_RUN_CALLBACKS = {"aggregate": {"_target_": "sim.sweep.AggregateCallback"}
 
 
 def plain_runnable(hydra_node: DictConfig) -> bool:
-    """Whether _run_plain does for this run all that Hydra's run_job would: config.yaml's callbacks and
-    its logging (sim/conf/hydra/*_logging/skillsim.yaml: _run_plain configures it without the target
-    policy Hydra checks a logging config's classes against, which only files the package ships may
-    skip), no environment variables to set, Hydra's output_subdir off and no chdir (config_from_hydra
-    refuses both, but this check does not rely on it), not verbose. Only such a composition is kept in
-    the cache."""
+    """Whether a run without Hydra (sim.single_run.run_cached) does for this run all that Hydra's run_job
+    would: config.yaml's callbacks and its logging (sim/conf/hydra/*_logging/skillsim.yaml: configured
+    there without the target policy Hydra checks a logging config's classes against, which only files
+    the package ships may skip), no environment variables to set, Hydra's output_subdir off and no
+    chdir (config_from_hydra refuses both, but this check does not rely on it), not verbose."""
     def plain(key: str):
         node = OmegaConf.select(hydra_node, key, default=None)
         return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
@@ -934,63 +818,63 @@ def _shipped_logging(group: str) -> dict:
     return yaml.safe_load((CONFIG_DIR / "hydra" / group / "skillsim.yaml").read_text(encoding="utf-8"))
 
 
-def _run_plain(dcfg: DictConfig) -> None:
-    """A plain run from a cached composition (sim.compose_cache), without Hydra: Hydra's run_job steps for
-    it, which plain_runnable checked are all it needs (the resolvers `now`, `hydra` and
-    `python_version`, both logging configs, the output folder named in `hydra.runtime.output_dir` and
-    made as named, the task, Hydra's line naming the overrides of a job that raised, the loggers
-    flushed). Importing Hydra and running its run_job cost about 0.05-0.09 s of every run, a tenth to
-    a fifth of a default one. The folder, config, manifest, log and error lines are those of a run
-    through Hydra's run_job (tests/test_compose_cache.py)."""
-    from omegaconf import open_dict
+def cache_entry(dcfg: DictConfig, cfg: RunConfig, data: dict) -> dict | None:
+    """What sim.single_run.run_cached needs to repeat this checked plain run without Hydra or OmegaConf,
+    as plain values; None if it could not do it as Hydra would (plain_runnable), if a setting holds an
+    interpolation (`seed=${oc.env:SEED}` may resolve otherwise next time), or if `hydra.run.dir` holds
+    more than its time (run_dir_parts)."""
+    if not plain_runnable(dcfg.hydra):
+        return None
+    unresolved = OmegaConf.to_container(dcfg, resolve=False)
+    unresolved.pop("hydra")
+    if _holds_interpolation(unresolved):
+        return None
+    typed = as_typed_overrides(dcfg)
+    parts = run_dir_parts(dcfg, typed)
+    if parts is None:
+        return None
+    from .single_run import ENTRY_FORM
 
-    node = dcfg.hydra
-    with _user_errors_in_one_line():
-        _plain_resolvers()
-        _configure_log(node.hydra_logging)  # as Hydra's compose_config does
-        checked = config_from_hydra(dcfg)  # every value checked before the run folder exists
-        from .results import refuse_inside_results
-
-        run_dir = str(node.run.dir)
-        refuse_inside_results(Path(run_dir), "hydra.run.dir")
-    with open_dict(node):
-        node.mode = "RUN"
-        node.runtime.output_dir = os.path.abspath(run_dir)
-    _CHECKED[:], _PLAIN_JOB[:] = [checked], [node]
-    try:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)  # as run_job names and makes it (_task removes it if empty)
-        _configure_log(node.job_logging)
-        try:
-            _task(dcfg)
-        except Exception:  # as Hydra's JobReturn.return_value says of a job that raised
-            sys.stderr.write(f"Error executing job with overrides: {OmegaConf.to_container(node.overrides.task)}"
-                             + os.linesep)
-            raise
-    finally:
-        _CHECKED.clear()
-        _PLAIN_JOB.clear()
-        for handler in logging.getLogger().handlers:  # as run_job flushes them
-            handler.flush()
+    return {"form": ENTRY_FORM, "data": data, "overrides": typed, "run_dir": parts,
+            "chosen": chosen_run_dir(dcfg.hydra), "region": dcfg.hydra.runtime.choices.get("region"),
+            "dirs": config_dirs(dcfg.hydra), "hydra_logging": _shipped_logging("hydra_logging"),
+            "job_logging": _shipped_logging("job_logging")}
 
 
-def _plain_resolvers() -> None:
-    """The resolvers Hydra registers when it starts (hydra.core.utils.setup_globals), for a run without it:
-    `now` (cached, so a run's folder name keeps one time), `hydra` (the job's hydra node) and
-    `python_version`."""
-    OmegaConf.register_new_resolver("now", lambda pattern: datetime.now().strftime(pattern), use_cache=True,
-                                    replace=True)
-    OmegaConf.register_new_resolver("hydra", lambda path: OmegaConf.select(job_hydra(), path), replace=True)
-    v = sys.version_info
-    versions = {"major": f"{v[0]}", "minor": f"{v[0]}.{v[1]}", "micro": f"{v[0]}.{v[1]}.{v[2]}"}
-    OmegaConf.register_new_resolver("python_version", lambda level="minor": versions.get(level), replace=True)
+def _holds_interpolation(value) -> bool:
+    if isinstance(value, dict):
+        return any(_holds_interpolation(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_interpolation(v) for v in value)
+    return isinstance(value, str) and "${" in value
 
 
-def _configure_log(node: DictConfig) -> None:
-    """Hydra's configure_log for the shipped logging configs (plain_runnable): they name only the standard
-    library's handler and stream, so Hydra's authorizing configurator would configure the same."""
-    import logging.config
-
-    logging.config.dictConfig(OmegaConf.to_container(node, resolve=True))
+def run_dir_parts(dcfg: DictConfig, typed: list[str]) -> list[tuple[str, str]] | None:
+    """`hydra.run.dir` as ("text", TEXT) and ("now", FORMAT) parts (sim.single_run.filled_run_dir): its
+    `${now:FORMAT}` left for each run to fill, `${skillsim_tag:}` and `${KEY}` of a setting resolved as
+    OmegaConf resolves them; None if it holds any other interpolation, a nested one or an escape."""
+    raw = OmegaConf.to_container(dcfg.hydra.run, resolve=False)["dir"]
+    if not isinstance(raw, str) or "\\" in raw:
+        return None
+    parts: list[tuple[str, str]] = []
+    pos = 0
+    for m in re.finditer(r"\$\{([^${}]*)\}", raw):
+        parts.append(("text", raw[pos:m.start()]))
+        expr = m.group(1)
+        if expr.startswith("now:"):
+            parts.append(("now", expr[len("now:"):]))
+        elif expr == "skillsim_tag:":
+            parts.append(("text", run_tag(typed, dcfg)))
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", expr) and expr.split(".")[0] != "hydra":
+            value = OmegaConf.select(dcfg, expr, default=None)
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                return None
+            parts.append(("text", str(value)))
+        else:
+            return None
+        pos = m.end()
+    parts.append(("text", raw[pos:]))
+    return None if any(kind == "text" and ("${" in v or "$" in v and "{" in v) for kind, v in parts) else parts
 
 
 # -- one-line errors for what Hydra rejects before the task runs ----------------------------------
@@ -1177,17 +1061,6 @@ def unknown_hydra_key(override: str) -> str | None:
         if typing.get_origin(kind) is typing.Union and len(args) == 1:  # Optional[X]
             kind = args[0]
     return None
-
-
-def say_keys_given_twice(overrides: list[str] | None) -> None:
-    """A key given twice (`seed=1 seed=2`), whose last value Hydra takes without a word: said in a warning."""
-    seen: dict[str, str] = {}
-    for o in overrides or ():
-        key, sep, value = o.partition("=")
-        key = key.lstrip("+")  # +seed=1 seed=2: one key
-        if sep and key in seen:
-            warn_given_twice(key, seen[key], value)
-        seen[key] = value
 
 
 def _refuse_unknown_hydra_keys(overrides: list[str] | None) -> None:
@@ -1621,7 +1494,7 @@ def _interrupted() -> str:
     """The one-line message for Ctrl-C / SIGTERM: what was kept and how to go on."""
     d = sweep.SWEEP_DIR
     if d is None:
-        return "interrupted; no result folder was written"
+        return INTERRUPTED
     done = sum(not p.parent.name.startswith(".") for p in Path(d).glob(f"*/{COMPLETE_MARKER}"))  # not .partial-*
     # Parallel workers are stopped asynchronously: a job being written may still finish after this count.
     n = sweep.LAST_CANCELLED
@@ -1753,23 +1626,14 @@ def main(argv: list[str] | None = None) -> None:
                              f"hydra.sweep.dir (skillsim -m ... hydra.sweep.dir={value})"))
     say_keys_given_twice(plain if plain is not None else _sweep_overrides(argv))
     _refuse_unknown_hydra_keys(plain if plain is not None else _sweep_overrides(argv))
-    cached = None
-    if plain is not None:
-        from . import compose_cache
-
-        cached = compose_cache.load(plain, JOB_NAME)
-    if cached is None:
-        register_schema()
-        argv = _route(argv)
+    register_schema()
+    argv = _route(argv)
     given_dir, bare = _flag_value(argv, ("--config-dir", "-cd"))  # what is left are overrides and Hydra's flags
     if given_dir is not None and (not given_dir.strip() or not Path(given_dir).expanduser().is_dir()):
         fail(ConfigError("--config-dir", given_dir, "an existing folder laid out like sim/conf "
                          "(for example my_conf/region/my_city.yaml)"))
     overrides = _with_config_dir(argv, _overrides(bare))
     direct = overrides is not None and bare == argv  # a plain run: composed and checked once (_run_single)
-    if cached is not None and not direct:  # (a plain argv is always direct; kept safe if that changes)
-        cached = None
-        register_schema()
     from .history_reuse import KEEP_ENV  # set for a sweep whose jobs share no history
 
     previous_keep = os.environ.get(KEEP_ENV)
@@ -1802,12 +1666,7 @@ def main(argv: list[str] | None = None) -> None:
     sweep.LAST_COUNTS = sweep.SWEEP_DIR = sweep.LAST_ERROR = sweep.LAST_CANCELLED = None
     try:
         with _hydra_errors_reach_us():
-            if not direct:
-                _hydra_task()
-            elif cached is not None:
-                _run_plain(cached)
-            else:
-                _run_single(overrides)
+            _run_single(overrides) if direct else _hydra_task()
     except KeyboardInterrupt:  # a sweep (a single run handles its own), or Hydra before the task
         fail(_interrupted(), EXIT_INTERRUPTED)
     except SkillsimError as err:  # a launcher refusing the sweep's jobs (sim.cluster), in one line
@@ -1889,7 +1748,7 @@ def console() -> None:
     Once the run folder is written and its last line logged, the interpreter's own teardown (freeing
     some 500 modules one by one) took 0.1-0.15 s, a tenth of a default run. The exit functions still
     run (logging's flush, those of Hydra and joblib); only the teardown is skipped, and only when
-    nothing else may want the process afterwards (`_may_end_at_once`). An unexpected exception ends
+    nothing else may want the process afterwards (`sim.single_run.may_end_at_once`). An unexpected exception ends
     the normal way, with its traceback."""
     try:
         main()
@@ -1921,46 +1780,6 @@ def _end_idle_workers() -> None:
         return
     if sweep.SWEEP_DIR is not None:  # an interrupted sweep: the folders its killed workers were writing
         sweep.remove_partials(Path(sweep.SWEEP_DIR), workers)
-
-
-def _may_end_at_once() -> bool:
-    """Whether ending the process skips nothing anyone waits for: the command itself is the program
-    (the console script or `python -m sim`, not runpy from a notebook), no profiler, tracer, debugger
-    or interactive prompt follows it, and no other thread is alive."""
-    import threading
-
-    main_module = sys.modules.get("__main__")
-    spec = getattr(main_module, "__spec__", None)
-    ours = (getattr(spec, "name", None) == "sim.__main__"
-            or Path(getattr(main_module, "__file__", None) or "").name.startswith(PROG))
-    return (ours and sys.gettrace() is None and sys.getprofile() is None and not sys.flags.interactive
-            and not hasattr(sys, "ps1") and threading.active_count() == 1)
-
-
-def exit_now(code) -> None:
-    """End the process with `code` as SystemExit(code) would (None is 0, an int is the status, else
-    it is printed and the status is 1), after the exit functions, without the interpreter's teardown;
-    where that could lose something (`_may_end_at_once`), the normal way."""
-    import atexit
-
-    if not _may_end_at_once() or (isinstance(code, int) and not 0 <= code <= 255):
-        raise SystemExit(code)
-    if code is None:
-        status = 0
-    elif isinstance(code, int):
-        status = code
-    else:
-        if sys.stderr is not None:
-            print(code, file=sys.stderr)
-        status = 1
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None:
-                stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing more can be said
-            pass
-    os._exit(status)
 
 
 _user_wants_tracebacks = False

@@ -5,11 +5,14 @@ checks) costs about 0.2 s of every `skillsim` start, as much as a fifth of a sma
 config depends only on the overrides, the config files, the schema (the package's code) and the
 versions of Python, Hydra and OmegaConf, so a plain run (overrides only, no Hydra flags) keeps it in a
 cache file named by a hash of all of them and the next run with the same overrides loads it in a few
-milliseconds, as numba keeps its compiled kernels. Only `hydra.runtime.cwd` differs from one folder to
-the next; it is set again on loading. The values are still checked on every run (sim.cli.
-config_from_hydra), before any folder is made. The hydra node is kept untyped, so that loading it does
-not import Hydra: a run from the cache runs without it (sim.cli._run_plain), and only compositions that
-such a run does in full are kept (sim.cli.plain_runnable).
+milliseconds, as numba keeps its compiled kernels. What can change without changing the key is checked
+again on every run (the targets file, a parameter draw), before any folder is made.
+
+What is kept is not the composed DictConfig but the plain values a repeat of the run needs (sim.cli.
+cache_entry: the checked settings, the overrides, the folder name's parts, the logging configs), so
+that such a run (sim.single_run.run_cached) imports neither Hydra nor OmegaConf. A composition whose
+repeat could differ (an interpolation in a setting, a folder name with more than its time to fill in)
+or that needs more of Hydra (another logging config, callbacks, environment variables) is not kept.
 
 The cache is `$SKILLSIM_CACHE_DIR/compose`, else `$XDG_CACHE_HOME/skillsim/compose`, else
 `~/.cache/skillsim/compose`; set SKILLSIM_CACHE_DIR to an empty string to turn it off. It holds at most
@@ -91,12 +94,10 @@ def fingerprint() -> str:
     config and data files (by content), the package's code (by size and time, for the schema and its
     defaults), SKILLSIM_UNCALIBRATED (the defaults are then the priors) and the Hydra plugins installed
     (their launcher and sweeper configs are part of the tree)."""
-    import omegaconf
-
     h = hashlib.sha256()
     from .config import UNCALIBRATED_ENV  # the schema's defaults are the priors when it is set
 
-    h.update(json.dumps([sys.version, hydra_digest(), omegaconf.__version__, str(PACKAGE),
+    h.update(json.dumps([sys.version, versions_digest(), str(PACKAGE),
                          os.environ.get(UNCALIBRATED_ENV), package_digest()]).encode())
     try:
         import hydra_plugins
@@ -109,16 +110,22 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
-def hydra_digest() -> str:
-    """A digest of Hydra's `__init__.py`, which holds its version: read without importing Hydra: a run from the cache never imports it (sim.cli._run_plain), and importing it only
-    for its version cost 0.05-0.07 s."""
+def versions_digest() -> str:
+    """A digest of the files that hold Hydra's and OmegaConf's versions (`hydra/__init__.py`,
+    `omegaconf/version.py`), read without importing either: a run from the cache imports neither
+    (sim.single_run), and importing them only for their versions cost about 0.1 s."""
     import importlib.util
 
-    spec = importlib.util.find_spec("hydra")
-    if spec is None or spec.origin is None:
-        return "no hydra"
-    with open(spec.origin, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
+    h = hashlib.sha256()
+    for package, file in (("hydra", "__init__.py"), ("omegaconf", "version.py")):
+        spec = importlib.util.find_spec(package)
+        folder = spec.submodule_search_locations[0] if spec is not None and spec.submodule_search_locations else None
+        try:
+            with open(os.path.join(folder, file), "rb") as fh:
+                h.update(package.encode() + hashlib.sha256(fh.read()).digest())
+        except (OSError, TypeError):  # not installed (or laid out otherwise): its absence is the key's
+            h.update(f"no {package}".encode())
+    return h.hexdigest()
 
 
 def cacheable(overrides: list[str]) -> bool:
@@ -154,8 +161,7 @@ def _unsealed(key: str, data: bytes) -> bytes | None:
 
 
 def load(overrides: list[str], job_name: str):
-    """The cached composition for these overrides (a DictConfig, its cwd set to this folder; its hydra
-    node plain values, run by sim.cli._run_plain), or None."""
+    """The entry kept for these overrides (plain values, sim.cli.cache_entry), or None."""
     try:
         path, key = _path(overrides, job_name)
         if path is None or not path.is_file():
@@ -163,27 +169,20 @@ def load(overrides: list[str], job_name: str):
         payload = _unsealed(key, path.read_bytes())
         if payload is None:
             return None
-        dcfg = pickle.loads(payload)
-        from omegaconf import OmegaConf, open_dict
-
-        # values resolved by the run that stored it (${now:} in the folder name) are this run's to resolve
-        OmegaConf.clear_cache(dcfg)
-        with open_dict(dcfg):
-            dcfg.hydra.runtime.cwd = os.getcwd()
-        return dcfg
+        return pickle.loads(payload)
     except Exception:  # noqa: BLE001 - a damaged or foreign cache file: compose as if there were none
         return None
 
 
-def store(overrides: list[str], job_name: str, dcfg) -> None:
-    """Keep a checked composition (atomically: a concurrent run reads a whole file or none)."""
+def store(overrides: list[str], job_name: str, entry: dict) -> None:
+    """Keep what a repeat of a checked run needs (atomically: a concurrent run reads a whole file or none)."""
     try:
         path, key = _path(overrides, job_name)
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(_sealed(key, pickle.dumps(_kept(dcfg))))
+        tmp.write_bytes(_sealed(key, pickle.dumps(entry)))
         os.replace(tmp, path)
         entries = sorted(path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-MAX_ENTRIES]:
@@ -192,21 +191,6 @@ def store(overrides: list[str], job_name: str, dcfg) -> None:
         unwritable(exc)
     except Exception:  # noqa: BLE001 - the same: a cache never fails a run
         return
-
-
-def _kept(dcfg):
-    """The composition as it is kept: its hydra node untyped, with its enums as their names. Hydra types
-    that node with its own classes, and unpickling them imported Hydra (sim.cli._run_plain runs without
-    it). Interpolations stay unresolved: ${now:} is each run's own."""
-    import copy
-
-    from omegaconf import OmegaConf, open_dict
-
-    kept = copy.deepcopy(dcfg)
-    with open_dict(kept):
-        kept.hydra = OmegaConf.create(OmegaConf.to_container(dcfg.hydra, resolve=False, enum_to_str=True))
-    OmegaConf.clear_cache(kept)
-    return kept
 
 
 def unwritable(exc: OSError) -> None:

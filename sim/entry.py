@@ -115,7 +115,7 @@ def _ignore_interrupts() -> None:
             pass
 
 
-def skillsim(): return run("sim.cli:console")  # noqa: E704
+def skillsim(): return run("sim.single_run:console")  # noqa: E704
 def aggregate(): return run("sim.aggregate:main")  # noqa: E704
 def calibrate(): return run("sim.studies.calibrate:main")  # noqa: E704
 def forecast(): return run("sim.studies.forecast:main")  # noqa: E704

@@ -441,7 +441,7 @@ def _commit(commit: str) -> str:
 
 def rerun(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, list[str]]:
     """Rerun RUN_DIR into `out` (or the default folder); the new folder and the files that differ."""
-    from .cli import claim_run_folder, run_forecast
+    from .single_run import claim_run_folder, run_forecast
     from .config import from_mapping
 
     run_dir = Path(run_dir)

@@ -421,8 +421,8 @@ def planned_folders(config: DictConfig, jobs: set[tuple[str, ...]]) -> list[str]
 
 def __getattr__(name: str):
     """`sim.sweep.AggregateCallback` (the callback config.yaml names) is built on first use: its base class
-    is Hydra's, and importing Hydra (0.05-0.07 s) is not needed by a plain run from a cached composition
-    (sim.cli._run_plain), which imports this module for its helpers."""
+    is Hydra's, and importing Hydra (0.05-0.07 s) is left to the commands that run it (sim.cli imports this
+    module for its helpers before it knows whether it will)."""
     if name == "AggregateCallback":
         cls = globals()["AggregateCallback"] = _aggregate_callback_class()
         return cls

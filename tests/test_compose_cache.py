@@ -46,8 +46,9 @@ def _without_times(text: str) -> str:
 
 
 def test_a_cached_composition_writes_the_same_folder_and_a_damaged_one_is_ignored(tmp_path):
-    """The second run comes from the cache and runs without Hydra (sim.cli._run_plain), which it never
-    imports; its folder (name, files, manifest) and its log are those of the first run, which Hydra ran."""
+    """The second run comes from the cache and runs without Hydra (sim.single_run.run_cached), importing
+    neither Hydra nor OmegaConf; its folder (name, files, manifest) and its log are those of the first run,
+    which Hydra ran."""
     cache = tmp_path / "cache"
     overrides = ("n_agents=1500", "horizon.end_year=2024", "levers.training.intensity=1.5")
     folders, logs = [], []
@@ -59,7 +60,8 @@ def test_a_cached_composition_writes_the_same_folder_and_a_damaged_one_is_ignore
         proc = skillsim(tmp_path / name, cache, *overrides, python_flags=("-X", "importtime"))
         assert proc.returncode == 0, proc.stderr[-2000:]
         imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-        assert ("hydra" in imported) == (name != "second"), name  # only the cached run goes without Hydra
+        for package in ("hydra", "omegaconf"):  # only the cached run goes without them
+            assert (package in imported) == (name != "second"), (name, package)
         logs.append([line.replace(name, "NAME") for line in proc.stderr.splitlines() if not line.startswith("import time:")])
         (folder,) = (tmp_path / name / "results" / "runs").iterdir()
         folders.append(folder)
@@ -137,12 +139,10 @@ def test_the_key_follows_the_overrides_the_config_files_and_the_code(tmp_path, m
 def test_a_cache_file_is_read_only_for_its_own_key_and_unedited(tmp_path, monkeypatch):
     """A file renamed to another key's name (say, copied in from another set of overrides) or edited by
     hand was loaded as that key's composition; each file now holds its key and a digest of its content."""
-    from omegaconf import OmegaConf
-
     monkeypatch.setenv(compose_cache.ENV, str(tmp_path))
     a, b = ["n_agents=1000"], ["n_agents=2000"]
-    compose_cache.store(a, "cli", OmegaConf.create({"n_agents": 1000, "hydra": {"runtime": {"cwd": "x"}}}))
-    assert compose_cache.load(a, "cli").n_agents == 1000
+    compose_cache.store(a, "cli", {"n_agents": 1000})
+    assert compose_cache.load(a, "cli")["n_agents"] == 1000
     os.replace(compose_cache._path(a, "cli")[0], compose_cache._path(b, "cli")[0])  # a's file under b's name
     assert compose_cache.load(b, "cli") is None
     os.replace(compose_cache._path(b, "cli")[0], compose_cache._path(a, "cli")[0])
@@ -153,7 +153,7 @@ def test_a_cache_file_is_read_only_for_its_own_key_and_unedited(tmp_path, monkey
     path.write_bytes(edited)
     assert compose_cache.load(a, "cli") is None
     path.write_bytes(data)
-    assert compose_cache.load(a, "cli").n_agents == 1000
+    assert compose_cache.load(a, "cli")["n_agents"] == 1000
 
 
 @pytest.mark.parametrize("overrides, runnable", [
@@ -166,7 +166,7 @@ def test_a_cache_file_is_read_only_for_its_own_key_and_unedited(tmp_path, monkey
     (["+hydra.callbacks.more._target_=sim.sweep.AggregateCallback"], False),
 ])
 def test_only_a_composition_a_run_without_hydra_does_in_full_is_cached(overrides, runnable):
-    """sim.cli._run_plain does only what a run with the shipped logging and callbacks needs of Hydra's
+    """sim.single_run.run_cached does only what a run with the shipped logging and callbacks needs of Hydra's
     run_job; a composition needing more (verbose logging, environment variables, other logging configs,
     callbacks) is never kept, so its runs keep going through Hydra."""
     from hydra import compose, initialize_config_dir
@@ -184,7 +184,8 @@ def test_only_a_composition_a_run_without_hydra_does_in_full_is_cached(overrides
 @pytest.mark.parametrize("case", ["runs-is-a-file", "run-dir-not-empty"])
 def test_a_run_from_the_cache_fails_as_a_run_through_hydra_does(tmp_path, case):
     """The same mistake found at run time gives the same exit code and the same lines on both routes
-    (sim.cli._run_plain makes the folder by the name Hydra's run_job gives it, so a message names it alike)."""
+    (sim.single_run.run_cached makes the folder by the name Hydra's run_job gives it, so a message names it
+    alike)."""
     overrides = ["n_agents=1000", "horizon.end_year=2023"] + (["hydra.run.dir=out"] if case == "run-dir-not-empty" else [])
     filled = tmp_path / "filled"
     (tmp_path / "fill").mkdir()
@@ -202,3 +203,54 @@ def test_a_run_from_the_cache_fails_as_a_run_through_hydra_does(tmp_path, case):
         outcomes.append((proc.returncode, _without_times(proc.stderr).replace(str(cwd), "CWD")))
     assert outcomes[0][0] == 4 and "Traceback" not in outcomes[0][1]
     assert outcomes[1] == outcomes[0]
+
+
+def _composed(overrides):
+    from hydra import compose, initialize_config_dir
+
+    from sim import cli
+
+    cli.register_schema()
+    cli._clear_hydra()
+    with initialize_config_dir(config_dir=str(cli.CONFIG_DIR), version_base="1.3", job_name=cli.JOB_NAME):
+        dcfg = compose("config", overrides, return_hydra_config=True)
+    cli._clear_hydra()
+    return dcfg
+
+
+@pytest.mark.parametrize("overrides, kept", [
+    ([], True),
+    (["region=national", "levers.training.intensity=1.5"], True),
+    (["hydra.run.dir=out/${now:%H-%M-%S-%f}_${region.name}_${seed}"], True),
+    (["seed=${n_agents}"], False),  # a setting that is an interpolation: resolved anew on every run
+    (["hydra.run.dir=out/${oc.env:HOME}"], False),  # may differ on the next run
+])
+def test_a_repeat_is_kept_only_if_it_runs_as_hydra_would_run_it(overrides, kept, monkeypatch):
+    """What sim.single_run.run_cached repeats a run from (sim.cli.cache_entry): its folder name is the one
+    Hydra resolves from hydra.run.dir at the same moment; a composition whose repeat could differ is
+    not kept."""
+    import datetime as dt
+
+    from omegaconf import OmegaConf
+
+    from sim import cli, single_run
+
+    dcfg = _composed(overrides)
+    cfg, data = cli.config_from_hydra(dcfg)
+    entry = cli.cache_entry(dcfg, cfg, data)
+    assert (entry is not None) == kept
+    if not kept:
+        return
+    task = [o for o in overrides if not o.startswith("hydra.")]  # Hydra's own are not the task's (as Hydra keeps them)
+    assert entry is not None and entry["data"] == data and entry["overrides"] == task
+    assert entry["chosen"] == any(o.startswith("hydra.run.dir=") for o in overrides)
+    moment = dt.datetime(2031, 5, 6, 7, 8, 9, 123456)
+
+    class Fixed(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return moment
+
+    monkeypatch.setattr(single_run, "datetime", Fixed)
+    OmegaConf.register_new_resolver("now", lambda pattern: moment.strftime(pattern), replace=True)
+    assert single_run.filled_run_dir(entry["run_dir"]) == str(dcfg.hydra.run.dir)

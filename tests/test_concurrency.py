@@ -167,7 +167,7 @@ def test_a_second_run_into_a_claimed_run_folder_refuses_naming_the_first(tmp_pat
 
 def test_a_default_folder_name_claimed_by_a_run_of_the_same_second_moves_to_the_next_name(tmp_path):
     """The race behind two `skillsim` runs started together: the second claims NAME-2, not exit 7."""
-    from sim.cli import claim_run_folder
+    from sim.single_run import claim_run_folder
     from sim.errors import BusyError
 
     name = tmp_path / "2026-12-02_10-00-00_chongqing_baseline_abc123"

@@ -1,0 +1,329 @@
+"""One forecast into its run folder: the part of `skillsim` that needs neither Hydra nor OmegaConf.
+
+sim.cli runs a single run through here once Hydra has composed its config and it is checked. `console`
+(the `skillsim` command, `python -m sim`) first looks for the run's composition in the cache
+(sim.compose_cache): a plain run (overrides only) composed before, with the shipped logging and no
+setting Hydra would have to act on, is run from the plain values kept there, without importing Hydra
+or OmegaConf (together about 0.1 s, a fifth to a third of a default run's overhead) and without
+composing again. Anything else goes to sim.cli's `console`, through Hydra.
+
+What such a run does is what sim.cli does for it: the same checks of what can change between runs
+(the targets file, a parameter draw; the rest of the composition was checked when it was kept and
+cannot change without changing the cache key), the same folder name (`hydra.run.dir` with its time
+filled in), folder, manifest and log lines, and the same one-line errors and exit codes
+(tests/test_compose_cache.py compares both routes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import claims
+from .config import RunConfig
+from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, BusyError, SkillsimError, caused_by_interrupt, debug_enabled,
+                     environment_fault, internal_error, interrupts_kept, stop_on_signal, warn_given_twice)
+from .model import WorkforceModel
+from .results import (COMMAND_ENV, prepare_target, publishing_the_result, remove_dead_partials, remove_killed_partials,
+                      write_run)
+
+log = logging.getLogger("skillsim")
+#: Shown in messages and recorded in manifests as the program name (`python -m sim` is the same tool).
+PROG = "skillsim"
+JOB_NAME = "cli"  # what hydra.main names the job (sim.cli's module name), so both routes give the same config
+DEFAULT_REGION = RunConfig().region.name
+INTERRUPTED = "interrupted; no result folder was written"
+
+
+def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
+                 overrides: list[str] | None = None, extra: dict | None = None, unique: bool = False,
+                 machine: dict | None = None, bands_hint: str | None = None, say_few: bool = False) -> Path:
+    """Run one forecast and write its folder. The plain function behind `skillsim`.
+
+    `unique`: the folder name was chosen by default, so a folder that appears under it meanwhile (a
+    run started in the same second) makes this one take the next free name (`NAME-2`, ...).
+    `bands_hint`: the arguments of the skillsim-forecast command that gives this run's bands, logged
+    after a run at the central values (a single run; a sweep's jobs would repeat it). `say_few`: warn of a
+    workforce too small to say much (RunConfig.few_agents_note; a single run's, once its folder is free).
+    """
+    run_dir = Path(run_dir)
+    try:
+        if not unique:
+            prepare_target(run_dir)
+        else:
+            remove_if_empty(run_dir)
+    except OSError as exc:
+        raise environment_fault(exc, run_dir) from None
+    if say_few and cfg.few_agents_note():
+        log.warning(cfg.few_agents_note())
+    if say_few and (off := cfg.switched_off_note()):
+        log.warning(off)
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    with interrupts_kept():  # also lever set-up and collection, which call compiled passes too
+        model = WorkforceModel(cfg)
+        log.info("%s / %s: %d agents (weight %.2f), %d months from %d, seed %d", cfg.region.name, cfg.scenario,
+                 cfg.n_agents, cfg.weight, cfg.n_months, cfg.start_year, model.run_seed)
+        model.run()
+    path = write_run(run_dir, cfg, model.series_columns(), composed=composed, overrides=overrides, started=started,
+                     extra=extra, unique=unique, machine=machine)
+    row = model.row
+    log.info("%s: high-skill share %.1f%%, mean income %.0f yuan a year (that month's, annualised; the "
+             "year's mean is in summary.json); %.2f s; wrote %s", model.dates[-1],
+             100 * row["high_skill_share"], row["income_mean"], time.perf_counter() - t0, path)
+    if cfg.draw is None and bands_hint is not None:
+        log.info("one run at the central parameter set; for bands with parameter and structural uncertainty "
+                 "run skillsim-forecast %s", bands_hint)
+    return path
+
+
+def remove_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def fail(err: SkillsimError | str, code: int | None = None) -> None:
+    """Print one line to stderr and exit with the error's code."""
+    msg = str(err)
+    print(f"skillsim: {msg}", file=sys.stderr)
+    raise SystemExit(code if code is not None else getattr(err, "exit_code", 2))
+
+
+def claim_run_folder(run_dir: Path, unique: bool) -> tuple[claims.Claim, Path]:
+    """Claim the folder a single run writes; returns the claim and the folder claimed.
+
+    A folder named by the user (`unique` false) that another live process holds is refused in one
+    line naming that process. A default name (`unique`) held by a run started in the same second
+    with the same settings is not an error: this run claims the next name, `NAME-2`, `NAME-3`, ...
+    """
+    try:
+        held, run_dir = claims.claim_free_name(Path(run_dir), unique)
+    except OSError as exc:
+        raise environment_fault(exc, run_dir) from None
+    if held is not None:
+        return held, run_dir
+    raise BusyError(f"run folder {run_dir} is being written by {claims.holder(run_dir) or 'another process'}; "
+                    "wait for it to finish or choose another hydra.run.dir")
+
+
+def read_from(dirs: list[str]) -> dict:
+    """The manifest's `config_dirs` entry: none for a run of the package's own presets."""
+    return {"config_dirs": dirs} if dirs else {}
+
+
+def bands_hint(cfg: RunConfig, overrides: list[str], region: str | None, dirs: list[str]) -> str:
+    """`region=PRESET` as this run chose it (`region`: the preset's file, whatever name it gives itself),
+    with the search path of the user's own presets if one was given (`dirs`: --config-dir) and the run's
+    setting (its scenario and lever settings: `config.forecast_overrides`), quoted for a shell."""
+    import shlex
+
+    from .config import forecast_overrides
+
+    words = [w for path in dirs for w in ("--config-dir", path)]
+    words.append(f"region={region or DEFAULT_REGION}")
+    words += forecast_overrides(overrides, cfg.region.structural)
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def run_in_folder(cfg: RunConfig, data: dict, run_dir: Path, *, unique: bool, overrides: list[str],
+                  region: str | None, dirs: list[str]) -> None:
+    """A checked single run, under a claim on its folder: a second process aimed at it refuses in one line.
+    `data`: the composed settings, as the folder's config.yaml records them; `overrides`: the command
+    line's, as typed; `region`: the preset chosen; `dirs`: the user's config folders it read."""
+    from .results import enclosing_results, refuse_inside_results
+
+    if enclosing_results(run_dir) is not None:  # Hydra's own route (a Hydra flag given): its folder is made already
+        remove_if_empty(run_dir)  # Hydra's empty folder would itself fail the finished folder's check
+        refuse_inside_results(run_dir, "hydra.run.dir")
+    held, run_dir = claim_run_folder(run_dir, unique)
+    with held:
+        if held.previous is not None:
+            log.warning("run folder %s: took over the claim of %s, which is no longer running", run_dir,
+                        held.previous)
+            remove_dead_partials(run_dir)
+        remove_killed_partials(run_dir.parent)  # those of killed runs under other (default) names
+        with publishing_the_result():
+            run_forecast(cfg, run_dir, composed=data, overrides=overrides, unique=unique,
+                         bands_hint=bands_hint(cfg, overrides, region, dirs), say_few=True, extra=read_from(dirs))
+
+
+def say_keys_given_twice(overrides: list[str] | None) -> None:
+    """A key given twice (`seed=1 seed=2`), whose last value Hydra takes without a word: said in a warning."""
+    seen: dict[str, str] = {}
+    for o in overrides or ():
+        key, sep, value = o.partition("=")
+        key = key.lstrip("+")  # +seed=1 seed=2: one key
+        if sep and key in seen:
+            warn_given_twice(key, seen[key], value)
+        seen[key] = value
+
+
+
+def may_end_at_once() -> bool:
+    """Whether ending the process skips nothing anyone waits for: the command itself is the program
+    (the console script or `python -m sim`, not runpy from a notebook), no profiler, tracer, debugger
+    or interactive prompt follows it, and no other thread is alive."""
+    import threading
+
+    main_module = sys.modules.get("__main__")
+    spec = getattr(main_module, "__spec__", None)
+    ours = (getattr(spec, "name", None) == "sim.__main__"
+            or Path(getattr(main_module, "__file__", None) or "").name.startswith(PROG))
+    return (ours and sys.gettrace() is None and sys.getprofile() is None and not sys.flags.interactive
+            and not hasattr(sys, "ps1") and threading.active_count() == 1)
+
+
+def exit_now(code) -> None:
+    """End the process with `code` as SystemExit(code) would (None is 0, an int is the status, else
+    it is printed and the status is 1), after the exit functions, without the interpreter's teardown;
+    where that could lose something (`may_end_at_once`), the normal way."""
+    import atexit
+
+    if not may_end_at_once() or (isinstance(code, int) and not 0 <= code <= 255):
+        raise SystemExit(code)
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:
+        if sys.stderr is not None:
+            print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(status)
+
+
+# -- a repeated plain run, from the composition cache ----------------------------------------------
+
+def console() -> None:
+    """The `skillsim` command: a plain run composed before straight from the cache, anything else
+    through Hydra (sim.cli.console). Either way the process ends as soon as the command has (exit_now)."""
+    argv = sys.argv[1:]
+    entry = cached_run(argv)
+    if entry is None:
+        from .cli import console as through_hydra
+
+        return through_hydra()
+    try:
+        run_cached(argv, entry)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    exit_now(code)
+
+
+def cached_run(argv: list[str]) -> dict | None:
+    """The cache entry for `skillsim ARGV`, if ARGV is overrides only (no flag: those are Hydra's) and a
+    run with them was composed and checked before (sim.cli.cache_entry)."""
+    if any(a.startswith("-") for a in argv):
+        return None
+    from . import compose_cache
+
+    entry = compose_cache.load(argv, JOB_NAME)
+    return entry if isinstance(entry, dict) and entry.get("form") == ENTRY_FORM else None
+
+
+#: The layout of a cache entry (sim.cli.cache_entry); an entry of another layout is not used
+ENTRY_FORM = 1
+
+
+def run_cached(argv: list[str], entry: dict) -> None:
+    """sim.cli.main's steps for a plain single run, from a cache entry: the warning for a key given twice,
+    the logging, the checks of what may have changed since (the targets file, a parameter draw), the
+    folder named as Hydra names it (its time filled in), the run, and main's one-line errors."""
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    say_keys_given_twice(argv)
+    previous_argv, previous_cmd = sys.argv, os.environ.get(COMMAND_ENV)
+    sys.argv = [sys.argv[0]] + argv
+    os.environ[COMMAND_ENV] = json.dumps([PROG, *argv], ensure_ascii=False)  # the manifest's command, as typed
+    wants_tracebacks = os.environ.get("HYDRA_FULL_ERROR") not in (None, "", "0")
+    try:
+        _configure_log(entry["hydra_logging"])  # as Hydra's composition does
+        try:
+            cfg = _checked(entry)
+        except SkillsimError as err:
+            fail(err)
+        from .results import refuse_inside_results
+
+        run_dir = Path(filled_run_dir(entry["run_dir"]))
+        refuse_inside_results(run_dir, "hydra.run.dir")
+        run_dir.mkdir(parents=True, exist_ok=True)  # as Hydra's run_job makes it (removed below if left empty)
+        _configure_log(entry["job_logging"])
+        try:
+            run_in_folder(cfg, entry["data"], Path(os.path.abspath(run_dir)), unique=not entry["chosen"],
+                          overrides=list(entry["overrides"]), region=entry["region"], dirs=list(entry["dirs"]))
+        except SkillsimError as err:
+            remove_if_empty(run_dir)
+            fail(err)
+        except KeyboardInterrupt:
+            remove_if_empty(run_dir)
+            fail(INTERRUPTED, EXIT_INTERRUPTED)
+        except Exception:  # as Hydra's JobReturn.return_value says of a job that raised
+            sys.stderr.write(f"Error executing job with overrides: {list(entry['overrides'])}" + os.linesep)
+            raise
+        finally:
+            for handler in logging.getLogger().handlers:  # as Hydra's run_job flushes them
+                handler.flush()
+    except KeyboardInterrupt:
+        fail(INTERRUPTED, EXIT_INTERRUPTED)
+    except SkillsimError as err:
+        fail(err)
+    except OSError as exc:  # making the folder: disk, permissions, ...
+        fail(environment_fault(exc, exc.filename or "the output folder"))
+    except Exception as exc:
+        if caused_by_interrupt(exc):
+            fail(INTERRUPTED, EXIT_INTERRUPTED)
+        if debug_enabled() or wants_tracebacks:
+            raise
+        fail(internal_error(exc), EXIT_INTERNAL)
+    finally:
+        sys.argv = previous_argv
+        if previous_cmd is None:
+            os.environ.pop(COMMAND_ENV, None)
+        else:
+            os.environ[COMMAND_ENV] = previous_cmd
+
+
+def _checked(entry: dict) -> RunConfig:
+    """The entry's settings as a RunConfig, with what sim.cli.config_from_hydra reads from outside the
+    composition checked again: the targets file and, for a run at a parameter draw, the draws."""
+    from .config import from_mapping
+    from .sources import DEFAULT_TARGETS, load_targets
+
+    cfg = from_mapping(entry["data"])
+    load_targets(cfg.targets_file or DEFAULT_TARGETS)
+    if cfg.draw is not None:
+        from .studies.uncertainty import draw_given
+
+        cfg = draw_given(cfg, list(entry["overrides"]))
+    return cfg
+
+
+def filled_run_dir(parts: list[tuple[str, str]]) -> str:
+    """`hydra.run.dir` from its parts (sim.cli.run_dir_parts): text, and `${now:FORMAT}` filled in with
+    this moment, as Hydra's `now` resolver fills it (once per run)."""
+    now = datetime.now()
+    return "".join(now.strftime(value) if kind == "now" else value for kind, value in parts)
+
+
+def _configure_log(config: dict) -> None:
+    """Hydra's configure_log for the shipped logging configs, which the cache entry holds (sim.cli.
+    plain_runnable): they name only the standard library's handler and stream."""
+    import copy
+    import logging.config
+
+    logging.config.dictConfig(copy.deepcopy(config))  # dictConfig changes what it is given
