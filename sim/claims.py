@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -83,12 +84,20 @@ def _parse(raw: str) -> Owner | None:
         return None
 
 
-def holder(folder: Path) -> Owner | None:
-    """The owner recorded in the claim of `folder`, or None if there is no claim file (or it is empty)."""
-    try:
-        return _parse(lock_path(folder).read_text(encoding="utf-8"))
-    except OSError:
-        return None
+def holder(folder: Path, patience: float = 0.0) -> Owner | None:
+    """The owner recorded in the claim of `folder`, or None if there is no claim file (or it is empty).
+    `patience`: seconds to read again while the file is there but empty, as it is between its owner's
+    lock and its owner's write (two runs started together: the refused one named "another process")."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            text = lock_path(folder).read_text(encoding="utf-8")
+        except OSError:
+            return None
+        owner = _parse(text)
+        if owner is not None or text.strip() or time.monotonic() >= deadline:
+            return owner
+        time.sleep(0.005)
 
 
 def live_holder(folder: Path) -> Owner | None:

@@ -30,8 +30,8 @@ from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL,
                      MissingSetting, SkillsimError, caused_by_interrupt, debug_enabled, environment_fault,
                      end_with_parent, internal_error, stop_on_signal, quiet_when_output_closed, worker_killed)
 from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER
-from .single_run import (INTERRUPTED, JOB_NAME, PROG, exit_now, fail, read_from, remove_if_empty, run_forecast,
-                         run_in_folder, say_keys_given_twice)
+from .single_run import (INTERRUPTED, JOB_NAME, PROG, checked_with_files, exit_now, fail, read_from, remove_if_empty,
+                         run_forecast, run_in_folder, say_keys_given_twice)
 from .sweep import as_typed_overrides, clear_failure, is_finished, log_progress, record_failure, sweeper_params
 from . import sweep
 from .sources import DEFAULT_TARGETS, load_targets
@@ -559,12 +559,7 @@ def config_from_hydra(dcfg: DictConfig, preset: str | None = None,
             from .objective import check
 
             check(value)
-    cfg = from_mapping(data)
-    load_targets(cfg.targets_file or DEFAULT_TARGETS)  # a bad targets file fails at start-up
-    if cfg.draw is not None:  # parameter and structural uncertainty, opted into by a sweep over `draw`
-        from .studies.uncertainty import draw_given
-
-        cfg = draw_given(cfg, as_typed_overrides(dcfg) if overrides is None else overrides)
+    cfg = checked_with_files(from_mapping(data), as_typed_overrides(dcfg) if overrides is None else overrides)
     return cfg, data
 
 
@@ -692,7 +687,7 @@ def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, va
     return job_objective(dcfg, job_dir) if value and is_finished(job_dir) else nan
 
 
-_CHECKED: list = []  # the config _run_single or _run_plain checked, for the task they run (no second check)
+_CHECKED: list = []  # the config _run_single checked, for the task it hands to Hydra (no second check)
 
 
 def _single_run(dcfg: DictConfig, run_dir: Path, unique: bool = False) -> None:
@@ -799,7 +794,7 @@ SINGLE_RUN_CALLBACKS = {"aggregate": {"_target_": "sim.sweep.AggregateCallback"}
 
 
 def plain_runnable(hydra_node: DictConfig) -> bool:
-    """Whether a run without Hydra (sim.single_run.run_cached) does for this run all that Hydra's run_job
+    """Whether a run without Hydra (sim.single_run.run_from_entry) does for this run all that Hydra's run_job
     would: config.yaml's callbacks and its logging (sim/conf/hydra/*_logging/skillsim.yaml: configured
     there without the target policy Hydra checks a logging config's classes against, which only files
     the package ships may skip), no environment variables to set, Hydra's output_subdir off and no
@@ -819,7 +814,7 @@ def _shipped_logging(group: str) -> dict:
 
 
 def cache_entry(dcfg: DictConfig, cfg: RunConfig, data: dict) -> dict | None:
-    """What sim.single_run.run_cached needs to repeat this checked plain run without Hydra or OmegaConf,
+    """What sim.single_run.run_from_entry needs to repeat this checked plain run without Hydra or OmegaConf,
     as plain values; None if it could not do it as Hydra would (plain_runnable), if a setting holds an
     interpolation (`seed=${oc.env:SEED}` may resolve otherwise next time), or if `hydra.run.dir` holds
     more than its time (run_dir_parts)."""
@@ -934,6 +929,9 @@ def explain(exc: BaseException) -> str:
             return (f"config error: cannot read the override {unparsed!r}: a value with spaces or non-ASCII "
                     f"characters needs quotes around all of it: {key}='{value}' (in a shell: "
                     f"\"{key}='{value}'\")")
+        if not sep and re.fullmatch(r"[+~]?[A-Za-z_][\w.]*", unparsed.strip()):  # `region national`: no "="
+            return (f"config error: cannot read the override {unparsed!r}: a setting is KEY=VALUE, with no spaces "
+                    f"around '=' (for example {unparsed.strip().lstrip('+~')}=VALUE)")
         return f"config error: cannot read the override {unparsed!r}: {why}"
     m = re.match(r"Ambiguous value for argument '([^=']+)=(.*)'", text)  # `scenario=a,b` without -m
     if m:
@@ -1616,7 +1614,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop_on_signal)
     if any(a.startswith("-") for a in argv) and "--version" not in argv:
         _refuse_unknown_flags(argv)
-    plain = _overrides(argv)  # overrides only, no Hydra flags: perhaps composed before (sim.compose_cache)
+    plain = _overrides(argv)  # overrides only, no Hydra flags: composed once (_run_single), and kept for a repeat
     _refuse_a_named_sweep_without_m(plain)
     swept = {o.lstrip("+").partition("=")[0] for o in _sweep_overrides(argv) or ()}
     for o in _sweep_overrides(argv) or ():  # a sweep's jobs went to the default sweep folder without a word
@@ -1743,7 +1741,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def console() -> None:
-    """The `skillsim` command (and `python -m sim`): `main`, then the process ends at once.
+    """`skillsim` (and `python -m sim`) through Hydra, for every command but a plain run found in the cache
+    (sim.single_run.console, the command's entry, sends those there): `main`, then the process ends at once.
 
     Once the run folder is written and its last line logged, the interpreter's own teardown (freeing
     some 500 modules one by one) took 0.1-0.15 s, a tenth of a default run. The exit functions still

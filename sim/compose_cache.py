@@ -1,8 +1,8 @@
-"""Composed configs of plain single runs, cached on disk: `skillsim` composes once per machine.
+"""What a plain single run composed, cached on disk: `skillsim` composes once per machine.
 
 Registering the schema with Hydra and composing the config (defaults tree, YAML files, the schema's
-checks) costs about 0.2 s of every `skillsim` start, as much as a fifth of a small run. The composed
-config depends only on the overrides, the config files, the schema (the package's code) and the
+checks) costs about 0.2 s of every `skillsim` start, as much as a fifth of a small run. What a run
+composes depends only on the overrides, the config files, the schema (the package's code) and the
 versions of Python, Hydra and OmegaConf, so a plain run (overrides only, no Hydra flags) keeps it in a
 cache file named by a hash of all of them and the next run with the same overrides loads it in a few
 milliseconds, as numba keeps its compiled kernels. What can change without changing the key is checked
@@ -10,7 +10,7 @@ again on every run (the targets file, a parameter draw), before any folder is ma
 
 What is kept is not the composed DictConfig but the plain values a repeat of the run needs (sim.cli.
 cache_entry: the checked settings, the overrides, the folder name's parts, the logging configs), so
-that such a run (sim.single_run.run_cached) imports neither Hydra nor OmegaConf. A composition whose
+that such a run (sim.single_run.run_from_entry) imports neither Hydra nor OmegaConf. A composition whose
 repeat could differ (an interpolation in a setting, a folder name with more than its time to fill in)
 or that needs more of Hydra (another logging config, callbacks, environment variables) is not kept.
 
@@ -148,7 +148,7 @@ def _path(overrides: list[str], job_name: str) -> tuple[Path, str] | tuple[None,
 
 
 def _sealed(key: str, payload: bytes) -> bytes:
-    """The file's bytes: the full key and a digest of the pickled composition before it, so that a file
+    """The file's bytes: the full key and a digest of the pickled entry before it, so that a file
     renamed, copied in from another machine or edited by hand is not taken for this key's."""
     return pickle.dumps((key, hashlib.sha256(payload).hexdigest(), payload))
 
@@ -182,8 +182,12 @@ def store(overrides: list[str], job_name: str, entry: dict) -> None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(_sealed(key, pickle.dumps(entry)))
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(_sealed(key, pickle.dumps(entry)))
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # nothing half-written is left in the cache folder
+            raise
         entries = sorted(path.parent.glob("*.pickle"), key=lambda p: p.stat().st_mtime)
         for old in entries[:-MAX_ENTRIES]:
             old.unlink(missing_ok=True)

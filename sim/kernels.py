@@ -1990,6 +1990,12 @@ def warm() -> None:
     of the steps come first and those a workforce's construction calls first (shuffle, retirement ages,
     firm draws) last: on warm_in_background's thread, the construction loads those itself meanwhile."""
     global _WARMED
+    if not _WARMED and not cached(unknown=True):  # 2-3 ms to ask; a run would otherwise go quiet for a minute
+        import logging
+
+        logging.getLogger("skillsim").warning(
+            "compiling the model's per-worker passes for this machine (once; about 30-80 s): later runs load "
+            "them from numba's cache in a fraction of a second")
     i8, i16, f32 = np.zeros(4, np.int8), np.zeros(4, np.int16), np.zeros(4, np.float32)
     idx = np.arange(2, dtype=np.int64)
     age_and_retire(i16.copy(), i16 + 1, np.empty(4, np.int64))

@@ -68,8 +68,9 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
     t0 = time.perf_counter()
     with interrupts_kept():  # also lever set-up and collection, which call compiled passes too
         model = WorkforceModel(cfg)
-        log.info("%s / %s: %d agents (weight %.2f), %d months from %d, seed %d", cfg.region.name, cfg.scenario,
-                 cfg.n_agents, cfg.weight, cfg.n_months, cfg.start_year, model.run_seed)
+        log.info("%s / %s: %d %s (weight %.2f), %d months from %d, seed %d", cfg.region.name, cfg.scenario,
+                 cfg.n_agents, "agent" if cfg.n_agents == 1 else "agents", cfg.weight, cfg.n_months, cfg.start_year,
+                 model.run_seed)
         model.run()
     path = write_run(run_dir, cfg, model.series_columns(), composed=composed, overrides=overrides, started=started,
                      extra=extra, unique=unique, machine=machine)
@@ -110,8 +111,9 @@ def claim_run_folder(run_dir: Path, unique: bool) -> tuple[claims.Claim, Path]:
         raise environment_fault(exc, run_dir) from None
     if held is not None:
         return held, run_dir
-    raise BusyError(f"run folder {run_dir} is being written by {claims.holder(run_dir) or 'another process'}; "
-                    "wait for it to finish or choose another hydra.run.dir")
+    owner = claims.holder(run_dir, patience=0.5) or "another process"  # its claim's record is written just after
+    raise BusyError(f"run folder {run_dir} is being written by {owner}; wait for it to finish or choose another "
+                    "hydra.run.dir")
 
 
 def read_from(dirs: list[str]) -> dict:
@@ -140,7 +142,7 @@ def run_in_folder(cfg: RunConfig, data: dict, run_dir: Path, *, unique: bool, ov
     line's, as typed; `region`: the preset chosen; `dirs`: the user's config folders it read."""
     from .results import enclosing_results, refuse_inside_results
 
-    if enclosing_results(run_dir) is not None:  # Hydra's own route (a Hydra flag given): its folder is made already
+    if enclosing_results(run_dir) is not None:  # its folder is made already (by Hydra's run_job, or run_from_entry)
         remove_if_empty(run_dir)  # Hydra's empty folder would itself fail the finished folder's check
         refuse_inside_results(run_dir, "hydra.run.dir")
     held, run_dir = claim_run_folder(run_dir, unique)
@@ -164,7 +166,6 @@ def say_keys_given_twice(overrides: list[str] | None) -> None:
         if sep and key in seen:
             warn_given_twice(key, seen[key], value)
         seen[key] = value
-
 
 
 def may_end_at_once() -> bool:
@@ -213,20 +214,24 @@ def console() -> None:
     """The `skillsim` command: a plain run composed before straight from the cache, anything else
     through Hydra (sim.cli.console). Either way the process ends as soon as the command has (exit_now)."""
     argv = sys.argv[1:]
-    entry = cached_run(argv)
+    entry = cache_hit(argv)
     if entry is None:
         from .cli import console as through_hydra
 
         return through_hydra()
     try:
-        run_cached(argv, entry)
+        run_from_entry(argv, entry)
         code = 0
     except SystemExit as exc:
         code = exc.code
     exit_now(code)
 
 
-def cached_run(argv: list[str]) -> dict | None:
+#: The layout of a cache entry (sim.cli.cache_entry); an entry of another layout is not used
+ENTRY_FORM = 1
+
+
+def cache_hit(argv: list[str]) -> dict | None:
     """The cache entry for `skillsim ARGV`, if ARGV is overrides only (no flag: those are Hydra's) and a
     run with them was composed and checked before (sim.cli.cache_entry)."""
     if any(a.startswith("-") for a in argv):
@@ -237,14 +242,11 @@ def cached_run(argv: list[str]) -> dict | None:
     return entry if isinstance(entry, dict) and entry.get("form") == ENTRY_FORM else None
 
 
-#: The layout of a cache entry (sim.cli.cache_entry); an entry of another layout is not used
-ENTRY_FORM = 1
-
-
-def run_cached(argv: list[str], entry: dict) -> None:
+def run_from_entry(argv: list[str], entry: dict) -> None:
     """sim.cli.main's steps for a plain single run, from a cache entry: the warning for a key given twice,
-    the logging, the checks of what may have changed since (the targets file, a parameter draw), the
-    folder named as Hydra names it (its time filled in), the run, and main's one-line errors."""
+    the logging, the checks of what may have changed since (checked_with_files), the folder named as
+    Hydra names it (its time filled in), the run, and the one-line errors main and sim.cli._task give a
+    single run (a sweep's cases, which make up most of main's, cannot arise here)."""
     signal.signal(signal.SIGTERM, stop_on_signal)
     say_keys_given_twice(argv)
     previous_argv, previous_cmd = sys.argv, os.environ.get(COMMAND_ENV)
@@ -254,7 +256,9 @@ def run_cached(argv: list[str], entry: dict) -> None:
     try:
         _configure_log(entry["hydra_logging"])  # as Hydra's composition does
         try:
-            cfg = _checked(entry)
+            from .config import from_mapping
+
+            cfg = checked_with_files(from_mapping(entry["data"]), list(entry["overrides"]))
         except SkillsimError as err:
             fail(err)
         from .results import refuse_inside_results
@@ -298,18 +302,18 @@ def run_cached(argv: list[str], entry: dict) -> None:
             os.environ[COMMAND_ENV] = previous_cmd
 
 
-def _checked(entry: dict) -> RunConfig:
-    """The entry's settings as a RunConfig, with what sim.cli.config_from_hydra reads from outside the
-    composition checked again: the targets file and, for a run at a parameter draw, the draws."""
-    from .config import from_mapping
+def checked_with_files(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """`cfg` checked against what it reads from files, which can change without changing the composition:
+    the targets file (a bad one fails at start-up) and, for a run at a parameter draw (`draw`), the
+    draws, which give the run its values (sim.studies.uncertainty.draw_given). Both routes end their
+    checks here (sim.cli.config_from_hydra, run_from_entry)."""
     from .sources import DEFAULT_TARGETS, load_targets
 
-    cfg = from_mapping(entry["data"])
     load_targets(cfg.targets_file or DEFAULT_TARGETS)
-    if cfg.draw is not None:
+    if cfg.draw is not None:  # parameter and structural uncertainty, opted into by a sweep over `draw`
         from .studies.uncertainty import draw_given
 
-        cfg = draw_given(cfg, list(entry["overrides"]))
+        cfg = draw_given(cfg, overrides)
     return cfg
 
 

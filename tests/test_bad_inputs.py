@@ -184,6 +184,8 @@ CASES = [
     C("non-ascii-path-unquoted", M, ["n_agents=300", "hydra.run.dir=结果/运行1"],  # LexerNoViableAltException
       EXIT_CONFIG, "cannot read the override 'hydra.run.dir=结果/运行1': a value with spaces or non-ASCII characters "
       "needs quotes around all of it: hydra.run.dir='结果/运行1'"),
+    C("setting-without-equals", M, ["region", "national"],  # a user trial: Hydra's "missing EQUAL at '<EOF>'"
+      EXIT_CONFIG, "cannot read the override 'region': a setting is KEY=VALUE, with no spaces around '='"),
     C("sweep-range-step-zero", M, ["-m", "replicate=range(0,3,0)"],  # Python's ValueError read "a bug in skillsim"
       EXIT_CONFIG, "replicate = 'range(0,3,0)' is invalid; allowed: a sweep Hydra can expand"),
     C("sweep-range-too-long", M, ["-m", "replicate=range(0,100000000)"],  # sat silent for minutes

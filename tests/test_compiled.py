@@ -1520,3 +1520,15 @@ def test_the_explorers_workers_take_the_compiled_passes_once_the_background_comp
     passes.use_compiled_in_workers(False)
     assert os.environ[passes.ENV] == ("compiled" if finished else "numpy")
     assert len(passes._COMPILING) == (0 if finished else 1)  # reaped once finished
+
+
+@pytest.mark.parametrize("cold", [True, False])
+def test_compiling_the_passes_is_said_before_the_minute_it_takes(cold, monkeypatch, caplog):
+    """A user trial: the first sweep after installing went quiet for 40 s while numba compiled. warm()
+    now says so first when numba's cache does not hold the passes, and says nothing when it does."""
+    monkeypatch.setattr(kernels, "cached", lambda unknown=True: not cold)
+    monkeypatch.setattr(kernels, "_WARMED", False)
+    with caplog.at_level("WARNING", logger="skillsim"):
+        kernels.warm()
+    said = [r.getMessage() for r in caplog.records if "compiling" in r.getMessage()]
+    assert len(said) == (1 if cold else 0) and (not cold or "once" in said[0])

@@ -46,7 +46,7 @@ def _without_times(text: str) -> str:
 
 
 def test_a_cached_composition_writes_the_same_folder_and_a_damaged_one_is_ignored(tmp_path):
-    """The second run comes from the cache and runs without Hydra (sim.single_run.run_cached), importing
+    """The second run comes from the cache and runs without Hydra (sim.single_run.run_from_entry), importing
     neither Hydra nor OmegaConf; its folder (name, files, manifest) and its log are those of the first run,
     which Hydra ran."""
     cache = tmp_path / "cache"
@@ -166,7 +166,7 @@ def test_a_cache_file_is_read_only_for_its_own_key_and_unedited(tmp_path, monkey
     (["+hydra.callbacks.more._target_=sim.sweep.AggregateCallback"], False),
 ])
 def test_only_a_composition_a_run_without_hydra_does_in_full_is_cached(overrides, runnable):
-    """sim.single_run.run_cached does only what a run with the shipped logging and callbacks needs of Hydra's
+    """sim.single_run.run_from_entry does only what a run with the shipped logging and callbacks needs of Hydra's
     run_job; a composition needing more (verbose logging, environment variables, other logging configs,
     callbacks) is never kept, so its runs keep going through Hydra."""
     from hydra import compose, initialize_config_dir
@@ -184,7 +184,7 @@ def test_only_a_composition_a_run_without_hydra_does_in_full_is_cached(overrides
 @pytest.mark.parametrize("case", ["runs-is-a-file", "run-dir-not-empty"])
 def test_a_run_from_the_cache_fails_as_a_run_through_hydra_does(tmp_path, case):
     """The same mistake found at run time gives the same exit code and the same lines on both routes
-    (sim.single_run.run_cached makes the folder by the name Hydra's run_job gives it, so a message names it
+    (sim.single_run.run_from_entry makes the folder by the name Hydra's run_job gives it, so a message names it
     alike)."""
     overrides = ["n_agents=1000", "horizon.end_year=2023"] + (["hydra.run.dir=out"] if case == "run-dir-not-empty" else [])
     filled = tmp_path / "filled"
@@ -226,7 +226,7 @@ def _composed(overrides):
     (["hydra.run.dir=out/${oc.env:HOME}"], False),  # may differ on the next run
 ])
 def test_a_repeat_is_kept_only_if_it_runs_as_hydra_would_run_it(overrides, kept, monkeypatch):
-    """What sim.single_run.run_cached repeats a run from (sim.cli.cache_entry): its folder name is the one
+    """What sim.single_run.run_from_entry repeats a run from (sim.cli.cache_entry): its folder name is the one
     Hydra resolves from hydra.run.dir at the same moment; a composition whose repeat could differ is
     not kept."""
     import datetime as dt
@@ -253,4 +253,9 @@ def test_a_repeat_is_kept_only_if_it_runs_as_hydra_would_run_it(overrides, kept,
 
     monkeypatch.setattr(single_run, "datetime", Fixed)
     OmegaConf.register_new_resolver("now", lambda pattern: moment.strftime(pattern), replace=True)
-    assert single_run.filled_run_dir(entry["run_dir"]) == str(dcfg.hydra.run.dir)
+    try:
+        assert single_run.filled_run_dir(entry["run_dir"]) == str(dcfg.hydra.run.dir)
+    finally:  # Hydra's own `now` again, for whatever runs next in this process
+        from hydra.core.utils import setup_globals
+
+        setup_globals()

@@ -350,3 +350,25 @@ def test_aggregation_lists_a_job_claimed_elsewhere_as_running_not_failed(tmp_pat
         assert row["status"] == "running" and f"pid {os.getpid()}" in row["error"]
     counts = aggregate(out)  # released without a result: the job is missing
     assert (counts["running"], counts["missing"]) == (0, 1) and exit_code(counts) == 5
+
+
+def test_a_claim_whose_owner_is_still_writing_its_name_is_waited_for_briefly(tmp_path):
+    """Two runs started together: the refused one read the winner's claim file between its lock and its
+    write, and named "another process" (a review: 6 of 12 such races). holder() with patience reads
+    again while the file is empty."""
+    import threading
+
+    folder = tmp_path / "run"
+    claims.lock_path(folder).write_text("")  # locked, not yet written
+    record = json.dumps({"pid": os.getpid(), "host": claims.HOST, "since": "now"})
+    assert claims.holder(folder) is None  # no patience: the empty file, as before
+    writer = threading.Timer(0.05, lambda: claims.lock_path(folder).write_text(record))
+    writer.start()
+    try:
+        owner = claims.holder(folder, patience=2.0)
+    finally:
+        writer.join()
+    assert owner is not None and owner.pid == os.getpid()
+    claims.lock_path(folder).write_text("")
+    t0 = time.monotonic()
+    assert claims.holder(folder, patience=0.1) is None and time.monotonic() - t0 < 1.5  # gives up

@@ -426,20 +426,33 @@ def rename(src, dst):
         time.sleep(0.3)
 os.rename = rename
 sys.argv = ["skillsim", *sys.argv[2:]]
-from sim.entry import run
-sys.exit(run("sim.cli:console"))
+from sim.entry import skillsim
+sys.exit(skillsim())
 """
 
 
+@pytest.mark.parametrize("route", ["hydra", "cached"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_single_run_interrupted_once_its_folder_is_in_place_ends_as_written(tmp_path, sig):
+def test_a_single_run_interrupted_once_its_folder_is_in_place_ends_as_written(tmp_path, sig, route):
     """Ctrl-C just after the run folder was renamed into place said "interrupted; no result folder was
-    written" (exit 130) beside a complete folder. It is ignored from the rename on: exit 0, the folder."""
-    proc = subprocess.run([sys.executable, "-c", SINGLE_RUN_SHIM, sig.name, "n_agents=300", "horizon.end_year=2025",
-                           SHORT_HISTORY, "hydra.run.dir=run"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120, preexec_fn=default_sigint)
+    written" (exit 130) beside a complete folder. It is ignored from the rename on: exit 0, the folder.
+    `cached`: the same command ran before, so this one comes from the cache (sim.single_run.run_from_entry)."""
+    overrides = ["n_agents=300", "horizon.end_year=2025", SHORT_HISTORY, "hydra.run.dir=run"]
+    env = dict(os.environ, SKILLSIM_CACHE_DIR=str(tmp_path / "cache"))
+    if route == "cached":
+        (tmp_path / "fill").mkdir()
+        filled = subprocess.run([sys.executable, "-m", "sim", *overrides], cwd=tmp_path / "fill", env=env,
+                                capture_output=True, text=True, timeout=120)
+        (entry,) = (tmp_path / "cache" / "compose").glob("*.pickle")
+        assert filled.returncode == EXIT_OK
+        stored = entry.stat().st_mtime_ns
+    (tmp_path / "here").mkdir()
+    proc = subprocess.run([sys.executable, "-c", SINGLE_RUN_SHIM, sig.name, *overrides], cwd=tmp_path / "here",
+                          env=env, capture_output=True, text=True, timeout=120, preexec_fn=default_sigint)
     assert proc.returncode == EXIT_OK and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert "skillsim: interrupted" not in proc.stderr and verify(tmp_path / "run").problems == []
+    assert "skillsim: interrupted" not in proc.stderr and verify(tmp_path / "here" / "run").problems == []
+    if route == "cached":  # read, not composed and stored again
+        assert entry.stat().st_mtime_ns == stored
 
 
 def test_an_entry_function_called_in_a_process_of_its_own_leaves_its_signals_alone():

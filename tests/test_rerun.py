@@ -119,9 +119,10 @@ def test_rerun_mistakes_are_one_line(run, tmp_path, capsys, monkeypatch, args, c
 
 def test_a_rerun_into_a_folder_it_cannot_write_stops_before_its_run(run, tmp_path, capsys, monkeypatch):
     """hydra.run.dir under a file (or /sys): the rerun built and ran its model first, then failed writing."""
-    import sim.cli
+    import sim.single_run
 
-    monkeypatch.setattr(sim.cli, "run_forecast", lambda *a, **k: pytest.fail("ran before finding the folder unwritable"))
+    monkeypatch.setattr(sim.single_run, "run_forecast",
+                        lambda *a, **k: pytest.fail("ran before finding the folder unwritable"))
     (tmp_path / "a_file").write_text("x", encoding="utf-8")
     with pytest.raises(SystemExit) as exc:
         rerun_mod.main([str(run), f"hydra.run.dir={tmp_path / 'a_file' / 'again'}"])

@@ -562,7 +562,7 @@ def test_the_long_table_is_each_jobs_melted_series_with_its_parameters(tmp_path)
 
 def test_the_workers_a_sweep_leaves_waiting_are_ended_before_the_command_exits():
     """sim.cli._end_idle_workers: joblib's loky workers, kept alive for a next Parallel call, are
-    stopped with their threads, so that `skillsim -m` can end at once (sim.cli.exit_now) instead of
+    stopped with their threads, so that `skillsim -m` can end at once (sim.single_run.exit_now) instead of
     waiting for them at the interpreter's exit; a second call, and a process without workers, do
     nothing."""
     import threading

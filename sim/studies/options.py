@@ -255,7 +255,7 @@ def check_writable(out: Path, what: str = "study", unique: bool = False) -> Path
         if unique:
             raise BusyError(f"{base}: a thousand studies started in the same second hold its default names; "
                             "give out=")
-        raise BusyError(f"{out} is being written by {claims.holder(out) or 'another process'}, a study "
+        raise BusyError(f"{out} is being written by {claims.holder(out, patience=0.5) or 'another process'}, a study "
                         "running into the same out=; wait for it to finish, or choose another out=")
     _CLAIMS.append(held)
     from ..results import remove_dead_partials, remove_killed_partials
