@@ -200,7 +200,10 @@ def environment_fault(exc: OSError, path: object, action: str = "write") -> Skil
     """
     end_quietly_if_output_closed(exc)
     cls = OutputError if action == "write" else DataError
-    err = cls(f"cannot {action} {path}: {os_reason(exc)}")
+    where = ""
+    if action == "write" and exc.errno in (errno.EEXIST, errno.ENOTDIR):  # `hydra.run.dir=afile` (a user trial)
+        where = " (a file is where a folder is needed: that path or one above it)"
+    err = cls(f"cannot {action} {path}: {os_reason(exc)}{where}")
     err.environment = True  # type: ignore[attr-defined]
     err.errno = exc.errno  # type: ignore[attr-defined]
     return err

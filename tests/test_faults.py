@@ -160,3 +160,14 @@ def test_every_exit_code_is_in_the_readme_error_table():
     codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_") and k != "EXIT_OK"}
     assert codes <= table, f"exit codes missing from the README table: {sorted(codes - table)}"
     assert table <= codes, f"README lists codes that sim.errors does not define: {sorted(table - codes)}"
+
+
+@pytest.mark.parametrize("where", ["the-folder", "a-folder-above"])
+def test_a_file_where_the_run_folder_must_be_is_named_as_such(tmp_path, where):
+    """A user trial: `hydra.run.dir=afile` said only "File exists [EEXIST]" (a file above the folder:
+    "Not a directory"). The line now says a file is where a folder is needed; nothing is written."""
+    (tmp_path / "afile").write_text("mine")
+    target = tmp_path / "afile" if where == "the-folder" else tmp_path / "afile" / "run"
+    proc = run("sim", *SMALL, f"hydra.run.dir={target}", cwd=tmp_path)
+    assert_one_line_error(proc, "skillsim", EXIT_OUTPUT, str(target), "a file is where a folder is needed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and (tmp_path / "afile").read_text() == "mine"
