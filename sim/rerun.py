@@ -501,21 +501,20 @@ def main(argv: list[str] | None = None) -> None:
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE, end="")
         raise SystemExit(EXIT_OK)
-    from .results import COMMAND_ENV
+    from .results import recorded_command
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(levelname)s] %(message)s", stream=sys.stderr)
     logging.getLogger("MESA").setLevel(logging.WARNING)
     previous = signal.signal(signal.SIGTERM, stop_on_signal)
-    previous_cmd = os.environ.get(COMMAND_ENV)
-    os.environ[COMMAND_ENV] = json.dumps([PROG, *argv], ensure_ascii=False)
     study = False
     try:
-        run_dir, out = parse(argv)
-        study = study_kind(run_dir) is not None
-        if study and out is None:
-            out = study_target(run_dir)  # known here: an interrupt's message says whether it was written
-        new, differ = rerun_study(run_dir, out) if study else rerun(run_dir, out)
+        with recorded_command([PROG, *argv]):
+            run_dir, out = parse(argv)
+            study = study_kind(run_dir) is not None
+            if study and out is None:
+                out = study_target(run_dir)  # known here: an interrupt's message says whether it was written
+            new, differ = rerun_study(run_dir, out) if study else rerun(run_dir, out)
     except IntegrityError as err:
         for line in err.problems:
             print(line, file=sys.stderr)
@@ -533,10 +532,6 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(EXIT_INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if previous_cmd is None:
-            os.environ.pop(COMMAND_ENV, None)
-        else:
-            os.environ[COMMAND_ENV] = previous_cmd
     if differ:
         print(f"{PROG}: {new}: differs from {run_dir} in {', '.join(differ)}", file=sys.stderr)
         raise SystemExit(EXIT_INTEGRITY)

@@ -161,6 +161,22 @@ COMMAND_ENV = "SKILLSIM_COMMAND"
 RERUN_OF_ENV = "SKILLSIM_RERUN_OF"
 
 
+@contextlib.contextmanager
+def recorded_command(words: list[str]):
+    """While it lasts, `words` (the program and its arguments as typed) are the command the manifests
+    written meanwhile record (user_command); processes started meanwhile (sweep workers) inherit it.
+    Afterwards the environment is as it was."""
+    previous = os.environ.get(COMMAND_ENV)
+    os.environ[COMMAND_ENV] = json.dumps(words, ensure_ascii=False)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(COMMAND_ENV, None)
+        else:
+            os.environ[COMMAND_ENV] = previous
+
+
 def user_command() -> list[str]:
     """The command the user typed: program name and arguments, nothing the tool added, no paths of ours."""
     raw = os.environ.get(COMMAND_ENV)

@@ -16,7 +16,6 @@ filled in), folder, manifest and log lines, and the same one-line errors and exi
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -30,8 +29,8 @@ from .config import RunConfig
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, BusyError, SkillsimError, caused_by_interrupt, debug_enabled,
                      environment_fault, internal_error, interrupts_kept, stop_on_signal, warn_given_twice)
 from .model import WorkforceModel
-from .results import (COMMAND_ENV, prepare_target, publishing_the_result, remove_dead_partials, remove_killed_partials,
-                      write_run)
+from .results import (prepare_target, publishing_the_result, remove_dead_partials, remove_killed_partials,
+                      recorded_command, write_run)
 
 log = logging.getLogger("skillsim")
 #: Shown in messages and recorded in manifests as the program name (`python -m sim` is the same tool).
@@ -249,39 +248,12 @@ def run_from_entry(argv: list[str], entry: dict) -> None:
     single run (a sweep's cases, which make up most of main's, cannot arise here)."""
     signal.signal(signal.SIGTERM, stop_on_signal)
     say_keys_given_twice(argv)
-    previous_argv, previous_cmd = sys.argv, os.environ.get(COMMAND_ENV)
+    previous_argv = sys.argv
     sys.argv = [sys.argv[0]] + argv
-    os.environ[COMMAND_ENV] = json.dumps([PROG, *argv], ensure_ascii=False)  # the manifest's command, as typed
     wants_tracebacks = os.environ.get("HYDRA_FULL_ERROR") not in (None, "", "0")
     try:
-        _configure_log(entry["hydra_logging"])  # as Hydra's composition does
-        try:
-            from .config import from_mapping
-
-            cfg = checked_with_files(from_mapping(entry["data"]), list(entry["overrides"]))
-        except SkillsimError as err:
-            fail(err)
-        from .results import refuse_inside_results
-
-        run_dir = Path(filled_run_dir(entry["run_dir"]))
-        refuse_inside_results(run_dir, "hydra.run.dir")
-        run_dir.mkdir(parents=True, exist_ok=True)  # as Hydra's run_job makes it (removed below if left empty)
-        _configure_log(entry["job_logging"])
-        try:
-            run_in_folder(cfg, entry["data"], Path(os.path.abspath(run_dir)), unique=not entry["chosen"],
-                          overrides=list(entry["overrides"]), region=entry["region"], dirs=list(entry["dirs"]))
-        except SkillsimError as err:
-            remove_if_empty(run_dir)
-            fail(err)
-        except KeyboardInterrupt:
-            remove_if_empty(run_dir)
-            fail(INTERRUPTED, EXIT_INTERRUPTED)
-        except Exception:  # as Hydra's JobReturn.return_value says of a job that raised
-            sys.stderr.write(f"Error executing job with overrides: {list(entry['overrides'])}" + os.linesep)
-            raise
-        finally:
-            for handler in logging.getLogger().handlers:  # as Hydra's run_job flushes them
-                handler.flush()
+        with recorded_command([PROG, *argv]):  # the manifest's command, as typed
+            _run_entry(entry)
     except KeyboardInterrupt:
         fail(INTERRUPTED, EXIT_INTERRUPTED)
     except SkillsimError as err:
@@ -296,10 +268,38 @@ def run_from_entry(argv: list[str], entry: dict) -> None:
         fail(internal_error(exc), EXIT_INTERNAL)
     finally:
         sys.argv = previous_argv
-        if previous_cmd is None:
-            os.environ.pop(COMMAND_ENV, None)
-        else:
-            os.environ[COMMAND_ENV] = previous_cmd
+
+
+def _run_entry(entry: dict) -> None:
+    """The run of run_from_entry, with the one-line errors sim.cli._task gives a single run."""
+    _configure_log(entry["hydra_logging"])  # as Hydra's composition does
+    try:
+        from .config import from_mapping
+
+        cfg = checked_with_files(from_mapping(entry["data"]), list(entry["overrides"]))
+    except SkillsimError as err:
+        fail(err)
+    from .results import refuse_inside_results
+
+    run_dir = Path(filled_run_dir(entry["run_dir"]))
+    refuse_inside_results(run_dir, "hydra.run.dir")
+    run_dir.mkdir(parents=True, exist_ok=True)  # as Hydra's run_job makes it (removed below if left empty)
+    _configure_log(entry["job_logging"])
+    try:
+        run_in_folder(cfg, entry["data"], Path(os.path.abspath(run_dir)), unique=not entry["chosen"],
+                      overrides=list(entry["overrides"]), region=entry["region"], dirs=list(entry["dirs"]))
+    except SkillsimError as err:
+        remove_if_empty(run_dir)
+        fail(err)
+    except KeyboardInterrupt:
+        remove_if_empty(run_dir)
+        fail(INTERRUPTED, EXIT_INTERRUPTED)
+    except Exception:  # as Hydra's JobReturn.return_value says of a job that raised
+        sys.stderr.write(f"Error executing job with overrides: {list(entry['overrides'])}" + os.linesep)
+        raise
+    finally:
+        for handler in logging.getLogger().handlers:  # as Hydra's run_job flushes them
+            handler.flush()
 
 
 def checked_with_files(cfg: RunConfig, overrides: list[str]) -> RunConfig:
