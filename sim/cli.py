@@ -31,7 +31,7 @@ from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL,
                      end_with_parent, internal_error, stop_on_signal, quiet_when_output_closed, worker_killed)
 from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER
 from .single_run import (INTERRUPTED, JOB_NAME, PROG, checked_with_files, exit_now, fail, read_from, remove_if_empty,
-                         run_forecast, run_in_folder, say_keys_given_twice)
+                         run_entry, run_forecast, run_in_folder, say_keys_given_twice)
 from .sweep import as_typed_overrides, clear_failure, is_finished, log_progress, record_failure, sweeper_params
 from . import sweep
 from .sources import DEFAULT_TARGETS, load_targets
@@ -750,10 +750,10 @@ def _run_single(overrides: list[str]) -> None:
     `hydra.main` composes the config twice for a run (once only to read `hydra.mode`), and the
     preflight check a third time; composition is about a quarter of `skillsim`'s start-up. Here the
     config is composed once (Hydra's own compose_config, from the shell's overrides, with its logging
-    set-up), checked (one line, before any folder), and handed to Hydra's run_job with the configured
-    callbacks: the same steps as Hydra's `run`, the same folder, config and logging. What the next run
-    with the same overrides needs is kept in sim.compose_cache (cache_entry), and that run goes without
-    Hydra (sim.single_run.console)."""
+    set-up) and checked (one line, before any folder). A run that cache_entry can keep is then run from
+    its entry (sim.single_run.run_entry), as its repeats will be, from the cache and without Hydra; any
+    other is handed to Hydra's run_job with the configured callbacks: the same steps as Hydra's `run`,
+    the same folder, config and logging."""
     from hydra import initialize_config_dir
     from hydra._internal.callbacks import Callbacks
     from hydra.core.global_hydra import GlobalHydra
@@ -773,6 +773,8 @@ def _run_single(overrides: list[str]) -> None:
         refuse_inside_results(Path(str(dcfg.hydra.run.dir)), "hydra.run.dir")  # before Hydra makes it
         if (entry := cache_entry(dcfg, *checked)) is not None:
             compose_cache.store(overrides, JOB_NAME, entry)
+    if entry is not None:  # every run of these overrides, this one too, goes the same way
+        return run_entry(entry, checked[0])
     dcfg.hydra.mode = RunMode.RUN
     _CHECKED[:] = [checked]  # run_job hands _task a copy of dcfg without its hydra node: the same values
     fastsweep.copies_by_pickling()  # run_job's two copies of the config, a third of the time

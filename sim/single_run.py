@@ -253,7 +253,7 @@ def run_from_entry(argv: list[str], entry: dict) -> None:
     wants_tracebacks = os.environ.get("HYDRA_FULL_ERROR") not in (None, "", "0")
     try:
         with recorded_command([PROG, *argv]):  # the manifest's command, as typed
-            _run_entry(entry)
+            run_entry(entry)
     except KeyboardInterrupt:
         fail(INTERRUPTED, EXIT_INTERRUPTED)
     except SkillsimError as err:
@@ -270,15 +270,18 @@ def run_from_entry(argv: list[str], entry: dict) -> None:
         sys.argv = previous_argv
 
 
-def _run_entry(entry: dict) -> None:
-    """The run of run_from_entry, with the one-line errors sim.cli._task gives a single run."""
+def run_entry(entry: dict, cfg: RunConfig | None = None) -> None:
+    """A plain run from its entry (sim.cli.cache_entry), as Hydra's run_job would run it (the logging, the
+    folder made as Hydra names it, the task's one-line errors): a repeat from the cache (run_from_entry),
+    or the first run, just composed and checked (sim.cli._run_single, `cfg` its checked settings)."""
     _configure_log(entry["hydra_logging"])  # as Hydra's composition does
-    try:
-        from .config import from_mapping
+    if cfg is None:
+        try:
+            from .config import from_mapping
 
-        cfg = checked_with_files(from_mapping(entry["data"]), list(entry["overrides"]))
-    except SkillsimError as err:
-        fail(err)
+            cfg = checked_with_files(from_mapping(entry["data"]), list(entry["overrides"]))
+        except SkillsimError as err:
+            fail(err)
     from .results import refuse_inside_results
 
     run_dir = Path(filled_run_dir(entry["run_dir"]))

@@ -4,6 +4,7 @@ a damaged cache file is ignored."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -48,16 +49,18 @@ def _without_times(text: str) -> str:
 def test_a_cached_composition_writes_the_same_folder_and_a_damaged_one_is_ignored(tmp_path):
     """The second run comes from the cache and runs without Hydra (sim.single_run.run_from_entry), importing
     neither Hydra nor OmegaConf; its folder (name, files, manifest) and its log are those of the first run,
-    which Hydra ran."""
+    which Hydra composed, and of a run of the same settings through Hydra's own run_job (an environment
+    variable for the job, which no entry is kept for, sends it there)."""
     cache = tmp_path / "cache"
     overrides = ("n_agents=1500", "horizon.end_year=2024", "levers.training.intensity=1.5")
     folders, logs = [], []
-    for name in ("first", "second", "third"):
+    for name in ("first", "second", "third", "run_job"):
         (tmp_path / name).mkdir()
         if name == "third":  # a damaged cache file: composed again, as if there were none
             for f in (cache / "compose").glob("*.pickle"):
                 f.write_bytes(b"not a pickle")
-        proc = skillsim(tmp_path / name, cache, *overrides, python_flags=("-X", "importtime"))
+        extra = ("+hydra.job.env_set.SKILLSIM_UNUSED=1",) if name == "run_job" else ()
+        proc = skillsim(tmp_path / name, cache, *overrides, *extra, python_flags=("-X", "importtime"))
         assert proc.returncode == 0, proc.stderr[-2000:]
         imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
         for package in ("hydra", "omegaconf"):  # only the cached run goes without them
@@ -72,8 +75,10 @@ def test_a_cached_composition_writes_the_same_folder_and_a_damaged_one_is_ignore
         assert sorted(p.name for p in other.iterdir()) == sorted(p.name for p in folders[0].iterdir())
         for f in ("config.yaml", "series.csv", "summary.json", "series.parquet"):
             assert (other / f).read_bytes() == (folders[0] / f).read_bytes(), f
-        manifest = [_without_times((folder / "manifest.json").read_text()).replace(folder.parent.parent.parent.name, "NAME")
-                    for folder in (other, folders[0])]
+        manifest = [json.loads(_without_times((folder / "manifest.json").read_text()).replace(
+            folder.parent.parent.parent.name, "NAME")) for folder in (other, folders[0])]
+        assert manifest[0].pop("command")[-1] in (overrides[-1], "+hydra.job.env_set.SKILLSIM_UNUSED=1")
+        manifest[1].pop("command")
         assert manifest[0] == manifest[1]
         assert [_without_times(line) for line in log] == [_without_times(line) for line in logs[0]]
 
@@ -183,9 +188,9 @@ def test_only_a_composition_a_run_without_hydra_does_in_full_is_cached(overrides
 
 @pytest.mark.parametrize("case", ["runs-is-a-file", "run-dir-not-empty"])
 def test_a_run_from_the_cache_fails_as_a_run_through_hydra_does(tmp_path, case):
-    """The same mistake found at run time gives the same exit code and the same lines on both routes
-    (sim.single_run.run_from_entry makes the folder by the name Hydra's run_job gives it, so a message names it
-    alike)."""
+    """The same mistake found at run time gives the same exit code and the same lines from the cache and
+    through Hydra's run_job (an environment variable for the job sends it there): sim.single_run.run_entry
+    makes the folder by the name Hydra's run_job gives it, so a message names it alike."""
     overrides = ["n_agents=1000", "horizon.end_year=2023"] + (["hydra.run.dir=out"] if case == "run-dir-not-empty" else [])
     filled = tmp_path / "filled"
     (tmp_path / "fill").mkdir()
@@ -199,7 +204,8 @@ def test_a_run_from_the_cache_fails_as_a_run_through_hydra_does(tmp_path, case):
         else:
             (cwd / "out").mkdir(parents=True)
             (cwd / "out" / "mine.txt").write_text("kept")
-        proc = skillsim(cwd, cache, *overrides)
+        extra = ["+hydra.job.env_set.SKILLSIM_UNUSED=1"] if route == "hydra" else []
+        proc = skillsim(cwd, cache, *overrides, *extra)
         outcomes.append((proc.returncode, _without_times(proc.stderr).replace(str(cwd), "CWD")))
     assert outcomes[0][0] == 4 and "Traceback" not in outcomes[0][1]
     assert outcomes[1] == outcomes[0]
