@@ -30,7 +30,7 @@ from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL,
                      MissingSetting, SkillsimError, caused_by_interrupt, debug_enabled, environment_fault,
                      end_with_parent, internal_error, stop_on_signal, quiet_when_output_closed, worker_killed)
 from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER
-from .single_run import (INTERRUPTED, JOB_NAME, PROG, checked_with_files, exit_now, fail, read_from, remove_if_empty,
+from .single_run import (INTERRUPTED, JOB_NAME, PROG, checked_with_files, errors_of_a_run, exit_now, fail, read_from,
                          run_entry, run_forecast, run_in_folder, say_keys_given_twice)
 from .sweep import as_typed_overrides, clear_failure, is_finished, log_progress, record_failure, sweeper_params
 from . import sweep
@@ -707,14 +707,8 @@ def _task(dcfg: DictConfig):
     if hc.mode == RunMode.MULTIRUN:
         basic = hc.sweeper._target_.endswith(".BasicSweeper")  # ours too (sim.fastsweep subclasses it)
         return _sweep_job(dcfg, run_dir, list(hc.overrides.task), int(hc.job.num), value=not basic)
-    try:
+    with errors_of_a_run(run_dir):
         _single_run(dcfg, run_dir, unique=not chosen_run_dir(hc))
-    except SkillsimError as err:
-        remove_if_empty(run_dir)
-        fail(err)
-    except KeyboardInterrupt:
-        remove_if_empty(run_dir)
-        fail(INTERRUPTED, EXIT_INTERRUPTED)
 
 
 def _hydra_task() -> None:

@@ -16,6 +16,7 @@ filled in), folder, manifest and log lines, and the same one-line errors and exi
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -132,6 +133,20 @@ def bands_hint(cfg: RunConfig, overrides: list[str], region: str | None, dirs: l
     words.append(f"region={region or DEFAULT_REGION}")
     words += forecast_overrides(overrides, cfg.region.structural)
     return " ".join(shlex.quote(w) for w in words)
+
+
+@contextlib.contextmanager
+def errors_of_a_run(run_dir: Path):
+    """A single run's mistakes and Ctrl-C as one line and their exit code, with the folder made for it
+    (by Hydra's run_job or run_entry) removed if it is still empty."""
+    try:
+        yield
+    except SkillsimError as err:
+        remove_if_empty(run_dir)
+        fail(err)
+    except KeyboardInterrupt:
+        remove_if_empty(run_dir)
+        fail(INTERRUPTED, EXIT_INTERRUPTED)
 
 
 def run_in_folder(cfg: RunConfig, data: dict, run_dir: Path, *, unique: bool, overrides: list[str],
@@ -289,14 +304,9 @@ def run_entry(entry: dict, cfg: RunConfig | None = None) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)  # as Hydra's run_job makes it (removed below if left empty)
     _configure_log(entry["job_logging"])
     try:
-        run_in_folder(cfg, entry["data"], Path(os.path.abspath(run_dir)), unique=not entry["chosen"],
-                      overrides=list(entry["overrides"]), region=entry["region"], dirs=list(entry["dirs"]))
-    except SkillsimError as err:
-        remove_if_empty(run_dir)
-        fail(err)
-    except KeyboardInterrupt:
-        remove_if_empty(run_dir)
-        fail(INTERRUPTED, EXIT_INTERRUPTED)
+        with errors_of_a_run(run_dir):
+            run_in_folder(cfg, entry["data"], Path(os.path.abspath(run_dir)), unique=not entry["chosen"],
+                          overrides=list(entry["overrides"]), region=entry["region"], dirs=list(entry["dirs"]))
     except Exception:  # as Hydra's JobReturn.return_value says of a job that raised
         sys.stderr.write(f"Error executing job with overrides: {list(entry['overrides'])}" + os.linesep)
         raise
