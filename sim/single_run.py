@@ -3,9 +3,10 @@
 sim.cli runs a single run through here once Hydra has composed its config and it is checked. `console`
 (the `skillsim` command, `python -m sim`) first looks for the run's composition in the cache
 (sim.compose_cache): a plain run (overrides only) composed before, with the shipped logging and no
-setting Hydra would have to act on, is run from the plain values kept there, without importing Hydra
-or OmegaConf (together about 0.1 s, a fifth to a third of a default run's overhead) and without
-composing again. Anything else goes to sim.cli's `console`, through Hydra.
+setting Hydra would have to act on, is run from the plain values kept there (`run_entry`), without
+importing Hydra or OmegaConf (together about 0.1 s, a fifth to a third of a default run's overhead) and
+without composing again. Anything else goes to sim.cli's `console`, through Hydra; the first run of a
+setting whose entry is kept runs from that entry too, once composed.
 
 What such a run does is what sim.cli does for it: the same checks of what can change between runs
 (the targets file, a parameter draw; the rest of the composition was checked when it was kept and
