@@ -202,7 +202,8 @@ def queued(env) -> list[str]:
 
 
 def running_job(env, at_least_s: int = 2, timeout: float = 120) -> str:
-    """The id of a job that has run for at least `at_least_s` seconds."""
+    """The id of a job that has run for at least `at_least_s` seconds (the tests that ask start with an
+    empty queue: `no_job_left`)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         out = squeue(env, "--states=running", "--format=%i|%M")
@@ -219,6 +220,13 @@ def wait_until_queue_empty(env, timeout: float = 60) -> list[str]:
     while (left := queued(env)) and time.monotonic() < end:
         time.sleep(0.5)
     return left
+
+
+def no_job_left(env) -> None:
+    """Before a test that watches the queue: an earlier test's job still ending (its sweep had already
+    read its result) was taken for this test's running job, and the queue then read empty before this
+    sweep had submitted (a clean-clone CI run, once)."""
+    assert wait_until_queue_empty(env) == []
 
 
 @pytest.mark.slow
@@ -238,6 +246,7 @@ def test_a_slurm_sweep_gives_the_basic_launchers_tables(cluster, tmp_path):
 
 @pytest.mark.slow
 def test_a_job_cancelled_by_the_scheduler_is_recorded_and_resumed(cluster, tmp_path):
+    no_job_left(cluster)
     out = tmp_path / "sweep"
     args = [*GRID, *LONG, "hydra/launcher=slurm", "hydra.launcher.poll_s=1", f"hydra.sweep.dir={out}"]
     proc = subprocess.Popen([*SKILLSIM, "-m", *args], env=cluster, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
@@ -269,6 +278,7 @@ def test_a_job_warned_of_its_time_limit_records_it_and_the_others_finish(cluster
     SLURM's timer, too coarse for a test), so the warning is sent as SLURM sends it, with
     `scancel --signal=USR2`, as submitit's own tests do. The job stops with a FAILED record naming
     the limit and the setting to raise; the other job finishes."""
+    no_job_left(cluster)
     out = tmp_path / "sweep"
     proc = subprocess.Popen([*SKILLSIM, "-m", "n_agents=2000000,2001000", "horizon.end_year=2032", SHORT_HISTORY,
                              "hydra/launcher=slurm", "hydra.launcher.timeout_min=30", "hydra.launcher.poll_s=1",
@@ -292,6 +302,7 @@ def test_a_job_warned_of_its_time_limit_records_it_and_the_others_finish(cluster
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_slurm_sweep_leaves_no_job_in_the_queue(cluster, tmp_path, sig):
+    no_job_left(cluster)
     out = tmp_path / "sweep"
     proc = subprocess.Popen([*SKILLSIM, "-m", "scenario=baseline,no_policy", "replicate=range(0,3)", *LONG,
                              "hydra/launcher=slurm", "hydra.launcher.poll_s=1", f"hydra.sweep.dir={out}"],
