@@ -765,7 +765,7 @@ def _run_single(overrides: list[str]) -> None:
         from .results import refuse_inside_results
 
         refuse_inside_results(Path(str(dcfg.hydra.run.dir)), "hydra.run.dir")  # before Hydra makes it
-        if (entry := cache_entry(dcfg, *checked)) is not None:
+        if (entry := cache_entry(dcfg, checked[1])) is not None:
             compose_cache.store(overrides, JOB_NAME, entry)
     if entry is not None:  # every run of these overrides, this one too, goes the same way
         return run_entry(entry, checked[0])
@@ -809,7 +809,7 @@ def _shipped_logging(group: str) -> dict:
     return yaml.safe_load((CONFIG_DIR / "hydra" / group / "skillsim.yaml").read_text(encoding="utf-8"))
 
 
-def cache_entry(dcfg: DictConfig, cfg: RunConfig, data: dict) -> dict | None:
+def cache_entry(dcfg: DictConfig, data: dict) -> dict | None:
     """What sim.single_run.run_from_entry needs to repeat this checked plain run without Hydra or OmegaConf,
     as plain values; None if it could not do it as Hydra would (plain_runnable), if a setting holds an
     interpolation (`seed=${oc.env:SEED}` may resolve otherwise next time), or if `hydra.run.dir` holds
@@ -865,7 +865,7 @@ def run_dir_parts(dcfg: DictConfig, typed: list[str]) -> list[tuple[str, str]] |
             return None
         pos = m.end()
     parts.append(("text", raw[pos:]))
-    return None if any(kind == "text" and ("${" in v or "$" in v and "{" in v) for kind, v in parts) else parts
+    return None if any(kind == "text" and "${" in v for kind, v in parts) else parts  # one nested in another
 
 
 # -- one-line errors for what Hydra rejects before the task runs ----------------------------------
@@ -1041,7 +1041,7 @@ def unknown_hydra_key(override: str) -> str | None:
     import dataclasses
     import typing
 
-    from hydra.conf import HydraConf  # here: importing Hydra costs a plain run from the cache 0.05 s
+    from hydra.conf import HydraConf
 
     kind = HydraConf
     for i, part in enumerate(parts[1:], start=1):
@@ -1102,7 +1102,7 @@ def _user_errors_in_one_line():
 
 
 def _clear_hydra() -> None:
-    """Clear Hydra's global state, if Hydra was ever imported (a plain run from the cache never does)."""
+    """Clear Hydra's global state, if Hydra was ever imported in this process."""
     if "hydra" in sys.modules:
         from hydra.core.global_hydra import GlobalHydra
 

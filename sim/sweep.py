@@ -28,6 +28,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from . import claims
@@ -419,82 +420,66 @@ def planned_folders(config: DictConfig, jobs: set[tuple[str, ...]]) -> list[str]
     return sorted(names)
 
 
-def __getattr__(name: str):
-    """`sim.sweep.AggregateCallback` (the callback config.yaml names) is built on first use: its base class
-    is Hydra's, and importing Hydra (0.05-0.07 s) is left to the commands that run it (sim.cli imports this
-    module for its helpers before it knows whether it will)."""
-    if name == "AggregateCallback":
-        cls = globals()["AggregateCallback"] = _aggregate_callback_class()
-        return cls
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+class AggregateCallback(Callback):
+    """Counts a multirun's jobs at the start and writes its tables at the end.
 
+    Hydra turns an exception in a callback into a warning and exits 0, so nothing may escape from
+    here: a fault is kept in LAST_ERROR, and `skillsim` reports it in one line with its exit code.
+    """
 
-def _aggregate_callback_class() -> type:
-    from hydra.experimental.callback import Callback
+    def __init__(self, baseline: str | None = None) -> None:
+        self.baseline = baseline
 
-    class AggregateCallback(Callback):
-        """Counts a multirun's jobs at the start and writes its tables at the end.
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global SWEEP_DIR, SWEEP_DIR_EXISTED
+        sweep_dir = SWEEP_DIR = Path(config.hydra.sweep.dir)
+        SWEEP_DIR_EXISTED = sweep_dir.exists()
+        total, folders = -1, None
+        try:
+            if is_grid(config):
+                jobs = grid_jobs(config)
+                total = len(jobs)
+                folders = planned_folders(config, jobs)
+            else:
+                total = count_jobs(config)
+        except Exception:  # counting is only for the progress log and the count of jobs never started
+            pass
+        try:
+            grid = is_grid(config)
+            command = None if grid else as_typed_overrides(config)
+        except Exception:  # noqa: BLE001 - only for the progress record: nothing may escape a callback
+            grid, command = False, None
+        try:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            write_progress(sweep_dir, total, grid=total >= 0 and grid, folders=folders, command=command)
+        except OSError:
+            pass  # Hydra writes multirun.yaml next and stops with the same fault, reported by skillsim
+        log.info("sweep: %s jobs into %s", total if total >= 0 else "unknown number of", sweep_dir)
 
-        Hydra turns an exception in a callback into a warning and exits 0, so nothing may escape from
-        here: a fault is kept in LAST_ERROR, and `skillsim` reports it in one line with its exit code.
-        """
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """Drop the job's two config copies from Hydra's JobReturn: a sweep keeps one per job until it
+        ends, which made memory grow with the number of jobs (the results are in the job folders)."""
+        job_return.cfg = job_return.hydra_cfg = None
 
-        def __init__(self, baseline: str | None = None) -> None:
-            self.baseline = baseline
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        global LAST_COUNTS, LAST_ERROR
+        sweep_dir = Path(config.hydra.sweep.dir)
+        log_progress(sweep_dir, force=True)
+        try:
+            from .aggregate import aggregate, report  # only once a sweep has run
 
-        def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-            global SWEEP_DIR, SWEEP_DIR_EXISTED
-            sweep_dir = SWEEP_DIR = Path(config.hydra.sweep.dir)
-            SWEEP_DIR_EXISTED = sweep_dir.exists()
-            total, folders = -1, None
-            try:
-                if is_grid(config):
-                    jobs = grid_jobs(config)
-                    total = len(jobs)
-                    folders = planned_folders(config, jobs)
-                else:
-                    total = count_jobs(config)
-            except Exception:  # counting is only for the progress log and the count of jobs never started
-                pass
-            try:
-                grid = is_grid(config)
-                command = None if grid else as_typed_overrides(config)
-            except Exception:  # noqa: BLE001 - only for the progress record: nothing may escape a callback
-                grid, command = False, None
-            try:
-                sweep_dir.mkdir(parents=True, exist_ok=True)
-                write_progress(sweep_dir, total, grid=total >= 0 and grid, folders=folders, command=command)
-            except OSError:
-                pass  # Hydra writes multirun.yaml next and stops with the same fault, reported by skillsim
-            log.info("sweep: %s jobs into %s", total if total >= 0 else "unknown number of", sweep_dir)
+            LAST_COUNTS = aggregate(sweep_dir, self.baseline, log=log.info)
+            report(sweep_dir, LAST_COUNTS)
+            if not is_grid(config):
+                from .aggregate import note_a_better_earlier_trial
 
-        def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-            """Drop the job's two config copies from Hydra's JobReturn: a sweep keeps one per job until it
-            ends, which made memory grow with the number of jobs (the results are in the job folders)."""
-            job_return.cfg = job_return.hydra_cfg = None
-
-        def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-            global LAST_COUNTS, LAST_ERROR
-            sweep_dir = Path(config.hydra.sweep.dir)
-            log_progress(sweep_dir, force=True)
-            try:
-                from .aggregate import aggregate, report  # only once a sweep has run
-
-                LAST_COUNTS = aggregate(sweep_dir, self.baseline, log=log.info)
-                report(sweep_dir, LAST_COUNTS)
-                if not is_grid(config):
-                    from .aggregate import note_a_better_earlier_trial
-
-                    note_a_better_earlier_trial(sweep_dir, config.hydra.sweeper.get("direction"))
-            except SkillsimError as err:
-                LAST_ERROR = err
-            except OSError as exc:
-                LAST_ERROR = environment_fault(exc, sweep_dir, "write")
-            except Exception as exc:  # a bug: still one line and a non-zero exit, never a warning
-                LAST_ERROR = SkillsimError(internal_error(exc, f"aggregating {sweep_dir}"))
-                LAST_ERROR.exit_code = 1
-                if os.environ.get("SKILLSIM_DEBUG"):
-                    log.exception("aggregation failed")
-
-    AggregateCallback.__qualname__ = "AggregateCallback"  # as if defined at the top: picklable, printed so
-    return AggregateCallback
+                note_a_better_earlier_trial(sweep_dir, config.hydra.sweeper.get("direction"))
+        except SkillsimError as err:
+            LAST_ERROR = err
+        except OSError as exc:
+            LAST_ERROR = environment_fault(exc, sweep_dir, "write")
+        except Exception as exc:  # a bug: still one line and a non-zero exit, never a warning
+            LAST_ERROR = SkillsimError(internal_error(exc, f"aggregating {sweep_dir}"))
+            LAST_ERROR.exit_code = 1
+            if os.environ.get("SKILLSIM_DEBUG"):
+                log.exception("aggregation failed")

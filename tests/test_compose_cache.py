@@ -243,7 +243,7 @@ def test_a_repeat_is_kept_only_if_it_runs_as_hydra_would_run_it(overrides, kept,
 
     dcfg = _composed(overrides)
     cfg, data = cli.config_from_hydra(dcfg)
-    entry = cli.cache_entry(dcfg, cfg, data)
+    entry = cli.cache_entry(dcfg, data)
     assert (entry is not None) == kept
     if not kept:
         return
