@@ -31,7 +31,7 @@ from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL,
                      end_with_parent, internal_error, stop_on_signal, quiet_when_output_closed, worker_killed)
 from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER
 from .single_run import (INTERRUPTED, JOB_NAME, PROG, checked_with_files, errors_of_a_run, exit_now, fail, read_from,
-                         run_entry, run_forecast, run_in_folder, say_keys_given_twice)
+                         last_of_each, run_entry, run_forecast, run_in_folder, say_keys_given_twice)
 from .sweep import as_typed_overrides, clear_failure, is_finished, log_progress, record_failure, sweeper_params
 from . import sweep
 from .sources import DEFAULT_TARGETS, load_targets
@@ -1618,7 +1618,11 @@ def main(argv: list[str] | None = None) -> None:
         if key == "hydra.run.dir" and "hydra.sweep.dir" not in swept:  # both given: a script's, for either mode
             fail(ConfigError("hydra.run.dir", value, "a single run's folder, without -m; a sweep's folder is "
                              f"hydra.sweep.dir (skillsim -m ... hydra.sweep.dir={value})"))
-    say_keys_given_twice(plain if plain is not None else _sweep_overrides(argv))
+    typed = argv  # recorded in the manifest as typed
+    if plain is not None or _sweep_overrides(argv) is not None:
+        say_keys_given_twice(plain if plain is not None else _sweep_overrides(argv))
+        argv = last_of_each(argv)  # the values dropped are not checked either
+        plain = _overrides(argv)
     _refuse_unknown_hydra_keys(plain if plain is not None else _sweep_overrides(argv))
     register_schema()
     argv = _route(argv)
@@ -1656,7 +1660,7 @@ def main(argv: list[str] | None = None) -> None:
     previous_argv, previous_cmd = sys.argv, os.environ.get(COMMAND_ENV)
     sys.argv = [sys.argv[0]] + argv
     # The manifest records the command as typed; sweep workers (other processes) inherit it.
-    os.environ[COMMAND_ENV] = json.dumps([PROG, *argv], ensure_ascii=False)
+    os.environ[COMMAND_ENV] = json.dumps([PROG, *typed], ensure_ascii=False)
     sweep.LAST_COUNTS = sweep.SWEEP_DIR = sweep.LAST_ERROR = sweep.LAST_CANCELLED = None
     try:
         with _hydra_errors_reach_us():

@@ -31,6 +31,7 @@ from .config import RunConfig
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, BusyError, SkillsimError, caused_by_interrupt, debug_enabled,
                      environment_fault, internal_error, interrupts_kept, stop_on_signal, warn_given_twice)
 from .model import WorkforceModel
+from .streams import replicate_seed
 from .results import (prepare_target, publishing_the_result, remove_dead_partials, remove_killed_partials,
                       recorded_command, write_run)
 
@@ -67,11 +68,12 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
         log.warning(off)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
+    # said before the build: a full-scale run's build and history take seconds, which went without a word
+    log.info("%s / %s: %d %s (weight %.2f), %d months from %d, seed %d", cfg.region.name, cfg.scenario,
+             cfg.n_agents, "agent" if cfg.n_agents == 1 else "agents", cfg.weight, cfg.n_months, cfg.start_year,
+             replicate_seed(cfg.seed, cfg.replicate))
     with interrupts_kept():  # also lever set-up and collection, which call compiled passes too
         model = WorkforceModel(cfg)
-        log.info("%s / %s: %d %s (weight %.2f), %d months from %d, seed %d", cfg.region.name, cfg.scenario,
-                 cfg.n_agents, "agent" if cfg.n_agents == 1 else "agents", cfg.weight, cfg.n_months, cfg.start_year,
-                 model.run_seed)
         model.run()
     path = write_run(run_dir, cfg, model.series_columns(), composed=composed, overrides=overrides, started=started,
                      extra=extra, unique=unique, machine=machine)
@@ -172,6 +174,31 @@ def run_in_folder(cfg: RunConfig, data: dict, run_dir: Path, *, unique: bool, ov
                          bands_hint=bands_hint(cfg, overrides, region, dirs), say_few=True, extra=read_from(dirs))
 
 
+def last_of_each(argv: list[str]) -> list[str]:
+    """argv with each key given twice (`seed=1 seed=2`) kept once, at its last value, where it was last
+    given: what Hydra would take, without checking the values it would drop (`n_agents=abc n_agents=1000`
+    was refused for `abc` after the warning that 1000 is used). A `+` (or `++`) of an earlier one stays
+    with the key (`+k=1 k=2` is `+k=2`). Flags and their values are left as they are."""
+    last: dict[str, int] = {}
+    prefix: dict[str, str] = {}
+    for i, a in enumerate(argv):
+        key, sep, _ = a.partition("=")
+        if a.startswith("-") or not sep:
+            continue
+        bare = key.lstrip("+")
+        last[bare] = i
+        prefix[bare] = max(prefix.get(bare, ""), key[:len(key) - len(bare)], key=len)
+    out = []
+    for i, a in enumerate(argv):
+        key, sep, value = a.partition("=")
+        bare = key.lstrip("+")
+        if a.startswith("-") or not sep:
+            out.append(a)
+        elif last[bare] == i:
+            out.append(f"{prefix[bare]}{bare}={value}")
+    return out
+
+
 def say_keys_given_twice(overrides: list[str] | None) -> None:
     """A key given twice (`seed=1 seed=2`), whose last value Hydra takes without a word: said in a warning."""
     seen: dict[str, str] = {}
@@ -253,7 +280,7 @@ def cache_hit(argv: list[str]) -> dict | None:
         return None
     from . import compose_cache
 
-    entry = compose_cache.load(argv, JOB_NAME)
+    entry = compose_cache.load(last_of_each(argv), JOB_NAME)  # as sim.cli.main stores it
     return entry if isinstance(entry, dict) and entry.get("form") == ENTRY_FORM else None
 
 
@@ -269,7 +296,7 @@ def run_from_entry(argv: list[str], entry: dict) -> None:
     wants_tracebacks = os.environ.get("HYDRA_FULL_ERROR") not in (None, "", "0")
     try:
         with recorded_command([PROG, *argv]):  # the manifest's command, as typed
-            run_entry(entry)
+            run_entry(entry)  # composed from last_of_each(argv)
     except KeyboardInterrupt:
         fail(INTERRUPTED, EXIT_INTERRUPTED)
     except SkillsimError as err:

@@ -222,3 +222,49 @@ def test_a_folder_for_the_other_mode_alone_is_refused(tmp_path, monkeypatch, cap
         err = capsys.readouterr().err.strip().splitlines()
         assert info.value.code == 2 and len(err) == 1 and says in err[0], err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["seed=1", "n_agents=500", "seed=2"], ["n_agents=500", "seed=2"]),
+    (["n_agents=abc", "n_agents=1000"], ["n_agents=1000"]),
+    (["+extra=1", "extra=2"], ["+extra=2"]),  # the add stays with the key
+    (["-m", "seed=1,2", "seed=3", "region=national"], ["-m", "seed=3", "region=national"]),
+    (["~seed", "seed=1", "n_agents=5"], ["~seed", "seed=1", "n_agents=5"]),  # a removal is not a value
+    (["seed=1"], ["seed=1"]),
+])
+def test_a_key_given_twice_is_kept_once_at_its_last_value(argv, expected):
+    from sim.single_run import last_of_each
+
+    assert last_of_each(argv) == expected
+
+
+@pytest.mark.parametrize("sweep", [False, True])
+def test_the_value_a_key_given_twice_drops_is_not_checked(tmp_path, sweep):
+    """`skillsim n_agents=abc n_agents=1000` warned that 1000 is used, then refused `abc`: the dropped value
+    is now neither used nor checked, and the manifest keeps the command as typed. Twice for a single run:
+    composed, then from the composition cache."""
+    env = {**os.environ, "SKILLSIM_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["n_agents=abc", "n_agents=600", "horizon.end_year=2023", "seed=abc", "seed=3"]
+    if sweep:
+        args = ["-m", *args, f"hydra.sweep.dir={tmp_path / 'sw'}"]
+    for attempt in range(1 if sweep else 2):
+        proc = subprocess.run([*SKILLSIM, *args], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "n_agents was given twice (abc, then 600): n_agents=600 is used, the last" in proc.stderr
+        folders = (list((tmp_path / "sw").iterdir()) if sweep
+                   else list((tmp_path / "results" / "runs").iterdir()))
+        jobs = [f for f in folders if (f / "summary.json").is_file()]
+        assert len(jobs) == 1 + attempt, folders
+        kept = {f: f.stat().st_mtime_ns for f in (tmp_path / "cache").rglob("*") if f.is_file()}
+        if attempt == 0 and not sweep:
+            assert kept, "the first run keeps its composition"
+            first_kept = kept
+    if not sweep:  # the repeat read the entry the first run kept (under the key given once) and wrote none
+        assert kept == first_kept
+    for job in jobs:
+        summary = json.loads((job / "summary.json").read_text(encoding="utf-8"))
+        assert summary["config"]["n_agents"] == 600 and summary["config"]["seed"] == 3
+        if not sweep:
+            manifest = json.loads((job / "manifest.json").read_text(encoding="utf-8"))
+            assert manifest["command"] == ["skillsim", *args]
+            assert "n_agents=600" in job.name and "abc" not in job.name
