@@ -27,7 +27,7 @@ TEXT = {
         "fan_title": "{region}, {setting}: high-skill share forecast with calibrated-parameter, structural-input "
                      "and stochastic uncertainty",
         "fan_note": "median and 50% / 90% bands over {n} runs: {p} parameter sets x {s} structural points x {r} "
-                    "replicates; dots: observed",
+                    "replicates; dots: observed; not carried: the assumptions without a source (see report.md)",
         "share_axis": "high-skill share of skilled workers (%)", "year": "year", "december_year": "December of each year", "median": "median",
         "band50": "50% band", "band90": "90% band", "observed": "observed", "target": "preset target {v} by {y}",
         "var_title": "{region}: where the spread of the high-skill share comes from",
@@ -53,7 +53,7 @@ TEXT = {
     },
     "zh": {
         "fan_title": "{region}（{setting}）：高技能人才占比预测（含校准参数、结构性输入与随机不确定性）",
-        "fan_note": "中位数及50%/90%区间，共{n}次运行：{p}组参数 × {s}个结构性输入点 × {r}次重复；圆点：观测值",
+        "fan_note": "中位数及50%/90%区间，共{n}次运行：{p}组参数 × {s}个结构性输入点 × {r}次重复；圆点：观测值；未计入：无来源的假设（见report.md）",
         "share_axis": "高技能人才占技能人才比例（%）", "year": "年份", "december_year": "每年12月", "median": "中位数",
         "band50": "50%区间", "band90": "90%区间", "observed": "观测值", "target": "预设目标：{y}年{v}",
         "var_title": "{region}：高技能人才占比预测的方差来源",
