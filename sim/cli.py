@@ -28,10 +28,11 @@ from . import claims
 from .config import RunConfig, from_mapping
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, WORKER_KILLED, ConfigError,
                      MissingSetting, SkillsimError, caused_by_interrupt, debug_enabled, environment_fault,
-                     end_with_parent, internal_error, stop_on_signal, quiet_when_output_closed, worker_killed)
+                     end_with_parent, given_once, internal_error, stop_on_signal, quiet_when_output_closed,
+                     worker_killed)
 from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER
 from .single_run import (INTERRUPTED, JOB_NAME, PROG, checked_with_files, errors_of_a_run, exit_now, fail, read_from,
-                         last_of_each, run_entry, run_forecast, run_in_folder, say_keys_given_twice)
+                         run_entry, run_forecast, run_in_folder)
 from .sweep import as_typed_overrides, clear_failure, is_finished, log_progress, record_failure, sweeper_params
 from . import sweep
 from .sources import DEFAULT_TARGETS, load_targets
@@ -1620,8 +1621,7 @@ def main(argv: list[str] | None = None) -> None:
                              f"hydra.sweep.dir (skillsim -m ... hydra.sweep.dir={value})"))
     typed = argv  # recorded in the manifest as typed
     if plain is not None or _sweep_overrides(argv) is not None:
-        say_keys_given_twice(plain if plain is not None else _sweep_overrides(argv))
-        argv = last_of_each(argv)  # the values dropped are not checked either
+        argv = given_once(argv)  # the values dropped are not checked either
         plain = _overrides(argv)
     _refuse_unknown_hydra_keys(plain if plain is not None else _sweep_overrides(argv))
     register_schema()

@@ -223,6 +223,51 @@ def warn_setting(var: str, value: str, what: str) -> None:
     logging.getLogger("skillsim").warning("%s=%s %s", var, value, what)
 
 
+def last_of_each(argv: list[str]) -> list[str]:
+    """argv with each key given twice (`seed=1 seed=2`) kept once, at its last value, where it was last
+    given: what Hydra would take, without checking the values it would drop (`n_agents=abc n_agents=1000`
+    was refused for `abc` after the warning that 1000 is used). A `+` (or `++`) of an earlier one stays
+    with the key (`+k=1 k=2` is `+k=2`). Flags and their values are left as they are."""
+    last: dict[str, int] = {}
+    prefix: dict[str, str] = {}
+    for i, a in enumerate(argv):
+        key, sep, _ = a.partition("=")
+        if a.startswith("-") or not sep:
+            continue
+        bare = key.lstrip("+")
+        last[bare] = i
+        prefix[bare] = max(prefix.get(bare, ""), key[:len(key) - len(bare)], key=len)
+    out = []
+    for i, a in enumerate(argv):
+        key, sep, value = a.partition("=")
+        bare = key.lstrip("+")
+        if a.startswith("-") or not sep:
+            out.append(a)
+        elif last[bare] == i:
+            out.append(f"{prefix[bare]}{bare}={value}")
+    return out
+
+
+def say_keys_given_twice(overrides: list[str] | None) -> None:
+    """A key given twice (`seed=1 seed=2`), whose last value Hydra takes without a word: said in a warning
+    (`given_once` also drops the earlier ones)."""
+    seen: dict[str, str] = {}
+    for o in overrides or ():
+        key, sep, value = o.partition("=")
+        key = key.lstrip("+")  # +seed=1 seed=2: one key
+        if sep and key in seen:
+            warn_given_twice(key, seen[key], value)
+        seen[key] = value
+
+
+def given_once(argv: list[str]) -> list[str]:
+    """argv with each key given twice said in a warning and kept once, at its last value (`last_of_each`):
+    `skillsim-forecast params=2 params=x` warned that x is used and `n_agents=abc n_agents=1000` that 1000
+    is, then refused the value it had said was dropped."""
+    say_keys_given_twice(argv)
+    return last_of_each(argv)
+
+
 def warn_given_twice(key: str, first: str, last: str) -> None:
     """A key given twice on the command line: the last value is used, as Hydra takes it (a script's
     defaults followed by the user's own), and the user hears of it (it went without a word)."""

@@ -29,7 +29,8 @@ from pathlib import Path
 from . import claims
 from .config import RunConfig
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, BusyError, SkillsimError, caused_by_interrupt, debug_enabled,
-                     environment_fault, internal_error, interrupts_kept, stop_on_signal, warn_given_twice)
+                     environment_fault, internal_error, interrupts_kept, last_of_each, say_keys_given_twice,
+                     stop_on_signal)
 from .model import WorkforceModel
 from .streams import replicate_seed
 from .results import (prepare_target, publishing_the_result, remove_dead_partials, remove_killed_partials,
@@ -172,42 +173,6 @@ def run_in_folder(cfg: RunConfig, data: dict, run_dir: Path, *, unique: bool, ov
         with publishing_the_result():
             run_forecast(cfg, run_dir, composed=data, overrides=overrides, unique=unique,
                          bands_hint=bands_hint(cfg, overrides, region, dirs), say_few=True, extra=read_from(dirs))
-
-
-def last_of_each(argv: list[str]) -> list[str]:
-    """argv with each key given twice (`seed=1 seed=2`) kept once, at its last value, where it was last
-    given: what Hydra would take, without checking the values it would drop (`n_agents=abc n_agents=1000`
-    was refused for `abc` after the warning that 1000 is used). A `+` (or `++`) of an earlier one stays
-    with the key (`+k=1 k=2` is `+k=2`). Flags and their values are left as they are."""
-    last: dict[str, int] = {}
-    prefix: dict[str, str] = {}
-    for i, a in enumerate(argv):
-        key, sep, _ = a.partition("=")
-        if a.startswith("-") or not sep:
-            continue
-        bare = key.lstrip("+")
-        last[bare] = i
-        prefix[bare] = max(prefix.get(bare, ""), key[:len(key) - len(bare)], key=len)
-    out = []
-    for i, a in enumerate(argv):
-        key, sep, value = a.partition("=")
-        bare = key.lstrip("+")
-        if a.startswith("-") or not sep:
-            out.append(a)
-        elif last[bare] == i:
-            out.append(f"{prefix[bare]}{bare}={value}")
-    return out
-
-
-def say_keys_given_twice(overrides: list[str] | None) -> None:
-    """A key given twice (`seed=1 seed=2`), whose last value Hydra takes without a word: said in a warning."""
-    seen: dict[str, str] = {}
-    for o in overrides or ():
-        key, sep, value = o.partition("=")
-        key = key.lstrip("+")  # +seed=1 seed=2: one key
-        if sep and key in seen:
-            warn_given_twice(key, seen[key], value)
-        seen[key] = value
 
 
 def may_end_at_once() -> bool:

@@ -233,7 +233,7 @@ def test_a_folder_for_the_other_mode_alone_is_refused(tmp_path, monkeypatch, cap
     (["seed=1"], ["seed=1"]),
 ])
 def test_a_key_given_twice_is_kept_once_at_its_last_value(argv, expected):
-    from sim.single_run import last_of_each
+    from sim.errors import last_of_each
 
     assert last_of_each(argv) == expected
 

@@ -315,6 +315,7 @@ def test_more_parameter_sets_than_the_ensemble_holds_is_refused_before_any_run(t
 
     with caplog.at_level(logging.WARNING, logger="skillsim"):
         assert backtest.parse(["origins=2011", "origins=2016"])["origins"] == [2016]
+        assert backtest.parse(["draws=x", "draws=3"])["draws"] == 3  # the dropped value is not checked
     assert "origins was given twice (2011, then 2016): origins=2016 is used, the last" in caplog.text
 
 

@@ -652,18 +652,26 @@ def test_a_key_given_twice_is_said_and_the_last_is_used(caplog):
     defaults followed by the user's own still work, as with Hydra's overrides."""
     import logging
 
-    from sim import cli
+    from sim.errors import say_keys_given_twice
     from sim.studies import plan
 
     with caplog.at_level(logging.WARNING, logger="skillsim"):
         opts, _, overrides = plan.parse(["target.share=0.35", "target.year=2030", "target.share=0.4",
                                          "seed=1", "seed=2"])
-        cli.say_keys_given_twice(["n_agents=2000", "seed=5", "+n_agents=3000"])
-    assert opts["target.share"] == 0.4 and overrides == ["seed=1", "seed=2"]  # Hydra takes the last seed
+        say_keys_given_twice(["n_agents=2000", "seed=5", "+n_agents=3000"])
+    assert opts["target.share"] == 0.4 and overrides == ["seed=2"]  # the last seed, as Hydra would take it
     said = [r.getMessage() for r in caplog.records]
     assert said == ["target.share was given twice (0.35, then 0.4): target.share=0.4 is used, the last",
                     "seed was given twice (1, then 2): seed=2 is used, the last",
                     "n_agents was given twice (2000, then 3000): n_agents=3000 is used, the last"]
+    # the value said to be dropped is not checked either: `abc` was refused after the warning that 3000 is used
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="skillsim"):
+        opts, _, overrides = plan.parse(["target.share=0.35", "target.year=x", "target.year=2030",
+                                         "n_agents=abc", "n_agents=3000"])
+    assert opts["target.year"] == 2030 and overrides == [] and opts["n_agents"] == 3000, (opts, overrides)
+    assert [r.getMessage() for r in caplog.records][0] == ("target.year was given twice (x, then 2030): "
+                                                           "target.year=2030 is used, the last")
 
 
 def test_a_budget_plans_answer_moved_on_the_fresh_samples_says_so_with_its_costs_standard_error():

@@ -171,16 +171,12 @@ def parse(argv: list[str]) -> dict:
     opts = {"origins": "2011,2016", "n_agents": 6000, "replicates": 2, "max_evals": 400, "draws": 64,
             "stages": 5, "ensemble": 100, "params": 16, "structural": 8, "forecast_replicates": 2, "forecast_agents": 20000,
             "seed": None, "out": None, "docs": None}
-    seen: dict[str, str] = {}
-    for a in argv:
+    from ..errors import given_once
+
+    for a in given_once(argv):  # the last of a key given twice, said in a warning; the other is not checked
         key, sep, value = a.partition("=")
         if not sep or key not in opts:
             raise ConfigError(key or a, value, "one of " + ", ".join(f"{k}=..." for k in opts))
-        if key in seen:  # the last won without a word, as the other study commands warn
-            from ..errors import warn_given_twice
-
-            warn_given_twice(key, seen[key], value)
-        seen[key] = value
         if key in ("origins", "out", "docs"):
             if key != "origins" and not value.strip():  # out= ran into the default folder without a word
                 raise ConfigError(key, value, "a path" + (" (leave out= out for the default folder)"

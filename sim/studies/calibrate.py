@@ -520,16 +520,12 @@ def parse_args(argv: list[str]) -> dict:
     out: dict = {"region": "national", "n_agents": 6000, "replicates": 2, "max_evals": 600, "cutoff": None,
                  "out": None, "write": "false", "seed": RunConfig().seed, "draws": 128, "stages": 5, "ensemble": 100,
                  "fit": None}
-    seen: dict[str, str] = {}
-    for a in argv:
+    from ..errors import given_once
+
+    for a in given_once(argv):  # region=national region=chongqing: chongqing, said in a warning
         key, sep, value = a.partition("=")
         if not sep or key not in known:
             raise ConfigError(key or a, value, "one of " + ", ".join(f"{k}=..." for k in known))
-        if key in seen:  # region=national region=chongqing ran chongqing without a word (the others warn)
-            from ..errors import warn_given_twice
-
-            warn_given_twice(key, seen[key], value)
-        seen[key] = value
         try:
             out[key] = known[key](value)
         except ValueError:

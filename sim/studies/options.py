@@ -25,8 +25,10 @@ def key_values(argv: list[str], usage: str, prog: str) -> list[tuple[str, str]]:
     if folder is not None and (not folder.strip() or not Path(folder).expanduser().is_dir()):
         raise ConfigError("--config-dir", folder, "an existing folder laid out like sim/conf "
                           "(for example my_conf/region/my_city.yaml)")
+    from ..errors import given_once
+
+    argv = given_once(argv)  # a value said to be dropped is not checked either
     pairs = []
-    seen: dict[str, str] = {}
     for n, a in enumerate(argv):
         key, sep, value = a.partition("=")
         if not sep:
@@ -38,11 +40,6 @@ def key_values(argv: list[str], usage: str, prog: str) -> list[tuple[str, str]]:
         if key.startswith("-"):  # --samples=4: Hydra's parser named a lexer error
             raise ConfigError(key, value, f"key=value arguments without dashes: {key.lstrip('-')}={value} "
                               f"(see {prog} --help)")
-        if key in seen:  # the last one won without a word (target.share=0.35 ... target.share=0.4)
-            from ..errors import warn_given_twice
-
-            warn_given_twice(key, seen[key], value)
-        seen[key] = value
         pairs.append((key, value))
     if folder is not None:  # the search path skillsim builds for the same flag (quoted, merged with a given one)
         *_, line = _with_config_dir(given, [f"{k}={v}" for k, v in pairs if k == "hydra.searchpath"])
