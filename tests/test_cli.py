@@ -268,3 +268,33 @@ def test_the_value_a_key_given_twice_drops_is_not_checked(tmp_path, sweep):
             manifest = json.loads((job / "manifest.json").read_text(encoding="utf-8"))
             assert manifest["command"] == ["skillsim", *args]
             assert "n_agents=600" in job.name and "abc" not in job.name
+
+
+def test_help_and_composition_are_the_same_with_the_config_store_shared(monkeypatch, capsys):
+    """Hydra deep-copied every config registered in its store for each composition; `skillsim --help`
+    composes once for each config group (0.9 s). The store is now shared by a copied repository
+    (sim.cli.share_the_config_store): the help and a composed config are what they were without it."""
+    import copy
+
+    from hydra.core.config_store import ConfigStore
+
+    from sim import cli
+
+    said, composed = [], []
+    for shared in (False, True):
+        if not shared:
+            monkeypatch.setattr(cli, "share_the_config_store", lambda store_class: None)
+            monkeypatch.delattr(ConfigStore, "__deepcopy__", raising=False)
+            assert copy.deepcopy(ConfigStore.instance()) is not ConfigStore.instance()
+        else:
+            monkeypatch.undo()
+        try:
+            cli.main(["--help"])
+        except SystemExit as exc:
+            assert exc.code in (0, None)
+        said.append(capsys.readouterr().out)
+        composed.append(compose_run("region=national", "scenario=combined", "levers.studio.intensity=2"))
+    assert copy.deepcopy(ConfigStore.instance()) is ConfigStore.instance()
+    assert "== Config groups" in said[0] and "scenario: baseline, combined" in said[0]
+    assert said[0] == said[1]
+    assert composed[0] == composed[1] and composed[0].levers.studio.intensity == 2
