@@ -1057,9 +1057,12 @@ def test_the_sobol_figure_draws_each_first_order_index_as_it_is_and_visibly():
               "manifest": {"options": {"method": "sobol", "n": 64, "replicates": 2}}}
     fig, drawn = indices_figure(folder, "high_skill_share@2030", "en")
     ax = fig.get_axes()[0]
-    bars = [p for p in ax.patches if p.get_height() in (0.7, 0.35)]
-    total = {round(p.get_y() + p.get_height() / 2): p for p in bars if p.get_height() == 0.7}
-    first = {round(p.get_y() + p.get_height() / 2): p for p in bars if p.get_height() == 0.35}
+    # each row: the total's bar above, the first-order's below, neither over the other
+    bars = {round(p.get_y() + p.get_height() / 2, 2): p for p in ax.patches if p.get_height() == pytest.approx(0.36)}
+    total = {row: bars[round(row + 0.19, 2)] for row in range(3)}
+    first = {row: bars[round(row - 0.19, 2)] for row in range(3)}
+    # each interval drawn through the middle of its own bar, and ending at that index's bounds
+    whiskers = [seg for c in ax.collections for seg in c.get_segments() if len(seg) == 2 and seg[0][1] == seg[1][1]]
     order = list(drawn["input"][::-1])  # drawn bottom to top; the CSV lists top first
     for row, name in enumerate(order):
         r = idx.set_index("input").loc[name]
@@ -1067,7 +1070,18 @@ def test_the_sobol_figure_draws_each_first_order_index_as_it_is_and_visibly():
         assert total[row].get_width() == pytest.approx(r["ST"])
         if not r["distinguishable"]:
             assert to_hex(first[row].get_facecolor()) != to_hex(total[row].get_facecolor())
+        for bar, key in ((total[row], "ST"), (first[row], "S1")):
+            mid = bar.get_y() + bar.get_height() / 2
+            on_bar = [seg for seg in whiskers if seg[0][1] == pytest.approx(mid)]
+            assert len(on_bar) == 1, (name, key, whiskers)
+            lo, hi = sorted((on_bar[0][0][0], on_bar[0][1][0]))
+            assert lo == pytest.approx(min(r[key], max(r[f"{key}_lo95"], -np.inf)))
+            assert hi == pytest.approx(r[f"{key}_hi95"])
     assert (drawn["noise_floor"] == 0.01).all()
+    from matplotlib.legend import Legend
+
+    labels = [t.get_text() for legend in fig.findobj(Legend) for t in legend.get_texts()]
+    assert "95% interval of each bar" in labels and "total index" in labels and "first-order index" in labels
 
 
 def test_a_studys_manifest_names_its_libraries_and_calibration_files():
@@ -1360,3 +1374,40 @@ def test_inputs_assumptions_varies_each_numeric_assumption_over_its_range():
     off = dc.replace(cfg, levers=dc.replace(cfg.levers, training=dc.replace(cfg.levers.training, enabled=False)))
     names = [i.name for i in choose(off, ("assumptions",), [])]
     assert not any(n.startswith("levers.training.") for n in names) and "levers.studio.term_months" in names
+
+
+def test_a_quick_morris_mu_sigma_chart_names_its_largest_points_and_claims_no_dashed_line():
+    """A quick Morris study's μ*-σ chart named no point (every point grey, none ranked) and its note spoke of
+    a dashed noise floor the chart does not draw (a user trial). It now names the three largest μ* of each
+    panel, and says they are not ranked; a study large enough to rank names its ranked ones only."""
+    from matplotlib.text import Annotation
+
+    from sim.report.sensitivity import mu_sigma_figure
+    from sim.report.style import language
+
+    inputs = [Input(k, 0, 1, "config") for k in "abcde"]
+
+    def f(X, reps):
+        y = X @ np.array([0.5, 0.3, 0.2, 0.01, 0.005])
+        return {"high_skill_share@2030": np.repeat(y[:, None], len(reps), axis=1)}
+
+    rng = np.random.default_rng(3)
+    g = lambda X, reps: {k: v + 1e-4 * rng.normal(size=v.shape) for k, v in f(X, reps).items()}  # noqa: E731
+    for n, expect_names in ((4, {"a", "b", "c"}), (sensitivity.MIN_RANKED["morris"], None)):
+        idx = sensitivity.study(inputs, g, method="morris", n=n, replicates=1, noise_replicates=4, resamples=20,
+                                **QUIET)["indices"]
+        folder = {"indices": idx, "config": {"region": REGION},
+                  "manifest": {"options": {"method": "morris", "n": n, "replicates": 1}}}
+        for lang in ("en", "zh"):
+            with language(lang):
+                fig, _ = mu_sigma_figure(folder, lang)
+            texts = [t.get_text() for t in fig.findobj(lambda o: hasattr(o, "get_text"))]
+            named = {a.get_text() for a in fig.findobj(Annotation) if a.get_text()}
+            ranked = set(idx[idx["distinguishable"]].nlargest(3, "mu_star")["input"])
+            assert named == (expect_names if expect_names is not None else ranked), (n, lang, named)
+            assert not any(("dashed" in t or "虚线" in t) for t in texts), (n, lang)
+            if expect_names is not None:
+                said = " ".join(texts).replace("\n", " ")
+                assert ("named, not ranked" if lang == "en" else "不作排序") in said
+        if expect_names is None:
+            assert ranked, "the larger design ranks some inputs"

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..errors import DataError
@@ -26,25 +27,29 @@ from .style import ExactFormatter, new_figure
 from .text import spend_scale
 
 ACT, FAINT, TOTAL = "#0072B2", "#BBBBBB", "#56B4E9"
+SOBOL_BAR, SOBOL_OFFSET = 0.36, 0.19  #: a Sobol figure's bar height and the offset of each index's bar from its row
 FAINT_FIRST = "#777777"  #: a first-order bar of an input not ranked, darker than its total bar (grey on grey hid it)
 TEXT = {
     "en": {
         "share": "high-skill share", "income_mean": "mean income", "income_median": "median income",
         "cost": "cumulative cost",
         "sobol_title": "{region}: what drives the {output} in December {year} (Sobol indices)",
-        "sobol_note": "total (light) and first-order (dark) indices, 95% bootstrap intervals (black: total, blue: "
-                      "first-order); {n} base samples x {r} replicates; a first-order index above the total, or "
+        "sobol_note": "total (light, upper bar) and first-order (dark, lower bar) indices, each with its 95% "
+                      "bootstrap interval; {n} base samples x {r} replicates; a first-order index above the total, or "
                       "below zero, is estimation error; grey (light: total, dark: first-order): the total's 95% "
                       "interval reaches down to the noise floor (dashed) or zero, not ranked",
         "morris_title": "{region}: what drives the {output} in December {year} (Morris screening)",
         "morris_note": "μ* with 95% bootstrap intervals, {n} trajectories x {r} replicates; grey: the interval "
                        "reaches down to the noise floor (dashed) or zero, not ranked",
-        "total": "total index", "first": "first-order index",
+        "total": "total index", "first": "first-order index", "interval": "95% interval of each bar",
         "not_dist": "interval reaches the noise floor or zero",
         "few_note": "{n} {what} x {r} replicates: under {min} {what} the bootstrap intervals are far narrower "
                     "than the indices' real uncertainty, so no input is ranked and every bar or point is grey "
                     "(the value is drawn; dashed: the noise floor)",
         "not_dist_few": "not ranked: fewer than {min} {what}",
+        "few_note_points": "{n} {what} x {r} replicates: under {min} {what} the bootstrap intervals are far "
+                           "narrower than the indices' real uncertainty, so no input is ranked and every point is "
+                           "grey (the three largest μ* are named, not ranked)",
         "floor": "noise floor", "index_axis": "share of variance", "mu_axis": "μ* ({unit} per input range)",
         "unit_share": "percentage points", "unit_income": "yuan a year", "unit_cost": "billion yuan",
         "sigma_axis": "σ ({unit} per input range)",
@@ -95,13 +100,15 @@ TEXT = {
     "zh": {
         "share": "高技能人才占比", "income_mean": "平均收入", "income_median": "收入中位数", "cost": "累计成本",
         "sobol_title": "{region}：{year}年12月{output}的驱动因素（Sobol指数）",
-        "sobol_note": "总效应（浅色）与一阶效应（深色）指数及95%自助法区间（黑色：总效应，蓝色：一阶）；{n}个基础样本×{r}次重复；一阶指数高于总效应指数或低于零属估计误差；灰色（浅：总效应，深：一阶）：总效应的95%区间下端未高于噪声下限（虚线）或零，不排序",
+        "sobol_note": "总效应（浅色，上方条形）与一阶效应（深色，下方条形）指数，各附其95%自助法区间；{n}个基础样本×{r}次重复；一阶指数高于总效应指数或低于零属估计误差；灰色（浅：总效应，深：一阶）：总效应的95%区间下端未高于噪声下限（虚线）或零，不排序",
         "morris_title": "{region}：{year}年12月{output}的驱动因素（Morris筛选）",
         "morris_note": "μ*及95%自助法区间，{n}条轨迹×{r}次重复；灰色：区间下端未高于噪声下限（虚线）或零，不排序",
-        "total": "总效应指数", "first": "一阶效应指数", "not_dist": "区间下端未高于噪声下限或零", "floor": "噪声下限",
+        "total": "总效应指数", "first": "一阶效应指数", "interval": "各条形的95%区间", "not_dist": "区间下端未高于噪声下限或零", "floor": "噪声下限",
         "few_note": "{n}个{what}×{r}次重复：{what}少于{min}个时，自助法区间远窄于指数的真实不确定性，因此不对输入排序，"
                     "所有条形或点均为灰色（仍画出数值；虚线：噪声下限）",
         "not_dist_few": "未排序：{what}少于{min}个",
+        "few_note_points": "{n}个{what}×{r}次重复：{what}少于{min}个时，自助法区间远窄于指数的真实不确定性，因此不对输入排序，"
+                           "所有点均为灰色（标出μ*最大的三个输入，不作排序）",
         "index_axis": "方差占比", "mu_axis": "μ*（{unit}/输入取值范围）",
         "unit_share": "百分点", "unit_income": "元/年", "unit_cost": "亿元", "sigma_axis": "σ（{unit}/输入取值范围）",
         "ms_title": "{region}：Morris μ*与σ（{year}年12月）",
@@ -193,23 +200,28 @@ def indices_figure(f: dict, output: str, lang: str):
     val = idx[key].to_numpy()
     handles = []
     if method == "sobol":
-        ax.barh(y, val, color=[TOTAL if d else FAINT for d in idx["distinguishable"]], height=0.7)
-        ax.errorbar(val, y, xerr=[np.clip(val - lo, 0, None), np.clip(hi - val, 0, None)], fmt="none",
+        # each input's total index above its first-order index, side by side, each with its own interval
+        # through its own bar: drawn over each other, the total's interval ran through the first-order bar
+        # (a user trial read it as that bar's interval, one that excluded its own estimate)
+        total_y, first_y = y + SOBOL_OFFSET, y - SOBOL_OFFSET
+        ax.barh(total_y, val, color=[TOTAL if d else FAINT for d in idx["distinguishable"]], height=SOBOL_BAR)
+        ax.errorbar(val, total_y, xerr=[np.clip(val - lo, 0, None), np.clip(hi - val, 0, None)], fmt="none",
                     ecolor="#333333", lw=0.8, capsize=2)
         s1 = idx["S1"].to_numpy()
         # the estimate as it is, below zero too (estimation error): a bar clipped at 0 had its interval
         # centred on the negative value beside it
-        ax.barh(y, s1, color=[ACT if d else FAINT_FIRST for d in idx["distinguishable"]], height=0.35)
+        ax.barh(first_y, s1, color=[ACT if d else FAINT_FIRST for d in idx["distinguishable"]], height=SOBOL_BAR)
         if (np.concatenate([s1, val]) < 0).any():
             ax.axvline(0, color="#333333", lw=0.6)
-        if "S1_lo95" in idx:  # the first-order index's own interval, below the total's
-            ax.errorbar(s1, y - 0.26, xerr=[np.clip(s1 - idx["S1_lo95"].to_numpy(), 0, None),  # below the dark bar
-                                            np.clip(idx["S1_hi95"].to_numpy() - s1, 0, None)],
-                        fmt="none", ecolor="#0072B2", lw=0.7, capsize=1.5)
+        if "S1_lo95" in idx:
+            ax.errorbar(s1, first_y, xerr=[np.clip(s1 - idx["S1_lo95"].to_numpy(), 0, None),
+                                           np.clip(idx["S1_hi95"].to_numpy() - s1, 0, None)],
+                        fmt="none", ecolor="#333333", lw=0.8, capsize=2)
         if idx["distinguishable"].any():
             handles += [Patch(fc=TOTAL, label=T["total"]), Patch(fc=ACT, label=T["first"])]
         else:  # every bar grey: the keys in the greys drawn, which tell the two indices apart (the note says why)
             handles += [Patch(fc=FAINT, label=T["total"]), Patch(fc=FAINT_FIRST, label=T["first"])]
+        handles.append(Line2D([], [], color="#333333", lw=0.8, marker="|", markersize=6, label=T["interval"]))
         floor = float(idx["noise_floor"].iloc[0]) if "noise_floor" in idx else np.nan
         if np.isfinite(floor):
             handles.append(ax.axvline(floor, color="#D55E00", ls="--", lw=0.9, label=T["floor"]))
@@ -230,7 +242,7 @@ def indices_figure(f: dict, output: str, lang: str):
         handles.append(Patch(fc=FAINT, label=few_words(m, lang, "not_dist_few") or T["not_dist"]))
     ax.set_yticks(y, idx["input"])
     ax.tick_params(axis="y", labelsize=7)
-    body.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    body.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3))
     cols = ["output", "input", "group", *[c for c in idx.columns if c.startswith(("mu", "sigma", "S1", "ST"))],
             "noise_floor", "distinguishable", "rank"]  # the floor: the dashed line drawn
     return fig, idx[[c for c in cols if c in idx.columns]].iloc[::-1].reset_index(drop=True)
@@ -280,7 +292,7 @@ def mu_sigma_figure(f: dict, lang: str):
     rows = -(-len(outputs) // 2)
     fig, body = new_figure(0.9 + 2.75 * rows, T["ms_title"].format(region=region,
                                                                    year=T["year_sep"].join(map(str, years))),
-                           few_words(m, lang) or T["ms_note"])
+                           few_words(m, lang, "few_note_points") or T["ms_note"])  # no noise floor drawn here
     axes = np.atleast_1d(body.subplots(rows, 2)).ravel()
     interval = "sigma_lo95" in idx
     named = []  # the names go in once the panels are laid out (`name_points` measures them)
@@ -293,7 +305,10 @@ def mu_sigma_figure(f: dict, lang: str):
                                                  np.clip(d["sigma_hi95"].to_numpy() - sig, 0, None)],
                         fmt="none", ecolor="#999999", lw=0.6, zorder=1)
         ax.scatter(d["mu_star"], d["sigma"], c=colours, s=14, zorder=2)
-        named.append((ax, d[d["distinguishable"]].nlargest(3, "mu_star"), d[["mu_star", "sigma"]].to_numpy()))
+        # the ranked inputs' three largest; in a design too small to rank any, the three largest all the same
+        # (a quick study's chart named no point), which its note says are not ranked
+        named.append((ax, (d if too_few(m) else d[d["distinguishable"]]).nlargest(3, "mu_star"),
+                      d[["mu_star", "sigma"]].to_numpy()))
         name, year = _output_words(output, lang)
         ax.set_title(T["ms_panel"].format(output=name, year=year) if len(years) > 1 else name, fontsize=9)
         scale, unit = _units(output, lang)
