@@ -1636,9 +1636,8 @@ def main(argv: list[str] | None = None) -> None:
             fail(ConfigError("hydra.run.dir", value, "a single run's folder, without -m; a sweep's folder is "
                              f"hydra.sweep.dir (skillsim -m ... hydra.sweep.dir={value})"))
     typed = argv  # recorded in the manifest as typed
-    if plain is not None or _sweep_overrides(argv) is not None:
-        argv = given_once(argv)  # the values dropped are not checked either
-        plain = _overrides(argv)
+    argv = given_once(argv, HYDRA_FLAGS_WITH_VALUE)  # the values dropped are not checked either, flags or not
+    plain = _overrides(argv)
     _refuse_unknown_hydra_keys(plain if plain is not None else _sweep_overrides(argv))
     register_schema()
     argv = _route(argv)

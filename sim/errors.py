@@ -223,49 +223,63 @@ def warn_setting(var: str, value: str, what: str) -> None:
     logging.getLogger("skillsim").warning("%s=%s %s", var, value, what)
 
 
-def last_of_each(argv: list[str]) -> list[str]:
+def _settings_in(argv: list[str], takes_value=frozenset()) -> list[int]:
+    """The places of argv's KEY=VALUE words: not a flag (`-m`, `--config-dir=D`), nor the value of a flag
+    in `takes_value` (`--config-dir D`)."""
+    places, after_flag = [], False
+    for i, a in enumerate(argv):
+        if after_flag:
+            after_flag = False
+        elif a.startswith("-"):
+            after_flag = a in takes_value
+        elif "=" in a:
+            places.append(i)
+    return places
+
+
+def last_of_each(argv: list[str], takes_value=frozenset()) -> list[str]:
     """argv with each key given twice (`seed=1 seed=2`) kept once, at its last value, where it was last
     given: what Hydra would take, without checking the values it would drop (`n_agents=abc n_agents=1000`
     was refused for `abc` after the warning that 1000 is used). A `+` (or `++`) of an earlier one stays
-    with the key (`+k=1 k=2` is `+k=2`). Flags and their values are left as they are."""
+    with the key (`+k=1 k=2` is `+k=2`). Flags and the values of those in `takes_value` are left as they are."""
+    places = _settings_in(argv, takes_value)
     last: dict[str, int] = {}
     prefix: dict[str, str] = {}
-    for i, a in enumerate(argv):
-        key, sep, _ = a.partition("=")
-        if a.startswith("-") or not sep:
-            continue
+    for i in places:
+        key = argv[i].partition("=")[0]
         bare = key.lstrip("+")
         last[bare] = i
         prefix[bare] = max(prefix.get(bare, ""), key[:len(key) - len(bare)], key=len)
+    kept, settings = set(last.values()), set(places)
     out = []
     for i, a in enumerate(argv):
-        key, sep, value = a.partition("=")
-        bare = key.lstrip("+")
-        if a.startswith("-") or not sep:
+        if i not in settings:
             out.append(a)
-        elif last[bare] == i:
-            out.append(f"{prefix[bare]}{bare}={value}")
+        elif i in kept:  # not given again later
+            key, _, value = a.partition("=")
+            out.append(f"{prefix[key.lstrip('+')]}{key.lstrip('+')}={value}")
     return out
 
 
-def say_keys_given_twice(overrides: list[str] | None) -> None:
+def say_keys_given_twice(overrides: list[str] | None, takes_value=frozenset()) -> None:
     """A key given twice (`seed=1 seed=2`), whose last value Hydra takes without a word: said in a warning
     (`given_once` also drops the earlier ones)."""
     seen: dict[str, str] = {}
-    for o in overrides or ():
-        key, sep, value = o.partition("=")
+    overrides = overrides or []
+    for i in _settings_in(overrides, takes_value):
+        key, _, value = overrides[i].partition("=")
         key = key.lstrip("+")  # +seed=1 seed=2: one key
-        if sep and key in seen:
+        if key in seen:
             warn_given_twice(key, seen[key], value)
         seen[key] = value
 
 
-def given_once(argv: list[str]) -> list[str]:
+def given_once(argv: list[str], takes_value=frozenset()) -> list[str]:
     """argv with each key given twice said in a warning and kept once, at its last value (`last_of_each`):
     `skillsim-forecast params=2 params=x` warned that x is used and `n_agents=abc n_agents=1000` that 1000
-    is, then refused the value it had said was dropped."""
-    say_keys_given_twice(argv)
-    return last_of_each(argv)
+    is, then refused the value it had said was dropped. `takes_value`: the flags whose next word is theirs."""
+    say_keys_given_twice(argv, takes_value)
+    return last_of_each(argv, takes_value)
 
 
 def warn_given_twice(key: str, first: str, last: str) -> None:

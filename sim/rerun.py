@@ -87,17 +87,16 @@ def _override_value(arg: str) -> str:
 def parse(argv: list[str]) -> tuple[Path, Path | None]:
     """RUN_DIR and the optional new folder; ConfigError for anything else."""
     run_dir, out = None, None
+    given: dict[str, str] = {}  # the new folder, by the name it was given with: the last of each
     for arg in argv:
         key, eq, value = arg.partition("=")
-        if eq and key.lstrip("+") == "hydra.run.dir":
-            value = _override_value(arg)
-            if not value.strip():
-                raise ConfigError("hydra.run.dir", value, "a folder path")
-            out = Path(value).expanduser()
-        elif eq and key == "out":  # as the study commands take it: the value as it is
-            if not value.strip():
-                raise ConfigError("out", value, "a folder path")
-            out = Path(value).expanduser()
+        name = "hydra.run.dir" if key.lstrip("+") == "hydra.run.dir" else key
+        if eq and name in ("hydra.run.dir", "out"):
+            if name in given:  # the last was used without a word, as skillsim warns of it
+                from .errors import warn_given_twice
+
+                warn_given_twice(name, given[name].partition("=")[2], value)
+            given[name] = arg
         elif eq and not Path(arg).exists():
             raise ConfigError(key, value, "no overrides: a rerun runs the folder's config as it is (only "
                               "hydra.run.dir=NEW or out=NEW); to change a setting, run the command in its "
@@ -108,6 +107,19 @@ def parse(argv: list[str]) -> tuple[Path, Path | None]:
             run_dir = Path(arg)
         else:
             raise ConfigError("RUN_DIR", arg, f"a single run folder (already given: {run_dir})")
+    if len(given) == 2:  # one of them was used without a word
+        raise ConfigError("out", given["out"].partition("=")[2], "hydra.run.dir=NEW or out=NEW, not both (they "
+                          f"name the same folder; given: {given['hydra.run.dir']})")
+    if "hydra.run.dir" in given:
+        value = _override_value(given["hydra.run.dir"])
+        if not value.strip():
+            raise ConfigError("hydra.run.dir", value, "a folder path")
+        out = Path(value).expanduser()
+    elif "out" in given:  # as the study commands take it: the value as it is
+        value = given["out"].partition("=")[2]
+        if not value.strip():
+            raise ConfigError("out", value, "a folder path")
+        out = Path(value).expanduser()
     if run_dir is None:
         raise ConfigError("RUN_DIR", None, "a run folder (see --help)")
     return run_dir, out

@@ -231,11 +231,33 @@ def test_a_folder_for_the_other_mode_alone_is_refused(tmp_path, monkeypatch, cap
     (["-m", "seed=1,2", "seed=3", "region=national"], ["-m", "seed=3", "region=national"]),
     (["~seed", "seed=1", "n_agents=5"], ["~seed", "seed=1", "n_agents=5"]),  # a removal is not a value
     (["seed=1"], ["seed=1"]),
+    # flags, and the words of those that take one, are left alone (a user trial: with --config-dir the
+    # dropped value was still checked)
+    (["--config-dir", "a=b", "seed=1", "-m", "seed=2"], ["--config-dir", "a=b", "-m", "seed=2"]),
+    (["--cfg", "job", "n_agents=abc", "--config-dir=x", "n_agents=5"], ["--cfg", "job", "--config-dir=x", "n_agents=5"]),
 ])
 def test_a_key_given_twice_is_kept_once_at_its_last_value(argv, expected):
+    from sim.cli import HYDRA_FLAGS_WITH_VALUE
     from sim.errors import last_of_each
 
-    assert last_of_each(argv) == expected
+    assert last_of_each(argv, HYDRA_FLAGS_WITH_VALUE) == expected
+
+
+def test_a_key_given_twice_beside_a_flag_is_kept_once_too(tmp_path):
+    """`skillsim --config-dir DIR n_agents=abc n_agents=600`, and `--cfg job`, still refused `abc` and said
+    nothing of the key given twice (a user trial): the same as without the flag now."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    printed = cli("--cfg", "job", "n_agents=abc", "n_agents=2000", cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    assert "\nn_agents: 2000\n" in printed.stdout
+    assert "n_agents was given twice (abc, then 2000): n_agents=2000 is used, the last" in printed.stderr
+    run = cli("--config-dir", str(conf), "n_agents=abc", "n_agents=600", "seed=1", "seed=4", "horizon.end_year=2023",
+              f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "seed was given twice (1, then 4): seed=4 is used, the last" in run.stderr
+    config = json.loads((tmp_path / "r" / "summary.json").read_text(encoding="utf-8"))["config"]
+    assert config["n_agents"] == 600 and config["seed"] == 4
 
 
 @pytest.mark.parametrize("sweep", [False, True])

@@ -733,3 +733,27 @@ def test_a_rerun_names_config_files_gone_only_when_they_are(tmp_path):
     then[str((conf / "region" / "old.yaml").resolve())] = "0" * 64  # a preset deleted since
     said = config_file_changes({"overrides": overrides, "config_files_sha256": then})
     assert said == [f"your config file {(conf / 'region' / 'old.yaml').resolve()} (gone)"]
+
+
+def test_the_new_folder_is_named_once(tmp_path, caplog):
+    """`skillsim-rerun RUN hydra.run.dir=b1 out=b2` wrote b2 only, and a key given twice used its last value,
+    both without a word (a user trial): both names are refused in one line, a key given twice is said, and
+    its dropped value is not checked. skillsim-report's options the same."""
+    import logging
+
+    from sim.errors import ConfigError
+    from sim.report.cli import parse as report_parse
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(ConfigError, match=r"out = 'b2' is invalid; allowed: hydra.run.dir=NEW or out=NEW, not both"):
+        rerun_mod.parse([str(run), "hydra.run.dir=b1", "out=b2"])
+    with caplog.at_level(logging.WARNING, logger="skillsim"):
+        assert rerun_mod.parse([str(run), "hydra.run.dir=", "hydra.run.dir=y2"]) == (run, Path("y2"))
+        assert rerun_mod.parse([str(run), "out=a", "out=b"]) == (run, Path("b"))
+        path, opts = report_parse([str(run), "lang=xx", "lang=en"])
+    assert opts.lang == "en"
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["hydra.run.dir was given twice (, then y2): hydra.run.dir=y2 is used, the last",
+                    "out was given twice (a, then b): out=b is used, the last",
+                    "lang was given twice (xx, then en): lang=en is used, the last"]

@@ -42,6 +42,10 @@ def parse(argv: list[str]) -> tuple[str, Options]:
             key, value = arg.split("=", 1)
             if key not in KEYS:
                 raise ConfigError(key, value, "a known option: " + ", ".join(KEYS))
+            if key in values:  # lang=zh lang=en: the last, said (it went without a word); the first is not checked
+                from ..errors import warn_given_twice
+
+                warn_given_twice(key, values[key], value)
             values[key] = value
         elif arg.startswith("-"):
             raise ConfigError("option", arg, "key=value options: " + ", ".join(KEYS) + " (see --help)")
