@@ -45,15 +45,15 @@ from .options import check_writable, releases_claims
 MIX_ROWS = {3: "nat_mix_2021_L3", 4: "nat_mix_2021_L4", 5: "nat_mix_2021_L5"}
 USAGE = """usage: skillsim-backtest [origins=2011,2016] [n_agents=6000] [replicates=2] [max_evals=400]
                          [draws=64] [stages=5] [ensemble=100] [params=16] [structural=8] [forecast_replicates=2]
-                         [forecast_agents=20000] [seed=S] [out=DIR] [docs=docs/model.md]
+                         [forecast_agents=20000] [seed=S] [out=DIR] [docs=FILE]
 
 Rolling-origin backtests of the national forecast: for each origin, calibrate on the data up to it,
 forecast the held-out observations with the full ensemble, and score median error, 50%/90% band
 coverage and CRPS against the naive last-value and linear-trend forecasts. Writes backtest.csv, an
 origin_YEAR folder per origin (calibration.json, identification.csv, parameter_ensemble.csv, config.yaml,
 ensemble.csv, runs.csv, variance.csv, scored.csv: every run's value at each held-out date scored),
-manifest.json and COMPLETE (and, with docs=FILE, the table
-between the BACKTEST markers of that file)."""
+manifest.json and COMPLETE (and, with docs=FILE, the table between the BACKTEST markers of that file:
+docs/model.md section 11 in skillsim's source, which records it)."""
 
 
 def crps(sample: np.ndarray, y: float) -> float:
@@ -281,7 +281,7 @@ def run(argv: list[str]) -> Path:
     log(f"wrote {out / 'backtest.csv'}")
     if opts["docs"]:
         write_docs(Path(opts["docs"]), table, made_by(argv, opts, started))
-        log(f"wrote the table into {opts['docs']} (section 11)")
+        log(f"wrote the table into {opts['docs']}, between its BACKTEST markers")
     return out
 
 

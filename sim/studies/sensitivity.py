@@ -405,7 +405,10 @@ def parse(argv: list[str]) -> tuple[dict, list[tuple[str, str]], list[str]]:
     """(options, input.KEY=LO:HI pairs, config overrides); one-line errors."""
     opts, extra, overrides = dict(OPTIONS), [], []
     given: set[str] = set()
-    for key, value in key_values(argv, USAGE, "skillsim-sensitivity"):
+    from ..documents import where
+
+    usage = USAGE.replace("docs/model.md", where("docs/model.md"))  # a file an installed user has
+    for key, value in key_values(argv, usage, "skillsim-sensitivity"):
         if key in ("year", "years") and ({"year", "years"} & given) - {key}:  # the later one won, silently
             raise ConfigError(key, value, "year= or years=, not both (years=2030,2035 gives both years)")
         given.add(key)
