@@ -535,41 +535,30 @@ def test_a_max_share_plans_near_optimal_mixes_are_near_in_share_within_the_budge
     assert c["probability"] is None and c["probability_95"] is None and c["confidence"] is None
 
 
-def test_a_budget_plan_trades_a_dear_lever_for_a_cheap_one():
-    """share = 0.30 + 0.01 a + 0.03 b, cost = 1e9 a + 1e8 b, budget = the status quo's (1, 1): 1.1e9. Raising
-    one lever at a time from (1, 1) stops at (1, 2), share 0.37; the budget buys more spent on b (a planner's
-    trial: the status quo returned while a cheaper mix reached more). (0, 3) gives 0.39, and the optimum
-    (0.8, 3) 0.398, which only a partial trade reaches (b to its bound, a lowered as far as the budget
-    needs): the whole trade stopped at (0, 3)."""
+@pytest.mark.parametrize("gain_a, gain_b, budget, start, candidates, best", [
+    # (1, 1) with budget 1.1e9: raising one lever at a time stops at (1, 2), 0.37; the budget buys more spent
+    # on b (a planner's trial: the status quo returned while a cheaper mix reached more). Trading all of a for
+    # b gives (0, 3), 0.39, and climbing from there the optimum (0.8, 3), 0.398.
+    (0.01, 0.03, 1.1e9, (1.0, 1.0), 2, 0.398),
+    # (2, 2) with budget 2.2e9 (share 0.40, the whole budget): neither lever can rise alone, and trading all of
+    # one for the other loses share ((0, 3): 0.36; (2.2, 0): 0.366), where a preview plan stopped (a user
+    # trial). Only b at its bound with a lowered as far as the budget needs reaches the optimum (1.9, 3), 0.417.
+    (0.03, 0.02, 2.2e9, (2.0, 2.0), 0, 0.417),
+])
+def test_a_budget_plan_trades_a_dear_lever_for_a_cheap_one(gain_a, gain_b, budget, start, candidates, best):
+    """share = 0.30 + gain_a a + gain_b b, cost = 1e9 a + 1e8 b: the best share within the budget, found from
+    `start`, to the bisection's step (2^-8 of a's range of 3)."""
     box = Box(["training", "competition"], np.array([0.0, 0.0]), np.array([3.0, 3.0]))
 
     def evaluate(xs, which):
         n = 4 if which == "search" else 8
-        return [Evaluation(x, which, np.full(n, 0.30 + 0.01 * x[0] + 0.03 * x[1]),
+        return [Evaluation(x, which, np.full(n, 0.30 + gain_a * x[0] + gain_b * x[1]),
                            np.full(n, 1e9 * x[0] + 1e8 * x[1]), 0.0) for x in xs]
 
-    r = search(evaluate, box, confidence=0.8, candidates=2, refine=8, finalists=3, objective="max_share",
-               budget=1.1e9, log=lambda *_: None, anchors=[np.array([1.0, 1.0])])
-    assert r["chosen"] is not None and r["chosen"].mean_cost <= 1.1e9
-    assert 0.398 - 1e-4 <= r["chosen"].mean_share <= 0.398 + 1e-9, r["chosen"].x  # a within 2^-8 of 0.8
-
-
-def test_a_budget_plan_trades_part_of_a_dear_lever_for_all_of_a_cheap_one():
-    """share = 0.30 + 0.03 a + 0.02 b, cost = 1e9 a + 1e8 b, budget 2.2e9, from (2, 2) (share 0.40, the whole
-    budget). Neither lever can rise alone, and trading all of one for the other loses share (0, 3): 0.36;
-    (2.2, 0): 0.366. A preview plan stopped at such a mix (a user trial). b at its bound with a lowered only
-    as far as the budget needs, (1.9, 3), reaches the optimum, 0.417."""
-    box = Box(["training", "competition"], np.array([0.0, 0.0]), np.array([3.0, 3.0]))
-
-    def evaluate(xs, which):
-        n = 4 if which == "search" else 8
-        return [Evaluation(x, which, np.full(n, 0.30 + 0.03 * x[0] + 0.02 * x[1]),
-                           np.full(n, 1e9 * x[0] + 1e8 * x[1]), 0.0) for x in xs]
-
-    r = search(evaluate, box, confidence=0.8, candidates=0, refine=8, finalists=3, objective="max_share",
-               budget=2.2e9, log=lambda *_: None, anchors=[np.array([2.0, 2.0])])
-    assert r["chosen"] is not None and r["chosen"].mean_cost <= 2.2e9
-    assert r["chosen"].mean_share >= 0.417 - 0.03 * 2 / 2 ** 8 - 1e-9, r["chosen"].x
+    r = search(evaluate, box, confidence=0.8, candidates=candidates, refine=8, finalists=3, objective="max_share",
+               budget=budget, log=lambda *_: None, anchors=[np.array(start)])
+    assert r["chosen"] is not None and r["chosen"].mean_cost <= budget
+    assert best - gain_a * 3 / 2 ** 8 - 1e-9 <= r["chosen"].mean_share <= best + 1e-9, r["chosen"].x
 
 
 def test_a_mix_cheaper_than_the_answer_on_the_same_samples_is_tried_on_the_fresh_ones():
