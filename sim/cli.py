@@ -1629,6 +1629,10 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, stop_on_signal)
     if any(a.startswith("-") for a in argv) and "--version" not in argv:
         _refuse_unknown_flags(argv)
+    typed = argv  # recorded in the manifest as typed
+    # a key given twice: the last value, before any check (sim.single_run.cache_hit looks the composition up
+    # under these words, so a check of the dropped value would refuse one route and not the other)
+    argv = given_once(argv, HYDRA_FLAGS_WITH_VALUE)
     plain = _overrides(argv)  # overrides only, no Hydra flags: composed once (_run_single), and kept for a repeat
     _refuse_a_named_sweep_without_m(plain)
     swept = {o.lstrip("+").partition("=")[0] for o in _sweep_overrides(argv) or ()}
@@ -1637,9 +1641,6 @@ def main(argv: list[str] | None = None) -> None:
         if key == "hydra.run.dir" and "hydra.sweep.dir" not in swept:  # both given: a script's, for either mode
             fail(ConfigError("hydra.run.dir", value, "a single run's folder, without -m; a sweep's folder is "
                              f"hydra.sweep.dir (skillsim -m ... hydra.sweep.dir={value})"))
-    typed = argv  # recorded in the manifest as typed
-    argv = given_once(argv, HYDRA_FLAGS_WITH_VALUE)  # the values dropped are not checked either, flags or not
-    plain = _overrides(argv)
     _refuse_unknown_hydra_keys(plain if plain is not None else _sweep_overrides(argv))
     register_schema()
     argv = _route(argv)

@@ -320,3 +320,44 @@ def test_help_and_composition_are_the_same_with_the_config_store_shared(monkeypa
     assert "== Config groups" in said[0] and "scenario: baseline, combined" in said[0]
     assert said[0] == said[1]
     assert composed[0] == composed[1] and composed[0].levers.studio.intensity == 2
+
+
+def test_the_checks_before_composing_read_the_last_value_of_a_key_given_twice(tmp_path, monkeypatch, capsys):
+    """`hydra.mode=MULTIRUN hydra.mode=RUN +experiments=NAME` ran one run at the defaults: the check that a
+    named experiment needs -m read the dropped MULTIRUN (a review), and the composition it let through was
+    then kept under the words used, so the plain `hydra.mode=RUN +experiments=NAME` ran from the cache
+    where composing refuses it."""
+    from sim import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SKILLSIM_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(SystemExit) as info:
+        cli.main(["hydra.mode=MULTIRUN", "hydra.mode=RUN", "+experiments=cq_2035_lever_comparison", "n_agents=500"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "+experiments=cq_2035_lever_comparison needs -m" in err, err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_runs_first_line_is_said_before_its_model_is_built(tmp_path, monkeypatch, caplog):
+    """A full-scale run was silent for seconds: its first line (region, agents, months, seed) came once the
+    workforce and its history were built. It is said before, with the seed the model then runs with."""
+    import logging
+
+    from sim import single_run
+    from sim.streams import replicate_seed
+
+    said_before = []
+
+    class Built(Exception):
+        pass
+
+    def model(cfg):
+        said_before.extend(r.getMessage() for r in caplog.records)
+        raise Built
+
+    monkeypatch.setattr(single_run, "WorkforceModel", model)
+    cfg = compose_run("n_agents=700", "seed=5", "replicate=2")
+    with caplog.at_level(logging.INFO, logger="skillsim"), pytest.raises(Built):
+        single_run.run_forecast(cfg, tmp_path / "run")
+    assert said_before == [f"chongqing / baseline: 700 agents (weight {cfg.weight:.2f}), {cfg.n_months} months from "
+                           f"{cfg.start_year}, seed {replicate_seed(5, 2)}"], said_before
