@@ -265,12 +265,14 @@ def say_keys_given_twice(overrides: list[str] | None, takes_value=frozenset()) -
     """A key given twice (`seed=1 seed=2`), whose last value Hydra takes without a word: said in a warning
     (`given_once` also drops the earlier ones)."""
     seen: dict[str, str] = {}
+    prefix: dict[str, str] = {}  # a `+` kept with the key (last_of_each): `+k=1 k=2` runs `+k=2`
     overrides = overrides or []
     for i in _settings_in(overrides, takes_value):
-        key, _, value = overrides[i].partition("=")
-        key = key.lstrip("+")  # +seed=1 seed=2: one key
+        given, _, value = overrides[i].partition("=")
+        key = given.lstrip("+")  # +seed=1 seed=2: one key
+        prefix[key] = max(prefix.get(key, ""), given[:len(given) - len(key)], key=len)
         if key in seen:
-            warn_given_twice(key, seen[key], value)
+            warn_given_twice(key, seen[key], value, used=prefix[key] + key)
         seen[key] = value
 
 
@@ -282,13 +284,14 @@ def given_once(argv: list[str], takes_value=frozenset()) -> list[str]:
     return last_of_each(argv, takes_value)
 
 
-def warn_given_twice(key: str, first: str, last: str) -> None:
+def warn_given_twice(key: str, first: str, last: str, used: str | None = None) -> None:
     """A key given twice on the command line: the last value is used, as Hydra takes it (a script's
-    defaults followed by the user's own), and the user hears of it (it went without a word)."""
+    defaults followed by the user's own), and the user hears of it (it went without a word). `used`: the
+    key as it then runs (`+key`), if not as named."""
     import logging
 
     logging.getLogger("skillsim").warning("%s was given twice (%s, then %s): %s=%s is used, the last", key, first,
-                                          last, key, last)
+                                          last, used or key, last)
 
 
 def one_line_errors(parser, prog: str | None = None, hint: Callable[[str, str], str | None] | None = None):

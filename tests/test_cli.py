@@ -243,6 +243,19 @@ def test_a_key_given_twice_is_kept_once_at_its_last_value(argv, expected):
     assert last_of_each(argv, HYDRA_FLAGS_WITH_VALUE) == expected
 
 
+def test_the_warning_names_a_key_given_twice_as_it_runs(caplog):
+    """`+extra=1 extra=2` runs `+extra=2` (last_of_each keeps the add): the warning said `extra=2`."""
+    import logging
+
+    from sim.errors import given_once
+
+    with caplog.at_level(logging.WARNING, logger="skillsim"):
+        assert given_once(["+extra=1", "extra=2", "seed=1", "seed=2"]) == ["+extra=2", "seed=2"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "extra was given twice (1, then 2): +extra=2 is used, the last",
+        "seed was given twice (1, then 2): seed=2 is used, the last"]
+
+
 def test_a_key_given_twice_beside_a_flag_is_kept_once_too(tmp_path):
     """`skillsim --config-dir DIR n_agents=abc n_agents=600`, and `--cfg job`, still refused `abc` and said
     nothing of the key given twice (a user trial): the same as without the flag now."""

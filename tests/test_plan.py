@@ -694,7 +694,7 @@ def test_a_key_given_twice_is_said_and_the_last_is_used(caplog):
     said = [r.getMessage() for r in caplog.records]
     assert said == ["target.share was given twice (0.35, then 0.4): target.share=0.4 is used, the last",
                     "seed was given twice (1, then 2): seed=2 is used, the last",
-                    "n_agents was given twice (2000, then 3000): n_agents=3000 is used, the last"]
+                    "n_agents was given twice (2000, then 3000): +n_agents=3000 is used, the last"]
     # the value said to be dropped is not checked either: `abc` was refused after the warning that 3000 is used
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="skillsim"):
