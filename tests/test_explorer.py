@@ -418,7 +418,9 @@ def test_the_server_writes_only_in_its_cache_folder(tmp_path, monkeypatch):
 @pytest.mark.parametrize("args,says", [
     (["--end-year", "2020"], "--end-year 2020 is invalid; allowed: 2026-2035"),  # the page showed 2026
     (["--end-year", "2040"], "--end-year 2040 is invalid; allowed: 2026-2035"),
-    (["--replicates", "50"], "allowed: at least 100 agents and 1-32 replicates"),  # the page ran 32
+    (["--replicates", "50"], "--replicates 50 is invalid; allowed: 1-32 (the page's slider)"),  # the page ran 32
+    # the page's box takes any whole number from 1: this said "at least 100 agents (the page's slider)"
+    (["--n-agents", "0"], "--n-agents 0 is invalid; allowed: a whole number of agents, at least 1"),
     (["--host", "999.1.1.1"], "--host 999.1.1.1 cannot be listened on here"),  # it blamed the port
 ])
 def test_a_first_view_the_page_cannot_show_or_a_bad_host_is_refused_in_one_line(args, says, capsys):

@@ -90,6 +90,13 @@ def test_a_broken_aggregation_exits_non_zero_with_one_line(replicates, tmp_path)
     proc = run("sim", *REPLICATES, f"hydra.sweep.dir={broken}", cwd=tmp_path)
     assert_one_line_error(proc, "skillsim", EXIT_DATA, str(job / "summary.json"))
     assert "already finished, skipped" in proc.stderr
+    # the line says how to run the job again ("re-run that job": the resume skips it, as just seen), and
+    # doing what it says gives the tables back
+    assert f"to run that job again, delete its folder ({job}) and repeat the sweep's command" in proc.stderr
+    shutil.rmtree(job)
+    proc = run("sim", *REPLICATES, f"hydra.sweep.dir={broken}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (broken / "runs.csv").read_bytes() == (out / "runs.csv").read_bytes()
 
 
 # -- fast composition ------------------------------------------------------------------------------

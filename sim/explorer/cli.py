@@ -58,9 +58,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     except OSError as exc:
         p.exit(2, f"skillsim-explore: --cache-dir {args.cache_dir} cannot be created ({exc.strerror}); "
                   "allowed: a folder you can write to\n")
-    if args.n_agents < 100 or not 1 <= args.replicates <= MAX_REPLICATES:
-        p.exit(2, f"skillsim-explore: --n-agents {args.n_agents} / --replicates {args.replicates} is invalid; "
-                  f"allowed: at least 100 agents and 1-{MAX_REPLICATES} replicates (the page's slider)\n")
+    if args.n_agents < 1:  # the page's box takes any whole number from 1 (a user trial: this said 100, "the slider")
+        p.exit(2, f"skillsim-explore: --n-agents {args.n_agents} is invalid; allowed: a whole number of agents, at "
+                  "least 1\n")
+    if not 1 <= args.replicates <= MAX_REPLICATES:
+        p.exit(2, f"skillsim-explore: --replicates {args.replicates} is invalid; allowed: 1-{MAX_REPLICATES} (the "
+                  "page's slider)\n")
     if not END_YEARS[0] <= args.end_year <= END_YEARS[1]:  # the page would move it to its slider's end
         p.exit(2, f"skillsim-explore: --end-year {args.end_year} is invalid; allowed: {END_YEARS[0]}-{END_YEARS[1]} "
                   "(the page's slider)\n")
