@@ -74,8 +74,17 @@ def run_tag(task_overrides, root) -> str:
 if not OmegaConf.has_resolver("skillsim_tag"):
     OmegaConf.register_new_resolver(
         "skillsim_tag", lambda *, _root_: run_tag(_root_.hydra.overrides.task, _root_), use_cache=False)
-if not OmegaConf.has_resolver("skillsim_doc"):  # `skillsim --help` names the documents where they are
-    OmegaConf.register_new_resolver("skillsim_doc", lambda name: __import__("sim.documents").documents.where(name))
+
+
+def _document(name: str) -> str:
+    """`${skillsim_doc:NAME}`: `skillsim --help` names the documents where this installation has them."""
+    from .documents import where
+
+    return where(name)
+
+
+if not OmegaConf.has_resolver("skillsim_doc"):
+    OmegaConf.register_new_resolver("skillsim_doc", _document)
 
 JOB_DIR_BYTES = 200  # file names stop at 255 bytes; the temporary ".NAME.partial-PID" needs the rest
 

@@ -32,9 +32,9 @@ from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, BusyError, SkillsimError, 
                      environment_fault, internal_error, interrupts_kept, last_of_each, say_keys_given_twice,
                      stop_on_signal)
 from .model import WorkforceModel
-from .streams import replicate_seed
 from .results import (prepare_target, publishing_the_result, remove_dead_partials, remove_killed_partials,
                       recorded_command, write_run)
+from .streams import replicate_seed
 
 log = logging.getLogger("skillsim")
 #: Shown in messages and recorded in manifests as the program name (`python -m sim` is the same tool).
