@@ -14,6 +14,10 @@ that such a run (sim.single_run.run_from_entry) imports neither Hydra nor OmegaC
 repeat could differ (an interpolation in a setting, a folder name with more than its time to fill in)
 or that needs more of Hydra (another logging config, callbacks, environment variables) is not kept.
 
+The entry for `skillsim` with no arguments also ships with the package (SHIPPED, made by Hydra when the
+package is made), so that a user's first run does not compose either; it is used while what it was made
+from is unchanged (shipped_inputs).
+
 The cache is `$SKILLSIM_CACHE_DIR/compose`, else `$XDG_CACHE_HOME/skillsim/compose`, else
 `~/.cache/skillsim/compose`; set SKILLSIM_CACHE_DIR to an empty string to turn it off. It holds at most
 MAX_ENTRIES files; a file that cannot be read or written is ignored (the run composes as before).
@@ -161,7 +165,15 @@ def _unsealed(key: str, data: bytes) -> bytes | None:
 
 
 def load(overrides: list[str], job_name: str):
-    """The entry kept for these overrides (plain values, sim.cli.cache_entry), or None."""
+    """The entry kept for these overrides (plain values, sim.cli.cache_entry), or None: this machine's own,
+    else the one shipped with the package for `skillsim` with no arguments (shipped)."""
+    own = _own(overrides, job_name)
+    if own is not None or cache_dir() is None:  # the caches turned off: the shipped entry too
+        return own
+    return shipped(overrides, job_name)
+
+
+def _own(overrides: list[str], job_name: str):
     try:
         path, key = _path(overrides, job_name)
         if path is None or not path.is_file():
@@ -172,6 +184,114 @@ def load(overrides: list[str], job_name: str):
         return pickle.loads(payload)
     except Exception:  # noqa: BLE001 - a damaged or foreign cache file: compose as if there were none
         return None
+
+
+# -- the composition of `skillsim` with no arguments, shipped with the package ------------------------
+
+#: What `skillsim` with no arguments composes, made by Hydra when the package was made (`python -m
+#: sim.compose_cache --ship`), so that a user's first run does not pay Hydra's import, the schema's
+#: registration and the composition (0.19 s of a cold start's 0.30 s outside the model). It is used only
+#: while what it was composed from is unchanged (shipped_inputs); tests/test_compose_cache.py checks
+#: that it is what Hydra composes now.
+SHIPPED_NAME = "data/composed_default.json"
+SHIPPED = PACKAGE / SHIPPED_NAME
+SHIPPED_JOB = "cli"  # sim.single_run.JOB_NAME: the job the entry is for
+
+
+def shipped_inputs() -> str:
+    """A digest of what the composition of `skillsim` with no arguments depends on, portable between a
+    checkout and an installed package (by content, not by file times or paths): the config and data
+    files, the schema (its settings, their types and defaults: sim.config), Hydra's and OmegaConf's
+    versions, SKILLSIM_UNCALIBRATED and any Hydra plugin that could add configs (a search-path plugin;
+    launchers and sweepers add only their own groups, which a plain run does not choose)."""
+    from .config import UNCALIBRATED_ENV, RunConfig
+
+    h = hashlib.sha256()
+    for folder in ("conf", "data"):
+        for rel, path in _package_files(str(PACKAGE / folder), folder):
+            if rel != SHIPPED_NAME:
+                with open(path, "rb") as fh:
+                    h.update(rel.encode() + hashlib.sha256(fh.read()).digest())
+    h.update(json.dumps([_schema_rows(RunConfig), repr(RunConfig()), versions_digest(),
+                         os.environ.get(UNCALIBRATED_ENV), _other_plugins()]).encode())
+    return h.hexdigest()
+
+
+def _schema_rows(cls: type) -> list:
+    """Each setting of the schema with its declared type, nested groups included."""
+    import dataclasses
+    import typing
+
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        rows.append([cls.__qualname__, f.name, str(f.type)])
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows.extend(_schema_rows(hints[f.name]))
+    return rows
+
+
+def _other_plugins() -> list[str]:
+    """The Hydra plugins installed that are neither launchers nor sweepers (by their package's name)."""
+    try:
+        import hydra_plugins
+    except ImportError:
+        return []
+    names = set()
+    for root in list(hydra_plugins.__path__):  # an editable install's finder hook is listed too: no folder
+        try:
+            names.update(entry.name for entry in os.scandir(root))
+        except OSError:
+            continue
+    return sorted(n for n in names if not n.endswith(("_launcher", "_sweeper", "_launchers", "_sweepers"))
+                  and not n.startswith(("__", ".")))
+
+
+def shipped(overrides: list[str], job_name: str) -> dict | None:
+    """The shipped entry, if these are no overrides for its job and what it was composed from is unchanged."""
+    if overrides or job_name != SHIPPED_JOB:
+        return None
+    try:
+        with open(SHIPPED, encoding="utf-8") as fh:
+            kept = json.load(fh)
+        if kept.get("inputs") != shipped_inputs():
+            return None
+        entry = kept["entry"]
+        entry["run_dir"] = [tuple(part) for part in entry["run_dir"]]  # as sim.cli.run_dir_parts gives them
+        return entry
+    except Exception:  # noqa: BLE001 - missing or damaged: compose through Hydra
+        return None
+
+
+def composed_afresh() -> dict:
+    """The entry Hydra's route keeps for `skillsim` with no arguments, made now: the command run through
+    Hydra (sim.cli.console) in an empty folder with an empty cache, which keeps it there."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="skillsim-ship-") as tmp:
+        env = dict(os.environ, **{ENV: os.path.join(tmp, "cache"), "SKILLSIM_HISTORY_DISK_MB": "0"})
+        run = "import sys; sys.argv = ['skillsim']; from sim.cli import console; console()"
+        proc = subprocess.run([sys.executable, "-c", run], cwd=tmp, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"skillsim with no arguments failed:\n{proc.stderr[-3000:]}")
+        # read back from the same folder (the key reads the plugins found on the path, which the folder sets)
+        read = (f"import json; from sim.compose_cache import _own; print(json.dumps(_own([], {SHIPPED_JOB!r}), "
+                "ensure_ascii=False))")
+        proc = subprocess.run([sys.executable, "-c", read], cwd=tmp, env=env, capture_output=True, text=True)
+        entry = json.loads(proc.stdout) if proc.returncode == 0 else None
+    if entry is None:
+        raise RuntimeError("Hydra's route kept no entry for skillsim with no arguments (sim.cli.cache_entry)")
+    return entry
+
+
+def ship() -> Path:
+    """Write SHIPPED from a composition made now (atomically)."""
+    text = json.dumps({"inputs": shipped_inputs(), "entry": composed_afresh()}, ensure_ascii=False, indent=1)
+    tmp = SHIPPED.with_name(f".{SHIPPED.name}.{os.getpid()}.tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    os.replace(tmp, SHIPPED)
+    return SHIPPED
 
 
 def store(overrides: list[str], job_name: str, entry: dict) -> None:
@@ -204,3 +324,9 @@ def unwritable(exc: OSError) -> None:
     warn_setting(ENV, str(cache_root()), f"cannot be written ({os_reason(exc)}): runs go on without keeping "
                  "compositions or histories there; set it to a writable folder, or to an empty string to turn "
                  "the caches off")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--ship"]:
+        raise SystemExit("usage: python -m sim.compose_cache --ship   (remake sim/data/composed_default.json)")
+    print(f"wrote {ship()}")

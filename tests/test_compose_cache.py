@@ -4,6 +4,7 @@ a damaged cache file is ignored."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -265,3 +266,106 @@ def test_a_repeat_is_kept_only_if_it_runs_as_hydra_would_run_it(overrides, kept,
         from hydra.core.utils import setup_globals
 
         setup_globals()
+
+
+# -- the composition of `skillsim` with no arguments, shipped with the package ------------------------
+
+def test_the_shipped_composition_is_what_hydra_composes_now():
+    """sim/data/composed_default.json is the entry Hydra's route keeps for `skillsim` with no arguments, made
+    now, and was made from the config files, schema and versions there are now (its `inputs`): else a
+    user's first run would run settings other than the configs say, or compose as before."""
+    kept = json.loads(compose_cache.SHIPPED.read_text(encoding="utf-8"))
+    remake = "remake it with: python -m sim.compose_cache --ship"
+    assert kept["inputs"] == compose_cache.shipped_inputs(), f"the configs or the schema changed; {remake}"
+    assert kept["entry"] == compose_cache.composed_afresh(), f"Hydra now composes otherwise; {remake}"
+
+
+def test_a_first_run_with_no_arguments_runs_from_the_shipped_composition(tmp_path):
+    """With an empty cache, `skillsim` with no arguments neither imports Hydra nor OmegaConf, and writes what
+    a run composed by Hydra writes (the caches turned off: composed by Hydra, and nothing shipped used)."""
+    folders, logs = [], []
+    for name, cache in (("shipped", tmp_path / "empty-cache"), ("composed", "")):  # names not in a manifest
+        (tmp_path / name).mkdir()
+        proc = skillsim(tmp_path / name, cache, python_flags=("-X", "importtime"))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+        for package in ("hydra", "omegaconf"):
+            assert (package in imported) == (name == "composed"), (name, package)
+        logs.append([_without_times(line).replace(f"/{name}/", "/NAME/") for line in proc.stderr.splitlines()
+                     if not line.startswith("import time:")])
+        (folder,) = (tmp_path / name / "results" / "runs").iterdir()
+        folders.append(folder)
+    assert not (tmp_path / "empty-cache" / "compose").exists()  # nothing composed, nothing kept
+    assert _without_times(folders[0].name) == _without_times(folders[1].name)
+    assert sorted(p.name for p in folders[0].iterdir()) == sorted(p.name for p in folders[1].iterdir())
+    for f in ("config.yaml", "series.csv", "summary.json", "series.parquet"):
+        assert (folders[0] / f).read_bytes() == (folders[1] / f).read_bytes(), f
+    manifests = [json.loads(_without_times((folder / "manifest.json").read_text()).replace(
+        folder.parent.parent.parent.name, "NAME")) for folder in folders]
+    assert manifests[0] == manifests[1]
+    assert logs[0] == logs[1] and len(logs[0]) >= 2
+
+
+def test_the_shipped_composition_is_used_only_for_what_it_was_made_from(tmp_path, monkeypatch):
+    """Not with overrides, another job, the caches turned off, or changed inputs: an edited config file,
+    another schema (a setting's type), SKILLSIM_UNCALIBRATED, or a Hydra plugin that could add configs."""
+    monkeypatch.setenv(compose_cache.ENV, str(tmp_path / "cache"))
+    entry = compose_cache.load([], "cli")
+    assert entry is not None and entry["overrides"] == [] and entry["run_dir"][0] == ("text", "results/runs/")
+    assert compose_cache.load(["n_agents=1000"], "cli") is None and compose_cache.shipped([], "other") is None
+    monkeypatch.setenv(compose_cache.ENV, "")
+    assert compose_cache.load([], "cli") is None
+    monkeypatch.setenv(compose_cache.ENV, str(tmp_path / "cache"))
+    base = compose_cache.shipped_inputs()
+    monkeypatch.setattr(compose_cache, "shipped_inputs", lambda: "other inputs")
+    assert compose_cache.load([], "cli") is None
+    monkeypatch.undo()
+
+    pkg = tmp_path / "pkg"
+    shutil.copytree(compose_cache.PACKAGE / "conf", pkg / "conf")
+    shutil.copytree(compose_cache.PACKAGE / "data", pkg / "data")
+    monkeypatch.setattr(compose_cache, "PACKAGE", pkg)
+    copied = compose_cache.shipped_inputs()
+    (pkg / "data" / "composed_default.json").write_text("{}")  # the shipped file itself is not an input
+    assert compose_cache.shipped_inputs() == copied
+    (pkg / "conf" / "config.yaml").write_text((pkg / "conf" / "config.yaml").read_text() + "\n# edited\n")
+    assert compose_cache.shipped_inputs() != copied
+    monkeypatch.setattr(compose_cache, "PACKAGE", compose_cache.SHIPPED.parent.parent)
+    assert compose_cache.shipped_inputs() == base
+    monkeypatch.setenv("SKILLSIM_UNCALIBRATED", "1")
+    assert compose_cache.shipped_inputs() != base
+    monkeypatch.delenv("SKILLSIM_UNCALIBRATED")
+    plugins = tmp_path / "plugins" / "hydra_plugins"
+    (plugins / "their_sweeper").mkdir(parents=True)
+    import hydra_plugins
+
+    monkeypatch.setattr(hydra_plugins, "__path__", [*hydra_plugins.__path__, str(plugins)])
+    assert compose_cache.shipped_inputs() == base  # a sweeper adds only its own group
+    (plugins / "their_searchpath").mkdir()
+    assert compose_cache.shipped_inputs() != base
+
+
+@dataclasses.dataclass
+class _Inner:
+    a: int = 1
+
+
+@dataclasses.dataclass
+class _Outer:
+    inner: _Inner = dataclasses.field(default_factory=_Inner)
+
+
+@dataclasses.dataclass
+class _InnerFloat:
+    a: float = 1
+
+
+@dataclasses.dataclass
+class _OuterFloat:
+    inner: _InnerFloat = dataclasses.field(default_factory=_InnerFloat)
+
+
+def test_the_shipped_schema_rows_follow_a_nested_settings_type():
+    rows, other = compose_cache._schema_rows(_Outer), compose_cache._schema_rows(_OuterFloat)
+    assert [r[1:] for r in rows] == [["inner", "_Inner"], ["a", "int"]]
+    assert [r[1:] for r in other] == [["inner", "_InnerFloat"], ["a", "float"]]
