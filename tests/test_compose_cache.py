@@ -307,42 +307,97 @@ def test_a_first_run_with_no_arguments_runs_from_the_shipped_composition(tmp_pat
 
 
 def test_the_shipped_composition_is_used_only_for_what_it_was_made_from(tmp_path, monkeypatch):
-    """Not with overrides, another job, the caches turned off, or changed inputs: an edited config file,
-    another schema (a setting's type), SKILLSIM_UNCALIBRATED, or a Hydra plugin that could add configs."""
+    """Not with overrides, another job or the caches turned off; not once what it was made from changed
+    (a config or data file, the package's code, the schema's defaults or types, the versions,
+    SKILLSIM_UNCALIBRATED turned on, a Hydra plugin that could add configs); not if edited or damaged."""
+    import hydra_plugins
+
+    import sim.config
+
     monkeypatch.setenv(compose_cache.ENV, str(tmp_path / "cache"))
     entry = compose_cache.load([], "cli")
     assert entry is not None and entry["overrides"] == [] and entry["run_dir"][0] == ("text", "results/runs/")
     assert compose_cache.load(["n_agents=1000"], "cli") is None and compose_cache.shipped([], "other") is None
     monkeypatch.setenv(compose_cache.ENV, "")
     assert compose_cache.load([], "cli") is None
-    monkeypatch.setenv(compose_cache.ENV, str(tmp_path / "cache"))
-    base = compose_cache.shipped_inputs()
-    monkeypatch.setattr(compose_cache, "shipped_inputs", lambda: "other inputs")
-    assert compose_cache.load([], "cli") is None
-    monkeypatch.undo()
 
-    pkg = tmp_path / "pkg"
-    shutil.copytree(compose_cache.PACKAGE / "conf", pkg / "conf")
-    shutil.copytree(compose_cache.PACKAGE / "data", pkg / "data")
-    monkeypatch.setattr(compose_cache, "PACKAGE", pkg)
-    copied = compose_cache.shipped_inputs()
-    (pkg / "data" / "composed_default.json").write_text("{}")  # the shipped file itself is not an input
-    assert compose_cache.shipped_inputs() == copied
-    (pkg / "conf" / "config.yaml").write_text((pkg / "conf" / "config.yaml").read_text() + "\n# edited\n")
-    assert compose_cache.shipped_inputs() != copied
-    monkeypatch.setattr(compose_cache, "PACKAGE", compose_cache.SHIPPED.parent.parent)
-    assert compose_cache.shipped_inputs() == base
-    monkeypatch.setenv("SKILLSIM_UNCALIBRATED", "1")
-    assert compose_cache.shipped_inputs() != base
-    monkeypatch.delenv("SKILLSIM_UNCALIBRATED")
+    pkg = tmp_path / "pkg"  # a copy of the package, whose files are edited below
+    shutil.copytree(compose_cache.PACKAGE, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    shipped_file = pkg / compose_cache.SHIPPED_NAME
+    kept = shipped_file.read_text(encoding="utf-8")
     plugins = tmp_path / "plugins" / "hydra_plugins"
     (plugins / "their_sweeper").mkdir(parents=True)
-    import hydra_plugins
 
-    monkeypatch.setattr(hydra_plugins, "__path__", [*hydra_plugins.__path__, str(plugins)])
-    assert compose_cache.shipped_inputs() == base  # a sweeper adds only its own group
-    (plugins / "their_searchpath").mkdir()
-    assert compose_cache.shipped_inputs() != base
+    def inputs_after(edit=None) -> str:
+        """shipped_inputs() of the copy after `edit` (then undone)."""
+        with monkeypatch.context() as mp:
+            mp.setattr(compose_cache, "PACKAGE", pkg)
+            mp.setattr(compose_cache, "SHIPPED", shipped_file)
+            saved = {path: path.read_bytes() for path in pkg.rglob("*") if path.is_file()}
+            try:
+                if edit is not None:
+                    edit(mp)
+                return compose_cache.shipped_inputs()
+            finally:
+                for path, data in saved.items():
+                    path.write_bytes(data)
+                if (plugins / "their_searchpath").exists():
+                    (plugins / "their_searchpath").rmdir()
+
+    def appended(rel: str):
+        return lambda mp: (pkg / rel).write_bytes((pkg / rel).read_bytes() + b"\n# edited\n")
+
+    def with_plugin(name: str):
+        def edit(mp):
+            mp.setattr(hydra_plugins, "__path__", [*hydra_plugins.__path__, str(plugins)])
+            (plugins / name).mkdir(exist_ok=True)
+        return edit
+
+    base = inputs_after()
+    assert base == compose_cache.shipped_inputs()  # a copy of the package has the package's inputs
+    for what, edit in {"config file": appended("conf/config.yaml"), "data file": appended("data/targets.csv"),
+                       "code": appended("cli.py"),
+                       "schema": lambda mp: mp.setattr(sim.config, "RunConfig", _Outer),
+                       "versions": lambda mp: mp.setattr(compose_cache, "versions_digest", lambda: "another Hydra"),
+                       "uncalibrated": lambda mp: mp.setenv("SKILLSIM_UNCALIBRATED", "1"),
+                       "search-path plugin": with_plugin("their_searchpath")}.items():
+        assert inputs_after(edit) != base, what
+    for what, edit in {"the shipped file": lambda mp: shipped_file.write_text("{}"),
+                       "uncalibrated off": lambda mp: mp.setenv("SKILLSIM_UNCALIBRATED", "0"),
+                       "a sweeper plugin": with_plugin("their_sweeper")}.items():
+        assert inputs_after(edit) == base, what
+    # a setting's type alone: two schemas of the same names whose defaults print alike
+    schemas = []
+    for tp in (int, float):
+        inner = dataclasses.make_dataclass("Inner", [("a", tp, dataclasses.field(default=1))])
+        schemas.append(dataclasses.make_dataclass("Outer", [("inner", inner, dataclasses.field(default_factory=inner))]))
+    assert repr(schemas[0]()) == repr(schemas[1]())
+    one, other = (inputs_after(lambda mp, schema=schema: mp.setattr(sim.config, "RunConfig", schema))
+                  for schema in schemas)
+    assert one != other
+    # a default alone: the same schema, another default
+    defaults = []
+    for value in (1, 2):
+        inner = dataclasses.make_dataclass("Inner", [("a", int, dataclasses.field(default=value))])
+        defaults.append(dataclasses.make_dataclass("Outer", [("inner", inner, dataclasses.field(default_factory=inner))]))
+    one, other = (inputs_after(lambda mp, schema=schema: mp.setattr(sim.config, "RunConfig", schema))
+                  for schema in defaults)
+    assert one != other
+
+    monkeypatch.setenv(compose_cache.ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(compose_cache, "PACKAGE", pkg)
+    monkeypatch.setattr(compose_cache, "SHIPPED", shipped_file)
+    assert compose_cache.shipped([], "cli") == entry
+    for change in ("edited", "damaged"):
+        kept_json = json.loads(kept)
+        if change == "edited":
+            kept_json["entry"]["data"]["n_agents"] = 1000  # by hand, its inputs left as they were
+        else:
+            del kept_json["entry"]["job_logging"]  # damaged, still JSON
+        shipped_file.write_text(json.dumps(kept_json), encoding="utf-8")
+        assert compose_cache.shipped([], "cli") is None, change
+    shipped_file.write_text(kept, encoding="utf-8")
+    assert compose_cache.shipped([], "cli") == entry
 
 
 @dataclasses.dataclass
