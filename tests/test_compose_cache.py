@@ -357,7 +357,7 @@ def test_the_shipped_composition_is_used_only_for_what_it_was_made_from(tmp_path
     assert base == compose_cache.shipped_inputs()  # a copy of the package has the package's inputs
     for what, edit in {"config file": appended("conf/config.yaml"), "data file": appended("data/targets.csv"),
                        "code": appended("cli.py"),
-                       "schema": lambda mp: mp.setattr(sim.config, "RunConfig", _Outer),
+                       "schema": lambda mp: mp.setattr(sim.config, "RunConfig", _two_level_schema()),
                        "versions": lambda mp: mp.setattr(compose_cache, "versions_digest", lambda: "another Hydra"),
                        "uncalibrated": lambda mp: mp.setenv("SKILLSIM_UNCALIBRATED", "1"),
                        "search-path plugin": with_plugin("their_searchpath")}.items():
@@ -366,23 +366,12 @@ def test_the_shipped_composition_is_used_only_for_what_it_was_made_from(tmp_path
                        "uncalibrated off": lambda mp: mp.setenv("SKILLSIM_UNCALIBRATED", "0"),
                        "a sweeper plugin": with_plugin("their_sweeper")}.items():
         assert inputs_after(edit) == base, what
-    # a setting's type alone: two schemas of the same names whose defaults print alike
-    schemas = []
-    for tp in (int, float):
-        inner = dataclasses.make_dataclass("Inner", [("a", tp, dataclasses.field(default=1))])
-        schemas.append(dataclasses.make_dataclass("Outer", [("inner", inner, dataclasses.field(default_factory=inner))]))
-    assert repr(schemas[0]()) == repr(schemas[1]())
-    one, other = (inputs_after(lambda mp, schema=schema: mp.setattr(sim.config, "RunConfig", schema))
-                  for schema in schemas)
-    assert one != other
-    # a default alone: the same schema, another default
-    defaults = []
-    for value in (1, 2):
-        inner = dataclasses.make_dataclass("Inner", [("a", int, dataclasses.field(default=value))])
-        defaults.append(dataclasses.make_dataclass("Outer", [("inner", inner, dataclasses.field(default_factory=inner))]))
-    one, other = (inputs_after(lambda mp, schema=schema: mp.setattr(sim.config, "RunConfig", schema))
-                  for schema in defaults)
-    assert one != other
+    # a setting's type alone, and a default alone
+    by_type = (_two_level_schema(int), _two_level_schema(float))
+    assert repr(by_type[0]()) == repr(by_type[1]())  # only the type tells them apart
+    for one, other in (by_type, (_two_level_schema(), _two_level_schema(default=2))):
+        assert (inputs_after(lambda mp: mp.setattr(sim.config, "RunConfig", one))
+                != inputs_after(lambda mp: mp.setattr(sim.config, "RunConfig", other)))
 
     monkeypatch.setenv(compose_cache.ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(compose_cache, "PACKAGE", pkg)
@@ -400,27 +389,12 @@ def test_the_shipped_composition_is_used_only_for_what_it_was_made_from(tmp_path
     assert compose_cache.shipped([], "cli") == entry
 
 
-@dataclasses.dataclass
-class _Inner:
-    a: int = 1
-
-
-@dataclasses.dataclass
-class _Outer:
-    inner: _Inner = dataclasses.field(default_factory=_Inner)
-
-
-@dataclasses.dataclass
-class _InnerFloat:
-    a: float = 1
-
-
-@dataclasses.dataclass
-class _OuterFloat:
-    inner: _InnerFloat = dataclasses.field(default_factory=_InnerFloat)
+def _two_level_schema(tp: type = int, default=1) -> type:
+    """A schema of one group holding one setting, named alike whatever its type and default."""
+    inner = dataclasses.make_dataclass("Inner", [("a", tp, dataclasses.field(default=default))])
+    return dataclasses.make_dataclass("Outer", [("inner", inner, dataclasses.field(default_factory=inner))])
 
 
 def test_the_shipped_schema_rows_follow_a_nested_settings_type():
-    rows, other = compose_cache._schema_rows(_Outer), compose_cache._schema_rows(_OuterFloat)
-    assert [r[1:] for r in rows] == [["inner", "_Inner"], ["a", "int"]]
-    assert [r[1:] for r in other] == [["inner", "_InnerFloat"], ["a", "float"]]
+    rows, other = compose_cache._schema_rows(_two_level_schema(int)), compose_cache._schema_rows(_two_level_schema(float))
+    assert [r[1] for r in rows] == ["inner", "a"] and rows[1][2] == str(int) and other[1][2] == str(float)
