@@ -38,12 +38,17 @@ def run(target: str) -> int | None:
         _CONSOLE.append(True)
         _quiet_pool_tracker()
     try:
-        return _imported(module, function, console)()
-    except KeyboardInterrupt:
-        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-        prog = prog if prog.startswith("skillsim") else "skillsim"  # python -m sim: argv[0] is __main__.py
         try:
-            print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+            command = _imported(module, function, console)
+        except Exception as exc:  # noqa: BLE001 - one of skillsim's errors at import: a broken installation
+            code = _said_in_one_line(exc)
+            if code is None:
+                raise
+            return code
+        return command()
+    except KeyboardInterrupt:
+        try:
+            print(f"{_prog()}: interrupted", file=sys.stderr, flush=True)
         except (OSError, ValueError):
             pass
         return EXIT_INTERRUPTED
@@ -51,6 +56,26 @@ def run(target: str) -> int | None:
         if console:  # the command has ended, its exit code is set: the teardown is not interrupted
             _CONSOLE.pop()
             _ignore_interrupts()
+
+
+def _prog() -> str:
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return prog if prog.startswith("skillsim") else "skillsim"  # python -m sim: argv[0] is __main__.py
+
+
+def _said_in_one_line(exc: Exception) -> int | None:
+    """An error of skillsim's own raised while a command's module imports (the calibration file missing
+    from the installation: sim.config reads it at import) is one line and its exit code, as the command
+    would have said it, not a traceback; None for anything else (a bug, raised as it is)."""
+    from .errors import SkillsimError, debug_enabled
+
+    if not isinstance(exc, SkillsimError) or debug_enabled():
+        return None
+    try:
+        print(f"{_prog()}: {exc}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+    return getattr(exc, "exit_code", 2)
 
 
 def _imported(module: str, function: str, console: bool):

@@ -203,8 +203,12 @@ class HistoryCache:
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(pickle.dumps(snap, protocol=5))
-            os.replace(tmp, path)
+            try:
+                tmp.write_bytes(pickle.dumps(snap, protocol=5))
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a full disk kept each run's partial file, and they piled up
+                raise
             entries = sorted(_entries(path.parent), reverse=True)
             total = 0
             for _, size, p in entries:

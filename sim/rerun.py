@@ -151,6 +151,11 @@ def check_folder(run_dir: Path) -> dict:
         raise DataError(str(err).replace("not a run or sweep folder", "not a run, sweep job or study folder")) from None
     if report.problems:
         raise IntegrityError(report.problems, "nothing was rerun")  # a rerun would not reproduce what was run
+    if not (run_dir / "manifest.json").is_file():  # intact folders of results under it (results/, results/sweeps)
+        found = next(run_dir.glob("*/*/manifest.json"), None) or next(run_dir.glob("*/manifest.json"), None)
+        example = f" ({PROG} {found.parent})" if found is not None else ""
+        raise DataError(f"{run_dir} is not a run folder but holds folders of results: rerun one run folder, one "
+                        f"job folder of a sweep, or one study folder{example}")
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     files = manifest.get("files") if isinstance(manifest, dict) else None
     missing = [name for name in COMPARED if not isinstance(files, dict) or name not in files]

@@ -258,3 +258,31 @@ def test_a_cache_file_deleted_by_another_process_while_trimming_is_not_a_write_f
     with mock.patch.object(Path, "stat", stat):
         entries = history_reuse._entries(tmp_path)  # raised FileNotFoundError, which _store reported
     assert [(size, p.name) for _, size, p in entries] == [(20, "b.pickle")]
+
+
+def test_a_full_disk_leaves_no_partial_history_file(tmp_path, monkeypatch):
+    """A history written onto a full disk left its partial temporary file (3 MB on a user's 3 MB cache),
+    and every later run added another, which the trimming (of *.pickle) never removed (a user trial):
+    the run goes on, warns once, and leaves the cache folder as it was."""
+    import errno
+    import warnings
+    from pathlib import Path
+
+    monkeypatch.setenv("SKILLSIM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(history_reuse.DISK_ENV, "1024")
+    real_write = Path.write_bytes
+
+    def disk_full(self, data):
+        real_write(self, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    history_reuse.CACHE.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the one warning that the cache cannot be written
+        expected = csv(WorkforceModel(base()).run())
+    monkeypatch.undo()
+    assert [p.name for p in (tmp_path / "history").iterdir()] == []
+    history_reuse.CACHE.clear()
+    monkeypatch.setenv("SKILLSIM_CACHE_DIR", "")
+    assert csv(WorkforceModel(base()).run()) == expected  # the run itself as without a cache

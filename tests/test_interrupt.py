@@ -542,3 +542,27 @@ def test_a_console_commands_last_line_is_its_own_not_the_pool_trackers(tmp_path,
         assert lines == ["the command's last line"], proc.stderr[-2000:]
     else:  # the probe's case does make the tracker warn: what the console command hides
         assert "FileNotFoundError" in proc.stderr and lines[-1].strip().startswith("warnings.warn("), proc.stderr
+
+
+def test_skillsims_own_error_while_a_command_imports_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """A missing calibration file (sim.config reads it at import) gave every command, `--help` and
+    skillsim-verify included, a 23-44 line traceback (a user trial): one line and its exit code, as the
+    README says. Any other error at import is a bug and is raised as it is."""
+    from sim import entry
+    from sim.config import CalibrationMissing
+
+    (tmp_path / "broken_install.py").write_text(
+        "from sim.config import CalibrationMissing\n"
+        "raise CalibrationMissing('calibration file X is missing: reinstall skillsim')\n", encoding="utf-8")
+    (tmp_path / "buggy_module.py").write_text("raise ValueError('a bug')\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "argv", ["pytest"])  # not a console script's process: its signals are left alone
+    monkeypatch.delenv("SKILLSIM_DEBUG", raising=False)
+    assert entry.run("broken_install:main") == CalibrationMissing.exit_code == 3
+    assert capsys.readouterr().err == "skillsim: calibration file X is missing: reinstall skillsim\n"
+    with pytest.raises(ValueError, match="a bug"):
+        entry.run("buggy_module:main")
+    monkeypatch.setenv("SKILLSIM_DEBUG", "1")  # for a bug report: the traceback
+    sys.modules.pop("broken_install", None)
+    with pytest.raises(CalibrationMissing):
+        entry.run("broken_install:main")

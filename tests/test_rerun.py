@@ -680,6 +680,23 @@ def test_a_folder_of_single_runs_is_called_that_not_a_sweep(run, tmp_path, capsy
     assert_a_folder_of(tmp_path / "runs", run, "single runs", capsys)
 
 
+def test_a_folder_holding_folders_of_results_is_refused_in_one_line(run, tmp_path, capsys):
+    """`skillsim-rerun results` (runs/ and reruns/ under it) and `skillsim-rerun results/sweeps` printed a
+    traceback (a user trial): not a run folder; one line, exit 3, naming a run folder under it."""
+    import shutil
+
+    parent = tmp_path / "results"
+    target = parent / "runs" / "fc"
+    shutil.copytree(run, target)
+    (parent / "empty").mkdir()
+    with pytest.raises(SystemExit) as exc:
+        rerun_mod.main([str(parent)])
+    assert exc.value.code == EXIT_DATA
+    err = capsys.readouterr().err.strip()
+    assert err == (f"skillsim-rerun: {parent} is not a run folder but holds folders of results: rerun one run "
+                   f"folder, one job folder of a sweep, or one study folder (skillsim-rerun {target})"), err
+
+
 def assert_a_folder_of(parent: Path, folder: Path, what: str, capsys) -> None:
     """Two copies of `folder` side by side in `parent` (fc and fc2): rerun refuses the parent in one line
     that names one of them to rerun."""
