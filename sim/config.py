@@ -81,6 +81,43 @@ def calibrated(section: str, name: str, assumed: Any, source: str) -> tuple[Any,
     return assumed, source
 
 
+def off_calibration(cfg: "RunConfig | dict") -> list[str]:
+    """The calibrated settings ("section.name", as ASSUMED names them) whose value in `cfg` (a RunConfig,
+    or a run folder's config.yaml as a mapping) is not the calibration file's: the priors of a run under
+    SKILLSIM_UNCALIBRATED=1, or an override. Such a run is not "at the calibrated central set", and its
+    summary, log line and report say so (from the config alone: a rerun, whatever its environment, says
+    the same)."""
+    cal = _calibration_in_file()
+    off = []
+    for key in ASSUMED:
+        *section, name = key.split(".")
+        node: Any = cal
+        for part in section:
+            node = node.get(part, {}) if isinstance(node, dict) else {}
+        value: Any = cfg
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else getattr(value, part, None)
+        if not isinstance(node, dict) or name not in node or _plain(value) != _plain(node[name]):
+            off.append(key)
+    return off
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+@lru_cache(maxsize=1)
+def _calibration_in_file() -> dict:
+    """The calibration file's values whether or not SKILLSIM_UNCALIBRATED is set ({} if unreadable)."""
+    if os.environ.get(UNCALIBRATED_ENV) != "1":
+        return _CAL
+    try:
+        data = yaml.load(CALIBRATION_FILE.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def spec(default: Any, source: str, lo: float | None = None, hi: float | None = None, *,
          choices: tuple | None = None, length: int | None = None, doc: str = "",
          lo_open: bool = False) -> Any:

@@ -359,8 +359,14 @@ def summarise(series, cfg: RunConfig) -> dict:
              "entries", "exits"]
     spend_cols = [f"spend_{lv}_{fu}" for lv, fu in SPEND_ACCOUNTS]
     if cfg.draw is None:
-        what = ("one run at the central parameter set (sim/data/calibration.yaml) and the central structural "
-                "inputs: no parameter or structural uncertainty; run skillsim-forecast for bands that carry them")
+        from .config import off_calibration
+
+        off = off_calibration(cfg)
+        at = ("the central parameter set (sim/data/calibration.yaml)" if not off else
+              f"parameter values other than the calibrated central set (sim/data/calibration.yaml) for "
+              f"{', '.join(off)} (config.yaml holds the values run)")
+        what = (f"one run at {at} and the central structural inputs: no parameter or structural uncertainty; run "
+                "skillsim-forecast for bands that carry them")
     else:
         what = (f"one run at joint draw {cfg.draw} of the calibration ensemble and the structural ranges; "
                 f"aggregate a sweep over draw for bands")

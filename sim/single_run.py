@@ -83,8 +83,14 @@ def run_forecast(cfg: RunConfig, run_dir: Path, *, composed: dict | None = None,
              "year's mean is in summary.json); %.2f s; wrote %s", model.dates[-1],
              100 * row["high_skill_share"], row["income_mean"], time.perf_counter() - t0, path)
     if cfg.draw is None and bands_hint is not None:
-        log.info("one run at the central parameter set; for bands with parameter and structural uncertainty "
-                 "run skillsim-forecast %s", bands_hint)
+        from .config import off_calibration
+
+        off = off_calibration(cfg)
+        at = "the central parameter set" if not off else (
+            f"values other than the calibrated ones for {len(off)} calibrated "
+            f"{'setting' if len(off) == 1 else 'settings'} (summary.json names them)")
+        log.info("one run at %s; for bands with parameter and structural uncertainty run skillsim-forecast %s",
+                 at, bands_hint)
     return path
 
 

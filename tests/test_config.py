@@ -304,3 +304,46 @@ def test_a_shipped_config_copied_unchanged_passes_and_other_shadows_are_refused(
     mine.write_text(mine.read_text(encoding="utf-8") + "\n# my cluster\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=rf"hydra/launcher = '{launchers[0]}' is invalid"):
         compose_config([path, f"hydra/launcher={launchers[0]}"])
+
+
+def test_a_run_off_the_calibrated_values_is_not_called_at_the_central_set(monkeypatch):
+    """A run under SKILLSIM_UNCALIBRATED=1 (the priors) said in its summary and report "one run at the
+    central parameter set (sim/data/calibration.yaml)" (a user trial). Which calibrated settings a config
+    holds other values of is read from the config alone (a RunConfig or config.yaml's mapping), so a rerun
+    says the same whatever its environment."""
+    from sim import config
+    from sim.model import WorkforceModel
+    from sim.results import summarise
+
+    cfg = RunConfig(n_agents=500, horizon=config.HorizonParams(end_year=2023))
+    assert config.off_calibration(cfg) == [] and config.off_calibration(to_dict(cfg)) == []
+    data = to_dict(cfg)
+    data["behaviour"]["pass_prob"] = [p * 0.9 for p in data["behaviour"]["pass_prob"]]
+    data["levers"]["studio"]["learning_multiplier"] = config.ASSUMED["levers.studio.learning_multiplier"]
+    assert config.ASSUMED["levers.studio.learning_multiplier"] != cfg.levers.studio.learning_multiplier
+    moved = from_mapping(data)
+    assert config.off_calibration(moved) == config.off_calibration(data) == [
+        "behaviour.pass_prob", "levers.studio.learning_multiplier"]
+    priors = to_dict(cfg)
+    for key, value in config.ASSUMED.items():
+        *section, name = key.split(".")
+        node = priors
+        for part in section:
+            node = node[part]
+        node[name] = value
+    monkeypatch.setenv(config.UNCALIBRATED_ENV, "1")  # the file is still what the values are compared with
+    config._calibration_in_file.cache_clear()
+    try:
+        assert config.off_calibration(priors) == list(config.ASSUMED)
+    finally:
+        monkeypatch.delenv(config.UNCALIBRATED_ENV)
+        config._calibration_in_file.cache_clear()
+    texts = {}
+    for name, c in (("calibrated", cfg), ("moved", moved)):
+        model = WorkforceModel(c)
+        model.run()
+        texts[name] = summarise(model.series_columns(), c)["uncertainty"]
+    assert texts["calibrated"].startswith("one run at the central parameter set (sim/data/calibration.yaml)")
+    assert texts["moved"].startswith("one run at parameter values other than the calibrated central set "
+                                     "(sim/data/calibration.yaml) for behaviour.pass_prob, "
+                                     "levers.studio.learning_multiplier (config.yaml holds the values run)")

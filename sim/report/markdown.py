@@ -101,6 +101,8 @@ W = {  # (en, zh)
                   "**本次模拟的含义：**{at}下的单次模拟，不含模型行为参数、结构性输入（如劳动力增长）及主体随机波动的"
                   "不确定性。含这些来源的区间请运行 `skillsim-forecast {where}`。"),
     "at_central": ("the central parameter set", "中心参数组"),
+    "at_off": ("parameter values other than the calibrated central set for {keys}",
+               "{keys}取非校准中心值的参数"),
     "at_draw": ("joint draw {d} of the parameters and structural inputs", "参数与结构联合抽样第{d}组"),
     "scope_draw": ("**What the intervals carry:** the {what}: the parameters' and structural inputs' uncertainty"
                    "{noise}. `skillsim-forecast {where}` gives a forecast's full design, with each "
@@ -247,7 +249,11 @@ def scope(folder, lang: str) -> str:
     at_region = where(folder)
     if folder.kind == "run":
         d = folder.config.get("draw")
-        at = w("at_central", lang) if d is None else w("at_draw", lang, d=d)
+        from ..config import off_calibration
+
+        off = off_calibration(folder.config) if d is None else []
+        at = (w("at_draw", lang, d=d) if d is not None else w("at_off", lang, keys=", ".join(off)) if off
+              else w("at_central", lang))
         return w("scope_run", lang, at=at, where=shlex.join([*shlex.split(at_region), *run_setting(folder)]))
     if "draw" in folder.varies:
         noise = w("and_noise", lang) if {"replicate", "seed"} & set(folder.varies) else ""
