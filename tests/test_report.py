@@ -1215,8 +1215,10 @@ def test_band_keys_take_the_bands_colour_where_one_colour_is_drawn():
     from sim.report.style import band_handles
 
     b50, b90 = band_handles(lambda k: k, "#0072B2")
-    assert b50.get_facecolor() == to_rgba("#0072B2", 0.30) and b90.get_facecolor() == to_rgba("#0072B2", 0.12)
-    assert band_handles(lambda k: k)[0].get_facecolor() == to_rgba("#000000", 0.30)  # several colours: grey
+    # the 50% key as its band looks where drawn, over the 90% band (test_each_band_key_looks_as_its_band_does)
+    seen = 1 - (1 - 0.30) * (1 - 0.12)
+    assert b50.get_facecolor() == to_rgba("#0072B2", seen) and b90.get_facecolor() == to_rgba("#0072B2", 0.12)
+    assert band_handles(lambda k: k)[0].get_facecolor() == to_rgba("#000000", seen)  # several colours: grey
 
 
 def test_the_chinese_charts_name_skilled_workers_one_way():
@@ -1227,3 +1229,39 @@ def test_the_chinese_charts_name_skilled_workers_one_way():
     root = Path(sim.__file__).parent
     said = [str(p.relative_to(root)) for p in root.rglob("*.py") if "技能劳动者" in p.read_text(encoding="utf-8")]
     assert said == []
+
+
+def test_each_band_key_looks_as_its_band_does_where_drawn():
+    """The 50% band is drawn over the 90% band, and looked darker (grey 156) than its legend key drawn at
+    the band's own opacity (grey 178; a user trial). Rendered, each key's colour is its band's, within
+    one grey level, for black and for a colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sim.report.style import band_handles, draw_fan
+
+    x = np.arange(10.0)
+    stats_ = pd.DataFrame({"q05": 0.0, "q25": 1.0, "median": 2.0, "q75": 3.0, "q95": 4.0}, index=x)
+    for colour in ("#000000", "#0072B2"):
+        fig, ax = plt.subplots(figsize=(4, 3), dpi=100)
+        draw_fan(ax, x, stats_, colour, visible=False)  # the bands only
+        ax.set_xlim(0, 9)
+        ax.set_ylim(0, 8)  # the legend on white, as the figures place it
+        legend = ax.legend(handles=band_handles(lambda k: k, colour), loc="upper left", handlelength=3,
+                           handleheight=2)
+        fig.canvas.draw()
+        image = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
+        height = image.shape[0]
+
+        def pixel(px, py):  # display coordinates (origin bottom left) to the image's row and column
+            return image[height - 1 - int(round(py)), int(round(px))]
+
+        to_px = ax.transData.transform
+        band50, band90 = pixel(*to_px((6.0, 1.5))), pixel(*to_px((6.0, 0.5)))
+        keys = [pixel(*patch.get_window_extent().get_points().mean(axis=0)) for patch in legend.get_patches()]
+        plt.close(fig)
+        assert np.abs(keys[0] - band50).max() <= 1, (colour, keys[0], band50)
+        assert np.abs(keys[1] - band90).max() <= 1, (colour, keys[1], band90)
+        assert np.abs(band50 - band90).max() > 20  # the two bands do look different

@@ -7,7 +7,7 @@ import pandas as pd
 from matplotlib.patches import Patch
 
 from ..report.figures import region_name
-from ..report.style import draw_fan, month_end, new_figure, percent_axis, year_axis
+from ..report.style import BAND50_ALPHA, band_handles, draw_fan, month_end, new_figure, percent_axis, year_axis
 from ..report.text import LEVERS, level_label, spend_scale
 from .engine import Result
 
@@ -76,8 +76,7 @@ def fan_chart(res: Result, cfg_region: dict, lang: str):
         line = draw_fan(ax, month_end(d["date"]), d, colour)
         line.set_label(T[kind])
         handles.append(line)
-    handles += [Patch(fc="#000000", alpha=0.30, ec="none", label=T["band50"]),
-                Patch(fc="#000000", alpha=0.12, ec="none", label=T["band90"])]
+    handles += band_handles(T.__getitem__)
     first = int(fan["date"].iloc[0][:4])
     obs = pd.DataFrame(sorted((cfg_region.get("history") or {}).get("high_skill_share", {}).items()),
                        columns=["date", "value"])
@@ -173,9 +172,10 @@ def cost_per_worker_chart(res: Result, cfg_region: dict, lang: str):
     shown = per[["q25", "median", "q75"]].where(2 * per["adding"] > per["n"], axis=0) / scale
     x = month_end(per["date"])
     if shown["median"].notna().any():
-        ax.fill_between(x, shown["q25"], shown["q75"], color=CHOSEN, alpha=0.30, lw=0)
+        ax.fill_between(x, shown["q25"], shown["q75"], color=CHOSEN, alpha=BAND50_ALPHA, lw=0)
         ax.plot(x, shown["median"], color=CHOSEN, lw=1.6, marker="o", ms=3.5, label=T["chosen"])
-        ax.legend(handles=[*ax.get_lines(), Patch(fc=CHOSEN, alpha=0.30, ec="none", label=T["band50"])],
+        # the 50% band drawn alone here: its key at the band's own opacity
+        ax.legend(handles=[*ax.get_lines(), Patch(fc=CHOSEN, alpha=BAND50_ALPHA, ec="none", label=T["band50"])],
                   loc="upper right", fontsize=8)
     else:  # said plainly rather than an empty axis
         none = (per["adding"] == 0).all()

@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from matplotlib.patches import Patch
 
 from ..errors import DataError
 from .figures import region_name
-from .style import december_axis, draw_fan, month_end, new_figure, percent_axis, year_axis
+from .style import band_handles, december_axis, draw_fan, month_end, new_figure, percent_axis, year_axis
 
 COMPONENT_COLOURS = {"parameters": "#0072B2", "structural": "#E69F00", "interaction": "#CC79A7",
                      "stochastic": "#999999"}
@@ -120,8 +119,7 @@ def fan(f: dict, lang: str):
     x = month_end(d["date"])
     line = draw_fan(ax, x, d, "#000000")
     line.set_label(T["median"])
-    handles = [line, Patch(fc="#000000", alpha=0.30, ec="none", label=T["band50"]),
-               Patch(fc="#000000", alpha=0.12, ec="none", label=T["band90"])]
+    handles = [line, *band_handles(T.__getitem__)]
     first_year = int(d["date"].iloc[0][:4])
     shown = obs[obs["date"].str[:4].astype(int) >= first_year - 3]
     if not shown.empty:

@@ -21,11 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from matplotlib.patches import Patch
 
 from ..errors import DataError
 from .figures import region_name
-from .style import draw_fan, month_end, new_figure, percent_axis, year_axis
+from .style import band_handles, draw_fan, month_end, new_figure, percent_axis, year_axis
 from .text import LEVERS, spend_scale
 
 FILES = ("choice.json", "manifest.json", "config.yaml", "candidates.csv", "frontier_probability.csv",
@@ -203,8 +202,7 @@ def trajectory(f: dict, lang: str):
         line = draw_fan(ax, month_end(d["date"]), d, colour)
         line.set_label(label)
         handles.append(line)
-    handles += [Patch(fc="#000000", alpha=0.30, ec="none", label=T["band50"]),
-                Patch(fc="#000000", alpha=0.12, ec="none", label=T["band90"])]
+    handles += band_handles(T.__getitem__)
     reg = f["config"]["region"]
     first = str(tr["date"].min())
     obs = pd.DataFrame(sorted(reg.get("history", {}).get("high_skill_share", {}).items()), columns=["date", "value"])

@@ -273,20 +273,28 @@ def percent_axis(ax, axis: str = "y", decimals: int = 0) -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(ExactFormatter(100.0, decimals))
 
 
+#: The bands' opacities (draw_fan): the 90% band, and the 50% band drawn over it.
+BAND90_ALPHA, BAND50_ALPHA = 0.12, 0.30
+#: How opaque the 50% band looks where draw_fan draws it, over the 90% band: its legend key's. A key at
+#: the 50% band's own opacity was lighter than the band it explains (grey 178 against 156, a user trial).
+BAND50_SEEN_ALPHA = 1 - (1 - BAND50_ALPHA) * (1 - BAND90_ALPHA)
+
+
 def band_handles(lang_text, colour: str = "#000000") -> list:
-    """Legend keys explaining the 50% and 90% bands: grey where the bands of several colours are drawn,
-    in the one colour where there is one (fig. 5's blue bands had grey keys, a user trial)."""
+    """Legend keys explaining the 50% and 90% bands of draw_fan, each as it looks where drawn: grey where
+    the bands of several colours are drawn, in the one colour where there is one (fig. 5's blue bands
+    had grey keys, a user trial). `lang_text(key)`: the label of "band50" and "band90"."""
     from matplotlib.patches import Patch
 
-    return [Patch(fc=colour, alpha=0.30, ec="none", label=lang_text("band50")),
-            Patch(fc=colour, alpha=0.12, ec="none", label=lang_text("band90"))]
+    return [Patch(fc=colour, alpha=BAND50_SEEN_ALPHA, ec="none", label=lang_text("band50")),
+            Patch(fc=colour, alpha=BAND90_ALPHA, ec="none", label=lang_text("band90"))]
 
 
 def draw_fan(ax, x, stats: pd.DataFrame, colour: str, scale: float = 1.0, bands: bool = True, **line_kw):
     """Median line with 90% and 50% bands (bands only where the quantiles exist)."""
     if bands and stats["q05"].notna().any():
-        ax.fill_between(x, stats["q05"] / scale, stats["q95"] / scale, color=colour, alpha=0.12, lw=0)
-        ax.fill_between(x, stats["q25"] / scale, stats["q75"] / scale, color=colour, alpha=0.30, lw=0)
+        ax.fill_between(x, stats["q05"] / scale, stats["q95"] / scale, color=colour, alpha=BAND90_ALPHA, lw=0)
+        ax.fill_between(x, stats["q25"] / scale, stats["q75"] / scale, color=colour, alpha=BAND50_ALPHA, lw=0)
     return ax.plot(x, stats["median"] / scale, color=colour, lw=1.6, **line_kw)[0]
 
 
