@@ -923,6 +923,17 @@ def _group_given_no_name(exc: BaseException) -> str | None:
     return None
 
 
+def _typed_value(key: str) -> str | None:
+    """The value of `key` as typed on the command line (`n_agents=1e9`, which Hydra reads as 1000000000.0),
+    the last one given; None if it was not given there."""
+    typed = None
+    for arg in sys.argv[1:]:
+        name, sep, value = arg.partition("=")
+        if sep and name.lstrip("+~") == key:
+            typed = value
+    return None if typed is None or re.search(r"[,()\[\]{}]", typed) else typed  # a sweep's list: not one value
+
+
 def _preset_names(group: str) -> list[str]:
     """The shipped presets of a config group (region, scenario, ...), or [] if `group` is no group of
     skillsim's (Hydra's own groups, hydra/launcher and the like, hold mostly its plugins' configs)."""
@@ -997,7 +1008,10 @@ def explain(exc: BaseException) -> str:
         if m:
             value, _, kind = m.groups()
             allowed = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false (a switch)"}.get(kind, kind)
-            return str(ConfigError(full_key, value, allowed)) + src
+            typed = None if src else _typed_value(full_key)
+            if kind == "Integer" and re.fullmatch(r"-?\d+\.0", value):  # 1e5 or 100000.0: read as a decimal
+                allowed += f", written in digits ({value[:-2]}), as {typed or value} is read as a decimal number"
+            return str(ConfigError(full_key, typed or value, allowed)) + src
         m = re.search(r"Value '(.*)' is not a valid bool", first)
         if m:
             return str(ConfigError(full_key, m.group(1), "true or false (a switch)")) + src

@@ -226,16 +226,9 @@ def _seal(inputs: str, entry: dict) -> str:
 
 def _schema_rows(cls: type) -> list:
     """Each setting of the schema with its declared type, nested groups included."""
-    import dataclasses
-    import typing
+    from .config import walk_schema
 
-    rows = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        rows.append([cls.__qualname__, f.name, str(f.type)])
-        if dataclasses.is_dataclass(hints[f.name]):
-            rows.extend(_schema_rows(hints[f.name]))
-    return rows
+    return [[owner.__qualname__, field.name, str(field.type)] for _, owner, field in walk_schema(cls)]
 
 
 def _other_plugins() -> list[str]:

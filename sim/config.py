@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError, DataError, MissingSetting
+from .errors import ConfigError, DataError, MissingSetting, SkillsimWarning
 from .ladder import N_LEVELS
 
 #: Written by `skillsim-calibrate region=national write=true`; its values are the defaults of the calibrated
@@ -44,7 +44,7 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> dict:
     """The calibrated values (a mapping); CalibrationMissing if the file is absent, unreadable or empty."""
     if os.environ.get(UNCALIBRATED_ENV) == "1":
         warnings.warn(f"{UNCALIBRATED_ENV}=1: running on the assumed priors, not the calibrated values",
-                      stacklevel=2)
+                      SkillsimWarning, stacklevel=2)
         return {}
     try:
         # libyaml's parser where PyYAML has it (the same values; read at every import, 5 ms in Python)
@@ -614,16 +614,20 @@ def _schema(cls: type) -> tuple[dict, dict]:
     return get_type_hints(cls), {f.name: f for f in dataclasses.fields(cls)}
 
 
+def walk_schema(cls: type = RunConfig, path: str = ""):
+    """Each setting of the schema, groups included and followed by their own, in declaration order: its
+    dotted name (`levers.training.intensity`), the dataclass declaring it and its field."""
+    hints, fields = _schema(cls)
+    for name, field in fields.items():
+        sub = f"{path}.{name}" if path else name
+        yield sub, cls, field
+        if dataclasses.is_dataclass(hints[name]):
+            yield from walk_schema(hints[name], sub)
+
+
 def setting_names(cls: type = RunConfig, path: str = "") -> list[str]:
     """Every dotted setting of the schema (`levers.training.intensity`), groups included."""
-    hints, fields = _schema(cls)
-    names = []
-    for name in fields:
-        sub = f"{path}.{name}" if path else name
-        names.append(sub)
-        if dataclasses.is_dataclass(hints[name]):
-            names.extend(setting_names(hints[name], sub))
-    return names
+    return [name for name, _, _ in walk_schema(cls, path)]
 
 
 def closest_setting(key: str) -> str | None:

@@ -37,9 +37,14 @@ def run(target: str) -> int | None:
     if console:
         _CONSOLE.append(True)
         _quiet_pool_tracker()
+        _stop_on_sigterm()
+        _warnings_in_one_line()
     try:
         try:
             command = _imported(module, function, console)
+        except KeyboardInterrupt:
+            _say(STOPPED_STARTING)
+            return EXIT_INTERRUPTED
         except Exception as exc:  # noqa: BLE001 - one of skillsim's errors at import: a broken installation
             code = _said_in_one_line(exc)
             if code is None:
@@ -47,15 +52,61 @@ def run(target: str) -> int | None:
             return code
         return command()
     except KeyboardInterrupt:
-        try:
-            print(f"{_prog()}: interrupted", file=sys.stderr, flush=True)
-        except (OSError, ValueError):
-            pass
+        _say("interrupted")
         return EXIT_INTERRUPTED
     finally:
         if console:  # the command has ended, its exit code is set: the teardown is not interrupted
             _CONSOLE.pop()
             _ignore_interrupts()
+
+
+#: what an interrupt while the command's module still imports says: nothing has been opened for writing yet
+STOPPED_STARTING = "interrupted as it started; nothing was written"
+
+
+def _say(what: str) -> None:
+    try:
+        print(f"{_prog()}: {what}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops a console command as Ctrl-C does from its first line (`sim.errors.stop_on_signal`,
+    which every command installs once its module has imported): before, a SIGTERM in the first half
+    second ended the process silently with 143 (a user trial). A handler the process was started with
+    (SIGTERM ignored) is left as it is."""
+    from .errors import stop_on_signal  # the standard library only
+
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, stop_on_signal)
+    except (ValueError, OSError):  # not the main thread
+        pass
+
+
+def _warnings_in_one_line() -> None:
+    """skillsim's own warnings (sim.errors.SkillsimWarning) as one line, `PROG: warning: ...`: Python's
+    format named a source file and line and showed the call that warned (a user trial). Other warnings
+    are shown as Python shows them."""
+    import warnings
+
+    from .errors import SkillsimWarning
+
+    shown = warnings.showwarning
+    if getattr(shown, "skillsim", False):
+        return
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, SkillsimWarning):
+            return shown(message, category, filename, lineno, file, line)
+        try:
+            print(f"{_prog()}: warning: {message}", file=file or sys.stderr, flush=True)
+        except (OSError, ValueError):
+            pass
+
+    showwarning.skillsim = True  # type: ignore[attr-defined]
+    warnings.showwarning = showwarning
 
 
 def _prog() -> str:

@@ -79,6 +79,11 @@ class SkillsimError(Exception):
     exit_code = EXIT_CONFIG
 
 
+class SkillsimWarning(UserWarning):
+    """A warning of skillsim's own (a run on the priors): in a console command one line, `PROG: warning:
+    ...` (sim.entry); in Python, an ordinary warning that filters can select."""
+
+
 def as_typed(value: object) -> str:
     """A value as the user writes it in an override or a YAML file: null, true and false for Python's
     None, True and False (a user who typed seed=null should not read 'None'); anything else as repr."""
@@ -142,10 +147,12 @@ class BusyError(SkillsimError):
 
 
 def os_reason(exc: OSError) -> str:
-    """'No space left on device [ENOSPC]': the OS error in words, with its symbolic name."""
+    """'No space left on device [ENOSPC]': the OS error in words, with its symbolic name. The words are the
+    system's for the error's number: pyarrow's own ("Error writing bytes to file. Detail: [errno 28] No
+    space left on device", a user trial with a full disk) name nothing a user can act on beyond them."""
     code = exc.errno
-    words = exc.strerror or (os.strerror(code) if code else str(exc) or type(exc).__name__)
     name = errno.errorcode.get(code) if code else None
+    words = (os.strerror(code) if name else None) or exc.strerror or str(exc) or type(exc).__name__
     return f"{words} [{name}]" if name else words
 
 

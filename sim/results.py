@@ -66,6 +66,21 @@ def package_versions(*extra: str) -> dict[str, str]:
     return out
 
 
+def defaults_record() -> dict:
+    """Where the run's defaults for the calibrated settings came from: the calibration file (by checksum)
+    or, under SKILLSIM_UNCALIBRATED=1, the priors. config.yaml holds the values used, so a rerun needs
+    neither; the record tells a reader of the manifest why they differ from the shipped file's."""
+    from .config import CALIBRATION_FILE, UNCALIBRATED_ENV
+
+    priors = os.environ.get(UNCALIBRATED_ENV) == "1"
+    return {"from": f"the priors ({UNCALIBRATED_ENV}=1)" if priors else "the calibration file",
+            "calibration_sha256": sha256_or_none(CALIBRATION_FILE)}
+
+
+def sha256_or_none(path: Path) -> str | None:
+    return sha256(path) if path.is_file() else None
+
+
 def calibration_checksums() -> dict[str, str]:
     """The calibration files a study's parameter values or ranges come from, by name and checksum."""
     from .studies.calibrate import CALIBRATION_FILE, ENSEMBLE_FILE
@@ -73,8 +88,8 @@ def calibration_checksums() -> dict[str, str]:
     # None for a file that is not there (SKILLSIM_UNCALIBRATED=1, calibrating from scratch): a study
     # without parameters ran every run, then failed writing its manifest
     return {"calibration": str(CALIBRATION_FILE.name),
-            "calibration_sha256": sha256(CALIBRATION_FILE) if CALIBRATION_FILE.is_file() else None,
-            "calibration_ensemble_sha256": sha256(ENSEMBLE_FILE) if ENSEMBLE_FILE.is_file() else None}
+            "calibration_sha256": sha256_or_none(CALIBRATION_FILE),
+            "calibration_ensemble_sha256": sha256_or_none(ENSEMBLE_FILE)}
 
 
 def searchpath_folders(overrides) -> list[str]:
@@ -586,6 +601,7 @@ def _write_run(run_dir: Path, tmp: Path, cfg: RunConfig, series, *, composed, ov
             "weight": cfg.weight,
             "command": user_command(),
             "overrides": list(overrides or []),
+            "defaults": defaults_record(),
             **(extra or {}),
             "started": (started or datetime.now(timezone.utc)).isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -61,6 +61,9 @@ CASES = [
     # -- values: wrong types ---------------------------------------------------------------------
     C("int-not-a-number", V, "n_agents=abc", EXIT_CONFIG, "n_agents = 'abc'", "an integer"),
     C("int-given-a-fraction", V, "seed=1.5", EXIT_CONFIG, "seed = '1.5'", "an integer"),
+    # Hydra reads 1e5 as 100000.0: the message said that, not what was typed (a user trial)
+    C("int-given-an-exponent", V, "n_agents=1e5", EXIT_CONFIG,
+      "n_agents = '1e5' is invalid; allowed: an integer, written in digits (100000), as 1e5 is read as a decimal"),
     C("int-given-nan", V, "n_agents=nan", EXIT_CONFIG, "n_agents = 'nan'", "an integer"),
     C("float-not-a-number", V, "levers.training.intensity=high", EXIT_CONFIG, "levers.training.intensity = 'high'"),
     C("bool-not-a-bool", V, "levers.studio.enabled=perhaps", EXIT_CONFIG, "levers.studio.enabled", "true or false"),

@@ -347,3 +347,29 @@ def test_a_run_off_the_calibrated_values_is_not_called_at_the_central_set(monkey
     assert texts["moved"].startswith("one run at parameter values other than the calibrated central set "
                                      "(sim/data/calibration.yaml) for behaviour.pass_prob, "
                                      "levers.studio.learning_multiplier (config.yaml holds the values run)")
+
+
+def test_a_runs_manifest_says_where_its_calibrated_defaults_came_from(tmp_path, monkeypatch):
+    """A run under SKILLSIM_UNCALIBRATED=1 left no trace of it in manifest.json (a user trial): the manifest
+    names where the calibrated settings' defaults came from, and the calibration file's checksum."""
+    import json
+
+    from sim import config
+    from sim.model import WorkforceModel
+    from sim.results import sha256, write_run
+
+    cfg = RunConfig(n_agents=300, horizon=config.HorizonParams(end_year=2023))
+    model = WorkforceModel(cfg)
+    model.run()
+    series = model.series_columns()
+    records = {}
+    for env in (None, "1"):
+        if env is None:
+            monkeypatch.delenv(config.UNCALIBRATED_ENV, raising=False)
+        else:
+            monkeypatch.setenv(config.UNCALIBRATED_ENV, env)
+        out = write_run(tmp_path / f"run-{env}", cfg, series)
+        records[env] = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["defaults"]
+    checksum = sha256(config.CALIBRATION_FILE)
+    assert records[None] == {"from": "the calibration file", "calibration_sha256": checksum}
+    assert records["1"] == {"from": "the priors (SKILLSIM_UNCALIBRATED=1)", "calibration_sha256": checksum}

@@ -171,3 +171,16 @@ def test_a_file_where_the_run_folder_must_be_is_named_as_such(tmp_path, where):
     proc = run("sim", *SMALL, f"hydra.run.dir={target}", cwd=tmp_path)
     assert_one_line_error(proc, "skillsim", EXIT_OUTPUT, str(target), "a file is where a folder is needed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and (tmp_path / "afile").read_text() == "mine"
+
+
+def test_an_os_error_is_said_in_the_systems_words_whoever_raised_it():
+    """pyarrow raises a full disk as OSError(28, "Error writing bytes to file. Detail: [errno 28] No space
+    left on device"): the line showed pyarrow's wording (a user trial). The system's words are used for
+    any error number it knows; an unknown number keeps the raiser's words."""
+    from sim.errors import os_reason
+
+    pyarrows = OSError(28, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+    assert os_reason(pyarrows) == "No space left on device [ENOSPC]"
+    assert os_reason(PermissionError(13, "Permission denied")) == "Permission denied [EACCES]"
+    assert os_reason(OSError(99999, "something odd")) == "something odd"
+    assert os_reason(OSError("no number")) == "no number"

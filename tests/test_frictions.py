@@ -101,6 +101,20 @@ def test_a_missing_or_empty_calibration_file_is_a_loud_error(tmp_path, monkeypat
         assert load_calibration(tmp_path / "calibration.yaml") == {}
 
 
+def test_a_console_command_on_the_priors_says_so_in_one_line(tmp_path):
+    """The warning printed as Python's UserWarning, with a source file, a line number and the call (a
+    user trial): a console command says it as one line of its own."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SKILLSIM_UNCALIBRATED="1")
+    proc = subprocess.run([sys.executable, "-m", "sim", "--help"], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ("skillsim: warning: SKILLSIM_UNCALIBRATED=1: running on the assumed priors, not the "
+                           "calibrated values\n")
+
+
 def test_the_shipped_calibration_is_found_through_the_package():
     import sim.config
 

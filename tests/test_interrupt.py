@@ -288,12 +288,28 @@ def test_ctrl_c_while_a_command_still_imports_is_one_line_and_exit_130(monkeypat
         for argv0, prog in (("/usr/bin/skillsim-forecast", "skillsim-forecast"), ("/x/sim/__main__.py", "skillsim")):
             monkeypatch.setattr(sys, "argv", [argv0])
             assert entry.forecast() == EXIT_INTERRUPTED
-            assert capsys.readouterr().err == f"{prog}: interrupted\n"
+            assert capsys.readouterr().err == f"{prog}: interrupted as it started; nothing was written\n"
             # as a console script's process, which ends now: interrupts are ignored for its teardown
             assert signal.getsignal(signal.SIGINT) == signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     finally:  # this process goes on
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+
+
+def test_sigterm_while_a_command_still_imports_is_one_line_and_exit_130():
+    """SIGTERM in a command's first half second, before the command's own handler, ended the process
+    silently with 143 (a user trial): it now stops as Ctrl-C does."""
+    code = ("import importlib, os, signal, sys\n"
+            "sys.argv[0] = '/usr/bin/skillsim'\n"
+            "from sim import entry\n"
+            "real = importlib.import_module\n"
+            "def terminated(name):\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    return real(name)\n"
+            "importlib.import_module = terminated\n"
+            "sys.exit(entry.skillsim())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (EXIT_INTERRUPTED, "skillsim: interrupted as it started; nothing was written\n")
 
 
 def test_the_package_and_its_entry_points_import_nothing_heavy():
