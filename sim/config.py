@@ -618,9 +618,9 @@ def walk_schema(cls: type = RunConfig, path: str = ""):
     """Each setting of the schema, groups included and followed by their own, in declaration order: its
     dotted name (`levers.training.intensity`), the dataclass declaring it and its field."""
     hints, fields = _schema(cls)
-    for name, field in fields.items():
+    for name, spec in fields.items():
         sub = f"{path}.{name}" if path else name
-        yield sub, cls, field
+        yield sub, cls, spec
         if dataclasses.is_dataclass(hints[name]):
             yield from walk_schema(hints[name], sub)
 
