@@ -429,8 +429,9 @@ def forecast_folder(tmp_path_factory):
 
 
 def test_a_study_folder_is_rerun_by_its_command_and_every_file_compared(forecast_folder, tmp_path, capsys, monkeypatch):
-    """skillsim-rerun on a forecast's folder runs its recorded command again into results/reruns/<name>
-    (then NAME-2): every file the manifests list has the same checksum, exit 0; the original is untouched."""
+    """skillsim-rerun on a forecast's folder runs its recorded command again into results/reruns/<name>,
+    here NAME-2 as NAME is taken: every file the manifests list has the same checksum, exit 0; the
+    original and the folder already at NAME are untouched."""
     import shutil
 
     study = tmp_path / "fc"
@@ -440,8 +441,11 @@ def test_a_study_folder_is_rerun_by_its_command_and_every_file_compared(forecast
     decoy.mkdir()
     (decoy / "__init__.py").write_text("", encoding="utf-8")
     (decoy / "entry.py").write_text("def run(target):\n    raise SystemExit(0)\n", encoding="utf-8")
+    taken = tmp_path / "results" / "reruns" / "fc"  # an earlier rerun's (each rerun is a forecast: 6 s)
+    taken.mkdir(parents=True)
+    (taken / "notes.txt").write_text("mine\n", encoding="utf-8")
     before = snapshot(study)
-    for expected in ("results/reruns/fc", "results/reruns/fc-2"):
+    for expected in ("results/reruns/fc-2",):
         rerun_mod.main([str(study)])
         err = capsys.readouterr().err
         assert err.strip().splitlines()[-1] == f"skillsim-rerun: {expected}: every file identical to {study}'s", err
@@ -452,6 +456,7 @@ def test_a_study_folder_is_rerun_by_its_command_and_every_file_compared(forecast
         assert new["rerun_of"] == {"folder": "fc", "command": old["command"], "started": old["started"]}
         assert "rerun_of" not in old
     assert snapshot(study) == before
+    assert [p.name for p in taken.iterdir()] == ["notes.txt"]
 
 
 def test_a_study_rerun_that_differs_names_the_files_and_a_changed_study_is_not_rerun(forecast_folder, tmp_path,

@@ -248,6 +248,7 @@ def test_discover_finds_the_issues_box_at_its_default_settings():
         assert t["design"]["of_interest"].sum() == choice["of_interest"]
 
 
+@pytest.mark.slow  # 20 s: PRIM with 4-fold cross-validation, three times
 def test_discovery_judges_its_box_on_runs_it_was_not_found_from():
     """A condition that no input drives (a uniform outside the inputs below 0.3) over 12 inputs and 256
     runs: PRIM's box looks dense on the runs it was chosen from (an academic's trial: 82% stated, 37-70%
