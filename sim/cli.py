@@ -1808,18 +1808,16 @@ def _end_idle_workers() -> None:
     interrupted sweep's workers are being stopped anyway)."""
     module = sys.modules.get("joblib.externals.loky.reusable_executor")
     executor = getattr(module, "_executor", None)
-    if executor is None:
-        return
-    workers = list(getattr(executor, "_processes", None) or ())
-    try:
-        if hasattr(executor, "terminate"):  # joblib's executor: also removes its temporary folders
-            executor.terminate(kill_workers=True)
-        else:
-            executor.shutdown(wait=True, kill_workers=True)
-    except Exception:  # ending early is only a saving: the normal exit stops them as before
-        return
+    if executor is not None:
+        try:
+            if hasattr(executor, "terminate"):  # joblib's executor: also removes its temporary folders
+                executor.terminate(kill_workers=True)
+            else:
+                executor.shutdown(wait=True, kill_workers=True)
+        except Exception:  # ending early is only a saving: the normal exit stops them as before
+            return
     if sweep.SWEEP_DIR is not None:  # an interrupted sweep: the folders its killed workers were writing
-        sweep.remove_partials(Path(sweep.SWEEP_DIR), workers)
+        sweep.remove_partials(Path(sweep.SWEEP_DIR))
 
 
 _user_wants_tracebacks = False

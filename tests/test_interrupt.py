@@ -178,6 +178,7 @@ def test_a_stopped_sweep_keeps_finished_jobs_and_resumes(tmp_path, sig, target):
         assert (job / "COMPLETE").exists() or not any(job.iterdir()), f"half-written job folder {job.name}"
     report = verify(out)  # the finished jobs are intact
     assert report.problems == [] and report.checked == len(finished)
+    assert not list(out.glob(".*.partial-*")), "a job a worker was writing when stopped is left half-written"
     manifests = {name: (out / name / "manifest.json").read_bytes() for name in finished}
 
     rerun = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)

@@ -74,6 +74,13 @@ TEXT = {
                      "{mix}, probability {p}, mean share {share}, on {n} {which} samples.",
         "budget_and": " and the budget of {b} billion yuan",
         "within_budget": " (within the budget of {b} billion yuan)",
+        # the answer on samples no step of the search saw (skillsim-plan's confirm)
+        "stmt_confirm": " On {n} samples it was not chosen on: P(target met) = {p} [{lo}, {hi}].",
+        "stmt_confirm_low": " On {n} samples it was not chosen on: P(target met) = {p} [{lo}, {hi}], below the {c} "
+                            "asked: the fresh samples it was chosen on were kinder than others.",
+        "stmt_confirm_max": " On {n} samples it was not chosen on: mean share {share}, {cost} billion yuan {more} "
+                            "({where} the budget).",
+        "within": "within", "over": "over",
     },
     "zh": {
         "traj_title": "{region}：{what}与{base}下的高技能人才占比",
@@ -112,6 +119,10 @@ TEXT = {
                      "概率{p}，占比均值{share}（{n}个{which}样本）。",
         "budget_and": "和{b}亿元预算",
         "within_budget": "（预算{b}亿元以内）",
+        "stmt_confirm": "在未参与选择的{n}个样本上：达标概率{p} [{lo}, {hi}]。",
+        "stmt_confirm_low": "在未参与选择的{n}个样本上：达标概率{p} [{lo}, {hi}]，低于要求的{c}：选出它的新样本比其他样本更有利。",
+        "stmt_confirm_max": "在未参与选择的{n}个样本上：占比均值{share}，成本{more}{cost}亿元（{where}预算）。",
+        "within": "未超出", "over": "超出",
     },
 }
 
@@ -171,10 +182,26 @@ def statement(f: dict, lang: str) -> str:
               "more": T["less" if c["cost_yuan"] < 0 else "more"], "n": c["fresh_samples"],
               "share": _pct(c["share_mean"]), "q05": _pct(c["share_q05"]), "q95": _pct(c["share_q95"])}
     if c["objective"] == "max_share":
-        return T["stmt_max"].format(**fields, budget=money(o["budget"]))
+        return T["stmt_max"].format(**fields, budget=money(o["budget"])) + _confirmation(c, T, w, money)
     lo, hi = c["probability_95"]
     within = T["within_budget"].format(b=money(o["budget"])) if o.get("budget") is not None else ""
-    return T["stmt"].format(**fields, p=f"{c['probability']:.0%}", lo=f"{lo:.0%}", hi=f"{hi:.0%}", within=within)
+    return (T["stmt"].format(**fields, p=f"{c['probability']:.0%}", lo=f"{lo:.0%}", hi=f"{hi:.0%}", within=within)
+            + _confirmation(c, T, w, money))
+
+
+def _confirmation(c: dict, T: dict, w: dict, money) -> str:
+    """The answer on the samples no step of the search saw (choice.json's `confirmation`; none in a folder
+    written before it)."""
+    k = c.get("confirmation")
+    if not k:
+        return ""
+    if c["objective"] == "max_share":
+        return T["stmt_confirm_max"].format(n=k["samples"], share=_pct(k["share_mean"]), cost=money(abs(k["cost_yuan"])),
+                                            more=T["less" if k["cost_yuan"] < 0 else "more"],
+                                            where=T["within" if k["within_budget"] else "over"])
+    lo, hi = k["probability_95"]
+    return T["stmt_confirm" if k["confirmed"] else "stmt_confirm_low"].format(
+        n=k["samples"], p=f"{k['probability']:.0%}", lo=f"{lo:.0%}", hi=f"{hi:.0%}", c=w["c"])
 
 
 def _samples(which: str, lang: str) -> str:
