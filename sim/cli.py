@@ -1526,6 +1526,16 @@ def _type_hints_cached():
             config_module.get_type_hints = original
 
 
+def _planned_jobs(sweep_dir: Path) -> list[str]:
+    """The job folders of a grid sweep, as its progress record lists them ([] if it lists none: an
+    optimising sweeper's trials, an older record)."""
+    from .results import progress_record
+
+    info = progress_record(sweep_dir)
+    jobs = info.get("jobs") if info.get("grid") else None
+    return [str(j) for j in jobs] if isinstance(jobs, list) else []
+
+
 def _interrupted() -> str:
     """The one-line message for Ctrl-C / SIGTERM: what was kept and how to go on."""
     d = sweep.SWEEP_DIR
@@ -1535,6 +1545,10 @@ def _interrupted() -> str:
     # Parallel workers are stopped asynchronously: a job being written may still finish after this count.
     n = sweep.LAST_CANCELLED
     cancelled = "" if n is None else f"cancelled the {n} SLURM jobs not seen finished; "
+    planned = _planned_jobs(Path(d))
+    if planned and all((Path(d) / name / COMPLETE_MARKER).is_file() for name in planned):  # it said "run the rest"
+        return (f"interrupted; {cancelled}all {len(planned)} jobs are finished in {d}; if its tables (runs.csv) are "
+                f"missing or older than the jobs, write them with skillsim-aggregate {d}")
     return (f"interrupted; {cancelled}finished jobs are kept in {d} ({done} when stopped, and any a worker was "
             f"writing then); to run the rest, repeat the command with hydra.sweep.dir={d}")
 

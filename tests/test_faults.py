@@ -184,3 +184,25 @@ def test_an_os_error_is_said_in_the_systems_words_whoever_raised_it():
     assert os_reason(PermissionError(13, "Permission denied")) == "Permission denied [EACCES]"
     assert os_reason(OSError(99999, "something odd")) == "something odd"
     assert os_reason(OSError("no number")) == "no number"
+
+
+def test_a_studys_folder_that_cannot_be_written_is_named(tmp_path, monkeypatch, capsys):
+    """A forecast on a full disk said "cannot write the forecast folder: No space left on device" without
+    the folder (a user trial; a table's write fails as it is flushed, and names no file). The line names
+    the folder; nothing is left behind."""
+    from sim.studies import forecast, options
+
+    def full(folder, tables):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(forecast, "_write_tables", full)
+    out = tmp_path / "fc"
+
+    def study(argv):
+        forecast.write_folder(out, {}, {"kind": "forecast"})
+
+    with pytest.raises(SystemExit) as info:
+        options.run_command(study, "skillsim-forecast", [], what="forecast folder")
+    assert info.value.code == EXIT_OUTPUT
+    assert capsys.readouterr().err.strip() == f"skillsim-forecast: cannot write {out}: No space left on device [ENOSPC]"
+    assert list(tmp_path.iterdir()) == []

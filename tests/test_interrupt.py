@@ -583,3 +583,26 @@ def test_skillsims_own_error_while_a_command_imports_is_one_line_not_a_traceback
     sys.modules.pop("broken_install", None)
     with pytest.raises(CalibrationMissing):
         entry.run("broken_install:main")
+
+
+def test_a_sweep_stopped_once_every_job_finished_says_so_not_run_the_rest(tmp_path, monkeypatch):
+    """A sweep stopped after its last job, as its tables were being written, said "(40 when stopped ...);
+    to run the rest, repeat the command" (a user trial): nothing was left to run. With every planned job
+    finished it says so and names skillsim-aggregate; with one missing it says what it said."""
+    from sim import cli, sweep
+    from sim.results import COMPLETE_MARKER
+
+    names = ["replicate=0", "replicate=1", "replicate=2"]
+    sweep.write_progress(tmp_path, total=3, grid=True, folders=names)
+    for name in names[:2]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / COMPLETE_MARKER).write_text("x", encoding="utf-8")
+    monkeypatch.setattr(sweep, "SWEEP_DIR", str(tmp_path))
+    monkeypatch.setattr(sweep, "LAST_CANCELLED", None)
+    assert cli._interrupted() == (f"interrupted; finished jobs are kept in {tmp_path} (2 when stopped, and any a "
+                                  f"worker was writing then); to run the rest, repeat the command with "
+                                  f"hydra.sweep.dir={tmp_path}")
+    (tmp_path / names[2]).mkdir()
+    (tmp_path / names[2] / COMPLETE_MARKER).write_text("x", encoding="utf-8")
+    assert cli._interrupted() == (f"interrupted; all 3 jobs are finished in {tmp_path}; if its tables (runs.csv) are "
+                                  f"missing or older than the jobs, write them with skillsim-aggregate {tmp_path}")

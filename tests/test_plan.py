@@ -340,7 +340,7 @@ def test_an_infeasible_plan_states_the_best_mixs_fresh_probability_not_its_lucky
     c = choice(result, Box(["training"], np.array([0.0]), np.array([3.0])), opts)
     assert (c["best_probability"], c["best_samples"], c["best_n_samples"]) == (0.75, "fresh", 8)
     assert "probability 75%" in c["statement"] and "on 8 fresh samples" in c["statement"], c["statement"]
-    assert c["statement"].endswith("3,000,000,000 yuan more than the status quo")  # relative to what, as answers say
+    assert c["statement"].endswith("3.00 billion yuan more than the status quo")  # relative to what, as answers say
     # with a budget every fresh finalist exceeds (on its fresh samples): the best within the budget, on the
     # search samples, not an over-budget fresh mix
     budgeted = {**result, "evaluations": [ev(3.0, "search", 4, 4), ev(2.0, "search", 3, 4)],
@@ -410,7 +410,7 @@ def test_a_mix_that_saves_money_is_said_to_save_it(cost):
     from sim.studies.plan import versus
 
     word = "less" if cost < 0 else "more"
-    assert versus(cost, "status_quo") == f"{abs(cost):,.0f} yuan {word} than the status quo"
+    assert versus(cost, "status_quo") == f"{abs(cost) / 1e9:.2f} billion yuan {word} than the status quo"
     f = {"manifest": {"options": {"target.year": 2030, "target.share": 0.35, "confidence": 0.8,
                                   "cost_base": "status_quo", "funder": "total", "discount": 0.0},
                       "uncertainty": "joint"},
@@ -452,8 +452,8 @@ def test_the_statement_says_whose_spending_and_names_the_cost_base_as_a_sentence
     from sim.report.plan import _words
     from sim.studies.plan import versus
 
-    assert versus(2.5e9, "no_policy", "government") == "2,500,000,000 yuan of government spending more than no policy"
-    assert versus(-1e6, "status_quo") == "1,000,000 yuan less than the status quo"
+    assert versus(2.5e9, "no_policy", "government") == "2.50 billion yuan of government spending more than no policy"
+    assert versus(-1e6, "status_quo") == "1.00 million yuan less than the status quo"
     f = {"config": {"region": {"name": "chongqing"}}, "manifest": {"uncertainty": "joint draws", "options": {
         "target.year": 2030, "target.share": 0.35, "confidence": 0.8, "funder": "government"}}}
     for base, en in (("no_policy", "no policy"), ("status_quo", "the status quo")):
@@ -861,3 +861,13 @@ def test_a_design_of_candidates_not_a_power_of_two_prints_no_warning():
         warnings.simplefilter("error")
         r = search(toy(0), box, confidence=CONF, candidates=6, refine=4, finalists=3, log=lambda *_: None)
     assert r["chosen"] is not None
+
+
+def test_costs_in_a_statement_have_three_significant_figures():
+    """A plan said "14,497,042,736 yuan" beside a standard error of 518 million (a user trial)."""
+    from sim.studies.plan import yuan_words
+
+    cases = {14_497_042_736: "14.5 billion yuan", 518e6: "518 million yuan", 999.6e6: "1.00 billion yuan",
+             99.96e6: "100 million yuan", -2.5e9: "-2.50 billion yuan", 12_345: "12,345 yuan",
+             1_234.5e9: "1,230 billion yuan"}
+    assert {v: yuan_words(v) for v in cases} == cases

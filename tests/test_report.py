@@ -1059,6 +1059,29 @@ def test_a_folder_of_study_folders_is_named_by_what_they_are(tmp_path):
         load(tmp_path)
 
 
+def test_a_folder_of_folders_one_of_them_damaged_is_named_as_such_not_as_damaged(tmp_path):
+    """`skillsim-report three` (a plan and a forecast under it, the forecast's runs.csv edited) said "1
+    problem in the folder (skillsim-verify)" and `skillsim-report /tmp` listed 122 problems of other
+    folders (a user trial): the folder given is no report's, and the line says so, as it does when the
+    folders under it are intact."""
+    import json as _json
+
+    from sim.errors import DataError
+    from sim.report.pack import make_report
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "choice.json").write_text("{}", encoding="utf-8")
+        (tmp_path / name / "COMPLETE").write_text("x", encoding="utf-8")  # no checksum of the manifest: damaged
+        (tmp_path / name / "manifest.json").write_text(_json.dumps({"kind": "plan", "files": {"choice.json": "0" * 64}}),
+                                                       encoding="utf-8")
+    with pytest.raises(DataError, match=r"holds plan folders, not a sweep's jobs; give one of them \(skillsim-report "):
+        make_report(tmp_path)
+    (tmp_path / "c").mkdir()  # a folder of none of skillsim's
+    with pytest.raises(DataError, match=r"c is not a run folder"):
+        make_report(tmp_path / "c")
+
+
 @pytest.mark.parametrize("costs", [[None, -88_273.0, 120_000.0, float("nan")], [None, -88_273.0, -20_000.0]],
                          ids=["mixed", "only-negative"])
 def test_a_negative_cost_is_a_bar_left_of_zero_and_every_bar_and_reason_is_inside_the_panel(costs):

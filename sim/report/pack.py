@@ -155,6 +155,8 @@ def check_intact(path: Path) -> None:
     from ..errors import IntegrityError
     from ..verify import NotARunFolder, verify
 
+    if not _drawable(path):  # a folder of folders: the loader names it as such (it blamed a nested one's damage)
+        return
     try:
         found = verify(path)
     except NotARunFolder:
@@ -165,6 +167,23 @@ def check_intact(path: Path) -> None:
     if problems:
         raise IntegrityError(problems, "no report was written (its files are not, or cannot be shown to be, what "
                              "skillsim wrote)")
+
+
+def _drawable(path: Path) -> bool:
+    """Whether `path` can be a report's folder: a run's or a study's (manifest.json), a sweep's (runs.csv,
+    or its finished jobs without the tables). A folder holding single runs or studies, or none, is not:
+    checking every folder under it (`skillsim-report /tmp`: 122 lines of other folders' problems) said
+    nothing of what was wrong, which the loader says in one line (a user trial)."""
+    from ..results import COMPLETE_MARKER, single_runs
+
+    if any((path / name).is_file() for name in ("manifest.json", "runs.csv", COMPLETE_MARKER, "series.csv",
+                                                 "summary.json", "config.yaml")):
+        return True  # a run's, a study's or a sweep's own files, the manifest missing or not
+    try:
+        jobs = any((d / COMPLETE_MARKER).is_file() for d in path.iterdir() if d.is_dir())
+        return jobs and not single_runs(path)
+    except OSError:
+        return False
 
 
 def make_report(path: str | Path, opts: Options | None = None) -> Written:

@@ -208,6 +208,11 @@ def write_folder(out: Path, tables: dict, manifest: dict, what: str = "forecast"
             out.rmdir()
         result_in_place()  # an interrupt from here on would find the folder written (sim.entry)
         os.rename(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.filename is None:  # a table's write failing as it is flushed names no file (a full disk): the
+            exc.filename = str(out)  # line said "cannot write the forecast folder" (a user trial); name it
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -826,8 +826,20 @@ def versus(cost: float, cost_base: str, funder: str = "total") -> str:
     """An incremental cost in words: what a mix costs more (or saves) against the cost base, and whose
     spending it counts unless all of it (`funder`)."""
     whose = "" if funder == "total" else f" of {funder} spending"
-    return (f"{abs(cost):,.0f} yuan{whose} {'less' if cost < 0 else 'more'} than "
+    return (f"{yuan_words(abs(cost))}{whose} {'less' if cost < 0 else 'more'} than "
             f"{COST_BASES.get(cost_base, cost_base)}")
+
+
+def yuan_words(amount: float) -> str:
+    """An amount of yuan to three significant figures, in millions or billions from those: a cost stated
+    to the yuan ("14,497,042,736 yuan") beside a standard error of 518 million claimed a precision the
+    samples do not have (a user trial). choice.json keeps the exact means."""
+    size = float(f"{abs(amount):.3g}") if math.isfinite(amount) else abs(amount)  # rounded first: 999.6 M is 1.00 bn
+    if not math.isfinite(size) or size < 1e6:
+        return f"{amount:,.0f} yuan"
+    scale, unit = (1e9, "billion") if size >= 1e9 else (1e6, "million")
+    decimals = max(0, 2 - int(math.floor(math.log10(size / scale))))
+    return f"{math.copysign(size, amount) / scale:,.{decimals}f} {unit} yuan"
 
 
 def confirm(result: dict, evaluators: dict) -> Evaluation | None:
@@ -900,7 +912,7 @@ def choice(result: dict, box: Box, opts: dict) -> dict:
                      f"(budget {opts['budget']:,.0f}), on {n} fresh samples")
         if result.get("fitted"):  # chosen on the samples that state it: say what that leaves open
             statement += (f"; moved to fit the budget on these samples, so its cost is within the budget there by "
-                          f"construction (its mean cost's standard error, {cost_se:,.0f} yuan, is how far other "
+                          f"construction (its mean cost's standard error, {yuan_words(cost_se)}, is how far other "
                           f"samples may put it over)")
     else:
         statement = (f"{mix}: {versus(chosen.mean_cost, opts['cost_base'], opts['funder'])} to {year}"
