@@ -1527,13 +1527,9 @@ def _type_hints_cached():
 
 
 def _planned_jobs(sweep_dir: Path) -> list[str]:
-    """The job folders of a grid sweep, as its progress record lists them ([] if it lists none: an
-    optimising sweeper's trials, an older record)."""
-    from .results import progress_record
-
-    info = progress_record(sweep_dir)
-    jobs = info.get("jobs") if info.get("grid") else None
-    return [str(j) for j in jobs] if isinstance(jobs, list) else []
+    """The job folders of this grid sweep, as it recorded them when it started ([] if it has not, or could
+    not: an optimising sweeper's trials; an earlier sweep's record in the same folder is not this one's)."""
+    return list(sweep.PLANNED or []) if sweep.SWEEP_DIR is not None and Path(sweep.SWEEP_DIR) == sweep_dir else []
 
 
 def _interrupted() -> str:
@@ -1716,7 +1712,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.argv = [sys.argv[0]] + argv
     # The manifest records the command as typed; sweep workers (other processes) inherit it.
     os.environ[COMMAND_ENV] = json.dumps([PROG, *typed], ensure_ascii=False)
-    sweep.LAST_COUNTS = sweep.SWEEP_DIR = sweep.LAST_ERROR = sweep.LAST_CANCELLED = None
+    sweep.LAST_COUNTS = sweep.SWEEP_DIR = sweep.LAST_ERROR = sweep.LAST_CANCELLED = sweep.PLANNED = None
     try:
         with _hydra_errors_reach_us():
             _run_single(overrides) if direct else _hydra_task()
@@ -1829,7 +1825,7 @@ def _end_idle_workers() -> None:
             else:
                 executor.shutdown(wait=True, kill_workers=True)
         except Exception:  # ending early is only a saving: the normal exit stops them as before
-            return
+            pass
     if sweep.SWEEP_DIR is not None:  # an interrupted sweep: the folders its killed workers were writing
         sweep.remove_partials(Path(sweep.SWEEP_DIR))
 

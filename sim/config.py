@@ -61,6 +61,9 @@ def load_calibration(path: Path = CALIBRATION_FILE) -> dict:
 
 
 _CAL = load_calibration()
+#: where the calibrated settings' defaults came from, as they were fixed at this import (results.defaults_record):
+#: the variable read later may have changed since
+ON_PRIORS = not _CAL
 _CAL_SOURCE = ("calibrated (sim/data/calibration.yaml: nat_hs_2011, nat_hs_2016, nat_hs_2021, nat_mix_2021_*, "
                "nat_cert_flow, nat_comp_promo_rate)")
 

@@ -37,10 +37,12 @@ def run(target: str) -> int | None:
     if console:
         _CONSOLE.append(True)
         _quiet_pool_tracker()
-        _stop_on_sigterm()
-        _warnings_in_one_line()
+    shown = None
     try:
         try:
+            if console:  # inside the handler: an interrupt as sim.errors imports is one line too
+                _stop_on_sigterm()
+                shown = _warnings_in_one_line()
             command = _imported(module, function, console)
         except KeyboardInterrupt:
             _say(STOPPED_STARTING)
@@ -58,6 +60,10 @@ def run(target: str) -> int | None:
         if console:  # the command has ended, its exit code is set: the teardown is not interrupted
             _CONSOLE.pop()
             _ignore_interrupts()
+        if shown is not None:  # Python's own display of warnings again (a test or a caller goes on)
+            import warnings
+
+            warnings.showwarning = shown
 
 
 #: what an interrupt while the command's module still imports says: nothing has been opened for writing yet
@@ -85,17 +91,17 @@ def _stop_on_sigterm() -> None:
         pass
 
 
-def _warnings_in_one_line() -> None:
+def _warnings_in_one_line():
     """skillsim's own warnings (sim.errors.SkillsimWarning) as one line, `PROG: warning: ...`: Python's
     format named a source file and line and showed the call that warned (a user trial). Other warnings
-    are shown as Python shows them."""
+    are shown as Python shows them. Returns the display it replaced (None if already in place)."""
     import warnings
 
     from .errors import SkillsimWarning
 
     shown = warnings.showwarning
     if getattr(shown, "skillsim", False):
-        return
+        return None
 
     def showwarning(message, category, filename, lineno, file=None, line=None):
         if not issubclass(category, SkillsimWarning):
@@ -107,6 +113,7 @@ def _warnings_in_one_line() -> None:
 
     showwarning.skillsim = True  # type: ignore[attr-defined]
     warnings.showwarning = showwarning
+    return shown
 
 
 def _prog() -> str:

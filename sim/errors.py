@@ -149,10 +149,14 @@ class BusyError(SkillsimError):
 def os_reason(exc: OSError) -> str:
     """'No space left on device [ENOSPC]': the OS error in words, with its symbolic name. The words are the
     system's for the error's number: pyarrow's own ("Error writing bytes to file. Detail: [errno 28] No
-    space left on device", a user trial with a full disk) name nothing a user can act on beyond them."""
+    space left on device", a user trial with a full disk) name nothing a user can act on beyond them; the
+    raiser's words stay where they do not hold the system's (an SSL error's number is not an errno)."""
     code = exc.errno
     name = errno.errorcode.get(code) if code else None
-    words = (os.strerror(code) if name else None) or exc.strerror or str(exc) or type(exc).__name__
+    system = os.strerror(code) if name else None
+    # the system's words where the raiser's hold them or say nothing: an SSL error's number is no errno
+    words = (system if system and (not exc.strerror or system in str(exc.strerror)) else None) \
+        or exc.strerror or str(exc) or type(exc).__name__
     return f"{words} [{name}]" if name else words
 
 

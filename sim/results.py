@@ -68,13 +68,13 @@ def package_versions(*extra: str) -> dict[str, str]:
 
 def defaults_record() -> dict:
     """Where the run's defaults for the calibrated settings came from: the calibration file (by checksum)
-    or, under SKILLSIM_UNCALIBRATED=1, the priors. config.yaml holds the values used, so a rerun needs
+    or, under SKILLSIM_UNCALIBRATED=1 when sim.config was imported, the priors. config.yaml holds the values used, so a rerun needs
     neither; the record tells a reader of the manifest why they differ from the shipped file's."""
-    from .config import CALIBRATION_FILE, UNCALIBRATED_ENV
+    from . import config
 
-    priors = os.environ.get(UNCALIBRATED_ENV) == "1"
-    return {"from": f"the priors ({UNCALIBRATED_ENV}=1)" if priors else "the calibration file",
-            "calibration_sha256": sha256_or_none(CALIBRATION_FILE)}
+    if config.ON_PRIORS:  # as fixed when sim.config was imported, which is when the defaults were
+        return {"from": f"the priors ({config.UNCALIBRATED_ENV}=1)", "calibration_sha256": None}
+    return {"from": "the calibration file", "calibration_sha256": sha256_or_none(config.CALIBRATION_FILE)}
 
 
 def sha256_or_none(path: Path) -> str | None:

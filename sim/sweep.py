@@ -43,6 +43,9 @@ SWEEP_DIR: Path | None = None
 #: Set by the callback in the main process: whether the sweep folder existed before this command (a
 #: launcher that fails to submit removes a folder that it did not find).
 SWEEP_DIR_EXISTED: bool = True
+#: Set by the callback in the main process once its progress record is written: a grid sweep's job folders
+#: (an interrupt after the last of them says so; the record on disk may be an earlier sweep's).
+PLANNED: list[str] | None = None
 #: Set by a cluster launcher (sim.cluster.slurm) when an interrupt cancelled the sweep's queued jobs: how many.
 LAST_CANCELLED: int | None = None
 #: Set by the callback in the main process: the one-line error that stopped the aggregation, if any.
@@ -439,7 +442,8 @@ class AggregateCallback(Callback):
         self.baseline = baseline
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        global SWEEP_DIR, SWEEP_DIR_EXISTED
+        global SWEEP_DIR, SWEEP_DIR_EXISTED, PLANNED
+        PLANNED = None
         sweep_dir = SWEEP_DIR = Path(config.hydra.sweep.dir)
         SWEEP_DIR_EXISTED = sweep_dir.exists()
         total, folders = -1, None
@@ -460,6 +464,7 @@ class AggregateCallback(Callback):
         try:
             sweep_dir.mkdir(parents=True, exist_ok=True)
             write_progress(sweep_dir, total, grid=total >= 0 and grid, folders=folders, command=command)
+            PLANNED = folders if total >= 0 and grid else None
         except OSError:
             pass  # Hydra writes multirun.yaml next and stops with the same fault, reported by skillsim
         log.info("sweep: %s jobs into %s", total if total >= 0 else "unknown number of", sweep_dir)

@@ -349,27 +349,36 @@ def test_a_run_off_the_calibrated_values_is_not_called_at_the_central_set(monkey
                                      "levers.studio.learning_multiplier (config.yaml holds the values run)")
 
 
-def test_a_runs_manifest_says_where_its_calibrated_defaults_came_from(tmp_path, monkeypatch):
+def test_a_runs_manifest_says_where_its_calibrated_defaults_came_from(tmp_path):
     """A run under SKILLSIM_UNCALIBRATED=1 left no trace of it in manifest.json (a user trial): the manifest
-    names where the calibrated settings' defaults came from, and the calibration file's checksum."""
+    names where the calibrated settings' defaults came from, as they were fixed when sim.config was
+    imported (the variable changed later changes no default, and no record)."""
     import json
+    import os
+    import subprocess
+    import sys
 
     from sim import config
-    from sim.model import WorkforceModel
-    from sim.results import sha256, write_run
+    from sim.results import sha256
 
-    cfg = RunConfig(n_agents=300, horizon=config.HorizonParams(end_year=2023))
-    model = WorkforceModel(cfg)
-    model.run()
-    series = model.series_columns()
+    code = ("import json, os, sys\n"
+            "from sim.config import RunConfig, HorizonParams\n"
+            "from sim.model import WorkforceModel\n"
+            "from sim.results import write_run\n"
+            "cfg = RunConfig(n_agents=300, horizon=HorizonParams(end_year=2023))\n"
+            "m = WorkforceModel(cfg)\n"
+            "m.run()\n"
+            "os.environ.pop('SKILLSIM_UNCALIBRATED', None)  # after the import: the defaults are fixed\n"
+            "out = write_run(__import__('pathlib').Path(sys.argv[1]), cfg, m.series_columns())\n"
+            "print(json.dumps(json.loads((out / 'manifest.json').read_text())['defaults']))\n")
     records = {}
     for env in (None, "1"):
-        if env is None:
-            monkeypatch.delenv(config.UNCALIBRATED_ENV, raising=False)
-        else:
-            monkeypatch.setenv(config.UNCALIBRATED_ENV, env)
-        out = write_run(tmp_path / f"run-{env}", cfg, series)
-        records[env] = json.loads((out / "manifest.json").read_text(encoding="utf-8"))["defaults"]
-    checksum = sha256(config.CALIBRATION_FILE)
-    assert records[None] == {"from": "the calibration file", "calibration_sha256": checksum}
-    assert records["1"] == {"from": "the priors (SKILLSIM_UNCALIBRATED=1)", "calibration_sha256": checksum}
+        e = {k: v for k, v in os.environ.items() if k != config.UNCALIBRATED_ENV}
+        if env:
+            e[config.UNCALIBRATED_ENV] = env
+        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / f"run-{env}")], capture_output=True,
+                              text=True, env=e, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        records[env] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert records[None] == {"from": "the calibration file", "calibration_sha256": sha256(config.CALIBRATION_FILE)}
+    assert records["1"] == {"from": "the priors (SKILLSIM_UNCALIBRATED=1)", "calibration_sha256": None}

@@ -183,6 +183,7 @@ def test_an_os_error_is_said_in_the_systems_words_whoever_raised_it():
     assert os_reason(pyarrows) == "No space left on device [ENOSPC]"
     assert os_reason(PermissionError(13, "Permission denied")) == "Permission denied [EACCES]"
     assert os_reason(OSError(99999, "something odd")) == "something odd"
+    assert os_reason(OSError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] failed")) == "[SSL: CERTIFICATE_VERIFY_FAILED] failed [EPERM]"
     assert os_reason(OSError("no number")) == "no number"
 
 

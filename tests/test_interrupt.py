@@ -593,12 +593,19 @@ def test_a_sweep_stopped_once_every_job_finished_says_so_not_run_the_rest(tmp_pa
     from sim.results import COMPLETE_MARKER
 
     names = ["replicate=0", "replicate=1", "replicate=2"]
-    sweep.write_progress(tmp_path, total=3, grid=True, folders=names)
-    for name in names[:2]:
+    sweep.write_progress(tmp_path, total=3, grid=True, folders=names)  # an earlier sweep's record: not this one's
+    monkeypatch.setattr(sweep, "PLANNED", None)
+    for name in names:
         (tmp_path / name).mkdir()
         (tmp_path / name / COMPLETE_MARKER).write_text("x", encoding="utf-8")
     monkeypatch.setattr(sweep, "SWEEP_DIR", str(tmp_path))
     monkeypatch.setattr(sweep, "LAST_CANCELLED", None)
+    assert "to run the rest" in cli._interrupted()  # this sweep stopped before it recorded its jobs
+    monkeypatch.setattr(sweep, "PLANNED", names)  # as the callback records them
+    (tmp_path / names[2] / COMPLETE_MARKER).unlink()
+    (tmp_path / names[2]).rmdir()
+    for name in names[:2]:
+        assert (tmp_path / name / COMPLETE_MARKER).is_file()
     assert cli._interrupted() == (f"interrupted; finished jobs are kept in {tmp_path} (2 when stopped, and any a "
                                   f"worker was writing then); to run the rest, repeat the command with "
                                   f"hydra.sweep.dir={tmp_path}")

@@ -77,7 +77,7 @@ TEXT = {
         # the answer on samples no step of the search saw (skillsim-plan's confirm)
         "stmt_confirm": " On {n} samples it was not chosen on: P(target met) = {p} [{lo}, {hi}].",
         "stmt_confirm_low": " On {n} samples it was not chosen on: P(target met) = {p} [{lo}, {hi}], below the {c} "
-                            "asked: the fresh samples it was chosen on were kinder than others.",
+                            "asked (its interval is under it).",
         "stmt_confirm_max": " On {n} samples it was not chosen on: mean share {share}, {cost} billion yuan {more} "
                             "({where} the budget).",
         "within": "within", "over": "over",
@@ -120,7 +120,7 @@ TEXT = {
         "budget_and": "和{b}亿元预算",
         "within_budget": "（预算{b}亿元以内）",
         "stmt_confirm": "在未参与选择的{n}个样本上：达标概率{p} [{lo}, {hi}]。",
-        "stmt_confirm_low": "在未参与选择的{n}个样本上：达标概率{p} [{lo}, {hi}]，低于要求的{c}：选出它的新样本比其他样本更有利。",
+        "stmt_confirm_low": "在未参与选择的{n}个样本上：达标概率{p} [{lo}, {hi}]，低于要求的{c}（其区间整体低于该值）。",
         "stmt_confirm_max": "在未参与选择的{n}个样本上：占比均值{share}，成本{more}{cost}亿元（{where}预算）。",
         "within": "未超出", "over": "超出",
     },
