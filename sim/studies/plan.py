@@ -410,15 +410,23 @@ def trade(run, ok, better, box: Box, best: Evaluation, refine: int, least: bool 
                 continue
             if not ok(ev) and least:  # even all of k does not meet the target
                 continue
-            for _ in range(refine):
-                trial[k] = 0.5 * (lo_k + hi_k)
-                ev = run([trial.copy()])[0]
-                if ok(ev):
-                    lo_k, hi_k = (lo_k, trial[k]) if least else (trial[k], hi_k)
-                    if better(ev, best):
-                        best = ev
-                else:
-                    lo_k, hi_k = (trial[k], hi_k) if least else (lo_k, trial[k])
+            best = _bisect(run, ok, better, best, trial, k, lo_k, hi_k, refine, least)
+    return best
+
+
+def _bisect(run, ok, better, best: Evaluation, trial: np.ndarray, i: int, lo: float, hi: float, refine: int,
+            least: bool) -> Evaluation:
+    """Lever i of `trial` bisected between lo and hi, `refine` steps, towards the least value that still
+    meets `ok` (`least`: a target plan) or the most (a budget plan); the best mix met is returned."""
+    for _ in range(refine):
+        trial[i] = 0.5 * (lo + hi)
+        ev = run([trial.copy()])[0]
+        if ok(ev):
+            lo, hi = (lo, trial[i]) if least else (trial[i], hi)
+            if better(ev, best):
+                best = ev
+        else:
+            lo, hi = (trial[i], hi) if least else (lo, trial[i])
     return best
 
 
@@ -446,17 +454,7 @@ def _k_up_j_bisected(run, ok, better, box: Box, best: Evaluation, x: np.ndarray,
     steps: as low as the target allows (`least`, a target plan) or as high as the budget allows."""
     trial = x.copy()
     trial[k] = box.hi[k]
-    lo_j, hi_j = box.lo[j], x[j]
-    for _ in range(refine):
-        trial[j] = 0.5 * (lo_j + hi_j)
-        ev = run([trial.copy()])[0]
-        if ok(ev):
-            lo_j, hi_j = (lo_j, trial[j]) if least else (trial[j], hi_j)
-            if better(ev, best):
-                best = ev
-        else:
-            lo_j, hi_j = (trial[j], hi_j) if least else (lo_j, trial[j])
-    return best
+    return _bisect(run, ok, better, best, trial, j, box.lo[j], x[j], refine, least)
 
 
 def _part_for_all(run, ok, better, box: Box, best: Evaluation, x: np.ndarray, j: int, k: int,
