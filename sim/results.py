@@ -228,28 +228,39 @@ def remove_killed_partials(parent: Path) -> list[Path]:
     if its claim names that pid on this host and no process holds the claim (`claims.unclaimed`, the lock
     itself: a live writer holds it for the whole write); a writer on another host, or one without a claim,
     is left alone."""
-    from . import claims
-
     try:
         found = sorted(parent.glob(".*.partial-*"))
     except OSError:  # an unreadable folder: the command's own write will say so
         return []
     removed = []
+    for partial, owner in remove_unheld_partials(found):
+        removed.append(partial)
+        import logging
+
+        logging.getLogger("skillsim").warning("removed %s, which %s left half-written when it was killed",
+                                              partial, owner)
+    remove_dead_claims(parent)
+    return removed
+
+
+def remove_unheld_partials(found: list[Path]) -> list[tuple[Path, object]]:
+    """Remove those of the `.NAME.partial-PID` folders `found` whose claim on NAME names PID on this host
+    and is held by no process (`claims.unclaimed`: the lock itself, which the kernel drops however the
+    writer ended); returns each removed folder with the claim's owner. Also a stopped sweep's cleanup
+    (sim.sweep.remove_partials)."""
+    from . import claims
+
+    removed = []
     for partial in found:
         name, _, pid = partial.name[1:].rpartition(".partial-")
         if not (pid.isdigit() and name):
             continue
-        with claims.unclaimed(parent / name) as owner:
+        with claims.unclaimed(partial.parent / name) as owner:
             if owner is None or owner.pid != int(pid) or owner.host != claims.HOST:
                 continue
             shutil.rmtree(partial, ignore_errors=True)
         if not partial.exists():
-            removed.append(partial)
-            import logging
-
-            logging.getLogger("skillsim").warning("removed %s, which %s left half-written when it was killed",
-                                                  partial, owner)
-    remove_dead_claims(parent)
+            removed.append((partial, owner))
     return removed
 
 

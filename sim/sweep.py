@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 import traceback
 from pathlib import Path
@@ -31,9 +30,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from . import claims
 from .errors import SkillsimError, environment_fault, internal_error, os_reason
-from .results import COMPLETE_MARKER, FAILED_MARKER, PROGRESS_FILE, remove_dead_partials, replace_text
+from .results import (COMPLETE_MARKER, FAILED_MARKER, PROGRESS_FILE, remove_dead_partials,
+                      remove_unheld_partials, replace_text)
 
 log = logging.getLogger("skillsim")
 #: Set by the callback in the main process: (ok, failed, missing) of the last multirun.
@@ -79,13 +78,7 @@ def remove_partials(sweep_dir: Path) -> None:
         found = sorted(sweep_dir.glob(".*.partial-*"))
     except OSError:
         return
-    for stale in found:
-        name, _, pid = stale.name[1:].rpartition(".partial-")
-        if not (pid.isdigit() and name):
-            continue
-        with claims.unclaimed(sweep_dir / name) as owner:
-            if owner is not None and owner.pid == int(pid) and owner.host == claims.HOST:
-                shutil.rmtree(stale, ignore_errors=True)
+    remove_unheld_partials(found)
 
 
 def record_failure(job_dir: Path, err: BaseException, overrides: list[str], job_num: int | None) -> bool:

@@ -894,3 +894,35 @@ def test_a_cheap_lever_up_to_its_bound_lets_a_dear_one_go_down(seed):
     a_star = 0.8416212 * SIGMA / 0.01  # c at 3 gives 0.06: a covers the noise's 80% quantile
     optimum = 1e9 * a_star + 0.25e9 * 3
     assert r["chosen"].mean_cost <= optimum + 1e9 * 3 * 0.18, (r["chosen"].x, r["chosen"].mean_cost, optimum)
+
+
+@pytest.mark.parametrize("k, verdict, low", [(10, "below the 80% asked (its interval is under it)", True),
+                                             (24, "an interval that holds the 80% asked", False),
+                                             (32, "above the 80% asked", False)])
+def test_the_confirmation_is_said_below_the_confidence_only_where_its_interval_is(k, verdict, low):
+    """On 32 confirmation samples: 10 hold (interval 18-49%, under 80%), 24 (58-87%, holds it), 32 (89-100%,
+    above it). The statement, choice.json and the report (en, zh) say the same."""
+    from sim.report.plan import statement
+    from sim.studies.plan import confirmation_text
+
+    opts = {"objective": "min_cost", "confidence": 0.8, "cost_base": "status_quo", "funder": "total"}
+    ev = Evaluation((1.0,), "confirm", np.array([0.40] * k + [0.30] * (32 - k)), np.full(32, 2e9), 0.35)
+    said, record = confirmation_text(ev, opts)
+    lo, hi = wilson(k, 32)
+    assert said == f"; on 32 samples it was not chosen on, P = {k / 32:.0%} [{lo:.0%}, {hi:.0%}]" + (
+        f": {verdict}; more samples= and fresh= make the samples that choose the answer more like others" if low
+        else f", {verdict}")
+    assert record["confirmed"] is (not low) and record["probability"] == k / 32 and record["samples"] == 32
+    f = {"manifest": {"options": {"target.year": 2030, "target.share": 0.35, "confidence": 0.8,
+                                  "cost_base": "status_quo", "funder": "total", "discount": 0.0},
+                      "uncertainty": "joint"},
+         "config": {"region": {"name": "chongqing", "label_en": "Chongqing", "label_zh": "重庆"}},
+         "choice": {"feasible": True, "objective": "min_cost", "mix": {"training": 1.0}, "cost_yuan": 2e9,
+                    "fresh_samples": 32, "share_mean": 0.36, "share_q05": 0.30, "share_q95": 0.40,
+                    "probability": 0.84, "probability_95": [0.70, 0.93], "confirmation": record}}
+    en, zh = statement(f, "en"), statement(f, "zh")
+    assert en.endswith(f"On 32 samples it was not chosen on: P(target met) = {k / 32:.0%} [{lo:.0%}, {hi:.0%}]"
+                       + (", below the 80% asked (its interval is under it)." if low else "."))
+    assert ("低于要求的80%" in zh) is low and "在未参与选择的32个样本上" in zh
+    del f["choice"]["confirmation"]  # a folder written before the confirmation: the sentence as it was
+    assert "not chosen on" not in statement(f, "en")

@@ -573,8 +573,15 @@ class ModelEvaluator:
         tag = [year, funder] + ([discount] if discount else [])  # journals of undiscounted plans stay valid
         self.batch = JournalledBatch(journal, tag=tag, log=lambda m: log("plan: " + m))  # progress too
         self.base = base_config(cfg, cost_base)
-        self.base_cost = {w: np.array([c for _, c, _ in self._run([self.base], self.sets[w])[0]])
-                          for w in ("search", "fresh")}
+        self.base_cost: dict[str, np.ndarray] = {}
+        for which in ("search", "fresh"):  # the confirmation samples' once the answer is run there
+            self.cost_of_base(which)
+
+    def cost_of_base(self, which: str) -> np.ndarray:
+        """The cost base's spend on each of the `which` samples, run there when first needed."""
+        if which not in self.base_cost:
+            self.base_cost[which] = np.array([c for _, c, _ in self._run([self.base], self.sets[which])[0]])
+        return self.base_cost[which]
 
     @property
     def runs(self) -> int:
@@ -593,13 +600,12 @@ class ModelEvaluator:
     def __call__(self, xs: list[tuple], which: str) -> list[Evaluation]:
         t0 = time.perf_counter()
         configs = [with_mix(self.cfg, self.box.mix(np.array(x))) for x in xs]
-        if which not in self.base_cost:  # the confirmation samples: the cost base run there once needed
-            self.base_cost[which] = np.array([c for _, c, _ in self._run([self.base], self.sets[which])[0]])
+        base_cost = self.cost_of_base(which)
         results = self._run(configs, self.sets[which])
         self.log(f"plan: {len(xs)} mix{'es' if len(xs) != 1 else ''} x {len(self.sets[which])} {which} samples in "
                  f"{time.perf_counter() - t0:.1f} s ({self.runs} runs so far)")
         return [Evaluation(tuple(x), which, np.array([s for s, _, _ in r]),
-                           np.array([c for _, c, _ in r]) - self.base_cost[which], self.target)
+                           np.array([c for _, c, _ in r]) - base_cost, self.target)
                 for x, r in zip(xs, results)]
 
     def trajectory(self, x: tuple, which: str, kind: str = "chosen") -> pd.DataFrame:
