@@ -192,6 +192,8 @@ def read_job(folder: Path) -> dict:
     owner = claims.holder(folder)
     if owner is not None and owner.alive():
         return {"status": "running", "overrides": [], "error": f"being run by {owner}", "job_num": None}
+    if owner is None and claims.locked(folder):  # claimed, its owner's record not written yet
+        return {"status": "running", "overrides": [], "error": "being run by another process", "job_num": None}
     if owner is None and _holds_files(folder):
         if any((folder / m).exists() for m in (COMPLETE_MARKER, FAILED_MARKER)):
             return read_job(folder)  # finished (and its claim released) since the markers were looked for

@@ -197,6 +197,23 @@ def unclaimed(folder: Path):
         os.close(fd)
 
 
+def locked(folder: Path) -> bool:
+    """Whether a process holds the claim on `folder` by its lock, whatever its file says: between its
+    lock and its record's write (a sweep stopped there, SIGSTOP or a paused VM) the file is empty, and
+    the job was reported missing while its process was alive (a CI run)."""
+    try:
+        fd = os.open(lock_path(folder), os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)
+    return False
+
+
 #: default names a claimer tries (NAME, NAME-2, ..., NAME-999) before it gives up
 NAMES_TRIED = 999
 

@@ -184,10 +184,10 @@ STRUCTURAL_INPUTS = ("region.growth_per_year", "region.training_budget_per_worke
 
 _NO_SOURCE = "no source: half to twice the value"
 #: The numeric assumptions (no targets.csv row) that shape a forecast, each with the range a study can
-#: give it and why: `skillsim-sensitivity inputs=assumptions` (sim.studies.inputs) varies them, and
-#: docs/model.md section 12 lists them beside their source. The forecast's bands hold them at their
-#: values (they carry the calibrated parameters and the structural inputs); these ranges say how far
-#: that choice reaches. A test (tests/test_config.py) fails if a numeric assumption has none, or its value
+#: give it and why: the calibration's parameter ensemble draws them over these ranges with the fitted
+#: parameters (sim.studies.calibrate.UNSOURCED), so the forecast's bands, the plan and `draw=` carry
+#: them; `skillsim-sensitivity inputs=assumptions` (sim.studies.inputs) varies them one by one, and
+#: docs/model.md section 12 lists them beside their source. A test (tests/test_config.py) fails if a numeric assumption has none, or its value
 #: lies outside it, unless it is in NOT_FORECAST_SHAPING.
 ASSUMPTION_RANGES: dict[str, tuple[float, float, str]] = {
     "region.age_sd": (7.0, 13.0, "no regional age spread is published (prior_age gives the mean): +-30%"),
@@ -801,6 +801,19 @@ def with_value(cfg: Any, dotted: str, value: Any) -> Any:
     return dataclasses.replace(cfg, **{head: with_value(getattr(cfg, head), rest, value)})
 
 
+def value_at(cfg: Any, dotted: str) -> Any:
+    """The value at a dotted key of a config dataclass."""
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def with_number(cfg: Any, dotted: str, value: float) -> Any:
+    """`with_value` for a drawn or varied number: a whole-number field (months, years, events) gets the
+    nearest whole number, as a user would write it; any other gets the float."""
+    return with_value(cfg, dotted, int(round(value)) if isinstance(value_at(cfg, dotted), int) else float(value))
+
+
 def estimate_memory_gb(cfg: RunConfig) -> float:
     """Memory the run would need, estimated before anything is allocated."""
     top = max([cfg.region.growth_per_year] + [r[1] for k, r in cfg.region.structural.items()
@@ -818,8 +831,9 @@ def forecast_overrides(overrides: list[str], structural: dict | None = None) -> 
     """The overrides of a run that `skillsim-forecast` takes as they are, so that the forecast a run
     suggests is of the setting that ran (`scenario=training_boost levers.studio.intensity=2`), not the
     region's status quo: without Hydra's keys, the forecast's own options and what each of its runs
-    draws (the calibrated parameters, `ASSUMED`, and the region's structural inputs), which it refuses."""
-    drawn = set(ASSUMED) | set(structural or ())
+    draws (the calibrated parameters, `ASSUMED`, the assumptions without a source, `ASSUMPTION_RANGES`, and
+    the region's structural inputs), which it refuses."""
+    drawn = set(ASSUMED) | set(ASSUMPTION_RANGES) | set(structural or ())
     kept = []
     for o in overrides:
         key = o.split("=", 1)[0].lstrip("+~").split("@", 1)[0]

@@ -150,7 +150,7 @@ def assumption_range(name: str) -> str:
     if name not in ASSUMPTION_RANGES:
         return ""
     lo, hi, why = ASSUMPTION_RANGES[name]
-    return f"; range {lo:g}-{hi:g} for `inputs=assumptions` ({why})"
+    return f"; range {lo:g}-{hi:g}, drawn in the calibration ensemble and varied by `inputs=assumptions` ({why})"
 
 
 def parameter_table() -> str:

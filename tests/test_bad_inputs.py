@@ -134,7 +134,7 @@ CASES = [
                                                       "draw=range(0,5)", "region.base_wage=61000"],
       EXIT_CONFIG, "region.base_wage = 61000.0 is invalid; allowed: not set together with draw=0"),
     C("optuna-a-setting-the-draw-replaces", M, ["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "draw=1",
-                                                "behaviour.aptitude_sd=interval(0.2,0.4)", "region.base_wage=61000"],
+                                                "behaviour.turnover_per_year=interval(0.15,0.17)", "region.base_wage=61000"],
       EXIT_CONFIG, "region.base_wage = 61000.0 is invalid; allowed: not set together with draw=1"),
     C("region-null", N, "region=null", EXIT_CONFIG,
       "region = 'null' is invalid; allowed: the name of a preset (chongqing, national, zhong_county, or your own)",
@@ -145,7 +145,7 @@ CASES = [
     C("forecast-a-setting-it-draws", V, "region.growth_per_year=0.03 params=2 structural=2 replicates=2", EXIT_CONFIG,
       "region.growth_per_year = 0.03 is invalid; allowed: not set here: skillsim-forecast draws it for each run "
       "(a structural input of the region", tool="forecast"),
-    C("plan-a-setting-it-draws", V, "behaviour.aptitude_sd=0.3 region.base_wage=61000 uncertainty=true "
+    C("plan-a-setting-it-draws", V, "behaviour.turnover_per_year=0.16 region.base_wage=61000 uncertainty=true "
       "target.share=0.35 target.year=2030", EXIT_CONFIG,
       "region.base_wage = 61000.0 is invalid; allowed: not set here: skillsim-plan with uncertainty=true draws it",
       tool="plan"),

@@ -26,10 +26,10 @@ def test_calibration_improves_the_objective_on_a_tiny_budget(tmp_path):
     assert info["objective"] < info["objective_start"]
     ens = pd.read_csv(out / "ensemble.csv")
     assert len(ens) == 6
-    for p in cal.FREE:  # every member inside the parameter's bounds
+    for p in cal.ENSEMBLE_DIMS:  # every member inside the bounds of each parameter and assumption it draws
         assert ((ens[p.name] >= p.lo - 1e-9) & (ens[p.name] <= p.hi + 1e-9)).all(), p.name
     ident = pd.read_csv(out / "identification.csv")
-    assert set(ident["parameter"]) == {p.name for p in cal.FREE}
+    assert set(ident["parameter"]) == {p.name for p in cal.ENSEMBLE_DIMS}
     assert (ident["width_ratio"] >= 0).all()
     # 2 waves of 12 simulated points; the chains' effective sample size is at least 1 and at most
     # their kept samples (8 chains x half of 4000 steps)
@@ -236,3 +236,34 @@ def test_the_log_warns_of_an_emulator_with_too_few_points_or_large_misses():
     (miss,) = emulator_warnings(64, 27, [4.5, 1.2], last=True)
     assert "errors in the last wave's new points reach 4.5 likelihood sds (root mean square" in miss
     assert emulator_warnings(64, 27, [1.5, 1.2], last=True) == []
+
+
+def test_the_ensemble_draws_every_assumption_without_a_source_and_runs_with_it():
+    """The forecast's bands held the 24 numeric assumptions without a source at their values, and some move
+    Chongqing's 2035 share by several points (docs/model.md section 11). The ensemble now draws them with the
+    fitted parameters: a member's values reach its config (whole-number settings rounded, as the ensemble
+    file says them), an ensemble written before they were drawn leaves them at their values, and the
+    shipped ensemble draws each one over its documented range."""
+    from sim.config import ASSUMPTION_RANGES, value_at
+
+    assert [u.name for u in cal.UNSOURCED] == list(ASSUMPTION_RANGES)
+    base = compose_config(["region=chongqing"])
+    values = {u.name: u.lo + 0.3 * (u.hi - u.lo) for u in cal.UNSOURCED}  # 7.2 months of credited waiting, ...
+    fitted = {p.name: p.get(base) for p in cal.FREE}
+    member = pd.DataFrame([{**fitted, **values}])
+    (drawn,) = cal.ensemble_configs(base, member)
+    for u in cal.UNSOURCED:
+        got, want = value_at(drawn, u.name), values[u.name]
+        assert (got == round(want)) if isinstance(value_at(base, u.name), int) else got == pytest.approx(want), u.name
+    assert value_at(drawn, "levers.training.wait_credit_months") == 7
+    rounded = cal.as_applied(member[[p.name for p in cal.ENSEMBLE_DIMS]].to_numpy(), cal.ENSEMBLE_DIMS)
+    j = [p.name for p in cal.ENSEMBLE_DIMS].index("levers.studio.term_months")
+    assert rounded[0, j] == round(values["levers.studio.term_months"]) == value_at(drawn, "levers.studio.term_months")
+    (older,) = cal.ensemble_configs(base, pd.DataFrame([fitted]))  # the fitted parameters only
+    assert all(value_at(older, u.name) == value_at(base, u.name) for u in cal.UNSOURCED)
+    assert older.behaviour == dataclasses.replace(drawn.behaviour, **{
+        u.name.split(".")[1]: value_at(base, u.name) for u in cal.UNSOURCED if u.name.startswith("behaviour.")})
+    shipped = pd.read_csv(cal.ENSEMBLE_FILE)
+    for u in cal.UNSOURCED:  # inside the range, and spread over a good part of it
+        col = shipped[u.name]
+        assert col.between(u.lo, u.hi).all() and col.quantile(0.95) - col.quantile(0.05) > 0.2 * (u.hi - u.lo), u.name

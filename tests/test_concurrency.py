@@ -350,6 +350,19 @@ def test_aggregation_lists_a_job_claimed_elsewhere_as_running_not_failed(tmp_pat
         assert row["status"] == "running" and f"pid {os.getpid()}" in row["error"]
     counts = aggregate(out)  # released without a result: the job is missing
     assert (counts["running"], counts["missing"]) == (0, 1) and exit_code(counts) == 5
+    # held, but stopped between its lock and its record's write (a CI run's sweep, paused by SIGSTOP there):
+    # its lock says it is running (it was listed missing, and the second sweep exited 5)
+    import fcntl
+
+    fd = os.open(claims.lock_path(job), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert claims.holder(job) is None and claims.locked(job)
+        counts = aggregate(out)
+        assert (counts["running"], counts["missing"]) == (1, 0) and exit_code(counts) == 0
+    finally:
+        os.close(fd)
+    assert not claims.locked(job) and aggregate(out)["missing"] == 1
 
 
 def test_a_claim_whose_owner_is_still_writing_its_name_is_waited_for_briefly(tmp_path):

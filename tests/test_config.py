@@ -279,7 +279,7 @@ def test_every_numeric_assumption_has_a_range_a_study_can_give_it():
         assert (meta["lo"] is None or meta["lo"] <= lo) and (meta["hi"] is None or hi <= meta["hi"]), key
     assert len(found) >= 25 and set(ASSUMPTION_RANGES) <= set(found)  # no range for a key that is no assumption
     table = parameter_table()
-    assert "| `behaviour.leave_share` |" in table and "range 0.1-0.4 for `inputs=assumptions`" in table
+    assert "| `behaviour.leave_share` |" in table and "range 0.1-0.4, drawn in the calibration ensemble and varied by `inputs=assumptions`" in table
 
 
 def test_a_shipped_config_copied_unchanged_passes_and_other_shadows_are_refused(tmp_path):

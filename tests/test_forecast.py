@@ -67,6 +67,8 @@ def _tiny_ensemble(path):
     hi = np.array([p.hi for p in FREE])
     u = np.random.default_rng(3).uniform(0.3, 0.7, (4, len(FREE)))
     df = pd.DataFrame(lo + u * (hi - lo), columns=[p.name for p in FREE])
+    df["behaviour.leave_share"] = [0.12, 0.35, 0.2, 0.3]  # two of the assumptions without a source, drawn
+    df["levers.training.wait_credit_months"] = [0.0, 24.0, 6.0, 12.0]
     df.insert(0, "member", range(4))
     df.to_csv(path, index=False)
 
@@ -119,6 +121,8 @@ def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_proc
     from sim.results import sha256
 
     assert manifest["calibration_ensemble_sha256"] == sha256(ens)
+    # the assumptions the members drew, which the report then says the bands carry
+    assert manifest["drawn_assumptions"] == ["behaviour.leave_share", "levers.training.wait_credit_months"]
     v = pd.read_csv(tmp_path / "a" / "variance.csv")
     sh = v[(v["date"] == "2025-12") & (v["metric"] == "high_skill_share")]
     assert sh["share"].sum() == pytest.approx(1.0)
@@ -147,6 +151,8 @@ def test_forecast_folder_is_complete_and_rerun_identical_with_any_number_of_proc
         drawn_dates = sorted(v.loc[v["metric"] == "high_skill_share", "date"].unique())[1:]  # the start state is not drawn
         assert sorted(dec["date"].unique()) == drawn_dates and (dec["setting"] == "forecast").all()
         assert (written.out / "report.md").read_text(encoding="utf-8").count("%") > 4
+        assert ("2 numeric assumptions without a source" if lang == "en" else "2项无来源的数值假设") in \
+            (written.out / "report.md").read_text(encoding="utf-8")
     # the target's star at its December, inside the axis (a line alone across a shorter horizon's axis
     # read as a target for every year: a user trial)
     import matplotlib.dates as mdates
@@ -183,6 +189,23 @@ def test_a_forecast_report_names_the_setting_forecast_and_what_its_bands_carry()
     assert md.startswith("# Forecast: Chongqing, Training boost, levers.studio.intensity=0\n")
     assert "8 runs of 3,000 agents (2 parameter sets × 2 structural points × 2 replicates), seed 7" in md
     assert "They do not carry the model's own form" in md and "all sources" not in md
+    assert "the assumptions held at one value" in md  # a forecast whose ensemble drew none of them
+    from sim.config import ASSUMPTION_RANGES
+    from sim.report.forecast import fan
+
+    f["manifest"] = {**manifest, "drawn_assumptions": list(ASSUMPTION_RANGES)}  # the ensemble drew them all
+    drawn = markdown(f, "en", ["fig1_high_skill_share"])
+    assert "the 24 numeric assumptions without a source" in drawn and "the assumptions held at one value" not in drawn
+    assert "24项无来源的数值假设" in markdown(f, "zh", ["fig1_high_skill_share"])
+    f["config"]["region"]["history"] = {"high_skill_share": {"2022-12": 0.314}}
+    f["ensemble"] = ens.assign(q25=[0.314, 0.35], q75=[0.314, 0.45], n=[8, 8], mean=[0.314, 0.4])
+    from matplotlib.text import Text
+
+    note = " ".join(" ".join(t.get_text() for t in fan(f, "en")[0].findobj(Text)).split())  # as wrapped, unwrapped
+    assert "fitted parameters and 24 assumptions without a source, drawn together" in note and "not carried" not in note
+    f["manifest"] = manifest
+    assert "not carried: the assumptions without a source" in " ".join(
+        " ".join(t.get_text() for t in fan(f, "en")[0].findobj(Text)).split())
     assert "| 2030 | 40.0% | 30.0–50.0% |" in md and "| 2022 |" not in md  # the start state: no forecast's row
     f["manifest"] = {**manifest, "scenario": "baseline", "overrides": ["region=chongqing"]}
     assert setting_text(f, "en") == "Baseline (current policy)"

@@ -104,3 +104,41 @@ def test_chain_ess_of_independent_draws_is_their_number_and_of_a_sticky_chain_fa
     assert posterior.chain_ess(iid, 8) == pytest.approx(4000, rel=0.15)
     sticky = np.repeat(iid[:400], 10, axis=0)  # every value held for 10 steps of one chain
     assert posterior.chain_ess(sticky, 1) < 0.2 * 4000
+
+
+def test_cross_terms_only_among_the_first_coordinates():
+    """The calibration emulates 37 coordinates on 640 points: cross terms only among the 13 fitted ones
+    (whose interactions the targets see), squares for all. Such a response is fitted exactly; one whose
+    interaction involves a later coordinate is not representable, and its residual says so."""
+    rng = np.random.default_rng(11)
+    th = rng.normal(size=(300, 5))
+    within = 1.0 + th[:, 0] * th[:, 1] - 0.5 * th[:, 1] ** 2 + 2.0 * th[:, 4] ** 2 - th[:, 3]
+    beyond = th[:, 0] * th[:, 4]
+    emu = posterior.QuadraticEmulator(cross_dims=2).fit(th, np.column_stack([within, beyond]), np.ones(len(th)))
+    assert emu.cross and emu.features(th).shape[1] == 1 + 5 + 3 + 3  # constant, linear, (0,0) (0,1) (1,1), squares 2-4
+    # the product of independent coordinates is uncorrelated with every feature: what it explains is chance
+    # (about 11 of 299 degrees of freedom, 0.04; 0.098 with this seed), against all of it with every cross term
+    assert emu.r2[0] > 1 - 1e-9 and emu.r2[1] < 0.2, emu.r2
+    assert posterior.QuadraticEmulator().fit(th, beyond[:, None], np.ones(len(th))).r2[0] > 1 - 1e-9
+    few = posterior.QuadraticEmulator(cross_dims=2).fit(th[:30], within[:30, None], np.ones(30))
+    assert not few.cross and few.features(th).shape[1] == 1 + 5 + 5  # 30 < 3 x 12 points: squares only
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_unread_coordinates_added_to_the_fitted_ones_keep_their_prior(seed):
+    """The ensemble's coordinates are the fitted parameters and, after them, the assumptions without a
+    source, most of which no target reads: with 20 unread coordinates appended (cross terms among the
+    first three only, as the calibration asks), the read ones still have the analytic posterior and each
+    unread one the prior's spread (within 4 standard errors of the chains' ESS)."""
+    extra = 20
+    prior = posterior.Prior(np.zeros(3 + extra), scale=PRIOR_SD, dist="norm")
+    mean, cov = analytic(SIGMA**2)
+    post = posterior.sample_posterior(lambda th: linear(np.atleast_2d(th)[:, :3]), np.concatenate([mean + 0.1, np.zeros(extra)]),
+                                      prior, OBSERVED, SIGMA, np.zeros(len(B)), n_per_stage=128, stages=4, size=400,
+                                      seed=seed, cross_dims=3, **QUIET)
+    ess = post["ess"]
+    assert ess > 50, ess
+    check_members({"members": post["members"][:, :3], "ess": ess}, mean, cov)
+    sds = post["members"][:, 3:].std(axis=0)
+    tol = 4 * np.sqrt(1 / (2 * ess) + 1 / (2 * 400))
+    assert np.all(np.abs(sds / PRIOR_SD - 1) < tol), (sds, tol)

@@ -500,7 +500,7 @@ def test_a_runs_suggested_commands_hold_its_own_setting():
 
     typed = ["scenario=training_boost", "levers.studio.intensity=2", "seed=3", "n_agents=2000", "region=chongqing",
              "behaviour.sit_rate=[0.2,0.1,0.1,0.1,0.1]", "region.growth_per_year=0.02", "horizon.end_year=2030",
-             "hydra.run.dir=tb"]
+             "hydra.run.dir=tb", "behaviour.leave_share=0.3"]  # an assumption without a source: drawn, too
     structural = {"region.growth_per_year": [-0.012, 0.039]}
     assert forecast_overrides(typed, structural) == ["scenario=training_boost", "levers.studio.intensity=2",
                                                      "horizon.end_year=2030"]
@@ -517,7 +517,8 @@ def test_a_runs_suggested_commands_hold_its_own_setting():
     # growth, a calibrated parameter, the seed and the size were dropped, a switch held on both sides)
     assert paired_sweep(tb) == ("region=chongqing levers.studio.intensity=1,2 seed=3 n_agents=2000 "
                                 "'behaviour.sit_rate=[0.2,0.1,0.1,0.1,0.1]' region.growth_per_year=0.02 "
-                                "horizon.end_year=2030 scenario=baseline,training_boost 'replicate=range(0,10)'")
+                                "horizon.end_year=2030 behaviour.leave_share=0.3 scenario=baseline,training_boost "
+                                "'replicate=range(0,10)'")
     assert paired_sweep(run("studio_expansion", ["scenario=studio_expansion"])) == (
         "region=chongqing scenario=baseline,studio_expansion 'replicate=range(0,10)'")
     assert paired_sweep(run("studio_expansion", ["scenario=studio_expansion", "levers.studio.intensity=1"])) == (

@@ -618,6 +618,10 @@ def test_the_discovery_report_draws_the_chosen_box(tmp_path, capsys):
     w = pack.make_report(path, pack.Options(lang="zh", formats=("png",)))
     trade = pd.read_csv(w.out / "figures" / "fig1_prim_tradeoff.csv")
     assert trade[trade["chosen"]]["coverage"].iloc[0] == pytest.approx(choice["coverage"])
+    as_text = pd.read_csv(w.out / "figures" / "fig1_prim_tradeoff.csv", dtype=str)
+    assert trade["held_out"].any()  # beside the held-out row's blanks, whole numbers are written whole (id 17.0: a user trial)
+    for col in {"id", "n", "k", "res_dim"} & set(as_text.columns):
+        assert not as_text[col].dropna().str.contains(".", regex=False).any(), (col, list(as_text[col]))
     box = pd.read_csv(w.out / "figures" / "fig2_prim_box.csv")
     written = pd.read_csv(path / "box.csv")
     assert set(box["input"]) == set(written[written["restricted"]]["input"])
@@ -1412,3 +1416,67 @@ def test_a_quick_morris_mu_sigma_chart_names_its_largest_points_and_claims_no_da
                 assert ("named, not ranked" if lang == "en" else "不作排序") in said
         if expect_names is None:
             assert ranked, "the larger design ranks some inputs"
+
+
+def test_design_csv_records_each_value_as_its_run_took_it():
+    """design.csv listed 3.333 and 6.667 credited months for runs of 3 and 7 (a whole-number setting rounds
+    a drawn value), and a discovery's box bounds fell between the values that ran (`events_per_year in
+    [2.97, 8]`); a range's upper end was recorded as 0.03900000000000001, which skillsim refused when a
+    user gave it back (a user trial). The record is now what each run took."""
+    from sim.config import RunConfig, value_at
+    from sim.studies.inputs import Input, as_run, configure
+    from sim.studies.sensitivity import runs_table
+
+    cfg = RunConfig(n_agents=500)
+    inputs = [Input("levers.training.wait_credit_months", 0.0, 10.0, "assumptions"),
+              Input("region.growth_per_year", -0.012, 0.039, "structural"),
+              Input("behaviour.leave_share", 0.1, 0.4, "assumptions")]
+    X = np.array([[10 / 3, -0.012 + (0.039 + 0.012) * 1.0000000000000002, 0.25], [6.6667, 0.0, 0.125]])
+    assert X[0, 1] > 0.039  # the overshoot of a design's last bit
+    table = runs_table(inputs, X, [0, 1], {"high_skill_share_2030": np.zeros((2, 2))})
+    assert list(table["levers.training.wait_credit_months"]) == [3.0, 3.0, 7.0, 7.0]
+    assert table["region.growth_per_year"].iloc[0] == 0.039 and list(table["behaviour.leave_share"][::2]) == [0.25, 0.125]
+    for x, row in zip(X, as_run(inputs, X)):  # what the run took is what the table says
+        ran = configure(cfg, inputs, x)
+        assert [value_at(ran, i.name) for i in inputs[::2]] == [int(row[0]), row[2]]
+        assert isinstance(value_at(ran, "levers.training.wait_credit_months"), int)
+
+
+def test_a_nominal_point_outside_an_inputs_range_is_said_where_it_is_held():
+    """`levers.training.intensity=5` with the levers group: the warning said the setting set the nominal point,
+    and the noise runs ran at 3, the range's end, without a word (a user trial)."""
+    import dataclasses
+
+    from sim.config import RunConfig
+    from sim.studies.inputs import Input
+    from sim.studies.sensitivity import nominal_point
+
+    cfg = RunConfig()
+    cfg = dataclasses.replace(cfg, levers=dataclasses.replace(
+        cfg.levers, training=dataclasses.replace(cfg.levers.training, intensity=5.0)))
+    inputs = [Input("levers.training.intensity", 0.0, 3.0, "levers"), Input("levers.studio.intensity", 0.0, 3.0, "levers")]
+    said = []
+    assert list(nominal_point(inputs, cfg, said.append)) == [3.0, 1.0]
+    assert said == ["warning: the nominal point (inputs.csv, noise.csv) holds levers.training.intensity at 3, the end of "
+                    "its range [0, 3] nearest the config's 5; widen the range (input.levers.training.intensity=LO:HI) "
+                    "to hold it there"]
+
+
+def test_design_csv_gives_the_population_a_varied_uncertified_share_ran_with():
+    """A study keeps the observed skilled stock as it varies the uncertified share, so each run's population
+    moves with it; a design row given back to skillsim without the population ran another workforce (2.8
+    points apart in 2026: a user trial). design.csv now gives it, as the run had it."""
+    from sim.cli import compose_config
+    from sim.studies.inputs import Input, configure
+    from sim.studies.sensitivity import runs_table
+
+    cfg = compose_config(["region=chongqing", "n_agents=500"])
+    inputs = [Input("region.uncertified_share", 0.06, 0.2, "structural")]
+    X = np.array([[0.06], [0.2]])
+    table = runs_table(inputs, X, [0], {"high_skill_share_2030": np.zeros((2, 1))}, cfg)
+    assert list(table.columns[:4]) == ["point", "replicate", "region.uncertified_share", "region.population"]
+    for x, pop in zip(X, table["region.population"]):
+        assert configure(cfg, inputs, x).region.population == pop
+    skilled = cfg.region.population * (1 - cfg.region.uncertified_share)
+    assert table["region.population"].iloc[1] == pytest.approx(skilled / 0.8)
+    assert "region.population" not in runs_table(inputs, X, [0], {"high_skill_share_2030": np.zeros((2, 1))}).columns

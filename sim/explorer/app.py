@@ -49,7 +49,7 @@ LABELS = {
            "studio": "studio intensity (× status quo)", "allocation": "training allocation",
            "selection": "competition selection", "members": "studio places (members per studio)",
            "end_year": "horizon (last year)", "n_agents": "agents", "replicates": "runs (draws or replicates)",
-           "uncertainty": "parameter and structural uncertainty (calibration ensemble)",
+           "uncertainty": "parameter, assumption and structural uncertainty (calibration ensemble)",
            "working": "working", "done": "done", "command": "Reproduce with skillsim",
            "config": "study file (skillsim_view.yaml)", "png": "PNG", "csv": "CSV", "error": "Not run",
            "summary": "December {y}: median high-skill share {c} with the chosen setting, {s} under the status "
@@ -66,7 +66,7 @@ LABELS = {
            "training": "培训强度（现行水平的倍数）", "competition": "竞赛强度（现行水平的倍数）",
            "studio": "工作室强度（现行水平的倍数）", "allocation": "培训分配方式", "selection": "竞赛选拔方式",
            "members": "工作室名额（每个工作室成员数）", "end_year": "预测截止年份", "n_agents": "主体数",
-           "replicates": "运行次数（抽样或重复）", "uncertainty": "参数与结构性输入的不确定性（校准集合）",
+           "replicates": "运行次数（抽样或重复）", "uncertainty": "参数、假设与结构性输入的不确定性（校准集合）",
            "working": "计算中", "done": "完成", "command": "用 skillsim 复现",
            "config": "研究配置文件（skillsim_view.yaml）", "png": "PNG", "csv": "CSV", "error": "未运行",
            "summary": "{y}年12月：高技能人才占比中位数，所选方案下{c}，现行政策下{s}；相同随机种子下配对差异的均值"

@@ -27,6 +27,9 @@ TEXT = {
                      "and stochastic uncertainty",
         "fan_note": "median and 50% / 90% bands over {n} runs: {p} parameter sets x {s} structural points x {r} "
                     "replicates; dots: observed; not carried: the assumptions without a source (see report.md)",
+        "fan_note_drawn": "median and 50% / 90% bands over {n} runs: {p} parameter sets (fitted parameters and {k} "
+                          "assumptions without a source, drawn together) x {s} structural points x {r} replicates; "
+                          "dots: observed",
         "share_axis": "high-skill share of skilled workers (%)", "year": "year", "december_year": "December of each year", "median": "median",
         "band50": "50% band", "band90": "90% band", "observed": "observed", "target": "preset target {v} by {y}",
         "var_title": "{region}: where the spread of the high-skill share comes from",
@@ -34,6 +37,7 @@ TEXT = {
                     "random-effects ANOVA; the sum is {ratio} times the variance across runs, which the bands use)",
         "var_axis": "share of variance (%)",
         "parameters": "behavioural parameters (calibration ensemble)", "structural": "structural inputs (ranges)",
+        "parameters_drawn": "parameters and assumptions (calibration ensemble)",
         "interaction": "parameters x structural", "stochastic": "stochastic noise (replicates)",
         "md_title": "Forecast: {region}, {setting}", "md_year": "December", "md_median": "median",
         "md_band": "90% band", "md_var": "variance from parameters / structural / interaction / stochastic",
@@ -48,17 +52,28 @@ TEXT = {
                     "gain and the studios' fast-track rate, and wage growth at 5.4% a year, the low end of "
                     "`wage_growth`: incomes are nominal; `skillsim-sensitivity inputs=assumptions` screens the "
                     "assumptions over their ranges) or policy changes after the forecast's settings.",
+        "md_scope_drawn": "**What the bands carry:** the calibration ensemble's uncertainty (each member a joint "
+                          "draw of the fitted behavioural parameters and of the {k} numeric assumptions without a "
+                          "source, over the ranges docs/model.md section 12 gives them, weighed by the calibration "
+                          "targets), the structural inputs' (their ranges, the workforce's growth among them) and the "
+                          "agents' noise. They do not carry the model's own form (its backtests, docs/model.md "
+                          "section 11, forecast the level mix with the wrong lean), wage growth held at 5.4% a year, "
+                          "the low end of `wage_growth` (incomes are nominal), or policy changes after the forecast's "
+                          "settings.",
         "none": "the region's status quo",
     },
     "zh": {
         "fan_title": "{region}（{setting}）：高技能人才占比预测（含校准参数、结构性输入与随机不确定性）",
         "fan_note": "中位数及50%/90%区间，共{n}次运行：{p}组参数 × {s}个结构性输入点 × {r}次重复；圆点：观测值；未计入：无来源的假设（见report.md）",
+        "fan_note_drawn": "中位数及50%/90%区间，共{n}次运行：{p}组参数（校准参数与{k}项无来源的假设，联合抽取）× {s}个结构性输入点 × "
+                          "{r}次重复；圆点：观测值",
         "share_axis": "高技能人才占技能人才比例（%）", "year": "年份", "december_year": "每年12月", "median": "中位数",
         "band50": "50%区间", "band90": "90%区间", "observed": "观测值", "target": "预设目标：{y}年{v}",
         "var_title": "{region}：高技能人才占比预测的方差来源",
         "var_note": "各年12月各来源占方差分量之和的比例（交叉随机效应方差分析；分量之和为各次运行间方差（即区间所用方差）的{ratio}倍）",
         "var_axis": "方差占比（%）",
         "parameters": "行为参数（校准集合）", "structural": "结构性输入（取值范围）",
+        "parameters_drawn": "参数与假设（校准集合）",
         "interaction": "参数×结构性输入", "stochastic": "随机噪声（重复运行）",
         "md_title": "预测：{region}（{setting}）", "md_year": "12月", "md_median": "中位数", "md_band": "90%区间",
         "md_var": "方差来源：参数 / 结构性输入 / 交互 / 随机",
@@ -70,6 +85,10 @@ TEXT = {
                     "取固定值的假设（docs/model.md 第12节中标为 assumption 的参数，如竞赛备赛增益、工作室快速晋升率，"
                     "以及工资年增长5.4%，即 `wage_growth` 的下限：收入为名义值；`skillsim-sensitivity inputs=assumptions` "
                     "可在其取值范围内筛查这些假设），也不包含预测设定之后的政策变化。",
+        "md_scope_drawn": "**区间的含义：**包含校准集合的不确定性（每个成员联合抽取校准的行为参数与{k}项无来源的数值假设，"
+                          "假设取 docs/model.md 第12节给出的取值范围，并按校准目标加权）、结构性输入（取值范围，含劳动力增长）及主体"
+                          "随机波动的不确定性；不包含模型结构本身的误差（回测见 docs/model.md 第11节：技能等级构成的预测有系统偏差）、"
+                          "固定为每年5.4%的工资增长（`wage_growth` 的下限：收入为名义值），也不包含预测设定之后的政策变化。",
         "none": "本地区现状",
     },
 }
@@ -113,8 +132,10 @@ def fan(f: dict, lang: str):
     m, o = f["manifest"], f["manifest"]["options"]
     d = f["ensemble"][f["ensemble"]["metric"] == "high_skill_share"].sort_values("date")
     obs = pd.DataFrame(sorted(reg["history"]["high_skill_share"].items()), columns=["date", "value"])
+    drawn = len(m.get("drawn_assumptions") or ())
+    note = T["fan_note_drawn" if drawn else "fan_note"]
     fig, body = new_figure(5.2, T["fan_title"].format(region=name, setting=setting),
-                           T["fan_note"].format(n=m["runs"], p=o["params"], s=o["structural"], r=o["replicates"]))
+                           note.format(n=m["runs"], p=o["params"], s=o["structural"], r=o["replicates"], k=drawn))
     ax = body.subplots()
     x = month_end(d["date"])
     line = draw_fan(ax, x, d, "#000000")
@@ -170,7 +191,8 @@ def decomposition(f: dict, lang: str):
     x = month_end(wide.index)
     comps = [c for c in COMPONENT_COLOURS if c in wide.columns]
     ax.stackplot(x, *[wide[c].to_numpy() for c in comps], colors=[COMPONENT_COLOURS[c] for c in comps],
-                 labels=[T[c] for c in comps], alpha=0.85)
+                 labels=[T["parameters_drawn" if c == "parameters" and f["manifest"].get("drawn_assumptions") else c]
+                         for c in comps], alpha=0.85)
     ax.set_ylim(0, 1)
     percent_axis(ax)
     december_axis(ax, x)
@@ -191,6 +213,13 @@ def _with_setting(data: pd.DataFrame, label: str) -> pd.DataFrame:
     return data
 
 
+def scope(f: dict, lang: str) -> str:
+    """What the bands carry: with the assumptions without a source if the forecast's ensemble drew them
+    (its manifest's `drawn_assumptions`; a forecast made before they were drawn says they are not)."""
+    drawn = len(f["manifest"].get("drawn_assumptions") or ())
+    return TEXT[lang]["md_scope_drawn"].format(k=drawn) if drawn else TEXT[lang]["md_scope"]
+
+
 def markdown(f: dict, lang: str, figures: list[str]) -> str:
     T = TEXT[lang]
     reg = f["config"]["region"]
@@ -204,7 +233,7 @@ def markdown(f: dict, lang: str, figures: list[str]) -> str:
              T["md_made"].format(path=f["path"], n=m.get("runs", "?"), agents=f"{int(m.get('n_agents', 0)):,}",
                                  p=o.get("params", "?"), s=o.get("structural", "?"), r=o.get("replicates", "?"),
                                  seed=m.get("seed", "?"), commit=commit, settings=settings), "",
-             T["md_scope"], ""]
+             scope(f, lang), ""]
     lines += [f"![{s}](figures/{s}.png)" for s in figures] + [""]
     lines += [f"| {T['md_year']} | {T['md_median']} | {T['md_band']} | {T['md_var']} |", "|---|---|---|---|"]
     share = ens[ens["metric"] == "high_skill_share"]

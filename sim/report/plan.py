@@ -62,7 +62,7 @@ TEXT = {
                          "chosen mix's: {tol:.0%} less, not {tol:.0%} points; on the search samples)",
         "md_marginal": "Marginal cost at the chosen mix", "md_per_point": "billion yuan per point",
         "md_method": "Method: {runs} model runs of {agents:,} agents; {unc}. See `skillsim-plan --help`.",
-        "unc_joint": "parameter draws, structural inputs and replicates", "unc_rep": "replicates only",
+        "unc_joint": "parameter draws (the fitted parameters and the assumptions without a source), structural inputs and replicates", "unc_rep": "replicates only",
         "stmt": "The least-cost mix reaching {v} by {y} with probability {c}{within}: {mix}. It costs {cost} billion "
                 "yuan ({funder}) {more} than {the_base} to {y}; P(target met) = {p} [{lo}, {hi}] on {n} fresh "
                 "samples; mean share {share} (5-95%: {q05} to {q95}).",
@@ -109,7 +109,7 @@ TEXT = {
         "md_near_share": "近似最优组合（预算以内，占比均值不低于选定组合的{keep:.0%}：相对相差不超过{tol:.0%}，而非{tol:.0%}个百分点；搜索样本）",
         "md_marginal": "选定组合下的边际成本", "md_per_point": "亿元/百分点",
         "md_method": "方法：共{runs}次模拟，每次{agents:,}个主体；{unc}。详见 `skillsim-plan --help`。",
-        "unc_joint": "参数抽样、结构性输入与重复运行", "unc_rep": "仅重复运行",
+        "unc_joint": "参数抽样（校准参数与无来源的假设）、结构性输入与重复运行", "unc_rep": "仅重复运行",
         "stmt": "以不低于{c}的概率在{y}年达到{v}的最低成本组合{within}：{mix}。相对{base}的{funder}成本累计至{y}年{more}{cost}亿元；"
                 "达标概率{p} [{lo}, {hi}]（{n}个新样本）；占比均值{share}（5%-95%：{q05}至{q95}）。",
         "stmt_max": "预算{budget}亿元内占比最高的组合：{mix}，{y}年12月占比均值{share}（5%-95%：{q05}至{q95}），"

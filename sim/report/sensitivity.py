@@ -538,6 +538,8 @@ def tradeoff_figure(f: dict, lang: str):
     if held:
         tr = pd.concat([tr.assign(held_out=False), pd.DataFrame([{"coverage": held["coverage"], "density": held["density"],
                                                                   "chosen": False, "held_out": True}])], ignore_index=True)
+        # the held-out row has no box id or counts: whole numbers stay whole (id 17.0, n 64.0: a user trial)
+        tr = tr.astype({c: "Int64" for c in tr.columns if c in ("id", "n", "k", "res_dim")})
     return fig, tr
 
 

@@ -44,7 +44,7 @@ from .options import check_writable, releases_claims
 
 MIX_ROWS = {3: "nat_mix_2021_L3", 4: "nat_mix_2021_L4", 5: "nat_mix_2021_L5"}
 USAGE = """usage: skillsim-backtest [origins=2011,2016] [n_agents=6000] [replicates=2] [max_evals=400]
-                         [draws=64] [stages=5] [ensemble=100] [params=16] [structural=8] [forecast_replicates=2]
+                         [draws=128] [stages=5] [ensemble=100] [params=16] [structural=8] [forecast_replicates=2]
                          [forecast_agents=20000] [seed=S] [out=DIR] [docs=FILE]
 
 Rolling-origin backtests of the national forecast: for each origin, calibrate on the data up to it,
@@ -168,7 +168,7 @@ def parse(argv: list[str]) -> dict:
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE)
         raise SystemExit(0)
-    opts = {"origins": "2011,2016", "n_agents": 6000, "replicates": 2, "max_evals": 400, "draws": 64,
+    opts = {"origins": "2011,2016", "n_agents": 6000, "replicates": 2, "max_evals": 400, "draws": 128,
             "stages": 5, "ensemble": 100, "params": 16, "structural": 8, "forecast_replicates": 2, "forecast_agents": 20000,
             "seed": None, "out": None, "docs": None}
     from ..errors import given_once

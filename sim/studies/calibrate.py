@@ -36,7 +36,7 @@ from scipy.optimize import minimize
 
 from functools import partial
 
-from ..config import ASSUMED, CALIBRATION_FILE, HorizonParams, RunConfig, to_dict
+from ..config import ASSUMED, ASSUMPTION_RANGES, CALIBRATION_FILE, HorizonParams, RunConfig, to_dict, value_at, with_number
 from ..errors import ConfigError, quiet_when_output_closed
 from ..ladder import pay_ratios
 from ..model import WorkforceModel
@@ -113,6 +113,31 @@ FREE: tuple[FreeParam, ...] = (
     FreeParam("studio_learning_multiplier", 1.5, 3.0, lambda c: c.levers.studio.learning_multiplier,
               _studio_mult, "within prior_mentoring (1.5-3)"),
 )
+
+
+@dataclass(frozen=True)
+class Unsourced:
+    """A numeric assumption without a source (`config.ASSUMPTION_RANGES`), drawn in the parameter ensemble
+    with the fitted parameters, over its documented range: the targets then say how far they pin it down,
+    and every forecast, plan and `draw=` run carries it (DESIGN.md section 8: a band that leaves out an
+    input that moves the 2035 share by up to seven points is false precision). The fit itself holds it
+    at its assumed value. Its column in the ensemble is its dotted key."""
+
+    name: str
+    lo: float
+    hi: float
+    why: str
+
+    def get(self, cfg: RunConfig) -> float:
+        return float(value_at(cfg, self.name))
+
+    def set(self, cfg: RunConfig, value: float) -> RunConfig:
+        return with_number(cfg, self.name, value)
+
+
+UNSOURCED: tuple[Unsourced, ...] = tuple(Unsourced(k, lo, hi, why) for k, (lo, hi, why) in ASSUMPTION_RANGES.items())
+#: the coordinates of the parameter ensemble: the fitted parameters, then the assumptions without a source
+ENSEMBLE_DIMS: tuple = FREE + UNSOURCED
 
 
 @dataclass(frozen=True)
@@ -226,28 +251,28 @@ def prior_config(cfg: RunConfig) -> RunConfig:
     return _studio_mult(cfg, ASSUMED["levers.studio.learning_multiplier"])
 
 
-def bounded(theta: np.ndarray) -> np.ndarray:
+def bounded(theta: np.ndarray, dims: tuple = FREE) -> np.ndarray:
     """Unbounded optimiser coordinates -> parameter values within their bounds."""
-    lo = np.array([p.lo for p in FREE])
-    hi = np.array([p.hi for p in FREE])
+    lo = np.array([p.lo for p in dims])
+    hi = np.array([p.hi for p in dims])
     return lo + (hi - lo) / (1 + np.exp(-theta))
 
 
-def unbounded(values: np.ndarray) -> np.ndarray:
-    lo = np.array([p.lo for p in FREE])
-    hi = np.array([p.hi for p in FREE])
+def unbounded(values: np.ndarray, dims: tuple = FREE) -> np.ndarray:
+    lo = np.array([p.lo for p in dims])
+    hi = np.array([p.hi for p in dims])
     u = np.clip((np.asarray(values) - lo) / (hi - lo), 1e-6, 1 - 1e-6)
     return np.log(u / (1 - u))
 
 
-def prior_centre(cfg: RunConfig) -> np.ndarray:
+def prior_centre(cfg: RunConfig, dims: tuple = FREE) -> np.ndarray:
     """The assumed values in optimiser coordinates, kept 2.5 logit units inside the bounds (an
     assumption at a bound, like the studio multiplier's 1.5, would otherwise pin the prior there)."""
-    return np.clip(unbounded(np.array([p.get(cfg) for p in FREE])), -2.5, 2.5)
+    return np.clip(unbounded(np.array([p.get(cfg) for p in dims]), dims), -2.5, 2.5)
 
 
-def apply(cfg: RunConfig, values: np.ndarray) -> RunConfig:
-    for p, v in zip(FREE, values):
+def apply(cfg: RunConfig, values: np.ndarray, dims: tuple = FREE) -> RunConfig:
+    for p, v in zip(dims, values):
         cfg = p.set(cfg, float(v))
     return cfg
 
@@ -438,20 +463,25 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def ensemble_configs(cfg: RunConfig, members: pd.DataFrame) -> list[RunConfig]:
-    """cfg with each ensemble member's fitted values (the columns named after FREE)."""
+    """cfg with each ensemble member's values: the fitted parameters (the columns named after FREE) and
+    the assumptions without a source it drew (the columns named by their dotted keys; an ensemble
+    without them, written before they were drawn, leaves them at cfg's values)."""
     base = prior_config(cfg)
-    return [apply(base, np.array([row[p.name] for p in FREE], dtype=float)) for _, row in members.iterrows()]
+    dims = tuple(p for p in ENSEMBLE_DIMS if p.name in members.columns)
+    return [apply(base, np.array([row[p.name] for p in dims], dtype=float), dims) for _, row in members.iterrows()]
 
 
 def parameter_ensemble(res: Result, moments: list[Moment], *, draws: int, size: int,
                        model_var: np.ndarray, log, stages: int = 5) -> tuple[pd.DataFrame, pd.DataFrame, float, pd.DataFrame]:
     """A sample of the parameters' posterior, by emulator and MCMC (sim.studies.posterior)."""
     start_cfg = national_history(prior_config(res.config), res.n_agents, res.cutoff)
-    theta_hat = unbounded(np.array([res.values[p.name] for p in FREE]))
-    theta0 = prior_centre(start_cfg)
+    dims = ENSEMBLE_DIMS  # the assumptions without a source start at their assumed values, where the fit held them
+    theta_hat = np.concatenate([unbounded(np.array([res.values[p.name] for p in FREE])),
+                                prior_centre(start_cfg, UNSOURCED)])
+    theta0 = prior_centre(start_cfg, dims)
 
     def evaluate(thetas: np.ndarray) -> np.ndarray:
-        sims = simulate_many([apply(start_cfg, bounded(t)) for t in thetas], moments, res.seeds)
+        sims = simulate_many([apply(start_cfg, bounded(t, dims), dims) for t in thetas], moments, res.seeds)
         return sims.mean(axis=1)
 
     observed = np.array([m.value for m in moments])
@@ -462,17 +492,17 @@ def parameter_ensemble(res: Result, moments: list[Moment], *, draws: int, size: 
     prior = posterior.Prior(theta0)
     post = posterior.sample_posterior(
         evaluate, theta_hat, prior, observed, sigma, model_var / len(res.seeds), n_per_stage=draws,
-        stages=stages, size=size, seed=int(res.seeds[0]), discrepancy=discrepancy, log=log)
+        stages=stages, size=size, seed=int(res.seeds[0]), discrepancy=discrepancy, cross_dims=len(FREE), log=log)
     ess = post["ess"]
-    names = [p.name for p in FREE]
-    draws_df = pd.DataFrame(bounded_rows(post["thetas"]), columns=names)
+    names = [p.name for p in dims]
+    draws_df = pd.DataFrame(bounded_rows(post["thetas"], dims), columns=names)
     draws_df.insert(0, "wave", post["stage"])
     draws_df["log_posterior"] = post["log_weight"]
     for j, m in enumerate(moments):
         draws_df[f"sim_{m.id}"] = post["sims"][:, j]
-    members = posterior.members_table(names, bounded_rows(post["members"]))
+    members = posterior.members_table(names, as_applied(bounded_rows(post["members"], dims), dims))
     ident = posterior.identification(names, members[names].to_numpy(),
-                                     bounded_rows(prior.sample(4000, int(res.seeds[0]))), ess)
+                                     bounded_rows(prior.sample(4000, int(res.seeds[0])), dims), ess)
     return members, draws_df, ess, ident
 
 
@@ -491,8 +521,17 @@ def predictive_check(cfg: RunConfig, members: pd.DataFrame, moments: list[Moment
     return pd.DataFrame(rows)
 
 
-def bounded_rows(thetas: np.ndarray) -> np.ndarray:
-    return np.vstack([bounded(t) for t in np.atleast_2d(thetas)])
+def bounded_rows(thetas: np.ndarray, dims: tuple = FREE) -> np.ndarray:
+    return np.vstack([bounded(t, dims) for t in np.atleast_2d(thetas)])
+
+
+def as_applied(values: np.ndarray, dims: tuple) -> np.ndarray:
+    """Ensemble rows as a run applies them: a whole-number assumption (months, years, events) rounded,
+    so that the ensemble file says what runs."""
+    out = np.array(values, dtype=float)
+    whole = [j for j, p in enumerate(dims) if isinstance(p, Unsourced) and isinstance(value_at(RunConfig(), p.name), int)]
+    out[:, whole] = np.round(out[:, whole])
+    return out
 
 
 USAGE = """usage: skillsim-calibrate [region=national|chongqing] [cutoff=YEAR] [n_agents=N] [replicates=R]
@@ -508,7 +547,7 @@ every run reads, and the parameter table of docs/model.md (never with cutoff); c
 to data up to YEAR (a hindcast); fit=FILE re-samples the ensemble around an earlier fit without
 refitting. region=chongqing checks the calibrated model's October to December
 2022 step against the two Chongqing observations. Defaults: n_agents=6000 replicates=2 max_evals=600
-draws=128 (simulated points per wave) stages=5 (waves) ensemble=100."""
+draws=256 (simulated points per wave: the ensemble draws 37 coordinates) stages=5 (waves) ensemble=100."""
 
 
 def parse_args(argv: list[str]) -> dict:
@@ -518,7 +557,7 @@ def parse_args(argv: list[str]) -> dict:
     known = {"region": str, "n_agents": int, "replicates": int, "max_evals": int, "cutoff": int, "out": str,
              "write": str, "seed": int, "draws": int, "stages": int, "ensemble": int, "fit": str}
     out: dict = {"region": "national", "n_agents": 6000, "replicates": 2, "max_evals": 600, "cutoff": None,
-                 "out": None, "write": "false", "seed": RunConfig().seed, "draws": 128, "stages": 5, "ensemble": 100,
+                 "out": None, "write": "false", "seed": RunConfig().seed, "draws": 256, "stages": 5, "ensemble": 100,
                  "fit": None}
     from ..errors import given_once
 

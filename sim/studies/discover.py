@@ -338,7 +338,7 @@ def run(argv: list[str]) -> Path:
     log(f"discover: {len(inputs)} inputs, {len(X)} points x {len(reps)} replicates = {len(X) * len(reps)} runs")
     evaluator = ModelEvaluator(cfg, inputs, years, out.parent / f".{out.name}.runs.jsonl", log, prog="discover")
     Y = evaluate_in_chunks(evaluator, X, reps, chunk=CHUNK, log=log, prog="discover")
-    tables = analyse(runs_table(inputs, X, reps, Y), inputs, opts["condition"], threshold=opts["threshold"],
+    tables = analyse(runs_table(inputs, X, reps, Y, cfg), inputs, opts["condition"], threshold=opts["threshold"],
                      peel_alpha=opts["peel_alpha"], mass_min=opts["mass_min"], seed=cfg.seed % (2**32))
     log(f"discover: the condition holds in {tables['choice']['of_interest']} of {len(tables['design'])} runs")
     tables["config"] = to_dict(cfg)

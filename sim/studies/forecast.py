@@ -1,8 +1,9 @@
-"""`skillsim-forecast`: the forecast of a region with the uncertainty of its calibrated parameters, its
-structural inputs and its agents' noise (not that of the assumptions without a source, held at their
-values: `skillsim-sensitivity inputs=assumptions` screens those; docs/model.md section 11).
+"""`skillsim-forecast`: the forecast of a region with the uncertainty of its calibrated parameters and
+the assumptions without a source (drawn together in the calibration ensemble), its structural inputs
+and its agents' noise (docs/model.md section 11).
 
-The ensemble crosses `params` members of the calibration ensemble (parameter uncertainty) with
+The ensemble crosses `params` members of the calibration ensemble (parameter uncertainty: the fitted
+parameters and the 24 numeric assumptions without a source, each member a joint draw) with
 `structural` points of the preset's structural ranges (the growth path, status-quo lever intensities
 and the like) and runs `replicates` replicates in each cell (stochastic noise). Every run continues
 the region's simulated history (sim.history), so the forecast carries on from the history the
@@ -53,7 +54,8 @@ USAGE = """usage: skillsim-forecast [region=NAME] [scenario=NAME] [OVERRIDE ...]
                          [params=16] [structural=8] [replicates=2] [n_agents=50000] [seed=S] [out=DIR]
 
 The forecast of a region with all three sources of uncertainty: `params` sets of the calibration
-ensemble x `structural` points of the preset's structural ranges x `replicates` seeds. Any other
+ensemble (each the fitted parameters and the 24 assumptions without a source, drawn together) x
+`structural` points of the preset's structural ranges x `replicates` seeds. Any other
 key=value is a skillsim config override (as for `skillsim`). Writes ensemble.csv, runs.csv, long.csv,
 variance.csv, members.csv, config.yaml, manifest.json and COMPLETE into out (default
 results/forecasts/<time>_<region>_<scenario>).
@@ -300,12 +302,21 @@ def run(argv: list[str]) -> Path:
                 "region": cfg.region.name, "scenario": cfg.scenario, "n_agents": cfg.n_agents, "seed": seed,
                 "options": {k: opts[k] for k in ("params", "structural", "replicates")}, "runs": len(tables["runs"]),
                 "target_year": cfg.horizon.end_year, "structural_ranges": cfg.region.structural,
-                **calibration_checksums(), **config_files, "versions": package_versions("numba"),
+                "drawn_assumptions": drawn_assumptions(tables["members"]), **calibration_checksums(), **config_files, "versions": package_versions("numba"),
                 "git_commit": git_commit(), "started": started}
     path = write_folder(out, tables, manifest)
     headline(tables, cfg, log)
     log(f"wrote {path}")
     return path
+
+
+def drawn_assumptions(members: pd.DataFrame) -> list[str]:
+    """The assumptions without a source that the members ran with drawn values (the ensemble's columns
+    named by their dotted keys; none in an ensemble written before they were drawn): what the bands carry,
+    as the report says it."""
+    from .calibrate import UNSOURCED
+
+    return [u.name for u in UNSOURCED if u.name in members.columns]
 
 
 def headline(tables: dict, cfg: RunConfig, log) -> None:

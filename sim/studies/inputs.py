@@ -11,7 +11,8 @@ Three groups, by default all of them:
 
 And one more, chosen by name only (`inputs=assumptions`, or with others: `inputs=parameters,assumptions`):
 - `assumptions`: the numeric assumptions without a source, with the ranges of `config.ASSUMPTION_RANGES`;
-  the forecast's bands hold them at their values, and this group says how far that choice reaches.
+  the calibration ensemble draws them (so the forecast's bands carry them), and this group says how
+  much each one moves a figure.
 
 `input.KEY=LO:HI` adds or re-ranges one input (any numeric config key, a parameter name, or
 `levers.NAME.intensity`); `inputs=levers,structural` chooses groups. `inputs_file=PATH` does both from a
@@ -25,12 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import RunConfig, with_value
+from ..config import RunConfig, value_at, with_number
 from ..errors import ConfigError, SkillsimError
 
 GROUPS = ("parameters", "structural", "levers")  # a study's inputs when none are chosen
 #: every group `inputs=` takes: also the numeric assumptions without a source (config.ASSUMPTION_RANGES),
-#: which the forecast holds at their values; chosen by name only (inputs=assumptions)
+#: which the calibration ensemble also draws; chosen by name only (inputs=assumptions)
 ALL_GROUPS = GROUPS + ("assumptions",)
 LEVER_RANGE = (0.0, 3.0)
 
@@ -290,7 +291,7 @@ def dropped_by_names(cfg: RunConfig, names: list[str]) -> tuple[str, list, list]
     inputs = [Input(n, min(free[n].lo, now[n]), max(free[n].hi, now[n]) + 1e-9, "parameters") for n in names]
     probe = configure(cfg, inputs, np.array([now[n] for n in names]))
     for key in ASSUMED:
-        was, back = (np.asarray(_value(c, key), dtype=float) for c in (cfg, probe))
+        was, back = (np.asarray(value_at(c, key), dtype=float) for c in (cfg, probe))
         tol = (1e-3 if key == "behaviour.mastery_months" else 2e-6) * max(1.0, float(np.max(np.abs(was))))
         if was.shape != back.shape or np.max(np.abs(was - back)) > tol:
             return key, was.tolist(), back.tolist()
@@ -311,13 +312,39 @@ def refuse_what_the_inputs_would_drop(cfg: RunConfig, inputs: list[Input], prog:
                                     "(inputs= without parameters)")
 
 
+def whole_number(i: Input) -> bool:
+    """A setting that takes whole numbers (months, events): a run rounds a drawn value to it."""
+    if i.group not in ("config", "assumptions"):
+        return False
+    try:
+        value = value_at(RunConfig(), i.name)
+    except AttributeError:
+        return False
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def as_run(inputs: list[Input], X: np.ndarray) -> np.ndarray:
+    """A design's points as the runs take them (`configure`), which design.csv records: each value inside
+    its range exactly (a design's lo + (hi - lo) x 1 can overshoot hi in the last bit: 0.03900000000000001
+    was recorded, and refused when given back to skillsim), and a whole-number setting at the whole number
+    it ran with (3.333 credited months were recorded for runs of 3, and a discovery's box bounds fell between
+    the values that ran). The indices of a sensitivity study are those of the model as a function of the
+    sampled value, which such a setting rounds."""
+    X = np.array(X, dtype=float, ndmin=2)
+    for j, i in enumerate(inputs):
+        X[:, j] = np.clip(X[:, j], i.lo, i.hi)
+        if whole_number(i):
+            X[:, j] = [int(round(v)) for v in X[:, j]]  # as with_number rounds it
+    return X
+
+
 def configure(cfg: RunConfig, inputs: list[Input], x: np.ndarray) -> RunConfig:
     """cfg at the point x (one value per input, in order)."""
     from .calibrate import FREE, apply, prior_config
     from .uncertainty import apply_structural
 
-    # inside the ranges exactly: a design's lo + (hi - lo) x 1 can overshoot hi in the last bit
-    values = {i.name: min(max(float(v), i.lo), i.hi) for i, v in zip(inputs, x)}
+    # inside the ranges exactly, whole numbers where the setting takes them, as design.csv records them
+    values = {i.name: float(v) for i, v in zip(inputs, as_run(inputs, np.asarray(x, dtype=float)[None, :])[0])}
     params = [i.name for i in inputs if i.group == "parameters"]
     if params:
         fitted = fitted_values(cfg)
@@ -334,14 +361,7 @@ def configure(cfg: RunConfig, inputs: list[Input], x: np.ndarray) -> RunConfig:
             part = dataclasses.replace(getattr(cfg.levers, name), intensity=values[i.name])  # on: sensitivity.setup
             cfg = dataclasses.replace(cfg, levers=dataclasses.replace(cfg.levers, **{name: part}))
         elif i.group in ("config", "assumptions"):
-            old = _value(cfg, i.name)
-            cfg = with_value(cfg, i.name, int(round(values[i.name])) if isinstance(old, int) else values[i.name])
-    return cfg
-
-
-def _value(cfg, key: str):
-    for part in key.split("."):
-        cfg = getattr(cfg, part)
+            cfg = with_number(cfg, i.name, values[i.name])
     return cfg
 
 

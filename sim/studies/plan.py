@@ -6,8 +6,8 @@ stated probability (or, with `objective=max_share`, the highest share within a b
 Method (for a noisy simulator; the budget is in the manifest):
 1. **Samples.** A plan evaluates every candidate mix on the same `samples` futures (common random
    numbers). With `uncertainty=true` (the default when the calibration ensemble exists) sample i is
-   joint draw i of the behavioural parameters and the structural inputs (sim.studies.uncertainty)
-   with replicate i; otherwise replicate i. The probability of meeting the target is the share of
+   joint draw i of the behavioural parameters (the fitted ones and the assumptions without a source)
+   and the structural inputs (sim.studies.uncertainty) with replicate i; otherwise replicate i. The probability of meeting the target is the share of
    samples whose December share of the target year reaches it. The cost of a mix is its cumulative
    spend (of `funder`) from the start to December of the target year, less the cost base's spend on
    the same sample: the status quo levers (`cost_base=status_quo`) or no policy (`no_policy`). With
@@ -1076,7 +1076,7 @@ def run(argv: list[str]) -> Path:
     manifest = {"kind": "plan", "command": ["skillsim-plan", *argv], "overrides": overrides,
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed,
                 "options": {k: v for k, v in opts.items() if k != "out"}, "bounds": levers,
-                "uncertainty": "joint draws of parameters and structural inputs, with replicates" if uncertainty
+                "uncertainty": "joint draws of parameters (fitted and assumed) and structural inputs, with replicates" if uncertainty
                 else "replicates only", "runs": len(set().union(*(e.batch.used for e in evaluators.values()))),
                 "versions": package_versions("numba"), **calibration_checksums(), **config_files,
                 "git_commit": git_commit(), "started": started}

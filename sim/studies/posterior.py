@@ -132,17 +132,28 @@ class QuadraticEmulator:
     moments' systematic response and averages the noise away over all evaluations, the role
     emulators play in history matching; its residuals measure the noise it removed."""
 
-    def __init__(self, ridge: float = 1e-6):
+    def __init__(self, ridge: float = 1e-6, cross_dims: int | None = None):
         self.ridge = ridge
+        self.cross_dims = cross_dims  # cross terms among the first cross_dims coordinates only (None: all)
+
+    def _products(self, d: int) -> tuple[np.ndarray, np.ndarray]:
+        """The coordinate pairs of the quadratic terms: every square, and the cross terms among the first
+        `cross_dims` coordinates once there are points enough."""
+        c = d if self.cross_dims is None else min(self.cross_dims, d)
+        if not getattr(self, "cross", False):
+            return np.arange(d), np.arange(d)
+        i, j = np.triu_indices(c)
+        return np.concatenate([i, np.arange(c, d)]), np.concatenate([j, np.arange(c, d)])
 
     def features(self, thetas: np.ndarray) -> np.ndarray:
         t = np.atleast_2d(thetas)
-        i, j = np.triu_indices(t.shape[1]) if self.cross else (np.arange(t.shape[1]),) * 2
+        i, j = self._products(t.shape[1])
         return np.hstack([np.ones((len(t), 1)), t, t[:, i] * t[:, j]])
 
     def fit(self, thetas: np.ndarray, sims: np.ndarray, weights: np.ndarray) -> "QuadraticEmulator":
         d = np.atleast_2d(thetas).shape[1]
-        self.cross = len(thetas) >= 3 * (1 + d + d * (d + 1) // 2)  # cross terms once there are draws enough
+        c = d if self.cross_dims is None else min(self.cross_dims, d)
+        self.cross = len(thetas) >= 3 * (1 + d + c * (c + 1) // 2 + d - c)  # cross terms once there are draws enough
         x, w = self.features(thetas), np.asarray(weights, dtype=float) / np.sum(weights)
         self.shift, self.spread = x.mean(axis=0), x.std(axis=0)
         self.spread[0], self.shift[0] = 1.0, 0.0
@@ -210,7 +221,8 @@ def chain_ess(samples: np.ndarray, chains: int) -> float:
 def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np.ndarray,
                      sigma: np.ndarray, model_var: np.ndarray, *, n_per_stage: int = 128, stages: int = 5,
                      spread: float = 1.0, size: int = 100, seed: int = 0, discrepancy: float = 1.0,
-                     prior_share: float = 0.25, mcmc_steps: int = 4000, log=print) -> dict:
+                     prior_share: float = 0.25, mcmc_steps: int = 4000, cross_dims: int | None = None,
+                     log=print) -> dict:
     """Waves of simulations, an emulator and MCMC on the emulated posterior (see the module doc).
 
     `evaluate(thetas) -> simulated moment means` (rows). Wave 1 simulates `prior_share` of its points
@@ -220,9 +232,14 @@ def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np
     adaptive Metropolis chains sample prior x emulated likelihood. Returns a dict: thetas and sims
     (every simulated point), stage (its wave), members (`size` posterior draws), ess (of the chains),
     emulator_r2 and emulator_resid_sd (of the last fit), log_weight (log prior + log likelihood of
-    each simulated point under the last emulator).
+    each simulated point under the last emulator). `cross_dims`: the emulator's cross terms only among
+    the first cross_dims coordinates (the fitted parameters, whose interactions the targets see; the
+    assumptions drawn with them get linear and square terms, which 640 points can fit in 37 coordinates).
     """
     d = theta_hat.size
+    # a random walk's steps to cross the posterior grow with its dimension: 4,000 gave the 13 fitted
+    # parameters an effective sample size of 124, and the 37 coordinates with the assumptions 41-67
+    steps = max(mcmc_steps, 300 * d)
     sigma = sigma * np.sqrt(discrepancy)
     model_var = model_var * discrepancy
     theta_hat = np.asarray(theta_hat, dtype=float)
@@ -244,14 +261,14 @@ def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np
         thetas = np.vstack([thetas, design])
         sims = np.vstack([sims, new_sims])
         stage_of = np.concatenate([stage_of, np.full(len(design), k + 1)])
-        emu = QuadraticEmulator().fit(thetas, sims, 2.0 ** (stage_of - k - 1))  # each wave twice the one before
+        emu = QuadraticEmulator(cross_dims=cross_dims).fit(thetas, sims, 2.0 ** (stage_of - k - 1))  # each wave twice the one before
 
         def log_post(th: np.ndarray, emu=emu) -> np.ndarray:
             return prior.logpdf(th) + log_likelihood(emu.predict(th), observed, sigma, emu.resid_var + model_var)
 
         order = np.argsort(-log_post(thetas))
         top = thetas[order[: max(2 * d, len(thetas) // 8)]]
-        chain = metropolis(log_post, thetas[order[:chains]], np.cov(top.T) + 1e-4 * np.eye(d), mcmc_steps,
+        chain = metropolis(log_post, thetas[order[:chains]], np.cov(top.T) + 1e-4 * np.eye(d), steps,
                            seed + 10 * k + 3)
         ess = chain_ess(chain, chains)
         log(f"posterior wave {k + 1}: {len(thetas)} simulated points; chain effective sample size {ess:.0f}; "

@@ -54,7 +54,7 @@ import pandas as pd
 from ..config import RunConfig, to_dict
 from ..errors import ConfigError, quiet_when_output_closed
 from .batch import evaluate_in_chunks
-from .inputs import (ALL_GROUPS, GROUPS, Input, check_range_ends, choose, configure, parse_input, read_inputs_file,
+from .inputs import (ALL_GROUPS, GROUPS, Input, as_run, check_range_ends, choose, configure, parse_input, read_inputs_file,
                      refuse_what_the_inputs_would_drop, warn_fixed_and_varied)
 from .options import (NO_GROUPS, config_override, key_values, number, one_of, releases_claims, run_command,
                       study_option)
@@ -80,8 +80,8 @@ Global sensitivity of the high-skill share, mean and median income and cumulativ
 the year(s) to the inputs: Morris screening (n trajectories, default 20) or Sobol indices (n base
 samples, default 64, a power of 2), both with bootstrap intervals and the stochastic share of the
 variance. inputs= chooses groups (default parameters,structural,levers); inputs=assumptions varies the
-numeric assumptions without a source over the ranges in docs/model.md section 12, which the forecast's
-bands hold fixed. inputs_file=PATH: a YAML mapping of config keys to [LO, HI] and an optional groups: list
+numeric assumptions without a source over the ranges in docs/model.md section 12 (the calibration
+ensemble draws them too). inputs_file=PATH: a YAML mapping of config keys to [LO, HI] and an optional groups: list
 (input.KEY=LO:HI and inputs= on the command line win). quick=true: n=4 (Morris) or 8 (Sobol), 2,000
 agents, at most 4 noise replicates and 200 resamples, unless given. Writes indices.csv, noise.csv,
 inputs.csv, design.csv, config.yaml, manifest.json and COMPLETE into out (default
@@ -133,8 +133,11 @@ def saltelli_design(inputs: list[Input], n: int, seed: int) -> np.ndarray:
     return scale_samples(rows.reshape(n * (d + 2), d), problem(inputs))
 
 
-def nominal_point(inputs: list[Input], cfg: RunConfig | None = None) -> np.ndarray:
-    """Every input at the value the config runs with, clipped into its range (the middle without one)."""
+def nominal_point(inputs: list[Input], cfg: RunConfig | None = None, log=None) -> np.ndarray:
+    """Every input at the value the config runs with, clipped into its range (the middle without one).
+    `log`: told of each input the clip moved (intensity=5 against a range of 0-3, or a draw's member outside
+    the ensemble's 5-95% spread), which the noise runs and inputs.csv then hold at the range's end: the
+    warning had said the setting was held there, and the clip was silent (a user trial)."""
     from .inputs import fitted_values
 
     fitted = fitted_values(cfg) if cfg is not None and any(i.group == "parameters" for i in inputs) else {}
@@ -149,7 +152,12 @@ def nominal_point(inputs: list[Input], cfg: RunConfig | None = None) -> np.ndarr
             for part in i.name.split("."):
                 node = getattr(node, part)
             v = float(node)
-        out.append(min(max(v, i.lo), i.hi))
+        held = min(max(v, i.lo), i.hi)
+        if held != v and log is not None:
+            log(f"warning: the nominal point (inputs.csv, noise.csv) holds {i.name} at {held:g}, the end of its range "
+                f"[{i.lo:g}, {i.hi:g}] nearest the config's {v:g}; widen the range (input.{i.name}=LO:HI) to hold "
+                f"it there")
+        out.append(held)
     return np.array(out)
 
 
@@ -313,9 +321,21 @@ def stochastic_for_floor(pooled: float, unshared: float, at_fixed: float) -> flo
     return float("nan")
 
 
-def runs_table(inputs: list[Input], X: np.ndarray, reps: list[int], Y: dict[str, np.ndarray]) -> pd.DataFrame:
-    """One row per run: the point, the replicate, the inputs and the outputs (design.csv)."""
+def runs_table(inputs: list[Input], X: np.ndarray, reps: list[int], Y: dict[str, np.ndarray],
+               cfg: RunConfig | None = None) -> pd.DataFrame:
+    """One row per run: the point, the replicate, the inputs as the run took them (`as_run`) and the
+    outputs (design.csv). With `cfg` (the study's), a varied uncertified share also gives the population
+    each run had: a study keeps the observed skilled stock (`uncertainty.apply_structural`), and a row
+    given back to skillsim without it ran another workforce (2.8 points apart in 2026, a user trial)."""
+    X = as_run(inputs, X)
     table = pd.DataFrame(np.repeat(X, len(reps), axis=0), columns=[i.name for i in inputs])
+    names = [i.name for i in inputs]
+    if cfg is not None and "region.uncertified_share" in names and "region.population" not in names:
+        from .uncertainty import apply_structural
+
+        j = names.index("region.uncertified_share")
+        pops = [apply_structural(cfg, {"region.uncertified_share": float(v)}).region.population for v in X[:, j]]
+        table.insert(len(inputs), "region.population", np.repeat(pops, len(reps)))
     table.insert(0, "point", np.repeat(np.arange(len(X)), len(reps)))
     table.insert(1, "replicate", np.tile(reps, len(X)))
     for k, y in Y.items():
@@ -346,7 +366,7 @@ def study(inputs: list[Input], evaluate: Evaluate, *, method: str, n: int, repli
         if at_nominal else {k: np.array([]) for k in Y}
     if at_nominal:
         log(f"sensitivity: {at_nominal} runs at the nominal point done")
-    design_rows = runs_table(inputs, X, reps, Y)
+    design_rows = runs_table(inputs, X, reps, Y, getattr(evaluate, "cfg", None))
     noise_table = noise(Y, fixed, method, levels)
     stochastic = {r["output"]: stochastic_for_floor(r["stochastic_variance_pooled"], r["stochastic_variance_unshared"],
                                                     r["stochastic_variance_fixed"]) for _, r in noise_table.iterrows()}
@@ -531,7 +551,7 @@ def run(argv: list[str]) -> Path:
     evaluator = ModelEvaluator(cfg, inputs, years, journal, log)
     tables = study(inputs, evaluator, method=opts["method"], n=opts["n"], replicates=opts["replicates"],
                    noise_replicates=opts["noise_replicates"], levels=opts["levels"], resamples=opts["resamples"],
-                   seed=cfg.seed % (2**32), nominal=nominal_point(inputs, cfg), log=log)
+                   seed=cfg.seed % (2**32), nominal=nominal_point(inputs, cfg, log), log=log)
     tables["config"] = to_dict(cfg)
     manifest = {"kind": "sensitivity", "command": ["skillsim-sensitivity", *argv], "overrides": overrides,
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed, "years": list(years),

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import qmc
 
-from ..config import RunConfig, with_value
+from ..config import ASSUMPTION_RANGES, RunConfig, with_number, with_value
 from ..errors import DataError
 
 DRAW_POINTS = 1024  # size of the fixed structural hypercube behind `draw_config`
@@ -73,7 +73,7 @@ def apply_structural(cfg: RunConfig, values: dict[str, float]) -> RunConfig:
         if key == "region.uncertified_share":
             skilled = cfg.region.population * (1 - cfg.region.uncertified_share)
             cfg = with_value(cfg, "region.population", skilled / (1 - value))
-        cfg = with_value(cfg, key, int(round(value)) if isinstance(_raw(cfg, key), int) else float(value))
+        cfg = with_number(cfg, key, value)
     return cfg
 
 
@@ -96,7 +96,9 @@ def draw_given(given: RunConfig, keys, k: int | None = None, by: str | None = No
             continue
         if key in before and before[key] != after.get(key):
             where = ("a structural input of the region, drawn from its range in region.structural"
-                     if key in given.region.structural else "a parameter of the calibration ensemble")
+                     if key in given.region.structural else
+                     "an assumption without a source, which the calibration ensemble draws" if key in ASSUMPTION_RANGES
+                     else "a parameter of the calibration ensemble")
             if by is not None:
                 raise ConfigError(key, before[key], f"not set here: {by} draws it for each run ({where}); drop it")
             raise ConfigError(key, before[key], f"not set together with draw={k}, whose joint draw replaces it "
@@ -114,12 +116,6 @@ def _leaves(tree: dict, prefix: str = "") -> dict:
         else:
             out[key] = value
     return out
-
-
-def _raw(cfg, dotted: str):
-    for part in dotted.split("."):
-        cfg = getattr(cfg, part)
-    return cfg
 
 
 @lru_cache(maxsize=8)
