@@ -831,13 +831,21 @@ def forecast_overrides(overrides: list[str], structural: dict | None = None) -> 
     """The overrides of a run that `skillsim-forecast` takes as they are, so that the forecast a run
     suggests is of the setting that ran (`scenario=training_boost levers.studio.intensity=2`), not the
     region's status quo: without Hydra's keys, the forecast's own options and what each of its runs
-    draws (the calibrated parameters, `ASSUMED`, the assumptions without a source, `ASSUMPTION_RANGES`, and
-    the region's structural inputs), which it refuses."""
-    drawn = set(ASSUMED) | set(ASSUMPTION_RANGES) | set(structural or ())
+    draws (the calibrated parameters, `ASSUMED`, and the region's structural inputs), which it refuses, and
+    an assumption without a source given at its assumed value (drawn; the forecast refuses it too; at
+    another value it is held, and kept)."""
+    drawn = set(ASSUMED) | set(structural or ())
     kept = []
     for o in overrides:
-        key = o.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
+        key, _, value = o.partition("=")
+        key = key.lstrip("+~").split("@", 1)[0]
         if key == "hydra" or key.startswith("hydra.") or key in FORECAST_SETS_ITSELF or key in drawn:
             continue
+        if key in ASSUMPTION_RANGES:
+            try:
+                if float(value) == float(_field_value(RunConfig(), key)):
+                    continue
+            except (TypeError, ValueError):
+                pass
         kept.append(o)
     return kept

@@ -16,8 +16,9 @@ A study's folder (skillsim-forecast, -plan, -sensitivity, -discover, -backtest, 
 manifest names its `kind` and the command that wrote it) is rerun by running that command again with
 `out=NEW` (default `results/reruns/<name>`), after the same check; what the study wrote outside its
 folder is dropped: a calibration's `write=true` (a rerun never replaces the package's calibration) and
-a backtest's `docs=`. A relative path the command reads (`fit=`, `inputs_file=`, `targets_file=`) is read
-from the folder the rerun starts in, with a warning; a relative `--config-dir` is the folder the study
+a backtest's `docs=`. An `inputs_file=` is read from the text the manifest records (the folder alone
+reruns the study); a relative path the command reads otherwise (`fit=`, `targets_file=`) is read from
+the folder the rerun starts in, with a warning; a relative `--config-dir` is the folder the study
 read (its manifest's overrides record it whole). Every file the two manifests list is then
 compared by its checksum; calibration.json's `seconds` (how long the fit took) is the one value left out.
 A study reads the presets and calibration files installed now, so a calibration whose checksum differs
@@ -39,6 +40,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -299,23 +301,45 @@ def rerun_study(folder: str | Path, out: str | Path | None = None) -> tuple[Path
         log.warning("differs from the study's: %s; the numbers may differ", change)
     new = Path(out) if out is not None else study_target(folder)
     refuse_inside_results(new, "out")
-    for arg in args:
-        key, _, value = arg.partition("=")
-        if key in READ_PATH_OPTIONS and value and not Path(value).expanduser().is_absolute():
-            log.warning("%s: a relative path, read from this folder (%s), not from where the study ran", arg,
-                        Path.cwd())
-    tool = manifest["command"][0]
-    log.info("rerunning %s: %s %s", folder, tool, " ".join([*args, f"out={new}"]))
-    # -P: the folder the rerun starts in is not put first on the module path (`python -c` would put it),
-    # so a `sim` folder there (another checkout, an unpacked archive) is not run instead of the installed one
-    rerun_of = {"folder": folder.resolve().name, "command": manifest["command"], "started": manifest.get("started")}
-    code = _run_to_its_end([sys.executable, "-P", "-c", _STUDY_RUNNER, target, tool, *args, f"out={new}"],
-                           {RERUN_OF_ENV: json.dumps(rerun_of, ensure_ascii=False)})
+    with tempfile.TemporaryDirectory(prefix="skillsim-rerun-") as scratch:
+        args = _recorded_inputs_file(args, manifest, Path(scratch))
+        for arg in args:
+            key, _, value = arg.partition("=")
+            if key in READ_PATH_OPTIONS and value and not Path(value).expanduser().is_absolute():
+                log.warning("%s: a relative path, read from this folder (%s), not from where the study ran", arg,
+                            Path.cwd())
+        tool = manifest["command"][0]
+        log.info("rerunning %s: %s %s", folder, tool, " ".join([*args, f"out={new}"]))
+        # -P: the folder the rerun starts in is not put first on the module path (`python -c` would put it),
+        # so a `sim` folder there (another checkout, an unpacked archive) is not run instead of the installed one
+        rerun_of = {"folder": folder.resolve().name, "command": manifest["command"], "started": manifest.get("started")}
+        code = _run_to_its_end([sys.executable, "-P", "-c", _STUDY_RUNNER, target, tool, *args, f"out={new}"],
+                               {RERUN_OF_ENV: json.dumps(rerun_of, ensure_ascii=False)})
     if code != 0:
         raise StudyFailed(manifest["command"][0], code)
     if not (new / "manifest.json").is_file():
         raise DataError(f"{manifest['command'][0]} ended without writing {new}; nothing to compare")
     return new, compare_folders(folder, new)
+
+
+def _recorded_inputs_file(args: list[str], manifest: dict, scratch: Path) -> list[str]:
+    """The arguments with `inputs_file=` pointing at the text the study read, as its manifest records it
+    (written into `scratch` under the file's own name): the folder alone reruns the study. A relative
+    path was read from wherever the rerun started, failing there or reading another file of the same
+    name (a user trial)."""
+    recorded = manifest.get("inputs_file")
+    if not (isinstance(recorded, dict) and isinstance(recorded.get("text"), str)):
+        return args
+    name = Path(str(recorded.get("path") or "inputs.yaml")).name or "inputs.yaml"
+    copy = scratch / name
+    copy.write_text(recorded["text"], encoding="utf-8")
+    out = []
+    for arg in args:
+        if arg.partition("=")[0] == "inputs_file":
+            log.info("%s: the text the study read, from its manifest", arg)
+            arg = f"inputs_file={copy}"
+        out.append(arg)
+    return out
 
 
 #: seconds an interrupted rerun waits for its study to end on its own interrupt before stopping it

@@ -263,7 +263,39 @@ def test_the_ensemble_draws_every_assumption_without_a_source_and_runs_with_it()
     assert all(value_at(older, u.name) == value_at(base, u.name) for u in cal.UNSOURCED)
     assert older.behaviour == dataclasses.replace(drawn.behaviour, **{
         u.name.split(".")[1]: value_at(base, u.name) for u in cal.UNSOURCED if u.name.startswith("behaviour.")})
+    # a value the config sets away from the assumed one (a user's preset with a sourced value, or key=value)
+    # is held, not drawn: the draws replaced it without a word (a review)
+    own = dataclasses.replace(base, region=dataclasses.replace(base.region, female_share=0.45))
+    assert cal.held_assumptions(own) == {"region.female_share": 0.45}
+    (kept,) = cal.ensemble_configs(own, member)
+    assert kept.region.female_share == 0.45 and kept.region.age_sd == pytest.approx(values["region.age_sd"])
+    from sim.errors import ConfigError as Refused
+    from sim.studies.uncertainty import draw_given
+
+    given = compose_config(["region=chongqing", "levers.competition.events_per_year=4"])
+    with pytest.raises(Refused, match=r"levers\.competition\.events_per_year = 4 is invalid; allowed: a value other "
+                                      r"than its assumed 4: the calibration ensemble draws it"):
+        draw_given(given, ["levers.competition.events_per_year=4"], 3)  # its assumed value: drawn, so not "held"
+    held = compose_config(["region=chongqing", "levers.competition.events_per_year=6"])
+    assert draw_given(held, ["levers.competition.events_per_year=6"], 3).levers.competition.events_per_year == 6
     shipped = pd.read_csv(cal.ENSEMBLE_FILE)
     for u in cal.UNSOURCED:  # inside the range, and spread over a good part of it
         col = shipped[u.name]
         assert col.between(u.lo, u.hi).all() and col.quantile(0.95) - col.quantile(0.05) > 0.2 * (u.hi - u.lo), u.name
+
+
+def test_the_emulator_reads_a_whole_number_assumption_as_its_runs_take_it():
+    """Every logit below -3.85 runs 0 credited months, and a quadratic in the logit made that one value look
+    as varied as the rest (29 of 100 members sat at 0 against about 6 under the prior, a review). The
+    emulator now reads the value the runs take, on its range scaled to [0, 1]; other coordinates as they are."""
+    dims = cal.ENSEMBLE_DIMS
+    j = [p.name for p in dims].index("levers.training.wait_credit_months")
+    k = [p.name for p in dims].index("behaviour.leave_share")
+    theta = np.zeros((4, len(dims)))
+    theta[:, j] = [-8.0, -5.0, -3.9, 0.0]  # 0, 0, 0 and 12 months as run
+    theta[:, k] = [-1.0, 0.0, 1.0, 2.0]
+    seen = cal.as_emulated(theta, dims)
+    assert list(seen[:, j]) == [0.0, 0.0, 0.0, 0.5] and list(seen[:, k]) == [-1.0, 0.0, 1.0, 2.0]
+    ran = cal.as_applied(cal.bounded_rows(theta, dims), dims)[:, j]
+    assert list(ran) == [0.0, 0.0, 0.0, 12.0]  # the same values the ensemble file and the runs take
+    assert np.array_equal(seen[:, : len(cal.FREE)], theta[:, : len(cal.FREE)])

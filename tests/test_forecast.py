@@ -197,6 +197,9 @@ def test_a_forecast_report_names_the_setting_forecast_and_what_its_bands_carry()
     drawn = markdown(f, "en", ["fig1_high_skill_share"])
     assert "the 24 numeric assumptions without a source" in drawn and "the assumptions held at one value" not in drawn
     assert "24项无来源的数值假设" in markdown(f, "zh", ["fig1_high_skill_share"])
+    f["manifest"]["held_assumptions"] = {"region.female_share": 0.45}  # a preset's own value: held, not drawn
+    assert "Held at this forecast's setting, not drawn: `region.female_share=0.45`." in markdown(f, "en", [])
+    f["manifest"]["held_assumptions"] = {}
     f["config"]["region"]["history"] = {"high_skill_share": {"2022-12": 0.314}}
     f["ensemble"] = ens.assign(q25=[0.314, 0.35], q75=[0.314, 0.45], n=[8, 8], mean=[0.314, 0.4])
     from matplotlib.text import Text
@@ -544,3 +547,18 @@ def test_the_variance_figures_axis_names_each_december_and_runs_from_the_first_t
     lo, hi = (mdates.num2date(v) for v in ax.get_xlim())
     assert (lo.year, lo.month, hi.year, hi.month) == (2025, 12, 2035, 12)
     assert ax.get_xlabel() == "December of each year"
+
+
+def test_a_backtests_origin_folder_is_named_as_such_by_the_report(tmp_path):
+    """`skillsim-report BT/origin_2016` said "runs.csv: missing column(s) job, status" (a user trial): an origin
+    is part of its backtest, whose scores are in backtest.csv."""
+    from sim.errors import DataError
+    from sim.report.load import load
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"kind": "backtest"}), encoding="utf-8")
+    origin = tmp_path / "origin_2016"
+    origin.mkdir()
+    (origin / "runs.csv").write_text("run,cell,member\n0,0,0\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"origin_2016 is one origin of the backtest in .*; give the backtest "
+                                        r"\(skillsim-report .*\): its scores are in backtest\.csv"):
+        load(origin)

@@ -408,8 +408,11 @@ sys.exit(run("sim.studies.forecast:main"))
 """
 
 
-@pytest.mark.parametrize("when,sig", [("before", signal.SIGINT), ("after", signal.SIGINT), ("after", signal.SIGTERM),
-                                      ("teardown", signal.SIGINT)])
+@pytest.mark.parametrize("when,sig", [("before", signal.SIGINT), ("after", signal.SIGINT),
+                                      # the same paths by another signal and in the teardown: 12-16 s each on
+                                      # the slow machine, run with the slow tests (the fast suite keeps to 3 minutes)
+                                      pytest.param("after", signal.SIGTERM, marks=pytest.mark.slow),
+                                      pytest.param("teardown", signal.SIGINT, marks=pytest.mark.slow)])
 def test_a_study_interrupted_as_it_publishes_says_what_it_left(tmp_path, when, sig):
     """Ctrl-C or SIGTERM in a study's last second: exit 130 with "wrote" said and the folder complete, or
     exit 0 with a traceback of loky's exit function (a user trial, 7 of 8 delays). Now an interrupt before

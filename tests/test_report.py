@@ -500,10 +500,11 @@ def test_a_runs_suggested_commands_hold_its_own_setting():
 
     typed = ["scenario=training_boost", "levers.studio.intensity=2", "seed=3", "n_agents=2000", "region=chongqing",
              "behaviour.sit_rate=[0.2,0.1,0.1,0.1,0.1]", "region.growth_per_year=0.02", "horizon.end_year=2030",
-             "hydra.run.dir=tb", "behaviour.leave_share=0.3"]  # an assumption without a source: drawn, too
+             "hydra.run.dir=tb", "behaviour.leave_share=0.3",  # an assumption away from its value: held, kept
+             "behaviour.aptitude_sd=0.3"]  # one at its assumed value: drawn (the forecast refuses it given)
     structural = {"region.growth_per_year": [-0.012, 0.039]}
     assert forecast_overrides(typed, structural) == ["scenario=training_boost", "levers.studio.intensity=2",
-                                                     "horizon.end_year=2030"]
+                                                     "horizon.end_year=2030", "behaviour.leave_share=0.3"]
 
     def run(scenario, overrides):
         return SimpleNamespace(kind="run", varies=(), config={"draw": None}, manifest={"overrides": overrides},
@@ -512,13 +513,13 @@ def test_a_runs_suggested_commands_hold_its_own_setting():
 
     tb = run("training_boost", typed)
     assert ("`skillsim-forecast region=chongqing scenario=training_boost levers.studio.intensity=2 "
-            "horizon.end_year=2030`") in scope(tb, "en")
+            "horizon.end_year=2030 behaviour.leave_share=0.3`") in scope(tb, "en")
     # the sweep sets the run's lever settings against the status quo's and holds every other one (a review:
     # growth, a calibrated parameter, the seed and the size were dropped, a switch held on both sides)
     assert paired_sweep(tb) == ("region=chongqing levers.studio.intensity=1,2 seed=3 n_agents=2000 "
                                 "'behaviour.sit_rate=[0.2,0.1,0.1,0.1,0.1]' region.growth_per_year=0.02 "
-                                "horizon.end_year=2030 behaviour.leave_share=0.3 scenario=baseline,training_boost "
-                                "'replicate=range(0,10)'")
+                                "horizon.end_year=2030 behaviour.leave_share=0.3 behaviour.aptitude_sd=0.3 "
+                                "scenario=baseline,training_boost 'replicate=range(0,10)'")
     assert paired_sweep(run("studio_expansion", ["scenario=studio_expansion"])) == (
         "region=chongqing scenario=baseline,studio_expansion 'replicate=range(0,10)'")
     assert paired_sweep(run("studio_expansion", ["scenario=studio_expansion", "levers.studio.intensity=1"])) == (

@@ -779,3 +779,38 @@ def test_the_new_folder_is_named_once(tmp_path, caplog):
     assert said == ["hydra.run.dir was given twice (, then y2): hydra.run.dir=y2 is used, the last",
                     "out was given twice (a, then b): out=b is used, the last",
                     "lang was given twice (xx, then en): lang=en is used, the last"]
+
+
+def test_a_studys_inputs_file_is_rerun_from_the_text_its_manifest_records(forecast_folder, tmp_path, monkeypatch,
+                                                                          caplog):
+    """`skillsim-rerun` of a study given `inputs_file=ok.yaml` failed from another folder ("No such file or
+    directory"), and where another ok.yaml lay it ran that one, with only a warning about the path (a
+    user trial). The manifest records the file's text: the rerun reads that."""
+    import shutil
+
+    from sim.studies.forecast import seal
+
+    monkeypatch.chdir(tmp_path)
+    study = tmp_path / "fc"
+    shutil.copytree(forecast_folder, study)
+    (tmp_path / "ok.yaml").write_text("levers.studio.intensity: [0, 1]\n", encoding="utf-8")  # another file, same name
+    text = "levers.training.intensity: [0, 2]\ngroups: []\n"
+    manifest = json.loads((study / "manifest.json").read_text(encoding="utf-8"))
+    manifest["command"] = [*manifest["command"], "inputs_file=ok.yaml"]
+    manifest["inputs_file"] = {"path": "ok.yaml", "text": text}
+    for name in ("manifest.json", "COMPLETE"):
+        (study / name).unlink()
+    seal(study, {k: v for k, v in manifest.items() if k not in ("files", "sizes", "finished")})
+    seen = {}
+
+    def run(command, env=None):
+        given = [a for a in command if a.startswith("inputs_file=")]
+        seen["args"], seen["text"] = given, Path(given[0].partition("=")[2]).read_text(encoding="utf-8")
+        return 0
+
+    monkeypatch.setattr(rerun_mod, "_run_to_its_end", run)
+    with pytest.raises(SystemExit):
+        rerun_mod.main([str(study), "out=new"])
+    assert len(seen["args"]) == 1 and Path(seen["args"][0].partition("=")[2]).name == "ok.yaml"
+    assert seen["text"] == text and "a relative path" not in caplog.text
+    assert not Path(seen["args"][0].partition("=")[2]).exists()  # the copy goes with the rerun

@@ -1480,3 +1480,19 @@ def test_design_csv_gives_the_population_a_varied_uncertified_share_ran_with():
     skilled = cfg.region.population * (1 - cfg.region.uncertified_share)
     assert table["region.population"].iloc[1] == pytest.approx(skilled / 0.8)
     assert "region.population" not in runs_table(inputs, X, [0], {"high_skill_share_2030": np.zeros((2, 1))}).columns
+
+
+def test_the_report_says_why_fewer_runs_ran_than_the_design_has():
+    """The log said "48 points x 2 replicates = 96 runs, then 4"; the report and the manifest said 72 runs
+    (points where Morris trajectories meet run once), without a word (a user trial)."""
+    from sim.report.sensitivity import how_sensitivity
+
+    m = {"options": {"method": "morris", "n": 12, "levels": 4, "replicates": 2, "noise_replicates": 4,
+                     "inputs": "levers"}, "runs": 76, "design_runs": 96, "n_agents": 1000}
+    text = how_sensitivity(m, "en")
+    assert "76 runs of 1,000 agents" in text
+    assert "The design has 96 rows (design.csv), with the nominal point's noise runs 100; a point it repeats " \
+           "(Morris trajectories meet) runs once, so 76 ran." in text
+    assert "设计共96行" in how_sensitivity(m, "zh")
+    assert "The design has" not in how_sensitivity({**m, "runs": 100}, "en")
+    assert "The design has" not in how_sensitivity({k: v for k, v in m.items() if k != "design_runs"}, "en")

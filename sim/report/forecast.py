@@ -55,11 +55,12 @@ TEXT = {
         "md_scope_drawn": "**What the bands carry:** the calibration ensemble's uncertainty (each member a joint "
                           "draw of the fitted behavioural parameters and of the {k} numeric assumptions without a "
                           "source, over the ranges docs/model.md section 12 gives them, weighed by the calibration "
-                          "targets), the structural inputs' (their ranges, the workforce's growth among them) and the "
+                          "targets through its emulator, which resolves them only coarsely), the structural inputs' (their ranges, the workforce's growth among them) and the "
                           "agents' noise. They do not carry the model's own form (its backtests, docs/model.md "
                           "section 11, forecast the level mix with the wrong lean), wage growth held at 5.4% a year, "
                           "the low end of `wage_growth` (incomes are nominal), or policy changes after the forecast's "
                           "settings.",
+        "held": " Held at this forecast's setting, not drawn: {held}.",
         "none": "the region's status quo",
     },
     "zh": {
@@ -86,9 +87,10 @@ TEXT = {
                     "以及工资年增长5.4%，即 `wage_growth` 的下限：收入为名义值；`skillsim-sensitivity inputs=assumptions` "
                     "可在其取值范围内筛查这些假设），也不包含预测设定之后的政策变化。",
         "md_scope_drawn": "**区间的含义：**包含校准集合的不确定性（每个成员联合抽取校准的行为参数与{k}项无来源的数值假设，"
-                          "假设取 docs/model.md 第12节给出的取值范围，并按校准目标加权）、结构性输入（取值范围，含劳动力增长）及主体"
+                          "假设取 docs/model.md 第12节给出的取值范围，并经校准仿真器按校准目标粗略加权）、结构性输入（取值范围，含劳动力增长）及主体"
                           "随机波动的不确定性；不包含模型结构本身的误差（回测见 docs/model.md 第11节：技能等级构成的预测有系统偏差）、"
                           "固定为每年5.4%的工资增长（`wage_growth` 的下限：收入为名义值），也不包含预测设定之后的政策变化。",
+        "held": "按本预测设定固定、未抽样的假设：{held}。",
         "none": "本地区现状",
     },
 }
@@ -217,7 +219,11 @@ def scope(f: dict, lang: str) -> str:
     """What the bands carry: with the assumptions without a source if the forecast's ensemble drew them
     (its manifest's `drawn_assumptions`; a forecast made before they were drawn says they are not)."""
     drawn = len(f["manifest"].get("drawn_assumptions") or ())
-    return TEXT[lang]["md_scope_drawn"].format(k=drawn) if drawn else TEXT[lang]["md_scope"]
+    if not drawn:
+        return TEXT[lang]["md_scope"]
+    held = f["manifest"].get("held_assumptions") or {}
+    said = ", ".join(f"`{k}={v:g}`" for k, v in held.items()) if isinstance(held, dict) else ""
+    return TEXT[lang]["md_scope_drawn"].format(k=drawn) + (TEXT[lang]["held"].format(held=said) if said else "")
 
 
 def markdown(f: dict, lang: str, figures: list[str]) -> str:

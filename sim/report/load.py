@@ -163,6 +163,11 @@ def load(path: str | Path) -> Folder:
     if not p.is_dir():
         raise DataError(f"{p} is not a folder; give a run folder or a sweep folder")
     if (p / "runs.csv").exists():
+        from ..results import kind_of
+
+        if not (p / "manifest.json").exists() and kind_of(p.parent) == "backtest":
+            raise DataError(f"{p} is one origin of the backtest in {p.parent}, not a folder of its own; give the "
+                            f"backtest (skillsim-report {p.parent}): its scores are in backtest.csv")
         return load_sweep(p)
     if all((p / f).exists() for f in RUN_FILES):
         if not (p / COMPLETE_MARKER).exists():

@@ -75,6 +75,8 @@ TEXT = {
         "md_how_morris": "Method: Morris elementary effects ({n} trajectories, {levels} levels; SALib)",
         "md_how_sobol": "Method: Sobol indices (Saltelli design, {n} base samples; SALib)",
         "md_how_runs": "; {runs:,} runs of {agents:,} agents, {replicates} replicate(s) per design point; inputs: {inputs}.",
+        "md_how_repeats": " The design has {rows:,} rows (design.csv), with the nominal point's noise runs {planned:,}; "
+                          "a point it repeats (Morris trajectories meet) runs once, so {runs:,} ran.",
         "md_how_quick": " A quick look (quick=true): a small design.",
         "md_how_unranked": " With fewer than {min} {what} the bootstrap intervals are far narrower than the "
                            "indices' uncertainty, so no input is ranked or marked distinguishable here.",
@@ -129,6 +131,8 @@ TEXT = {
         "md_how_morris": "方法：Morris基本效应（{n}条轨迹，{levels}个水平；SALib）",
         "md_how_sobol": "方法：Sobol指数（Saltelli设计，{n}个基础样本；SALib）",
         "md_how_runs": "；共{runs:,}次运行，每次{agents:,}个主体，每个设计点{replicates}次重复；输入：{inputs}。",
+        "md_how_repeats": "设计共{rows:,}行（design.csv），加上名义点的噪声运行共{planned:,}次；重复的设计点（Morris 轨迹相交）只运行一次，"
+                          "故实际运行{runs:,}次。",
         "md_how_quick": "快速预览（quick=true）：设计较小。",
         "md_how_unranked": "{what}少于{min}个时，自助法区间远窄于指数的真实不确定性，因此本报告不对输入排序，也不标记可区分。",
         "md_what_morris": "轨迹", "md_what_sobol": "基础样本",
@@ -357,6 +361,10 @@ def how_sensitivity(m: dict, lang: str) -> str:
     text = T[f"md_how_{o['method']}"].format(n=o["n"], levels=o.get("levels"))
     text += T["md_how_runs"].format(runs=m.get("runs", 0), agents=m.get("n_agents", 0),
                                     replicates=o.get("replicates", 1), inputs=o.get("inputs", ""))
+    rows = m.get("design_runs")
+    noise = o.get("noise_replicates", 0) if (o.get("noise_replicates") or 0) > 1 else 0
+    if rows is not None and rows + noise != m.get("runs"):  # the log's count: 96 runs, then 4; the report said 72
+        text += T["md_how_repeats"].format(rows=rows, planned=rows + noise, runs=m.get("runs", 0))
     from ..studies.sensitivity import MIN_RANKED
 
     return (text + (T["md_how_quick"] if o.get("quick") else "")

@@ -462,12 +462,23 @@ def _write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def held_assumptions(cfg: RunConfig) -> dict[str, float]:
+    """The assumptions without a source that cfg sets away from their assumed values (a preset of the
+    user's with a sourced value for its region, or `key=value` on the command line), by key: an ensemble
+    member holds them there instead of drawing them (a value set in a config file was replaced by the
+    draws without a word, a review)."""
+    default = RunConfig()
+    return {u.name: u.get(cfg) for u in UNSOURCED if u.get(cfg) != u.get(default)}
+
+
 def ensemble_configs(cfg: RunConfig, members: pd.DataFrame) -> list[RunConfig]:
     """cfg with each ensemble member's values: the fitted parameters (the columns named after FREE) and
     the assumptions without a source it drew (the columns named by their dotted keys; an ensemble
-    without them, written before they were drawn, leaves them at cfg's values)."""
+    without them, written before they were drawn, leaves them at cfg's values), but for those cfg holds
+    (`held_assumptions`)."""
     base = prior_config(cfg)
-    dims = tuple(p for p in ENSEMBLE_DIMS if p.name in members.columns)
+    held = held_assumptions(cfg)
+    dims = tuple(p for p in ENSEMBLE_DIMS if p.name in members.columns and p.name not in held)
     return [apply(base, np.array([row[p.name] for p in dims], dtype=float), dims) for _, row in members.iterrows()]
 
 
@@ -492,17 +503,18 @@ def parameter_ensemble(res: Result, moments: list[Moment], *, draws: int, size: 
     prior = posterior.Prior(theta0)
     post = posterior.sample_posterior(
         evaluate, theta_hat, prior, observed, sigma, model_var / len(res.seeds), n_per_stage=draws,
-        stages=stages, size=size, seed=int(res.seeds[0]), discrepancy=discrepancy, cross_dims=len(FREE), log=log)
+        stages=stages, size=size, seed=int(res.seeds[0]), discrepancy=discrepancy, cross_dims=len(FREE),
+        emulated=partial(as_emulated, dims=dims), log=log)
     ess = post["ess"]
     names = [p.name for p in dims]
-    draws_df = pd.DataFrame(bounded_rows(post["thetas"], dims), columns=names)
+    draws_df = pd.DataFrame(as_applied(bounded_rows(post["thetas"], dims), dims), columns=names)  # as they ran
     draws_df.insert(0, "wave", post["stage"])
     draws_df["log_posterior"] = post["log_weight"]
     for j, m in enumerate(moments):
         draws_df[f"sim_{m.id}"] = post["sims"][:, j]
     members = posterior.members_table(names, as_applied(bounded_rows(post["members"], dims), dims))
     ident = posterior.identification(names, members[names].to_numpy(),
-                                     bounded_rows(prior.sample(4000, int(res.seeds[0])), dims), ess)
+                                     as_applied(bounded_rows(prior.sample(4000, int(res.seeds[0])), dims), dims), ess)
     return members, draws_df, ess, ident
 
 
@@ -525,12 +537,30 @@ def bounded_rows(thetas: np.ndarray, dims: tuple = FREE) -> np.ndarray:
     return np.vstack([bounded(t, dims) for t in np.atleast_2d(thetas)])
 
 
+def _whole(dims: tuple) -> list[int]:
+    """The coordinates of whole-number assumptions (months, events), which a run rounds."""
+    return [j for j, p in enumerate(dims) if isinstance(p, Unsourced) and isinstance(value_at(RunConfig(), p.name), int)]
+
+
 def as_applied(values: np.ndarray, dims: tuple) -> np.ndarray:
     """Ensemble rows as a run applies them: a whole-number assumption (months, years, events) rounded,
     so that the ensemble file says what runs."""
-    out = np.array(values, dtype=float)
-    whole = [j for j, p in enumerate(dims) if isinstance(p, Unsourced) and isinstance(value_at(RunConfig(), p.name), int)]
+    out = np.array(values, dtype=float, ndmin=2)
+    whole = _whole(dims)
     out[:, whole] = np.round(out[:, whole])
+    return out
+
+
+def as_emulated(thetas: np.ndarray, dims: tuple) -> np.ndarray:
+    """The posterior's coordinates as the emulator reads them: a whole-number assumption as the value its
+    runs take, on its range scaled to [0, 1] (flat where the runs are the same, as the simulations are),
+    every other coordinate as it is."""
+    out = np.array(thetas, dtype=float, ndmin=2)
+    whole = _whole(dims)
+    if whole:
+        lo = np.array([dims[j].lo for j in whole])
+        hi = np.array([dims[j].hi for j in whole])
+        out[:, whole] = (np.round(lo + (hi - lo) / (1 + np.exp(-out[:, whole]))) - lo) / (hi - lo)
     return out
 
 

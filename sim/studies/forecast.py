@@ -302,7 +302,8 @@ def run(argv: list[str]) -> Path:
                 "region": cfg.region.name, "scenario": cfg.scenario, "n_agents": cfg.n_agents, "seed": seed,
                 "options": {k: opts[k] for k in ("params", "structural", "replicates")}, "runs": len(tables["runs"]),
                 "target_year": cfg.horizon.end_year, "structural_ranges": cfg.region.structural,
-                "drawn_assumptions": drawn_assumptions(tables["members"]), **calibration_checksums(), **config_files, "versions": package_versions("numba"),
+                "drawn_assumptions": drawn_assumptions(tables["members"], cfg),
+                "held_assumptions": held_assumptions(cfg), **calibration_checksums(), **config_files, "versions": package_versions("numba"),
                 "git_commit": git_commit(), "started": started}
     path = write_folder(out, tables, manifest)
     headline(tables, cfg, log)
@@ -310,13 +311,20 @@ def run(argv: list[str]) -> Path:
     return path
 
 
-def drawn_assumptions(members: pd.DataFrame) -> list[str]:
+def drawn_assumptions(members: pd.DataFrame, cfg: RunConfig) -> list[str]:
     """The assumptions without a source that the members ran with drawn values (the ensemble's columns
-    named by their dotted keys; none in an ensemble written before they were drawn): what the bands carry,
-    as the report says it."""
-    from .calibrate import UNSOURCED
+    named by their dotted keys; none in an ensemble written before they were drawn), but for those the
+    forecast's setting holds (`calibrate.held_assumptions`): what the bands carry, as the report says it."""
+    from .calibrate import UNSOURCED, held_assumptions
 
-    return [u.name for u in UNSOURCED if u.name in members.columns]
+    held = held_assumptions(cfg)
+    return [u.name for u in UNSOURCED if u.name in members.columns and u.name not in held]
+
+
+def held_assumptions(cfg: RunConfig) -> dict[str, float]:
+    from .calibrate import held_assumptions as held
+
+    return held(cfg)
 
 
 def headline(tables: dict, cfg: RunConfig, log) -> None:

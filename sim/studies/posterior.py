@@ -222,7 +222,7 @@ def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np
                      sigma: np.ndarray, model_var: np.ndarray, *, n_per_stage: int = 128, stages: int = 5,
                      spread: float = 1.0, size: int = 100, seed: int = 0, discrepancy: float = 1.0,
                      prior_share: float = 0.25, mcmc_steps: int = 4000, cross_dims: int | None = None,
-                     log=print) -> dict:
+                     emulated=None, log=print) -> dict:
     """Waves of simulations, an emulator and MCMC on the emulated posterior (see the module doc).
 
     `evaluate(thetas) -> simulated moment means` (rows). Wave 1 simulates `prior_share` of its points
@@ -234,8 +234,13 @@ def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np
     emulator_r2 and emulator_resid_sd (of the last fit), log_weight (log prior + log likelihood of
     each simulated point under the last emulator). `cross_dims`: the emulator's cross terms only among
     the first cross_dims coordinates (the fitted parameters, whose interactions the targets see; the
-    assumptions drawn with them get linear and square terms, which 640 points can fit in 37 coordinates).
+    assumptions drawn with them get linear and square terms, which 1,280 points can fit in 37 coordinates).
+    `emulated(thetas)`: the coordinates the emulator reads (default: thetas), so that it sees a setting as
+    the runs apply it: a whole number of months is flat across each logit interval that rounds to it, and
+    a quadratic in the logit made the months' lowest value (every logit below -3.85 runs as 0) look as
+    varied as the rest (a review).
     """
+    emulated = emulated or (lambda th: np.atleast_2d(th))
     d = theta_hat.size
     # a random walk's steps to cross the posterior grow with its dimension: 4,000 gave the 13 fitted
     # parameters an effective sample size of 124, and the 37 coordinates with the assumptions 41-67
@@ -254,17 +259,17 @@ def sample_posterior(evaluate, theta_hat: np.ndarray, prior: Prior, observed: np
         new_sims = evaluate(design)
         # the previous emulator against the new points: the root mean square of its errors, in likelihood sds
         # (their standard deviation, as before, said nothing of a bias common to every new point)
-        misses = [] if emu is None else [float(e) for e in np.sqrt(np.mean((new_sims - emu.predict(design)) ** 2, axis=0))
+        misses = [] if emu is None else [float(e) for e in np.sqrt(np.mean((new_sims - emu.predict(emulated(design))) ** 2, axis=0))
                                           / np.sqrt(sigma**2 + model_var + emu.resid_var)]
         check = ("; emulator error in the new points (rms / likelihood sd) " + ", ".join(f"{e:.2f}" for e in misses)
                  if misses else "")
         thetas = np.vstack([thetas, design])
         sims = np.vstack([sims, new_sims])
         stage_of = np.concatenate([stage_of, np.full(len(design), k + 1)])
-        emu = QuadraticEmulator(cross_dims=cross_dims).fit(thetas, sims, 2.0 ** (stage_of - k - 1))  # each wave twice the one before
+        emu = QuadraticEmulator(cross_dims=cross_dims).fit(emulated(thetas), sims, 2.0 ** (stage_of - k - 1))  # each wave twice the one before
 
         def log_post(th: np.ndarray, emu=emu) -> np.ndarray:
-            return prior.logpdf(th) + log_likelihood(emu.predict(th), observed, sigma, emu.resid_var + model_var)
+            return prior.logpdf(th) + log_likelihood(emu.predict(emulated(th)), observed, sigma, emu.resid_var + model_var)
 
         order = np.argsort(-log_post(thetas))
         top = thetas[order[: max(2 * d, len(thetas) // 8)]]

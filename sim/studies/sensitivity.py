@@ -153,7 +153,9 @@ def nominal_point(inputs: list[Input], cfg: RunConfig | None = None, log=None) -
                 node = getattr(node, part)
             v = float(node)
         held = min(max(v, i.lo), i.hi)
-        if held != v and log is not None:
+        # a fitted parameter's central value may lie outside the ensemble's 5-95% spread (its range here):
+        # said only for a draw's member, which the user chose, not on every default study
+        if held != v and log is not None and (i.group != "parameters" or getattr(cfg, "draw", None) is not None):
             log(f"warning: the nominal point (inputs.csv, noise.csv) holds {i.name} at {held:g}, the end of its range "
                 f"[{i.lo:g}, {i.hi:g}] nearest the config's {v:g}; widen the range (input.{i.name}=LO:HI) to hold "
                 f"it there")
@@ -556,7 +558,7 @@ def run(argv: list[str]) -> Path:
     manifest = {"kind": "sensitivity", "command": ["skillsim-sensitivity", *argv], "overrides": overrides,
                 "region": cfg.region.name, "n_agents": cfg.n_agents, "seed": cfg.seed, "years": list(years),
                 "outputs": list(OUTPUTS), "options": {k: v for k, v in opts.items() if k != "out"},
-                "runs": len(evaluator.batch.used), "library": "SALib", "versions": package_versions("SALib", "numba"),
+                "runs": len(evaluator.batch.used), "design_runs": len(tables["design"]), "library": "SALib", "versions": package_versions("SALib", "numba"),
                 **calibration_checksums(), **config_files,
                 "git_commit": git_commit(), "started": started}
     if "inputs_file_content" in opts:  # its path, text and ranges: the folder says what ran

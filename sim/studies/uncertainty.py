@@ -90,10 +90,19 @@ def draw_given(given: RunConfig, keys, k: int | None = None, by: str | None = No
     k = given.draw if k is None else k
     drawn = draw_config(given, k)
     before, after = _leaves(to_dict(given)), _leaves(to_dict(drawn))
+    columns = set(load_ensemble().columns)
     for key in keys:
         key = str(key).split("=", 1)[0].lstrip("+~").split("@", 1)[0]
         if key == "region.population":  # rescaled from the given one with a drawn uncertified share: it counts
             continue
+        if key in ASSUMPTION_RANGES and key in columns and key in before and before[key] == _leaves(
+                to_dict(RunConfig())).get(key):
+            # at its assumed value it is drawn like any other (a value away from it is held): given, it said
+            # "hold it" and was drawn in most runs, refused only where draw 0 moved it (a review)
+            raise ConfigError(key, before[key], f"a value other than its assumed {before[key]!r}: the calibration "
+                                                "ensemble draws it around that for each run (an assumption without a "
+                                                "source); drop it to carry its uncertainty, or give another value to "
+                                                "hold it there")
         if key in before and before[key] != after.get(key):
             where = ("a structural input of the region, drawn from its range in region.structural"
                      if key in given.region.structural else
