@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> None:
 @releases_claims
 def run(argv: list[str]) -> Path:
     from ..cli import compose_config
+    from .calibrate import held_assumptions
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     opts, overrides = parse(argv)
@@ -303,7 +304,8 @@ def run(argv: list[str]) -> Path:
                 "options": {k: opts[k] for k in ("params", "structural", "replicates")}, "runs": len(tables["runs"]),
                 "target_year": cfg.horizon.end_year, "structural_ranges": cfg.region.structural,
                 "drawn_assumptions": drawn_assumptions(tables["members"], cfg),
-                "held_assumptions": held_assumptions(cfg), **calibration_checksums(), **config_files, "versions": package_versions("numba"),
+                "held_assumptions": held_assumptions(cfg), **calibration_checksums(), **config_files,
+                "versions": package_versions("numba"),
                 "git_commit": git_commit(), "started": started}
     path = write_folder(out, tables, manifest)
     headline(tables, cfg, log)
@@ -319,12 +321,6 @@ def drawn_assumptions(members: pd.DataFrame, cfg: RunConfig) -> list[str]:
 
     held = held_assumptions(cfg)
     return [u.name for u in UNSOURCED if u.name in members.columns and u.name not in held]
-
-
-def held_assumptions(cfg: RunConfig) -> dict[str, float]:
-    from .calibrate import held_assumptions as held
-
-    return held(cfg)
 
 
 def headline(tables: dict, cfg: RunConfig, log) -> None:

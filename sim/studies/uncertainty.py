@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import qmc
 
-from ..config import ASSUMPTION_RANGES, RunConfig, with_number, with_value
+from ..config import RunConfig, with_number, with_value
 from ..errors import DataError
 
 DRAW_POINTS = 1024  # size of the fixed structural hypercube behind `draw_config`
@@ -90,13 +90,15 @@ def draw_given(given: RunConfig, keys, k: int | None = None, by: str | None = No
     k = given.draw if k is None else k
     drawn = draw_config(given, k)
     before, after = _leaves(to_dict(given)), _leaves(to_dict(drawn))
-    columns = set(load_ensemble().columns)
+    from .calibrate import UNSOURCED, held_assumptions
+
+    held, columns = held_assumptions(given), set(load_ensemble().columns)
+    drawn_here = {u.name for u in UNSOURCED if u.name in columns and u.name not in held}
     for key in keys:
         key = str(key).split("=", 1)[0].lstrip("+~").split("@", 1)[0]
         if key == "region.population":  # rescaled from the given one with a drawn uncertified share: it counts
             continue
-        if key in ASSUMPTION_RANGES and key in columns and key in before and before[key] == _leaves(
-                to_dict(RunConfig())).get(key):
+        if key in drawn_here and key in before:
             # at its assumed value it is drawn like any other (a value away from it is held): given, it said
             # "hold it" and was drawn in most runs, refused only where draw 0 moved it (a review)
             raise ConfigError(key, before[key], f"a value other than its assumed {before[key]!r}: the calibration "
@@ -105,9 +107,7 @@ def draw_given(given: RunConfig, keys, k: int | None = None, by: str | None = No
                                                 "hold it there")
         if key in before and before[key] != after.get(key):
             where = ("a structural input of the region, drawn from its range in region.structural"
-                     if key in given.region.structural else
-                     "an assumption without a source, which the calibration ensemble draws" if key in ASSUMPTION_RANGES
-                     else "a parameter of the calibration ensemble")
+                     if key in given.region.structural else "a parameter of the calibration ensemble")
             if by is not None:
                 raise ConfigError(key, before[key], f"not set here: {by} draws it for each run ({where}); drop it")
             raise ConfigError(key, before[key], f"not set together with draw={k}, whose joint draw replaces it "
