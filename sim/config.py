@@ -808,6 +808,17 @@ def value_at(cfg: Any, dotted: str) -> Any:
     return cfg
 
 
+@lru_cache(maxsize=None)
+def whole_number_field(dotted: str) -> bool:
+    """A setting that takes whole numbers (months, years, events), as RunConfig's default holds it: a drawn
+    or varied value is rounded to it (`with_number`). Cached: the calibration's chains ask it at every step."""
+    try:
+        value = value_at(RunConfig(), dotted)
+    except AttributeError:
+        return False
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def with_number(cfg: Any, dotted: str, value: float) -> Any:
     """`with_value` for a drawn or varied number: a whole-number field (months, years, events) gets the
     nearest whole number, as a user would write it; any other gets the float."""

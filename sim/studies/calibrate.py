@@ -36,7 +36,7 @@ from scipy.optimize import minimize
 
 from functools import partial
 
-from ..config import ASSUMED, ASSUMPTION_RANGES, CALIBRATION_FILE, HorizonParams, RunConfig, to_dict, value_at, with_number
+from ..config import ASSUMED, ASSUMPTION_RANGES, CALIBRATION_FILE, HorizonParams, RunConfig, to_dict, value_at, whole_number_field, with_number
 from ..errors import ConfigError, quiet_when_output_closed
 from ..ladder import pay_ratios
 from ..model import WorkforceModel
@@ -539,7 +539,7 @@ def bounded_rows(thetas: np.ndarray, dims: tuple = FREE) -> np.ndarray:
 
 def _whole(dims: tuple) -> list[int]:
     """The coordinates of whole-number assumptions (months, events), which a run rounds."""
-    return [j for j, p in enumerate(dims) if isinstance(p, Unsourced) and isinstance(value_at(RunConfig(), p.name), int)]
+    return [j for j, p in enumerate(dims) if isinstance(p, Unsourced) and whole_number_field(p.name)]
 
 
 def as_applied(values: np.ndarray, dims: tuple) -> np.ndarray:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import RunConfig, value_at, with_number
+from ..config import RunConfig, value_at, whole_number_field, with_number
 from ..errors import ConfigError, SkillsimError
 
 GROUPS = ("parameters", "structural", "levers")  # a study's inputs when none are chosen
@@ -314,13 +314,7 @@ def refuse_what_the_inputs_would_drop(cfg: RunConfig, inputs: list[Input], prog:
 
 def whole_number(i: Input) -> bool:
     """A setting that takes whole numbers (months, events): a run rounds a drawn value to it."""
-    if i.group not in ("config", "assumptions"):
-        return False
-    try:
-        value = value_at(RunConfig(), i.name)
-    except AttributeError:
-        return False
-    return isinstance(value, int) and not isinstance(value, bool)
+    return i.group in ("config", "assumptions") and whole_number_field(i.name)
 
 
 def as_run(inputs: list[Input], X: np.ndarray) -> np.ndarray:
