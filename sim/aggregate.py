@@ -158,20 +158,21 @@ def listed_bytes(folder: Path, name: str, manifest: dict) -> bytes:
     except PermissionError as exc:
         raise environment_fault(exc, path, "read") from None
     except OSError as exc:
-        raise DataError(f"{path}: unreadable or damaged ({type(exc).__name__}); {RUN_AGAIN.format(folder=folder)}") from None
+        raise DataError(f"{path}: unreadable or damaged ({type(exc).__name__}); {RUN_AGAIN.format(folder=folder, name=folder.name)}") from None
     digest = (manifest.get("files") or {}).get(name)
     if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
         size = (manifest.get("sizes") or {}).get(name)
         how = (f"truncated: {len(raw):,} of {size:,} bytes" if isinstance(size, int) and len(raw) < size
                else "changed since the job wrote it")
-        raise DataError(f"{path}: damaged ({how}); {RUN_AGAIN.format(folder=folder)}")
+        raise DataError(f"{path}: damaged ({how}); {RUN_AGAIN.format(folder=folder, name=folder.name)}")
     return raw
 
 
-#: how a damaged job is run again: a sweep skips a finished job (COMPLETE), so "re-run that job" named
-#: nothing that would (a user trial: the resume skipped it, skillsim-rerun refused a damaged folder)
-RUN_AGAIN = ("to run that job again, delete its folder ({folder}) and repeat the sweep's command, which runs "
-             "the jobs it lacks; skillsim-verify checks every file")
+#: how a damaged job is run again: the sweep's command, repeated, checks each finished job's files and runs a
+#: damaged one again, its folder kept aside (sim.sweep.set_aside); "re-run that job" named nothing that would
+#: (a user trial: the resume skipped it, skillsim-rerun refused a damaged folder)
+RUN_AGAIN = ("to run that job again, repeat the sweep's command: it keeps the damaged folder ({folder}) as "
+             ".{name}.damaged-1 and runs the job again; skillsim-verify checks every file")
 
 
 def read_job(folder: Path) -> dict:

@@ -33,7 +33,8 @@ from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL,
 from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER
 from .single_run import (INTERRUPTED, JOB_NAME, PROG, checked_with_files, errors_of_a_run, exit_now, fail, read_from,
                          run_entry, run_forecast, run_in_folder)
-from .sweep import as_typed_overrides, clear_failure, is_finished, log_progress, record_failure, sweeper_params
+from .sweep import (as_typed_overrides, clear_failure, damage, is_finished, log_progress, record_failure, set_aside,
+                    sweeper_params)
 from . import sweep
 from .sources import DEFAULT_TARGETS, load_targets
 
@@ -653,7 +654,8 @@ def failed_objective(dcfg: DictConfig):
 def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, value: bool = True):
     """One job of a multirun (`_job`), then its line of progress; an optimising sweeper's job is one
     trial, counted as such (sim.sweep.trial_done): trials with the same settings share a job folder."""
-    kept = value and is_finished(job_dir)  # answered from a finished folder: no run, no time for the ETA's rate
+    kept = value and is_finished(job_dir) and not damage(job_dir)  # answered from a finished folder: no run, no
+    # time for the ETA's rate
     result = _job(dcfg, job_dir, overrides, job_num, value)
     if value:
         sweep.trial_done(job_dir.parent, job_num, ran=not kept)
@@ -662,7 +664,8 @@ def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: i
 
 
 def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, value: bool = True):
-    """One job of a multirun: claim it, skip it if finished or run elsewhere, record a failure instead of raising.
+    """One job of a multirun: claim it, skip it if finished (and intact) or run elsewhere, record a failure
+    instead of raising. A finished folder that is damaged is set aside (sim.sweep.set_aside) and run again.
 
     The claim (sim.claims) makes two processes sharing the sweep folder run each job once: a job held
     by a live process is skipped, the claim of a dead one is taken over. Only the holder of the claim
@@ -672,7 +675,7 @@ def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, va
     """
     _quiet_worker_interrupts()
     end_with_parent()  # a worker outlived a main process killed with SIGKILL
-    if is_finished(job_dir):
+    if is_finished(job_dir) and not damage(job_dir):
         log.info("job %s: already finished, skipped", job_dir.name)
         return job_objective(dcfg, job_dir) if value else None
     nan = failed_objective(dcfg) if value else None
@@ -696,10 +699,16 @@ def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, va
         if held.previous is not None:
             log.warning("job %s: took over the claim of %s, which is no longer running", job_dir.name,
                         held.previous)
-        if is_finished(job_dir):  # finished by another process between our check and our claim
+        problems = damage(job_dir) if is_finished(job_dir) else []
+        if is_finished(job_dir) and not problems:  # finished by another process between our check and our claim
             log.info("job %s: already finished, skipped", job_dir.name)
         else:
             try:
+                if problems:  # changed since it finished: its files are not the run's; the run gives them again
+                    aside = set_aside(job_dir)
+                    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+                    log.warning("job %s: its finished folder is damaged: %s%s; kept as %s, and the job runs again",
+                                job_dir.name, problems[0], more, aside.name)
                 clear_failure(job_dir)
                 refuse_numbers_for_switches(dcfg, overrides)  # a job's config has no hydra node to read them from
                 cfg, data = config_from_hydra(dcfg, job_hydra().runtime.choices.get("region"), overrides)

@@ -5,7 +5,8 @@
   started to resume it, two cluster array tasks) run every job once between them. A job claimed by
   a live process is skipped; the claim of a dead process is taken over.
 - A job whose folder already holds a finished run (COMPLETE) is skipped, so re-running a sweep into
-  the same folder only runs what is missing or failed.
+  the same folder only runs what is missing or failed. A finished folder whose files changed since
+  (`damage`: checked against its manifest) is set aside whole and the job runs again.
 - A job that fails writes a FAILED record (error, overrides) into its folder and returns normally,
   so the other jobs go on and the aggregate lists the failure. A failure caused by the machine (disk
   full, permission denied, ...) is marked as such; if even FAILED cannot be written, the job is left
@@ -55,6 +56,28 @@ _last_progress = [0.0]
 
 def is_finished(job_dir: Path) -> bool:
     return (job_dir / COMPLETE_MARKER).exists()
+
+
+def damage(job_dir: Path) -> list[str]:
+    """What is wrong with a finished job's folder, checked against its manifest as skillsim-verify checks
+    it (a file changed, truncated, missing or added since the job finished); [] for an intact folder.
+    A resume runs a damaged job again rather than keep its files as finished (`set_aside`)."""
+    from .verify import Report, verify_run
+
+    report = Report()
+    verify_run(job_dir, report)
+    return report.problems
+
+
+def set_aside(job_dir: Path) -> Path:
+    """Move a damaged finished job's folder to a hidden sibling `.NAME.damaged-K` (the first K free), under
+    the job's claim, so that the job can run again into its own name and nothing of the old folder is
+    lost. Aggregation and skillsim-verify skip hidden folders."""
+    k = 1
+    while (aside := job_dir.parent / f".{job_dir.name}.damaged-{k}").exists():
+        k += 1
+    os.rename(job_dir, aside)
+    return aside
 
 
 def clear_failure(job_dir: Path) -> None:

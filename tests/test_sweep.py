@@ -415,6 +415,30 @@ def test_one_failing_job_does_not_stop_the_others(tmp_path):
     assert (pd.read_csv(out / "runs.csv")["status"] == "ok").all()
 
 
+def test_a_resume_runs_a_damaged_finished_job_again_and_keeps_the_damaged_folder(tmp_path):
+    """A finished job whose files changed afterwards is not kept as finished by a resume: it is set aside
+    whole (nothing lost) and run again, which gives the bytes it first wrote; the intact job is skipped."""
+    out, first = sweep(tmp_path, "damaged", "replicate=0,1", *SMALL, "hydra/launcher=basic")
+    assert first.returncode == 0, first.stderr[-2000:]
+    jobs = sorted(p.parent for p in out.glob("*/COMPLETE") if not p.parent.name.startswith("."))
+    assert len(jobs) == 2
+    hit, intact = jobs
+    original = (hit / "series.csv").read_bytes()
+    damaged = original.replace(b",", b";", 1)
+    (hit / "series.csv").write_bytes(damaged)
+    intact_started = json.loads((intact / "manifest.json").read_text())["started"]
+    again = skillsim("-m", "replicate=0,1", *SMALL, "hydra/launcher=basic", f"hydra.sweep.dir={out}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stderr.count("already finished, skipped") == 1
+    assert f"job {hit.name}: its finished folder is damaged: {hit / 'series.csv'}: changed" in again.stderr
+    assert (hit / "series.csv").read_bytes() == original, "the job ran again and wrote what it first wrote"
+    aside = out / f".{hit.name}.damaged-1"
+    assert (aside / "series.csv").read_bytes() == damaged, "the damaged folder is kept whole"
+    assert json.loads((intact / "manifest.json").read_text())["started"] == intact_started
+    check = subprocess.run([sys.executable, "-m", "sim.verify", str(out)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 @pytest.mark.slow  # end to end, about 30-50 s on 2 cores
 def test_killed_sweep_resumes_with_only_unfinished_jobs(tmp_path):
     args = ["scenario=baseline,training_boost", "replicate=range(0,8)", "n_agents=4000", "horizon.end_year=2026",

@@ -86,16 +86,14 @@ def test_a_broken_aggregation_exits_non_zero_with_one_line(replicates, tmp_path)
     (job / "summary.json").unlink()  # after the jobs finished
     proc = run("sim.aggregate", str(broken), cwd=tmp_path)
     assert_one_line_error(proc, "skillsim-aggregate", EXIT_DATA, str(job / "summary.json"), "unreadable or damaged")
-    # re-running the sweep into the folder: the jobs are finished, the aggregation fails: one line, exit 3
-    proc = run("sim", *REPLICATES, f"hydra.sweep.dir={broken}", cwd=tmp_path)
-    assert_one_line_error(proc, "skillsim", EXIT_DATA, str(job / "summary.json"))
-    assert "already finished, skipped" in proc.stderr
-    # the line says how to run the job again ("re-run that job": the resume skips it, as just seen), and
-    # doing what it says gives the tables back
-    assert f"to run that job again, delete its folder ({job}) and repeat the sweep's command" in proc.stderr
-    shutil.rmtree(job)
+    # the line says how to run the job again, and doing what it says gives the tables back: the sweep's
+    # command, repeated, runs the damaged job again (its folder kept aside) and skips the intact ones
+    assert f"to run that job again, repeat the sweep's command: it keeps the damaged folder ({job})" in proc.stderr
     proc = run("sim", *REPLICATES, f"hydra.sweep.dir={broken}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert f"job {job.name}: its finished folder is damaged: {job / 'summary.json'}: missing" in proc.stderr
+    assert proc.stderr.count("already finished, skipped") == len([p for p in out.iterdir() if (p / "COMPLETE").is_file()]) - 1
+    assert (broken / f".{job.name}.damaged-1" / "series.csv").is_file()
     assert (broken / "runs.csv").read_bytes() == (out / "runs.csv").read_bytes()
 
 
