@@ -686,10 +686,20 @@ def in_process(monkeypatch, tmp_path):
         signal.signal(sig, handler)
 
 
+#: sweep and optimiser (Optuna) cases the default run keeps, of each kind; the rest run with the slow tests
+#: (each composes a sweep, 0.3-1 s), so that the default run stays within 3 minutes on 2 cores
+FAST_SWEEP_CASES = 8
+
+
 def params(cases):
-    out = []
+    out, seen = [], {"optuna": 0, "sweep": 0}
     for c in cases:
         marks = [pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else []
+        kind = c.id.split("-")[0]
+        if kind in seen:
+            seen[kind] += 1
+            if seen[kind] > FAST_SWEEP_CASES:
+                marks.append(pytest.mark.slow)
         out.append(pytest.param(c, id=c.id, marks=marks))
     return out
 
@@ -734,6 +744,7 @@ def e2e_results(places, tmp_path_factory):
             for k, (tmp, before, proc) in results.items()}
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 @pytest.mark.parametrize("case", params(E2E))
 def test_bad_input_end_to_end(case, places, e2e_results):
     tmp, before, proc, after = e2e_results[case.id]

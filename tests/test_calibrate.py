@@ -148,6 +148,7 @@ def test_an_interrupted_calibration_leaves_no_folder_and_says_so(tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_calibration_replaces_the_packages_only_when_asked(monkeypatch, tmp_path):
     """A trial with a tiny budget (max_evals=3) replaced sim/data/calibration.yaml, its ensemble and the
     parameter table of docs/model.md, and every later run forecast from it (29.1% for 2030 against 36.1%)

@@ -91,6 +91,7 @@ def test_existing_results_are_never_overwritten(tmp_path):
 @pytest.mark.parametrize("region", ["chongqing", "national", "zhong_county"])
 @pytest.mark.parametrize("scenario", ["baseline", "no_policy", "training_boost", "competition_push",
                                       "studio_expansion", "combined"])
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_every_preset_and_scenario_composes(region, scenario):
     cfg = compose_run(f"region={region}", f"scenario={scenario}")
     assert cfg.region.name == region and cfg.scenario == scenario
@@ -157,6 +158,7 @@ def test_the_command_ends_normally_under_a_profiler_and_with_its_output_closed(t
     assert closed.returncode == 0 and "Error" not in closed.stderr
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 @pytest.mark.parametrize("region", ["chongqing", "national", "zhong_county"])
 def test_config_yaml_is_pyyamls_safe_dump_text_for_every_preset(region):
     """sim.results.yaml_text (libyaml's emitter) writes config.yaml as yaml.safe_dump does, byte for
@@ -273,6 +275,7 @@ def test_a_key_given_twice_beside_a_flag_is_kept_once_too(tmp_path):
     assert config["n_agents"] == 600 and config["seed"] == 4
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 @pytest.mark.parametrize("sweep", [False, True])
 def test_the_value_a_key_given_twice_drops_is_not_checked(tmp_path, sweep):
     """`skillsim n_agents=abc n_agents=1000` warned that 1000 is used, then refused `abc`: the dropped value

@@ -524,6 +524,7 @@ def test_the_kernels_load_beside_the_construction_and_no_loading_thread_outlives
     assert out.stdout.strip() == "True 1 [] []"
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_fresh_process_builds_with_the_numpy_passes_while_a_thread_imports_the_compiled(tmp_path):
     """In a process that has not imported the compiled passes, a large run's construction starts
     before they are imported (numba's import and their loading run on a second thread meanwhile,
@@ -1100,6 +1101,7 @@ print("child", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 
 @pytest.mark.parametrize("env, expected", [({}, "numba"), ({"OMP_NUM_THREADS": "1"}, "1"),
                                            ({"NUMBA_NUM_THREADS": "1"}, "1"), ({"OMP_NUM_THREADS": "x"}, "numba")])
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_the_threads_are_numbas_capped_by_omp_num_threads(env, expected):
     import subprocess
     import sys

@@ -174,6 +174,7 @@ def test_an_emptied_mapping_takes_the_entries_given_after_it_and_reaches_sweeps_
     assert "  structural: {}" in (tmp_path / "run" / "config.yaml").read_text()
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_config_of_the_users_own_named_as_a_shipped_one_is_refused(tmp_path):
     """my_conf/region/chongqing.yaml with the population changed: Hydra read the shipped preset first, and
     the run gave the shipped numbers with exit 0 while its manifest named the user's folder (a user

@@ -202,6 +202,7 @@ def test_the_page_speaks_chinese(page):
     assert page.find(v.Slider, label=app.LABELS["zh"]["training"]).widgets
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_the_command_and_study_file_reproduce_the_view(tmp_path):
     """The shown command and the exported study file compose to the view's own settings (a preset's
     levers moved by hand included), and sweep the same draws."""
@@ -599,6 +600,7 @@ def test_a_charts_png_has_the_resolution_asked_for_whatever_the_process_settings
                                                         round(fig.get_figheight() * dpi)), (key, dpi)
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_the_page_shows_each_charts_png_and_downloads_it_sharper(monkeypatch, request):
     """The page's images are the charts' PNGs at the figure's resolution (what solara.FigureMatplotlib
     showed), the same bytes as drawing the result again; a chart's PNG download is at DOWNLOAD_DPI."""

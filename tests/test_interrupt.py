@@ -413,6 +413,7 @@ sys.exit(run("sim.studies.forecast:main"))
                                       # the slow machine, run with the slow tests (the fast suite keeps to 3 minutes)
                                       pytest.param("after", signal.SIGTERM, marks=pytest.mark.slow),
                                       pytest.param("teardown", signal.SIGINT, marks=pytest.mark.slow)])
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_study_interrupted_as_it_publishes_says_what_it_left(tmp_path, when, sig):
     """Ctrl-C or SIGTERM in a study's last second: exit 130 with "wrote" said and the folder complete, or
     exit 0 with a traceback of loky's exit function (a user trial, 7 of 8 delays). Now an interrupt before
@@ -451,6 +452,7 @@ sys.exit(skillsim())
 """
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 @pytest.mark.parametrize("route", ["hydra", "cached"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_single_run_interrupted_once_its_folder_is_in_place_ends_as_written(tmp_path, sig, route):

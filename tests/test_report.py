@@ -912,6 +912,7 @@ def test_spend_contour_labels_write_every_level_exactly():
     assert sorted(float(t) for t in texts) == sorted(v for v in cs.levels if 1.5 < v < 10.5)
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_remembered_text_widths_wrap_a_header_as_measuring_each_line_afresh():
     """fit_lines remembers the width of each line it measures (sim.report.style._text_width); the
     lines it gives must be those that measuring every line again gives, in both languages (whose fonts

@@ -428,6 +428,7 @@ def forecast_folder(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_study_folder_is_rerun_by_its_command_and_every_file_compared(forecast_folder, tmp_path, capsys, monkeypatch):
     """skillsim-rerun on a forecast's folder runs its recorded command again into results/reruns/<name>,
     here NAME-2 as NAME is taken: every file the manifests list has the same checksum, exit 0; the
@@ -459,6 +460,7 @@ def test_a_study_folder_is_rerun_by_its_command_and_every_file_compared(forecast
     assert [p.name for p in taken.iterdir()] == ["notes.txt"]
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_study_rerun_that_differs_names_the_files_and_a_changed_study_is_not_rerun(forecast_folder, tmp_path,
                                                                                        capsys, monkeypatch):
     """A study folder resealed after one table was edited (so it verifies) reruns and differs there only:
@@ -568,6 +570,7 @@ def test_the_study_runner_names_the_study_in_its_messages():
     assert done.returncode == 130 and done.stderr.strip().splitlines()[-1] == "skillsim-plan: interrupted", done.stderr
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_folder_of_studies_and_a_relative_path_the_study_reads_are_said(forecast_folder, tmp_path, capsys,
                                                                         monkeypatch, caplog):
     """A folder holding study folders side by side is named as such (not as a sweep); a relative path the

@@ -221,6 +221,7 @@ def cases_on_the_inputs(n: int, seed: int) -> pd.DataFrame:
     return sensitivity.runs_table(LEVERS, X, [0], {"high_skill_share@2030": np.zeros((n, 1))})
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_discover_finds_the_issues_box_at_its_default_settings():
     """The command's own analysis (discover.analyse) at the default n, threshold, peel_alpha and
     mass_min: the box's upper bounds on training and studio lie within one sampling step of 0.5 (the
@@ -292,6 +293,7 @@ def test_the_discovery_sentence_gives_the_statistics_of_the_box_it_names():
     assert f"it holds in {sig['density']:.0%} of the runs (mass {sig['mass']:.0%}, coverage 100%)" in said
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_without_a_box_at_the_threshold_discover_gives_the_densest_and_says_so():
     """With mass_min=0.05 PRIM stops before the 2.8% box, so no box reaches density 0.8: the choice is the
     densest box on the trajectory (then the most coverage), which restricts training and studio, not the
@@ -445,6 +447,7 @@ def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, monkeypatch, r
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 @pytest.mark.parametrize("cmd,args,field", [("sensitivity", ["method=fast"], "method"), ("discover", [], "condition")])
 def test_a_bad_option_exits_2_from_its_own_process(tmp_path, cmd, args, field):
     r = subprocess.run([sys.executable, "-m", f"sim.studies.{cmd}", *args, f"out={tmp_path / 'x'}"], cwd=tmp_path,
@@ -536,6 +539,7 @@ def test_an_inputs_file_chooses_the_inputs_with_the_command_line_winning_and_is_
 REGION = {"name": "chongqing", "label_en": "Chongqing", "label_zh": "重庆"}
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_the_chinese_discovery_report_says_the_box_in_chinese_with_the_same_numbers():
     """The zh report builds its sentence from choice.json's numbers and box.csv's restricted inputs (lever
     names in Chinese), with no English left; the en report keeps choice.json's statement."""
@@ -561,6 +565,7 @@ def test_the_chinese_discovery_report_says_the_box_in_chinese_with_the_same_numb
         assert "levers.training.intensity" not in zh  # the box table names the levers in Chinese too
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_the_mu_sigma_figure_draws_every_output_of_every_year():
     from sim.report.sensitivity import mu_sigma_figure
 
@@ -1171,6 +1176,7 @@ def test_the_chinese_discovery_sentence_gives_the_significant_restrictions_their
     assert "18次中11次" in zh and "61%" in zh
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_the_tradeoff_figure_marks_the_held_out_density_beside_the_optimistic_one():
     """The trade-off chart showed the chosen box at its in-sample density only (93% in a trial whose
     held-out density was 38%); the held-out box is drawn and listed in the figure's CSV."""
@@ -1194,6 +1200,7 @@ def test_the_tradeoff_figure_marks_the_held_out_density_beside_the_optimistic_on
 
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_the_box_chart_states_the_in_sample_density_beside_the_held_out_one():
     """The box chart drew the box with no word of its density, which is optimistic (a user trial)."""
     from matplotlib.text import Text

@@ -75,6 +75,7 @@ def test_every_launcher_gives_the_same_numbers(grid_sweeps, tmp_path):
         assert (joblib_dir / table).read_bytes() == (basic_dir / table).read_bytes(), table
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_joblib_with_one_job_at_a_time_runs_and_gives_the_same_numbers(grid_sweeps, tmp_path):
     """hydra.launcher.n_jobs=1: joblib runs each job in this process without pickling it, so the job got
     the launch's shared arguments unshipped and ended "a bug in skillsim" (TypeError: Value after * must
@@ -167,6 +168,7 @@ def test_a_job_repeating_anothers_settings_written_otherwise_is_counted_once(gri
     assert repeated_jobs(jobs) == {"b": "a", "c": "a"}
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_sweep_extended_with_a_value_written_otherwise_ends_complete(tmp_path):
     """The repeat (`2.00` after `2`) is left out of the tables and is not a job "not started" (exit 5 on
     every run after it, which repeating the command could not fix: a review)."""
@@ -323,6 +325,7 @@ def test_a_finished_jobs_damaged_series_is_refused_and_the_tables_stay(grid_swee
     assert {t: (folder / t).read_bytes() for t in TABLES} == before
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_sweep_into_a_run_folder_or_a_folder_of_other_files_is_refused(tmp_path):
     """A sweep aimed at a finished run's folder wrote its jobs and tables into it (the run then failed
     skillsim-verify), and one aimed at a folder of the user's files overwrote their runs.csv: both are
@@ -415,10 +418,12 @@ def test_one_failing_job_does_not_stop_the_others(tmp_path):
     assert (pd.read_csv(out / "runs.csv")["status"] == "ok").all()
 
 
+@pytest.mark.slow  # the default run checks the same through a missing summary (test_sweep_faults)
 def test_a_resume_runs_a_damaged_finished_job_again_and_keeps_the_damaged_folder(tmp_path):
     """A finished job whose files changed afterwards is not kept as finished by a resume: it is set aside
     whole (nothing lost) and run again, which gives the bytes it first wrote; the intact job is skipped."""
-    out, first = sweep(tmp_path, "damaged", "replicate=0,1", *SMALL, "hydra/launcher=basic")
+    tiny = ["replicate=0,1", "n_agents=400", "horizon.end_year=2025", SHORT_HISTORY, "hydra/launcher=basic"]
+    out, first = sweep(tmp_path, "damaged", *tiny)
     assert first.returncode == 0, first.stderr[-2000:]
     jobs = sorted(p.parent for p in out.glob("*/COMPLETE") if not p.parent.name.startswith("."))
     assert len(jobs) == 2
@@ -427,7 +432,7 @@ def test_a_resume_runs_a_damaged_finished_job_again_and_keeps_the_damaged_folder
     damaged = original.replace(b",", b";", 1)
     (hit / "series.csv").write_bytes(damaged)
     intact_started = json.loads((intact / "manifest.json").read_text())["started"]
-    again = skillsim("-m", "replicate=0,1", *SMALL, "hydra/launcher=basic", f"hydra.sweep.dir={out}", cwd=tmp_path)
+    again = skillsim("-m", *tiny, f"hydra.sweep.dir={out}", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stderr.count("already finished, skipped") == 1
     assert f"job {hit.name}: its finished folder is damaged: {hit / 'series.csv'}: changed" in again.stderr

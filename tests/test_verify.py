@@ -167,6 +167,7 @@ def test_a_report_written_into_the_folder_is_noted_not_flagged(run, sweep_dir, c
     assert code == EXIT_INTEGRITY and out[0] == f"{run / 'report'}: unexpected folder: not in the manifest"
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_killed_reports_working_folder_is_noted_and_the_next_report_removes_it(run, capsys):
     """`timeout -s KILL 2 skillsim-report RUN` left RUN/.report.report-tmp-PID, and skillsim-verify then
     failed the finished run (exit 6), so skillsim-rerun refused it; a later report did not clean it up."""
