@@ -171,8 +171,10 @@ def listed_bytes(folder: Path, name: str, manifest: dict) -> bytes:
 #: how a damaged job is run again: the sweep's command, repeated, checks each finished job's files and runs a
 #: damaged one again, its folder kept aside (sim.sweep.set_aside); "re-run that job" named nothing that would
 #: (a user trial: the resume skipped it, skillsim-rerun refused a damaged folder)
-RUN_AGAIN = ("to run that job again, repeat the sweep's command: it keeps the damaged folder ({folder}) as "
-             ".{name}.damaged-1 and runs the job again; skillsim-verify checks every file")
+RUN_AGAIN = ("to run that job again, repeat the sweep's command: it keeps the damaged folder ({folder}) as a "
+             "hidden .{name}.damaged-N and runs the job again (an optimiser's sweep may propose other settings "
+             "and not come back to it: then move the folder out and run skillsim-aggregate on the sweep); "
+             "skillsim-verify checks every file")
 
 
 def read_job(folder: Path) -> dict:

@@ -27,14 +27,14 @@ from omegaconf.errors import (InterpolationKeyError, InterpolationResolutionErro
 from . import claims
 from .config import RunConfig, from_mapping
 from .errors import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OUTPUT, EXIT_PARTIAL, WORKER_KILLED, ConfigError,
-                     MissingSetting, SkillsimError, caused_by_interrupt, debug_enabled, environment_fault,
+                     MissingSetting, SkillsimError, caused_by_interrupt, debug_enabled, environment_fault, os_reason,
                      end_with_parent, given_once, internal_error, stop_on_signal, quiet_when_output_closed,
                      worker_killed)
 from .results import COMMAND_ENV, COMPLETE_MARKER, FAILED_MARKER
 from .single_run import (INTERRUPTED, JOB_NAME, PROG, checked_with_files, errors_of_a_run, exit_now, fail, read_from,
                          run_entry, run_forecast, run_in_folder)
-from .sweep import (as_typed_overrides, clear_failure, damage, is_finished, log_progress, record_failure, set_aside,
-                    sweeper_params)
+from .sweep import (as_typed_overrides, clear_failure, damage, finished_intact, is_finished, log_progress, record_failure,
+                    set_aside, sweeper_params)
 from . import sweep
 from .sources import DEFAULT_TARGETS, load_targets
 
@@ -654,8 +654,7 @@ def failed_objective(dcfg: DictConfig):
 def _sweep_job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, value: bool = True):
     """One job of a multirun (`_job`), then its line of progress; an optimising sweeper's job is one
     trial, counted as such (sim.sweep.trial_done): trials with the same settings share a job folder."""
-    kept = value and is_finished(job_dir) and not damage(job_dir)  # answered from a finished folder: no run, no
-    # time for the ETA's rate
+    kept = value and finished_intact(job_dir)  # answered from a finished folder: no run, no time for the ETA's rate
     result = _job(dcfg, job_dir, overrides, job_num, value)
     if value:
         sweep.trial_done(job_dir.parent, job_num, ran=not kept)
@@ -675,7 +674,7 @@ def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, va
     """
     _quiet_worker_interrupts()
     end_with_parent()  # a worker outlived a main process killed with SIGKILL
-    if is_finished(job_dir) and not damage(job_dir):
+    if finished_intact(job_dir):
         log.info("job %s: already finished, skipped", job_dir.name)
         return job_objective(dcfg, job_dir) if value else None
     nan = failed_objective(dcfg) if value else None
@@ -690,9 +689,9 @@ def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, va
         if value:  # an optimising sweeper's trial with the settings of a trial running now: that run's value is its
             log.info("job %s: being run by %s; waiting for its result", job_dir.name,
                      claims.holder(job_dir) or "another process")
-            while not is_finished(job_dir) and claims.live_holder(job_dir) is not None:
+            while claims.live_holder(job_dir) is not None:  # to its end: a holder may be setting a damaged folder aside
                 time.sleep(0.2)
-            return job_objective(dcfg, job_dir) if is_finished(job_dir) else nan
+            return job_objective(dcfg, job_dir) if finished_intact(job_dir) else nan
         log.info("job %s: being run by %s; skipped", job_dir.name, claims.holder(job_dir) or "another process")
         return nan
     with held:
@@ -700,15 +699,20 @@ def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, va
             log.warning("job %s: took over the claim of %s, which is no longer running", job_dir.name,
                         held.previous)
         problems = damage(job_dir) if is_finished(job_dir) else []
-        if is_finished(job_dir) and not problems:  # finished by another process between our check and our claim
+        if problems:  # changed since it finished: its files are not the run's; the run gives them again
+            try:
+                aside = set_aside(job_dir)
+            except OSError as exc:  # nothing moved: the folder stays as it is, neither finished anew nor failed
+                log.error("job %s: its finished folder is damaged (%s), and cannot be set aside to run it again: %s",
+                          job_dir.name, problems[0], os_reason(exc))
+                return nan
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            log.warning("job %s: its finished folder is damaged: %s%s; kept as %s, and the job runs again",
+                        job_dir.name, problems[0], more, aside.name)
+        if is_finished(job_dir):  # finished by another process between our check and our claim
             log.info("job %s: already finished, skipped", job_dir.name)
         else:
             try:
-                if problems:  # changed since it finished: its files are not the run's; the run gives them again
-                    aside = set_aside(job_dir)
-                    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-                    log.warning("job %s: its finished folder is damaged: %s%s; kept as %s, and the job runs again",
-                                job_dir.name, problems[0], more, aside.name)
                 clear_failure(job_dir)
                 refuse_numbers_for_switches(dcfg, overrides)  # a job's config has no hydra node to read them from
                 cfg, data = config_from_hydra(dcfg, job_hydra().runtime.choices.get("region"), overrides)

@@ -60,13 +60,23 @@ def is_finished(job_dir: Path) -> bool:
 
 def damage(job_dir: Path) -> list[str]:
     """What is wrong with a finished job's folder, checked against its manifest as skillsim-verify checks
-    it (a file changed, truncated, missing or added since the job finished); [] for an intact folder.
-    A resume runs a damaged job again rather than keep its files as finished (`set_aside`)."""
-    from .verify import Report, verify_run
+    it (a file changed, truncated, missing or added since the job finished); [] for an intact folder, and
+    for one that cannot be read now (permission denied, an I/O error, moved aside by another resumer):
+    that is not known to be damaged, and re-running it could not mend it. A resume runs a damaged job
+    again rather than keep its files as finished (`set_aside`)."""
+    from .verify import CANNOT_READ, Report, verify_run
 
     report = Report()
-    verify_run(job_dir, report)
-    return report.problems
+    try:
+        verify_run(job_dir, report)
+    except OSError:
+        return []
+    return [p for p in report.problems if CANNOT_READ not in p]
+
+
+def finished_intact(job_dir: Path) -> bool:
+    """A finished job whose folder is as it wrote it (`damage`): a resume, or a SLURM resubmission, skips it."""
+    return is_finished(job_dir) and not damage(job_dir)
 
 
 def set_aside(job_dir: Path) -> Path:

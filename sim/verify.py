@@ -97,6 +97,10 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
+#: a listed file that could not be read (permission denied, an I/O error): not known to be changed
+CANNOT_READ = "cannot be read"
+
+
 def verify_run(folder: Path, report: Report) -> None:
     """Check one run folder against its manifest; append one line per problem to `report`."""
     report.checked += 1
@@ -161,7 +165,7 @@ def check_listed(folder: Path, manifest_path: Path, raw: bytes, report: "Report"
             actual = sha256(path)
             size = path.stat().st_size
         except OSError as exc:
-            bad(f"{path}: cannot be read ({exc.strerror or exc})")
+            bad(f"{path}: {CANNOT_READ} ({exc.strerror or exc})")
             continue
         report.files += 1
         expected_size = sizes.get(name)

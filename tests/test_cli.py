@@ -158,8 +158,8 @@ def test_the_command_ends_normally_under_a_profiler_and_with_its_output_closed(t
     assert closed.returncode == 0 and "Error" not in closed.stderr
 
 
-@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
-@pytest.mark.parametrize("region", ["chongqing", "national", "zhong_county"])
+@pytest.mark.parametrize("region", ["chongqing", pytest.param("national", marks=pytest.mark.slow),
+                                    pytest.param("zhong_county", marks=pytest.mark.slow)])  # one by default
 def test_config_yaml_is_pyyamls_safe_dump_text_for_every_preset(region):
     """sim.results.yaml_text (libyaml's emitter) writes config.yaml as yaml.safe_dump does, byte for
     byte: the composed config of every scenario of each region, with text that needs quoting, Chinese

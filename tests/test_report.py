@@ -866,6 +866,34 @@ def test_legend_check_finds_cut_off_legends_and_look_alike_keys():
     assert any("cut off" in p for p in cut)
 
 
+def test_a_legend_key_too_short_for_its_line_style_is_found_and_the_targets_keys_show_theirs():
+    """Fig. 1's national target (a dash-dot line with a star) had a key that looked solid: 2.2 font sizes
+    of 8 points less the star's 9 left 4.3 points each side for matplotlib's 10.6-point pattern."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from sim.report.figures import LEGEND_HANDLE
+    from sim.report.style import language, legend_problems, rc
+
+    def problems(handlelength, marker="*", ls="-."):
+        with language("en"):
+            fig = Figure(figsize=(4, 3))
+            FigureCanvasAgg(fig)
+            ax = fig.subplots()
+            ax.plot([0, 1], [0.5, 0.5], color="#666666", ls=ls, lw=1.0, marker=marker, ms=9, label="target")
+            ax.legend(handlelength=handlelength)
+            fig.canvas.draw()
+            w, h = fig.get_size_inches() * fig.dpi
+            return legend_problems(fig, w, h)
+
+    pattern = sum(rc("en")["lines.dashdot_pattern"])
+    assert problems(2.2) == [f"legend key of 'target' shows {(2.2 * 8 - 9) / 2:.1f} points of its line, less than "
+                             f"its {pattern:.1f}-point pattern: it looks solid"]
+    assert problems(LEGEND_HANDLE) == [] and problems(LEGEND_HANDLE, ls="--") == []
+    assert problems(2.2, marker="") == []  # without a star all 17.6 points show: a pattern and more
+    assert (LEGEND_HANDLE * 8 - 9) / 2 >= pattern
+
+
 @pytest.mark.slow  # a 48-job and a 30-job sweep, and their reports: about 2-3 minutes on 2 cores
 @pytest.mark.parametrize("grid, replicates", [
     # the issue's case: 4 x 3 x 2 = 24 settings of 3 levers; its layout check failed before

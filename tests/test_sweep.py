@@ -75,7 +75,6 @@ def test_every_launcher_gives_the_same_numbers(grid_sweeps, tmp_path):
         assert (joblib_dir / table).read_bytes() == (basic_dir / table).read_bytes(), table
 
 
-@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_joblib_with_one_job_at_a_time_runs_and_gives_the_same_numbers(grid_sweeps, tmp_path):
     """hydra.launcher.n_jobs=1: joblib runs each job in this process without pickling it, so the job got
     the launch's shared arguments unshipped and ended "a bug in skillsim" (TypeError: Value after * must
@@ -325,7 +324,6 @@ def test_a_finished_jobs_damaged_series_is_refused_and_the_tables_stay(grid_swee
     assert {t: (folder / t).read_bytes() for t in TABLES} == before
 
 
-@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_sweep_into_a_run_folder_or_a_folder_of_other_files_is_refused(tmp_path):
     """A sweep aimed at a finished run's folder wrote its jobs and tables into it (the run then failed
     skillsim-verify), and one aimed at a folder of the user's files overwrote their runs.csv: both are

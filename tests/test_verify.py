@@ -431,3 +431,35 @@ def test_reruns_sweeps_and_hydras_own_route_inside_finished_results_are_refused(
     assert sorted(p.name for p in run.iterdir()) == before
     code, _, _ = verify(run, capsys=capsys)
     assert code == EXIT_OK
+
+
+def test_a_resume_calls_a_job_damaged_only_for_what_changed_not_for_what_cannot_be_read(run, monkeypatch):
+    """sim.sweep.damage decides whether a resume sets a finished job aside and runs it again: a changed or
+    added file is damage; a file that cannot be read now (permission denied, an I/O error) or a folder moved
+    away mid-check (by another resumer) is not known to be damaged, and a re-run would not mend it."""
+    from sim import sweep, verify as verify_module
+
+    assert sweep.damage(run) == [] and sweep.finished_intact(run)
+    (run / "notes.txt").write_text("mine", encoding="utf-8")
+    assert sweep.damage(run) == [f"{run / 'notes.txt'}: unexpected file: not in the manifest"]
+    (run / "notes.txt").unlink()
+    real = verify_module.sha256
+
+    def unreadable(path):
+        if Path(path).name == "series.csv":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(verify_module, "sha256", unreadable)
+    assert sweep.damage(run) == [] and sweep.finished_intact(run)
+    monkeypatch.setattr(verify_module, "sha256", real)
+
+    def moved(folder, report):
+        raise FileNotFoundError(2, "No such file or directory", str(folder))
+
+    monkeypatch.setattr(verify_module, "verify_run", moved)
+    assert sweep.damage(run) == []
+    monkeypatch.undo()
+    (run / "series.csv").write_bytes((run / "series.csv").read_bytes()[:-10])
+    assert sweep.damage(run) and not sweep.finished_intact(run)
+    assert not sweep.finished_intact(run.parent / "absent")

@@ -200,13 +200,13 @@ def _finished(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx:
     from hydra.core.utils import JobReturn, JobStatus
 
     from ..cli import job_objective
-    from ..sweep import is_finished, trial_done
+    from ..sweep import finished_intact, trial_done
 
     basic = _basic(launcher)
     found = {}
     for i, overrides in enumerate(job_overrides):
         job_dir, cfg = _job_folder(launcher, overrides)
-        if is_finished(job_dir):
+        if finished_intact(job_dir):  # a damaged one is submitted: the job sets it aside and runs again
             log.info("job %s: already finished, skipped", job_dir.name)
             if not basic:
                 trial_done(job_dir.parent, initial_job_idx + i, ran=False)

@@ -81,15 +81,19 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
+#: legend key length (font sizes): a target's dash-dot line shows a whole pattern on each side of its star
+LEGEND_HANDLE = 3.2
+
+
 def _legend(body, handles, ncol=None, width: float = WIDTH):
     """A legend under the panels, in as many columns as its longest label lets fit in the width."""
     if ncol is None:
         size = matplotlib.rcParams["legend.fontsize"]
         size = matplotlib.font_manager.FontProperties(size=size).get_size_in_points()
         longest = max((_text_width(h.get_label(), size) for h in handles), default=0.0)
-        entry = longest + (2.2 + 0.8 + 1.6) * size  # key, gap to the text, gap between columns (points)
+        entry = longest + (LEGEND_HANDLE + 0.8 + 1.6) * size  # key, gap to the text, gap between columns (points)
         ncol = max(1, min(len(handles), 6, int((width * 72 - 24) // entry)))
-    body.legend(handles=handles, loc="outside lower center", ncol=ncol, handlelength=2.2, columnspacing=1.6)
+    body.legend(handles=handles, loc="outside lower center", ncol=ncol, handlelength=LEGEND_HANDLE, columnspacing=1.6)
 
 
 def _text_width(text: str, size: float) -> float:

@@ -76,6 +76,9 @@ def rc(lang: str) -> dict:
         "xtick.labelsize": 8,
         "ytick.labelsize": 8,
         "legend.fontsize": 8,
+        # a dash-dot whose pattern fits on each side of a target's star in a legend key (LEGEND_HANDLE):
+        # matplotlib's own, 10.6 points long, drew that key as a solid line
+        "lines.dashdot_pattern": [4.0, 1.3, 1.0, 1.3],
         "legend.frameon": False,
         "figure.titlesize": 12,
         "axes.spines.top": False,
@@ -363,8 +366,25 @@ def _key(handle) -> tuple:
     return (type(handle).__name__, id(handle))
 
 
+def hidden_pattern(leg, handle) -> tuple[float, float] | None:
+    """A dashed or dash-dotted legend key too short to show its pattern: (the pattern's length, the line
+    shown on each side of the key's marker, or all of it without one), in points; None if it shows. The
+    national target's key once looked solid beside the chart's dash-dot line (fig. 1)."""
+    if not (hasattr(handle, "get_linestyle") and hasattr(handle, "get_marker")) or handle.get_linewidth() <= 0:
+        return None
+    dashes = getattr(handle, "_dash_pattern", (0.0, None))[1]  # as drawn: scaled by the line width
+    if not dashes:
+        return None
+    length = leg.handlelength * leg.prop.get_size_in_points()
+    marker = handle.get_marker()
+    shown = length if marker in (None, "None", "none", "", " ") else (length - handle.get_markersize()) / 2
+    period = float(sum(dashes))
+    return (period, shown) if shown < period else None
+
+
 def legend_problems(fig, width: float, height: float) -> list[str]:
-    """Legends that stick out of the figure (keys or labels cut off) or whose keys look alike."""
+    """Legends that stick out of the figure (keys or labels cut off), whose keys look alike, or whose keys
+    are too short to show their line style."""
     renderer = fig.canvas.get_renderer()
     problems = []
     for leg in _legends(fig):
@@ -375,6 +395,10 @@ def legend_problems(fig, width: float, height: float) -> list[str]:
         for handle, text in zip(leg.legend_handles, leg.get_texts()):
             if handle is None:
                 continue
+            hidden = hidden_pattern(leg, handle)
+            if hidden is not None:
+                problems.append(f"legend key of {text.get_text()!r} shows {hidden[1]:.1f} points of its line, less than "
+                                f"its {hidden[0]:.1f}-point pattern: it looks solid")
             k = _key(handle)
             if k in seen:
                 problems.append(f"legend keys of {seen[k]!r} and {text.get_text()!r} look the same")
