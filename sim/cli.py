@@ -689,7 +689,9 @@ def _job(dcfg: DictConfig, job_dir: Path, overrides: list[str], job_num: int, va
         if value:  # an optimising sweeper's trial with the settings of a trial running now: that run's value is its
             log.info("job %s: being run by %s; waiting for its result", job_dir.name,
                      claims.holder(job_dir) or "another process")
-            while claims.live_holder(job_dir) is not None:  # to its end: a holder may be setting a damaged folder aside
+            # to the claim's end, not only to COMPLETE: the holder may be about to set a damaged folder aside
+            # (a claim file left by a failed unlink, its lock gone, ends the wait once the job has finished)
+            while claims.live_holder(job_dir) is not None and (not is_finished(job_dir) or claims.locked(job_dir)):
                 time.sleep(0.2)
             return job_objective(dcfg, job_dir) if finished_intact(job_dir) else nan
         log.info("job %s: being run by %s; skipped", job_dir.name, claims.holder(job_dir) or "another process")
