@@ -243,22 +243,35 @@ def _is_missing(dcfg: DictConfig, dotted: str) -> bool:
         return False
 
 
+#: the schema's entry in Hydra's store as this process last stored it (register_schema)
+_STORED_SCHEMA: list = [None]
+
+
 def register_schema() -> None:
-    """Make RunConfig the schema of the composed config: every key, its type and default."""
-    from omegaconf import MISSING, open_dict
+    """Make RunConfig the schema of the composed config: every key, its type and default.
 
-    from .objective import ObjectiveParams
-
-    node = OmegaConf.structured(RunConfig)
-    for key in PRESET_MAPPINGS:
-        OmegaConf.update(node, key, {}, merge=False)
-    for key in PRESET_REQUIRED:
-        OmegaConf.update(node, key, MISSING, merge=False)
-    with open_dict(node):  # what a sweep job returns to its sweeper (sim.objective): not a model setting
-        node.objective = OmegaConf.structured(ObjectiveParams)
+    Built and stored once a process while the store keeps that entry: building it
+    (`OmegaConf.structured` of the whole schema) and storing it (a copy) took 50-70 ms, and a process
+    that composes many times (a tool built on `compose_config`, the tests) paid it at every
+    composition. The store hands out copies of its entries (`ConfigStore.load`), so the entry is the
+    same for every composition."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name="run_schema", node=node)
+    store = ConfigStore.instance()
+    if _STORED_SCHEMA[0] is None or store.repo.get("run_schema.yaml") is not _STORED_SCHEMA[0]:
+        from omegaconf import MISSING, open_dict
+
+        from .objective import ObjectiveParams
+
+        node = OmegaConf.structured(RunConfig)
+        for key in PRESET_MAPPINGS:
+            OmegaConf.update(node, key, {}, merge=False)
+        for key in PRESET_REQUIRED:
+            OmegaConf.update(node, key, MISSING, merge=False)
+        with open_dict(node):  # what a sweep job returns to its sweeper (sim.objective): not a model setting
+            node.objective = OmegaConf.structured(ObjectiveParams)
+        store.store(name="run_schema", node=node)
+        _STORED_SCHEMA[0] = store.repo["run_schema.yaml"]
     share_the_config_store(ConfigStore)
     from .cluster import register_launchers
 

@@ -12,6 +12,16 @@ from sim import WorkforceModel
 from sim.certification import WAITS
 from sim.config import HorizonParams, RunConfig
 
+def pytest_collection_finish(session):
+    """What the collection imported (Hydra, pandas, matplotlib, the package) lives as long as the
+    worker: kept out of the garbage collector's full passes, which otherwise walk it again each time
+    (3.8-6.1 s a worker over the default run)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(autouse=True)
 def _root_logging_left_as_found():
     """A command run in-process (Hydra's configure_log, a CLI's basicConfig) points the root logger
@@ -65,6 +75,24 @@ def _no_history_on_disk():
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(history_reuse.DISK_ENV, "0")
+        yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _studies_in_the_test_process():
+    """SKILLSIM_JOBS=1 for the session (unless the caller set it): pytest-xdist already runs one test
+    process per core, so a study's pool of one process per core only doubled the processes on the same
+    cores and paid each worker's start (the default run's summed test time 422 s against 326 s, the
+    sensitivity tests' 61 s against 44 s). The pool itself is tested where a test asks for it
+    (SKILLSIM_JOBS=2 in tests/test_forecast.py and tests/test_interrupt.py, the pool tests of
+    tests/test_compiled.py), and the results depend on neither (tests/test_forecast.py)."""
+    import os
+
+    if "SKILLSIM_JOBS" in os.environ:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SKILLSIM_JOBS", "1")
         yield
 
 

@@ -308,6 +308,26 @@ def test_the_value_a_key_given_twice_drops_is_not_checked(tmp_path, sweep):
             assert "n_agents=600" in job.name and "abc" not in job.name
 
 
+def test_the_schema_is_built_once_a_process_and_again_when_the_store_lost_it(monkeypatch):
+    """register_schema built and stored the whole schema at every composition (50-70 ms, paid by every
+    composition of a process that composes many times); now once, while Hydra's store keeps that entry.
+    An entry the store lost or had replaced is registered again, and compositions read the schema."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    register_schema()
+    entry = store.repo["run_schema.yaml"]
+    register_schema()
+    assert store.repo["run_schema.yaml"] is entry  # not built again
+    assert compose_run("n_agents=1234").n_agents == 1234
+    store.store(name="run_schema", node={"n_agents": 5})  # another entry in its place
+    register_schema()
+    assert store.repo["run_schema.yaml"] is not entry and "levers" in store.repo["run_schema.yaml"].node
+    assert compose_run("levers.studio.intensity=2").levers.studio.intensity == 2
+    del store.repo["run_schema.yaml"]  # lost
+    assert compose_run("n_agents=1500").n_agents == 1500
+
+
 def test_help_and_composition_are_the_same_with_the_config_store_shared(monkeypatch, capsys):
     """Hydra deep-copied every config registered in its store for each composition; `skillsim --help`
     composes once for each config group (0.9 s). The store is now shared by a copied repository

@@ -124,7 +124,7 @@ def test_cross_terms_only_among_the_first_coordinates():
     assert not few.cross and few.features(th).shape[1] == 1 + 5 + 5  # 30 < 3 x 12 points: squares only
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("seed", [1, pytest.param(2, marks=pytest.mark.slow)])  # 5 s each: one in the default run
 def test_unread_coordinates_added_to_the_fitted_ones_keep_their_prior(seed):
     """The ensemble's coordinates are the fitted parameters and, after them, the assumptions without a
     source, most of which no target reads: with 20 unread coordinates appended (cross terms among the
