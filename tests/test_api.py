@@ -215,6 +215,7 @@ def test_mesa_batch_run_gives_tidy_rows_with_the_final_month(tmp_path):
     assert again["high_skill_share"] == last["high_skill_share"] and again["seed"] == last["run_seed"]
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_batch_run_row_without_a_seed_names_the_fresh_seed_it_ran(tmp_path):
     """Without a seed each run draws a fresh one (as Mesa models do); the row's run_seed repeats it."""
     code = textwrap.dedent("""

@@ -784,10 +784,9 @@ def test_too_many_agents_is_refused_before_anything_is_allocated(monkeypatch, tm
                         r"[\d,]+ agents \(this run would need about [\d.]+ GB; max_memory_gb=16.0\)\n", err), err
 
 
-@pytest.mark.parametrize("command", [["-m", "sim"], ["-c", "from sim.studies.calibrate import main; main()"],
-                                     ["-c", "from sim.studies.plan import main; main()"],
-                                     ["-c", "from sim.report.cli import main; main()"],
-                                     ["-c", "from sim.verify import main; main()"]])
+@pytest.mark.parametrize("command", [["-m", "sim"], *[pytest.param(c, marks=pytest.mark.slow) for c in (  # one by default
+    ["-c", "from sim.studies.calibrate import main; main()"], ["-c", "from sim.studies.plan import main; main()"],
+    ["-c", "from sim.report.cli import main; main()"], ["-c", "from sim.verify import main; main()"])]])
 def test_a_reader_that_closes_the_output_ends_the_command_quietly(command):
     """`skillsim --help | head -3`: the reader goes away before the help is written. The command ends
     silently with SIGPIPE's status, as a C tool does; it said "cannot write the output folder: Broken

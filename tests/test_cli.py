@@ -258,6 +258,7 @@ def test_the_warning_names_a_key_given_twice_as_it_runs(caplog):
         "seed was given twice (1, then 2): seed=2 is used, the last"]
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_key_given_twice_beside_a_flag_is_kept_once_too(tmp_path):
     """`skillsim --config-dir DIR n_agents=abc n_agents=600`, and `--cfg job`, still refused `abc` and said
     nothing of the key given twice (a user trial): the same as without the flag now."""

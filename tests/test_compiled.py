@@ -1129,6 +1129,7 @@ def test_other_python_threads_use_one_thread_each():
     assert kernels.threads() == kernels._allowed_threads()
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_openmp_waits_asleep_without_the_setting_left_in_the_environment():
     """GNU OpenMP reads OMP_WAIT_POLICY as its library loads: PASSIVE then (threads asleep between
     calls, not spinning on a core), and the variable gone again, so programs started later keep
@@ -1410,6 +1411,7 @@ def test_an_interrupt_wrapped_twice_or_lost_by_a_compiled_call_stays_an_interrup
             raise SystemError("something else")
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_loading_the_kernels_does_not_import_scipy_linalg_and_leaves_numbas_blas_check_in_place(tmp_path):
     """numba's BLAS check (an import of scipy.linalg, 0.3-0.4 s) is answered without the import when
     the kernels load, and numba's own check is back afterwards: a user's np.dot still compiles, and
@@ -1437,6 +1439,7 @@ print('ok')
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_cold_compiled_cache_is_filled_apart_while_the_explorers_workers_use_numpy(tmp_path):
     """The explorer's first start with an empty numba cache showed no chart for about 83 s, its batch
     compiling every kernel before the first run. Asked not to wait (the explorer's batches), a cold cache

@@ -84,6 +84,7 @@ def test_a_cached_composition_writes_the_same_folder_and_a_damaged_one_is_ignore
         assert [_without_times(line) for line in log] == [_without_times(line) for line in logs[0]]
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_cached_composition_resolves_the_time_anew(tmp_path):
     """${now:} in the folder name is this run's time, not the time of the run that filled the cache
     (which once named a run after another one, and refused a second run as 'already exists')."""
@@ -187,7 +188,7 @@ def test_only_a_composition_a_run_without_hydra_does_in_full_is_cached(overrides
     assert cli.plain_runnable(dcfg.hydra) is runnable
 
 
-@pytest.mark.parametrize("case", ["runs-is-a-file", "run-dir-not-empty"])
+@pytest.mark.parametrize("case", [pytest.param("runs-is-a-file", marks=pytest.mark.slow), "run-dir-not-empty"])
 def test_a_run_from_the_cache_fails_as_a_run_through_hydra_does(tmp_path, case):
     """The same mistake found at run time gives the same exit code and the same lines from the cache and
     through Hydra's run_job (an environment variable for the job sends it there): sim.single_run.run_entry

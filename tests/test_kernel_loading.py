@@ -116,6 +116,7 @@ print("hits", sum(sum(getattr(cf, f"f{i}").stats.cache_hits.values()) for i in r
 """
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_two_threads_asking_for_a_cached_function_at_once_both_get_it(tmp_path):
     """A cached function handed to compiled code as a first-class function is looked up outside
     numba's compiler lock; two threads doing it at once, the first parsing the bitcode, must not give

@@ -130,6 +130,7 @@ def test_bad_options_fail_in_one_line_and_write_nothing(tmp_path, monkeypatch, r
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_bad_option_exits_2_from_its_own_process(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sim.studies.plan", "target.share=0.35", "target.year=2030",
                            "budget=-5", f"out={tmp_path / 'p'}"], cwd=tmp_path, capture_output=True, text=True)

@@ -269,6 +269,7 @@ def test_a_study_rerun_names_the_users_config_file_changed_since(tmp_path):
     assert f"your config file {preset.resolve()} (changed)" in changed.stderr
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_region_preset_in_a_subfolder_names_itself_by_its_file(tmp_path):
     """region=cities/my_town reads cities/my_town.yaml, which says name: my_town (a review: the check
     that a preset's name is its file's asked for name: cities/my_town, and a folder named after it)."""

@@ -612,6 +612,7 @@ def test_the_report_draws_the_indices_the_study_wrote(model_studies, method, req
         assert ("fig5_morris_mu_sigma" in w.figures) == (method == "morris")
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_the_discovery_report_draws_the_chosen_box(tmp_path, capsys):
     from sim.report import pack
 

@@ -136,6 +136,7 @@ def test_aggregate_command_rebuilds_the_tables(grid_sweeps, tmp_path):
         assert (joblib_dir / t).read_bytes() == before[t], t
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_job_repeating_anothers_settings_written_otherwise_is_counted_once(grid_sweeps, tmp_path):
     """A sweep extended with `intensity=3.00` where it ran `3` runs the same jobs into new folders; the
     tables used each run twice (n 10 for 5 runs, and t-intervals of effects.csv narrowed as if the copies

@@ -58,6 +58,7 @@ def test_skillsim_aggregate_on_a_replicate_only_sweep(replicates):
     assert_one_line_error(bad, "skillsim-aggregate", EXIT_CONFIG, "single setting")
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_users_folder_named_like_a_job_is_left_out_not_counted_missing(replicates, tmp_path):
     """A folder of the user's own with a job-like name (key=value) was tabled as a missing job, a row of
     runs.csv, and the command ended with exit 5. It holds files but no result, failure record or job
@@ -259,6 +260,7 @@ def test_a_joblib_launch_pickles_what_its_jobs_share_once_and_a_worker_unpickles
     fastsweep._shipment.clear()  # no test's objects kept for a later launch
 
 
+@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_sweeps_own_job_folder_stays_missing_whatever_it_holds(replicates, tmp_path):
     """An interrupted job releases its claim and leaves the folder Hydra made; a file manager's hidden
     file in it, or any file in a folder the sweep recorded as one of its jobs, does not make it "not a
