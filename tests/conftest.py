@@ -80,15 +80,17 @@ def _no_history_on_disk():
 
 @pytest.fixture(autouse=True, scope="session")
 def _studies_in_the_test_process():
-    """SKILLSIM_JOBS=1 for the session (unless the caller set it): pytest-xdist already runs one test
-    process per core, so a study's pool of one process per core only doubled the processes on the same
-    cores and paid each worker's start (the default run's summed test time 422 s against 326 s, the
-    sensitivity tests' 61 s against 44 s). The pool itself is tested where a test asks for it
-    (SKILLSIM_JOBS=2 in tests/test_forecast.py and tests/test_interrupt.py, the pool tests of
-    tests/test_compiled.py), and the results depend on neither (tests/test_forecast.py)."""
+    """SKILLSIM_JOBS=1 for the session when pytest-xdist runs several test processes (unless the caller
+    set it): they already use every core, so a study's pool of one process per core only doubled the
+    processes on the same cores and paid each worker's start (in a pair of default runs on 2026-12-08,
+    the summed test time 422 s against 326 s, the sensitivity tests' 61 s against 44 s; the machine's
+    speed drifts by about 10% from run to run). With `-n 0` (the slow run) a
+    study's pool has the cores to itself and runs as a user's does. The pool itself is tested where a
+    test asks for it (SKILLSIM_JOBS=2 in tests/test_forecast.py and tests/test_interrupt.py, the pool
+    tests of tests/test_compiled.py), and the results depend on neither (tests/test_forecast.py)."""
     import os
 
-    if "SKILLSIM_JOBS" in os.environ:
+    if "SKILLSIM_JOBS" in os.environ or int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) < 2:
         yield
         return
     with pytest.MonkeyPatch.context() as mp:
