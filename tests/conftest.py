@@ -12,6 +12,20 @@ from sim import WorkforceModel
 from sim.certification import WAITS
 from sim.config import HorizonParams, RunConfig
 
+#: The test files that take longest in the default run (their tests' summed seconds on 2026-12-08: 42, 33,
+#: 30, 20, 17, 17, 15, 13, 10, 10, 9), longest first. They go to the workers first (pyproject.toml's
+#: --no-loadscope-reorder keeps this order; pytest-xdist would order the files by their number of
+#: tests), so that the run does not end with one worker on a long file while the other waits. Files not
+#: listed follow, in their usual order.
+LONGEST_FIRST = ("test_sensitivity", "test_report", "test_sweep", "test_bad_inputs", "test_compiled",
+                 "test_compose_cache", "test_cli", "test_posterior", "test_sweep_faults", "test_api", "test_explorer")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: a file's tests keep their order
+
+
 def pytest_collection_finish(session):
     """What the collection imported (Hydra, pandas, matplotlib, the package) lives as long as the
     worker: kept out of the garbage collector's full passes, which otherwise walk it again each time
@@ -75,26 +89,6 @@ def _no_history_on_disk():
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(history_reuse.DISK_ENV, "0")
-        yield
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _studies_in_the_test_process():
-    """SKILLSIM_JOBS=1 for the session when pytest-xdist runs several test processes (unless the caller
-    set it): they already use every core, so a study's pool of one process per core only doubled the
-    processes on the same cores and paid each worker's start (in a pair of default runs on 2026-12-08,
-    the summed test time 422 s against 326 s, the sensitivity tests' 61 s against 44 s; the machine's
-    speed drifts by about 10% from run to run). With `-n 0` (the slow run) a
-    study's pool has the cores to itself and runs as a user's does. The pool itself is tested where a
-    test asks for it (SKILLSIM_JOBS=2 in tests/test_forecast.py and tests/test_interrupt.py, the pool
-    tests of tests/test_compiled.py), and the results depend on neither (tests/test_forecast.py)."""
-    import os
-
-    if "SKILLSIM_JOBS" in os.environ or int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) < 2:
-        yield
-        return
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SKILLSIM_JOBS", "1")
         yield
 
 

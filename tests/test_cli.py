@@ -309,7 +309,7 @@ def test_the_value_a_key_given_twice_drops_is_not_checked(tmp_path, sweep):
             assert "n_agents=600" in job.name and "abc" not in job.name
 
 
-def test_the_schema_is_built_once_a_process_and_again_when_the_store_lost_it(monkeypatch):
+def test_the_schema_is_built_once_a_process_and_again_when_the_store_lost_it():
     """register_schema built and stored the whole schema at every composition (50-70 ms, paid by every
     composition of a process that composes many times); now once, while Hydra's store keeps that entry.
     An entry the store lost or had replaced is registered again, and compositions read the schema."""

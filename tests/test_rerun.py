@@ -269,6 +269,28 @@ def test_a_study_rerun_names_the_users_config_file_changed_since(tmp_path):
     assert f"your config file {preset.resolve()} (changed)" in changed.stderr
 
 
+def test_a_region_preset_in_a_subfolder_is_checked_against_its_file_name(tmp_path, capsys):
+    """The rule of the next test in the default run, in this process and without a run (`--cfg job`
+    checks the settings as a run does): cities/my_town.yaml may say name: my_town, cities/other.yaml
+    may not."""
+    from sim import cli
+
+    cities = tmp_path / "conf" / "region" / "cities"
+    cities.mkdir(parents=True)
+    for stem in ("my_town", "other"):
+        (cities / f"{stem}.yaml").write_text(own_preset("my_town"), encoding="utf-8")
+    codes = []
+    for stem in ("my_town", "other"):
+        try:
+            cli.main(["--config-dir", str(tmp_path / "conf"), f"region=cities/{stem}", "--cfg", "job"])
+            codes.append(EXIT_OK)
+        except SystemExit as exc:
+            codes.append(exc.code or EXIT_OK)
+        codes.append(capsys.readouterr())
+    assert codes[0] == EXIT_OK and "name: my_town" in codes[1].out, codes[1].err
+    assert codes[2] == EXIT_CONFIG and "region.name = 'my_town' is invalid; allowed: 'other'" in codes[3].err, codes[3]
+
+
 @pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_region_preset_in_a_subfolder_names_itself_by_its_file(tmp_path):
     """region=cities/my_town reads cities/my_town.yaml, which says name: my_town (a review: the check

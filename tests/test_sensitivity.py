@@ -394,6 +394,18 @@ def test_discover_on_the_model_writes_its_folder(tmp_path):
         chosen = traj[traj["chosen"]].iloc[0]
         assert chosen["coverage"] == pytest.approx(choice["coverage"]) and chosen["density"] == pytest.approx(
             choice["density"])
+    # its report, in the default run (the Chinese one and the charts' details: the slow tests below)
+    from sim.report import pack
+
+    w = pack.make_report(path, pack.Options(lang="en", formats=("png",)))
+    assert sorted(p.name for p in (w.out / "figures").iterdir()) == [
+        "fig1_prim_tradeoff.csv", "fig1_prim_tradeoff.png", "fig2_prim_box.csv", "fig2_prim_box.png"]
+    assert (w.out / "report.md").read_text(encoding="utf-8").startswith("# Scenario discovery: Chongqing")
+    trade = pd.read_csv(w.out / "figures" / "fig1_prim_tradeoff.csv")
+    if choice["box_id"] is not None:
+        assert trade[trade["chosen"]]["coverage"].iloc[0] == pytest.approx(choice["coverage"])
+        box, written = pd.read_csv(w.out / "figures" / "fig2_prim_box.csv"), pd.read_csv(path / "box.csv")
+        assert set(box["input"]) == set(written[written["restricted"]]["input"])
 
 
 @pytest.mark.parametrize("cmd,args,field", [

@@ -136,6 +136,22 @@ def test_aggregate_command_rebuilds_the_tables(grid_sweeps, tmp_path):
         assert (joblib_dir / t).read_bytes() == before[t], t
 
 
+def test_a_setting_written_otherwise_has_the_same_key_and_its_jobs_repeat_the_first():
+    """The rule behind the next test, in the default run: `3.00` and `3`, `True` and `true`, in any order,
+    are one setting; a later job of the same setting repeats the first (by job number), failed or not."""
+    from sim.aggregate import repeated_jobs, setting_key
+
+    assert setting_key(["a.b=2", "replicate=0"]) == setting_key(["replicate=0", "a.b=2.00"])
+    assert setting_key(["x=True"]) == setting_key(["x=true"]) != setting_key(["x=1"])
+    assert setting_key(["a.b=2"]) != setting_key(["a.b=2.01"])
+    assert setting_key(["seed=9007199254740992"]) != setting_key(["seed=9007199254740993"])  # equal as floats
+    jobs = {"b": {"status": "ok", "overrides": ["k=2.00"], "job_num": 1},
+            "a": {"status": "ok", "overrides": ["k=2"], "job_num": 0},
+            "c": {"status": "failed", "overrides": ["k=2.0"], "job_num": None},
+            "d": {"status": "ok", "overrides": ["k=3"], "job_num": 2}}
+    assert repeated_jobs(jobs) == {"b": "a", "c": "a"}
+
+
 @pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
 def test_a_job_repeating_anothers_settings_written_otherwise_is_counted_once(grid_sweeps, tmp_path):
     """A sweep extended with `intensity=3.00` where it ran `3` runs the same jobs into new folders; the
@@ -143,12 +159,6 @@ def test_a_job_repeating_anothers_settings_written_otherwise_is_counted_once(gri
     were independent). A repeat is left out, said once, and the tables are the sweep's own."""
     import shutil
 
-    from sim.aggregate import repeated_jobs, setting_key
-
-    assert setting_key(["a.b=2", "replicate=0"]) == setting_key(["replicate=0", "a.b=2.00"])
-    assert setting_key(["x=True"]) == setting_key(["x=true"]) != setting_key(["x=1"])
-    assert setting_key(["a.b=2"]) != setting_key(["a.b=2.01"])
-    assert setting_key(["seed=9007199254740992"]) != setting_key(["seed=9007199254740993"])  # equal as floats
     joblib_dir = grid_sweeps[0]
     folder = tmp_path / "sw"
     shutil.copytree(joblib_dir, folder)
@@ -161,11 +171,6 @@ def test_a_job_repeating_anothers_settings_written_otherwise_is_counted_once(gri
     assert "counted once: 6 job folders repeat another's settings" in proc.stderr
     for t in TABLES:
         assert (folder / t).read_bytes() == (joblib_dir / t).read_bytes(), t
-    jobs = {"b": {"status": "ok", "overrides": ["k=2.00"], "job_num": 1},
-            "a": {"status": "ok", "overrides": ["k=2"], "job_num": 0},
-            "c": {"status": "failed", "overrides": ["k=2.0"], "job_num": None},
-            "d": {"status": "ok", "overrides": ["k=3"], "job_num": 2}}
-    assert repeated_jobs(jobs) == {"b": "a", "c": "a"}
 
 
 @pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores

@@ -58,8 +58,21 @@ def test_skillsim_aggregate_on_a_replicate_only_sweep(replicates):
     assert_one_line_error(bad, "skillsim-aggregate", EXIT_CONFIG, "single setting")
 
 
-@pytest.mark.slow  # a long end-to-end check: the default run stays within 3 minutes on 2 cores
-def test_a_users_folder_named_like_a_job_is_left_out_not_counted_missing(replicates, tmp_path):
+def aggregate_here(folder, capsys) -> tuple[int, str]:
+    """`skillsim-aggregate FOLDER` in this process (its exit code, what it printed): the command's own
+    process is tested by the other tests of this file."""
+    from sim.aggregate import main
+
+    capsys.readouterr()
+    try:
+        main([str(folder)])
+    except SystemExit as exc:
+        code = exc.code
+    said = capsys.readouterr()
+    return code, said.out + said.err
+
+
+def test_a_users_folder_named_like_a_job_is_left_out_not_counted_missing(replicates, tmp_path, capsys):
     """A folder of the user's own with a job-like name (key=value) was tabled as a missing job, a row of
     runs.csv, and the command ended with exit 5. It holds files but no result, failure record or job
     claim, so it is no job: left out, and said so. A job folder Hydra made and nothing wrote (empty) is
@@ -69,14 +82,14 @@ def test_a_users_folder_named_like_a_job_is_left_out_not_counted_missing(replica
     shutil.copytree(out, copy)
     (copy / "n_agents=100,replicate=9").mkdir()
     (copy / "n_agents=100,replicate=9" / "notes.txt").write_text("my notes\n")
-    proc = run("sim.aggregate", str(copy), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "left out of the tables: n_agents=100,replicate=9" in proc.stderr
+    code, said = aggregate_here(copy, capsys)
+    assert code == 0, said
+    assert "left out of the tables: n_agents=100,replicate=9" in said
     runs = pd.read_csv(copy / "runs.csv")
     assert len(runs) == 3 and (runs["status"] == "ok").all()
     (copy / "n_agents=100,replicate=8").mkdir()  # made for a job that never wrote it
-    proc = run("sim.aggregate", str(copy), cwd=tmp_path)
-    assert proc.returncode == 5 and "1 missing" in proc.stdout + proc.stderr, proc.stderr
+    code, said = aggregate_here(copy, capsys)
+    assert code == 5 and "1 missing" in said, said
 
 
 def test_a_broken_aggregation_exits_non_zero_with_one_line(replicates, tmp_path):
