@@ -64,12 +64,10 @@ def aggregate_here(folder, capsys) -> tuple[int, str]:
     from sim.aggregate import main
 
     capsys.readouterr()
-    try:
+    with pytest.raises(SystemExit) as ended:  # the command always ends with its exit code
         main([str(folder)])
-    except SystemExit as exc:
-        code = exc.code
     said = capsys.readouterr()
-    return code, said.out + said.err
+    return ended.value.code, said.out + said.err
 
 
 def test_a_users_folder_named_like_a_job_is_left_out_not_counted_missing(replicates, tmp_path, capsys):
